@@ -1,0 +1,91 @@
+# Convenience wrapper around CMake. Every target installs missing Debian
+# packages first (scripts/setup-deps.sh; silent when nothing is missing).
+#
+#   make                 build into build/ (RelWithDebInfo)
+#   make run             build, then serve on $(LISTEN) with data in $(DATA)/
+#   make test            build, then run every test with ctest
+#   make test-asan       ASan+UBSan Debug build in build-asan/, then ctest
+#   make test-valgrind   unit tests of build/ under valgrind (fails on leaks)
+#   make install         cmake --install build --prefix $(PREFIX)
+#   make bench           bench/gateway.sh (nno vs nginx; see bench/README.md)
+#   make clean           remove build/ and build-asan/ (never $(DATA)/)
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+PREFIX     ?= /usr/local
+LISTEN     ?= 127.0.0.1:8080
+DATA       ?= var
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_ARGS ?=
+CTEST_ARGS ?=
+
+# No "Entering directory" noise from the make that cmake --build runs.
+MAKEFLAGS += --no-print-directory
+
+VALGRIND = valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect \
+           --error-exitcode=1 --quiet
+
+# configure DIR ARGS: (re)configure DIR unless it already holds a generated
+# build system; cmake --build re-runs CMake by itself when a list file changes.
+define configure
+	@if [ ! -f $(1)/CMakeCache.txt ] || \
+	    { [ ! -f $(1)/Makefile ] && [ ! -f $(1)/build.ninja ]; }; then \
+	  cmake -S . -B $(1) $(2) $(CMAKE_ARGS); \
+	fi
+endef
+
+.PHONY: all build deps run test test-asan test-valgrind install bench clean
+
+all: build
+
+deps:
+	@scripts/setup-deps.sh
+
+build: deps
+	$(call configure,$(BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+	cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	@echo "nno: serving on http://$(LISTEN)/ with data in $(DATA)/ (Ctrl-C stops)"
+	@echo "  curl http://$(LISTEN)/hello"
+	@echo "  curl http://$(LISTEN)/metrics"
+	@echo "  curl http://$(LISTEN)/healthz"
+	@exec $(BUILD)/bin/nno serve --listen $(LISTEN) --data $(DATA)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure $(CTEST_ARGS)
+
+test-asan: deps
+	$(call configure,$(ASAN_BUILD),-DNNO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(ASAN_BUILD) --output-on-failure $(CTEST_ARGS)
+
+# Every unit test executable (ctest's unit_<name> runs tests/test_<name>)
+# under valgrind; all run, then the target fails if any failed or leaked.
+test-valgrind: build
+	@set -u; n=0; failed=""; \
+	for t in $(BUILD)/tests/test_*; do \
+	  [ -f "$$t" ] && [ -x "$$t" ] || continue; \
+	  n=$$((n + 1)); \
+	  echo "valgrind: $$t"; \
+	  $(VALGRIND) "$$t" || failed="$$failed $${t##*/}"; \
+	done; \
+	if [ "$$n" -eq 0 ]; then \
+	  echo "test-valgrind: no unit test executables in $(BUILD)/tests" >&2; exit 1; \
+	fi; \
+	if [ -n "$$failed" ]; then \
+	  echo "test-valgrind: FAILED (errors, leaks or test failures):$$failed" >&2; exit 1; \
+	fi; \
+	echo "test-valgrind: $$n unit test executable(s) clean"
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+bench: build
+	@scripts/setup-deps.sh bench
+	bench/gateway.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

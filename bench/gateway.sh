@@ -1,0 +1,297 @@
+#!/usr/bin/env bash
+# nno against nginx, side by side in one run (method: /work/shared/BENCH.md,
+# summary in bench/README.md).
+#
+# Every server listens on its own loopback port; each round measures them in
+# turn (the order rotates per round) with
+#   wrk -t$THREADS -c$CONNS -d$DURATION --latency
+# and reads the server's CPU time (utime+stime of its master and workers,
+# from /proc) before and after each run. Prints per round and the medians:
+# req/s, p99, server CPU seconds, requests per server CPU-second, and the
+# ratios nno / peer.
+#
+# Environment:
+#   PEERS=nno,nginx-bare,nginx-gateway   servers to measure (any subset)
+#   ROUNDS=3  DURATION=10s  THREADS=2  CONNS=64  WARMUP=2s (0: none)
+#   NNO=build/bin/nno  NNO_PATH=/hello  NNO_WORKERS=2
+#   NNO_HEADER="Name: value"     extra request header for nno (e.g. a key)
+#   NNO_CONFIG='{"log":{"access":false}}'   nno's --config file contents
+#   GATEWAY_RATE=1000000r/s  GATEWAY_BURST=100000   nginx-gateway's limit_req
+#   NGINX=nginx  WRK=wrk  KEEP=1 (keep the temp dir with logs and configs)
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+LIB="python3 $HERE/benchlib.py"
+
+PEERS=${PEERS:-nno,nginx-bare,nginx-gateway}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-64}
+WARMUP=${WARMUP:-2s}
+NNO=${NNO:-$ROOT/build/bin/nno}
+NNO_PATH=${NNO_PATH:-/hello}
+NNO_WORKERS=${NNO_WORKERS:-2}
+NNO_HEADER=${NNO_HEADER:-}
+NNO_CONFIG=${NNO_CONFIG:-'{"log":{"access":false}}'}
+NGINX=${NGINX:-nginx}
+WRK=${WRK:-wrk}
+KEEP=${KEEP:-0}
+GATEWAY_RATE=${GATEWAY_RATE:-1000000r/s}
+GATEWAY_BURST=${GATEWAY_BURST:-100000}
+
+IFS=, read -r -a SERVERS <<<"$PEERS"
+for s in "${SERVERS[@]}"; do
+  case $s in
+    nno|nginx-bare|nginx-gateway) ;;
+    *) echo "gateway.sh: unknown server '$s' in PEERS" \
+            "(known: nno, nginx-bare, nginx-gateway)" >&2; exit 2 ;;
+  esac
+done
+for tool in "$WRK" python3; do
+  command -v "$tool" >/dev/null ||
+    { echo "gateway.sh: $tool not found (scripts/setup-deps.sh bench)" >&2; exit 1; }
+done
+if [[ ,$PEERS, == *,nginx* ]] && ! command -v "$NGINX" >/dev/null; then
+  echo "gateway.sh: $NGINX not found (scripts/setup-deps.sh bench)" >&2; exit 1
+fi
+if [[ ,$PEERS, == *,nno,* ]] && [ ! -x "$NNO" ]; then
+  echo "gateway.sh: $NNO not built (run make first)" >&2; exit 1
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/nno-bench.XXXXXX")
+declare -A PID=() URL=() HDR=()
+STARTED=()
+
+# --- process management ------------------------------------------------------
+
+stop_server() {  # name: TERM the master, then KILL whatever of its tree is left
+  local name=$1 pid=${PID[$1]:-} tree i
+  [ -n "$pid" ] || return 0
+  unset "PID[$name]"
+  tree=$($LIB tree "$pid" 2>/dev/null || true)
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  for p in $tree; do kill -KILL "$p" 2>/dev/null || true; done
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  [ -n "${WRK_PID:-}" ] && kill -TERM "$WRK_PID" 2>/dev/null
+  for name in "${STARTED[@]}"; do stop_server "$name"; done
+  if [ "$KEEP" = 1 ] || [ "$rc" -ne 0 ]; then
+    echo "gateway.sh: logs and configs kept in $TMP" >&2
+  else
+    rm -rf "$TMP"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+wait_ready() {  # name url [header]: until the server answers 2xx
+  local name=$1 url=$2 hdr=${3:-} st i
+  for ((i = 0; i < 150; i++)); do
+    if ! kill -0 "${PID[$name]}" 2>/dev/null; then
+      echo "gateway.sh: $name exited during start-up; its log:" >&2
+      cat "$TMP/$name"/*.log >&2 2>/dev/null || true
+      exit 1
+    fi
+    st=$($LIB get "$url" ${hdr:+"$hdr"} 2>/dev/null | head -n1 || true)
+    [[ $st == 2?? ]] && return 0
+    sleep 0.1
+  done
+  echo "gateway.sh: $name not answering 2xx at $url (last status: ${st:-none}); log:" >&2
+  cat "$TMP/$name"/*.log >&2 2>/dev/null || true
+  exit 1
+}
+
+# start_nginx name template [rate limit_req-options]
+start_nginx() {
+  local name=$1 tpl=$2 rate=${3:-} opts=${4:-} dir="$TMP/$1" port user=""
+  port=$($LIB freeport)
+  mkdir -p "$dir/tmp" "$dir/www"
+  [ "$(id -u)" -eq 0 ] && user="user root;"
+  sed -e "s|@PREFIX@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@USER@|$user|g" \
+      -e "s|@RATE@|$rate|g" -e "s|@LIMIT_OPTS@|$opts|g" \
+      "$HERE/$tpl" >"$dir/nginx.conf"
+  [ -f "$TMP/keys.map" ] && cp "$TMP/keys.map" "$dir/keys.map"
+  if ! "$NGINX" -t -q -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" \
+       >"$dir/check.log" 2>&1; then
+    echo "gateway.sh: bad nginx config for $name:" >&2
+    cat "$dir/check.log" "$dir/error.log" >&2 2>/dev/null || true
+    exit 1
+  fi
+  "$NGINX" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" \
+    -g 'daemon off;' >"$dir/stdout.log" 2>&1 &
+  PID[$name]=$!
+  STARTED+=("$name")
+  URL[$name]="http://127.0.0.1:$port/"
+  HDR[$name]=""
+}
+
+start_nno() {
+  local dir="$TMP/nno" port
+  port=$($LIB freeport)
+  mkdir -p "$dir/var"
+  printf '%s\n' "$NNO_CONFIG" >"$dir/nno.json"
+  "$NNO" serve --listen "127.0.0.1:$port" --workers "$NNO_WORKERS" \
+    --data "$dir/var" --config "$dir/nno.json" >"$dir/nno.log" 2>&1 &
+  PID[nno]=$!
+  STARTED+=(nno)
+  URL[nno]="http://127.0.0.1:$port$NNO_PATH"
+  HDR[nno]=$NNO_HEADER
+}
+
+# --- checks ------------------------------------------------------------------
+
+FAILED=0
+check() {  # description condition-result(0/1) detail
+  if [ "$2" -eq 0 ]; then
+    echo "  ok    $1${3:+: $3}"
+  else
+    echo "  FAIL  $1${3:+: $3}"
+    FAILED=1
+  fi
+}
+
+has_headers() {  # file: 0 if it has X-Request-Id and CORS
+  grep -q '^x-request-id: .' "$1" && grep -q '^access-control-allow-origin: ' "$1"
+}
+
+gateway_checks() {  # name key: the API-key and header contract of a gateway peer
+  local name=$1 key=$2 url=${URL[$1]} out="$TMP/$1/get.txt"
+  $LIB get "$url" >"$out"
+  check "$name: no key -> 401 with X-Request-Id and CORS" \
+    "$({ [ "$(head -n1 "$out")" = 401 ] && has_headers "$out"; } && echo 0 || echo 1)" \
+    "status $(head -n1 "$out")"
+  $LIB get "$url" "X-Api-Key: not-a-key" >"$out"
+  check "$name: unknown key -> 401" \
+    "$([ "$(head -n1 "$out")" = 401 ] && echo 0 || echo 1)" "status $(head -n1 "$out")"
+  $LIB get "$url" "X-Api-Key: $key" >"$out"
+  check "$name: known key -> 200 with X-Request-Id and CORS" \
+    "$({ [ "$(head -n1 "$out")" = 200 ] && has_headers "$out"; } && echo 0 || echo 1)" \
+    "status $(head -n1 "$out")"
+}
+
+limit_check() {  # the same config at rate=1r/s: the limiter must fire
+  local key=$1 statuses out="$TMP/nginx-check/get.txt"
+  echo "limit_req check: nginx-gateway config with rate=1r/s, no burst"
+  start_nginx nginx-check nginx-gateway.conf.in 1r/s ""
+  wait_ready nginx-check "${URL[nginx-check]}" "X-Api-Key: $key"
+  sleep 1.1   # the readiness probe itself spent this second's request
+  statuses=$($LIB burst 5 "${URL[nginx-check]}" "X-Api-Key: $key")
+  check "5 requests in a row with one key -> 200 then 429s" \
+    "$([[ $statuses == "200 429 429 429 429" ]] && echo 0 || echo 1)" "$statuses"
+  $LIB get "${URL[nginx-check]}" "X-Api-Key: $key" >"$out"
+  check "429 carries X-Request-Id and CORS" \
+    "$({ [ "$(head -n1 "$out")" = 429 ] && has_headers "$out"; } && echo 0 || echo 1)" \
+    "status $(head -n1 "$out")"
+  stop_server nginx-check
+}
+
+# --- set-up --------------------------------------------------------------------
+
+echo "# nno gateway bench — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -r)"
+echo "# wrk -t$THREADS -c$CONNS -d$DURATION --latency; $ROUNDS round(s); servers: $PEERS"
+command -v "$NGINX" >/dev/null && echo "# $("$NGINX" -v 2>&1)"
+echo "# $("$WRK" --version 2>&1 | head -n1 | sed 's/ Copyright.*//' || true)"
+
+# 1,000 API keys; wrk sends one from the middle of the map.
+$LIB keys 1000 | awk '{ printf "%s client%d;\n", $1, NR }' >"$TMP/keys.map"
+KEY=$(sed -n '500{s/ .*//;p}' "$TMP/keys.map")
+
+for s in "${SERVERS[@]}"; do
+  case $s in
+    nginx-gateway)
+      limit_check "$KEY"
+      start_nginx nginx-gateway nginx-gateway.conf.in "$GATEWAY_RATE" \
+        "burst=$GATEWAY_BURST nodelay"
+      HDR[nginx-gateway]="X-Api-Key: $KEY"
+      wait_ready nginx-gateway "${URL[nginx-gateway]}" "${HDR[nginx-gateway]}"
+      echo "nginx-gateway (rate=$GATEWAY_RATE burst=$GATEWAY_BURST):"
+      gateway_checks nginx-gateway "$KEY"
+      ;;
+    nginx-bare)
+      start_nginx nginx-bare nginx-bare.conf.in
+      wait_ready nginx-bare "${URL[nginx-bare]}"
+      ;;
+    nno)
+      start_nno
+      wait_ready nno "${URL[nno]}" "${HDR[nno]}"
+      ;;
+  esac
+done
+if [ "$FAILED" -ne 0 ]; then
+  echo "gateway.sh: a peer check failed; its figures would mean nothing" >&2
+  exit 1
+fi
+for s in "${SERVERS[@]}"; do
+  echo "$s: ${URL[$s]}${HDR[$s]:+ (${HDR[$s]%%:*}: ...)} pid ${PID[$s]}"
+done
+
+# --- runs ----------------------------------------------------------------------
+
+WRK_PID=
+run_wrk() {  # name duration outfile
+  local name=$1
+  # In the background so that a signal's trap runs at once, not after wrk.
+  "$WRK" -t"$THREADS" -c"$CONNS" -d"$2" --latency \
+    ${HDR[$name]:+-H "${HDR[$name]}"} "${URL[$name]}" >"$3" 2>&1 &
+  WRK_PID=$!
+  wait "$WRK_PID" || { echo "gateway.sh: wrk failed:" >&2; cat "$3" >&2; exit 1; }
+  WRK_PID=
+}
+
+if [ "$WARMUP" != 0 ]; then
+  for s in "${SERVERS[@]}"; do run_wrk "$s" "$WARMUP" "$TMP/warmup-$s.txt"; done
+fi
+
+RESULTS="$TMP/results.txt"
+: >"$RESULTS"
+ERRORS=0
+n=${#SERVERS[@]}
+echo
+printf '%-5s %-14s %10s %9s %8s %12s\n' round server req/s "p99 ms" "CPU s" req/CPU-s
+for ((r = 1; r <= ROUNDS; r++)); do
+  for ((i = 0; i < n; i++)); do
+    s=${SERVERS[$(((i + r - 1) % n))]}
+    out="$TMP/wrk-$s-$r.txt"
+    c0=$($LIB cpu "${PID[$s]}")
+    run_wrk "$s" "$DURATION" "$out"
+    c1=$($LIB cpu "${PID[$s]}")
+    read -r reqs secs rps p99 non2xx sockerr < <($LIB wrk "$out")
+    cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')
+    rpc=$(awk -v n="$reqs" -v c="$cpu" 'BEGIN { printf "%.0f", (c > 0 ? n / c : 0) }')
+    echo "$r $s $rps $p99 $cpu $rpc" >>"$RESULTS"
+    printf '%-5s %-14s %9.1fk %9.2f %8.2f %11.1fk' "$r" "$s" \
+      "$(awk -v x="$rps" 'BEGIN { print x / 1000 }')" "$p99" "$cpu" \
+      "$(awk -v x="$rpc" 'BEGIN { print x / 1000 }')"
+    if [ "$non2xx" -ne 0 ] || [ "$sockerr" -ne 0 ]; then
+      printf '   <-- %s non-2xx, %s socket errors (%s)' "$non2xx" "$sockerr" "$out"
+      ERRORS=1
+    fi
+    echo
+    kill -0 "${PID[$s]}" 2>/dev/null ||
+      { echo "gateway.sh: $s died during the run" >&2; exit 1; }
+  done
+done
+
+echo
+base=nno
+[[ ,$PEERS, == *,nno,* ]] || base=${SERVERS[0]}
+$LIB report "$RESULTS" "$base" "${SERVERS[@]}"
+
+if [ "$ERRORS" -ne 0 ]; then
+  echo
+  echo "gateway.sh: WARNING: some runs had non-2xx answers or socket errors" \
+       "(marked above); their figures are not comparable" >&2
+  exit 1
+fi

@@ -1,0 +1,68 @@
+# nno_add_package(NAME SOURCES src... [CORE] [OUTPUT_DIR dir])
+#
+# Builds a plugin shared object against plugin-api only, with hidden
+# visibility and --no-undefined (its one export is the descriptor), and
+# places it beside a copy of its package.json in OUTPUT_DIR/NAME/.
+# Feature packages default to ${NNO_OUT}/packages, core plugins to the
+# plugin directory.
+function(nno_add_package name)
+  cmake_parse_arguments(P "CORE" "OUTPUT_DIR;MANIFEST" "SOURCES;LIBS" ${ARGN})
+  if(NOT P_MANIFEST)
+    set(P_MANIFEST ${CMAKE_CURRENT_SOURCE_DIR}/package.json)
+  endif()
+  if(NOT P_OUTPUT_DIR)
+    if(P_CORE)
+      set(P_OUTPUT_DIR ${NNO_PLUGIN_OUT})
+    else()
+      set(P_OUTPUT_DIR ${NNO_OUT}/packages)
+    endif()
+  endif()
+  set(dir ${P_OUTPUT_DIR}/${name})
+  add_library(pkg_${name} MODULE ${P_SOURCES})
+  target_link_libraries(pkg_${name} PRIVATE nno_plugin_api ${P_LIBS})
+  set_target_properties(pkg_${name} PROPERTIES
+    OUTPUT_NAME ${name} PREFIX "lib" C_VISIBILITY_PRESET hidden
+    LIBRARY_OUTPUT_DIRECTORY ${dir})
+  if(NOT NNO_SANITIZE)
+    target_link_options(pkg_${name} PRIVATE -Wl,--no-undefined)
+  endif()
+  add_custom_command(TARGET pkg_${name} POST_BUILD
+    COMMAND ${CMAKE_COMMAND} -E copy_if_different ${P_MANIFEST} ${dir}/package.json)
+  set_property(TARGET pkg_${name} PROPERTY NNO_PACKAGE_DIR ${dir})
+  if(P_CORE)
+    install(TARGETS pkg_${name} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/nno/plugins/${name})
+    install(FILES ${P_MANIFEST} DESTINATION ${CMAKE_INSTALL_LIBDIR}/nno/plugins/${name})
+  endif()
+endfunction()
+
+# nno_add_stack(MANIFEST stack.json PACKAGES name... [OUTPUT_DIR dir] [NOINSTALL])
+#
+# Assembles a stack in the layout of an installed stack archive:
+#   OUTPUT_DIR/{id}/{version}/stack.json
+#   OUTPUT_DIR/{id}/{version}/packages/{name}/{package.json,lib{name}.so}
+function(nno_add_stack)
+  cmake_parse_arguments(S "NOINSTALL" "MANIFEST;OUTPUT_DIR" "PACKAGES" ${ARGN})
+  if(NOT S_OUTPUT_DIR)
+    set(S_OUTPUT_DIR ${NNO_STACK_OUT})
+  endif()
+  file(READ ${S_MANIFEST} json)
+  string(JSON id GET ${json} id)
+  string(JSON version GET ${json} version)
+  set(dir ${S_OUTPUT_DIR}/${id}/${version})
+  set(cmds COMMAND ${CMAKE_COMMAND} -E make_directory ${dir}/packages
+           COMMAND ${CMAKE_COMMAND} -E copy_if_different ${S_MANIFEST} ${dir}/stack.json)
+  set(deps)
+  foreach(p ${S_PACKAGES})
+    list(APPEND deps pkg_${p})
+    list(APPEND cmds
+      COMMAND ${CMAKE_COMMAND} -E make_directory ${dir}/packages/${p}
+      COMMAND ${CMAKE_COMMAND} -E copy_if_different
+              $<TARGET_PROPERTY:pkg_${p},NNO_PACKAGE_DIR>/package.json
+              $<TARGET_FILE:pkg_${p}> ${dir}/packages/${p}/)
+  endforeach()
+  string(MAKE_C_IDENTIFIER "stack_${S_OUTPUT_DIR}_${id}_${version}" tgt)
+  add_custom_target(${tgt} ALL ${cmds} DEPENDS ${deps} ${S_MANIFEST} VERBATIM)
+  if(NOT S_NOINSTALL)
+    install(DIRECTORY ${dir} DESTINATION ${CMAKE_INSTALL_DATADIR}/nno/stacks/${id})
+  endif()
+endfunction()

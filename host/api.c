@@ -1,0 +1,450 @@
+/* The host side of the plugin ABI: the nno_host_api table. */
+#include "api.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conn.h"
+#include "fetch.h"
+#include "jsonv.h"
+#include "loader.h"
+#include "log.h"
+#include "services.h"
+#include "worker.h"
+
+/* ---- plugin ---------------------------------------------------------- */
+
+static const char *api_plugin_name(nno_plugin *p) {
+  return ((plugin *)p)->man.name;
+}
+static const char *api_plugin_version(nno_plugin *p) {
+  return ((plugin *)p)->man.version;
+}
+static const char *api_plugin_config(nno_plugin *p) {
+  return ((plugin *)p)->man.config_json;
+}
+static void api_plugin_set_data(nno_plugin *p, void *d) {
+  ((plugin *)p)->data = d;
+}
+static void *api_plugin_data(nno_plugin *p) { return ((plugin *)p)->data; }
+
+static void api_plugin_fail(nno_plugin *p, const char *fmt, ...) {
+  plugin *pl = (plugin *)p;
+  if (!pl->initing) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(pl->fail, sizeof pl->fail, fmt, ap);
+  va_end(ap);
+}
+
+static void api_log(nno_plugin *p, int level, const char *fmt, ...) {
+  if (!log_level_enabled(level)) return;
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  logline l;
+  log_begin(&l, level, msg);
+  log_str(&l, "plugin", p ? ((plugin *)p)->man.name : "?");
+  log_end(&l);
+}
+
+/* ---- routes ---------------------------------------------------------- */
+
+static int api_route_add(nno_plugin *p, const char *method,
+                         const char *pattern, nno_handler_fn fn, void *ud) {
+  plugin *pl = (plugin *)p;
+  if (!pl->initing || !method || !pattern || !fn) return NNO_EINVAL;
+  int declared = 0;
+  for (size_t i = 0; i < pl->man.nroutes; i++)
+    if (strcmp(pl->man.routes[i].method, method) == 0 &&
+        strcmp(pl->man.routes[i].path, pattern) == 0)
+      declared = 1;
+  if (!declared) {
+    api_log(p, NNO_LOG_ERROR, "route %s %s is not declared in package.json",
+            method, pattern);
+    return NNO_EINVAL;
+  }
+  for (size_t i = 0; i < pl->nroutes; i++)
+    if (strcmp(pl->routes[i].method, method) == 0 &&
+        strcmp(pl->routes[i].pattern, pattern) == 0)
+      return NNO_EEXIST;
+  plugin_route *v = realloc(pl->routes, (pl->nroutes + 1) * sizeof *v);
+  if (!v) return NNO_ENOMEM;
+  pl->routes = v;
+  plugin_route *r = &v[pl->nroutes];
+  r->method = strdup(method);
+  r->pattern = strdup(pattern);
+  if (!r->method || !r->pattern) {
+    free(r->method);
+    free(r->pattern);
+    return NNO_ENOMEM;
+  }
+  r->target.plugin = pl;
+  r->target.fn = fn;
+  r->target.ud = ud;
+  pl->nroutes++;
+  return 0;
+}
+
+/* ---- request --------------------------------------------------------- */
+
+static nno_str mk(const char *p, size_t n) {
+  nno_str s = {p, n};
+  return s;
+}
+
+static nno_str api_req_method(nno_req *r) {
+  return mk(r->hr->method, r->hr->method_len);
+}
+static nno_str api_req_path(nno_req *r) {
+  return mk(r->hr->path, r->hr->path_len);
+}
+static nno_str api_req_query(nno_req *r) {
+  return mk(r->hr->query, r->hr->query_len);
+}
+
+static int api_req_param(nno_req *r, const char *name, nno_str *out) {
+  size_t n = strlen(name);
+  for (size_t i = 0; i < r->match.nparams; i++) {
+    const route_param *p = &r->match.params[i];
+    if (p->name_len == n && memcmp(p->name, name, n) == 0) {
+      *out = mk(p->value, p->value_len);
+      return 0;
+    }
+  }
+  return NNO_ENOENT;
+}
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Percent-decode into the request arena ('+' is a space in queries). */
+static int decode(nno_req *r, const char *s, size_t n, nno_str *out) {
+  char *d = req_arena_alloc(r, n + 1);
+  if (!d) return NNO_ENOMEM;
+  size_t j = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
+        hexval(s[i + 2]) >= 0) {
+      d[j++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+      i += 2;
+    } else if (s[i] == '+') {
+      d[j++] = ' ';
+    } else {
+      d[j++] = s[i];
+    }
+  }
+  d[j] = '\0';
+  *out = mk(d, j);
+  return 0;
+}
+
+static int api_req_query_param(nno_req *r, const char *name, nno_str *out) {
+  const char *q = r->hr->query, *end = q + r->hr->query_len;
+  size_t nl = strlen(name);
+  while (q < end) {
+    const char *amp = memchr(q, '&', (size_t)(end - q));
+    if (!amp) amp = end;
+    const char *eq = memchr(q, '=', (size_t)(amp - q));
+    const char *kend = eq ? eq : amp;
+    nno_str key;
+    if (decode(r, q, (size_t)(kend - q), &key)) return NNO_ENOMEM;
+    if (key.len == nl && memcmp(key.ptr, name, nl) == 0) {
+      if (!eq) return decode(r, amp, 0, out);
+      return decode(r, eq + 1, (size_t)(amp - eq - 1), out);
+    }
+    q = amp + 1;
+  }
+  return NNO_ENOENT;
+}
+
+static int api_req_header(nno_req *r, const char *name, nno_str *out) {
+  const http_request *hr = r->hr;
+  const http_header *first = NULL;
+  size_t count = 0, total = 0;
+  for (size_t i = 0; i < hr->nheaders; i++)
+    if (strcasecmp(hr->headers[i].name, name) == 0) {
+      if (!first) first = &hr->headers[i];
+      count++;
+      total += hr->headers[i].value_len + 2;
+    }
+  if (!first) return NNO_ENOENT;
+  if (count == 1) {
+    *out = mk(first->value, first->value_len);
+    return 0;
+  }
+  char *d = req_arena_alloc(r, total + 1);
+  if (!d) return NNO_ENOMEM;
+  size_t j = 0;
+  for (size_t i = 0; i < hr->nheaders; i++)
+    if (strcasecmp(hr->headers[i].name, name) == 0) {
+      if (j) {
+        d[j++] = ',';
+        d[j++] = ' ';
+      }
+      memcpy(d + j, hr->headers[i].value, hr->headers[i].value_len);
+      j += hr->headers[i].value_len;
+    }
+  d[j] = '\0';
+  *out = mk(d, j);
+  return 0;
+}
+
+static int api_req_header_at(nno_req *r, size_t i, nno_str *name,
+                             nno_str *value) {
+  if (i >= r->hr->nheaders) return NNO_ENOENT;
+  const http_header *h = &r->hr->headers[i];
+  if (name) *name = mk(h->name, h->name_len);
+  if (value) *value = mk(h->value, h->value_len);
+  return 0;
+}
+
+static nno_str api_req_body(nno_req *r) {
+  return mk(r->hr->body ? r->hr->body : "", r->hr->body_len);
+}
+static nno_str api_req_id(nno_req *r) { return mk(r->rid, r->rid_len); }
+static nno_str api_req_traceparent(nno_req *r) {
+  return mk(r->traceparent, r->traceparent_len);
+}
+static int api_req_gone(nno_req *r) { return r->gone; }
+static void *api_req_alloc(nno_req *r, size_t n) {
+  return req_arena_alloc(r, n);
+}
+
+/* ---- response -------------------------------------------------------- */
+
+static int api_res_status(nno_req *r, int status) {
+  if (r->ended || status < 200 || status > 599) return NNO_EINVAL;
+  r->status = status;
+  r->written = 1;
+  return 0;
+}
+
+static int token_char(unsigned char c) {
+  return c > 32 && c < 127 && !strchr("\"(),/:;<=>?@[\\]{}", c);
+}
+
+static int api_res_header(nno_req *r, const char *name, const char *value) {
+  static const char *const reserved[] = {
+      "content-length", "connection", "date", "transfer-encoding",
+      "x-request-id", "keep-alive", "upgrade", "trailer"};
+  if (r->ended || !name || !value || !*name) return NNO_EINVAL;
+  for (const char *p = name; *p; p++)
+    if (!token_char((unsigned char)*p)) return NNO_EINVAL;
+  for (const char *p = value; *p; p++)
+    if ((unsigned char)*p < 32 && *p != '\t') return NNO_EINVAL;
+  for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
+    if (strcasecmp(name, reserved[i]) == 0) return NNO_EINVAL;
+  size_t nl = strlen(name), vl = strlen(value);
+  if (nl + vl + 4 > 8192) return NNO_ETOOBIG;
+  r->written = 1;
+  if (buf_append(&r->headers, name, nl, 65536) ||
+      buf_append(&r->headers, ": ", 2, 65536) ||
+      buf_append(&r->headers, value, vl, 65536) ||
+      buf_append(&r->headers, "\r\n", 2, 65536))
+    return NNO_ETOOBIG;
+  return 0;
+}
+
+static int api_res_write(nno_req *r, const void *data, size_t len) {
+  if (r->ended) return NNO_ESTATE;
+  r->written = 1;
+  return buf_append(&r->body, data, len, r->max_body);
+}
+
+static int api_res_json(nno_req *r, int status, const char *json,
+                        size_t len) {
+  static const char ct[] = "Content-Type: application/json\r\n";
+  if (r->ended) return NNO_ESTATE;
+  if (status < 200 || status > 599 || !json || !json_valid(json, len))
+    return NNO_EINVAL;
+  r->status = status;
+  r->written = 1;
+  r->body.len = 0;
+  int rc = buf_append(&r->headers, ct, sizeof ct - 1, 65536);
+  if (!rc) rc = buf_append(&r->body, json, len, r->max_body);
+  return rc;
+}
+
+static int api_res_problem(nno_req *r, int status, const char *title,
+                           const char *detail) {
+  if (r->ended) return NNO_ESTATE;
+  if (status < 400 || status > 599 || !title) return NNO_EINVAL;
+  req_problem(r, status, title, detail);
+  return 0;
+}
+
+static int api_res_end(nno_req *r) {
+  if (r->ended || !r->active) return NNO_ESTATE;
+  r->ended = 1;
+  /* Called from inside the handler: the gateway finishes on return. */
+  if (r->in_handler) return 0;
+  if (!r->written) r->status = 204;
+  conn *c = (conn *)((char *)r - offsetof(conn, req));
+  c->w->nrequests_active--;
+  conn_request_done(c);
+  return 0;
+}
+
+/* ---- timers ---------------------------------------------------------- */
+
+typedef struct plugin_timer {
+  uv_timer_t h;
+  plugin *owner;
+  struct plugin_timer *prev, *next;
+  nno_timer_fn fn;
+  void *ud;
+} plugin_timer;
+
+static void timer_cb(uv_timer_t *h) {
+  plugin_timer *t = h->data;
+  t->fn((nno_timer *)t, t->ud);
+}
+
+static int api_timer_start(nno_plugin *p, uint64_t timeout_ms,
+                           uint64_t repeat_ms, nno_timer_fn fn, void *ud,
+                           nno_timer **out) {
+  plugin *pl = (plugin *)p;
+  if (!fn || !out) return NNO_EINVAL;
+  plugin_timer *t = calloc(1, sizeof *t);
+  if (!t) return NNO_ENOMEM;
+  uv_timer_init(&g_worker->loop, &t->h);
+  t->h.data = t;
+  t->owner = pl;
+  t->fn = fn;
+  t->ud = ud;
+  t->next = pl->timers;
+  if (pl->timers) pl->timers->prev = t;
+  pl->timers = t;
+  uv_timer_start(&t->h, timer_cb, timeout_ms, repeat_ms);
+  *out = (nno_timer *)t;
+  return 0;
+}
+
+static void timer_free(uv_handle_t *h) { free(h->data); }
+
+static void api_timer_stop(nno_timer *tm) {
+  plugin_timer *t = (plugin_timer *)tm;
+  if (!t) return;
+  plugin *pl = t->owner;
+  if (t->prev) t->prev->next = t->next;
+  else pl->timers = t->next;
+  if (t->next) t->next->prev = t->prev;
+  uv_timer_stop(&t->h);
+  uv_close((uv_handle_t *)&t->h, timer_free);
+}
+
+void api_stop_timers(plugin *pl) {
+  while (pl->timers) api_timer_stop((nno_timer *)pl->timers);
+}
+
+/* ---- thread pool ----------------------------------------------------- */
+
+typedef struct work {
+  uv_work_t req;
+  plugin *owner;
+  nno_work_fn fn;
+  nno_after_work_fn after;
+  void *ud;
+} work;
+
+static void work_cb(uv_work_t *req) {
+  work *wk = (work *)req;
+  wk->fn(wk->ud);
+}
+
+static void after_work_cb(uv_work_t *req, int status) {
+  work *wk = (work *)req;
+  wk->owner->pending--;
+  if (wk->after)
+    wk->after(status == UV_ECANCELED ? NNO_ECANCELED : 0, wk->ud);
+  free(wk);
+}
+
+static int api_work_queue(nno_plugin *p, nno_work_fn fn,
+                          nno_after_work_fn after, void *ud) {
+  if (!fn) return NNO_EINVAL;
+  work *wk = malloc(sizeof *wk);
+  if (!wk) return NNO_ENOMEM;
+  wk->owner = (plugin *)p;
+  wk->fn = fn;
+  wk->after = after;
+  wk->ud = ud;
+  if (uv_queue_work(&g_worker->loop, &wk->req, work_cb, after_work_cb) != 0) {
+    free(wk);
+    return NNO_EIO;
+  }
+  wk->owner->pending++;
+  return 0;
+}
+
+/* ---- outbound HTTP, services ------------------------------------------ */
+
+static int api_http_fetch(nno_plugin *p, const nno_http_request *req,
+                          nno_http_done_fn done, void *ud) {
+  return fetch_start(g_worker->fetcher, (plugin *)p, req, done, ud);
+}
+
+static int api_service_publish(nno_plugin *p, const char *name,
+                               uint32_t version, const void *vtable) {
+  return services_publish(g_worker->services, (plugin *)p, name, version,
+                          vtable);
+}
+
+static int api_service_lookup(nno_plugin *p, const char *name,
+                              uint32_t min_version, const void **vtable,
+                              uint32_t *version) {
+  return services_lookup(g_worker->services, name, min_version, vtable,
+                         version);
+}
+
+static const nno_host_api table = {
+    .size = sizeof(nno_host_api),
+    .abi_major = NNO_ABI_MAJOR,
+    .abi_minor = NNO_ABI_MINOR,
+    .strerror = nno__strerror,
+    .err_name = nno__err_name,
+    .plugin_name = api_plugin_name,
+    .plugin_version = api_plugin_version,
+    .plugin_config = api_plugin_config,
+    .plugin_set_data = api_plugin_set_data,
+    .plugin_data = api_plugin_data,
+    .plugin_fail = api_plugin_fail,
+    .log = api_log,
+    .route_add = api_route_add,
+    .req_method = api_req_method,
+    .req_path = api_req_path,
+    .req_query = api_req_query,
+    .req_param = api_req_param,
+    .req_query_param = api_req_query_param,
+    .req_header = api_req_header,
+    .req_header_at = api_req_header_at,
+    .req_body = api_req_body,
+    .req_id = api_req_id,
+    .req_traceparent = api_req_traceparent,
+    .req_gone = api_req_gone,
+    .req_alloc = api_req_alloc,
+    .res_status = api_res_status,
+    .res_header = api_res_header,
+    .res_write = api_res_write,
+    .res_json = api_res_json,
+    .res_problem = api_res_problem,
+    .res_end = api_res_end,
+    .timer_start = api_timer_start,
+    .timer_stop = api_timer_stop,
+    .work_queue = api_work_queue,
+    .http_fetch = api_http_fetch,
+    .service_publish = api_service_publish,
+    .service_lookup = api_service_lookup,
+};
+
+const nno_host_api *api_table(void) { return &table; }

@@ -1,0 +1,364 @@
+/* Configuration table and its three sources. */
+#include "config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum cfg_type { T_INT, T_BOOL, T_STR, T_LISTEN, T_LEVEL, T_DIRLIST };
+
+typedef struct cfg_key {
+  const char *key; /* dotted path in nno.json */
+  const char *env; /* environment variable */
+  enum cfg_type type;
+  size_t off;
+  size_t size; /* for T_STR: buffer size */
+  int64_t min, max;
+  const char *help;
+} cfg_key;
+
+#define OFF(f) offsetof(nno_config, f)
+#define SZ(f) sizeof(((nno_config *)0)->f)
+
+static const cfg_key keys[] = {
+    {"listen", "NNO_LISTEN", T_LISTEN, 0, 0, 0, 0, "HOST:PORT to accept on"},
+    {"data", "NNO_DATA", T_STR, OFF(data_dir), SZ(data_dir), 1, 0,
+     "data directory"},
+    {"workers", "NNO_WORKERS", T_INT, OFF(workers), 0, 1, 64,
+     "worker processes (default: number of cores)"},
+    {"base_domain", "NNO_BASE_DOMAIN", T_STR, OFF(base_domain),
+     SZ(base_domain), 1, 0, "base domain for host-based routing"},
+    {"limits.max_header_bytes", "NNO_MAX_HEADER_BYTES", T_INT,
+     OFF(max_header_bytes), 0, 512, 1 << 20, "request head size (431 over)"},
+    {"limits.max_headers", "NNO_MAX_HEADERS", T_INT, OFF(max_headers), 0, 8,
+     1000, "header fields per request (431 over)"},
+    {"limits.max_body_bytes", "NNO_MAX_BODY_BYTES", T_INT, OFF(max_body_bytes),
+     0, 0, (int64_t)1 << 30, "request body size (413 over)"},
+    {"limits.header_timeout_ms", "NNO_HEADER_TIMEOUT_MS", T_INT,
+     OFF(header_timeout_ms), 0, 10, 3600000, "time to receive a head (408)"},
+    {"limits.body_timeout_ms", "NNO_BODY_TIMEOUT_MS", T_INT,
+     OFF(body_timeout_ms), 0, 10, 3600000, "time to receive a body (408)"},
+    {"limits.idle_timeout_ms", "NNO_IDLE_TIMEOUT_MS", T_INT,
+     OFF(idle_timeout_ms), 0, 10, 3600000, "keep-alive idle time"},
+    {"limits.max_connections", "NNO_MAX_CONNECTIONS", T_INT,
+     OFF(max_connections), 0, 1, 1000000, "open connections per worker (503)"},
+    {"limits.max_response_bytes", "NNO_MAX_RESPONSE_BYTES", T_INT,
+     OFF(max_response_bytes), 0, 1024, (int64_t)1 << 30,
+     "response body a package may build"},
+    {"drain_timeout_ms", "NNO_DRAIN_TIMEOUT_MS", T_INT, OFF(drain_timeout_ms),
+     0, 0, 3600000, "grace for in-flight requests on stop and reload"},
+    {"log.level", "NNO_LOG_LEVEL", T_LEVEL, OFF(log_level), 0, 0, 0,
+     "debug | info | warn | error"},
+    {"log.access", "NNO_ACCESS_LOG", T_BOOL, OFF(access_log), 0, 0, 0,
+     "one line per request"},
+    {"plugin_dir", "NNO_PLUGIN_DIR", T_STR, OFF(plugin_dir), SZ(plugin_dir), 1,
+     0, "core plugins folder"},
+    {"builtin_stacks", "NNO_BUILTIN_STACKS", T_BOOL, OFF(builtin_stacks), 0, 0,
+     0, "serve the stacks installed beside nno"},
+    {"stacks_dirs", "NNO_STACKS_DIRS", T_DIRLIST, 0, 0, 0, 0,
+     "extra stack folders (env: ':'-separated)"},
+    {"fetch.timeout_ms", "NNO_FETCH_TIMEOUT_MS", T_INT, OFF(fetch_timeout_ms),
+     0, 10, 600000, "outbound HTTP: maximum time"},
+    {"fetch.max_bytes", "NNO_FETCH_MAX_BYTES", T_INT, OFF(fetch_max_bytes), 0,
+     1024, (int64_t)1 << 30, "outbound HTTP: maximum response"},
+    {"fetch.max_concurrent", "NNO_FETCH_MAX_CONCURRENT", T_INT,
+     OFF(fetch_max_concurrent), 0, 1, 10000, "outbound HTTP per worker"},
+};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+void config_defaults(nno_config *c, const char *exe_dir) {
+  memset(c, 0, sizeof *c);
+  snprintf(c->listen_host, sizeof c->listen_host, "127.0.0.1");
+  c->listen_port = 8080;
+  snprintf(c->data_dir, sizeof c->data_dir, "./var");
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  c->workers = n > 0 ? (n > 64 ? 64 : n) : 1;
+  snprintf(c->base_domain, sizeof c->base_domain, "nno.localhost");
+  c->max_header_bytes = 8192;
+  c->max_headers = 100;
+  c->max_body_bytes = 1 << 20;
+  c->header_timeout_ms = 10000;
+  c->body_timeout_ms = 30000;
+  c->idle_timeout_ms = 60000;
+  c->max_connections = 10000;
+  c->max_response_bytes = 16 << 20;
+  c->drain_timeout_ms = 10000;
+  c->log_level = NNO_LOG_INFO;
+  c->access_log = 1;
+  c->builtin_stacks = 1;
+  snprintf(c->plugin_dir, sizeof c->plugin_dir, "%s/../lib/nno/plugins",
+           exe_dir);
+  snprintf(c->builtin_stack_dir, sizeof c->builtin_stack_dir,
+           "%s/../share/nno/stacks", exe_dir);
+  c->fetch_timeout_ms = 30000;
+  c->fetch_max_bytes = 8 << 20;
+  c->fetch_max_concurrent = 256;
+}
+
+static const cfg_key *find_key(const char *key) {
+  for (size_t i = 0; i < NKEYS; i++)
+    if (strcmp(keys[i].key, key) == 0) return &keys[i];
+  return NULL;
+}
+
+static int set_listen(nno_config *c, const char *v, char *err) {
+  const char *colon = strrchr(v, ':');
+  if (!colon || colon == v) goto bad;
+  size_t hl = (size_t)(colon - v);
+  const char *h = v;
+  if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') { /* [::1]:8080 */
+    h++;
+    hl -= 2;
+  }
+  if (hl == 0 || hl >= sizeof c->listen_host) goto bad;
+  char *end;
+  errno = 0;
+  long port = strtol(colon + 1, &end, 10);
+  if (errno || *end || end == colon + 1 || port < 0 || port > 65535) goto bad;
+  memcpy(c->listen_host, h, hl);
+  c->listen_host[hl] = '\0';
+  c->listen_port = (int)port;
+  return 0;
+bad:
+  snprintf(err, CONFIG_ERR_MAX,
+           "listen: expected HOST:PORT (e.g. 127.0.0.1:8080), got \"%.64s\"", v);
+  return -1;
+}
+
+static int add_dir(nno_config *c, const char *v, size_t n, char *err) {
+  if (c->nstacks_dirs >= CONFIG_MAX_STACK_DIRS) {
+    snprintf(err, CONFIG_ERR_MAX, "stacks_dirs: at most %d folders",
+             CONFIG_MAX_STACK_DIRS);
+    return -1;
+  }
+  if (n == 0 || n >= PATH_MAX) {
+    snprintf(err, CONFIG_ERR_MAX, "stacks_dirs: empty or too long path");
+    return -1;
+  }
+  memcpy(c->stacks_dirs[c->nstacks_dirs], v, n);
+  c->stacks_dirs[c->nstacks_dirs++][n] = '\0';
+  return 0;
+}
+
+/* Apply a textual value (from env or flags). */
+static int set_text(nno_config *c, const cfg_key *k, const char *v,
+                    char *err) {
+  char *base = (char *)c;
+  switch (k->type) {
+  case T_LISTEN:
+    return set_listen(c, v, err);
+  case T_STR:
+    if (strlen(v) < (size_t)k->min || strlen(v) >= k->size) {
+      snprintf(err, CONFIG_ERR_MAX, "%s: expected a string of %lld to %zu "
+               "bytes, got %zu bytes", k->key, (long long)k->min, k->size - 1,
+               strlen(v));
+      return -1;
+    }
+    memcpy(base + k->off, v, strlen(v) + 1);
+    return 0;
+  case T_INT: {
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || *end || end == v || n < k->min || n > k->max) {
+      snprintf(err, CONFIG_ERR_MAX,
+               "%s: expected an integer from %lld to %lld, got \"%.64s\"",
+               k->key, (long long)k->min, (long long)k->max, v);
+      return -1;
+    }
+    *(int64_t *)(void *)(base + k->off) = n;
+    return 0;
+  }
+  case T_BOOL:
+    if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "on")) {
+      *(int *)(void *)(base + k->off) = 1;
+    } else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "off")) {
+      *(int *)(void *)(base + k->off) = 0;
+    } else {
+      snprintf(err, CONFIG_ERR_MAX, "%s: expected true or false, got \"%.64s\"",
+               k->key, v);
+      return -1;
+    }
+    return 0;
+  case T_LEVEL: {
+    int lv = log_level_parse(v);
+    if (lv < 0) {
+      snprintf(err, CONFIG_ERR_MAX, "%s: expected debug, info, warn or error, "
+               "got \"%.64s\"", k->key, v);
+      return -1;
+    }
+    *(int64_t *)(void *)(base + k->off) = lv;
+    return 0;
+  }
+  case T_DIRLIST: {
+    c->nstacks_dirs = 0;
+    const char *s = v;
+    while (*s) {
+      const char *e = strchr(s, ':');
+      size_t n = e ? (size_t)(e - s) : strlen(s);
+      if (n && add_dir(c, s, n, err)) return -1;
+      s += n + (e ? 1 : 0);
+    }
+    return 0;
+  }
+  }
+  return -1;
+}
+
+int config_set(nno_config *c, const char *key, const char *value, char *err) {
+  const cfg_key *k = find_key(key);
+  if (!k) {
+    snprintf(err, CONFIG_ERR_MAX, "unknown configuration key \"%.64s\"", key);
+    return -1;
+  }
+  return set_text(c, k, value, err);
+}
+
+static const char *json_kind(const json_t *v) {
+  switch (json_typeof(v)) {
+  case JSON_OBJECT: return "an object";
+  case JSON_ARRAY: return "an array";
+  case JSON_STRING: return "a string";
+  case JSON_INTEGER: return "an integer";
+  case JSON_REAL: return "a number";
+  case JSON_TRUE: case JSON_FALSE: return "a boolean";
+  default: return "null";
+  }
+}
+
+static int apply_value(nno_config *c, const cfg_key *k, json_t *v,
+                       const char *path, char *err) {
+  char buf[64];
+  switch (k->type) {
+  case T_INT:
+    if (!json_is_integer(v)) break;
+    snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+    break;
+  case T_BOOL:
+    if (!json_is_boolean(v)) break;
+    *(int *)(void *)((char *)c + k->off) = json_is_true(v);
+    return 0;
+  case T_DIRLIST:
+    if (!json_is_array(v)) break;
+    c->nstacks_dirs = 0;
+    for (size_t i = 0; i < json_array_size(v); i++) {
+      json_t *e = json_array_get(v, i);
+      if (!json_is_string(e)) {
+        snprintf(err, CONFIG_ERR_MAX, "%s: field \"%s[%zu]\": expected a "
+                 "string, got %s", path, k->key, i, json_kind(e));
+        return -1;
+      }
+      if (add_dir(c, json_string_value(e), json_string_length(e), err))
+        return -1;
+    }
+    return 0;
+  default:
+    if (!json_is_string(v)) break;
+    if (set_text(c, k, json_string_value(v), err) == 0) return 0;
+    goto prefixed;
+  }
+  if (k->type == T_INT && json_is_integer(v)) {
+    if (set_text(c, k, buf, err) == 0) return 0;
+    goto prefixed;
+  }
+  snprintf(err, CONFIG_ERR_MAX, "%s: field \"%s\": expected %s, got %s", path,
+           k->key,
+           k->type == T_INT ? "an integer" : k->type == T_BOOL ? "a boolean"
+           : k->type == T_DIRLIST ? "an array of strings" : "a string",
+           json_kind(v));
+  return -1;
+prefixed: {
+  char tmp[CONFIG_ERR_MAX];
+  snprintf(tmp, sizeof tmp, "%s", err);
+  snprintf(err, CONFIG_ERR_MAX, "%s: %s", path, tmp);
+  return -1;
+}
+}
+
+/* Walk objects, joining keys with '.', so {"limits":{"max_headers":5}}
+ * becomes "limits.max_headers". */
+static int apply_object(nno_config *c, json_t *obj, const char *prefix,
+                        const char *path, char *err) {
+  const char *name;
+  json_t *v;
+  json_object_foreach(obj, name, v) {
+    char key[128];
+    snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", name);
+    const cfg_key *k = find_key(key);
+    if (k) {
+      if (apply_value(c, k, v, path, err)) return -1;
+      continue;
+    }
+    /* A section ("limits", "log", "fetch") is an object of keys. */
+    size_t kl = strlen(key);
+    int section = 0;
+    for (size_t i = 0; i < NKEYS; i++)
+      if (!strncmp(keys[i].key, key, kl) && keys[i].key[kl] == '.')
+        section = 1;
+    if (section && json_is_object(v)) {
+      if (apply_object(c, v, key, path, err)) return -1;
+      continue;
+    }
+    snprintf(err, CONFIG_ERR_MAX, "%s: unknown key \"%.64s\"", path, key);
+    return -1;
+  }
+  return 0;
+}
+
+int config_apply_file(nno_config *c, const char *path, char *err) {
+  json_error_t je;
+  json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+  if (!root) {
+    if (je.line < 0 || je.position == 0)
+      snprintf(err, CONFIG_ERR_MAX, "%s: %s", path, je.text);
+    else
+      snprintf(err, CONFIG_ERR_MAX, "%s: invalid JSON at line %d column %d: %s",
+               path, je.line, je.column, je.text);
+    return -1;
+  }
+  int rc = -1;
+  if (!json_is_object(root)) {
+    snprintf(err, CONFIG_ERR_MAX, "%s: expected a JSON object, got %s", path,
+             json_kind(root));
+  } else {
+    rc = apply_object(c, root, "", path, err);
+  }
+  json_decref(root);
+  return rc;
+}
+
+int config_apply_env(nno_config *c, char *err) {
+  for (size_t i = 0; i < NKEYS; i++) {
+    const char *v = getenv(keys[i].env);
+    if (!v) continue;
+    if (set_text(c, &keys[i], v, err)) {
+      char tmp[CONFIG_ERR_MAX];
+      snprintf(tmp, sizeof tmp, "%s", err);
+      snprintf(err, CONFIG_ERR_MAX, "%s: %s", keys[i].env, tmp);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int config_validate(const nno_config *c, char *err) {
+  if (c->max_body_bytes > c->max_response_bytes * 64) {
+    /* Not an error worth refusing; kept as a hook for real cross checks. */
+  }
+  if (c->data_dir[0] == '\0') {
+    snprintf(err, CONFIG_ERR_MAX, "data: must not be empty");
+    return -1;
+  }
+  return 0;
+}
+
+void config_print_help(void) {
+  printf("Configuration keys (nno.json key, environment variable):\n");
+  for (size_t i = 0; i < NKEYS; i++)
+    printf("  %-26s %-26s %s\n", keys[i].key, keys[i].env, keys[i].help);
+}

@@ -1,0 +1,66 @@
+/* Host configuration: defaults < JSON file < NNO_* environment < flags.
+ *
+ * Every key is described once in a table (config.c) with its type, bounds,
+ * environment variable and offset, so the file loader, the environment,
+ * `nno serve --check` and `nno serve --help` share one definition. */
+#ifndef NNO_HOST_CONFIG_H
+#define NNO_HOST_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_STACK_DIRS 16
+#define CONFIG_ERR_MAX 512
+
+typedef struct nno_config {
+  char listen_host[256];
+  int listen_port;
+  char data_dir[PATH_MAX];
+  int64_t workers;
+  char base_domain[254];
+  /* limits */
+  int64_t max_header_bytes;
+  int64_t max_headers;
+  int64_t max_body_bytes;
+  int64_t header_timeout_ms;
+  int64_t body_timeout_ms;
+  int64_t idle_timeout_ms;
+  int64_t max_connections; /* per worker */
+  int64_t max_response_bytes;
+  int64_t drain_timeout_ms;
+  /* logs */
+  int64_t log_level;
+  int access_log;
+  /* plugins */
+  char plugin_dir[PATH_MAX];
+  int builtin_stacks; /* also serve the stacks installed beside the binary */
+  char builtin_stack_dir[PATH_MAX];
+  char stacks_dirs[CONFIG_MAX_STACK_DIRS][PATH_MAX];
+  size_t nstacks_dirs;
+  /* outbound HTTP from packages */
+  int64_t fetch_timeout_ms;
+  int64_t fetch_max_bytes;
+  int64_t fetch_max_concurrent;
+} nno_config;
+
+/* Fill defaults. `exe_dir` is the folder of the nno executable: plugins and
+ * stacks are looked up in exe_dir/../lib/nno/plugins and
+ * exe_dir/../share/nno/stacks (true both in the build tree and installed). */
+void config_defaults(nno_config *c, const char *exe_dir);
+
+/* Apply a JSON file. Unknown keys are errors (typos must not pass
+ * silently). Returns 0, or -1 with a one-line message in err. */
+int config_apply_file(nno_config *c, const char *path, char *err);
+/* Apply NNO_* variables from the environment. */
+int config_apply_env(nno_config *c, char *err);
+/* Apply one setting by its config key ("limits.max_body_bytes") from text,
+ * as flags and the environment give it. */
+int config_set(nno_config *c, const char *key, const char *value, char *err);
+/* Cross-field checks after everything is applied. */
+int config_validate(const nno_config *c, char *err);
+
+/* Print every key with its type, default, bounds and variable. */
+void config_print_help(void);
+
+#endif

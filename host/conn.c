@@ -1,0 +1,396 @@
+/* Connections: feed the request reader, dispatch one request at a time (so
+ * pipelined responses leave in order), batch output per read, and enforce
+ * timeouts and limits.
+ *
+ * Lifetime: a conn is freed when both of its handles are closed AND no
+ * request of it is in flight. An async handler may outlive the socket: its
+ * request stays valid (req_gone() says 1) until res_end(). */
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+#include "log.h"
+
+/* Output above this stops reading until the kernel takes it. */
+#define OUT_HIGH_WATER (1u << 20)
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
+static void process(conn *c, const char *data, size_t n);
+static void resume(conn *c);
+static void flush(conn *c);
+static void conn_close(conn *c);
+
+int buf_append(buf *b, const void *data, size_t n, size_t max) {
+  if (n > max || b->len > max - n) return NNO_ETOOBIG;
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + n) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) return NNO_ENOMEM;
+    b->p = p;
+    b->cap = cap;
+  }
+  if (n) memcpy(b->p + b->len, data, n);
+  b->len += n;
+  return 0;
+}
+
+void buf_free(buf *b) {
+  free(b->p);
+  b->p = NULL;
+  b->len = b->cap = 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *out) {
+  conn *c = h->data;
+  worker *w = c->w;
+  /* The slab is consumed before the next read callback, except when a
+   * read is re-entered from within processing, which libuv never does. */
+  *out = uv_buf_init(w->read_slab, sizeof w->read_slab);
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void arm(conn *c, int64_t ms) {
+  uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
+}
+
+static void conn_free(conn *c) {
+  worker *w = c->w;
+  if (c->prev) c->prev->next = c->next;
+  else w->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  w->nconns--;
+  http_reader_free(c->reader);
+  buf_free(&c->out);
+  buf_free(&c->pending);
+  req_release(&c->req);
+  free(c);
+  worker_maybe_done(w);
+}
+
+static void on_handle_close(uv_handle_t *h) {
+  conn *c = h->data;
+  if (--c->handles_open == 0 && !c->req.active) conn_free(c);
+}
+
+static void conn_close(conn *c) {
+  if (c->state == CONN_CLOSING) return;
+  c->state = CONN_CLOSING;
+  if (c->req.active) c->req.gone = 1;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  uv_close((uv_handle_t *)&c->tcp, on_handle_close);
+  uv_close((uv_handle_t *)&c->timer, on_handle_close);
+}
+
+/* Answer an error found before a request could be dispatched (framing,
+ * limits, timeouts) and close. */
+static void refuse(conn *c, int status, const char *detail) {
+  nno_req *r = &c->req;
+  req_reset(r);
+  gateway_prepare(c, NULL);
+  req_problem(r, status, http_reason(status), detail);
+  r->route_label = "refused";
+  c->close_after = 1;
+  c->state = CONN_HANDLING;
+  r->active = 1;
+  conn_request_done(c);
+}
+
+static void on_timer(uv_timer_t *t) {
+  conn *c = t->data;
+  switch (c->state) {
+  case CONN_IDLE:
+    conn_close(c);
+    break;
+  case CONN_READING:
+    refuse(c, 408, http_reader_head_done(c->reader)
+                       ? "request body not received in time"
+                       : "request head not received in time");
+    break;
+  default:
+    break;
+  }
+}
+
+void conn_accept(worker *w, uv_stream_t *server) {
+  conn *c = calloc(1, sizeof *c);
+  if (!c) goto refuse_oom;
+  c->w = w;
+  c->reader = http_reader_new(&w->limits);
+  if (!c->reader) {
+    free(c);
+    goto refuse_oom;
+  }
+  uv_tcp_init(&w->loop, &c->tcp);
+  uv_timer_init(&w->loop, &c->timer);
+  c->tcp.data = c->timer.data = c;
+  c->handles_open = 2;
+  c->next = w->conns;
+  if (w->conns) w->conns->prev = c;
+  w->conns = c;
+  w->nconns++;
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    conn_close(c);
+    return;
+  }
+  if ((int64_t)w->nconns > w->cfg->max_connections) {
+    /* Over the limit: a short 503 the client can act on, then close. */
+    refuse(c, 503, "too many connections; retry later");
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->state = CONN_IDLE;
+  arm(c, w->cfg->idle_timeout_ms);
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  return;
+refuse_oom: {
+  /* Accept and drop, or the listener would spin on the pending socket. */
+  uv_tcp_t *tmp = malloc(sizeof *tmp);
+  if (!tmp) return;
+  uv_tcp_init(&w->loop, tmp);
+  uv_accept(server, (uv_stream_t *)tmp);
+  uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
+}
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  conn *c = s->data;
+  if (n == 0) return;
+  if (n < 0) {
+    if (n == UV_EOF && (c->state == CONN_HANDLING || c->writing ||
+                        c->out.len || c->pending.len)) {
+      /* Half-close after complete requests: still answer them. */
+      c->eof = 1;
+      c->close_after = c->pending.len == 0;
+      uv_read_stop(s);
+      return;
+    }
+    conn_close(c);
+    return;
+  }
+  c->in_process = 1;
+  process(c, b->base, (size_t)n);
+  c->in_process = 0;
+}
+
+static void process(conn *c, const char *data, size_t n) {
+  worker *w = c->w;
+  int head_done = 0; /* a head just completed: feed again, even with 0 bytes */
+  while ((n > 0 || head_done) && c->state != CONN_CLOSING) {
+    head_done = 0;
+    if (c->state == CONN_HANDLING || c->close_after ||
+        (c->writing && c->out.len > OUT_HIGH_WATER)) {
+      /* Keep the rest for after the current response. */
+      if (!c->close_after &&
+          buf_append(&c->pending, data, n, w->limits.max_header_bytes +
+                                               w->limits.max_body_bytes + 65536)) {
+        conn_close(c);
+        return;
+      }
+      break;
+    }
+    size_t used = 0;
+    http_event ev = http_reader_feed(c->reader, data, n, &used);
+    data += used;
+    n -= used;
+    switch (ev) {
+    case HTTP_NEED_MORE:
+      if (c->state == CONN_IDLE && http_reader_started(c->reader)) {
+        c->state = CONN_READING;
+        arm(c, w->cfg->header_timeout_ms);
+      }
+      break;
+    case HTTP_HEAD_DONE: {
+      const http_request *hr = http_reader_request(c->reader);
+      c->state = CONN_READING;
+      if (hr->expect_continue && n == 0) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (buf_append(&c->out, cont, sizeof cont - 1, SIZE_MAX)) {
+          conn_close(c);
+          return;
+        }
+        flush(c);
+      }
+      arm(c, w->cfg->body_timeout_ms);
+      head_done = 1;
+      break;
+    }
+    case HTTP_MESSAGE_DONE:
+      uv_timer_stop(&c->timer);
+      c->state = CONN_HANDLING;
+      gateway_handle(c, http_reader_request(c->reader));
+      break;
+    case HTTP_ERROR:
+      refuse(c, http_reader_error_status(c->reader),
+             http_reader_error_detail(c->reader));
+      n = 0;
+      break;
+    }
+  }
+  if (c->pending.len && !c->close_after)
+    uv_read_stop((uv_stream_t *)&c->tcp); /* backpressure */
+  flush(c);
+}
+
+typedef struct wreq {
+  uv_write_t req;
+  conn *c;
+  buf data;
+} wreq;
+
+static void after_flush(conn *c) {
+  if (c->close_after && !c->writing && c->out.len == 0 &&
+      c->state != CONN_HANDLING)
+    conn_close(c);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  wreq *wr = (wreq *)req;
+  conn *c = wr->c;
+  buf_free(&wr->data);
+  free(wr);
+  c->writing = 0;
+  if (c->state == CONN_CLOSING) return;
+  if (status < 0) {
+    conn_close(c);
+    return;
+  }
+  flush(c);
+  if (!c->writing && c->state == CONN_IDLE && !c->in_process) resume(c);
+}
+
+static void flush(conn *c) {
+  if (c->writing || c->state == CONN_CLOSING) return;
+  if (c->out.len == 0) {
+    after_flush(c);
+    return;
+  }
+  uv_buf_t b = uv_buf_init(c->out.p, (unsigned)c->out.len);
+  int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (n == (int)c->out.len) {
+    c->out.len = 0;
+    after_flush(c);
+    return;
+  }
+  if (n < 0 && n != UV_EAGAIN) {
+    conn_close(c);
+    return;
+  }
+  if (n < 0) n = 0;
+  /* The kernel took part: hand the buffer itself to a write request
+   * (no copy); the connection starts a fresh one. */
+  wreq *wr = malloc(sizeof *wr);
+  if (!wr) {
+    conn_close(c);
+    return;
+  }
+  wr->c = c;
+  wr->data = c->out;
+  memset(&c->out, 0, sizeof c->out);
+  uv_buf_t rest = uv_buf_init(wr->data.p + n, (unsigned)(wr->data.len - (size_t)n));
+  c->writing = 1;
+  if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &rest, 1, on_write) != 0) {
+    buf_free(&wr->data);
+    free(wr);
+    c->writing = 0;
+    conn_close(c);
+  }
+}
+
+/* Serialise c->req's response into c->out. */
+static int emit(conn *c) {
+  nno_req *r = &c->req;
+  worker *w = c->w;
+  const http_request *hr = r->hr;
+  int status = r->status;
+  int close = c->close_after || w->draining || !hr || !hr->keep_alive;
+  int no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
+  int is_head = hr && hr->head;
+  char head[512];
+  worker_update_date(w);
+  int n = snprintf(head, sizeof head,
+                   "HTTP/1.1 %d %s\r\n%.*sX-Request-Id: %.*s\r\n", status,
+                   http_reason(status), (int)w->date_len, w->date,
+                   (int)r->rid_len, r->rid);
+  if (!no_body)
+    n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\n",
+                  r->body.len);
+  if (close)
+    n += snprintf(head + n, sizeof head - (size_t)n, "Connection: close\r\n");
+  else if (hr->version_minor == 0)
+    n += snprintf(head + n, sizeof head - (size_t)n,
+                  "Connection: keep-alive\r\n");
+  size_t max = SIZE_MAX;
+  if (buf_append(&c->out, head, (size_t)n, max) ||
+      buf_append(&c->out, r->headers.p, r->headers.len, max) ||
+      buf_append(&c->out, "\r\n", 2, max))
+    return -1;
+  if (!no_body && !is_head && r->body.len &&
+      buf_append(&c->out, r->body.p, r->body.len, max))
+    return -1;
+  if (close) c->close_after = 1;
+  return 0;
+}
+
+void conn_request_done(conn *c) {
+  nno_req *r = &c->req;
+  worker *w = c->w;
+  gateway_complete(c);
+  r->active = 0;
+  if (c->state == CONN_CLOSING) {
+    /* The client went away while the handler worked: nothing to send. */
+    if (c->handles_open == 0) conn_free(c);
+    return;
+  }
+  if (emit(c) != 0) {
+    conn_close(c);
+    return;
+  }
+  req_reset(r);
+  http_reader_reset(c->reader);
+  c->state = CONN_IDLE;
+  if (c->close_after) {
+    flush(c);
+    return;
+  }
+  arm(c, w->cfg->idle_timeout_ms);
+  if (c->in_process) return; /* process() goes on with the rest itself */
+  flush(c);
+  resume(c);
+}
+
+/* Go on after a pause (async response, full output): first the bytes kept
+ * back, then reading again. */
+static void resume(conn *c) {
+  if (c->state != CONN_IDLE) return;
+  if (c->pending.len) {
+    buf p = c->pending;
+    memset(&c->pending, 0, sizeof c->pending);
+    c->in_process = 1;
+    process(c, p.p, p.len);
+    c->in_process = 0;
+    buf_free(&p);
+  }
+  if (c->state != CONN_IDLE || c->pending.len) return; /* busy again */
+  if (c->eof) {
+    c->close_after = 1;
+    flush(c);
+    return;
+  }
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+void conn_drain_all(worker *w) {
+  conn *c = w->conns;
+  while (c) {
+    conn *next = c->next;
+    if (c->state == CONN_IDLE && !c->writing && c->out.len == 0)
+      conn_close(c);
+    else
+      c->close_after = 1;
+    c = next;
+  }
+}

@@ -1,0 +1,45 @@
+/* Connections: reading requests, ordering responses, timeouts, limits. */
+#ifndef NNO_HOST_CONN_H
+#define NNO_HOST_CONN_H
+
+#include <uv.h>
+
+#include "http.h"
+#include "req.h"
+#include "worker.h"
+
+typedef enum conn_state {
+  CONN_IDLE,     /* waiting for the first byte of a request */
+  CONN_READING,  /* part of a request received */
+  CONN_HANDLING, /* request dispatched; reads paused */
+  CONN_CLOSING,
+} conn_state;
+
+typedef struct conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  worker *w;
+  struct conn *prev, *next; /* in w->conns */
+  http_reader *reader;
+  conn_state state;
+  int handles_open;  /* tcp + timer not yet closed */
+  int close_after;   /* close once the output is flushed */
+  int eof;           /* the client shut down its side */
+  int writing;       /* a uv_write is in flight */
+  int in_process;    /* inside process(): do not re-enter it */
+  buf out;           /* responses not yet handed to the kernel */
+  buf pending;       /* bytes read but not consumed (pipelining) */
+  nno_req req;
+} conn;
+
+/* Accept one connection from `server` (the listener's callback). */
+void conn_accept(worker *w, uv_stream_t *server);
+
+/* The response of c->req is complete: serialise it, flush, and go on with
+ * the next pipelined request. Called by the gateway (sync) or res_end. */
+void conn_request_done(conn *c);
+
+/* Drain: close idle connections; busy ones close after their response. */
+void conn_drain_all(worker *w);
+
+#endif

@@ -1,0 +1,236 @@
+/* Request dispatch and the built-in endpoints. */
+#include "gateway.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "metrics.h"
+#include "router.h"
+
+static const char hexd[] = "0123456789abcdef";
+
+int gateway_request_id_valid(const char *s, size_t n) {
+  if (n == 0 || n > 64) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char ch = s[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+          (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == ':' ||
+          ch == '-'))
+      return 0;
+  }
+  return 1;
+}
+
+static int is_lhex(char ch) {
+  return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+}
+
+int gateway_traceparent_valid(const char *s, size_t n) {
+  /* version(2) - trace-id(32) - parent-id(16) - flags(2) */
+  if (n != 55 || s[2] != '-' || s[35] != '-' || s[52] != '-') return 0;
+  int nonzero_trace = 0, nonzero_parent = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (i == 2 || i == 35 || i == 52) continue;
+    if (!is_lhex(s[i])) return 0;
+    if (i >= 3 && i < 35 && s[i] != '0') nonzero_trace = 1;
+    if (i >= 36 && i < 52 && s[i] != '0') nonzero_parent = 1;
+  }
+  /* Version ff is invalid; we only know version 00's layout exactly. */
+  if (s[0] == 'f' && s[1] == 'f') return 0;
+  return nonzero_trace && nonzero_parent;
+}
+
+static void put_hex64(char *out, uint64_t v) {
+  for (int i = 15; i >= 0; i--, v >>= 4) out[i] = hexd[v & 15];
+}
+
+void gateway_prepare(conn *c, const http_request *hr) {
+  nno_req *r = &c->req;
+  worker *w = c->w;
+  r->start_ns = uv_hrtime();
+  const http_header *h = hr ? http_request_header(hr, "x-request-id") : NULL;
+  if (h && gateway_request_id_valid(h->value, h->value_len)) {
+    memcpy(r->rid, h->value, h->value_len);
+    r->rid_len = h->value_len;
+  } else {
+    memcpy(r->rid, w->rid_prefix, 16);
+    put_hex64(r->rid + 16, ++w->rid_counter);
+    r->rid_len = 32;
+  }
+  r->rid[r->rid_len] = '\0';
+  /* Keep the caller's trace id and flags; our span gets a new parent id. */
+  char *tp = r->traceparent;
+  h = hr ? http_request_header(hr, "traceparent") : NULL;
+  if (h && gateway_traceparent_valid(h->value, h->value_len)) {
+    memcpy(tp, h->value, 55);
+    tp[0] = '0'; /* we speak version 00 downstream */
+    tp[1] = '0';
+  } else {
+    memcpy(tp, "00-", 3);
+    put_hex64(tp + 3, worker_rand(w));
+    put_hex64(tp + 19, worker_rand(w) | 1);
+    memcpy(tp + 52, "-01", 3);
+  }
+  tp[35] = '-';
+  put_hex64(tp + 36, worker_rand(w) | 1);
+  tp[55] = '\0';
+  r->traceparent_len = 55;
+}
+
+static int set_json(nno_req *r, int status, const char *json, size_t len) {
+  r->status = status;
+  r->body.len = 0;
+  r->written = 1;
+  static const char ct[] = "Content-Type: application/json\r\n";
+  if (buf_append(&r->headers, ct, sizeof ct - 1, SIZE_MAX) ||
+      buf_append(&r->body, json, len, SIZE_MAX))
+    return NNO_ENOMEM;
+  return 0;
+}
+
+static void builtin_healthz(nno_req *r) {
+  pid_t pids[METRICS_MAX_WORKERS];
+  size_t n = metrics_worker_pids(pids, METRICS_MAX_WORKERS);
+  char body[2048];
+  int len = snprintf(body, sizeof body, "{\"status\":\"ok\",\"pid\":%d,\"workers\":[",
+                     (int)getpid());
+  for (size_t i = 0; i < n && len < (int)sizeof body - 32; i++)
+    len += snprintf(body + len, sizeof body - (size_t)len, "%s%d",
+                    i ? "," : "", (int)pids[i]);
+  len += snprintf(body + len, sizeof body - (size_t)len, "]}");
+  set_json(r, 200, body, (size_t)len);
+}
+
+static void builtin_readyz(nno_req *r) {
+  if (metrics_all_ready() && !g_worker->draining) {
+    static const char ok[] = "{\"status\":\"ready\"}";
+    set_json(r, 200, ok, sizeof ok - 1);
+  } else {
+    req_problem(r, 503, "Not Ready",
+                g_worker->draining ? "the host is shutting down"
+                                   : "plugins are still loading");
+  }
+}
+
+static void builtin_metrics(nno_req *r) {
+  char *text;
+  size_t len;
+  if (metrics_render(&text, &len) != 0) {
+    req_problem(r, 500, "Internal Server Error", "cannot render metrics");
+    return;
+  }
+  static const char ct[] = "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n";
+  r->status = 200;
+  r->written = 1;
+  if (buf_append(&r->headers, ct, sizeof ct - 1, SIZE_MAX) ||
+      buf_append(&r->body, text, len, SIZE_MAX))
+    req_problem(r, 500, "Internal Server Error", "out of memory");
+  free(text);
+}
+
+typedef struct builtin {
+  const char *path;
+  size_t len;
+  void (*fn)(nno_req *r);
+} builtin;
+
+static const builtin builtins[] = {
+    {"/healthz", 8, builtin_healthz},
+    {"/readyz", 7, builtin_readyz},
+    {"/metrics", 8, builtin_metrics},
+};
+
+static int try_builtin(nno_req *r, const http_request *hr) {
+  for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++) {
+    const builtin *b = &builtins[i];
+    if (hr->path_len != b->len || memcmp(hr->path, b->path, b->len) != 0)
+      continue;
+    r->route_label = b->path;
+    if (strcmp(hr->method, "GET") != 0 && strcmp(hr->method, "HEAD") != 0) {
+      req_problem(r, 405, "Method Not Allowed",
+                  "this endpoint answers GET and HEAD");
+      buf_append(&r->headers, "Allow: GET, HEAD\r\n", 18, SIZE_MAX);
+      return 1;
+    }
+    b->fn(r);
+    return 1;
+  }
+  return 0;
+}
+
+void gateway_handle(conn *c, const http_request *hr) {
+  nno_req *r = &c->req;
+  worker *w = c->w;
+  r->hr = hr;
+  r->active = 1;
+  r->max_body = (size_t)w->cfg->max_response_bytes;
+  gateway_prepare(c, hr);
+  if (try_builtin(r, hr)) {
+    conn_request_done(c);
+    return;
+  }
+  char allow[128];
+  int rc = router_match(w->router, hr->method, hr->method_len, hr->path,
+                        hr->path_len, &r->match, allow, sizeof allow);
+  if (rc == NNO_ENOENT) {
+    r->route_label = "unmatched";
+    req_problem(r, 404, "Not Found", "no route for this path");
+    conn_request_done(c);
+    return;
+  }
+  if (rc != 0) {
+    r->route_label = "unmatched";
+    req_problem(r, 405, "Method Not Allowed", "the route exists but not for this method");
+    char line[160];
+    int n = snprintf(line, sizeof line, "Allow: %s\r\n", allow);
+    buf_append(&r->headers, line, (size_t)n, SIZE_MAX);
+    conn_request_done(c);
+    return;
+  }
+  const route_target *t = r->match.target;
+  r->plugin = t->plugin;
+  r->route_label = r->match.pattern;
+  w->nrequests_active++;
+  r->in_handler = 1;
+  rc = t->fn(r, t->ud);
+  r->in_handler = 0;
+  if (rc == NNO_ASYNC && !r->ended) {
+    r->async = 1;
+    return; /* res_end() finishes it */
+  }
+  if (rc < 0 && !r->written) {
+    char detail[128];
+    snprintf(detail, sizeof detail, "the handler failed: %s", nno__err_name(rc));
+    req_problem(r, 500, "Internal Server Error", detail);
+  } else if (rc >= 0 && !r->written && !r->ended) {
+    r->status = 204;
+  }
+  w->nrequests_active--;
+  conn_request_done(c);
+}
+
+void gateway_complete(conn *c) {
+  nno_req *r = &c->req;
+  worker *w = c->w;
+  uint64_t dur_us = (uv_hrtime() - r->start_ns) / 1000;
+  int status = r->gone ? 499 : r->status;
+  metrics_request(r->route_label ? r->route_label : "unmatched", status, dur_us);
+  if (!w->cfg->access_log) return;
+  logline l;
+  log_begin(&l, NNO_LOG_INFO, "access");
+  log_strn(&l, "rid", r->rid, r->rid_len);
+  if (r->hr) {
+    log_strn(&l, "method", r->hr->method, r->hr->method_len);
+    /* The path only: query strings may carry secrets. */
+    log_strn(&l, "path", r->hr->path, r->hr->path_len > 256 ? 256 : r->hr->path_len);
+  }
+  log_str(&l, "route", r->route_label ? r->route_label : "unmatched");
+  log_int(&l, "status", status);
+  log_int(&l, "bytes", (long long)r->body.len);
+  log_int(&l, "dur_us", (long long)dur_us);
+  log_strn(&l, "trace", r->traceparent + 3, 32);
+  log_end(&l);
+}

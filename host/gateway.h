@@ -1,0 +1,36 @@
+/* The gateway: what happens to a parsed request — request id and trace
+ * context, built-in endpoints, routing, dispatch to a plugin's handler,
+ * access log and metrics. Later policy steps (authn, limits, ...) slot in
+ * between routing and dispatch. */
+#ifndef NNO_HOST_GATEWAY_H
+#define NNO_HOST_GATEWAY_H
+
+#include <nno/plugin.h>
+
+#include "http.h"
+
+struct conn;
+struct plugin;
+
+/* What a route points at. Owned by the plugin set. */
+typedef struct route_target {
+  struct plugin *plugin;
+  nno_handler_fn fn;
+  void *ud;
+} route_target;
+
+/* Set the request id, traceparent and start time (hr may be NULL for a
+ * request refused before it was parsed). */
+void gateway_prepare(struct conn *c, const http_request *hr);
+/* Handle a complete request; ends with conn_request_done() now or later. */
+void gateway_handle(struct conn *c, const http_request *hr);
+/* Record the finished request (metrics, access log). */
+void gateway_complete(struct conn *c);
+
+/* A request id is accepted from the client if it is 1..64 characters of
+ * [A-Za-z0-9._:-]; otherwise one is generated. */
+int gateway_request_id_valid(const char *s, size_t n);
+/* W3C traceparent "00-<32 hex>-<16 hex>-<2 hex>", ids not all zero. */
+int gateway_traceparent_valid(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,488 @@
+/* Discovery, checks, init and route commit of plugins and stacks. */
+#include "loader.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api.h"
+#include "config.h"
+#include "fetch.h"
+#include "log.h"
+#include "req.h"
+#include "router.h"
+#include "semver.h"
+#include "services.h"
+#include "worker.h"
+
+#define MAX_STACKS 256
+
+static int is_dir(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static const char *kind_name(int k) {
+  return k == NNO_KIND_CORE ? "core" : k == NNO_KIND_FEATURE ? "feature" : "?";
+}
+
+int loader_check_object(const char *so_path, const package_manifest *m,
+                        void **dl_out, const nno_plugin_desc **desc_out,
+                        char *err, size_t errlen) {
+  /* The manifest is read before the object is opened, so an object built
+   * for another ABI is refused before its constructors run. */
+  if (m->abi_major != NNO_ABI_MAJOR || m->abi_minor > NNO_ABI_MINOR) {
+    snprintf(err, errlen,
+             "incompatible plugin \"%s\": built for ABI %u.%u, host provides "
+             "%u.%u", so_path, m->abi_major, m->abi_minor, NNO_ABI_MAJOR,
+             NNO_ABI_MINOR);
+    return -1;
+  }
+  void *dl = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
+  if (!dl) {
+    const char *e = dlerror();
+    snprintf(err, errlen, "plugin \"%s\": cannot load: %s", so_path,
+             e ? e : "unknown error");
+    return -1;
+  }
+  const nno_plugin_desc *(*get)(void);
+  *(void **)(&get) = dlsym(dl, NNO_PLUGIN_SYMBOL);
+  const nno_plugin_desc *d = NULL;
+  if (!get) {
+    snprintf(err, errlen,
+             "plugin \"%s\": missing symbol %s (declare the plugin with "
+             "NNO_PLUGIN(...))", so_path, NNO_PLUGIN_SYMBOL);
+    goto fail;
+  }
+  d = get();
+  if (!d || d->magic != NNO_PLUGIN_MAGIC) {
+    snprintf(err, errlen,
+             "plugin \"%s\": %s returned no valid descriptor (bad magic)",
+             so_path, NNO_PLUGIN_SYMBOL);
+    goto fail;
+  }
+  if (d->abi_major != NNO_ABI_MAJOR || d->abi_minor > NNO_ABI_MINOR) {
+    snprintf(err, errlen,
+             "incompatible plugin \"%s\": built for ABI %u.%u, host provides "
+             "%u.%u", so_path, d->abi_major, d->abi_minor, NNO_ABI_MAJOR,
+             NNO_ABI_MINOR);
+    goto fail;
+  }
+  if (d->size < offsetof(nno_plugin_desc, on_plugin_fini) + sizeof(void *)) {
+    snprintf(err, errlen, "plugin \"%s\": descriptor of %u bytes is too small",
+             so_path, d->size);
+    goto fail;
+  }
+  if (d->abi_major != m->abi_major || d->abi_minor != m->abi_minor) {
+    snprintf(err, errlen,
+             "plugin \"%s\": built for ABI %u.%u but package.json says %u.%u",
+             so_path, d->abi_major, d->abi_minor, m->abi_major, m->abi_minor);
+    goto fail;
+  }
+  if (!d->name || strcmp(d->name, m->name) != 0) {
+    snprintf(err, errlen,
+             "plugin \"%s\": descriptor name \"%s\" differs from package.json "
+             "name \"%s\"", so_path, d->name ? d->name : "", m->name);
+    goto fail;
+  }
+  if (!d->version || strcmp(d->version, m->version) != 0) {
+    snprintf(err, errlen,
+             "plugin \"%s\": descriptor version \"%s\" differs from "
+             "package.json version \"%s\"", so_path,
+             d->version ? d->version : "", m->version);
+    goto fail;
+  }
+  if (d->kind != m->kind) {
+    snprintf(err, errlen,
+             "plugin \"%s\": descriptor kind \"%s\" differs from package.json "
+             "kind \"%s\"", so_path, kind_name(d->kind), kind_name(m->kind));
+    goto fail;
+  }
+  if (!d->on_plugin_init) {
+    snprintf(err, errlen, "plugin \"%s\": descriptor has no on_plugin_init",
+             so_path);
+    goto fail;
+  }
+  if (dl_out) {
+    *dl_out = dl;
+    *desc_out = d;
+  } else {
+    dlclose(dl);
+  }
+  return 0;
+fail:
+  dlclose(dl);
+  return -1;
+}
+
+static int manifest_in(const char *dir, package_manifest *m, char *err,
+                       size_t errlen) {
+  char path[PATH_MAX + 16];
+  char merr[MANIFEST_ERR_MAX];
+  snprintf(path, sizeof path, "%s/package.json", dir);
+  if (package_manifest_load(path, m, merr) != 0) {
+    snprintf(err, errlen, "%s", merr);
+    return -1;
+  }
+  return 0;
+}
+
+int loader_check_package(const char *dir, char *err, size_t errlen) {
+  package_manifest m;
+  if (manifest_in(dir, &m, err, errlen)) return -1;
+  char so[PATH_MAX * 2];
+  snprintf(so, sizeof so, "%s/%s", dir, m.library);
+  int rc = loader_check_object(so, &m, NULL, NULL, err, errlen);
+  package_manifest_free(&m);
+  return rc;
+}
+
+/* ---- loading ----------------------------------------------------------- */
+
+static void plugin_free(plugin *p) {
+  for (size_t i = 0; i < p->nroutes; i++) {
+    free(p->routes[i].method);
+    free(p->routes[i].pattern);
+  }
+  free(p->routes);
+  package_manifest_free(&p->man);
+  free(p);
+}
+
+/* Stop what the plugin started, call fini, close the object. */
+static void plugin_unload(worker *w, plugin *p) {
+  api_stop_timers(p);
+  if (w->fetcher) fetch_cancel_owner(w->fetcher, p);
+  /* Queued thread-pool work must not call back into unloaded code. */
+  while (p->pending > 0) uv_run(&w->loop, UV_RUN_ONCE);
+  if (p->inited && p->desc->on_plugin_fini) p->desc->on_plugin_fini((nno_plugin *)p);
+  services_remove_owner(w->services, p);
+  if (p->dl) dlclose(p->dl);
+  plugin_free(p);
+}
+
+static int requires_met(worker *w, plugin *p, char *err, size_t errlen) {
+  for (size_t i = 0; i < p->man.nrequires; i++) {
+    const manifest_require *r = &p->man.requires[i];
+    uint32_t v = services_version(w->services, r->service);
+    if (v == 0) {
+      snprintf(err, errlen, "package \"%s\" requires service \"%s\" %s, which "
+               "no loaded plugin provides", p->man.name, r->service, r->range);
+      return -1;
+    }
+    semver sv = {v, 0, 0, ""};
+    if (semver_satisfies(&sv, r->range) != 1) {
+      snprintf(err, errlen, "package \"%s\" requires service \"%s\" %s, but "
+               "version %u is loaded", p->man.name, r->service, r->range, v);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Open, check and init one package folder. NULL with err set on failure. */
+static plugin *load_one(worker *w, const char *dir, const char *stack,
+                        int want_kind, char *err, size_t errlen) {
+  plugin *p = calloc(1, sizeof *p);
+  if (!p) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  snprintf(p->dir, sizeof p->dir, "%s", dir);
+  snprintf(p->stack, sizeof p->stack, "%s", stack);
+  if (manifest_in(dir, &p->man, err, errlen)) goto fail;
+  snprintf(p->so_path, sizeof p->so_path, "%s/%s", dir, p->man.library);
+  if (p->man.kind != want_kind) {
+    snprintf(err, errlen, "package \"%s\": kind \"%s\" cannot be loaded as %s",
+             p->man.name, kind_name(p->man.kind), kind_name(want_kind));
+    goto fail;
+  }
+  if (loader_check_object(p->so_path, &p->man, &p->dl, &p->desc, err, errlen))
+    goto fail;
+  if (requires_met(w, p, err, errlen)) goto fail;
+  p->initing = 1;
+  int rc = p->desc->on_plugin_init((nno_plugin *)p, api_table());
+  p->initing = 0;
+  if (rc != 0) {
+    snprintf(err, errlen, "plugin \"%s\": init failed (%s)%s%s", p->so_path,
+             nno__err_name(rc), p->fail[0] ? ": " : "", p->fail);
+    /* Init failed: no fini, but undo what it may have started. */
+    api_stop_timers(p);
+    services_remove_owner(w->services, p);
+    goto fail;
+  }
+  p->inited = 1;
+  return p;
+fail:
+  if (p->dl) {
+    if (w->fetcher) fetch_cancel_owner(w->fetcher, p);
+    while (p->pending > 0) uv_run(&w->loop, UV_RUN_ONCE);
+    dlclose(p->dl);
+  }
+  plugin_free(p);
+  return NULL;
+}
+
+/* Every method+pattern committed so far, to refuse conflicts before any of
+ * a stack's routes reach the router. */
+static int route_taken(worker *w, const char *method, const char *pattern,
+                       const plugin **owner) {
+  for (plugin *p = w->plugins->head; p; p = p->next)
+    for (size_t i = 0; i < p->nroutes; i++)
+      if (strcmp(p->routes[i].method, method) == 0 &&
+          strcmp(p->routes[i].pattern, pattern) == 0) {
+        *owner = p;
+        return 1;
+      }
+  return 0;
+}
+
+static int commit(worker *w, plugin **ps, size_t n, char *err, size_t errlen) {
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < ps[i]->nroutes; j++) {
+      const plugin *o;
+      const plugin_route *r = &ps[i]->routes[j];
+      if (route_taken(w, r->method, r->pattern, &o)) {
+        snprintf(err, errlen, "route %s %s of package \"%s\" is already "
+                 "served by package \"%s\"", r->method, r->pattern,
+                 ps[i]->man.name, o->man.name);
+        return -1;
+      }
+    }
+  for (size_t i = 0; i < n; i++) {
+    for (size_t j = 0; j < ps[i]->nroutes; j++) {
+      plugin_route *r = &ps[i]->routes[j];
+      int rc = router_add(w->router, r->method, r->pattern, &r->target);
+      if (rc) {
+        /* Cannot happen after the check above except on allocation
+         * failure; the worker cannot serve a partial stack. */
+        snprintf(err, errlen, "cannot add route %s %s: %s", r->method,
+                 r->pattern, nno__strerror(rc));
+        return -2;
+      }
+    }
+    ps[i]->next = w->plugins->head;
+    w->plugins->head = ps[i];
+    w->plugins->count++;
+  }
+  return 0;
+}
+
+static void refuse_log(const char *what, const char *name, const char *err) {
+  logline l;
+  log_begin(&l, NNO_LOG_ERROR, what);
+  log_str(&l, "name", name);
+  log_str(&l, "error", err);
+  log_end(&l);
+}
+
+typedef struct stack_choice {
+  char id[65];
+  char dir[PATH_MAX];
+  semver ver;
+  char version[64];
+} stack_choice;
+
+/* Pick, for each stack id under `root`, its newest valid version. */
+static void scan_stacks(const char *root, stack_choice *out, size_t *n) {
+  DIR *d = opendir(root);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char sdir[PATH_MAX];
+    if (snprintf(sdir, sizeof sdir, "%s/%s", root, e->d_name) >= (int)sizeof sdir ||
+        !is_dir(sdir))
+      continue;
+    DIR *vd = opendir(sdir);
+    if (!vd) continue;
+    struct dirent *ve;
+    while ((ve = readdir(vd))) {
+      semver v;
+      if (ve->d_name[0] == '.' || semver_parse(ve->d_name, &v) != 0) continue;
+      char vdir[PATH_MAX];
+      if (snprintf(vdir, sizeof vdir, "%s/%s", sdir, ve->d_name) >= (int)sizeof vdir)
+        continue;
+      size_t i;
+      for (i = 0; i < *n; i++)
+        if (strcmp(out[i].id, e->d_name) == 0) break;
+      if (i < *n) {
+        if (semver_cmp(&v, &out[i].ver) <= 0) continue;
+      } else {
+        if (*n >= MAX_STACKS || strlen(e->d_name) >= sizeof out[i].id) continue;
+        (*n)++;
+      }
+      snprintf(out[i].id, sizeof out[i].id, "%s", e->d_name);
+      snprintf(out[i].dir, sizeof out[i].dir, "%s", vdir);
+      snprintf(out[i].version, sizeof out[i].version, "%s", ve->d_name);
+      out[i].ver = v;
+    }
+    closedir(vd);
+  }
+  closedir(d);
+}
+
+static size_t stack_roots(const nno_config *cfg, char roots[][PATH_MAX]) {
+  size_t n = 0;
+  snprintf(roots[n++], PATH_MAX, "%s/stacks", cfg->data_dir);
+  if (cfg->builtin_stacks) snprintf(roots[n++], PATH_MAX, "%s", cfg->builtin_stack_dir);
+  for (size_t i = 0; i < cfg->nstacks_dirs; i++)
+    snprintf(roots[n++], PATH_MAX, "%s", cfg->stacks_dirs[i]);
+  return n;
+}
+
+static int cmp_choice(const void *a, const void *b) {
+  return strcmp(((const stack_choice *)a)->id, ((const stack_choice *)b)->id);
+}
+
+/* Load one stack whole, or nothing of it. */
+static int load_stack(worker *w, const stack_choice *sc, char *err,
+                      size_t errlen) {
+  char path[PATH_MAX + 16], merr[MANIFEST_ERR_MAX];
+  stack_manifest sm;
+  snprintf(path, sizeof path, "%s/stack.json", sc->dir);
+  if (stack_manifest_load(path, &sm, merr) != 0) {
+    snprintf(err, errlen, "%s", merr);
+    return -1;
+  }
+  int rc = -1;
+  plugin **ps = calloc(sm.npackages ? sm.npackages : 1, sizeof *ps);
+  size_t n = 0;
+  char label[128];
+  snprintf(label, sizeof label, "%s@%s", sm.id, sm.version);
+  if (!ps) {
+    snprintf(err, errlen, "out of memory");
+    goto done;
+  }
+  if (strcmp(sm.id, sc->id) != 0 || strcmp(sm.version, sc->version) != 0) {
+    snprintf(err, errlen, "%s: id and version (%s %s) do not match its folder "
+             "%s/%s", path, sm.id, sm.version, sc->id, sc->version);
+    goto done;
+  }
+  for (size_t i = 0; i < sm.npackages; i++) {
+    char pdir[PATH_MAX + 64];
+    snprintf(pdir, sizeof pdir, "%s/packages/%s", sc->dir, sm.packages[i].name);
+    plugin *p = load_one(w, pdir, label, NNO_KIND_FEATURE, err, errlen);
+    if (!p) goto done;
+    ps[n++] = p;
+    if (strcmp(p->man.name, sm.packages[i].name) != 0 ||
+        semver_satisfies(&p->man.ver, sm.packages[i].range) != 1) {
+      snprintf(err, errlen, "stack %s wants package \"%s\" %s, found \"%s\" %s",
+               label, sm.packages[i].name, sm.packages[i].range, p->man.name,
+               p->man.version);
+      goto done;
+    }
+  }
+  rc = commit(w, ps, n, err, errlen);
+  if (rc == 0) {
+    logline l;
+    log_begin(&l, NNO_LOG_INFO, "stack loaded");
+    log_str(&l, "name", label);
+    log_int(&l, "packages", (long long)n);
+    log_end(&l);
+    n = 0; /* owned by the plugin set now */
+  }
+done:
+  while (n > 0) plugin_unload(w, ps[--n]);
+  free(ps);
+  stack_manifest_free(&sm);
+  return rc;
+}
+
+int loader_load_all(worker *w) {
+  const nno_config *cfg = w->cfg;
+  char err[LOADER_ERR_MAX];
+  /* Core plugins first: they publish the services packages require. */
+  DIR *d = opendir(cfg->plugin_dir);
+  if (d) {
+    struct dirent *e;
+    char names[64][256];
+    size_t nn = 0;
+    while ((e = readdir(d)) && nn < 64)
+      if (e->d_name[0] != '.' && strlen(e->d_name) < 256)
+        snprintf(names[nn++], 256, "%s", e->d_name);
+    closedir(d);
+    qsort(names, nn, 256, (int (*)(const void *, const void *))strcmp);
+    for (size_t i = 0; i < nn; i++) {
+      char dir[PATH_MAX + 256];
+      snprintf(dir, sizeof dir, "%s/%s", cfg->plugin_dir, names[i]);
+      if (!is_dir(dir)) continue;
+      plugin *p = load_one(w, dir, "", NNO_KIND_CORE, err, sizeof err);
+      if (!p) {
+        refuse_log("core plugin refused", names[i], err);
+        continue;
+      }
+      if (commit(w, &p, 1, err, sizeof err) != 0) {
+        refuse_log("core plugin refused", names[i], err);
+        plugin_unload(w, p);
+      }
+    }
+  }
+  char roots[CONFIG_MAX_STACK_DIRS + 2][PATH_MAX];
+  size_t nroots = stack_roots(cfg, roots);
+  stack_choice *sc = calloc(MAX_STACKS, sizeof *sc);
+  if (!sc) return -1;
+  size_t ns = 0;
+  for (size_t i = 0; i < nroots; i++) scan_stacks(roots[i], sc, &ns);
+  qsort(sc, ns, sizeof *sc, cmp_choice);
+  for (size_t i = 0; i < ns; i++) {
+    int rc = load_stack(w, &sc[i], err, sizeof err);
+    if (rc == -2) {
+      free(sc);
+      return -1;
+    }
+    if (rc != 0) {
+      char label[160];
+      snprintf(label, sizeof label, "%s@%s", sc[i].id, sc[i].version);
+      refuse_log("stack refused", label, err);
+    }
+  }
+  free(sc);
+  return (int)w->plugins->count;
+}
+
+void loader_unload_all(worker *w) {
+  /* The set is a stack (newest first), which is reverse load order. */
+  while (w->plugins->head) {
+    plugin *p = w->plugins->head;
+    w->plugins->head = p->next;
+    w->plugins->count--;
+    plugin_unload(w, p);
+  }
+}
+
+int loader_check_all(const nno_config *cfg) {
+  int problems = 0;
+  char err[LOADER_ERR_MAX];
+  char roots[CONFIG_MAX_STACK_DIRS + 2][PATH_MAX];
+  size_t nroots = stack_roots(cfg, roots);
+  stack_choice *sc = calloc(MAX_STACKS, sizeof *sc);
+  if (!sc) return 1;
+  size_t ns = 0;
+  for (size_t i = 0; i < nroots; i++) scan_stacks(roots[i], sc, &ns);
+  for (size_t i = 0; i < ns; i++) {
+    char path[PATH_MAX + 16], merr[MANIFEST_ERR_MAX];
+    stack_manifest sm;
+    snprintf(path, sizeof path, "%s/stack.json", sc[i].dir);
+    if (stack_manifest_load(path, &sm, merr) != 0) {
+      fprintf(stderr, "error: %s\n", merr);
+      problems++;
+      continue;
+    }
+    for (size_t j = 0; j < sm.npackages; j++) {
+      char pdir[PATH_MAX + 64];
+      snprintf(pdir, sizeof pdir, "%s/packages/%s", sc[i].dir, sm.packages[j].name);
+      if (loader_check_package(pdir, err, sizeof err) != 0) {
+        fprintf(stderr, "error: stack %s@%s: %s\n", sm.id, sm.version, err);
+        problems++;
+      }
+    }
+    stack_manifest_free(&sm);
+  }
+  free(sc);
+  return problems;
+}

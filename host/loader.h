@@ -1,0 +1,75 @@
+/* The plugin loader: finds core plugins and stacks, checks every shared
+ * object's descriptor against its manifest and this host's ABI before any
+ * of its code runs, initialises plugins and commits their routes. */
+#ifndef NNO_HOST_LOADER_H
+#define NNO_HOST_LOADER_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#include <nno/plugin.h>
+
+#include "config.h"
+#include "gateway.h"
+#include "manifest.h"
+
+struct worker;
+
+#define LOADER_ERR_MAX 1024
+
+typedef struct plugin_route {
+  char *method;
+  char *pattern;
+  route_target target;
+} plugin_route;
+
+typedef struct plugin {
+  struct plugin *next;
+  void *dl;
+  const nno_plugin_desc *desc;
+  package_manifest man;
+  char dir[PATH_MAX];
+  char so_path[PATH_MAX];
+  char stack[128]; /* "default@1.0.0", or "" for core plugins */
+  void *data;
+  char fail[256];
+  int initing;
+  int inited;
+  plugin_route *routes;
+  size_t nroutes;
+  struct plugin_timer *timers; /* running timers, stopped before fini */
+  size_t pending;              /* queued work and fetches in flight */
+} plugin;
+
+typedef struct plugin_set {
+  plugin *head;
+  size_t count;
+} plugin_set;
+
+/* Check a shared object's descriptor against the manifest and this host.
+ * On success returns 0 and, if dl_out is not NULL, leaves the object open
+ * in *dl_out with *desc_out set; otherwise it is closed. On failure returns
+ * -1 with the reason in err, e.g.
+ *   incompatible plugin "x/libx.so": built for ABI 2.0, host provides 1.0 */
+int loader_check_object(const char *so_path, const package_manifest *m,
+                        void **dl_out, const nno_plugin_desc **desc_out,
+                        char *err, size_t errlen);
+
+/* Validate a package folder (manifest + object) without running it. */
+int loader_check_package(const char *dir, char *err, size_t errlen);
+
+/* Load every core plugin and every stack the configuration names into the
+ * worker (its router, services and plugin set). A stack with any bad
+ * package is refused whole, with an error log line naming the package and
+ * the reason; the others load. Returns the number of plugins loaded, or -1
+ * if the worker cannot go on (out of memory). */
+int loader_load_all(struct worker *w);
+
+/* Check every discoverable stack and core plugin without running plugin
+ * code; print problems to stderr. Returns the number of problems. */
+int loader_check_all(const nno_config *cfg);
+
+/* fini and dlclose every plugin (reverse load order). */
+void loader_unload_all(struct worker *w);
+
+#endif

@@ -1,0 +1,84 @@
+/* package.json and stack.json: parsing and validation with exact messages.
+ *
+ * Every error message names the file, the field (as a JSON path), what was
+ * expected and what was got, e.g.
+ *   package.json: field "version": expected a semver version, got "1.x"
+ *   package.json: field "routes[2].method": expected an HTTP method, got 42
+ * Unknown top-level fields are allowed (forward compatibility); unknown
+ * fields inside "routes" entries are refused (likely typos).
+ */
+#ifndef NNO_HOST_MANIFEST_H
+#define NNO_HOST_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "semver.h"
+
+#define MANIFEST_ERR_MAX 512
+
+typedef struct manifest_route {
+  char *method;  /* upper-case HTTP token, or "*" */
+  char *path;    /* pattern, validated by route_pattern_valid() rules */
+  char *scope;   /* required scope, or NULL (checked by later policies) */
+} manifest_route;
+
+typedef struct manifest_require {
+  char *service; /* "nno.iam" */
+  char *range;   /* semver range on the service's version, e.g. "^1" */
+} manifest_require;
+
+typedef struct package_manifest {
+  char *name;        /* [a-z][a-z0-9-]{0,63} */
+  char *version;     /* semver text */
+  semver ver;
+  uint16_t abi_major, abi_minor; /* from "abi": "1.0" */
+  int kind;          /* NNO_KIND_CORE or NNO_KIND_FEATURE */
+  char *library;     /* file name relative to the manifest's folder: no '/',
+                        no "..", ends in ".so" */
+  char *description; /* may be NULL */
+  manifest_route *routes;
+  size_t nroutes;
+  manifest_require *requires;
+  size_t nrequires;
+  char *config_json; /* "config" object re-serialised compactly; "{}" */
+  char *scopes_json; /* "scopes" array as JSON, "[]" when absent */
+  char *ui_json;     /* "ui" object as JSON, "{}" when absent */
+  char *resources_json; /* "resources" array as JSON, "[]" when absent */
+} package_manifest;
+
+typedef struct stack_package {
+  char *name;  /* package name */
+  char *range; /* semver range the stack wants ("1.0.0", "^1.0") */
+} stack_package;
+
+typedef struct stack_manifest {
+  char *id;      /* [a-z][a-z0-9-]{0,63} */
+  char *version; /* semver text */
+  semver ver;
+  char *name;    /* display name; defaults to id */
+  stack_package *packages;
+  size_t npackages; /* >= 1 */
+} stack_manifest;
+
+/* Parse and validate. On failure returns -1, writes a one-line message into
+ * err (at most MANIFEST_ERR_MAX bytes, NUL-terminated) and leaves *out
+ * zeroed. `what` names the source in messages ("package.json" or a path).
+ * On success the caller frees with the matching _free(). */
+int package_manifest_parse(const char *json, size_t len, const char *what,
+                           package_manifest *out, char *err);
+int package_manifest_load(const char *path, package_manifest *out, char *err);
+void package_manifest_free(package_manifest *m);
+
+int stack_manifest_parse(const char *json, size_t len, const char *what,
+                         stack_manifest *out, char *err);
+int stack_manifest_load(const char *path, stack_manifest *out, char *err);
+void stack_manifest_free(stack_manifest *m);
+
+/* Route patterns: start with '/', segments of [A-Za-z0-9._~!$&'()*+,;=:@%-]
+ * or a whole-segment parameter "{name}" ([a-z_][a-z0-9_]*), a final
+ * "{name...}" wildcard; no empty segment except a trailing "/"; at most 16
+ * parameters. Returns 0 or -1 with a reason in err. */
+int route_pattern_valid(const char *pattern, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,369 @@
+/* Master: sockets, fork, supervise, drain, reload.
+ *
+ * Each worker position ("lane") has its own listening socket bound with
+ * SO_REUSEPORT, so the kernel spreads connections evenly across workers.
+ * The master keeps every socket open: a respawned or reloaded worker takes
+ * over its lane's socket, and connections queued meanwhile wait in that
+ * socket's backlog instead of being refused. */
+#include "master.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "worker.h"
+
+#define MAX_LANES 64
+#define MAX_PROCS METRICS_MAX_WORKERS
+
+typedef struct proc {
+  pid_t pid;
+  int slot;
+  int lane;
+  int stopping;
+  uint64_t started_ms;
+} proc;
+
+static proc procs[MAX_PROCS];
+static int lanes_fd[MAX_LANES];
+static int nlanes;
+static int lane_quick_deaths[MAX_LANES];
+static uint64_t lane_respawn_at[MAX_LANES]; /* 0: none pending */
+static nno_config *cur;
+static sigset_t old_mask;
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int open_lane(const nno_config *c, int port, int *bound_port) {
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  char ps[16];
+  snprintf(ps, sizeof ps, "%d", port);
+  int rc = getaddrinfo(c->listen_host, ps, &hints, &res);
+  if (rc != 0) {
+    log_error("cannot resolve listen address %s: %s", c->listen_host,
+              gai_strerror(rc));
+    return -1;
+  }
+  int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (fd < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+      bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
+    log_error("cannot listen on %s:%d: %s", c->listen_host, port,
+              strerror(errno));
+    if (fd >= 0) close(fd);
+    freeaddrinfo(res);
+    return -1;
+  }
+  freeaddrinfo(res);
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  getsockname(fd, (struct sockaddr *)&ss, &sl);
+  *bound_port = ntohs(ss.ss_family == AF_INET6
+                          ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                          : ((struct sockaddr_in *)&ss)->sin_port);
+  return fd;
+}
+
+static int ensure_lanes(const nno_config *c, int n) {
+  while (nlanes < n) {
+    int port = c->listen_port, bound;
+    if (nlanes > 0) {
+      /* Bind the other lanes to the port the first one got (port 0). */
+      struct sockaddr_storage ss;
+      socklen_t sl = sizeof ss;
+      getsockname(lanes_fd[0], (struct sockaddr *)&ss, &sl);
+      port = ntohs(ss.ss_family == AF_INET6
+                       ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                       : ((struct sockaddr_in *)&ss)->sin_port);
+    }
+    int fd = open_lane(c, port, &bound);
+    if (fd < 0) return -1;
+    lanes_fd[nlanes++] = fd;
+  }
+  return 0;
+}
+
+static int spawn(int lane) {
+  int i;
+  for (i = 0; i < MAX_PROCS && procs[i].pid; i++) {}
+  int slot = metrics_free_slot();
+  if (i == MAX_PROCS || slot < 0) {
+    log_error("no free worker slot");
+    return -1;
+  }
+  metrics_worker_started(slot, 0);
+  pid_t pid = fork();
+  if (pid < 0) {
+    log_error("fork failed: %s", strerror(errno));
+    metrics_worker_stopped(slot);
+    return -1;
+  }
+  if (pid == 0) {
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    signal(SIGCHLD, SIG_DFL);
+    for (int l = 0; l < nlanes; l++)
+      if (l != lane) close(lanes_fd[l]);
+    worker_run(cur, slot, lanes_fd[lane]);
+  }
+  metrics_worker_started(slot, pid);
+  procs[i].pid = pid;
+  procs[i].slot = slot;
+  procs[i].lane = lane;
+  procs[i].stopping = 0;
+  procs[i].started_ms = now_ms();
+  logline l;
+  log_begin(&l, NNO_LOG_INFO, "worker started");
+  log_int(&l, "worker_pid", pid);
+  log_int(&l, "lane", lane);
+  log_end(&l);
+  return 0;
+}
+
+static int live_count(int include_stopping) {
+  int n = 0;
+  for (int i = 0; i < MAX_PROCS; i++)
+    if (procs[i].pid && (include_stopping || !procs[i].stopping)) n++;
+  return n;
+}
+
+static void reap(void) {
+  int status;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    int i;
+    for (i = 0; i < MAX_PROCS && procs[i].pid != pid; i++) {}
+    if (i == MAX_PROCS) continue;
+    proc p = procs[i];
+    procs[i].pid = 0;
+    metrics_worker_stopped(p.slot);
+    if (p.stopping) continue;
+    logline l;
+    log_begin(&l, NNO_LOG_ERROR, "worker died; respawning");
+    log_int(&l, "worker_pid", pid);
+    if (WIFSIGNALED(status)) {
+      log_int(&l, "signal", WTERMSIG(status));
+      log_str(&l, "signal_name", strsignal(WTERMSIG(status)));
+    } else {
+      log_int(&l, "exit_status", WEXITSTATUS(status));
+    }
+    log_end(&l);
+    metrics_worker_restart();
+    /* A worker that dies right after starting would otherwise spin: back
+     * off 100 ms, 200 ms, ... up to 5 s while that keeps happening. */
+    uint64_t t = now_ms();
+    if (t - p.started_ms < 1000) {
+      int k = ++lane_quick_deaths[p.lane];
+      uint64_t delay = 100ull << (k > 6 ? 6 : k - 1);
+      lane_respawn_at[p.lane] = t + (delay > 5000 ? 5000 : delay);
+    } else {
+      lane_quick_deaths[p.lane] = 0;
+      lane_respawn_at[p.lane] = t;
+    }
+  }
+}
+
+static void respawn_due(void) {
+  uint64_t t = now_ms();
+  for (int l = 0; l < nlanes; l++)
+    if (lane_respawn_at[l] && lane_respawn_at[l] <= t) {
+      lane_respawn_at[l] = 0;
+      if (l < cur->workers) spawn(l);
+    }
+}
+
+static void signal_all(int sig, int mark_stopping) {
+  for (int i = 0; i < MAX_PROCS; i++)
+    if (procs[i].pid) {
+      if (mark_stopping) procs[i].stopping = 1;
+      kill(procs[i].pid, sig);
+    }
+}
+
+/* SIGHUP: new configuration, new workers, old ones drained. */
+static void reload(config_loader loader) {
+  nno_config *nc = malloc(sizeof *nc);
+  char err[CONFIG_ERR_MAX];
+  if (!nc) return;
+  if (loader(nc, err) != 0) {
+    log_error("reload refused, keeping the running configuration: %s", err);
+    free(nc);
+    return;
+  }
+  if (strcmp(nc->listen_host, cur->listen_host) != 0 ||
+      nc->listen_port != cur->listen_port) {
+    log_warn("the listen address changes only on restart; keeping %s:%d",
+             cur->listen_host, cur->listen_port);
+    memcpy(nc->listen_host, cur->listen_host, sizeof nc->listen_host);
+    nc->listen_port = cur->listen_port;
+  }
+  if (ensure_lanes(nc, (int)nc->workers) != 0) {
+    free(nc);
+    return;
+  }
+  int old_pids[MAX_PROCS], nold = 0;
+  for (int i = 0; i < MAX_PROCS; i++)
+    if (procs[i].pid && !procs[i].stopping) old_pids[nold++] = procs[i].pid;
+  nno_config *prev = cur;
+  cur = nc; /* children fork with the new configuration */
+  for (int l = 0; l < nlanes; l++) lane_respawn_at[l] = 0;
+  int started = 0;
+  for (int l = 0; l < (int)nc->workers; l++)
+    if (spawn(l) == 0) started++;
+  /* Wait for the new generation to be ready before draining the old one,
+   * so there is never a moment with nobody accepting. */
+  uint64_t deadline = now_ms() + 15000;
+  int ready = 0;
+  while (now_ms() < deadline) {
+    ready = 1;
+    for (int i = 0; i < MAX_PROCS; i++) {
+      if (!procs[i].pid || procs[i].stopping) continue;
+      int old = 0;
+      for (int j = 0; j < nold; j++) old |= procs[i].pid == old_pids[j];
+      if (!old && !metrics_slot_ready(procs[i].slot)) ready = 0;
+    }
+    if (ready) break;
+    reap();
+    if (live_count(0) - nold < started) {
+      ready = 0;
+      break;
+    }
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  if (!ready || started < (int)nc->workers) {
+    log_error("reload failed: new workers did not become ready; keeping the "
+              "old ones");
+    for (int i = 0; i < MAX_PROCS; i++) {
+      if (!procs[i].pid) continue;
+      int old = 0;
+      for (int j = 0; j < nold; j++) old |= procs[i].pid == old_pids[j];
+      if (!old) {
+        procs[i].stopping = 1;
+        kill(procs[i].pid, SIGKILL);
+      }
+    }
+    cur = prev;
+    free(nc);
+    /* Make sure every lane of the running generation is served. */
+    for (int l = 0; l < nlanes; l++) lane_respawn_at[l] = 0;
+    for (int l = 0; l < (int)cur->workers; l++) {
+      int served = 0;
+      for (int i = 0; i < MAX_PROCS; i++)
+        served |= procs[i].pid && !procs[i].stopping && procs[i].lane == l;
+      if (!served) spawn(l);
+    }
+    return;
+  }
+  for (int i = 0; i < MAX_PROCS; i++)
+    for (int j = 0; j < nold; j++)
+      if (procs[i].pid == old_pids[j]) {
+        procs[i].stopping = 1;
+        kill(procs[i].pid, SIGTERM);
+      }
+  /* Lanes beyond the new worker count stay open but unserved; their
+   * sockets keep the port's backlog sane until a later reload uses them. */
+  log_info("reloaded: %d workers", started);
+  /* `prev` may still be referenced by nothing in the master; the forked
+   * children have their own copies. */
+  free(prev);
+}
+
+int master_run(nno_config *cfg, config_loader loader) {
+  cur = cfg;
+  log_init("master", (int)cfg->log_level);
+  if (metrics_init() != 0) {
+    log_error("cannot map the shared metrics segment: %s", strerror(errno));
+    return 1;
+  }
+  if (mkdir(cfg->data_dir, 0750) != 0 && errno != EEXIST) {
+    log_error("cannot create data directory %s: %s", cfg->data_dir,
+              strerror(errno));
+    return 1;
+  }
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  sigprocmask(SIG_BLOCK, &set, &old_mask);
+  signal(SIGPIPE, SIG_IGN);
+  if (ensure_lanes(cfg, (int)cfg->workers) != 0) return 1;
+  {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(lanes_fd[0], (struct sockaddr *)&ss, &sl);
+    int port = ntohs(ss.ss_family == AF_INET6
+                         ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                         : ((struct sockaddr_in *)&ss)->sin_port);
+    logline l;
+    log_begin(&l, NNO_LOG_INFO, "listening");
+    log_str(&l, "host", cfg->listen_host);
+    log_int(&l, "port", port);
+    log_int(&l, "workers", cfg->workers);
+    log_str(&l, "data", cfg->data_dir);
+    log_end(&l);
+  }
+  for (int l = 0; l < (int)cfg->workers; l++)
+    if (spawn(l) != 0) {
+      signal_all(SIGKILL, 1);
+      return 1;
+    }
+  int stopping = 0;
+  uint64_t stop_deadline = 0;
+  for (;;) {
+    struct timespec to = {0, 100 * 1000 * 1000};
+    siginfo_t si;
+    int sig = sigtimedwait(&set, &si, &to);
+    if (sig == SIGCHLD || sig < 0) reap();
+    if (sig == SIGTERM || sig == SIGINT) {
+      if (stopping) {
+        log_warn("second stop signal: killing workers");
+        signal_all(SIGKILL, 1);
+      } else {
+        log_info("stopping: draining workers");
+        stopping = 1;
+        stop_deadline = now_ms() + (uint64_t)cur->drain_timeout_ms + 2000;
+        signal_all(SIGTERM, 1);
+      }
+    } else if (sig == SIGHUP && !stopping) {
+      log_info("reloading configuration and plugins");
+      reload(loader);
+    }
+    if (stopping) {
+      reap();
+      if (live_count(1) == 0) break;
+      if (now_ms() > stop_deadline) {
+        log_warn("workers did not drain in time: killing them");
+        signal_all(SIGKILL, 1);
+        stop_deadline = now_ms() + 5000;
+      }
+      continue;
+    }
+    respawn_due();
+  }
+  for (int l = 0; l < nlanes; l++) close(lanes_fd[l]);
+  log_info("stopped");
+  return 0;
+}

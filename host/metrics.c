@@ -1,0 +1,263 @@
+/* Metrics in a MAP_SHARED segment inherited by every worker. */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static const double bucket_le[METRICS_NBUCKETS - 1] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1,    0.25,  0.5,    1,     2.5,  5};
+
+typedef struct series_key {
+  _Atomic int state; /* 0 free, 1 being written, 2 ready */
+  int status;
+  char route[METRICS_ROUTE_MAX];
+} series_key;
+
+typedef struct worker_slot {
+  _Atomic int used;
+  _Atomic int pid;
+  _Atomic int ready;
+  _Atomic int plugins;
+  /* Written only by the slot's worker; read by whoever renders. */
+  _Atomic uint64_t count[METRICS_MAX_SERIES];
+  _Atomic uint64_t bucket[METRICS_NBUCKETS];
+  _Atomic uint64_t sum_us;
+  _Atomic uint64_t total;
+} worker_slot;
+
+typedef struct shm {
+  _Atomic uint64_t restarts;
+  series_key keys[METRICS_MAX_SERIES];
+  worker_slot slots[METRICS_MAX_WORKERS];
+} shm;
+
+static shm *g;
+static worker_slot *me;
+
+int metrics_init(void) {
+  if (g) return 0;
+  void *p = mmap(NULL, sizeof(shm), PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return -1;
+  g = p; /* zero-filled by the kernel */
+  return 0;
+}
+
+void metrics_worker_started(int slot, pid_t pid) {
+  worker_slot *s = &g->slots[slot];
+  atomic_store(&s->pid, (int)pid);
+  atomic_store(&s->used, 1);
+}
+
+void metrics_worker_stopped(int slot) {
+  atomic_store(&g->slots[slot].ready, 0);
+  atomic_store(&g->slots[slot].pid, 0);
+  atomic_store(&g->slots[slot].used, 0);
+}
+
+void metrics_worker_restart(void) { atomic_fetch_add(&g->restarts, 1); }
+
+int metrics_free_slot(void) {
+  for (int i = 0; i < METRICS_MAX_WORKERS; i++)
+    if (!atomic_load(&g->slots[i].used)) return i;
+  return -1;
+}
+
+void metrics_bind(int slot) { me = &g->slots[slot]; }
+
+void metrics_set_ready(int ready, int plugins_loaded) {
+  if (!me) return;
+  atomic_store(&me->plugins, plugins_loaded);
+  atomic_store(&me->ready, ready);
+}
+
+static uint32_t hash_key(const char *route, int status) {
+  uint32_t h = 2166136261u ^ (uint32_t)status;
+  for (const unsigned char *p = (const unsigned char *)route; *p; p++)
+    h = (h ^ *p) * 16777619u;
+  return h;
+}
+
+/* Find or claim the series index; -1 when the table is full. Claiming uses
+ * a compare-and-swap so two workers adding the same series agree. */
+static int series_index(const char *route, int status) {
+  uint32_t h = hash_key(route, status);
+  for (uint32_t i = 0; i < METRICS_MAX_SERIES; i++) {
+    series_key *k = &g->keys[(h + i) % METRICS_MAX_SERIES];
+    int st = atomic_load_explicit(&k->state, memory_order_acquire);
+    if (st == 0) {
+      int expect = 0;
+      if (atomic_compare_exchange_strong(&k->state, &expect, 1)) {
+        k->status = status;
+        snprintf(k->route, sizeof k->route, "%s", route);
+        atomic_store_explicit(&k->state, 2, memory_order_release);
+        return (int)((h + i) % METRICS_MAX_SERIES);
+      }
+      st = expect;
+    }
+    while (st == 1) st = atomic_load_explicit(&k->state, memory_order_acquire);
+    if (k->status == status && strncmp(k->route, route, METRICS_ROUTE_MAX - 1) == 0)
+      return (int)((h + i) % METRICS_MAX_SERIES);
+  }
+  return -1;
+}
+
+/* A tiny per-process cache in front of the shared table: the same few
+ * series repeat, so most requests skip hashing the route. */
+static struct {
+  const char *route;
+  int status;
+  int idx;
+  char copy[METRICS_ROUTE_MAX];
+} cache[8];
+
+void metrics_request(const char *route, int status, uint64_t dur_us) {
+  if (!me) return;
+  int idx = -1;
+  unsigned slot = ((unsigned)(uintptr_t)route >> 4 ^ (unsigned)status) & 7;
+  /* The pointer is only a fast hint; the copy guards against a freed and
+   * reused pattern string. */
+  if (cache[slot].route == route && cache[slot].status == status &&
+      strncmp(cache[slot].copy, route, METRICS_ROUTE_MAX - 1) == 0) {
+    idx = cache[slot].idx;
+  } else {
+    idx = series_index(route, status);
+    if (idx < 0) idx = series_index("overflow", 0);
+    cache[slot].route = route;
+    snprintf(cache[slot].copy, sizeof cache[slot].copy, "%s", route);
+    cache[slot].status = status;
+    cache[slot].idx = idx;
+  }
+  if (idx >= 0)
+    atomic_fetch_add_explicit(&me->count[idx], 1, memory_order_relaxed);
+  int b = 0;
+  while (b < METRICS_NBUCKETS - 1 && (double)dur_us / 1e6 > bucket_le[b]) b++;
+  atomic_fetch_add_explicit(&me->bucket[b], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&me->sum_us, dur_us, memory_order_relaxed);
+  atomic_fetch_add_explicit(&me->total, 1, memory_order_relaxed);
+}
+
+int metrics_slot_ready(int slot) {
+  return atomic_load(&g->slots[slot].ready);
+}
+
+int metrics_all_ready(void) {
+  int any = 0;
+  for (int i = 0; i < METRICS_MAX_WORKERS; i++) {
+    worker_slot *s = &g->slots[i];
+    if (!atomic_load(&s->used)) continue;
+    any = 1;
+    if (!atomic_load(&s->ready)) return 0;
+  }
+  return any;
+}
+
+size_t metrics_worker_pids(pid_t *out, size_t max) {
+  size_t n = 0;
+  for (int i = 0; i < METRICS_MAX_WORKERS && n < max; i++)
+    if (atomic_load(&g->slots[i].used) && atomic_load(&g->slots[i].pid))
+      out[n++] = atomic_load(&g->slots[i].pid);
+  return n;
+}
+
+typedef struct sbuf {
+  char *p;
+  size_t len, cap;
+  int oom;
+} sbuf;
+
+
+
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+  if (b->oom) return;
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) { b->oom = 1; return; }
+    if ((size_t)n < b->cap - b->len) { b->len += (size_t)n; return; }
+    size_t cap = b->cap * 2 + (size_t)n;
+    char *np = realloc(b->p, cap);
+    if (!np) { b->oom = 1; return; }
+    b->p = np;
+    b->cap = cap;
+  }
+}
+
+/* Escape a label value for Prometheus text format. */
+static void sb_label(sbuf *b, const char *s) {
+  char tmp[METRICS_ROUTE_MAX * 2];
+  size_t j = 0;
+  for (; *s && j + 2 < sizeof tmp; s++) {
+    if (*s == '"' || *s == '\\') tmp[j++] = '\\';
+    if (*s == '\n') { tmp[j++] = '\\'; tmp[j++] = 'n'; continue; }
+    tmp[j++] = *s;
+  }
+  tmp[j] = '\0';
+  sb_printf(b, "%s", tmp);
+}
+
+int metrics_render(char **out, size_t *len) {
+  sbuf b = {malloc(8192), 0, 8192, 0};
+  if (!b.p) return -1;
+  b.p[0] = '\0';
+  uint64_t buckets[METRICS_NBUCKETS] = {0}, sum = 0, total = 0;
+  int workers = 0, plugins = 0;
+  for (int w = 0; w < METRICS_MAX_WORKERS; w++) {
+    worker_slot *s = &g->slots[w];
+    for (int i = 0; i < METRICS_NBUCKETS; i++) buckets[i] += atomic_load(&s->bucket[i]);
+    sum += atomic_load(&s->sum_us);
+    total += atomic_load(&s->total);
+    if (atomic_load(&s->used)) {
+      workers++;
+      plugins = atomic_load(&s->plugins);
+    }
+  }
+  sb_printf(&b, "# HELP nno_http_requests_total HTTP requests by route and status.\n"
+                "# TYPE nno_http_requests_total counter\n");
+  for (int i = 0; i < METRICS_MAX_SERIES; i++) {
+    series_key *k = &g->keys[i];
+    if (atomic_load(&k->state) != 2) continue;
+    uint64_t n = 0;
+    for (int w = 0; w < METRICS_MAX_WORKERS; w++) n += atomic_load(&g->slots[w].count[i]);
+    sb_printf(&b, "nno_http_requests_total{route=\"");
+    sb_label(&b, k->route);
+    sb_printf(&b, "\",status=\"%d\"} %llu\n", k->status, (unsigned long long)n);
+  }
+  sb_printf(&b, "# HELP nno_http_request_duration_seconds Request latency.\n"
+                "# TYPE nno_http_request_duration_seconds histogram\n");
+  uint64_t cum = 0;
+  for (int i = 0; i < METRICS_NBUCKETS; i++) {
+    cum += buckets[i];
+    if (i < METRICS_NBUCKETS - 1)
+      sb_printf(&b, "nno_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                bucket_le[i], (unsigned long long)cum);
+    else
+      sb_printf(&b, "nno_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+                (unsigned long long)cum);
+  }
+  sb_printf(&b, "nno_http_request_duration_seconds_sum %.6f\n"
+                "nno_http_request_duration_seconds_count %llu\n",
+            (double)sum / 1e6, (unsigned long long)total);
+  sb_printf(&b, "# HELP nno_worker_restarts_total Workers respawned after dying.\n"
+                "# TYPE nno_worker_restarts_total counter\n"
+                "nno_worker_restarts_total %llu\n",
+            (unsigned long long)atomic_load(&g->restarts));
+  sb_printf(&b, "# HELP nno_workers Live worker processes.\n"
+                "# TYPE nno_workers gauge\nnno_workers %d\n", workers);
+  sb_printf(&b, "# HELP nno_plugins_loaded Plugins loaded per worker.\n"
+                "# TYPE nno_plugins_loaded gauge\nnno_plugins_loaded %d\n", plugins);
+  if (b.oom) {
+    free(b.p);
+    return -1;
+  }
+  *out = b.p;
+  *len = b.len;
+  return 0;
+}

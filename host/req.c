@@ -1,0 +1,165 @@
+/* Request objects: reuse, arena, problem responses, error names. */
+#include "req.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *nno__strerror(int err) {
+  switch (err) {
+  case NNO_OK: return "success";
+  case NNO_ASYNC: return "answered asynchronously";
+#define X(name, val, msg) case NNO_##name: return msg;
+    NNO_ERRNO_MAP(X)
+#undef X
+  }
+  return "unknown error";
+}
+
+const char *nno__err_name(int err) {
+  switch (err) {
+  case NNO_OK: return "NNO_OK";
+  case NNO_ASYNC: return "NNO_ASYNC";
+#define X(name, val, msg) case NNO_##name: return "NNO_" #name;
+    NNO_ERRNO_MAP(X)
+#undef X
+  }
+  return "NNO_E?";
+}
+
+const char *http_reason(int s) {
+  switch (s) {
+  case 100: return "Continue";
+  case 200: return "OK";
+  case 201: return "Created";
+  case 202: return "Accepted";
+  case 204: return "No Content";
+  case 301: return "Moved Permanently";
+  case 302: return "Found";
+  case 304: return "Not Modified";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 409: return "Conflict";
+  case 412: return "Precondition Failed";
+  case 413: return "Content Too Large";
+  case 414: return "URI Too Long";
+  case 415: return "Unsupported Media Type";
+  case 417: return "Expectation Failed";
+  case 422: return "Unprocessable Content";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  case 505: return "HTTP Version Not Supported";
+  }
+  if (s >= 200 && s < 300) return "Success";
+  if (s >= 400 && s < 500) return "Client Error";
+  if (s >= 500 && s < 600) return "Server Error";
+  return "Unknown";
+}
+
+void req_reset(nno_req *r) {
+  r->hr = NULL;
+  r->plugin = NULL;
+  r->route_label = NULL;
+  r->status = 200;
+  r->async = r->written = r->gone = r->active = 0;
+  r->in_handler = r->ended = 0;
+  r->match.nparams = 0;
+  /* Keep small buffers for the next request; drop big ones. */
+  if (r->headers.cap > 16384) buf_free(&r->headers);
+  if (r->body.cap > 65536) buf_free(&r->body);
+  r->headers.len = r->body.len = 0;
+  while (r->arena_more) {
+    arena_chunk *next = r->arena_more->next;
+    free(r->arena_more);
+    r->arena_more = next;
+  }
+  r->arena_used = r->arena_total = 0;
+}
+
+void req_release(nno_req *r) {
+  req_reset(r);
+  buf_free(&r->headers);
+  buf_free(&r->body);
+}
+
+void *req_arena_alloc(nno_req *r, size_t n) {
+  n = (n + 15) & ~(size_t)15;
+  if (n == 0 || n > REQ_ARENA_MAX || r->arena_total + n > REQ_ARENA_MAX)
+    return NULL;
+  if (r->arena_used + n <= REQ_ARENA_INLINE) {
+    void *p = r->arena_inline + r->arena_used;
+    r->arena_used += n;
+    r->arena_total += n;
+    return p;
+  }
+  arena_chunk *ch = r->arena_more;
+  if (!ch || ch->used + n > ch->cap) {
+    size_t cap = n > 8192 ? n : 8192;
+    ch = malloc(sizeof *ch + cap);
+    if (!ch) return NULL;
+    ch->used = 0;
+    ch->cap = cap;
+    ch->next = r->arena_more;
+    r->arena_more = ch;
+  }
+  void *p = ch->data + ch->used;
+  ch->used += n;
+  r->arena_total += n;
+  return p;
+}
+
+int json_append_string(buf *b, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  if (buf_append(b, "\"", 1, SIZE_MAX)) return NNO_ENOMEM;
+  size_t start = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0x7f) continue;
+    if (buf_append(b, s + start, i - start, SIZE_MAX)) return NNO_ENOMEM;
+    char e[6] = {'\\', (char)ch, 0, 0, 0, 0};
+    size_t el = 2;
+    if (ch < 0x20 || ch == 0x7f) {
+      e[1] = 'u'; e[2] = '0'; e[3] = '0';
+      e[4] = hex[ch >> 4]; e[5] = hex[ch & 15];
+      el = 6;
+    }
+    if (buf_append(b, e, el, SIZE_MAX)) return NNO_ENOMEM;
+    start = i + 1;
+  }
+  if (buf_append(b, s + start, n - start, SIZE_MAX) ||
+      buf_append(b, "\"", 1, SIZE_MAX))
+    return NNO_ENOMEM;
+  return 0;
+}
+
+void req_problem(nno_req *r, int status, const char *title,
+                 const char *detail) {
+  static const char ct[] = "Content-Type: application/problem+json\r\n";
+  char num[32];
+  r->status = status;
+  r->written = 1;
+  r->headers.len = 0;
+  r->body.len = 0;
+  buf *b = &r->body;
+  int n = snprintf(num, sizeof num, "%d", status);
+  /* On allocation failure the body may be cut short; the status stands. */
+  (void)(buf_append(&r->headers, ct, sizeof ct - 1, SIZE_MAX) ||
+         buf_append(b, "{\"type\":\"about:blank\",\"title\":", 30, SIZE_MAX) ||
+         json_append_string(b, title, strlen(title)) ||
+         buf_append(b, ",\"status\":", 10, SIZE_MAX) ||
+         buf_append(b, num, (size_t)n, SIZE_MAX) ||
+         (detail && (buf_append(b, ",\"detail\":", 10, SIZE_MAX) ||
+                     json_append_string(b, detail, strlen(detail)))) ||
+         buf_append(b, ",\"request_id\":", 14, SIZE_MAX) ||
+         json_append_string(b, r->rid, r->rid_len) ||
+         buf_append(b, "}", 1, SIZE_MAX));
+}

@@ -1,0 +1,82 @@
+/* The request object behind the ABI's opaque nno_req: one per connection,
+ * reused across keep-alive requests, so the common path allocates nothing. */
+#ifndef NNO_HOST_REQ_H
+#define NNO_HOST_REQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nno/plugin.h>
+
+#include "http.h"
+#include "router.h"
+
+struct conn;
+struct plugin;
+
+#define REQ_ARENA_INLINE 2048
+#define REQ_ARENA_MAX (1u << 20)
+
+typedef struct arena_chunk {
+  struct arena_chunk *next;
+  size_t used, cap;
+  _Alignas(16) char data[];
+} arena_chunk;
+
+typedef struct buf {
+  char *p;
+  size_t len, cap;
+} buf;
+
+/* Append; 0 or NNO_ENOMEM / NNO_ETOOBIG when over `max`. */
+int buf_append(buf *b, const void *data, size_t n, size_t max);
+void buf_free(buf *b);
+
+struct nno_req {
+  struct conn *c;
+  const http_request *hr; /* owned by the connection's reader */
+  route_match match;
+  struct plugin *plugin; /* the handler's plugin, NULL for built-ins */
+  const char *route_label; /* for metrics and logs: pattern or fixed name */
+  int status;
+  int async;   /* handler returned NNO_ASYNC, res_end() not called yet */
+  int written; /* a res_ call set something */
+  int gone;    /* the client disconnected */
+  int active;  /* between dispatch and the end of the response */
+  int in_handler; /* the handler has not returned yet */
+  int ended;   /* res_end() was called */
+  buf headers; /* "Name: value\r\n" lines from the handler */
+  buf body;
+  size_t max_body;
+  char rid[72];
+  size_t rid_len;
+  char traceparent[56];
+  size_t traceparent_len;
+  uint64_t start_ns;
+  /* Arena: an inline first chunk, then malloc'ed ones up to REQ_ARENA_MAX. */
+  size_t arena_used, arena_total;
+  arena_chunk *arena_more;
+  _Alignas(16) char arena_inline[REQ_ARENA_INLINE];
+};
+
+/* Prepare for a new request (keeps buffers). */
+void req_reset(nno_req *r);
+/* Release everything (connection close). */
+void req_release(nno_req *r);
+void *req_arena_alloc(nno_req *r, size_t n);
+
+/* Replace the response with a problem+json body. */
+void req_problem(nno_req *r, int status, const char *title,
+                 const char *detail);
+
+/* Append `s` as a JSON string literal (quotes included). */
+int json_append_string(buf *b, const char *s, size_t n);
+
+/* Error names and messages from NNO_ERRNO_MAP. */
+const char *nno__strerror(int err);
+const char *nno__err_name(int err);
+
+/* Reason phrase for a status code. */
+const char *http_reason(int status);
+
+#endif

@@ -1,0 +1,67 @@
+/* A worker process: one libuv loop serving HTTP on its listening socket,
+ * with its own copy of the plugins, routes and services. */
+#ifndef NNO_HOST_WORKER_H
+#define NNO_HOST_WORKER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "http.h"
+
+struct conn;
+struct router;
+struct plugin_set;
+struct services;
+struct fetcher;
+
+typedef struct worker {
+  uv_loop_t loop;
+  const nno_config *cfg;
+  int slot;
+  uv_tcp_t listener;
+  int listening;
+  int draining;
+  http_limits limits;
+  struct conn *conns; /* every open connection, for draining */
+  size_t nconns;
+  size_t nrequests_active; /* requests between dispatch and response */
+  struct router *router;
+  struct plugin_set *plugins;
+  struct services *services;
+  struct fetcher *fetcher;
+  /* Cached "Date:" value, refreshed once a second. */
+  char date[64];
+  size_t date_len;
+  uint64_t date_sec;
+  /* Request ids: a random per-process prefix and a counter. */
+  char rid_prefix[17];
+  uint64_t rid_counter;
+  uint64_t rng[2]; /* xorshift128+ state for trace and span ids */
+  uv_signal_t sig_term, sig_int, sig_hup;
+  uv_timer_t drain_timer;
+  /* One shared read buffer: reads are consumed at once by the request
+   * reader, so connections need no buffer of their own while idle. */
+  char read_slab[64 * 1024];
+  int read_slab_busy;
+} worker;
+
+/* The worker of this process (one per process). */
+extern worker *g_worker;
+
+/* Serve until drained. `fd` is the listening socket. Never returns. */
+void worker_run(const nno_config *cfg, int slot, int fd)
+    __attribute__((noreturn));
+
+/* Begin a graceful stop: stop accepting, close idle connections, let
+ * in-flight requests finish within cfg->drain_timeout_ms, then exit. */
+void worker_drain(worker *w);
+/* Called when a connection closes, to finish a drain when none are left. */
+void worker_maybe_done(worker *w);
+
+/* Refresh the cached Date header if the second changed. */
+void worker_update_date(worker *w);
+/* Next pseudo-random 64 bits (not for secrets). */
+uint64_t worker_rand(worker *w);
+
+#endif

@@ -1,0 +1,131 @@
+/* hello: the smallest useful feature package.
+ *
+ *   GET /hello              {"message":"hello, world"}
+ *   GET /hello/{name}       {"message":"hello, NAME"}
+ *   GET /hello/later?ms=N   the same greeting after N ms (0..10000, default
+ *                           100), answered from a timer: the handler returns
+ *                           NNO_ASYNC and the worker serves others meanwhile.
+ *
+ * The greeting word comes from the manifest's "config": {"greeting": ...}.
+ * Built only against plugin-api/. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nno/plugin.h>
+
+static const nno_host_api *api;
+static nno_plugin *self;
+
+typedef struct state {
+  char greeting[32];
+} state;
+
+/* Write {"message":"<greeting>, <name>"} with the name JSON-escaped. */
+static int greet(nno_req *req, const state *st, const char *name,
+                 size_t len) {
+  /* Worst case every byte becomes \u00XX (6 bytes). */
+  size_t cap = 64 + strlen(st->greeting) + len * 6;
+  char *out = api->req_alloc(req, cap);
+  if (!out) return NNO_ENOMEM;
+  size_t n = (size_t)snprintf(out, cap, "{\"message\":\"%s, ", st->greeting);
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)name[i];
+    if (c == '"' || c == '\\') {
+      out[n++] = '\\';
+      out[n++] = (char)c;
+    } else if (c < 0x20 || c == 0x7f) {
+      n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
+    } else {
+      out[n++] = (char)c;
+    }
+  }
+  memcpy(out + n, "\"}", 2);
+  return api->res_json(req, 200, out, n + 2);
+}
+
+static int on_hello(nno_req *req, void *ud) {
+  return greet(req, ud, "world", 5);
+}
+
+static int on_hello_name(nno_req *req, void *ud) {
+  nno_str name;
+  if (api->req_param(req, "name", &name) != NNO_OK) return NNO_EINVAL;
+  if (name.len > 128)
+    return api->res_problem(req, 400, "Bad Request",
+                            "name is longer than 128 bytes");
+  return greet(req, ud, name.ptr, name.len);
+}
+
+typedef struct later {
+  nno_req *req;
+  const state *st;
+} later;
+
+static void on_later_timer(nno_timer *t, void *ud) {
+  later *l = ud;
+  api->timer_stop(t);
+  /* The client may have gone; the response is then simply dropped. */
+  if (greet(l->req, l->st, "later", 5) != NNO_OK)
+    api->res_problem(l->req, 500, "Internal Server Error", "cannot greet");
+  api->res_end(l->req); /* frees l: it lives in the request's arena */
+}
+
+static int on_hello_later(nno_req *req, void *ud) {
+  long ms = 100;
+  nno_str q;
+  if (api->req_query_param(req, "ms", &q) == NNO_OK) {
+    char *end;
+    ms = strtol(q.ptr, &end, 10);
+    if (q.len == 0 || *end || ms < 0 || ms > 10000)
+      return api->res_problem(req, 400, "Bad Request",
+                              "ms must be an integer from 0 to 10000");
+  }
+  later *l = api->req_alloc(req, sizeof *l);
+  if (!l) return NNO_ENOMEM;
+  l->req = req;
+  l->st = ud;
+  nno_timer *t;
+  int rc = api->timer_start(self, (uint64_t)ms, 0, on_later_timer, l, &t);
+  if (rc != NNO_OK) return rc;
+  return NNO_ASYNC;
+}
+
+/* Read "greeting" from the config object. The host hands over compact JSON
+ * it has validated; a package that needs more would link a JSON library of
+ * its own. */
+static void read_greeting(const char *json, char *out, size_t cap) {
+  const char *k = strstr(json, "\"greeting\":\"");
+  if (!k) return;
+  k += strlen("\"greeting\":\"");
+  size_t n = 0;
+  while (k[n] && k[n] != '"' && k[n] != '\\' && n + 1 < cap) n++;
+  if (k[n] != '"' || n == 0) return; /* escapes or too long: keep default */
+  memcpy(out, k, n);
+  out[n] = '\0';
+}
+
+static int hello_init(nno_plugin *p, const nno_host_api *host) {
+  api = host;
+  self = p;
+  state *st = calloc(1, sizeof *st);
+  if (!st) return NNO_ENOMEM;
+  strcpy(st->greeting, "hello");
+  read_greeting(api->plugin_config(p), st->greeting, sizeof st->greeting);
+  api->plugin_set_data(p, st);
+  int rc;
+  if ((rc = api->route_add(p, "GET", "/hello", on_hello, st)) ||
+      (rc = api->route_add(p, "GET", "/hello/later", on_hello_later, st)) ||
+      (rc = api->route_add(p, "GET", "/hello/{name}", on_hello_name, st))) {
+    api->plugin_fail(p, "cannot bind routes: %s", api->strerror(rc));
+    free(st);
+    api->plugin_set_data(p, NULL);
+    return rc;
+  }
+  return NNO_OK;
+}
+
+static void hello_fini(nno_plugin *p) { free(api->plugin_data(p)); }
+
+NNO_PLUGIN(.name = "hello", .version = "1.0.0", .kind = NNO_KIND_FEATURE,
+           .on_plugin_init = hello_init, .on_plugin_fini = hello_fini)

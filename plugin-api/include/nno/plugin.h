@@ -1,0 +1,351 @@
+/*
+ * nno plugin ABI, version 1 — the one header a package author includes.
+ *
+ * Shape of the ABI (see plugin-api/README.md for a walk-through):
+ *
+ *   - A plugin is a shared object that exports exactly one symbol,
+ *     nno_plugin_descriptor(), declared with the NNO_PLUGIN(...) macro. It
+ *     returns a const descriptor: magic, struct size, ABI major/minor, name,
+ *     version, kind and the init/fini hooks. The loader checks it before
+ *     running any other plugin code.
+ *   - The host reaches the plugin through the hooks of that descriptor; the
+ *     plugin reaches the host only through the nno_host_api function table it
+ *     receives in on_plugin_init. Host functions are never linked symbols.
+ *   - The table's first field is its size in bytes. It only ever grows at the
+ *     end; retired slots stay. A plugin built against ABI 1.k runs on any host
+ *     1.m with m >= k. Use NNO_HAS(api, fn) before calling a function that is
+ *     newer than the oldest host you support.
+ *   - Every object is an opaque handle. A request handle is scoped to that
+ *     request; nothing in this ABI assumes the plugin shares memory with the
+ *     gateway beyond the lifetimes written next to each function, so a stack
+ *     can later run in its own process behind the same ABI.
+ *   - Errors are int codes: 0 is success, negative values are NNO_E... codes
+ *     (nno_host_api.strerror() and .err_name() describe them).
+ *   - JSON crosses the ABI as UTF-8 text, never as a library object.
+ *
+ * Naming: types are nno_<thing>; hooks a plugin implements are on_<object>_
+ * <event>; calls the host implements are members of nno_host_api named
+ * <object>_<verb>.
+ *
+ * THREAD: every hook and callback runs on its worker's event-loop thread,
+ * except the `work` function given to work_queue(), which runs on a pool
+ * thread and may call no host function at all. Plugins need not be
+ * thread-safe.
+ *
+ * OWNERSHIP: written next to every function. "Borrowed" means the host owns
+ * the memory and it stays valid for the stated lifetime; never free it.
+ */
+#ifndef NNO_PLUGIN_H
+#define NNO_PLUGIN_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NNO_ABI_MAJOR 1
+#define NNO_ABI_MINOR 0
+
+/* "NNOP" — first field of every descriptor. */
+#define NNO_PLUGIN_MAGIC 0x4e4e4f50u
+
+/* The name of the single symbol a plugin exports. */
+#define NNO_PLUGIN_SYMBOL "nno_plugin_descriptor"
+
+#if defined(__GNUC__)
+#define NNO_EXPORT __attribute__((visibility("default")))
+#define NNO_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define NNO_EXPORT
+#define NNO_PRINTF(f, a)
+#endif
+
+/* ---- error codes ------------------------------------------------------- */
+
+/* X-macro: one table for codes, names and messages. */
+#define NNO_ERRNO_MAP(X)                                                     \
+  X(EINVAL, -1, "invalid argument")                                          \
+  X(ENOMEM, -2, "out of memory")                                             \
+  X(ENOENT, -3, "no such entry")                                             \
+  X(EEXIST, -4, "already exists")                                            \
+  X(ETOOBIG, -5, "size limit exceeded")                                      \
+  X(ESTATE, -6, "call not allowed in this state")                            \
+  X(EVERSION, -7, "incompatible version")                                    \
+  X(ETIMEDOUT, -8, "timed out")                                              \
+  X(EIO, -9, "input/output error")                                           \
+  X(ENOTSUP, -10, "not supported by this host")                              \
+  X(ECANCELED, -11, "operation canceled")                                    \
+  X(EBUSY, -12, "resource busy")
+
+enum {
+  NNO_OK = 0,
+  /* Returned by a route handler that will answer later with res_end(). */
+  NNO_ASYNC = 1,
+#define NNO_ERR_ENUM(name, val, msg) NNO_##name = val,
+  NNO_ERRNO_MAP(NNO_ERR_ENUM)
+#undef NNO_ERR_ENUM
+};
+
+/* ---- opaque handles ---------------------------------------------------- */
+
+typedef struct nno_plugin nno_plugin; /* one loaded plugin; lives until fini */
+typedef struct nno_req nno_req;       /* one request and its response */
+typedef struct nno_timer nno_timer;   /* a one-shot or repeating timer */
+
+/* A borrowed view of bytes; not NUL-terminated unless a function says so. */
+typedef struct nno_str {
+  const char *ptr;
+  size_t len;
+} nno_str;
+
+typedef enum nno_kind {
+  NNO_KIND_CORE = 1,    /* registry, IAM, provisioning...: loaded first */
+  NNO_KIND_FEATURE = 2, /* feature packages, grouped into stacks */
+} nno_kind;
+
+typedef enum nno_log_level {
+  NNO_LOG_DEBUG = 0,
+  NNO_LOG_INFO = 1,
+  NNO_LOG_WARN = 2,
+  NNO_LOG_ERROR = 3,
+} nno_log_level;
+
+struct nno_host_api;
+
+/* ---- the descriptor ---------------------------------------------------- */
+
+typedef struct nno_plugin_desc {
+  uint32_t magic;     /* NNO_PLUGIN_MAGIC */
+  uint32_t size;      /* sizeof(nno_plugin_desc) as the plugin was built */
+  uint16_t abi_major; /* NNO_ABI_MAJOR as the plugin was built */
+  uint16_t abi_minor; /* NNO_ABI_MINOR as the plugin was built */
+  const char *name;   /* must equal the manifest's "name" */
+  const char *version; /* semver; must equal the manifest's "version" */
+  int kind;            /* nno_kind; must equal the manifest's "kind" */
+  /*
+   * Called once after loading. Register routes, publish services, read
+   * configuration here. Return 0, or a negative NNO_E... code to refuse to
+   * load (set a reason with api->plugin_fail() first). `api` is borrowed and
+   * valid until on_plugin_fini returns: keep the pointer.
+   */
+  int (*on_plugin_init)(nno_plugin *p, const struct nno_host_api *api);
+  /*
+   * Called once before unloading, after every request of this plugin has
+   * ended and every timer was stopped. Free what init allocated. May be NULL.
+   */
+  void (*on_plugin_fini)(nno_plugin *p);
+} nno_plugin_desc;
+
+/*
+ * Declare the plugin. Use once per shared object:
+ *
+ *   NNO_PLUGIN(.name = "hello", .version = "1.0.0",
+ *              .kind = NNO_KIND_FEATURE, .on_plugin_init = hello_init)
+ */
+#define NNO_PLUGIN(...)                                                      \
+  NNO_EXPORT const nno_plugin_desc *nno_plugin_descriptor(void);             \
+  const nno_plugin_desc *nno_plugin_descriptor(void) {                       \
+    static const nno_plugin_desc nno__desc = {                               \
+        .magic = NNO_PLUGIN_MAGIC,                                           \
+        .size = (uint32_t)sizeof(nno_plugin_desc),                           \
+        .abi_major = NNO_ABI_MAJOR,                                          \
+        .abi_minor = NNO_ABI_MINOR,                                          \
+        __VA_ARGS__};                                                        \
+    return &nno__desc;                                                       \
+  }
+
+/* ---- callbacks --------------------------------------------------------- */
+
+/*
+ * A route handler. Read the request, write the response, and either
+ *   - return NNO_OK: the response is complete and is sent now (a handler
+ *     that wrote nothing answers 204), or
+ *   - return NNO_ASYNC: the handler keeps `req` and calls res_end() later,
+ *     from any callback on this loop. `req` stays valid until res_end(),
+ *     even if the client has gone (req_gone() then returns 1), or
+ *   - return a negative NNO_E... code: the host answers 500 with a problem
+ *     body, unless a response was already written.
+ * `ud` is the pointer given to route_add().
+ */
+typedef int (*nno_handler_fn)(nno_req *req, void *ud);
+
+typedef void (*nno_timer_fn)(nno_timer *t, void *ud);
+
+/* Runs on a pool thread: no host calls, no loop access. */
+typedef void (*nno_work_fn)(void *ud);
+/* Runs on the loop thread after work_fn returned. status is 0 or
+ * NNO_ECANCELED (the worker is shutting down). */
+typedef void (*nno_after_work_fn)(int status, void *ud);
+
+/* An outbound HTTP request, given to http_fetch(). All fields borrowed for
+ * the duration of the http_fetch() call only: the host copies them. */
+typedef struct nno_http_request {
+  size_t size;           /* sizeof(nno_http_request) */
+  const char *method;    /* "GET" when NULL */
+  const char *url;       /* http:// or https:// */
+  const char *const *headers; /* NULL-terminated "Name: value" lines, or NULL */
+  const void *body;
+  size_t body_len;
+  uint32_t timeout_ms; /* 0: host default; capped by the host's maximum */
+  size_t max_response_bytes; /* 0: host default; capped by the host's max */
+} nno_http_request;
+
+/* Result of an outbound request. Borrowed: valid only during the callback.
+ * status is the HTTP status, or 0 when `error` is set (a negative NNO_E...
+ * code: NNO_ETIMEDOUT, NNO_ETOOBIG, NNO_EIO, NNO_ECANCELED). */
+typedef struct nno_http_response {
+  int error;
+  int status;
+  nno_str headers; /* raw header block of the final response */
+  nno_str body;
+  const char *error_message; /* NUL-terminated, or NULL */
+} nno_http_response;
+
+typedef void (*nno_http_done_fn)(const nno_http_response *res, void *ud);
+
+/* ---- the host function table ------------------------------------------- */
+
+typedef struct nno_host_api {
+  /* Size of this table as the host was built; test with NNO_HAS(). */
+  size_t size;
+  uint16_t abi_major;
+  uint16_t abi_minor;
+
+  /* -- errors -- */
+
+  /* Static string describing `err`. OWNERSHIP: static, never free. */
+  const char *(*strerror)(int err);
+  /* Static name of `err`, e.g. "NNO_EINVAL". */
+  const char *(*err_name)(int err);
+
+  /* -- the plugin itself -- */
+
+  /* NUL-terminated strings of the plugin's manifest. Borrowed until fini. */
+  const char *(*plugin_name)(nno_plugin *p);
+  const char *(*plugin_version)(nno_plugin *p);
+  /* The manifest's "config" object as JSON text ("{}" when absent).
+   * Borrowed until fini. */
+  const char *(*plugin_config)(nno_plugin *p);
+  /* Private pointer for the plugin's own state; NULL until set. */
+  void (*plugin_set_data)(nno_plugin *p, void *data);
+  void *(*plugin_data)(nno_plugin *p);
+  /* During on_plugin_init only: record why init fails; the loader shows it.
+   * The text is copied. */
+  void (*plugin_fail)(nno_plugin *p, const char *fmt, ...) NNO_PRINTF(2, 3);
+
+  /* -- logging -- */
+
+  /* One structured log line with the plugin's name. Never pass secrets.
+   * `fmt` is printf-like; the message is copied. */
+  void (*log)(nno_plugin *p, int level, const char *fmt, ...)
+      NNO_PRINTF(3, 4);
+
+  /* -- routes -- */
+
+  /*
+   * Bind a handler to a route the manifest declares, during on_plugin_init.
+   * `method` is an HTTP method ("GET", ...) or "*"; `pattern` is a path
+   * where "{name}" matches one non-empty segment and a final "{name...}"
+   * matches the rest of the path (possibly empty). The pair must appear in
+   * the manifest's "routes" array, or NNO_EINVAL is returned.
+   * Returns NNO_EEXIST if the same method and pattern is already bound.
+   */
+  int (*route_add)(nno_plugin *p, const char *method, const char *pattern,
+                   nno_handler_fn fn, void *ud);
+
+  /* -- the request (all views borrowed until res_end or handler return,
+   *    whichever the response ends with) -- */
+
+  nno_str (*req_method)(nno_req *r);
+  nno_str (*req_path)(nno_req *r);  /* decoded of nothing: as sent */
+  nno_str (*req_query)(nno_req *r); /* raw, without '?'; empty if none */
+  /* Route parameter `{name}`; NNO_ENOENT if the route has none. */
+  int (*req_param)(nno_req *r, const char *name, nno_str *out);
+  /* First query parameter `name`, percent-decoded; NNO_ENOENT if absent. */
+  int (*req_query_param)(nno_req *r, const char *name, nno_str *out);
+  /* Header by case-insensitive name; repeated headers are joined with ", ".
+   * NNO_ENOENT if absent. */
+  int (*req_header)(nno_req *r, const char *name, nno_str *out);
+  /* Iterate headers: index 0.. until NNO_ENOENT. */
+  int (*req_header_at)(nno_req *r, size_t i, nno_str *name, nno_str *value);
+  nno_str (*req_body)(nno_req *r);
+  /* The request id sent back as X-Request-Id. */
+  nno_str (*req_id)(nno_req *r);
+  /* The W3C traceparent for this request (received or generated). */
+  nno_str (*req_traceparent)(nno_req *r);
+  /* 1 if the client has disconnected; the response will be discarded. */
+  int (*req_gone)(nno_req *r);
+  /* Memory freed when the request ends. NULL on failure or over the
+   * per-request arena bound. OWNERSHIP: host; never free. */
+  void *(*req_alloc)(nno_req *r, size_t n);
+
+  /* -- the response -- */
+
+  /* Set the status (default 200). */
+  int (*res_status)(nno_req *r, int status);
+  /* Add a header. Names and values are validated (no CR/LF/NUL) and copied.
+   * Content-Length, Connection, Date, Transfer-Encoding and X-Request-Id are
+   * the host's: NNO_EINVAL. */
+  int (*res_header)(nno_req *r, const char *name, const char *value);
+  /* Append to the body; copied. */
+  int (*res_write)(nno_req *r, const void *data, size_t len);
+  /* Set status, "Content-Type: application/json" and the body (copied).
+   * The text must be valid JSON; the host checks it (NNO_EINVAL if not). */
+  int (*res_json)(nno_req *r, int status, const char *json, size_t len);
+  /* An RFC 9457 application/problem+json response with the request id.
+   * `detail` may be NULL. Replaces anything written so far. */
+  int (*res_problem)(nno_req *r, int status, const char *title,
+                     const char *detail);
+  /* Finish an NNO_ASYNC response and release `r`: after this call `r` and
+   * every view taken from it are invalid. Exactly once per async request. */
+  int (*res_end)(nno_req *r);
+
+  /* -- timers -- */
+
+  /* Start a timer firing after `timeout_ms`, then every `repeat_ms` if
+   * non-zero. OWNERSHIP: the timer belongs to the plugin until timer_stop;
+   * a one-shot timer still needs timer_stop (it may be called from its own
+   * callback). Timers left running are stopped before fini. */
+  int (*timer_start)(nno_plugin *p, uint64_t timeout_ms, uint64_t repeat_ms,
+                     nno_timer_fn fn, void *ud, nno_timer **out);
+  void (*timer_stop)(nno_timer *t);
+
+  /* -- work off the loop -- */
+
+  /* Run `work(ud)` on the host's thread pool, then `after(status, ud)` on
+   * the loop. A call that returns an error never invokes its callbacks. */
+  int (*work_queue)(nno_plugin *p, nno_work_fn work, nno_after_work_fn after,
+                    void *ud);
+
+  /* -- outbound HTTP -- */
+
+  /* Start an HTTP request driven by the worker's loop. `done` is called
+   * exactly once, on the loop, unless this call returns an error. */
+  int (*http_fetch)(nno_plugin *p, const nno_http_request *req,
+                    nno_http_done_fn done, void *ud);
+
+  /* -- services -- */
+
+  /* Publish a named, versioned vtable (e.g. "nno.iam", 1). OWNERSHIP: the
+   * vtable is borrowed until the plugin's fini. */
+  int (*service_publish)(nno_plugin *p, const char *name, uint32_t version,
+                         const void *vtable);
+  /* Find a published service whose version is >= min_version within the
+   * same major (a service's version is its vtable major). NNO_ENOENT if
+   * none. The vtable is borrowed until the caller's own fini. */
+  int (*service_lookup)(nno_plugin *p, const char *name,
+                        uint32_t min_version, const void **vtable,
+                        uint32_t *version);
+} nno_host_api;
+
+/* True if the host's table has the member `fn`. */
+#define NNO_HAS(api, fn)                                                      \
+  ((api)->size >= offsetof(nno_host_api, fn) + sizeof((api)->fn))
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NNO_PLUGIN_H */
