@@ -1,4 +1,5 @@
-# nno_add_package(NAME SOURCES src... [CORE] [OUTPUT_DIR dir])
+# nno_add_package(NAME SOURCES src... [CORE] [NOINSTALL] [OUTPUT_DIR dir]
+#                 [MANIFEST package.json] [LIBS libs...])
 #
 # Builds a plugin shared object against plugin-api only, with hidden
 # visibility and --no-undefined (its one export is the descriptor), and
@@ -6,7 +7,7 @@
 # Feature packages default to ${NNO_OUT}/packages, core plugins to the
 # plugin directory.
 function(nno_add_package name)
-  cmake_parse_arguments(P "CORE" "OUTPUT_DIR;MANIFEST" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(P "CORE;NOINSTALL" "OUTPUT_DIR;MANIFEST" "SOURCES;LIBS" ${ARGN})
   if(NOT P_MANIFEST)
     set(P_MANIFEST ${CMAKE_CURRENT_SOURCE_DIR}/package.json)
   endif()
@@ -29,7 +30,7 @@ function(nno_add_package name)
   add_custom_command(TARGET pkg_${name} POST_BUILD
     COMMAND ${CMAKE_COMMAND} -E copy_if_different ${P_MANIFEST} ${dir}/package.json)
   set_property(TARGET pkg_${name} PROPERTY NNO_PACKAGE_DIR ${dir})
-  if(P_CORE)
+  if(P_CORE AND NOT P_NOINSTALL)
     install(TARGETS pkg_${name} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/nno/plugins/${name})
     install(FILES ${P_MANIFEST} DESTINATION ${CMAKE_INSTALL_LIBDIR}/nno/plugins/${name})
   endif()

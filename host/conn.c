@@ -119,6 +119,7 @@ void conn_accept(worker *w, uv_stream_t *server) {
   conn *c = calloc(1, sizeof *c);
   if (!c) goto refuse_oom;
   c->w = w;
+  req_reset(&c->req);
   c->reader = http_reader_new(&w->limits);
   if (!c->reader) {
     free(c);

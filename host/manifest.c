@@ -348,7 +348,10 @@ static int load_root(pctx *c, const char *json, size_t len, json_t **root) {
                 MANIFEST_FILE_MAX);
   *root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
   if (!*root) {
-    if (json_error_code(&e) == json_error_out_of_memory) return fail_oom(c);
+    /* jansson leaves the text empty when it cannot even set up its
+     * lexer, which only an allocation failure causes. */
+    if (json_error_code(&e) == json_error_out_of_memory || !e.text[0])
+      return fail_oom(c);
     return fail(c, "invalid JSON at line %d column %d: %s", e.line, e.column,
                 e.text);
   }
