@@ -36,13 +36,14 @@ function(nno_add_package name)
   endif()
 endfunction()
 
-# nno_add_stack(MANIFEST stack.json PACKAGES name... [OUTPUT_DIR dir] [NOINSTALL])
+# nno_add_stack(MANIFEST stack.json PACKAGES name... [OUTPUT_DIR dir]
+#               [TARGET name] [NOINSTALL])
 #
 # Assembles a stack in the layout of an installed stack archive:
 #   OUTPUT_DIR/{id}/{version}/stack.json
 #   OUTPUT_DIR/{id}/{version}/packages/{name}/{package.json,lib{name}.so}
 function(nno_add_stack)
-  cmake_parse_arguments(S "NOINSTALL" "MANIFEST;OUTPUT_DIR" "PACKAGES" ${ARGN})
+  cmake_parse_arguments(S "NOINSTALL" "MANIFEST;OUTPUT_DIR;TARGET" "PACKAGES" ${ARGN})
   if(NOT S_OUTPUT_DIR)
     set(S_OUTPUT_DIR ${NNO_STACK_OUT})
   endif()
@@ -61,7 +62,11 @@ function(nno_add_stack)
               $<TARGET_PROPERTY:pkg_${p},NNO_PACKAGE_DIR>/package.json
               $<TARGET_FILE:pkg_${p}> ${dir}/packages/${p}/)
   endforeach()
-  string(MAKE_C_IDENTIFIER "stack_${S_OUTPUT_DIR}_${id}_${version}" tgt)
+  if(S_TARGET)
+    set(tgt ${S_TARGET})
+  else()
+    string(MAKE_C_IDENTIFIER "stack_${id}_${version}" tgt)
+  endif()
   add_custom_target(${tgt} ALL ${cmds} DEPENDS ${deps} ${S_MANIFEST} VERBATIM)
   if(NOT S_NOINSTALL)
     install(DIRECTORY ${dir} DESTINATION ${CMAKE_INSTALL_DATADIR}/nno/stacks/${id})

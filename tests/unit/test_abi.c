@@ -1,0 +1,154 @@
+/* ABI checks: the loader's descriptor checks against real fixture objects,
+ * NNO_HAS on a table from an older host, error names, JSON validation and
+ * the gateway's header validators. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <nno/plugin.h>
+
+#include "api.h"
+#include "gateway.h"
+#include "jsonv.h"
+#include "loader.h"
+#include "req.h"
+
+static void check(const char *name, int want_rc, const char *want_fmt) {
+  char dir[1024], so[1100], err[LOADER_ERR_MAX], want[LOADER_ERR_MAX];
+  snprintf(dir, sizeof dir, "%s/stacks/%s/%s/1.0.0/packages/%s", NNO_TEST_DIR,
+           name, name, name);
+  snprintf(so, sizeof so, "%s/lib%s.so", dir, name);
+  int rc = loader_check_package(dir, err, sizeof err);
+  assert_int_equal(rc, want_rc);
+  if (want_fmt) {
+    snprintf(want, sizeof want, want_fmt, so);
+    assert_string_equal(err, want);
+  }
+}
+
+static void test_descriptor_checks(void **st) {
+  check("probe", 0, NULL);
+  check("badmajor", -1,
+        "incompatible plugin \"%s\": built for ABI 2.0, host provides 1.0");
+  check("newminor", -1,
+        "incompatible plugin \"%s\": built for ABI 1.1, host provides 1.0");
+  check("nosym", -1, "plugin \"%s\": missing symbol nno_plugin_descriptor "
+                     "(declare the plugin with NNO_PLUGIN(...))");
+}
+
+static void test_manifest_mismatch(void **st) {
+  /* The probe object checked against a manifest naming something else. */
+  char so[1100], err[LOADER_ERR_MAX];
+  snprintf(so, sizeof so, "%s/stacks/probe/probe/1.0.0/packages/probe/libprobe.so",
+           NNO_TEST_DIR);
+  package_manifest m;
+  memset(&m, 0, sizeof m);
+  m.name = "other";
+  m.version = "1.0.0";
+  m.abi_major = 1;
+  m.abi_minor = 0;
+  m.kind = NNO_KIND_FEATURE;
+  assert_int_equal(loader_check_object(so, &m, NULL, NULL, err, sizeof err), -1);
+  assert_non_null(strstr(err, "descriptor name \"probe\" differs from "
+                              "package.json name \"other\""));
+  m.name = "probe";
+  m.version = "1.0.1";
+  assert_int_equal(loader_check_object(so, &m, NULL, NULL, err, sizeof err), -1);
+  assert_non_null(strstr(err, "descriptor version \"1.0.0\" differs"));
+  m.version = "1.0.0";
+  m.kind = NNO_KIND_CORE;
+  assert_int_equal(loader_check_object(so, &m, NULL, NULL, err, sizeof err), -1);
+  assert_non_null(strstr(err, "descriptor kind \"feature\" differs"));
+  m.kind = NNO_KIND_FEATURE;
+  m.abi_major = 2;
+  assert_int_equal(loader_check_object(so, &m, NULL, NULL, err, sizeof err), -1);
+  assert_non_null(strstr(err, "built for ABI 2.0, host provides 1.0"));
+  m.abi_major = 1;
+  assert_int_equal(loader_check_object(so, &m, NULL, NULL, err, sizeof err), 0);
+  assert_int_equal(loader_check_object("/nonexistent.so", &m, NULL, NULL, err,
+                                       sizeof err), -1);
+  assert_non_null(strstr(err, "plugin \"/nonexistent.so\": cannot load: "));
+}
+
+static void test_table_growth(void **st) {
+  const nno_host_api *api = api_table();
+  assert_int_equal(api->size, sizeof(nno_host_api));
+  assert_int_equal(api->abi_major, NNO_ABI_MAJOR);
+  assert_true(NNO_HAS(api, service_lookup));
+  /* A host built before service_lookup existed: the table ends earlier. */
+  nno_host_api older = *api;
+  older.size = offsetof(nno_host_api, service_lookup);
+  assert_false(NNO_HAS(&older, service_lookup));
+  assert_true(NNO_HAS(&older, service_publish));
+  /* Every slot of this host's table is filled. */
+  const char *p = (const char *)api + offsetof(nno_host_api, strerror);
+  for (; p < (const char *)api + sizeof *api; p += sizeof(void *)) {
+    void *fn;
+    memcpy(&fn, p, sizeof fn);
+    assert_non_null(fn);
+  }
+}
+
+static void test_errors(void **st) {
+  assert_string_equal(nno__err_name(NNO_EINVAL), "NNO_EINVAL");
+  assert_string_equal(nno__err_name(NNO_EBUSY), "NNO_EBUSY");
+  assert_string_equal(nno__strerror(NNO_ETOOBIG), "size limit exceeded");
+  assert_string_equal(nno__err_name(-999), "NNO_E?");
+  assert_string_equal(api_table()->strerror(NNO_ENOENT), "no such entry");
+}
+
+static void test_json_valid(void **st) {
+  static const char *good[] = {
+      "{}", "[]", "0", "-0.5e+10", "\"a\\u00e9\\n\"", " {\"a\":[1,2,{\"b\":null}]} ",
+      "true", "\"\xc3\xa9\"", "[[[[]]]]", "{\"a\":{\"b\":{}}}"};
+  static const char *bad[] = {
+      "", "{", "}", "[1,]", "{\"a\":}", "{\"a\" 1}", "01", "1.", ".5", "+1",
+      "\"\\x\"", "\"a", "nul", "[1] [2]", "{\"a\":1,}", "\"\xc3\"", "\"\xed\xa0\x80\"",
+      "\"\x01\"", "{1:2}", "1e"};
+  for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+    assert_true(json_valid(good[i], strlen(good[i])));
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    assert_false(json_valid(bad[i], strlen(bad[i])));
+  char deep[2 * JSONV_MAX_DEPTH + 2];
+  memset(deep, '[', JSONV_MAX_DEPTH);
+  memset(deep + JSONV_MAX_DEPTH, ']', JSONV_MAX_DEPTH);
+  assert_true(json_valid(deep, 2 * JSONV_MAX_DEPTH));
+  memset(deep, '[', JSONV_MAX_DEPTH + 1);
+  memset(deep + JSONV_MAX_DEPTH + 1, ']', JSONV_MAX_DEPTH + 1);
+  assert_false(json_valid(deep, 2 * JSONV_MAX_DEPTH + 2));
+}
+
+static void test_trace_validators(void **st) {
+  const char *ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  assert_true(gateway_traceparent_valid(ok, strlen(ok)));
+  const char *bad[] = {
+      "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+      "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+      "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",
+      "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    assert_false(gateway_traceparent_valid(bad[i], strlen(bad[i])));
+  assert_true(gateway_request_id_valid("abc-1.2_3:4", 11));
+  assert_false(gateway_request_id_valid("", 0));
+  assert_false(gateway_request_id_valid("a b", 3));
+  char long_id[65];
+  memset(long_id, 'a', sizeof long_id);
+  assert_true(gateway_request_id_valid(long_id, 64));
+  assert_false(gateway_request_id_valid(long_id, 65));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_descriptor_checks), cmocka_unit_test(test_manifest_mismatch),
+      cmocka_unit_test(test_table_growth),      cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_json_valid),        cmocka_unit_test(test_trace_validators),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,140 @@
+/* Configuration: defaults, file, environment, flags, exact messages. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static char path[64];
+
+static const char *write_file(const char *text) {
+  snprintf(path, sizeof path, "/tmp/nno-test-config-%d.json", (int)getpid());
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+  return path;
+}
+
+static void test_defaults(void **st) {
+  nno_config c;
+  config_defaults(&c, "/opt/nno/bin");
+  assert_string_equal(c.listen_host, "127.0.0.1");
+  assert_int_equal(c.listen_port, 8080);
+  assert_string_equal(c.data_dir, "./var");
+  assert_true(c.workers >= 1);
+  assert_int_equal(c.max_header_bytes, 8192);
+  assert_int_equal(c.max_body_bytes, 1 << 20);
+  assert_string_equal(c.plugin_dir, "/opt/nno/bin/../lib/nno/plugins");
+  assert_string_equal(c.builtin_stack_dir, "/opt/nno/bin/../share/nno/stacks");
+  char err[CONFIG_ERR_MAX];
+  assert_int_equal(config_validate(&c, err), 0);
+}
+
+static void test_file_nested_keys(void **st) {
+  nno_config c;
+  char err[CONFIG_ERR_MAX];
+  config_defaults(&c, ".");
+  const char *p = write_file(
+      "{\"listen\":\"0.0.0.0:9000\",\"workers\":3,"
+      "\"limits\":{\"max_body_bytes\":100,\"idle_timeout_ms\":500},"
+      "\"log\":{\"level\":\"warn\",\"access\":false},"
+      "\"stacks_dirs\":[\"/a\",\"/b\"]}");
+  assert_int_equal(config_apply_file(&c, p, err), 0);
+  assert_string_equal(c.listen_host, "0.0.0.0");
+  assert_int_equal(c.listen_port, 9000);
+  assert_int_equal(c.workers, 3);
+  assert_int_equal(c.max_body_bytes, 100);
+  assert_int_equal(c.idle_timeout_ms, 500);
+  assert_int_equal(c.log_level, 2);
+  assert_int_equal(c.access_log, 0);
+  assert_int_equal(c.nstacks_dirs, 2);
+  assert_string_equal(c.stacks_dirs[1], "/b");
+  unlink(p);
+}
+
+static void expect_file_error(const char *text, const char *want_suffix) {
+  nno_config c;
+  char err[CONFIG_ERR_MAX];
+  config_defaults(&c, ".");
+  const char *p = write_file(text);
+  assert_int_equal(config_apply_file(&c, p, err), -1);
+  char want[CONFIG_ERR_MAX];
+  snprintf(want, sizeof want, "%s: %s", p, want_suffix);
+  assert_string_equal(err, want);
+  unlink(p);
+}
+
+static void test_file_errors(void **st) {
+  expect_file_error("{\"workers\":\"2\"}",
+                    "field \"workers\": expected an integer, got a string");
+  expect_file_error("{\"workers\":0}",
+                    "workers: expected an integer from 1 to 64, got \"0\"");
+  expect_file_error("{\"nope\":1}", "unknown key \"nope\"");
+  expect_file_error("{\"limits\":{\"nope\":1}}", "unknown key \"limits.nope\"");
+  expect_file_error("[1]", "expected a JSON object, got an array");
+  expect_file_error("{\"log\":{\"access\":1}}",
+                    "field \"log.access\": expected a boolean, got an integer");
+  expect_file_error("{\"stacks_dirs\":[1]}",
+                    "field \"stacks_dirs[0]\": expected a string, got an integer");
+  expect_file_error("{\"log\":{\"level\":\"loud\"}}",
+                    "log.level: expected debug, info, warn or error, got \"loud\"");
+}
+
+static void test_set_and_listen(void **st) {
+  nno_config c;
+  char err[CONFIG_ERR_MAX];
+  config_defaults(&c, ".");
+  assert_int_equal(config_set(&c, "listen", "[::1]:0", err), 0);
+  assert_string_equal(c.listen_host, "::1");
+  assert_int_equal(c.listen_port, 0);
+  assert_int_equal(config_set(&c, "listen", "host:70000", err), -1);
+  assert_string_equal(err, "listen: expected HOST:PORT (e.g. 127.0.0.1:8080), "
+                           "got \"host:70000\"");
+  assert_int_equal(config_set(&c, "listen", ":80", err), -1);
+  assert_int_equal(config_set(&c, "limits.max_headers", "7", err), -1);
+  assert_string_equal(err, "limits.max_headers: expected an integer from 8 to "
+                           "1000, got \"7\"");
+  assert_int_equal(config_set(&c, "limits.max_headers", "8", err), 0);
+  assert_int_equal(config_set(&c, "workers", "2x", err), -1);
+  assert_int_equal(config_set(&c, "log.access", "maybe", err), -1);
+  assert_int_equal(config_set(&c, "log.access", "off", err), 0);
+  assert_int_equal(c.access_log, 0);
+  assert_int_equal(config_set(&c, "stacks_dirs", "/x::/y", err), 0);
+  assert_int_equal(c.nstacks_dirs, 2);
+  assert_int_equal(config_set(&c, "bogus", "1", err), -1);
+  assert_string_equal(err, "unknown configuration key \"bogus\"");
+}
+
+static void test_env(void **st) {
+  nno_config c;
+  char err[CONFIG_ERR_MAX];
+  config_defaults(&c, ".");
+  setenv("NNO_WORKERS", "5", 1);
+  setenv("NNO_DATA", "/srv/nno", 1);
+  assert_int_equal(config_apply_env(&c, err), 0);
+  assert_int_equal(c.workers, 5);
+  assert_string_equal(c.data_dir, "/srv/nno");
+  setenv("NNO_WORKERS", "500", 1);
+  assert_int_equal(config_apply_env(&c, err), -1);
+  assert_string_equal(err, "NNO_WORKERS: workers: expected an integer from 1 "
+                           "to 64, got \"500\"");
+  unsetenv("NNO_WORKERS");
+  unsetenv("NNO_DATA");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_defaults),   cmocka_unit_test(test_file_nested_keys),
+      cmocka_unit_test(test_file_errors), cmocka_unit_test(test_set_and_listen),
+      cmocka_unit_test(test_env),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
