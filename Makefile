@@ -39,7 +39,7 @@ endef
 all: build
 
 deps:
-	@scripts/setup-deps.sh
+	@sh scripts/setup-deps.sh
 
 build: deps
 	$(call configure,$(BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo)
@@ -84,8 +84,8 @@ install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 bench: build
-	@scripts/setup-deps.sh bench
-	bench/gateway.sh
+	@sh scripts/setup-deps.sh bench
+	bash bench/gateway.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -22,7 +22,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
-LIB="python3 $HERE/benchlib.py"
+lib() { python3 "$HERE/benchlib.py" "$@"; }
 
 PEERS=${PEERS:-nno,nginx-bare,nginx-gateway}
 ROUNDS=${ROUNDS:-3}
@@ -70,7 +70,7 @@ stop_server() {  # name: TERM the master, then KILL whatever of its tree is left
   local name=$1 pid=${PID[$1]:-} tree i
   [ -n "$pid" ] || return 0
   unset "PID[$name]"
-  tree=$($LIB tree "$pid" 2>/dev/null || true)
+  tree=$(lib tree "$pid" 2>/dev/null || true)
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < 50; i++)); do
     kill -0 "$pid" 2>/dev/null || break
@@ -104,7 +104,7 @@ wait_ready() {  # name url [header]: until the server answers 2xx
       cat "$TMP/$name"/*.log >&2 2>/dev/null || true
       exit 1
     fi
-    st=$($LIB get "$url" ${hdr:+"$hdr"} 2>/dev/null | head -n1 || true)
+    st=$(lib get "$url" ${hdr:+"$hdr"} 2>/dev/null | head -n1 || true)
     [[ $st == 2?? ]] && return 0
     sleep 0.1
   done
@@ -116,7 +116,7 @@ wait_ready() {  # name url [header]: until the server answers 2xx
 # start_nginx name template [rate limit_req-options]
 start_nginx() {
   local name=$1 tpl=$2 rate=${3:-} opts=${4:-} dir="$TMP/$1" port user=""
-  port=$($LIB freeport)
+  port=$(lib freeport)
   mkdir -p "$dir/tmp" "$dir/www"
   [ "$(id -u)" -eq 0 ] && user="user root;"
   sed -e "s|@PREFIX@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@USER@|$user|g" \
@@ -139,7 +139,7 @@ start_nginx() {
 
 start_nno() {
   local dir="$TMP/nno" port
-  port=$($LIB freeport)
+  port=$(lib freeport)
   mkdir -p "$dir/var"
   printf '%s\n' "$NNO_CONFIG" >"$dir/nno.json"
   "$NNO" serve --listen "127.0.0.1:$port" --workers "$NNO_WORKERS" \
@@ -168,14 +168,14 @@ has_headers() {  # file: 0 if it has X-Request-Id and CORS
 
 gateway_checks() {  # name key: the API-key and header contract of a gateway peer
   local name=$1 key=$2 url=${URL[$1]} out="$TMP/$1/get.txt"
-  $LIB get "$url" >"$out"
+  lib get "$url" >"$out"
   check "$name: no key -> 401 with X-Request-Id and CORS" \
     "$({ [ "$(head -n1 "$out")" = 401 ] && has_headers "$out"; } && echo 0 || echo 1)" \
     "status $(head -n1 "$out")"
-  $LIB get "$url" "X-Api-Key: not-a-key" >"$out"
+  lib get "$url" "X-Api-Key: not-a-key" >"$out"
   check "$name: unknown key -> 401" \
     "$([ "$(head -n1 "$out")" = 401 ] && echo 0 || echo 1)" "status $(head -n1 "$out")"
-  $LIB get "$url" "X-Api-Key: $key" >"$out"
+  lib get "$url" "X-Api-Key: $key" >"$out"
   check "$name: known key -> 200 with X-Request-Id and CORS" \
     "$({ [ "$(head -n1 "$out")" = 200 ] && has_headers "$out"; } && echo 0 || echo 1)" \
     "status $(head -n1 "$out")"
@@ -187,10 +187,10 @@ limit_check() {  # the same config at rate=1r/s: the limiter must fire
   start_nginx nginx-check nginx-gateway.conf.in 1r/s ""
   wait_ready nginx-check "${URL[nginx-check]}" "X-Api-Key: $key"
   sleep 1.1   # the readiness probe itself spent this second's request
-  statuses=$($LIB burst 5 "${URL[nginx-check]}" "X-Api-Key: $key")
+  statuses=$(lib burst 5 "${URL[nginx-check]}" "X-Api-Key: $key")
   check "5 requests in a row with one key -> 200 then 429s" \
     "$([[ $statuses == "200 429 429 429 429" ]] && echo 0 || echo 1)" "$statuses"
-  $LIB get "${URL[nginx-check]}" "X-Api-Key: $key" >"$out"
+  lib get "${URL[nginx-check]}" "X-Api-Key: $key" >"$out"
   check "429 carries X-Request-Id and CORS" \
     "$({ [ "$(head -n1 "$out")" = 429 ] && has_headers "$out"; } && echo 0 || echo 1)" \
     "status $(head -n1 "$out")"
@@ -205,7 +205,7 @@ command -v "$NGINX" >/dev/null && echo "# $("$NGINX" -v 2>&1)"
 echo "# $("$WRK" --version 2>&1 | head -n1 | sed 's/ Copyright.*//' || true)"
 
 # 1,000 API keys; wrk sends one from the middle of the map.
-$LIB keys 1000 | awk '{ printf "%s client%d;\n", $1, NR }' >"$TMP/keys.map"
+lib keys 1000 | awk '{ printf "%s client%d;\n", $1, NR }' >"$TMP/keys.map"
 KEY=$(sed -n '500{s/ .*//;p}' "$TMP/keys.map")
 
 for s in "${SERVERS[@]}"; do
@@ -264,10 +264,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for ((i = 0; i < n; i++)); do
     s=${SERVERS[$(((i + r - 1) % n))]}
     out="$TMP/wrk-$s-$r.txt"
-    c0=$($LIB cpu "${PID[$s]}")
+    c0=$(lib cpu "${PID[$s]}")
     run_wrk "$s" "$DURATION" "$out"
-    c1=$($LIB cpu "${PID[$s]}")
-    read -r reqs secs rps p99 non2xx sockerr < <($LIB wrk "$out")
+    c1=$(lib cpu "${PID[$s]}")
+    read -r reqs secs rps p99 non2xx sockerr < <(lib wrk "$out")
     cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')
     rpc=$(awk -v n="$reqs" -v c="$cpu" 'BEGIN { printf "%.0f", (c > 0 ? n / c : 0) }')
     echo "$r $s $rps $p99 $cpu $rpc" >>"$RESULTS"
@@ -287,7 +287,7 @@ done
 echo
 base=nno
 [[ ,$PEERS, == *,nno,* ]] || base=${SERVERS[0]}
-$LIB report "$RESULTS" "$base" "${SERVERS[@]}"
+lib report "$RESULTS" "$base" "${SERVERS[@]}"
 
 if [ "$ERRORS" -ne 0 ]; then
   echo

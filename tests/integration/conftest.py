@@ -33,7 +33,8 @@ def free_port():
 
 class Host:
     def __init__(self, tmp_path, workers=2, config=None, args=(), env=None,
-                 stacks=None):
+                 stacks=None, binary=None):
+        self.binary = binary or NNO  # e.g. an installed copy
         self.dir = tmp_path
         self.data = os.path.join(str(tmp_path), "var")
         self.port = free_port()
@@ -54,7 +55,7 @@ class Host:
             cfg["stacks_dirs"] = list(self.stacks)
         with open(self.config_path, "w") as f:
             json.dump(cfg, f)
-        return [NNO, "serve", "--listen", "127.0.0.1:%d" % self.port,
+        return [self.binary, "serve", "--listen", "127.0.0.1:%d" % self.port,
                 "--data", self.data, "--workers", str(self.workers),
                 "--config", self.config_path] + self.args
 
