@@ -1,19 +1,6 @@
 /* package.json and stack.json: parsing and validation with exact messages.
- *
- * Messages have one of these shapes (WHAT is the `what` argument, or the
- * path for the _load functions):
- *   WHAT: field "FIELD": expected DESCRIPTION, got VALUE
- *   WHAT: field "FIELD": duplicate route "GET /x", already declared by routes[0]
- *   WHAT: invalid JSON at line L column C: TEXT
- *   WHAT: expected an object at the top level, got VALUE
- *   WHAT: too large (N bytes, at most 1048576)
- *   PATH: cannot open: STRERROR          (also "cannot read")
- *   WHAT: out of memory
- * VALUE is "nothing" for a missing field; a string, number, true, false or
- * null as JSON (a string longer than 60 bytes is cut, with "..." before its
- * closing quote); "an object", "an empty object", "an array" or "an empty
- * array" for containers.
- */
+ * The shapes of the messages are listed in manifest.h; every one is built
+ * by fail() or fail_field() below. */
 #include "manifest.h"
 
 #include <errno.h>
@@ -28,7 +15,7 @@
 #include <jansson.h>
 #include <nno/plugin.h>
 
-#define MANIFEST_FILE_MAX (1024 * 1024)
+#define MANIFEST_FILE_MAX 1048576 /* 1 MiB */
 #define MANIFEST_STR_MAX 1024
 #define MANIFEST_ROUTES_MAX 256
 #define MANIFEST_REQUIRES_MAX 64
@@ -89,11 +76,12 @@ static char *m_strdup(const char *s) {
 NNO_PRINTF(2, 3)
 static int fail(pctx *c, const char *fmt, ...) {
   va_list ap;
-  if (!c->err) return -1;
-  int n = snprintf(c->err, MANIFEST_ERR_MAX, "%s: ", c->what);
-  if (n < 0 || n >= MANIFEST_ERR_MAX) return -1;
   va_start(ap, fmt);
-  vsnprintf(c->err + n, (size_t)(MANIFEST_ERR_MAX - n), fmt, ap);
+  if (c->err) {
+    int n = snprintf(c->err, MANIFEST_ERR_MAX, "%s: ", c->what);
+    if (n >= 0 && n < MANIFEST_ERR_MAX)
+      vsnprintf(c->err + n, (size_t)(MANIFEST_ERR_MAX - n), fmt, ap);
+  }
   va_end(ap);
   return -1;
 }
@@ -164,7 +152,9 @@ static void render(const json_t *v, char *buf, size_t cap) {
     if (!strpbrk(buf, ".eE")) strncat(buf, ".0", cap - strlen(buf) - 1);
   } else {
     snprintf(buf, cap, "%s",
-             json_is_true(v) ? "true" : json_is_false(v) ? "false" : "null");
+             json_is_true(v)    ? "true"
+             : json_is_false(v) ? "false"
+                                : "null");
   }
 }
 
@@ -311,8 +301,8 @@ static int get_fields(pctx *c, json_t *root, const str_field *f, size_t n,
   for (size_t i = 0; i < n; i++) {
     char *tmp = NULL;
     char **dst = f[i].off == NO_COPY ? &tmp : (char **)((char *)out + f[i].off);
-    int rc = get_str(c, root, f[i].key, f[i].key, f[i].required,
-                     f[i].expected, f[i].valid, dst);
+    int rc = get_str(c, root, f[i].key, f[i].key, f[i].required, f[i].expected,
+                     f[i].valid, dst);
     m_free(tmp);
     if (rc < 0) return -1;
   }
@@ -341,11 +331,11 @@ static int check_keys(pctx *c, json_t *obj, const char *field,
  * are refused anywhere: the later one would silently win. */
 static int load_root(pctx *c, const char *json, size_t len, json_t **root) {
   json_error_t e;
-  char r[RENDER_BUF];
   if (!json) return fail(c, "no input");
   if (len > MANIFEST_FILE_MAX)
-    return fail(c, "too large (%zu bytes, at most %d)", len,
-                MANIFEST_FILE_MAX);
+    return fail(c, "too large (%zu bytes, at most %d)", len, MANIFEST_FILE_MAX);
+  /* jansson does not always set the error code byte: start from zero. */
+  memset(&e, 0, sizeof e);
   *root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
   if (!*root) {
     /* jansson leaves the text empty when it cannot even set up its
@@ -356,6 +346,7 @@ static int load_root(pctx *c, const char *json, size_t len, json_t **root) {
                 e.text);
   }
   if (!json_is_object(*root)) {
+    char r[RENDER_BUF];
     render(*root, r, sizeof r);
     return fail(c, "expected an object at the top level, got %s", r);
   }
@@ -394,7 +385,7 @@ static int same_shape(const char *a, const char *b) {
 static const char *const route_keys[] = {"method", "path", "scope", NULL};
 
 static int parse_route(pctx *c, json_t *r, size_t i, manifest_route *rt) {
-  char field[FIELD_BUF], sub[FIELD_BUF], why[128], expected[160];
+  char field[FIELD_BUF], sub[FIELD_BUF], why[128];
   snprintf(field, sizeof field, "routes[%zu]", i);
   if (!json_is_object(r)) return fail_field(c, field, "a route object", r);
   if (check_keys(c, r, field, route_keys,
@@ -408,6 +399,7 @@ static int parse_route(pctx *c, json_t *r, size_t i, manifest_route *rt) {
   if (get_str(c, r, "path", sub, 1, "a route pattern", NULL, &rt->path) < 0)
     return -1;
   if (route_pattern_valid(rt->path, why, sizeof why) < 0) {
+    char expected[160];
     snprintf(expected, sizeof expected, "a route pattern (%s)", why);
     return fail_field(c, sub, expected, json_object_get(r, "path"));
   }
@@ -540,12 +532,14 @@ static const char *const package_keys[] = {"name", "version", NULL};
  * member "packages.NAME" (object form, name given). */
 static int parse_stack_package(pctx *c, json_t *e, size_t i, const char *name,
                                stack_package *p) {
-  char field[FIELD_BUF], sub[FIELD_BUF], r[RENDER_BUF];
+  char field[FIELD_BUF], sub[FIELD_BUF];
   if (name) {
     if (!name_ok(name)) {
+      char r[RENDER_BUF];
       render_str(name, r);
-      return fail(c, "field \"packages\": expected package names matching "
-                     "[a-z][a-z0-9-]{0,63}, got %s",
+      return fail(c,
+                  "field \"packages\": expected package names matching "
+                  "[a-z][a-z0-9-]{0,63}, got %s",
                   r);
     }
     snprintf(field, sizeof field, "packages.%s", name);
@@ -558,8 +552,8 @@ static int parse_stack_package(pctx *c, json_t *e, size_t i, const char *name,
   snprintf(field, sizeof field, "packages[%zu]", i);
   if (!json_is_object(e))
     return fail_field(c, field, "an object with \"name\" and \"version\"", e);
-  if (check_keys(c, e, field, package_keys,
-                 "only \"name\" and \"version\"") < 0)
+  if (check_keys(c, e, field, package_keys, "only \"name\" and \"version\"") <
+      0)
     return -1;
   snprintf(sub, sizeof sub, "packages[%zu].name", i);
   if (get_str(c, e, "name", sub, 1, NAME_RULE, name_ok, &p->name) < 0)
@@ -570,8 +564,7 @@ static int parse_stack_package(pctx *c, json_t *e, size_t i, const char *name,
 }
 
 static int parse_packages(pctx *c, json_t *root, stack_manifest *m) {
-  json_t *v = json_object_get(root, "packages"), *e;
-  const char *k;
+  json_t *v = json_object_get(root, "packages");
   size_t n = json_is_array(v)    ? json_array_size(v)
              : json_is_object(v) ? json_object_size(v)
                                  : 0;
@@ -579,11 +572,12 @@ static int parse_packages(pctx *c, json_t *root, stack_manifest *m) {
     return fail_field(c, "packages", "a non-empty array or object of packages",
                       v);
   if (n > MANIFEST_PACKAGES_MAX)
-    return fail(c,
-                "field \"packages\": expected at most %d packages, got %zu",
+    return fail(c, "field \"packages\": expected at most %d packages, got %zu",
                 MANIFEST_PACKAGES_MAX, n);
   if (!(m->packages = m_calloc(n, sizeof *m->packages))) return fail_oom(c);
   if (json_is_object(v)) {
+    const char *k;
+    json_t *e;
     /* JSON_REJECT_DUPLICATES already refused a name given twice. */
     json_object_foreach(v, k, e) {
       if (parse_stack_package(c, e, 0, k, &m->packages[m->npackages++]) < 0)
@@ -593,8 +587,7 @@ static int parse_packages(pctx *c, json_t *root, stack_manifest *m) {
   }
   for (size_t i = 0; i < n; i++) {
     stack_package *p = &m->packages[m->npackages++];
-    if (parse_stack_package(c, json_array_get(v, i), i, NULL, p) < 0)
-      return -1;
+    if (parse_stack_package(c, json_array_get(v, i), i, NULL, p) < 0) return -1;
     for (size_t j = 0; j < i; j++)
       if (strcmp(m->packages[j].name, p->name) == 0)
         return fail(c,
@@ -707,11 +700,10 @@ fail:
   return -1;
 }
 
-int package_manifest_load(const char *path, package_manifest *out,
-                          char *err) {
+int package_manifest_load(const char *path, package_manifest *out, char *err) {
   pctx c = {path, err};
-  char *buf;
-  size_t len;
+  char *buf = NULL;
+  size_t len = 0;
   if (err) err[0] = '\0';
   memset(out, 0, sizeof *out);
   if (read_file(&c, &buf, &len) < 0) return -1;
@@ -722,8 +714,8 @@ int package_manifest_load(const char *path, package_manifest *out,
 
 int stack_manifest_load(const char *path, stack_manifest *out, char *err) {
   pctx c = {path, err};
-  char *buf;
-  size_t len;
+  char *buf = NULL;
+  size_t len = 0;
   if (err) err[0] = '\0';
   memset(out, 0, sizeof *out);
   if (read_file(&c, &buf, &len) < 0) return -1;

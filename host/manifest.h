@@ -4,8 +4,28 @@
  * expected and what was got, e.g.
  *   package.json: field "version": expected a semver version, got "1.x"
  *   package.json: field "routes[2].method": expected an HTTP method, got 42
+ *   package.json: field "name": expected a name matching ..., got nothing
+ * "got" shows a missing field as `nothing`; a string, number, true, false
+ * or null as JSON (a string longer than 60 bytes is cut, `"abc..."`); a
+ * container as `an object`, `an empty object`, `an array` or `an empty
+ * array`. Other shapes:
+ *   WHAT: invalid JSON at line L column C: <jansson's text>
+ *   WHAT: expected an object at the top level, got VALUE
+ *   WHAT: field "routes[1]": duplicate route "GET /a", already declared by
+ *         routes[0]              (also: duplicate package "x", already
+ *                                 listed as packages[0])
+ *   WHAT: too large (N bytes, at most 1048576)
+ *   PATH: cannot open: <strerror>          (also "cannot read")
+ *   WHAT: out of memory
  * Unknown top-level fields are allowed (forward compatibility); unknown
- * fields inside "routes" entries are refused (likely typos).
+ * fields inside "routes" and "packages" entries are refused (likely typos),
+ * and so is a key given twice in any object.
+ *
+ * Limits: 1 MiB of JSON, 256 routes, 64 requires, 256 stack packages,
+ * 1024 bytes per string. Patterns that differ only in parameter names
+ * ("/u/{id}", "/u/{name}") are duplicates, as they are to the router.
+ * Strings are allocated with jansson's allocator (json_set_alloc_funcs);
+ * change it only while no manifest is alive.
  */
 #ifndef NNO_HOST_MANIFEST_H
 #define NNO_HOST_MANIFEST_H
@@ -78,7 +98,10 @@ void stack_manifest_free(stack_manifest *m);
 /* Route patterns: start with '/', segments of [A-Za-z0-9._~!$&'()*+,;=:@%-]
  * or a whole-segment parameter "{name}" ([a-z_][a-z0-9_]*), a final
  * "{name...}" wildcard; no empty segment except a trailing "/"; at most 16
- * parameters. Returns 0 or -1 with a reason in err. */
+ * parameters, each name once. Also refused: "." and ".." segments (clients
+ * normalise them away), a '%' not starting %XX, more than 1024 bytes.
+ * Returns 0 or -1 with a reason in err (which may be NULL), e.g.
+ * "empty segment at byte 3". Implemented in router.c. */
 int route_pattern_valid(const char *pattern, char *err, size_t errlen);
 
 #endif

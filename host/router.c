@@ -10,6 +10,9 @@
  * The router matches raw bytes: percent-decoding, dot segments and the query
  * string are the HTTP layer's business, and it must strip the query before
  * calling router_match().
+ *
+ * THREAD: router_add() and router_free() need exclusive access;
+ * router_match() only reads, so a built router may serve several threads.
  */
 #include "router.h"
 
@@ -74,8 +77,8 @@ typedef struct walker {
 
 NNO_PRINTF(3, 4)
 static int reason(char *err, size_t errlen, const char *fmt, ...) {
-  va_list ap;
   if (!err || errlen == 0) return -1;
+  va_list ap;
   va_start(ap, fmt);
   vsnprintf(err, errlen, fmt, ap);
   va_end(ap);
@@ -102,10 +105,12 @@ static int is_name_char(char c, int first) {
 static int check_param(const char *seg, size_t n, size_t at, int *wild,
                        const char **name, size_t *name_len, char *err,
                        size_t errlen) {
+  *name = seg + 1;
+  *name_len = 0;
+  *wild = 0;
   if (n < 2 || seg[n - 1] != '}')
     return reason(err, errlen,
                   "a parameter must fill its whole segment (byte %zu)", at);
-  *name = seg + 1;
   *name_len = n - 2;
   *wild = *name_len >= 3 && memcmp(seg + n - 4, "...", 3) == 0;
   if (*wild) *name_len -= 3;
@@ -141,8 +146,7 @@ static int check_literal(const char *seg, size_t n, size_t at, char *err,
       if (c > 0x20 && c < 0x7f)
         return reason(err, errlen, "invalid character '%c' at byte %zu",
                       (char)c, at + i);
-      return reason(err, errlen, "invalid byte 0x%02x at byte %zu", c,
-                    at + i);
+      return reason(err, errlen, "invalid byte 0x%02x at byte %zu", c, at + i);
     }
   }
   return 0;
@@ -338,16 +342,15 @@ int router_add(router *r, const char *method, const char *pattern,
   for (const char *p = pattern + 1;;) {
     const char *e = strchr(p, '/');
     size_t len = e ? (size_t)(e - p) : strlen(p);
-    rnode **slot = NULL;
-    /* A validated "{...}" segment is a wildcard iff it ends in "...}". */
-    if (len > 0 && *p == '{')
-      slot = p[len - 2] == '.' ? &n->wild : &n->param;
-    if (slot) {
-      if (!*slot && !(*slot = node_new("", 0))) goto fail;
+    if (len > 0 && *p == '{') {
+      /* A validated "{...}" segment is a wildcard iff it ends in "...}". */
+      rnode **slot = p[len - 2] == '.' ? &n->wild : &n->param;
+      if (!*slot) *slot = node_new("", 0);
       n = *slot;
-    } else if (!(n = kid_get(n, p, len))) {
-      goto fail;
+    } else {
+      n = kid_get(n, p, len);
     }
+    if (!n) goto fail;
     if (!e) break;
     p = e + 1;
   }
@@ -447,8 +450,8 @@ static const rroute *walk(const rnode *n, const char *seg, size_t np,
 }
 
 int router_match(const router *r, const char *method, size_t method_len,
-                 const char *path, size_t path_len, route_match *m,
-                 char *allow, size_t allow_len) {
+                 const char *path, size_t path_len, route_match *m, char *allow,
+                 size_t allow_len) {
   walker w;
   if (allow && allow_len) allow[0] = '\0';
   if (!r || !method || !path || path_len == 0 || path[0] != '/')

@@ -303,18 +303,23 @@ static int parse_token(const char **pp, const char *end, clause *cl) {
   int kind = K_EXACT;
   partial v;
   switch (*p) {
-  case '^': kind = K_CARET; p++; break;
-  case '~': kind = K_TILDE; p++; break;
+  case '^':
+    kind = K_CARET;
+    p++;
+    break;
+  case '~':
+    kind = K_TILDE;
+    p++;
+    break;
   case '=': p++; break;
   case '>':
-    p++;
-    kind = K_GT;
-    if (p < end && *p == '=') kind = K_GE, p++;
-    break;
   case '<':
-    p++;
-    kind = K_LT;
-    if (p < end && *p == '=') kind = K_LE, p++;
+    /* ">=" and "<=" are one operator: no space between. */
+    if (p + 1 < end && p[1] == '=')
+      kind = *p == '>' ? K_GE : K_LE;
+    else
+      kind = *p == '>' ? K_GT : K_LT;
+    p += kind == K_GE || kind == K_LE ? 2 : 1;
     break;
   default: break;
   }
@@ -349,7 +354,9 @@ int semver_satisfies(const semver *v, const char *range) {
     int ok = 1, ntokens = 0;
     /* npm's rule: a pre-release only matches when some comparator of the
      * same set names the same major.minor.patch with a pre-release, so
-     * "^1.0.0" never pulls in "1.5.0-beta" by accident. */
+     * "^1.0.0" never pulls in "1.5.0-beta" by accident. The "-0" of a
+     * desugared upper bound may count here too, harmlessly: every
+     * pre-release of that tuple already fails the bound itself. */
     int pre_ok = bv.pre_len == 0;
     while (p < end && is_space(*p)) p++;
     while (p < end && *p != '|') {

@@ -255,14 +255,14 @@ static void test_405(void **state) {
   assert_int_equal(router_add(r, "PATCH", "/doc/{x...}", &T[4]), 0);
   assert_int_equal(router_add(r, "GET", "/doc/1", &T[5]), 0);
 
-  assert_int_equal(router_match(r, "DELETE", 6, "/doc", 4, &m, allow,
-                                sizeof allow),
-                   NNO_EINVAL);
+  assert_int_equal(
+      router_match(r, "DELETE", 6, "/doc", 4, &m, allow, sizeof allow),
+      NNO_EINVAL);
   assert_string_equal(allow, "GET, HEAD, POST");
   /* The union over every route with this path, each method once. */
-  assert_int_equal(router_match(r, "POST", 4, "/doc/1", 6, &m, allow,
-                                sizeof allow),
-                   NNO_EINVAL);
+  assert_int_equal(
+      router_match(r, "POST", 4, "/doc/1", 6, &m, allow, sizeof allow),
+      NNO_EINVAL);
   /* In precedence order, each node's methods in the order added. */
   assert_string_equal(allow, "GET, HEAD, PUT, DELETE, PATCH");
   /* Truncation drops whole methods. */
@@ -280,14 +280,13 @@ static void test_405(void **state) {
                    NNO_EINVAL);
   /* No route with this path at all. */
   strcpy(allow, "junk");
-  assert_int_equal(router_match(r, "GET", 3, "/nope", 5, &m, allow,
-                                sizeof allow),
-                   NNO_ENOENT);
+  assert_int_equal(
+      router_match(r, "GET", 3, "/nope", 5, &m, allow, sizeof allow),
+      NNO_ENOENT);
   assert_string_equal(allow, "");
   /* A success after a failed branch leaves the buffer empty. */
-  assert_int_equal(router_match(r, "DELETE", 6, "/doc/1", 6, &m, allow,
-                                sizeof allow),
-                   0);
+  assert_int_equal(
+      router_match(r, "DELETE", 6, "/doc/1", 6, &m, allow, sizeof allow), 0);
   assert_ptr_equal(m.target, &T[3]);
   assert_string_equal(allow, "");
 }
@@ -390,9 +389,9 @@ static void test_invalid(void **state) {
   assert_int_equal(router_add(r, "**", "/a", &T[0]), NNO_EINVAL);
   assert_int_equal(router_add(r, NULL, "/a", &T[0]), NNO_EINVAL);
   assert_int_equal(router_add(r, "GET", NULL, &T[0]), NNO_EINVAL);
-  assert_int_equal(router_add(r, "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG", "/a",
-                              &T[0]),
-                   NNO_EINVAL);
+  assert_int_equal(
+      router_add(r, "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG", "/a", &T[0]),
+      NNO_EINVAL);
   assert_int_equal(router_add(NULL, "GET", "/a", &T[0]), NNO_EINVAL);
   assert_int_equal(router_count(r), 0);
 }
@@ -490,13 +489,13 @@ static void test_free_null(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      T_(test_literals),       T_(test_params),
-      T_(test_wildcard),       T_(test_precedence),
+      T_(test_literals),         T_(test_params),
+      T_(test_wildcard),         T_(test_precedence),
       T_(test_backtrack_params), T_(test_trailing_slash),
-      T_(test_methods),        T_(test_405),
-      T_(test_duplicates),     T_(test_invalid),
-      T_(test_pattern_length), T_(test_param_limit),
-      T_(test_many_routes),    T_(test_free_null),
+      T_(test_methods),          T_(test_405),
+      T_(test_duplicates),       T_(test_invalid),
+      T_(test_pattern_length),   T_(test_param_limit),
+      T_(test_many_routes),      T_(test_free_null),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

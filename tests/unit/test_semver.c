@@ -43,7 +43,7 @@ static const char *const valid[] = {
     "1.0.0+0.build.1-rc.10000aaa-kk-0.1",
     "1.0.0-0A.is.legal",
     "1.0.0-0",
-    "1.0.0+001",          /* build identifiers may have leading zeros */
+    "1.0.0+001", /* build identifiers may have leading zeros */
     "4294967295.4294967295.4294967295",
     /* 63 bytes of pre-release: the most semver.pre holds. */
     "1.0.0-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
@@ -148,13 +148,31 @@ static void test_parse_length_bound(void **state) {
 
 /* semver.org §11, in increasing order. */
 static const char *const order[] = {
-    "0.0.0",         "0.0.1",          "0.1.0",         "1.0.0-0",
-    "1.0.0-2",       "1.0.0-10",       "1.0.0-999",     "1.0.0-a",
-    "1.0.0-alpha",   "1.0.0-alpha.1",  "1.0.0-alpha.beta",
-    "1.0.0-beta",    "1.0.0-beta.2",   "1.0.0-beta.11", "1.0.0-rc.1",
-    "1.0.0",         "1.0.1",          "1.9.0",         "1.10.0",
-    "1.11.0",        "2.0.0",          "2.1.0",         "2.1.1",
-    "10.0.0",        "4294967295.0.0",
+    "0.0.0",
+    "0.0.1",
+    "0.1.0",
+    "1.0.0-0",
+    "1.0.0-2",
+    "1.0.0-10",
+    "1.0.0-999",
+    "1.0.0-a",
+    "1.0.0-alpha",
+    "1.0.0-alpha.1",
+    "1.0.0-alpha.beta",
+    "1.0.0-beta",
+    "1.0.0-beta.2",
+    "1.0.0-beta.11",
+    "1.0.0-rc.1",
+    "1.0.0",
+    "1.0.1",
+    "1.9.0",
+    "1.10.0",
+    "1.11.0",
+    "2.0.0",
+    "2.1.0",
+    "2.1.1",
+    "10.0.0",
+    "4294967295.0.0",
 };
 
 static void test_precedence(void **state) {

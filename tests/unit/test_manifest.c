@@ -1,0 +1,787 @@
+/* Unit tests for host/manifest.c: package.json and stack.json, every error
+ * message compared exactly, and allocation failure N for N = 1, 2, ... */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <nno/plugin.h>
+
+#include "manifest.h"
+
+#define N(a) (sizeof(a) / sizeof *(a))
+
+static const char pkg_json[] =
+    "{\"name\":\"hello\",\"version\":\"1.2.3-rc.1+b7\",\"abi\":\"1.0\","
+    "\"kind\":\"feature\",\"library\":\"libhello.so\","
+    "\"description\":\"Says hello\","
+    "\"routes\":[{\"method\":\"GET\",\"path\":\"/hello\","
+    "\"scope\":\"features:hello:read\"},"
+    "{\"method\":\"*\",\"path\":\"/hello/{name}\"},"
+    "{\"method\":\"GET\",\"path\":\"/hello/{name}\"}],"
+    "\"requires\":{\"nno.iam\":\"^1\",\"nno.kv\":\">=1.2 <2\"},"
+    "\"resources\":[{\"kind\":\"kv\"}],\"scopes\":[\"features:hello:read\"],"
+    "\"ui\":{\"menu\":[]},\"config\":{\"greeting\":\"hello\",\"n\":[1,2]},"
+    "\"future_field\":{\"ignored\":true}}";
+
+static const char stack_json[] =
+    "{\"id\":\"default\",\"version\":\"1.0.0\",\"name\":\"Default\","
+    "\"packages\":[{\"name\":\"hello\",\"version\":\"^1.0.0\"},"
+    "{\"name\":\"todo\",\"version\":\"1.x || 2.x\"}]}";
+
+static int is_zero(const void *p, size_t n) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++)
+    if (b[i]) return 0;
+  return 1;
+}
+
+/* ---- valid manifests --------------------------------------------------- */
+
+static void test_package_valid(void **state) {
+  package_manifest m;
+  char err[MANIFEST_ERR_MAX];
+  (void)state;
+  assert_int_equal(
+      package_manifest_parse(pkg_json, strlen(pkg_json), NULL, &m, err), 0);
+  assert_string_equal(err, "");
+  assert_string_equal(m.name, "hello");
+  assert_string_equal(m.version, "1.2.3-rc.1+b7");
+  assert_int_equal(m.ver.major, 1);
+  assert_int_equal(m.ver.patch, 3);
+  assert_string_equal(m.ver.pre, "rc.1");
+  assert_int_equal(m.abi_major, 1);
+  assert_int_equal(m.abi_minor, 0);
+  assert_int_equal(m.kind, NNO_KIND_FEATURE);
+  assert_string_equal(m.library, "libhello.so");
+  assert_string_equal(m.description, "Says hello");
+  assert_int_equal(m.nroutes, 3);
+  assert_string_equal(m.routes[0].method, "GET");
+  assert_string_equal(m.routes[0].path, "/hello");
+  assert_string_equal(m.routes[0].scope, "features:hello:read");
+  assert_string_equal(m.routes[1].method, "*");
+  assert_string_equal(m.routes[1].path, "/hello/{name}");
+  assert_null(m.routes[1].scope);
+  assert_int_equal(m.nrequires, 2);
+  assert_string_equal(m.requires[0].service, "nno.iam");
+  assert_string_equal(m.requires[0].range, "^1");
+  assert_string_equal(m.requires[1].service, "nno.kv");
+  assert_string_equal(m.requires[1].range, ">=1.2 <2");
+  assert_string_equal(m.config_json, "{\"greeting\":\"hello\",\"n\":[1,2]}");
+  assert_string_equal(m.scopes_json, "[\"features:hello:read\"]");
+  assert_string_equal(m.ui_json, "{\"menu\":[]}");
+  assert_string_equal(m.resources_json, "[{\"kind\":\"kv\"}]");
+  package_manifest_free(&m);
+  assert_true(is_zero(&m, sizeof m));
+  package_manifest_free(&m); /* idempotent */
+}
+
+static void test_package_minimal(void **state) {
+  static const char j[] =
+      "{\"name\":\"a\",\"version\":\"0.0.0\",\"abi\":\"65535.0\","
+      "\"kind\":\"core\",\"library\":\"a.so\",\"routes\":[],"
+      "\"requires\":{}}";
+  package_manifest m;
+  char err[MANIFEST_ERR_MAX];
+  (void)state;
+  assert_int_equal(package_manifest_parse(j, strlen(j), "x", &m, err), 0);
+  assert_int_equal(m.kind, NNO_KIND_CORE);
+  assert_int_equal(m.abi_major, 65535);
+  assert_null(m.description);
+  assert_null(m.routes);
+  assert_int_equal(m.nroutes, 0);
+  assert_int_equal(m.nrequires, 0);
+  assert_string_equal(m.config_json, "{}");
+  assert_string_equal(m.scopes_json, "[]");
+  assert_string_equal(m.ui_json, "{}");
+  assert_string_equal(m.resources_json, "[]");
+  package_manifest_free(&m);
+}
+
+static void test_package_route_limit(void **state) {
+  /* 256 routes pass, 257 are refused. */
+  json_t *root = json_loads(pkg_json, 0, NULL), *routes = json_array();
+  package_manifest m;
+  char err[MANIFEST_ERR_MAX], path[32];
+  (void)state;
+  for (int i = 0; i < 257; i++) {
+    snprintf(path, sizeof path, "/r%d", i);
+    json_array_append_new(
+        routes, json_pack("{s:s,s:s}", "method", "GET", "path", path));
+  }
+  json_object_set_new(root, "routes", routes);
+  char *text = json_dumps(root, 0);
+  assert_int_equal(package_manifest_parse(text, strlen(text), NULL, &m, err),
+                   -1);
+  assert_string_equal(
+      err,
+      "package.json: field \"routes\": expected at most 256 routes, "
+      "got 257");
+  free(text);
+  json_array_remove(routes, 256);
+  text = json_dumps(root, 0);
+  assert_int_equal(package_manifest_parse(text, strlen(text), NULL, &m, err),
+                   0);
+  assert_int_equal(m.nroutes, 256);
+  assert_string_equal(m.routes[255].path, "/r255");
+  package_manifest_free(&m);
+  free(text);
+  json_decref(root);
+}
+
+static void test_stack_valid(void **state) {
+  stack_manifest s;
+  char err[MANIFEST_ERR_MAX];
+  (void)state;
+  assert_int_equal(
+      stack_manifest_parse(stack_json, strlen(stack_json), NULL, &s, err), 0);
+  assert_string_equal(s.id, "default");
+  assert_string_equal(s.version, "1.0.0");
+  assert_int_equal(s.ver.major, 1);
+  assert_string_equal(s.name, "Default");
+  assert_int_equal(s.npackages, 2);
+  assert_string_equal(s.packages[0].name, "hello");
+  assert_string_equal(s.packages[0].range, "^1.0.0");
+  assert_string_equal(s.packages[1].name, "todo");
+  assert_string_equal(s.packages[1].range, "1.x || 2.x");
+  stack_manifest_free(&s);
+  assert_true(is_zero(&s, sizeof s));
+  stack_manifest_free(&s);
+
+  /* The object form, and the name defaulting to the id. */
+  static const char obj[] =
+      "{\"id\":\"mini\",\"version\":\"2.0.0\","
+      "\"packages\":{\"hello\":\"^1.0.0\",\"todo\":\"*\"}}";
+  assert_int_equal(stack_manifest_parse(obj, strlen(obj), NULL, &s, err), 0);
+  assert_string_equal(s.name, "mini");
+  assert_int_equal(s.npackages, 2);
+  assert_string_equal(s.packages[0].name, "hello");
+  assert_string_equal(s.packages[0].range, "^1.0.0");
+  assert_string_equal(s.packages[1].name, "todo");
+  assert_string_equal(s.packages[1].range, "*");
+  stack_manifest_free(&s);
+}
+
+/* ---- bad package.json: one member replaced or removed ------------------ */
+
+typedef struct bad_case {
+  const char *key;
+  const char *value; /* JSON text, or NULL to remove the member */
+  const char *msg;   /* the whole expected message */
+} bad_case;
+
+#define P "package.json: field "
+#define NAME_RULE "a name matching [a-z][a-z0-9-]{0,63}"
+
+static const bad_case pkg_bad[] = {
+    /* every required field missing */
+    {"name", NULL, P "\"name\": expected " NAME_RULE ", got nothing"},
+    {"version", NULL, P "\"version\": expected a semver version, got nothing"},
+    {"abi", NULL,
+     P "\"abi\": expected an ABI version \"MAJOR.MINOR\", got nothing"},
+    {"kind", NULL, P "\"kind\": expected \"core\" or \"feature\", got nothing"},
+    {"library", NULL,
+     P "\"library\": expected a file name ending in \".so\" without \"/\" or "
+       "\"..\", got nothing"},
+    /* wrong types, rendered each way */
+    {"name", "42", P "\"name\": expected " NAME_RULE ", got 42"},
+    {"name", "-7", P "\"name\": expected " NAME_RULE ", got -7"},
+    {"name", "[]", P "\"name\": expected " NAME_RULE ", got an empty array"},
+    {"name", "[\"x\"]", P "\"name\": expected " NAME_RULE ", got an array"},
+    {"name", "{}", P "\"name\": expected " NAME_RULE ", got an empty object"},
+    {"name", "{\"a\":1}", P "\"name\": expected " NAME_RULE ", got an object"},
+    {"version", "1.5", P "\"version\": expected a semver version, got 1.5"},
+    {"version", "1e300",
+     P "\"version\": expected a semver version, got 1e+300"},
+    {"abi", "1", P "\"abi\": expected an ABI version \"MAJOR.MINOR\", got 1"},
+    {"abi", "1.0",
+     P "\"abi\": expected an ABI version \"MAJOR.MINOR\", got 1.0"},
+    {"kind", "true", P "\"kind\": expected \"core\" or \"feature\", got true"},
+    {"kind", "false",
+     P "\"kind\": expected \"core\" or \"feature\", got false"},
+    {"library", "null",
+     P "\"library\": expected a file name ending in \".so\" without \"/\" or "
+       "\"..\", got null"},
+    {"description", "42", P "\"description\": expected a string, got 42"},
+    {"description", "null", P "\"description\": expected a string, got null"},
+    /* bad names */
+    {"name", "\"Hello\"", P "\"name\": expected " NAME_RULE ", got \"Hello\""},
+    {"name", "\"1abc\"", P "\"name\": expected " NAME_RULE ", got \"1abc\""},
+    {"name", "\"\"", P "\"name\": expected " NAME_RULE ", got \"\""},
+    {"name", "\"a_b\"", P "\"name\": expected " NAME_RULE ", got \"a_b\""},
+    {"name",
+     "\"a1234567890123456789012345678901234567890123456789012345678901234\"",
+     P "\"name\": expected " NAME_RULE
+       ", got \"a123456789012345678901234567890123456789012345678901234567"
+       "89...\""},
+    /* rendering: escapes, and a long string cut inside its quotes */
+    {"name", "\"a\\\"b\\n\\u0001\"",
+     P "\"name\": expected " NAME_RULE ", got \"a\\\"b\\n\\u0001\""},
+    {"name",
+     "\"a1234567890123456789012345678901234567890123456789012345678901234\"",
+     P "\"name\": expected " NAME_RULE
+       ", got \"a12345678901234567890123456789012345678901234567890123456789"
+       "...\""},
+    /* bad semver */
+    {"version", "\"1.x\"",
+     P "\"version\": expected a semver version, "
+       "got \"1.x\""},
+    {"version", "\"v1.0.0\"",
+     P "\"version\": expected a semver version, "
+       "got \"v1.0.0\""},
+    {"version", "\"1.0\"",
+     P "\"version\": expected a semver version, "
+       "got \"1.0\""},
+    {"version", "\"01.0.0\"",
+     P "\"version\": expected a semver version, "
+       "got \"01.0.0\""},
+    /* bad abi */
+    {"abi", "\"1\"",
+     P "\"abi\": expected an ABI version \"MAJOR.MINOR\", got \"1\""},
+    {"abi", "\"01.0\"",
+     P "\"abi\": expected an ABI version \"MAJOR.MINOR\", got \"01.0\""},
+    {"abi", "\"1.00\"",
+     P "\"abi\": expected an ABI version \"MAJOR.MINOR\", got \"1.00\""},
+    {"abi", "\"1.0.0\"",
+     P "\"abi\": expected an ABI version \"MAJOR.MINOR\", got \"1.0.0\""},
+    {"abi", "\"1.x\"",
+     P "\"abi\": expected an ABI version \"MAJOR.MINOR\", got \"1.x\""},
+    {"abi", "\"65536.0\"",
+     P "\"abi\": expected an ABI version \"MAJOR.MINOR\", got \"65536.0\""},
+    {"abi", "\" 1.0\"",
+     P "\"abi\": expected an ABI version \"MAJOR.MINOR\", got \" 1.0\""},
+    /* bad kind */
+    {"kind", "\"plugin\"",
+     P "\"kind\": expected \"core\" or \"feature\", got \"plugin\""},
+    {"kind", "\"Core\"",
+     P "\"kind\": expected \"core\" or \"feature\", got \"Core\""},
+    /* bad library */
+    {"library", "\"lib/x.so\"",
+     P "\"library\": expected a file name ending in \".so\" without \"/\" or "
+       "\"..\", got \"lib/x.so\""},
+    {"library", "\"/usr/lib/x.so\"",
+     P "\"library\": expected a file name ending in \".so\" without \"/\" or "
+       "\"..\", got \"/usr/lib/x.so\""},
+    {"library", "\"..x.so\"",
+     P "\"library\": expected a file name ending in \".so\" without \"/\" or "
+       "\"..\", got \"..x.so\""},
+    {"library", "\"libx\"",
+     P "\"library\": expected a file name ending in \".so\" without \"/\" or "
+       "\"..\", got \"libx\""},
+    {"library", "\"libx.so.1\"",
+     P "\"library\": expected a file name ending in \".so\" without \"/\" or "
+       "\"..\", got \"libx.so.1\""},
+    {"library", "\".so\"",
+     P "\"library\": expected a file name ending in \".so\" without \"/\" or "
+       "\"..\", got \".so\""},
+    /* routes */
+    {"routes", "{}",
+     P "\"routes\": expected an array of routes, got an empty object"},
+    {"routes", "\"GET /\"",
+     P "\"routes\": expected an array of routes, got \"GET /\""},
+    {"routes", "[42]", P "\"routes[0]\": expected a route object, got 42"},
+    {"routes", "[{\"path\":\"/a\"}]",
+     P "\"routes[0].method\": expected an HTTP method, got nothing"},
+    {"routes",
+     "[{\"method\":\"GET\",\"path\":\"/a\"},{\"method\":\"get\","
+     "\"path\":\"/b\"}]",
+     P "\"routes[1].method\": expected an HTTP method, got \"get\""},
+    {"routes", "[{\"method\":42,\"path\":\"/a\"}]",
+     P "\"routes[0].method\": expected an HTTP method, got 42"},
+    {"routes", "[{\"method\":\"\",\"path\":\"/a\"}]",
+     P "\"routes[0].method\": expected an HTTP method, got \"\""},
+    {"routes", "[{\"method\":\"G-T\",\"path\":\"/a\"}]",
+     P "\"routes[0].method\": expected an HTTP method, got \"G-T\""},
+    {"routes", "[{\"method\":\"GET\"}]",
+     P "\"routes[0].path\": expected a route pattern, got nothing"},
+    {"routes", "[{\"method\":\"GET\",\"path\":[]}]",
+     P "\"routes[0].path\": expected a route pattern, got an empty array"},
+    {"routes", "[{\"method\":\"GET\",\"path\":\"hello\"}]",
+     P "\"routes[0].path\": expected a route pattern (must start with "
+       "\"/\"), got \"hello\""},
+    {"routes", "[{\"method\":\"GET\",\"path\":\"/a//b\"}]",
+     P "\"routes[0].path\": expected a route pattern (empty segment at byte "
+       "3), got \"/a//b\""},
+    {"routes", "[{\"method\":\"GET\",\"path\":\"/a/{B}\"}]",
+     P "\"routes[0].path\": expected a route pattern (a parameter name must "
+       "match [a-z_][a-z0-9_]* (byte 4)), got \"/a/{B}\""},
+    {"routes", "[{\"method\":\"GET\",\"path\":\"/a\",\"handler\":\"x\"}]",
+     P "\"routes[0]\": expected only \"method\", \"path\" and \"scope\", "
+       "got \"handler\""},
+    {"routes", "[{\"method\":\"GET\",\"path\":\"/a\",\"scope\":42}]",
+     P "\"routes[0].scope\": expected a string, got 42"},
+    {"routes",
+     "[{\"method\":\"GET\",\"path\":\"/a\"},"
+     "{\"method\":\"POST\",\"path\":\"/a\"},"
+     "{\"method\":\"GET\",\"path\":\"/a\"}]",
+     P "\"routes[2]\": duplicate route \"GET /a\", already declared by "
+       "routes[0]"},
+    {"routes",
+     "[{\"method\":\"GET\",\"path\":\"/u/{id}\"},"
+     "{\"method\":\"GET\",\"path\":\"/u/{name}\"}]",
+     P "\"routes[1]\": duplicate route \"GET /u/{name}\", already declared "
+       "by routes[0]"},
+    /* requires */
+    {"requires", "[]",
+     P "\"requires\": expected an object of service names to version "
+       "ranges, got an empty array"},
+    {"requires", "{\"nno.iam\":\"^y\"}",
+     P "\"requires.nno.iam\": expected a semver range, got \"^y\""},
+    {"requires", "{\"nno.iam\":\"\"}",
+     P "\"requires.nno.iam\": expected a semver range, got \"\""},
+    {"requires", "{\"nno.iam\":1}",
+     P "\"requires.nno.iam\": expected a semver range, got 1"},
+    {"requires", "{\"nno.iam\":\">=1 <2\",\"nno.kv\":\"1.0.0 | 2\"}",
+     P "\"requires.nno.kv\": expected a semver range, got \"1.0.0 | 2\""},
+    {"requires", "{\"Bad Name\":\"^1\"}",
+     P "\"requires\": expected service names like \"nno.iam\", "
+       "got \"Bad Name\""},
+    {"requires", "{\"nno.\":\"^1\"}",
+     P "\"requires\": expected service names like \"nno.iam\", got \"nno.\""},
+    /* the JSON blobs */
+    {"config", "[]", P "\"config\": expected an object, got an empty array"},
+    {"config", "null", P "\"config\": expected an object, got null"},
+    {"ui", "\"x\"", P "\"ui\": expected an object, got \"x\""},
+    {"scopes", "{}", P "\"scopes\": expected an array, got an empty object"},
+    {"resources", "1", P "\"resources\": expected an array, got 1"},
+};
+
+/* The valid package with `key` replaced by `value` (or removed). */
+static char *variant(const char *base, const char *key, const char *value) {
+  json_t *root = json_loads(base, 0, NULL);
+  assert_non_null(root);
+  if (value) {
+    json_error_t e;
+    json_t *v = json_loads(value, JSON_DECODE_ANY, &e);
+    if (!v) fail_msg("bad test JSON %s: %s", value, e.text);
+    json_object_set_new(root, key, v);
+  } else {
+    json_object_del(root, key);
+  }
+  char *text = json_dumps(root, 0);
+  json_decref(root);
+  return text;
+}
+
+static void test_package_bad(void **state) {
+  (void)state;
+  for (size_t i = 0; i < N(pkg_bad); i++) {
+    package_manifest m;
+    char err[MANIFEST_ERR_MAX];
+    char *text = variant(pkg_json, pkg_bad[i].key, pkg_bad[i].value);
+    int rc = package_manifest_parse(text, strlen(text), NULL, &m, err);
+    free(text);
+    if (rc != -1) fail_msg("case %zu (%s) was accepted", i, pkg_bad[i].key);
+    if (strcmp(err, pkg_bad[i].msg) != 0)
+      fail_msg("case %zu:\n got  %s\n want %s", i, err, pkg_bad[i].msg);
+    assert_true(is_zero(&m, sizeof m));
+  }
+}
+
+static void test_long_strings(void **state) {
+  package_manifest m;
+  char err[MANIFEST_ERR_MAX], v[2048], want[512];
+  (void)state;
+  /* 1024 bytes pass, 1025 are refused, and the value is shown cut. */
+  memset(v, 'a', sizeof v);
+  v[0] = '"';
+  v[1025] = '"';
+  v[1026] = '\0';
+  char *text = variant(pkg_json, "description", v);
+  assert_int_equal(package_manifest_parse(text, strlen(text), NULL, &m, err),
+                   0);
+  assert_int_equal(strlen(m.description), 1024);
+  package_manifest_free(&m);
+  free(text);
+  v[1025] = 'a';
+  v[1026] = '"';
+  v[1027] = '\0';
+  text = variant(pkg_json, "description", v);
+  assert_int_equal(package_manifest_parse(text, strlen(text), NULL, &m, err),
+                   -1);
+  free(text);
+  snprintf(want, sizeof want,
+           P
+           "\"description\": expected a string of at most 1024 bytes, "
+           "got \"%.60s...\"",
+           v + 1);
+  assert_string_equal(err, want);
+
+  /* A cut never splits a UTF-8 sequence: 59 bytes, then a 3-byte euro. */
+  v[0] = '"';
+  memset(v + 1, 'a', 59);
+  strcpy(v + 60, "\xe2\x82\xaczzzz\"");
+  text = variant(pkg_json, "name", v);
+  assert_int_equal(package_manifest_parse(text, strlen(text), NULL, &m, err),
+                   -1);
+  free(text);
+  snprintf(want, sizeof want,
+           P "\"name\": expected " NAME_RULE ", got \"%.59s...\"", v + 1);
+  assert_string_equal(err, want);
+  /* Two-byte characters: 30 of them fill the 60 bytes. */
+  strcpy(v, "\"");
+  for (int i = 0; i < 40; i++) strcat(v, "\xc3\xa9");
+  strcat(v, "\"");
+  text = variant(pkg_json, "name", v);
+  package_manifest_parse(text, strlen(text), NULL, &m, err);
+  free(text);
+  snprintf(want, sizeof want,
+           P "\"name\": expected " NAME_RULE ", got \"%.60s...\"", v + 1);
+  assert_string_equal(err, want);
+}
+
+/* ---- bad text ---------------------------------------------------------- */
+
+typedef struct text_case {
+  const char *json;
+  const char *msg;
+} text_case;
+
+static const text_case text_bad[] = {
+    {"",
+     "p.json: invalid JSON at line 1 column 0: unexpected token near end "
+     "of file"},
+    {"{\"name\":",
+     "p.json: invalid JSON at line 1 column 8: unexpected "
+     "token near end of file"},
+    {"{\"a\":1,}",
+     "p.json: invalid JSON at line 1 column 8: string or '}' "
+     "expected near '}'"},
+    {"{\"a\":1} x",
+     "p.json: invalid JSON at line 1 column 9: end of file "
+     "expected near 'x'"},
+    {"{\n\"name\":\"a\",\n\"name\":\"b\"}",
+     "p.json: invalid JSON at line 3 column 6: duplicate object key near "
+     "'\"name\"'"},
+    {"{\"a\":\"\\u0000\"}",
+     "p.json: invalid JSON at line 1 column 13: "
+     "\\u0000 is not allowed without JSON_ALLOW_NUL "
+     "near '\"\\u0000\"'"},
+    {"\xff",
+     "p.json: invalid JSON at line 1 column 0: unable to decode byte "
+     "0xff"},
+    {"[]", "p.json: expected an object at the top level, got an empty array"},
+    {"[1]", "p.json: expected an object at the top level, got an array"},
+    {"42", "p.json: expected an object at the top level, got 42"},
+    {"\"x\"", "p.json: expected an object at the top level, got \"x\""},
+    {"null", "p.json: expected an object at the top level, got null"},
+};
+
+static void test_bad_text(void **state) {
+  (void)state;
+  for (size_t i = 0; i < N(text_bad); i++) {
+    package_manifest m;
+    stack_manifest s;
+    char err[MANIFEST_ERR_MAX];
+    const char *j = text_bad[i].json;
+    if (package_manifest_parse(j, strlen(j), "p.json", &m, err) != -1)
+      fail_msg("case %zu accepted", i);
+    if (strcmp(err, text_bad[i].msg) != 0)
+      fail_msg("case %zu:\n got  %s\n want %s", i, err, text_bad[i].msg);
+    /* The stack parser shares the front end. */
+    assert_int_equal(stack_manifest_parse(j, strlen(j), "p.json", &s, err), -1);
+    assert_string_equal(err, text_bad[i].msg);
+  }
+}
+
+static void test_oversize(void **state) {
+  package_manifest m;
+  stack_manifest s;
+  char err[MANIFEST_ERR_MAX];
+  size_t n = 1024 * 1024 + 1;
+  char *big = malloc(n);
+  (void)state;
+  assert_non_null(big);
+  memset(big, ' ', n);
+  big[0] = '{';
+  big[n - 1] = '}';
+  assert_int_equal(package_manifest_parse(big, n, NULL, &m, err), -1);
+  assert_string_equal(err,
+                      "package.json: too large (1048577 bytes, at most "
+                      "1048576)");
+  assert_int_equal(stack_manifest_parse(big, n, NULL, &s, err), -1);
+  assert_string_equal(err,
+                      "stack.json: too large (1048577 bytes, at most 1048576)");
+  /* One byte less is parsed (and then misses its fields). */
+  big[n - 2] = '}';
+  assert_int_equal(package_manifest_parse(big, n - 1, NULL, &m, err), -1);
+  assert_string_equal(err, P "\"name\": expected " NAME_RULE ", got nothing");
+  free(big);
+}
+
+/* ---- bad stack.json ---------------------------------------------------- */
+
+#define S "stack.json: field "
+
+static const bad_case stack_bad[] = {
+    {"id", NULL, S "\"id\": expected " NAME_RULE ", got nothing"},
+    {"id", "\"Default\"", S "\"id\": expected " NAME_RULE ", got \"Default\""},
+    {"version", NULL, S "\"version\": expected a semver version, got nothing"},
+    {"version", "\"^1.0.0\"",
+     S "\"version\": expected a semver version, got \"^1.0.0\""},
+    {"name", "42", S "\"name\": expected a string, got 42"},
+    {"packages", NULL,
+     S "\"packages\": expected a non-empty array or object of packages, got "
+       "nothing"},
+    {"packages", "[]",
+     S "\"packages\": expected a non-empty array or object of packages, got "
+       "an empty array"},
+    {"packages", "{}",
+     S "\"packages\": expected a non-empty array or object of packages, got "
+       "an empty object"},
+    {"packages", "\"hello\"",
+     S "\"packages\": expected a non-empty array or object of packages, got "
+       "\"hello\""},
+    {"packages", "[42]",
+     S "\"packages[0]\": expected an object with \"name\" and \"version\", "
+       "got 42"},
+    {"packages", "[{\"name\":\"hello\",\"range\":\"^1\"}]",
+     S "\"packages[0]\": expected only \"name\" and \"version\", got "
+       "\"range\""},
+    {"packages", "[{\"version\":\"^1\"}]",
+     S "\"packages[0].name\": expected " NAME_RULE ", got nothing"},
+    {"packages", "[{\"name\":\"Hello\",\"version\":\"^1\"}]",
+     S "\"packages[0].name\": expected " NAME_RULE ", got \"Hello\""},
+    {"packages", "[{\"name\":\"hello\"}]",
+     S "\"packages[0].version\": expected a semver range, got nothing"},
+    {"packages", "[{\"name\":\"hello\",\"version\":\"^y\"}]",
+     S "\"packages[0].version\": expected a semver range, got \"^y\""},
+    {"packages",
+     "[{\"name\":\"hello\",\"version\":\"1\"},"
+     "{\"name\":\"todo\",\"version\":\"1\"},"
+     "{\"name\":\"hello\",\"version\":\"2\"}]",
+     S "\"packages[2]\": duplicate package \"hello\", already listed as "
+       "packages[0]"},
+    {"packages", "{\"Hello\":\"^1\"}",
+     S "\"packages\": expected package names matching [a-z][a-z0-9-]{0,63}, "
+       "got \"Hello\""},
+    {"packages", "{\"hello\":1}",
+     S "\"packages.hello\": expected a semver range, got 1"},
+    {"packages", "{\"hello\":\"^1\",\"todo\":\"1 || \"}",
+     S "\"packages.todo\": expected a semver range, got \"1 || \""},
+};
+
+static void test_stack_bad(void **state) {
+  (void)state;
+  for (size_t i = 0; i < N(stack_bad); i++) {
+    stack_manifest s;
+    char err[MANIFEST_ERR_MAX];
+    char *text = variant(stack_json, stack_bad[i].key, stack_bad[i].value);
+    int rc = stack_manifest_parse(text, strlen(text), NULL, &s, err);
+    free(text);
+    if (rc != -1) fail_msg("case %zu (%s) was accepted", i, stack_bad[i].key);
+    if (strcmp(err, stack_bad[i].msg) != 0)
+      fail_msg("case %zu:\n got  %s\n want %s", i, err, stack_bad[i].msg);
+    assert_true(is_zero(&s, sizeof s));
+  }
+  /* A name given twice in the object form is caught by the JSON reader. */
+  static const char dup[] =
+      "{\"id\":\"a\",\"version\":\"1.0.0\","
+      "\"packages\":{\"hello\":\"1\",\"hello\":\"2\"}}";
+  stack_manifest s;
+  char err[MANIFEST_ERR_MAX];
+  assert_int_equal(stack_manifest_parse(dup, strlen(dup), NULL, &s, err), -1);
+  assert_string_equal(err,
+                      "stack.json: invalid JSON at line 1 column 59: "
+                      "duplicate object key near '\"hello\"'");
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+static void write_file(const char *path, const char *data, size_t n) {
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(data, 1, n, f), n);
+  fclose(f);
+}
+
+static void test_load(void **state) {
+  package_manifest m;
+  stack_manifest s;
+  char err[MANIFEST_ERR_MAX], dir[] = "/tmp/nno-manifest-XXXXXX", path[256],
+                              want[512];
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+
+  snprintf(path, sizeof path, "%s/package.json", dir);
+  write_file(path, pkg_json, strlen(pkg_json));
+  assert_int_equal(package_manifest_load(path, &m, err), 0);
+  assert_string_equal(m.name, "hello");
+  package_manifest_free(&m);
+
+  snprintf(path, sizeof path, "%s/stack.json", dir);
+  write_file(path, stack_json, strlen(stack_json));
+  assert_int_equal(stack_manifest_load(path, &s, err), 0);
+  assert_int_equal(s.npackages, 2);
+  stack_manifest_free(&s);
+
+  /* Messages about the content name the file. */
+  snprintf(path, sizeof path, "%s/bad.json", dir);
+  write_file(path, "{\"id\":\"x\"}", 10);
+  assert_int_equal(stack_manifest_load(path, &s, err), -1);
+  snprintf(want, sizeof want,
+           "%s: field \"version\": expected a semver version, got nothing",
+           path);
+  assert_string_equal(err, want);
+  assert_true(is_zero(&s, sizeof s));
+
+  /* I/O errors name the file and the reason. */
+  assert_int_equal(package_manifest_load("/nonexistent/package.json", &m, err),
+                   -1);
+  assert_string_equal(err,
+                      "/nonexistent/package.json: cannot open: No such "
+                      "file or directory");
+  assert_true(is_zero(&m, sizeof m));
+  assert_int_equal(stack_manifest_load("/nonexistent/stack.json", &s, err), -1);
+  assert_string_equal(err,
+                      "/nonexistent/stack.json: cannot open: No such "
+                      "file or directory");
+  assert_int_equal(package_manifest_load(dir, &m, err), -1);
+  snprintf(want, sizeof want, "%s: not a regular file", dir);
+  assert_string_equal(err, want);
+
+  /* Oversize files are refused from their size, before reading. */
+  size_t n = 1024 * 1024 + 1;
+  char *big = calloc(1, n);
+  assert_non_null(big);
+  snprintf(path, sizeof path, "%s/big.json", dir);
+  write_file(path, big, n);
+  free(big);
+  assert_int_equal(package_manifest_load(path, &m, err), -1);
+  snprintf(want, sizeof want, "%s: too large (1048577 bytes, at most 1048576)",
+           path);
+  assert_string_equal(err, want);
+
+  /* An empty file is a JSON error, not an I/O one. */
+  snprintf(path, sizeof path, "%s/empty.json", dir);
+  write_file(path, "", 0);
+  assert_int_equal(package_manifest_load(path, &m, err), -1);
+  snprintf(want, sizeof want,
+           "%s: invalid JSON at line 1 column 0: unexpected token near end "
+           "of file",
+           path);
+  assert_string_equal(err, want);
+
+  const char *names[] = {"package.json", "stack.json", "bad.json", "big.json",
+                         "empty.json"};
+  for (size_t i = 0; i < N(names); i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+    unlink(path);
+  }
+  rmdir(dir);
+}
+
+static void test_free_zeroed(void **state) {
+  package_manifest m;
+  stack_manifest s;
+  (void)state;
+  memset(&m, 0, sizeof m);
+  memset(&s, 0, sizeof s);
+  package_manifest_free(&m);
+  package_manifest_free(&m);
+  stack_manifest_free(&s);
+  stack_manifest_free(&s);
+  package_manifest_free(NULL);
+  stack_manifest_free(NULL);
+}
+
+/* ---- allocation failure ------------------------------------------------ */
+
+/* jansson's allocator, failing call number g_fail_at and counting the
+ * blocks alive. The manifest code allocates through it too. */
+static long g_calls, g_fail_at, g_live;
+
+static void *fault_malloc(size_t n) {
+  if (++g_calls == g_fail_at) return NULL;
+  void *p = malloc(n);
+  if (p) g_live++;
+  return p;
+}
+
+static void fault_free(void *p) {
+  if (p) g_live--;
+  free(p);
+}
+
+/* Parses `json` with allocation N failing for N = 1, 2, ... until a parse
+ * succeeds. Every failure must leak nothing, leave the output zeroed and
+ * say "out of memory" -- except inside json_loadb(), where jansson reports
+ * some allocation failures as syntax errors. */
+static void fault_loop(const char *json, int stack) {
+  char err[MANIFEST_ERR_MAX];
+  const char *what = stack ? "stack.json: " : "package.json: ";
+  char oom[64], bad_json[64];
+  long n, noom = 0;
+  snprintf(oom, sizeof oom, "%sout of memory", what);
+  snprintf(bad_json, sizeof bad_json, "%sinvalid JSON at ", what);
+  json_set_alloc_funcs(fault_malloc, fault_free);
+  for (n = 1;; n++) {
+    package_manifest m;
+    stack_manifest s;
+    g_calls = 0;
+    g_live = 0;
+    g_fail_at = n;
+    int rc = stack ? stack_manifest_parse(json, strlen(json), NULL, &s, err)
+                   : package_manifest_parse(json, strlen(json), NULL, &m, err);
+    if (rc == 0) {
+      if (stack)
+        stack_manifest_free(&s);
+      else
+        package_manifest_free(&m);
+      if (g_live != 0) fail_msg("%ld blocks leaked on success", g_live);
+      break;
+    }
+    if (g_live != 0) fail_msg("allocation %ld failed: %ld leaked", n, g_live);
+    if (strcmp(err, oom) == 0)
+      noom++;
+    else if (strncmp(err, bad_json, strlen(bad_json)) != 0)
+      fail_msg("allocation %ld failed: message \"%s\"", n, err);
+    if (stack ? !is_zero(&s, sizeof s) : !is_zero(&m, sizeof m))
+      fail_msg("allocation %ld failed: output not zeroed", n);
+  }
+  json_set_alloc_funcs(malloc, free);
+  /* The loop must have covered many allocation sites, including every
+   * one of manifest.c's own (each reported as "out of memory"). */
+  assert_true(n > 20);
+  assert_true(noom >= 10);
+}
+
+static void test_fault_package(void **state) {
+  (void)state;
+  fault_loop(pkg_json, 0);
+}
+
+static void test_fault_stack(void **state) {
+  static const char obj[] =
+      "{\"id\":\"mini\",\"version\":\"2.0.0\","
+      "\"packages\":{\"hello\":\"^1.0.0\",\"todo\":\"*\"}}";
+  (void)state;
+  fault_loop(stack_json, 1);
+  fault_loop(obj, 1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_package_valid),
+      cmocka_unit_test(test_package_minimal),
+      cmocka_unit_test(test_package_route_limit),
+      cmocka_unit_test(test_stack_valid),
+      cmocka_unit_test(test_package_bad),
+      cmocka_unit_test(test_long_strings),
+      cmocka_unit_test(test_bad_text),
+      cmocka_unit_test(test_oversize),
+      cmocka_unit_test(test_stack_bad),
+      cmocka_unit_test(test_load),
+      cmocka_unit_test(test_free_zeroed),
+      cmocka_unit_test(test_fault_package),
+      cmocka_unit_test(test_fault_stack),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
