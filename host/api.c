@@ -11,6 +11,8 @@
 #include "fetch.h"
 #include "jsonv.h"
 #include "loader.h"
+#include "metrics.h"
+#include "router.h"
 #include "log.h"
 #include "services.h"
 #include "worker.h"
@@ -407,6 +409,105 @@ static int api_service_lookup(nno_plugin *p, const char *name,
                          version);
 }
 
+/* ---- host facts, counters ---------------------------------------------- */
+
+static const char *api_host_data_dir(nno_plugin *p) {
+  return g_worker->cfg->data_dir;
+}
+static const char *api_host_base_domain(nno_plugin *p) {
+  return g_worker->cfg->base_domain;
+}
+
+static int api_counter_get(nno_plugin *p, const char *name, uint64_t *value) {
+  _Atomic uint64_t *c;
+  if (!name || !value) return NNO_EINVAL;
+  int rc = metrics_counter(name, 0, &c);
+  if (rc == NNO_ENOENT) {
+    *value = 0;
+    return 0;
+  }
+  if (rc) return rc;
+  *value = atomic_load_explicit(c, memory_order_acquire);
+  return 0;
+}
+
+static int api_counter_add(nno_plugin *p, const char *name, uint64_t delta,
+                           uint64_t *after) {
+  _Atomic uint64_t *c;
+  if (!name) return NNO_EINVAL;
+  int rc = metrics_counter(name, 1, &c);
+  if (rc) return rc;
+  uint64_t v = atomic_fetch_add_explicit(c, delta, memory_order_acq_rel) + delta;
+  if (after) *after = v;
+  return 0;
+}
+
+/* ---- gateway hooks, stacks, scope --------------------------------------- */
+
+static int api_gateway_hook_add(nno_plugin *p, int stage, nno_hook_fn fn,
+                                void *ud) {
+  plugin *pl = (plugin *)p;
+  worker *w = g_worker;
+  if (!pl->initing || pl->man.kind != NNO_KIND_CORE) return NNO_ESTATE;
+  if (stage < NNO_STAGE_RESOLVE || stage > NNO_STAGE_LIMIT || !fn)
+    return NNO_EINVAL;
+  gw_hook *v = realloc(w->hooks[stage], (w->nhooks[stage] + 1) * sizeof *v);
+  if (!v) return NNO_ENOMEM;
+  w->hooks[stage] = v;
+  v[w->nhooks[stage]].plugin = pl;
+  v[w->nhooks[stage]].fn = fn;
+  v[w->nhooks[stage]].ud = ud;
+  w->nhooks[stage]++;
+  return 0;
+}
+
+static int api_stack_find(nno_plugin *p, const char *id, const char *version,
+                          nno_stack **out) {
+  if (!id || !out) return NNO_EINVAL;
+  stack *st = loader_stack_find(g_worker->plugins, id, version);
+  if (!st) return NNO_ENOENT;
+  *out = (nno_stack *)st;
+  return 0;
+}
+
+static int api_stack_at(nno_plugin *p, size_t i, nno_stack **out) {
+  stack *st = g_worker->plugins->stacks;
+  while (st && i--) st = st->next;
+  if (!st) return NNO_ENOENT;
+  *out = (nno_stack *)st;
+  return 0;
+}
+
+static int api_stack_info(nno_stack *s, nno_str *id, nno_str *version) {
+  stack *st = (stack *)s;
+  if (!st) return NNO_EINVAL;
+  if (id) *id = mk(st->id, strlen(st->id));
+  if (version) *version = mk(st->version, strlen(st->version));
+  return 0;
+}
+
+static int api_req_set_scope(nno_req *r, const char *scope, size_t scope_len,
+                             size_t path_strip, nno_stack *const *stacks,
+                             size_t nstacks) {
+  if (!scope || scope_len == 0 || scope_len >= sizeof r->scope ||
+      path_strip > r->hr->path_len ||
+      nstacks > sizeof r->stacks / sizeof r->stacks[0] ||
+      (nstacks && !stacks))
+    return NNO_EINVAL;
+  memcpy(r->scope, scope, scope_len);
+  r->scope[scope_len] = '\0';
+  r->scope_len = scope_len;
+  r->path_strip = path_strip;
+  for (size_t i = 0; i < nstacks; i++) r->stacks[i] = (stack *)stacks[i];
+  r->nstacks = nstacks;
+  r->scoped = 1;
+  return 0;
+}
+
+static nno_str api_req_scope(nno_req *r) { return mk(r->scope, r->scope_len); }
+
+static nno_str api_req_host(nno_req *r) { return mk(r->host, r->host_len); }
+
 static const nno_host_api table = {
     .size = sizeof(nno_host_api),
     .abi_major = NNO_ABI_MAJOR,
@@ -445,6 +546,17 @@ static const nno_host_api table = {
     .http_fetch = api_http_fetch,
     .service_publish = api_service_publish,
     .service_lookup = api_service_lookup,
+    .host_data_dir = api_host_data_dir,
+    .host_base_domain = api_host_base_domain,
+    .counter_get = api_counter_get,
+    .counter_add = api_counter_add,
+    .gateway_hook_add = api_gateway_hook_add,
+    .stack_find = api_stack_find,
+    .stack_at = api_stack_at,
+    .stack_info = api_stack_info,
+    .req_set_scope = api_req_set_scope,
+    .req_scope = api_req_scope,
+    .req_host = api_req_host,
 };
 
 const nno_host_api *api_table(void) { return &table; }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "loader.h"
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
@@ -161,6 +162,62 @@ static int try_builtin(nno_req *r, const http_request *hr) {
   return 0;
 }
 
+/* Lower-cased host name without the port, from the Host header. */
+static void set_host(nno_req *r, const http_request *hr) {
+  const char *h = hr->host ? hr->host : "";
+  size_t n = hr->host ? hr->host_len : 0, end = n;
+  if (n && h[0] == '[') { /* [v6]:port */
+    const char *rb = memchr(h, ']', n);
+    end = rb ? (size_t)(rb - h) + 1 : n;
+  } else {
+    const char *colon = memchr(h, ':', n);
+    if (colon) end = (size_t)(colon - h);
+  }
+  if (end >= sizeof r->host) end = sizeof r->host - 1;
+  for (size_t i = 0; i < end; i++)
+    r->host[i] = (h[i] >= 'A' && h[i] <= 'Z') ? (char)(h[i] + 32) : h[i];
+  r->host[end] = '\0';
+  r->host_len = end;
+}
+
+/* Run the policy chain. Returns 1 when a hook answered (or failed) and the
+ * response is ready, 0 to go on to routing. */
+static int run_hooks(nno_req *r, worker *w) {
+  for (int stage = NNO_STAGE_RESOLVE; stage <= NNO_STAGE_LIMIT; stage++)
+    for (size_t i = 0; i < w->nhooks[stage]; i++) {
+      const gw_hook *h = &w->hooks[stage][i];
+      int rc = h->fn(r, h->ud);
+      if (rc == NNO_OK) continue;
+      if (rc == NNO_DONE) {
+        if (!r->written) req_problem(r, 500, "Internal Server Error",
+                                     "a gateway policy answered nothing");
+      } else {
+        char detail[128];
+        snprintf(detail, sizeof detail, "gateway policy of \"%s\" failed: %s",
+                 h->plugin->man.name, nno__err_name(rc));
+        req_problem(r, 500, "Internal Server Error", detail);
+      }
+      if (!r->route_label) r->route_label = "policy";
+      return 1;
+    }
+  return 0;
+}
+
+/* Match in one router; remembers a 405's Allow list if nothing matched. */
+static int match_in(router *rt, nno_req *r, const char *path, size_t plen,
+                    char *allow, size_t allow_len, int *saw405) {
+  const http_request *hr = r->hr;
+  char tmp[128];
+  int rc = router_match(rt, hr->method, hr->method_len, path, plen, &r->match,
+                        tmp, sizeof tmp);
+  if (rc == 0) return 0;
+  if (rc == NNO_EINVAL && !*saw405) {
+    *saw405 = 1;
+    snprintf(allow, allow_len, "%s", tmp);
+  }
+  return -1;
+}
+
 void gateway_handle(conn *c, const http_request *hr) {
   nno_req *r = &c->req;
   worker *w = c->w;
@@ -172,21 +229,42 @@ void gateway_handle(conn *c, const http_request *hr) {
     conn_request_done(c);
     return;
   }
-  char allow[128];
-  int rc = router_match(w->router, hr->method, hr->method_len, hr->path,
-                        hr->path_len, &r->match, allow, sizeof allow);
-  if (rc == NNO_ENOENT) {
-    r->route_label = "unmatched";
-    req_problem(r, 404, "Not Found", "no route for this path");
+  set_host(r, hr);
+  if (run_hooks(r, w)) {
     conn_request_done(c);
     return;
   }
-  if (rc != 0) {
+  const char *path = hr->path + r->path_strip;
+  size_t plen = hr->path_len - r->path_strip;
+  if (plen == 0) {
+    path = "/";
+    plen = 1;
+  }
+  char allow[128] = "";
+  int saw405 = 0, found = -1;
+  if (r->scoped) {
+    for (size_t i = 0; i < r->nstacks && found != 0; i++)
+      found = match_in(r->stacks[i]->router, r, path, plen, allow,
+                       sizeof allow, &saw405);
+  } else {
+    found = match_in(w->router, r, path, plen, allow, sizeof allow, &saw405);
+    if (found != 0 && w->dev_mode)
+      for (stack *st = w->plugins->stacks; st && found != 0; st = st->next)
+        if (st->newest)
+          found = match_in(st->router, r, path, plen, allow, sizeof allow,
+                           &saw405);
+  }
+  if (found != 0) {
     r->route_label = "unmatched";
-    req_problem(r, 405, "Method Not Allowed", "the route exists but not for this method");
-    char line[160];
-    int n = snprintf(line, sizeof line, "Allow: %s\r\n", allow);
-    buf_append(&r->headers, line, (size_t)n, SIZE_MAX);
+    if (saw405) {
+      req_problem(r, 405, "Method Not Allowed",
+                  "the route exists but not for this method");
+      char line[160];
+      int n = snprintf(line, sizeof line, "Allow: %s\r\n", allow);
+      buf_append(&r->headers, line, (size_t)n, SIZE_MAX);
+    } else {
+      req_problem(r, 404, "Not Found", "no route for this path");
+    }
     conn_request_done(c);
     return;
   }
@@ -195,7 +273,7 @@ void gateway_handle(conn *c, const http_request *hr) {
   r->route_label = r->match.pattern;
   w->nrequests_active++;
   r->in_handler = 1;
-  rc = t->fn(r, t->ud);
+  int rc = t->fn(r, t->ud);
   r->in_handler = 0;
   if (rc == NNO_ASYNC && !r->ended) {
     r->async = 1;

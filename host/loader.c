@@ -185,7 +185,7 @@ static int requires_met(worker *w, plugin *p, char *err, size_t errlen) {
 }
 
 /* Open, check and init one package folder. NULL with err set on failure. */
-static plugin *load_one(worker *w, const char *dir, const char *stack,
+static plugin *load_one(worker *w, const char *dir, const char *stack_label,
                         int want_kind, char *err, size_t errlen) {
   plugin *p = calloc(1, sizeof *p);
   if (!p) {
@@ -193,7 +193,7 @@ static plugin *load_one(worker *w, const char *dir, const char *stack,
     return NULL;
   }
   snprintf(p->dir, sizeof p->dir, "%s", dir);
-  snprintf(p->stack, sizeof p->stack, "%s", stack);
+  snprintf(p->stack, sizeof p->stack, "%s", stack_label);
   if (manifest_in(dir, &p->man, err, errlen)) goto fail;
   snprintf(p->so_path, sizeof p->so_path, "%s/%s", dir, p->man.library);
   if (p->man.kind != want_kind) {
@@ -227,39 +227,43 @@ fail:
   return NULL;
 }
 
-/* Every method+pattern committed so far, to refuse conflicts before any of
- * a stack's routes reach the router. */
-static int route_taken(worker *w, const char *method, const char *pattern,
-                       const plugin **owner) {
-  for (plugin *p = w->plugins->head; p; p = p->next)
-    for (size_t i = 0; i < p->nroutes; i++)
-      if (strcmp(p->routes[i].method, method) == 0 &&
-          strcmp(p->routes[i].pattern, pattern) == 0) {
-        *owner = p;
-        return 1;
-      }
-  return 0;
+/* Is method+pattern already bound by one of `ps` (the plugins committed to
+ * the same router) or by an earlier plugin of the batch? */
+static const plugin *route_taken(plugin *const *ps, size_t n, size_t upto,
+                                 size_t upto_route, const char *method,
+                                 const char *pattern) {
+  for (size_t i = 0; i < n && i <= upto; i++) {
+    size_t nr = i == upto ? upto_route : ps[i]->nroutes;
+    for (size_t j = 0; j < nr; j++)
+      if (strcmp(ps[i]->routes[j].method, method) == 0 &&
+          strcmp(ps[i]->routes[j].pattern, pattern) == 0)
+        return ps[i];
+  }
+  return NULL;
 }
 
-static int commit(worker *w, plugin **ps, size_t n, char *err, size_t errlen) {
-  for (size_t i = 0; i < n; i++)
+/* Add the routes of `ps` (one stack, or one core plugin plus those already
+ * in the core router) to `rt`, all or none, then adopt the plugins. */
+static int commit(worker *w, router *rt, plugin **ps, size_t n, size_t first,
+                  char *err, size_t errlen) {
+  for (size_t i = first; i < n; i++)
     for (size_t j = 0; j < ps[i]->nroutes; j++) {
-      const plugin *o;
       const plugin_route *r = &ps[i]->routes[j];
-      if (route_taken(w, r->method, r->pattern, &o)) {
+      const plugin *o = route_taken(ps, n, i, j, r->method, r->pattern);
+      if (o) {
         snprintf(err, errlen, "route %s %s of package \"%s\" is already "
                  "served by package \"%s\"", r->method, r->pattern,
                  ps[i]->man.name, o->man.name);
         return -1;
       }
     }
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = first; i < n; i++) {
     for (size_t j = 0; j < ps[i]->nroutes; j++) {
       plugin_route *r = &ps[i]->routes[j];
-      int rc = router_add(w->router, r->method, r->pattern, &r->target);
+      int rc = router_add(rt, r->method, r->pattern, &r->target);
       if (rc) {
-        /* Cannot happen after the check above except on allocation
-         * failure; the worker cannot serve a partial stack. */
+        /* Only allocation failure gets here after the check above; the
+         * worker cannot serve a partial table. */
         snprintf(err, errlen, "cannot add route %s %s: %s", r->method,
                  r->pattern, nno__strerror(rc));
         return -2;
@@ -287,13 +291,14 @@ typedef struct stack_choice {
   char version[64];
 } stack_choice;
 
-/* Pick, for each stack id under `root`, its newest valid version. */
+/* Collect every {id}/{version}/ folder under `root`. A version found in an
+ * earlier root wins over the same one in a later root. */
 static void scan_stacks(const char *root, stack_choice *out, size_t *n) {
   DIR *d = opendir(root);
   if (!d) return;
   struct dirent *e;
   while ((e = readdir(d))) {
-    if (e->d_name[0] == '.') continue;
+    if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof out->id) continue;
     char sdir[PATH_MAX];
     if (snprintf(sdir, sizeof sdir, "%s/%s", root, e->d_name) >= (int)sizeof sdir ||
         !is_dir(sdir))
@@ -301,25 +306,21 @@ static void scan_stacks(const char *root, stack_choice *out, size_t *n) {
     DIR *vd = opendir(sdir);
     if (!vd) continue;
     struct dirent *ve;
-    while ((ve = readdir(vd))) {
+    while ((ve = readdir(vd)) && *n < MAX_STACKS) {
       semver v;
-      if (ve->d_name[0] == '.' || semver_parse(ve->d_name, &v) != 0) continue;
-      char vdir[PATH_MAX];
-      if (snprintf(vdir, sizeof vdir, "%s/%s", sdir, ve->d_name) >= (int)sizeof vdir)
+      if (ve->d_name[0] == '.' || strlen(ve->d_name) >= sizeof out->version ||
+          semver_parse(ve->d_name, &v) != 0)
         continue;
       size_t i;
       for (i = 0; i < *n; i++)
-        if (strcmp(out[i].id, e->d_name) == 0) break;
-      if (i < *n) {
-        if (semver_cmp(&v, &out[i].ver) <= 0) continue;
-      } else {
-        if (*n >= MAX_STACKS || strlen(e->d_name) >= sizeof out[i].id) continue;
-        (*n)++;
-      }
-      snprintf(out[i].id, sizeof out[i].id, "%s", e->d_name);
-      snprintf(out[i].dir, sizeof out[i].dir, "%s", vdir);
-      snprintf(out[i].version, sizeof out[i].version, "%s", ve->d_name);
-      out[i].ver = v;
+        if (strcmp(out[i].id, e->d_name) == 0 && semver_cmp(&out[i].ver, &v) == 0)
+          break;
+      if (i < *n) continue;
+      stack_choice *c = &out[(*n)++];
+      snprintf(c->id, sizeof c->id, "%s", e->d_name);
+      snprintf(c->dir, sizeof c->dir, "%s/%s", sdir, ve->d_name);
+      snprintf(c->version, sizeof c->version, "%s", ve->d_name);
+      c->ver = v;
     }
     closedir(vd);
   }
@@ -336,7 +337,9 @@ static size_t stack_roots(const nno_config *cfg, char roots[][PATH_MAX]) {
 }
 
 static int cmp_choice(const void *a, const void *b) {
-  return strcmp(((const stack_choice *)a)->id, ((const stack_choice *)b)->id);
+  const stack_choice *x = a, *y = b;
+  int c = strcmp(x->id, y->id);
+  return c ? c : semver_cmp(&x->ver, &y->ver);
 }
 
 /* Load one stack whole, or nothing of it. */
@@ -377,8 +380,34 @@ static int load_stack(worker *w, const stack_choice *sc, char *err,
       goto done;
     }
   }
-  rc = commit(w, ps, n, err, errlen);
-  if (rc == 0) {
+  stack *st = calloc(1, sizeof *st);
+  router *rt = router_new();
+  if (!st || !rt) {
+    free(st);
+    router_free(rt);
+    snprintf(err, errlen, "out of memory");
+    rc = -2;
+    goto done;
+  }
+  rc = commit(w, rt, ps, n, 0, err, errlen);
+  if (rc != 0) {
+    free(st);
+    router_free(rt);
+    goto done;
+  }
+  snprintf(st->id, sizeof st->id, "%s", sm.id);
+  snprintf(st->version, sizeof st->version, "%s", sm.version);
+  st->ver = sm.ver;
+  st->router = rt;
+  st->plugins = ps;
+  st->nplugins = n;
+  ps = NULL;
+  /* Keep the list sorted (id, then version): loads come in that order. */
+  stack **tail = &w->plugins->stacks;
+  while (*tail) tail = &(*tail)->next;
+  *tail = st;
+  w->plugins->nstacks++;
+  {
     logline l;
     log_begin(&l, NNO_LOG_INFO, "stack loaded");
     log_str(&l, "name", label);
@@ -416,7 +445,14 @@ int loader_load_all(worker *w) {
         refuse_log("core plugin refused", names[i], err);
         continue;
       }
-      if (commit(w, &p, 1, err, sizeof err) != 0) {
+      /* Check against the core plugins committed before it. */
+      plugin *batch[65];
+      size_t nb = 0;
+      for (plugin *q = w->plugins->head; q && nb < 64; q = q->next) batch[nb++] = q;
+      batch[nb++] = p;
+      int rc = commit(w, w->router, batch, nb, nb - 1, err, sizeof err);
+      if (rc == -2) return -1;
+      if (rc != 0) {
         refuse_log("core plugin refused", names[i], err);
         plugin_unload(w, p);
       }
@@ -442,11 +478,31 @@ int loader_load_all(worker *w) {
     }
   }
   free(sc);
+  /* Mark the newest version of each id (the list is sorted). */
+  for (stack *st = w->plugins->stacks; st; st = st->next)
+    st->newest = !st->next || strcmp(st->next->id, st->id) != 0;
   return (int)w->plugins->count;
 }
 
+stack *loader_stack_find(const plugin_set *ps, const char *id,
+                         const char *version) {
+  for (stack *st = ps->stacks; st; st = st->next) {
+    if (strcmp(st->id, id) != 0) continue;
+    if (version ? strcmp(st->version, version) == 0 : st->newest) return st;
+  }
+  return NULL;
+}
+
 void loader_unload_all(worker *w) {
-  /* The set is a stack (newest first), which is reverse load order. */
+  while (w->plugins->stacks) {
+    stack *st = w->plugins->stacks;
+    w->plugins->stacks = st->next;
+    router_free(st->router);
+    free(st->plugins);
+    free(st);
+  }
+  w->plugins->nstacks = 0;
+  /* The plugin list is newest first, which is reverse load order. */
   while (w->plugins->head) {
     plugin *p = w->plugins->head;
     w->plugins->head = p->next;

@@ -41,10 +41,29 @@ typedef struct plugin {
   size_t pending;              /* queued work and fetches in flight */
 } plugin;
 
+/* A loaded stack version: its packages and its own route table. This is
+ * what the ABI's opaque nno_stack points at. */
+typedef struct stack {
+  struct stack *next;
+  char id[65];
+  char version[64];
+  semver ver;
+  struct router *router;
+  plugin **plugins;
+  size_t nplugins;
+  int newest; /* the newest loaded version of its id */
+} stack;
+
 typedef struct plugin_set {
-  plugin *head;
+  plugin *head;  /* every loaded plugin, newest first (unload order) */
   size_t count;
+  stack *stacks; /* sorted by id, then version ascending */
+  size_t nstacks;
 } plugin_set;
+
+/* The stack `id` at `version` (NULL: newest); NULL if not loaded. */
+stack *loader_stack_find(const plugin_set *ps, const char *id,
+                         const char *version);
 
 /* Check a shared object's descriptor against the manifest and this host.
  * On success returns 0 and, if dl_out is not NULL, leaves the object open

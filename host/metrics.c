@@ -1,6 +1,8 @@
 /* Metrics in a MAP_SHARED segment inherited by every worker. */
 #include "metrics.h"
 
+#include <nno/plugin.h>
+
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -30,8 +32,15 @@ typedef struct worker_slot {
   _Atomic uint64_t total;
 } worker_slot;
 
+typedef struct named_counter {
+  _Atomic int state; /* 0 free, 1 being written, 2 ready */
+  char name[METRICS_COUNTER_NAME];
+  _Atomic uint64_t value;
+} named_counter;
+
 typedef struct shm {
   _Atomic uint64_t restarts;
+  named_counter counters[METRICS_MAX_COUNTERS];
   series_key keys[METRICS_MAX_SERIES];
   worker_slot slots[METRICS_MAX_WORKERS];
 } shm;
@@ -140,6 +149,32 @@ void metrics_request(const char *route, int status, uint64_t dur_us) {
   atomic_fetch_add_explicit(&me->bucket[b], 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&me->sum_us, dur_us, memory_order_relaxed);
   atomic_fetch_add_explicit(&me->total, 1, memory_order_relaxed);
+}
+
+int metrics_counter(const char *name, int create, _Atomic uint64_t **out) {
+  size_t n = strlen(name);
+  if (n == 0 || n >= METRICS_COUNTER_NAME) return NNO_EINVAL;
+  for (int i = 0; i < METRICS_MAX_COUNTERS; i++) {
+    named_counter *c = &g->counters[i];
+    int st = atomic_load_explicit(&c->state, memory_order_acquire);
+    if (st == 0) {
+      if (!create) return NNO_ENOENT;
+      int expect = 0;
+      if (atomic_compare_exchange_strong(&c->state, &expect, 1)) {
+        memcpy(c->name, name, n + 1);
+        atomic_store_explicit(&c->state, 2, memory_order_release);
+        *out = &c->value;
+        return 0;
+      }
+      st = expect;
+    }
+    while (st == 1) st = atomic_load_explicit(&c->state, memory_order_acquire);
+    if (strcmp(c->name, name) == 0) {
+      *out = &c->value;
+      return 0;
+    }
+  }
+  return create ? NNO_ETOOBIG : NNO_ENOENT;
 }
 
 int metrics_slot_ready(int slot) {

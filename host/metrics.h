@@ -5,6 +5,7 @@
 #ifndef NNO_HOST_METRICS_H
 #define NNO_HOST_METRICS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -35,6 +36,12 @@ int metrics_slot_ready(int slot);
 int metrics_all_ready(void);
 /* Pids of the live workers; returns how many (at most max). */
 size_t metrics_worker_pids(pid_t *out, size_t max);
+
+/* Named shared counters (see the ABI's counter_get/counter_add). */
+#define METRICS_MAX_COUNTERS 64
+#define METRICS_COUNTER_NAME 32
+/* 0, NNO_EINVAL (bad name) or NNO_ETOOBIG (table full, only when adding). */
+int metrics_counter(const char *name, int create, _Atomic uint64_t **out);
 
 /* Render Prometheus text format. Caller frees *out. 0 or -1. */
 int metrics_render(char **out, size_t *len);

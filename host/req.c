@@ -73,6 +73,12 @@ void req_reset(nno_req *r) {
   r->async = r->written = r->gone = r->active = 0;
   r->in_handler = r->ended = 0;
   r->match.nparams = 0;
+  r->scope[0] = '\0';
+  r->scope_len = 0;
+  r->scoped = 0;
+  r->path_strip = 0;
+  r->nstacks = 0;
+  r->host_len = 0;
   /* Keep small buffers for the next request; drop big ones. */
   if (r->headers.cap > 16384) buf_free(&r->headers);
   if (r->body.cap > 65536) buf_free(&r->body);

@@ -48,6 +48,14 @@ struct nno_req {
   buf headers; /* "Name: value\r\n" lines from the handler */
   buf body;
   size_t max_body;
+  char scope[65]; /* set by a RESOLVE hook; "" when none */
+  size_t scope_len;
+  int scoped;
+  size_t path_strip;
+  struct stack *stacks[16];
+  size_t nstacks;
+  char host[256]; /* lower-cased, without port */
+  size_t host_len;
   char rid[72];
   size_t rid_len;
   char traceparent[56];

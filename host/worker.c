@@ -143,6 +143,9 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
     log_error("cannot load plugins");
     _exit(2);
   }
+  /* Without a core plugin resolving requests to platforms, stacks are
+   * served at the root (development, and hosts without a registry). */
+  w->dev_mode = w->nhooks[NNO_STAGE_RESOLVE] == 0;
   uv_tcp_init(&w->loop, &w->listener);
   w->listener.data = w;
   int rc = uv_tcp_open(&w->listener, fd);
@@ -169,6 +172,7 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   uv_run(&w->loop, UV_RUN_DEFAULT);
   uv_loop_close(&w->loop);
   router_free(w->router);
+  for (int i = 0; i < 5; i++) free(w->hooks[i]);
   services_free(w->services);
   free(w->plugins);
   log_info("worker stopped");

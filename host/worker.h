@@ -6,11 +6,21 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include <nno/plugin.h>
+
 #include "config.h"
 #include "http.h"
 
 struct conn;
 struct router;
+struct plugin;
+
+typedef struct gw_hook {
+  struct plugin *plugin;
+  nno_hook_fn fn;
+  void *ud;
+} gw_hook;
+
 struct plugin_set;
 struct services;
 struct fetcher;
@@ -26,7 +36,10 @@ typedef struct worker {
   struct conn *conns; /* every open connection, for draining */
   size_t nconns;
   size_t nrequests_active; /* requests between dispatch and response */
-  struct router *router;
+  struct router *router; /* core plugins' routes */
+  struct gw_hook *hooks[5]; /* per nno_stage, in load order */
+  size_t nhooks[5];
+  int dev_mode; /* no RESOLVE hook: stacks are served at the root */
   struct plugin_set *plugins;
   struct services *services;
   struct fetcher *fetcher;

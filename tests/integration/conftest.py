@@ -33,7 +33,7 @@ def free_port():
 
 class Host:
     def __init__(self, tmp_path, workers=2, config=None, args=(), env=None,
-                 stacks=None, binary=None):
+                 stacks=None, core=False, binary=None):
         self.binary = binary or NNO  # e.g. an installed copy
         self.dir = tmp_path
         self.data = os.path.join(str(tmp_path), "var")
@@ -43,6 +43,9 @@ class Host:
         self.args = list(args)
         self.env = dict(env or {})
         self.stacks = stacks  # extra stack dirs (list) or None
+        # core=False: no core plugins (kernel tests: stacks served at the
+        # root); core=True: the built core plugins (registry...) load.
+        self.core = core
         self.proc = None
         self.log_path = os.path.join(str(tmp_path), "host.log")
         self.config_path = os.path.join(str(tmp_path), "nno.json")
@@ -50,6 +53,10 @@ class Host:
     # -- lifecycle --------------------------------------------------------
     def command(self):
         cfg = {"log": {"access": True}}
+        if not self.core:
+            empty = os.path.join(str(self.dir), "no-core-plugins")
+            os.makedirs(empty, exist_ok=True)
+            cfg["plugin_dir"] = empty
         cfg.update(self.config)
         if self.stacks is not None:
             cfg["stacks_dirs"] = list(self.stacks)

@@ -84,6 +84,9 @@ enum {
   NNO_OK = 0,
   /* Returned by a route handler that will answer later with res_end(). */
   NNO_ASYNC = 1,
+  /* Returned by a gateway hook that has answered the request itself (with
+   * res_problem(), res_json(), ...): the chain stops, nothing is dispatched. */
+  NNO_DONE = 2,
 #define NNO_ERR_ENUM(name, val, msg) NNO_##name = val,
   NNO_ERRNO_MAP(NNO_ERR_ENUM)
 #undef NNO_ERR_ENUM
@@ -94,6 +97,8 @@ enum {
 typedef struct nno_plugin nno_plugin; /* one loaded plugin; lives until fini */
 typedef struct nno_req nno_req;       /* one request and its response */
 typedef struct nno_timer nno_timer;   /* a one-shot or repeating timer */
+typedef struct nno_stack nno_stack;   /* one loaded stack version; lives as
+                                         long as the worker */
 
 /* A borrowed view of bytes; not NUL-terminated unless a function says so. */
 typedef struct nno_str {
@@ -173,6 +178,18 @@ typedef struct nno_plugin_desc {
 typedef int (*nno_handler_fn)(nno_req *req, void *ud);
 
 typedef void (*nno_timer_fn)(nno_timer *t, void *ud);
+
+/* Gateway policy stages, run in this order before dispatch. */
+typedef enum nno_stage {
+  NNO_STAGE_RESOLVE = 1, /* which scope (platform) and stacks serve it */
+  NNO_STAGE_AUTHN = 2,   /* who is calling */
+  NNO_STAGE_AUTHZ = 3,   /* may they */
+  NNO_STAGE_LIMIT = 4,   /* rate limits and quotas */
+} nno_stage;
+
+/* A gateway hook: return NNO_OK to go on, NNO_DONE after writing a
+ * response (e.g. a 403 problem), or a negative code (500). */
+typedef int (*nno_hook_fn)(nno_req *req, void *ud);
 
 /* Runs on a pool thread: no host calls, no loop access. */
 typedef void (*nno_work_fn)(void *ud);
@@ -339,6 +356,59 @@ typedef struct nno_host_api {
   int (*service_lookup)(nno_plugin *p, const char *name,
                         uint32_t min_version, const void **vtable,
                         uint32_t *version);
+
+  /* -- host facts -- */
+
+  /* The data directory and the base domain, NUL-terminated. Borrowed for
+   * the plugin's lifetime. */
+  const char *(*host_data_dir)(nno_plugin *p);
+  const char *(*host_base_domain)(nno_plugin *p);
+
+  /* -- shared counters -- */
+
+  /* Named 64-bit counters in memory shared by every worker of the host
+   * (they survive worker restarts, not host restarts). Used as generation
+   * numbers: a plugin that changes shared state adds 1; the others compare
+   * the value on their next request and rebuild what they cache. Names are
+   * 1..31 bytes; at most 64 names per host (NNO_ETOOBIG beyond). A name
+   * never added to reads 0. Each call is one atomic operation. */
+  int (*counter_get)(nno_plugin *p, const char *name, uint64_t *value);
+  int (*counter_add)(nno_plugin *p, const char *name, uint64_t delta,
+                     uint64_t *after);
+
+  /* -- the gateway's policy chain (core plugins only) -- */
+
+  /* Run `fn` for every request, at `stage`, before dispatch; hooks of one
+   * stage run in the order plugins loaded. Only during on_plugin_init of a
+   * core plugin (NNO_ESTATE otherwise). Built-in endpoints (/healthz,
+   * /readyz, /metrics) bypass hooks. */
+  int (*gateway_hook_add)(nno_plugin *p, int stage, nno_hook_fn fn,
+                          void *ud);
+
+  /* Loaded stack versions. `version` NULL finds the newest version of `id`.
+   * NNO_ENOENT if not loaded. Handles live as long as the worker. */
+  int (*stack_find)(nno_plugin *p, const char *id, const char *version,
+                    nno_stack **out);
+  /* Iterate: i = 0.. until NNO_ENOENT. */
+  int (*stack_at)(nno_plugin *p, size_t i, nno_stack **out);
+  /* id and version of a stack, NUL-terminated views. */
+  int (*stack_info)(nno_stack *s, nno_str *id, nno_str *version);
+
+  /* From a RESOLVE hook: the request belongs to `scope` (a platform id,
+   * copied), the first `path_strip` bytes of its path are a prefix to drop
+   * before route matching ("/p/acme" of "/p/acme/hello"), and its routes are
+   * looked up in `stacks`, in order (the array is copied). A request given
+   * a scope with no stacks answers 404. A request left without a scope is
+   * matched against core plugins' routes; while no RESOLVE hook exists,
+   * also against the newest version of every stack (development mode). */
+  int (*req_set_scope)(nno_req *r, const char *scope, size_t scope_len,
+                       size_t path_strip, nno_stack *const *stacks,
+                       size_t nstacks);
+  /* The scope set by a RESOLVE hook; empty if none. */
+  nno_str (*req_scope)(nno_req *r);
+  /* The request's host name, from the Host header (or the absolute-form
+   * target), without the port, lower-cased. */
+  nno_str (*req_host)(nno_req *r);
 } nno_host_api;
 
 /* True if the host's table has the member `fn`. */
