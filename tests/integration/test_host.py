@@ -335,6 +335,10 @@ def test_sighup_reload_without_dropping(make_host):
     t.join()
     assert errors == []
     assert result["slow"] == 200
+    # The old generation exits once its last request is answered.
+    deadline = time.time() + 10
+    while len(h.worker_pids()) != 2 and time.time() < deadline:
+        time.sleep(0.05)
     after = set(h.worker_pids())
     assert len(after) == 2 and not (before & after)
     st, _, _ = h.request("POST", "/hello", body=b"x" * 11)
