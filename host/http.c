@@ -38,6 +38,7 @@
 #define C_HOST 0x08   /* reg-name octet: unreserved, sub-delims */
 #define C_HEX 0x10
 
+/* clang-format off */
 static const unsigned char cls[256] = {
     0,  0,  0,  0,  0,  0,  0,  0,  0,  2,  0,  0,  0,  0,  0,  0,  /* 0x00 */
     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x10 */
@@ -56,6 +57,7 @@ static const unsigned char cls[256] = {
     6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xe0 */
     6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xf0 */
 };
+/* clang-format on */
 
 #define IS(c, k) (cls[(unsigned char)(c)] & (k))
 #define IS_OWS(c) ((c) == ' ' || (c) == '\t')
@@ -128,8 +130,7 @@ struct http_reader {
   char empty_body[1];
 };
 
-static http_event fail(http_reader *r, int status, const char *detail)
-{
+static http_event fail(http_reader *r, int status, const char *detail) {
   r->state = S_ERROR;
   r->status = status;
   r->detail = detail;
@@ -137,63 +138,49 @@ static http_event fail(http_reader *r, int status, const char *detail)
 }
 
 /* fail() for helpers that answer 1 (fine) or 0 (refused). */
-static int bad(http_reader *r, int status, const char *detail)
-{
+static int bad(http_reader *r, int status, const char *detail) {
   fail(r, status, detail);
   return 0;
 }
 
 /* Make *buf hold at least need bytes, doubling; not past max when need fits
  * (max 0: no bound). 0 on allocation failure, *buf unchanged. */
-static int grow(char **buf, size_t *cap, size_t need, size_t max)
-{
+static int grow(char **buf, size_t *cap, size_t need, size_t max) {
   size_t ncap;
   char *p;
 
-  if (need <= *cap)
-    return 1;
+  if (need <= *cap) return 1;
   ncap = *cap ? *cap : FIRST_BYTES;
-  while (ncap < need)
-    ncap = ncap <= SIZE_MAX / 2 ? ncap * 2 : need;
-  if (max && ncap > max && need <= max)
-    ncap = max;
+  while (ncap < need) ncap = ncap <= SIZE_MAX / 2 ? ncap * 2 : need;
+  if (max && ncap > max && need <= max) ncap = max;
   p = realloc(*buf, ncap);
-  if (!p)
-    return 0;
+  if (!p) return 0;
   *buf = p;
   *cap = ncap;
   return 1;
 }
 
-static int hexval(unsigned char c)
-{
-  if (IS_DIGIT(c))
-    return c - '0';
-  if (IS(c, C_HEX))
-    return (c | 0x20) - 'a' + 10;
+static int hexval(unsigned char c) {
+  if (IS_DIGIT(c)) return c - '0';
+  if (IS(c, C_HEX)) return (c | 0x20) - 'a' + 10;
   return -1;
 }
 
 /* uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2); the host must not
  * be empty. Userinfo ('@') is refused: it is not a reg-name octet. */
-static int valid_host(const char *p, size_t n)
-{
+static int valid_host(const char *p, size_t n) {
   const char *e = p + n, *q = p;
 
-  if (n == 0)
-    return 0;
+  if (n == 0) return 0;
   if (*q == '[') {
     for (q++; q < e && *q != ']'; q++)
-      if (!IS(*q, C_HOST) && *q != ':')
-        return 0;
-    if (q == e || q == p + 1)
-      return 0;
+      if (!IS(*q, C_HOST) && *q != ':') return 0;
+    if (q == e || q == p + 1) return 0;
     q++;
   } else {
     while (q < e && *q != ':') {
       if (*q == '%') {
-        if (e - q < 3 || !IS(q[1], C_HEX) || !IS(q[2], C_HEX))
-          return 0;
+        if (e - q < 3 || !IS(q[1], C_HEX) || !IS(q[2], C_HEX)) return 0;
         q += 3;
       } else if (IS(*q, C_HOST)) {
         q++;
@@ -201,40 +188,33 @@ static int valid_host(const char *p, size_t n)
         return 0;
       }
     }
-    if (q == p)
-      return 0;
+    if (q == p) return 0;
   }
-  if (q == e)
-    return 1;
-  if (*q++ != ':' || e - q > 5)
-    return 0;
+  if (q == e) return 1;
+  if (*q++ != ':' || e - q > 5) return 0;
   for (; q < e; q++)
-    if (!IS_DIGIT(*q))
-      return 0;
+    if (!IS_DIGIT(*q)) return 0;
   return 1;
 }
 
 /* Every '%' in p[0..n) starts a pct-encoded triplet. */
-static int valid_pct(const char *p, size_t n)
-{
+static int valid_pct(const char *p, size_t n) {
   const char *e = p + n, *q;
 
   while ((q = memchr(p, '%', (size_t)(e - p))) != NULL) {
-    if (e - q < 3 || !IS(q[1], C_HEX) || !IS(q[2], C_HEX))
-      return 0;
+    if (e - q < 3 || !IS(q[1], C_HEX) || !IS(q[2], C_HEX)) return 0;
     p = q + 3;
   }
   return 1;
 }
 
 /* absolute-form (RFC 9112 3.2.2): "http[s]://authority[/path][?query]". */
-static int absolute_form(http_reader *r, char *t, char *te)
-{
+static int absolute_form(http_reader *r, char *t, char *te) {
   char *q = t, *a, *ae, *pe;
   size_t sn;
 
-  while (q < te && (IS_ALPHA(*q) || IS_DIGIT(*q) || *q == '+' || *q == '-' ||
-                    *q == '.'))
+  while (q < te &&
+         (IS_ALPHA(*q) || IS_DIGIT(*q) || *q == '+' || *q == '-' || *q == '.'))
     q++;
   if (q == t || !IS_ALPHA(*t) || te - q < 3 || memcmp(q, "://", 3) != 0)
     return bad(r, 400, "invalid request-target");
@@ -248,8 +228,7 @@ static int absolute_form(http_reader *r, char *t, char *te)
   if (!valid_host(a, (size_t)(ae - a)))
     return bad(r, 400, "invalid authority in request-target");
   pe = memchr(ae, '?', (size_t)(te - ae));
-  if (!pe)
-    pe = te;
+  if (!pe) pe = te;
   if (!valid_pct(ae, (size_t)(pe - ae)))
     return bad(r, 400, "invalid percent-encoding in request-target");
   r->form = F_ABSOLUTE;
@@ -262,49 +241,44 @@ static int absolute_form(http_reader *r, char *t, char *te)
 
 /* request-line = method SP request-target SP HTTP-version, p[0..n) without
  * its CRLF, at offset 0 of buf. */
-static int request_line(http_reader *r, char *p, size_t n)
-{
-  char *end = p + n, *sp1, *t, *sp2, *v, *q, *pe;
+static int request_line(http_reader *r, char *p, size_t n) {
+  char *end = p + n, *sp1, *t, *sp2, *v, *q;
   size_t vn, tn;
 
-  if (memchr(p, '\r', n))
-    return bad(r, 400, "bare CR in request line");
+  if (memchr(p, '\r', n)) return bad(r, 400, "bare CR in request line");
   sp1 = memchr(p, ' ', n);
-  if (!sp1 || sp1 == p)
-    return bad(r, 400, "malformed request line");
+  if (!sp1 || sp1 == p) return bad(r, 400, "malformed request line");
   t = sp1 + 1;
   sp2 = memchr(t, ' ', (size_t)(end - t));
-  if (!sp2)
-    return bad(r, 400, "malformed request line");
+  if (!sp2) return bad(r, 400, "malformed request line");
   v = sp2 + 1;
   vn = (size_t)(end - v);
   if (sp2 == t || memchr(v, ' ', vn))
     return bad(r, 400, "too many spaces in request line");
   /* HTTP-version is case-sensitive, one digit each side. Same major with a
    * higher minor is read as 1.1 (RFC 9110 2.5). */
-  if (vn != 8 || memcmp(v, "HTTP/", 5) != 0 || !IS_DIGIT(v[5]) ||
-      v[6] != '.' || !IS_DIGIT(v[7]))
+  if (vn != 8 || memcmp(v, "HTTP/", 5) != 0 || !IS_DIGIT(v[5]) || v[6] != '.' ||
+      !IS_DIGIT(v[7]))
     return bad(r, 400, "malformed HTTP version");
-  if (v[5] != '1')
-    return bad(r, 505, "HTTP version not supported");
+  if (v[5] != '1') return bad(r, 505, "HTTP version not supported");
   r->minor = v[7] == '0' ? 0 : 1;
 
   for (q = p; q < sp1; q++)
-    if (!IS(*q, C_TCHAR))
-      return bad(r, 400, "invalid character in method");
+    if (!IS(*q, C_TCHAR)) return bad(r, 400, "invalid character in method");
   r->method_len = (size_t)(sp1 - p);
   if (r->method_len == 7 && memcmp(p, "CONNECT", 7) == 0)
     return bad(r, 501, "CONNECT is not supported");
 
   for (q = t; q < sp2; q++)
     if (!IS(*q, C_TARGET))
-      return bad(r, 400, *q == '#' ? "fragment in request-target"
-                                   : "invalid character in request-target");
+      return bad(r, 400,
+                 *q == '#' ? "fragment in request-target"
+                           : "invalid character in request-target");
   tn = (size_t)(sp2 - t);
   r->target = (size_t)(t - p);
   r->target_len = tn;
   if (*t == '/') {
-    pe = memchr(t, '?', tn);
+    const char *pe = memchr(t, '?', tn);
     if (!valid_pct(t, (size_t)((pe ? pe : sp2) - t)))
       return bad(r, 400, "invalid percent-encoding in request-target");
     r->form = F_ORIGIN;
@@ -326,36 +300,27 @@ static int request_line(http_reader *r, char *p, size_t n)
  * skipped. */
 static int each_token(const char *v, size_t n, int strict,
                       void (*fn)(http_reader *, const char *, size_t),
-                      http_reader *r)
-{
-  const char *s = v, *e = v + n, *tok;
-  size_t len;
+                      http_reader *r) {
+  const char *s = v, *e = v + n;
 
   while (s < e) {
-    while (s < e && (IS_OWS(*s) || *s == ','))
-      s++;
-    if (s == e)
-      break;
-    tok = s;
-    while (s < e && IS(*s, C_TCHAR))
-      s++;
-    len = (size_t)(s - tok);
-    while (s < e && IS_OWS(*s))
-      s++;
+    while (s < e && (IS_OWS(*s) || *s == ',')) s++;
+    if (s == e) break;
+    const char *tok = s;
+    while (s < e && IS(*s, C_TCHAR)) s++;
+    size_t len = (size_t)(s - tok);
+    while (s < e && IS_OWS(*s)) s++;
     if (len == 0 || (s < e && *s != ',' && *s != ';')) {
-      if (strict)
-        return 0;
+      if (strict) return 0;
     } else {
       fn(r, tok, len);
     }
-    while (s < e && *s != ',')
-      s++;
+    while (s < e && *s != ',') s++;
   }
   return 1;
 }
 
-static void te_coding(http_reader *r, const char *s, size_t n)
-{
+static void te_coding(http_reader *r, const char *s, size_t n) {
   if (n == 7 && strncasecmp(s, "chunked", 7) == 0) {
     r->te_chunked++;
     r->te_last_chunked = 1;
@@ -365,8 +330,7 @@ static void te_coding(http_reader *r, const char *s, size_t n)
   }
 }
 
-static void conn_option(http_reader *r, const char *s, size_t n)
-{
+static void conn_option(http_reader *r, const char *s, size_t n) {
   if (n == 5 && strncasecmp(s, "close", 5) == 0)
     r->conn_close = 1;
   else if (n == 10 && strncasecmp(s, "keep-alive", 10) == 0)
@@ -375,23 +339,18 @@ static void conn_option(http_reader *r, const char *s, size_t n)
 
 /* The fields that decide framing and connection handling. */
 static int known_field(http_reader *r, const char *name, size_t nn,
-                       const char *v, size_t vn)
-{
+                       const char *v, size_t vn) {
   size_t i;
 
   switch (nn) {
   case 4:
-    if (strncasecmp(name, "host", 4) != 0)
-      break;
-    if (++r->hosts > 1)
-      return bad(r, 400, "multiple Host header fields");
-    if (!valid_host(v, vn))
-      return bad(r, 400, "invalid Host header field");
+    if (strncasecmp(name, "host", 4) != 0) break;
+    if (++r->hosts > 1) return bad(r, 400, "multiple Host header fields");
+    if (!valid_host(v, vn)) return bad(r, 400, "invalid Host header field");
     r->host_field = r->nfields - 1;
     break;
   case 6:
-    if (strncasecmp(name, "expect", 6) != 0)
-      break;
+    if (strncasecmp(name, "expect", 6) != 0) break;
     if (vn == 12 && strncasecmp(v, "100-continue", 12) == 0)
       r->expect_100 = 1;
     else
@@ -402,31 +361,24 @@ static int known_field(http_reader *r, const char *name, size_t nn,
       each_token(v, vn, 0, conn_option, r);
     break;
   case 14:
-    if (strncasecmp(name, "content-length", 14) != 0)
-      break;
+    if (strncasecmp(name, "content-length", 14) != 0) break;
     /* Even an identical repeat is refused (RFC 9112 6.3 allows it). */
-    if (r->cl_seen)
-      return bad(r, 400, "multiple Content-Length header fields");
+    if (r->cl_seen) return bad(r, 400, "multiple Content-Length header fields");
     r->cl_seen = 1;
-    if (vn == 0)
-      return bad(r, 400, "invalid Content-Length");
+    if (vn == 0) return bad(r, 400, "invalid Content-Length");
     for (i = 0; i < vn; i++) {
       unsigned d = (unsigned char)v[i] - '0';
-      if (d > 9)
-        return bad(r, 400, "invalid Content-Length");
-      if (r->cl_over)
-        continue;
+      if (d > 9) return bad(r, 400, "invalid Content-Length");
+      if (r->cl_over) continue;
       if (r->cl > (UINT64_MAX - d) / 10)
         r->cl_over = 1;
       else
         r->cl = r->cl * 10 + d;
-      if (r->cl > r->lim.max_body_bytes)
-        r->cl_over = 1;
+      if (r->cl > r->lim.max_body_bytes) r->cl_over = 1;
     }
     break;
   case 17:
-    if (strncasecmp(name, "transfer-encoding", 17) != 0)
-      break;
+    if (strncasecmp(name, "transfer-encoding", 17) != 0) break;
     r->te_seen = 1;
     if (!each_token(v, vn, 1, te_coding, r))
       return bad(r, 400, "invalid Transfer-Encoding");
@@ -438,22 +390,17 @@ static int known_field(http_reader *r, const char *name, size_t nn,
 }
 
 /* field-line = field-name ":" OWS field-value OWS, p[0..n) without CRLF. */
-static int field_line(http_reader *r, char *p, size_t n)
-{
+static int field_line(http_reader *r, char *p, size_t n) {
   char *end = p + n, *q = p, *v, *ve, *s;
   field *f;
 
-  if (IS_OWS(*p))
-    return bad(r, 400, "obs-fold line in header section");
+  if (IS_OWS(*p)) return bad(r, 400, "obs-fold line in header section");
   if (r->nfields >= r->lim.max_headers)
     return bad(r, 431, "too many header fields");
-  while (q < end && IS(*q, C_TCHAR))
-    q++;
-  if (q == end)
-    return bad(r, 400, "missing colon in header field");
+  while (q < end && IS(*q, C_TCHAR)) q++;
+  if (q == end) return bad(r, 400, "missing colon in header field");
   if (*q != ':') {
-    if (*q == '\r')
-      return bad(r, 400, "bare CR in header section");
+    if (*q == '\r') return bad(r, 400, "bare CR in header section");
     if (IS_OWS(*q)) {
       for (s = q; s < end && IS_OWS(*s); s++)
         ;
@@ -464,25 +411,23 @@ static int field_line(http_reader *r, char *p, size_t n)
       return bad(r, 400, "missing colon in header field");
     return bad(r, 400, "invalid character in header field name");
   }
-  if (q == p)
-    return bad(r, 400, "empty header field name");
+  if (q == p) return bad(r, 400, "empty header field name");
   for (v = q + 1; v < end && IS_OWS(*v); v++)
     ;
   for (ve = end; ve > v && IS_OWS(ve[-1]); ve--)
     ;
   for (s = v; s < ve; s++)
     if (!IS(*s, C_VALUE))
-      return bad(r, 400, *s == '\r' ? "bare CR in header section"
-                                    : "invalid character in header field value");
+      return bad(r, 400,
+                 *s == '\r' ? "bare CR in header section"
+                            : "invalid character in header field value");
 
   if (r->nfields == r->fields_cap) {
     size_t ncap = r->fields_cap ? r->fields_cap * 2 : FIRST_FIELDS;
     field *nf;
-    if (ncap > r->lim.max_headers)
-      ncap = r->lim.max_headers;
+    if (ncap > r->lim.max_headers) ncap = r->lim.max_headers;
     nf = realloc(r->fields, ncap * sizeof *nf);
-    if (!nf)
-      return bad(r, 500, "out of memory");
+    if (!nf) return bad(r, 500, "out of memory");
     r->fields = nf;
     r->fields_cap = ncap;
   }
@@ -498,8 +443,7 @@ static int field_line(http_reader *r, char *p, size_t n)
 
 /* The empty line ended the head: decide framing, then turn offsets into
  * the pointers of r->req. */
-static http_event finish_head(http_reader *r)
-{
+static http_event finish_head(http_reader *r) {
   http_request *q = &r->req;
   char *b, *w, *t, *qm;
   size_t i;
@@ -515,21 +459,18 @@ static http_event finish_head(http_reader *r)
       return fail(r, 400, "chunked applied more than once");
     if (!r->te_last_chunked)
       return fail(r, 400, "final transfer coding is not chunked");
-    if (r->te_other)
-      return fail(r, 501, "unsupported transfer coding");
+    if (r->te_other) return fail(r, 501, "unsupported transfer coding");
   } else if (r->cl_over) {
     return fail(r, 413, "request body too large");
   }
-  if (r->expect_other)
-    return fail(r, 417, "unsupported expectation");
+  if (r->expect_other) return fail(r, 417, "unsupported expectation");
 
   /* Room for the copies: path (+ "/" when empty) and authority. */
   if (!grow(&r->buf, &r->cap, r->len + r->target_len + 4, 0))
     return fail(r, 500, "out of memory");
   if (r->nfields > r->headers_cap) {
     http_header *h = realloc(r->headers, r->fields_cap * sizeof *h);
-    if (!h)
-      return fail(r, 500, "out of memory");
+    if (!h) return fail(r, 500, "out of memory");
     r->headers = h;
     r->headers_cap = r->fields_cap;
   }
@@ -590,8 +531,8 @@ static http_event finish_head(http_reader *r)
   q->nheaders = r->nfields;
   q->body = r->empty_body;
   q->body_len = 0;
-  q->keep_alive = r->minor == 1 ? !r->conn_close
-                                : (r->conn_keep && !r->conn_close);
+  q->keep_alive =
+      r->minor == 1 ? !r->conn_close : (r->conn_keep && !r->conn_close);
   /* RFC 9110 10.1.1: ignore 100-continue in an HTTP/1.0 request. */
   q->expect_continue = r->minor == 1 && r->expect_100;
   q->head = r->method_len == 4 && memcmp(b, "HEAD", 4) == 0;
@@ -609,8 +550,7 @@ static http_event finish_head(http_reader *r)
 }
 
 /* A whole line (with its LF) ends at buf[len - 1]. */
-static http_event end_line(http_reader *r)
-{
+static http_event end_line(http_reader *r) {
   char *p = r->buf + r->line;
   size_t n = r->len - r->line - 1;
 
@@ -624,8 +564,7 @@ static http_event end_line(http_reader *r)
       r->len = 0;
       return HTTP_NEED_MORE;
     }
-    if (!request_line(r, p, n))
-      return HTTP_ERROR;
+    if (!request_line(r, p, n)) return HTTP_ERROR;
   } else if (n == 0) {
     return finish_head(r);
   } else if (!field_line(r, p, n)) {
@@ -637,8 +576,7 @@ static http_event end_line(http_reader *r)
 }
 
 static http_event feed_head(http_reader *r, const char *data, size_t len,
-                            size_t *consumed)
-{
+                            size_t *consumed) {
   size_t i = 0;
 
   while (i < len) {
@@ -658,8 +596,7 @@ static http_event feed_head(http_reader *r, const char *data, size_t len,
     memcpy(r->buf + r->len, data + i, n);
     r->len += n;
     i += n;
-    if (!lf)
-      break;
+    if (!lf) break;
     ev = end_line(r);
     if (ev != HTTP_NEED_MORE) {
       *consumed = i;
@@ -670,17 +607,14 @@ static http_event feed_head(http_reader *r, const char *data, size_t len,
   return HTTP_NEED_MORE;
 }
 
-static int append_body(http_reader *r, const char *data, size_t n)
-{
-  if (!grow(&r->body, &r->body_cap, r->body_len + n + 1, r->body_max))
-    return 0;
+static int append_body(http_reader *r, const char *data, size_t n) {
+  if (!grow(&r->body, &r->body_cap, r->body_len + n + 1, r->body_max)) return 0;
   memcpy(r->body + r->body_len, data, n);
   r->body_len += n;
   return 1;
 }
 
-static http_event message_done(http_reader *r)
-{
+static http_event message_done(http_reader *r) {
   r->state = S_DONE;
   if (r->body_len) {
     r->body[r->body_len] = '\0';
@@ -697,8 +631,7 @@ static http_event message_done(http_reader *r)
   } while (0)
 
 static http_event feed_chunked(http_reader *r, const char *data, size_t len,
-                               size_t *consumed)
-{
+                               size_t *consumed) {
   size_t i = 0, n;
 
   while (i < len) {
@@ -711,16 +644,13 @@ static http_event feed_chunked(http_reader *r, const char *data, size_t len,
       if (d >= 0) {
         /* 413 as soon as the declared total passes the limit. */
         size_t room = r->lim.max_body_bytes - r->body_len;
-        if (++r->digits > MAX_SIZE_DIGITS)
-          FAIL(400, "chunk size too long");
+        if (++r->digits > MAX_SIZE_DIGITS) FAIL(400, "chunk size too long");
         if (r->left > room / 16 || r->left * 16 + (unsigned)d > room)
           FAIL(413, "request body too large");
         r->left = r->left * 16 + (unsigned)d;
-      } else if (r->digits == 0) {
-        FAIL(400, "invalid chunk size");
-      } else if (c == '\r') {
+      } else if (r->digits > 0 && c == '\r') {
         r->state = S_SIZE_LF;
-      } else if (c == ';' || IS_OWS(c)) {
+      } else if (r->digits > 0 && (c == ';' || IS_OWS(c))) {
         r->state = c == ';' ? S_EXT : S_SIZE_BWS;
         r->ext_bytes++;
       } else {
@@ -733,8 +663,7 @@ static http_event feed_chunked(http_reader *r, const char *data, size_t len,
       if (c == '\r' && r->state == S_EXT) {
         r->state = S_SIZE_LF;
       } else if (r->state == S_SIZE_BWS && !IS_OWS(c)) {
-        if (c != ';')
-          FAIL(400, "invalid chunk size");
+        if (c != ';') FAIL(400, "invalid chunk size");
         r->state = S_EXT;
       } else if (!IS(c, C_VALUE)) {
         FAIL(400, c == '\n' ? "bare LF in chunk size line"
@@ -745,20 +674,17 @@ static http_event feed_chunked(http_reader *r, const char *data, size_t len,
       i++;
       break;
     case S_SIZE_LF:
-      if (c != '\n')
-        FAIL(400, "bare CR in chunk size line");
+      if (c != '\n') FAIL(400, "bare CR in chunk size line");
       r->digits = 0;
       r->state = r->left ? S_DATA : S_TR_START;
       i++;
       break;
     case S_DATA:
       n = len - i < r->left ? len - i : (size_t)r->left;
-      if (!append_body(r, data + i, n))
-        FAIL(500, "out of memory");
+      if (!append_body(r, data + i, n)) FAIL(500, "out of memory");
       r->left -= n;
       i += n;
-      if (r->left == 0)
-        r->state = S_DATA_CR;
+      if (r->left == 0) r->state = S_DATA_CR;
       break;
     case S_DATA_CR:
     case S_DATA_LF:
@@ -801,8 +727,7 @@ static http_event feed_chunked(http_reader *r, const char *data, size_t len,
         break;
       case S_TR_LF:
       case S_TR_END_LF:
-        if (c != '\n')
-          FAIL(400, "bare CR in trailer section");
+        if (c != '\n') FAIL(400, "bare CR in trailer section");
         if (r->state == S_TR_END_LF) {
           *consumed = i + 1;
           return message_done(r);
@@ -823,8 +748,7 @@ static http_event feed_chunked(http_reader *r, const char *data, size_t len,
 #undef FAIL
 
 http_event http_reader_feed(http_reader *r, const char *data, size_t len,
-                            size_t *consumed)
-{
+                            size_t *consumed) {
   size_t n;
 
   *consumed = 0;
@@ -833,8 +757,7 @@ http_event http_reader_feed(http_reader *r, const char *data, size_t len,
     return feed_head(r, data, len, consumed);
   case S_BODY:
     n = len < r->left ? len : (size_t)r->left;
-    if (n && !append_body(r, data, n))
-      return fail(r, 500, "out of memory");
+    if (n && !append_body(r, data, n)) return fail(r, 500, "out of memory");
     r->left -= n;
     *consumed = n;
     return r->left ? HTTP_NEED_MORE : message_done(r);
@@ -847,29 +770,21 @@ http_event http_reader_feed(http_reader *r, const char *data, size_t len,
   }
 }
 
-http_reader *http_reader_new(const http_limits *limits)
-{
+http_reader *http_reader_new(const http_limits *limits) {
   http_reader *r = calloc(1, sizeof *r);
 
-  if (!r)
-    return NULL;
+  if (!r) return NULL;
   r->lim = *limits;
-  if (!r->lim.max_header_bytes)
-    r->lim.max_header_bytes = DEFAULT_HEADER_BYTES;
-  if (!r->lim.max_headers)
-    r->lim.max_headers = DEFAULT_HEADERS;
-  if (!r->lim.max_body_bytes)
-    r->lim.max_body_bytes = DEFAULT_BODY_BYTES;
+  if (!r->lim.max_header_bytes) r->lim.max_header_bytes = DEFAULT_HEADER_BYTES;
+  if (!r->lim.max_headers) r->lim.max_headers = DEFAULT_HEADERS;
+  if (!r->lim.max_body_bytes) r->lim.max_body_bytes = DEFAULT_BODY_BYTES;
   /* body_max = limit + 1 must not wrap. */
-  if (r->lim.max_body_bytes == SIZE_MAX)
-    r->lim.max_body_bytes = SIZE_MAX - 1;
+  if (r->lim.max_body_bytes == SIZE_MAX) r->lim.max_body_bytes = SIZE_MAX - 1;
   return r;
 }
 
-void http_reader_free(http_reader *r)
-{
-  if (!r)
-    return;
+void http_reader_free(http_reader *r) {
+  if (!r) return;
   free(r->buf);
   free(r->fields);
   free(r->headers);
@@ -877,8 +792,7 @@ void http_reader_free(http_reader *r)
   free(r);
 }
 
-void http_reader_reset(http_reader *r)
-{
+void http_reader_reset(http_reader *r) {
   http_reader keep = *r;
 
   /* Small buffers stay, so a keep-alive connection does not allocate per
@@ -912,8 +826,7 @@ void http_reader_reset(http_reader *r)
   r->headers_cap = keep.headers_cap;
 }
 
-int http_reader_started(const http_reader *r)
-{
+int http_reader_started(const http_reader *r) {
   /* Leading CRLFs alone do not start a request (so an idle keep-alive
    * connection stays idle after a client's stray CRLF). */
   return r->state != S_HEAD || (r->len > 0 && r->buf[0] != '\r');
@@ -921,24 +834,20 @@ int http_reader_started(const http_reader *r)
 
 int http_reader_head_done(const http_reader *r) { return r->head_done; }
 
-const http_request *http_reader_request(const http_reader *r)
-{
+const http_request *http_reader_request(const http_reader *r) {
   return r->head_done ? &r->req : NULL;
 }
 
-int http_reader_error_status(const http_reader *r)
-{
+int http_reader_error_status(const http_reader *r) {
   return r->state == S_ERROR ? r->status : 0;
 }
 
-const char *http_reader_error_detail(const http_reader *r)
-{
+const char *http_reader_error_detail(const http_reader *r) {
   return r->state == S_ERROR ? r->detail : "";
 }
 
 const http_header *http_request_header(const http_request *req,
-                                       const char *name)
-{
+                                       const char *name) {
   size_t i, n = strlen(name);
 
   for (i = 0; i < req->nheaders; i++)

@@ -1,10 +1,12 @@
 /* Incremental, strict HTTP/1.1 request reader: bytes in, one request out.
  *
  * Knows nothing of sockets or the loop: conn.c feeds it what it reads and
- * acts on the events it returns. It wraps Debian's http-parser 2.9.4 and
- * refuses, itself, what RFC 9110/9112 say a server MUST refuse but that
- * parser lets through (whitespace before a header colon, obs-fold, bare CR,
- * Transfer-Encoding on HTTP/1.0, ambiguous framing, ...).
+ * acts on the events it returns. It is a self-contained parser (http-parser
+ * 2.9.4 lets through what RFC 9110/9112 say a server MUST refuse: bare LF,
+ * obs-fold, unbounded chunk extensions, lax trailers) and refuses whitespace
+ * before a header colon, obs-fold, bare CR or LF, Transfer-Encoding on
+ * HTTP/1.0, ambiguous framing, ... Limits left at 0 take the defaults
+ * (8192 header bytes, 100 fields, 1 MiB body).
  */
 #ifndef NNO_HOST_HTTP_H
 #define NNO_HOST_HTTP_H
@@ -51,7 +53,9 @@ typedef struct http_request {
 typedef enum http_event {
   HTTP_NEED_MORE = 0,  /* all input consumed; feed more */
   HTTP_HEAD_DONE = 1,  /* head parsed and valid; body (if any) follows.
-                          The caller may send "100 Continue" now. */
+                          The caller may send "100 Continue" now. Always
+                          comes before MESSAGE_DONE, even without a body:
+                          feed again, with len 0 if nothing is left. */
   HTTP_MESSAGE_DONE = 2, /* a whole request is ready in http_reader_request().
                             Input after it was NOT consumed (pipelining):
                             feed it again after http_reader_reset(). */
@@ -82,11 +86,13 @@ int http_reader_started(const http_reader *r);
 /* 1 once the head has been parsed (HTTP_HEAD_DONE was returned). */
 int http_reader_head_done(const http_reader *r);
 
-/* Valid after HTTP_HEAD_DONE (head fields only) or HTTP_MESSAGE_DONE. */
+/* Valid after HTTP_HEAD_DONE (head fields only) or HTTP_MESSAGE_DONE;
+ * NULL before the head is done. */
 const http_request *http_reader_request(const http_reader *r);
 
-/* After HTTP_ERROR: the status to answer (400, 413, 414, 417, 431, 501, 505)
- * and a short human reason naming what was wrong. Static strings. */
+/* After HTTP_ERROR: the status to answer (400, 413, 414, 417, 431, 501, 505;
+ * 500 when memory ran out) and a short human reason naming what was wrong.
+ * Static strings. 0 and "" when there was no error. */
 int http_reader_error_status(const http_reader *r);
 const char *http_reader_error_detail(const http_reader *r);
 

@@ -160,7 +160,11 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   log_begin(&l, NNO_LOG_INFO, "worker ready");
   log_int(&l, "slot", slot);
   log_int(&l, "plugins", loaded);
-  log_int(&l, "routes", (long long)router_count(w->router));
+  size_t routes = router_count(w->router);
+  for (stack *st = w->plugins->stacks; st; st = st->next)
+    routes += router_count(st->router);
+  log_int(&l, "stacks", (long long)w->plugins->nstacks);
+  log_int(&l, "routes", (long long)routes);
   log_end(&l);
 
   uv_run(&w->loop, UV_RUN_DEFAULT);
