@@ -353,6 +353,7 @@ void conn_request_done(conn *c) {
   req_reset(r);
   http_reader_reset(c->reader);
   c->state = CONN_IDLE;
+  c->nrequests++;
   if (c->close_after) {
     flush(c);
     return;
@@ -388,10 +389,20 @@ void conn_drain_all(worker *w) {
   conn *c = w->conns;
   while (c) {
     conn *next = c->next;
-    if (c->state == CONN_IDLE && !c->writing && c->out.len == 0)
+    if (c->state == CONN_IDLE && !c->writing && c->out.len == 0 &&
+        c->nrequests > 0) {
+      /* Idle keep-alive: closing it is what HTTP allows at any time. */
       conn_close(c);
-    else
+    } else if (c->state == CONN_IDLE && c->nrequests == 0) {
+      /* Accepted just before the drain began, its request is likely on its
+       * way: answer it (with Connection: close, as the worker is draining)
+       * rather than reset it, but do not wait long for it. */
+      uint64_t grace = w->cfg->header_timeout_ms < 2000
+                           ? (uint64_t)w->cfg->header_timeout_ms : 2000;
+      arm(c, (int64_t)grace);
+    } else {
       c->close_after = 1;
+    }
     c = next;
   }
 }

@@ -27,6 +27,7 @@ typedef struct conn {
   int eof;           /* the client shut down its side */
   int writing;       /* a uv_write is in flight */
   int in_process;    /* inside process(): do not re-enter it */
+  uint64_t nrequests; /* requests answered on this connection */
   buf out;           /* responses not yet handed to the kernel */
   buf pending;       /* bytes read but not consumed (pipelining) */
   nno_req req;

@@ -11,7 +11,7 @@
 set -eu
 
 BASE="gcc make cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev
-      libcurl4-openssl-dev libarchive-dev libhttp-parser-dev libsodium-dev
+      libcurl4-openssl-dev libarchive-dev libsodium-dev
       libcmocka-dev python3 python3-pytest valgrind"
 BENCH="nginx-light wrk"
 BROWSER="chromium chromium-driver python3-selenium"
