@@ -174,6 +174,8 @@ static void set_host(nno_req *r, const http_request *hr) {
     if (colon) end = (size_t)(colon - h);
   }
   if (end >= sizeof r->host) end = sizeof r->host - 1;
+  /* "acme.example." and "acme.example" name the same host. */
+  if (end > 1 && h[end - 1] == '.') end--;
   for (size_t i = 0; i < end; i++)
     r->host[i] = (h[i] >= 'A' && h[i] <= 'Z') ? (char)(h[i] + 32) : h[i];
   r->host[end] = '\0';

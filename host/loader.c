@@ -442,8 +442,10 @@ int loader_load_all(worker *w) {
       if (!is_dir(dir)) continue;
       plugin *p = load_one(w, dir, "", NNO_KIND_CORE, err, sizeof err);
       if (!p) {
+        /* Core plugins enforce policy (authentication, platform routing):
+         * serving without one would open what it guards. */
         refuse_log("core plugin refused", names[i], err);
-        continue;
+        return -1;
       }
       /* Check against the core plugins committed before it. */
       plugin *batch[65];
@@ -455,6 +457,7 @@ int loader_load_all(worker *w) {
       if (rc != 0) {
         refuse_log("core plugin refused", names[i], err);
         plugin_unload(w, p);
+        return -1;
       }
     }
   }

@@ -80,8 +80,8 @@ int loader_check_package(const char *dir, char *err, size_t errlen);
 /* Load every core plugin and every stack the configuration names into the
  * worker (its router, services and plugin set). A stack with any bad
  * package is refused whole, with an error log line naming the package and
- * the reason; the others load. Returns the number of plugins loaded, or -1
- * if the worker cannot go on (out of memory). */
+ * the reason; the others load. A core plugin that fails is fatal: returns
+ * -1 (as on allocation failure), else the number of plugins loaded. */
 int loader_load_all(struct worker *w);
 
 /* Check every discoverable stack and core plugin without running plugin

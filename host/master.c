@@ -41,6 +41,7 @@ static int nlanes;
 static int lane_quick_deaths[MAX_LANES];
 static uint64_t lane_respawn_at[MAX_LANES]; /* 0: none pending */
 static nno_config *cur;
+static int fatal; /* a worker could not start: stop the host */
 static sigset_t old_mask;
 
 static uint64_t now_ms(void) {
@@ -158,6 +159,11 @@ static void reap(void) {
     procs[i].pid = 0;
     metrics_worker_stopped(p.slot);
     if (p.stopping) continue;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_FATAL) {
+      log_error("a worker could not start (see the error above); stopping");
+      fatal = 1;
+      continue;
+    }
     logline l;
     log_begin(&l, NNO_LOG_ERROR, "worker died; respawning");
     log_int(&l, "worker_pid", pid);
@@ -254,6 +260,7 @@ static void reload(config_loader loader) {
   if (!ready || started < (int)nc->workers) {
     log_error("reload failed: new workers did not become ready; keeping the "
               "old ones");
+    fatal = 0; /* the running generation is fine */
     for (int i = 0; i < MAX_PROCS; i++) {
       if (!procs[i].pid) continue;
       int old = 0;
@@ -337,6 +344,11 @@ int master_run(nno_config *cfg, config_loader loader) {
     siginfo_t si;
     int sig = sigtimedwait(&set, &si, &to);
     if (sig == SIGCHLD || sig < 0) reap();
+    if (fatal && !stopping) {
+      stopping = 1;
+      stop_deadline = now_ms() + (uint64_t)cur->drain_timeout_ms + 2000;
+      signal_all(SIGTERM, 1);
+    }
     if (sig == SIGTERM || sig == SIGINT) {
       if (stopping) {
         log_warn("second stop signal: killing workers");
@@ -365,5 +377,5 @@ int master_run(nno_config *cfg, config_loader loader) {
   }
   for (int l = 0; l < nlanes; l++) close(lanes_fd[l]);
   log_info("stopped");
-  return 0;
+  return fatal ? 1 : 0;
 }

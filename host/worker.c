@@ -140,8 +140,8 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
 
   int loaded = loader_load_all(w);
   if (loaded < 0) {
-    log_error("cannot load plugins");
-    _exit(2);
+    log_error("cannot load the core plugins; this worker cannot serve");
+    _exit(WORKER_EXIT_FATAL);
   }
   /* Without a core plugin resolving requests to platforms, stacks are
    * served at the root (development, and hosts without a registry). */

@@ -62,6 +62,10 @@ typedef struct worker {
 /* The worker of this process (one per process). */
 extern worker *g_worker;
 
+/* Exit status of a worker that cannot start (a core plugin refused): the
+ * master stops the host rather than respawn it forever. */
+#define WORKER_EXIT_FATAL 3
+
 /* Serve until drained. `fd` is the listening socket. Never returns. */
 void worker_run(const nno_config *cfg, int slot, int fd)
     __attribute__((noreturn));

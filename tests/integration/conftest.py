@@ -160,6 +160,43 @@ class Host:
         st, h, body = self.request(method, path, **kw)
         return st, h, (json.loads(body) if body else None)
 
+    # -- the operator API (registry core plugin) ---------------------------
+    def op_key(self):
+        """The operator key the registry wrote to DATA/operator.key."""
+        with open(os.path.join(self.data, "operator.key")) as f:
+            return f.read().strip()
+
+    def api(self, method, path, body=None, key=None, headers=None, host=None,
+            timeout=10):
+        """One operator API call; returns (status, headers, parsed JSON or
+        None for an empty body). `path` is relative to /api/v1 unless it
+        starts with /api/. `body`: bytes or str are sent as they are, any
+        other value but None as JSON. `key`: None sends the operator key,
+        False no Authorization header, a string `Bearer <key>`."""
+        if not path.startswith("/api/"):
+            path = "/api/v1" + path
+        h = {}
+        if key is None:
+            key = self.op_key()
+        if key is not False:
+            h["Authorization"] = "Bearer " + key
+        if body is not None:
+            if isinstance(body, str):
+                body = body.encode()
+            elif not isinstance(body, bytes):
+                body = json.dumps(body, ensure_ascii=False).encode()
+            h["Content-Type"] = "application/json"
+        h.update(headers or {})
+        st, rh, data = self.request(method, path, headers=h, body=body,
+                                    host=host, timeout=timeout)
+        if not data:
+            return st, rh, None
+        try:
+            return st, rh, json.loads(data)
+        except ValueError:
+            raise AssertionError("%s %s answered %d with a body that is not "
+                                 "JSON: %r" % (method, path, st, data[:300]))
+
     def raw(self, data, timeout=2.0, shutdown=False):
         """Send exact bytes on a new connection; return everything read
         until the server closes or `timeout` passes with nothing new."""

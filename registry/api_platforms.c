@@ -1,0 +1,393 @@
+/* Operator API: platforms and their resources.
+ *
+ *   POST   /api/v1/platforms                  create (Idempotency-Key)
+ *   GET    /api/v1/platforms                  list: class, status, pages
+ *   GET    /api/v1/platforms/{id}             one, with ETag
+ *   PATCH  /api/v1/platforms/{id}             name, plan, owner; If-Match
+ *   DELETE /api/v1/platforms/{id}             with tenants, activations...
+ *   POST   /api/v1/platforms/{id}/suspend     status -> suspended
+ *   POST   /api/v1/platforms/{id}/resume      status -> active
+ *   GET    /api/v1/platforms/{id}/resources   list, pages
+ *
+ * Each handler authenticates first, runs its writes in one BEGIN IMMEDIATE
+ * transaction (audit row, and a changes row when routing is affected,
+ * included) and answers only after COMMIT. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_util.h"
+#include "internal.h"
+
+static json_t *platform_json(const store_platform *p) {
+  return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:I}", "id", p->id,
+                   "name", p->name, "class", p->cls, "status", p->status,
+                   "plan", p->plan, "owner",
+                   p->has_owner ? json_string(p->owner) : json_null(),
+                   "created_at", p->created_at, "updated_at", p->updated_at,
+                   "version", (json_int_t)p->version);
+}
+
+/* Answer `status` with the platform and its ETag. */
+static int send_platform(nno_req *req, int status, const store_platform *p) {
+  hu_etag(req, p->version);
+  return hu_send(req, status, platform_json(p));
+}
+
+static const char *str(json_t *o, const char *k) {
+  return json_string_value(json_object_get(o, k));
+}
+
+/* Read {id}; -1 after answering 404 when it cannot be a platform id. */
+static int read_id(nno_req *req, char *id) {
+  if (hu_param(req, "id", id, STORE_ID_MAX + 1) == 0 &&
+      hu_id_valid(id, strlen(id)))
+    return 0;
+  nno_str v = {"", 0};
+  api->req_param(req, "id", &v);
+  hu_problem(req, 404, NULL, "no platform \"%.*s\"",
+             (int)(v.len > 64 ? 64 : v.len), v.ptr);
+  return -1;
+}
+
+static int check_plan(nno_req *req, const char *s) {
+  size_t n = strlen(s);
+  int ok = n >= 1 && n <= 32;
+  for (size_t i = 0; i < n && ok; i++)
+    ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+         s[i] == '-';
+  if (ok) return 0;
+  char q[128];
+  hu_quote(s, q, sizeof q);
+  hu_problem(req, 422, "plan",
+             "field \"plan\": expected 1 to 32 characters of [a-z0-9-], "
+             "got %s",
+             q);
+  return -1;
+}
+
+/* Copy the optional fields name, plan and owner of `b` into *p after
+ * checking them; -1 after answering 422. */
+static int take_common(nno_req *req, json_t *b, store_platform *p) {
+  const char *name = str(b, "name"), *plan = str(b, "plan");
+  json_t *owner = json_object_get(b, "owner");
+  if (name) {
+    if (hu_check_name(req, "name", name)) return -1;
+    snprintf(p->name, sizeof p->name, "%s", name);
+  }
+  if (plan) {
+    if (check_plan(req, plan)) return -1;
+    snprintf(p->plan, sizeof p->plan, "%s", plan);
+  }
+  if (owner) {
+    p->has_owner = json_is_string(owner);
+    p->owner[0] = '\0';
+    if (p->has_owner) {
+      if (hu_check_name(req, "owner", json_string_value(owner))) return -1;
+      snprintf(p->owner, sizeof p->owner, "%s", json_string_value(owner));
+    }
+  }
+  return 0;
+}
+
+static int on_create(nno_req *req, void *ud) {
+  static const hu_field fields[] = {{"id", HU_STR, 0},
+                                    {"name", HU_STR, 1},
+                                    {"class", HU_STR, 0},
+                                    {"plan", HU_STR, 0},
+                                    {"owner", HU_STR_OR_NULL, 0}};
+  json_t *b = NULL, *obj = NULL;
+  char *text = NULL, loc[96], target[48];
+  hu_idem ik = {0};
+  store_platform p;
+  int rc;
+  if (!hu_authorized(req) || hu_body(req, &b)) return NNO_OK;
+  if (hu_fields(req, b, fields, sizeof fields / sizeof fields[0])) goto done;
+  memset(&p, 0, sizeof p);
+  const char *id = str(b, "id"), *cls = str(b, "class");
+  if (id && hu_check_id(req, "id", id, STORE_PLATFORM_ID_MIN)) goto done;
+  if (id)
+    snprintf(p.id, sizeof p.id, "%s", id);
+  else
+    hu_random_id("p-", p.id, sizeof p.id);
+  if (cls && strcmp(cls, "platform") != 0 && strcmp(cls, "user_project") != 0) {
+    char q[128];
+    hu_quote(cls, q, sizeof q);
+    hu_problem(req, 422, "class",
+               "field \"class\": expected \"platform\" or \"user_project\", "
+               "got %s",
+               q);
+    goto done;
+  }
+  snprintf(p.cls, sizeof p.cls, "%s", cls ? cls : "platform");
+  snprintf(p.plan, sizeof p.plan, "free");
+  snprintf(p.status, sizeof p.status, "active");
+  if (take_common(req, b, &p)) goto done;
+
+  if ((rc = store_begin(g_reg.db)) != 0) {
+    hu_store_error(req, rc);
+    goto done;
+  }
+  if (hu_idem_begin(req, &ik)) {
+    store_rollback(g_reg.db);
+    goto done;
+  }
+  rc = store_platform_insert(g_reg.db, &p);
+  if (rc == STORE_EXISTS) {
+    store_rollback(g_reg.db);
+    hu_problem(req, 409, NULL, "platform \"%s\" already exists", p.id);
+    goto done;
+  }
+  if (!rc && (!(obj = platform_json(&p)) || !(text = hu_dump(obj))))
+    rc = STORE_ERROR;
+  snprintf(loc, sizeof loc, "/api/v1/platforms/%s", p.id);
+  snprintf(target, sizeof target, "platform:%s", p.id);
+  if (rc || (rc = hu_audit(req, "platform.create", target, obj)) ||
+      (rc = store_change_add(g_reg.db, p.id)) ||
+      (rc = hu_idem_record(&ik, 201, text, loc)) ||
+      (rc = store_commit(g_reg.db))) {
+    hu_fail(req, rc);
+    goto done;
+  }
+  reg_committed();
+  api->res_header(req, "Location", loc);
+  hu_etag(req, p.version);
+  hu_send_text(req, 201, text);
+done:
+  hu_idem_clear(&ik);
+  free(text);
+  json_decref(obj);
+  json_decref(b);
+  return NNO_OK;
+}
+
+static int list_cb(void *ud, const store_platform *p) {
+  hu_pager *pg = ud;
+  return hu_pager_full(pg) ? 0 : hu_pager_add(pg, platform_json(p), p->id);
+}
+
+static int on_list(nno_req *req, void *ud) {
+  char after[600], cls[32], status[32];
+  hu_pager pg;
+  if (!hu_authorized(req) || hu_pager_start(req, &pg, after, sizeof after))
+    return NNO_OK;
+  int hc = hu_query(req, "class", cls, sizeof cls);
+  int hs = hc < 0 ? -1 : hu_query(req, "status", status, sizeof status);
+  if (hc < 0 || hs < 0) goto done;
+  if (hc && strcmp(cls, "platform") != 0 && strcmp(cls, "user_project") != 0) {
+    hu_problem(req, 422, "class",
+               "field \"class\": expected platform or "
+               "user_project");
+    goto done;
+  }
+  if (hs && strcmp(status, "active") != 0 && strcmp(status, "suspended") != 0 &&
+      strcmp(status, "deleting") != 0) {
+    hu_problem(req, 422, "status",
+               "field \"status\": expected active, suspended or "
+               "deleting");
+    goto done;
+  }
+  int rc =
+      store_platform_list(g_reg.db, hc ? cls : NULL, hs ? status : NULL,
+                          after[0] ? after : NULL, pg.limit + 1, list_cb, &pg);
+  if (rc)
+    hu_store_error(req, rc);
+  else
+    hu_pager_send(req, &pg);
+done:
+  hu_pager_free(&pg);
+  return NNO_OK;
+}
+
+static int on_get(nno_req *req, void *ud) {
+  char id[STORE_ID_MAX + 1];
+  store_platform p;
+  if (!hu_authorized(req) || read_id(req, id)) return NNO_OK;
+  int rc = store_platform_get(g_reg.db, id, &p);
+  if (rc == STORE_NOTFOUND)
+    return hu_problem(req, 404, NULL, "no platform \"%s\"", id);
+  if (rc) return hu_store_error(req, rc);
+  return send_platform(req, 200, &p);
+}
+
+/* Inside a write transaction: load platform {id} and check If-Match.
+ * -1 after rolling back and answering 404 or 412. */
+static int load_for_write(nno_req *req, const char *id, store_platform *p) {
+  int rc = store_platform_get(g_reg.db, id, p);
+  if (rc) {
+    store_rollback(g_reg.db);
+    if (rc == STORE_NOTFOUND)
+      hu_problem(req, 404, NULL, "no platform \"%s\"", id);
+    else
+      hu_store_error(req, rc);
+    return -1;
+  }
+  if (!hu_if_match(req, p->version)) {
+    store_rollback(g_reg.db);
+    hu_problem(req, 412, NULL,
+               "If-Match does not match the platform's current ETag "
+               "\"v%lld\"",
+               (long long)p->version);
+    return -1;
+  }
+  return 0;
+}
+
+static int on_patch(nno_req *req, void *ud) {
+  static const hu_field fields[] = {
+      {"name", HU_STR, 0}, {"plan", HU_STR, 0}, {"owner", HU_STR_OR_NULL, 0}};
+  char id[STORE_ID_MAX + 1], target[48];
+  json_t *b = NULL;
+  store_platform p;
+  int rc;
+  if (!hu_authorized(req) || read_id(req, id) || hu_body(req, &b))
+    return NNO_OK;
+  if (hu_fields(req, b, fields, sizeof fields / sizeof fields[0])) goto done;
+  if ((rc = store_begin(g_reg.db)) != 0) {
+    hu_store_error(req, rc);
+    goto done;
+  }
+  if (load_for_write(req, id, &p)) goto done;
+  if (take_common(req, b, &p)) {
+    store_rollback(g_reg.db);
+    goto done;
+  }
+  if (json_object_size(b) == 0) { /* nothing to change */
+    store_rollback(g_reg.db);
+    send_platform(req, 200, &p);
+    goto done;
+  }
+  snprintf(target, sizeof target, "platform:%s", id);
+  json_t *detail = json_pack("{s:O}", "changes", b);
+  if ((rc = store_platform_update(g_reg.db, &p, p.version)) ||
+      (rc = hu_audit(req, "platform.update", target, detail)) ||
+      (rc = store_commit(g_reg.db))) {
+    json_decref(detail);
+    hu_fail(req, rc);
+    goto done;
+  }
+  json_decref(detail);
+  send_platform(req, 200, &p);
+done:
+  json_decref(b);
+  return NNO_OK;
+}
+
+static int on_delete(nno_req *req, void *ud) {
+  char id[STORE_ID_MAX + 1], target[48];
+  store_platform p;
+  int rc;
+  if (!hu_authorized(req) || read_id(req, id)) return NNO_OK;
+  if ((rc = store_begin(g_reg.db)) != 0) return hu_store_error(req, rc);
+  if (load_for_write(req, id, &p)) return NNO_OK;
+  snprintf(target, sizeof target, "platform:%s", id);
+  json_t *detail = platform_json(&p);
+  if ((rc = store_platform_delete(g_reg.db, id)) ||
+      (rc = hu_audit(req, "platform.delete", target, detail)) ||
+      (rc = store_change_add(g_reg.db, id)) || (rc = store_commit(g_reg.db))) {
+    json_decref(detail);
+    return hu_fail(req, rc);
+  }
+  json_decref(detail);
+  reg_committed();
+  api->res_status(req, 204);
+  return NNO_OK;
+}
+
+/* suspend and resume: ud is the target status. */
+static int on_status(nno_req *req, void *ud) {
+  const char *want = ud;
+  char id[STORE_ID_MAX + 1], target[48], action[32];
+  store_platform p;
+  int rc;
+  if (!hu_authorized(req) || read_id(req, id)) return NNO_OK;
+  if ((rc = store_begin(g_reg.db)) != 0) return hu_store_error(req, rc);
+  if (load_for_write(req, id, &p)) return NNO_OK;
+  if (strcmp(p.status, "deleting") == 0) {
+    store_rollback(g_reg.db);
+    return hu_problem(req, 409, NULL, "platform %s is being deleted", id);
+  }
+  if (strcmp(p.status, want) == 0) { /* already there: nothing to do */
+    store_rollback(g_reg.db);
+    return send_platform(req, 200, &p);
+  }
+  snprintf(target, sizeof target, "platform:%s", id);
+  snprintf(action, sizeof action, "platform.%s",
+           strcmp(want, "active") == 0 ? "resume" : "suspend");
+  json_t *detail = json_pack("{s:s, s:s}", "from", p.status, "to", want);
+  if ((rc = store_platform_set_status(g_reg.db, id, want, &p)) ||
+      (rc = hu_audit(req, action, target, detail)) ||
+      (rc = store_change_add(g_reg.db, id)) || (rc = store_commit(g_reg.db))) {
+    json_decref(detail);
+    return hu_fail(req, rc);
+  }
+  json_decref(detail);
+  reg_committed();
+  return send_platform(req, 200, &p);
+}
+
+/* ---- resources --------------------------------------------------------- */
+
+static int resource_cb(void *ud, const store_resource *r) {
+  hu_pager *pg = ud;
+  if (hu_pager_full(pg)) return 0;
+  char key[600];
+  snprintf(key, sizeof key, "%s/%s", r->type, r->name);
+  return hu_pager_add(
+      pg,
+      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "platform", r->platform,
+                "type", r->type, "name", r->name, "driver", r->driver, "state",
+                r->state, "created_at", r->created_at, "updated_at",
+                r->updated_at),
+      key);
+}
+
+static int on_resources(nno_req *req, void *ud) {
+  char id[STORE_ID_MAX + 1], after[600];
+  hu_pager pg;
+  if (!hu_authorized(req) || hu_platform(req, id) ||
+      hu_pager_start(req, &pg, after, sizeof after))
+    return NNO_OK;
+  /* The cursor is "type/name"; types have no '/'. */
+  char *slash = strchr(after, '/');
+  if (after[0] && !slash) {
+    hu_pager_free(&pg);
+    return hu_problem(req, 422, "cursor",
+                      "field \"cursor\": not a cursor this API "
+                      "returned");
+  }
+  if (slash) *slash = '\0';
+  int rc = store_resource_list(g_reg.db, id, after[0] ? after : NULL,
+                               slash ? slash + 1 : NULL, pg.limit + 1,
+                               resource_cb, &pg);
+  if (rc)
+    hu_store_error(req, rc);
+  else
+    hu_pager_send(req, &pg);
+  hu_pager_free(&pg);
+  return NNO_OK;
+}
+
+int api_platforms_init(nno_plugin *p) {
+  static const struct {
+    const char *method, *path;
+    nno_handler_fn fn;
+    void *ud;
+  } routes[] = {
+      {"POST", "/api/v1/platforms", on_create, NULL},
+      {"GET", "/api/v1/platforms", on_list, NULL},
+      {"GET", "/api/v1/platforms/{id}", on_get, NULL},
+      {"PATCH", "/api/v1/platforms/{id}", on_patch, NULL},
+      {"DELETE", "/api/v1/platforms/{id}", on_delete, NULL},
+      {"POST", "/api/v1/platforms/{id}/suspend", on_status,
+       (void *)"suspended"},
+      {"POST", "/api/v1/platforms/{id}/resume", on_status, (void *)"active"},
+      {"GET", "/api/v1/platforms/{id}/resources", on_resources, NULL},
+  };
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+    int rc = api->route_add(p, routes[i].method, routes[i].path, routes[i].fn,
+                            routes[i].ud);
+    if (rc) return rc;
+  }
+  return NNO_OK;
+}

@@ -1,0 +1,279 @@
+/* Operator API: the stack catalogue and activations per platform.
+ *
+ *   GET    /api/v1/stacks                           catalogue, pages
+ *   GET    /api/v1/stacks/{id}                      one stack's versions
+ *   POST   /api/v1/platforms/{id}/stacks            activate (Idempotency-Key)
+ *   GET    /api/v1/platforms/{id}/stacks            activations, pages
+ *   DELETE /api/v1/platforms/{id}/stacks/{stack}    deactivate
+ *
+ * The catalogue mirrors what the host loaded (reg_catalogue_sync); an
+ * activation must name a loaded stack version, so it can be routed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_util.h"
+#include "internal.h"
+
+static json_t *stack_json(const char *id, const char *const *versions,
+                          size_t n) {
+  json_t *v = json_array();
+  for (size_t i = 0; v && i < n; i++)
+    if (json_array_append_new(v, json_string(versions[i]))) {
+      json_decref(v);
+      v = NULL;
+    }
+  return v ? json_pack("{s:s, s:o}", "id", id, "versions", v) : NULL;
+}
+
+static json_t *activation_json(const store_activation *a) {
+  return json_pack("{s:s, s:s, s:s, s:s, s:s}", "platform", a->platform,
+                   "stack", a->stack, "version", a->version, "activated_at",
+                   a->activated_at, "activated_by", a->activated_by);
+}
+
+/* The catalogue must reflect this worker's stacks before it is read. */
+static int need_catalogue(nno_req *req) {
+  reg_resolve_stacks();
+  int rc = reg_catalogue_sync();
+  if (rc) hu_store_error(req, rc);
+  return rc ? -1 : 0;
+}
+
+static int stack_cb(void *ud, const char *id, const char *const *versions,
+                    size_t n) {
+  hu_pager *pg = ud;
+  return hu_pager_full(pg) ? 0
+                           : hu_pager_add(pg, stack_json(id, versions, n), id);
+}
+
+static int on_list(nno_req *req, void *ud) {
+  char after[600];
+  hu_pager pg;
+  if (!hu_authorized(req) || need_catalogue(req) ||
+      hu_pager_start(req, &pg, after, sizeof after))
+    return NNO_OK;
+  int rc = store_stack_list(g_reg.db, after[0] ? after : NULL, pg.limit + 1,
+                            stack_cb, &pg);
+  if (rc)
+    hu_store_error(req, rc);
+  else
+    hu_pager_send(req, &pg);
+  hu_pager_free(&pg);
+  return NNO_OK;
+}
+
+static int one_cb(void *ud, const char *id, const char *const *versions,
+                  size_t n) {
+  json_t **out = ud;
+  *out = stack_json(id, versions, n);
+  return *out ? 0 : STORE_ERROR;
+}
+
+static int on_get(nno_req *req, void *ud) {
+  char id[STORE_STACK_MAX + 1];
+  json_t *out = NULL;
+  if (!hu_authorized(req) || need_catalogue(req)) return NNO_OK;
+  if (hu_param(req, "id", id, sizeof id))
+    return hu_problem(req, 404, NULL, "no such stack");
+  int rc = store_stack_get(g_reg.db, id, one_cb, &out);
+  if (rc == STORE_NOTFOUND)
+    return hu_problem(req, 404, NULL, "no stack \"%s\"", id);
+  if (rc) return hu_store_error(req, rc);
+  return hu_send(req, 200, out);
+}
+
+static int count_cb(void *ud, const store_activation *a) {
+  (*(size_t *)ud)++;
+  return 0;
+}
+
+static int on_activate(nno_req *req, void *ud) {
+  static const hu_field fields[] = {{"stack", HU_STR, 1},
+                                    {"version", HU_STR, 0}};
+  char pid[STORE_ID_MAX + 1], target[48], q[160];
+  json_t *b = NULL, *obj = NULL, *detail = NULL;
+  char *text = NULL;
+  hu_idem ik = {0};
+  store_activation a, old;
+  nno_stack *s = NULL;
+  nno_str sid, sver;
+  int rc;
+  if (!hu_authorized(req) || hu_platform(req, pid) || hu_body(req, &b))
+    return NNO_OK;
+  if (hu_fields(req, b, fields, sizeof fields / sizeof fields[0])) goto done;
+  const char *stack = json_string_value(json_object_get(b, "stack"));
+  const char *version = json_string_value(json_object_get(b, "version"));
+  if (api->stack_find(g_reg.p, stack, NULL, &s) != NNO_OK) {
+    hu_quote(stack, q, sizeof q);
+    hu_problem(req, 422, "stack", "field \"stack\": no stack %s is installed",
+               q);
+    goto done;
+  }
+  if (version && api->stack_find(g_reg.p, stack, version, &s) != NNO_OK) {
+    hu_quote(version, q, sizeof q);
+    hu_problem(req, 422, "version",
+               "field \"version\": stack \"%s\" has no version %s installed",
+               stack, q);
+    goto done;
+  }
+  /* Pinned or the newest installed: the host's own names for both. */
+  if (api->stack_info(s, &sid, &sver) != NNO_OK || sid.len > STORE_STACK_MAX ||
+      sver.len > STORE_STACK_MAX) {
+    hu_problem(req, 500, NULL, "cannot read the stack's version");
+    goto done;
+  }
+  memset(&a, 0, sizeof a);
+  snprintf(a.platform, sizeof a.platform, "%s", pid);
+  snprintf(a.stack, sizeof a.stack, "%.*s", (int)sid.len, sid.ptr);
+  snprintf(a.version, sizeof a.version, "%.*s", (int)sver.len, sver.ptr);
+  snprintf(a.activated_by, sizeof a.activated_by, "%s", REG_ACTOR);
+  if (need_catalogue(req)) goto done;
+
+  if ((rc = store_begin(g_reg.db)) != 0) {
+    hu_store_error(req, rc);
+    goto done;
+  }
+  if (hu_idem_begin(req, &ik) || hu_need_platform(req, pid)) {
+    store_rollback(g_reg.db);
+    goto done;
+  }
+  rc = store_activation_get(g_reg.db, pid, a.stack, &old);
+  int had = rc == STORE_OK;
+  if (rc && rc != STORE_NOTFOUND) {
+    hu_fail(req, rc);
+    goto done;
+  }
+  if (had && strcmp(old.version, a.version) == 0) {
+    /* Already active at this version: nothing changes. */
+    obj = activation_json(&old);
+    text = obj ? hu_dump(obj) : NULL;
+    if (!text || (rc = hu_idem_record(&ik, 200, text, NULL)) ||
+        (rc = store_commit(g_reg.db))) {
+      hu_fail(req, text ? rc : STORE_ERROR);
+      goto done;
+    }
+    hu_send_text(req, 200, text);
+    goto done;
+  }
+  if (!had) {
+    size_t n = 0;
+    if ((rc = store_activation_list(g_reg.db, pid, NULL, 0, count_cb, &n))) {
+      hu_fail(req, rc);
+      goto done;
+    }
+    if (n >= RT_MAX_STACKS) {
+      store_rollback(g_reg.db);
+      hu_problem(req, 409, NULL,
+                 "platform \"%s\" already has %d active stacks, the most "
+                 "one platform can have",
+                 pid, RT_MAX_STACKS);
+      goto done;
+    }
+  }
+  snprintf(target, sizeof target, "platform:%s", pid);
+  /* The catalogue row may be missing if another worker's sync removed a
+   * version this one still serves; add it back inside the transaction. */
+  if ((rc = store_stack_add(g_reg.db, a.stack, a.version)) ||
+      (rc = store_activation_put(g_reg.db, &a))) {
+    hu_fail(req, rc);
+    goto done;
+  }
+  obj = activation_json(&a);
+  detail = json_pack("{s:s, s:s, s:o}", "stack", a.stack, "version", a.version,
+                     "previous", had ? json_string(old.version) : json_null());
+  text = obj ? hu_dump(obj) : NULL;
+  int status = had ? 200 : 201;
+  if (!text || !detail ||
+      (rc = hu_audit(req, "stack.activate", target, detail)) ||
+      (rc = store_change_add(g_reg.db, pid)) ||
+      (rc = hu_idem_record(&ik, status, text, NULL)) ||
+      (rc = store_commit(g_reg.db))) {
+    hu_fail(req, text && detail ? rc : STORE_ERROR);
+    goto done;
+  }
+  reg_committed();
+  hu_send_text(req, status, text);
+done:
+  hu_idem_clear(&ik);
+  free(text);
+  json_decref(detail);
+  json_decref(obj);
+  json_decref(b);
+  return NNO_OK;
+}
+
+static int activation_cb(void *ud, const store_activation *a) {
+  hu_pager *pg = ud;
+  return hu_pager_full(pg) ? 0 : hu_pager_add(pg, activation_json(a), a->stack);
+}
+
+static int on_activations(nno_req *req, void *ud) {
+  char pid[STORE_ID_MAX + 1], after[600];
+  hu_pager pg;
+  if (!hu_authorized(req) || hu_platform(req, pid) ||
+      hu_pager_start(req, &pg, after, sizeof after))
+    return NNO_OK;
+  int rc = store_activation_list(g_reg.db, pid, after[0] ? after : NULL,
+                                 pg.limit + 1, activation_cb, &pg);
+  if (rc)
+    hu_store_error(req, rc);
+  else
+    hu_pager_send(req, &pg);
+  hu_pager_free(&pg);
+  return NNO_OK;
+}
+
+static int on_deactivate(nno_req *req, void *ud) {
+  char pid[STORE_ID_MAX + 1], stack[STORE_STACK_MAX + 1], target[48];
+  store_activation old;
+  int rc;
+  if (!hu_authorized(req) || hu_platform(req, pid)) return NNO_OK;
+  if (hu_param(req, "stack", stack, sizeof stack))
+    return hu_problem(req, 404, NULL, "no such stack on platform \"%s\"", pid);
+  if ((rc = store_begin(g_reg.db)) != 0) return hu_store_error(req, rc);
+  if (hu_need_platform(req, pid)) {
+    store_rollback(g_reg.db);
+    return NNO_OK;
+  }
+  rc = store_activation_get(g_reg.db, pid, stack, &old);
+  if (rc == STORE_NOTFOUND) {
+    store_rollback(g_reg.db);
+    return hu_problem(req, 404, NULL,
+                      "stack \"%s\" is not active on platform \"%s\"", stack,
+                      pid);
+  }
+  if (rc) return hu_fail(req, rc);
+  snprintf(target, sizeof target, "platform:%s", pid);
+  json_t *detail =
+      json_pack("{s:s, s:s}", "stack", old.stack, "version", old.version);
+  if ((rc = store_activation_delete(g_reg.db, pid, stack)) ||
+      (rc = hu_audit(req, "stack.deactivate", target, detail)) ||
+      (rc = store_change_add(g_reg.db, pid)) || (rc = store_commit(g_reg.db))) {
+    json_decref(detail);
+    return hu_fail(req, rc);
+  }
+  json_decref(detail);
+  reg_committed();
+  api->res_status(req, 204);
+  return NNO_OK;
+}
+
+int api_stacks_init(nno_plugin *p) {
+  static const struct {
+    const char *method, *path;
+    nno_handler_fn fn;
+  } routes[] = {
+      {"GET", "/api/v1/stacks", on_list},
+      {"GET", "/api/v1/stacks/{id}", on_get},
+      {"POST", "/api/v1/platforms/{id}/stacks", on_activate},
+      {"GET", "/api/v1/platforms/{id}/stacks", on_activations},
+      {"DELETE", "/api/v1/platforms/{id}/stacks/{stack}", on_deactivate},
+  };
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+    int rc =
+        api->route_add(p, routes[i].method, routes[i].path, routes[i].fn, NULL);
+    if (rc) return rc;
+  }
+  return NNO_OK;
+}

@@ -1,0 +1,86 @@
+/* Shared state and private prototypes of the registry core plugin.
+ *
+ * One copy of the plugin runs in each worker process, so its state is one
+ * static instance per process (`g_reg`), touched only on the worker's loop
+ * thread.
+ *
+ * BLOCKING: the operator API runs its sqlite statements on the loop thread.
+ * They are short (point reads and small transactions on a local WAL
+ * database) and the operator API is not on the hot path; the RESOLVE hook
+ * never touches the database except to replay the changes log after the
+ * shared `registry` counter moved. A busy database (another worker's write
+ * lasting longer than busy_timeout) answers 503. */
+#ifndef NNO_REGISTRY_INTERNAL_H
+#define NNO_REGISTRY_INTERNAL_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include <nno/plugin.h>
+#include <sqlite3.h>
+
+#include "resolve.h"
+#include "store.h"
+
+/* The name of the shared counter that moves after every committed change
+ * other workers must see (routing, the operator key). */
+#define REG_COUNTER "registry"
+/* The actor recorded for operator API calls. */
+#define REG_ACTOR "operator"
+/* The settings key holding the hex SHA-256 of the operator key. */
+#define REG_KEY_SETTING "operator_key_sha256"
+
+typedef struct reg {
+  nno_plugin *p;
+  sqlite3 *db;
+  char db_path[PATH_MAX];
+  char key_path[PATH_MAX];
+  char base_domain[256];
+  size_t base_len;
+  unsigned char op_hash[32]; /* SHA-256 of the operator key */
+  int have_hash;
+  uint64_t counter_seen; /* the counter value this worker caught up to */
+  int64_t seq_applied;   /* the last changes row applied */
+  rtable *routes;
+  int stacks_resolved;  /* stack handles looked up in the routing table */
+  int catalogue_synced; /* stacks/stack_versions match what is loaded */
+  nno_timer *boot_timer;
+} reg;
+
+extern const nno_host_api *api;
+extern reg g_reg;
+
+/* plugin.c */
+
+/* Catch up with changes committed by any worker if the shared counter
+ * moved: replays the changes log into the routing table and reloads the
+ * operator key hash. Cheap (one atomic load) when nothing changed. */
+void reg_refresh(void);
+/* Look up stack handles for the routing table once the host has loaded
+ * the stacks (they load after core plugins). */
+void reg_resolve_stacks(void);
+/* Synchronise the stack catalogue with the stacks this worker loaded, once
+ * per worker. Returns a store_rc. */
+int reg_catalogue_sync(void);
+/* After committing a change other workers must see: move the counter. */
+void reg_committed(void);
+
+/* opkey.c */
+
+/* First start: create the operator key if none exists (only the worker
+ * whose insert wins writes DATA/operator.key). Loads the hash into g_reg.
+ * Returns 0 or a negative NNO_E... code after api->plugin_fail(). */
+int opkey_init(void);
+/* Reload the hash from the settings table. */
+int opkey_load(void);
+/* POST /api/v1/operator-key/rotate */
+int opkey_on_rotate(nno_req *req, void *ud);
+
+/* api_platforms.c, api_tenants.c, api_stacks.c, api_audit.c: each binds
+ * its routes; returns 0 or an NNO_E... code. */
+int api_platforms_init(nno_plugin *p);
+int api_tenants_init(nno_plugin *p);
+int api_stacks_init(nno_plugin *p);
+int api_audit_init(nno_plugin *p);
+
+#endif

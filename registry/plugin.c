@@ -1,0 +1,420 @@
+/* The registry core plugin: start-up (database, migrations, operator key,
+ * routes), the RESOLVE hook that maps every request to its platform, the
+ * per-worker routing table kept in step with the changes log, the stack
+ * catalogue, and the "nno.registry" service. See registry/README.md. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sodium.h>
+
+#include "http_util.h"
+#include "internal.h"
+#include "registry.h"
+
+const nno_host_api *api;
+reg g_reg;
+
+/* ---- the routing table ------------------------------------------------- */
+
+static nno_stack *find_stack(void *ud, const char *id, const char *version) {
+  nno_stack *s;
+  return api->stack_find(g_reg.p, id, version, &s) == NNO_OK ? s : NULL;
+}
+
+/* The resolver to use: none until the host has loaded the stacks. */
+static rt_find_fn finder(void) {
+  return g_reg.stacks_resolved ? find_stack : NULL;
+}
+
+/* Activations of one platform, gathered before an rt_put. */
+typedef struct act_group {
+  rtable *t;
+  char platform[STORE_ID_MAX + 1];
+  size_t n;
+  char stack[RT_MAX_STACKS][STORE_STACK_MAX + 1];
+  char version[RT_MAX_STACKS][STORE_STACK_MAX + 1];
+} act_group;
+
+/* Re-put the gathered platform with its activations (keeping its status). */
+static int group_flush(act_group *g) {
+  if (!g->platform[0]) return 0;
+  const rt_entry *e = rt_get(g->t, g->platform, strlen(g->platform));
+  int rc = 0;
+  if (e) {
+    const char *s[RT_MAX_STACKS], *v[RT_MAX_STACKS];
+    for (size_t i = 0; i < g->n; i++) s[i] = g->stack[i], v[i] = g->version[i];
+    rc = rt_put(g->t, g->platform, e->status, s, v, g->n, finder(), NULL);
+  }
+  g->platform[0] = '\0';
+  g->n = 0;
+  return rc ? STORE_ERROR : 0;
+}
+
+static int group_add(void *ud, const store_activation *a) {
+  act_group *g = ud;
+  if (strcmp(g->platform, a->platform) != 0) {
+    int rc = group_flush(g);
+    if (rc) return rc;
+    snprintf(g->platform, sizeof g->platform, "%s", a->platform);
+  }
+  if (g->n < RT_MAX_STACKS) {
+    snprintf(g->stack[g->n], sizeof g->stack[0], "%s", a->stack);
+    snprintf(g->version[g->n], sizeof g->version[0], "%s", a->version);
+    g->n++;
+  }
+  return 0;
+}
+
+static int put_status(void *ud, const char *id, const char *status) {
+  int st = rt_status_parse(status);
+  if (!st) return 0; /* the schema's CHECK makes this impossible */
+  return rt_put(ud, id, st, NULL, NULL, 0, NULL, NULL) ? STORE_ERROR : 0;
+}
+
+/* Fill `t` from the database: every platform, then its activations. */
+static int load_all(rtable *t) {
+  act_group *g = calloc(1, sizeof *g);
+  if (!g) return STORE_ERROR;
+  g->t = t;
+  int rc = store_platform_each(g_reg.db, put_status, t);
+  if (!rc) rc = store_activation_list(g_reg.db, NULL, NULL, 0, group_add, g);
+  if (!rc) rc = group_flush(g);
+  free(g);
+  return rc;
+}
+
+/* Reload one platform into the routing table (or drop it). */
+static int reload_platform(const char *id) {
+  char status[16];
+  int rc = store_platform_status(g_reg.db, id, status, sizeof status);
+  if (rc == STORE_NOTFOUND) {
+    rt_remove(g_reg.routes, id);
+    return 0;
+  }
+  if (rc) return rc;
+  act_group *g = calloc(1, sizeof *g);
+  if (!g) return STORE_ERROR;
+  g->t = g_reg.routes;
+  /* Put it first with no stacks so group_flush finds its status. */
+  rc = put_status(g_reg.routes, id, status);
+  if (!rc) rc = store_activation_list(g_reg.db, id, NULL, 0, group_add, g);
+  if (!rc) rc = group_flush(g);
+  free(g);
+  return rc;
+}
+
+static int replay_one(void *ud, int64_t seq, const char *platform) {
+  int rc = reload_platform(platform);
+  if (!rc) *(int64_t *)ud = seq;
+  return rc;
+}
+
+/* Bring the routing table up to date with the changes log, in one read
+ * snapshot. A worker that fell behind the log's retained rows reloads
+ * everything into a fresh table and swaps it in. */
+static int replay(void) {
+  int64_t min = 0, max = 0, applied = g_reg.seq_applied;
+  /* Never inside a transaction of our own (a service call made while one
+   * is open): catch up on the next request instead. */
+  if (!sqlite3_get_autocommit(g_reg.db)) return STORE_BUSY;
+  int rc = store_begin_read(g_reg.db);
+  if (rc) return rc;
+  rc = store_change_bounds(g_reg.db, &min, &max);
+  if (rc) goto done;
+  if (min > applied + 1) {
+    rtable *t = rt_new();
+    if (!t) {
+      rc = STORE_ERROR;
+      goto done;
+    }
+    rc = load_all(t);
+    if (rc) {
+      rt_free(t);
+      goto done;
+    }
+    rt_free(g_reg.routes);
+    g_reg.routes = t;
+    applied = max;
+  } else {
+    rc = store_change_since(g_reg.db, applied, replay_one, &applied);
+  }
+done:
+  g_reg.seq_applied = applied; /* rows applied so far stay applied */
+  if (rc)
+    store_rollback(g_reg.db);
+  else
+    rc = store_commit(g_reg.db);
+  return rc;
+}
+
+void reg_refresh(void) {
+  uint64_t v;
+  if (api->counter_get(g_reg.p, REG_COUNTER, &v) != NNO_OK ||
+      v == g_reg.counter_seen)
+    return;
+  int rc = replay();
+  if (!rc) rc = opkey_load();
+  if (rc) {
+    /* Serve from what we have and try again on the next request. */
+    api->log(g_reg.p, NNO_LOG_WARN, "cannot catch up with core.db: %s",
+             sqlite3_errmsg(g_reg.db));
+    return;
+  }
+  g_reg.counter_seen = v;
+}
+
+void reg_committed(void) {
+  int rc = api->counter_add(g_reg.p, REG_COUNTER, 1, NULL);
+  if (rc)
+    api->log(g_reg.p, NNO_LOG_ERROR,
+             "cannot move the \"%s\" counter (%s): other workers will not "
+             "see this change",
+             REG_COUNTER, api->err_name(rc));
+}
+
+void reg_resolve_stacks(void) {
+  if (g_reg.stacks_resolved) return;
+  g_reg.stacks_resolved = 1;
+  rt_resolve_all(g_reg.routes, find_stack, NULL);
+}
+
+/* ---- the stack catalogue ----------------------------------------------- */
+
+typedef struct loaded {
+  size_t n;
+  nno_str id[256], version[256];
+} loaded;
+
+static int is_loaded(const loaded *l, const char *id, const char *version) {
+  for (size_t i = 0; i < l->n; i++)
+    if (strlen(id) == l->id[i].len && strlen(version) == l->version[i].len &&
+        memcmp(id, l->id[i].ptr, l->id[i].len) == 0 &&
+        memcmp(version, l->version[i].ptr, l->version[i].len) == 0)
+      return 1;
+  return 0;
+}
+
+typedef struct stale_list {
+  const loaded *l;
+  size_t n;
+  char id[256][STORE_STACK_MAX + 1], version[256][STORE_STACK_MAX + 1];
+} stale_list;
+
+static int collect_stale(void *ud, const char *id, const char *version) {
+  stale_list *s = ud;
+  if (is_loaded(s->l, id, version) || s->n == 256) return 0;
+  snprintf(s->id[s->n], sizeof s->id[0], "%s", id);
+  snprintf(s->version[s->n], sizeof s->version[0], "%s", version);
+  s->n++;
+  return 0;
+}
+
+int reg_catalogue_sync(void) {
+  if (g_reg.catalogue_synced) return STORE_OK;
+  loaded *l = calloc(1, sizeof *l);
+  stale_list *s = calloc(1, sizeof *s);
+  int rc = STORE_ERROR;
+  if (!l || !s) goto done;
+  nno_stack *st;
+  for (size_t i = 0; l->n < 256 && api->stack_at(g_reg.p, i, &st) == NNO_OK;
+       i++)
+    if (api->stack_info(st, &l->id[l->n], &l->version[l->n]) == NNO_OK) l->n++;
+  s->l = l;
+  if ((rc = store_begin(g_reg.db)) != 0) goto done;
+  for (size_t i = 0; i < l->n && !rc; i++)
+    rc = store_stack_add(g_reg.db, l->id[i].ptr, l->version[i].ptr);
+  /* Versions no longer installed leave the catalogue, unless a platform
+   * still has them activated (the foreign key keeps those). */
+  if (!rc) rc = store_stack_each(g_reg.db, collect_stale, s);
+  for (size_t i = 0; i < s->n && !rc; i++)
+    rc = store_stack_remove_unused(g_reg.db, s->id[i], s->version[i]);
+  if (!rc) rc = store_commit(g_reg.db);
+  if (rc) {
+    api->log(g_reg.p, NNO_LOG_WARN, "cannot update the stack catalogue: %s",
+             sqlite3_errmsg(g_reg.db));
+    store_rollback(g_reg.db);
+    goto done;
+  }
+  g_reg.catalogue_synced = 1;
+done:
+  free(l);
+  free(s);
+  return rc;
+}
+
+/* Stacks load after core plugins: look them up once the loop runs. */
+static void on_boot(nno_timer *t, void *ud) {
+  api->timer_stop(t);
+  g_reg.boot_timer = NULL;
+  reg_resolve_stacks();
+  reg_catalogue_sync();
+}
+
+/* ---- the RESOLVE hook -------------------------------------------------- */
+
+/* Per request: one atomic load (the counter), a host-name suffix test and
+ * one hash lookup. The database is only read when the counter moved. */
+static int on_resolve(nno_req *req, void *ud) {
+  if (!g_reg.stacks_resolved) reg_resolve_stacks();
+  reg_refresh();
+  nno_str path = api->req_path(req);
+  const char *id = NULL;
+  size_t idlen = 0, strip = 0;
+  if (path.len >= 3 && memcmp(path.ptr, "/p/", 3) == 0) {
+    id = path.ptr + 3;
+    const char *slash = memchr(id, '/', path.len - 3);
+    idlen = slash ? (size_t)(slash - id) : path.len - 3;
+    strip = 3 + idlen;
+  } else {
+    /* {anything}.{platformId}.{baseDomain}: the label before the base. */
+    nno_str h = api->req_host(req);
+    size_t bl = g_reg.base_len;
+    if (bl && h.len > bl + 1 && h.ptr[h.len - bl - 1] == '.' &&
+        memcmp(h.ptr + h.len - bl, g_reg.base_domain, bl) == 0) {
+      size_t end = h.len - bl - 1, start = end;
+      while (start > 0 && h.ptr[start - 1] != '.') start--;
+      if (start >= 2 && start < end) {
+        id = h.ptr + start;
+        idlen = end - start;
+      }
+    }
+  }
+  if (!id) return NNO_OK; /* the core API */
+  const rt_entry *e =
+      hu_id_valid(id, idlen) ? rt_get(g_reg.routes, id, idlen) : NULL;
+  char detail[160];
+  if (!e || e->status == RT_DELETING) {
+    snprintf(detail, sizeof detail, "no platform \"%.*s\"",
+             (int)(idlen > 64 ? 64 : idlen), id);
+    api->res_problem(req, 404, "Not Found", detail);
+    return NNO_DONE;
+  }
+  if (e->status == RT_SUSPENDED) {
+    snprintf(detail, sizeof detail, "platform %s is suspended", e->id);
+    api->res_problem(req, 403, "Forbidden", detail);
+    return NNO_DONE;
+  }
+  int rc =
+      api->req_set_scope(req, e->id, e->idlen, strip, e->stacks, e->nstacks);
+  return rc ? rc : NNO_OK;
+}
+
+/* ---- the nno.registry service ------------------------------------------ */
+
+static int svc_platform_status(const char *id, char *out, size_t cap) {
+  if (!id || !out) return NNO_EINVAL;
+  reg_refresh();
+  const rt_entry *e = rt_get(g_reg.routes, id, strlen(id));
+  if (!e) return NNO_ENOENT;
+  const char *s = rt_status_name(e->status);
+  if (strlen(s) >= cap) return NNO_EINVAL;
+  memcpy(out, s, strlen(s) + 1);
+  return NNO_OK;
+}
+
+static const nno_registry_v1 service = {
+    .size = sizeof(nno_registry_v1),
+    .platform_status = svc_platform_status,
+};
+
+/* ---- init and fini ----------------------------------------------------- */
+
+static void cleanup(void) {
+  rt_free(g_reg.routes);
+  g_reg.routes = NULL;
+  if (g_reg.db) sqlite3_close_v2(g_reg.db);
+  g_reg.db = NULL;
+}
+
+static int registry_init(nno_plugin *p, const nno_host_api *host) {
+  char err[512];
+  int rc = NNO_EIO;
+  api = host;
+  memset(&g_reg, 0, sizeof g_reg);
+  g_reg.p = p;
+  if (!NNO_HAS(api, req_host)) {
+    api->plugin_fail(p,
+                     "this host lacks the gateway hooks the registry "
+                     "needs (ABI %u.%u)",
+                     api->abi_major, api->abi_minor);
+    return NNO_ENOTSUP;
+  }
+  if (sodium_init() < 0) {
+    api->plugin_fail(p, "cannot initialise libsodium");
+    return NNO_EIO;
+  }
+  const char *data = api->host_data_dir(p);
+  if (mkdir(data, 0700) != 0 && errno != EEXIST) {
+    api->plugin_fail(p, "cannot create %s: %s", data, strerror(errno));
+    return NNO_EIO;
+  }
+  if (snprintf(g_reg.db_path, sizeof g_reg.db_path, "%s/core.db", data) >=
+          (int)sizeof g_reg.db_path ||
+      snprintf(g_reg.key_path, sizeof g_reg.key_path, "%s/operator.key",
+               data) >= (int)sizeof g_reg.key_path) {
+    api->plugin_fail(p, "data directory path too long: %s", data);
+    return NNO_EINVAL;
+  }
+  const char *base = api->host_base_domain(p);
+  g_reg.base_len = strlen(base);
+  if (g_reg.base_len >= sizeof g_reg.base_domain) g_reg.base_len = 0;
+  for (size_t i = 0; i < g_reg.base_len; i++)
+    g_reg.base_domain[i] =
+        (char)((base[i] >= 'A' && base[i] <= 'Z') ? base[i] + 32 : base[i]);
+
+  if (store_open(g_reg.db_path, &g_reg.db, err, sizeof err) ||
+      store_migrate(g_reg.db, err, sizeof err)) {
+    api->plugin_fail(p, "%s", err);
+    goto fail;
+  }
+  /* Read the counter before the snapshot: a change committed after this
+   * point moves the counter past it and is replayed. */
+  api->counter_get(p, REG_COUNTER, &g_reg.counter_seen);
+  int64_t min = 0;
+  rc = NNO_ENOMEM;
+  if (!(g_reg.routes = rt_new())) {
+    api->plugin_fail(p, "out of memory");
+    goto fail;
+  }
+  rc = NNO_EIO;
+  int src = store_begin_read(g_reg.db);
+  if (!src) src = store_change_bounds(g_reg.db, &min, &g_reg.seq_applied);
+  if (!src) src = load_all(g_reg.routes);
+  if (!src) src = store_commit(g_reg.db);
+  if (src) {
+    api->plugin_fail(p, "cannot load platforms from %s: %s", g_reg.db_path,
+                     sqlite3_errmsg(g_reg.db));
+    store_rollback(g_reg.db);
+    goto fail;
+  }
+  if ((rc = opkey_init()) != 0) goto fail;
+  if ((rc = api_platforms_init(p)) || (rc = api_tenants_init(p)) ||
+      (rc = api_stacks_init(p)) || (rc = api_audit_init(p)) ||
+      (rc = api->route_add(p, "POST", "/api/v1/operator-key/rotate",
+                           opkey_on_rotate, NULL))) {
+    api->plugin_fail(p, "cannot bind the operator API: %s", api->strerror(rc));
+    goto fail;
+  }
+  if ((rc = api->gateway_hook_add(p, NNO_STAGE_RESOLVE, on_resolve, NULL)) ||
+      (rc = api->service_publish(p, NNO_REGISTRY_SERVICE, NNO_REGISTRY_VERSION,
+                                 &service)) ||
+      (rc = api->timer_start(p, 0, 0, on_boot, NULL, &g_reg.boot_timer))) {
+    api->plugin_fail(p, "cannot register with the gateway: %s",
+                     api->strerror(rc));
+    goto fail;
+  }
+  api->log(p, NNO_LOG_INFO, "registry ready: %zu platforms, schema %d",
+           rt_count(g_reg.routes), store_latest_version());
+  return NNO_OK;
+fail:
+  cleanup();
+  return rc ? rc : NNO_EIO;
+}
+
+static void registry_fini(nno_plugin *p) { cleanup(); }
+
+NNO_PLUGIN(.name = "registry", .version = "1.0.0", .kind = NNO_KIND_CORE,
+           .on_plugin_init = registry_init, .on_plugin_fini = registry_fini)

@@ -1,0 +1,43 @@
+/* The "nno.registry" service, version 1: what the registry core plugin
+ * publishes for other plugins (IAM, billing, provisioning...).
+ *
+ *   const void *vt;
+ *   uint32_t ver;
+ *   if (api->service_lookup(p, NNO_REGISTRY_SERVICE, 1, &vt, &ver) == NNO_OK) {
+ *     const nno_registry_v1 *reg = vt;
+ *     char status[16];
+ *     if (reg->platform_status("acme", status, sizeof status) == NNO_OK) ...
+ *   }
+ *
+ * Add "requires": {"nno.registry": "^1"} to the package manifest to be
+ * refused at load time when the registry is absent.
+ *
+ * The vtable only grows at the end; test `size` before calling a member
+ * added after version 1.
+ *
+ * THREAD: call from the worker's loop thread only (any hook or callback).
+ * OWNERSHIP: the vtable is borrowed until the caller's own fini. */
+#ifndef NNO_REGISTRY_H
+#define NNO_REGISTRY_H
+
+#include <stddef.h>
+
+#define NNO_REGISTRY_SERVICE "nno.registry"
+#define NNO_REGISTRY_VERSION 1
+
+typedef struct nno_registry_v1 {
+  /* sizeof(nno_registry_v1) as the registry was built. */
+  size_t size;
+  /*
+   * The status of platform `id` (NUL-terminated) as this worker currently
+   * routes it: writes "active", "suspended" or "deleting" (NUL-terminated)
+   * into `out` (`cap` bytes; 16 is enough). Returns 0, NNO_ENOENT for an
+   * unknown platform, NNO_EINVAL for bad arguments or a `cap` too small.
+   * O(1), from this worker's table in memory; the database is read only to
+   * catch up after another change was committed (the shared counter
+   * moved), so a change made by any worker is seen on the next call.
+   */
+  int (*platform_status)(const char *id, char *out, size_t cap);
+} nno_registry_v1;
+
+#endif

@@ -1,0 +1,303 @@
+/* The registry's sqlite store: opening DATA/core.db, numbered migrations,
+ * and every query the plugin makes. Nothing here calls the host ABI, so the
+ * unit tests link this file alone against a temporary database.
+ *
+ * Conventions:
+ *   - Every function returns a store_rc. STORE_ERROR (or STORE_BUSY) leaves
+ *     the reason in sqlite3_errmsg(db).
+ *   - Functions that change rows do not open transactions; the caller wraps
+ *     them with store_begin()/store_commit() (or store_rollback() on any
+ *     error), so one API call is one transaction, all or nothing.
+ *   - Row structs hold copies; list callbacks receive a row borrowed for the
+ *     duration of the callback only. A callback returning non-zero stops the
+ *     iteration and that value is returned.
+ *   - Values are always bound to prepared statements, never formatted into
+ *     SQL text.
+ *
+ * THREAD: a sqlite3 handle is used by one thread (the worker's loop thread).
+ * Several worker processes share the file: WAL mode, busy_timeout 5000 ms,
+ * and writes in BEGIN IMMEDIATE transactions. */
+#ifndef NNO_REGISTRY_STORE_H
+#define NNO_REGISTRY_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+typedef enum store_rc {
+  STORE_OK = 0,
+  STORE_NOTFOUND = 1, /* no such row */
+  STORE_EXISTS = 2,   /* a primary key or unique constraint */
+  STORE_FK = 3,       /* a foreign key: missing parent, or rows still refer */
+  STORE_CYCLE = 4,    /* the tenant cycle trigger refused a parent */
+  STORE_INVALID = 5,  /* a CHECK, NOT NULL or type constraint */
+  STORE_STALE = 6,    /* the row's version differs from the expected one */
+  STORE_BUSY = 7,     /* locked for longer than busy_timeout */
+  STORE_ERROR = 8,    /* anything else; sqlite3_errmsg() says what */
+} store_rc;
+
+/* Lengths in bytes, without the NUL. Names are up to 128 characters of
+ * UTF-8, hence 512 bytes. */
+#define STORE_ID_MAX 32
+/* Shortest ids: platform ids become DNS labels and resource names, so 3;
+ * tenant ids are often region or unit codes ("eu"), so 2. */
+#define STORE_PLATFORM_ID_MIN 3
+#define STORE_TENANT_ID_MIN 2
+#define STORE_NAME_MAX 512
+#define STORE_STACK_MAX 64
+#define STORE_TIME_MAX 20 /* 2026-11-28T10:00:00Z */
+
+/* ---- opening and migrations -------------------------------------------- */
+
+/* One numbered migration: SQL run with sqlite3_exec (no values). */
+typedef struct store_migration {
+  int version;
+  const char *name;
+  const char *sql;
+} store_migration;
+
+/* The migrations, in ascending order (migrations.c). */
+extern const store_migration store_migrations[];
+extern const size_t store_nmigrations;
+
+/* The newest schema version this code knows. */
+int store_latest_version(void);
+
+/* Open (creating if needed) the database at `path`, switch it to WAL, turn
+ * on foreign keys, set busy_timeout to 5000 ms and register the "semver"
+ * collation. On failure *out is NULL and `err` says why. */
+int store_open(const char *path, sqlite3 **out, char *err, size_t errlen);
+
+/* Apply every migration newer than the database's version, in one BEGIN
+ * IMMEDIATE transaction (so concurrent starters apply them once). Refuses a
+ * database whose version is newer than store_latest_version() with
+ * "core.db schema version N is newer than this host supports (M)". */
+int store_migrate(sqlite3 *db, char *err, size_t errlen);
+
+/* The same, stopping at `target` (for tests of upgrades between versions). */
+int store_migrate_to(sqlite3 *db, int target, char *err, size_t errlen);
+
+/* The highest applied migration (0 for an empty database). */
+int store_schema_version(sqlite3 *db, int *out);
+
+/* ---- transactions and time --------------------------------------------- */
+
+int store_begin(sqlite3 *db);      /* BEGIN IMMEDIATE: takes the write lock */
+int store_begin_read(sqlite3 *db); /* BEGIN: a consistent snapshot */
+int store_commit(sqlite3 *db);
+/* Roll back if a transaction is open; never fails visibly. */
+void store_rollback(sqlite3 *db);
+
+/* Now (or `t` seconds since the epoch) as ISO-8601 UTC to the second. */
+void store_now(char out[STORE_TIME_MAX + 1]);
+void store_time(int64_t t, char out[STORE_TIME_MAX + 1]);
+
+/* ---- settings ---------------------------------------------------------- */
+
+int store_setting_get(sqlite3 *db, const char *key, char *out, size_t cap);
+int store_setting_put(sqlite3 *db, const char *key, const char *value);
+/* Insert only if absent: STORE_EXISTS when the key is already set. */
+int store_setting_add(sqlite3 *db, const char *key, const char *value);
+
+/* ---- platforms --------------------------------------------------------- */
+
+typedef struct store_platform {
+  char id[STORE_ID_MAX + 1];
+  char name[STORE_NAME_MAX + 1];
+  char cls[16];    /* "platform" | "user_project" */
+  char status[16]; /* "active" | "suspended" | "deleting" */
+  char plan[STORE_ID_MAX + 1];
+  char owner[STORE_NAME_MAX + 1];
+  int has_owner; /* owner is NULL when 0 */
+  char created_at[STORE_TIME_MAX + 1];
+  char updated_at[STORE_TIME_MAX + 1];
+  int64_t version;
+} store_platform;
+
+typedef int (*store_platform_cb)(void *ud, const store_platform *p);
+/* For the routing table: just id and status. */
+typedef int (*store_status_cb)(void *ud, const char *id, const char *status);
+
+int store_platform_get(sqlite3 *db, const char *id, store_platform *out);
+/* Insert with version 1 and both timestamps now; fills them into *p. */
+int store_platform_insert(sqlite3 *db, store_platform *p);
+/* Write name, plan and owner of *p, bump version and updated_at, and read
+ * the row back into *p. `if_version` > 0: STORE_STALE unless the stored
+ * version equals it. */
+int store_platform_update(sqlite3 *db, store_platform *p, int64_t if_version);
+/* Set the status (bumping version) and read the row back into *out. */
+int store_platform_set_status(sqlite3 *db, const char *id, const char *status,
+                              store_platform *out);
+/* Delete the platform; tenants, activations and resources go with it. */
+int store_platform_delete(sqlite3 *db, const char *id);
+/* Ordered by id, after `after` (NULL: from the start); `cls`/`status`
+ * filter when not NULL. At most `limit` rows. */
+int store_platform_list(sqlite3 *db, const char *cls, const char *status,
+                        const char *after, int limit, store_platform_cb cb,
+                        void *ud);
+/* Every platform's id and status, ordered by id. */
+int store_platform_each(sqlite3 *db, store_status_cb cb, void *ud);
+/* One platform's status: STORE_NOTFOUND when absent. */
+int store_platform_status(sqlite3 *db, const char *id, char *out, size_t cap);
+
+/* ---- tenants ----------------------------------------------------------- */
+
+typedef struct store_tenant {
+  char platform[STORE_ID_MAX + 1];
+  char id[STORE_ID_MAX + 1];
+  char parent[STORE_ID_MAX + 1];
+  int has_parent; /* parent_id is NULL (a root) when 0 */
+  char name[STORE_NAME_MAX + 1];
+  char status[16]; /* "active" | "suspended" */
+  char created_at[STORE_TIME_MAX + 1];
+  char updated_at[STORE_TIME_MAX + 1];
+  int64_t version;
+} store_tenant;
+
+typedef int (*store_tenant_cb)(void *ud, const store_tenant *t);
+
+int store_tenant_get(sqlite3 *db, const char *platform, const char *id,
+                     store_tenant *out);
+/* STORE_FK: the parent does not exist; STORE_CYCLE: parent == id. */
+int store_tenant_insert(sqlite3 *db, store_tenant *t);
+/* Write name, parent and status of *t, bump version, read back.
+ * STORE_CYCLE when the new parent is the tenant or one of its
+ * descendants; STORE_FK when the parent does not exist. */
+int store_tenant_update(sqlite3 *db, store_tenant *t, int64_t if_version);
+/* Delete one tenant (STORE_FK if it has children), or with `cascade` the
+ * tenant and its whole subtree. */
+int store_tenant_delete(sqlite3 *db, const char *platform, const char *id,
+                        int cascade);
+/* Number of direct children (0 or more). */
+int store_tenant_children(sqlite3 *db, const char *platform, const char *id,
+                          int64_t *count);
+/* Ordered by id after `after`. `parent`: only its direct children;
+ * `under`: its whole subtree (not itself). Both NULL: every tenant. */
+int store_tenant_list(sqlite3 *db, const char *platform, const char *parent,
+                      const char *under, const char *after, int limit,
+                      store_tenant_cb cb, void *ud);
+
+/* ---- the stack catalogue ----------------------------------------------- */
+
+/* Versions of one stack, ascending by semver precedence. Borrowed. */
+typedef int (*store_stack_cb)(void *ud, const char *id,
+                              const char *const *versions, size_t n);
+typedef int (*store_stack_version_cb)(void *ud, const char *id,
+                                      const char *version);
+
+/* Add a stack version (and the stack) if absent. */
+int store_stack_add(sqlite3 *db, const char *id, const char *version);
+/* Remove a version unless an activation uses it; then the stack if it has
+ * no version left. STORE_OK also when kept. */
+int store_stack_remove_unused(sqlite3 *db, const char *id, const char *version);
+/* Every (id, version) of the catalogue. */
+int store_stack_each(sqlite3 *db, store_stack_version_cb cb, void *ud);
+/* Stacks ordered by id after `after`, at most `limit`. */
+int store_stack_list(sqlite3 *db, const char *after, int limit,
+                     store_stack_cb cb, void *ud);
+/* One stack: STORE_NOTFOUND if unknown. */
+int store_stack_get(sqlite3 *db, const char *id, store_stack_cb cb, void *ud);
+
+/* ---- activations ------------------------------------------------------- */
+
+typedef struct store_activation {
+  char platform[STORE_ID_MAX + 1];
+  char stack[STORE_STACK_MAX + 1];
+  char version[STORE_STACK_MAX + 1];
+  char activated_at[STORE_TIME_MAX + 1];
+  char activated_by[129];
+} store_activation;
+
+typedef int (*store_activation_cb)(void *ud, const store_activation *a);
+
+int store_activation_get(sqlite3 *db, const char *platform, const char *stack,
+                         store_activation *out);
+/* Insert or replace the platform's activation of a->stack; fills
+ * activated_at. */
+int store_activation_put(sqlite3 *db, store_activation *a);
+int store_activation_delete(sqlite3 *db, const char *platform,
+                            const char *stack);
+/* One platform's activations by stack id, after `after`, at most `limit`
+ * (limit <= 0: all). `platform` NULL: every platform, ordered by platform
+ * then stack. */
+int store_activation_list(sqlite3 *db, const char *platform, const char *after,
+                          int limit, store_activation_cb cb, void *ud);
+
+/* ---- resources --------------------------------------------------------- */
+
+typedef struct store_resource {
+  char platform[STORE_ID_MAX + 1];
+  char type[STORE_ID_MAX + 1];
+  char name[STORE_NAME_MAX + 1];
+  char driver[STORE_ID_MAX + 1];
+  char state[16];
+  char created_at[STORE_TIME_MAX + 1];
+  char updated_at[STORE_TIME_MAX + 1];
+} store_resource;
+
+typedef int (*store_resource_cb)(void *ud, const store_resource *r);
+
+/* Ordered by (type, name) after (after_type, after_name) when given. */
+int store_resource_list(sqlite3 *db, const char *platform,
+                        const char *after_type, const char *after_name,
+                        int limit, store_resource_cb cb, void *ud);
+
+/* ---- audit ------------------------------------------------------------- */
+
+typedef struct store_audit {
+  int64_t seq;
+  const char *at, *actor, *action, *target, *request_id; /* borrowed */
+  const char *detail; /* JSON text or NULL; borrowed */
+} store_audit;
+
+typedef int (*store_audit_cb)(void *ud, const store_audit *a);
+
+/* `detail` must be JSON text (or NULL); `request_id` may be NULL. */
+int store_audit_add(sqlite3 *db, const char *actor, const char *action,
+                    const char *target, const char *request_id,
+                    const char *detail);
+/* Newest first, seq < before (before <= 0: from the newest). */
+int store_audit_list(sqlite3 *db, const char *target, const char *action,
+                     int64_t before, int limit, store_audit_cb cb, void *ud);
+
+/* ---- the changes log (what workers replay) ----------------------------- */
+
+/* Rows kept in the log; a worker further behind reloads everything. */
+#define STORE_CHANGES_KEEP 10000
+
+/* Record that routing of `platform` changed, and drop rows older than the
+ * last STORE_CHANGES_KEEP. */
+int store_change_add(sqlite3 *db, const char *platform);
+/* Lowest and highest seq in the log (0, 0 when empty). */
+int store_change_bounds(sqlite3 *db, int64_t *min, int64_t *max);
+/* Rows with seq > after, ascending. */
+typedef int (*store_change_cb)(void *ud, int64_t seq, const char *platform);
+int store_change_since(sqlite3 *db, int64_t after, store_change_cb cb,
+                       void *ud);
+
+/* ---- idempotency ------------------------------------------------------- */
+
+typedef struct store_idem {
+  char key[129];
+  char actor[129];
+  char method[16];
+  char path[1024];
+  char request_hash[65];
+  int status;
+  char *body;     /* owned: free() it (store_idem_get allocates) */
+  char *location; /* owned, or NULL */
+  char created_at[STORE_TIME_MAX + 1];
+} store_idem;
+
+/* STORE_NOTFOUND if absent; otherwise *out is filled and its body and
+ * location must be freed with store_idem_clear(). */
+int store_idem_get(sqlite3 *db, const char *key, const char *actor,
+                   store_idem *out);
+void store_idem_clear(store_idem *e);
+/* Insert a record (created_at now). */
+int store_idem_put(sqlite3 *db, const store_idem *e);
+/* Drop records created before `cutoff` (ISO time). */
+int store_idem_prune(sqlite3 *db, const char *cutoff);
+
+#endif
