@@ -1,0 +1,124 @@
+/* Unit tests for registry/resolve.c: the per-worker routing table the
+ * RESOLVE hook reads (insert, replace, remove, growth, stack resolution). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "resolve.h"
+
+/* Fake stack handles: distinct addresses, never dereferenced. */
+static char stack_a, stack_b;
+
+static nno_stack *find(void *ud, const char *stack, const char *version) {
+  int *calls = ud;
+  if (calls) (*calls)++;
+  if (strcmp(stack, "a") == 0 && strcmp(version, "1.0.0") == 0)
+    return (nno_stack *)&stack_a;
+  if (strcmp(stack, "b") == 0 && strcmp(version, "2.0.0") == 0)
+    return (nno_stack *)&stack_b;
+  return NULL;
+}
+
+static void put_get_replace_remove(void **state) {
+  rtable *t = rt_new();
+  assert_non_null(t);
+  assert_null(rt_get(t, "acme", 4));
+  assert_int_equal(rt_put(t, "acme", RT_ACTIVE, NULL, NULL, 0, NULL, NULL), 0);
+  const rt_entry *e = rt_get(t, "acme", 4);
+  assert_non_null(e);
+  assert_int_equal(e->status, RT_ACTIVE);
+  assert_int_equal(e->nstacks, 0);
+  assert_string_equal(e->id, "acme");
+  /* Lookups take a length: "acme/x" with length 4 is "acme". */
+  assert_ptr_equal(rt_get(t, "acme/hello", 4), e);
+  assert_null(rt_get(t, "acm", 3));
+  assert_null(rt_get(t, "", 0));
+  /* Replace: same key, new status and stacks. */
+  const char *s[] = {"a", "b", "c"}, *v[] = {"1.0.0", "2.0.0", "3.0.0"};
+  assert_int_equal(rt_put(t, "acme", RT_SUSPENDED, s, v, 3, find, NULL), 0);
+  assert_int_equal(rt_count(t), 1);
+  e = rt_get(t, "acme", 4);
+  assert_int_equal(e->status, RT_SUSPENDED);
+  assert_int_equal(e->nacts, 3);
+  assert_int_equal(e->nstacks, 2); /* "c" is not loaded */
+  assert_ptr_equal(e->stacks[0], &stack_a);
+  assert_ptr_equal(e->stacks[1], &stack_b);
+  rt_remove(t, "acme");
+  rt_remove(t, "acme"); /* absent: nothing happens */
+  assert_null(rt_get(t, "acme", 4));
+  assert_int_equal(rt_count(t), 0);
+  /* Bad arguments leave the table as it was. */
+  assert_int_equal(rt_put(t, "", RT_ACTIVE, NULL, NULL, 0, NULL, NULL),
+                   NNO_EINVAL);
+  assert_int_equal(rt_put(t, "x", 9, NULL, NULL, 0, NULL, NULL), NNO_EINVAL);
+  const char *many[RT_MAX_STACKS + 1];
+  for (int i = 0; i <= RT_MAX_STACKS; i++) many[i] = "a";
+  assert_int_equal(
+      rt_put(t, "x", RT_ACTIVE, many, many, RT_MAX_STACKS + 1, NULL, NULL),
+      NNO_EINVAL);
+  assert_int_equal(rt_count(t), 0);
+  rt_free(t);
+}
+
+static void grows_and_resolves_later(void **state) {
+  rtable *t = rt_new();
+  char id[33];
+  const char *s[] = {"a"}, *v[] = {"1.0.0"};
+  /* 20,000 platforms: the buckets double several times. */
+  for (int i = 0; i < 20000; i++) {
+    snprintf(id, sizeof id, "plat-%05d", i);
+    assert_int_equal(rt_put(t, id, i % 3 ? RT_ACTIVE : RT_SUSPENDED, s, v,
+                            i % 2, NULL, NULL),
+                     0);
+  }
+  assert_int_equal(rt_count(t), 20000);
+  for (int i = 0; i < 20000; i++) {
+    snprintf(id, sizeof id, "plat-%05d", i);
+    const rt_entry *e = rt_get(t, id, strlen(id));
+    assert_non_null(e);
+    assert_int_equal(e->status, i % 3 ? RT_ACTIVE : RT_SUSPENDED);
+    assert_int_equal(e->nacts, i % 2);
+    assert_int_equal(e->nstacks, 0); /* no finder yet */
+  }
+  /* The host loaded its stacks: resolve every entry once. */
+  int calls = 0;
+  rt_resolve_all(t, find, &calls);
+  assert_int_equal(calls, 10000);
+  const rt_entry *e = rt_get(t, "plat-00001", 10);
+  assert_int_equal(e->nstacks, 1);
+  assert_ptr_equal(e->stacks[0], &stack_a);
+  for (int i = 0; i < 20000; i += 2) {
+    snprintf(id, sizeof id, "plat-%05d", i);
+    rt_remove(t, id);
+  }
+  assert_int_equal(rt_count(t), 10000);
+  assert_null(rt_get(t, "plat-00002", 10));
+  assert_non_null(rt_get(t, "plat-00003", 10));
+  rt_clear(t);
+  assert_int_equal(rt_count(t), 0);
+  assert_null(rt_get(t, "plat-00003", 10));
+  rt_free(t);
+}
+
+static void status_names(void **state) {
+  assert_int_equal(rt_status_parse("active"), RT_ACTIVE);
+  assert_int_equal(rt_status_parse("suspended"), RT_SUSPENDED);
+  assert_int_equal(rt_status_parse("deleting"), RT_DELETING);
+  assert_int_equal(rt_status_parse("gone"), 0);
+  assert_string_equal(rt_status_name(RT_SUSPENDED), "suspended");
+  assert_string_equal(rt_status_name(0), "unknown");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(put_get_replace_remove),
+      cmocka_unit_test(grows_and_resolves_later),
+      cmocka_unit_test(status_names),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
