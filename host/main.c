@@ -9,6 +9,7 @@
 
 #include <nno/plugin.h>
 
+#include "cli.h"
 #include "config.h"
 #include "loader.h"
 #include "log.h"
@@ -32,7 +33,9 @@ static void usage(FILE *f) {
           "  version          print the version and plugin ABI\n"
           "  help [COMMAND]   show help for a command\n"
           "\n"
-          "Run 'nno COMMAND --help' for a command's options.\n");
+          "Operator commands (HTTP clients of a running host):\n");
+  cli_usage_summary(f);
+  fprintf(f, "\nRun 'nno COMMAND --help' for a command's options.\n");
 }
 
 static void usage_serve(FILE *f) {
@@ -189,6 +192,8 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  /* Operator commands, global options possibly first. */
+  if (cli_claims(argc - 1, argv + 1)) return cli_main(argc - 1, argv + 1);
   const char *cmd = argv[1];
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") ||
       (!strcmp(cmd, "help") && argc == 2)) {
@@ -198,6 +203,8 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "help")) {
     if (!strcmp(argv[2], "serve")) usage_serve(stdout);
     else if (!strcmp(argv[2], "check-package")) usage_check(stdout);
+    else if (cli_claims(argc - 2, argv + 2))
+      return cli_help(argc - 2, argv + 2);
     else usage(stdout);
     return 0;
   }

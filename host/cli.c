@@ -1,0 +1,297 @@
+/* The operator CLI: parses `nno [GLOBAL...] GROUP [SUB] ARGS...` against
+ * the command table (cli_cmd.c), prints help, resolves the host URL and
+ * where the key comes from, and runs the command. */
+#include "cli.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_internal.h"
+
+#define DEFAULT_URL "http://127.0.0.1:8080"
+
+static int is_group(const char *s) {
+  for (size_t i = 0; i < cli_ngroups; i++)
+    if (!strcmp(cli_groups[i].name, s)) return 1;
+  return 0;
+}
+
+static const cli_command *find(const char *group, const char *sub) {
+  for (size_t i = 0; i < cli_ncommands; i++)
+    if (!strcmp(cli_commands[i].group, group) &&
+        ((!sub && !cli_commands[i].sub) ||
+         (sub && cli_commands[i].sub && !strcmp(cli_commands[i].sub, sub))))
+      return &cli_commands[i];
+  return NULL;
+}
+
+static void help_globals(FILE *f) {
+  fprintf(f,
+          "\nGlobal options (before or after the command):\n"
+          "  --url URL    the host (NNO_URL; default " DEFAULT_URL ")\n"
+          "  --key KEY    the operator key (NNO_KEY; default: read\n"
+          "               DATA/operator.key)\n"
+          "  --data DIR   the host's data directory (NNO_DATA; default ./var)\n"
+          "  --json       print the server's JSON (a list: one array of all\n"
+          "               its items)\n"
+          "  --help       show help\n"
+          "\nExit status: 0 done, 1 API error, 2 usage error, 3 host "
+          "unreachable.\n");
+}
+
+static void help_command(FILE *f, const cli_command *cmd) {
+  fprintf(f, "usage: nno %s\n\n%s", cmd->synopsis, cmd->help);
+  help_globals(f);
+}
+
+static void help_group(FILE *f, const char *group) {
+  fprintf(f, "usage: nno %s COMMAND [OPTIONS]\n\nCommands:\n", group);
+  for (size_t i = 0; i < cli_ncommands; i++)
+    if (!strcmp(cli_commands[i].group, group))
+      fprintf(f, "  nno %s\n", cli_commands[i].synopsis);
+  fprintf(f, "\nRun 'nno %s COMMAND --help' for one command.\n", group);
+  help_globals(f);
+}
+
+void cli_usage_summary(FILE *f) {
+  for (size_t i = 0; i < cli_ngroups; i++)
+    fprintf(f, "  %-15s  %s\n", cli_groups[i].name, cli_groups[i].summary);
+}
+
+/* -- parsing --------------------------------------------------------------- */
+
+static const char *const global_values[] = {"url", "key", "data"};
+
+static int is_global_value(const char *name) {
+  for (size_t i = 0; i < 3; i++)
+    if (!strcmp(name, global_values[i])) return 1;
+  return 0;
+}
+
+int cli_claims(int argc, char **argv) {
+  for (int i = 0; i < argc; i++) {
+    const char *s = argv[i];
+    if (s[0] != '-') return is_group(s);
+    if (strncmp(s, "--", 2)) return 0;
+    char name[32];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(s + 2, "="), s + 2);
+    if (is_global_value(name)) {
+      if (!strchr(s, '=')) i++;
+    } else if (strcmp(name, "json") && strcmp(name, "help")) {
+      return 0;
+    }
+  }
+  return 0;
+}
+
+static int bad_option(const char *where, const char *what, const char *s) {
+  char msg[256], hint[128];
+  snprintf(msg, sizeof msg, "%s: %s '%.64s'", where, what, s);
+  snprintf(hint, sizeof hint, "run 'nno %s --help' for the options", where);
+  return cli_usage_error(msg, hint);
+}
+
+int cli_main(int argc, char **argv) {
+  const char *gv[3] = {0}; /* url, key, data */
+  const char *group = NULL, *sub = NULL;
+  const cli_command *cmd = NULL;
+  int json = 0, help = 0, dashdash = 0;
+  cli_args a = {0};
+  char where[64] = "";
+
+  /* --help anywhere wins over every other problem of the line. */
+  for (int i = 0; i < argc && strcmp(argv[i], "--"); i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) help = 1;
+
+  for (int i = 0; i < argc; i++) {
+    const char *s = argv[i];
+    if (!dashdash && s[0] == '-' && s[1]) {
+      if (!strcmp(s, "--")) {
+        dashdash = 1;
+        continue;
+      }
+      if (!strcmp(s, "--help") || !strcmp(s, "-h")) continue;
+      const char *eq = strchr(s, '=');
+      char name[32];
+      snprintf(name, sizeof name, "%.*s",
+               (int)(eq ? (size_t)(eq - s) : strlen(s)) - 2, s + 2);
+      if (strncmp(s, "--", 2) || !name[0]) {
+        if (help) continue;
+        return bad_option(where[0] ? where : "nno", "unknown option", s);
+      }
+      int gi = -1, takes = 0;
+      for (int g = 0; g < 3; g++)
+        if (!strcmp(name, global_values[g])) gi = g, takes = 1;
+      int oi = -1;
+      if (gi < 0 && strcmp(name, "json") && cmd) {
+        for (int k = 0; k < 8 && cmd->opts[k]; k++) {
+          size_t ln = strcspn(cmd->opts[k], "=");
+          if (strlen(name) == ln && !strncmp(cmd->opts[k], name, ln))
+            oi = k, takes = cmd->opts[k][ln] == '=';
+        }
+      }
+      if (gi < 0 && oi < 0 && strcmp(name, "json")) {
+        if (help) continue;
+        return bad_option(where[0] ? where : "nno", "unknown option", s);
+      }
+      const char *v = "1";
+      if (takes) {
+        if (eq)
+          v = eq + 1;
+        else if (i + 1 < argc)
+          v = argv[++i];
+        else if (help)
+          continue;
+        else
+          return bad_option(where[0] ? where : "nno", "option needs a value",
+                            s);
+      } else if (eq && !help) {
+        return bad_option(where[0] ? where : "nno", "option takes no value", s);
+      }
+      if (gi >= 0) {
+        gv[gi] = v;
+      } else if (oi < 0) {
+        json = 1;
+      } else {
+        for (int k = 0; k < a.nopt; k++)
+          if (a.opt[k].name == cmd->opts[oi] && !help)
+            return bad_option(where, "option given twice", s);
+        if (a.nopt < CLI_MAX_OPTS) {
+          a.opt[a.nopt].name = cmd->opts[oi];
+          a.opt[a.nopt++].value = v;
+        }
+      }
+      continue;
+    }
+    if (!group) {
+      if (!is_group(s)) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "unknown command '%.32s'", s);
+        return cli_usage_error(msg, "run 'nno --help' for the commands");
+      }
+      group = s;
+      snprintf(where, sizeof where, "%s", group);
+      cmd = find(group, NULL);
+    } else if (!cmd) {
+      sub = s;
+      if (!(cmd = find(group, sub))) {
+        if (help) break;
+        char msg[128], hint[96];
+        snprintf(msg, sizeof msg, "%s: unknown command '%.32s'", group, s);
+        snprintf(hint, sizeof hint, "run 'nno %s --help' for its commands",
+                 group);
+        return cli_usage_error(msg, hint);
+      }
+      snprintf(where, sizeof where, "%s %s", group, sub);
+    } else if (a.npos < cmd->max_pos) {
+      if (!*s && !help) {
+        char msg[128];
+        char hint[256];
+        snprintf(msg, sizeof msg, "%s: an empty argument is not an id", where);
+        snprintf(hint, sizeof hint, "usage: nno %s", cmd->synopsis);
+        return cli_usage_error(msg, hint);
+      }
+      a.pos[a.npos++] = s;
+    } else if (!help) {
+      char msg[128], hint[256];
+      snprintf(msg, sizeof msg, "%s: unexpected argument '%.32s'", where, s);
+      snprintf(hint, sizeof hint, "usage: nno %s", cmd->synopsis);
+      return cli_usage_error(msg, hint);
+    }
+  }
+  int rc = CLI_EUSAGE;
+  cli c = {.json = json};
+  if (help) {
+    if (cmd)
+      help_command(stdout, cmd);
+    else if (group)
+      help_group(stdout, group);
+    else
+      fprintf(stdout, "usage: nno COMMAND ... (run 'nno --help')\n");
+    rc = CLI_OK;
+    goto done;
+  }
+  if (!cmd) {
+    char msg[96], hint[96];
+    snprintf(msg, sizeof msg, "%s: missing command", group ? group : "nno");
+    snprintf(hint, sizeof hint, "run 'nno %s --help' for its commands",
+             group ? group : "");
+    rc = cli_usage_error(msg, hint);
+    goto done;
+  }
+  if (a.npos < cmd->min_pos) {
+    char msg[128], hint[256];
+    snprintf(msg, sizeof msg, "%s: missing arguments", where);
+    snprintf(hint, sizeof hint, "usage: nno %s", cmd->synopsis);
+    rc = cli_usage_error(msg, hint);
+    goto done;
+  }
+  for (int k = 0; k < 8 && cmd->opts[k]; k++) {
+    /* Only --name is required (create commands). */
+    if (!strcmp(cmd->opts[k], "name=") && cmd->sub &&
+        !strcmp(cmd->sub, "create") && !cli_opt(&a, "name")) {
+      char msg[128], hint[256];
+      snprintf(msg, sizeof msg, "%s: --name is required", where);
+      snprintf(hint, sizeof hint, "usage: nno %s", cmd->synopsis);
+      rc = cli_usage_error(msg, hint);
+      goto done;
+    }
+  }
+
+  /* Where the host is. */
+  const char *url = gv[0] ? gv[0] : getenv("NNO_URL");
+  if (!url || !*url) url = DEFAULT_URL;
+  size_t ul = strlen(url);
+  while (ul > 0 && url[ul - 1] == '/') ul--;
+  if ((strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) ||
+      ul >= sizeof c.url || ul <= 8) {
+    rc = cli_usage_error("the host URL must start with http:// or https://",
+                         "e.g. --url http://127.0.0.1:8080 or NNO_URL");
+    goto done;
+  }
+  snprintf(c.url, sizeof c.url, "%.*s", (int)ul, url);
+
+  /* The key: --key, NNO_KEY, else DATA/operator.key, read by the first
+   * request (so that usage errors come first). */
+  const char *data = gv[2] ? gv[2] : getenv("NNO_DATA");
+  c.data_given = data && *data;
+  if (!c.data_given) data = "./var";
+  if (snprintf(c.key_path, sizeof c.key_path, "%s/operator.key", data) >=
+      (int)sizeof c.key_path) {
+    rc = cli_usage_error("the data directory path is too long",
+                         "pass a shorter --data or NNO_DATA");
+    goto done;
+  }
+  c.key_arg = gv[1] ? gv[1] : getenv("NNO_KEY");
+  if (c.key_arg && !*c.key_arg) c.key_arg = NULL;
+  if (c.key_arg && !cli_key_ok(c.key_arg)) {
+    rc = cli_usage_error("the operator key (--key or NNO_KEY) has spaces or "
+                         "control characters",
+                         "pass the key as 'nno serve' wrote it");
+    goto done;
+  }
+  if (cli_opt(&a, "limit") && cli_rows_wanted(&a, 1, where) < 0) goto done;
+
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    fprintf(stderr, "nno: cannot initialise libcurl\n");
+    rc = CLI_EAPI;
+    goto done;
+  }
+  rc = cmd->run(&c, &a);
+  if (c.curl) curl_easy_cleanup(c.curl);
+  curl_global_cleanup();
+  if (fflush(stdout) != 0 && rc == CLI_OK) rc = CLI_EAPI;
+done:
+  explicit_bzero(c.key, sizeof c.key);
+  return rc;
+}
+
+int cli_help(int argc, char **argv) {
+  char *v[8];
+  int n = 0;
+  for (int i = 0; i < argc && n < 6; i++) v[n++] = argv[i];
+  v[n++] = "--help";
+  v[n] = NULL;
+  return cli_main(n, v);
+}

@@ -1,0 +1,602 @@
+/* The operator CLI's commands: one function per command, each a few calls
+ * of the /api/v1 HTTP API, and the table that names them with their
+ * arguments, options and help. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_internal.h"
+
+#define LIST_MAX_ROWS 100000L /* rows a list follows pages for by default */
+#define AUDIT_ROWS 100L       /* audit: the newest entries by default */
+#define LIMIT_MAX 10000000L
+#define PAGE_MAX 500 /* the server's largest page */
+
+const char *cli_opt(const cli_args *a, const char *name) {
+  size_t n = strlen(name);
+  for (int i = 0; i < a->nopt; i++)
+    if (!strncmp(a->opt[i].name, name, n) &&
+        (a->opt[i].name[n] == '\0' || a->opt[i].name[n] == '='))
+      return a->opt[i].value;
+  return NULL;
+}
+
+/* -- output of one object ------------------------------------------------ */
+
+/* After a request: an error status is printed; a 2xx object is printed as
+ * the server sent it (--json) or as `key: value` lines. */
+static int finish(cli *c, cli_resp *r) {
+  int rc = CLI_OK;
+  if (r->status < 200 || r->status > 299) {
+    rc = cli_api_error(r, NULL);
+  } else if (c->json) {
+    if (r->len) {
+      fwrite(r->body, 1, r->len, stdout);
+      if (r->body[r->len - 1] != '\n') fputc('\n', stdout);
+    }
+  } else if (r->len) {
+    json_error_t err;
+    json_t *j = json_loadb(r->body, r->len, 0, &err);
+    if (json_is_object(j)) {
+      cli_show(stdout, j);
+    } else {
+      fprintf(stderr, "nno: the %ld answer is not a JSON object\n", r->status);
+      rc = CLI_EAPI;
+    }
+    json_decref(j);
+  }
+  cli_resp_free(r);
+  return rc;
+}
+
+static int single(cli *c, const char *method, const char *path,
+                  const json_t *body) {
+  cli_resp r;
+  int rc = cli_request(c, method, path, body, NULL, &r);
+  return rc ? rc : finish(c, &r);
+}
+
+/* A 2xx answer without content: `done` on stdout unless --json. */
+static int no_content(cli *c, const char *method, const char *path,
+                      const char *done) {
+  cli_resp r;
+  int rc = cli_call(c, method, path, NULL, NULL, NULL, &r);
+  if (rc == CLI_OK && c->json && r.len) {
+    fwrite(r.body, 1, r.len, stdout);
+    if (r.body[r.len - 1] != '\n') fputc('\n', stdout);
+  } else if (rc == CLI_OK && !c->json) {
+    printf("%s\n", done);
+  }
+  cli_resp_free(&r);
+  return rc;
+}
+
+static int too_long(void) {
+  return cli_usage_error("an argument is too long for a request path",
+                         "ids are at most a few dozen characters");
+}
+
+/* -- lists ----------------------------------------------------------------- */
+
+long cli_rows_wanted(const cli_args *a, long dflt, const char *cmd) {
+  const char *l = cli_opt(a, "limit");
+  if (l && cli_opt(a, "all")) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: --limit and --all exclude each other", cmd);
+    cli_usage_error(msg, "--limit N shows N rows, --all every row");
+    return -1;
+  }
+  if (cli_opt(a, "all")) return LONG_MAX;
+  if (!l) return dflt;
+  char *end;
+  errno = 0;
+  long n = strtol(l, &end, 10);
+  if (errno || end == l || *end || n < 1 || n > LIMIT_MAX) {
+    char msg[192];
+    snprintf(msg, sizeof msg,
+             "%s: --limit expects an integer from 1 to %ld, got '%.32s'", cmd,
+             LIMIT_MAX, l);
+    cli_usage_error(msg, "e.g. --limit 20, or --all for every row");
+    return -1;
+  }
+  return n;
+}
+
+/* GET `base` (a path, maybe with a query) page after page, following
+ * next_cursor, until `want` rows; prints them as one JSON array (--json) or
+ * a table. `paged`: the endpoint takes limit (page size). */
+static int list(cli *c, const cli_args *a, const char *cmd, const char *base,
+                long dflt, int paged, const cli_col *cols, size_t ncols) {
+  long want = cli_rows_wanted(a, dflt, cmd);
+  if (want < 0) return CLI_EUSAGE;
+  json_t *all = json_array(), *page = NULL;
+  char *cursor = NULL;
+  int rc = CLI_OK, more = 0;
+  if (!all) return CLI_EAPI;
+  for (;;) {
+    char path[CLI_PATH_MAX], num[32];
+    long left = want - (long)json_array_size(all);
+    snprintf(path, sizeof path, "%s", base);
+    snprintf(num, sizeof num, "%ld", left < PAGE_MAX ? left : PAGE_MAX);
+    if ((paged && cli_query(path, sizeof path, "limit", num)) ||
+        cli_query(path, sizeof path, "cursor", cursor)) {
+      fprintf(stderr, "nno: the server's cursor is too long to send back\n");
+      rc = CLI_EAPI;
+      break;
+    }
+    if ((rc = cli_call(c, "GET", path, NULL, NULL, &page, NULL))) break;
+    json_t *items = json_object_get(page, "items");
+    if (!json_is_array(items)) {
+      fprintf(stderr, "nno: the answer to GET /api/v1%s has no \"items\"\n",
+              base);
+      rc = CLI_EAPI;
+      break;
+    }
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it) {
+      if ((long)json_array_size(all) >= want) break;
+      json_array_append(all, it);
+    }
+    const char *next = json_string_value(json_object_get(page, "next_cursor"));
+    int stuck = !next || !*next || json_array_size(items) == 0 ||
+                (cursor && !strcmp(next, cursor));
+    if (stuck) break;
+    if ((long)json_array_size(all) >= want) {
+      more = 1;
+      break;
+    }
+    free(cursor);
+    if (!(cursor = strdup(next))) {
+      rc = CLI_EAPI;
+      break;
+    }
+    json_decref(page);
+    page = NULL;
+  }
+  if (rc == CLI_OK) {
+    if (c->json)
+      cli_print_json(stdout, all);
+    else
+      cli_table(stdout, cols, ncols, all);
+    if (more && !cli_opt(a, "limit"))
+      fprintf(stderr,
+              "nno: showing the first %ld rows; there are more "
+              "(--limit N or --all)\n",
+              want);
+  }
+  free(cursor);
+  json_decref(page);
+  json_decref(all);
+  return rc;
+}
+
+/* -- platform -------------------------------------------------------------- */
+
+static const cli_col platform_cols[] = {
+    {"ID", "id"},         {"NAME", "name"}, {"CLASS", "class"},
+    {"STATUS", "status"}, {"PLAN", "plan"}, {"CREATED", "created_at"}};
+
+static int platform_create(cli *c, const cli_args *a) {
+  json_t *b = json_object();
+  if (a->npos) json_object_set_new(b, "id", json_string(a->pos[0]));
+  json_object_set_new(b, "name", json_string(cli_opt(a, "name")));
+  if (cli_opt(a, "class"))
+    json_object_set_new(b, "class", json_string(cli_opt(a, "class")));
+  if (cli_opt(a, "plan"))
+    json_object_set_new(b, "plan", json_string(cli_opt(a, "plan")));
+  if (cli_opt(a, "owner"))
+    json_object_set_new(b, "owner", json_string(cli_opt(a, "owner")));
+  int rc = single(c, "POST", "/platforms", b);
+  json_decref(b);
+  return rc;
+}
+
+static int platform_list(cli *c, const cli_args *a) {
+  char path[CLI_PATH_MAX] = "/platforms";
+  if (cli_query(path, sizeof path, "class", cli_opt(a, "class")) ||
+      cli_query(path, sizeof path, "status", cli_opt(a, "status")))
+    return too_long();
+  return list(c, a, "platform list", path, LIST_MAX_ROWS, 1, platform_cols,
+              sizeof platform_cols / sizeof platform_cols[0]);
+}
+
+static int platform_show(cli *c, const cli_args *a) {
+  char path[CLI_PATH_MAX];
+  if (cli_path(path, sizeof path, "/platforms/%s", a->pos[0]))
+    return too_long();
+  return single(c, "GET", path, NULL);
+}
+
+static int platform_update(cli *c, const cli_args *a) {
+  char path[CLI_PATH_MAX], etag[sizeof((cli_resp *)0)->etag];
+  if (!cli_opt(a, "name") && !cli_opt(a, "plan") && !cli_opt(a, "owner"))
+    return cli_usage_error("platform update: nothing to change",
+                           "pass --name, --plan and/or --owner");
+  if (cli_path(path, sizeof path, "/platforms/%s", a->pos[0]))
+    return too_long();
+  cli_resp r;
+  int rc = cli_call(c, "GET", path, NULL, NULL, NULL, &r);
+  if (rc) return rc;
+  snprintf(etag, sizeof etag, "%s", r.etag);
+  cli_resp_free(&r);
+
+  json_t *b = json_object();
+  if (cli_opt(a, "name"))
+    json_object_set_new(b, "name", json_string(cli_opt(a, "name")));
+  if (cli_opt(a, "plan"))
+    json_object_set_new(b, "plan", json_string(cli_opt(a, "plan")));
+  if (cli_opt(a, "owner")) /* --owner '' clears it */
+    json_object_set_new(b, "owner",
+                        *cli_opt(a, "owner") ? json_string(cli_opt(a, "owner"))
+                                             : json_null());
+  rc = cli_request(c, "PATCH", path, b, etag[0] ? etag : NULL, &r);
+  json_decref(b);
+  if (rc) return rc;
+  if (r.status == 412) {
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "platform %.64s was changed by someone else since it was read; "
+             "run the command again",
+             a->pos[0]);
+    rc = cli_api_error(&r, msg);
+    cli_resp_free(&r);
+    return rc;
+  }
+  return finish(c, &r);
+}
+
+/* POST to `fmt` (one %s: the platform id), e.g. /platforms/%s/suspend. */
+static int platform_action(cli *c, const cli_args *a, const char *fmt) {
+  char path[CLI_PATH_MAX];
+  if (cli_path(path, sizeof path, fmt, a->pos[0])) return too_long();
+  return single(c, "POST", path, NULL);
+}
+
+static int platform_suspend(cli *c, const cli_args *a) {
+  return platform_action(c, a, "/platforms/%s/suspend");
+}
+
+static int platform_resume(cli *c, const cli_args *a) {
+  return platform_action(c, a, "/platforms/%s/resume");
+}
+
+static int platform_delete(cli *c, const cli_args *a) {
+  char path[CLI_PATH_MAX], done[256];
+  const char *id = a->pos[0];
+  if (cli_path(path, sizeof path, "/platforms/%s", id)) return too_long();
+  if (!cli_opt(a, "yes")) {
+    char msg[256];
+    if (!isatty(STDIN_FILENO)) {
+      snprintf(msg, sizeof msg,
+               "platform delete: refusing to delete platform %.64s without "
+               "confirmation",
+               id);
+      return cli_usage_error(msg, "pass --yes to delete it with its tenants, "
+                                  "activations and resources");
+    }
+    fprintf(stderr,
+            "Delete platform %.64s with all its tenants, activations and "
+            "resources? [y/N] ",
+            id);
+    fflush(stderr);
+    char line[64];
+    if (!fgets(line, sizeof line, stdin) ||
+        (strcmp(line, "y\n") && strcmp(line, "yes\n") && strcmp(line, "Y\n"))) {
+      fprintf(stderr, "nno: not deleted\n");
+      return CLI_EAPI;
+    }
+  }
+  snprintf(done, sizeof done, "deleted platform %.64s", id);
+  return no_content(c, "DELETE", path, done);
+}
+
+/* -- tenant ---------------------------------------------------------------- */
+
+static const cli_col tenant_cols[] = {{"ID", "id"},
+                                      {"PARENT", "parent"},
+                                      {"NAME", "name"},
+                                      {"STATUS", "status"},
+                                      {"CREATED", "created_at"}};
+
+static int tenant_create(cli *c, const cli_args *a) {
+  char path[CLI_PATH_MAX];
+  if (cli_path(path, sizeof path, "/platforms/%s/tenants", a->pos[0]))
+    return too_long();
+  json_t *b = json_object();
+  if (a->npos > 1) json_object_set_new(b, "id", json_string(a->pos[1]));
+  json_object_set_new(b, "name", json_string(cli_opt(a, "name")));
+  if (cli_opt(a, "parent"))
+    json_object_set_new(b, "parent", json_string(cli_opt(a, "parent")));
+  int rc = single(c, "POST", path, b);
+  json_decref(b);
+  return rc;
+}
+
+static int tenant_list(cli *c, const cli_args *a) {
+  char path[CLI_PATH_MAX];
+  if (cli_opt(a, "parent") && cli_opt(a, "under"))
+    return cli_usage_error("tenant list: --parent and --under exclude each "
+                           "other",
+                           "--parent T lists T's children, --under T its "
+                           "whole subtree");
+  if (cli_path(path, sizeof path, "/platforms/%s/tenants", a->pos[0]) ||
+      cli_query(path, sizeof path, "parent", cli_opt(a, "parent")) ||
+      cli_query(path, sizeof path, "under", cli_opt(a, "under")))
+    return too_long();
+  return list(c, a, "tenant list", path, LIST_MAX_ROWS, 1, tenant_cols,
+              sizeof tenant_cols / sizeof tenant_cols[0]);
+}
+
+static int tenant_show(cli *c, const cli_args *a) {
+  char path[CLI_PATH_MAX];
+  if (cli_path(path, sizeof path, "/platforms/%s/tenants/%s", a->pos[0],
+               a->pos[1]))
+    return too_long();
+  return single(c, "GET", path, NULL);
+}
+
+static int tenant_delete(cli *c, const cli_args *a) {
+  char path[CLI_PATH_MAX], done[256];
+  if (cli_path(path, sizeof path, "/platforms/%s/tenants/%s", a->pos[0],
+               a->pos[1]) ||
+      cli_query(path, sizeof path, "cascade",
+                cli_opt(a, "cascade") ? "true" : NULL))
+    return too_long();
+  snprintf(done, sizeof done, "deleted tenant %.64s of platform %.64s%s",
+           a->pos[1], a->pos[0],
+           cli_opt(a, "cascade") ? " with its subtree" : "");
+  return no_content(c, "DELETE", path, done);
+}
+
+/* -- stack ----------------------------------------------------------------- */
+
+static int stack_list(cli *c, const cli_args *a) {
+  static const cli_col stacks[] = {{"ID", "id"}, {"VERSIONS", "versions"}};
+  static const cli_col acts[] = {{"STACK", "stack"},
+                                 {"VERSION", "version"},
+                                 {"ACTIVATED", "activated_at"},
+                                 {"BY", "activated_by"}};
+  char path[CLI_PATH_MAX];
+  if (!cli_opt(a, "platform"))
+    return list(c, a, "stack list", "/stacks", LIST_MAX_ROWS, 0, stacks, 2);
+  if (cli_path(path, sizeof path, "/platforms/%s/stacks",
+               cli_opt(a, "platform")))
+    return too_long();
+  return list(c, a, "stack list", path, LIST_MAX_ROWS, 0, acts, 4);
+}
+
+static int stack_show(cli *c, const cli_args *a) {
+  char path[CLI_PATH_MAX];
+  if (cli_path(path, sizeof path, "/stacks/%s", a->pos[0])) return too_long();
+  return single(c, "GET", path, NULL);
+}
+
+static int stack_activate(cli *c, const cli_args *a) {
+  char path[CLI_PATH_MAX];
+  if (cli_path(path, sizeof path, "/platforms/%s/stacks", a->pos[0]))
+    return too_long();
+  json_t *b = json_object();
+  json_object_set_new(b, "stack", json_string(a->pos[1]));
+  if (cli_opt(a, "version"))
+    json_object_set_new(b, "version", json_string(cli_opt(a, "version")));
+  int rc = single(c, "POST", path, b);
+  json_decref(b);
+  return rc;
+}
+
+static int stack_deactivate(cli *c, const cli_args *a) {
+  char path[CLI_PATH_MAX], done[256];
+  if (cli_path(path, sizeof path, "/platforms/%s/stacks/%s", a->pos[0],
+               a->pos[1]))
+    return too_long();
+  snprintf(done, sizeof done, "deactivated stack %.64s on platform %.64s",
+           a->pos[1], a->pos[0]);
+  return no_content(c, "DELETE", path, done);
+}
+
+/* -- audit ----------------------------------------------------------------- */
+
+static int audit(cli *c, const cli_args *a) {
+  static const cli_col cols[] = {{"SEQ", "seq"},
+                                 {"AT", "at"},
+                                 {"ACTOR", "actor"},
+                                 {"ACTION", "action"},
+                                 {"TARGET", "target"}};
+  char path[CLI_PATH_MAX] = "/audit";
+  if (cli_query(path, sizeof path, "target", cli_opt(a, "target")) ||
+      cli_query(path, sizeof path, "action", cli_opt(a, "action")))
+    return too_long();
+  return list(c, a, "audit", path, AUDIT_ROWS, 1, cols, 5);
+}
+
+/* -- operator-key ---------------------------------------------------------- */
+
+/* Replaces `path` with `key` and a newline, mode 0600, atomically. */
+static int write_key(const char *path, const char *key) {
+  char tmp[PATH_MAX];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >=
+      (int)sizeof tmp) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  int fd =
+      open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  size_t n = strlen(key);
+  int ok = write(fd, key, n) == (ssize_t)n && write(fd, "\n", 1) == 1 &&
+           fsync(fd) == 0;
+  int saved = errno;
+  if (close(fd) != 0 && ok) ok = 0, saved = errno;
+  if (ok && rename(tmp, path) == 0) return 0;
+  if (ok) saved = errno;
+  unlink(tmp);
+  errno = saved;
+  return -1;
+}
+
+static int operator_key_rotate(cli *c, const cli_args *a) {
+  /* Save where the key was read from, or into --data/NNO_DATA; never into
+   * ./var when the key came from --key or NNO_KEY (another host's file). */
+  const char *save = !c->key_arg || c->data_given ? c->key_path : NULL;
+  int show = cli_opt(a, "show") != NULL;
+  if (!save && !show && !c->json)
+    return cli_usage_error("operator-key rotate: nowhere to save the new key",
+                           "pass --data DIR to write DIR/operator.key, or "
+                           "--show to print it");
+  json_t *j = NULL;
+  cli_resp r;
+  int rc = cli_call(c, "POST", "/operator-key/rotate", NULL, NULL, &j, &r);
+  if (rc) return rc;
+  const char *key = json_string_value(json_object_get(j, "key"));
+  const char *server_path = json_string_value(json_object_get(j, "path"));
+  if (!server_path) server_path = json_string_value(json_object_get(j, "file"));
+  if (key && !cli_key_ok(key)) key = NULL;
+  int saved = 0;
+  if (key && save) {
+    if (write_key(save, key) == 0) {
+      saved = 1;
+    } else {
+      fprintf(stderr,
+              "nno: the key was rotated but cannot be written to "
+              "%s: %s\n",
+              save, strerror(errno));
+      /* The old key is dead now: showing the new one beats losing it. */
+      if (!server_path) show = 1;
+      rc = CLI_EAPI;
+    }
+  }
+  char where[PATH_MAX + 64] = "";
+  if (saved) {
+    char abs[PATH_MAX];
+    snprintf(where, sizeof where, "%s", realpath(save, abs) ? abs : save);
+  } else if (server_path) {
+    snprintf(where, sizeof where, "%s (on the host)", server_path);
+  }
+  if (c->json) {
+    fwrite(r.body, 1, r.len, stdout);
+    if (r.len && r.body[r.len - 1] != '\n') fputc('\n', stdout);
+  } else if (show && key) {
+    printf("%s\n", key);
+  }
+  FILE *msg = c->json || show ? stderr : stdout;
+  if (where[0])
+    fprintf(msg, "new operator key written to %s\n", where);
+  else if (!key)
+    fprintf(msg, "operator key rotated; the answer named neither the key nor "
+                 "where it was written\n");
+  else if (!show && !c->json)
+    fprintf(stderr, "nno: the new key was not saved\n");
+  cli_resp_free(&r);
+  json_decref(j);
+  return rc;
+}
+
+/* -- the command table ----------------------------------------------------- */
+
+/* clang-format off */
+#define LIST_OPTS "  --limit N    show at most N rows (1 to 10000000)\n" \
+                  "  --all        follow every page, however many rows\n"
+
+const cli_command cli_commands[] = {
+    {"platform", "create", 0, 1, {"name=", "class=", "plan=", "owner="},
+     "platform create [ID] --name NAME [--class platform|user_project] "
+     "[--plan P] [--owner O]",
+     "Creates a platform; without ID the server picks one.\n\n"
+     "  --name NAME   display name (required)\n"
+     "  --class C     platform (default) or user_project\n"
+     "  --plan P      plan id (default free)\n"
+     "  --owner O     owner, free text\n",
+     platform_create},
+    {"platform", "list", 0, 0, {"class=", "status=", "limit=", "all"},
+     "platform list [--class C] [--status S] [--limit N | --all]",
+     "Lists platforms by id, following pages (up to 100000 rows unless\n"
+     "--limit or --all).\n\n"
+     "  --class C    only platforms of class C\n"
+     "  --status S   only platforms with status S (active, suspended...)\n"
+     LIST_OPTS,
+     platform_list},
+    {"platform", "show", 1, 1, {0}, "platform show ID",
+     "Shows one platform as key: value lines.\n", platform_show},
+    {"platform", "update", 1, 1, {"name=", "plan=", "owner="},
+     "platform update ID [--name N] [--plan P] [--owner O]",
+     "Changes a platform, refusing if someone else changed it since it was\n"
+     "read (the update is sent with If-Match).\n\n"
+     "  --name N    new display name\n"
+     "  --plan P    new plan\n"
+     "  --owner O   new owner ('' clears it)\n",
+     platform_update},
+    {"platform", "suspend", 1, 1, {0}, "platform suspend ID",
+     "Suspends a platform: its routes answer 403 until it is resumed.\n",
+     platform_suspend},
+    {"platform", "resume", 1, 1, {0}, "platform resume ID",
+     "Resumes a suspended platform.\n", platform_resume},
+    {"platform", "delete", 1, 1, {"yes"}, "platform delete ID [--yes]",
+     "Deletes a platform with its tenants, activations and resources.\n"
+     "Asks for confirmation on a terminal; elsewhere refuses without --yes.\n\n"
+     "  --yes   delete without asking\n",
+     platform_delete},
+    {"tenant", "create", 1, 2, {"name=", "parent="},
+     "tenant create PLATFORM [ID] --name NAME [--parent TID]",
+     "Creates a tenant of PLATFORM; without ID the server picks one.\n\n"
+     "  --name NAME    display name (required)\n"
+     "  --parent TID   parent tenant (default: a root tenant)\n",
+     tenant_create},
+    {"tenant", "list", 1, 1, {"parent=", "under=", "limit=", "all"},
+     "tenant list PLATFORM [--parent TID | --under TID] [--limit N | --all]",
+     "Lists the tenants of PLATFORM by id.\n\n"
+     "  --parent TID   only the direct children of TID\n"
+     "  --under TID    the whole subtree below TID\n" LIST_OPTS,
+     tenant_list},
+    {"tenant", "show", 2, 2, {0}, "tenant show PLATFORM TID",
+     "Shows one tenant as key: value lines.\n", tenant_show},
+    {"tenant", "delete", 2, 2, {"cascade"},
+     "tenant delete PLATFORM TID [--cascade]",
+     "Deletes a tenant. One with children is refused unless --cascade.\n\n"
+     "  --cascade   delete its whole subtree too\n",
+     tenant_delete},
+    {"stack", "list", 0, 0, {"platform=", "limit=", "all"},
+     "stack list [--platform P] [--limit N | --all]",
+     "Lists the installed stacks and their versions, or with --platform the\n"
+     "stacks active on platform P.\n\n"
+     "  --platform P   the activations of platform P\n" LIST_OPTS,
+     stack_list},
+    {"stack", "show", 1, 1, {0}, "stack show ID",
+     "Shows an installed stack and its versions.\n", stack_show},
+    {"stack", "activate", 2, 2, {"version="},
+     "stack activate PLATFORM STACK [--version V]",
+     "Activates STACK on PLATFORM: the newest installed version unless\n"
+     "pinned; replaces another active version of the same stack.\n\n"
+     "  --version V   the version to activate\n",
+     stack_activate},
+    {"stack", "deactivate", 2, 2, {0}, "stack deactivate PLATFORM STACK",
+     "Deactivates STACK on PLATFORM.\n", stack_deactivate},
+    {"audit", NULL, 0, 0, {"target=", "action=", "limit=", "all"},
+     "audit [--target T] [--action A] [--limit N | --all]",
+     "Shows the audit log, newest first (the newest 100 entries unless\n"
+     "--limit or --all).\n\n"
+     "  --target T   only entries about T (e.g. platform:acme)\n"
+     "  --action A   only entries of action A (e.g. platform.create)\n"
+     LIST_OPTS,
+     audit},
+    {"operator-key", "rotate", 0, 0, {"show"}, "operator-key rotate [--show]",
+     "Replaces the operator key: the old one stops working at once. The new\n"
+     "key is written to the key file the CLI read (or DATA/operator.key with\n"
+     "--data/NNO_DATA) with mode 0600; only its path is printed.\n\n"
+     "  --show   print the new key on stdout (so does --json, in the JSON)\n",
+     operator_key_rotate},
+};
+const size_t cli_ncommands = sizeof cli_commands / sizeof cli_commands[0];
+
+const cli_group cli_groups[] = {
+    {"platform", "create, list, show, update, suspend, resume, delete"},
+    {"tenant", "create, list, show, delete the tenants of a platform"},
+    {"stack", "list stacks; activate or deactivate them on a platform"},
+    {"audit", "show the audit log, newest first"},
+    {"operator-key", "rotate: replace the operator key"},
+};
+const size_t cli_ngroups = sizeof cli_groups / sizeof cli_groups[0];
+/* clang-format on */

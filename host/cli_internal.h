@@ -1,0 +1,141 @@
+/* Shared between the operator CLI's files: the request layer (cli_http.c),
+ * the output helpers (cli_table.c) and the commands (cli.c). */
+#ifndef NNO_HOST_CLI_INTERNAL_H
+#define NNO_HOST_CLI_INTERNAL_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+/* Exit codes. */
+enum {
+  CLI_OK = 0,
+  CLI_EAPI = 1,   /* the server answered with an error (or nonsense) */
+  CLI_EUSAGE = 2, /* bad command line, missing key, nothing sent */
+  CLI_EREACH = 3  /* no answer: refused, unresolvable, timed out */
+};
+
+#define CLI_MAX_BODY (64u << 20) /* largest response body read */
+#define CLI_CONNECT_TIMEOUT_MS 5000L
+#define CLI_TIMEOUT_MS 60000L
+#define CLI_PATH_MAX 4096 /* an API path with its query */
+#define CLI_KEY_MAX 512   /* an operator key, trimmed */
+
+/* One invocation: where the host is and how to authenticate. */
+typedef struct cli {
+  char url[1024]; /* base URL, no trailing slash */
+  /* The key: from --key or NNO_KEY when `key_arg` is set, else read from
+   * `key_path` (DATA/operator.key) before the first request. */
+  const char *key_arg;
+  char key_path[PATH_MAX];
+  int data_given; /* --data or NNO_DATA was set */
+  char key[CLI_KEY_MAX];
+  int json;   /* --json: print the server's JSON */
+  CURL *curl; /* created on the first request, reused */
+} cli;
+
+/* 1 if `k` can be an operator key: 1 to CLI_KEY_MAX-1 printable ASCII
+ * characters without spaces. */
+int cli_key_ok(const char *k);
+
+/* One HTTP answer. `body` is NUL-terminated (owned; cli_resp_free). */
+typedef struct cli_resp {
+  long status;
+  char *body;
+  size_t len;
+  char etag[128];
+  char reason[96]; /* the status line's reason phrase */
+} cli_resp;
+
+/* Sends METHOD base/api/v1PATH with the operator key, `body` (may be NULL)
+ * as JSON, and If-Match when `if_match` is not NULL. Returns CLI_OK when an
+ * answer came back, whatever its status (then `r` holds it); otherwise
+ * prints the one-line error (never the key) and returns CLI_EREACH, or
+ * CLI_EAPI for an answer too large to read. */
+int cli_request(cli *c, const char *method, const char *path,
+                const json_t *body, const char *if_match, cli_resp *r);
+void cli_resp_free(cli_resp *r);
+
+/* cli_request, then: a non-2xx status is printed as an API error (returns
+ * CLI_EAPI); a 2xx body is parsed into *out (NULL for an empty body; owned
+ * by the caller) unless `out` is NULL. `r` (optional) keeps a 2xx answer
+ * for its headers or raw body (free it with cli_resp_free); on any other
+ * return it is left empty. */
+int cli_call(cli *c, const char *method, const char *path, const json_t *body,
+             const char *if_match, json_t **out, cli_resp *r);
+
+/* Prints `nno: <status> <title>: <detail>` for an error answer (problem+json
+ * or not) on one line and returns CLI_EAPI. `detail` overrides the body's. */
+int cli_api_error(const cli_resp *r, const char *detail);
+
+/* Formats an API path into out[n]: each %s in `fmt` is replaced by its
+ * argument percent-encoded as one path segment. Returns 0, or -1 when it
+ * does not fit. */
+int cli_path(char *out, size_t n, const char *fmt, ...);
+/* Appends `key=value` (value percent-encoded) as a query parameter; skips a
+ * NULL value. Returns 0, or -1 when it does not fit. */
+int cli_query(char *out, size_t n, const char *key, const char *value);
+
+/* Prints `nno: <msg>` and, when `hint` is set, `hint: <hint>` on stderr;
+ * returns CLI_EUSAGE. */
+int cli_usage_error(const char *msg, const char *hint);
+
+/* Output. A column shows the member `key` of each row under `header`. */
+typedef struct cli_col {
+  const char *header, *key;
+} cli_col;
+
+/* An aligned table: the header row, then one row per object in `rows`. */
+void cli_table(FILE *f, const cli_col *cols, size_t ncols, const json_t *rows);
+/* `key: value` lines, one per member of `obj`, in the server's order. */
+void cli_show(FILE *f, const json_t *obj);
+/* A JSON value on one line, then a newline. */
+void cli_print_json(FILE *f, const json_t *v);
+/* The text shown for a value: strings without control characters, "-" for
+ * null, scalars in arrays joined by ", ", other arrays and objects as JSON.
+ * Owned by the caller (free); NULL when out of memory. */
+char *cli_text(const json_t *v);
+
+/* -- the commands (cli_cmd.c) ------------------------------------------ */
+
+#define CLI_MAX_POS 3
+#define CLI_MAX_OPTS 12
+
+/* A parsed command line: positionals and command options. */
+typedef struct cli_args {
+  const char *pos[CLI_MAX_POS];
+  int npos;
+  struct {
+    const char *name, *value; /* the table's "name=" or "flag"; flags: "1" */
+  } opt[CLI_MAX_OPTS];
+  int nopt;
+} cli_args;
+
+/* One command: `nno GROUP SUB POSITIONALS... OPTIONS...`. */
+typedef struct cli_command {
+  const char *group, *sub; /* sub is NULL for `audit` */
+  int min_pos, max_pos;
+  const char *opts[8]; /* "name=" takes a value, "yes" is a flag */
+  const char *synopsis, *help;
+  int (*run)(cli *c, const cli_args *a);
+} cli_command;
+
+typedef struct cli_group {
+  const char *name, *summary;
+} cli_group;
+
+extern const cli_command cli_commands[];
+extern const size_t cli_ncommands;
+extern const cli_group cli_groups[];
+extern const size_t cli_ngroups;
+
+/* The value of option `name` (without "--"), or NULL when not given. */
+const char *cli_opt(const cli_args *a, const char *name);
+/* The rows a list command wants from --limit/--all, `dflt` without them;
+ * -1 after printing a usage error (`cmd` names the command). */
+long cli_rows_wanted(const cli_args *a, long dflt, const char *cmd);
+
+#endif
