@@ -2,7 +2,8 @@
 # packages first (scripts/setup-deps.sh; silent when nothing is missing).
 #
 #   make                 build into build/ (RelWithDebInfo)
-#   make run             build, then serve on $(LISTEN) with data in $(DATA)/
+#   make run             build, serve on $(LISTEN) with data in $(DATA)/, and
+#                        create the demo platform once (scripts/run.sh)
 #   make test            build, then run every test with ctest
 #   make test-asan       ASan+UBSan Debug build in build-asan/, then ctest
 #   make test-valgrind   unit tests of build/ under valgrind (fails on leaks)
@@ -46,11 +47,7 @@ build: deps
 	cmake --build $(BUILD) -j$(JOBS)
 
 run: build
-	@echo "nno: serving on http://$(LISTEN)/ with data in $(DATA)/ (Ctrl-C stops)"
-	@echo "  curl http://$(LISTEN)/hello"
-	@echo "  curl http://$(LISTEN)/metrics"
-	@echo "  curl http://$(LISTEN)/healthz"
-	@exec $(BUILD)/bin/nno serve --listen $(LISTEN) --data $(DATA)
+	@BIN=$(BUILD)/bin/nno LISTEN=$(LISTEN) DATA=$(DATA) exec sh scripts/run.sh
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure $(CTEST_ARGS)

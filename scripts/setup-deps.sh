@@ -10,7 +10,7 @@
 # Groups can be combined: `setup-deps.sh bench browser`.
 set -eu
 
-BASE="gcc make cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev
+BASE="gcc make cmake pkg-config curl libuv1-dev libjansson-dev libsqlite3-dev
       libcurl4-openssl-dev libarchive-dev libsodium-dev
       libcmocka-dev python3 python3-pytest valgrind"
 BENCH="nginx-light wrk"

@@ -1,0 +1,42 @@
+#!/bin/sh
+# `make run`: serve on $LISTEN with data in $DATA, create the demo platform
+# with the default stack once, and print where to point curl.
+set -eu
+BIN=${BIN:-build/bin/nno}
+LISTEN=${LISTEN:-127.0.0.1:8080}
+DATA=${DATA:-var}
+PORT=${LISTEN##*:}
+
+"$BIN" serve --listen "$LISTEN" --data "$DATA" &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0' INT TERM
+
+i=0
+until curl -fsS "http://$LISTEN/readyz" >/dev/null 2>&1; do
+  i=$((i + 1))
+  if [ "$i" -gt 150 ] || ! kill -0 "$pid" 2>/dev/null; then
+    echo "nno: the host did not become ready (see its log above)" >&2
+    kill -TERM "$pid" 2>/dev/null || true
+    exit 1
+  fi
+  sleep 0.1
+done
+
+export NNO_URL="http://$LISTEN" NNO_DATA="$DATA"
+if ! "$BIN" platform show demo >/dev/null 2>&1; then
+  "$BIN" platform create demo --name "Demo" >/dev/null
+  "$BIN" stack activate demo default >/dev/null
+fi
+
+cat <<MSG
+
+nno is serving on http://$LISTEN/ with data in $DATA/ (Ctrl-C stops it)
+
+  curl http://$LISTEN/p/demo/hello
+  curl http://hello.demo.nno.localhost:$PORT/hello/ada
+  curl http://$LISTEN/metrics
+  curl -H "Authorization: Bearer \$(cat $DATA/operator.key)" http://$LISTEN/api/v1/platforms
+  $BIN platform list          # the CLI reads the key from $DATA/operator.key
+
+MSG
+wait "$pid"
