@@ -13,7 +13,9 @@
 # Environment:
 #   PEERS=nno,nginx-bare,nginx-gateway   servers to measure (any subset)
 #   ROUNDS=3  DURATION=10s  THREADS=2  CONNS=64  WARMUP=2s (0: none)
-#   NNO=build/bin/nno  NNO_PATH=/hello  NNO_WORKERS=2
+#   NNO=build/bin/nno  NNO_PATH=/p/bench/hello  NNO_WORKERS=2
+#   (the platform `bench` is created with the default stack active, so the
+#   path crosses platform resolution like every feature request does)
 #   NNO_HEADER="Name: value"     extra request header for nno (e.g. a key)
 #   NNO_CONFIG='{"log":{"access":false}}'   nno's --config file contents
 #   GATEWAY_RATE=1000000r/s  GATEWAY_BURST=100000   nginx-gateway's limit_req
@@ -31,7 +33,7 @@ THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
 WARMUP=${WARMUP:-2s}
 NNO=${NNO:-$ROOT/build/bin/nno}
-NNO_PATH=${NNO_PATH:-/hello}
+NNO_PATH=${NNO_PATH:-/p/bench/hello}
 NNO_WORKERS=${NNO_WORKERS:-2}
 NNO_HEADER=${NNO_HEADER:-}
 NNO_CONFIG=${NNO_CONFIG:-'{"log":{"access":false}}'}
@@ -148,6 +150,18 @@ start_nno() {
   STARTED+=(nno)
   URL[nno]="http://127.0.0.1:$port$NNO_PATH"
   HDR[nno]=$NNO_HEADER
+  NNO_BASE="http://127.0.0.1:$port"
+}
+
+# The feature path lives on a platform: create it through the operator CLI.
+setup_nno_platform() {
+  local dir="$TMP/nno"
+  wait_ready nno "$NNO_BASE/readyz"
+  [ -f "$dir/var/operator.key" ] || return 0  # no registry: root paths
+  "$NNO" platform create bench --name Bench --url "$NNO_BASE" \
+    --data "$dir/var" >/dev/null
+  "$NNO" stack activate bench default --url "$NNO_BASE" \
+    --data "$dir/var" >/dev/null
 }
 
 # --- checks ------------------------------------------------------------------
@@ -225,6 +239,7 @@ for s in "${SERVERS[@]}"; do
       ;;
     nno)
       start_nno
+      setup_nno_platform
       wait_ready nno "${URL[nno]}" "${HDR[nno]}"
       ;;
   esac

@@ -9,6 +9,7 @@
 
 #include "conn.h"
 #include "fetch.h"
+#include "gateway.h"
 #include "jsonv.h"
 #include "loader.h"
 #include "metrics.h"
@@ -215,7 +216,7 @@ static nno_str api_req_body(nno_req *r) {
 }
 static nno_str api_req_id(nno_req *r) { return mk(r->rid, r->rid_len); }
 static nno_str api_req_traceparent(nno_req *r) {
-  return mk(r->traceparent, r->traceparent_len);
+  return mk(gateway_traceparent(r), 55);
 }
 static int api_req_gone(nno_req *r) { return r->gone; }
 static void *api_req_alloc(nno_req *r, size_t n) {

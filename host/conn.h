@@ -28,6 +28,7 @@ typedef struct conn {
   int writing;       /* a uv_write is in flight */
   int in_process;    /* inside process(): do not re-enter it */
   uint64_t nrequests; /* requests answered on this connection */
+  uint64_t deadline;  /* loop time (ms) the current wait ends; 0: none */
   buf out;           /* responses not yet handed to the kernel */
   buf pending;       /* bytes read but not consumed (pipelining) */
   nno_req req;

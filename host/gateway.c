@@ -62,9 +62,17 @@ void gateway_prepare(conn *c, const http_request *hr) {
     r->rid_len = 32;
   }
   r->rid[r->rid_len] = '\0';
+  /* The trace context is built on first use (a plugin asks, or the access
+   * log writes it): most requests of a busy gateway never need it. */
+  r->traceparent_len = 0;
+}
+
+const char *gateway_traceparent(nno_req *r) {
+  if (r->traceparent_len) return r->traceparent;
+  worker *w = ((conn *)((char *)r - offsetof(conn, req)))->w;
   /* Keep the caller's trace id and flags; our span gets a new parent id. */
   char *tp = r->traceparent;
-  h = hr ? http_request_header(hr, "traceparent") : NULL;
+  const http_header *h = r->hr ? http_request_header(r->hr, "traceparent") : NULL;
   if (h && gateway_traceparent_valid(h->value, h->value_len)) {
     memcpy(tp, h->value, 55);
     tp[0] = '0'; /* we speak version 00 downstream */
@@ -79,6 +87,7 @@ void gateway_prepare(conn *c, const http_request *hr) {
   put_hex64(tp + 36, worker_rand(w) | 1);
   tp[55] = '\0';
   r->traceparent_len = 55;
+  return tp;
 }
 
 static int set_json(nno_req *r, int status, const char *json, size_t len) {
@@ -311,6 +320,6 @@ void gateway_complete(conn *c) {
   log_int(&l, "status", status);
   log_int(&l, "bytes", (long long)r->body.len);
   log_int(&l, "dur_us", (long long)dur_us);
-  log_strn(&l, "trace", r->traceparent + 3, 32);
+  log_strn(&l, "trace", gateway_traceparent(r) + 3, 32);
   log_end(&l);
 }

@@ -22,6 +22,9 @@ typedef struct route_target {
 /* Set the request id, traceparent and start time (hr may be NULL for a
  * request refused before it was parsed). */
 void gateway_prepare(struct conn *c, const http_request *hr);
+/* The request's W3C traceparent (55 characters, NUL-terminated), built on
+ * first use from the received one or generated. Owned by the request. */
+const char *gateway_traceparent(nno_req *r);
 /* Handle a complete request; ends with conn_request_done() now or later. */
 void gateway_handle(struct conn *c, const http_request *hr);
 /* Record the finished request (metrics, access log). */
