@@ -517,6 +517,20 @@ void loader_unload_all(worker *w) {
 int loader_check_all(const nno_config *cfg) {
   int problems = 0;
   char err[LOADER_ERR_MAX];
+  DIR *d = opendir(cfg->plugin_dir);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      char dir[PATH_MAX + 256];
+      if (e->d_name[0] == '.') continue;
+      snprintf(dir, sizeof dir, "%s/%s", cfg->plugin_dir, e->d_name);
+      if (is_dir(dir) && loader_check_package(dir, err, sizeof err) != 0) {
+        fprintf(stderr, "error: core plugin %s: %s\n", e->d_name, err);
+        problems++;
+      }
+    }
+    closedir(d);
+  }
   char roots[CONFIG_MAX_STACK_DIRS + 2][PATH_MAX];
   size_t nroots = stack_roots(cfg, roots);
   stack_choice *sc = calloc(MAX_STACKS, sizeof *sc);
