@@ -405,11 +405,12 @@ void conn_request_done(conn *c) {
   http_reader_reset(c->reader);
   c->state = CONN_IDLE;
   c->nrequests++;
+  /* Bound the time the client takes to read the answer, too. */
+  arm(c, w->cfg->idle_timeout_ms);
   if (c->close_after) {
     flush(c);
     return;
   }
-  arm(c, w->cfg->idle_timeout_ms);
   if (c->in_process) return; /* process() goes on with the rest itself */
   flush(c);
   resume(c);
@@ -451,9 +452,11 @@ void conn_drain_all(worker *w) {
       uint64_t grace = w->cfg->header_timeout_ms < 2000
                            ? (uint64_t)w->cfg->header_timeout_ms : 2000;
       arm(c, (int64_t)grace);
-    } else {
+    } else if (c->state != CONN_READING) {
       c->close_after = 1;
     }
+    /* A request still arriving is read to its end and answered (with
+     * Connection: close, since the worker is draining). */
     c = next;
   }
 }

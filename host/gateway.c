@@ -182,9 +182,14 @@ static void set_host(nno_req *r, const http_request *hr) {
     const char *colon = memchr(h, ':', n);
     if (colon) end = (size_t)(colon - h);
   }
-  if (end >= sizeof r->host) end = sizeof r->host - 1;
   /* "acme.example." and "acme.example" name the same host. */
   if (end > 1 && h[end - 1] == '.') end--;
+  /* Never truncate: a cut name could match a platform the full one does
+   * not. Longer than DNS allows is refused by the caller. */
+  if (end > 253) {
+    r->host_len = SIZE_MAX;
+    return;
+  }
   for (size_t i = 0; i < end; i++)
     r->host[i] = (h[i] >= 'A' && h[i] <= 'Z') ? (char)(h[i] + 32) : h[i];
   r->host[end] = '\0';
@@ -241,6 +246,13 @@ void gateway_handle(conn *c, const http_request *hr) {
     return;
   }
   set_host(r, hr);
+  if (r->host_len == SIZE_MAX) {
+    r->host_len = 0;
+    r->route_label = "refused";
+    req_problem(r, 400, "Bad Request", "host name longer than 253 bytes");
+    conn_request_done(c);
+    return;
+  }
   if (run_hooks(r, w)) {
     conn_request_done(c);
     return;

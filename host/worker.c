@@ -53,11 +53,11 @@ static void on_connection(uv_stream_t *server, int status) {
   conn_accept(w, server);
 }
 
+/* Called from inside callbacks (the last connection closing, res_end from
+ * a plugin's timer): only stop the loop here. Unloading plugins now would
+ * return into code that is no longer mapped. */
 static void finish(worker *w) {
   uv_timer_stop(&w->drain_timer);
-  loader_unload_all(w);
-  fetch_free(w->fetcher);
-  w->fetcher = NULL;
   uv_stop(&w->loop);
 }
 
@@ -168,6 +168,10 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   log_end(&l);
 
   uv_run(&w->loop, UV_RUN_DEFAULT);
+  /* Outside every callback now: plugins can be finalised and unloaded. */
+  loader_unload_all(w);
+  fetch_free(w->fetcher);
+  w->fetcher = NULL;
   /* Close what is left (signals, timers) so nothing leaks at exit. */
   uv_close((uv_handle_t *)&w->sig_term, NULL);
   uv_close((uv_handle_t *)&w->sig_int, NULL);

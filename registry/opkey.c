@@ -40,8 +40,10 @@ static void make_key(char key[KEY_MAX], char hex[65], unsigned char hash[32]) {
  * The temporary name goes to tmp. */
 static int write_tmp(const char *path, const char *key, char *tmp, size_t cap) {
   snprintf(tmp, cap, "%s.tmp.%ld", path, (long)getpid());
-  int fd =
-      open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  /* A leftover (or a planted hard link) is removed, never written through. */
+  unlink(tmp);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                0600);
   if (fd < 0) return -1;
   char line[KEY_MAX + 1];
   /* No newline: the file's content is exactly the key. */
@@ -167,6 +169,16 @@ int opkey_on_rotate(nno_req *req, void *ud) {
   int rc = store_begin(g_reg.db);
   if (!rc) rc = store_setting_put(g_reg.db, REG_KEY_SETTING, hex);
   if (!rc) rc = hu_audit(req, "operator_key.rotate", "operator_key", NULL);
+  /* Replace the file while holding the write lock, so two rotations at once
+   * cannot leave the file with the key whose hash lost. */
+  int installed = 0;
+  if (!rc) {
+    installed = install(tmp, g_reg.key_path) == 0;
+    if (!installed)
+      api->log(g_reg.p, NNO_LOG_ERROR,
+               "cannot replace %s: %s; the new key is only in this response",
+               g_reg.key_path, strerror(errno));
+  }
   if (!rc) rc = store_commit(g_reg.db);
   if (rc) {
     hu_store_error(req, rc);
@@ -179,16 +191,16 @@ int opkey_on_rotate(nno_req *req, void *ud) {
    * (they reload the hash when the counter moves). */
   memcpy(g_reg.op_hash, hash, sizeof hash);
   reg_committed();
-  if (install(tmp, g_reg.key_path) != 0)
-    api->log(g_reg.p, NNO_LOG_ERROR,
-             "cannot replace %s: %s; the new key is only in this response",
-             g_reg.key_path, strerror(errno));
-  else
+  if (installed)
     api->log(g_reg.p, NNO_LOG_INFO, "operator key rotated; written to %s",
              g_reg.key_path);
   api->res_header(req, "Cache-Control", "no-store");
+  /* "file" is null when the key could not be written: the caller must
+   * keep the key from this response. */
   rc = hu_send(req, 200,
-               json_pack("{s:s, s:s}", "key", key, "file", g_reg.key_path));
+               installed ? json_pack("{s:s, s:s}", "key", key, "file",
+                                     g_reg.key_path)
+                         : json_pack("{s:s, s:n}", "key", key, "file"));
   sodium_memzero(key, sizeof key);
   return rc;
 }

@@ -278,6 +278,54 @@ def test_sigterm_drains_in_flight_requests(make_host):
         socket.create_connection(("127.0.0.1", h.port), timeout=1)
 
 
+def test_drain_never_unloads_a_plugin_under_its_own_callback(make_host):
+    # The client leaves while an async handler waits; the worker drains and
+    # its last request ends inside the plugin's timer callback, which goes
+    # on running after res_end().
+    h = make_host(workers=1, stacks=[PROBE]).start()
+    s = socket.create_connection(("127.0.0.1", h.port))
+    s.sendall(b"GET /probe/slow?ms=800&log_after=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.2)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    s.close()  # RST
+    h.signal(signal.SIGTERM)
+    assert h.proc.wait(10) == 0
+    h.wait_log(lambda e: e.get("msg") == "probe: still here after res_end")
+    assert not [e for e in h.log_lines() if "died" in e.get("msg", "")]
+
+
+def test_drain_answers_a_request_still_arriving(make_host):
+    h = make_host(workers=1, stacks=[PROBE]).start()
+    body = b'{"name":"half-and-half"}'
+    s = socket.create_connection(("127.0.0.1", h.port))
+    s.settimeout(5)
+    s.sendall(b"POST /probe/echo/x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+              b"\r\n" % len(body) + body[:10])
+    time.sleep(0.2)
+    h.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    s.sendall(body[10:])
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    [(st, hdr, out)] = parse_responses(data)
+    assert st == 200 and hdr["connection"] == "close"
+    assert json.loads(out)["body"] == body.decode()
+    assert h.proc.wait(10) == 0
+
+
+def test_overlong_host_name_refused(host):
+    name = "a" * 236 + ".acme.nno.localhost.attacker.example"
+    st, _, body = host.json("GET", "/hello", host=name)
+    assert st == 400 and body["detail"] == "host name longer than 253 bytes"
+    st, _, _ = host.json("GET", "/hello", host="a" * 200 + ".example.")
+    assert st == 200
+
+
 def test_sigterm_drain_is_bounded(make_host):
     h = make_host(workers=1, config={"drain_timeout_ms": 500}).start()
     threading.Thread(target=lambda: _quiet(h.request, "GET",

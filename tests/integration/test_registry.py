@@ -878,6 +878,23 @@ def test_activation_and_routing(reg):
         assert st == 404, body
 
 
+def test_platform_host_never_serves_another_platforms_path(make_host):
+    h = make_host(core=True, workers=1).start()
+    for pid in ("origin-a", "other-b"):
+        create_platform(h, pid)
+        assert activate(h, pid)[0] == 201
+    host_a = "app.origin-a.nno.localhost"
+    assert h.request("GET", "/hello", host=host_a)[0] == 200
+    # On A's origin, /p/other-b/... is a path of A (none), never B's route.
+    st, _, body = h.json("GET", "/p/other-b/hello", host=host_a)
+    assert st == 404 and body["detail"] == "no route for this path"
+    assert h.api("POST", "/platforms/origin-a/suspend")[0] == 200
+    st, _, body = h.json("GET", "/p/other-b/hello", host=host_a)
+    assert st == 403 and body["detail"] == "platform origin-a is suspended"
+    # Hosts no platform claims still take the path form.
+    assert h.request("GET", "/p/other-b/hello")[0] == 200
+
+
 def test_suspension_seen_by_every_worker_within_a_second(make_host):
     h = make_host(core=True, workers=2).start()
     pid = "susp-a"
