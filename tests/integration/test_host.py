@@ -526,3 +526,25 @@ def test_precedence_flags_over_env_over_file(make_host):
     h.start()
     # The harness passes --workers 1, which wins over both.
     assert len(h.worker_pids()) == 1
+
+
+def test_connection_limit_answers_503(make_host):
+    h = make_host(workers=1, config={"limits": {"max_connections": 2}}).start()
+    held = [socket.create_connection(("127.0.0.1", h.port)) for _ in range(2)]
+    try:
+        # The held connections count once the worker has accepted them; on
+        # a loaded machine that may take a moment.
+        for _ in range(50):
+            out = h.raw(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close"
+                        b"\r\n\r\n")
+            [(st, hdr, body)] = parse_responses(out)
+            if st == 503:
+                break
+            time.sleep(0.1)
+        assert st == 503 and hdr["connection"] == "close"
+        assert json.loads(body)["detail"] == "too many connections; retry later"
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.2)
+    assert h.request("GET", "/hello")[0] == 200
