@@ -422,6 +422,8 @@ done:
   return rc;
 }
 
+static void host_ready(plugin *p);
+
 int loader_load_all(worker *w) {
   const nno_config *cfg = w->cfg;
   char err[LOADER_ERR_MAX];
@@ -484,7 +486,18 @@ int loader_load_all(worker *w) {
   /* Mark the newest version of each id (the list is sorted). */
   for (stack *st = w->plugins->stacks; st; st = st->next)
     st->newest = !st->next || strcmp(st->next->id, st->id) != 0;
+  host_ready(w->plugins->head);
   return (int)w->plugins->count;
+}
+
+/* on_host_ready, in load order (the list is newest first: recurse). */
+static void host_ready(plugin *p) {
+  if (!p) return;
+  host_ready(p->next);
+  const nno_plugin_desc *d = p->desc;
+  if (d->size >= offsetof(nno_plugin_desc, on_host_ready) + sizeof(void *) &&
+      d->on_host_ready)
+    d->on_host_ready((nno_plugin *)p);
 }
 
 stack *loader_stack_find(const plugin_set *ps, const char *id,

@@ -44,7 +44,6 @@ typedef struct reg {
   rtable *routes;
   int stacks_resolved;  /* stack handles looked up in the routing table */
   int catalogue_synced; /* stacks/stack_versions match what is loaded */
-  nno_timer *boot_timer;
 } reg;
 
 extern const nno_host_api *api;

@@ -245,10 +245,9 @@ done:
   return rc;
 }
 
-/* Stacks load after core plugins: look them up once the loop runs. */
-static void on_boot(nno_timer *t, void *ud) {
-  api->timer_stop(t);
-  g_reg.boot_timer = NULL;
+/* Stacks load after core plugins: look them up once the host has loaded
+ * everything. */
+static void registry_ready(nno_plugin *p) {
   reg_resolve_stacks();
   reg_catalogue_sync();
 }
@@ -402,8 +401,7 @@ static int registry_init(nno_plugin *p, const nno_host_api *host) {
   }
   if ((rc = api->gateway_hook_add(p, NNO_STAGE_RESOLVE, on_resolve, NULL)) ||
       (rc = api->service_publish(p, NNO_REGISTRY_SERVICE, NNO_REGISTRY_VERSION,
-                                 &service)) ||
-      (rc = api->timer_start(p, 0, 0, on_boot, NULL, &g_reg.boot_timer))) {
+                                 &service))) {
     api->plugin_fail(p, "cannot register with the gateway: %s",
                      api->strerror(rc));
     goto fail;
@@ -419,4 +417,5 @@ fail:
 static void registry_fini(nno_plugin *p) { cleanup(); }
 
 NNO_PLUGIN(.name = "registry", .version = "1.0.0", .kind = NNO_KIND_CORE,
-           .on_plugin_init = registry_init, .on_plugin_fini = registry_fini)
+           .on_plugin_init = registry_init, .on_plugin_fini = registry_fini,
+           .on_host_ready = registry_ready)

@@ -142,6 +142,13 @@ typedef struct nno_plugin_desc {
    * ended and every timer was stopped. Free what init allocated. May be NULL.
    */
   void (*on_plugin_fini)(nno_plugin *p);
+  /*
+   * Called once every core plugin and stack of the worker has loaded,
+   * before the first request: the moment to look up stacks (stack_find) or
+   * services published by plugins that load later. May be NULL. Read by the
+   * host only if `size` covers it.
+   */
+  void (*on_host_ready)(nno_plugin *p);
 } nno_plugin_desc;
 
 /*
