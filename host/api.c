@@ -11,6 +11,7 @@
 #include "fetch.h"
 #include "gateway.h"
 #include "jsonv.h"
+#include "ratelimit.h"
 #include "loader.h"
 #include "metrics.h"
 #include "router.h"
@@ -62,11 +63,11 @@ static int api_route_add(nno_plugin *p, const char *method,
                          const char *pattern, nno_handler_fn fn, void *ud) {
   plugin *pl = (plugin *)p;
   if (!pl->initing || !method || !pattern || !fn) return NNO_EINVAL;
-  int declared = 0;
+  const manifest_route *declared = NULL;
   for (size_t i = 0; i < pl->man.nroutes; i++)
     if (strcmp(pl->man.routes[i].method, method) == 0 &&
         strcmp(pl->man.routes[i].path, pattern) == 0)
-      declared = 1;
+      declared = &pl->man.routes[i];
   if (!declared) {
     api_log(p, NNO_LOG_ERROR, "route %s %s is not declared in package.json",
             method, pattern);
@@ -90,6 +91,8 @@ static int api_route_add(nno_plugin *p, const char *method,
   r->target.plugin = pl;
   r->target.fn = fn;
   r->target.ud = ud;
+  r->target.scope = declared->scope ? declared->scope : "";
+  r->scope = r->target.scope;
   pl->nroutes++;
   return 0;
 }
@@ -249,7 +252,8 @@ static int api_res_header(nno_req *r, const char *name, const char *value) {
     if (strcasecmp(name, reserved[i]) == 0) return NNO_EINVAL;
   size_t nl = strlen(name), vl = strlen(value);
   if (nl + vl + 4 > 8192) return NNO_ETOOBIG;
-  r->written = 1;
+  /* A header alone is not an answer: `written` stays as it was, so a
+   * handler that fails after a policy added headers still gets its 500. */
   if (buf_append(&r->headers, name, nl, 65536) ||
       buf_append(&r->headers, ": ", 2, 65536) ||
       buf_append(&r->headers, value, vl, 65536) ||
@@ -509,6 +513,31 @@ static nno_str api_req_scope(nno_req *r) { return mk(r->scope, r->scope_len); }
 
 static nno_str api_req_host(nno_req *r) { return mk(r->host, r->host_len); }
 
+static int api_req_route(nno_req *r, nno_str *pattern, nno_str *scope,
+                         nno_str *package) {
+  const route_target *t = r->match.target;
+  if (!t || !r->route_label || r->route_label != r->match.pattern)
+    return NNO_ENOENT;
+  if (pattern) *pattern = mk(r->match.pattern, strlen(r->match.pattern));
+  if (scope) *scope = mk(t->scope, strlen(t->scope));
+  if (package) *package = mk(t->plugin->man.name, strlen(t->plugin->man.name));
+  return 0;
+}
+
+static int api_limit_take(nno_plugin *p, const char *key, size_t key_len,
+                          double rate_per_s, uint32_t burst, uint32_t cost,
+                          nno_limit_result *out) {
+  plugin *pl = (plugin *)p;
+  if (!key || key_len == 0 || !out || !(rate_per_s > 0) || burst == 0)
+    return NNO_EINVAL;
+  /* Keys are namespaced by plugin: one plugin cannot drain another's. */
+  char full[LIMIT_KEY_MAX];
+  int n = snprintf(full, sizeof full, "%s:%.*s", pl->man.name, (int)key_len,
+                   key);
+  if (n < 0 || (size_t)n >= sizeof full) return NNO_ETOOBIG;
+  return limits_take(full, (size_t)n, rate_per_s, burst, cost, out);
+}
+
 static const nno_host_api table = {
     .size = sizeof(nno_host_api),
     .abi_major = NNO_ABI_MAJOR,
@@ -558,6 +587,8 @@ static const nno_host_api table = {
     .req_set_scope = api_req_set_scope,
     .req_scope = api_req_scope,
     .req_host = api_req_host,
+    .req_route = api_req_route,
+    .limit_take = api_limit_take,
 };
 
 const nno_host_api *api_table(void) { return &table; }

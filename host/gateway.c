@@ -198,8 +198,8 @@ static void set_host(nno_req *r, const http_request *hr) {
 
 /* Run the policy chain. Returns 1 when a hook answered (or failed) and the
  * response is ready, 0 to go on to routing. */
-static int run_hooks(nno_req *r, worker *w) {
-  for (int stage = NNO_STAGE_RESOLVE; stage <= NNO_STAGE_LIMIT; stage++)
+static int run_hooks(nno_req *r, worker *w, int first, int last) {
+  for (int stage = first; stage <= last; stage++)
     for (size_t i = 0; i < w->nhooks[stage]; i++) {
       const gw_hook *h = &w->hooks[stage][i];
       int rc = h->fn(r, h->ud);
@@ -253,7 +253,9 @@ void gateway_handle(conn *c, const http_request *hr) {
     conn_request_done(c);
     return;
   }
-  if (run_hooks(r, w)) {
+  /* RESOLVE picks the platform and stacks; the route is found next, so
+   * that AUTHN, AUTHZ and LIMIT can see what it requires (req_route). */
+  if (run_hooks(r, w, NNO_STAGE_RESOLVE, NNO_STAGE_RESOLVE)) {
     conn_request_done(c);
     return;
   }
@@ -292,8 +294,12 @@ void gateway_handle(conn *c, const http_request *hr) {
     return;
   }
   const route_target *t = r->match.target;
-  r->plugin = t->plugin;
   r->route_label = r->match.pattern;
+  if (run_hooks(r, w, NNO_STAGE_AUTHN, NNO_STAGE_LIMIT)) {
+    conn_request_done(c);
+    return;
+  }
+  r->plugin = t->plugin;
   w->nrequests_active++;
   r->in_handler = 1;
   int rc = t->fn(r, t->ud);

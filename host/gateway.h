@@ -17,6 +17,7 @@ typedef struct route_target {
   struct plugin *plugin;
   nno_handler_fn fn;
   void *ud;
+  const char *scope; /* the manifest's "scope" for the route, "" if none */
 } route_target;
 
 /* Set the request id, traceparent and start time (hr may be NULL for a

@@ -20,6 +20,7 @@ struct worker;
 typedef struct plugin_route {
   char *method;
   char *pattern;
+  const char *scope; /* from the manifest ("" when none); owned by it */
   route_target target;
 } plugin_route;
 

@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "worker.h"
 
 #define MAX_LANES 64
@@ -299,7 +300,7 @@ static void reload(config_loader loader) {
 int master_run(nno_config *cfg, config_loader loader) {
   cur = cfg;
   log_init("master", (int)cfg->log_level);
-  if (metrics_init() != 0) {
+  if (metrics_init() != 0 || limits_init() != 0) {
     log_error("cannot map the shared metrics segment: %s", strerror(errno));
     return 1;
   }

@@ -201,6 +201,37 @@ def test_service_lookup_between_plugins(probe_host):
                                 "ready)", "version": 1}
 
 
+def test_authz_hook_sees_the_route_scope(probe_host):
+    st, _, body = probe_host.json("GET", "/probe/denied")
+    assert st == 403 and body["detail"] == "scope test:deny is never granted"
+    # Unmatched paths never reach AUTHZ: 404 as before.
+    assert probe_host.request("GET", "/probe/nowhere")[0] == 404
+
+
+def test_limit_hook_holds_exactly_across_workers(probe_host):
+    # 24 requests on fresh connections (spread over both workers), 8 at a
+    # time: the shared bucket of 3 lets exactly 3 through.
+    import concurrent.futures
+    key = "burst-%d" % os.getpid()
+
+    def one(_):
+        return probe_host.request("GET", "/probe/echo/x",
+                                  headers={"X-Limit-Key": key})
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        answers = list(ex.map(one, range(24)))
+    ok = [a for a in answers if a[0] == 200]
+    limited = [a for a in answers if a[0] == 429]
+    assert len(ok) == 3 and len(limited) == 21
+    assert {a[1]["ratelimit-remaining"] for a in ok} == {"0", "1", "2"}
+    for st, h, body in limited:
+        assert h["ratelimit-limit"] == "3" and h["ratelimit-remaining"] == "0"
+        assert int(h["retry-after"]) >= 1
+        assert json.loads(body)["detail"] == "limit of 3 reached"
+    pids = {e["pid"] for e in probe_host.log_lines()
+            if e.get("msg") == "access" and e.get("status") == 429}
+    assert len(pids) == 2
+
+
 def test_handler_error_is_500_problem(probe_host):
     st, h, body = probe_host.json("GET", "/probe/fail")
     assert st == 500 and h["content-type"] == "application/problem+json"

@@ -230,6 +230,15 @@ typedef struct nno_http_response {
 
 typedef void (*nno_http_done_fn)(const nno_http_response *res, void *ud);
 
+/* What limit_take() found. */
+typedef struct nno_limit_result {
+  int allowed;              /* 1: the tokens were taken */
+  uint32_t limit;           /* the bucket's size (burst) */
+  uint32_t remaining;       /* whole tokens left after this call */
+  uint64_t retry_after_ms;  /* when not allowed: until `cost` tokens exist */
+  uint64_t reset_ms;        /* until the bucket is full again */
+} nno_limit_result;
+
 /* ---- the host function table ------------------------------------------- */
 
 typedef struct nno_host_api {
@@ -416,6 +425,23 @@ typedef struct nno_host_api {
   /* The request's host name, from the Host header (or the absolute-form
    * target), without the port, lower-cased. */
   nno_str (*req_host)(nno_req *r);
+
+  /* The route that matched, from the AUTHN stage on (NNO_ENOENT before, or
+   * for built-ins): its pattern, the scope its manifest declares ("" when
+   * none) and the package that serves it. Any out pointer may be NULL. */
+  int (*req_route)(nno_req *r, nno_str *pattern, nno_str *scope,
+                   nno_str *package);
+
+  /* Token buckets shared by every worker of the host (a table in shared
+   * memory, so a limit holds exactly across workers). Takes `cost` tokens
+   * from the bucket `key` (namespaced by the calling plugin), which refills
+   * at `rate_per_s` and holds at most `burst`; a new bucket starts full.
+   * Returns 0 and fills *out (allowed or not), or NNO_EINVAL / NNO_ETOOBIG
+   * (key over 120 bytes). When the table is full the least recently used
+   * of the candidate slots is reused (that bucket starts full again). */
+  int (*limit_take)(nno_plugin *p, const char *key, size_t key_len,
+                    double rate_per_s, uint32_t burst, uint32_t cost,
+                    nno_limit_result *out);
 } nno_host_api;
 
 /* True if the host's table has the member `fn`. */
