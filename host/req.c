@@ -73,6 +73,8 @@ void req_reset(nno_req *r) {
   r->async = r->written = r->gone = r->active = 0;
   r->in_handler = r->ended = 0;
   r->match.nparams = 0;
+  r->match.target = NULL;
+  r->match.pattern = NULL;
   r->scope[0] = '\0';
   r->scope_len = 0;
   r->scoped = 0;
