@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# nno against nginx, side by side in one run (method: /work/shared/BENCH.md,
+# nno against nginx, side by side in one run (method and
 # summary in bench/README.md).
 #
 # Every server listens on its own loopback port; each round measures them in
