@@ -346,15 +346,20 @@ void store_now(char out[STORE_TIME_MAX + 1]) {
 
 /* ---- settings ---------------------------------------------------------- */
 
-int store_setting_get(sqlite3 *db, const char *key, char *out, size_t cap) {
+int store__scalar(sqlite3 *db, const char *sql, const char *key, char *out,
+                  size_t cap) {
   sqlite3_stmt *st;
-  int rc = store__query(db, &st, "SELECT value FROM settings WHERE key = ?",
-                        "s", key);
+  int rc = store__query(db, &st, sql, "s", key);
   if (rc) return rc;
   rc = store__next_row(db, st);
   if (rc == STORE_OK) store__col(st, 0, out, cap);
   sqlite3_finalize(st);
   return rc;
+}
+
+int store_setting_get(sqlite3 *db, const char *key, char *out, size_t cap) {
+  return store__scalar(db, "SELECT value FROM settings WHERE key = ?", key,
+                       out, cap);
 }
 
 int store_setting_put(sqlite3 *db, const char *key, const char *value) {

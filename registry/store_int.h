@@ -24,6 +24,10 @@ int store__run(sqlite3 *db, int *changes, const char *sql, const char *fmt,
 int store__next_row(sqlite3 *db, sqlite3_stmt *st);
 /* Copy column i as text into out (cap bytes; "" for NULL). */
 void store__col(sqlite3_stmt *st, int i, char *out, size_t cap);
+/* One text column of the one row `sql` (with a single text parameter
+ * `key`) selects, copied into out. STORE_OK, STORE_NOTFOUND or an error. */
+int store__scalar(sqlite3 *db, const char *sql, const char *key, char *out,
+                  size_t cap);
 /* Column i as text, borrowed until the next step (NULL for NULL). */
 const char *store__col_str(sqlite3_stmt *st, int i);
 

@@ -128,14 +128,8 @@ int store_platform_each(sqlite3 *db, store_status_cb cb, void *ud) {
 }
 
 int store_platform_status(sqlite3 *db, const char *id, char *out, size_t cap) {
-  sqlite3_stmt *st;
-  int rc = store__query(db, &st, "SELECT status FROM platforms WHERE id = ?",
-                        "s", id);
-  if (rc) return rc;
-  rc = store__next_row(db, st);
-  if (rc == STORE_OK) store__col(st, 0, out, cap);
-  sqlite3_finalize(st);
-  return rc;
+  return store__scalar(db, "SELECT status FROM platforms WHERE id = ?", id,
+                       out, cap);
 }
 
 /* ---- tenants ----------------------------------------------------------- */
