@@ -23,7 +23,9 @@ function(nno_add_package name)
   target_link_libraries(pkg_${name} PRIVATE nno_plugin_api ${P_LIBS})
   set_target_properties(pkg_${name} PROPERTIES
     OUTPUT_NAME ${name} PREFIX "lib" C_VISIBILITY_PRESET hidden
-    LIBRARY_OUTPUT_DIRECTORY ${dir})
+    LIBRARY_OUTPUT_DIRECTORY ${dir}
+    # A changed manifest relinks, so the POST_BUILD copy below runs again.
+    LINK_DEPENDS ${P_MANIFEST})
   if(NOT NNO_SANITIZE)
     target_link_options(pkg_${name} PRIVATE -Wl,--no-undefined)
   endif()

@@ -239,7 +239,8 @@ static int token_char(unsigned char c) {
   return c > 32 && c < 127 && !strchr("\"(),/:;<=>?@[\\]{}", c);
 }
 
-static int api_res_header(nno_req *r, const char *name, const char *value) {
+static int header_to(buf *b, nno_req *r, const char *name,
+                     const char *value) {
   static const char *const reserved[] = {
       "content-length", "connection", "date", "transfer-encoding",
       "x-request-id", "keep-alive", "upgrade", "trailer"};
@@ -254,12 +255,19 @@ static int api_res_header(nno_req *r, const char *name, const char *value) {
   if (nl + vl + 4 > 8192) return NNO_ETOOBIG;
   /* A header alone is not an answer: `written` stays as it was, so a
    * handler that fails after a policy added headers still gets its 500. */
-  if (buf_append(&r->headers, name, nl, 65536) ||
-      buf_append(&r->headers, ": ", 2, 65536) ||
-      buf_append(&r->headers, value, vl, 65536) ||
-      buf_append(&r->headers, "\r\n", 2, 65536))
+  if (buf_append(b, name, nl, 65536) || buf_append(b, ": ", 2, 65536) ||
+      buf_append(b, value, vl, 65536) || buf_append(b, "\r\n", 2, 65536))
     return NNO_ETOOBIG;
   return 0;
+}
+
+static int api_res_header(nno_req *r, const char *name, const char *value) {
+  return header_to(&r->headers, r, name, value);
+}
+
+static int api_res_header_keep(nno_req *r, const char *name,
+                               const char *value) {
+  return header_to(&r->keep, r, name, value);
 }
 
 static int api_res_write(nno_req *r, const void *data, size_t len) {
@@ -454,7 +462,7 @@ static int api_gateway_hook_add(nno_plugin *p, int stage, nno_hook_fn fn,
   plugin *pl = (plugin *)p;
   worker *w = g_worker;
   if (!pl->initing || pl->man.kind != NNO_KIND_CORE) return NNO_ESTATE;
-  if (stage < NNO_STAGE_RESOLVE || stage > NNO_STAGE_LIMIT || !fn)
+  if (stage < NNO_STAGE_RESOLVE || stage > NNO_STAGE_CORS || !fn)
     return NNO_EINVAL;
   gw_hook *v = realloc(w->hooks[stage], (w->nhooks[stage] + 1) * sizeof *v);
   if (!v) return NNO_ENOMEM;
@@ -538,6 +546,67 @@ static int api_limit_take(nno_plugin *p, const char *key, size_t key_len,
   return limits_take(full, (size_t)n, rate_per_s, burst, cost, out);
 }
 
+/* ---- the caller (ABI 1.1) ----------------------------------------------- */
+
+static int api_req_set_caller(nno_plugin *p, nno_req *r, int kind,
+                              const char *platform, const char *tenant,
+                              const char *subject, const char *scopes,
+                              const char *session) {
+  plugin *pl = (plugin *)p;
+  if (!pl || !r) return NNO_EINVAL;
+  if (pl->man.kind != NNO_KIND_CORE || r->stage != NNO_STAGE_AUTHN)
+    return NNO_ESTATE;
+  if (kind < NNO_CALLER_NONE || kind > NNO_CALLER_USER) return NNO_EINVAL;
+  const char *v[4] = {platform, tenant, subject, session};
+  size_t len[4], sl = scopes ? strlen(scopes) : 0;
+  for (int i = 0; i < 4; i++) {
+    len[i] = v[i] ? strlen(v[i]) : 0;
+    if (len[i] >= sizeof r->caller[i]) return NNO_ETOOBIG;
+  }
+  if (sl >= sizeof r->scopes) return NNO_ETOOBIG;
+  for (int i = 0; i < 4; i++) {
+    if (len[i]) memcpy(r->caller[i], v[i], len[i]);
+    r->caller[i][len[i]] = '\0';
+    r->caller_len[i] = (uint8_t)len[i];
+  }
+  if (sl) memcpy(r->scopes, scopes, sl);
+  r->scopes[sl] = '\0';
+  r->scopes_len = sl;
+  r->caller_kind = kind;
+  return 0;
+}
+
+static int api_req_caller(nno_req *r, nno_caller *out) {
+  if (!r || !out) return NNO_EINVAL;
+  int k = r->caller_kind;
+  out->kind = k;
+  out->platform = mk(r->caller[0], k ? r->caller_len[0] : 0);
+  out->tenant = mk(r->caller[1], k ? r->caller_len[1] : 0);
+  out->subject = mk(r->caller[2], k ? r->caller_len[2] : 0);
+  out->session = mk(r->caller[3], k ? r->caller_len[3] : 0);
+  out->scopes = mk(r->scopes, k ? r->scopes_len : 0);
+  if (!k) out->platform.ptr = out->tenant.ptr = out->subject.ptr =
+      out->session.ptr = out->scopes.ptr = "";
+  return 0;
+}
+
+static nno_str api_req_remote_addr(nno_req *r) {
+  if (!r->peer_len) {
+    conn *c = (conn *)((char *)r - offsetof(conn, req));
+    struct sockaddr_storage ss;
+    int n = sizeof ss;
+    r->peer[0] = '\0';
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &n) == 0) {
+      if (ss.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&ss, r->peer, sizeof r->peer);
+      else if (ss.ss_family == AF_INET)
+        uv_ip4_name((struct sockaddr_in *)&ss, r->peer, sizeof r->peer);
+    }
+    r->peer_len = strlen(r->peer);
+  }
+  return mk(r->peer, r->peer_len);
+}
+
 static const nno_host_api table = {
     .size = sizeof(nno_host_api),
     .abi_major = NNO_ABI_MAJOR,
@@ -589,6 +658,10 @@ static const nno_host_api table = {
     .req_host = api_req_host,
     .req_route = api_req_route,
     .limit_take = api_limit_take,
+    .req_set_caller = api_req_set_caller,
+    .req_caller = api_req_caller,
+    .res_header_keep = api_res_header_keep,
+    .req_remote_addr = api_req_remote_addr,
 };
 
 const nno_host_api *api_table(void) { return &table; }

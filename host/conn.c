@@ -377,6 +377,7 @@ static int emit(conn *c) {
   int n = (int)(p - head);
   size_t max = SIZE_MAX;
   if (buf_append(&c->out, head, (size_t)n, max) ||
+      buf_append(&c->out, r->keep.p, r->keep.len, max) ||
       buf_append(&c->out, r->headers.p, r->headers.len, max) ||
       buf_append(&c->out, "\r\n", 2, max))
     return -1;

@@ -202,7 +202,9 @@ static int run_hooks(nno_req *r, worker *w, int first, int last) {
   for (int stage = first; stage <= last; stage++)
     for (size_t i = 0; i < w->nhooks[stage]; i++) {
       const gw_hook *h = &w->hooks[stage][i];
+      r->stage = stage;
       int rc = h->fn(r, h->ud);
+      r->stage = 0;
       if (rc == NNO_OK) continue;
       if (rc == NNO_DONE) {
         if (!r->written) req_problem(r, 500, "Internal Server Error",
@@ -255,7 +257,8 @@ void gateway_handle(conn *c, const http_request *hr) {
   }
   /* RESOLVE picks the platform and stacks; the route is found next, so
    * that AUTHN, AUTHZ and LIMIT can see what it requires (req_route). */
-  if (run_hooks(r, w, NNO_STAGE_RESOLVE, NNO_STAGE_RESOLVE)) {
+  if (run_hooks(r, w, NNO_STAGE_RESOLVE, NNO_STAGE_RESOLVE) ||
+      run_hooks(r, w, NNO_STAGE_CORS, NNO_STAGE_CORS)) {
     conn_request_done(c);
     return;
   }

@@ -81,6 +81,11 @@ void req_reset(nno_req *r) {
   r->path_strip = 0;
   r->nstacks = 0;
   r->host_len = 0;
+  r->stage = 0;
+  r->caller_kind = 0;
+  memset(r->caller_len, 0, sizeof r->caller_len);
+  r->scopes_len = 0;
+  r->keep.len = 0;
   /* Keep small buffers for the next request; drop big ones. */
   if (r->headers.cap > 16384) buf_free(&r->headers);
   if (r->body.cap > 65536) buf_free(&r->body);
@@ -97,6 +102,7 @@ void req_release(nno_req *r) {
   req_reset(r);
   buf_free(&r->headers);
   buf_free(&r->body);
+  buf_free(&r->keep);
 }
 
 void *req_arena_alloc(nno_req *r, size_t n) {

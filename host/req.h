@@ -45,6 +45,8 @@ struct nno_req {
   int active;  /* between dispatch and the end of the response */
   int in_handler; /* the handler has not returned yet */
   int ended;   /* res_end() was called */
+  int stage;   /* the policy stage running now, 0 outside the chain */
+  buf keep;    /* headers a policy kept across res_problem (CORS...) */
   buf headers; /* "Name: value\r\n" lines from the handler */
   buf body;
   size_t max_body;
@@ -56,6 +58,14 @@ struct nno_req {
   size_t nstacks;
   char host[256]; /* lower-cased, without port */
   size_t host_len;
+  /* Who is calling: set by an AUTHN hook (req_set_caller). */
+  int caller_kind;
+  uint8_t caller_len[5]; /* platform, tenant, subject, session; unused */
+  size_t scopes_len;
+  char caller[4][65];    /* platform, tenant, subject, session */
+  char scopes[1024];
+  char peer[64]; /* the client's address as text, made on first use */
+  size_t peer_len;
   char rid[72];
   size_t rid_len;
   char traceparent[56];

@@ -37,8 +37,8 @@ typedef struct worker {
   size_t nconns;
   size_t nrequests_active; /* requests between dispatch and response */
   struct router *router; /* core plugins' routes */
-  struct gw_hook *hooks[5]; /* per nno_stage, in load order */
-  size_t nhooks[5];
+  struct gw_hook *hooks[6]; /* per nno_stage, in load order */
+  size_t nhooks[6];
   int dev_mode; /* no RESOLVE hook: stacks are served at the root */
   struct plugin_set *plugins;
   struct services *services;

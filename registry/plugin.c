@@ -12,7 +12,7 @@
 
 #include "http_util.h"
 #include "internal.h"
-#include "registry.h"
+#include <nno/registry.h>
 
 const nno_host_api *api;
 reg g_reg;

@@ -34,9 +34,9 @@ static void check(const char *name, int want_rc, const char *want_fmt) {
 static void test_descriptor_checks(void **st) {
   check("probe", 0, NULL);
   check("badmajor", -1,
-        "incompatible plugin \"%s\": built for ABI 2.0, host provides 1.0");
+        "incompatible plugin \"%s\": built for ABI 2.0, host provides 1.1");
   check("newminor", -1,
-        "incompatible plugin \"%s\": built for ABI 1.1, host provides 1.0");
+        "incompatible plugin \"%s\": built for ABI 1.2, host provides 1.1");
   check("nosym", -1, "plugin \"%s\": missing symbol nno_plugin_descriptor "
                      "(declare the plugin with NNO_PLUGIN(...))");
 }
@@ -51,7 +51,7 @@ static void test_manifest_mismatch(void **st) {
   m.name = "other";
   m.version = "1.0.0";
   m.abi_major = 1;
-  m.abi_minor = 0;
+  m.abi_minor = NNO_ABI_MINOR;
   m.kind = NNO_KIND_FEATURE;
   assert_int_equal(loader_check_object(so, &m, NULL, NULL, err, sizeof err), -1);
   assert_non_null(strstr(err, "descriptor name \"probe\" differs from "
@@ -67,7 +67,7 @@ static void test_manifest_mismatch(void **st) {
   m.kind = NNO_KIND_FEATURE;
   m.abi_major = 2;
   assert_int_equal(loader_check_object(so, &m, NULL, NULL, err, sizeof err), -1);
-  assert_non_null(strstr(err, "built for ABI 2.0, host provides 1.0"));
+  assert_non_null(strstr(err, "built for ABI 2.0, host provides 1.1"));
   m.abi_major = 1;
   assert_int_equal(loader_check_object(so, &m, NULL, NULL, err, sizeof err), 0);
   assert_int_equal(loader_check_object("/nonexistent.so", &m, NULL, NULL, err,

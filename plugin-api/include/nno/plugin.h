@@ -47,7 +47,7 @@ extern "C" {
 #endif
 
 #define NNO_ABI_MAJOR 1
-#define NNO_ABI_MINOR 0
+#define NNO_ABI_MINOR 1
 
 /* "NNOP" — first field of every descriptor. */
 #define NNO_PLUGIN_MAGIC 0x4e4e4f50u
@@ -192,7 +192,32 @@ typedef enum nno_stage {
   NNO_STAGE_AUTHN = 2,   /* who is calling */
   NNO_STAGE_AUTHZ = 3,   /* may they */
   NNO_STAGE_LIMIT = 4,   /* rate limits and quotas */
+  /* Since ABI 1.1. Runs right after RESOLVE, before the route is matched:
+   * the platform is known, so per-platform cross-origin rules can answer a
+   * preflight (OPTIONS) that no route serves. */
+  NNO_STAGE_CORS = 5,
 } nno_stage;
+
+/* Who is calling, as the AUTHN stage established it (ABI 1.1). */
+typedef enum nno_caller_kind {
+  NNO_CALLER_NONE = 0,     /* no credential, or the stage did not run */
+  NNO_CALLER_OPERATOR = 1, /* the host's operator key: every platform */
+  NNO_CALLER_KEY = 2,      /* a platform API key */
+  NNO_CALLER_USER = 3,     /* a platform user, through a session */
+} nno_caller_kind;
+
+/* The caller of a request. Views borrowed until the response ends. Never
+ * holds a secret: ids only. */
+typedef struct nno_caller {
+  int kind;         /* nno_caller_kind */
+  nno_str platform; /* the credential's platform; "" for the operator */
+  nno_str tenant;   /* the tenant a key or user is bound to; "" if none
+                       (then the whole platform) */
+  nno_str subject;  /* key id or user id; "operator" for the operator */
+  nno_str scopes;   /* space-separated scopes granted, e.g. "platform:read
+                       features:hello:*"; "*" for the operator */
+  nno_str session;  /* a user's session id (not its token); "" otherwise */
+} nno_caller;
 
 /* A gateway hook: return NNO_OK to go on, NNO_DONE after writing a
  * response (e.g. a 403 problem), or a negative code (500). */
@@ -442,6 +467,27 @@ typedef struct nno_host_api {
   int (*limit_take)(nno_plugin *p, const char *key, size_t key_len,
                     double rate_per_s, uint32_t burst, uint32_t cost,
                     nno_limit_result *out);
+
+  /* ---- since ABI 1.1 (test with NNO_HAS) ---- */
+
+  /* From an AUTHN hook of a core plugin: record who is calling. Strings
+   * are NUL-terminated and copied; NULL means "". Bounds: platform, tenant
+   * and subject 64 bytes, session 64, scopes 1023. NNO_ESTATE outside the
+   * AUTHN stage or from a feature plugin, NNO_ETOOBIG over a bound. */
+  int (*req_set_caller)(nno_plugin *p, nno_req *r, int kind,
+                        const char *platform, const char *tenant,
+                        const char *subject, const char *scopes,
+                        const char *session);
+  /* The caller as AUTHN recorded it; kind NNO_CALLER_NONE (all views "")
+   * when nobody did. Any plugin, from AUTHZ on and in handlers. */
+  int (*req_caller)(nno_req *r, nno_caller *out);
+  /* Add a response header that stays when the response is later replaced
+   * (res_problem from a later stage or the handler): for CORS and
+   * rate-limit headers set by a policy. Same rules as res_header. */
+  int (*res_header_keep)(nno_req *r, const char *name, const char *value);
+  /* The client's address as text ("127.0.0.1", "::1"), NUL-terminated:
+   * the TCP peer (no proxy header is trusted). */
+  nno_str (*req_remote_addr)(nno_req *r);
 } nno_host_api;
 
 /* True if the host's table has the member `fn`. */

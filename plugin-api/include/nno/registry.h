@@ -38,6 +38,21 @@ typedef struct nno_registry_v1 {
    * moved), so a change made by any worker is seen on the next call.
    */
   int (*platform_status)(const char *id, char *out, size_t cap);
+  /*
+   * 1 if `key` (`len` bytes, not NUL-terminated) is the current operator
+   * key, else 0. Constant time in the key's content. The key is hashed and
+   * never kept. As platform_status, a rotation in any worker is seen on the
+   * next call.
+   */
+  int (*operator_key_check)(const char *key, size_t len);
+  /*
+   * Whether tenant `tenant` of platform `platform` is `ancestor` or lies
+   * in its subtree: 1 yes, 0 no (or either tenant does not exist), or a
+   * negative NNO_E... code. Reads the database (a point query up the
+   * tree, at most 16 levels): for core API routes, not the hot path.
+   */
+  int (*tenant_within)(const char *platform, const char *tenant,
+                       const char *ancestor);
 } nno_registry_v1;
 
 #endif
