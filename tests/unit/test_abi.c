@@ -67,7 +67,7 @@ static void test_manifest_mismatch(void **st) {
   m.kind = NNO_KIND_FEATURE;
   m.abi_major = 2;
   assert_int_equal(loader_check_object(so, &m, NULL, NULL, err, sizeof err), -1);
-  assert_non_null(strstr(err, "built for ABI 2.0, host provides 1.1"));
+  assert_non_null(strstr(err, "built for ABI 2.1, host provides 1.1"));
   m.abi_major = 1;
   assert_int_equal(loader_check_object(so, &m, NULL, NULL, err, sizeof err), 0);
   assert_int_equal(loader_check_object("/nonexistent.so", &m, NULL, NULL, err,
