@@ -2,12 +2,12 @@
  *
  *   POST   /api/v1/platforms                  create (Idempotency-Key)
  *   GET    /api/v1/platforms                  list: class, status, pages
- *   GET    /api/v1/platforms/{id}             one, with ETag
- *   PATCH  /api/v1/platforms/{id}             name, plan, owner; If-Match
- *   DELETE /api/v1/platforms/{id}             with tenants, activations...
- *   POST   /api/v1/platforms/{id}/suspend     status -> suspended
- *   POST   /api/v1/platforms/{id}/resume      status -> active
- *   GET    /api/v1/platforms/{id}/resources   list, pages
+ *   GET    /api/v1/platforms/{platform}             one, with ETag
+ *   PATCH  /api/v1/platforms/{platform}             name, plan, owner; If-Match
+ *   DELETE /api/v1/platforms/{platform}             with tenants, activations...
+ *   POST   /api/v1/platforms/{platform}/suspend     status -> suspended
+ *   POST   /api/v1/platforms/{platform}/resume      status -> active
+ *   GET    /api/v1/platforms/{platform}/resources   list, pages
  *
  * Each handler authenticates first, runs its writes in one BEGIN IMMEDIATE
  * transaction (audit row, and a changes row when routing is affected,
@@ -38,13 +38,13 @@ static const char *str(json_t *o, const char *k) {
   return json_string_value(json_object_get(o, k));
 }
 
-/* Read {id}; -1 after answering 404 when it cannot be a platform id. */
+/* Read {platform}; -1 after answering 404 when it cannot be a platform id. */
 static int read_id(nno_req *req, char *id) {
-  if (hu_param(req, "id", id, STORE_ID_MAX + 1) == 0 &&
+  if (hu_param(req, "platform", id, STORE_ID_MAX + 1) == 0 &&
       hu_id_valid(id, strlen(id)))
     return 0;
   nno_str v = {"", 0};
-  api->req_param(req, "id", &v);
+  api->req_param(req, "platform", &v);
   hu_problem(req, 404, NULL, "no platform \"%.*s\"",
              (int)(v.len > 64 ? 64 : v.len), v.ptr);
   return -1;
@@ -210,7 +210,7 @@ static int on_get(nno_req *req, void *ud) {
   return send_platform(req, 200, &p);
 }
 
-/* Inside a write transaction: load platform {id} and check If-Match.
+/* Inside a write transaction: load platform {platform} and check If-Match.
  * -1 after rolling back and answering 404 or 412. */
 static int load_for_write(nno_req *req, const char *id, store_platform *p) {
   int rc = store_platform_get(g_reg.db, id, p);
@@ -376,13 +376,13 @@ int api_platforms_init(nno_plugin *p) {
   } routes[] = {
       {"POST", "/api/v1/platforms", on_create, NULL},
       {"GET", "/api/v1/platforms", on_list, NULL},
-      {"GET", "/api/v1/platforms/{id}", on_get, NULL},
-      {"PATCH", "/api/v1/platforms/{id}", on_patch, NULL},
-      {"DELETE", "/api/v1/platforms/{id}", on_delete, NULL},
-      {"POST", "/api/v1/platforms/{id}/suspend", on_status,
+      {"GET", "/api/v1/platforms/{platform}", on_get, NULL},
+      {"PATCH", "/api/v1/platforms/{platform}", on_patch, NULL},
+      {"DELETE", "/api/v1/platforms/{platform}", on_delete, NULL},
+      {"POST", "/api/v1/platforms/{platform}/suspend", on_status,
        (void *)"suspended"},
-      {"POST", "/api/v1/platforms/{id}/resume", on_status, (void *)"active"},
-      {"GET", "/api/v1/platforms/{id}/resources", on_resources, NULL},
+      {"POST", "/api/v1/platforms/{platform}/resume", on_status, (void *)"active"},
+      {"GET", "/api/v1/platforms/{platform}/resources", on_resources, NULL},
   };
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
     int rc = api->route_add(p, routes[i].method, routes[i].path, routes[i].fn,

@@ -2,9 +2,9 @@
  *
  *   GET    /api/v1/stacks                           catalogue, pages
  *   GET    /api/v1/stacks/{id}                      one stack's versions
- *   POST   /api/v1/platforms/{id}/stacks            activate (Idempotency-Key)
- *   GET    /api/v1/platforms/{id}/stacks            activations, pages
- *   DELETE /api/v1/platforms/{id}/stacks/{stack}    deactivate
+ *   POST   /api/v1/platforms/{platform}/stacks            activate (Idempotency-Key)
+ *   GET    /api/v1/platforms/{platform}/stacks            activations, pages
+ *   DELETE /api/v1/platforms/{platform}/stacks/{stack}    deactivate
  *
  * The catalogue mirrors what the host loaded (reg_catalogue_sync); an
  * activation must name a loaded stack version, so it can be routed. */
@@ -266,9 +266,9 @@ int api_stacks_init(nno_plugin *p) {
   } routes[] = {
       {"GET", "/api/v1/stacks", on_list},
       {"GET", "/api/v1/stacks/{id}", on_get},
-      {"POST", "/api/v1/platforms/{id}/stacks", on_activate},
-      {"GET", "/api/v1/platforms/{id}/stacks", on_activations},
-      {"DELETE", "/api/v1/platforms/{id}/stacks/{stack}", on_deactivate},
+      {"POST", "/api/v1/platforms/{platform}/stacks", on_activate},
+      {"GET", "/api/v1/platforms/{platform}/stacks", on_activations},
+      {"DELETE", "/api/v1/platforms/{platform}/stacks/{stack}", on_deactivate},
   };
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
     int rc =

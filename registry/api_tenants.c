@@ -1,10 +1,10 @@
 /* Operator API: the tenant tree of a platform.
  *
- *   POST   /api/v1/platforms/{id}/tenants         create (Idempotency-Key)
- *   GET    /api/v1/platforms/{id}/tenants         list: parent, under, pages
- *   GET    /api/v1/platforms/{id}/tenants/{tid}   one, with ETag
- *   PATCH  /api/v1/platforms/{id}/tenants/{tid}   name, parent, status
- *   DELETE /api/v1/platforms/{id}/tenants/{tid}   cascade=true for subtrees
+ *   POST   /api/v1/platforms/{platform}/tenants         create (Idempotency-Key)
+ *   GET    /api/v1/platforms/{platform}/tenants         list: parent, under, pages
+ *   GET    /api/v1/platforms/{platform}/tenants/{tenant}   one, with ETag
+ *   PATCH  /api/v1/platforms/{platform}/tenants/{tenant}   name, parent, status
+ *   DELETE /api/v1/platforms/{platform}/tenants/{tenant}   cascade=true for subtrees
  *
  * Tenants do not affect routing, so their changes write no changes row and
  * do not move the counter. The database refuses cycles itself (a trigger);
@@ -34,13 +34,13 @@ static const char *str(json_t *o, const char *k) {
   return json_string_value(json_object_get(o, k));
 }
 
-/* Read {tid}; -1 after answering 404 when it cannot be a tenant id. */
+/* Read {tenant}; -1 after answering 404 when it cannot be a tenant id. */
 static int read_tid(nno_req *req, const char *pid, char *tid) {
-  if (hu_param(req, "tid", tid, STORE_ID_MAX + 1) == 0 &&
+  if (hu_param(req, "tenant", tid, STORE_ID_MAX + 1) == 0 &&
       hu_id_ok(tid, strlen(tid), STORE_TENANT_ID_MIN))
     return 0;
   nno_str v = {"", 0};
-  api->req_param(req, "tid", &v);
+  api->req_param(req, "tenant", &v);
   hu_problem(req, 404, NULL, "no tenant \"%.*s\" in platform \"%s\"",
              (int)(v.len > 64 ? 64 : v.len), v.ptr, pid);
   return -1;
@@ -63,6 +63,38 @@ static int need_tenant(nno_req *req, const char *field, const char *pid,
   } else {
     hu_store_error(req, rc);
   }
+  return -1;
+}
+
+/* The tenant a tenant-bound caller (a key or user of one tenant) is
+ * confined to, into out; 0 for callers that see the whole platform. */
+static int caller_tenant(nno_req *req, char *out, size_t cap) {
+  nno_caller c;
+  if (!NNO_HAS(api, req_caller) || api->req_caller(req, &c) != NNO_OK ||
+      c.tenant.len == 0 || c.tenant.len >= cap)
+    return 0;
+  memcpy(out, c.tenant.ptr, c.tenant.len);
+  out[c.tenant.len] = '\0';
+  return 1;
+}
+
+/* 0 if a tenant-bound caller may act on `tid` (its tenant or below; NULL
+ * means the platform's root, which it may not), or if the caller is not
+ * tenant-bound; else -1 after answering 403 (or a store error). */
+static int within_caller(nno_req *req, const char *pid, const char *tid,
+                         const char *field) {
+  char own[STORE_ID_MAX + 1];
+  if (!caller_tenant(req, own, sizeof own)) return 0;
+  int rc = tid ? store_tenant_within(g_reg.db, pid, tid, own) : 0;
+  if (rc == 1) return 0;
+  if (rc < 0) {
+    hu_store_error(req, rc);
+    return -1;
+  }
+  hu_problem(req, 403, field,
+             "field \"%s\": this credential is confined to tenant \"%s\" "
+             "and its sub-tenants",
+             field, own);
   return -1;
 }
 
@@ -96,7 +128,8 @@ static int on_create(nno_req *req, void *ud) {
     goto done;
   }
   if (hu_idem_begin(req, &ik) || hu_need_platform(req, pid) ||
-      (parent && need_tenant(req, "parent", pid, parent))) {
+      (parent && need_tenant(req, "parent", pid, parent)) ||
+      within_caller(req, pid, parent, "parent")) {
     store_rollback(g_reg.db);
     goto done;
   }
@@ -146,6 +179,8 @@ static int on_list(nno_req *req, void *ud) {
   int hp = hu_query(req, "parent", parent, sizeof parent);
   int hn = hp < 0 ? -1 : hu_query(req, "under", under, sizeof under);
   if (hp < 0 || hn < 0) goto done;
+  /* A tenant-bound caller lists inside its subtree only. */
+  if (!hp && !hn && caller_tenant(req, under, sizeof under)) hn = 1;
   if (hp && hn) {
     hu_problem(req, 422, "under",
                "field \"under\": give either parent (direct "
@@ -153,7 +188,9 @@ static int on_list(nno_req *req, void *ud) {
     goto done;
   }
   if ((hp && need_tenant(req, "parent", pid, parent)) ||
-      (hn && need_tenant(req, "under", pid, under)))
+      (hn && need_tenant(req, "under", pid, under)) ||
+      (hp && within_caller(req, pid, parent, "parent")) ||
+      (hn && within_caller(req, pid, under, "under")))
     goto done;
   int rc =
       store_tenant_list(g_reg.db, pid, hp ? parent : NULL, hn ? under : NULL,
@@ -217,9 +254,9 @@ static int on_patch(nno_req *req, void *ud) {
   if (!hu_authorized(req)) return NNO_OK;
   /* {id} is read without the existence check, which happens inside the
    * transaction. */
-  if (hu_param(req, "id", pid, sizeof pid) || !hu_id_valid(pid, strlen(pid))) {
+  if (hu_param(req, "platform", pid, sizeof pid) || !hu_id_valid(pid, strlen(pid))) {
     nno_str v = {"", 0};
-    api->req_param(req, "id", &v);
+    api->req_param(req, "platform", &v);
     return hu_problem(req, 404, NULL, "no platform \"%.*s\"",
                       (int)(v.len > 64 ? 64 : v.len), v.ptr);
   }
@@ -243,8 +280,10 @@ static int on_patch(nno_req *req, void *ud) {
     goto done;
   }
   if (load_for_write(req, pid, tid, &t)) goto done;
-  if (json_is_string(parent) &&
-      need_tenant(req, "parent", pid, json_string_value(parent))) {
+  if ((json_is_string(parent) &&
+       need_tenant(req, "parent", pid, json_string_value(parent))) ||
+      (parent && within_caller(req, pid, json_string_value(parent),
+                               "parent"))) {
     store_rollback(g_reg.db);
     goto done;
   }
@@ -331,11 +370,11 @@ int api_tenants_init(nno_plugin *p) {
     const char *method, *path;
     nno_handler_fn fn;
   } routes[] = {
-      {"POST", "/api/v1/platforms/{id}/tenants", on_create},
-      {"GET", "/api/v1/platforms/{id}/tenants", on_list},
-      {"GET", "/api/v1/platforms/{id}/tenants/{tid}", on_get},
-      {"PATCH", "/api/v1/platforms/{id}/tenants/{tid}", on_patch},
-      {"DELETE", "/api/v1/platforms/{id}/tenants/{tid}", on_delete},
+      {"POST", "/api/v1/platforms/{platform}/tenants", on_create},
+      {"GET", "/api/v1/platforms/{platform}/tenants", on_list},
+      {"GET", "/api/v1/platforms/{platform}/tenants/{tenant}", on_get},
+      {"PATCH", "/api/v1/platforms/{platform}/tenants/{tenant}", on_patch},
+      {"DELETE", "/api/v1/platforms/{platform}/tenants/{tenant}", on_delete},
   };
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
     int rc =

@@ -72,6 +72,8 @@ void reg_committed(void);
 int opkey_init(void);
 /* Reload the hash from the settings table. */
 int opkey_load(void);
+/* 1 if `key` hashes to the current operator key (constant time). */
+int opkey_matches(const char *key, size_t len);
 /* POST /api/v1/operator-key/rotate */
 int opkey_on_rotate(nno_req *req, void *ud);
 

@@ -68,10 +68,14 @@ static int group_add(void *ud, const store_activation *a) {
   return 0;
 }
 
-static int put_status(void *ud, const char *id, const char *status) {
+static int put_status(void *ud, const char *id, const char *status,
+                      const char *plan) {
   int st = rt_status_parse(status);
   if (!st) return 0; /* the schema's CHECK makes this impossible */
-  return rt_put(ud, id, st, NULL, NULL, 0, NULL, NULL) ? STORE_ERROR : 0;
+  return rt_put(ud, id, st, NULL, NULL, 0, NULL, NULL) ||
+                 rt_set_plan(ud, id, plan)
+             ? STORE_ERROR
+             : 0;
 }
 
 /* Fill `t` from the database: every platform, then its activations. */
@@ -88,8 +92,9 @@ static int load_all(rtable *t) {
 
 /* Reload one platform into the routing table (or drop it). */
 static int reload_platform(const char *id) {
-  char status[16];
+  char status[16], plan[40];
   int rc = store_platform_status(g_reg.db, id, status, sizeof status);
+  if (!rc) rc = store_platform_plan(g_reg.db, id, plan, sizeof plan);
   if (rc == STORE_NOTFOUND) {
     rt_remove(g_reg.routes, id);
     return 0;
@@ -99,7 +104,7 @@ static int reload_platform(const char *id) {
   if (!g) return STORE_ERROR;
   g->t = g_reg.routes;
   /* Put it first with no stacks so group_flush finds its status. */
-  rc = put_status(g_reg.routes, id, status);
+  rc = put_status(g_reg.routes, id, status, plan);
   if (!rc) rc = store_activation_list(g_reg.db, id, NULL, 0, group_add, g);
   if (!rc) rc = group_flush(g);
   free(g);
@@ -316,9 +321,37 @@ static int svc_platform_status(const char *id, char *out, size_t cap) {
   return NNO_OK;
 }
 
+static int svc_platform_plan(const char *id, char *out, size_t cap) {
+  if (!id || !out) return NNO_EINVAL;
+  reg_refresh();
+  const rt_entry *e = rt_get(g_reg.routes, id, strlen(id));
+  if (!e) return NNO_ENOENT;
+  const char *s = e->plan[0] ? e->plan : "free";
+  if (strlen(s) >= cap) return NNO_EINVAL;
+  memcpy(out, s, strlen(s) + 1);
+  return NNO_OK;
+}
+
+static int svc_operator_key_check(const char *key, size_t len) {
+  if (!key) return 0;
+  reg_refresh(); /* a rotation in another worker changes the hash */
+  return opkey_matches(key, len);
+}
+
+static int svc_tenant_within(const char *platform, const char *tenant,
+                             const char *ancestor) {
+  if (!platform || !tenant || !ancestor) return NNO_EINVAL;
+  int rc = store_tenant_within(g_reg.db, platform, tenant, ancestor);
+  if (rc >= 0) return rc;
+  return rc == STORE_BUSY ? NNO_EBUSY : NNO_EIO;
+}
+
 static const nno_registry_v1 service = {
     .size = sizeof(nno_registry_v1),
     .platform_status = svc_platform_status,
+    .operator_key_check = svc_operator_key_check,
+    .tenant_within = svc_tenant_within,
+    .platform_plan = svc_platform_plan,
 };
 
 /* ---- init and fini ----------------------------------------------------- */

@@ -149,6 +149,7 @@ int rt_put(rtable *t, const char *id, int status, const char *const *stacks,
   rt_entry **link = find_link(t, id, idlen, e->hash);
   if (*link) { /* replace in place */
     rt_entry *old = *link;
+    memcpy(e->plan, old->plan, sizeof e->plan);
     e->next = old->next;
     *link = e;
     entry_free(old);
@@ -168,6 +169,15 @@ void rt_remove(rtable *t, const char *id) {
   *link = e->next;
   entry_free(e);
   t->count--;
+}
+
+int rt_set_plan(rtable *t, const char *id, const char *plan) {
+  size_t n = strlen(id), pl = strlen(plan);
+  rt_entry *e = *find_link(t, id, n, hash_id(id, n));
+  if (!e) return NNO_ENOENT;
+  if (pl >= sizeof e->plan) return NNO_EINVAL;
+  memcpy(e->plan, plan, pl + 1);
+  return 0;
 }
 
 const rt_entry *rt_get(const rtable *t, const char *id, size_t len) {

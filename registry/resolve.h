@@ -26,6 +26,7 @@ typedef struct rt_entry {
   uint8_t nacts;   /* activations */
   uint8_t nstacks; /* of which resolved to a loaded stack, in `stacks` */
   char id[33];
+  char plan[33];       /* the platform's plan, "" until set */
   char *acts;          /* nacts pairs "stack\0version\0", by stack id */
   nno_stack *stacks[]; /* nacts slots, the first nstacks used */
 } rt_entry;
@@ -54,6 +55,8 @@ int rt_put(rtable *t, const char *id, int status, const char *const *stacks,
            const char *const *versions, size_t n, rt_find_fn find, void *ud);
 void rt_remove(rtable *t, const char *id);
 /* The entry for `id` (`len` bytes, not NUL-terminated), or NULL. */
+/* Set the plan of an entry already put (kept across later rt_puts). */
+int rt_set_plan(rtable *t, const char *id, const char *plan);
 const rt_entry *rt_get(const rtable *t, const char *id, size_t len);
 /* Re-resolve every entry's stacks (after the host has loaded them). */
 void rt_resolve_all(rtable *t, rt_find_fn find, void *ud);

@@ -117,7 +117,8 @@ typedef struct store_platform {
 
 typedef int (*store_platform_cb)(void *ud, const store_platform *p);
 /* For the routing table: just id and status. */
-typedef int (*store_status_cb)(void *ud, const char *id, const char *status);
+typedef int (*store_status_cb)(void *ud, const char *id, const char *status,
+                               const char *plan);
 
 int store_platform_get(sqlite3 *db, const char *id, store_platform *out);
 /* Insert with version 1 and both timestamps now; fills them into *p. */
@@ -140,6 +141,12 @@ int store_platform_list(sqlite3 *db, const char *cls, const char *status,
 int store_platform_each(sqlite3 *db, store_status_cb cb, void *ud);
 /* One platform's status: STORE_NOTFOUND when absent. */
 int store_platform_status(sqlite3 *db, const char *id, char *out, size_t cap);
+/* 1 if tenant `tenant` of `platform` is `ancestor` or below it, 0 if not
+ * (or either is missing); a negative store_rc on error. */
+int store_tenant_within(sqlite3 *db, const char *platform, const char *tenant,
+                        const char *ancestor);
+/* One platform's plan: STORE_NOTFOUND when absent. */
+int store_platform_plan(sqlite3 *db, const char *id, char *out, size_t cap);
 
 /* ---- tenants ----------------------------------------------------------- */
 

@@ -119,10 +119,12 @@ int store_platform_list(sqlite3 *db, const char *cls, const char *status,
 int store_platform_each(sqlite3 *db, store_status_cb cb, void *ud) {
   sqlite3_stmt *st;
   int rc =
-      store__query(db, &st, "SELECT id, status FROM platforms ORDER BY id", "");
+      store__query(db, &st, "SELECT id, status, plan FROM platforms ORDER BY id", "");
   if (rc) return rc;
   while ((rc = store__next_row(db, st)) == STORE_OK)
-    if ((rc = cb(ud, store__col_str(st, 0), store__col_str(st, 1))) != 0) break;
+    if ((rc = cb(ud, store__col_str(st, 0), store__col_str(st, 1),
+                  store__col_str(st, 2))) != 0)
+      break;
   sqlite3_finalize(st);
   return rc == STORE_NOTFOUND ? STORE_OK : rc;
 }
@@ -130,6 +132,31 @@ int store_platform_each(sqlite3 *db, store_status_cb cb, void *ud) {
 int store_platform_status(sqlite3 *db, const char *id, char *out, size_t cap) {
   return store__scalar(db, "SELECT status FROM platforms WHERE id = ?", id,
                        out, cap);
+}
+
+int store_tenant_within(sqlite3 *db, const char *platform, const char *tenant,
+                        const char *ancestor) {
+  sqlite3_stmt *st;
+  /* Walk up from `tenant`; the depth bound ends the walk on any tree. */
+  int rc = store__query(
+      db, &st,
+      "WITH RECURSIVE up(id, depth) AS ("
+      " SELECT id, 0 FROM tenants WHERE platform_id = ?1 AND id = ?2"
+      " UNION ALL"
+      " SELECT t.parent_id, up.depth + 1 FROM tenants t JOIN up ON t.id = up.id"
+      "  WHERE t.platform_id = ?1 AND t.parent_id IS NOT NULL AND up.depth < 64)"
+      " SELECT 1 FROM up WHERE id = ?3 LIMIT 1",
+      "sss", platform, tenant, ancestor);
+  if (rc) return rc;
+  rc = store__next_row(db, st);
+  sqlite3_finalize(st);
+  if (rc == STORE_OK) return 1;
+  return rc == STORE_NOTFOUND ? 0 : rc;
+}
+
+int store_platform_plan(sqlite3 *db, const char *id, char *out, size_t cap) {
+  return store__scalar(db, "SELECT plan FROM platforms WHERE id = ?", id, out,
+                       cap);
 }
 
 /* ---- tenants ----------------------------------------------------------- */

@@ -119,13 +119,18 @@ def activate(h, pid, stack="default", version=None):
     return h.api("POST", "/platforms/%s/stacks" % pid, body)
 
 
-def fresh_statuses(h, path, n, host=None):
+def fresh_statuses(h, path, n, host=None, key=None):
     """n requests, each on a new connection (spread over the workers)."""
     out = []
     for _ in range(n):
-        st, hd, body = h.request("GET", path, host=host)
+        st, hd, body = h.request("GET", path, host=host, key=key)
         out.append((st, hd, body))
     return out
+
+
+def feature_key(h, pid):
+    """A key of `pid` that may call every feature of the platform."""
+    return h.platform_key(pid)["key"]
 
 
 def access_pids(h, path, status, timeout=3):
@@ -814,17 +819,18 @@ def test_activation_and_routing(reg):
     assert st == 200 and page["items"] == [a] and page["next_cursor"] is None
 
     # every worker serves it at once
-    for st, h, body in fresh_statuses(reg, path, 10):
+    ka = feature_key(reg, pid)
+    for st, h, body in fresh_statuses(reg, path, 10, key=ka):
         assert st == 200, body
         assert h["content-type"] == "application/json"
         assert json.loads(body) == HELLO
-    st, _, body = reg.json("GET", "/p/%s/hello/ada" % pid)
+    st, _, body = reg.json("GET", "/p/%s/hello/ada" % pid, key=ka)
     assert st == 200 and body == {"message": "hello, ada"}
     # host-based routing: {anything}.{id}.{baseDomain}, with or without port
     for host in ["app.%s.nno.localhost" % pid, "x.%s.nno.localhost" % pid,
                  "app.%s.nno.localhost:%d" % (pid, reg.port),
                  "APP.%s.NNO.LOCALHOST" % pid.upper()]:
-        st, _, body = reg.json("GET", "/hello", host=host)
+        st, _, body = reg.json("GET", "/hello", host=host, key=ka)
         assert (st, body) == (200, HELLO), host
     # a host a platform claims is not the core API
     st, _, _ = reg.api("GET", "/platforms", host="app.%s.nno.localhost" % pid)
@@ -847,7 +853,8 @@ def test_activation_and_routing(reg):
     create_platform(reg, "route-b")
     st, _, b = activate(reg, "route-b", "default", "1.0.0")
     assert st == 201 and b["version"] == "1.0.0" and b["platform"] == "route-b"
-    assert reg.json("GET", "/p/route-b/hello")[0] == 200
+    kb = feature_key(reg, "route-b")
+    assert reg.json("GET", "/p/route-b/hello", key=kb)[0] == 200
 
     # deactivate: 404 again, on every worker
     st, _, body = reg.api("DELETE", "/platforms/%s/stacks/default" % pid)
@@ -858,7 +865,7 @@ def test_activation_and_routing(reg):
     problem(reg.api("DELETE", "/platforms/%s/stacks/default" % pid), 404)
     st, _, page = reg.api("GET", "/platforms/%s/stacks" % pid)
     assert st == 200 and page["items"] == []
-    assert reg.json("GET", "/p/route-b/hello")[0] == 200
+    assert reg.json("GET", "/p/route-b/hello", key=kb)[0] == 200
 
     # resources: an empty page for now
     st, _, page = reg.api("GET", "/platforms/route-b/resources")
@@ -884,15 +891,16 @@ def test_platform_host_never_serves_another_platforms_path(make_host):
         create_platform(h, pid)
         assert activate(h, pid)[0] == 201
     host_a = "app.origin-a.nno.localhost"
-    assert h.request("GET", "/hello", host=host_a)[0] == 200
+    ka, kb = feature_key(h, "origin-a"), feature_key(h, "other-b")
+    assert h.request("GET", "/hello", host=host_a, key=ka)[0] == 200
     # On A's origin, /p/other-b/... is a path of A (none), never B's route.
-    st, _, body = h.json("GET", "/p/other-b/hello", host=host_a)
+    st, _, body = h.json("GET", "/p/other-b/hello", host=host_a, key=kb)
     assert st == 404 and body["detail"] == "no route for this path"
     assert h.api("POST", "/platforms/origin-a/suspend")[0] == 200
     st, _, body = h.json("GET", "/p/other-b/hello", host=host_a)
     assert st == 403 and body["detail"] == "platform origin-a is suspended"
     # Hosts no platform claims still take the path form.
-    assert h.request("GET", "/p/other-b/hello")[0] == 200
+    assert h.request("GET", "/p/other-b/hello", key=kb)[0] == 200
 
 
 def test_suspension_seen_by_every_worker_within_a_second(make_host):
@@ -901,7 +909,8 @@ def test_suspension_seen_by_every_worker_within_a_second(make_host):
     path = "/p/%s/hello" % pid
     create_platform(h, pid)
     assert activate(h, pid)[0] == 201
-    for st, _, body in fresh_statuses(h, path, 20):
+    key = feature_key(h, pid)
+    for st, _, body in fresh_statuses(h, path, 20, key=key):
         assert st == 200, body
     pids, want = access_pids(h, path, 200)
     assert pids == want and len(want) == 2
@@ -926,7 +935,7 @@ def test_suspension_seen_by_every_worker_within_a_second(make_host):
     st, _, p = h.api("POST", "/platforms/%s/resume" % pid)
     assert st == 200 and p["status"] == "active"
     t0 = time.time()
-    answers = fresh_statuses(h, path, 20)
+    answers = fresh_statuses(h, path, 20, key=key)
     elapsed = time.time() - t0
     assert [a[0] for a in answers] == [200] * 20
     assert elapsed <= 1.0, elapsed
@@ -964,7 +973,8 @@ def test_activating_another_version_replaces_it(make_host, tmp_path):
     st, _, b2 = activate(h, "ver-b", "default", "1.1.0")
     assert st == 200 and b2["version"] == "1.1.0"
     for pid in ["ver-a", "ver-b"]:
-        for st, _, body in fresh_statuses(h, "/p/%s/hello" % pid, 6):
+        key = feature_key(h, pid)
+        for st, _, body in fresh_statuses(h, "/p/%s/hello" % pid, 6, key=key):
             assert st == 200 and json.loads(body) == HELLO
 
 
@@ -1098,7 +1108,8 @@ def test_data_survives_a_restart(make_host):
     create_tenant(h, "keep", "t2", "t1")
     st, _, act = activate(h, "keep")
     assert st == 201
-    assert h.json("GET", "/p/keep/hello")[0] == 200
+    kkeep = feature_key(h, "keep")
+    assert h.json("GET", "/p/keep/hello", key=kkeep)[0] == 200
     before = {
         "platforms": list_all(h, "/platforms"),
         "tenants": list_all(h, "/platforms/keep/tenants"),
@@ -1127,7 +1138,7 @@ def test_data_survives_a_restart(make_host):
     st, hd, p = h2.api("GET", "/platforms/keep")
     assert hd["etag"] == '"v2"' and p["name"] == "Kept"
     # routing is rebuilt from the database on start: on every worker
-    for st, _, body in fresh_statuses(h2, "/p/keep/hello", 10):
+    for st, _, body in fresh_statuses(h2, "/p/keep/hello", 10, key=kkeep):
         assert st == 200, body
     for st, _, body in fresh_statuses(h2, "/p/keep-susp/hello", 6):
         assert st == 403, body

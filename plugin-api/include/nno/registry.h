@@ -53,6 +53,11 @@ typedef struct nno_registry_v1 {
    */
   int (*tenant_within)(const char *platform, const char *tenant,
                        const char *ancestor);
+  /*
+   * The plan of platform `id` ("free" unless set), as platform_status:
+   * O(1) from memory. NNO_ENOENT for an unknown platform.
+   */
+  int (*platform_plan)(const char *id, char *out, size_t cap);
 } nno_registry_v1;
 
 #endif

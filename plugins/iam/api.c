@@ -1,0 +1,588 @@
+/* IAM's HTTP API (API keys and access policies of a platform) and the
+ * nno.iam service (sessions, for the auth package).
+ *
+ *   POST   /api/v1/platforms/{platform}/keys        keys:write
+ *   GET    /api/v1/platforms/{platform}/keys        keys:read
+ *   DELETE /api/v1/platforms/{platform}/keys/{key}  keys:write
+ *   GET    /api/v1/platforms/{platform}/access      access:read
+ *   PUT    /api/v1/platforms/{platform}/access      access:write
+ *
+ * The gateway's AUTHZ hook has already checked the caller against the
+ * route's scope and platform; the handlers add what depends on the body: a
+ * key may only hand out scopes it holds, and a tenant-bound key only keys
+ * within its tenant's subtree. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "internal.h"
+
+#define MAX_EXPIRES_IN (10LL * 365 * 86400)
+
+/* ---- small helpers --------------------------------------------------------- */
+
+static int fail(nno_req *req, int status, const char *fmt, ...) {
+  static const struct { int s; const char *t; } titles[] = {
+      {400, "Bad Request"}, {403, "Forbidden"}, {404, "Not Found"},
+      {409, "Conflict"}, {422, "Unprocessable Content"},
+      {500, "Internal Server Error"}, {503, "Service Unavailable"}};
+  const char *title = "Error";
+  for (size_t i = 0; i < sizeof titles / sizeof *titles; i++)
+    if (titles[i].s == status) title = titles[i].t;
+  char detail[320];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof detail, fmt, ap);
+  va_end(ap);
+  api->res_problem(req, status, title, detail);
+  return NNO_OK;
+}
+
+static int store_fail(nno_req *req, int rc) {
+  if (rc == IAM_BUSY) {
+    fail(req, 503, "the database is busy; retry in a moment");
+    api->res_header(req, "Retry-After", "1");
+    return NNO_OK;
+  }
+  api->log(g_iam.p, NNO_LOG_ERROR, "core.db: %s", sqlite3_errmsg(g_iam.db));
+  return fail(req, 500, "database error");
+}
+
+static int send(nno_req *req, int status, json_t *v) {
+  char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+  json_decref(v);
+  if (!s) return fail(req, 500, "out of memory");
+  api->res_json(req, status, s, strlen(s));
+  free(s);
+  return NNO_OK;
+}
+
+static int body_object(nno_req *req, json_t **out) {
+  nno_str b = api->req_body(req);
+  json_error_t e;
+  *out = json_loadb(b.ptr ? b.ptr : "", b.len, JSON_REJECT_DUPLICATES, &e);
+  if (!*out)
+    return fail(req, 400, "invalid JSON at line %d column %d: %s", e.line,
+                e.column, e.text), -1;
+  if (!json_is_object(*out)) {
+    json_decref(*out);
+    return fail(req, 422, "the body must be a JSON object"), -1;
+  }
+  return 0;
+}
+
+/* Fields other than `allowed` (NULL-terminated) are refused: a typo must
+ * not silently create a key with less protection than intended. */
+static int only_fields(nno_req *req, json_t *o, const char *const *allowed) {
+  const char *k;
+  json_t *v;
+  json_object_foreach(o, k, v) {
+    size_t i = 0;
+    while (allowed[i] && strcmp(allowed[i], k) != 0) i++;
+    if (!allowed[i]) return fail(req, 422, "unknown field \"%.64s\"", k), -1;
+  }
+  return 0;
+}
+
+static void param(nno_req *req, const char *name, char *out, size_t cap) {
+  nno_str s = {0};
+  api->req_param(req, name, &s);
+  size_t n = s.len < cap - 1 ? s.len : cap - 1;
+  memcpy(out, s.ptr ? s.ptr : "", n);
+  out[n] = '\0';
+}
+
+static int id_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n < 1 || n > 32) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+          s[i] == '-'))
+      return 0;
+  return 1;
+}
+
+static void iso_time(int64_t t, char out[32]) {
+  struct tm tm;
+  time_t tt = (time_t)t;
+  gmtime_r(&tt, &tm);
+  strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The platform of the route, known to exist. 0, or -1 after answering. */
+static int route_platform(nno_req *req, char plat[IAM_ID_MAX]) {
+  char st[16];
+  param(req, "platform", plat, IAM_ID_MAX);
+  if (!id_ok(plat) || !g_iam.reg ||
+      g_iam.reg->platform_status(plat, st, sizeof st) != NNO_OK ||
+      strcmp(st, "deleting") == 0)
+    return fail(req, 404, "no platform \"%.32s\"", plat), -1;
+  return 0;
+}
+
+/* 1 if the caller is bound to a tenant that does not hold `tenant` in its
+ * subtree ("" meaning the whole platform). */
+static int outside_caller(const nno_caller *c, const char *plat,
+                          const char *tenant) {
+  if (c->kind == NNO_CALLER_OPERATOR || c->tenant.len == 0) return 0;
+  if (!*tenant) return 1;
+  char anc[IAM_ID_MAX];
+  snprintf(anc, sizeof anc, "%.*s", (int)c->tenant.len, c->tenant.ptr);
+  return g_iam.reg->tenant_within(plat, tenant, anc) != 1;
+}
+
+/* ---- scopes in bodies ---------------------------------------------------------- */
+
+/* A JSON array of scope strings into a space-separated list. */
+static int scopes_from_json(nno_req *req, json_t *v, const char *field,
+                            char *out, size_t cap, int allow_empty) {
+  size_t n = 0, i;
+  json_t *s;
+  if (!json_is_array(v) || (!allow_empty && json_array_size(v) == 0))
+    return fail(req, 422, "%s: expected a%s array of scopes", field,
+                allow_empty ? "n" : " non-empty"), -1;
+  out[0] = '\0';
+  json_array_foreach(v, i, s) {
+    const char *z = json_string_value(s);
+    size_t l = z ? strlen(z) : 0;
+    if (!z || !iam_scope_valid(z, l))
+      return fail(req, 422,
+                  "%s[%zu]: a scope is 1..64 of a-z 0-9 _ . - : * (e.g. "
+                  "\"tenants:read\")",
+                  field, i), -1;
+    if (n + l + 2 > cap)
+      return fail(req, 422, "%s: too many scopes (at most %zu bytes)", field,
+                  cap - 1), -1;
+    if (n) out[n++] = ' ';
+    memcpy(out + n, z, l);
+    n += l;
+    out[n] = '\0';
+  }
+  return 0;
+}
+
+static json_t *scopes_to_json(const char *s) {
+  json_t *a = json_array();
+  const char *p = s;
+  while (a && *p) {
+    while (*p == ' ') p++;
+    const char *q = p;
+    while (*q && *q != ' ') q++;
+    if (q > p) json_array_append_new(a, json_stringn(p, (size_t)(q - p)));
+    p = q;
+  }
+  return a;
+}
+
+/* ---- keys ---------------------------------------------------------------------- */
+
+static json_t *key_json(const iam_key *k, const char *name, int64_t created,
+                        int64_t revoked) {
+  char c[32], e[32], r[32];
+  iso_time(created, c);
+  if (k->expires) iso_time(k->expires, e);
+  if (revoked) iso_time(revoked, r);
+  return json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:o, s:o}", "id", k->id,
+                   "name", name, "platform", k->platform, "tenant",
+                   k->tenant[0] ? json_string(k->tenant) : json_null(),
+                   "scopes", scopes_to_json(k->scopes), "created_at", c,
+                   "expires_at", k->expires ? json_string(e) : json_null(),
+                   "revoked_at", revoked ? json_string(r) : json_null());
+}
+
+static int key_create(nno_req *req, void *ud) {
+  (void)ud;
+  static const char *const fields[] = {"name", "scopes", "tenant",
+                                       "expires_in", NULL};
+  iam_key k;
+  nno_caller c;
+  json_t *b, *v;
+  memset(&k, 0, sizeof k);
+  api->req_caller(req, &c);
+  if (route_platform(req, k.platform) || body_object(req, &b)) return NNO_OK;
+  if (only_fields(req, b, fields)) goto done;
+  const char *name = json_string_value(json_object_get(b, "name"));
+  if (!name || !*name || strlen(name) >= IAM_NAME_MAX) {
+    fail(req, 422, "name: required, 1..128 bytes");
+    goto done;
+  }
+  for (const char *p = name; *p; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+      fail(req, 422, "name: no control characters");
+      goto done;
+    }
+  if (scopes_from_json(req, json_object_get(b, "scopes"), "scopes", k.scopes,
+                       sizeof k.scopes, 0))
+    goto done;
+  if (c.kind != NNO_CALLER_OPERATOR &&
+      !iam_scopes_subset(c.scopes.ptr, c.scopes.len, k.scopes)) {
+    fail(req, 403, "a key can only grant scopes its creator holds");
+    goto done;
+  }
+  if ((v = json_object_get(b, "tenant")) && !json_is_null(v)) {
+    const char *t = json_string_value(v);
+    if (!t || !id_ok(t)) {
+      fail(req, 422, "tenant: expected a tenant id or null");
+      goto done;
+    }
+    snprintf(k.tenant, sizeof k.tenant, "%s", t);
+    if (g_iam.reg->tenant_within(k.platform, k.tenant, k.tenant) != 1) {
+      fail(req, 422, "tenant: platform %s has no tenant \"%s\"", k.platform,
+           k.tenant);
+      goto done;
+    }
+  } else if (c.tenant.len) { /* a bound creator makes bound keys */
+    snprintf(k.tenant, sizeof k.tenant, "%.*s", (int)c.tenant.len,
+             c.tenant.ptr);
+  }
+  if (outside_caller(&c, k.platform, k.tenant)) {
+    fail(req, 403, "a tenant-bound credential only makes keys within its "
+                   "tenant's subtree");
+    goto done;
+  }
+  if ((v = json_object_get(b, "expires_in")) && !json_is_null(v)) {
+    if (!json_is_integer(v) || json_integer_value(v) < 60 ||
+        json_integer_value(v) > MAX_EXPIRES_IN) {
+      fail(req, 422, "expires_in: seconds, 60..%lld", MAX_EXPIRES_IN);
+      goto done;
+    }
+    k.expires = iam_now() + json_integer_value(v);
+  }
+  char tok[NNO_IAM_TOKEN_MAX];
+  iam_token_new(IAM_KEY_PREFIX, tok, sizeof tok, k.id, k.hash);
+  int64_t now = iam_now();
+  int rc = iam_store_key_insert(g_iam.db, &k, name, now);
+  if (rc) {
+    sodium_memzero(tok, sizeof tok);
+    store_fail(req, rc);
+    goto done;
+  }
+  iam_committed("key", k.platform, k.id);
+  api->log(g_iam.p, NNO_LOG_INFO, "key %s created for platform %s", k.id,
+           k.platform);
+  json_t *out = key_json(&k, name, now, 0);
+  if (out) json_object_set_new(out, "key", json_string(tok));
+  sodium_memzero(tok, sizeof tok);
+  char loc[128];
+  snprintf(loc, sizeof loc, "/api/v1/platforms/%s/keys/%s", k.platform, k.id);
+  send(req, 201, out);
+  api->res_header(req, "Location", loc);
+  api->res_header(req, "Cache-Control", "no-store");
+done:
+  json_decref(b);
+  return NNO_OK;
+}
+
+typedef struct list_st {
+  json_t *items;
+  const nno_caller *c;
+  const char *platform;
+  char last[17];
+  int n;
+} list_st;
+
+static int list_one(void *ud, const iam_key *k, const char *name,
+                    int64_t created, int64_t revoked) {
+  list_st *l = ud;
+  snprintf(l->last, sizeof l->last, "%s", k->id);
+  l->n++;
+  if (outside_caller(l->c, l->platform, k->tenant)) return 0;
+  json_array_append_new(l->items, key_json(k, name, created, revoked));
+  return 0;
+}
+
+static int key_list(nno_req *req, void *ud) {
+  (void)ud;
+  char plat[IAM_ID_MAX], after[17] = "";
+  nno_caller c;
+  nno_str v;
+  int limit = 100;
+  api->req_caller(req, &c);
+  if (route_platform(req, plat)) return NNO_OK;
+  if (api->req_query_param(req, "limit", &v) == NNO_OK) {
+    char n[8];
+    snprintf(n, sizeof n, "%.*s", (int)(v.len < 7 ? v.len : 7), v.ptr);
+    char *end;
+    long l = strtol(n, &end, 10);
+    if (!v.len || *end || l < 1 || l > 1000)
+      return fail(req, 400, "limit: an integer in 1..1000");
+    limit = (int)l;
+  }
+  if (api->req_query_param(req, "after", &v) == NNO_OK)
+    snprintf(after, sizeof after, "%.*s", (int)(v.len < 16 ? v.len : 16),
+             v.ptr);
+  list_st l = {json_array(), &c, plat, "", 0};
+  if (!l.items) return fail(req, 500, "out of memory");
+  int rc = iam_store_keys_list(g_iam.db, plat, after, limit, list_one, &l);
+  if (rc) {
+    json_decref(l.items);
+    return store_fail(req, rc);
+  }
+  return send(req, 200,
+              json_pack("{s:o, s:o}", "items", l.items, "next",
+                        l.n == limit ? json_string(l.last) : json_null()));
+}
+
+typedef struct find_st {
+  const char *id;
+  iam_key k;
+  int found;
+  int64_t revoked;
+} find_st;
+
+static int find_one(void *ud, const iam_key *k, const char *name,
+                    int64_t created, int64_t revoked) {
+  (void)name, (void)created;
+  find_st *f = ud;
+  if (strcmp(k->id, f->id) == 0) f->k = *k, f->found = 1, f->revoked = revoked;
+  return 1;
+}
+
+static int key_revoke(nno_req *req, void *ud) {
+  (void)ud;
+  char plat[IAM_ID_MAX], id[20];
+  nno_caller c;
+  api->req_caller(req, &c);
+  if (route_platform(req, plat)) return NNO_OK;
+  param(req, "key", id, sizeof id);
+  if (strlen(id) != 16) return fail(req, 404, "no key \"%.16s\"", id);
+  find_st f;
+  memset(&f, 0, sizeof f);
+  f.id = id;
+  int rc = iam_store_key_get(g_iam.db, plat, id, find_one, &f);
+  if (rc) return store_fail(req, rc);
+  if (!f.found || f.revoked) return fail(req, 404, "no live key \"%s\"", id);
+  if (outside_caller(&c, plat, f.k.tenant))
+    return fail(req, 403, "this key belongs outside the caller's tenant");
+  rc = iam_store_key_revoke(g_iam.db, plat, id, iam_now());
+  if (rc == IAM_NOTFOUND) return fail(req, 404, "no live key \"%s\"", id);
+  if (rc) return store_fail(req, rc);
+  iam_committed("key", plat, id);
+  api->log(g_iam.p, NNO_LOG_INFO, "key %s of platform %s revoked", id, plat);
+  api->res_status(req, 204);
+  return NNO_OK;
+}
+
+/* ---- access policies ------------------------------------------------------------ */
+
+static json_t *access_json(const char *plat) {
+  const iam_access *a = iam_access_get(plat, strlen(plat));
+  json_t *o = json_array();
+  for (size_t i = 0; a && o && i < a->norigins; i++)
+    json_array_append_new(o, json_string(a->origins[i]));
+  const char *us = a && a->user_scopes[0] ? a->user_scopes
+                                          : g_iam.cfg.user_scopes;
+  return json_pack("{s:s, s:b, s:o, s:o, s:I, s:I}", "platform", plat,
+                   "signup", a ? a->signup : 0, "cors_origins", o,
+                   "user_scopes", scopes_to_json(us), "session_idle_s",
+                   (json_int_t)g_iam.cfg.session_idle_s, "session_absolute_s",
+                   (json_int_t)g_iam.cfg.session_absolute_s);
+}
+
+static int access_get(nno_req *req, void *ud) {
+  (void)ud;
+  char plat[IAM_ID_MAX];
+  if (route_platform(req, plat)) return NNO_OK;
+  return send(req, 200, access_json(plat));
+}
+
+/* "scheme://host[:port]": what a browser sends as Origin. */
+static int origin_ok(const char *o) {
+  size_t n = strlen(o);
+  const char *h;
+  if (n >= 128) return 0;
+  if (strncmp(o, "https://", 8) == 0) h = o + 8;
+  else if (strncmp(o, "http://", 7) == 0) h = o + 7;
+  else return 0;
+  if (!*h) return 0;
+  for (const char *p = h; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+          *p == '-' || *p == '.' || *p == ':' || *p == '[' || *p == ']'))
+      return 0;
+  return 1;
+}
+
+static int access_put(nno_req *req, void *ud) {
+  (void)ud;
+  static const char *const fields[] = {"signup", "cors_origins",
+                                       "user_scopes", NULL};
+  iam_access a;
+  nno_caller c;
+  json_t *b, *v;
+  memset(&a, 0, sizeof a);
+  api->req_caller(req, &c);
+  if (route_platform(req, a.platform) || body_object(req, &b)) return NNO_OK;
+  if (only_fields(req, b, fields)) goto done;
+  if (c.tenant.len) {
+    fail(req, 403, "a tenant-bound credential cannot change the platform's "
+                   "access policy");
+    goto done;
+  }
+  /* Start from the current policy: PUT replaces the fields it names. */
+  const iam_access *cur = iam_access_get(a.platform, strlen(a.platform));
+  if (cur) a = *cur;
+  if ((v = json_object_get(b, "signup"))) {
+    if (!json_is_boolean(v)) {
+      fail(req, 422, "signup: expected true or false");
+      goto done;
+    }
+    a.signup = json_is_true(v);
+  }
+  if ((v = json_object_get(b, "cors_origins"))) {
+    size_t i;
+    json_t *o;
+    if (!json_is_array(v) || json_array_size(v) > IAM_ORIGINS_MAX) {
+      fail(req, 422, "cors_origins: an array of at most %d origins",
+           IAM_ORIGINS_MAX);
+      goto done;
+    }
+    a.norigins = 0;
+    json_array_foreach(v, i, o) {
+      const char *s = json_string_value(o);
+      if (!s || !origin_ok(s)) {
+        fail(req, 422,
+             "cors_origins[%zu]: expected \"https://host[:port]\" in lower "
+             "case, no path",
+             i);
+        goto done;
+      }
+      snprintf(a.origins[a.norigins++], sizeof a.origins[0], "%s", s);
+    }
+  }
+  if ((v = json_object_get(b, "user_scopes")) &&
+      scopes_from_json(req, v, "user_scopes", a.user_scopes,
+                       sizeof a.user_scopes, 1))
+    goto done;
+  int rc = iam_store_access_put(g_iam.db, &a, iam_now());
+  if (rc) {
+    store_fail(req, rc);
+    goto done;
+  }
+  iam_committed("access", a.platform, "");
+  send(req, 200, access_json(a.platform));
+done:
+  json_decref(b);
+  return NNO_OK;
+}
+
+/* ---- the nno.iam service ------------------------------------------------------ */
+
+static int user_id_ok(const char *u) {
+  size_t n = u ? strlen(u) : 0;
+  if (n < 1 || n > 64) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!((u[i] >= 'a' && u[i] <= 'z') || (u[i] >= 'A' && u[i] <= 'Z') ||
+          (u[i] >= '0' && u[i] <= '9') || u[i] == '_' || u[i] == '.' ||
+          u[i] == '-'))
+      return 0;
+  return 1;
+}
+
+static int map_store(int rc) {
+  return rc == IAM_OK ? NNO_OK
+         : rc == IAM_NOTFOUND ? NNO_ENOENT
+         : rc == IAM_BUSY ? NNO_EBUSY
+         : rc == IAM_FK ? NNO_ENOENT
+                        : NNO_EIO;
+}
+
+static int svc_session_create(const char *platform, const char *user,
+                              const char *tenant, const char *scopes,
+                              nno_iam_session *out) {
+  iam_sess s;
+  char st[16];
+  if (!platform || !id_ok(platform) || !user_id_ok(user) || !out)
+    return NNO_EINVAL;
+  if (tenant && *tenant && !id_ok(tenant)) return NNO_EINVAL;
+  if (!g_iam.reg || g_iam.reg->platform_status(platform, st, sizeof st))
+    return NNO_ENOENT;
+  memset(&s, 0, sizeof s);
+  snprintf(s.platform, sizeof s.platform, "%s", platform);
+  snprintf(s.user, sizeof s.user, "%s", user);
+  snprintf(s.tenant, sizeof s.tenant, "%s", tenant ? tenant : "");
+  if (!scopes) {
+    const iam_access *a = iam_access_get(platform, strlen(platform));
+    scopes = a && a->user_scopes[0] ? a->user_scopes : g_iam.cfg.user_scopes;
+  }
+  if (strlen(scopes) >= sizeof s.scopes) return NNO_EINVAL;
+  snprintf(s.scopes, sizeof s.scopes, "%s", scopes);
+  int64_t now = iam_now();
+  s.expires = now + g_iam.cfg.session_absolute_s;
+  s.idle_expires = now + g_iam.cfg.session_idle_s;
+  if (s.idle_expires > s.expires) s.idle_expires = s.expires;
+  memset(out, 0, sizeof *out);
+  iam_token_new(IAM_SESSION_PREFIX, out->token, sizeof out->token, s.id,
+                s.hash);
+  int rc = iam_store_session_insert(g_iam.db, &s, now);
+  if (rc) {
+    sodium_memzero(out, sizeof *out);
+    return map_store(rc);
+  }
+  memcpy(out->id, s.id, sizeof out->id);
+  out->expires = s.expires;
+  out->idle_expires = s.idle_expires;
+  return NNO_OK;
+}
+
+static int svc_session_revoke(const char *platform, const char *id) {
+  if (!platform || !id) return NNO_EINVAL;
+  int rc = iam_store_session_delete(g_iam.db, platform, id);
+  if (rc) return map_store(rc);
+  iam_committed("session", platform, id);
+  return NNO_OK;
+}
+
+static int svc_session_revoke_user(const char *platform, const char *user,
+                                   const char *keep, size_t *count) {
+  size_t n = 0;
+  if (!platform || !user_id_ok(user)) return NNO_EINVAL;
+  int rc = iam_store_session_delete_user(g_iam.db, platform, user, keep, &n);
+  if (rc) return map_store(rc);
+  if (count) *count = n;
+  if (n) iam_committed("session", platform, user);
+  return NNO_OK;
+}
+
+static int svc_platform_access(const char *platform, nno_iam_access *out) {
+  char st[16];
+  if (!platform || !out) return NNO_EINVAL;
+  iam_refresh();
+  if (!g_iam.reg || g_iam.reg->platform_status(platform, st, sizeof st))
+    return NNO_ENOENT;
+  const iam_access *a = iam_access_get(platform, strlen(platform));
+  out->signup = a ? a->signup : 0;
+  out->idle_s = g_iam.cfg.session_idle_s;
+  out->absolute_s = g_iam.cfg.session_absolute_s;
+  return NNO_OK;
+}
+
+const nno_iam_v1 iam_service = {
+    .size = sizeof(nno_iam_v1),
+    .session_create = svc_session_create,
+    .session_revoke = svc_session_revoke,
+    .session_revoke_user = svc_session_revoke_user,
+    .platform_access = svc_platform_access,
+};
+
+int iam_api_init(nno_plugin *p) {
+  static const struct {
+    const char *m, *path;
+    nno_handler_fn fn;
+  } routes[] = {
+      {"POST", "/api/v1/platforms/{platform}/keys", key_create},
+      {"GET", "/api/v1/platforms/{platform}/keys", key_list},
+      {"DELETE", "/api/v1/platforms/{platform}/keys/{key}", key_revoke},
+      {"GET", "/api/v1/platforms/{platform}/access", access_get},
+      {"PUT", "/api/v1/platforms/{platform}/access", access_put},
+  };
+  for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+    int rc = api->route_add(p, routes[i].m, routes[i].path, routes[i].fn, NULL);
+    if (rc) return rc;
+  }
+  return NNO_OK;
+}

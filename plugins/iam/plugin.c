@@ -1,0 +1,293 @@
+/* The IAM core plugin: start-up, the per-worker tables (live API keys,
+ * the session cache, access policies) kept in step with the changes log,
+ * and registration of the policy hooks and the nno.iam service. See
+ * README.md. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "internal.h"
+
+const nno_host_api *api;
+iam g_iam;
+
+int64_t iam_now(void) { return (int64_t)time(NULL); }
+
+/* ---- per-worker tables ----------------------------------------------------- */
+
+static int put_key(void *ud, const iam_key *k, const char *name,
+                   int64_t created, int64_t revoked) {
+  return iam_keytab_put(ud, k) ? 1 : 0;
+}
+
+static int cmp_access(const void *a, const void *b) {
+  return strcmp(((const iam_access *)a)->platform,
+                ((const iam_access *)b)->platform);
+}
+
+typedef struct access_vec {
+  iam_access *v;
+  size_t n, cap;
+} access_vec;
+
+static int put_access(void *ud, const iam_access *a) {
+  access_vec *av = ud;
+  if (av->n == av->cap) {
+    size_t cap = av->cap ? av->cap * 2 : 16;
+    iam_access *v = realloc(av->v, cap * sizeof *v);
+    if (!v) return 1;
+    av->v = v;
+    av->cap = cap;
+  }
+  av->v[av->n++] = *a;
+  return 0;
+}
+
+/* Reload the live keys and the access policies (few rows: every key of
+ * every platform fits in memory), and forget cached sessions. */
+static int reload_all(void) {
+  iam_keytab *t = iam_keytab_new();
+  access_vec av = {0};
+  if (!t) return IAM_ERR;
+  int rc = iam_store_keys_live(g_iam.db, iam_now(), put_key, t);
+  if (!rc) rc = iam_store_access_all(g_iam.db, put_access, &av);
+  if (rc) {
+    iam_keytab_free(t);
+    free(av.v);
+    return rc;
+  }
+  qsort(av.v, av.n, sizeof *av.v, cmp_access);
+  iam_keytab_free(g_iam.keys);
+  g_iam.keys = t;
+  free(g_iam.access);
+  g_iam.access = av.v;
+  g_iam.naccess = av.n;
+  iam_cache_clear(g_iam.sessions);
+  return IAM_OK;
+}
+
+const iam_access *iam_access_get(const char *platform, size_t len) {
+  size_t lo = 0, hi = g_iam.naccess;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    const char *p = g_iam.access[mid].platform;
+    int c = strncmp(p, platform, len);
+    if (c == 0 && p[len] != '\0') c = 1;
+    if (c == 0) return &g_iam.access[mid];
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return NULL;
+}
+
+typedef struct replay_st {
+  int keys, access;
+} replay_st;
+
+static int apply_change(void *ud, int64_t seq, const char *kind,
+                        const char *platform, const char *ref) {
+  replay_st *r = ud;
+  if (strcmp(kind, "session") == 0)
+    iam_cache_drop(g_iam.sessions, ref);
+  else if (strcmp(kind, "key") == 0)
+    r->keys = 1;
+  else
+    r->access = 1;
+  g_iam.seq_applied = seq;
+  return 0;
+}
+
+/* Replay the changes log since what this worker applied: sessions are
+ * dropped from the cache one by one; a changed key or policy reloads those
+ * tables (small, and rebuilt off to the side, then swapped in). */
+static int replay(void) {
+  int64_t min = 0, max = 0;
+  replay_st r = {0};
+  if (!sqlite3_get_autocommit(g_iam.db)) return IAM_BUSY;
+  int rc = iam_store_changes(g_iam.db, g_iam.seq_applied, &min, &max, NULL,
+                             NULL);
+  if (rc) return rc;
+  if (min > g_iam.seq_applied + 1) { /* fell behind the retained log */
+    rc = reload_all();
+    if (!rc) g_iam.seq_applied = max;
+    return rc;
+  }
+  int64_t before = g_iam.seq_applied;
+  rc = iam_store_changes(g_iam.db, before, &min, &max, apply_change, &r);
+  if (rc) return rc;
+  if (r.keys || r.access) {
+    /* reload_all also clears the session cache: keep it unless needed. */
+    iam_keytab *t = iam_keytab_new();
+    access_vec av = {0};
+    if (!t) return IAM_ERR;
+    rc = iam_store_keys_live(g_iam.db, iam_now(), put_key, t);
+    if (!rc) rc = iam_store_access_all(g_iam.db, put_access, &av);
+    if (rc) {
+      iam_keytab_free(t);
+      free(av.v);
+      return rc;
+    }
+    qsort(av.v, av.n, sizeof *av.v, cmp_access);
+    iam_keytab_free(g_iam.keys);
+    g_iam.keys = t;
+    free(g_iam.access);
+    g_iam.access = av.v;
+    g_iam.naccess = av.n;
+  }
+  return IAM_OK;
+}
+
+void iam_refresh(void) {
+  uint64_t vi = 0, vr = 0;
+  api->counter_get(g_iam.p, IAM_COUNTER, &vi);
+  api->counter_get(g_iam.p, IAM_REG_COUNTER, &vr);
+  if (vi == g_iam.seen_iam && vr == g_iam.seen_reg) return;
+  if (replay() != IAM_OK) {
+    /* Serve from what we have and try again on the next request. */
+    api->log(g_iam.p, NNO_LOG_WARN, "cannot catch up with core.db: %s",
+             sqlite3_errmsg(g_iam.db));
+    return;
+  }
+  g_iam.seen_iam = vi;
+  g_iam.seen_reg = vr;
+}
+
+void iam_committed(const char *kind, const char *platform, const char *ref) {
+  int rc = api->counter_add(g_iam.p, IAM_COUNTER, 1, NULL);
+  if (rc)
+    api->log(g_iam.p, NNO_LOG_ERROR,
+             "cannot move the \"%s\" counter (%s): other workers will not "
+             "see this change",
+             IAM_COUNTER, api->err_name(rc));
+  /* Our own worker applies it at once. */
+  iam_refresh();
+}
+
+/* ---- housekeeping ------------------------------------------------------------ */
+
+/* Every few minutes, one statement removes expired sessions (their change
+ * rows drop them from every cache). Any worker may run it; it is cheap and
+ * idempotent. */
+static void on_prune(nno_timer *t, void *ud) {
+  char *err = NULL;
+  char sql[160];
+  snprintf(sql, sizeof sql,
+           "DELETE FROM iam_sessions WHERE expires_at <= %lld OR "
+           "idle_expires <= %lld",
+           (long long)iam_now(), (long long)iam_now());
+  if (sqlite3_exec(g_iam.db, sql, NULL, NULL, &err) != SQLITE_OK) {
+    api->log(g_iam.p, NNO_LOG_WARN, "cannot prune sessions: %s",
+             err ? err : "?");
+    sqlite3_free(err);
+    return;
+  }
+  if (sqlite3_changes(g_iam.db) > 0) iam_committed("session", "", "");
+}
+
+/* ---- init and fini --------------------------------------------------------- */
+
+static void iam_ready(nno_plugin *p) {
+  const void *vt;
+  uint32_t ver;
+  if (api->service_lookup(p, NNO_REGISTRY_SERVICE, 1, &vt, &ver) == NNO_OK &&
+      ((const nno_registry_v1 *)vt)->size >=
+          offsetof(nno_registry_v1, platform_plan) + sizeof(void *))
+    g_iam.reg = vt;
+  else
+    api->log(p, NNO_LOG_ERROR,
+             "the registry (nno.registry with platform_plan) is not loaded: "
+             "every request that needs a platform will be refused");
+}
+
+static void cleanup(void) {
+  iam_keytab_free(g_iam.keys);
+  iam_cache_free(g_iam.sessions);
+  free(g_iam.access);
+  if (g_iam.db) sqlite3_close_v2(g_iam.db);
+  memset(&g_iam, 0, sizeof g_iam);
+}
+
+static int iam_init(nno_plugin *p, const nno_host_api *host) {
+  char err[512], path[PATH_MAX];
+  api = host;
+  memset(&g_iam, 0, sizeof g_iam);
+  g_iam.p = p;
+  if (!NNO_HAS(api, req_remote_addr)) {
+    api->plugin_fail(p, "this host lacks ABI 1.1 (it provides %u.%u)",
+                     api->abi_major, api->abi_minor);
+    return NNO_ENOTSUP;
+  }
+  if (sodium_init() < 0) {
+    api->plugin_fail(p, "cannot initialise libsodium");
+    return NNO_EIO;
+  }
+  if (iam_config_parse(api->plugin_config(p), &g_iam.cfg, err, sizeof err)) {
+    api->plugin_fail(p, "%s", err);
+    return NNO_EINVAL;
+  }
+  const char *base = api->host_base_domain(p);
+  g_iam.base_len = strlen(base) < sizeof g_iam.base_domain ? strlen(base) : 0;
+  for (size_t i = 0; i < g_iam.base_len; i++)
+    g_iam.base_domain[i] =
+        (char)((base[i] >= 'A' && base[i] <= 'Z') ? base[i] + 32 : base[i]);
+  const char *data = api->host_data_dir(p);
+  if (mkdir(data, 0700) != 0 && errno != EEXIST) {
+    api->plugin_fail(p, "cannot create %s: %s", data, strerror(errno));
+    return NNO_EIO;
+  }
+  snprintf(path, sizeof path, "%s/core.db", data);
+  int rc = NNO_EIO;
+  if (iam_store_open(path, &g_iam.db, err, sizeof err) ||
+      iam_store_migrate(g_iam.db, err, sizeof err)) {
+    api->plugin_fail(p, "%s", err);
+    goto fail;
+  }
+  rc = NNO_ENOMEM;
+  if (!(g_iam.sessions = iam_cache_new(g_iam.cfg.session_cache_max))) {
+    api->plugin_fail(p, "out of memory");
+    goto fail;
+  }
+  /* Counters before the snapshot: a later change moves them past it. */
+  api->counter_get(p, IAM_COUNTER, &g_iam.seen_iam);
+  api->counter_get(p, IAM_REG_COUNTER, &g_iam.seen_reg);
+  int64_t min = 0;
+  rc = NNO_EIO;
+  if (iam_store_changes(g_iam.db, 0, &min, &g_iam.seq_applied, NULL, NULL) ||
+      reload_all()) {
+    api->plugin_fail(p, "cannot load keys from %s: %s", path,
+                     sqlite3_errmsg(g_iam.db));
+    goto fail;
+  }
+  nno_timer *t;
+  if ((rc = iam_api_init(p)) ||
+      (rc = api->gateway_hook_add(p, NNO_STAGE_CORS, iam_on_cors, NULL)) ||
+      (rc = api->gateway_hook_add(p, NNO_STAGE_AUTHN, iam_on_authn, NULL)) ||
+      (rc = api->gateway_hook_add(p, NNO_STAGE_AUTHZ, iam_on_authz, NULL)) ||
+      (rc = api->gateway_hook_add(p, NNO_STAGE_LIMIT, iam_on_limit, NULL)) ||
+      (rc = api->service_publish(p, NNO_IAM_SERVICE, NNO_IAM_VERSION,
+                                 &iam_service)) ||
+      (rc = api->timer_start(p, 60000 + randombytes_uniform(60000), 300000,
+                             on_prune, NULL, &t))) {
+    api->plugin_fail(p, "cannot register with the gateway: %s",
+                     api->strerror(rc));
+    goto fail;
+  }
+  api->log(p, NNO_LOG_INFO, "iam ready: %zu live keys, %zu access policies",
+           iam_keytab_count(g_iam.keys), g_iam.naccess);
+  return NNO_OK;
+fail:
+  cleanup();
+  return rc ? rc : NNO_EIO;
+}
+
+static void iam_fini(nno_plugin *p) { cleanup(); }
+
+NNO_PLUGIN(.name = "iam", .version = "1.0.0", .kind = NNO_KIND_CORE,
+           .on_plugin_init = iam_init, .on_plugin_fini = iam_fini,
+           .on_host_ready = iam_ready)
