@@ -228,11 +228,13 @@ int cli_main(int argc, char **argv) {
     goto done;
   }
   for (int k = 0; k < 8 && cmd->opts[k]; k++) {
-    /* Only --name is required (create commands). */
-    if (!strcmp(cmd->opts[k], "name=") && cmd->sub &&
-        !strcmp(cmd->sub, "create") && !cli_opt(&a, "name")) {
+    /* --name and --scopes are required where create commands take them. */
+    const char *o = cmd->opts[k];
+    if ((!strcmp(o, "name=") || !strcmp(o, "scopes=")) && cmd->sub &&
+        !strcmp(cmd->sub, "create") && !cli_opt(&a, o[0] == 'n' ? "name" : "scopes")) {
       char msg[128], hint[256];
-      snprintf(msg, sizeof msg, "%s: --name is required", where);
+      snprintf(msg, sizeof msg, "%s: --%.*s is required", where,
+               (int)strlen(o) - 1, o);
       snprintf(hint, sizeof hint, "usage: nno %s", cmd->synopsis);
       rc = cli_usage_error(msg, hint);
       goto done;

@@ -309,13 +309,20 @@ static int key_list(nno_req *req, void *ud) {
     snprintf(n, sizeof n, "%.*s", (int)(v.len < 7 ? v.len : 7), v.ptr);
     char *end;
     long l = strtol(n, &end, 10);
-    if (!v.len || *end || l < 1 || l > 1000)
-      return fail(req, 400, "limit: an integer in 1..1000");
+    if (!v.len || *end || l < 1 || l > 500)
+      return fail(req, 400, "limit: an integer in 1..500");
     limit = (int)l;
   }
-  if (api->req_query_param(req, "after", &v) == NNO_OK)
+  /* The cursor is the id of the last key of the previous page. */
+  if (api->req_query_param(req, "cursor", &v) == NNO_OK) {
     snprintf(after, sizeof after, "%.*s", (int)(v.len < 16 ? v.len : 16),
              v.ptr);
+    int ok = v.len == 16;
+    for (size_t i = 0; ok && i < 16; i++)
+      ok = (after[i] >= '0' && after[i] <= '9') ||
+           (after[i] >= 'a' && after[i] <= 'f');
+    if (!ok) return fail(req, 422, "cursor: not a cursor this API returned");
+  }
   list_st l = {json_array(), &c, plat, "", 0};
   if (!l.items) return fail(req, 500, "out of memory");
   int rc = iam_store_keys_list(g_iam.db, plat, after, limit, list_one, &l);
@@ -324,7 +331,7 @@ static int key_list(nno_req *req, void *ud) {
     return store_fail(req, rc);
   }
   return send(req, 200,
-              json_pack("{s:o, s:o}", "items", l.items, "next",
+              json_pack("{s:o, s:o}", "items", l.items, "next_cursor",
                         l.n == limit ? json_string(l.last) : json_null()));
 }
 

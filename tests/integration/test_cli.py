@@ -208,6 +208,57 @@ def test_tenants(reg):
     assert err  # the 409 line named the problem
 
 
+def test_keys(reg):
+    assert nno(reg, "platform", "create", "keyed", "--name", "Keyed")\
+        .returncode == 0
+    assert nno(reg, "tenant", "create", "keyed", "eu", "--name", "EU")\
+        .returncode == 0
+    r = nno(reg, "key", "create", "keyed", "--name", "ci deploy",
+            "--scopes", "tenants:read, features:hello:*", "--tenant", "eu",
+            "--expires-in", "3600")
+    assert r.returncode == 0, r.stderr
+    k = show(r.stdout)
+    assert re.fullmatch(r"nnok_[0-9a-f]{16}_[A-Za-z0-9_-]{43}", k["key"]), k
+    assert k["key"][5:21] == k["id"] and k["tenant"] == "eu"
+    assert k["name"] == "ci deploy" and k["revoked_at"] == "-"
+    assert "not shown again" in r.stderr
+    # the key works on the API, within its scopes
+    st, _, t = reg.api("GET", "/platforms/keyed/tenants/eu", key=k["key"])
+    assert st == 200 and t["id"] == "eu"
+    assert reg.api("GET", "/platforms/keyed/keys", key=k["key"])[0] == 403
+
+    r = nno(reg, "key", "create", "keyed", "--name", "reader", "--scopes",
+            "keys:read", "--json")
+    assert r.returncode == 0, r.stderr
+    reader = json.loads(r.stdout)
+    assert reader["scopes"] == ["keys:read"] and reader["tenant"] is None
+
+    r = nno(reg, "key", "list", "keyed")
+    assert r.returncode == 0, r.stderr
+    rows = {row["ID"]: row for row in table(r.stdout)}
+    assert set(rows) == {k["id"], reader["id"]}
+    assert rows[k["id"]]["TENANT"] == "eu"
+    assert rows[reader["id"]]["EXPIRES"] == "-"
+    assert k["key"] not in r.stdout and reader["key"] not in r.stdout
+    r = nno(reg, "key", "list", "keyed", "--json")
+    assert all("key" not in x for x in json.loads(r.stdout))
+
+    r = nno(reg, "key", "revoke", "keyed", k["id"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "revoked key %s of platform keyed\n" % k["id"]
+    assert reg.api("GET", "/platforms/keyed/tenants/eu", key=k["key"])[0] == 401
+    assert_api_error(nno(reg, "key", "revoke", "keyed", k["id"]), 404)
+    r = nno(reg, "key", "list", "keyed", "--json")
+    revoked = [x for x in json.loads(r.stdout) if x["id"] == k["id"]]
+    assert revoked and revoked[0]["revoked_at"]
+    # bad input: 422 from the API, nothing created
+    assert_api_error(nno(reg, "key", "create", "keyed", "--name", "x",
+                         "--scopes", "NOT A SCOPE"), 422)
+    assert_api_error(nno(reg, "key", "create", "keyed", "--name", "x",
+                         "--scopes", "a", "--tenant", "nope"), 422)
+    assert len(json.loads(nno(reg, "key", "list", "keyed", "--json").stdout)) == 2
+
+
 def test_stacks(reg):
     assert nno(reg, "platform", "create", "stk", "--name", "Stacked")\
         .returncode == 0
@@ -496,6 +547,11 @@ def test_missing_key_file(tmp_path):
     ["stack", "activate", "p"],
     ["audit", "extra"],
     ["operator-key"],
+    ["key", "create", "p", "--name", "n"],     # --scopes is required
+    ["key", "create", "p", "--scopes", "a"],   # --name is required
+    ["key", "create", "p", "--name", "n", "--scopes", "a",
+     "--expires-in", "soon"],
+    ["key", "revoke", "p"],
     ["--url", "ftp://x", "audit"],
 ])
 def test_usage_errors(args, tmp_path):
@@ -508,7 +564,8 @@ def test_usage_errors(args, tmp_path):
 def test_help():
     r = run("--help")
     assert r.returncode == 0
-    for cmd in ("platform", "tenant", "stack", "audit", "operator-key"):
+    for cmd in ("platform", "tenant", "key", "stack", "audit",
+                "operator-key"):
         assert cmd in r.stdout
     for args in (["platform", "--help"], ["help", "platform"],
                  ["platform", "create", "--help"], ["tenant", "-h"],
