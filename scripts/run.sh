@@ -1,6 +1,7 @@
 #!/bin/sh
 # `make run`: serve on $LISTEN with data in $DATA, create the demo platform
-# with the default stack once, and print where to point curl.
+# with the default stack, sign-up allowed and an API key once (the key goes
+# to $DATA/demo.key, mode 0600), and print where to point curl.
 set -eu
 BIN=${BIN:-build/bin/nno}
 LISTEN=${LISTEN:-127.0.0.1:8080}
@@ -26,14 +27,24 @@ export NNO_URL="http://$LISTEN" NNO_DATA="$DATA"
 if ! "$BIN" platform show demo >/dev/null 2>&1; then
   "$BIN" platform create demo --name "Demo" >/dev/null
   "$BIN" stack activate demo default >/dev/null
+  curl -fsS -X PUT -H "Authorization: Bearer $(cat "$DATA/operator.key")" \
+       -H "Content-Type: application/json" -d '{"signup": true}' \
+       "http://$LISTEN/api/v1/platforms/demo/access" >/dev/null
+fi
+if [ ! -s "$DATA/demo.key" ]; then
+  (umask 077 && "$BIN" key create demo --name "make run demo" \
+     --scopes "features:*" --json 2>/dev/null |
+     sed -n 's/.*"key": *"\([^"]*\)".*/\1/p' >"$DATA/demo.key")
 fi
 
 cat <<MSG
 
 nno is serving on http://$LISTEN/ with data in $DATA/ (Ctrl-C stops it)
 
-  curl http://$LISTEN/p/demo/hello
-  curl http://hello.demo.nno.localhost:$PORT/hello/ada
+  curl -H "Authorization: Bearer \$(cat $DATA/demo.key)" http://$LISTEN/p/demo/hello
+  curl -H "Authorization: Bearer \$(cat $DATA/demo.key)" http://hello.demo.nno.localhost:$PORT/hello/ada
+  curl -i -H 'Content-Type: application/json' -d '{"email":"ada@example.com","password":"correct horse battery"}' \
+       http://$LISTEN/p/demo/auth/sign-up     # a user session (cookie + token)
   curl http://$LISTEN/metrics
   curl -H "Authorization: Bearer \$(cat $DATA/operator.key)" http://$LISTEN/api/v1/platforms
   $BIN platform list          # the CLI reads the key from $DATA/operator.key

@@ -134,8 +134,6 @@ typedef int (*iam_change_cb)(void *ud, int64_t seq, const char *kind,
                              const char *platform, const char *ref);
 int iam_store_changes(sqlite3 *db, int64_t since, int64_t *min, int64_t *max,
                       iam_change_cb cb, void *ud);
-int iam_store_change_add(sqlite3 *db, const char *kind, const char *platform,
-                         const char *ref);
 
 typedef int (*iam_key_cb)(void *ud, const iam_key *k, const char *name,
                           int64_t created, int64_t revoked);

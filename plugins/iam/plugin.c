@@ -172,22 +172,34 @@ void iam_committed(const char *kind, const char *platform, const char *ref) {
 /* ---- housekeeping ------------------------------------------------------------ */
 
 /* Every few minutes, one statement removes expired sessions (their change
- * rows drop them from every cache). Any worker may run it; it is cheap and
- * idempotent. */
+ * rows drop them from every cache) and another keeps the changes log to its
+ * last 10,000 rows (a worker further behind reloads everything). Any worker
+ * may run them; they are cheap and idempotent. */
 static void on_prune(nno_timer *t, void *ud) {
+  (void)t, (void)ud;
   char *err = NULL;
-  char sql[160];
+  char sql[256];
+  long long now = (long long)iam_now();
   snprintf(sql, sizeof sql,
            "DELETE FROM iam_sessions WHERE expires_at <= %lld OR "
            "idle_expires <= %lld",
-           (long long)iam_now(), (long long)iam_now());
+           now, now);
   if (sqlite3_exec(g_iam.db, sql, NULL, NULL, &err) != SQLITE_OK) {
     api->log(g_iam.p, NNO_LOG_WARN, "cannot prune sessions: %s",
              err ? err : "?");
     sqlite3_free(err);
     return;
   }
-  if (sqlite3_changes(g_iam.db) > 0) iam_committed("session", "", "");
+  int ended = sqlite3_changes(g_iam.db);
+  if (sqlite3_exec(g_iam.db,
+                   "DELETE FROM iam_changes WHERE seq <= (SELECT max(seq)"
+                   " FROM iam_changes) - 10000",
+                   NULL, NULL, &err) != SQLITE_OK) {
+    api->log(g_iam.p, NNO_LOG_WARN, "cannot trim the changes log: %s",
+             err ? err : "?");
+    sqlite3_free(err);
+  }
+  if (ended > 0) iam_committed("session", "", "");
 }
 
 /* ---- init and fini --------------------------------------------------------- */

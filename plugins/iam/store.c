@@ -245,22 +245,6 @@ int iam_store_changes(sqlite3 *db, int64_t since, int64_t *min, int64_t *max,
   return rc == SQLITE_DONE || rc == SQLITE_ROW ? IAM_OK : map(rc);
 }
 
-int iam_store_change_add(sqlite3 *db, const char *kind, const char *platform,
-                         const char *ref) {
-  sqlite3_stmt *st;
-  int rc = query(db, &st,
-                 "INSERT INTO iam_changes(kind, platform_id, ref)"
-                 " VALUES (?, ?, ?)", "sss", kind, platform, ref);
-  if (!rc) rc = run(db, st, NULL);
-  /* Keep the log short; a worker that falls further behind reloads. */
-  if (!rc && sqlite3_last_insert_rowid(db) % 256 == 0 &&
-      !(rc = query(db, &st,
-                   "DELETE FROM iam_changes WHERE seq <= ? - 10000", "i",
-                   (int64_t)sqlite3_last_insert_rowid(db))))
-    rc = run(db, st, NULL);
-  return rc;
-}
-
 /* ---- keys ---------------------------------------------------------------- */
 
 #define KEY_COLS                                                               \
