@@ -127,7 +127,7 @@ static int on_activate(nno_req *req, void *ud) {
   snprintf(a.platform, sizeof a.platform, "%s", pid);
   snprintf(a.stack, sizeof a.stack, "%.*s", (int)sid.len, sid.ptr);
   snprintf(a.version, sizeof a.version, "%.*s", (int)sver.len, sver.ptr);
-  snprintf(a.activated_by, sizeof a.activated_by, "%s", REG_ACTOR);
+  hu_actor(req, a.activated_by, sizeof a.activated_by);
   if (need_catalogue(req)) goto done;
 
   if ((rc = store_begin(g_reg.db)) != 0) {

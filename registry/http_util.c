@@ -480,7 +480,7 @@ int hu_idem_begin(nno_req *req, hu_idem *ik) {
   }
   nno_str m = api->req_method(req), p = api->req_path(req);
   memcpy(ik->e.key, k.ptr, k.len);
-  snprintf(ik->e.actor, sizeof ik->e.actor, "%s", REG_ACTOR);
+  hu_actor(req, ik->e.actor, sizeof ik->e.actor);
   snprintf(ik->e.method, sizeof ik->e.method, "%.*s", (int)m.len, m.ptr);
   snprintf(ik->e.path, sizeof ik->e.path, "%.*s", (int)p.len, p.ptr);
   request_hash(req, ik->e.request_hash);
@@ -529,6 +529,18 @@ void hu_idem_clear(hu_idem *ik) { store_idem_clear(&ik->e); }
 
 /* ---- audit ------------------------------------------------------------- */
 
+void hu_actor(nno_req *req, char *out, size_t cap) {
+  nno_caller c;
+  if (!NNO_HAS(api, req_caller) || api->req_caller(req, &c) != NNO_OK ||
+      c.kind == NNO_CALLER_NONE || c.kind == NNO_CALLER_OPERATOR)
+    snprintf(out, cap, "%s", REG_ACTOR);
+  else if (c.kind == NNO_CALLER_KEY)
+    snprintf(out, cap, "key:%.*s", (int)c.subject.len, c.subject.ptr);
+  else
+    snprintf(out, cap, "user:%.*s/%.*s", (int)c.platform.len, c.platform.ptr,
+             (int)c.subject.len, c.subject.ptr);
+}
+
 int hu_audit(nno_req *req, const char *action, const char *target,
              const json_t *detail) {
   nno_str rid = api->req_id(req);
@@ -536,7 +548,9 @@ int hu_audit(nno_req *req, const char *action, const char *target,
   snprintf(id, sizeof id, "%.*s", (int)(rid.len < 64 ? rid.len : 64), rid.ptr);
   char *text = detail ? hu_dump(detail) : NULL;
   if (detail && !text) return STORE_ERROR;
-  int rc = store_audit_add(g_reg.db, REG_ACTOR, action, target, id, text);
+  char actor[160];
+  hu_actor(req, actor, sizeof actor);
+  int rc = store_audit_add(g_reg.db, actor, action, target, id, text);
   free(text);
   return rc;
 }

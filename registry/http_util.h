@@ -149,7 +149,11 @@ void hu_idem_clear(hu_idem *ik);
 
 /* ---- audit ------------------------------------------------------------- */
 
-/* Add an audit row for this request (actor REG_ACTOR, its request id);
+/* Who this request acts as, for audit rows and idempotency keys:
+ * "operator", "key:{id}" or "user:{platform}/{id}". */
+void hu_actor(nno_req *req, char *out, size_t cap);
+
+/* Add an audit row for this request (actor hu_actor(), its request id);
  * `detail` may be NULL. Returns a store_rc. */
 int hu_audit(nno_req *req, const char *action, const char *target,
              const json_t *detail);

@@ -346,12 +346,31 @@ static int svc_tenant_within(const char *platform, const char *tenant,
   return rc == STORE_BUSY ? NNO_EBUSY : NNO_EIO;
 }
 
+static int svc_audit_add(const char *actor, const char *action,
+                         const char *target, const char *request_id,
+                         const char *detail_json) {
+  if (!actor || !*actor || !action || !*action || !target ||
+      strlen(actor) > 128 || strlen(action) > 64 || strlen(target) > 256)
+    return NNO_EINVAL;
+  if (detail_json) {
+    json_error_t e;
+    json_t *d = json_loads(detail_json, 0, &e);
+    int ok = json_is_object(d);
+    json_decref(d);
+    if (!ok) return NNO_EINVAL;
+  }
+  int rc = store_audit_add(g_reg.db, actor, action, target, request_id,
+                           detail_json);
+  return rc == STORE_OK ? NNO_OK : rc == STORE_BUSY ? NNO_EBUSY : NNO_EIO;
+}
+
 static const nno_registry_v1 service = {
     .size = sizeof(nno_registry_v1),
     .platform_status = svc_platform_status,
     .operator_key_check = svc_operator_key_check,
     .tenant_within = svc_tenant_within,
     .platform_plan = svc_platform_plan,
+    .audit_add = svc_audit_add,
 };
 
 /* ---- init and fini ----------------------------------------------------- */

@@ -12,6 +12,7 @@
  * key may only hand out scopes it holds, and a tenant-bound key only keys
  * within its tenant's subtree. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,39 @@ static int outside_caller(const nno_caller *c, const char *plat,
   char anc[IAM_ID_MAX];
   snprintf(anc, sizeof anc, "%.*s", (int)c->tenant.len, c->tenant.ptr);
   return g_iam.reg->tenant_within(plat, tenant, anc) != 1;
+}
+
+/* An audit row in the registry's log (GET /api/v1/audit), after the change
+ * committed: a failure is logged, the change stands. */
+static void audit(nno_req *req, const char *action, const char *platform,
+                  json_t *detail) {
+  char actor[160], target[64], rid[65];
+  nno_caller c;
+  const nno_registry_v1 *reg = g_iam.reg;
+  if (!reg || reg->size < offsetof(nno_registry_v1, audit_add) +
+                              sizeof reg->audit_add) {
+    json_decref(detail);
+    return;
+  }
+  api->req_caller(req, &c);
+  if (c.kind == NNO_CALLER_KEY)
+    snprintf(actor, sizeof actor, "key:%.*s", (int)c.subject.len,
+             c.subject.ptr);
+  else if (c.kind == NNO_CALLER_USER)
+    snprintf(actor, sizeof actor, "user:%.*s/%.*s", (int)c.platform.len,
+             c.platform.ptr, (int)c.subject.len, c.subject.ptr);
+  else
+    snprintf(actor, sizeof actor, "operator");
+  snprintf(target, sizeof target, "platform:%s", platform);
+  nno_str r = api->req_id(req);
+  snprintf(rid, sizeof rid, "%.*s", (int)(r.len < 64 ? r.len : 64), r.ptr);
+  char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+  json_decref(detail);
+  int rc = reg->audit_add(actor, action, target, rid, text);
+  if (rc)
+    api->log(g_iam.p, NNO_LOG_WARN, "cannot audit %s on %s: %s", action,
+             target, api->strerror(rc));
+  free(text);
 }
 
 /* ---- scopes in bodies ---------------------------------------------------------- */
@@ -263,8 +297,10 @@ static int key_create(nno_req *req, void *ud) {
     goto done;
   }
   iam_committed("key", k.platform, k.id);
-  api->log(g_iam.p, NNO_LOG_INFO, "key %s created for platform %s", k.id,
-           k.platform);
+  audit(req, "key.create", k.platform,
+        json_pack("{s:s, s:s, s:o, s:o}", "key", k.id, "name", name,
+                  "scopes", scopes_to_json(k.scopes), "tenant",
+                  k.tenant[0] ? json_string(k.tenant) : json_null()));
   json_t *out = key_json(&k, name, now, 0);
   if (out) json_object_set_new(out, "key", json_string(tok));
   sodium_memzero(tok, sizeof tok);
@@ -370,7 +406,7 @@ static int key_revoke(nno_req *req, void *ud) {
   if (rc == IAM_NOTFOUND) return fail(req, 404, "no live key \"%s\"", id);
   if (rc) return store_fail(req, rc);
   iam_committed("key", plat, id);
-  api->log(g_iam.p, NNO_LOG_INFO, "key %s of platform %s revoked", id, plat);
+  audit(req, "key.revoke", plat, json_pack("{s:s}", "key", id));
   api->res_status(req, 204);
   return NNO_OK;
 }
@@ -471,7 +507,9 @@ static int access_put(nno_req *req, void *ud) {
     goto done;
   }
   iam_committed("access", a.platform, "");
-  send(req, 200, access_json(a.platform));
+  json_t *now = access_json(a.platform);
+  audit(req, "access.update", a.platform, json_deep_copy(now));
+  send(req, 200, now);
 done:
   json_decref(b);
   return NNO_OK;

@@ -257,6 +257,15 @@ def test_keys(reg):
     assert_api_error(nno(reg, "key", "create", "keyed", "--name", "x",
                          "--scopes", "a", "--tenant", "nope"), 422)
     assert len(json.loads(nno(reg, "key", "list", "keyed", "--json").stdout)) == 2
+    # audited, without the secret
+    r = nno(reg, "audit", "--target", "platform:keyed", "--json")
+    rows = json.loads(r.stdout)
+    made = [e for e in rows if e["action"] == "key.create"]
+    gone = [e for e in rows if e["action"] == "key.revoke"]
+    assert {e["detail"]["key"] for e in made} == {k["id"], reader["id"]}
+    assert [e["detail"]["key"] for e in gone] == [k["id"]]
+    assert all(e["actor"] == "operator" for e in made + gone)
+    assert k["key"] not in r.stdout and k["key"].split("_")[2] not in r.stdout
 
 
 def test_stacks(reg):

@@ -58,6 +58,15 @@ typedef struct nno_registry_v1 {
    * O(1) from memory. NNO_ENOENT for an unknown platform.
    */
   int (*platform_plan)(const char *id, char *out, size_t cap);
+  /*
+   * Append a row to the operator audit log (GET /api/v1/audit): `actor`
+   * ("operator", "key:{id}", "user:{platform}/{id}"), `action` (e.g.
+   * "key.create"), `target` (e.g. "platform:acme"), `request_id` (NULL for
+   * none) and `detail_json` (a JSON object as text, or NULL). Never put a
+   * secret in it. NNO_EINVAL for bad arguments, NNO_EBUSY, NNO_EIO.
+   */
+  int (*audit_add)(const char *actor, const char *action, const char *target,
+                   const char *request_id, const char *detail_json);
 } nno_registry_v1;
 
 #endif
