@@ -497,10 +497,20 @@ static int access_put(nno_req *req, void *ud) {
       snprintf(a.origins[a.norigins++], sizeof a.origins[0], "%s", s);
     }
   }
-  if ((v = json_object_get(b, "user_scopes")) &&
-      scopes_from_json(req, v, "user_scopes", a.user_scopes,
-                       sizeof a.user_scopes, 1))
-    goto done;
+  if ((v = json_object_get(b, "user_scopes"))) {
+    if (scopes_from_json(req, v, "user_scopes", a.user_scopes,
+                         sizeof a.user_scopes, 1))
+      goto done;
+    /* As for keys: no handing out more than the caller holds (an empty
+     * list means the configured default). */
+    const char *us = a.user_scopes[0] ? a.user_scopes : g_iam.cfg.user_scopes;
+    if (c.kind != NNO_CALLER_OPERATOR &&
+        !iam_scopes_subset(c.scopes.ptr, c.scopes.len, us)) {
+      fail(req, 403, "user_scopes: a credential can only give users scopes "
+                     "it holds");
+      goto done;
+    }
+  }
   int rc = iam_store_access_put(g_iam.db, &a, iam_now());
   if (rc) {
     store_fail(req, rc);

@@ -440,7 +440,15 @@ int iam_on_limit(nno_req *req, void *ud) {
   nno_caller c;
   if (api->req_caller(req, &c) != NNO_OK) c.kind = NNO_CALLER_NONE;
   if (c.kind == NNO_CALLER_OPERATOR) return NNO_OK;
-  nno_str platform = c.kind != NNO_CALLER_NONE ? c.platform : api->req_scope(req);
+  /* On a platform's routes only its own credentials count: another
+   * platform's key or session (let through by a public route) is limited
+   * as an anonymous client of this platform, not by its own plan. */
+  nno_str target = api->req_scope(req);
+  if (c.kind != NNO_CALLER_NONE && target.len &&
+      (c.platform.len != target.len ||
+       memcmp(c.platform.ptr, target.ptr, target.len) != 0))
+    c.kind = NNO_CALLER_NONE;
+  nno_str platform = c.kind != NNO_CALLER_NONE ? c.platform : target;
   if (platform.len == 0 || platform.len >= IAM_ID_MAX) return NNO_OK;
   char plat[IAM_ID_MAX], plan[40], key[128];
   zcopy(plat, sizeof plat, platform);
