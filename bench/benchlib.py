@@ -12,12 +12,18 @@
                                        response headers, lower-cased, "k: v"
   benchlib.py burst N URL [HEADER...]  N GETs on one keep-alive connection
                                        as fast as possible; print the statuses
-  benchlib.py keys N                   N random 32-hex-digit API keys
+  benchlib.py keys N                   N random API keys shaped like nno's
+                                       ("nnok_" + 16 hex + "_" + 43 base64url)
+  benchlib.py jsonget FIELD            print FIELD of the JSON object on stdin
   benchlib.py report FILE BASE [PEER...]
                                        per-round table, medians and ratios
                                        from the result lines in FILE
+  benchlib.py targets FILE NNO PEER    the full chain's targets against PEER:
+                                       met or missed, from the medians
 """
+import base64
 import http.client
+import json
 import os
 import re
 import secrets
@@ -208,6 +214,35 @@ def report(path, base, peers):
             print("%6s %8.3f %8.3f %10.3f" % (("median",) + tuple(med)))
 
 
+TARGET_RPC = 100000.0  # requests per server CPU-second
+
+
+def targets(path, nno, peer):
+    """The full chain's targets, from the medians of the per-round ratios
+    (req/s, p99) and of nno's req/CPU-s."""
+    rows = {}
+    with open(path) as f:
+        for line in f:
+            p = line.split()
+            if len(p) == 6:
+                rows.setdefault(p[1], {})[int(p[0])] = [float(x) for x in p[2:]]
+    if nno not in rows or peer not in rows:
+        return
+    rounds = sorted(set(rows[nno]) & set(rows[peer]))
+    if not rounds:
+        return
+    rps = statistics.median(rows[nno][r][0] / rows[peer][r][0] for r in rounds)
+    p99 = statistics.median(rows[nno][r][1] / rows[peer][r][1] for r in rounds)
+    rpc = statistics.median(rows[nno][r][3] for r in rounds)
+    print("targets (%s against %s, medians):" % (nno, peer))
+    for ok, what in (
+            (rps >= 1.0, "req/s >= 1.0x %s: %.3fx" % (peer, rps)),
+            (rpc >= TARGET_RPC, "req per server CPU-s >= %s: %s"
+             % (_fmt_k(TARGET_RPC), _fmt_k(rpc))),
+            (p99 <= 1.0, "p99 no worse than %s: %.3fx" % (peer, p99))):
+        print("  %-7s %s" % ("met" if ok else "MISSED", what))
+
+
 def main(argv):
     if len(argv) < 2:
         raise SystemExit(__doc__)
@@ -227,7 +262,13 @@ def main(argv):
         burst(int(args[0]), args[1], args[2:])
     elif cmd == "keys":
         for _ in range(int(args[0])):
-            print(secrets.token_hex(16))
+            secret = base64.urlsafe_b64encode(secrets.token_bytes(32))
+            print("nnok_%s_%s" % (secrets.token_hex(8),
+                                  secret.decode().rstrip("=")))
+    elif cmd == "jsonget":
+        print(json.load(sys.stdin)[args[0]])
+    elif cmd == "targets":
+        targets(args[0], args[1], args[2])
     elif cmd == "report":
         report(args[0], args[1], args[2:])
     else:

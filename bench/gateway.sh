@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# nno against nginx, side by side in one run (method and
-# summary in bench/README.md).
+# nno's full gateway chain against nginx, side by side in one run (method
+# and summary in bench/README.md).
+#
+# nno runs with its core plugins (registry, iam): GET /p/bench/hello with
+# "Authorization: Bearer <API key>" crosses tracing, platform resolution,
+# CORS, API-key authn, authz (features:hello:read), the rate limit (plan
+# "unmetered": never fires) and the hello package. nginx-gateway checks the
+# same header through a map and runs limit_req (never fires either).
 #
 # Every server listens on its own loopback port; each round measures them in
 # turn (the order rotates per round) with
@@ -11,12 +17,15 @@
 # ratios nno / peer.
 #
 # Environment:
-#   PEERS=nno,nginx-bare,nginx-gateway   servers to measure (any subset)
+#   PEERS=nno,nginx-bare,nginx-gateway   servers to measure (any subset of
+#         nno, nno-kernel, nginx-bare, nginx-gateway); nno-kernel is nno
+#         without core plugins answering GET /hello (no platform, no IAM):
+#         the chain's cost is the ratio nno / nno-kernel
 #   ROUNDS=3  DURATION=10s  THREADS=2  CONNS=64  WARMUP=2s (0: none)
 #   NNO=build/bin/nno  NNO_PATH=/p/bench/hello  NNO_WORKERS=2
-#   (the platform `bench` is created with the default stack active, so the
-#   path crosses platform resolution like every feature request does)
-#   NNO_HEADER="Name: value"     extra request header for nno (e.g. a key)
+#   NNO_PLAN=unmetered   the plan of the platform `bench` (created with the
+#         default stack active and an API key of scope features:hello:read)
+#   NNO_HEADER="Name: value"     replaces nno's "Authorization: Bearer <key>"
 #   NNO_CONFIG='{"log":{"access":false}}'   nno's --config file contents
 #   GATEWAY_RATE=1000000r/s  GATEWAY_BURST=100000   nginx-gateway's limit_req
 #   NGINX=nginx  WRK=wrk  KEEP=1 (keep the temp dir with logs and configs)
@@ -36,6 +45,7 @@ NNO=${NNO:-$ROOT/build/bin/nno}
 NNO_PATH=${NNO_PATH:-/p/bench/hello}
 NNO_WORKERS=${NNO_WORKERS:-2}
 NNO_HEADER=${NNO_HEADER:-}
+NNO_PLAN=${NNO_PLAN:-unmetered}
 NNO_CONFIG=${NNO_CONFIG:-'{"log":{"access":false}}'}
 NGINX=${NGINX:-nginx}
 WRK=${WRK:-wrk}
@@ -46,9 +56,9 @@ GATEWAY_BURST=${GATEWAY_BURST:-100000}
 IFS=, read -r -a SERVERS <<<"$PEERS"
 for s in "${SERVERS[@]}"; do
   case $s in
-    nno|nginx-bare|nginx-gateway) ;;
+    nno|nno-kernel|nginx-bare|nginx-gateway) ;;
     *) echo "gateway.sh: unknown server '$s' in PEERS" \
-            "(known: nno, nginx-bare, nginx-gateway)" >&2; exit 2 ;;
+            "(known: nno, nno-kernel, nginx-bare, nginx-gateway)" >&2; exit 2 ;;
   esac
 done
 for tool in "$WRK" python3; do
@@ -58,12 +68,12 @@ done
 if [[ ,$PEERS, == *,nginx* ]] && ! command -v "$NGINX" >/dev/null; then
   echo "gateway.sh: $NGINX not found (scripts/setup-deps.sh bench)" >&2; exit 1
 fi
-if [[ ,$PEERS, == *,nno,* ]] && [ ! -x "$NNO" ]; then
+if [[ ,$PEERS, == *,nno* ]] && [ ! -x "$NNO" ]; then
   echo "gateway.sh: $NNO not built (run make first)" >&2; exit 1
 fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nno-bench.XXXXXX")
-declare -A PID=() URL=() HDR=()
+declare -A PID=() URL=() HDR=() BASE=()
 STARTED=()
 
 # --- process management ------------------------------------------------------
@@ -131,6 +141,10 @@ start_nginx() {
     cat "$dir/check.log" "$dir/error.log" >&2 2>/dev/null || true
     exit 1
   fi
+  if [ -s "$dir/check.log" ]; then  # warnings (a map hash that did not fit...)
+    echo "gateway.sh: nginx warns about $name's config:" >&2
+    cat "$dir/check.log" >&2
+  fi
   "$NGINX" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" \
     -g 'daemon off;' >"$dir/stdout.log" 2>&1 &
   PID[$name]=$!
@@ -139,29 +153,50 @@ start_nginx() {
   HDR[$name]=""
 }
 
+# start_nno name path config: nno serve on a free port
 start_nno() {
-  local dir="$TMP/nno" port
+  local name=$1 dir="$TMP/$1" port
   port=$(lib freeport)
   mkdir -p "$dir/var"
-  printf '%s\n' "$NNO_CONFIG" >"$dir/nno.json"
+  printf '%s\n' "$3" >"$dir/nno.json"
   "$NNO" serve --listen "127.0.0.1:$port" --workers "$NNO_WORKERS" \
     --data "$dir/var" --config "$dir/nno.json" >"$dir/nno.log" 2>&1 &
-  PID[nno]=$!
-  STARTED+=(nno)
-  URL[nno]="http://127.0.0.1:$port$NNO_PATH"
-  HDR[nno]=$NNO_HEADER
-  NNO_BASE="http://127.0.0.1:$port"
+  PID[$name]=$!
+  STARTED+=("$name")
+  URL[$name]="http://127.0.0.1:$port$2"
+  HDR[$name]=""
+  BASE[$name]="http://127.0.0.1:$port"
+}
+
+# nno with no core plugins: the kernel serves the default stack at the root.
+kernel_config() {
+  mkdir -p "$TMP/no-core-plugins"
+  python3 -c 'import json, sys
+c = json.loads(sys.argv[1]); c["plugin_dir"] = sys.argv[2]; print(json.dumps(c))' \
+    "$NNO_CONFIG" "$TMP/no-core-plugins"
+}
+
+nno_cli() { "$NNO" --url "${BASE[nno]}" --data "$TMP/nno/var" "$@"; }
+
+# platform plan: create it with the default stack active and one API key of
+# scope features:hello:read; prints the key.
+nno_platform() {
+  nno_cli platform create "$1" --name "$1" --plan "$2" >/dev/null
+  nno_cli stack activate "$1" default >/dev/null
+  nno_cli --json key create "$1" --name bench --scopes features:hello:read |
+    lib jsonget key
 }
 
 # The feature path lives on a platform: create it through the operator CLI.
 setup_nno_platform() {
-  local dir="$TMP/nno"
-  wait_ready nno "$NNO_BASE/readyz"
-  [ -f "$dir/var/operator.key" ] || return 0  # no registry: root paths
-  "$NNO" platform create bench --name Bench --url "$NNO_BASE" \
-    --data "$dir/var" >/dev/null
-  "$NNO" stack activate bench default --url "$NNO_BASE" \
-    --data "$dir/var" >/dev/null
+  wait_ready nno "${BASE[nno]}/readyz"
+  if [ ! -f "$TMP/nno/var/operator.key" ]; then
+    echo "gateway.sh: no $TMP/nno/var/operator.key: the core plugins" \
+         "(registry, iam) did not load" >&2
+    exit 1
+  fi
+  NNO_KEY=$(nno_platform bench "$NNO_PLAN")
+  HDR[nno]=${NNO_HEADER:-"Authorization: Bearer $NNO_KEY"}
 }
 
 # --- checks ------------------------------------------------------------------
@@ -180,31 +215,82 @@ has_headers() {  # file: 0 if it has X-Request-Id and CORS
   grep -q '^x-request-id: .' "$1" && grep -q '^access-control-allow-origin: ' "$1"
 }
 
+# A well-formed key of nno's shape that no server knows (for nno: the id
+# of `key` with another secret, so the check reaches the hash compare).
+wrong_key() {
+  local k
+  k=$(lib keys 1)
+  echo "${1:0:22}${k:22}"
+}
+
 gateway_checks() {  # name key: the API-key and header contract of a gateway peer
   local name=$1 key=$2 url=${URL[$1]} out="$TMP/$1/get.txt"
   lib get "$url" >"$out"
   check "$name: no key -> 401 with X-Request-Id and CORS" \
     "$({ [ "$(head -n1 "$out")" = 401 ] && has_headers "$out"; } && echo 0 || echo 1)" \
     "status $(head -n1 "$out")"
-  lib get "$url" "X-Api-Key: not-a-key" >"$out"
+  lib get "$url" "Authorization: Bearer $(wrong_key "$key")" >"$out"
   check "$name: unknown key -> 401" \
     "$([ "$(head -n1 "$out")" = 401 ] && echo 0 || echo 1)" "status $(head -n1 "$out")"
-  lib get "$url" "X-Api-Key: $key" >"$out"
+  lib get "$url" "Authorization: Bearer $key" >"$out"
   check "$name: known key -> 200 with X-Request-Id and CORS" \
     "$({ [ "$(head -n1 "$out")" = 200 ] && has_headers "$out"; } && echo 0 || echo 1)" \
     "status $(head -n1 "$out")"
+}
+
+# nno: the chain refuses what it must and answers the key; the limit stage
+# runs (RateLimit-* headers) with the plan's limit.
+nno_checks() {
+  local url=${URL[nno]} out="$TMP/nno/get.txt" st lim
+  lib get "$url" >"$out"
+  st=$(head -n1 "$out")
+  check "nno: no credential -> 401 with X-Request-Id" \
+    "$({ [ "$st" = 401 ] && grep -q '^x-request-id: .' "$out"; } && echo 0 || echo 1)" \
+    "status $st"
+  lib get "$url" "Authorization: Bearer $(wrong_key "$NNO_KEY")" >"$out"
+  st=$(head -n1 "$out")
+  check "nno: the key's id with a wrong secret -> 401" \
+    "$([ "$st" = 401 ] && echo 0 || echo 1)" "status $st"
+  lib get "$url" "${HDR[nno]}" >"$out"
+  st=$(head -n1 "$out")
+  lim=$(sed -n 's/^ratelimit-limit: //p' "$out")
+  check "nno: the key -> 200 with X-Request-Id and RateLimit-Limit" \
+    "$({ [ "$st" = 200 ] && grep -q '^x-request-id: .' "$out" && [ -n "$lim" ]; } \
+       && echo 0 || echo 1)" "status $st, RateLimit-Limit ${lim:-none} (plan $NNO_PLAN)"
+}
+
+# nno's limiter fires: a platform on plan "free" (a key's bucket: 50/s,
+# burst 100) answers 429 within 150 requests in a row.
+nno_limit_check() {
+  local key statuses n200 n429
+  echo "rate-limit check: nno platform bench-free, plan free (key: 50/s, burst 100)"
+  key=$(nno_platform bench-free free)
+  statuses=$(lib burst 150 "${BASE[nno]}/p/bench-free/hello" "Authorization: Bearer $key")
+  n200=$(tr ' ' '\n' <<<"$statuses" | grep -c '^200$' || true)
+  n429=$(tr ' ' '\n' <<<"$statuses" | grep -c '^429$' || true)
+  check "150 requests in a row with one key -> 200s then 429s" \
+    "$([[ $statuses == 200* && $n429 -gt 0 && $((n200 + n429)) -eq 150 ]] \
+       && echo 0 || echo 1)" "$n200 x 200, $n429 x 429"
+}
+
+# After the runs: nginx logs each refusal of limit_req ("limiting requests").
+limit_never_fired() {
+  local n
+  n=$(grep -c 'limiting requests' "$TMP/nginx-gateway/error.log" 2>/dev/null || true)
+  check "nginx-gateway: limit_req never fired during the runs" \
+    "$([ "${n:-0}" -eq 0 ] && echo 0 || echo 1)" "${n:-0} refusals logged"
 }
 
 limit_check() {  # the same config at rate=1r/s: the limiter must fire
   local key=$1 statuses out="$TMP/nginx-check/get.txt"
   echo "limit_req check: nginx-gateway config with rate=1r/s, no burst"
   start_nginx nginx-check nginx-gateway.conf.in 1r/s ""
-  wait_ready nginx-check "${URL[nginx-check]}" "X-Api-Key: $key"
+  wait_ready nginx-check "${URL[nginx-check]}" "Authorization: Bearer $key"
   sleep 1.1   # the readiness probe itself spent this second's request
-  statuses=$(lib burst 5 "${URL[nginx-check]}" "X-Api-Key: $key")
+  statuses=$(lib burst 5 "${URL[nginx-check]}" "Authorization: Bearer $key")
   check "5 requests in a row with one key -> 200 then 429s" \
     "$([[ $statuses == "200 429 429 429 429" ]] && echo 0 || echo 1)" "$statuses"
-  lib get "${URL[nginx-check]}" "X-Api-Key: $key" >"$out"
+  lib get "${URL[nginx-check]}" "Authorization: Bearer $key" >"$out"
   check "429 carries X-Request-Id and CORS" \
     "$({ [ "$(head -n1 "$out")" = 429 ] && has_headers "$out"; } && echo 0 || echo 1)" \
     "status $(head -n1 "$out")"
@@ -218,9 +304,10 @@ echo "# wrk -t$THREADS -c$CONNS -d$DURATION --latency; $ROUNDS round(s); servers
 command -v "$NGINX" >/dev/null && echo "# $("$NGINX" -v 2>&1)"
 echo "# $("$WRK" --version 2>&1 | head -n1 | sed 's/ Copyright.*//' || true)"
 
-# 1,000 API keys; wrk sends one from the middle of the map.
-lib keys 1000 | awk '{ printf "%s client%d;\n", $1, NR }' >"$TMP/keys.map"
-KEY=$(sed -n '500{s/ .*//;p}' "$TMP/keys.map")
+# 1,000 API keys of nno's shape; wrk sends one from the middle of the map.
+lib keys 1000 >"$TMP/keys.txt"
+awk '{ printf "\"Bearer %s\" client%d;\n", $1, NR }' "$TMP/keys.txt" >"$TMP/keys.map"
+KEY=$(sed -n 500p "$TMP/keys.txt")
 
 for s in "${SERVERS[@]}"; do
   case $s in
@@ -228,7 +315,7 @@ for s in "${SERVERS[@]}"; do
       limit_check "$KEY"
       start_nginx nginx-gateway nginx-gateway.conf.in "$GATEWAY_RATE" \
         "burst=$GATEWAY_BURST nodelay"
-      HDR[nginx-gateway]="X-Api-Key: $KEY"
+      HDR[nginx-gateway]="Authorization: Bearer $KEY"
       wait_ready nginx-gateway "${URL[nginx-gateway]}" "${HDR[nginx-gateway]}"
       echo "nginx-gateway (rate=$GATEWAY_RATE burst=$GATEWAY_BURST):"
       gateway_checks nginx-gateway "$KEY"
@@ -238,9 +325,16 @@ for s in "${SERVERS[@]}"; do
       wait_ready nginx-bare "${URL[nginx-bare]}"
       ;;
     nno)
-      start_nno
+      start_nno nno "$NNO_PATH" "$NNO_CONFIG"
       setup_nno_platform
       wait_ready nno "${URL[nno]}" "${HDR[nno]}"
+      echo "nno (full chain, platform bench on plan $NNO_PLAN):"
+      nno_checks
+      nno_limit_check
+      ;;
+    nno-kernel)
+      start_nno nno-kernel /hello "$(kernel_config)"
+      wait_ready nno-kernel "${URL[nno-kernel]}"
       ;;
   esac
 done
@@ -303,6 +397,15 @@ echo
 base=nno
 [[ ,$PEERS, == *,nno,* ]] || base=${SERVERS[0]}
 lib report "$RESULTS" "$base" "${SERVERS[@]}"
+if [[ ,$PEERS, == *,nno,* && ,$PEERS, == *,nginx-gateway,* ]]; then
+  echo
+  lib targets "$RESULTS" nno nginx-gateway
+fi
+if [[ ,$PEERS, == *,nginx-gateway,* ]]; then
+  echo
+  limit_never_fired
+  [ "$FAILED" -eq 0 ] || exit 1
+fi
 
 if [ "$ERRORS" -ne 0 ]; then
   echo

@@ -5,7 +5,8 @@
 #      (CREATE_THREADS keep-alive clients): total time, creates/s;
 #   3. list every platform in pages of PAGE: pages/s, rows/s;
 #   4. VmRSS of the master and each worker before the creates and after;
-#   5. activate `default` on platform #1 and #(N-1), then measure
+#   5. activate `default` on platform #1 and #(N-1) (plan "unmetered", one
+#      API key each: the feature route goes through IAM), then measure
 #      GET /p/<id>/hello on each in turn with wrk -t$THREADS -c$CONNS
 #      -d$DURATION --latency, ROUNDS rounds (order alternating): req/s, p50,
 #      p99, and the ratios #(N-1) / #1 (1.0: the routing table costs nothing
@@ -127,11 +128,17 @@ echo
 echo "== feature route: first versus last platform =="
 FIRST=$(load pid-of 1)
 LAST=$(load pid-of $((N - 1)))
-load activate "$URL" "$KEYFILE" default "$FIRST" "$LAST"
+load activate "$URL" "$KEYFILE" default "$FIRST" "$LAST" >"$TMP/activate.txt"
+grep -v '^KEY ' "$TMP/activate.txt"
 declare -A PATHS=([first]="/p/$FIRST/hello" [last]="/p/$LAST/hello")
+# The feature route goes through IAM: each platform's own API key.
+declare -A AUTH=(
+  ["/p/$FIRST/hello"]="Authorization: Bearer $(awk -v p="$FIRST" '$1 == "KEY" && $2 == p { print $3 }' "$TMP/activate.txt")"
+  ["/p/$LAST/hello"]="Authorization: Bearer $(awk -v p="$LAST" '$1 == "KEY" && $2 == p { print $3 }' "$TMP/activate.txt")"
+)
 
 run_wrk() {  # path duration outfile
-  "$WRK" -t"$THREADS" -c"$CONNS" -d"$2" --latency "$URL$1" >"$3" 2>&1 &
+  "$WRK" -t"$THREADS" -c"$CONNS" -d"$2" --latency -H "${AUTH[$1]}" "$URL$1" >"$3" 2>&1 &
   WRK_PID=$!
   wait "$WRK_PID" || { echo "registry.sh: wrk failed:" >&2; cat "$3" >&2; exit 1; }
   WRK_PID=
