@@ -259,14 +259,17 @@ static int on_patch(nno_req *req, void *ud) {
   }
   snprintf(target, sizeof target, "platform:%s", id);
   json_t *detail = json_pack("{s:O}", "changes", b);
+  /* The plan is in every worker's table (rate limits): replay it. */
   if ((rc = store_platform_update(g_reg.db, &p, p.version)) ||
       (rc = hu_audit(req, "platform.update", target, detail)) ||
+      (rc = store_change_add(g_reg.db, id)) ||
       (rc = store_commit(g_reg.db))) {
     json_decref(detail);
     hu_fail(req, rc);
     goto done;
   }
   json_decref(detail);
+  reg_committed();
   send_platform(req, 200, &p);
 done:
   json_decref(b);

@@ -185,8 +185,13 @@ int store_open(const char *path, sqlite3 **out, char *err, size_t errlen) {
   sqlite3 *db = NULL;
   char mode[16] = "";
   *out = NULL;
-  /* Create the file owner-only; sqlite gives -wal and -shm the same mode. */
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  /* Create the file owner-only; sqlite gives -wal and -shm the same mode.
+   * O_EXCL: only when it does not exist yet. Closing a descriptor of a file
+   * drops every POSIX lock this process holds on it, including those of
+   * another connection already open on it (another plugin's): sqlite would
+   * then believe nobody uses the WAL, and a closing connection elsewhere
+   * would delete it under the running host. */
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd >= 0) close(fd);
   int rc = sqlite3_open_v2(
       path, &db,

@@ -98,6 +98,10 @@ int iam_config_parse(const char *json, iam_config *c, char *err, size_t cap) {
       }
     }
   }
+  if (!rc && plans && (!json_is_object(plans) || c->nplans == 0)) {
+    snprintf(err, cap, "config.plans: expected a non-empty object of plans");
+    rc = -1;
+  }
   json_t *dp = json_object_get(root, "default_plan");
   if (!rc && dp) {
     const iam_plan *p = json_is_string(dp)

@@ -103,6 +103,7 @@ int iam_keytab_put(iam_keytab *t, const iam_key *k) {
 }
 
 const iam_key *iam_keytab_get(const iam_keytab *t, const char *id) {
+  if (strnlen(id, 17) != 16) return NULL; /* never read past a short id */
   size_t i = slot_of(id, t->cap);
   while (t->slots[i].id[0]) {
     if (memcmp(t->slots[i].id, id, 17) == 0) return &t->slots[i];

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -135,6 +136,11 @@ static void col(sqlite3_stmt *st, int i, char *out, size_t cap) {
 /* ---- open, migrate, transactions ---------------------------------------- */
 
 int iam_store_open(const char *path, sqlite3 **db, char *err, size_t cap) {
+  /* Owner-only when it is created here; O_EXCL because closing a
+   * descriptor of a file already open in this process would drop the
+   * POSIX locks of the connections on it (see registry/store.c). */
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0) close(fd);
   int rc = sqlite3_open_v2(path, db,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                SQLITE_OPEN_NOMUTEX,

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import threading
 import time
 import urllib.parse
@@ -175,10 +176,31 @@ def list_ids(h, path):
 
 def core_db(h, sql, args=()):
     """One statement on the host's core.db, on the connection opened at
-    start and kept open while the host runs: the host's workers do not keep
-    their lock on core.db, so a connection closed meanwhile would take
-    itself for the last one and remove the WAL under the running host."""
+    start and kept open while the host runs."""
     return h.db.execute(sql, args).fetchall()
+
+
+def test_an_outside_reader_never_removes_the_wal(make_host):
+    # Every worker keeps its lock on core.db: a reader that opens and closes
+    # it (a backup, an admin's sqlite3) must not take itself for the last
+    # user and delete the WAL the host still writes to.
+    host = make_host(core=True, workers=2).start()
+    path = os.path.join(host.data, "core.db")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    for _ in range(3):
+        db = sqlite3.connect(path)
+        db.execute("SELECT count(*) FROM iam_keys").fetchall()
+        db.close()
+        assert os.path.exists(path + "-wal")
+    st, _, p = host.api("POST", "/platforms", {"id": "wal-a", "name": "w"})
+    assert st == 201, p
+    k = host.platform_key("wal-a")
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute("SELECT id FROM iam_keys").fetchall()
+    finally:
+        db.close()
+    assert rows == [(k["id"],)]
 
 
 def set_key_expiry(h, key_id, at):
@@ -811,6 +833,20 @@ def test_anonymous_limit_is_per_address(h):
     k = new_key(h, pid, ["features:*"])
     st, hd, _ = call(h, "POST", path, body=body, key=k["key"])
     assert st == 422 and hd["ratelimit-limit"] == "100", hd
+
+
+def test_a_plan_change_reaches_every_worker(h):
+    pid = "rl-plan"
+    platform(h, pid, plan=None)
+    k = new_key(h, pid, ["features:*"])["key"]
+    for _ in range(4):  # fresh connections: both workers
+        st, hd, _ = call(h, "GET", "/p/%s/hello" % pid, key=k)
+        assert st == 200 and hd["ratelimit-limit"] == "100", hd
+    st, _, p = op(h, "PATCH", "/platforms/" + pid, {"plan": "pro"})
+    assert st == 200 and p["plan"] == "pro", p
+    for _ in range(6):
+        st, hd, _ = call(h, "GET", "/p/%s/hello" % pid, key=k)
+        assert st == 200 and hd["ratelimit-limit"] == "1000", hd
 
 
 def test_a_foreign_credential_counts_as_anonymous(h):
