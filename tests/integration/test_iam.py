@@ -1167,3 +1167,26 @@ def test_session_cache_is_bounded(tiny):
     assert hello(h, pid, key=s4) == 200  # s2 goes
     assert hello(h, pid, key=s2) == 401
     assert hello(h, pid, key=s3) == 200 and hello(h, pid, key=s4) == 200
+
+
+def test_expired_sessions_are_refused(tiny):
+    # Expiry as stored in core.db, read when the session is not cached (a
+    # cache of 2 on this host: two newer sessions push it out).
+    h = tiny
+    pid = "sx-a"
+    platform(h, pid, signup=True)
+    idle = session(h, pid, "idle@example.com")
+    old = sign_in(h, pid, "idle@example.com")
+    live = sign_in(h, pid, "idle@example.com")
+    now = int(time.time())
+    core_db(h, "UPDATE iam_sessions SET idle_expires = ? WHERE id = ?",
+            (now - 1, idle[5:21]))
+    core_db(h, "UPDATE iam_sessions SET expires_at = ?, idle_expires = ?"
+            " WHERE id = ?", (now - 1, now - 1, old[5:21]))
+    for _ in range(2):  # fill the cache with others
+        assert hello(h, pid, key=sign_in(h, pid, "idle@example.com")) == 200
+    assert hello(h, pid, key=idle) == 401  # idle too long
+    assert hello(h, pid, key=old) == 401   # past its absolute expiry
+    assert hello(h, pid, key=live) == 200
+    st, hd, body = call(h, "GET", "/p/%s/hello" % pid, key=idle)
+    problem((st, hd, body), 401, "this session has ended; sign in again")
