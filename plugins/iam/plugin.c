@@ -50,8 +50,8 @@ static int put_access(void *ud, const iam_access *a) {
 }
 
 /* Reload the live keys and the access policies (few rows: every key of
- * every platform fits in memory), and forget cached sessions. */
-static int reload_all(void) {
+ * every platform fits in memory), built off to the side and swapped in. */
+static int reload_tables(void) {
   iam_keytab *t = iam_keytab_new();
   access_vec av = {0};
   if (!t) return IAM_ERR;
@@ -62,14 +62,20 @@ static int reload_all(void) {
     free(av.v);
     return rc;
   }
-  qsort(av.v, av.n, sizeof *av.v, cmp_access);
+  if (av.n) qsort(av.v, av.n, sizeof *av.v, cmp_access);
   iam_keytab_free(g_iam.keys);
   g_iam.keys = t;
   free(g_iam.access);
   g_iam.access = av.v;
   g_iam.naccess = av.n;
-  iam_cache_clear(g_iam.sessions);
   return IAM_OK;
+}
+
+/* Everything, the cached sessions forgotten too. */
+static int reload_all(void) {
+  int rc = reload_tables();
+  if (!rc) iam_cache_clear(g_iam.sessions);
+  return rc;
 }
 
 const iam_access *iam_access_get(const char *platform, size_t len) {
@@ -121,25 +127,8 @@ static int replay(void) {
   int64_t before = g_iam.seq_applied;
   rc = iam_store_changes(g_iam.db, before, &min, &max, apply_change, &r);
   if (rc) return rc;
-  if (r.keys || r.access) {
-    /* reload_all also clears the session cache: keep it unless needed. */
-    iam_keytab *t = iam_keytab_new();
-    access_vec av = {0};
-    if (!t) return IAM_ERR;
-    rc = iam_store_keys_live(g_iam.db, iam_now(), put_key, t);
-    if (!rc) rc = iam_store_access_all(g_iam.db, put_access, &av);
-    if (rc) {
-      iam_keytab_free(t);
-      free(av.v);
-      return rc;
-    }
-    qsort(av.v, av.n, sizeof *av.v, cmp_access);
-    iam_keytab_free(g_iam.keys);
-    g_iam.keys = t;
-    free(g_iam.access);
-    g_iam.access = av.v;
-    g_iam.naccess = av.n;
-  }
+  /* reload_all would also clear the session cache: keep it. */
+  if (r.keys || r.access) return reload_tables();
   return IAM_OK;
 }
 
