@@ -330,7 +330,7 @@ static int needs_credential(nno_req *req) {
 
 static void zcopy(char *dst, size_t cap, nno_str s) {
   size_t n = s.len < cap - 1 ? s.len : cap - 1;
-  memcpy(dst, s.ptr, n);
+  if (n) memcpy(dst, s.ptr, n);
   dst[n] = '\0';
 }
 
