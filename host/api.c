@@ -540,10 +540,12 @@ static int api_limit_take(nno_plugin *p, const char *key, size_t key_len,
     return NNO_EINVAL;
   /* Keys are namespaced by plugin: one plugin cannot drain another's. */
   char full[LIMIT_KEY_MAX];
-  int n = snprintf(full, sizeof full, "%s:%.*s", pl->man.name, (int)key_len,
-                   key);
-  if (n < 0 || (size_t)n >= sizeof full) return NNO_ETOOBIG;
-  return limits_take(full, (size_t)n, rate_per_s, burst, cost, out);
+  size_t nl = strlen(pl->man.name);
+  if (nl + 1 + key_len >= sizeof full) return NNO_ETOOBIG;
+  memcpy(full, pl->man.name, nl); /* on every limited request: no printf */
+  full[nl] = ':';
+  memcpy(full + nl + 1, key, key_len);
+  return limits_take(full, nl + 1 + key_len, rate_per_s, burst, cost, out);
 }
 
 /* ---- the caller (ABI 1.1) ----------------------------------------------- */
