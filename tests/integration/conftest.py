@@ -133,6 +133,20 @@ class Host:
             time.sleep(0.05)
         raise AssertionError("no matching log line:\n" + self.log_text())
 
+    def access_pids(self, path, status, timeout=3):
+        """The worker pids whose access log lines show `path` answered
+        `status`, waited for until every worker is among them or `timeout`
+        passes; returns (those pids, every worker's pid)."""
+        deadline = time.time() + timeout
+        want = set(self.worker_pids())
+        while True:
+            pids = {e.get("pid") for e in self.log_lines()
+                    if e.get("msg") == "access" and e.get("path") == path
+                    and e.get("status") == status}
+            if pids >= want or time.time() > deadline:
+                return pids, want
+            time.sleep(0.05)
+
     def worker_pids(self):
         st, _, body = self.request("GET", "/healthz")
         return json.loads(body).get("workers", [])

@@ -209,19 +209,6 @@ def set_key_expiry(h, key_id, at):
                    (key_id,)) == [(at,)]
 
 
-def worker_pids_for(h, path, status, timeout=3):
-    """The worker pids whose access lines show `path` answered `status`."""
-    deadline = time.time() + timeout
-    want = set(h.worker_pids())
-    while True:
-        pids = {e.get("pid") for e in h.log_lines()
-                if e.get("msg") == "access" and e.get("path") == path
-                and e.get("status") == status}
-        if pids >= want or time.time() > deadline:
-            return pids, want
-        time.sleep(0.05)
-
-
 # -- the authorization matrix ---------------------------------------------------
 
 # (name, method, path with {p} for the target platform, body)
@@ -721,7 +708,7 @@ def test_revocation_reaches_every_worker_within_a_second(h):
         assert hello(h, pid, key=k["key"]) == 200
         assert hello(h, pid, key=tok) == 200
         assert hello(h, pid, cookie=tok) == 200
-    pids, want = worker_pids_for(h, path, 200)
+    pids, want = h.access_pids(path, 200)
     assert pids == want and len(want) == 2, (pids, want)
 
     st, _, _ = op(h, "DELETE", "/platforms/%s/keys/%s" % (pid, k["id"]))
@@ -731,7 +718,7 @@ def test_revocation_reaches_every_worker_within_a_second(h):
     assert time.time() - t0 <= 1.0
     for resp in answers:
         problem(resp, 401, "this API key is unknown, revoked or expired")
-    pids, want = worker_pids_for(h, path, 401)
+    pids, want = h.access_pids(path, 401)
     assert pids == want, "401 only from %s of %s" % (pids, want)
 
     st, _, _ = call(h, "POST", "/p/%s/auth/sign-out" % pid, key=tok)
@@ -745,7 +732,7 @@ def test_revocation_reaches_every_worker_within_a_second(h):
     n = len([e for e in h.log_lines() if e.get("msg") == "access"
              and e.get("path") == path and e.get("status") == 401])
     assert n == 40
-    pids, want = worker_pids_for(h, path, 401)
+    pids, want = h.access_pids(path, 401)
     assert pids == want
 
 
@@ -792,9 +779,9 @@ def test_key_limit_holds_exactly_across_workers(h):
         assert resp[1]["ratelimit-remaining"] == "0"
     for resp in ok:
         assert resp[2] == HELLO
-    pids, want = worker_pids_for(h, path, 200)
+    pids, want = h.access_pids(path, 200)
     assert pids == want, "only %s of %s served" % (pids, want)
-    pids, _ = worker_pids_for(h, path, 429)
+    pids, _ = h.access_pids(path, 429)
     assert pids  # some worker refused
 
     # another key of the platform has its own bucket

@@ -133,19 +133,6 @@ def feature_key(h, pid):
     return h.platform_key(pid)["key"]
 
 
-def access_pids(h, path, status, timeout=3):
-    """Worker pids whose access log lines show `path` answered `status`."""
-    deadline = time.time() + timeout
-    want = set(h.worker_pids())
-    while True:
-        pids = {e.get("pid") for e in h.log_lines()
-                if e.get("msg") == "access" and e.get("path") == path
-                and e.get("status") == status}
-        if pids >= want or time.time() > deadline:
-            return pids, want
-        time.sleep(0.05)
-
-
 # -- authentication and the operator key --------------------------------------
 
 def test_requests_without_a_valid_key_are_refused(reg):
@@ -912,7 +899,7 @@ def test_suspension_seen_by_every_worker_within_a_second(make_host):
     key = feature_key(h, pid)
     for st, _, body in fresh_statuses(h, path, 20, key=key):
         assert st == 200, body
-    pids, want = access_pids(h, path, 200)
+    pids, want = h.access_pids(path, 200)
     assert pids == want and len(want) == 2
 
     st, _, p = h.api("POST", "/platforms/%s/suspend" % pid)
@@ -927,7 +914,7 @@ def test_suspension_seen_by_every_worker_within_a_second(make_host):
     assert elapsed <= 1.0, elapsed
     body = problem(h.json("GET", "/hello", host="www.%s.nno.localhost" % pid), 403)
     assert body["detail"] == "platform %s is suspended" % pid
-    pids, want = access_pids(h, path, 403)
+    pids, want = h.access_pids(path, 403)
     assert pids == want, "403 only from %s of %s" % (pids, want)
     # the API still answers for it
     assert h.api("GET", "/platforms/" + pid)[2]["status"] == "suspended"
