@@ -12,9 +12,13 @@
  * Each handler authenticates first, runs its writes in one BEGIN IMMEDIATE
  * transaction (audit row, and a changes row when routing is affected,
  * included) and answers only after COMMIT. */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http_util.h"
 #include "internal.h"
@@ -276,6 +280,30 @@ done:
   return NNO_OK;
 }
 
+static int remove_entry(const char *path, const struct stat *sb, int flag,
+                        struct FTW *ftw) {
+  (void)sb, (void)ftw;
+  int rc = flag == FTW_DP ? rmdir(path) : unlink(path);
+  return rc != 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* Remove DATA/platforms/{id}/ (the auth package's users, and whatever
+ * else was kept for the platform) once its deletion has committed. A crash
+ * before this leaves the folder behind: what is in it carries the old
+ * platform's incarnation and is refused by a new platform of the same id.
+ * Symbolic links are removed, never followed. */
+static void remove_platform_dir(const char *id) {
+  char path[PATH_MAX];
+  const char *data = api->host_data_dir(g_reg.p);
+  if (snprintf(path, sizeof path, "%s/platforms/%s", data, id) >=
+      (int)sizeof path)
+    return;
+  if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 &&
+      errno != ENOENT)
+    api->log(g_reg.p, NNO_LOG_WARN, "cannot remove %s: %s", path,
+             strerror(errno));
+}
+
 static int on_delete(nno_req *req, void *ud) {
   char id[STORE_ID_MAX + 1], target[48];
   store_platform p;
@@ -293,6 +321,7 @@ static int on_delete(nno_req *req, void *ud) {
   }
   json_decref(detail);
   reg_committed();
+  remove_platform_dir(id);
   api->res_status(req, 204);
   return NNO_OK;
 }

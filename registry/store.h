@@ -147,6 +147,15 @@ int store_tenant_within(sqlite3 *db, const char *platform, const char *tenant,
                         const char *ancestor);
 /* One platform's plan: STORE_NOTFOUND when absent. */
 int store_platform_plan(sqlite3 *db, const char *id, char *out, size_t cap);
+/* One platform's incarnation (16 hex, drawn when it was created):
+ * STORE_NOTFOUND when absent or being deleted. */
+int store_platform_incarnation(sqlite3 *db, const char *id, char *out,
+                               size_t cap);
+typedef int (*store_tenant_key_cb)(void *ud, const char *platform,
+                                   const char *tenant);
+/* Every tenant that is suspended or lies under a suspended tenant, ordered
+ * by platform and tenant id. */
+int store_tenant_suspended_each(sqlite3 *db, store_tenant_key_cb cb, void *ud);
 
 /* ---- tenants ----------------------------------------------------------- */
 
