@@ -372,13 +372,17 @@ static int tenant_may_write(nno_str method, nno_str pattern) {
  * neither suspended nor under a suspended tenant: suspension stops every
  * credential it reaches, on the core API as on feature routes. Both
  * answers come from memory (the registry's tables, caught up through the
- * shared counter). NNO_OK, or NNO_DONE after answering 403. */
-static int held_back(nno_req *req, const nno_caller *c) {
-  char plat[IAM_ID_MAX], t[IAM_ID_MAX], st[16], detail[160];
+ * shared counter). `platform_known_active`: RESOLVE already refused a
+ * suspended platform (a feature route of the caller's own platform).
+ * NNO_OK, or NNO_DONE after answering 403. */
+static int held_back(nno_req *req, const nno_caller *c,
+                     int platform_known_active) {
+  char plat[IAM_ID_MAX], t[IAM_ID_MAX], st[16] = "", detail[160];
   if (c->kind == NNO_CALLER_OPERATOR || !g_iam.reg) return NNO_OK;
   zcopy(plat, sizeof plat, c->platform);
-  if (g_iam.reg->platform_status(plat, st, sizeof st) != NNO_OK ||
-      strcmp(st, "active") != 0) {
+  if (!platform_known_active &&
+      (g_iam.reg->platform_status(plat, st, sizeof st) != NNO_OK ||
+       strcmp(st, "active") != 0)) {
     snprintf(detail, sizeof detail,
              "platform %s is %s: its keys and sessions are refused until the "
              "operator resumes it",
@@ -420,7 +424,7 @@ int iam_on_authz(nno_req *req, void *ud) {
       return problem(req, 403, "Forbidden",
                      "only the operator may call this route");
     if (api->req_param(req, "platform", &target) != NNO_OK) {
-      if (streq(scope, "authenticated")) return held_back(req, &c);
+      if (streq(scope, "authenticated")) return held_back(req, &c, 0);
       return problem(req, 403, "Forbidden",
                      "only the operator may call this route");
     }
@@ -442,7 +446,7 @@ int iam_on_authz(nno_req *req, void *ud) {
                      "a credential of platform \"%s\" cannot reach platform "
                      "\"%s\"",
                      cplat, plat);
-  int rc = held_back(req, &c);
+  int rc = held_back(req, &c, feature);
   if (rc != NNO_OK) return rc;
   if (streq(scope, "authenticated")) return NNO_OK;
   if (feature) {
