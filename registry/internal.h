@@ -89,5 +89,7 @@ int api_platforms_init(nno_plugin *p);
 int api_tenants_init(nno_plugin *p);
 int api_stacks_init(nno_plugin *p);
 int api_audit_init(nno_plugin *p);
+/* Finish removing the folders of platforms deleted before a crash. */
+void api_platforms_sweep(void);
 
 #endif

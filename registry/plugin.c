@@ -294,6 +294,7 @@ done:
 static void registry_ready(nno_plugin *p) {
   reg_resolve_stacks();
   reg_catalogue_sync();
+  api_platforms_sweep();
 }
 
 /* ---- the RESOLVE hook -------------------------------------------------- */

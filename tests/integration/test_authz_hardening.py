@@ -8,6 +8,7 @@ import glob
 import json
 import os
 import shutil
+import sqlite3
 
 from conftest import SOURCE
 from test_iam import (PASSWORD, call, h, hello, new_key, op,  # noqa: F401
@@ -396,3 +397,40 @@ def test_users_of_an_old_incarnation_are_refused(h, tmp_path):
         problem((st, hd, body), 401)
     tok = session(h, pid, "old@example.com")
     assert hello(h, pid, cookie=tok) == 200
+
+
+def test_a_deleted_platforms_folder_goes_even_after_a_crash(make_host):
+    # A crash between the deletion's commit and the folder's removal leaves
+    # a platform_removals row: the next start finishes the job, unless the
+    # id was taken again (the folder is the new platform's then).
+    host = make_host(core=True, workers=2).start()
+    for pid in ("cr-a", "cr-b"):
+        st, _, p = host.api("POST", "/platforms", {"id": pid, "name": pid})
+        assert st == 201, p
+    host.stop()
+    db = sqlite3.connect(os.path.join(host.data, "core.db"))
+    try:
+        db.execute("DELETE FROM platforms WHERE id IN ('cr-a', 'cr-b')")
+        db.commit()
+        assert sorted(db.execute("SELECT id FROM platform_removals")) == \
+            [("cr-a",), ("cr-b",)]
+        db.execute("INSERT INTO platforms (id, name, created_at, updated_at)"
+                   " VALUES ('cr-b', 'again', '2026-01-01T00:00:00Z',"
+                   " '2026-01-01T00:00:00Z')")
+        db.commit()
+    finally:
+        db.close()
+    for pid in ("cr-a", "cr-b"):
+        folder = os.path.join(host.data, "platforms", pid)
+        os.makedirs(folder)
+        with open(os.path.join(folder, pid + "-default-auth.db"), "w") as f:
+            f.write("left over")
+    host.start()
+    assert not os.path.exists(os.path.join(host.data, "platforms", "cr-a"))
+    assert os.path.exists(os.path.join(host.data, "platforms", "cr-b"))
+    db = sqlite3.connect(os.path.join(host.data, "core.db"))
+    try:
+        assert db.execute("SELECT count(*) FROM platform_removals").fetchone() \
+            == (0,)
+    finally:
+        db.close()

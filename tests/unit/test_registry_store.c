@@ -701,6 +701,36 @@ static void incarnations(void **state) {
                    STORE_NOTFOUND);
 }
 
+static int collect_removals(void *ud, const char *id, int exists) {
+  char *out = ud;
+  size_t n = strlen(out);
+  snprintf(out + n, 256 - n, "%s:%d ", id, exists);
+  return 0;
+}
+
+/* A deletion leaves a row saying its folder is to be removed, in the same
+ * transaction; the row tells whether the id was taken again since. */
+static void removals(void **state) {
+  fx *f = *state;
+  char out[256] = "";
+  assert_int_equal(ex(f->db, PLAT("'acme'")), SQLITE_OK);
+  assert_int_equal(ex(f->db, PLAT("'beta'")), SQLITE_OK);
+  assert_int_equal(store_begin(f->db), STORE_OK);
+  assert_int_equal(store_platform_delete(f->db, "acme"), STORE_OK);
+  store_rollback(f->db);
+  assert_int_equal(store_removal_each(f->db, collect_removals, out), STORE_OK);
+  assert_string_equal(out, "");
+  assert_int_equal(store_platform_delete(f->db, "acme"), STORE_OK);
+  assert_int_equal(store_platform_delete(f->db, "beta"), STORE_OK);
+  assert_int_equal(ex(f->db, PLAT("'beta'")), SQLITE_OK);
+  assert_int_equal(store_removal_each(f->db, collect_removals, out), STORE_OK);
+  assert_string_equal(out, "acme:0 beta:1 ");
+  assert_int_equal(store_removal_done(f->db, "acme"), STORE_OK);
+  out[0] = '\0';
+  assert_int_equal(store_removal_each(f->db, collect_removals, out), STORE_OK);
+  assert_string_equal(out, "beta:1 ");
+}
+
 static void incarnations_from_previous(void **state) {
   fx *f = *state;
   char err[256], a[32];
@@ -779,6 +809,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(incarnations_from_previous, setup_empty,
                                       teardown),
       cmocka_unit_test_setup_teardown(suspended_tenants, setup, teardown),
+      cmocka_unit_test_setup_teardown(removals, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
