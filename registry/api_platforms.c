@@ -12,9 +12,13 @@
  * Each handler authenticates first, runs its writes in one BEGIN IMMEDIATE
  * transaction (audit row, and a changes row when routing is affected,
  * included) and answers only after COMMIT. */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http_util.h"
 #include "internal.h"
@@ -276,6 +280,74 @@ done:
   return NNO_OK;
 }
 
+static int remove_entry(const char *path, const struct stat *sb, int flag,
+                        struct FTW *ftw) {
+  (void)sb, (void)ftw;
+  int rc = flag == FTW_DP ? rmdir(path) : unlink(path);
+  return rc != 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* Remove DATA/platforms/{id}/ (the auth package's users, and whatever
+ * else was kept for the platform) once its deletion has committed; the
+ * deletion's transaction left a platform_removals row, dropped here once
+ * the folder is gone. A crash in between leaves the row for the next
+ * start (api_platforms_sweep); meanwhile what the folder holds carries the
+ * old platform's incarnation and is refused by a new platform of the same
+ * id. Symbolic links are removed, never followed. */
+static void remove_platform_dir(const char *id) {
+  char path[PATH_MAX];
+  const char *data = api->host_data_dir(g_reg.p);
+  if (snprintf(path, sizeof path, "%s/platforms/%s", data, id) >=
+      (int)sizeof path)
+    return;
+  if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 &&
+      errno != ENOENT) {
+    api->log(g_reg.p, NNO_LOG_WARN, "cannot remove %s: %s", path,
+             strerror(errno));
+    return;
+  }
+  int rc = store_removal_done(g_reg.db, id);
+  if (rc)
+    api->log(g_reg.p, NNO_LOG_WARN,
+             "removed %s but cannot record it (%s): retried at next start",
+             path, sqlite3_errmsg(g_reg.db));
+}
+
+typedef struct sweep_list {
+  size_t n;
+  char id[64][STORE_ID_MAX + 1];
+  int exists[64];
+} sweep_list;
+
+static int sweep_one(void *ud, const char *id, int exists) {
+  sweep_list *l = ud;
+  if (l->n == 64) return 1; /* the rest at the next start */
+  snprintf(l->id[l->n], sizeof l->id[0], "%s", id);
+  l->exists[l->n++] = exists;
+  return 0;
+}
+
+void api_platforms_sweep(void) {
+  sweep_list *l = calloc(1, sizeof *l);
+  if (!l) return;
+  int rc = store_removal_each(g_reg.db, sweep_one, l);
+  if (rc && rc != 1)
+    api->log(g_reg.p, NNO_LOG_WARN, "cannot list deleted platforms: %s",
+             sqlite3_errmsg(g_reg.db));
+  for (size_t i = 0; i < l->n; i++) {
+    if (!l->exists[i]) {
+      remove_platform_dir(l->id[i]);
+      continue;
+    }
+    /* Created again since: the folder is the new platform's now (its
+     * users are checked against its incarnation). */
+    if (store_removal_done(g_reg.db, l->id[i]))
+      api->log(g_reg.p, NNO_LOG_WARN, "cannot update platform_removals: %s",
+               sqlite3_errmsg(g_reg.db));
+  }
+  free(l);
+}
+
 static int on_delete(nno_req *req, void *ud) {
   char id[STORE_ID_MAX + 1], target[48];
   store_platform p;
@@ -293,6 +365,7 @@ static int on_delete(nno_req *req, void *ud) {
   }
   json_decref(detail);
   reg_committed();
+  remove_platform_dir(id);
   api->res_status(req, 204);
   return NNO_OK;
 }

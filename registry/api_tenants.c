@@ -6,8 +6,9 @@
  *   PATCH  /api/v1/platforms/{platform}/tenants/{tenant}   name, parent, status
  *   DELETE /api/v1/platforms/{platform}/tenants/{tenant}   cascade=true for subtrees
  *
- * Tenants do not affect routing, so their changes write no changes row and
- * do not move the counter. The database refuses cycles itself (a trigger);
+ * Tenants do not affect routing, so their changes write no changes row;
+ * they move the counter, because a tenant's status (or its ancestors')
+ * decides whether credentials bound to it may act (tenant_active). The database refuses cycles itself (a trigger);
  * the handlers check first so the answer can name the field. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +155,7 @@ static int on_create(nno_req *req, void *ud) {
     hu_fail(req, rc);
     goto done;
   }
+  reg_committed(); /* a child of a suspended tenant starts suspended */
   api->res_header(req, "Location", loc);
   hu_etag(req, t.version);
   hu_send_text(req, 201, text);
@@ -321,6 +323,7 @@ static int on_patch(nno_req *req, void *ud) {
     goto done;
   }
   json_decref(detail);
+  reg_committed(); /* status or parent: who may act changes */
   send_tenant(req, 200, &t);
 done:
   json_decref(b);
@@ -361,6 +364,7 @@ static int on_delete(nno_req *req, void *ud) {
     return hu_fail(req, rc);
   }
   json_decref(detail);
+  reg_committed(); /* an id used again must not inherit a suspension */
   api->res_status(req, 204);
   return NNO_OK;
 }

@@ -44,6 +44,10 @@ typedef struct reg {
   rtable *routes;
   int stacks_resolved;  /* stack handles looked up in the routing table */
   int catalogue_synced; /* stacks/stack_versions match what is loaded */
+  /* Tenants suspended themselves or under a suspended ancestor, as
+   * "platform/tenant" keys sorted by strcmp; reloaded with the routes. */
+  char (*suspended)[2 * 33];
+  size_t nsuspended;
 } reg;
 
 extern const nno_host_api *api;
@@ -63,6 +67,8 @@ void reg_resolve_stacks(void);
 int reg_catalogue_sync(void);
 /* After committing a change other workers must see: move the counter. */
 void reg_committed(void);
+/* Reload g_reg.suspended from the tenants table. Returns a store_rc. */
+int reg_load_suspended(void);
 
 /* opkey.c */
 
@@ -83,5 +89,7 @@ int api_platforms_init(nno_plugin *p);
 int api_tenants_init(nno_plugin *p);
 int api_stacks_init(nno_plugin *p);
 int api_audit_init(nno_plugin *p);
+/* Finish removing the folders of platforms deleted before a crash. */
+void api_platforms_sweep(void);
 
 #endif

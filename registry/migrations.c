@@ -168,12 +168,39 @@ static const char m2_idempotency[] =
     ") STRICT, WITHOUT ROWID;"
     "CREATE INDEX idempotency_by_age ON idempotency(created_at);";
 
+/* A platform's incarnation: 16 random hex characters drawn when the row is
+ * inserted (and the folders of deleted platforms still to remove), so a platform deleted and created again under the same id is
+ * told apart from the old one by what keeps per-platform data outside
+ * core.db (the auth package's users). Existing rows get one each. */
+static const char m3_incarnation[] =
+    "ALTER TABLE platforms ADD COLUMN incarnation TEXT NOT NULL DEFAULT '';"
+    "UPDATE platforms SET incarnation = lower(hex(randomblob(8)));"
+    "CREATE TRIGGER platforms_incarnation AFTER INSERT ON platforms"
+    " WHEN NEW.incarnation = '' BEGIN"
+    " UPDATE platforms SET incarnation = lower(hex(randomblob(8)))"
+    "  WHERE id = NEW.id; END;"
+    "CREATE TRIGGER platforms_incarnation_fixed BEFORE UPDATE OF incarnation"
+    " ON platforms WHEN OLD.incarnation <> ''"
+    " AND NEW.incarnation <> OLD.incarnation BEGIN"
+    " SELECT RAISE(ABORT, 'a platform keeps its incarnation'); END;"
+    /* Folders of deleted platforms still to remove (DATA/platforms/{id}):
+     * written by the deletion's own transaction, so a crash before the
+     * folder is gone leaves a row for the next start to finish. */
+    "CREATE TABLE platform_removals ("
+    " id TEXT NOT NULL PRIMARY KEY,"
+    " incarnation TEXT NOT NULL"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE TRIGGER platforms_removal AFTER DELETE ON platforms BEGIN"
+    " INSERT OR REPLACE INTO platform_removals (id, incarnation)"
+    " VALUES (OLD.id, OLD.incarnation); END;";
+
 const store_migration store_migrations[] = {
     {1,
      "platforms, tenants, catalogue, activations, resources, audit, "
      "changes, settings",
      m1_base},
     {2, "idempotency keys", m2_idempotency},
+    {3, "platform incarnations", m3_incarnation},
 };
 
 const size_t store_nmigrations =

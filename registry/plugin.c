@@ -155,6 +155,44 @@ done:
   return rc;
 }
 
+/* ---- suspended tenants ---------------------------------------------------- */
+
+typedef struct susp_vec {
+  char (*v)[2 * 33];
+  size_t n, cap;
+} susp_vec;
+
+static int put_suspended(void *ud, const char *platform, const char *tenant) {
+  susp_vec *sv = ud;
+  if (sv->n == sv->cap) {
+    size_t cap = sv->cap ? sv->cap * 2 : 16;
+    char(*v)[2 * 33] = realloc(sv->v, cap * sizeof *v);
+    if (!v) return STORE_ERROR;
+    sv->v = v;
+    sv->cap = cap;
+  }
+  snprintf(sv->v[sv->n++], sizeof sv->v[0], "%s/%s", platform, tenant);
+  return 0;
+}
+
+static int cmp_key(const void *a, const void *b) { return strcmp(a, b); }
+
+int reg_load_suspended(void) {
+  susp_vec sv = {0};
+  int rc = store_tenant_suspended_each(g_reg.db, put_suspended, &sv);
+  if (rc) {
+    free(sv.v);
+    return rc;
+  }
+  /* The query sorts by (platform, id); '/' sorts below every id character
+   * that could follow, but sort the joined keys anyway. */
+  if (sv.n) qsort(sv.v, sv.n, sizeof sv.v[0], cmp_key);
+  free(g_reg.suspended);
+  g_reg.suspended = sv.v;
+  g_reg.nsuspended = sv.n;
+  return STORE_OK;
+}
+
 void reg_refresh(void) {
   uint64_t v;
   if (api->counter_get(g_reg.p, REG_COUNTER, &v) != NNO_OK ||
@@ -162,6 +200,7 @@ void reg_refresh(void) {
     return;
   int rc = replay();
   if (!rc) rc = opkey_load();
+  if (!rc) rc = reg_load_suspended();
   if (rc) {
     /* Serve from what we have and try again on the next request. */
     api->log(g_reg.p, NNO_LOG_WARN, "cannot catch up with core.db: %s",
@@ -255,6 +294,7 @@ done:
 static void registry_ready(nno_plugin *p) {
   reg_resolve_stacks();
   reg_catalogue_sync();
+  api_platforms_sweep();
 }
 
 /* ---- the RESOLVE hook -------------------------------------------------- */
@@ -364,6 +404,29 @@ static int svc_audit_add(const char *actor, const char *action,
   return rc == STORE_OK ? NNO_OK : rc == STORE_BUSY ? NNO_EBUSY : NNO_EIO;
 }
 
+static int svc_tenant_active(const char *platform, const char *tenant) {
+  char key[2 * 33];
+  if (!platform || !tenant || strlen(platform) > 32 || strlen(tenant) > 32)
+    return NNO_EINVAL;
+  reg_refresh();
+  if (!g_reg.nsuspended) return 1;
+  snprintf(key, sizeof key, "%s/%s", platform, tenant);
+  return bsearch(key, g_reg.suspended, g_reg.nsuspended,
+                 sizeof g_reg.suspended[0], cmp_key)
+             ? 0
+             : 1;
+}
+
+static int svc_platform_incarnation(const char *id, char *out, size_t cap) {
+  if (!id || !out || cap < 17 || !hu_id_valid(id, strlen(id)))
+    return NNO_EINVAL;
+  int rc = store_platform_incarnation(g_reg.db, id, out, cap);
+  return rc == STORE_OK         ? NNO_OK
+         : rc == STORE_NOTFOUND ? NNO_ENOENT
+         : rc == STORE_BUSY     ? NNO_EBUSY
+                                : NNO_EIO;
+}
+
 static const nno_registry_v1 service = {
     .size = sizeof(nno_registry_v1),
     .platform_status = svc_platform_status,
@@ -371,11 +434,16 @@ static const nno_registry_v1 service = {
     .tenant_within = svc_tenant_within,
     .platform_plan = svc_platform_plan,
     .audit_add = svc_audit_add,
+    .tenant_active = svc_tenant_active,
+    .platform_incarnation = svc_platform_incarnation,
 };
 
 /* ---- init and fini ----------------------------------------------------- */
 
 static void cleanup(void) {
+  free(g_reg.suspended);
+  g_reg.suspended = NULL;
+  g_reg.nsuspended = 0;
   rt_free(g_reg.routes);
   g_reg.routes = NULL;
   if (g_reg.db) sqlite3_close_v2(g_reg.db);
@@ -436,6 +504,7 @@ static int registry_init(nno_plugin *p, const nno_host_api *host) {
   int src = store_begin_read(g_reg.db);
   if (!src) src = store_change_bounds(g_reg.db, &min, &g_reg.seq_applied);
   if (!src) src = load_all(g_reg.routes);
+  if (!src) src = reg_load_suspended();
   if (!src) src = store_commit(g_reg.db);
   if (src) {
     api->plugin_fail(p, "cannot load platforms from %s: %s", g_reg.db_path,

@@ -147,6 +147,21 @@ int store_tenant_within(sqlite3 *db, const char *platform, const char *tenant,
                         const char *ancestor);
 /* One platform's plan: STORE_NOTFOUND when absent. */
 int store_platform_plan(sqlite3 *db, const char *id, char *out, size_t cap);
+/* One platform's incarnation (16 hex, drawn when it was created):
+ * STORE_NOTFOUND when absent or being deleted. */
+int store_platform_incarnation(sqlite3 *db, const char *id, char *out,
+                               size_t cap);
+typedef int (*store_removal_cb)(void *ud, const char *id, int exists);
+/* Every deleted platform whose folder may still exist, with whether a
+ * platform of that id exists again. */
+int store_removal_each(sqlite3 *db, store_removal_cb cb, void *ud);
+/* The folder of deleted platform `id` is gone (or belongs to a new one). */
+int store_removal_done(sqlite3 *db, const char *id);
+typedef int (*store_tenant_key_cb)(void *ud, const char *platform,
+                                   const char *tenant);
+/* Every tenant that is suspended or lies under a suspended tenant, ordered
+ * by platform and tenant id. */
+int store_tenant_suspended_each(sqlite3 *db, store_tenant_key_cb cb, void *ud);
 
 /* ---- tenants ----------------------------------------------------------- */
 

@@ -159,6 +159,54 @@ int store_platform_plan(sqlite3 *db, const char *id, char *out, size_t cap) {
                        cap);
 }
 
+int store_platform_incarnation(sqlite3 *db, const char *id, char *out,
+                               size_t cap) {
+  return store__scalar(db,
+                       "SELECT incarnation FROM platforms WHERE id = ?"
+                       " AND status <> 'deleting'",
+                       id, out, cap);
+}
+
+int store_removal_each(sqlite3 *db, store_removal_cb cb, void *ud) {
+  sqlite3_stmt *st;
+  int rc = store__query(db, &st,
+                        "SELECT r.id, p.id IS NOT NULL FROM platform_removals r"
+                        " LEFT JOIN platforms p ON p.id = r.id ORDER BY r.id",
+                        "");
+  if (rc) return rc;
+  while ((rc = store__next_row(db, st)) == STORE_OK)
+    if ((rc = cb(ud, store__col_str(st, 0), sqlite3_column_int(st, 1))) != 0)
+      break;
+  sqlite3_finalize(st);
+  return rc == STORE_NOTFOUND ? STORE_OK : rc;
+}
+
+int store_removal_done(sqlite3 *db, const char *id) {
+  return store__run(db, NULL, "DELETE FROM platform_removals WHERE id = ?",
+                    "s", id);
+}
+
+int store_tenant_suspended_each(sqlite3 *db, store_tenant_key_cb cb,
+                                void *ud) {
+  sqlite3_stmt *st;
+  /* Down from every suspended tenant; UNION ends the walk on any tree. */
+  int rc = store__query(
+      db, &st,
+      "WITH RECURSIVE down(p, id) AS ("
+      " SELECT platform_id, id FROM tenants WHERE status = 'suspended'"
+      " UNION"
+      " SELECT t.platform_id, t.id FROM tenants t JOIN down"
+      "  ON t.platform_id = down.p AND t.parent_id = down.id)"
+      " SELECT p, id FROM down ORDER BY p, id",
+      "");
+  if (rc) return rc;
+  while ((rc = store__next_row(db, st)) == STORE_OK)
+    if ((rc = cb(ud, store__col_str(st, 0), store__col_str(st, 1))) != 0)
+      break;
+  sqlite3_finalize(st);
+  return rc == STORE_NOTFOUND ? STORE_OK : rc;
+}
+
 /* ---- tenants ----------------------------------------------------------- */
 
 #define T_COLS                                                                 \

@@ -23,6 +23,7 @@
 
 #include <nno/iam.h>
 #include <nno/plugin.h>
+#include <nno/registry.h>
 
 #include "auth.h"
 
@@ -141,9 +142,24 @@ static const nno_iam_v1 *iam_get(void) {
   return g->iam = v;
 }
 
+/* nno.registry with platform_incarnation, when loaded (NULL otherwise:
+ * users are then not tied to a platform's incarnation). */
+static const nno_registry_v1 *registry_get(void) {
+  const void *vt;
+  uint32_t ver;
+  if (api->service_lookup(self, NNO_REGISTRY_SERVICE, 1, &vt, &ver) != NNO_OK)
+    return NULL;
+  const nno_registry_v1 *r = vt;
+  return r->size >= offsetof(nno_registry_v1, platform_incarnation) +
+                        sizeof(void *)
+             ? r
+             : NULL;
+}
+
 typedef struct ctx {
   const nno_iam_v1 *iam;
   char platform[AUTH_PLATFORM_MAX + 1];
+  char incarnation[AUTH_INCARNATION_MAX]; /* "" without the registry */
   nno_caller caller;
 } ctx;
 
@@ -162,6 +178,15 @@ static int begin(nno_req *req, ctx *c, int need_user) {
   }
   memcpy(c->platform, s.ptr, s.len);
   c->platform[s.len] = '\0';
+  /* Users belong to this incarnation of the platform: a platform deleted
+   * and created again under the same id starts with none. */
+  const nno_registry_v1 *r = registry_get();
+  c->incarnation[0] = '\0';
+  if (r && r->platform_incarnation(c->platform, c->incarnation,
+                                   sizeof c->incarnation) != NNO_OK) {
+    problem(req, 503, "the platform's registry entry cannot be read");
+    return -1;
+  }
   if (api->req_caller(req, &c->caller) != NNO_OK)
     c->caller.kind = NNO_CALLER_NONE;
   if (!need_user) return 0;
@@ -295,6 +320,7 @@ static auth_job *job_new(nno_req *req, const ctx *c, auth_job_kind kind) {
   j->sh = &g->sh;
   j->kind = kind;
   memcpy(j->platform, c->platform, sizeof j->platform);
+  memcpy(j->incarnation, c->incarnation, sizeof j->incarnation);
   nno_str a = api->req_remote_addr(req);
   snprintf(j->addr, sizeof j->addr, "%.*s", (int)a.len, a.ptr);
   return j;

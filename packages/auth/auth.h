@@ -60,6 +60,9 @@ typedef struct auth_user {
   char hash[AUTH_HASH_MAX]; /* "" when the user has no password */
 } auth_user;
 
+/* A platform's incarnation (16 hex, from nno.registry), NUL included. */
+#define AUTH_INCARNATION_MAX 17
+
 /* 1 if `s` (len bytes) is a platform id: 3..32 of [a-z0-9-]. */
 int auth_platform_valid(const char *s, size_t len);
 
@@ -69,6 +72,12 @@ int auth_platform_valid(const char *s, size_t len);
 int auth_store_open(const char *data_dir, const char *platform, sqlite3 **db,
                     char *err, size_t cap);
 void auth_store_close(sqlite3 *db);
+/* Tie the database to `incarnation` (the registry's, "" to skip): a
+ * database last used by another incarnation of the platform (one deleted,
+ * then created again under the same id) loses its users first, in one
+ * transaction. One read when it already matches. AUTH_OK, AUTH_BUSY or
+ * AUTH_ERR. */
+int auth_store_claim(sqlite3 *db, const char *incarnation);
 /* The user with this email (case-insensitive), or AUTH_NOTFOUND. */
 int auth_store_by_email(sqlite3 *db, const char *email, auth_user *out);
 /* The user with this id, or AUTH_NOTFOUND. */
@@ -125,6 +134,7 @@ typedef struct auth_job {
   int gated;          /* holds a hashing slot */
   auth_job_result result;
   char platform[AUTH_PLATFORM_MAX + 1];
+  char incarnation[AUTH_INCARNATION_MAX]; /* the platform's, or "" */
   char session[65]; /* the caller's session id */
   char addr[64];    /* the client's address */
   auth_user user;   /* in: email and name, or id; out: the stored row */

@@ -27,6 +27,11 @@ static const char *const migrations[] = {
     " created_at TEXT NOT NULL,"
     " updated_at TEXT NOT NULL"
     ") STRICT, WITHOUT ROWID;",
+    /* 2: which incarnation of the platform the users belong to */
+    "CREATE TABLE meta ("
+    " key TEXT NOT NULL PRIMARY KEY,"
+    " value TEXT NOT NULL"
+    ") STRICT, WITHOUT ROWID;",
 };
 
 #define NMIG (sizeof migrations / sizeof migrations[0])
@@ -174,6 +179,61 @@ int auth_store_open(const char *data_dir, const char *platform, sqlite3 **db,
     *db = NULL;
   }
   return rc;
+}
+
+/* The stored incarnation into out (17 bytes): 1 found, 0 none, -1 error. */
+static int stored_incarnation(sqlite3 *db, char out[17]) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'incarnation'",
+                         -1, &st, NULL) != SQLITE_OK)
+    return -1;
+  int rc = sqlite3_step(st), found = 0;
+  if (rc == SQLITE_ROW) {
+    const unsigned char *v = sqlite3_column_text(st, 0);
+    snprintf(out, 17, "%s", v ? (const char *)v : "");
+    found = 1;
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? found : -1;
+}
+
+int auth_store_claim(sqlite3 *db, const char *incarnation) {
+  char have[17];
+  if (!incarnation || !*incarnation) return AUTH_OK;
+  int f = stored_incarnation(db, have);
+  if (f == 1 && strcmp(have, incarnation) == 0) return AUTH_OK;
+  if (f < 0) return map(sqlite3_errcode(db)) == AUTH_BUSY ? AUTH_BUSY : AUTH_ERR;
+  /* Decide again under the write lock: another thread may have claimed
+   * it. A database of an older incarnation keeps no user; one with no
+   * incarnation yet (new, or written before incarnations) is adopted. */
+  int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc == SQLITE_OK) {
+    f = stored_incarnation(db, have);
+    if (f < 0) rc = SQLITE_ERROR;
+  }
+  if (rc == SQLITE_OK && f == 1 && strcmp(have, incarnation) != 0)
+    rc = sqlite3_exec(db, "DELETE FROM users", NULL, NULL, NULL);
+  if (rc == SQLITE_OK && !(f == 1 && strcmp(have, incarnation) == 0)) {
+    sqlite3_stmt *st;
+    rc = sqlite3_prepare_v2(db,
+                            "INSERT INTO meta (key, value) VALUES"
+                            " ('incarnation', ?) ON CONFLICT (key)"
+                            " DO UPDATE SET value = excluded.value",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_text(st, 1, incarnation, -1, SQLITE_TRANSIENT);
+      rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+      sqlite3_finalize(st);
+    }
+  }
+  if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    int code = sqlite3_extended_errcode(db);
+    if (!sqlite3_get_autocommit(db))
+      sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return map(code) == AUTH_BUSY ? AUTH_BUSY : AUTH_ERR;
+  }
+  return AUTH_OK;
 }
 
 void auth_store_close(sqlite3 *db) {

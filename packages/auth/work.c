@@ -47,6 +47,10 @@ static sqlite3 *open_db(auth_job *j) {
   sqlite3 *db;
   int rc =
       auth_store_open(j->sh->data_dir, j->platform, &db, j->err, sizeof j->err);
+  if (rc == AUTH_OK && (rc = auth_store_claim(db, j->incarnation)) != AUTH_OK) {
+    snprintf(j->err, sizeof j->err, "%s", auth_store_error(db));
+    auth_store_close(db);
+  }
   if (rc != AUTH_OK) j->result = rc == AUTH_BUSY ? JR_BUSY : JR_ERR;
   return rc == AUTH_OK ? db : NULL;
 }

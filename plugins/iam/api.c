@@ -98,6 +98,12 @@ static void param(nno_req *req, const char *name, char *out, size_t cap) {
   out[n] = '\0';
 }
 
+static void zcopy_str(char *dst, size_t cap, nno_str s) {
+  size_t n = s.len < cap - 1 ? s.len : cap - 1;
+  if (n) memcpy(dst, s.ptr, n);
+  dst[n] = '\0';
+}
+
 static int id_ok(const char *s) {
   size_t n = strlen(s);
   if (n < 1 || n > 32) return 0;
@@ -229,6 +235,26 @@ static json_t *key_json(const iam_key *k, const char *name, int64_t created,
                    "revoked_at", revoked ? json_string(r) : json_null());
 }
 
+/* When the credential creating a key stops working: an expiring key's
+ * expiry, a session's absolute expiry (its idle expiry moves, so it does
+ * not bound), 0 for the operator and keys that never expire. */
+static int64_t creator_expiry(const nno_caller *c) {
+  char id[IAM_SUBJECT_MAX];
+  if (c->kind == NNO_CALLER_KEY) {
+    zcopy_str(id, sizeof id, c->subject);
+    const iam_key *k = iam_keytab_get(g_iam.keys, id);
+    return k ? k->expires : 0;
+  }
+  if (c->kind == NNO_CALLER_USER) {
+    iam_sess s;
+    zcopy_str(id, sizeof id, c->session);
+    if (iam_store_session_get(g_iam.db, id, &s) == IAM_OK) return s.expires;
+    /* Gone since AUTHN: bound the key by the longest a session lives. */
+    return iam_now() + g_iam.cfg.session_absolute_s;
+  }
+  return 0;
+}
+
 static int key_create(nno_req *req, void *ud) {
   (void)ud;
   static const char *const fields[] = {"name", "scopes", "tenant",
@@ -279,6 +305,7 @@ static int key_create(nno_req *req, void *ud) {
                    "tenant's subtree");
     goto done;
   }
+  int64_t limit = creator_expiry(&c);
   if ((v = json_object_get(b, "expires_in")) && !json_is_null(v)) {
     if (!json_is_integer(v) || json_integer_value(v) < 60 ||
         json_integer_value(v) > MAX_EXPIRES_IN) {
@@ -286,6 +313,17 @@ static int key_create(nno_req *req, void *ud) {
       goto done;
     }
     k.expires = iam_now() + json_integer_value(v);
+    if (limit && k.expires > limit) {
+      char at[32];
+      iso_time(limit, at);
+      fail(req, 403,
+           "expires_in: a key cannot outlive the credential that creates "
+           "it (that one ends at %s)",
+           at);
+      goto done;
+    }
+  } else {
+    k.expires = limit; /* the creator's remaining life, or never */
   }
   char tok[NNO_IAM_TOKEN_MAX];
   iam_token_new(IAM_KEY_PREFIX, tok, sizeof tok, k.id, k.hash);
@@ -510,6 +548,17 @@ static int access_put(nno_req *req, void *ud) {
                      "it holds");
       goto done;
     }
+  }
+  /* Turning sign-up on hands user_scopes to whoever signs up: the same
+   * rule as granting them directly. */
+  if (a.signup && !(cur && cur->signup) && c.kind != NNO_CALLER_OPERATOR &&
+      !iam_scopes_subset(c.scopes.ptr, c.scopes.len,
+                         a.user_scopes[0] ? a.user_scopes
+                                          : g_iam.cfg.user_scopes)) {
+    fail(req, 403, "signup: turning sign-up on gives every new user the "
+                   "platform's user_scopes; a credential can only do that "
+                   "when it holds them");
+    goto done;
   }
   int rc = iam_store_access_put(g_iam.db, &a, iam_now());
   if (rc) {

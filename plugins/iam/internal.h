@@ -58,6 +58,11 @@ const iam_plan *iam_plan_find(const iam_config *c, const char *name);
 int iam_scope_covers(const char *granted, size_t glen, const char *need);
 /* 1 if every scope of `want` is covered by `granted`. */
 int iam_scopes_subset(const char *granted, size_t glen, const char *want);
+/* What both space-separated lists `a` and `b` grant, into `out` (`cap`
+ * bytes): every scope of one list that the other covers ("features:*" and
+ * "features:hello:read" give "features:hello:read"). 0, or -1 when it does
+ * not fit (out is then unusable). */
+int iam_scopes_intersect(const char *a, const char *b, char *out, size_t cap);
 /* 1 if `s` (len bytes) is a well-formed scope: 1..64 of [a-z0-9_.*:-]. */
 int iam_scope_valid(const char *s, size_t len);
 
@@ -203,6 +208,9 @@ void iam_refresh(void);
 void iam_committed(const char *kind, const char *platform, const char *ref);
 /* The access policy of `platform`, or NULL for the defaults. */
 const iam_access *iam_access_get(const char *platform, size_t len);
+/* The scopes users of `platform` hold now (its user_scopes, or the
+ * configured default). Borrowed until the next refresh. */
+const char *iam_user_scopes(const char *platform);
 
 /* policy.c: the gateway hooks. */
 int iam_on_cors(nno_req *req, void *ud);

@@ -92,6 +92,11 @@ const iam_access *iam_access_get(const char *platform, size_t len) {
   return NULL;
 }
 
+const char *iam_user_scopes(const char *platform) {
+  const iam_access *a = iam_access_get(platform, strlen(platform));
+  return a && a->user_scopes[0] ? a->user_scopes : g_iam.cfg.user_scopes;
+}
+
 typedef struct replay_st {
   int keys, access;
 } replay_st;
@@ -127,9 +132,12 @@ static int replay(void) {
   int64_t before = g_iam.seq_applied;
   rc = iam_store_changes(g_iam.db, before, &min, &max, apply_change, &r);
   if (rc) return rc;
-  /* reload_all would also clear the session cache: keep it. */
-  if (r.keys || r.access) return reload_tables();
-  return IAM_OK;
+  /* reload_all would also clear the session cache: keep it, unless a
+   * policy changed: a session's scopes follow its platform's user_scopes
+   * (computed when the session is read), so cached ones are dropped. */
+  if (r.keys || r.access) rc = reload_tables();
+  if (!rc && r.access) iam_cache_clear(g_iam.sessions);
+  return rc;
 }
 
 void iam_refresh(void) {

@@ -15,6 +15,7 @@
  *                    "features:{package}:read" (GET, HEAD) or ":write"
  *   feature, "x"     ... granted "features:{package}:x"
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -156,9 +157,18 @@ int iam_on_cors(nno_req *req, void *ud) {
 
 /* ---- sessions ---------------------------------------------------------------- */
 
+/* Read a session and cache it with its effective scopes: those recorded
+ * when it opened, narrowed to what the platform's users hold now, so that
+ * reducing user_scopes reaches open sessions (a policy change clears the
+ * cache on every worker through the changes log). */
 static int load_session(const char *id, iam_sess *out) {
+  char eff[IAM_SCOPES_MAX];
   int rc = iam_store_session_get(g_iam.db, id, out);
   if (rc) return -1;
+  if (iam_scopes_intersect(out->scopes, iam_user_scopes(out->platform), eff,
+                           sizeof eff))
+    eff[0] = '\0'; /* too long to hold: no scope at all, never more */
+  memcpy(out->scopes, eff, sizeof eff);
   out->cached_at = iam_now();
   out->touched_at = out->cached_at;
   iam_cache_put(g_iam.sessions, out);
@@ -334,6 +344,64 @@ static void zcopy(char *dst, size_t cap, nno_str s) {
   dst[n] = '\0';
 }
 
+/* Unsafe core routes a tenant-bound credential may call: each confines it
+ * to its subtree (the AUTHZ check on {tenant}, or its handler on the body
+ * or the target). Every other unsafe core route changes the whole
+ * platform (activations, access policy, platform-wide keys...) and is
+ * refused to it; reads are decided by scope alone (plugins/iam/README.md
+ * has the table). */
+static const struct {
+  const char *method, *pattern;
+} tenant_writes[] = {
+    {"POST", "/api/v1/platforms/{platform}/tenants"},
+    {"PATCH", "/api/v1/platforms/{platform}/tenants/{tenant}"},
+    {"DELETE", "/api/v1/platforms/{platform}/tenants/{tenant}"},
+    {"POST", "/api/v1/platforms/{platform}/keys"},
+    {"DELETE", "/api/v1/platforms/{platform}/keys/{key}"},
+};
+
+static int tenant_may_write(nno_str method, nno_str pattern) {
+  for (size_t i = 0; i < sizeof tenant_writes / sizeof *tenant_writes; i++)
+    if (streq(method, tenant_writes[i].method) &&
+        streq(pattern, tenant_writes[i].pattern))
+      return 1;
+  return 0;
+}
+
+/* A key's or session's platform must be active, and its tenant (if bound)
+ * neither suspended nor under a suspended tenant: suspension stops every
+ * credential it reaches, on the core API as on feature routes. Both
+ * answers come from memory (the registry's tables, caught up through the
+ * shared counter). `platform_known_active`: RESOLVE already refused a
+ * suspended platform (a feature route of the caller's own platform).
+ * NNO_OK, or NNO_DONE after answering 403. */
+static int held_back(nno_req *req, const nno_caller *c,
+                     int platform_known_active) {
+  char plat[IAM_ID_MAX], t[IAM_ID_MAX], st[16] = "", detail[160];
+  if (c->kind == NNO_CALLER_OPERATOR || !g_iam.reg) return NNO_OK;
+  zcopy(plat, sizeof plat, c->platform);
+  if (!platform_known_active &&
+      (g_iam.reg->platform_status(plat, st, sizeof st) != NNO_OK ||
+       strcmp(st, "active") != 0)) {
+    snprintf(detail, sizeof detail,
+             "platform %s is %s: its keys and sessions are refused until the "
+             "operator resumes it",
+             plat, strcmp(st, "suspended") == 0 ? "suspended" : "not active");
+    return problem(req, 403, "Forbidden", detail);
+  }
+  if (!c->tenant.len ||
+      g_iam.reg->size < offsetof(nno_registry_v1, tenant_active) +
+                            sizeof g_iam.reg->tenant_active)
+    return NNO_OK;
+  zcopy(t, sizeof t, c->tenant);
+  if (g_iam.reg->tenant_active(plat, t) == 1) return NNO_OK;
+  snprintf(detail, sizeof detail,
+           "tenant \"%s\" of platform %s is suspended (or lies under a "
+           "suspended tenant): credentials bound to it are refused",
+           t, plat);
+  return problem(req, 403, "Forbidden", detail);
+}
+
 int iam_on_authz(nno_req *req, void *ud) {
   (void)ud;
   nno_str pattern = {0}, scope = {0}, pkg = {0}, target;
@@ -356,7 +424,7 @@ int iam_on_authz(nno_req *req, void *ud) {
       return problem(req, 403, "Forbidden",
                      "only the operator may call this route");
     if (api->req_param(req, "platform", &target) != NNO_OK) {
-      if (streq(scope, "authenticated")) return NNO_OK;
+      if (streq(scope, "authenticated")) return held_back(req, &c, 0);
       return problem(req, 403, "Forbidden",
                      "only the operator may call this route");
     }
@@ -378,6 +446,8 @@ int iam_on_authz(nno_req *req, void *ud) {
                      "a credential of platform \"%s\" cannot reach platform "
                      "\"%s\"",
                      cplat, plat);
+  int rc = held_back(req, &c, feature);
+  if (rc != NNO_OK) return rc;
   if (streq(scope, "authenticated")) return NNO_OK;
   if (feature) {
     /* "features:" package ":" scope, or read/write by method. */
@@ -415,6 +485,17 @@ int iam_on_authz(nno_req *req, void *ud) {
                        "this credential is bound to tenant \"%s\" and cannot "
                        "reach tenant \"%s\"",
                        anc, t);
+  }
+  /* ... and changes nothing that belongs to the whole platform. */
+  nno_str m = api->req_method(req);
+  if (!feature && c.tenant.len && !safe_method(m) &&
+      !tenant_may_write(m, pattern)) {
+    char anc[IAM_ID_MAX];
+    zcopy(anc, sizeof anc, c.tenant);
+    return forbidden(req,
+                     "this credential is bound to tenant \"%s\" and cannot "
+                     "change what belongs to the whole platform%s",
+                     anc, "");
   }
   return NNO_OK;
 }

@@ -64,3 +64,47 @@ int iam_scopes_subset(const char *granted, size_t glen, const char *want) {
   }
   return 1;
 }
+
+/* Append the scope `s` (n bytes) to the list `out` unless the list already
+ * covers it. 0, or -1 when it does not fit. */
+static int add_scope(char *out, size_t cap, const char *s, size_t n) {
+  char one[65];
+  size_t have = strlen(out);
+  if (n >= sizeof one) return -1;
+  memcpy(one, s, n);
+  one[n] = '\0';
+  if (iam_scope_covers(out, have, one)) return 0;
+  if (have + (have ? 1 : 0) + n + 1 > cap) return -1;
+  if (have) out[have++] = ' ';
+  memcpy(out + have, s, n);
+  out[have + n] = '\0';
+  return 0;
+}
+
+int iam_scopes_intersect(const char *a, const char *b, char *out,
+                         size_t cap) {
+  size_t al = strlen(a), bl = strlen(b);
+  if (cap == 0) return -1;
+  out[0] = '\0';
+  /* Each scope of `a` that `b` covers, then each scope of `b` that `a`
+   * covers: what both grant, wildcards narrowed to the other side. */
+  for (int pass = 0; pass < 2; pass++) {
+    const char *p = pass ? b : a, *other = pass ? a : b;
+    size_t ol = pass ? al : bl;
+    while (*p) {
+      while (*p == ' ') p++;
+      const char *q = p;
+      while (*q && *q != ' ') q++;
+      size_t n = (size_t)(q - p);
+      char one[65];
+      if (n && n < sizeof one) {
+        memcpy(one, p, n);
+        one[n] = '\0';
+        if (iam_scope_covers(other, ol, one) && add_scope(out, cap, p, n))
+          return -1;
+      }
+      p = q;
+    }
+  }
+  return 0;
+}

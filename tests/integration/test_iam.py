@@ -1100,8 +1100,8 @@ def test_access_policy_api(h):
     problem(call(h, "PUT", path, key=reader, body={"signup": False}), 403,
             'this credential lacks the scope "access:write"')
     problem(call(h, "PUT", path, key=bound, body={"signup": False}), 403,
-            "a tenant-bound credential cannot change the platform's access "
-            "policy")
+            'this credential is bound to tenant "t1" and cannot change what '
+            'belongs to the whole platform')
     st, _, a2 = call(h, "PUT", path, key=writer, body={"signup": False})
     assert st == 200 and a2["signup"] is False
     # ... but it cannot give users (who may sign themselves up) more than
@@ -1123,7 +1123,11 @@ def test_access_policy_api(h):
     assert a3["user_scopes"] == ["features:hello:*", "access:write"]
     st, _, a4 = call(h, "PUT", path, key=writer, body={"user_scopes": []})
     assert st == 200 and a4["user_scopes"] == ["features:*"], a4
-    st, _, a5 = call(h, "PUT", path, key=narrow,
+    # turning sign-up on hands user_scopes (features:*) to anyone: the
+    # narrow key may not (test_authz_hardening.py has the whole rule)
+    problem(call(h, "PUT", path, key=narrow,
+                 body={"signup": True, "cors_origins": []}), 403)
+    st, _, a5 = call(h, "PUT", path, key=writer,
                      body={"signup": True, "cors_origins": []})
     assert st == 200 and a5["signup"] is True, a5
 

@@ -129,6 +129,31 @@ static void test_scopes_subset(void **st) {
   assert_true(subset("*", w64));
 }
 
+static void inter(const char *a, const char *b, const char *want) {
+  char out[IAM_SCOPES_MAX];
+  assert_int_equal(iam_scopes_intersect(a, b, out, sizeof out), 0);
+  assert_string_equal(out, want);
+}
+
+/* A session's effective scopes: what it was given, narrowed to what the
+ * platform's users hold now; never more than either side. */
+static void test_scopes_intersect(void **st) {
+  (void)st;
+  inter("features:*", "features:*", "features:*");
+  inter("features:*", "features:hello:read", "features:hello:read");
+  inter("features:hello:read", "features:*", "features:hello:read");
+  inter("features:*", "platform:read", "");
+  inter("features:* keys:write", "keys:read features:hello:*",
+        "keys:read features:hello:*");
+  inter("*", "tenants:read keys:write", "tenants:read keys:write");
+  inter("", "features:*", "");
+  inter("features:*", "", "");
+  inter("a:b a:b", "a:*", "a:b");
+  char out[4];
+  assert_int_equal(iam_scopes_intersect("abc:def", "abc:def", out, sizeof out),
+                   -1);
+}
+
 static void test_scope_valid(void **st) {
   (void)st;
   assert_true(iam_scope_valid("tenants:read", 12));
@@ -865,6 +890,7 @@ int main(void) {
       cmocka_unit_test(test_scope_covers_no_partial_names),
       cmocka_unit_test(test_scope_covers_lists),
       cmocka_unit_test(test_scopes_subset),
+      cmocka_unit_test(test_scopes_intersect),
       cmocka_unit_test(test_scope_valid),
       cmocka_unit_test(test_token_new_format),
       cmocka_unit_test(test_token_split),

@@ -662,6 +662,115 @@ static void idempotency_records(void **state) {
   assert_int_equal(count(f->db, "SELECT count(*) FROM idempotency"), 0);
 }
 
+static int collect_keys(void *ud, const char *platform, const char *tenant) {
+  char *out = ud;
+  size_t n = strlen(out);
+  snprintf(out + n, 256 - n, "%s/%s ", platform, tenant);
+  return 0;
+}
+
+/* Each platform gets its own incarnation when created, one that an update
+ * cannot change, and a platform created again under the same id a new
+ * one; platforms from before the migration get one too. */
+static void incarnations(void **state) {
+  fx *f = *state;
+  char a[32], b[32], c[32];
+  assert_int_equal(ex(f->db, PLAT("'acme'")), SQLITE_OK);
+  assert_int_equal(ex(f->db, PLAT("'beta'")), SQLITE_OK);
+  assert_int_equal(store_platform_incarnation(f->db, "acme", a, sizeof a),
+                   STORE_OK);
+  assert_int_equal(store_platform_incarnation(f->db, "beta", b, sizeof b),
+                   STORE_OK);
+  assert_int_equal(strlen(a), 16);
+  assert_true(strspn(a, "0123456789abcdef") == 16);
+  assert_string_not_equal(a, b);
+  assert_int_not_equal(
+      ex(f->db, "UPDATE platforms SET incarnation = 'x' WHERE id = 'acme'"),
+      SQLITE_OK);
+  assert_int_equal(store_platform_delete(f->db, "acme"), STORE_OK);
+  assert_int_equal(store_platform_incarnation(f->db, "acme", c, sizeof c),
+                   STORE_NOTFOUND);
+  assert_int_equal(ex(f->db, PLAT("'acme'")), SQLITE_OK);
+  assert_int_equal(store_platform_incarnation(f->db, "acme", c, sizeof c),
+                   STORE_OK);
+  assert_string_not_equal(a, c);
+  assert_int_equal(
+      ex(f->db, "UPDATE platforms SET status = 'deleting' WHERE id = 'acme'"),
+      SQLITE_OK);
+  assert_int_equal(store_platform_incarnation(f->db, "acme", c, sizeof c),
+                   STORE_NOTFOUND);
+}
+
+static int collect_removals(void *ud, const char *id, int exists) {
+  char *out = ud;
+  size_t n = strlen(out);
+  snprintf(out + n, 256 - n, "%s:%d ", id, exists);
+  return 0;
+}
+
+/* A deletion leaves a row saying its folder is to be removed, in the same
+ * transaction; the row tells whether the id was taken again since. */
+static void removals(void **state) {
+  fx *f = *state;
+  char out[256] = "";
+  assert_int_equal(ex(f->db, PLAT("'acme'")), SQLITE_OK);
+  assert_int_equal(ex(f->db, PLAT("'beta'")), SQLITE_OK);
+  assert_int_equal(store_begin(f->db), STORE_OK);
+  assert_int_equal(store_platform_delete(f->db, "acme"), STORE_OK);
+  store_rollback(f->db);
+  assert_int_equal(store_removal_each(f->db, collect_removals, out), STORE_OK);
+  assert_string_equal(out, "");
+  assert_int_equal(store_platform_delete(f->db, "acme"), STORE_OK);
+  assert_int_equal(store_platform_delete(f->db, "beta"), STORE_OK);
+  assert_int_equal(ex(f->db, PLAT("'beta'")), SQLITE_OK);
+  assert_int_equal(store_removal_each(f->db, collect_removals, out), STORE_OK);
+  assert_string_equal(out, "acme:0 beta:1 ");
+  assert_int_equal(store_removal_done(f->db, "acme"), STORE_OK);
+  out[0] = '\0';
+  assert_int_equal(store_removal_each(f->db, collect_removals, out), STORE_OK);
+  assert_string_equal(out, "beta:1 ");
+}
+
+static void incarnations_from_previous(void **state) {
+  fx *f = *state;
+  char err[256], a[32];
+  assert_int_equal(store_migrate_to(f->db, 2, err, sizeof err), STORE_OK);
+  assert_int_equal(ex(f->db, PLAT("'acme'")), SQLITE_OK);
+  assert_int_equal(store_migrate(f->db, err, sizeof err), STORE_OK);
+  assert_int_equal(store_platform_incarnation(f->db, "acme", a, sizeof a),
+                   STORE_OK);
+  assert_int_equal(strlen(a), 16);
+}
+
+/* Suspended tenants and everything under them, nothing else. */
+static void suspended_tenants(void **state) {
+  fx *f = *state;
+  char out[256] = "";
+  assert_int_equal(ex(f->db, PLAT("'acme'")), SQLITE_OK);
+  assert_int_equal(ex(f->db, PLAT("'beta'")), SQLITE_OK);
+  assert_int_equal(ex(f->db, TENANT("'acme'", "'eu'", "NULL")), SQLITE_OK);
+  assert_int_equal(ex(f->db, TENANT("'acme'", "'de'", "'eu'")), SQLITE_OK);
+  assert_int_equal(ex(f->db, TENANT("'acme'", "'ber'", "'de'")), SQLITE_OK);
+  assert_int_equal(ex(f->db, TENANT("'acme'", "'us'", "NULL")), SQLITE_OK);
+  assert_int_equal(ex(f->db, TENANT("'beta'", "'de'", "NULL")), SQLITE_OK);
+  assert_int_equal(store_tenant_suspended_each(f->db, collect_keys, out),
+                   STORE_OK);
+  assert_string_equal(out, "");
+  assert_int_equal(ex(f->db, "UPDATE tenants SET status = 'suspended'"
+                             " WHERE platform_id = 'acme' AND id = 'de'"),
+                   SQLITE_OK);
+  assert_int_equal(store_tenant_suspended_each(f->db, collect_keys, out),
+                   STORE_OK);
+  assert_string_equal(out, "acme/ber acme/de ");
+  out[0] = '\0';
+  assert_int_equal(ex(f->db, "UPDATE tenants SET status = 'suspended'"
+                             " WHERE platform_id = 'acme' AND id = 'eu'"),
+                   SQLITE_OK);
+  assert_int_equal(store_tenant_suspended_each(f->db, collect_keys, out),
+                   STORE_OK);
+  assert_string_equal(out, "acme/ber acme/de acme/eu ");
+}
+
 static void transactions_roll_back(void **state) {
   fx *f = *state;
   assert_int_equal(store_begin(f->db), STORE_OK);
@@ -696,6 +805,11 @@ int main(void) {
       cmocka_unit_test_setup_teardown(audit_and_settings, setup, teardown),
       cmocka_unit_test_setup_teardown(idempotency_records, setup, teardown),
       cmocka_unit_test_setup_teardown(transactions_roll_back, setup, teardown),
+      cmocka_unit_test_setup_teardown(incarnations, setup, teardown),
+      cmocka_unit_test_setup_teardown(incarnations_from_previous, setup_empty,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(suspended_tenants, setup, teardown),
+      cmocka_unit_test_setup_teardown(removals, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -67,6 +67,24 @@ typedef struct nno_registry_v1 {
    */
   int (*audit_add)(const char *actor, const char *action, const char *target,
                    const char *request_id, const char *detail_json);
+  /*
+   * Whether credentials bound to tenant `tenant` of platform `platform`
+   * may act: 0 when the tenant or one of its ancestors is suspended, else
+   * 1 (an unknown tenant too: its credentials went with it); NNO_EINVAL
+   * for bad arguments. O(1)
+   * from this worker's memory, caught up like platform_status: a
+   * suspension in any worker is seen on the next call. Test `size` first.
+   */
+  int (*tenant_active)(const char *platform, const char *tenant);
+  /*
+   * The incarnation of platform `id`: 16 hex characters drawn when the
+   * platform was created, so that data kept outside core.db for a deleted
+   * platform is never taken for that of a new platform of the same id.
+   * Writes it NUL-terminated into `out` (`cap` >= 17). NNO_ENOENT for an
+   * unknown platform or one being deleted. Reads the database: call it off
+   * the hot path. Test `size` first.
+   */
+  int (*platform_incarnation)(const char *id, char *out, size_t cap);
 } nno_registry_v1;
 
 #endif
