@@ -72,11 +72,13 @@ static unsigned char secret[crypto_shorthash_siphashx24_KEYBYTES];
  * every child by the fork handler. */
 static int32_t self_pid;
 
-#define SPIN_YIELD 64      /* spins between sched_yield() */
-#define SPIN_CHECK 4096    /* spins between asking if the owner lives */
+#define SPIN_YIELD 64         /* spins between sched_yield() */
+#define SPIN_CHECK 4096       /* spins between asking if the owner lives */
 #define TIME_CAP (1ull << 62) /* ns; 146 years: sums below stay in range */
 
-static void after_fork(void) { self_pid = (int32_t)getpid(); }
+static void after_fork(void) {
+  self_pid = (int32_t)getpid();
+}
 
 int limits_init(size_t buckets) {
   static int atfork;
@@ -239,7 +241,9 @@ static uint64_t times(uint64_t x, uint64_t n) {
   return n && x > TIME_CAP / n ? TIME_CAP : x * n;
 }
 
-static uint64_t ceil_ms(uint64_t ns) { return (ns + 999999) / 1000000; }
+static uint64_t ceil_ms(uint64_t ns) {
+  return (ns + 999999) / 1000000;
+}
 
 int limits_take(const char *key, size_t key_len, double rate_per_s,
                 uint32_t burst, uint32_t cost, nno_limit_result *out) {
@@ -248,8 +252,11 @@ int limits_take(const char *key, size_t key_len, double rate_per_s,
   if (!(rate_per_s > 0) || burst == 0) return NNO_EINVAL;
   /* Whole nanoseconds per token: exact integer arithmetic from here on. */
   double per_d = 1e9 / rate_per_s;
-  uint64_t per = per_d >= (double)TIME_CAP ? TIME_CAP
-                 : per_d < 1 ? 1 : (uint64_t)(per_d + 0.5);
+  uint64_t per = TIME_CAP;
+  if (per_d < 1)
+    per = 1;
+  else if (per_d < (double)TIME_CAP)
+    per = (uint64_t)(per_d + 0.5);
   uint64_t tau = times(per, burst), need = times(per, cost);
   uint64_t h[2], t = now_ns(), soonest;
   key_hash(key, key_len, h);
@@ -268,7 +275,8 @@ int limits_take(const char *key, size_t key_len, double rate_per_s,
   uint64_t tat = atomic_load_explicit(&s->tat, memory_order_relaxed);
   uint64_t base = tat > t ? tat : t, next = base + need;
   int allowed = next - t <= tau;
-  if (allowed && need) atomic_store_explicit(&s->tat, next, memory_order_relaxed);
+  if (allowed && need)
+    atomic_store_explicit(&s->tat, next, memory_order_relaxed);
   unlock(s);
   uint64_t debt = (allowed ? next : base) - t; /* until full again */
   out->allowed = allowed;
@@ -288,7 +296,7 @@ void limits_get_stats(limits_stats *out) {
   out->steals = atomic_load_explicit(&hdr->steals, memory_order_relaxed);
 }
 
-/* ---- test hooks ----------------------------------------------------------- */
+/* ---- test hooks --------------------------------------------------------- */
 
 size_t limits_home(const char *key, size_t key_len) {
   uint64_t h[2];

@@ -43,8 +43,12 @@ static int table_of(size_t n) {
   limits_fini();
   return limits_init(n);
 }
-static int setup_small(void **st) { return table_of(LIMIT_BUCKETS_MIN); }
-static int setup_mid(void **st) { return table_of(4096); }
+static int setup_small(void **st) {
+  return table_of(LIMIT_BUCKETS_MIN);
+}
+static int setup_mid(void **st) {
+  return table_of(4096);
+}
 
 /* The secret every test that chooses colliding keys uses: an attacker who
  * knew the hash would choose them the same way. */
@@ -375,8 +379,9 @@ static void test_size_from_configuration(void **st) {
   assert_int_equal(limits_init(LIMIT_BUCKETS_MAX + 1), -1);
   assert_int_equal(limits_take("x", 1, 1.0, 1, 1, &r), NNO_ESTATE);
   assert_int_equal(config_set(&c, "limits.rate_buckets", "63", err), -1);
-  assert_string_equal(err, "limits.rate_buckets: expected an integer from 64 "
-                           "to 4194304, got \"63\"");
+  assert_string_equal(err,
+                      "limits.rate_buckets: expected an integer from 64 "
+                      "to 4194304, got \"63\"");
 }
 
 int main(void) {
