@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 
 from conftest import BUILD
 
@@ -162,3 +163,29 @@ def test_a_lock_out_survives_a_flood_of_other_keys(make_host, tmp_path):
     st, body = Client(host, "127.0.0.22").sign_in("rl-a", "victim@example.com",
                                                  PASSWORD)
     assert st == 429, body
+
+
+def test_table_size_is_configured_and_kept_across_reloads(make_host):
+    host = make_host(workers=1, env={"NNO_RATE_BUCKETS": "100"}).start()
+    m = metrics(host)
+    assert (m["buckets_total"], m["buckets_used"]) == (100, 0), m
+    host.stop()
+    # Out of bounds: refused with the bounds named.
+    bad = make_host(workers=1, config={"limits": {"rate_buckets": 63}})
+    bad.start(wait=False)
+    assert bad.proc.wait(15) != 0
+    assert "limits.rate_buckets: expected an integer from 64 to 4194304" \
+        in bad.log_text()
+    # The workers share one table mapped at start: a reload keeps its size.
+    h = make_host(workers=1, config={"limits": {"rate_buckets": 64}}).start()
+    with open(h.config_path) as f:
+        cfg = json.load(f)
+    cfg["limits"] = {"rate_buckets": 128}
+    with open(h.config_path, "w") as f:
+        json.dump(cfg, f)
+    h.signal(signal.SIGHUP)
+    e = h.wait_log(lambda e: "rate_buckets" in e.get("msg", ""))
+    assert e["msg"] == "limits.rate_buckets changes only on restart; " \
+        "keeping 64", e
+    h.wait_log(lambda e: e.get("msg", "").startswith("reloaded"))
+    assert metrics(h)["buckets_total"] == 64
