@@ -17,8 +17,8 @@
  * Slots are never emptied once used (a reused slot changes key, never
  * goes back to 0), so a never-used slot ends the search: the key is not
  * further on. Two first takes of one key racing may create it twice; the
- * copy found later is orphaned, refills and is reused. That costs at most
- * the tokens taken from the orphan, never a refusal that disappears.
+ * copy further along the window is never found again, refills and is
+ * reused. That loses the tokens taken from it, never a refusal.
  *
  * Each slot has its own spinlock, a word holding the owner's pid (0 when
  * free): the critical section is a few loads and one store, shorter than
@@ -31,7 +31,9 @@
  * - a reuse (of a full bucket) writes tat = now (still full), then id2,
  *   then id: in between the slot matches no key and is full, so it is
  *   reused again; the bucket it held was full, as good as absent.
- * A zombie owner counts as alive until the master reaps it. */
+ * A zombie owner counts as alive until the master reaps it; an owner whose
+ * pid already went to a new process is waited for (pids are not reused
+ * that fast), unless the new process is the waiter itself. */
 #include "ratelimit.h"
 
 #include <errno.h>
