@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ratelimit.h"
 
 enum cfg_type { T_INT, T_BOOL, T_STR, T_LISTEN, T_LEVEL, T_DIRLIST };
 
@@ -50,6 +51,9 @@ static const cfg_key keys[] = {
     {"limits.max_response_bytes", "NNO_MAX_RESPONSE_BYTES", T_INT,
      OFF(max_response_bytes), 0, 1024, (int64_t)1 << 30,
      "response body a package may build"},
+    {"limits.rate_buckets", "NNO_RATE_BUCKETS", T_INT, OFF(rate_buckets), 0,
+     LIMIT_BUCKETS_MIN, LIMIT_BUCKETS_MAX,
+     "slots of the shared rate-limit table (restart to change)"},
     {"drain_timeout_ms", "NNO_DRAIN_TIMEOUT_MS", T_INT, OFF(drain_timeout_ms),
      0, 0, 3600000, "grace for in-flight requests on stop and reload"},
     {"log.level", "NNO_LOG_LEVEL", T_LEVEL, OFF(log_level), 0, 0, 0,
@@ -87,6 +91,7 @@ void config_defaults(nno_config *c, const char *exe_dir) {
   c->idle_timeout_ms = 60000;
   c->max_connections = 10000;
   c->max_response_bytes = 16 << 20;
+  c->rate_buckets = LIMIT_BUCKETS_DEFAULT;
   c->drain_timeout_ms = 10000;
   c->log_level = NNO_LOG_INFO;
   c->access_log = 1;

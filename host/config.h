@@ -28,6 +28,7 @@ typedef struct nno_config {
   int64_t idle_timeout_ms;
   int64_t max_connections; /* per worker */
   int64_t max_response_bytes;
+  int64_t rate_buckets; /* slots of the shared rate-limit table */
   int64_t drain_timeout_ms;
   /* logs */
   int64_t log_level;

@@ -224,6 +224,12 @@ static void reload(config_loader loader) {
     memcpy(nc->listen_host, cur->listen_host, sizeof nc->listen_host);
     nc->listen_port = cur->listen_port;
   }
+  if (nc->rate_buckets != cur->rate_buckets) {
+    /* Workers share the one table mapped before the first fork. */
+    log_warn("limits.rate_buckets changes only on restart; keeping %lld",
+             (long long)cur->rate_buckets);
+    nc->rate_buckets = cur->rate_buckets;
+  }
   if (ensure_lanes(nc, (int)nc->workers) != 0) {
     free(nc);
     return;
@@ -300,8 +306,13 @@ static void reload(config_loader loader) {
 int master_run(nno_config *cfg, config_loader loader) {
   cur = cfg;
   log_init("master", (int)cfg->log_level);
-  if (metrics_init() != 0 || limits_init() != 0) {
+  if (metrics_init() != 0) {
     log_error("cannot map the shared metrics segment: %s", strerror(errno));
+    return 1;
+  }
+  if (limits_init((size_t)cfg->rate_buckets) != 0) {
+    log_error("cannot map the rate-limit table (%lld slots): %s",
+              (long long)cfg->rate_buckets, strerror(errno));
     return 1;
   }
   if (mkdir(cfg->data_dir, 0750) != 0 && errno != EEXIST) {

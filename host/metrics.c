@@ -1,5 +1,6 @@
 /* Metrics in a MAP_SHARED segment inherited by every worker. */
 #include "metrics.h"
+#include "ratelimit.h"
 
 #include <nno/plugin.h>
 
@@ -288,6 +289,31 @@ int metrics_render(char **out, size_t *len) {
                 "# TYPE nno_workers gauge\nnno_workers %d\n", workers);
   sb_printf(&b, "# HELP nno_plugins_loaded Plugins loaded per worker.\n"
                 "# TYPE nno_plugins_loaded gauge\nnno_plugins_loaded %d\n", plugins);
+  limits_stats rl;
+  limits_get_stats(&rl);
+  sb_printf(&b,
+            "# HELP nno_ratelimit_buckets_total Slots of the shared rate-limit "
+            "table (limits.rate_buckets).\n"
+            "# TYPE nno_ratelimit_buckets_total gauge\n"
+            "nno_ratelimit_buckets_total %llu\n"
+            "# HELP nno_ratelimit_buckets_used Slots holding a bucket.\n"
+            "# TYPE nno_ratelimit_buckets_used gauge\n"
+            "nno_ratelimit_buckets_used %llu\n"
+            "# HELP nno_ratelimit_evictions_total Full buckets whose slot went "
+            "to another key.\n"
+            "# TYPE nno_ratelimit_evictions_total counter\n"
+            "nno_ratelimit_evictions_total %llu\n"
+            "# HELP nno_ratelimit_full_total Takes refused because no slot "
+            "near the key was free or full.\n"
+            "# TYPE nno_ratelimit_full_total counter\n"
+            "nno_ratelimit_full_total %llu\n"
+            "# HELP nno_ratelimit_lock_steals_total Slot locks taken over from "
+            "a dead process.\n"
+            "# TYPE nno_ratelimit_lock_steals_total counter\n"
+            "nno_ratelimit_lock_steals_total %llu\n",
+            (unsigned long long)rl.total, (unsigned long long)rl.used,
+            (unsigned long long)rl.evictions, (unsigned long long)rl.full,
+            (unsigned long long)rl.steals);
   if (b.oom) {
     free(b.p);
     return -1;

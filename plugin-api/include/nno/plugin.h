@@ -462,8 +462,10 @@ typedef struct nno_host_api {
    * from the bucket `key` (namespaced by the calling plugin), which refills
    * at `rate_per_s` and holds at most `burst`; a new bucket starts full.
    * Returns 0 and fills *out (allowed or not), or NNO_EINVAL / NNO_ETOOBIG
-   * (key over 120 bytes). When the table is full the least recently used
-   * of the candidate slots is reused (that bucket starts full again). */
+   * (key over 120 bytes). A bucket is only ever dropped once it has
+   * refilled to `burst` (as good as new); when the table has no room for a
+   * new key the answer refuses (allowed 0), so a flood of keys can never
+   * lift a limit that is refusing. */
   int (*limit_take)(nno_plugin *p, const char *key, size_t key_len,
                     double rate_per_s, uint32_t burst, uint32_t cost,
                     nno_limit_result *out);
