@@ -1,0 +1,236 @@
+"""What the host trusts, black box: which host names belong to a platform
+(and so what its session cookie and its origins cover), the origin parser
+behind CORS and the cookie check, sign-up answers counted like failed
+sign-ins, and the files and folders the host refuses to use or load."""
+import http.client
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+
+import pytest
+
+from conftest import BUILD, NNO, Host
+
+HELLO = {"message": "hello, world"}
+PASSWORD = "correct horse battery"
+BASE = "nno.localhost"
+TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+          404: "Not Found", 409: "Conflict", 422: "Unprocessable Content",
+          429: "Too Many Requests", 503: "Service Unavailable"}
+
+
+@pytest.fixture(scope="module")
+def h(tmp_path_factory):
+    """One host with the core plugins and 2 workers."""
+    host = Host(tmp_path_factory.mktemp("trust"), workers=2, core=True)
+    host.start()
+    yield host
+    host.stop()
+
+
+# -- helpers -------------------------------------------------------------------
+
+def call(h, method, path, key=None, body=None, headers=None, host=None,
+         cookie=None):
+    """One request on a new connection. Returns (status, headers, JSON body
+    or raw bytes or None)."""
+    hd = {}
+    if key is not None:
+        hd["Authorization"] = "Bearer " + key
+    if cookie is not None:
+        hd["Cookie"] = "nno_session=" + cookie
+    if host is not None:
+        hd["Host"] = host
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        hd["Content-Type"] = "application/json"
+    hd.update(headers or {})
+    c = http.client.HTTPConnection("127.0.0.1", h.port, timeout=10)
+    try:
+        c.request(method, path, body=data, headers=hd)
+        r = c.getresponse()
+        raw = r.read()
+        out = {k.lower(): v for k, v in r.getheaders()}
+        st = r.status
+    finally:
+        c.close()
+    if raw and "json" in out.get("content-type", ""):
+        return st, out, json.loads(raw)
+    return st, out, raw or None
+
+
+def op(h, method, path, body=None, host=None):
+    return call(h, method, "/api/v1" + path, key=h.op_key(), body=body,
+                host=host)
+
+
+def problem(resp, status, detail=None):
+    """Assert `resp` is an RFC 9457 problem with the request id."""
+    st, hd, body = resp
+    assert st == status, resp
+    assert hd["content-type"] == "application/problem+json", resp
+    assert body["status"] == status and body["title"] == TITLES[status], resp
+    assert body["request_id"] == hd["x-request-id"], resp
+    if detail is not None:
+        assert body["detail"] == detail, resp
+    return body
+
+
+def platform(h, pid, signup=True, origins=()):
+    st, _, p = op(h, "POST", "/platforms",
+                  {"id": pid, "name": "Platform " + pid, "plan": "unmetered"})
+    assert st == 201, p
+    st, _, a = op(h, "POST", "/platforms/%s/stacks" % pid,
+                  {"stack": "default"})
+    assert st == 201, a
+    st, _, a = op(h, "PUT", "/platforms/%s/access" % pid,
+                  {"signup": signup, "cors_origins": list(origins)})
+    assert st == 200, a
+    return h.platform_key(pid, ["features:*"])["key"]
+
+
+def sign_up(h, pid, email, host=None):
+    """Sign up on `host` (path /auth/sign-up) or by path on 127.0.0.1."""
+    path = "/auth/sign-up" if host else "/p/%s/auth/sign-up" % pid
+    return call(h, "POST", path, host=host,
+                body={"email": email, "password": PASSWORD})
+
+
+def domain_match(host, domain):
+    """RFC 6265 5.1.3: would a browser send a cookie of `domain` to
+    `host`?"""
+    return host == domain or host.endswith("." + domain)
+
+
+# -- host names ----------------------------------------------------------------
+
+def test_the_bare_platform_host_is_the_platforms(h):
+    ka, kb = platform(h, "ht-a"), platform(h, "ht-b")
+    bare = "ht-a." + BASE
+    # the bare host serves its platform's feature routes ...
+    st, _, body = call(h, "GET", "/hello", key=ka, host=bare)
+    assert (st, body) == (200, HELLO)
+    st, _, body = call(h, "GET", "/hello", key=ka, host=bare + ":%d" % h.port)
+    assert (st, body) == (200, HELLO)
+    # ... and neither the core API nor another platform's path form
+    problem(op(h, "GET", "/platforms", host=bare), 404)
+    problem(op(h, "GET", "/platforms/ht-b", host=bare), 404)
+    problem(call(h, "GET", "/p/ht-b/hello", key=kb, host=bare), 404)
+    problem(call(h, "GET", "/p/ht-a/hello", key=ka, host=bare), 404)
+    # the core names keep the core API and the path form
+    for core in [BASE, "api." + BASE, "127.0.0.1"]:
+        st, _, p = op(h, "GET", "/platforms/ht-b", host=core)
+        assert st == 200 and p["id"] == "ht-b", core
+        st, _, body = call(h, "GET", "/p/ht-b/hello", key=kb, host=core)
+        assert (st, body) == (200, HELLO), core
+    # "api" names the core API's host: it is no platform's id
+    body = problem(op(h, "POST", "/platforms", {"id": "api", "name": "API"}),
+                   422)
+    assert body["field"] == "id" and "reserved" in body["detail"], body
+    # a name under the base with an empty label is no platform's either
+    problem(call(h, "GET", "/hello", key=ka, host="x.." + BASE), 404)
+    problem(op(h, "GET", "/platforms", host="." + BASE), 404)
+
+
+def test_no_host_under_the_cookie_domain_serves_anything_else(h):
+    ka, kb = platform(h, "hc-a"), platform(h, "hc-b")
+    st, hd, up = sign_up(h, "hc-a", "ada@example.com", host="hc-a." + BASE)
+    assert st == 201, up
+    m = re.search(r"; Domain=([^;]+)", hd["set-cookie"])
+    assert m, hd["set-cookie"]
+    domain = m.group(1)
+    assert domain == "hc-a." + BASE
+    tok = up["token"]
+    b_tok = sign_up(h, "hc-b", "bob@example.com")[2]["token"]
+    # Every kind of name a browser sends this cookie to ...
+    hosts = [domain, "app." + domain, "console." + domain,
+             "auth.svc.default." + domain, "a.b.c." + domain]
+    for name in hosts:
+        assert domain_match(name, domain)
+        # ... is the platform's: the cookie opens its routes there,
+        st, _, body = call(h, "GET", "/hello", cookie=tok, host=name)
+        assert (st, body) == (200, HELLO), name
+        st, _, me = call(h, "GET", "/auth/session", cookie=tok, host=name)
+        assert st == 200 and me["platform"] == "hc-a", (name, me)
+        # and nothing else is served there: not the core API, not another
+        # platform's packages by path
+        problem(op(h, "GET", "/platforms", host=name), 404)
+        problem(call(h, "GET", "/api/v1/platforms/hc-a", cookie=tok,
+                     host=name), 404)
+        problem(call(h, "GET", "/p/hc-b/hello", cookie=tok, host=name), 404)
+        problem(call(h, "GET", "/p/hc-b/hello", key=kb, host=name), 404)
+        problem(call(h, "GET", "/p/hc-b/auth/session", cookie=b_tok,
+                     host=name), 404)
+    # The names serving the core API and the path form never get it.
+    for core in [BASE, "api." + BASE, "hc-b." + BASE, "x.hc-b." + BASE,
+                 "xhc-a." + BASE]:
+        assert not domain_match(core, domain), core
+    st, _, body = call(h, "GET", "/p/hc-b/hello", key=kb, host=BASE)
+    assert (st, body) == (200, HELLO)
+    assert call(h, "GET", "/hello", key=ka, host="x.hc-a." + BASE)[0] == 200
+
+
+# -- origins -------------------------------------------------------------------
+
+def preflight(h, path, origin, host=None):
+    return call(h, "OPTIONS", path, host=host,
+                headers={"Origin": origin,
+                         "Access-Control-Request-Method": "POST"})
+
+
+def test_origins_are_parsed_strictly(h):
+    platform(h, "ho-a", origins=["https://app.example.com",
+                                 "http://[::1]:8080"])
+    path = "/p/ho-a/hello"
+    allowed = ["https://ho-a.nno.localhost", "http://www.ho-a.nno.localhost",
+               "https://a.b.ho-a.nno.localhost:8443",
+               "https://WWW.HO-A.nno.localhost", "https://app.example.com",
+               "http://[::1]:8080"]
+    for origin in allowed:
+        st, hd, _ = preflight(h, path, origin)
+        assert st == 204, origin
+        assert hd["access-control-allow-origin"] == origin
+    refused = ["http://evil.example#.ho-a.nno.localhost",
+               "http://evil.example?.ho-a.nno.localhost",
+               "http://evil.example\\.ho-a.nno.localhost",
+               "http://evil.example@www.ho-a.nno.localhost",
+               "http://evil.example%2f.ho-a.nno.localhost",
+               "http://evil example.ho-a.nno.localhost",
+               "http://evil_example.ho-a.nno.localhost",
+               "http://x..ho-a.nno.localhost", "http://.ho-a.nno.localhost",
+               "http://www.ho-a.nno.localhost.",
+               "ftp://www.ho-a.nno.localhost", "ws://www.ho-a.nno.localhost",
+               "javascript://www.ho-a.nno.localhost",
+               "http://www.ho-a.nno.localhost:", "http://www.ho-a.nno.localhost:8a",
+               "http://www.ho-a.nno.localhost:123456",
+               "http://www.ho-a.nno.localhost:80:80",
+               "http://www.ho-a.nno.localhost/"]
+    for origin in refused:
+        st, hd, body = preflight(h, path, origin)
+        assert st == 403, (origin, st, body)
+        assert "access-control-allow-origin" not in hd, origin
+        # a simple request gets no CORS header either
+        st, hd, _ = call(h, "GET", path, headers={"Origin": origin})
+        assert "access-control-allow-origin" not in hd, origin
+
+
+def test_the_cookie_check_uses_the_strict_parser(h):
+    platform(h, "hk-a")
+    tok = sign_up(h, "hk-a", "kim@example.com")[2]["token"]
+    for origin in ["http://evil.example#.hk-a.nno.localhost",
+                   "http://evil.example?.hk-a.nno.localhost",
+                   "http://evil.example\\.hk-a.nno.localhost"]:
+        problem(call(h, "POST", "/p/hk-a/auth/sign-out", cookie=tok,
+                     headers={"Origin": origin}), 403,
+                "a cookie-authenticated change must come from an origin of "
+                "the platform")
+    # the session is still there; from the platform's origin it ends
+    st, _, me = call(h, "GET", "/p/hk-a/auth/session", cookie=tok)
+    assert st == 200, me
+    st, _, _ = call(h, "POST", "/p/hk-a/auth/sign-out", cookie=tok,
+                    headers={"Origin": "https://hk-a.nno.localhost"})
+    assert st == 204
