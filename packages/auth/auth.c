@@ -351,7 +351,7 @@ static void gate_pump(void) {
     /* Nobody waits for it any more: skip the work. Or failures counted
      * while it waited have locked the account or the address: without
      * this look, a burst of guesses queued at once would all be tried. */
-    if (api->req_gone(j->req) || (j->kind != JOB_SIGNUP && locked_out(j))) {
+    if (api->req_gone(j->req) || locked_out(j)) {
       job_finish(j);
       continue;
     }
@@ -437,15 +437,25 @@ static int bucket_empty(const bucket *b, uint64_t *wait_ms) {
   return 1;
 }
 
-/* Before verifying a password: answer 429 when the account or the
- * address has no failure left. 1 when answered, 0 to go on. */
+/* The buckets a job's failures count in: the account and the address; a
+ * sign-up's (a taken email) only the address, as a sign-up names no
+ * account of its own. Returns how many were filled. */
+static size_t job_buckets(const auth_job *j, bucket b[2]) {
+  size_t n = 0;
+  if (j->kind != JOB_SIGNUP) acct_bucket(j, &b[n++]);
+  addr_bucket(j, &b[n++]);
+  return n;
+}
+
+/* Before verifying a password, or looking an email up for a sign-up:
+ * answer 429 when the account or the address has no failure left. 1 when
+ * answered, 0 to go on. */
 static int locked_out(const auth_job *j) {
   bucket b[2];
   uint64_t wait = 0, w;
   int locked = 0;
-  acct_bucket(j, &b[0]);
-  addr_bucket(j, &b[1]);
-  for (int i = 0; i < 2; i++) {
+  size_t n = job_buckets(j, b);
+  for (size_t i = 0; i < n; i++) {
     w = 0;
     int rc = bucket_empty(&b[i], &w);
     if (rc < 0) {
@@ -458,7 +468,11 @@ static int locked_out(const auth_job *j) {
   if (!locked) return 0;
   api->log(self, NNO_LOG_WARN, "sign-ins locked out on platform %s",
            j->platform);
-  problem_retry(j->req, 429, "too many failed sign-ins; try again later",
+  problem_retry(j->req, 429,
+                j->kind == JOB_SIGNUP
+                    ? "too many failed sign-ins or sign-ups from this "
+                      "address; try again later"
+                    : "too many failed sign-ins; try again later",
                 (wait + 999) / 1000);
   return 1;
 }
@@ -466,9 +480,8 @@ static int locked_out(const auth_job *j) {
 static void count_failure(const auth_job *j) {
   bucket b[2];
   nno_limit_result r;
-  acct_bucket(j, &b[0]);
-  addr_bucket(j, &b[1]);
-  for (int i = 0; i < 2; i++) {
+  size_t n = job_buckets(j, b);
+  for (size_t i = 0; i < n; i++) {
     int rc =
         api->limit_take(self, b[i].key, b[i].len, b[i].rate, b[i].burst, 1, &r);
     if (rc != NNO_OK)
@@ -577,12 +590,17 @@ static void after_signin(auth_job *j) {
 }
 
 static void after_signup(auth_job *j) {
-  if (j->result == JR_EXISTS)
+  if (j->result == JR_EXISTS) {
+    /* It tells the caller the address has an account: count it like a
+     * failed sign-in of the address, so such probes are bounded like
+     * guesses are. */
+    count_failure(j);
     problem(j->req, 409, "a user with this email already exists");
-  else if (j->result != JR_OK)
+  } else if (j->result != JR_OK) {
     job_problem(j);
-  else if (!api->req_gone(j->req))
+  } else if (!api->req_gone(j->req)) {
     answer_session(j, 201);
+  }
   job_finish(j);
 }
 
@@ -725,7 +743,7 @@ static int on_signup(nno_req *req, void *ud) {
     problem(req, 422, "field \"name\": control characters are not allowed");
     ok = 0;
   }
-  if (!ok) {
+  if (!ok || locked_out(j)) {
     job_free(j);
     return NNO_OK;
   }

@@ -234,3 +234,29 @@ def test_the_cookie_check_uses_the_strict_parser(h):
     st, _, _ = call(h, "POST", "/p/hk-a/auth/sign-out", cookie=tok,
                     headers={"Origin": "https://hk-a.nno.localhost"})
     assert st == 204
+
+
+# -- sign-up answers -----------------------------------------------------------
+
+def test_taken_email_answers_count_like_failed_sign_ins(h):
+    platform(h, "hs-a")
+    platform(h, "hs-b")
+    assert sign_up(h, "hs-a", "ada@example.com")[0] == 201
+    # The address bucket holds 20 failures (packages/auth/package.json
+    # defaults): each 409 takes one, as a wrong password would.
+    for i in range(20):
+        email = "ADA@example.com" if i % 2 else "ada@EXAMPLE.com"
+        problem(sign_up(h, "hs-a", email), 409,
+                "a user with this email already exists")
+    resp = sign_up(h, "hs-a", "ada@example.com")
+    body = problem(resp, 429, "too many failed sign-ins or sign-ups from "
+                   "this address; try again later")
+    assert int(resp[1]["retry-after"]) >= 1, resp
+    # The address learns nothing more, not even with a new email ...
+    problem(sign_up(h, "hs-a", "new@example.com"), 429, body["detail"])
+    # ... and its sign-ins share the limit.
+    st, _, out = call(h, "POST", "/p/hs-a/auth/sign-in",
+                      body={"email": "ada@example.com", "password": PASSWORD})
+    assert st == 429, out
+    # Another platform's limits are its own.
+    assert sign_up(h, "hs-b", "ada@example.com")[0] == 201
