@@ -115,9 +115,13 @@ static int iam_problem(nno_req *req, int rc) {
 /* A job's storage or hashing failure. */
 static void job_problem(const auth_job *j) {
   if (j->err[0])
-    api->log(self, NNO_LOG_WARN, "auth database of platform %s: %s",
-             j->platform, j->err);
-  if (j->result == JR_BUSY)
+    api->log(self, j->result == JR_UNSAFE ? NNO_LOG_ERROR : NNO_LOG_WARN,
+             "auth database of platform %s: %s", j->platform, j->err);
+  if (j->result == JR_UNSAFE)
+    problem(j->req, 503,
+            "the auth database of this platform is refused: its files are "
+            "not the host's alone (see the host's log)");
+  else if (j->result == JR_BUSY)
     problem_retry(j->req, 503, "the auth database is busy", 1);
   else if (j->result == JR_NOMEM)
     problem_retry(j->req, 503, "not enough memory to hash the password", 1);

@@ -47,7 +47,8 @@ static sqlite3 *open_db(auth_job *j) {
   sqlite3 *db;
   int rc =
       auth_store_open(j->sh->data_dir, j->platform, &db, j->err, sizeof j->err);
-  if (rc != AUTH_OK) j->result = rc == AUTH_BUSY ? JR_BUSY : JR_ERR;
+  if (rc != AUTH_OK)
+    j->result = rc == AUTH_BUSY ? JR_BUSY : rc == AUTH_UNSAFE ? JR_UNSAFE : JR_ERR;
   return rc == AUTH_OK ? db : NULL;
 }
 

@@ -260,3 +260,53 @@ def test_taken_email_answers_count_like_failed_sign_ins(h):
     assert st == 429, out
     # Another platform's limits are its own.
     assert sign_up(h, "hs-b", "ada@example.com")[0] == 201
+
+
+# -- the auth databases --------------------------------------------------------
+
+def mode(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def test_auth_database_files_are_the_hosts_alone(h):
+    platform(h, "hf-a")
+    assert sign_up(h, "hf-a", "fay@example.com")[0] == 201
+    folder = os.path.join(h.data, "platforms", "hf-a")
+    db = os.path.join(folder, "hf-a-default-auth.db")
+    assert mode(os.path.join(h.data, "platforms")) == 0o700
+    assert mode(folder) == 0o700
+    assert mode(db) == 0o600
+    for side in ("-wal", "-shm"):
+        if os.path.exists(db + side):
+            assert mode(db + side) == 0o600, side
+
+    def sign_in():
+        return call(h, "POST", "/p/hf-a/auth/sign-in",
+                    body={"email": "fay@example.com", "password": PASSWORD})
+
+    def refused(path, reason):
+        problem(sign_in(), 503)
+        h.wait_log(lambda e: e.get("level") == "error"
+                   and path in e.get("msg", "") and reason in e["msg"])
+
+    assert sign_in()[0] == 200
+    # a folder or a file others may write is refused, and nothing opened
+    os.chmod(folder, 0o770)
+    refused(folder, "writable by group or others (mode 0770)")
+    os.chmod(folder, 0o700)
+    os.chmod(db, 0o666)
+    refused(db, "writable by group or others (mode 0666)")
+    os.chmod(db, 0o600)
+    os.chmod(os.path.join(h.data, "platforms"), 0o777)
+    refused(os.path.join(h.data, "platforms"), "mode 0777")
+    os.chmod(os.path.join(h.data, "platforms"), 0o700)
+    if os.geteuid() == 0:  # only root can give a file away
+        os.chown(db, 65534, 65534)
+        refused(db, "owned by uid 65534")
+        os.chown(db, 0, 0)
+    assert sign_in()[0] == 200
+    # a database left readable by others (an older host made it 0644) is
+    # narrowed before use
+    os.chmod(db, 0o644)
+    assert sign_in()[0] == 200
+    assert mode(db) == 0o600
