@@ -310,3 +310,163 @@ def test_auth_database_files_are_the_hosts_alone(h):
     os.chmod(db, 0o644)
     assert sign_in()[0] == 200
     assert mode(db) == 0o600
+
+
+# -- the loader ------------------------------------------------------------------
+
+PROBE = os.path.join(BUILD, "tests", "stacks", "probe")
+
+
+@pytest.fixture
+def make_host(tmp_path):
+    hosts = []
+
+    def make(**kw):
+        sub = tmp_path / ("h%d" % len(hosts))
+        sub.mkdir()
+        host = Host(sub, **kw)
+        hosts.append(host)
+        return host
+    yield make
+    for host in hosts:
+        host.stop()
+
+
+def probe_copy(tmp_path):
+    """A stacks folder of our own holding the probe stack; returns (the
+    folder, the package folder, its object)."""
+    root = tmp_path / "stacks"
+    shutil.copytree(PROBE, str(root))
+    pkg = root / "probe" / "1.0.0" / "packages" / "probe"
+    return str(root), str(pkg), str(pkg / "libprobe.so")
+
+
+def refusal(host):
+    """Start `host` and return the error of its "stack refused" line for
+    the probe stack, after checking the rest of the host serves."""
+    host.start()
+    e = host.wait_log(lambda e: e.get("msg") == "stack refused"
+                      and e.get("name") == "probe@1.0.0")
+    assert host.request("GET", "/hello")[0] == 200
+    assert host.request("GET", "/probe/work")[0] == 404
+    return e["error"]
+
+
+def check(root, data):
+    """`nno serve --check` over the stacks folder `root`."""
+    cfg = os.path.join(data, "check.json")
+    with open(cfg, "w") as f:
+        json.dump({"stacks_dirs": [root]}, f)
+    return subprocess.run([NNO, "serve", "--check", "--config", cfg, "--data",
+                           os.path.join(data, "var")],
+                          capture_output=True, text=True, timeout=30)
+
+
+def writable(path, m):
+    return ('"%s" is writable by group or others (mode %04o); run chmod '
+            'go-w on it' % (os.path.realpath(path), m))
+
+
+@pytest.mark.parametrize("target,m", [("object", 0o777), ("object", 0o664),
+                                      ("package", 0o775), ("version", 0o757),
+                                      ("stack.json", 0o666), ("root", 0o777)])
+def test_loader_refuses_what_others_may_write(make_host, tmp_path, target, m):
+    root, pkg, so = probe_copy(tmp_path)
+    path = {"object": so, "package": pkg,
+            "version": os.path.join(root, "probe", "1.0.0"),
+            "stack.json": os.path.join(root, "probe", "1.0.0", "stack.json"),
+            "root": root}[target]
+    os.chmod(path, m)
+    want = writable(path, m)
+    assert refusal(make_host(workers=1, stacks=[root])) == want
+    # the pre-flight check runs the same code and says the same
+    r = check(root, str(tmp_path))
+    assert r.returncode == 1, r
+    assert "error: stack probe@1.0.0: " + want + "\n" in r.stderr, r.stderr
+    # and so does check-package, for the package's own files
+    if target in ("object", "package"):
+        r = subprocess.run([NNO, "check-package", pkg], capture_output=True,
+                           text=True, timeout=30)
+        assert (r.returncode, r.stderr) == (1, "nno: " + want + "\n")
+    # once fixed, it loads
+    os.chmod(path, 0o755)
+    assert check(root, str(tmp_path)).returncode == 0
+
+
+def test_loader_refuses_links_out_of_the_stacks_folder(make_host, tmp_path):
+    root, pkg, so = probe_copy(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(pkg, str(elsewhere))
+    os.symlink(str(elsewhere), pkg)
+    want = ('"%s" leaves its folder "%s": it resolves to "%s"'
+            % (pkg, os.path.realpath(root), os.path.realpath(str(elsewhere))))
+    assert refusal(make_host(workers=1, stacks=[root])) == want
+    r = check(root, str(tmp_path))
+    assert r.returncode == 1 and want in r.stderr, r.stderr
+    # an object linked to one outside, in a package folder of its own
+    os.unlink(pkg)
+    shutil.move(str(elsewhere), pkg)
+    os.rename(so, str(tmp_path / "libprobe.so"))
+    os.symlink(str(tmp_path / "libprobe.so"), so)
+    want = ('"%s" leaves its folder "%s": it resolves to "%s"'
+            % (so, os.path.realpath(root),
+               os.path.realpath(str(tmp_path / "libprobe.so"))))
+    assert check(root, str(tmp_path)).stderr.count(want) == 1
+
+
+def test_links_inside_the_stacks_folder_load(make_host, tmp_path):
+    root, pkg, so = probe_copy(tmp_path)
+    store = os.path.join(root, ".store")
+    os.makedirs(store)
+    real = os.path.join(store, "probe-1.0.0")
+    shutil.move(os.path.join(root, "probe", "1.0.0"), real)
+    os.symlink(real, os.path.join(root, "probe", "1.0.0"))
+    # a stacks folder reached through a link is resolved first
+    link = str(tmp_path / "stacks-link")
+    os.symlink(root, link)
+    host = make_host(workers=1, stacks=[link]).start()
+    host.wait_log(lambda e: e.get("msg") == "stack loaded"
+                  and e.get("name") == "probe@1.0.0")
+    assert host.request("GET", "/probe/work")[0] == 200
+    assert check(link, str(tmp_path)).returncode == 0
+
+
+def test_loader_refuses_objects_of_other_users(make_host, tmp_path):
+    root, pkg, so = probe_copy(tmp_path)
+    if os.geteuid() != 0:
+        pytest.fail("giving a file to another user needs root")
+    os.chown(so, 65534, 65534)
+    want = ('"%s" belongs to uid 65534, not to the host\'s user (uid 0) or '
+            'root' % os.path.realpath(so))
+    assert refusal(make_host(workers=1, stacks=[root])) == want
+    assert want in check(root, str(tmp_path)).stderr
+    os.chown(so, 0, 0)  # root's own files are trusted (packages in /usr)
+    assert check(root, str(tmp_path)).returncode == 0
+
+
+# -- the data folder -------------------------------------------------------------
+
+def test_a_data_folder_others_may_write_is_refused(make_host):
+    host = make_host(workers=1, core=True)
+    os.makedirs(host.data)
+    os.chmod(host.data, 0o777)
+    host.start(wait=False)
+    try:
+        rc = host.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        rc = None
+    host.logf.close()
+    want = ('nno: refusing the data folder: "%s" is writable by group or '
+            'others (mode 0777); run chmod go-w on it' % host.data)
+    assert rc == 1 and want in host.log_text(), (rc, host.log_text())
+    assert not os.path.exists(os.path.join(host.data, "core.db"))
+    r = subprocess.run([NNO, "serve", "--check", "--data", host.data],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "refusing the data folder" in r.stderr, r
+    # fixed, it starts; core.db and the operator key are owner-only
+    os.chmod(host.data, 0o750)
+    host.proc = None
+    host.start()
+    assert mode(host.data) == 0o750
+    assert mode(os.path.join(host.data, "core.db")) == 0o600
+    assert mode(os.path.join(host.data, "operator.key")) == 0o600
