@@ -533,8 +533,12 @@ static int send_json(nno_req *req, int status, json_t *o, json_t *secret) {
 }
 
 /* Set-Cookie for the session (max_age >= 0), or clearing it (token NULL).
- * With Domain={platform}.{base} when the request came on that host or a
- * host under it, so every host of the platform gets the cookie. */
+ * On the platform's hosts (every name under {platform}.{base} is routed to
+ * the platform alone): Domain={platform}.{base}, Path=/, so all of them
+ * share it. Otherwise the request came by path, /p/{platform}/..., on a
+ * host that also serves the core API and other platforms: a host-only
+ * cookie with Path=/p/{platform}, which a browser sends back to this
+ * platform's paths only. */
 static void set_cookie(nno_req *req, const char *platform, const char *token,
                        long long max_age) {
   char dom[AUTH_PLATFORM_MAX + 1 + sizeof g->base], v[512];
@@ -545,10 +549,10 @@ static void set_cookie(nno_req *req, const char *platform, const char *token,
                     memcmp(h.ptr + h.len - n, dom, n) == 0 &&
                     (h.len == n || h.ptr[h.len - n - 1] == '.');
   snprintf(v, sizeof v,
-           COOKIE
-           "=%s; Path=/; Max-Age=%lld; HttpOnly; Secure; "
-           "SameSite=Lax%s%s",
-           token ? token : "", token ? max_age : 0,
+           COOKIE "=%s; Path=%s%s; Max-Age=%lld; HttpOnly; Secure; "
+                  "SameSite=Lax%s%s",
+           token ? token : "", on_platform ? "/" : "/p/",
+           on_platform ? "" : platform, token ? max_age : 0,
            on_platform ? "; Domain=" : "", on_platform ? dom : "");
   if (api->res_header(req, "Set-Cookie", v) != NNO_OK)
     api->log(self, NNO_LOG_ERROR, "cannot set the session cookie");

@@ -174,6 +174,43 @@ def test_no_host_under_the_cookie_domain_serves_anything_else(h):
     assert call(h, "GET", "/hello", key=ka, host="x.hc-a." + BASE)[0] == 200
 
 
+def path_match(path, cookie_path):
+    """RFC 6265 5.1.4: would a browser send a cookie of `cookie_path` with
+    a request for `path`?"""
+    return path == cookie_path or path.startswith(
+        cookie_path if cookie_path.endswith("/") else cookie_path + "/")
+
+
+def test_a_cookie_set_by_path_stays_on_the_platforms_paths(h):
+    platform(h, "hp-a")
+    platform(h, "hp-ab")
+    for core in [BASE, "api." + BASE, "127.0.0.1"]:
+        email = "pat@%s.example" % core.replace(".", "-")
+        st, hd, up = call(h, "POST", "/p/hp-a/auth/sign-up", host=core,
+                          body={"email": email, "password": PASSWORD})
+        assert st == 201, up
+        cookie = hd["set-cookie"]
+        # host-only (no Domain), and only for this platform's paths
+        assert "Domain=" not in cookie, cookie
+        m = re.search(r"; Path=([^;]+)", cookie)
+        assert m and m.group(1) == "/p/hp-a", cookie
+        for path in ["/p/hp-a/hello", "/p/hp-a/auth/session", "/p/hp-a"]:
+            assert path_match(path, m.group(1)), path
+        for path in ["/p/hp-ab/hello", "/p/hp-b/hello", "/api/v1/platforms",
+                     "/", "/p/"]:
+            assert not path_match(path, m.group(1)), path
+        # it works where it is sent
+        st, _, me = call(h, "GET", "/p/hp-a/auth/session", host=core,
+                         cookie=up["token"])
+        assert st == 200 and me["platform"] == "hp-a", me
+        # and a sign-out by path clears that same cookie
+        st, hd, _ = call(h, "POST", "/p/hp-a/auth/sign-out", host=core,
+                         cookie=up["token"])
+        assert st == 204
+        assert hd["set-cookie"] == ("nno_session=; Path=/p/hp-a; Max-Age=0; "
+                                    "HttpOnly; Secure; SameSite=Lax")
+
+
 # -- origins -------------------------------------------------------------------
 
 def preflight(h, path, origin, host=None):
