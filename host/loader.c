@@ -229,10 +229,8 @@ static plugin *load_one(worker *w, const char *root, const char *dir,
   snprintf(p->dir, sizeof p->dir, "%s", dir);
   snprintf(p->stack, sizeof p->stack, "%s", stack_label);
   if (package_open(root, dir, &p->man, p->so_path, sizeof p->so_path, err,
-                   errlen)) {
-    memset(&p->man, 0, sizeof p->man); /* freed already */
-    goto fail;
-  }
+                   errlen))
+    goto fail; /* p->man is left empty */
   if (p->man.kind != want_kind) {
     snprintf(err, errlen, "package \"%s\": kind \"%s\" cannot be loaded as %s",
              p->man.name, kind_name(p->man.kind), kind_name(want_kind));
