@@ -406,7 +406,8 @@ def writable(path, m):
 
 @pytest.mark.parametrize("target,m", [("object", 0o777), ("object", 0o664),
                                       ("package", 0o775), ("version", 0o757),
-                                      ("stack.json", 0o666), ("root", 0o777)])
+                                      ("stack.json", 0o666), ("root", 0o777)],
+                         ids=lambda v: "%04o" % v if isinstance(v, int) else v)
 def test_loader_refuses_what_others_may_write(make_host, tmp_path, target, m):
     root, pkg, so = probe_copy(tmp_path)
     path = {"object": so, "package": pkg,
