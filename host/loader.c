@@ -17,6 +17,7 @@
 #include "router.h"
 #include "semver.h"
 #include "services.h"
+#include "trust.h"
 #include "worker.h"
 
 #define MAX_STACKS 256
@@ -131,14 +132,45 @@ static int manifest_in(const char *dir, package_manifest *m, char *err,
   return 0;
 }
 
-int loader_check_package(const char *dir, char *err, size_t errlen) {
+/* Read the manifest of package folder `dir`, found under `root`, and
+ * build the path of its object in `so` -- after checking that the folder,
+ * its package.json and the object are inside `root` and trusted
+ * (trust_path). 0, *m then to be freed; or -1 with the reason in err.
+ * Loading and every check (`nno serve --check`, `nno check-package`) go
+ * through here, so a check refuses exactly what loading would. */
+static int package_open(const char *root, const char *dir,
+                        package_manifest *m, char *so, size_t socap,
+                        char *err, size_t errlen) {
+  char path[PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/package.json", dir);
+  if (trust_path(root, dir, err, errlen) ||
+      trust_path(root, path, err, errlen) || manifest_in(dir, m, err, errlen))
+    return -1;
+  if (snprintf(so, socap, "%s/%s", dir, m->library) >= (int)socap) {
+    snprintf(err, errlen, "plugin \"%s/%s\": path too long", dir, m->library);
+    package_manifest_free(m);
+    return -1;
+  }
+  if (trust_path(root, so, err, errlen)) {
+    package_manifest_free(m);
+    return -1;
+  }
+  return 0;
+}
+
+/* package_open and loader_check_object on a folder found under `root`. */
+static int check_package_in(const char *root, const char *dir, char *err,
+                            size_t errlen) {
   package_manifest m;
-  if (manifest_in(dir, &m, err, errlen)) return -1;
-  char so[PATH_MAX * 2];
-  snprintf(so, sizeof so, "%s/%s", dir, m.library);
+  char so[PATH_MAX];
+  if (package_open(root, dir, &m, so, sizeof so, err, errlen)) return -1;
   int rc = loader_check_object(so, &m, NULL, NULL, err, errlen);
   package_manifest_free(&m);
   return rc;
+}
+
+int loader_check_package(const char *dir, char *err, size_t errlen) {
+  return check_package_in(dir, dir, err, errlen);
 }
 
 /* ---- loading ----------------------------------------------------------- */
@@ -184,9 +216,11 @@ static int requires_met(worker *w, plugin *p, char *err, size_t errlen) {
   return 0;
 }
 
-/* Open, check and init one package folder. NULL with err set on failure. */
-static plugin *load_one(worker *w, const char *dir, const char *stack_label,
-                        int want_kind, char *err, size_t errlen) {
+/* Open, check and init one package folder found under `root`. NULL with
+ * err set on failure. */
+static plugin *load_one(worker *w, const char *root, const char *dir,
+                        const char *stack_label, int want_kind, char *err,
+                        size_t errlen) {
   plugin *p = calloc(1, sizeof *p);
   if (!p) {
     snprintf(err, errlen, "out of memory");
@@ -194,8 +228,9 @@ static plugin *load_one(worker *w, const char *dir, const char *stack_label,
   }
   snprintf(p->dir, sizeof p->dir, "%s", dir);
   snprintf(p->stack, sizeof p->stack, "%s", stack_label);
-  if (manifest_in(dir, &p->man, err, errlen)) goto fail;
-  snprintf(p->so_path, sizeof p->so_path, "%s/%s", dir, p->man.library);
+  if (package_open(root, dir, &p->man, p->so_path, sizeof p->so_path, err,
+                   errlen))
+    goto fail; /* p->man is left empty */
   if (p->man.kind != want_kind) {
     snprintf(err, errlen, "package \"%s\": kind \"%s\" cannot be loaded as %s",
              p->man.name, kind_name(p->man.kind), kind_name(want_kind));
@@ -285,6 +320,7 @@ static void refuse_log(const char *what, const char *name, const char *err) {
 }
 
 typedef struct stack_choice {
+  char root[PATH_MAX]; /* the stacks folder it was found in */
   char id[65];
   char dir[PATH_MAX];
   semver ver;
@@ -317,6 +353,7 @@ static void scan_stacks(const char *root, stack_choice *out, size_t *n) {
           break;
       if (i < *n) continue;
       stack_choice *c = &out[(*n)++];
+      snprintf(c->root, sizeof c->root, "%s", root);
       snprintf(c->id, sizeof c->id, "%s", e->d_name);
       snprintf(c->dir, sizeof c->dir, "%s/%s", sdir, ve->d_name);
       snprintf(c->version, sizeof c->version, "%s", ve->d_name);
@@ -342,16 +379,35 @@ static int cmp_choice(const void *a, const void *b) {
   return c ? c : semver_cmp(&x->ver, &y->ver);
 }
 
-/* Load one stack whole, or nothing of it. */
-static int load_stack(worker *w, const stack_choice *sc, char *err,
+/* Read the manifest of the stack folder `sc` after checking the folder
+ * and its stack.json (trust_path), and that its id and version are those
+ * of the folder. 0, *sm then to be freed; or -1 with the reason in err.
+ * Loading and `nno serve --check` both go through here. */
+static int stack_open(const stack_choice *sc, stack_manifest *sm, char *err,
                       size_t errlen) {
   char path[PATH_MAX + 16], merr[MANIFEST_ERR_MAX];
-  stack_manifest sm;
   snprintf(path, sizeof path, "%s/stack.json", sc->dir);
-  if (stack_manifest_load(path, &sm, merr) != 0) {
+  if (trust_path(sc->root, sc->dir, err, errlen) ||
+      trust_path(sc->root, path, err, errlen))
+    return -1;
+  if (stack_manifest_load(path, sm, merr) != 0) {
     snprintf(err, errlen, "%s", merr);
     return -1;
   }
+  if (strcmp(sm->id, sc->id) != 0 || strcmp(sm->version, sc->version) != 0) {
+    snprintf(err, errlen, "%s: id and version (%s %s) do not match its folder "
+             "%s/%s", path, sm->id, sm->version, sc->id, sc->version);
+    stack_manifest_free(sm);
+    return -1;
+  }
+  return 0;
+}
+
+/* Load one stack whole, or nothing of it. */
+static int load_stack(worker *w, const stack_choice *sc, char *err,
+                      size_t errlen) {
+  stack_manifest sm;
+  if (stack_open(sc, &sm, err, errlen)) return -1;
   int rc = -1;
   plugin **ps = calloc(sm.npackages ? sm.npackages : 1, sizeof *ps);
   size_t n = 0;
@@ -361,15 +417,11 @@ static int load_stack(worker *w, const stack_choice *sc, char *err,
     snprintf(err, errlen, "out of memory");
     goto done;
   }
-  if (strcmp(sm.id, sc->id) != 0 || strcmp(sm.version, sc->version) != 0) {
-    snprintf(err, errlen, "%s: id and version (%s %s) do not match its folder "
-             "%s/%s", path, sm.id, sm.version, sc->id, sc->version);
-    goto done;
-  }
   for (size_t i = 0; i < sm.npackages; i++) {
     char pdir[PATH_MAX + 64];
     snprintf(pdir, sizeof pdir, "%s/packages/%s", sc->dir, sm.packages[i].name);
-    plugin *p = load_one(w, pdir, label, NNO_KIND_FEATURE, err, errlen);
+    plugin *p =
+        load_one(w, sc->root, pdir, label, NNO_KIND_FEATURE, err, errlen);
     if (!p) goto done;
     ps[n++] = p;
     if (strcmp(p->man.name, sm.packages[i].name) != 0 ||
@@ -442,7 +494,8 @@ int loader_load_all(worker *w) {
       char dir[PATH_MAX + 256];
       snprintf(dir, sizeof dir, "%s/%s", cfg->plugin_dir, names[i]);
       if (!is_dir(dir)) continue;
-      plugin *p = load_one(w, dir, "", NNO_KIND_CORE, err, sizeof err);
+      plugin *p =
+          load_one(w, cfg->plugin_dir, dir, "", NNO_KIND_CORE, err, sizeof err);
       if (!p) {
         /* Core plugins enforce policy (authentication, platform routing):
          * serving without one would open what it guards. */
@@ -537,7 +590,8 @@ int loader_check_all(const nno_config *cfg) {
       char dir[PATH_MAX + 256];
       if (e->d_name[0] == '.') continue;
       snprintf(dir, sizeof dir, "%s/%s", cfg->plugin_dir, e->d_name);
-      if (is_dir(dir) && loader_check_package(dir, err, sizeof err) != 0) {
+      if (is_dir(dir) &&
+          check_package_in(cfg->plugin_dir, dir, err, sizeof err) != 0) {
         fprintf(stderr, "error: core plugin %s: %s\n", e->d_name, err);
         problems++;
       }
@@ -551,18 +605,17 @@ int loader_check_all(const nno_config *cfg) {
   size_t ns = 0;
   for (size_t i = 0; i < nroots; i++) scan_stacks(roots[i], sc, &ns);
   for (size_t i = 0; i < ns; i++) {
-    char path[PATH_MAX + 16], merr[MANIFEST_ERR_MAX];
     stack_manifest sm;
-    snprintf(path, sizeof path, "%s/stack.json", sc[i].dir);
-    if (stack_manifest_load(path, &sm, merr) != 0) {
-      fprintf(stderr, "error: %s\n", merr);
+    if (stack_open(&sc[i], &sm, err, sizeof err) != 0) {
+      fprintf(stderr, "error: stack %s@%s: %s\n", sc[i].id, sc[i].version,
+              err);
       problems++;
       continue;
     }
     for (size_t j = 0; j < sm.npackages; j++) {
       char pdir[PATH_MAX + 64];
       snprintf(pdir, sizeof pdir, "%s/packages/%s", sc[i].dir, sm.packages[j].name);
-      if (loader_check_package(pdir, err, sizeof err) != 0) {
+      if (check_package_in(sc[i].root, pdir, err, sizeof err) != 0) {
         fprintf(stderr, "error: stack %s@%s: %s\n", sm.id, sm.version, err);
         problems++;
       }

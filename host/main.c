@@ -14,6 +14,7 @@
 #include "loader.h"
 #include "log.h"
 #include "master.h"
+#include "trust.h"
 
 static char exe_dir[PATH_MAX];
 static const char *config_path;
@@ -148,9 +149,22 @@ static int cmd_serve(int argc, char **argv) {
     snprintf(msg, sizeof msg, "invalid configuration: %s", err);
     return fail(msg, "run 'nno serve --help' for every key and its bounds");
   }
+  /* The data folder holds core.db, the keys and every platform's data:
+   * a folder someone else may write is refused before anything runs. */
+  char terr[PATH_MAX + 256];
+  int unsafe = trust_data_dir(cfg->data_dir, terr, sizeof terr);
+  if (unsafe && !check) {
+    fprintf(stderr, "nno: refusing the data folder: %s\n", terr);
+    free(cfg);
+    return 1;
+  }
   if (check) {
     log_init("check", (int)cfg->log_level);
     int problems = loader_check_all(cfg);
+    if (unsafe) {
+      fprintf(stderr, "error: refusing the data folder: %s\n", terr);
+      problems++;
+    }
     free(cfg);
     if (problems) {
       fprintf(stderr, "nno: %d problem%s found\n", problems,

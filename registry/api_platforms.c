@@ -110,6 +110,14 @@ static int on_create(nno_req *req, void *ud) {
   memset(&p, 0, sizeof p);
   const char *id = str(b, "id"), *cls = str(b, "class");
   if (id && hu_check_id(req, "id", id, STORE_PLATFORM_ID_MIN)) goto done;
+  if (id && strcmp(id, RT_CORE_LABEL) == 0) {
+    /* api.{baseDomain} is the core API's host, not a platform's. */
+    hu_problem(req, 422, "id",
+               "field \"id\": \"%s\" is reserved for the core API's host "
+               "name",
+               id);
+    goto done;
+  }
   if (id)
     snprintf(p.id, sizeof p.id, "%s", id);
   else

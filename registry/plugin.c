@@ -307,22 +307,16 @@ static int on_resolve(nno_req *req, void *ud) {
   nno_str path = api->req_path(req);
   const char *id = NULL;
   size_t idlen = 0, strip = 0;
-  /* {anything}.{platformId}.{baseDomain}: the label before the base. The
-   * host decides first, so a platform's origin never serves another
-   * platform's /p/{id} path (cookies and scripts are per origin). */
+  /* {platformId}.{baseDomain} and {anything}.{platformId}.{baseDomain}
+   * belong to the platform. The host decides first, so a platform's hosts
+   * never serve the core API nor another platform's /p/{id} path (its
+   * cookie and its origin cover every name under {platformId}.{base}). */
   nno_str h = api->req_host(req);
-  size_t bl = g_reg.base_len;
-  if (bl && h.len > bl + 1 && h.ptr[h.len - bl - 1] == '.' &&
-      memcmp(h.ptr + h.len - bl, g_reg.base_domain, bl) == 0) {
-    size_t end = h.len - bl - 1, start = end;
-    while (start > 0 && h.ptr[start - 1] != '.') start--;
-    if (start >= 2 && start < end) {
-      id = h.ptr + start;
-      idlen = end - start;
-    }
-  }
+  int claimed =
+      rt_host_platform(h.ptr, h.len, g_reg.base_domain, g_reg.base_len, &id,
+                       &idlen);
   /* /p/{platformId}/...: only on hosts no platform claims. */
-  if (!id && path.len >= 3 && memcmp(path.ptr, "/p/", 3) == 0) {
+  if (!claimed && path.len >= 3 && memcmp(path.ptr, "/p/", 3) == 0) {
     id = path.ptr + 3;
     const char *slash = memchr(id, '/', path.len - 3);
     idlen = slash ? (size_t)(slash - id) : path.len - 3;

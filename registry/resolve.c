@@ -190,3 +190,18 @@ void rt_resolve_all(rtable *t, rt_find_fn find, void *ud) {
     for (rt_entry *e = t->buckets[i]; e; e = e->next)
       resolve_entry(e, find, ud);
 }
+
+int rt_host_platform(const char *host, size_t hl, const char *base, size_t bl,
+                     const char **id, size_t *len) {
+  if (!bl || hl <= bl || host[hl - bl - 1] != '.' ||
+      memcmp(host + hl - bl, base, bl) != 0)
+    return 0;
+  size_t end = hl - bl - 1, start = end;
+  while (start > 0 && host[start - 1] != '.') start--;
+  if (start == 0 && end == sizeof RT_CORE_LABEL - 1 &&
+      memcmp(host, RT_CORE_LABEL, end) == 0)
+    return 0;
+  *id = host + start;
+  *len = end - start;
+  return 1;
+}

@@ -61,4 +61,20 @@ const rt_entry *rt_get(const rtable *t, const char *id, size_t len);
 /* Re-resolve every entry's stacks (after the host has loaded them). */
 void rt_resolve_all(rtable *t, rt_find_fn find, void *ud);
 
+/* The platform id that host name `host` (hl bytes, lower-case, no port)
+ * belongs to, given the lower-case base domain (bl bytes). Every name
+ * under the base domain belongs to the platform named by its label just
+ * before the base: "{p}.{base}" and "{anything}.{p}.{base}" are p's (so a
+ * cookie with Domain={p}.{base} reaches p's hosts only). The base domain
+ * itself and "api.{base}" (RT_CORE_LABEL) belong to no platform: they
+ * serve the core API and the /p/{id}/ path form. Returns 1 with the label
+ * in *id and *len (possibly empty or not a valid id: the caller answers 404),
+ * or 0 when no platform claims the host. */
+int rt_host_platform(const char *host, size_t hl, const char *base, size_t bl,
+                     const char **id, size_t *len);
+
+/* The label of the core API's host name, "api.{base}": never a platform
+ * id (the registry refuses to create one so named). */
+#define RT_CORE_LABEL "api"
+
 #endif

@@ -116,9 +116,13 @@ static int iam_problem(nno_req *req, int rc) {
 /* A job's storage or hashing failure. */
 static void job_problem(const auth_job *j) {
   if (j->err[0])
-    api->log(self, NNO_LOG_WARN, "auth database of platform %s: %s",
-             j->platform, j->err);
-  if (j->result == JR_BUSY)
+    api->log(self, j->result == JR_UNSAFE ? NNO_LOG_ERROR : NNO_LOG_WARN,
+             "auth database of platform %s: %s", j->platform, j->err);
+  if (j->result == JR_UNSAFE)
+    problem(j->req, 503,
+            "the auth database of this platform is refused: its files are "
+            "not the host's alone (see the host's log)");
+  else if (j->result == JR_BUSY)
     problem_retry(j->req, 503, "the auth database is busy", 1);
   else if (j->result == JR_NOMEM)
     problem_retry(j->req, 503, "not enough memory to hash the password", 1);
@@ -377,7 +381,7 @@ static void gate_pump(void) {
     /* Nobody waits for it any more: skip the work. Or failures counted
      * while it waited have locked the account or the address: without
      * this look, a burst of guesses queued at once would all be tried. */
-    if (api->req_gone(j->req) || (j->kind != JOB_SIGNUP && locked_out(j))) {
+    if (api->req_gone(j->req) || locked_out(j)) {
       job_finish(j);
       continue;
     }
@@ -463,15 +467,25 @@ static int bucket_empty(const bucket *b, uint64_t *wait_ms) {
   return 1;
 }
 
-/* Before verifying a password: answer 429 when the account or the
- * address has no failure left. 1 when answered, 0 to go on. */
+/* The buckets a job's failures count in: the account and the address; a
+ * sign-up's (a taken email) only the address, as a sign-up names no
+ * account of its own. Returns how many were filled. */
+static size_t job_buckets(const auth_job *j, bucket b[2]) {
+  size_t n = 0;
+  if (j->kind != JOB_SIGNUP) acct_bucket(j, &b[n++]);
+  addr_bucket(j, &b[n++]);
+  return n;
+}
+
+/* Before verifying a password, or looking an email up for a sign-up:
+ * answer 429 when the account or the address has no failure left. 1 when
+ * answered, 0 to go on. */
 static int locked_out(const auth_job *j) {
   bucket b[2];
   uint64_t wait = 0, w;
   int locked = 0;
-  acct_bucket(j, &b[0]);
-  addr_bucket(j, &b[1]);
-  for (int i = 0; i < 2; i++) {
+  size_t n = job_buckets(j, b);
+  for (size_t i = 0; i < n; i++) {
     w = 0;
     int rc = bucket_empty(&b[i], &w);
     if (rc < 0) {
@@ -484,7 +498,11 @@ static int locked_out(const auth_job *j) {
   if (!locked) return 0;
   api->log(self, NNO_LOG_WARN, "sign-ins locked out on platform %s",
            j->platform);
-  problem_retry(j->req, 429, "too many failed sign-ins; try again later",
+  problem_retry(j->req, 429,
+                j->kind == JOB_SIGNUP
+                    ? "too many failed sign-ins or sign-ups from this "
+                      "address; try again later"
+                    : "too many failed sign-ins; try again later",
                 (wait + 999) / 1000);
   return 1;
 }
@@ -492,9 +510,8 @@ static int locked_out(const auth_job *j) {
 static void count_failure(const auth_job *j) {
   bucket b[2];
   nno_limit_result r;
-  acct_bucket(j, &b[0]);
-  addr_bucket(j, &b[1]);
-  for (int i = 0; i < 2; i++) {
+  size_t n = job_buckets(j, b);
+  for (size_t i = 0; i < n; i++) {
     int rc =
         api->limit_take(self, b[i].key, b[i].len, b[i].rate, b[i].burst, 1, &r);
     if (rc != NNO_OK)
@@ -542,8 +559,12 @@ static int send_json(nno_req *req, int status, json_t *o, json_t *secret) {
 }
 
 /* Set-Cookie for the session (max_age >= 0), or clearing it (token NULL).
- * With Domain={platform}.{base} when the request came on that host or a
- * host under it, so every host of the platform gets the cookie. */
+ * On the platform's hosts (every name under {platform}.{base} is routed to
+ * the platform alone): Domain={platform}.{base}, Path=/, so all of them
+ * share it. Otherwise the request came by path, /p/{platform}/..., on a
+ * host that also serves the core API and other platforms: a host-only
+ * cookie with Path=/p/{platform}, which a browser sends back to this
+ * platform's paths only. */
 static void set_cookie(nno_req *req, const char *platform, const char *token,
                        long long max_age) {
   char dom[AUTH_PLATFORM_MAX + 1 + sizeof g->base], v[512];
@@ -554,10 +575,10 @@ static void set_cookie(nno_req *req, const char *platform, const char *token,
                     memcmp(h.ptr + h.len - n, dom, n) == 0 &&
                     (h.len == n || h.ptr[h.len - n - 1] == '.');
   snprintf(v, sizeof v,
-           COOKIE
-           "=%s; Path=/; Max-Age=%lld; HttpOnly; Secure; "
-           "SameSite=Lax%s%s",
-           token ? token : "", token ? max_age : 0,
+           COOKIE "=%s; Path=%s%s; Max-Age=%lld; HttpOnly; Secure; "
+                  "SameSite=Lax%s%s",
+           token ? token : "", on_platform ? "/" : "/p/",
+           on_platform ? "" : platform, token ? max_age : 0,
            on_platform ? "; Domain=" : "", on_platform ? dom : "");
   if (api->res_header(req, "Set-Cookie", v) != NNO_OK)
     api->log(self, NNO_LOG_ERROR, "cannot set the session cookie");
@@ -603,12 +624,17 @@ static void after_signin(auth_job *j) {
 }
 
 static void after_signup(auth_job *j) {
-  if (j->result == JR_EXISTS)
+  if (j->result == JR_EXISTS) {
+    /* It tells the caller the address has an account: count it like a
+     * failed sign-in of the address, so such probes are bounded like
+     * guesses are. */
+    count_failure(j);
     problem(j->req, 409, "a user with this email already exists");
-  else if (j->result != JR_OK)
+  } else if (j->result != JR_OK) {
     job_problem(j);
-  else if (!api->req_gone(j->req))
+  } else if (!api->req_gone(j->req)) {
     answer_session(j, 201);
+  }
   job_finish(j);
 }
 
@@ -751,7 +777,7 @@ static int on_signup(nno_req *req, void *ud) {
     problem(req, 422, "field \"name\": control characters are not allowed");
     ok = 0;
   }
-  if (!ok) {
+  if (!ok || locked_out(j)) {
     job_free(j);
     return NNO_OK;
   }

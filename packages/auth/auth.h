@@ -50,6 +50,7 @@ enum {
   AUTH_EXISTS = 2,
   AUTH_ERR = -1,
   AUTH_BUSY = -2,
+  AUTH_UNSAFE = -3, /* a file or folder others could change: refused */
 };
 
 typedef struct auth_user {
@@ -66,9 +67,19 @@ typedef struct auth_user {
 /* 1 if `s` (len bytes) is a platform id: 3..32 of [a-z0-9-]. */
 int auth_platform_valid(const char *s, size_t len);
 
+/* Make DATA/platforms/ and DATA/platforms/{platform}/ (0700) and the
+ * database file (0600) when missing, and check what exists: every folder
+ * and file (and the -wal and -shm files) must belong to this process's
+ * user and not be writable by group or others, else AUTH_UNSAFE with the
+ * path and the reason in err (nothing is opened). A database file
+ * readable by others is narrowed to 0600. AUTH_OK with the database's
+ * path in `path`, or AUTH_ERR. (files.c) */
+int auth_files_prepare(const char *data_dir, const char *platform, char *path,
+                       size_t pcap, char *err, size_t cap);
+
 /* Open (creating it, its folder and its schema when missing) the auth
- * database of `platform` under `data_dir`. AUTH_OK, or AUTH_ERR/AUTH_BUSY
- * with a message in err. */
+ * database of `platform` under `data_dir`. AUTH_OK, or
+ * AUTH_ERR/AUTH_BUSY/AUTH_UNSAFE with a message in err. */
 int auth_store_open(const char *data_dir, const char *platform, sqlite3 **db,
                     char *err, size_t cap);
 void auth_store_close(sqlite3 *db);
@@ -109,6 +120,7 @@ typedef enum auth_job_result {
   JR_CHANGED, /* the password changed under a password change */
   JR_BUSY,    /* the database stayed locked */
   JR_NOMEM,   /* argon2 could not get its memory */
+  JR_UNSAFE,  /* the database's files are refused (auth_files_prepare) */
   JR_ERR,
 } auth_job_result;
 

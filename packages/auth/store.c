@@ -71,12 +71,6 @@ const char *auth_store_error(sqlite3 *db) {
   return db ? sqlite3_errmsg(db) : "out of memory";
 }
 
-/* mkdir that accepts an existing directory. */
-static int make_dir(const char *path) {
-  if (mkdir(path, 0700) == 0 || errno == EEXIST) return 0;
-  return -1;
-}
-
 static int64_t schema_version(sqlite3 *db) {
   sqlite3_stmt *st;
   int64_t v = -1;
@@ -136,28 +130,12 @@ int auth_store_open(const char *data_dir, const char *platform, sqlite3 **db,
     snprintf(err, cap, "invalid platform id");
     return AUTH_ERR;
   }
-  int n = snprintf(path, sizeof path, "%s/platforms", data_dir);
-  if (n < 0 || (size_t)n >= sizeof path || make_dir(path) != 0) {
-    snprintf(err, cap, "cannot create %s/platforms: %s", data_dir,
-             strerror(errno));
-    return AUTH_ERR;
-  }
-  n = snprintf(path, sizeof path, "%s/platforms/%s", data_dir, platform);
-  if (n < 0 || (size_t)n >= sizeof path || make_dir(path) != 0) {
-    snprintf(err, cap, "cannot create the folder of platform %s: %s", platform,
-             strerror(errno));
-    return AUTH_ERR;
-  }
-  n = snprintf(path, sizeof path, "%s/platforms/%s/%s-" DB_STACK "-auth.db",
-               data_dir, platform, platform);
-  if (n < 0 || (size_t)n >= sizeof path) {
-    snprintf(err, cap, "data directory path too long");
-    return AUTH_ERR;
-  }
-  int rc = sqlite3_open_v2(path, db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                               SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
-                           NULL);
+  int rc = auth_files_prepare(data_dir, platform, path, sizeof path, err, cap);
+  if (rc != AUTH_OK) return rc;
+  rc = sqlite3_open_v2(path, db,
+                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                           SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+                       NULL);
   if (rc == SQLITE_OK) {
     sqlite3_extended_result_codes(*db, 1);
     sqlite3_busy_timeout(*db, 2000);

@@ -51,7 +51,10 @@ static sqlite3 *open_db(auth_job *j) {
     snprintf(j->err, sizeof j->err, "%s", auth_store_error(db));
     auth_store_close(db);
   }
-  if (rc != AUTH_OK) j->result = rc == AUTH_BUSY ? JR_BUSY : JR_ERR;
+  if (rc != AUTH_OK)
+    j->result = rc == AUTH_BUSY     ? JR_BUSY
+                : rc == AUTH_UNSAFE ? JR_UNSAFE
+                                    : JR_ERR;
   return rc == AUTH_OK ? db : NULL;
 }
 

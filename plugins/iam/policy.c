@@ -38,30 +38,67 @@ static int safe_method(nno_str m) {
 
 /* ---- origins ----------------------------------------------------------------- */
 
-/* 1 if `origin` is "scheme://host[:port]" with a host under the platform's
- * own domain ({platform}.{base} or a name below it). */
-static int origin_is_platform(nno_str origin, nno_str platform) {
+/* 1 if `origin` is a serialized origin (RFC 6454) of the only shape a
+ * browser sends for a web page: "http" or "https", "://", a host of
+ * dot-separated non-empty labels of [a-z0-9-] (ASCII letters in either
+ * case: compared case-insensitively), and an optional ":" and 1 to 5
+ * digits. Anything else (a path, "#", "?", a backslash, "@", "null") is
+ * not an origin of any platform. *host is set to the host part. */
+static int origin_parse(nno_str origin, nno_str *host) {
   const char *p = origin.ptr, *end = origin.ptr + origin.len;
-  const char *s = memchr(p, ':', origin.len);
-  if (!s || end - s < 3 || s[1] != '/' || s[2] != '/') return 0;
-  const char *h = s + 3, *he = h;
-  while (he < end && *he != ':' && *he != '/') he++;
-  if (he < end && *he == '/') return 0;
-  size_t hl = (size_t)(he - h), bl = g_iam.base_len, pl = platform.len;
-  /* ... "." platform "." base, or exactly platform "." base */
+  if (origin.len > 7 && strncasecmp(p, "http://", 7) == 0)
+    p += 7;
+  else if (origin.len > 8 && strncasecmp(p, "https://", 8) == 0)
+    p += 8;
+  else
+    return 0;
+  const char *h = p;
+  int label = 0; /* bytes in the current label */
+  for (; p < end && *p != ':'; p++) {
+    char c = *p;
+    if (c == '.') {
+      if (!label) return 0;
+      label = 0;
+    } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+               (c >= '0' && c <= '9') || c == '-') {
+      label++;
+    } else {
+      return 0;
+    }
+  }
+  if (!label) return 0; /* empty host, empty or trailing label */
+  host->ptr = h;
+  host->len = (size_t)(p - h);
+  if (p == end) return 1;
+  size_t digits = (size_t)(end - ++p);
+  if (digits < 1 || digits > 5) return 0;
+  for (; p < end; p++)
+    if (*p < '0' || *p > '9') return 0;
+  return 1;
+}
+
+/* 1 if `host` (a parsed origin host) is one of the platform's own names:
+ * {platform}.{base} or a name below it, all of which the registry routes
+ * to that platform. */
+static int host_is_platform(nno_str host, nno_str platform) {
+  size_t hl = host.len, bl = g_iam.base_len, pl = platform.len;
   if (!bl || hl < pl + 1 + bl) return 0;
-  const char *tail = h + hl - bl;
+  const char *tail = host.ptr + hl - bl;
   if (strncasecmp(tail, g_iam.base_domain, bl) != 0 || tail[-1] != '.')
     return 0;
   const char *pid = tail - 1 - pl;
   if (strncasecmp(pid, platform.ptr, pl) != 0) return 0;
-  return pid == h || pid[-1] == '.';
+  return pid == host.ptr || pid[-1] == '.';
 }
 
 /* 1 if `origin` may call `platform` with credentials. */
 static int origin_allowed(nno_str origin, nno_str platform) {
+  nno_str host;
   if (origin.len == 0 || origin.len > 255) return 0;
-  if (origin_is_platform(origin, platform)) return 1;
+  if (origin_parse(origin, &host) && host_is_platform(host, platform))
+    return 1;
+  /* The listed origins were checked when stored (iam api.c): an exact
+   * match needs no parse, and keeps an IPv6 literal listed there usable. */
   const iam_access *a = iam_access_get(platform.ptr, platform.len);
   if (!a) return 0;
   for (size_t i = 0; i < a->norigins; i++)

@@ -137,16 +137,17 @@ def epoch(iso):
     return time.mktime(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
 
 
-def check_cookie(headers, body, domain=None):
+def check_cookie(headers, body, domain=None, path="/"):
     """The Set-Cookie of a sign-in, attribute by attribute and in order."""
-    m = re.fullmatch(r"nno_session=(\S+); Path=/; Max-Age=(\d+); HttpOnly; "
-                     r"Secure; SameSite=Lax(; Domain=(\S+))?",
+    m = re.fullmatch(r"nno_session=(\S+); Path=(\S+); Max-Age=(\d+); "
+                     r"HttpOnly; Secure; SameSite=Lax(; Domain=(\S+))?",
                      headers["set-cookie"])
     assert m, headers["set-cookie"]
     assert m.group(1) == body["token"]
-    assert m.group(4) == domain, headers["set-cookie"]
+    assert m.group(2) == path, headers["set-cookie"]
+    assert m.group(5) == domain, headers["set-cookie"]
     left = epoch(body["session"]["expires"]) - time.time()
-    assert abs(int(m.group(2)) - left) <= 5, (m.group(2), left)
+    assert abs(int(m.group(3)) - left) <= 5, (m.group(3), left)
     assert headers["cache-control"] == "no-store"
 
 
@@ -203,10 +204,10 @@ def test_sign_up_sign_in_and_the_cookie(h):
     assert a["session"]["id"] != up["session"]["id"]
     check_cookie(hd, a, domain="%s.nno.localhost" % pid)
 
-    # by path on 127.0.0.1: a host-only cookie
+    # by path on 127.0.0.1: a host-only cookie for the platform's paths
     st, hd, b = sign_in(h, pid, "GRACE@example.com")
     assert st == 200, b
-    check_cookie(hd, b, domain=None)
+    check_cookie(hd, b, domain=None, path="/p/" + pid)
     assert len({up["token"], a["token"], b["token"]}) == 3
 
 
@@ -259,11 +260,11 @@ def test_sign_out_ends_the_session_everywhere(h):
         assert hello(h, pid, cookie=tok) == 401
         problem(call(h, pid, "GET", "session", token=tok), 401)
     problem(call(h, pid, "POST", "sign-out", token=tok), 401)
-    # by path: the clearing cookie has no Domain
+    # by path: the clearing cookie has no Domain, the platform's path
     st, hd, _ = call(h, pid, "POST", "sign-out", cookie=other)
     assert st == 204
-    assert hd["set-cookie"] == ("nno_session=; Path=/; Max-Age=0; HttpOnly; "
-                                "Secure; SameSite=Lax")
+    assert hd["set-cookie"] == ("nno_session=; Path=/p/%s; Max-Age=0; "
+                                "HttpOnly; Secure; SameSite=Lax" % pid)
     assert hello(h, pid, token=other) == 401
     # a public route ignores the dead cookie: signing in again works
     st, _, again = sign_in(h, pid, "out@example.com", cookie=tok)

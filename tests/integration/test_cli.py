@@ -265,7 +265,10 @@ def test_keys(reg):
     assert {e["detail"]["key"] for e in made} == {k["id"], reader["id"]}
     assert [e["detail"]["key"] for e in gone] == [k["id"]]
     assert all(e["actor"] == "operator" for e in made + gone)
-    assert k["key"] not in r.stdout and k["key"].split("_")[2] not in r.stdout
+    # the key, and its secret part (43 characters, so never there by chance)
+    secret = k["key"].split("_", 2)[2]
+    assert len(secret) == 43
+    assert k["key"] not in r.stdout and secret not in r.stdout
 
 
 def test_stacks(reg):

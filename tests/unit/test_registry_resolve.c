@@ -114,11 +114,50 @@ static void status_names(void **state) {
   assert_string_equal(rt_status_name(0), "unknown");
 }
 
+
+/* Which platform a host name belongs to: every name under the base
+ * domain is its platform's, the bare {p}.{base} included; the base and
+ * api.{base} are the core API's. */
+static int host_is(const char *host, const char *want) {
+  const char *id = NULL;
+  size_t n = 0;
+  static const char base[] = "nno.localhost";
+  int r = rt_host_platform(host, strlen(host), base, sizeof base - 1, &id, &n);
+  if (!want) return r == 0;
+  return r == 1 && n == strlen(want) && memcmp(id, want, n) == 0;
+}
+
+static void host_names(void **state) {
+  assert_true(host_is("acme.nno.localhost", "acme"));
+  assert_true(host_is("app.acme.nno.localhost", "acme"));
+  assert_true(host_is("console.acme.nno.localhost", "acme"));
+  assert_true(host_is("auth.svc.default.acme.nno.localhost", "acme"));
+  assert_true(host_is("a.acme.nno.localhost", "acme"));
+  /* Claimed, with an id that names no platform: the caller answers 404
+   * rather than serve the core API on a name under the base. */
+  assert_true(host_is(".nno.localhost", ""));
+  assert_true(host_is("x..nno.localhost", ""));
+  assert_true(host_is("x.api.nno.localhost", "api"));
+  /* The core API's names, and names not under the base. */
+  assert_true(host_is("nno.localhost", NULL));
+  assert_true(host_is("api.nno.localhost", NULL));
+  assert_true(host_is("127.0.0.1", NULL));
+  assert_true(host_is("localhost", NULL));
+  assert_true(host_is("acme.xnno.localhost", NULL));
+  assert_true(host_is("acme.nno.localhost.evil.example", NULL));
+  assert_true(host_is("nno.localhostx", NULL));
+  /* No base domain configured: nothing is claimed. */
+  const char *id;
+  size_t n;
+  assert_int_equal(rt_host_platform("a.b", 3, "", 0, &id, &n), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(put_get_replace_remove),
       cmocka_unit_test(grows_and_resolves_later),
       cmocka_unit_test(status_names),
+      cmocka_unit_test(host_names),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
