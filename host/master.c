@@ -10,6 +10,7 @@
 #include "master.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -48,6 +49,11 @@ static uint64_t lane_respawn_at[MAX_LANES]; /* 0: none pending */
 static nno_config *cur;
 static int fatal; /* a worker could not start: stop the host */
 static sigset_t old_mask;
+/* log.access_file, opened by the master so that a bad path is refused at
+ * once (and a reload reopens it: rename the file, then SIGHUP). Workers
+ * inherit the descriptor of their generation; -1 means stderr. */
+static int access_fd = -1;
+static int access_fd_old = -1; /* the previous generation's, during reload */
 static int starting; /* before the first "listening": refusals go to the
                         terminal as one line plus a hint, not as JSON */
 
@@ -139,6 +145,23 @@ static int ensure_lanes(const nno_config *c, int n) {
   return 0;
 }
 
+/* Open c->access_file for appending into *fd (-1 when it is empty: stderr).
+ * Returns -1, the refusal reported, when it cannot be opened. */
+static int open_access_file(const nno_config *c, int *fd) {
+  *fd = -1;
+  if (!c->access_file[0]) return 0;
+  *fd = open(c->access_file,
+             O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+  if (*fd >= 0) return 0;
+  int e = errno;
+  char msg[PATH_MAX + 128];
+  snprintf(msg, sizeof msg, "cannot open the access log file %s: %s",
+           c->access_file, strerror(e));
+  refuse(msg, "give log.access_file a path this user can write, or leave it "
+              "empty for stderr");
+  return -1;
+}
+
 /* At start: claim the data folder, then the port, then bind the lanes. */
 static int claim_and_listen(const nno_config *c) {
   instance_refusal why;
@@ -181,6 +204,8 @@ static int spawn(int lane) {
     for (int l = 0; l < nlanes; l++)
       if (l != lane) close(lanes_fd[l]);
     instance_close_in_child();
+    if (access_fd_old >= 0 && access_fd_old != access_fd) close(access_fd_old);
+    log_access_fd(access_fd);
     worker_run(cur, slot, lanes_fd[lane]);
   }
   metrics_worker_started(slot, pid);
@@ -279,10 +304,15 @@ static void reload(config_loader loader) {
     memcpy(nc->listen_host, cur->listen_host, sizeof nc->listen_host);
     nc->listen_port = cur->listen_port;
   }
-  if (ensure_lanes(nc, (int)nc->workers) != 0) {
+  int nfd;
+  if (ensure_lanes(nc, (int)nc->workers) != 0 ||
+      open_access_file(nc, &nfd) != 0) {
+    log_error("reload refused, keeping the running configuration");
     free(nc);
     return;
   }
+  access_fd_old = access_fd;
+  access_fd = nfd;
   int old_pids[MAX_PROCS], nold = 0;
   for (int i = 0; i < MAX_PROCS; i++)
     if (procs[i].pid && !procs[i].stopping) old_pids[nold++] = procs[i].pid;
@@ -328,6 +358,9 @@ static void reload(config_loader loader) {
     }
     cur = prev;
     free(nc);
+    if (access_fd >= 0) close(access_fd);
+    access_fd = access_fd_old;
+    access_fd_old = -1;
     /* Make sure every lane of the running generation is served. */
     for (int l = 0; l < nlanes; l++) lane_respawn_at[l] = 0;
     for (int l = 0; l < (int)cur->workers; l++) {
@@ -344,6 +377,9 @@ static void reload(config_loader loader) {
         procs[i].stopping = 1;
         kill(procs[i].pid, SIGTERM);
       }
+  /* The old workers keep their own copy of the old access file. */
+  if (access_fd_old >= 0) close(access_fd_old);
+  access_fd_old = -1;
   /* Lanes beyond the new worker count stay open but unserved; their
    * sockets keep the port's backlog sane until a later reload uses them. */
   log_info("reloaded: %d workers", started);
@@ -375,7 +411,8 @@ int master_run(nno_config *cfg, config_loader loader) {
   sigaddset(&set, SIGHUP);
   sigprocmask(SIG_BLOCK, &set, &old_mask);
   signal(SIGPIPE, SIG_IGN);
-  if (claim_and_listen(cfg) != 0) return 1;
+  if (claim_and_listen(cfg) != 0 || open_access_file(cfg, &access_fd) != 0)
+    return 1;
   starting = 0;
   {
     struct sockaddr_storage ss;
@@ -437,6 +474,7 @@ int master_run(nno_config *cfg, config_loader loader) {
     respawn_due();
   }
   for (int l = 0; l < nlanes; l++) close(lanes_fd[l]);
+  if (access_fd >= 0) close(access_fd);
   log_info("stopped");
   return fatal ? 1 : 0;
 }
