@@ -107,8 +107,8 @@ static socklen_t port_name(int port, struct sockaddr_un *a) {
   memset(a, 0, sizeof *a);
   a->sun_family = AF_UNIX;
   /* sun_path[0] stays '\0': an abstract name, not a file. */
-  int n = snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "nno/port/%d",
-                   port);
+  int n =
+      snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "nno/port/%d", port);
   return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
 
@@ -167,8 +167,7 @@ int instance_claim_port(int port, instance_refusal *why) {
 }
 
 int instance_probe_address(const struct sockaddr *sa, socklen_t len,
-                           const char *shown, int port,
-                           instance_refusal *why) {
+                           const char *shown, int port, instance_refusal *why) {
   why->hint = NULL;
   int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
@@ -176,22 +175,23 @@ int instance_probe_address(const struct sockaddr *sa, socklen_t len,
    * conflict; a listening socket still is. */
   if (fd < 0 ||
       setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
-    snprintf(why->msg, sizeof why->msg, "cannot listen on %.255s:%d: %s",
-             shown, port, strerror(errno));
+    snprintf(why->msg, sizeof why->msg, "cannot listen on %.255s:%d: %s", shown,
+             port, strerror(errno));
     if (fd >= 0) close(fd);
     return -1;
   }
   if (bind(fd, sa, len) != 0) {
     int e = errno;
     close(fd);
-    snprintf(why->msg, sizeof why->msg, "cannot listen on %.255s:%d: %s",
-             shown, port,
+    snprintf(why->msg, sizeof why->msg, "cannot listen on %.255s:%d: %s", shown,
+             port,
              e == EADDRINUSE ? "the address is already in use by another "
                                "process"
                              : strerror(e));
     if (e == EADDRINUSE)
-      why->hint = "stop that process, or choose another port with --listen "
-                  "HOST:PORT ('ss -ltnp' names the process)";
+      why->hint =
+          "stop that process, or choose another port with --listen "
+          "HOST:PORT ('ss -ltnp' names the process)";
     return -1;
   }
   close(fd);

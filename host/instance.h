@@ -29,8 +29,7 @@ int instance_claim_port(int port, instance_refusal *why);
  * WITHOUT SO_REUSEPORT, which fails with EADDRINUSE when anything already
  * listens there, even a socket of ours that a reuseport bind would join. */
 int instance_probe_address(const struct sockaddr *sa, socklen_t len,
-                           const char *shown, int port,
-                           instance_refusal *why);
+                           const char *shown, int port, instance_refusal *why);
 
 /* Accept and close the connections other hosts made to learn our pid. Call
  * from the master's loop; never blocks. */

@@ -57,7 +57,9 @@ void log_init(const char *role, int level) {
   build_mid();
 }
 
-int log_level_enabled(int level) { return level >= g_level; }
+int log_level_enabled(int level) {
+  return level >= g_level;
+}
 
 int log_level_parse(const char *s) {
   for (int i = 0; i < 4; i++)
@@ -77,7 +79,8 @@ static void put(logline *l, const char *s, size_t n) {
 static const unsigned char plain_byte[256] = {
     [0x20 ... 0x21] = 1, /* '"' is 0x22 */
     [0x23 ... 0x5b] = 1, /* '\\' is 0x5c */
-    [0x5d ... 0x7e] = 1, [0x80 ... 0xff] = 1};
+    [0x5d ... 0x7e] = 1,
+    [0x80 ... 0xff] = 1};
 #define plain(c) plain_byte[(unsigned char)(c)]
 
 /* The length of the run of plain bytes that starts s[0..n). Eight bytes at
@@ -149,10 +152,10 @@ void log_beginn(logline *l, int level, const char *msg, size_t msg_len) {
   if (ts.tv_sec != ts_sec) {
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(ts_head, sizeof ts_head,
-                     "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec);
+    int n =
+        snprintf(ts_head, sizeof ts_head,
+                 "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     ts_head_len = n > 0 && (size_t)n < sizeof ts_head ? (size_t)n : 0;
     ts_sec = ts.tv_sec;
   }
@@ -178,8 +181,8 @@ void log_kstrn(logline *l, const char *key, size_t klen, const char *val,
 void log_kint(logline *l, const char *key, size_t klen, long long v) {
   char num[24];
   size_t n = sizeof num;
-  unsigned long long u = v < 0 ? 0ull - (unsigned long long)v
-                                : (unsigned long long)v;
+  unsigned long long u =
+      v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
   do {
     num[--n] = (char)('0' + u % 10);
     u /= 10;
@@ -240,8 +243,8 @@ void log_flush(void) {
      * (a pipe to a log collector, a socket, a terminal) writes of at most
      * PIPE_BUF bytes, the size POSIX keeps whole on a pipe. */
     struct stat st;
-    achunk = fstat(afd, &st) == 0 && S_ISREG(st.st_mode) ? sizeof abuf
-                                                         : PIPE_BUF;
+    achunk =
+        fstat(afd, &st) == 0 && S_ISREG(st.st_mode) ? sizeof abuf : PIPE_BUF;
   }
   size_t off = 0;
   while (off < alen) {
