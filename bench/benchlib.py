@@ -18,6 +18,7 @@
   benchlib.py report FILE BASE [PEER...]
                                        per-round table, medians and ratios
                                        from the result lines in FILE
+  benchlib.py ratio FILE A B           per-round and median ratios A / B only
   benchlib.py targets FILE NNO PEER    the full chain's targets against PEER:
                                        met or missed, from the medians
 """
@@ -167,7 +168,7 @@ def _fmt_k(x):
     return "%.1fk" % (x / 1000.0)
 
 
-def report(path, base, peers):
+def _rows(path):
     """Result lines: "round server rps p99_ms cpu_s req_per_cpu"."""
     rows = {}
     with open(path) as f:
@@ -177,6 +178,35 @@ def report(path, base, peers):
                 continue
             rnd, srv = int(p[0]), p[1]
             rows.setdefault(srv, {})[rnd] = tuple(float(x) for x in p[2:])
+    return rows
+
+
+def _ratios(rows, rounds, base, peer):
+    print("ratio %s / %s (req/s, req/CPU-s: > 1 favours %s; "
+          "p99: < 1 favours %s):" % (base, peer, base, base))
+    print("%6s %8s %8s %10s" % ("round", "req/s", "p99", "req/CPU-s"))
+    ratios = []
+    for r in rounds:
+        if r in rows[base] and r in rows[peer]:
+            b, q = rows[base][r], rows[peer][r]
+            rr = (b[0] / q[0] if q[0] else float("nan"),
+                  b[1] / q[1] if q[1] else float("nan"),
+                  b[3] / q[3] if q[3] else float("nan"))
+            ratios.append(rr)
+            print("%6d %8.3f %8.3f %10.3f" % ((r,) + rr))
+    if ratios:
+        med = [statistics.median(x[i] for x in ratios) for i in range(3)]
+        print("%6s %8.3f %8.3f %10.3f" % (("median",) + tuple(med)))
+
+
+def ratio(path, a, b):
+    rows = _rows(path)
+    if a in rows and b in rows:
+        _ratios(rows, sorted(set(rows[a]) & set(rows[b])), a, b)
+
+
+def report(path, base, peers):
+    rows = _rows(path)
     if not rows:
         print("no results")
         return
@@ -197,21 +227,7 @@ def report(path, base, peers):
         if peer not in rows or peer == base:
             continue
         print()
-        print("ratio %s / %s (req/s, req/CPU-s: > 1 favours %s; "
-              "p99: < 1 favours %s):" % (base, peer, base, base))
-        print("%6s %8s %8s %10s" % ("round", "req/s", "p99", "req/CPU-s"))
-        ratios = []
-        for r in rounds:
-            if r in rows[base] and r in rows[peer]:
-                b, q = rows[base][r], rows[peer][r]
-                rr = (b[0] / q[0] if q[0] else float("nan"),
-                      b[1] / q[1] if q[1] else float("nan"),
-                      b[3] / q[3] if q[3] else float("nan"))
-                ratios.append(rr)
-                print("%6d %8.3f %8.3f %10.3f" % ((r,) + rr))
-        if ratios:
-            med = [statistics.median(x[i] for x in ratios) for i in range(3)]
-            print("%6s %8.3f %8.3f %10.3f" % (("median",) + tuple(med)))
+        _ratios(rows, rounds, base, peer)
 
 
 TARGET_RPC = 100000.0  # requests per server CPU-second
@@ -271,6 +287,8 @@ def main(argv):
         targets(args[0], args[1], args[2])
     elif cmd == "report":
         report(args[0], args[1], args[2:])
+    elif cmd == "ratio":
+        ratio(args[0], args[1], args[2])
     else:
         raise SystemExit(__doc__)
 

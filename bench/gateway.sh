@@ -18,15 +18,18 @@
 #
 # Environment:
 #   PEERS=nno,nginx-bare,nginx-gateway   servers to measure (any subset of
-#         nno, nno-kernel, nginx-bare, nginx-gateway); nno-kernel is nno
-#         without core plugins answering GET /hello (no platform, no IAM):
-#         the chain's cost is the ratio nno / nno-kernel
+#         nno, nno-log, nno-kernel, nginx-bare, nginx-gateway); nno-kernel is
+#         nno without core plugins answering GET /hello (no platform, no IAM):
+#         the chain's cost is the ratio nno / nno-kernel; nno-log is the full
+#         chain with $NNO_LOG_CONFIG (the access log on): the log's cost is
+#         the ratio nno-log / nno, printed when both run
 #   ROUNDS=3  DURATION=10s  THREADS=2  CONNS=64  WARMUP=2s (0: none)
 #   NNO=build/bin/nno  NNO_PATH=/p/bench/hello  NNO_WORKERS=2
 #   NNO_PLAN=unmetered   the plan of the platform `bench` (created with the
 #         default stack active and an API key of scope features:hello:read)
 #   NNO_HEADER="Name: value"     replaces nno's "Authorization: Bearer <key>"
 #   NNO_CONFIG='{"log":{"access":false}}'   nno's --config file contents
+#   NNO_LOG_CONFIG='{"log":{"access":true}}'   nno-log's (stderr: a file)
 #   GATEWAY_RATE=1000000r/s  GATEWAY_BURST=100000   nginx-gateway's limit_req
 #   NGINX=nginx  WRK=wrk  KEEP=1 (keep the temp dir with logs and configs)
 set -euo pipefail
@@ -47,6 +50,7 @@ NNO_WORKERS=${NNO_WORKERS:-2}
 NNO_HEADER=${NNO_HEADER:-}
 NNO_PLAN=${NNO_PLAN:-unmetered}
 NNO_CONFIG=${NNO_CONFIG:-'{"log":{"access":false}}'}
+NNO_LOG_CONFIG=${NNO_LOG_CONFIG:-'{"log":{"access":true}}'}
 NGINX=${NGINX:-nginx}
 WRK=${WRK:-wrk}
 KEEP=${KEEP:-0}
@@ -56,9 +60,10 @@ GATEWAY_BURST=${GATEWAY_BURST:-100000}
 IFS=, read -r -a SERVERS <<<"$PEERS"
 for s in "${SERVERS[@]}"; do
   case $s in
-    nno|nno-kernel|nginx-bare|nginx-gateway) ;;
+    nno|nno-log|nno-kernel|nginx-bare|nginx-gateway) ;;
     *) echo "gateway.sh: unknown server '$s' in PEERS" \
-            "(known: nno, nno-kernel, nginx-bare, nginx-gateway)" >&2; exit 2 ;;
+            "(known: nno, nno-log, nno-kernel, nginx-bare, nginx-gateway)" >&2
+       exit 2 ;;
   esac
 done
 for tool in "$WRK" python3; do
@@ -176,27 +181,30 @@ c = json.loads(sys.argv[1]); c["plugin_dir"] = sys.argv[2]; print(json.dumps(c))
     "$NNO_CONFIG" "$TMP/no-core-plugins"
 }
 
-nno_cli() { "$NNO" --url "${BASE[nno]}" --data "$TMP/nno/var" "$@"; }
+# nno_cli server args...: the operator CLI against nno server `server`.
+nno_cli() { "$NNO" --url "${BASE[$1]}" --data "$TMP/$1/var" "${@:2}"; }
 
-# platform plan: create it with the default stack active and one API key of
-# scope features:hello:read; prints the key.
+# nno_platform server platform plan: create it with the default stack active
+# and one API key of scope features:hello:read; prints the key.
 nno_platform() {
-  nno_cli platform create "$1" --name "$1" --plan "$2" >/dev/null
-  nno_cli stack activate "$1" default >/dev/null
-  nno_cli --json key create "$1" --name bench --scopes features:hello:read |
+  nno_cli "$1" platform create "$2" --name "$2" --plan "$3" >/dev/null
+  nno_cli "$1" stack activate "$2" default >/dev/null
+  nno_cli "$1" --json key create "$2" --name bench --scopes features:hello:read |
     lib jsonget key
 }
 
-# The feature path lives on a platform: create it through the operator CLI.
+# The feature path lives on a platform: create it through the operator CLI
+# (on server $1, nno or nno-log); sets NNO_KEY and the server's header.
 setup_nno_platform() {
-  wait_ready nno "${BASE[nno]}/readyz"
-  if [ ! -f "$TMP/nno/var/operator.key" ]; then
-    echo "gateway.sh: no $TMP/nno/var/operator.key: the core plugins" \
+  local name=$1
+  wait_ready "$name" "${BASE[$name]}/readyz"
+  if [ ! -f "$TMP/$name/var/operator.key" ]; then
+    echo "gateway.sh: no $TMP/$name/var/operator.key: the core plugins" \
          "(registry, iam) did not load" >&2
     exit 1
   fi
-  NNO_KEY=$(nno_platform bench "$NNO_PLAN")
-  HDR[nno]=${NNO_HEADER:-"Authorization: Bearer $NNO_KEY"}
+  NNO_KEY=$(nno_platform "$name" bench "$NNO_PLAN")
+  HDR[$name]=${NNO_HEADER:-"Authorization: Bearer $NNO_KEY"}
 }
 
 # --- checks ------------------------------------------------------------------
@@ -264,7 +272,7 @@ nno_checks() {
 nno_limit_check() {
   local key statuses n200 n429
   echo "rate-limit check: nno platform bench-free, plan free (key: 50/s, burst 100)"
-  key=$(nno_platform bench-free free)
+  key=$(nno_platform nno bench-free free)
   statuses=$(lib burst 150 "${BASE[nno]}/p/bench-free/hello" "Authorization: Bearer $key")
   n200=$(tr ' ' '\n' <<<"$statuses" | grep -c '^200$' || true)
   n429=$(tr ' ' '\n' <<<"$statuses" | grep -c '^429$' || true)
@@ -326,11 +334,16 @@ for s in "${SERVERS[@]}"; do
       ;;
     nno)
       start_nno nno "$NNO_PATH" "$NNO_CONFIG"
-      setup_nno_platform
+      setup_nno_platform nno
       wait_ready nno "${URL[nno]}" "${HDR[nno]}"
       echo "nno (full chain, platform bench on plan $NNO_PLAN):"
       nno_checks
       nno_limit_check
+      ;;
+    nno-log)
+      start_nno nno-log "$NNO_PATH" "$NNO_LOG_CONFIG"
+      setup_nno_platform nno-log
+      wait_ready nno-log "${URL[nno-log]}" "${HDR[nno-log]}"
       ;;
     nno-kernel)
       start_nno nno-kernel /hello "$(kernel_config)"
@@ -397,6 +410,11 @@ echo
 base=nno
 [[ ,$PEERS, == *,nno,* ]] || base=${SERVERS[0]}
 lib report "$RESULTS" "$base" "${SERVERS[@]}"
+if [[ ,$PEERS, == *,nno,* && ,$PEERS, == *,nno-log,* ]]; then
+  echo
+  echo "the access log's cost (nno-log / nno: 1.0 is free):"
+  lib ratio "$RESULTS" nno-log nno
+fi
 if [[ ,$PEERS, == *,nno,* && ,$PEERS, == *,nginx-gateway,* ]]; then
   echo
   lib targets "$RESULTS" nno nginx-gateway

@@ -33,6 +33,7 @@ typedef struct nno_config {
   /* logs */
   int64_t log_level;
   int access_log;
+  char access_file[PATH_MAX]; /* "" : access lines on stderr */
   /* plugins */
   char plugin_dir[PATH_MAX];
   int builtin_stacks; /* also serve the stacks installed beside the binary */

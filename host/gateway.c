@@ -342,5 +342,6 @@ void gateway_complete(conn *c) {
   log_int(&l, "bytes", (long long)r->body.len);
   log_int(&l, "dur_us", (long long)dur_us);
   log_strn(&l, "trace", gateway_traceparent(r) + 3, 32);
-  log_end(&l);
+  /* Buffered: written in batches by the worker (log.h). */
+  if (log_end_deferred(&l)) worker_arm_log_flush(w);
 }

@@ -1,23 +1,65 @@
-/* JSON log lines on stderr. */
+/* JSON log lines: events written at once, access lines in batches. */
 #include "log.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+_Static_assert(LOG_LINE_MAX <= PIPE_BUF,
+               "a log line must fit one atomic pipe write");
+_Static_assert(LOG_BUFFER_MAX >= 4 * LOG_LINE_MAX,
+               "the access buffer holds several lines");
 
 static const char *g_role = "nno";
 static int g_level = NNO_LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
+/* What follows the timestamp's milliseconds up to the message's value, per
+ * level: `Z","level":"info","role":"worker","pid":123,"msg":`. Built by
+ * log_init (the pid changes across fork), or on first use. */
+static char g_mid[4][128];
+static size_t g_mid_len[4];
+static int g_mid_ready;
+
+/* `{"ts":"2026-12-04T17:07:19.` for the second in ts_sec: formatted once
+ * a second, the milliseconds patched in per line. */
+static time_t ts_sec = (time_t)-1;
+static char ts_head[48];
+static size_t ts_head_len;
+
+/* Access lines waiting to be written, whole lines only. */
+static char abuf[LOG_BUFFER_MAX];
+static size_t alen;
+static int afd = STDERR_FILENO;
+static size_t achunk; /* largest write; 0: not chosen yet for afd */
+
+static void build_mid(void) {
+  long pid = (long)getpid();
+  for (int i = 0; i < 4; i++) {
+    int n = snprintf(g_mid[i], sizeof g_mid[i],
+                     "Z\",\"level\":\"%s\",\"role\":\"%s\",\"pid\":%ld,"
+                     "\"msg\":",
+                     level_names[i], g_role, pid);
+    g_mid_len[i] = n > 0 && (size_t)n < sizeof g_mid[i] ? (size_t)n : 0;
+  }
+  g_mid_ready = 1;
+}
+
 void log_init(const char *role, int level) {
   g_role = role;
   g_level = level;
+  build_mid();
 }
 
-int log_level_enabled(int level) { return level >= g_level; }
+int log_level_enabled(int level) {
+  return level >= g_level;
+}
 
 int log_level_parse(const char *s) {
   for (int i = 0; i < 4; i++)
@@ -32,71 +74,191 @@ static void put(logline *l, const char *s, size_t n) {
   l->len += n;
 }
 
+/* 1 for the bytes a JSON string takes as they are: not a control
+ * character, '"', '\\' or DEL. A table: one load per byte of a value. */
+static const unsigned char plain_byte[256] = {
+    [0x20 ... 0x21] = 1, /* '"' is 0x22 */
+    [0x23 ... 0x5b] = 1, /* '\\' is 0x5c */
+    [0x5d ... 0x7e] = 1,
+    [0x80 ... 0xff] = 1};
+#define plain(c) plain_byte[(unsigned char)(c)]
+
+/* The length of the run of plain bytes that starts s[0..n). Eight bytes at
+ * a time while none of them can need escaping (the classic "has a byte less
+ * than / equal to" word tests: exact about whether one exists, which is all
+ * that is asked), then byte by byte from the first word that might. */
+static size_t plain_run(const char *s, size_t n) {
+  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, q, b, d;
+    memcpy(&x, s + i, 8);
+    q = x ^ (ones * '"');
+    b = x ^ (ones * '\\');
+    d = x ^ (ones * 0x7f);
+    if ((((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b) |
+         ((d - ones) & ~d)) &
+        high)
+      break;
+  }
+  while (i < n && plain(s[i])) i++;
+  return i;
+}
+
 static void put_escaped(logline *l, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   put(l, "\"", 1);
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    /* Leave room for the worst escape, the closing quote and "}\n". */
-    if (l->len + 10 > LOG_LINE_MAX) break;
+  size_t i = 0;
+  /* Copy runs of plain bytes at once; keep room for the worst escape (6
+   * bytes), the closing quote and "}\n". */
+  while (i < n && l->len + 10 <= LOG_LINE_MAX) {
+    size_t room = LOG_LINE_MAX - 9 - l->len;
+    size_t end = n - i < room ? n : i + room;
+    size_t j = i + plain_run(s + i, end - i);
+    memcpy(l->buf + l->len, s + i, j - i);
+    l->len += j - i;
+    i = j;
+    if (i == n || i == end || l->len + 10 > LOG_LINE_MAX) break;
+    unsigned char c = (unsigned char)s[i++];
     if (c == '"' || c == '\\') {
-      char e[2] = {'\\', (char)c};
-      put(l, e, 2);
-    } else if (c < 0x20 || c == 0x7f) {
-      char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-      put(l, e, 6);
-    } else {
+      l->buf[l->len++] = '\\';
       l->buf[l->len++] = (char)c;
+    } else {
+      char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+      memcpy(l->buf + l->len, e, 6);
+      l->len += 6;
     }
   }
   put(l, "\"", 1);
 }
 
-void log_begin(logline *l, int level, const char *msg) {
-  struct timeval tv;
-  struct tm tm;
-  char ts[64];
-  gettimeofday(&tv, NULL);
-  gmtime_r(&tv.tv_sec, &tm);
-  int n = snprintf(ts, sizeof ts, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                   tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
-  l->len = 0;
-  put(l, ts, (size_t)n);
+/* Start a field: 0, or -1 when the key and the shortest value (an empty
+ * string, or a 20-digit number) would not fit before the closing "}\n". */
+static int put_key(logline *l, const char *key, size_t klen) {
+  if (l->full || l->len + klen + 4 + 21 + 2 > LOG_LINE_MAX) {
+    l->full = 1;
+    return -1;
+  }
+  memcpy(l->buf + l->len, ",\"", 2);
+  memcpy(l->buf + l->len + 2, key, klen);
+  memcpy(l->buf + l->len + 2 + klen, "\":", 2);
+  l->len += klen + 4;
+  return 0;
+}
+
+void log_beginn(logline *l, int level, const char *msg, size_t msg_len) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  if (ts.tv_sec != ts_sec) {
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    int n =
+        snprintf(ts_head, sizeof ts_head,
+                 "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    ts_head_len = n > 0 && (size_t)n < sizeof ts_head ? (size_t)n : 0;
+    ts_sec = ts.tv_sec;
+  }
+  if (!g_mid_ready) build_mid();
   if (level < 0 || level > 3) level = NNO_LOG_INFO;
-  log_str(l, "level", level_names[level]);
-  log_str(l, "role", g_role);
-  log_int(l, "pid", (long long)getpid());
-  log_str(l, "msg", msg);
+  int ms = (int)(ts.tv_nsec / 1000000);
+  memcpy(l->buf, ts_head, ts_head_len);
+  l->len = ts_head_len;
+  l->full = 0;
+  l->buf[l->len++] = (char)('0' + ms / 100);
+  l->buf[l->len++] = (char)('0' + ms / 10 % 10);
+  l->buf[l->len++] = (char)('0' + ms % 10);
+  memcpy(l->buf + l->len, g_mid[level], g_mid_len[level]);
+  l->len += g_mid_len[level];
+  put_escaped(l, msg, msg_len);
 }
 
-void log_strn(logline *l, const char *key, const char *val, size_t n) {
-  put(l, ",", 1);
-  put_escaped(l, key, strlen(key));
-  put(l, ":", 1);
-  put_escaped(l, val ? val : "", val ? n : 0);
+void log_kstrn(logline *l, const char *key, size_t klen, const char *val,
+               size_t n) {
+  if (put_key(l, key, klen) == 0) put_escaped(l, val ? val : "", val ? n : 0);
 }
 
-void log_str(logline *l, const char *key, const char *val) {
-  log_strn(l, key, val, val ? strlen(val) : 0);
+void log_kint(logline *l, const char *key, size_t klen, long long v) {
+  char num[24];
+  size_t n = sizeof num;
+  unsigned long long u =
+      v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+  do {
+    num[--n] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) num[--n] = '-';
+  if (put_key(l, key, klen) == 0) put(l, num + n, sizeof num - n);
 }
 
-void log_int(logline *l, const char *key, long long v) {
-  char num[32];
-  int n = snprintf(num, sizeof num, "%lld", v);
-  put(l, ",", 1);
-  put_escaped(l, key, strlen(key));
-  put(l, ":", 1);
-  put(l, num, (size_t)n);
+static void finish(logline *l) {
+  l->buf[l->len++] = '}';
+  l->buf[l->len++] = '\n';
+}
+
+/* Write all of p[0..n), retrying interrupted and partial writes; a
+ * non-blocking descriptor that is full is waited for up to a second. On
+ * any other failure the bytes are dropped: logging never stops serving. */
+static void write_all(int fd, const char *p, size_t n) {
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w > 0) {
+      p += w;
+      n -= (size_t)w;
+    } else if (w < 0 && errno == EINTR) {
+      continue;
+    } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+      if (poll(&pfd, 1, 1000) <= 0) return;
+    } else {
+      return;
+    }
+  }
 }
 
 void log_end(logline *l) {
-  l->buf[l->len++] = '}';
-  l->buf[l->len++] = '\n';
-  /* One write so concurrent processes' lines stay whole (O_APPEND pipes
-   * and files keep writes under PIPE_BUF atomic). */
-  ssize_t r = write(STDERR_FILENO, l->buf, l->len);
-  (void)r;
+  finish(l);
+  if (alen && afd == STDERR_FILENO) log_flush();
+  write_all(STDERR_FILENO, l->buf, l->len);
+}
+
+void log_access_fd(int fd) {
+  log_flush();
+  afd = fd >= 0 ? fd : STDERR_FILENO;
+  achunk = 0;
+}
+
+int log_end_deferred(logline *l) {
+  finish(l);
+  if (alen + l->len > sizeof abuf) log_flush();
+  memcpy(abuf + alen, l->buf, l->len);
+  alen += l->len;
+  return alen == l->len;
+}
+
+void log_flush(void) {
+  if (!alen) return;
+  if (!achunk) {
+    /* Regular files take the whole buffer in one write; anything else
+     * (a pipe to a log collector, a socket, a terminal) writes of at most
+     * PIPE_BUF bytes, the size POSIX keeps whole on a pipe. */
+    struct stat st;
+    achunk =
+        fstat(afd, &st) == 0 && S_ISREG(st.st_mode) ? sizeof abuf : PIPE_BUF;
+  }
+  size_t off = 0;
+  while (off < alen) {
+    size_t n = alen - off;
+    if (n > achunk) {
+      /* Cut after the last whole line that fits; every line is at most
+       * LOG_LINE_MAX <= PIPE_BUF bytes, so there is one. */
+      const char *nl = memrchr(abuf + off, '\n', achunk);
+      n = nl ? (size_t)(nl - (abuf + off)) + 1 : achunk;
+    }
+    write_all(afd, abuf + off, n);
+    off += n;
+  }
+  alen = 0;
 }
 
 void log_msg(int level, const char *fmt, ...) {

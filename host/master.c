@@ -4,10 +4,14 @@
  * SO_REUSEPORT, so the kernel spreads connections evenly across workers.
  * The master keeps every socket open: a respawned or reloaded worker takes
  * over its lane's socket, and connections queued meanwhile wait in that
- * socket's backlog instead of being refused. */
+ * socket's backlog instead of being refused. Before binding, the master
+ * claims its data folder and its port (instance.c), so that a second host
+ * cannot join the reuseport group and share the traffic. */
 #include "master.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -20,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "instance.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
@@ -44,6 +49,24 @@ static uint64_t lane_respawn_at[MAX_LANES]; /* 0: none pending */
 static nno_config *cur;
 static int fatal; /* a worker could not start: stop the host */
 static sigset_t old_mask;
+/* log.access_file, opened by the master so that a bad path is refused at
+ * once (and a reload reopens it: rename the file, then SIGHUP). Workers
+ * inherit the descriptor of their generation; -1 means stderr. */
+static int access_fd = -1;
+static int access_fd_old = -1; /* the previous generation's, during reload */
+static int starting; /* before the first "listening": refusals go to the
+                        terminal as one line plus a hint, not as JSON */
+
+/* A refusal to start or to open a socket. While starting, in the CLI's
+ * format (`nno: ...` and `hint: ...` on stderr); later, as a log line. */
+static void refuse(const char *msg, const char *hint) {
+  if (starting) {
+    fprintf(stderr, "nno: %s\n", msg);
+    if (hint) fprintf(stderr, "hint: %s\n", hint);
+  } else {
+    log_error("%s", msg);
+  }
+}
 
 static uint64_t now_ms(void) {
   struct timespec ts;
@@ -51,7 +74,10 @@ static uint64_t now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int open_lane(const nno_config *c, int port, int *bound_port) {
+/* Bind and listen on one lane's socket. `probe`: first make sure that
+ * nothing listens on the address yet (see instance.c). */
+static int open_lane(const nno_config *c, int port, int probe,
+                     int *bound_port) {
   struct addrinfo hints, *res = NULL;
   memset(&hints, 0, sizeof hints);
   hints.ai_family = AF_UNSPEC;
@@ -61,8 +87,17 @@ static int open_lane(const nno_config *c, int port, int *bound_port) {
   snprintf(ps, sizeof ps, "%d", port);
   int rc = getaddrinfo(c->listen_host, ps, &hints, &res);
   if (rc != 0) {
-    log_error("cannot resolve listen address %s: %s", c->listen_host,
-              gai_strerror(rc));
+    char msg[512];
+    snprintf(msg, sizeof msg, "cannot resolve listen address %.255s: %s",
+             c->listen_host, gai_strerror(rc));
+    refuse(msg, "give --listen a numeric address or a name that resolves");
+    return -1;
+  }
+  instance_refusal why;
+  if (probe && instance_probe_address(res->ai_addr, res->ai_addrlen,
+                                      c->listen_host, port, &why) != 0) {
+    refuse(why.msg, why.hint);
+    freeaddrinfo(res);
     return -1;
   }
   int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -71,8 +106,12 @@ static int open_lane(const nno_config *c, int port, int *bound_port) {
       setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
       setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
       bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
-    log_error("cannot listen on %s:%d: %s", c->listen_host, port,
-              strerror(errno));
+    int e = errno;
+    char msg[512];
+    snprintf(msg, sizeof msg, "cannot listen on %.255s:%d: %s", c->listen_host,
+             port, strerror(e));
+    refuse(msg, e == EADDRINUSE ? "choose another port with --listen HOST:PORT"
+                                : NULL);
     if (fd >= 0) close(fd);
     freeaddrinfo(res);
     return -1;
@@ -99,11 +138,49 @@ static int ensure_lanes(const nno_config *c, int n) {
                        ? ((struct sockaddr_in6 *)&ss)->sin6_port
                        : ((struct sockaddr_in *)&ss)->sin_port);
     }
-    int fd = open_lane(c, port, &bound);
+    int fd = open_lane(c, port, 0, &bound);
     if (fd < 0) return -1;
     lanes_fd[nlanes++] = fd;
   }
   return 0;
+}
+
+/* Open c->access_file for appending into *fd (-1 when it is empty: stderr).
+ * Returns -1, the refusal reported, when it cannot be opened. */
+static int open_access_file(const nno_config *c, int *fd) {
+  *fd = -1;
+  if (!c->access_file[0]) return 0;
+  *fd = open(c->access_file,
+             O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+  if (*fd >= 0) return 0;
+  int e = errno;
+  char msg[PATH_MAX + 128];
+  snprintf(msg, sizeof msg, "cannot open the access log file %s: %s",
+           c->access_file, strerror(e));
+  refuse(msg, "give log.access_file a path this user can write, or leave it "
+              "empty for stderr");
+  return -1;
+}
+
+/* At start: claim the data folder, then the port, then bind the lanes. */
+static int claim_and_listen(const nno_config *c) {
+  instance_refusal why;
+  int bound;
+  if (instance_lock_data(c->data_dir, &why) != 0 ||
+      (c->listen_port != 0 && instance_claim_port(c->listen_port, &why) != 0)) {
+    refuse(why.msg, why.hint);
+    return -1;
+  }
+  int fd = open_lane(c, c->listen_port, c->listen_port != 0, &bound);
+  if (fd < 0) return -1;
+  lanes_fd[nlanes++] = fd;
+  /* Port 0: the kernel picked a port no socket uses (ephemeral ports are
+   * never shared through SO_REUSEPORT); claim it like a chosen one. */
+  if (c->listen_port == 0 && instance_claim_port(bound, &why) != 0) {
+    refuse(why.msg, why.hint);
+    return -1;
+  }
+  return ensure_lanes(c, (int)c->workers);
 }
 
 static int spawn(int lane) {
@@ -126,6 +203,9 @@ static int spawn(int lane) {
     signal(SIGCHLD, SIG_DFL);
     for (int l = 0; l < nlanes; l++)
       if (l != lane) close(lanes_fd[l]);
+    instance_close_in_child();
+    if (access_fd_old >= 0 && access_fd_old != access_fd) close(access_fd_old);
+    log_access_fd(access_fd);
     worker_run(cur, slot, lanes_fd[lane]);
   }
   metrics_worker_started(slot, pid);
@@ -230,10 +310,15 @@ static void reload(config_loader loader) {
              (long long)cur->rate_buckets);
     nc->rate_buckets = cur->rate_buckets;
   }
-  if (ensure_lanes(nc, (int)nc->workers) != 0) {
+  int nfd;
+  if (ensure_lanes(nc, (int)nc->workers) != 0 ||
+      open_access_file(nc, &nfd) != 0) {
+    log_error("reload refused, keeping the running configuration");
     free(nc);
     return;
   }
+  access_fd_old = access_fd;
+  access_fd = nfd;
   int old_pids[MAX_PROCS], nold = 0;
   for (int i = 0; i < MAX_PROCS; i++)
     if (procs[i].pid && !procs[i].stopping) old_pids[nold++] = procs[i].pid;
@@ -279,6 +364,9 @@ static void reload(config_loader loader) {
     }
     cur = prev;
     free(nc);
+    if (access_fd >= 0) close(access_fd);
+    access_fd = access_fd_old;
+    access_fd_old = -1;
     /* Make sure every lane of the running generation is served. */
     for (int l = 0; l < nlanes; l++) lane_respawn_at[l] = 0;
     for (int l = 0; l < (int)cur->workers; l++) {
@@ -295,6 +383,9 @@ static void reload(config_loader loader) {
         procs[i].stopping = 1;
         kill(procs[i].pid, SIGTERM);
       }
+  /* The old workers keep their own copy of the old access file. */
+  if (access_fd_old >= 0) close(access_fd_old);
+  access_fd_old = -1;
   /* Lanes beyond the new worker count stay open but unserved; their
    * sockets keep the port's backlog sane until a later reload uses them. */
   log_info("reloaded: %d workers", started);
@@ -315,9 +406,12 @@ int master_run(nno_config *cfg, config_loader loader) {
               (long long)cfg->rate_buckets, strerror(errno));
     return 1;
   }
+  starting = 1;
   if (mkdir(cfg->data_dir, 0750) != 0 && errno != EEXIST) {
-    log_error("cannot create data directory %s: %s", cfg->data_dir,
-              strerror(errno));
+    char msg[PATH_MAX + 128];
+    snprintf(msg, sizeof msg, "cannot create data folder %s: %s",
+             cfg->data_dir, strerror(errno));
+    refuse(msg, "give --data a folder this user can create or write");
     return 1;
   }
   sigset_t set;
@@ -328,7 +422,9 @@ int master_run(nno_config *cfg, config_loader loader) {
   sigaddset(&set, SIGHUP);
   sigprocmask(SIG_BLOCK, &set, &old_mask);
   signal(SIGPIPE, SIG_IGN);
-  if (ensure_lanes(cfg, (int)cfg->workers) != 0) return 1;
+  if (claim_and_listen(cfg) != 0 || open_access_file(cfg, &access_fd) != 0)
+    return 1;
+  starting = 0;
   {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
@@ -356,6 +452,7 @@ int master_run(nno_config *cfg, config_loader loader) {
     siginfo_t si;
     int sig = sigtimedwait(&set, &si, &to);
     if (sig == SIGCHLD || sig < 0) reap();
+    instance_answer_probes();
     if (fatal && !stopping) {
       stopping = 1;
       stop_deadline = now_ms() + (uint64_t)cur->drain_timeout_ms + 2000;
@@ -388,6 +485,7 @@ int master_run(nno_config *cfg, config_loader loader) {
     respawn_due();
   }
   for (int l = 0; l < nlanes; l++) close(lanes_fd[l]);
+  if (access_fd >= 0) close(access_fd);
   log_info("stopped");
   return fatal ? 1 : 0;
 }

@@ -65,9 +65,20 @@ void worker_maybe_done(worker *w) {
   if (w->draining && w->nconns == 0 && w->nrequests_active == 0) finish(w);
 }
 
+static void on_log_timer(uv_timer_t *t) {
+  (void)t;
+  log_flush();
+}
+
+void worker_arm_log_flush(worker *w) {
+  /* Once per batch, not per request: the buffer was empty. */
+  uv_timer_start(&w->log_timer, on_log_timer, LOG_FLUSH_MS, 0);
+}
+
 static void on_drain_timeout(uv_timer_t *t) {
   worker *w = t->data;
   log_warn("drain timeout: %zu connections still open, exiting", w->nconns);
+  log_flush();
   /* In-flight handlers did not finish in time: leave without fini, as a
    * crash would; the master does not respawn a stopping worker. */
   _exit(0);
@@ -127,6 +138,10 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   }
   uv_timer_init(&w->loop, &w->drain_timer);
   w->drain_timer.data = w;
+  /* Unreferenced: buffered lines never keep a draining loop alive; they are
+   * written after uv_run returns. */
+  uv_timer_init(&w->loop, &w->log_timer);
+  uv_unref((uv_handle_t *)&w->log_timer);
   uv_signal_init(&w->loop, &w->sig_term);
   uv_signal_init(&w->loop, &w->sig_int);
   uv_signal_init(&w->loop, &w->sig_hup);
@@ -168,6 +183,8 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   log_end(&l);
 
   uv_run(&w->loop, UV_RUN_DEFAULT);
+  /* Drained: every request answered has its access line; write them. */
+  log_flush();
   /* Outside every callback now: plugins can be finalised and unloaded. */
   loader_unload_all(w);
   fetch_free(w->fetcher);
@@ -177,6 +194,7 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   uv_close((uv_handle_t *)&w->sig_int, NULL);
   uv_close((uv_handle_t *)&w->sig_hup, NULL);
   uv_close((uv_handle_t *)&w->drain_timer, NULL);
+  uv_close((uv_handle_t *)&w->log_timer, NULL);
   uv_run(&w->loop, UV_RUN_DEFAULT);
   uv_loop_close(&w->loop);
   router_free(w->router);

@@ -53,6 +53,7 @@ typedef struct worker {
   uint64_t rng[2]; /* xorshift128+ state for trace and span ids */
   uv_signal_t sig_term, sig_int, sig_hup;
   uv_timer_t drain_timer;
+  uv_timer_t log_timer; /* writes buffered access lines (log.h) */
   /* One shared read buffer: reads are consumed at once by the request
    * reader, so connections need no buffer of their own while idle. */
   char read_slab[64 * 1024];
@@ -75,6 +76,9 @@ void worker_run(const nno_config *cfg, int slot, int fd)
 void worker_drain(worker *w);
 /* Called when a connection closes, to finish a drain when none are left. */
 void worker_maybe_done(worker *w);
+
+/* Access lines went into an empty buffer: write them within LOG_FLUSH_MS. */
+void worker_arm_log_flush(worker *w);
 
 /* Refresh the cached Date header if the second changed. */
 void worker_update_date(worker *w);

@@ -133,6 +133,18 @@ class Host:
             time.sleep(0.05)
         raise AssertionError("no matching log line:\n" + self.log_text())
 
+    def access_lines(self, pred, n, timeout=5):
+        """The access log lines matching `pred`, waited for until there are
+        at least `n` or `timeout` passes: workers write their access lines
+        in batches, up to 100 ms after the answer."""
+        deadline = time.time() + timeout
+        while True:
+            lines = [e for e in self.log_lines()
+                     if e.get("msg") == "access" and pred(e)]
+            if len(lines) >= n or time.time() > deadline:
+                return lines
+            time.sleep(0.05)
+
     def access_pids(self, path, status, timeout=3):
         """The worker pids whose access log lines show `path` answered
         `status`, waited for until every worker is among them or `timeout`

@@ -99,9 +99,8 @@ def test_metrics_aggregated_across_workers(host):
     assert re.search(r"^nno_plugins_loaded 2$", text, re.M)
     # Both workers served some of those requests (SO_REUSEPORT spreads new
     # connections), and the counter is their sum.
-    lines = [e for e in host.log_lines() if e.get("msg") == "access"
-             and e.get("path") == "/hello"]
-    assert len({e["pid"] for e in lines}) == 2
+    pids, want = host.access_pids("/hello", 200)
+    assert len(pids) == 2 and pids == set(want)
 
 
 def test_not_found_and_method_not_allowed(host):
@@ -227,9 +226,8 @@ def test_limit_hook_holds_exactly_across_workers(probe_host):
         assert h["ratelimit-limit"] == "3" and h["ratelimit-remaining"] == "0"
         assert int(h["retry-after"]) >= 1
         assert json.loads(body)["detail"] == "limit of 3 reached"
-    pids = {e["pid"] for e in probe_host.log_lines()
-            if e.get("msg") == "access" and e.get("status") == 429}
-    assert len(pids) == 2
+    lines = probe_host.access_lines(lambda e: e.get("status") == 429, 21)
+    assert len({e["pid"] for e in lines}) == 2
 
 
 def test_handler_error_is_500_problem(probe_host):
