@@ -13,14 +13,91 @@
 #include "gateway.h"
 #include "log.h"
 
-/* Output above this stops reading until the kernel takes it. */
-#define OUT_HIGH_WATER (1u << 20)
-
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
 static void process(conn *c, const char *data, size_t n);
 static void resume(conn *c);
 static void flush(conn *c);
 static void conn_close(conn *c);
+
+/* ---- bounded output ------------------------------------------------------
+ * Pipelined requests are answered as fast as they are parsed, and one read
+ * holds hundreds: without a bound a client that sends and never reads makes
+ * the worker queue every answer. So a connection starts no request while
+ * its own unsent output, or the worker's, is above its bound (conn.h). */
+
+/* Unsent output of c: responses not yet handed to the kernel, and the
+ * buffer of the write in flight (freed when it completes). */
+static size_t queued(const conn *c) { return c->out.len + c->inflight; }
+
+/* Bring w->out_bytes up to date with c's queue (nothing once closing: its
+ * buffers are about to be freed). */
+static void account(conn *c) {
+  worker *w = c->w;
+  size_t now = c->state == CONN_CLOSING ? 0 : queued(c);
+  w->out_bytes = w->out_bytes - c->counted + now;
+  c->counted = now;
+}
+
+/* 1 if c may not start another request now. */
+static int out_full(const conn *c) {
+  const worker *w = c->w;
+  return queued(c) > (size_t)w->cfg->conn_output_bytes ||
+         w->out_bytes > (size_t)w->cfg->worker_output_bytes;
+}
+
+static void wait_add(conn *c) {
+  worker *w = c->w;
+  if (c->waiting) return;
+  c->waiting = 1;
+  c->wnext = NULL;
+  c->wprev = w->out_waiters_tail;
+  if (w->out_waiters_tail) w->out_waiters_tail->wnext = c;
+  else w->out_waiters = c;
+  w->out_waiters_tail = c;
+}
+
+static void wait_remove(conn *c) {
+  worker *w = c->w;
+  if (!c->waiting) return;
+  if (c->wprev) c->wprev->wnext = c->wnext;
+  else w->out_waiters = c->wnext;
+  if (c->wnext) c->wnext->wprev = c->wprev;
+  else w->out_waiters_tail = c->wprev;
+  c->waiting = 0;
+  c->wprev = c->wnext = NULL;
+}
+
+/* The worker's output went down: go on with the connections that waited
+ * for it, oldest first, while it stays under its bound. Called from loop
+ * callbacks only (never inside another connection's processing). A
+ * connection resumed here waits again only for the worker's bound, which
+ * is then passed, so the loop ends. */
+static void wake_waiters(worker *w) {
+  while (w->out_waiters &&
+         w->out_bytes <= (size_t)w->cfg->worker_output_bytes) {
+    conn *c = w->out_waiters;
+    wait_remove(c);
+    if (c->state == CONN_IDLE && !c->in_process) resume(c);
+  }
+}
+
+/* Past twice the worker's bound (responses already being made when the
+ * bound was passed, or large ones): close the connection holding the most
+ * until under it. Rare, so a scan of the connections is fine. */
+static void shed(worker *w) {
+  size_t hard = 2 * (size_t)w->cfg->worker_output_bytes;
+  while (w->out_bytes > hard) {
+    conn *worst = NULL;
+    for (conn *c = w->conns; c; c = c->next)
+      if (c->state != CONN_CLOSING && (!worst || c->counted > worst->counted))
+        worst = c;
+    if (!worst || worst->counted == 0) return;
+    log_warn("worker holds %zu bytes of unsent output: closing a connection "
+             "holding %zu that does not read its responses",
+             w->out_bytes, worst->counted);
+    conn_close(worst);
+  }
+}
 
 int buf_append(buf *b, const void *data, size_t n, size_t max) {
   if (n > max || b->len > max - n) return NNO_ETOOBIG;
@@ -74,6 +151,7 @@ static void conn_free(conn *c) {
   else w->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   w->nconns--;
+  wait_remove(c);
   http_reader_free(c->reader);
   buf_free(&c->out);
   buf_free(&c->pending);
@@ -84,12 +162,16 @@ static void conn_free(conn *c) {
 
 static void on_handle_close(uv_handle_t *h) {
   conn *c = h->data;
+  worker *w = c->w;
   if (--c->handles_open == 0 && !c->req.active) conn_free(c);
+  wake_waiters(w);
 }
 
 static void conn_close(conn *c) {
   if (c->state == CONN_CLOSING) return;
   c->state = CONN_CLOSING;
+  account(c);
+  wait_remove(c);
   if (c->req.active) c->req.gone = 1;
   uv_read_stop((uv_stream_t *)&c->tcp);
   uv_close((uv_handle_t *)&c->tcp, on_handle_close);
@@ -199,16 +281,28 @@ static void process(conn *c, const char *data, size_t n) {
   worker *w = c->w;
   int head_done = 0; /* a head just completed: feed again, even with 0 bytes */
   while ((n > 0 || head_done) && c->state != CONN_CLOSING) {
+    int full = 0;
     head_done = 0;
-    if (c->state == CONN_HANDLING || c->close_after ||
-        (c->writing && c->out.len > OUT_HIGH_WATER)) {
-      /* Keep the rest for after the current response. */
+    if (c->state == CONN_IDLE && !c->close_after && out_full(c)) {
+      /* Before starting another request, let the kernel take what it
+       * will; still over a bound, the request waits. */
+      flush(c);
+      if (c->state == CONN_CLOSING) return;
+      full = out_full(c);
+    }
+    if (c->state == CONN_HANDLING || c->close_after || full) {
+      /* Keep the rest for after the current response, or for when the
+       * output has drained. */
       if (!c->close_after &&
           buf_append(&c->pending, data, n, w->limits.max_header_bytes +
                                                w->limits.max_body_bytes + 65536)) {
         conn_close(c);
         return;
       }
+      /* Over its own bound, c has a write in flight whose end resumes
+       * it; over only the worker's, it waits for the worker to drain. */
+      if (full && queued(c) <= (size_t)w->cfg->conn_output_bytes)
+        wait_add(c);
       break;
     }
     size_t used = 0;
@@ -249,6 +343,7 @@ static void process(conn *c, const char *data, size_t n) {
       break;
     }
   }
+  if (c->state == CONN_CLOSING) return;
   if (c->pending.len && !c->close_after)
     uv_read_stop((uv_stream_t *)&c->tcp); /* backpressure */
   flush(c);
@@ -269,19 +364,40 @@ static void after_flush(conn *c) {
 static void on_write(uv_write_t *req, int status) {
   wreq *wr = (wreq *)req;
   conn *c = wr->c;
+  worker *w = c->w;
   buf_free(&wr->data);
   free(wr);
   c->writing = 0;
-  if (c->state == CONN_CLOSING) return;
+  c->inflight = 0;
+  account(c);
+  if (c->state == CONN_CLOSING) {
+    wake_waiters(w);
+    return;
+  }
   if (status < 0) {
     conn_close(c);
+    wake_waiters(w);
     return;
   }
   flush(c);
-  if (!c->writing && c->state == CONN_IDLE && !c->in_process) resume(c);
+  if (c->state == CONN_IDLE && !c->in_process) {
+    /* Drained below its bounds: go on with what was kept back. Still
+     * over one with no write in flight, it is the worker's: wait for it. */
+    if (!out_full(c)) resume(c);
+    else if (!c->writing) wait_add(c);
+  }
+  wake_waiters(w);
 }
 
+static void flush_out(conn *c);
+
+/* Hand c->out to the kernel, then account for what is left. */
 static void flush(conn *c) {
+  flush_out(c);
+  account(c);
+}
+
+static void flush_out(conn *c) {
   if (c->writing || c->state == CONN_CLOSING) return;
   if (c->out.len == 0) {
     after_flush(c);
@@ -311,10 +427,12 @@ static void flush(conn *c) {
   memset(&c->out, 0, sizeof c->out);
   uv_buf_t rest = uv_buf_init(wr->data.p + n, (unsigned)(wr->data.len - (size_t)n));
   c->writing = 1;
+  c->inflight = wr->data.len;
   if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &rest, 1, on_write) != 0) {
     buf_free(&wr->data);
     free(wr);
     c->writing = 0;
+    c->inflight = 0;
     conn_close(c);
   }
 }
@@ -385,6 +503,7 @@ static int emit(conn *c) {
       buf_append(&c->out, r->body.p, r->body.len, max))
     return -1;
   if (close) c->close_after = 1;
+  account(c);
   return 0;
 }
 
@@ -408,6 +527,10 @@ void conn_request_done(conn *c) {
   c->nrequests++;
   /* Bound the time the client takes to read the answer, too. */
   arm(c, w->cfg->idle_timeout_ms);
+  if (w->out_bytes > 2 * (size_t)w->cfg->worker_output_bytes) {
+    shed(w);
+    if (c->state == CONN_CLOSING) return;
+  }
   if (c->close_after) {
     flush(c);
     return;
@@ -421,6 +544,7 @@ void conn_request_done(conn *c) {
  * back, then reading again. */
 static void resume(conn *c) {
   if (c->state != CONN_IDLE) return;
+  wait_remove(c);
   if (c->pending.len) {
     buf p = c->pending;
     memset(&c->pending, 0, sizeof c->pending);
@@ -429,12 +553,21 @@ static void resume(conn *c) {
     c->in_process = 0;
     buf_free(&p);
   }
-  if (c->state != CONN_IDLE || c->pending.len) return; /* busy again */
+  /* Busy again: the end of that response, or of the drain, resumes. */
+  if (c->pending.len || c->state == CONN_HANDLING || c->state == CONN_CLOSING)
+    return;
   if (c->eof) {
+    /* The client shut its side: nothing more comes. A request cut short
+     * by it cannot complete (as in on_read). */
+    if (c->state == CONN_READING) {
+      conn_close(c);
+      return;
+    }
     c->close_after = 1;
     flush(c);
     return;
   }
+  /* Idle, or the kept-back bytes ended inside a request: read on. */
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
