@@ -58,7 +58,7 @@ static const cfg_key keys[] = {
      "unsent output above which a connection is not read"},
     {"limits.worker_output_bytes", "NNO_WORKER_OUTPUT_BYTES", T_INT,
      OFF(worker_output_bytes), 0, 65536, (int64_t)1 << 40,
-     "unsent output of a worker above which no connection is read"},
+     "unsent output of a worker above which busy connections wait"},
     {"drain_timeout_ms", "NNO_DRAIN_TIMEOUT_MS", T_INT, OFF(drain_timeout_ms),
      0, 0, 3600000, "grace for in-flight requests on stop and reload"},
     {"log.level", "NNO_LOG_LEVEL", T_LEVEL, OFF(log_level), 0, 0, 0,

@@ -38,47 +38,16 @@ static void account(conn *c) {
   c->counted = now;
 }
 
-/* 1 if c may not start another request now. */
+/* 1 if c may not start another request now: its unsent output is over
+ * its bound, or it has any while the worker's is over the worker's bound.
+ * A connection with nothing unsent (a client that reads its answers) is
+ * never held back by others. Called after flush(), a connection that is
+ * full always has a write in flight, whose end (on_write) resumes it. */
 static int out_full(const conn *c) {
   const worker *w = c->w;
-  return queued(c) > (size_t)w->cfg->conn_output_bytes ||
-         w->out_bytes > (size_t)w->cfg->worker_output_bytes;
-}
-
-static void wait_add(conn *c) {
-  worker *w = c->w;
-  if (c->waiting) return;
-  c->waiting = 1;
-  c->wnext = NULL;
-  c->wprev = w->out_waiters_tail;
-  if (w->out_waiters_tail) w->out_waiters_tail->wnext = c;
-  else w->out_waiters = c;
-  w->out_waiters_tail = c;
-}
-
-static void wait_remove(conn *c) {
-  worker *w = c->w;
-  if (!c->waiting) return;
-  if (c->wprev) c->wprev->wnext = c->wnext;
-  else w->out_waiters = c->wnext;
-  if (c->wnext) c->wnext->wprev = c->wprev;
-  else w->out_waiters_tail = c->wprev;
-  c->waiting = 0;
-  c->wprev = c->wnext = NULL;
-}
-
-/* The worker's output went down: go on with the connections that waited
- * for it, oldest first, while it stays under its bound. Called from loop
- * callbacks only (never inside another connection's processing). A
- * connection resumed here waits again only for the worker's bound, which
- * is then passed, so the loop ends. */
-static void wake_waiters(worker *w) {
-  while (w->out_waiters &&
-         w->out_bytes <= (size_t)w->cfg->worker_output_bytes) {
-    conn *c = w->out_waiters;
-    wait_remove(c);
-    if (c->state == CONN_IDLE && !c->in_process) resume(c);
-  }
+  size_t q = queued(c);
+  return q > (size_t)w->cfg->conn_output_bytes ||
+         (q > 0 && w->out_bytes > (size_t)w->cfg->worker_output_bytes);
 }
 
 /* Past twice the worker's bound (responses already being made when the
@@ -151,7 +120,6 @@ static void conn_free(conn *c) {
   else w->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   w->nconns--;
-  wait_remove(c);
   http_reader_free(c->reader);
   buf_free(&c->out);
   buf_free(&c->pending);
@@ -162,16 +130,13 @@ static void conn_free(conn *c) {
 
 static void on_handle_close(uv_handle_t *h) {
   conn *c = h->data;
-  worker *w = c->w;
   if (--c->handles_open == 0 && !c->req.active) conn_free(c);
-  wake_waiters(w);
 }
 
 static void conn_close(conn *c) {
   if (c->state == CONN_CLOSING) return;
   c->state = CONN_CLOSING;
   account(c);
-  wait_remove(c);
   if (c->req.active) c->req.gone = 1;
   uv_read_stop((uv_stream_t *)&c->tcp);
   uv_close((uv_handle_t *)&c->tcp, on_handle_close);
@@ -299,10 +264,6 @@ static void process(conn *c, const char *data, size_t n) {
         conn_close(c);
         return;
       }
-      /* Over its own bound, c has a write in flight whose end resumes
-       * it; over only the worker's, it waits for the worker to drain. */
-      if (full && queued(c) <= (size_t)w->cfg->conn_output_bytes)
-        wait_add(c);
       break;
     }
     size_t used = 0;
@@ -364,29 +325,19 @@ static void after_flush(conn *c) {
 static void on_write(uv_write_t *req, int status) {
   wreq *wr = (wreq *)req;
   conn *c = wr->c;
-  worker *w = c->w;
   buf_free(&wr->data);
   free(wr);
   c->writing = 0;
   c->inflight = 0;
   account(c);
-  if (c->state == CONN_CLOSING) {
-    wake_waiters(w);
-    return;
-  }
+  if (c->state == CONN_CLOSING) return;
   if (status < 0) {
     conn_close(c);
-    wake_waiters(w);
     return;
   }
   flush(c);
-  if (c->state == CONN_IDLE && !c->in_process) {
-    /* Drained below its bounds: go on with what was kept back. Still
-     * over one with no write in flight, it is the worker's: wait for it. */
-    if (!out_full(c)) resume(c);
-    else if (!c->writing) wait_add(c);
-  }
-  wake_waiters(w);
+  /* Drained below its bounds: go on with what was kept back. */
+  if (c->state == CONN_IDLE && !c->in_process && !out_full(c)) resume(c);
 }
 
 static void flush_out(conn *c);
@@ -544,7 +495,6 @@ void conn_request_done(conn *c) {
  * back, then reading again. */
 static void resume(conn *c) {
   if (c->state != CONN_IDLE) return;
-  wait_remove(c);
   if (c->pending.len) {
     buf p = c->pending;
     memset(&c->pending, 0, sizeof c->pending);

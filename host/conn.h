@@ -27,10 +27,8 @@ typedef struct conn {
   int eof;           /* the client shut down its side */
   int writing;       /* a uv_write is in flight */
   int in_process;    /* inside process(): do not re-enter it */
-  int waiting;       /* in w->out_waiters */
   size_t inflight;   /* bytes of the write in flight, held until it ends */
   size_t counted;    /* this connection's share of w->out_bytes */
-  struct conn *wprev, *wnext; /* in w->out_waiters */
   uint64_t nrequests; /* requests answered on this connection */
   uint64_t deadline;  /* loop time (ms) the current wait ends; 0: none */
   buf out;           /* responses not yet handed to the kernel */
@@ -46,10 +44,10 @@ void conn_accept(worker *w, uv_stream_t *server);
 void conn_request_done(conn *c);
 
 /* Unsent output (conn.out plus the write in flight) is bounded: a
- * connection holding more than cfg->conn_output_bytes, or any connection
- * while its worker holds more than cfg->worker_output_bytes, reads and
- * parses no further request (what was read waits in conn.pending) until the
- * output drains; above twice the worker's bound the connection holding the
+ * connection holding more than cfg->conn_output_bytes, or holding any while
+ * its worker holds more than cfg->worker_output_bytes, reads and parses no
+ * further request (what was read waits in conn.pending) until its write
+ * completes; above twice the worker's bound the connection holding the
  * most is closed. */
 
 /* Drain: close idle connections; busy ones close after their response. */

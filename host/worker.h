@@ -37,8 +37,6 @@ typedef struct worker {
   size_t nconns;
   size_t nrequests_active; /* requests between dispatch and response */
   size_t out_bytes; /* unsent output of every connection (conn.h) */
-  /* Connections waiting for out_bytes to drain, oldest first. */
-  struct conn *out_waiters, *out_waiters_tail;
   struct router *router; /* core plugins' routes */
   struct gw_hook *hooks[6]; /* per nno_stage, in load order */
   size_t nhooks[6];
