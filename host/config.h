@@ -31,8 +31,7 @@ typedef struct nno_config {
   int64_t max_response_bytes;
   /* Unsent output: a connection past conn_output_bytes, or holding any
    * while the worker is past worker_output_bytes, reads and parses no
-   * further request until it drains; past twice the worker's bound the
-   * connection holding the most is closed. */
+   * further request until it drains. */
   int64_t conn_output_bytes;
   int64_t worker_output_bytes;
   int64_t drain_timeout_ms;

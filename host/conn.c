@@ -50,23 +50,6 @@ static int out_full(const conn *c) {
          (q > 0 && w->out_bytes > (size_t)w->cfg->worker_output_bytes);
 }
 
-/* Past twice the worker's bound (responses already being made when the
- * bound was passed, or large ones): close the connection holding the most
- * until under it. Rare, so a scan of the connections is fine. */
-static void shed(worker *w) {
-  size_t hard = 2 * (size_t)w->cfg->worker_output_bytes;
-  while (w->out_bytes > hard) {
-    conn *worst = NULL;
-    for (conn *c = w->conns; c; c = c->next)
-      if (c->state != CONN_CLOSING && (!worst || c->counted > worst->counted))
-        worst = c;
-    if (!worst || worst->counted == 0) return;
-    log_warn("worker holds %zu bytes of unsent output: closing a connection "
-             "holding %zu that does not read its responses",
-             w->out_bytes, worst->counted);
-    conn_close(worst);
-  }
-}
 
 int buf_append(buf *b, const void *data, size_t n, size_t max) {
   if (n > max || b->len > max - n) return NNO_ETOOBIG;
@@ -478,10 +461,6 @@ void conn_request_done(conn *c) {
   c->nrequests++;
   /* Bound the time the client takes to read the answer, too. */
   arm(c, w->cfg->idle_timeout_ms);
-  if (w->out_bytes > 2 * (size_t)w->cfg->worker_output_bytes) {
-    shed(w);
-    if (c->state == CONN_CLOSING) return;
-  }
   if (c->close_after) {
     flush(c);
     return;

@@ -47,8 +47,8 @@ void conn_request_done(conn *c);
  * connection holding more than cfg->conn_output_bytes, or holding any while
  * its worker holds more than cfg->worker_output_bytes, reads and parses no
  * further request (what was read waits in conn.pending) until its write
- * completes; above twice the worker's bound the connection holding the
- * most is closed. */
+ * completes. Past the worker's bound, each connection adds at most the
+ * answer to the request it was handling. */
 
 /* Drain: close idle connections; busy ones close after their response. */
 void conn_drain_all(worker *w);

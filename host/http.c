@@ -611,7 +611,7 @@ static http_event too_large(http_reader *r, const char *p, size_t n) {
     size_t lim = r->lim.max_field_bytes;
     /* No SP in the whole allowed length: the method itself is too long,
      * which says nothing of the request-target. */
-    if (!memchr(r->buf + r->line, ' ', have) &&
+    if (!(have && memchr(r->buf + r->line, ' ', have)) &&
         !memchr(p, ' ', n < lim - have ? n : lim - have))
       return fail(r, 400, "method too long");
     return fail(r, 414, "request-target too long");
