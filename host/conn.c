@@ -23,11 +23,15 @@ static void conn_close(conn *c);
  * Pipelined requests are answered as fast as they are parsed, and one read
  * holds hundreds: without a bound a client that sends and never reads makes
  * the worker queue every answer. So a connection starts no request while
- * its own unsent output, or the worker's, is above its bound (conn.h). */
+ * its unsent output is above its bound, or while it has some and the
+ * worker's is above the worker's bound (conn.h); what it sent meanwhile
+ * waits in c->pending and it is not read. */
 
 /* Unsent output of c: responses not yet handed to the kernel, and the
  * buffer of the write in flight (freed when it completes). */
-static size_t queued(const conn *c) { return c->out.len + c->inflight; }
+static size_t queued(const conn *c) {
+  return c->out.len + c->inflight;
+}
 
 /* Bring w->out_bytes up to date with c's queue (nothing once closing: its
  * buffers are about to be freed). */
@@ -49,7 +53,6 @@ static int out_full(const conn *c) {
   return q > (size_t)w->cfg->conn_output_bytes ||
          (q > 0 && w->out_bytes > (size_t)w->cfg->worker_output_bytes);
 }
-
 
 int buf_append(buf *b, const void *data, size_t n, size_t max) {
   if (n > max || b->len > max - n) return NNO_ETOOBIG;

@@ -68,8 +68,8 @@ static const unsigned char cls[256] = {
 
 enum state {
   S_HEAD,
-  S_BODY, /* Content-Length bytes (or none) */
-  S_SIZE, /* chunk-size digits */
+  S_BODY,     /* Content-Length bytes (or none) */
+  S_SIZE,     /* chunk-size digits */
   S_SIZE_BWS, /* BWS after the digits: only ";" may follow */
   /* chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted ) ] ) */
   S_EXT_PRE,     /* after ";": BWS, then a name */
@@ -283,9 +283,10 @@ static int request_line(http_reader *r, char *p, size_t n) {
   for (q = t; q < sp2; q++)
     if (!IS(*q, C_TARGET))
       return bad(r, 400,
-                 *q == '#'                   ? "fragment in request-target"
-                 : (unsigned char)*q >= 0x80 ? "non-ASCII octet in request-target"
-                                             : "invalid character in request-target");
+                 *q == '#' ? "fragment in request-target"
+                 : (unsigned char)*q >= 0x80
+                     ? "non-ASCII octet in request-target"
+                     : "invalid character in request-target");
   tn = (size_t)(sp2 - t);
   r->target = (size_t)(t - p);
   r->target_len = tn;
@@ -346,8 +347,7 @@ static void te_coding(http_reader *r, const char *s, size_t n, int params) {
   }
 }
 
-static void conn_option(http_reader *r, const char *s, size_t n,
-                        int params) {
+static void conn_option(http_reader *r, const char *s, size_t n, int params) {
   (void)params;
   if (n == 5 && strncasecmp(s, "close", 5) == 0)
     r->conn_close = 1;
@@ -598,7 +598,8 @@ static http_event end_line(http_reader *r) {
 }
 
 static const char *bare_cr(const http_reader *r) {
-  return r->lines == 0 ? "bare CR in request line" : "bare CR in header section";
+  return r->lines == 0 ? "bare CR in request line"
+                       : "bare CR in header section";
 }
 
 /* The line being received would pass a limit with the n bytes at p (up to
@@ -703,28 +704,42 @@ static int ext_step(http_reader *r, unsigned char c) {
     return 1;
   case S_EXT_NAME:
     if (IS(c, C_TCHAR)) return 1;
-    if (c == '=') r->state = S_EXT_EQ;
-    else if (IS_OWS(c)) r->state = S_EXT_NAME_WS;
-    else if (c == ';') r->state = S_EXT_PRE;
-    else if (c == '\r') r->state = S_SIZE_LF;
-    else return 0;
+    if (c == '=')
+      r->state = S_EXT_EQ;
+    else if (IS_OWS(c))
+      r->state = S_EXT_NAME_WS;
+    else if (c == ';')
+      r->state = S_EXT_PRE;
+    else if (c == '\r')
+      r->state = S_SIZE_LF;
+    else
+      return 0;
     return 1;
   case S_EXT_NAME_WS:
     if (IS_OWS(c)) return 1;
-    if (c == '=') r->state = S_EXT_EQ;
-    else if (c == ';') r->state = S_EXT_PRE;
-    else return 0;
+    if (c == '=')
+      r->state = S_EXT_EQ;
+    else if (c == ';')
+      r->state = S_EXT_PRE;
+    else
+      return 0;
     return 1;
   case S_EXT_EQ:
     if (IS_OWS(c)) return 1;
-    if (c == '"') r->state = S_EXT_QS;
-    else if (IS(c, C_TCHAR)) r->state = S_EXT_VAL;
-    else return 0;
+    if (c == '"')
+      r->state = S_EXT_QS;
+    else if (IS(c, C_TCHAR))
+      r->state = S_EXT_VAL;
+    else
+      return 0;
     return 1;
   case S_EXT_QS: /* qdtext / quoted-pair / DQUOTE */
-    if (c == '"') r->state = S_EXT_QEND;
-    else if (c == '\\') r->state = S_EXT_QP;
-    else if (!IS(c, C_VALUE)) return 0;
+    if (c == '"')
+      r->state = S_EXT_QEND;
+    else if (c == '\\')
+      r->state = S_EXT_QP;
+    else if (!IS(c, C_VALUE))
+      return 0;
     return 1;
   case S_EXT_QP:
     if (!IS(c, C_VALUE)) return 0;
@@ -735,10 +750,14 @@ static int ext_step(http_reader *r, unsigned char c) {
     /* A token value ends like a quoted one. */
     /* fall through */
   case S_EXT_QEND:
-    if (IS_OWS(c)) r->state = S_EXT_WS;
-    else if (c == ';') r->state = S_EXT_PRE;
-    else if (c == '\r') r->state = S_SIZE_LF;
-    else return 0;
+    if (IS_OWS(c))
+      r->state = S_EXT_WS;
+    else if (c == ';')
+      r->state = S_EXT_PRE;
+    else if (c == '\r')
+      r->state = S_SIZE_LF;
+    else
+      return 0;
     return 1;
   default:
     return 0;
@@ -798,10 +817,11 @@ static http_event feed_chunked(http_reader *r, const char *data, size_t len,
       if (++r->ext_bytes > r->lim.max_header_bytes)
         FAIL(400, "chunk extensions too long");
       if (!ext_step(r, c))
-        FAIL(400, c == '\n'                  ? "bare LF in chunk size line"
-                  : r->state == S_SIZE_BWS   ? "invalid chunk size"
-                  : IS(c, C_VALUE) || c == '\r' ? "invalid chunk extension"
-                                             : "invalid character in chunk extension");
+        FAIL(400, c == '\n'                ? "bare LF in chunk size line"
+                  : r->state == S_SIZE_BWS ? "invalid chunk size"
+                  : IS(c, C_VALUE) || c == '\r'
+                      ? "invalid chunk extension"
+                      : "invalid character in chunk extension");
       i++;
       break;
     case S_SIZE_LF:

@@ -163,7 +163,7 @@ static const tcase cases[] = {
        "asterisk-form request-target requires OPTIONS"),
     NO("raw UTF-8 in target", "GET /caf\xc3\xa9 HTTP/1.1\r\n" H "\r\n", 400,
        "non-ASCII octet in request-target"),
-    NO("overlong UTF-8 in target", "GET /a\xc0\xaf" "b HTTP/1.1\r\n" H "\r\n",
+    NO("overlong UTF-8 in target", "GET /a\xc0\xaf/b HTTP/1.1\r\n" H "\r\n",
        400, "non-ASCII octet in request-target"),
     NO("obs-text in query", "GET /a?q=\xff HTTP/1.1\r\n" H "\r\n", 400,
        "non-ASCII octet in request-target"),
@@ -931,8 +931,7 @@ static void refused_every_way(const http_limits *l, const char *s, size_t n,
   for (i = 0; i < sizeof steps / sizeof steps[0]; i++) {
     http_reader *r = http_reader_new(l);
     assert_non_null(r);
-    assert_int_equal(feed(r, s, n, steps[i] ? steps[i] : n, &used),
-                     HTTP_ERROR);
+    assert_int_equal(feed(r, s, n, steps[i] ? steps[i] : n, &used), HTTP_ERROR);
     assert_int_equal(http_reader_error_status(r), status);
     assert_string_equal(http_reader_error_detail(r), detail);
     http_reader_free(r);
