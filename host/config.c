@@ -36,6 +36,9 @@ static const cfg_key keys[] = {
      SZ(base_domain), 1, 0, "base domain for host-based routing"},
     {"limits.max_header_bytes", "NNO_MAX_HEADER_BYTES", T_INT,
      OFF(max_header_bytes), 0, 512, 1 << 20, "request head size (431 over)"},
+    {"limits.max_field_bytes", "NNO_MAX_FIELD_BYTES", T_INT,
+     OFF(max_field_bytes), 0, 256, 1 << 20,
+     "one head line: 414 (request line), 431 (field)"},
     {"limits.max_headers", "NNO_MAX_HEADERS", T_INT, OFF(max_headers), 0, 8,
      1000, "header fields per request (431 over)"},
     {"limits.max_body_bytes", "NNO_MAX_BODY_BYTES", T_INT, OFF(max_body_bytes),
@@ -54,6 +57,12 @@ static const cfg_key keys[] = {
     {"limits.rate_buckets", "NNO_RATE_BUCKETS", T_INT, OFF(rate_buckets), 0,
      LIMIT_BUCKETS_MIN, LIMIT_BUCKETS_MAX,
      "slots of the shared rate-limit table (restart to change)"},
+    {"limits.conn_output_bytes", "NNO_CONN_OUTPUT_BYTES", T_INT,
+     OFF(conn_output_bytes), 0, 4096, (int64_t)1 << 30,
+     "unsent output above which a connection is not read"},
+    {"limits.worker_output_bytes", "NNO_WORKER_OUTPUT_BYTES", T_INT,
+     OFF(worker_output_bytes), 0, 65536, (int64_t)1 << 40,
+     "unsent output of a worker above which busy connections wait"},
     {"drain_timeout_ms", "NNO_DRAIN_TIMEOUT_MS", T_INT, OFF(drain_timeout_ms),
      0, 0, 3600000, "grace for in-flight requests on stop and reload"},
     {"log.level", "NNO_LOG_LEVEL", T_LEVEL, OFF(log_level), 0, 0, 0,
@@ -86,7 +95,8 @@ void config_defaults(nno_config *c, const char *exe_dir) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   c->workers = n > 0 ? (n > 64 ? 64 : n) : 1;
   snprintf(c->base_domain, sizeof c->base_domain, "nno.localhost");
-  c->max_header_bytes = 8192;
+  c->max_header_bytes = 32768;
+  c->max_field_bytes = 8192;
   c->max_headers = 100;
   c->max_body_bytes = 1 << 20;
   c->header_timeout_ms = 10000;
@@ -95,6 +105,8 @@ void config_defaults(nno_config *c, const char *exe_dir) {
   c->max_connections = 10000;
   c->max_response_bytes = 16 << 20;
   c->rate_buckets = LIMIT_BUCKETS_DEFAULT;
+  c->conn_output_bytes = 256 << 10;
+  c->worker_output_bytes = 32 << 20;
   c->drain_timeout_ms = 10000;
   c->log_level = NNO_LOG_INFO;
   c->access_log = 1;

@@ -21,6 +21,7 @@ typedef struct nno_config {
   char base_domain[254];
   /* limits */
   int64_t max_header_bytes;
+  int64_t max_field_bytes; /* one line of the head (capped by the above) */
   int64_t max_headers;
   int64_t max_body_bytes;
   int64_t header_timeout_ms;
@@ -29,6 +30,11 @@ typedef struct nno_config {
   int64_t max_connections; /* per worker */
   int64_t max_response_bytes;
   int64_t rate_buckets; /* slots of the shared rate-limit table */
+  /* Unsent output: a connection past conn_output_bytes, or holding any
+   * while the worker is past worker_output_bytes, reads and parses no
+   * further request until it drains. */
+  int64_t conn_output_bytes;
+  int64_t worker_output_bytes;
   int64_t drain_timeout_ms;
   /* logs */
   int64_t log_level;

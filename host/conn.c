@@ -13,14 +13,46 @@
 #include "gateway.h"
 #include "log.h"
 
-/* Output above this stops reading until the kernel takes it. */
-#define OUT_HIGH_WATER (1u << 20)
-
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
 static void process(conn *c, const char *data, size_t n);
 static void resume(conn *c);
 static void flush(conn *c);
 static void conn_close(conn *c);
+
+/* ---- bounded output ------------------------------------------------------
+ * Pipelined requests are answered as fast as they are parsed, and one read
+ * holds hundreds: without a bound a client that sends and never reads makes
+ * the worker queue every answer. So a connection starts no request while
+ * its unsent output is above its bound, or while it has some and the
+ * worker's is above the worker's bound (conn.h); what it sent meanwhile
+ * waits in c->pending and it is not read. */
+
+/* Unsent output of c: responses not yet handed to the kernel, and the
+ * buffer of the write in flight (freed when it completes). */
+static size_t queued(const conn *c) {
+  return c->out.len + c->inflight;
+}
+
+/* Bring w->out_bytes up to date with c's queue (nothing once closing: its
+ * buffers are about to be freed). */
+static void account(conn *c) {
+  worker *w = c->w;
+  size_t now = c->state == CONN_CLOSING ? 0 : queued(c);
+  w->out_bytes = w->out_bytes - c->counted + now;
+  c->counted = now;
+}
+
+/* 1 if c may not start another request now: its unsent output is over
+ * its bound, or it has any while the worker's is over the worker's bound.
+ * A connection with nothing unsent (a client that reads its answers) is
+ * never held back by others. Called after flush(), a connection that is
+ * full always has a write in flight, whose end (on_write) resumes it. */
+static int out_full(const conn *c) {
+  const worker *w = c->w;
+  size_t q = queued(c);
+  return q > (size_t)w->cfg->conn_output_bytes ||
+         (q > 0 && w->out_bytes > (size_t)w->cfg->worker_output_bytes);
+}
 
 int buf_append(buf *b, const void *data, size_t n, size_t max) {
   if (n > max || b->len > max - n) return NNO_ETOOBIG;
@@ -90,6 +122,7 @@ static void on_handle_close(uv_handle_t *h) {
 static void conn_close(conn *c) {
   if (c->state == CONN_CLOSING) return;
   c->state = CONN_CLOSING;
+  account(c);
   if (c->req.active) c->req.gone = 1;
   uv_read_stop((uv_stream_t *)&c->tcp);
   uv_close((uv_handle_t *)&c->tcp, on_handle_close);
@@ -199,10 +232,18 @@ static void process(conn *c, const char *data, size_t n) {
   worker *w = c->w;
   int head_done = 0; /* a head just completed: feed again, even with 0 bytes */
   while ((n > 0 || head_done) && c->state != CONN_CLOSING) {
+    int full = 0;
     head_done = 0;
-    if (c->state == CONN_HANDLING || c->close_after ||
-        (c->writing && c->out.len > OUT_HIGH_WATER)) {
-      /* Keep the rest for after the current response. */
+    if (c->state == CONN_IDLE && !c->close_after && out_full(c)) {
+      /* Before starting another request, let the kernel take what it
+       * will; still over a bound, the request waits. */
+      flush(c);
+      if (c->state == CONN_CLOSING) return;
+      full = out_full(c);
+    }
+    if (c->state == CONN_HANDLING || c->close_after || full) {
+      /* Keep the rest for after the current response, or for when the
+       * output has drained. */
       if (!c->close_after &&
           buf_append(&c->pending, data, n, w->limits.max_header_bytes +
                                                w->limits.max_body_bytes + 65536)) {
@@ -249,6 +290,7 @@ static void process(conn *c, const char *data, size_t n) {
       break;
     }
   }
+  if (c->state == CONN_CLOSING) return;
   if (c->pending.len && !c->close_after)
     uv_read_stop((uv_stream_t *)&c->tcp); /* backpressure */
   flush(c);
@@ -272,16 +314,27 @@ static void on_write(uv_write_t *req, int status) {
   buf_free(&wr->data);
   free(wr);
   c->writing = 0;
+  c->inflight = 0;
+  account(c);
   if (c->state == CONN_CLOSING) return;
   if (status < 0) {
     conn_close(c);
     return;
   }
   flush(c);
-  if (!c->writing && c->state == CONN_IDLE && !c->in_process) resume(c);
+  /* Drained below its bounds: go on with what was kept back. */
+  if (c->state == CONN_IDLE && !c->in_process && !out_full(c)) resume(c);
 }
 
+static void flush_out(conn *c);
+
+/* Hand c->out to the kernel, then account for what is left. */
 static void flush(conn *c) {
+  flush_out(c);
+  account(c);
+}
+
+static void flush_out(conn *c) {
   if (c->writing || c->state == CONN_CLOSING) return;
   if (c->out.len == 0) {
     after_flush(c);
@@ -311,10 +364,12 @@ static void flush(conn *c) {
   memset(&c->out, 0, sizeof c->out);
   uv_buf_t rest = uv_buf_init(wr->data.p + n, (unsigned)(wr->data.len - (size_t)n));
   c->writing = 1;
+  c->inflight = wr->data.len;
   if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &rest, 1, on_write) != 0) {
     buf_free(&wr->data);
     free(wr);
     c->writing = 0;
+    c->inflight = 0;
     conn_close(c);
   }
 }
@@ -385,6 +440,7 @@ static int emit(conn *c) {
       buf_append(&c->out, r->body.p, r->body.len, max))
     return -1;
   if (close) c->close_after = 1;
+  account(c);
   return 0;
 }
 
@@ -429,12 +485,21 @@ static void resume(conn *c) {
     c->in_process = 0;
     buf_free(&p);
   }
-  if (c->state != CONN_IDLE || c->pending.len) return; /* busy again */
+  /* Busy again: the end of that response, or of the drain, resumes. */
+  if (c->pending.len || c->state == CONN_HANDLING || c->state == CONN_CLOSING)
+    return;
   if (c->eof) {
+    /* The client shut its side: nothing more comes. A request cut short
+     * by it cannot complete (as in on_read). */
+    if (c->state == CONN_READING) {
+      conn_close(c);
+      return;
+    }
     c->close_after = 1;
     flush(c);
     return;
   }
+  /* Idle, or the kept-back bytes ended inside a request: read on. */
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 

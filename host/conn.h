@@ -27,6 +27,8 @@ typedef struct conn {
   int eof;           /* the client shut down its side */
   int writing;       /* a uv_write is in flight */
   int in_process;    /* inside process(): do not re-enter it */
+  size_t inflight;   /* bytes of the write in flight, held until it ends */
+  size_t counted;    /* this connection's share of w->out_bytes */
   uint64_t nrequests; /* requests answered on this connection */
   uint64_t deadline;  /* loop time (ms) the current wait ends; 0: none */
   buf out;           /* responses not yet handed to the kernel */
@@ -40,6 +42,13 @@ void conn_accept(worker *w, uv_stream_t *server);
 /* The response of c->req is complete: serialise it, flush, and go on with
  * the next pipelined request. Called by the gateway (sync) or res_end. */
 void conn_request_done(conn *c);
+
+/* Unsent output (conn.out plus the write in flight) is bounded: a
+ * connection holding more than cfg->conn_output_bytes, or holding any while
+ * its worker holds more than cfg->worker_output_bytes, reads and parses no
+ * further request (what was read waits in conn.pending) until its write
+ * completes. Past the worker's bound, each connection adds at most the
+ * answer to the request it was handling. */
 
 /* Drain: close idle connections; busy ones close after their response. */
 void conn_drain_all(worker *w);

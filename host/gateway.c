@@ -243,6 +243,20 @@ void gateway_handle(conn *c, const http_request *hr) {
   r->active = 1;
   r->max_body = (size_t)w->cfg->max_response_bytes;
   gateway_prepare(c, hr);
+  if (hr->path_len == 1 && hr->path[0] == '*') {
+    /* "OPTIONS *" asks what the server as a whole supports (RFC 9110
+     * 9.3.7); the reader lets asterisk-form through only with OPTIONS. No
+     * platform or route is concerned, so the host answers it. */
+    static const char allow[] =
+        "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n";
+    r->route_label = "*";
+    r->status = 200;
+    r->written = 1;
+    if (buf_append(&r->headers, allow, sizeof allow - 1, SIZE_MAX))
+      req_problem(r, 500, "Internal Server Error", "out of memory");
+    conn_request_done(c);
+    return;
+  }
   if (try_builtin(r, hr)) {
     conn_request_done(c);
     return;

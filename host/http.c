@@ -20,12 +20,14 @@
 #include <string.h>
 #include <strings.h>
 
-#define DEFAULT_HEADER_BYTES 8192
+#define DEFAULT_HEADER_BYTES 32768
+#define DEFAULT_FIELD_BYTES 8192
 #define DEFAULT_HEADERS 100
 #define DEFAULT_BODY_BYTES (1024 * 1024)
 
 #define MAX_EMPTY_LINES 8  /* CRLFs ignored before a request-line */
 #define MAX_SIZE_DIGITS 32 /* hex digits in one chunk-size, zeros included */
+#define MAX_LENGTH ((uint64_t)INT64_MAX) /* larger lengths are malformed */
 #define KEEP_BYTES 16384   /* buffers up to this size survive a reset */
 #define KEEP_FIELDS 64
 #define FIRST_BYTES 1024
@@ -34,7 +36,7 @@
 /* Octet classes. */
 #define C_TCHAR 0x01  /* token character (RFC 9110 5.6.2) */
 #define C_VALUE 0x02  /* field-value octet: HTAB, SP, VCHAR, obs-text */
-#define C_TARGET 0x04 /* request-target octet: VCHAR but '#', obs-text */
+#define C_TARGET 0x04 /* request-target octet: VCHAR but '#' (no obs-text) */
 #define C_HOST 0x08   /* reg-name octet: unreserved, sub-delims */
 #define C_HEX 0x10
 
@@ -48,14 +50,14 @@ static const unsigned char cls[256] = {
     15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6,  6,  6,  7,  15, /* 0x50 */
     7,  31, 31, 31, 31, 31, 31, 15, 15, 15, 15, 15, 15, 15, 15, 15, /* 0x60 */
     15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6,  7,  6,  15, 0,  /* 0x70 */
-    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0x80 */
-    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0x90 */
-    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xa0 */
-    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xb0 */
-    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xc0 */
-    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xd0 */
-    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xe0 */
-    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xf0 */
+    2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0x80 */
+    2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0x90 */
+    2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xa0 */
+    2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xb0 */
+    2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xc0 */
+    2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xd0 */
+    2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xe0 */
+    2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xf0 */
 };
 /* clang-format on */
 
@@ -66,10 +68,19 @@ static const unsigned char cls[256] = {
 
 enum state {
   S_HEAD,
-  S_BODY, /* Content-Length bytes (or none) */
-  S_SIZE, /* chunk-size digits */
-  S_SIZE_BWS,
-  S_EXT,
+  S_BODY,     /* Content-Length bytes (or none) */
+  S_SIZE,     /* chunk-size digits */
+  S_SIZE_BWS, /* BWS after the digits: only ";" may follow */
+  /* chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted ) ] ) */
+  S_EXT_PRE,     /* after ";": BWS, then a name */
+  S_EXT_NAME,    /* in a name */
+  S_EXT_NAME_WS, /* BWS after a name: "=" or ";" */
+  S_EXT_EQ,      /* after "=": BWS, then a token or a quoted-string */
+  S_EXT_VAL,     /* in a token value */
+  S_EXT_QS,      /* in a quoted-string */
+  S_EXT_QP,      /* after a backslash in a quoted-string */
+  S_EXT_QEND,    /* right after a quoted-string */
+  S_EXT_WS,      /* BWS after a value: only ";" may follow */
   S_SIZE_LF,
   S_DATA,
   S_DATA_CR,
@@ -117,9 +128,9 @@ struct http_reader {
   /* What the fields said. */
   unsigned hosts;
   size_t host_field;
-  int cl_seen, cl_over;
+  int cl_seen, cl_over, cl_range;
   uint64_t cl;
-  int te_seen, te_chunked, te_last_chunked, te_other;
+  int te_seen, te_chunked, te_last_chunked, te_other, te_params;
   int conn_close, conn_keep, expect_100, expect_other;
 
   /* Body. */
@@ -273,7 +284,9 @@ static int request_line(http_reader *r, char *p, size_t n) {
     if (!IS(*q, C_TARGET))
       return bad(r, 400,
                  *q == '#' ? "fragment in request-target"
-                           : "invalid character in request-target");
+                 : (unsigned char)*q >= 0x80
+                     ? "non-ASCII octet in request-target"
+                     : "invalid character in request-target");
   tn = (size_t)(sp2 - t);
   r->target = (size_t)(t - p);
   r->target_len = tn;
@@ -294,12 +307,12 @@ static int request_line(http_reader *r, char *p, size_t n) {
   return 1;
 }
 
-/* Calls fn(r, element, len) for the leading token of each non-empty element
- * of a comma list (RFC 9110 5.6.1); parameters after ';' are skipped
- * unchecked. An element that is not a token answers 0 when strict, else is
- * skipped. */
+/* Calls fn(r, element, len, params) for the leading token of each non-empty
+ * element of a comma list (RFC 9110 5.6.1); params is 1 when parameters
+ * (after ';') follow, which are skipped unchecked. An element that is not a
+ * token answers 0 when strict, else is skipped. */
 static int each_token(const char *v, size_t n, int strict,
-                      void (*fn)(http_reader *, const char *, size_t),
+                      void (*fn)(http_reader *, const char *, size_t, int),
                       http_reader *r) {
   const char *s = v, *e = v + n;
 
@@ -313,15 +326,19 @@ static int each_token(const char *v, size_t n, int strict,
     if (len == 0 || (s < e && *s != ',' && *s != ';')) {
       if (strict) return 0;
     } else {
-      fn(r, tok, len);
+      fn(r, tok, len, s < e && *s == ';');
     }
     while (s < e && *s != ',') s++;
   }
   return 1;
 }
 
-static void te_coding(http_reader *r, const char *s, size_t n) {
+static void te_coding(http_reader *r, const char *s, size_t n, int params) {
   if (n == 7 && strncasecmp(s, "chunked", 7) == 0) {
+    /* chunked takes no parameters (RFC 9112 7.1): "chunked;x=y" is not
+     * chunked, and reading it as such would frame differently from a
+     * proxy that refuses it. */
+    r->te_params |= params;
     r->te_chunked++;
     r->te_last_chunked = 1;
   } else {
@@ -330,7 +347,8 @@ static void te_coding(http_reader *r, const char *s, size_t n) {
   }
 }
 
-static void conn_option(http_reader *r, const char *s, size_t n) {
+static void conn_option(http_reader *r, const char *s, size_t n, int params) {
+  (void)params;
   if (n == 5 && strncasecmp(s, "close", 5) == 0)
     r->conn_close = 1;
   else if (n == 10 && strncasecmp(s, "keep-alive", 10) == 0)
@@ -369,19 +387,23 @@ static int known_field(http_reader *r, const char *name, size_t nn,
     for (i = 0; i < vn; i++) {
       unsigned d = (unsigned char)v[i] - '0';
       if (d > 9) return bad(r, 400, "invalid Content-Length");
-      if (r->cl_over) continue;
-      if (r->cl > (UINT64_MAX - d) / 10)
-        r->cl_over = 1;
+      if (r->cl > (MAX_LENGTH - d) / 10)
+        r->cl_range = 1; /* digits still checked: 400 either way */
       else
         r->cl = r->cl * 10 + d;
-      if (r->cl > r->lim.max_body_bytes) r->cl_over = 1;
     }
+    /* A length no 64-bit signed integer holds is malformed (400), not a
+     * well-formed size over the limit (413). */
+    if (r->cl_range) return bad(r, 400, "Content-Length out of range");
+    r->cl_over = r->cl > r->lim.max_body_bytes;
     break;
   case 17:
     if (strncasecmp(name, "transfer-encoding", 17) != 0) break;
     r->te_seen = 1;
     if (!each_token(v, vn, 1, te_coding, r))
       return bad(r, 400, "invalid Transfer-Encoding");
+    if (r->te_params)
+      return bad(r, 400, "parameters on the chunked transfer coding");
     break;
   default:
     break;
@@ -575,19 +597,50 @@ static http_event end_line(http_reader *r) {
   return HTTP_NEED_MORE;
 }
 
+static const char *bare_cr(const http_reader *r) {
+  return r->lines == 0 ? "bare CR in request line"
+                       : "bare CR in header section";
+}
+
+/* The line being received would pass a limit with the n bytes at p (up to
+ * and with its LF, or to the end of the input). Only on this error path is
+ * anything looked at twice. */
+static http_event too_large(http_reader *r, const char *p, size_t n) {
+  size_t have = r->len - r->line;
+
+  if (r->lines == 0) {
+    size_t lim = r->lim.max_field_bytes;
+    /* No SP in the whole allowed length: the method itself is too long,
+     * which says nothing of the request-target. */
+    if (!(have && memchr(r->buf + r->line, ' ', have)) &&
+        !memchr(p, ' ', n < lim - have ? n : lim - have))
+      return fail(r, 400, "method too long");
+    return fail(r, 414, "request-target too long");
+  }
+  if (have + n > r->lim.max_field_bytes)
+    return fail(r, 431, "header field too large");
+  return fail(r, 431, "header section too large");
+}
+
 static http_event feed_head(http_reader *r, const char *data, size_t len,
                             size_t *consumed) {
   size_t i = 0;
 
+  /* A line held back ends in CR: the next octet must be its LF. */
+  if (len && r->len > r->line && r->buf[r->len - 1] == '\r' &&
+      data[0] != '\n') {
+    *consumed = 0;
+    return fail(r, 400, bare_cr(r));
+  }
   while (i < len) {
     const char *lf = memchr(data + i, '\n', len - i);
     size_t n = lf ? (size_t)(lf - (data + i)) + 1 : len - i;
     http_event ev;
 
-    if (n > r->lim.max_header_bytes - r->len) {
+    if (n > r->lim.max_header_bytes - r->len ||
+        n > r->lim.max_field_bytes - (r->len - r->line)) {
       *consumed = i;
-      return r->lines == 0 ? fail(r, 414, "request-target too long")
-                           : fail(r, 431, "header section too large");
+      return too_large(r, data + i, n);
     }
     if (!grow(&r->buf, &r->cap, r->len + n, r->lim.max_header_bytes)) {
       *consumed = i;
@@ -596,7 +649,17 @@ static http_event feed_head(http_reader *r, const char *data, size_t len,
     memcpy(r->buf + r->len, data + i, n);
     r->len += n;
     i += n;
-    if (!lf) break;
+    if (!lf) {
+      /* The line is incomplete: a CR in it with an octet after it is bare,
+       * refused now instead of after a wait for an LF that may never come.
+       * Only the tail of an input is looked at here, once. */
+      const char *cr = memchr(data + i - n, '\r', n);
+      if (cr && cr != data + len - 1) {
+        *consumed = i;
+        return fail(r, 400, bare_cr(r));
+      }
+      break;
+    }
     ev = end_line(r);
     if (ev != HTTP_NEED_MORE) {
       *consumed = i;
@@ -624,6 +687,83 @@ static http_event message_done(http_reader *r) {
   return HTTP_MESSAGE_DONE;
 }
 
+/* One octet of the chunk-size line after the size's digits (RFC 9112 7.1.1:
+ * BWS, then chunk-ext, then CRLF). 0 if c cannot come here. */
+static int ext_step(http_reader *r, unsigned char c) {
+  switch (r->state) {
+  case S_SIZE_BWS: /* BWS before ";": then only more BWS or ";" */
+  case S_EXT_WS:
+    if (IS_OWS(c)) return 1;
+    if (c != ';') return 0;
+    r->state = S_EXT_PRE;
+    return 1;
+  case S_EXT_PRE:
+    if (IS_OWS(c)) return 1;
+    if (!IS(c, C_TCHAR)) return 0;
+    r->state = S_EXT_NAME;
+    return 1;
+  case S_EXT_NAME:
+    if (IS(c, C_TCHAR)) return 1;
+    if (c == '=')
+      r->state = S_EXT_EQ;
+    else if (IS_OWS(c))
+      r->state = S_EXT_NAME_WS;
+    else if (c == ';')
+      r->state = S_EXT_PRE;
+    else if (c == '\r')
+      r->state = S_SIZE_LF;
+    else
+      return 0;
+    return 1;
+  case S_EXT_NAME_WS:
+    if (IS_OWS(c)) return 1;
+    if (c == '=')
+      r->state = S_EXT_EQ;
+    else if (c == ';')
+      r->state = S_EXT_PRE;
+    else
+      return 0;
+    return 1;
+  case S_EXT_EQ:
+    if (IS_OWS(c)) return 1;
+    if (c == '"')
+      r->state = S_EXT_QS;
+    else if (IS(c, C_TCHAR))
+      r->state = S_EXT_VAL;
+    else
+      return 0;
+    return 1;
+  case S_EXT_QS: /* qdtext / quoted-pair / DQUOTE */
+    if (c == '"')
+      r->state = S_EXT_QEND;
+    else if (c == '\\')
+      r->state = S_EXT_QP;
+    else if (!IS(c, C_VALUE))
+      return 0;
+    return 1;
+  case S_EXT_QP:
+    if (!IS(c, C_VALUE)) return 0;
+    r->state = S_EXT_QS;
+    return 1;
+  case S_EXT_VAL:
+    if (IS(c, C_TCHAR)) return 1;
+    /* A token value ends like a quoted one. */
+    /* fall through */
+  case S_EXT_QEND:
+    if (IS_OWS(c))
+      r->state = S_EXT_WS;
+    else if (c == ';')
+      r->state = S_EXT_PRE;
+    else if (c == '\r')
+      r->state = S_SIZE_LF;
+    else
+      return 0;
+    return 1;
+  default:
+    return 0;
+  }
+}
+
 #define FAIL(st, msg)                                                          \
   do {                                                                         \
     *consumed = i;                                                             \
@@ -642,35 +782,46 @@ static http_event feed_chunked(http_reader *r, const char *data, size_t len,
     case S_SIZE:
       d = hexval(c);
       if (d >= 0) {
-        /* 413 as soon as the declared total passes the limit. */
-        size_t room = r->lim.max_body_bytes - r->body_len;
         if (++r->digits > MAX_SIZE_DIGITS) FAIL(400, "chunk size too long");
-        if (r->left > room / 16 || r->left * 16 + (unsigned)d > room)
-          FAIL(413, "request body too large");
+        /* Past 2^63 - 1 the size is malformed, whatever follows. */
+        if (r->left > (MAX_LENGTH - (unsigned)d) / 16)
+          FAIL(400, "chunk size out of range");
         r->left = r->left * 16 + (unsigned)d;
-      } else if (r->digits > 0 && c == '\r') {
-        r->state = S_SIZE_LF;
-      } else if (r->digits > 0 && (c == ';' || IS_OWS(c))) {
-        r->state = c == ';' ? S_EXT : S_SIZE_BWS;
-        r->ext_bytes++;
-      } else {
+        i++;
+        break;
+      }
+      if (r->digits == 0 || (c != '\r' && c != ';' && !IS_OWS(c)))
         FAIL(400, "invalid chunk size");
+      /* The digits ended: 413 as soon as the declared total passes the
+       * limit (not at a digit, as more digits could make it malformed). */
+      if (r->left > r->lim.max_body_bytes - r->body_len)
+        FAIL(413, "request body too large");
+      if (c == '\r') {
+        r->state = S_SIZE_LF;
+      } else {
+        r->state = c == ';' ? S_EXT_PRE : S_SIZE_BWS;
+        r->ext_bytes++;
       }
       i++;
       break;
     case S_SIZE_BWS:
-    case S_EXT:
-      if (c == '\r' && r->state == S_EXT) {
-        r->state = S_SIZE_LF;
-      } else if (r->state == S_SIZE_BWS && !IS_OWS(c)) {
-        if (c != ';') FAIL(400, "invalid chunk size");
-        r->state = S_EXT;
-      } else if (!IS(c, C_VALUE)) {
-        FAIL(400, c == '\n' ? "bare LF in chunk size line"
-                            : "invalid character in chunk extension");
-      }
+    case S_EXT_PRE:
+    case S_EXT_NAME:
+    case S_EXT_NAME_WS:
+    case S_EXT_EQ:
+    case S_EXT_VAL:
+    case S_EXT_QS:
+    case S_EXT_QP:
+    case S_EXT_QEND:
+    case S_EXT_WS:
       if (++r->ext_bytes > r->lim.max_header_bytes)
         FAIL(400, "chunk extensions too long");
+      if (!ext_step(r, c))
+        FAIL(400, c == '\n'                ? "bare LF in chunk size line"
+                  : r->state == S_SIZE_BWS ? "invalid chunk size"
+                  : IS(c, C_VALUE) || c == '\r'
+                      ? "invalid chunk extension"
+                      : "invalid character in chunk extension");
       i++;
       break;
     case S_SIZE_LF:
@@ -778,6 +929,9 @@ http_reader *http_reader_new(const http_limits *limits) {
   if (!r->lim.max_header_bytes) r->lim.max_header_bytes = DEFAULT_HEADER_BYTES;
   if (!r->lim.max_headers) r->lim.max_headers = DEFAULT_HEADERS;
   if (!r->lim.max_body_bytes) r->lim.max_body_bytes = DEFAULT_BODY_BYTES;
+  if (!r->lim.max_field_bytes) r->lim.max_field_bytes = DEFAULT_FIELD_BYTES;
+  if (r->lim.max_field_bytes > r->lim.max_header_bytes)
+    r->lim.max_field_bytes = r->lim.max_header_bytes;
   /* body_max = limit + 1 must not wrap. */
   if (r->lim.max_body_bytes == SIZE_MAX) r->lim.max_body_bytes = SIZE_MAX - 1;
   return r;

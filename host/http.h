@@ -5,8 +5,11 @@
  * 2.9.4 lets through what RFC 9110/9112 say a server MUST refuse: bare LF,
  * obs-fold, unbounded chunk extensions, lax trailers) and refuses whitespace
  * before a header colon, obs-fold, bare CR or LF, Transfer-Encoding on
- * HTTP/1.0, ambiguous framing, ... Limits left at 0 take the defaults
- * (8192 header bytes, 100 fields, 1 MiB body).
+ * HTTP/1.0, ambiguous framing, chunk extensions outside their grammar,
+ * request-targets with octets >= 0x80, lengths past 2^63 - 1, ... Limits left
+ * at 0 take the defaults (32 KiB head, 8 KiB a line, 100 fields, 1 MiB
+ * body): nginx's large_client_header_buffers (4 x 8k) and Node's 16 KiB
+ * head both fit in them.
  */
 #ifndef NNO_HOST_HTTP_H
 #define NNO_HOST_HTTP_H
@@ -18,6 +21,9 @@ typedef struct http_limits {
   size_t max_header_bytes; /* whole head: request line + fields; 431 over */
   size_t max_headers;      /* number of fields; 431 over */
   size_t max_body_bytes;   /* decoded body; 413 over */
+  size_t max_field_bytes;  /* one line of the head with its CRLF: 414 for
+                              the request-line, 431 for a field line; at
+                              most max_header_bytes */
 } http_limits;
 
 typedef struct http_header {

@@ -122,6 +122,7 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   w->limits.max_header_bytes = (size_t)cfg->max_header_bytes;
   w->limits.max_headers = (size_t)cfg->max_headers;
   w->limits.max_body_bytes = (size_t)cfg->max_body_bytes;
+  w->limits.max_field_bytes = (size_t)cfg->max_field_bytes;
   unsigned char seed[24];
   randombytes_buf(seed, sizeof seed);
   memcpy(w->rng, seed, 16);

@@ -36,6 +36,7 @@ typedef struct worker {
   struct conn *conns; /* every open connection, for draining */
   size_t nconns;
   size_t nrequests_active; /* requests between dispatch and response */
+  size_t out_bytes; /* unsent output of every connection (conn.h) */
   struct router *router; /* core plugins' routes */
   struct gw_hook *hooks[6]; /* per nno_stage, in load order */
   size_t nhooks[6];

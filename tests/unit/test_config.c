@@ -30,7 +30,11 @@ static void test_defaults(void **st) {
   assert_int_equal(c.listen_port, 8080);
   assert_string_equal(c.data_dir, "./var");
   assert_true(c.workers >= 1);
-  assert_int_equal(c.max_header_bytes, 8192);
+  /* As generous as nginx (4 x 8k) and Node (16 KiB). */
+  assert_int_equal(c.max_header_bytes, 32768);
+  assert_int_equal(c.max_field_bytes, 8192);
+  assert_int_equal(c.conn_output_bytes, 256 << 10);
+  assert_int_equal(c.worker_output_bytes, 32 << 20);
   assert_int_equal(c.max_body_bytes, 1 << 20);
   assert_string_equal(c.plugin_dir, "/opt/nno/bin/../lib/nno/plugins");
   assert_string_equal(c.builtin_stack_dir, "/opt/nno/bin/../share/nno/stacks");
@@ -103,6 +107,16 @@ static void test_set_and_listen(void **st) {
   assert_string_equal(err, "limits.max_headers: expected an integer from 8 to "
                            "1000, got \"7\"");
   assert_int_equal(config_set(&c, "limits.max_headers", "8", err), 0);
+  assert_int_equal(config_set(&c, "limits.max_field_bytes", "255", err), -1);
+  assert_int_equal(config_set(&c, "limits.max_field_bytes", "1024", err), 0);
+  assert_int_equal(c.max_field_bytes, 1024);
+  assert_int_equal(config_set(&c, "limits.conn_output_bytes", "4095", err), -1);
+  assert_int_equal(config_set(&c, "limits.conn_output_bytes", "4096", err), 0);
+  assert_int_equal(c.conn_output_bytes, 4096);
+  assert_int_equal(config_set(&c, "limits.worker_output_bytes", "0", err), -1);
+  assert_int_equal(config_set(&c, "limits.worker_output_bytes", "65536", err),
+                   0);
+  assert_int_equal(c.worker_output_bytes, 65536);
   assert_int_equal(config_set(&c, "workers", "2x", err), -1);
   assert_int_equal(config_set(&c, "log.access", "maybe", err), -1);
   assert_int_equal(config_set(&c, "log.access", "off", err), 0);

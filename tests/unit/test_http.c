@@ -17,10 +17,10 @@
 #define S(lit) lit, sizeof(lit) - 1
 #define H "Host: example.com\r\n"
 
-static const http_limits LIM = {8192, 100, 1048576};
+static const http_limits LIM = {8192, 100, 1048576, 8192};
 
 static http_reader *reader(size_t head, size_t fields, size_t body) {
-  http_limits l = {head, fields, body};
+  http_limits l = {head, fields, body, 0};
   http_reader *r = http_reader_new(&l);
   assert_non_null(r);
   return r;
@@ -105,7 +105,10 @@ static const tcase cases[] = {
     OK("absolute-form", "GET http://example.com/a?b HTTP/1.1\r\n" H "\r\n"),
     OK("Expect 100-continue",
        "GET / HTTP/1.1\r\n" H "Expect: 100-Continue\r\n\r\n"),
-    OK("obs-text in target", "GET /caf\xc3\xa9 HTTP/1.1\r\n" H "\r\n"),
+    OK("pct-encoded UTF-8 in target", "GET /caf%C3%A9 HTTP/1.1\r\n" H "\r\n"),
+    OK("chunk extensions with BWS everywhere",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+       "3 ; a = b\t;\tc = \"q\\\"x\" ; d;e=\"\"\r\nabc\r\n0\r\n\r\n"),
     OK("query may hold stray %", "GET /a?p=100% HTTP/1.1\r\n" H "\r\n"),
 
     /* request-line */
@@ -156,6 +159,19 @@ static const tcase cases[] = {
        "invalid percent-encoding in request-target"),
     NO("asterisk-form with GET", "GET * HTTP/1.1\r\n" H "\r\n", 400,
        "asterisk-form request-target requires OPTIONS"),
+    NO("asterisk-form with POST", "POST * HTTP/1.1\r\n" H "\r\n", 400,
+       "asterisk-form request-target requires OPTIONS"),
+    NO("raw UTF-8 in target", "GET /caf\xc3\xa9 HTTP/1.1\r\n" H "\r\n", 400,
+       "non-ASCII octet in request-target"),
+    NO("overlong UTF-8 in target", "GET /a\xc0\xaf/b HTTP/1.1\r\n" H "\r\n",
+       400, "non-ASCII octet in request-target"),
+    NO("obs-text in query", "GET /a?q=\xff HTTP/1.1\r\n" H "\r\n", 400,
+       "non-ASCII octet in request-target"),
+    NO("obs-text in absolute-form",
+       "GET http://example.com/\x80 HTTP/1.1\r\n" H "\r\n", 400,
+       "non-ASCII octet in request-target"),
+    NO("bare CR in request line, no LF yet", "GET /a\rb", 400,
+       "bare CR in request line"),
     NO("authority-form with GET", "GET example.com:80 HTTP/1.1\r\n" H "\r\n",
        400, "invalid request-target"),
     NO("relative target", "GET a/b HTTP/1.1\r\n" H "\r\n", 400,
@@ -198,6 +214,10 @@ static const tcase cases[] = {
     NO("bare CR in value", "GET / HTTP/1.1\r\n" H "X: a\rb\r\n\r\n", 400,
        "bare CR in header section"),
     NO("CR CR LF", "GET / HTTP/1.1\r\n" H "X: a\r\r\n\r\n", 400,
+       "bare CR in header section"),
+    NO("bare CR in value, no LF yet", "GET / HTTP/1.1\r\n" H "X: a\rbcd", 400,
+       "bare CR in header section"),
+    NO("bare CR starts a line, no LF yet", "GET / HTTP/1.1\r\n" H "\rX", 400,
        "bare CR in header section"),
     NO("bare CR in name", "GET / HTTP/1.1\r\n" H "X\r: a\r\n\r\n", 400,
        "bare CR in header section"),
@@ -292,7 +312,19 @@ static const tcase cases[] = {
     NO("Content-Length huge",
        "POST / HTTP/1.1\r\n" H
        "Content-Length: 99999999999999999999999999\r\n\r\n",
+       400, "Content-Length out of range"),
+    NO("Content-Length 2^63",
+       "POST / HTTP/1.1\r\n" H "Content-Length: 9223372036854775808\r\n\r\n",
+       400, "Content-Length out of range"),
+    NO("Content-Length 2^64",
+       "POST / HTTP/1.1\r\n" H "Content-Length: 18446744073709551616\r\n\r\n",
+       400, "Content-Length out of range"),
+    NO("Content-Length 2^63-1",
+       "POST / HTTP/1.1\r\n" H "Content-Length: 9223372036854775807\r\n\r\n",
        413, "request body too large"),
+    NO("Content-Length out of range, then a bad digit",
+       "POST / HTTP/1.1\r\n" H "Content-Length: 99999999999999999999x\r\n\r\n",
+       400, "invalid Content-Length"),
     NO("Transfer-Encoding gzip alone",
        "POST / HTTP/1.1\r\n" H "Transfer-Encoding: gzip\r\n\r\n", 400,
        "final transfer coding is not chunked"),
@@ -322,6 +354,16 @@ static const tcase cases[] = {
     NO("Transfer-Encoding not a list",
        "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked x\r\n\r\n", 400,
        "invalid Transfer-Encoding"),
+    NO("chunked with a parameter",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked;foo=bar\r\n\r\n"
+       "0\r\n\r\n",
+       400, "parameters on the chunked transfer coding"),
+    NO("chunked with an empty parameter",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked ;\r\n\r\n", 400,
+       "parameters on the chunked transfer coding"),
+    NO("unknown coding with a parameter, then chunked",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: x;level=1, chunked\r\n\r\n",
+       501, "unsupported transfer coding"),
     NO("Transfer-Encoding not a token",
        "POST / HTTP/1.1\r\n" H "Transfer-Encoding: \"chunked\"\r\n\r\n", 400,
        "invalid Transfer-Encoding"),
@@ -360,7 +402,67 @@ static const tcase cases[] = {
     NO("chunk size overflow",
        "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
        "fffffffffffffffffffff\r\n",
+       400, "chunk size out of range"),
+    NO("chunk size 2^63",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+       "0008000000000000000\r\n",
+       400, "chunk size out of range"),
+    NO("chunk size 2^63-1",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+       "7fffffffffffffff\r\n",
        413, "request body too large"),
+    NO("chunk size over the limit, then an extension",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+       "100001;a\r\n",
+       413, "request body too large"),
+    NO("chunk extension bare semicolon",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+       "1;\r\nx\r\n0\r\n\r\n",
+       400, "invalid chunk extension"),
+    NO("chunk extension two semicolons",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+       "1;;a\r\nx\r\n0\r\n\r\n",
+       400, "invalid chunk extension"),
+    NO("chunk extension name not a token",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+       "1;a(b)\r\nx\r\n0\r\n\r\n",
+       400, "invalid chunk extension"),
+    NO("chunk extension without a name",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+       "1;=v\r\nx\r\n0\r\n\r\n",
+       400, "invalid chunk extension"),
+    NO("chunk extension empty value",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+       "1;a=\r\nx\r\n0\r\n\r\n",
+       400, "invalid chunk extension"),
+    NO("chunk extension value not a token",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+       "1;a=b@c\r\nx\r\n0\r\n\r\n",
+       400, "invalid chunk extension"),
+    NO("chunk extension two values",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+       "1;a=b c\r\nx\r\n0\r\n\r\n",
+       400, "invalid chunk extension"),
+    NO("chunk extension BWS before CRLF",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+       "1;a \r\nx\r\n0\r\n\r\n",
+       400, "invalid chunk extension"),
+    NO("chunk extension unterminated quoted-string",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+       "1;a=\"b\r\nx\r\n0\r\n\r\n",
+       400, "invalid chunk extension"),
+    NO("chunk extension text after quoted-string",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+       "1;a=\"b\"c\r\nx\r\n0\r\n\r\n",
+       400, "invalid chunk extension"),
+    NO("chunk extension CTL in quoted-pair",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+       "1;a=\"\\\x01\"\r\nx\r\n0\r\n\r\n",
+       400, "invalid character in chunk extension"),
+    NO("chunk extension on the last chunk",
+       "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+       "0;a=\r\n\r\n",
+       400, "invalid chunk extension"),
     NO("chunk size too many digits",
        "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
        "000000000000000000000000000000001\r\n",
@@ -819,6 +921,115 @@ static void test_request_line_limit(void **state) {
   http_reader_free(r);
 }
 
+/* s[0..n) is refused with status and detail whole, byte by byte and in
+ * 7-byte pieces, by a reader with limits l. */
+static void refused_every_way(const http_limits *l, const char *s, size_t n,
+                              int status, const char *detail) {
+  static const size_t steps[] = {0, 1, 7};
+  size_t i, used;
+
+  for (i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    http_reader *r = http_reader_new(l);
+    assert_non_null(r);
+    assert_int_equal(feed(r, s, n, steps[i] ? steps[i] : n, &used), HTTP_ERROR);
+    assert_int_equal(http_reader_error_status(r), status);
+    assert_string_equal(http_reader_error_detail(r), detail);
+    http_reader_free(r);
+  }
+}
+
+static void test_long_method_is_not_a_long_target(void **state) {
+  static const http_limits l = {64, 10, 100, 0};
+  char s[200];
+  size_t n;
+
+  /* A method longer than the line limit: 400, not 414. */
+  memset(s, 'G', 80);
+  n = 80 + (size_t)sprintf(s + 80, " / HTTP/1.1\r\nHost: h\r\n\r\n");
+  refused_every_way(&l, s, n, 400, "method too long");
+  /* Even with no SP at all after it. */
+  refused_every_way(&l, s, 80, 400, "method too long");
+  /* A method that fits, then a long target: 414. */
+  memcpy(s, "GET /", 5);
+  memset(s + 5, 'a', 75);
+  refused_every_way(&l, s, n, 414, "request-target too long");
+}
+
+static void test_field_line_limit(void **state) {
+  static const http_limits l = {1024, 10, 100, 64};
+  char s[300], *p;
+  size_t n;
+  http_reader *r = http_reader_new(&l);
+
+  /* A field line of exactly 64 bytes with its CRLF fits. */
+  p = s + sprintf(s, "GET / HTTP/1.1\r\nHost: h\r\nX: ");
+  memset(p, 'v', 59);
+  p += 59;
+  n = (size_t)(p - s) + (size_t)sprintf(p, "\r\n\r\n");
+  assert_non_null(r);
+  parse_ok(r, s);
+  http_reader_free(r);
+  /* One more: 431, though the head is far below its limit. */
+  memmove(p + 1, p, 5);
+  *p = 'v';
+  refused_every_way(&l, s, n + 1, 431, "header field too large");
+  /* The request-line has the same limit: 414. */
+  p = s + sprintf(s, "GET /");
+  memset(p, 'a', 57);
+  n = (size_t)(p - s) + 57 + (size_t)sprintf(p + 57, " HTTP/1.1\r\n" H "\r\n");
+  refused_every_way(&l, s, n, 414, "request-target too long");
+}
+
+/* The default limits take what browsers send and nginx and Node accept. */
+static void test_default_head_limits(void **state) {
+  static const http_limits l = {0, 0, 0, 0};
+  size_t big = 50000, n;
+  char *s = malloc(big), *p;
+  int i;
+  http_reader *r = http_reader_new(&l);
+
+  assert_non_null(s);
+  assert_non_null(r);
+  /* Three 4 KiB cookie fields: a 12 KiB head. */
+  p = s + sprintf(s, "GET / HTTP/1.1\r\n" H);
+  for (i = 0; i < 3; i++) {
+    p += sprintf(p, "Cookie: c%d=", i);
+    memset(p, 'v', 4096);
+    p += 4096;
+    p += sprintf(p, "\r\n");
+  }
+  strcpy(p, "\r\n");
+  assert_int_equal(parse_ok(r, s)->nheaders, 4);
+
+  /* A field line of 8 KiB with its CRLF fits; one more byte does not. */
+  p = s + sprintf(s, "GET / HTTP/1.1\r\n" H "X: ");
+  memset(p, 'v', 8192 - 5);
+  p += 8192 - 5;
+  strcpy(p, "\r\n\r\n");
+  parse_ok(r, s);
+  memmove(p + 1, p, 5);
+  *p = 'v';
+  refused_every_way(&l, s, strlen(s), 431, "header field too large");
+
+  /* Four 8000-byte fields fit in the 32 KiB head; a fifth does not. */
+  p = s + sprintf(s, "GET / HTTP/1.1\r\n" H);
+  for (i = 0; i < 5; i++) {
+    p += sprintf(p, "F%d: ", i);
+    memset(p, 'v', 8000);
+    p += 8000;
+    p += sprintf(p, "\r\n");
+    if (i == 3) {
+      strcpy(p, "\r\n");
+      parse_ok(r, s);
+    }
+  }
+  strcpy(p, "\r\n");
+  n = strlen(s);
+  refused_every_way(&l, s, n, 431, "header section too large");
+  free(s);
+  http_reader_free(r);
+}
+
 static void test_field_count_limit(void **state) {
   http_reader *r = reader(8192, 3, 100);
   size_t used;
@@ -858,11 +1069,12 @@ static void test_body_limit(void **state) {
   assert_int_equal(http_reader_head_done(r), 0);
   assert_null(http_reader_request(r));
 
-  /* Chunked: refused at the chunk-size digit that passes the limit. */
+  /* Chunked: refused at the end of the chunk-size that passes the limit
+   * (not at a digit: more digits could make the size malformed, 400). */
   http_reader_reset(r);
   assert_int_equal(feed(r, S(ch_over), sizeof ch_over - 1, &used), HTTP_ERROR);
   assert_int_equal(http_reader_error_status(r), 413);
-  assert_int_equal(used, (size_t)(strstr(ch_over, "6\r\n") - ch_over));
+  assert_int_equal(used, (size_t)(strstr(ch_over, "6\r\n") - ch_over) + 1);
   http_reader_free(r);
 }
 
@@ -1024,6 +1236,9 @@ int main(void) {
       cmocka_unit_test(test_large_body_in_pieces),
       cmocka_unit_test(test_header_bytes_limit),
       cmocka_unit_test(test_request_line_limit),
+      cmocka_unit_test(test_long_method_is_not_a_long_target),
+      cmocka_unit_test(test_field_line_limit),
+      cmocka_unit_test(test_default_head_limits),
       cmocka_unit_test(test_field_count_limit),
       cmocka_unit_test(test_body_limit),
       cmocka_unit_test(test_trailer_limits),
