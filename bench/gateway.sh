@@ -18,11 +18,15 @@
 #
 # Environment:
 #   PEERS=nno,nginx-bare,nginx-gateway   servers to measure (any subset of
-#         nno, nno-log, nno-kernel, nginx-bare, nginx-gateway); nno-kernel is
+#         nno, nno-log, nno-kernel, nginx-bare, nginx-gateway,
+#         nginx-gateway-log); nno-kernel is
 #         nno without core plugins answering GET /hello (no platform, no IAM):
 #         the chain's cost is the ratio nno / nno-kernel; nno-log is the full
 #         chain with $NNO_LOG_CONFIG (the access log on): the log's cost is
-#         the ratio nno-log / nno, printed when both run
+#         the ratio nno-log / nno, printed when both run; nginx-gateway-log
+#         is nginx-gateway with `access_log access.log;` (nginx's default
+#         combined format, one write per request): nno-log / nginx-gateway-log
+#         compares both with their logs on
 #   ROUNDS=3  DURATION=10s  THREADS=2  CONNS=64  WARMUP=2s (0: none)
 #   NNO=build/bin/nno  NNO_PATH=/p/bench/hello  NNO_WORKERS=2
 #   NNO_PLAN=unmetered   the plan of the platform `bench` (created with the
@@ -60,9 +64,10 @@ GATEWAY_BURST=${GATEWAY_BURST:-100000}
 IFS=, read -r -a SERVERS <<<"$PEERS"
 for s in "${SERVERS[@]}"; do
   case $s in
-    nno|nno-log|nno-kernel|nginx-bare|nginx-gateway) ;;
+    nno|nno-log|nno-kernel|nginx-bare|nginx-gateway|nginx-gateway-log) ;;
     *) echo "gateway.sh: unknown server '$s' in PEERS" \
-            "(known: nno, nno-log, nno-kernel, nginx-bare, nginx-gateway)" >&2
+            "(known: nno, nno-log, nno-kernel, nginx-bare, nginx-gateway," \
+            "nginx-gateway-log)" >&2
        exit 2 ;;
   esac
 done
@@ -130,14 +135,16 @@ wait_ready() {  # name url [header]: until the server answers 2xx
   exit 1
 }
 
-# start_nginx name template [rate limit_req-options]
+# start_nginx name template [rate limit_req-options [access_log]]
 start_nginx() {
-  local name=$1 tpl=$2 rate=${3:-} opts=${4:-} dir="$TMP/$1" port user=""
+  local name=$1 tpl=$2 rate=${3:-} opts=${4:-} alog=${5:-off} dir="$TMP/$1"
+  local port user=""
   port=$(lib freeport)
   mkdir -p "$dir/tmp" "$dir/www"
   [ "$(id -u)" -eq 0 ] && user="user root;"
   sed -e "s|@PREFIX@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@USER@|$user|g" \
       -e "s|@RATE@|$rate|g" -e "s|@LIMIT_OPTS@|$opts|g" \
+      -e "s|@ACCESS_LOG@|$alog|g" \
       "$HERE/$tpl" >"$dir/nginx.conf"
   [ -f "$TMP/keys.map" ] && cp "$TMP/keys.map" "$dir/keys.map"
   if ! "$NGINX" -t -q -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" \
@@ -328,6 +335,14 @@ for s in "${SERVERS[@]}"; do
       echo "nginx-gateway (rate=$GATEWAY_RATE burst=$GATEWAY_BURST):"
       gateway_checks nginx-gateway "$KEY"
       ;;
+    nginx-gateway-log)
+      start_nginx nginx-gateway-log nginx-gateway.conf.in "$GATEWAY_RATE" \
+        "burst=$GATEWAY_BURST nodelay" "$TMP/nginx-gateway-log/access.log"
+      HDR[nginx-gateway-log]="Authorization: Bearer $KEY"
+      wait_ready nginx-gateway-log "${URL[nginx-gateway-log]}" \
+        "${HDR[nginx-gateway-log]}"
+      gateway_checks nginx-gateway-log "$KEY"
+      ;;
     nginx-bare)
       start_nginx nginx-bare nginx-bare.conf.in
       wait_ready nginx-bare "${URL[nginx-bare]}"
@@ -414,6 +429,11 @@ if [[ ,$PEERS, == *,nno,* && ,$PEERS, == *,nno-log,* ]]; then
   echo
   echo "the access log's cost (nno-log / nno: 1.0 is free):"
   lib ratio "$RESULTS" nno-log nno
+fi
+if [[ ,$PEERS, == *,nno-log,* && ,$PEERS, == *,nginx-gateway-log,* ]]; then
+  echo
+  echo "both with their access logs on (nno-log / nginx-gateway-log):"
+  lib ratio "$RESULTS" nno-log nginx-gateway-log
 fi
 if [[ ,$PEERS, == *,nno,* && ,$PEERS, == *,nginx-gateway,* ]]; then
   echo
