@@ -7,12 +7,14 @@
  *                           NNO_ASYNC and the worker serves others meanwhile.
  *
  * The greeting word comes from the manifest's "config": {"greeting": ...}.
- * Built only against plugin-api/. */
+ * Built only against plugin-api/: the ABI, and the SDK for its problem
+ * answers and query parameters. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <nno/plugin.h>
+#include <nno/sdk.h>
 
 static const nno_host_api *api;
 static nno_plugin *self;
@@ -52,8 +54,7 @@ static int on_hello_name(nno_req *req, void *ud) {
   nno_str name;
   if (api->req_param(req, "name", &name) != NNO_OK) return NNO_EINVAL;
   if (name.len > 128)
-    return api->res_problem(req, 400, "Bad Request",
-                            "name is longer than 128 bytes");
+    return nno_problem(req, 400, NULL, "name is longer than 128 bytes");
   return greet(req, ud, name.ptr, name.len);
 }
 
@@ -67,19 +68,21 @@ static void on_later_timer(nno_timer *t, void *ud) {
   api->timer_stop(t);
   /* The client may have gone; the response is then simply dropped. */
   if (greet(l->req, l->st, "later", 5) != NNO_OK)
-    api->res_problem(l->req, 500, "Internal Server Error", "cannot greet");
+    nno_problem(l->req, 500, NULL, "cannot greet");
   api->res_end(l->req); /* frees l: it lives in the request's arena */
 }
 
 static int on_hello_later(nno_req *req, void *ud) {
   long ms = 100;
-  nno_str q;
-  if (api->req_query_param(req, "ms", &q) == NNO_OK) {
+  char q[16];
+  int r = nno_query_copy(req, "ms", q, sizeof q);
+  if (r < 0) return NNO_OK; /* answered: too long */
+  if (r > 0) {
     char *end;
-    ms = strtol(q.ptr, &end, 10);
-    if (q.len == 0 || *end || ms < 0 || ms > 10000)
-      return api->res_problem(req, 400, "Bad Request",
-                              "ms must be an integer from 0 to 10000");
+    ms = strtol(q, &end, 10);
+    if (!q[0] || *end || ms < 0 || ms > 10000)
+      return nno_problem(req, 400, NULL,
+                         "ms must be an integer from 0 to 10000");
   }
   later *l = api->req_alloc(req, sizeof *l);
   if (!l) return NNO_ENOMEM;
@@ -108,6 +111,7 @@ static void read_greeting(const char *json, char *out, size_t cap) {
 static int hello_init(nno_plugin *p, const nno_host_api *host) {
   api = host;
   self = p;
+  nno_sdk_init(p, host);
   state *st = calloc(1, sizeof *st);
   if (!st) return NNO_ENOMEM;
   strcpy(st->greeting, "hello");
