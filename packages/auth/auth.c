@@ -178,12 +178,16 @@ static void body_free(json_t *o) {
   json_decref(o);
 }
 
-/* Copy string field `name`, checked by body_object(), into out (max + 1
- * bytes). 1 when copied, 0 when absent or null. */
-static int str_field(json_t *o, const char *name, char *out) {
+/* Copy string field `name`, bounded by body_object()'s table, into the
+ * array `out`. 1 when copied, 0 when absent or null (or, which the table
+ * rules out, too long: "" then). */
+#define str_field(o, name, out) str_copy(o, name, out, sizeof(out))
+static int str_copy(json_t *o, const char *name, char *out, size_t cap) {
   json_t *v = json_object_get(o, name);
-  if (!json_is_string(v)) return 0;
-  memcpy(out, json_string_value(v), json_string_length(v) + 1);
+  size_t n = json_string_length(v);
+  out[0] = '\0';
+  if (!json_is_string(v) || n >= cap) return 0;
+  memcpy(out, json_string_value(v), n + 1);
   return 1;
 }
 
