@@ -1,7 +1,6 @@
 /* Shared pieces of the operator API handlers (see http_util.h). */
 #include "http_util.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
