@@ -23,8 +23,8 @@ static json_t *audit_json(const store_audit *a) {
 }
 
 static int audit_cb(void *ud, const store_audit *a) {
-  hu_pager *pg = ud;
-  if (hu_pager_full(pg)) return 0;
+  nno_pager *pg = ud;
+  if (nno_pager_full(pg)) return 0;
   char key[32];
   snprintf(key, sizeof key, "%lld", (long long)a->seq);
   return hu_pager_add(pg, audit_json(a), key);
@@ -32,11 +32,12 @@ static int audit_cb(void *ud, const store_audit *a) {
 
 static int on_list(nno_req *req, void *ud) {
   char after[600], target[300], action[80];
-  hu_pager pg;
-  if (!hu_authorized(req) || hu_pager_start(req, &pg, after, sizeof after))
+  nno_pager pg;
+  if (!hu_authorized(req) || nno_pager_start(req, &pg, REG_PAGE_DEFAULT,
+                                             REG_PAGE_MAX, after, sizeof after))
     return NNO_OK;
-  int ht = hu_query(req, "target", target, sizeof target);
-  int ha = ht < 0 ? -1 : hu_query(req, "action", action, sizeof action);
+  int ht = nno_query_copy(req, "target", target, sizeof target);
+  int ha = ht < 0 ? -1 : nno_query_copy(req, "action", action, sizeof action);
   if (ht < 0 || ha < 0) goto done;
   /* The cursor is the seq of the last row of the previous page. */
   long long before = 0;
@@ -44,9 +45,9 @@ static int on_list(nno_req *req, void *ud) {
     char *end;
     before = strtoll(after, &end, 10);
     if (*end || before <= 0) {
-      hu_problem(req, 422, "cursor",
-                 "field \"cursor\": not a cursor this API "
-                 "returned");
+      nno_problem(req, 422, "cursor",
+                  "field \"cursor\": not a cursor this API "
+                  "returned");
       goto done;
     }
   }
@@ -55,9 +56,9 @@ static int on_list(nno_req *req, void *ud) {
   if (rc)
     hu_store_error(req, rc);
   else
-    hu_pager_send(req, &pg);
+    nno_pager_send(req, &pg);
 done:
-  hu_pager_free(&pg);
+  nno_pager_free(&pg);
   return NNO_OK;
 }
 

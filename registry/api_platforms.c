@@ -35,7 +35,7 @@ static json_t *platform_json(const store_platform *p) {
 /* Answer `status` with the platform and its ETag. */
 static int send_platform(nno_req *req, int status, const store_platform *p) {
   hu_etag(req, p->version);
-  return hu_send(req, status, platform_json(p));
+  return nno_send_json(req, status, platform_json(p));
 }
 
 static const char *str(json_t *o, const char *k) {
@@ -44,13 +44,13 @@ static const char *str(json_t *o, const char *k) {
 
 /* Read {platform}; -1 after answering 404 when it cannot be a platform id. */
 static int read_id(nno_req *req, char *id) {
-  if (hu_param(req, "platform", id, STORE_ID_MAX + 1) == 0 &&
+  if (nno_param_copy(req, "platform", id, STORE_ID_MAX + 1) == 0 &&
       hu_id_valid(id, strlen(id)))
     return 0;
   nno_str v = {"", 0};
   api->req_param(req, "platform", &v);
-  hu_problem(req, 404, NULL, "no platform \"%.*s\"",
-             (int)(v.len > 64 ? 64 : v.len), v.ptr);
+  nno_problem(req, 404, NULL, "no platform \"%.*s\"",
+              (int)(v.len > 64 ? 64 : v.len), v.ptr);
   return -1;
 }
 
@@ -62,11 +62,11 @@ static int check_plan(nno_req *req, const char *s) {
          s[i] == '-';
   if (ok) return 0;
   char q[128];
-  hu_quote(s, q, sizeof q);
-  hu_problem(req, 422, "plan",
-             "field \"plan\": expected 1 to 32 characters of [a-z0-9-], "
-             "got %s",
-             q);
+  nno_quote(s, q, sizeof q);
+  nno_problem(req, 422, "plan",
+              "field \"plan\": expected 1 to 32 characters of [a-z0-9-], "
+              "got %s",
+              q);
   return -1;
 }
 
@@ -76,7 +76,7 @@ static int take_common(nno_req *req, json_t *b, store_platform *p) {
   const char *name = str(b, "name"), *plan = str(b, "plan");
   json_t *owner = json_object_get(b, "owner");
   if (name) {
-    if (hu_check_name(req, "name", name)) return -1;
+    if (nno_check_name(req, "name", name, REG_NAME_MAX)) return -1;
     snprintf(p->name, sizeof p->name, "%s", name);
   }
   if (plan) {
@@ -87,7 +87,8 @@ static int take_common(nno_req *req, json_t *b, store_platform *p) {
     p->has_owner = json_is_string(owner);
     p->owner[0] = '\0';
     if (p->has_owner) {
-      if (hu_check_name(req, "owner", json_string_value(owner))) return -1;
+      if (nno_check_name(req, "owner", json_string_value(owner), REG_NAME_MAX))
+        return -1;
       snprintf(p->owner, sizeof p->owner, "%s", json_string_value(owner));
     }
   }
@@ -95,27 +96,31 @@ static int take_common(nno_req *req, json_t *b, store_platform *p) {
 }
 
 static int on_create(nno_req *req, void *ud) {
-  static const hu_field fields[] = {{"id", HU_STR, 0},
-                                    {"name", HU_STR, 1},
-                                    {"class", HU_STR, 0},
-                                    {"plan", HU_STR, 0},
-                                    {"owner", HU_STR_OR_NULL, 0}};
+  static const nno_field fields[] = {
+      NNO_FIELD("id", NNO_FIELD_STRING, 0),
+      NNO_FIELD("name", NNO_FIELD_STRING, 1),
+      NNO_FIELD("class", NNO_FIELD_STRING, 0),
+      NNO_FIELD("plan", NNO_FIELD_STRING, 0),
+      NNO_FIELD("owner", NNO_FIELD_STRING_OR_NULL, 0)};
   json_t *b = NULL, *obj = NULL;
   char *text = NULL, loc[96], target[48];
   hu_idem ik = {0};
   store_platform p;
   int rc;
-  if (!hu_authorized(req) || hu_body(req, &b)) return NNO_OK;
-  if (hu_fields(req, b, fields, sizeof fields / sizeof fields[0])) goto done;
+  if (!hu_authorized(req) || nno_body_object(req, 0, NNO_BODY_EMPTY_OK, &b))
+    return NNO_OK;
+  if (nno_fields_check(req, b, fields, sizeof fields / sizeof fields[0]))
+    goto done;
   memset(&p, 0, sizeof p);
   const char *id = str(b, "id"), *cls = str(b, "class");
-  if (id && hu_check_id(req, "id", id, STORE_PLATFORM_ID_MIN)) goto done;
+  if (id && nno_check_id(req, "id", id, STORE_PLATFORM_ID_MIN, STORE_ID_MAX))
+    goto done;
   if (id && strcmp(id, RT_CORE_LABEL) == 0) {
     /* api.{baseDomain} is the core API's host, not a platform's. */
-    hu_problem(req, 422, "id",
-               "field \"id\": \"%s\" is reserved for the core API's host "
-               "name",
-               id);
+    nno_problem(req, 422, "id",
+                "field \"id\": \"%s\" is reserved for the core API's host "
+                "name",
+                id);
     goto done;
   }
   if (id)
@@ -124,11 +129,11 @@ static int on_create(nno_req *req, void *ud) {
     hu_random_id("p-", p.id, sizeof p.id);
   if (cls && strcmp(cls, "platform") != 0 && strcmp(cls, "user_project") != 0) {
     char q[128];
-    hu_quote(cls, q, sizeof q);
-    hu_problem(req, 422, "class",
-               "field \"class\": expected \"platform\" or \"user_project\", "
-               "got %s",
-               q);
+    nno_quote(cls, q, sizeof q);
+    nno_problem(req, 422, "class",
+                "field \"class\": expected \"platform\" or \"user_project\", "
+                "got %s",
+                q);
     goto done;
   }
   snprintf(p.cls, sizeof p.cls, "%s", cls ? cls : "platform");
@@ -147,10 +152,10 @@ static int on_create(nno_req *req, void *ud) {
   rc = store_platform_insert(g_reg.db, &p);
   if (rc == STORE_EXISTS) {
     store_rollback(g_reg.db);
-    hu_problem(req, 409, NULL, "platform \"%s\" already exists", p.id);
+    nno_problem(req, 409, NULL, "platform \"%s\" already exists", p.id);
     goto done;
   }
-  if (!rc && (!(obj = platform_json(&p)) || !(text = hu_dump(obj))))
+  if (!rc && (!(obj = platform_json(&p)) || !(text = nno_json_text(obj))))
     rc = STORE_ERROR;
   snprintf(loc, sizeof loc, "/api/v1/platforms/%s", p.id);
   snprintf(target, sizeof target, "platform:%s", p.id);
@@ -164,7 +169,7 @@ static int on_create(nno_req *req, void *ud) {
   reg_committed();
   api->res_header(req, "Location", loc);
   hu_etag(req, p.version);
-  hu_send_text(req, 201, text);
+  nno_send_text(req, 201, text);
 done:
   hu_idem_clear(&ik);
   free(text);
@@ -174,29 +179,30 @@ done:
 }
 
 static int list_cb(void *ud, const store_platform *p) {
-  hu_pager *pg = ud;
-  return hu_pager_full(pg) ? 0 : hu_pager_add(pg, platform_json(p), p->id);
+  nno_pager *pg = ud;
+  return nno_pager_full(pg) ? 0 : hu_pager_add(pg, platform_json(p), p->id);
 }
 
 static int on_list(nno_req *req, void *ud) {
   char after[600], cls[32], status[32];
-  hu_pager pg;
-  if (!hu_authorized(req) || hu_pager_start(req, &pg, after, sizeof after))
+  nno_pager pg;
+  if (!hu_authorized(req) || nno_pager_start(req, &pg, REG_PAGE_DEFAULT,
+                                             REG_PAGE_MAX, after, sizeof after))
     return NNO_OK;
-  int hc = hu_query(req, "class", cls, sizeof cls);
-  int hs = hc < 0 ? -1 : hu_query(req, "status", status, sizeof status);
+  int hc = nno_query_copy(req, "class", cls, sizeof cls);
+  int hs = hc < 0 ? -1 : nno_query_copy(req, "status", status, sizeof status);
   if (hc < 0 || hs < 0) goto done;
   if (hc && strcmp(cls, "platform") != 0 && strcmp(cls, "user_project") != 0) {
-    hu_problem(req, 422, "class",
-               "field \"class\": expected platform or "
-               "user_project");
+    nno_problem(req, 422, "class",
+                "field \"class\": expected platform or "
+                "user_project");
     goto done;
   }
   if (hs && strcmp(status, "active") != 0 && strcmp(status, "suspended") != 0 &&
       strcmp(status, "deleting") != 0) {
-    hu_problem(req, 422, "status",
-               "field \"status\": expected active, suspended or "
-               "deleting");
+    nno_problem(req, 422, "status",
+                "field \"status\": expected active, suspended or "
+                "deleting");
     goto done;
   }
   int rc =
@@ -205,9 +211,9 @@ static int on_list(nno_req *req, void *ud) {
   if (rc)
     hu_store_error(req, rc);
   else
-    hu_pager_send(req, &pg);
+    nno_pager_send(req, &pg);
 done:
-  hu_pager_free(&pg);
+  nno_pager_free(&pg);
   return NNO_OK;
 }
 
@@ -217,7 +223,7 @@ static int on_get(nno_req *req, void *ud) {
   if (!hu_authorized(req) || read_id(req, id)) return NNO_OK;
   int rc = store_platform_get(g_reg.db, id, &p);
   if (rc == STORE_NOTFOUND)
-    return hu_problem(req, 404, NULL, "no platform \"%s\"", id);
+    return nno_problem(req, 404, NULL, "no platform \"%s\"", id);
   if (rc) return hu_store_error(req, rc);
   return send_platform(req, 200, &p);
 }
@@ -229,32 +235,36 @@ static int load_for_write(nno_req *req, const char *id, store_platform *p) {
   if (rc) {
     store_rollback(g_reg.db);
     if (rc == STORE_NOTFOUND)
-      hu_problem(req, 404, NULL, "no platform \"%s\"", id);
+      nno_problem(req, 404, NULL, "no platform \"%s\"", id);
     else
       hu_store_error(req, rc);
     return -1;
   }
   if (!hu_if_match(req, p->version)) {
     store_rollback(g_reg.db);
-    hu_problem(req, 412, NULL,
-               "If-Match does not match the platform's current ETag "
-               "\"v%lld\"",
-               (long long)p->version);
+    nno_problem(req, 412, NULL,
+                "If-Match does not match the platform's current ETag "
+                "\"v%lld\"",
+                (long long)p->version);
     return -1;
   }
   return 0;
 }
 
 static int on_patch(nno_req *req, void *ud) {
-  static const hu_field fields[] = {
-      {"name", HU_STR, 0}, {"plan", HU_STR, 0}, {"owner", HU_STR_OR_NULL, 0}};
+  static const nno_field fields[] = {
+      NNO_FIELD("name", NNO_FIELD_STRING, 0),
+      NNO_FIELD("plan", NNO_FIELD_STRING, 0),
+      NNO_FIELD("owner", NNO_FIELD_STRING_OR_NULL, 0)};
   char id[STORE_ID_MAX + 1], target[48];
   json_t *b = NULL;
   store_platform p;
   int rc;
-  if (!hu_authorized(req) || read_id(req, id) || hu_body(req, &b))
+  if (!hu_authorized(req) || read_id(req, id) ||
+      nno_body_object(req, 0, NNO_BODY_EMPTY_OK, &b))
     return NNO_OK;
-  if (hu_fields(req, b, fields, sizeof fields / sizeof fields[0])) goto done;
+  if (nno_fields_check(req, b, fields, sizeof fields / sizeof fields[0]))
+    goto done;
   if ((rc = store_begin(g_reg.db)) != 0) {
     hu_store_error(req, rc);
     goto done;
@@ -389,7 +399,7 @@ static int on_status(nno_req *req, void *ud) {
   if (load_for_write(req, id, &p)) return NNO_OK;
   if (strcmp(p.status, "deleting") == 0) {
     store_rollback(g_reg.db);
-    return hu_problem(req, 409, NULL, "platform %s is being deleted", id);
+    return nno_problem(req, 409, NULL, "platform %s is being deleted", id);
   }
   if (strcmp(p.status, want) == 0) { /* already there: nothing to do */
     store_rollback(g_reg.db);
@@ -413,8 +423,8 @@ static int on_status(nno_req *req, void *ud) {
 /* ---- resources --------------------------------------------------------- */
 
 static int resource_cb(void *ud, const store_resource *r) {
-  hu_pager *pg = ud;
-  if (hu_pager_full(pg)) return 0;
+  nno_pager *pg = ud;
+  if (nno_pager_full(pg)) return 0;
   char key[600];
   snprintf(key, sizeof key, "%s/%s", r->type, r->name);
   return hu_pager_add(
@@ -428,17 +438,18 @@ static int resource_cb(void *ud, const store_resource *r) {
 
 static int on_resources(nno_req *req, void *ud) {
   char id[STORE_ID_MAX + 1], after[600];
-  hu_pager pg;
+  nno_pager pg;
   if (!hu_authorized(req) || hu_platform(req, id) ||
-      hu_pager_start(req, &pg, after, sizeof after))
+      nno_pager_start(req, &pg, REG_PAGE_DEFAULT, REG_PAGE_MAX, after,
+                      sizeof after))
     return NNO_OK;
   /* The cursor is "type/name"; types have no '/'. */
   char *slash = strchr(after, '/');
   if (after[0] && !slash) {
-    hu_pager_free(&pg);
-    return hu_problem(req, 422, "cursor",
-                      "field \"cursor\": not a cursor this API "
-                      "returned");
+    nno_pager_free(&pg);
+    return nno_problem(req, 422, "cursor",
+                       "field \"cursor\": not a cursor this API "
+                       "returned");
   }
   if (slash) *slash = '\0';
   int rc = store_resource_list(g_reg.db, id, after[0] ? after : NULL,
@@ -447,8 +458,8 @@ static int on_resources(nno_req *req, void *ud) {
   if (rc)
     hu_store_error(req, rc);
   else
-    hu_pager_send(req, &pg);
-  hu_pager_free(&pg);
+    nno_pager_send(req, &pg);
+  nno_pager_free(&pg);
   return NNO_OK;
 }
 

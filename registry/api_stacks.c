@@ -42,24 +42,25 @@ static int need_catalogue(nno_req *req) {
 
 static int stack_cb(void *ud, const char *id, const char *const *versions,
                     size_t n) {
-  hu_pager *pg = ud;
-  return hu_pager_full(pg) ? 0
-                           : hu_pager_add(pg, stack_json(id, versions, n), id);
+  nno_pager *pg = ud;
+  return nno_pager_full(pg) ? 0
+                            : hu_pager_add(pg, stack_json(id, versions, n), id);
 }
 
 static int on_list(nno_req *req, void *ud) {
   char after[600];
-  hu_pager pg;
+  nno_pager pg;
   if (!hu_authorized(req) || need_catalogue(req) ||
-      hu_pager_start(req, &pg, after, sizeof after))
+      nno_pager_start(req, &pg, REG_PAGE_DEFAULT, REG_PAGE_MAX, after,
+                      sizeof after))
     return NNO_OK;
   int rc = store_stack_list(g_reg.db, after[0] ? after : NULL, pg.limit + 1,
                             stack_cb, &pg);
   if (rc)
     hu_store_error(req, rc);
   else
-    hu_pager_send(req, &pg);
-  hu_pager_free(&pg);
+    nno_pager_send(req, &pg);
+  nno_pager_free(&pg);
   return NNO_OK;
 }
 
@@ -74,13 +75,13 @@ static int on_get(nno_req *req, void *ud) {
   char id[STORE_STACK_MAX + 1];
   json_t *out = NULL;
   if (!hu_authorized(req) || need_catalogue(req)) return NNO_OK;
-  if (hu_param(req, "id", id, sizeof id))
-    return hu_problem(req, 404, NULL, "no such stack");
+  if (nno_param_copy(req, "id", id, sizeof id))
+    return nno_problem(req, 404, NULL, "no such stack");
   int rc = store_stack_get(g_reg.db, id, one_cb, &out);
   if (rc == STORE_NOTFOUND)
-    return hu_problem(req, 404, NULL, "no stack \"%s\"", id);
+    return nno_problem(req, 404, NULL, "no stack \"%s\"", id);
   if (rc) return hu_store_error(req, rc);
-  return hu_send(req, 200, out);
+  return nno_send_json(req, 200, out);
 }
 
 static int count_cb(void *ud, const store_activation *a) {
@@ -89,8 +90,8 @@ static int count_cb(void *ud, const store_activation *a) {
 }
 
 static int on_activate(nno_req *req, void *ud) {
-  static const hu_field fields[] = {{"stack", HU_STR, 1},
-                                    {"version", HU_STR, 0}};
+  static const nno_field fields[] = {NNO_FIELD("stack", NNO_FIELD_STRING, 1),
+                                     NNO_FIELD("version", NNO_FIELD_STRING, 0)};
   char pid[STORE_ID_MAX + 1], target[48], q[160];
   json_t *b = NULL, *obj = NULL, *detail = NULL;
   char *text = NULL;
@@ -99,35 +100,37 @@ static int on_activate(nno_req *req, void *ud) {
   nno_stack *s = NULL;
   nno_str sid, sver;
   int rc;
-  if (!hu_authorized(req) || hu_platform(req, pid) || hu_body(req, &b))
+  if (!hu_authorized(req) || hu_platform(req, pid) ||
+      nno_body_object(req, 0, NNO_BODY_EMPTY_OK, &b))
     return NNO_OK;
-  if (hu_fields(req, b, fields, sizeof fields / sizeof fields[0])) goto done;
+  if (nno_fields_check(req, b, fields, sizeof fields / sizeof fields[0]))
+    goto done;
   const char *stack = json_string_value(json_object_get(b, "stack"));
   const char *version = json_string_value(json_object_get(b, "version"));
   if (api->stack_find(g_reg.p, stack, NULL, &s) != NNO_OK) {
-    hu_quote(stack, q, sizeof q);
-    hu_problem(req, 422, "stack", "field \"stack\": no stack %s is installed",
-               q);
+    nno_quote(stack, q, sizeof q);
+    nno_problem(req, 422, "stack", "field \"stack\": no stack %s is installed",
+                q);
     goto done;
   }
   if (version && api->stack_find(g_reg.p, stack, version, &s) != NNO_OK) {
-    hu_quote(version, q, sizeof q);
-    hu_problem(req, 422, "version",
-               "field \"version\": stack \"%s\" has no version %s installed",
-               stack, q);
+    nno_quote(version, q, sizeof q);
+    nno_problem(req, 422, "version",
+                "field \"version\": stack \"%s\" has no version %s installed",
+                stack, q);
     goto done;
   }
   /* Pinned or the newest installed: the host's own names for both. */
   if (api->stack_info(s, &sid, &sver) != NNO_OK || sid.len > STORE_STACK_MAX ||
       sver.len > STORE_STACK_MAX) {
-    hu_problem(req, 500, NULL, "cannot read the stack's version");
+    nno_problem(req, 500, NULL, "cannot read the stack's version");
     goto done;
   }
   memset(&a, 0, sizeof a);
   snprintf(a.platform, sizeof a.platform, "%s", pid);
   snprintf(a.stack, sizeof a.stack, "%.*s", (int)sid.len, sid.ptr);
   snprintf(a.version, sizeof a.version, "%.*s", (int)sver.len, sver.ptr);
-  hu_actor(req, a.activated_by, sizeof a.activated_by);
+  nno_caller_actor(req, a.activated_by, sizeof a.activated_by);
   if (need_catalogue(req)) goto done;
 
   if ((rc = store_begin(g_reg.db)) != 0) {
@@ -147,13 +150,13 @@ static int on_activate(nno_req *req, void *ud) {
   if (had && strcmp(old.version, a.version) == 0) {
     /* Already active at this version: nothing changes. */
     obj = activation_json(&old);
-    text = obj ? hu_dump(obj) : NULL;
+    text = obj ? nno_json_text(obj) : NULL;
     if (!text || (rc = hu_idem_record(&ik, 200, text, NULL)) ||
         (rc = store_commit(g_reg.db))) {
       hu_fail(req, text ? rc : STORE_ERROR);
       goto done;
     }
-    hu_send_text(req, 200, text);
+    nno_send_text(req, 200, text);
     goto done;
   }
   if (!had) {
@@ -164,10 +167,10 @@ static int on_activate(nno_req *req, void *ud) {
     }
     if (n >= RT_MAX_STACKS) {
       store_rollback(g_reg.db);
-      hu_problem(req, 409, NULL,
-                 "platform \"%s\" already has %d active stacks, the most "
-                 "one platform can have",
-                 pid, RT_MAX_STACKS);
+      nno_problem(req, 409, NULL,
+                  "platform \"%s\" already has %d active stacks, the most "
+                  "one platform can have",
+                  pid, RT_MAX_STACKS);
       goto done;
     }
   }
@@ -182,7 +185,7 @@ static int on_activate(nno_req *req, void *ud) {
   obj = activation_json(&a);
   detail = json_pack("{s:s, s:s, s:o}", "stack", a.stack, "version", a.version,
                      "previous", had ? json_string(old.version) : json_null());
-  text = obj ? hu_dump(obj) : NULL;
+  text = obj ? nno_json_text(obj) : NULL;
   int status = had ? 200 : 201;
   if (!text || !detail ||
       (rc = hu_audit(req, "stack.activate", target, detail)) ||
@@ -193,7 +196,7 @@ static int on_activate(nno_req *req, void *ud) {
     goto done;
   }
   reg_committed();
-  hu_send_text(req, status, text);
+  nno_send_text(req, status, text);
 done:
   hu_idem_clear(&ik);
   free(text);
@@ -204,23 +207,25 @@ done:
 }
 
 static int activation_cb(void *ud, const store_activation *a) {
-  hu_pager *pg = ud;
-  return hu_pager_full(pg) ? 0 : hu_pager_add(pg, activation_json(a), a->stack);
+  nno_pager *pg = ud;
+  return nno_pager_full(pg) ? 0
+                            : hu_pager_add(pg, activation_json(a), a->stack);
 }
 
 static int on_activations(nno_req *req, void *ud) {
   char pid[STORE_ID_MAX + 1], after[600];
-  hu_pager pg;
+  nno_pager pg;
   if (!hu_authorized(req) || hu_platform(req, pid) ||
-      hu_pager_start(req, &pg, after, sizeof after))
+      nno_pager_start(req, &pg, REG_PAGE_DEFAULT, REG_PAGE_MAX, after,
+                      sizeof after))
     return NNO_OK;
   int rc = store_activation_list(g_reg.db, pid, after[0] ? after : NULL,
                                  pg.limit + 1, activation_cb, &pg);
   if (rc)
     hu_store_error(req, rc);
   else
-    hu_pager_send(req, &pg);
-  hu_pager_free(&pg);
+    nno_pager_send(req, &pg);
+  nno_pager_free(&pg);
   return NNO_OK;
 }
 
@@ -229,8 +234,8 @@ static int on_deactivate(nno_req *req, void *ud) {
   store_activation old;
   int rc;
   if (!hu_authorized(req) || hu_platform(req, pid)) return NNO_OK;
-  if (hu_param(req, "stack", stack, sizeof stack))
-    return hu_problem(req, 404, NULL, "no such stack on platform \"%s\"", pid);
+  if (nno_param_copy(req, "stack", stack, sizeof stack))
+    return nno_problem(req, 404, NULL, "no such stack on platform \"%s\"", pid);
   if ((rc = store_begin(g_reg.db)) != 0) return hu_store_error(req, rc);
   if (hu_need_platform(req, pid)) {
     store_rollback(g_reg.db);
@@ -239,9 +244,9 @@ static int on_deactivate(nno_req *req, void *ud) {
   rc = store_activation_get(g_reg.db, pid, stack, &old);
   if (rc == STORE_NOTFOUND) {
     store_rollback(g_reg.db);
-    return hu_problem(req, 404, NULL,
-                      "stack \"%s\" is not active on platform \"%s\"", stack,
-                      pid);
+    return nno_problem(req, 404, NULL,
+                       "stack \"%s\" is not active on platform \"%s\"", stack,
+                       pid);
   }
   if (rc) return hu_fail(req, rc);
   snprintf(target, sizeof target, "platform:%s", pid);

@@ -28,7 +28,7 @@ static json_t *tenant_json(const store_tenant *t) {
 
 static int send_tenant(nno_req *req, int status, const store_tenant *t) {
   hu_etag(req, t->version);
-  return hu_send(req, status, tenant_json(t));
+  return nno_send_json(req, status, tenant_json(t));
 }
 
 static const char *str(json_t *o, const char *k) {
@@ -37,13 +37,13 @@ static const char *str(json_t *o, const char *k) {
 
 /* Read {tenant}; -1 after answering 404 when it cannot be a tenant id. */
 static int read_tid(nno_req *req, const char *pid, char *tid) {
-  if (hu_param(req, "tenant", tid, STORE_ID_MAX + 1) == 0 &&
-      hu_id_ok(tid, strlen(tid), STORE_TENANT_ID_MIN))
+  if (nno_param_copy(req, "tenant", tid, STORE_ID_MAX + 1) == 0 &&
+      nno_id_valid(tid, strlen(tid), STORE_TENANT_ID_MIN, STORE_ID_MAX))
     return 0;
   nno_str v = {"", 0};
   api->req_param(req, "tenant", &v);
-  hu_problem(req, 404, NULL, "no tenant \"%.*s\" in platform \"%s\"",
-             (int)(v.len > 64 ? 64 : v.len), v.ptr, pid);
+  nno_problem(req, 404, NULL, "no tenant \"%.*s\" in platform \"%s\"",
+              (int)(v.len > 64 ? 64 : v.len), v.ptr, pid);
   return -1;
 }
 
@@ -52,15 +52,15 @@ static int read_tid(nno_req *req, const char *pid, char *tid) {
 static int need_tenant(nno_req *req, const char *field, const char *pid,
                        const char *tid) {
   store_tenant t;
-  int rc = hu_id_ok(tid, strlen(tid), STORE_TENANT_ID_MIN)
+  int rc = nno_id_valid(tid, strlen(tid), STORE_TENANT_ID_MIN, STORE_ID_MAX)
                ? store_tenant_get(g_reg.db, pid, tid, &t)
                : STORE_NOTFOUND;
   if (rc == STORE_OK) return 0;
   if (rc == STORE_NOTFOUND) {
     char q[128];
-    hu_quote(tid, q, sizeof q);
-    hu_problem(req, 422, field, "field \"%s\": no tenant %s in platform \"%s\"",
-               field, q, pid);
+    nno_quote(tid, q, sizeof q);
+    nno_problem(req, 422, field,
+                "field \"%s\": no tenant %s in platform \"%s\"", field, q, pid);
   } else {
     hu_store_error(req, rc);
   }
@@ -92,30 +92,35 @@ static int within_caller(nno_req *req, const char *pid, const char *tid,
     hu_store_error(req, rc);
     return -1;
   }
-  hu_problem(req, 403, field,
-             "field \"%s\": this credential is confined to tenant \"%s\" "
-             "and its sub-tenants",
-             field, own);
+  nno_problem(req, 403, field,
+              "field \"%s\": this credential is confined to tenant \"%s\" "
+              "and its sub-tenants",
+              field, own);
   return -1;
 }
 
 static int on_create(nno_req *req, void *ud) {
-  static const hu_field fields[] = {
-      {"id", HU_STR, 0}, {"name", HU_STR, 1}, {"parent", HU_STR_OR_NULL, 0}};
+  static const nno_field fields[] = {
+      NNO_FIELD("id", NNO_FIELD_STRING, 0),
+      NNO_FIELD("name", NNO_FIELD_STRING, 1),
+      NNO_FIELD("parent", NNO_FIELD_STRING_OR_NULL, 0)};
   char pid[STORE_ID_MAX + 1], loc[128], target[80];
   json_t *b = NULL, *obj = NULL;
   char *text = NULL;
   hu_idem ik = {0};
   store_tenant t;
   int rc;
-  if (!hu_authorized(req) || hu_platform(req, pid) || hu_body(req, &b))
+  if (!hu_authorized(req) || hu_platform(req, pid) ||
+      nno_body_object(req, 0, NNO_BODY_EMPTY_OK, &b))
     return NNO_OK;
-  if (hu_fields(req, b, fields, sizeof fields / sizeof fields[0])) goto done;
+  if (nno_fields_check(req, b, fields, sizeof fields / sizeof fields[0]))
+    goto done;
   memset(&t, 0, sizeof t);
   const char *id = str(b, "id"), *name = str(b, "name"),
              *parent = str(b, "parent");
-  if (id && hu_check_id(req, "id", id, STORE_TENANT_ID_MIN)) goto done;
-  if (hu_check_name(req, "name", name)) goto done;
+  if (id && nno_check_id(req, "id", id, STORE_TENANT_ID_MIN, STORE_ID_MAX))
+    goto done;
+  if (nno_check_name(req, "name", name, REG_NAME_MAX)) goto done;
   snprintf(t.platform, sizeof t.platform, "%s", pid);
   if (id)
     snprintf(t.id, sizeof t.id, "%s", id);
@@ -141,11 +146,11 @@ static int on_create(nno_req *req, void *ud) {
   rc = store_tenant_insert(g_reg.db, &t);
   if (rc == STORE_EXISTS || rc == STORE_CYCLE) {
     store_rollback(g_reg.db);
-    hu_problem(req, 409, NULL,
-               "tenant \"%s\" already exists in platform \"%s\"", t.id, pid);
+    nno_problem(req, 409, NULL,
+                "tenant \"%s\" already exists in platform \"%s\"", t.id, pid);
     goto done;
   }
-  if (!rc && (!(obj = tenant_json(&t)) || !(text = hu_dump(obj))))
+  if (!rc && (!(obj = tenant_json(&t)) || !(text = nno_json_text(obj))))
     rc = STORE_ERROR;
   snprintf(loc, sizeof loc, "/api/v1/platforms/%s/tenants/%s", pid, t.id);
   snprintf(target, sizeof target, "tenant:%s/%s", pid, t.id);
@@ -158,7 +163,7 @@ static int on_create(nno_req *req, void *ud) {
   reg_committed(); /* a child of a suspended tenant starts suspended */
   api->res_header(req, "Location", loc);
   hu_etag(req, t.version);
-  hu_send_text(req, 201, text);
+  nno_send_text(req, 201, text);
 done:
   hu_idem_clear(&ik);
   free(text);
@@ -168,25 +173,26 @@ done:
 }
 
 static int list_cb(void *ud, const store_tenant *t) {
-  hu_pager *pg = ud;
-  return hu_pager_full(pg) ? 0 : hu_pager_add(pg, tenant_json(t), t->id);
+  nno_pager *pg = ud;
+  return nno_pager_full(pg) ? 0 : hu_pager_add(pg, tenant_json(t), t->id);
 }
 
 static int on_list(nno_req *req, void *ud) {
   char pid[STORE_ID_MAX + 1], after[600], parent[64], under[64];
-  hu_pager pg;
+  nno_pager pg;
   if (!hu_authorized(req) || hu_platform(req, pid) ||
-      hu_pager_start(req, &pg, after, sizeof after))
+      nno_pager_start(req, &pg, REG_PAGE_DEFAULT, REG_PAGE_MAX, after,
+                      sizeof after))
     return NNO_OK;
-  int hp = hu_query(req, "parent", parent, sizeof parent);
-  int hn = hp < 0 ? -1 : hu_query(req, "under", under, sizeof under);
+  int hp = nno_query_copy(req, "parent", parent, sizeof parent);
+  int hn = hp < 0 ? -1 : nno_query_copy(req, "under", under, sizeof under);
   if (hp < 0 || hn < 0) goto done;
   /* A tenant-bound caller lists inside its subtree only. */
   if (!hp && !hn && caller_tenant(req, under, sizeof under)) hn = 1;
   if (hp && hn) {
-    hu_problem(req, 422, "under",
-               "field \"under\": give either parent (direct "
-               "children) or under (the whole subtree), not both");
+    nno_problem(req, 422, "under",
+                "field \"under\": give either parent (direct "
+                "children) or under (the whole subtree), not both");
     goto done;
   }
   if ((hp && need_tenant(req, "parent", pid, parent)) ||
@@ -200,9 +206,9 @@ static int on_list(nno_req *req, void *ud) {
   if (rc)
     hu_store_error(req, rc);
   else
-    hu_pager_send(req, &pg);
+    nno_pager_send(req, &pg);
 done:
-  hu_pager_free(&pg);
+  nno_pager_free(&pg);
   return NNO_OK;
 }
 
@@ -213,8 +219,8 @@ static int on_get(nno_req *req, void *ud) {
     return NNO_OK;
   int rc = store_tenant_get(g_reg.db, pid, tid, &t);
   if (rc == STORE_NOTFOUND)
-    return hu_problem(req, 404, NULL, "no tenant \"%s\" in platform \"%s\"",
-                      tid, pid);
+    return nno_problem(req, 404, NULL, "no tenant \"%s\" in platform \"%s\"",
+                       tid, pid);
   if (rc) return hu_store_error(req, rc);
   return send_tenant(req, 200, &t);
 }
@@ -226,7 +232,8 @@ static int load_for_write(nno_req *req, const char *pid, const char *tid,
   if (hu_need_platform(req, pid)) goto fail;
   int rc = store_tenant_get(g_reg.db, pid, tid, t);
   if (rc == STORE_NOTFOUND) {
-    hu_problem(req, 404, NULL, "no tenant \"%s\" in platform \"%s\"", tid, pid);
+    nno_problem(req, 404, NULL, "no tenant \"%s\" in platform \"%s\"", tid,
+                pid);
     goto fail;
   }
   if (rc) {
@@ -234,9 +241,9 @@ static int load_for_write(nno_req *req, const char *pid, const char *tid,
     goto fail;
   }
   if (!hu_if_match(req, t->version)) {
-    hu_problem(req, 412, NULL,
-               "If-Match does not match the tenant's current ETag \"v%lld\"",
-               (long long)t->version);
+    nno_problem(req, 412, NULL,
+                "If-Match does not match the tenant's current ETag \"v%lld\"",
+                (long long)t->version);
     goto fail;
   }
   return 0;
@@ -246,9 +253,10 @@ fail:
 }
 
 static int on_patch(nno_req *req, void *ud) {
-  static const hu_field fields[] = {{"name", HU_STR, 0},
-                                    {"parent", HU_STR_OR_NULL, 0},
-                                    {"status", HU_STR, 0}};
+  static const nno_field fields[] = {
+      NNO_FIELD("name", NNO_FIELD_STRING, 0),
+      NNO_FIELD("parent", NNO_FIELD_STRING_OR_NULL, 0),
+      NNO_FIELD("status", NNO_FIELD_STRING, 0)};
   char pid[STORE_ID_MAX + 1], tid[STORE_ID_MAX + 1], target[80];
   json_t *b = NULL;
   store_tenant t;
@@ -256,25 +264,28 @@ static int on_patch(nno_req *req, void *ud) {
   if (!hu_authorized(req)) return NNO_OK;
   /* {id} is read without the existence check, which happens inside the
    * transaction. */
-  if (hu_param(req, "platform", pid, sizeof pid) || !hu_id_valid(pid, strlen(pid))) {
+  if (nno_param_copy(req, "platform", pid, sizeof pid) ||
+      !hu_id_valid(pid, strlen(pid))) {
     nno_str v = {"", 0};
     api->req_param(req, "platform", &v);
-    return hu_problem(req, 404, NULL, "no platform \"%.*s\"",
-                      (int)(v.len > 64 ? 64 : v.len), v.ptr);
+    return nno_problem(req, 404, NULL, "no platform \"%.*s\"",
+                       (int)(v.len > 64 ? 64 : v.len), v.ptr);
   }
-  if (read_tid(req, pid, tid) || hu_body(req, &b)) return NNO_OK;
-  if (hu_fields(req, b, fields, sizeof fields / sizeof fields[0])) goto done;
+  if (read_tid(req, pid, tid) || nno_body_object(req, 0, NNO_BODY_EMPTY_OK, &b))
+    return NNO_OK;
+  if (nno_fields_check(req, b, fields, sizeof fields / sizeof fields[0]))
+    goto done;
   const char *name = str(b, "name"), *status = str(b, "status");
   json_t *parent = json_object_get(b, "parent");
-  if (name && hu_check_name(req, "name", name)) goto done;
+  if (name && nno_check_name(req, "name", name, REG_NAME_MAX)) goto done;
   if (status && strcmp(status, "active") != 0 &&
       strcmp(status, "suspended") != 0) {
     char q[128];
-    hu_quote(status, q, sizeof q);
-    hu_problem(req, 422, "status",
-               "field \"status\": expected \"active\" or \"suspended\", got "
-               "%s",
-               q);
+    nno_quote(status, q, sizeof q);
+    nno_problem(req, 422, "status",
+                "field \"status\": expected \"active\" or \"suspended\", got "
+                "%s",
+                q);
     goto done;
   }
   if ((rc = store_begin(g_reg.db)) != 0) {
@@ -305,13 +316,13 @@ static int on_patch(nno_req *req, void *ud) {
   if (rc == STORE_CYCLE) {
     store_rollback(g_reg.db);
     if (strcmp(t.parent, tid) == 0)
-      hu_problem(req, 422, "parent",
-                 "field \"parent\": a tenant cannot be its own parent");
+      nno_problem(req, 422, "parent",
+                  "field \"parent\": a tenant cannot be its own parent");
     else
-      hu_problem(req, 422, "parent",
-                 "field \"parent\": \"%s\" is a descendant of \"%s\"; a "
-                 "tenant cannot move under its own subtree",
-                 t.parent, tid);
+      nno_problem(req, 422, "parent",
+                  "field \"parent\": \"%s\" is a descendant of \"%s\"; a "
+                  "tenant cannot move under its own subtree",
+                  t.parent, tid);
     goto done;
   }
   snprintf(target, sizeof target, "tenant:%s/%s", pid, tid);
@@ -337,11 +348,11 @@ static int on_delete(nno_req *req, void *ud) {
   int rc;
   if (!hu_authorized(req) || hu_platform(req, pid) || read_tid(req, pid, tid))
     return NNO_OK;
-  int hc = hu_query(req, "cascade", c, sizeof c);
+  int hc = nno_query_copy(req, "cascade", c, sizeof c);
   if (hc < 0) return NNO_OK;
   if (hc && strcmp(c, "true") != 0 && strcmp(c, "false") != 0)
-    return hu_problem(req, 422, "cascade",
-                      "field \"cascade\": expected true or false");
+    return nno_problem(req, 422, "cascade",
+                       "field \"cascade\": expected true or false");
   int cascade = hc && strcmp(c, "true") == 0;
   if ((rc = store_begin(g_reg.db)) != 0) return hu_store_error(req, rc);
   if (load_for_write(req, pid, tid, &t)) return NNO_OK;
@@ -350,10 +361,10 @@ static int on_delete(nno_req *req, void *ud) {
     return hu_fail(req, rc);
   if (children > 0) {
     store_rollback(g_reg.db);
-    return hu_problem(req, 409, NULL,
-                      "tenant \"%s\" has %lld child tenant%s; delete them "
-                      "first or pass cascade=true",
-                      tid, (long long)children, children == 1 ? "" : "s");
+    return nno_problem(req, 409, NULL,
+                       "tenant \"%s\" has %lld child tenant%s; delete them "
+                       "first or pass cascade=true",
+                       tid, (long long)children, children == 1 ? "" : "s");
   }
   snprintf(target, sizeof target, "tenant:%s/%s", pid, tid);
   json_t *detail = json_pack("{s:b}", "cascade", cascade);

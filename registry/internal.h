@@ -25,8 +25,6 @@
 /* The name of the shared counter that moves after every committed change
  * other workers must see (routing, the operator key). */
 #define REG_COUNTER "registry"
-/* The actor recorded for operator API calls. */
-#define REG_ACTOR "operator"
 /* The settings key holding the hex SHA-256 of the operator key. */
 #define REG_KEY_SETTING "operator_key_sha256"
 

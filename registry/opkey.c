@@ -164,7 +164,7 @@ int opkey_on_rotate(nno_req *req, void *ud) {
     api->log(g_reg.p, NNO_LOG_ERROR, "cannot write %s: %s", tmp,
              strerror(errno));
     sodium_memzero(key, sizeof key);
-    return hu_problem(req, 500, NULL, "cannot write the operator key file");
+    return nno_problem(req, 500, NULL, "cannot write the operator key file");
   }
   int rc = store_begin(g_reg.db);
   if (!rc) rc = store_setting_put(g_reg.db, REG_KEY_SETTING, hex);
@@ -197,10 +197,10 @@ int opkey_on_rotate(nno_req *req, void *ud) {
   api->res_header(req, "Cache-Control", "no-store");
   /* "file" is null when the key could not be written: the caller must
    * keep the key from this response. */
-  rc = hu_send(req, 200,
-               installed ? json_pack("{s:s, s:s}", "key", key, "file",
-                                     g_reg.key_path)
-                         : json_pack("{s:s, s:n}", "key", key, "file"));
+  rc = nno_send_json(
+      req, 200,
+      installed ? json_pack("{s:s, s:s}", "key", key, "file", g_reg.key_path)
+                : json_pack("{s:s, s:n}", "key", key, "file"));
   sodium_memzero(key, sizeof key);
   return rc;
 }

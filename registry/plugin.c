@@ -448,6 +448,7 @@ static int registry_init(nno_plugin *p, const nno_host_api *host) {
   char err[512];
   int rc = NNO_EIO;
   api = host;
+  nno_sdk_init(p, host);
   memset(&g_reg, 0, sizeof g_reg);
   g_reg.p = p;
   if (!NNO_HAS(api, req_host)) {

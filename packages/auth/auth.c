@@ -12,7 +12,6 @@
  * `pwhash_concurrency` jobs per worker at once, the rest waiting in a
  * bounded FIFO: a burst of sign-ins neither stalls the loop nor takes more
  * than concurrency x pwhash_mem_kib of memory. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 #include <nno/iam.h>
 #include <nno/plugin.h>
 #include <nno/registry.h>
+#include <nno/sdk.h>
 
 #include "auth.h"
 
@@ -46,71 +46,17 @@ static auth_state *g;
 
 /* ---- problems ------------------------------------------------------------ */
 
-static const char *title_of(int status) {
-  switch (status) {
-  case 400:
-    return "Bad Request";
-  case 401:
-    return "Unauthorized";
-  case 403:
-    return "Forbidden";
-  case 404:
-    return "Not Found";
-  case 409:
-    return "Conflict";
-  case 413:
-    return "Content Too Large";
-  case 415:
-    return "Unsupported Media Type";
-  case 422:
-    return "Unprocessable Content";
-  case 429:
-    return "Too Many Requests";
-  case 503:
-    return "Service Unavailable";
-  default:
-    return status >= 500 ? "Internal Server Error" : "Bad Request";
-  }
-}
-
-/* Answer a problem; always NNO_OK, so handlers can return it. Headers go
- * after res_problem, which replaces what was written before. */
-static int problem(nno_req *req, int status, const char *detail) {
-  if (api->res_problem(req, status, title_of(status), detail) != NNO_OK)
-    return NNO_OK; /* the request has ended: nothing left to answer */
-  if (status == 401)
-    api->res_header(req, "WWW-Authenticate", "Bearer realm=\"nno\"");
-  return NNO_OK;
-}
-
-static int problem_retry(nno_req *req, int status, const char *detail,
-                         unsigned long long secs) {
-  char v[24];
-  problem(req, status, detail);
-  snprintf(v, sizeof v, "%llu", secs ? secs : 1);
-  api->res_header(req, "Retry-After", v);
-  return NNO_OK;
-}
-
-static int problemf(nno_req *req, int status, const char *fmt, ...)
-    NNO_PRINTF(3, 4);
-static int problemf(nno_req *req, int status, const char *fmt, ...) {
-  char detail[256];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(detail, sizeof detail, fmt, ap);
-  va_end(ap);
-  return problem(req, status, detail);
-}
+/* Problems come from the SDK (nno/sdk.h): a 401 carries WWW-Authenticate,
+ * nno_problem_retry() adds Retry-After. */
 
 /* An error of the nno.iam service. */
 static int iam_problem(nno_req *req, int rc) {
-  if (rc == NNO_ENOENT) return problem(req, 404, "no such platform");
+  if (rc == NNO_ENOENT) return nno_problem(req, 404, NULL, "no such platform");
   if (rc == NNO_EBUSY)
-    return problem_retry(req, 503, "the identity service is busy", 1);
+    return nno_problem_retry(req, 503, 1, "the identity service is busy");
   api->log(self, NNO_LOG_ERROR, "identity service error: %s",
            api->err_name(rc));
-  return problem(req, 500, "identity service error");
+  return nno_problem(req, 500, NULL, "identity service error");
 }
 
 /* A job's storage or hashing failure. */
@@ -119,15 +65,15 @@ static void job_problem(const auth_job *j) {
     api->log(self, j->result == JR_UNSAFE ? NNO_LOG_ERROR : NNO_LOG_WARN,
              "auth database of platform %s: %s", j->platform, j->err);
   if (j->result == JR_UNSAFE)
-    problem(j->req, 503,
-            "the auth database of this platform is refused: its files are "
-            "not the host's alone (see the host's log)");
+    nno_problem(j->req, 503, NULL,
+                "the auth database of this platform is refused: its files are "
+                "not the host's alone (see the host's log)");
   else if (j->result == JR_BUSY)
-    problem_retry(j->req, 503, "the auth database is busy", 1);
+    nno_problem_retry(j->req, 503, 1, "the auth database is busy");
   else if (j->result == JR_NOMEM)
-    problem_retry(j->req, 503, "not enough memory to hash the password", 1);
+    nno_problem_retry(j->req, 503, 1, "not enough memory to hash the password");
   else
-    problem(j->req, 500, "auth database error");
+    nno_problem(j->req, 500, NULL, "auth database error");
 }
 
 /* ---- the identity service ------------------------------------------------ */
@@ -172,12 +118,12 @@ typedef struct ctx {
  * written and -1 returned. */
 static int begin(nno_req *req, ctx *c, int need_user) {
   if (!(c->iam = iam_get())) {
-    problem(req, 503, "identity service unavailable");
+    nno_problem(req, 503, NULL, "identity service unavailable");
     return -1;
   }
   nno_str s = api->req_scope(req);
   if (!auth_platform_valid(s.ptr, s.len)) {
-    problem(req, 404, "no platform for this request");
+    nno_problem(req, 404, NULL, "no platform for this request");
     return -1;
   }
   memcpy(c->platform, s.ptr, s.len);
@@ -188,7 +134,7 @@ static int begin(nno_req *req, ctx *c, int need_user) {
   c->incarnation[0] = '\0';
   if (r && r->platform_incarnation(c->platform, c->incarnation,
                                    sizeof c->incarnation) != NNO_OK) {
-    problem(req, 503, "the platform's registry entry cannot be read");
+    nno_problem(req, 503, NULL, "the platform's registry entry cannot be read");
     return -1;
   }
   if (api->req_caller(req, &c->caller) != NNO_OK)
@@ -198,7 +144,7 @@ static int begin(nno_req *req, ctx *c, int need_user) {
   if (u->kind != NNO_CALLER_USER || u->platform.len != s.len ||
       memcmp(u->platform.ptr, s.ptr, s.len) != 0 || u->session.len == 0 ||
       u->session.len >= 65) {
-    problem(req, 401, "sign in first: this needs a user session");
+    nno_problem(req, 401, NULL, "sign in first: this needs a user session");
     return -1;
   }
   return 0;
@@ -206,52 +152,17 @@ static int begin(nno_req *req, ctx *c, int need_user) {
 
 /* ---- request bodies ------------------------------------------------------ */
 
-static int is_json(nno_req *req) {
-  static const char mt[] = "application/json";
-  const size_t n = sizeof mt - 1;
-  nno_str ct;
-  if (api->req_header(req, "Content-Type", &ct) != NNO_OK) return 0;
-  if (ct.len < n || strncasecmp(ct.ptr, mt, n) != 0) return 0;
-  return ct.len == n || ct.ptr[n] == ';' || ct.ptr[n] == ' ' ||
-         ct.ptr[n] == '\t';
-}
-
-/* The body as a JSON object whose keys are all in `allowed` (NULL-ended),
- * or NULL after answering the problem. The media type is required: a
- * cross-site form cannot send application/json without a preflight, so a
- * page elsewhere cannot sign a visitor in to an account of its choosing. */
-static json_t *body_object(nno_req *req, const char *const *allowed) {
-  if (!is_json(req)) {
-    problem(req, 415, "send the body as application/json");
+/* The body as a JSON object that passes the field table, or NULL after
+ * answering the problem. The media type is required: a cross-site form
+ * cannot send application/json without a preflight, so a page elsewhere
+ * cannot sign a visitor in to an account of its choosing. */
+static void body_free(json_t *o);
+static json_t *body_object(nno_req *req, const nno_field *f, size_t n) {
+  json_t *o;
+  if (nno_body_object(req, AUTH_BODY_MAX, NNO_BODY_JSON_TYPE, &o)) return NULL;
+  if (nno_fields_check(req, o, f, n)) {
+    body_free(o);
     return NULL;
-  }
-  nno_str b = api->req_body(req);
-  if (b.len > AUTH_BODY_MAX) {
-    problemf(req, 413, "the body is over %d bytes", AUTH_BODY_MAX);
-    return NULL;
-  }
-  json_error_t e;
-  json_t *o = json_loadb(b.ptr ? b.ptr : "", b.len, JSON_REJECT_DUPLICATES, &e);
-  if (!o) {
-    problemf(req, 400, "invalid JSON at line %d column %d: %s", e.line,
-             e.column, e.text);
-    return NULL;
-  }
-  if (!json_is_object(o)) {
-    json_decref(o);
-    problem(req, 422, "the body must be a JSON object");
-    return NULL;
-  }
-  const char *key;
-  json_t *v;
-  json_object_foreach(o, key, v) {
-    size_t i = 0;
-    while (allowed[i] && strcmp(allowed[i], key) != 0) i++;
-    if (!allowed[i]) {
-      problemf(req, 422, "field \"%.64s\": unknown field", key);
-      json_decref(o);
-      return NULL;
-    }
   }
   return o;
 }
@@ -267,29 +178,16 @@ static void body_free(json_t *o) {
   json_decref(o);
 }
 
-/* Copy string field `name` (min..max bytes) into out (max + 1 bytes).
- * 1 when copied, 0 when absent or null and optional, -1 after answering
- * the problem. */
-static int str_field(nno_req *req, json_t *o, const char *name, int required,
-                     size_t min, size_t max, char *out) {
+/* Copy string field `name`, bounded by body_object()'s table, into the
+ * array `out`. 1 when copied, 0 when absent or null (or, which the table
+ * rules out, too long: "" then). */
+#define str_field(o, name, out) str_copy(o, name, out, sizeof(out))
+static int str_copy(json_t *o, const char *name, char *out, size_t cap) {
   json_t *v = json_object_get(o, name);
-  if (!v || (json_is_null(v) && !required)) {
-    if (!required) return 0;
-    problemf(req, 422, "field \"%s\": is required", name);
-    return -1;
-  }
-  if (!json_is_string(v)) {
-    problemf(req, 422, "field \"%s\": expected a string", name);
-    return -1;
-  }
   size_t n = json_string_length(v);
-  if (n < min || n > max) {
-    problemf(req, 422, "field \"%s\": expected %zu to %zu bytes, got %zu", name,
-             min, max, n);
-    return -1;
-  }
-  memcpy(out, json_string_value(v), n);
-  out[n] = '\0';
+  out[0] = '\0';
+  if (!json_is_string(v) || n >= cap) return 0;
+  memcpy(out, json_string_value(v), n + 1);
   return 1;
 }
 
@@ -305,10 +203,13 @@ static int email_valid(const char *s) {
   return ats == 1 && at > 0 && at + 1 < n;
 }
 
-static int name_valid(const char *s) {
-  for (; *s; s++)
-    if ((unsigned char)*s < 0x20 || *s == 0x7f) return 0;
-  return 1;
+/* email_valid(), or 0 after answering 422. */
+static int email_ok(nno_req *req, const char *s) {
+  if (email_valid(s)) return 1;
+  nno_problem(req, 422, "email",
+              "field \"email\": expected an address with one '@' and no "
+              "spaces");
+  return 0;
 }
 
 /* ---- jobs and the hashing gate ------------------------------------------- */
@@ -388,7 +289,7 @@ static void gate_pump(void) {
     int rc = job_start(j);
     if (rc != NNO_OK) {
       api->log(self, NNO_LOG_ERROR, "cannot queue work: %s", api->err_name(rc));
-      problem_retry(j->req, 503, "cannot start hashing", 1);
+      nno_problem_retry(j->req, 503, 1, "cannot start hashing");
       job_finish(j);
       continue;
     }
@@ -404,9 +305,9 @@ static int submit(nno_req *req, auth_job *j) {
   if (rc == NNO_OK) return NNO_ASYNC;
   job_free(j);
   if (rc == NNO_EBUSY)
-    return problem_retry(req, 503, "too many sign-ins in progress", 1);
+    return nno_problem_retry(req, 503, 1, "too many sign-ins in progress");
   api->log(self, NNO_LOG_ERROR, "cannot queue work: %s", api->err_name(rc));
-  return problem(req, 500, "cannot start hashing");
+  return nno_problem(req, 500, NULL, "cannot start hashing");
 }
 
 /* ---- failed sign-in limits ----------------------------------------------- */
@@ -489,7 +390,7 @@ static int locked_out(const auth_job *j) {
     w = 0;
     int rc = bucket_empty(&b[i], &w);
     if (rc < 0) {
-      problem(j->req, 500, "cannot check sign-in limits");
+      nno_problem(j->req, 500, NULL, "cannot check sign-in limits");
       return 1;
     }
     if (rc && w > wait) wait = w;
@@ -498,12 +399,11 @@ static int locked_out(const auth_job *j) {
   if (!locked) return 0;
   api->log(self, NNO_LOG_WARN, "sign-ins locked out on platform %s",
            j->platform);
-  problem_retry(j->req, 429,
-                j->kind == JOB_SIGNUP
-                    ? "too many failed sign-ins or sign-ups from this "
-                      "address; try again later"
-                    : "too many failed sign-ins; try again later",
-                (wait + 999) / 1000);
+  nno_problem_retry(j->req, 429, (wait + 999) / 1000, "%s",
+                    j->kind == JOB_SIGNUP
+                        ? "too many failed sign-ins or sign-ups from this "
+                          "address; try again later"
+                        : "too many failed sign-ins; try again later");
   return 1;
 }
 
@@ -543,7 +443,7 @@ static int send_json(nno_req *req, int status, json_t *o, json_t *secret) {
                    json_string_length(secret));
   json_decref(o);
   if (!text) {
-    problem(req, 500, "out of memory");
+    nno_problem(req, 500, NULL, "out of memory");
     return -1;
   }
   size_t n = strlen(text);
@@ -551,7 +451,7 @@ static int send_json(nno_req *req, int status, json_t *o, json_t *secret) {
   sodium_memzero(text, n);
   free(text);
   if (rc != NNO_OK) {
-    problem(req, 500, "cannot write the response");
+    nno_problem(req, 500, NULL, "cannot write the response");
     return -1;
   }
   api->res_header(req, "Cache-Control", "no-store");
@@ -612,7 +512,7 @@ static void answer_session(auth_job *j, int status) {
 static void after_signin(auth_job *j) {
   if (j->result == JR_BADPASS) {
     count_failure(j); /* also when the client has gone: it tried */
-    problem(j->req, 401, "email or password is wrong");
+    nno_problem(j->req, 401, NULL, "email or password is wrong");
   } else if (j->result != JR_OK) {
     job_problem(j);
   } else if (!api->req_gone(j->req) && !locked_out(j)) {
@@ -629,7 +529,7 @@ static void after_signup(auth_job *j) {
      * failed sign-in of the address, so such probes are bounded like
      * guesses are. */
     count_failure(j);
-    problem(j->req, 409, "a user with this email already exists");
+    nno_problem(j->req, 409, NULL, "a user with this email already exists");
   } else if (j->result != JR_OK) {
     job_problem(j);
   } else if (!api->req_gone(j->req)) {
@@ -646,13 +546,13 @@ static void user_gone(auth_job *j) {
     api->log(self, NNO_LOG_WARN,
              "cannot end the sessions of a removed user: %s",
              api->err_name(rc));
-  problem(j->req, 401, "the user of this session no longer exists");
+  nno_problem(j->req, 401, NULL, "the user of this session no longer exists");
 }
 
 static void answer_whoami(auth_job *j) {
   nno_caller c;
   if (api->req_caller(j->req, &c) != NNO_OK) {
-    problem(j->req, 500, "the caller is unknown");
+    nno_problem(j->req, 500, NULL, "the caller is unknown");
     return;
   }
   json_t *scopes = json_array();
@@ -687,9 +587,9 @@ static void after_lookup(auth_job *j) {
     int rc = gate_submit(j);
     if (rc == NNO_OK) return;
     if (rc == NNO_EBUSY)
-      problem_retry(j->req, 503, "too many sign-ins in progress", 1);
+      nno_problem_retry(j->req, 503, 1, "too many sign-ins in progress");
     else
-      problem(j->req, 500, "cannot start hashing");
+      nno_problem(j->req, 500, NULL, "cannot start hashing");
   }
   job_finish(j);
 }
@@ -697,9 +597,10 @@ static void after_lookup(auth_job *j) {
 static void after_password(auth_job *j) {
   if (j->result == JR_BADPASS) {
     count_failure(j);
-    problem(j->req, 401, "the current password is wrong");
+    nno_problem(j->req, 401, NULL, "the current password is wrong");
   } else if (j->result == JR_CHANGED) {
-    problem(j->req, 409, "the password was changed meanwhile; try again");
+    nno_problem(j->req, 409, NULL,
+                "the password was changed meanwhile; try again");
   } else if (j->result != JR_OK) {
     job_problem(j);
   } else {
@@ -723,7 +624,7 @@ static void after_password(auth_job *j) {
 static void on_job_done(int status, void *ud) {
   auth_job *j = ud;
   if (status == NNO_ECANCELED) {
-    problem_retry(j->req, 503, "the server is shutting down", 1);
+    nno_problem_retry(j->req, 503, 1, "the server is shutting down");
     job_finish(j);
     return;
   }
@@ -746,38 +647,33 @@ static void on_job_done(int status, void *ud) {
 /* ---- handlers ------------------------------------------------------------ */
 
 static int on_signup(nno_req *req, void *ud) {
-  static const char *const fields[] = {"email", "password", "name", NULL};
+  static const nno_field fields[] = {
+      NNO_FIELD_STR("email", 1, AUTH_EMAIL_MIN, AUTH_EMAIL_MAX),
+      NNO_FIELD_STR("password", 1, AUTH_PASS_MIN, AUTH_PASS_MAX),
+      {"name", NNO_FIELD_STRING_OR_NULL, 0, 1, AUTH_NAME_MAX}};
   ctx c;
   if (begin(req, &c, 0)) return NNO_OK;
   nno_iam_access acc;
   int rc = c.iam->platform_access(c.platform, &acc);
   if (rc != NNO_OK) return iam_problem(req, rc);
   if (!acc.signup)
-    return problem(req, 403, "this platform does not allow signing up");
-  json_t *o = body_object(req, fields);
+    return nno_problem(req, 403, NULL,
+                       "this platform does not allow signing up");
+  json_t *o = body_object(req, fields, sizeof fields / sizeof *fields);
   if (!o) return NNO_OK;
   auth_job *j = job_new(req, &c, JOB_SIGNUP);
   if (!j) {
     body_free(o);
-    return problem(req, 500, "out of memory");
+    return nno_problem(req, 500, NULL, "out of memory");
   }
-  int ok = str_field(req, o, "email", 1, AUTH_EMAIL_MIN, AUTH_EMAIL_MAX,
-                     j->user.email) > 0 &&
-           str_field(req, o, "password", 1, AUTH_PASS_MIN, AUTH_PASS_MAX,
-                     j->password) > 0 &&
-           (j->user.has_name = str_field(req, o, "name", 0, 1, AUTH_NAME_MAX,
-                                         j->user.name)) >= 0;
+  str_field(o, "email", j->user.email);
+  str_field(o, "password", j->password);
+  j->user.has_name = str_field(o, "name", j->user.name);
   body_free(o);
-  if (ok && !email_valid(j->user.email)) {
-    problem(req, 422,
-            "field \"email\": expected an address with one '@' and no spaces");
-    ok = 0;
-  }
-  if (ok && j->user.has_name && !name_valid(j->user.name)) {
-    problem(req, 422, "field \"name\": control characters are not allowed");
-    ok = 0;
-  }
-  if (!ok || locked_out(j)) {
+  if (!email_ok(req, j->user.email) ||
+      (j->user.has_name &&
+       nno_check_name(req, "name", j->user.name, AUTH_NAME_MAX)) ||
+      locked_out(j)) {
     job_free(j);
     return NNO_OK;
   }
@@ -785,26 +681,22 @@ static int on_signup(nno_req *req, void *ud) {
 }
 
 static int on_signin(nno_req *req, void *ud) {
-  static const char *const fields[] = {"email", "password", NULL};
+  static const nno_field fields[] = {
+      NNO_FIELD_STR("email", 1, AUTH_EMAIL_MIN, AUTH_EMAIL_MAX),
+      NNO_FIELD_STR("password", 1, 1, AUTH_PASS_MAX)};
   ctx c;
   if (begin(req, &c, 0)) return NNO_OK;
-  json_t *o = body_object(req, fields);
+  json_t *o = body_object(req, fields, sizeof fields / sizeof *fields);
   if (!o) return NNO_OK;
   auth_job *j = job_new(req, &c, JOB_SIGNIN);
   if (!j) {
     body_free(o);
-    return problem(req, 500, "out of memory");
+    return nno_problem(req, 500, NULL, "out of memory");
   }
-  int ok = str_field(req, o, "email", 1, AUTH_EMAIL_MIN, AUTH_EMAIL_MAX,
-                     j->user.email) > 0 &&
-           str_field(req, o, "password", 1, 1, AUTH_PASS_MAX, j->password) > 0;
+  str_field(o, "email", j->user.email);
+  str_field(o, "password", j->password);
   body_free(o);
-  if (ok && !email_valid(j->user.email)) {
-    problem(req, 422,
-            "field \"email\": expected an address with one '@' and no spaces");
-    ok = 0;
-  }
-  if (!ok || locked_out(j)) {
+  if (!email_ok(req, j->user.email) || locked_out(j)) {
     job_free(j);
     return NNO_OK;
   }
@@ -841,7 +733,7 @@ static int lookup(nno_req *req, const ctx *c, auth_job_kind then,
   auth_job *j = job_new(req, c, JOB_LOOKUP);
   if (!j) {
     body_free(body);
-    return problem(req, 500, "out of memory");
+    return nno_problem(req, 500, NULL, "out of memory");
   }
   j->then = then;
   nno_str sub = c->caller.subject;
@@ -849,28 +741,23 @@ static int lookup(nno_req *req, const ctx *c, auth_job_kind then,
     /* A session another package opened for a user of its own. */
     job_free(j);
     body_free(body);
-    return problem(req, 401, "this session's user is not one of auth's");
+    return nno_problem(req, 401, NULL,
+                       "this session's user is not one of auth's");
   }
   memcpy(j->user.id, sub.ptr, sub.len);
   j->user.id[sub.len] = '\0';
   snprintf(j->session, sizeof j->session, "%.*s", (int)c->caller.session.len,
            c->caller.session.ptr);
   if (body) {
-    int ok =
-        str_field(req, body, "current", 1, 1, AUTH_PASS_MAX, j->password) > 0 &&
-        str_field(req, body, "new", 1, AUTH_PASS_MIN, AUTH_PASS_MAX,
-                  j->new_password) > 0;
+    str_field(body, "current", j->password);
+    str_field(body, "new", j->new_password);
     body_free(body);
-    if (!ok) {
-      job_free(j);
-      return NNO_OK;
-    }
   }
   int rc = job_start(j);
   if (rc == NNO_OK) return NNO_ASYNC;
   job_free(j);
   api->log(self, NNO_LOG_ERROR, "cannot queue work: %s", api->err_name(rc));
-  return problem(req, 500, "cannot read the user");
+  return nno_problem(req, 500, NULL, "cannot read the user");
 }
 
 static int on_session(nno_req *req, void *ud) {
@@ -880,10 +767,12 @@ static int on_session(nno_req *req, void *ud) {
 }
 
 static int on_password(nno_req *req, void *ud) {
-  static const char *const fields[] = {"current", "new", NULL};
+  static const nno_field fields[] = {
+      NNO_FIELD_STR("current", 1, 1, AUTH_PASS_MAX),
+      NNO_FIELD_STR("new", 1, AUTH_PASS_MIN, AUTH_PASS_MAX)};
   ctx c;
   if (begin(req, &c, 1)) return NNO_OK;
-  json_t *o = body_object(req, fields);
+  json_t *o = body_object(req, fields, sizeof fields / sizeof *fields);
   if (!o) return NNO_OK;
   return lookup(req, &c, JOB_PASSWORD, o);
 }
@@ -902,6 +791,7 @@ static int auth_init(nno_plugin *p, const nno_host_api *host) {
   char err[256];
   api = host;
   self = p;
+  nno_sdk_init(p, host);
   if (!NNO_HAS(api, req_remote_addr)) {
     api->plugin_fail(p, "this host lacks ABI 1.1 (it provides %u.%u)",
                      api->abi_major, api->abi_minor);

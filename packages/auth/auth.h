@@ -64,7 +64,9 @@ typedef struct auth_user {
 /* A platform's incarnation (16 hex, from nno.registry), NUL included. */
 #define AUTH_INCARNATION_MAX 17
 
-/* 1 if `s` (len bytes) is a platform id: 3..32 of [a-z0-9-]. */
+/* 1 if `s` (len bytes) is a platform id: 3..32 of [a-z0-9-], starting and
+ * ending with a letter or digit (nno_id_valid, which calls no host
+ * function: store.c uses it on the pool). */
 int auth_platform_valid(const char *s, size_t len);
 
 /* Make DATA/platforms/ and DATA/platforms/{platform}/ (0700) and the

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <nno/sdk/request.h>
+
 #include "auth.h"
 
 #define DB_STACK "default"
@@ -37,13 +39,7 @@ static const char *const migrations[] = {
 #define NMIG (sizeof migrations / sizeof migrations[0])
 
 int auth_platform_valid(const char *s, size_t len) {
-  if (len < 3 || len > AUTH_PLATFORM_MAX) return 0;
-  for (size_t i = 0; i < len; i++) {
-    char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-      return 0;
-  }
-  return 1;
+  return nno_id_valid(s, len, 3, AUTH_PLATFORM_MAX);
 }
 
 static int map(int rc) {

@@ -7,12 +7,14 @@
  *                           NNO_ASYNC and the worker serves others meanwhile.
  *
  * The greeting word comes from the manifest's "config": {"greeting": ...}.
- * Built only against plugin-api/. */
+ * Built only against plugin-api/: the ABI, and the SDK (with its jansson)
+ * for the JSON, the problem answers and the query parameter. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <nno/plugin.h>
+#include <nno/sdk.h>
 
 static const nno_host_api *api;
 static nno_plugin *self;
@@ -21,27 +23,12 @@ typedef struct state {
   char greeting[32];
 } state;
 
-/* Write {"message":"<greeting>, <name>"} with the name JSON-escaped. */
+/* Answer {"message":"<greeting>, <name>"}; jansson escapes the name. */
 static int greet(nno_req *req, const state *st, const char *name,
                  size_t len) {
-  /* Worst case every byte becomes \u00XX (6 bytes). */
-  size_t cap = 64 + strlen(st->greeting) + len * 6;
-  char *out = api->req_alloc(req, cap);
-  if (!out) return NNO_ENOMEM;
-  size_t n = (size_t)snprintf(out, cap, "{\"message\":\"%s, ", st->greeting);
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)name[i];
-    if (c == '"' || c == '\\') {
-      out[n++] = '\\';
-      out[n++] = (char)c;
-    } else if (c < 0x20 || c == 0x7f) {
-      n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
-    } else {
-      out[n++] = (char)c;
-    }
-  }
-  memcpy(out + n, "\"}", 2);
-  return api->res_json(req, 200, out, n + 2);
+  return nno_send_json(
+      req, 200,
+      json_pack("{s:s++%}", "message", st->greeting, ", ", name, len));
 }
 
 static int on_hello(nno_req *req, void *ud) {
@@ -52,8 +39,7 @@ static int on_hello_name(nno_req *req, void *ud) {
   nno_str name;
   if (api->req_param(req, "name", &name) != NNO_OK) return NNO_EINVAL;
   if (name.len > 128)
-    return api->res_problem(req, 400, "Bad Request",
-                            "name is longer than 128 bytes");
+    return nno_problem(req, 400, NULL, "name is longer than 128 bytes");
   return greet(req, ud, name.ptr, name.len);
 }
 
@@ -66,20 +52,21 @@ static void on_later_timer(nno_timer *t, void *ud) {
   later *l = ud;
   api->timer_stop(t);
   /* The client may have gone; the response is then simply dropped. */
-  if (greet(l->req, l->st, "later", 5) != NNO_OK)
-    api->res_problem(l->req, 500, "Internal Server Error", "cannot greet");
+  greet(l->req, l->st, "later", 5);
   api->res_end(l->req); /* frees l: it lives in the request's arena */
 }
 
 static int on_hello_later(nno_req *req, void *ud) {
   long ms = 100;
-  nno_str q;
-  if (api->req_query_param(req, "ms", &q) == NNO_OK) {
+  char q[16];
+  int r = nno_query_copy(req, "ms", q, sizeof q);
+  if (r < 0) return NNO_OK; /* answered: too long */
+  if (r > 0) {
     char *end;
-    ms = strtol(q.ptr, &end, 10);
-    if (q.len == 0 || *end || ms < 0 || ms > 10000)
-      return api->res_problem(req, 400, "Bad Request",
-                              "ms must be an integer from 0 to 10000");
+    ms = strtol(q, &end, 10);
+    if (!q[0] || *end || ms < 0 || ms > 10000)
+      return nno_problem(req, 400, NULL,
+                         "ms must be an integer from 0 to 10000");
   }
   later *l = api->req_alloc(req, sizeof *l);
   if (!l) return NNO_ENOMEM;
@@ -91,23 +78,21 @@ static int on_hello_later(nno_req *req, void *ud) {
   return NNO_ASYNC;
 }
 
-/* Read "greeting" from the config object. The host hands over compact JSON
- * it has validated; a package that needs more would link a JSON library of
- * its own. */
+/* Read "greeting" (1 to 31 bytes) from the config object, which the host
+ * has validated as JSON; anything else keeps the default. */
 static void read_greeting(const char *json, char *out, size_t cap) {
-  const char *k = strstr(json, "\"greeting\":\"");
-  if (!k) return;
-  k += strlen("\"greeting\":\"");
-  size_t n = 0;
-  while (k[n] && k[n] != '"' && k[n] != '\\' && n + 1 < cap) n++;
-  if (k[n] != '"' || n == 0) return; /* escapes or too long: keep default */
-  memcpy(out, k, n);
-  out[n] = '\0';
+  json_t *cfg = json_loads(json, 0, NULL);
+  json_t *g = json_object_get(cfg, "greeting");
+  size_t n = json_string_length(g);
+  if (json_is_string(g) && n > 0 && n < cap)
+    memcpy(out, json_string_value(g), n + 1);
+  json_decref(cfg);
 }
 
 static int hello_init(nno_plugin *p, const nno_host_api *host) {
   api = host;
   self = p;
+  nno_sdk_init(p, host);
   state *st = calloc(1, sizeof *st);
   if (!st) return NNO_ENOMEM;
   strcpy(st->greeting, "hello");

@@ -11,7 +11,6 @@
  * route's scope and platform; the handlers add what depends on the body: a
  * key may only hand out scopes it holds, and a tenant-bound key only keys
  * within its tenant's subtree. */
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <nno/sdk.h>
 #include <sodium.h>
 
 #include "internal.h"
@@ -27,75 +27,25 @@
 
 /* ---- small helpers --------------------------------------------------------- */
 
-static int fail(nno_req *req, int status, const char *fmt, ...) {
-  static const struct { int s; const char *t; } titles[] = {
-      {400, "Bad Request"}, {403, "Forbidden"}, {404, "Not Found"},
-      {409, "Conflict"}, {422, "Unprocessable Content"},
-      {500, "Internal Server Error"}, {503, "Service Unavailable"}};
-  const char *title = "Error";
-  for (size_t i = 0; i < sizeof titles / sizeof *titles; i++)
-    if (titles[i].s == status) title = titles[i].t;
-  char detail[320];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(detail, sizeof detail, fmt, ap);
-  va_end(ap);
-  api->res_problem(req, status, title, detail);
-  return NNO_OK;
-}
+/* Problems, bodies, ids, parameters and the actor come from the SDK
+ * (nno/sdk.h). IAM's problems carry no "field" member: its details start
+ * with the field's name instead. */
 
 static int store_fail(nno_req *req, int rc) {
-  if (rc == IAM_BUSY) {
-    fail(req, 503, "the database is busy; retry in a moment");
-    api->res_header(req, "Retry-After", "1");
-    return NNO_OK;
-  }
+  if (rc == IAM_BUSY)
+    return nno_problem_retry(req, 503, 1,
+                             "the database is busy; retry in a moment");
   api->log(g_iam.p, NNO_LOG_ERROR, "core.db: %s", sqlite3_errmsg(g_iam.db));
-  return fail(req, 500, "database error");
+  return nno_problem(req, 500, NULL, "database error");
 }
 
-static int send(nno_req *req, int status, json_t *v) {
-  char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
-  json_decref(v);
-  if (!s) return fail(req, 500, "out of memory");
-  api->res_json(req, status, s, strlen(s));
-  free(s);
-  return NNO_OK;
-}
-
-static int body_object(nno_req *req, json_t **out) {
-  nno_str b = api->req_body(req);
-  json_error_t e;
-  *out = json_loadb(b.ptr ? b.ptr : "", b.len, JSON_REJECT_DUPLICATES, &e);
-  if (!*out)
-    return fail(req, 400, "invalid JSON at line %d column %d: %s", e.line,
-                e.column, e.text), -1;
-  if (!json_is_object(*out)) {
-    json_decref(*out);
-    return fail(req, 422, "the body must be a JSON object"), -1;
-  }
+/* Members other than those of the table are refused: a typo must not
+ * silently create a key with less protection than intended. IAM checks
+ * each value itself, with messages of its own. 0, or -1 after answering. */
+static int only_fields(nno_req *req, json_t *o, const nno_field *f, size_t n) {
+  const char *k = nno_fields_unknown(o, f, n);
+  if (k) return nno_problem(req, 422, NULL, "unknown field \"%.64s\"", k), -1;
   return 0;
-}
-
-/* Fields other than `allowed` (NULL-terminated) are refused: a typo must
- * not silently create a key with less protection than intended. */
-static int only_fields(nno_req *req, json_t *o, const char *const *allowed) {
-  const char *k;
-  json_t *v;
-  json_object_foreach(o, k, v) {
-    size_t i = 0;
-    while (allowed[i] && strcmp(allowed[i], k) != 0) i++;
-    if (!allowed[i]) return fail(req, 422, "unknown field \"%.64s\"", k), -1;
-  }
-  return 0;
-}
-
-static void param(nno_req *req, const char *name, char *out, size_t cap) {
-  nno_str s = {0};
-  api->req_param(req, name, &s);
-  size_t n = s.len < cap - 1 ? s.len : cap - 1;
-  memcpy(out, s.ptr ? s.ptr : "", n);
-  out[n] = '\0';
 }
 
 static void zcopy_str(char *dst, size_t cap, nno_str s) {
@@ -104,14 +54,9 @@ static void zcopy_str(char *dst, size_t cap, nno_str s) {
   dst[n] = '\0';
 }
 
+/* A platform or tenant id. */
 static int id_ok(const char *s) {
-  size_t n = strlen(s);
-  if (n < 1 || n > 32) return 0;
-  for (size_t i = 0; i < n; i++)
-    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-          s[i] == '-'))
-      return 0;
-  return 1;
+  return nno_id_valid(s, strlen(s), 1, IAM_ID_MAX - 1);
 }
 
 static void iso_time(int64_t t, char out[32]) {
@@ -124,11 +69,10 @@ static void iso_time(int64_t t, char out[32]) {
 /* The platform of the route, known to exist. 0, or -1 after answering. */
 static int route_platform(nno_req *req, char plat[IAM_ID_MAX]) {
   char st[16];
-  param(req, "platform", plat, IAM_ID_MAX);
-  if (!id_ok(plat) || !g_iam.reg ||
-      g_iam.reg->platform_status(plat, st, sizeof st) != NNO_OK ||
+  if (nno_param_copy(req, "platform", plat, IAM_ID_MAX) || !id_ok(plat) ||
+      !g_iam.reg || g_iam.reg->platform_status(plat, st, sizeof st) != NNO_OK ||
       strcmp(st, "deleting") == 0)
-    return fail(req, 404, "no platform \"%.32s\"", plat), -1;
+    return nno_problem(req, 404, NULL, "no platform \"%.32s\"", plat), -1;
   return 0;
 }
 
@@ -147,23 +91,14 @@ static int outside_caller(const nno_caller *c, const char *plat,
  * committed: a failure is logged, the change stands. */
 static void audit(nno_req *req, const char *action, const char *platform,
                   json_t *detail) {
-  char actor[160], target[64], rid[65];
-  nno_caller c;
+  char actor[NNO_ACTOR_MAX], target[64], rid[65];
   const nno_registry_v1 *reg = g_iam.reg;
   if (!reg || reg->size < offsetof(nno_registry_v1, audit_add) +
                               sizeof reg->audit_add) {
     json_decref(detail);
     return;
   }
-  api->req_caller(req, &c);
-  if (c.kind == NNO_CALLER_KEY)
-    snprintf(actor, sizeof actor, "key:%.*s", (int)c.subject.len,
-             c.subject.ptr);
-  else if (c.kind == NNO_CALLER_USER)
-    snprintf(actor, sizeof actor, "user:%.*s/%.*s", (int)c.platform.len,
-             c.platform.ptr, (int)c.subject.len, c.subject.ptr);
-  else
-    snprintf(actor, sizeof actor, "operator");
+  nno_caller_actor(req, actor, sizeof actor);
   snprintf(target, sizeof target, "platform:%s", platform);
   nno_str r = api->req_id(req);
   snprintf(rid, sizeof rid, "%.*s", (int)(r.len < 64 ? r.len : 64), r.ptr);
@@ -184,20 +119,24 @@ static int scopes_from_json(nno_req *req, json_t *v, const char *field,
   size_t n = 0, i;
   json_t *s;
   if (!json_is_array(v) || (!allow_empty && json_array_size(v) == 0))
-    return fail(req, 422, "%s: expected a%s array of scopes", field,
-                allow_empty ? "n" : " non-empty"), -1;
+    return nno_problem(req, 422, NULL, "%s: expected a%s array of scopes",
+                       field, allow_empty ? "n" : " non-empty"),
+           -1;
   out[0] = '\0';
   json_array_foreach(v, i, s) {
     const char *z = json_string_value(s);
     size_t l = z ? strlen(z) : 0;
     if (!z || !iam_scope_valid(z, l))
-      return fail(req, 422,
-                  "%s[%zu]: a scope is 1..64 of a-z 0-9 _ . - : * (e.g. "
-                  "\"tenants:read\")",
-                  field, i), -1;
+      return nno_problem(req, 422, NULL,
+                         "%s[%zu]: a scope is 1..64 of a-z 0-9 _ . - : * (e.g. "
+                         "\"tenants:read\")",
+                         field, i),
+             -1;
     if (n + l + 2 > cap)
-      return fail(req, 422, "%s: too many scopes (at most %zu bytes)", field,
-                  cap - 1), -1;
+      return nno_problem(req, 422, NULL,
+                         "%s: too many scopes (at most %zu bytes)", field,
+                         cap - 1),
+             -1;
     if (n) out[n++] = ' ';
     memcpy(out + n, z, l);
     n += l;
@@ -257,23 +196,26 @@ static int64_t creator_expiry(const nno_caller *c) {
 
 static int key_create(nno_req *req, void *ud) {
   (void)ud;
-  static const char *const fields[] = {"name", "scopes", "tenant",
-                                       "expires_in", NULL};
+  static const nno_field fields[] = {NNO_FIELD("name", NNO_FIELD_ANY, 0),
+                                     NNO_FIELD("scopes", NNO_FIELD_ANY, 0),
+                                     NNO_FIELD("tenant", NNO_FIELD_ANY, 0),
+                                     NNO_FIELD("expires_in", NNO_FIELD_ANY, 0)};
   iam_key k;
   nno_caller c;
   json_t *b, *v;
   memset(&k, 0, sizeof k);
   api->req_caller(req, &c);
-  if (route_platform(req, k.platform) || body_object(req, &b)) return NNO_OK;
-  if (only_fields(req, b, fields)) goto done;
+  if (route_platform(req, k.platform) || nno_body_object(req, 0, 0, &b))
+    return NNO_OK;
+  if (only_fields(req, b, fields, sizeof fields / sizeof *fields)) goto done;
   const char *name = json_string_value(json_object_get(b, "name"));
   if (!name || !*name || strlen(name) >= IAM_NAME_MAX) {
-    fail(req, 422, "name: required, 1..128 bytes");
+    nno_problem(req, 422, NULL, "name: required, 1..128 bytes");
     goto done;
   }
   for (const char *p = name; *p; p++)
     if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-      fail(req, 422, "name: no control characters");
+      nno_problem(req, 422, NULL, "name: no control characters");
       goto done;
     }
   if (scopes_from_json(req, json_object_get(b, "scopes"), "scopes", k.scopes,
@@ -281,19 +223,20 @@ static int key_create(nno_req *req, void *ud) {
     goto done;
   if (c.kind != NNO_CALLER_OPERATOR &&
       !iam_scopes_subset(c.scopes.ptr, c.scopes.len, k.scopes)) {
-    fail(req, 403, "a key can only grant scopes its creator holds");
+    nno_problem(req, 403, NULL,
+                "a key can only grant scopes its creator holds");
     goto done;
   }
   if ((v = json_object_get(b, "tenant")) && !json_is_null(v)) {
     const char *t = json_string_value(v);
     if (!t || !id_ok(t)) {
-      fail(req, 422, "tenant: expected a tenant id or null");
+      nno_problem(req, 422, NULL, "tenant: expected a tenant id or null");
       goto done;
     }
     snprintf(k.tenant, sizeof k.tenant, "%s", t);
     if (g_iam.reg->tenant_within(k.platform, k.tenant, k.tenant) != 1) {
-      fail(req, 422, "tenant: platform %s has no tenant \"%s\"", k.platform,
-           k.tenant);
+      nno_problem(req, 422, NULL, "tenant: platform %s has no tenant \"%s\"",
+                  k.platform, k.tenant);
       goto done;
     }
   } else if (c.tenant.len) { /* a bound creator makes bound keys */
@@ -301,25 +244,28 @@ static int key_create(nno_req *req, void *ud) {
              c.tenant.ptr);
   }
   if (outside_caller(&c, k.platform, k.tenant)) {
-    fail(req, 403, "a tenant-bound credential only makes keys within its "
-                   "tenant's subtree");
+    nno_problem(req, 403, NULL,
+                "a tenant-bound credential only makes keys within its "
+                "tenant's subtree");
     goto done;
   }
   int64_t limit = creator_expiry(&c);
   if ((v = json_object_get(b, "expires_in")) && !json_is_null(v)) {
     if (!json_is_integer(v) || json_integer_value(v) < 60 ||
         json_integer_value(v) > MAX_EXPIRES_IN) {
-      fail(req, 422, "expires_in: seconds, 60..%lld", MAX_EXPIRES_IN);
+      nno_problem(req, 422, NULL, "expires_in: seconds, 60..%lld",
+                  MAX_EXPIRES_IN);
       goto done;
     }
     k.expires = iam_now() + json_integer_value(v);
     if (limit && k.expires > limit) {
       char at[32];
       iso_time(limit, at);
-      fail(req, 403,
-           "expires_in: a key cannot outlive the credential that creates "
-           "it (that one ends at %s)",
-           at);
+      nno_problem(
+          req, 403, NULL,
+          "expires_in: a key cannot outlive the credential that creates "
+          "it (that one ends at %s)",
+          at);
       goto done;
     }
   } else {
@@ -344,7 +290,7 @@ static int key_create(nno_req *req, void *ud) {
   sodium_memzero(tok, sizeof tok);
   char loc[128];
   snprintf(loc, sizeof loc, "/api/v1/platforms/%s/keys/%s", k.platform, k.id);
-  send(req, 201, out);
+  nno_send_json(req, 201, out);
   api->res_header(req, "Location", loc);
   api->res_header(req, "Cache-Control", "no-store");
 done:
@@ -378,15 +324,9 @@ static int key_list(nno_req *req, void *ud) {
   int limit = 100;
   api->req_caller(req, &c);
   if (route_platform(req, plat)) return NNO_OK;
-  if (api->req_query_param(req, "limit", &v) == NNO_OK) {
-    char n[8];
-    snprintf(n, sizeof n, "%.*s", (int)(v.len < 7 ? v.len : 7), v.ptr);
-    char *end;
-    long l = strtol(n, &end, 10);
-    if (!v.len || *end || l < 1 || l > 500)
-      return fail(req, 400, "limit: an integer in 1..500");
-    limit = (int)l;
-  }
+  if (api->req_query_param(req, "limit", &v) == NNO_OK &&
+      !nno_limit_parse(v.ptr, v.len, 500, &limit))
+    return nno_problem(req, 400, NULL, "limit: an integer in 1..500");
   /* The cursor is the id of the last key of the previous page. */
   if (api->req_query_param(req, "cursor", &v) == NNO_OK) {
     snprintf(after, sizeof after, "%.*s", (int)(v.len < 16 ? v.len : 16),
@@ -395,18 +335,21 @@ static int key_list(nno_req *req, void *ud) {
     for (size_t i = 0; ok && i < 16; i++)
       ok = (after[i] >= '0' && after[i] <= '9') ||
            (after[i] >= 'a' && after[i] <= 'f');
-    if (!ok) return fail(req, 422, "cursor: not a cursor this API returned");
+    if (!ok)
+      return nno_problem(req, 422, NULL,
+                         "cursor: not a cursor this API returned");
   }
   list_st l = {json_array(), &c, plat, "", 0};
-  if (!l.items) return fail(req, 500, "out of memory");
+  if (!l.items) return nno_problem(req, 500, NULL, "out of memory");
   int rc = iam_store_keys_list(g_iam.db, plat, after, limit, list_one, &l);
   if (rc) {
     json_decref(l.items);
     return store_fail(req, rc);
   }
-  return send(req, 200,
-              json_pack("{s:o, s:o}", "items", l.items, "next_cursor",
-                        l.n == limit ? json_string(l.last) : json_null()));
+  return nno_send_json(
+      req, 200,
+      json_pack("{s:o, s:o}", "items", l.items, "next_cursor",
+                l.n == limit ? json_string(l.last) : json_null()));
 }
 
 typedef struct find_st {
@@ -430,18 +373,22 @@ static int key_revoke(nno_req *req, void *ud) {
   nno_caller c;
   api->req_caller(req, &c);
   if (route_platform(req, plat)) return NNO_OK;
-  param(req, "key", id, sizeof id);
-  if (strlen(id) != 16) return fail(req, 404, "no key \"%.16s\"", id);
+  nno_param_copy(req, "key", id, sizeof id); /* checked below */
+  if (strlen(id) != 16)
+    return nno_problem(req, 404, NULL, "no key \"%.16s\"", id);
   find_st f;
   memset(&f, 0, sizeof f);
   f.id = id;
   int rc = iam_store_key_get(g_iam.db, plat, id, find_one, &f);
   if (rc) return store_fail(req, rc);
-  if (!f.found || f.revoked) return fail(req, 404, "no live key \"%s\"", id);
+  if (!f.found || f.revoked)
+    return nno_problem(req, 404, NULL, "no live key \"%s\"", id);
   if (outside_caller(&c, plat, f.k.tenant))
-    return fail(req, 403, "this key belongs outside the caller's tenant");
+    return nno_problem(req, 403, NULL,
+                       "this key belongs outside the caller's tenant");
   rc = iam_store_key_revoke(g_iam.db, plat, id, iam_now());
-  if (rc == IAM_NOTFOUND) return fail(req, 404, "no live key \"%s\"", id);
+  if (rc == IAM_NOTFOUND)
+    return nno_problem(req, 404, NULL, "no live key \"%s\"", id);
   if (rc) return store_fail(req, rc);
   iam_committed("key", plat, id);
   audit(req, "key.revoke", plat, json_pack("{s:s}", "key", id));
@@ -469,7 +416,7 @@ static int access_get(nno_req *req, void *ud) {
   (void)ud;
   char plat[IAM_ID_MAX];
   if (route_platform(req, plat)) return NNO_OK;
-  return send(req, 200, access_json(plat));
+  return nno_send_json(req, 200, access_json(plat));
 }
 
 /* "scheme://host[:port]": what a browser sends as Origin. */
@@ -490,18 +437,22 @@ static int origin_ok(const char *o) {
 
 static int access_put(nno_req *req, void *ud) {
   (void)ud;
-  static const char *const fields[] = {"signup", "cors_origins",
-                                       "user_scopes", NULL};
+  static const nno_field fields[] = {
+      NNO_FIELD("signup", NNO_FIELD_ANY, 0),
+      NNO_FIELD("cors_origins", NNO_FIELD_ANY, 0),
+      NNO_FIELD("user_scopes", NNO_FIELD_ANY, 0)};
   iam_access a;
   nno_caller c;
   json_t *b, *v;
   memset(&a, 0, sizeof a);
   api->req_caller(req, &c);
-  if (route_platform(req, a.platform) || body_object(req, &b)) return NNO_OK;
-  if (only_fields(req, b, fields)) goto done;
+  if (route_platform(req, a.platform) || nno_body_object(req, 0, 0, &b))
+    return NNO_OK;
+  if (only_fields(req, b, fields, sizeof fields / sizeof *fields)) goto done;
   if (c.tenant.len) {
-    fail(req, 403, "a tenant-bound credential cannot change the platform's "
-                   "access policy");
+    nno_problem(req, 403, NULL,
+                "a tenant-bound credential cannot change the platform's "
+                "access policy");
     goto done;
   }
   /* Start from the current policy: PUT replaces the fields it names. */
@@ -509,7 +460,7 @@ static int access_put(nno_req *req, void *ud) {
   if (cur) a = *cur;
   if ((v = json_object_get(b, "signup"))) {
     if (!json_is_boolean(v)) {
-      fail(req, 422, "signup: expected true or false");
+      nno_problem(req, 422, NULL, "signup: expected true or false");
       goto done;
     }
     a.signup = json_is_true(v);
@@ -518,18 +469,20 @@ static int access_put(nno_req *req, void *ud) {
     size_t i;
     json_t *o;
     if (!json_is_array(v) || json_array_size(v) > IAM_ORIGINS_MAX) {
-      fail(req, 422, "cors_origins: an array of at most %d origins",
-           IAM_ORIGINS_MAX);
+      nno_problem(req, 422, NULL,
+                  "cors_origins: an array of at most %d origins",
+                  IAM_ORIGINS_MAX);
       goto done;
     }
     a.norigins = 0;
     json_array_foreach(v, i, o) {
       const char *s = json_string_value(o);
       if (!s || !origin_ok(s)) {
-        fail(req, 422,
-             "cors_origins[%zu]: expected \"https://host[:port]\" in lower "
-             "case, no path",
-             i);
+        nno_problem(
+            req, 422, NULL,
+            "cors_origins[%zu]: expected \"https://host[:port]\" in lower "
+            "case, no path",
+            i);
         goto done;
       }
       snprintf(a.origins[a.norigins++], sizeof a.origins[0], "%s", s);
@@ -544,8 +497,9 @@ static int access_put(nno_req *req, void *ud) {
     const char *us = a.user_scopes[0] ? a.user_scopes : g_iam.cfg.user_scopes;
     if (c.kind != NNO_CALLER_OPERATOR &&
         !iam_scopes_subset(c.scopes.ptr, c.scopes.len, us)) {
-      fail(req, 403, "user_scopes: a credential can only give users scopes "
-                     "it holds");
+      nno_problem(req, 403, NULL,
+                  "user_scopes: a credential can only give users scopes "
+                  "it holds");
       goto done;
     }
   }
@@ -555,9 +509,10 @@ static int access_put(nno_req *req, void *ud) {
       !iam_scopes_subset(c.scopes.ptr, c.scopes.len,
                          a.user_scopes[0] ? a.user_scopes
                                           : g_iam.cfg.user_scopes)) {
-    fail(req, 403, "signup: turning sign-up on gives every new user the "
-                   "platform's user_scopes; a credential can only do that "
-                   "when it holds them");
+    nno_problem(req, 403, NULL,
+                "signup: turning sign-up on gives every new user the "
+                "platform's user_scopes; a credential can only do that "
+                "when it holds them");
     goto done;
   }
   int rc = iam_store_access_put(g_iam.db, &a, iam_now());
@@ -568,7 +523,7 @@ static int access_put(nno_req *req, void *ud) {
   iam_committed("access", a.platform, "");
   json_t *now = access_json(a.platform);
   audit(req, "access.update", a.platform, json_deep_copy(now));
-  send(req, 200, now);
+  nno_send_json(req, 200, now);
 done:
   json_decref(b);
   return NNO_OK;
@@ -674,6 +629,7 @@ const nno_iam_v1 iam_service = {
 };
 
 int iam_api_init(nno_plugin *p) {
+  nno_sdk_init(p, api);
   static const struct {
     const char *m, *path;
     nno_handler_fn fn;

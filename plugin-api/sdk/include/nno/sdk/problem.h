@@ -1,0 +1,41 @@
+/* RFC 9457 problem answers (application/problem+json with the request
+ * id), through the host's res_problem when it can carry them. */
+#ifndef NNO_SDK_PROBLEM_H
+#define NNO_SDK_PROBLEM_H
+
+#include <nno/sdk/base.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bound of a problem's detail, NUL included: longer details are cut. */
+#define NNO_PROBLEM_DETAIL_MAX 1024
+
+/* The reason phrase used as a problem's title: "Not Found" for 404, ...;
+ * "Internal Server Error" for another 5xx, "Bad Request" for another 4xx.
+ * OWNERSHIP: static. */
+NNO_SDK_API const char *nno_status_title(int status);
+
+/*
+ * Answer `status` (400..599) with a problem whose detail is printf-
+ * formatted. With `field` not NULL the problem also names the offending
+ * request field ("field": "name"), which res_problem cannot carry: that
+ * answer is written with res_status/res_header/res_write, so call it
+ * before writing anything else. A 401 also gets
+ * `WWW-Authenticate: Bearer realm="nno"`. Returns NNO_OK, so a handler can
+ * `return nno_problem(...)`.
+ */
+NNO_SDK_API int nno_problem(nno_req *req, int status, const char *field,
+                            const char *fmt, ...) NNO_PRINTF(4, 5);
+
+/* nno_problem() without a field, plus `Retry-After: secs` (0 counts as 1):
+ * for 503 and 429 answers. Returns NNO_OK. */
+NNO_SDK_API int nno_problem_retry(nno_req *req, int status,
+                                  unsigned long long secs, const char *fmt, ...)
+    NNO_PRINTF(4, 5);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NNO_SDK_PROBLEM_H */

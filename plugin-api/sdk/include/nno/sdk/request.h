@@ -1,0 +1,66 @@
+/* Values of a request: ids and names, route and query parameters copied
+ * with bounds, and who the caller is as an actor string. */
+#ifndef NNO_SDK_REQUEST_H
+#define NNO_SDK_REQUEST_H
+
+#include <stddef.h>
+
+#include <nno/sdk/base.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- ids and names ------------------------------------------------------- */
+
+/* 1 if s[0..n) is an id: `min` to `max` characters of [a-z0-9-], starting
+ * and ending with a letter or digit (platform and tenant ids). */
+NNO_SDK_API int nno_id_valid(const char *s, size_t n, size_t min, size_t max);
+
+/* 0 if the NUL-terminated `s` is an id (nno_id_valid); otherwise answers
+ * 422 naming `field` and saying what was expected, and returns -1. */
+NNO_SDK_API int nno_check_id(nno_req *req, const char *field, const char *s,
+                             size_t min, size_t max);
+
+/* 0 if `s` is a display name: 1 to `max_chars` UTF-8 characters, no
+ * control characters; otherwise answers 422 naming `field`, returns -1. */
+NNO_SDK_API int nno_check_name(nno_req *req, const char *field, const char *s,
+                               size_t max_chars);
+
+/* `s` as a JSON string literal for a message, cut after 40 bytes (on a
+ * character boundary, "..." added) so a hostile value cannot fill it.
+ * `cap` >= 16. */
+NNO_SDK_API void nno_quote(const char *s, char *out, size_t cap);
+
+/* ---- parameters ---------------------------------------------------------- */
+
+/*
+ * Copy route parameter `{name}` into out (cap bytes, NUL-terminated). 0, or
+ * -1 when the route has none, it is empty, longer than cap - 1 or holds a
+ * NUL byte. Answers nothing: what a bad parameter means (usually 404) is
+ * the caller's. On -1, out still holds the first cap - 1 bytes ("" when
+ * absent), fit for the message.
+ */
+NNO_SDK_API int nno_param_copy(nno_req *req, const char *name, char *out,
+                               size_t cap);
+
+/* Copy query parameter `name` (percent-decoded) into out. 1 when present,
+ * 0 when absent (out is ""), -1 after answering 422 naming the field when
+ * longer than cap - 1 or holding a NUL byte. */
+NNO_SDK_API int nno_query_copy(nno_req *req, const char *name, char *out,
+                               size_t cap);
+
+/* ---- the caller ---------------------------------------------------------- */
+
+/* Bound of an actor string, NUL included. */
+#define NNO_ACTOR_MAX 160
+
+/* Who the request acts as, for audit rows: "operator" (also when no
+ * credential was recorded, or the host lacks req_caller), "key:{id}" or
+ * "user:{platform}/{id}". Cut to cap - 1 bytes. */
+NNO_SDK_API void nno_caller_actor(nno_req *req, char *out, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NNO_SDK_REQUEST_H */
