@@ -66,6 +66,19 @@ int iam_scopes_intersect(const char *a, const char *b, char *out, size_t cap);
 /* 1 if `s` (len bytes) is a well-formed scope: 1..64 of [a-z0-9_.*:-]. */
 int iam_scope_valid(const char *s, size_t len);
 
+/* ---- rate-limit helpers (limits.c) --------------------------------------- */
+
+/* The part of an anonymous client's bucket key naming its address `addr`
+ * (len bytes, as req_remote_addr gives it), into `out` (cap bytes, NUL
+ * included): an IPv6 address by its /64 ("2001:db8:0:1::/64"), since a
+ * client holds a whole /64 and could otherwise mint 2^64 buckets; anything
+ * else as given (truncated to fit). Returns the length written. */
+size_t iam_addr_key(const char *addr, size_t len, char *out, size_t cap);
+/* 1 if `r` is a refusal because the host's rate-limit table had no room
+ * for the bucket (limit 0), not the bucket's own refusal: the host's
+ * capacity, answered 503, not the caller's use. */
+int iam_limit_table_full(const nno_limit_result *r);
+
 /* ---- API keys (keys.c) ---------------------------------------------------- */
 
 typedef struct iam_key {

@@ -1,7 +1,7 @@
 /* Unit tests for the pure parts of the IAM core plugin, linked without the
  * host: scope matching (scope.c), token formats and the key table
- * (keys.c), the session cache (session.c) and the manifest config
- * (config.c). */
+ * (keys.c), the session cache (session.c), the manifest config
+ * (config.c) and the rate-limit helpers (limits.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -882,6 +882,48 @@ static void test_config_sessions(void **st) {
   assert_string_equal(c.user_scopes, "");
 }
 
+/* ---- rate-limit helpers ---------------------------------------------------- */
+
+static void addr_is(const char *addr, const char *want) {
+  char out[64];
+  size_t n = iam_addr_key(addr, strlen(addr), out, sizeof out);
+  assert_string_equal(out, want);
+  assert_int_equal(n, strlen(want));
+}
+
+static void test_addr_key(void **st) {
+  (void)st;
+  /* IPv4 stays whole; so does an IPv4-mapped IPv6 address. */
+  addr_is("127.0.0.1", "127.0.0.1");
+  addr_is("203.0.113.7", "203.0.113.7");
+  addr_is("::ffff:203.0.113.7", "::ffff:203.0.113.7");
+  /* IPv6: the /64, whatever the interface identifier. */
+  addr_is("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64");
+  addr_is("2001:db8:1:2::ffff", "2001:db8:1:2::/64");
+  addr_is("2001:DB8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64");
+  addr_is("::1", "0:0:0:0::/64");
+  addr_is("fe80::1", "fe80:0:0:0::/64");
+  /* Not an address: kept as given, truncated to fit. */
+  addr_is("unknown", "unknown");
+  addr_is("", "");
+  char small[8];
+  assert_int_equal(iam_addr_key("203.0.113.7", 11, small, sizeof small), 7);
+  assert_string_equal(small, "203.0.1");
+  assert_int_equal(iam_addr_key("2001:db8:1:2::1", 15, small, sizeof small),
+                   0); /* a /64 that does not fit is no key at all */
+}
+
+static void test_limit_table_full(void **st) {
+  (void)st;
+  nno_limit_result r = {0};
+  r.allowed = 0, r.limit = 0, r.retry_after_ms = 500;
+  assert_true(iam_limit_table_full(&r)); /* no bucket: the host is full */
+  r.limit = 20;
+  assert_false(iam_limit_table_full(&r)); /* the bucket's own refusal */
+  r.allowed = 1, r.limit = 20;
+  assert_false(iam_limit_table_full(&r));
+}
+
 int main(void) {
   if (sodium_init() < 0) return 1;
   const struct CMUnitTest tests[] = {
@@ -905,6 +947,8 @@ int main(void) {
       cmocka_unit_test(test_config_empty_plans),
       cmocka_unit_test(test_config_default_plan),
       cmocka_unit_test(test_config_sessions),
+      cmocka_unit_test(test_addr_key),
+      cmocka_unit_test(test_limit_table_full),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
