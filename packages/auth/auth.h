@@ -42,6 +42,16 @@ typedef struct auth_config {
  * message in err. */
 int auth_config_parse(const char *json, auth_config *c, char *err, size_t cap);
 
+/* ---- client addresses (addr.c) ------------------------------------------- */
+
+/* The part of a per-address bucket key naming the client `addr` (len
+ * bytes, as req_remote_addr gives it), into `out` (cap bytes, NUL
+ * included): an IPv6 address by its /64 ("2001:db8:0:1::/64"), as a client
+ * holds a whole /64 and could otherwise mint 2^64 buckets; anything else
+ * as given (truncated to fit). Returns the length written ("" and 0 when a
+ * /64 does not fit). The same rule as IAM's anonymous buckets. */
+size_t auth_addr_key(const char *addr, size_t len, char *out, size_t cap);
+
 /* ---- the users database (store.c) ---------------------------------------- */
 
 enum {
@@ -148,7 +158,7 @@ typedef struct auth_job {
   char platform[AUTH_PLATFORM_MAX + 1];
   char incarnation[AUTH_INCARNATION_MAX]; /* the platform's, or "" */
   char session[65]; /* the caller's session id */
-  char addr[64];    /* the client's address */
+  char addr[64];    /* the client's address (an IPv6 one as its /64) */
   auth_user user;   /* in: email and name, or id; out: the stored row */
   char password[AUTH_PASS_MAX + 1];     /* the password, or the current */
   char new_password[AUTH_PASS_MAX + 1]; /* password change: the new one */
