@@ -576,13 +576,14 @@ static int access_put(nno_req *req, void *ud) {
   if (c.kind != NNO_CALLER_OPERATOR &&
       (c.kind == NNO_CALLER_USER || creator_expiry(&c)) &&
       ((a.signup && !(cur && cur->signup)) ||
-       !iam_scopes_subset(was_us, strlen(was_us),
-                          a.user_scopes[0] ? a.user_scopes
-                                           : g_iam.cfg.user_scopes))) {
-    fail(req, 403, "a credential that expires (a session, or a key with an "
-                   "expiry) cannot turn sign-up on or widen user_scopes: "
-                   "users it lets in would outlive it; use the operator key "
-                   "or a key that does not expire");
+       !iam_scopes_subset(
+           was_us, strlen(was_us),
+           a.user_scopes[0] ? a.user_scopes : g_iam.cfg.user_scopes))) {
+    fail(req, 403,
+         "a credential that expires (a session, or a key with an "
+         "expiry) cannot turn sign-up on or widen user_scopes: "
+         "users it lets in would outlive it; use the operator key "
+         "or a key that does not expire");
     goto done;
   }
   /* Turning sign-up on hands user_scopes to whoever signs up: the same

@@ -54,8 +54,10 @@ static const iam_access *access_find(const iam_access *v, size_t n,
     int c = strncmp(p, platform, len);
     if (c == 0 && p[len] != '\0') c = 1;
     if (c == 0) return &v[mid];
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return NULL;
 }
@@ -73,10 +75,10 @@ static int put_key(void *ud, const iam_key *k, const char *name,
   iam_key nk;
   (void)name, (void)created, (void)revoked;
   if (k->user[0]) {
-    const iam_access *a = access_find(ks->av->v, ks->av->n, k->platform,
-                                      strlen(k->platform));
-    const char *us = a && a->user_scopes[0] ? a->user_scopes
-                                            : g_iam.cfg.user_scopes;
+    const iam_access *a =
+        access_find(ks->av->v, ks->av->n, k->platform, strlen(k->platform));
+    const char *us =
+        a && a->user_scopes[0] ? a->user_scopes : g_iam.cfg.user_scopes;
     nk = *k;
     if (iam_scopes_intersect(k->scopes, us, nk.scopes, sizeof nk.scopes))
       nk.scopes[0] = '\0'; /* too long to hold: no scope, never more */

@@ -271,7 +271,8 @@ static size_t cookie_tokens(nno_req *req, nno_str *out, size_t max) {
       while (eq < end && *eq != '=' && *eq != ';') eq++;
       const char *ve = eq;
       while (ve < end && *ve != ';') ve++;
-      if (eq < end && *eq == '=' && (size_t)(eq - p) == strlen(SESSION_COOKIE) &&
+      if (eq < end && *eq == '=' &&
+          (size_t)(eq - p) == strlen(SESSION_COOKIE) &&
           memcmp(p, SESSION_COOKIE, (size_t)(eq - p)) == 0 && ve > eq + 1)
         out[k++] = (nno_str){eq + 1, (size_t)(ve - eq - 1)};
       p = ve;
@@ -335,8 +336,8 @@ static int anon_take(nno_req *req, uint32_t cost, nno_limit_result *out) {
   char key[128];
   double rps;
   uint32_t burst;
-  int n = anon_bucket(req, request_platform(req), key, sizeof key, &rps,
-                      &burst);
+  int n =
+      anon_bucket(req, request_platform(req), key, sizeof key, &rps, &burst);
   if (n <= 0) return NNO_EINVAL;
   int rc = api->limit_take(g_iam.p, key, (size_t)n, rps, burst, cost, out);
   if (rc == NNO_OK && cost == 0 && out->allowed && out->remaining == 0)
@@ -367,7 +368,8 @@ static int session_lookup(nno_req *req, nno_str tok, iam_sess *s,
                           nno_limit_result *l) {
   char id[17];
   if (iam_token_split(tok.ptr, tok.len, IAM_SESSION_PREFIX, id)) return -1;
-  if (!iam_cache_get(g_iam.sessions, id, iam_now(), g_iam.cfg.session_cache_s) &&
+  if (!iam_cache_get(g_iam.sessions, id, iam_now(),
+                     g_iam.cfg.session_cache_s) &&
       anon_take(req, 0, l) == 1)
     return 1;
   return iam_session_check(tok.ptr, tok.len, s) ? -1 : 0;
@@ -382,7 +384,8 @@ static int set_user(nno_req *req, const iam_sess *s) {
 /* The session cookie: the first of its values that is a valid session. */
 static int authn_cookie(nno_req *req) {
   nno_str toks[COOKIES_MAX];
-  size_t n = cookie_tokens(req, toks, COOKIES_MAX), sl = strlen(IAM_SESSION_PREFIX);
+  size_t n = cookie_tokens(req, toks, COOKIES_MAX),
+         sl = strlen(IAM_SESSION_PREFIX);
   int tried = 0, pub = route_is_public(req);
   nno_limit_result l;
   iam_sess s;
@@ -391,7 +394,8 @@ static int authn_cookie(nno_req *req) {
       continue; /* not a session token: no credential at all */
     tried = 1;
     int rc = session_lookup(req, toks[i], &s, &l);
-    if (rc == 1) return pub ? NNO_OK : limit_refused(req, &l, "anonymous client");
+    if (rc == 1)
+      return pub ? NNO_OK : limit_refused(req, &l, "anonymous client");
     if (rc) continue;
     int why = cookie_request_ok(req, (nno_str){s.platform, strlen(s.platform)});
     if (why == COOKIE_UNSAID && pub) return NNO_OK; /* public: as anonymous */
@@ -436,8 +440,9 @@ int iam_on_authn(nno_req *req, void *ud) {
         (k->expires && k->expires <= iam_now()))
       return route_is_public(req)
                  ? NNO_OK
-                 : auth_failed(req, "this API key is unknown, revoked or "
-                                    "expired");
+                 : auth_failed(req,
+                               "this API key is unknown, revoked or "
+                               "expired");
     int rc = api->req_set_caller(g_iam.p, req, NNO_CALLER_KEY, k->platform,
                                  k->tenant, k->id, k->scopes, NULL);
     return rc ? rc : NNO_OK;

@@ -882,7 +882,8 @@ static void test_config_sessions(void **st) {
   assert_string_equal(c.user_scopes, "");
 }
 
-/* ---- rate-limit helpers ---------------------------------------------------- */
+/* ---- rate-limit helpers ----------------------------------------------------
+ */
 
 static void addr_is(const char *addr, const char *want) {
   char out[64];
