@@ -9,6 +9,7 @@ size_t auth_addr_key(const char *addr, size_t len, char *out, size_t cap) {
   char text[INET6_ADDRSTRLEN];
   struct in6_addr a6;
   if (cap == 0) return 0;
+  if (!addr) len = 0;
   size_t n = len < sizeof text ? len : sizeof text - 1;
   memcpy(text, addr ? addr : "", n);
   text[n] = '\0';

@@ -330,15 +330,23 @@ static nno_str request_platform(nno_req *req) {
 
 /* Take `cost` tokens (0: only look) from the anonymous bucket of the
  * request's client: a failed authentication is paid for there, so a flood
- * of bad tokens meets the limit anonymous callers meet. 1 when refused
- * (*out says why), 0 when allowed, or a negative NNO_E code. */
+ * of bad tokens meets the limit anonymous callers meet. A core route that
+ * names no platform (the operator's) has no anonymous limit of its own:
+ * there the bucket is host-wide per address ("a::{address}"), as large as
+ * the default plan's platform bucket, enough for an operator's mistakes
+ * and still a bound on lookups. 1 when refused (*out says why), 0 when
+ * allowed, or a negative NNO_E code. */
 static int anon_take(nno_req *req, uint32_t cost, nno_limit_result *out) {
   char key[128];
   double rps;
   uint32_t burst;
-  int n =
-      anon_bucket(req, request_platform(req), key, sizeof key, &rps, &burst);
+  nno_str plat = request_platform(req);
+  int n = anon_bucket(req, plat, key, sizeof key, &rps, &burst);
   if (n <= 0) return NNO_EINVAL;
+  if (plat.len == 0) {
+    const iam_plan *pl = &g_iam.cfg.plans[g_iam.cfg.default_plan];
+    rps = pl->platform_rps, burst = pl->platform_burst;
+  }
   int rc = api->limit_take(g_iam.p, key, (size_t)n, rps, burst, cost, out);
   if (rc == NNO_OK && cost == 0 && out->allowed && out->remaining == 0)
     /* Empty: a take of one is refused, takes nothing and says how long

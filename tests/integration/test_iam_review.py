@@ -257,6 +257,14 @@ def test_a_flood_of_bad_tokens_is_rate_limited(h):
     codes = [st for st, _, _ in got]
     assert len(codes) == 40 and set(codes) <= {401, 429}, codes
     assert codes.count(429) >= 35, codes  # a token back every 0.1 s
+    # an operator route names no platform: a host-wide bucket per address,
+    # the default plan's platform size (free: 400, 200 a second)
+    bad = ["nnos_%016x_%s" % (i, "D" * 43) for i in range(480)]
+    got = pipelined(h, "/api/v1/platforms", bad)
+    codes = [st for st, _, _ in got]
+    assert len(codes) == 480 and set(codes) <= {401, 429}, codes
+    assert 400 <= codes.count(401) < 470 and codes[-1] == 429, \
+        codes.count(401)
     # another address is not affected
     st, _, _ = call(h, "GET", "/p/%s/hello" % pid, key=bad[0],
                     source="127.0.5.1")
