@@ -12,7 +12,8 @@
  * token it has not yet earned back, is never thrown out: that would unlock
  * a lock-out. When no slot near a new key is free or full, the table
  * cannot hold that key, and the answer refuses (allowed 0, remaining 0,
- * Retry-After until the first of those buckets refills; counted as "full").
+ * limit 0, Retry-After until the first of those buckets refills; counted as
+ * "full").
  * Failing closed is the safe side: a client flooding the table with keys it
  * keeps busy can make new keys refuse (its own, and those of others that
  * land beside them, until the busy buckets refill), but it can never free

@@ -227,7 +227,7 @@ static auth_job *job_new(nno_req *req, const ctx *c, auth_job_kind kind) {
   memcpy(j->platform, c->platform, sizeof j->platform);
   memcpy(j->incarnation, c->incarnation, sizeof j->incarnation);
   nno_str a = api->req_remote_addr(req);
-  snprintf(j->addr, sizeof j->addr, "%.*s", (int)a.len, a.ptr);
+  nno_client_key(a.ptr, a.len, j->addr, sizeof j->addr);
   return j;
 }
 
@@ -350,14 +350,17 @@ static void addr_bucket(const auth_job *j, bucket *b) {
   b->rate = g->cfg.addr_burst / g->cfg.addr_window_s;
 }
 
-/* 0: the bucket has a token; 1: empty, *wait_ms until one is back;
- * -1: the limiter failed. A cost-0 take only looks; the cost-1 take on an
- * empty bucket is refused and takes nothing, but says how long to wait. */
+/* 0: the bucket has a token; 1: empty, *wait_ms until one is back; 2: the
+ * host's table has no room for the bucket (a refusal with limit 0: a
+ * bucket that exists always has limit == burst >= 1), *wait_ms the host's
+ * hint; -1: the limiter failed. A cost-0 take only looks; the cost-1 take
+ * on an empty bucket is refused and takes nothing, but says how long to
+ * wait. */
 static int bucket_empty(const bucket *b, uint64_t *wait_ms) {
   nno_limit_result r;
   int rc = api->limit_take(self, b->key, b->len, b->rate, b->burst, 0, &r);
   if (rc == NNO_OK && r.remaining > 0) return 0;
-  if (rc == NNO_OK)
+  if (rc == NNO_OK && r.allowed)
     rc = api->limit_take(self, b->key, b->len, b->rate, b->burst, 1, &r);
   if (rc != NNO_OK) {
     api->log(self, NNO_LOG_ERROR, "limit_take: %s", api->err_name(rc));
@@ -365,7 +368,7 @@ static int bucket_empty(const bucket *b, uint64_t *wait_ms) {
   }
   if (r.allowed) return 0; /* refilled in between: that token is spent */
   *wait_ms = r.retry_after_ms;
-  return 1;
+  return r.limit == 0 ? 2 : 1;
 }
 
 /* The buckets a job's failures count in: the account and the address; a
@@ -379,12 +382,14 @@ static size_t job_buckets(const auth_job *j, bucket b[2]) {
 }
 
 /* Before verifying a password, or looking an email up for a sign-up:
- * answer 429 when the account or the address has no failure left. 1 when
- * answered, 0 to go on. */
+ * answer 429 when the account or the address has no failure left, 503
+ * when the host's table has no room to count them (its capacity, not the
+ * caller's failures: no lock-out is claimed). 1 when answered, 0 to go
+ * on. */
 static int locked_out(const auth_job *j) {
   bucket b[2];
   uint64_t wait = 0, w;
-  int locked = 0;
+  int locked = 0, full = 0;
   size_t n = job_buckets(j, b);
   for (size_t i = 0; i < n; i++) {
     w = 0;
@@ -394,7 +399,16 @@ static int locked_out(const auth_job *j) {
       return 1;
     }
     if (rc && w > wait) wait = w;
-    locked |= rc;
+    locked |= rc == 1;
+    full |= rc == 2;
+  }
+  if (full && !locked) {
+    api->log(self, NNO_LOG_WARN,
+             "sign-ins refused on platform %s: the rate-limit table is full",
+             j->platform);
+    nno_problem_retry(j->req, 503, (wait + 999) / 1000, "%s",
+                      "the host's rate-limit table is full; try again later");
+    return 1;
   }
   if (!locked) return 0;
   api->log(self, NNO_LOG_WARN, "sign-ins locked out on platform %s",

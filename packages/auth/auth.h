@@ -150,7 +150,7 @@ typedef struct auth_job {
   char platform[AUTH_PLATFORM_MAX + 1];
   char incarnation[AUTH_INCARNATION_MAX]; /* the platform's, or "" */
   char session[65]; /* the caller's session id */
-  char addr[64];    /* the client's address */
+  char addr[64];    /* the client's address (an IPv6 one as its /64) */
   auth_user user;   /* in: email and name, or id; out: the stored row */
   char password[AUTH_PASS_MAX + 1];     /* the password, or the current */
   char new_password[AUTH_PASS_MAX + 1]; /* password change: the new one */

@@ -194,6 +194,24 @@ static int64_t creator_expiry(const nno_caller *c) {
   return 0;
 }
 
+/* A key made by a user session, or by a key such a session made, records
+ * that session and user: it is revoked when the session ends and holds no
+ * more than the platform's users hold (iam_key). */
+static void key_origin(const nno_caller *c, iam_key *k) {
+  char id[17];
+  if (c->kind == NNO_CALLER_USER) {
+    zcopy_str(k->session, sizeof k->session, c->session);
+    zcopy_str(k->user, sizeof k->user, c->subject);
+  } else if (c->kind == NNO_CALLER_KEY) {
+    zcopy_str(id, sizeof id, c->subject);
+    const iam_key *from = iam_keytab_get(g_iam.keys, id);
+    if (from) {
+      memcpy(k->session, from->session, sizeof k->session);
+      memcpy(k->user, from->user, sizeof k->user);
+    }
+  }
+}
+
 static int key_create(nno_req *req, void *ud) {
   (void)ud;
   static const nno_field fields[] = {NNO_FIELD("name", NNO_FIELD_ANY, 0),
@@ -249,6 +267,7 @@ static int key_create(nno_req *req, void *ud) {
                 "tenant's subtree");
     goto done;
   }
+  key_origin(&c, &k);
   int64_t limit = creator_expiry(&c);
   if ((v = json_object_get(b, "expires_in")) && !json_is_null(v)) {
     if (!json_is_integer(v) || json_integer_value(v) < 60 ||
@@ -457,6 +476,8 @@ static int access_put(nno_req *req, void *ud) {
   }
   /* Start from the current policy: PUT replaces the fields it names. */
   const iam_access *cur = iam_access_get(a.platform, strlen(a.platform));
+  char was_us[IAM_SCOPES_MAX]; /* what users hold before this change */
+  snprintf(was_us, sizeof was_us, "%s", iam_user_scopes(a.platform));
   if (cur) a = *cur;
   if ((v = json_object_get(b, "signup"))) {
     if (!json_is_boolean(v)) {
@@ -502,6 +523,22 @@ static int access_put(nno_req *req, void *ud) {
                   "it holds");
       goto done;
     }
+  }
+  /* A credential that ends (a session, an expiring key) must not hand out
+   * what outlives it: every sign-up is a session (and its keys) made from
+   * user_scopes, so it may neither turn sign-up on nor widen them. */
+  if (c.kind != NNO_CALLER_OPERATOR &&
+      (c.kind == NNO_CALLER_USER || creator_expiry(&c)) &&
+      ((a.signup && !(cur && cur->signup)) ||
+       !iam_scopes_subset(
+           was_us, strlen(was_us),
+           a.user_scopes[0] ? a.user_scopes : g_iam.cfg.user_scopes))) {
+    nno_problem(req, 403, NULL,
+                "a credential that expires (a session, or a key with an "
+                "expiry) cannot turn sign-up on or widen user_scopes: "
+                "users it lets in would outlive it; use the operator key "
+                "or a key that does not expire");
+    goto done;
   }
   /* Turning sign-up on hands user_scopes to whoever signs up: the same
    * rule as granting them directly. */
@@ -603,7 +640,9 @@ static int svc_session_revoke_user(const char *platform, const char *user,
   int rc = iam_store_session_delete_user(g_iam.db, platform, user, keep, &n);
   if (rc) return map_store(rc);
   if (count) *count = n;
-  if (n) iam_committed("session", platform, user);
+  /* Keys the user's sessions made may be revoked even when no session
+   * was left to end. */
+  iam_committed("session", platform, user);
   return NNO_OK;
 }
 

@@ -66,6 +66,13 @@ int iam_scopes_intersect(const char *a, const char *b, char *out, size_t cap);
 /* 1 if `s` (len bytes) is a well-formed scope: 1..64 of [a-z0-9_.*:-]. */
 int iam_scope_valid(const char *s, size_t len);
 
+/* ---- rate-limit helpers (limits.c) --------------------------------------- */
+
+/* 1 if `r` is a refusal because the host's rate-limit table had no room
+ * for the bucket (limit 0), not the bucket's own refusal: the host's
+ * capacity, answered 503, not the caller's use. */
+int iam_limit_table_full(const nno_limit_result *r);
+
 /* ---- API keys (keys.c) ---------------------------------------------------- */
 
 typedef struct iam_key {
@@ -75,6 +82,12 @@ typedef struct iam_key {
   char scopes[IAM_SCOPES_MAX];
   unsigned char hash[32]; /* SHA-256 of the whole key */
   int64_t expires;        /* unix seconds; 0: never */
+  /* Made by a user: the session that made it (or made the key that made
+   * it) and its user, "" otherwise. Such a key is revoked with that
+   * session, and its scopes in the table are narrowed to what the
+   * platform's users hold now. */
+  char session[17];
+  char user[IAM_SUBJECT_MAX];
 } iam_key;
 
 typedef struct iam_keytab iam_keytab;
@@ -158,8 +171,12 @@ int iam_store_key_revoke(sqlite3 *db, const char *platform, const char *id,
 
 int iam_store_session_insert(sqlite3 *db, const iam_sess *s, int64_t now);
 int iam_store_session_get(sqlite3 *db, const char *id, iam_sess *out);
+/* End a session, and revoke the keys it made, in one transaction. */
 int iam_store_session_delete(sqlite3 *db, const char *platform,
                              const char *id);
+/* End every session of `user` but `keep` (NULL or "": all of them) and
+ * revoke the keys those sessions made (also those of sessions that ended
+ * before), in one transaction; *count: the sessions ended. */
 int iam_store_session_delete_user(sqlite3 *db, const char *platform,
                                   const char *user, const char *keep,
                                   size_t *count);

@@ -21,11 +21,6 @@ int64_t iam_now(void) { return (int64_t)time(NULL); }
 
 /* ---- per-worker tables ----------------------------------------------------- */
 
-static int put_key(void *ud, const iam_key *k, const char *name,
-                   int64_t created, int64_t revoked) {
-  return iam_keytab_put(ud, k) ? 1 : 0;
-}
-
 static int cmp_access(const void *a, const void *b) {
   return strcmp(((const iam_access *)a)->platform,
                 ((const iam_access *)b)->platform);
@@ -49,20 +44,65 @@ static int put_access(void *ud, const iam_access *a) {
   return 0;
 }
 
+/* The policy of `platform` in the sorted `v`, or NULL. */
+static const iam_access *access_find(const iam_access *v, size_t n,
+                                     const char *platform, size_t len) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    const char *p = v[mid].platform;
+    int c = strncmp(p, platform, len);
+    if (c == 0 && p[len] != '\0') c = 1;
+    if (c == 0) return &v[mid];
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return NULL;
+}
+
+typedef struct keys_st {
+  iam_keytab *t;
+  const access_vec *av;
+} keys_st;
+
+/* A key made by a user holds no more than users hold now: its scopes
+ * narrowed to the platform's current user_scopes, as a session's are. */
+static int put_key(void *ud, const iam_key *k, const char *name,
+                   int64_t created, int64_t revoked) {
+  keys_st *ks = ud;
+  iam_key nk;
+  (void)name, (void)created, (void)revoked;
+  if (k->user[0]) {
+    const iam_access *a =
+        access_find(ks->av->v, ks->av->n, k->platform, strlen(k->platform));
+    const char *us =
+        a && a->user_scopes[0] ? a->user_scopes : g_iam.cfg.user_scopes;
+    nk = *k;
+    if (iam_scopes_intersect(k->scopes, us, nk.scopes, sizeof nk.scopes))
+      nk.scopes[0] = '\0'; /* too long to hold: no scope, never more */
+    k = &nk;
+  }
+  return iam_keytab_put(ks->t, k) ? 1 : 0;
+}
+
 /* Reload the live keys and the access policies (few rows: every key of
- * every platform fits in memory), built off to the side and swapped in. */
+ * every platform fits in memory), built off to the side and swapped in;
+ * the policies first, as they narrow the keys made by users. */
 static int reload_tables(void) {
   iam_keytab *t = iam_keytab_new();
   access_vec av = {0};
   if (!t) return IAM_ERR;
-  int rc = iam_store_keys_live(g_iam.db, iam_now(), put_key, t);
-  if (!rc) rc = iam_store_access_all(g_iam.db, put_access, &av);
+  keys_st ks = {t, &av};
+  int rc = iam_store_access_all(g_iam.db, put_access, &av);
+  if (!rc && av.n) qsort(av.v, av.n, sizeof *av.v, cmp_access);
+  if (!rc) rc = iam_store_keys_live(g_iam.db, iam_now(), put_key, &ks);
   if (rc) {
     iam_keytab_free(t);
     free(av.v);
     return rc;
   }
-  if (av.n) qsort(av.v, av.n, sizeof *av.v, cmp_access);
   iam_keytab_free(g_iam.keys);
   g_iam.keys = t;
   free(g_iam.access);
@@ -79,17 +119,7 @@ static int reload_all(void) {
 }
 
 const iam_access *iam_access_get(const char *platform, size_t len) {
-  size_t lo = 0, hi = g_iam.naccess;
-  while (lo < hi) {
-    size_t mid = (lo + hi) / 2;
-    const char *p = g_iam.access[mid].platform;
-    int c = strncmp(p, platform, len);
-    if (c == 0 && p[len] != '\0') c = 1;
-    if (c == 0) return &g_iam.access[mid];
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return NULL;
+  return access_find(g_iam.access, g_iam.naccess, platform, len);
 }
 
 const char *iam_user_scopes(const char *platform) {

@@ -20,7 +20,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
 #include <sodium.h>
+
+#include <nno/sdk/request.h>
 
 #include "internal.h"
 
@@ -249,25 +252,35 @@ int iam_session_check(const char *tok, size_t len, iam_sess *out) {
 
 /* ---- authn ----------------------------------------------------------------- */
 
-/* The session cookie's value, or an empty view. */
-static nno_str cookie_token(nno_req *req) {
-  nno_str n, v, none = {0};
-  for (size_t i = 0; api->req_header_at(req, i, &n, &v) == NNO_OK; i++) {
+/* Session cookie values tried per request: a page on a sibling host can
+ * add its own nno_session for the base domain, which the browser sends
+ * beside (often before) the real one, so every value is tried, up to this
+ * many. */
+#define COOKIES_MAX 4
+
+/* The values of the session cookie, in the order sent, at most `max`;
+ * returns how many. */
+static size_t cookie_tokens(nno_req *req, nno_str *out, size_t max) {
+  nno_str n, v;
+  size_t k = 0;
+  for (size_t i = 0; k < max && api->req_header_at(req, i, &n, &v) == NNO_OK;
+       i++) {
     if (n.len != 6 || strncasecmp(n.ptr, "Cookie", 6) != 0) continue;
     const char *p = v.ptr, *end = v.ptr + v.len;
-    while (p < end) {
+    while (k < max && p < end) {
       while (p < end && (*p == ' ' || *p == ';')) p++;
       const char *eq = p;
       while (eq < end && *eq != '=' && *eq != ';') eq++;
       const char *ve = eq;
       while (ve < end && *ve != ';') ve++;
-      if (eq < end && *eq == '=' && (size_t)(eq - p) == strlen(SESSION_COOKIE) &&
-          memcmp(p, SESSION_COOKIE, (size_t)(eq - p)) == 0)
-        return (nno_str){eq + 1, (size_t)(ve - eq - 1)};
+      if (eq < end && *eq == '=' &&
+          (size_t)(eq - p) == strlen(SESSION_COOKIE) &&
+          memcmp(p, SESSION_COOKIE, (size_t)(eq - p)) == 0 && ve > eq + 1)
+        out[k++] = (nno_str){eq + 1, (size_t)(ve - eq - 1)};
       p = ve;
     }
   }
-  return none;
+  return k;
 }
 
 static int route_is_public(nno_req *req) {
@@ -286,39 +299,148 @@ static int unauthorized(nno_req *req, const char *detail) {
 /* A browser sends the session cookie on any request to the site: an
  * unsafe method authenticated by the cookie must come from an origin of
  * the platform (or one it lists), else it may be a forged cross-site
- * request. */
+ * request. A request that says nothing of where it comes from (neither
+ * Origin nor Sec-Fetch-Site) is refused too: every browser sends one of
+ * them on an unsafe request, and a client that is not a browser has its
+ * token to send as a bearer. COOKIE_OK, or why not. */
+enum { COOKIE_OK, COOKIE_FOREIGN, COOKIE_UNSAID };
+
 static int cookie_request_ok(nno_req *req, nno_str platform) {
-  if (safe_method(api->req_method(req))) return 1;
+  if (safe_method(api->req_method(req))) return COOKIE_OK;
   nno_str origin, site;
   if (api->req_header(req, "Origin", &origin) == NNO_OK)
-    return origin_allowed(origin, platform);
+    return origin_allowed(origin, platform) ? COOKIE_OK : COOKIE_FOREIGN;
   if (api->req_header(req, "Sec-Fetch-Site", &site) == NNO_OK)
-    return streq(site, "same-origin") || streq(site, "none");
-  return 1; /* not a browser: it chose to send the cookie */
+    return streq(site, "same-origin") || streq(site, "none") ? COOKIE_OK
+                                                             : COOKIE_FOREIGN;
+  return COOKIE_UNSAID;
+}
+
+static int limit_refused(nno_req *req, const nno_limit_result *l,
+                         const char *who);
+static int anon_bucket(nno_req *req, nno_str platform, char *key, size_t cap,
+                       double *rps, uint32_t *burst);
+
+/* The platform a request is about, before AUTHZ: its scope (a platform's
+ * routes), else the core route's {platform}, else "" (host-wide). */
+static nno_str request_platform(nno_req *req) {
+  nno_str p = api->req_scope(req);
+  if (p.len == 0 && api->req_param(req, "platform", &p) != NNO_OK)
+    p = (nno_str){"", 0};
+  return p.len < IAM_ID_MAX ? p : (nno_str){"", 0};
+}
+
+/* Take `cost` tokens (0: only look) from the anonymous bucket of the
+ * request's client: a failed authentication is paid for there, so a flood
+ * of bad tokens meets the limit anonymous callers meet. A core route that
+ * names no platform (the operator's) has no anonymous limit of its own:
+ * there the bucket is host-wide per address ("a::{address}"), as large as
+ * the default plan's platform bucket, enough for an operator's mistakes
+ * and still a bound on lookups. 1 when refused (*out says why), 0 when
+ * allowed, or a negative NNO_E code. */
+static int anon_take(nno_req *req, uint32_t cost, nno_limit_result *out) {
+  char key[128];
+  double rps;
+  uint32_t burst;
+  nno_str plat = request_platform(req);
+  int n = anon_bucket(req, plat, key, sizeof key, &rps, &burst);
+  if (n <= 0) return NNO_EINVAL;
+  if (plat.len == 0) {
+    const iam_plan *pl = &g_iam.cfg.plans[g_iam.cfg.default_plan];
+    rps = pl->platform_rps, burst = pl->platform_burst;
+  }
+  int rc = api->limit_take(g_iam.p, key, (size_t)n, rps, burst, cost, out);
+  if (rc == NNO_OK && cost == 0 && out->allowed && out->remaining == 0)
+    /* Empty: a take of one is refused, takes nothing and says how long
+     * until a token is back (or, refilled meanwhile, spends it). */
+    rc = api->limit_take(g_iam.p, key, (size_t)n, rps, burst, 1, out);
+  if (rc) return rc;
+  return out->allowed ? 0 : 1;
+}
+
+/* A credential that does not authenticate: 401, unless the client's
+ * anonymous bucket has no token left for it (429, or 503 when the host's
+ * table is full). */
+static int auth_failed(nno_req *req, const char *detail) {
+  nno_limit_result l;
+  int rc = anon_take(req, 1, &l);
+  if (rc == 1) return limit_refused(req, &l, "anonymous client");
+  if (rc < 0)
+    api->log(g_iam.p, NNO_LOG_ERROR, "limit_take: %s", api->err_name(rc));
+  return unauthorized(req, detail);
+}
+
+/* Validate a session token, reading the database on a cache miss only
+ * when the client's anonymous bucket still has a token: a flood of unknown
+ * tokens must not turn into a flood of reads. 0 valid; -1 unknown or
+ * ended; 1 not looked up (*l says why). */
+static int session_lookup(nno_req *req, nno_str tok, iam_sess *s,
+                          nno_limit_result *l) {
+  char id[17];
+  if (iam_token_split(tok.ptr, tok.len, IAM_SESSION_PREFIX, id)) return -1;
+  if (!iam_cache_get(g_iam.sessions, id, iam_now(),
+                     g_iam.cfg.session_cache_s) &&
+      anon_take(req, 0, l) == 1)
+    return 1;
+  return iam_session_check(tok.ptr, tok.len, s) ? -1 : 0;
+}
+
+static int set_user(nno_req *req, const iam_sess *s) {
+  int rc = api->req_set_caller(g_iam.p, req, NNO_CALLER_USER, s->platform,
+                               s->tenant, s->user, s->scopes, s->id);
+  return rc ? rc : NNO_OK;
+}
+
+/* The session cookie: the first of its values that is a valid session. */
+static int authn_cookie(nno_req *req) {
+  nno_str toks[COOKIES_MAX];
+  size_t n = cookie_tokens(req, toks, COOKIES_MAX),
+         sl = strlen(IAM_SESSION_PREFIX);
+  int tried = 0, pub = route_is_public(req);
+  nno_limit_result l;
+  iam_sess s;
+  for (size_t i = 0; i < n; i++) {
+    if (toks[i].len <= sl || memcmp(toks[i].ptr, IAM_SESSION_PREFIX, sl) != 0)
+      continue; /* not a session token: no credential at all */
+    tried = 1;
+    int rc = session_lookup(req, toks[i], &s, &l);
+    if (rc == 1)
+      return pub ? NNO_OK : limit_refused(req, &l, "anonymous client");
+    if (rc) continue;
+    int why = cookie_request_ok(req, (nno_str){s.platform, strlen(s.platform)});
+    if (why == COOKIE_UNSAID && pub) return NNO_OK; /* public: as anonymous */
+    if (why == COOKIE_UNSAID)
+      return problem(req, 403, "Forbidden",
+                     "a cookie-authenticated change must say where it comes "
+                     "from: send Origin (browsers do), or send the token as "
+                     "\"Authorization: Bearer\" instead of the cookie");
+    if (why != COOKIE_OK)
+      return problem(req, 403, "Forbidden",
+                     "a cookie-authenticated change must come from an origin "
+                     "of the platform");
+    return set_user(req, &s);
+  }
+  if (!tried || pub) return NNO_OK; /* anonymous: AUTHZ decides */
+  return auth_failed(req, "this session has ended; sign in again");
 }
 
 int iam_on_authn(nno_req *req, void *ud) {
   (void)ud;
   nno_str v, tok = {0};
-  int from_cookie = 0;
-  if (api->req_header(req, "Authorization", &v) == NNO_OK) {
-    if (v.len < 8 || strncasecmp(v.ptr, "Bearer ", 7) != 0)
-      return route_is_public(req)
-                 ? NNO_OK
-                 : unauthorized(req, "send \"Authorization: Bearer <key>\"");
-    tok.ptr = v.ptr + 7;
-    tok.len = v.len - 7;
-    while (tok.len && *tok.ptr == ' ') tok.ptr++, tok.len--;
-    while (tok.len && tok.ptr[tok.len - 1] == ' ') tok.len--;
-  } else {
-    tok = cookie_token(req);
-    from_cookie = tok.len > 0;
-  }
+  if (api->req_header(req, "Authorization", &v) != NNO_OK)
+    return authn_cookie(req);
+  if (v.len < 8 || strncasecmp(v.ptr, "Bearer ", 7) != 0)
+    return route_is_public(req)
+               ? NNO_OK
+               : auth_failed(req, "send \"Authorization: Bearer <key>\"");
+  tok.ptr = v.ptr + 7;
+  tok.len = v.len - 7;
+  while (tok.len && *tok.ptr == ' ') tok.ptr++, tok.len--;
+  while (tok.len && tok.ptr[tok.len - 1] == ' ') tok.len--;
   if (tok.len == 0) return NNO_OK; /* anonymous: AUTHZ decides */
   size_t kl = strlen(IAM_KEY_PREFIX), sl = strlen(IAM_SESSION_PREFIX);
   char id[17];
-  if (tok.len > kl && memcmp(tok.ptr, IAM_KEY_PREFIX, kl) == 0 &&
-      !from_cookie) {
+  if (tok.len > kl && memcmp(tok.ptr, IAM_KEY_PREFIX, kl) == 0) {
     const iam_key *k = iam_token_split(tok.ptr, tok.len, IAM_KEY_PREFIX, id)
                            ? NULL
                            : iam_keytab_get(g_iam.keys, id);
@@ -328,35 +450,32 @@ int iam_on_authn(nno_req *req, void *ud) {
         (k->expires && k->expires <= iam_now()))
       return route_is_public(req)
                  ? NNO_OK
-                 : unauthorized(req, "this API key is unknown, revoked or "
-                                     "expired");
+                 : auth_failed(req,
+                               "this API key is unknown, revoked or "
+                               "expired");
     int rc = api->req_set_caller(g_iam.p, req, NNO_CALLER_KEY, k->platform,
                                  k->tenant, k->id, k->scopes, NULL);
     return rc ? rc : NNO_OK;
   }
   if (tok.len > sl && memcmp(tok.ptr, IAM_SESSION_PREFIX, sl) == 0) {
     iam_sess s;
-    if (iam_session_check(tok.ptr, tok.len, &s))
-      return route_is_public(req)
-                 ? NNO_OK
-                 : unauthorized(req, "this session has ended; sign in again");
-    if (from_cookie &&
-        !cookie_request_ok(req, (nno_str){s.platform, strlen(s.platform)}))
-      return problem(req, 403, "Forbidden",
-                     "a cookie-authenticated change must come from an origin "
-                     "of the platform");
-    int rc = api->req_set_caller(g_iam.p, req, NNO_CALLER_USER, s.platform,
-                                 s.tenant, s.user, s.scopes, s.id);
-    return rc ? rc : NNO_OK;
+    nno_limit_result l;
+    int pub = route_is_public(req);
+    int rc = session_lookup(req, tok, &s, &l);
+    if (rc == 1)
+      return pub ? NNO_OK : limit_refused(req, &l, "anonymous client");
+    if (rc)
+      return pub ? NNO_OK
+                 : auth_failed(req, "this session has ended; sign in again");
+    return set_user(req, &s);
   }
-  if (!from_cookie && g_iam.reg &&
-      g_iam.reg->operator_key_check(tok.ptr, tok.len)) {
+  if (g_iam.reg && g_iam.reg->operator_key_check(tok.ptr, tok.len)) {
     int rc = api->req_set_caller(g_iam.p, req, NNO_CALLER_OPERATOR, NULL, NULL,
                                  "operator", "*", NULL);
     return rc ? rc : NNO_OK;
   }
-  if (from_cookie || route_is_public(req)) return NNO_OK;
-  return unauthorized(req, "this credential is not a key of this host");
+  if (route_is_public(req)) return NNO_OK;
+  return auth_failed(req, "this credential is not a key of this host");
 }
 
 /* ---- authz ----------------------------------------------------------------- */
@@ -557,16 +676,53 @@ static void limit_headers(nno_req *req, const nno_limit_result *l) {
                        u64_text(v, (l->reset_ms + 999) / 1000));
 }
 
-static int too_many(nno_req *req, const nno_limit_result *l, const char *who) {
+/* A refusal of the host's limiter: 429 when the bucket `who` is empty;
+ * 503 when the host's table had no room for the bucket (limit 0: see
+ * iam_limit_table_full), which is the server's capacity, not the caller's
+ * use, so no bucket of the caller is blamed. Both with Retry-After. */
+static int limit_refused(nno_req *req, const nno_limit_result *l,
+                         const char *who) {
   char v[32], detail[128];
   unsigned long long s = (l->retry_after_ms + 999) / 1000;
   if (s == 0) s = 1;
+  snprintf(v, sizeof v, "%llu", s);
+  if (iam_limit_table_full(l)) {
+    api->res_problem(req, 503, "Service Unavailable",
+                     "the host's rate-limit table is full; try again later");
+    api->res_header_keep(req, "Retry-After", v);
+    return NNO_DONE;
+  }
+  limit_headers(req, l);
   snprintf(detail, sizeof detail, "the %s rate limit is reached; retry in %llu s",
            who, s);
   api->res_problem(req, 429, "Too Many Requests", detail);
-  snprintf(v, sizeof v, "%llu", s);
   api->res_header_keep(req, "Retry-After", v);
   return NNO_DONE;
+}
+
+/* The limits of `platform`'s plan (the default plan when it has none or
+ * is "": the core API's host-wide buckets). */
+static const iam_plan *plan_of(const char *plat) {
+  char plan[40];
+  if (!*plat || !g_iam.reg ||
+      g_iam.reg->platform_plan(plat, plan, sizeof plan) != NNO_OK)
+    snprintf(plan, sizeof plan, "%s",
+             g_iam.cfg.plans[g_iam.cfg.default_plan].name);
+  return iam_plan_find(&g_iam.cfg, plan);
+}
+
+/* The anonymous bucket of the request's client on `platform`:
+ * "a:{platform}:{address, an IPv6 one by its /64}". Its length, or 0. */
+static int anon_bucket(nno_req *req, nno_str platform, char *key, size_t cap,
+                       double *rps, uint32_t *burst) {
+  char plat[IAM_ID_MAX], addr[INET6_ADDRSTRLEN + 8];
+  zcopy(plat, sizeof plat, platform);
+  nno_str a = api->req_remote_addr(req);
+  nno_client_key(a.ptr, a.len, addr, sizeof addr);
+  const iam_plan *pl = plan_of(plat);
+  *rps = pl->anon_rps, *burst = pl->anon_burst;
+  int n = snprintf(key, cap, "a:%s:%s", plat, addr);
+  return n > 0 && (size_t)n < cap ? n : 0;
 }
 
 int iam_on_limit(nno_req *req, void *ud) {
@@ -584,11 +740,9 @@ int iam_on_limit(nno_req *req, void *ud) {
     c.kind = NNO_CALLER_NONE;
   nno_str platform = c.kind != NNO_CALLER_NONE ? c.platform : target;
   if (platform.len == 0 || platform.len >= IAM_ID_MAX) return NNO_OK;
-  char plat[IAM_ID_MAX], plan[40], key[128];
+  char plat[IAM_ID_MAX], key[128];
   zcopy(plat, sizeof plat, platform);
-  if (!g_iam.reg || g_iam.reg->platform_plan(plat, plan, sizeof plan) != NNO_OK)
-    snprintf(plan, sizeof plan, "%s", g_iam.cfg.plans[g_iam.cfg.default_plan].name);
-  const iam_plan *pl = iam_plan_find(&g_iam.cfg, plan);
+  const iam_plan *pl = plan_of(plat);
   double rps;
   uint32_t burst;
   int n;
@@ -601,24 +755,19 @@ int iam_on_limit(nno_req *req, void *ud) {
                  c.subject.ptr);
     rps = pl->user_rps, burst = pl->user_burst, who = "user";
   } else {
-    nno_str a = api->req_remote_addr(req);
-    n = snprintf(key, sizeof key, "a:%s:%.*s", plat, (int)a.len, a.ptr);
-    rps = pl->anon_rps, burst = pl->anon_burst, who = "anonymous client";
+    n = anon_bucket(req, platform, key, sizeof key, &rps, &burst);
+    who = "anonymous client";
   }
   nno_limit_result one, all;
   int rc = api->limit_take(g_iam.p, key, (size_t)n, rps, burst, 1, &one);
   if (rc) return rc;
-  if (!one.allowed) {
-    limit_headers(req, &one);
-    return too_many(req, &one, who);
-  }
+  if (!one.allowed) return limit_refused(req, &one, who);
   n = snprintf(key, sizeof key, "p:%s", plat);
   rc = api->limit_take(g_iam.p, key, (size_t)n, pl->platform_rps,
                        pl->platform_burst, 1, &all);
   if (rc) return rc;
+  if (!all.allowed) return limit_refused(req, &all, "platform");
   /* Report the tighter of the two buckets. */
-  const nno_limit_result *shown = all.remaining < one.remaining ? &all : &one;
-  limit_headers(req, all.allowed ? shown : &all);
-  if (!all.allowed) return too_many(req, &all, "platform");
+  limit_headers(req, all.remaining < one.remaining ? &all : &one);
   return NNO_OK;
 }

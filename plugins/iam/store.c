@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -70,6 +71,17 @@ static const char *const migrations[] = {
     LOG_CHANGE("iam_access", "access", INSERT, "NEW.platform_id, ''")
     LOG_CHANGE("iam_access", "access", UPDATE, "NEW.platform_id, ''")
     LOG_CHANGE("iam_access", "access", DELETE, "OLD.platform_id, ''"),
+    /* 2: a key made by a user records the session and the user behind it
+     * (inherited by the keys such a key makes): ending that session, or
+     * every session of the user, revokes it */
+    "ALTER TABLE iam_keys ADD COLUMN session_id TEXT"
+    " CHECK (session_id IS NULL OR length(session_id) = 16);"
+    "ALTER TABLE iam_keys ADD COLUMN user_id TEXT"
+    " CHECK (user_id IS NULL OR length(user_id) BETWEEN 1 AND 64);"
+    "CREATE INDEX iam_keys_by_session ON iam_keys(platform_id, session_id)"
+    " WHERE session_id IS NOT NULL;"
+    "CREATE INDEX iam_keys_by_user ON iam_keys(platform_id, user_id)"
+    " WHERE user_id IS NOT NULL;",
 };
 
 #define NMIG (sizeof migrations / sizeof migrations[0])
@@ -255,7 +267,8 @@ int iam_store_changes(sqlite3 *db, int64_t since, int64_t *min, int64_t *max,
 
 #define KEY_COLS                                                               \
   "id, platform_id, coalesce(tenant_id, ''), name, scopes, token_sha256,"      \
-  " created_at, coalesce(expires_at, 0), coalesce(revoked_at, 0)"
+  " created_at, coalesce(expires_at, 0), coalesce(revoked_at, 0),"          \
+  " coalesce(session_id, ''), coalesce(user_id, '')"
 
 static int each_key(sqlite3 *db, sqlite3_stmt *st, iam_key_cb cb, void *ud) {
   int rc;
@@ -271,6 +284,8 @@ static int each_key(sqlite3 *db, sqlite3_stmt *st, iam_key_cb cb, void *ud) {
     if (sqlite3_column_bytes(st, 5) == 32)
       memcpy(k.hash, sqlite3_column_blob(st, 5), 32);
     k.expires = sqlite3_column_int64(st, 7);
+    col(st, 9, k.session, sizeof k.session);
+    col(st, 10, k.user, sizeof k.user);
     if (cb(ud, &k, name, sqlite3_column_int64(st, 6),
            sqlite3_column_int64(st, 8))) {
       rc = SQLITE_DONE;
@@ -313,10 +328,12 @@ int iam_store_key_insert(sqlite3 *db, const iam_key *k, const char *name,
   sqlite3_stmt *st;
   int rc = query(db, &st,
                  "INSERT INTO iam_keys(id, platform_id, tenant_id, name,"
-                 " scopes, token_sha256, created_at, expires_at)"
-                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "sssssbin", k->id,
-                 k->platform, k->tenant[0] ? k->tenant : NULL, name, k->scopes,
-                 k->hash, now, k->expires);
+                 " scopes, token_sha256, created_at, expires_at, session_id,"
+                 " user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 "sssssbinss", k->id, k->platform,
+                 k->tenant[0] ? k->tenant : NULL, name, k->scopes, k->hash,
+                 now, k->expires, k->session[0] ? k->session : NULL,
+                 k->user[0] ? k->user : NULL);
   return rc ? rc : run(db, st, NULL);
 }
 
@@ -370,26 +387,60 @@ int iam_store_session_get(sqlite3 *db, const char *id, iam_sess *out) {
   return rc == SQLITE_ROW ? IAM_OK : rc == SQLITE_DONE ? IAM_NOTFOUND : map(rc);
 }
 
+/* Revoke the live keys of `platform` made (directly or through keys it
+ * made) by session `sid`, or, with `user`, by any session of that user but
+ * `keep`. Their change rows reach every worker like any revocation. */
+static int revoke_made_by(sqlite3 *db, const char *platform, const char *sid,
+                          const char *user, const char *keep) {
+  sqlite3_stmt *st;
+  int64_t now = (int64_t)time(NULL);
+  int rc = sid ? query(db, &st,
+                       "UPDATE iam_keys SET revoked_at = ? WHERE platform_id = ?"
+                       " AND session_id = ? AND revoked_at IS NULL",
+                       "iss", now, platform, sid)
+               : query(db, &st,
+                       "UPDATE iam_keys SET revoked_at = ? WHERE platform_id = ?"
+                       " AND user_id = ? AND session_id IS NOT ?"
+                       " AND revoked_at IS NULL",
+                       "isss", now, platform, user,
+                       keep && *keep ? keep : NULL);
+  return rc ? rc : run(db, st, NULL);
+}
+
 int iam_store_session_delete(sqlite3 *db, const char *platform,
                              const char *id) {
   sqlite3_stmt *st;
   size_t n = 0;
-  int rc = query(db, &st,
-                 "DELETE FROM iam_sessions WHERE platform_id = ? AND id = ?",
-                 "ss", platform, id);
+  int rc = iam_store_begin(db);
+  if (rc) return rc;
+  rc = query(db, &st,
+             "DELETE FROM iam_sessions WHERE platform_id = ? AND id = ?",
+             "ss", platform, id);
   if (!rc) rc = run(db, st, &n);
-  return rc ? rc : n ? IAM_OK : IAM_NOTFOUND;
+  if (!rc && n) rc = revoke_made_by(db, platform, id, NULL, NULL);
+  if (!rc) rc = iam_store_commit(db);
+  if (rc) {
+    iam_store_rollback(db);
+    return rc;
+  }
+  return n ? IAM_OK : IAM_NOTFOUND;
 }
 
 int iam_store_session_delete_user(sqlite3 *db, const char *platform,
                                   const char *user, const char *keep,
                                   size_t *count) {
   sqlite3_stmt *st;
-  int rc = query(db, &st,
-                 "DELETE FROM iam_sessions WHERE platform_id = ?"
-                 " AND user_id = ? AND id IS NOT ?", "sss", platform, user,
-                 keep && *keep ? keep : NULL);
-  return rc ? rc : run(db, st, count);
+  int rc = iam_store_begin(db);
+  if (rc) return rc;
+  rc = query(db, &st,
+             "DELETE FROM iam_sessions WHERE platform_id = ?"
+             " AND user_id = ? AND id IS NOT ?", "sss", platform, user,
+             keep && *keep ? keep : NULL);
+  if (!rc) rc = run(db, st, count);
+  if (!rc) rc = revoke_made_by(db, platform, NULL, user, keep);
+  if (!rc) rc = iam_store_commit(db);
+  if (rc) iam_store_rollback(db);
+  return rc;
 }
 
 int iam_store_session_touch(sqlite3 *db, const char *id, int64_t idle_expires) {

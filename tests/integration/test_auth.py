@@ -261,7 +261,8 @@ def test_sign_out_ends_the_session_everywhere(h):
         problem(call(h, pid, "GET", "session", token=tok), 401)
     problem(call(h, pid, "POST", "sign-out", token=tok), 401)
     # by path: the clearing cookie has no Domain, the platform's path
-    st, hd, _ = call(h, pid, "POST", "sign-out", cookie=other)
+    st, hd, _ = call(h, pid, "POST", "sign-out", cookie=other,
+                     headers={"Sec-Fetch-Site": "same-origin"})
     assert st == 204
     assert hd["set-cookie"] == ("nno_session=; Path=/p/%s; Max-Age=0; "
                                 "HttpOnly; Secure; SameSite=Lax" % pid)

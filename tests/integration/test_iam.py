@@ -1044,7 +1044,7 @@ def test_cookie_changes_must_come_from_the_platform(h):
     # from the platform's own origin or a listed one, the change is made
     for hd_extra in [{"Origin": "https://app.example.com"},
                      {"Origin": "https://www.cors-c.nno.localhost"},
-                     {"Sec-Fetch-Site": "same-origin"}, {}]:
+                     {"Sec-Fetch-Site": "same-origin"}]:
         t = sign_in(h, pid, "csrf@example.com")
         st, _, _ = call(h, "POST", out, cookie=t, headers=hd_extra)
         assert st == 204, hd_extra

@@ -155,14 +155,16 @@ def test_a_lock_out_survives_a_flood_of_other_keys(make_host, tmp_path):
     for i in range(200):
         c = Client(host, "127.0.1.%d" % (i + 1))
         st, _ = c.sign_in("rl-b", "busy%d@example.com" % i)
-        assert st in (401, 429), st
+        # 503: no room for the new address's bucket (the host's capacity)
+        assert st in (401, 429, 503), st
         c.close()
     full = metrics(host)
     assert full["full_total"] > after["full_total"], full
     assert full["buckets_used"] == BUCKETS
     st, body = Client(host, "127.0.0.22").sign_in("rl-a", "victim@example.com",
                                                  PASSWORD)
-    assert st == 429, body
+    # still locked (429), or no room for this address's bucket (503)
+    assert st in (429, 503) and "token" not in body, body
 
 
 def test_table_size_is_configured_and_kept_across_reloads(make_host):

@@ -1,7 +1,7 @@
 /* Unit tests for the pure parts of the IAM core plugin, linked without the
  * host: scope matching (scope.c), token formats and the key table
- * (keys.c), the session cache (session.c) and the manifest config
- * (config.c). */
+ * (keys.c), the session cache (session.c), the manifest config
+ * (config.c) and the rate-limit helpers (limits.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -882,6 +882,20 @@ static void test_config_sessions(void **st) {
   assert_string_equal(c.user_scopes, "");
 }
 
+/* ---- rate-limit helpers ----------------------------------------------------
+ */
+
+static void test_limit_table_full(void **st) {
+  (void)st;
+  nno_limit_result r = {0};
+  r.allowed = 0, r.limit = 0, r.retry_after_ms = 500;
+  assert_true(iam_limit_table_full(&r)); /* no bucket: the host is full */
+  r.limit = 20;
+  assert_false(iam_limit_table_full(&r)); /* the bucket's own refusal */
+  r.allowed = 1, r.limit = 20;
+  assert_false(iam_limit_table_full(&r));
+}
+
 int main(void) {
   if (sodium_init() < 0) return 1;
   const struct CMUnitTest tests[] = {
@@ -905,6 +919,7 @@ int main(void) {
       cmocka_unit_test(test_config_empty_plans),
       cmocka_unit_test(test_config_default_plan),
       cmocka_unit_test(test_config_sessions),
+      cmocka_unit_test(test_limit_table_full),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -703,6 +703,37 @@ static void test_actor(void **st) {
   assert_ptr_equal(nno_sdk_api(), &fake);
 }
 
+/* ---- client keys ---- */
+
+static void addr_is(const char *addr, const char *want) {
+  char out[64];
+  size_t n = nno_client_key(addr, strlen(addr), out, sizeof out);
+  assert_string_equal(out, want);
+  assert_int_equal(n, strlen(want));
+}
+
+static void test_client_key(void **st) {
+  (void)st;
+  /* IPv4 stays whole; so does an IPv4-mapped IPv6 address. */
+  addr_is("127.0.0.1", "127.0.0.1");
+  addr_is("203.0.113.7", "203.0.113.7");
+  addr_is("::ffff:203.0.113.7", "::ffff:203.0.113.7");
+  /* IPv6: the /64, whatever the interface identifier. */
+  addr_is("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64");
+  addr_is("2001:db8:1:2::ffff", "2001:db8:1:2::/64");
+  addr_is("2001:DB8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64");
+  addr_is("::1", "0:0:0:0::/64");
+  addr_is("fe80::1", "fe80:0:0:0::/64");
+  /* Not an address: kept as given, truncated to fit. */
+  addr_is("unknown", "unknown");
+  addr_is("", "");
+  char small[8];
+  assert_int_equal(nno_client_key("203.0.113.7", 11, small, sizeof small), 7);
+  assert_string_equal(small, "203.0.1");
+  assert_int_equal(nno_client_key("2001:db8:1:2::1", 15, small, sizeof small),
+                   0); /* a /64 that does not fit is no key at all */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_titles),
@@ -723,6 +754,7 @@ int main(void) {
       cmocka_unit_test(test_page_read),
       cmocka_unit_test(test_pager),
       cmocka_unit_test(test_actor),
+      cmocka_unit_test(test_client_key),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

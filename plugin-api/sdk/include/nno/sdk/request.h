@@ -60,6 +60,17 @@ NNO_SDK_API int nno_query_copy(nno_req *req, const char *name, char *out,
  * "user:{platform}/{id}". Cut to cap - 1 bytes. */
 NNO_SDK_API void nno_caller_actor(nno_req *req, char *out, size_t cap);
 
+/* The client an address stands for, as a rate-limit key part: an IPv6
+ * address becomes its /64 ("2001:db8:1:2::/64": a client holds at least
+ * that many addresses, so counting them one by one would let it mint
+ * 2^64 buckets); IPv4 and IPv4-mapped addresses stay whole. `addr` is
+ * req_remote_addr()'s text (len bytes, NULL for none). Writes a
+ * NUL-terminated key of at most cap - 1 bytes and returns its length; an
+ * IPv4 or unknown text is cut to fit, an IPv6 key that does not fit gives
+ * "" and 0. */
+NNO_SDK_API size_t nno_client_key(const char *addr, size_t len, char *out,
+                                  size_t cap);
+
 #ifdef __cplusplus
 }
 #endif
