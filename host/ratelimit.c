@@ -265,9 +265,11 @@ int limits_take(const char *key, size_t key_len, double rate_per_s,
   out->limit = burst;
   slot *s = acquire(h, t, &soonest);
   if (!s) {
-    /* Fail closed: see ratelimit.h. */
+    /* Fail closed: see ratelimit.h. limit 0 says why: no bucket answered
+     * (one that exists always has limit == burst >= 1), the table is full. */
     atomic_fetch_add_explicit(&hdr->full, 1, memory_order_relaxed);
     uint64_t wait = soonest != UINT64_MAX && soonest > t ? soonest - t : 1;
+    out->limit = 0;
     out->allowed = 0;
     out->remaining = 0;
     out->retry_after_ms = ceil_ms(wait);

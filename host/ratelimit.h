@@ -12,7 +12,8 @@
  * token it has not yet earned back, is never thrown out: that would unlock
  * a lock-out. When no slot near a new key is free or full, the table
  * cannot hold that key, and the answer refuses (allowed 0, remaining 0,
- * Retry-After until the first of those buckets refills; counted as "full").
+ * limit 0, Retry-After until the first of those buckets refills; counted as
+ * "full").
  * Failing closed is the safe side: a client flooding the table with keys it
  * keeps busy can make new keys refuse (its own, and those of others that
  * land beside them, until the busy buckets refill), but it can never free
@@ -34,7 +35,10 @@
 #define LIMIT_PROBE 32 /* slots a key may use, from its home slot on */
 #define LIMIT_BUCKETS_MIN 64
 #define LIMIT_BUCKETS_MAX 4194304 /* 32 bytes a slot: 128 MiB */
-#define LIMIT_BUCKETS_DEFAULT 65536
+/* 8 MiB of shared memory, mapped MAP_SHARED|MAP_ANONYMOUS: pages no key
+ * has touched cost nothing. Filling it takes a quarter of a million keys
+ * kept busy at once. */
+#define LIMIT_BUCKETS_DEFAULT 262144
 
 /* Map a table of `buckets` slots (LIMIT_BUCKETS_MIN..MAX) and draw its hash
  * secret (master, once, before fork; workers inherit both). 0, or -1 with

@@ -221,7 +221,7 @@ static void test_full_table_refuses(void **st) {
   assert_int_equal(limits_take("new", 3, 100.0, 50, 1, &r), 0);
   assert_false(r.allowed);
   assert_int_equal(r.remaining, 0);
-  assert_int_equal(r.limit, 50);
+  assert_int_equal(r.limit, 0); /* no bucket: the table is full */
   assert_true(r.retry_after_ms >= 1 && r.retry_after_ms <= 2000001);
   assert_int_equal(limits_take("new", 3, 100.0, 50, 0, &r), 0);
   assert_false(r.allowed); /* a look is refused too: auth reads it as locked */
@@ -232,6 +232,7 @@ static void test_full_table_refuses(void **st) {
   assert_int_equal(r.remaining, 0);
   assert_false(take("busy-0", 0.001, 2, &r));
   assert_true(r.retry_after_ms > 990000);
+  assert_int_equal(r.limit, 2); /* its own bucket refuses, not the table */
 }
 
 static void test_full_bucket_is_reused(void **st) {

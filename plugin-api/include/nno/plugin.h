@@ -258,7 +258,10 @@ typedef void (*nno_http_done_fn)(const nno_http_response *res, void *ud);
 /* What limit_take() found. */
 typedef struct nno_limit_result {
   int allowed;              /* 1: the tokens were taken */
-  uint32_t limit;           /* the bucket's size (burst) */
+  uint32_t limit;           /* the bucket's size (burst, >= 1); 0 when the
+                             * host's table had no room for the bucket:
+                             * refused for the host's capacity, not the
+                             * caller's use */
   uint32_t remaining;       /* whole tokens left after this call */
   uint64_t retry_after_ms;  /* when not allowed: until `cost` tokens exist */
   uint64_t reset_ms;        /* until the bucket is full again */
@@ -464,8 +467,8 @@ typedef struct nno_host_api {
    * Returns 0 and fills *out (allowed or not), or NNO_EINVAL / NNO_ETOOBIG
    * (key over 120 bytes). A bucket is only ever dropped once it has
    * refilled to `burst` (as good as new); when the table has no room for a
-   * new key the answer refuses (allowed 0), so a flood of keys can never
-   * lift a limit that is refusing. */
+   * new key the answer refuses (allowed 0, limit 0), so a flood of keys
+   * can never lift a limit that is refusing. */
   int (*limit_take)(nno_plugin *p, const char *key, size_t key_len,
                     double rate_per_s, uint32_t burst, uint32_t cost,
                     nno_limit_result *out);
