@@ -180,9 +180,9 @@ static int cmd_serve(int argc, char **argv) {
   char lerr[LOADER_ERR_MAX];
   if (loader_check_core(cfg, NULL, lerr, sizeof lerr) != 0) {
     fprintf(stderr, "nno: %s\n", lerr);
-    fprintf(stderr, "hint: install the core plugins into plugin_dir (%s), or "
-            "set core_plugins to those this host must load (empty for "
-            "development: no authentication)\n", cfg->plugin_dir);
+    fprintf(stderr, "hint: 'nno serve --check' lists every problem; "
+            "core_plugins names the core plugins this host must load "
+            "(empty for development, with no authentication)\n");
     free(cfg);
     return 1;
   }
