@@ -11,7 +11,15 @@
 #include "log.h"
 #include "ratelimit.h"
 
-enum cfg_type { T_INT, T_BOOL, T_STR, T_LISTEN, T_LEVEL, T_DIRLIST, T_NAMELIST };
+enum cfg_type {
+  T_INT,
+  T_BOOL,
+  T_STR,
+  T_LISTEN,
+  T_LEVEL,
+  T_DIRLIST,
+  T_NAMELIST
+};
 
 /* The core plugins this build installs, "registry,iam": core_plugins'
  * default, written by host/CMakeLists.txt once every directory is read. */
@@ -190,7 +198,8 @@ static int name_ok(const char *s, size_t n) {
 
 static int add_name(nno_config *c, const char *v, size_t n, char *err) {
   if (!name_ok(v, n)) {
-    snprintf(err, CONFIG_ERR_MAX, "core_plugins: expected plugin names "
+    snprintf(err, CONFIG_ERR_MAX,
+             "core_plugins: expected plugin names "
              "matching [a-z][a-z0-9-]{0,63}, got \"%.*s\"",
              (int)(n > 64 ? 64 : n), v);
     return -1;
@@ -340,8 +349,10 @@ static int apply_value(nno_config *c, const cfg_key *k, json_t *v,
     for (size_t i = 0; i < json_array_size(v); i++) {
       json_t *e = json_array_get(v, i);
       if (!json_is_string(e)) {
-        snprintf(err, CONFIG_ERR_MAX, "%s: field \"%s[%zu]\": expected a "
-                 "string, got %s", path, k->key, i, json_kind(e));
+        snprintf(err, CONFIG_ERR_MAX,
+                 "%s: field \"%s[%zu]\": expected a "
+                 "string, got %s",
+                 path, k->key, i, json_kind(e));
         return -1;
       }
       if (add_name(c, json_string_value(e), json_string_length(e), err))
@@ -359,9 +370,11 @@ static int apply_value(nno_config *c, const cfg_key *k, json_t *v,
   }
   snprintf(err, CONFIG_ERR_MAX, "%s: field \"%s\": expected %s, got %s", path,
            k->key,
-           k->type == T_INT ? "an integer" : k->type == T_BOOL ? "a boolean"
-           : k->type == T_DIRLIST || k->type == T_NAMELIST ? "an array of strings"
-                                                  : "a string",
+           k->type == T_INT    ? "an integer"
+           : k->type == T_BOOL ? "a boolean"
+           : k->type == T_DIRLIST || k->type == T_NAMELIST
+               ? "an array of strings"
+               : "a string",
            json_kind(v));
   return -1;
 prefixed: {

@@ -45,17 +45,16 @@ static void *open_object(const char *so_path, int fd, char *err,
   if (!e) e = "unknown error";
   size_t fl = fd >= 0 ? strlen(fdpath) : 0;
   if (fl && strncmp(e, fdpath, fl) == 0)
-    snprintf(err, errlen, "plugin \"%s\": cannot load: %s%s", so_path,
-             so_path, e + fl);
+    snprintf(err, errlen, "plugin \"%s\": cannot load: %s%s", so_path, so_path,
+             e + fl);
   else
     snprintf(err, errlen, "plugin \"%s\": cannot load: %s", so_path, e);
   return NULL;
 }
 
-int loader_check_object(const char *so_path, int fd,
-                        const package_manifest *m, void **dl_out,
-                        const nno_plugin_desc **desc_out, char *err,
-                        size_t errlen) {
+int loader_check_object(const char *so_path, int fd, const package_manifest *m,
+                        void **dl_out, const nno_plugin_desc **desc_out,
+                        char *err, size_t errlen) {
   /* The manifest is read before the object is opened, so an object built
    * for another ABI is refused before its constructors run. */
   if (m->abi_major != NNO_ABI_MAJOR || m->abi_minor > NNO_ABI_MINOR) {
@@ -154,9 +153,9 @@ static int open_trusted(const char *root, const char *path, char *err,
  * 0, *m then to be freed and *so_fd closed; or -1 with the reason in err.
  * Loading and every check (`nno serve --check`, `nno check-package`) go
  * through here, so a check refuses exactly what loading would. */
-static int package_open(const char *root, const char *dir,
-                        package_manifest *m, char *so, size_t socap,
-                        int *so_fd, char *err, size_t errlen) {
+static int package_open(const char *root, const char *dir, package_manifest *m,
+                        char *so, size_t socap, int *so_fd, char *err,
+                        size_t errlen) {
   char path[PATH_MAX + 16], merr[MANIFEST_ERR_MAX];
   snprintf(path, sizeof path, "%s/package.json", dir);
   memset(m, 0, sizeof *m);
@@ -260,16 +259,16 @@ static plugin *load_one(worker *w, const char *root, const char *dir,
   p->so_fd = -1;
   snprintf(p->dir, sizeof p->dir, "%s", dir);
   snprintf(p->stack, sizeof p->stack, "%s", stack_label);
-  if (package_open(root, dir, &p->man, p->so_path, sizeof p->so_path,
-                   &p->so_fd, err, errlen))
+  if (package_open(root, dir, &p->man, p->so_path, sizeof p->so_path, &p->so_fd,
+                   err, errlen))
     goto fail; /* p->man is left empty */
   if (p->man.kind != want_kind) {
     snprintf(err, errlen, "package \"%s\": kind \"%s\" cannot be loaded as %s",
              p->man.name, kind_name(p->man.kind), kind_name(want_kind));
     goto fail;
   }
-  if (loader_check_object(p->so_path, p->so_fd, &p->man, &p->dl, &p->desc,
-                          err, errlen))
+  if (loader_check_object(p->so_path, p->so_fd, &p->man, &p->dl, &p->desc, err,
+                          errlen))
     goto fail;
   if (requires_met(w, p, err, errlen)) goto fail;
   p->initing = 1;
@@ -519,9 +518,10 @@ static int core_missing(const nno_config *cfg, const char *const *have,
     size_t j = 0;
     while (j < n && strcmp(have[j], cfg->core_plugins[i]) != 0) j++;
     if (j == n) {
-      snprintf(err, errlen, "required core plugin \"%s\" is missing from "
-               "\"%s\" (core_plugins)", cfg->core_plugins[i],
-               cfg->plugin_dir);
+      snprintf(err, errlen,
+               "required core plugin \"%s\" is missing from "
+               "\"%s\" (core_plugins)",
+               cfg->core_plugins[i], cfg->plugin_dir);
       return -1;
     }
   }

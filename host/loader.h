@@ -77,10 +77,9 @@ stack *loader_stack_find(const plugin_set *ps, const char *id,
  * otherwise it is closed. On failure returns -1 with the reason in err,
  * e.g.
  *   incompatible plugin "x/libx.so": built for ABI 2.0, host provides 1.0 */
-int loader_check_object(const char *so_path, int fd,
-                        const package_manifest *m, void **dl_out,
-                        const nno_plugin_desc **desc_out, char *err,
-                        size_t errlen);
+int loader_check_object(const char *so_path, int fd, const package_manifest *m,
+                        void **dl_out, const nno_plugin_desc **desc_out,
+                        char *err, size_t errlen);
 
 /* Validate a package folder (manifest + object) without running it. */
 int loader_check_package(const char *dir, char *err, size_t errlen);

@@ -180,7 +180,8 @@ static int cmd_serve(int argc, char **argv) {
   char lerr[LOADER_ERR_MAX];
   if (loader_check_core(cfg, NULL, lerr, sizeof lerr) != 0) {
     fprintf(stderr, "nno: %s\n", lerr);
-    fprintf(stderr, "hint: 'nno serve --check' lists every problem; "
+    fprintf(stderr,
+            "hint: 'nno serve --check' lists every problem; "
             "core_plugins names the core plugins this host must load "
             "(empty for development, with no authentication)\n");
     free(cfg);

@@ -54,7 +54,8 @@ static int check_above(const char *above, const char *below, char *err,
   }
   if (!(st.st_mode & (S_IWGRP | S_IWOTH)) || !(st.st_mode & S_ISVTX))
     return trust_stat(above, &st, err, errlen);
-  if (st.st_uid != me && st.st_uid != 0) return trust_stat(above, &st, err, errlen);
+  if (st.st_uid != me && st.st_uid != 0)
+    return trust_stat(above, &st, err, errlen);
   if (lstat(below, &bst) != 0) {
     snprintf(err, errlen, "cannot read \"%s\": %s", below, strerror(errno));
     return -1;
@@ -89,8 +90,8 @@ static int check_ancestors(const char *rroot, char *err, size_t errlen) {
   }
 }
 
-int trust_path(const char *root, const char *path, char *resolved,
-               char *err, size_t errlen) {
+int trust_path(const char *root, const char *path, char *resolved, char *err,
+               size_t errlen) {
   char rroot[PATH_MAX], rpath[PATH_MAX];
   if (!realpath(root, rroot)) {
     snprintf(err, errlen, "cannot resolve \"%s\": %s", root, strerror(errno));
@@ -135,8 +136,7 @@ int trust_path(const char *root, const char *path, char *resolved,
   return 0;
 }
 
-int trust_open(const char *rpath, const char *shown, char *err,
-               size_t errlen) {
+int trust_open(const char *rpath, const char *shown, char *err, size_t errlen) {
   /* O_NONBLOCK: a FIFO in place of a file must not hang the loader. */
   int fd = open(rpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {

@@ -29,8 +29,8 @@ int trust_stat(const char *path, const struct stat *st, char *err,
  * is read from it): the caller's own open then reports it. `resolved`
  * (PATH_MAX bytes, or NULL) receives the resolved path, or `path` itself
  * when it does not exist. */
-int trust_path(const char *root, const char *path, char *resolved,
-               char *err, size_t errlen);
+int trust_path(const char *root, const char *path, char *resolved, char *err,
+               size_t errlen);
 
 /* Open the resolved path `rpath` (from trust_path) to read what the host
  * loads, and judge what was opened rather than the name: O_RDONLY |
@@ -38,8 +38,7 @@ int trust_path(const char *root, const char *path, char *resolved,
  * regular file passing trust_stat. So a file swapped after trust_path
  * is refused, never read. Returns the descriptor (the caller closes it),
  * or -1 with err naming `shown` (the path as the caller found it). */
-int trust_open(const char *rpath, const char *shown, char *err,
-               size_t errlen);
+int trust_open(const char *rpath, const char *shown, char *err, size_t errlen);
 
 /* The data folder at start: 0 if it does not exist yet (the master
  * creates it) or passes trust_stat as a folder; else -1 with err. */

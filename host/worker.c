@@ -165,8 +165,9 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   /* With no core plugin authorising (core_plugins empty, e.g. for
    * development), nothing asks for a credential: say so. */
   if (w->nhooks[NNO_STAGE_AUTHZ] == 0)
-    log_warn("no authorization hook: feature routes are served without "
-             "credentials");
+    log_warn(
+        "no authorization hook: feature routes are served without "
+        "credentials");
   uv_tcp_init(&w->loop, &w->listener);
   w->listener.data = w;
   int rc = uv_tcp_open(&w->listener, fd);

@@ -56,25 +56,31 @@ static void test_manifest_mismatch(void **st) {
   m.abi_major = 1;
   m.abi_minor = NNO_ABI_MINOR;
   m.kind = NNO_KIND_FEATURE;
-  assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err), -1);
+  assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err),
+                   -1);
   assert_non_null(strstr(err, "descriptor name \"probe\" differs from "
                               "package.json name \"other\""));
   m.name = "probe";
   m.version = "1.0.1";
-  assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err), -1);
+  assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err),
+                   -1);
   assert_non_null(strstr(err, "descriptor version \"1.0.0\" differs"));
   m.version = "1.0.0";
   m.kind = NNO_KIND_CORE;
-  assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err), -1);
+  assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err),
+                   -1);
   assert_non_null(strstr(err, "descriptor kind \"feature\" differs"));
   m.kind = NNO_KIND_FEATURE;
   m.abi_major = 2;
-  assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err), -1);
+  assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err),
+                   -1);
   assert_non_null(strstr(err, "built for ABI 2.1, host provides 1.1"));
   m.abi_major = 1;
-  assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err), 0);
-  assert_int_equal(loader_check_object("/nonexistent.so", -1, &m, NULL, NULL, err,
-                                       sizeof err), -1);
+  assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err),
+                   0);
+  assert_int_equal(loader_check_object("/nonexistent.so", -1, &m, NULL, NULL,
+                                       err, sizeof err),
+                   -1);
   assert_non_null(strstr(err, "plugin \"/nonexistent.so\": cannot load: "));
   /* Loaded from a descriptor, as the loader does: messages still name the
    * object's path, never /proc/self/fd/N. */
@@ -82,7 +88,8 @@ static void test_manifest_mismatch(void **st) {
   assert_true(fd >= 0);
   void *dl = NULL;
   const nno_plugin_desc *d = NULL;
-  assert_int_equal(loader_check_object(so, fd, &m, &dl, &d, err, sizeof err), 0);
+  assert_int_equal(loader_check_object(so, fd, &m, &dl, &d, err, sizeof err),
+                   0);
   assert_non_null(dl);
   assert_string_equal(d->name, "probe");
   dlclose(dl);

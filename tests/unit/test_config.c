@@ -108,8 +108,9 @@ static void test_core_plugins(void **st) {
   assert_int_equal(c.ncore_plugins, 2);
   assert_string_equal(c.core_plugins[1], "iam");
   assert_int_equal(config_set(&c, "core_plugins", "registry,,iam", err), -1);
-  assert_string_equal(err, "core_plugins: expected plugin names matching "
-                           "[a-z][a-z0-9-]{0,63}, got \"\"");
+  assert_string_equal(err,
+                      "core_plugins: expected plugin names matching "
+                      "[a-z][a-z0-9-]{0,63}, got \"\"");
   assert_int_equal(config_set(&c, "core_plugins", "a/b", err), -1);
   const char *p = write_file("{\"core_plugins\":[]}");
   assert_int_equal(config_apply_file(&c, p, err), 0);
@@ -177,8 +178,10 @@ static void test_env(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_defaults),   cmocka_unit_test(test_file_nested_keys),
-      cmocka_unit_test(test_file_errors), cmocka_unit_test(test_set_and_listen),
+      cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_file_nested_keys),
+      cmocka_unit_test(test_file_errors),
+      cmocka_unit_test(test_set_and_listen),
       cmocka_unit_test(test_env),
       cmocka_unit_test(test_core_plugins),
   };

@@ -49,9 +49,9 @@ static void modes(void **state) {
   assert_int_equal(mkdir(at("stacks"), 0755), 0);
   assert_int_equal(mkdir(at("stacks/pkg"), 0700), 0);
   touch("stacks/pkg/lib.so", 0755);
-  assert_int_equal(trust_path(at("stacks"), at("stacks/pkg/lib.so"), NULL,
-                              err, sizeof err),
-                   0);
+  assert_int_equal(
+      trust_path(at("stacks"), at("stacks/pkg/lib.so"), NULL, err, sizeof err),
+      0);
   /* The root itself, a folder between, and the file each count. */
   const char *each[] = {"stacks", "stacks/pkg", "stacks/pkg/lib.so"};
   for (size_t i = 0; i < 3; i++) {
@@ -70,9 +70,11 @@ static void modes(void **state) {
   }
   /* A path that does not exist passes: its own open reports it. */
   assert_int_equal(
-      trust_path(at("stacks"), at("stacks/pkg/none.so"), NULL, err, sizeof err), 0);
+      trust_path(at("stacks"), at("stacks/pkg/none.so"), NULL, err, sizeof err),
+      0);
   /* The root is trusted on its own too. */
-  assert_int_equal(trust_path(at("stacks"), at("stacks"), NULL, err, sizeof err), 0);
+  assert_int_equal(
+      trust_path(at("stacks"), at("stacks"), NULL, err, sizeof err), 0);
 }
 
 static void links(void **state) {
@@ -85,7 +87,8 @@ static void links(void **state) {
   /* Out of the root: refused, naming both. */
   assert_int_equal(symlink(at("elsewhere"), at("stacks/out")), 0);
   assert_int_equal(
-      trust_path(at("stacks"), at("stacks/out/lib.so"), NULL, err, sizeof err), -1);
+      trust_path(at("stacks"), at("stacks/out/lib.so"), NULL, err, sizeof err),
+      -1);
   snprintf(want, sizeof want, "\"%s\" leaves its folder", at("stacks/out/lib.so"));
   assert_non_null(strstr(err, want));
   /* A sibling whose name starts like the root is outside it too. */
@@ -97,15 +100,16 @@ static void links(void **state) {
   /* Inside the root: fine, and a root reached through a link as well. */
   assert_int_equal(symlink(at("stacks/real"), at("stacks/in")), 0);
   assert_int_equal(
-      trust_path(at("stacks"), at("stacks/in/lib.so"), NULL, err, sizeof err), 0);
+      trust_path(at("stacks"), at("stacks/in/lib.so"), NULL, err, sizeof err),
+      0);
   assert_int_equal(symlink(at("stacks"), at("link")), 0);
   assert_int_equal(
       trust_path(at("link"), at("link/in/lib.so"), NULL, err, sizeof err), 0);
   /* "/" as the root holds every absolute path, and every folder on the
    * way counts: /tmp (1777) is writable by others. */
   assert_int_equal(trust_path("/", "/", NULL, err, sizeof err), 0);
-  assert_int_equal(trust_path("/", at("stacks/real/lib.so"), NULL, err, sizeof err),
-                   -1);
+  assert_int_equal(
+      trust_path("/", at("stacks/real/lib.so"), NULL, err, sizeof err), -1);
   assert_non_null(strstr(err, "\"/tmp\" is writable by group or others"));
 }
 
@@ -147,21 +151,21 @@ static void ancestors(void **state) {
   assert_string_equal(rp, at("open/stacks/lib.so"));
   /* Writable by others, not sticky: refused, naming the folder above. */
   assert_int_equal(chmod(at("open"), 0777), 0);
-  assert_int_equal(trust_path(at("open/stacks"), at("open/stacks/lib.so"),
-                              NULL, err, sizeof err),
+  assert_int_equal(trust_path(at("open/stacks"), at("open/stacks/lib.so"), NULL,
+                              err, sizeof err),
                    -1);
   char want[PATH_MAX + 64];
   snprintf(want, sizeof want, "\"%s\" is writable by group or others",
            at("open"));
   assert_non_null(strstr(err, want));
   assert_int_equal(chmod(at("open"), 0775), 0);
-  assert_int_equal(trust_path(at("open/stacks"), at("open/stacks/lib.so"),
-                              NULL, err, sizeof err),
+  assert_int_equal(trust_path(at("open/stacks"), at("open/stacks/lib.so"), NULL,
+                              err, sizeof err),
                    -1);
   /* Sticky (as /tmp): fine while the entry below is this user's or root's. */
   assert_int_equal(chmod(at("open"), 01777), 0);
-  assert_int_equal(trust_path(at("open/stacks"), at("open/stacks/lib.so"),
-                              NULL, err, sizeof err),
+  assert_int_equal(trust_path(at("open/stacks"), at("open/stacks/lib.so"), NULL,
+                              err, sizeof err),
                    0);
   if (geteuid() == 0) {
     assert_int_equal(chown(at("open/stacks"), 65534, 65534), 0);
