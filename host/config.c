@@ -11,7 +11,21 @@
 #include "log.h"
 #include "ratelimit.h"
 
-enum cfg_type { T_INT, T_BOOL, T_STR, T_LISTEN, T_LEVEL, T_DIRLIST };
+enum cfg_type {
+  T_INT,
+  T_BOOL,
+  T_STR,
+  T_LISTEN,
+  T_LEVEL,
+  T_DIRLIST,
+  T_NAMELIST
+};
+
+/* The core plugins this build installs, "registry,iam": core_plugins'
+ * default, written by host/CMakeLists.txt once every directory is read. */
+#ifndef NNO_CORE_PLUGINS_DEFAULT
+#error "NNO_CORE_PLUGINS_DEFAULT must name the core plugins this build installs"
+#endif
 
 typedef struct cfg_key {
   const char *key; /* dotted path in nno.json */
@@ -74,6 +88,8 @@ static const cfg_key keys[] = {
      "access lines to this file (appended; reopened on SIGHUP), not stderr"},
     {"plugin_dir", "NNO_PLUGIN_DIR", T_STR, OFF(plugin_dir), SZ(plugin_dir), 1,
      0, "core plugins folder"},
+    {"core_plugins", "NNO_CORE_PLUGINS", T_NAMELIST, 0, 0, 0, 0,
+     "core plugins that must load (env: ','-separated; empty: none)"},
     {"builtin_stacks", "NNO_BUILTIN_STACKS", T_BOOL, OFF(builtin_stacks), 0, 0,
      0, "serve the stacks installed beside nno"},
     {"stacks_dirs", "NNO_STACKS_DIRS", T_DIRLIST, 0, 0, 0, 0,
@@ -86,6 +102,8 @@ static const cfg_key keys[] = {
      OFF(fetch_max_concurrent), 0, 1, 10000, "outbound HTTP per worker"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
+
+static int set_names(nno_config *c, const char *v, char *err);
 
 void config_defaults(nno_config *c, const char *exe_dir) {
   memset(c, 0, sizeof *c);
@@ -118,6 +136,9 @@ void config_defaults(nno_config *c, const char *exe_dir) {
   c->fetch_timeout_ms = 30000;
   c->fetch_max_bytes = 8 << 20;
   c->fetch_max_concurrent = 256;
+  /* The build's own list, of its packages' names: valid by construction. */
+  char err[CONFIG_ERR_MAX];
+  (void)set_names(c, NNO_CORE_PLUGINS_DEFAULT, err);
 }
 
 static const cfg_key *find_key(const char *key) {
@@ -162,6 +183,49 @@ static int add_dir(nno_config *c, const char *v, size_t n, char *err) {
   }
   memcpy(c->stacks_dirs[c->nstacks_dirs], v, n);
   c->stacks_dirs[c->nstacks_dirs++][n] = '\0';
+  return 0;
+}
+
+/* A package name, as manifests have them: [a-z][a-z0-9-]{0,63}. */
+static int name_ok(const char *s, size_t n) {
+  if (n == 0 || n > CONFIG_NAME_MAX || s[0] < 'a' || s[0] > 'z') return 0;
+  for (size_t i = 1; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+          s[i] == '-'))
+      return 0;
+  return 1;
+}
+
+static int add_name(nno_config *c, const char *v, size_t n, char *err) {
+  if (!name_ok(v, n)) {
+    snprintf(err, CONFIG_ERR_MAX,
+             "core_plugins: expected plugin names "
+             "matching [a-z][a-z0-9-]{0,63}, got \"%.*s\"",
+             (int)(n > 64 ? 64 : n), v);
+    return -1;
+  }
+  for (size_t i = 0; i < c->ncore_plugins; i++)
+    if (strlen(c->core_plugins[i]) == n && !memcmp(c->core_plugins[i], v, n))
+      return 0;
+  if (c->ncore_plugins >= CONFIG_MAX_CORE_PLUGINS) {
+    snprintf(err, CONFIG_ERR_MAX, "core_plugins: at most %d names",
+             CONFIG_MAX_CORE_PLUGINS);
+    return -1;
+  }
+  memcpy(c->core_plugins[c->ncore_plugins], v, n);
+  c->core_plugins[c->ncore_plugins++][n] = '\0';
+  return 0;
+}
+
+/* "registry,iam" (an empty string: no names). */
+static int set_names(nno_config *c, const char *v, char *err) {
+  c->ncore_plugins = 0;
+  while (*v) {
+    const char *e = strchr(v, ',');
+    size_t n = e ? (size_t)(e - v) : strlen(v);
+    if (add_name(c, v, n, err)) return -1;
+    v += n + (e ? 1 : 0);
+  }
   return 0;
 }
 
@@ -215,6 +279,8 @@ static int set_text(nno_config *c, const cfg_key *k, const char *v,
     *(int64_t *)(void *)(base + k->off) = lv;
     return 0;
   }
+  case T_NAMELIST:
+    return set_names(c, v, err);
   case T_DIRLIST: {
     c->nstacks_dirs = 0;
     const char *s = v;
@@ -277,6 +343,22 @@ static int apply_value(nno_config *c, const cfg_key *k, json_t *v,
         return -1;
     }
     return 0;
+  case T_NAMELIST:
+    if (!json_is_array(v)) break;
+    c->ncore_plugins = 0;
+    for (size_t i = 0; i < json_array_size(v); i++) {
+      json_t *e = json_array_get(v, i);
+      if (!json_is_string(e)) {
+        snprintf(err, CONFIG_ERR_MAX,
+                 "%s: field \"%s[%zu]\": expected a "
+                 "string, got %s",
+                 path, k->key, i, json_kind(e));
+        return -1;
+      }
+      if (add_name(c, json_string_value(e), json_string_length(e), err))
+        goto prefixed;
+    }
+    return 0;
   default:
     if (!json_is_string(v)) break;
     if (set_text(c, k, json_string_value(v), err) == 0) return 0;
@@ -288,8 +370,11 @@ static int apply_value(nno_config *c, const cfg_key *k, json_t *v,
   }
   snprintf(err, CONFIG_ERR_MAX, "%s: field \"%s\": expected %s, got %s", path,
            k->key,
-           k->type == T_INT ? "an integer" : k->type == T_BOOL ? "a boolean"
-           : k->type == T_DIRLIST ? "an array of strings" : "a string",
+           k->type == T_INT    ? "an integer"
+           : k->type == T_BOOL ? "a boolean"
+           : k->type == T_DIRLIST || k->type == T_NAMELIST
+               ? "an array of strings"
+               : "a string",
            json_kind(v));
   return -1;
 prefixed: {

@@ -11,6 +11,8 @@
 #include <stdint.h>
 
 #define CONFIG_MAX_STACK_DIRS 16
+#define CONFIG_MAX_CORE_PLUGINS 16
+#define CONFIG_NAME_MAX 64 /* a package name: [a-z][a-z0-9-]{0,63} */
 #define CONFIG_ERR_MAX 512
 
 typedef struct nno_config {
@@ -46,6 +48,13 @@ typedef struct nno_config {
   char builtin_stack_dir[PATH_MAX];
   char stacks_dirs[CONFIG_MAX_STACK_DIRS][PATH_MAX];
   size_t nstacks_dirs;
+  /* Core plugins that must be in plugin_dir and load, or the host does not
+   * serve: those that enforce policy (authentication...), without which
+   * it would serve what they guard. Default: the core plugins this build
+   * installs (NNO_CORE_PLUGINS_DEFAULT, from CMake). Empty: none required
+   * (development; the kernel's own tests). */
+  char core_plugins[CONFIG_MAX_CORE_PLUGINS][CONFIG_NAME_MAX + 1];
+  size_t ncore_plugins;
   /* outbound HTTP from packages */
   int64_t fetch_timeout_ms;
   int64_t fetch_max_bytes;

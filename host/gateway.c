@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conn.h"
 #include "loader.h"
@@ -101,7 +102,25 @@ static int set_json(nno_req *r, int status, const char *json, size_t len) {
   return 0;
 }
 
+/* Is the request's host a platform's: a name under the base domain other
+ * than api.{base}? Those hosts belong to the platform (README: routing);
+ * the host's own endpoints answer them only what is no one's business. */
+static int platform_host(const nno_req *r, const char *base) {
+  size_t bl = strlen(base);
+  if (r->host_len <= bl + 1) return 0; /* the base itself, or not under it */
+  const char *dot = r->host + r->host_len - bl - 1;
+  if (*dot != '.' || strcasecmp(dot + 1, base) != 0) return 0;
+  return !(dot - r->host == 3 && memcmp(r->host, "api", 3) == 0);
+}
+
+/* On a platform's host: the status only, no pids (they say nothing to a
+ * platform's users and something to an attacker). */
 static void builtin_healthz(nno_req *r) {
+  if (platform_host(r, g_worker->cfg->base_domain)) {
+    static const char ok[] = "{\"status\":\"ok\"}";
+    set_json(r, 200, ok, sizeof ok - 1);
+    return;
+  }
   pid_t pids[METRICS_MAX_WORKERS];
   size_t n = metrics_worker_pids(pids, METRICS_MAX_WORKERS);
   char body[2048];
@@ -145,12 +164,17 @@ typedef struct builtin {
   const char *path;
   size_t len;
   void (*fn)(nno_req *r);
+  int everywhere; /* 0: not on a platform's host, where the path is its */
 } builtin;
 
+/* Load balancers probe /healthz and /readyz by address or by any name:
+ * they answer on every host. /metrics (routes, workers, rate-limit
+ * pressure of the whole host) is the operator's: on a platform's host the
+ * path goes to routing like any other. */
 static const builtin builtins[] = {
-    {"/healthz", 8, builtin_healthz},
-    {"/readyz", 7, builtin_readyz},
-    {"/metrics", 8, builtin_metrics},
+    {"/healthz", 8, builtin_healthz, 1},
+    {"/readyz", 7, builtin_readyz, 1},
+    {"/metrics", 8, builtin_metrics, 0},
 };
 
 static int try_builtin(nno_req *r, const http_request *hr) {
@@ -158,6 +182,8 @@ static int try_builtin(nno_req *r, const http_request *hr) {
     const builtin *b = &builtins[i];
     if (hr->path_len != b->len || memcmp(hr->path, b->path, b->len) != 0)
       continue;
+    if (!b->everywhere && platform_host(r, g_worker->cfg->base_domain))
+      return 0;
     r->route_label = b->path;
     if (strcmp(hr->method, "GET") != 0 && strcmp(hr->method, "HEAD") != 0) {
       req_problem(r, 405, "Method Not Allowed",
@@ -257,15 +283,15 @@ void gateway_handle(conn *c, const http_request *hr) {
     conn_request_done(c);
     return;
   }
-  if (try_builtin(r, hr)) {
-    conn_request_done(c);
-    return;
-  }
   set_host(r, hr);
   if (r->host_len == SIZE_MAX) {
     r->host_len = 0;
     r->route_label = "refused";
     req_problem(r, 400, "Bad Request", "host name longer than 253 bytes");
+    conn_request_done(c);
+    return;
+  }
+  if (try_builtin(r, hr)) {
     conn_request_done(c);
     return;
   }

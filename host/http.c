@@ -177,24 +177,31 @@ static int hexval(unsigned char c) {
   return -1;
 }
 
-/* uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2); the host must not
- * be empty. Userinfo ('@') is refused: it is not a reg-name octet. */
+/* uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2), narrowed to what
+ * names a host: an IP literal ("[" hex digits, ':' and '.' "]") or a DNS
+ * name, labels of [A-Za-z0-9-] joined by single dots, with at most one
+ * trailing dot (the root: "a.b." is "a.b"). Never empty. RFC 3986's
+ * reg-name also allows sub-delims, '_', '~' and pct-encoding; the host
+ * routes on this name, and "a.b.." or "a.b%2e" would name a host that
+ * matches none of its rules while standing for one that does. Userinfo
+ * ('@') is refused with the rest. */
 static int valid_host(const char *p, size_t n) {
   const char *e = p + n, *q = p;
 
   if (n == 0) return 0;
   if (*q == '[') {
     for (q++; q < e && *q != ']'; q++)
-      if (!IS(*q, C_HOST) && *q != ':') return 0;
+      if (!IS(*q, C_HEX) && *q != ':' && *q != '.') return 0;
     if (q == e || q == p + 1) return 0;
     q++;
   } else {
-    while (q < e && *q != ':') {
-      if (*q == '%') {
-        if (e - q < 3 || !IS(q[1], C_HEX) || !IS(q[2], C_HEX)) return 0;
-        q += 3;
-      } else if (IS(*q, C_HOST)) {
-        q++;
+    size_t label = 0; /* octets of the current label */
+    for (; q < e && *q != ':'; q++) {
+      if (*q == '.') {
+        if (label == 0) return 0; /* empty label: leading or doubled dot */
+        label = 0;
+      } else if (IS_ALPHA(*q) || IS_DIGIT(*q) || *q == '-') {
+        label++;
       } else {
         return 0;
       }

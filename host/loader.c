@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "config.h"
@@ -31,7 +32,27 @@ static const char *kind_name(int k) {
   return k == NNO_KIND_CORE ? "core" : k == NNO_KIND_FEATURE ? "feature" : "?";
 }
 
-int loader_check_object(const char *so_path, const package_manifest *m,
+/* dlopen the object: by its descriptor when the loader opened and judged
+ * it (so what runs is what was checked), else by name. dlerror's text
+ * names "/proc/self/fd/N"; it is rewritten to name `so_path`. */
+static void *open_object(const char *so_path, int fd, char *err,
+                         size_t errlen) {
+  char fdpath[32];
+  if (fd >= 0) snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
+  void *dl = dlopen(fd >= 0 ? fdpath : so_path, RTLD_NOW | RTLD_LOCAL);
+  if (dl) return dl;
+  const char *e = dlerror();
+  if (!e) e = "unknown error";
+  size_t fl = fd >= 0 ? strlen(fdpath) : 0;
+  if (fl && strncmp(e, fdpath, fl) == 0)
+    snprintf(err, errlen, "plugin \"%s\": cannot load: %s%s", so_path, so_path,
+             e + fl);
+  else
+    snprintf(err, errlen, "plugin \"%s\": cannot load: %s", so_path, e);
+  return NULL;
+}
+
+int loader_check_object(const char *so_path, int fd, const package_manifest *m,
                         void **dl_out, const nno_plugin_desc **desc_out,
                         char *err, size_t errlen) {
   /* The manifest is read before the object is opened, so an object built
@@ -43,13 +64,8 @@ int loader_check_object(const char *so_path, const package_manifest *m,
              NNO_ABI_MINOR);
     return -1;
   }
-  void *dl = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
-  if (!dl) {
-    const char *e = dlerror();
-    snprintf(err, errlen, "plugin \"%s\": cannot load: %s", so_path,
-             e ? e : "unknown error");
-    return -1;
-  }
+  void *dl = open_object(so_path, fd, err, errlen);
+  if (!dl) return -1;
   const nno_plugin_desc *(*get)(void);
   *(void **)(&get) = dlsym(dl, NNO_PLUGIN_SYMBOL);
   const nno_plugin_desc *d = NULL;
@@ -120,57 +136,68 @@ fail:
   return -1;
 }
 
-static int manifest_in(const char *dir, package_manifest *m, char *err,
-                       size_t errlen) {
-  char path[PATH_MAX + 16];
-  char merr[MANIFEST_ERR_MAX];
-  snprintf(path, sizeof path, "%s/package.json", dir);
-  if (package_manifest_load(path, m, merr) != 0) {
-    snprintf(err, errlen, "%s", merr);
-    return -1;
-  }
-  return 0;
+/* trust_path `path` under `root`, then trust_open what it resolves to:
+ * the descriptor of the file judged, or -1 with err. */
+static int open_trusted(const char *root, const char *path, char *err,
+                        size_t errlen) {
+  char rpath[PATH_MAX];
+  if (trust_path(root, path, rpath, err, errlen)) return -1;
+  return trust_open(rpath, path, err, errlen);
 }
 
 /* Read the manifest of package folder `dir`, found under `root`, and
- * build the path of its object in `so` -- after checking that the folder,
- * its package.json and the object are inside `root` and trusted
- * (trust_path). 0, *m then to be freed; or -1 with the reason in err.
+ * open its object, returned in *so_fd with its path in `so` -- after
+ * checking that the folder, its package.json and the object are inside
+ * `root` and trusted (trust_path), and reading and opening only the files
+ * judged (trust_open): nobody can swap one between the check and its use.
+ * 0, *m then to be freed and *so_fd closed; or -1 with the reason in err.
  * Loading and every check (`nno serve --check`, `nno check-package`) go
  * through here, so a check refuses exactly what loading would. */
-static int package_open(const char *root, const char *dir,
-                        package_manifest *m, char *so, size_t socap,
-                        char *err, size_t errlen) {
-  char path[PATH_MAX + 16];
+static int package_open(const char *root, const char *dir, package_manifest *m,
+                        char *so, size_t socap, int *so_fd, char *err,
+                        size_t errlen) {
+  char path[PATH_MAX + 16], merr[MANIFEST_ERR_MAX];
   snprintf(path, sizeof path, "%s/package.json", dir);
-  if (trust_path(root, dir, err, errlen) ||
-      trust_path(root, path, err, errlen) || manifest_in(dir, m, err, errlen))
+  memset(m, 0, sizeof *m);
+  if (trust_path(root, dir, NULL, err, errlen)) return -1;
+  int fd = open_trusted(root, path, err, errlen);
+  if (fd < 0) return -1;
+  int rc = package_manifest_read(fd, path, m, merr);
+  close(fd);
+  if (rc != 0) {
+    snprintf(err, errlen, "%s", merr);
     return -1;
+  }
   if (snprintf(so, socap, "%s/%s", dir, m->library) >= (int)socap) {
     snprintf(err, errlen, "plugin \"%s/%s\": path too long", dir, m->library);
     package_manifest_free(m);
     return -1;
   }
-  if (trust_path(root, so, err, errlen)) {
+  if ((*so_fd = open_trusted(root, so, err, errlen)) < 0) {
     package_manifest_free(m);
     return -1;
   }
   return 0;
 }
 
-/* package_open and loader_check_object on a folder found under `root`. */
-static int check_package_in(const char *root, const char *dir, char *err,
-                            size_t errlen) {
+/* package_open and loader_check_object on a folder found under `root`;
+ * the package's name is copied to `name` (CONFIG_NAME_MAX + 1 bytes) when
+ * not NULL and the manifest reads. */
+static int check_package_in(const char *root, const char *dir, char *name,
+                            char *err, size_t errlen) {
   package_manifest m;
   char so[PATH_MAX];
-  if (package_open(root, dir, &m, so, sizeof so, err, errlen)) return -1;
-  int rc = loader_check_object(so, &m, NULL, NULL, err, errlen);
+  int fd;
+  if (package_open(root, dir, &m, so, sizeof so, &fd, err, errlen)) return -1;
+  if (name) snprintf(name, CONFIG_NAME_MAX + 1, "%s", m.name);
+  int rc = loader_check_object(so, fd, &m, NULL, NULL, err, errlen);
+  close(fd);
   package_manifest_free(&m);
   return rc;
 }
 
 int loader_check_package(const char *dir, char *err, size_t errlen) {
-  return check_package_in(dir, dir, err, errlen);
+  return check_package_in(dir, dir, NULL, err, errlen);
 }
 
 /* ---- loading ----------------------------------------------------------- */
@@ -182,6 +209,9 @@ static void plugin_free(plugin *p) {
   }
   free(p->routes);
   package_manifest_free(&p->man);
+  /* After dlclose: while it is loaded, its name is /proc/self/fd/N, and
+   * dlopen matches names first -- N must not be reused meanwhile. */
+  if (p->so_fd >= 0) close(p->so_fd);
   free(p);
 }
 
@@ -226,17 +256,19 @@ static plugin *load_one(worker *w, const char *root, const char *dir,
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
+  p->so_fd = -1;
   snprintf(p->dir, sizeof p->dir, "%s", dir);
   snprintf(p->stack, sizeof p->stack, "%s", stack_label);
-  if (package_open(root, dir, &p->man, p->so_path, sizeof p->so_path, err,
-                   errlen))
+  if (package_open(root, dir, &p->man, p->so_path, sizeof p->so_path, &p->so_fd,
+                   err, errlen))
     goto fail; /* p->man is left empty */
   if (p->man.kind != want_kind) {
     snprintf(err, errlen, "package \"%s\": kind \"%s\" cannot be loaded as %s",
              p->man.name, kind_name(p->man.kind), kind_name(want_kind));
     goto fail;
   }
-  if (loader_check_object(p->so_path, &p->man, &p->dl, &p->desc, err, errlen))
+  if (loader_check_object(p->so_path, p->so_fd, &p->man, &p->dl, &p->desc, err,
+                          errlen))
     goto fail;
   if (requires_met(w, p, err, errlen)) goto fail;
   p->initing = 1;
@@ -387,10 +419,13 @@ static int stack_open(const stack_choice *sc, stack_manifest *sm, char *err,
                       size_t errlen) {
   char path[PATH_MAX + 16], merr[MANIFEST_ERR_MAX];
   snprintf(path, sizeof path, "%s/stack.json", sc->dir);
-  if (trust_path(sc->root, sc->dir, err, errlen) ||
-      trust_path(sc->root, path, err, errlen))
-    return -1;
-  if (stack_manifest_load(path, sm, merr) != 0) {
+  memset(sm, 0, sizeof *sm);
+  if (trust_path(sc->root, sc->dir, NULL, err, errlen)) return -1;
+  int fd = open_trusted(sc->root, path, err, errlen);
+  if (fd < 0) return -1;
+  int rc = stack_manifest_read(fd, path, sm, merr);
+  close(fd);
+  if (rc != 0) {
     snprintf(err, errlen, "%s", merr);
     return -1;
   }
@@ -474,6 +509,25 @@ done:
   return rc;
 }
 
+/* The first name of cfg->core_plugins that is not among `have` (the
+ * names of the core plugins found, n of them): 0 when none is missing,
+ * else -1 with err naming it. Loading and every check decide with this. */
+static int core_missing(const nno_config *cfg, const char *const *have,
+                        size_t n, char *err, size_t errlen) {
+  for (size_t i = 0; i < cfg->ncore_plugins; i++) {
+    size_t j = 0;
+    while (j < n && strcmp(have[j], cfg->core_plugins[i]) != 0) j++;
+    if (j == n) {
+      snprintf(err, errlen,
+               "required core plugin \"%s\" is missing from "
+               "\"%s\" (core_plugins)",
+               cfg->core_plugins[i], cfg->plugin_dir);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 static void host_ready(plugin *p);
 
 int loader_load_all(worker *w) {
@@ -514,6 +568,17 @@ int loader_load_all(worker *w) {
         plugin_unload(w, p);
         return -1;
       }
+    }
+  }
+  {
+    /* Every required core plugin loaded (a failing one stopped us above). */
+    const char *have[64];
+    size_t nh = 0;
+    for (plugin *q = w->plugins->head; q && nh < 64; q = q->next)
+      have[nh++] = q->man.name;
+    if (core_missing(cfg, have, nh, err, sizeof err)) {
+      refuse_log("core plugin missing", cfg->plugin_dir, err);
+      return -1;
     }
   }
   char roots[CONFIG_MAX_STACK_DIRS + 2][PATH_MAX];
@@ -580,9 +645,15 @@ void loader_unload_all(worker *w) {
   }
 }
 
-int loader_check_all(const nno_config *cfg) {
+int loader_check_core(const nno_config *cfg, FILE *out, char *err,
+                      size_t errlen) {
   int problems = 0;
-  char err[LOADER_ERR_MAX];
+  char e1[LOADER_ERR_MAX];
+  /* Names of the plugins found: their manifest's when it reads, else the
+   * folder's (a plugin that fails is reported as failing, not missing). */
+  char names[64][CONFIG_NAME_MAX + 1];
+  const char *have[64];
+  size_t nh = 0;
   DIR *d = opendir(cfg->plugin_dir);
   if (d) {
     struct dirent *e;
@@ -590,14 +661,32 @@ int loader_check_all(const nno_config *cfg) {
       char dir[PATH_MAX + 256];
       if (e->d_name[0] == '.') continue;
       snprintf(dir, sizeof dir, "%s/%s", cfg->plugin_dir, e->d_name);
-      if (is_dir(dir) &&
-          check_package_in(cfg->plugin_dir, dir, err, sizeof err) != 0) {
-        fprintf(stderr, "error: core plugin %s: %s\n", e->d_name, err);
-        problems++;
+      if (!is_dir(dir)) continue;
+      char name[CONFIG_NAME_MAX + 1] = "";
+      if (check_package_in(cfg->plugin_dir, dir, name, e1, sizeof e1) != 0) {
+        if (out) fprintf(out, "error: core plugin %s: %s\n", e->d_name, e1);
+        if (!problems++)
+          snprintf(err, errlen, "core plugin %s: %s", e->d_name, e1);
+        if (!name[0]) snprintf(name, sizeof name, "%s", e->d_name);
+      }
+      if (nh < 64) {
+        snprintf(names[nh], sizeof names[nh], "%s", name);
+        have[nh] = names[nh];
+        nh++;
       }
     }
     closedir(d);
   }
+  if (core_missing(cfg, have, nh, e1, sizeof e1)) {
+    if (out) fprintf(out, "error: %s\n", e1);
+    if (!problems++) snprintf(err, errlen, "%s", e1);
+  }
+  return problems;
+}
+
+int loader_check_all(const nno_config *cfg) {
+  char err[LOADER_ERR_MAX];
+  int problems = loader_check_core(cfg, stderr, err, sizeof err);
   char roots[CONFIG_MAX_STACK_DIRS + 2][PATH_MAX];
   size_t nroots = stack_roots(cfg, roots);
   stack_choice *sc = calloc(MAX_STACKS, sizeof *sc);
@@ -615,7 +704,7 @@ int loader_check_all(const nno_config *cfg) {
     for (size_t j = 0; j < sm.npackages; j++) {
       char pdir[PATH_MAX + 64];
       snprintf(pdir, sizeof pdir, "%s/packages/%s", sc[i].dir, sm.packages[j].name);
-      if (check_package_in(sc[i].root, pdir, err, sizeof err) != 0) {
+      if (check_package_in(sc[i].root, pdir, NULL, err, sizeof err) != 0) {
         fprintf(stderr, "error: stack %s@%s: %s\n", sm.id, sm.version, err);
         problems++;
       }

@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include <nno/plugin.h>
 
@@ -27,6 +28,7 @@ typedef struct plugin_route {
 typedef struct plugin {
   struct plugin *next;
   void *dl;
+  int so_fd; /* the object as opened and judged; open while dl is */
   const nno_plugin_desc *desc;
   package_manifest man;
   char dir[PATH_MAX];
@@ -67,11 +69,15 @@ stack *loader_stack_find(const plugin_set *ps, const char *id,
                          const char *version);
 
 /* Check a shared object's descriptor against the manifest and this host.
- * On success returns 0 and, if dl_out is not NULL, leaves the object open
- * in *dl_out with *desc_out set; otherwise it is closed. On failure returns
- * -1 with the reason in err, e.g.
+ * `fd` >= 0: the object is loaded from that descriptor (the file the
+ * loader opened and judged, see trust_open; the caller keeps it open as
+ * long as the object is loaded, and closes it); -1: from `so_path`.
+ * Messages name so_path either way. On success returns 0 and, if dl_out
+ * is not NULL, leaves the object open in *dl_out with *desc_out set;
+ * otherwise it is closed. On failure returns -1 with the reason in err,
+ * e.g.
  *   incompatible plugin "x/libx.so": built for ABI 2.0, host provides 1.0 */
-int loader_check_object(const char *so_path, const package_manifest *m,
+int loader_check_object(const char *so_path, int fd, const package_manifest *m,
                         void **dl_out, const nno_plugin_desc **desc_out,
                         char *err, size_t errlen);
 
@@ -85,8 +91,17 @@ int loader_check_package(const char *dir, char *err, size_t errlen);
  * -1 (as on allocation failure), else the number of plugins loaded. */
 int loader_load_all(struct worker *w);
 
-/* Check every discoverable stack and core plugin without running plugin
- * code; print problems to stderr. Returns the number of problems. */
+/* Check the core plugin folder as loading does, without running plugin
+ * code (beyond the descriptor function): every plugin in it, and that each
+ * name of cfg->core_plugins is among them. Each problem is printed to
+ * `out` (when not NULL) as "error: ...\n"; the first is left in err, e.g.
+ *   required core plugin "iam" is missing from "/srv/p" (core_plugins)
+ * Returns the number of problems. `nno serve` runs it before starting. */
+int loader_check_core(const nno_config *cfg, FILE *out, char *err,
+                      size_t errlen);
+
+/* loader_check_core, then every discoverable stack; problems go to
+ * stderr. Returns the number of problems. */
 int loader_check_all(const nno_config *cfg);
 
 /* fini and dlclose every plugin (reverse load order). */

@@ -174,6 +174,19 @@ static int cmd_serve(int argc, char **argv) {
     printf("configuration ok\n");
     return 0;
   }
+  /* The core plugins, as --check sees them: one that is missing or would
+   * not load stops the start here, with the loader's own words. (The
+   * workers check again, for a reload and for what only init finds.) */
+  char lerr[LOADER_ERR_MAX];
+  if (loader_check_core(cfg, NULL, lerr, sizeof lerr) != 0) {
+    fprintf(stderr, "nno: %s\n", lerr);
+    fprintf(stderr,
+            "hint: 'nno serve --check' lists every problem; "
+            "core_plugins names the core plugins this host must load "
+            "(empty for development, with no authentication)\n");
+    free(cfg);
+    return 1;
+  }
   return master_run(cfg, load_config);
 }
 

@@ -638,15 +638,13 @@ void stack_manifest_free(stack_manifest *m) {
 
 /* ---- files ------------------------------------------------------------- */
 
-/* Reads a whole regular file of at most MANIFEST_FILE_MAX bytes into a
- * malloc'd buffer. The size is checked before reading, and again while
- * reading in case the file grows. */
-static int read_file(pctx *c, char **out, size_t *out_len) {
+/* Reads the whole regular file open on `fd` (left open), of at most
+ * MANIFEST_FILE_MAX bytes, into a malloc'd buffer. The size is checked
+ * before reading, and again while reading in case the file grows. */
+static int read_fd(pctx *c, int fd, char **out, size_t *out_len) {
   struct stat st;
   char *buf = NULL;
   size_t len = 0, cap;
-  int fd = open(c->what, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(c, "cannot open: %s", strerror(errno));
   if (fstat(fd, &st) < 0) {
     fail(c, "cannot read: %s", strerror(errno));
     goto fail;
@@ -689,15 +687,21 @@ static int read_file(pctx *c, char **out, size_t *out_len) {
     if (n == 0) break;
     len += (size_t)n;
   }
-  close(fd);
   *out = buf;
   *out_len = len;
   return 0;
 
 fail:
   free(buf);
-  close(fd);
   return -1;
+}
+
+static int read_file(pctx *c, char **out, size_t *out_len) {
+  int fd = open(c->what, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(c, "cannot open: %s", strerror(errno));
+  int rc = read_fd(c, fd, out, out_len);
+  close(fd);
+  return rc;
 }
 
 int package_manifest_load(const char *path, package_manifest *out, char *err) {
@@ -720,6 +724,32 @@ int stack_manifest_load(const char *path, stack_manifest *out, char *err) {
   memset(out, 0, sizeof *out);
   if (read_file(&c, &buf, &len) < 0) return -1;
   int rc = stack_manifest_parse(buf, len, path, out, err);
+  free(buf);
+  return rc;
+}
+
+int package_manifest_read(int fd, const char *what, package_manifest *out,
+                          char *err) {
+  pctx c = {what, err};
+  char *buf = NULL;
+  size_t len = 0;
+  if (err) err[0] = '\0';
+  memset(out, 0, sizeof *out);
+  if (read_fd(&c, fd, &buf, &len) < 0) return -1;
+  int rc = package_manifest_parse(buf, len, what, out, err);
+  free(buf);
+  return rc;
+}
+
+int stack_manifest_read(int fd, const char *what, stack_manifest *out,
+                        char *err) {
+  pctx c = {what, err};
+  char *buf = NULL;
+  size_t len = 0;
+  if (err) err[0] = '\0';
+  memset(out, 0, sizeof *out);
+  if (read_fd(&c, fd, &buf, &len) < 0) return -1;
+  int rc = stack_manifest_parse(buf, len, what, out, err);
   free(buf);
   return rc;
 }

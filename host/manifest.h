@@ -95,6 +95,14 @@ int stack_manifest_parse(const char *json, size_t len, const char *what,
 int stack_manifest_load(const char *path, stack_manifest *out, char *err);
 void stack_manifest_free(stack_manifest *m);
 
+/* As _load, from a file already open on `fd` (read from its current
+ * offset; left open), named `what` in messages: the loader opens and
+ * judges the file first (trust_open), then reads what it judged. */
+int package_manifest_read(int fd, const char *what, package_manifest *out,
+                          char *err);
+int stack_manifest_read(int fd, const char *what, stack_manifest *out,
+                        char *err);
+
 /* Route patterns: start with '/', segments of [A-Za-z0-9._~!$&'()*+,;=:@%-]
  * or a whole-segment parameter "{name}" ([a-z_][a-z0-9_]*), a final
  * "{name...}" wildcard; no empty segment except a trailing "/"; at most 16

@@ -35,7 +35,10 @@
 #define LIMIT_PROBE 32 /* slots a key may use, from its home slot on */
 #define LIMIT_BUCKETS_MIN 64
 #define LIMIT_BUCKETS_MAX 4194304 /* 32 bytes a slot: 128 MiB */
-#define LIMIT_BUCKETS_DEFAULT 65536
+/* 8 MiB of shared memory, mapped MAP_SHARED|MAP_ANONYMOUS: pages no key
+ * has touched cost nothing. Filling it takes a quarter of a million keys
+ * kept busy at once. */
+#define LIMIT_BUCKETS_DEFAULT 262144
 
 /* Map a table of `buckets` slots (LIMIT_BUCKETS_MIN..MAX) and draw its hash
  * secret (master, once, before fork; workers inherit both). 0, or -1 with

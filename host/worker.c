@@ -162,6 +162,12 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   /* Without a core plugin resolving requests to platforms, stacks are
    * served at the root (development, and hosts without a registry). */
   w->dev_mode = w->nhooks[NNO_STAGE_RESOLVE] == 0;
+  /* With no core plugin authorising (core_plugins empty, e.g. for
+   * development), nothing asks for a credential: say so. */
+  if (w->nhooks[NNO_STAGE_AUTHZ] == 0)
+    log_warn(
+        "no authorization hook: feature routes are served without "
+        "credentials");
   uv_tcp_init(&w->loop, &w->listener);
   w->listener.data = w;
   int rc = uv_tcp_open(&w->listener, fd);

@@ -44,7 +44,8 @@ class Host:
         self.env = dict(env or {})
         self.stacks = stacks  # extra stack dirs (list) or None
         # core=False: no core plugins (kernel tests: stacks served at the
-        # root); core=True: the built core plugins (registry...) load.
+        # root, and core_plugins empty: none required); core=True: the
+        # built core plugins (registry, iam) load.
         self.core = core
         self.proc = None
         self.log_path = os.path.join(str(tmp_path), "host.log")
@@ -57,6 +58,7 @@ class Host:
             empty = os.path.join(str(self.dir), "no-core-plugins")
             os.makedirs(empty, exist_ok=True)
             cfg["plugin_dir"] = empty
+            cfg["core_plugins"] = []
         cfg.update(self.config)
         if self.stacks is not None:
             cfg["stacks_dirs"] = list(self.stacks)

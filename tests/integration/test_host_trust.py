@@ -131,9 +131,9 @@ def test_the_bare_platform_host_is_the_platforms(h):
     body = problem(op(h, "POST", "/platforms", {"id": "api", "name": "API"}),
                    422)
     assert body["field"] == "id" and "reserved" in body["detail"], body
-    # a name under the base with an empty label is no platform's either
-    problem(call(h, "GET", "/hello", key=ka, host="x.." + BASE), 404)
-    problem(op(h, "GET", "/platforms", host="." + BASE), 404)
+    # a name with an empty label names no host: refused as it is read
+    problem(call(h, "GET", "/hello", key=ka, host="x.." + BASE), 400)
+    problem(op(h, "GET", "/platforms", host="." + BASE), 400)
 
 
 def test_no_host_under_the_cookie_domain_serves_anything_else(h):

@@ -7,6 +7,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -53,26 +56,60 @@ static void test_manifest_mismatch(void **st) {
   m.abi_major = 1;
   m.abi_minor = NNO_ABI_MINOR;
   m.kind = NNO_KIND_FEATURE;
-  assert_int_equal(loader_check_object(so, &m, NULL, NULL, err, sizeof err), -1);
+  assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err),
+                   -1);
   assert_non_null(strstr(err, "descriptor name \"probe\" differs from "
                               "package.json name \"other\""));
   m.name = "probe";
   m.version = "1.0.1";
-  assert_int_equal(loader_check_object(so, &m, NULL, NULL, err, sizeof err), -1);
+  assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err),
+                   -1);
   assert_non_null(strstr(err, "descriptor version \"1.0.0\" differs"));
   m.version = "1.0.0";
   m.kind = NNO_KIND_CORE;
-  assert_int_equal(loader_check_object(so, &m, NULL, NULL, err, sizeof err), -1);
+  assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err),
+                   -1);
   assert_non_null(strstr(err, "descriptor kind \"feature\" differs"));
   m.kind = NNO_KIND_FEATURE;
   m.abi_major = 2;
-  assert_int_equal(loader_check_object(so, &m, NULL, NULL, err, sizeof err), -1);
+  assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err),
+                   -1);
   assert_non_null(strstr(err, "built for ABI 2.1, host provides 1.1"));
   m.abi_major = 1;
-  assert_int_equal(loader_check_object(so, &m, NULL, NULL, err, sizeof err), 0);
-  assert_int_equal(loader_check_object("/nonexistent.so", &m, NULL, NULL, err,
-                                       sizeof err), -1);
+  assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err),
+                   0);
+  assert_int_equal(loader_check_object("/nonexistent.so", -1, &m, NULL, NULL,
+                                       err, sizeof err),
+                   -1);
   assert_non_null(strstr(err, "plugin \"/nonexistent.so\": cannot load: "));
+  /* Loaded from a descriptor, as the loader does: messages still name the
+   * object's path, never /proc/self/fd/N. */
+  int fd = open(so, O_RDONLY | O_CLOEXEC);
+  assert_true(fd >= 0);
+  void *dl = NULL;
+  const nno_plugin_desc *d = NULL;
+  assert_int_equal(loader_check_object(so, fd, &m, &dl, &d, err, sizeof err),
+                   0);
+  assert_non_null(dl);
+  assert_string_equal(d->name, "probe");
+  dlclose(dl);
+  m.name = "other";
+  assert_int_equal(loader_check_object(so, fd, &m, NULL, NULL, err, sizeof err),
+                   -1);
+  assert_non_null(strstr(err, so));
+  assert_null(strstr(err, "/proc/self/fd"));
+  close(fd);
+  char text[1100], want[2300];
+  snprintf(text, sizeof text, "%s/stacks/probe/probe/1.0.0/stack.json",
+           NNO_TEST_DIR);
+  fd = open(text, O_RDONLY | O_CLOEXEC);
+  assert_true(fd >= 0);
+  assert_int_equal(
+      loader_check_object(text, fd, &m, NULL, NULL, err, sizeof err), -1);
+  snprintf(want, sizeof want, "plugin \"%s\": cannot load: %s: ", text, text);
+  assert_non_null(strstr(err, want));
+  assert_null(strstr(err, "/proc/self/fd"));
+  close(fd);
 }
 
 static void test_table_growth(void **st) {

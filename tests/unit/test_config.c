@@ -92,6 +92,38 @@ static void test_file_errors(void **st) {
                     "log.level: expected debug, info, warn or error, got \"loud\"");
 }
 
+static void test_core_plugins(void **st) {
+  nno_config c;
+  char err[CONFIG_ERR_MAX];
+  config_defaults(&c, ".");
+  /* The build's core plugins are required by default. */
+  assert_int_equal(c.ncore_plugins, 2);
+  assert_true((!strcmp(c.core_plugins[0], "iam") &&
+               !strcmp(c.core_plugins[1], "registry")) ||
+              (!strcmp(c.core_plugins[0], "registry") &&
+               !strcmp(c.core_plugins[1], "iam")));
+  assert_int_equal(config_set(&c, "core_plugins", "", err), 0);
+  assert_int_equal(c.ncore_plugins, 0);
+  assert_int_equal(config_set(&c, "core_plugins", "registry,iam,iam", err), 0);
+  assert_int_equal(c.ncore_plugins, 2);
+  assert_string_equal(c.core_plugins[1], "iam");
+  assert_int_equal(config_set(&c, "core_plugins", "registry,,iam", err), -1);
+  assert_string_equal(err,
+                      "core_plugins: expected plugin names matching "
+                      "[a-z][a-z0-9-]{0,63}, got \"\"");
+  assert_int_equal(config_set(&c, "core_plugins", "a/b", err), -1);
+  const char *p = write_file("{\"core_plugins\":[]}");
+  assert_int_equal(config_apply_file(&c, p, err), 0);
+  assert_int_equal(c.ncore_plugins, 0);
+  unlink(p);
+  expect_file_error("{\"core_plugins\":\"iam\"}",
+                    "field \"core_plugins\": expected an array of strings, "
+                    "got a string");
+  expect_file_error("{\"core_plugins\":[\"Iam\"]}",
+                    "core_plugins: expected plugin names matching "
+                    "[a-z][a-z0-9-]{0,63}, got \"Iam\"");
+}
+
 static void test_set_and_listen(void **st) {
   nno_config c;
   char err[CONFIG_ERR_MAX];
@@ -146,9 +178,12 @@ static void test_env(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_defaults),   cmocka_unit_test(test_file_nested_keys),
-      cmocka_unit_test(test_file_errors), cmocka_unit_test(test_set_and_listen),
+      cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_file_nested_keys),
+      cmocka_unit_test(test_file_errors),
+      cmocka_unit_test(test_set_and_listen),
       cmocka_unit_test(test_env),
+      cmocka_unit_test(test_core_plugins),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
