@@ -304,13 +304,21 @@ int iam_store_keys_live(sqlite3 *db, int64_t now, iam_key_cb cb, void *ud) {
   return rc ? rc : each_key(db, st, cb, ud);
 }
 
-int iam_store_keys_list(sqlite3 *db, const char *platform, const char *after,
-                        int limit, iam_key_cb cb, void *ud) {
+int iam_store_keys_list(sqlite3 *db, const char *platform, const char *within,
+                        const char *after, int limit, iam_key_cb cb, void *ud) {
   sqlite3_stmt *st;
+  /* The subtree down from `within` in the registry's tenants table (the
+   * one iam_keys already references); UNION ends the walk on any tree. */
   int rc = query(db, &st,
-                 "SELECT " KEY_COLS " FROM iam_keys WHERE platform_id = ?"
-                 " AND id > ? ORDER BY id LIMIT ?", "ssi", platform,
-                 after ? after : "", (int64_t)limit);
+                 "WITH RECURSIVE sub(id) AS (SELECT ?4 WHERE ?4 IS NOT NULL"
+                 " UNION SELECT t.id FROM tenants t JOIN sub"
+                 "  ON t.platform_id = ?1 AND t.parent_id = sub.id)"
+                 " SELECT " KEY_COLS " FROM iam_keys WHERE platform_id = ?1"
+                 " AND id > ?2"
+                 " AND (?4 IS NULL OR tenant_id IN (SELECT id FROM sub))"
+                 " ORDER BY id LIMIT ?3", "ssis", platform,
+                 after ? after : "", (int64_t)limit,
+                 within && *within ? within : NULL);
   return rc ? rc : each_key(db, st, cb, ud);
 }
 
@@ -324,17 +332,37 @@ int iam_store_key_get(sqlite3 *db, const char *platform, const char *id,
 }
 
 int iam_store_key_insert(sqlite3 *db, const iam_key *k, const char *name,
-                         int64_t now) {
+                         const char *creator, int64_t now) {
   sqlite3_stmt *st;
-  int rc = query(db, &st,
-                 "INSERT INTO iam_keys(id, platform_id, tenant_id, name,"
-                 " scopes, token_sha256, created_at, expires_at, session_id,"
-                 " user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                 "sssssbinss", k->id, k->platform,
-                 k->tenant[0] ? k->tenant : NULL, name, k->scopes, k->hash,
-                 now, k->expires, k->session[0] ? k->session : NULL,
-                 k->user[0] ? k->user : NULL);
-  return rc ? rc : run(db, st, NULL);
+  size_t n = 0;
+  const char *sid = k->session[0] ? k->session : NULL;
+  const char *kid = creator && *creator ? creator : NULL;
+  /* The write lock first: the creator is checked on the newest snapshot,
+   * and no sign-out or revocation can commit between the check and the
+   * insert. A session is checked for existence and its absolute expiry
+   * (its idle expiry in the table moves only once a minute; AUTHN checked
+   * it). */
+  int rc = iam_store_begin(db);
+  if (rc) return rc;
+  rc = query(db, &st,
+             "INSERT INTO iam_keys(id, platform_id, tenant_id, name,"
+             " scopes, token_sha256, created_at, expires_at, session_id,"
+             " user_id) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10"
+             " WHERE (?9 IS NULL OR EXISTS (SELECT 1 FROM iam_sessions"
+             "  WHERE id = ?9 AND platform_id = ?2 AND expires_at > ?7))"
+             " AND (?11 IS NULL OR EXISTS (SELECT 1 FROM iam_keys"
+             "  WHERE id = ?11 AND platform_id = ?2 AND revoked_at IS NULL"
+             "  AND (expires_at IS NULL OR expires_at > ?7)))",
+             "sssssbinsss", k->id, k->platform,
+             k->tenant[0] ? k->tenant : NULL, name, k->scopes, k->hash, now,
+             k->expires, sid, k->user[0] ? k->user : NULL, kid);
+  if (!rc) rc = run(db, st, &n);
+  if (!rc) rc = iam_store_commit(db);
+  if (rc) {
+    iam_store_rollback(db);
+    return rc;
+  }
+  return n ? IAM_OK : IAM_NOTFOUND;
 }
 
 int iam_store_key_revoke(sqlite3 *db, const char *platform, const char *id,
