@@ -399,12 +399,14 @@ static int key_revoke(nno_req *req, void *ud) {
   if (outside_caller(&c, plat, f.k.tenant))
     return nno_problem(req, 403, NULL,
                        "this key belongs outside the caller's tenant");
-  rc = iam_store_key_revoke(g_iam.db, plat, id, iam_now());
+  size_t made = 0;
+  rc = iam_store_key_revoke(g_iam.db, plat, id, iam_now(), &made);
   if (rc == IAM_NOTFOUND)
     return nno_problem(req, 404, NULL, "no live key \"%s\"", id);
   if (rc) return store_fail(req, rc);
   iam_committed("key", plat, id);
-  audit(req, "key.revoke", plat, json_pack("{s:s}", "key", id));
+  audit(req, "key.revoke", plat,
+        json_pack("{s:s, s:I}", "key", id, "keys_it_made", (json_int_t)made));
   api->res_status(req, 204);
   return NNO_OK;
 }

@@ -167,14 +167,17 @@ int iam_store_key_get(sqlite3 *db, const char *platform, const char *id,
                       iam_key_cb cb, void *ud);
 /* Insert k, in one write transaction, only while what creates it still
  * works: the session k->session (if any) exists and has not reached its
- * absolute expiry, and the key `creator` (NULL or "": none) is live.
+ * absolute expiry, and the key `creator` (NULL or "": none) is live;
+ * `creator` is recorded, so that revoking it revokes k.
  * IAM_NOTFOUND when either has ended (nothing inserted): a sign-out or
  * revocation that commits first always wins. */
 int iam_store_key_insert(sqlite3 *db, const iam_key *k, const char *name,
                          const char *creator, int64_t now);
-/* Mark revoked: IAM_NOTFOUND if no live key of that id. */
+/* Mark revoked, with every live key it made (recorded at insert), and
+ * theirs, in one transaction; *made (may be NULL): how many of those.
+ * IAM_NOTFOUND if no live key of that id (nothing changes). */
 int iam_store_key_revoke(sqlite3 *db, const char *platform, const char *id,
-                         int64_t now);
+                         int64_t now, size_t *made);
 
 int iam_store_session_insert(sqlite3 *db, const iam_sess *s, int64_t now);
 int iam_store_session_get(sqlite3 *db, const char *id, iam_sess *out);

@@ -82,6 +82,12 @@ static const char *const migrations[] = {
     " WHERE session_id IS NOT NULL;"
     "CREATE INDEX iam_keys_by_user ON iam_keys(platform_id, user_id)"
     " WHERE user_id IS NOT NULL;",
+    /* 3: a key made by a key records that key: revoking a key revokes
+     * the keys it made, and theirs (keys made before carry NULL) */
+    "ALTER TABLE iam_keys ADD COLUMN creator_key_id TEXT"
+    " CHECK (creator_key_id IS NULL OR length(creator_key_id) = 16);"
+    "CREATE INDEX iam_keys_by_creator ON iam_keys(platform_id, creator_key_id)"
+    " WHERE creator_key_id IS NOT NULL;",
 };
 
 #define NMIG (sizeof migrations / sizeof migrations[0])
@@ -347,7 +353,8 @@ int iam_store_key_insert(sqlite3 *db, const iam_key *k, const char *name,
   rc = query(db, &st,
              "INSERT INTO iam_keys(id, platform_id, tenant_id, name,"
              " scopes, token_sha256, created_at, expires_at, session_id,"
-             " user_id) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10"
+             " user_id, creator_key_id)"
+             " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11"
              " WHERE (?9 IS NULL OR EXISTS (SELECT 1 FROM iam_sessions"
              "  WHERE id = ?9 AND platform_id = ?2 AND expires_at > ?7))"
              " AND (?11 IS NULL OR EXISTS (SELECT 1 FROM iam_keys"
@@ -366,15 +373,35 @@ int iam_store_key_insert(sqlite3 *db, const iam_key *k, const char *name,
 }
 
 int iam_store_key_revoke(sqlite3 *db, const char *platform, const char *id,
-                         int64_t now) {
+                         int64_t now, size_t *made) {
   sqlite3_stmt *st;
-  size_t n = 0;
-  int rc = query(db, &st,
-                 "UPDATE iam_keys SET revoked_at = ? WHERE platform_id = ?"
-                 " AND id = ? AND revoked_at IS NULL", "iss", now, platform,
-                 id);
+  size_t n = 0, m = 0;
+  int rc = iam_store_begin(db);
+  if (rc) return rc;
+  rc = query(db, &st,
+             "UPDATE iam_keys SET revoked_at = ? WHERE platform_id = ?"
+             " AND id = ? AND revoked_at IS NULL", "iss", now, platform, id);
   if (!rc) rc = run(db, st, &n);
-  return rc ? rc : n ? IAM_OK : IAM_NOTFOUND;
+  /* Down the keys it made, through revoked ones too (a key made before
+   * its creator was revoked, by a worker that had not seen it yet, is
+   * refused at insert; this is for every key made earlier). UNION ends
+   * the walk on any graph. */
+  if (!rc && n)
+    rc = query(db, &st,
+               "WITH RECURSIVE down(id) AS (SELECT ?3 UNION"
+               " SELECT k.id FROM iam_keys k JOIN down"
+               "  ON k.platform_id = ?2 AND k.creator_key_id = down.id)"
+               " UPDATE iam_keys SET revoked_at = ?1 WHERE platform_id = ?2"
+               " AND revoked_at IS NULL AND id IN (SELECT id FROM down)",
+               "iss", now, platform, id);
+  if (!rc && n) rc = run(db, st, &m);
+  if (!rc) rc = iam_store_commit(db);
+  if (rc) {
+    iam_store_rollback(db);
+    return rc;
+  }
+  if (made) *made = m;
+  return n ? IAM_OK : IAM_NOTFOUND;
 }
 
 /* ---- sessions -------------------------------------------------------------- */

@@ -1012,8 +1012,9 @@ static void test_store_key_insert_needs_live_creator(void **st) {
   k = store_key("00000000000000b3", "", "", 0);
   assert_int_equal(
       iam_store_key_insert(db, &k, "child", "00000000000000b1", 1000), IAM_OK);
-  assert_int_equal(iam_store_key_revoke(db, "acme", "00000000000000b1", 1001),
-                   IAM_OK);
+  assert_int_equal(
+      iam_store_key_revoke(db, "acme", "00000000000000b1", 1001, NULL),
+      IAM_OK);
   k = store_key("00000000000000b4", "", "", 0);
   assert_int_equal(
       iam_store_key_insert(db, &k, "late", "00000000000000b1", 1002),
@@ -1031,6 +1032,52 @@ static void test_store_key_insert_needs_live_creator(void **st) {
   assert_int_equal(
       iam_store_keys_list(db, "acme", NULL, NULL, 100, count_cb, &n), IAM_OK);
   assert_int_equal(n, 4); /* b1 (revoked), b2, b3, b5 */
+  sqlite3_close(db);
+}
+
+/* Revoking a key revokes the keys it made and theirs, in one go, and
+ * nothing else; a second revocation finds no live key. */
+static void test_store_key_revoke_cascades(void **st) {
+  (void)st;
+  sqlite3 *db = store_db();
+  static const struct {
+    const char *id, *creator;
+  } keys[] = {{"00000000000000d1", NULL},
+              {"00000000000000d2", "00000000000000d1"},
+              {"00000000000000d3", "00000000000000d2"},
+              {"00000000000000d4", "00000000000000d2"},
+              {"00000000000000d5", NULL},
+              {"00000000000000d6", "00000000000000d5"}};
+  for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+    iam_key k = store_key(keys[i].id, "", "", 0);
+    assert_int_equal(iam_store_key_insert(db, &k, "k", keys[i].creator, 1000),
+                     IAM_OK);
+  }
+  assert_int_equal(live_keys(db), 6);
+  /* a middle one: its subtree only */
+  size_t made = 99;
+  assert_int_equal(
+      iam_store_key_revoke(db, "acme", "00000000000000d2", 1001, &made),
+      IAM_OK);
+  assert_int_equal(made, 2);
+  assert_int_equal(live_keys(db), 3); /* d1, d5, d6 */
+  /* the root: what is left under it (nothing), not d5's */
+  assert_int_equal(
+      iam_store_key_revoke(db, "acme", "00000000000000d1", 1002, &made),
+      IAM_OK);
+  assert_int_equal(made, 0);
+  assert_int_equal(live_keys(db), 2);
+  assert_int_equal(
+      iam_store_key_revoke(db, "acme", "00000000000000d1", 1003, &made),
+      IAM_NOTFOUND);
+  assert_int_equal(
+      iam_store_key_revoke(db, "other", "00000000000000d5", 1003, &made),
+      IAM_NOTFOUND);
+  assert_int_equal(
+      iam_store_key_revoke(db, "acme", "00000000000000d5", 1003, &made),
+      IAM_OK);
+  assert_int_equal(made, 1);
+  assert_int_equal(live_keys(db), 0);
   sqlite3_close(db);
 }
 
@@ -1115,6 +1162,7 @@ int main(void) {
       cmocka_unit_test(test_limit_table_full),
       cmocka_unit_test(test_store_key_insert_needs_live_session),
       cmocka_unit_test(test_store_key_insert_needs_live_creator),
+      cmocka_unit_test(test_store_key_revoke_cascades),
       cmocka_unit_test(test_store_keys_list_within),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
