@@ -293,10 +293,19 @@ static int key_create(nno_req *req, void *ud) {
   char tok[NNO_IAM_TOKEN_MAX];
   iam_token_new(IAM_KEY_PREFIX, tok, sizeof tok, k.id, k.hash);
   int64_t now = iam_now();
-  int rc = iam_store_key_insert(g_iam.db, &k, name, now);
+  char creator[17] = "";
+  if (c.kind == NNO_CALLER_KEY) zcopy_str(creator, sizeof creator, c.subject);
+  /* Checked again in the insert's transaction: a sign-out or revocation
+   * that committed since AUTHN (on any worker) wins. */
+  int rc = iam_store_key_insert(g_iam.db, &k, name, creator, now);
   if (rc) {
     sodium_memzero(tok, sizeof tok);
-    store_fail(req, rc);
+    if (rc == IAM_NOTFOUND)
+      nno_problem(req, 401, NULL,
+                  "the credential creating this key has ended (signed out, "
+                  "revoked or expired); no key was made");
+    else
+      store_fail(req, rc);
     goto done;
   }
   iam_committed("key", k.platform, k.id);
@@ -318,57 +327,42 @@ done:
 }
 
 typedef struct list_st {
-  json_t *items;
-  const nno_caller *c;
-  const char *platform;
-  char last[17];
-  int n;
+  nno_pager pg;
+  int err; /* an item could not be added: answer 500, not a short page */
 } list_st;
 
 static int list_one(void *ud, const iam_key *k, const char *name,
                     int64_t created, int64_t revoked) {
   list_st *l = ud;
-  snprintf(l->last, sizeof l->last, "%s", k->id);
-  l->n++;
-  if (outside_caller(l->c, l->platform, k->tenant)) return 0;
-  json_array_append_new(l->items, key_json(k, name, created, revoked));
+  if (nno_pager_full(&l->pg)) return 1;
+  if (nno_pager_add(&l->pg, key_json(k, name, created, revoked), k->id))
+    return l->err = 1;
   return 0;
 }
 
+/* A page of the platform's keys, revoked ones included; a tenant-bound
+ * caller's pages hold (and its cursors point at) only keys bound within
+ * its subtree: the store filters before the limit. */
 static int key_list(nno_req *req, void *ud) {
   (void)ud;
-  char plat[IAM_ID_MAX], after[17] = "";
+  char plat[IAM_ID_MAX], after[NNO_PAGE_KEY_MAX], within[IAM_ID_MAX] = "";
   nno_caller c;
-  nno_str v;
-  int limit = 100;
+  list_st l = {.err = 0};
   api->req_caller(req, &c);
   if (route_platform(req, plat)) return NNO_OK;
-  if (api->req_query_param(req, "limit", &v) == NNO_OK &&
-      !nno_limit_parse(v.ptr, v.len, 500, &limit))
-    return nno_problem(req, 400, NULL, "limit: an integer in 1..500");
-  /* The cursor is the id of the last key of the previous page. */
-  if (api->req_query_param(req, "cursor", &v) == NNO_OK) {
-    snprintf(after, sizeof after, "%.*s", (int)(v.len < 16 ? v.len : 16),
-             v.ptr);
-    int ok = v.len == 16;
-    for (size_t i = 0; ok && i < 16; i++)
-      ok = (after[i] >= '0' && after[i] <= '9') ||
-           (after[i] >= 'a' && after[i] <= 'f');
-    if (!ok)
-      return nno_problem(req, 422, NULL,
-                         "cursor: not a cursor this API returned");
+  if (nno_pager_start(req, &l.pg, 100, 500, after, sizeof after))
+    return NNO_OK;
+  if (c.kind != NNO_CALLER_OPERATOR && c.tenant.len)
+    zcopy_str(within, sizeof within, c.tenant);
+  /* One more than the page: it only tells that there is a next one. */
+  int rc = iam_store_keys_list(g_iam.db, plat, within, after,
+                               l.pg.limit + 1, list_one, &l);
+  if (rc || l.err) {
+    nno_pager_free(&l.pg);
+    return rc ? store_fail(req, rc)
+              : nno_problem(req, 500, NULL, "out of memory");
   }
-  list_st l = {json_array(), &c, plat, "", 0};
-  if (!l.items) return nno_problem(req, 500, NULL, "out of memory");
-  int rc = iam_store_keys_list(g_iam.db, plat, after, limit, list_one, &l);
-  if (rc) {
-    json_decref(l.items);
-    return store_fail(req, rc);
-  }
-  return nno_send_json(
-      req, 200,
-      json_pack("{s:o, s:o}", "items", l.items, "next_cursor",
-                l.n == limit ? json_string(l.last) : json_null()));
+  return nno_pager_send(req, &l.pg);
 }
 
 typedef struct find_st {
@@ -405,12 +399,14 @@ static int key_revoke(nno_req *req, void *ud) {
   if (outside_caller(&c, plat, f.k.tenant))
     return nno_problem(req, 403, NULL,
                        "this key belongs outside the caller's tenant");
-  rc = iam_store_key_revoke(g_iam.db, plat, id, iam_now());
+  size_t made = 0;
+  rc = iam_store_key_revoke(g_iam.db, plat, id, iam_now(), &made);
   if (rc == IAM_NOTFOUND)
     return nno_problem(req, 404, NULL, "no live key \"%s\"", id);
   if (rc) return store_fail(req, rc);
   iam_committed("key", plat, id);
-  audit(req, "key.revoke", plat, json_pack("{s:s}", "key", id));
+  audit(req, "key.revoke", plat,
+        json_pack("{s:s, s:I}", "key", id, "keys_it_made", (json_int_t)made));
   api->res_status(req, 204);
   return NNO_OK;
 }

@@ -157,17 +157,27 @@ typedef int (*iam_key_cb)(void *ud, const iam_key *k, const char *name,
                           int64_t created, int64_t revoked);
 /* Live keys (not revoked, not expired at `now`) of every platform. */
 int iam_store_keys_live(sqlite3 *db, int64_t now, iam_key_cb cb, void *ud);
-/* Keys of one platform by id after `after`, at most `limit`. */
-int iam_store_keys_list(sqlite3 *db, const char *platform, const char *after,
-                        int limit, iam_key_cb cb, void *ud);
+/* Keys of one platform by id after `after`, at most `limit`; with
+ * `within` (NULL or "": all), only keys bound to that tenant or a tenant
+ * under it, so that a page and its cursor hold nothing else. */
+int iam_store_keys_list(sqlite3 *db, const char *platform, const char *within,
+                        const char *after, int limit, iam_key_cb cb, void *ud);
 /* The key `id` of `platform`, revoked or not: cb runs once if it exists. */
 int iam_store_key_get(sqlite3 *db, const char *platform, const char *id,
                       iam_key_cb cb, void *ud);
+/* Insert k, in one write transaction, only while what creates it still
+ * works: the session k->session (if any) exists and has not reached its
+ * absolute expiry, and the key `creator` (NULL or "": none) is live;
+ * `creator` is recorded, so that revoking it revokes k.
+ * IAM_NOTFOUND when either has ended (nothing inserted): a sign-out or
+ * revocation that commits first always wins. */
 int iam_store_key_insert(sqlite3 *db, const iam_key *k, const char *name,
-                         int64_t now);
-/* Mark revoked: IAM_NOTFOUND if no live key of that id. */
+                         const char *creator, int64_t now);
+/* Mark revoked, with every live key it made (recorded at insert), and
+ * theirs, in one transaction; *made (may be NULL): how many of those.
+ * IAM_NOTFOUND if no live key of that id (nothing changes). */
 int iam_store_key_revoke(sqlite3 *db, const char *platform, const char *id,
-                         int64_t now);
+                         int64_t now, size_t *made);
 
 int iam_store_session_insert(sqlite3 *db, const iam_sess *s, int64_t now);
 int iam_store_session_get(sqlite3 *db, const char *id, iam_sess *out);

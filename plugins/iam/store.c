@@ -82,6 +82,12 @@ static const char *const migrations[] = {
     " WHERE session_id IS NOT NULL;"
     "CREATE INDEX iam_keys_by_user ON iam_keys(platform_id, user_id)"
     " WHERE user_id IS NOT NULL;",
+    /* 3: a key made by a key records that key: revoking a key revokes
+     * the keys it made, and theirs (keys made before carry NULL) */
+    "ALTER TABLE iam_keys ADD COLUMN creator_key_id TEXT"
+    " CHECK (creator_key_id IS NULL OR length(creator_key_id) = 16);"
+    "CREATE INDEX iam_keys_by_creator ON iam_keys(platform_id, creator_key_id)"
+    " WHERE creator_key_id IS NOT NULL;",
 };
 
 #define NMIG (sizeof migrations / sizeof migrations[0])
@@ -304,13 +310,21 @@ int iam_store_keys_live(sqlite3 *db, int64_t now, iam_key_cb cb, void *ud) {
   return rc ? rc : each_key(db, st, cb, ud);
 }
 
-int iam_store_keys_list(sqlite3 *db, const char *platform, const char *after,
-                        int limit, iam_key_cb cb, void *ud) {
+int iam_store_keys_list(sqlite3 *db, const char *platform, const char *within,
+                        const char *after, int limit, iam_key_cb cb, void *ud) {
   sqlite3_stmt *st;
+  /* The subtree down from `within` in the registry's tenants table (the
+   * one iam_keys already references); UNION ends the walk on any tree. */
   int rc = query(db, &st,
-                 "SELECT " KEY_COLS " FROM iam_keys WHERE platform_id = ?"
-                 " AND id > ? ORDER BY id LIMIT ?", "ssi", platform,
-                 after ? after : "", (int64_t)limit);
+                 "WITH RECURSIVE sub(id) AS (SELECT ?4 WHERE ?4 IS NOT NULL"
+                 " UNION SELECT t.id FROM tenants t JOIN sub"
+                 "  ON t.platform_id = ?1 AND t.parent_id = sub.id)"
+                 " SELECT " KEY_COLS " FROM iam_keys WHERE platform_id = ?1"
+                 " AND id > ?2"
+                 " AND (?4 IS NULL OR tenant_id IN (SELECT id FROM sub))"
+                 " ORDER BY id LIMIT ?3", "ssis", platform,
+                 after ? after : "", (int64_t)limit,
+                 within && *within ? within : NULL);
   return rc ? rc : each_key(db, st, cb, ud);
 }
 
@@ -324,29 +338,70 @@ int iam_store_key_get(sqlite3 *db, const char *platform, const char *id,
 }
 
 int iam_store_key_insert(sqlite3 *db, const iam_key *k, const char *name,
-                         int64_t now) {
+                         const char *creator, int64_t now) {
   sqlite3_stmt *st;
-  int rc = query(db, &st,
-                 "INSERT INTO iam_keys(id, platform_id, tenant_id, name,"
-                 " scopes, token_sha256, created_at, expires_at, session_id,"
-                 " user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                 "sssssbinss", k->id, k->platform,
-                 k->tenant[0] ? k->tenant : NULL, name, k->scopes, k->hash,
-                 now, k->expires, k->session[0] ? k->session : NULL,
-                 k->user[0] ? k->user : NULL);
-  return rc ? rc : run(db, st, NULL);
+  size_t n = 0;
+  const char *sid = k->session[0] ? k->session : NULL;
+  const char *kid = creator && *creator ? creator : NULL;
+  /* The write lock first: the creator is checked on the newest snapshot,
+   * and no sign-out or revocation can commit between the check and the
+   * insert. A session is checked for existence and its absolute expiry
+   * (its idle expiry in the table moves only once a minute; AUTHN checked
+   * it). */
+  int rc = iam_store_begin(db);
+  if (rc) return rc;
+  rc = query(db, &st,
+             "INSERT INTO iam_keys(id, platform_id, tenant_id, name,"
+             " scopes, token_sha256, created_at, expires_at, session_id,"
+             " user_id, creator_key_id)"
+             " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11"
+             " WHERE (?9 IS NULL OR EXISTS (SELECT 1 FROM iam_sessions"
+             "  WHERE id = ?9 AND platform_id = ?2 AND expires_at > ?7))"
+             " AND (?11 IS NULL OR EXISTS (SELECT 1 FROM iam_keys"
+             "  WHERE id = ?11 AND platform_id = ?2 AND revoked_at IS NULL"
+             "  AND (expires_at IS NULL OR expires_at > ?7)))",
+             "sssssbinsss", k->id, k->platform,
+             k->tenant[0] ? k->tenant : NULL, name, k->scopes, k->hash, now,
+             k->expires, sid, k->user[0] ? k->user : NULL, kid);
+  if (!rc) rc = run(db, st, &n);
+  if (!rc) rc = iam_store_commit(db);
+  if (rc) {
+    iam_store_rollback(db);
+    return rc;
+  }
+  return n ? IAM_OK : IAM_NOTFOUND;
 }
 
 int iam_store_key_revoke(sqlite3 *db, const char *platform, const char *id,
-                         int64_t now) {
+                         int64_t now, size_t *made) {
   sqlite3_stmt *st;
-  size_t n = 0;
-  int rc = query(db, &st,
-                 "UPDATE iam_keys SET revoked_at = ? WHERE platform_id = ?"
-                 " AND id = ? AND revoked_at IS NULL", "iss", now, platform,
-                 id);
+  size_t n = 0, m = 0;
+  int rc = iam_store_begin(db);
+  if (rc) return rc;
+  rc = query(db, &st,
+             "UPDATE iam_keys SET revoked_at = ? WHERE platform_id = ?"
+             " AND id = ? AND revoked_at IS NULL", "iss", now, platform, id);
   if (!rc) rc = run(db, st, &n);
-  return rc ? rc : n ? IAM_OK : IAM_NOTFOUND;
+  /* Down the keys it made, through revoked ones too (a key made before
+   * its creator was revoked, by a worker that had not seen it yet, is
+   * refused at insert; this is for every key made earlier). UNION ends
+   * the walk on any graph. */
+  if (!rc && n)
+    rc = query(db, &st,
+               "WITH RECURSIVE down(id) AS (SELECT ?3 UNION"
+               " SELECT k.id FROM iam_keys k JOIN down"
+               "  ON k.platform_id = ?2 AND k.creator_key_id = down.id)"
+               " UPDATE iam_keys SET revoked_at = ?1 WHERE platform_id = ?2"
+               " AND revoked_at IS NULL AND id IN (SELECT id FROM down)",
+               "iss", now, platform, id);
+  if (!rc && n) rc = run(db, st, &m);
+  if (!rc) rc = iam_store_commit(db);
+  if (rc) {
+    iam_store_rollback(db);
+    return rc;
+  }
+  if (made) *made = m;
+  return n ? IAM_OK : IAM_NOTFOUND;
 }
 
 /* ---- sessions -------------------------------------------------------------- */

@@ -1,7 +1,9 @@
 /* Unit tests for the pure parts of the IAM core plugin, linked without the
  * host: scope matching (scope.c), token formats and the key table
  * (keys.c), the session cache (session.c), the manifest config
- * (config.c) and the rate-limit helpers (limits.c). */
+ * (config.c), the rate-limit helpers (limits.c) and the store (store.c,
+ * on an in-memory database with the registry's tables reduced to what
+ * IAM's reference). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -896,6 +898,244 @@ static void test_limit_table_full(void **st) {
   assert_false(iam_limit_table_full(&r));
 }
 
+/* ---- the store ------------------------------------------------------------ */
+
+static sqlite3 *store_db(void) {
+  sqlite3 *db = NULL;
+  char err[256];
+  assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+  sqlite3_extended_result_codes(db, 1);
+  assert_int_equal(
+      sqlite3_exec(db,
+                   "PRAGMA foreign_keys=ON;"
+                   "CREATE TABLE platforms (id TEXT PRIMARY KEY);"
+                   "CREATE TABLE tenants (platform_id TEXT NOT NULL"
+                   " REFERENCES platforms(id) ON DELETE CASCADE,"
+                   " id TEXT NOT NULL, parent_id TEXT,"
+                   " PRIMARY KEY (platform_id, id));"
+                   "INSERT INTO platforms VALUES ('acme'), ('other');"
+                   "INSERT INTO tenants VALUES ('acme', 'eu', NULL),"
+                   " ('acme', 'fr', 'eu'), ('acme', 'paris', 'fr'),"
+                   " ('acme', 'us', NULL), ('other', 'eu', NULL);",
+                   NULL, NULL, NULL),
+      SQLITE_OK);
+  assert_int_equal(iam_store_migrate(db, err, sizeof err), IAM_OK);
+  return db;
+}
+
+static int count_cb(void *ud, const iam_key *k, const char *name,
+                    int64_t created, int64_t revoked) {
+  (void)k, (void)name, (void)created, (void)revoked;
+  (*(int *)ud)++;
+  return 0;
+}
+
+static int live_keys(sqlite3 *db) {
+  int n = 0;
+  assert_int_equal(iam_store_keys_live(db, 1000, count_cb, &n), IAM_OK);
+  return n;
+}
+
+static iam_key store_key(const char *id, const char *session,
+                         const char *tenant, int64_t expires) {
+  iam_key k;
+  memset(&k, 0, sizeof k);
+  snprintf(k.id, sizeof k.id, "%s", id);
+  snprintf(k.platform, sizeof k.platform, "acme");
+  snprintf(k.tenant, sizeof k.tenant, "%s", tenant);
+  snprintf(k.scopes, sizeof k.scopes, "keys:write");
+  if (*session) {
+    snprintf(k.session, sizeof k.session, "%s", session);
+    snprintf(k.user, sizeof k.user, "ann");
+  }
+  k.expires = expires;
+  return k;
+}
+
+static void add_session(sqlite3 *db, const char *id, int64_t expires) {
+  iam_sess s;
+  memset(&s, 0, sizeof s);
+  snprintf(s.id, sizeof s.id, "%s", id);
+  snprintf(s.platform, sizeof s.platform, "acme");
+  snprintf(s.user, sizeof s.user, "ann");
+  snprintf(s.scopes, sizeof s.scopes, "keys:write");
+  s.expires = s.idle_expires = expires;
+  assert_int_equal(iam_store_session_insert(db, &s, 900), IAM_OK);
+}
+
+/* A key is inserted only while the session behind it exists: one made
+ * after the sign-out committed (a worker whose cache still held the
+ * session) is refused, as is one made by a key made by that session. */
+static void test_store_key_insert_needs_live_session(void **st) {
+  (void)st;
+  sqlite3 *db = store_db();
+  add_session(db, "5e55000000000001", 5000);
+  add_session(db, "5e55000000000002", 1000); /* ends at `now` below */
+  iam_key k = store_key("00000000000000a1", "5e55000000000001", "", 5000);
+  assert_int_equal(iam_store_key_insert(db, &k, "one", NULL, 1000), IAM_OK);
+  assert_int_equal(live_keys(db), 1);
+  assert_int_equal(iam_store_session_delete(db, "acme", "5e55000000000001"),
+                   IAM_OK);
+  assert_int_equal(live_keys(db), 0); /* revoked with the session */
+  k = store_key("00000000000000a2", "5e55000000000001", "", 5000);
+  assert_int_equal(iam_store_key_insert(db, &k, "late", NULL, 1000),
+                   IAM_NOTFOUND);
+  /* made by a key that the ended session made */
+  k = store_key("00000000000000a3", "5e55000000000001", "", 5000);
+  assert_int_equal(
+      iam_store_key_insert(db, &k, "late", "00000000000000a1", 1000),
+      IAM_NOTFOUND);
+  /* a session past its absolute expiry, and one of another platform */
+  k = store_key("00000000000000a4", "5e55000000000002", "", 1000);
+  assert_int_equal(iam_store_key_insert(db, &k, "old", NULL, 1000),
+                   IAM_NOTFOUND);
+  k = store_key("00000000000000a5", "5e55000000000002", "", 1000);
+  snprintf(k.platform, sizeof k.platform, "other");
+  assert_int_equal(iam_store_key_insert(db, &k, "other", NULL, 999),
+                   IAM_NOTFOUND);
+  assert_int_equal(live_keys(db), 0);
+  int n = 0;
+  assert_int_equal(
+      iam_store_keys_list(db, "acme", NULL, NULL, 100, count_cb, &n), IAM_OK);
+  assert_int_equal(n, 1); /* only the revoked first one */
+  sqlite3_close(db);
+}
+
+/* A key made by a key is inserted only while that key is live. */
+static void test_store_key_insert_needs_live_creator(void **st) {
+  (void)st;
+  sqlite3 *db = store_db();
+  iam_key k = store_key("00000000000000b1", "", "", 0);
+  assert_int_equal(iam_store_key_insert(db, &k, "root", NULL, 1000), IAM_OK);
+  k = store_key("00000000000000b2", "", "", 1500); /* expires at 1500 */
+  assert_int_equal(iam_store_key_insert(db, &k, "brief", NULL, 1000), IAM_OK);
+  k = store_key("00000000000000b3", "", "", 0);
+  assert_int_equal(
+      iam_store_key_insert(db, &k, "child", "00000000000000b1", 1000), IAM_OK);
+  assert_int_equal(
+      iam_store_key_revoke(db, "acme", "00000000000000b1", 1001, NULL),
+      IAM_OK);
+  k = store_key("00000000000000b4", "", "", 0);
+  assert_int_equal(
+      iam_store_key_insert(db, &k, "late", "00000000000000b1", 1002),
+      IAM_NOTFOUND);
+  k = store_key("00000000000000b5", "", "", 1500);
+  assert_int_equal(
+      iam_store_key_insert(db, &k, "late", "00000000000000b2", 1500),
+      IAM_NOTFOUND); /* expired */
+  assert_int_equal(
+      iam_store_key_insert(db, &k, "late", "00000000000000ff", 1000),
+      IAM_NOTFOUND); /* unknown */
+  assert_int_equal(
+      iam_store_key_insert(db, &k, "ok", "00000000000000b2", 1499), IAM_OK);
+  int n = 0;
+  assert_int_equal(
+      iam_store_keys_list(db, "acme", NULL, NULL, 100, count_cb, &n), IAM_OK);
+  assert_int_equal(n, 4); /* b1 (revoked), b2, b3, b5 */
+  sqlite3_close(db);
+}
+
+/* Revoking a key revokes the keys it made and theirs, in one go, and
+ * nothing else; a second revocation finds no live key. */
+static void test_store_key_revoke_cascades(void **st) {
+  (void)st;
+  sqlite3 *db = store_db();
+  static const struct {
+    const char *id, *creator;
+  } keys[] = {{"00000000000000d1", NULL},
+              {"00000000000000d2", "00000000000000d1"},
+              {"00000000000000d3", "00000000000000d2"},
+              {"00000000000000d4", "00000000000000d2"},
+              {"00000000000000d5", NULL},
+              {"00000000000000d6", "00000000000000d5"}};
+  for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+    iam_key k = store_key(keys[i].id, "", "", 0);
+    assert_int_equal(iam_store_key_insert(db, &k, "k", keys[i].creator, 1000),
+                     IAM_OK);
+  }
+  assert_int_equal(live_keys(db), 6);
+  /* a middle one: its subtree only */
+  size_t made = 99;
+  assert_int_equal(
+      iam_store_key_revoke(db, "acme", "00000000000000d2", 1001, &made),
+      IAM_OK);
+  assert_int_equal(made, 2);
+  assert_int_equal(live_keys(db), 3); /* d1, d5, d6 */
+  /* the root: what is left under it (nothing), not d5's */
+  assert_int_equal(
+      iam_store_key_revoke(db, "acme", "00000000000000d1", 1002, &made),
+      IAM_OK);
+  assert_int_equal(made, 0);
+  assert_int_equal(live_keys(db), 2);
+  assert_int_equal(
+      iam_store_key_revoke(db, "acme", "00000000000000d1", 1003, &made),
+      IAM_NOTFOUND);
+  assert_int_equal(
+      iam_store_key_revoke(db, "other", "00000000000000d5", 1003, &made),
+      IAM_NOTFOUND);
+  assert_int_equal(
+      iam_store_key_revoke(db, "acme", "00000000000000d5", 1003, &made),
+      IAM_OK);
+  assert_int_equal(made, 1);
+  assert_int_equal(live_keys(db), 0);
+  sqlite3_close(db);
+}
+
+typedef struct ids_st {
+  char ids[8][17];
+  int n;
+} ids_st;
+
+static int ids_cb(void *ud, const iam_key *k, const char *name,
+                  int64_t created, int64_t revoked) {
+  (void)name, (void)created, (void)revoked;
+  ids_st *s = ud;
+  if (s->n < 8) snprintf(s->ids[s->n++], 17, "%s", k->id);
+  return 0;
+}
+
+/* A tenant's listing holds only keys bound within its subtree, filtered
+ * before the limit: the first page is full and ends on one of them. */
+static void test_store_keys_list_within(void **st) {
+  (void)st;
+  sqlite3 *db = store_db();
+  static const struct {
+    const char *id, *tenant;
+  } keys[] = {{"00000000000000c1", ""},     {"00000000000000c2", "us"},
+              {"00000000000000c3", "paris"}, {"00000000000000c4", "us"},
+              {"00000000000000c5", "eu"},    {"00000000000000c6", ""},
+              {"00000000000000c7", "fr"}};
+  for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+    iam_key k = store_key(keys[i].id, "", keys[i].tenant, 0);
+    assert_int_equal(iam_store_key_insert(db, &k, "k", NULL, 1000), IAM_OK);
+  }
+  ids_st s = {.n = 0};
+  assert_int_equal(iam_store_keys_list(db, "acme", "eu", NULL, 2, ids_cb, &s),
+                   IAM_OK);
+  assert_int_equal(s.n, 2);
+  assert_string_equal(s.ids[0], "00000000000000c3");
+  assert_string_equal(s.ids[1], "00000000000000c5");
+  s.n = 0;
+  assert_int_equal(iam_store_keys_list(db, "acme", "eu", "00000000000000c5",
+                                       2, ids_cb, &s),
+                   IAM_OK);
+  assert_int_equal(s.n, 1);
+  assert_string_equal(s.ids[0], "00000000000000c7");
+  s.n = 0;
+  assert_int_equal(iam_store_keys_list(db, "acme", "fr", "", 8, ids_cb, &s),
+                   IAM_OK);
+  assert_int_equal(s.n, 2); /* paris, fr */
+  s.n = 0;
+  assert_int_equal(iam_store_keys_list(db, "acme", "", "", 8, ids_cb, &s),
+                   IAM_OK);
+  assert_int_equal(s.n, 7);
+  s.n = 0;
+  assert_int_equal(
+      iam_store_keys_list(db, "acme", "nowhere", "", 8, ids_cb, &s), IAM_OK);
+  assert_int_equal(s.n, 0);
+  sqlite3_close(db);
+}
+
 int main(void) {
   if (sodium_init() < 0) return 1;
   const struct CMUnitTest tests[] = {
@@ -920,6 +1160,10 @@ int main(void) {
       cmocka_unit_test(test_config_default_plan),
       cmocka_unit_test(test_config_sessions),
       cmocka_unit_test(test_limit_table_full),
+      cmocka_unit_test(test_store_key_insert_needs_live_session),
+      cmocka_unit_test(test_store_key_insert_needs_live_creator),
+      cmocka_unit_test(test_store_key_revoke_cascades),
+      cmocka_unit_test(test_store_keys_list_within),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
