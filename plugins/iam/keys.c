@@ -9,6 +9,7 @@
  * leaked tokens. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sodium.h>
 
@@ -28,6 +29,35 @@ int iam_token_split(const char *tok, size_t len, const char *prefix,
     if (!is_lhex(tok[pl + i])) return -1;
   memcpy(id, tok + pl, 16);
   id[16] = '\0';
+  return 0;
+}
+
+int iam_bearer_token(const char *v, size_t len, nno_str *tok) {
+  if (len < 8 || strncasecmp(v, "Bearer ", 7) != 0) return -1;
+  tok->ptr = v + 7;
+  tok->len = len - 7;
+  while (tok->len && *tok->ptr == ' ') tok->ptr++, tok->len--;
+  while (tok->len && tok->ptr[tok->len - 1] == ' ') tok->len--;
+  return 0;
+}
+
+int iam_cookie_get(const char *v, size_t len, const char *name,
+                   nno_str *out) {
+  const char *p = v, *end = v + len;
+  size_t nl = strlen(name);
+  while (p < end) {
+    while (p < end && (*p == ' ' || *p == ';')) p++;
+    const char *eq = p;
+    while (eq < end && *eq != '=' && *eq != ';') eq++;
+    const char *ve = eq;
+    while (ve < end && *ve != ';') ve++;
+    if (eq < end && *eq == '=' && (size_t)(eq - p) == nl &&
+        memcmp(p, name, nl) == 0) {
+      *out = (nno_str){eq + 1, (size_t)(ve - eq - 1)};
+      return 1;
+    }
+    p = ve;
+  }
   return 0;
 }
 

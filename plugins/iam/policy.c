@@ -207,18 +207,7 @@ static nno_str cookie_token(nno_req *req) {
   nno_str n, v, none = {0};
   for (size_t i = 0; api->req_header_at(req, i, &n, &v) == NNO_OK; i++) {
     if (n.len != 6 || strncasecmp(n.ptr, "Cookie", 6) != 0) continue;
-    const char *p = v.ptr, *end = v.ptr + v.len;
-    while (p < end) {
-      while (p < end && (*p == ' ' || *p == ';')) p++;
-      const char *eq = p;
-      while (eq < end && *eq != '=' && *eq != ';') eq++;
-      const char *ve = eq;
-      while (ve < end && *ve != ';') ve++;
-      if (eq < end && *eq == '=' && (size_t)(eq - p) == strlen(SESSION_COOKIE) &&
-          memcmp(p, SESSION_COOKIE, (size_t)(eq - p)) == 0)
-        return (nno_str){eq + 1, (size_t)(ve - eq - 1)};
-      p = ve;
-    }
+    if (iam_cookie_get(v.ptr, v.len, SESSION_COOKIE, &v)) return v;
   }
   return none;
 }
@@ -255,14 +244,10 @@ int iam_on_authn(nno_req *req, void *ud) {
   nno_str v, tok = {0};
   int from_cookie = 0;
   if (api->req_header(req, "Authorization", &v) == NNO_OK) {
-    if (v.len < 8 || strncasecmp(v.ptr, "Bearer ", 7) != 0)
+    if (iam_bearer_token(v.ptr, v.len, &tok))
       return route_is_public(req)
                  ? NNO_OK
                  : unauthorized(req, "send \"Authorization: Bearer <key>\"");
-    tok.ptr = v.ptr + 7;
-    tok.len = v.len - 7;
-    while (tok.len && *tok.ptr == ' ') tok.ptr++, tok.len--;
-    while (tok.len && tok.ptr[tok.len - 1] == ' ') tok.len--;
   } else {
     tok = cookie_token(req);
     from_cookie = tok.len > 0;
