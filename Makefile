@@ -83,7 +83,7 @@ test-valgrind: build
 	if [ -n "$$failed" ]; then \
 	  echo "test-valgrind: FAILED (errors, leaks or test failures):$$failed" >&2; exit 1; \
 	fi; \
-	echo "test-valgrind: $$n unit test executable(s) clean"
+	echo "test-valgrind: $$n test executable(s) clean"
 
 # libFuzzer targets need clang: a build of their own, never build/.
 fuzz:

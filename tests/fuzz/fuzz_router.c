@@ -27,7 +27,8 @@
 typedef struct ref_route {
   char *method;
   char *pattern;
-  int id; /* the target given to router_add() is &ids[id] */
+  struct segs *segs; /* of the pattern */
+  int id;            /* the target given to router_add() is &ids[id] */
 } ref_route;
 
 static int ids[MAX_ROUTES];
@@ -41,22 +42,26 @@ static int ref_method_valid(const char *m) {
   return 1;
 }
 
-/* Segment i of a pattern or path ("/a/b/" has "a", "b", ""). Returns 0
- * past the last one. */
-static int segment(const char *s, size_t len, size_t i, const char **seg,
-                   size_t *seg_len) {
+/* The segments of a pattern or path ("/a/b/" has "a", "b", ""), split
+ * once so the reference stays linear. */
+#define MAX_SEGS 4097
+typedef struct segs {
+  size_t n;
+  const char *s[MAX_SEGS];
+  size_t len[MAX_SEGS];
+} segs;
+
+static void split(const char *s, size_t len, segs *out) {
   const char *p = s + 1, *end = s + len;
+  out->n = 0;
   for (;;) {
     const char *e = memchr(p, '/', (size_t)(end - p));
     if (!e) e = end;
-    if (i == 0) {
-      *seg = p;
-      *seg_len = (size_t)(e - p);
-      return 1;
-    }
-    if (e == end) return 0;
+    FUZZ_ASSERT(out->n < MAX_SEGS);
+    out->s[out->n] = p;
+    out->len[out->n++] = (size_t)(e - p);
+    if (e == end) return;
     p = e + 1;
-    i--;
   }
 }
 
@@ -66,48 +71,44 @@ static int seg_kind(const char *seg, size_t n) {
   return n >= 5 && memcmp(seg + n - 4, "...}", 4) == 0 ? 2 : 1;
 }
 
-/* Does `pattern` match `path`? Fills the kinds of its segments (for
- * precedence) and the parameter values. */
-static int ref_matches(const char *pattern, const char *path, size_t path_len,
+/* Does pattern `ps` match path `qs` (path ends at path_end)? Fills the
+ * kinds of its segments (for precedence) and the parameter values. */
+static int ref_matches(const segs *ps, const segs *qs, const char *path_end,
                        int *kinds, size_t *nkinds, const char **val,
                        size_t *val_len, size_t *nval) {
-  size_t plen = strlen(pattern);
   *nkinds = *nval = 0;
   for (size_t i = 0;; i++) {
-    const char *ps = NULL, *qs = NULL;
-    size_t pn = 0, qn = 0;
-    int have_p = segment(pattern, plen, i, &ps, &pn);
-    int have_q = segment(path, path_len, i, &qs, &qn);
-    if (!have_p) return !have_q;
-    if (!have_q) return 0;
-    int k = seg_kind(ps, pn);
+    if (i == ps->n) return i == qs->n;
+    if (i == qs->n) return 0;
+    int k = seg_kind(ps->s[i], ps->len[i]);
     kinds[(*nkinds)++] = k;
     if (k == 0) {
-      if (pn != qn || memcmp(ps, qs, pn) != 0) return 0;
+      if (ps->len[i] != qs->len[i] ||
+          memcmp(ps->s[i], qs->s[i], qs->len[i]) != 0)
+        return 0;
     } else if (k == 1) {
-      if (qn == 0) return 0;
-      val[*nval] = qs;
-      val_len[(*nval)++] = qn;
+      if (qs->len[i] == 0) return 0;
+      val[*nval] = qs->s[i];
+      val_len[(*nval)++] = qs->len[i];
     } else {
-      val[*nval] = qs;
-      val_len[(*nval)++] = (size_t)(path + path_len - qs);
+      val[*nval] = qs->s[i];
+      val_len[(*nval)++] = (size_t)(path_end - qs->s[i]);
       return 1;
     }
   }
 }
 
 /* Same node of the trie: the same literal segments and the same kinds. */
-static int same_shape(const char *a, const char *b) {
-  size_t al = strlen(a), bl = strlen(b);
-  for (size_t i = 0;; i++) {
-    const char *as = NULL, *bs = NULL;
-    size_t an = 0, bn = 0;
-    int ha = segment(a, al, i, &as, &an), hb = segment(b, bl, i, &bs, &bn);
-    if (!ha || !hb) return ha == hb;
-    int ka = seg_kind(as, an), kb = seg_kind(bs, bn);
+static int same_shape(const segs *a, const segs *b) {
+  if (a->n != b->n) return 0;
+  for (size_t i = 0; i < a->n; i++) {
+    int ka = seg_kind(a->s[i], a->len[i]), kb = seg_kind(b->s[i], b->len[i]);
     if (ka != kb) return 0;
-    if (ka == 0 && (an != bn || memcmp(as, bs, an) != 0)) return 0;
+    if (ka == 0 && (a->len[i] != b->len[i] ||
+                    memcmp(a->s[i], b->s[i], a->len[i]) != 0))
+      return 0;
   }
+  return 1;
 }
 
 /* <0 when kinds a are more specific than b. */
@@ -150,8 +151,10 @@ static void check_request(router *r, const ref_route *routes, size_t nroutes,
   const char *val[ROUTER_MAX_PARAMS + 1], *bval[ROUTER_MAX_PARAMS + 1];
   size_t vl[ROUTER_MAX_PARAMS + 1], bvl[ROUTER_MAX_PARAMS + 1], nv, bnv = 0;
   int valid_path = pn > 0 && path[0] == '/';
+  static segs qs;
+  if (valid_path) split(path, pn, &qs);
   for (size_t i = 0; valid_path && i < nroutes; i++) {
-    if (!ref_matches(routes[i].pattern, path, pn, k, &nk, val, vl, &nv))
+    if (!ref_matches(routes[i].segs, &qs, path + pn, k, &nk, val, vl, &nv))
       continue;
     path_found = 1;
     int rank = method_rank(routes[i].method, m, mn);
@@ -204,8 +207,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     const char *sp = memchr(p, ' ', (size_t)(le - p));
     char *m = sp ? dup_n(p, (size_t)(sp - p)) : dup_n("GET", 3);
-    const char *ps = sp ? sp + 1 : p;
-    char *pat = dup_n(ps, (size_t)(le - ps)); /* stops at a NUL, as C does */
+    const char *pt = sp ? sp + 1 : p;
+    char *pat = dup_n(pt, (size_t)(le - pt)); /* stops at a NUL, as C does */
     int valid = ref_method_valid(m) && route_pattern_valid(pat, NULL, 0) == 0;
     char err[128];
     if (!valid && ref_method_valid(m)) {
@@ -213,9 +216,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       FUZZ_ASSERT(err[0] != '\0' && memchr(err, '\0', sizeof err));
     }
     int dup = 0;
+    segs *ps = NULL;
+    if (valid) {
+      ps = malloc(sizeof *ps);
+      FUZZ_ASSERT(ps != NULL);
+      split(pat, strlen(pat), ps);
+    }
     for (size_t i = 0; valid && i < nroutes; i++)
-      if (strcmp(routes[i].method, m) == 0 &&
-          same_shape(routes[i].pattern, pat))
+      if (strcmp(routes[i].method, m) == 0 && same_shape(routes[i].segs, ps))
         dup = 1;
     int want = !valid ? NNO_EINVAL : dup ? NNO_EEXIST : 0;
     int rc = nroutes < MAX_ROUTES
@@ -225,6 +233,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (rc == 0) {
       routes[nroutes].method = m;
       routes[nroutes].pattern = pat;
+      routes[nroutes].segs = ps;
       routes[nroutes].id = (int)nroutes;
       nroutes++;
       FUZZ_ASSERT(router_count(r) == nroutes);
@@ -238,6 +247,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else {
       free(m);
       free(pat);
+      free(ps);
     }
     if (!nl) {
       p = end;
@@ -261,6 +271,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (size_t i = 0; i < nroutes; i++) {
     free(routes[i].method);
     free(routes[i].pattern);
+    free(routes[i].segs);
   }
   router_free(r);
   return 0;
