@@ -255,7 +255,7 @@ static int apply_value(nno_config *c, const cfg_key *k, json_t *v,
         return -1;
       }
       if (add_dir(c, json_string_value(e), json_string_length(e), err))
-        return -1;
+        goto prefixed;
     }
     return 0;
   default:

@@ -97,6 +97,12 @@ static void test_file_errors(void **st) {
   expect_file_error("[1]", "expected a JSON object, got an array");
   expect_file_error("{\"log\":{\"access\":1}}",
                     "field \"log.access\": expected a boolean, got an integer");
+  expect_file_error("{\"stacks_dirs\":[\"\"]}",
+                    "stacks_dirs: empty or too long path");
+  expect_file_error("{\"stacks_dirs\":[\"a\",\"a\",\"a\",\"a\",\"a\",\"a\","
+                    "\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\","
+                    "\"a\"]}",
+                    "stacks_dirs: at most 16 folders");
   expect_file_error("{\"stacks_dirs\":[1]}",
                     "field \"stacks_dirs[0]\": expected a string, got an integer");
   expect_file_error("{\"log\":{\"level\":\"loud\"}}",
