@@ -3,7 +3,7 @@
 #
 #   tests/fuzz/merge.sh BUILD_DIR TARGET...
 #
-# For each target, libFuzzer's -merge=1 keeps, of BUILD_DIR/fuzz/corpus/
+# For each target, libFuzzer's -set_cover_merge=1 keeps, of BUILD_DIR/fuzz/corpus/
 # TARGET, only the inputs that reach coverage the committed seed-* and
 # crash-* files do not; those replace the other files of
 # tests/fuzz/corpus/TARGET (they are named by content hash). Run it after
@@ -27,7 +27,7 @@ for t in "$@"; do
   done
   before=$(ls "$tmp/out" | wc -l)
   mkdir -p "$work"
-  "$bin" -merge=1 "$tmp/out" "$work" "$dst" >"$tmp/log" 2>&1 || {
+  "$bin" -set_cover_merge=1 "$tmp/out" "$work" "$dst" >"$tmp/log" 2>&1 || {
     cat "$tmp/log" >&2
     exit 1
   }

@@ -94,10 +94,11 @@ def http_seeds():
         b"Host: ignored\r\n\r\n",
     ]
     out = []
-    for r in reqs:
+    for i, r in enumerate(reqs):
+        # Split in the middle and fed byte by byte; every other one with
+        # the small limits (flag bit 0).
         at = len(r) // 2
-        out.append(bytes([2, at >> 8, at & 255]) + r)
-        out.append(bytes([1, 0, 7]) + r)
+        out.append(bytes([2 | (i & 1), at >> 8, at & 255]) + r)
     return out
 
 
