@@ -6,13 +6,19 @@
 #                        create the demo platform once (scripts/run.sh)
 #   make test            build, then run every test with ctest
 #   make test-asan       ASan+UBSan Debug build in build-asan/, then ctest
-#   make test-valgrind   unit tests of build/ under valgrind (fails on leaks)
+#   make test-valgrind   unit tests and fuzz corpus replays of build/ under
+#                        valgrind (fails on leaks)
 #   make install         cmake --install build --prefix $(PREFIX)
+#   make fuzz            libFuzzer targets (clang) in build-fuzz/, each run for
+#                        $(FUZZ_SECONDS) s; FUZZ_TARGETS picks (tests/fuzz)
 #   make bench           bench/gateway.sh (nno vs nginx; see bench/README.md)
-#   make clean           remove build/ and build-asan/ (never $(DATA)/)
+#   make clean           remove build/, build-asan/ and build-fuzz/ (never $(DATA)/)
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= http router manifest config semver json iam
 PREFIX     ?= /usr/local
 LISTEN     ?= 127.0.0.1:8080
 DATA       ?= var
@@ -35,7 +41,7 @@ define configure
 	fi
 endef
 
-.PHONY: all build deps run test test-asan test-valgrind install bench clean
+.PHONY: all build deps run test test-asan test-valgrind fuzz install bench clean
 
 all: build
 
@@ -60,10 +66,12 @@ test-asan: deps
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure $(CTEST_ARGS)
 
 # Every unit test executable (ctest's unit_<name> runs tests/test_<name>)
-# under valgrind; all run, then the target fails if any failed or leaked.
+# and every fuzz corpus replay (tests/fuzz_replay_<target>, which replays
+# its committed corpus when given no argument) under valgrind; all run,
+# then the target fails if any failed or leaked.
 test-valgrind: build
 	@set -u; n=0; failed=""; \
-	for t in $(BUILD)/tests/test_*; do \
+	for t in $(BUILD)/tests/test_* $(BUILD)/tests/fuzz_replay_*; do \
 	  [ -f "$$t" ] && [ -x "$$t" ] || continue; \
 	  n=$$((n + 1)); \
 	  echo "valgrind: $$t"; \
@@ -75,7 +83,14 @@ test-valgrind: build
 	if [ -n "$$failed" ]; then \
 	  echo "test-valgrind: FAILED (errors, leaks or test failures):$$failed" >&2; exit 1; \
 	fi; \
-	echo "test-valgrind: $$n unit test executable(s) clean"
+	echo "test-valgrind: $$n test executable(s) clean"
+
+# libFuzzer targets need clang: a build of their own, never build/.
+fuzz:
+	@sh scripts/setup-deps.sh fuzz
+	$(call configure,$(FUZZ_BUILD),-DNNO_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo)
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
@@ -85,4 +100,4 @@ bench: build
 	bash bench/gateway.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

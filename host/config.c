@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "jsonv.h"
 #include "log.h"
 #include "ratelimit.h"
 
@@ -340,7 +341,7 @@ static int apply_value(nno_config *c, const cfg_key *k, json_t *v,
         return -1;
       }
       if (add_dir(c, json_string_value(e), json_string_length(e), err))
-        return -1;
+        goto prefixed;
     }
     return 0;
   case T_NAMELIST:
@@ -415,26 +416,45 @@ static int apply_object(nno_config *c, json_t *obj, const char *prefix,
   return 0;
 }
 
-int config_apply_file(nno_config *c, const char *path, char *err) {
-  json_error_t je;
-  json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+/* Reports a parse error of `what` and applies a parsed root. */
+static int apply_root(nno_config *c, json_t *root, const json_error_t *je,
+                      const char *what, char *err) {
   if (!root) {
-    if (je.line < 0 || je.position == 0)
-      snprintf(err, CONFIG_ERR_MAX, "%s: %s", path, je.text);
+    char text[sizeof je->text];
+    memcpy(text, je->text, sizeof text);
+    json_text_clean(text); /* jansson quotes the input near the error */
+    if (je->line < 0 || je->position == 0)
+      snprintf(err, CONFIG_ERR_MAX, "%s: %s", what, text);
     else
       snprintf(err, CONFIG_ERR_MAX, "%s: invalid JSON at line %d column %d: %s",
-               path, je.line, je.column, je.text);
+               what, je->line, je->column, text);
     return -1;
   }
   int rc = -1;
   if (!json_is_object(root)) {
-    snprintf(err, CONFIG_ERR_MAX, "%s: expected a JSON object, got %s", path,
+    snprintf(err, CONFIG_ERR_MAX, "%s: expected a JSON object, got %s", what,
              json_kind(root));
   } else {
-    rc = apply_object(c, root, "", path, err);
+    rc = apply_object(c, root, "", what, err);
   }
+  /* Messages quote keys and values of the file: keep them one line of
+   * valid UTF-8. */
+  if (rc) json_text_clean(err);
   json_decref(root);
   return rc;
+}
+
+int config_apply_file(nno_config *c, const char *path, char *err) {
+  json_error_t je;
+  json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+  return apply_root(c, root, &je, path, err);
+}
+
+int config_apply_json(nno_config *c, const char *json, size_t len,
+                      const char *what, char *err) {
+  json_error_t je;
+  json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+  return apply_root(c, root, &je, what, err);
 }
 
 int config_apply_env(nno_config *c, char *err) {

@@ -69,6 +69,9 @@ void config_defaults(nno_config *c, const char *exe_dir);
 /* Apply a JSON file. Unknown keys are errors (typos must not pass
  * silently). Returns 0, or -1 with a one-line message in err. */
 int config_apply_file(nno_config *c, const char *path, char *err);
+/* The same for JSON text in memory; `what` names it in messages. */
+int config_apply_json(nno_config *c, const char *json, size_t len,
+                      const char *what, char *err);
 /* Apply NNO_* variables from the environment. */
 int config_apply_env(nno_config *c, char *err);
 /* Apply one setting by its config key ("limits.max_body_bytes") from text,

@@ -579,12 +579,28 @@ static http_event finish_head(http_reader *r) {
 }
 
 /* A whole line (with its LF) ends at buf[len - 1]. */
+static const char *bare_cr(const http_reader *r) {
+  return r->lines == 0 ? "bare CR in request line"
+                       : "bare CR in header section";
+}
+
+/* A line's error, told the same however the input was cut: fed octet by
+ * octet, a bare CR is refused as soon as the octet after it arrives, before
+ * anything else about its line is known, so a line holding one is refused
+ * for it whatever else is wrong with it. Only on the error path. */
+static http_event line_fail(http_reader *r, const char *p, size_t n) {
+  if (memchr(p, '\r', n)) return fail(r, 400, bare_cr(r));
+  return HTTP_ERROR;
+}
+
 static http_event end_line(http_reader *r) {
   char *p = r->buf + r->line;
   size_t n = r->len - r->line - 1;
 
-  if (n == 0 || p[n - 1] != '\r')
-    return fail(r, 400, "bare LF in header section");
+  if (n == 0 || p[n - 1] != '\r') {
+    fail(r, 400, "bare LF in header section");
+    return line_fail(r, p, n);
+  }
   n--;
   if (r->lines == 0) {
     if (n == 0) { /* RFC 9112 2.2: ignore CRLFs before the request-line */
@@ -597,16 +613,11 @@ static http_event end_line(http_reader *r) {
   } else if (n == 0) {
     return finish_head(r);
   } else if (!field_line(r, p, n)) {
-    return HTTP_ERROR;
+    return line_fail(r, p, n);
   }
   r->lines++;
   r->line = r->len;
   return HTTP_NEED_MORE;
-}
-
-static const char *bare_cr(const http_reader *r) {
-  return r->lines == 0 ? "bare CR in request line"
-                       : "bare CR in header section";
 }
 
 /* The line being received would pass a limit with the n bytes at p (up to
@@ -614,6 +625,17 @@ static const char *bare_cr(const http_reader *r) {
  * anything looked at twice. */
 static http_event too_large(http_reader *r, const char *p, size_t n) {
   size_t have = r->len - r->line;
+  size_t room = r->lim.max_field_bytes - have;
+  const char *cr;
+
+  /* Octet by octet, a CR among the octets that fit, with an octet after it
+   * that is not LF, is refused as bare before the limit is reached. */
+  if (r->lim.max_header_bytes - r->len < room)
+    room = r->lim.max_header_bytes - r->len;
+  for (const char *q = p; q < p + room && (cr = memchr(q, '\r',
+                                                 (size_t)(p + room - q)));
+       q = cr + 1)
+    if (cr + 1 < p + n && cr[1] != '\n') return fail(r, 400, bare_cr(r));
 
   if (r->lines == 0) {
     size_t lim = r->lim.max_field_bytes;

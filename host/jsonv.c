@@ -2,6 +2,7 @@
 #include "jsonv.h"
 
 #include <stdint.h>
+#include <string.h>
 
 typedef struct cur {
   const unsigned char *p, *end;
@@ -158,5 +159,25 @@ int json_valid(const char *s, size_t n) {
     if (c.p >= c.end || *c.p != ':') return 0;
     c.p++;
     ws(&c);
+  }
+}
+
+size_t json_utf8_len(const char *s, size_t n) {
+  cur c = {(const unsigned char *)s, (const unsigned char *)s + n};
+  if (n == 0) return 0;
+  if (*c.p < 0x80) return 1;
+  return utf8(&c) ? (size_t)(c.p - (const unsigned char *)s) : 0;
+}
+
+void json_text_clean(char *s) {
+  size_t n = strlen(s);
+  for (size_t i = 0; i < n;) {
+    unsigned char ch = (unsigned char)s[i];
+    size_t k = json_utf8_len(s + i, n - i);
+    if (k == 0 || ch < 0x20 || ch == 0x7f) {
+      s[i++] = '?';
+      continue;
+    }
+    i += k;
   }
 }

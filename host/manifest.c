@@ -15,6 +15,8 @@
 #include <jansson.h>
 #include <nno/plugin.h>
 
+#include "jsonv.h"
+
 #define MANIFEST_FILE_MAX 1048576 /* 1 MiB */
 #define MANIFEST_STR_MAX 1024
 #define MANIFEST_ROUTES_MAX 256
@@ -342,6 +344,7 @@ static int load_root(pctx *c, const char *json, size_t len, json_t **root) {
      * lexer, which only an allocation failure causes. */
     if (json_error_code(&e) == json_error_out_of_memory || !e.text[0])
       return fail_oom(c);
+    json_text_clean(e.text); /* it quotes the input near the error */
     return fail(c, "invalid JSON at line %d column %d: %s", e.line, e.column,
                 e.text);
   }

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonv.h"
+
 const char *nno__strerror(int err) {
   switch (err) {
   case NNO_OK: return "success";
@@ -137,6 +139,20 @@ int json_append_string(buf *b, const char *s, size_t n) {
   size_t start = 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char ch = (unsigned char)s[i];
+    if (ch >= 0x80) {
+      /* Well-formed UTF-8 passes; any other byte becomes U+FFFD, so the
+       * literal is valid JSON whatever a plugin quoted. */
+      size_t k = json_utf8_len(s + i, n - i);
+      if (k) {
+        i += k - 1;
+        continue;
+      }
+      if (buf_append(b, s + start, i - start, SIZE_MAX) ||
+          buf_append(b, "\xef\xbf\xbd", 3, SIZE_MAX))
+        return NNO_ENOMEM;
+      start = i + 1;
+      continue;
+    }
     if (ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0x7f) continue;
     if (buf_append(b, s + start, i - start, SIZE_MAX)) return NNO_ENOMEM;
     char e[6] = {'\\', (char)ch, 0, 0, 0, 0};

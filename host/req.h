@@ -87,7 +87,9 @@ void *req_arena_alloc(nno_req *r, size_t n);
 void req_problem(nno_req *r, int status, const char *title,
                  const char *detail);
 
-/* Append `s` as a JSON string literal (quotes included). */
+/* Append `s` as a JSON string literal (quotes included). Bytes that are
+ * not well-formed UTF-8 are written as U+FFFD: the literal is always valid
+ * JSON. */
 int json_append_string(buf *b, const char *s, size_t n);
 
 /* Error names and messages from NNO_ERRNO_MAP. */

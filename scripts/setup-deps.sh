@@ -6,6 +6,8 @@
 #   scripts/setup-deps.sh bench      ... plus nginx-light and wrk (bench/)
 #   scripts/setup-deps.sh browser    ... plus chromium, chromium-driver and
 #                                    python3-selenium (browser tests)
+#   scripts/setup-deps.sh fuzz       ... plus clang and libclang-rt-14-dev
+#                                    (libFuzzer targets: make fuzz)
 #
 # Groups can be combined: `setup-deps.sh bench browser`.
 set -eu
@@ -15,18 +17,20 @@ BASE="gcc make cmake pkg-config curl libuv1-dev libjansson-dev libsqlite3-dev
       libcmocka-dev python3 python3-pytest valgrind"
 BENCH="nginx-light wrk"
 BROWSER="chromium chromium-driver python3-selenium"
+FUZZ="clang libclang-rt-14-dev"
 
 want=$BASE
 for group in "$@"; do
   case $group in
     bench) want="$want $BENCH" ;;
     browser) want="$want $BROWSER" ;;
+    fuzz) want="$want $FUZZ" ;;
     default|base) ;;
     -h|--help)
-      sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
       exit 0 ;;
     *)
-      echo "setup-deps.sh: unknown group '$group' (known: bench, browser)" >&2
+      echo "setup-deps.sh: unknown group '$group' (known: bench, browser, fuzz)" >&2
       exit 2 ;;
   esac
 done

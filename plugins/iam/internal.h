@@ -103,6 +103,15 @@ size_t iam_keytab_count(const iam_keytab *t);
  * id (17 bytes). 0 or -1 when malformed. */
 int iam_token_split(const char *tok, size_t len, const char *prefix,
                     char id[17]);
+/* The token of an Authorization value "Bearer <token>" (scheme in any
+ * case, spaces around the token dropped): *tok borrows from v and may be
+ * empty. 0, or -1 when the value is not a Bearer credential. */
+int iam_bearer_token(const char *v, size_t len, nno_str *tok);
+/* The non-empty values of cookie `name` in one Cookie header value
+ * ("a=1; b=2"), in the order sent, at most `max`, into out[] (borrowed
+ * from v); returns how many. */
+size_t iam_cookie_values(const char *v, size_t len, const char *name,
+                         nno_str *out, size_t max);
 /* A new token: prefix + id + "_" + 43 base64url characters (256 bits);
  * writes the token, its id and its SHA-256. */
 void iam_token_new(const char *prefix, char *tok, size_t cap, char id[17],

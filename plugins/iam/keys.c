@@ -9,6 +9,7 @@
  * leaked tokens. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sodium.h>
 
@@ -29,6 +30,33 @@ int iam_token_split(const char *tok, size_t len, const char *prefix,
   memcpy(id, tok + pl, 16);
   id[16] = '\0';
   return 0;
+}
+
+int iam_bearer_token(const char *v, size_t len, nno_str *tok) {
+  if (len < 8 || strncasecmp(v, "Bearer ", 7) != 0) return -1;
+  tok->ptr = v + 7;
+  tok->len = len - 7;
+  while (tok->len && *tok->ptr == ' ') tok->ptr++, tok->len--;
+  while (tok->len && tok->ptr[tok->len - 1] == ' ') tok->len--;
+  return 0;
+}
+
+size_t iam_cookie_values(const char *v, size_t len, const char *name,
+                         nno_str *out, size_t max) {
+  const char *p = v, *end = v + len;
+  size_t nl = strlen(name), k = 0;
+  while (k < max && p < end) {
+    while (p < end && (*p == ' ' || *p == ';')) p++;
+    const char *eq = p;
+    while (eq < end && *eq != '=' && *eq != ';') eq++;
+    const char *ve = eq;
+    while (ve < end && *ve != ';') ve++;
+    if (eq < end && *eq == '=' && (size_t)(eq - p) == nl &&
+        memcmp(p, name, nl) == 0 && ve > eq + 1)
+      out[k++] = (nno_str){eq + 1, (size_t)(ve - eq - 1)};
+    p = ve;
+  }
+  return k;
 }
 
 void iam_token_new(const char *prefix, char *tok, size_t cap, char id[17],

@@ -266,19 +266,7 @@ static size_t cookie_tokens(nno_req *req, nno_str *out, size_t max) {
   for (size_t i = 0; k < max && api->req_header_at(req, i, &n, &v) == NNO_OK;
        i++) {
     if (n.len != 6 || strncasecmp(n.ptr, "Cookie", 6) != 0) continue;
-    const char *p = v.ptr, *end = v.ptr + v.len;
-    while (k < max && p < end) {
-      while (p < end && (*p == ' ' || *p == ';')) p++;
-      const char *eq = p;
-      while (eq < end && *eq != '=' && *eq != ';') eq++;
-      const char *ve = eq;
-      while (ve < end && *ve != ';') ve++;
-      if (eq < end && *eq == '=' &&
-          (size_t)(eq - p) == strlen(SESSION_COOKIE) &&
-          memcmp(p, SESSION_COOKIE, (size_t)(eq - p)) == 0 && ve > eq + 1)
-        out[k++] = (nno_str){eq + 1, (size_t)(ve - eq - 1)};
-      p = ve;
-    }
+    k += iam_cookie_values(v.ptr, v.len, SESSION_COOKIE, out + k, max - k);
   }
   return k;
 }
@@ -429,14 +417,10 @@ int iam_on_authn(nno_req *req, void *ud) {
   nno_str v, tok = {0};
   if (api->req_header(req, "Authorization", &v) != NNO_OK)
     return authn_cookie(req);
-  if (v.len < 8 || strncasecmp(v.ptr, "Bearer ", 7) != 0)
+  if (iam_bearer_token(v.ptr, v.len, &tok))
     return route_is_public(req)
                ? NNO_OK
                : auth_failed(req, "send \"Authorization: Bearer <key>\"");
-  tok.ptr = v.ptr + 7;
-  tok.len = v.len - 7;
-  while (tok.len && *tok.ptr == ' ') tok.ptr++, tok.len--;
-  while (tok.len && tok.ptr[tok.len - 1] == ' ') tok.len--;
   if (tok.len == 0) return NNO_OK; /* anonymous: AUTHZ decides */
   size_t kl = strlen(IAM_KEY_PREFIX), sl = strlen(IAM_SESSION_PREFIX);
   char id[17];

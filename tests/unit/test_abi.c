@@ -160,6 +160,33 @@ static void test_json_valid(void **st) {
   assert_false(json_valid(deep, 2 * JSONV_MAX_DEPTH + 2));
 }
 
+/* A problem body quotes what plugins give it (jansson's error text cuts
+ * UTF-8 sequences): the literal stays valid JSON, bad bytes as U+FFFD. */
+static void test_json_append_string(void **st) {
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+      {"a\"b\\c\n\x7f", "\"a\\\"b\\\\c\\u000a\\u007f\""},
+      {"caf\xc3\xa9 \xf0\x9f\x98\x80", "\"caf\xc3\xa9 \xf0\x9f\x98\x80\""},
+      {"near '\"\\ud80\xd0'", "\"near '\\\"\\\\ud80\xef\xbf\xbd'\""},
+      {"\xff\xc0\x80\xed\xa0\x80x",
+       "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+       "\xef\xbf\xbdx\""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    buf b = {0};
+    assert_int_equal(json_append_string(&b, cases[i].in, strlen(cases[i].in)),
+                     0);
+    assert_int_equal(b.len, strlen(cases[i].out));
+    assert_memory_equal(b.p, cases[i].out, b.len);
+    assert_true(json_valid(b.p, b.len));
+    buf_free(&b);
+  }
+  char text[] = "a\nb\xd0\tc\xc3\xa9";
+  json_text_clean(text);
+  assert_string_equal(text, "a?b??c\xc3\xa9");
+}
+
 static void test_trace_validators(void **st) {
   const char *ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
   assert_true(gateway_traceparent_valid(ok, strlen(ok)));
@@ -186,6 +213,7 @@ int main(void) {
       cmocka_unit_test(test_descriptor_checks), cmocka_unit_test(test_manifest_mismatch),
       cmocka_unit_test(test_table_growth),      cmocka_unit_test(test_errors),
       cmocka_unit_test(test_json_valid),        cmocka_unit_test(test_trace_validators),
+      cmocka_unit_test(test_json_append_string),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

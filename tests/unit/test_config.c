@@ -76,6 +76,12 @@ static void expect_file_error(const char *text, const char *want_suffix) {
   unlink(p);
 }
 
+#define E1 "\xc3\xa9" /* U+00E9 */
+#define E2 E1 E1
+#define E4 E2 E2
+#define E8 E4 E4
+#define E16 E8 E8
+
 static void test_file_errors(void **st) {
   expect_file_error("{\"workers\":\"2\"}",
                     "field \"workers\": expected an integer, got a string");
@@ -83,9 +89,24 @@ static void test_file_errors(void **st) {
                     "workers: expected an integer from 1 to 64, got \"0\"");
   expect_file_error("{\"nope\":1}", "unknown key \"nope\"");
   expect_file_error("{\"limits\":{\"nope\":1}}", "unknown key \"limits.nope\"");
+  /* Quoted keys and values keep the message one line of valid UTF-8. */
+  expect_file_error("{\"li\\nen\":1}", "unknown key \"li?en\"");
+  expect_file_error("{\"data\":\"\"}",
+                    "data: expected a string of 1 to 4095 bytes, got 0 bytes");
+  /* %.64s of "x" and 32 two-byte characters cuts the last in half. */
+  expect_file_error("{\"log\":{\"level\":\"x"
+                    E16 E16 "\"}}",
+                    "log.level: expected debug, info, warn or error, got "
+                    "\"x" E8 E8 E8 E4 E2 E1 "?\"");
   expect_file_error("[1]", "expected a JSON object, got an array");
   expect_file_error("{\"log\":{\"access\":1}}",
                     "field \"log.access\": expected a boolean, got an integer");
+  expect_file_error("{\"stacks_dirs\":[\"\"]}",
+                    "stacks_dirs: empty or too long path");
+  expect_file_error("{\"stacks_dirs\":[\"a\",\"a\",\"a\",\"a\",\"a\",\"a\","
+                    "\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\","
+                    "\"a\"]}",
+                    "stacks_dirs: at most 16 folders");
   expect_file_error("{\"stacks_dirs\":[1]}",
                     "field \"stacks_dirs[0]\": expected a string, got an integer");
   expect_file_error("{\"log\":{\"level\":\"loud\"}}",

@@ -467,6 +467,14 @@ static const text_case text_bad[] = {
     {"\xff",
      "p.json: invalid JSON at line 1 column 0: unable to decode byte "
      "0xff"},
+    /* jansson quotes the bytes near the error: a line break among them,
+     * or a UTF-8 sequence it cut, becomes '?' (one line, valid UTF-8). */
+    {"{\"a\":\"x\\u12\n\"}",
+     "p.json: invalid JSON at line 2 column 0: invalid escape near "
+     "'\"x\\u12?'"},
+    {"{\"a\":\"\\ud80\xd0\xa2\"}",
+     "p.json: invalid JSON at line 1 column 12: invalid escape near "
+     "'\"\\ud80?'"},
     {"[]", "p.json: expected an object at the top level, got an empty array"},
     {"[1]", "p.json: expected an object at the top level, got an array"},
     {"42", "p.json: expected an object at the top level, got 42"},
