@@ -646,9 +646,11 @@ static http_event too_large(http_reader *r, const char *p, size_t n) {
       return fail(r, 400, "method too long");
     return fail(r, 414, "request-target too long");
   }
-  if (have + n > r->lim.max_field_bytes)
-    return fail(r, 431, "header field too large");
-  return fail(r, 431, "header section too large");
+  /* The limit the line reaches first, as fed octet by octet (the field's
+   * when both are reached by the same octet). */
+  if (r->lim.max_header_bytes - r->len < r->lim.max_field_bytes - have)
+    return fail(r, 431, "header section too large");
+  return fail(r, 431, "header field too large");
 }
 
 static http_event feed_head(http_reader *r, const char *data, size_t len,
