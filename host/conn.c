@@ -54,6 +54,34 @@ static int out_full(const conn *c) {
          (q > 0 && w->out_bytes > (size_t)w->cfg->worker_output_bytes);
 }
 
+/* ---- bounded input -------------------------------------------------------
+ * A request is dispatched once its whole body is in memory, so without a
+ * bound a worker holds as many bodies as clients care to half-send (10,000
+ * connections of 1 MiB each). Each connection reserves what its request
+ * will hold in w->in_bytes before reading it (conn.h); a reservation that
+ * does not fit is answered 503 before "100 Continue", or mid-way through a
+ * chunked body, and the connection closes. */
+
+/* Grow c's reservation to what its request is known to need. -1 if the
+ * worker's bound does not have room for it (nothing reserved then). */
+static int in_reserve(conn *c) {
+  worker *w = c->w;
+  uint64_t need = http_reader_body_need(c->reader);
+  if (need <= c->in_counted) return 0;
+  size_t bound = (size_t)w->cfg->worker_input_bytes;
+  size_t others = w->in_bytes - c->in_counted;
+  if (others > bound || need > bound - others) return -1;
+  w->in_bytes = others + (size_t)need;
+  c->in_counted = (size_t)need;
+  return 0;
+}
+
+/* The body is gone (reader reset, or connection freed). */
+static void in_release(conn *c) {
+  c->w->in_bytes -= c->in_counted;
+  c->in_counted = 0;
+}
+
 int buf_append(buf *b, const void *data, size_t n, size_t max) {
   if (n > max || b->len > max - n) return NNO_ETOOBIG;
   if (b->len + n > b->cap) {
@@ -106,6 +134,7 @@ static void conn_free(conn *c) {
   else w->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   w->nconns--;
+  in_release(c);
   http_reader_free(c->reader);
   buf_free(&c->out);
   buf_free(&c->pending);
@@ -136,6 +165,11 @@ static void refuse(conn *c, int status, const char *detail) {
   req_reset(r);
   gateway_prepare(c, NULL);
   req_problem(r, status, http_reason(status), detail);
+  /* 503s here are about load (connections, bodies): the client may retry. */
+  if (status == 503) {
+    static const char ra[] = "Retry-After: 1\r\n";
+    (void)buf_append(&r->headers, ra, sizeof ra - 1, SIZE_MAX);
+  }
   r->route_label = "refused";
   c->close_after = 1;
   c->state = CONN_HANDLING;
@@ -256,6 +290,11 @@ static void process(conn *c, const char *data, size_t n) {
     http_event ev = http_reader_feed(c->reader, data, n, &used);
     data += used;
     n -= used;
+    if (ev != HTTP_ERROR && in_reserve(c) != 0) {
+      refuse(c, 503, "too many request bodies in progress; retry later");
+      n = 0;
+      continue;
+    }
     switch (ev) {
     case HTTP_NEED_MORE:
       if (c->state == CONN_IDLE && http_reader_started(c->reader)) {
@@ -460,6 +499,7 @@ void conn_request_done(conn *c) {
   }
   req_reset(r);
   http_reader_reset(c->reader);
+  in_release(c);
   c->state = CONN_IDLE;
   c->nrequests++;
   /* Bound the time the client takes to read the answer, too. */

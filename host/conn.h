@@ -29,6 +29,7 @@ typedef struct conn {
   int in_process;    /* inside process(): do not re-enter it */
   size_t inflight;   /* bytes of the write in flight, held until it ends */
   size_t counted;    /* this connection's share of w->out_bytes */
+  size_t in_counted; /* this connection's share of w->in_bytes */
   uint64_t nrequests; /* requests answered on this connection */
   uint64_t deadline;  /* loop time (ms) the current wait ends; 0: none */
   buf out;           /* responses not yet handed to the kernel */
@@ -49,6 +50,13 @@ void conn_request_done(conn *c);
  * further request (what was read waits in conn.pending) until its write
  * completes. Past the worker's bound, each connection adds at most the
  * answer to the request it was handling. */
+
+/* Request bodies are bounded per worker too: each request reserves its
+ * body in w->in_bytes (a Content-Length when its head is done, before any
+ * "100 Continue"; a chunked body as each chunk size arrives), and one that
+ * would take the worker past cfg->worker_input_bytes is answered 503 with
+ * Retry-After and the connection closes. The reservation ends with the
+ * request's answer (or the connection). */
 
 /* Drain: close idle connections; busy ones close after their response. */
 void conn_drain_all(worker *w);

@@ -35,6 +35,7 @@ static void test_defaults(void **st) {
   assert_int_equal(c.max_field_bytes, 8192);
   assert_int_equal(c.conn_output_bytes, 256 << 10);
   assert_int_equal(c.worker_output_bytes, 32 << 20);
+  assert_int_equal(c.worker_input_bytes, 64 << 20);
   assert_int_equal(c.max_body_bytes, 1 << 20);
   assert_string_equal(c.plugin_dir, "/opt/nno/bin/../lib/nno/plugins");
   assert_string_equal(c.builtin_stack_dir, "/opt/nno/bin/../share/nno/stacks");
@@ -149,6 +150,17 @@ static void test_set_and_listen(void **st) {
   assert_int_equal(config_set(&c, "limits.worker_output_bytes", "65536", err),
                    0);
   assert_int_equal(c.worker_output_bytes, 65536);
+  assert_int_equal(config_set(&c, "limits.worker_input_bytes", "65535", err),
+                   -1);
+  /* The bodies a worker holds must have room for one of the largest. */
+  assert_int_equal(config_set(&c, "limits.worker_input_bytes", "65536", err),
+                   0);
+  assert_int_equal(c.worker_input_bytes, 65536);
+  assert_int_equal(config_validate(&c, err), -1);
+  assert_string_equal(err, "limits.worker_input_bytes (65536) must be at "
+                           "least limits.max_body_bytes (1048576)");
+  assert_int_equal(config_set(&c, "limits.max_body_bytes", "65536", err), 0);
+  assert_int_equal(config_validate(&c, err), 0);
   assert_int_equal(config_set(&c, "workers", "2x", err), -1);
   assert_int_equal(config_set(&c, "log.access", "maybe", err), -1);
   assert_int_equal(config_set(&c, "log.access", "off", err), 0);
