@@ -134,6 +134,7 @@ static void conn_free(conn *c) {
   else w->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   w->nconns--;
+  w->nclosing--;
   in_release(c);
   http_reader_free(c->reader);
   buf_free(&c->out);
@@ -151,6 +152,7 @@ static void on_handle_close(uv_handle_t *h) {
 static void conn_close(conn *c) {
   if (c->state == CONN_CLOSING) return;
   c->state = CONN_CLOSING;
+  c->w->nclosing++;
   account(c);
   if (c->req.active) c->req.gone = 1;
   uv_read_stop((uv_stream_t *)&c->tcp);
@@ -200,6 +202,22 @@ static void on_timer(uv_timer_t *t) {
   }
 }
 
+/* The open connection waiting longest for a request with nothing to send
+ * (a keep-alive connection between requests, or one that never sent any),
+ * other than `fresh` (the one being accepted), or NULL. A scan, done only
+ * at the limit. */
+static conn *longest_idle(worker *w, const conn *fresh) {
+  conn *best = NULL;
+  for (conn *c = w->conns; c; c = c->next) {
+    if (c == fresh || c->state != CONN_IDLE || c->close_after || c->writing ||
+        c->out.len || c->pending.len || c->req.active ||
+        http_reader_started(c->reader))
+      continue;
+    if (!best || c->idle_since < best->idle_since) best = c;
+  }
+  return best;
+}
+
 void conn_accept(worker *w, uv_stream_t *server) {
   conn *c = calloc(1, sizeof *c);
   if (!c) goto refuse_oom;
@@ -222,13 +240,20 @@ void conn_accept(worker *w, uv_stream_t *server) {
     conn_close(c);
     return;
   }
-  if ((int64_t)w->nconns > w->cfg->max_connections) {
-    /* Over the limit: a short 503 the client can act on, then close. */
-    refuse(c, 503, "too many connections; retry later");
-    return;
+  if ((int64_t)(w->nconns - w->nclosing) > w->cfg->max_connections) {
+    /* Over the limit: make room by closing the connection idle longest,
+     * which HTTP allows at any time; with none idle, a short 503 the
+     * client can act on, then close. */
+    conn *idle = longest_idle(w, c);
+    if (!idle) {
+      refuse(c, 503, "too many connections; retry later");
+      return;
+    }
+    conn_close(idle);
   }
   uv_tcp_nodelay(&c->tcp, 1);
   c->state = CONN_IDLE;
+  c->idle_since = uv_now(&w->loop);
   arm(c, w->cfg->idle_timeout_ms);
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   return;
@@ -501,6 +526,7 @@ void conn_request_done(conn *c) {
   http_reader_reset(c->reader);
   in_release(c);
   c->state = CONN_IDLE;
+  c->idle_since = uv_now(&w->loop);
   c->nrequests++;
   /* Bound the time the client takes to read the answer, too. */
   arm(c, w->cfg->idle_timeout_ms);

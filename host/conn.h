@@ -32,12 +32,17 @@ typedef struct conn {
   size_t in_counted; /* this connection's share of w->in_bytes */
   uint64_t nrequests; /* requests answered on this connection */
   uint64_t deadline;  /* loop time (ms) the current wait ends; 0: none */
+  uint64_t idle_since; /* loop time (ms) it last began waiting for a request */
   buf out;           /* responses not yet handed to the kernel */
   buf pending;       /* bytes read but not consumed (pipelining) */
   nno_req req;
 } conn;
 
-/* Accept one connection from `server` (the listener's callback). */
+/* Accept one connection from `server` (the listener's callback). With
+ * cfg->max_connections open, the connection idle longest (no request in
+ * progress, nothing unsent) is closed to make room, as nginx reuses
+ * keep-alive connections; only when none is idle is the new one answered
+ * 503 and closed. */
 void conn_accept(worker *w, uv_stream_t *server);
 
 /* The response of c->req is complete: serialise it, flush, and go on with

@@ -35,6 +35,7 @@ typedef struct worker {
   http_limits limits;
   struct conn *conns; /* every open connection, for draining */
   size_t nconns;
+  size_t nclosing; /* of nconns, those closing (conn_close() was called) */
   size_t nrequests_active; /* requests between dispatch and response */
   size_t out_bytes; /* unsent output of every connection (conn.h) */
   size_t in_bytes;  /* request bodies reserved by connections (conn.h) */

@@ -564,6 +564,9 @@ def test_connection_limit_answers_503(make_host):
     h = make_host(workers=1, config={"limits": {"max_connections": 2}}).start()
     held = [socket.create_connection(("127.0.0.1", h.port)) for _ in range(2)]
     try:
+        # Busy ones (an idle one would be closed to make room).
+        for s in held:
+            s.sendall(b"GET /hello HTTP/1.1\r\n")
         # The held connections count once the worker has accepted them; on
         # a loaded machine that may take a moment.
         for _ in range(50):
