@@ -92,7 +92,7 @@ static const cfg_key keys[] = {
     {"plugin_dir", "NNO_PLUGIN_DIR", T_STR, OFF(plugin_dir), SZ(plugin_dir), 1,
      0, "core plugins folder"},
     {"core_plugins", "NNO_CORE_PLUGINS", T_NAMELIST, 0, 0, 0, 0,
-     "core plugins that must load (env: ','-separated; empty: none)"},
+     "core plugins that must load (env: ','-separated, not empty)"},
     {"builtin_stacks", "NNO_BUILTIN_STACKS", T_BOOL, OFF(builtin_stacks), 0, 0,
      0, "serve the stacks installed beside nno"},
     {"stacks_dirs", "NNO_STACKS_DIRS", T_DIRLIST, 0, 0, 0, 0,
@@ -445,6 +445,15 @@ int config_apply_env(nno_config *c, char *err) {
   for (size_t i = 0; i < NKEYS; i++) {
     const char *v = getenv(keys[i].env);
     if (!v) continue;
+    if (keys[i].type == T_NAMELIST && v[0] == '\0') {
+      /* An empty variable is what a template leaves of a value it did not
+       * fill; read as "no core plugins" it would serve unguarded. */
+      snprintf(err, CONFIG_ERR_MAX,
+               "%s: empty; unset it for the build's core plugins, or set "
+               "%s to [] in the config file to run without core plugins",
+               keys[i].env, keys[i].key);
+      return -1;
+    }
     if (set_text(c, &keys[i], v, err)) {
       char tmp[CONFIG_ERR_MAX];
       snprintf(tmp, sizeof tmp, "%s", err);

@@ -171,6 +171,25 @@ static void test_set_and_listen(void **st) {
   assert_string_equal(err, "unknown configuration key \"bogus\"");
 }
 
+/* NNO_CORE_PLUGINS="" (a template's unfilled value) is refused: read as an
+ * empty list it would require no core plugin and serve unguarded. */
+static void test_env_empty_core_plugins(void **st) {
+  nno_config c;
+  char err[CONFIG_ERR_MAX];
+  config_defaults(&c, ".");
+  setenv("NNO_CORE_PLUGINS", "", 1);
+  assert_int_equal(config_apply_env(&c, err), -1);
+  assert_string_equal(err, "NNO_CORE_PLUGINS: empty; unset it for the "
+                           "build's core plugins, or set core_plugins to [] "
+                           "in the config file to run without core plugins");
+  assert_int_equal(c.ncore_plugins, 2);
+  setenv("NNO_CORE_PLUGINS", "registry", 1);
+  assert_int_equal(config_apply_env(&c, err), 0);
+  assert_int_equal(c.ncore_plugins, 1);
+  assert_string_equal(c.core_plugins[0], "registry");
+  unsetenv("NNO_CORE_PLUGINS");
+}
+
 static void test_env(void **st) {
   nno_config c;
   char err[CONFIG_ERR_MAX];
@@ -195,6 +214,7 @@ int main(void) {
       cmocka_unit_test(test_file_errors),
       cmocka_unit_test(test_set_and_listen),
       cmocka_unit_test(test_env),
+      cmocka_unit_test(test_env_empty_core_plugins),
       cmocka_unit_test(test_core_plugins),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
