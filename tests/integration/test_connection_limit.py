@@ -2,11 +2,14 @@
 make room for a new one; only when every connection is busy is the new one
 answered 503."""
 import json
+import os
 import select
 import socket
 import time
 
-from conftest import parse_responses
+from conftest import FIXTURE_STACKS, parse_responses
+
+PROBE = os.path.join(FIXTURE_STACKS, "probe")
 
 LIMIT = 20
 
@@ -53,13 +56,14 @@ def test_longest_idle_connection_makes_room(make_host):
     try:
         # Each new client is served, and closes the connection idle
         # longest: the used keep-alive one first, then the oldest silent.
-        # (Its own connection ends after it: another idle one fills the
-        # room again.)
+        # (Its own connection is closed by the worker as it answers, with
+        # Connection: close: another idle one fills the room again.)
         for i in range(3):
-            st, _, _ = h.request("GET", "/healthz")
+            st, _, _ = h.request("GET", "/healthz",
+                                 headers={"Connection": "close"})
             assert st == 200
             assert closed_by_server(idle[i]), i
-            time.sleep(0.1)  # the worker has seen that client go
+            time.sleep(0.02)
             idle.append(connect(h))
         # The others stay open.
         for s in idle[3:]:
@@ -77,16 +81,18 @@ def test_longest_idle_connection_makes_room(make_host):
 
 
 def test_refused_only_when_every_connection_is_busy(make_host):
-    h = make_host(workers=1,
+    h = make_host(workers=1, stacks=[PROBE],
                   config={"limits": {"max_connections": LIMIT}}).start()
     busy = []
     try:
-        # LIMIT connections each in the middle of a request head.
+        # LIMIT connections each in the middle of a request: a head sent,
+        # "100 Continue" received, the body not yet sent.
         for _ in range(LIMIT):
             s = connect(h)
-            s.sendall(b"GET /healthz HTTP/1.1\r\n")
             busy.append(s)
-        time.sleep(0.2)
+            s.sendall(b"POST /probe/echo/x HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+            assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
         st, hd, body = h.request("GET", "/healthz")
         assert st == 503
         assert hd["content-type"] == "application/problem+json"
@@ -97,7 +103,7 @@ def test_refused_only_when_every_connection_is_busy(make_host):
         for s in busy:
             assert not closed_by_server(s, wait=0.01)
         # One finishes its request and becomes idle: it makes room.
-        busy[0].sendall(b"Host: x\r\n\r\n")
+        busy[0].sendall(b"{}")
         data = b""
         while b"}" not in data:
             data += busy[0].recv(65536)
