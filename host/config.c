@@ -78,6 +78,9 @@ static const cfg_key keys[] = {
     {"limits.worker_output_bytes", "NNO_WORKER_OUTPUT_BYTES", T_INT,
      OFF(worker_output_bytes), 0, 65536, (int64_t)1 << 40,
      "unsent output of a worker above which busy connections wait"},
+    {"limits.worker_input_bytes", "NNO_WORKER_INPUT_BYTES", T_INT,
+     OFF(worker_input_bytes), 0, 65536, (int64_t)1 << 40,
+     "request bodies a worker holds at once (503 over)"},
     {"drain_timeout_ms", "NNO_DRAIN_TIMEOUT_MS", T_INT, OFF(drain_timeout_ms),
      0, 0, 3600000, "grace for in-flight requests on stop and reload"},
     {"log.level", "NNO_LOG_LEVEL", T_LEVEL, OFF(log_level), 0, 0, 0,
@@ -90,7 +93,7 @@ static const cfg_key keys[] = {
     {"plugin_dir", "NNO_PLUGIN_DIR", T_STR, OFF(plugin_dir), SZ(plugin_dir), 1,
      0, "core plugins folder"},
     {"core_plugins", "NNO_CORE_PLUGINS", T_NAMELIST, 0, 0, 0, 0,
-     "core plugins that must load (env: ','-separated; empty: none)"},
+     "core plugins that must load (env: ','-separated, not empty)"},
     {"builtin_stacks", "NNO_BUILTIN_STACKS", T_BOOL, OFF(builtin_stacks), 0, 0,
      0, "serve the stacks installed beside nno"},
     {"stacks_dirs", "NNO_STACKS_DIRS", T_DIRLIST, 0, 0, 0, 0,
@@ -126,6 +129,7 @@ void config_defaults(nno_config *c, const char *exe_dir) {
   c->rate_buckets = LIMIT_BUCKETS_DEFAULT;
   c->conn_output_bytes = 256 << 10;
   c->worker_output_bytes = 32 << 20;
+  c->worker_input_bytes = 64 << 20;
   c->drain_timeout_ms = 10000;
   c->log_level = NNO_LOG_INFO;
   c->access_log = 1;
@@ -461,6 +465,15 @@ int config_apply_env(nno_config *c, char *err) {
   for (size_t i = 0; i < NKEYS; i++) {
     const char *v = getenv(keys[i].env);
     if (!v) continue;
+    if (keys[i].type == T_NAMELIST && v[0] == '\0') {
+      /* An empty variable is what a template leaves of a value it did not
+       * fill; read as "no core plugins" it would serve unguarded. */
+      snprintf(err, CONFIG_ERR_MAX,
+               "%s: empty; unset it for the build's core plugins, or set "
+               "%s to [] in the config file to run without core plugins",
+               keys[i].env, keys[i].key);
+      return -1;
+    }
     if (set_text(c, &keys[i], v, err)) {
       char tmp[CONFIG_ERR_MAX];
       snprintf(tmp, sizeof tmp, "%s", err);
@@ -474,6 +487,15 @@ int config_apply_env(nno_config *c, char *err) {
 int config_validate(const nno_config *c, char *err) {
   if (c->max_body_bytes > c->max_response_bytes * 64) {
     /* Not an error worth refusing; kept as a hook for real cross checks. */
+  }
+  if (c->worker_input_bytes < c->max_body_bytes) {
+    /* A body the limit allows must fit an idle worker, or retrying the
+     * 503 could never succeed. */
+    snprintf(err, CONFIG_ERR_MAX,
+             "limits.worker_input_bytes (%lld) must be at least "
+             "limits.max_body_bytes (%lld)",
+             (long long)c->worker_input_bytes, (long long)c->max_body_bytes);
+    return -1;
   }
   if (c->data_dir[0] == '\0') {
     snprintf(err, CONFIG_ERR_MAX, "data: must not be empty");

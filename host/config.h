@@ -37,6 +37,10 @@ typedef struct nno_config {
    * further request until it drains. */
   int64_t conn_output_bytes;
   int64_t worker_output_bytes;
+  /* Request bodies a worker holds (received, or waiting for their answer):
+   * a request that would take it past this bound is answered 503. At least
+   * max_body_bytes. */
+  int64_t worker_input_bytes;
   int64_t drain_timeout_ms;
   /* logs */
   int64_t log_level;

@@ -54,6 +54,34 @@ static int out_full(const conn *c) {
          (q > 0 && w->out_bytes > (size_t)w->cfg->worker_output_bytes);
 }
 
+/* ---- bounded input -------------------------------------------------------
+ * A request is dispatched once its whole body is in memory, so without a
+ * bound a worker holds as many bodies as clients care to half-send (10,000
+ * connections of 1 MiB each). Each connection reserves what its request
+ * will hold in w->in_bytes before reading it (conn.h); a reservation that
+ * does not fit is answered 503 before "100 Continue", or mid-way through a
+ * chunked body, and the connection closes. */
+
+/* Grow c's reservation to what its request is known to need. -1 if the
+ * worker's bound does not have room for it (nothing reserved then). */
+static int in_reserve(conn *c) {
+  worker *w = c->w;
+  uint64_t need = http_reader_body_need(c->reader);
+  if (need <= c->in_counted) return 0;
+  size_t bound = (size_t)w->cfg->worker_input_bytes;
+  size_t others = w->in_bytes - c->in_counted;
+  if (others > bound || need > bound - others) return -1;
+  w->in_bytes = others + (size_t)need;
+  c->in_counted = (size_t)need;
+  return 0;
+}
+
+/* The body is gone (reader reset, or connection freed). */
+static void in_release(conn *c) {
+  c->w->in_bytes -= c->in_counted;
+  c->in_counted = 0;
+}
+
 int buf_append(buf *b, const void *data, size_t n, size_t max) {
   if (n > max || b->len > max - n) return NNO_ETOOBIG;
   if (b->len + n > b->cap) {
@@ -106,6 +134,8 @@ static void conn_free(conn *c) {
   else w->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   w->nconns--;
+  w->nclosing--;
+  in_release(c);
   http_reader_free(c->reader);
   buf_free(&c->out);
   buf_free(&c->pending);
@@ -122,6 +152,7 @@ static void on_handle_close(uv_handle_t *h) {
 static void conn_close(conn *c) {
   if (c->state == CONN_CLOSING) return;
   c->state = CONN_CLOSING;
+  c->w->nclosing++;
   account(c);
   if (c->req.active) c->req.gone = 1;
   uv_read_stop((uv_stream_t *)&c->tcp);
@@ -136,6 +167,11 @@ static void refuse(conn *c, int status, const char *detail) {
   req_reset(r);
   gateway_prepare(c, NULL);
   req_problem(r, status, http_reason(status), detail);
+  /* 503s here are about load (connections, bodies): the client may retry. */
+  if (status == 503) {
+    static const char ra[] = "Retry-After: 1\r\n";
+    (void)buf_append(&r->headers, ra, sizeof ra - 1, SIZE_MAX);
+  }
   r->route_label = "refused";
   c->close_after = 1;
   c->state = CONN_HANDLING;
@@ -166,6 +202,22 @@ static void on_timer(uv_timer_t *t) {
   }
 }
 
+/* The open connection waiting longest for a request with nothing to send
+ * (a keep-alive connection between requests, or one that never sent any),
+ * other than `fresh` (the one being accepted), or NULL. A scan, done only
+ * at the limit. */
+static conn *longest_idle(worker *w, const conn *fresh) {
+  conn *best = NULL;
+  for (conn *c = w->conns; c; c = c->next) {
+    if (c == fresh || c->state != CONN_IDLE || c->close_after || c->writing ||
+        c->out.len || c->pending.len || c->req.active ||
+        http_reader_started(c->reader))
+      continue;
+    if (!best || c->idle_since < best->idle_since) best = c;
+  }
+  return best;
+}
+
 void conn_accept(worker *w, uv_stream_t *server) {
   conn *c = calloc(1, sizeof *c);
   if (!c) goto refuse_oom;
@@ -188,13 +240,20 @@ void conn_accept(worker *w, uv_stream_t *server) {
     conn_close(c);
     return;
   }
-  if ((int64_t)w->nconns > w->cfg->max_connections) {
-    /* Over the limit: a short 503 the client can act on, then close. */
-    refuse(c, 503, "too many connections; retry later");
-    return;
+  if ((int64_t)(w->nconns - w->nclosing) > w->cfg->max_connections) {
+    /* Over the limit: make room by closing the connection idle longest,
+     * which HTTP allows at any time; with none idle, a short 503 the
+     * client can act on, then close. */
+    conn *idle = longest_idle(w, c);
+    if (!idle) {
+      refuse(c, 503, "too many connections; retry later");
+      return;
+    }
+    conn_close(idle);
   }
   uv_tcp_nodelay(&c->tcp, 1);
   c->state = CONN_IDLE;
+  c->idle_since = uv_now(&w->loop);
   arm(c, w->cfg->idle_timeout_ms);
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   return;
@@ -256,6 +315,11 @@ static void process(conn *c, const char *data, size_t n) {
     http_event ev = http_reader_feed(c->reader, data, n, &used);
     data += used;
     n -= used;
+    if (ev != HTTP_ERROR && in_reserve(c) != 0) {
+      refuse(c, 503, "too many request bodies in progress; retry later");
+      n = 0;
+      continue;
+    }
     switch (ev) {
     case HTTP_NEED_MORE:
       if (c->state == CONN_IDLE && http_reader_started(c->reader)) {
@@ -460,7 +524,9 @@ void conn_request_done(conn *c) {
   }
   req_reset(r);
   http_reader_reset(c->reader);
+  in_release(c);
   c->state = CONN_IDLE;
+  c->idle_since = uv_now(&w->loop);
   c->nrequests++;
   /* Bound the time the client takes to read the answer, too. */
   arm(c, w->cfg->idle_timeout_ms);

@@ -29,14 +29,20 @@ typedef struct conn {
   int in_process;    /* inside process(): do not re-enter it */
   size_t inflight;   /* bytes of the write in flight, held until it ends */
   size_t counted;    /* this connection's share of w->out_bytes */
+  size_t in_counted; /* this connection's share of w->in_bytes */
   uint64_t nrequests; /* requests answered on this connection */
   uint64_t deadline;  /* loop time (ms) the current wait ends; 0: none */
+  uint64_t idle_since; /* loop time (ms) it last began waiting for a request */
   buf out;           /* responses not yet handed to the kernel */
   buf pending;       /* bytes read but not consumed (pipelining) */
   nno_req req;
 } conn;
 
-/* Accept one connection from `server` (the listener's callback). */
+/* Accept one connection from `server` (the listener's callback). With
+ * cfg->max_connections open, the connection idle longest (no request in
+ * progress, nothing unsent) is closed to make room, as nginx reuses
+ * keep-alive connections; only when none is idle is the new one answered
+ * 503 and closed. */
 void conn_accept(worker *w, uv_stream_t *server);
 
 /* The response of c->req is complete: serialise it, flush, and go on with
@@ -49,6 +55,13 @@ void conn_request_done(conn *c);
  * further request (what was read waits in conn.pending) until its write
  * completes. Past the worker's bound, each connection adds at most the
  * answer to the request it was handling. */
+
+/* Request bodies are bounded per worker too: each request reserves its
+ * body in w->in_bytes (a Content-Length when its head is done, before any
+ * "100 Continue"; a chunked body as each chunk size arrives), and one that
+ * would take the worker past cfg->worker_input_bytes is answered 503 with
+ * Retry-After and the connection closes. The reservation ends with the
+ * request's answer (or the connection). */
 
 /* Drain: close idle connections; busy ones close after their response. */
 void conn_drain_all(worker *w);

@@ -1019,6 +1019,13 @@ int http_reader_started(const http_reader *r) {
 
 int http_reader_head_done(const http_reader *r) { return r->head_done; }
 
+uint64_t http_reader_body_need(const http_reader *r) {
+  if (!r->head_done || r->state == S_ERROR) return 0;
+  if (!r->te_seen) return r->cl;
+  /* While its digits arrive, r->left is not yet a chunk's size. */
+  return r->body_len + (r->state == S_SIZE ? 0 : r->left);
+}
+
 const http_request *http_reader_request(const http_reader *r) {
   return r->head_done ? &r->req : NULL;
 }

@@ -92,6 +92,12 @@ int http_reader_started(const http_reader *r);
 /* 1 once the head has been parsed (HTTP_HEAD_DONE was returned). */
 int http_reader_head_done(const http_reader *r);
 
+/* Body bytes the current request will hold, as far as is known now: 0
+ * before the head is done, then its Content-Length; for a chunked body what
+ * was decoded plus the whole of the chunk being read (its size comes before
+ * its data). Never more than the body limit. */
+uint64_t http_reader_body_need(const http_reader *r);
+
 /* Valid after HTTP_HEAD_DONE (head fields only) or HTTP_MESSAGE_DONE;
  * NULL before the head is done. */
 const http_request *http_reader_request(const http_reader *r);

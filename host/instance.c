@@ -19,6 +19,14 @@
  * read the holder's pid (SO_PEERCRED); the master accepts and closes those
  * connections from its loop.
  *
+ * Abstract names have no permissions: any local user can bind
+ * "\0nno/port/80" first. The claim only needs to hold off hosts of our own
+ * user, as Linux admits to a reuseport group only sockets of the user that
+ * made it: one of another user binding our port fails like any foreign
+ * listener. So a name held by another uid (or by a process whose
+ * credentials cannot be read) is not a host of ours: it is logged, and the
+ * probe below alone decides.
+ *
  * The claim covers other nno hosts. Anything else already listening on the
  * address (another server, an older nno) is found by a probe: binding a
  * socket without SO_REUSEPORT fails with EADDRINUSE when any socket listens
@@ -41,6 +49,8 @@
 #include <sys/file.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include "log.h"
 
 static int data_fd = -1; /* {data}/nno.lock, flocked */
 static int port_fd = -1; /* the abstract socket naming the port */
@@ -112,19 +122,20 @@ static socklen_t port_name(int port, struct sockaddr_un *a) {
   return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
 
-/* The pid of the process listening on the name, or 0 if it cannot be told
- * (it is in another pid namespace, or its backlog is full). */
-static long holder_pid(const struct sockaddr_un *a, socklen_t len) {
+/* The credentials of the process listening on the name, read through a
+ * connection to it (SO_PEERCRED: as of its listen()). -1 when they cannot
+ * be read: it does not listen, or its backlog is full. */
+static int holder_cred(const struct sockaddr_un *a, socklen_t len,
+                       struct ucred *uc) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return 0;
-  long pid = 0;
-  struct ucred uc;
-  socklen_t ul = sizeof uc;
-  if (connect(fd, (const struct sockaddr *)a, len) == 0 &&
-      getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) == 0)
-    pid = (long)uc.pid;
+  if (fd < 0) return -1;
+  socklen_t ul = sizeof *uc;
+  int rc = connect(fd, (const struct sockaddr *)a, len) == 0 &&
+                   getsockopt(fd, SOL_SOCKET, SO_PEERCRED, uc, &ul) == 0
+               ? 0
+               : -1;
   close(fd);
-  return pid;
+  return rc;
 }
 
 int instance_claim_port(int port, instance_refusal *why) {
@@ -140,20 +151,33 @@ int instance_claim_port(int port, instance_refusal *why) {
   if (bind(fd, (struct sockaddr *)&a, len) != 0) {
     int e = errno;
     close(fd);
-    if (e == EADDRINUSE) {
-      long pid = holder_pid(&a, len);
-      if (pid > 0)
-        snprintf(why->msg, sizeof why->msg,
-                 "port %d is already served by another nno host (pid %ld)",
-                 port, pid);
-      else
-        snprintf(why->msg, sizeof why->msg,
-                 "port %d is already served by another nno host", port);
-      why->hint = hint_port;
-    } else {
+    if (e != EADDRINUSE) {
       snprintf(why->msg, sizeof why->msg, "cannot claim port %d: %s", port,
                strerror(e));
+      return -1;
     }
+    struct ucred uc;
+    if (holder_cred(&a, len, &uc) != 0) {
+      log_warn("port %d: the claim nno/port/%d is held by a process whose "
+               "credentials cannot be read (it accepts no connection); "
+               "going on with the address check alone",
+               port, port);
+      return 0;
+    }
+    if (uc.uid != geteuid()) {
+      log_warn("port %d: the claim nno/port/%d is held by uid %lu (pid %ld), "
+               "not this host's user; going on with the address check alone",
+               port, port, (unsigned long)uc.uid, (long)uc.pid);
+      return 0;
+    }
+    if (uc.pid > 0)
+      snprintf(why->msg, sizeof why->msg,
+               "port %d is already served by another nno host (pid %ld)", port,
+               (long)uc.pid);
+    else
+      snprintf(why->msg, sizeof why->msg,
+               "port %d is already served by another nno host", port);
+    why->hint = hint_port;
     return -1;
   }
   if (listen(fd, 16) != 0) {

@@ -21,8 +21,11 @@ typedef struct instance_refusal {
 int instance_lock_data(const char *dir, instance_refusal *why);
 
 /* Claim TCP port `port` for this host in its network namespace: bind and
- * listen on the abstract unix socket "\0nno/port/{port}". Fails when another
- * nno host holds it (the message names its pid, from SO_PEERCRED). */
+ * listen on the abstract unix socket "\0nno/port/{port}". Fails when a
+ * process of our effective uid holds it (another nno host; the message
+ * names its pid, from SO_PEERCRED). Held by another uid, or by a process
+ * whose credentials cannot be read, the name is no host of ours: a warning
+ * is logged and 0 returned without a claim (the address probe decides). */
 int instance_claim_port(int port, instance_refusal *why);
 
 /* Before binding the SO_REUSEPORT lanes: bind a throw-away socket to `sa`

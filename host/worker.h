@@ -35,8 +35,10 @@ typedef struct worker {
   http_limits limits;
   struct conn *conns; /* every open connection, for draining */
   size_t nconns;
+  size_t nclosing; /* of nconns, those closing (conn_close() was called) */
   size_t nrequests_active; /* requests between dispatch and response */
   size_t out_bytes; /* unsent output of every connection (conn.h) */
+  size_t in_bytes;  /* request bodies reserved by connections (conn.h) */
   struct router *router; /* core plugins' routes */
   struct gw_hook *hooks[6]; /* per nno_stage, in load order */
   size_t nhooks[6];

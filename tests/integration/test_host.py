@@ -562,8 +562,17 @@ def test_precedence_flags_over_env_over_file(make_host):
 
 def test_connection_limit_answers_503(make_host):
     h = make_host(workers=1, config={"limits": {"max_connections": 2}}).start()
-    held = [socket.create_connection(("127.0.0.1", h.port)) for _ in range(2)]
+    held = []
     try:
+        # Busy ones (an idle one would be closed to make room): each has
+        # sent a head and been told to go on with its body.
+        for _ in range(2):
+            s = socket.create_connection(("127.0.0.1", h.port))
+            held.append(s)
+            s.settimeout(5)
+            s.sendall(b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 1"
+                      b"\r\nExpect: 100-continue\r\n\r\n")
+            assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
         # The held connections count once the worker has accepted them; on
         # a loaded machine that may take a moment.
         for _ in range(50):

@@ -35,6 +35,7 @@ static void test_defaults(void **st) {
   assert_int_equal(c.max_field_bytes, 8192);
   assert_int_equal(c.conn_output_bytes, 256 << 10);
   assert_int_equal(c.worker_output_bytes, 32 << 20);
+  assert_int_equal(c.worker_input_bytes, 64 << 20);
   assert_int_equal(c.max_body_bytes, 1 << 20);
   assert_string_equal(c.plugin_dir, "/opt/nno/bin/../lib/nno/plugins");
   assert_string_equal(c.builtin_stack_dir, "/opt/nno/bin/../share/nno/stacks");
@@ -170,6 +171,17 @@ static void test_set_and_listen(void **st) {
   assert_int_equal(config_set(&c, "limits.worker_output_bytes", "65536", err),
                    0);
   assert_int_equal(c.worker_output_bytes, 65536);
+  assert_int_equal(config_set(&c, "limits.worker_input_bytes", "65535", err),
+                   -1);
+  /* The bodies a worker holds must have room for one of the largest. */
+  assert_int_equal(config_set(&c, "limits.worker_input_bytes", "65536", err),
+                   0);
+  assert_int_equal(c.worker_input_bytes, 65536);
+  assert_int_equal(config_validate(&c, err), -1);
+  assert_string_equal(err, "limits.worker_input_bytes (65536) must be at "
+                           "least limits.max_body_bytes (1048576)");
+  assert_int_equal(config_set(&c, "limits.max_body_bytes", "65536", err), 0);
+  assert_int_equal(config_validate(&c, err), 0);
   assert_int_equal(config_set(&c, "workers", "2x", err), -1);
   assert_int_equal(config_set(&c, "log.access", "maybe", err), -1);
   assert_int_equal(config_set(&c, "log.access", "off", err), 0);
@@ -178,6 +190,25 @@ static void test_set_and_listen(void **st) {
   assert_int_equal(c.nstacks_dirs, 2);
   assert_int_equal(config_set(&c, "bogus", "1", err), -1);
   assert_string_equal(err, "unknown configuration key \"bogus\"");
+}
+
+/* NNO_CORE_PLUGINS="" (a template's unfilled value) is refused: read as an
+ * empty list it would require no core plugin and serve unguarded. */
+static void test_env_empty_core_plugins(void **st) {
+  nno_config c;
+  char err[CONFIG_ERR_MAX];
+  config_defaults(&c, ".");
+  setenv("NNO_CORE_PLUGINS", "", 1);
+  assert_int_equal(config_apply_env(&c, err), -1);
+  assert_string_equal(err, "NNO_CORE_PLUGINS: empty; unset it for the "
+                           "build's core plugins, or set core_plugins to [] "
+                           "in the config file to run without core plugins");
+  assert_int_equal(c.ncore_plugins, 2);
+  setenv("NNO_CORE_PLUGINS", "registry", 1);
+  assert_int_equal(config_apply_env(&c, err), 0);
+  assert_int_equal(c.ncore_plugins, 1);
+  assert_string_equal(c.core_plugins[0], "registry");
+  unsetenv("NNO_CORE_PLUGINS");
 }
 
 static void test_env(void **st) {
@@ -204,6 +235,7 @@ int main(void) {
       cmocka_unit_test(test_file_errors),
       cmocka_unit_test(test_set_and_listen),
       cmocka_unit_test(test_env),
+      cmocka_unit_test(test_env_empty_core_plugins),
       cmocka_unit_test(test_core_plugins),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1103,6 +1103,40 @@ static void test_body_limit(void **state) {
   http_reader_free(r);
 }
 
+/* What a body will hold, known before its bytes: the connection reserves it
+ * against the worker's bound before reading them. */
+static void test_body_need(void **state) {
+  http_reader *r = reader(8192, 10, 100);
+  static const char ch[] =
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  size_t used;
+
+  assert_int_equal(http_reader_body_need(r), 0);
+  assert_int_equal(http_reader_feed(r, S("POST / HTTP/1.1\r\nHost: h\r\n"
+                                         "Content-Length: 10\r\n\r\n01"),
+                                    &used),
+                   HTTP_HEAD_DONE);
+  assert_int_equal(http_reader_body_need(r), 10);
+
+  http_reader_reset(r);
+  assert_int_equal(http_reader_body_need(r), 0);
+  assert_int_equal(http_reader_feed(r, S(ch), &used), HTTP_HEAD_DONE);
+  assert_int_equal(http_reader_body_need(r), 0);
+  /* Digits still arriving say nothing yet; a whole size line does. */
+  assert_int_equal(http_reader_feed(r, S("1"), &used), HTTP_NEED_MORE);
+  assert_int_equal(http_reader_body_need(r), 0);
+  assert_int_equal(http_reader_feed(r, S("4\r\nab"), &used), HTTP_NEED_MORE);
+  assert_int_equal(http_reader_body_need(r), 20);
+  assert_int_equal(http_reader_feed(r, S("cdefghijklmnopqrst\r\n5;x=y"),
+                                    &used),
+                   HTTP_NEED_MORE);
+  assert_int_equal(http_reader_body_need(r), 25);
+  assert_int_equal(http_reader_feed(r, S("\r\n12345\r\n0\r\n\r\n"), &used),
+                   HTTP_MESSAGE_DONE);
+  assert_int_equal(http_reader_body_need(r), 25);
+  http_reader_free(r);
+}
+
 static void test_trailer_limits(void **state) {
   /* Trailer section bytes count against the head limit, on their own. */
   http_reader *r = reader(64, 2, 100);
@@ -1266,6 +1300,7 @@ int main(void) {
       cmocka_unit_test(test_default_head_limits),
       cmocka_unit_test(test_field_count_limit),
       cmocka_unit_test(test_body_limit),
+      cmocka_unit_test(test_body_need),
       cmocka_unit_test(test_trailer_limits),
       cmocka_unit_test(test_chunk_extension_limit),
       cmocka_unit_test(test_reset_reuse),
