@@ -19,14 +19,16 @@
 # Environment:
 #   PEERS=nno,nginx-bare,nginx-gateway   servers to measure (any subset of
 #         nno, nno-log, nno-kernel, nginx-bare, nginx-gateway,
-#         nginx-gateway-log); nno-kernel is
+#         nginx-gateway-log, nno-base); nno-kernel is
 #         nno without core plugins answering GET /hello (no platform, no IAM):
 #         the chain's cost is the ratio nno / nno-kernel; nno-log is the full
 #         chain with $NNO_LOG_CONFIG (the access log on): the log's cost is
 #         the ratio nno-log / nno, printed when both run; nginx-gateway-log
 #         is nginx-gateway with `access_log access.log;` (nginx's default
 #         combined format, one write per request): nno-log / nginx-gateway-log
-#         compares both with their logs on
+#         compares both with their logs on; nno-base is the full chain
+#         (as nno) served by the build $NNO_BASE, e.g. an older commit's,
+#         so a change is measured against what it replaces in one run
 #   ROUNDS=3  DURATION=10s  THREADS=2  CONNS=64  WARMUP=2s (0: none)
 #   NNO=build/bin/nno  NNO_PATH=/p/bench/hello  NNO_WORKERS=2
 #   NNO_PLAN=unmetered   the plan of the platform `bench` (created with the
@@ -49,6 +51,7 @@ THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
 WARMUP=${WARMUP:-2s}
 NNO=${NNO:-$ROOT/build/bin/nno}
+NNO_BASE=${NNO_BASE:-}
 NNO_PATH=${NNO_PATH:-/p/bench/hello}
 NNO_WORKERS=${NNO_WORKERS:-2}
 NNO_HEADER=${NNO_HEADER:-}
@@ -64,10 +67,10 @@ GATEWAY_BURST=${GATEWAY_BURST:-100000}
 IFS=, read -r -a SERVERS <<<"$PEERS"
 for s in "${SERVERS[@]}"; do
   case $s in
-    nno|nno-log|nno-kernel|nginx-bare|nginx-gateway|nginx-gateway-log) ;;
+    nno|nno-log|nno-kernel|nno-base|nginx-bare|nginx-gateway|nginx-gateway-log) ;;
     *) echo "gateway.sh: unknown server '$s' in PEERS" \
             "(known: nno, nno-log, nno-kernel, nginx-bare, nginx-gateway," \
-            "nginx-gateway-log)" >&2
+            "nginx-gateway-log, nno-base)" >&2
        exit 2 ;;
   esac
 done
@@ -80,6 +83,10 @@ if [[ ,$PEERS, == *,nginx* ]] && ! command -v "$NGINX" >/dev/null; then
 fi
 if [[ ,$PEERS, == *,nno* ]] && [ ! -x "$NNO" ]; then
   echo "gateway.sh: $NNO not built (run make first)" >&2; exit 1
+fi
+if [[ ,$PEERS, == *,nno-base,* ]] && [ ! -x "${NNO_BASE:-}" ]; then
+  echo "gateway.sh: nno-base needs NNO_BASE=<path of another build's nno>" >&2
+  exit 2
 fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nno-bench.XXXXXX")
@@ -165,13 +172,13 @@ start_nginx() {
   HDR[$name]=""
 }
 
-# start_nno name path config: nno serve on a free port
+# start_nno name path config [binary]: nno serve on a free port
 start_nno() {
-  local name=$1 dir="$TMP/$1" port
+  local name=$1 dir="$TMP/$1" port bin=${4:-$NNO}
   port=$(lib freeport)
   mkdir -p "$dir/var"
   printf '%s\n' "$3" >"$dir/nno.json"
-  "$NNO" serve --listen "127.0.0.1:$port" --workers "$NNO_WORKERS" \
+  "$bin" serve --listen "127.0.0.1:$port" --workers "$NNO_WORKERS" \
     --data "$dir/var" --config "$dir/nno.json" >"$dir/nno.log" 2>&1 &
   PID[$name]=$!
   STARTED+=("$name")
@@ -360,6 +367,11 @@ for s in "${SERVERS[@]}"; do
       setup_nno_platform nno-log
       wait_ready nno-log "${URL[nno-log]}" "${HDR[nno-log]}"
       ;;
+    nno-base)
+      start_nno nno-base "$NNO_PATH" "$NNO_CONFIG" "$NNO_BASE"
+      setup_nno_platform nno-base
+      wait_ready nno-base "${URL[nno-base]}" "${HDR[nno-base]}"
+      ;;
     nno-kernel)
       start_nno nno-kernel /hello "$(kernel_config)"
       wait_ready nno-kernel "${URL[nno-kernel]}"
@@ -425,6 +437,11 @@ echo
 base=nno
 [[ ,$PEERS, == *,nno,* ]] || base=${SERVERS[0]}
 lib report "$RESULTS" "$base" "${SERVERS[@]}"
+if [[ ,$PEERS, == *,nno,* && ,$PEERS, == *,nno-base,* ]]; then
+  echo
+  echo "this build against $NNO_BASE (nno / nno-base: 1.0 is the same):"
+  lib ratio "$RESULTS" nno nno-base
+fi
 if [[ ,$PEERS, == *,nno,* && ,$PEERS, == *,nno-log,* ]]; then
   echo
   echo "the access log's cost (nno-log / nno: 1.0 is free):"
