@@ -2,7 +2,6 @@
 (and so what its session cookie and its origins cover), the origin parser
 behind CORS and the cookie check, sign-up answers counted like failed
 sign-ins, and the files and folders the host refuses to use or load."""
-import http.client
 import json
 import os
 import re
@@ -13,15 +12,11 @@ import subprocess
 import pytest
 
 from conftest import BUILD, NNO, Host
+from test_iam import call, op, problem
 
 HELLO = {"message": "hello, world"}
 PASSWORD = "correct horse battery"
 BASE = "nno.localhost"
-TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-          404: "Not Found", 409: "Conflict", 422: "Unprocessable Content",
-          429: "Too Many Requests", 503: "Service Unavailable"}
-
-
 @pytest.fixture(scope="module")
 def h(tmp_path_factory):
     """One host with the core plugins and 2 workers."""
@@ -32,53 +27,6 @@ def h(tmp_path_factory):
 
 
 # -- helpers -------------------------------------------------------------------
-
-def call(h, method, path, key=None, body=None, headers=None, host=None,
-         cookie=None):
-    """One request on a new connection. Returns (status, headers, JSON body
-    or raw bytes or None)."""
-    hd = {}
-    if key is not None:
-        hd["Authorization"] = "Bearer " + key
-    if cookie is not None:
-        hd["Cookie"] = "nno_session=" + cookie
-    if host is not None:
-        hd["Host"] = host
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        hd["Content-Type"] = "application/json"
-    hd.update(headers or {})
-    c = http.client.HTTPConnection("127.0.0.1", h.port, timeout=10)
-    try:
-        c.request(method, path, body=data, headers=hd)
-        r = c.getresponse()
-        raw = r.read()
-        out = {k.lower(): v for k, v in r.getheaders()}
-        st = r.status
-    finally:
-        c.close()
-    if raw and "json" in out.get("content-type", ""):
-        return st, out, json.loads(raw)
-    return st, out, raw or None
-
-
-def op(h, method, path, body=None, host=None):
-    return call(h, method, "/api/v1" + path, key=h.op_key(), body=body,
-                host=host)
-
-
-def problem(resp, status, detail=None):
-    """Assert `resp` is an RFC 9457 problem with the request id."""
-    st, hd, body = resp
-    assert st == status, resp
-    assert hd["content-type"] == "application/problem+json", resp
-    assert body["status"] == status and body["title"] == TITLES[status], resp
-    assert body["request_id"] == hd["x-request-id"], resp
-    if detail is not None:
-        assert body["detail"] == detail, resp
-    return body
-
 
 def platform(h, pid, signup=True, origins=()):
     st, _, p = op(h, "POST", "/platforms",
@@ -355,19 +303,6 @@ def test_auth_database_files_are_the_hosts_alone(h):
 PROBE = os.path.join(BUILD, "tests", "stacks", "probe")
 
 
-@pytest.fixture
-def make_host(tmp_path):
-    hosts = []
-
-    def make(**kw):
-        sub = tmp_path / ("h%d" % len(hosts))
-        sub.mkdir()
-        host = Host(sub, **kw)
-        hosts.append(host)
-        return host
-    yield make
-    for host in hosts:
-        host.stop()
 
 
 def probe_copy(tmp_path):

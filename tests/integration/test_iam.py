@@ -26,7 +26,7 @@ ACCESS_FIELDS = {"platform", "signup", "cors_origins", "user_scopes",
                  "session_idle_s", "session_absolute_s"}
 TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
           404: "Not Found", 409: "Conflict", 422: "Unprocessable Content",
-          429: "Too Many Requests"}
+          429: "Too Many Requests", 503: "Service Unavailable"}
 HELLO = {"message": "hello, world"}
 PASSWORD = "correct horse battery"
 PLUGINS = os.path.join(BUILD, "lib", "nno", "plugins")
@@ -94,9 +94,10 @@ def call(h, method, path, key=None, body=None, headers=None, host=None,
     return st, out, raw or None
 
 
-def op(h, method, path, body=None):
+def op(h, method, path, body=None, host=None):
     """An operator call on /api/v1."""
-    return call(h, method, "/api/v1" + path, key=h.op_key(), body=body)
+    return call(h, method, "/api/v1" + path, key=h.op_key(), body=body,
+                host=host)
 
 
 def problem(resp, status, detail=None):
