@@ -699,60 +699,57 @@ fail:
   return -1;
 }
 
-static int read_file(pctx *c, char **out, size_t *out_len) {
-  int fd = open(c->what, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(c, "cannot open: %s", strerror(errno));
-  int rc = read_fd(c, fd, out, out_len);
-  close(fd);
+/* Read fd (named `what` in messages) and hand its text to `parse`, which
+ * fills `out`; the one body behind the four entry points below. */
+typedef int (*parse_fn)(const char *json, size_t len, const char *what,
+                        void *out, char *err);
+
+static int pkg_parse(const char *json, size_t len, const char *what,
+                     void *out, char *err) {
+  return package_manifest_parse(json, len, what, out, err);
+}
+
+static int stk_parse(const char *json, size_t len, const char *what,
+                     void *out, char *err) {
+  return stack_manifest_parse(json, len, what, out, err);
+}
+
+static int read_parse(int fd, const char *what, parse_fn parse, void *out,
+                      size_t out_size, char *err) {
+  pctx c = {what, err};
+  char *buf = NULL;
+  size_t len = 0;
+  if (err) err[0] = '\0';
+  memset(out, 0, out_size);
+  if (fd < 0) return fail(&c, "cannot open: %s", strerror(errno));
+  if (read_fd(&c, fd, &buf, &len) < 0) return -1;
+  int rc = parse(buf, len, what, out, err);
+  free(buf);
+  return rc;
+}
+
+static int load_parse(const char *path, parse_fn parse, void *out,
+                      size_t out_size, char *err) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int rc = read_parse(fd, path, parse, out, out_size, err);
+  if (fd >= 0) close(fd);
   return rc;
 }
 
 int package_manifest_load(const char *path, package_manifest *out, char *err) {
-  pctx c = {path, err};
-  char *buf = NULL;
-  size_t len = 0;
-  if (err) err[0] = '\0';
-  memset(out, 0, sizeof *out);
-  if (read_file(&c, &buf, &len) < 0) return -1;
-  int rc = package_manifest_parse(buf, len, path, out, err);
-  free(buf);
-  return rc;
+  return load_parse(path, pkg_parse, out, sizeof *out, err);
 }
 
 int stack_manifest_load(const char *path, stack_manifest *out, char *err) {
-  pctx c = {path, err};
-  char *buf = NULL;
-  size_t len = 0;
-  if (err) err[0] = '\0';
-  memset(out, 0, sizeof *out);
-  if (read_file(&c, &buf, &len) < 0) return -1;
-  int rc = stack_manifest_parse(buf, len, path, out, err);
-  free(buf);
-  return rc;
+  return load_parse(path, stk_parse, out, sizeof *out, err);
 }
 
 int package_manifest_read(int fd, const char *what, package_manifest *out,
                           char *err) {
-  pctx c = {what, err};
-  char *buf = NULL;
-  size_t len = 0;
-  if (err) err[0] = '\0';
-  memset(out, 0, sizeof *out);
-  if (read_fd(&c, fd, &buf, &len) < 0) return -1;
-  int rc = package_manifest_parse(buf, len, what, out, err);
-  free(buf);
-  return rc;
+  return read_parse(fd, what, pkg_parse, out, sizeof *out, err);
 }
 
 int stack_manifest_read(int fd, const char *what, stack_manifest *out,
                         char *err) {
-  pctx c = {what, err};
-  char *buf = NULL;
-  size_t len = 0;
-  if (err) err[0] = '\0';
-  memset(out, 0, sizeof *out);
-  if (read_fd(&c, fd, &buf, &len) < 0) return -1;
-  int rc = stack_manifest_parse(buf, len, what, out, err);
-  free(buf);
-  return rc;
+  return read_parse(fd, what, stk_parse, out, sizeof *out, err);
 }
