@@ -47,7 +47,7 @@ extern "C" {
 #endif
 
 #define NNO_ABI_MAJOR 1
-#define NNO_ABI_MINOR 1
+#define NNO_ABI_MINOR 2
 
 /* "NNOP" — first field of every descriptor. */
 #define NNO_PLUGIN_MAGIC 0x4e4e4f50u
@@ -78,7 +78,9 @@ extern "C" {
   X(EIO, -9, "input/output error")                                           \
   X(ENOTSUP, -10, "not supported by this host")                              \
   X(ECANCELED, -11, "operation canceled")                                    \
-  X(EBUSY, -12, "resource busy")
+  X(EBUSY, -12, "resource busy")                                            \
+  X(EQUOTA, -13, "storage quota exceeded")                                   \
+  X(EREFUSED, -14, "refused by the host's rules")
 
 enum {
   NNO_OK = 0,
@@ -99,6 +101,12 @@ typedef struct nno_req nno_req;       /* one request and its response */
 typedef struct nno_timer nno_timer;   /* a one-shot or repeating timer */
 typedef struct nno_stack nno_stack;   /* one loaded stack version; lives as
                                          long as the worker */
+/* Since ABI 1.2: a package's resources on the request's platform. Opened
+ * per request (sql_open, kv_open, blob_open), they belong to the request
+ * and are released with it: never keep one past res_end. */
+typedef struct nno_sql nno_sql;       /* a SQL database (sqlite) */
+typedef struct nno_kv nno_kv;         /* a key-value namespace */
+typedef struct nno_blob nno_blob;     /* a blob bucket */
 
 /* A borrowed view of bytes; not NUL-terminated unless a function says so. */
 typedef struct nno_str {
@@ -149,7 +157,32 @@ typedef struct nno_plugin_desc {
    * host only if `size` covers it.
    */
   void (*on_host_ready)(nno_plugin *p);
+  /*
+   * Since ABI 1.2. A lifecycle event of the request's platform for this
+   * package's stack: `event` is an nno_platform_event. `r` is a request
+   * made by the host, with no client: its platform is the platform
+   * concerned, so sql_open(), kv_open() and blob_open() reach that
+   * platform's resources, and req_caller() is the operator. Return NNO_OK
+   * when done, NNO_ASYNC and call res_end(r) later, or a negative code to
+   * fail (set a reason with res_problem() first). A failed ACTIVATED undoes
+   * the activation; DEACTIVATED and REMOVING failures are logged and do
+   * not stop the operation. May be NULL. Read only if `size` covers it.
+   */
+  int (*on_platform_event)(nno_plugin *p, int event, nno_req *r);
 } nno_plugin_desc;
+
+/* Lifecycle events given to on_platform_event (ABI 1.2). */
+typedef enum nno_platform_event {
+  /* A stack version with this package was activated for the platform;
+   * its resources exist and its migrations are applied. Also sent again
+   * after an upgrade to another version of the stack. */
+  NNO_PLATFORM_ACTIVATED = 1,
+  /* The stack was deactivated; its resources are kept. */
+  NNO_PLATFORM_DEACTIVATED = 2,
+  /* The platform is being deleted: the last moment its resources can be
+   * read. They are removed (or archived) right after. */
+  NNO_PLATFORM_REMOVING = 3,
+} nno_platform_event;
 
 /*
  * Declare the plugin. Use once per shared object:
@@ -266,6 +299,75 @@ typedef struct nno_limit_result {
   uint64_t retry_after_ms;  /* when not allowed: until `cost` tokens exist */
   uint64_t reset_ms;        /* until the bucket is full again */
 } nno_limit_result;
+
+/* ---- resources (ABI 1.2) ---------------------------------------------- */
+
+/*
+ * Results of resource calls. Borrowed: valid only during the callback.
+ * `error` is 0 or a negative NNO_E... code:
+ *   NNO_EINVAL    bad arguments, a key or SQL the host refuses to run
+ *                 (syntax errors, ATTACH, PRAGMA that change files...);
+ *                 `error_message` says what
+ *   NNO_EREFUSED  a constraint failed (UNIQUE, CHECK, FOREIGN KEY...)
+ *   NNO_ETOOBIG   over a bound (rows, result bytes, value or key size)
+ *   NNO_ETIMEDOUT over the time bound of one call
+ *   NNO_EQUOTA    the platform's storage quota would be exceeded; nothing
+ *                 was written (answer 507)
+ *   NNO_ENOENT    the resource is not provisioned for this platform
+ *   NNO_EBUSY     the database stayed locked, or the platform is being
+ *                 deleted (answer 503)
+ *   NNO_EIO, NNO_ENOMEM, NNO_ECANCELED (the worker is stopping)
+ * `error_message` is NUL-terminated, or NULL; it never holds data.
+ */
+typedef struct nno_sql_result {
+  int error;
+  const char *error_message;
+  /* sql_exec: the rows as a JSON array of objects keyed by column name
+   * ("[]" for none); integers and reals as JSON numbers, text as strings,
+   * NULL as null, blobs as base64 strings. sql_batch: a JSON array with
+   * one such array per statement. */
+  nno_str rows;
+  uint64_t changes;       /* rows changed (summed over a batch) */
+  int64_t last_insert_id; /* of the last INSERT, 0 if none */
+} nno_sql_result;
+
+typedef struct nno_kv_result {
+  int error;
+  const char *error_message;
+  int found;        /* kv_get, kv_delete: 1 if the key existed (and had
+                       not expired) */
+  nno_str value;    /* kv_get: the value's bytes */
+  uint64_t expires; /* kv_get: unix seconds, 0 if the key never expires */
+  /* kv_list: a JSON array of {"key": "...", "expires": n|null}, in key
+   * order, and the cursor to pass to get the next page ("" at the end). */
+  nno_str keys;
+  nno_str cursor;
+} nno_kv_result;
+
+typedef struct nno_blob_result {
+  int error;
+  const char *error_message;
+  int found;              /* blob_head, blob_delete: 1 if it existed */
+  uint64_t size;          /* blob_put, blob_head: bytes */
+  nno_str etag;           /* blob_put, blob_head: a strong etag, quoted */
+  nno_str content_type;   /* blob_head */
+  uint64_t modified;      /* blob_put, blob_head: unix seconds */
+  /* blob_list: a JSON array of {"key", "size", "etag", "content_type",
+   * "modified"} in key order, and the next page's cursor ("" at the end). */
+  nno_str objects;
+  nno_str cursor;
+} nno_blob_result;
+
+/* Completion callbacks: called exactly once, on the loop, unless the call
+ * that started the operation returned an error. `r` is the request the
+ * handle was opened for; it stays valid (the response is not ended while
+ * an operation of the request is pending). */
+typedef void (*nno_sql_done_fn)(nno_req *r, const nno_sql_result *res,
+                                void *ud);
+typedef void (*nno_kv_done_fn)(nno_req *r, const nno_kv_result *res,
+                               void *ud);
+typedef void (*nno_blob_done_fn)(nno_req *r, const nno_blob_result *res,
+                                 void *ud);
 
 /* ---- the host function table ------------------------------------------- */
 
@@ -493,6 +595,123 @@ typedef struct nno_host_api {
   /* The client's address as text ("127.0.0.1", "::1"), NUL-terminated:
    * the TCP peer (no proxy header is trusted). */
   nno_str (*req_remote_addr)(nno_req *r);
+
+  /* ---- since ABI 1.2 (test with NNO_HAS) ---- */
+
+  /* -- who is calling, cheaply -- */
+
+  /* The platform the request belongs to (the scope a RESOLVE hook set), on
+   * every route, public ones included; "" for core routes outside any
+   * platform. Same as req_scope(), named for feature packages. */
+  nno_str (*req_platform)(nno_req *r);
+  /* The caller's tenant path: the chain of tenant ids from the root down
+   * to the tenant the credential is bound to, joined with '/' ("eu/fr");
+   * "" when the caller is not bound to a tenant (the whole platform) or
+   * there is no caller. A row stamped with its tenant's path is in the
+   * caller's subtree iff the caller's path is "" or the row's path equals
+   * it or starts with it followed by '/': a prefix test, no database read.
+   * Borrowed until the response ends. */
+  nno_str (*req_tenant_path)(nno_req *r);
+  /* From an AUTHN hook of a core plugin, after req_set_caller(): record
+   * the caller's tenant path (at most 16 levels, 1023 bytes; copied).
+   * NNO_ESTATE outside AUTHN or from a feature plugin. */
+  int (*req_set_tenant_path)(nno_plugin *p, nno_req *r, const char *path);
+  /* The stack this plugin was loaded for, and its version: NUL-terminated
+   * views borrowed until fini. Core plugins: NNO_ENOENT. */
+  int (*plugin_stack)(nno_plugin *p, nno_str *id, nno_str *version);
+
+  /* -- resources --
+   *
+   * A package declares the resources it uses in its manifest:
+   *   "resources": [{"type": "sql", "name": "notes"},
+   *                 {"type": "kv", "name": "drafts"},
+   *                 {"type": "blob", "name": "files"}]
+   * Each is provisioned per platform when a stack version holding the
+   * package is activated, and named for the platform and the stack
+   * ({platform}-{stack}-{name}): packages of one stack that declare the
+   * same type and name share it. The open calls take no platform: the
+   * handle reaches the resource of the request's platform, and only a
+   * resource the calling package declares (NNO_ENOENT otherwise, or when
+   * the request has no platform). Handles are owned by the host and
+   * released when the response ends.
+   *
+   * Every operation is asynchronous: it runs off the loop and its
+   * callback runs on the loop. An operation started on a request keeps
+   * the request alive: res_end() while one is pending returns NNO_EBUSY.
+   */
+  int (*sql_open)(nno_req *r, const char *name, nno_sql **out);
+  /* Run one SQL statement with `params`: a JSON array for positional
+   * parameters (?, ?1...) or an object for named ones (":name"), or NULL.
+   * The text and params are copied. Bounds (host configuration): rows,
+   * result bytes, time per call. Each statement runs in its own
+   * transaction. */
+  int (*sql_exec)(nno_sql *db, const char *sql, const char *params_json,
+                  nno_sql_done_fn done, void *ud);
+  /* Run several statements in one transaction: `batch_json` is a JSON
+   * array of {"sql": "...", "params": [...]}; all or nothing. */
+  int (*sql_batch)(nno_sql *db, const char *batch_json, nno_sql_done_fn done,
+                   void *ud);
+
+  int (*kv_open)(nno_req *r, const char *name, nno_kv **out);
+  /* Keys are 1..512 bytes of UTF-8 without control characters; values at
+   * most the host's value bound (1 MiB by default). Keys and values are
+   * copied. `ttl_s` 0 keeps the value until deleted. */
+  int (*kv_get)(nno_kv *kv, const char *key, size_t key_len,
+                nno_kv_done_fn done, void *ud);
+  int (*kv_put)(nno_kv *kv, const char *key, size_t key_len,
+                const void *value, size_t value_len, uint64_t ttl_s,
+                nno_kv_done_fn done, void *ud);
+  int (*kv_delete)(nno_kv *kv, const char *key, size_t key_len,
+                   nno_kv_done_fn done, void *ud);
+  /* Keys starting with `prefix` (may be empty), at most `limit` (1..1000)
+   * per page, after `cursor` (NULL or "" for the first page). */
+  int (*kv_list)(nno_kv *kv, const char *prefix, size_t prefix_len,
+                 const char *cursor, uint32_t limit, nno_kv_done_fn done,
+                 void *ud);
+
+  int (*blob_open)(nno_req *r, const char *name, nno_blob **out);
+  /* Keys are 1..1024 bytes: '/'-separated segments of printable UTF-8;
+   * no empty, "." or ".." segment, no leading '/', no '\'. Put stores
+   * `data` (borrowed until `done`: pass the request body, it is not
+   * copied) with `content_type` (NULL: application/octet-stream) and
+   * replaces an existing object atomically: a reader sees the old or the
+   * new object, never a part. */
+  int (*blob_put)(nno_blob *b, const char *key, size_t key_len,
+                  const char *content_type, const void *data, size_t len,
+                  nno_blob_done_fn done, void *ud);
+  int (*blob_head)(nno_blob *b, const char *key, size_t key_len,
+                   nno_blob_done_fn done, void *ud);
+  int (*blob_delete)(nno_blob *b, const char *key, size_t key_len,
+                     nno_blob_done_fn done, void *ud);
+  int (*blob_list)(nno_blob *b, const char *prefix, size_t prefix_len,
+                   const char *cursor, uint32_t limit, nno_blob_done_fn done,
+                   void *ud);
+  /* Answer the request with the object, streamed from storage (never
+   * copied whole into memory): 200 with Content-Type, Content-Length,
+   * ETag and Last-Modified, 304 when If-None-Match matches, 404 (a problem
+   * body) when there is no such object. Headers set before stay. This
+   * ends the response, like res_end(): call it from an NNO_ASYNC handler
+   * (or a callback), and do not touch `r` afterwards. */
+  int (*res_blob)(nno_req *r, nno_blob *b, const char *key, size_t key_len);
+
+  /* -- lifecycle (core plugins only) -- */
+
+  /* Send `event` (nno_platform_event) to every package of stack `s` that
+   * implements on_platform_event, one after another, for `platform`, then
+   * call `done` on the loop with 0 or the first failure's code and message.
+   * NNO_ESTATE from a feature plugin. */
+  int (*platform_event)(nno_plugin *p, nno_stack *s, const char *platform,
+                        int event,
+                        void (*done)(int status, const char *message,
+                                     void *ud),
+                        void *ud);
+  /* The packages of a loaded stack, i = 0.. until NNO_ENOENT: name,
+   * version, the package's folder (absolute) and its manifest's
+   * "resources" array as JSON text. Views borrowed while the stack is
+   * loaded. Core plugins only (NNO_ESTATE otherwise). */
+  int (*stack_package_at)(nno_plugin *p, nno_stack *s, size_t i,
+                          nno_str *name, nno_str *version, nno_str *dir,
+                          nno_str *resources_json);
 } nno_host_api;
 
 /* True if the host's table has the member `fn`. */

@@ -85,6 +85,16 @@ typedef struct nno_registry_v1 {
    * the hot path. Test `size` first.
    */
   int (*platform_incarnation)(const char *id, char *out, size_t cap);
+  /*
+   * The path of tenant `tenant` of platform `platform`: the tenant ids
+   * from the root down to it, joined with '/' ("eu/fr"), written
+   * NUL-terminated into `out` (`cap` bytes; 1024 is enough). NNO_ENOENT
+   * for an unknown tenant, NNO_EINVAL for bad arguments. O(depth) from
+   * this worker's memory, caught up like platform_status. Test `size`
+   * first.
+   */
+  int (*tenant_path)(const char *platform, const char *tenant, char *out,
+                     size_t cap);
 } nno_registry_v1;
 
 #endif
