@@ -21,6 +21,8 @@
 
 #include "resolve.h"
 #include "store.h"
+#include "ttab.h"
+#include <nno/provisioning.h>
 
 /* The name of the shared counter that moves after every committed change
  * other workers must see (routing, the operator key). */
@@ -46,6 +48,12 @@ typedef struct reg {
    * "platform/tenant" keys sorted by strcmp; reloaded with the routes. */
   char (*suspended)[2 * 33];
   size_t nsuspended;
+  /* Every tenant with its parent (tenant paths); reloaded with them. */
+  ttab *tenants;
+  /* The "nno.provisioning" service, looked up once the host is ready;
+   * NULL without the provisioning plugin (then the registry removes a
+   * deleted platform's folder itself and activations provision nothing). */
+  const nno_provisioning_v1 *prov;
 } reg;
 
 extern const nno_host_api *api;
@@ -65,7 +73,8 @@ void reg_resolve_stacks(void);
 int reg_catalogue_sync(void);
 /* After committing a change other workers must see: move the counter. */
 void reg_committed(void);
-/* Reload g_reg.suspended from the tenants table. Returns a store_rc. */
+/* Reload g_reg.suspended and g_reg.tenants from the tenants table.
+ * Returns a store_rc. */
 int reg_load_suspended(void);
 
 /* opkey.c */

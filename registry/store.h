@@ -162,6 +162,11 @@ typedef int (*store_tenant_key_cb)(void *ud, const char *platform,
 /* Every tenant that is suspended or lies under a suspended tenant, ordered
  * by platform and tenant id. */
 int store_tenant_suspended_each(sqlite3 *db, store_tenant_key_cb cb, void *ud);
+typedef int (*store_tenant_link_cb)(void *ud, const char *platform,
+                                    const char *tenant, const char *parent);
+/* Every tenant with its parent id (NULL for a root), ordered by platform
+ * and tenant id: what the tenant paths are built from. */
+int store_tenant_link_each(sqlite3 *db, store_tenant_link_cb cb, void *ud);
 
 /* ---- tenants ----------------------------------------------------------- */
 

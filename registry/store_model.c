@@ -207,6 +207,23 @@ int store_tenant_suspended_each(sqlite3 *db, store_tenant_key_cb cb,
   return rc == STORE_NOTFOUND ? STORE_OK : rc;
 }
 
+int store_tenant_link_each(sqlite3 *db, store_tenant_link_cb cb, void *ud) {
+  sqlite3_stmt *st;
+  int rc = store__query(db, &st,
+                        "SELECT platform_id, id, parent_id FROM tenants"
+                        " ORDER BY platform_id, id",
+                        "");
+  if (rc) return rc;
+  while ((rc = store__next_row(db, st)) == STORE_OK)
+    if ((rc = cb(ud, store__col_str(st, 0), store__col_str(st, 1),
+                 sqlite3_column_type(st, 2) == SQLITE_NULL
+                     ? NULL
+                     : store__col_str(st, 2))) != 0)
+      break;
+  sqlite3_finalize(st);
+  return rc == STORE_NOTFOUND ? STORE_OK : rc;
+}
+
 /* ---- tenants ----------------------------------------------------------- */
 
 #define T_COLS                                                                 \
