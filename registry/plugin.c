@@ -307,7 +307,11 @@ done:
 static void registry_ready(nno_plugin *p) {
   reg_resolve_stacks();
   reg_catalogue_sync();
-  api_platforms_sweep();
+  reg_prov_lookup();
+  if (g_reg.prov)
+    reg_prov_sweep();
+  else
+    api_platforms_sweep();
 }
 
 /* ---- the RESOLVE hook -------------------------------------------------- */
