@@ -1,4 +1,4 @@
-/* Operator API: platforms and their resources.
+/* Operator API: platforms (their resources are the provisioning plugin's).
  *
  *   POST   /api/v1/platforms                  create (Idempotency-Key)
  *   GET    /api/v1/platforms                  list: class, status, pages
@@ -7,7 +7,6 @@
  *   DELETE /api/v1/platforms/{platform}             with tenants, activations...
  *   POST   /api/v1/platforms/{platform}/suspend     status -> suspended
  *   POST   /api/v1/platforms/{platform}/resume      status -> active
- *   GET    /api/v1/platforms/{platform}/resources   list, pages
  *
  * Each handler authenticates first, runs its writes in one BEGIN IMMEDIATE
  * transaction (audit row, and a changes row when routing is affected,
@@ -420,49 +419,6 @@ static int on_status(nno_req *req, void *ud) {
   return send_platform(req, 200, &p);
 }
 
-/* ---- resources --------------------------------------------------------- */
-
-static int resource_cb(void *ud, const store_resource *r) {
-  nno_pager *pg = ud;
-  if (nno_pager_full(pg)) return 0;
-  char key[600];
-  snprintf(key, sizeof key, "%s/%s", r->type, r->name);
-  return hu_pager_add(
-      pg,
-      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "platform", r->platform,
-                "type", r->type, "name", r->name, "driver", r->driver, "state",
-                r->state, "created_at", r->created_at, "updated_at",
-                r->updated_at),
-      key);
-}
-
-static int on_resources(nno_req *req, void *ud) {
-  char id[STORE_ID_MAX + 1], after[600];
-  nno_pager pg;
-  if (!hu_authorized(req) || hu_platform(req, id) ||
-      nno_pager_start(req, &pg, REG_PAGE_DEFAULT, REG_PAGE_MAX, after,
-                      sizeof after))
-    return NNO_OK;
-  /* The cursor is "type/name"; types have no '/'. */
-  char *slash = strchr(after, '/');
-  if (after[0] && !slash) {
-    nno_pager_free(&pg);
-    return nno_problem(req, 422, "cursor",
-                       "field \"cursor\": not a cursor this API "
-                       "returned");
-  }
-  if (slash) *slash = '\0';
-  int rc = store_resource_list(g_reg.db, id, after[0] ? after : NULL,
-                               slash ? slash + 1 : NULL, pg.limit + 1,
-                               resource_cb, &pg);
-  if (rc)
-    hu_store_error(req, rc);
-  else
-    nno_pager_send(req, &pg);
-  nno_pager_free(&pg);
-  return NNO_OK;
-}
-
 int api_platforms_init(nno_plugin *p) {
   static const struct {
     const char *method, *path;
@@ -477,7 +433,6 @@ int api_platforms_init(nno_plugin *p) {
       {"POST", "/api/v1/platforms/{platform}/suspend", on_status,
        (void *)"suspended"},
       {"POST", "/api/v1/platforms/{platform}/resume", on_status, (void *)"active"},
-      {"GET", "/api/v1/platforms/{platform}/resources", on_resources, NULL},
   };
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
     int rc = api->route_add(p, routes[i].method, routes[i].path, routes[i].fn,

@@ -58,6 +58,11 @@ static int platform_param(nno_req *req, char *id) {
     nno_problem(req, 404, NULL, "no such platform");
     return -1;
   }
+  char st[16];
+  if (g_prov.reg && g_prov.reg->platform_status(id, st, sizeof st) == NNO_ENOENT) {
+    nno_problem(req, 404, NULL, "no such platform: %s", id);
+    return -1;
+  }
   return 0;
 }
 
