@@ -23,6 +23,9 @@
  * thread at a time and a thread runs one call at a time, so the flag of
  * the running thread is the flag of the running connection. */
 static __thread int g_trusted;
+/* Set when the guard refused something: the statement's failure, whatever
+ * code sqlite reports for it, is a refusal. */
+static __thread int g_denied;
 
 void psql_trust(sqlite3 *db, int on) {
   (void)db;
@@ -50,9 +53,8 @@ static int pragma_ok(const char *name, const char *arg) {
   return 0;
 }
 
-static int guard(void *ud, int action, const char *a, const char *b,
-                 const char *dbname, const char *trigger) {
-  (void)ud, (void)trigger;
+static int check(int action, const char *a, const char *b,
+                 const char *dbname) {
   if (g_trusted) return SQLITE_OK;
   if (dbname && strcmp(dbname, "main") != 0 && strcmp(dbname, "temp") != 0)
     return SQLITE_DENY;
@@ -75,6 +77,14 @@ static int guard(void *ud, int action, const char *a, const char *b,
   default:
     return is_nno(a) || is_nno(b) ? SQLITE_DENY : SQLITE_OK;
   }
+}
+
+static int guard(void *ud, int action, const char *a, const char *b,
+                 const char *dbname, const char *trigger) {
+  (void)ud, (void)trigger;
+  int rc = check(action, a, b, dbname);
+  if (rc == SQLITE_DENY) g_denied = 1;
+  return rc;
 }
 
 /* The time bound: interrupt once the deadline passed. */
@@ -190,6 +200,7 @@ typedef struct call {
 /* The map of a sqlite code onto ours, with the message. */
 static int sql_error(call *c, int src, const char *what) {
   const char *m = sqlite3_errmsg(c->db);
+  if (g_denied) src = SQLITE_AUTH;
   switch (src & 0xff) {
   case SQLITE_CONSTRAINT:
     return prov_fail(c->o, NNO_EREFUSED, "%s", m);
@@ -367,6 +378,7 @@ static int prepare(call *c, const char *sql, sqlite3_stmt **st) {
   const char *tail = NULL;
   char w[16];
   *st = NULL;
+  g_denied = 0;
   first_word(sql, w, sizeof w);
   if (strcmp(w, "VACUUM") == 0)
     return prov_fail(c->o, NNO_EINVAL, "refused: VACUUM is not allowed");
@@ -393,6 +405,7 @@ static int prepare(call *c, const char *sql, sqlite3_stmt **st) {
 static int run_stmt(call *c, sqlite3_stmt *st, const json_t *params) {
   int rc = bind_params(c, st, params);
   if (rc) return rc;
+  g_denied = 0;
   if ((rc = buf_add(&c->out, "[", 1)))
     return prov_fail(c->o, rc, "the result is over %zu bytes", c->b->max_result);
   int src, first = 1;
