@@ -195,6 +195,10 @@ int pj_resource_get(sqlite3 *db, const char *platform, const char *stack,
 int pj_resource_put(sqlite3 *db, const char *platform, const char *incarnation,
                     const char *stack, const char *type, const char *name,
                     const char *state, const char *error);
+/* 1 if another (stack, name) of the platform and type has the same
+ * "{stack}-{name}" (the same file), 0 if not, or a negative code. */
+int pj_resource_clash(sqlite3 *db, const char *platform, const char *stack,
+                      const char *type, const char *name);
 int pj_resource_del(sqlite3 *db, const char *platform, const char *stack,
                     const char *type, const char *name);
 int pj_resource_del_platform(sqlite3 *db, const char *platform);

@@ -198,6 +198,43 @@ static void failure_undoes_this_call_only(void **state) {
   consistent(j);
 }
 
+static void names_that_would_share_a_file(void **state) {
+  jfx *j = *state;
+  int64_t id;
+  char step[96], msg[PROV_MSG_MAX];
+  /* stack "default" has kv "x-cache"; stack "default-x" wants kv "cache":
+   * both are acme-default-x-cache.db */
+  j->pkg.resources = "[{\"type\":\"kv\",\"name\":\"x-cache\"}]";
+  assert_int_equal(activate(j, &id, step), 0);
+  assert_int_equal(prov_activate_end(j->db, j->f->data, "acme", id, 1), 0);
+  j->pkg.resources = "[{\"type\":\"kv\",\"name\":\"cache\"}]";
+  assert_int_equal(prov_activate_run(j->db, j->f->data, "acme", "", "default-x",
+                                     &j->pkg, 1, &id, step, sizeof step, msg,
+                                     sizeof msg),
+                   NNO_EREFUSED);
+  assert_string_equal(step, "kv:default-x-cache:create");
+  prov_resource r;
+  assert_string_equal(state_of(j, "kv", "x-cache", &r), "ready");
+  assert_int_equal(scalar(j->db, "SELECT count(*) FROM prov_journal"), 0);
+  assert_int_equal(scalar(j->db, "SELECT count(*) FROM prov_resources"), 1);
+  /* the first stack activates again undisturbed */
+  j->pkg.resources = "[{\"type\":\"kv\",\"name\":\"x-cache\"}]";
+  assert_int_equal(activate(j, &id, step), 0);
+  assert_int_equal(prov_activate_end(j->db, j->f->data, "acme", id, 1), 0);
+  j->pkg.resources = "[{\"type\":\"kv\",\"name\":\"cache\"}]";
+  /* a platform without folders gets them */
+  char pdir[256];
+  snprintf(pdir, sizeof pdir, "%s/platforms/beta", j->f->data);
+  assert_int_equal(prov_activate_run(j->db, j->f->data, "beta", "", "default",
+                                     &j->pkg, 1, &id, step, sizeof step, msg,
+                                     sizeof msg),
+                   0);
+  assert_int_equal(prov_activate_end(j->db, j->f->data, "beta", id, 1), 0);
+  snprintf(pdir, sizeof pdir, "%s/platforms/beta/kv/beta-default-cache.db",
+           j->f->data);
+  assert_true(prov_file_size(pdir) > 0);
+}
+
 static void migrations_refused(void **state) {
   jfx *j = *state;
   int64_t id;
@@ -357,6 +394,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(failure_undoes_this_call_only, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(migrations_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(names_that_would_share_a_file, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(failpoints, setup, teardown),
       cmocka_unit_test_setup_teardown(recover_activation, setup, teardown),
       cmocka_unit_test_setup_teardown(recover_removal, setup, teardown),
