@@ -11,14 +11,6 @@
 
 #include "prov.h"
 
-/* A platform some requests of this worker are using: the shared flock on
- * its .inuse held while refs > 0. */
-typedef struct prov_inuse {
-  char platform[PROV_ID_MAX];
-  unsigned refs;
-  int fd;
-} prov_inuse;
-
 typedef struct prov_state {
   nno_plugin *p;
   char data[4096];           /* the host's data folder */
@@ -27,8 +19,7 @@ typedef struct prov_state {
   prov_plans plans;
   sqlite3 *db;               /* core.db, for the routes (loop thread) */
   const nno_registry_v1 *reg;
-  prov_inuse *inuse;
-  size_t ninuse, cinuse;
+  prov_inuse_tab inuse;      /* platforms this worker's requests use */
   int recover_fd;            /* DATA/provisioning.lock when we hold it */
 } prov_state;
 

@@ -136,6 +136,29 @@ typedef struct prov_plans {
 /* The limit in bytes of plan `name` (NULL: the default). */
 uint64_t prov_plan_limit(const prov_plans *p, const char *name);
 
+/* ---- platforms in use (inuse.c) ---------------------------------------- */
+
+/* One platform this worker's requests use: the shared flock on its
+ * .inuse is held while refs > 0. */
+typedef struct prov_inuse {
+  char platform[PROV_ID_MAX];
+  unsigned refs;
+  int fd;
+} prov_inuse;
+
+typedef struct prov_inuse_tab {
+  prov_inuse *v;
+  size_t n, cap;
+} prov_inuse_tab;
+
+/* A request starts using `platform`: 0, NNO_EBUSY while it is being
+ * removed (its .inuse locked exclusive, or already unlinked), NNO_ENOENT
+ * when it has no folder, NNO_EINVAL for a bad id. */
+int prov_enter(prov_inuse_tab *t, const char *data, const char *platform);
+/* The end of one successful enter; the last one releases the lock. */
+void prov_leave(prov_inuse_tab *t, const char *platform);
+void prov_inuse_free(prov_inuse_tab *t);
+
 /* ---- drivers ----------------------------------------------------------- */
 
 /* sql: run one statement (batch 0; `params` a JSON array, object or NULL)

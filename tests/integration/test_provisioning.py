@@ -290,3 +290,31 @@ def test_a_removal_killed_midway_is_finished_at_restart(make_host):
     db = sqlite3.connect(os.path.join(h.data, "core.db"))
     assert db.execute("SELECT count(*) FROM prov_journal").fetchone() == (0,)
     db.close()
+
+
+def test_remove_waits_for_the_requests_using_the_platform(make_host):
+    """A request using the platform holds a shared lock on its .inuse (what
+    platform_enter takes): the removal waits until it is released."""
+    import fcntl
+    import threading
+    import time
+    h = fp_host(make_host)
+    assert prov_call(h, "create")["status"] == 0
+    pdir = os.path.join(h.data, "platforms", PLATFORM)
+    fd = os.open(os.path.join(pdir, ".inuse"), os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    released = []
+
+    def release():
+        time.sleep(1.0)
+        assert os.path.isdir(pdir)  # still there while in use
+        released.append(time.time())
+        os.close(fd)
+    t = threading.Thread(target=release)
+    t.start()
+    r = prov_call(h, "remove")
+    done = time.time()
+    t.join()
+    assert r["status"] == 0, r
+    assert released and done >= released[0]
+    assert not os.path.exists(pdir)
