@@ -32,6 +32,10 @@ uint64_t prov_limit_of(const char *platform);
 extern const nno_storage_v1 prov_storage;
 extern const nno_provisioning_v1 prov_provisioning;
 
+/* Free the removals still waiting for their lock (at fini, once the host
+ * stopped their timers): their callers are going too. */
+void prov_provision_fini(void);
+
 /* Register the routes (api.c). */
 int prov_api_init(nno_plugin *p);
 

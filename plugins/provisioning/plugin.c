@@ -469,6 +469,7 @@ fail:
 
 static void prov_fini(nno_plugin *p) {
   (void)p;
+  prov_provision_fini();
   cleanup();
 }
 

@@ -318,3 +318,30 @@ def test_remove_waits_for_the_requests_using_the_platform(make_host):
     assert r["status"] == 0, r
     assert released and done >= released[0]
     assert not os.path.exists(pdir)
+
+
+def test_a_host_stopping_while_a_removal_waits_exits_cleanly(make_host):
+    import fcntl
+    import threading
+    import time
+    h = fp_host(make_host)
+    assert prov_call(h, "create")["status"] == 0
+    pdir = os.path.join(h.data, "platforms", PLATFORM)
+    fd = os.open(os.path.join(pdir, ".inuse"), os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    answers = []
+
+    def call():
+        try:
+            answers.append(h.api("POST", "/api/v1/test-prov/%s/remove"
+                                 % PLATFORM, timeout=20))
+        except Exception as e:  # the host went away first
+            answers.append(e)
+    t = threading.Thread(target=call)
+    t.start()
+    time.sleep(0.5)
+    assert h.stop() == 0
+    t.join()
+    os.close(fd)
+    assert os.path.isdir(pdir)  # never removed while in use
+    assert "ERROR" not in h.log_text() and "Sanitizer" not in h.log_text()
