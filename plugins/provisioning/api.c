@@ -71,8 +71,7 @@ static int add_item(void *ud, const prov_resource *r) {
   if (nno_pager_full(pg)) return 0;
   char key[256];
   snprintf(key, sizeof key, "%s/%s/%s", r->type, r->stack, r->name);
-  int rc = nno_pager_add(pg, resource_json(r), key);
-  return rc ? rc : 0;
+  return nno_pager_add(pg, resource_json(r), key);
 }
 
 static int on_list(nno_req *req, void *ud) {

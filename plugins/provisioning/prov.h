@@ -104,7 +104,9 @@ int prov_touch(const char *path);
 /* A platform's storage account: its folder and its limit in bytes. */
 typedef struct prov_quota {
   const char *pdir;  /* DATA/platforms/{p} */
-  uint64_t limit;    /* bytes; 0 means no limit */
+  uint64_t limit;    /* bytes; 0 means no limit (sql and kv writes then
+                        skip the lock; blob puts still take it, as it
+                        also orders puts of one key) */
 } prov_quota;
 
 /* Held while a write checks and adds what it writes: an exclusive flock
