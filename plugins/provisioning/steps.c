@@ -352,10 +352,19 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
           break;
         }
         if ((rc = prov_resource_make(path, type, msg, cap))) break;
-      } else if ((rc = pj_resource_put(db, platform, incarnation, stack, type,
-                                       name, "pending", NULL))) {
-        snprintf(msg, cap, "cannot record the resource in core.db");
-        break;
+      } else {
+        /* There before: its row stays as it is; a file without a row (made
+         * before this plugin kept rows) is adopted. */
+        prov_resource r;
+        int have = pj_resource_get(db, platform, stack, type, name, &r);
+        if (have < 0 ||
+            (have == 0 && (rc = pj_resource_put(db, platform, incarnation,
+                                                stack, type, name, "ready",
+                                                NULL)))) {
+          if (have < 0) rc = have;
+          snprintf(msg, cap, "cannot record the resource in core.db");
+          break;
+        }
       }
     }
     json_decref(res);
