@@ -186,10 +186,12 @@ def test_failpoints_exist_only_in_the_test_build(make_host):
     h = make_host(workers=1, core=True, config={"plugin_dir": fp_dir},
                   env={"NNO_FAILPOINT": "platform:create"})
     h.start()
-    st, _, _ = h.api("POST", "/platforms", {"id": PLATFORM, "name": "P"})
-    assert st == 201
-    st, _, page = h.api("GET", "/platforms/%s/resources" % PLATFORM)
-    assert st == 200 and page["items"] == [], page
+    # The registry provisions the platform it creates: the failpoint fails
+    # that step, and the creation is undone.
+    st, _, pr = h.api("POST", "/platforms", {"id": PLATFORM, "name": "P"})
+    assert st == 503 and "platform:create" in pr["detail"], pr
+    assert h.api("GET", "/platforms/%s" % PLATFORM)[0] == 404
+    assert not os.path.exists(os.path.join(h.data, "platforms", PLATFORM))
 
 
 # -- the control plane, called by a stand-in for the registry ----------------
@@ -205,8 +207,11 @@ def fp_host(make_host, env=None, workers=1):
     h = make_host(workers=workers, core=True, config={"plugin_dir": fp_dir},
                   env=env or {})
     h.start()
+    # With platform:create failing, the registry's own creation fails too
+    # (and is undone): the stand-in then calls create on no platform row.
+    failing = (env or {}).get("NNO_FAILPOINT") == "platform:create"
     st, _, _ = h.api("POST", "/platforms", {"id": PLATFORM, "name": "P"})
-    assert st == 201
+    assert st == (503 if failing else 201)
     return h
 
 
