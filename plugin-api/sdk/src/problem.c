@@ -30,6 +30,7 @@ const char *nno_status_title(int status) {
       {502, "Bad Gateway"},
       {503, "Service Unavailable"},
       {504, "Gateway Timeout"},
+      {507, "Insufficient Storage"},
   };
   for (size_t i = 0; i < sizeof titles / sizeof *titles; i++)
     if (titles[i].status == status) return titles[i].title;
@@ -91,4 +92,42 @@ int nno_problem_retry(nno_req *req, int status, unsigned long long secs,
   snprintf(v, sizeof v, "%llu", secs ? secs : 1);
   nno__sdk_api->res_header(req, "Retry-After", v);
   return NNO_OK;
+}
+
+int nno_storage_status(int err) {
+  switch (err) {
+  case NNO_EINVAL: return 400;
+  case NNO_EREFUSED: return 409;
+  case NNO_ETOOBIG: return 413;
+  case NNO_EQUOTA: return 507;
+  case NNO_ENOENT:
+  case NNO_EBUSY:
+  case NNO_ECANCELED: return 503;
+  case NNO_ETIMEDOUT: return 504;
+  default: return 500;
+  }
+}
+
+int nno_problem_storage(nno_req *req, int err, const char *what,
+                        const char *message) {
+  const nno_host_api *api = nno__sdk_api;
+  int status = nno_storage_status(err);
+  const char *why;
+  switch (err) {
+  case NNO_EQUOTA: why = "the platform's storage quota would be exceeded"; break;
+  case NNO_ENOENT: why = "it is not provisioned for this platform"; break;
+  case NNO_EBUSY: why = "it is busy"; break;
+  case NNO_ECANCELED: why = "the server is stopping"; break;
+  case NNO_ETIMEDOUT: why = "the operation took too long"; break;
+  case NNO_ETOOBIG: why = "a size bound was exceeded"; break;
+  case NNO_EREFUSED: why = "a constraint refused the change"; break;
+  case NNO_EINVAL: why = "the request was refused"; break;
+  default: why = "storage error"; break;
+  }
+  api->log(nno__sdk_plugin, status == 500 ? NNO_LOG_ERROR : NNO_LOG_INFO,
+           "%s: %s%s%s", what, api->err_name(err), message ? ": " : "",
+           message ? message : "");
+  if (status == 503)
+    return nno_problem_retry(req, 503, 1, "%s: %s", what, why);
+  return nno_problem(req, status, NULL, "%s: %s", what, why);
 }
