@@ -12,6 +12,7 @@
 #include "gateway.h"
 #include "jsonv.h"
 #include "ratelimit.h"
+#include "res.h"
 #include "loader.h"
 #include "metrics.h"
 #include "router.h"
@@ -298,17 +299,7 @@ static int api_res_problem(nno_req *r, int status, const char *title,
   return 0;
 }
 
-static int api_res_end(nno_req *r) {
-  if (r->ended || !r->active) return NNO_ESTATE;
-  r->ended = 1;
-  /* Called from inside the handler: the gateway finishes on return. */
-  if (r->in_handler) return 0;
-  if (!r->written) r->status = 204;
-  conn *c = (conn *)((char *)r - offsetof(conn, req));
-  c->w->nrequests_active--;
-  conn_request_done(c);
-  return 0;
-}
+static int api_res_end(nno_req *r) { return res_req_end(r); }
 
 /* ---- timers ---------------------------------------------------------- */
 
@@ -593,6 +584,7 @@ static int api_req_caller(nno_req *r, nno_caller *out) {
 }
 
 static nno_str api_req_remote_addr(nno_req *r) {
+  if (r->event) return mk("", 0); /* host-made: no client */
   if (!r->peer_len) {
     conn *c = (conn *)((char *)r - offsetof(conn, req));
     struct sockaddr_storage ss;
@@ -607,6 +599,71 @@ static nno_str api_req_remote_addr(nno_req *r) {
     r->peer_len = strlen(r->peer);
   }
   return mk(r->peer, r->peer_len);
+}
+
+/* ---- ABI 1.2: who is calling, own stack, stack packages ----------------- */
+
+static nno_str api_req_platform(nno_req *r) {
+  return mk(r->scope, r->scope_len);
+}
+
+static nno_str api_req_tenant_path(nno_req *r) {
+  if (!r->caller_kind) return mk("", 0);
+  return mk(r->tenant_path, r->tenant_path_len);
+}
+
+/* At most 16 '/'-separated tenant ids, none empty. */
+#define TENANT_PATH_LEVELS 16
+
+static int api_req_set_tenant_path(nno_plugin *p, nno_req *r,
+                                   const char *path) {
+  plugin *pl = (plugin *)p;
+  if (!pl || !r) return NNO_EINVAL;
+  if (pl->man.kind != NNO_KIND_CORE || r->stage != NNO_STAGE_AUTHN)
+    return NNO_ESTATE;
+  if (!path) path = "";
+  size_t n = strnlen(path, sizeof r->tenant_path);
+  if (n >= sizeof r->tenant_path) return NNO_ETOOBIG;
+  size_t levels = n ? 1 : 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)path[i];
+    if (ch < 0x20 || ch == 0x7f) return NNO_EINVAL;
+    if (ch == '/') {
+      if (i == 0 || i + 1 == n || path[i + 1] == '/') return NNO_EINVAL;
+      levels++;
+    }
+  }
+  if (levels > TENANT_PATH_LEVELS) return NNO_ETOOBIG;
+  memcpy(r->tenant_path, path, n);
+  r->tenant_path[n] = '\0';
+  r->tenant_path_len = n;
+  return 0;
+}
+
+static int api_plugin_stack(nno_plugin *p, nno_str *id, nno_str *version) {
+  plugin *pl = (plugin *)p;
+  if (!pl) return NNO_EINVAL;
+  if (!pl->stack_id[0]) return NNO_ENOENT;
+  if (id) *id = mk(pl->stack_id, strlen(pl->stack_id));
+  if (version) *version = mk(pl->stack_version, strlen(pl->stack_version));
+  return 0;
+}
+
+static int api_stack_package_at(nno_plugin *p, nno_stack *s, size_t i,
+                                nno_str *name, nno_str *version, nno_str *dir,
+                                nno_str *resources_json) {
+  plugin *pl = (plugin *)p;
+  stack *st = (stack *)s;
+  if (!pl || pl->man.kind != NNO_KIND_CORE) return NNO_ESTATE;
+  if (!st) return NNO_EINVAL;
+  if (i >= st->nplugins) return NNO_ENOENT;
+  const plugin *q = st->plugins[i];
+  if (name) *name = mk(q->man.name, strlen(q->man.name));
+  if (version) *version = mk(q->man.version, strlen(q->man.version));
+  if (dir) *dir = mk(q->absdir, strlen(q->absdir));
+  if (resources_json)
+    *resources_json = mk(q->man.resources_json, strlen(q->man.resources_json));
+  return 0;
 }
 
 static const nno_host_api table = {
@@ -664,6 +721,26 @@ static const nno_host_api table = {
     .req_caller = api_req_caller,
     .res_header_keep = api_res_header_keep,
     .req_remote_addr = api_req_remote_addr,
+    .req_platform = api_req_platform,
+    .req_tenant_path = api_req_tenant_path,
+    .req_set_tenant_path = api_req_set_tenant_path,
+    .plugin_stack = api_plugin_stack,
+    .sql_open = res_sql_open,
+    .sql_exec = res_sql_exec,
+    .sql_batch = res_sql_batch,
+    .kv_open = res_kv_open,
+    .kv_get = res_kv_get,
+    .kv_put = res_kv_put,
+    .kv_delete = res_kv_delete,
+    .kv_list = res_kv_list,
+    .blob_open = res_blob_open,
+    .blob_put = res_blob_put,
+    .blob_head = res_blob_head,
+    .blob_delete = res_blob_delete,
+    .blob_list = res_blob_list,
+    .res_blob = res_blob,
+    .platform_event = res_platform_event,
+    .stack_package_at = api_stack_package_at,
 };
 
 const nno_host_api *api_table(void) { return &table; }

@@ -12,12 +12,18 @@
 
 #include "gateway.h"
 #include "log.h"
+#include "res.h"
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
 static void process(conn *c, const char *data, size_t n);
 static void resume(conn *c);
 static void flush(conn *c);
 static void conn_close(conn *c);
+static void stream_stop(conn *c);
+static void stream_pump(conn *c);
+
+/* Bytes of a body source read at a time. */
+#define STREAM_CHUNK (64u << 10)
 
 /* ---- bounded output ------------------------------------------------------
  * Pipelined requests are answered as fast as they are parsed, and one read
@@ -158,6 +164,8 @@ static void conn_close(conn *c) {
   uv_read_stop((uv_stream_t *)&c->tcp);
   uv_close((uv_handle_t *)&c->tcp, on_handle_close);
   uv_close((uv_handle_t *)&c->timer, on_handle_close);
+  /* A read in flight stops the stream when it returns. */
+  if (c->streaming && !c->stream_reading) stream_stop(c);
 }
 
 /* Answer an error found before a request could be dispatched (framing,
@@ -198,6 +206,8 @@ static void on_timer(uv_timer_t *t) {
                        : "request head not received in time");
     break;
   default:
+    /* A client that stopped reading a streamed body. */
+    if (c->streaming) conn_close(c);
     break;
   }
 }
@@ -386,6 +396,10 @@ static void on_write(uv_write_t *req, int status) {
     return;
   }
   flush(c);
+  if (c->streaming) {
+    stream_pump(c);
+    return;
+  }
   /* Drained below its bounds: go on with what was kept back. */
   if (c->state == CONN_IDLE && !c->in_process && !out_full(c)) resume(c);
 }
@@ -477,7 +491,7 @@ static int emit(conn *c) {
     p += 16;
     char digits[24];
     int nd = 0;
-    size_t v = r->body.len;
+    size_t v = r->body_src ? (size_t)r->body_left : r->body.len;
     do {
       digits[nd++] = (char)('0' + v % 10);
       v /= 10;
@@ -500,7 +514,7 @@ static int emit(conn *c) {
       buf_append(&c->out, r->headers.p, r->headers.len, max) ||
       buf_append(&c->out, "\r\n", 2, max))
     return -1;
-  if (!no_body && !is_head && r->body.len &&
+  if (!no_body && !is_head && !r->body_src && r->body.len &&
       buf_append(&c->out, r->body.p, r->body.len, max))
     return -1;
   if (close) c->close_after = 1;
@@ -508,20 +522,38 @@ static int emit(conn *c) {
   return 0;
 }
 
+static void request_finish(conn *c);
+static void stream_start(conn *c);
+
 void conn_request_done(conn *c) {
   nno_req *r = &c->req;
-  worker *w = c->w;
+  res_request_end(r);
   gateway_complete(c);
-  r->active = 0;
   if (c->state == CONN_CLOSING) {
     /* The client went away while the handler worked: nothing to send. */
+    r->active = 0;
     if (c->handles_open == 0) conn_free(c);
     return;
   }
   if (emit(c) != 0) {
+    r->active = 0;
     conn_close(c);
     return;
   }
+  if (r->body_src && r->body_left && !(r->hr && r->hr->head) &&
+      r->status != 304 && r->status != 204) {
+    stream_start(c);
+    return;
+  }
+  r->active = 0;
+  request_finish(c);
+}
+
+/* The response is out (or queued): ready the connection for the next
+ * request. */
+static void request_finish(conn *c) {
+  nno_req *r = &c->req;
+  worker *w = c->w;
   req_reset(r);
   http_reader_reset(c->reader);
   in_release(c);
@@ -537,6 +569,94 @@ void conn_request_done(conn *c) {
   if (c->in_process) return; /* process() goes on with the rest itself */
   flush(c);
   resume(c);
+}
+
+/* ---- body sources ---------------------------------------------------------
+ * A response whose body is a file (res_blob): the head is queued by emit(),
+ * then the connection reads the file STREAM_CHUNK bytes at a time on the
+ * thread pool and queues each, reading the next only while its output is
+ * within its bounds (out_full, as for pipelined requests); on_write pumps
+ * again as the client reads. A client that goes away stops it (conn_close);
+ * a read that fails or ends early closes the connection, since the head
+ * promised the length. */
+
+static void on_stream_read(uv_fs_t *req);
+
+static void stream_start(conn *c) {
+  c->stream_buf = malloc(STREAM_CHUNK);
+  if (!c->stream_buf) {
+    c->req.active = 0;
+    conn_close(c);
+    return;
+  }
+  c->streaming = 1;
+  c->stream_fs.data = c;
+  arm(c, c->w->cfg->idle_timeout_ms);
+  flush(c);
+  if (c->state == CONN_CLOSING) return; /* conn_close stopped it */
+  stream_pump(c);
+}
+
+/* The stream is over, sent or not: let the connection be freed or go on. */
+static void stream_release(conn *c) {
+  c->streaming = 0;
+  free(c->stream_buf);
+  c->stream_buf = NULL;
+  c->req.active = 0;
+}
+
+/* Stopped by a closing connection: free it once its handles are closed. */
+static void stream_stop(conn *c) {
+  stream_release(c);
+  req_reset(&c->req); /* closes the file */
+  if (c->handles_open == 0) conn_free(c);
+}
+
+static void stream_pump(conn *c) {
+  nno_req *r = &c->req;
+  if (!c->streaming || c->stream_reading || c->state == CONN_CLOSING) return;
+  if (r->body_left == 0) {
+    stream_release(c);
+    request_finish(c);
+    return;
+  }
+  if (out_full(c)) return; /* a write is in flight: on_write pumps */
+  size_t n = r->body_left < STREAM_CHUNK ? (size_t)r->body_left : STREAM_CHUNK;
+  uv_buf_t b = uv_buf_init(c->stream_buf, (unsigned)n);
+  c->stream_reading = 1;
+  if (uv_fs_read(&c->w->loop, &c->stream_fs, r->body_fd, &b, 1, -1,
+                 on_stream_read) != 0) {
+    c->stream_reading = 0;
+    conn_close(c);
+  }
+}
+
+static void on_stream_read(uv_fs_t *req) {
+  conn *c = req->data;
+  ssize_t n = req->result;
+  uv_fs_req_cleanup(req);
+  c->stream_reading = 0;
+  if (c->state == CONN_CLOSING) {
+    stream_stop(c);
+    return;
+  }
+  nno_req *r = &c->req;
+  if (n <= 0) {
+    log_warn("a streamed body ended %llu bytes early: %s",
+             (unsigned long long)r->body_left,
+             n < 0 ? uv_strerror((int)n) : "end of file");
+    conn_close(c);
+    return;
+  }
+  if ((uint64_t)n > r->body_left) n = (ssize_t)r->body_left;
+  if (buf_append(&c->out, c->stream_buf, (size_t)n, SIZE_MAX)) {
+    conn_close(c);
+    return;
+  }
+  r->body_left -= (uint64_t)n;
+  arm(c, c->w->cfg->idle_timeout_ms);
+  flush(c);
+  stream_pump(c);
 }
 
 /* Go on after a pause (async response, full output): first the bytes kept

@@ -35,6 +35,14 @@ typedef struct conn {
   uint64_t idle_since; /* loop time (ms) it last began waiting for a request */
   buf out;           /* responses not yet handed to the kernel */
   buf pending;       /* bytes read but not consumed (pipelining) */
+  /* Streaming the response's body source (req.body_src, res_blob): read
+   * STREAM_CHUNK bytes at a time on the thread pool, each only once the
+   * output is below its bounds (as a request would wait), so an object is
+   * never held whole. The request stays active until the last byte. */
+  int streaming;
+  int stream_reading; /* a read is on the thread pool */
+  uv_fs_t stream_fs;
+  char *stream_buf;
   nno_req req;
 } conn;
 

@@ -10,6 +10,7 @@
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "res.h"
 #include "router.h"
 
 static const char hexd[] = "0123456789abcdef";
@@ -50,8 +51,10 @@ static void put_hex64(char *out, uint64_t v) {
 }
 
 void gateway_prepare(conn *c, const http_request *hr) {
-  nno_req *r = &c->req;
-  worker *w = c->w;
+  gateway_prepare_req(c->w, &c->req, hr);
+}
+
+void gateway_prepare_req(worker *w, nno_req *r, const http_request *hr) {
   r->start_ns = uv_hrtime();
   const http_header *h = hr ? http_request_header(hr, "x-request-id") : NULL;
   if (h && gateway_request_id_valid(h->value, h->value_len)) {
@@ -70,7 +73,7 @@ void gateway_prepare(conn *c, const http_request *hr) {
 
 const char *gateway_traceparent(nno_req *r) {
   if (r->traceparent_len) return r->traceparent;
-  worker *w = ((conn *)((char *)r - offsetof(conn, req)))->w;
+  worker *w = g_worker;
   /* Keep the caller's trace id and flags; our span gets a new parent id. */
   char *tp = r->traceparent;
   const http_header *h = r->hr ? http_request_header(r->hr, "traceparent") : NULL;
@@ -355,7 +358,14 @@ void gateway_handle(conn *c, const http_request *hr) {
     char detail[128];
     snprintf(detail, sizeof detail, "the handler failed: %s", nno__err_name(rc));
     req_problem(r, 500, "Internal Server Error", detail);
-  } else if (rc >= 0 && !r->written && !r->ended) {
+  }
+  if (!r->ended && r->res_pending) {
+    /* Returned with resource operations pending: the request (and what
+     * they will call back with) stays until the last one completes. */
+    res_end_when_idle(r);
+    return;
+  }
+  if (rc >= 0 && !r->written && !r->ended) {
     r->status = 204;
   }
   w->nrequests_active--;

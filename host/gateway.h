@@ -23,6 +23,9 @@ typedef struct route_target {
 /* Set the request id, traceparent and start time (hr may be NULL for a
  * request refused before it was parsed). */
 void gateway_prepare(struct conn *c, const http_request *hr);
+/* The same for a request of no connection (platform_event). */
+struct worker;
+void gateway_prepare_req(struct worker *w, nno_req *r, const http_request *hr);
 /* The request's W3C traceparent (55 characters, NUL-terminated), built on
  * first use from the received one or generated. Owned by the request. */
 const char *gateway_traceparent(nno_req *r);

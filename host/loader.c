@@ -15,6 +15,7 @@
 #include "fetch.h"
 #include "log.h"
 #include "req.h"
+#include "res.h"
 #include "router.h"
 #include "semver.h"
 #include "services.h"
@@ -145,6 +146,108 @@ static int open_trusted(const char *root, const char *path, char *err,
   return trust_open(rpath, path, err, errlen);
 }
 
+/* Is `s` a migration file name, "NNNN_what.sql" (NNNN from 0001)? Its
+ * number in *num. */
+static int migration_name(const char *s, unsigned *num) {
+  size_t n = strlen(s);
+  if (n < 10 || strcmp(s + n - 4, ".sql") != 0 || s[4] != '_') return 0;
+  unsigned v = 0;
+  for (int i = 0; i < 4; i++) {
+    if (s[i] < '0' || s[i] > '9') return 0;
+    v = v * 10 + (unsigned)(s[i] - '0');
+  }
+  *num = v;
+  return v > 0;
+}
+
+/* The package's `migrations/` folder, by names only (the provisioning
+ * plugin reads and applies the files): each entry a folder named for an
+ * sql resource the manifest declares, holding only NNNN_what.sql files
+ * numbered 0001, 0002, ... without gap or repeat. No folder: nothing to
+ * check. 0, or -1 with the reason in err. */
+static int migrations_check(const char *dir, const package_manifest *m,
+                            char *err, size_t errlen) {
+  char mdir[PATH_MAX + 16];
+  struct stat st;
+  snprintf(mdir, sizeof mdir, "%s/migrations", dir);
+  if (lstat(mdir, &st) != 0) {
+    if (errno == ENOENT) return 0;
+    snprintf(err, errlen, "package \"%s\": %s: %s", m->name, mdir,
+             strerror(errno));
+    return -1;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    snprintf(err, errlen, "package \"%s\": migrations/ is not a folder",
+             m->name);
+    return -1;
+  }
+  DIR *d = opendir(mdir);
+  if (!d) {
+    snprintf(err, errlen, "package \"%s\": %s: %s", m->name, mdir,
+             strerror(errno));
+    return -1;
+  }
+  int rc = 0;
+  struct dirent *e;
+  while (rc == 0 && (e = readdir(d))) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    char sub[PATH_MAX + 300];
+    snprintf(sub, sizeof sub, "%s/%s", mdir, e->d_name);
+    if (!manifest_resource_find(m, "sql", e->d_name) ||
+        lstat(sub, &st) != 0 || !S_ISDIR(st.st_mode)) {
+      snprintf(err, errlen,
+               "package \"%s\": migrations/%.64s is not a folder named for "
+               "an sql resource the manifest declares", m->name, e->d_name);
+      rc = -1;
+      break;
+    }
+    /* Numbers seen: a bitmap of 1..9999. */
+    static unsigned char seen[10000 / 8 + 1];
+    memset(seen, 0, sizeof seen);
+    unsigned count = 0, max = 0, num;
+    DIR *f = opendir(sub);
+    struct dirent *fe;
+    if (!f) {
+      snprintf(err, errlen, "package \"%s\": %s: %s", m->name, sub,
+               strerror(errno));
+      rc = -1;
+      break;
+    }
+    while (rc == 0 && (fe = readdir(f))) {
+      if (strcmp(fe->d_name, ".") == 0 || strcmp(fe->d_name, "..") == 0)
+        continue;
+      if (!migration_name(fe->d_name, &num)) {
+        snprintf(err, errlen,
+                 "package \"%s\": migrations/%s/%.64s: expected a file named "
+                 "NNNN_what.sql (0001, 0002, ...)", m->name, e->d_name,
+                 fe->d_name);
+        rc = -1;
+      } else if (seen[num / 8] & (1u << (num % 8))) {
+        snprintf(err, errlen,
+                 "package \"%s\": migrations/%s: number %04u is used twice",
+                 m->name, e->d_name, num);
+        rc = -1;
+      } else {
+        seen[num / 8] |= (unsigned char)(1u << (num % 8));
+        count++;
+        if (num > max) max = num;
+      }
+    }
+    closedir(f);
+    if (rc == 0 && count != max) {
+      for (num = 1; num < max && (seen[num / 8] & (1u << (num % 8))); num++) {
+      }
+      snprintf(err, errlen,
+               "package \"%s\": migrations/%s: %04u is missing (files must "
+               "be numbered 0001, 0002, ... without a gap)", m->name,
+               e->d_name, num);
+      rc = -1;
+    }
+  }
+  closedir(d);
+  return rc;
+}
+
 /* Read the manifest of package folder `dir`, found under `root`, and
  * open its object, returned in *so_fd with its path in `so` -- after
  * checking that the folder, its package.json and the object are inside
@@ -166,6 +269,10 @@ static int package_open(const char *root, const char *dir, package_manifest *m,
   close(fd);
   if (rc != 0) {
     snprintf(err, errlen, "%s", merr);
+    return -1;
+  }
+  if (migrations_check(dir, m, err, errlen)) {
+    package_manifest_free(m);
     return -1;
   }
   if (snprintf(so, socap, "%s/%s", dir, m->library) >= (int)socap) {
@@ -259,6 +366,17 @@ static plugin *load_one(worker *w, const char *root, const char *dir,
   p->so_fd = -1;
   snprintf(p->dir, sizeof p->dir, "%s", dir);
   snprintf(p->stack, sizeof p->stack, "%s", stack_label);
+  {
+    /* "id@version": the halves for plugin_stack() and resource refs. */
+    const char *at = strchr(stack_label, '@');
+    size_t il = at ? (size_t)(at - stack_label) : 0;
+    if (il >= sizeof p->stack_id) il = 0;
+    memcpy(p->stack_id, stack_label, il);
+    p->stack_id[il] = '\0';
+    snprintf(p->stack_version, sizeof p->stack_version, "%s",
+             at && il ? at + 1 : "");
+  }
+  if (!realpath(dir, p->absdir)) snprintf(p->absdir, sizeof p->absdir, "%s", dir);
   if (package_open(root, dir, &p->man, p->so_path, sizeof p->so_path, &p->so_fd,
                    err, errlen))
     goto fail; /* p->man is left empty */
@@ -581,6 +699,9 @@ int loader_load_all(worker *w) {
       return -1;
     }
   }
+  /* Resource calls of the packages go to the provider a core plugin
+   * published, if any. */
+  res_bind_provider(w);
   char roots[CONFIG_MAX_STACK_DIRS + 2][PATH_MAX];
   size_t nroots = stack_roots(cfg, roots);
   stack_choice *sc = calloc(MAX_STACKS, sizeof *sc);
@@ -643,6 +764,7 @@ void loader_unload_all(worker *w) {
     w->plugins->count--;
     plugin_unload(w, p);
   }
+  w->storage = NULL;
 }
 
 int loader_check_core(const nno_config *cfg, FILE *out, char *err,

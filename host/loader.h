@@ -34,6 +34,9 @@ typedef struct plugin {
   char dir[PATH_MAX];
   char so_path[PATH_MAX];
   char stack[128]; /* "default@1.0.0", or "" for core plugins */
+  char stack_id[65];      /* "default", "" for core plugins */
+  char stack_version[64]; /* "1.0.0", "" for core plugins */
+  char absdir[PATH_MAX];  /* dir, absolute (stack_package_at) */
   void *data;
   char fail[256];
   int initing;

@@ -471,6 +471,82 @@ static int parse_requires(pctx *c, json_t *root, package_manifest *m) {
   return 0;
 }
 
+/* ---- resources (ABI 1.2) ----------------------------------------------- */
+
+static const char *const resource_keys[] = {"type", "name", NULL};
+
+static int resource_type_ok(const char *s) {
+  return strcmp(s, "sql") == 0 || strcmp(s, "kv") == 0 ||
+         strcmp(s, "blob") == 0;
+}
+
+static int resource_name_ok(const char *s) {
+  size_t n = 0;
+  if (!is_lower(s[0])) return 0;
+  for (; s[n]; n++)
+    if (!is_lower(s[n]) && !is_digit(s[n]) && s[n] != '-') return 0;
+  return n <= MANIFEST_RESOURCE_NAME_MAX;
+}
+
+static int parse_resources(pctx *c, json_t *root, package_manifest *m) {
+  json_t *arr = json_object_get(root, "resources");
+  char field[FIELD_BUF];
+  if (!arr) return 0;
+  if (!json_is_array(arr))
+    return fail_field(c, "resources", "an array", arr);
+  size_t n = json_array_size(arr);
+  if (n > MANIFEST_RESOURCES_MAX)
+    return fail(c,
+                "field \"resources\": expected at most %d resources, got %zu",
+                MANIFEST_RESOURCES_MAX, n);
+  if (n == 0) return 0;
+  if (!(m->resources = m_calloc(n, sizeof *m->resources))) return fail_oom(c);
+  for (size_t i = 0; i < n; i++) {
+    json_t *e = json_array_get(arr, i);
+    manifest_resource *r = &m->resources[i];
+    snprintf(field, sizeof field, "resources[%zu]", i);
+    if (!json_is_object(e))
+      return fail_field(c, field,
+                        "an object with \"type\" and \"name\"", e);
+    if (check_keys(c, e, field, resource_keys,
+                   "only \"type\" and \"name\"") < 0)
+      return -1;
+    snprintf(field, sizeof field, "resources[%zu].type", i);
+    if (check_str(c, field, json_object_get(e, "type"),
+                  "\"sql\", \"kv\" or \"blob\"", resource_type_ok) < 0)
+      return -1;
+    snprintf(field, sizeof field, "resources[%zu].name", i);
+    if (check_str(c, field, json_object_get(e, "name"),
+                  "a resource name matching [a-z][a-z0-9-]{0,31}",
+                  resource_name_ok) < 0)
+      return -1;
+    /* Both checked above: they fit. */
+    snprintf(r->type, sizeof r->type, "%s",
+             json_string_value(json_object_get(e, "type")));
+    snprintf(r->name, sizeof r->name, "%s",
+             json_string_value(json_object_get(e, "name")));
+    m->nresources = i + 1;
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(m->resources[j].type, r->type) == 0 &&
+          strcmp(m->resources[j].name, r->name) == 0)
+        return fail(c,
+                    "field \"resources[%zu]\": duplicate resource \"%s %s\", "
+                    "already declared by resources[%zu]",
+                    i, r->type, r->name, j);
+  }
+  return 0;
+}
+
+const manifest_resource *manifest_resource_find(const package_manifest *m,
+                                                const char *type,
+                                                const char *name) {
+  for (size_t i = 0; i < m->nresources; i++)
+    if (strcmp(m->resources[i].type, type) == 0 &&
+        strcmp(m->resources[i].name, name) == 0)
+      return &m->resources[i];
+  return NULL;
+}
+
 int package_manifest_parse(const char *json, size_t len, const char *what,
                            package_manifest *out, char *err) {
   pctx c = {what ? what : "package.json", err};
@@ -492,6 +568,7 @@ int package_manifest_parse(const char *json, size_t len, const char *what,
       get_blob(&c, root, "config", 1, &out->config_json) < 0 ||
       get_blob(&c, root, "scopes", 0, &out->scopes_json) < 0 ||
       get_blob(&c, root, "ui", 1, &out->ui_json) < 0 ||
+      parse_resources(&c, root, out) < 0 ||
       get_blob(&c, root, "resources", 0, &out->resources_json) < 0)
     goto fail;
   json_decref(root);
@@ -524,6 +601,7 @@ void package_manifest_free(package_manifest *m) {
   m_free(m->scopes_json);
   m_free(m->ui_json);
   m_free(m->resources_json);
+  m_free(m->resources);
   memset(m, 0, sizeof *m);
 }
 

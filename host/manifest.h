@@ -22,7 +22,11 @@
  * and so is a key given twice in any object.
  *
  * Limits: 1 MiB of JSON, 256 routes, 64 requires, 256 stack packages,
- * 1024 bytes per string. Patterns that differ only in parameter names
+ * 16 resources, 1024 bytes per string. "resources" entries are objects of
+ * exactly "type" ("sql", "kv" or "blob") and "name" (1..32 bytes of
+ * [a-z][a-z0-9-]*), each type+name once:
+ *   WHAT: field "resources[1]": duplicate resource "sql notes", already
+ *         declared by resources[0] Patterns that differ only in parameter names
  * ("/u/{id}", "/u/{name}") are duplicates, as they are to the router.
  * Strings are allocated with jansson's allocator (json_set_alloc_funcs);
  * change it only while no manifest is alive.
@@ -48,6 +52,15 @@ typedef struct manifest_require {
   char *range;   /* semver range on the service's version, e.g. "^1" */
 } manifest_require;
 
+/* One entry of "resources" (ABI 1.2): what the package uses on each
+ * platform. At most MANIFEST_RESOURCES_MAX, each type+name once. */
+#define MANIFEST_RESOURCES_MAX 16
+#define MANIFEST_RESOURCE_NAME_MAX 32
+typedef struct manifest_resource {
+  char type[8];                               /* "sql", "kv" or "blob" */
+  char name[MANIFEST_RESOURCE_NAME_MAX + 1];  /* [a-z][a-z0-9-]{0,31} */
+} manifest_resource;
+
 typedef struct package_manifest {
   char *name;        /* [a-z][a-z0-9-]{0,63} */
   char *version;     /* semver text */
@@ -65,6 +78,8 @@ typedef struct package_manifest {
   char *scopes_json; /* "scopes" array as JSON, "[]" when absent */
   char *ui_json;     /* "ui" object as JSON, "{}" when absent */
   char *resources_json; /* "resources" array as JSON, "[]" when absent */
+  manifest_resource *resources; /* the same, checked */
+  size_t nresources;
 } package_manifest;
 
 typedef struct stack_package {
@@ -80,6 +95,11 @@ typedef struct stack_manifest {
   stack_package *packages;
   size_t npackages; /* >= 1 */
 } stack_manifest;
+
+/* The entry of m->resources of `type` and `name`, or NULL. */
+const manifest_resource *manifest_resource_find(const package_manifest *m,
+                                                const char *type,
+                                                const char *name);
 
 /* Parse and validate. On failure returns -1, writes a one-line message into
  * err (at most MANIFEST_ERR_MAX bytes, NUL-terminated) and leaves *out

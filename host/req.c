@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "jsonv.h"
 
@@ -87,6 +88,16 @@ void req_reset(nno_req *r) {
   r->caller_kind = 0;
   memset(r->caller_len, 0, sizeof r->caller_len);
   r->scopes_len = 0;
+  r->tenant_path_len = 0;
+  r->tenant_path[0] = '\0';
+  r->res_pending = 0;
+  r->res_entered = 0;
+  r->end_when_idle = 0;
+  r->in_cb = 0;
+  if (r->body_src && r->body_fd >= 0) close(r->body_fd);
+  r->body_src = 0;
+  r->body_fd = -1;
+  r->body_left = 0;
   r->keep.len = 0;
   /* Keep small buffers for the next request; drop big ones. */
   if (r->headers.cap > 16384) buf_free(&r->headers);

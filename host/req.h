@@ -13,6 +13,7 @@
 
 struct conn;
 struct plugin;
+struct event_run;
 
 #define REQ_ARENA_INLINE 2048
 #define REQ_ARENA_MAX (1u << 20)
@@ -64,6 +65,24 @@ struct nno_req {
   size_t scopes_len;
   char caller[4][65];    /* platform, tenant, subject, session */
   char scopes[1024];
+  /* The caller's tenant path (req_set_tenant_path), "" when none. */
+  size_t tenant_path_len;
+  char tenant_path[1024];
+  /* Resources (res.c). Handles live in the arena. */
+  unsigned res_pending; /* operations started and not completed yet */
+  int res_entered;      /* platform_enter succeeded: leave at the end */
+  int in_cb;            /* inside a resource completion: an end waits for
+                           its return */
+  int end_when_idle;    /* the handler returned with operations pending:
+                           the last completion ends the response */
+  struct event_run *event; /* a host-made request (platform_event), NULL
+                              for a client's */
+  /* A body source (res_blob): the response's body is body_left bytes read
+   * from body_fd, streamed by the connection after the head instead of
+   * `body`. The fd is the request's: closed when it is reset. */
+  int body_src;
+  int body_fd;
+  uint64_t body_left;
   char peer[64]; /* the client's address as text, made on first use */
   size_t peer_len;
   char rid[72];

@@ -46,6 +46,9 @@ typedef struct worker {
   struct plugin_set *plugins;
   struct services *services;
   struct fetcher *fetcher;
+  /* The "nno.storage" provider resource calls go to (res.c); NULL when no
+   * core plugin publishes one. */
+  const struct nno_storage_v1 *storage;
   /* Cached "Date:" value, refreshed once a second. */
   char date[64];
   size_t date_len;

@@ -1,17 +1,21 @@
 /* Operator API: platforms and their resources.
  *
- *   POST   /api/v1/platforms                  create (Idempotency-Key)
+ *   POST   /api/v1/platforms                  create, "stacks" (Idempotency-Key)
  *   GET    /api/v1/platforms                  list: class, status, pages
  *   GET    /api/v1/platforms/{platform}             one, with ETag
  *   PATCH  /api/v1/platforms/{platform}             name, plan, owner; If-Match
- *   DELETE /api/v1/platforms/{platform}             with tenants, activations...
+ *   DELETE /api/v1/platforms/{platform}             keep_data; with tenants...
  *   POST   /api/v1/platforms/{platform}/suspend     status -> suspended
  *   POST   /api/v1/platforms/{platform}/resume      status -> active
- *   GET    /api/v1/platforms/{platform}/resources   list, pages
  *
  * Each handler authenticates first, runs its writes in one BEGIN IMMEDIATE
  * transaction (audit row, and a changes row when routing is affected,
- * included) and answers only after COMMIT. */
+ * included) and answers only after COMMIT.
+ *
+ * With the provisioning plugin (g_reg.prov), create and delete are
+ * asynchronous chains (NNO_ASYNC): each step's row is committed after the
+ * step succeeded, never while a step runs (no write lock is held across a
+ * call), and a failure is compensated before the answer. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <errno.h>
 #include <ftw.h>
@@ -95,18 +99,286 @@ static int take_common(nno_req *req, json_t *b, store_platform *p) {
   return 0;
 }
 
+/* ---- create ------------------------------------------------------------ */
+
+/* Stacks a creation activates: ids and versions as the host names them. */
+typedef struct stack_set {
+  size_t n;
+  char id[RT_MAX_STACKS][STORE_STACK_MAX + 1];
+  char version[RT_MAX_STACKS][STORE_STACK_MAX + 1];
+} stack_set;
+
+/* "stacks": ["id", "id@version", ...] (at most RT_MAX_STACKS, each an
+ * installed stack, pinned to an installed version or the newest, no stack
+ * twice). -1 after answering 422. */
+static int take_stacks(nno_req *req, json_t *arr, stack_set *out) {
+  char q[160];
+  size_t i;
+  json_t *v;
+  out->n = 0;
+  if (!arr) return 0;
+  if (json_array_size(arr) > RT_MAX_STACKS) {
+    nno_problem(req, 422, "stacks",
+                "field \"stacks\": at most %d stacks, got %zu", RT_MAX_STACKS,
+                json_array_size(arr));
+    return -1;
+  }
+  json_array_foreach(arr, i, v) {
+    const char *s = json_string_value(v);
+    char id[STORE_STACK_MAX + 1];
+    const char *at = s ? strchr(s, '@') : NULL;
+    size_t idlen = s ? (at ? (size_t)(at - s) : strlen(s)) : 0;
+    nno_stack *st = NULL;
+    nno_str sid, sver;
+    if (!s || !idlen || idlen > STORE_STACK_MAX ||
+        (at && (!at[1] || strlen(at + 1) > STORE_STACK_MAX))) {
+      if (s)
+        nno_quote(s, q, sizeof q);
+      else
+        snprintf(q, sizeof q, "a %s", json_is_null(v) ? "null" : "non-string");
+      nno_problem(req, 422, "stacks",
+                  "field \"stacks\": item %zu: expected \"stack\" or "
+                  "\"stack@version\", got %s",
+                  i, q);
+      return -1;
+    }
+    memcpy(id, s, idlen);
+    id[idlen] = '\0';
+    if (api->stack_find(g_reg.p, id, NULL, &st) != NNO_OK) {
+      nno_quote(id, q, sizeof q);
+      nno_problem(req, 422, "stacks",
+                  "field \"stacks\": item %zu: no stack %s is installed", i,
+                  q);
+      return -1;
+    }
+    if (at && api->stack_find(g_reg.p, id, at + 1, &st) != NNO_OK) {
+      nno_quote(at + 1, q, sizeof q);
+      nno_problem(req, 422, "stacks",
+                  "field \"stacks\": item %zu: stack \"%s\" has no version "
+                  "%s installed",
+                  i, id, q);
+      return -1;
+    }
+    if (api->stack_info(st, &sid, &sver) != NNO_OK ||
+        sid.len > STORE_STACK_MAX || sver.len > STORE_STACK_MAX) {
+      nno_problem(req, 500, NULL, "cannot read the stack's version");
+      return -1;
+    }
+    for (size_t j = 0; j < out->n; j++)
+      if (strlen(out->id[j]) == sid.len &&
+          memcmp(out->id[j], sid.ptr, sid.len) == 0) {
+        nno_problem(req, 422, "stacks",
+                    "field \"stacks\": item %zu: stack \"%s\" is listed "
+                    "twice (a platform has one version of a stack)",
+                    i, id);
+        return -1;
+      }
+    snprintf(out->id[out->n], sizeof out->id[0], "%.*s", (int)sid.len,
+             sid.ptr);
+    snprintf(out->version[out->n], sizeof out->version[0], "%.*s",
+             (int)sver.len, sver.ptr);
+    out->n++;
+  }
+  return 0;
+}
+
+/* Inside the open transaction: activation rows (and their audit rows) for
+ * stacks [from, to) of `ss`. A store_rc. */
+static int put_activations(nno_req *req, const char *pid, const stack_set *ss,
+                           size_t from, size_t to) {
+  char target[48];
+  snprintf(target, sizeof target, "platform:%s", pid);
+  for (size_t i = from; i < to; i++) {
+    store_activation a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.platform, sizeof a.platform, "%s", pid);
+    snprintf(a.stack, sizeof a.stack, "%s", ss->id[i]);
+    snprintf(a.version, sizeof a.version, "%s", ss->version[i]);
+    nno_caller_actor(req, a.activated_by, sizeof a.activated_by);
+    json_t *d = json_pack("{s:s, s:s, s:n}", "stack", a.stack, "version",
+                          a.version, "previous");
+    int rc = d ? STORE_OK : STORE_ERROR;
+    if (!rc) rc = store_stack_add(g_reg.db, a.stack, a.version);
+    if (!rc) rc = store_activation_put(g_reg.db, &a);
+    if (!rc) rc = hu_audit(req, "stack.activate", target, d);
+    json_decref(d);
+    if (rc) return rc;
+  }
+  return STORE_OK;
+}
+
+/* A creation provisioned step by step (NNO_ASYNC). */
+typedef struct create_op {
+  nno_req *req;
+  store_platform p;
+  char incarnation[17];
+  stack_set ss;
+  size_t activated; /* stacks whose activation row is committed */
+  char *text;       /* the platform's JSON: the 201 body */
+  char loc[96];
+  hu_idem ik;
+  char step[160], message[512]; /* the failure being compensated */
+} create_op;
+
+static void create_free(create_op *op) {
+  hu_idem_clear(&op->ik);
+  free(op->text);
+  free(op);
+}
+
+static void create_next(create_op *op);
+
+/* The platform's row is gone (or could not be): answer the failure. */
+static void create_answer_failure(create_op *op, const char *after) {
+  char what[96];
+  snprintf(what, sizeof what, "provisioning platform \"%s\"", op->p.id);
+  reg_prov_problem(op->req, 503, what, op->step, op->message, after);
+  api->res_end(op->req);
+  create_free(op);
+}
+
+static void create_compensated(int status, const char *step,
+                               const char *message, void *ud) {
+  create_op *op = ud;
+  if (status) {
+    /* The platform stays "deleting": a DELETE (or the next start)
+     * finishes removing it. */
+    api->log(g_reg.p, NNO_LOG_ERROR,
+             "cannot undo the creation of platform %s (step %s: %s)",
+             op->p.id, step ? step : "?", message ? message : "?");
+    create_answer_failure(op,
+                          "undoing it failed too: the platform is left "
+                          "\"deleting\"; DELETE it to finish");
+    return;
+  }
+  json_t *d = json_pack("{s:s, s:s}", "step", op->step, "message",
+                        op->message);
+  int rc = reg_platform_forget(op->req, op->p.id, "platform.provision_failed",
+                               d);
+  json_decref(d);
+  create_answer_failure(op, rc ? "the platform is left \"deleting\"; "
+                                 "DELETE it to finish"
+                               : "nothing was kept");
+}
+
+/* A step failed: stop routing the platform, then remove what this
+ * creation made. */
+static void create_fail(create_op *op, const char *step, const char *message) {
+  store_platform tmp;
+  snprintf(op->step, sizeof op->step, "%s", step && *step ? step : "?");
+  snprintf(op->message, sizeof op->message, "%s",
+           message && *message ? message : "no reason given");
+  api->log(g_reg.p, NNO_LOG_WARN,
+           "provisioning platform %s failed at %s: %s; undoing", op->p.id,
+           op->step, op->message);
+  int rc = store_begin(g_reg.db);
+  if (!rc) rc = store_platform_set_status(g_reg.db, op->p.id, "deleting", &tmp);
+  if (!rc) rc = store_change_add(g_reg.db, op->p.id);
+  if (!rc) rc = store_commit(g_reg.db);
+  if (rc) store_rollback(g_reg.db);
+  reg_committed();
+  char *stacks = reg_stacks_json(op->p.id);
+  rc = g_reg.prov->platform_remove(op->p.id, op->incarnation, stacks, 0,
+                                   create_compensated, op);
+  free(stacks);
+  if (rc) create_compensated(rc, "platform_remove", api->strerror(rc), op);
+}
+
+static void create_activated(int status, const char *step,
+                             const char *message, void *ud) {
+  create_op *op = ud;
+  if (status) {
+    create_fail(op, step, message);
+    return;
+  }
+  size_t i = op->activated;
+  int rc = store_begin(g_reg.db);
+  if (!rc) rc = put_activations(op->req, op->p.id, &op->ss, i, i + 1);
+  if (!rc) rc = store_change_add(g_reg.db, op->p.id);
+  if (!rc) rc = store_commit(g_reg.db);
+  if (rc) {
+    api->log(g_reg.p, NNO_LOG_ERROR, "core.db error: %s",
+             sqlite3_errmsg(g_reg.db));
+    store_rollback(g_reg.db);
+    char st[128];
+    snprintf(st, sizeof st, "activation:%s", op->ss.id[i]);
+    create_fail(op, st, "registry database error");
+    return;
+  }
+  reg_committed();
+  op->activated++;
+  create_next(op);
+}
+
+/* Every step done: record the idempotency key, answer 201. */
+static void create_finish(create_op *op) {
+  int rc = STORE_OK;
+  if (op->ik.active) {
+    rc = store_begin(g_reg.db);
+    if (!rc) rc = hu_idem_record(&op->ik, 201, op->text, op->loc);
+    if (!rc) rc = store_commit(g_reg.db);
+    if (rc) {
+      /* The platform exists: answer so; a retry with the key gets 409. */
+      api->log(g_reg.p, NNO_LOG_WARN,
+               "platform %s created but its Idempotency-Key not recorded: %s",
+               op->p.id, sqlite3_errmsg(g_reg.db));
+      store_rollback(g_reg.db);
+    }
+  }
+  api->res_header(op->req, "Location", op->loc);
+  hu_etag(op->req, op->p.version);
+  nno_send_text(op->req, 201, op->text);
+  api->res_end(op->req);
+  create_free(op);
+}
+
+static void create_next(create_op *op) {
+  if (op->activated == op->ss.n) {
+    create_finish(op);
+    return;
+  }
+  size_t i = op->activated;
+  int rc = g_reg.prov->stack_activate(op->p.id, op->ss.id[i],
+                                      op->ss.version[i], create_activated, op);
+  if (rc) {
+    char st[160];
+    snprintf(st, sizeof st, "stack_activate:%s@%s", op->ss.id[i],
+             op->ss.version[i]);
+    create_fail(op, st, api->strerror(rc));
+  }
+}
+
+static void create_made(int status, const char *step, const char *message,
+                        void *ud) {
+  create_op *op = ud;
+  if (status)
+    create_fail(op, step, message);
+  else
+    create_next(op);
+}
+
+static void create_start(void *ud) {
+  create_op *op = ud;
+  int rc = g_reg.prov->platform_create(op->p.id, op->incarnation, create_made,
+                                       op);
+  if (rc) create_fail(op, "platform_create", api->strerror(rc));
+}
+
 static int on_create(nno_req *req, void *ud) {
   static const nno_field fields[] = {
       NNO_FIELD("id", NNO_FIELD_STRING, 0),
       NNO_FIELD("name", NNO_FIELD_STRING, 1),
       NNO_FIELD("class", NNO_FIELD_STRING, 0),
       NNO_FIELD("plan", NNO_FIELD_STRING, 0),
-      NNO_FIELD("owner", NNO_FIELD_STRING_OR_NULL, 0)};
+      NNO_FIELD("owner", NNO_FIELD_STRING_OR_NULL, 0),
+      NNO_FIELD("stacks", NNO_FIELD_ARRAY, 0)};
   json_t *b = NULL, *obj = NULL;
   char *text = NULL, loc[96], target[48];
   hu_idem ik = {0};
   store_platform p;
-  int rc;
+  create_op *op = NULL;
+  stack_set *ss = NULL;
+  int rc, ret = NNO_OK;
   if (!hu_authorized(req) || nno_body_object(req, 0, NNO_BODY_EMPTY_OK, &b))
     return NNO_OK;
   if (nno_fields_check(req, b, fields, sizeof fields / sizeof fields[0]))
@@ -140,6 +412,18 @@ static int on_create(nno_req *req, void *ud) {
   snprintf(p.plan, sizeof p.plan, "free");
   snprintf(p.status, sizeof p.status, "active");
   if (take_common(req, b, &p)) goto done;
+  if (!(ss = calloc(1, sizeof *ss))) {
+    nno_problem(req, 500, NULL, "out of memory");
+    goto done;
+  }
+  if (take_stacks(req, json_object_get(b, "stacks"), ss)) goto done;
+  if (ss->n) {
+    reg_resolve_stacks();
+    if ((rc = reg_catalogue_sync())) {
+      hu_store_error(req, rc);
+      goto done;
+    }
+  }
 
   if ((rc = store_begin(g_reg.db)) != 0) {
     hu_store_error(req, rc);
@@ -160,7 +444,50 @@ static int on_create(nno_req *req, void *ud) {
   snprintf(loc, sizeof loc, "/api/v1/platforms/%s", p.id);
   snprintf(target, sizeof target, "platform:%s", p.id);
   if (rc || (rc = hu_audit(req, "platform.create", target, obj)) ||
-      (rc = store_change_add(g_reg.db, p.id)) ||
+      (rc = store_change_add(g_reg.db, p.id))) {
+    hu_fail(req, rc);
+    goto done;
+  }
+  if (g_reg.prov) {
+    /* Commit the row, then provision it step by step; the key is recorded
+     * once every step succeeded. */
+    if (!(op = calloc(1, sizeof *op))) rc = STORE_ERROR;
+    if (!rc)
+      rc = store_platform_incarnation(g_reg.db, p.id, op->incarnation,
+                                      sizeof op->incarnation);
+    if (rc || (rc = store_commit(g_reg.db))) {
+      hu_fail(req, rc);
+      goto done;
+    }
+    reg_committed();
+    op->req = req;
+    op->p = p;
+    op->ss = *ss;
+    op->text = text;
+    op->ik = ik;
+    snprintf(op->loc, sizeof op->loc, "%s", loc);
+    text = NULL;
+    memset(&ik, 0, sizeof ik);
+    if ((rc = reg_defer(create_start, op)) != 0) {
+      /* Nothing was provisioned: take the row back and answer now. */
+      json_t *d = json_pack("{s:s, s:s}", "step", "platform_create",
+                            "message", api->strerror(rc));
+      reg_platform_forget(req, p.id, "platform.provision_failed", d);
+      json_decref(d);
+      char what[96];
+      snprintf(what, sizeof what, "provisioning platform \"%s\"", p.id);
+      reg_prov_problem(req, 503, what, "platform_create", api->strerror(rc),
+                       "nothing was kept");
+      create_free(op);
+      op = NULL;
+      goto done;
+    }
+    op = NULL;
+    ret = NNO_ASYNC;
+    goto done;
+  }
+  /* Without provisioning the stacks are activations only (routing). */
+  if ((rc = put_activations(req, p.id, ss, 0, ss->n)) ||
       (rc = hu_idem_record(&ik, 201, text, loc)) ||
       (rc = store_commit(g_reg.db))) {
     hu_fail(req, rc);
@@ -172,10 +499,12 @@ static int on_create(nno_req *req, void *ud) {
   nno_send_text(req, 201, text);
 done:
   hu_idem_clear(&ik);
+  free(op);
+  free(ss);
   free(text);
   json_decref(obj);
   json_decref(b);
-  return NNO_OK;
+  return ret;
 }
 
 static int list_cb(void *ud, const store_platform *p) {
@@ -337,7 +666,9 @@ typedef struct sweep_list {
   int exists[64];
 } sweep_list;
 
-static int sweep_one(void *ud, const char *id, int exists) {
+static int sweep_one(void *ud, const char *id, int exists,
+                     const char *incarnation) {
+  (void)incarnation;
   sweep_list *l = ud;
   if (l->n == 64) return 1; /* the rest at the next start */
   snprintf(l->id[l->n], sizeof l->id[0], "%s", id);
@@ -366,15 +697,64 @@ void api_platforms_sweep(void) {
   free(l);
 }
 
-static int on_delete(nno_req *req, void *ud) {
-  char id[STORE_ID_MAX + 1], target[48];
-  store_platform p;
+/* A deletion through provisioning (NNO_ASYNC). */
+typedef struct delete_op {
+  nno_req *req;
+  char id[STORE_ID_MAX + 1];
+  char incarnation[17];
+  int keep_data;
+  char *stacks; /* the active stacks as JSON text, or NULL */
+  json_t *detail;
+} delete_op;
+
+static void delete_free(delete_op *op) {
+  free(op->stacks);
+  json_decref(op->detail);
+  free(op);
+}
+
+static void delete_removed(int status, const char *step, const char *message,
+                           void *ud) {
+  delete_op *op = ud;
+  char what[96];
+  snprintf(what, sizeof what, "removing platform \"%s\"", op->id);
+  if (status) {
+    api->log(g_reg.p, NNO_LOG_WARN, "removing platform %s failed at %s: %s",
+             op->id, step ? step : "?", message ? message : "?");
+    reg_prov_problem(op->req, 503, what, step, message,
+                     "the platform stays \"deleting\"; send the DELETE "
+                     "again");
+    goto end;
+  }
+  if (op->keep_data && message)
+    json_object_set_new(op->detail, "archive", json_string(message));
+  int rc = reg_platform_forget(op->req, op->id, "platform.delete", op->detail);
+  if (rc) {
+    hu_store_error(op->req, rc);
+  } else if (op->keep_data) {
+    nno_send_json(op->req, 200,
+                  json_pack("{s:s?}", "archive", message ? message : NULL));
+  } else {
+    api->res_status(op->req, 204);
+  }
+end:
+  api->res_end(op->req);
+  delete_free(op);
+}
+
+static void delete_start(void *ud) {
+  delete_op *op = ud;
+  int rc = g_reg.prov->platform_remove(op->id, op->incarnation, op->stacks,
+                                       op->keep_data, delete_removed, op);
+  if (rc) delete_removed(rc, "platform_remove", api->strerror(rc), op);
+}
+
+/* Without provisioning: one transaction, then the folder. */
+static int delete_here(nno_req *req, const char *id, store_platform *p) {
+  char target[48];
   int rc;
-  if (!hu_authorized(req) || read_id(req, id)) return NNO_OK;
-  if ((rc = store_begin(g_reg.db)) != 0) return hu_store_error(req, rc);
-  if (load_for_write(req, id, &p)) return NNO_OK;
   snprintf(target, sizeof target, "platform:%s", id);
-  json_t *detail = platform_json(&p);
+  json_t *detail = platform_json(p);
   if ((rc = store_platform_delete(g_reg.db, id)) ||
       (rc = hu_audit(req, "platform.delete", target, detail)) ||
       (rc = store_change_add(g_reg.db, id)) || (rc = store_commit(g_reg.db))) {
@@ -386,6 +766,63 @@ static int on_delete(nno_req *req, void *ud) {
   remove_platform_dir(id);
   api->res_status(req, 204);
   return NNO_OK;
+}
+
+static int on_delete(nno_req *req, void *ud) {
+  char id[STORE_ID_MAX + 1], kd[16];
+  store_platform p;
+  int rc;
+  if (!hu_authorized(req) || read_id(req, id)) return NNO_OK;
+  int hk = nno_query_copy(req, "keep_data", kd, sizeof kd);
+  if (hk < 0) return NNO_OK;
+  if (hk && strcmp(kd, "true") != 0 && strcmp(kd, "false") != 0)
+    return nno_problem(req, 422, "keep_data",
+                       "field \"keep_data\": expected true or false");
+  int keep = hk && strcmp(kd, "true") == 0;
+  if (keep && !g_reg.prov)
+    return nno_problem(req, 422, "keep_data",
+                       "field \"keep_data\": keeping a platform's data needs "
+                       "the provisioning plugin (nno.provisioning), which is "
+                       "not loaded; nothing was deleted");
+  if ((rc = store_begin(g_reg.db)) != 0) return hu_store_error(req, rc);
+  if (load_for_write(req, id, &p)) return NNO_OK;
+  if (!g_reg.prov) return delete_here(req, id, &p);
+
+  /* Stop routing it first (every worker, on its next request), then
+   * remove what it has; the row goes last. A platform already "deleting"
+   * (a failed or interrupted deletion) is removed again: idempotent. */
+  delete_op *op = calloc(1, sizeof *op);
+  json_t *detail = platform_json(&p);
+  if (!op || !detail) rc = STORE_ERROR;
+  if (!rc)
+    rc = store_platform_incarnation_any(g_reg.db, id, op->incarnation,
+                                        sizeof op->incarnation);
+  if (!rc && strcmp(p.status, "deleting") != 0) {
+    store_platform tmp;
+    if (!(rc = store_platform_set_status(g_reg.db, id, "deleting", &tmp)))
+      rc = store_change_add(g_reg.db, id);
+  }
+  if (!rc && !(op->stacks = reg_stacks_json(id))) rc = STORE_ERROR;
+  if (rc || (rc = store_commit(g_reg.db))) {
+    if (op) free(op->stacks);
+    free(op);
+    json_decref(detail);
+    return hu_fail(req, rc);
+  }
+  reg_committed();
+  op->req = req;
+  snprintf(op->id, sizeof op->id, "%s", id);
+  op->keep_data = keep;
+  op->detail = detail;
+  json_object_set_new(detail, "keep_data", json_boolean(keep));
+  if ((rc = reg_defer(delete_start, op)) != 0) {
+    delete_free(op);
+    return nno_problem(req, 503, NULL,
+                       "cannot start removing platform \"%s\" (%s); it stays "
+                       "\"deleting\": send the DELETE again",
+                       id, api->strerror(rc));
+  }
+  return NNO_ASYNC;
 }
 
 /* suspend and resume: ud is the target status. */
@@ -420,49 +857,6 @@ static int on_status(nno_req *req, void *ud) {
   return send_platform(req, 200, &p);
 }
 
-/* ---- resources --------------------------------------------------------- */
-
-static int resource_cb(void *ud, const store_resource *r) {
-  nno_pager *pg = ud;
-  if (nno_pager_full(pg)) return 0;
-  char key[600];
-  snprintf(key, sizeof key, "%s/%s", r->type, r->name);
-  return hu_pager_add(
-      pg,
-      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "platform", r->platform,
-                "type", r->type, "name", r->name, "driver", r->driver, "state",
-                r->state, "created_at", r->created_at, "updated_at",
-                r->updated_at),
-      key);
-}
-
-static int on_resources(nno_req *req, void *ud) {
-  char id[STORE_ID_MAX + 1], after[600];
-  nno_pager pg;
-  if (!hu_authorized(req) || hu_platform(req, id) ||
-      nno_pager_start(req, &pg, REG_PAGE_DEFAULT, REG_PAGE_MAX, after,
-                      sizeof after))
-    return NNO_OK;
-  /* The cursor is "type/name"; types have no '/'. */
-  char *slash = strchr(after, '/');
-  if (after[0] && !slash) {
-    nno_pager_free(&pg);
-    return nno_problem(req, 422, "cursor",
-                       "field \"cursor\": not a cursor this API "
-                       "returned");
-  }
-  if (slash) *slash = '\0';
-  int rc = store_resource_list(g_reg.db, id, after[0] ? after : NULL,
-                               slash ? slash + 1 : NULL, pg.limit + 1,
-                               resource_cb, &pg);
-  if (rc)
-    hu_store_error(req, rc);
-  else
-    nno_pager_send(req, &pg);
-  nno_pager_free(&pg);
-  return NNO_OK;
-}
-
 int api_platforms_init(nno_plugin *p) {
   static const struct {
     const char *method, *path;
@@ -477,7 +871,6 @@ int api_platforms_init(nno_plugin *p) {
       {"POST", "/api/v1/platforms/{platform}/suspend", on_status,
        (void *)"suspended"},
       {"POST", "/api/v1/platforms/{platform}/resume", on_status, (void *)"active"},
-      {"GET", "/api/v1/platforms/{platform}/resources", on_resources, NULL},
   };
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
     int rc = api->route_add(p, routes[i].method, routes[i].path, routes[i].fn,

@@ -7,7 +7,12 @@
  *   DELETE /api/v1/platforms/{platform}/stacks/{stack}    deactivate
  *
  * The catalogue mirrors what the host loaded (reg_catalogue_sync); an
- * activation must name a loaded stack version, so it can be routed. */
+ * activation must name a loaded stack version, so it can be routed.
+ *
+ * With the provisioning plugin, activation (first, upgrade or rollback)
+ * calls stack_activate and deactivation stack_deactivate before the row
+ * changes (NNO_ASYNC): a failure answers a problem naming the step and
+ * leaves the activation as it was. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,17 +94,116 @@ static int count_cb(void *ud, const store_activation *a) {
   return 0;
 }
 
+/* A platform being deleted takes no activation: 409, -1. */
+static int not_deleting(nno_req *req, const char *pid) {
+  char st[16];
+  if (store_platform_status(g_reg.db, pid, st, sizeof st) != STORE_OK ||
+      strcmp(st, "deleting") != 0)
+    return 0;
+  nno_problem(req, 409, NULL, "platform %s is being deleted", pid);
+  return -1;
+}
+
+/* Inside an open transaction: write activation `a` (replacing the version
+ * `previous`, NULL for a first activation), its audit and changes rows,
+ * the idempotency record, and commit. On success *text is the answer's
+ * body (malloc'd). A store_rc; the caller rolls back on error. */
+static int put_activation(nno_req *req, store_activation *a,
+                          const char *previous, hu_idem *ik, int status,
+                          char **text) {
+  char target[48];
+  snprintf(target, sizeof target, "platform:%s", a->platform);
+  /* The catalogue row may be missing if another worker's sync removed a
+   * version this one still serves; add it back inside the transaction. */
+  int rc = store_stack_add(g_reg.db, a->stack, a->version);
+  if (!rc) rc = store_activation_put(g_reg.db, a);
+  if (rc) return rc;
+  json_t *obj = activation_json(a);
+  json_t *detail =
+      json_pack("{s:s, s:s, s:o}", "stack", a->stack, "version", a->version,
+                "previous", previous ? json_string(previous) : json_null());
+  *text = obj ? nno_json_text(obj) : NULL;
+  json_decref(obj);
+  if (!*text || !detail ||
+      (rc = hu_audit(req, "stack.activate", target, detail)) ||
+      (rc = store_change_add(g_reg.db, a->platform)) ||
+      (rc = hu_idem_record(ik, status, *text, NULL)) ||
+      (rc = store_commit(g_reg.db)))
+    rc = rc ? rc : STORE_ERROR;
+  json_decref(detail);
+  if (rc) {
+    free(*text);
+    *text = NULL;
+  }
+  return rc;
+}
+
+/* An activation provisioned before its row is written (NNO_ASYNC). */
+typedef struct act_op {
+  nno_req *req;
+  store_activation a;
+  int had; /* another version was active: 200, else 201 */
+  char previous[STORE_STACK_MAX + 1];
+  hu_idem ik;
+} act_op;
+
+static void act_free(act_op *op) {
+  hu_idem_clear(&op->ik);
+  free(op);
+}
+
+static void act_done(int status, const char *step, const char *message,
+                     void *ud) {
+  act_op *op = ud;
+  char *text = NULL, what[160];
+  if (status) {
+    snprintf(what, sizeof what, "activating stack \"%s\" %s on platform \"%s\"",
+             op->a.stack, op->a.version, op->a.platform);
+    reg_prov_problem(op->req, 503, what, step, message,
+                     op->had ? "the previous version stays active"
+                             : "the stack is not active");
+    goto end;
+  }
+  int rc = store_begin(g_reg.db);
+  if (!rc && store_platform_status(g_reg.db, op->a.platform, what,
+                                   sizeof what) == STORE_NOTFOUND) {
+    store_rollback(g_reg.db);
+    nno_problem(op->req, 404, NULL, "no platform \"%s\"", op->a.platform);
+    goto end;
+  }
+  if (!rc)
+    rc = put_activation(op->req, &op->a, op->had ? op->previous : NULL,
+                        &op->ik, op->had ? 200 : 201, &text);
+  if (rc) {
+    hu_fail(op->req, rc);
+    goto end;
+  }
+  reg_committed();
+  nno_send_text(op->req, op->had ? 200 : 201, text);
+end:
+  free(text);
+  api->res_end(op->req);
+  act_free(op);
+}
+
+static void act_start(void *ud) {
+  act_op *op = ud;
+  int rc = g_reg.prov->stack_activate(op->a.platform, op->a.stack,
+                                      op->a.version, act_done, op);
+  if (rc) act_done(rc, "stack_activate", api->strerror(rc), op);
+}
+
 static int on_activate(nno_req *req, void *ud) {
   static const nno_field fields[] = {NNO_FIELD("stack", NNO_FIELD_STRING, 1),
                                      NNO_FIELD("version", NNO_FIELD_STRING, 0)};
-  char pid[STORE_ID_MAX + 1], target[48], q[160];
-  json_t *b = NULL, *obj = NULL, *detail = NULL;
+  char pid[STORE_ID_MAX + 1], q[160];
+  json_t *b = NULL, *obj = NULL;
   char *text = NULL;
   hu_idem ik = {0};
   store_activation a, old;
   nno_stack *s = NULL;
   nno_str sid, sver;
-  int rc;
+  int rc, ret = NNO_OK;
   if (!hu_authorized(req) || hu_platform(req, pid) ||
       nno_body_object(req, 0, NNO_BODY_EMPTY_OK, &b))
     return NNO_OK;
@@ -137,7 +241,8 @@ static int on_activate(nno_req *req, void *ud) {
     hu_store_error(req, rc);
     goto done;
   }
-  if (hu_idem_begin(req, &ik) || hu_need_platform(req, pid)) {
+  if (hu_idem_begin(req, &ik) || hu_need_platform(req, pid) ||
+      not_deleting(req, pid)) {
     store_rollback(g_reg.db);
     goto done;
   }
@@ -174,36 +279,42 @@ static int on_activate(nno_req *req, void *ud) {
       goto done;
     }
   }
-  snprintf(target, sizeof target, "platform:%s", pid);
-  /* The catalogue row may be missing if another worker's sync removed a
-   * version this one still serves; add it back inside the transaction. */
-  if ((rc = store_stack_add(g_reg.db, a.stack, a.version)) ||
-      (rc = store_activation_put(g_reg.db, &a))) {
+  if (g_reg.prov) {
+    /* Provision first, outside the transaction; the row after. */
+    store_rollback(g_reg.db);
+    act_op *op = calloc(1, sizeof *op);
+    if (!op) {
+      nno_problem(req, 500, NULL, "out of memory");
+      goto done;
+    }
+    op->req = req;
+    op->a = a;
+    op->had = had;
+    if (had) snprintf(op->previous, sizeof op->previous, "%s", old.version);
+    op->ik = ik;
+    memset(&ik, 0, sizeof ik);
+    if ((rc = reg_defer(act_start, op)) != 0) {
+      act_free(op);
+      nno_problem(req, 503, NULL, "cannot start activating stack \"%s\": %s",
+                  a.stack, api->strerror(rc));
+      goto done;
+    }
+    ret = NNO_ASYNC;
+    goto done;
+  }
+  if ((rc = put_activation(req, &a, had ? old.version : NULL, &ik,
+                           had ? 200 : 201, &text)) != 0) {
     hu_fail(req, rc);
     goto done;
   }
-  obj = activation_json(&a);
-  detail = json_pack("{s:s, s:s, s:o}", "stack", a.stack, "version", a.version,
-                     "previous", had ? json_string(old.version) : json_null());
-  text = obj ? nno_json_text(obj) : NULL;
-  int status = had ? 200 : 201;
-  if (!text || !detail ||
-      (rc = hu_audit(req, "stack.activate", target, detail)) ||
-      (rc = store_change_add(g_reg.db, pid)) ||
-      (rc = hu_idem_record(&ik, status, text, NULL)) ||
-      (rc = store_commit(g_reg.db))) {
-    hu_fail(req, text && detail ? rc : STORE_ERROR);
-    goto done;
-  }
   reg_committed();
-  nno_send_text(req, status, text);
+  nno_send_text(req, had ? 200 : 201, text);
 done:
   hu_idem_clear(&ik);
   free(text);
-  json_decref(detail);
   json_decref(obj);
   json_decref(b);
-  return NNO_OK;
+  return ret;
 }
 
 static int activation_cb(void *ud, const store_activation *a) {
@@ -229,8 +340,68 @@ static int on_activations(nno_req *req, void *ud) {
   return NNO_OK;
 }
 
+/* Inside an open transaction: delete activation `a` with its audit and
+ * changes rows, and commit. A store_rc; the caller rolls back on error. */
+static int delete_activation(nno_req *req, const store_activation *a) {
+  char target[48];
+  snprintf(target, sizeof target, "platform:%s", a->platform);
+  json_t *detail =
+      json_pack("{s:s, s:s}", "stack", a->stack, "version", a->version);
+  int rc = detail ? STORE_OK : STORE_ERROR;
+  if (!rc) rc = store_activation_delete(g_reg.db, a->platform, a->stack);
+  if (!rc) rc = hu_audit(req, "stack.deactivate", target, detail);
+  if (!rc) rc = store_change_add(g_reg.db, a->platform);
+  if (!rc) rc = store_commit(g_reg.db);
+  json_decref(detail);
+  return rc;
+}
+
+/* A deactivation told to the packages before its row goes (NNO_ASYNC). */
+typedef struct deact_op {
+  nno_req *req;
+  store_activation a;
+} deact_op;
+
+static void deact_done(int status, const char *step, const char *message,
+                       void *ud) {
+  deact_op *op = ud;
+  char what[160];
+  if (status) {
+    snprintf(what, sizeof what,
+             "deactivating stack \"%s\" on platform \"%s\"", op->a.stack,
+             op->a.platform);
+    reg_prov_problem(op->req, 503, what, step, message,
+                     "the stack stays active");
+    goto end;
+  }
+  int rc = store_begin(g_reg.db);
+  if (!rc) rc = delete_activation(op->req, &op->a);
+  if (rc == STORE_NOTFOUND) {
+    /* Deactivated meanwhile by another request: the same outcome. */
+    store_rollback(g_reg.db);
+    api->res_status(op->req, 204);
+    goto end;
+  }
+  if (rc) {
+    hu_fail(op->req, rc);
+    goto end;
+  }
+  reg_committed();
+  api->res_status(op->req, 204);
+end:
+  api->res_end(op->req);
+  free(op);
+}
+
+static void deact_start(void *ud) {
+  deact_op *op = ud;
+  int rc = g_reg.prov->stack_deactivate(op->a.platform, op->a.stack,
+                                        op->a.version, deact_done, op);
+  if (rc) deact_done(rc, "stack_deactivate", api->strerror(rc), op);
+}
+
 static int on_deactivate(nno_req *req, void *ud) {
-  char pid[STORE_ID_MAX + 1], stack[STORE_STACK_MAX + 1], target[48];
+  char pid[STORE_ID_MAX + 1], stack[STORE_STACK_MAX + 1];
   store_activation old;
   int rc;
   if (!hu_authorized(req) || hu_platform(req, pid)) return NNO_OK;
@@ -249,16 +420,21 @@ static int on_deactivate(nno_req *req, void *ud) {
                        pid);
   }
   if (rc) return hu_fail(req, rc);
-  snprintf(target, sizeof target, "platform:%s", pid);
-  json_t *detail =
-      json_pack("{s:s, s:s}", "stack", old.stack, "version", old.version);
-  if ((rc = store_activation_delete(g_reg.db, pid, stack)) ||
-      (rc = hu_audit(req, "stack.deactivate", target, detail)) ||
-      (rc = store_change_add(g_reg.db, pid)) || (rc = store_commit(g_reg.db))) {
-    json_decref(detail);
-    return hu_fail(req, rc);
+  if (g_reg.prov) {
+    store_rollback(g_reg.db);
+    deact_op *op = calloc(1, sizeof *op);
+    if (!op) return nno_problem(req, 500, NULL, "out of memory");
+    op->req = req;
+    op->a = old;
+    if ((rc = reg_defer(deact_start, op)) != 0) {
+      free(op);
+      return nno_problem(req, 503, NULL,
+                         "cannot start deactivating stack \"%s\": %s", stack,
+                         api->strerror(rc));
+    }
+    return NNO_ASYNC;
   }
-  json_decref(detail);
+  if ((rc = delete_activation(req, &old))) return hu_fail(req, rc);
   reg_committed();
   api->res_status(req, 204);
   return NNO_OK;

@@ -21,6 +21,9 @@
 
 #include "resolve.h"
 #include "store.h"
+#include "ttab.h"
+#include <jansson.h>
+#include <nno/provisioning.h>
 
 /* The name of the shared counter that moves after every committed change
  * other workers must see (routing, the operator key). */
@@ -46,6 +49,12 @@ typedef struct reg {
    * "platform/tenant" keys sorted by strcmp; reloaded with the routes. */
   char (*suspended)[2 * 33];
   size_t nsuspended;
+  /* Every tenant with its parent (tenant paths); reloaded with them. */
+  ttab *tenants;
+  /* The "nno.provisioning" service, looked up once the host is ready;
+   * NULL without the provisioning plugin (then the registry removes a
+   * deleted platform's folder itself and activations provision nothing). */
+  const nno_provisioning_v1 *prov;
 } reg;
 
 extern const nno_host_api *api;
@@ -65,7 +74,8 @@ void reg_resolve_stacks(void);
 int reg_catalogue_sync(void);
 /* After committing a change other workers must see: move the counter. */
 void reg_committed(void);
-/* Reload g_reg.suspended from the tenants table. Returns a store_rc. */
+/* Reload g_reg.suspended and g_reg.tenants from the tenants table.
+ * Returns a store_rc. */
 int reg_load_suspended(void);
 
 /* opkey.c */
@@ -87,7 +97,34 @@ int api_platforms_init(nno_plugin *p);
 int api_tenants_init(nno_plugin *p);
 int api_stacks_init(nno_plugin *p);
 int api_audit_init(nno_plugin *p);
-/* Finish removing the folders of platforms deleted before a crash. */
+/* Without provisioning: finish removing the folders of platforms deleted
+ * before a crash. */
 void api_platforms_sweep(void);
+
+/* prov.c: the registry's side of "nno.provisioning". */
+
+/* Look the service up into g_reg.prov (from on_host_ready). */
+void reg_prov_lookup(void);
+/* Call fn(ud) on the loop once the current callback has returned (a 0 ms
+ * timer): a handler that returned NNO_ASYNC never sees its response end
+ * before it returned, whenever provisioning calls back. 0, or an NNO_E...
+ * code (then fn is never called). */
+int reg_defer(void (*fn)(void *ud), void *ud);
+/* Answer `status` with "{what} failed at step \"{step}\": {message}" and,
+ * when `after` is not NULL, "; {after}". Returns NNO_OK. */
+int reg_prov_problem(nno_req *req, int status, const char *what,
+                     const char *step, const char *message,
+                     const char *after);
+/* Platform `id`'s activations as JSON text [{"stack","version"},...]
+ * (malloc'd; free it), NULL on error. */
+char *reg_stacks_json(const char *id);
+/* Once provisioning removed platform `id`: delete its row (gone already is
+ * fine), with an audit row `action` (`req`'s actor, or "system" when NULL)
+ * and a changes row, in one transaction; moves the counter. A store_rc. */
+int reg_platform_forget(nno_req *req, const char *id, const char *action,
+                        json_t *detail);
+/* With provisioning, at start: finish the deletion of platforms left
+ * "deleting" by a crash and of folders left by earlier deletions. */
+void reg_prov_sweep(void);
 
 #endif

@@ -194,6 +194,10 @@ static const char m3_incarnation[] =
     " INSERT OR REPLACE INTO platform_removals (id, incarnation)"
     " VALUES (OLD.id, OLD.incarnation); END;";
 
+/* Resources are the provisioning plugin's now (its own journal and
+ * GET /api/v1/platforms/{p}/resources); the registry never wrote a row. */
+static const char m4_no_resources[] = "DROP TABLE resources;";
+
 const store_migration store_migrations[] = {
     {1,
      "platforms, tenants, catalogue, activations, resources, audit, "
@@ -201,6 +205,7 @@ const store_migration store_migrations[] = {
      m1_base},
     {2, "idempotency keys", m2_idempotency},
     {3, "platform incarnations", m3_incarnation},
+    {4, "resources left to the provisioning plugin", m4_no_resources},
 };
 
 const size_t store_nmigrations =

@@ -177,13 +177,26 @@ static int put_suspended(void *ud, const char *platform, const char *tenant) {
 
 static int cmp_key(const void *a, const void *b) { return strcmp(a, b); }
 
+static int put_link(void *ud, const char *platform, const char *tenant,
+                    const char *parent) {
+  int rc = ttab_add(ud, platform, tenant, parent);
+  return rc == TTAB_OK || rc == TTAB_INVALID ? 0 : STORE_ERROR;
+}
+
 int reg_load_suspended(void) {
   susp_vec sv = {0};
-  int rc = store_tenant_suspended_each(g_reg.db, put_suspended, &sv);
+  ttab *tt = ttab_new();
+  int rc = tt ? store_tenant_suspended_each(g_reg.db, put_suspended, &sv)
+              : STORE_ERROR;
+  if (!rc) rc = store_tenant_link_each(g_reg.db, put_link, tt);
+  if (!rc && ttab_seal(tt) != TTAB_OK) rc = STORE_ERROR;
   if (rc) {
     free(sv.v);
+    ttab_free(tt);
     return rc;
   }
+  ttab_free(g_reg.tenants);
+  g_reg.tenants = tt;
   /* The query sorts by (platform, id); '/' sorts below every id character
    * that could follow, but sort the joined keys anyway. */
   if (sv.n) qsort(sv.v, sv.n, sizeof sv.v[0], cmp_key);
@@ -294,7 +307,11 @@ done:
 static void registry_ready(nno_plugin *p) {
   reg_resolve_stacks();
   reg_catalogue_sync();
-  api_platforms_sweep();
+  reg_prov_lookup();
+  if (g_reg.prov)
+    reg_prov_sweep();
+  else
+    api_platforms_sweep();
 }
 
 /* ---- the RESOLVE hook -------------------------------------------------- */
@@ -421,6 +438,22 @@ static int svc_platform_incarnation(const char *id, char *out, size_t cap) {
                                 : NNO_EIO;
 }
 
+static int svc_tenant_path(const char *platform, const char *tenant,
+                           char *out, size_t cap) {
+  if (!platform || !tenant || !out || !cap || strlen(platform) > 32 ||
+      strlen(tenant) > 32)
+    return NNO_EINVAL;
+  reg_refresh();
+  switch (ttab_path(g_reg.tenants, platform, tenant, out, cap)) {
+  case TTAB_OK:
+    return NNO_OK;
+  case TTAB_NOTFOUND:
+    return NNO_ENOENT;
+  default:
+    return NNO_EINVAL;
+  }
+}
+
 static const nno_registry_v1 service = {
     .size = sizeof(nno_registry_v1),
     .platform_status = svc_platform_status,
@@ -430,6 +463,7 @@ static const nno_registry_v1 service = {
     .audit_add = svc_audit_add,
     .tenant_active = svc_tenant_active,
     .platform_incarnation = svc_platform_incarnation,
+    .tenant_path = svc_tenant_path,
 };
 
 /* ---- init and fini ----------------------------------------------------- */
@@ -438,6 +472,8 @@ static void cleanup(void) {
   free(g_reg.suspended);
   g_reg.suspended = NULL;
   g_reg.nsuspended = 0;
+  ttab_free(g_reg.tenants);
+  g_reg.tenants = NULL;
   rt_free(g_reg.routes);
   g_reg.routes = NULL;
   if (g_reg.db) sqlite3_close_v2(g_reg.db);

@@ -130,7 +130,7 @@ int store_platform_update(sqlite3 *db, store_platform *p, int64_t if_version);
 /* Set the status (bumping version) and read the row back into *out. */
 int store_platform_set_status(sqlite3 *db, const char *id, const char *status,
                               store_platform *out);
-/* Delete the platform; tenants, activations and resources go with it. */
+/* Delete the platform; tenants and activations go with it. */
 int store_platform_delete(sqlite3 *db, const char *id);
 /* Ordered by id, after `after` (NULL: from the start); `cls`/`status`
  * filter when not NULL. At most `limit` rows. */
@@ -151,9 +151,13 @@ int store_platform_plan(sqlite3 *db, const char *id, char *out, size_t cap);
  * STORE_NOTFOUND when absent or being deleted. */
 int store_platform_incarnation(sqlite3 *db, const char *id, char *out,
                                size_t cap);
-typedef int (*store_removal_cb)(void *ud, const char *id, int exists);
+/* The same whatever the platform's status ("deleting" included). */
+int store_platform_incarnation_any(sqlite3 *db, const char *id, char *out,
+                                   size_t cap);
+typedef int (*store_removal_cb)(void *ud, const char *id, int exists,
+                                const char *incarnation);
 /* Every deleted platform whose folder may still exist, with whether a
- * platform of that id exists again. */
+ * platform of that id exists again and the deleted one's incarnation. */
 int store_removal_each(sqlite3 *db, store_removal_cb cb, void *ud);
 /* The folder of deleted platform `id` is gone (or belongs to a new one). */
 int store_removal_done(sqlite3 *db, const char *id);
@@ -162,6 +166,11 @@ typedef int (*store_tenant_key_cb)(void *ud, const char *platform,
 /* Every tenant that is suspended or lies under a suspended tenant, ordered
  * by platform and tenant id. */
 int store_tenant_suspended_each(sqlite3 *db, store_tenant_key_cb cb, void *ud);
+typedef int (*store_tenant_link_cb)(void *ud, const char *platform,
+                                    const char *tenant, const char *parent);
+/* Every tenant with its parent id (NULL for a root), ordered by platform
+ * and tenant id: what the tenant paths are built from. */
+int store_tenant_link_each(sqlite3 *db, store_tenant_link_cb cb, void *ud);
 
 /* ---- tenants ----------------------------------------------------------- */
 
@@ -245,25 +254,6 @@ int store_activation_delete(sqlite3 *db, const char *platform,
  * then stack. */
 int store_activation_list(sqlite3 *db, const char *platform, const char *after,
                           int limit, store_activation_cb cb, void *ud);
-
-/* ---- resources --------------------------------------------------------- */
-
-typedef struct store_resource {
-  char platform[STORE_ID_MAX + 1];
-  char type[STORE_ID_MAX + 1];
-  char name[STORE_NAME_MAX + 1];
-  char driver[STORE_ID_MAX + 1];
-  char state[16];
-  char created_at[STORE_TIME_MAX + 1];
-  char updated_at[STORE_TIME_MAX + 1];
-} store_resource;
-
-typedef int (*store_resource_cb)(void *ud, const store_resource *r);
-
-/* Ordered by (type, name) after (after_type, after_name) when given. */
-int store_resource_list(sqlite3 *db, const char *platform,
-                        const char *after_type, const char *after_name,
-                        int limit, store_resource_cb cb, void *ud);
 
 /* ---- audit ------------------------------------------------------------- */
 

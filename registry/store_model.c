@@ -167,15 +167,23 @@ int store_platform_incarnation(sqlite3 *db, const char *id, char *out,
                        id, out, cap);
 }
 
+int store_platform_incarnation_any(sqlite3 *db, const char *id, char *out,
+                                   size_t cap) {
+  return store__scalar(db, "SELECT incarnation FROM platforms WHERE id = ?",
+                       id, out, cap);
+}
+
 int store_removal_each(sqlite3 *db, store_removal_cb cb, void *ud) {
   sqlite3_stmt *st;
   int rc = store__query(db, &st,
-                        "SELECT r.id, p.id IS NOT NULL FROM platform_removals r"
+                        "SELECT r.id, p.id IS NOT NULL, r.incarnation"
+                        " FROM platform_removals r"
                         " LEFT JOIN platforms p ON p.id = r.id ORDER BY r.id",
                         "");
   if (rc) return rc;
   while ((rc = store__next_row(db, st)) == STORE_OK)
-    if ((rc = cb(ud, store__col_str(st, 0), sqlite3_column_int(st, 1))) != 0)
+    if ((rc = cb(ud, store__col_str(st, 0), sqlite3_column_int(st, 1),
+                 store__col_str(st, 2))) != 0)
       break;
   sqlite3_finalize(st);
   return rc == STORE_NOTFOUND ? STORE_OK : rc;
@@ -202,6 +210,23 @@ int store_tenant_suspended_each(sqlite3 *db, store_tenant_key_cb cb,
   if (rc) return rc;
   while ((rc = store__next_row(db, st)) == STORE_OK)
     if ((rc = cb(ud, store__col_str(st, 0), store__col_str(st, 1))) != 0)
+      break;
+  sqlite3_finalize(st);
+  return rc == STORE_NOTFOUND ? STORE_OK : rc;
+}
+
+int store_tenant_link_each(sqlite3 *db, store_tenant_link_cb cb, void *ud) {
+  sqlite3_stmt *st;
+  int rc = store__query(db, &st,
+                        "SELECT platform_id, id, parent_id FROM tenants"
+                        " ORDER BY platform_id, id",
+                        "");
+  if (rc) return rc;
+  while ((rc = store__next_row(db, st)) == STORE_OK)
+    if ((rc = cb(ud, store__col_str(st, 0), store__col_str(st, 1),
+                 sqlite3_column_type(st, 2) == SQLITE_NULL
+                     ? NULL
+                     : store__col_str(st, 2))) != 0)
       break;
   sqlite3_finalize(st);
   return rc == STORE_NOTFOUND ? STORE_OK : rc;
@@ -493,36 +518,6 @@ int store_activation_list(sqlite3 *db, const char *platform, const char *after,
   while ((rc = store__next_row(db, st)) == STORE_OK) {
     read_activation(st, &a);
     if ((rc = cb(ud, &a)) != 0) break;
-  }
-  sqlite3_finalize(st);
-  return rc == STORE_NOTFOUND ? STORE_OK : rc;
-}
-
-/* ---- resources --------------------------------------------------------- */
-
-int store_resource_list(sqlite3 *db, const char *platform,
-                        const char *after_type, const char *after_name,
-                        int limit, store_resource_cb cb, void *ud) {
-  sqlite3_stmt *st;
-  store_resource r;
-  int rc =
-      store__query(db, &st,
-                   "SELECT platform_id, type, name, driver, state, created_at,"
-                   " updated_at FROM resources WHERE platform_id = ?1"
-                   " AND (?2 IS NULL OR (type, name) > (?2, ?3))"
-                   " ORDER BY type, name LIMIT ?4",
-                   "sssi", platform, after_type, after_name ? after_name : "",
-                   (int64_t)limit);
-  if (rc) return rc;
-  while ((rc = store__next_row(db, st)) == STORE_OK) {
-    store__col(st, 0, r.platform, sizeof r.platform);
-    store__col(st, 1, r.type, sizeof r.type);
-    store__col(st, 2, r.name, sizeof r.name);
-    store__col(st, 3, r.driver, sizeof r.driver);
-    store__col(st, 4, r.state, sizeof r.state);
-    store__col(st, 5, r.created_at, sizeof r.created_at);
-    store__col(st, 6, r.updated_at, sizeof r.updated_at);
-    if ((rc = cb(ud, &r)) != 0) break;
   }
   sqlite3_finalize(st);
   return rc == STORE_NOTFOUND ? STORE_OK : rc;

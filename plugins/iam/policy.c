@@ -373,10 +373,48 @@ static int session_lookup(nno_req *req, nno_str tok, iam_sess *s,
   return iam_session_check(tok.ptr, tok.len, s) ? -1 : 0;
 }
 
+/* After req_set_caller() for a credential bound to `tenant` ("": none):
+ * record the tenant's path from the root ("eu/fr"), which packages test
+ * rows against with a prefix comparison. A host without the member has no
+ * reader of it either, so nothing is recorded there; otherwise the path
+ * must be recorded or the credential refused, never left "" (which reads
+ * as the whole platform). NNO_OK, or NNO_DONE after answering. */
+static int set_tenant_path(nno_req *req, const char *platform,
+                           const char *tenant) {
+  char path[1024], detail[160];
+  if (!tenant[0] || !NNO_HAS(api, req_set_tenant_path) ||
+      !api->req_set_tenant_path)
+    return NNO_OK;
+  const nno_registry_v1 *reg = g_iam.reg;
+  if (!reg || reg->size < offsetof(nno_registry_v1, tenant_path) +
+                              sizeof reg->tenant_path) {
+    api->log(g_iam.p, NNO_LOG_ERROR,
+             "the registry gives no tenant paths: tenant-bound credentials "
+             "are refused");
+    return problem(req, 503, "Service Unavailable",
+                   "tenant-bound credentials cannot be checked now");
+  }
+  int rc = reg->tenant_path(platform, tenant, path, sizeof path);
+  if (rc == NNO_ENOENT) {
+    snprintf(detail, sizeof detail,
+             "tenant \"%s\" of platform %s no longer exists: credentials "
+             "bound to it are refused",
+             tenant, platform);
+    return problem(req, 403, "Forbidden", detail);
+  }
+  if (rc == NNO_OK) rc = api->req_set_tenant_path(g_iam.p, req, path);
+  if (rc == NNO_OK) return NNO_OK;
+  api->log(g_iam.p, NNO_LOG_ERROR,
+           "cannot record the tenant path of %s/%s: %s", platform, tenant,
+           api->err_name(rc));
+  return problem(req, 500, "Internal Server Error",
+                 "cannot record the credential's tenant path");
+}
+
 static int set_user(nno_req *req, const iam_sess *s) {
   int rc = api->req_set_caller(g_iam.p, req, NNO_CALLER_USER, s->platform,
                                s->tenant, s->user, s->scopes, s->id);
-  return rc ? rc : NNO_OK;
+  return rc ? rc : set_tenant_path(req, s->platform, s->tenant);
 }
 
 /* The session cookie: the first of its values that is a valid session. */
@@ -439,7 +477,7 @@ int iam_on_authn(nno_req *req, void *ud) {
                                "expired");
     int rc = api->req_set_caller(g_iam.p, req, NNO_CALLER_KEY, k->platform,
                                  k->tenant, k->id, k->scopes, NULL);
-    return rc ? rc : NNO_OK;
+    return rc ? rc : set_tenant_path(req, k->platform, k->tenant);
   }
   if (tok.len > sl && memcmp(tok.ptr, IAM_SESSION_PREFIX, sl) == 0) {
     iam_sess s;

@@ -55,6 +55,14 @@ static void check_package(const package_manifest *m) {
   check_json(m->ui_json, 1);
   check_json(m->scopes_json, 0);
   check_json(m->resources_json, 0);
+  FUZZ_ASSERT(m->nresources <= MANIFEST_RESOURCES_MAX);
+  for (size_t i = 0; i < m->nresources; i++) {
+    const manifest_resource *q = &m->resources[i];
+    FUZZ_ASSERT(!strcmp(q->type, "sql") || !strcmp(q->type, "kv") ||
+                !strcmp(q->type, "blob"));
+    FUZZ_ASSERT(q->name[0] >= 'a' && q->name[0] <= 'z');
+    FUZZ_ASSERT(manifest_resource_find(m, q->type, q->name) == q);
+  }
   router *r = router_new();
   FUZZ_ASSERT(r != NULL);
   for (size_t i = 0; i < m->nroutes; i++) {

@@ -133,6 +133,16 @@ def manifest_seeds():
             b'"library":"libx.so","routes":[{"method":"GET","path":"/u/{id}"},'
             b'{"method":"GET","path":"/u/{name}"}]}',
             b'[]', b'{"name":1}', b'{']
+    res = (b'{"name":"x","version":"1.0.0","abi":"1.2","kind":"feature",'
+           b'"library":"libx.so","resources":%s}')
+    out += [res % r for r in (
+        b'[{"type":"sql","name":"notes"},{"type":"kv","name":"notes"},'
+        b'{"type":"blob","name":"files-2"}]',
+        b'[{"type":"sql","name":"a"},{"type":"sql","name":"a"}]',
+        b'[{"type":"sql","name":"a","extra":1}]',
+        b'[{"type":"queue","name":"a"}]',
+        b'[{"type":"kv","name":"a23456789012345678901234567890123"}]',
+        b'[{"type":"kv"}]', b'[1]', b'{}')]
     return out
 
 

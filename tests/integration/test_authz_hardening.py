@@ -91,8 +91,6 @@ def test_a_tenant_bound_key_on_every_route(h):
          None, "op-only"),
         ("POST", "/api/v1/platforms/{platform}/resume", base + "/resume",
          None, "op-only"),
-        ("GET", "/api/v1/platforms/{platform}/resources", base + "/resources",
-         None, 200),
         ("POST", "/api/v1/platforms/{platform}/tenants", base + "/tenants",
          {"id": "t1b", "name": "x", "parent": "t1"}, 201),
         ("POST", "/api/v1/platforms/{platform}/tenants", base + "/tenants",

@@ -27,7 +27,8 @@ static const char pkg_json[] =
     "{\"method\":\"*\",\"path\":\"/hello/{name}\"},"
     "{\"method\":\"GET\",\"path\":\"/hello/{name}\"}],"
     "\"requires\":{\"nno.iam\":\"^1\",\"nno.kv\":\">=1.2 <2\"},"
-    "\"resources\":[{\"kind\":\"kv\"}],\"scopes\":[\"features:hello:read\"],"
+    "\"resources\":[{\"type\":\"kv\",\"name\":\"cache\"},"
+    "{\"name\":\"notes\",\"type\":\"sql\"}],\"scopes\":[\"features:hello:read\"],"
     "\"ui\":{\"menu\":[]},\"config\":{\"greeting\":\"hello\",\"n\":[1,2]},"
     "\"future_field\":{\"ignored\":true}}";
 
@@ -77,7 +78,18 @@ static void test_package_valid(void **state) {
   assert_string_equal(m.config_json, "{\"greeting\":\"hello\",\"n\":[1,2]}");
   assert_string_equal(m.scopes_json, "[\"features:hello:read\"]");
   assert_string_equal(m.ui_json, "{\"menu\":[]}");
-  assert_string_equal(m.resources_json, "[{\"kind\":\"kv\"}]");
+  assert_string_equal(m.resources_json,
+                      "[{\"type\":\"kv\",\"name\":\"cache\"},"
+                      "{\"name\":\"notes\",\"type\":\"sql\"}]");
+  assert_int_equal(m.nresources, 2);
+  assert_string_equal(m.resources[0].type, "kv");
+  assert_string_equal(m.resources[0].name, "cache");
+  assert_string_equal(m.resources[1].type, "sql");
+  assert_string_equal(m.resources[1].name, "notes");
+  assert_ptr_equal(manifest_resource_find(&m, "sql", "notes"),
+                   &m.resources[1]);
+  assert_null(manifest_resource_find(&m, "kv", "notes"));
+  assert_null(manifest_resource_find(&m, "blob", "cache"));
   package_manifest_free(&m);
   assert_true(is_zero(&m, sizeof m));
   package_manifest_free(&m); /* idempotent */
@@ -102,6 +114,8 @@ static void test_package_minimal(void **state) {
   assert_string_equal(m.scopes_json, "[]");
   assert_string_equal(m.ui_json, "{}");
   assert_string_equal(m.resources_json, "[]");
+  assert_int_equal(m.nresources, 0);
+  assert_null(m.resources);
   package_manifest_free(&m);
 }
 
@@ -351,6 +365,52 @@ static const bad_case pkg_bad[] = {
     {"ui", "\"x\"", P "\"ui\": expected an object, got \"x\""},
     {"scopes", "{}", P "\"scopes\": expected an array, got an empty object"},
     {"resources", "1", P "\"resources\": expected an array, got 1"},
+    {"resources", "[\"sql\"]",
+     P "\"resources[0]\": expected an object with \"type\" and \"name\", "
+       "got \"sql\""},
+    {"resources", "[{\"type\":\"sql\",\"name\":\"a\",\"size\":1}]",
+     P "\"resources[0]\": expected only \"type\" and \"name\", got \"size\""},
+    {"resources", "[{\"type\":\"sql\",\"name\":\"a\"},{\"name\":\"b\"}]",
+     P "\"resources[1].type\": expected \"sql\", \"kv\" or \"blob\", got "
+       "nothing"},
+    {"resources", "[{\"type\":\"table\",\"name\":\"a\"}]",
+     P "\"resources[0].type\": expected \"sql\", \"kv\" or \"blob\", got "
+       "\"table\""},
+    {"resources", "[{\"type\":\"kv\"}]",
+     P "\"resources[0].name\": expected a resource name matching "
+       "[a-z][a-z0-9-]{0,31}, got nothing"},
+    {"resources", "[{\"type\":\"kv\",\"name\":\"\"}]",
+     P "\"resources[0].name\": expected a resource name matching "
+       "[a-z][a-z0-9-]{0,31}, got \"\""},
+    {"resources", "[{\"type\":\"kv\",\"name\":\"Notes\"}]",
+     P "\"resources[0].name\": expected a resource name matching "
+       "[a-z][a-z0-9-]{0,31}, got \"Notes\""},
+    {"resources", "[{\"type\":\"kv\",\"name\":\"a_b\"}]",
+     P "\"resources[0].name\": expected a resource name matching "
+       "[a-z][a-z0-9-]{0,31}, got \"a_b\""},
+    {"resources",
+     "[{\"type\":\"kv\",\"name\":\"a23456789012345678901234567890123\"}]",
+     P "\"resources[0].name\": expected a resource name matching "
+       "[a-z][a-z0-9-]{0,31}, got \"a23456789012345678901234567890123\""},
+    {"resources", "[{\"type\":\"kv\",\"name\":7}]",
+     P "\"resources[0].name\": expected a resource name matching "
+       "[a-z][a-z0-9-]{0,31}, got 7"},
+    {"resources",
+     "[{\"type\":\"sql\",\"name\":\"a\"},{\"type\":\"kv\",\"name\":\"a\"},"
+     "{\"type\":\"sql\",\"name\":\"a\"}]",
+     P "\"resources[2]\": duplicate resource \"sql a\", already declared "
+       "by resources[0]"},
+    {"resources",
+     "[{\"type\":\"kv\",\"name\":\"a\"},{\"type\":\"kv\",\"name\":\"b\"},"
+     "{\"type\":\"kv\",\"name\":\"c\"},{\"type\":\"kv\",\"name\":\"d\"},"
+     "{\"type\":\"kv\",\"name\":\"e\"},{\"type\":\"kv\",\"name\":\"f\"},"
+     "{\"type\":\"kv\",\"name\":\"g\"},{\"type\":\"kv\",\"name\":\"h\"},"
+     "{\"type\":\"sql\",\"name\":\"a\"},{\"type\":\"sql\",\"name\":\"b\"},"
+     "{\"type\":\"sql\",\"name\":\"c\"},{\"type\":\"sql\",\"name\":\"d\"},"
+     "{\"type\":\"sql\",\"name\":\"e\"},{\"type\":\"sql\",\"name\":\"f\"},"
+     "{\"type\":\"sql\",\"name\":\"g\"},{\"type\":\"sql\",\"name\":\"h\"},"
+     "{\"type\":\"blob\",\"name\":\"a\"}]",
+     P "\"resources\": expected at most 16 resources, got 17"},
 };
 
 /* The valid package with `key` replaced by `value` (or removed). */

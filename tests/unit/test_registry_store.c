@@ -109,9 +109,9 @@ static void migrate_from_empty(void **state) {
   assert_true(store_latest_version() >= 2);
   static const char *const tables[] = {
       "platforms",      "tenants",          "stacks",
-      "stack_versions", "activations",      "resources",
-      "audit",          "idempotency",      "changes",
-      "settings",       "schema_migrations"};
+      "stack_versions", "activations",      "audit",
+      "idempotency",    "changes",          "settings",
+      "schema_migrations"};
   for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
     assert_true(has_table(f->db, tables[i]));
   assert_int_equal(count(f->db, "SELECT count(*) FROM schema_migrations"),
@@ -349,35 +349,18 @@ static void cascades(void **state) {
          "INSERT INTO activations VALUES ('acme', 'default', '1.0.0',"
          " " T0 ", 'operator')"),
       SQLITE_OK);
-  assert_int_equal(ex(f->db,
-                      "INSERT INTO resources (platform_id, type, name, driver,"
-                      " state, created_at, updated_at) VALUES ('acme', 'd1',"
-                      " 'main', 'local', 'ready', " T0 ", " T0 ")"),
-                   SQLITE_OK);
-  assert_int_equal(ex(f->db,
-                      "INSERT INTO resources (platform_id, type, name, driver,"
-                      " state, created_at, updated_at) VALUES ('acme', 'd1',"
-                      " 'main', 'local', 'ready', " T0 ", " T0 ")"),
-                   SQLITE_CONSTRAINT_UNIQUE);
-  assert_int_equal(ex(f->db,
-                      "INSERT INTO resources (platform_id, type, name, driver,"
-                      " state, created_at, updated_at) VALUES ('acme', 'd1',"
-                      " 'x', 'local', 'lost', " T0 ", " T0 ")") &
-                       0xff,
-                   SQLITE_CONSTRAINT);
   /* A subtree through the store. */
   assert_int_equal(store_tenant_delete(f->db, "acme", "bb", 0), STORE_FK);
   assert_int_equal(store_tenant_delete(f->db, "acme", "bb", 1), STORE_OK);
   assert_int_equal(
       count(f->db, "SELECT count(*) FROM tenants WHERE platform_id='acme'"), 2);
   assert_int_equal(store_tenant_delete(f->db, "acme", "bb", 1), STORE_NOTFOUND);
-  /* The platform takes its tenants, activations and resources with it. */
+  /* The platform takes its tenants and activations with it. */
   assert_int_equal(ex(f->db, TENANT("'acme'", "'bb'", "'aa'")), SQLITE_OK);
   assert_int_equal(store_platform_delete(f->db, "acme"), STORE_OK);
   assert_int_equal(
       count(f->db, "SELECT count(*) FROM tenants WHERE platform_id='acme'"), 0);
   assert_int_equal(count(f->db, "SELECT count(*) FROM activations"), 0);
-  assert_int_equal(count(f->db, "SELECT count(*) FROM resources"), 0);
   assert_int_equal(count(f->db, "SELECT count(*) FROM tenants"), 1);
 }
 
@@ -699,11 +682,17 @@ static void incarnations(void **state) {
       SQLITE_OK);
   assert_int_equal(store_platform_incarnation(f->db, "acme", c, sizeof c),
                    STORE_NOTFOUND);
+  /* The deletion in progress still knows it (to finish removing it). */
+  assert_int_equal(
+      store_platform_incarnation_any(f->db, "acme", b, sizeof b), STORE_OK);
+  assert_int_equal(strlen(b), 16);
 }
 
-static int collect_removals(void *ud, const char *id, int exists) {
+static int collect_removals(void *ud, const char *id, int exists,
+                            const char *incarnation) {
   char *out = ud;
   size_t n = strlen(out);
+  assert_int_equal(strlen(incarnation), 16);
   snprintf(out + n, 256 - n, "%s:%d ", id, exists);
   return 0;
 }
@@ -740,6 +729,27 @@ static void incarnations_from_previous(void **state) {
   assert_int_equal(store_platform_incarnation(f->db, "acme", a, sizeof a),
                    STORE_OK);
   assert_int_equal(strlen(a), 16);
+}
+
+/* Schema 4 drops the registry's resources table (the provisioning
+ * plugin keeps resources), whatever rows a database of schema 3 held. */
+static void resources_dropped_from_previous(void **state) {
+  fx *f = *state;
+  char err[256];
+  assert_int_equal(store_migrate_to(f->db, 3, err, sizeof err), STORE_OK);
+  assert_true(has_table(f->db, "resources"));
+  assert_int_equal(ex(f->db, PLAT("'acme'")), SQLITE_OK);
+  assert_int_equal(ex(f->db,
+                      "INSERT INTO resources (platform_id, type, name, driver,"
+                      " state, created_at, updated_at) VALUES ('acme', 'd1',"
+                      " 'main', 'local', 'ready', " T0 ", " T0 ")"),
+                   SQLITE_OK);
+  assert_int_equal(store_migrate(f->db, err, sizeof err), STORE_OK);
+  assert_false(has_table(f->db, "resources"));
+  assert_int_equal(count(f->db, "SELECT count(*) FROM platforms"), 1);
+  int v = 0;
+  assert_int_equal(store_schema_version(f->db, &v), STORE_OK);
+  assert_true(v >= 4);
 }
 
 /* Suspended tenants and everything under them, nothing else. */
@@ -810,6 +820,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(suspended_tenants, setup, teardown),
       cmocka_unit_test_setup_teardown(removals, setup, teardown),
+      cmocka_unit_test_setup_teardown(resources_dropped_from_previous,
+                                      setup_empty, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
