@@ -30,7 +30,7 @@ const nno_host_api *api;
 nno_plugin *self;
 
 /* The columns a note is answered with. Lists leave out the body: a page of
- * 100 notes of 64 KiB would pass the host's bound on a result (1 MiB). */
+ * 100 notes of 32 KiB would pass the host's bound on a result (1 MiB). */
 #define NOTE_COLUMNS \
   "id, tenant_path AS tenant, title, body, created_by, created_at, updated_at"
 #define LIST_COLUMNS \

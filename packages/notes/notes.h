@@ -22,7 +22,7 @@ extern nno_plugin *self;
 #define NOTES_BLOB "files"
 
 #define NOTE_TITLE_MAX 200
-#define NOTE_BODY_MAX 65536
+#define NOTE_BODY_MAX 32768
 /* A JSON body holds a title and a body, escaped: bounded well above. */
 #define NOTE_REQUEST_MAX (8 * NOTE_BODY_MAX)
 #define FILE_NAME_MAX 128

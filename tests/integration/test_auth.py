@@ -54,12 +54,9 @@ def problem(resp, status, detail=None):
 def platform(host, pid, signup=True):
     # A plan without tight request limits: these tests count the auth
     # package's own failed-sign-in limits, not the gateway's.
-    st, _, p = host.api("POST", "/platforms",
-                        {"id": pid, "name": pid, "plan": "unmetered"})
-    assert st == 201, p
-    st, _, a = host.api("POST", "/platforms/%s/stacks" % pid,
-                        {"stack": "default"})
-    assert st == 201, a
+    # The default stack is activated at creation: its auth database is
+    # provisioned before the first sign-up.
+    host.platform(pid, plan="unmetered")
     set_signup(host, pid, signup)
 
 
@@ -449,15 +446,16 @@ def test_database_layout_and_no_secret_in_logs(h):
     platform(h, pid)
     up = signed_up(h, pid, "Db@Example.com")
     sign_in(h, pid, "db@example.com", "a wrong password")
-    folder = os.path.join(h.data, "platforms", pid)
+    # the sql resource "auth" of the default stack, provisioned with the
+    # platform, its schema the package's migrations
+    folder = os.path.join(h.data, "platforms", pid, "sql")
     path = os.path.join(folder, "%s-default-auth.db" % pid)
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
-    assert os.path.isfile(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("SELECT max(version) FROM auth_migrations"
-                          ).fetchone()[0] >= 1
+        assert db.execute("SELECT max(version) FROM _nno_migrations"
+                          " WHERE package = 'auth'").fetchone()[0] == 1
         sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'users'"
                          ).fetchone()[0]
         assert "STRICT" in sql and "COLLATE NOCASE" in sql

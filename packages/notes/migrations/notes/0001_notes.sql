@@ -7,7 +7,7 @@ CREATE TABLE notes (
   id INTEGER PRIMARY KEY,
   tenant_path TEXT NOT NULL CHECK (length(tenant_path) <= 1023),
   title TEXT NOT NULL CHECK (length(title) BETWEEN 1 AND 200),
-  body TEXT NOT NULL DEFAULT '' CHECK (length(body) <= 65536),
+  body TEXT NOT NULL DEFAULT '' CHECK (length(body) <= 32768),
   created_by TEXT NOT NULL,
   created_at TEXT NOT NULL,
   updated_at TEXT NOT NULL
