@@ -91,7 +91,7 @@ int run_sql(nno_req *req, step *st, const char *sql, json_t *params,
 
 json_t *note_params(nno_req *req, int64_t id) {
   nno_str path = api->req_tenant_path(req);
-  return json_pack("[s#, I]", path.ptr ? path.ptr : "", path.len,
+  return json_pack("[s%, I]", path.ptr ? path.ptr : "", path.len,
                    (json_int_t)id);
 }
 
@@ -179,7 +179,7 @@ static int on_create(nno_req *req, void *ud) {
   json_t *body = json_object_get(o, "body");
   nno_caller_actor(req, actor, sizeof actor);
   json_t *params =
-      json_pack("[s#, O, s, s]", path.ptr ? path.ptr : "", path.len,
+      json_pack("[s%, O, s, s]", path.ptr ? path.ptr : "", path.len,
                 json_object_get(o, "title"),
                 body ? json_string_value(body) : "", actor);
   json_decref(o);
@@ -325,7 +325,7 @@ static int on_list(nno_req *req, void *ud) {
   }
   long long from = n ? strtoll(after, NULL, 10) : 0;
   nno_str path = api->req_tenant_path(req);
-  json_t *params = json_pack("[s#, I, i]", path.ptr ? path.ptr : "", path.len,
+  json_t *params = json_pack("[s%, I, i]", path.ptr ? path.ptr : "", path.len,
                              (json_int_t)from, ls->pg.limit + 1);
   if (open_sql(req, &ls->st) ||
       run_sql(req, &ls->st,
