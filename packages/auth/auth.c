@@ -29,7 +29,6 @@
 #include "auth.h"
 
 #define COOKIE "nno_session"
-#define LIMIT_KEY_MAX 120 /* the host's bound on a limit_take key */
 
 typedef struct auth_state {
   auth_config cfg;
@@ -182,7 +181,6 @@ static int email_ok(nno_req *req, const char *s) {
 
 static void on_job_done(int status, void *ud);
 static void gate_pump(void);
-static int locked_out(const auth_job *j);
 
 static auth_job *job_new(nno_req *req, const ctx *c, auth_job_kind kind) {
   auth_job *j = calloc(1, sizeof *j);
@@ -256,7 +254,7 @@ static void gate_pump(void) {
     /* Nobody waits for it any more: skip the work. Or failures counted
      * while it waited have locked the account or the address: without
      * this look, a burst of guesses queued at once would all be tried. */
-    if (api->req_gone(j->req) || locked_out(j)) {
+    if (api->req_gone(j->req) || auth_locked_out(j)) {
       job_finish(j);
       continue;
     }
@@ -301,129 +299,6 @@ static void started(auth_job *j, int rc) {
   if (rc == NNO_OK) return;
   db_problem(j->req, rc, NULL);
   job_finish(j);
-}
-
-/* ---- failed sign-in limits ----------------------------------------------- */
-
-typedef struct bucket {
-  char key[LIMIT_KEY_MAX + 1];
-  size_t len;
-  double rate;
-  uint32_t burst;
-} bucket;
-
-/* "acct:{platform}:{email, lower-case}", or a digest of the email when
- * that would be over the host's key bound (a digest has no '@', so it
- * never equals a real address). */
-static void acct_bucket(const auth_job *j, bucket *b) {
-  char email[AUTH_EMAIL_MAX + 1];
-  size_t n = strlen(j->user.email);
-  for (size_t i = 0; i <= n; i++) {
-    char c = j->user.email[i];
-    email[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-  }
-  int len = snprintf(b->key, sizeof b->key, "acct:%s:%s", j->platform, email);
-  if (len < 0 || (size_t)len >= sizeof b->key) {
-    unsigned char d[16];
-    char hex[33];
-    crypto_generichash(d, sizeof d, (const unsigned char *)email, n, NULL, 0);
-    sodium_bin2hex(hex, sizeof hex, d, sizeof d);
-    len = snprintf(b->key, sizeof b->key, "acct:%s:%s", j->platform, hex);
-  }
-  b->len = (size_t)len;
-  b->burst = g->cfg.acct_burst;
-  b->rate = g->cfg.acct_burst / g->cfg.acct_window_s;
-}
-
-static void addr_bucket(const auth_job *j, bucket *b) {
-  int len = snprintf(b->key, sizeof b->key, "addr:%s:%s", j->platform,
-                     j->addr[0] ? j->addr : "unknown");
-  b->len = len > 0 ? (size_t)len : 0;
-  b->burst = g->cfg.addr_burst;
-  b->rate = g->cfg.addr_burst / g->cfg.addr_window_s;
-}
-
-/* 0: the bucket has a token; 1: empty, *wait_ms until one is back; 2: the
- * host's table has no room for the bucket (a refusal with limit 0: a
- * bucket that exists always has limit == burst >= 1), *wait_ms the host's
- * hint; -1: the limiter failed. A cost-0 take only looks; the cost-1 take
- * on an empty bucket is refused and takes nothing, but says how long to
- * wait. */
-static int bucket_empty(const bucket *b, uint64_t *wait_ms) {
-  nno_limit_result r;
-  int rc = api->limit_take(self, b->key, b->len, b->rate, b->burst, 0, &r);
-  if (rc == NNO_OK && r.remaining > 0) return 0;
-  if (rc == NNO_OK && r.allowed)
-    rc = api->limit_take(self, b->key, b->len, b->rate, b->burst, 1, &r);
-  if (rc != NNO_OK) {
-    api->log(self, NNO_LOG_ERROR, "limit_take: %s", api->err_name(rc));
-    return -1;
-  }
-  if (r.allowed) return 0; /* refilled in between: that token is spent */
-  *wait_ms = r.retry_after_ms;
-  return r.limit == 0 ? 2 : 1;
-}
-
-/* The buckets a job's failures count in: the account and the address; a
- * sign-up's (a taken email) only the address, as a sign-up names no
- * account of its own. Returns how many were filled. */
-static size_t job_buckets(const auth_job *j, bucket b[2]) {
-  size_t n = 0;
-  if (j->kind != JOB_SIGNUP) acct_bucket(j, &b[n++]);
-  addr_bucket(j, &b[n++]);
-  return n;
-}
-
-/* Before verifying a password, or looking an email up for a sign-up:
- * answer 429 when the account or the address has no failure left, 503
- * when the host's table has no room to count them (its capacity, not the
- * caller's failures: no lock-out is claimed). 1 when answered, 0 to go
- * on. */
-static int locked_out(const auth_job *j) {
-  bucket b[2];
-  uint64_t wait = 0, w;
-  int locked = 0, full = 0;
-  size_t n = job_buckets(j, b);
-  for (size_t i = 0; i < n; i++) {
-    w = 0;
-    int rc = bucket_empty(&b[i], &w);
-    if (rc < 0) {
-      nno_problem(j->req, 500, NULL, "cannot check sign-in limits");
-      return 1;
-    }
-    if (rc && w > wait) wait = w;
-    locked |= rc == 1;
-    full |= rc == 2;
-  }
-  if (full && !locked) {
-    api->log(self, NNO_LOG_WARN,
-             "sign-ins refused on platform %s: the rate-limit table is full",
-             j->platform);
-    nno_problem_retry(j->req, 503, (wait + 999) / 1000, "%s",
-                      "the host's rate-limit table is full; try again later");
-    return 1;
-  }
-  if (!locked) return 0;
-  api->log(self, NNO_LOG_WARN, "sign-ins locked out on platform %s",
-           j->platform);
-  nno_problem_retry(j->req, 429, (wait + 999) / 1000, "%s",
-                    j->kind == JOB_SIGNUP
-                        ? "too many failed sign-ins or sign-ups from this "
-                          "address; try again later"
-                        : "too many failed sign-ins; try again later");
-  return 1;
-}
-
-static void count_failure(const auth_job *j) {
-  bucket b[2];
-  nno_limit_result r;
-  size_t n = job_buckets(j, b);
-  for (size_t i = 0; i < n; i++) {
-    int rc =
-        api->limit_take(self, b[i].key, b[i].len, b[i].rate, b[i].burst, 1, &r);
-    if (rc != NNO_OK)
-      api->log(self, NNO_LOG_ERROR, "limit_take: %s", api->err_name(rc));
-  }
 }
 
 /* ---- responses ----------------------------------------------------------- */
@@ -519,7 +394,7 @@ static void answer_session(auth_job *j, int status) {
 static void signin_answer(auth_job *j) {
   /* Looked again: failures that ran alongside may have locked the account
    * since, and a locked account does not sign in. */
-  if (!api->req_gone(j->req) && !locked_out(j)) answer_session(j, 200);
+  if (!api->req_gone(j->req) && !auth_locked_out(j)) answer_session(j, 200);
   job_finish(j);
 }
 
@@ -535,7 +410,7 @@ static void signin_rehashed(nno_req *req, const nno_sql_result *res,
 
 static void after_signin(auth_job *j) {
   if (j->result == JR_BADPASS) {
-    count_failure(j); /* also when the client has gone: it tried */
+    auth_count_failure(j); /* also when the client has gone: it tried */
     nno_problem(j->req, 401, NULL, "email or password is wrong");
   } else if (j->result != JR_OK) {
     nno_problem_retry(j->req, 503, 1, "not enough memory to hash the password");
@@ -573,7 +448,7 @@ static void signin_read(nno_req *req, const nno_sql_result *res, void *ud) {
  * failed sign-in of the address, so such probes are bounded like guesses
  * are. */
 static void signup_taken(auth_job *j) {
-  count_failure(j);
+  auth_count_failure(j);
   nno_problem(j->req, 409, NULL, "a user with this email already exists");
 }
 
@@ -678,7 +553,7 @@ static void password_stored(nno_req *req, const nno_sql_result *res,
 
 static void after_password(auth_job *j) {
   if (j->result == JR_BADPASS) {
-    count_failure(j);
+    auth_count_failure(j);
     nno_problem(j->req, 401, NULL, "the current password is wrong");
   } else if (j->result != JR_OK) {
     nno_problem_retry(j->req, 503, 1, "not enough memory to hash the password");
@@ -698,7 +573,7 @@ static void looked_up(nno_req *req, const nno_sql_result *res, void *ud) {
     user_gone(j);
   } else if (j->then == JOB_LOOKUP) {
     answer_whoami(j);
-  } else if (!api->req_gone(req) && !locked_out(j)) {
+  } else if (!api->req_gone(req) && !auth_locked_out(j)) {
     /* The password change proper: two argon2id runs, through the gate. */
     j->found = 1;
     j->kind = JOB_PASSWORD;
@@ -776,7 +651,7 @@ static int on_signup(nno_req *req, void *ud) {
   if (!email_ok(req, j->user.email) ||
       (j->user.has_name &&
        nno_check_name(req, "name", j->user.name, AUTH_NAME_MAX)) ||
-      locked_out(j)) {
+      auth_locked_out(j)) {
     job_free(j);
     return NNO_OK;
   }
@@ -799,7 +674,7 @@ static int on_signin(nno_req *req, void *ud) {
   str_field(o, "email", j->user.email);
   str_field(o, "password", j->password);
   body_free(o);
-  if (!email_ok(req, j->user.email) || locked_out(j)) {
+  if (!email_ok(req, j->user.email) || auth_locked_out(j)) {
     job_free(j);
     return NNO_OK;
   }
@@ -910,6 +785,7 @@ static int auth_init(nno_plugin *p, const nno_host_api *host) {
     g = NULL;
     return NNO_EINVAL;
   }
+  auth_limits_init(&g->cfg);
   g->sh.pw_ops = g->cfg.pw_ops;
   g->sh.pw_mem = g->cfg.pw_mem;
   const char *base = api->host_base_domain(p);

@@ -110,6 +110,18 @@ void auth_work(void *ud);
 /* Compute sh->dummy (an nno_work_fn, queued once at start). */
 void auth_work_dummy(void *ud);
 
+/* ---- failed sign-in limits (limits.c) ------------------------------------- */
+
+/* Use `c` (borrowed until fini) for the buckets' sizes and windows. */
+void auth_limits_init(const auth_config *c);
+/* Before verifying a password, or looking an email up for a sign-up:
+ * answer 429 when the account or the address has no failure left, 503
+ * when the host's table has no room to count them. 1 when answered, 0 to
+ * go on. */
+int auth_locked_out(const auth_job *j);
+/* Count a failure (wrong password, taken email) in the job's buckets. */
+void auth_count_failure(const auth_job *j);
+
 /* ---- the users table, through the sql resource (store.c) ------------------ */
 
 /* Each starts one statement on j->db; `done` gets j. NNO_OK, or an error
