@@ -20,6 +20,7 @@
 #include "jsonv.h"
 #include "loader.h"
 #include "req.h"
+#include "res.h"
 
 static void check(const char *name, int want_rc, const char *want_fmt) {
   char dir[1024], so[1100], err[LOADER_ERR_MAX], want[LOADER_ERR_MAX];
@@ -37,9 +38,9 @@ static void check(const char *name, int want_rc, const char *want_fmt) {
 static void test_descriptor_checks(void **st) {
   check("probe", 0, NULL);
   check("badmajor", -1,
-        "incompatible plugin \"%s\": built for ABI 2.0, host provides 1.1");
+        "incompatible plugin \"%s\": built for ABI 2.0, host provides 1.2");
   check("newminor", -1,
-        "incompatible plugin \"%s\": built for ABI 1.2, host provides 1.1");
+        "incompatible plugin \"%s\": built for ABI 1.3, host provides 1.2");
   check("nosym", -1, "plugin \"%s\": missing symbol nno_plugin_descriptor "
                      "(declare the plugin with NNO_PLUGIN(...))");
 }
@@ -74,7 +75,7 @@ static void test_manifest_mismatch(void **st) {
   m.abi_major = 2;
   assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err),
                    -1);
-  assert_non_null(strstr(err, "built for ABI 2.1, host provides 1.1"));
+  assert_non_null(strstr(err, "built for ABI 2.2, host provides 1.2"));
   m.abi_major = 1;
   assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err),
                    0);
@@ -129,6 +130,195 @@ static void test_table_growth(void **st) {
     memcpy(&fn, p, sizeof fn);
     assert_non_null(fn);
   }
+}
+
+/* Every member added in ABI 1.2 is in the table, and a 1.1 host's table
+ * says it has none of them. */
+static void test_table_12(void **st) {
+  const nno_host_api *api = api_table();
+  assert_int_equal(api->abi_minor, 2);
+  assert_true(NNO_HAS(api, req_platform));
+  assert_true(NNO_HAS(api, req_tenant_path));
+  assert_true(NNO_HAS(api, req_set_tenant_path));
+  assert_true(NNO_HAS(api, plugin_stack));
+  assert_true(NNO_HAS(api, sql_open));
+  assert_true(NNO_HAS(api, sql_exec));
+  assert_true(NNO_HAS(api, sql_batch));
+  assert_true(NNO_HAS(api, kv_open));
+  assert_true(NNO_HAS(api, kv_get));
+  assert_true(NNO_HAS(api, kv_put));
+  assert_true(NNO_HAS(api, kv_delete));
+  assert_true(NNO_HAS(api, kv_list));
+  assert_true(NNO_HAS(api, blob_open));
+  assert_true(NNO_HAS(api, blob_put));
+  assert_true(NNO_HAS(api, blob_head));
+  assert_true(NNO_HAS(api, blob_delete));
+  assert_true(NNO_HAS(api, blob_list));
+  assert_true(NNO_HAS(api, res_blob));
+  assert_true(NNO_HAS(api, platform_event));
+  assert_true(NNO_HAS(api, stack_package_at));
+  assert_non_null(api->stack_package_at);
+  nno_host_api older = *api;
+  older.size = offsetof(nno_host_api, req_platform);
+  assert_true(NNO_HAS(&older, req_remote_addr));
+  assert_false(NNO_HAS(&older, req_platform));
+  assert_false(NNO_HAS(&older, stack_package_at));
+}
+
+static int hook_a(nno_plugin *p, int event, nno_req *r) { return 0; }
+
+/* on_platform_event is read only when the descriptor's size reaches it:
+ * a 1.1 descriptor ends before it, whatever lies after it in memory. */
+static void test_event_hook_by_size(void **st) {
+  nno_plugin_desc d = {.magic = NNO_PLUGIN_MAGIC,
+                       .size = sizeof(nno_plugin_desc),
+                       .on_platform_event = hook_a};
+  assert_ptr_equal(res_event_hook(&d), hook_a);
+  d.size = offsetof(nno_plugin_desc, on_platform_event);
+  assert_null(res_event_hook(&d));
+  d.size = offsetof(nno_plugin_desc, on_platform_event) + sizeof(void *) - 1;
+  assert_null(res_event_hook(&d));
+  d.size = sizeof(nno_plugin_desc);
+  d.on_platform_event = NULL;
+  assert_null(res_event_hook(&d));
+  assert_null(res_event_hook(NULL));
+}
+
+static void test_resource_keys(void **st) {
+  char big[1100];
+  memset(big, 'k', sizeof big);
+  assert_true(res_kv_key_ok("a", 1));
+  assert_true(res_kv_key_ok("a/../b \xc3\xa9", 9));
+  assert_true(res_kv_key_ok(big, 512));
+  assert_false(res_kv_key_ok(big, 513));
+  assert_false(res_kv_key_ok(big, 0));
+  assert_false(res_kv_key_ok("a\x01", 2));
+  assert_false(res_kv_key_ok("a\x7f", 2));
+  assert_false(res_kv_key_ok("\xc3", 1));
+  assert_true(res_blob_key_ok("a/b.txt", 7));
+  assert_true(res_blob_key_ok("a/.b/..c", 8));
+  assert_true(res_blob_key_ok(big, 1024));
+  assert_false(res_blob_key_ok(big, 1025));
+  static const char *bad[] = {"", "/a", "a/", "a//b", ".", "..", "a/./b",
+                              "a/../b", "a\\b", "a\nb", "../a"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    if (res_blob_key_ok(bad[i], strlen(bad[i])))
+      fail_msg("blob key \"%s\" accepted", bad[i]);
+}
+
+static void test_status_codes(void **st) {
+  assert_int_equal(res_status_code(400), NNO_EINVAL);
+  assert_int_equal(res_status_code(422), NNO_EINVAL);
+  assert_int_equal(res_status_code(404), NNO_ENOENT);
+  assert_int_equal(res_status_code(409), NNO_EREFUSED);
+  assert_int_equal(res_status_code(413), NNO_ETOOBIG);
+  assert_int_equal(res_status_code(503), NNO_EBUSY);
+  assert_int_equal(res_status_code(504), NNO_ETIMEDOUT);
+  assert_int_equal(res_status_code(507), NNO_EQUOTA);
+  assert_int_equal(res_status_code(500), NNO_EIO);
+  assert_int_equal(res_status_code(403), NNO_EIO);
+}
+
+/* Who is calling, own stack, stack packages, and the checks of the open
+ * calls, on a request and plugins made here (no worker: no provider). */
+static void test_caller_and_open(void **st) {
+  const nno_host_api *api = api_table();
+  static plugin core, feat;
+  static nno_req r;
+  manifest_resource res[2] = {{"sql", "notes"}, {"kv", "cache"}};
+  memset(&core, 0, sizeof core);
+  memset(&feat, 0, sizeof feat);
+  core.man.kind = NNO_KIND_CORE;
+  core.man.name = "core";
+  feat.man.kind = NNO_KIND_FEATURE;
+  feat.man.name = "feat";
+  feat.man.version = "1.0.0";
+  feat.man.resources = res;
+  feat.man.nresources = 2;
+  feat.man.resources_json = "[]";
+  snprintf(feat.stack_id, sizeof feat.stack_id, "notes");
+  snprintf(feat.stack_version, sizeof feat.stack_version, "2.0.0");
+  snprintf(feat.absdir, sizeof feat.absdir, "/x/feat");
+  memset(&r, 0, sizeof r);
+  req_reset(&r);
+  r.active = 1;
+
+  /* Tenant path: core plugins in AUTHN only, bounded, shown with a caller. */
+  nno_plugin *cp = (nno_plugin *)&core, *fp = (nno_plugin *)&feat;
+  assert_int_equal(api->req_set_tenant_path(cp, &r, "eu/fr"), NNO_ESTATE);
+  r.stage = NNO_STAGE_AUTHN;
+  assert_int_equal(api->req_set_tenant_path(fp, &r, "eu/fr"), NNO_ESTATE);
+  assert_int_equal(api->req_set_tenant_path(cp, &r, "eu/fr"), 0);
+  assert_int_equal(api->req_tenant_path(&r).len, 0); /* no caller yet */
+  assert_int_equal(api->req_set_caller(cp, &r, NNO_CALLER_KEY, "acme", "fr",
+                                       "k1", "*", NULL), 0);
+  nno_str tp = api->req_tenant_path(&r);
+  assert_int_equal(tp.len, 5);
+  assert_memory_equal(tp.ptr, "eu/fr", 5);
+  char path[1100];
+  memset(path, 'a', sizeof path);
+  path[1024] = '\0';
+  assert_int_equal(api->req_set_tenant_path(cp, &r, path), NNO_ETOOBIG);
+  path[1023] = '\0';
+  assert_int_equal(api->req_set_tenant_path(cp, &r, path), 0);
+  assert_int_equal(api->req_tenant_path(&r).len, 1023);
+  assert_int_equal(api->req_set_tenant_path(
+                       cp, &r, "a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p"), 0);
+  assert_int_equal(api->req_set_tenant_path(
+                       cp, &r, "a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q"),
+                   NNO_ETOOBIG);
+  assert_int_equal(api->req_set_tenant_path(cp, &r, "a//b"), NNO_EINVAL);
+  assert_int_equal(api->req_set_tenant_path(cp, &r, "a/"), NNO_EINVAL);
+  assert_int_equal(api->req_set_tenant_path(cp, &r, NULL), 0);
+  assert_int_equal(api->req_tenant_path(&r).len, 0);
+  r.stage = 0;
+
+  /* Own stack and the stack's packages. */
+  nno_str id, ver, n, v, d, rj;
+  assert_int_equal(api->plugin_stack(cp, &id, &ver), NNO_ENOENT);
+  assert_int_equal(api->plugin_stack(fp, &id, &ver), 0);
+  assert_string_equal(id.ptr, "notes");
+  assert_string_equal(ver.ptr, "2.0.0");
+  plugin *ps[1] = {&feat};
+  stack s = {.plugins = ps, .nplugins = 1};
+  assert_int_equal(api->stack_package_at(fp, (nno_stack *)&s, 0, &n, &v, &d,
+                                         &rj), NNO_ESTATE);
+  assert_int_equal(api->stack_package_at(cp, (nno_stack *)&s, 0, &n, &v, &d,
+                                         &rj), 0);
+  assert_string_equal(n.ptr, "feat");
+  assert_string_equal(d.ptr, "/x/feat");
+  assert_string_equal(rj.ptr, "[]");
+  assert_int_equal(api->stack_package_at(cp, (nno_stack *)&s, 1, &n, &v, &d,
+                                         &rj), NNO_ENOENT);
+  assert_int_equal(api->platform_event(fp, (nno_stack *)&s, "acme",
+                                       NNO_PLATFORM_ACTIVATED, NULL, NULL),
+                   NNO_ESTATE);
+
+  /* Open: bad args, no platform, undeclared, then no provider. */
+  nno_sql *db;
+  nno_kv *kv;
+  assert_int_equal(api->sql_open(&r, NULL, &db), NNO_EINVAL);
+  assert_int_equal(api->sql_open(&r, "Notes", &db), NNO_EINVAL);
+  r.plugin = &feat;
+  assert_int_equal(api->sql_open(&r, "notes", &db), NNO_ENOENT);
+  memcpy(r.scope, "acme", 5);
+  r.scope_len = 4;
+  assert_int_equal(api->req_platform(&r).len, 4);
+  assert_int_equal(api->sql_open(&r, "other", &db), NNO_ENOENT);
+  assert_int_equal(api->kv_open(&r, "notes", &kv), NNO_ENOENT);
+  r.plugin = &core; /* a core plugin's handler: no stack, no resources */
+  assert_int_equal(api->kv_open(&r, "cache", &kv), NNO_ENOENT);
+  r.plugin = &feat;
+  assert_int_equal(api->sql_open(&r, "notes", &db), NNO_ENOTSUP);
+  assert_int_equal(api->kv_open(&r, "cache", &kv), NNO_ENOTSUP);
+  /* Ending: nothing pending ends; one pending is refused. */
+  r.res_pending = 1;
+  r.in_handler = 1;
+  assert_int_equal(api->res_end(&r), NNO_EBUSY);
+  r.res_pending = 0;
+  assert_int_equal(api->res_end(&r), 0);
+  assert_int_equal(api->res_end(&r), NNO_ESTATE);
+  req_release(&r);
 }
 
 static void test_errors(void **st) {
@@ -214,6 +404,9 @@ int main(void) {
       cmocka_unit_test(test_table_growth),      cmocka_unit_test(test_errors),
       cmocka_unit_test(test_json_valid),        cmocka_unit_test(test_trace_validators),
       cmocka_unit_test(test_json_append_string),
+      cmocka_unit_test(test_table_12),          cmocka_unit_test(test_event_hook_by_size),
+      cmocka_unit_test(test_resource_keys),     cmocka_unit_test(test_status_codes),
+      cmocka_unit_test(test_caller_and_open),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
