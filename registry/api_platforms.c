@@ -1,4 +1,4 @@
-/* Operator API: platforms and their resources.
+/* Operator API: platforms (their resources are the provisioning plugin's).
  *
  *   POST   /api/v1/platforms                  create, "stacks" (Idempotency-Key)
  *   GET    /api/v1/platforms                  list: class, status, pages

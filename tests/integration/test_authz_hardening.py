@@ -50,9 +50,10 @@ def every_worker_answered(h, path, status, again):
 
 
 def manifest_routes():
-    """Every core route (method, path) the registry and IAM declare."""
+    """Every core route (method, path) the core plugins declare."""
     out = set()
-    for rel in ("registry/package.json", "plugins/iam/package.json"):
+    for rel in ("registry/package.json", "plugins/iam/package.json",
+                "plugins/provisioning/package.json"):
         with open(os.path.join(SOURCE, rel)) as f:
             out |= {(r["method"], r["path"]) for r in json.load(f)["routes"]}
     return out
@@ -90,6 +91,10 @@ def test_a_tenant_bound_key_on_every_route(h):
          None, "op-only"),
         ("POST", "/api/v1/platforms/{platform}/resume", base + "/resume",
          None, "op-only"),
+        ("GET", "/api/v1/platforms/{platform}/resources", base + "/resources",
+         None, 200),
+        ("GET", "/api/v1/platforms/{platform}/resources/{type}/{name}",
+         base + "/resources/sql/default-notes", None, 404),
         ("POST", "/api/v1/platforms/{platform}/tenants", base + "/tenants",
          {"id": "t1b", "name": "x", "parent": "t1"}, 201),
         ("POST", "/api/v1/platforms/{platform}/tenants", base + "/tenants",

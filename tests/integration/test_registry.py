@@ -854,6 +854,10 @@ def test_activation_and_routing(reg):
     assert st == 200 and page["items"] == []
     assert reg.json("GET", "/p/route-b/hello", key=kb)[0] == 200
 
+    # resources (the provisioning plugin's): none without a stack's
+    st, _, page = reg.api("GET", "/platforms/route-b/resources")
+    assert st == 200 and (page["items"], page["next_cursor"]) == ([], None)
+    problem(reg.api("GET", "/platforms/nope-x/resources"), 404)
     problem(reg.api("GET", "/platforms/nope-x/stacks"), 404)
 
     # a deleted platform is unknown to the router at once, and its

@@ -1,0 +1,47 @@
+/* The loop-thread half of the provisioning plugin: its state (one copy
+ * per worker process, touched only on the loop thread) and the functions
+ * plugin.c, provision.c and api.c share. */
+#ifndef NNO_PROV_INTERNAL_H
+#define NNO_PROV_INTERNAL_H
+
+#include <nno/plugin.h>
+#include <nno/provisioning.h>
+#include <nno/registry.h>
+#include <nno/storage.h>
+
+#include "prov.h"
+
+/* A platform some requests of this worker are using: the shared flock on
+ * its .inuse held while refs > 0. */
+typedef struct prov_inuse {
+  char platform[PROV_ID_MAX];
+  unsigned refs;
+  int fd;
+} prov_inuse;
+
+typedef struct prov_state {
+  nno_plugin *p;
+  char data[4096];           /* the host's data folder */
+  char core[4200];           /* DATA/core.db */
+  prov_bounds bounds;
+  prov_plans plans;
+  sqlite3 *db;               /* core.db, for the routes (loop thread) */
+  const nno_registry_v1 *reg;
+  prov_inuse *inuse;
+  size_t ninuse, cinuse;
+  int recover_fd;            /* DATA/provisioning.lock when we hold it */
+} prov_state;
+
+extern const nno_host_api *api;
+extern prov_state g_prov;
+
+/* The storage limit of `platform` in bytes, from its plan. */
+uint64_t prov_limit_of(const char *platform);
+
+extern const nno_storage_v1 prov_storage;
+extern const nno_provisioning_v1 prov_provisioning;
+
+/* Register the routes (api.c). */
+int prov_api_init(nno_plugin *p);
+
+#endif
