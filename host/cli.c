@@ -123,12 +123,13 @@ int cli_main(int argc, char **argv) {
       int gi = -1, takes = 0;
       for (int g = 0; g < 3; g++)
         if (!strcmp(name, global_values[g])) gi = g, takes = 1;
-      int oi = -1;
+      int oi = -1, repeats = 0;
       if (gi < 0 && strcmp(name, "json") && cmd) {
         for (int k = 0; k < 8 && cmd->opts[k]; k++) {
           size_t ln = strcspn(cmd->opts[k], "=");
           if (strlen(name) == ln && !strncmp(cmd->opts[k], name, ln))
-            oi = k, takes = cmd->opts[k][ln] == '=';
+            oi = k, takes = cmd->opts[k][ln] == '=',
+            repeats = takes && cmd->opts[k][ln + 1] == '+';
         }
       }
       if (gi < 0 && oi < 0 && strcmp(name, "json")) {
@@ -154,9 +155,11 @@ int cli_main(int argc, char **argv) {
       } else if (oi < 0) {
         json = 1;
       } else {
-        for (int k = 0; k < a.nopt; k++)
+        for (int k = 0; k < a.nopt && !repeats; k++)
           if (a.opt[k].name == cmd->opts[oi] && !help)
             return bad_option(where, "option given twice", s);
+        if (a.nopt == CLI_MAX_OPTS && !help)
+          return bad_option(where, "too many options", s);
         if (a.nopt < CLI_MAX_OPTS) {
           a.opt[a.nopt].name = cmd->opts[oi];
           a.opt[a.nopt++].value = v;

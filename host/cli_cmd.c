@@ -106,12 +106,11 @@ long cli_rows_wanted(const cli_args *a, long dflt, const char *cmd) {
 }
 
 /* GET `base` (a path, maybe with a query) page after page, following
- * next_cursor, until `want` rows; prints them as one JSON array (--json) or
- * a table. `paged`: the endpoint takes limit (page size). */
-static int list(cli *c, const cli_args *a, const char *cmd, const char *base,
-                long dflt, int paged, const cli_col *cols, size_t ncols) {
-  long want = cli_rows_wanted(a, dflt, cmd);
-  if (want < 0) return CLI_EUSAGE;
+ * next_cursor, until `want` rows: *all gets them (owned), *first the first
+ * page's object (owned, NULL unless `first`), *more whether rows were
+ * left. `paged`: the endpoint takes limit (page size). */
+static int collect(cli *c, const char *base, long want, int paged,
+                   json_t **all_out, json_t **first, int *more_out) {
   json_t *all = json_array(), *page = NULL;
   char *cursor = NULL;
   int rc = CLI_OK, more = 0;
@@ -135,6 +134,7 @@ static int list(cli *c, const cli_args *a, const char *cmd, const char *base,
       rc = CLI_EAPI;
       break;
     }
+    if (first && !*first) *first = json_incref(page);
     size_t i;
     json_t *it;
     json_array_foreach(items, i, it) {
@@ -157,21 +157,46 @@ static int list(cli *c, const cli_args *a, const char *cmd, const char *base,
     json_decref(page);
     page = NULL;
   }
-  if (rc == CLI_OK) {
-    if (c->json)
-      cli_print_json(stdout, all);
-    else
-      cli_table(stdout, cols, ncols, all);
-    if (more && !cli_opt(a, "limit"))
-      fprintf(stderr,
-              "nno: showing the first %ld rows; there are more "
-              "(--limit N or --all)\n",
-              want);
-  }
   free(cursor);
   json_decref(page);
+  if (rc) {
+    json_decref(all);
+    if (first) {
+      json_decref(*first);
+      *first = NULL;
+    }
+    return rc;
+  }
+  *all_out = all;
+  *more_out = more;
+  return CLI_OK;
+}
+
+static void more_note(const cli_args *a, int more, long want) {
+  if (more && !cli_opt(a, "limit"))
+    fprintf(stderr,
+            "nno: showing the first %ld rows; there are more "
+            "(--limit N or --all)\n",
+            want);
+}
+
+/* collect() every row wanted, then print them as one JSON array (--json)
+ * or a table. */
+static int list(cli *c, const cli_args *a, const char *cmd, const char *base,
+                long dflt, int paged, const cli_col *cols, size_t ncols) {
+  long want = cli_rows_wanted(a, dflt, cmd);
+  if (want < 0) return CLI_EUSAGE;
+  json_t *all = NULL;
+  int more = 0;
+  int rc = collect(c, base, want, paged, &all, NULL, &more);
+  if (rc) return rc;
+  if (c->json)
+    cli_print_json(stdout, all);
+  else
+    cli_table(stdout, cols, ncols, all);
+  more_note(a, more, want);
   json_decref(all);
-  return rc;
+  return CLI_OK;
 }
 
 /* -- platform -------------------------------------------------------------- */
@@ -180,8 +205,42 @@ static const cli_col platform_cols[] = {
     {"ID", "id"},         {"NAME", "name"}, {"CLASS", "class"},
     {"STATUS", "status"}, {"PLAN", "plan"}, {"CREATED", "created_at"}};
 
+#define STACKS_MAX 16 /* the most stacks a platform has active */
+
+/* "S" or "S@V", each part non-empty and without spaces: -1 otherwise. */
+static int stack_arg_ok(const char *s) {
+  const char *at = strchr(s, '@');
+  size_t n = strlen(s);
+  if (!n || n > 129 || strchr(s, ' ') || at == s || (at && !at[1]) ||
+      (at && strchr(at + 1, '@')))
+    return -1;
+  return 0;
+}
+
 static int platform_create(cli *c, const cli_args *a) {
-  json_t *b = json_object();
+  json_t *b = json_object(), *stacks = json_array();
+  int n = 0;
+  for (int i = 0; i < a->nopt; i++) {
+    if (strcmp(a->opt[i].name, "stack=+") != 0) continue;
+    if (stack_arg_ok(a->opt[i].value)) {
+      char msg[256];
+      snprintf(msg, sizeof msg,
+               "platform create: --stack expects STACK or STACK@VERSION, got "
+               "'%.64s'",
+               a->opt[i].value);
+      json_decref(b);
+      json_decref(stacks);
+      return cli_usage_error(msg, "e.g. --stack default or --stack "
+                                  "default@1.0.0 ('nno stack list' shows them)");
+    }
+    if (++n > STACKS_MAX) {
+      json_decref(b);
+      json_decref(stacks);
+      return cli_usage_error("platform create: at most 16 --stack options",
+                             "a platform has at most 16 active stacks");
+    }
+    json_array_append_new(stacks, json_string(a->opt[i].value));
+  }
   if (a->npos) json_object_set_new(b, "id", json_string(a->pos[0]));
   json_object_set_new(b, "name", json_string(cli_opt(a, "name")));
   if (cli_opt(a, "class"))
@@ -190,6 +249,10 @@ static int platform_create(cli *c, const cli_args *a) {
     json_object_set_new(b, "plan", json_string(cli_opt(a, "plan")));
   if (cli_opt(a, "owner"))
     json_object_set_new(b, "owner", json_string(cli_opt(a, "owner")));
+  if (n)
+    json_object_set_new(b, "stacks", stacks);
+  else
+    json_decref(stacks);
   int rc = single(c, "POST", "/platforms", b);
   json_decref(b);
   return rc;
@@ -265,9 +328,12 @@ static int platform_resume(cli *c, const cli_args *a) {
 }
 
 static int platform_delete(cli *c, const cli_args *a) {
-  char path[CLI_PATH_MAX], done[256];
+  char path[CLI_PATH_MAX];
   const char *id = a->pos[0];
-  if (cli_path(path, sizeof path, "/platforms/%s", id)) return too_long();
+  int keep = cli_opt(a, "keep-data") != NULL;
+  if (cli_path(path, sizeof path, "/platforms/%s", id) ||
+      cli_query(path, sizeof path, "keep_data", keep ? "true" : NULL))
+    return too_long();
   if (!cli_opt(a, "yes")) {
     char msg[256];
     if (!isatty(STDIN_FILENO)) {
@@ -280,8 +346,8 @@ static int platform_delete(cli *c, const cli_args *a) {
     }
     fprintf(stderr,
             "Delete platform %.64s with all its tenants, activations and "
-            "resources? [y/N] ",
-            id);
+            "resources%s? [y/N] ",
+            id, keep ? " (its data archived first)" : "");
     fflush(stderr);
     char line[64];
     if (!fgets(line, sizeof line, stdin) ||
@@ -290,8 +356,116 @@ static int platform_delete(cli *c, const cli_args *a) {
       return CLI_EAPI;
     }
   }
-  snprintf(done, sizeof done, "deleted platform %.64s", id);
-  return no_content(c, "DELETE", path, done);
+  cli_resp r;
+  json_t *out = NULL;
+  int rc = cli_call(c, "DELETE", path, NULL, NULL, &out, &r);
+  if (rc == CLI_OK && c->json && r.len) {
+    fwrite(r.body, 1, r.len, stdout);
+    if (r.body[r.len - 1] != '\n') fputc('\n', stdout);
+  } else if (rc == CLI_OK && !c->json) {
+    const char *archive = json_string_value(json_object_get(out, "archive"));
+    if (archive)
+      printf("deleted platform %.64s; its data is archived in %s\n", id,
+             archive);
+    else
+      printf("deleted platform %.64s\n", id);
+  }
+  json_decref(out);
+  if (rc == CLI_OK) cli_resp_free(&r);
+  return rc;
+}
+
+/* -- resource -------------------------------------------------------------- */
+
+static const cli_col resource_cols[] = {{"STACK", "stack"},
+                                        {"TYPE", "type"},
+                                        {"NAME", "name"},
+                                        {"STATE", "state"},
+                                        {"SIZE", "size"}};
+
+/* 1536 -> "1.5 KiB" */
+static void human_size(double v, char *out, size_t cap) {
+  static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (v >= 1024 && u < 4) v /= 1024, u++;
+  if (u == 0)
+    snprintf(out, cap, "%.0f B", v);
+  else
+    snprintf(out, cap, "%.1f %s", v, unit[u]);
+}
+
+/* A size given in bytes under `key` of `o` as text, or NULL. */
+static json_t *size_text(const json_t *o, const char *key) {
+  json_t *v = json_object_get(o, key);
+  if (!json_is_number(v)) return NULL;
+  char buf[32];
+  human_size(json_number_value(v), buf, sizeof buf);
+  return json_string(buf);
+}
+
+static int resource_list(cli *c, const cli_args *a) {
+  char path[CLI_PATH_MAX];
+  if (cli_path(path, sizeof path, "/platforms/%s/resources", a->pos[0]))
+    return too_long();
+  long want = cli_rows_wanted(a, LIST_MAX_ROWS, "resource list");
+  if (want < 0) return CLI_EUSAGE;
+  json_t *all = NULL, *first = NULL;
+  int more = 0;
+  int rc = collect(c, path, want, 1, &all, &first, &more);
+  if (rc) return rc;
+  json_t *quota = json_object_get(first, "quota");
+  if (c->json) {
+    /* The rows, and the quota as the server gave it. */
+    json_t *o = json_pack("{s:O, s:O}", "items", all, "quota",
+                          quota ? quota : json_null());
+    cli_print_json(stdout, o);
+    json_decref(o);
+  } else {
+    size_t i;
+    json_t *it;
+    json_array_foreach(all, i, it) {
+      json_t *t = size_text(it, "size_bytes");
+      if (t) json_object_set_new(it, "size", t);
+    }
+    cli_table(stdout, resource_cols,
+              sizeof resource_cols / sizeof resource_cols[0], all);
+    json_t *used = size_text(quota, "used_bytes"),
+           *limit = size_text(quota, "limit_bytes");
+    if (used && limit)
+      printf("quota: %s of %s used\n", json_string_value(used),
+             json_string_value(limit));
+    else if (used)
+      printf("quota: %s used\n", json_string_value(used));
+    json_decref(used);
+    json_decref(limit);
+  }
+  more_note(a, more, want);
+  json_decref(first);
+  json_decref(all);
+  return CLI_OK;
+}
+
+static int resource_show(cli *c, const cli_args *a) {
+  char path[CLI_PATH_MAX];
+  const char *type = a->pos[1], *name = a->pos[2];
+  if (strcmp(type, "sql") && strcmp(type, "kv") && strcmp(type, "blob")) {
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "resource show: TYPE is sql, kv or blob, got '%.32s'", type);
+    return cli_usage_error(msg, "usage: nno resource show PLATFORM TYPE "
+                                "STACK-NAME (e.g. sql default-auth)");
+  }
+  const char *dash = strchr(name, '-');
+  if (!dash || dash == name || !dash[1])
+    return cli_usage_error("resource show: the resource is named "
+                           "STACK-NAME",
+                           "e.g. default-auth: the sql resource \"auth\" of "
+                           "stack \"default\" ('nno resource list' shows "
+                           "them)");
+  if (cli_path(path, sizeof path, "/platforms/%s/resources/%s/%s", a->pos[0],
+               type, name))
+    return too_long();
+  return single(c, "GET", path, NULL);
 }
 
 /* -- tenant ---------------------------------------------------------------- */
@@ -569,14 +743,19 @@ static int operator_key_rotate(cli *c, const cli_args *a) {
                   "  --all        follow every page, however many rows\n"
 
 const cli_command cli_commands[] = {
-    {"platform", "create", 0, 1, {"name=", "class=", "plan=", "owner="},
+    {"platform", "create", 0, 1,
+     {"name=", "class=", "plan=", "owner=", "stack=+"},
      "platform create [ID] --name NAME [--class platform|user_project] "
-     "[--plan P] [--owner O]",
-     "Creates a platform; without ID the server picks one.\n\n"
+     "[--plan P] [--owner O] [--stack S[@V]]...",
+     "Creates a platform; without ID the server picks one. With --stack,\n"
+     "the stacks are activated (and provisioned) in the same call: if any\n"
+     "step fails, nothing is kept and the error names the step.\n\n"
      "  --name NAME   display name (required)\n"
      "  --class C     platform (default) or user_project\n"
      "  --plan P      plan id (default free)\n"
-     "  --owner O     owner, free text\n",
+     "  --owner O     owner, free text\n"
+     "  --stack S     activate stack S (newest installed version), or\n"
+     "                S@V for version V; repeat for more stacks (up to 16)\n",
      platform_create},
     {"platform", "list", 0, 0, {"class=", "status=", "limit=", "all"},
      "platform list [--class C] [--status S] [--limit N | --all]",
@@ -601,11 +780,24 @@ const cli_command cli_commands[] = {
      platform_suspend},
     {"platform", "resume", 1, 1, {0}, "platform resume ID",
      "Resumes a suspended platform.\n", platform_resume},
-    {"platform", "delete", 1, 1, {"yes"}, "platform delete ID [--yes]",
+    {"platform", "delete", 1, 1, {"yes", "keep-data"},
+     "platform delete ID [--keep-data] [--yes]",
      "Deletes a platform with its tenants, activations and resources.\n"
      "Asks for confirmation on a terminal; elsewhere refuses without --yes.\n\n"
-     "  --yes   delete without asking\n",
+     "  --keep-data   archive the platform's data first (DATA/archive/);\n"
+     "                the archive's path is printed\n"
+     "  --yes         delete without asking\n",
      platform_delete},
+    {"resource", "list", 1, 1, {"limit=", "all"},
+     "resource list PLATFORM [--limit N | --all]",
+     "Lists the resources of PLATFORM (sql, kv, blob: made when a stack is\n"
+     "activated) with their state and size, and the platform's quota use.\n\n"
+     LIST_OPTS,
+     resource_list},
+    {"resource", "show", 3, 3, {0}, "resource show PLATFORM TYPE STACK-NAME",
+     "Shows one resource of PLATFORM: TYPE is sql, kv or blob, STACK-NAME\n"
+     "the stack and the resource's name (e.g. sql default-auth).\n",
+     resource_show},
     {"tenant", "create", 1, 2, {"name=", "parent="},
      "tenant create PLATFORM [ID] --name NAME [--parent TID]",
      "Creates a tenant of PLATFORM; without ID the server picks one.\n\n"
@@ -681,6 +873,7 @@ const cli_group cli_groups[] = {
     {"platform", "create, list, show, update, suspend, resume, delete"},
     {"tenant", "create, list, show, delete the tenants of a platform"},
     {"key", "create, list, revoke the API keys of a platform"},
+    {"resource", "list, show the resources of a platform"},
     {"stack", "list stacks; activate or deactivate them on a platform"},
     {"audit", "show the audit log, newest first"},
     {"operator-key", "rotate: replace the operator key"},

@@ -102,7 +102,7 @@ char *cli_text(const json_t *v);
 /* -- the commands (cli_cmd.c) ------------------------------------------ */
 
 #define CLI_MAX_POS 3
-#define CLI_MAX_OPTS 12
+#define CLI_MAX_OPTS 32
 
 /* A parsed command line: positionals and command options. */
 typedef struct cli_args {
@@ -118,7 +118,9 @@ typedef struct cli_args {
 typedef struct cli_command {
   const char *group, *sub; /* sub is NULL for `audit` */
   int min_pos, max_pos;
-  const char *opts[8]; /* "name=" takes a value, "yes" is a flag */
+  /* "name=" takes a value, "name=+" one that may be given again, "yes" is
+   * a flag. */
+  const char *opts[8];
   const char *synopsis, *help;
   int (*run)(cli *c, const cli_args *a);
 } cli_command;

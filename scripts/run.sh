@@ -25,8 +25,7 @@ done
 
 export NNO_URL="http://$LISTEN" NNO_DATA="$DATA"
 if ! "$BIN" platform show demo >/dev/null 2>&1; then
-  "$BIN" platform create demo --name "Demo" >/dev/null
-  "$BIN" stack activate demo default >/dev/null
+  "$BIN" platform create demo --name "Demo" --stack default >/dev/null
   curl -fsS -X PUT -H "Authorization: Bearer $(cat "$DATA/operator.key")" \
        -H "Content-Type: application/json" -d '{"signup": true}' \
        "http://$LISTEN/api/v1/platforms/demo/access" >/dev/null
@@ -48,6 +47,7 @@ nno is serving on http://$LISTEN/ with data in $DATA/ (Ctrl-C stops it)
   curl http://$LISTEN/metrics
   curl -H "Authorization: Bearer \$(cat $DATA/operator.key)" http://$LISTEN/api/v1/platforms
   $BIN platform list          # the CLI reads the key from $DATA/operator.key
+  $BIN resource list demo     # the demo's databases, key-value stores and buckets
 
 MSG
 wait "$pid"
