@@ -193,13 +193,17 @@ static void listed(nno_req *req, const nno_blob_result *res, void *ud) {
     nno_problem(req, 500, NULL, "the files answered an unreadable list");
     goto out;
   }
-  /* Each object's key, less the note's prefix, is the file's name. */
+  /* Each object's key, less the note's prefix, is the file's name; its
+   * time is written like the note's. */
   json_array_foreach(objs, i, o) {
     const char *key = json_string_value(json_object_get(o, "key"));
     if (!key || strncmp(key, st->key, st->key_len) != 0) continue;
-    json_t *item = json_deep_copy(o);
+    json_t *item = json_deep_copy(o), *mod = json_object_get(o, "modified");
+    char at[32];
+    iso_time(json_is_integer(mod) ? (uint64_t)json_integer_value(mod) : 0, at);
     if (!item || json_object_set_new(item, "name",
                                      json_string(key + st->key_len)) != 0 ||
+        json_object_set_new(item, "modified", json_string(at)) != 0 ||
         json_object_del(item, "key") != 0 ||
         json_array_append_new(items, item) != 0) {
       json_decref(item);

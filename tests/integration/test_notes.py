@@ -370,6 +370,10 @@ def test_files(h):
     assert st == 200, page
     assert [f["name"] for f in page["items"]] == ["raw.bin", "report.txt"]
     assert page["items"][1]["size"] == len(data)
+    assert page["items"][1]["content_type"] == "text/plain"
+    assert TIME_RE.fullmatch(page["items"][1]["modified"]), page
+    assert set(page["items"][1]) == {"name", "size", "etag", "content_type",
+                                     "modified"}, page
     assert page["next_cursor"] is None
     st, _, p1 = call(h, pid, "GET", base + "?limit=1", k)
     assert [f["name"] for f in p1["items"]] == ["raw.bin"]
