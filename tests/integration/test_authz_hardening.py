@@ -94,7 +94,7 @@ def test_a_tenant_bound_key_on_every_route(h):
         ("GET", "/api/v1/platforms/{platform}/resources", base + "/resources",
          None, 200),
         ("GET", "/api/v1/platforms/{platform}/resources/{type}/{name}",
-         base + "/resources/sql/default-notes", None, 404),
+         base + "/resources/sql/default-notes", None, 200),
         ("POST", "/api/v1/platforms/{platform}/tenants", base + "/tenants",
          {"id": "t1b", "name": "x", "parent": "t1"}, 201),
         ("POST", "/api/v1/platforms/{platform}/tenants", base + "/tenants",
