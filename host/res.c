@@ -660,6 +660,7 @@ static void event_step_done(nno_req *r) {
   }
   r->active = 0;
   uv_timer_start(&ev->timer, event_step, 0, 0);
+  worker_maybe_done(g_worker);
 }
 
 static void event_call(event_run *ev, plugin *pl,

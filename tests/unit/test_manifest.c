@@ -119,6 +119,39 @@ static void test_package_minimal(void **state) {
   package_manifest_free(&m);
 }
 
+/* 16 resources pass, names of 1 and 32 bytes too; one more is refused
+ * (pkg_bad). */
+static void test_package_resources_limit(void **state) {
+  static const char head[] =
+      "{\"name\":\"a\",\"version\":\"1.0.0\",\"abi\":\"1.2\","
+      "\"kind\":\"feature\",\"library\":\"a.so\",\"resources\":[";
+  char j[4096];
+  size_t o = (size_t)snprintf(j, sizeof j, "%s", head);
+  for (int i = 0; i < 16; i++)
+    o += (size_t)snprintf(j + o, sizeof j - o,
+                          "%s{\"type\":\"%s\",\"name\":\"%s%d\"}",
+                          i ? "," : "", i % 2 ? "blob" : "sql",
+                          i == 15 ? "a2345678901234567890123456789" : "n", i);
+  snprintf(j + o, sizeof j - o, "]}");
+  package_manifest m;
+  char err[MANIFEST_ERR_MAX];
+  (void)state;
+  assert_int_equal(package_manifest_parse(j, strlen(j), NULL, &m, err), 0);
+  assert_int_equal(m.nresources, 16);
+  assert_string_equal(m.resources[15].type, "blob");
+  assert_int_equal(strlen(m.resources[15].name), 31);
+  package_manifest_free(&m);
+  static const char one[] =
+      "{\"name\":\"a\",\"version\":\"1.0.0\",\"abi\":\"1.2\","
+      "\"kind\":\"feature\",\"library\":\"a.so\",\"resources\":["
+      "{\"type\":\"kv\",\"name\":\"a2345678901234567890123456789012\"},"
+      "{\"type\":\"kv\",\"name\":\"b\"}]}";
+  assert_int_equal(package_manifest_parse(one, strlen(one), NULL, &m, err), 0);
+  assert_int_equal(strlen(m.resources[0].name), 32);
+  assert_string_equal(m.resources[1].name, "b");
+  package_manifest_free(&m);
+}
+
 static void test_package_route_limit(void **state) {
   /* 256 routes pass, 257 are refused. */
   json_t *root = json_loads(pkg_json, 0, NULL), *routes = json_array();
@@ -840,6 +873,7 @@ int main(void) {
       cmocka_unit_test(test_package_valid),
       cmocka_unit_test(test_package_minimal),
       cmocka_unit_test(test_package_route_limit),
+      cmocka_unit_test(test_package_resources_limit),
       cmocka_unit_test(test_stack_valid),
       cmocka_unit_test(test_package_bad),
       cmocka_unit_test(test_long_strings),
