@@ -433,15 +433,16 @@ int pblob_read(const char *dir, const char *key, size_t klen, prov_out *o) {
 uint64_t pblob_usage(const char *dir) {
   char path[4096];
   uint64_t sum = 0;
-  static const char *const f[] = {IDX_NAME, IDX_NAME "-wal", IDX_NAME "-shm",
+  /* Not the -shm: it is shared memory, whose size comes and goes. */
+  static const char *const f[] = {IDX_NAME, IDX_NAME "-wal",
                                   IDX_NAME "-journal"};
-  for (size_t i = 0; i < 4; i++) {
+  for (size_t i = 0; i < 3; i++) {
     snprintf(path, sizeof path, "%s/%s", dir, f[i]);
     sum += prov_file_size(path);
   }
   sqlite3 *db;
   char msg[PROV_MSG_MAX];
-  if (idx_open(dir, 1, &db, msg, sizeof msg)) return sum;
+  if (idx_open(dir, 0, &db, msg, sizeof msg)) return sum;
   sqlite3_stmt *st = NULL;
   if (sqlite3_prepare_v2(db, "SELECT coalesce(sum(size), 0) FROM objects", -1,
                          &st, NULL) == SQLITE_OK &&

@@ -20,7 +20,10 @@ static uint64_t files_size(const char *dir) {
   uint64_t sum = 0;
   char path[4096];
   for (struct dirent *e; (e = readdir(d));) {
-    if (e->d_name[0] == '.') continue;
+    size_t n = strlen(e->d_name);
+    /* -shm files are shared memory, not data: their size comes and goes */
+    if (e->d_name[0] == '.' || (n > 4 && !strcmp(e->d_name + n - 4, "-shm")))
+      continue;
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     sum += prov_file_size(path);
   }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +226,13 @@ static int recover_one(void *ud, const prov_intent *in) {
   rec_ctx *c = ud;
   json_t *a = json_loads(in->args, 0, NULL);
   int rc = 0;
+  /* An intent of another live process is in progress, not interrupted
+   * (a worker restarted beside others that still run). */
+  json_int_t pid = json_integer_value(json_object_get(a, "pid"));
+  if (pid > 0 && pid != (json_int_t)getpid() && kill((pid_t)pid, 0) == 0) {
+    json_decref(a);
+    return 0;
+  }
   if (strcmp(in->op, "create") == 0) {
     /* Idempotent: finish it (the registry calls again, or deletes). */
     rc = prov_platform_files(c->data, in->platform, c->msg, c->cap);
@@ -283,8 +291,9 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
                       const prov_pkg *pkgs, size_t n, int64_t *intent,
                       char *step, size_t scap, char *msg, size_t cap) {
   char pdir[4096], path[4096];
-  json_t *args = json_pack("{s:s, s:s, s:[]}", "stack", stack, "incarnation",
-                           incarnation ? incarnation : "", "created");
+  json_t *args = json_pack("{s:s, s:s, s:I, s:[]}", "stack", stack,
+                           "incarnation", incarnation ? incarnation : "", "pid",
+                           (json_int_t)getpid(), "created");
   char *t = args ? json_dumps(args, JSON_COMPACT) : NULL;
   int rc = t ? pj_intent_open(db, "activate", platform, t, intent) : NNO_ENOMEM;
   free(t);
