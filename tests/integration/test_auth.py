@@ -163,6 +163,24 @@ def test_routes_answer_503_without_the_identity_service(make_host):
     assert st == 200  # the rest of the stack serves on
 
 
+def test_without_storage_the_routes_answer_503(make_host, tmp_path):
+    # IAM and the registry, no provisioning plugin: no platform has
+    # resources, and auth says so rather than making a database itself.
+    plugins = tmp_path / "plugins"
+    for name in ("iam", "registry"):
+        shutil.copytree(os.path.join(BUILD, "lib", "nno", "plugins", name),
+                        str(plugins / name))
+    host = make_host(workers=1, core=True,
+                     config={"plugin_dir": str(plugins),
+                             "core_plugins": ["iam", "registry"]}).start()
+    pid = "auth-nostore"
+    platform(host, pid)
+    problem(sign_up(host, pid, "x@example.com"), 503,
+            "the auth database: this host has no storage provider")
+    problem(sign_in(host, pid, "x@example.com"), 503)
+    assert not os.path.exists(os.path.join(host.data, "platforms", pid))
+
+
 # -- sign-up -------------------------------------------------------------------
 
 def test_sign_up_only_where_the_platform_allows_it(h):

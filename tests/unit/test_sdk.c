@@ -272,8 +272,9 @@ static void test_problem_storage(void **st) {
   static const struct {
     int err, status;
   } map[] = {{NNO_EINVAL, 400},   {NNO_EREFUSED, 409}, {NNO_ETOOBIG, 413},
-             {NNO_EQUOTA, 507},   {NNO_ENOENT, 503},   {NNO_EBUSY, 503},
-             {NNO_ETIMEDOUT, 504}, {NNO_EIO, 500},     {NNO_ENOMEM, 500}};
+             {NNO_EQUOTA, 507},   {NNO_ENOENT, 503},   {NNO_ENOTSUP, 503},
+             {NNO_EBUSY, 503},    {NNO_ETIMEDOUT, 504}, {NNO_EIO, 500},
+             {NNO_ENOMEM, 500}};
   for (size_t i = 0; i < sizeof map / sizeof *map; i++) {
     nno_req r = {0};
     assert_int_equal(nno_storage_status(map[i].err), map[i].status);

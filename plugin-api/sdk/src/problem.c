@@ -101,6 +101,7 @@ int nno_storage_status(int err) {
   case NNO_ETOOBIG: return 413;
   case NNO_EQUOTA: return 507;
   case NNO_ENOENT:
+  case NNO_ENOTSUP:
   case NNO_EBUSY:
   case NNO_ECANCELED: return 503;
   case NNO_ETIMEDOUT: return 504;
@@ -116,6 +117,7 @@ int nno_problem_storage(nno_req *req, int err, const char *what,
   switch (err) {
   case NNO_EQUOTA: why = "the platform's storage quota would be exceeded"; break;
   case NNO_ENOENT: why = "it is not provisioned for this platform"; break;
+  case NNO_ENOTSUP: why = "this host has no storage provider"; break;
   case NNO_EBUSY: why = "it is busy"; break;
   case NNO_ECANCELED: why = "the server is stopping"; break;
   case NNO_ETIMEDOUT: why = "the operation took too long"; break;

@@ -37,8 +37,8 @@ NNO_SDK_API int nno_problem_retry(nno_req *req, int status,
 
 /* The HTTP status a resource call's error stands for (ABI 1.2): EINVAL
  * 400, EREFUSED 409, ETOOBIG 413, EQUOTA 507, ENOENT 503 (the resource is
- * not provisioned for the platform), EBUSY 503, ETIMEDOUT 504, anything
- * else 500. */
+ * not provisioned for the platform), ENOTSUP 503 (the host has no storage
+ * provider loaded), EBUSY 503, ETIMEDOUT 504, anything else 500. */
 NNO_SDK_API int nno_storage_status(int err);
 
 /*
