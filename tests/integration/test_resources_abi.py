@@ -252,6 +252,15 @@ def test_res_blob_404_is_a_problem(host):
     assert body["detail"] == "no such object" and body["request_id"]
 
 
+def test_res_blob_storage_error_is_mapped(host):
+    st, h, body = host.json("GET", "/r/blob/slow", headers=on("acme"))
+    assert st == 504 and h["content-type"] == "application/problem+json"
+    assert body["detail"] == "the read took too long"
+    # Refused by platform_enter: the handler gets the error synchronously.
+    st, _, body = host.json("GET", "/r/blob/x", headers=on("busy"))
+    assert st == 503 and body == {"error": "NNO_EBUSY"}
+
+
 def test_res_blob_streams_a_big_object_in_bounded_memory(host):
     import threading
     pid = worker_pid(host)
