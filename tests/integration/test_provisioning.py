@@ -169,3 +169,24 @@ def test_an_interrupted_activation_is_undone_at_start(make_host):
     db = sqlite3.connect(os.path.join(h.data, "core.db"))
     assert db.execute("SELECT count(*) FROM prov_journal").fetchone() == (0,)
     db.close()
+
+
+def test_failpoints_exist_only_in_the_test_build(make_host):
+    """The plugin the build installs knows no failpoint; the test-only copy
+    (with copies of the other core plugins beside it) loads and serves."""
+    from conftest import BUILD
+    installed = os.path.join(BUILD, "lib", "nno", "plugins", "provisioning",
+                             "libprovisioning.so")
+    fp_dir = os.path.join(BUILD, "tests", "failpoint-plugins")
+    testing = os.path.join(fp_dir, "provisioning", "libprovisioning.so")
+    with open(installed, "rb") as f:
+        assert b"NNO_FAILPOINT" not in f.read()
+    with open(testing, "rb") as f:
+        assert b"NNO_FAILPOINT" in f.read()
+    h = make_host(workers=1, core=True, config={"plugin_dir": fp_dir},
+                  env={"NNO_FAILPOINT": "platform:create"})
+    h.start()
+    st, _, _ = h.api("POST", "/platforms", {"id": PLATFORM, "name": "P"})
+    assert st == 201
+    st, _, page = h.api("GET", "/platforms/%s/resources" % PLATFORM)
+    assert st == 200 and page["items"] == [], page
