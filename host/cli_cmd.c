@@ -424,7 +424,9 @@ static int resource_list(cli *c, const cli_args *a) {
     size_t i;
     json_t *it;
     json_array_foreach(all, i, it) {
+      /* Bytes, under "size_bytes" (or "size"), shown as 1.5 KiB. */
       json_t *t = size_text(it, "size_bytes");
+      if (!t) t = size_text(it, "size");
       if (t) json_object_set_new(it, "size", t);
     }
     cli_table(stdout, resource_cols,

@@ -57,13 +57,13 @@ int reg_defer(void (*fn)(void *ud), void *ud) {
 /* ---- answers ----------------------------------------------------------- */
 
 int reg_prov_problem(nno_req *req, int status, const char *what,
-                     const char *step, const char *message,
-                     const char *after) {
+                     const char *step, const char *message, const char *after) {
   char s[160], m[512];
   nno_quote(step && *step ? step : "?", s, sizeof s);
-  snprintf(m, sizeof m, "%s", message && *message ? message : "no reason given");
-  return nno_problem(req, status, NULL, "%s failed at step %s: %s%s%s", what,
-                     s, m, after ? "; " : "", after ? after : "");
+  snprintf(m, sizeof m, "%s",
+           message && *message ? message : "no reason given");
+  return nno_problem(req, status, NULL, "%s failed at step %s: %s%s%s", what, s,
+                     m, after ? "; " : "", after ? after : "");
 }
 
 /* ---- activations as provisioning takes them ---------------------------- */
@@ -101,8 +101,8 @@ int reg_platform_forget(nno_req *req, const char *id, const char *action,
     } else {
       char *text = detail ? nno_json_text(detail) : NULL;
       rc = detail && !text ? STORE_ERROR
-                           : store_audit_add(g_reg.db, "system", action,
-                                             target, NULL, text);
+                           : store_audit_add(g_reg.db, "system", action, target,
+                                             NULL, text);
       free(text);
     }
   }
@@ -138,8 +138,7 @@ static void sweep_done(int status, const char *step, const char *message,
   } else if (op->row) {
     json_t *d = json_pack("{s:s, s:b}", "id", op->id, "resumed", 1);
     if (reg_platform_forget(NULL, op->id, "platform.delete", d) == 0)
-      api->log(g_reg.p, NNO_LOG_INFO, "finished deleting platform %s",
-               op->id);
+      api->log(g_reg.p, NNO_LOG_INFO, "finished deleting platform %s", op->id);
     json_decref(d);
   } else if (store_removal_done(g_reg.db, op->id)) {
     api->log(g_reg.p, NNO_LOG_WARN, "cannot update platform_removals: %s",
@@ -153,8 +152,8 @@ static void sweep_start(sweep_op *op) {
   /* What an interrupted DELETE asked is not known here: keep the data
    * (an archive too many is better than data lost). A folder left by an
    * earlier deletion without provisioning was meant to go. */
-  int rc = g_reg.prov->platform_remove(op->id, op->incarnation, stacks,
-                                       op->row, sweep_done, op);
+  int rc = g_reg.prov->platform_remove(op->id, op->incarnation, stacks, op->row,
+                                       sweep_done, op);
   free(stacks);
   if (rc) sweep_done(rc, "platform_remove", api->strerror(rc), op);
 }

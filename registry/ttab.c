@@ -17,7 +17,9 @@ struct ttab {
   int sealed;
 };
 
-ttab *ttab_new(void) { return calloc(1, sizeof(ttab)); }
+ttab *ttab_new(void) {
+  return calloc(1, sizeof(ttab));
+}
 
 void ttab_free(ttab *t) {
   if (!t) return;
@@ -25,7 +27,9 @@ void ttab_free(ttab *t) {
   free(t);
 }
 
-size_t ttab_count(const ttab *t) { return t ? t->n : 0; }
+size_t ttab_count(const ttab *t) {
+  return t ? t->n : 0;
+}
 
 static int copy_id(char dst[33], const char *s, int may_be_empty) {
   size_t n = s ? strlen(s) : 0;

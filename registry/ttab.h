@@ -29,8 +29,7 @@ ttab *ttab_new(void);
 void ttab_free(ttab *t);
 /* Add tenant `id` of `platform` whose parent is `parent` (NULL or "" for
  * a root). Only before ttab_seal(). */
-int ttab_add(ttab *t, const char *platform, const char *id,
-             const char *parent);
+int ttab_add(ttab *t, const char *platform, const char *id, const char *parent);
 /* Sort and link parents; a parent that is not in the table makes its
  * child a root. After this the table is read-only. */
 int ttab_seal(ttab *t);

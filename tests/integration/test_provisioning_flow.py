@@ -4,38 +4,32 @@ retry succeeds, deletion removes the folder or archives it, and a
 tenant-bound credential's tenant path reaches the packages.
 
 Needs the provisioning core plugin and its test-only build (failure
-injection through NNO_FAILPOINT), the host's ABI 1.2 members
+injection through NNO_FAILPOINT, in BUILD/tests/failpoint-plugins/ beside
+copies of iam and registry), the host's ABI 1.2 members
 (req_set_tenant_path, req_tenant_path) and the auth package's "auth" sql
-resource: run once the prov, kernel and pkgs branches are merged.
-NNO_PROV_TEST_PLUGIN names the folder of the test-only build when it is
-not BUILD/tests/plugins/provisioning."""
+resource with its migrations: run once the prov, kernel and pkgs branches
+are merged."""
 import json
 import os
-import shutil
 import tarfile
 
 import pytest
 
 from conftest import BUILD, FIXTURE_STACKS
 
-CORE_LIB = os.path.join(BUILD, "lib", "nno", "plugins")
-PROV_TEST = os.environ.get("NNO_PROV_TEST_PLUGIN") or os.path.join(
-    BUILD, "tests", "plugins", "provisioning")
+FAILPOINT_PLUGINS = os.path.join(BUILD, "tests", "failpoint-plugins")
 PROBE = os.path.join(FIXTURE_STACKS, "probe")
-# Steps a creation with the default stack goes through; the test-only
-# build fails the one NNO_FAILPOINT names.
-STEPS = ["platform_create", "stack_activate"]
+# Steps a creation with the default stack goes through (the auth package's
+# sql resource "auth" is created, then migrated, then the packages are
+# told); the test-only build fails the one NNO_FAILPOINT names.
+CREATE_STEPS = ["platform:create", "sql:default-auth:create",
+                "sql:default-auth:migrate", "event:activated"]
 
 
 def provisioned_host(make_host, tmp_path, env=None, **kw):
     """iam, registry and the test-only provisioning build."""
-    plugins = tmp_path / ("plugins-%d" % len(os.listdir(tmp_path)))
-    for name, src in (("iam", os.path.join(CORE_LIB, "iam")),
-                      ("registry", os.path.join(CORE_LIB, "registry")),
-                      ("provisioning", PROV_TEST)):
-        shutil.copytree(src, str(plugins / name))
     return make_host(core=True, env=env or {},
-                     config={"plugin_dir": str(plugins),
+                     config={"plugin_dir": FAILPOINT_PLUGINS,
                              "core_plugins": ["iam", "registry",
                                               "provisioning"]}, **kw)
 
@@ -74,7 +68,7 @@ def test_create_with_stacks_provisions_resources(make_host, tmp_path):
     assert st == 201, body
 
 
-@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize("step", CREATE_STEPS)
 def test_a_failure_at_each_step_leaves_nothing(make_host, tmp_path, step):
     h = provisioned_host(make_host, tmp_path, env={"NNO_FAILPOINT": step})
     h.start()
@@ -84,13 +78,13 @@ def test_a_failure_at_each_step_leaves_nothing(make_host, tmp_path, step):
     st, hd, pr = h.api("POST", "/platforms", body, headers=hdr)
     assert st in (500, 503), pr
     assert hd["content-type"] == "application/problem+json"
-    assert 'failed at step "' in pr["detail"], pr
+    assert 'failed at step "%s"' % step in pr["detail"], pr
     assert h.api("GET", "/platforms/" + pid)[0] == 404
     assert not os.path.exists(platform_dir(h, pid))
     st, _, page = h.api("GET", "/audit?target=platform:%s&action="
                         "platform.provision_failed" % pid)
     assert st == 200 and len(page["items"]) == 1, page
-    assert set(page["items"][0]["detail"]) == {"step", "message"}
+    assert page["items"][0]["detail"]["step"] == step, page
     # the same request once the failure is gone
     h.stop()
     h.env.pop("NNO_FAILPOINT")
@@ -125,6 +119,30 @@ def test_delete_removes_the_folder_or_archives_it(make_host, tmp_path):
     st, _, p = h.api("POST", "/platforms", {"id": "fl-k", "name": "again",
                                             "stacks": ["default"]})
     assert st == 201, p
+
+
+@pytest.mark.parametrize("step", ["archive", "remove:files"])
+def test_a_failed_removal_stays_deleting_until_sent_again(make_host, tmp_path,
+                                                          step):
+    h = provisioned_host(make_host, tmp_path, env={"NNO_FAILPOINT": step})
+    h.start()
+    st, _, p = h.api("POST", "/platforms", {"id": "fl-r", "name": "R",
+                                            "stacks": ["default"]})
+    assert st == 201, p
+    st, _, pr = h.api("DELETE", "/platforms/fl-r?keep_data=true")
+    assert st == 503 and 'failed at step "%s"' % step in pr["detail"], pr
+    st, _, p = h.api("GET", "/platforms/fl-r")
+    assert st == 200 and p["status"] == "deleting", p
+    h.stop()
+    h.env.pop("NNO_FAILPOINT")
+    h.start()
+    # the start finished it (with the data kept), or the DELETE does
+    st, _, body = h.api("DELETE", "/platforms/fl-r?keep_data=true")
+    assert st in (200, 404), body
+    assert h.api("GET", "/platforms/fl-r")[0] == 404
+    assert not os.path.exists(platform_dir(h, "fl-r"))
+    assert any(n.startswith("fl-r-") for n in
+               os.listdir(os.path.join(h.data, "archive")))
 
 
 def test_the_tenant_path_reaches_the_packages(make_host, tmp_path):

@@ -174,8 +174,7 @@ static void test_deep_chain_and_bounds(void **state) {
   assert_int_equal(ttab_path(t, "acme", "t63", out, sizeof out), TTAB_OK);
   assert_int_equal(strlen(out), 64 * 4 - 1);
   assert_memory_equal(out, "t00/t01/", 8);
-  assert_int_equal(ttab_path(t, "acme", "t64", out, sizeof out),
-                   TTAB_TOOSMALL);
+  assert_int_equal(ttab_path(t, "acme", "t64", out, sizeof out), TTAB_TOOSMALL);
   ttab_free(t);
 }
 
