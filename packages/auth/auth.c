@@ -399,8 +399,7 @@ static void signin_answer(auth_job *j) {
 }
 
 /* A fresh hash is stored on the way; failing to is not an error. */
-static void signin_rehashed(nno_req *req, const nno_sql_result *res,
-                            void *ud) {
+static void signin_rehashed(nno_req *req, const nno_sql_result *res, void *ud) {
   auth_job *j = ud;
   if (res->error)
     api->log(self, NNO_LOG_WARN, "cannot store a fresh hash: %s",
@@ -452,8 +451,7 @@ static void signup_taken(auth_job *j) {
   nno_problem(j->req, 409, NULL, "a user with this email already exists");
 }
 
-static void signup_inserted(nno_req *req, const nno_sql_result *res,
-                            void *ud) {
+static void signup_inserted(nno_req *req, const nno_sql_result *res, void *ud) {
   auth_job *j = ud;
   if (res->error == NNO_EREFUSED) /* UNIQUE: signed up meanwhile */
     signup_taken(j);
@@ -525,8 +523,7 @@ static void answer_whoami(auth_job *j) {
   send_json(j->req, 200, o, NULL);
 }
 
-static void password_stored(nno_req *req, const nno_sql_result *res,
-                            void *ud) {
+static void password_stored(nno_req *req, const nno_sql_result *res, void *ud) {
   auth_job *j = ud;
   if (res->error) {
     db_problem(req, res->error, res->error_message);

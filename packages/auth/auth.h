@@ -54,7 +54,7 @@ typedef struct auth_user {
  * ending with a letter or digit (nno_id_valid). */
 int auth_platform_valid(const char *s, size_t len);
 
-/* ---- jobs ----------------------------------------------------------------- */
+/* ---- jobs ---------------------------------------------------------------- */
 
 typedef enum auth_job_kind {
   JOB_SIGNUP,   /* read the email; hash (pool); insert */
@@ -102,7 +102,7 @@ typedef struct auth_job {
   auth_user user;   /* in: email and name, or id; out: the stored row */
   char password[AUTH_PASS_MAX + 1];     /* the password, or the current */
   char new_password[AUTH_PASS_MAX + 1]; /* password change: the new one */
-  char fresh[AUTH_HASH_MAX]; /* pool out: a hash to store, or "" */
+  char fresh[AUTH_HASH_MAX];            /* pool out: a hash to store, or "" */
 } auth_job;
 
 /* The pool thread's side of every job (an nno_work_fn): argon2id only. */
@@ -110,7 +110,7 @@ void auth_work(void *ud);
 /* Compute sh->dummy (an nno_work_fn, queued once at start). */
 void auth_work_dummy(void *ud);
 
-/* ---- failed sign-in limits (limits.c) ------------------------------------- */
+/* ---- failed sign-in limits (limits.c) ------------------------------------ */
 
 /* Use `c` (borrowed until fini) for the buckets' sizes and windows. */
 void auth_limits_init(const auth_config *c);
@@ -122,7 +122,7 @@ int auth_locked_out(const auth_job *j);
 /* Count a failure (wrong password, taken email) in the job's buckets. */
 void auth_count_failure(const auth_job *j);
 
-/* ---- the users table, through the sql resource (store.c) ------------------ */
+/* ---- the users table, through the sql resource (store.c) ----------------- */
 
 /* Each starts one statement on j->db; `done` gets j. NNO_OK, or an error
  * code (the callback then never runs). Loop thread. */

@@ -140,4 +140,3 @@ void auth_count_failure(const auth_job *j) {
       api->log(self, NNO_LOG_ERROR, "limit_take: %s", api->err_name(rc));
   }
 }
-

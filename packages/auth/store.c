@@ -50,26 +50,26 @@ int auth_store_insert(auth_job *j, nno_sql_done_fn done) {
    * only fail this sign-up (PRIMARY KEY). */
   randombytes_buf(b, sizeof b);
   sodium_bin2hex(j->user.id, sizeof j->user.id, b, sizeof b);
-  return run(j,
-             "INSERT INTO users (id, email, name, password_hash, created_at,"
-             " updated_at) VALUES (?1, ?2, ?3, ?4, " NOW ", " NOW ")",
-             json_pack("[s, s, o, s]", j->user.id, j->user.email,
-                       j->user.has_name ? json_string(j->user.name)
-                                        : json_null(),
-                       j->fresh),
-             done);
+  return run(
+      j,
+      "INSERT INTO users (id, email, name, password_hash, created_at,"
+      " updated_at) VALUES (?1, ?2, ?3, ?4, " NOW ", " NOW ")",
+      json_pack("[s, s, o, s]", j->user.id, j->user.email,
+                j->user.has_name ? json_string(j->user.name) : json_null(),
+                j->fresh),
+      done);
 }
 
 int auth_store_set_hash(auth_job *j, nno_sql_done_fn done) {
   /* Compare-and-set: a password changed meanwhile (another worker, another
    * session) leaves the row alone, and changes is 0. */
-  return run(j,
-             "UPDATE users SET password_hash = ?1, updated_at = " NOW
-             " WHERE id = ?2 AND password_hash IS ?3",
-             json_pack("[s, s, o]", j->fresh, j->user.id,
-                       j->user.hash[0] ? json_string(j->user.hash)
-                                       : json_null()),
-             done);
+  return run(
+      j,
+      "UPDATE users SET password_hash = ?1, updated_at = " NOW
+      " WHERE id = ?2 AND password_hash IS ?3",
+      json_pack("[s, s, o]", j->fresh, j->user.id,
+                j->user.hash[0] ? json_string(j->user.hash) : json_null()),
+      done);
 }
 
 /* Copy string member `name` of `o` into out (cap bytes): 1 copied, 0 null

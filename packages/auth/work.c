@@ -74,8 +74,8 @@ static void do_password(auth_job *j) {
     j->result = JR_BADPASS;
     return;
   }
-  j->result = hash_password(j->sh, j->new_password, j->fresh) == 0 ? JR_OK
-                                                                    : JR_NOMEM;
+  j->result =
+      hash_password(j->sh, j->new_password, j->fresh) == 0 ? JR_OK : JR_NOMEM;
 }
 
 void auth_work(void *ud) {

@@ -117,8 +117,8 @@ int on_draft_put(nno_req *req, void *ud) {
   ps->draft = o;
   /* Each save sets the expiry again: a draft lives 7 days after its last
    * change. */
-  int rc = api->kv_put(kv, key, n, text, strlen(text), DRAFT_TTL_S, put_done,
-                       ps);
+  int rc =
+      api->kv_put(kv, key, n, text, strlen(text), DRAFT_TTL_S, put_done, ps);
   free(text);
   if (rc == NNO_OK) return NNO_ASYNC;
   nno_problem_storage(req, rc, "the drafts", NULL);

@@ -93,10 +93,10 @@ static void put_done(nno_req *req, const nno_blob_result *res, void *ud) {
     iso_time(res->modified, at);
     snprintf(etag, sizeof etag, "%.*s", (int)res->etag.len, res->etag.ptr);
     api->res_header(req, "ETag", etag);
-    nno_send_json(req, 200,
-                  json_pack("{s:s, s:I, s:s, s:s}", "name", st->name, "size",
-                            (json_int_t)res->size, "etag", etag, "modified",
-                            at));
+    nno_send_json(
+        req, 200,
+        json_pack("{s:s, s:I, s:s, s:s}", "name", st->name, "size",
+                  (json_int_t)res->size, "etag", etag, "modified", at));
   }
   api->res_end(req);
 }
@@ -131,7 +131,9 @@ static void put_file(nno_req *req, step *st) {
   api->res_end(req);
 }
 
-int on_file_put(nno_req *req, void *ud) { return start(req, 1, put_file); }
+int on_file_put(nno_req *req, void *ud) {
+  return start(req, 1, put_file);
+}
 
 /* ---- GET (and HEAD) ------------------------------------------------------ */
 
@@ -143,7 +145,9 @@ static void get_file(nno_req *req, step *st) {
   api->res_end(req);
 }
 
-int on_file_get(nno_req *req, void *ud) { return start(req, 1, get_file); }
+int on_file_get(nno_req *req, void *ud) {
+  return start(req, 1, get_file);
+}
 
 /* ---- DELETE -------------------------------------------------------------- */
 
@@ -201,8 +205,9 @@ static void listed(nno_req *req, const nno_blob_result *res, void *ud) {
     json_t *item = json_deep_copy(o), *mod = json_object_get(o, "modified");
     char at[32];
     iso_time(json_is_integer(mod) ? (uint64_t)json_integer_value(mod) : 0, at);
-    if (!item || json_object_set_new(item, "name",
-                                     json_string(key + st->key_len)) != 0 ||
+    if (!item ||
+        json_object_set_new(item, "name", json_string(key + st->key_len)) !=
+            0 ||
         json_object_set_new(item, "modified", json_string(at)) != 0 ||
         json_object_del(item, "key") != 0 ||
         json_array_append_new(items, item) != 0) {
@@ -224,8 +229,8 @@ out:
 static void list_files(nno_req *req, step *st) {
   list_step *ls = (list_step *)st;
   int rc = api->blob_list(st->files, st->key, st->key_len,
-                          ls->after[0] ? ls->after : NULL,
-                          (uint32_t)ls->limit, listed, st);
+                          ls->after[0] ? ls->after : NULL, (uint32_t)ls->limit,
+                          listed, st);
   if (rc == NNO_OK) return;
   nno_problem_storage(req, rc, "the files", NULL);
   api->res_end(req);
@@ -275,7 +280,7 @@ static void listed_for_removal(nno_req *req, const nno_blob_result *res,
   if (res->error) {
     nno_problem_storage(req, res->error, "the files", res->error_message);
   } else if (!json_is_array(objs = json_loadb(res->objects.ptr,
-                                               res->objects.len, 0, NULL))) {
+                                              res->objects.len, 0, NULL))) {
     nno_problem(req, 500, NULL, "the files answered an unreadable list");
   } else if (json_array_size(objs) == 0) {
     json_decref(objs);

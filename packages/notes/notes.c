@@ -37,7 +37,8 @@ nno_plugin *self;
   "id, tenant_path AS tenant, title, created_by, created_at, updated_at"
 #define NOW "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"
 
-/* ---- helpers shared by the three files ------------------------------------ */
+/* ---- helpers shared by the three files ------------------------------------
+ */
 
 step *step_new(nno_req *req) {
   step *st = api->req_alloc(req, sizeof *st);
@@ -111,7 +112,8 @@ static json_t *rows_of(nno_req *req, const nno_sql_result *res) {
   return NULL;
 }
 
-/* ---- one note ------------------------------------------------------------- */
+/* ---- one note -------------------------------------------------------------
+ */
 
 /* A query that returns the note (or nothing: it does not exist, or is
  * outside the caller's subtree — the same 404 either way, so a caller
@@ -134,8 +136,8 @@ static int on_get(nno_req *req, void *ud) {
   step *st = step_new(req);
   if (!st || note_id(req, &st->id) || open_sql(req, st)) return NNO_OK;
   if (run_sql(req, st,
-              "SELECT " NOTE_COLUMNS " FROM notes WHERE id = ?2 AND "
-              IN_SUBTREE,
+              "SELECT " NOTE_COLUMNS
+              " FROM notes WHERE id = ?2 AND " IN_SUBTREE,
               note_params(req, st->id), answer_note))
     return NNO_OK;
   return NNO_ASYNC;
@@ -165,8 +167,8 @@ static int on_create(nno_req *req, void *ud) {
   if (nno_body_object(req, NOTE_REQUEST_MAX, NNO_BODY_JSON_TYPE, &o))
     return NNO_OK;
   if (nno_fields_check(req, o, create_fields, 2) ||
-      nno_check_name(req, "title", json_string_value(
-                                       json_object_get(o, "title")),
+      nno_check_name(req, "title",
+                     json_string_value(json_object_get(o, "title")),
                      NOTE_TITLE_MAX) ||
       open_sql(req, st)) {
     json_decref(o);
@@ -178,10 +180,9 @@ static int on_create(nno_req *req, void *ud) {
   nno_str path = api->req_tenant_path(req);
   json_t *body = json_object_get(o, "body");
   nno_caller_actor(req, actor, sizeof actor);
-  json_t *params =
-      json_pack("[s%, O, s, s]", path.ptr ? path.ptr : "", path.len,
-                json_object_get(o, "title"),
-                body ? json_string_value(body) : "", actor);
+  json_t *params = json_pack("[s%, O, s, s]", path.ptr ? path.ptr : "",
+                             path.len, json_object_get(o, "title"),
+                             body ? json_string_value(body) : "", actor);
   json_decref(o);
   st->status = 201;
   if (run_sql(req, st,
@@ -208,8 +209,9 @@ static int on_patch(nno_req *req, void *ud) {
   }
   if (json_object_size(o) == 0) {
     json_decref(o);
-    return nno_problem(req, 422, NULL, "nothing to change: send a title, a "
-                                       "body or both");
+    return nno_problem(req, 422, NULL,
+                       "nothing to change: send a title, a "
+                       "body or both");
   }
   json_t *params = note_params(req, st->id);
   if (params) {
@@ -272,7 +274,8 @@ static int on_delete(nno_req *req, void *ud) {
   return NNO_ASYNC;
 }
 
-/* ---- the list --------------------------------------------------------------- */
+/* ---- the list ---------------------------------------------------------------
+ */
 
 /* A page in id order. The cursor is the last id of the page before (the
  * SDK encodes it); ask for limit + 1 rows to know whether a next page
@@ -338,7 +341,8 @@ static int on_list(nno_req *req, void *ud) {
   return NNO_ASYNC;
 }
 
-/* ---- the plugin ------------------------------------------------------------- */
+/* ---- the plugin -------------------------------------------------------------
+ */
 
 static int notes_init(nno_plugin *p, const nno_host_api *host) {
   api = host;
@@ -367,8 +371,8 @@ static int notes_init(nno_plugin *p, const nno_host_api *host) {
       {"DELETE", "/notes/{id}/files/{name}", on_file_delete},
   };
   for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
-    int rc = api->route_add(p, routes[i].method, routes[i].path, routes[i].fn,
-                            NULL);
+    int rc =
+        api->route_add(p, routes[i].method, routes[i].path, routes[i].fn, NULL);
     if (rc != NNO_OK) {
       api->plugin_fail(p, "cannot bind %s %s: %s", routes[i].method,
                        routes[i].path, api->strerror(rc));

@@ -33,8 +33,8 @@ extern nno_plugin *self;
  * to "eu" sees rows of "eu" and of any path starting with "eu/". substr()
  * rather than LIKE: nothing in a path needs escaping.
  */
-#define IN_SUBTREE                                                           \
-  "(?1 = '' OR tenant_path = ?1"                                             \
+#define IN_SUBTREE               \
+  "(?1 = '' OR tenant_path = ?1" \
   " OR substr(tenant_path, 1, length(?1) + 1) = ?1 || '/')"
 
 /* What a request carries from one asynchronous step to the next. Lives in
@@ -42,11 +42,11 @@ extern nno_plugin *self;
 typedef struct step {
   nno_sql *db;
   nno_blob *files;
-  int64_t id;                  /* the note */
+  int64_t id;                   /* the note */
   char name[FILE_NAME_MAX + 1]; /* a file's name */
   char key[64 + FILE_NAME_MAX]; /* "notes/{id}/{name}" or "notes/{id}/" */
   size_t key_len;
-  int status;  /* what to answer with a row */
+  int status;   /* what to answer with a row */
   json_t *keys; /* deleting a note: the file keys left to delete */
   size_t next;  /* ... the next one to delete */
   /* files.c: what to do once the note is known to be the caller's */

@@ -94,42 +94,42 @@ int nno_problem_retry(nno_req *req, int status, unsigned long long secs,
   return NNO_OK;
 }
 
+/* What each resource error stands for: its status and the reason given
+ * to the caller (the provider's own message is logged, never sent). */
+static const struct {
+  int err, status;
+  const char *why;
+} storage_errors[] = {
+    {NNO_EINVAL, 400, "the request was refused"},
+    {NNO_EREFUSED, 409, "a constraint refused the change"},
+    {NNO_ETOOBIG, 413, "a size bound was exceeded"},
+    {NNO_EQUOTA, 507, "the platform's storage quota would be exceeded"},
+    {NNO_ENOENT, 503, "it is not provisioned for this platform"},
+    {NNO_ENOTSUP, 503, "this host has no storage provider"},
+    {NNO_EBUSY, 503, "it is busy"},
+    {NNO_ECANCELED, 503, "the server is stopping"},
+    {NNO_ETIMEDOUT, 504, "the operation took too long"},
+};
+
 int nno_storage_status(int err) {
-  switch (err) {
-  case NNO_EINVAL: return 400;
-  case NNO_EREFUSED: return 409;
-  case NNO_ETOOBIG: return 413;
-  case NNO_EQUOTA: return 507;
-  case NNO_ENOENT:
-  case NNO_ENOTSUP:
-  case NNO_EBUSY:
-  case NNO_ECANCELED: return 503;
-  case NNO_ETIMEDOUT: return 504;
-  default: return 500;
-  }
+  for (size_t i = 0; i < sizeof storage_errors / sizeof *storage_errors; i++)
+    if (storage_errors[i].err == err) return storage_errors[i].status;
+  return 500;
 }
 
 int nno_problem_storage(nno_req *req, int err, const char *what,
                         const char *message) {
   const nno_host_api *api = nno__sdk_api;
-  int status = nno_storage_status(err);
-  const char *why;
-  switch (err) {
-  case NNO_EQUOTA: why = "the platform's storage quota would be exceeded"; break;
-  case NNO_ENOENT: why = "it is not provisioned for this platform"; break;
-  case NNO_ENOTSUP: why = "this host has no storage provider"; break;
-  case NNO_EBUSY: why = "it is busy"; break;
-  case NNO_ECANCELED: why = "the server is stopping"; break;
-  case NNO_ETIMEDOUT: why = "the operation took too long"; break;
-  case NNO_ETOOBIG: why = "a size bound was exceeded"; break;
-  case NNO_EREFUSED: why = "a constraint refused the change"; break;
-  case NNO_EINVAL: why = "the request was refused"; break;
-  default: why = "storage error"; break;
-  }
+  int status = 500;
+  const char *why = "storage error";
+  for (size_t i = 0; i < sizeof storage_errors / sizeof *storage_errors; i++)
+    if (storage_errors[i].err == err) {
+      status = storage_errors[i].status;
+      why = storage_errors[i].why;
+    }
   api->log(nno__sdk_plugin, status == 500 ? NNO_LOG_ERROR : NNO_LOG_INFO,
            "%s: %s%s%s", what, api->err_name(err), message ? ": " : "",
            message ? message : "");
-  if (status == 503)
-    return nno_problem_retry(req, 503, 1, "%s: %s", what, why);
+  if (status == 503) return nno_problem_retry(req, 503, 1, "%s: %s", what, why);
   return nno_problem(req, status, NULL, "%s: %s", what, why);
 }
