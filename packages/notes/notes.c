@@ -37,8 +37,7 @@ nno_plugin *self;
   "id, tenant_path AS tenant, title, created_by, created_at, updated_at"
 #define NOW "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"
 
-/* ---- helpers shared by the three files ------------------------------------
- */
+/* ---- helpers shared by the three files ----------------------------------- */
 
 step *step_new(nno_req *req) {
   step *st = api->req_alloc(req, sizeof *st);
@@ -112,8 +111,7 @@ static json_t *rows_of(nno_req *req, const nno_sql_result *res) {
   return NULL;
 }
 
-/* ---- one note -------------------------------------------------------------
- */
+/* ---- one note ------------------------------------------------------------ */
 
 /* A query that returns the note (or nothing: it does not exist, or is
  * outside the caller's subtree — the same 404 either way, so a caller
@@ -274,8 +272,7 @@ static int on_delete(nno_req *req, void *ud) {
   return NNO_ASYNC;
 }
 
-/* ---- the list ---------------------------------------------------------------
- */
+/* ---- the list ------------------------------------------------------------ */
 
 /* A page in id order. The cursor is the last id of the page before (the
  * SDK encodes it); ask for limit + 1 rows to know whether a next page
@@ -341,8 +338,7 @@ static int on_list(nno_req *req, void *ud) {
   return NNO_ASYNC;
 }
 
-/* ---- the plugin -------------------------------------------------------------
- */
+/* ---- the plugin ---------------------------------------------------------- */
 
 static int notes_init(nno_plugin *p, const nno_host_api *host) {
   api = host;
