@@ -600,3 +600,34 @@ def test_bad_configuration_refuses_the_stack(make_host, tmp_path):
     assert e["name"] == "default@1.0.1"
     assert 'config field "pwhash_ops": expected an integer from 1 to 16' \
         in e["error"], e
+
+
+def test_a_hash_of_other_parameters_is_replaced_at_sign_in(make_host,
+                                                           tmp_path):
+    # Signed up under 1.0.0 (2 passes), signed in under 1.0.1 (3 passes):
+    # the sign-in stores a fresh hash in the same database, compare-and-set.
+    stacks = stack_with_auth_config(tmp_path, "1.0.1", pwhash_ops=3)
+    host = make_host(workers=1, core=True, stacks=[stacks]).start()
+    pid = "auth-rehash"
+    host.platform(pid, stacks=["default@1.0.0"], plan="unmetered")
+    set_signup(host, pid, True)
+    signed_up(host, pid, "re@example.com")
+    path = os.path.join(host.data, "platforms", pid, "sql",
+                        "%s-default-auth.db" % pid)
+
+    def stored():
+        db = sqlite3.connect(path)
+        try:
+            return db.execute("SELECT password_hash FROM users").fetchone()[0]
+        finally:
+            db.close()
+
+    assert ",t=2," in stored()
+    st, _, a = host.api("POST", "/platforms/%s/stacks" % pid,
+                        {"stack": "default", "version": "1.0.1"})
+    assert st == 200 and a["version"] == "1.0.1", a
+    problem(sign_in(host, pid, "re@example.com", "not the password"), 401)
+    assert ",t=2," in stored()  # a failed sign-in changes nothing
+    assert sign_in(host, pid, "re@example.com")[0] == 200
+    assert ",t=3," in stored()
+    assert sign_in(host, pid, "re@example.com")[0] == 200
