@@ -631,3 +631,29 @@ def test_a_hash_of_other_parameters_is_replaced_at_sign_in(make_host,
     assert sign_in(host, pid, "re@example.com")[0] == 200
     assert ",t=3," in stored()
     assert sign_in(host, pid, "re@example.com")[0] == 200
+
+
+def test_concurrent_sign_ups_of_one_email_make_one_user(h):
+    # Each reads the email free, hashes, then inserts: the UNIQUE column
+    # lets one insert through and answers the others 409, on both workers.
+    pid = "auth-race"
+    platform(h, pid)
+    results = []
+    lock = threading.Lock()
+
+    def one(i):
+        resp = sign_up(h, pid, "Race@Example.com" if i % 2 else
+                       "race@example.com")
+        with lock:
+            results.append(resp)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r[0] for r in results) == [201] + [409] * 5, results
+    for r in results:
+        if r[0] == 409:
+            problem(r, 409, "a user with this email already exists")
+    assert sign_in(h, pid, "RACE@example.com")[0] == 200
