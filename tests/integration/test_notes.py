@@ -256,9 +256,12 @@ def test_scopes(h):
 
 def test_tenant_subtree(h):
     pid = "nt-tenants"
-    platform(h, pid, tenants=[("eu", None), ("fr", "eu"), ("us", None)])
+    # "europe" starts like "eu" but is not under it
+    platform(h, pid, tenants=[("eu", None), ("fr", "eu"), ("us", None),
+                              ("europe", None)])
     ks = {"": key(h, pid), "eu": key(h, pid, tenant="eu"),
-          "fr": key(h, pid, tenant="fr"), "us": key(h, pid, tenant="us")}
+          "fr": key(h, pid, tenant="fr"), "us": key(h, pid, tenant="us"),
+          "europe": key(h, pid, tenant="europe")}
     notes = {}
     for t, k in ks.items():
         notes[t] = new_note(h, pid, k, "note of " + (t or "platform"))
@@ -266,8 +269,8 @@ def test_tenant_subtree(h):
     assert notes["eu"]["tenant"] == "eu"
     assert notes["us"]["tenant"] == "us"
     assert notes[""]["tenant"] == ""
-    visible = {"": {"", "eu", "fr", "us"}, "eu": {"eu", "fr"},
-               "fr": {"fr"}, "us": {"us"}}
+    visible = {"": {"", "eu", "fr", "us", "europe"}, "eu": {"eu", "fr"},
+               "fr": {"fr"}, "us": {"us"}, "europe": {"europe"}}
     for t, k in ks.items():
         assert titles(h, pid, k) == sorted(
             "note of " + (x or "platform") for x in visible[t]), t
