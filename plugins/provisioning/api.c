@@ -6,7 +6,8 @@
  *
  * {name} is "{stack}-{name}" (the resource's file name without the
  * platform), or the bare name when one resource of that type has it.
- * IAM's AUTHZ stage admits the caller (scope resources:read). */
+ * IAM's AUTHZ stage admits the caller (scope resources:read). Rows come
+ * from core.db on the loop; sizes and usage are measured on the pool. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,24 +32,13 @@ static uint64_t resource_size(const prov_resource *r) {
   return n + prov_file_size(p2);
 }
 
-static json_t *resource_json(const prov_resource *r) {
+static json_t *resource_json(const prov_resource *r, uint64_t size) {
   return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:I, s:s, s:s}", "type",
                    r->type, "name", r->name, "stack", r->stack, "driver",
                    r->driver, "state", r->state, "error",
                    r->error[0] ? r->error : NULL, "size_bytes",
-                   (json_int_t)resource_size(r), "created_at", r->created_at,
+                   (json_int_t)size, "created_at", r->created_at,
                    "updated_at", r->updated_at);
-}
-
-static json_t *quota_json(const char *platform) {
-  char pdir[4096];
-  uint64_t used = 0;
-  if (prov_platform_dir(g_prov.data, platform, pdir, sizeof pdir) == 0)
-    used = prov_usage(pdir);
-  uint64_t limit = prov_limit_of(platform);
-  return json_pack("{s:o, s:I}", "limit_bytes",
-                   limit ? json_integer((json_int_t)limit) : json_null(),
-                   "used_bytes", (json_int_t)used);
 }
 
 /* The {platform} parameter; -1 after answering 404. */
@@ -66,37 +56,121 @@ static int platform_param(nno_req *req, char *id) {
   return 0;
 }
 
-static int add_item(void *ud, const prov_resource *r) {
-  nno_pager *pg = ud;
-  if (nno_pager_full(pg)) return 0;
-  char key[256];
-  snprintf(key, sizeof key, "%s/%s/%s", r->type, r->stack, r->name);
-  int rc = nno_pager_add(pg, resource_json(r), key);
-  return rc ? rc : 0;
+/* Rows read on the loop, their sizes (and the platform's usage) measured
+ * on the pool: reading folders and bucket indexes is file I/O. */
+typedef struct measure {
+  nno_req *req;
+  char platform[PROV_ID_MAX];
+  prov_resource *rows;
+  uint64_t *sizes;
+  size_t n, cap;
+  int page;     /* 1: a page with the quota; 0: one resource */
+  int limit, more;
+  uint64_t used;
+} measure;
+
+static void measure_free(measure *m) {
+  free(m->rows);
+  free(m->sizes);
+  free(m);
+}
+
+static int collect(void *ud, const prov_resource *r) {
+  measure *m = ud;
+  if (m->page && (int)m->n == m->limit) {
+    m->more = 1;
+    return 1;
+  }
+  if (m->n == m->cap) {
+    size_t c = m->cap ? m->cap * 2 : 16;
+    prov_resource *v = realloc(m->rows, c * sizeof *v);
+    if (!v) return NNO_ENOMEM;
+    m->rows = v;
+    m->cap = c;
+  }
+  m->rows[m->n++] = *r;
+  return 0;
+}
+
+static void measure_work(void *ud) {
+  measure *m = ud;
+  for (size_t i = 0; m->sizes && i < m->n; i++)
+    m->sizes[i] = resource_size(&m->rows[i]);
+  char pdir[4096];
+  if (m->page && prov_platform_dir(g_prov.data, m->platform, pdir,
+                                   sizeof pdir) == 0)
+    m->used = prov_usage(pdir);
+}
+
+static void measure_after(int status, void *ud) {
+  measure *m = ud;
+  nno_req *req = m->req;
+  if (status) {
+    nno_problem_retry(req, 503, 1, "the worker is stopping");
+  } else if (!m->page) {
+    json_t *v = resource_json(&m->rows[0], m->sizes[0]);
+    if (v) json_object_set_new(v, "platform", json_string(m->platform));
+    nno_send_json(req, 200, v);
+  } else {
+    json_t *items = json_array();
+    for (size_t i = 0; items && i < m->n; i++)
+      if (json_array_append_new(items, resource_json(&m->rows[i], m->sizes[i]))) {
+        json_decref(items);
+        items = NULL;
+      }
+    char last[256];
+    if (m->n)
+      snprintf(last, sizeof last, "%s/%s/%s", m->rows[m->n - 1].type,
+               m->rows[m->n - 1].stack, m->rows[m->n - 1].name);
+    json_t *page = items ? nno_page_json(items, m->more ? last : NULL) : NULL;
+    uint64_t limit = prov_limit_of(m->platform);
+    json_t *q = json_pack("{s:o, s:I}", "limit_bytes",
+                          limit ? json_integer((json_int_t)limit) : json_null(),
+                          "used_bytes", (json_int_t)m->used);
+    if (page && q) {
+      json_object_set_new(page, "quota", q);
+    } else {
+      json_decref(page);
+      json_decref(q);
+      page = NULL;
+    }
+    nno_send_json(req, 200, page);
+  }
+  measure_free(m);
+  api->res_end(req);
+}
+
+/* Queue the measuring; the handler's return value. */
+static int measure_start(nno_req *req, measure *m) {
+  m->req = req;
+  m->sizes = calloc(m->n ? m->n : 1, sizeof *m->sizes);
+  if (!m->sizes || api->work_queue(g_prov.p, measure_work, measure_after, m)) {
+    measure_free(m);
+    return nno_problem(req, 500, NULL, "cannot measure the resources");
+  }
+  return NNO_ASYNC;
 }
 
 static int on_list(nno_req *req, void *ud) {
   (void)ud;
   char id[PROV_ID_MAX], after[NNO_PAGE_KEY_MAX];
-  nno_pager pg;
+  int limit;
   if (platform_param(req, id) ||
-      nno_pager_start(req, &pg, PAGE_DEFAULT, PAGE_MAX, after, sizeof after))
+      nno_page_read(req, PAGE_DEFAULT, PAGE_MAX, &limit, after, sizeof after))
     return NNO_OK;
-  int rc = pj_resource_list(g_prov.db, id, after, pg.limit + 1, add_item, &pg);
-  if (rc) {
-    nno_pager_free(&pg);
+  measure *m = calloc(1, sizeof *m);
+  if (!m) return nno_problem(req, 500, NULL, "out of memory");
+  snprintf(m->platform, sizeof m->platform, "%s", id);
+  m->page = 1;
+  m->limit = limit;
+  int rc = pj_resource_list(g_prov.db, id, after, limit + 1, collect, m);
+  if (rc < 0) {
+    measure_free(m);
     return rc == NNO_EBUSY
                ? nno_problem_retry(req, 503, 1, "core.db is busy; try again")
                : nno_problem(req, 500, NULL, "cannot read the resources");
   }
-  json_t *items = pg.items;
-  pg.items = NULL;
-  json_t *page = nno_page_json(items, pg.more ? pg.last : NULL);
-  if (page && json_object_set_new(page, "quota", quota_json(id))) {
-    json_decref(page);
-    page = NULL;
-  }
-  return nno_send_json(req, 200, page);
+  return measure_start(req, m);
 }
 
 typedef struct find_st {
@@ -148,9 +222,15 @@ static int on_get(nno_req *req, void *ud) {
                        "several stacks have a %s resource named %s: ask for "
                        "{stack}-{name}",
                        type, name);
-  json_t *v = resource_json(&f.hit);
-  if (v) json_object_set_new(v, "platform", json_string(id));
-  return nno_send_json(req, 200, v);
+  measure *m = calloc(1, sizeof *m);
+  if (!m || !(m->rows = malloc(sizeof *m->rows))) {
+    free(m);
+    return nno_problem(req, 500, NULL, "out of memory");
+  }
+  snprintf(m->platform, sizeof m->platform, "%s", id);
+  m->rows[0] = f.hit;
+  m->n = 1;
+  return measure_start(req, m);
 }
 
 int prov_api_init(nno_plugin *p) {

@@ -136,7 +136,7 @@ static int kv_write(sqlite3 *db, const prov_quota *q, int op, const char *key,
   prov_qlock l = {.fd = -1, .remaining = UINT64_MAX};
   sqlite3_stmt *st = NULL;
   int rc = 0, src;
-  if (op == 'p' && q) {
+  if (op == 'p' && q && q->limit) { /* no limit: nothing to measure */
     if ((rc = prov_quota_begin(q, &l, o->msg, sizeof o->msg)))
       return o->error = rc;
     if (l.remaining != UINT64_MAX &&

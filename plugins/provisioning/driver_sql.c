@@ -533,7 +533,7 @@ int psql_run(const char *path, const prov_bounds *b, const prov_quota *q,
   } else {
     write = 1; /* a batch is one write transaction */
   }
-  if (write && q) {
+  if (write && q && q->limit) { /* no limit: nothing to measure */
     if ((rc = prov_quota_begin(q, &l, o->msg, sizeof o->msg))) {
       o->error = rc;
       goto done;

@@ -11,14 +11,6 @@
 
 #include "prov.h"
 
-/* A platform some requests of this worker are using: the shared flock on
- * its .inuse held while refs > 0. */
-typedef struct prov_inuse {
-  char platform[PROV_ID_MAX];
-  unsigned refs;
-  int fd;
-} prov_inuse;
-
 typedef struct prov_state {
   nno_plugin *p;
   char data[4096];           /* the host's data folder */
@@ -27,8 +19,7 @@ typedef struct prov_state {
   prov_plans plans;
   sqlite3 *db;               /* core.db, for the routes (loop thread) */
   const nno_registry_v1 *reg;
-  prov_inuse *inuse;
-  size_t ninuse, cinuse;
+  prov_inuse_tab inuse;      /* platforms this worker's requests use */
   int recover_fd;            /* DATA/provisioning.lock when we hold it */
 } prov_state;
 
@@ -40,6 +31,10 @@ uint64_t prov_limit_of(const char *platform);
 
 extern const nno_storage_v1 prov_storage;
 extern const nno_provisioning_v1 prov_provisioning;
+
+/* Free the removals still waiting for their lock (at fini, once the host
+ * stopped their timers): their callers are going too. */
+void prov_provision_fini(void);
 
 /* Register the routes (api.c). */
 int prov_api_init(nno_plugin *p);

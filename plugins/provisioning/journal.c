@@ -195,6 +195,20 @@ int pj_resource_put(sqlite3 *db, const char *platform, const char *incarnation,
   return rc ? rc : run(st);
 }
 
+int pj_resource_clash(sqlite3 *db, const char *platform, const char *stack,
+                      const char *type, const char *name) {
+  sqlite3_stmt *st;
+  int rc = prep(db, &st,
+                "SELECT 1 FROM prov_resources WHERE platform = ?1 AND type = ?3"
+                " AND stack || '-' || name = ?2 || '-' || ?4"
+                " AND NOT (stack = ?2 AND name = ?4) LIMIT 1",
+                4, platform, stack, type, name);
+  if (rc) return rc;
+  int src = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return src == SQLITE_ROW ? 1 : src == SQLITE_DONE ? 0 : map(src);
+}
+
 int pj_resource_del(sqlite3 *db, const char *platform, const char *stack,
                     const char *type, const char *name) {
   sqlite3_stmt *st;

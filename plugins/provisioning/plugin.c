@@ -113,55 +113,12 @@ uint64_t prov_limit_of(const char *platform) {
 
 /* ---- platforms in use ------------------------------------------------------- */
 
-static prov_inuse *inuse_find(const char *platform) {
-  for (size_t i = 0; i < g_prov.ninuse; i++)
-    if (strcmp(g_prov.inuse[i].platform, platform) == 0) return &g_prov.inuse[i];
-  return NULL;
-}
-
 static int platform_enter(const char *platform) {
-  if (!platform || !prov_id_ok(platform, strlen(platform))) return NNO_EINVAL;
-  prov_inuse *u = inuse_find(platform);
-  if (u) {
-    u->refs++;
-    return 0;
-  }
-  char path[4200];
-  snprintf(path, sizeof path, "%s/platforms/%s/.inuse", g_prov.data, platform);
-  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT ? NNO_ENOENT : NNO_EIO;
-  struct stat st;
-  if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
-    close(fd);
-    return errno == EWOULDBLOCK ? NNO_EBUSY : NNO_EIO;
-  }
-  /* Locked a file its remover already unlinked: the platform is gone. */
-  if (fstat(fd, &st) != 0 || st.st_nlink == 0) {
-    close(fd);
-    return NNO_EBUSY;
-  }
-  if (g_prov.ninuse == g_prov.cinuse) {
-    size_t c = g_prov.cinuse ? g_prov.cinuse * 2 : 16;
-    prov_inuse *v = realloc(g_prov.inuse, c * sizeof *v);
-    if (!v) {
-      close(fd);
-      return NNO_ENOMEM;
-    }
-    g_prov.inuse = v;
-    g_prov.cinuse = c;
-  }
-  u = &g_prov.inuse[g_prov.ninuse++];
-  snprintf(u->platform, sizeof u->platform, "%s", platform);
-  u->refs = 1;
-  u->fd = fd;
-  return 0;
+  return prov_enter(&g_prov.inuse, g_prov.data, platform);
 }
 
 static void platform_leave(const char *platform) {
-  prov_inuse *u = platform ? inuse_find(platform) : NULL;
-  if (!u || --u->refs > 0) return;
-  close(u->fd); /* drops the shared lock */
-  *u = g_prov.inuse[--g_prov.ninuse];
+  prov_leave(&g_prov.inuse, platform);
 }
 
 /* ---- the data plane ------------------------------------------------------------ */
@@ -449,8 +406,7 @@ static void prov_ready(nno_plugin *p) {
 }
 
 static void cleanup(void) {
-  for (size_t i = 0; i < g_prov.ninuse; i++) close(g_prov.inuse[i].fd);
-  free(g_prov.inuse);
+  prov_inuse_free(&g_prov.inuse);
   if (g_prov.recover_fd >= 0) close(g_prov.recover_fd);
   if (g_prov.db) sqlite3_close_v2(g_prov.db);
   memset(&g_prov, 0, sizeof g_prov);
@@ -513,6 +469,7 @@ fail:
 
 static void prov_fini(nno_plugin *p) {
   (void)p;
+  prov_provision_fini();
   cleanup();
 }
 

@@ -104,7 +104,9 @@ int prov_touch(const char *path);
 /* A platform's storage account: its folder and its limit in bytes. */
 typedef struct prov_quota {
   const char *pdir;  /* DATA/platforms/{p} */
-  uint64_t limit;    /* bytes; 0 means no limit */
+  uint64_t limit;    /* bytes; 0 means no limit (sql and kv writes then
+                        skip the lock; blob puts still take it, as it
+                        also orders puts of one key) */
 } prov_quota;
 
 /* Held while a write checks and adds what it writes: an exclusive flock
@@ -135,6 +137,29 @@ typedef struct prov_plans {
 } prov_plans;
 /* The limit in bytes of plan `name` (NULL: the default). */
 uint64_t prov_plan_limit(const prov_plans *p, const char *name);
+
+/* ---- platforms in use (inuse.c) ---------------------------------------- */
+
+/* One platform this worker's requests use: the shared flock on its
+ * .inuse is held while refs > 0. */
+typedef struct prov_inuse {
+  char platform[PROV_ID_MAX];
+  unsigned refs;
+  int fd;
+} prov_inuse;
+
+typedef struct prov_inuse_tab {
+  prov_inuse *v;
+  size_t n, cap;
+} prov_inuse_tab;
+
+/* A request starts using `platform`: 0, NNO_EBUSY while it is being
+ * removed (its .inuse locked exclusive, or already unlinked), NNO_ENOENT
+ * when it has no folder, NNO_EINVAL for a bad id. */
+int prov_enter(prov_inuse_tab *t, const char *data, const char *platform);
+/* The end of one successful enter; the last one releases the lock. */
+void prov_leave(prov_inuse_tab *t, const char *platform);
+void prov_inuse_free(prov_inuse_tab *t);
 
 /* ---- drivers ----------------------------------------------------------- */
 
@@ -195,6 +220,10 @@ int pj_resource_get(sqlite3 *db, const char *platform, const char *stack,
 int pj_resource_put(sqlite3 *db, const char *platform, const char *incarnation,
                     const char *stack, const char *type, const char *name,
                     const char *state, const char *error);
+/* 1 if another (stack, name) of the platform and type has the same
+ * "{stack}-{name}" (the same file), 0 if not, or a negative code. */
+int pj_resource_clash(sqlite3 *db, const char *platform, const char *stack,
+                      const char *type, const char *name);
 int pj_resource_del(sqlite3 *db, const char *platform, const char *stack,
                     const char *type, const char *name);
 int pj_resource_del_platform(sqlite3 *db, const char *platform);

@@ -20,6 +20,7 @@
 #define REMOVE_POLL_MS 100
 
 typedef struct ctl {
+  struct ctl *next; /* removals waiting on a timer (freed at fini) */
   int op; /* 'c'reate, 'a'ctivate, 'r'emove */
   char platform[PROV_ID_MAX], incarnation[33], stack[PROV_ID_MAX];
   int keep_data;
@@ -39,7 +40,20 @@ typedef struct ctl {
   void *ud;
 } ctl;
 
+/* Removals waiting for their lock on a timer: the host stops timers
+ * before fini, so fini frees what they hold. */
+static ctl *g_waiting;
+
+static void waiting_drop(ctl *c) {
+  for (ctl **pp = &g_waiting; *pp; pp = &(*pp)->next)
+    if (*pp == c) {
+      *pp = c->next;
+      return;
+    }
+}
+
 static void ctl_free(ctl *c) {
+  waiting_drop(c);
   for (size_t i = 0; i < c->npkgs; i++) {
     free(c->pkgs[i].dir);
     free(c->pkgs[i].resources);
@@ -338,6 +352,7 @@ static void try_lock(ctl *c);
 
 static void on_retry(nno_timer *t, void *ud) {
   ctl *c = ud;
+  waiting_drop(c);
   api->timer_stop(t);
   c->timer = NULL;
   try_lock(c);
@@ -371,6 +386,8 @@ static void try_lock(ctl *c) {
       return;
     }
     c->waited += REMOVE_POLL_MS;
+    c->next = g_waiting;
+    g_waiting = c;
     return;
   }
   if (queue(c, remove_work, after_finish)) {
@@ -449,6 +466,10 @@ static int platform_remove(const char *platform, const char *incarnation,
   json_decref(list);
   send_removing(c);
   return NNO_OK;
+}
+
+void prov_provision_fini(void) {
+  while (g_waiting) ctl_free(g_waiting);
 }
 
 const nno_provisioning_v1 prov_provisioning = {

@@ -303,14 +303,12 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
     json_decref(args);
     return rc;
   }
+  /* The platform's folders, made if missing (a platform older than this
+   * plugin): idempotent, never undone. */
+  snprintf(step, scap, "platform");
   if ((rc = prov_platform_dir(data, platform, pdir, sizeof pdir)) ||
-      (rc = prov_dir_check(pdir, msg, cap))) {
-    snprintf(step, scap, "platform");
-    if (rc == NNO_ENOENT || rc == NNO_EINVAL)
-      snprintf(msg, cap, "platform %s has no data folder: create it first",
-               platform);
+      (rc = prov_platform_files(data, platform, msg, cap)))
     goto fail;
-  }
   /* Every resource once (packages of one stack share a type+name). */
   for (size_t i = 0; i < n && !rc; i++) {
     json_t *res = json_loads(pkgs[i].resources ? pkgs[i].resources : "[]", 0,
@@ -329,6 +327,16 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
         rc = NNO_EINVAL;
         break;
       }
+      /* Names are joined with '-': another stack's resource must not
+       * land on the same file ("a-b" + "c" and "a" + "b-c"). */
+      int clash = pj_resource_clash(db, platform, stack, type, name);
+      if (clash) {
+        snprintf(msg, cap, "%s", clash > 0 ? "another stack's resource has "
+                 "the same file name: rename one of them" :
+                 "cannot read core.db");
+        rc = clash > 0 ? NNO_EREFUSED : clash;
+        break;
+      }
       struct stat st;
       if (lstat(path, &st) != 0) {
         /* Journalled before it exists: a crash leaves no orphan. */
@@ -344,10 +352,19 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
           break;
         }
         if ((rc = prov_resource_make(path, type, msg, cap))) break;
-      } else if ((rc = pj_resource_put(db, platform, incarnation, stack, type,
-                                       name, "pending", NULL))) {
-        snprintf(msg, cap, "cannot record the resource in core.db");
-        break;
+      } else {
+        /* There before: its row stays as it is; a file without a row (made
+         * before this plugin kept rows) is adopted. */
+        prov_resource r;
+        int have = pj_resource_get(db, platform, stack, type, name, &r);
+        if (have < 0 ||
+            (have == 0 && (rc = pj_resource_put(db, platform, incarnation,
+                                                stack, type, name, "ready",
+                                                NULL)))) {
+          if (have < 0) rc = have;
+          snprintf(msg, cap, "cannot record the resource in core.db");
+          break;
+        }
       }
     }
     json_decref(res);
@@ -424,7 +441,8 @@ fail: {
       name[end - nm] = '\0';
     }
   }
-  if (type[0] && name[0]) {
+  /* Not for a name clash: that row would be the clashing name. */
+  if (type[0] && name[0] && rc != NNO_EREFUSED) {
     snprintf(err, sizeof err, "%s: %s", step, msg);
     pj_resource_put(db, platform, incarnation, stack, type, name, "failed",
                     err);

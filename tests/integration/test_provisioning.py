@@ -190,3 +190,158 @@ def test_failpoints_exist_only_in_the_test_build(make_host):
     assert st == 201
     st, _, page = h.api("GET", "/platforms/%s/resources" % PLATFORM)
     assert st == 200 and page["items"] == [], page
+
+
+# -- the control plane, called by a stand-in for the registry ----------------
+#
+# tests/fixtures/plugins/provcaller.c, in the failpoint build's plugin
+# folder: POST /api/v1/test-prov/{platform}/{op} calls nno.provisioning and
+# answers what `done` said. (stack_activate needs the host's
+# stack_package_at and platform_event, which this host does not provide.)
+
+def fp_host(make_host, env=None, workers=1):
+    from conftest import BUILD
+    fp_dir = os.path.join(BUILD, "tests", "failpoint-plugins")
+    h = make_host(workers=workers, core=True, config={"plugin_dir": fp_dir},
+                  env=env or {})
+    h.start()
+    st, _, _ = h.api("POST", "/platforms", {"id": PLATFORM, "name": "P"})
+    assert st == 201
+    return h
+
+
+def prov_call(h, op, platform=PLATFORM):
+    st, _, body = h.api("POST", "/api/v1/test-prov/%s/%s" % (platform, op))
+    assert st == 200, body
+    return body
+
+
+def test_platform_create_makes_the_folders_once(make_host):
+    h = fp_host(make_host)
+    assert prov_call(h, "create") == {"status": 0, "step": None,
+                                      "message": None}
+    pdir = os.path.join(h.data, "platforms", PLATFORM)
+    for sub in ("shell", "sql", "kv", "blob"):
+        st = os.lstat(os.path.join(pdir, sub))
+        assert st.st_mode & 0o777 == 0o700
+    assert os.lstat(os.path.join(pdir, ".inuse")).st_mode & 0o777 == 0o600
+    assert prov_call(h, "create")["status"] == 0  # idempotent
+    assert prov_call(h, "create", platform="Bad_Id") == {"status": -1,
+                                                         "returned": True}
+
+
+def test_a_failed_create_leaves_nothing(make_host):
+    h = fp_host(make_host, env={"NNO_FAILPOINT": "platform:create"})
+    r = prov_call(h, "create")
+    assert r["status"] == -9 and r["step"] == "platform:create", r
+    assert not os.path.exists(os.path.join(h.data, "platforms", PLATFORM))
+
+
+def test_remove_keeps_an_archive_when_asked(make_host):
+    import tarfile
+    h = fp_host(make_host)
+    assert prov_call(h, "create")["status"] == 0
+    pdir = os.path.join(h.data, "platforms", PLATFORM)
+    with open(os.path.join(pdir, "shell", "notes.txt"), "w") as f:
+        f.write("kept")
+    outside = os.path.join(h.data, "outside")
+    os.makedirs(outside)
+    with open(os.path.join(outside, "secret"), "w") as f:
+        f.write("not archived, not removed")
+    os.symlink(outside, os.path.join(pdir, "shell", "link"))
+    r = prov_call(h, "remove-keep")
+    archive = os.path.join(h.data, "archive",
+                           "%s-00112233aabbccdd.tar.gz" % PLATFORM)
+    assert r == {"status": 0, "step": None, "message": archive}, r
+    assert not os.path.exists(pdir)
+    assert os.path.exists(os.path.join(outside, "secret"))
+    with tarfile.open(archive) as t:
+        names = t.getnames()
+        assert "shell/notes.txt" in names and "shell/link" not in names
+        assert t.extractfile("shell/notes.txt").read() == b"kept"
+    assert os.stat(archive).st_mode & 0o777 == 0o600
+    # removing what is gone is no error
+    assert prov_call(h, "remove")["status"] == 0
+
+
+def test_a_failed_archive_removes_nothing(make_host):
+    h = fp_host(make_host, env={"NNO_FAILPOINT": "archive"})
+    assert prov_call(h, "create")["status"] == 0
+    r = prov_call(h, "remove-keep")
+    assert r["status"] == -9 and r["step"] == "archive", r
+    assert os.path.isdir(os.path.join(h.data, "platforms", PLATFORM, "shell"))
+    adir = os.path.join(h.data, "archive")
+    assert not os.path.exists(adir) or not os.listdir(adir)
+
+
+def test_a_removal_killed_midway_is_finished_at_restart(make_host):
+    """The worker is killed at the archive step of a removal with
+    keep_data: the worker that replaces it finds the intent, archives and
+    removes the platform, and closes the intent."""
+    h = fp_host(make_host, env={"NNO_FAILPOINT_KILL": "archive"})
+    assert prov_call(h, "create")["status"] == 0
+    with pytest.raises(Exception):
+        h.api("POST", "/api/v1/test-prov/%s/remove-keep" % PLATFORM)
+    h.wait_log(lambda e: "recovered 1 interrupted" in e.get("msg", ""),
+               timeout=20)
+    assert not os.path.exists(os.path.join(h.data, "platforms", PLATFORM))
+    assert os.path.exists(os.path.join(
+        h.data, "archive", "%s-00112233aabbccdd.tar.gz" % PLATFORM))
+    db = sqlite3.connect(os.path.join(h.data, "core.db"))
+    assert db.execute("SELECT count(*) FROM prov_journal").fetchone() == (0,)
+    db.close()
+
+
+def test_remove_waits_for_the_requests_using_the_platform(make_host):
+    """A request using the platform holds a shared lock on its .inuse (what
+    platform_enter takes): the removal waits until it is released."""
+    import fcntl
+    import threading
+    import time
+    h = fp_host(make_host)
+    assert prov_call(h, "create")["status"] == 0
+    pdir = os.path.join(h.data, "platforms", PLATFORM)
+    fd = os.open(os.path.join(pdir, ".inuse"), os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    released = []
+
+    def release():
+        time.sleep(1.0)
+        assert os.path.isdir(pdir)  # still there while in use
+        released.append(time.time())
+        os.close(fd)
+    t = threading.Thread(target=release)
+    t.start()
+    r = prov_call(h, "remove")
+    done = time.time()
+    t.join()
+    assert r["status"] == 0, r
+    assert released and done >= released[0]
+    assert not os.path.exists(pdir)
+
+
+def test_a_host_stopping_while_a_removal_waits_exits_cleanly(make_host):
+    import fcntl
+    import threading
+    import time
+    h = fp_host(make_host)
+    assert prov_call(h, "create")["status"] == 0
+    pdir = os.path.join(h.data, "platforms", PLATFORM)
+    fd = os.open(os.path.join(pdir, ".inuse"), os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    answers = []
+
+    def call():
+        try:
+            answers.append(h.api("POST", "/api/v1/test-prov/%s/remove"
+                                 % PLATFORM, timeout=20))
+        except Exception as e:  # the host went away first
+            answers.append(e)
+    t = threading.Thread(target=call)
+    t.start()
+    time.sleep(0.5)
+    assert h.stop() == 0
+    t.join()
+    os.close(fd)
+    assert os.path.isdir(pdir)  # never removed while in use
+    assert "ERROR" not in h.log_text() and "Sanitizer" not in h.log_text()

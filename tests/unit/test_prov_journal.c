@@ -167,8 +167,9 @@ static void failure_undoes_this_call_only(void **state) {
   jfx *j = *state;
   int64_t id;
   char step[96];
-  /* a first activation made the sql resource only */
-  j->pkg.resources = "[{\"type\":\"sql\",\"name\":\"notes\"}]";
+  /* a first activation made the sql and kv resources only */
+  j->pkg.resources = "[{\"type\":\"sql\",\"name\":\"notes\"},"
+                     "{\"type\":\"kv\",\"name\":\"cache\"}]";
   assert_int_equal(activate(j, &id, step), 0);
   assert_int_equal(prov_activate_end(j->db, j->f->data, "acme", id, 1), 0);
   /* then a version adds kv and blob, and a migration that fails */
@@ -181,9 +182,10 @@ static void failure_undoes_this_call_only(void **state) {
   assert_string_equal(state_of(j, "sql", "notes", &r), "failed");
   assert_non_null(strstr(r.error, "0002_bad.sql"));
   assert_true(exists(j, "sql", "notes"));   /* there before: kept */
-  assert_false(exists(j, "kv", "cache"));   /* made by this call: gone */
-  assert_false(exists(j, "blob", "files"));
-  assert_string_equal(state_of(j, "kv", "cache", &r), "none");
+  assert_true(exists(j, "kv", "cache"));
+  assert_string_equal(state_of(j, "kv", "cache", &r), "ready"); /* untouched */
+  assert_false(exists(j, "blob", "files")); /* made by this call: gone */
+  assert_string_equal(state_of(j, "blob", "files", &r), "none");
   /* the failed migration's transaction left nothing */
   assert_int_equal(in_resource(j, "SELECT count(*) FROM notes"), 0);
   assert_int_equal(in_resource(j, "SELECT max(version) FROM _nno_migrations"),
@@ -196,6 +198,52 @@ static void failure_undoes_this_call_only(void **state) {
   assert_string_equal(state_of(j, "sql", "notes", &r), "ready");
   assert_string_equal(r.error, "");
   consistent(j);
+}
+
+static void names_that_would_share_a_file(void **state) {
+  jfx *j = *state;
+  int64_t id;
+  char step[96], msg[PROV_MSG_MAX];
+  /* stack "default" has kv "x-cache"; stack "default-x" wants kv "cache":
+   * both are acme-default-x-cache.db */
+  j->pkg.resources = "[{\"type\":\"kv\",\"name\":\"x-cache\"}]";
+  assert_int_equal(activate(j, &id, step), 0);
+  assert_int_equal(prov_activate_end(j->db, j->f->data, "acme", id, 1), 0);
+  j->pkg.resources = "[{\"type\":\"kv\",\"name\":\"cache\"}]";
+  assert_int_equal(prov_activate_run(j->db, j->f->data, "acme", "", "default-x",
+                                     &j->pkg, 1, &id, step, sizeof step, msg,
+                                     sizeof msg),
+                   NNO_EREFUSED);
+  assert_string_equal(step, "kv:default-x-cache:create");
+  prov_resource r;
+  assert_string_equal(state_of(j, "kv", "x-cache", &r), "ready");
+  assert_int_equal(scalar(j->db, "SELECT count(*) FROM prov_journal"), 0);
+  assert_int_equal(scalar(j->db, "SELECT count(*) FROM prov_resources"), 1);
+  /* the first stack activates again undisturbed */
+  j->pkg.resources = "[{\"type\":\"kv\",\"name\":\"x-cache\"}]";
+  assert_int_equal(activate(j, &id, step), 0);
+  assert_int_equal(prov_activate_end(j->db, j->f->data, "acme", id, 1), 0);
+  j->pkg.resources = "[{\"type\":\"kv\",\"name\":\"cache\"}]";
+  /* a file made before rows were kept is adopted, not recreated */
+  char path[256];
+  pfx_path(j->f, "sql", "auth", path, sizeof path);
+  assert_int_equal(psql_create(path, msg, sizeof msg), 0);
+  j->pkg.resources = "[{\"type\":\"sql\",\"name\":\"auth\"}]";
+  assert_int_equal(activate(j, &id, step), 0);
+  assert_int_equal(prov_activate_end(j->db, j->f->data, "acme", id, 1), 0);
+  assert_string_equal(state_of(j, "sql", "auth", &r), "ready");
+  j->pkg.resources = "[{\"type\":\"kv\",\"name\":\"cache\"}]";
+  /* a platform without folders gets them */
+  char pdir[256];
+  snprintf(pdir, sizeof pdir, "%s/platforms/beta", j->f->data);
+  assert_int_equal(prov_activate_run(j->db, j->f->data, "beta", "", "default",
+                                     &j->pkg, 1, &id, step, sizeof step, msg,
+                                     sizeof msg),
+                   0);
+  assert_int_equal(prov_activate_end(j->db, j->f->data, "beta", id, 1), 0);
+  snprintf(pdir, sizeof pdir, "%s/platforms/beta/kv/beta-default-cache.db",
+           j->f->data);
+  assert_true(prov_file_size(pdir) > 0);
 }
 
 static void migrations_refused(void **state) {
@@ -357,6 +405,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(failure_undoes_this_call_only, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(migrations_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(names_that_would_share_a_file, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(failpoints, setup, teardown),
       cmocka_unit_test_setup_teardown(recover_activation, setup, teardown),
       cmocka_unit_test_setup_teardown(recover_removal, setup, teardown),

@@ -1,6 +1,7 @@
 /* Unit tests of the provisioning plugin's storage accounting (quota.c):
  * what a platform's resources add up to, plan limits, and the lock that
- * makes two writers of one platform measure one after the other. */
+ * makes two writers of one platform measure one after the other; and of
+ * the platforms in use (inuse.c), the lock a removal waits for. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -102,12 +104,68 @@ static void the_lock(void **state) {
   assert_int_equal(prov_quota_begin(&q, &l, f->msg, sizeof f->msg), NNO_ENOENT);
 }
 
+/* Can another process take `file` exclusive right now? */
+static int exclusive_elsewhere(const char *file) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(file, O_RDONLY);
+    _exit(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : 1);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static void platforms_in_use(void **state) {
+  pfx *f = *state;
+  prov_inuse_tab t = {0};
+  char inuse[256];
+  snprintf(inuse, sizeof inuse, "%s/.inuse", f->pdir);
+  assert_int_equal(prov_enter(&t, f->data, "acme"), 0);
+  assert_int_equal(prov_enter(&t, f->data, "acme"), 0);
+  assert_int_equal(t.n, 1);
+  assert_int_equal(exclusive_elsewhere(inuse), 0);
+  prov_leave(&t, "acme");
+  assert_int_equal(exclusive_elsewhere(inuse), 0); /* one still in flight */
+  prov_leave(&t, "acme");
+  assert_int_equal(t.n, 0);
+  assert_int_equal(exclusive_elsewhere(inuse), 1);
+  prov_leave(&t, "acme"); /* one too many: ignored */
+  /* a removal holds it exclusive: entering is refused, not waited for */
+  int pipefd[2];
+  assert_int_equal(pipe(pipefd), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(inuse, O_RDONLY);
+    char c = flock(fd, LOCK_EX) == 0 ? 'y' : 'n';
+    if (write(pipefd[1], &c, 1) != 1) _exit(1);
+    pause();
+    _exit(0);
+  }
+  char c = 0;
+  assert_int_equal(read(pipefd[0], &c, 1), 1);
+  assert_int_equal(c, 'y');
+  assert_int_equal(prov_enter(&t, f->data, "acme"), NNO_EBUSY);
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  close(pipefd[0]);
+  close(pipefd[1]);
+  assert_int_equal(prov_enter(&t, f->data, "acme"), 0);
+  prov_leave(&t, "acme");
+  /* no folder, a bad id */
+  assert_int_equal(prov_enter(&t, f->data, "nope"), NNO_ENOENT);
+  assert_int_equal(prov_enter(&t, f->data, "../acme"), NNO_EINVAL);
+  assert_int_equal(t.n, 0);
+  prov_inuse_free(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(usage_sums_every_resource, setup,
                                       pfx_teardown),
       cmocka_unit_test_setup_teardown(plans, setup, pfx_teardown),
       cmocka_unit_test_setup_teardown(the_lock, setup, pfx_teardown),
+      cmocka_unit_test_setup_teardown(platforms_in_use, setup, pfx_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
