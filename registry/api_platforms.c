@@ -228,9 +228,25 @@ static void create_free(create_op *op) {
 
 static void create_next(create_op *op);
 
+/* Drop a pending Idempotency-Key record in a transaction of its own. */
+static void idem_forget(hu_idem *ik) {
+  if (!ik->active) return;
+  int rc = store_begin(g_reg.db);
+  if (!rc) rc = hu_idem_forget(ik);
+  if (!rc) rc = store_commit(g_reg.db);
+  if (rc) {
+    api->log(g_reg.p, NNO_LOG_WARN,
+             "cannot drop a pending Idempotency-Key (%s): retries wait for "
+             "it to go stale",
+             sqlite3_errmsg(g_reg.db));
+    store_rollback(g_reg.db);
+  }
+}
+
 /* The platform's row is gone (or could not be): answer the failure. */
 static void create_answer_failure(create_op *op, const char *after) {
   char what[96];
+  idem_forget(&op->ik);
   snprintf(what, sizeof what, "provisioning platform \"%s\"", op->p.id);
   reg_prov_problem(op->req, 503, what, op->step, op->message, after);
   api->res_end(op->req);
@@ -315,6 +331,7 @@ static void create_finish(create_op *op) {
   int rc = STORE_OK;
   if (op->ik.active) {
     rc = store_begin(g_reg.db);
+    if (!rc) rc = hu_idem_forget(&op->ik);
     if (!rc) rc = hu_idem_record(&op->ik, 201, op->text, op->loc);
     if (!rc) rc = store_commit(g_reg.db);
     if (rc) {
@@ -429,8 +446,10 @@ static int on_create(nno_req *req, void *ud) {
     hu_store_error(req, rc);
     goto done;
   }
-  if (hu_idem_begin(req, &ik)) {
+  int ir = hu_idem_begin_wait(req, &ik, 1);
+  if (ir) {
     store_rollback(g_reg.db);
+    if (ir == 2) ret = reg_idem_wait(req, on_create, ud);
     goto done;
   }
   rc = store_platform_insert(g_reg.db, &p);
@@ -455,6 +474,8 @@ static int on_create(nno_req *req, void *ud) {
     if (!rc)
       rc = store_platform_incarnation(g_reg.db, p.id, op->incarnation,
                                       sizeof op->incarnation);
+    /* Concurrent retries with the key wait for this one's answer. */
+    if (!rc) rc = hu_idem_pending(&ik);
     if (rc || (rc = store_commit(g_reg.db))) {
       hu_fail(req, rc);
       goto done;
@@ -473,6 +494,7 @@ static int on_create(nno_req *req, void *ud) {
       json_t *d = json_pack("{s:s, s:s}", "step", "platform_create",
                             "message", api->strerror(rc));
       reg_platform_forget(req, p.id, "platform.provision_failed", d);
+      idem_forget(&op->ik);
       json_decref(d);
       char what[96];
       snprintf(what, sizeof what, "provisioning platform \"%s\"", p.id);

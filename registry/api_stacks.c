@@ -114,8 +114,11 @@ static int put_activation(nno_req *req, store_activation *a,
   char target[48];
   snprintf(target, sizeof target, "platform:%s", a->platform);
   /* The catalogue row may be missing if another worker's sync removed a
-   * version this one still serves; add it back inside the transaction. */
-  int rc = store_stack_add(g_reg.db, a->stack, a->version);
+   * version this one still serves; add it back inside the transaction.
+   * A pending record of the key (the asynchronous path) makes way for the
+   * answer. */
+  int rc = hu_idem_forget(ik);
+  if (!rc) rc = store_stack_add(g_reg.db, a->stack, a->version);
   if (!rc) rc = store_activation_put(g_reg.db, a);
   if (rc) return rc;
   json_t *obj = activation_json(a);
@@ -152,6 +155,16 @@ static void act_free(act_op *op) {
   free(op);
 }
 
+/* After a failure: drop the pending record of the key (only successes are
+ * recorded), in a transaction of its own. */
+static void act_forget(act_op *op) {
+  if (!op->ik.active) return;
+  int rc = store_begin(g_reg.db);
+  if (!rc) rc = hu_idem_forget(&op->ik);
+  if (!rc) rc = store_commit(g_reg.db);
+  if (rc) store_rollback(g_reg.db);
+}
+
 static void act_done(int status, const char *step, const char *message,
                      void *ud) {
   act_op *op = ud;
@@ -159,6 +172,7 @@ static void act_done(int status, const char *step, const char *message,
   if (status) {
     snprintf(what, sizeof what, "activating stack \"%s\" %s on platform \"%s\"",
              op->a.stack, op->a.version, op->a.platform);
+    act_forget(op);
     reg_prov_problem(op->req, 503, what, step, message,
                      op->had ? "the previous version stays active"
                              : "the stack is not active");
@@ -168,6 +182,7 @@ static void act_done(int status, const char *step, const char *message,
   if (!rc && store_platform_status(g_reg.db, op->a.platform, what,
                                    sizeof what) == STORE_NOTFOUND) {
     store_rollback(g_reg.db);
+    act_forget(op);
     nno_problem(op->req, 404, NULL, "no platform \"%s\"", op->a.platform);
     goto end;
   }
@@ -176,6 +191,7 @@ static void act_done(int status, const char *step, const char *message,
                         &op->ik, op->had ? 200 : 201, &text);
   if (rc) {
     hu_fail(op->req, rc);
+    act_forget(op);
     goto end;
   }
   reg_committed();
@@ -241,9 +257,10 @@ static int on_activate(nno_req *req, void *ud) {
     hu_store_error(req, rc);
     goto done;
   }
-  if (hu_idem_begin(req, &ik) || hu_need_platform(req, pid) ||
-      not_deleting(req, pid)) {
+  int ir = hu_idem_begin_wait(req, &ik, 1);
+  if (ir || hu_need_platform(req, pid) || not_deleting(req, pid)) {
     store_rollback(g_reg.db);
+    if (ir == 2) ret = reg_idem_wait(req, on_activate, ud);
     goto done;
   }
   rc = store_activation_get(g_reg.db, pid, a.stack, &old);
@@ -280,8 +297,12 @@ static int on_activate(nno_req *req, void *ud) {
     }
   }
   if (g_reg.prov) {
-    /* Provision first, outside the transaction; the row after. */
-    store_rollback(g_reg.db);
+    /* Provision first, outside the transaction; the row after. Retries
+     * with the key wait for this one's answer. */
+    if ((rc = hu_idem_pending(&ik)) || (rc = store_commit(g_reg.db))) {
+      hu_fail(req, rc);
+      goto done;
+    }
     act_op *op = calloc(1, sizeof *op);
     if (!op) {
       nno_problem(req, 500, NULL, "out of memory");
@@ -294,6 +315,7 @@ static int on_activate(nno_req *req, void *ud) {
     op->ik = ik;
     memset(&ik, 0, sizeof ik);
     if ((rc = reg_defer(act_start, op)) != 0) {
+      act_forget(op);
       act_free(op);
       nno_problem(req, 503, NULL, "cannot start activating stack \"%s\": %s",
                   a.stack, api->strerror(rc));

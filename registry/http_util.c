@@ -146,6 +146,10 @@ static void request_hash(nno_req *req, char out[65]) {
 }
 
 int hu_idem_begin(nno_req *req, hu_idem *ik) {
+  return hu_idem_begin_wait(req, ik, 0);
+}
+
+int hu_idem_begin_wait(nno_req *req, hu_idem *ik, int can_wait) {
   nno_str k;
   memset(ik, 0, sizeof *ik);
   if (api->req_header(req, "Idempotency-Key", &k) != NNO_OK) return 0;
@@ -177,6 +181,19 @@ int hu_idem_begin(nno_req *req, hu_idem *ik) {
     hu_store_error(req, rc);
     return 1;
   }
+  char stale[STORE_TIME_MAX + 1];
+  store_time((int64_t)time(NULL) - HU_IDEM_STALE_S, stale);
+  if (old.status == HU_IDEM_PENDING && strcmp(old.created_at, stale) < 0) {
+    /* Its process died before answering: as if never sent. */
+    store_idem_clear(&old);
+    rc = store_idem_delete(g_reg.db, ik->e.key, ik->e.actor);
+    if (rc) {
+      hu_store_error(req, rc);
+      return 1;
+    }
+    ik->active = 1;
+    return 0;
+  }
   if (strcmp(old.method, ik->e.method) != 0 ||
       strcmp(old.path, ik->e.path) != 0 ||
       strcmp(old.request_hash, ik->e.request_hash) != 0) {
@@ -184,6 +201,14 @@ int hu_idem_begin(nno_req *req, hu_idem *ik) {
                 "Idempotency-Key was already used for a different request "
                 "(%s %s)",
                 old.method, old.path);
+  } else if (old.status == HU_IDEM_PENDING) {
+    if (can_wait) {
+      store_idem_clear(&old);
+      return 2;
+    }
+    nno_problem_retry(req, 409, 1,
+                      "a request with this Idempotency-Key is still in "
+                      "progress; send it again in a moment");
   } else {
     if (old.location) api->res_header(req, "Location", old.location);
     api->res_header(req, "Idempotent-Replayed", "true");
@@ -202,6 +227,15 @@ int hu_idem_record(hu_idem *ik, int status, const char *body,
   int rc = store_idem_put(g_reg.db, &ik->e);
   ik->e.body = ik->e.location = NULL;
   return rc;
+}
+
+int hu_idem_pending(hu_idem *ik) {
+  return hu_idem_record(ik, HU_IDEM_PENDING, "{}", NULL);
+}
+
+int hu_idem_forget(hu_idem *ik) {
+  if (!ik->active) return STORE_OK;
+  return store_idem_delete(g_reg.db, ik->e.key, ik->e.actor);
 }
 
 void hu_idem_clear(hu_idem *ik) { store_idem_clear(&ik->e); }

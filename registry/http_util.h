@@ -74,11 +74,27 @@ typedef struct hu_idem {
   store_idem e;
 } hu_idem;
 
+/* The status recorded for a request whose answer is not known yet (an
+ * asynchronous one, while provisioning runs); recorded answers are 2xx
+ * otherwise. Older than HU_IDEM_STALE_S, it is taken for a process that
+ * died and forgotten. */
+#define HU_IDEM_PENDING 202
+#define HU_IDEM_STALE_S 600
+
 /* Inside the handler's write transaction: read Idempotency-Key. Returns 0
  * to go on (ik->active says whether to record the result), or 1 after
  * answering (a replay, a 422 for a reused key with another request, a 400
- * for a malformed key, or a store error): the caller rolls back. */
+ * for a malformed key, or a store error): the caller rolls back. The same
+ * request still pending: 409 (Retry-After: 1), or with `can_wait` 2
+ * without answering: the caller rolls back and waits (reg_idem_wait). */
 int hu_idem_begin(nno_req *req, hu_idem *ik);
+int hu_idem_begin_wait(nno_req *req, hu_idem *ik, int can_wait);
+/* Inside the transaction: record this request as pending, so concurrent
+ * retries wait for its answer. A store_rc. */
+int hu_idem_pending(hu_idem *ik);
+/* Forget the pending record (before recording the answer in the same
+ * transaction, or alone after a failure: only successes are recorded). */
+int hu_idem_forget(hu_idem *ik);
 /* Inside the same transaction, before COMMIT: record the answer. */
 int hu_idem_record(hu_idem *ik, int status, const char *body,
                    const char *location);

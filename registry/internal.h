@@ -110,6 +110,14 @@ void reg_prov_lookup(void);
  * before it returned, whenever provisioning calls back. 0, or an NNO_E...
  * code (then fn is never called). */
 int reg_defer(void (*fn)(void *ud), void *ud);
+/* A request waiting for the answer of the same request (same
+ * Idempotency-Key) still pending: `fn` (the route handler) runs again in a
+ * moment with `ud` = the wait, until it answers or goes asynchronous on
+ * its own (60 s at most, then 409). Call from the handler when
+ * hu_idem_begin_wait() returned 2, passing the handler's `ud` when it is
+ * such a wait (NULL on the first call); return what this returns. */
+typedef struct reg_wait reg_wait;
+int reg_idem_wait(nno_req *req, nno_handler_fn fn, reg_wait *w);
 /* Answer `status` with "{what} failed at step \"{step}\": {message}" and,
  * when `after` is not NULL, "; {after}". Returns NNO_OK. */
 int reg_prov_problem(nno_req *req, int status, const char *what,

@@ -54,6 +54,54 @@ int reg_defer(void (*fn)(void *ud), void *ud) {
   return rc;
 }
 
+/* ---- waiting for a pending Idempotency-Key ----------------------------- */
+
+/* How often and how long a request waits for the answer of the same
+ * request still being provisioned (by this worker or another). */
+#define IDEM_WAIT_MS 50
+#define IDEM_WAIT_TRIES 1200 /* 60 s */
+
+struct reg_wait {
+  nno_req *req;
+  nno_handler_fn fn;
+  int tries;
+  int armed; /* a timer is set to run fn again */
+};
+
+static void on_wait(nno_timer *t, void *ud) {
+  reg_wait *w = ud;
+  api->timer_stop(t);
+  w->armed = 0;
+  nno_req *req = w->req;
+  int rc = w->fn(req, w);
+  if (rc < 0) {
+    api->res_problem(req, 500, "Internal Server Error", api->strerror(rc));
+    rc = NNO_OK;
+  }
+  if (!w->armed) free(w); /* answered, or gone asynchronous for good */
+  if (rc != NNO_ASYNC) api->res_end(req);
+}
+
+int reg_idem_wait(nno_req *req, nno_handler_fn fn, reg_wait *w) {
+  nno_timer *t;
+  int fresh = !w;
+  if (fresh) {
+    if (!(w = calloc(1, sizeof *w)))
+      return nno_problem(req, 500, NULL, "out of memory");
+    w->req = req;
+    w->fn = fn;
+  }
+  if (++w->tries > IDEM_WAIT_TRIES ||
+      api->timer_start(g_reg.p, IDEM_WAIT_MS, 0, on_wait, w, &t) != NNO_OK) {
+    if (fresh) free(w); /* else on_wait frees it: armed is 0 */
+    return nno_problem_retry(req, 409, 1,
+                             "a request with this Idempotency-Key is still "
+                             "in progress; send it again in a moment");
+  }
+  w->armed = 1;
+  return NNO_ASYNC;
+}
+
 /* ---- answers ----------------------------------------------------------- */
 
 int reg_prov_problem(nno_req *req, int status, const char *what,

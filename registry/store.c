@@ -524,6 +524,12 @@ int store_idem_put(sqlite3 *db, const store_idem *e) {
       (int64_t)e->status, e->body, e->location, now);
 }
 
+int store_idem_delete(sqlite3 *db, const char *key, const char *actor) {
+  return store__run(db, NULL,
+                    "DELETE FROM idempotency WHERE key = ? AND actor = ?", "ss",
+                    key, actor);
+}
+
 int store_idem_prune(sqlite3 *db, const char *cutoff) {
   return store__run(db, NULL, "DELETE FROM idempotency WHERE created_at < ?",
                     "s", cutoff);

@@ -309,6 +309,8 @@ int store_idem_get(sqlite3 *db, const char *key, const char *actor,
 void store_idem_clear(store_idem *e);
 /* Insert a record (created_at now). */
 int store_idem_put(sqlite3 *db, const store_idem *e);
+/* Drop the record of (key, actor), if any. */
+int store_idem_delete(sqlite3 *db, const char *key, const char *actor);
 /* Drop records created before `cutoff` (ISO time). */
 int store_idem_prune(sqlite3 *db, const char *cutoff);
 

@@ -16,6 +16,7 @@ import re
 import shutil
 import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -46,9 +47,10 @@ def problem(resp, status, field=None):
 
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory):
-    """The built core plugins (no provisioning)."""
+    """The built core plugins but provisioning."""
     from conftest import Host
-    h = Host(tmp_path_factory.mktemp("plain"), workers=2, core=True)
+    h = Host(tmp_path_factory.mktemp("plain"), workers=2, core=True,
+             config={"core_plugins": ["iam", "registry"]})
     h.start()
     h.url = "http://127.0.0.1:%d" % h.port
     yield h
@@ -284,6 +286,67 @@ def stacks_of_missing(h, pid):
     return st == 404
 
 
+def test_concurrent_retries_wait_for_the_answer(fp):
+    # The same Idempotency-Key sent 8 times at once while provisioning
+    # takes a while: one platform, provisioned once, and every answer is
+    # that creation (replayed but for one), from both workers.
+    import concurrent.futures
+    with open(os.path.join(fp.data, "fakeprov.delay"), "w") as f:
+        f.write("300")
+    body = {"name": "Idempotent race", "stacks": ["default"]}
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        out = list(ex.map(lambda i: fp.api(
+            "POST", "/platforms", body,
+            headers={"Idempotency-Key": "race-prov"}), range(8)))
+    assert [r[0] for r in out] == [201] * 8, out
+    ids = {r[2]["id"] for r in out}
+    assert len(ids) == 1, out
+    assert sorted(r[1].get("idempotent-replayed", "") for r in out) == \
+        [""] + ["true"] * 7
+    pid = ids.pop()
+    assert [c["call"] for c in calls(fp, pid)] == ["platform_create",
+                                                  "stack_activate"]
+    # a retry while an activation is provisioned waits the same way
+    fp.api("POST", "/platforms", {"id": "pv-race", "name": "R"})
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        out = list(ex.map(lambda i: fp.api(
+            "POST", "/platforms/pv-race/stacks", {"stack": "default"},
+            headers={"Idempotency-Key": "race-act"}), range(4)))
+    assert [r[0] for r in out] == [201] * 4, out
+    assert len([c for c in calls(fp, "pv-race")
+                if c["call"] == "stack_activate"]) == 1
+    os.unlink(os.path.join(fp.data, "fakeprov.delay"))
+    # a failure is not recorded: the waiting retry provisions again
+    fail(fp, "stack_activate")
+    pr = problem(fp.api("POST", "/platforms", {"id": "pv-race2", "name": "R",
+                                               "stacks": ["default"]},
+                        headers={"Idempotency-Key": "race-fail"}), 503)
+    assert "fake:stack_activate" in pr["detail"]
+    fail(fp, None)
+    st, h, p = fp.api("POST", "/platforms", {"id": "pv-race2", "name": "R",
+                                             "stacks": ["default"]},
+                      headers={"Idempotency-Key": "race-fail"})
+    assert st == 201 and "idempotent-replayed" not in h, p
+
+
+def test_a_pending_key_left_by_a_crash_goes_stale(fp):
+    # A pending record older than 10 minutes is a dead process's: the
+    # request goes ahead as if the key were new.
+    db = sqlite3.connect(os.path.join(fp.data, "core.db"))
+    try:
+        db.execute(
+            "INSERT INTO idempotency (key, actor, method, path,"
+            " request_hash, status, body, location, created_at)"
+            " VALUES ('old-pending', 'operator', 'POST', '/api/v1/platforms',"
+            " ?, 202, '{}', NULL, '2020-01-01T00:00:00Z')", ("0" * 64,))
+        db.commit()
+    finally:
+        db.close()
+    st, _, p = fp.api("POST", "/platforms", {"id": "pv-stale", "name": "S"},
+                      headers={"Idempotency-Key": "old-pending"})
+    assert st == 201, p
+
+
 def test_activation_provisions_before_the_row_changes(fp):
     ver = default_version(fp)
     fp.api("POST", "/platforms", {"id": "pv-act", "name": "A"})
@@ -408,6 +471,46 @@ def test_a_deletion_left_by_a_crash_is_finished_at_start(make_host, tmp_path):
     assert last["keep_data"] is True
     d = audit(h, "pv-crash", "platform.delete")
     assert d and d[0]["actor"] == "system", d
+
+
+def test_folders_of_earlier_deletions_go_through_provisioning(make_host,
+                                                              tmp_path):
+    # Deleted without provisioning (a platform_removals row each): at the
+    # next start with provisioning, the folder is provisioning's to remove,
+    # unless the id exists again.
+    h = with_fakeprov(make_host, tmp_path, workers=1)
+    h.start()
+    for pid in ("old-a", "old-b"):
+        assert h.api("POST", "/platforms", {"id": pid, "name": pid})[0] == 201
+    incs = {pid: calls(h, pid)[0]["incarnation"] for pid in ("old-a",
+                                                             "old-b")}
+    h.stop()
+    db = sqlite3.connect(os.path.join(h.data, "core.db"))
+    try:
+        db.execute("DELETE FROM platforms WHERE id IN ('old-a', 'old-b')")
+        db.execute("INSERT INTO platforms (id, name, created_at, updated_at)"
+                   " VALUES ('old-b', 'again', '2026-01-01T00:00:00Z',"
+                   " '2026-01-01T00:00:00Z')")
+        db.commit()
+    finally:
+        db.close()
+    h.start()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        db = sqlite3.connect(os.path.join(h.data, "core.db"))
+        try:
+            left = db.execute("SELECT count(*) FROM platform_removals"
+                              ).fetchone()[0]
+        finally:
+            db.close()
+        if left == 0:
+            break
+        time.sleep(0.05)
+    assert left == 0
+    removes = [c for c in calls(h) if c["call"] == "platform_remove"]
+    assert removes == [{"call": "platform_remove", "platform": "old-a",
+                        "incarnation": incs["old-a"], "stacks": None,
+                        "keep_data": False}], removes
 
 
 def test_cli_create_with_stacks_and_delete_keeping_data(fp):
