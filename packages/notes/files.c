@@ -277,10 +277,13 @@ static void listed_for_removal(nno_req *req, const nno_blob_result *res,
                                void *ud) {
   step *st = ud;
   json_t *objs = NULL;
+  /* Parsed first: json_is_array() is a macro that reads its argument
+   * twice. */
+  if (!res->error)
+    objs = json_loadb(res->objects.ptr, res->objects.len, 0, NULL);
   if (res->error) {
     nno_problem_storage(req, res->error, "the files", res->error_message);
-  } else if (!json_is_array(objs = json_loadb(res->objects.ptr,
-                                              res->objects.len, 0, NULL))) {
+  } else if (!json_is_array(objs)) {
     nno_problem(req, 500, NULL, "the files answered an unreadable list");
   } else if (json_array_size(objs) == 0) {
     json_decref(objs);
