@@ -299,13 +299,11 @@ static int on_activate(nno_req *req, void *ud) {
   if (g_reg.prov) {
     /* Provision first, outside the transaction; the row after. Retries
      * with the key wait for this one's answer. */
-    if ((rc = hu_idem_pending(&ik)) || (rc = store_commit(g_reg.db))) {
-      hu_fail(req, rc);
-      goto done;
-    }
     act_op *op = calloc(1, sizeof *op);
-    if (!op) {
-      nno_problem(req, 500, NULL, "out of memory");
+    rc = op ? hu_idem_pending(&ik) : STORE_ERROR;
+    if (rc || (rc = store_commit(g_reg.db))) {
+      free(op);
+      hu_fail(req, rc);
       goto done;
     }
     op->req = req;

@@ -403,10 +403,18 @@ def test_users_end_with_their_platform(h):
 def test_a_deleted_platforms_folder_goes_even_after_a_crash(make_host):
     # A crash between the deletion's commit and the folder's removal leaves
     # a platform_removals row: the next start finishes the job, unless the
-    # id was taken again (the folder is the new platform's then). This is
-    # the registry's own removal, without the provisioning plugin.
-    host = make_host(core=True, workers=2,
-                     config={"core_plugins": ["iam", "registry"]}).start()
+    # id was taken again (the folder is the new platform's then).
+    host = make_host(core=True, workers=2)
+    # The registry's own removal: without the provisioning plugin (every
+    # plugin of plugin_dir loads, so the folder holds only these two).
+    import shutil
+    from conftest import BUILD
+    plugins = os.path.join(str(host.dir), "iam-and-registry")
+    for name in ("iam", "registry"):
+        shutil.copytree(os.path.join(BUILD, "lib", "nno", "plugins", name),
+                        os.path.join(plugins, name))
+    host.config.update(plugin_dir=plugins, core_plugins=["iam", "registry"])
+    host.start()
     for pid in ("cr-a", "cr-b"):
         st, _, p = host.api("POST", "/platforms", {"id": pid, "name": pid})
         assert st == 201, p

@@ -45,12 +45,26 @@ def problem(resp, status, field=None):
 
 # -- hosts ------------------------------------------------------------------
 
+def core_plugins(where, extra=()):
+    """A plugin folder with copies of iam and registry (and `extra`, pairs
+    of name and folder): every plugin of the folder loads, so a host
+    pointed at it runs without the others (provisioning)."""
+    os.makedirs(where)
+    for name, src in (("iam", os.path.join(CORE_LIB, "iam")),
+                      ("registry", os.path.join(CORE_LIB, "registry"))) + \
+            tuple(extra):
+        shutil.copytree(src, os.path.join(where, name))
+    return where
+
+
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory):
-    """The built core plugins but provisioning."""
+    """iam and registry, without provisioning."""
     from conftest import Host
-    h = Host(tmp_path_factory.mktemp("plain"), workers=2, core=True,
-             config={"core_plugins": ["iam", "registry"]})
+    tmp = tmp_path_factory.mktemp("plain")
+    h = Host(tmp, workers=2, core=True,
+             config={"plugin_dir": core_plugins(str(tmp / "plugins")),
+                     "core_plugins": ["iam", "registry"]})
     h.start()
     h.url = "http://127.0.0.1:%d" % h.port
     yield h
@@ -59,11 +73,9 @@ def plain(tmp_path_factory):
 
 def with_fakeprov(make_host, tmp_path, workers=2):
     """A host whose core plugins are iam, registry and the stand-in."""
-    plugins = tmp_path / ("plugins-%d" % len(os.listdir(tmp_path)))
-    for name, src in (("iam", os.path.join(CORE_LIB, "iam")),
-                      ("registry", os.path.join(CORE_LIB, "registry")),
-                      ("fakeprov", FAKEPROV)):
-        shutil.copytree(src, str(plugins / name))
+    plugins = core_plugins(
+        str(tmp_path / ("plugins-%d" % len(os.listdir(tmp_path)))),
+        [("fakeprov", FAKEPROV)])
     h = make_host(core=True, workers=workers,
                   config={"plugin_dir": str(plugins),
                           "core_plugins": ["iam", "registry", "fakeprov"]})
