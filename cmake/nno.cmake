@@ -3,7 +3,9 @@
 #
 # Builds a plugin shared object against plugin-api only, with hidden
 # visibility and --no-undefined (its one export is the descriptor), and
-# places it beside a copy of its package.json in OUTPUT_DIR/NAME/.
+# places it beside a copy of its package.json in OUTPUT_DIR/NAME/, with
+# its migrations/ folder (SQL migrations of its sql resources) when the
+# package has one.
 # Feature packages default to ${NNO_OUT}/packages, core plugins to the
 # plugin directory.
 function(nno_add_package name)
@@ -19,19 +21,29 @@ function(nno_add_package name)
     endif()
   endif()
   set(dir ${P_OUTPUT_DIR}/${name})
+  get_filename_component(src ${P_MANIFEST} DIRECTORY)
+  set(migrations)
+  if(IS_DIRECTORY ${src}/migrations)
+    file(GLOB_RECURSE migrations CONFIGURE_DEPENDS ${src}/migrations/*)
+  endif()
   add_library(pkg_${name} MODULE ${P_SOURCES})
   target_link_libraries(pkg_${name} PRIVATE nno_plugin_api ${P_LIBS})
   set_target_properties(pkg_${name} PROPERTIES
     OUTPUT_NAME ${name} PREFIX "lib" C_VISIBILITY_PRESET hidden
     LIBRARY_OUTPUT_DIRECTORY ${dir}
     # A changed manifest relinks, so the POST_BUILD copy below runs again.
-    LINK_DEPENDS ${P_MANIFEST})
+    LINK_DEPENDS "${P_MANIFEST};${migrations}")
   if(NOT NNO_SANITIZE)
     target_link_options(pkg_${name} PRIVATE -Wl,--no-undefined)
   endif()
   add_custom_command(TARGET pkg_${name} POST_BUILD
     COMMAND ${CMAKE_COMMAND} -E copy_if_different ${P_MANIFEST} ${dir}/package.json)
+  if(migrations)
+    add_custom_command(TARGET pkg_${name} POST_BUILD
+      COMMAND ${CMAKE_COMMAND} -E copy_directory ${src}/migrations ${dir}/migrations)
+  endif()
   set_property(TARGET pkg_${name} PROPERTY NNO_PACKAGE_DIR ${dir})
+  set_property(TARGET pkg_${name} PROPERTY NNO_PACKAGE_MIGRATIONS "${migrations}")
   if(P_CORE AND NOT P_NOINSTALL)
     install(TARGETS pkg_${name} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/nno/plugins/${name})
     install(FILES ${P_MANIFEST} DESTINATION ${CMAKE_INSTALL_LIBDIR}/nno/plugins/${name})
@@ -44,6 +56,7 @@ endfunction()
 # Assembles a stack in the layout of an installed stack archive:
 #   OUTPUT_DIR/{id}/{version}/stack.json
 #   OUTPUT_DIR/{id}/{version}/packages/{name}/{package.json,lib{name}.so}
+#   OUTPUT_DIR/{id}/{version}/packages/{name}/migrations/... (when it has any)
 function(nno_add_stack)
   cmake_parse_arguments(S "NOINSTALL" "MANIFEST;OUTPUT_DIR;TARGET" "PACKAGES" ${ARGN})
   if(NOT S_OUTPUT_DIR)
@@ -63,6 +76,12 @@ function(nno_add_stack)
       COMMAND ${CMAKE_COMMAND} -E copy_if_different
               $<TARGET_PROPERTY:pkg_${p},NNO_PACKAGE_DIR>/package.json
               $<TARGET_FILE:pkg_${p}> ${dir}/packages/${p}/)
+    get_target_property(m pkg_${p} NNO_PACKAGE_MIGRATIONS)
+    if(m)
+      list(APPEND cmds COMMAND ${CMAKE_COMMAND} -E copy_directory
+           $<TARGET_PROPERTY:pkg_${p},NNO_PACKAGE_DIR>/migrations
+           ${dir}/packages/${p}/migrations)
+    endif()
   endforeach()
   if(S_TARGET)
     set(tgt ${S_TARGET})

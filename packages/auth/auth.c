@@ -6,12 +6,14 @@
  *   GET  /auth/session    who the caller is
  *   POST /auth/password   change the password, ending the other sessions
  *
- * Users and their argon2id hashes live in the platform's own database
- * (store.c); sessions belong to IAM, reached through the nno.iam service.
- * Hashing and the database run on the host's thread pool (work.c), at most
- * `pwhash_concurrency` jobs per worker at once, the rest waiting in a
- * bounded FIFO: a burst of sign-ins neither stalls the loop nor takes more
- * than concurrency x pwhash_mem_kib of memory. */
+ * Users and their argon2id hashes live in the platform's sql resource
+ * "auth" (store.c), which provisioning creates with the schema of
+ * migrations/auth/; sessions belong to IAM, reached through the nno.iam
+ * service. Reads and writes are the host's asynchronous sql calls; hashing
+ * runs on the host's thread pool (work.c), at most `pwhash_concurrency`
+ * jobs per worker at once, the rest waiting in a bounded FIFO: a burst of
+ * sign-ins neither stalls the loop nor takes more than concurrency x
+ * pwhash_mem_kib of memory. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,13 +24,11 @@
 
 #include <nno/iam.h>
 #include <nno/plugin.h>
-#include <nno/registry.h>
 #include <nno/sdk.h>
 
 #include "auth.h"
 
 #define COOKIE "nno_session"
-#define LIMIT_KEY_MAX 120 /* the host's bound on a limit_take key */
 
 typedef struct auth_state {
   auth_config cfg;
@@ -59,21 +59,10 @@ static int iam_problem(nno_req *req, int rc) {
   return nno_problem(req, 500, NULL, "identity service error");
 }
 
-/* A job's storage or hashing failure. */
-static void job_problem(const auth_job *j) {
-  if (j->err[0])
-    api->log(self, j->result == JR_UNSAFE ? NNO_LOG_ERROR : NNO_LOG_WARN,
-             "auth database of platform %s: %s", j->platform, j->err);
-  if (j->result == JR_UNSAFE)
-    nno_problem(j->req, 503, NULL,
-                "the auth database of this platform is refused: its files are "
-                "not the host's alone (see the host's log)");
-  else if (j->result == JR_BUSY)
-    nno_problem_retry(j->req, 503, 1, "the auth database is busy");
-  else if (j->result == JR_NOMEM)
-    nno_problem_retry(j->req, 503, 1, "not enough memory to hash the password");
-  else
-    nno_problem(j->req, 500, NULL, "auth database error");
+/* A failed call on the auth database: the SDK's mapping (503 when it is
+ * not provisioned or busy, 507 over the quota, ...). */
+static void db_problem(nno_req *req, int err, const char *message) {
+  nno_problem_storage(req, err, "the auth database", message);
 }
 
 /* ---- the identity service ------------------------------------------------ */
@@ -92,24 +81,9 @@ static const nno_iam_v1 *iam_get(void) {
   return g->iam = v;
 }
 
-/* nno.registry with platform_incarnation, when loaded (NULL otherwise:
- * users are then not tied to a platform's incarnation). */
-static const nno_registry_v1 *registry_get(void) {
-  const void *vt;
-  uint32_t ver;
-  if (api->service_lookup(self, NNO_REGISTRY_SERVICE, 1, &vt, &ver) != NNO_OK)
-    return NULL;
-  const nno_registry_v1 *r = vt;
-  return r->size >= offsetof(nno_registry_v1, platform_incarnation) +
-                        sizeof(void *)
-             ? r
-             : NULL;
-}
-
 typedef struct ctx {
   const nno_iam_v1 *iam;
   char platform[AUTH_PLATFORM_MAX + 1];
-  char incarnation[AUTH_INCARNATION_MAX]; /* "" without the registry */
   nno_caller caller;
 } ctx;
 
@@ -128,15 +102,6 @@ static int begin(nno_req *req, ctx *c, int need_user) {
   }
   memcpy(c->platform, s.ptr, s.len);
   c->platform[s.len] = '\0';
-  /* Users belong to this incarnation of the platform: a platform deleted
-   * and created again under the same id starts with none. */
-  const nno_registry_v1 *r = registry_get();
-  c->incarnation[0] = '\0';
-  if (r && r->platform_incarnation(c->platform, c->incarnation,
-                                   sizeof c->incarnation) != NNO_OK) {
-    nno_problem(req, 503, NULL, "the platform's registry entry cannot be read");
-    return -1;
-  }
   if (api->req_caller(req, &c->caller) != NNO_OK)
     c->caller.kind = NNO_CALLER_NONE;
   if (!need_user) return 0;
@@ -216,7 +181,6 @@ static int email_ok(nno_req *req, const char *s) {
 
 static void on_job_done(int status, void *ud);
 static void gate_pump(void);
-static int locked_out(const auth_job *j);
 
 static auth_job *job_new(nno_req *req, const ctx *c, auth_job_kind kind) {
   auth_job *j = calloc(1, sizeof *j);
@@ -225,7 +189,6 @@ static auth_job *job_new(nno_req *req, const ctx *c, auth_job_kind kind) {
   j->sh = &g->sh;
   j->kind = kind;
   memcpy(j->platform, c->platform, sizeof j->platform);
-  memcpy(j->incarnation, c->incarnation, sizeof j->incarnation);
   nno_str a = api->req_remote_addr(req);
   nno_client_key(a.ptr, a.len, j->addr, sizeof j->addr);
   return j;
@@ -247,6 +210,15 @@ static void job_finish(auth_job *j) {
     g->inflight--;
     gate_pump();
   }
+}
+
+/* Hashing is over: give the slot to the next job waiting. The job goes on
+ * (a write, the answer) without it. */
+static void gate_release(auth_job *j) {
+  if (!j->gated) return;
+  j->gated = 0;
+  g->inflight--;
+  gate_pump();
 }
 
 static int job_start(auth_job *j) {
@@ -282,7 +254,7 @@ static void gate_pump(void) {
     /* Nobody waits for it any more: skip the work. Or failures counted
      * while it waited have locked the account or the address: without
      * this look, a burst of guesses queued at once would all be tried. */
-    if (api->req_gone(j->req) || locked_out(j)) {
+    if (api->req_gone(j->req) || auth_locked_out(j)) {
       job_finish(j);
       continue;
     }
@@ -298,139 +270,35 @@ static void gate_pump(void) {
   }
 }
 
-/* From a handler: run j through the gate and answer later, or answer now
- * if it cannot wait. */
-static int submit(nno_req *req, auth_job *j) {
+/* From a callback: run j through the gate, or answer now and finish if it
+ * cannot wait. */
+static void submit(auth_job *j) {
   int rc = gate_submit(j);
-  if (rc == NNO_OK) return NNO_ASYNC;
-  job_free(j);
-  if (rc == NNO_EBUSY)
-    return nno_problem_retry(req, 503, 1, "too many sign-ins in progress");
-  api->log(self, NNO_LOG_ERROR, "cannot queue work: %s", api->err_name(rc));
-  return nno_problem(req, 500, NULL, "cannot start hashing");
+  if (rc == NNO_OK) return;
+  if (rc == NNO_EBUSY) {
+    nno_problem_retry(j->req, 503, 1, "too many sign-ins in progress");
+  } else {
+    api->log(self, NNO_LOG_ERROR, "cannot queue work: %s", api->err_name(rc));
+    nno_problem(j->req, 500, NULL, "cannot start hashing");
+  }
+  job_finish(j);
 }
 
-/* ---- failed sign-in limits ----------------------------------------------- */
-
-typedef struct bucket {
-  char key[LIMIT_KEY_MAX + 1];
-  size_t len;
-  double rate;
-  uint32_t burst;
-} bucket;
-
-/* "acct:{platform}:{email, lower-case}", or a digest of the email when
- * that would be over the host's key bound (a digest has no '@', so it
- * never equals a real address). */
-static void acct_bucket(const auth_job *j, bucket *b) {
-  char email[AUTH_EMAIL_MAX + 1];
-  size_t n = strlen(j->user.email);
-  for (size_t i = 0; i <= n; i++) {
-    char c = j->user.email[i];
-    email[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-  }
-  int len = snprintf(b->key, sizeof b->key, "acct:%s:%s", j->platform, email);
-  if (len < 0 || (size_t)len >= sizeof b->key) {
-    unsigned char d[16];
-    char hex[33];
-    crypto_generichash(d, sizeof d, (const unsigned char *)email, n, NULL, 0);
-    sodium_bin2hex(hex, sizeof hex, d, sizeof d);
-    len = snprintf(b->key, sizeof b->key, "acct:%s:%s", j->platform, hex);
-  }
-  b->len = (size_t)len;
-  b->burst = g->cfg.acct_burst;
-  b->rate = g->cfg.acct_burst / g->cfg.acct_window_s;
+/* Open the platform's auth database for j: 0, or -1 after answering (503
+ * when the platform has none: its default stack is not activated). */
+static int job_db(auth_job *j) {
+  int rc = api->sql_open(j->req, "auth", &j->db);
+  if (rc == NNO_OK) return 0;
+  db_problem(j->req, rc, NULL);
+  return -1;
 }
 
-static void addr_bucket(const auth_job *j, bucket *b) {
-  int len = snprintf(b->key, sizeof b->key, "addr:%s:%s", j->platform,
-                     j->addr[0] ? j->addr : "unknown");
-  b->len = len > 0 ? (size_t)len : 0;
-  b->burst = g->cfg.addr_burst;
-  b->rate = g->cfg.addr_burst / g->cfg.addr_window_s;
-}
-
-/* 0: the bucket has a token; 1: empty, *wait_ms until one is back; 2: the
- * host's table has no room for the bucket (a refusal with limit 0: a
- * bucket that exists always has limit == burst >= 1), *wait_ms the host's
- * hint; -1: the limiter failed. A cost-0 take only looks; the cost-1 take
- * on an empty bucket is refused and takes nothing, but says how long to
- * wait. */
-static int bucket_empty(const bucket *b, uint64_t *wait_ms) {
-  nno_limit_result r;
-  int rc = api->limit_take(self, b->key, b->len, b->rate, b->burst, 0, &r);
-  if (rc == NNO_OK && r.remaining > 0) return 0;
-  if (rc == NNO_OK && r.allowed)
-    rc = api->limit_take(self, b->key, b->len, b->rate, b->burst, 1, &r);
-  if (rc != NNO_OK) {
-    api->log(self, NNO_LOG_ERROR, "limit_take: %s", api->err_name(rc));
-    return -1;
-  }
-  if (r.allowed) return 0; /* refilled in between: that token is spent */
-  *wait_ms = r.retry_after_ms;
-  return r.limit == 0 ? 2 : 1;
-}
-
-/* The buckets a job's failures count in: the account and the address; a
- * sign-up's (a taken email) only the address, as a sign-up names no
- * account of its own. Returns how many were filled. */
-static size_t job_buckets(const auth_job *j, bucket b[2]) {
-  size_t n = 0;
-  if (j->kind != JOB_SIGNUP) acct_bucket(j, &b[n++]);
-  addr_bucket(j, &b[n++]);
-  return n;
-}
-
-/* Before verifying a password, or looking an email up for a sign-up:
- * answer 429 when the account or the address has no failure left, 503
- * when the host's table has no room to count them (its capacity, not the
- * caller's failures: no lock-out is claimed). 1 when answered, 0 to go
- * on. */
-static int locked_out(const auth_job *j) {
-  bucket b[2];
-  uint64_t wait = 0, w;
-  int locked = 0, full = 0;
-  size_t n = job_buckets(j, b);
-  for (size_t i = 0; i < n; i++) {
-    w = 0;
-    int rc = bucket_empty(&b[i], &w);
-    if (rc < 0) {
-      nno_problem(j->req, 500, NULL, "cannot check sign-in limits");
-      return 1;
-    }
-    if (rc && w > wait) wait = w;
-    locked |= rc == 1;
-    full |= rc == 2;
-  }
-  if (full && !locked) {
-    api->log(self, NNO_LOG_WARN,
-             "sign-ins refused on platform %s: the rate-limit table is full",
-             j->platform);
-    nno_problem_retry(j->req, 503, (wait + 999) / 1000, "%s",
-                      "the host's rate-limit table is full; try again later");
-    return 1;
-  }
-  if (!locked) return 0;
-  api->log(self, NNO_LOG_WARN, "sign-ins locked out on platform %s",
-           j->platform);
-  nno_problem_retry(j->req, 429, (wait + 999) / 1000, "%s",
-                    j->kind == JOB_SIGNUP
-                        ? "too many failed sign-ins or sign-ups from this "
-                          "address; try again later"
-                        : "too many failed sign-ins; try again later");
-  return 1;
-}
-
-static void count_failure(const auth_job *j) {
-  bucket b[2];
-  nno_limit_result r;
-  size_t n = job_buckets(j, b);
-  for (size_t i = 0; i < n; i++) {
-    int rc =
-        api->limit_take(self, b[i].key, b[i].len, b[i].rate, b[i].burst, 1, &r);
-    if (rc != NNO_OK)
-      api->log(self, NNO_LOG_ERROR, "limit_take: %s", api->err_name(rc));
-  }
+/* A statement started by store.c from a callback: on failure to start,
+ * answer and finish. */
+static void started(auth_job *j, int rc) {
+  if (rc == NNO_OK) return;
+  db_problem(j->req, rc, NULL);
+  job_finish(j);
 }
 
 /* ---- responses ----------------------------------------------------------- */
@@ -521,36 +389,103 @@ static void answer_session(auth_job *j, int status) {
   sodium_memzero(&s, sizeof s);
 }
 
-/* ---- after the pool ------------------------------------------------------ */
+/* ---- sign-in: read, verify (pool), maybe rehash, answer ------------------ */
+
+static void signin_answer(auth_job *j) {
+  /* Looked again: failures that ran alongside may have locked the account
+   * since, and a locked account does not sign in. */
+  if (!api->req_gone(j->req) && !auth_locked_out(j)) answer_session(j, 200);
+  job_finish(j);
+}
+
+/* A fresh hash is stored on the way; failing to is not an error. */
+static void signin_rehashed(nno_req *req, const nno_sql_result *res, void *ud) {
+  auth_job *j = ud;
+  if (res->error)
+    api->log(self, NNO_LOG_WARN, "cannot store a fresh hash: %s",
+             api->err_name(res->error));
+  signin_answer(j);
+}
 
 static void after_signin(auth_job *j) {
   if (j->result == JR_BADPASS) {
-    count_failure(j); /* also when the client has gone: it tried */
+    auth_count_failure(j); /* also when the client has gone: it tried */
     nno_problem(j->req, 401, NULL, "email or password is wrong");
   } else if (j->result != JR_OK) {
-    job_problem(j);
-  } else if (!api->req_gone(j->req) && !locked_out(j)) {
-    /* Looked again: failures that ran alongside may have locked the
-     * account since, and a locked account does not sign in. */
-    answer_session(j, 200);
+    nno_problem_retry(j->req, 503, 1, "not enough memory to hash the password");
+  } else if (j->fresh[0]) {
+    int rc = auth_store_set_hash(j, signin_rehashed);
+    if (rc == NNO_OK) return;
+    api->log(self, NNO_LOG_WARN, "cannot store a fresh hash: %s",
+             api->err_name(rc));
+    signin_answer(j);
+    return;
+  } else {
+    signin_answer(j);
+    return;
   }
+  job_finish(j);
+}
+
+/* The user (or nobody: the verification costs the same) read; on to the
+ * pool. */
+static void signin_read(nno_req *req, const nno_sql_result *res, void *ud) {
+  auth_job *j = ud;
+  int found = res->error ? -1 : auth_store_row(j, res);
+  if (found < 0) {
+    db_problem(req, res->error ? res->error : NNO_EIO, res->error_message);
+    job_finish(j);
+    return;
+  }
+  j->found = found;
+  submit(j);
+}
+
+/* ---- sign-up: read, hash (pool), insert, answer -------------------------- */
+
+/* A taken address tells the caller it has an account: counted like a
+ * failed sign-in of the address, so such probes are bounded like guesses
+ * are. */
+static void signup_taken(auth_job *j) {
+  auth_count_failure(j);
+  nno_problem(j->req, 409, NULL, "a user with this email already exists");
+}
+
+static void signup_inserted(nno_req *req, const nno_sql_result *res, void *ud) {
+  auth_job *j = ud;
+  if (res->error == NNO_EREFUSED) /* UNIQUE: signed up meanwhile */
+    signup_taken(j);
+  else if (res->error)
+    db_problem(req, res->error, res->error_message);
+  else if (!api->req_gone(req))
+    answer_session(j, 201);
   job_finish(j);
 }
 
 static void after_signup(auth_job *j) {
-  if (j->result == JR_EXISTS) {
-    /* It tells the caller the address has an account: count it like a
-     * failed sign-in of the address, so such probes are bounded like
-     * guesses are. */
-    count_failure(j);
-    nno_problem(j->req, 409, NULL, "a user with this email already exists");
-  } else if (j->result != JR_OK) {
-    job_problem(j);
-  } else if (!api->req_gone(j->req)) {
-    answer_session(j, 201);
+  if (j->result != JR_OK) {
+    nno_problem_retry(j->req, 503, 1, "not enough memory to hash the password");
+    job_finish(j);
+    return;
   }
-  job_finish(j);
+  started(j, auth_store_insert(j, signup_inserted));
 }
+
+static void signup_read(nno_req *req, const nno_sql_result *res, void *ud) {
+  auth_job *j = ud;
+  int found = res->error ? -1 : res->rows.len > 2; /* "[]": nobody */
+  if (found < 0) {
+    db_problem(req, res->error, res->error_message);
+    job_finish(j);
+  } else if (found) {
+    signup_taken(j);
+    job_finish(j);
+  } else {
+    submit(j);
+  }
+}
+
+/* ---- the caller's user: session info and password change ----------------- */
 
 /* A valid session whose user is not in the database (removed by hand:
  * nothing here deletes users): end the user's sessions. */
@@ -588,35 +523,13 @@ static void answer_whoami(auth_job *j) {
   send_json(j->req, 200, o, NULL);
 }
 
-static void after_lookup(auth_job *j) {
-  if (j->result == JR_NOUSER) {
-    user_gone(j);
-  } else if (j->result != JR_OK) {
-    job_problem(j);
-  } else if (j->then == JOB_LOOKUP) {
-    answer_whoami(j);
-  } else if (!api->req_gone(j->req) && !locked_out(j)) {
-    /* The password change proper: two argon2id runs, through the gate. */
-    j->kind = JOB_PASSWORD;
-    int rc = gate_submit(j);
-    if (rc == NNO_OK) return;
-    if (rc == NNO_EBUSY)
-      nno_problem_retry(j->req, 503, 1, "too many sign-ins in progress");
-    else
-      nno_problem(j->req, 500, NULL, "cannot start hashing");
-  }
-  job_finish(j);
-}
-
-static void after_password(auth_job *j) {
-  if (j->result == JR_BADPASS) {
-    count_failure(j);
-    nno_problem(j->req, 401, NULL, "the current password is wrong");
-  } else if (j->result == JR_CHANGED) {
-    nno_problem(j->req, 409, NULL,
+static void password_stored(nno_req *req, const nno_sql_result *res, void *ud) {
+  auth_job *j = ud;
+  if (res->error) {
+    db_problem(req, res->error, res->error_message);
+  } else if (res->changes != 1) {
+    nno_problem(req, 409, NULL,
                 "the password was changed meanwhile; try again");
-  } else if (j->result != JR_OK) {
-    job_problem(j);
   } else {
     /* Even if the client has gone: the new password is stored, so the
      * sessions opened with the old one must end. */
@@ -627,16 +540,49 @@ static void after_password(auth_job *j) {
                "password changed but the other sessions of a user of %s "
                "remain: %s",
                j->platform, api->err_name(rc));
-      iam_problem(j->req, rc);
+      iam_problem(req, rc);
     } else {
-      api->res_status(j->req, 204);
+      api->res_status(req, 204);
     }
+  }
+  job_finish(j);
+}
+
+static void after_password(auth_job *j) {
+  if (j->result == JR_BADPASS) {
+    auth_count_failure(j);
+    nno_problem(j->req, 401, NULL, "the current password is wrong");
+  } else if (j->result != JR_OK) {
+    nno_problem_retry(j->req, 503, 1, "not enough memory to hash the password");
+  } else {
+    started(j, auth_store_set_hash(j, password_stored));
+    return;
+  }
+  job_finish(j);
+}
+
+static void looked_up(nno_req *req, const nno_sql_result *res, void *ud) {
+  auth_job *j = ud;
+  int found = res->error ? -1 : auth_store_row(j, res);
+  if (found < 0) {
+    db_problem(req, res->error ? res->error : NNO_EIO, res->error_message);
+  } else if (!found) {
+    user_gone(j);
+  } else if (j->then == JOB_LOOKUP) {
+    answer_whoami(j);
+  } else if (!api->req_gone(req) && !auth_locked_out(j)) {
+    /* The password change proper: two argon2id runs, through the gate. */
+    j->found = 1;
+    j->kind = JOB_PASSWORD;
+    submit(j);
+    return;
   }
   job_finish(j);
 }
 
 static void on_job_done(int status, void *ud) {
   auth_job *j = ud;
+  gate_release(j);
   if (status == NNO_ECANCELED) {
     nno_problem_retry(j->req, 503, 1, "the server is shutting down");
     job_finish(j);
@@ -649,16 +595,31 @@ static void on_job_done(int status, void *ud) {
   case JOB_SIGNUP:
     after_signup(j);
     break;
-  case JOB_LOOKUP:
-    after_lookup(j);
-    break;
   case JOB_PASSWORD:
     after_password(j);
+    break;
+  case JOB_LOOKUP:
+    job_finish(j); /* never queued */
     break;
   }
 }
 
 /* ---- handlers ------------------------------------------------------------ */
+
+/* Start the job's first read: NNO_ASYNC, or NNO_OK after answering. */
+static int first_read(auth_job *j, int (*read)(auth_job *, nno_sql_done_fn),
+                      nno_sql_done_fn done) {
+  nno_req *req = j->req;
+  int rc;
+  if (job_db(j)) {
+    job_free(j);
+    return NNO_OK;
+  }
+  if ((rc = read(j, done)) == NNO_OK) return NNO_ASYNC;
+  job_free(j);
+  db_problem(req, rc, NULL);
+  return NNO_OK;
+}
 
 static int on_signup(nno_req *req, void *ud) {
   static const nno_field fields[] = {
@@ -687,11 +648,11 @@ static int on_signup(nno_req *req, void *ud) {
   if (!email_ok(req, j->user.email) ||
       (j->user.has_name &&
        nno_check_name(req, "name", j->user.name, AUTH_NAME_MAX)) ||
-      locked_out(j)) {
+      auth_locked_out(j)) {
     job_free(j);
     return NNO_OK;
   }
-  return submit(req, j);
+  return first_read(j, auth_store_by_email, signup_read);
 }
 
 static int on_signin(nno_req *req, void *ud) {
@@ -710,11 +671,11 @@ static int on_signin(nno_req *req, void *ud) {
   str_field(o, "email", j->user.email);
   str_field(o, "password", j->password);
   body_free(o);
-  if (!email_ok(req, j->user.email) || locked_out(j)) {
+  if (!email_ok(req, j->user.email) || auth_locked_out(j)) {
     job_free(j);
     return NNO_OK;
   }
-  return submit(req, j);
+  return first_read(j, auth_store_by_email, signin_read);
 }
 
 static int on_signout(nno_req *req, void *ud) {
@@ -739,9 +700,9 @@ static int user_id_valid(nno_str id) {
   return 1;
 }
 
-/* Read the caller's user off the loop, like every database access, then
- * answer who they are (then == JOB_LOOKUP) or go on with a password
- * change (JOB_PASSWORD; `body` holds the passwords and is consumed). */
+/* Read the caller's user, then answer who they are (then == JOB_LOOKUP)
+ * or go on with a password change (JOB_PASSWORD; `body` holds the
+ * passwords and is consumed). */
 static int lookup(nno_req *req, const ctx *c, auth_job_kind then,
                   json_t *body) {
   auth_job *j = job_new(req, c, JOB_LOOKUP);
@@ -767,11 +728,7 @@ static int lookup(nno_req *req, const ctx *c, auth_job_kind then,
     str_field(body, "new", j->new_password);
     body_free(body);
   }
-  int rc = job_start(j);
-  if (rc == NNO_OK) return NNO_ASYNC;
-  job_free(j);
-  api->log(self, NNO_LOG_ERROR, "cannot queue work: %s", api->err_name(rc));
-  return nno_problem(req, 500, NULL, "cannot read the user");
+  return first_read(j, auth_store_by_id, looked_up);
 }
 
 static int on_session(nno_req *req, void *ud) {
@@ -806,8 +763,8 @@ static int auth_init(nno_plugin *p, const nno_host_api *host) {
   api = host;
   self = p;
   nno_sdk_init(p, host);
-  if (!NNO_HAS(api, req_remote_addr)) {
-    api->plugin_fail(p, "this host lacks ABI 1.1 (it provides %u.%u)",
+  if (!NNO_HAS(api, sql_batch)) {
+    api->plugin_fail(p, "this host lacks ABI 1.2 (it provides %u.%u)",
                      api->abi_major, api->abi_minor);
     return NNO_ENOTSUP;
   }
@@ -825,9 +782,9 @@ static int auth_init(nno_plugin *p, const nno_host_api *host) {
     g = NULL;
     return NNO_EINVAL;
   }
+  auth_limits_init(&g->cfg);
   g->sh.pw_ops = g->cfg.pw_ops;
   g->sh.pw_mem = g->cfg.pw_mem;
-  g->sh.data_dir = api->host_data_dir(p);
   const char *base = api->host_base_domain(p);
   if (strlen(base) < sizeof g->base)
     for (size_t i = 0; base[i]; i++)

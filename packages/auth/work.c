@@ -1,6 +1,6 @@
-/* The pool thread's side of each job: the database and argon2id. No host
- * call happens here; results and error texts go back in the job, and the
- * loop thread (auth.c) answers. */
+/* The pool thread's side of each job: argon2id, nothing else. No host call
+ * happens here; the database is read before and written after, on the
+ * loop (auth.c, store.c), and results go back in the job. */
 #include <stdio.h>
 #include <string.h>
 
@@ -37,138 +37,62 @@ static void verify_nothing(const auth_job *j) {
   }
 }
 
-static auth_job_result from_store(auth_job *j, sqlite3 *db, int rc) {
-  if (rc == AUTH_BUSY || rc == AUTH_ERR)
-    snprintf(j->err, sizeof j->err, "%s", auth_store_error(db));
-  return rc == AUTH_BUSY ? JR_BUSY : JR_ERR;
-}
-
-static sqlite3 *open_db(auth_job *j) {
-  sqlite3 *db;
-  int rc =
-      auth_store_open(j->sh->data_dir, j->platform, &db, j->err, sizeof j->err);
-  if (rc == AUTH_OK && (rc = auth_store_claim(db, j->incarnation)) != AUTH_OK) {
-    snprintf(j->err, sizeof j->err, "%s", auth_store_error(db));
-    auth_store_close(db);
-  }
-  if (rc != AUTH_OK)
-    j->result = rc == AUTH_BUSY     ? JR_BUSY
-                : rc == AUTH_UNSAFE ? JR_UNSAFE
-                                    : JR_ERR;
-  return rc == AUTH_OK ? db : NULL;
-}
-
-/* A hash made with other parameters than today's is replaced after a
- * successful sign-in; failing to do so is not an error. */
-static void maybe_rehash(auth_job *j, sqlite3 *db) {
-  char fresh[AUTH_HASH_MAX];
-  if (crypto_pwhash_str_needs_rehash(j->user.hash, j->sh->pw_ops,
-                                     j->sh->pw_mem) == 0)
-    return;
-  if (hash_password(j->sh, j->password, fresh) == 0)
-    (void)auth_store_set_hash(db, j->user.id, j->user.hash, fresh);
-  sodium_memzero(fresh, sizeof fresh);
-}
-
-static void do_signin(auth_job *j, sqlite3 *db) {
-  char email[sizeof j->user.email];
-  memcpy(email, j->user.email, sizeof email);
-  int rc = auth_store_by_email(db, email, &j->user);
-  if (rc == AUTH_NOTFOUND || (rc == AUTH_OK && !j->user.hash[0])) {
+/* 1 if j->password is the password of the user read (no user, or one
+ * without a password, costs the same and is 0). */
+static int verified(const auth_job *j) {
+  if (!j->found || !j->user.hash[0]) {
     verify_nothing(j);
+    return 0;
+  }
+  return crypto_pwhash_str_verify(j->user.hash, j->password,
+                                  strlen(j->password)) == 0;
+}
+
+/* Sign-in: verify; a hash made with other parameters than today's gets a
+ * fresh one, which the loop stores (failing to is not an error). */
+static void do_signin(auth_job *j) {
+  if (!verified(j)) {
     j->result = JR_BADPASS;
     return;
   }
-  if (rc != AUTH_OK) {
-    j->result = from_store(j, db, rc);
-    return;
-  }
-  if (crypto_pwhash_str_verify(j->user.hash, j->password,
-                               strlen(j->password)) != 0) {
-    j->result = JR_BADPASS;
-    return;
-  }
-  maybe_rehash(j, db);
+  if (crypto_pwhash_str_needs_rehash(j->user.hash, j->sh->pw_ops,
+                                     j->sh->pw_mem) != 0 &&
+      hash_password(j->sh, j->password, j->fresh) != 0)
+    j->fresh[0] = '\0';
   j->result = JR_OK;
 }
 
-static void do_signup(auth_job *j, sqlite3 *db) {
-  auth_user found;
-  int rc = auth_store_by_email(db, j->user.email, &found);
-  sodium_memzero(&found, sizeof found);
-  if (rc == AUTH_OK) {
-    j->result = JR_EXISTS;
-    return;
-  }
-  if (rc != AUTH_NOTFOUND) {
-    j->result = from_store(j, db, rc);
-    return;
-  }
-  if (hash_password(j->sh, j->password, j->user.hash) != 0) {
-    j->result = JR_NOMEM;
-    return;
-  }
-  rc = auth_store_insert(db, &j->user);
-  j->result = rc == AUTH_OK       ? JR_OK
-              : rc == AUTH_EXISTS ? JR_EXISTS
-                                  : from_store(j, db, rc);
-}
-
-static void do_lookup(auth_job *j, sqlite3 *db) {
-  char id[sizeof j->user.id];
-  memcpy(id, j->user.id, sizeof id);
-  int rc = auth_store_by_id(db, id, &j->user);
-  j->result = rc == AUTH_OK         ? JR_OK
-              : rc == AUTH_NOTFOUND ? JR_NOUSER
-                                    : from_store(j, db, rc);
+static void do_signup(auth_job *j) {
+  j->result =
+      hash_password(j->sh, j->password, j->fresh) == 0 ? JR_OK : JR_NOMEM;
 }
 
 /* j->user holds the row the lookup read: its hash is the one to verify
  * and, compare-and-set, to replace. */
 static void do_password(auth_job *j) {
-  char fresh[AUTH_HASH_MAX];
-  if (!j->user.hash[0] || crypto_pwhash_str_verify(j->user.hash, j->password,
-                                                   strlen(j->password)) != 0) {
-    if (!j->user.hash[0]) verify_nothing(j);
+  if (!verified(j)) {
     j->result = JR_BADPASS;
     return;
   }
-  if (hash_password(j->sh, j->new_password, fresh) != 0) {
-    j->result = JR_NOMEM;
-    return;
-  }
-  sqlite3 *db = open_db(j);
-  if (db) {
-    int rc = auth_store_set_hash(db, j->user.id, j->user.hash, fresh);
-    j->result = rc == AUTH_OK         ? JR_OK
-                : rc == AUTH_NOTFOUND ? JR_CHANGED
-                                      : from_store(j, db, rc);
-    auth_store_close(db);
-  }
-  sodium_memzero(fresh, sizeof fresh);
+  j->result =
+      hash_password(j->sh, j->new_password, j->fresh) == 0 ? JR_OK : JR_NOMEM;
 }
 
 void auth_work(void *ud) {
   auth_job *j = ud;
   j->result = JR_ERR;
-  if (j->kind == JOB_PASSWORD) {
-    do_password(j);
-    return;
-  }
-  sqlite3 *db = open_db(j);
-  if (!db) return;
+  j->fresh[0] = '\0';
   switch (j->kind) {
   case JOB_SIGNIN:
-    do_signin(j, db);
+    do_signin(j);
     break;
   case JOB_SIGNUP:
-    do_signup(j, db);
-    break;
-  case JOB_LOOKUP:
-    do_lookup(j, db);
+    do_signup(j);
     break;
   case JOB_PASSWORD:
-    break; /* handled above */
+    do_password(j);
+    break;
+  case JOB_LOOKUP:
+    break; /* never queued: a lookup is one read */
   }
-  auth_store_close(db);
 }

@@ -228,6 +228,18 @@ class Host:
             raise AssertionError("%s %s answered %d with a body that is not "
                                  "JSON: %r" % (method, path, st, data[:300]))
 
+    def platform(self, pid, stacks=("default",), **fields):
+        """Create platform `pid` (name = id unless given, other fields as
+        given, e.g. plan) with `stacks` activated in the same call, so its
+        resources are provisioned before it answers; returns its JSON."""
+        body = {"id": pid, "name": pid}
+        body.update(fields)
+        if stacks:
+            body["stacks"] = list(stacks)
+        st, _, p = self.api("POST", "/platforms", body)
+        assert st == 201, p
+        return p
+
     def platform_key(self, pid, scopes=("features:*",), tenant=None,
                      name="test", expires_in=None):
         """A new API key of platform `pid` (made with the operator key);

@@ -54,12 +54,9 @@ def problem(resp, status, detail=None):
 def platform(host, pid, signup=True):
     # A plan without tight request limits: these tests count the auth
     # package's own failed-sign-in limits, not the gateway's.
-    st, _, p = host.api("POST", "/platforms",
-                        {"id": pid, "name": pid, "plan": "unmetered"})
-    assert st == 201, p
-    st, _, a = host.api("POST", "/platforms/%s/stacks" % pid,
-                        {"stack": "default"})
-    assert st == 201, a
+    # The default stack is activated at creation: its auth database is
+    # provisioned before the first sign-up.
+    host.platform(pid, plan="unmetered")
     set_signup(host, pid, signup)
 
 
@@ -164,6 +161,24 @@ def test_routes_answer_503_without_the_identity_service(make_host):
         problem((st, hd, json.loads(body)), 503, "identity service unavailable")
     st, _, _ = host.request("GET", "/hello")
     assert st == 200  # the rest of the stack serves on
+
+
+def test_without_storage_the_routes_answer_503(make_host, tmp_path):
+    # IAM and the registry, no provisioning plugin: no platform has
+    # resources, and auth says so rather than making a database itself.
+    plugins = tmp_path / "plugins"
+    for name in ("iam", "registry"):
+        shutil.copytree(os.path.join(BUILD, "lib", "nno", "plugins", name),
+                        str(plugins / name))
+    host = make_host(workers=1, core=True,
+                     config={"plugin_dir": str(plugins),
+                             "core_plugins": ["iam", "registry"]}).start()
+    pid = "auth-nostore"
+    platform(host, pid)
+    problem(sign_up(host, pid, "x@example.com"), 503,
+            "the auth database: this host has no storage provider")
+    problem(sign_in(host, pid, "x@example.com"), 503)
+    assert not os.path.exists(os.path.join(host.data, "platforms", pid))
 
 
 # -- sign-up -------------------------------------------------------------------
@@ -449,15 +464,16 @@ def test_database_layout_and_no_secret_in_logs(h):
     platform(h, pid)
     up = signed_up(h, pid, "Db@Example.com")
     sign_in(h, pid, "db@example.com", "a wrong password")
-    folder = os.path.join(h.data, "platforms", pid)
+    # the sql resource "auth" of the default stack, provisioned with the
+    # platform, its schema the package's migrations
+    folder = os.path.join(h.data, "platforms", pid, "sql")
     path = os.path.join(folder, "%s-default-auth.db" % pid)
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
-    assert os.path.isfile(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("SELECT max(version) FROM auth_migrations"
-                          ).fetchone()[0] >= 1
+        assert db.execute("SELECT max(version) FROM _nno_migrations"
+                          " WHERE package = 'auth'").fetchone()[0] == 1
         sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'users'"
                          ).fetchone()[0]
         assert "STRICT" in sql and "COLLATE NOCASE" in sql
@@ -584,3 +600,60 @@ def test_bad_configuration_refuses_the_stack(make_host, tmp_path):
     assert e["name"] == "default@1.0.1"
     assert 'config field "pwhash_ops": expected an integer from 1 to 16' \
         in e["error"], e
+
+
+def test_a_hash_of_other_parameters_is_replaced_at_sign_in(make_host,
+                                                           tmp_path):
+    # Signed up under 1.0.0 (2 passes), signed in under 1.0.1 (3 passes):
+    # the sign-in stores a fresh hash in the same database, compare-and-set.
+    stacks = stack_with_auth_config(tmp_path, "1.0.1", pwhash_ops=3)
+    host = make_host(workers=1, core=True, stacks=[stacks]).start()
+    pid = "auth-rehash"
+    host.platform(pid, stacks=["default@1.0.0"], plan="unmetered")
+    set_signup(host, pid, True)
+    signed_up(host, pid, "re@example.com")
+    path = os.path.join(host.data, "platforms", pid, "sql",
+                        "%s-default-auth.db" % pid)
+
+    def stored():
+        db = sqlite3.connect(path)
+        try:
+            return db.execute("SELECT password_hash FROM users").fetchone()[0]
+        finally:
+            db.close()
+
+    assert ",t=2," in stored()
+    st, _, a = host.api("POST", "/platforms/%s/stacks" % pid,
+                        {"stack": "default", "version": "1.0.1"})
+    assert st == 200 and a["version"] == "1.0.1", a
+    problem(sign_in(host, pid, "re@example.com", "not the password"), 401)
+    assert ",t=2," in stored()  # a failed sign-in changes nothing
+    assert sign_in(host, pid, "re@example.com")[0] == 200
+    assert ",t=3," in stored()
+    assert sign_in(host, pid, "re@example.com")[0] == 200
+
+
+def test_concurrent_sign_ups_of_one_email_make_one_user(h):
+    # Each reads the email free, hashes, then inserts: the UNIQUE column
+    # lets one insert through and answers the others 409, on both workers.
+    pid = "auth-race"
+    platform(h, pid)
+    results = []
+    lock = threading.Lock()
+
+    def one(i):
+        resp = sign_up(h, pid, "Race@Example.com" if i % 2 else
+                       "race@example.com")
+        with lock:
+            results.append(resp)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r[0] for r in results) == [201] + [409] * 5, results
+    for r in results:
+        if r[0] == 409:
+            problem(r, 409, "a user with this email already exists")
+    assert sign_in(h, pid, "RACE@example.com")[0] == 200

@@ -854,9 +854,12 @@ def test_activation_and_routing(reg):
     assert st == 200 and page["items"] == []
     assert reg.json("GET", "/p/route-b/hello", key=kb)[0] == 200
 
-    # resources (the provisioning plugin's): none without a stack's
+    # resources (the provisioning plugin's): the default stack's
     st, _, page = reg.api("GET", "/platforms/route-b/resources")
-    assert st == 200 and (page["items"], page["next_cursor"]) == ([], None)
+    assert st == 200 and page["next_cursor"] is None, page
+    assert sorted((r["type"], r["name"], r["stack"]) for r in page["items"]) \
+        == [("blob", "files", "default"), ("kv", "drafts", "default"),
+            ("sql", "auth", "default"), ("sql", "notes", "default")], page
     problem(reg.api("GET", "/platforms/nope-x/resources"), 404)
     problem(reg.api("GET", "/platforms/nope-x/stacks"), 404)
 

@@ -126,6 +126,28 @@ static int f_res_problem(nno_req *r, int status, const char *title,
   return NNO_OK;
 }
 
+/* The last log line, to check what is logged rather than sent. */
+static char last_log[512];
+static int last_level;
+static void f_log(nno_plugin *p, int level, const char *fmt, ...) {
+  va_list ap;
+  (void)p;
+  va_start(ap, fmt);
+  vsnprintf(last_log, sizeof last_log, fmt, ap);
+  va_end(ap);
+  last_level = level;
+}
+
+static const char *f_err_name(int err) {
+  switch (err) {
+#define NAME(n, v, m) \
+  case NNO_##n: return "NNO_" #n;
+    NNO_ERRNO_MAP(NAME)
+#undef NAME
+  default: return "?";
+  }
+}
+
 static nno_host_api fake = {
     .size = sizeof(nno_host_api),
     .abi_major = NNO_ABI_MAJOR,
@@ -141,6 +163,8 @@ static nno_host_api fake = {
     .res_json = f_res_json,
     .res_problem = f_res_problem,
     .req_caller = f_req_caller,
+    .log = f_log,
+    .err_name = f_err_name,
 };
 
 static int setup(void **st) {
@@ -190,7 +214,8 @@ static void test_titles(void **st) {
   assert_string_equal(nno_status_title(422), "Unprocessable Content");
   assert_string_equal(nno_status_title(429), "Too Many Requests");
   assert_string_equal(nno_status_title(503), "Service Unavailable");
-  assert_string_equal(nno_status_title(507), "Internal Server Error");
+  assert_string_equal(nno_status_title(507), "Insufficient Storage");
+  assert_string_equal(nno_status_title(599), "Internal Server Error");
   assert_string_equal(nno_status_title(418), "Bad Request");
 }
 
@@ -238,6 +263,39 @@ static void test_problem_retry(void **st) {
   nno_req z = {0};
   nno_problem_retry(&z, 503, 0, "busy");
   assert_non_null(strstr(z.headers, "Retry-After: 1\n"));
+}
+
+/* Each resource error answers the status the ABI documents; the
+ * provider's message goes to the log, never into the answer. */
+static void test_problem_storage(void **st) {
+  (void)st;
+  static const struct {
+    int err, status;
+  } map[] = {{NNO_EINVAL, 400},   {NNO_EREFUSED, 409}, {NNO_ETOOBIG, 413},
+             {NNO_EQUOTA, 507},   {NNO_ENOENT, 503},   {NNO_ENOTSUP, 503},
+             {NNO_EBUSY, 503},    {NNO_ETIMEDOUT, 504}, {NNO_EIO, 500},
+             {NNO_ENOMEM, 500}};
+  for (size_t i = 0; i < sizeof map / sizeof *map; i++) {
+    nno_req r = {0};
+    assert_int_equal(nno_storage_status(map[i].err), map[i].status);
+    assert_int_equal(nno_problem_storage(&r, map[i].err, "the notes",
+                                         "/var/secret/path.db: locked"),
+                     NNO_OK);
+    assert_problem(&r, map[i].status, NULL, NULL);
+    assert_null(strstr(r.out, "/var/secret"));
+    assert_non_null(strstr(r.out, "the notes: "));
+    assert_non_null(strstr(last_log, "/var/secret/path.db: locked"));
+    assert_int_equal(last_level,
+                     map[i].status == 500 ? NNO_LOG_ERROR : NNO_LOG_INFO);
+    if (map[i].status == 503)
+      assert_non_null(strstr(r.headers, "Retry-After: 1\n"));
+    else
+      assert_null(strstr(r.headers, "Retry-After"));
+  }
+  nno_req q = {0};
+  nno_problem_storage(&q, NNO_EQUOTA, "the files", NULL);
+  assert_problem(&q, 507, NULL,
+                 "the files: the platform's storage quota would be exceeded");
 }
 
 /* ---- JSON ---------------------------------------------------------------- */
@@ -754,6 +812,7 @@ int main(void) {
       cmocka_unit_test(test_page_read),
       cmocka_unit_test(test_pager),
       cmocka_unit_test(test_actor),
+      cmocka_unit_test(test_problem_storage),
       cmocka_unit_test(test_client_key),
   };
   return cmocka_run_group_tests(tests, setup, NULL);

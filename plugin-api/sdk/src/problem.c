@@ -30,6 +30,7 @@ const char *nno_status_title(int status) {
       {502, "Bad Gateway"},
       {503, "Service Unavailable"},
       {504, "Gateway Timeout"},
+      {507, "Insufficient Storage"},
   };
   for (size_t i = 0; i < sizeof titles / sizeof *titles; i++)
     if (titles[i].status == status) return titles[i].title;
@@ -91,4 +92,44 @@ int nno_problem_retry(nno_req *req, int status, unsigned long long secs,
   snprintf(v, sizeof v, "%llu", secs ? secs : 1);
   nno__sdk_api->res_header(req, "Retry-After", v);
   return NNO_OK;
+}
+
+/* What each resource error stands for: its status and the reason given
+ * to the caller (the provider's own message is logged, never sent). */
+static const struct {
+  int err, status;
+  const char *why;
+} storage_errors[] = {
+    {NNO_EINVAL, 400, "the request was refused"},
+    {NNO_EREFUSED, 409, "a constraint refused the change"},
+    {NNO_ETOOBIG, 413, "a size bound was exceeded"},
+    {NNO_EQUOTA, 507, "the platform's storage quota would be exceeded"},
+    {NNO_ENOENT, 503, "it is not provisioned for this platform"},
+    {NNO_ENOTSUP, 503, "this host has no storage provider"},
+    {NNO_EBUSY, 503, "it is busy"},
+    {NNO_ECANCELED, 503, "the server is stopping"},
+    {NNO_ETIMEDOUT, 504, "the operation took too long"},
+};
+
+int nno_storage_status(int err) {
+  for (size_t i = 0; i < sizeof storage_errors / sizeof *storage_errors; i++)
+    if (storage_errors[i].err == err) return storage_errors[i].status;
+  return 500;
+}
+
+int nno_problem_storage(nno_req *req, int err, const char *what,
+                        const char *message) {
+  const nno_host_api *api = nno__sdk_api;
+  int status = 500;
+  const char *why = "storage error";
+  for (size_t i = 0; i < sizeof storage_errors / sizeof *storage_errors; i++)
+    if (storage_errors[i].err == err) {
+      status = storage_errors[i].status;
+      why = storage_errors[i].why;
+    }
+  api->log(nno__sdk_plugin, status == 500 ? NNO_LOG_ERROR : NNO_LOG_INFO,
+           "%s: %s%s%s", what, api->err_name(err), message ? ": " : "",
+           message ? message : "");
+  if (status == 503) return nno_problem_retry(req, 503, 1, "%s: %s", what, why);
+  return nno_problem(req, status, NULL, "%s: %s", what, why);
 }

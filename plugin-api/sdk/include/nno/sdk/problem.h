@@ -35,6 +35,22 @@ NNO_SDK_API int nno_problem_retry(nno_req *req, int status,
                                   unsigned long long secs, const char *fmt, ...)
     NNO_PRINTF(4, 5);
 
+/* The HTTP status a resource call's error stands for (ABI 1.2): EINVAL
+ * 400, EREFUSED 409, ETOOBIG 413, EQUOTA 507, ENOENT 503 (the resource is
+ * not provisioned for the platform), ENOTSUP 503 (the host has no storage
+ * provider loaded), EBUSY 503, ETIMEDOUT 504, anything else 500. */
+NNO_SDK_API int nno_storage_status(int err);
+
+/*
+ * Answer a failed resource call (sql_*, kv_*, blob_*) with the problem its
+ * error stands for (nno_storage_status), a detail naming `what` ("the
+ * notes database") and the error, and Retry-After: 1 on a 503. The
+ * provider's message is logged, not sent: it may name files or SQL. A
+ * 500 is logged as an error. Returns NNO_OK.
+ */
+NNO_SDK_API int nno_problem_storage(nno_req *req, int err, const char *what,
+                                    const char *message);
+
 #ifdef __cplusplus
 }
 #endif
