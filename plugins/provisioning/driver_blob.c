@@ -118,11 +118,18 @@ int pblob_create(const char *dir, char *msg, size_t cap) {
   if (fd >= 0) close(fd);
   sqlite3 *db;
   if ((rc = idx_open(dir, 0, &db, msg, cap))) return rc;
-  int src = sqlite3_exec(db, "PRAGMA journal_mode=WAL;" IDX_SCHEMA, NULL, NULL,
+  int src = sqlite3_exec(db,
+                         "PRAGMA synchronous=OFF; PRAGMA journal_mode=WAL;"
+                         IDX_SCHEMA, NULL, NULL,
                          NULL);
   if (src != SQLITE_OK)
     snprintf(msg, cap, "cannot create %s: %s", path, sqlite3_errmsg(db));
   sqlite3_close_v2(db);
+  /* Built without syncs: made durable once, with the bucket's folder. */
+  if (src == SQLITE_OK && (prov_sync(path) || prov_sync(dir))) {
+    snprintf(msg, cap, "cannot sync %s: %s", path, strerror(errno));
+    return NNO_EIO;
+  }
   return src == SQLITE_OK ? 0 : NNO_EIO;
 }
 

@@ -116,6 +116,23 @@ uint64_t prov_file_size(const char *path) {
   return (uint64_t)st.st_size;
 }
 
+int prov_sync(const char *path) {
+  int rc = 0;
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 || fsync(fd) != 0) rc = NNO_EIO;
+  if (fd >= 0) close(fd);
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  size_t n = slash ? (size_t)(slash - path) : 0;
+  if (!n || n >= sizeof dir) return rc;
+  memcpy(dir, path, n);
+  dir[n] = '\0';
+  fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 || fsync(fd) != 0) rc = NNO_EIO;
+  if (fd >= 0) close(fd);
+  return rc;
+}
+
 int prov_touch(const char *path) {
   int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return NNO_EIO;

@@ -74,7 +74,8 @@ static char *read_file(int dfd, const char *name, char *msg, size_t cap) {
   return t;
 }
 
-int prov_migrate(const char *dbpath, const char *pkgdir, const char *package,
+int prov_migrate(const char *dbpath, int fresh, const char *pkgdir,
+                 const char *package,
                  const char *name, char *msg, size_t cap) {
   char dir[4096];
   snprintf(dir, sizeof dir, "%s/migrations/%s", pkgdir, name);
@@ -130,6 +131,9 @@ int prov_migrate(const char *dbpath, const char *pkgdir, const char *package,
   b.max_sql = MIG_MAX_BYTES;
   if (rc || !n || (rc = psql_open(dbpath, &b, &db, msg, cap))) goto done;
   psql_trust(db, 1);
+  /* A database this activation created is discarded whole if it fails or
+   * the host dies: no sync per statement, one at the end. */
+  if (fresh) sqlite3_exec(db, "PRAGMA synchronous=OFF", NULL, NULL, NULL);
   int src = sqlite3_exec(
       db,
       "CREATE TABLE IF NOT EXISTS _nno_migrations (package TEXT NOT NULL,"
@@ -201,6 +205,10 @@ int prov_migrate(const char *dbpath, const char *pkgdir, const char *package,
   psql_trust(db, 0);
 done:
   sqlite3_close_v2(db);
+  if (!rc && n && fresh && prov_sync(dbpath)) {
+    snprintf(msg, cap, "cannot sync %s: %s", dbpath, strerror(errno));
+    rc = NNO_EIO;
+  }
   free(v);
   close(dfd);
   return rc;

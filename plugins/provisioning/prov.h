@@ -98,6 +98,10 @@ int prov_hex(const void *p, size_t n, char *out, size_t cap);
 int prov_unhex(const char *s, void *out, size_t cap, size_t *n);
 /* Create the empty file `path` (0600) if missing. 0 or NNO_EIO. */
 int prov_touch(const char *path);
+/* fsync file or folder `path`, then the folder that holds it: what a new
+ * file written without syncs (synchronous=OFF) needs once, at the end, to
+ * be durable. 0 or NNO_EIO. */
+int prov_sync(const char *path);
 
 /* ---- quota (quota.c) --------------------------------------------------- */
 
@@ -309,7 +313,8 @@ int prov_archive(const char *pdir, const char *out, char *msg, size_t cap);
 /* Apply the package's migrations/{name}/NNNN_*.sql to the sql resource
  * `dbpath` in one transaction, recording each in _nno_migrations. `dir`
  * is the package folder. 0, or a negative code with msg. */
-int prov_migrate(const char *dbpath, const char *pkgdir, const char *package,
+int prov_migrate(const char *dbpath, int fresh, const char *pkgdir,
+                 const char *package,
                  const char *name, char *msg, size_t cap);
 
 /* ---- failpoints -------------------------------------------------------- */

@@ -286,6 +286,19 @@ static int note_created(sqlite3 *db, int64_t id, json_t *args,
   return rc;
 }
 
+/* 1 if this activation created resource type+name (it is in the intent's
+ * "created" list), so nothing but this call has seen it. */
+static int made_here(json_t *args, const char *type, const char *name) {
+  size_t i;
+  json_t *c;
+  json_array_foreach(json_object_get(args, "created"), i, c) {
+    if (strcmp(json_string_value(json_object_get(c, "type")), type) == 0 &&
+        strcmp(json_string_value(json_object_get(c, "name")), name) == 0)
+      return 1;
+  }
+  return 0;
+}
+
 int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
                       const char *incarnation, const char *stack,
                       const prov_pkg *pkgs, size_t n, int64_t *intent,
@@ -309,7 +322,15 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
   if ((rc = prov_platform_dir(data, platform, pdir, sizeof pdir)) ||
       (rc = prov_platform_files(data, platform, msg, cap)))
     goto fail;
-  /* Every resource once (packages of one stack share a type+name). */
+  /* Every resource once (packages of one stack share a type+name). Those
+   * to create are journalled first, all in one transaction: a crash then
+   * leaves no orphan, and one sync covers them. */
+  if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+    snprintf(msg, cap, "cannot journal the activation in core.db: %s",
+             sqlite3_errmsg(db));
+    rc = NNO_EBUSY;
+    goto fail;
+  }
   for (size_t i = 0; i < n && !rc; i++) {
     json_t *res = json_loads(pkgs[i].resources ? pkgs[i].resources : "[]", 0,
                              NULL);
@@ -346,12 +367,6 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
           snprintf(msg, cap, "cannot journal the resource in core.db");
           break;
         }
-        if (prov_failpoint(step)) {
-          snprintf(msg, cap, "failpoint %s", step);
-          rc = NNO_EIO;
-          break;
-        }
-        if ((rc = prov_resource_make(path, type, msg, cap))) break;
       } else {
         /* There before: its row stays as it is; a file without a row (made
          * before this plugin kept rows) is adopted. */
@@ -369,6 +384,33 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
     }
     json_decref(res);
   }
+  if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    snprintf(msg, cap, "cannot journal the resources in core.db: %s",
+             sqlite3_errmsg(db));
+    rc = NNO_EIO;
+  }
+  if (rc) {
+    if (!sqlite3_get_autocommit(db))
+      sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    goto fail;
+  }
+  /* Then the files, now that they are journalled. */
+  json_t *made = json_object_get(args, "created");
+  size_t k;
+  json_t *c;
+  json_array_foreach(made, k, c) {
+    const char *type = json_string_value(json_object_get(c, "type"));
+    const char *name = json_string_value(json_object_get(c, "name"));
+    snprintf(step, scap, "%s:%s-%s:create", type, stack, name);
+    prov_resource_path(data, platform, stack, type, name, path, sizeof path);
+    if (prov_failpoint(step)) {
+      snprintf(msg, cap, "failpoint %s", step);
+      rc = NNO_EIO;
+      break;
+    }
+    if ((rc = prov_resource_make(path, type, msg, cap))) break;
+  }
+  if (rc) goto fail;
   /* Then the migrations, one transaction per package. */
   for (size_t i = 0; i < n && !rc; i++) {
     json_t *res = json_loads(pkgs[i].resources ? pkgs[i].resources : "[]", 0,
@@ -387,7 +429,8 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
         break;
       }
       char m[PROV_MSG_MAX];
-      if ((rc = prov_migrate(path, pkgs[i].dir, pkgs[i].name, name, m,
+      if ((rc = prov_migrate(path, made_here(args, "sql", name), pkgs[i].dir,
+                             pkgs[i].name, name, m,
                              sizeof m))) {
         snprintf(msg, cap, "package %s: %s", pkgs[i].name, m);
         break;
@@ -396,7 +439,10 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
     json_decref(res);
   }
   if (rc) goto fail;
-  /* Ready: every declared resource exists and is migrated. */
+  /* Ready: every declared resource exists and is migrated (one
+   * transaction with the intent's step). */
+  if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    rc = NNO_EBUSY;
   for (size_t i = 0; i < n && !rc; i++) {
     json_t *res = json_loads(pkgs[i].resources ? pkgs[i].resources : "[]", 0,
                              NULL);
@@ -413,6 +459,10 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
     json_decref(res);
   }
   if (!rc) rc = pj_intent_step(db, *intent, "migrated", NULL);
+  if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    rc = NNO_EIO;
+  if (rc && !sqlite3_get_autocommit(db))
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
   if (rc) {
     snprintf(step, scap, "journal");
     snprintf(msg, cap, "cannot record the resources in core.db");
