@@ -274,7 +274,9 @@ int pkv_run(const char *path, const prov_bounds *b, const prov_quota *q,
   if (op != 'g' && op != 'p' && op != 'd' && op != 'l')
     return prov_fail(o, NNO_EINVAL, "unknown kv operation");
   sqlite3 *db;
-  if (kv_open(path, b, &db, o)) return o->error;
+  struct stat fst;
+  if (!(db = prov_conn_take(path, &fst)) && kv_open(path, b, &db, o))
+    return o->error;
   uint64_t now = prov_clock();
   int rc;
   if (op == 'g')
@@ -283,6 +285,6 @@ int pkv_run(const char *path, const prov_bounds *b, const prov_quota *q,
     rc = kv_list(db, key, klen, cursor, limit, now, o);
   else
     rc = kv_write(db, q, op, key, klen, value, vlen, ttl_s, now, o);
-  sqlite3_close_v2(db);
+  prov_conn_give(path, &fst, db);
   return rc;
 }

@@ -488,7 +488,7 @@ int psql_run(const char *path, const prov_bounds *b, const prov_quota *q,
   json_t *list = NULL, *pv = NULL;
   sqlite3_stmt *st = NULL;
   prov_qlock l = {.fd = -1, .remaining = UINT64_MAX};
-  int rc = 0, write = 0;
+  int rc = 0, write = 0, capped = 0;
   if (!sql) return prov_fail(o, NNO_EINVAL, "no SQL");
   if (strlen(sql) > b->max_sql)
     return prov_fail(o, NNO_ETOOBIG, "the SQL text is over %zu bytes",
@@ -522,7 +522,9 @@ int psql_run(const char *path, const prov_bounds *b, const prov_quota *q,
   } else if (!(pv = parse_params(&c, params))) {
     return o->error;
   }
-  if ((rc = psql_open(path, b, &c.db, o->msg, sizeof o->msg))) {
+  struct stat fst;
+  if (!(c.db = prov_conn_take(path, &fst)) &&
+      (rc = psql_open(path, b, &c.db, o->msg, sizeof o->msg))) {
     o->error = rc;
     goto done;
   }
@@ -545,6 +547,7 @@ int psql_run(const char *path, const prov_bounds *b, const prov_quota *q,
       goto done;
     }
     if ((rc = cap_growth(&c, &l))) goto done;
+    capped = l.remaining != UINT64_MAX;
   }
   if (write && (rc = trusted_exec(&c, "BEGIN IMMEDIATE"))) goto done;
   if (!batch) {
@@ -583,7 +586,12 @@ done:
   sqlite3_finalize(st);
   if (c.db) {
     if (rc) rollback(&c);
-    sqlite3_close_v2(c.db);
+    sqlite3_progress_handler(c.db, 0, NULL, NULL);
+    /* The next call on this connection may be another platform plan's:
+     * no cap carried over. */
+    if (capped && trusted_exec(&c, "PRAGMA max_page_count=4294967294"))
+      memset(&fst, 0, sizeof fst);
+    prov_conn_give(path, &fst, c.db);
   }
   prov_quota_end(&l);
   json_decref(list);

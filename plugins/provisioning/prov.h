@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include <sqlite3.h>
 
@@ -102,6 +103,16 @@ int prov_touch(const char *path);
  * file written without syncs (synchronous=OFF) needs once, at the end, to
  * be durable. 0 or NNO_EIO. */
 int prov_sync(const char *path);
+
+/* Connections kept per pool thread (conncache.c). take: the cached
+ * connection to `path` if the file there is still the one it was opened
+ * on (a regular file of ours), else NULL; *st is the file's lstat (zeroed
+ * when the file is not usable). give: keep `db` for `path` as *st described
+ * it when the connection was taken or opened; closed instead if a
+ * transaction is open or *st is zeroed. clear: close this thread's. */
+sqlite3 *prov_conn_take(const char *path, struct stat *st);
+void prov_conn_give(const char *path, const struct stat *st, sqlite3 *db);
+void prov_conn_clear(void);
 
 /* ---- quota (quota.c) --------------------------------------------------- */
 

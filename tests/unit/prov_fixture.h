@@ -34,6 +34,7 @@ static int pfx_setup(void **state) {
 static int pfx_teardown(void **state) {
   pfx *f = *state;
   prov_rmtree(f->data);
+  prov_conn_clear();
   free(f);
   return 0;
 }

@@ -269,6 +269,24 @@ static void quota(void **state) {
   assert_int_equal(count(f, "t"), 0);
 }
 
+/* Connections are kept between calls: a database removed and made again
+ * at the same path is a new file, never reached through the old
+ * connection; and a quota's cap does not outlive the call. */
+static void kept_connections(void **state) {
+  pfx *f = *state;
+  ok(f, "CREATE TABLE old (a)", NULL);
+  ok(f, "INSERT INTO old VALUES (1)", NULL);
+  assert_int_equal(prov_resource_unlink(g_path), 0);
+  assert_int_equal(psql_create(g_path, f->msg, sizeof f->msg), 0);
+  expect(f, "SELECT a FROM old", NULL, NNO_EINVAL);
+  ok(f, "CREATE TABLE t (b BLOB)", NULL);
+  f->q.limit = prov_usage(f->pdir) + 64 * 1024;
+  expect(f, "INSERT INTO t VALUES (randomblob(1000000))", NULL, NNO_EQUOTA);
+  f->q.limit = 0;
+  ok(f, "INSERT INTO t VALUES (randomblob(1000000))", NULL);
+  assert_int_equal(count(f, "t"), 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(results, setup, pfx_teardown),
@@ -277,6 +295,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(batches, setup, pfx_teardown),
       cmocka_unit_test_setup_teardown(files, setup, pfx_teardown),
       cmocka_unit_test_setup_teardown(quota, setup, pfx_teardown),
+      cmocka_unit_test_setup_teardown(kept_connections, setup, pfx_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
