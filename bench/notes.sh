@@ -24,6 +24,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 load() { python3 "$HERE/registry_load.py" "$@"; }
 lib() { python3 "$HERE/benchlib.py" "$@"; }
+. "$HERE/lib.sh"
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
@@ -45,20 +46,10 @@ done
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nno-bench-notes.XXXXXX")
 PIDS=()
 cleanup() {
-  local rc=$? p tree
+  local rc=$? p
   trap - EXIT INT TERM
-  for p in "${PIDS[@]}"; do
-    tree=$(lib tree "$p" 2>/dev/null || true)
-    kill -TERM "$p" 2>/dev/null || true
-    sleep 0.5
-    for q in $tree; do kill -KILL "$q" 2>/dev/null || true; done
-    wait "$p" 2>/dev/null || true
-  done
-  if [ "$KEEP" = 1 ] || [ "$rc" -ne 0 ]; then
-    echo "notes.sh: data, logs and wrk output kept in $TMP" >&2
-  else
-    rm -rf "$TMP"
-  fi
+  for p in "${PIDS[@]}"; do stop_tree "$p"; done
+  finish_tmp notes.sh "$rc"
   exit "$rc"
 }
 trap cleanup EXIT

@@ -21,6 +21,7 @@ ROOT=$(dirname "$HERE")
 load() { python3 "$HERE/registry_load.py" "$@"; }
 prov() { python3 "$HERE/provision_load.py" "$@"; }
 lib() { python3 "$HERE/benchlib.py" "$@"; }
+. "$HERE/lib.sh"
 
 N=${N:-1000}
 BARE=${BARE:-200}
@@ -34,23 +35,10 @@ KEEP=${KEEP:-0}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nno-bench-provision.XXXXXX")
 PID=
 cleanup() {
-  local rc=$? tree i
+  local rc=$?
   trap - EXIT INT TERM
-  if [ -n "$PID" ]; then
-    tree=$(lib tree "$PID" 2>/dev/null || true)
-    kill -TERM "$PID" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-      kill -0 "$PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    for p in $tree; do kill -KILL "$p" 2>/dev/null || true; done
-    wait "$PID" 2>/dev/null || true
-  fi
-  if [ "$KEEP" = 1 ] || [ "$rc" -ne 0 ]; then
-    echo "provision.sh: data and log kept in $TMP" >&2
-  else
-    rm -rf "$TMP"
-  fi
+  [ -n "$PID" ] && stop_tree "$PID"
+  finish_tmp provision.sh "$rc"
   exit "$rc"
 }
 trap cleanup EXIT

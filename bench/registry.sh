@@ -22,6 +22,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 load() { python3 "$HERE/registry_load.py" "$@"; }
 lib() { python3 "$HERE/benchlib.py" "$@"; }
+. "$HERE/lib.sh"
 
 N=${N:-10000}
 TENANTS=${TENANTS:-10}
@@ -49,24 +50,11 @@ PID=
 WRK_PID=
 
 cleanup() {
-  local rc=$? tree i
+  local rc=$?
   trap - EXIT INT TERM
   [ -n "$WRK_PID" ] && kill -TERM "$WRK_PID" 2>/dev/null
-  if [ -n "$PID" ]; then
-    tree=$(lib tree "$PID" 2>/dev/null || true)
-    kill -TERM "$PID" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-      kill -0 "$PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    for p in $tree; do kill -KILL "$p" 2>/dev/null || true; done
-    wait "$PID" 2>/dev/null || true
-  fi
-  if [ "$KEEP" = 1 ] || [ "$rc" -ne 0 ]; then
-    echo "registry.sh: data, log and raw wrk output kept in $TMP" >&2
-  else
-    rm -rf "$TMP"
-  fi
+  [ -n "$PID" ] && stop_tree "$PID"
+  finish_tmp registry.sh "$rc"
   exit "$rc"
 }
 trap cleanup EXIT
