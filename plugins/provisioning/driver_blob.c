@@ -358,17 +358,7 @@ static int blob_list(sqlite3 *db, const char *prefix, size_t plen,
   }
   if (!rc && src != SQLITE_ROW && src != SQLITE_DONE) rc = idx_error(db, src, o);
   sqlite3_finalize(st);
-  if (!rc && arr) {
-    o->json = json_dumps(arr, JSON_COMPACT);
-    o->cursor = strdup(more ? last : "");
-    if (!o->json || !o->cursor) rc = NNO_ENOMEM;
-    else o->json_len = strlen(o->json);
-  } else if (!arr) {
-    rc = NNO_ENOMEM;
-  }
-  json_decref(arr);
-  if (rc == NNO_ENOMEM) return prov_fail(o, rc, "out of memory");
-  return rc;
+  return prov_page_end(o, arr, more ? last : "", rc);
 }
 
 int pblob_run(const char *dir, const prov_bounds *b, const prov_quota *q,

@@ -28,35 +28,7 @@
 #define KV_TTL_MAX (100ull * 366 * 86400)
 
 int pkv_create(const char *path, char *msg, size_t cap) {
-  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0 && errno != EEXIST) {
-    snprintf(msg, cap, "cannot create %s: %s", path, strerror(errno));
-    return NNO_EIO;
-  }
-  if (fd >= 0) close(fd);
-  int rc = prov_file_check(path, msg, cap);
-  if (rc) return rc == NNO_ENOENT ? NNO_EIO : rc;
-  sqlite3 *db = NULL;
-  int src = sqlite3_open_v2(path, &db,
-                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
-                                SQLITE_OPEN_NOFOLLOW,
-                            NULL);
-  if (src == SQLITE_OK) {
-    sqlite3_busy_timeout(db, 5000);
-    src = sqlite3_exec(db, "PRAGMA synchronous=OFF; PRAGMA journal_mode=WAL;" KV_SCHEMA, NULL, NULL,
-                       NULL);
-  }
-  if (src != SQLITE_OK)
-    snprintf(msg, cap, "cannot create %s: %s", path,
-             db ? sqlite3_errmsg(db) : "out of memory");
-  sqlite3_close_v2(db);
-  /* Built without syncs (a crash before it is recorded ready discards
-   * it): made durable once, here. */
-  if (src == SQLITE_OK && prov_sync(path)) {
-    snprintf(msg, cap, "cannot sync %s: %s", path, strerror(errno));
-    return NNO_EIO;
-  }
-  return src == SQLITE_OK ? 0 : NNO_EIO;
+  return psql_create_with(path, KV_SCHEMA, msg, cap);
 }
 
 static int kv_open(const char *path, const prov_bounds *b, sqlite3 **db,
@@ -241,17 +213,7 @@ static int kv_list(sqlite3 *db, const char *prefix, size_t plen,
   }
   if (!rc && src != SQLITE_ROW && src != SQLITE_DONE) rc = kv_error(db, src, o);
   sqlite3_finalize(st);
-  if (!rc && arr) {
-    o->json = json_dumps(arr, JSON_COMPACT);
-    o->cursor = strdup(more ? last : "");
-    if (!o->json || !o->cursor) rc = NNO_ENOMEM;
-    else o->json_len = strlen(o->json);
-  } else if (!arr) {
-    rc = NNO_ENOMEM;
-  }
-  json_decref(arr);
-  if (rc == NNO_ENOMEM) return prov_fail(o, rc, "out of memory");
-  return rc;
+  return prov_page_end(o, arr, more ? last : "", rc);
 }
 
 int pkv_run(const char *path, const prov_bounds *b, const prov_quota *q,

@@ -139,6 +139,11 @@ int psql_open(const char *path, const prov_bounds *b, sqlite3 **db,
 }
 
 int psql_create(const char *path, char *msg, size_t cap) {
+  return psql_create_with(path, "", msg, cap);
+}
+
+int psql_create_with(const char *path, const char *schema, char *msg,
+                     size_t cap) {
   int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0 && errno != EEXIST) {
     snprintf(msg, cap, "cannot create %s: %s", path, strerror(errno));
@@ -154,7 +159,9 @@ int psql_create(const char *path, char *msg, size_t cap) {
                             NULL);
   if (src == SQLITE_OK) {
     sqlite3_busy_timeout(db, 5000);
-    src = sqlite3_exec(db, "PRAGMA synchronous=OFF; PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+    src = sqlite3_exec(db, "PRAGMA synchronous=OFF; PRAGMA journal_mode=WAL",
+                       NULL, NULL, NULL);
+  if (src == SQLITE_OK) src = sqlite3_exec(db, schema, NULL, NULL, NULL);
   }
   if (src != SQLITE_OK)
     snprintf(msg, cap, "cannot create %s: %s", path,

@@ -44,6 +44,20 @@ void prov_out_free(prov_out *o) {
   o->fd = -1;
 }
 
+int prov_page_end(prov_out *o, json_t *arr, const char *cursor, int rc) {
+  if (!rc && arr) {
+    o->json = json_dumps(arr, JSON_COMPACT);
+    o->cursor = strdup(cursor);
+    if (!o->json || !o->cursor) rc = NNO_ENOMEM;
+    else o->json_len = strlen(o->json);
+  } else if (!arr) {
+    rc = NNO_ENOMEM;
+  }
+  json_decref(arr);
+  if (rc == NNO_ENOMEM) return prov_fail(o, rc, "out of memory");
+  return rc;
+}
+
 int prov_fail(prov_out *o, int err, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
 #include <sqlite3.h>
 
 #define PROV_ID_MAX 65      /* ids: 1..64 of [a-z0-9-], NUL included */
@@ -65,6 +66,10 @@ typedef struct prov_out {
 void prov_out_init(prov_out *o);
 void prov_out_free(prov_out *o);
 /* Set o->error and o->msg (printf-like); returns `err`. */
+/* A list's page into `o`: `arr` (taken; NULL means out of memory) as the
+ * JSON text and `cursor` ("" at the end), unless `rc` already failed.
+ * Returns `rc`, or NNO_ENOMEM with the message set. */
+int prov_page_end(prov_out *o, json_t *arr, const char *cursor, int rc);
 int prov_fail(prov_out *o, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -186,6 +191,9 @@ int psql_run(const char *path, const prov_bounds *b, const prov_quota *q,
              int batch, const char *sql, const char *params, prov_out *o);
 /* Create the database `path` (0600, WAL) if missing. */
 int psql_create(const char *path, char *msg, size_t cap);
+/* The same, then `schema` run in the new database (the kv driver's). */
+int psql_create_with(const char *path, const char *schema, char *msg,
+                     size_t cap);
 /* Open `path` as packages do (no create, the guards on); for migrate.c. */
 int psql_open(const char *path, const prov_bounds *b, sqlite3 **db,
               char *msg, size_t cap);
