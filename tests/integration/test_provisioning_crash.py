@@ -103,11 +103,11 @@ def restart_clean(h):
     h.start()
 
 
-def call_dies(h, method, path, body=None):
+def call_dies(h, method, path, body=None, headers=None):
     """An operator call during which the worker is killed: the connection
     drops without an answer."""
     try:
-        st, _, b = h.api(method, path, body, timeout=10)
+        st, _, b = h.api(method, path, body, headers=headers, timeout=10)
     except (http.client.HTTPException, ConnectionError, socket.timeout):
         return
     raise AssertionError("%s %s answered %d %r: the failpoint did not kill "
@@ -224,12 +224,18 @@ def test_a_create_killed_at_each_step(make_host, step):
     h.start()
     pid = "cr-c"
     body = {"id": pid, "name": "C", "stacks": ["default"]}
-    call_dies(h, "POST", "/platforms", body)
+    key = {"Idempotency-Key": "cr-once"}
+    call_dies(h, "POST", "/platforms", body, key)
     restart_clean(h)
-    assert_consistent(h, pid)
-    # the same call now succeeds (or the platform it made is whole)
-    st, _, p = h.api("POST", "/platforms", body)
-    assert st in (201, 409), p
+    # never answered: undone whole, whatever the step
+    assert assert_consistent(h, pid) is None
+    st, _, page = h.api("GET", "/audit?target=platform:%s&action="
+                        "platform.provision_failed" % pid)
+    assert st == 200 and [i["detail"]["step"] for i in page["items"]] == \
+        ["interrupted"], page
+    # the same call (its key too) now succeeds, at once
+    st, _, p = h.api("POST", "/platforms", body, headers=key, timeout=5)
+    assert st == 201, p
     assert assert_consistent(h, pid) is not None
 
 
@@ -297,3 +303,178 @@ def test_a_blob_put_killed_between_write_and_rename(make_host):
     assert st in (200, 201), b
     st, _, b = h.request("GET", fpath, headers=auth)
     assert st == 200 and b == b"y" * 4096
+
+
+# -- 2. deleting a platform in use -----------------------------------------------
+
+def is_problem(st, hd, body):
+    """A failure answered cleanly: a problem body with its request id."""
+    if hd.get("content-type") != "application/problem+json":
+        return False
+    b = json.loads(body)
+    return b.get("status") == st and b.get("request_id") == hd["x-request-id"]
+
+
+def notes_platform(h, pid):
+    h.platform(pid, plan="unmetered")
+    k = h.platform_key(pid, ["features:notes:write"])["key"]
+    return {"Authorization": "Bearer " + k}
+
+
+def new_note(h, pid, auth, title):
+    st, _, b = h.request("POST", "/p/%s/notes" % pid,
+                         headers=dict(auth, **{"Content-Type":
+                                               "application/json"}),
+                         body=json.dumps({"title": title}).encode())
+    assert st == 201, b
+    return json.loads(b)
+
+
+def test_a_delete_waits_for_requests_in_flight(make_host):
+    h = fp_host(make_host, workers=2)
+    h.start()
+    pid = "cr-w"
+    auth = notes_platform(h, pid)
+    n = new_note(h, pid, auth, "first")
+    workers = set(h.worker_pids())
+    answers, stop = [], threading.Event()
+
+    def writer(i):
+        while not stop.is_set():
+            try:
+                st, hd, b = h.request(
+                    "POST", "/p/%s/notes" % pid, body=json.dumps(
+                        {"title": "w%d" % i}).encode(),
+                    headers=dict(auth, **{"Content-Type":
+                                          "application/json"}))
+            except OSError as e:
+                answers.append(("reset", repr(e)))
+                continue
+            answers.append((st, hd, b))
+            if st != 201:
+                return
+
+    # a file PUT whose body arrives slowly, half before the DELETE
+    size = 256 << 10
+    slow = socket.create_connection(("127.0.0.1", h.port), timeout=20)
+    slow.sendall(("PUT /p/%s/notes/%d/files/big.bin HTTP/1.1\r\n"
+                  "Host: 127.0.0.1\r\nAuthorization: %s\r\n"
+                  "Content-Type: application/octet-stream\r\n"
+                  "Content-Length: %d\r\nConnection: close\r\n\r\n" %
+                  (pid, n["id"], auth["Authorization"], size)).encode())
+    slow.sendall(b"z" * (size // 2))
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    while len(answers) < 8:
+        time.sleep(0.01)
+    st, hd, b = h.request("DELETE", "/api/v1/platforms/" + pid,
+                          headers={"Authorization": "Bearer " + h.op_key()},
+                          timeout=40)
+    assert st == 204, b
+    slow.sendall(b"z" * (size - size // 2))
+    data = b""
+    while True:
+        c = slow.recv(65536)
+        if not c:
+            break
+        data += c
+    slow.close()
+    stop.set()
+    for t in threads:
+        t.join(20)
+    # the slow PUT: done before the folder went, or refused cleanly
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ")[1])
+    hdrs = {k.strip().lower().decode(): v.strip().decode() for k, _, v in
+            (line.partition(b":") for line in head.split(b"\r\n")[1:])}
+    assert status in (200, 201) or is_problem(status, hdrs, body), data[:400]
+    # every write answered: created, or refused with a problem body
+    assert not [a for a in answers if a[0] == "reset"], answers
+    assert all(a[0] == 201 or is_problem(*a) for a in answers), \
+        [a for a in answers if a[0] != 201]
+    assert [a for a in answers if a[0] == 201]
+    assert not [a for a in answers if a[0] >= 500 and a[0] != 503], answers
+    assert set(h.worker_pids()) == workers  # no worker died
+    assert not os.path.exists(os.path.join(h.data, "platforms", pid))
+    assert journal(h) == []
+    # the id starts over, empty
+    auth = notes_platform(h, pid)
+    st, _, b = h.request("GET", "/p/%s/notes" % pid, headers=auth)
+    assert st == 200 and json.loads(b)["items"] == [], b
+    st, _, b = h.request("GET", "/p/%s/notes/%d" % (pid, n["id"]),
+                         headers=auth)
+    assert st == 404, b
+
+
+def test_a_download_in_progress_survives_the_delete(make_host):
+    """A file being read slowly when its platform is deleted: the platform
+    is in use only while the handler runs (the body then streams from the
+    open file), so the DELETE goes ahead, and the download still gets every
+    byte of the file, whole."""
+    h = make_host(core=True, workers=1, env={},
+                  config={"plugin_dir": FAILPOINT_PLUGINS,
+                          "core_plugins": ["iam", "registry", "provisioning"],
+                          "limits": {"max_body_bytes": 24 << 20}})
+    h.start()
+    pid = "cr-g"
+    auth = notes_platform(h, pid)
+    n = new_note(h, pid, auth, "big")
+    fp = "/p/%s/notes/%d/files/big.bin" % (pid, n["id"])
+    content = os.urandom(1 << 20) * 16
+    st, _, b = h.request("PUT", fp, body=content, headers=auth, timeout=30)
+    assert st in (200, 201), b
+    s = socket.socket()
+    # 16 MiB: more than the socket buffers hold, so the answer is still
+    # being sent while nothing reads it
+    s.settimeout(30)
+    s.connect(("127.0.0.1", h.port))
+    s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: %s"
+               "\r\nConnection: close\r\n\r\n" %
+               (fp, auth["Authorization"])).encode())
+    got = s.recv(4096)
+    assert got.startswith(b"HTTP/1.1 200"), got[:200]
+    st, _, b = h.api("DELETE", "/platforms/" + pid, timeout=40)
+    assert st == 204, b
+    assert not os.path.exists(os.path.join(h.data, "platforms", pid))
+    while True:
+        c = s.recv(1 << 20)
+        if not c:
+            break
+        got += c
+    s.close()
+    assert got.partition(b"\r\n\r\n")[2] == content
+    assert journal(h) == []
+    st, _, b = h.request("GET", fp, headers=auth)
+    assert st in (401, 404), b  # the platform (and its keys) are gone
+
+
+# -- 3. one platform's deletion leaves the others' data ------------------------
+
+def test_deleting_one_platform_leaves_another_whole(make_host):
+    h = fp_host(make_host)
+    h.start()
+    mine = {}
+    for pid in ("cr-a", "cr-b"):
+        auth = notes_platform(h, pid)
+        n = new_note(h, pid, auth, "note of " + pid)
+        fp = "/p/%s/notes/%d/files/f.txt" % (pid, n["id"])
+        st, _, b = h.request("PUT", fp, body=pid.encode() * 100,
+                             headers=auth)
+        assert st in (200, 201), b
+        mine[pid] = (auth, n, fp)
+    bdir = os.path.join(h.data, "platforms", "cr-b")
+    before = {os.path.relpath(os.path.join(d, f), bdir)
+              for d, _, fs in os.walk(bdir) for f in fs}
+    st, _, b = h.api("DELETE", "/platforms/cr-a")
+    assert st == 204, b
+    assert not os.path.exists(os.path.join(h.data, "platforms", "cr-a"))
+    after = {os.path.relpath(os.path.join(d, f), bdir)
+             for d, _, fs in os.walk(bdir) for f in fs}
+    assert before <= after, before - after
+    auth, n, fp = mine["cr-b"]
+    st, _, b = h.request("GET", "/p/cr-b/notes/%d" % n["id"], headers=auth)
+    assert st == 200 and json.loads(b)["title"] == "note of cr-b", b
+    st, _, b = h.request("GET", fp, headers=auth)
+    assert st == 200 and b == b"cr-b" * 100
+    assert_consistent(h, "cr-b")
