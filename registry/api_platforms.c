@@ -334,12 +334,17 @@ static void create_finish(create_op *op) {
   if (!rc) rc = hu_idem_record(&op->ik, 201, op->text, op->loc);
   if (!rc) rc = store_commit(g_reg.db);
   if (rc) {
-    /* The platform exists: answer so; a retry with the key gets 409. The
-     * next start takes it for an interrupted creation and removes it. */
-    api->log(g_reg.p, NNO_LOG_ERROR,
-             "platform %s created but not recorded as answered: %s",
+    /* The platform exists: answer so; a retry with the key gets 409. Its
+     * creation row goes on its own, or the next start would undo it. */
+    api->log(g_reg.p, NNO_LOG_WARN,
+             "platform %s created but its Idempotency-Key not recorded: %s",
              op->p.id, sqlite3_errmsg(g_reg.db));
     store_rollback(g_reg.db);
+    if (store_creation_done(g_reg.db, op->p.id))
+      api->log(g_reg.p, NNO_LOG_ERROR,
+               "platform %s created but not recorded as answered (the next "
+               "start removes it): %s",
+               op->p.id, sqlite3_errmsg(g_reg.db));
   }
   api->res_header(op->req, "Location", op->loc);
   hu_etag(op->req, op->p.version);

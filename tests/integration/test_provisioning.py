@@ -184,7 +184,7 @@ def test_failpoints_exist_only_in_the_test_build(make_host):
     with open(testing, "rb") as f:
         assert b"NNO_FAILPOINT" in f.read()
     h = make_host(workers=1, core=True, config={"plugin_dir": fp_dir},
-                  env={"NNO_FAILPOINT": "platform:create"})
+                  env={"NNO_FAILPOINT": "archive"})
     h.start()
     st, _, _ = h.api("POST", "/platforms", {"id": PLATFORM, "name": "P"})
     assert st == 201
@@ -202,11 +202,15 @@ def test_failpoints_exist_only_in_the_test_build(make_host):
 def fp_host(make_host, env=None, workers=1):
     from conftest import BUILD
     fp_dir = os.path.join(BUILD, "tests", "failpoint-plugins")
-    h = make_host(workers=workers, core=True, config={"plugin_dir": fp_dir},
-                  env=env or {})
+    h = make_host(workers=workers, core=True, config={"plugin_dir": fp_dir})
     h.start()
+    # made before the failpoint is on: the registry's create provisions too
     st, _, _ = h.api("POST", "/platforms", {"id": PLATFORM, "name": "P"})
     assert st == 201
+    if env:
+        h.stop()
+        h.env.update(env)
+        h.start()
     return h
 
 
@@ -232,9 +236,10 @@ def test_platform_create_makes_the_folders_once(make_host):
 
 def test_a_failed_create_leaves_nothing(make_host):
     h = fp_host(make_host, env={"NNO_FAILPOINT": "platform:create"})
-    r = prov_call(h, "create")
+    # a platform the registry did not provision (PLATFORM's folder exists)
+    r = prov_call(h, "create", platform="prov-new")
     assert r["status"] == -9 and r["step"] == "platform:create", r
-    assert not os.path.exists(os.path.join(h.data, "platforms", PLATFORM))
+    assert not os.path.exists(os.path.join(h.data, "platforms", "prov-new"))
 
 
 def test_remove_keeps_an_archive_when_asked(make_host):
