@@ -330,6 +330,7 @@ static void create_activated(int status, const char *step,
 static void create_finish(create_op *op) {
   int rc = store_begin(g_reg.db);
   if (!rc) rc = store_creation_done(g_reg.db, op->p.id);
+  if (rc == STORE_NOTFOUND) rc = STORE_OK;
   if (!rc) rc = hu_idem_forget(&op->ik);
   if (!rc) rc = hu_idem_record(&op->ik, 201, op->text, op->loc);
   if (!rc) rc = store_commit(g_reg.db);
@@ -340,7 +341,8 @@ static void create_finish(create_op *op) {
              "platform %s created but its Idempotency-Key not recorded: %s",
              op->p.id, sqlite3_errmsg(g_reg.db));
     store_rollback(g_reg.db);
-    if (store_creation_done(g_reg.db, op->p.id))
+    rc = store_creation_done(g_reg.db, op->p.id);
+    if (rc && rc != STORE_NOTFOUND)
       api->log(g_reg.p, NNO_LOG_ERROR,
                "platform %s created but not recorded as answered (the next "
                "start removes it): %s",

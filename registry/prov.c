@@ -223,6 +223,7 @@ typedef struct sweep_ids {
   size_t ncreated; /* of them, creations that never answered */
   char created[64][STORE_ID_MAX + 1];
   char key[64][129], actor[64][129]; /* their pending Idempotency-Key */
+  char taken[64][STORE_ID_MAX + 1];  /* created[i] before it was cleared */
 } sweep_ids;
 
 /* A creation whose process is gone never answered: the platform is
@@ -257,6 +258,13 @@ static void undo_creations(sweep_ids *l) {
     if (!rc) rc = store_creation_done(g_reg.db, id);
     if (!rc) rc = store_change_add(g_reg.db, id);
     if (!rc) rc = store_commit(g_reg.db);
+    if (rc == STORE_NOTFOUND) {
+      /* Another worker starting took it: it finishes the removal too. */
+      store_rollback(g_reg.db);
+      snprintf(l->taken[i], sizeof l->taken[0], "%s", id);
+      l->created[i][0] = '\0';
+      continue;
+    }
     if (rc) {
       api->log(g_reg.p, NNO_LOG_WARN,
                "cannot undo the interrupted creation of platform %s: %s", id,
@@ -267,9 +275,13 @@ static void undo_creations(sweep_ids *l) {
   }
 }
 
+/* 1: this worker undid the creation of `id`; -1: another worker did (and
+ * removes it); 0: neither, a deletion to finish. */
 static int was_created(const sweep_ids *l, const char *id) {
-  for (size_t i = 0; i < l->ncreated; i++)
+  for (size_t i = 0; i < l->ncreated; i++) {
     if (strcmp(l->created[i], id) == 0) return 1;
+    if (!l->created[i][0] && strcmp(l->taken[i], id) == 0) return -1;
+  }
   return 0;
 }
 
@@ -317,6 +329,10 @@ void reg_prov_sweep(void) {
     snprintf(op->id, sizeof op->id, "%s", ids->id[i]);
     op->row = 1;
     op->created = was_created(ids, op->id);
+    if (op->created < 0) {
+      free(op);
+      continue;
+    }
     if (store_platform_incarnation_any(g_reg.db, op->id, op->incarnation,
                                        sizeof op->incarnation)) {
       free(op);

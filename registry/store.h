@@ -165,7 +165,8 @@ int store_removal_done(sqlite3 *db, const char *id);
  * `key` of `actor` pending (both NULL without one). */
 int store_creation_put(sqlite3 *db, const char *id, int64_t pid,
                        const char *key, const char *actor);
-/* Its creation answered (or was undone). */
+/* Its creation answered (or was undone); STORE_NOTFOUND if it was not
+ * recorded (another worker took it). */
 int store_creation_done(sqlite3 *db, const char *id);
 typedef int (*store_creation_cb)(void *ud, const char *id, int64_t pid,
                                  const char *key, const char *actor);

@@ -203,8 +203,10 @@ int store_creation_put(sqlite3 *db, const char *id, int64_t pid,
 }
 
 int store_creation_done(sqlite3 *db, const char *id) {
-  return store__run(db, NULL, "DELETE FROM platform_creations WHERE id = ?",
-                    "s", id);
+  int changes = 0;
+  int rc = store__run(db, &changes,
+                      "DELETE FROM platform_creations WHERE id = ?", "s", id);
+  return rc ? rc : changes ? STORE_OK : STORE_NOTFOUND;
 }
 
 int store_creation_each(sqlite3 *db, store_creation_cb cb, void *ud) {

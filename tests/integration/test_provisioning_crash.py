@@ -239,6 +239,30 @@ def test_a_create_killed_at_each_step(make_host, step):
     assert assert_consistent(h, pid) is not None
 
 
+def test_a_create_killed_is_undone_once_by_two_workers(make_host):
+    """Both workers of the next start see the interrupted creation; one
+    undoes it, the other leaves it to that one."""
+    step = "sql:default-notes:create"
+    h = fp_host(make_host, env={"NNO_FAILPOINT_KILL": step}, workers=2)
+    h.start()
+    pid = "cr-2"
+    body = {"id": pid, "name": "C", "stacks": ["default"]}
+    call_dies(h, "POST", "/platforms", body)
+    restart_clean(h)
+    assert assert_consistent(h, pid) is None
+    h.wait_log(lambda e: "undid the interrupted creation" in e.get("msg", ""))
+    time.sleep(0.3)  # a second (wrong) undoing would be logged by now
+    undone = [e for e in h.log_lines()
+              if "undid the interrupted creation" in e.get("msg", "")]
+    assert len(undone) == 1, undone
+    st, _, page = h.api("GET", "/audit?target=platform:%s&action="
+                        "platform.provision_failed" % pid)
+    assert st == 200 and len(page["items"]) == 1, page
+    st, _, p = h.api("POST", "/platforms", body)
+    assert st == 201, p
+    assert assert_consistent(h, pid) is not None
+
+
 @pytest.mark.parametrize("step,keep", DELETE_STEPS)
 def test_a_delete_killed_at_each_step(make_host, step, keep):
     h = fp_host(make_host, env={"NNO_FAILPOINT_KILL": step})
