@@ -328,19 +328,25 @@ static void create_activated(int status, const char *step,
 
 /* Every step done: record the idempotency key, answer 201. */
 static void create_finish(create_op *op) {
-  int rc = STORE_OK;
-  if (op->ik.active) {
-    rc = store_begin(g_reg.db);
-    if (!rc) rc = hu_idem_forget(&op->ik);
-    if (!rc) rc = hu_idem_record(&op->ik, 201, op->text, op->loc);
-    if (!rc) rc = store_commit(g_reg.db);
-    if (rc) {
-      /* The platform exists: answer so; a retry with the key gets 409. */
-      api->log(g_reg.p, NNO_LOG_WARN,
-               "platform %s created but its Idempotency-Key not recorded: %s",
+  int rc = store_begin(g_reg.db);
+  if (!rc) rc = store_creation_done(g_reg.db, op->p.id);
+  if (rc == STORE_NOTFOUND) rc = STORE_OK;
+  if (!rc) rc = hu_idem_forget(&op->ik);
+  if (!rc) rc = hu_idem_record(&op->ik, 201, op->text, op->loc);
+  if (!rc) rc = store_commit(g_reg.db);
+  if (rc) {
+    /* The platform exists: answer so; a retry with the key gets 409. Its
+     * creation row goes on its own, or the next start would undo it. */
+    api->log(g_reg.p, NNO_LOG_WARN,
+             "platform %s created but its Idempotency-Key not recorded: %s",
+             op->p.id, sqlite3_errmsg(g_reg.db));
+    store_rollback(g_reg.db);
+    rc = store_creation_done(g_reg.db, op->p.id);
+    if (rc && rc != STORE_NOTFOUND)
+      api->log(g_reg.p, NNO_LOG_ERROR,
+               "platform %s created but not recorded as answered (the next "
+               "start removes it): %s",
                op->p.id, sqlite3_errmsg(g_reg.db));
-      store_rollback(g_reg.db);
-    }
   }
   api->res_header(op->req, "Location", op->loc);
   hu_etag(op->req, op->p.version);
@@ -476,6 +482,11 @@ static int on_create(nno_req *req, void *ud) {
                                       sizeof op->incarnation);
     /* Concurrent retries with the key wait for this one's answer. */
     if (!rc) rc = hu_idem_pending(&ik);
+    /* Undone at the next start if this process dies before answering. */
+    if (!rc)
+      rc = store_creation_put(g_reg.db, p.id, (int64_t)getpid(),
+                              ik.active ? ik.e.key : NULL,
+                              ik.active ? ik.e.actor : NULL);
     if (rc || (rc = store_commit(g_reg.db))) {
       hu_fail(req, rc);
       goto done;

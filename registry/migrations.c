@@ -198,6 +198,20 @@ static const char m3_incarnation[] =
  * GET /api/v1/platforms/{p}/resources); the registry never wrote a row. */
 static const char m4_no_resources[] = "DROP TABLE resources;";
 
+/* Creations still being provisioned: written with the platform's row and
+ * dropped with its 201 (or with the row), so a process killed in between
+ * leaves a row for the next start to undo (pid: the worker that creates;
+ * key, actor: its pending Idempotency-Key, if any). */
+static const char m5_creations[] =
+    "CREATE TABLE platform_creations ("
+    " id TEXT NOT NULL PRIMARY KEY,"
+    " pid INTEGER NOT NULL,"
+    " idem_key TEXT,"
+    " idem_actor TEXT"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE TRIGGER platforms_creation_gone AFTER DELETE ON platforms BEGIN"
+    " DELETE FROM platform_creations WHERE id = OLD.id; END;";
+
 const store_migration store_migrations[] = {
     {1,
      "platforms, tenants, catalogue, activations, resources, audit, "
@@ -206,6 +220,7 @@ const store_migration store_migrations[] = {
     {2, "idempotency keys", m2_idempotency},
     {3, "platform incarnations", m3_incarnation},
     {4, "resources left to the provisioning plugin", m4_no_resources},
+    {5, "creations in progress", m5_creations},
 };
 
 const size_t store_nmigrations =

@@ -302,15 +302,21 @@ done:
   return rc;
 }
 
+static void sweep_later(void *ud) {
+  (void)ud;
+  reg_prov_sweep();
+}
+
 /* Stacks load after core plugins: look them up once the host has loaded
- * everything. */
+ * everything. The sweep runs on the next turn of the loop, after the
+ * provisioning plugin (ready after this one) recovered its journal. */
 static void registry_ready(nno_plugin *p) {
   reg_resolve_stacks();
   reg_catalogue_sync();
   reg_prov_lookup();
-  if (g_reg.prov)
-    reg_prov_sweep();
-  else
+  if (g_reg.prov) {
+    if (reg_defer(sweep_later, NULL)) reg_prov_sweep();
+  } else
     api_platforms_sweep();
 }
 

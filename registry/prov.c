@@ -4,9 +4,11 @@
  * deletions a crash interrupted. The flows themselves (create with
  * stacks, activate, deactivate, delete) live with their routes in
  * api_platforms.c and api_stacks.c. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http_util.h"
 #include "internal.h"
@@ -173,6 +175,7 @@ typedef struct sweep_op {
   char id[STORE_ID_MAX + 1];
   char incarnation[17];
   int row; /* 1: a platform row in "deleting"; 0: a platform_removals row */
+  int created; /* 1: a creation that never answered (no data to keep) */
 } sweep_op;
 
 static void sweep_done(int status, const char *step, const char *message,
@@ -183,6 +186,13 @@ static void sweep_done(int status, const char *step, const char *message,
              "cannot finish removing platform %s (step %s: %s): retried at "
              "the next start",
              op->id, step ? step : "?", message ? message : "?");
+  } else if (op->row && op->created) {
+    json_t *d = json_pack("{s:s, s:s}", "step", "interrupted", "message",
+                          "the process creating it stopped before answering");
+    if (reg_platform_forget(NULL, op->id, "platform.provision_failed", d) == 0)
+      api->log(g_reg.p, NNO_LOG_INFO,
+               "undid the interrupted creation of platform %s", op->id);
+    json_decref(d);
   } else if (op->row) {
     json_t *d = json_pack("{s:s, s:b}", "id", op->id, "resumed", 1);
     if (reg_platform_forget(NULL, op->id, "platform.delete", d) == 0)
@@ -200,8 +210,9 @@ static void sweep_start(sweep_op *op) {
   /* What an interrupted DELETE asked is not known here: keep the data
    * (an archive too many is better than data lost). A folder left by an
    * earlier deletion without provisioning was meant to go. */
-  int rc = g_reg.prov->platform_remove(op->id, op->incarnation, stacks, op->row,
-                                       sweep_done, op);
+  int rc = g_reg.prov->platform_remove(op->id, op->incarnation, stacks,
+                                       op->row && !op->created, sweep_done,
+                                       op);
   free(stacks);
   if (rc) sweep_done(rc, "platform_remove", api->strerror(rc), op);
 }
@@ -209,7 +220,70 @@ static void sweep_start(sweep_op *op) {
 typedef struct sweep_ids {
   size_t n;
   char id[64][STORE_ID_MAX + 1];
+  size_t ncreated; /* of them, creations that never answered */
+  char created[64][STORE_ID_MAX + 1];
+  char key[64][129], actor[64][129]; /* their pending Idempotency-Key */
+  char taken[64][STORE_ID_MAX + 1];  /* created[i] before it was cleared */
 } sweep_ids;
+
+/* A creation whose process is gone never answered: the platform is
+ * "deleting" from now on (its pending Idempotency-Key dropped, so the same
+ * request sent again is made anew), and removed below with the others. */
+static int collect_creation(void *ud, const char *id, int64_t pid,
+                            const char *key, const char *actor) {
+  sweep_ids *l = ud;
+  if (pid > 0 && pid != (int64_t)getpid() && kill((pid_t)pid, 0) == 0)
+    return 0; /* a live worker is still creating it */
+  if (l->ncreated == 64) return 1; /* the rest at the next start */
+  snprintf(l->key[l->ncreated], sizeof l->key[0], "%s", key ? key : "");
+  snprintf(l->actor[l->ncreated], sizeof l->actor[0], "%s",
+           actor ? actor : "");
+  snprintf(l->created[l->ncreated++], sizeof l->created[0], "%s", id);
+  return 0;
+}
+
+static void undo_creations(sweep_ids *l) {
+  store_platform tmp;
+  for (size_t i = 0; i < l->ncreated; i++) {
+    const char *id = l->created[i];
+    int rc = store_begin(g_reg.db);
+    if (!rc) {
+      rc = store_platform_set_status(g_reg.db, id, "deleting", &tmp);
+      if (rc == STORE_NOTFOUND) rc = STORE_OK;
+    }
+    if (!rc && l->key[i][0] && l->actor[i][0]) {
+      rc = store_idem_delete(g_reg.db, l->key[i], l->actor[i]);
+      if (rc == STORE_NOTFOUND) rc = STORE_OK;
+    }
+    if (!rc) rc = store_creation_done(g_reg.db, id);
+    if (!rc) rc = store_change_add(g_reg.db, id);
+    if (!rc) rc = store_commit(g_reg.db);
+    if (rc == STORE_NOTFOUND) {
+      /* Another worker starting took it: it finishes the removal too. */
+      store_rollback(g_reg.db);
+      snprintf(l->taken[i], sizeof l->taken[0], "%s", id);
+      l->created[i][0] = '\0';
+      continue;
+    }
+    if (rc) {
+      api->log(g_reg.p, NNO_LOG_WARN,
+               "cannot undo the interrupted creation of platform %s: %s", id,
+               sqlite3_errmsg(g_reg.db));
+      store_rollback(g_reg.db);
+    }
+    reg_committed();
+  }
+}
+
+/* 1: this worker undid the creation of `id`; -1: another worker did (and
+ * removes it); 0: neither, a deletion to finish. */
+static int was_created(const sweep_ids *l, const char *id) {
+  for (size_t i = 0; i < l->ncreated; i++) {
+    if (strcmp(l->created[i], id) == 0) return 1;
+    if (!l->created[i][0] && strcmp(l->taken[i], id) == 0) return -1;
+  }
+  return 0;
+}
 
 static int collect_deleting(void *ud, const store_platform *p) {
   sweep_ids *l = ud;
@@ -238,8 +312,13 @@ void reg_prov_sweep(void) {
   sweep_ids *ids = calloc(1, sizeof *ids);
   removal_list *rl = calloc(1, sizeof *rl);
   if (!ids || !rl) goto done;
-  int rc = store_platform_list(g_reg.db, NULL, "deleting", NULL, 64,
-                               collect_deleting, ids);
+  int rc = store_creation_each(g_reg.db, collect_creation, ids);
+  if (rc && rc != 1)
+    api->log(g_reg.p, NNO_LOG_WARN, "cannot list interrupted creations: %s",
+             sqlite3_errmsg(g_reg.db));
+  undo_creations(ids);
+  rc = store_platform_list(g_reg.db, NULL, "deleting", NULL, 64,
+                           collect_deleting, ids);
   if (!rc) rc = store_removal_each(g_reg.db, collect_removal, rl);
   if (rc && rc != 1)
     api->log(g_reg.p, NNO_LOG_WARN, "cannot list deleted platforms: %s",
@@ -249,6 +328,11 @@ void reg_prov_sweep(void) {
     if (!op) break;
     snprintf(op->id, sizeof op->id, "%s", ids->id[i]);
     op->row = 1;
+    op->created = was_created(ids, op->id);
+    if (op->created < 0) {
+      free(op);
+      continue;
+    }
     if (store_platform_incarnation_any(g_reg.db, op->id, op->incarnation,
                                        sizeof op->incarnation)) {
       free(op);

@@ -161,6 +161,17 @@ typedef int (*store_removal_cb)(void *ud, const char *id, int exists,
 int store_removal_each(sqlite3 *db, store_removal_cb cb, void *ud);
 /* The folder of deleted platform `id` is gone (or belongs to a new one). */
 int store_removal_done(sqlite3 *db, const char *id);
+/* Platform `id` is being created by process `pid`, with Idempotency-Key
+ * `key` of `actor` pending (both NULL without one). */
+int store_creation_put(sqlite3 *db, const char *id, int64_t pid,
+                       const char *key, const char *actor);
+/* Its creation answered (or was undone); STORE_NOTFOUND if it was not
+ * recorded (another worker took it). */
+int store_creation_done(sqlite3 *db, const char *id);
+typedef int (*store_creation_cb)(void *ud, const char *id, int64_t pid,
+                                 const char *key, const char *actor);
+/* Every creation not answered yet. */
+int store_creation_each(sqlite3 *db, store_creation_cb cb, void *ud);
 typedef int (*store_tenant_key_cb)(void *ud, const char *platform,
                                    const char *tenant);
 /* Every tenant that is suspended or lies under a suspended tenant, ordered

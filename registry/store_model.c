@@ -194,6 +194,36 @@ int store_removal_done(sqlite3 *db, const char *id) {
                     "s", id);
 }
 
+int store_creation_put(sqlite3 *db, const char *id, int64_t pid,
+                       const char *key, const char *actor) {
+  return store__run(db, NULL,
+                    "INSERT OR REPLACE INTO platform_creations (id, pid,"
+                    " idem_key, idem_actor) VALUES (?, ?, ?, ?)",
+                    "siss", id, pid, key, actor);
+}
+
+int store_creation_done(sqlite3 *db, const char *id) {
+  int changes = 0;
+  int rc = store__run(db, &changes,
+                      "DELETE FROM platform_creations WHERE id = ?", "s", id);
+  return rc ? rc : changes ? STORE_OK : STORE_NOTFOUND;
+}
+
+int store_creation_each(sqlite3 *db, store_creation_cb cb, void *ud) {
+  sqlite3_stmt *st;
+  int rc = store__query(db, &st,
+                        "SELECT id, pid, idem_key, idem_actor"
+                        " FROM platform_creations ORDER BY id",
+                        "");
+  if (rc) return rc;
+  while ((rc = store__next_row(db, st)) == STORE_OK)
+    if ((rc = cb(ud, store__col_str(st, 0), sqlite3_column_int64(st, 1),
+                 store__col_str(st, 2), store__col_str(st, 3))) != 0)
+      break;
+  sqlite3_finalize(st);
+  return rc == STORE_NOTFOUND ? STORE_OK : rc;
+}
+
 int store_tenant_suspended_each(sqlite3 *db, store_tenant_key_cb cb,
                                 void *ud) {
   sqlite3_stmt *st;

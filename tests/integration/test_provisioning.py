@@ -184,14 +184,12 @@ def test_failpoints_exist_only_in_the_test_build(make_host):
     with open(testing, "rb") as f:
         assert b"NNO_FAILPOINT" in f.read()
     h = make_host(workers=1, core=True, config={"plugin_dir": fp_dir},
-                  env={"NNO_FAILPOINT": "platform:create"})
+                  env={"NNO_FAILPOINT": "archive"})
     h.start()
-    # The registry provisions the platform it creates: the failpoint fails
-    # that step, and the creation is undone.
-    st, _, pr = h.api("POST", "/platforms", {"id": PLATFORM, "name": "P"})
-    assert st == 503 and "platform:create" in pr["detail"], pr
-    assert h.api("GET", "/platforms/%s" % PLATFORM)[0] == 404
-    assert not os.path.exists(os.path.join(h.data, "platforms", PLATFORM))
+    st, _, _ = h.api("POST", "/platforms", {"id": PLATFORM, "name": "P"})
+    assert st == 201
+    st, _, page = h.api("GET", "/platforms/%s/resources" % PLATFORM)
+    assert st == 200 and page["items"] == [], page
 
 
 # -- the control plane, called by a stand-in for the registry ----------------
@@ -204,14 +202,15 @@ def test_failpoints_exist_only_in_the_test_build(make_host):
 def fp_host(make_host, env=None, workers=1):
     from conftest import BUILD
     fp_dir = os.path.join(BUILD, "tests", "failpoint-plugins")
-    h = make_host(workers=workers, core=True, config={"plugin_dir": fp_dir},
-                  env=env or {})
+    h = make_host(workers=workers, core=True, config={"plugin_dir": fp_dir})
     h.start()
-    # With platform:create failing, the registry's own creation fails too
-    # (and is undone): the stand-in then calls create on no platform row.
-    failing = (env or {}).get("NNO_FAILPOINT") == "platform:create"
+    # made before the failpoint is on: the registry's create provisions too
     st, _, _ = h.api("POST", "/platforms", {"id": PLATFORM, "name": "P"})
-    assert st == (503 if failing else 201)
+    assert st == 201
+    if env:
+        h.stop()
+        h.env.update(env)
+        h.start()
     return h
 
 
@@ -237,9 +236,10 @@ def test_platform_create_makes_the_folders_once(make_host):
 
 def test_a_failed_create_leaves_nothing(make_host):
     h = fp_host(make_host, env={"NNO_FAILPOINT": "platform:create"})
-    r = prov_call(h, "create")
+    # a platform the registry did not provision (PLATFORM's folder exists)
+    r = prov_call(h, "create", platform="prov-new")
     assert r["status"] == -9 and r["step"] == "platform:create", r
-    assert not os.path.exists(os.path.join(h.data, "platforms", PLATFORM))
+    assert not os.path.exists(os.path.join(h.data, "platforms", "prov-new"))
 
 
 def test_remove_keeps_an_archive_when_asked(make_host):
