@@ -1,0 +1,71 @@
+"""Per-platform resources as a user meets them: the notes package's ids and
+files, and the `nno resource` commands against a host whose provisioning
+plugin is the real one."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import NNO, Host
+
+
+@pytest.fixture(scope="module")
+def h(tmp_path_factory):
+    host = Host(tmp_path_factory.mktemp("resources"), workers=2, core=True)
+    host.start()
+    yield host
+    host.stop()
+
+
+def call(h, method, path, key, body=None, headers=None):
+    hd = dict(headers or {})
+    if isinstance(body, dict):
+        body = json.dumps(body).encode()
+        hd["Content-Type"] = "application/json"
+    st, rh, data = h.request(method, path, headers=hd, body=body, key=key)
+    return st, rh, data
+
+
+def cli(h, *args):
+    env = dict(os.environ, NNO_URL="http://127.0.0.1:%d" % h.port,
+               NNO_DATA=h.data)
+    env.pop("NNO_KEY", None)
+    return subprocess.run([NNO] + list(args), env=env, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=30)
+
+
+def test_deleted_note_id_is_never_given_again(h):
+    """A file PUT while its note is being deleted can land after the
+    DELETE listed the note's files; were the id given again, that file
+    would become the next note's, whoever creates it. Ids only grow."""
+    h.platform("ids-plat")
+    h.api("POST", "/platforms/ids-plat/tenants", {"id": "us", "name": "us"})
+    wide = h.platform_key("ids-plat")["key"]
+    us = h.platform_key("ids-plat", tenant="us")["key"]
+    st, _, b = call(h, "POST", "/p/ids-plat/notes", wide, {"title": "first"})
+    assert st == 201, b
+    first = json.loads(b)["id"]
+    st, _, b = call(h, "PUT", "/p/ids-plat/notes/%d/files/a.txt" % first,
+                    wide, b"platform-wide", {"Content-Type": "text/plain"})
+    assert st == 200, b
+    st, _, b = call(h, "DELETE", "/p/ids-plat/notes/%d" % first, wide)
+    assert st == 204, b
+    st, _, b = call(h, "POST", "/p/ids-plat/notes", us, {"title": "next"})
+    assert st == 201, b
+    assert json.loads(b)["id"] > first, b
+
+
+def test_resource_list_pages_within_the_servers_bound(h):
+    """`nno resource list` asks for pages the resources route accepts
+    (limit 1..200), by default and with --all."""
+    h.platform("cli-res")
+    for args in (("resource", "list", "cli-res"),
+                 ("resource", "list", "cli-res", "--all"),
+                 ("resource", "list", "cli-res", "--json")):
+        p = cli(h, *args)
+        assert p.returncode == 0, (args, p.stderr)
+        assert p.stderr == "", (args, p.stderr)
+        assert "notes" in p.stdout and "drafts" in p.stdout, p.stdout
+    p = cli(h, "resource", "list", "cli-res", "--limit", "300")
+    assert p.returncode == 0, p.stderr
