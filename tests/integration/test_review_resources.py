@@ -69,3 +69,35 @@ def test_resource_list_pages_within_the_servers_bound(h):
         assert "notes" in p.stdout and "drafts" in p.stdout, p.stdout
     p = cli(h, "resource", "list", "cli-res", "--limit", "300")
     assert p.returncode == 0, p.stderr
+
+
+def test_a_planted_link_is_not_followed_nor_described(h):
+    """An object file replaced by a link is refused (O_NOFOLLOW); the
+    answer is a bare 500 problem and the provider's reason goes to the
+    log, not to the client."""
+    h.platform("link-plat")
+    k = h.platform_key("link-plat")["key"]
+    st, _, b = call(h, "POST", "/p/link-plat/notes", k, {"title": "t"})
+    nid = json.loads(b)["id"]
+    st, _, b = call(h, "PUT", "/p/link-plat/notes/%d/files/x.txt" % nid, k,
+                    b"mine", {"Content-Type": "text/plain"})
+    assert st == 200, b
+    bucket = os.path.join(h.data, "platforms", "link-plat", "blob",
+                          "link-plat-default-files")
+    objs = [f for f in os.listdir(bucket) if f.startswith("o")]
+    assert len(objs) == 1, objs
+    outside = os.path.join(str(h.dir), "outside.txt")
+    with open(outside, "w") as f:
+        f.write("NOT THE PLATFORM'S")
+    os.unlink(os.path.join(bucket, objs[0]))
+    os.symlink(outside, os.path.join(bucket, objs[0]))
+    st, rh, b = call(h, "GET", "/p/link-plat/notes/%d/files/x.txt" % nid, k)
+    assert st == 500, b
+    assert rh["content-type"] == "application/problem+json", rh
+    p = json.loads(b)
+    assert p["request_id"] == rh["x-request-id"], p
+    assert b"NOT THE PLATFORM" not in b
+    assert "cannot open" not in p["detail"], p
+    assert "symbolic" not in p["detail"], p
+    h.wait_log(lambda e: "cannot open the object" in e.get("msg", "")
+               and p["request_id"] in e.get("msg", ""))
