@@ -1,6 +1,7 @@
 """Per-platform resources as a user meets them: the notes package's ids and
 files, and the `nno resource` commands against a host whose provisioning
 plugin is the real one."""
+import hashlib
 import json
 import os
 import subprocess
@@ -101,3 +102,28 @@ def test_a_planted_link_is_not_followed_nor_described(h):
     assert "symbolic" not in p["detail"], p
     h.wait_log(lambda e: "cannot open the object" in e.get("msg", "")
                and p["request_id"] in e.get("msg", ""))
+
+
+@pytest.mark.parametrize("query", ["keepdata=true", "keep-data=true",
+                                   "keep_data=true&keep_data=false",
+                                   "keep_data=false&keep_data=true",
+                                   "keep_data=true&force=1"])
+def test_platform_delete_refuses_a_query_it_does_not_understand(h, query):
+    """A misspelt or repeated keep_data must not delete the platform's
+    data without the archive it asked for: 422, and nothing is deleted."""
+    pid = "kq-" + hashlib.sha256(query.encode()).hexdigest()[:8]
+    h.platform(pid)
+    k = h.platform_key(pid)["key"]
+    st, _, b = call(h, "POST", "/p/%s/notes" % pid, k, {"title": "keep me"})
+    assert st == 201, b
+    st, rh, p = h.api("DELETE", "/platforms/%s?%s" % (pid, query))
+    assert st == 422, p
+    assert rh["content-type"] == "application/problem+json", rh
+    assert p["request_id"] == rh["x-request-id"], p
+    assert "nothing was deleted" in p["detail"], p
+    st, _, got = h.api("GET", "/platforms/" + pid)
+    assert st == 200 and got["status"] == "active", got
+    st, _, b = call(h, "GET", "/p/%s/notes" % pid, k)
+    assert st == 200 and b"keep me" in b, b
+    st, _, p = h.api("DELETE", "/platforms/%s?keep_data=true" % pid)
+    assert st == 200 and os.path.isfile(p["archive"]), p
