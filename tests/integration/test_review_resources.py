@@ -5,6 +5,8 @@ import hashlib
 import json
 import os
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -127,3 +129,44 @@ def test_platform_delete_refuses_a_query_it_does_not_understand(h, query):
     assert st == 200 and b"keep me" in b, b
     st, _, p = h.api("DELETE", "/platforms/%s?keep_data=true" % pid)
     assert st == 200 and os.path.isfile(p["archive"]), p
+
+
+def test_no_file_outlives_its_note_when_put_races_delete(make_host):
+    """A file PUT while its note is deleted either lands before the
+    DELETE's last sweep (and is swept) or finds the note gone and removes
+    itself: once both answered, the bucket holds nothing of the note."""
+    host = make_host(workers=2, core=True,
+                     config={"limits": {"max_body_bytes": 4 << 20}})
+    host.start()
+    host.platform("race-plat")
+    k = host.platform_key("race-plat")["key"]
+    bucket = os.path.join(host.data, "platforms", "race-plat", "blob",
+                          "race-plat-default-files")
+    body = os.urandom(3 << 20)
+    for i in range(12):
+        st, _, b = call(host, "POST", "/p/race-plat/notes", k,
+                        {"title": "race %d" % i})
+        assert st == 201, b
+        nid = json.loads(b)["id"]
+        got = {}
+
+        def put():
+            got["put"] = call(host, "PUT", "/p/race-plat/notes/%d/files/"
+                              "x.bin" % nid, k, body)[0]
+
+        def delete():
+            got["del"] = call(host, "DELETE", "/p/race-plat/notes/%d" % nid,
+                              k)[0]
+        t1 = threading.Thread(target=put)
+        t2 = threading.Thread(target=delete)
+        t1.start()
+        time.sleep(0.002 * (i % 4))
+        t2.start()
+        t1.join()
+        t2.join()
+        assert got["del"] == 204, got
+        assert got["put"] in (200, 404), got
+        left = [f for f in os.listdir(bucket) if f.startswith("o")]
+        assert left == [], (i, got, left)
+        st, _, b = call(host, "GET", "/p/race-plat/notes/%d/files" % nid, k)
+        assert st == 404, b
