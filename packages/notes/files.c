@@ -181,6 +181,16 @@ int on_file_put(nno_req *req, void *ud) {
 /* ---- GET (and HEAD) ------------------------------------------------------ */
 
 static void get_file(nno_req *req, step *st) {
+  /* A file is whatever a writer sent, with the type they named, served
+   * on the platform's own origin (where its users' session cookie
+   * lives): a browser must save it, never render or run it there. The
+   * name is [A-Za-z0-9._-] only, safe inside the quotes. */
+  char disp[32 + FILE_NAME_MAX];
+  snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", st->name);
+  api->res_header(req, "Content-Disposition", disp);
+  api->res_header(req, "X-Content-Type-Options", "nosniff");
+  api->res_header(req, "Content-Security-Policy",
+                  "default-src 'none'; sandbox");
   /* res_blob answers (200, 304 or 404) and ends the response itself. */
   int rc = api->res_blob(req, st->files, st->key, st->key_len);
   if (rc == NNO_OK) return;

@@ -170,3 +170,27 @@ def test_no_file_outlives_its_note_when_put_races_delete(make_host):
         assert left == [], (i, got, left)
         st, _, b = call(host, "GET", "/p/race-plat/notes/%d/files" % nid, k)
         assert st == 404, b
+
+
+def test_a_file_is_downloaded_never_rendered_on_the_platforms_origin(h):
+    """A writer names a file's type: text/html served as it is on the
+    platform's host (where its users' session cookie lives) would run in
+    a reader's browser. Files come as attachments, unsniffed, sandboxed."""
+    h.platform("dl-plat")
+    k = h.platform_key("dl-plat")["key"]
+    st, _, b = call(h, "POST", "/p/dl-plat/notes", k, {"title": "t"})
+    nid = json.loads(b)["id"]
+    page = b"<script>fetch('/notes').then(r => r.text())</script>"
+    st, _, b = call(h, "PUT", "/p/dl-plat/notes/%d/files/x.html" % nid, k,
+                    page, {"Content-Type": "text/html"})
+    assert st == 200, b
+    for method in ("GET", "HEAD"):
+        st, rh, b = h.request(method, "/notes/%d/files/x.html" % nid, key=k,
+                              host="app.dl-plat.nno.localhost")
+        assert st == 200, (method, b)
+        assert rh["content-disposition"] == 'attachment; filename="x.html"'
+        assert rh["x-content-type-options"] == "nosniff", rh
+        assert "sandbox" in rh["content-security-policy"], rh
+        assert "default-src 'none'" in rh["content-security-policy"], rh
+        if method == "GET":
+            assert b == page
