@@ -13,7 +13,8 @@
 #define LIST_MAX_ROWS 100000L /* rows a list follows pages for by default */
 #define AUDIT_ROWS 100L       /* audit: the newest entries by default */
 #define LIMIT_MAX 10000000L
-#define PAGE_MAX 500 /* the server's largest page */
+#define PAGE_MAX 500 /* the registry's largest page */
+#define RESOURCE_PAGE_MAX 200 /* the provisioning plugin's largest page */
 
 const char *cli_opt(const cli_args *a, const char *name) {
   size_t n = strlen(name);
@@ -108,8 +109,9 @@ long cli_rows_wanted(const cli_args *a, long dflt, const char *cmd) {
 /* GET `base` (a path, maybe with a query) page after page, following
  * next_cursor, until `want` rows: *all gets them (owned), *first the first
  * page's object (owned, NULL unless `first`), *more whether rows were
- * left. `paged`: the endpoint takes limit (page size). */
-static int collect(cli *c, const char *base, long want, int paged,
+ * left. `paged`: the largest page the endpoint's limit takes, 0 when it
+ * takes none. */
+static int collect(cli *c, const char *base, long want, long paged,
                    json_t **all_out, json_t **first, int *more_out) {
   json_t *all = json_array(), *page = NULL;
   char *cursor = NULL;
@@ -119,7 +121,7 @@ static int collect(cli *c, const char *base, long want, int paged,
     char path[CLI_PATH_MAX], num[32];
     long left = want - (long)json_array_size(all);
     snprintf(path, sizeof path, "%s", base);
-    snprintf(num, sizeof num, "%ld", left < PAGE_MAX ? left : PAGE_MAX);
+    snprintf(num, sizeof num, "%ld", left < paged ? left : paged);
     if ((paged && cli_query(path, sizeof path, "limit", num)) ||
         cli_query(path, sizeof path, "cursor", cursor)) {
       fprintf(stderr, "nno: the server's cursor is too long to send back\n");
@@ -183,7 +185,7 @@ static void more_note(const cli_args *a, int more, long want) {
 /* collect() every row wanted, then print them as one JSON array (--json)
  * or a table. */
 static int list(cli *c, const cli_args *a, const char *cmd, const char *base,
-                long dflt, int paged, const cli_col *cols, size_t ncols) {
+                long dflt, long paged, const cli_col *cols, size_t ncols) {
   long want = cli_rows_wanted(a, dflt, cmd);
   if (want < 0) return CLI_EUSAGE;
   json_t *all = NULL;
@@ -263,8 +265,8 @@ static int platform_list(cli *c, const cli_args *a) {
   if (cli_query(path, sizeof path, "class", cli_opt(a, "class")) ||
       cli_query(path, sizeof path, "status", cli_opt(a, "status")))
     return too_long();
-  return list(c, a, "platform list", path, LIST_MAX_ROWS, 1, platform_cols,
-              sizeof platform_cols / sizeof platform_cols[0]);
+  return list(c, a, "platform list", path, LIST_MAX_ROWS, PAGE_MAX,
+              platform_cols, sizeof platform_cols / sizeof platform_cols[0]);
 }
 
 static int platform_show(cli *c, const cli_args *a) {
@@ -411,7 +413,7 @@ static int resource_list(cli *c, const cli_args *a) {
   if (want < 0) return CLI_EUSAGE;
   json_t *all = NULL, *first = NULL;
   int more = 0;
-  int rc = collect(c, path, want, 1, &all, &first, &more);
+  int rc = collect(c, path, want, RESOURCE_PAGE_MAX, &all, &first, &more);
   if (rc) return rc;
   json_t *quota = json_object_get(first, "quota");
   if (c->json) {
@@ -503,7 +505,7 @@ static int tenant_list(cli *c, const cli_args *a) {
       cli_query(path, sizeof path, "parent", cli_opt(a, "parent")) ||
       cli_query(path, sizeof path, "under", cli_opt(a, "under")))
     return too_long();
-  return list(c, a, "tenant list", path, LIST_MAX_ROWS, 1, tenant_cols,
+  return list(c, a, "tenant list", path, LIST_MAX_ROWS, PAGE_MAX, tenant_cols,
               sizeof tenant_cols / sizeof tenant_cols[0]);
 }
 
@@ -581,7 +583,7 @@ static int key_list(cli *c, const cli_args *a) {
   char path[CLI_PATH_MAX];
   if (cli_path(path, sizeof path, "/platforms/%s/keys", a->pos[0]))
     return too_long();
-  return list(c, a, "key list", path, LIST_MAX_ROWS, 1, key_cols,
+  return list(c, a, "key list", path, LIST_MAX_ROWS, PAGE_MAX, key_cols,
               sizeof key_cols / sizeof key_cols[0]);
 }
 
@@ -653,7 +655,7 @@ static int audit(cli *c, const cli_args *a) {
   if (cli_query(path, sizeof path, "target", cli_opt(a, "target")) ||
       cli_query(path, sizeof path, "action", cli_opt(a, "action")))
     return too_long();
-  return list(c, a, "audit", path, AUDIT_ROWS, 1, cols, 5);
+  return list(c, a, "audit", path, AUDIT_ROWS, PAGE_MAX, cols, 5);
 }
 
 /* -- operator-key ---------------------------------------------------------- */

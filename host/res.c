@@ -533,10 +533,16 @@ static void blob_read_cb(const nno_blob_result *res, int fd, void *ud) {
       const char *title;
       int err = res ? res->error : NNO_EIO;
       int st = error_status(err, &title);
+      const char *msg = res ? res->error_message : NULL;
+      /* A refusal, a bound or a busy resource says why; what failed
+       * inside the provider (a file it could not open, its index) is
+       * logged, not sent: the client gets the error's name. */
+      if (msg && st == 500)
+        log_warn("res_blob: %s (request %.*s)", msg, (int)r->rid_len, r->rid);
       req_problem(r, st, title,
                   err == NNO_ENOENT ? "the resource is not provisioned"
-                  : res && res->error_message ? res->error_message
-                                              : nno__strerror(err));
+                  : msg && st != 500 ? msg
+                                     : nno__strerror(err));
     }
   } else {
     nno_str inm = {NULL, 0};

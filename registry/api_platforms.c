@@ -801,11 +801,48 @@ static int delete_here(nno_req *req, const char *id, store_platform *p) {
   return NNO_OK;
 }
 
+/* The query of a DELETE may name keep_data, once, and nothing else: a
+ * misspelt or repeated parameter would otherwise delete the platform's
+ * data without the archive it asked for. 0, or -1 after answering 422. */
+static int delete_query_ok(nno_req *req) {
+  static const char want[] = "keep_data";
+  nno_str q = api->req_query(req);
+  int seen = 0;
+  size_t i = 0;
+  while (i < q.len) {
+    const char *amp = memchr(q.ptr + i, '&', q.len - i);
+    size_t end = amp ? (size_t)(amp - q.ptr) : q.len;
+    const char *eq = memchr(q.ptr + i, '=', end - i);
+    size_t n = (eq ? (size_t)(eq - q.ptr) : end) - i;
+    if (end > i) {
+      if (n != sizeof want - 1 || memcmp(q.ptr + i, want, n) != 0) {
+        char name[64], quoted[64];
+        snprintf(name, sizeof name, "%.*s", n > 63 ? 63 : (int)n, q.ptr + i);
+        nno_quote(name, quoted, sizeof quoted);
+        nno_problem(req, 422, NULL,
+                    "unknown query parameter %s: a platform's DELETE takes "
+                    "keep_data=true|false only; nothing was deleted",
+                    quoted);
+        return -1;
+      }
+      if (seen++) {
+        nno_problem(req, 422, "keep_data",
+                    "field \"keep_data\": given more than once; nothing "
+                    "was deleted");
+        return -1;
+      }
+    }
+    i = end + 1;
+  }
+  return 0;
+}
+
 static int on_delete(nno_req *req, void *ud) {
   char id[STORE_ID_MAX + 1], kd[16];
   store_platform p;
   int rc;
   if (!hu_authorized(req) || read_id(req, id)) return NNO_OK;
+  if (delete_query_ok(req)) return NNO_OK;
   int hk = nno_query_copy(req, "keep_data", kd, sizeof kd);
   if (hk < 0) return NNO_OK;
   if (hk && strcmp(kd, "true") != 0 && strcmp(kd, "false") != 0)

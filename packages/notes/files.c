@@ -84,21 +84,64 @@ static int start(nno_req *req, int named, void (*then)(nno_req *, step *)) {
 
 /* ---- PUT ---------------------------------------------------------------- */
 
+/* The stored file, answered. */
+static void put_answer(nno_req *req, step *st) {
+  char at[32];
+  iso_time(st->modified, at);
+  api->res_header(req, "ETag", st->etag);
+  nno_send_json(req, 200,
+                json_pack("{s:s, s:I, s:s, s:s}", "name", st->name, "size",
+                          (json_int_t)st->size, "etag", st->etag, "modified",
+                          at));
+  api->res_end(req);
+}
+
+/* The note went while its file was stored: the file is removed (a
+ * note's id is never given again, so nothing else could reach it) and
+ * the PUT answers as if the note had been gone from the start. */
+static void orphan_removed(nno_req *req, const nno_blob_result *res,
+                           void *ud) {
+  if (res->error)
+    nno_problem_storage(req, res->error, "the files", res->error_message);
+  else
+    nno_problem(req, 404, NULL, "no such note");
+  api->res_end(req);
+}
+
+static void put_rechecked(nno_req *req, const nno_sql_result *res, void *ud) {
+  step *st = ud;
+  int rc;
+  if (res->error) {
+    nno_problem_storage(req, res->error, "the notes database",
+                        res->error_message);
+  } else if (res->rows.len > 2) { /* not "[]": the note is still there */
+    put_answer(req, st);
+    return;
+  } else if ((rc = api->blob_delete(st->files, st->key, st->key_len,
+                                    orphan_removed, st)) == NNO_OK) {
+    return;
+  } else {
+    nno_problem_storage(req, rc, "the files", NULL);
+  }
+  api->res_end(req);
+}
+
+/* Stored; the note is read again before answering, since a DELETE may
+ * have removed it (and listed its files) while the object was written. */
 static void put_done(nno_req *req, const nno_blob_result *res, void *ud) {
   step *st = ud;
   if (res->error) {
     nno_problem_storage(req, res->error, "the files", res->error_message);
-  } else {
-    char at[32], etag[128];
-    iso_time(res->modified, at);
-    snprintf(etag, sizeof etag, "%.*s", (int)res->etag.len, res->etag.ptr);
-    api->res_header(req, "ETag", etag);
-    nno_send_json(
-        req, 200,
-        json_pack("{s:s, s:I, s:s, s:s}", "name", st->name, "size",
-                  (json_int_t)res->size, "etag", etag, "modified", at));
+    api->res_end(req);
+    return;
   }
-  api->res_end(req);
+  snprintf(st->etag, sizeof st->etag, "%.*s", (int)res->etag.len,
+           res->etag.ptr);
+  st->size = (int64_t)res->size;
+  st->modified = res->modified;
+  if (run_sql(req, st, "SELECT id FROM notes WHERE id = ?2 AND " IN_SUBTREE,
+              note_params(req, st->id), put_rechecked))
+    api->res_end(req);
 }
 
 static void put_file(nno_req *req, step *st) {
@@ -138,6 +181,16 @@ int on_file_put(nno_req *req, void *ud) {
 /* ---- GET (and HEAD) ------------------------------------------------------ */
 
 static void get_file(nno_req *req, step *st) {
+  /* A file is whatever a writer sent, with the type they named, served
+   * on the platform's own origin (where its users' session cookie
+   * lives): a browser must save it, never render or run it there. The
+   * name is [A-Za-z0-9._-] only, safe inside the quotes. */
+  char disp[32 + FILE_NAME_MAX];
+  snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", st->name);
+  api->res_header(req, "Content-Disposition", disp);
+  api->res_header(req, "X-Content-Type-Options", "nosniff");
+  api->res_header(req, "Content-Security-Policy",
+                  "default-src 'none'; sandbox");
   /* res_blob answers (200, 304 or 404) and ends the response itself. */
   int rc = api->res_blob(req, st->files, st->key, st->key_len);
   if (rc == NNO_OK) return;

@@ -230,13 +230,23 @@ static int on_patch(nno_req *req, void *ud) {
 /* DELETE: find the note (in the caller's subtree), remove its files, then
  * the row. Files first: if one cannot be removed the note stays, and the
  * same DELETE again finishes the job; the other way round would leave
- * files no route can reach. */
+ * files no route can reach. Once the row is gone the files are swept
+ * again: a PUT past its note check before the row went may have stored
+ * its file after the first listing. A PUT storing after the sweep finds
+ * the note gone and removes its own file (files.c), so none is left. */
+static void swept(nno_req *req, step *st) {
+  (void)st;
+  api->res_status(req, 204);
+  api->res_end(req);
+}
+
 static void deleted(nno_req *req, const nno_sql_result *res, void *ud) {
+  step *st = ud;
   if (res->error)
     nno_problem_storage(req, res->error, "the notes database",
                         res->error_message);
-  else
-    api->res_status(req, 204);
+  else if (files_remove_all(req, st, swept) == 0)
+    return; /* swept answers */
   api->res_end(req);
 }
 

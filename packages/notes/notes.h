@@ -49,6 +49,10 @@ typedef struct step {
   int status;   /* what to answer with a row */
   json_t *keys; /* deleting a note: the file keys left to delete */
   size_t next;  /* ... the next one to delete */
+  /* a PUT's stored file, answered once the note is known to be there */
+  char etag[128];
+  int64_t size;
+  uint64_t modified;
   /* files.c: what to do once the note is known to be the caller's */
   void (*then)(nno_req *req, struct step *st);
 } step;
