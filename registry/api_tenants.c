@@ -144,6 +144,16 @@ static int on_create(nno_req *req, void *ud) {
     snprintf(t.parent, sizeof t.parent, "%s", parent);
   }
   rc = store_tenant_insert(g_reg.db, &t);
+  if (rc == STORE_RETIRED) {
+    store_rollback(g_reg.db);
+    nno_problem(req, 409, "id",
+                "field \"id\": \"%s\" belonged to a deleted tenant of "
+                "platform \"%s\"; a tenant id is never given again, so that "
+                "nothing kept under the old tenant reaches a new one: choose "
+                "another id",
+                t.id, pid);
+    goto done;
+  }
   if (rc == STORE_EXISTS || rc == STORE_CYCLE) {
     store_rollback(g_reg.db);
     nno_problem(req, 409, NULL,

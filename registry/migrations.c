@@ -212,6 +212,25 @@ static const char m5_creations[] =
     "CREATE TRIGGER platforms_creation_gone AFTER DELETE ON platforms BEGIN"
     " DELETE FROM platform_creations WHERE id = OLD.id; END;";
 
+/* A deleted tenant's id is never given to a new tenant of the platform:
+ * packages keep rows under tenant paths ("eu/fr"), and a new tenant of the
+ * same id would inherit what the old one left. Retired ids go with their
+ * platform. */
+static const char m6_retired_tenants[] =
+    "CREATE TABLE retired_tenants ("
+    " platform_id TEXT NOT NULL REFERENCES platforms(id) ON DELETE CASCADE,"
+    " id TEXT NOT NULL,"
+    " PRIMARY KEY (platform_id, id)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE TRIGGER tenants_retire AFTER DELETE ON tenants"
+    " WHEN EXISTS (SELECT 1 FROM platforms WHERE id = OLD.platform_id) BEGIN"
+    " INSERT OR IGNORE INTO retired_tenants VALUES (OLD.platform_id, OLD.id);"
+    " END;"
+    "CREATE TRIGGER tenants_not_retired BEFORE INSERT ON tenants"
+    " WHEN EXISTS (SELECT 1 FROM retired_tenants"
+    "  WHERE platform_id = NEW.platform_id AND id = NEW.id) BEGIN"
+    " SELECT RAISE(ABORT, 'tenant retired'); END;";
+
 const store_migration store_migrations[] = {
     {1,
      "platforms, tenants, catalogue, activations, resources, audit, "
@@ -221,6 +240,7 @@ const store_migration store_migrations[] = {
     {3, "platform incarnations", m3_incarnation},
     {4, "resources left to the provisioning plugin", m4_no_resources},
     {5, "creations in progress", m5_creations},
+    {6, "retired tenant ids", m6_retired_tenants},
 };
 
 const size_t store_nmigrations =

@@ -25,7 +25,9 @@ int store__map_rc(sqlite3 *db, int rc) {
   case SQLITE_CONSTRAINT_FOREIGNKEY: return STORE_FK;
   case SQLITE_CONSTRAINT_TRIGGER: {
     const char *m = sqlite3_errmsg(db);
-    return m && strstr(m, "tenant cycle") ? STORE_CYCLE : STORE_INVALID;
+    return m && strstr(m, "tenant cycle")     ? STORE_CYCLE
+           : m && strstr(m, "tenant retired") ? STORE_RETIRED
+                                              : STORE_INVALID;
   }
   default: break;
   }

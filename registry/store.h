@@ -35,6 +35,7 @@ typedef enum store_rc {
   STORE_STALE = 6,    /* the row's version differs from the expected one */
   STORE_BUSY = 7,     /* locked for longer than busy_timeout */
   STORE_ERROR = 8,    /* anything else; sqlite3_errmsg() says what */
+  STORE_RETIRED = 9,  /* a tenant id a deleted tenant of the platform had */
 } store_rc;
 
 /* Lengths in bytes, without the NUL. Names are up to 128 characters of

@@ -194,3 +194,33 @@ def test_a_file_is_downloaded_never_rendered_on_the_platforms_origin(h):
         assert "default-src 'none'" in rh["content-security-policy"], rh
         if method == "GET":
             assert b == page
+
+
+def test_a_deleted_tenants_id_is_never_given_again(h):
+    """Notes are kept under their tenant's path: a tenant made again with
+    a deleted tenant's id would see what the old one left. The id is
+    retired instead (409 naming the field), other ids are free, and a
+    platform made again starts with none retired."""
+    h.platform("ten-plat")
+    assert h.api("POST", "/platforms/ten-plat/tenants",
+                 {"id": "us", "name": "us"})[0] == 201
+    us = h.platform_key("ten-plat", tenant="us")["key"]
+    st, _, b = call(h, "POST", "/p/ten-plat/notes", us, {"title": "us note"})
+    assert st == 201, b
+    st, _, _ = h.api("DELETE", "/platforms/ten-plat/tenants/us")
+    assert st == 204
+    st, hd, pr = h.api("POST", "/platforms/ten-plat/tenants",
+                       {"id": "us", "name": "us again"})
+    assert st == 409 and pr["field"] == "id", pr
+    assert hd["content-type"] == "application/problem+json" and pr["request_id"]
+    assert "never given again" in pr["detail"], pr
+    assert h.api("POST", "/platforms/ten-plat/tenants",
+                 {"id": "us2", "name": "us2"})[0] == 201
+    us2 = h.platform_key("ten-plat", tenant="us2")["key"]
+    st, _, b = call(h, "GET", "/p/ten-plat/notes", us2)
+    assert st == 200 and json.loads(b)["items"] == [], b
+    # a platform deleted and made again retires nothing of the old one
+    assert h.api("DELETE", "/platforms/ten-plat")[0] == 204
+    h.platform("ten-plat")
+    assert h.api("POST", "/platforms/ten-plat/tenants",
+                 {"id": "us", "name": "us"})[0] == 201

@@ -355,13 +355,25 @@ static void cascades(void **state) {
   assert_int_equal(
       count(f->db, "SELECT count(*) FROM tenants WHERE platform_id='acme'"), 2);
   assert_int_equal(store_tenant_delete(f->db, "acme", "bb", 1), STORE_NOTFOUND);
-  /* The platform takes its tenants and activations with it. */
-  assert_int_equal(ex(f->db, TENANT("'acme'", "'bb'", "'aa'")), SQLITE_OK);
+  /* A deleted tenant's id is retired: never given again on acme. */
+  assert_int_equal(ex(f->db, TENANT("'acme'", "'bb'", "'aa'")),
+                   SQLITE_CONSTRAINT_TRIGGER);
+  store_tenant nt = {0};
+  strcpy(nt.platform, "acme");
+  strcpy(nt.id, "cc");
+  strcpy(nt.name, "again");
+  strcpy(nt.status, "active");
+  assert_int_equal(store_tenant_insert(f->db, &nt), STORE_RETIRED);
+  assert_int_equal(
+      count(f->db, "SELECT count(*) FROM retired_tenants"), 2);
+  /* The platform takes its tenants, activations and retired ids with it. */
+  assert_int_equal(ex(f->db, TENANT("'acme'", "'ee'", "'aa'")), SQLITE_OK);
   assert_int_equal(store_platform_delete(f->db, "acme"), STORE_OK);
   assert_int_equal(
       count(f->db, "SELECT count(*) FROM tenants WHERE platform_id='acme'"), 0);
   assert_int_equal(count(f->db, "SELECT count(*) FROM activations"), 0);
   assert_int_equal(count(f->db, "SELECT count(*) FROM tenants"), 1);
+  assert_int_equal(count(f->db, "SELECT count(*) FROM retired_tenants"), 0);
 }
 
 static void catalogue_and_activations(void **state) {
