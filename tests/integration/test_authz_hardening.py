@@ -263,14 +263,16 @@ def test_a_suspended_tenants_credentials_stop_everywhere(h):
     assert st == 200 and t["status"] == "active", t
     for k in (k1, k1a, k1b):
         assert everywhere(h, 4, lambda: hello(h, pid, key=k)) == [200] * 4
-    # a tenant deleted while suspended leaves no suspension to its id
+    # a tenant deleted while suspended takes its keys with it, and its id
+    # is retired: nothing can come back under it
     op(h, "PATCH", "/platforms/%s/tenants/t2" % pid, {"status": "suspended"})
     assert hello(h, pid, key=k2) == 403
     st, _, _ = op(h, "DELETE", "/platforms/%s/tenants/t2" % pid)
     assert st == 204
-    tenant(h, pid, "t2")
-    k2 = new_key(h, pid, scopes, tenant="t2")["key"]
-    assert hello(h, pid, key=k2) == 200
+    assert hello(h, pid, key=k2) == 401
+    st, _, _ = op(h, "POST", "/platforms/%s/tenants" % pid,
+                  {"id": "t2", "name": "t2"})
+    assert st == 409
 
 
 # -- keys made by expiring credentials ---------------------------------------------
