@@ -108,7 +108,13 @@ int on_draft_put(nno_req *req, void *ud) {
   if (nno_body_object(req, NOTE_REQUEST_MAX, NNO_BODY_JSON_TYPE, &o))
     return NNO_OK;
   char *text = NULL;
-  if (nno_fields_check(req, o, fields, 2) || open_kv(req, &kv)) goto answered;
+  /* A draft's title obeys the rules of a note's: what is saved can be
+   * posted. */
+  const char *title = json_string_value(json_object_get(o, "title"));
+  if (nno_fields_check(req, o, fields, 2) ||
+      (title && nno_check_name(req, "title", title, NOTE_TITLE_MAX)) ||
+      open_kv(req, &kv))
+    goto answered;
   if (!(text = nno_json_text(o))) {
     nno_problem(req, 500, NULL, "out of memory");
     goto answered;

@@ -325,6 +325,8 @@ def test_drafts(h):
     # bad drafts change nothing
     problem(call(h, pid, "PUT", "/notes/draft", a, {"key": "user:x"}), 422)
     problem(call(h, pid, "PUT", "/notes/draft", a, {"title": 1}), 422)
+    problem(call(h, pid, "PUT", "/notes/draft", a, {"title": "a\u0007b"}),
+            422)
     problem(call(h, pid, "PUT", "/notes/draft", a, raw=b"nope",
                  headers={"Content-Type": "application/json"}), 400)
     assert call(h, pid, "GET", "/notes/draft", a)[2]["body"] == "only"
