@@ -389,7 +389,9 @@ void gateway_complete(conn *c) {
   }
   log_str(&l, "route", r->route_label ? r->route_label : "unmatched");
   log_int(&l, "status", status);
-  log_int(&l, "bytes", (long long)r->body.len);
+  /* A streamed body (res_blob) is sent after this line: its length. */
+  log_int(&l, "bytes",
+          (long long)(r->body_src ? r->body_left : r->body.len));
   log_int(&l, "dur_us", (long long)dur_us);
   log_strn(&l, "trace", gateway_traceparent(r) + 3, 32);
   /* Buffered: written in batches by the worker (log.h). */

@@ -224,3 +224,21 @@ def test_a_deleted_tenants_id_is_never_given_again(h):
     h.platform("ten-plat")
     assert h.api("POST", "/platforms/ten-plat/tenants",
                  {"id": "us", "name": "us"})[0] == 201
+
+
+def test_a_streamed_file_is_logged_with_its_length(h):
+    """The access line of a download served from storage counts the bytes
+    streamed after it, not the empty in-memory body."""
+    h.platform("log-plat")
+    k = h.platform_key("log-plat")["key"]
+    st, _, b = call(h, "POST", "/p/log-plat/notes", k, {"title": "t"})
+    nid = json.loads(b)["id"]
+    data = os.urandom(200000)
+    path = "/p/log-plat/notes/%d/files/blob.bin" % nid
+    assert call(h, "PUT", path, k, data,
+                {"Content-Type": "application/octet-stream"})[0] == 200
+    st, _, b = call(h, "GET", path, k)
+    assert st == 200 and b == data
+    lines = h.access_lines(lambda e: e.get("path") == path and
+                           e.get("status") == 200, 2)
+    assert sorted(e["bytes"] for e in lines)[-1] == len(data), lines
