@@ -527,7 +527,9 @@ static void stream_start(conn *c);
 
 void conn_request_done(conn *c) {
   nno_req *r = &c->req;
-  res_request_end(r);
+  /* A body streamed from storage still reads the platform's file: the
+   * request holds the platform until the stream is over (req_reset). */
+  if (!r->body_src) res_request_end(r);
   gateway_complete(c);
   if (c->state == CONN_CLOSING) {
     /* The client went away while the handler worked: nothing to send. */

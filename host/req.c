@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "jsonv.h"
+#include "res.h"
 
 const char *nno__strerror(int err) {
   switch (err) {
@@ -69,6 +70,7 @@ const char *http_reason(int s) {
 }
 
 void req_reset(nno_req *r) {
+  res_request_end(r); /* no-op unless a streamed body held the platform */
   r->hr = NULL;
   r->plugin = NULL;
   r->route_label = NULL;

@@ -9,7 +9,8 @@
  * returns meanwhile is ended by the last completion), so the request and
  * its handles stay valid until every completion ran, client or not. The
  * first operation of a request calls platform_enter; the end of the
- * request calls platform_leave (res_request_end). */
+ * request calls platform_leave (res_request_end) — for a body streamed by
+ * res_blob, once the stream is over (req_reset). */
 #ifndef NNO_HOST_RES_H
 #define NNO_HOST_RES_H
 

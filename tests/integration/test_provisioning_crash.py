@@ -431,11 +431,12 @@ def test_a_delete_waits_for_requests_in_flight(make_host):
     assert st == 404, b
 
 
-def test_a_download_in_progress_survives_the_delete(make_host):
-    """A file being read slowly when its platform is deleted: the platform
-    is in use only while the handler runs (the body then streams from the
-    open file), so the DELETE goes ahead, and the download still gets every
-    byte of the file, whole."""
+def test_a_delete_waits_for_a_download_in_progress(make_host):
+    """A file being read slowly when its platform is deleted: the request
+    holds the platform until its body has streamed, so the DELETE waits for
+    it (a storage driver that reads remotely needs the data to be there),
+    the download gets every byte of the file, whole, and then the platform
+    goes."""
     h = make_host(core=True, workers=1, env={},
                   config={"plugin_dir": FAILPOINT_PLUGINS,
                           "core_plugins": ["iam", "registry", "provisioning"],
@@ -458,9 +459,13 @@ def test_a_download_in_progress_survives_the_delete(make_host):
                (fp, auth["Authorization"])).encode())
     got = s.recv(4096)
     assert got.startswith(b"HTTP/1.1 200"), got[:200]
-    st, _, b = h.api("DELETE", "/platforms/" + pid, timeout=40)
-    assert st == 204, b
-    assert not os.path.exists(os.path.join(h.data, "platforms", pid))
+    done = {}
+    t = threading.Thread(target=lambda: done.update(
+        r=h.api("DELETE", "/platforms/" + pid, timeout=40)))
+    t.start()
+    time.sleep(1.5)
+    assert "r" not in done  # waiting for the download
+    assert os.path.exists(os.path.join(h.data, "platforms", pid))
     while True:
         c = s.recv(1 << 20)
         if not c:
@@ -468,6 +473,9 @@ def test_a_download_in_progress_survives_the_delete(make_host):
         got += c
     s.close()
     assert got.partition(b"\r\n\r\n")[2] == content
+    t.join(40)
+    assert done["r"][0] == 204, done
+    assert not os.path.exists(os.path.join(h.data, "platforms", pid))
     assert journal(h) == []
     st, _, b = h.request("GET", fp, headers=auth)
     assert st in (401, 404), b  # the platform (and its keys) are gone
