@@ -27,6 +27,7 @@ void prov_bounds_default(prov_bounds *b) {
   b->max_batch = 100;
   b->kv_value_max = 1u << 20;
   b->blob_max = 64u << 20;
+  b->remove_wait_ms = 30000;
 }
 
 void prov_out_init(prov_out *o) {

@@ -48,6 +48,8 @@ static int parse_config(const char *text, char *err, size_t cap) {
       {"max_batch", offsetof(prov_bounds, max_batch), 4, 1, 10000},
       {"kv_value_max_bytes", offsetof(prov_bounds, kv_value_max), 8, 1, 64u << 20},
       {"blob_max_bytes", offsetof(prov_bounds, blob_max), 8, 1, 1ull << 40},
+      {"remove_wait_ms", offsetof(prov_bounds, remove_wait_ms), 4, 0,
+       3600000},
   };
   const char *k;
   json_t *v;

@@ -37,9 +37,11 @@ typedef struct prov_bounds {
   uint32_t max_batch;      /* statements in a batch (100) */
   size_t kv_value_max;     /* bytes of a kv value (1 MiB) */
   size_t blob_max;         /* bytes of a blob object (64 MiB) */
+  uint32_t remove_wait_ms; /* a removal's wait for requests in flight
+                              (30000); then it goes ahead */
 } prov_bounds;
 
-/* Defaults of PROV.md. */
+/* The defaults (the plugin's README lists them). */
 void prov_bounds_default(prov_bounds *b);
 
 /* What a driver call answers. OWNERSHIP: `json`, `cursor` and `value` are

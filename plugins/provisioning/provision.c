@@ -15,8 +15,6 @@
 
 #include "internal.h"
 
-/* How long platform_remove waits for the requests using the platform. */
-#define REMOVE_WAIT_MS 30000
 #define REMOVE_POLL_MS 100
 
 typedef struct ctl {
@@ -375,20 +373,32 @@ static void try_lock(ctl *c) {
     }
   }
   if (c->lock_fd >= 0 && flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    if (c->waited >= REMOVE_WAIT_MS ||
-        api->timer_start(g_prov.p, REMOVE_POLL_MS, 0, on_retry, c, &c->timer)) {
+    /* The platform is no longer routed, so what holds it is requests that
+     * started before: they get remove_wait_ms to end. Past it, a client
+     * could hold the deletion for as long as it reads a download slowly;
+     * the removal goes ahead instead. The local driver's files are then
+     * unlinked under those requests: a stream goes on from its open file,
+     * a write lands in a file that no longer has a name, and new calls
+     * find nothing (their enter fails: .inuse is gone). */
+    if (c->waited >= g_prov.bounds.remove_wait_ms) {
+      api->log(g_prov.p, NNO_LOG_WARN,
+               "platform %s: requests still use it after %u ms: removing "
+               "it under them", c->platform, g_prov.bounds.remove_wait_ms);
+    } else if (api->timer_start(g_prov.p, REMOVE_POLL_MS, 0, on_retry, c,
+                                &c->timer) == 0) {
+      c->waited += REMOVE_POLL_MS;
+      c->next = g_waiting;
+      g_waiting = c;
+      return;
+    } else {
       c->rc = NNO_EBUSY;
       snprintf(c->step, sizeof c->step, "wait");
       snprintf(c->msg, sizeof c->msg,
-               "requests still use platform %s after %d s; try again",
-               c->platform, REMOVE_WAIT_MS / 1000);
+               "cannot wait for the requests using platform %s; try again",
+               c->platform);
       finish(c);
       return;
     }
-    c->waited += REMOVE_POLL_MS;
-    c->next = g_waiting;
-    g_waiting = c;
-    return;
   }
   if (queue(c, remove_work, after_finish)) {
     c->rc = NNO_ECANCELED;

@@ -11,6 +11,7 @@ NNO_FAILPOINT_KILL=<step> raises SIGKILL at that step)."""
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -431,14 +432,22 @@ def test_a_delete_waits_for_requests_in_flight(make_host):
     assert st == 404, b
 
 
-def test_a_delete_waits_for_a_download_in_progress(make_host):
+def test_a_delete_waits_for_a_download_then_goes_ahead(make_host, tmp_path):
     """A file being read slowly when its platform is deleted: the request
     holds the platform until its body has streamed, so the DELETE waits for
-    it (a storage driver that reads remotely needs the data to be there),
-    the download gets every byte of the file, whole, and then the platform
-    goes."""
+    it — for remove_wait_ms, not for as long as a client cares to read
+    slowly — then removes the platform under it; the download still gets
+    every byte of the file, whole, from its open file."""
+    plugins = str(tmp_path / "plugins")
+    shutil.copytree(FAILPOINT_PLUGINS, plugins)
+    pj = os.path.join(plugins, "provisioning", "package.json")
+    with open(pj) as f:
+        pkg = json.load(f)
+    pkg["config"]["remove_wait_ms"] = 3000
+    with open(pj, "w") as f:
+        json.dump(pkg, f)
     h = make_host(core=True, workers=1, env={},
-                  config={"plugin_dir": FAILPOINT_PLUGINS,
+                  config={"plugin_dir": plugins,
                           "core_plugins": ["iam", "registry", "provisioning"],
                           "limits": {"max_body_bytes": 24 << 20}})
     h.start()
@@ -466,6 +475,10 @@ def test_a_delete_waits_for_a_download_in_progress(make_host):
     time.sleep(1.5)
     assert "r" not in done  # waiting for the download
     assert os.path.exists(os.path.join(h.data, "platforms", pid))
+    t.join(20)  # past remove_wait_ms, with the download still stalled
+    assert done["r"][0] == 204, done
+    assert not os.path.exists(os.path.join(h.data, "platforms", pid))
+    h.wait_log(lambda e: "removing it under them" in e.get("msg", ""))
     while True:
         c = s.recv(1 << 20)
         if not c:
@@ -473,9 +486,6 @@ def test_a_delete_waits_for_a_download_in_progress(make_host):
         got += c
     s.close()
     assert got.partition(b"\r\n\r\n")[2] == content
-    t.join(40)
-    assert done["r"][0] == 204, done
-    assert not os.path.exists(os.path.join(h.data, "platforms", pid))
     assert journal(h) == []
     st, _, b = h.request("GET", fp, headers=auth)
     assert st in (401, 404), b  # the platform (and its keys) are gone
