@@ -44,6 +44,8 @@ nno is serving on http://$LISTEN/ with data in $DATA/ (Ctrl-C stops it)
   curl -H "Authorization: Bearer \$(cat $DATA/demo.key)" http://hello.demo.nno.localhost:$PORT/hello/ada
   curl -i -H 'Content-Type: application/json' -d '{"email":"ada@example.com","password":"correct horse battery"}' \
        http://$LISTEN/p/demo/auth/sign-up     # a user session (cookie + token)
+  curl -H "Authorization: Bearer \$(cat $DATA/demo.key)" -H 'Content-Type: application/json' -d '{"title":"first"}' \
+       http://$LISTEN/p/demo/notes     # a note, kept in the demo's sql database
   curl http://$LISTEN/metrics
   curl -H "Authorization: Bearer \$(cat $DATA/operator.key)" http://$LISTEN/api/v1/platforms
   $BIN platform list          # the CLI reads the key from $DATA/operator.key
