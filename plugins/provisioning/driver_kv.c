@@ -173,11 +173,9 @@ static int kv_list(sqlite3 *db, const char *prefix, size_t plen,
   unsigned char after[PROV_KV_KEY_MAX];
   size_t alen = 0;
   int have_after = cursor && *cursor;
-  if (have_after &&
-      (prov_unhex(cursor, after, sizeof after, &alen) || alen == 0))
-    return prov_fail(o, NNO_EINVAL, "cursor: not a cursor this namespace gave");
-  if (limit < 1 || limit > 1000)
-    return prov_fail(o, NNO_EINVAL, "limit: expected 1 to 1000");
+  if (prov_page_start(cursor, after, sizeof after, &alen, limit, "namespace",
+                      o))
+    return o->error;
   sqlite3_stmt *st = NULL;
   int src = sqlite3_prepare_v2(
       db, "SELECT key, expires FROM kv WHERE key >= ?1 AND key > ?2 AND"

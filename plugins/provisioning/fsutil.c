@@ -45,6 +45,19 @@ void prov_out_free(prov_out *o) {
   o->fd = -1;
 }
 
+int prov_page_start(const char *cursor, unsigned char *after, size_t cap,
+                    size_t *alen, uint32_t limit, const char *what,
+                    prov_out *o) {
+  *alen = 0;
+  if (cursor && *cursor &&
+      (prov_unhex(cursor, after, cap, alen) || *alen == 0))
+    return prov_fail(o, NNO_EINVAL, "cursor: not a cursor this %s gave",
+                     what);
+  if (limit < 1 || limit > 1000)
+    return prov_fail(o, NNO_EINVAL, "limit: expected 1 to 1000");
+  return 0;
+}
+
 int prov_page_end(prov_out *o, json_t *arr, const char *cursor, int rc) {
   if (!rc && arr) {
     o->json = json_dumps(arr, JSON_COMPACT);

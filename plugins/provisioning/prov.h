@@ -72,6 +72,12 @@ void prov_out_free(prov_out *o);
  * JSON text and `cursor` ("" at the end), unless `rc` already failed.
  * Returns `rc`, or NNO_ENOMEM with the message set. */
 int prov_page_end(prov_out *o, json_t *arr, const char *cursor, int rc);
+/* A list's arguments: `cursor` (hex of the last key given, or NULL/"")
+ * decoded into `after` (*alen bytes), `limit` 1..1000. 0, or the error set
+ * in `o` naming the `what` ("bucket", "namespace") the cursor came from. */
+int prov_page_start(const char *cursor, unsigned char *after, size_t cap,
+                    size_t *alen, uint32_t limit, const char *what,
+                    prov_out *o);
 int prov_fail(prov_out *o, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -299,11 +299,27 @@ static int made_here(json_t *args, const char *type, const char *name) {
   return 0;
 }
 
+static void decls_free(json_t **decl, size_t n) {
+  for (size_t i = 0; i < n; i++) json_decref(decl[i]);
+  free(decl);
+}
+
 int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
                       const char *incarnation, const char *stack,
                       const prov_pkg *pkgs, size_t n, int64_t *intent,
                       char *step, size_t scap, char *msg, size_t cap) {
   char pdir[4096], path[4096];
+  /* Each package's declared resources, parsed once for the three passes
+   * below (the manifest was checked at load: entries are well formed). */
+  json_t **decl = calloc(n ? n : 1, sizeof *decl);
+  if (!decl) {
+    snprintf(step, scap, "journal");
+    snprintf(msg, cap, "out of memory");
+    return NNO_ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++)
+    decl[i] = json_loads(pkgs[i].resources ? pkgs[i].resources : "[]", 0,
+                         NULL);
   json_t *args = json_pack("{s:s, s:s, s:I, s:[]}", "stack", stack,
                            "incarnation", incarnation ? incarnation : "", "pid",
                            (json_int_t)getpid(), "created");
@@ -314,6 +330,7 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
   if (rc) {
     snprintf(msg, cap, "cannot journal the activation in core.db");
     json_decref(args);
+    decls_free(decl, n);
     return rc;
   }
   /* The platform's folders, made if missing (a platform older than this
@@ -332,8 +349,7 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
     goto fail;
   }
   for (size_t i = 0; i < n && !rc; i++) {
-    json_t *res = json_loads(pkgs[i].resources ? pkgs[i].resources : "[]", 0,
-                             NULL);
+    json_t *res = decl[i];
     size_t j;
     json_t *it;
     json_array_foreach(res, j, it) {
@@ -382,7 +398,6 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
         }
       }
     }
-    json_decref(res);
   }
   if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
     snprintf(msg, cap, "cannot journal the resources in core.db: %s",
@@ -413,8 +428,7 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
   if (rc) goto fail;
   /* Then the migrations, one transaction per package. */
   for (size_t i = 0; i < n && !rc; i++) {
-    json_t *res = json_loads(pkgs[i].resources ? pkgs[i].resources : "[]", 0,
-                             NULL);
+    json_t *res = decl[i];
     size_t j;
     json_t *it;
     json_array_foreach(res, j, it) {
@@ -436,7 +450,6 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
         break;
       }
     }
-    json_decref(res);
   }
   if (rc) goto fail;
   /* Ready: every declared resource exists and is migrated (one
@@ -444,8 +457,7 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
   if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
     rc = NNO_EBUSY;
   for (size_t i = 0; i < n && !rc; i++) {
-    json_t *res = json_loads(pkgs[i].resources ? pkgs[i].resources : "[]", 0,
-                             NULL);
+    json_t *res = decl[i];
     size_t j;
     json_t *it;
     json_array_foreach(res, j, it) {
@@ -456,7 +468,6 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
                                 "ready", NULL)))
         break;
     }
-    json_decref(res);
   }
   if (!rc) rc = pj_intent_step(db, *intent, "migrated", NULL);
   if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
@@ -469,6 +480,7 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
     goto fail;
   }
   json_decref(args);
+  decls_free(decl, n);
   return 0;
 fail: {
   /* Undo what this call made, then record the failure with the resource
@@ -499,6 +511,7 @@ fail: {
   }
   pj_intent_close(db, *intent);
   json_decref(args);
+  decls_free(decl, n);
   return rc;
 }
 }
