@@ -666,6 +666,46 @@ static int api_stack_package_at(nno_plugin *p, nno_stack *s, size_t i,
   return 0;
 }
 
+/* ---- ABI 1.3: installed stacks, uploads --------------------------------
+ * Members not implemented yet answer NNO_ENOTSUP. */
+
+static int api_stack_catalogue_at(nno_plugin *p, size_t i,
+                                  nno_stack_entry *out) {
+  (void)p, (void)i, (void)out;
+  return NNO_ENOTSUP;
+}
+
+static int api_stack_install(nno_plugin *p, const nno_stack_install *in,
+                             nno_stack_install_fn done, void *ud) {
+  (void)p, (void)in, (void)done, (void)ud;
+  return NNO_ENOTSUP;
+}
+
+static int api_stack_remove(nno_plugin *p, const char *id, const char *version,
+                            char *err, size_t errlen) {
+  (void)p, (void)id, (void)version;
+  if (errlen) snprintf(err, errlen, "not supported by this host");
+  return NNO_ENOTSUP;
+}
+
+static int api_route_add_upload(nno_plugin *p, const char *method,
+                                const char *pattern, nno_handler_fn fn,
+                                void *ud, uint64_t max_bytes) {
+  (void)p, (void)method, (void)pattern, (void)fn, (void)ud, (void)max_bytes;
+  return NNO_ENOTSUP;
+}
+
+static int api_req_body_file(nno_req *r, int *fd, uint64_t *len) {
+  (void)r, (void)fd, (void)len;
+  return NNO_ENOENT;
+}
+
+static int api_req_stack_missing(nno_req *r, const char *id,
+                                 const char *version) {
+  (void)r, (void)id, (void)version;
+  return NNO_ENOTSUP;
+}
+
 static const nno_host_api table = {
     .size = sizeof(nno_host_api),
     .abi_major = NNO_ABI_MAJOR,
@@ -741,6 +781,12 @@ static const nno_host_api table = {
     .res_blob = res_blob,
     .platform_event = res_platform_event,
     .stack_package_at = api_stack_package_at,
+    .stack_catalogue_at = api_stack_catalogue_at,
+    .stack_install = api_stack_install,
+    .stack_remove = api_stack_remove,
+    .route_add_upload = api_route_add_upload,
+    .req_body_file = api_req_body_file,
+    .req_stack_missing = api_req_stack_missing,
 };
 
 const nno_host_api *api_table(void) { return &table; }

@@ -98,6 +98,32 @@ static const cfg_key keys[] = {
      0, "serve the stacks installed beside nno"},
     {"stacks_dirs", "NNO_STACKS_DIRS", T_DIRLIST, 0, 0, 0, 0,
      "extra stack folders (env: ':'-separated)"},
+    {"stacks.trusted_keys", "NNO_TRUSTED_KEYS", T_STR, OFF(trusted_keys),
+     SZ(trusted_keys), 0, 0,
+     "file of Ed25519 public keys (one per line): archives must be signed "
+     "by one"},
+    {"stacks.max_archive_bytes", "NNO_STACK_MAX_ARCHIVE_BYTES", T_INT,
+     OFF(stack_max_archive_bytes), 0, 1024, (int64_t)1 << 34,
+     "stack archive size (413 over)"},
+    {"stacks.max_unpacked_bytes", "NNO_STACK_MAX_UNPACKED_BYTES", T_INT,
+     OFF(stack_max_unpacked_bytes), 0, 1024, (int64_t)1 << 36,
+     "stack archive: total size of its files"},
+    {"stacks.max_entry_bytes", "NNO_STACK_MAX_ENTRY_BYTES", T_INT,
+     OFF(stack_max_entry_bytes), 0, 1024, (int64_t)1 << 34,
+     "stack archive: size of one file"},
+    {"stacks.max_entries", "NNO_STACK_MAX_ENTRIES", T_INT,
+     OFF(stack_max_entries), 0, 1, 1000000, "stack archive: entries"},
+    {"stacks.max_ratio", "NNO_STACK_MAX_RATIO", T_INT, OFF(stack_max_ratio), 0,
+     2, 100000, "stack archive: unpacked size / archive size"},
+    {"stacks.fetch_allow_private", "NNO_STACK_FETCH_ALLOW_PRIVATE", T_BOOL,
+     OFF(stack_fetch_allow_private), 0, 0, 0,
+     "install from loopback, link-local and private addresses"},
+    {"stacks.fetch_timeout_ms", "NNO_STACK_FETCH_TIMEOUT_MS", T_INT,
+     OFF(stack_fetch_timeout_ms), 0, 100, 3600000,
+     "install from a URL: maximum time"},
+    {"stacks.check_timeout_ms", "NNO_STACK_CHECK_TIMEOUT_MS", T_INT,
+     OFF(stack_check_timeout_ms), 0, 100, 600000,
+     "time a package's init may take in a check"},
     {"fetch.timeout_ms", "NNO_FETCH_TIMEOUT_MS", T_INT, OFF(fetch_timeout_ms),
      0, 10, 600000, "outbound HTTP: maximum time"},
     {"fetch.max_bytes", "NNO_FETCH_MAX_BYTES", T_INT, OFF(fetch_max_bytes), 0,
@@ -138,6 +164,13 @@ void config_defaults(nno_config *c, const char *exe_dir) {
            exe_dir);
   snprintf(c->builtin_stack_dir, sizeof c->builtin_stack_dir,
            "%s/../share/nno/stacks", exe_dir);
+  c->stack_max_archive_bytes = 256 << 20;
+  c->stack_max_unpacked_bytes = (int64_t)1 << 30;
+  c->stack_max_entry_bytes = 256 << 20;
+  c->stack_max_entries = 10000;
+  c->stack_max_ratio = 200;
+  c->stack_fetch_timeout_ms = 120000;
+  c->stack_check_timeout_ms = 10000;
   c->fetch_timeout_ms = 30000;
   c->fetch_max_bytes = 8 << 20;
   c->fetch_max_concurrent = 256;

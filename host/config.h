@@ -59,6 +59,16 @@ typedef struct nno_config {
    * (development; the kernel's own tests). */
   char core_plugins[CONFIG_MAX_CORE_PLUGINS][CONFIG_NAME_MAX + 1];
   size_t ncore_plugins;
+  /* stack archives: trust, bounds, installs from URLs, checks */
+  char trusted_keys[PATH_MAX]; /* "" : unsigned archives are accepted */
+  int64_t stack_max_archive_bytes;
+  int64_t stack_max_unpacked_bytes;
+  int64_t stack_max_entry_bytes;
+  int64_t stack_max_entries;
+  int64_t stack_max_ratio;
+  int stack_fetch_allow_private;
+  int64_t stack_fetch_timeout_ms;
+  int64_t stack_check_timeout_ms;
   /* outbound HTTP from packages */
   int64_t fetch_timeout_ms;
   int64_t fetch_max_bytes;

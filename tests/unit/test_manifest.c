@@ -123,7 +123,7 @@ static void test_package_minimal(void **state) {
  * (pkg_bad). */
 static void test_package_resources_limit(void **state) {
   static const char head[] =
-      "{\"name\":\"a\",\"version\":\"1.0.0\",\"abi\":\"1.2\","
+      "{\"name\":\"a\",\"version\":\"1.0.0\",\"abi\":\"1.3\","
       "\"kind\":\"feature\",\"library\":\"a.so\",\"resources\":[";
   char j[4096];
   size_t o = (size_t)snprintf(j, sizeof j, "%s", head);
@@ -142,7 +142,7 @@ static void test_package_resources_limit(void **state) {
   assert_int_equal(strlen(m.resources[15].name), 31);
   package_manifest_free(&m);
   static const char one[] =
-      "{\"name\":\"a\",\"version\":\"1.0.0\",\"abi\":\"1.2\","
+      "{\"name\":\"a\",\"version\":\"1.0.0\",\"abi\":\"1.3\","
       "\"kind\":\"feature\",\"library\":\"a.so\",\"resources\":["
       "{\"type\":\"kv\",\"name\":\"a2345678901234567890123456789012\"},"
       "{\"type\":\"kv\",\"name\":\"b\"}]}";

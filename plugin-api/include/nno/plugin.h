@@ -47,7 +47,7 @@ extern "C" {
 #endif
 
 #define NNO_ABI_MAJOR 1
-#define NNO_ABI_MINOR 2
+#define NNO_ABI_MINOR 3
 
 /* "NNOP" — first field of every descriptor. */
 #define NNO_PLUGIN_MAGIC 0x4e4e4f50u
@@ -99,8 +99,9 @@ enum {
 typedef struct nno_plugin nno_plugin; /* one loaded plugin; lives until fini */
 typedef struct nno_req nno_req;       /* one request and its response */
 typedef struct nno_timer nno_timer;   /* a one-shot or repeating timer */
-typedef struct nno_stack nno_stack;   /* one loaded stack version; lives as
-                                         long as the worker */
+typedef struct nno_stack nno_stack;   /* one loaded stack version; valid
+                                         until on_stacks_changed tells it
+                                         may be gone (ABI 1.3) */
 /* Since ABI 1.2: a package's resources on the request's platform. Opened
  * per request (sql_open, kv_open, blob_open), they belong to the request
  * and are released with it: never keep one past res_end. */
@@ -169,7 +170,75 @@ typedef struct nno_plugin_desc {
    * not stop the operation. May be NULL. Read only if `size` covers it.
    */
   int (*on_platform_event)(nno_plugin *p, int event, nno_req *r);
+  /*
+   * Since ABI 1.3. The worker's set of loaded stack versions changed: a
+   * version was installed (and loaded), or removed (and is about to be
+   * unloaded). Handles from stack_find/stack_at may be stale: look them up
+   * again now. A handle of a removed version stays valid until this call
+   * returns; requests already given it (req_set_scope) keep it until they
+   * end, and the host unloads that version only after the last one. May be
+   * NULL. Read only if `size` covers it.
+   */
+  void (*on_stacks_changed)(nno_plugin *p);
 } nno_plugin_desc;
+
+/* ---- installed stacks (ABI 1.3) ---------------------------------------- */
+
+/* The state of an installed stack version in this worker. */
+typedef enum nno_stack_state {
+  NNO_STACK_LOADED = 1,  /* checked, loaded, routable */
+  NNO_STACK_REFUSED = 2, /* found on disk but refused: see `error` */
+} nno_stack_state;
+
+/* One installed stack version, as stack_catalogue_at() gives it. Views are
+ * NUL-terminated and borrowed until the caller returns to the loop. */
+typedef struct nno_stack_entry {
+  nno_str id, version;
+  int state;           /* nno_stack_state */
+  nno_str error;       /* why it was refused; "" when loaded */
+  nno_str source;      /* "installed" (DATA/stacks, from an archive),
+                          "builtin" (beside nno) or "folder" (stacks_dirs) */
+  nno_str signed_by;   /* key id of the archive's signature; "" if none */
+  nno_str sha256;      /* hex SHA-256 of the archive installed; "" if none */
+  nno_str installed_at; /* RFC 3339 UTC; "" when not from an archive */
+} nno_stack_entry;
+
+/* What to install: an archive open for reading (`fd` >= 0, e.g. from
+ * req_body_file; the host reads it from offset 0 and does not close it),
+ * or an http(s) `url` the host fetches (bounded in size, time and
+ * redirects; loopback, link-local and private addresses refused unless
+ * the configuration allows them). `sha256`: the archive's expected hex
+ * SHA-256, or NULL. */
+typedef struct nno_stack_install {
+  int fd;
+  const char *url;
+  const char *sha256;
+} nno_stack_install;
+
+/* The outcome of stack_install, given to its callback on the loop. All
+ * strings NUL-terminated, borrowed for the callback's duration.
+ *   status  0 installed (or already installed, byte for byte), else an
+ *           NNO_E... code; `http` is the status to answer with:
+ *           201 installed, 200 already installed (same archive),
+ *           409 that version is installed from another archive,
+ *           413 over a size bound, 422 the archive or a package in it is
+ *           refused, 403 signature missing or not trusted, 502 the URL
+ *           could not be fetched, 500 the host's own failure.
+ *   id, version   the stack's, once stack.json was read ("" before)
+ *   file, field   where the first refusal is ("" when not about a file)
+ *   message       one line: what was expected and what was found
+ *   problems_json a JSON array of every problem found, each
+ *                 {"file","field","message"}; "[]" on success */
+typedef struct nno_stack_install_result {
+  int status;
+  int http;
+  const char *id, *version, *sha256, *signed_by;
+  const char *file, *field, *message;
+  const char *problems_json;
+} nno_stack_install_result;
+
+typedef void (*nno_stack_install_fn)(const nno_stack_install_result *res,
+                                     void *ud);
 
 /* Lifecycle events given to on_platform_event (ABI 1.2). */
 typedef enum nno_platform_event {
@@ -532,7 +601,8 @@ typedef struct nno_host_api {
                           void *ud);
 
   /* Loaded stack versions. `version` NULL finds the newest version of `id`.
-   * NNO_ENOENT if not loaded. Handles live as long as the worker. */
+   * NNO_ENOENT if not loaded. A handle stays valid until on_stacks_changed
+   * (ABI 1.3) says the set changed; before 1.3, as long as the worker. */
   int (*stack_find)(nno_plugin *p, const char *id, const char *version,
                     nno_stack **out);
   /* Iterate: i = 0.. until NNO_ENOENT. */
@@ -712,6 +782,51 @@ typedef struct nno_host_api {
   int (*stack_package_at)(nno_plugin *p, nno_stack *s, size_t i,
                           nno_str *name, nno_str *version, nno_str *dir,
                           nno_str *resources_json);
+
+  /* ---- since ABI 1.3 (test with NNO_HAS) ---- */
+
+  /* -- installed stacks (core plugins only: NNO_ESTATE otherwise) -- */
+
+  /* Every stack version installed where this host looks for stacks,
+   * loaded or refused, sorted by id then version: i = 0.. until
+   * NNO_ENOENT. */
+  int (*stack_catalogue_at)(nno_plugin *p, size_t i, nno_stack_entry *out);
+  /* Install a stack archive into DATA/stacks/{id}/{version}/: extract into
+   * a staging folder, verify its checksums and signature, run the same
+   * check as the loader, then move it into place. Nothing is left behind
+   * on failure. Every worker loads the new version without a reload.
+   * `done` runs on the loop with the outcome. */
+  int (*stack_install)(nno_plugin *p, const nno_stack_install *in,
+                       nno_stack_install_fn done, void *ud);
+  /* Remove an installed version (source "installed") from disk; every
+   * worker unloads it once no request uses it. The caller makes sure no
+   * platform has it active. NNO_ENOENT if not installed, NNO_EREFUSED if
+   * not from an archive (builtin, folder); `err` says why. */
+  int (*stack_remove)(nno_plugin *p, const char *id, const char *version,
+                      char *err, size_t errlen);
+
+  /* -- uploads -- */
+
+  /* route_add for a route taking a large body: the body is written to a
+   * temporary file as it arrives (never held in memory), up to
+   * `max_bytes` (413 over). The gateway's RESOLVE to LIMIT stages run as
+   * soon as the head is in, so a request they refuse is answered before
+   * its body is read. Core plugins only. */
+  int (*route_add_upload)(nno_plugin *p, const char *method,
+                          const char *pattern, nno_handler_fn fn, void *ud,
+                          uint64_t max_bytes);
+  /* In a handler of an upload route: the body as a file open for reading
+   * (read it with pread or from offset 0; owned by the host, closed when
+   * the response ends) and its length. NNO_ENOENT on other routes. */
+  int (*req_body_file)(nno_req *r, int *fd, uint64_t *len);
+
+  /* -- resolution -- */
+
+  /* From a RESOLVE hook: the platform has stack `id` at `version` active
+   * but this worker has no such version loaded (removed, or refused). A
+   * request that no other stack routes is then answered 503 with a
+   * problem naming the stack, the version and why, instead of 404. */
+  int (*req_stack_missing)(nno_req *r, const char *id, const char *version);
 } nno_host_api;
 
 /* True if the host's table has the member `fn`. */
