@@ -173,7 +173,10 @@ static void act_done(int status, const char *step, const char *message,
     snprintf(what, sizeof what, "activating stack \"%s\" %s on platform \"%s\"",
              op->a.stack, op->a.version, op->a.platform);
     act_forget(op);
-    reg_prov_problem(op->req, 503, what, step, message,
+    /* Refused (a rollback without its down migrations): the request
+     * cannot succeed as it is; anything else may on a retry. */
+    reg_prov_problem(op->req, status == NNO_EREFUSED ? 409 : 503, what, step,
+                     message,
                      op->had ? "the previous version stays active"
                              : "the stack is not active");
     goto end;
