@@ -611,6 +611,8 @@ static int load_stack(worker *w, const stack_choice *sc, char *err,
   st->router = rt;
   st->plugins = ps;
   st->nplugins = n;
+  st->man = sm; /* owned by the stack now */
+  memset(&sm, 0, sizeof sm);
   ps = NULL;
   /* Keep the list sorted (id, then version): loads come in that order. */
   stack **tail = &w->plugins->stacks;
@@ -759,6 +761,7 @@ void loader_unload_all(worker *w) {
     w->plugins->stacks = st->next;
     router_free(st->router);
     free(st->plugins);
+    stack_manifest_free(&st->man);
     free(st);
   }
   w->plugins->nstacks = 0;
