@@ -105,6 +105,11 @@ int api_audit_init(nno_plugin *p);
  *   stack "crm" 2.0.0 requires stack "default" ^2.0; platform "acme" has
  *   default 1.0.0 active (installed: 1.0.0, 2.1.0) */
 int reg_requires_met(const char *pid, nno_stack *s, char *msg, size_t cap);
+/* As reg_requires_met, against the stacks a creation activates (ids[i]
+ * at versions[i], n of them) instead of a platform's activations. */
+int reg_requires_among(nno_stack *s, const char *const *ids,
+                       const char *const *versions, size_t n, char *msg,
+                       size_t cap);
 /* The newest loaded version of stack `id` whose requirements platform
  * `pid` meets; NULL when none does. */
 nno_stack *reg_requires_pick(const char *pid, const char *id);

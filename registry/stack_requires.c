@@ -69,6 +69,36 @@ int reg_requires_met(const char *pid, nno_stack *s, char *msg, size_t cap) {
   return 0;
 }
 
+int reg_requires_among(nno_stack *s, const char *const *ids,
+                       const char *const *versions, size_t n, char *msg,
+                       size_t cap) {
+  nno_str sid, sver, rid, range;
+  if (!have_abi() || api->stack_info(s, &sid, &sver) != NNO_OK) return 0;
+  for (size_t i = 0;
+       api->stack_require_at(g_reg.p, s, i, &rid, &range) == NNO_OK; i++) {
+    char id[STORE_STACK_MAX + 1], inst[256];
+    size_t k = 0;
+    snprintf(id, sizeof id, "%.*s", (int)rid.len, rid.ptr);
+    while (k < n && strcmp(ids[k], id) != 0) k++;
+    if (k < n && api->version_satisfies(versions[k], range.ptr) == 1) continue;
+    installed(id, inst, sizeof inst);
+    if (k < n)
+      snprintf(msg, cap,
+               "stack \"%.*s\" %.*s requires stack \"%s\" %.*s; the list "
+               "has %s %s (installed: %s)",
+               (int)sid.len, sid.ptr, (int)sver.len, sver.ptr, id,
+               (int)range.len, range.ptr, id, versions[k], inst);
+    else
+      snprintf(msg, cap,
+               "stack \"%.*s\" %.*s requires stack \"%s\" %.*s, which the "
+               "list does not have (installed: %s)",
+               (int)sid.len, sid.ptr, (int)sver.len, sver.ptr, id,
+               (int)range.len, range.ptr, inst);
+    return -1;
+  }
+  return 0;
+}
+
 nno_stack *reg_requires_pick(const char *pid, const char *id) {
   nno_stack *s, *best = NULL;
   char bestv[STORE_STACK_MAX + 1] = "", why[512];

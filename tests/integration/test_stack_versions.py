@@ -184,6 +184,30 @@ def test_stack_requirements(make_host, tmp_path):
     assert active(h, "r-q") == {}
 
 
+def test_stack_requirements_at_creation(make_host, tmp_path):
+    h = versions_host(make_host)
+    h.start()
+    for stacks, detail in (
+            (["verdep@1.0.0"],
+             'field "stacks": item 0: stack "verdep" 1.0.0 requires stack '
+             '"ver" ^2.0, which the list does not have (installed: 1.0.0, '
+             '2.0.0, 3.0.0)'),
+            (["ver@1.0.0", "verdep@1.0.0"],
+             'field "stacks": item 1: stack "verdep" 1.0.0 requires stack '
+             '"ver" ^2.0; the list has ver 1.0.0 (installed: 1.0.0, 2.0.0, '
+             '3.0.0)')):
+        st, _, pr = h.api("POST", "/platforms", {"id": "c-x", "name": "x",
+                                                 "stacks": stacks})
+        assert st == 422 and pr["detail"] == detail, pr
+        assert h.api("GET", "/platforms/c-x")[0] == 404
+    # listed in any order: the requirement is met by the list
+    st, _, p = h.api("POST", "/platforms", {
+        "id": "c-y", "name": "y", "stacks": ["verdep@1.0.0", "ver@2.0.0"]})
+    assert st == 201, p
+    assert active(h, "c-y") == {"ver": "2.0.0", "verdep": "1.0.0"}
+    assert served(h, "c-y", "/verdep")[0] == "1.0.0"
+
+
 class Client(threading.Thread):
     """GET /p/{pid}/ver in a loop on one keep-alive connection (so one
     worker) until stopped; records (sent, received, status, version)."""
