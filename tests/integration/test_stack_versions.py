@@ -106,6 +106,27 @@ def test_two_platforms_on_two_versions_in_one_worker(make_host, tmp_path):
     assert served(h, "v-a")[0] == "3.0.0" and served(h, "v-b")[0] == "2.0.0"
 
 
+def test_a_request_in_flight_finishes_on_its_version(make_host, tmp_path):
+    h = versions_host(make_host, workers=1)
+    h.start()
+    new_platform(h, "f-l", ver="1.0.0")
+    out = {}
+
+    def slow():
+        out["answer"] = h.request("GET", "/p/f-l/ver?ms=1500")
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.3)
+    st, _, a = activate(h, "f-l", "ver", "2.0.0")
+    assert st == 200, a
+    assert served(h, "f-l")[0] == "2.0.0"  # new requests: the new version
+    t.join(10)
+    st, hd, body = out["answer"]
+    assert st == 200 and hd["x-stack-version"] == "1.0.0", (st, body)
+    assert json.loads(body)["version"] == "1.0.0"
+
+
 def test_rollback_runs_the_stored_down_migrations(make_host, tmp_path):
     h = versions_host(make_host)
     h.start()
