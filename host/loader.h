@@ -58,6 +58,7 @@ typedef struct stack {
   plugin **plugins;
   size_t nplugins;
   int newest; /* the newest loaded version of its id */
+  stack_manifest man; /* its stack.json (requires: stack_require_at) */
 } stack;
 
 typedef struct plugin_set {

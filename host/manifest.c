@@ -679,6 +679,52 @@ static int parse_packages(pctx *c, json_t *root, stack_manifest *m) {
   return 0;
 }
 
+static const char *const require_keys[] = {"stack", "version", NULL};
+
+/* "requires": [{"stack": ID, "version": RANGE}], other stacks that must be
+ * active on a platform beside this one; absent means none. */
+static int parse_stack_requires(pctx *c, json_t *root, stack_manifest *m) {
+  json_t *v = json_object_get(root, "requires");
+  if (!v) return 0;
+  if (!json_is_array(v))
+    return fail_field(c, "requires",
+                      "an array of {\"stack\", \"version\"} objects", v);
+  size_t n = json_array_size(v);
+  if (n > MANIFEST_REQUIRES_MAX)
+    return fail(c, "field \"requires\": expected at most %d stacks, got %zu",
+                MANIFEST_REQUIRES_MAX, n);
+  if (n && !(m->requires = m_calloc(n, sizeof *m->requires)))
+    return fail_oom(c);
+  for (size_t i = 0; i < n; i++) {
+    char field[FIELD_BUF], sub[FIELD_BUF];
+    json_t *e = json_array_get(v, i);
+    stack_require *r = &m->requires[m->nrequires++];
+    snprintf(field, sizeof field, "requires[%zu]", i);
+    if (!json_is_object(e))
+      return fail_field(c, field, "an object with \"stack\" and \"version\"",
+                        e);
+    if (check_keys(c, e, field, require_keys,
+                   "only \"stack\" and \"version\"") < 0)
+      return -1;
+    snprintf(sub, sizeof sub, "requires[%zu].stack", i);
+    if (get_str(c, e, "stack", sub, 1, NAME_RULE, name_ok, &r->stack) < 0)
+      return -1;
+    snprintf(sub, sizeof sub, "requires[%zu].version", i);
+    if (get_str(c, e, "version", sub, 1, "a semver range", range_ok,
+                &r->range) < 0)
+      return -1;
+    if (strcmp(r->stack, m->id) == 0)
+      return fail(c, "field \"%s\": a stack cannot require itself", sub);
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(m->requires[j].stack, r->stack) == 0)
+        return fail(c,
+                    "field \"requires[%zu]\": stack \"%s\" is already "
+                    "required by requires[%zu]",
+                    i, r->stack, j);
+  }
+  return 0;
+}
+
 int stack_manifest_parse(const char *json, size_t len, const char *what,
                          stack_manifest *out, char *err) {
   pctx c = {what ? what : "stack.json", err};
@@ -694,7 +740,9 @@ int stack_manifest_parse(const char *json, size_t len, const char *what,
     fail_oom(&c);
     goto fail;
   }
-  if (parse_packages(&c, root, out) < 0) goto fail;
+  if (parse_packages(&c, root, out) < 0 ||
+      parse_stack_requires(&c, root, out) < 0)
+    goto fail;
   json_decref(root);
   return 0;
 
@@ -711,6 +759,11 @@ void stack_manifest_free(stack_manifest *m) {
     m_free(m->packages[i].range);
   }
   m_free(m->packages);
+  for (size_t i = 0; i < m->nrequires; i++) {
+    m_free(m->requires[i].stack);
+    m_free(m->requires[i].range);
+  }
+  m_free(m->requires);
   m_free(m->id);
   m_free(m->version);
   m_free(m->name);

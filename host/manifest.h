@@ -87,6 +87,13 @@ typedef struct stack_package {
   char *range; /* semver range the stack wants ("1.0.0", "^1.0") */
 } stack_package;
 
+/* One entry of a stack's "requires": another stack that must be active
+ * on the platform at a version in `range`. */
+typedef struct stack_require {
+  char *stack; /* stack id */
+  char *range; /* semver range, e.g. "^1" */
+} stack_require;
+
 typedef struct stack_manifest {
   char *id;      /* [a-z][a-z0-9-]{0,63} */
   char *version; /* semver text */
@@ -94,6 +101,8 @@ typedef struct stack_manifest {
   char *name;    /* display name; defaults to id */
   stack_package *packages;
   size_t npackages; /* >= 1 */
+  stack_require *requires; /* "requires": [{"stack", "version"}] */
+  size_t nrequires;
 } stack_manifest;
 
 /* The entry of m->resources of `type` and `name`, or NULL. */
