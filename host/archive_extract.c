@@ -412,6 +412,7 @@ static int do_entry(ex *x, struct archive *a, struct archive_entry *ent) {
   if (type == AE_IFDIR && n > 1 && name[n - 1] == '/') name[--n] = '\0';
   if (arc_name_check(name, &kind, why, sizeof why) != 0)
     return fail(x->e, raw, kind, "entry \"%s\": %s", p, why);
+  arc_printable(name, p, sizeof p);
 
   /* Regular files and folders only: a link could lead a later entry
    * anywhere, and a stack has no use for devices. */
