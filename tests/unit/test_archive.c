@@ -26,7 +26,9 @@ static int setup(void **state) {
   return mkdtemp(dir) ? 0 : -1;
 }
 
-static int teardown(void **state) { return archive_rmtree(dir); }
+static int teardown(void **state) {
+  return archive_rmtree(dir);
+}
 
 /* dir/rel, in a static buffer (one of four, so calls can be combined). */
 static const char *at(const char *rel) {
@@ -78,9 +80,12 @@ static const char pkg_json[] =
 /* A stack folder src/: stack "s" 1.2.3 of one package with a library,
  * a migration and a ui file. */
 static void make_stack(void) {
-  const char *dirs[] = {"src", "src/packages", "src/packages/p",
+  const char *dirs[] = {"src",
+                        "src/packages",
+                        "src/packages/p",
                         "src/packages/p/migrations",
-                        "src/packages/p/migrations/db", "src/packages/p/ui"};
+                        "src/packages/p/migrations/db",
+                        "src/packages/p/ui"};
   for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
     assert_int_equal(mkdir(at(dirs[i]), 0755), 0);
   put("src/stack.json",
@@ -139,10 +144,9 @@ static void round_trip(void **state) {
   close(fd);
   assert_string_equal(info.sha256, hex);
 
-  const char *files[] = {"stack.json", "packages/p/package.json",
-                         "packages/p/libp.so",
-                         "packages/p/migrations/db/0001_init.sql",
-                         "packages/p/ui/index.html"};
+  const char *files[] = {
+      "stack.json", "packages/p/package.json", "packages/p/libp.so",
+      "packages/p/migrations/db/0001_init.sql", "packages/p/ui/index.html"};
   for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
     char a[PATH_MAX], b[PATH_MAX];
     snprintf(a, sizeof a, "%s/src/%s", dir, files[i]);
@@ -173,8 +177,8 @@ static void round_trip(void **state) {
   /* Default output name: {id}-{version}.tar.gz in the folder given. */
   char written[PATH_MAX], err[1024];
   assert_int_equal(mkdir(at("into"), 0755), 0);
-  assert_int_equal(archive_pack(at("src"), at("into"), written,
-                                sizeof written, err, sizeof err),
+  assert_int_equal(archive_pack(at("src"), at("into"), written, sizeof written,
+                                err, sizeof err),
                    0);
   assert_string_equal(written, at("into/s-1.2.3.tar.gz"));
   same_file(at("s.tar.gz"), at("into/s-1.2.3.tar.gz"));
@@ -231,8 +235,8 @@ static void sign_verify(void **state) {
   assert_int_equal(archive_sign(at("signed.tar.gz"), at("k.key"), NULL, id2,
                                 err, sizeof err),
                    0);
-  assert_int_equal(archive_sign(at("s.tar.gz"), at("k.key"),
-                                at("again.tar.gz"), id2, err, sizeof err),
+  assert_int_equal(archive_sign(at("s.tar.gz"), at("k.key"), at("again.tar.gz"),
+                                id2, err, sizeof err),
                    0);
   same_file(at("signed.tar.gz"), at("again.tar.gz"));
   assert_int_equal(extract("signed.tar.gz", "out2", &kr, &info, &e), 0);
@@ -253,9 +257,8 @@ static void wrong_key(void **state) {
   pack_to("s.tar.gz");
   assert_int_equal(archive_keygen(at("k"), id, err, sizeof err), 0);
   assert_int_equal(archive_keygen(at("other"), other, err, sizeof err), 0);
-  assert_int_equal(archive_sign(at("s.tar.gz"), at("k.key"), NULL, id, err,
-                                sizeof err),
-                   0);
+  assert_int_equal(
+      archive_sign(at("s.tar.gz"), at("k.key"), NULL, id, err, sizeof err), 0);
   keyring_of("other.pub", &kr);
   assert_int_equal(extract("s.tar.gz", "out", &kr, &info, &e), -1);
   assert_string_equal(e.kind, "untrusted-key");
@@ -310,9 +313,8 @@ static void tampered_checksums(void **state) {
   /* Signed, then tampered: the signature no longer matches. */
   pack_to("t.tar.gz");
   assert_int_equal(archive_keygen(at("k"), id, err, sizeof err), 0);
-  assert_int_equal(archive_sign(at("t.tar.gz"), at("k.key"), NULL, id, err,
-                                sizeof err),
-                   0);
+  assert_int_equal(
+      archive_sign(at("t.tar.gz"), at("k.key"), NULL, id, err, sizeof err), 0);
   tamper_checksums("t.tar.gz");
   keyring_of("k.pub", &kr);
   assert_int_equal(extract("t.tar.gz", "out2", &kr, &info, &e), -1);
@@ -344,8 +346,7 @@ static void keys_and_errors(void **state) {
   make_stack();
   pack_to("s.tar.gz");
   assert_int_equal(
-      archive_sign(at("s.tar.gz"), at("k.pub"), NULL, id, err, sizeof err),
-      -1);
+      archive_sign(at("s.tar.gz"), at("k.pub"), NULL, id, err, sizeof err), -1);
   assert_non_null(strstr(err, "not a secret key file"));
   /* A link in the stack folder is not packed. */
   assert_int_equal(symlink("/etc/passwd", at("src/packages/p/ui/x")), 0);
@@ -360,8 +361,7 @@ static void keys_and_errors(void **state) {
   int fd = open(at("s.tar.gz"), O_RDONLY);
   archive_limits lim = {1 << 20, 1 << 20, 1 << 20, 100, 100};
   archive_keyring none = {0};
-  assert_int_equal(archive_extract(fd, at("busy"), &lim, &none, &info, &e),
-                   -1);
+  assert_int_equal(archive_extract(fd, at("busy"), &lim, &none, &info, &e), -1);
   close(fd);
   assert_string_equal(e.kind, "io");
   assert_int_equal(e.http, 500);
