@@ -369,6 +369,9 @@ def test_sign_and_trusted_keys(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["signed.tar.gz", key_id]
     signed = tmp_path / "signed.tar.gz"
+    with tarfile.open(signed) as tar:
+        names = tar.getnames()
+    assert names == sorted(names) and names[:2] == ["CHECKSUMS", "SIGNATURE"]
 
     sub = tmp_path / "a"
     sub.mkdir()
