@@ -237,6 +237,9 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "help")) {
     if (!strcmp(argv[2], "serve")) usage_serve(stdout);
     else if (!strcmp(argv[2], "check-package")) usage_check(stdout);
+    else if (argc >= 4 && !strcmp(argv[2], "stack") &&
+             cli_stack_local_claims(argv[3]))
+      return cli_stack_local_main(2, (char *[]){argv[3], "--help"});
     else if (cli_claims(argc - 2, argv + 2))
       return cli_help(argc - 2, argv + 2);
     else usage(stdout);

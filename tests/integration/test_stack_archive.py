@@ -420,3 +420,7 @@ def test_command_errors(tmp_path):
     assert r.returncode == 1 and "hint:" in r.stderr
     r = nno("stack", "pack", "--help")
     assert r.returncode == 0 and "usage: nno stack pack" in r.stdout
+    r = nno("help", "stack", "keygen")
+    assert r.returncode == 0 and "usage: nno stack keygen" in r.stdout
+    r = nno("--help")
+    assert "stack sign" in r.stdout
