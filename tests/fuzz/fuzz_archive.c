@@ -30,11 +30,11 @@ static const struct {
   const char *kind;
   int http;
 } kinds[] = {
-    {"absolute-path", 422}, {"dot-dot", 422},         {"link", 422},
-    {"special-file", 422},  {"duplicate", 422},       {"entry-too-large", 413},
+    {"absolute-path", 422}, {"dot-dot", 422},          {"link", 422},
+    {"special-file", 422},  {"duplicate", 422},        {"entry-too-large", 413},
     {"too-large", 413},     {"too-many-entries", 413}, {"ratio", 413},
-    {"bad-name", 422},      {"checksum", 422},        {"unlisted", 422},
-    {"missing", 422},       {"corrupt", 422},         {"io", 500},
+    {"bad-name", 422},      {"checksum", 422},         {"unlisted", 422},
+    {"missing", 422},       {"corrupt", 422},          {"io", 500},
 };
 
 /* Every entry under fd: regular files and folders with the format's
