@@ -706,7 +706,7 @@ static int api_route_add_upload(nno_plugin *p, const char *method,
 
 static int api_req_body_file(nno_req *r, int *fd, uint64_t *len) {
   if (!r || !fd) return NNO_EINVAL;
-  if (!r->upload) {
+  if (r->upload != REQ_UPLOAD_FILE) {
     const route_target *t = r->match.target;
     if (r->event || !t || !t->upload_max || !r->active || r->ended)
       return NNO_ENOENT;

@@ -190,6 +190,8 @@ static void refuse(conn *c, int status, const char *detail) {
   conn_request_done(c);
 }
 
+#define CONN_DRAIN_BYTES 65536
+
 /* ---- uploads --------------------------------------------------------------
  * The body of an upload route (route_add_upload) is written to a temporary
  * file as it arrives, as nginx writes client bodies to temporary files from
@@ -198,6 +200,10 @@ static void refuse(conn *c, int status, const char *detail) {
  * is complete (only on a worker that has upload routes, so other workers
  * never pay for it); with a bound the gateway runs the stages at once
  * (gateway_head), and a refusal is answered before any body byte is read.
+ * A refused request's body is read and thrown away when it is at most
+ * CONN_DRAIN_BYTES long (Content-Length, no "100-continue" awaited), so
+ * the connection stays open; otherwise the connection closes after the
+ * answer.
  * The silence allowed between two reads of a spooled body is
  * body_timeout_ms (an upload may take longer than that in all). */
 
@@ -228,24 +234,39 @@ static int spool_write(void *ud, const char *data, size_t n) {
   return 0;
 }
 
-/* A response made when the head came: the body is not read, so the
- * connection closes after it. */
-static void answer_now(conn *c) {
-  c->close_after = 1;
-  c->state = CONN_HANDLING;
-  c->req.active = 1;
-  conn_request_done(c);
+static int discard(void *ud, const char *data, size_t n) {
+  (void)ud, (void)data, (void)n;
+  return 0;
 }
 
-/* The head of a request to spool is complete. 1 if it was answered (the
- * connection is closing), 0 to go on reading its body. */
+/* c->req was answered when its head came. A small body the client is
+ * sending anyway is read and thrown away, then the answer goes, and the
+ * connection stays open (0); any other is not read, and the connection
+ * closes after the answer (1). */
+static int answered(conn *c, const http_request *hr) {
+  nno_req *r = &c->req;
+  if (!hr->expect_continue &&
+      (uint64_t)http_reader_content_length(c->reader) <= CONN_DRAIN_BYTES) {
+    r->upload = REQ_UPLOAD_ANSWERED;
+    r->active = 0;
+    http_reader_spool(c->reader, discard, c);
+    return 0;
+  }
+  c->close_after = 1;
+  c->state = CONN_HANDLING;
+  r->active = 1;
+  conn_request_done(c);
+  return 1;
+}
+
+/* The head of a request to spool is complete. 1 if it was answered and the
+ * connection is closing, 0 to go on reading its body. */
 static int upload_begin(conn *c, const http_request *hr) {
   worker *w = c->w;
   nno_req *r = &c->req;
   switch (gateway_head(c, hr)) {
   case GW_ANSWERED:
-    answer_now(c);
-    return 1;
+    return answered(c, hr);
   case GW_ORDINARY:
     if (http_reader_unspool(c->reader) != 0) {
       refuse(c, 413, "request body too large");
@@ -264,13 +285,11 @@ static int upload_begin(conn *c, const http_request *hr) {
     req_problem(r, 503, http_reason(503),
                 "too many uploads in progress; retry later");
     (void)buf_append(&r->headers, ra, sizeof ra - 1, SIZE_MAX);
-    answer_now(c);
-    return 1;
+    return answered(c, hr);
   }
   if (req_upload_open(r, w->cfg->data_dir, &w->nuploads) != 0) {
     req_problem(r, 500, http_reason(500), "cannot store the request body");
-    answer_now(c);
-    return 1;
+    return answered(c, hr);
   }
   /* Not dispatched yet: a client going away now frees the connection (and
    * the file) at once. gateway_handle dispatches it once the body is in. */

@@ -375,8 +375,13 @@ void gateway_handle(conn *c, const http_request *hr) {
   nno_req *r = &c->req;
   if (r->upload) {
     /* Routed and through its stages when its head came (gateway_head);
-     * the handler reads the file from its start. */
+     * the handler reads the file from its start. Or answered then, the
+     * body read only to keep the connection. */
     r->active = 1;
+    if (r->upload == REQ_UPLOAD_ANSWERED) {
+      conn_request_done(c);
+      return;
+    }
     if (lseek(r->upload_fd, 0, SEEK_SET) != 0) {
       req_problem(r, 500, "Internal Server Error",
                   "cannot read the stored request body");

@@ -1051,6 +1051,10 @@ void http_reader_spool(http_reader *r, http_sink_fn sink, void *ud) {
   r->sink_ud = ud;
 }
 
+int64_t http_reader_content_length(const http_reader *r) {
+  return r->te_seen ? -1 : (int64_t)r->cl;
+}
+
 int http_reader_unspool(http_reader *r) {
   r->spool = 0;
   r->sink = NULL;

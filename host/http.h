@@ -108,6 +108,8 @@ void http_reader_on_head(http_reader *r, http_head_fn fn, void *ud);
 /* 1 if the head's fn gave the current request a bound. */
 int http_reader_spooling(const http_reader *r);
 void http_reader_spool(http_reader *r, http_sink_fn sink, void *ud);
+/* The request's Content-Length; -1 for a chunked body. */
+int64_t http_reader_content_length(const http_reader *r);
 /* Back to memory under the reader's own limit: -1 (and HTTP_ERROR, 413
  * pending) if the Content-Length is over it. */
 int http_reader_unspool(http_reader *r);

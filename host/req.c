@@ -105,11 +105,11 @@ void req_reset(nno_req *r) {
   r->body_src = 0;
   r->body_fd = -1;
   r->body_left = 0;
-  if (r->upload) {
+  if (r->upload == REQ_UPLOAD_FILE) {
     close(r->upload_fd);
     (*r->upload_count)--;
-    r->upload = 0;
   }
+  r->upload = REQ_UPLOAD_NONE;
   r->upload_fd = -1;
   r->upload_len = 0;
   r->keep.len = 0;
@@ -153,7 +153,7 @@ int req_upload_open(nno_req *r, const char *data_dir, unsigned *count) {
     log_warn("cannot store a request body in %s: %s", dir, strerror(errno));
     return NNO_EIO;
   }
-  r->upload = 1;
+  r->upload = REQ_UPLOAD_FILE;
   r->upload_fd = fd;
   r->upload_len = 0;
   r->upload_count = count;

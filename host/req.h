@@ -33,6 +33,14 @@ typedef struct buf {
 int buf_append(buf *b, const void *data, size_t n, size_t max);
 void buf_free(buf *b);
 
+/* What became of a request's body at its head (conn.c, uploads). */
+enum {
+  REQ_UPLOAD_NONE = 0,
+  REQ_UPLOAD_FILE = 1,     /* spooled to upload_fd: dispatch when it is in */
+  REQ_UPLOAD_ANSWERED = 2, /* answered at the head; a small body is read
+                              and thrown away, then the answer goes */
+};
+
 struct nno_req {
   struct conn *c;
   const http_request *hr; /* owned by the connection's reader */
@@ -86,7 +94,7 @@ struct nno_req {
   /* The body of an upload route (route_add_upload), spooled to an
    * unlinked temporary file as it arrives; the file is the request's until
    * it is reset (the response ended). *upload_count counts open ones. */
-  int upload;
+  int upload; /* REQ_UPLOAD_... */
   int upload_fd;
   uint64_t upload_len;
   unsigned *upload_count;
