@@ -362,3 +362,21 @@ def test_route_add_upload_arguments(host):
     assert st == 200
     assert body == {"max_zero": "NNO_EINVAL", "undeclared": "NNO_EINVAL",
                     "twice": "NNO_EEXIST"}
+
+
+def test_refusal_reaches_a_client_sending_its_body(host):
+    # A client that sends its body without waiting (no 100-continue) still
+    # reads the answer made at its head, then the end of the connection.
+    for _ in range(5):
+        s = connect(host)
+        s.sendall(head("/upload/private", 4 * MiB))
+        data = pattern(4 * MiB)
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        time.sleep(0.2)
+        st, _, body = read_response(s)
+        assert st == 401
+        assert closed(s)
+        s.close()
