@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, Host
+from conftest import BUILD, FIXTURE_STACKS, Host
 
 PLUGINS = os.path.join(BUILD, "tests", "uploadplugins")
 MiB = 1 << 20
@@ -380,3 +380,30 @@ def test_refusal_reaches_a_client_sending_its_body(host):
         assert st == 401
         assert closed(s)
         s.close()
+
+
+def test_a_stack_route_of_the_same_path_is_ordinary(tmp_path):
+    # The RESOLVE hook scopes "X-Scope: upstack" requests to a stack whose
+    # POST /upload is an ordinary route: its body is in memory, under the
+    # reader's own limit, and route_add_upload was refused to its package.
+    h = upload_host(tmp_path, config={
+        "stacks_dirs": [os.path.join(FIXTURE_STACKS, "upstack")]})
+    h.start()
+    try:
+        st, _, body = h.request("POST", "/upload", body=b"0123456789",
+                                headers={"X-Scope": "1"})
+        assert st == 200
+        assert json.loads(body) == {"stack": True, "len": 10,
+                                    "body_file": "NNO_ENOENT",
+                                    "route_add_upload": "NNO_ESTATE"}
+        s = connect(h)
+        s.sendall(head("/upload", 2 * MiB, ["X-Scope: 1"]))
+        st, _, body = read_response(s)
+        assert st == 413
+        assert closed(s)
+        s.close()
+        # Unscoped, the same path is the core upload route.
+        st, _, body = h.request("POST", "/upload", body=pattern(2 * MiB))
+        assert st == 200 and json.loads(body)["len"] == 2 * MiB
+    finally:
+        h.stop()
