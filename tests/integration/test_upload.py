@@ -366,7 +366,20 @@ def test_route_add_upload_arguments(host):
     st, _, body = host.json("GET", "/uploader/selftest")
     assert st == 200
     assert body == {"max_zero": "NNO_EINVAL", "undeclared": "NNO_EINVAL",
-                    "twice": "NNO_EEXIST"}
+                    "twice": "NNO_EEXIST", "in_hook": ""}
+
+
+def test_no_body_file_in_a_policy_stage(host):
+    # AUTHN runs before the body comes: req_body_file has nothing to give
+    # (and must not make a file the body would then replace).
+    pid = worker_pid(host)
+    for body in (b"", b"abc"):
+        st, _, out = host.request("POST", "/upload/private", body=body,
+                                  headers={"Authorization": "Bearer letmein"})
+        assert st == 200 and json.loads(out)["len"] == len(body)
+        st, _, out = host.json("GET", "/uploader/selftest")
+        assert out["in_hook"] == "NNO_ENOENT"
+        assert wait_for(lambda: spool_fds(host, pid) == [])
 
 
 def test_refusal_reaches_a_client_sending_its_body(host):
