@@ -425,3 +425,24 @@ def test_a_stack_route_of_the_same_path_is_ordinary(tmp_path):
         assert st == 200 and json.loads(body)["len"] == 2 * MiB
     finally:
         h.stop()
+
+
+def test_no_room_for_the_body_is_answered_at_the_head(host):
+    # DATA/tmp cannot hold files: the upload is answered 500 before its
+    # body is read, and ordinary requests go on.
+    tmp = os.path.join(host.data, "tmp")
+    if os.path.isdir(tmp):
+        os.rmdir(tmp)
+    with open(tmp, "w") as f:
+        f.write("not a folder")
+    s = connect(host)
+    s.sendall(head("/upload", 10 * MiB))
+    st, hdrs, body = read_response(s)
+    assert st == 500
+    assert hdrs["content-type"] == "application/problem+json"
+    assert json.loads(body)["detail"] == "cannot store the request body"
+    assert closed(s)
+    s.close()
+    assert host.request("POST", "/echo", body=b"x")[0] == 200
+    assert host.wait_log(lambda e: "cannot store a request body" in
+                         e.get("msg", ""))
