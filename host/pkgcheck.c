@@ -531,8 +531,6 @@ static void check_child(void *arg, int fd) {
   child_ctx *c = arg;
   static worker w;
   char err[LOADER_ERR_MAX];
-  /* The parent reports; the loader's log lines would say it twice. */
-  log_init("check", NNO_LOG_ERROR + 1);
   loader_set_reporter(fd);
   w.cfg = c->cfg;
   g_worker = &w;
