@@ -17,8 +17,11 @@
  *   WHAT: too large (N bytes, at most 1048576)
  *   PATH: cannot open: <strerror>          (also "cannot read")
  *   WHAT: out of memory
- * Unknown top-level fields are allowed (forward compatibility); unknown
- * fields inside "routes" and "packages" entries are refused (likely typos),
+ * An unknown field anywhere is refused, naming the nearest known one when
+ * it is within 2 edits (a typo), else the fields expected there:
+ *   WHAT: field "requries": unknown field (did you mean "requires"?)
+ *   WHAT: field "routes[0].handler": unknown field (expected "method",
+ *         "path" or "scope")
  * and so is a key given twice in any object.
  *
  * Limits: 1 MiB of JSON, 256 routes, 64 requires, 256 stack packages,
@@ -99,6 +102,7 @@ typedef struct stack_manifest {
   char *version; /* semver text */
   semver ver;
   char *name;    /* display name; defaults to id */
+  char *description; /* may be NULL */
   stack_package *packages;
   size_t npackages; /* >= 1 */
   stack_require *requires; /* "requires": [{"stack", "version"}] */
