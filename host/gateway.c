@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "res.h"
 #include "router.h"
+#include "stacks.h"
 
 static const char hexd[] = "0123456789abcdef";
 
@@ -298,6 +299,8 @@ void gateway_handle(conn *c, const http_request *hr) {
     conn_request_done(c);
     return;
   }
+  /* Stacks installed or removed by any worker are picked up first. */
+  stacks_poll(w);
   /* RESOLVE picks the platform and stacks; the route is found next, so
    * that AUTHN, AUTHZ and LIMIT can see what it requires (req_route). */
   if (run_hooks(r, w, NNO_STAGE_RESOLVE, NNO_STAGE_RESOLVE) ||
@@ -333,6 +336,18 @@ void gateway_handle(conn *c, const http_request *hr) {
       char line[160];
       int n = snprintf(line, sizeof line, "Allow: %s\r\n", allow);
       buf_append(&r->headers, line, (size_t)n, SIZE_MAX);
+    } else if (r->missing[0]) {
+      /* An active stack version is not loaded here: the platform is
+       * broken, not the path unknown. */
+      char detail[LOADER_ERR_MAX + 256];
+      const char *tab = strchr(r->missing, '\t');
+      int il = tab ? (int)(tab - r->missing) : 0;
+      snprintf(detail, sizeof detail,
+               "stack %.*s %s is active on this platform but not loaded: %s",
+               il, r->missing, tab ? tab + 1 : "",
+               stacks_why_missing(r->missing, il, tab ? tab + 1 : ""));
+      r->route_label = "stack-missing";
+      req_problem(r, 503, "Service Unavailable", detail);
     } else {
       req_problem(r, 404, "Not Found", "no route for this path");
     }
