@@ -57,6 +57,8 @@ endfunction()
 #   OUTPUT_DIR/{id}/{version}/stack.json
 #   OUTPUT_DIR/{id}/{version}/packages/{name}/{package.json,lib{name}.so}
 #   OUTPUT_DIR/{id}/{version}/packages/{name}/migrations/... (when it has any)
+# and, for a first-party stack (installed: not NOINSTALL), packs it with the
+# built nno into ${NNO_OUT}/stacks/{id}-{version}.tar.gz (nno stack pack).
 function(nno_add_stack)
   cmake_parse_arguments(S "NOINSTALL" "MANIFEST;OUTPUT_DIR;TARGET" "PACKAGES" ${ARGN})
   if(NOT S_OUTPUT_DIR)
@@ -91,5 +93,12 @@ function(nno_add_stack)
   add_custom_target(${tgt} ALL ${cmds} DEPENDS ${deps} ${S_MANIFEST} VERBATIM)
   if(NOT S_NOINSTALL)
     install(DIRECTORY ${dir} DESTINATION ${CMAKE_INSTALL_DATADIR}/nno/stacks/${id})
+    # Packing is reproducible, so packing again after any build is harmless.
+    add_custom_target(pack_${tgt} ALL
+      COMMAND ${CMAKE_COMMAND} -E make_directory ${NNO_OUT}/stacks
+      COMMAND $<TARGET_FILE:nno> stack pack ${dir}
+              -o ${NNO_OUT}/stacks/${id}-${version}.tar.gz
+      VERBATIM)
+    add_dependencies(pack_${tgt} ${tgt} nno)
   endif()
 endfunction()

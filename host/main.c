@@ -10,6 +10,7 @@
 #include <nno/plugin.h>
 
 #include "cli.h"
+#include "cli_stack_local.h"
 #include "config.h"
 #include "loader.h"
 #include "log.h"
@@ -32,9 +33,9 @@ static void usage(FILE *f) {
           "  serve            run the host (master + workers)\n"
           "  check-package D  validate a package folder (manifest + object)\n"
           "  version          print the version and plugin ABI\n"
-          "  help [COMMAND]   show help for a command\n"
-          "\n"
-          "Operator commands (HTTP clients of a running host):\n");
+          "  help [COMMAND]   show help for a command\n");
+  cli_stack_local_summary(f);
+  fprintf(f, "\nOperator commands (HTTP clients of a running host):\n");
   cli_usage_summary(f);
   fprintf(f, "\nRun 'nno COMMAND --help' for a command's options.\n");
 }
@@ -220,6 +221,11 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  /* Local stack commands (archives), before the operator commands of the
+   * same group. */
+  if (argc >= 3 && !strcmp(argv[1], "stack") &&
+      cli_stack_local_claims(argv[2]))
+    return cli_stack_local_main(argc - 2, argv + 2);
   /* Operator commands, global options possibly first. */
   if (cli_claims(argc - 1, argv + 1)) return cli_main(argc - 1, argv + 1);
   const char *cmd = argv[1];
