@@ -71,6 +71,9 @@ static int api_route_add(nno_plugin *p, const char *method,
         strcmp(pl->man.routes[i].path, pattern) == 0)
       declared = &pl->man.routes[i];
   if (!declared) {
+    if (!pl->undeclared[0])
+      snprintf(pl->undeclared, sizeof pl->undeclared, "%.31s %.120s", method,
+               pattern);
     api_log(p, NNO_LOG_ERROR, "route %s %s is not declared in package.json",
             method, pattern);
     return NNO_EINVAL;

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "fetch.h"
 #include "log.h"
+#include "pkgcheck.h"
 #include "req.h"
 #include "res.h"
 #include "router.h"
@@ -24,6 +25,16 @@
 #include "worker.h"
 
 #define MAX_STACKS 256
+
+/* In a check's child (pkgcheck_fork): where the loader says which package
+ * it opens next, so a crash or a hang is put on the right one; -1 else. */
+static int g_report_fd = -1;
+/* The file the loader's last refusal is about (a package.json, a
+ * stack.json, the core plugin folder): what a check reports it against. */
+static char g_file[PATH_MAX + 80];
+
+void loader_set_reporter(int fd) { g_report_fd = fd; }
+const char *loader_last_file(void) { return g_file; }
 
 static int is_dir(const char *p) {
   struct stat st;
@@ -138,156 +149,6 @@ fail:
   return -1;
 }
 
-/* trust_path `path` under `root`, then trust_open what it resolves to:
- * the descriptor of the file judged, or -1 with err. */
-static int open_trusted(const char *root, const char *path, char *err,
-                        size_t errlen) {
-  char rpath[PATH_MAX];
-  if (trust_path(root, path, rpath, err, errlen)) return -1;
-  return trust_open(rpath, path, err, errlen);
-}
-
-/* Is `s` a migration file name, "NNNN_what.sql" (NNNN from 0001)? Its
- * number in *num. */
-static int migration_name(const char *s, unsigned *num) {
-  size_t n = strlen(s);
-  if (n < 10 || strcmp(s + n - 4, ".sql") != 0 || s[4] != '_') return 0;
-  unsigned v = 0;
-  for (int i = 0; i < 4; i++) {
-    if (s[i] < '0' || s[i] > '9') return 0;
-    v = v * 10 + (unsigned)(s[i] - '0');
-  }
-  *num = v;
-  return v > 0;
-}
-
-/* The package's `migrations/` folder, by names only (the provisioning
- * plugin reads and applies the files): each entry a folder named for an
- * sql resource the manifest declares, holding only NNNN_what.sql files
- * numbered 0001, 0002, ... without gap or repeat. No folder: nothing to
- * check. 0, or -1 with the reason in err. */
-static int migrations_check(const char *dir, const package_manifest *m,
-                            char *err, size_t errlen) {
-  char mdir[PATH_MAX + 16];
-  struct stat st;
-  snprintf(mdir, sizeof mdir, "%s/migrations", dir);
-  if (lstat(mdir, &st) != 0) {
-    if (errno == ENOENT) return 0;
-    snprintf(err, errlen, "package \"%s\": %s: %s", m->name, mdir,
-             strerror(errno));
-    return -1;
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    snprintf(err, errlen, "package \"%s\": migrations/ is not a folder",
-             m->name);
-    return -1;
-  }
-  DIR *d = opendir(mdir);
-  if (!d) {
-    snprintf(err, errlen, "package \"%s\": %s: %s", m->name, mdir,
-             strerror(errno));
-    return -1;
-  }
-  int rc = 0;
-  struct dirent *e;
-  while (rc == 0 && (e = readdir(d))) {
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-    char sub[PATH_MAX + 300];
-    snprintf(sub, sizeof sub, "%s/%s", mdir, e->d_name);
-    if (!manifest_resource_find(m, "sql", e->d_name) ||
-        lstat(sub, &st) != 0 || !S_ISDIR(st.st_mode)) {
-      snprintf(err, errlen,
-               "package \"%s\": migrations/%.64s is not a folder named for "
-               "an sql resource the manifest declares", m->name, e->d_name);
-      rc = -1;
-      break;
-    }
-    /* Numbers seen: a bitmap of 1..9999. */
-    static unsigned char seen[10000 / 8 + 1];
-    memset(seen, 0, sizeof seen);
-    unsigned count = 0, max = 0, num;
-    DIR *f = opendir(sub);
-    struct dirent *fe;
-    if (!f) {
-      snprintf(err, errlen, "package \"%s\": %s: %s", m->name, sub,
-               strerror(errno));
-      rc = -1;
-      break;
-    }
-    while (rc == 0 && (fe = readdir(f))) {
-      if (strcmp(fe->d_name, ".") == 0 || strcmp(fe->d_name, "..") == 0)
-        continue;
-      if (!migration_name(fe->d_name, &num)) {
-        snprintf(err, errlen,
-                 "package \"%s\": migrations/%s/%.64s: expected a file named "
-                 "NNNN_what.sql (0001, 0002, ...)", m->name, e->d_name,
-                 fe->d_name);
-        rc = -1;
-      } else if (seen[num / 8] & (1u << (num % 8))) {
-        snprintf(err, errlen,
-                 "package \"%s\": migrations/%s: number %04u is used twice",
-                 m->name, e->d_name, num);
-        rc = -1;
-      } else {
-        seen[num / 8] |= (unsigned char)(1u << (num % 8));
-        count++;
-        if (num > max) max = num;
-      }
-    }
-    closedir(f);
-    if (rc == 0 && count != max) {
-      for (num = 1; num < max && (seen[num / 8] & (1u << (num % 8))); num++) {
-      }
-      snprintf(err, errlen,
-               "package \"%s\": migrations/%s: %04u is missing (files must "
-               "be numbered 0001, 0002, ... without a gap)", m->name,
-               e->d_name, num);
-      rc = -1;
-    }
-  }
-  closedir(d);
-  return rc;
-}
-
-/* Read the manifest of package folder `dir`, found under `root`, and
- * open its object, returned in *so_fd with its path in `so` -- after
- * checking that the folder, its package.json and the object are inside
- * `root` and trusted (trust_path), and reading and opening only the files
- * judged (trust_open): nobody can swap one between the check and its use.
- * 0, *m then to be freed and *so_fd closed; or -1 with the reason in err.
- * Loading and every check (`nno serve --check`, `nno check-package`) go
- * through here, so a check refuses exactly what loading would. */
-static int package_open(const char *root, const char *dir, package_manifest *m,
-                        char *so, size_t socap, int *so_fd, char *err,
-                        size_t errlen) {
-  char path[PATH_MAX + 16], merr[MANIFEST_ERR_MAX];
-  snprintf(path, sizeof path, "%s/package.json", dir);
-  memset(m, 0, sizeof *m);
-  if (trust_path(root, dir, NULL, err, errlen)) return -1;
-  int fd = open_trusted(root, path, err, errlen);
-  if (fd < 0) return -1;
-  int rc = package_manifest_read(fd, path, m, merr);
-  close(fd);
-  if (rc != 0) {
-    snprintf(err, errlen, "%s", merr);
-    return -1;
-  }
-  if (migrations_check(dir, m, err, errlen)) {
-    package_manifest_free(m);
-    return -1;
-  }
-  if (snprintf(so, socap, "%s/%s", dir, m->library) >= (int)socap) {
-    snprintf(err, errlen, "plugin \"%s/%s\": path too long", dir, m->library);
-    package_manifest_free(m);
-    return -1;
-  }
-  if ((*so_fd = open_trusted(root, so, err, errlen)) < 0) {
-    package_manifest_free(m);
-    return -1;
-  }
-  return 0;
-}
-
 /* package_open and loader_check_object on a folder found under `root`;
  * the package's name is copied to `name` (CONFIG_NAME_MAX + 1 bytes) when
  * not NULL and the manifest reads. */
@@ -296,7 +157,8 @@ static int check_package_in(const char *root, const char *dir, char *name,
   package_manifest m;
   char so[PATH_MAX];
   int fd;
-  if (package_open(root, dir, &m, so, sizeof so, &fd, err, errlen)) return -1;
+  if (pkgcheck_package_open(root, dir, &m, so, sizeof so, &fd, err, errlen))
+    return -1;
   if (name) snprintf(name, CONFIG_NAME_MAX + 1, "%s", m.name);
   int rc = loader_check_object(so, fd, &m, NULL, NULL, err, errlen);
   close(fd);
@@ -354,11 +216,18 @@ static int requires_met(worker *w, plugin *p, char *err, size_t errlen) {
   return 0;
 }
 
-/* Open, check and init one package folder found under `root`. NULL with
- * err set on failure. */
+/* Open, check and init one package folder found under `root`; as the
+ * i-th package of stack `sm` (manifest `sjson`) when not NULL. NULL with err set on failure
+ * (and g_file naming the file it is about). */
 static plugin *load_one(worker *w, const char *root, const char *dir,
-                        const char *stack_label, int want_kind, char *err,
-                        size_t errlen) {
+                        const char *stack_label, int want_kind,
+                        const stack_manifest *sm, const char *sjson,
+                        size_t idx, char *err, size_t errlen) {
+  snprintf(g_file, sizeof g_file, "%s/package.json", dir);
+  if (g_report_fd >= 0) {
+    const char *base = strrchr(dir, '/');
+    pkgcheck_child_progress(g_report_fd, g_file, base ? base + 1 : dir);
+  }
   plugin *p = calloc(1, sizeof *p);
   if (!p) {
     snprintf(err, errlen, "out of memory");
@@ -378,8 +247,8 @@ static plugin *load_one(worker *w, const char *root, const char *dir,
              at && il ? at + 1 : "");
   }
   if (!realpath(dir, p->absdir)) snprintf(p->absdir, sizeof p->absdir, "%s", dir);
-  if (package_open(root, dir, &p->man, p->so_path, sizeof p->so_path, &p->so_fd,
-                   err, errlen))
+  if (pkgcheck_package_open(root, dir, &p->man, p->so_path, sizeof p->so_path,
+                            &p->so_fd, err, errlen))
     goto fail; /* p->man is left empty */
   {
     /* Load a sealed copy of what was judged: a file overwritten on disk
@@ -389,9 +258,10 @@ static plugin *load_one(worker *w, const char *root, const char *dir,
     close(p->so_fd);
     p->so_fd = sealed;
   }
-  if (p->man.kind != want_kind) {
-    snprintf(err, errlen, "package \"%s\": kind \"%s\" cannot be loaded as %s",
-             p->man.name, kind_name(p->man.kind), kind_name(want_kind));
+  if (pkgcheck_manifest_fits(&p->man, p->so_path, want_kind, err, errlen))
+    goto fail;
+  if (sm && pkgcheck_stack_wants(sm, idx, &p->man, err, errlen)) {
+    snprintf(g_file, sizeof g_file, "%s", sjson);
     goto fail;
   }
   if (loader_check_object(p->so_path, p->so_fd, &p->man, &p->dl, &p->desc, err,
@@ -402,14 +272,23 @@ static plugin *load_one(worker *w, const char *root, const char *dir,
   int rc = p->desc->on_plugin_init((nno_plugin *)p, api_table());
   p->initing = 0;
   if (rc != 0) {
-    snprintf(err, errlen, "plugin \"%s\": init failed (%s)%s%s", p->so_path,
-             nno__err_name(rc), p->fail[0] ? ": " : "", p->fail);
+    if (p->undeclared[0] && want_kind == NNO_KIND_FEATURE)
+      pkgcheck_routes(p, err, errlen);
+    else
+      snprintf(err, errlen, "plugin \"%s\": init failed (%s)%s%s", p->so_path,
+               nno__err_name(rc), p->fail[0] ? ": " : "", p->fail);
     /* Init failed: no fini, but undo what it may have started. */
     api_stop_timers(p);
     services_remove_owner(w->services, p);
     goto fail;
   }
   p->inited = 1;
+  /* A feature package serves what its manifest says, all of it: the
+   * routes bound are those declared. (Core plugins may bind fewer.) */
+  if (want_kind == NNO_KIND_FEATURE && pkgcheck_routes(p, err, errlen)) {
+    plugin_unload(w, p);
+    return NULL;
+  }
   return p;
 fail:
   if (p->dl) {
@@ -538,40 +417,24 @@ static int cmp_choice(const void *a, const void *b) {
   return c ? c : semver_cmp(&x->ver, &y->ver);
 }
 
-/* Read the manifest of the stack folder `sc` after checking the folder
- * and its stack.json (trust_path), and that its id and version are those
- * of the folder. 0, *sm then to be freed; or -1 with the reason in err.
- * Loading and `nno serve --check` both go through here. */
-static int stack_open(const stack_choice *sc, stack_manifest *sm, char *err,
-                      size_t errlen) {
-  char path[PATH_MAX + 16], merr[MANIFEST_ERR_MAX];
-  snprintf(path, sizeof path, "%s/stack.json", sc->dir);
-  memset(sm, 0, sizeof *sm);
-  if (trust_path(sc->root, sc->dir, NULL, err, errlen)) return -1;
-  int fd = open_trusted(sc->root, path, err, errlen);
-  if (fd < 0) return -1;
-  int rc = stack_manifest_read(fd, path, sm, merr);
-  close(fd);
-  if (rc != 0) {
-    snprintf(err, errlen, "%s", merr);
-    return -1;
-  }
-  if (strcmp(sm->id, sc->id) != 0 || strcmp(sm->version, sc->version) != 0) {
-    snprintf(err, errlen, "%s: id and version (%s %s) do not match its folder "
-             "%s/%s", path, sm->id, sm->version, sc->id, sc->version);
-    stack_manifest_free(sm);
-    return -1;
-  }
-  return 0;
-}
-
-/* Load one stack whole, or nothing of it. */
-static int load_stack(worker *w, const stack_choice *sc, char *err,
-                      size_t errlen) {
+/* Load the stack folder `dir` found under `root` whole, or nothing of it
+ * (its id and version, when given, must be its manifest's). -2 when the
+ * worker cannot go on (out of memory committing routes). */
+static int load_stack(worker *w, const char *root, const char *dir,
+                      const char *expect_id, const char *expect_version,
+                      char *err, size_t errlen) {
   stack_manifest sm;
+  char sjson[PATH_MAX + 16];
+  snprintf(sjson, sizeof sjson, "%s/stack.json", dir);
+  snprintf(g_file, sizeof g_file, "%s", sjson);
   /* An installed version is what its archive held, file for file. */
-  if (stacks_verify_installed(sc->dir, err, errlen)) return -1;
-  if (stack_open(sc, &sm, err, errlen)) return -1;
+  if (stacks_verify_installed(dir, err, errlen)) {
+    snprintf(g_file, sizeof g_file, "%s", dir);
+    return -1;
+  }
+  if (pkgcheck_stack_open(root, dir, expect_id, expect_version, &sm, err,
+                          errlen))
+    return -1;
   int rc = -1;
   plugin **ps = calloc(sm.npackages ? sm.npackages : 1, sizeof *ps);
   size_t n = 0;
@@ -583,19 +446,13 @@ static int load_stack(worker *w, const stack_choice *sc, char *err,
   }
   for (size_t i = 0; i < sm.npackages; i++) {
     char pdir[PATH_MAX + 64];
-    snprintf(pdir, sizeof pdir, "%s/packages/%s", sc->dir, sm.packages[i].name);
-    plugin *p =
-        load_one(w, sc->root, pdir, label, NNO_KIND_FEATURE, err, errlen);
+    snprintf(pdir, sizeof pdir, "%s/packages/%s", dir, sm.packages[i].name);
+    plugin *p = load_one(w, root, pdir, label, NNO_KIND_FEATURE, &sm, sjson,
+                         i, err, errlen);
     if (!p) goto done;
     ps[n++] = p;
-    if (strcmp(p->man.name, sm.packages[i].name) != 0 ||
-        semver_satisfies(&p->man.ver, sm.packages[i].range) != 1) {
-      snprintf(err, errlen, "stack %s wants package \"%s\" %s, found \"%s\" %s",
-               label, sm.packages[i].name, sm.packages[i].range, p->man.name,
-               p->man.version);
-      goto done;
-    }
   }
+  snprintf(g_file, sizeof g_file, "%s", sjson);
   stack *st = calloc(1, sizeof *st);
   router *rt = router_new();
   if (!st || !rt) {
@@ -617,7 +474,7 @@ static int load_stack(worker *w, const stack_choice *sc, char *err,
   st->router = rt;
   st->plugins = ps;
   st->nplugins = n;
-  snprintf(st->dir, sizeof st->dir, "%s", sc->dir);
+  snprintf(st->dir, sizeof st->dir, "%s", dir);
   if (w->listening) /* installed while serving: ready at once */
     for (size_t i = 0; i < n; i++) {
       const nno_plugin_desc *d = ps[i]->desc;
@@ -673,9 +530,9 @@ static int core_missing(const nno_config *cfg, const char *const *have,
 
 static void host_ready(plugin *p);
 
-int loader_load_all(worker *w) {
+int loader_load_core(worker *w, const char *skip, char *err, size_t errlen) {
   const nno_config *cfg = w->cfg;
-  char err[LOADER_ERR_MAX];
+  snprintf(g_file, sizeof g_file, "%s", cfg->plugin_dir);
   /* Core plugins first: they publish the services packages require. */
   DIR *d = opendir(cfg->plugin_dir);
   if (d) {
@@ -683,7 +540,8 @@ int loader_load_all(worker *w) {
     char names[64][256];
     size_t nn = 0;
     while ((e = readdir(d)) && nn < 64)
-      if (e->d_name[0] != '.' && strlen(e->d_name) < 256)
+      if (e->d_name[0] != '.' && strlen(e->d_name) < 256 &&
+          !(skip && strcmp(e->d_name, skip) == 0))
         snprintf(names[nn++], 256, "%s", e->d_name);
     closedir(d);
     qsort(names, nn, 256, (int (*)(const void *, const void *))strcmp);
@@ -691,8 +549,8 @@ int loader_load_all(worker *w) {
       char dir[PATH_MAX + 256];
       snprintf(dir, sizeof dir, "%s/%s", cfg->plugin_dir, names[i]);
       if (!is_dir(dir)) continue;
-      plugin *p =
-          load_one(w, cfg->plugin_dir, dir, "", NNO_KIND_CORE, err, sizeof err);
+      plugin *p = load_one(w, cfg->plugin_dir, dir, "", NNO_KIND_CORE, NULL,
+                           NULL, 0, err, errlen);
       if (!p) {
         /* Core plugins enforce policy (authentication, platform routing):
          * serving without one would open what it guards. */
@@ -704,7 +562,7 @@ int loader_load_all(worker *w) {
       size_t nb = 0;
       for (plugin *q = w->plugins->head; q && nb < 64; q = q->next) batch[nb++] = q;
       batch[nb++] = p;
-      int rc = commit(w, w->router, batch, nb, nb - 1, err, sizeof err);
+      int rc = commit(w, w->router, batch, nb, nb - 1, err, errlen);
       if (rc == -2) return -1;
       if (rc != 0) {
         refuse_log("core plugin refused", names[i], err);
@@ -713,13 +571,16 @@ int loader_load_all(worker *w) {
       }
     }
   }
+  snprintf(g_file, sizeof g_file, "%s", cfg->plugin_dir);
   {
-    /* Every required core plugin loaded (a failing one stopped us above). */
-    const char *have[64];
+    /* Every required core plugin loaded (a failing one stopped us above);
+     * `skip` is the one a check loads itself. */
+    const char *have[65];
     size_t nh = 0;
     for (plugin *q = w->plugins->head; q && nh < 64; q = q->next)
       have[nh++] = q->man.name;
-    if (core_missing(cfg, have, nh, err, sizeof err)) {
+    if (skip) have[nh++] = skip;
+    if (core_missing(cfg, have, nh, err, errlen)) {
       refuse_log("core plugin missing", cfg->plugin_dir, err);
       return -1;
     }
@@ -727,6 +588,71 @@ int loader_load_all(worker *w) {
   /* Resource calls of the packages go to the provider a core plugin
    * published, if any. */
   res_bind_provider(w);
+  return 0;
+}
+
+int loader_load_stack_dir(worker *w, const char *root, const char *dir,
+                          const char *id, const char *version, char *err,
+                          size_t errlen) {
+  return load_stack(w, root, dir, id, version, err, errlen) ? -1 : 0;
+}
+
+int loader_load_package_dir(worker *w, const char *root, const char *dir,
+                            int kind, char *err, size_t errlen) {
+  plugin *p = load_one(w, root, dir, kind == NNO_KIND_CORE ? "" : "check@0.0.0",
+                       kind, NULL, NULL, 0, err, errlen);
+  if (!p) return -1;
+  if (kind != NNO_KIND_CORE) return 0; /* alone in its stack's router */
+  /* A core plugin's routes against those of the others. */
+  plugin *batch[65];
+  size_t nb = 0;
+  for (plugin *q = w->plugins->head; q && nb < 64; q = q->next) batch[nb++] = q;
+  batch[nb++] = p;
+  int rc = commit(w, w->router, batch, nb, nb - 1, err, errlen);
+  if (rc == -1) plugin_unload(w, p);
+  return rc ? -1 : 0;
+}
+
+typedef struct trial {
+  worker *w;
+  const stack_choice *sc;
+} trial;
+
+/* The trial's child: the stack loaded as the worker would, then gone. */
+static void trial_child(void *arg, int fd) {
+  trial *t = arg;
+  char err[LOADER_ERR_MAX];
+  log_init("check", NNO_LOG_ERROR + 1);
+  g_report_fd = fd;
+  if (load_stack(t->w, t->sc->root, t->sc->dir, t->sc->id, t->sc->version,
+                 err, sizeof err) != 0)
+    pkgcheck_child_problem(fd, g_file, err);
+}
+
+/* Load the stack `sc` after loading it once in a throw-away child of this
+ * worker (pkgcheck_fork): a package whose constructor or init crashes or
+ * hangs is refused like one whose init fails, and this worker lives. */
+static int try_stack(worker *w, const stack_choice *sc, char *err,
+                     size_t errlen) {
+  pkgcheck_report rep;
+  memset(&rep, 0, sizeof rep);
+  trial t = {w, sc};
+  int n = pkgcheck_fork(w->cfg, trial_child, &t, &rep);
+  if (n > 0) {
+    pkgcheck_problem_text(&rep.v[0], err, errlen);
+    pkgcheck_report_free(&rep);
+    return -1;
+  }
+  pkgcheck_report_free(&rep);
+  if (n < 0)
+    log_warn("stack %s@%s: no trial load (cannot fork: %s); loading it "
+             "directly", sc->id, sc->version, strerror(errno));
+  return load_stack(w, sc->root, sc->dir, sc->id, sc->version, err, errlen);
+}
+
+int loader_load_all(worker *w) {
+  char err[LOADER_ERR_MAX];
+  if (loader_load_core(w, NULL, err, sizeof err) != 0) return -1;
   if (loader_sync_stacks(w) < 0) return -1;
   host_ready(w->plugins->head);
   return (int)w->plugins->count;
@@ -799,7 +725,7 @@ int loader_sync_stacks(worker *w) {
                             sc[i].version, NULL);
       continue;
     }
-    int rc = load_stack(w, &sc[i], err, sizeof err);
+    int rc = try_stack(w, &sc[i], err, sizeof err);
     if (rc == -2) {
       free(sc);
       return -1;
@@ -913,23 +839,26 @@ int loader_check_all(const nno_config *cfg) {
   if (!sc) return 1;
   size_t ns = 0;
   for (size_t i = 0; i < nroots; i++) scan_stacks(roots[i], sc, &ns);
+  qsort(sc, ns, sizeof *sc, cmp_choice);
+  /* The init of each stack is run only with the core plugins sound: a
+   * check's child loads them first. */
   for (size_t i = 0; i < ns; i++) {
-    stack_manifest sm;
-    if (stack_open(&sc[i], &sm, err, sizeof err) != 0) {
+    pkgcheck_report rep;
+    memset(&rep, 0, sizeof rep);
+    int n = pkgcheck_stack_in(cfg, sc[i].root, sc[i].dir, sc[i].id,
+                              sc[i].version, problems == 0, &rep);
+    if (n < 0) {
+      fprintf(stderr, "error: stack %s@%s: out of memory\n", sc[i].id,
+              sc[i].version);
+      problems++;
+    }
+    for (size_t j = 0; j < rep.n; j++) {
+      pkgcheck_problem_text(&rep.v[j], err, sizeof err);
       fprintf(stderr, "error: stack %s@%s: %s\n", sc[i].id, sc[i].version,
               err);
       problems++;
-      continue;
     }
-    for (size_t j = 0; j < sm.npackages; j++) {
-      char pdir[PATH_MAX + 64];
-      snprintf(pdir, sizeof pdir, "%s/packages/%s", sc[i].dir, sm.packages[j].name);
-      if (check_package_in(sc[i].root, pdir, NULL, err, sizeof err) != 0) {
-        fprintf(stderr, "error: stack %s@%s: %s\n", sm.id, sm.version, err);
-        problems++;
-      }
-    }
-    stack_manifest_free(&sm);
+    pkgcheck_report_free(&rep);
   }
   free(sc);
   return problems;

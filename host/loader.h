@@ -45,6 +45,9 @@ typedef struct plugin {
   size_t nroutes;
   struct plugin_timer *timers; /* running timers, stopped before fini */
   size_t pending;              /* queued work and fetches in flight */
+  /* The first route init tried to bind that its manifest does not
+   * declare ("GET /x"), "" if none: a check refuses the package. */
+  char undeclared[160];
 } plugin;
 
 /* A loaded stack version: its packages and its own route table. This is
@@ -108,8 +111,10 @@ int loader_load_all(struct worker *w);
 int loader_check_core(const nno_config *cfg, FILE *out, char *err,
                       size_t errlen);
 
-/* loader_check_core, then every discoverable stack; problems go to
- * stderr. Returns the number of problems. */
+/* loader_check_core, then every discoverable stack with pkgcheck_stack_in
+ * (its packages' init run in a child when the core plugins are sound);
+ * problems go to stderr as "error: stack ID@VERSION: ...". Returns the
+ * number of problems. */
 int loader_check_all(const nno_config *cfg);
 
 /* Bring the loaded stacks in line with the stack folders: load versions
@@ -122,6 +127,29 @@ int loader_sync_stacks(struct worker *w);
 /* Unload a stack marked removed (its refs at 0): fini its packages, free
  * its routes, take it off the list. */
 void loader_stack_unload(struct worker *w, stack *st);
+
+/* Load the core plugins of cfg->plugin_dir into the worker (all or
+ * fail), except the folder named `skip` (NULL: none), and check that every
+ * name of cfg->core_plugins is among them. 0, or -1 with err (logged). */
+int loader_load_core(struct worker *w, const char *skip, char *err,
+                     size_t errlen);
+
+/* What a check's child loads with the loader's own code, after the core
+ * plugins: the stack folder `dir` found under `root` (id and version, when
+ * not NULL, must be its manifest's), or the single package folder `dir` as
+ * `kind`. 0, or -1 with err; loader_last_file() then names the file the
+ * refusal is about. */
+int loader_load_stack_dir(struct worker *w, const char *root, const char *dir,
+                          const char *id, const char *version, char *err,
+                          size_t errlen);
+int loader_load_package_dir(struct worker *w, const char *root,
+                            const char *dir, int kind, char *err,
+                            size_t errlen);
+const char *loader_last_file(void);
+
+/* In a check's child: report each package on `fd` before it is opened
+ * (pkgcheck_child_progress). */
+void loader_set_reporter(int fd);
 
 /* fini and dlclose every plugin (reverse load order). */
 void loader_unload_all(struct worker *w);

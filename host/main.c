@@ -10,6 +10,7 @@
 #include <nno/plugin.h>
 
 #include "cli.h"
+#include "cli_check.h"
 #include "cli_stack_local.h"
 #include "config.h"
 #include "loader.h"
@@ -31,7 +32,8 @@ static void usage(FILE *f) {
           "\n"
           "Commands:\n"
           "  serve            run the host (master + workers)\n"
-          "  check-package D  validate a package folder (manifest + object)\n"
+          "  check-package D  check a package folder as the loader would\n"
+          "  stack check D|F  check a stack folder or archive (--json)\n"
           "  version          print the version and plugin ABI\n"
           "  help [COMMAND]   show help for a command\n");
   cli_stack_local_summary(f);
@@ -62,14 +64,6 @@ static void usage_serve(FILE *f) {
           "configuration and plugins with new workers, without dropping\n"
           "connections.\n\n");
   config_print_help();
-}
-
-static void usage_check(FILE *f) {
-  fprintf(f, "usage: nno check-package DIR\n\n"
-             "Validates DIR/package.json and the shared object it names:\n"
-             "manifest fields, the descriptor symbol, ABI version, and that\n"
-             "the descriptor agrees with the manifest. Runs no plugin code\n"
-             "beyond the descriptor function. Exit 0 if valid.\n");
 }
 
 static int load_config(nno_config *c, char *err) {
@@ -191,23 +185,6 @@ static int cmd_serve(int argc, char **argv) {
   return master_run(cfg, load_config);
 }
 
-static int cmd_check_package(int argc, char **argv) {
-  if (argc == 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
-    usage_check(stdout);
-    return 0;
-  }
-  if (argc != 1)
-    return fail("check-package: expected one folder",
-                "nno check-package path/to/package");
-  char err[LOADER_ERR_MAX];
-  if (loader_check_package(argv[0], err, sizeof err) != 0) {
-    fprintf(stderr, "nno: %s\n", err);
-    return 1;
-  }
-  printf("package ok\n");
-  return 0;
-}
-
 int main(int argc, char **argv) {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -221,8 +198,10 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  /* Local stack commands (archives), before the operator commands of the
-   * same group. */
+  /* `stack check` and the archive commands are local (no host needed);
+   * other stack commands are the operator's. */
+  if (argc > 2 && !strcmp(argv[1], "stack") && !strcmp(argv[2], "check"))
+    return cli_stack_check(argc - 3, argv + 3, exe_dir);
   if (argc >= 3 && !strcmp(argv[1], "stack") &&
       cli_stack_local_claims(argv[2]))
     return cli_stack_local_main(argc - 2, argv + 2);
@@ -236,7 +215,11 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "help")) {
     if (!strcmp(argv[2], "serve")) usage_serve(stdout);
-    else if (!strcmp(argv[2], "check-package")) usage_check(stdout);
+    else if (!strcmp(argv[2], "check-package"))
+      cli_check_usage_package(stdout);
+    else if (argc > 3 && !strcmp(argv[2], "stack") &&
+             !strcmp(argv[3], "check"))
+      cli_check_usage_stack(stdout);
     else if (cli_claims(argc - 2, argv + 2))
       return cli_help(argc - 2, argv + 2);
     else usage(stdout);
@@ -249,7 +232,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "serve")) return cmd_serve(argc - 2, argv + 2);
   if (!strcmp(cmd, "check-package"))
-    return cmd_check_package(argc - 2, argv + 2);
+    return cli_check_package(argc - 2, argv + 2, exe_dir);
   char msg[128];
   snprintf(msg, sizeof msg, "unknown command '%.32s'", cmd);
   return fail(msg, "run 'nno --help' for the commands");

@@ -296,6 +296,8 @@ static const str_field stack_fields[] = {
     {"version", 1, "a semver version", version_ok,
      offsetof(stack_manifest, version)},
     {"name", 0, "a string", NULL, offsetof(stack_manifest, name)},
+    {"description", 0, "a string", NULL,
+     offsetof(stack_manifest, description)},
 };
 
 static int get_fields(pctx *c, json_t *root, const str_field *f, size_t n,
@@ -311,20 +313,70 @@ static int get_fields(pctx *c, json_t *root, const str_field *f, size_t n,
   return 0;
 }
 
-/* Refuses members of `obj` other than `keys` (NULL-terminated): inside
- * routes and packages an unknown key is most likely a typo. */
+/* Edit distance of `a` and `b` (insertions, deletions, substitutions and
+ * swaps of neighbours each cost 1), or `cap` + 1 once it exceeds `cap`.
+ * Keys are at most 1024 bytes but only short ones can be within 2 of a
+ * known field: longer ones are cut off before the table is built. */
+static size_t edit_distance(const char *a, const char *b, size_t cap) {
+  enum { W = 40 };
+  size_t la = strlen(a), lb = strlen(b);
+  if (la >= W || lb >= W || (la > lb ? la - lb : lb - la) > cap)
+    return cap + 1;
+  size_t d[W][W];
+  for (size_t i = 0; i <= la; i++) d[i][0] = i;
+  for (size_t j = 0; j <= lb; j++) d[0][j] = j;
+  for (size_t i = 1; i <= la; i++)
+    for (size_t j = 1; j <= lb; j++) {
+      size_t v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+      if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          d[i - 2][j - 2] + 1 < v)
+        v = d[i - 2][j - 2] + 1;
+      d[i][j] = v;
+    }
+  return d[la][lb] > cap ? cap + 1 : d[la][lb];
+}
+
+/* Refuses members of `obj` other than `keys` (NULL-terminated), naming
+ * the nearest known key when one is within 2 edits (a typo), else the
+ * known keys: a misspelt field would otherwise be ignored in silence.
+ * `field` is the object's JSON path ("" for the top level). */
 static int check_keys(pctx *c, json_t *obj, const char *field,
-                      const char *const *keys, const char *expected) {
+                      const char *const *keys) {
   const char *k;
   json_t *v;
   json_object_foreach(obj, k, v) {
     size_t i = 0;
     while (keys[i] && strcmp(keys[i], k) != 0) i++;
-    if (!keys[i]) {
-      char r[RENDER_BUF];
-      render_str(k, r);
-      return fail(c, "field \"%s\": expected %s, got %s", field, expected, r);
+    if (keys[i]) continue;
+    char path[FIELD_BUF + RENDER_BUF], r[RENDER_BUF];
+    /* The key as JSON text, without its quotes, in the path. */
+    render_str(k, r);
+    r[strlen(r) - 1] = '\0';
+    snprintf(path, sizeof path, "%s%s%s", field, field[0] ? "." : "", r + 1);
+    const char *best = NULL;
+    size_t bestd = 3;
+    for (i = 0; keys[i]; i++) {
+      size_t dist = edit_distance(k, keys[i], 2);
+      if (dist < bestd) {
+        bestd = dist;
+        best = keys[i];
+      }
     }
+    if (best)
+      return fail(c, "field \"%s\": unknown field (did you mean \"%s\"?)",
+                  path, best);
+    char known[384];
+    size_t o = 0;
+    known[0] = '\0';
+    for (i = 0; keys[i] && o < sizeof known; i++) {
+      int n = snprintf(known + o, sizeof known - o, "%s\"%s\"",
+                       i == 0 ? "" : keys[i + 1] ? ", " : " or ", keys[i]);
+      if (n < 0) break;
+      o += (size_t)n;
+    }
+    return fail(c, "field \"%s\": unknown field (expected %s)", path, known);
   }
   return 0;
 }
@@ -391,8 +443,7 @@ static int parse_route(pctx *c, json_t *r, size_t i, manifest_route *rt) {
   char field[FIELD_BUF], sub[FIELD_BUF], why[128];
   snprintf(field, sizeof field, "routes[%zu]", i);
   if (!json_is_object(r)) return fail_field(c, field, "a route object", r);
-  if (check_keys(c, r, field, route_keys,
-                 "only \"method\", \"path\" and \"scope\"") < 0)
+  if (check_keys(c, r, field, route_keys) < 0)
     return -1;
   snprintf(sub, sizeof sub, "routes[%zu].method", i);
   if (get_str(c, r, "method", sub, 1, "an HTTP method", method_ok,
@@ -508,8 +559,7 @@ static int parse_resources(pctx *c, json_t *root, package_manifest *m) {
     if (!json_is_object(e))
       return fail_field(c, field,
                         "an object with \"type\" and \"name\"", e);
-    if (check_keys(c, e, field, resource_keys,
-                   "only \"type\" and \"name\"") < 0)
+    if (check_keys(c, e, field, resource_keys) < 0)
       return -1;
     snprintf(field, sizeof field, "resources[%zu].type", i);
     if (check_str(c, field, json_object_get(e, "type"),
@@ -547,13 +597,19 @@ const manifest_resource *manifest_resource_find(const package_manifest *m,
   return NULL;
 }
 
+static const char *const package_keys_top[] = {
+    "name",   "version", "abi",   "kind", "library",   "description",
+    "routes", "requires", "config", "scopes", "ui", "resources", NULL};
+
 int package_manifest_parse(const char *json, size_t len, const char *what,
                            package_manifest *out, char *err) {
   pctx c = {what ? what : "package.json", err};
   json_t *root = NULL, *v;
   if (err) err[0] = '\0';
   memset(out, 0, sizeof *out);
-  if (load_root(&c, json, len, &root) < 0) goto fail;
+  if (load_root(&c, json, len, &root) < 0 ||
+      check_keys(&c, root, "", package_keys_top) < 0)
+    goto fail;
   if (get_fields(&c, root, package_fields,
                  sizeof package_fields / sizeof *package_fields, out) < 0)
     goto fail;
@@ -633,8 +689,7 @@ static int parse_stack_package(pctx *c, json_t *e, size_t i, const char *name,
   snprintf(field, sizeof field, "packages[%zu]", i);
   if (!json_is_object(e))
     return fail_field(c, field, "an object with \"name\" and \"version\"", e);
-  if (check_keys(c, e, field, package_keys, "only \"name\" and \"version\"") <
-      0)
+  if (check_keys(c, e, field, package_keys) < 0)
     return -1;
   snprintf(sub, sizeof sub, "packages[%zu].name", i);
   if (get_str(c, e, "name", sub, 1, NAME_RULE, name_ok, &p->name) < 0)
@@ -679,13 +734,62 @@ static int parse_packages(pctx *c, json_t *root, stack_manifest *m) {
   return 0;
 }
 
+static const char *const stack_keys_top[] = {
+    "id", "version", "name", "description", "packages", "requires", NULL};
+static const char *const stack_require_keys[] = {"stack", "version", NULL};
+
+/* "requires": [{"stack": ID, "version": RANGE}, ...], each stack once. */
+static int parse_stack_requires(pctx *c, json_t *root, stack_manifest *m) {
+  json_t *arr = json_object_get(root, "requires");
+  char field[FIELD_BUF], sub[FIELD_BUF];
+  if (!arr) return 0;
+  if (!json_is_array(arr))
+    return fail_field(c, "requires",
+                      "an array of {\"stack\", \"version\"} objects", arr);
+  size_t n = json_array_size(arr);
+  if (n > MANIFEST_REQUIRES_MAX)
+    return fail(c, "field \"requires\": expected at most %d stacks, got %zu",
+                MANIFEST_REQUIRES_MAX, n);
+  if (n == 0) return 0;
+  if (!(m->requires = m_calloc(n, sizeof *m->requires))) return fail_oom(c);
+  for (size_t i = 0; i < n; i++) {
+    json_t *e = json_array_get(arr, i);
+    stack_require *q = &m->requires[m->nrequires++];
+    snprintf(field, sizeof field, "requires[%zu]", i);
+    if (!json_is_object(e))
+      return fail_field(c, field, "an object with \"stack\" and \"version\"",
+                        e);
+    if (check_keys(c, e, field, stack_require_keys) < 0) return -1;
+    snprintf(sub, sizeof sub, "requires[%zu].stack", i);
+    if (get_str(c, e, "stack", sub, 1, "a stack id matching "
+                "[a-z][a-z0-9-]{0,63}", name_ok, &q->stack) < 0)
+      return -1;
+    snprintf(sub, sizeof sub, "requires[%zu].version", i);
+    if (get_str(c, e, "version", sub, 1, "a semver range", range_ok,
+                &q->range) < 0)
+      return -1;
+    if (strcmp(q->stack, m->id) == 0)
+      return fail(c, "field \"requires[%zu].stack\": a stack cannot require "
+                  "itself", i);
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(m->requires[j].stack, q->stack) == 0)
+        return fail(c,
+                    "field \"requires[%zu]\": duplicate stack \"%s\", "
+                    "already required by requires[%zu]",
+                    i, q->stack, j);
+  }
+  return 0;
+}
+
 int stack_manifest_parse(const char *json, size_t len, const char *what,
                          stack_manifest *out, char *err) {
   pctx c = {what ? what : "stack.json", err};
   json_t *root = NULL;
   if (err) err[0] = '\0';
   memset(out, 0, sizeof *out);
-  if (load_root(&c, json, len, &root) < 0) goto fail;
+  if (load_root(&c, json, len, &root) < 0 ||
+      check_keys(&c, root, "", stack_keys_top) < 0)
+    goto fail;
   if (get_fields(&c, root, stack_fields,
                  sizeof stack_fields / sizeof *stack_fields, out) < 0)
     goto fail;
@@ -694,7 +798,9 @@ int stack_manifest_parse(const char *json, size_t len, const char *what,
     fail_oom(&c);
     goto fail;
   }
-  if (parse_packages(&c, root, out) < 0) goto fail;
+  if (parse_packages(&c, root, out) < 0 ||
+      parse_stack_requires(&c, root, out) < 0)
+    goto fail;
   json_decref(root);
   return 0;
 
@@ -710,7 +816,13 @@ void stack_manifest_free(stack_manifest *m) {
     m_free(m->packages[i].name);
     m_free(m->packages[i].range);
   }
+  for (size_t i = 0; i < m->nrequires; i++) {
+    m_free(m->requires[i].stack);
+    m_free(m->requires[i].range);
+  }
   m_free(m->packages);
+  m_free(m->requires);
+  m_free(m->description);
   m_free(m->id);
   m_free(m->version);
   m_free(m->name);

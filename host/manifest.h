@@ -17,8 +17,11 @@
  *   WHAT: too large (N bytes, at most 1048576)
  *   PATH: cannot open: <strerror>          (also "cannot read")
  *   WHAT: out of memory
- * Unknown top-level fields are allowed (forward compatibility); unknown
- * fields inside "routes" and "packages" entries are refused (likely typos),
+ * An unknown field anywhere is refused, naming the nearest known one when
+ * it is within 2 edits (a typo), else the fields expected there:
+ *   WHAT: field "requries": unknown field (did you mean "requires"?)
+ *   WHAT: field "routes[0].handler": unknown field (expected "method",
+ *         "path" or "scope")
  * and so is a key given twice in any object.
  *
  * Limits: 1 MiB of JSON, 256 routes, 64 requires, 256 stack packages,
@@ -87,13 +90,23 @@ typedef struct stack_package {
   char *range; /* semver range the stack wants ("1.0.0", "^1.0") */
 } stack_package;
 
+/* One entry of a stack's "requires": another stack that must be active
+ * on the platform at a version in `range`. */
+typedef struct stack_require {
+  char *stack; /* stack id */
+  char *range; /* semver range, e.g. "^1" */
+} stack_require;
+
 typedef struct stack_manifest {
   char *id;      /* [a-z][a-z0-9-]{0,63} */
   char *version; /* semver text */
   semver ver;
   char *name;    /* display name; defaults to id */
+  char *description; /* may be NULL */
   stack_package *packages;
   size_t npackages; /* >= 1 */
+  stack_require *requires; /* "requires": [{"stack", "version"}] */
+  size_t nrequires;
 } stack_manifest;
 
 /* The entry of m->resources of `type` and `name`, or NULL. */

@@ -31,6 +31,9 @@ typedef struct pkgcheck_problem {
   char file[PATH_MAX];
   char field[128];
   char message[1024];
+  /* 1: the loader's message began "FILE: " (and "field \"F\": "), cut
+   * off into file and field; 0: message is the loader's whole text. */
+  int prefixed;
 } pkgcheck_problem;
 
 typedef struct pkgcheck_report {
@@ -56,5 +59,71 @@ int pkgcheck_package(const nno_config *cfg, const char *dir, int run_init,
  * "field","message"}]}: what `nno stack check --json` prints. */
 json_t *pkgcheck_report_json(const pkgcheck_report *rep);
 void pkgcheck_report_free(pkgcheck_report *rep);
+
+/* The loader's own text of problem `p` (what its "stack refused" log line
+ * says), into buf. */
+void pkgcheck_problem_text(const pkgcheck_problem *p, char *buf, size_t cap);
+
+/* Add a problem about `file` from the loader's message `err`: a leading
+ * "FILE: " and "field \"F\": " are cut off into file and field. 0, or -1
+ * when out of memory. */
+int pkgcheck_add(pkgcheck_report *rep, const char *file, const char *err);
+
+/* pkgcheck_stack with the trust checks rooted at `root` (the stacks folder
+ * it was found in), as serve --check and the loader see it. */
+int pkgcheck_stack_in(const nno_config *cfg, const char *root,
+                      const char *dir, const char *expect_id,
+                      const char *expect_version, int run_init,
+                      pkgcheck_report *rep);
+
+/* ---- the decisions the loader shares -------------------------------- */
+
+struct plugin;
+#include "manifest.h"
+
+/* Read the manifest of package folder `dir`, found under `root`, check
+ * its migrations/ and open its object, returned in *so_fd with its path in
+ * `so` -- after checking that the folder, its package.json and the object
+ * are inside `root` and trusted (trust_path), and reading and opening only
+ * the files judged (trust_open). 0 (*m then to be freed, *so_fd closed),
+ * or -1 with the reason in err. */
+int pkgcheck_package_open(const char *root, const char *dir,
+                          package_manifest *m, char *so, size_t socap,
+                          int *so_fd, char *err, size_t errlen);
+
+/* Read the manifest of stack folder `dir` under `root` after checking the
+ * folder and its stack.json (trust_path); with expect_id/expect_version,
+ * that they are the manifest's. 0, *sm then to be freed; or -1. */
+int pkgcheck_stack_open(const char *root, const char *dir,
+                        const char *expect_id, const char *expect_version,
+                        stack_manifest *sm, char *err, size_t errlen);
+
+/* Is `m` what the stack `sm` wants as its i-th package (its name, a
+ * version in the range)? 0, or -1 with err. */
+int pkgcheck_stack_wants(const stack_manifest *sm, size_t i,
+                         const package_manifest *m, char *err, size_t errlen);
+
+/* The package's manifest before its object is opened: the kind it is
+ * loaded as and the ABI it says it was built for. 0, or -1 with err. */
+int pkgcheck_manifest_fits(const package_manifest *m, const char *so,
+                           int want_kind, char *err, size_t errlen);
+
+/* After a feature package's init: the routes it bound are exactly those
+ * its manifest declares (a route bound but not declared, or declared but
+ * not bound, is a problem). 0, or -1 with err. */
+int pkgcheck_routes(const struct plugin *p, char *err, size_t errlen);
+
+/* Run fn(arg, fd) in a forked child that reports to the parent on `fd`
+ * with pkgcheck_child_progress and pkgcheck_child_problem, then _exits.
+ * The parent waits cfg->stack_check_timeout_ms at most (then kills it);
+ * a crash (a signal) or a hang of the child is a problem naming the
+ * package whose turn it was. Returns the number of problems added to rep,
+ * or -1 when the child could not be started. */
+int pkgcheck_fork(const nno_config *cfg, void (*fn)(void *arg, int fd),
+                  void *arg, pkgcheck_report *rep);
+/* In the child: package `name` (manifest `file`) is loaded next. */
+void pkgcheck_child_progress(int fd, const char *file, const char *name);
+/* In the child: the loader refused, saying `err` about `file`. */
+void pkgcheck_child_problem(int fd, const char *file, const char *err);
 
 #endif

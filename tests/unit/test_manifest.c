@@ -29,8 +29,7 @@ static const char pkg_json[] =
     "\"requires\":{\"nno.iam\":\"^1\",\"nno.kv\":\">=1.2 <2\"},"
     "\"resources\":[{\"type\":\"kv\",\"name\":\"cache\"},"
     "{\"name\":\"notes\",\"type\":\"sql\"}],\"scopes\":[\"features:hello:read\"],"
-    "\"ui\":{\"menu\":[]},\"config\":{\"greeting\":\"hello\",\"n\":[1,2]},"
-    "\"future_field\":{\"ignored\":true}}";
+    "\"ui\":{\"menu\":[]},\"config\":{\"greeting\":\"hello\",\"n\":[1,2]}}";
 
 static const char stack_json[] =
     "{\"id\":\"default\",\"version\":\"1.0.0\",\"name\":\"Default\","
@@ -202,6 +201,19 @@ static void test_stack_valid(void **state) {
   assert_true(is_zero(&s, sizeof s));
   stack_manifest_free(&s);
 
+  /* A description and the stacks it requires. */
+  static const char req[] =
+      "{\"id\":\"crm\",\"version\":\"2.0.0\",\"description\":\"CRM\","
+      "\"packages\":{\"hello\":\"^1\"},"
+      "\"requires\":[{\"stack\":\"default\",\"version\":\"^1\"}]}";
+  assert_int_equal(stack_manifest_parse(req, strlen(req), NULL, &s, err), 0);
+  assert_string_equal(s.description, "CRM");
+  assert_int_equal(s.nrequires, 1);
+  assert_string_equal(s.requires[0].stack, "default");
+  assert_string_equal(s.requires[0].range, "^1");
+  stack_manifest_free(&s);
+  assert_true(is_zero(&s, sizeof s));
+
   /* The object form, and the name defaulting to the id. */
   static const char obj[] =
       "{\"id\":\"mini\",\"version\":\"2.0.0\","
@@ -360,8 +372,19 @@ static const bad_case pkg_bad[] = {
      P "\"routes[0].path\": expected a route pattern (a parameter name must "
        "match [a-z_][a-z0-9_]* (byte 4)), got \"/a/{B}\""},
     {"routes", "[{\"method\":\"GET\",\"path\":\"/a\",\"handler\":\"x\"}]",
-     P "\"routes[0]\": expected only \"method\", \"path\" and \"scope\", "
-       "got \"handler\""},
+     P "\"routes[0].handler\": unknown field (expected \"method\", "
+       "\"path\" or \"scope\")"},
+    {"routes", "[{\"methd\":\"GET\",\"path\":\"/a\"}]",
+     P "\"routes[0].methd\": unknown field (did you mean \"method\"?)"},
+    /* Unknown top-level fields: a typo names the field meant. */
+    {"requries", "{}",
+     P "\"requries\": unknown field (did you mean \"requires\"?)"},
+    {"libary", "\"libx.so\"",
+     P "\"libary\": unknown field (did you mean \"library\"?)"},
+    {"author", "\"me\"",
+     P "\"author\": unknown field (expected \"name\", \"version\", "
+       "\"abi\", \"kind\", \"library\", \"description\", \"routes\", "
+       "\"requires\", \"config\", \"scopes\", \"ui\" or \"resources\")"},
     {"routes", "[{\"method\":\"GET\",\"path\":\"/a\",\"scope\":42}]",
      P "\"routes[0].scope\": expected a string, got 42"},
     {"routes",
@@ -402,7 +425,8 @@ static const bad_case pkg_bad[] = {
      P "\"resources[0]\": expected an object with \"type\" and \"name\", "
        "got \"sql\""},
     {"resources", "[{\"type\":\"sql\",\"name\":\"a\",\"size\":1}]",
-     P "\"resources[0]\": expected only \"type\" and \"name\", got \"size\""},
+     P "\"resources[0].size\": unknown field (expected \"type\" or "
+       "\"name\")"},
     {"resources", "[{\"type\":\"sql\",\"name\":\"a\"},{\"name\":\"b\"}]",
      P "\"resources[1].type\": expected \"sql\", \"kv\" or \"blob\", got "
        "nothing"},
@@ -644,8 +668,34 @@ static const bad_case stack_bad[] = {
      S "\"packages[0]\": expected an object with \"name\" and \"version\", "
        "got 42"},
     {"packages", "[{\"name\":\"hello\",\"range\":\"^1\"}]",
-     S "\"packages[0]\": expected only \"name\" and \"version\", got "
-       "\"range\""},
+     S "\"packages[0].range\": unknown field (expected \"name\" or "
+       "\"version\")"},
+    {"packages", "[{\"name\":\"hello\",\"verison\":\"^1\"}]",
+     S "\"packages[0].verison\": unknown field (did you mean "
+       "\"version\"?)"},
+    {"descripton", "\"x\"",
+     S "\"descripton\": unknown field (did you mean \"description\"?)"},
+    {"description", "42", S "\"description\": expected a string, got 42"},
+    {"requires", "{}",
+     S "\"requires\": expected an array of {\"stack\", \"version\"} "
+       "objects, got an empty object"},
+    {"requires", "[{\"stack\":\"base\"}]",
+     S "\"requires[0].version\": expected a semver range, got nothing"},
+    {"requires", "[{\"stack\":\"Base\",\"version\":\"^1\"}]",
+     S "\"requires[0].stack\": expected a stack id matching "
+       "[a-z][a-z0-9-]{0,63}, got \"Base\""},
+    {"requires", "[{\"stack\":\"base\",\"version\":\"^y\"}]",
+     S "\"requires[0].version\": expected a semver range, got \"^y\""},
+    {"requires", "[{\"stack\":\"base\",\"version\":\"^1\",\"opt\":1}]",
+     S "\"requires[0].opt\": unknown field (expected \"stack\" or "
+       "\"version\")"},
+    {"requires",
+     "[{\"stack\":\"base\",\"version\":\"^1\"},"
+     "{\"stack\":\"base\",\"version\":\"^2\"}]",
+     S "\"requires[1]\": duplicate stack \"base\", already required by "
+       "requires[0]"},
+    {"requires", "[{\"stack\":\"default\",\"version\":\"^1\"}]",
+     S "\"requires[0].stack\": a stack cannot require itself"},
     {"packages", "[{\"version\":\"^1\"}]",
      S "\"packages[0].name\": expected " NAME_RULE ", got nothing"},
     {"packages", "[{\"name\":\"Hello\",\"version\":\"^1\"}]",
