@@ -97,6 +97,7 @@ static int api_route_add(nno_plugin *p, const char *method,
   r->target.fn = fn;
   r->target.ud = ud;
   r->target.scope = declared->scope ? declared->scope : "";
+  r->target.upload_max = 0;
   r->scope = r->target.scope;
   pl->nroutes++;
   return 0;
@@ -709,16 +710,34 @@ static int api_stack_remove(nno_plugin *p, const char *id, const char *version,
   return stacks_remove(g_worker, id, version, err, errlen);
 }
 
+/* An upload route is a core plugin's route whose target carries its bound;
+ * the loader lists it in the worker's upload router too (loader.c commit). */
 static int api_route_add_upload(nno_plugin *p, const char *method,
                                 const char *pattern, nno_handler_fn fn,
                                 void *ud, uint64_t max_bytes) {
-  (void)p, (void)method, (void)pattern, (void)fn, (void)ud, (void)max_bytes;
-  return NNO_ENOTSUP;
+  plugin *pl = (plugin *)p;
+  if (!pl) return NNO_EINVAL;
+  if (pl->stack_id[0]) return NNO_ESTATE;
+  if (max_bytes == 0 || max_bytes > (uint64_t)INT64_MAX) return NNO_EINVAL;
+  int rc = api_route_add(p, method, pattern, fn, ud);
+  if (rc) return rc;
+  pl->routes[pl->nroutes - 1].target.upload_max = max_bytes;
+  return 0;
 }
 
 static int api_req_body_file(nno_req *r, int *fd, uint64_t *len) {
-  (void)r, (void)fd, (void)len;
-  return NNO_ENOENT;
+  if (!r || !fd) return NNO_EINVAL;
+  if (r->upload != REQ_UPLOAD_FILE) {
+    const route_target *t = r->match.target;
+    if (r->event || !t || !t->upload_max || !r->active || r->ended)
+      return NNO_ENOENT;
+    /* No body (Content-Length: 0) was never spooled: an empty file. */
+    int rc = req_upload_open(r, g_worker->cfg->data_dir, &g_worker->nuploads);
+    if (rc) return rc;
+  }
+  *fd = r->upload_fd;
+  if (len) *len = r->upload_len;
+  return 0;
 }
 
 static int api_req_stack_missing(nno_req *r, const char *id,

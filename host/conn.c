@@ -7,12 +7,15 @@
  * request stays valid (req_gone() says 1) until res_end(). */
 #include "conn.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gateway.h"
 #include "log.h"
 #include "res.h"
+#include "router.h"
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
 static void process(conn *c, const char *data, size_t n);
@@ -187,6 +190,114 @@ static void refuse(conn *c, int status, const char *detail) {
   conn_request_done(c);
 }
 
+#define CONN_DRAIN_BYTES 65536
+
+/* ---- uploads --------------------------------------------------------------
+ * The body of an upload route (route_add_upload) is written to a temporary
+ * file as it arrives, as nginx writes client bodies to temporary files from
+ * its loop (a write(2) to the page cache), and is not counted in
+ * w->in_bytes. The reader asks upload_bound() when a head announcing a body
+ * is complete (only on a worker that has upload routes, so other workers
+ * never pay for it); with a bound the gateway runs the stages at once
+ * (gateway_head), and a refusal is answered before any body byte is read.
+ * A refused request's body is read and thrown away when it is at most
+ * CONN_DRAIN_BYTES long (Content-Length, no "100-continue" awaited), so
+ * the connection stays open; otherwise the connection closes after the
+ * answer.
+ * The silence allowed between two reads of a spooled body is
+ * body_timeout_ms (an upload may take longer than that in all). */
+
+static uint64_t upload_bound(void *ud, const http_request *q) {
+  conn *c = ud;
+  route_match m;
+  if (router_match(c->w->upload_router, q->method, q->method_len, q->path,
+                   q->path_len, &m, NULL, 0) != 0)
+    return 0;
+  return ((const route_target *)m.target)->upload_max;
+}
+
+static int spool_write(void *ud, const char *data, size_t n) {
+  conn *c = ud;
+  nno_req *r = &c->req;
+  while (n) {
+    ssize_t k = write(r->upload_fd, data, n);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      log_warn("cannot store a request body: %s", strerror(errno));
+      return -1;
+    }
+    data += k;
+    n -= (size_t)k;
+    r->upload_len += (uint64_t)k;
+  }
+  arm(c, c->w->cfg->body_timeout_ms);
+  return 0;
+}
+
+static int discard(void *ud, const char *data, size_t n) {
+  (void)ud, (void)data, (void)n;
+  return 0;
+}
+
+/* c->req was answered when its head came. A small body the client is
+ * sending anyway is read and thrown away, then the answer goes, and the
+ * connection stays open (0); any other is not read, and the connection
+ * closes after the answer (1). */
+static int answered(conn *c, const http_request *hr) {
+  nno_req *r = &c->req;
+  if (!hr->expect_continue &&
+      (uint64_t)http_reader_content_length(c->reader) <= CONN_DRAIN_BYTES) {
+    r->upload = REQ_UPLOAD_ANSWERED;
+    r->active = 0;
+    http_reader_spool(c->reader, discard, c);
+    return 0;
+  }
+  c->close_after = 1;
+  c->state = CONN_HANDLING;
+  r->active = 1;
+  conn_request_done(c);
+  return 1;
+}
+
+/* The head of a request to spool is complete. 1 if it was answered and the
+ * connection is closing, 0 to go on reading its body. */
+static int upload_begin(conn *c, const http_request *hr) {
+  worker *w = c->w;
+  nno_req *r = &c->req;
+  switch (gateway_head(c, hr)) {
+  case GW_ANSWERED:
+    return answered(c, hr);
+  case GW_ORDINARY:
+    if (http_reader_unspool(c->reader) != 0) {
+      refuse(c, 413, "request body too large");
+      return 1;
+    }
+    if (in_reserve(c) != 0) {
+      refuse(c, 503, "too many request bodies in progress; retry later");
+      return 1;
+    }
+    return 0;
+  default:
+    break;
+  }
+  if (w->nuploads >= CONN_MAX_UPLOADS) {
+    static const char ra[] = "Retry-After: 1\r\n";
+    req_problem(r, 503, http_reason(503),
+                "too many uploads in progress; retry later");
+    (void)buf_append(&r->headers, ra, sizeof ra - 1, SIZE_MAX);
+    return answered(c, hr);
+  }
+  if (req_upload_open(r, w->cfg->data_dir, &w->nuploads) != 0) {
+    req_problem(r, 500, http_reason(500), "cannot store the request body");
+    return answered(c, hr);
+  }
+  /* Not dispatched yet: a client going away now frees the connection (and
+   * the file) at once. gateway_handle dispatches it once the body is in. */
+  r->active = 0;
+  http_reader_spool(c->reader, spool_write, c);
+  return 0;
+}
+
 static void on_timer(uv_timer_t *t) {
   conn *c = t->data;
   if (c->deadline == 0) return;
@@ -238,6 +349,7 @@ void conn_accept(worker *w, uv_stream_t *server) {
     free(c);
     goto refuse_oom;
   }
+  if (w->upload_router) http_reader_on_head(c->reader, upload_bound, c);
   uv_tcp_init(&w->loop, &c->tcp);
   uv_timer_init(&w->loop, &c->timer);
   c->tcp.data = c->timer.data = c;
@@ -340,6 +452,10 @@ static void process(conn *c, const char *data, size_t n) {
     case HTTP_HEAD_DONE: {
       const http_request *hr = http_reader_request(c->reader);
       c->state = CONN_READING;
+      if (http_reader_spooling(c->reader) && upload_begin(c, hr)) {
+        n = 0;
+        break;
+      }
       if (hr->expect_continue && n == 0) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         if (buf_append(&c->out, cont, sizeof cont - 1, SIZE_MAX)) {

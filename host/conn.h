@@ -71,6 +71,11 @@ void conn_request_done(conn *c);
  * Retry-After and the connection closes. The reservation ends with the
  * request's answer (or the connection). */
 
+/* Upload routes (route_add_upload): their bodies go to a temporary file
+ * instead of w->in_bytes; at most CONN_MAX_UPLOADS of them per worker are
+ * being received or handled at a time (503 with Retry-After over it). */
+#define CONN_MAX_UPLOADS 8
+
 /* Drain: close idle connections; busy ones close after their response. */
 void conn_drain_all(worker *w);
 

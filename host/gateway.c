@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "loader.h"
@@ -266,7 +267,10 @@ static int match_in(router *rt, nno_req *r, const char *path, size_t plen,
   return -1;
 }
 
-void gateway_handle(conn *c, const http_request *hr) {
+/* Set r up, resolve and route it: 1 when its response is ready (OPTIONS *,
+ * a built-in, a RESOLVE or CORS answer, 404, 405, a bad host), 0 when
+ * r->match holds its route. */
+static int route_request(conn *c, const http_request *hr) {
   nno_req *r = &c->req;
   worker *w = c->w;
   r->hr = hr;
@@ -284,30 +288,23 @@ void gateway_handle(conn *c, const http_request *hr) {
     r->written = 1;
     if (buf_append(&r->headers, allow, sizeof allow - 1, SIZE_MAX))
       req_problem(r, 500, "Internal Server Error", "out of memory");
-    conn_request_done(c);
-    return;
+    return 1;
   }
   set_host(r, hr);
   if (r->host_len == SIZE_MAX) {
     r->host_len = 0;
     r->route_label = "refused";
     req_problem(r, 400, "Bad Request", "host name longer than 253 bytes");
-    conn_request_done(c);
-    return;
+    return 1;
   }
-  if (try_builtin(r, hr)) {
-    conn_request_done(c);
-    return;
-  }
+  if (try_builtin(r, hr)) return 1;
   /* Stacks installed or removed by any worker are picked up first. */
   stacks_poll(w);
   /* RESOLVE picks the platform and stacks; the route is found next, so
    * that AUTHN, AUTHZ and LIMIT can see what it requires (req_route). */
   if (run_hooks(r, w, NNO_STAGE_RESOLVE, NNO_STAGE_RESOLVE) ||
-      run_hooks(r, w, NNO_STAGE_CORS, NNO_STAGE_CORS)) {
-    conn_request_done(c);
-    return;
-  }
+      run_hooks(r, w, NNO_STAGE_CORS, NNO_STAGE_CORS))
+    return 1;
   const char *path = hr->path + r->path_strip;
   size_t plen = hr->path_len - r->path_strip;
   if (plen == 0) {
@@ -351,15 +348,17 @@ void gateway_handle(conn *c, const http_request *hr) {
     } else {
       req_problem(r, 404, "Not Found", "no route for this path");
     }
-    conn_request_done(c);
-    return;
+    return 1;
   }
-  const route_target *t = r->match.target;
   r->route_label = r->match.pattern;
-  if (run_hooks(r, w, NNO_STAGE_AUTHN, NNO_STAGE_LIMIT)) {
-    conn_request_done(c);
-    return;
-  }
+  return 0;
+}
+
+/* Call the route's handler; the response ends now or later. */
+static void dispatch(conn *c) {
+  nno_req *r = &c->req;
+  worker *w = c->w;
+  const route_target *t = r->match.target;
   r->plugin = t->plugin;
   w->nrequests_active++;
   r->in_handler = 1;
@@ -385,6 +384,48 @@ void gateway_handle(conn *c, const http_request *hr) {
   }
   w->nrequests_active--;
   conn_request_done(c);
+}
+
+void gateway_handle(conn *c, const http_request *hr) {
+  nno_req *r = &c->req;
+  if (r->upload) {
+    /* Routed and through its stages when its head came (gateway_head);
+     * the handler reads the file from its start. Or answered then, the
+     * body read only to keep the connection. */
+    r->active = 1;
+    if (r->upload == REQ_UPLOAD_ANSWERED) {
+      conn_request_done(c);
+      return;
+    }
+    if (lseek(r->upload_fd, 0, SEEK_SET) != 0) {
+      req_problem(r, 500, "Internal Server Error",
+                  "cannot read the stored request body");
+      conn_request_done(c);
+      return;
+    }
+    dispatch(c);
+    return;
+  }
+  if (route_request(c, hr) ||
+      run_hooks(r, c->w, NNO_STAGE_AUTHN, NNO_STAGE_LIMIT)) {
+    conn_request_done(c);
+    return;
+  }
+  dispatch(c);
+}
+
+int gateway_head(conn *c, const http_request *hr) {
+  nno_req *r = &c->req;
+  if (route_request(c, hr)) return GW_ANSWERED;
+  const route_target *t = r->match.target;
+  if (!t->upload_max) {
+    /* RESOLVE sent it elsewhere: handled as any request once its body is
+     * in (RESOLVE and CORS run again then; they only set the request). */
+    req_reset(r);
+    return GW_ORDINARY;
+  }
+  if (run_hooks(r, c->w, NNO_STAGE_AUTHN, NNO_STAGE_LIMIT)) return GW_ANSWERED;
+  return GW_UPLOAD;
 }
 
 void gateway_complete(conn *c) {

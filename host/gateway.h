@@ -18,6 +18,7 @@ typedef struct route_target {
   nno_handler_fn fn;
   void *ud;
   const char *scope; /* the manifest's "scope" for the route, "" if none */
+  uint64_t upload_max; /* route_add_upload's bound; 0: an ordinary route */
 } route_target;
 
 /* Set the request id, traceparent and start time (hr may be NULL for a
@@ -31,6 +32,18 @@ void gateway_prepare_req(struct worker *w, nno_req *r, const http_request *hr);
 const char *gateway_traceparent(nno_req *r);
 /* Handle a complete request; ends with conn_request_done() now or later. */
 void gateway_handle(struct conn *c, const http_request *hr);
+/* The head of a request whose body would be spooled (an upload route of
+ * the core router matched its method and path; conn.c) is complete: set
+ * the request up, run RESOLVE and CORS, route it, and for an upload route
+ * run AUTHN..LIMIT, so a refusal is answered before the body is read.
+ *   GW_ANSWERED  the response is ready in c->req (refused, or not routed)
+ *   GW_UPLOAD    an upload route; stages passed: c->req.match is its route,
+ *                gateway_handle() dispatches it once the body is in
+ *   GW_ORDINARY  routed elsewhere after all (a platform's own route of the
+ *                same path): the request was reset, and is handled as any
+ *                other once its body is in memory */
+enum { GW_ORDINARY = 0, GW_ANSWERED = 1, GW_UPLOAD = 2 };
+int gateway_head(struct conn *c, const http_request *hr);
 /* Record the finished request (metrics, access log). */
 void gateway_complete(struct conn *c);
 

@@ -128,14 +128,21 @@ struct http_reader {
   /* What the fields said. */
   unsigned hosts;
   size_t host_field;
-  int cl_seen, cl_over, cl_range;
+  int cl_seen, cl_range;
   uint64_t cl;
   int te_seen, te_chunked, te_last_chunked, te_other, te_params;
   int conn_close, conn_keep, expect_100, expect_other;
 
-  /* Body. */
+  /* Body. body_len counts the bytes decoded, spooled ones included. */
   char *body;
   size_t body_cap, body_len, body_max;
+  uint64_t limit; /* this request's body bound (lim, or a spool's) */
+  /* Spooling (http_reader_on_head): the body goes to `sink`, not `body`. */
+  int spool;
+  http_sink_fn sink;
+  void *sink_ud;
+  http_head_fn head_fn; /* kept across resets */
+  void *head_ud;
   uint64_t left; /* Content-Length or chunk bytes still to come */
   size_t digits, ext_bytes, trailer_bytes, trailers;
   char empty_body[1];
@@ -402,7 +409,6 @@ static int known_field(http_reader *r, const char *name, size_t nn,
     /* A length no 64-bit signed integer holds is malformed (400), not a
      * well-formed size over the limit (413). */
     if (r->cl_range) return bad(r, 400, "Content-Length out of range");
-    r->cl_over = r->cl > r->lim.max_body_bytes;
     break;
   case 17:
     if (strncasecmp(name, "transfer-encoding", 17) != 0) break;
@@ -489,8 +495,6 @@ static http_event finish_head(http_reader *r) {
     if (!r->te_last_chunked)
       return fail(r, 400, "final transfer coding is not chunked");
     if (r->te_other) return fail(r, 501, "unsupported transfer coding");
-  } else if (r->cl_over) {
-    return fail(r, 413, "request body too large");
   }
   if (r->expect_other) return fail(r, 417, "unsupported expectation");
 
@@ -565,6 +569,20 @@ static http_event finish_head(http_reader *r) {
   /* RFC 9110 10.1.1: ignore 100-continue in an HTTP/1.0 request. */
   q->expect_continue = r->minor == 1 && r->expect_100;
   q->head = r->method_len == 4 && memcmp(b, "HEAD", 4) == 0;
+
+  /* A body may be spooled instead (its own bound): ask before judging its
+   * length, so a Content-Length over the bound is still refused here,
+   * before any "100 Continue". One test when nobody asks. */
+  r->limit = r->lim.max_body_bytes;
+  if (r->head_fn && (r->te_seen || r->cl)) {
+    uint64_t l = r->head_fn(r->head_ud, q);
+    if (l) {
+      r->limit = l;
+      r->spool = 1;
+    }
+  }
+  if (!r->te_seen && r->cl > r->limit)
+    return fail(r, 413, "request body too large");
 
   if (r->te_seen) {
     r->state = S_SIZE;
@@ -702,6 +720,11 @@ static http_event feed_head(http_reader *r, const char *data, size_t len,
 }
 
 static int append_body(http_reader *r, const char *data, size_t n) {
+  if (r->spool) {
+    if (!r->sink || r->sink(r->sink_ud, data, n) != 0) return 0;
+    r->body_len += n;
+    return 1;
+  }
   if (!grow(&r->body, &r->body_cap, r->body_len + n + 1, r->body_max)) return 0;
   memcpy(r->body + r->body_len, data, n);
   r->body_len += n;
@@ -710,7 +733,7 @@ static int append_body(http_reader *r, const char *data, size_t n) {
 
 static http_event message_done(http_reader *r) {
   r->state = S_DONE;
-  if (r->body_len) {
+  if (r->body_len && !r->spool) {
     r->body[r->body_len] = '\0';
     r->req.body = r->body;
     r->req.body_len = r->body_len;
@@ -825,7 +848,7 @@ static http_event feed_chunked(http_reader *r, const char *data, size_t len,
         FAIL(400, "invalid chunk size");
       /* The digits ended: 413 as soon as the declared total passes the
        * limit (not at a digit, as more digits could make it malformed). */
-      if (r->left > r->lim.max_body_bytes - r->body_len)
+      if (r->left > r->limit - r->body_len)
         FAIL(413, "request body too large");
       if (c == '\r') {
         r->state = S_SIZE_LF;
@@ -863,7 +886,8 @@ static http_event feed_chunked(http_reader *r, const char *data, size_t len,
       break;
     case S_DATA:
       n = len - i < r->left ? len - i : (size_t)r->left;
-      if (!append_body(r, data + i, n)) FAIL(500, "out of memory");
+      if (!append_body(r, data + i, n))
+        FAIL(500, r->spool ? "cannot store the request body" : "out of memory");
       r->left -= n;
       i += n;
       if (r->left == 0) r->state = S_DATA_CR;
@@ -939,7 +963,9 @@ http_event http_reader_feed(http_reader *r, const char *data, size_t len,
     return feed_head(r, data, len, consumed);
   case S_BODY:
     n = len < r->left ? len : (size_t)r->left;
-    if (n && !append_body(r, data, n)) return fail(r, 500, "out of memory");
+    if (n && !append_body(r, data, n))
+      return fail(r, 500, r->spool ? "cannot store the request body"
+                                   : "out of memory");
     r->left -= n;
     *consumed = n;
     return r->left ? HTTP_NEED_MORE : message_done(r);
@@ -1009,6 +1035,35 @@ void http_reader_reset(http_reader *r) {
   r->fields_cap = keep.fields_cap;
   r->headers = keep.headers;
   r->headers_cap = keep.headers_cap;
+  r->head_fn = keep.head_fn;
+  r->head_ud = keep.head_ud;
+}
+
+void http_reader_on_head(http_reader *r, http_head_fn fn, void *ud) {
+  r->head_fn = fn;
+  r->head_ud = ud;
+}
+
+int http_reader_spooling(const http_reader *r) { return r->spool; }
+
+void http_reader_spool(http_reader *r, http_sink_fn sink, void *ud) {
+  r->sink = sink;
+  r->sink_ud = ud;
+}
+
+int64_t http_reader_content_length(const http_reader *r) {
+  return r->te_seen ? -1 : (int64_t)r->cl;
+}
+
+int http_reader_unspool(http_reader *r) {
+  r->spool = 0;
+  r->sink = NULL;
+  r->limit = r->lim.max_body_bytes;
+  if (r->state != S_ERROR && !r->te_seen && r->cl > r->limit) {
+    fail(r, 413, "request body too large");
+    return -1;
+  }
+  return 0;
 }
 
 int http_reader_started(const http_reader *r) {
@@ -1020,7 +1075,7 @@ int http_reader_started(const http_reader *r) {
 int http_reader_head_done(const http_reader *r) { return r->head_done; }
 
 uint64_t http_reader_body_need(const http_reader *r) {
-  if (!r->head_done || r->state == S_ERROR) return 0;
+  if (!r->head_done || r->state == S_ERROR || r->spool) return 0;
   if (!r->te_seen) return r->cl;
   /* While its digits arrive, r->left is not yet a chunk's size. */
   return r->body_len + (r->state == S_SIZE ? 0 : r->left);

@@ -92,7 +92,29 @@ int http_reader_started(const http_reader *r);
 /* 1 once the head has been parsed (HTTP_HEAD_DONE was returned). */
 int http_reader_head_done(const http_reader *r);
 
-/* Body bytes the current request will hold, as far as is known now: 0
+/* ---- spooled bodies -------------------------------------------------------
+ * A body may go elsewhere than memory (a file): the reader asks `fn` when a
+ * head announcing a body (a Content-Length > 0, or chunked) is complete and
+ * before it judges the body's length; `fn` answers the body's bound for
+ * this request, or 0 to hold it in memory under the reader's limit. With a
+ * bound, the reader is "spooling": after HTTP_HEAD_DONE the caller gives it
+ * a sink (http_reader_spool), or takes the request back to memory
+ * (http_reader_unspool). The sink gets every decoded body byte in order; a
+ * sink failing (non-zero) is answered 500. The request's `body` stays
+ * empty. `fn` is kept across resets. */
+typedef uint64_t (*http_head_fn)(void *ud, const http_request *req);
+typedef int (*http_sink_fn)(void *ud, const char *data, size_t n);
+void http_reader_on_head(http_reader *r, http_head_fn fn, void *ud);
+/* 1 if the head's fn gave the current request a bound. */
+int http_reader_spooling(const http_reader *r);
+void http_reader_spool(http_reader *r, http_sink_fn sink, void *ud);
+/* The request's Content-Length; -1 for a chunked body. */
+int64_t http_reader_content_length(const http_reader *r);
+/* Back to memory under the reader's own limit: -1 (and HTTP_ERROR, 413
+ * pending) if the Content-Length is over it. */
+int http_reader_unspool(http_reader *r);
+
+/* Body bytes the current request will hold (0 when spooled), as far as is known now: 0
  * before the head is done, then its Content-Length; for a chunked body what
  * was decoded plus the whole of the chunk being read (its size comes before
  * its data). Never more than the body limit. */

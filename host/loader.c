@@ -334,6 +334,14 @@ static int commit(worker *w, router *rt, plugin **ps, size_t n, size_t first,
     for (size_t j = 0; j < ps[i]->nroutes; j++) {
       plugin_route *r = &ps[i]->routes[j];
       int rc = router_add(rt, r->method, r->pattern, &r->target);
+      /* Upload routes are core plugins' (api.c): listed again where the
+       * connection looks when a head announcing a body is complete. */
+      if (rc == 0 && r->target.upload_max && rt == w->router) {
+        if (!w->upload_router && !(w->upload_router = router_new()))
+          rc = NNO_ENOMEM;
+        else
+          rc = router_add(w->upload_router, r->method, r->pattern, &r->target);
+      }
       if (rc) {
         /* Only allocation failure gets here after the check above; the
          * worker cannot serve a partial table. */

@@ -1,12 +1,17 @@
 /* Request objects: reuse, arena, problem responses, error names. */
 #include "req.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "jsonv.h"
+#include "log.h"
 #include "res.h"
 #include "stacks.h"
 
@@ -105,6 +110,13 @@ void req_reset(nno_req *r) {
   r->body_src = 0;
   r->body_fd = -1;
   r->body_left = 0;
+  if (r->upload == REQ_UPLOAD_FILE) {
+    close(r->upload_fd);
+    (*r->upload_count)--;
+  }
+  r->upload = REQ_UPLOAD_NONE;
+  r->upload_fd = -1;
+  r->upload_len = 0;
   r->keep.len = 0;
   /* Keep small buffers for the next request; drop big ones. */
   if (r->headers.cap > 16384) buf_free(&r->headers);
@@ -123,6 +135,35 @@ void req_release(nno_req *r) {
   buf_free(&r->headers);
   buf_free(&r->body);
   buf_free(&r->keep);
+}
+
+int req_upload_open(nno_req *r, const char *data_dir, unsigned *count) {
+  char dir[PATH_MAX], path[PATH_MAX + 16];
+  if (snprintf(dir, sizeof dir, "%s/tmp", data_dir) >= (int)sizeof dir) {
+    log_warn("cannot store a request body: data folder path too long");
+    return NNO_EIO;
+  }
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    log_warn("cannot store a request body: mkdir %s: %s", dir, strerror(errno));
+    return NNO_EIO;
+  }
+  int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+    /* No O_TMPFILE on this file system: a named file, unnamed at once. */
+    snprintf(path, sizeof path, "%s/body-XXXXXX", dir);
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd >= 0) unlink(path);
+  }
+  if (fd < 0) {
+    log_warn("cannot store a request body in %s: %s", dir, strerror(errno));
+    return NNO_EIO;
+  }
+  r->upload = REQ_UPLOAD_FILE;
+  r->upload_fd = fd;
+  r->upload_len = 0;
+  r->upload_count = count;
+  (*count)++;
+  return 0;
 }
 
 void *req_arena_alloc(nno_req *r, size_t n) {

@@ -33,6 +33,14 @@ typedef struct buf {
 int buf_append(buf *b, const void *data, size_t n, size_t max);
 void buf_free(buf *b);
 
+/* What became of a request's body at its head (conn.c, uploads). */
+enum {
+  REQ_UPLOAD_NONE = 0,
+  REQ_UPLOAD_FILE = 1,     /* spooled to upload_fd: dispatch when it is in */
+  REQ_UPLOAD_ANSWERED = 2, /* answered at the head; a small body is read
+                              and thrown away, then the answer goes */
+};
+
 struct nno_req {
   struct conn *c;
   const http_request *hr; /* owned by the connection's reader */
@@ -88,6 +96,13 @@ struct nno_req {
   int body_src;
   int body_fd;
   uint64_t body_left;
+  /* The body of an upload route (route_add_upload), spooled to an
+   * unlinked temporary file as it arrives; the file is the request's until
+   * it is reset (the response ended). *upload_count counts open ones. */
+  int upload; /* REQ_UPLOAD_... */
+  int upload_fd;
+  uint64_t upload_len;
+  unsigned *upload_count;
   char peer[64]; /* the client's address as text, made on first use */
   size_t peer_len;
   char rid[72];
@@ -106,6 +121,12 @@ void req_reset(nno_req *r);
 /* Release everything (connection close). */
 void req_release(nno_req *r);
 void *req_arena_alloc(nno_req *r, size_t n);
+
+/* Give r an empty temporary file for its body: O_TMPFILE in
+ * {data_dir}/tmp (made 0700 if missing), or a mkstemp file unlinked at
+ * once, so it has no name and goes with its last fd. Counts it in *count
+ * until r is reset. 0, or NNO_EIO (logged). */
+int req_upload_open(nno_req *r, const char *data_dir, unsigned *count);
 
 /* Replace the response with a problem+json body. */
 void req_problem(nno_req *r, int status, const char *title,

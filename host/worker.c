@@ -208,6 +208,7 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   uv_run(&w->loop, UV_RUN_DEFAULT);
   uv_loop_close(&w->loop);
   router_free(w->router);
+  if (w->upload_router) router_free(w->upload_router);
   for (int i = 0; i < 5; i++) free(w->hooks[i]);
   services_free(w->services);
   free(w->plugins);

@@ -40,6 +40,10 @@ typedef struct worker {
   size_t out_bytes; /* unsent output of every connection (conn.h) */
   size_t in_bytes;  /* request bodies reserved by connections (conn.h) */
   struct router *router; /* core plugins' routes */
+  /* The upload routes of core plugins again (route_add_upload), matched
+   * when a head announcing a body is complete; NULL when there are none. */
+  struct router *upload_router;
+  unsigned nuploads; /* upload bodies being spooled or handled now */
   struct gw_hook *hooks[6]; /* per nno_stage, in load order */
   size_t nhooks[6];
   int dev_mode; /* no RESOLVE hook: stacks are served at the root */

@@ -1270,6 +1270,126 @@ static void test_after_done(void **state) {
   http_reader_free(NULL);
 }
 
+/* ---- spooled bodies ----------------------------------------------------- */
+
+typedef struct spool_probe {
+  char got[4096];
+  size_t len;
+  int asked; /* times the head fn was called */
+  uint64_t bound;
+  int fail;  /* the sink fails */
+} spool_probe;
+
+static uint64_t probe_bound(void *ud, const http_request *q) {
+  spool_probe *p = ud;
+  p->asked++;
+  return strcmp(q->path, "/up") == 0 ? p->bound : 0;
+}
+
+static int probe_sink(void *ud, const char *data, size_t n) {
+  spool_probe *p = ud;
+  if (p->fail || p->len + n > sizeof p->got) return -1;
+  memcpy(p->got + p->len, data, n);
+  p->len += n;
+  return 0;
+}
+
+/* A request the head fn bounds goes to the sink, past the reader's own
+ * body limit (10 bytes here) up to the bound, and takes no reservation;
+ * one the fn does not bound is the reader's as before. */
+static void test_spool(void **state) {
+  http_reader *r = reader(8192, 10, 10);
+  spool_probe p = {.bound = 1000};
+  size_t used;
+  http_reader_on_head(r, probe_bound, &p);
+
+  /* Content-Length, past the reader's 10. */
+  static const char cl[] = "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 20\r\n\r\n"
+                           "0123456789abcdefghij";
+  assert_int_equal(http_reader_feed(r, S(cl), &used), HTTP_HEAD_DONE);
+  assert_int_equal(p.asked, 1);
+  assert_true(http_reader_spooling(r));
+  assert_int_equal(http_reader_body_need(r), 0);
+  assert_int_equal(http_reader_content_length(r), 20);
+  http_reader_spool(r, probe_sink, &p);
+  size_t more;
+  assert_int_equal(http_reader_feed(r, cl + used, sizeof cl - 1 - used, &more),
+                   HTTP_MESSAGE_DONE);
+  assert_int_equal(p.len, 20);
+  assert_memory_equal(p.got, "0123456789abcdefghij", 20);
+  assert_int_equal(http_reader_request(r)->body_len, 0);
+
+  /* Chunked: the bound is counted as chunk sizes arrive. */
+  http_reader_reset(r);
+  p.len = 0;
+  static const char ch[] = "POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  assert_int_equal(http_reader_feed(r, S(ch), &used), HTTP_HEAD_DONE);
+  assert_int_equal(http_reader_content_length(r), -1);
+  http_reader_spool(r, probe_sink, &p);
+  assert_int_equal(feed(r, S("c\r\n0123456789ab\r\n0\r\n\r\n"), 3, &used),
+                   HTTP_MESSAGE_DONE);
+  assert_int_equal(p.len, 12);
+  http_reader_reset(r);
+  p.bound = 15;
+  assert_int_equal(http_reader_feed(r, S(ch), &used), HTTP_HEAD_DONE);
+  http_reader_spool(r, probe_sink, &p);
+  assert_int_equal(feed(r, S("c\r\n0123456789ab\r\n4\r\n"), 64, &used),
+                   HTTP_ERROR);
+  assert_int_equal(http_reader_error_status(r), 413);
+
+  /* Over the bound by Content-Length: refused before HEAD_DONE. */
+  http_reader_reset(r);
+  assert_int_equal(
+      http_reader_feed(r, S("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 16\r\n\r\n"),
+                       &used),
+      HTTP_ERROR);
+  assert_int_equal(http_reader_error_status(r), 413);
+
+  /* A sink that fails: 500. */
+  http_reader_reset(r);
+  p.bound = 1000;
+  p.fail = 1;
+  assert_int_equal(http_reader_feed(r, S(cl), &used), HTTP_HEAD_DONE);
+  http_reader_spool(r, probe_sink, &p);
+  assert_int_equal(feed(r, cl + used, sizeof cl - 1 - used, 64, &more),
+                   HTTP_ERROR);
+  assert_int_equal(http_reader_error_status(r), 500);
+  assert_string_equal(http_reader_error_detail(r), "cannot store the request body");
+  p.fail = 0;
+
+  /* Taken back to memory: over the reader's limit, 413 at once; within
+   * it, the body is the request's again. */
+  http_reader_reset(r);
+  assert_int_equal(http_reader_feed(r, S(cl), &used), HTTP_HEAD_DONE);
+  assert_int_equal(http_reader_unspool(r), -1);
+  assert_int_equal(http_reader_feed(r, "x", 1, &more), HTTP_ERROR);
+  assert_int_equal(http_reader_error_status(r), 413);
+  http_reader_reset(r);
+  static const char small[] = "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc";
+  assert_int_equal(http_reader_feed(r, S(small), &used), HTTP_HEAD_DONE);
+  assert_int_equal(http_reader_unspool(r), 0);
+  assert_int_equal(http_reader_body_need(r), 3);
+  assert_int_equal(http_reader_feed(r, small + used, sizeof small - 1 - used, &more),
+                   HTTP_MESSAGE_DONE);
+  assert_string_equal(http_reader_request(r)->body, "abc");
+
+  /* Not bounded by the fn, or no body: the reader's own limit, and the fn
+   * is not asked without a body. */
+  http_reader_reset(r);
+  int asked = p.asked;
+  assert_int_equal(feed(r, S("GET /up HTTP/1.1\r\nHost: h\r\n\r\n"), 64, &used),
+                   HTTP_MESSAGE_DONE);
+  assert_int_equal(p.asked, asked);
+  http_reader_reset(r);
+  assert_int_equal(
+      http_reader_feed(r, S("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n"),
+                       &used),
+      HTTP_ERROR);
+  assert_int_equal(http_reader_error_status(r), 413);
+  assert_int_equal(p.asked, asked + 1);
+  http_reader_free(r);
+}
+
 static void test_zero_limits_take_defaults(void **state) {
   http_reader *r = reader(0, 0, 0);
   size_t used;
@@ -1301,6 +1421,7 @@ int main(void) {
       cmocka_unit_test(test_field_count_limit),
       cmocka_unit_test(test_body_limit),
       cmocka_unit_test(test_body_need),
+      cmocka_unit_test(test_spool),
       cmocka_unit_test(test_trailer_limits),
       cmocka_unit_test(test_chunk_extension_limit),
       cmocka_unit_test(test_reset_reuse),
