@@ -108,7 +108,7 @@ static void install_problem(nno_req *req, const nno_stack_install_result *r) {
   json_t *probs = json_loads(r->problems_json ? r->problems_json : "[]", 0,
                              NULL);
   json_t *o = json_pack(
-      "{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s%, s:o}", "type", "about:blank",
+      "{s:s, s:s, s:i, s:s, s:s, s:s, s:s%, s:o}", "type", "about:blank",
       "title", nno_status_title(status), "status", status, "detail",
       r->message && *r->message ? r->message : "the stack was not installed",
       "file", r->file ? r->file : "", "field", r->field ? r->field : "",
@@ -179,6 +179,43 @@ static int media_is(nno_req *req, const char *type) {
          (ct.len == n || ct.ptr[n] == ';' || ct.ptr[n] == ' ');
 }
 
+/* The JSON object of the request: on an upload route the host spooled it
+ * to a file (read up to JSON_BODY_MAX), else it is in memory. 0, or -1
+ * after answering 413, 400 (with line and column) or 422. */
+#define JSON_BODY_MAX 16384
+static int json_body(nno_req *req, json_t **out) {
+  int fd;
+  uint64_t len;
+  if (!NNO_HAS(api, req_body_file) ||
+      api->req_body_file(req, &fd, &len) != NNO_OK)
+    return nno_body_object(req, JSON_BODY_MAX, NNO_BODY_JSON_TYPE, out);
+  if (len > JSON_BODY_MAX) {
+    nno_problem(req, 413, NULL, "a JSON body is at most %d bytes",
+                JSON_BODY_MAX);
+    return -1;
+  }
+  char buf[JSON_BODY_MAX];
+  ssize_t n = len ? pread(fd, buf, (size_t)len, 0) : 0;
+  if (n < 0 || (uint64_t)n != len) {
+    nno_problem(req, 500, NULL, "cannot read the request body");
+    return -1;
+  }
+  json_error_t je;
+  json_t *j = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, &je);
+  if (!j) {
+    nno_problem(req, 400, NULL, "invalid JSON at line %d column %d: %s",
+                je.line, je.column, je.text);
+    return -1;
+  }
+  if (!json_is_object(j)) {
+    json_decref(j);
+    nno_problem(req, 422, NULL, "expected a JSON object");
+    return -1;
+  }
+  *out = j;
+  return 0;
+}
+
 static int on_install(nno_req *req, void *ud) {
   (void)ud;
   if (!hu_authorized(req)) return NNO_OK;
@@ -194,8 +231,7 @@ static int on_install(nno_req *req, void *ud) {
     static const nno_field fields[] = {
         NNO_FIELD_STR("url", 1, 8, 2047),
         NNO_FIELD_STR("sha256", 0, 64, 64)};
-    if (nno_body_object(req, 0, NNO_BODY_JSON_TYPE, &body) ||
-        nno_fields_check(req, body, fields, 2))
+    if (json_body(req, &body) || nno_fields_check(req, body, fields, 2))
       goto answered;
     in.url = json_string_value(json_object_get(body, "url"));
     in.sha256 = json_string_value(json_object_get(body, "sha256"));
