@@ -931,9 +931,16 @@ exists:
 
 /* -- finishing (loop) -- */
 
-static void op_free(install_op *op) {
+/* Nothing of a failed (or lost) install stays: before the answer. */
+static void op_clean(install_op *op) {
   if (op->stage[0]) remove_tree(op->stage);
+  op->stage[0] = '\0';
   if (op->fetched[0]) unlink(op->fetched);
+  op->fetched[0] = '\0';
+}
+
+static void op_free(install_op *op) {
+  op_clean(op);
   if (op->in_fd >= 0) close(op->in_fd);
   free(op->out_buf);
   free(op->problems);
@@ -952,6 +959,7 @@ static void finish(install_op *op) {
     log_str(&l, "signed_by", op->info.signed_by);
     log_end(&l);
   }
+  op_clean(op);
   /* This worker serves it before answering. */
   stacks_poll(op->w);
   if (!op->problems) {

@@ -481,3 +481,33 @@ def test_kill_during_install_leaves_whole_or_nothing(make_host, tmp_path):
         h.stop()
     # The moments chosen cover both outcomes.
     assert outcomes == {"installed", "absent"}, outcomes
+
+
+def test_concurrent_installs_of_one_version(make_host, tmp_path, archives):
+    """The same version sent at once to both workers, from the same and
+    from different archives: one install wins, the others answer 200 (same
+    bytes) or 409 (other bytes); the version on disk is the winner's."""
+    h = make_host(core=True, workers=2).start()
+    other = pack(tmp_path / "other", "1.0.0", pad=16)
+    paths = [archives["1.0.0"]] * 3 + [other] * 3
+    results = [None] * len(paths)
+
+    def go(i):
+        results[i] = upload(h, paths[i])
+
+    threads = [threading.Thread(target=go, args=(i,))
+               for i in range(len(paths))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = [r[0] for r in results]
+    assert statuses.count(201) == 1, results
+    with open(os.path.join(installed_dir(h, "1.0.0"), ".install.json")) as f:
+        winner = json.load(f)["sha256"]
+    for p, (st, body) in zip(paths, results):
+        if sha256(p) == winner:
+            assert st in (200, 201), body
+        else:
+            assert st == 409, body
+    assert os.listdir(os.path.join(h.data, "stacks", ".staging")) == []
