@@ -623,6 +623,7 @@ typedef struct install_op {
   char *out_buf;
   size_t out_len;
   int out_open, proc_open, timer_open, timed_out;
+  int exited, out_closing, timer_closing;
   int64_t exit_status;
   int term_signal;
   uv_work_t work;
@@ -1062,21 +1063,42 @@ static void check_closed(uv_handle_t *h) {
   finish(op);
 }
 
-static void check_exit(uv_process_t *p, int64_t status, int sig) {
-  install_op *op = p->data;
-  op->exit_status = status;
-  op->term_signal = sig;
-  uv_close((uv_handle_t *)&op->proc, check_closed);
-  if (op->timer_open) {
-    uv_timer_stop(&op->timer);
-    uv_close((uv_handle_t *)&op->timer, check_closed);
-  }
+static void close_timer(install_op *op) {
+  if (!op->timer_open || op->timer_closing) return;
+  op->timer_closing = 1;
+  uv_timer_stop(&op->timer);
+  uv_close((uv_handle_t *)&op->timer, check_closed);
+}
+
+static void close_out(install_op *op) {
+  if (!op->out_open || op->out_closing) return;
+  op->out_closing = 1;
+  uv_close((uv_handle_t *)&op->out, check_closed);
 }
 
 static void check_timeout(uv_timer_t *t) {
   install_op *op = t->data;
-  op->timed_out = 1;
-  uv_process_kill(&op->proc, SIGKILL);
+  if (!op->exited) { /* the check itself hangs */
+    op->timed_out = 1;
+    uv_process_kill(&op->proc, SIGKILL);
+    return;
+  }
+  /* Exited, but something it started still holds its output open. */
+  close_out(op);
+  close_timer(op);
+}
+
+static void check_exit(uv_process_t *p, int64_t status, int sig) {
+  install_op *op = p->data;
+  op->exit_status = status;
+  op->term_signal = sig;
+  op->exited = 1;
+  uv_close((uv_handle_t *)&op->proc, check_closed);
+  /* Its output may still be on its way: read it, a little while. */
+  if (op->out_open && !op->out_closing)
+    uv_timer_start(&op->timer, check_timeout, 2000, 0);
+  else
+    close_timer(op);
 }
 
 static void out_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
@@ -1100,7 +1122,10 @@ static void out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     }
     return;
   }
-  if (n < 0) uv_close((uv_handle_t *)s, check_closed);
+  if (n < 0) {
+    close_out(op);
+    if (op->exited) close_timer(op);
+  }
 }
 
 static void check_start(install_op *op) {
@@ -1153,10 +1178,10 @@ static void check_start(install_op *op) {
   if (rc) {
     op_fail(op, NNO_EIO, 500, "", "", "cannot run the check: %s",
             uv_strerror(rc));
-    uv_close((uv_handle_t *)&op->proc, NULL);
-    uv_close((uv_handle_t *)&op->out, check_closed);
-    /* check_closed would judge an empty report: it is already failed. */
-    op->timed_out = 0;
+    /* Both handles are closed before the install is finished. */
+    op->proc_open = 1;
+    uv_close((uv_handle_t *)&op->proc, check_closed);
+    close_out(op);
     return;
   }
   op->proc_open = 1;

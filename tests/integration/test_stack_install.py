@@ -511,3 +511,30 @@ def test_concurrent_installs_of_one_version(make_host, tmp_path, archives):
         else:
             assert st == 409, body
     assert os.listdir(os.path.join(h.data, "stacks", ".staging")) == []
+
+
+def test_package_whose_init_hangs_is_refused(make_host, tmp_path):
+    """The check runs the packages' init out of the worker, bounded by
+    stacks.check_timeout_ms: a hanging init refuses the install and the
+    worker keeps serving."""
+    src = str(tmp_path / "src")
+    top = make_stack(src, "4.0.0")
+    pkg = os.path.join(top, "packages", "inst")
+    with open(os.path.join(pkg, "inst.c"), "w") as f:
+        f.write(PKG_C.replace("api = a;", "api = a;\n  for (;;) pause();")
+                .replace("#include <string.h>",
+                         "#include <string.h>\n#include <unistd.h>"))
+    sh("cc", "-shared", "-fPIC", "-I", INCLUDE, '-DVERSION="4.0.0"',
+       os.path.join(pkg, "inst.c"), "-o", os.path.join(pkg, "libinst.so"))
+    os.unlink(os.path.join(pkg, "inst.c"))
+    sh(NNO, "stack", "pack", top, "-o", str(tmp_path))
+    h = make_host(core=True, workers=1,
+                  config={"stacks": {"check_timeout_ms": 1000}}).start()
+    t0 = time.time()
+    st, p = upload(h, str(tmp_path / "inst-4.0.0.tar.gz"), 422)
+    assert time.time() - t0 < 30
+    assert p["stack"] == "inst" and p["problems"], p
+    assert not os.path.exists(installed_dir(h, "4.0.0"))
+    assert os.listdir(os.path.join(h.data, "stacks", ".staging")) == []
+    st, _, _ = h.api("GET", "/stacks")
+    assert st == 200
