@@ -33,10 +33,14 @@ static size_t utf8_len(const unsigned char *s, size_t n) {
   unsigned c = s[0], cp;
   size_t len;
   if (c < 0x80) return 1;
-  if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
-  else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
-  else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
-  else return 0;
+  if ((c & 0xE0) == 0xC0)
+    len = 2, cp = c & 0x1F;
+  else if ((c & 0xF0) == 0xE0)
+    len = 3, cp = c & 0x0F;
+  else if ((c & 0xF8) == 0xF0)
+    len = 4, cp = c & 0x07;
+  else
+    return 0;
   if (len > n) return 0;
   for (size_t k = 1; k < len; k++) {
     if ((s[k] & 0xC0) != 0x80) return 0;
@@ -116,8 +120,7 @@ int arc_name_check(const char *name, const char **kind, char *why,
       return -1;
     }
     if (cl == 0 || (cl == 1 && c[0] == '.')) {
-      snprintf(why, whylen, "%s component in the name",
-               cl ? "\".\"" : "empty");
+      snprintf(why, whylen, "%s component in the name", cl ? "\".\"" : "empty");
       return -1;
     }
     if (cl > ARC_COMPONENT_MAX) {
@@ -151,7 +154,8 @@ typedef struct pset {
 
 static size_t hash_path(const char *s, size_t len) {
   uint64_t h = 1469598103934665603ULL;
-  for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+  for (size_t i = 0; i < len; i++)
+    h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
   return (size_t)h;
 }
 
@@ -202,17 +206,17 @@ static void pset_free(pset *s) {
 /* -- extraction ------------------------------------------------------------ */
 
 typedef struct ex {
-  int src;                /* the archive's fd */
-  int root;               /* the staging folder */
+  int src;  /* the archive's fd */
+  int root; /* the staging folder */
   const archive_limits *lim;
   archive_error *e;
-  unsigned char *buf;     /* SRCBUF bytes read from src */
+  unsigned char *buf;         /* SRCBUF bytes read from src */
   crypto_hash_sha256_state h; /* of the archive's bytes */
-  uint64_t in;            /* archive bytes read */
-  uint64_t out;           /* file bytes written */
+  uint64_t in;                /* archive bytes read */
+  uint64_t out;               /* file bytes written */
   uint64_t entries;
-  int over;               /* the source passed max_archive_bytes */
-  int rerr;               /* errno of a failed read of src */
+  int over; /* the source passed max_archive_bytes */
+  int rerr; /* errno of a failed read of src */
   pset set;
 } ex;
 
@@ -321,8 +325,8 @@ static int open_parent(ex *x, const char *name, const char **leaf) {
       if (!pset_add(&x->set, name, plen, N_IMPLICIT)) goto oom;
       if (mkdirat(cur, comp, 0755) != 0) goto io;
     }
-    int next = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                     O_CLOEXEC);
+    int next =
+        openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (next < 0) goto io;
     close(cur);
     cur = next;
@@ -379,11 +383,16 @@ static int copy_data(ex *x, struct archive *a, const char *name, int fd,
 
 static const char *special_kind(unsigned type) {
   switch (type) {
-  case AE_IFCHR: return "character device";
-  case AE_IFBLK: return "block device";
-  case AE_IFIFO: return "FIFO";
-  case AE_IFSOCK: return "socket";
-  default: return "entry of an unknown type";
+  case AE_IFCHR:
+    return "character device";
+  case AE_IFBLK:
+    return "block device";
+  case AE_IFIFO:
+    return "FIFO";
+  case AE_IFSOCK:
+    return "socket";
+  default:
+    return "entry of an unknown type";
   }
 }
 
@@ -394,8 +403,10 @@ static int do_entry(ex *x, struct archive *a, struct archive_entry *ent) {
   char name[ARC_NAME_MAX + 2], p[256], why[160];
   const char *kind;
   if (!raw) raw = archive_entry_pathname_utf8(ent);
-  if (!raw) return fail(x->e, "", "bad-name", "archive: an entry without a "
-                        "name that can be read");
+  if (!raw)
+    return fail(x->e, "", "bad-name",
+                "archive: an entry without a "
+                "name that can be read");
   arc_printable(raw, p, sizeof p);
 
   if (++x->entries > l->max_entries)
@@ -412,6 +423,7 @@ static int do_entry(ex *x, struct archive *a, struct archive_entry *ent) {
   if (type == AE_IFDIR && n > 1 && name[n - 1] == '/') name[--n] = '\0';
   if (arc_name_check(name, &kind, why, sizeof why) != 0)
     return fail(x->e, raw, kind, "entry \"%s\": %s", p, why);
+  arc_printable(name, p, sizeof p);
 
   /* Regular files and folders only: a link could lead a later entry
    * anywhere, and a stack has no use for devices. */
@@ -454,8 +466,7 @@ static int do_entry(ex *x, struct archive *a, struct archive_entry *ent) {
       char f[256];
       arc_printable(nd->path, f, sizeof f);
       return fail(x->e, name, "duplicate",
-                  "entry \"%s\": its path goes through the file \"%s\"", p,
-                  f);
+                  "entry \"%s\": its path goes through the file \"%s\"", p, f);
     }
   }
   node *nd = pset_find(&x->set, name, n);
@@ -478,8 +489,10 @@ static int do_entry(ex *x, struct archive *a, struct archive_entry *ent) {
     int cr = fchmod(fd, 0755);
     close(fd);
     if (cr != 0) goto io;
-    if (nd) nd->kind = N_DIR;
-    else if (!pset_add(&x->set, name, n, N_DIR)) goto oom;
+    if (nd)
+      nd->kind = N_DIR;
+    else if (!pset_add(&x->set, name, n, N_DIR))
+      goto oom;
     rc = 0;
   } else {
     mode_t mode = (archive_entry_perm(ent) & 0111) ? 0755 : 0644;
@@ -568,8 +581,8 @@ static int verify_signature(ex *x, const archive_keyring *kr, const char *sums,
          "archive: signed by key %s, which is not in stacks.trusted_keys", k);
     goto out;
   }
-  if (crypto_sign_verify_detached(sig, (const unsigned char *)sums, slen,
-                                  pk) != 0) {
+  if (crypto_sign_verify_detached(sig, (const unsigned char *)sums, slen, pk) !=
+      0) {
     fail(x->e, ARCHIVE_SIGNATURE, "bad-signature",
          "archive: the signature by key %s does not match its CHECKSUMS", k);
     goto out;
@@ -593,8 +606,10 @@ static int verify_checksums(ex *x, char *sums, size_t slen) {
     unsigned char want[32];
     for (int i = 0; ok && i < 32; i++) {
       int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-      if (hi < 0 || lo < 0) ok = 0;
-      else want[i] = (unsigned char)(hi << 4 | lo);
+      if (hi < 0 || lo < 0)
+        ok = 0;
+      else
+        want[i] = (unsigned char)(hi << 4 | lo);
     }
     if (!ok)
       return fail(x->e, ARCHIVE_CHECKSUMS, "checksum",
@@ -605,7 +620,8 @@ static int verify_checksums(ex *x, char *sums, size_t slen) {
     size_t plen = ll - 66;
     char p[256];
     char pbuf[ARC_NAME_MAX + 1];
-    snprintf(pbuf, sizeof pbuf, "%.*s", (int)(plen < ARC_NAME_MAX ? plen : ARC_NAME_MAX), path);
+    snprintf(pbuf, sizeof pbuf, "%.*s",
+             (int)(plen < ARC_NAME_MAX ? plen : ARC_NAME_MAX), path);
     arc_printable(pbuf, p, sizeof p);
     if ((plen == strlen(ARCHIVE_CHECKSUMS) &&
          !memcmp(path, ARCHIVE_CHECKSUMS, plen)) ||
@@ -618,7 +634,8 @@ static int verify_checksums(ex *x, char *sums, size_t slen) {
     if (!nd || nd->kind != N_FILE)
       return fail(x->e, pbuf, "missing",
                   "entry \"%s\": listed in CHECKSUMS (line %zu) but %s", p,
-                  lineno, nd ? "a folder in the archive" : "not in the archive");
+                  lineno,
+                  nd ? "a folder in the archive" : "not in the archive");
     if (nd->listed)
       return fail(x->e, pbuf, "checksum",
                   "entry \"%s\": listed twice in CHECKSUMS (line %zu)", p,
@@ -804,8 +821,7 @@ int archive_extract(int fd, const char *staging, const archive_limits *lim,
   }
   if (read_member(&x, ARCHIVE_CHECKSUMS, ARC_CHECKSUMS_MAX, &sums, &slen))
     goto out;
-  if (kr && kr->n &&
-      verify_signature(&x, kr, sums, slen, info->signed_by) != 0)
+  if (kr && kr->n && verify_signature(&x, kr, sums, slen, info->signed_by) != 0)
     goto out;
   if (verify_checksums(&x, sums, slen) != 0) goto out;
   if (read_identity(&x, info) != 0) goto out;

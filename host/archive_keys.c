@@ -41,8 +41,7 @@ void arc_key_id(const unsigned char pk[32], char id[17]) {
 
 /* Decode exactly `want` bytes of standard base64 (padded) from s[0..n).
  * 0 or -1. */
-static int b64_exact(const char *s, size_t n, unsigned char *out,
-                     size_t want) {
+static int b64_exact(const char *s, size_t n, unsigned char *out, size_t want) {
   size_t got = 0;
   const char *end = NULL;
   if (sodium_base642bin(out, want, s, n, NULL, &got, &end,
@@ -124,14 +123,14 @@ int archive_keyring_load(const char *path, archive_keyring *kr, char *err,
 }
 
 /* Create `path` exclusively with `mode` and write text to it. */
-static int write_new(const char *path, mode_t mode, const char *text,
-                     char *err, size_t errlen) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                mode);
+static int write_new(const char *path, mode_t mode, const char *text, char *err,
+                     size_t errlen) {
+  int fd =
+      open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) {
-    snprintf(err, errlen, "%s: %s", path,
-             errno == EEXIST ? "already exists (not overwritten)"
-                             : strerror(errno));
+    snprintf(
+        err, errlen, "%s: %s", path,
+        errno == EEXIST ? "already exists (not overwritten)" : strerror(errno));
     return -1;
   }
   /* The umask must not loosen or tighten what the format says. */

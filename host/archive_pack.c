@@ -109,9 +109,12 @@ int arc_commit(int fd, const char *tmp, const char *final) {
   char dir[PATH_MAX];
   snprintf(dir, sizeof dir, "%s", final);
   char *slash = strrchr(dir, '/');
-  if (slash == dir) dir[1] = '\0';
-  else if (slash) *slash = '\0';
-  else snprintf(dir, sizeof dir, ".");
+  if (slash == dir)
+    dir[1] = '\0';
+  else if (slash)
+    *slash = '\0';
+  else
+    snprintf(dir, sizeof dir, ".");
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     (void)fsync(dfd);
@@ -435,8 +438,8 @@ static int put_file(struct archive *w, const pent *e, char *err,
   return 0;
 }
 
-int archive_pack(const char *dir, const char *out, char *written,
-                 size_t wcap, char *err, size_t errlen) {
+int archive_pack(const char *dir, const char *out, char *written, size_t wcap,
+                 char *err, size_t errlen) {
   plist l = {.err = err, .errlen = errlen};
   stack_manifest sm;
   char src[PATH_MAX], merr[512], final[PATH_MAX], tmp[PATH_MAX];
@@ -496,8 +499,8 @@ int archive_pack(const char *dir, const char *out, char *written,
     char hex[65];
     if (digest_file(&l.v[i], err, errlen) != 0) goto out;
     arc_hex(l.v[i].sha, sizeof l.v[i].sha, hex);
-    slen += (size_t)snprintf(sums + slen, cap - slen, "%s  %s\n", hex,
-                             l.v[i].path);
+    slen +=
+        (size_t)snprintf(sums + slen, cap - slen, "%s  %s\n", hex, l.v[i].path);
   }
 
   fd = arc_tmp_beside(final, tmp, sizeof tmp);
@@ -542,8 +545,7 @@ out:
 /* -- sign ------------------------------------------------------------------ */
 
 /* A reader of the archive file `path`: gzip'd tar only. */
-static struct archive *reader_open(const char *path, char *err,
-                                   size_t errlen) {
+static struct archive *reader_open(const char *path, char *err, size_t errlen) {
   struct archive *r = archive_read_new();
   if (!r) {
     snprintf(err, errlen, "out of memory");
@@ -560,8 +562,8 @@ static struct archive *reader_open(const char *path, char *err,
 }
 
 /* Read the CHECKSUMS entry of archive `path` into a malloc'd buffer. */
-static int read_checksums(const char *path, char **out, size_t *len,
-                          char *err, size_t errlen) {
+static int read_checksums(const char *path, char **out, size_t *len, char *err,
+                          size_t errlen) {
   struct archive *r = reader_open(path, err, errlen);
   struct archive_entry *e;
   int rc = -1, h;
@@ -575,8 +577,10 @@ static int read_checksums(const char *path, char **out, size_t *len,
     la_int64_t size = archive_entry_size(e);
     if (archive_entry_filetype(e) != AE_IFREG || size < 0 ||
         (uint64_t)size > ARC_CHECKSUMS_MAX) {
-      snprintf(err, errlen, "%s: its CHECKSUMS is not a file of at most %zu "
-               "bytes", path, ARC_CHECKSUMS_MAX);
+      snprintf(err, errlen,
+               "%s: its CHECKSUMS is not a file of at most %zu "
+               "bytes",
+               path, ARC_CHECKSUMS_MAX);
       goto out;
     }
     char *buf = malloc((size_t)size + 1);

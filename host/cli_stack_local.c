@@ -24,7 +24,8 @@ static const struct {
      "Never overwrites. Prints the key id.\n"},
     {"sign", "nno stack sign FILE --key NAME.key [-o OUT]",
      "Signs the archive FILE (its CHECKSUMS) with the secret key: writes it\n"
-     "again with a SIGNATURE file, in place or to OUT. Prints \"OUT KEYID\".\n"},
+     "again with a SIGNATURE file, in place or to OUT. Prints \"OUT "
+     "KEYID\".\n"},
 };
 #define NCMDS (sizeof cmds / sizeof *cmds)
 
@@ -66,8 +67,10 @@ int cli_stack_local_main(int argc, char **argv) {
       return 0;
     }
     const char **slot = NULL;
-    if (c != 1 && (!strcmp(a, "-o") || !strcmp(a, "--output"))) slot = &out;
-    else if (c == 2 && !strcmp(a, "--key")) slot = &key;
+    if (c != 1 && (!strcmp(a, "-o") || !strcmp(a, "--output")))
+      slot = &out;
+    else if (c == 2 && !strcmp(a, "--key"))
+      slot = &key;
     if (slot) {
       if (i + 1 == argc) {
         char msg[64];

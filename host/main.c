@@ -220,6 +220,9 @@ int main(int argc, char **argv) {
     else if (argc > 3 && !strcmp(argv[2], "stack") &&
              !strcmp(argv[3], "check"))
       cli_check_usage_stack(stdout);
+    else if (argc >= 4 && !strcmp(argv[2], "stack") &&
+             cli_stack_local_claims(argv[3]))
+      return cli_stack_local_main(2, (char *[]){argv[3], "--help"});
     else if (cli_claims(argc - 2, argv + 2))
       return cli_help(argc - 2, argv + 2);
     else usage(stdout);
