@@ -630,8 +630,13 @@ typedef struct trial {
 static void trial_child(void *arg, int fd) {
   trial *t = arg;
   char err[LOADER_ERR_MAX];
-  log_init("check", NNO_LOG_ERROR + 1);
   g_report_fd = fd;
+  /* The loop's kernel state (epoll, signal pipe) is the worker's: the
+   * child gets its own before anything can touch it. */
+  if (uv_loop_fork(&t->w->loop) != 0) {
+    pkgcheck_child_problem(fd, t->sc->dir, "cannot set up the trial load");
+    return;
+  }
   if (load_stack(t->w, t->sc->root, t->sc->dir, t->sc->id, t->sc->version,
                  err, sizeof err) != 0)
     pkgcheck_child_problem(fd, g_file, err);

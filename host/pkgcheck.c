@@ -409,6 +409,12 @@ int pkgcheck_fork(const nno_config *cfg, void (*fn)(void *arg, int fd),
     close(pfd[0]);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     signal(SIGPIPE, SIG_IGN);
+    /* A crash ends the child by its signal, which the parent names, even
+     * in a build whose sanitizers would catch it. */
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGBUS, SIG_DFL);
+    signal(SIGFPE, SIG_DFL);
+    signal(SIGILL, SIG_DFL);
     /* What it would log or print, the parent reports (or had said). */
     int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (null >= 0) {
@@ -531,8 +537,6 @@ static void check_child(void *arg, int fd) {
   child_ctx *c = arg;
   static worker w;
   char err[LOADER_ERR_MAX];
-  /* The parent reports; the loader's log lines would say it twice. */
-  log_init("check", NNO_LOG_ERROR + 1);
   loader_set_reporter(fd);
   w.cfg = c->cfg;
   g_worker = &w;
