@@ -729,9 +729,12 @@ static int api_req_body_file(nno_req *r, int *fd, uint64_t *len) {
   if (!r || !fd) return NNO_EINVAL;
   if (r->upload != REQ_UPLOAD_FILE) {
     const route_target *t = r->match.target;
-    if (r->event || !t || !t->upload_max || !r->active || r->ended)
+    if (r->event || !t || !t->upload_max || !r->active || r->ended ||
+        r->stage || r->upload)
       return NNO_ENOENT;
-    /* No body (Content-Length: 0) was never spooled: an empty file. */
+    /* In the handler, a request without a body (Content-Length: 0) was
+     * never spooled: an empty file. (Not from a policy stage: the body is
+     * still to come then.) */
     int rc = req_upload_open(r, g_worker->cfg->data_dir, &g_worker->nuploads);
     if (rc) return rc;
   }

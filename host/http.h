@@ -114,10 +114,10 @@ int64_t http_reader_content_length(const http_reader *r);
  * pending) if the Content-Length is over it. */
 int http_reader_unspool(http_reader *r);
 
-/* Body bytes the current request will hold (0 when spooled), as far as is known now: 0
+/* Body bytes the current request will hold, as far as is known now: 0
  * before the head is done, then its Content-Length; for a chunked body what
  * was decoded plus the whole of the chunk being read (its size comes before
- * its data). Never more than the body limit. */
+ * its data). Never more than the body limit. 0 for a spooled body. */
 uint64_t http_reader_body_need(const http_reader *r);
 
 /* Valid after HTTP_HEAD_DONE (head fields only) or HTTP_MESSAGE_DONE;

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, Host
+from conftest import BUILD, FIXTURE_STACKS, Host
 
 PLUGINS = os.path.join(BUILD, "tests", "uploadplugins")
 MiB = 1 << 20
@@ -21,7 +21,12 @@ MiB = 1 << 20
 def upload_host(tmp_path, workers=1, config=None):
     cfg = {"plugin_dir": PLUGINS, "core_plugins": ["uploader"]}
     cfg.update(config or {})
-    return Host(tmp_path, workers=workers, config=cfg)
+    env = {}
+    if "ASAN_OPTIONS" in os.environ:
+        # Freed memory sits in ASan's quarantine and would count as held.
+        env["ASAN_OPTIONS"] = os.environ["ASAN_OPTIONS"] + \
+            ":quarantine_size_mb=0"
+    return Host(tmp_path, workers=workers, config=cfg, env=env)
 
 
 @pytest.fixture
@@ -361,4 +366,83 @@ def test_route_add_upload_arguments(host):
     st, _, body = host.json("GET", "/uploader/selftest")
     assert st == 200
     assert body == {"max_zero": "NNO_EINVAL", "undeclared": "NNO_EINVAL",
-                    "twice": "NNO_EEXIST"}
+                    "twice": "NNO_EEXIST", "in_hook": ""}
+
+
+def test_no_body_file_in_a_policy_stage(host):
+    # AUTHN runs before the body comes: req_body_file has nothing to give
+    # (and must not make a file the body would then replace).
+    pid = worker_pid(host)
+    for body in (b"", b"abc"):
+        st, _, out = host.request("POST", "/upload/private", body=body,
+                                  headers={"Authorization": "Bearer letmein"})
+        assert st == 200 and json.loads(out)["len"] == len(body)
+        st, _, out = host.json("GET", "/uploader/selftest")
+        assert out["in_hook"] == "NNO_ENOENT"
+        assert wait_for(lambda: spool_fds(host, pid) == [])
+
+
+def test_refusal_reaches_a_client_sending_its_body(host):
+    # A client that sends its body without waiting (no 100-continue) still
+    # reads the answer made at its head, then the end of the connection.
+    for _ in range(5):
+        s = connect(host)
+        s.sendall(head("/upload/private", 4 * MiB))
+        data = pattern(4 * MiB)
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        time.sleep(0.2)
+        st, _, body = read_response(s)
+        assert st == 401
+        assert closed(s)
+        s.close()
+
+
+def test_a_stack_route_of_the_same_path_is_ordinary(tmp_path):
+    # The RESOLVE hook scopes "X-Scope: upstack" requests to a stack whose
+    # POST /upload is an ordinary route: its body is in memory, under the
+    # reader's own limit, and route_add_upload was refused to its package.
+    h = upload_host(tmp_path, config={
+        "stacks_dirs": [os.path.join(FIXTURE_STACKS, "upstack")]})
+    h.start()
+    try:
+        st, _, body = h.request("POST", "/upload", body=b"0123456789",
+                                headers={"X-Scope": "1"})
+        assert st == 200
+        assert json.loads(body) == {"stack": True, "len": 10,
+                                    "body_file": "NNO_ENOENT",
+                                    "route_add_upload": "NNO_ESTATE"}
+        s = connect(h)
+        s.sendall(head("/upload", 2 * MiB, ["X-Scope: 1"]))
+        st, _, body = read_response(s)
+        assert st == 413
+        assert closed(s)
+        s.close()
+        # Unscoped, the same path is the core upload route.
+        st, _, body = h.request("POST", "/upload", body=pattern(2 * MiB))
+        assert st == 200 and json.loads(body)["len"] == 2 * MiB
+    finally:
+        h.stop()
+
+
+def test_no_room_for_the_body_is_answered_at_the_head(host):
+    # DATA/tmp cannot hold files: the upload is answered 500 before its
+    # body is read, and ordinary requests go on.
+    tmp = os.path.join(host.data, "tmp")
+    if os.path.isdir(tmp):
+        os.rmdir(tmp)
+    with open(tmp, "w") as f:
+        f.write("not a folder")
+    s = connect(host)
+    s.sendall(head("/upload", 10 * MiB))
+    st, hdrs, body = read_response(s)
+    assert st == 500
+    assert hdrs["content-type"] == "application/problem+json"
+    assert json.loads(body)["detail"] == "cannot store the request body"
+    assert closed(s)
+    s.close()
+    assert host.request("POST", "/echo", body=b"x")[0] == 200
+    assert host.wait_log(lambda e: "cannot store a request body" in
+                         e.get("msg", ""))
