@@ -32,6 +32,19 @@
 #define CHECK_OUT_MAX (1u << 20)   /* what the check prints */
 #define URL_MAX 2048
 
+/* In the test-only host (tests/, NNO_FAILPOINTS): SIGKILL this process when
+ * env NNO_FAILPOINT_KILL names `step`, to test what a crash there leaves.
+ * Nothing in the installed host. */
+#ifdef NNO_FAILPOINTS
+#include <signal.h>
+static void failpoint(const char *step) {
+  const char *k = getenv("NNO_FAILPOINT_KILL");
+  if (k && strcmp(k, step) == 0) raise(SIGKILL);
+}
+#else
+#define failpoint(step) ((void)0)
+#endif
+
 /* ---- small file helpers ------------------------------------------------ */
 
 /* Recursively give every folder under `path` (itself included) u+w, so an
@@ -577,6 +590,7 @@ int stacks_remove(worker *w, const char *id, const char *version, char *err,
   snprintf(parent, sizeof parent, "%s/stacks/%s", cfg->data_dir, id);
   fsync_path(parent);
   rmdir(parent); /* the last version of that id: fails otherwise */
+  failpoint("remove:renamed");
   bump_generation();
   remove_tree(tmp);
   {
@@ -850,6 +864,7 @@ static void extract_work(uv_work_t *wk) {
             op->info.version);
     goto done;
   }
+  failpoint("install:extracted");
 done:
   if (fd != op->in_fd) close(fd);
 }
@@ -888,11 +903,13 @@ static void place_work(uv_work_t *wk) {
       return;
     }
   }
+  failpoint("install:recorded");
   if (seal_tree(op->stage, 1) != 0) {
     op_fail(op, NNO_EIO, 500, "", "", "cannot seal %s: %s", op->stage,
             strerror(errno));
     return;
   }
+  failpoint("install:sealed");
   if (mkdir(idir, 0755) != 0 && errno != EEXIST) {
     op_fail(op, NNO_EIO, 500, "", "", "cannot create %s: %s", idir,
             strerror(errno));
@@ -905,6 +922,7 @@ static void place_work(uv_work_t *wk) {
     return;
   }
   op->stage[0] = '\0'; /* in place: nothing to remove */
+  failpoint("install:renamed");
   chmod(final, 0555);
   char top[PATH_MAX];
   snprintf(top, sizeof top, "%s/stacks", op->data);
@@ -913,6 +931,7 @@ static void place_work(uv_work_t *wk) {
             strerror(errno));
     return;
   }
+  failpoint("install:synced");
   op->status = 0;
   op->http = 201;
   return;
@@ -1031,6 +1050,7 @@ static void check_closed(uv_handle_t *h) {
   if (op->term_signal == 0 && op->exit_status == 0 &&
       json_is_true(json_object_get(rep, "ok"))) {
     json_decref(rep);
+    failpoint("install:checked");
     place(op);
     return;
   }

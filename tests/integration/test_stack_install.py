@@ -538,3 +538,77 @@ def test_package_whose_init_hangs_is_refused(make_host, tmp_path):
     assert os.listdir(os.path.join(h.data, "stacks", ".staging")) == []
     st, _, _ = h.api("GET", "/stacks")
     assert st == 200
+
+
+FAILPOINT_NNO = os.path.join(BUILD, "bin", "nno-failpoints")
+
+# Where an install can be killed, in order, and what a restart finds: the
+# version absent (staging removed) until the rename, whole after it.
+INSTALL_STEPS = [("install:extracted", "absent"), ("install:checked", "absent"),
+                 ("install:recorded", "absent"), ("install:sealed", "absent"),
+                 ("install:renamed", "installed"),
+                 ("install:synced", "installed")]
+
+
+def _restart_clean(h):
+    """Kill the whole host (as a crash would) and start it without the
+    failpoint."""
+    if h.proc and h.proc.poll() is None:
+        os.killpg(h.proc.pid, signal.SIGKILL)
+        h.proc.wait()
+        h.logf.close()
+    h.env.pop("NNO_FAILPOINT_KILL", None)
+    h.start()
+
+
+def _whole_or_absent(h, archive, expect):
+    d = installed_dir(h, "1.0.0")
+    staging = os.path.join(h.data, "stacks", ".staging")
+    assert not os.path.isdir(staging) or os.listdir(staging) == []
+    st, _, s = h.api("GET", "/stacks/inst")
+    if expect == "installed":
+        assert os.path.isdir(d)
+        assert st == 200 and s["details"][0]["state"] == "loaded", s
+        with open(os.path.join(d, ".install.json")) as f:
+            assert json.load(f)["sha256"] == sha256(archive)
+        # Sent again: the same archive is already there.
+        upload(h, archive, 200)
+    else:
+        assert not os.path.exists(d) and st == 404, s
+        upload(h, archive, 201)
+
+
+@pytest.mark.parametrize("step,expect", INSTALL_STEPS)
+def test_install_killed_at_each_step(make_host, archives, step, expect):
+    """The worker killed (SIGKILL) at each step of an install, then the
+    whole host killed and started again: the version is whole or absent,
+    nothing is left staged, and the same install sent again succeeds."""
+    h = make_host(core=True, workers=1, binary=FAILPOINT_NNO,
+                  env={"NNO_FAILPOINT_KILL": step}).start()
+    with pytest.raises(Exception):
+        # The worker dies before answering.
+        upload(h, archives["1.0.0"])
+    h.wait_log(lambda e: e.get("msg") == "worker died; respawning" and
+               e.get("signal") == signal.SIGKILL)
+    _restart_clean(h)
+    _whole_or_absent(h, archives["1.0.0"], expect)
+
+
+def test_remove_killed_after_the_rename(make_host, archives):
+    """Killed once the version left its place: it is gone after the
+    restart (the rest of its files too)."""
+    h = make_host(core=True, workers=1, binary=FAILPOINT_NNO).start()
+    upload(h, archives["1.0.0"], 201)
+    h.stop()
+    h.env["NNO_FAILPOINT_KILL"] = "remove:renamed"
+    h.start()
+    with pytest.raises(Exception):
+        h.api("DELETE", "/stacks/inst/1.0.0")
+    h.wait_log(lambda e: e.get("msg") == "worker died; respawning" and
+               e.get("signal") == signal.SIGKILL)
+    _restart_clean(h)
+    assert not os.path.exists(installed_dir(h, "1.0.0"))
+    trash = os.path.join(h.data, "stacks", ".trash")
+    assert not os.path.isdir(trash) or os.listdir(trash) == []
+    st, _, s = h.api("GET", "/stacks/inst")
+    assert st == 404, s
