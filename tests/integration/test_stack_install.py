@@ -31,6 +31,7 @@ PKG_C = r"""
 #include <nno/plugin.h>
 
 static const nno_host_api *api;
+static nno_plugin *self;
 
 static int on_version(nno_req *r, void *ud) {
   (void)ud;
@@ -40,9 +41,26 @@ static int on_version(nno_req *r, void *ud) {
   return NNO_OK;
 }
 
+/* Answers its version after 1.5 s (asynchronously). */
+static void slow_done(nno_timer *t, void *ud) {
+  (void)t;
+  nno_req *r = ud;
+  on_version(r, NULL);
+  api->res_end(r);
+}
+
+static int on_slow(nno_req *r, void *ud) {
+  (void)ud;
+  nno_timer *t;
+  return api->timer_start(self, 1500, 0, slow_done, r, &t) ? NNO_EIO
+                                                           : NNO_ASYNC;
+}
+
 static int init(nno_plugin *p, const nno_host_api *a) {
   api = a;
-  return api->route_add(p, "GET", "/inst/version", on_version, NULL);
+  self = p;
+  int rc = api->route_add(p, "GET", "/inst/version", on_version, NULL);
+  return rc ? rc : api->route_add(p, "GET", "/inst/slow", on_slow, NULL);
 }
 
 NNO_PLUGIN(.name = "inst", .version = VERSION, .kind = NNO_KIND_FEATURE,
@@ -76,7 +94,8 @@ def make_stack(root, version, pad=0):
     with open(os.path.join(pkg, "package.json"), "w") as f:
         json.dump({"name": "inst", "version": version, "abi": "1.3",
                    "kind": "feature", "library": "libinst.so",
-                   "routes": [{"method": "GET", "path": "/inst/version"}]}, f)
+                   "routes": [{"method": "GET", "path": "/inst/version"},
+                              {"method": "GET", "path": "/inst/slow"}]}, f)
     with open(os.path.join(top, "stack.json"), "w") as f:
         json.dump({"id": "inst", "version": version,
                    "packages": [{"name": "inst", "version": version}]}, f)
@@ -612,3 +631,36 @@ def test_remove_killed_after_the_rename(make_host, archives):
     assert not os.path.isdir(trash) or os.listdir(trash) == []
     st, _, s = h.api("GET", "/stacks/inst")
     assert st == 404, s
+
+
+def test_removed_version_finishes_its_requests_then_unloads(make_host,
+                                                            archives):
+    """A request in flight on a version keeps it loaded: removed meanwhile,
+    the request still finishes on it, then the worker unloads it."""
+    h = make_host(core=True, workers=1).start()
+    upload(h, archives["1.0.0"], 201)
+    upload(h, archives["2.0.0"], 201)
+    h.platform("acme", stacks=["default", "inst@1.0.0"])
+    key = h.platform_key("acme")["key"]
+    out = {}
+
+    def slow():
+        out["r"] = h.request("GET", "/p/acme/inst/slow", key=key)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.4)  # the request holds 1.0.0 now
+    st, _, act = h.api("POST", "/platforms/acme/stacks",
+                       {"stack": "inst", "version": "2.0.0"})
+    assert st == 200, act
+    st, _, _ = h.api("DELETE", "/stacks/inst/1.0.0")
+    assert st == 204
+    assert not os.path.exists(installed_dir(h, "1.0.0"))
+    assert not any(e.get("msg") == "stack unloaded"
+                   for e in h.log_lines()), "unloaded under its request"
+    t.join()
+    st, hdrs, body = out["r"]
+    assert st == 200 and body == b"1.0.0", out
+    h.wait_log(lambda e: e.get("msg") == "stack unloaded" and
+               e.get("name") == "inst" and e.get("version") == "1.0.0")
+    all_answer(h, "acme", key, "2.0.0", n=3)
