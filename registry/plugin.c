@@ -279,6 +279,18 @@ int reg_catalogue_sync(void) {
   for (size_t i = 0; l->n < 256 && api->stack_at(g_reg.p, i, &st) == NNO_OK;
        i++)
     if (api->stack_info(st, &l->id[l->n], &l->version[l->n]) == NNO_OK) l->n++;
+  /* Versions found but refused are listed too (with their state and
+   * error, api_install.c); none of them can be activated. */
+  nno_stack_entry e;
+  if (NNO_HAS(api, stack_catalogue_at))
+    for (size_t i = 0;
+         l->n < 256 && api->stack_catalogue_at(g_reg.p, i, &e) == NNO_OK; i++)
+      if (e.state == NNO_STACK_REFUSED &&
+          !is_loaded(l, e.id.ptr, e.version.ptr)) {
+        l->id[l->n] = e.id;
+        l->version[l->n] = e.version;
+        l->n++;
+      }
   s->l = l;
   if ((rc = store_begin(g_reg.db)) != 0) goto done;
   for (size_t i = 0; i < l->n && !rc; i++)

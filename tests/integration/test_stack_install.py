@@ -664,3 +664,29 @@ def test_removed_version_finishes_its_requests_then_unloads(make_host,
     h.wait_log(lambda e: e.get("msg") == "stack unloaded" and
                e.get("name") == "inst" and e.get("version") == "1.0.0")
     all_answer(h, "acme", key, "2.0.0", n=3)
+
+
+def test_refused_version_is_listed_with_its_reason(make_host, tmp_path):
+    """A version found on disk but refused at load is in the catalogue with
+    state refused and why, in the API and in `nno stack list`, and cannot
+    be activated."""
+    src = str(tmp_path / "folder")
+    top = make_stack(src, "5.0.0")
+    with open(os.path.join(top, "packages", "inst", "libinst.so"), "wb") as f:
+        f.write(b"not an object")
+    h = make_host(core=True, workers=1, stacks=[src]).start()
+    st, _, s = h.api("GET", "/stacks/inst")
+    assert st == 200 and s["versions"] == ["5.0.0"], s
+    d = s["details"][0]
+    assert d["state"] == "refused" and d["source"] == "folder", d
+    assert "libinst.so" in d["error"], d
+    r = cli(h, "stack", "list")
+    assert r.returncode == 0, r.stderr
+    row = [l.split() for l in r.stdout.splitlines() if l.startswith("inst ")]
+    assert row and row[0][:3] == ["inst", "5.0.0", "refused"], r.stdout
+    assert any(l.startswith("inst 5.0.0: ") and "libinst.so" in l
+               for l in r.stdout.splitlines()), r.stdout
+    h.api("POST", "/platforms", {"id": "acme", "name": "acme"})
+    st, _, p = h.api("POST", "/platforms/acme/stacks",
+                     {"stack": "inst", "version": "5.0.0"})
+    assert st == 422, p
