@@ -499,6 +499,25 @@ static int api_stack_info(nno_stack *s, nno_str *id, nno_str *version) {
   return 0;
 }
 
+static int api_stack_require_at(nno_plugin *p, nno_stack *s, size_t i,
+                                nno_str *id, nno_str *range) {
+  (void)p;
+  stack *st = (stack *)s;
+  if (!st) return NNO_EINVAL;
+  if (i >= st->man.nrequires) return NNO_ENOENT;
+  const stack_require *q = &st->man.requires[i];
+  if (id) *id = mk(q->stack, strlen(q->stack));
+  if (range) *range = mk(q->range, strlen(q->range));
+  return 0;
+}
+
+static int api_version_satisfies(const char *version, const char *range) {
+  semver v;
+  if (!version || !range || semver_parse(version, &v) != 0) return NNO_EINVAL;
+  int rc = semver_satisfies(&v, range);
+  return rc < 0 ? NNO_EINVAL : rc;
+}
+
 static int api_req_set_scope(nno_req *r, const char *scope, size_t scope_len,
                              size_t path_strip, nno_stack *const *stacks,
                              size_t nstacks) {
@@ -833,6 +852,8 @@ static const nno_host_api table = {
     .route_add_upload = api_route_add_upload,
     .req_body_file = api_req_body_file,
     .req_stack_missing = api_req_stack_missing,
+    .stack_require_at = api_stack_require_at,
+    .version_satisfies = api_version_satisfies,
 };
 
 const nno_host_api *api_table(void) { return &table; }

@@ -760,7 +760,7 @@ int archive_extract(int fd, const char *staging, const archive_limits *lim,
   struct stat st;
   off_t at = lseek(fd, 0, SEEK_CUR);
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && at >= 0 &&
-      (uint64_t)(st.st_size - at) > lim->max_archive_bytes) {
+      st.st_size > at && (uint64_t)(st.st_size - at) > lim->max_archive_bytes) {
     fail(e, "", "too-large",
          "archive: %lld bytes, over stacks.max_archive_bytes (%llu)",
          (long long)(st.st_size - at),

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +16,7 @@
 #include "config.h"
 #include "pkgcheck.h"
 #include "semver.h"
-#ifdef NNO_HAVE_ARCHIVE
 #include "archive.h"
-#endif
 
 static int usage_error(const char *msg, const char *hint) {
   fprintf(stderr, "nno: %s\n", msg);
@@ -219,14 +216,6 @@ static void place_of(const char *dir, char *id, size_t idcap, char *ver,
   snprintf(id, idcap, "%s", p);
 }
 
-#ifdef NNO_HAVE_ARCHIVE
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw) {
-  (void)st;
-  (void)ftw;
-  return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 /* Replace the staging folder's path in `s` by the archive's name. */
 static void rename_in(char *s, size_t cap, const char *from, const char *to) {
   char out[PATH_MAX + 1024];
@@ -284,10 +273,9 @@ static int check_archive(const nno_config *cfg, const char *file,
     }
   }
   close(fd);
-  nftw(staging, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  archive_rmtree(staging);
   return rc;
 }
-#endif
 
 int cli_stack_check(int argc, char **argv, const char *exe_dir) {
   opts o;
@@ -301,13 +289,6 @@ int cli_stack_check(int argc, char **argv, const char *exe_dir) {
              strerror(errno));
     return usage_error(msg, "give a stack folder or a .tar.gz stack archive");
   }
-#ifndef NNO_HAVE_ARCHIVE
-  if (!S_ISDIR(st.st_mode)) {
-    usage_error("stack check: checking an archive is not supported yet by "
-                "this build", "extract it and check the folder");
-    return 1;
-  }
-#endif
   nno_config *cfg = config_for(&o, exe_dir);
   if (!cfg) return 2;
   pkgcheck_report rep;
@@ -318,9 +299,7 @@ int cli_stack_check(int argc, char **argv, const char *exe_dir) {
     rc = pkgcheck_stack(cfg, o.target, id[0] ? id : NULL, ver[0] ? ver : NULL,
                         1, &rep);
   } else {
-#ifdef NNO_HAVE_ARCHIVE
     rc = check_archive(cfg, o.target, &rep);
-#endif
   }
   char ok[200];
   snprintf(ok, sizeof ok, "stack %s %s ok", rep.id, rep.version);

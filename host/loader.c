@@ -482,6 +482,8 @@ static int load_stack(worker *w, const char *root, const char *dir,
   st->router = rt;
   st->plugins = ps;
   st->nplugins = n;
+  st->man = sm; /* owned by the stack now */
+  memset(&sm, 0, sizeof sm);
   snprintf(st->dir, sizeof st->dir, "%s", dir);
   if (w->listening) /* installed while serving: ready at once */
     for (size_t i = 0; i < n; i++) {
@@ -776,6 +778,7 @@ void loader_stack_unload(worker *w, stack *st) {
   }
   router_free(st->router);
   free(st->plugins);
+  stack_manifest_free(&st->man);
   logline l;
   log_begin(&l, NNO_LOG_INFO, "stack unloaded");
   log_str(&l, "name", st->id);
@@ -791,6 +794,7 @@ void loader_unload_all(worker *w) {
     w->plugins->stacks = st->next;
     router_free(st->router);
     free(st->plugins);
+    stack_manifest_free(&st->man);
     free(st);
   }
   w->plugins->nstacks = 0;

@@ -61,6 +61,7 @@ typedef struct stack {
   plugin **plugins;
   size_t nplugins;
   int newest; /* the newest loaded version of its id */
+  stack_manifest man; /* its stack.json (requires: stack_require_at) */
   char dir[PATH_MAX]; /* the folder it was loaded from */
   /* Requests given it (req_set_scope) and platform_event runs: a removed
    * version is unloaded when this reaches 0 (stacks.c). */

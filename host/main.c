@@ -10,8 +10,8 @@
 #include <nno/plugin.h>
 
 #include "cli.h"
-#include "cli_check.h"
 #include "cli_stack_local.h"
+#include "cli_check.h"
 #include "config.h"
 #include "loader.h"
 #include "log.h"
@@ -198,10 +198,12 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  /* `stack check` and the archive commands are local (no host needed);
-   * other stack commands are the operator's. */
+  /* `stack check` is local (no host needed); other stack commands are the
+   * operator's. */
   if (argc > 2 && !strcmp(argv[1], "stack") && !strcmp(argv[2], "check"))
     return cli_stack_check(argc - 3, argv + 3, exe_dir);
+  /* Local stack commands (archives), before the operator commands of the
+   * same group. */
   if (argc >= 3 && !strcmp(argv[1], "stack") &&
       cli_stack_local_claims(argv[2]))
     return cli_stack_local_main(argc - 2, argv + 2);

@@ -125,7 +125,9 @@ static int open_trusted(const char *root, const char *path, char *err,
 }
 
 /* Is `s` a migration file name, "NNNN_what.sql" (NNNN from 0001)? Its
- * number in *num. */
+ * number in *num. 1 for a migration, 2 for "NNNN_what.down.sql" (the
+ * inverse of migration NNNN, which the provisioning plugin pairs with it:
+ * not counted here), 0 for neither. */
 static int migration_name(const char *s, unsigned *num) {
   size_t n = strlen(s);
   if (n < 10 || strcmp(s + n - 4, ".sql") != 0 || s[4] != '_') return 0;
@@ -135,7 +137,8 @@ static int migration_name(const char *s, unsigned *num) {
     v = v * 10 + (unsigned)(s[i] - '0');
   }
   *num = v;
-  return v > 0;
+  if (v == 0) return 0;
+  return n >= 15 && strcmp(s + n - 9, ".down.sql") == 0 ? 2 : 1;
 }
 
 /* The package's `migrations/` folder, by names only (the provisioning
@@ -194,7 +197,9 @@ static int migrations_check(const char *dir, const package_manifest *m,
     while (rc == 0 && (fe = readdir(f))) {
       if (strcmp(fe->d_name, ".") == 0 || strcmp(fe->d_name, "..") == 0)
         continue;
-      if (!migration_name(fe->d_name, &num)) {
+      int kind = migration_name(fe->d_name, &num);
+      if (kind == 2) continue; /* an inverse, paired at activation */
+      if (!kind) {
         snprintf(err, errlen,
                  "package \"%s\": migrations/%s/%.64s: expected a file named "
                  "NNNN_what.sql (0001, 0002, ...)", m->name, e->d_name,

@@ -179,6 +179,22 @@ static int take_stacks(nno_req *req, json_t *arr, stack_set *out) {
              (int)sver.len, sver.ptr);
     out->n++;
   }
+  /* Each stack's requirements met by the others listed. */
+  const char *ids[RT_MAX_STACKS], *vers[RT_MAX_STACKS];
+  for (size_t k = 0; k < out->n; k++) {
+    ids[k] = out->id[k];
+    vers[k] = out->version[k];
+  }
+  for (size_t k = 0; k < out->n; k++) {
+    nno_stack *st = NULL;
+    char why[768];
+    if (api->stack_find(g_reg.p, ids[k], vers[k], &st) == NNO_OK &&
+        reg_requires_among(st, ids, vers, out->n, why, sizeof why)) {
+      nno_problem(req, 422, "stacks", "field \"stacks\": item %zu: %s", k,
+                  why);
+      return -1;
+    }
+  }
   return 0;
 }
 

@@ -145,6 +145,22 @@ static int put_activation(nno_req *req, store_activation *a,
   return rc;
 }
 
+/* Would activation `a` (stack version `s`; `had`: another version of it
+ * is active) break a requirement, its own or another active stack's?
+ * Then a 409 problem explaining which, and 1. `s` NULL: not loaded here
+ * any more, nothing to read. */
+static int requires_refused(nno_req *req, const char *pid, nno_stack *s,
+                            const store_activation *a, int had) {
+  char msg[768];
+  if ((s && reg_requires_met(pid, s, msg, sizeof msg)) ||
+      (had && reg_requires_dependents(pid, a->stack, a->version, msg,
+                                      sizeof msg))) {
+    nno_problem(req, 409, NULL, "%s", msg);
+    return 1;
+  }
+  return 0;
+}
+
 /* An activation provisioned before its row is written (NNO_ASYNC). */
 typedef struct act_op {
   nno_req *req;
@@ -177,7 +193,10 @@ static void act_done(int status, const char *step, const char *message,
     snprintf(what, sizeof what, "activating stack \"%s\" %s on platform \"%s\"",
              op->a.stack, op->a.version, op->a.platform);
     act_forget(op);
-    reg_prov_problem(op->req, 503, what, step, message,
+    /* Refused (a rollback without its down migrations): the request
+     * cannot succeed as it is; anything else may on a retry. */
+    reg_prov_problem(op->req, status == NNO_EREFUSED ? 409 : 503, what, step,
+                     message,
                      op->had ? "the previous version stays active"
                              : "the stack is not active");
     goto end;
@@ -188,6 +207,15 @@ static void act_done(int status, const char *step, const char *message,
     store_rollback(g_reg.db);
     act_forget(op);
     nno_problem(op->req, 404, NULL, "no platform \"%s\"", op->a.platform);
+    goto end;
+  }
+  /* Requirements again, in the transaction that writes the row: another
+   * activation may have moved a stack meanwhile. */
+  nno_stack *s = NULL;
+  if (!rc) api->stack_find(g_reg.p, op->a.stack, op->a.version, &s);
+  if (!rc && requires_refused(op->req, op->a.platform, s, &op->a, op->had)) {
+    store_rollback(g_reg.db);
+    act_forget(op);
     goto end;
   }
   if (!rc)
@@ -244,7 +272,13 @@ static int on_activate(nno_req *req, void *ud) {
                 stack, q);
     goto done;
   }
-  /* Pinned or the newest installed: the host's own names for both. */
+  /* Not pinned: the newest whose requirements the platform meets (when
+   * none does, the newest, refused below with the reason). */
+  if (!version) {
+    nno_stack *pick = reg_requires_pick(pid, stack);
+    if (pick) s = pick;
+  }
+  /* Pinned or chosen: the host's own names for both. */
   if (api->stack_info(s, &sid, &sver) != NNO_OK || sid.len > STORE_STACK_MAX ||
       sver.len > STORE_STACK_MAX) {
     nno_problem(req, 500, NULL, "cannot read the stack's version");
@@ -271,6 +305,11 @@ static int on_activate(nno_req *req, void *ud) {
   int had = rc == STORE_OK;
   if (rc && rc != STORE_NOTFOUND) {
     hu_fail(req, rc);
+    goto done;
+  }
+  if (!(had && strcmp(old.version, a.version) == 0) &&
+      requires_refused(req, pid, s, &a, had)) {
+    store_rollback(g_reg.db);
     goto done;
   }
   if (had && strcmp(old.version, a.version) == 0) {
@@ -398,7 +437,14 @@ static void deact_done(int status, const char *step, const char *message,
                      "the stack stays active");
     goto end;
   }
+  char why[768];
   int rc = store_begin(g_reg.db);
+  if (!rc && reg_requires_dependents(op->a.platform, op->a.stack, NULL, why,
+                                     sizeof why)) {
+    store_rollback(g_reg.db);
+    nno_problem(op->req, 409, NULL, "%s", why);
+    goto end;
+  }
   if (!rc) rc = delete_activation(op->req, &op->a);
   if (rc == STORE_NOTFOUND) {
     /* Deactivated meanwhile by another request: the same outcome. */
@@ -444,6 +490,11 @@ static int on_deactivate(nno_req *req, void *ud) {
                        pid);
   }
   if (rc) return hu_fail(req, rc);
+  char why[768];
+  if (reg_requires_dependents(pid, stack, NULL, why, sizeof why)) {
+    store_rollback(g_reg.db);
+    return nno_problem(req, 409, NULL, "%s", why);
+  }
   if (g_reg.prov) {
     store_rollback(g_reg.db);
     deact_op *op = calloc(1, sizeof *op);

@@ -103,6 +103,28 @@ int api_install_init(nno_plugin *p);
 json_t *reg_stack_details(const char *id, const char *const *versions,
                           size_t n);
 int api_audit_init(nno_plugin *p);
+
+/* ---- stack requirements (stack_requires.c) ----------------------------- */
+
+/* 0 if every stack that `s` requires is active on platform `pid` at a
+ * version in range; else -1 with the explanation in msg, e.g.
+ *   stack "crm" 2.0.0 requires stack "default" ^2.0; platform "acme" has
+ *   default 1.0.0 active (installed: 1.0.0, 2.1.0) */
+int reg_requires_met(const char *pid, nno_stack *s, char *msg, size_t cap);
+/* As reg_requires_met, against the stacks a creation activates (ids[i]
+ * at versions[i], n of them) instead of a platform's activations. */
+int reg_requires_among(nno_stack *s, const char *const *ids,
+                       const char *const *versions, size_t n, char *msg,
+                       size_t cap);
+/* The newest loaded version of stack `id` whose requirements platform
+ * `pid` meets; NULL when none does. */
+nno_stack *reg_requires_pick(const char *pid, const char *id);
+/* 0 if no other stack active on `pid` requires stack `id` in a way that
+ * moving it to `version` (NULL: deactivating it) would break; else -1
+ * with msg naming both. Stacks whose active version this worker has not
+ * loaded cannot be read and are not counted. */
+int reg_requires_dependents(const char *pid, const char *id,
+                            const char *version, char *msg, size_t cap);
 /* Without provisioning: finish removing the folders of platforms deleted
  * before a crash. */
 void api_platforms_sweep(void);

@@ -337,9 +337,12 @@ int prov_archive(const char *pdir, const char *out, char *msg, size_t cap);
 
 /* ---- migrations (migrate.c) -------------------------------------------- */
 
-/* Apply the package's migrations/{name}/NNNN_*.sql to the sql resource
- * `dbpath` in one transaction, recording each in _nno_migrations. `dir`
- * is the package folder. 0, or a negative code with msg. */
+/* Bring the sql resource `dbpath` to the package's migrations/{name}/
+ * in one transaction: apply the NNNN_*.sql it lacks, recording each in
+ * _nno_migrations with its NNNN_*.down.sql text; or, when the database is
+ * further than the folder goes (a rollback), run the stored inverses down
+ * to it (NNO_EREFUSED if one is missing). `pkgdir` is the package folder.
+ * 0, or a negative code with msg; on error the database is unchanged. */
 int prov_migrate(const char *dbpath, int fresh, const char *pkgdir,
                  const char *package,
                  const char *name, char *msg, size_t cap);

@@ -211,6 +211,57 @@ def iam_seeds():
     ]
 
 
+def archive_seeds():
+    """Stack archives: a flags byte (bit 0: gzip'd already), then a tar.
+    A valid stack and one of each refusal the extraction tests build."""
+    import gzip
+    import io
+    import tarfile
+
+    def tar(entries, fmt=tarfile.PAX_FORMAT):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
+            for kind, name, data in entries:
+                ti = tarfile.TarInfo(name)
+                ti.mode = 0o644
+                if kind == "reg":
+                    ti.size = len(data)
+                    t.addfile(ti, io.BytesIO(data))
+                    continue
+                ti.type = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE,
+                           "lnk": tarfile.LNKTYPE,
+                           "fifo": tarfile.FIFOTYPE}[kind]
+                ti.linkname = data.decode() if data else ""
+                t.addfile(ti)
+        return buf.getvalue()
+
+    files = {
+        "stack.json": b'{"id": "s", "version": "1.0.0", "packages": '
+                      b'[{"name": "p", "version": "^1.0.0"}]}\n',
+        "packages/p/package.json": b'{"name": "p", "version": "1.0.0"}\n',
+        "packages/p/libp.so": b"\x7fELF\n",
+    }
+    sums = "".join("%s  %s\n" % (hashlib.sha256(files[p]).hexdigest(), p)
+                   for p in sorted(files)).encode()
+    good = [("reg", "CHECKSUMS", sums), ("dir", "packages", b"")]
+    good += [("reg", p, files[p]) for p in sorted(files)]
+    extra = [
+        [], [("reg", "/abs", b"x")], [("reg", "../up", b"x")],
+        [("sym", "ui", b"../x"), ("reg", "ui/f", b"x")],
+        [("lnk", "h", b"stack.json")], [("fifo", "f", b"")],
+        [("reg", "stack.json", b"{}")], [("reg", "stack.json/x", b"x")],
+        [("reg", "packages/p/extra", b"x")], [("reg", "zeros", bytes(3 << 20))],
+    ]
+    out = []
+    for e in extra:
+        t = tar(good + e)
+        out.append(b"\0" + t if len(t) < 64 << 10 else
+                   b"\1" + gzip.compress(t, mtime=0))
+    out.append(b"\1" + gzip.compress(tar(good), mtime=0))
+    out.append(b"\0" + tar(good, tarfile.USTAR_FORMAT))
+    return out
+
+
 def main():
     write("http", http_seeds())
     write("router", router_seeds())
@@ -219,6 +270,7 @@ def main():
     write("semver", semver_seeds())
     write("json", json_seeds())
     write("iam", iam_seeds())
+    write("archive", archive_seeds())
 
 
 if __name__ == "__main__":

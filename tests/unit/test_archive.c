@@ -174,6 +174,24 @@ static void round_trip(void **state) {
               strstr(sums, "  stack.json\n"));
   free(sums);
 
+  /* Read from the fd's offset: a prefix before the archive is not part
+   * of it, nor of its digest. */
+  size_t alen;
+  char *arc = slurp(at("s.tar.gz"), &alen);
+  FILE *f = fopen(at("prefixed"), "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite("JUNK", 1, 4, f), 4);
+  assert_int_equal(fwrite(arc, 1, alen, f), alen);
+  assert_int_equal(fclose(f), 0);
+  free(arc);
+  archive_limits lim = {1 << 20, 1 << 20, 1 << 20, 100, 100};
+  assert_int_equal(mkdir(at("out2"), 0755), 0);
+  fd = open(at("prefixed"), O_RDONLY);
+  assert_int_equal(lseek(fd, 4, SEEK_SET), 4);
+  assert_int_equal(archive_extract(fd, at("out2"), &lim, &none, &info, &e), 0);
+  close(fd);
+  assert_string_equal(info.sha256, hex);
+
   /* Default output name: {id}-{version}.tar.gz in the folder given. */
   char written[PATH_MAX], err[1024];
   assert_int_equal(mkdir(at("into"), 0755), 0);

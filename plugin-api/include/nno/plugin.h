@@ -827,6 +827,18 @@ typedef struct nno_host_api {
    * request that no other stack routes is then answered 503 with a
    * problem naming the stack, the version and why, instead of 404. */
   int (*req_stack_missing)(nno_req *r, const char *id, const char *version);
+
+  /* -- stack requirements -- */
+
+  /* The stacks that stack `s` requires (its stack.json "requires"),
+   * i = 0.. until NNO_ENOENT: the stack's id and the semver range its
+   * active version must satisfy on the same platform. Views borrowed
+   * while `s` is loaded. */
+  int (*stack_require_at)(nno_plugin *p, nno_stack *s, size_t i, nno_str *id,
+                          nno_str *range);
+  /* Does semver `version` satisfy `range` (the host's rules, as for
+   * package "requires")? 1 yes, 0 no, NNO_EINVAL if either is malformed. */
+  int (*version_satisfies)(const char *version, const char *range);
 } nno_host_api;
 
 /* True if the host's table has the member `fn`. */
