@@ -690,3 +690,18 @@ def test_refused_version_is_listed_with_its_reason(make_host, tmp_path):
     st, _, p = h.api("POST", "/platforms/acme/stacks",
                      {"stack": "inst", "version": "5.0.0"})
     assert st == 422, p
+
+
+def test_archive_over_the_bound_is_refused(make_host, archives, web):
+    """stacks.max_archive_bytes bounds an uploaded archive and a fetched
+    one (counted as it arrives): 413, nothing installed."""
+    h = make_host(core=True, workers=1,
+                  config={"stacks": {"max_archive_bytes": 1024,
+                                     "fetch_allow_private": True}}).start()
+    assert os.path.getsize(archives["1.0.0"]) > 1024
+    st, p = upload(h, archives["1.0.0"], 413)
+    assert "max_archive_bytes" in p["detail"], p
+    st, _, p = h.api("POST", "/stacks", {"url": web + "/inst-1.0.0.tar.gz"})
+    assert st == 413 and "max_archive_bytes" in p["detail"], p
+    assert not os.path.exists(os.path.join(h.data, "stacks", "inst"))
+    assert os.listdir(os.path.join(h.data, "stacks", ".staging")) == []
