@@ -18,6 +18,7 @@
 #include "router.h"
 #include "log.h"
 #include "services.h"
+#include "stacks.h"
 #include "worker.h"
 
 /* ---- plugin ---------------------------------------------------------- */
@@ -480,7 +481,11 @@ static int api_stack_find(nno_plugin *p, const char *id, const char *version,
 
 static int api_stack_at(nno_plugin *p, size_t i, nno_stack **out) {
   stack *st = g_worker->plugins->stacks;
-  while (st && i--) st = st->next;
+  while (st && st->removed) st = st->next;
+  while (st && i--) {
+    st = st->next;
+    while (st && st->removed) st = st->next;
+  }
   if (!st) return NNO_ENOENT;
   *out = (nno_stack *)st;
   return 0;
@@ -525,8 +530,13 @@ static int api_req_set_scope(nno_req *r, const char *scope, size_t scope_len,
   r->scope[scope_len] = '\0';
   r->scope_len = scope_len;
   r->path_strip = path_strip;
+  /* A stack given to a request stays loaded until it ends (stacks.h). */
+  for (size_t i = 0; i < nstacks; i++) stacks_ref((stack *)stacks[i]);
+  if (r->stacks_held)
+    for (size_t i = 0; i < r->nstacks; i++) stacks_unref(r->stacks[i]);
   for (size_t i = 0; i < nstacks; i++) r->stacks[i] = (stack *)stacks[i];
   r->nstacks = nstacks;
+  r->stacks_held = 1;
   r->scoped = 1;
   return 0;
 }
@@ -692,23 +702,31 @@ static int api_stack_package_at(nno_plugin *p, nno_stack *s, size_t i,
 /* ---- ABI 1.3: installed stacks, uploads --------------------------------
  * Members not implemented yet answer NNO_ENOTSUP. */
 
+static int is_core(nno_plugin *p) {
+  return p && ((plugin *)p)->man.kind == NNO_KIND_CORE;
+}
+
 static int api_stack_catalogue_at(nno_plugin *p, size_t i,
                                   nno_stack_entry *out) {
-  (void)p, (void)i, (void)out;
-  return NNO_ENOTSUP;
+  if (!is_core(p)) return NNO_ESTATE;
+  return stacks_catalogue_at(i, out);
 }
 
 static int api_stack_install(nno_plugin *p, const nno_stack_install *in,
                              nno_stack_install_fn done, void *ud) {
-  (void)p, (void)in, (void)done, (void)ud;
-  return NNO_ENOTSUP;
+  if (!is_core(p)) return NNO_ESTATE;
+  return stacks_install(g_worker, in, done, ud);
 }
 
 static int api_stack_remove(nno_plugin *p, const char *id, const char *version,
                             char *err, size_t errlen) {
-  (void)p, (void)id, (void)version;
-  if (errlen) snprintf(err, errlen, "not supported by this host");
-  return NNO_ENOTSUP;
+  char tmp[LOADER_ERR_MAX];
+  if (!err || errlen == 0) err = tmp, errlen = sizeof tmp;
+  if (!is_core(p)) {
+    snprintf(err, errlen, "core plugins only");
+    return NNO_ESTATE;
+  }
+  return stacks_remove(g_worker, id, version, err, errlen);
 }
 
 /* An upload route is a core plugin's route whose target carries its bound;
@@ -746,8 +764,11 @@ static int api_req_body_file(nno_req *r, int *fd, uint64_t *len) {
 
 static int api_req_stack_missing(nno_req *r, const char *id,
                                  const char *version) {
-  (void)r, (void)id, (void)version;
-  return NNO_ENOTSUP;
+  if (!r || !id || !version || r->stage != NNO_STAGE_RESOLVE)
+    return NNO_EINVAL;
+  if (!r->missing[0])
+    snprintf(r->missing, sizeof r->missing, "%.64s\t%.63s", id, version);
+  return 0;
 }
 
 static const nno_host_api table = {

@@ -6,7 +6,10 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "cli_internal.h"
 
@@ -599,6 +602,8 @@ static int key_revoke(cli *c, const cli_args *a) {
 
 /* -- stack ----------------------------------------------------------------- */
 
+static int stack_versions(cli *c, const cli_args *a);
+
 static int stack_list(cli *c, const cli_args *a) {
   static const cli_col stacks[] = {{"ID", "id"}, {"VERSIONS", "versions"}};
   static const cli_col acts[] = {{"STACK", "stack"},
@@ -606,8 +611,8 @@ static int stack_list(cli *c, const cli_args *a) {
                                  {"ACTIVATED", "activated_at"},
                                  {"BY", "activated_by"}};
   char path[CLI_PATH_MAX];
-  if (!cli_opt(a, "platform"))
-    return list(c, a, "stack list", "/stacks", LIST_MAX_ROWS, 0, stacks, 2);
+  (void)stacks;
+  if (!cli_opt(a, "platform")) return stack_versions(c, a);
   if (cli_path(path, sizeof path, "/platforms/%s/stacks",
                cli_opt(a, "platform")))
     return too_long();
@@ -640,6 +645,141 @@ static int stack_deactivate(cli *c, const cli_args *a) {
     return too_long();
   snprintf(done, sizeof done, "deactivated stack %.64s on platform %.64s",
            a->pos[1], a->pos[0]);
+  return no_content(c, "DELETE", path, done);
+}
+
+/* Flatten GET /stacks into one row per version. */
+static json_t *version_rows(const json_t *stacks) {
+  json_t *rows = json_array();
+  size_t i, j;
+  json_t *s, *d;
+  json_array_foreach(stacks, i, s) {
+    json_array_foreach(json_object_get(s, "details"), j, d) {
+      json_t *row = json_deep_copy(d);
+      if (!row) continue;
+      json_object_set(row, "id", json_object_get(s, "id"));
+      if (json_is_null(json_object_get(row, "signed_by")))
+        json_object_set_new(row, "signed_by",
+                            json_string(json_is_null(json_object_get(
+                                            row, "sha256"))
+                                            ? "-"
+                                            : "unsigned"));
+      json_array_append_new(rows, row);
+    }
+  }
+  return rows;
+}
+
+static int stack_versions(cli *c, const cli_args *a) {
+  static const cli_col cols[] = {{"ID", "id"},         {"VERSION", "version"},
+                                 {"STATE", "state"},   {"IN USE", "in_use"},
+                                 {"SOURCE", "source"}, {"SIGNED BY", "signed_by"}};
+  long want = cli_rows_wanted(a, LIST_MAX_ROWS, "stack list");
+  if (want < 0) return CLI_EUSAGE;
+  json_t *all = NULL;
+  int more = 0;
+  int rc = collect(c, "/stacks", want, 0, &all, NULL, &more);
+  if (rc) return rc;
+  if (c->json) {
+    cli_print_json(stdout, all);
+  } else {
+    json_t *rows = version_rows(all);
+    cli_table(stdout, cols, sizeof cols / sizeof cols[0], rows);
+    json_decref(rows);
+    /* Why a version is refused: one line each. */
+    size_t i, j;
+    json_t *s, *d;
+    json_array_foreach(all, i, s) {
+      json_array_foreach(json_object_get(s, "details"), j, d) {
+        const char *err = json_string_value(json_object_get(d, "error"));
+        if (err)
+          printf("%s %s: %s\n", json_string_value(json_object_get(s, "id")),
+                 json_string_value(json_object_get(d, "version")), err);
+      }
+    }
+  }
+  more_note(a, more, want);
+  json_decref(all);
+  return CLI_OK;
+}
+
+static int is_url(const char *s) {
+  return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+static int stack_install(cli *c, const cli_args *a) {
+  const char *src = a->pos[0], *sha = cli_opt(a, "sha256");
+  if (sha && (strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64))
+    return cli_usage_error("stack install: --sha256 expects 64 lower-case hex "
+                           "digits", "e.g. the output of sha256sum FILE");
+  json_t *b = NULL, *out = NULL;
+  cli_resp r;
+  int rc;
+  if (is_url(src)) {
+    b = json_pack("{s:s}", "url", src);
+    if (sha) json_object_set_new(b, "sha256", json_string(sha));
+    rc = cli_call(c, "POST", "/stacks", b, NULL, &out, &r);
+  } else {
+    FILE *f = fopen(src, "rb");
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+      char msg[PATH_MAX + 64];
+      snprintf(msg, sizeof msg, "stack install: cannot read %s: %s", src,
+               f ? "not a regular file" : strerror(errno));
+      if (f) fclose(f);
+      return cli_usage_error(msg, "give a stack archive (.tar.gz) or an "
+                                  "http(s) URL");
+    }
+    if (sha) {
+      /* Checked here: the file sent is the one meant. */
+      crypto_hash_sha256_state h;
+      unsigned char buf[65536], d[32];
+      char hex[65];
+      size_t n;
+      crypto_hash_sha256_init(&h);
+      while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        crypto_hash_sha256_update(&h, buf, n);
+      crypto_hash_sha256_final(&h, d);
+      sodium_bin2hex(hex, sizeof hex, d, sizeof d);
+      if (strcmp(hex, sha) != 0) {
+        fclose(f);
+        fprintf(stderr, "nno: %s has SHA-256 %s, not %s\nhint: nothing was "
+                "sent\n", src, hex, sha);
+        return CLI_EAPI;
+      }
+      rewind(f);
+    }
+    c->upload = f;
+    c->upload_size = (long long)st.st_size;
+    rc = cli_call(c, "POST", "/stacks", NULL, NULL, &out, &r);
+    c->upload = NULL;
+    fclose(f);
+  }
+  json_decref(b);
+  if (rc == CLI_OK) {
+    if (c->json) {
+      cli_print_json(stdout, out);
+    } else {
+      const char *by = json_string_value(json_object_get(out, "signed_by"));
+      printf("%s stack %s %s (sha256 %s, %s%s)\n",
+             r.status == 201 ? "installed" : "already installed:",
+             json_string_value(json_object_get(out, "id")),
+             json_string_value(json_object_get(out, "version")),
+             json_string_value(json_object_get(out, "sha256")),
+             by ? "signed by " : "unsigned", by ? by : "");
+    }
+  }
+  json_decref(out);
+  cli_resp_free(&r);
+  return rc;
+}
+
+static int stack_remove(cli *c, const cli_args *a) {
+  char path[CLI_PATH_MAX], done[256];
+  if (cli_path(path, sizeof path, "/stacks/%s/%s", a->pos[0], a->pos[1]))
+    return too_long();
+  snprintf(done, sizeof done, "removed stack %.64s %.64s", a->pos[0],
+           a->pos[1]);
   return no_content(c, "DELETE", path, done);
 }
 
@@ -842,8 +982,11 @@ const cli_command cli_commands[] = {
      key_revoke},
     {"stack", "list", 0, 0, {"platform=", "limit=", "all"},
      "stack list [--platform P] [--limit N | --all]",
-     "Lists the installed stacks and their versions, or with --platform the\n"
-     "stacks active on platform P.\n\n"
+     "Lists every stack version the host found, one a row: its STATE\n"
+     "(loaded, refused: the reason follows the table), IN USE (platforms\n"
+     "with it active), SOURCE (installed from an archive, builtin, folder)\n"
+     "and SIGNED BY (the key id, unsigned, or - when not from an archive);\n"
+     "or with --platform the stacks active on platform P.\n\n"
      "  --platform P   the activations of platform P\n" LIST_OPTS,
      stack_list},
     {"stack", "show", 1, 1, {0}, "stack show ID",
@@ -856,6 +999,17 @@ const cli_command cli_commands[] = {
      stack_activate},
     {"stack", "deactivate", 2, 2, {0}, "stack deactivate PLATFORM STACK",
      "Deactivates STACK on PLATFORM.\n", stack_deactivate},
+    {"stack", "install", 1, 1, {"sha256="}, "stack install FILE|URL [--sha256 H]",
+     "Installs a stack archive (.tar.gz): FILE is uploaded, a URL is fetched\n"
+     "by the host. The archive is checked (checksums, signature when\n"
+     "stacks.trusted_keys is set, every package loadable) before it is put\n"
+     "in place; every worker serves the new version without a reload.\n\n"
+     "  --sha256 H   the archive's expected SHA-256 (hex)\n",
+     stack_install},
+    {"stack", "remove", 2, 2, {0}, "stack remove ID VERSION",
+     "Removes an installed stack version; refused while a platform has it\n"
+     "active. Workers unload it once no request uses it.\n",
+     stack_remove},
     {"audit", NULL, 0, 0, {"target=", "action=", "limit=", "all"},
      "audit [--target T] [--action A] [--limit N | --all]",
      "Shows the audit log, newest first (the newest 100 entries unless\n"
@@ -878,7 +1032,7 @@ const cli_group cli_groups[] = {
     {"tenant", "create, list, show, delete the tenants of a platform"},
     {"key", "create, list, revoke the API keys of a platform"},
     {"resource", "list, show the resources of a platform"},
-    {"stack", "list stacks; activate or deactivate them on a platform"},
+    {"stack", "install, remove, list stacks; activate or deactivate them"},
     {"audit", "show the audit log, newest first"},
     {"operator-key", "rotate: replace the operator key"},
 };

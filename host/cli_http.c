@@ -177,7 +177,10 @@ int cli_request(cli *c, const char *method, const char *path,
     if (!(t = curl_slist_append(h, match))) goto oom;
     h = t;
   }
-  if (body) {
+  if (c->upload) {
+    if (!(t = curl_slist_append(h, "Content-Type: application/gzip"))) goto oom;
+    h = t;
+  } else if (body) {
     payload = json_dumps(body, JSON_COMPACT);
     if (!payload) goto oom;
     if (!(t = curl_slist_append(h, "Content-Type: application/json"))) goto oom;
@@ -211,7 +214,14 @@ int cli_request(cli *c, const char *method, const char *path,
   } else {
     if (strcmp(method, "POST"))
       curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    if (body || !strcmp(method, "POST")) {
+    if (c->upload) {
+      /* Streamed from the file, never read whole into memory. */
+      curl_easy_setopt(e, CURLOPT_POST, 1L);
+      curl_easy_setopt(e, CURLOPT_READDATA, c->upload);
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                       (curl_off_t)c->upload_size);
+      curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 0L); /* as long as it takes */
+    } else if (body || !strcmp(method, "POST")) {
       curl_easy_setopt(e, CURLOPT_POSTFIELDS, payload ? payload : "");
       curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
                        (curl_off_t)(payload ? strlen(payload) : 0));

@@ -35,6 +35,10 @@ typedef struct cli {
   char key[CLI_KEY_MAX];
   int json;   /* --json: print the server's JSON */
   CURL *curl; /* created on the first request, reused */
+  /* When set, the next POST sends this file (upload_size bytes) as its
+   * body, as application/gzip, instead of JSON. */
+  FILE *upload;
+  long long upload_size;
 } cli;
 
 /* 1 if `k` can be an operator key: 1 to CLI_KEY_MAX-1 printable ASCII

@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "res.h"
 #include "router.h"
+#include "stacks.h"
 
 static const char hexd[] = "0123456789abcdef";
 
@@ -297,6 +298,8 @@ static int route_request(conn *c, const http_request *hr) {
     return 1;
   }
   if (try_builtin(r, hr)) return 1;
+  /* Stacks installed or removed by any worker are picked up first. */
+  stacks_poll(w);
   /* RESOLVE picks the platform and stacks; the route is found next, so
    * that AUTHN, AUTHZ and LIMIT can see what it requires (req_route). */
   if (run_hooks(r, w, NNO_STAGE_RESOLVE, NNO_STAGE_RESOLVE) ||
@@ -330,6 +333,18 @@ static int route_request(conn *c, const http_request *hr) {
       char line[160];
       int n = snprintf(line, sizeof line, "Allow: %s\r\n", allow);
       buf_append(&r->headers, line, (size_t)n, SIZE_MAX);
+    } else if (r->missing[0]) {
+      /* An active stack version is not loaded here: the platform is
+       * broken, not the path unknown. */
+      char detail[LOADER_ERR_MAX + 256];
+      const char *tab = strchr(r->missing, '\t');
+      int il = tab ? (int)(tab - r->missing) : 0;
+      snprintf(detail, sizeof detail,
+               "stack %.*s %s is active on this platform but not loaded: %s",
+               il, r->missing, tab ? tab + 1 : "",
+               stacks_why_missing(r->missing, il, tab ? tab + 1 : ""));
+      r->route_label = "stack-missing";
+      req_problem(r, 503, "Service Unavailable", detail);
     } else {
       req_problem(r, 404, "Not Found", "no route for this path");
     }

@@ -20,6 +20,7 @@
 #include "router.h"
 #include "semver.h"
 #include "services.h"
+#include "stacks.h"
 #include "trust.h"
 #include "worker.h"
 
@@ -249,6 +250,14 @@ static plugin *load_one(worker *w, const char *root, const char *dir,
   if (pkgcheck_package_open(root, dir, &p->man, p->so_path, sizeof p->so_path,
                             &p->so_fd, err, errlen))
     goto fail; /* p->man is left empty */
+  {
+    /* Load a sealed copy of what was judged: a file overwritten on disk
+     * later cannot change (or crash) the code mapped from it. */
+    int sealed = stacks_sealed_copy(p->so_fd, p->so_path, err, errlen);
+    if (sealed < 0) goto fail;
+    close(p->so_fd);
+    p->so_fd = sealed;
+  }
   if (pkgcheck_manifest_fits(&p->man, p->so_path, want_kind, err, errlen))
     goto fail;
   if (sm && pkgcheck_stack_wants(sm, idx, &p->man, err, errlen)) {
@@ -426,6 +435,11 @@ static int load_stack(worker *w, const char *root, const char *dir,
   char sjson[PATH_MAX + 16];
   snprintf(sjson, sizeof sjson, "%s/stack.json", dir);
   snprintf(g_file, sizeof g_file, "%s", sjson);
+  /* An installed version is what its archive held, file for file. */
+  if (stacks_verify_installed(dir, err, errlen)) {
+    snprintf(g_file, sizeof g_file, "%s", dir);
+    return -1;
+  }
   if (pkgcheck_stack_open(root, dir, expect_id, expect_version, &sm, err,
                           errlen))
     return -1;
@@ -470,10 +484,24 @@ static int load_stack(worker *w, const char *root, const char *dir,
   st->nplugins = n;
   st->man = sm; /* owned by the stack now */
   memset(&sm, 0, sizeof sm);
+  snprintf(st->dir, sizeof st->dir, "%s", dir);
+  if (w->listening) /* installed while serving: ready at once */
+    for (size_t i = 0; i < n; i++) {
+      const nno_plugin_desc *d = ps[i]->desc;
+      if (d->size >= offsetof(nno_plugin_desc, on_host_ready) + sizeof(void *) &&
+          d->on_host_ready)
+        d->on_host_ready((nno_plugin *)ps[i]);
+    }
   ps = NULL;
-  /* Keep the list sorted (id, then version): loads come in that order. */
+  /* Keep the list sorted (id, then version): a version installed later
+   * goes to its place. */
   stack **tail = &w->plugins->stacks;
-  while (*tail) tail = &(*tail)->next;
+  while (*tail) {
+    int c = strcmp((*tail)->id, st->id);
+    if (c > 0 || (c == 0 && semver_cmp(&(*tail)->ver, &st->ver) > 0)) break;
+    tail = &(*tail)->next;
+  }
+  st->next = *tail;
   *tail = st;
   w->plugins->nstacks++;
   {
@@ -638,32 +666,9 @@ static int try_stack(worker *w, const stack_choice *sc, char *err,
 }
 
 int loader_load_all(worker *w) {
-  const nno_config *cfg = w->cfg;
   char err[LOADER_ERR_MAX];
   if (loader_load_core(w, NULL, err, sizeof err) != 0) return -1;
-  char roots[CONFIG_MAX_STACK_DIRS + 2][PATH_MAX];
-  size_t nroots = stack_roots(cfg, roots);
-  stack_choice *sc = calloc(MAX_STACKS, sizeof *sc);
-  if (!sc) return -1;
-  size_t ns = 0;
-  for (size_t i = 0; i < nroots; i++) scan_stacks(roots[i], sc, &ns);
-  qsort(sc, ns, sizeof *sc, cmp_choice);
-  for (size_t i = 0; i < ns; i++) {
-    int rc = try_stack(w, &sc[i], err, sizeof err);
-    if (rc == -2) {
-      free(sc);
-      return -1;
-    }
-    if (rc != 0) {
-      char label[160];
-      snprintf(label, sizeof label, "%s@%s", sc[i].id, sc[i].version);
-      refuse_log("stack refused", label, err);
-    }
-  }
-  free(sc);
-  /* Mark the newest version of each id (the list is sorted). */
-  for (stack *st = w->plugins->stacks; st; st = st->next)
-    st->newest = !st->next || strcmp(st->next->id, st->id) != 0;
+  if (loader_sync_stacks(w) < 0) return -1;
   host_ready(w->plugins->head);
   return (int)w->plugins->count;
 }
@@ -681,10 +686,106 @@ static void host_ready(plugin *p) {
 stack *loader_stack_find(const plugin_set *ps, const char *id,
                          const char *version) {
   for (stack *st = ps->stacks; st; st = st->next) {
-    if (strcmp(st->id, id) != 0) continue;
+    if (st->removed || strcmp(st->id, id) != 0) continue;
     if (version ? strcmp(st->version, version) == 0 : st->newest) return st;
   }
   return NULL;
+}
+
+/* Mark the newest loaded (not removed) version of each id. */
+static void mark_newest(plugin_set *set) {
+  for (stack *st = set->stacks; st; st = st->next) {
+    st->newest = 0;
+    if (st->removed) continue;
+    stack *n = st->next;
+    while (n && n->removed) n = n->next;
+    st->newest = !n || strcmp(n->id, st->id) != 0;
+  }
+}
+
+int loader_sync_stacks(worker *w) {
+  const nno_config *cfg = w->cfg;
+  char err[LOADER_ERR_MAX];
+  char roots[CONFIG_MAX_STACK_DIRS + 2][PATH_MAX];
+  size_t nroots = stack_roots(cfg, roots);
+  stack_choice *sc = calloc(MAX_STACKS, sizeof *sc);
+  if (!sc) return -1;
+  size_t ns = 0;
+  int changed = 0;
+  for (size_t i = 0; i < nroots; i++) scan_stacks(roots[i], sc, &ns);
+  qsort(sc, ns, sizeof *sc, cmp_choice);
+  /* Versions loaded and no longer found (or found elsewhere) go. */
+  for (stack *st = w->plugins->stacks; st; st = st->next) {
+    if (st->removed) continue;
+    size_t i = 0;
+    while (i < ns && !(strcmp(sc[i].id, st->id) == 0 &&
+                       strcmp(sc[i].version, st->version) == 0 &&
+                       strcmp(sc[i].dir, st->dir) == 0))
+      i++;
+    if (i == ns) {
+      st->removed = 1;
+      changed = 1;
+      logline l;
+      log_begin(&l, NNO_LOG_INFO, "stack removed");
+      log_str(&l, "name", st->id);
+      log_str(&l, "version", st->version);
+      log_end(&l);
+    }
+  }
+  stacks_catalogue_reset();
+  for (size_t i = 0; i < ns; i++) {
+    stack *st = loader_stack_find(w->plugins, sc[i].id, sc[i].version);
+    if (st) {
+      stacks_catalogue_note(cfg, sc[i].root, sc[i].dir, sc[i].id,
+                            sc[i].version, NULL);
+      continue;
+    }
+    int rc = try_stack(w, &sc[i], err, sizeof err);
+    if (rc == -2) {
+      free(sc);
+      return -1;
+    }
+    if (rc != 0) {
+      char label[160];
+      snprintf(label, sizeof label, "%s@%s", sc[i].id, sc[i].version);
+      refuse_log("stack refused", label, err);
+    } else {
+      changed = 1;
+    }
+    stacks_catalogue_note(cfg, sc[i].root, sc[i].dir, sc[i].id, sc[i].version,
+                          rc ? err : NULL);
+  }
+  free(sc);
+  mark_newest(w->plugins);
+  return changed;
+}
+
+void loader_stack_unload(worker *w, stack *st) {
+  stack **pp = &w->plugins->stacks;
+  while (*pp && *pp != st) pp = &(*pp)->next;
+  if (!*pp) return;
+  *pp = st->next;
+  w->plugins->nstacks--;
+  /* Its plugins leave the plugin list, then are finalised, last first. */
+  for (size_t i = st->nplugins; i-- > 0;) {
+    plugin **q = &w->plugins->head;
+    while (*q && *q != st->plugins[i]) q = &(*q)->next;
+    if (*q) {
+      *q = st->plugins[i]->next;
+      w->plugins->count--;
+    }
+    plugin_unload(w, st->plugins[i]);
+  }
+  router_free(st->router);
+  free(st->plugins);
+  stack_manifest_free(&st->man);
+  logline l;
+  log_begin(&l, NNO_LOG_INFO, "stack unloaded");
+  log_str(&l, "name", st->id);
+  log_str(&l, "version", st->version);
+  log_end(&l);
+  free(st);
+  mark_newest(w->plugins);
 }
 
 void loader_unload_all(worker *w) {

@@ -62,6 +62,11 @@ typedef struct stack {
   size_t nplugins;
   int newest; /* the newest loaded version of its id */
   stack_manifest man; /* its stack.json (requires: stack_require_at) */
+  char dir[PATH_MAX]; /* the folder it was loaded from */
+  /* Requests given it (req_set_scope) and platform_event runs: a removed
+   * version is unloaded when this reaches 0 (stacks.c). */
+  size_t refs;
+  int removed; /* gone from disk: no longer found nor routed */
 } stack;
 
 typedef struct plugin_set {
@@ -112,6 +117,17 @@ int loader_check_core(const nno_config *cfg, FILE *out, char *err,
  * problems go to stderr as "error: stack ID@VERSION: ...". Returns the
  * number of problems. */
 int loader_check_all(const nno_config *cfg);
+
+/* Bring the loaded stacks in line with the stack folders: load versions
+ * found and not loaded (a refused one is tried again), mark removed the
+ * loaded ones no longer found. Each version found is reported to
+ * stacks_catalogue_note (stacks.h). Returns 1 if the set of loaded stacks
+ * changed, 0 if not, -1 when the worker cannot go on (out of memory). */
+int loader_sync_stacks(struct worker *w);
+
+/* Unload a stack marked removed (its refs at 0): fini its packages, free
+ * its routes, take it off the list. */
+void loader_stack_unload(struct worker *w, stack *st);
 
 /* Load the core plugins of cfg->plugin_dir into the worker (all or
  * fail), except the folder named `skip` (NULL: none), and check that every

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "stacks.h"
 #include "worker.h"
 
 #define MAX_LANES 64
@@ -425,6 +426,8 @@ int master_run(nno_config *cfg, config_loader loader) {
   if (claim_and_listen(cfg) != 0 || open_access_file(cfg, &access_fd) != 0)
     return 1;
   starting = 0;
+  /* Ours alone now: what a crash interrupted in DATA/stacks goes. */
+  stacks_clean_staging(cfg->data_dir);
   {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;

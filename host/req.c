@@ -13,6 +13,7 @@
 #include "jsonv.h"
 #include "log.h"
 #include "res.h"
+#include "stacks.h"
 
 const char *nno__strerror(int err) {
   switch (err) {
@@ -89,6 +90,10 @@ void req_reset(nno_req *r) {
   r->scope_len = 0;
   r->scoped = 0;
   r->path_strip = 0;
+  if (r->stacks_held)
+    for (size_t i = 0; i < r->nstacks; i++) stacks_unref(r->stacks[i]);
+  r->stacks_held = 0;
+  r->missing[0] = '\0';
   r->nstacks = 0;
   r->host_len = 0;
   r->stage = 0;

@@ -65,6 +65,11 @@ struct nno_req {
   size_t path_strip;
   struct stack *stacks[16];
   size_t nstacks;
+  /* Since ABI 1.3: the stacks of `stacks` hold a reference (stacks.h)
+   * until the request is reset; and the first active stack version the
+   * RESOLVE hook found not loaded (req_stack_missing), "" when none. */
+  int stacks_held;
+  char missing[160];
   char host[256]; /* lower-cased, without port */
   size_t host_len;
   /* Who is calling: set by an AUTHN hook (req_set_caller). */

@@ -17,6 +17,7 @@
 #include "loader.h"
 #include "log.h"
 #include "services.h"
+#include "stacks.h"
 #include "worker.h"
 
 #define RES_MAGIC 0x4e4e4f52u /* "NNOR" */
@@ -628,6 +629,7 @@ int (*res_event_hook(const nno_plugin_desc *d))(nno_plugin *, int,
 
 static void event_free(uv_handle_t *h) {
   event_run *ev = h->data;
+  stacks_unref(ev->st);
   req_release(&ev->req);
   free(ev);
 }
@@ -752,6 +754,7 @@ int res_platform_event(nno_plugin *p, nno_stack *s, const char *platform,
   ev->hr.query = ev->hr.host = "";
   ev->hr.version_major = ev->hr.version_minor = 1;
   ev->st = (stack *)s;
+  stacks_ref(ev->st); /* not unloaded while its packages run */
   snprintf(ev->platform, sizeof ev->platform, "%s", platform);
   ev->event = event;
   ev->done = done;

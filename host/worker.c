@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "router.h"
 #include "services.h"
+#include "stacks.h"
 
 worker *g_worker;
 
@@ -177,6 +178,7 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
     _exit(2);
   }
   w->listening = 1;
+  stacks_start(w);
   metrics_set_ready(1, loaded);
   logline l;
   log_begin(&l, NNO_LOG_INFO, "worker ready");
@@ -202,6 +204,7 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   uv_close((uv_handle_t *)&w->sig_hup, NULL);
   uv_close((uv_handle_t *)&w->drain_timer, NULL);
   uv_close((uv_handle_t *)&w->log_timer, NULL);
+  stacks_stop(w);
   uv_run(&w->loop, UV_RUN_DEFAULT);
   uv_loop_close(&w->loop);
   router_free(w->router);

@@ -28,7 +28,11 @@ static json_t *stack_json(const char *id, const char *const *versions,
       json_decref(v);
       v = NULL;
     }
-  return v ? json_pack("{s:s, s:o}", "id", id, "versions", v) : NULL;
+  json_t *d = v ? reg_stack_details(id, versions, n) : NULL;
+  if (!d) json_decref(v);
+  return d ? json_pack("{s:s, s:o, s:o}", "id", id, "versions", v, "details",
+                       d)
+           : NULL;
 }
 
 static json_t *activation_json(const store_activation *a) {

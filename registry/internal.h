@@ -96,6 +96,12 @@ int opkey_on_rotate(nno_req *req, void *ud);
 int api_platforms_init(nno_plugin *p);
 int api_tenants_init(nno_plugin *p);
 int api_stacks_init(nno_plugin *p);
+/* POST /stacks (install), DELETE /stacks/{id}/{version} (api_install.c). */
+int api_install_init(nno_plugin *p);
+/* Per version of stack `id`: state, error, source, in_use, signed_by,
+ * sha256, installed_at (a new JSON array, NULL when out of memory). */
+json_t *reg_stack_details(const char *id, const char *const *versions,
+                          size_t n);
 int api_audit_init(nno_plugin *p);
 
 /* ---- stack requirements (stack_requires.c) ----------------------------- */

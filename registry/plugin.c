@@ -279,6 +279,18 @@ int reg_catalogue_sync(void) {
   for (size_t i = 0; l->n < 256 && api->stack_at(g_reg.p, i, &st) == NNO_OK;
        i++)
     if (api->stack_info(st, &l->id[l->n], &l->version[l->n]) == NNO_OK) l->n++;
+  /* Versions found but refused are listed too (with their state and
+   * error, api_install.c); none of them can be activated. */
+  nno_stack_entry e;
+  if (NNO_HAS(api, stack_catalogue_at))
+    for (size_t i = 0;
+         l->n < 256 && api->stack_catalogue_at(g_reg.p, i, &e) == NNO_OK; i++)
+      if (e.state == NNO_STACK_REFUSED &&
+          !is_loaded(l, e.id.ptr, e.version.ptr)) {
+        l->id[l->n] = e.id;
+        l->version[l->n] = e.version;
+        l->n++;
+      }
   s->l = l;
   if ((rc = store_begin(g_reg.db)) != 0) goto done;
   for (size_t i = 0; i < l->n && !rc; i++)
@@ -322,6 +334,55 @@ static void registry_ready(nno_plugin *p) {
 
 /* ---- the RESOLVE hook -------------------------------------------------- */
 
+/* Platform/stack/version triples already logged as missing since the last
+ * change of the loaded stacks: each is logged once. */
+#define MISSING_LOGGED_MAX 64
+static uint64_t missing_logged[MISSING_LOGGED_MAX];
+static size_t nmissing_logged;
+
+static uint64_t hash3(const char *a, const char *b, const char *c) {
+  uint64_t h = 1469598103934665603ull;
+  for (const char *s[3] = {a, b, c}, **p = s; p < s + 3; p++) {
+    for (const char *q = *p; *q; q++) h = (h ^ (unsigned char)*q) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull;
+  }
+  return h;
+}
+
+/* The platform has activations whose version this worker has not loaded
+ * (removed by hand, or refused): tell the host, so that a request no other
+ * stack routes is answered 503 naming it rather than 404. */
+static void missing_stacks(nno_req *req, const rt_entry *e) {
+  const char *a = e->acts;
+  for (size_t i = 0; i < e->nacts; i++) {
+    const char *ver = a + strlen(a) + 1;
+    if (!find_stack(NULL, a, ver)) {
+      if (NNO_HAS(api, req_stack_missing)) api->req_stack_missing(req, a, ver);
+      uint64_t h = hash3(e->id, a, ver);
+      size_t j = 0;
+      while (j < nmissing_logged && missing_logged[j] != h) j++;
+      if (j == nmissing_logged) {
+        if (nmissing_logged < MISSING_LOGGED_MAX)
+          missing_logged[nmissing_logged++] = h;
+        api->log(g_reg.p, NNO_LOG_ERROR,
+                 "platform %s has stack %s %s active, but it is not loaded",
+                 e->id, a, ver);
+      }
+    }
+    a = ver + strlen(ver) + 1;
+  }
+}
+
+/* Since ABI 1.3: a version was installed or removed. Handles change: look
+ * them all up again, and bring the catalogue in line on next use. */
+static void registry_stacks_changed(nno_plugin *p) {
+  (void)p;
+  nmissing_logged = 0;
+  g_reg.stacks_resolved = 0;
+  g_reg.catalogue_synced = 0;
+  reg_resolve_stacks();
+}
+
 /* Per request: one atomic load (the counter), a host-name suffix test and
  * one hash lookup. The database is only read when the counter moved. */
 static int on_resolve(nno_req *req, void *ud) {
@@ -360,6 +421,7 @@ static int on_resolve(nno_req *req, void *ud) {
     api->res_problem(req, 403, "Forbidden", detail);
     return NNO_DONE;
   }
+  if (e->nstacks < e->nacts) missing_stacks(req, e);
   int rc =
       api->req_set_scope(req, e->id, e->idlen, strip, e->stacks, e->nstacks);
   return rc ? rc : NNO_OK;
@@ -551,7 +613,7 @@ static int registry_init(nno_plugin *p, const nno_host_api *host) {
   }
   if ((rc = opkey_init()) != 0) goto fail;
   if ((rc = api_platforms_init(p)) || (rc = api_tenants_init(p)) ||
-      (rc = api_stacks_init(p)) || (rc = api_audit_init(p)) ||
+      (rc = api_stacks_init(p)) || (rc = api_install_init(p)) || (rc = api_audit_init(p)) ||
       (rc = api->route_add(p, "POST", "/api/v1/operator-key/rotate",
                            opkey_on_rotate, NULL))) {
     api->plugin_fail(p, "cannot bind the operator API: %s", api->strerror(rc));
@@ -576,4 +638,5 @@ static void registry_fini(nno_plugin *p) { cleanup(); }
 
 NNO_PLUGIN(.name = "registry", .version = "1.0.0", .kind = NNO_KIND_CORE,
            .on_plugin_init = registry_init, .on_plugin_fini = registry_fini,
-           .on_host_ready = registry_ready)
+           .on_host_ready = registry_ready,
+           .on_stacks_changed = registry_stacks_changed)

@@ -276,10 +276,11 @@ def test_stacks(reg):
         .returncode == 0
     r = nno(reg, "stack", "list")
     assert r.returncode == 0, r.stderr
-    assert lines(r.stdout)[0].split() == ["ID", "VERSIONS"]
-    rows = {row["ID"]: row for row in table(r.stdout)}
-    assert "default" in rows
-    versions = rows["default"]["VERSIONS"].split(", ")
+    assert lines(r.stdout)[0].split() == ["ID", "VERSION", "STATE", "IN",
+                                          "USE", "SOURCE", "SIGNED", "BY"]
+    rows = [l.split() for l in lines(r.stdout)[1:]]
+    versions = [row[1] for row in rows if row[0] == "default"]
+    assert versions and all(row[2] == "loaded" for row in rows), rows
 
     r = nno(reg, "stack", "show", "default")
     assert r.returncode == 0, r.stderr

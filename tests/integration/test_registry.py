@@ -771,9 +771,14 @@ def test_idempotency_key(reg):
 def test_stack_catalogue(reg):
     st, _, page = reg.api("GET", "/stacks")
     assert st == 200 and set(page) == {"items", "next_cursor"}
-    assert {"id": "default", "versions": ["1.0.0"]} in page["items"]
+    assert {"id": "default", "versions": ["1.0.0"]} in [
+        {"id": i["id"], "versions": i["versions"]} for i in page["items"]]
     st, _, s = reg.api("GET", "/stacks/default")
-    assert st == 200 and s == {"id": "default", "versions": ["1.0.0"]}
+    assert st == 200 and s["id"] == "default" and s["versions"] == ["1.0.0"]
+    d = s["details"][0]
+    assert d["version"] == "1.0.0" and d["state"] == "loaded", d
+    assert d["source"] == "builtin" and d["error"] is None, d
+    assert d["signed_by"] is None and d["sha256"] is None, d
     problem(reg.api("GET", "/stacks/nope"), 404)
 
 
