@@ -771,6 +771,14 @@ static int api_req_stack_missing(nno_req *r, const char *id,
   return 0;
 }
 
+static int api_host_config_int(nno_plugin *p, const char *key,
+                               int64_t *out) {
+  (void)p;
+  if (!key || !out) return NNO_EINVAL;
+  int rc = config_get_int(g_worker->cfg, key, out);
+  return rc == -1 ? NNO_ENOENT : rc ? NNO_EINVAL : NNO_OK;
+}
+
 static const nno_host_api table = {
     .size = sizeof(nno_host_api),
     .abi_major = NNO_ABI_MAJOR,
@@ -854,6 +862,7 @@ static const nno_host_api table = {
     .req_stack_missing = api_req_stack_missing,
     .stack_require_at = api_stack_require_at,
     .version_satisfies = api_version_satisfies,
+    .host_config_int = api_host_config_int,
 };
 
 const nno_host_api *api_table(void) { return &table; }

@@ -185,6 +185,19 @@ static const cfg_key *find_key(const char *key) {
   return NULL;
 }
 
+int config_get_int(const nno_config *c, const char *key, int64_t *out) {
+  const cfg_key *k = find_key(key);
+  if (!k) return -1;
+  const char *base = (const char *)c + k->off;
+  if (k->type == T_INT || k->type == T_LEVEL)
+    memcpy(out, base, sizeof *out);
+  else if (k->type == T_BOOL)
+    *out = *(const int *)(const void *)base;
+  else
+    return -2;
+  return 0;
+}
+
 static int set_listen(nno_config *c, const char *v, char *err) {
   const char *colon = strrchr(v, ':');
   if (!colon || colon == v) goto bad;

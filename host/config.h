@@ -94,6 +94,10 @@ int config_set(nno_config *c, const char *key, const char *value, char *err);
 /* Cross-field checks after everything is applied. */
 int config_validate(const nno_config *c, char *err);
 
+/* The value of numeric or boolean key `key`: 0, -1 when unknown, -2 when
+ * it is not a number or a boolean. */
+int config_get_int(const nno_config *c, const char *key, int64_t *out);
+
 /* Print every key with its type, default, bounds and variable. */
 void config_print_help(void);
 

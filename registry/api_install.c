@@ -353,17 +353,21 @@ static int on_remove(nno_req *req, void *ud) {
   return NNO_OK;
 }
 
-/* Bound of an uploaded archive given to the host: the largest
- * stacks.max_archive_bytes can be (the plugin cannot read the host's
- * configuration); the host refuses an archive over the configured bound
- * (413). */
+/* Bound of an uploaded archive when the host cannot say its own
+ * (stacks.max_archive_bytes): the largest that key can be. The host
+ * refuses an archive over the configured bound (413) either way. */
 #define INSTALL_UPLOAD_MAX ((uint64_t)1 << 34)
 
 int api_install_init(nno_plugin *p) {
   int rc = NNO_ENOTSUP;
+  int64_t max = 0;
+  if (!NNO_HAS(api, host_config_int) ||
+      api->host_config_int(p, "stacks.max_archive_bytes", &max) != NNO_OK ||
+      max <= 0)
+    max = (int64_t)INSTALL_UPLOAD_MAX;
   if (NNO_HAS(api, route_add_upload))
     rc = api->route_add_upload(p, "POST", "/api/v1/stacks", on_install, NULL,
-                               INSTALL_UPLOAD_MAX);
+                               (uint64_t)max);
   /* A host without uploads: the body arrives in memory, within
    * limits.max_body_bytes. */
   if (rc == NNO_ENOTSUP)

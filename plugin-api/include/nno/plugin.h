@@ -839,6 +839,14 @@ typedef struct nno_host_api {
   /* Does semver `version` satisfy `range` (the host's rules, as for
    * package "requires")? 1 yes, 0 no, NNO_EINVAL if either is malformed. */
   int (*version_satisfies)(const char *version, const char *range);
+
+  /* -- host configuration -- */
+
+  /* The value of a numeric or boolean key of the host's configuration
+   * ("stacks.max_archive_bytes", "log.access"), as `nno serve --help`
+   * lists them. NNO_ENOENT for an unknown key, NNO_EINVAL for a key that
+   * is not a number or a boolean. */
+  int (*host_config_int)(nno_plugin *p, const char *key, int64_t *out);
 } nno_host_api;
 
 /* True if the host's table has the member `fn`. */
