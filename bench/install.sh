@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stack archive installs (summary in bench/README.md, "Version swaps"):
-#   1. start nno (2 workers, access log off, iam + registry + provisioning);
+#   1. start nno (2 workers, default logging, iam + registry + provisioning);
 #   2. make ROUNDS stack folders "bulk" 1.0.0, 2.0.0, ... from the fixture
 #      stack ver 2.0.0 (build/tests/stacks/ver) with SIZE_MB of random
 #      bytes added to its package (incompressible: the archive is about
@@ -8,8 +8,8 @@
 #   3. install each with `nno stack install FILE` (the archive uploaded):
 #      the command's wall time (upload, extraction, checksums, the check in
 #      a child, the move into place), then the time until GET
-#      /api/v1/stacks/bulk lists the version in 20 answers in a row (every
-#      worker loaded it); medians and maxima.
+#      /api/v1/stacks/bulk shows the version loaded in 20 answers in a
+#      row, each on a new connection (every worker loaded it); medians and maxima.
 #
 # Needs `nno stack pack` and `nno stack install` (the archive and install
 # work of this round).
@@ -59,7 +59,7 @@ df -T "$TMP" | awk 'NR == 2 { print "# data on " $2 " (" $1 ")" }'
 PORT=$(lib freeport)
 URL="http://127.0.0.1:$PORT"
 mkdir -p "$TMP/var" "$TMP/src" "$TMP/archives"
-printf '%s\n' '{"log":{"access":false},"core_plugins":["iam","registry","provisioning"]}' \
+printf '%s\n' '{"core_plugins":["iam","registry","provisioning"]}' \
   >"$TMP/nno.json"
 "$NNO" serve --listen "127.0.0.1:$PORT" --workers "$NNO_WORKERS" \
   --data "$TMP/var" --config "$TMP/nno.json" >"$TMP/nno.log" 2>&1 &
@@ -74,17 +74,31 @@ for ((r = 1; r <= ROUNDS; r++)); do
   chmod -R go-w "$d"
   printf '{"id": "bulk", "version": "%s", "packages": [{"name": "ver", "version": "2.0.0"}]}\n' \
     "$r.0.0" >"$d/stack.json"
-  head -c "$((SIZE_MB * 1048576))" /dev/urandom >"$d/packages/ver/payload.bin"
+  mkdir -p "$d/packages/ver/ui"
+  head -c "$((SIZE_MB * 1048576))" /dev/urandom >"$d/packages/ver/ui/payload.bin"
   "$NNO" stack pack "$d" -o "$TMP/archives" >"$TMP/pack-$r.txt"
 done
 ls -l "$TMP/archives" | awk 'NR > 1 { printf "  %s %.1f MiB\n", $NF, $5 / 1048576 }'
 
-listed() {  # version: 20 answers in a row list it
-  local i
-  for ((i = 0; i < 20; i++)); do
-    curl -fsS -H "Authorization: Bearer $(cat "$TMP/var/operator.key")" \
-      "$URL/api/v1/stacks/bulk" 2>/dev/null | grep -q "\"$1\"" || return 1
-  done
+listed() {  # version: 20 answers in a row, each on a new connection (so
+            # from any worker), show it loaded in that worker
+  python3 - "$URL" "$(cat "$TMP/var/operator.key")" "$1" <<'PY'
+import http.client, json, sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+for _ in range(20):
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=5)
+    c.request("GET", "/api/v1/stacks/bulk",
+              headers={"Authorization": "Bearer " + sys.argv[2]})
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    if r.status != 200:
+        sys.exit(1)
+    d = json.loads(body).get("details", [])
+    if not any(v.get("version") == sys.argv[3] and v.get("state") == "loaded"
+               for v in d):
+        sys.exit(1)
+PY
 }
 
 echo
