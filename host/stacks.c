@@ -662,36 +662,65 @@ static void op_fail(install_op *op, int status, int http, const char *file,
 /* -- fetching a URL (on the pool) -- */
 
 /* Loopback, link-local, private, CGNAT, unique-local, multicast,
- * unspecified, reserved and broadcast addresses. */
-static int addr_private(const struct sockaddr *sa) {
-  if (sa->sa_family == AF_INET) {
-    uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
-    return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 ||
-           (a >> 22) == (100u << 2 | 1) ||           /* 100.64/10 */
-           (a >> 16) == (169u << 8 | 254) ||         /* 169.254/16 */
-           (a >> 20) == (172u << 4 | 1) ||           /* 172.16/12 */
-           (a >> 16) == (192u << 8 | 168) ||         /* 192.168/16 */
-           (a >> 8) == (192u << 16 | 0 << 8 | 0) ||  /* 192.0.0/24 */
-           (a >> 28) >= 14;                          /* 224/4, 240/4 */
-  }
-  if (sa->sa_family == AF_INET6) {
-    const unsigned char *b =
-        ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0,
-                                             0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(b, mapped, 12) == 0) {
-      struct sockaddr_in v4 = {.sin_family = AF_INET};
-      memcpy(&v4.sin_addr, b + 12, 4);
-      return addr_private((const struct sockaddr *)&v4);
-    }
-    int zero = 1;
-    for (int i = 0; i < 15; i++) zero &= b[i] == 0;
-    if (zero && (b[15] == 0 || b[15] == 1)) return 1; /* ::, ::1 */
-    return b[0] == 0xff ||                          /* multicast */
-           (b[0] & 0xfe) == 0xfc ||                 /* fc00::/7 */
-           (b[0] == 0xfe && (b[1] & 0xc0) == 0x80); /* fe80::/10 */
-  }
+ * unspecified, reserved, documentation, benchmarking and broadcast
+ * addresses -- and an IPv6 address carrying an IPv4 one (mapped,
+ * compatible, SIIT, NAT64, 6to4) judged by the IPv4 address it carries,
+ * since a translator on the path would deliver it there. */
+static int addr4_private(uint32_t a) {
+  return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 ||
+         (a >> 22) == (100u << 2 | 1) ||            /* 100.64/10 */
+         (a >> 16) == (169u << 8 | 254) ||          /* 169.254/16 */
+         (a >> 20) == (172u << 4 | 1) ||            /* 172.16/12 */
+         (a >> 16) == (192u << 8 | 168) ||          /* 192.168/16 */
+         (a >> 8) == (192u << 16 | 0 << 8 | 0) ||   /* 192.0.0/24 */
+         (a >> 8) == (192u << 16 | 0 << 8 | 2) ||   /* 192.0.2/24 */
+         (a >> 8) == (192u << 16 | 88u << 8 | 99) ||   /* 192.88.99/24 */
+         (a >> 17) == (198u << 7 | 18 >> 1) ||      /* 198.18/15 */
+         (a >> 8) == (198u << 16 | 51u << 8 | 100) || /* 198.51.100/24 */
+         (a >> 8) == (203u << 16 | 0 << 8 | 113) ||  /* 203.0.113/24 */
+         (a >> 28) >= 14;                           /* 224/4, 240/4 */
+}
+
+static uint32_t v4_at(const unsigned char *b) {
+  return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 |
+         b[3];
+}
+
+static int all_zero(const unsigned char *b, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (b[i]) return 0;
   return 1;
+}
+
+static int addr_private(const struct sockaddr *sa) {
+  if (sa->sa_family == AF_INET)
+    return addr4_private(
+        ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
+  if (sa->sa_family != AF_INET6) return 1;
+  const unsigned char *b =
+      ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+  /* ::/96 (compatible, with :: and ::1), ::ffff:0:0/96 (mapped),
+   * ::ffff:0:0:0/96 (SIIT), 64:ff9b::/96 (NAT64): the last 32 bits. */
+  if (all_zero(b, 10) && ((b[10] == 0 && b[11] == 0) ||
+                          (b[10] == 0xff && b[11] == 0xff)))
+    return addr4_private(v4_at(b + 12));
+  if (all_zero(b, 8) && b[8] == 0xff && b[9] == 0xff && b[10] == 0 &&
+      b[11] == 0)
+    return addr4_private(v4_at(b + 12));
+  if (b[0] == 0 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b)
+    return all_zero(b + 4, 8) ? addr4_private(v4_at(b + 12))
+                              : 1; /* 64:ff9b:1::/48, local NAT64 */
+  if (b[0] == 0x20 && b[1] == 0x02) /* 2002::/16, 6to4 */
+    return addr4_private(v4_at(b + 2));
+  return b[0] == 0xff ||                                  /* multicast */
+         (b[0] & 0xfe) == 0xfc ||                         /* fc00::/7 */
+         (b[0] == 0xfe && (b[1] & 0x80) == 0x80) ||       /* fe80::/9 */
+         (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0 && b[3] == 0) ||
+         /* 2001::/32, Teredo */
+         (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) ||
+         /* 2001:db8::/32, documentation */
+         (b[0] == 0x01 && all_zero(b + 1, 7)) ||           /* 100::/64 */
+         b[0] == 0;                                       /* ::/8 rest */
 }
 
 typedef struct fetch_ctx {

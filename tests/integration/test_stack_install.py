@@ -331,6 +331,24 @@ def test_url_to_loopback_refused_by_default(make_host, web):
     assert os.listdir(os.path.join(h.data, "stacks", ".staging")) == []
 
 
+def test_url_to_addresses_carrying_a_private_one_refused(make_host, web):
+    """IPv6 forms that carry an IPv4 address (compatible, mapped, SIIT,
+    NAT64, 6to4) are judged by it, and reserved ranges (benchmarking,
+    documentation, Teredo) are refused: a translator on the path would
+    deliver them somewhere internal."""
+    h = make_host(core=True, workers=1).start()
+    port = web.rsplit(":", 1)[1]
+    for host in ("[::127.0.0.1]", "[::ffff:0:7f00:1]", "[64:ff9b::7f00:1]",
+                 "[2002:7f00:1::]", "[2002:a9fe:a9fe::1]", "[2001::1]",
+                 "[2001:db8::1]", "[fec0::1]", "198.18.0.1", "198.19.255.1",
+                 "192.0.2.1", "203.0.113.9"):
+        st, _, p = h.api("POST", "/stacks",
+                         {"url": "http://%s:%s/inst-1.0.0.tar.gz" % (host, port)})
+        assert st == 502, (host, p)
+        assert "loopback, private or reserved" in p["detail"], (host, p)
+    assert not os.path.exists(os.path.join(h.data, "stacks", "inst"))
+
+
 def test_signatures_with_trusted_keys(make_host, tmp_path, archives):
     keys = tmp_path / "keys"
     keys.mkdir()
