@@ -245,6 +245,17 @@ int arc_secret_load(const char *path, unsigned char sk[64],
              path);
     goto out;
   }
+  /* A secret key others can read is no longer secret: say so before
+   * using it (keygen writes 0600). */
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+      (st.st_mode & (S_IRWXG | S_IRWXO))) {
+    snprintf(err, errlen, "%s: readable or writable by group or others "
+             "(mode %03o; chmod 600 it, and make a new key if others may "
+             "have read it)", path, (unsigned)(st.st_mode & 0777));
+    sodium_memzero(sk, 64);
+    goto out;
+  }
   crypto_sign_ed25519_sk_to_pk(pk, sk);
   arc_key_id(pk, id);
   rc = 0;

@@ -42,6 +42,12 @@ void cli_stack_local_summary(FILE *f) {
           "  stack sign F     sign a stack archive with --key N.key\n");
 }
 
+void cli_stack_local_synopses(FILE *f) {
+  fprintf(f, "  nno stack check DIR|FILE [--json] [--config FILE] "
+             "[--set KEY=VALUE]...\n");
+  for (size_t i = 0; i < NCMDS; i++) fprintf(f, "  %s\n", cmds[i].usage);
+}
+
 static int usage_error(size_t c, const char *msg) {
   fprintf(stderr, "nno: stack %s: %s\n", cmds[c].sub, msg);
   fprintf(stderr, "hint: usage: %s\n", cmds[c].usage);

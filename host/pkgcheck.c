@@ -323,10 +323,15 @@ int pkgcheck_manifest_fits(const package_manifest *m, const char *so,
   /* The manifest is read before the object is opened, so an object built
    * for another ABI is refused before its constructors run. */
   if (m->abi_major != NNO_ABI_MAJOR || m->abi_minor > NNO_ABI_MINOR) {
+    /* The object is "DIR/library": the manifest is DIR/package.json. */
+    size_t sl = strlen(so), ll = strlen(m->library);
+    int dl = sl > ll ? (int)(sl - ll - 1) : 0;
     snprintf(err, errlen,
-             "incompatible plugin \"%s\": built for ABI %u.%u, host provides "
-             "%u.%u", so, m->abi_major, m->abi_minor, NNO_ABI_MAJOR,
-             NNO_ABI_MINOR);
+             "%.*s/package.json: field \"abi\": built for ABI %u.%u, host "
+             "provides %u.%u (rebuild the package against this host's "
+             "plugin-api and set \"abi\" to \"%u.%u\")", dl, so,
+             m->abi_major, m->abi_minor, NNO_ABI_MAJOR, NNO_ABI_MINOR,
+             NNO_ABI_MAJOR, NNO_ABI_MINOR);
     return -1;
   }
   return 0;

@@ -148,8 +148,9 @@ CASES = {
         'init of package "chk" crashed (SIGSEGV)', True),
     "bad-abi": (
         [], package(abi="2.0"), stack(), "1.0.0",
-        'incompatible plugin "{pkg}/libchk.so": built for ABI 2.0, host '
-        'provides 1.3', True),
+        '{pkg}/package.json: field "abi": built for ABI 2.0, host provides '
+        '1.3 (rebuild the package against this host\'s plugin-api and set '
+        '"abi" to "1.3")', True),
 }
 
 
