@@ -464,7 +464,8 @@ int archive_pack(const char *dir, const char *out, char *written, size_t wcap,
   const char *folder = out ? out : "";
   if (!out || (stat(out, &st) == 0 && S_ISDIR(st.st_mode))) {
     if (snprintf(final, sizeof final, "%s%s%s-%s.tar.gz", out ? folder : "",
-                 out ? "/" : "", sm.id, sm.version) >= (int)sizeof final) {
+                 out && *out && out[strlen(out) - 1] != '/' ? "/" : "",
+                 sm.id, sm.version) >= (int)sizeof final) {
       snprintf(err, errlen, "%s: path too long", folder);
       goto out;
     }
