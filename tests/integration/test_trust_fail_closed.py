@@ -143,6 +143,23 @@ def test_a_keyring_without_a_key_or_loosely_owned_is_an_error(tmp_path):
     bad = os.path.join(str(tmp_path), "bad.pub")
     with open(bad, "w") as f:
         f.write("ed25519:nope\n")
+    os.chmod(bad, 0o644)
+    # a line error names the file once, then the line
+    r = nno("stack", "check", DEFAULT_ARCHIVE, *no_core(tmp_path), "--set",
+            "stacks.trusted_keys=" + bad)
+    assert r.returncode == 1, r
+    assert r.stderr.startswith("error: %s: line 1: " % bad), r.stderr
+    assert r.stderr.count(bad) == 1, r.stderr
+    if os.geteuid() == 0:
+        # owned by another user (root can make one)
+        other = os.path.join(str(tmp_path), "other.pub")
+        with open(other, "w") as f:
+            f.write(open(key + ".pub").read())
+        os.chown(other, 65534, 65534)
+        r = nno("stack", "check", DEFAULT_ARCHIVE, *no_core(tmp_path),
+                "--set", "stacks.trusted_keys=" + other)
+        assert r.returncode == 1, r
+        assert "%s: belongs to uid 65534" % other in r.stderr, r.stderr
     # serve --check reads the keyring as an install would
     var = os.path.join(str(tmp_path), "var")
     for path, words in ((empty, "no key"),
