@@ -53,14 +53,16 @@ static int init(nno_plugin *p, const nno_host_api *api) {
   _exit(0);
 #endif
 #ifdef INIT_FORK
-  if (fork() == 0) {
-    const char *f = getenv("CHK_PIDFILE");
-    FILE *o = f ? fopen(f, "w") : NULL;
-    if (o) {
-      fprintf(o, "%d\n", (int)getpid());
-      fclose(o);
-    }
+  pid_t child = fork();
+  if (child == 0) {
     for (;;) pause();
+  }
+  /* Written before init returns: the test then looks for that process. */
+  const char *f = getenv("CHK_PIDFILE");
+  FILE *o = f && child > 0 ? fopen(f, "w") : NULL;
+  if (o) {
+    fprintf(o, "%d\n", (int)child);
+    fclose(o);
   }
 #endif
   return NNO_OK;
@@ -278,8 +280,12 @@ def test_a_process_an_init_starts_is_gone_after_the_check(tmp_path):
                 gone = True
                 break
             # reaped by init once killed; a zombie still answers kill(0)
-            st = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-            if st[0] == "Z":
+            try:
+                st = open("/proc/%d/stat" % pid).read()
+            except FileNotFoundError:
+                gone = True
+                break
+            if st.rsplit(")", 1)[1].split()[0] == "Z":
                 gone = True
                 break
             import time
