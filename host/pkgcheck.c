@@ -410,7 +410,7 @@ int pkgcheck_child_left(void) {
 }
 
 /* The child's last line: fn returned. A child that ends without it ended
- * inside a package (exit(3) in an init). */
+ * inside a package (exit() in an init). */
 #define DONE_LINE "D\t-\t-\n"
 
 static const char *signal_word(int sig, char *buf, size_t cap) {

@@ -11,8 +11,10 @@
  * (fork; the core plugins loaded there with a temporary data folder, so
  * `requires` resolve against the services they really publish), then
  * compares the routes each package bound with those its manifest declares.
- * A crash, a hang (stacks.check_timeout_ms) or an init failure in the
- * child is a problem reported like any other.
+ * on_host_ready runs there too, after init, as a worker runs it. A crash,
+ * a hang (stacks.check_timeout_ms), an exit before init returned, a
+ * process an init leaves running, or an init failure in the child is a
+ * problem reported like any other.
  *
  * Every problem names the file, the field (JSON path; "" when about the
  * file as a whole), what was expected and what was found.
