@@ -538,10 +538,14 @@ static int hexval(int c) {
   return -1;
 }
 
-/* The SIGNATURE over CHECKSUMS, by a key of the keyring. */
+/* The SIGNATURE over CHECKSUMS, by a key of the keyring. With no keyring
+ * (kr NULL or empty) a signature is not required, but one that is there
+ * must still read as one: a broken signature is never fine. */
 static int verify_signature(ex *x, const archive_keyring *kr, const char *sums,
                             size_t slen, char signed_by[17]) {
   node *nd = pset_find(&x->set, ARCHIVE_SIGNATURE, strlen(ARCHIVE_SIGNATURE));
+  size_t nkeys = kr ? kr->n : 0;
+  if ((!nd || nd->kind != N_FILE) && nkeys == 0) return 0;
   if (!nd || nd->kind != N_FILE)
     return fail(x->e, "", "unsigned",
                 "archive: not signed, and stacks.trusted_keys requires a "
@@ -561,18 +565,24 @@ static int verify_signature(ex *x, const archive_keyring *kr, const char *sums,
   size_t got = 0;
   const char *end = NULL;
   int rc = -1;
-  if (!json_is_object(j) || !alg || strcmp(alg, "ed25519") || !kid ||
+  if (!json_is_object(j) || json_object_size(j) != 3 || !alg ||
+      strcmp(alg, "ed25519") || !kid ||
       strlen(kid) != 16 || !b64 ||
       sodium_base642bin(sig, sizeof sig, b64, strlen(b64), NULL, &got, &end,
                         sodium_base64_VARIANT_ORIGINAL) != 0 ||
       got != sizeof sig || *end) {
     fail(x->e, ARCHIVE_SIGNATURE, "bad-signature",
          "entry \"SIGNATURE\": expected {\"algorithm\":\"ed25519\","
-         "\"key_id\":\"<16 hex>\",\"signature\":\"<base64 of 64 bytes>\"}");
+         "\"key_id\":\"<16 hex>\",\"signature\":\"<base64 of 64 bytes>\"} "
+         "and no other field");
+    goto out;
+  }
+  if (nkeys == 0) { /* well formed; no key to check it against */
+    rc = 0;
     goto out;
   }
   const unsigned char *pk = NULL;
-  for (size_t i = 0; i < kr->n; i++)
+  for (size_t i = 0; i < nkeys; i++)
     if (!strcmp(kr->keys[i].id, kid)) pk = kr->keys[i].pk;
   char k[40];
   arc_printable(kid, k, sizeof k);
@@ -821,7 +831,7 @@ int archive_extract(int fd, const char *staging, const archive_limits *lim,
   }
   if (read_member(&x, ARCHIVE_CHECKSUMS, ARC_CHECKSUMS_MAX, &sums, &slen))
     goto out;
-  if (kr && kr->n && verify_signature(&x, kr, sums, slen, info->signed_by) != 0)
+  if (verify_signature(&x, kr, sums, slen, info->signed_by) != 0)
     goto out;
   if (verify_checksums(&x, sums, slen) != 0) goto out;
   if (read_identity(&x, info) != 0) goto out;

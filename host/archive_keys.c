@@ -80,13 +80,34 @@ int archive_keyring_load(const char *path, archive_keyring *kr, char *err,
     snprintf(err, errlen, "%s: %s", path, strerror(errno));
     return -1;
   }
+  /* Who may write the keyring decides what runs: the rule of the data
+   * folder (this user or root, not writable by group or others). */
+  struct stat st;
+  uid_t me = geteuid();
+  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
+      (st.st_uid != me && st.st_uid != 0) ||
+      (st.st_mode & (S_IWGRP | S_IWOTH))) {
+    if (fstat(fileno(f), &st) != 0)
+      snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+      snprintf(err, errlen, "%s: not a regular file", path);
+    else if (st.st_uid != me && st.st_uid != 0)
+      snprintf(err, errlen, "%s: belongs to uid %u, not to the host's user "
+               "(uid %u) or root", path, (unsigned)st.st_uid, (unsigned)me);
+    else
+      snprintf(err, errlen, "%s: writable by group or others (chmod 644 "
+               "it): anyone who can write it decides which stacks run",
+               path);
+    fclose(f);
+    return -1;
+  }
   char line[KEYFILE_MAX];
   int lineno = 0, rc = 0;
   while (fgets(line, sizeof line, f)) {
     lineno++;
     size_t n = strlen(line);
     if (n == sizeof line - 1 && line[n - 1] != '\n') {
-      snprintf(err, errlen, "%s:%d: line longer than %d bytes", path, lineno,
+      snprintf(err, errlen, "%s: line %d: longer than %d bytes", path, lineno,
                KEYFILE_MAX - 2);
       rc = -1;
       break;
@@ -99,12 +120,12 @@ int archive_keyring_load(const char *path, archive_keyring *kr, char *err,
     const char *why = NULL;
     unsigned char pk[32];
     if (pub_parse(s, pk, &why) != 0) {
-      snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
+      snprintf(err, errlen, "%s: line %d: %s", path, lineno, why);
       rc = -1;
       break;
     }
     if (kr->n == ARCHIVE_KEYS_MAX) {
-      snprintf(err, errlen, "%s:%d: more than %d keys", path, lineno,
+      snprintf(err, errlen, "%s: line %d: more than %d keys", path, lineno,
                ARCHIVE_KEYS_MAX);
       rc = -1;
       break;
@@ -115,6 +136,14 @@ int archive_keyring_load(const char *path, archive_keyring *kr, char *err,
   }
   if (rc == 0 && ferror(f)) {
     snprintf(err, errlen, "%s: read error", path);
+    rc = -1;
+  }
+  /* A keyring with no key would accept every unsigned stack: an empty
+   * file is a mistake, not a policy (leave stacks.trusted_keys unset). */
+  if (rc == 0 && kr->n == 0) {
+    snprintf(err, errlen, "%s: no key (expected lines \"ed25519:<base64> "
+             "[comment]\" as 'nno stack keygen' writes in NAME.pub; to accept "
+             "unsigned stacks, leave stacks.trusted_keys unset)", path);
     rc = -1;
   }
   fclose(f);
@@ -214,6 +243,17 @@ int arc_secret_load(const char *path, unsigned char sk[64],
              "%s: not a secret key file (expected \"" SEC_PREFIX
              "<base64 of 64 bytes>\"; 'nno stack keygen' writes one)",
              path);
+    goto out;
+  }
+  /* A secret key others can read is no longer secret: say so before
+   * using it (keygen writes 0600). */
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+      (st.st_mode & (S_IRWXG | S_IRWXO))) {
+    snprintf(err, errlen, "%s: readable or writable by group or others "
+             "(mode %03o; chmod 600 it, and make a new key if others may "
+             "have read it)", path, (unsigned)(st.st_mode & 0777));
+    sodium_memzero(sk, 64);
     goto out;
   }
   crypto_sign_ed25519_sk_to_pk(pk, sk);

@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "archive_internal.h"
+#include "config.h"
 #include "manifest.h"
 
 #define IOBUF (64 * 1024)
@@ -463,7 +464,8 @@ int archive_pack(const char *dir, const char *out, char *written, size_t wcap,
   const char *folder = out ? out : "";
   if (!out || (stat(out, &st) == 0 && S_ISDIR(st.st_mode))) {
     if (snprintf(final, sizeof final, "%s%s%s-%s.tar.gz", out ? folder : "",
-                 out ? "/" : "", sm.id, sm.version) >= (int)sizeof final) {
+                 out && *out && out[strlen(out) - 1] != '/' ? "/" : "",
+                 sm.id, sm.version) >= (int)sizeof final) {
       snprintf(err, errlen, "%s: path too long", folder);
       goto out;
     }
@@ -675,6 +677,52 @@ static int copy_signed(struct archive *r, struct archive *w, const char *in,
   return 0;
 }
 
+/* Extract `in` into a temporary folder (removed after) with the host's
+ * default limits and no keyring: a signature vouches for CHECKSUMS, so
+ * CHECKSUMS must first be true of the files (and the archive one a host
+ * would take). An old SIGNATURE, replaced by signing, is not judged.
+ * 0, or -1 with err. */
+static int verify_before_sign(const char *in, char *err, size_t errlen) {
+  nno_config *cfg = malloc(sizeof *cfg);
+  char staging[PATH_MAX];
+  const char *t = getenv("TMPDIR");
+  archive_limits lim;
+  archive_info info;
+  archive_error e;
+  int rc = -1;
+  if (!cfg) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  config_defaults(cfg, ".");
+  archive_limits_from_config(cfg, &lim);
+  free(cfg);
+  memset(&e, 0, sizeof e);
+  int fd = open(in, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, errlen, "%s: %s", in, strerror(errno));
+    return -1;
+  }
+  snprintf(staging, sizeof staging, "%s/nno-sign-XXXXXX", t && *t ? t : "/tmp");
+  if (!mkdtemp(staging)) {
+    snprintf(err, errlen, "cannot make a temporary folder: %s",
+             strerror(errno));
+    close(fd);
+    return -1;
+  }
+  if (archive_extract(fd, staging, &lim, NULL, &info, &e) == 0 ||
+      strcmp(e.kind, "bad-signature") == 0)
+    rc = 0;
+  else if (e.file[0])
+    snprintf(err, errlen, "%s: field \"%s\": %s (not signed)", in, e.file,
+             e.message);
+  else
+    snprintf(err, errlen, "%s: %s (not signed)", in, e.message);
+  close(fd);
+  archive_rmtree(staging);
+  return rc;
+}
+
 int archive_sign(const char *in, const char *key_path, const char *out,
                  char id[17], char *err, size_t errlen) {
   unsigned char sk[64], pk[32], sig[crypto_sign_BYTES];
@@ -688,6 +736,7 @@ int archive_sign(const char *in, const char *key_path, const char *out,
 
   if (!out) out = in;
   if (arc_secret_load(key_path, sk, pk, id, err, errlen) != 0) return -1;
+  if (verify_before_sign(in, err, errlen) != 0) goto out;
   if (read_checksums(in, &sums, &slen, err, errlen) != 0) goto out;
   crypto_sign_detached(sig, NULL, (const unsigned char *)sums, slen, sk);
   sodium_bin2base64(b64, sizeof b64, sig, sizeof sig,

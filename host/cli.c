@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli_internal.h"
+#include "cli_stack_local.h"
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
 
@@ -50,6 +51,9 @@ static void help_group(FILE *f, const char *group) {
   for (size_t i = 0; i < cli_ncommands; i++)
     if (!strcmp(cli_commands[i].group, group))
       fprintf(f, "  nno %s\n", cli_commands[i].synopsis);
+  /* The stack commands that need no host (check, pack, keygen, sign)
+   * belong to the same group. */
+  if (!strcmp(group, "stack")) cli_stack_local_synopses(f);
   fprintf(f, "\nRun 'nno %s COMMAND --help' for one command.\n", group);
   help_globals(f);
 }

@@ -261,10 +261,15 @@ static int check_archive(const nno_config *cfg, const char *file,
   if (archive_keyring_load(cfg->trusted_keys, &kr, err, sizeof err) != 0) {
     rc = pkgcheck_add(rep, cfg->trusted_keys, err) ? -1 : 1;
   } else if (archive_extract(fd, staging, &lim, &kr, &info, &e) != 0) {
-    char where[PATH_MAX + 600];
-    snprintf(where, sizeof where, "%s%s%s", file, e.file[0] ? "/" : "",
-             e.file);
-    rc = pkgcheck_add(rep, where, e.message) ? -1 : 1;
+    /* The entry is the locator inside the archive, said as a field:
+     * "FILE: field \"ENTRY\": message" (an entry name may be absolute). */
+    char text[PATH_MAX + 2048];
+    if (e.file[0])
+      snprintf(text, sizeof text, "%s: field \"%s\": %s", file, e.file,
+               e.message);
+    else
+      snprintf(text, sizeof text, "%s: %s", file, e.message);
+    rc = pkgcheck_add(rep, file, text) ? -1 : 1;
   } else {
     rc = pkgcheck_stack(cfg, staging, NULL, NULL, 1, rep);
     for (size_t i = 0; i < rep->n; i++) {

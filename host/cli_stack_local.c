@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "archive.h"
@@ -40,6 +41,12 @@ void cli_stack_local_summary(FILE *f) {
           "  stack pack D     pack a stack folder into a .tar.gz archive\n"
           "  stack keygen N   new signing key pair N.key and N.pub\n"
           "  stack sign F     sign a stack archive with --key N.key\n");
+}
+
+void cli_stack_local_synopses(FILE *f) {
+  fprintf(f, "  nno stack check DIR|FILE [--json] [--config FILE] "
+             "[--set KEY=VALUE]...\n");
+  for (size_t i = 0; i < NCMDS; i++) fprintf(f, "  %s\n", cmds[i].usage);
 }
 
 static int usage_error(size_t c, const char *msg) {
@@ -93,10 +100,19 @@ int cli_stack_local_main(int argc, char **argv) {
 
   if (c == 0) { /* pack */
     char path[PATH_MAX], hex[65];
-    if (archive_pack(pos[0], out, path, sizeof path, err, sizeof err) != 0)
+    if (archive_pack(pos[0], out, path, sizeof path, err, sizeof err) != 0) {
+      /* The hint is about what failed: the folder read, or where to write. */
+      struct stat st;
+      int dir_ok = stat(pos[0], &st) == 0 && S_ISDIR(st.st_mode) &&
+                   strstr(err, "stack.json") == NULL &&
+                   strncmp(err, pos[0], strlen(pos[0])) != 0;
       return failure(c, err,
-                     "DIR is a stack folder: stack.json and packages/{name}/ "
-                     "(e.g. build/share/nno/stacks/default/1.0.0)");
+                     dir_ok && out
+                         ? "-o is a folder that exists, or a file in one"
+                         : "DIR is a stack folder: stack.json and "
+                           "packages/{name}/ (e.g. "
+                           "build/share/nno/stacks/default/1.0.0)");
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || archive_sha256_fd(fd, hex) != 0) {
       snprintf(err, sizeof err, "%s: %s", path, strerror(errno));

@@ -15,4 +15,8 @@ int cli_stack_local_main(int argc, char **argv);
 /* One line per command, for `nno --help`. */
 void cli_stack_local_summary(FILE *f);
 
+/* "  nno SYNOPSIS" per local stack command (`stack check` included), for
+ * `nno stack --help` beside the operator's stack commands. */
+void cli_stack_local_synopses(FILE *f);
+
 #endif

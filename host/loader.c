@@ -283,6 +283,14 @@ static plugin *load_one(worker *w, const char *root, const char *dir,
     goto fail;
   }
   p->inited = 1;
+  /* In a check, a process an init started and left running is refused:
+   * every worker would start its own. */
+  if (g_report_fd >= 0 && pkgcheck_child_left()) {
+    snprintf(err, errlen, "init of package \"%s\" left a process running",
+             p->man.name);
+    plugin_unload(w, p);
+    return NULL;
+  }
   /* A feature package serves what its manifest says, all of it: the
    * routes bound are those declared. (Core plugins may bind fewer.) */
   if (want_kind == NNO_KIND_FEATURE && pkgcheck_routes(p, err, errlen)) {
@@ -539,6 +547,7 @@ static int core_missing(const nno_config *cfg, const char *const *have,
 }
 
 static void host_ready(plugin *p);
+static void host_ready_one(plugin *p);
 
 int loader_load_core(worker *w, const char *skip, char *err, size_t errlen) {
   const nno_config *cfg = w->cfg;
@@ -612,7 +621,13 @@ int loader_load_package_dir(worker *w, const char *root, const char *dir,
   plugin *p = load_one(w, root, dir, kind == NNO_KIND_CORE ? "" : "check@0.0.0",
                        kind, NULL, NULL, 0, err, errlen);
   if (!p) return -1;
-  if (kind != NNO_KIND_CORE) return 0; /* alone in its stack's router */
+  if (kind != NNO_KIND_CORE) {
+    /* Alone in its stack's router, in no list: its on_host_ready after
+     * the core plugins', as a worker runs them. */
+    host_ready(w->plugins->head);
+    host_ready_one(p);
+    return 0;
+  }
   /* A core plugin's routes against those of the others. */
   plugin *batch[65];
   size_t nb = 0;
@@ -640,8 +655,12 @@ static void trial_child(void *arg, int fd) {
     return;
   }
   if (load_stack(t->w, t->sc->root, t->sc->dir, t->sc->id, t->sc->version,
-                 err, sizeof err) != 0)
+                 err, sizeof err) != 0) {
     pkgcheck_child_problem(fd, g_file, err);
+    return;
+  }
+  /* What the worker runs after loading, the stack's part of it. */
+  loader_host_ready(t->w, t->sc->id, t->sc->version);
 }
 
 /* Load the stack `sc` after loading it once in a throw-away child of this
@@ -674,13 +693,31 @@ int loader_load_all(worker *w) {
 }
 
 /* on_host_ready, in load order (the list is newest first: recurse). */
+static void host_ready_one(plugin *p) {
+  const nno_plugin_desc *d = p->desc;
+  if (d->size >= offsetof(nno_plugin_desc, on_host_ready) + sizeof(void *) &&
+      d->on_host_ready) {
+    if (g_report_fd >= 0) {
+      snprintf(g_file, sizeof g_file, "%s/package.json", p->dir);
+      pkgcheck_child_host_ready(g_report_fd, g_file, p->man.name);
+    }
+    d->on_host_ready((nno_plugin *)p);
+  }
+}
+
 static void host_ready(plugin *p) {
   if (!p) return;
   host_ready(p->next);
-  const nno_plugin_desc *d = p->desc;
-  if (d->size >= offsetof(nno_plugin_desc, on_host_ready) + sizeof(void *) &&
-      d->on_host_ready)
-    d->on_host_ready((nno_plugin *)p);
+  host_ready_one(p);
+}
+
+void loader_host_ready(worker *w, const char *id, const char *version) {
+  if (!id) {
+    host_ready(w->plugins->head);
+    return;
+  }
+  stack *st = loader_stack_find(w->plugins, id, version);
+  for (size_t i = 0; st && i < st->nplugins; i++) host_ready_one(st->plugins[i]);
 }
 
 stack *loader_stack_find(const plugin_set *ps, const char *id,
@@ -859,11 +896,13 @@ int loader_check_all(const nno_config *cfg) {
   qsort(sc, ns, sizeof *sc, cmp_choice);
   /* The init of each stack is run only with the core plugins sound: a
    * check's child loads them first. */
+  int core_sound = problems == 0;
   for (size_t i = 0; i < ns; i++) {
     pkgcheck_report rep;
     memset(&rep, 0, sizeof rep);
+    /* Every stack is checked, whatever an earlier one said. */
     int n = pkgcheck_stack_in(cfg, sc[i].root, sc[i].dir, sc[i].id,
-                              sc[i].version, problems == 0, &rep);
+                              sc[i].version, core_sound, &rep);
     if (n < 0) {
       fprintf(stderr, "error: stack %s@%s: out of memory\n", sc[i].id,
               sc[i].version);

@@ -77,6 +77,11 @@ typedef struct plugin_set {
 } plugin_set;
 
 /* The stack `id` at `version` (NULL: newest); NULL if not loaded. */
+/* Run on_host_ready of every plugin in load order (id NULL), or of the
+ * packages of stack id@version only; in a check's child each is announced
+ * first, so a crash there is put on its package. */
+void loader_host_ready(struct worker *w, const char *id, const char *version);
+
 stack *loader_stack_find(const plugin_set *ps, const char *id,
                          const char *version);
 

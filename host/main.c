@@ -9,6 +9,7 @@
 
 #include <nno/plugin.h>
 
+#include "archive.h"
 #include "cli.h"
 #include "cli_stack_local.h"
 #include "cli_check.h"
@@ -156,6 +157,15 @@ static int cmd_serve(int argc, char **argv) {
   if (check) {
     log_init("check", (int)cfg->log_level);
     int problems = loader_check_all(cfg);
+    {
+      /* The keyring an install will verify against, read as it will be. */
+      archive_keyring kr;
+      char kerr[PATH_MAX + 512];
+      if (archive_keyring_load(cfg->trusted_keys, &kr, kerr, sizeof kerr)) {
+        fprintf(stderr, "error: %s\n", kerr);
+        problems++;
+      }
+    }
     if (unsafe) {
       fprintf(stderr, "error: refusing the data folder: %s\n", terr);
       problems++;

@@ -198,7 +198,21 @@ static int migrations_check(const char *dir, const package_manifest *m,
       if (strcmp(fe->d_name, ".") == 0 || strcmp(fe->d_name, "..") == 0)
         continue;
       int kind = migration_name(fe->d_name, &num);
-      if (kind == 2) continue; /* an inverse, paired at activation */
+      if (kind == 2) {
+        /* An inverse, paired at activation with the migration of the same
+         * name: "0002_tag.down.sql" undoes "0002_tag.sql". */
+        size_t dl = strlen(fe->d_name);
+        char up[PATH_MAX + 320];
+        snprintf(up, sizeof up, "%s/%.*s.sql", sub, (int)(dl - 9), fe->d_name);
+        if (lstat(up, &st) != 0 || !S_ISREG(st.st_mode)) {
+          snprintf(err, errlen,
+                   "package \"%s\": %s/%s: no migration %.*s.sql for it to "
+                   "undo", m->name, sub, fe->d_name, (int)(dl - 9),
+                   fe->d_name);
+          rc = -1;
+        }
+        continue;
+      }
       if (!kind) {
         snprintf(err, errlen,
                  "package \"%s\": migrations/%s/%.64s: expected a file named "
@@ -221,9 +235,8 @@ static int migrations_check(const char *dir, const package_manifest *m,
       for (num = 1; num < max && (seen[num / 8] & (1u << (num % 8))); num++) {
       }
       snprintf(err, errlen,
-               "package \"%s\": migrations/%s: %04u is missing (files must "
-               "be numbered 0001, 0002, ... without a gap)", m->name,
-               e->d_name, num);
+               "package \"%s\": %s: %04u is missing (files must be "
+               "numbered 0001, 0002, ... without a gap)", m->name, sub, num);
       rc = -1;
     }
   }
@@ -310,10 +323,15 @@ int pkgcheck_manifest_fits(const package_manifest *m, const char *so,
   /* The manifest is read before the object is opened, so an object built
    * for another ABI is refused before its constructors run. */
   if (m->abi_major != NNO_ABI_MAJOR || m->abi_minor > NNO_ABI_MINOR) {
+    /* The object is "DIR/library": the manifest is DIR/package.json. */
+    size_t sl = strlen(so), ll = strlen(m->library);
+    int dl = sl > ll ? (int)(sl - ll - 1) : 0;
     snprintf(err, errlen,
-             "incompatible plugin \"%s\": built for ABI %u.%u, host provides "
-             "%u.%u", so, m->abi_major, m->abi_minor, NNO_ABI_MAJOR,
-             NNO_ABI_MINOR);
+             "%.*s/package.json: field \"abi\": built for ABI %u.%u, host "
+             "provides %u.%u (rebuild the package against this host's "
+             "plugin-api and set \"abi\" to \"%u.%u\")", dl, so,
+             m->abi_major, m->abi_minor, NNO_ABI_MAJOR, NNO_ABI_MINOR,
+             NNO_ABI_MAJOR, NNO_ABI_MINOR);
     return -1;
   }
   return 0;
@@ -377,6 +395,24 @@ void pkgcheck_child_problem(int fd, const char *file, const char *err) {
   put_line(fd, 'P', file, err);
 }
 
+void pkgcheck_child_host_ready(int fd, const char *file, const char *name) {
+  put_line(fd, 'H', file, name);
+}
+
+int pkgcheck_child_left(void) {
+  for (;;) {
+    int st;
+    pid_t r = waitpid(-1, &st, WNOHANG);
+    if (r > 0) continue; /* one that ended: gone */
+    if (r < 0 && errno == EINTR) continue;
+    return r == 0; /* 0: some still run; -1 (ECHILD): none */
+  }
+}
+
+/* The child's last line: fn returned. A child that ends without it ended
+ * inside a package (exit() in an init). */
+#define DONE_LINE "D\t-\t-\n"
+
 static const char *signal_word(int sig, char *buf, size_t cap) {
   static const struct {
     int sig;
@@ -411,6 +447,10 @@ int pkgcheck_fork(const nno_config *cfg, void (*fn)(void *arg, int fd),
     return -1;
   }
   if (pid == 0) {
+    /* Its own process group: whatever an init starts is killed with it. */
+    setpgid(0, 0);
+    /* And orphans it leaves are its own: pkgcheck_child_left sees them. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     close(pfd[0]);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     signal(SIGPIPE, SIG_IGN);
@@ -428,8 +468,10 @@ int pkgcheck_fork(const nno_config *cfg, void (*fn)(void *arg, int fd),
       close(null);
     }
     fn(arg, pfd[1]);
+    put_line(pfd[1], 'D', "-", "-");
     _exit(0);
   }
+  setpgid(pid, pid); /* either side may run first */
   close(pfd[1]);
   long long deadline = now_ms() + cfg->stack_check_timeout_ms;
   size_t len = 0;
@@ -454,6 +496,11 @@ int pkgcheck_fork(const nno_config *cfg, void (*fn)(void *arg, int fd),
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     if (dst != scratch) len += (size_t)n;
+    /* The child is done; a process it started may still hold the pipe. */
+    if (len >= sizeof DONE_LINE - 1 &&
+        memcmp(buf + len - (sizeof DONE_LINE - 1), DONE_LINE,
+               sizeof DONE_LINE - 1) == 0)
+      break;
   }
   close(pfd[0]);
   /* The output is over; the child is exiting (or hangs after closing its
@@ -472,6 +519,9 @@ int pkgcheck_fork(const nno_config *cfg, void (*fn)(void *arg, int fd),
     struct timespec ts = {0, 2000000};
     nanosleep(&ts, NULL);
   }
+  /* Anything left in the child's group was started by a package. */
+  int left = reaped && kill(-pid, 0) == 0;
+  kill(-pid, SIGKILL);
   if (!reaped) {
     kill(pid, SIGKILL);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -479,15 +529,19 @@ int pkgcheck_fork(const nno_config *cfg, void (*fn)(void *arg, int fd),
   }
   buf[len] = '\0';
   char file[PATH_MAX] = "", name[128] = "";
-  int added = 0;
+  const char *phase = "init";
+  int added = 0, done = 0;
   for (char *line = buf, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
     *nl = '\0';
     char *a = line + 2, *b = strchr(a, '\t');
     if (line[1] != '\t' || !b) continue;
     *b++ = '\0';
-    if (line[0] == 'R') {
+    if (line[0] == 'R' || line[0] == 'H') {
       snprintf(file, sizeof file, "%s", a);
       snprintf(name, sizeof name, "%s", b);
+      phase = line[0] == 'R' ? "init" : "on_host_ready";
+    } else if (line[0] == 'D') {
+      done = 1;
     } else if (line[0] == 'P') {
       if (pkgcheck_add(rep, a, b)) goto oom;
       added++;
@@ -495,10 +549,14 @@ int pkgcheck_fork(const nno_config *cfg, void (*fn)(void *arg, int fd),
   }
   char msg[512], sb[32];
   const char *who = name[0] ? name : NULL;
-  if (timed_out) {
+  if (timed_out && done) {
+    snprintf(msg, sizeof msg, "%s of package \"%s\" left a process running "
+             "(still there after %lld ms, stacks.check_timeout_ms; killed)",
+             phase, who ? who : "?", (long long)cfg->stack_check_timeout_ms);
+  } else if (timed_out) {
     if (who)
-      snprintf(msg, sizeof msg, "init of package \"%s\" did not finish within "
-               "%lld ms (stacks.check_timeout_ms)", who,
+      snprintf(msg, sizeof msg, "%s of package \"%s\" did not finish within "
+               "%lld ms (stacks.check_timeout_ms)", phase, who,
                (long long)cfg->stack_check_timeout_ms);
     else
       snprintf(msg, sizeof msg, "the core plugins did not load within %lld "
@@ -507,13 +565,24 @@ int pkgcheck_fork(const nno_config *cfg, void (*fn)(void *arg, int fd),
   } else if (WIFSIGNALED(status)) {
     const char *sig = signal_word(WTERMSIG(status), sb, sizeof sb);
     if (who)
-      snprintf(msg, sizeof msg, "init of package \"%s\" crashed (%s)", who,
-               sig);
+      snprintf(msg, sizeof msg, "%s of package \"%s\" crashed (%s)", phase,
+               who, sig);
     else
       snprintf(msg, sizeof msg, "loading the core plugins crashed (%s)", sig);
-  } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0 && added == 0) {
-    snprintf(msg, sizeof msg, "init of package \"%s\" ended the process "
-             "(exit status %d)", who ? who : "?", WEXITSTATUS(status));
+  } else if (!done) {
+    /* exit(0) in an init would pass for success, then end every worker
+     * that runs it. */
+    if (who)
+      snprintf(msg, sizeof msg, "%s of package \"%s\" exited (status %d) "
+               "before it returned", phase, who,
+               WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    else
+      snprintf(msg, sizeof msg, "loading the core plugins exited (status %d) "
+               "before it finished",
+               WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  } else if (left && added == 0) {
+    snprintf(msg, sizeof msg, "%s of package \"%s\" left a process running",
+             phase, who ? who : "?");
   } else {
     free(buf);
     return added;
@@ -562,7 +631,13 @@ static void check_child(void *arg, int fd) {
                                          c->version, err, sizeof err)
                  : loader_load_package_dir(&w, c->root, c->dir, c->kind, err,
                                            sizeof err);
-  if (rc != 0) pkgcheck_child_problem(fd, loader_last_file(), err);
+  if (rc != 0) {
+    pkgcheck_child_problem(fd, loader_last_file(), err);
+    return;
+  }
+  /* Then on_host_ready, in load order, as a worker runs it (a feature
+   * package checked alone had it run by the loader). */
+  if (c->id || c->kind == NNO_KIND_CORE) loader_host_ready(&w, NULL, NULL);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag,

@@ -11,8 +11,10 @@
  * (fork; the core plugins loaded there with a temporary data folder, so
  * `requires` resolve against the services they really publish), then
  * compares the routes each package bound with those its manifest declares.
- * A crash, a hang (stacks.check_timeout_ms) or an init failure in the
- * child is a problem reported like any other.
+ * on_host_ready runs there too, after init, as a worker runs it. A crash,
+ * a hang (stacks.check_timeout_ms), an exit before init returned, a
+ * process an init leaves running, or an init failure in the child is a
+ * problem reported like any other.
  *
  * Every problem names the file, the field (JSON path; "" when about the
  * file as a whole), what was expected and what was found.
@@ -115,9 +117,11 @@ int pkgcheck_routes(const struct plugin *p, char *err, size_t errlen);
 
 /* Run fn(arg, fd) in a forked child that reports to the parent on `fd`
  * with pkgcheck_child_progress and pkgcheck_child_problem, then _exits.
- * The parent waits cfg->stack_check_timeout_ms at most (then kills it);
- * a crash (a signal) or a hang of the child is a problem naming the
- * package whose turn it was. Returns the number of problems added to rep,
+ * The parent waits cfg->stack_check_timeout_ms at most, then kills the
+ * child's process group (it is its own group, so what an init started
+ * goes too); a crash (a signal), a hang, or an exit before fn returned
+ * (exit(0) in an init) is a problem naming the package whose turn it
+ * was. Returns the number of problems added to rep,
  * or -1 when the child could not be started. */
 int pkgcheck_fork(const nno_config *cfg, void (*fn)(void *arg, int fd),
                   void *arg, pkgcheck_report *rep);
@@ -125,5 +129,11 @@ int pkgcheck_fork(const nno_config *cfg, void (*fn)(void *arg, int fd),
 void pkgcheck_child_progress(int fd, const char *file, const char *name);
 /* In the child: the loader refused, saying `err` about `file`. */
 void pkgcheck_child_problem(int fd, const char *file, const char *err);
+/* In the child: on_host_ready of package `name` (manifest `file`) runs
+ * next. */
+void pkgcheck_child_host_ready(int fd, const char *file, const char *name);
+/* In the child: 1 when a process started by what ran so far (an init that
+ * forks) is still running, else 0. */
+int pkgcheck_child_left(void);
 
 #endif

@@ -17,6 +17,8 @@ from conftest import BUILD, NNO, SOURCE
 
 PKG_C = r"""
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <nno/plugin.h>
 
@@ -47,11 +49,34 @@ static int init(nno_plugin *p, const nno_host_api *api) {
 #ifdef INIT_HANG
   for (;;) pause();
 #endif
+#ifdef INIT_EXIT
+  _exit(0);
+#endif
+#ifdef INIT_FORK
+  pid_t child = fork();
+  if (child == 0) {
+    for (;;) pause();
+  }
+  /* Written before init returns: the test then looks for that process. */
+  const char *f = getenv("CHK_PIDFILE");
+  FILE *o = f && child > 0 ? fopen(f, "w") : NULL;
+  if (o) {
+    fprintf(o, "%d\n", (int)child);
+    fclose(o);
+  }
+#endif
   return NNO_OK;
 }
 
+static void host_ready(nno_plugin *p) {
+  (void)p;
+#ifdef READY_CRASH
+  raise(SIGSEGV);
+#endif
+}
+
 NNO_PLUGIN(.name = "chk", .version = "1.0.0", .kind = NNO_KIND_FEATURE,
-           .on_plugin_init = init)
+           .on_plugin_init = init, .on_host_ready = host_ready)
 """
 
 ROUTES = [{"method": "GET", "path": "/chk"}]
@@ -111,13 +136,23 @@ CASES = {
         ["INIT_HANG"], package(), stack(), "1.0.0",
         'init of package "chk" did not finish within %d ms '
         '(stacks.check_timeout_ms)' % TIMEOUT_MS, True),
+    "init-exits": (
+        ["INIT_EXIT"], package(), stack(), "1.0.0",
+        'init of package "chk" exited (status 0) before it returned', True),
+    "init-leaves-a-process": (
+        ["INIT_FORK"], package(), stack(), "1.0.0",
+        'init of package "chk" left a process running', True),
+    "host-ready-crashes": (
+        ["READY_CRASH"], package(), stack(), "1.0.0",
+        'on_host_ready of package "chk" crashed (SIGSEGV)', True),
     "constructor-crashes": (
         ["CTOR_CRASH"], package(), stack(), "1.0.0",
         'init of package "chk" crashed (SIGSEGV)', True),
     "bad-abi": (
         [], package(abi="2.0"), stack(), "1.0.0",
-        'incompatible plugin "{pkg}/libchk.so": built for ABI 2.0, host '
-        'provides 1.3', True),
+        '{pkg}/package.json: field "abi": built for ABI 2.0, host provides '
+        '1.3 (rebuild the package against this host\'s plugin-api and set '
+        '"abi" to "1.3")', True),
 }
 
 
@@ -222,6 +257,40 @@ def test_every_path_refuses_with_the_same_message(make_host, tmp_path, case):
         assert r.stderr.splitlines()[0].endswith(want), r.stderr
     else:
         assert r.returncode == 0 and r.stdout == "package ok\n", r
+
+
+def test_a_process_an_init_starts_is_gone_after_the_check(tmp_path):
+    """The check's child is its own process group, killed whole."""
+    root, sdir, pdir = build(tmp_path, ["INIT_FORK"], package(), stack(),
+                             "1.0.0")
+    for cmd in (["stack", "check", sdir], ["check-package", pdir]):
+        pidfile = os.path.join(str(tmp_path), "pid")
+        e = env()
+        e["CHK_PIDFILE"] = pidfile
+        r = nno(*cmd, *no_core(tmp_path), e=e)
+        assert r.returncode == 1, r
+        assert r.stderr.rstrip().endswith("left a process running"), r
+        pid = int(open(pidfile).read())
+        os.unlink(pidfile)
+        gone = False
+        for _ in range(200):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                gone = True
+                break
+            # reaped by init once killed; a zombie still answers kill(0)
+            try:
+                st = open("/proc/%d/stat" % pid).read()
+            except FileNotFoundError:
+                gone = True
+                break
+            if st.rsplit(")", 1)[1].split()[0] == "Z":
+                gone = True
+                break
+            import time
+            time.sleep(0.01)
+        assert gone, "process %d left running" % pid
 
 
 def test_a_sound_stack_passes_every_check(tmp_path):

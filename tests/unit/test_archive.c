@@ -356,7 +356,20 @@ static void keys_and_errors(void **state) {
   put("bad.pub", "# one comment\n\ned25519:not-base64\n");
   assert_int_equal(archive_keyring_load(at("bad.pub"), &kr, err, sizeof err),
                    -1);
-  assert_non_null(strstr(err, "bad.pub:3:"));
+  assert_non_null(strstr(err, "bad.pub: line 3:"));
+  /* A keyring with no key is an error, not "accept unsigned". */
+  put("empty.pub", "# nothing yet\n");
+  assert_int_equal(
+      archive_keyring_load(at("empty.pub"), &kr, err, sizeof err), -1);
+  assert_non_null(strstr(err, "empty.pub: no key"));
+  /* One that others may write is refused. */
+  assert_int_equal(chmod(at("k.pub"), 0666), 0);
+  assert_int_equal(archive_keyring_load(at("k.pub"), &kr, err, sizeof err),
+                   -1);
+  assert_non_null(strstr(err, "writable by group or others"));
+  assert_int_equal(chmod(at("k.pub"), 0644), 0);
+  assert_int_equal(archive_keyring_load(at("k.pub"), &kr, err, sizeof err), 0);
+  assert_int_equal(kr.n, 1);
   /* No path: an empty keyring. */
   assert_int_equal(archive_keyring_load("", &kr, err, sizeof err), 0);
   assert_int_equal(kr.n, 0);
