@@ -120,6 +120,16 @@ int archive_keygen(const char *base, char id[17], char *err, size_t errlen);
 int archive_sign(const char *in, const char *key_path, const char *out,
                  char id[17], char *err, size_t errlen);
 
+/* Judge a SIGNATURE's text (`text` NULL: the archive has none) over the
+ * CHECKSUMS bytes `sums`, against keyring `kr` (NULL or empty: a signature
+ * is not required, but one present must be well formed). 0 with the key
+ * id in `signed_by` ("" when not checked), or -1 with `e` ("unsigned",
+ * "untrusted-key", "bad-signature"). Extraction and the loader (for an
+ * installed folder, when trusted keys are configured) decide with it. */
+int archive_signature_check(const char *text, size_t len, const char *sums,
+                            size_t slen, const archive_keyring *kr,
+                            char signed_by[17], archive_error *e);
+
 /* SHA-256 of what remains of `fd` (read from its current offset), hex. */
 int archive_sha256_fd(int fd, char hex[65]);
 

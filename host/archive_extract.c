@@ -538,26 +538,18 @@ static int hexval(int c) {
   return -1;
 }
 
-/* The SIGNATURE over CHECKSUMS, by a key of the keyring. With no keyring
- * (kr NULL or empty) a signature is not required, but one that is there
- * must still read as one: a broken signature is never fine. */
-static int verify_signature(ex *x, const archive_keyring *kr, const char *sums,
-                            size_t slen, char signed_by[17]) {
-  node *nd = pset_find(&x->set, ARCHIVE_SIGNATURE, strlen(ARCHIVE_SIGNATURE));
+int archive_signature_check(const char *text, size_t len, const char *sums,
+                            size_t slen, const archive_keyring *kr,
+                            char signed_by[17], archive_error *e) {
   size_t nkeys = kr ? kr->n : 0;
-  if ((!nd || nd->kind != N_FILE) && nkeys == 0) return 0;
-  if (!nd || nd->kind != N_FILE)
-    return fail(x->e, "", "unsigned",
+  if (!text && nkeys == 0) return 0;
+  if (!text)
+    return fail(e, "", "unsigned",
                 "archive: not signed, and stacks.trusted_keys requires a "
                 "signature by one of its %zu keys",
                 kr->n);
-  char *text = NULL;
-  size_t len = 0;
-  if (read_member(x, ARCHIVE_SIGNATURE, ARC_SIGNATURE_MAX, &text, &len) != 0)
-    return -1;
   json_error_t je;
   json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-  free(text);
   const char *alg = json_string_value(json_object_get(j, "algorithm"));
   const char *kid = json_string_value(json_object_get(j, "key_id"));
   const char *b64 = json_string_value(json_object_get(j, "signature"));
@@ -571,7 +563,7 @@ static int verify_signature(ex *x, const archive_keyring *kr, const char *sums,
       sodium_base642bin(sig, sizeof sig, b64, strlen(b64), NULL, &got, &end,
                         sodium_base64_VARIANT_ORIGINAL) != 0 ||
       got != sizeof sig || *end) {
-    fail(x->e, ARCHIVE_SIGNATURE, "bad-signature",
+    fail(e, ARCHIVE_SIGNATURE, "bad-signature",
          "entry \"SIGNATURE\": expected {\"algorithm\":\"ed25519\","
          "\"key_id\":\"<16 hex>\",\"signature\":\"<base64 of 64 bytes>\"} "
          "and no other field");
@@ -587,13 +579,13 @@ static int verify_signature(ex *x, const archive_keyring *kr, const char *sums,
   char k[40];
   arc_printable(kid, k, sizeof k);
   if (!pk) {
-    fail(x->e, ARCHIVE_SIGNATURE, "untrusted-key",
+    fail(e, ARCHIVE_SIGNATURE, "untrusted-key",
          "archive: signed by key %s, which is not in stacks.trusted_keys", k);
     goto out;
   }
   if (crypto_sign_verify_detached(sig, (const unsigned char *)sums, slen, pk) !=
       0) {
-    fail(x->e, ARCHIVE_SIGNATURE, "bad-signature",
+    fail(e, ARCHIVE_SIGNATURE, "bad-signature",
          "archive: the signature by key %s does not match its CHECKSUMS", k);
     goto out;
   }
@@ -601,6 +593,21 @@ static int verify_signature(ex *x, const archive_keyring *kr, const char *sums,
   rc = 0;
 out:
   json_decref(j);
+  return rc;
+}
+
+/* The SIGNATURE over CHECKSUMS, by a key of the keyring (see
+ * archive_signature_check). */
+static int verify_signature(ex *x, const archive_keyring *kr, const char *sums,
+                            size_t slen, char signed_by[17]) {
+  node *nd = pset_find(&x->set, ARCHIVE_SIGNATURE, strlen(ARCHIVE_SIGNATURE));
+  char *text = NULL;
+  size_t len = 0;
+  if (nd && nd->kind == N_FILE &&
+      read_member(x, ARCHIVE_SIGNATURE, ARC_SIGNATURE_MAX, &text, &len) != 0)
+    return -1;
+  int rc = archive_signature_check(text, len, sums, slen, kr, signed_by, x->e);
+  free(text);
   return rc;
 }
 

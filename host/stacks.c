@@ -153,6 +153,68 @@ static json_t *read_install_json(const char *dir) {
   return j;
 }
 
+/* The whole of a small file of `dir` (NUL-terminated), or NULL. */
+static char *slurp(const char *dir, const char *name, size_t max,
+                   size_t *len) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+    return NULL;
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  char *b = malloc(max + 1);
+  size_t n = 0;
+  ssize_t k;
+  while (b && n <= max && (k = read(fd, b + n, max + 1 - n)) > 0)
+    n += (size_t)k;
+  close(fd);
+  if (!b || n > max) {
+    free(b);
+    return NULL;
+  }
+  b[n] = '\0';
+  *len = n;
+  return b;
+}
+
+int stacks_verify_trusted(const nno_config *cfg, const char *dir, char *err,
+                          size_t errlen) {
+  if (!cfg->trusted_keys[0]) return 0;
+  json_t *j = read_install_json(dir);
+  if (!j) return 0; /* not from an archive */
+  json_decref(j);
+  char kerr[ARCHIVE_ERR_MAX], by[17] = "";
+  size_t slen = 0, glen = 0;
+  archive_keyring *kr = malloc(sizeof *kr);
+  archive_error *e = malloc(sizeof *e);
+  /* The files were checked against CHECKSUMS just before. */
+  char *sums = slurp(dir, ARCHIVE_CHECKSUMS, 16 << 20, &slen);
+  char *sig = slurp(dir, ARCHIVE_SIGNATURE, 4096, &glen);
+  int rc = -1;
+  if (!kr || !e) {
+    snprintf(err, errlen, "out of memory");
+  } else if (archive_keyring_load(cfg->trusted_keys, kr, kerr, sizeof kerr)) {
+    snprintf(err, errlen, "stacks.trusted_keys: %s", kerr);
+  } else if (!sums) {
+    snprintf(err, errlen, "modified after install: %s is missing",
+             ARCHIVE_CHECKSUMS);
+  } else if (archive_signature_check(sig, glen, sums, slen, kr, by, e) != 0) {
+    if (!sig)
+      snprintf(err, errlen,
+               "installed unsigned, and stacks.trusted_keys requires a "
+               "signature by one of its keys: install a signed archive of "
+               "this version");
+    else
+      snprintf(err, errlen, "%s", e->message);
+  } else {
+    rc = 0;
+  }
+  free(sums);
+  free(sig);
+  free(kr);
+  free(e);
+  return rc;
+}
+
 /* ---- the sealed copy of an object -------------------------------------- */
 
 int stacks_sealed_copy(int fd, const char *shown, char *err, size_t errlen) {

@@ -60,6 +60,13 @@ int stacks_sealed_copy(int fd, const char *shown, char *err, size_t errlen);
  *   modified after install: packages/x/libx.so */
 int stacks_verify_installed(const char *dir, char *err, size_t errlen);
 
+/* With stacks.trusted_keys set, a folder installed from an archive must
+ * have been installed signed by one of its keys (as recorded at install):
+ * turning signatures on also stops what was installed unsigned before.
+ * 0 (also for a folder not from an archive), or -1 with err. */
+int stacks_verify_trusted(const nno_config *cfg, const char *dir, char *err,
+                          size_t errlen);
+
 /* The catalogue, rebuilt by each scan (loader_sync_stacks): reset, then
  * one note per version found, `error` NULL when it is loaded. */
 void stacks_catalogue_reset(void);

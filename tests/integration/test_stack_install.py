@@ -376,6 +376,31 @@ def test_signatures_with_trusted_keys(make_host, tmp_path, archives):
     assert row and kid in row[0] and "loaded" in row[0], r.stdout
 
 
+def test_trusted_keys_turned_on_stop_what_was_installed_unsigned(
+        make_host, tmp_path, archives):
+    """Signatures required from now on hold for versions installed before:
+    one installed unsigned is refused at load, named, and one installed
+    signed by a trusted key still loads."""
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    kid = sh(NNO, "stack", "keygen", str(keys / "ops")).stdout.split()[-1]
+    signed = str(tmp_path / "signed.tar.gz")
+    sh(NNO, "stack", "sign", archives["2.0.0"], "--key", str(keys / "ops.key"),
+       "-o", signed)
+    h = make_host(core=True, workers=1).start()
+    upload(h, archives["1.0.0"], 201)
+    upload(h, signed, 201)
+    h.stop()
+    h.config["stacks"] = {"trusted_keys": str(keys / "ops.pub")}
+    h.start()
+    st, _, s = h.api("GET", "/stacks/inst")
+    d = {v["version"]: v for v in s["details"]}
+    assert d["1.0.0"]["state"] == "refused", s
+    assert "installed unsigned" in d["1.0.0"]["error"], s
+    assert "stacks.trusted_keys" in d["1.0.0"]["error"], s
+    assert d["2.0.0"]["state"] == "loaded", s
+
+
 def test_cli_install_list_remove(make_host, archives):
     h = make_host(core=True, workers=2).start()
     a = archives["1.0.0"]
