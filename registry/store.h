@@ -182,6 +182,9 @@ int store_move_steal(sqlite3 *db, const char *platform, const char *stack,
                      const char *version, int64_t pid);
 /* Release the move of `platform` taken by `pid` (absent: STORE_OK). */
 int store_move_done(sqlite3 *db, const char *platform, int64_t pid);
+/* Forget every move recorded under `pid` (a process starting: none of
+ * its moves can be in progress). */
+int store_move_forget_pid(sqlite3 *db, int64_t pid);
 typedef int (*store_creation_cb)(void *ud, const char *id, int64_t pid,
                                  const char *key, const char *actor);
 /* Every creation not answered yet. */

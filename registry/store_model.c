@@ -245,6 +245,11 @@ int store_move_done(sqlite3 *db, const char *platform, int64_t pid) {
                     "si", platform, pid);
 }
 
+int store_move_forget_pid(sqlite3 *db, int64_t pid) {
+  return store__run(db, NULL, "DELETE FROM platform_moves WHERE pid = ?", "i",
+                    pid);
+}
+
 int store_creation_each(sqlite3 *db, store_creation_cb cb, void *ud) {
   sqlite3_stmt *st;
   int rc = store__query(db, &st,
