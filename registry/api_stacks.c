@@ -2,9 +2,9 @@
  *
  *   GET    /api/v1/stacks                           catalogue, pages
  *   GET    /api/v1/stacks/{id}                      one stack's versions
- *   POST   /api/v1/platforms/{platform}/stacks            activate (Idempotency-Key)
- *   GET    /api/v1/platforms/{platform}/stacks            activations, pages
- *   DELETE /api/v1/platforms/{platform}/stacks/{stack}    deactivate
+ *   POST   /api/v1/platforms/{platform}/stacks            activate
+ * (Idempotency-Key) GET    /api/v1/platforms/{platform}/stacks activations,
+ * pages DELETE /api/v1/platforms/{platform}/stacks/{stack}    deactivate
  *
  * The catalogue mirrors what the host loaded (reg_catalogue_sync); an
  * activation must name a loaded stack version, so it can be routed.
@@ -160,8 +160,8 @@ static int move_take(nno_req *req, const char *pid, const char *stack,
                      const char *version) {
   char hs[STORE_STACK_MAX + 1] = "", hv[STORE_STACK_MAX + 1] = "";
   int64_t hpid = 0;
-  int rc = store_move_take(g_reg.db, pid, stack, version, (int64_t)getpid(),
-                           hs, hv, &hpid);
+  int rc = store_move_take(g_reg.db, pid, stack, version, (int64_t)getpid(), hs,
+                           hv, &hpid);
   if (rc == STORE_EXISTS && hpid > 0 && hpid != (int64_t)getpid() &&
       kill((pid_t)hpid, 0) != 0 && errno == ESRCH)
     rc = store_move_steal(g_reg.db, pid, stack, version, (int64_t)getpid());
@@ -172,11 +172,11 @@ static int move_take(nno_req *req, const char *pid, const char *stack,
     return -1;
   }
   if (hv[0])
-    nno_problem(req, 409, NULL,
-                "platform %s is moving stack %s to %s; retry", pid, hs, hv);
+    nno_problem(req, 409, NULL, "platform %s is moving stack %s to %s; retry",
+                pid, hs, hv);
   else
-    nno_problem(req, 409, NULL,
-                "platform %s is deactivating stack %s; retry", pid, hs);
+    nno_problem(req, 409, NULL, "platform %s is deactivating stack %s; retry",
+                pid, hs);
   return -1;
 }
 
@@ -241,8 +241,7 @@ static void act_done(int status, const char *step, const char *message,
      * that fails (a defect of the package): the request cannot succeed as
      * it is; anything else may on a retry. */
     reg_prov_problem(op->req,
-                     status == NNO_EREFUSED || status == NNO_EINVAL ? 409
-                                                                    : 503,
+                     status == NNO_EREFUSED || status == NNO_EINVAL ? 409 : 503,
                      what, step, message,
                      op->same  ? "the version stays active"
                      : op->had ? "the previous version stays active"

@@ -121,8 +121,9 @@ nno_stack *reg_requires_pick(const char *pid, const char *id);
  * choice exists (vers updated), -1 when none does (vers unchanged: the
  * caller explains with reg_requires_among). vers[i] holds
  * STORE_STACK_MAX + 1 bytes. */
-int reg_requires_choose(const char *const *ids, char (*vers)[STORE_STACK_MAX + 1],
-                        const int *pinned, size_t n);
+int reg_requires_choose(const char *const *ids,
+                        char (*vers)[STORE_STACK_MAX + 1], const int *pinned,
+                        size_t n);
 /* 0 if no other stack active on `pid` requires stack `id` in a way that
  * moving it to `version` (NULL: deactivating it) would break; else -1
  * with msg naming both. Stacks whose active version this worker has not

@@ -129,12 +129,10 @@ static size_t versions_of(const char *id, char (*v)[STORE_STACK_MAX + 1],
                           size_t cap) {
   nno_stack *s;
   size_t n = 0;
-  for (size_t i = 0; n < cap && api->stack_at(g_reg.p, i, &s) == NNO_OK;
-       i++) {
+  for (size_t i = 0; n < cap && api->stack_at(g_reg.p, i, &s) == NNO_OK; i++) {
     nno_str sid, sver;
-    if (api->stack_info(s, &sid, &sver) != NNO_OK ||
-        sid.len != strlen(id) || memcmp(sid.ptr, id, sid.len) != 0 ||
-        sver.len > STORE_STACK_MAX)
+    if (api->stack_info(s, &sid, &sver) != NNO_OK || sid.len != strlen(id) ||
+        memcmp(sid.ptr, id, sid.len) != 0 || sver.len > STORE_STACK_MAX)
       continue;
     /* Insertion in order: newest first. */
     char cur[STORE_STACK_MAX + 1], gt[STORE_STACK_MAX + 2];
@@ -206,8 +204,8 @@ int reg_requires_choose(const char *const *ids,
   c.budget = 4096;
   for (size_t i = 0; i < n; i++) {
     memcpy(saved[i], vers[i], sizeof saved[i]);
-    c.ncand[i] = pinned[i] ? 0
-                           : versions_of(ids[i], c.cand[i], CHOOSE_MAX_VERSIONS);
+    c.ncand[i] =
+        pinned[i] ? 0 : versions_of(ids[i], c.cand[i], CHOOSE_MAX_VERSIONS);
   }
   if (choose_from(&c, 0)) return 0;
   for (size_t i = 0; i < n; i++) memcpy(vers[i], saved[i], sizeof saved[i]);

@@ -226,15 +226,17 @@ static int mig_down_check(sqlite3 *db, const char *up, const char *file,
   char m[PROV_MSG_MAX];
   int rc = mig_exec(db, file, down, m, sizeof m);
   if (rc)
-    snprintf(msg, cap, "%s cannot be undone: %s (a down migration runs "
-             "under the same rules as the migrations)", up, m);
+    snprintf(msg, cap,
+             "%s cannot be undone: %s (a down migration runs "
+             "under the same rules as the migrations)",
+             up, m);
   psql_trust(db, 1);
   if (sqlite3_exec(db, "ROLLBACK TO nno_down_check", NULL, NULL, NULL) !=
           SQLITE_OK ||
       sqlite3_exec(db, "RELEASE nno_down_check", NULL, NULL, NULL) !=
           SQLITE_OK) {
-    if (!rc) snprintf(msg, cap, "cannot check %s: %s", file,
-                      sqlite3_errmsg(db));
+    if (!rc)
+      snprintf(msg, cap, "cannot check %s: %s", file, sqlite3_errmsg(db));
     rc = rc ? rc : NNO_EIO;
   }
   psql_trust(db, 0);
@@ -242,18 +244,17 @@ static int mig_down_check(sqlite3 *db, const char *up, const char *file,
 }
 
 int prov_migrate(const char *dbpath, int fresh, const char *pkgdir,
-                 const char *package, const char *name, char *msg,
-                 size_t cap) {
+                 const char *package, const char *name, char *msg, size_t cap) {
   sqlite3 *db = NULL;
-  int rc = prov_migrate_begin(&db, dbpath, fresh, pkgdir, package, name, msg,
-                              cap);
+  int rc =
+      prov_migrate_begin(&db, dbpath, fresh, pkgdir, package, name, msg, cap);
   if (!rc) return prov_migrate_commit(db, dbpath, fresh, msg, cap);
   prov_migrate_abort(db);
   return rc;
 }
 
-int prov_migrate_commit(sqlite3 *db, const char *dbpath, int fresh,
-                        char *msg, size_t cap) {
+int prov_migrate_commit(sqlite3 *db, const char *dbpath, int fresh, char *msg,
+                        size_t cap) {
   int rc = 0;
   if (!db) return 0;
   psql_trust(db, 1);

@@ -358,8 +358,8 @@ int prov_migrate(const char *dbpath, int fresh, const char *pkgdir,
 int prov_migrate_begin(sqlite3 **db, const char *dbpath, int fresh,
                        const char *pkgdir, const char *package,
                        const char *name, char *msg, size_t cap);
-int prov_migrate_commit(sqlite3 *db, const char *dbpath, int fresh,
-                        char *msg, size_t cap);
+int prov_migrate_commit(sqlite3 *db, const char *dbpath, int fresh, char *msg,
+                        size_t cap);
 void prov_migrate_abort(sqlite3 *db);
 
 /* ---- failpoints -------------------------------------------------------- */
