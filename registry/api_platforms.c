@@ -115,6 +115,7 @@ static int take_stacks(nno_req *req, json_t *arr, stack_set *out) {
   char q[160];
   size_t i;
   json_t *v;
+  int pinned[RT_MAX_STACKS];
   out->n = 0;
   if (!arr) return 0;
   if (json_array_size(arr) > RT_MAX_STACKS) {
@@ -177,14 +178,16 @@ static int take_stacks(nno_req *req, json_t *arr, stack_set *out) {
              sid.ptr);
     snprintf(out->version[out->n], sizeof out->version[0], "%.*s",
              (int)sver.len, sver.ptr);
+    pinned[out->n] = at != NULL;
     out->n++;
   }
   /* Each stack's requirements met by the others listed. */
   const char *ids[RT_MAX_STACKS], *vers[RT_MAX_STACKS];
-  for (size_t k = 0; k < out->n; k++) {
-    ids[k] = out->id[k];
-    vers[k] = out->version[k];
-  }
+  for (size_t k = 0; k < out->n; k++) ids[k] = out->id[k];
+  /* Items without a version: the newest with which the list holds
+   * together (else the newest each, refused below with the reason). */
+  reg_requires_choose(ids, out->version, pinned, out->n);
+  for (size_t k = 0; k < out->n; k++) vers[k] = out->version[k];
   for (size_t k = 0; k < out->n; k++) {
     nno_stack *st = NULL;
     char why[768];

@@ -2,9 +2,9 @@
  *
  *   GET    /api/v1/stacks                           catalogue, pages
  *   GET    /api/v1/stacks/{id}                      one stack's versions
- *   POST   /api/v1/platforms/{platform}/stacks            activate (Idempotency-Key)
- *   GET    /api/v1/platforms/{platform}/stacks            activations, pages
- *   DELETE /api/v1/platforms/{platform}/stacks/{stack}    deactivate
+ *   POST   /api/v1/platforms/{platform}/stacks            activate
+ * (Idempotency-Key) GET    /api/v1/platforms/{platform}/stacks activations,
+ * pages DELETE /api/v1/platforms/{platform}/stacks/{stack}    deactivate
  *
  * The catalogue mirrors what the host loaded (reg_catalogue_sync); an
  * activation must name a loaded stack version, so it can be routed.
@@ -12,10 +12,21 @@
  * With the provisioning plugin, activation (first, upgrade or rollback)
  * calls stack_activate and deactivation stack_deactivate before the row
  * changes (NNO_ASYNC): a failure answers a problem naming the step and
- * leaves the activation as it was. */
+ * leaves the activation as it was.
+ *
+ * One move at a time per platform, across workers: an activation or
+ * deactivation that provisions takes the platform's row in
+ * platform_moves in the transaction that decides it, and drops it with
+ * its outcome; another one meanwhile answers 409 "platform p is moving
+ * stack s to v; retry". Activating the version already active provisions
+ * again, which brings the databases back to that version's migrations if
+ * they disagree. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http_util.h"
 #include "internal.h"
@@ -145,6 +156,42 @@ static int put_activation(nno_req *req, store_activation *a,
   return rc;
 }
 
+/* Inside an open transaction: take platform `pid` for moving `stack` to
+ * `version` (NULL: deactivating). 0, or -1 after rolling back and
+ * answering 409 (another move in progress) or the store's error. A row
+ * whose worker is gone is taken over. */
+static int move_take(nno_req *req, const char *pid, const char *stack,
+                     const char *version) {
+  char hs[STORE_STACK_MAX + 1] = "", hv[STORE_STACK_MAX + 1] = "";
+  int64_t hpid = 0;
+  int rc = store_move_take(g_reg.db, pid, stack, version, (int64_t)getpid(), hs,
+                           hv, &hpid);
+  if (rc == STORE_EXISTS && hpid > 0 && hpid != (int64_t)getpid() &&
+      kill((pid_t)hpid, 0) != 0 && errno == ESRCH)
+    rc = store_move_steal(g_reg.db, pid, stack, version, (int64_t)getpid());
+  if (rc == STORE_OK) return 0;
+  store_rollback(g_reg.db);
+  if (rc != STORE_EXISTS) {
+    hu_store_error(req, rc);
+    return -1;
+  }
+  if (hv[0])
+    nno_problem(req, 409, NULL, "platform %s is moving stack %s to %s; retry",
+                pid, hs, hv);
+  else
+    nno_problem(req, 409, NULL, "platform %s is deactivating stack %s; retry",
+                pid, hs);
+  return -1;
+}
+
+/* In a transaction of its own: release the move taken by this worker. */
+static void move_done(const char *pid) {
+  if (store_begin(g_reg.db)) return;
+  if (store_move_done(g_reg.db, pid, (int64_t)getpid()) ||
+      store_commit(g_reg.db))
+    store_rollback(g_reg.db);
+}
+
 /* Would activation `a` (stack version `s`; `had`: another version of it
  * is active) break a requirement, its own or another active stack's?
  * Then a 409 problem explaining which, and 1. `s` NULL: not loaded here
@@ -165,7 +212,8 @@ static int requires_refused(nno_req *req, const char *pid, nno_stack *s,
 typedef struct act_op {
   nno_req *req;
   store_activation a;
-  int had; /* another version was active: 200, else 201 */
+  int had;  /* another version was active: 200, else 201 */
+  int same; /* that version: provisioned again to repair, row unchanged */
   char previous[STORE_STACK_MAX + 1];
   hu_idem ik;
 } act_op;
@@ -176,11 +224,11 @@ static void act_free(act_op *op) {
 }
 
 /* After a failure: drop the pending record of the key (only successes are
- * recorded), in a transaction of its own. */
+ * recorded) and the platform's move, in a transaction of its own. */
 static void act_forget(act_op *op) {
-  if (!op->ik.active) return;
   int rc = store_begin(g_reg.db);
-  if (!rc) rc = hu_idem_forget(&op->ik);
+  if (!rc) rc = store_move_done(g_reg.db, op->a.platform, (int64_t)getpid());
+  if (!rc && op->ik.active) rc = hu_idem_forget(&op->ik);
   if (!rc) rc = store_commit(g_reg.db);
   if (rc) store_rollback(g_reg.db);
 }
@@ -193,12 +241,15 @@ static void act_done(int status, const char *step, const char *message,
     snprintf(what, sizeof what, "activating stack \"%s\" %s on platform \"%s\"",
              op->a.stack, op->a.version, op->a.platform);
     act_forget(op);
-    /* Refused (a rollback without its down migrations): the request
-     * cannot succeed as it is; anything else may on a retry. */
-    reg_prov_problem(op->req, status == NNO_EREFUSED ? 409 : 503, what, step,
-                     message,
-                     op->had ? "the previous version stays active"
-                             : "the stack is not active");
+    /* Refused (a rollback without its down migrations) or a migration
+     * that fails (a defect of the package): the request cannot succeed as
+     * it is; anything else may on a retry. */
+    reg_prov_problem(op->req,
+                     status == NNO_EREFUSED || status == NNO_EINVAL ? 409 : 503,
+                     what, step, message,
+                     op->same  ? "the version stays active"
+                     : op->had ? "the previous version stays active"
+                               : "the stack is not active");
     goto end;
   }
   int rc = store_begin(g_reg.db);
@@ -207,6 +258,29 @@ static void act_done(int status, const char *step, const char *message,
     store_rollback(g_reg.db);
     act_forget(op);
     nno_problem(op->req, 404, NULL, "no platform \"%s\"", op->a.platform);
+    goto end;
+  }
+  if (!rc) rc = store_move_done(g_reg.db, op->a.platform, (int64_t)getpid());
+  if (!rc && op->same) {
+    /* Provisioned again: the databases agree with the version; the row
+     * and its audit stay as they were. */
+    store_activation cur;
+    json_t *obj = NULL;
+    rc = store_activation_get(g_reg.db, op->a.platform, op->a.stack, &cur);
+    if (!rc) obj = activation_json(&cur);
+    text = obj ? nno_json_text(obj) : NULL;
+    json_decref(obj);
+    if (!rc && !text) rc = STORE_ERROR;
+    if (!rc) rc = hu_idem_forget(&op->ik);
+    if (!rc) rc = hu_idem_record(&op->ik, 200, text, NULL);
+    if (!rc) rc = store_commit(g_reg.db);
+    if (rc) {
+      store_rollback(g_reg.db);
+      hu_fail(op->req, rc);
+      act_forget(op);
+      goto end;
+    }
+    nno_send_text(op->req, 200, text);
     goto end;
   }
   /* Requirements again, in the transaction that writes the row: another
@@ -312,7 +386,8 @@ static int on_activate(nno_req *req, void *ud) {
     store_rollback(g_reg.db);
     goto done;
   }
-  if (had && strcmp(old.version, a.version) == 0) {
+  int same = had && strcmp(old.version, a.version) == 0;
+  if (same && !g_reg.prov) {
     /* Already active at this version: nothing changes. */
     obj = activation_json(&old);
     text = obj ? nno_json_text(obj) : NULL;
@@ -342,6 +417,7 @@ static int on_activate(nno_req *req, void *ud) {
   if (g_reg.prov) {
     /* Provision first, outside the transaction; the row after. Retries
      * with the key wait for this one's answer. */
+    if (move_take(req, pid, a.stack, a.version)) goto done;
     act_op *op = calloc(1, sizeof *op);
     rc = op ? hu_idem_pending(&ik) : STORE_ERROR;
     if (rc || (rc = store_commit(g_reg.db))) {
@@ -352,6 +428,7 @@ static int on_activate(nno_req *req, void *ud) {
     op->req = req;
     op->a = a;
     op->had = had;
+    op->same = same;
     if (had) snprintf(op->previous, sizeof op->previous, "%s", old.version);
     op->ik = ik;
     memset(&ik, 0, sizeof ik);
@@ -433,27 +510,32 @@ static void deact_done(int status, const char *step, const char *message,
     snprintf(what, sizeof what,
              "deactivating stack \"%s\" on platform \"%s\"", op->a.stack,
              op->a.platform);
+    move_done(op->a.platform);
     reg_prov_problem(op->req, 503, what, step, message,
                      "the stack stays active");
     goto end;
   }
   char why[768];
   int rc = store_begin(g_reg.db);
+  if (!rc) rc = store_move_done(g_reg.db, op->a.platform, (int64_t)getpid());
   if (!rc && reg_requires_dependents(op->a.platform, op->a.stack, NULL, why,
                                      sizeof why)) {
     store_rollback(g_reg.db);
+    move_done(op->a.platform);
     nno_problem(op->req, 409, NULL, "%s", why);
     goto end;
   }
   if (!rc) rc = delete_activation(op->req, &op->a);
   if (rc == STORE_NOTFOUND) {
     /* Deactivated meanwhile by another request: the same outcome. */
+    move_done(op->a.platform);
     store_rollback(g_reg.db);
     api->res_status(op->req, 204);
     goto end;
   }
   if (rc) {
     hu_fail(op->req, rc);
+    move_done(op->a.platform);
     goto end;
   }
   reg_committed();
@@ -496,13 +578,21 @@ static int on_deactivate(nno_req *req, void *ud) {
     return nno_problem(req, 409, NULL, "%s", why);
   }
   if (g_reg.prov) {
-    store_rollback(g_reg.db);
+    if (move_take(req, pid, stack, NULL)) return NNO_OK;
+    if ((rc = store_commit(g_reg.db))) {
+      store_rollback(g_reg.db);
+      return hu_fail(req, rc);
+    }
     deact_op *op = calloc(1, sizeof *op);
-    if (!op) return nno_problem(req, 500, NULL, "out of memory");
+    if (!op) {
+      move_done(pid);
+      return nno_problem(req, 500, NULL, "out of memory");
+    }
     op->req = req;
     op->a = old;
     if ((rc = reg_defer(deact_start, op)) != 0) {
       free(op);
+      move_done(pid);
       return nno_problem(req, 503, NULL,
                          "cannot start deactivating stack \"%s\": %s", stack,
                          api->strerror(rc));

@@ -117,8 +117,19 @@ int reg_requires_among(nno_stack *s, const char *const *ids,
                        const char *const *versions, size_t n, char *msg,
                        size_t cap);
 /* The newest loaded version of stack `id` whose requirements platform
- * `pid` meets; NULL when none does. */
+ * `pid` meets and which the stacks active there that require `id`
+ * accept; NULL when none does. */
 nno_stack *reg_requires_pick(const char *pid, const char *id);
+/* For a creation's list (ids[i] at vers[i], n of them; pinned[i] zero
+ * for an item given without a version): replace the versions of the
+ * unpinned items by the newest loaded ones (earlier items first) with
+ * which every item's requirements are met among the list. 0 when such a
+ * choice exists (vers updated), -1 when none does (vers unchanged: the
+ * caller explains with reg_requires_among). vers[i] holds
+ * STORE_STACK_MAX + 1 bytes. */
+int reg_requires_choose(const char *const *ids,
+                        char (*vers)[STORE_STACK_MAX + 1], const int *pinned,
+                        size_t n);
 /* 0 if no other stack active on `pid` requires stack `id` in a way that
  * moving it to `version` (NULL: deactivating it) would break; else -1
  * with msg naming both. Stacks whose active version this worker has not

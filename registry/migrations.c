@@ -231,6 +231,20 @@ static const char m6_retired_tenants[] =
     "  WHERE platform_id = NEW.platform_id AND id = NEW.id) BEGIN"
     " SELECT RAISE(ABORT, 'tenant retired'); END;";
 
+/* A stack being moved (activated, upgraded, rolled back, deactivated) on a
+ * platform: one at a time per platform across workers. Taken in the
+ * transaction that decides to provision, dropped with the activation's
+ * row or its failure; pid names the worker, so a row left by a process
+ * that died is taken over. */
+static const char m7_moves[] =
+    "CREATE TABLE platform_moves ("
+    " platform_id TEXT NOT NULL PRIMARY KEY"
+    "  REFERENCES platforms(id) ON DELETE CASCADE,"
+    " stack_id TEXT NOT NULL,"
+    " version TEXT NOT NULL,"
+    " pid INTEGER NOT NULL"
+    ") STRICT, WITHOUT ROWID;";
+
 const store_migration store_migrations[] = {
     {1,
      "platforms, tenants, catalogue, activations, resources, audit, "
@@ -241,6 +255,7 @@ const store_migration store_migrations[] = {
     {4, "resources left to the provisioning plugin", m4_no_resources},
     {5, "creations in progress", m5_creations},
     {6, "retired tenant ids", m6_retired_tenants},
+    {7, "stack moves in progress", m7_moves},
 };
 
 const size_t store_nmigrations =

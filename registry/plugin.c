@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -589,6 +590,14 @@ static int registry_init(nno_plugin *p, const nno_host_api *host) {
       store_migrate(g_reg.db, err, sizeof err)) {
     api->plugin_fail(p, "%s", err);
     goto fail;
+  }
+  /* A stack move left under this process id by an earlier process (ids
+   * are reused, in a container from the same few): none of ours is in
+   * progress yet. */
+  if (store_begin(g_reg.db) == STORE_OK) {
+    if (store_move_forget_pid(g_reg.db, (int64_t)getpid()) ||
+        store_commit(g_reg.db))
+      store_rollback(g_reg.db);
   }
   /* Read the counter before the snapshot: a change committed after this
    * point moves the counter past it and is replayed. */

@@ -113,12 +113,103 @@ nno_stack *reg_requires_pick(const char *pid, const char *id) {
     snprintf(v, sizeof v, "%.*s", (int)sver.len, sver.ptr);
     snprintf(gt, sizeof gt, ">%s", bestv);
     if ((!best || api->version_satisfies(v, gt) == 1) &&
-        reg_requires_met(pid, s, why, sizeof why) == 0) {
+        reg_requires_met(pid, s, why, sizeof why) == 0 &&
+        reg_requires_dependents(pid, id, v, why, sizeof why) == 0) {
       best = s;
       snprintf(bestv, sizeof bestv, "%s", v);
     }
   }
   return best;
+}
+
+/* The loaded versions of stack `id`, newest first, into v (at most cap).
+ * Their number. */
+#define CHOOSE_MAX_VERSIONS 32
+static size_t versions_of(const char *id, char (*v)[STORE_STACK_MAX + 1],
+                          size_t cap) {
+  nno_stack *s;
+  size_t n = 0;
+  for (size_t i = 0; n < cap && api->stack_at(g_reg.p, i, &s) == NNO_OK; i++) {
+    nno_str sid, sver;
+    if (api->stack_info(s, &sid, &sver) != NNO_OK || sid.len != strlen(id) ||
+        memcmp(sid.ptr, id, sid.len) != 0 || sver.len > STORE_STACK_MAX)
+      continue;
+    /* Insertion in order: newest first. */
+    char cur[STORE_STACK_MAX + 1], gt[STORE_STACK_MAX + 2];
+    snprintf(cur, sizeof cur, "%.*s", (int)sver.len, sver.ptr);
+    size_t k = n;
+    while (k > 0) {
+      snprintf(gt, sizeof gt, ">%s", v[k - 1]);
+      if (api->version_satisfies(cur, gt) != 1) break;
+      memcpy(v[k], v[k - 1], sizeof v[k]);
+      k--;
+    }
+    memcpy(v[k], cur, sizeof cur);
+    n++;
+  }
+  return n;
+}
+
+/* A choice in progress: each unpinned item's candidates, newest first. */
+typedef struct choice {
+  const char *const *ids;
+  char (*vers)[STORE_STACK_MAX + 1];
+  const int *pinned;
+  size_t n;
+  char cand[RT_MAX_STACKS][CHOOSE_MAX_VERSIONS][STORE_STACK_MAX + 1];
+  size_t ncand[RT_MAX_STACKS];
+  size_t budget; /* checks left: the search is bounded */
+} choice;
+
+/* Every item's requirements met among the list as it stands. */
+static int all_met(choice *c) {
+  const char *vs[RT_MAX_STACKS];
+  char why[512];
+  for (size_t k = 0; k < c->n; k++) vs[k] = c->vers[k];
+  for (size_t k = 0; k < c->n; k++) {
+    nno_stack *st = NULL;
+    if (api->stack_find(g_reg.p, c->ids[k], c->vers[k], &st) == NNO_OK &&
+        reg_requires_among(st, c->ids, vs, c->n, why, sizeof why))
+      return 0;
+  }
+  return 1;
+}
+
+/* Depth first from item i, newest candidates first: the first complete
+ * choice found is the newest (earlier items weigh more). */
+static int choose_from(choice *c, size_t i) {
+  if (i == c->n) {
+    if (!c->budget) return 0;
+    c->budget--;
+    return all_met(c);
+  }
+  if (c->pinned[i]) return choose_from(c, i + 1);
+  for (size_t j = 0; j < c->ncand[i]; j++) {
+    memcpy(c->vers[i], c->cand[i][j], sizeof c->vers[i]);
+    if (choose_from(c, i + 1)) return 1;
+  }
+  return 0;
+}
+
+int reg_requires_choose(const char *const *ids,
+                        char (*vers)[STORE_STACK_MAX + 1], const int *pinned,
+                        size_t n) {
+  static choice c; /* loop thread only; too large for the stack */
+  char saved[RT_MAX_STACKS][STORE_STACK_MAX + 1];
+  if (!have_abi() || n > RT_MAX_STACKS) return -1;
+  c.ids = ids;
+  c.vers = vers;
+  c.pinned = pinned;
+  c.n = n;
+  c.budget = 4096;
+  for (size_t i = 0; i < n; i++) {
+    memcpy(saved[i], vers[i], sizeof saved[i]);
+    c.ncand[i] =
+        pinned[i] ? 0 : versions_of(ids[i], c.cand[i], CHOOSE_MAX_VERSIONS);
+  }
+  if (choose_from(&c, 0)) return 0;
+  for (size_t i = 0; i < n; i++) memcpy(vers[i], saved[i], sizeof saved[i]);
+  return -1;
 }
 
 /* The active stacks of a platform, as rows. */

@@ -169,6 +169,22 @@ int store_creation_put(sqlite3 *db, const char *id, int64_t pid,
 /* Its creation answered (or was undone); STORE_NOTFOUND if it was not
  * recorded (another worker took it). */
 int store_creation_done(sqlite3 *db, const char *id);
+
+/* Inside a transaction: take platform `platform` for moving `stack` to
+ * `version` (NULL: deactivating) by worker `pid`. STORE_OK, or
+ * STORE_EXISTS with the holder's stack, version and pid in *hs, *hv
+ * (caps STORE_STACK_MAX + 1) and *hpid. */
+int store_move_take(sqlite3 *db, const char *platform, const char *stack,
+                    const char *version, int64_t pid, char *hs, char *hv,
+                    int64_t *hpid);
+/* Hand the platform over to `pid` whatever holds it (its holder died). */
+int store_move_steal(sqlite3 *db, const char *platform, const char *stack,
+                     const char *version, int64_t pid);
+/* Release the move of `platform` taken by `pid` (absent: STORE_OK). */
+int store_move_done(sqlite3 *db, const char *platform, int64_t pid);
+/* Forget every move recorded under `pid` (a process starting: none of
+ * its moves can be in progress). */
+int store_move_forget_pid(sqlite3 *db, int64_t pid);
 typedef int (*store_creation_cb)(void *ud, const char *id, int64_t pid,
                                  const char *key, const char *actor);
 /* Every creation not answered yet. */

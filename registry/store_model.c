@@ -209,6 +209,47 @@ int store_creation_done(sqlite3 *db, const char *id) {
   return rc ? rc : changes ? STORE_OK : STORE_NOTFOUND;
 }
 
+int store_move_take(sqlite3 *db, const char *platform, const char *stack,
+                    const char *version, int64_t pid, char *hs, char *hv,
+                    int64_t *hpid) {
+  sqlite3_stmt *st;
+  int rc = store__query(db, &st,
+                        "SELECT stack_id, version, pid FROM platform_moves"
+                        " WHERE platform_id = ?",
+                        "s", platform);
+  if (rc) return rc;
+  rc = store__next_row(db, st);
+  if (rc == STORE_OK) {
+    store__col(st, 0, hs, STORE_STACK_MAX + 1);
+    store__col(st, 1, hv, STORE_STACK_MAX + 1);
+    *hpid = sqlite3_column_int64(st, 2);
+  }
+  sqlite3_finalize(st);
+  if (rc == STORE_OK) return STORE_EXISTS;
+  if (rc != STORE_NOTFOUND) return rc;
+  return store_move_steal(db, platform, stack, version, pid);
+}
+
+int store_move_steal(sqlite3 *db, const char *platform, const char *stack,
+                     const char *version, int64_t pid) {
+  return store__run(db, NULL,
+                    "INSERT OR REPLACE INTO platform_moves (platform_id,"
+                    " stack_id, version, pid) VALUES (?, ?, ?, ?)",
+                    "sssi", platform, stack, version ? version : "", pid);
+}
+
+int store_move_done(sqlite3 *db, const char *platform, int64_t pid) {
+  return store__run(db, NULL,
+                    "DELETE FROM platform_moves WHERE platform_id = ?"
+                    " AND pid = ?",
+                    "si", platform, pid);
+}
+
+int store_move_forget_pid(sqlite3 *db, int64_t pid) {
+  return store__run(db, NULL, "DELETE FROM platform_moves WHERE pid = ?", "i",
+                    pid);
+}
+
 int store_creation_each(sqlite3 *db, store_creation_cb cb, void *ud) {
   sqlite3_stmt *st;
   int rc = store__query(db, &st,

@@ -210,9 +210,81 @@ static int mig_stmt(sqlite3 *db, const char *sql, const char *package,
   return src;
 }
 
+/* Run down migration `down` (file `file`) of migration `up` just applied,
+ * then undo it: a down the guards refuse, or that fails, is found when
+ * its up is applied, not at the rollback it would poison. 0 or a code
+ * with msg. */
+static int mig_down_check(sqlite3 *db, const char *up, const char *file,
+                          const char *down, char *msg, size_t cap) {
+  psql_trust(db, 1);
+  int src = sqlite3_exec(db, "SAVEPOINT nno_down_check", NULL, NULL, NULL);
+  psql_trust(db, 0);
+  if (src != SQLITE_OK) {
+    snprintf(msg, cap, "cannot check %s: %s", file, sqlite3_errmsg(db));
+    return NNO_EIO;
+  }
+  char m[PROV_MSG_MAX];
+  int rc = mig_exec(db, file, down, m, sizeof m);
+  if (rc)
+    snprintf(msg, cap,
+             "%s cannot be undone: %s (a down migration runs "
+             "under the same rules as the migrations)",
+             up, m);
+  psql_trust(db, 1);
+  if (sqlite3_exec(db, "ROLLBACK TO nno_down_check", NULL, NULL, NULL) !=
+          SQLITE_OK ||
+      sqlite3_exec(db, "RELEASE nno_down_check", NULL, NULL, NULL) !=
+          SQLITE_OK) {
+    if (!rc)
+      snprintf(msg, cap, "cannot check %s: %s", file, sqlite3_errmsg(db));
+    rc = rc ? rc : NNO_EIO;
+  }
+  psql_trust(db, 0);
+  return rc;
+}
+
 int prov_migrate(const char *dbpath, int fresh, const char *pkgdir,
-                 const char *package,
-                 const char *name, char *msg, size_t cap) {
+                 const char *package, const char *name, char *msg, size_t cap) {
+  sqlite3 *db = NULL;
+  int rc =
+      prov_migrate_begin(&db, dbpath, fresh, pkgdir, package, name, msg, cap);
+  if (!rc) return prov_migrate_commit(db, dbpath, fresh, msg, cap);
+  prov_migrate_abort(db);
+  return rc;
+}
+
+int prov_migrate_commit(sqlite3 *db, const char *dbpath, int fresh, char *msg,
+                        size_t cap) {
+  int rc = 0;
+  if (!db) return 0;
+  psql_trust(db, 1);
+  if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    snprintf(msg, cap, "cannot commit the migrations: %s", sqlite3_errmsg(db));
+    rc = NNO_EIO;
+    if (!sqlite3_get_autocommit(db))
+      sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  }
+  psql_trust(db, 0);
+  sqlite3_close_v2(db);
+  if (!rc && fresh && prov_sync(dbpath)) {
+    snprintf(msg, cap, "cannot sync %s: %s", dbpath, strerror(errno));
+    rc = NNO_EIO;
+  }
+  return rc;
+}
+
+void prov_migrate_abort(sqlite3 *db) {
+  if (!db) return;
+  psql_trust(db, 1);
+  if (!sqlite3_get_autocommit(db))
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  psql_trust(db, 0);
+  sqlite3_close_v2(db);
+}
+
+int prov_migrate_begin(sqlite3 **dbp, const char *dbpath, int fresh,
+                       const char *pkgdir, const char *package,
+                       const char *name, char *msg, size_t cap) {
   char dir[4096];
   snprintf(dir, sizeof dir, "%s/migrations/%s", pkgdir, name);
   mig *v = NULL;
@@ -228,19 +300,25 @@ int prov_migrate(const char *dbpath, int fresh, const char *pkgdir,
   if (dfd >= 0 && (rc = mig_list(dfd, dir, &v, &n, msg, cap))) goto done0;
   /* A database this activation made has nothing to undo. */
   if (!n && fresh) goto done0;
-  sqlite3 *db = NULL;
-  prov_bounds b;
-  prov_bounds_default(&b);
-  b.time_ms = 5000;
-  b.max_sql = MIG_MAX_BYTES;
-  if ((rc = psql_open(dbpath, &b, &db, msg, cap))) goto done;
+  sqlite3 *db = *dbp;
+  int src = SQLITE_OK;
+  if (!db) {
+    /* The first package on this database: open it, one transaction. */
+    prov_bounds b;
+    prov_bounds_default(&b);
+    b.time_ms = 5000;
+    b.max_sql = MIG_MAX_BYTES;
+    if ((rc = psql_open(dbpath, &b, &db, msg, cap))) goto done0;
+    *dbp = db;
+    psql_trust(db, 1);
+    /* A database this activation created is discarded whole if it fails
+     * or the host dies: no sync per statement, one at the end. */
+    if (fresh) sqlite3_exec(db, "PRAGMA synchronous=OFF", NULL, NULL, NULL);
+    src = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  }
   psql_trust(db, 1);
-  /* A database this activation created is discarded whole if it fails or
-   * the host dies: no sync per statement, one at the end. */
-  if (fresh) sqlite3_exec(db, "PRAGMA synchronous=OFF", NULL, NULL, NULL);
   /* The table, and its column "down" (the inverse stored with each
    * migration applied) in a table made before it existed. */
-  int src = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   int has_table = 0, has_down = 0;
   sqlite3_stmt *st = NULL;
   if (src == SQLITE_OK)
@@ -266,7 +344,7 @@ int prov_migrate(const char *dbpath, int fresh, const char *pkgdir,
   if (src != SQLITE_OK) {
     snprintf(msg, cap, "cannot read _nno_migrations: %s", sqlite3_errmsg(db));
     rc = (src & 0xff) == SQLITE_BUSY ? NNO_EBUSY : NNO_EIO;
-    goto end;
+    goto done0;
   }
   int64_t have = 0;
   if (has_table || n) {
@@ -282,7 +360,7 @@ int prov_migrate(const char *dbpath, int fresh, const char *pkgdir,
       snprintf(msg, cap, "cannot read _nno_migrations: %s",
                sqlite3_errmsg(db));
       rc = NNO_EIO;
-      goto end;
+      goto done0;
     }
   }
   /* A rollback: this version stops at n, the database is further. Undo
@@ -331,6 +409,8 @@ int prov_migrate(const char *dbpath, int fresh, const char *pkgdir,
     }
     rc = mig_exec(db, v[i].file, sql, msg, cap);
     free(sql);
+    if (!rc && down)
+      rc = mig_down_check(db, v[i].file, v[i].down, down, msg, cap);
     if (!rc) {
       char rec[200];
       snprintf(rec, sizeof rec,
@@ -344,21 +424,6 @@ int prov_migrate(const char *dbpath, int fresh, const char *pkgdir,
       }
     }
     free(down);
-  }
-  psql_trust(db, 1);
-  if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-    snprintf(msg, cap, "cannot commit the migrations: %s", sqlite3_errmsg(db));
-    rc = NNO_EIO;
-  }
-end:
-  if (rc && !sqlite3_get_autocommit(db))
-    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-  psql_trust(db, 0);
-done:
-  sqlite3_close_v2(db);
-  if (!rc && n && fresh && prov_sync(dbpath)) {
-    snprintf(msg, cap, "cannot sync %s: %s", dbpath, strerror(errno));
-    rc = NNO_EIO;
   }
 done0:
   free(v);

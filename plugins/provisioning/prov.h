@@ -346,6 +346,21 @@ int prov_archive(const char *pdir, const char *out, char *msg, size_t cap);
 int prov_migrate(const char *dbpath, int fresh, const char *pkgdir,
                  const char *package,
                  const char *name, char *msg, size_t cap);
+/* prov_migrate in three steps, so that the migrations of several
+ * packages (several databases) commit together or not at all: begin runs
+ * them in a transaction left open on *db (opened when *db is NULL,
+ * reused when it holds the transaction of an earlier package on the same
+ * file; left NULL when there is nothing to do); then commit (which closes
+ * it, and syncs a fresh file) or abort (rolls back, closes). begin's
+ * error leaves *db for abort. Every down migration shipped is run and
+ * undone right after its up (mig_down_check): one the guards refuse
+ * refuses the activation. */
+int prov_migrate_begin(sqlite3 **db, const char *dbpath, int fresh,
+                       const char *pkgdir, const char *package,
+                       const char *name, char *msg, size_t cap);
+int prov_migrate_commit(sqlite3 *db, const char *dbpath, int fresh, char *msg,
+                        size_t cap);
+void prov_migrate_abort(sqlite3 *db);
 
 /* ---- failpoints -------------------------------------------------------- */
 

@@ -286,6 +286,71 @@ static int note_created(sqlite3 *db, int64_t id, json_t *args,
   return rc;
 }
 
+/* The databases an activation migrates, each with its transaction held
+ * open (prov_migrate_begin) until every package has migrated. */
+typedef struct mig_txns {
+  struct mig_txn {
+    char *path;
+    int fresh;
+    sqlite3 *db;
+  } *v;
+  size_t n;
+} mig_txns;
+
+/* The transaction slot of database `path` (added when new), or NULL. */
+static sqlite3 **mig_txn_for(mig_txns *t, const char *path, int fresh) {
+  for (size_t i = 0; i < t->n; i++)
+    if (strcmp(t->v[i].path, path) == 0) return &t->v[i].db;
+  struct mig_txn *v = realloc(t->v, (t->n + 1) * sizeof *v);
+  if (!v) return NULL;
+  t->v = v;
+  v[t->n].path = strdup(path);
+  if (!v[t->n].path) return NULL;
+  v[t->n].fresh = fresh;
+  v[t->n].db = NULL;
+  return &v[t->n++].db;
+}
+
+static void mig_txns_abort(mig_txns *t) {
+  for (size_t i = 0; i < t->n; i++) {
+    prov_migrate_abort(t->v[i].db);
+    t->v[i].db = NULL;
+  }
+}
+
+/* Commit every database. A commit that fails after others succeeded
+ * cannot be taken back here: the message names the databases committed
+ * and the one that failed, and the step stays the failed database's. */
+static int mig_txns_commit(mig_txns *t, char *step, size_t scap, char *msg,
+                           size_t cap) {
+  char m[PROV_MSG_MAX];
+  for (size_t i = 0; i < t->n; i++) {
+    int rc = prov_migrate_commit(t->v[i].db, t->v[i].path, t->v[i].fresh, m,
+                                 sizeof m);
+    t->v[i].db = NULL;
+    if (!rc) continue;
+    for (size_t k = i + 1; k < t->n; k++) {
+      prov_migrate_abort(t->v[k].db);
+      t->v[k].db = NULL;
+    }
+    const char *base = strrchr(t->v[i].path, '/');
+    snprintf(step, scap, "sql:commit");
+    snprintf(msg, cap, "%s: %s%s", base ? base + 1 : t->v[i].path, m,
+             i ? "; the databases before it in the stack are committed at "
+                 "the new version: activate again to bring them together"
+               : "");
+    return rc;
+  }
+  return 0;
+}
+
+static void mig_txns_free(mig_txns *t) {
+  for (size_t i = 0; i < t->n; i++) free(t->v[i].path);
+  free(t->v);
+  t->v = NULL;
+  t->n = 0;
+}
+
 /* 1 if this activation created resource type+name (it is in the intent's
  * "created" list), so nothing but this call has seen it. */
 static int made_here(json_t *args, const char *type, const char *name) {
@@ -426,7 +491,11 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
     if ((rc = prov_resource_make(path, type, msg, cap))) break;
   }
   if (rc) goto fail;
-  /* Then the migrations, one transaction per package. */
+  /* Then the migrations: one transaction per database, every one held
+   * open until all the packages have migrated, then committed together
+   * (mig_txns_end): a failure in any package leaves every database as it
+   * was. */
+  mig_txns txns = {0};
   for (size_t i = 0; i < n && !rc; i++) {
     json_t *res = decl[i];
     size_t j;
@@ -443,14 +512,26 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
         break;
       }
       char m[PROV_MSG_MAX];
-      if ((rc = prov_migrate(path, made_here(args, "sql", name), pkgs[i].dir,
-                             pkgs[i].name, name, m,
-                             sizeof m))) {
+      sqlite3 **txn = mig_txn_for(&txns, path, made_here(args, "sql", name));
+      if (!txn) {
+        snprintf(msg, cap, "out of memory");
+        rc = NNO_ENOMEM;
+        break;
+      }
+      if ((rc = prov_migrate_begin(txn, path, made_here(args, "sql", name),
+                                   pkgs[i].dir, pkgs[i].name, name, m,
+                                   sizeof m))) {
         snprintf(msg, cap, "package %s: %s", pkgs[i].name, m);
         break;
       }
     }
   }
+  if (!rc) {
+    rc = mig_txns_commit(&txns, step, scap, msg, cap);
+  } else {
+    mig_txns_abort(&txns);
+  }
+  mig_txns_free(&txns);
   if (rc) goto fail;
   /* Ready: every declared resource exists and is migrated (one
    * transaction with the intent's step). */

@@ -380,10 +380,13 @@ def test_activation_provisions_before_the_row_changes(fp):
                         {"stack": "default"},
                         headers={"Idempotency-Key": "act-1"})
     assert st == 201 and a2 == a and h2["idempotent-replayed"] == "true"
-    # the same version again: no change, no call
+    # the same version again: provisioned again (databases that disagree
+    # are brought back to it), the row and the audit unchanged
     n = len(calls(fp, "pv-act"))
-    st, _, _ = fp.api("POST", "/platforms/pv-act/stacks", {"stack": "default"})
-    assert st == 200 and len(calls(fp, "pv-act")) == n
+    na = len(audit(fp, "pv-act", "stack.activate"))
+    st, _, a3 = fp.api("POST", "/platforms/pv-act/stacks", {"stack": "default"})
+    assert st == 200 and a3 == a and len(calls(fp, "pv-act")) == n + 1
+    assert len(audit(fp, "pv-act", "stack.activate")) == na
 
     # deactivation: told first; a failure leaves the stack active
     fail(fp, "stack_deactivate")

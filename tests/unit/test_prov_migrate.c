@@ -163,8 +163,30 @@ static void missing_down_refuses(void **state) {
 static void failing_down_changes_nothing(void **state) {
   mfx *m = *state;
   three_versions(m, 1);
+  /* a down that fails is refused with its up: nothing applied */
   put(m, 3, "0002_tag.down.sql", "DROP TABLE nowhere;");
+  assert_int_equal(migrate(m, 3), NNO_EINVAL);
+  assert_non_null(strstr(m->f->msg,
+                         "0002_tag.sql cannot be undone: "
+                         "0002_tag.down.sql: no such table"));
+  assert_int_equal(has(m, "_nno_migrations"), 0);
+  assert_int_equal(has(m, "notes"), 0);
+  /* one the guards refuse too */
+  put(m, 3, "0002_tag.down.sql", "ATTACH DATABASE ':memory:' AS other;");
+  assert_int_equal(migrate(m, 3), NNO_EINVAL);
+  assert_non_null(strstr(m->f->msg, "0002_tag.down.sql: refused"));
+  assert_int_equal(has(m, "_nno_migrations"), 0);
+  put(m, 3, "0002_tag.down.sql", "DROP TABLE tags;");
   assert_int_equal(migrate(m, 3), 0);
+  /* a stored down that fails when it runs changes nothing */
+  sqlite3 *db0 = NULL;
+  assert_int_equal(sqlite3_open(m->db, &db0), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db0,
+                                "UPDATE _nno_migrations SET down ="
+                                " 'DROP TABLE nowhere;' WHERE version = 2",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(db0);
   assert_int_equal(migrate(m, 1), NNO_EINVAL);
   assert_non_null(strstr(m->f->msg, "down of migration 0002"));
   assert_int_equal(level(m), 3);

@@ -152,18 +152,18 @@ static void newer_schema_refused(void **state) {
   fx *f = *state;
   char err[256], want[128];
   assert_int_equal(ex(f->db,
-                      "INSERT INTO schema_migrations VALUES (7, "
+                      "INSERT INTO schema_migrations VALUES (99, "
                       "'2030-01-01T00:00:00Z')"),
                    SQLITE_OK);
   assert_int_not_equal(store_migrate(f->db, err, sizeof err), STORE_OK);
   snprintf(want, sizeof want,
-           "core.db schema version 7 is newer than this host supports (%d)",
+           "core.db schema version 99 is newer than this host supports (%d)",
            store_latest_version());
   assert_string_equal(err, want);
   /* Nothing was left open or changed. */
   assert_true(sqlite3_get_autocommit(f->db));
   assert_int_equal(count(f->db, "SELECT max(version) FROM schema_migrations"),
-                   7);
+                   99);
 }
 
 /* Several processes migrating one new file at once: exactly one applies
