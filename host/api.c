@@ -474,7 +474,10 @@ static int api_stack_find(nno_plugin *p, const char *id, const char *version,
                           nno_stack **out) {
   if (!id || !out) return NNO_EINVAL;
   stack *st = loader_stack_find(g_worker->plugins, id, version);
-  if (!st) return NNO_ENOENT;
+  /* A version removed from disk since this worker last looked is not
+   * found: a removal renames its folder away inside the transaction that
+   * decides it, so a caller deciding in a later one sees it gone. */
+  if (!st || (st->dir[0] && access(st->dir, F_OK) != 0)) return NNO_ENOENT;
   *out = (nno_stack *)st;
   return 0;
 }

@@ -329,6 +329,18 @@ static int on_remove(nno_req *req, void *ud) {
                        n > 16 ? ", ..." : "");
   }
   json_decref(names);
+  /* An activation of it under way (its move taken, its row not written
+   * yet) would provision from the files about to go. */
+  char moving[STORE_ID_MAX + 1];
+  rc = store_move_to(g_reg.db, id, version, moving);
+  if (rc != STORE_NOTFOUND) {
+    store_rollback(g_reg.db);
+    if (rc) return hu_store_error(req, rc);
+    return nno_problem(req, 409, NULL,
+                       "platform %s is moving to stack %s %s: retry once "
+                       "it is done",
+                       moving, id, version);
+  }
   rc = api->stack_remove(g_reg.p, id, version, err, sizeof err);
   if (rc) {
     store_rollback(g_reg.db);

@@ -417,6 +417,25 @@ static int on_activate(nno_req *req, void *ud) {
   if (g_reg.prov) {
     /* Provision first, outside the transaction; the row after. Retries
      * with the key wait for this one's answer. */
+    /* Removed since this worker found it: the removal renamed its folder
+     * away and dropped its catalogue row in its own transaction, and it
+     * refuses while the move below is held -- one or the other. */
+    nno_stack *again;
+    if (api->stack_find(g_reg.p, a.stack, a.version, &again) != NNO_OK)
+      rc = STORE_NOTFOUND;
+    else
+      rc = store_stack_version_exists(g_reg.db, a.stack, a.version);
+    if (rc) {
+      store_rollback(g_reg.db);
+      if (rc != STORE_NOTFOUND) {
+        hu_store_error(req, rc);
+        goto done;
+      }
+      nno_problem(req, 422, "version",
+                  "field \"version\": stack \"%s\" %s was removed", a.stack,
+                  a.version);
+      goto done;
+    }
     if (move_take(req, pid, a.stack, a.version)) goto done;
     act_op *op = calloc(1, sizeof *op);
     rc = op ? hu_idem_pending(&ik) : STORE_ERROR;

@@ -185,6 +185,10 @@ int store_move_done(sqlite3 *db, const char *platform, int64_t pid);
 /* Forget every move recorded under `pid` (a process starting: none of
  * its moves can be in progress). */
 int store_move_forget_pid(sqlite3 *db, int64_t pid);
+/* A platform moving a stack to `version` of `stack`: STORE_OK with its id
+ * in `platform` (STORE_ID_MAX + 1 bytes), or STORE_NOTFOUND. */
+int store_move_to(sqlite3 *db, const char *stack, const char *version,
+                  char *platform);
 typedef int (*store_creation_cb)(void *ud, const char *id, int64_t pid,
                                  const char *key, const char *actor);
 /* Every creation not answered yet. */
@@ -250,6 +254,9 @@ int store_stack_add(sqlite3 *db, const char *id, const char *version);
 /* Remove a version unless an activation uses it; then the stack if it has
  * no version left. STORE_OK also when kept. */
 int store_stack_remove_unused(sqlite3 *db, const char *id, const char *version);
+/* Is the version in the catalogue? STORE_OK or STORE_NOTFOUND. */
+int store_stack_version_exists(sqlite3 *db, const char *id,
+                               const char *version);
 /* Every (id, version) of the catalogue. */
 int store_stack_each(sqlite3 *db, store_stack_version_cb cb, void *ud);
 /* Stacks ordered by id after `after`, at most `limit`. */

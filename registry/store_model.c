@@ -238,6 +238,20 @@ int store_move_steal(sqlite3 *db, const char *platform, const char *stack,
                     "sssi", platform, stack, version ? version : "", pid);
 }
 
+int store_move_to(sqlite3 *db, const char *stack, const char *version,
+                  char *platform) {
+  sqlite3_stmt *st;
+  int rc = store__query(db, &st,
+                        "SELECT platform_id FROM platform_moves"
+                        " WHERE stack_id = ? AND version = ? LIMIT 1",
+                        "ss", stack, version);
+  if (rc) return rc;
+  rc = store__next_row(db, st);
+  if (rc == STORE_OK) store__col(st, 0, platform, STORE_ID_MAX + 1);
+  sqlite3_finalize(st);
+  return rc;
+}
+
 int store_move_done(sqlite3 *db, const char *platform, int64_t pid) {
   return store__run(db, NULL,
                     "DELETE FROM platform_moves WHERE platform_id = ?"
@@ -454,6 +468,19 @@ int store_stack_remove_unused(sqlite3 *db, const char *id,
                     "DELETE FROM stacks WHERE id = ?1 AND NOT EXISTS"
                     " (SELECT 1 FROM stack_versions WHERE stack_id = ?1)",
                     "s", id);
+}
+
+int store_stack_version_exists(sqlite3 *db, const char *id,
+                               const char *version) {
+  sqlite3_stmt *st;
+  int rc = store__query(db, &st,
+                        "SELECT 1 FROM stack_versions WHERE stack_id = ?"
+                        " AND version = ?",
+                        "ss", id, version);
+  if (rc) return rc;
+  rc = store__next_row(db, st);
+  sqlite3_finalize(st);
+  return rc;
 }
 
 int store_stack_each(sqlite3 *db, store_stack_version_cb cb, void *ud) {
