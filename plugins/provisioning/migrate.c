@@ -213,6 +213,15 @@ static int mig_stmt(sqlite3 *db, const char *sql, const char *package,
 int prov_migrate(const char *dbpath, int fresh, const char *pkgdir,
                  const char *package,
                  const char *name, char *msg, size_t cap) {
+  return prov_migrate_to(dbpath, fresh, pkgdir, package, name, NULL, NULL,
+                         msg, cap);
+}
+
+int prov_migrate_to(const char *dbpath, int fresh, const char *pkgdir,
+                    const char *package, const char *name, int64_t *from,
+                    int64_t *to, char *msg, size_t cap) {
+  if (from) *from = -1;
+  if (to) *to = -1;
   char dir[4096];
   snprintf(dir, sizeof dir, "%s/migrations/%s", pkgdir, name);
   mig *v = NULL;
@@ -285,6 +294,7 @@ int prov_migrate(const char *dbpath, int fresh, const char *pkgdir,
       goto end;
     }
   }
+  if (from) *from = have;
   /* A rollback: this version stops at n, the database is further. Undo
    * have..n+1 with the inverses stored when they were applied, newest
    * first, in this one transaction. */
@@ -345,6 +355,16 @@ int prov_migrate(const char *dbpath, int fresh, const char *pkgdir,
     }
     free(down);
   }
+  /* A kill here, inside the transaction, leaves the database as it was
+   * (SQLite rolls the transaction back at the next open). */
+  if (!rc && have > (int64_t)n && prov_failpoint("migrate:down")) {
+    snprintf(msg, cap, "failpoint migrate:down");
+    rc = NNO_EIO;
+  }
+  if (!rc && have < (int64_t)n && prov_failpoint("migrate:up")) {
+    snprintf(msg, cap, "failpoint migrate:up");
+    rc = NNO_EIO;
+  }
   psql_trust(db, 1);
   if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
     snprintf(msg, cap, "cannot commit the migrations: %s", sqlite3_errmsg(db));
@@ -361,6 +381,7 @@ done:
     rc = NNO_EIO;
   }
 done0:
+  if (!rc && to) *to = (int64_t)n;
   free(v);
   if (dfd >= 0) close(dfd);
   return rc;

@@ -346,6 +346,12 @@ int prov_archive(const char *pdir, const char *out, char *msg, size_t cap);
 int prov_migrate(const char *dbpath, int fresh, const char *pkgdir,
                  const char *package,
                  const char *name, char *msg, size_t cap);
+/* prov_migrate, telling (each when not NULL) in *from the level the
+ * database was at before (-1 when it was not read) and in *to the level
+ * it is at after a success. */
+int prov_migrate_to(const char *dbpath, int fresh, const char *pkgdir,
+                    const char *package, const char *name, int64_t *from,
+                    int64_t *to, char *msg, size_t cap);
 
 /* ---- failpoints -------------------------------------------------------- */
 

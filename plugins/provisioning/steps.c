@@ -449,6 +449,14 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
         snprintf(msg, cap, "package %s: %s", pkgs[i].name, m);
         break;
       }
+      /* Committed, with the activation row still naming the version
+       * before: a kill from here on is re-aligned at the next start. */
+      snprintf(step, scap, "sql:%s-%s:migrated", stack, name);
+      if (prov_failpoint(step)) {
+        snprintf(msg, cap, "failpoint %s", step);
+        rc = NNO_EIO;
+        break;
+      }
     }
   }
   if (rc) goto fail;
