@@ -100,8 +100,9 @@ def wait_level(h, pid, want, timeout=10):
 def assert_on(h, pid, version):
     """Exactly one version of "ver", served, its database at its level."""
     assert active(h, pid) == [("ver", version)]
-    assert wait_level(h, pid, LEVEL[version]) == LEVEL[version], \
-        h.log_text()
+    got = wait_level(h, pid, LEVEL[version])
+    assert got == LEVEL[version], "row %s, database at %s\n%s" % (
+        version, got, h.log_text()[-3000:])
     assert journal(h) == []
     for _ in range(3):
         assert served(h, pid) == (200, version)
