@@ -197,6 +197,17 @@ static void align_logged(int status, const char *step, const char *message,
              "platform %s: aligned its databases of stack %s with its active "
              "version %s (%s)",
              op->platform, op->stack, op->version, message);
+  /* The row was read before the alignment ran: an activation in another
+   * worker may have moved it meanwhile. The row is the truth. */
+  store_activation now;
+  if (!status && message &&
+      store_activation_get(g_reg.db, op->platform, op->stack, &now) ==
+          STORE_OK &&
+      strcmp(now.version, op->version) != 0 &&
+      reg_prov_align(now.platform, now.stack, now.version, NULL, NULL) == 0)
+    api->log(g_reg.p, NNO_LOG_WARN,
+             "platform %s: stack %s moved to %s meanwhile: aligning again",
+             op->platform, op->stack, now.version);
   free(op);
 }
 

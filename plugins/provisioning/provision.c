@@ -16,6 +16,7 @@
 #include "internal.h"
 
 #define REMOVE_POLL_MS 100
+#define ACT_LOCK_WAIT_MS 2000
 
 typedef struct ctl {
   struct ctl *next; /* removals waiting on a timer (freed at fini) */
@@ -33,6 +34,7 @@ typedef struct ctl {
   char step[96], msg[PROV_MSG_MAX];
   nno_timer *timer;
   int lock_fd;
+  int act_fd; /* activate: the activation lock, held until the row */
   uint64_t waited;
   nno_prov_done_fn done;
   void *ud;
@@ -59,6 +61,7 @@ static void ctl_free(ctl *c) {
   free(c->pkgs);
   free(c->rm);
   if (c->lock_fd >= 0) close(c->lock_fd);
+  if (c->act_fd >= 0) close(c->act_fd); /* drops the flock */
   free(c);
 }
 
@@ -69,6 +72,13 @@ static void finish(ctl *c) {
     c->rc = NNO_EIO;
     snprintf(c->step, sizeof c->step, "activate:row");
     snprintf(c->msg, sizeof c->msg, "failpoint activate:row");
+  }
+  /* A success keeps the activation lock while `done` writes the row; a
+   * failure writes none, and the registry's alignment back to the version
+   * that stays must not find it held. */
+  if (c->rc && c->act_fd >= 0) {
+    close(c->act_fd);
+    c->act_fd = -1;
   }
   c->done(c->rc, c->rc ? c->step : NULL,
           c->rc ? c->msg : (c->msg[0] ? c->msg : NULL), c->ud);
@@ -82,6 +92,7 @@ static ctl *ctl_new(const char *platform, nno_prov_done_fn done, void *ud) {
   if (!c) return NULL;
   snprintf(c->platform, sizeof c->platform, "%s", platform);
   c->lock_fd = -1;
+  c->act_fd = -1;
   c->done = done;
   c->ud = ud;
   return c;
@@ -166,6 +177,18 @@ static int platform_create(const char *platform, const char *incarnation,
 
 static void activate_work(void *ud) {
   ctl *c = ud;
+  /* The call before (a creation's stacks activate one after the other)
+   * lets go once its `done` returned: wait for that, not for long. */
+  if ((c->rc = prov_activation_lock(g_prov.data, c->platform,
+                                    ACT_LOCK_WAIT_MS, &c->act_fd))) {
+    snprintf(c->step, sizeof c->step, "lock");
+    snprintf(c->msg, sizeof c->msg,
+             c->rc == NNO_EBUSY ? "platform %s is being activated or aligned "
+                                  "by another call; try again"
+                                : "cannot lock platform %s's activations",
+             c->platform);
+    return;
+  }
   sqlite3 *db = job_db(c);
   if (!db) return;
   c->rc = prov_activate_run(db, g_prov.data, c->platform, c->incarnation,
@@ -333,6 +356,17 @@ static void align_work(void *ud) {
   }
   /* That activation's own outcome (or the recovery) sets it right. */
   if (b.busy) return;
+  int fd = -1;
+  if ((c->rc = prov_activation_lock(g_prov.data, c->platform, 0, &fd))) {
+    if (c->rc == NNO_EBUSY) {
+      c->rc = 0; /* as above: an activation in progress */
+      return;
+    }
+    snprintf(c->step, sizeof c->step, "lock");
+    snprintf(c->msg, sizeof c->msg, "cannot lock platform %s's activations",
+             c->platform);
+    return;
+  }
   size_t used = 0;
   for (size_t i = 0; i < c->npkgs && !c->rc; i++) {
     json_t *res = json_loads(c->pkgs[i].resources, 0, NULL);
@@ -365,6 +399,7 @@ static void align_work(void *ud) {
     }
     json_decref(res);
   }
+  if (fd >= 0) close(fd);
 }
 
 static int stack_align(const char *platform, const char *stack,

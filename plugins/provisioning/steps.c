@@ -155,7 +155,9 @@ static int add_entry(const char *path, const struct stat *st, int flag,
   const char *rel = path + g_skip;
   while (*rel == '/') rel++;
   if (!*rel) return 0;
-  if (strcmp(rel, ".inuse") == 0 || strcmp(rel, ".quota") == 0) return 0;
+  if (strcmp(rel, ".inuse") == 0 || strcmp(rel, ".quota") == 0 ||
+      strcmp(rel, ".activate") == 0)
+    return 0;
   struct archive_entry *e = archive_entry_new();
   if (!e) return g_arc_err = -1;
   archive_entry_set_pathname(e, rel);
