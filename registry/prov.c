@@ -171,9 +171,10 @@ int reg_platform_forget(nno_req *req, const char *id, const char *action,
 /* ---- databases aligned with the activation rows ------------------------ */
 
 int reg_prov_can_align(void) {
-  return g_reg.prov && g_reg.prov->size >= offsetof(nno_provisioning_v1,
-                                                    stack_align) +
-                                               sizeof g_reg.prov->stack_align;
+  return g_reg.prov &&
+         g_reg.prov->size >= offsetof(nno_provisioning_v1, stack_align) +
+                                 sizeof g_reg.prov->stack_align &&
+         g_reg.prov->stack_align;
 }
 
 /* One alignment whose outcome is only logged. */
