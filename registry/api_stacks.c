@@ -216,10 +216,15 @@ typedef struct act_op {
   int same; /* that version: provisioned again to repair, row unchanged */
   char previous[STORE_STACK_MAX + 1];
   hu_idem ik;
+  /* A failure kept while the databases go back to `previous`. */
+  int fail;
+  char *fail_step, *fail_msg;
 } act_op;
 
 static void act_free(act_op *op) {
   hu_idem_clear(&op->ik);
+  free(op->fail_step);
+  free(op->fail_msg);
   free(op);
 }
 
@@ -233,24 +238,59 @@ static void act_forget(act_op *op) {
   if (rc) store_rollback(g_reg.db);
 }
 
+/* The failure kept in op answered, once the databases went back. */
+static void act_fail_answer(act_op *op, int status, const char *step,
+                            const char *message) {
+  char what[160];
+  snprintf(what, sizeof what, "activating stack \"%s\" %s on platform \"%s\"",
+           op->a.stack, op->a.version, op->a.platform);
+  /* The move is over (the databases are back, or could not be): let the
+   * next one in. */
+  act_forget(op);
+  /* Refused (a rollback without its down migrations) or a migration
+   * that fails (a defect of the package): the request cannot succeed as
+   * it is; anything else may on a retry. */
+  reg_prov_problem(op->req,
+                   status == NNO_EREFUSED || status == NNO_EINVAL ? 409 : 503,
+                   what, step, message,
+                   op->same  ? "the version stays active"
+                   : op->had ? "the previous version stays active"
+                             : "the stack is not active");
+  api->res_end(op->req);
+  act_free(op);
+}
+
+static void act_realigned(int status, const char *step, const char *message,
+                          void *ud) {
+  act_op *op = ud;
+  if (status)
+    api->log(g_reg.p, NNO_LOG_ERROR,
+             "platform %s: after a failed activation of stack %s %s, its "
+             "databases cannot be brought back to %s (step %s: %s)",
+             op->a.platform, op->a.stack, op->a.version, op->previous,
+             step ? step : "?", message ? message : "?");
+  act_fail_answer(op, op->fail, op->fail_step, op->fail_msg);
+}
+
 static void act_done(int status, const char *step, const char *message,
                      void *ud) {
   act_op *op = ud;
   char *text = NULL, what[160];
   if (status) {
-    snprintf(what, sizeof what, "activating stack \"%s\" %s on platform \"%s\"",
-             op->a.stack, op->a.version, op->a.platform);
-    act_forget(op);
-    /* Refused (a rollback without its down migrations) or a migration
-     * that fails (a defect of the package): the request cannot succeed as
-     * it is; anything else may on a retry. */
-    reg_prov_problem(op->req,
-                     status == NNO_EREFUSED || status == NNO_EINVAL ? 409 : 503,
-                     what, step, message,
-                     op->same  ? "the version stays active"
-                     : op->had ? "the previous version stays active"
-                               : "the stack is not active");
-    goto end;
+    /* A step after a migration committed may have failed (a later
+     * package, or the packages told): the databases follow the row,
+     * which stays on the previous version. */
+    if (op->had && reg_prov_can_align()) {
+      op->fail = status;
+      op->fail_step = step ? strdup(step) : NULL;
+      op->fail_msg = message ? strdup(message) : NULL;
+      if ((!step || op->fail_step) && (!message || op->fail_msg) &&
+          reg_prov_align(op->a.platform, op->a.stack, op->previous,
+                         act_realigned, op) == 0)
+        return;
+    }
+    act_fail_answer(op, status, step, message);
+    return;
   }
   int rc = store_begin(g_reg.db);
   if (!rc && store_platform_status(g_reg.db, op->a.platform, what,

@@ -173,5 +173,12 @@ int reg_platform_forget(nno_req *req, const char *id, const char *action,
 /* With provisioning, at start: finish the deletion of platforms left
  * "deleting" by a crash and of folders left by earlier deletions. */
 void reg_prov_sweep(void);
+/* 1 if the provisioning plugin can align databases (stack_align). */
+int reg_prov_can_align(void);
+/* Bring platform `platform`'s databases of `stack` to the migration level
+ * of `version` (the version its activation row names); `done` (NULL: log
+ * the outcome only) as stack_align's. 0, or a code (done is not called). */
+int reg_prov_align(const char *platform, const char *stack,
+                   const char *version, nno_prov_done_fn done, void *ud);
 
 #endif

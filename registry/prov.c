@@ -168,6 +168,88 @@ int reg_platform_forget(nno_req *req, const char *id, const char *action,
   return STORE_OK;
 }
 
+/* ---- databases aligned with the activation rows ------------------------ */
+
+int reg_prov_can_align(void) {
+  return g_reg.prov &&
+         g_reg.prov->size >= offsetof(nno_provisioning_v1, stack_align) +
+                                 sizeof g_reg.prov->stack_align &&
+         g_reg.prov->stack_align;
+}
+
+/* One alignment whose outcome is only logged. */
+typedef struct align_op {
+  char platform[STORE_ID_MAX + 1];
+  char stack[STORE_STACK_MAX + 1], version[STORE_STACK_MAX + 1];
+} align_op;
+
+static void align_logged(int status, const char *step, const char *message,
+                         void *ud) {
+  align_op *op = ud;
+  if (status)
+    api->log(g_reg.p, NNO_LOG_ERROR,
+             "platform %s: its databases of stack %s do not match its active "
+             "version %s and cannot be brought to it (step %s: %s): left as "
+             "they are; activate the version they are at to finish",
+             op->platform, op->stack, op->version, step ? step : "?",
+             message ? message : "?");
+  else if (message)
+    api->log(g_reg.p, NNO_LOG_WARN,
+             "platform %s: aligned its databases of stack %s with its active "
+             "version %s (%s)",
+             op->platform, op->stack, op->version, message);
+  /* The row was read before the alignment ran: an activation in another
+   * worker may have moved it meanwhile. The row is the truth. */
+  store_activation now;
+  if (!status && message &&
+      store_activation_get(g_reg.db, op->platform, op->stack, &now) ==
+          STORE_OK &&
+      strcmp(now.version, op->version) != 0 &&
+      reg_prov_align(now.platform, now.stack, now.version, NULL, NULL) == 0)
+    api->log(g_reg.p, NNO_LOG_WARN,
+             "platform %s: stack %s moved to %s meanwhile: aligning again",
+             op->platform, op->stack, now.version);
+  free(op);
+}
+
+int reg_prov_align(const char *platform, const char *stack,
+                   const char *version, nno_prov_done_fn done, void *ud) {
+  if (!reg_prov_can_align()) return NNO_ENOTSUP;
+  align_op *op = NULL;
+  if (!done) {
+    if (!(op = calloc(1, sizeof *op))) return NNO_ENOMEM;
+    snprintf(op->platform, sizeof op->platform, "%s", platform);
+    snprintf(op->stack, sizeof op->stack, "%s", stack);
+    snprintf(op->version, sizeof op->version, "%s", version);
+    done = align_logged;
+    ud = op;
+  }
+  int rc = g_reg.prov->stack_align(platform, stack, version, done, ud);
+  if (rc) free(op);
+  return rc;
+}
+
+static int align_cb(void *ud, const store_activation *a) {
+  (void)ud;
+  int rc = reg_prov_align(a->platform, a->stack, a->version, NULL, NULL);
+  if (rc && rc != NNO_ENOENT)
+    api->log(g_reg.p, NNO_LOG_WARN,
+             "platform %s: cannot check its databases of stack %s %s: %s",
+             a->platform, a->stack, a->version, api->strerror(rc));
+  return 0;
+}
+
+/* After a kill between a migration's commit and the activation row (an
+ * upgrade or rollback either side of it), a database may be at another
+ * version's level than the row says: the row is the truth, each database
+ * of every activation is brought to its version. */
+static void align_all(void) {
+  if (!reg_prov_can_align()) return;
+  if (store_activation_list(g_reg.db, NULL, NULL, 0, align_cb, NULL))
+    api->log(g_reg.p, NNO_LOG_WARN, "cannot list the activations: %s",
+             sqlite3_errmsg(g_reg.db));
+}
+
 /* ---- the start-up sweep ------------------------------------------------ */
 
 /* One platform (or folder) whose removal a crash interrupted. */
@@ -358,6 +440,7 @@ void reg_prov_sweep(void) {
     snprintf(op->incarnation, sizeof op->incarnation, "%s", rl->inc[i]);
     sweep_start(op);
   }
+  align_all();
 done:
   free(ids);
   free(rl);

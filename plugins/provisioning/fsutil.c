@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,6 +166,31 @@ int prov_touch(const char *path) {
   int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return NNO_EIO;
   close(fd);
+  return 0;
+}
+
+int prov_activation_lock(const char *data, const char *platform,
+                         unsigned wait_ms, int *fd) {
+  char path[4200];
+  *fd = -1;
+  if (!prov_id_ok(platform, strlen(platform))) return NNO_EINVAL;
+  snprintf(path, sizeof path, "%s/platforms/%s/.activate", data, platform);
+  int f = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (f < 0) return errno == ENOENT ? 0 : NNO_EIO;
+  int rc;
+  for (unsigned waited = 0;; waited += 10) {
+    while ((rc = flock(f, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {
+    }
+    if (rc == 0 || errno != EWOULDBLOCK || waited >= wait_ms) break;
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  if (rc != 0) {
+    int busy = errno == EWOULDBLOCK;
+    close(f);
+    return busy ? NNO_EBUSY : NNO_EIO;
+  }
+  *fd = f;
   return 0;
 }
 

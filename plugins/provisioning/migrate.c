@@ -245,11 +245,24 @@ static int mig_down_check(sqlite3 *db, const char *up, const char *file,
 
 int prov_migrate(const char *dbpath, int fresh, const char *pkgdir,
                  const char *package, const char *name, char *msg, size_t cap) {
+  return prov_migrate_to(dbpath, fresh, pkgdir, package, name, NULL, NULL,
+                         msg, cap);
+}
+
+static int migrate_begin(sqlite3 **dbp, const char *dbpath, int fresh,
+                         const char *pkgdir, const char *package,
+                         const char *name, int64_t *from, int64_t *to,
+                         char *msg, size_t cap);
+
+int prov_migrate_to(const char *dbpath, int fresh, const char *pkgdir,
+                    const char *package, const char *name, int64_t *from,
+                    int64_t *to, char *msg, size_t cap) {
   sqlite3 *db = NULL;
-  int rc =
-      prov_migrate_begin(&db, dbpath, fresh, pkgdir, package, name, msg, cap);
-  if (!rc) return prov_migrate_commit(db, dbpath, fresh, msg, cap);
-  prov_migrate_abort(db);
+  int rc = migrate_begin(&db, dbpath, fresh, pkgdir, package, name, from, to,
+                         msg, cap);
+  if (!rc) rc = prov_migrate_commit(db, dbpath, fresh, msg, cap);
+  else prov_migrate_abort(db);
+  if (rc && to) *to = -1;
   return rc;
 }
 
@@ -285,6 +298,16 @@ void prov_migrate_abort(sqlite3 *db) {
 int prov_migrate_begin(sqlite3 **dbp, const char *dbpath, int fresh,
                        const char *pkgdir, const char *package,
                        const char *name, char *msg, size_t cap) {
+  return migrate_begin(dbp, dbpath, fresh, pkgdir, package, name, NULL, NULL,
+                       msg, cap);
+}
+
+static int migrate_begin(sqlite3 **dbp, const char *dbpath, int fresh,
+                         const char *pkgdir, const char *package,
+                         const char *name, int64_t *from, int64_t *to,
+                         char *msg, size_t cap) {
+  if (from) *from = -1;
+  if (to) *to = -1;
   char dir[4096];
   snprintf(dir, sizeof dir, "%s/migrations/%s", pkgdir, name);
   mig *v = NULL;
@@ -363,6 +386,7 @@ int prov_migrate_begin(sqlite3 **dbp, const char *dbpath, int fresh,
       goto done0;
     }
   }
+  if (from) *from = have;
   /* A rollback: this version stops at n, the database is further. Undo
    * have..n+1 with the inverses stored when they were applied, newest
    * first, in this one transaction. */
@@ -425,7 +449,18 @@ int prov_migrate_begin(sqlite3 **dbp, const char *dbpath, int fresh,
     }
     free(down);
   }
+  /* A kill here, inside the transaction, leaves the database as it was
+   * (SQLite rolls the transaction back at the next open). */
+  if (!rc && have > (int64_t)n && prov_failpoint("migrate:down")) {
+    snprintf(msg, cap, "failpoint migrate:down");
+    rc = NNO_EIO;
+  }
+  if (!rc && have < (int64_t)n && prov_failpoint("migrate:up")) {
+    snprintf(msg, cap, "failpoint migrate:up");
+    rc = NNO_EIO;
+  }
 done0:
+  if (!rc && to) *to = (int64_t)n;
   free(v);
   if (dfd >= 0) close(dfd);
   return rc;

@@ -112,6 +112,15 @@ int prov_hex(const void *p, size_t n, char *out, size_t cap);
 int prov_unhex(const char *s, void *out, size_t cap, size_t *n);
 /* Create the empty file `path` (0600) if missing. 0 or NNO_EIO. */
 int prov_touch(const char *path);
+/* The platform's activation lock: an exclusive flock on
+ * DATA/platforms/{p}/.activate (made if missing), waited for up to
+ * `wait_ms` (polled: a pool thread never blocks on it for long). An
+ * activation holds it from its first step until its row is written (or it
+ * failed), an alignment while it migrates, so neither runs between the
+ * other's migrations and row. 0 with *fd (-1 when the platform has no
+ * folder yet: nothing to guard), NNO_EBUSY when still held, NNO_EIO. */
+int prov_activation_lock(const char *data, const char *platform,
+                         unsigned wait_ms, int *fd);
 /* fsync file or folder `path`, then the folder that holds it: what a new
  * file written without syncs (synchronous=OFF) needs once, at the end, to
  * be durable. 0 or NNO_EIO. */
@@ -361,6 +370,12 @@ int prov_migrate_begin(sqlite3 **db, const char *dbpath, int fresh,
 int prov_migrate_commit(sqlite3 *db, const char *dbpath, int fresh, char *msg,
                         size_t cap);
 void prov_migrate_abort(sqlite3 *db);
+/* prov_migrate, telling (each when not NULL) in *from the level the
+ * database was at before (-1 when it was not read) and in *to the level
+ * it is at after a success. */
+int prov_migrate_to(const char *dbpath, int fresh, const char *pkgdir,
+                    const char *package, const char *name, int64_t *from,
+                    int64_t *to, char *msg, size_t cap);
 
 /* ---- failpoints -------------------------------------------------------- */
 

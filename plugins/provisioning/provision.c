@@ -16,10 +16,11 @@
 #include "internal.h"
 
 #define REMOVE_POLL_MS 100
+#define ACT_LOCK_WAIT_MS 2000
 
 typedef struct ctl {
   struct ctl *next; /* removals waiting on a timer (freed at fini) */
-  int op; /* 'c'reate, 'a'ctivate, 'r'emove */
+  int op; /* 'c'reate, 'a'ctivate, 'r'emove, a'l'ign */
   char platform[PROV_ID_MAX], incarnation[33], stack[PROV_ID_MAX];
   int keep_data;
   nno_stack *sh;
@@ -33,6 +34,7 @@ typedef struct ctl {
   char step[96], msg[PROV_MSG_MAX];
   nno_timer *timer;
   int lock_fd;
+  int act_fd; /* activate: the activation lock, held until the row */
   uint64_t waited;
   nno_prov_done_fn done;
   void *ud;
@@ -59,10 +61,25 @@ static void ctl_free(ctl *c) {
   free(c->pkgs);
   free(c->rm);
   if (c->lock_fd >= 0) close(c->lock_fd);
+  if (c->act_fd >= 0) close(c->act_fd); /* drops the flock */
   free(c);
 }
 
 static void finish(ctl *c) {
+  /* Provisioned and its intent closed, the registry's row not yet
+   * written: the window the start-up alignment covers. */
+  if (c->op == 'a' && !c->rc && prov_failpoint("activate:row")) {
+    c->rc = NNO_EIO;
+    snprintf(c->step, sizeof c->step, "activate:row");
+    snprintf(c->msg, sizeof c->msg, "failpoint activate:row");
+  }
+  /* A success keeps the activation lock while `done` writes the row; a
+   * failure writes none, and the registry's alignment back to the version
+   * that stays must not find it held. */
+  if (c->rc && c->act_fd >= 0) {
+    close(c->act_fd);
+    c->act_fd = -1;
+  }
   c->done(c->rc, c->rc ? c->step : NULL,
           c->rc ? c->msg : (c->msg[0] ? c->msg : NULL), c->ud);
   ctl_free(c);
@@ -75,6 +92,7 @@ static ctl *ctl_new(const char *platform, nno_prov_done_fn done, void *ud) {
   if (!c) return NULL;
   snprintf(c->platform, sizeof c->platform, "%s", platform);
   c->lock_fd = -1;
+  c->act_fd = -1;
   c->done = done;
   c->ud = ud;
   return c;
@@ -159,6 +177,18 @@ static int platform_create(const char *platform, const char *incarnation,
 
 static void activate_work(void *ud) {
   ctl *c = ud;
+  /* The call before (a creation's stacks activate one after the other)
+   * lets go once its `done` returned: wait for that, not for long. */
+  if ((c->rc = prov_activation_lock(g_prov.data, c->platform,
+                                    ACT_LOCK_WAIT_MS, &c->act_fd))) {
+    snprintf(c->step, sizeof c->step, "lock");
+    snprintf(c->msg, sizeof c->msg,
+             c->rc == NNO_EBUSY ? "platform %s is being activated or aligned "
+                                  "by another call; try again"
+                                : "cannot lock platform %s's activations",
+             c->platform);
+    return;
+  }
   sqlite3 *db = job_db(c);
   if (!db) return;
   c->rc = prov_activate_run(db, g_prov.data, c->platform, c->incarnation,
@@ -271,6 +301,10 @@ static int stack_activate(const char *platform, const char *stack,
 
 static void on_deactivated(int status, const char *message, void *ud) {
   ctl *c = ud;
+  if (!status && prov_failpoint("deactivate:row")) {
+    status = NNO_EIO;
+    message = "failpoint deactivate:row";
+  }
   c->rc = status;
   snprintf(c->step, sizeof c->step, "event:deactivated");
   snprintf(c->msg, sizeof c->msg, "%s", message ? message : "");
@@ -288,6 +322,97 @@ static int stack_deactivate(const char *platform, const char *stack,
   if (!rc)
     rc = api->platform_event(g_prov.p, c->sh, c->platform,
                              NNO_PLATFORM_DEACTIVATED, on_deactivated, c);
+  if (rc) ctl_free(c);
+  return rc;
+}
+
+/* ---- stack_align ----------------------------------------------------------- */
+
+/* Whether an activation of `platform` is journalled open (in progress in
+ * some worker, or interrupted and left to the recovering one). */
+typedef struct busy_ctx {
+  const char *platform;
+  int busy;
+} busy_ctx;
+
+static int busy_cb(void *ud, const prov_intent *in) {
+  busy_ctx *b = ud;
+  if (strcmp(in->op, "activate") == 0 && strcmp(in->platform, b->platform) == 0)
+    b->busy = 1;
+  return 0;
+}
+
+static void align_work(void *ud) {
+  ctl *c = ud;
+  sqlite3 *db = job_db(c);
+  if (!db) return;
+  busy_ctx b = {c->platform, 0};
+  c->rc = pj_intent_each(db, busy_cb, &b);
+  sqlite3_close_v2(db);
+  if (c->rc) {
+    snprintf(c->step, sizeof c->step, "journal");
+    snprintf(c->msg, sizeof c->msg, "cannot read the journal in core.db");
+    return;
+  }
+  /* That activation's own outcome (or the recovery) sets it right. */
+  if (b.busy) return;
+  int fd = -1;
+  if ((c->rc = prov_activation_lock(g_prov.data, c->platform, 0, &fd))) {
+    if (c->rc == NNO_EBUSY) {
+      c->rc = 0; /* as above: an activation in progress */
+      return;
+    }
+    snprintf(c->step, sizeof c->step, "lock");
+    snprintf(c->msg, sizeof c->msg, "cannot lock platform %s's activations",
+             c->platform);
+    return;
+  }
+  size_t used = 0;
+  for (size_t i = 0; i < c->npkgs && !c->rc; i++) {
+    json_t *res = json_loads(c->pkgs[i].resources, 0, NULL);
+    size_t j;
+    json_t *it;
+    json_array_foreach(res, j, it) {
+      const char *type = json_string_value(json_object_get(it, "type"));
+      const char *name = json_string_value(json_object_get(it, "name"));
+      char path[4096], m[PROV_MSG_MAX];
+      struct stat st;
+      if (!type || !name || strcmp(type, "sql") != 0 ||
+          prov_resource_path(g_prov.data, c->platform, c->stack, type, name,
+                             path, sizeof path) ||
+          lstat(path, &st) != 0)
+        continue; /* not made: nothing to align */
+      int64_t from = -1, to = -1;
+      snprintf(c->step, sizeof c->step, "sql:%s-%s:align", c->stack, name);
+      if ((c->rc = prov_migrate_to(path, 0, c->pkgs[i].dir, c->pkgs[i].name,
+                                   name, &from, &to, m, sizeof m))) {
+        snprintf(c->msg, sizeof c->msg, "package %s: %s", c->pkgs[i].name, m);
+        break;
+      }
+      if (from >= 0 && from != to && used < sizeof c->msg) {
+        int w = snprintf(c->msg + used, sizeof c->msg - used,
+                         "%ssql %s-%s from %04lld to %04lld",
+                         used ? ", " : "", c->stack, name, (long long)from,
+                         (long long)to);
+        if (w > 0) used += (size_t)w;
+      }
+    }
+    json_decref(res);
+  }
+  if (fd >= 0) close(fd);
+}
+
+static int stack_align(const char *platform, const char *stack,
+                       const char *version, nno_prov_done_fn done, void *ud) {
+  if (!stack || !prov_id_ok(stack, strlen(stack))) return NNO_EINVAL;
+  if (!api->stack_package_at || !api->stack_find) return NNO_ENOTSUP;
+  ctl *c = ctl_new(platform, done, ud);
+  if (!c) return NNO_EINVAL;
+  c->op = 'l';
+  snprintf(c->stack, sizeof c->stack, "%s", stack);
+  int rc = api->stack_find(g_prov.p, stack, version, &c->sh);
+  if (!rc) rc = collect_packages(c, c->sh);
+  if (!rc) rc = queue(c, align_work, after_finish);
   if (rc) ctl_free(c);
   return rc;
 }
@@ -488,4 +613,5 @@ const nno_provisioning_v1 prov_provisioning = {
     .stack_activate = stack_activate,
     .stack_deactivate = stack_deactivate,
     .platform_remove = platform_remove,
+    .stack_align = stack_align,
 };

@@ -155,7 +155,9 @@ static int add_entry(const char *path, const struct stat *st, int flag,
   const char *rel = path + g_skip;
   while (*rel == '/') rel++;
   if (!*rel) return 0;
-  if (strcmp(rel, ".inuse") == 0 || strcmp(rel, ".quota") == 0) return 0;
+  if (strcmp(rel, ".inuse") == 0 || strcmp(rel, ".quota") == 0 ||
+      strcmp(rel, ".activate") == 0)
+    return 0;
   struct archive_entry *e = archive_entry_new();
   if (!e) return g_arc_err = -1;
   archive_entry_set_pathname(e, rel);
@@ -522,6 +524,14 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
                                    pkgs[i].dir, pkgs[i].name, name, m,
                                    sizeof m))) {
         snprintf(msg, cap, "package %s: %s", pkgs[i].name, m);
+        break;
+      }
+      /* Committed, with the activation row still naming the version
+       * before: a kill from here on is re-aligned at the next start. */
+      snprintf(step, scap, "sql:%s-%s:migrated", stack, name);
+      if (prov_failpoint(step)) {
+        snprintf(msg, cap, "failpoint %s", step);
+        rc = NNO_EIO;
         break;
       }
     }

@@ -2,7 +2,8 @@
  * each migration stored when it is applied, a rollback running the stored
  * inverses in one transaction, a missing or failing inverse refusing the
  * rollback with the database unchanged, a table made before inverses were
- * stored, and the names a migration folder may hold. */
+ * stored, the names a migration folder may hold, the levels an
+ * alignment reports and the platform's activation lock. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -258,6 +259,51 @@ static void names(void **state) {
   assert_int_equal(level(m), 2);
 }
 
+/* prov_migrate_to tells the level before and after (what an alignment
+ * logs), and a second call to the same version moves nothing. */
+static void levels_reported(void **state) {
+  mfx *m = *state;
+  three_versions(m, 1);
+  int64_t from = 7, to = 7;
+  assert_int_equal(prov_migrate_to(m->db, 0, m->pkg[1], "notes", "notes",
+                                   &from, &to, m->f->msg, sizeof m->f->msg),
+                   0);
+  assert_int_equal(from, 0);
+  assert_int_equal(to, 2);
+  assert_int_equal(prov_migrate_to(m->db, 0, m->pkg[1], "notes", "notes",
+                                   &from, &to, m->f->msg, sizeof m->f->msg),
+                   0);
+  assert_int_equal(from, 2);
+  assert_int_equal(to, 2);
+  assert_int_equal(prov_migrate_to(m->db, 0, m->pkg[0], "notes", "notes",
+                                   &from, &to, m->f->msg, sizeof m->f->msg),
+                   0);
+  assert_int_equal(from, 2);
+  assert_int_equal(to, 1);
+  assert_int_equal(level(m), 1);
+}
+
+/* The activation lock: one holder at a time (another open file is
+ * refused, waited for or not), free again once closed; a platform without
+ * a folder has nothing to guard. */
+static void activation_lock(void **state) {
+  mfx *m = *state;
+  int a = -1, b = -1;
+  assert_int_equal(prov_activation_lock(m->f->data, "acme", 0, &a), 0);
+  assert_true(a >= 0);
+  assert_int_equal(prov_activation_lock(m->f->data, "acme", 0, &b), NNO_EBUSY);
+  assert_int_equal(b, -1);
+  assert_int_equal(prov_activation_lock(m->f->data, "acme", 30, &b), NNO_EBUSY);
+  close(a);
+  assert_int_equal(prov_activation_lock(m->f->data, "acme", 0, &b), 0);
+  assert_true(b >= 0);
+  close(b);
+  assert_int_equal(prov_activation_lock(m->f->data, "nope", 0, &b), 0);
+  assert_int_equal(b, -1);
+  assert_int_equal(prov_activation_lock(m->f->data, "../x", 0, &b),
+                   NNO_EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(up_then_back, setup, teardown),
@@ -267,6 +313,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(table_without_down_column, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(names, setup, teardown),
+      cmocka_unit_test_setup_teardown(levels_reported, setup, teardown),
+      cmocka_unit_test_setup_teardown(activation_lock, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

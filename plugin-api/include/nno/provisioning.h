@@ -56,6 +56,16 @@ typedef struct nno_provisioning_v1 {
   int (*platform_remove)(const char *platform, const char *incarnation,
                          const char *stacks, int keep_data,
                          nno_prov_done_fn done, void *ud);
+  /* Added after version 1 (test `size`, and NULL): bring the sql resources
+   * platform `platform` has for stack `stack` to the migration level of
+   * `version` (the stored down migrations, or the forward ones), creating
+   * nothing and telling no package. The registry calls it at start for
+   * every activation row, and after an activation that failed for the
+   * version that stays: the row is the truth, the databases follow it.
+   * NNO_EREFUSED when a database is further and a migration it holds has
+   * no down migration (it is left as it is). */
+  int (*stack_align)(const char *platform, const char *stack,
+                     const char *version, nno_prov_done_fn done, void *ud);
 } nno_provisioning_v1;
 
 #endif
