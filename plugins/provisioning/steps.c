@@ -526,18 +526,27 @@ int prov_activate_run(sqlite3 *db, const char *data, const char *platform,
         snprintf(msg, cap, "package %s: %s", pkgs[i].name, m);
         break;
       }
-      /* Committed, with the activation row still naming the version
-       * before: a kill from here on is re-aligned at the next start. */
-      snprintf(step, scap, "sql:%s-%s:migrated", stack, name);
-      if (prov_failpoint(step)) {
-        snprintf(msg, cap, "failpoint %s", step);
-        rc = NNO_EIO;
-        break;
-      }
     }
   }
   if (!rc) {
     rc = mig_txns_commit(&txns, step, scap, msg, cap);
+    /* Committed, with the activation row still naming the version before:
+     * a kill from here on is re-aligned at the next start. The failpoint
+     * of each database: "sql:{stack}-{name}:migrated". */
+    size_t pl = strlen(platform);
+    for (size_t i = 0; !rc && i < txns.n; i++) {
+      const char *base = strrchr(txns.v[i].path, '/');
+      base = base ? base + 1 : txns.v[i].path;
+      size_t bl = strlen(base);
+      if (bl <= pl + 4 || strncmp(base, platform, pl) || base[pl] != '-')
+        continue;
+      snprintf(step, scap, "sql:%.*s:migrated", (int)(bl - pl - 4),
+               base + pl + 1);
+      if (prov_failpoint(step)) {
+        snprintf(msg, cap, "failpoint %s", step);
+        rc = NNO_EIO;
+      }
+    }
   } else {
     mig_txns_abort(&txns);
   }

@@ -123,7 +123,7 @@ def test_the_failpoints_are_those_of_the_code():
         if n.endswith(".c"):
             with open(os.path.join(d, n)) as f:
                 src += f.read()
-    for literal in ('"sql:%s-%s:migrate"', '"sql:%s-%s:migrated"',
+    for literal in ('"sql:%s-%s:migrate"', '"sql:%.*s:migrated"',
                     'prov_failpoint("migrate:up")',
                     'prov_failpoint("migrate:down")',
                     'prov_failpoint("event:activated")',
