@@ -1,6 +1,6 @@
 /* Stack archives read: extract one into a staging folder entry by entry,
  * refusing anything hostile, then verify CHECKSUMS and the signature
- * (format and rules in archive.h). Nothing is written outside the
+ * (format and rules in stack_archive.h). Nothing is written outside the
  * staging folder: every file is created relative to its descriptor, with
  * O_NOFOLLOW|O_EXCL, and no entry may be a link. */
 #include <dirent.h>

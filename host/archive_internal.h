@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "archive.h"
+#include "stack_archive.h"
 
 #define ARC_NAME_MAX 1024     /* a path inside an archive, in bytes */
 #define ARC_COMPONENT_MAX 255 /* one component of it */

@@ -1,5 +1,5 @@
 /* Stack archive keys: Ed25519 key files, the trusted keyring and the
- * limits read from the configuration (format in archive.h). */
+ * limits read from the configuration (format in stack_archive.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

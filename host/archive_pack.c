@@ -1,5 +1,5 @@
 /* Stack archives written: pack a stack folder into a reproducible
- * .tar.gz and sign one (format in archive.h). */
+ * .tar.gz and sign one (format in stack_archive.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

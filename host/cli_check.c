@@ -16,7 +16,7 @@
 #include "config.h"
 #include "pkgcheck.h"
 #include "semver.h"
-#include "archive.h"
+#include "stack_archive.h"
 
 static int usage_error(const char *msg, const char *hint) {
   fprintf(stderr, "nno: %s\n", msg);

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "archive.h"
+#include "stack_archive.h"
 #include "cli_stack_local.h"
 
 static const struct {

@@ -1,5 +1,5 @@
 /* The stack commands that run locally, without a host: `nno stack pack`,
- * `nno stack keygen` and `nno stack sign` (host/archive.h). */
+ * `nno stack keygen` and `nno stack sign` (host/stack_archive.h). */
 #ifndef NNO_HOST_CLI_STACK_LOCAL_H
 #define NNO_HOST_CLI_STACK_LOCAL_H
 

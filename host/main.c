@@ -9,7 +9,7 @@
 
 #include <nno/plugin.h>
 
-#include "archive.h"
+#include "stack_archive.h"
 #include "cli.h"
 #include "cli_stack_local.h"
 #include "cli_check.h"

@@ -20,7 +20,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "archive.h"
+#include "stack_archive.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"

@@ -23,7 +23,7 @@
 
 #include <zlib.h>
 
-#include "archive.h"
+#include "stack_archive.h"
 #include "fuzz.h"
 
 static const struct {

@@ -1,4 +1,4 @@
-/* Unit tests for the stack archive (host/archive.h): pack and extract
+/* Unit tests for the stack archive (host/stack_archive.h): pack and extract
  * round trip, reproducible packing, signatures, tampering, keys. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +17,7 @@
 
 #include <zlib.h>
 
-#include "archive.h"
+#include "stack_archive.h"
 
 static char dir[PATH_MAX]; /* a fresh folder per test */
 

@@ -27,8 +27,8 @@
  * 64-byte libsodium secret key>". A keyring (stacks.trusted_keys) is a
  * file of public key lines; '#' starts a comment line.
  */
-#ifndef NNO_HOST_ARCHIVE_H
-#define NNO_HOST_ARCHIVE_H
+#ifndef NNO_HOST_STACK_ARCHIVE_H
+#define NNO_HOST_STACK_ARCHIVE_H
 
 #include <stddef.h>
 #include <stdint.h>
