@@ -782,6 +782,24 @@ static int api_host_config_int(nno_plugin *p, const char *key,
   return rc == -1 ? NNO_ENOENT : rc ? NNO_EINVAL : NNO_OK;
 }
 
+static int api_stack_verify(nno_plugin *p, nno_stack *s, char *err,
+                            size_t errlen) {
+  plugin *pl = (plugin *)p;
+  stack *st = (stack *)s;
+  if (!pl || !st || !err || !errlen) return NNO_EINVAL;
+  if (pl->man.kind != NNO_KIND_CORE) return NNO_ESTATE;
+  err[0] = '\0';
+  if (!st->dir[0]) return NNO_OK;
+  if (access(st->dir, F_OK) != 0) {
+    snprintf(err, errlen, "stack %s %s is no longer installed", st->id,
+             st->version);
+    return NNO_ENOENT;
+  }
+  return stacks_verify_installed(st->dir, STACKS_VERIFY_DATA, err, errlen)
+             ? NNO_EREFUSED
+             : NNO_OK;
+}
+
 static const nno_host_api table = {
     .size = sizeof(nno_host_api),
     .abi_major = NNO_ABI_MAJOR,
@@ -866,6 +884,7 @@ static const nno_host_api table = {
     .stack_require_at = api_stack_require_at,
     .version_satisfies = api_version_satisfies,
     .host_config_int = api_host_config_int,
+    .stack_verify = api_stack_verify,
 };
 
 const nno_host_api *api_table(void) { return &table; }

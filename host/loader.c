@@ -444,7 +444,7 @@ static int load_stack(worker *w, const char *root, const char *dir,
   snprintf(sjson, sizeof sjson, "%s/stack.json", dir);
   snprintf(g_file, sizeof g_file, "%s", sjson);
   /* An installed version is what its archive held, file for file. */
-  if (stacks_verify_installed(dir, err, errlen) ||
+  if (stacks_verify_installed(dir, 0, err, errlen) ||
       stacks_verify_trusted(w->cfg, dir, err, errlen)) {
     snprintf(g_file, sizeof g_file, "%s", dir);
     return -1;

@@ -58,7 +58,12 @@ int stacks_sealed_copy(int fd, const char *shown, char *err, size_t errlen);
  * every file must match CHECKSUMS, none missing, none added. 0 (also for
  * a folder not from an archive), or -1 with err such as
  *   modified after install: packages/x/libx.so */
-int stacks_verify_installed(const char *dir, char *err, size_t errlen);
+int stacks_verify_installed(const char *dir, int flags, char *err,
+                            size_t errlen);
+/* flags: hash only what is read after load (manifests, migrations, UI
+ * assets), not the objects, which run from the sealed copies made and
+ * checked at load. */
+#define STACKS_VERIFY_DATA 1
 
 /* With stacks.trusted_keys set, a folder installed from an archive must
  * have been installed signed by one of its keys (as recorded at install):

@@ -461,10 +461,20 @@ static int on_activate(nno_req *req, void *ud) {
      * away and dropped its catalogue row in its own transaction, and it
      * refuses while the move below is held -- one or the other. */
     nno_stack *again;
+    char verr[600];
     if (api->stack_find(g_reg.p, a.stack, a.version, &again) != NNO_OK)
       rc = STORE_NOTFOUND;
     else
       rc = store_stack_version_exists(g_reg.db, a.stack, a.version);
+    /* The migrations provisioning is about to run must be those the
+     * archive held. */
+    if (!rc && NNO_HAS(api, stack_verify) &&
+        api->stack_verify(g_reg.p, again, verr, sizeof verr) == NNO_EREFUSED) {
+      store_rollback(g_reg.db);
+      nno_problem(req, 409, NULL, "stack %s %s: %s", a.stack, a.version,
+                  verr);
+      goto done;
+    }
     if (rc) {
       store_rollback(g_reg.db);
       if (rc != STORE_NOTFOUND) {

@@ -82,14 +82,14 @@ static void test_not_from_an_archive_passes(void **state) {
   (void)state;
   char err[512] = "";
   put("stack.json", "{}");
-  assert_int_equal(stacks_verify_installed(dir, err, sizeof err), 0);
+  assert_int_equal(stacks_verify_installed(dir, 0, err, sizeof err), 0);
 }
 
 static void test_intact_install_passes(void **state) {
   (void)state;
   char err[512] = "";
   installed();
-  assert_int_equal(stacks_verify_installed(dir, err, sizeof err), 0);
+  assert_int_equal(stacks_verify_installed(dir, 0, err, sizeof err), 0);
 }
 
 static void test_modified_file_is_named(void **state) {
@@ -97,7 +97,7 @@ static void test_modified_file_is_named(void **state) {
   char err[512] = "";
   installed();
   put("packages/x/libx.so", "objecT");
-  assert_int_equal(stacks_verify_installed(dir, err, sizeof err), -1);
+  assert_int_equal(stacks_verify_installed(dir, 0, err, sizeof err), -1);
   assert_string_equal(err, "modified after install: packages/x/libx.so");
 }
 
@@ -107,7 +107,7 @@ static void test_missing_file_is_named(void **state) {
   installed();
   snprintf(p, sizeof p, "%s/packages/x/package.json", dir);
   assert_int_equal(unlink(p), 0);
-  assert_int_equal(stacks_verify_installed(dir, err, sizeof err), -1);
+  assert_int_equal(stacks_verify_installed(dir, 0, err, sizeof err), -1);
   assert_string_equal(err,
                       "modified after install: packages/x/package.json is "
                       "missing");
@@ -118,7 +118,7 @@ static void test_added_file_is_named(void **state) {
   char err[512] = "";
   installed();
   put("packages/x/extra.so", "more");
-  assert_int_equal(stacks_verify_installed(dir, err, sizeof err), -1);
+  assert_int_equal(stacks_verify_installed(dir, 0, err, sizeof err), -1);
   assert_string_equal(err,
                       "modified after install: packages/x/extra.so was added");
 }
@@ -129,7 +129,7 @@ static void test_missing_checksums_refused(void **state) {
   installed();
   snprintf(p, sizeof p, "%s/CHECKSUMS", dir);
   assert_int_equal(unlink(p), 0);
-  assert_int_equal(stacks_verify_installed(dir, err, sizeof err), -1);
+  assert_int_equal(stacks_verify_installed(dir, 0, err, sizeof err), -1);
   assert_non_null(strstr(err, "CHECKSUMS"));
 }
 

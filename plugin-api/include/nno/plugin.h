@@ -847,6 +847,13 @@ typedef struct nno_host_api {
    * lists them. NNO_ENOENT for an unknown key, NNO_EINVAL for a key that
    * is not a number or a boolean. */
   int (*host_config_int)(nno_plugin *p, const char *key, int64_t *out);
+
+  /* A loaded stack installed from an archive: are the files read after
+   * load (manifests, migrations, UI assets) still those its CHECKSUMS
+   * lists? 0 (also for a stack not from an archive), NNO_EREFUSED with
+   * `err` naming the file ("modified after install: packages/x/..."), or
+   * NNO_ENOENT when its folder is gone. Core plugins only. */
+  int (*stack_verify)(nno_plugin *p, nno_stack *s, char *err, size_t errlen);
 } nno_host_api;
 
 /* True if the host's table has the member `fn`. */

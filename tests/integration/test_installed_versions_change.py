@@ -1,4 +1,6 @@
-"""A version removed while a platform moves to it: one of the two wins.
+"""Installed versions changing under a platform.
+
+A version removed while a platform moves to it: one of the two wins.
 
 Either the removal answers 409 (the platform is moving to it) and the
 activation goes through on installed files, or the removal goes first and
@@ -86,3 +88,32 @@ def test_remove_and_activate_race_one_wins(make_host, tmp_path):
             wins["remove"] += d[0] == 204
     assert "worker died" not in h.log_text()
     assert wins["activate"] + wins["remove"] > 0, wins
+
+
+def test_migrations_changed_after_install_are_not_run(make_host, tmp_path):
+    """A migration file of an installed version edited on disk (the object
+    runs from a sealed copy, but migrations are read at activation) is
+    refused when a platform moves to it: 409 naming the file, nothing
+    applied, the platform where it was."""
+    v1, v2 = pack("1.0.0", tmp_path), pack("2.0.0", tmp_path)
+    h = make_host(core=True, workers=1).start()
+    install(h, v1)
+    install(h, v2)
+    h.platform("beta", stacks=["ver@1.0.0"])
+    mig = os.path.join(h.data, "stacks", "ver", "2.0.0", "packages", "ver",
+                       "migrations", "db")
+    f = [n for n in os.listdir(mig) if n.startswith("0002_") and
+         not n.endswith(".down.sql")][0]
+    os.chmod(mig, 0o755)
+    os.chmod(os.path.join(mig, f), 0o644)
+    with open(os.path.join(mig, f), "a") as w:
+        w.write("\nCREATE TABLE pwned (x);\n")
+    st, _, p = h.api("POST", "/platforms/beta/stacks",
+                     {"stack": "ver", "version": "2.0.0"})
+    assert st == 409, p
+    assert "modified after install: packages/ver/migrations/db/" + f in \
+        p["detail"], p
+    assert tables(h, "beta") == ["_nno_migrations", "items"]
+    st, _, acts = h.api("GET", "/platforms/beta/stacks")
+    assert [(x["stack"], x["version"]) for x in acts["items"]
+            if x["stack"] == "ver"] == [("ver", "1.0.0")], acts
