@@ -265,17 +265,9 @@ static int cmp_str(const void *a, const void *b) {
 static int sha256_file(const char *path, char hex[65]) {
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return -1;
-  crypto_hash_sha256_state h;
-  crypto_hash_sha256_init(&h);
-  unsigned char buf[64 * 1024], out[32];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0)
-    crypto_hash_sha256_update(&h, buf, (unsigned long long)n);
+  int rc = archive_sha256_fd(fd, hex);
   close(fd);
-  if (n < 0) return -1;
-  crypto_hash_sha256_final(&h, out);
-  sodium_bin2hex(hex, 65, out, sizeof out);
-  return 0;
+  return rc;
 }
 
 /* Every regular file under dir/rel must be one listed (or the archive's
