@@ -800,6 +800,43 @@ static int api_stack_verify(nno_plugin *p, nno_stack *s, char *err,
              : NNO_OK;
 }
 
+/* ---- ABI 1.4: containment ---------------------------------------------- */
+
+static int api_req_set_plan(nno_plugin *p, nno_req *r, const char *plan) {
+  if (!is_core(p)) return NNO_ESTATE;
+  if (!r || !plan || r->stage != NNO_STAGE_RESOLVE) return NNO_EINVAL;
+  size_t n = strlen(plan);
+  if (n == 0 || n >= sizeof r->plan) return NNO_EINVAL;
+  for (size_t i = 0; i < n; i++)
+    if (!((plan[i] >= 'a' && plan[i] <= 'z') ||
+          (plan[i] >= '0' && plan[i] <= '9') || plan[i] == '-'))
+      return NNO_EINVAL;
+  memcpy(r->plan, plan, n + 1);
+  return 0;
+}
+
+static int api_stack_isolation(nno_plugin *p, nno_stack *s) {
+  (void)p;
+  const stack *st = (const stack *)s;
+  if (!st) return NNO_EINVAL;
+  return st->isolation == NNO_ISOLATION_SANDBOX ? NNO_ISOLATION_SANDBOX
+                                                : NNO_ISOLATION_INPROCESS;
+}
+
+static int api_quarantine_at(nno_plugin *p, size_t i, nno_quarantine *out) {
+  if (!is_core(p)) return NNO_ESTATE;
+  if (!out || out->size == 0) return NNO_EINVAL;
+  (void)i;
+  return NNO_ENOTSUP;
+}
+
+static int api_quarantine_release(nno_plugin *p, const char *platform,
+                                  const char *package, const char *version) {
+  if (!is_core(p)) return NNO_ESTATE;
+  if (!platform || !package || !version) return NNO_EINVAL;
+  return NNO_ENOTSUP;
+}
+
 static const nno_host_api table = {
     .size = sizeof(nno_host_api),
     .abi_major = NNO_ABI_MAJOR,
@@ -885,6 +922,10 @@ static const nno_host_api table = {
     .version_satisfies = api_version_satisfies,
     .host_config_int = api_host_config_int,
     .stack_verify = api_stack_verify,
+    .req_set_plan = api_req_set_plan,
+    .stack_isolation = api_stack_isolation,
+    .quarantine_at = api_quarantine_at,
+    .quarantine_release = api_quarantine_release,
 };
 
 const nno_host_api *api_table(void) { return &table; }

@@ -130,6 +130,59 @@ static const cfg_key keys[] = {
      1024, (int64_t)1 << 30, "outbound HTTP: maximum response"},
     {"fetch.max_concurrent", "NNO_FETCH_MAX_CONCURRENT", T_INT,
      OFF(fetch_max_concurrent), 0, 1, 10000, "outbound HTTP per worker"},
+    {"sandbox.mode", "NNO_SANDBOX_MODE", T_STR, OFF(sandbox_mode),
+     SZ(sandbox_mode), 1, 0,
+     "isolation of stacks neither builtin nor named: sandbox|inprocess"},
+    {"sandbox.inprocess", "NNO_SANDBOX_INPROCESS", T_STR,
+     OFF(sandbox_inprocess), SZ(sandbox_inprocess), 0, 0,
+     "stack ids run in-process (trusted), comma-separated"},
+    {"sandbox.sandboxed", "NNO_SANDBOX_SANDBOXED", T_STR,
+     OFF(sandbox_sandboxed), SZ(sandbox_sandboxed), 0, 0,
+     "stack ids always sandboxed, builtin ones too, comma-separated"},
+    {"sandbox.wall_ms", "NNO_SANDBOX_WALL_MS", T_INT, OFF(sandbox_wall_ms), 0,
+     10, 3600000, "per request: wall-clock budget (504 past it)"},
+    {"sandbox.cpu_ms", "NNO_SANDBOX_CPU_MS", T_INT, OFF(sandbox_cpu_ms), 0, 10,
+     3600000, "per request in a sandbox: CPU budget (503 past it)"},
+    {"sandbox.memory_mb", "NNO_SANDBOX_MEMORY_MB", T_INT,
+     OFF(sandbox_memory_mb), 0, 8, 65536,
+     "per sandbox: resident memory budget (503 and recycled past it)"},
+    {"sandbox.plans", "NNO_SANDBOX_PLANS", T_STR, OFF(sandbox_plans),
+     SZ(sandbox_plans), 0, 0,
+     "budgets per plan: \"plan:wall_ms/cpu_ms/memory_mb,...\""},
+    {"sandbox.max_per_worker", "NNO_SANDBOX_MAX_PER_WORKER", T_INT,
+     OFF(sandbox_max_per_worker), 0, 1, 4096,
+     "sandbox processes per worker (one per stack version and platform)"},
+    {"sandbox.idle_ms", "NNO_SANDBOX_IDLE_MS", T_INT, OFF(sandbox_idle_ms), 0,
+     100, 86400000, "a sandbox idle this long is stopped"},
+    {"sandbox.spawn_timeout_ms", "NNO_SANDBOX_SPAWN_TIMEOUT_MS", T_INT,
+     OFF(sandbox_spawn_timeout_ms), 0, 100, 600000,
+     "time a sandbox may take to load its stack"},
+    {"sandbox.crash_limit", "NNO_SANDBOX_CRASH_LIMIT", T_INT,
+     OFF(sandbox_crash_limit), 0, 1, 1000,
+     "crashes of a package version on a platform that quarantine it"},
+    {"sandbox.crash_window_ms", "NNO_SANDBOX_CRASH_WINDOW_MS", T_INT,
+     OFF(sandbox_crash_window_ms), 0, 100, 86400000,
+     "... counted within this window"},
+    {"sandbox.quarantine_ms", "NNO_SANDBOX_QUARANTINE_MS", T_INT,
+     OFF(sandbox_quarantine_ms), 0, 100, 86400000,
+     "first quarantine; doubles with each repeat, at most an hour"},
+    {"watchdog.stall_ms", "NNO_WATCHDOG_STALL_MS", T_INT,
+     OFF(watchdog_stall_ms), 0, 1, 600000,
+     "a callback holding the loop longer is logged and counted"},
+    {"watchdog.hard_ms", "NNO_WATCHDOG_HARD_MS", T_INT, OFF(watchdog_hard_ms),
+     0, 10, 3600000, "a loop held longer gets its worker replaced"},
+    {"limits.worker_max_rss_mb", "NNO_WORKER_MAX_RSS_MB", T_INT,
+     OFF(worker_max_rss_mb), 0, 0, 1048576,
+     "worker resident memory that recycles it (0: no ceiling)"},
+    {"overload.max_connections", "NNO_OVERLOAD_MAX_CONNECTIONS", T_INT,
+     OFF(overload_max_connections), 0, 0, 10000000,
+     "open connections per worker past which requests get 503 (0: off)"},
+    {"overload.max_rss_mb", "NNO_OVERLOAD_MAX_RSS_MB", T_INT,
+     OFF(overload_max_rss_mb), 0, 0, 1048576,
+     "worker resident memory past which requests get 503 (0: off)"},
+    {"overload.max_lag_ms", "NNO_OVERLOAD_MAX_LAG_MS", T_INT,
+     OFF(overload_max_lag_ms), 0, 0, 600000,
+     "event-loop lag past which requests get 503 (0: off)"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -174,6 +227,22 @@ void config_defaults(nno_config *c, const char *exe_dir) {
   c->fetch_timeout_ms = 30000;
   c->fetch_max_bytes = 8 << 20;
   c->fetch_max_concurrent = 256;
+  snprintf(c->sandbox_mode, sizeof c->sandbox_mode, "sandbox");
+  c->sandbox_wall_ms = 30000;
+  c->sandbox_cpu_ms = 10000;
+  c->sandbox_memory_mb = 256;
+  c->sandbox_max_per_worker = 64;
+  c->sandbox_idle_ms = 60000;
+  c->sandbox_spawn_timeout_ms = 10000;
+  c->sandbox_crash_limit = 5;
+  c->sandbox_crash_window_ms = 60000;
+  c->sandbox_quarantine_ms = 30000;
+  c->watchdog_stall_ms = 100;
+  c->watchdog_hard_ms = 10000;
+  c->worker_max_rss_mb = 0;
+  c->overload_max_connections = 0;
+  c->overload_max_rss_mb = 0;
+  c->overload_max_lag_ms = 0;
   /* The build's own list, of its packages' names: valid by construction. */
   char err[CONFIG_ERR_MAX];
   (void)set_names(c, NNO_CORE_PLUGINS_DEFAULT, err);
@@ -530,6 +599,69 @@ int config_apply_env(nno_config *c, char *err) {
   return 0;
 }
 
+/* Is `id` (n bytes) one of the comma-separated names of `list`? */
+static int id_listed(const char *list, const char *id, size_t n) {
+  while (*list) {
+    size_t k = strcspn(list, ",");
+    if (k == n && memcmp(list, id, n) == 0) return 1;
+    list += k + (list[k] == ',');
+  }
+  return 0;
+}
+
+/* A list of stack ids: "a,b", each [a-z][a-z0-9-]{0,63}; may be empty. */
+static int check_ids(const char *key, const char *list, char *err) {
+  const char *s = list;
+  while (*s) {
+    size_t n = strcspn(s, ",");
+    if (!name_ok(s, n)) {
+      snprintf(err, CONFIG_ERR_MAX,
+               "%s: expected stack ids separated by commas (\"a,b\"), got "
+               "\"%.*s\"", key, (int)(n > 64 ? 64 : n), s);
+      return -1;
+    }
+    s += n;
+    if (*s == ',' && !*++s) break; /* a trailing comma: refused below */
+  }
+  if (list[0] && list[strlen(list) - 1] == ',') {
+    snprintf(err, CONFIG_ERR_MAX, "%s: a trailing comma", key);
+    return -1;
+  }
+  return 0;
+}
+
+/* "plan:wall_ms/cpu_ms/memory_mb,..." with the bounds of the keys. */
+static int check_plans(const char *list, char *err) {
+  const char *s = list;
+  while (*s) {
+    size_t n = strcspn(s, ",");
+    const char *colon = memchr(s, ':', n);
+    long long w, cpu, m;
+    int used = 0;
+    char item[128];
+    snprintf(item, sizeof item, "%.*s", (int)(n > 100 ? 100 : n), s);
+    if (!colon || colon == s || (size_t)(colon - s) > 32 ||
+        sscanf(colon + 1, "%lld/%lld/%lld%n", &w, &cpu, &m, &used) != 3 ||
+        (size_t)(colon + 1 - s) + (size_t)used != n || w < 10 ||
+        w > 3600000 || cpu < 10 || cpu > 3600000 || m < 8 || m > 65536) {
+      snprintf(err, CONFIG_ERR_MAX,
+               "sandbox.plans: expected \"plan:wall_ms/cpu_ms/memory_mb\" "
+               "items separated by commas (wall and cpu 10..3600000, memory "
+               "8..65536), got \"%s\"", item);
+      return -1;
+    }
+    for (const char *q = s; q < colon; q++)
+      if (!((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') ||
+            *q == '-')) {
+        snprintf(err, CONFIG_ERR_MAX,
+                 "sandbox.plans: plan names are [a-z0-9-], got \"%s\"", item);
+        return -1;
+      }
+    s += n + (s[n] == ',');
+  }
+  return 0;
+}
+
 int config_validate(const nno_config *c, char *err) {
   if (c->max_body_bytes > c->max_response_bytes * 64) {
     /* Not an error worth refusing; kept as a hook for real cross checks. */
@@ -547,7 +679,68 @@ int config_validate(const nno_config *c, char *err) {
     snprintf(err, CONFIG_ERR_MAX, "data: must not be empty");
     return -1;
   }
+  if (strcmp(c->sandbox_mode, "sandbox") && strcmp(c->sandbox_mode, "inprocess")) {
+    snprintf(err, CONFIG_ERR_MAX,
+             "sandbox.mode: expected \"sandbox\" or \"inprocess\", got "
+             "\"%.32s\"", c->sandbox_mode);
+    return -1;
+  }
+  if (check_ids("sandbox.inprocess", c->sandbox_inprocess, err) ||
+      check_ids("sandbox.sandboxed", c->sandbox_sandboxed, err) ||
+      check_plans(c->sandbox_plans, err))
+    return -1;
+  /* A stack in both lists: say which wins rather than pick silently. */
+  const char *s = c->sandbox_inprocess;
+  while (*s) {
+    size_t n = strcspn(s, ",");
+    if (id_listed(c->sandbox_sandboxed, s, n)) {
+      snprintf(err, CONFIG_ERR_MAX,
+               "stack \"%.*s\" is in both sandbox.inprocess and "
+               "sandbox.sandboxed: name it in one", (int)n, s);
+      return -1;
+    }
+    s += n + (s[n] == ',');
+  }
+  if (c->watchdog_hard_ms <= c->watchdog_stall_ms) {
+    snprintf(err, CONFIG_ERR_MAX,
+             "watchdog.hard_ms (%lld) must be greater than "
+             "watchdog.stall_ms (%lld)",
+             (long long)c->watchdog_hard_ms, (long long)c->watchdog_stall_ms);
+    return -1;
+  }
   return 0;
+}
+
+int config_isolation(const nno_config *c, const char *id, int builtin) {
+  size_t n = strlen(id);
+  if (id_listed(c->sandbox_sandboxed, id, n)) return NNO_ISOLATION_SANDBOX;
+  if (builtin || id_listed(c->sandbox_inprocess, id, n))
+    return NNO_ISOLATION_INPROCESS;
+  return strcmp(c->sandbox_mode, "inprocess") == 0 ? NNO_ISOLATION_INPROCESS
+                                                    : NNO_ISOLATION_SANDBOX;
+}
+
+config_budget config_plan_budget(const nno_config *c, const char *plan) {
+  config_budget b = {c->sandbox_wall_ms, c->sandbox_cpu_ms,
+                     c->sandbox_memory_mb};
+  if (!plan || !plan[0]) return b;
+  size_t pl = strlen(plan);
+  const char *s = c->sandbox_plans;
+  while (*s) {
+    size_t n = strcspn(s, ",");
+    const char *colon = memchr(s, ':', n);
+    if (colon && (size_t)(colon - s) == pl && memcmp(s, plan, pl) == 0) {
+      long long w, cpu, m;
+      if (sscanf(colon + 1, "%lld/%lld/%lld", &w, &cpu, &m) == 3) {
+        b.wall_ms = w;
+        b.cpu_ms = cpu;
+        b.memory_mb = m;
+      }
+      return b;
+    }
+    s += n + (s[n] == ',');
+  }
+  return b;
 }
 
 void config_print_help(void) {

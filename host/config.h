@@ -73,7 +73,34 @@ typedef struct nno_config {
   int64_t fetch_timeout_ms;
   int64_t fetch_max_bytes;
   int64_t fetch_max_concurrent;
+  /* containment: isolation of stacks, sandbox budgets, quarantine */
+  char sandbox_mode[16];        /* "sandbox" or "inprocess": stacks neither
+                                   builtin nor named below */
+  char sandbox_inprocess[1024]; /* stack ids run in-process, "a,b" */
+  char sandbox_sandboxed[1024]; /* stack ids always sandboxed (wins) */
+  int64_t sandbox_wall_ms;      /* per request: default budgets ... */
+  int64_t sandbox_cpu_ms;
+  int64_t sandbox_memory_mb;    /* ... per sandbox (RSS) */
+  char sandbox_plans[2048];     /* "plan:wall/cpu/mem,..." per plan */
+  int64_t sandbox_max_per_worker;
+  int64_t sandbox_idle_ms;
+  int64_t sandbox_spawn_timeout_ms;
+  int64_t sandbox_crash_limit;     /* K crashes ... */
+  int64_t sandbox_crash_window_ms; /* ... within T quarantine */
+  int64_t sandbox_quarantine_ms;   /* first backoff; doubles per level */
+  /* the loop watchdog, memory ceiling, overload shedding (0: off) */
+  int64_t watchdog_stall_ms;
+  int64_t watchdog_hard_ms;
+  int64_t worker_max_rss_mb;
+  int64_t overload_max_connections;
+  int64_t overload_max_rss_mb;
+  int64_t overload_max_lag_ms;
 } nno_config;
+
+/* The budgets of a plan (sandbox.plans), or the defaults. */
+typedef struct config_budget {
+  int64_t wall_ms, cpu_ms, memory_mb;
+} config_budget;
 
 /* Fill defaults. `exe_dir` is the folder of the nno executable: plugins and
  * stacks are looked up in exe_dir/../lib/nno/plugins and
@@ -97,6 +124,14 @@ int config_validate(const nno_config *c, char *err);
 /* The value of numeric or boolean key `key`: 0, -1 when unknown, -2 when
  * it is not a number or a boolean. */
 int config_get_int(const nno_config *c, const char *key, int64_t *out);
+
+/* How stack `id` runs (NNO_ISOLATION_INPROCESS or NNO_ISOLATION_SANDBOX):
+ * named in sandbox.sandboxed: sandbox; named in sandbox.inprocess, or
+ * `builtin` (found beside the binary): in-process; else sandbox.mode. */
+int config_isolation(const nno_config *c, const char *id, int builtin);
+/* The budgets for `plan` (NULL or "": the defaults; a plan that
+ * sandbox.plans does not name: the defaults). */
+config_budget config_plan_budget(const nno_config *c, const char *plan);
 
 /* Print every key with its type, default, bounds and variable. */
 void config_print_help(void);

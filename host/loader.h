@@ -67,6 +67,11 @@ typedef struct stack {
    * version is unloaded when this reaches 0 (stacks.c). */
   size_t refs;
   int removed; /* gone from disk: no longer found nor routed */
+  /* NNO_ISOLATION_INPROCESS, or NNO_ISOLATION_SANDBOX: its packages were
+   * never opened here, their routes lead to sandbox_handler (sandbox.h)
+   * and `source` decides with the configuration (config_isolation). */
+  int isolation;
+  int builtin; /* found beside the binary (builtin_stack_dir) */
 } stack;
 
 typedef struct plugin_set {

@@ -102,6 +102,7 @@ void req_reset(nno_req *r) {
   r->scopes_len = 0;
   r->tenant_path_len = 0;
   r->tenant_path[0] = '\0';
+  r->plan[0] = '\0';
   r->res_pending = 0;
   r->res_entered = 0;
   r->end_when_idle = 0;

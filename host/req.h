@@ -103,6 +103,12 @@ struct nno_req {
   int upload_fd;
   uint64_t upload_len;
   unsigned *upload_count;
+  /* Containment (ABI 1.4): the platform's plan as the RESOLVE hook gave it
+   * (req_set_plan), "" when none: it picks the request's budgets. And the
+   * sandbox serving the request, NULL in-process (sandbox.c). */
+  char plan[33];
+  struct sbx_proc *sbx;
+  uint64_t sbx_id; /* the request's id in that sandbox's protocol */
   char peer[64]; /* the client's address as text, made on first use */
   size_t peer_len;
   char rid[72];

@@ -151,8 +151,8 @@ CASES = {
     "bad-abi": (
         [], package(abi="2.0"), stack(), "1.0.0",
         '{pkg}/package.json: field "abi": built for ABI 2.0, host provides '
-        '1.3 (rebuild the package against this host\'s plugin-api and set '
-        '"abi" to "1.3")', True),
+        '1.4 (rebuild the package against this host\'s plugin-api and set '
+        '"abi" to "1.4")', True),
 }
 
 

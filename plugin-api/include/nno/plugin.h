@@ -47,7 +47,7 @@ extern "C" {
 #endif
 
 #define NNO_ABI_MAJOR 1
-#define NNO_ABI_MINOR 3
+#define NNO_ABI_MINOR 4
 
 /* "NNOP" — first field of every descriptor. */
 #define NNO_PLUGIN_MAGIC 0x4e4e4f50u
@@ -128,6 +128,7 @@ typedef enum nno_log_level {
 } nno_log_level;
 
 struct nno_host_api;
+struct nno_host_event;
 
 /* ---- the descriptor ---------------------------------------------------- */
 
@@ -180,7 +181,60 @@ typedef struct nno_plugin_desc {
    * NULL. Read only if `size` covers it.
    */
   void (*on_stacks_changed)(nno_plugin *p);
+  /*
+   * Since ABI 1.4, core plugins only. Something the host did on its own
+   * that an operator should find in an audit trail: a package quarantined
+   * after repeated crashes, or released. Called in one worker for each
+   * event (never twice), on the loop, with the event borrowed for the
+   * call. May be NULL. Read only if `size` covers it.
+   */
+  void (*on_host_event)(nno_plugin *p, const struct nno_host_event *ev);
 } nno_plugin_desc;
+
+/* ---- host events and containment (ABI 1.4) ------------------------------ */
+
+/* How a stack's packages run (stack_isolation). */
+typedef enum nno_isolation {
+  NNO_ISOLATION_INPROCESS = 1, /* loaded into each worker (trusted) */
+  NNO_ISOLATION_SANDBOX = 2,   /* in a supervised, confined process per
+                                  worker and platform, through a proxy of
+                                  this same ABI */
+} nno_isolation;
+
+typedef enum nno_host_event_kind {
+  /* A (package version, platform) crashed `crashes` times within the
+   * host's window: its requests are answered 503 until `until_ms`. */
+  NNO_HOST_EVENT_QUARANTINE = 1,
+  /* The operator released a quarantine before it ended. */
+  NNO_HOST_EVENT_RELEASE = 2,
+} nno_host_event_kind;
+
+/* A host event. Views NUL-terminated, borrowed for the call. */
+typedef struct nno_host_event {
+  size_t size;      /* sizeof(nno_host_event) as the host was built */
+  int kind;         /* nno_host_event_kind */
+  nno_str platform; /* the platform concerned */
+  nno_str package, version; /* the package and its version */
+  nno_str stack;    /* "id@version" of the package's stack */
+  nno_str reason;   /* one line: the last crash ("SIGSEGV", "cpu budget") */
+  nno_str request_id; /* of the last crashing request; "" if none */
+  uint32_t crashes; /* crashes counted in the window */
+  uint64_t until_ms; /* unix ms the quarantine ends (0 for RELEASE) */
+} nno_host_event;
+
+/* One quarantined (package version, platform), as quarantine_at() gives
+ * it. The caller sets `size` to sizeof(nno_quarantine) before the call;
+ * the host fills what both know. Views NUL-terminated, borrowed until
+ * the caller returns to the loop. */
+typedef struct nno_quarantine {
+  size_t size;
+  nno_str platform, package, version, stack;
+  nno_str reason;     /* the last crash */
+  nno_str request_id; /* of the last crashing request; "" if none */
+  uint32_t crashes;   /* in the window that started the quarantine */
+  uint32_t level;     /* 1 the first time; the backoff doubles with it */
+  uint64_t since_ms, until_ms; /* unix ms */
+} nno_quarantine;
 
 /* ---- installed stacks (ABI 1.3) ---------------------------------------- */
 
@@ -854,6 +908,28 @@ typedef struct nno_host_api {
    * `err` naming the file ("modified after install: packages/x/..."), or
    * NNO_ENOENT when its folder is gone. Core plugins only. */
   int (*stack_verify)(nno_plugin *p, nno_stack *s, char *err, size_t errlen);
+
+  /* ---- since ABI 1.4 (test with NNO_HAS) ---- */
+
+  /* -- containment (core plugins only: NNO_ESTATE otherwise) -- */
+
+  /* From a RESOLVE hook: the plan of the request's platform ("free",
+   * "pro"...; copied, 1..32 bytes of [a-z0-9-]). The host picks the
+   * request's time and CPU budgets, and its sandbox's memory budget, by
+   * plan (sandbox.plans); a plan it does not know gets the defaults. */
+  int (*req_set_plan)(nno_plugin *p, nno_req *r, const char *plan);
+  /* How stack `s` runs: NNO_ISOLATION_INPROCESS or NNO_ISOLATION_SANDBOX
+   * (a positive value), or NNO_EINVAL. */
+  int (*stack_isolation)(nno_plugin *p, nno_stack *s);
+  /* The quarantined (package version, platform) pairs of the whole host,
+   * i = 0.. until NNO_ENOENT; out->size must be set by the caller. */
+  int (*quarantine_at)(nno_plugin *p, size_t i, nno_quarantine *out);
+  /* End the quarantine of `package` at `version` on `platform` now (its
+   * crash count is cleared; the backoff level is kept, so a package that
+   * crashes again right away is quarantined for longer). NNO_ENOENT if
+   * it is not quarantined. Every worker sees it on its next request. */
+  int (*quarantine_release)(nno_plugin *p, const char *platform,
+                            const char *package, const char *version);
 } nno_host_api;
 
 /* True if the host's table has the member `fn`. */
