@@ -83,7 +83,7 @@ ROUTES = [{"method": "GET", "path": "/chk"}]
 
 
 def package(**over):
-    m = {"name": "chk", "version": "1.0.0", "abi": "1.3", "kind": "feature",
+    m = {"name": "chk", "version": "1.0.0", "abi": "1.4", "kind": "feature",
          "library": "libchk.so", "routes": ROUTES}
     m.update(over)
     return m
