@@ -13,7 +13,7 @@
 set -eu
 
 BASE="gcc make cmake pkg-config curl libuv1-dev libjansson-dev libsqlite3-dev
-      libcurl4-openssl-dev libarchive-dev libsodium-dev zlib1g-dev
+      libcurl4-openssl-dev libarchive-dev libsodium-dev zlib1g-dev libseccomp-dev
       libcmocka-dev python3 python3-pytest valgrind"
 BENCH="nginx-light wrk"
 BROWSER="chromium chromium-driver python3-selenium"
