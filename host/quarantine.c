@@ -498,7 +498,7 @@ int quarantine_note_crash(const nno_config *cfg, const char *platform,
     log_str(&l, "version", version);
     log_str(&l, "stack", stk ? stk : "");
     log_int(&l, "crashes", count);
-    log_int(&l, "level", level);
+    log_int(&l, "backoff_level", level);
     log_int(&l, "quarantine_ms", (long long)(until - now));
     log_str(&l, "reason", reason ? reason : "");
     log_str(&l, "rid", rid ? rid : "");
