@@ -557,8 +557,13 @@ int quarantine_release(const char *platform, const char *package,
 
 /* ---- listing ------------------------------------------------------------ */
 
+/* The j-th entry, wildcard ones first; NULL for a slot never used (its
+ * index word is 0: its pages need not be read, nor made to exist). */
 static qent *nth_entry(size_t j) {
-  return j < QUARANTINE_WILD ? &wild[j] : &ents[j - QUARANTINE_WILD];
+  if (j < QUARANTINE_WILD) return wild[j].hash ? &wild[j] : NULL;
+  j -= QUARANTINE_WILD;
+  return atomic_load_explicit(&idx[j], memory_order_relaxed) ? &ents[j]
+                                                             : NULL;
 }
 
 int quarantine_at(size_t i, nno_quarantine *out) {
@@ -575,8 +580,7 @@ int quarantine_at(size_t i, nno_quarantine *out) {
   lock();
   for (size_t j = 0; j < total && !found; j++) {
     qent *e = nth_entry(j);
-    if (!e->hash ||
-        atomic_load_explicit(&e->until_ms, memory_order_relaxed) <= now)
+    if (!e || atomic_load_explicit(&e->until_ms, memory_order_relaxed) <= now)
       continue;
     if (seen++ != i) continue;
     memcpy(platform, e->platform, sizeof platform);
@@ -616,7 +620,7 @@ int quarantine_claim(quarantine_event *out) {
   size_t total = QUARANTINE_WILD + hdr->nslots;
   for (size_t j = 0; j < total; j++) {
     qent *e = nth_entry(j);
-    if (!e->events) continue;
+    if (!e || !e->events) continue;
     if ((e->events & EV_QUARANTINE) && e->evseq_q < best_seq) {
       best = e;
       kind = EV_QUARANTINE;
