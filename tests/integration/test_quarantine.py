@@ -2,8 +2,10 @@
 
 The stack `faulty` runs in-process (sandbox.inprocess) on platform acme;
 `steady` on platform ctrl is the control. A crash in faulty's handler
-kills its worker: the crashing client still gets a 502 with its request
-id (the worker's crash handler), the worker's log line names the request,
+(GET /abort: SIGABRT, which the sanitizer builds leave to the process,
+where UBSan would stop a NULL store first) kills its worker: the crashing
+client still gets a 502 with its request id (the worker's crash
+handler), the worker's log line names the request,
 package and platform, the master's line says when the worker comes back,
 and K crashes within the window quarantine faulty on acme (503 with
 Retry-After, an audit row, metrics) until the operator releases it. An
@@ -42,14 +44,14 @@ def control_served(h):
 
 
 def crash(h, rid):
-    st, hd, body = h.request("GET", "/p/acme/segv",
+    st, hd, body = h.request("GET", "/p/acme/abort",
                              headers={"X-Request-Id": rid})
     assert st == 502, body
     assert hd["content-type"] == "application/problem+json"
     assert hd["x-request-id"] == rid
     p = json.loads(body)
     assert p["status"] == 502 and p["request_id"] == rid
-    assert "SIGSEGV" in p["detail"]
+    assert "SIGABRT" in p["detail"]
     return p
 
 
@@ -76,11 +78,11 @@ def test_crash_report_quarantine_and_release(host):
                    e.get("rid") == "crash-1")
     assert e["level"] == "error" and e["role"] == "worker"
     assert (e["package"], e["version"], e["platform"], e["signal"]) == \
-        ("faulty", "1.0.0", "acme", "SIGSEGV")
-    assert (e["method"], e["path"]) == ("GET", "/p/acme/segv")
+        ("faulty", "1.0.0", "acme", "SIGABRT")
+    assert (e["method"], e["path"]) == ("GET", "/p/acme/abort")
     ex = h.wait_log(lambda e: e.get("msg") == "worker exited" and
                     e.get("rid") == "crash-1")
-    assert ex["role"] == "master" and ex["signal_name"] == "SIGSEGV"
+    assert ex["role"] == "master" and ex["signal_name"] == "SIGABRT"
     assert isinstance(ex["respawn_in_ms"], int) and ex["respawn_in_ms"] >= 0
     assert ex["package"] == "faulty" and ex["platform"] == "acme"
     # The crashing request has its access line, written by the handler.
@@ -95,7 +97,7 @@ def test_crash_report_quarantine_and_release(host):
     assert (q["platform"], q["package"], q["crashes"]) == ("acme", "faulty", 2)
     control_served(h)
     # Every route of the package on that platform, before its handler.
-    for path in ("/p/acme/ok", "/p/acme/segv"):
+    for path in ("/p/acme/ok", "/p/acme/abort"):
         st, hd, body = h.request("GET", path)
         assert st == 503, body
         assert hd["content-type"] == "application/problem+json"
@@ -115,7 +117,7 @@ def test_crash_report_quarantine_and_release(host):
     assert r["target"] == "platform:acme" and r["request_id"] == "crash-2"
     assert r["detail"]["package"] == "faulty"
     assert r["detail"]["version"] == "1.0.0"
-    assert r["detail"]["crashes"] == 2 and r["detail"]["reason"] == "SIGSEGV"
+    assert r["detail"]["crashes"] == 2 and r["detail"]["reason"] == "SIGABRT"
     time.sleep(1.2)  # every worker polled once more: still one row
     assert len(audit_rows(h, "package.quarantine")) == 1
 
@@ -188,7 +190,7 @@ def test_cli_list_and_release(host):
     assert r.returncode == 0, r.stderr
     rows = r.stdout.splitlines()
     assert rows[0].split()[:4] == ["PLATFORM", "PACKAGE", "VERSION", "CRASHES"]
-    assert rows[1].split()[:5] == ["acme", "faulty", "1.0.0", "2", "SIGSEGV"]
+    assert rows[1].split()[:5] == ["acme", "faulty", "1.0.0", "2", "SIGABRT"]
     r = run_cli(h, "quarantine", "list", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)[0]["package"] == "faulty"
     r = run_cli(h, "quarantine", "release", "acme", "faulty", "1.0.0")

@@ -47,8 +47,8 @@ static int setup_tiny(void **state) {
 }
 
 static int crash(const char *platform, const char *package) {
-  return quarantine_note_crash(&cfg, platform, package, "1.0.0",
-                               "st@1.0.0", "SIGSEGV", "rid-1");
+  return quarantine_note_crash(&cfg, platform, package, "1.0.0", "st@1.0.0",
+                               "SIGSEGV", "rid-1");
 }
 
 static int quarantined(const char *platform, const char *package,
@@ -182,14 +182,14 @@ static void test_bad_input(void **state) {
   char longname[80];
   memset(longname, 'a', sizeof longname - 1);
   longname[sizeof longname - 1] = '\0';
-  assert_int_equal(quarantine_note_crash(&cfg, "acme", "", "1.0.0", "", "",
-                                         ""), -1);
-  assert_int_equal(quarantine_note_crash(&cfg, "acme", NULL, "1.0.0", "", "",
-                                         ""), -1);
-  assert_int_equal(quarantine_note_crash(NULL, "acme", "pkg", "1.0.0", "", "",
-                                         ""), -1);
-  assert_int_equal(quarantine_note_crash(&cfg, "acme", longname, "1.0.0", "",
-                                         "", ""), -1);
+  assert_int_equal(quarantine_note_crash(&cfg, "acme", "", "1.0.0", "", "", ""),
+                   -1);
+  assert_int_equal(
+      quarantine_note_crash(&cfg, "acme", NULL, "1.0.0", "", "", ""), -1);
+  assert_int_equal(
+      quarantine_note_crash(NULL, "acme", "pkg", "1.0.0", "", "", ""), -1);
+  assert_int_equal(
+      quarantine_note_crash(&cfg, "acme", longname, "1.0.0", "", "", ""), -1);
   assert_int_equal(quarantine_release("acme", longname, "1.0.0"), NNO_EINVAL);
   nno_quarantine q = {.size = 0};
   assert_int_equal(quarantine_at(0, &q), NNO_EINVAL);
@@ -220,8 +220,8 @@ static void test_full_neighbourhood_fails_closed(void **state) {
   nno_quarantine q = {.size = sizeof q};
   int found = 0;
   for (size_t i = 0; quarantine_at(i, &q) == 0; i++)
-    found += strcmp(q.platform.ptr, "*") == 0 &&
-             strcmp(q.package.ptr, "new") == 0;
+    found +=
+        strcmp(q.platform.ptr, "*") == 0 && strcmp(q.package.ptr, "new") == 0;
   assert_int_equal(found, 1);
   for (int i = 0; i < QUARANTINE_SLOTS_MIN; i++) {
     snprintf(p, sizeof p, "p%d", i);
@@ -262,8 +262,8 @@ static void test_one_delivery_per_event_across_workers(void **state) {
     assert_int_equal(crash(p, "pkg"), 1);
   }
   /* Each "worker" marks what it claimed in shared memory. */
-  int *seen = mmap(NULL, sizeof(int) * EVENTS * WORKERS,
-                   PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  int *seen = mmap(NULL, sizeof(int) * EVENTS * WORKERS, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   assert_true(seen != MAP_FAILED);
   memset(seen, 0, sizeof(int) * EVENTS * WORKERS);
   pid_t kids[WORKERS];
@@ -325,8 +325,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_k_crashes_within_t, setup, teardown),
       cmocka_unit_test_setup_teardown(test_window_slides, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_backoff_doubles_up_to_its_cap,
-                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_backoff_doubles_up_to_its_cap, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_probation_then_clean_slate, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_release, setup, teardown),
