@@ -266,7 +266,9 @@ static void exited(const proc *p, pid_t pid, int status, int64_t delay) {
   char reason[16];
   crash_signal_name(rec->signal, reason);
   quarantine_count_worker_crash(rec->package);
-  if (rec->package[0])
+  /* Feature packages only (they have a stack): a core plugin is never
+   * refused, so counting it would only say so twice. */
+  if (rec->package[0] && rec->stack[0])
     quarantine_note_crash(cur, rec->platform, rec->package, rec->version,
                           rec->stack, reason, rec->rid);
   atomic_store(&rec->state, 0);
