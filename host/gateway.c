@@ -7,10 +7,12 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "callctx.h"
 #include "conn.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "quarantine.h"
 #include "res.h"
 #include "router.h"
 #include "stacks.h"
@@ -300,6 +302,8 @@ static int route_request(conn *c, const http_request *hr) {
   if (try_builtin(r, hr)) return 1;
   /* Stacks installed or removed by any worker are picked up first. */
   stacks_poll(w);
+  /* Quarantines and releases not yet told to the core plugins. */
+  quarantine_poll(w);
   /* RESOLVE picks the platform and stacks; the route is found next, so
    * that AUTHN, AUTHZ and LIMIT can see what it requires (req_route). */
   if (run_hooks(r, w, NNO_STAGE_RESOLVE, NNO_STAGE_RESOLVE) ||
@@ -360,9 +364,17 @@ static void dispatch(conn *c) {
   worker *w = c->w;
   const route_target *t = r->match.target;
   r->plugin = t->plugin;
+  /* A package quarantined on this platform is not called. */
+  if (quarantine_refuse(r)) {
+    conn_request_done(c);
+    return;
+  }
   w->nrequests_active++;
   r->in_handler = 1;
+  callctx saved;
+  callctx_enter(t->plugin, r, &saved);
   int rc = t->fn(r, t->ud);
+  callctx_leave(&saved);
   r->in_handler = 0;
   if (rc == NNO_ASYNC && !r->ended) {
     r->async = 1;

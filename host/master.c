@@ -24,9 +24,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "instance.h"
 #include "log.h"
 #include "metrics.h"
+#include "quarantine.h"
 #include "ratelimit.h"
 #include "stacks.h"
 #include "worker.h"
@@ -193,6 +195,9 @@ static int spawn(int lane) {
     return -1;
   }
   metrics_worker_started(slot, 0);
+  /* The slot's crash record is the new worker's. */
+  quarantine_crash *rec = quarantine_crash_slot(slot);
+  if (rec) atomic_store(&rec->state, 0);
   pid_t pid = fork();
   if (pid < 0) {
     log_error("fork failed: %s", strerror(errno));
@@ -230,6 +235,45 @@ static int live_count(int include_stopping) {
   return n;
 }
 
+/* A worker that was not asked to stop is gone: say how, with what its
+ * crash handler recorded (crash.h) and when its lane is served again, and
+ * count the crash against the package it was running. */
+static void exited(const proc *p, pid_t pid, int status, int64_t delay) {
+  quarantine_crash *rec = quarantine_crash_slot(p->slot);
+  int have = rec && atomic_load(&rec->state) == 1;
+  char signame[16] = "";
+  logline l;
+  log_begin(&l, NNO_LOG_ERROR, "worker exited");
+  log_int(&l, "worker_pid", pid);
+  if (WIFSIGNALED(status)) {
+    log_int(&l, "signal", WTERMSIG(status));
+    log_str(&l, "signal_name", crash_signal_name(WTERMSIG(status), signame));
+  } else {
+    log_int(&l, "exit_status", WEXITSTATUS(status));
+  }
+  if (delay >= 0) log_int(&l, "respawn_in_ms", (long long)delay);
+  if (have) {
+    log_str(&l, "rid", rec->rid);
+    log_str(&l, "method", rec->method);
+    log_str(&l, "path", rec->path);
+    log_str(&l, "platform", rec->platform);
+    log_str(&l, "package", rec->package);
+    log_str(&l, "version", rec->version);
+    log_str(&l, "stack", rec->stack);
+  }
+  log_end(&l);
+  if (!have) return;
+  char reason[16];
+  crash_signal_name(rec->signal, reason);
+  quarantine_count_worker_crash(rec->package);
+  /* Feature packages only (they have a stack): a core plugin is never
+   * refused, so counting it would only say so twice. */
+  if (rec->package[0] && rec->stack[0])
+    quarantine_note_crash(cur, rec->platform, rec->package, rec->version,
+                          rec->stack, reason, rec->rid);
+  atomic_store(&rec->state, 0);
+}
+
 static void reap(void) {
   int status;
   pid_t pid;
@@ -240,34 +284,31 @@ static void reap(void) {
     proc p = procs[i];
     procs[i].pid = 0;
     metrics_worker_stopped(p.slot);
-    if (p.stopping) continue;
+    if (p.stopping) {
+      /* Draining (a reload, a stop): not replaced, but a crash still
+       * counts. */
+      quarantine_crash *rec = quarantine_crash_slot(p.slot);
+      if (rec && atomic_load(&rec->state) == 1) exited(&p, pid, status, -1);
+      continue;
+    }
     if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_FATAL) {
       log_error("a worker could not start (see the error above); stopping");
       fatal = 1;
       continue;
     }
-    logline l;
-    log_begin(&l, NNO_LOG_ERROR, "worker died; respawning");
-    log_int(&l, "worker_pid", pid);
-    if (WIFSIGNALED(status)) {
-      log_int(&l, "signal", WTERMSIG(status));
-      log_str(&l, "signal_name", strsignal(WTERMSIG(status)));
-    } else {
-      log_int(&l, "exit_status", WEXITSTATUS(status));
-    }
-    log_end(&l);
     metrics_worker_restart();
     /* A worker that dies right after starting would otherwise spin: back
      * off 100 ms, 200 ms, ... up to 5 s while that keeps happening. */
-    uint64_t t = now_ms();
+    uint64_t t = now_ms(), delay = 0;
     if (t - p.started_ms < 1000) {
       int k = ++lane_quick_deaths[p.lane];
-      uint64_t delay = 100ull << (k > 6 ? 6 : k - 1);
-      lane_respawn_at[p.lane] = t + (delay > 5000 ? 5000 : delay);
+      delay = 100ull << (k > 6 ? 6 : k - 1);
+      if (delay > 5000) delay = 5000;
     } else {
       lane_quick_deaths[p.lane] = 0;
-      lane_respawn_at[p.lane] = t;
     }
+    lane_respawn_at[p.lane] = t + delay;
+    exited(&p, pid, status, (int64_t)delay);
   }
 }
 
@@ -400,6 +441,10 @@ int master_run(nno_config *cfg, config_loader loader) {
   log_init("master", (int)cfg->log_level);
   if (metrics_init() != 0) {
     log_error("cannot map the shared metrics segment: %s", strerror(errno));
+    return 1;
+  }
+  if (quarantine_init(QUARANTINE_SLOTS_DEFAULT) != 0) {
+    log_error("cannot map the quarantine table: %s", strerror(errno));
     return 1;
   }
   if (limits_init((size_t)cfg->rate_buckets) != 0) {
