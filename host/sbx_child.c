@@ -125,6 +125,7 @@ static nno_config g_cfg;
 static stack *g_stack;        /* the stack this sandbox serves */
 static char g_platform[65];
 static uint64_t g_memory_max; /* bytes; 0 none */
+static uint64_t g_cpu_default_ms; /* a REQ without a CPU budget gets this */
 static int g_statm_fd = -1;
 
 static char *g_in;      /* bytes read from the worker */
@@ -436,7 +437,9 @@ static void send_res(sbx_req *r, int rc) {
 void sbx_req_finish(sbx_req *r, int rc) {
   if (r->ended) return;
   r->ended = 1;
-  if (!r->gone) send_res(r, rc);
+  /* Every REQ gets its RES, a cancelled one too (the worker drops it):
+   * the id is done on both sides. */
+  send_res(r, rc);
   req_maybe_free(r);
 }
 
@@ -584,7 +587,7 @@ static void decode_common(sbx_req *r, sbx_in *in) {
   uint64_t cpu_ms = sbx_get_u64(in);
   r->max_body = sbx_get_u64(in);
   if (cpu_ms > UINT64_MAX / 1000000u) cpu_ms = UINT64_MAX / 1000000u;
-  r->cpu_budget_ns = cpu_ms * 1000000u;
+  r->cpu_budget_ns = (cpu_ms ? cpu_ms : g_cpu_default_ms) * 1000000u;
   if (in->left != 0) in->bad = 1;
 }
 
@@ -790,7 +793,7 @@ int sbx_child_main(int argc, char **argv) {
     fprintf(stderr, "nno sandbox: bad arguments\n");
     return 2;
   }
-  (void)cpu_ms; /* each REQ carries its own budget */
+  g_cpu_default_ms = cpu_ms > UINT64_MAX / 1000000u ? 0 : cpu_ms;
   log_init("sandbox", level);
   char err[LOADER_ERR_MAX];
 

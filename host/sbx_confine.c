@@ -245,7 +245,7 @@ static const int k_allow[] = {
     SCMP_SYS(timer_getoverrun), SCMP_SYS(getitimer), SCMP_SYS(setitimer),
     SCMP_SYS(alarm), SCMP_SYS(getcwd), SCMP_SYS(readlink),
     SCMP_SYS(readlinkat), SCMP_SYS(access), SCMP_SYS(faccessat),
-    SCMP_SYS(faccessat2), SCMP_SYS(getdents64), SCMP_SYS(prctl),
+    SCMP_SYS(faccessat2), SCMP_SYS(getdents64),
     SCMP_SYS(membarrier), SCMP_SYS(memfd_create), SCMP_SYS(ftruncate),
     SCMP_SYS(fsync), SCMP_SYS(fdatasync), SCMP_SYS(flock),
     SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(recvfrom),
@@ -323,6 +323,14 @@ int sbx_confine_phase1(char *err, size_t errlen) {
     if (rc == 0) rc = add(f, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1, &no);
   }
   if (rc == 0) rc = add(f, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0, NULL);
+  /* prctl, but the parent-death signal stays (a sandbox outliving its
+   * worker would serve nobody). */
+  if (rc == 0) {
+    struct scmp_arg_cmp pd = SCMP_A0(SCMP_CMP_EQ, PR_SET_PDEATHSIG);
+    struct scmp_arg_cmp ok = SCMP_A0(SCMP_CMP_NE, PR_SET_PDEATHSIG);
+    rc = add(f, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, &ok);
+    if (rc == 0) rc = add(f, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(prctl), 1, &pd);
+  }
   /* Its own limits only (hard limits cannot be raised without root). */
   if (rc == 0) rc = add(f, SCMP_ACT_ALLOW, SCMP_SYS(setrlimit), 0, NULL);
   if (rc == 0) {
