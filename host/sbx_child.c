@@ -385,7 +385,8 @@ static void send_res(sbx_req *r, int rc) {
                           memory_order_relaxed);
   if (g_memory_max && rss > g_memory_max && !r->event) {
     char detail[128];
-    snprintf(detail, sizeof detail, "memory budget exceeded (%llu MiB of %llu)",
+    snprintf(detail, sizeof detail,
+             "memory budget exceeded (%llu MiB of %llu MiB)",
              (unsigned long long)(rss >> 20),
              (unsigned long long)(g_memory_max >> 20));
     sbx_problem(r, 503, "Service Unavailable", detail);

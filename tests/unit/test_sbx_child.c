@@ -355,7 +355,8 @@ static void test_memory_budget(void **state) {
   assert_non_null(strstr(f.p + 4, "memory budget exceeded"));
   free(f.p);
   res r;
-  expect_res(&s, 2, 503, "memory budget exceeded", &r);
+  expect_res(&s, 2, 503, "memory budget exceeded (", &r);
+  assert_non_null(strstr(r.body, " MiB of 64 MiB)"));
   assert_non_null(strstr(r.headers, "application/problem+json"));
   assert_non_null(strstr(r.body, "\"request_id\":\"rid-1\""));
   stop(&s);
