@@ -710,10 +710,14 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   (void)h;
   (void)events;
   if (status < 0) _exit(0);
+  /* Read and run in turns, so a burst never holds more than a read's
+   * worth beyond the frames being run; the answers go out together
+   * before the loop next waits (on_prepare). */
   int rc;
-  while ((rc = read_some()) > 0) {
-  }
-  run_frames();
+  do {
+    rc = read_some();
+    run_frames();
+  } while (rc > 0);
   if (rc < 0) {
     /* The worker closed its end: it is gone or drained us. */
     flush_out();
