@@ -187,7 +187,16 @@ static int ll_allow(int ruleset, const char *path, uint64_t rights) {
 int sbx_confine_fs(const char *stack_dir, int *landlocked, char *err,
                    size_t errlen) {
   *landlocked = 0;
+  int was_root = geteuid() == 0;
   if (drop_root(err, errlen)) return -1;
+  if (was_root && access(stack_dir, R_OK | X_OK) != 0 && errno == EACCES) {
+    /* Say so plainly rather than fail on the first file of the load. */
+    snprintf(err, errlen, "stack folder \"%s\" cannot be read by the "
+             "sandbox's user nobody (%d): %s; make it and the folders above "
+             "it searchable by others (o+rx, o+x)", stack_dir, NOBODY,
+             strerror(errno));
+    return -1;
+  }
   int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
                          LANDLOCK_CREATE_RULESET_VERSION);
   if (abi < 1) return 0; /* unavailable: said once by the caller */

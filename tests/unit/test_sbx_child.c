@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -532,6 +533,38 @@ static void test_service_refused(void **state) {
   assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* A stack in a folder only root may enter: a sandbox started by root runs
+ * as nobody and says plainly that it cannot read it. */
+static void test_unreadable_folder(void **state) {
+  (void)state;
+  char tmp[] = "/tmp/sbx-test-XXXXXX", cmd[256], root[128], dir[160];
+  assert_non_null(mkdtemp(tmp));
+  assert_int_equal(chmod(tmp, 0700), 0);
+  snprintf(cmd, sizeof cmd, "cp -a '%s' '%s/'", ROOT, tmp);
+  assert_int_equal(system(cmd), 0);
+  snprintf(root, sizeof root, "%s/sbxprobe", tmp);
+  snprintf(dir, sizeof dir, "%s/sbxprobe/1.0.0", root);
+  sbx s;
+  spawn_stack(&s, root, dir, "sbxprobe", "1000", "256");
+  if (geteuid() == 0) {
+    frame f;
+    assert_int_equal(recv_frame(&s, &f), 0);
+    assert_int_equal(f.h.type, SBX_MSG_FAIL);
+    sbx_in in = {f.p, f.h.len, 0};
+    sbx_get_str(&in, NULL);
+    const char *msg = sbx_get_str(&in, NULL);
+    assert_non_null(strstr(msg, "cannot be read by the sandbox's user nobody"));
+    free(f.p);
+    int st = reap(&s);
+    assert_true(WIFEXITED(st));
+  } else {
+    expect_ready(&s); /* not root: its own user reads it */
+    stop(&s);
+  }
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+  assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
@@ -545,6 +578,7 @@ int main(void) {
       cmocka_unit_test(test_protocol_violation),
       cmocka_unit_test(test_load_failure),
       cmocka_unit_test(test_service_refused),
+      cmocka_unit_test(test_unreadable_folder),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
