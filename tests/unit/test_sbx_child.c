@@ -57,9 +57,10 @@ static void spawn_stack(sbx *s, const char *root, const char *dir,
     dup2(null, 0);
     dup2(sv[1], 3);
     dup2(mfd, 4);
-    char *argv[] = {"nno", "sandbox", (char *)root, (char *)dir,
-                    (char *)id, "1.0.0", "acme", "/nonexistent",
-                    (char *)cpu_ms, (char *)mem_mb, "warn", NULL};
+    char *argv[] = {"nno",          "sandbox",      (char *)root,
+                    (char *)dir,    (char *)id,     "1.0.0",
+                    "acme",         "/nonexistent", (char *)cpu_ms,
+                    (char *)mem_mb, "warn",         NULL};
     char *envp[] = {NULL};
     execve(NNO_BIN, argv, envp);
     _exit(127);
@@ -387,8 +388,8 @@ static void test_garbage_handles(void **state) {
 }
 
 /* A CALL frame: its id, op and payload reader. */
-static void expect_call(sbx *s, uint64_t req, uint16_t op, frame *f,
-                        sbx_in *in, uint64_t *call_id) {
+static void expect_call(sbx *s, uint64_t req, uint16_t op, frame *f, sbx_in *in,
+                        uint64_t *call_id) {
   assert_int_equal(recv_frame(s, f), 0);
   assert_int_equal(f->h.type, SBX_MSG_CALL);
   assert_int_equal(f->h.id, req);
@@ -524,9 +525,10 @@ static void test_service_refused(void **state) {
   sbx_get_str(&in, NULL);
   const char *msg = sbx_get_str(&in, NULL);
   assert_false(in.bad);
-  assert_string_equal(msg, "package \"sbxneeds\" requires service \"nno.iam\", "
-                           "which a sandboxed stack cannot reach; run stack "
-                           "sbxneeds inprocess (sandbox.inprocess)");
+  assert_string_equal(msg,
+                      "package \"sbxneeds\" requires service \"nno.iam\", "
+                      "which a sandboxed stack cannot reach; run stack "
+                      "sbxneeds inprocess (sandbox.inprocess)");
   free(f.p);
   int st = reap(&s);
   assert_true(WIFEXITED(st));
