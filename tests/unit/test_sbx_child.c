@@ -57,10 +57,19 @@ static void spawn_stack(sbx *s, const char *root, const char *dir,
     dup2(null, 0);
     dup2(sv[1], 3);
     dup2(mfd, 4);
-    char *argv[] = {"nno",          "sandbox",      (char *)root,
-                    (char *)dir,    (char *)id,     "1.0.0",
-                    "acme",         "/nonexistent", (char *)cpu_ms,
-                    (char *)mem_mb, "warn",         NULL};
+    char *argv[] = {"nno",
+                    "sandbox",
+                    (char *)root,
+                    (char *)dir,
+                    (char *)id,
+                    "1.0.0",
+                    "acme",
+                    "/nonexistent",
+                    (char *)cpu_ms,
+                    (char *)mem_mb,
+                    "warn",
+                    "example.test",
+                    NULL};
     char *envp[] = {NULL};
     execve(NNO_BIN, argv, envp);
     _exit(127);
@@ -283,6 +292,9 @@ static void test_ready_echo_async_stop(void **state) {
   assert_non_null(strstr(r.body, "\"q\":\"x y\""));
   assert_non_null(strstr(r.body, "\"platform\":\"acme\""));
   assert_non_null(strstr(r.body, "\"body\":\"hi\""));
+  /* The worker's base domain; no data folder (no file system). */
+  assert_non_null(strstr(r.body, "\"domain\":\"example.test\""));
+  assert_non_null(strstr(r.body, "\"data\":\"\""));
   assert_non_null(strstr(r.headers, "X-Echo: 1\r\n"));
   assert_int_equal(r.written, 1);
   /* Async, from the sandbox's own timer; two at once. */
