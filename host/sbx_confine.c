@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/landlock.h>
+#include <malloc.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -101,6 +102,9 @@ int sbx_confine_early(uint64_t memory_mb, char *err, size_t errlen) {
    * each request. (Under AddressSanitizer, whose shadow maps terabytes of
    * address space, there is no cap.) */
   if (memory_mb) {
+    /* One malloc arena: each thread's own would reserve 64 MiB of address
+     * space, and the pool's threads would eat the cap without using it. */
+    mallopt(M_ARENA_MAX, 1);
     rlim_t as = (rlim_t)(memory_mb + 256) << 20;
     struct rlimit lim = {as, as};
     if (setrlimit(RLIMIT_AS, &lim)) {

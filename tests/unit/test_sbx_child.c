@@ -362,6 +362,19 @@ static void test_memory_budget(void **state) {
   expect_ready(&s);
   send_req(&s, 1, "GET /alloc", "/alloc", "mb=1", 0);
   expect_res(&s, 1, 200, "\"alloc\":1", NULL);
+  /* Pool threads start and allocate under the address-space cap. */
+  for (uint64_t id = 3; id < 11; id++)
+    send_req(&s, id, "GET /work", "/work", "", 0);
+  for (int i = 0; i < 8; i++) {
+    frame f;
+    res w;
+    assert_int_equal(recv_frame(&s, &f), 0);
+    parse_res(&f, &w);
+    free(f.p);
+    assert_true(w.id >= 3 && w.id < 11);
+    assert_int_equal(w.status, 200);
+    assert_string_equal(w.body, "{\"work\":12345}");
+  }
   send_req(&s, 2, "GET /alloc", "/alloc", "mb=100", 0);
   frame f;
   assert_int_equal(recv_frame(&s, &f), 0);
