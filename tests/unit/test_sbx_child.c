@@ -469,6 +469,33 @@ static void test_calls(void **state) {
   expect_res(&s, 2, 200, "{\"rc\":0,\"after\":42}", NULL);
   expect_res(&s, 3, 200, "\"rest\":\"z\"", NULL);
 
+  /* http_fetch: the whole request goes to the worker, which fetches. */
+  send_req(&s, 5, "GET /fetch", "/fetch", "url=http://example.test/x", 0);
+  expect_call(&s, 5, SBX_CALL_HTTP_FETCH, &f, &in, &cid);
+  assert_string_equal(sbx_get_str(&in, NULL), "GET");
+  assert_string_equal(sbx_get_str(&in, NULL), "http://example.test/x");
+  assert_int_equal(sbx_get_u32(&in), 1);
+  assert_string_equal(sbx_get_str(&in, NULL), "Accept: text/plain");
+  assert_string_equal(sbx_get_str(&in, NULL), "");
+  assert_int_equal(sbx_get_u32(&in), 500);
+  assert_int_equal(sbx_get_u64(&in), 0);
+  assert_false(in.bad);
+  assert_int_equal(in.left, 0);
+  free(f.p);
+  at = sbx_begin(&o, SBX_MSG_RESULT, cid);
+  sbx_i32(&o, 0);
+  sbx_cstr(&o, "");
+  sbx_u32(&o, 201);
+  sbx_cstr(&o, "Content-Type: text/plain\r\n");
+  sbx_cstr(&o, "made");
+  sbx_end(&o, at);
+  send_out(&s, &o);
+  expect_res(&s, 5, 200, "{\"error\":0,\"status\":201,\"body\":\"made\"}",
+             NULL);
+  /* A URL the host would refuse is refused in the sandbox: no CALL. */
+  send_req(&s, 6, "GET /fetch", "/fetch", "url=file:///etc/passwd", 0);
+  expect_res(&s, 6, 200, "{\"rc\":-1}", NULL);
+
   /* A log line goes out tagged with the request and the package. */
   send_req(&s, 4, "GET /log", "/log", "", 0);
   assert_int_equal(recv_any(&s, &f), 0);
