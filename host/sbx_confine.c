@@ -167,7 +167,8 @@ static int g_kept_dac;
 static int drop_root(char *err, size_t errlen) {
   if (geteuid() != 0) return 0;
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) || setgroups(0, NULL) ||
-      setresgid(NOBODY, NOBODY, NOBODY) || setresuid(NOBODY, NOBODY, NOBODY) ||
+      setresgid(NOBODY, NOBODY, NOBODY) ||
+      setresuid(NOBODY, NOBODY, NOBODY) ||
       prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) ||
       caps_only(1u << CAP_DAC_READ_SEARCH)) {
     snprintf(err, errlen, "cannot drop root: %s", strerror(errno));
@@ -216,9 +217,9 @@ int sbx_confine_fs(const char *stack_dir, int *landlocked, char *err,
   int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
                          LANDLOCK_CREATE_RULESET_VERSION);
   struct landlock_ruleset_attr ra = {.handled_access_fs = ll_handled(abi)};
-  int rs = abi < 1
-               ? -1
-               : (int)syscall(SYS_landlock_create_ruleset, &ra, sizeof ra, 0);
+  int rs = abi < 1 ? -1
+                   : (int)syscall(SYS_landlock_create_ruleset, &ra, sizeof ra,
+                                  0);
   if (rs < 0) {
     /* Unavailable (said once by the caller): nothing bounds the kept
      * right to read, so it goes. */
@@ -238,8 +239,8 @@ int sbx_confine_fs(const char *stack_dir, int *landlocked, char *err,
     }
     return 0;
   }
-  static const char *const sys[] = {"/lib", "/lib64", "/usr/lib", "/usr/lib64",
-                                    "/etc/ld.so.cache"};
+  static const char *const sys[] = {"/lib", "/lib64", "/usr/lib",
+                                    "/usr/lib64", "/etc/ld.so.cache"};
   const uint64_t ro = LL_EXECUTE | LL_READ_FILE | LL_READ_DIR;
   int rc = ll_allow(rs, stack_dir, ro);
   for (size_t i = 0; rc == 0 && i < sizeof sys / sizeof *sys; i++)
