@@ -52,6 +52,7 @@ uint64_t wd_lag_value(const wd_lag *l, uint64_t now_ns) {
 
 void wd_lag_note(wd_lag *l, uint64_t now_ns, uint64_t busy_ns) {
   uint64_t v = wd_lag_value(l, now_ns);
+  if (busy_ns > WD_LAG_CAP_NS) busy_ns = WD_LAG_CAP_NS;
   l->value_ns = busy_ns > v ? busy_ns : v;
   l->at_ns = now_ns;
 }

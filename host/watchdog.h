@@ -99,10 +99,12 @@ char *watchdog_metrics_text(size_t *len);
 
 /* ---- the pure parts (unit-tested) ---- */
 
-/* The decaying loop lag: the busiest recent iteration, halving every
- * WD_LAG_HALF_NS after it, so that a host whose load dropped sheds no
- * more within a second. */
-#define WD_LAG_HALF_NS (50ull * 1000 * 1000)
+/* The decaying loop lag: the busiest recent iteration (counted as at most
+ * WD_LAG_CAP_NS), halving every WD_LAG_HALF_NS after it, so that a host
+ * whose load dropped sheds no more within a second: 40 halvings take any
+ * lag under 0.1 ms. */
+#define WD_LAG_HALF_NS (25ull * 1000 * 1000)
+#define WD_LAG_CAP_NS (60ull * 1000 * 1000 * 1000)
 typedef struct wd_lag {
   uint64_t value_ns; /* at at_ns */
   uint64_t at_ns;
