@@ -460,26 +460,37 @@ class TestSandbox:
 
     def test_garbage_handles_are_refused(self, host):
         pid = faulty_platform(host, "garbage")
-        c = host.conn()
+        # Requests alive together in one sandbox have distinct handles, so
+        # once they end the package holds a stale one that is not the
+        # next request's: 6 connections over 2 workers put 3 on one.
+        conns = [host.conn() for _ in range(6)]
         try:
-            before = served_by(host, pid, c)
-            stale = None
-            for _ in range(5):  # until an ended request's handle is tried
+            for c in conns:
+                c.request("GET", "/p/%s/later?ms=300" % pid)
+            pids = []
+            for c in conns:
+                r = c.getresponse()
+                r.read()
+                assert r.status == 200
+                pids.append(int(r.getheader("X-Faulty-Pid")))
+            used = []
+            for c, spid in zip(conns, pids):
                 st, hd, body, _ = get(host, pid, "/garbage", conn=c)
                 assert st == 200, body
                 doc = json.loads(body)
-                assert int(hd["x-faulty-pid"]) == before
+                assert int(hd["x-faulty-pid"]) == spid  # still serving
                 calls = doc["calls"]
                 assert all(v == "NNO_EINVAL" for v in calls.values()), doc
                 assert doc["req_alloc(0x1)"] is None, doc
                 assert doc["late_callbacks"] == 0, doc
                 if doc["stale"] == "used":
-                    stale = doc
-                    break
-            assert stale and "res_end(stale)" in stale["calls"], doc
-            assert served_by(host, pid, c) == before
+                    assert "res_end(stale)" in calls, doc
+                    used.append(doc)
+                assert served_by(host, pid, c) == spid
+            assert used, "no stale request handle was tried"
         finally:
-            c.close()
+            for c in conns:
+                c.close()
         e = host.wait_log(lambda e: "garbage handle" in e.get("msg", "") and
                           e.get("platform") == pid)
         assert e.get("package") == "faulty", e
