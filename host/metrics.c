@@ -1,6 +1,7 @@
 /* Metrics in a MAP_SHARED segment inherited by every worker. */
 #include "metrics.h"
 #include "ratelimit.h"
+#include "watchdog.h"
 
 #include <nno/plugin.h>
 
@@ -314,6 +315,10 @@ int metrics_render(char **out, size_t *len) {
             (unsigned long long)rl.total, (unsigned long long)rl.used,
             (unsigned long long)rl.evictions, (unsigned long long)rl.full,
             (unsigned long long)rl.steals);
+  size_t wl = 0;
+  char *wt = watchdog_metrics_text(&wl);
+  if (wt) sb_printf(&b, "%s", wt);
+  free(wt);
   if (b.oom) {
     free(b.p);
     return -1;

@@ -19,6 +19,7 @@
 #include "router.h"
 #include "services.h"
 #include "stacks.h"
+#include "watchdog.h"
 
 worker *g_worker;
 
@@ -179,6 +180,8 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   }
   w->listening = 1;
   stacks_start(w);
+  /* Without it the worker still serves: the reason is logged. */
+  (void)watchdog_start(w, slot);
   metrics_set_ready(1, loaded);
   logline l;
   log_begin(&l, NNO_LOG_INFO, "worker ready");
@@ -192,6 +195,8 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   log_end(&l);
 
   uv_run(&w->loop, UV_RUN_DEFAULT);
+  /* The loop stops turning now: no watchdog while plugins finish. */
+  watchdog_stop();
   /* Drained: every request answered has its access line; write them. */
   log_flush();
   /* Outside every callback now: plugins can be finalised and unloaded. */
