@@ -628,18 +628,20 @@ class TestInProcess:
                                           request_id=rid("stall"))
             assert st == 200, body
             e = log_naming(h, request_id, pid, "loop stalled")
-            assert e["level"] == "warn" and e["dur_ms"] >= 300, e
+            assert e["level"] == "warn" and e["dur_ms"] >= 250, e
         assert metric(h, "nno_loop_stalls_total", package="faulty") >= 2
 
     def test_inprocess_stuck_worker_is_replaced(self, inproc):
         h = inproc
         pid = faulty_platform(h, "ip-stuck")
         before = set(h.worker_pids())
-        st, hd, _, request_id = get(h, pid, "/block?ms=2500",
-                                    request_id=rid("stuck"))
-        stuck = int(hd["x-faulty-pid"]) if st == 200 else None
+        request_id = rid("stuck")
+        try:  # answered if the loop returns before the master kills it
+            get(h, pid, "/block?ms=2500", request_id=request_id)
+        except OSError:
+            pass
         e = log_naming(h, request_id, pid, "loop stuck")
-        stuck = stuck or e["pid"]
+        stuck = e["pid"]
         assert stuck in before
         wait_for(lambda: stuck not in h.worker_pids() and
                  len(h.worker_pids()) == 2, 15, "a replacement worker")
@@ -648,14 +650,14 @@ class TestInProcess:
     def test_inprocess_rss_ceiling_recycles(self, inproc):
         h = inproc
         pid = faulty_platform(h, "ip-leak")
-        st, hd, _, _ = get(h, pid, "/ok")
-        worker = int(hd["x-faulty-pid"])
-        with open("/proc/%d/statm" % worker) as f:
-            pages = int(f.read().split()[1])
-        rss_mb = pages * os.sysconf("SC_PAGE_SIZE") >> 20
-        mb = max(RSS_CEILING_MB - rss_mb + 32, 32)
         c = h.conn()
         try:
+            st, hd, _, _ = get(h, pid, "/ok", conn=c)
+            worker = int(hd["x-faulty-pid"])
+            with open("/proc/%d/statm" % worker) as f:
+                pages = int(f.read().split()[1])
+            rss_mb = pages * os.sysconf("SC_PAGE_SIZE") >> 20
+            mb = max(RSS_CEILING_MB - rss_mb + 32, 32)
             st, hd, body, _ = get(h, pid, "/leak?mb=%d" % mb, conn=c)
             assert st == 200 and int(hd["x-faulty-pid"]) == worker, body
         finally:
