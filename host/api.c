@@ -16,6 +16,7 @@
 #include "res.h"
 #include "loader.h"
 #include "metrics.h"
+#include "quarantine.h"
 #include "router.h"
 #include "log.h"
 #include "services.h"
@@ -834,15 +835,14 @@ static int api_stack_isolation(nno_plugin *p, nno_stack *s) {
 static int api_quarantine_at(nno_plugin *p, size_t i, nno_quarantine *out) {
   if (!is_core(p)) return NNO_ESTATE;
   if (!out || out->size == 0) return NNO_EINVAL;
-  (void)i;
-  return NNO_ENOTSUP;
+  return quarantine_at(i, out);
 }
 
 static int api_quarantine_release(nno_plugin *p, const char *platform,
                                   const char *package, const char *version) {
   if (!is_core(p)) return NNO_ESTATE;
   if (!platform || !package || !version) return NNO_EINVAL;
-  return NNO_ENOTSUP;
+  return quarantine_release(platform, package, version);
 }
 
 static const nno_host_api table = {

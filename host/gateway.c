@@ -12,6 +12,7 @@
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "quarantine.h"
 #include "res.h"
 #include "router.h"
 #include "stacks.h"
@@ -312,6 +313,8 @@ static int route_request(conn *c, const http_request *hr) {
   if (watchdog_shed(r)) return 1;
   /* Stacks installed or removed by any worker are picked up first. */
   stacks_poll(w);
+  /* Quarantines and releases not yet told to the core plugins. */
+  quarantine_poll(w);
   /* RESOLVE picks the platform and stacks; the route is found next, so
    * that AUTHN, AUTHZ and LIMIT can see what it requires (req_route). */
   if (run_hooks(r, w, NNO_STAGE_RESOLVE, NNO_STAGE_RESOLVE) ||
@@ -372,6 +375,11 @@ static void dispatch(conn *c) {
   worker *w = c->w;
   const route_target *t = r->match.target;
   r->plugin = t->plugin;
+  /* A package quarantined on this platform is not called. */
+  if (quarantine_refuse(r)) {
+    conn_request_done(c);
+    return;
+  }
   w->nrequests_active++;
   r->in_handler = 1;
   callctx cc;

@@ -194,6 +194,55 @@ void log_begin_thread(logline *l, int level, const char *msg) {
   begin(l, level, msg, strlen(msg), 0);
 }
 
+/* Days since 1970-01-01 to a civil date (H. Hinnant's algorithm): pure
+ * arithmetic, for log_begin_signal. */
+static void civil(int64_t days, int *y, int *m, int *d) {
+  days += 719468;
+  int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  int64_t doe = days - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+  *y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+static char *digits(char *p, int v, int n) {
+  for (int i = n - 1; i >= 0; i--, v /= 10) p[i] = (char)('0' + v % 10);
+  return p + n;
+}
+
+void log_begin_signal(logline *l, int level, const char *msg) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t s = (int64_t)ts.tv_sec, days = s / 86400, rem = s % 86400;
+  int y, mo, d;
+  civil(days, &y, &mo, &d);
+  char *p = l->buf;
+  memcpy(p, "{\"ts\":\"", 7);
+  p = digits(p + 7, y, 4);
+  *p++ = '-';
+  p = digits(p, mo, 2);
+  *p++ = '-';
+  p = digits(p, d, 2);
+  *p++ = 'T';
+  p = digits(p, (int)(rem / 3600), 2);
+  *p++ = ':';
+  p = digits(p, (int)(rem / 60 % 60), 2);
+  *p++ = ':';
+  p = digits(p, (int)(rem % 60), 2);
+  *p++ = '.';
+  p = digits(p, (int)(ts.tv_nsec / 1000000), 3);
+  l->len = (size_t)(p - l->buf);
+  l->full = 0;
+  if (level < 0 || level > 3) level = NNO_LOG_INFO;
+  /* Built by log_init, before any signal handler is installed. */
+  memcpy(l->buf + l->len, g_mid[level], g_mid_len[level]);
+  l->len += g_mid_len[level];
+  put_escaped(l, msg, strlen(msg));
+}
+
 void log_kstrn(logline *l, const char *key, size_t klen, const char *val,
                size_t n) {
   if (put_key(l, key, klen) == 0) put_escaped(l, val ? val : "", val ? n : 0);

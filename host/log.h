@@ -90,6 +90,11 @@ void log_flush(void);
  * of stderr; -1: back to stderr. The caller keeps ownership of `fd`. */
 void log_access_fd(int fd);
 
+/* log_begin for a signal handler (crash.c): async-signal-safe, it formats
+ * the time itself (no gmtime_r, no shared cache). Finish the line with
+ * log_end, or log_end_deferred and log_flush for an access line. */
+void log_begin_signal(logline *l, int level, const char *msg);
+
 /* A line with just a formatted message. */
 void log_msg(int level, const char *fmt, ...) NNO_PRINTF(2, 3);
 

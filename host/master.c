@@ -24,9 +24,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "instance.h"
 #include "log.h"
 #include "metrics.h"
+#include "quarantine.h"
 #include "ratelimit.h"
 #include "stacks.h"
 #include "watchdog.h"
@@ -204,6 +206,9 @@ static int spawn(int lane) {
   }
   metrics_worker_started(slot, 0);
   watchdog_slot_reset(slot);
+  /* The slot's crash record is the new worker's. */
+  quarantine_crash *rec = quarantine_crash_slot(slot);
+  if (rec) atomic_store(&rec->state, 0);
   pid_t pid = fork();
   if (pid < 0) {
     log_error("fork failed: %s", strerror(errno));
@@ -243,6 +248,43 @@ static int live_count(int include_stopping) {
   return n;
 }
 
+/* A worker that was not asked to stop is gone: say how, with what its
+ * crash handler recorded (crash.h) and when its lane is served again, and
+ * count the crash against the package it was running. */
+static void exited(const proc *p, pid_t pid, int status, uint64_t delay) {
+  quarantine_crash *rec = quarantine_crash_slot(p->slot);
+  int have = rec && atomic_load(&rec->state) == 1;
+  char signame[16] = "";
+  logline l;
+  log_begin(&l, NNO_LOG_ERROR, "worker exited");
+  log_int(&l, "worker_pid", pid);
+  if (WIFSIGNALED(status)) {
+    log_int(&l, "signal", WTERMSIG(status));
+    log_str(&l, "signal_name", crash_signal_name(WTERMSIG(status), signame));
+  } else {
+    log_int(&l, "exit_status", WEXITSTATUS(status));
+  }
+  log_int(&l, "respawn_in_ms", (long long)delay);
+  if (have) {
+    log_str(&l, "rid", rec->rid);
+    log_str(&l, "method", rec->method);
+    log_str(&l, "path", rec->path);
+    log_str(&l, "platform", rec->platform);
+    log_str(&l, "package", rec->package);
+    log_str(&l, "version", rec->version);
+    log_str(&l, "stack", rec->stack);
+  }
+  log_end(&l);
+  if (!have) return;
+  char reason[16];
+  crash_signal_name(rec->signal, reason);
+  quarantine_count_worker_crash(rec->package);
+  if (rec->package[0])
+    quarantine_note_crash(cur, rec->platform, rec->package, rec->version,
+                          rec->stack, reason, rec->rid);
+  atomic_store(&rec->state, 0);
+}
+
 static void reap(void) {
   int status;
   pid_t pid;
@@ -260,28 +302,19 @@ static void reap(void) {
       fatal = 1;
       continue;
     }
-    logline l;
-    log_begin(&l, NNO_LOG_ERROR, "worker died; respawning");
-    log_int(&l, "worker_pid", pid);
-    if (WIFSIGNALED(status)) {
-      log_int(&l, "signal", WTERMSIG(status));
-      log_str(&l, "signal_name", strsignal(WTERMSIG(status)));
-    } else {
-      log_int(&l, "exit_status", WEXITSTATUS(status));
-    }
-    log_end(&l);
     metrics_worker_restart();
     /* A worker that dies right after starting would otherwise spin: back
      * off 100 ms, 200 ms, ... up to 5 s while that keeps happening. */
-    uint64_t t = now_ms();
+    uint64_t t = now_ms(), delay = 0;
     if (t - p.started_ms < 1000) {
       int k = ++lane_quick_deaths[p.lane];
-      uint64_t delay = 100ull << (k > 6 ? 6 : k - 1);
-      lane_respawn_at[p.lane] = t + (delay > 5000 ? 5000 : delay);
+      delay = 100ull << (k > 6 ? 6 : k - 1);
+      if (delay > 5000) delay = 5000;
     } else {
       lane_quick_deaths[p.lane] = 0;
-      lane_respawn_at[p.lane] = t;
     }
+    lane_respawn_at[p.lane] = t + delay;
+    exited(&p, pid, status, delay);
   }
 }
 
@@ -487,6 +520,10 @@ int master_run(nno_config *cfg, config_loader loader) {
   }
   if (watchdog_shm_init() != 0) {
     log_error("cannot map the shared watchdog segment: %s", strerror(errno));
+    return 1;
+  }
+  if (quarantine_init(QUARANTINE_SLOTS_DEFAULT) != 0) {
+    log_error("cannot map the quarantine table: %s", strerror(errno));
     return 1;
   }
   if (limits_init((size_t)cfg->rate_buckets) != 0) {
