@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
+#include "sandbox.h"
 #include "services.h"
 #include "stacks.h"
 
@@ -155,6 +156,8 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   uv_unref((uv_handle_t *)&w->sig_int);
   uv_unref((uv_handle_t *)&w->sig_hup);
 
+  /* Before the stacks: a sandboxed stack's trial load starts a sandbox. */
+  sandbox_init(w);
   int loaded = loader_load_all(w);
   if (loaded < 0) {
     log_error("cannot load the core plugins; this worker cannot serve");
@@ -194,6 +197,8 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   uv_run(&w->loop, UV_RUN_DEFAULT);
   /* Drained: every request answered has its access line; write them. */
   log_flush();
+  /* Sandboxes go first: their requests are over. */
+  sandbox_shutdown(w);
   /* Outside every callback now: plugins can be finalised and unloaded. */
   loader_unload_all(w);
   fetch_free(w->fetcher);
