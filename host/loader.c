@@ -35,6 +35,10 @@ static int g_report_fd = -1;
 static char g_file[PATH_MAX + 80];
 
 void loader_set_reporter(int fd) { g_report_fd = fd; }
+
+/* The table given to init: the host's, or a sandbox's proxy. */
+static const nno_host_api *g_api;
+void loader_set_api(const nno_host_api *api) { g_api = api; }
 const char *loader_last_file(void) { return g_file; }
 
 static int is_dir(const char *p) {
@@ -202,6 +206,14 @@ static int requires_met(worker *w, plugin *p, char *err, size_t errlen) {
   for (size_t i = 0; i < p->man.nrequires; i++) {
     const manifest_require *r = &p->man.requires[i];
     uint32_t v = services_version(w->services, r->service);
+    if (v == 0 && g_api) {
+      /* A vtable of pointers cannot cross into a sandbox's process. */
+      snprintf(err, errlen, "package \"%s\" requires service \"%s\", which "
+               "a sandboxed stack cannot reach; run stack %s inprocess "
+               "(sandbox.inprocess)", p->man.name, r->service,
+               p->stack_id[0] ? p->stack_id : p->stack);
+      return -1;
+    }
     if (v == 0) {
       snprintf(err, errlen, "package \"%s\" requires service \"%s\" %s, which "
                "no loaded plugin provides", p->man.name, r->service, r->range);
@@ -270,7 +282,7 @@ static plugin *load_one(worker *w, const char *root, const char *dir,
     goto fail;
   if (requires_met(w, p, err, errlen)) goto fail;
   p->initing = 1;
-  int rc = p->desc->on_plugin_init((nno_plugin *)p, api_table());
+  int rc = p->desc->on_plugin_init((nno_plugin *)p, g_api ? g_api : api_table());
   p->initing = 0;
   if (rc != 0) {
     if (p->undeclared[0] && want_kind == NNO_KIND_FEATURE)

@@ -167,6 +167,11 @@ const char *loader_last_file(void);
  * (pkgcheck_child_progress). */
 void loader_set_reporter(int fd);
 
+/* The host table given to every init from now on: a sandbox process
+ * passes its proxy (sbx_api.c); NULL restores the host's own. A sandbox
+ * that finds a package requiring a service says it cannot reach one. */
+void loader_set_api(const nno_host_api *api);
+
 /* fini and dlclose every plugin (reverse load order). */
 void loader_unload_all(struct worker *w);
 

@@ -509,7 +509,11 @@ static sbx_proc *spawn(stack *st, const char *platform, config_budget b,
   char cpu[24], mem[24], lvl[8];
   snprintf(cpu, sizeof cpu, "%lld", (long long)b.cpu_ms);
   snprintf(mem, sizeof mem, "%lld", (long long)b.memory_mb);
-  snprintf(lvl, sizeof lvl, "%lld", (long long)w->cfg->log_level);
+  static const char *const levels[] = {"debug", "info", "warn", "error"};
+  snprintf(lvl, sizeof lvl, "%s",
+           levels[w->cfg->log_level >= 0 && w->cfg->log_level < 4
+                      ? w->cfg->log_level
+                      : 1]);
   char *args[] = {S.exe, "sandbox", st->root, st->dir, st->id, st->version,
                   sp->platform, (char *)w->cfg->data_dir, cpu, mem, lvl,
                   NULL};
@@ -831,18 +835,19 @@ static size_t result_begin(sbx_proc *sp, uint64_t call_id, int error,
   return at;
 }
 
-static void result_end(sbx_proc *sp, size_t at) {
+static void result_end(sbx_proc *sp, size_t at, uint64_t call_id) {
   if (sbx_end(&sp->out, at) != 0) {
-    /* Too large to carry (a fetched body over SBX_FRAME_MAX): say so. */
-    size_t a2 = sbx_begin(&sp->out, SBX_MSG_RESULT, 0);
-    (void)a2;
-    sp->out.len = at;
+    /* Too large to carry (or no memory): the call still gets its answer,
+     * the sandbox waits for it. */
+    sp->out.oom = 0;
+    size_t a2 = result_begin(sp, call_id, NNO_ETOOBIG, NULL);
+    sbx_end(&sp->out, a2);
   }
   mark_dirty(sp);
 }
 
 static void result_error(sbx_proc *sp, uint64_t call_id, int error) {
-  result_end(sp, result_begin(sp, call_id, error, NULL));
+  result_end(sp, result_begin(sp, call_id, error, NULL), call_id);
 }
 
 static sbx_callrec *rec_new(sbx_proc *sp, const sbx_callmsg *m,
@@ -859,12 +864,12 @@ static sbx_callrec *rec_new(sbx_proc *sp, const sbx_callmsg *m,
   return c;
 }
 
-/* The completion of `c`: its sandbox if it is still there (and the call's
- * request still in it), unlinking and freeing nothing yet. */
+/* The completion of `c`: its sandbox if it is still there (a call of a
+ * request answered since still gets its RESULT: the sandbox waits for
+ * every call it made), unlinking and freeing nothing yet. */
 static sbx_proc *rec_target(sbx_callrec *c) {
   sbx_proc *sp = c->sp;
   if (!sp || sp->state == SP_DEAD) return NULL;
-  if (c->req_id && !slot_of(sp, c->req_id)) return NULL;
   return sp;
 }
 
@@ -886,7 +891,7 @@ static void sql_done(nno_req *r, const nno_sql_result *res, void *ud) {
     sbx_str(&sp->out, res->rows.ptr ? res->rows.ptr : "", res->rows.len);
     sbx_u64(&sp->out, res->changes);
     sbx_i64(&sp->out, res->last_insert_id);
-    result_end(sp, at);
+    result_end(sp, at, c->call_id);
   }
   rec_free(c);
 }
@@ -914,7 +919,7 @@ static void kv_done(nno_req *r, const nno_kv_result *res, void *ud) {
     default:
       break;
     }
-    result_end(sp, at);
+    result_end(sp, at, c->call_id);
   }
   rec_free(c);
 }
@@ -952,7 +957,7 @@ static void blob_done(nno_req *r, const nno_blob_result *res, void *ud) {
     default:
       break;
     }
-    result_end(sp, at);
+    result_end(sp, at, c->call_id);
   }
   rec_free(c);
 }
@@ -966,31 +971,35 @@ static void fetch_done(const nno_http_response *res, void *ud) {
     sbx_str(&sp->out, res->headers.ptr ? res->headers.ptr : "",
             res->headers.len);
     sbx_str(&sp->out, res->body.ptr ? res->body.ptr : "", res->body.len);
-    result_end(sp, at);
+    result_end(sp, at, c->call_id);
   }
   rec_free(c);
 }
 
-/* The package a call outside any request is made for: the one the status
- * page says is running, else the stack's first. */
-static plugin *caller_pkg(sbx_proc *sp) {
-  uint32_t k = atomic_load_explicit(&sp->page->busy_pkg, memory_order_relaxed);
-  for (size_t i = 0; sp->pkg_map && i < sp->st->nplugins; i++)
+/* The worker's package for a frame's `flags` (the package's index in
+ * READY + 1; before READY, the sandbox's load order, which is the stack's),
+ * NULL when it names none. */
+static plugin *flags_pkg(sbx_proc *sp, uint16_t flags) {
+  if (flags == 0) return NULL;
+  uint32_t k = flags - 1u;
+  if (!sp->pkg_map) return k < sp->st->nplugins ? sp->st->plugins[k] : NULL;
+  for (size_t i = 0; i < sp->st->nplugins; i++)
     if (sp->pkg_map[i] == k) return sp->st->plugins[i];
-  return sp->st->nplugins ? sp->st->plugins[0] : NULL;
+  return NULL;
 }
 
 /* Serve one CALL (made for request `req_id`, 0 for none). */
-static void serve_call(sbx_proc *sp, uint64_t req_id, const sbx_callmsg *m) {
+static void serve_call(sbx_proc *sp, uint64_t req_id, uint16_t flags,
+                       const sbx_callmsg *m) {
   const nno_host_api *api = api_table();
   sbx_slot *s = req_id ? slot_of(sp, req_id) : NULL;
   nno_req *r = s ? s->r : NULL;
-  plugin *pl = r ? r->plugin : caller_pkg(sp);
+  plugin *pl = r ? r->plugin : flags_pkg(sp, flags);
   if (!pl) {
     result_error(sp, m->call_id, NNO_ESTATE);
     return;
   }
-  if (sbx_call_sync(m->op)) {
+  if (sbx_op_sync(m->op)) {
     int rc = 0;
     size_t at;
     switch (m->op) {
@@ -1031,16 +1040,15 @@ static void serve_call(sbx_proc *sp, uint64_t req_id, const sbx_callmsg *m) {
       break;
     }
     }
-    result_end(sp, at);
-    return;
-  }
-  if (!r) {
-    /* Asynchronous calls belong to a live request of this sandbox. */
-    result_error(sp, m->call_id, NNO_ESTATE);
+    result_end(sp, at, m->call_id);
     return;
   }
   int rc;
   if (m->op == SBX_CALL_HTTP_FETCH) {
+    if (sp->trial) { /* no loop to complete it on */
+      result_error(sp, m->call_id, NNO_ECANCELED);
+      return;
+    }
     nno_http_request hq;
     memset(&hq, 0, sizeof hq);
     hq.size = sizeof hq;
@@ -1061,6 +1069,11 @@ static void serve_call(sbx_proc *sp, uint64_t req_id, const sbx_callmsg *m) {
       rec_free(c);
       result_error(sp, m->call_id, rc);
     }
+    return;
+  }
+  if (!r) {
+    /* Resource calls belong to a live request of this sandbox. */
+    result_error(sp, m->call_id, NNO_ESTATE);
     return;
   }
   /* A resource: opened for the request (its platform, its package's
@@ -1163,7 +1176,8 @@ static void violation(sbx_proc *sp, const char *what) {
 }
 
 static void relay_log(sbx_proc *sp, int level, const char *msg, size_t n,
-                      const char *source) {
+                      const char *source, const char *package,
+                      const nno_req *r) {
   uint64_t sec = uv_now(&S.w->loop) / 1000;
   if (sec != sp->err_sec) {
     if (sp->err_dropped)
@@ -1182,6 +1196,8 @@ static void relay_log(sbx_proc *sp, int level, const char *msg, size_t n,
   logline l;
   log_beginn(&l, level, msg, n > 512 ? 512 : n);
   log_str(&l, "source", source);
+  if (r) log_strn(&l, "rid", r->rid, r->rid_len);
+  if (package) log_str(&l, "package", package);
   log_str(&l, "stack", sp->st->id);
   log_str(&l, "version", sp->st->version);
   log_str(&l, "platform", sp->platform);
@@ -1262,7 +1278,7 @@ static int frame(sbx_proc *sp, const sbx_frame_head *h, const char *p) {
       violation(sp, "a malformed CALL");
       return -1;
     }
-    serve_call(sp, h->id, m);
+    serve_call(sp, h->id, h->flags, m);
     free(m);
     return 0;
   }
@@ -1274,7 +1290,10 @@ static int frame(sbx_proc *sp, const sbx_frame_head *h, const char *p) {
       violation(sp, "a malformed LOG");
       return -1;
     }
-    relay_log(sp, lvl, msg, n, "package");
+    sbx_slot *s = h->id ? slot_of(sp, h->id) : NULL;
+    plugin *pl = flags_pkg(sp, h->flags);
+    relay_log(sp, lvl, msg, n, "package", pl ? pl->man.name : NULL,
+              s ? s->r : NULL);
     return 0;
   }
   case SBX_MSG_RECYCLE: {
@@ -1368,8 +1387,9 @@ static void on_err_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   for (ssize_t i = 0; i < n; i++) {
     char c = b->base[i];
     if (c == '\n' || sp->errlen == 512) {
-      if (sp->errlen) relay_log(sp, NNO_LOG_WARN, sp->errline, sp->errlen,
-                                "stderr");
+      if (sp->errlen)
+        relay_log(sp, NNO_LOG_WARN, sp->errline, sp->errlen, "stderr", NULL,
+                  NULL);
       sp->errlen = 0;
       if (c == '\n') continue;
     }
@@ -1672,10 +1692,41 @@ int sandbox_trial(worker *w, stack *st, char *err, size_t errlen) {
       uint8_t lvl;
       const char *msg;
       size_t n;
-      if (sbx_decode_log(p, h.len, &lvl, &msg, &n) == 0)
-        relay_log(sp, lvl, msg, n, "package");
+      if (sbx_decode_log(p, h.len, &lvl, &msg, &n) == 0) {
+        plugin *pl = flags_pkg(sp, h.flags);
+        relay_log(sp, lvl, msg, n, "package", pl ? pl->man.name : NULL,
+                  NULL);
+      }
       free(fb);
       fb = NULL;
+      continue;
+    }
+    if (h.type == SBX_MSG_CALL) {
+      /* init and on_host_ready may call the host synchronously. */
+      sbx_callmsg *m = malloc(sizeof *m);
+      int ok = m && sbx_decode_call(p, h.len, m) == 0;
+      if (ok) serve_call(sp, 0, h.flags, m);
+      free(m);
+      free(fb);
+      fb = NULL;
+      if (!ok) {
+        snprintf(err, errlen, "sandbox: a malformed CALL before READY");
+        break;
+      }
+      size_t off = 0;
+      while (off < sp->out.len) {
+        ssize_t wn = write(fd, sp->out.p + off, sp->out.len - off);
+        if (wn < 0 && errno == EINTR) continue;
+        if (wn < 0 && errno == EAGAIN) {
+          struct pollfd pf = {fd, POLLOUT, 0};
+          poll(&pf, 1, 1000);
+          continue;
+        }
+        if (wn <= 0) break;
+        off += (size_t)wn;
+      }
+      sp->out.len = 0;
+      sp->dirty = 0;
       continue;
     }
     if (h.type == SBX_MSG_FAIL) {

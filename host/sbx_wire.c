@@ -69,7 +69,7 @@ int sbx_decode_res(const char *payload, size_t len, sbx_res *out) {
   return done(&in);
 }
 
-int sbx_call_sync(uint16_t op) {
+int sbx_op_sync(uint16_t op) {
   return op == SBX_CALL_LIMIT_TAKE || op == SBX_CALL_COUNTER_GET ||
          op == SBX_CALL_COUNTER_ADD || op == SBX_CALL_CONFIG_INT;
 }

@@ -79,7 +79,7 @@ typedef struct sbx_callmsg {
 int sbx_decode_call(const char *payload, size_t len, sbx_callmsg *out);
 
 /* 1 if `op` is answered synchronously (the sandbox waits on its socket). */
-int sbx_call_sync(uint16_t op);
+int sbx_op_sync(uint16_t op);
 
 /* LOG: level and text (without control characters but tab). */
 int sbx_decode_log(const char *payload, size_t len, uint8_t *level,
