@@ -133,6 +133,7 @@ static struct {
   uv_check_t check;
   uv_timer_t tick;
   int dirty; /* some sandbox has output to flush */
+  int stopping; /* the worker is leaving: exits are not failures */
   long page_size;
 } S;
 
@@ -1181,8 +1182,8 @@ static void relay_log(sbx_proc *sp, int level, const char *msg, size_t n,
   uint64_t sec = uv_now(&S.w->loop) / 1000;
   if (sec != sp->err_sec) {
     if (sp->err_dropped)
-      log_warn("sandbox of %s@%s on \"%s\": %llu log lines dropped (over "
-               "20 a second)", sp->st->id, sp->st->version, sp->platform,
+      log_warn("sandbox pid %d on \"%s\": %llu log lines dropped (over 20 "
+               "a second)", (int)sp->pid, sp->platform,
                (unsigned long long)sp->err_dropped);
     sp->err_sec = sec;
     sp->err_count = 0;
@@ -1198,8 +1199,9 @@ static void relay_log(sbx_proc *sp, int level, const char *msg, size_t n,
   log_str(&l, "source", source);
   if (r) log_strn(&l, "rid", r->rid, r->rid_len);
   if (package) log_str(&l, "package", package);
-  log_str(&l, "stack", sp->st->id);
-  log_str(&l, "version", sp->st->version);
+  /* A trial's sandbox outlives the judging of its stack: no names. */
+  log_str(&l, "stack", sp->st ? sp->st->id : "(trial)");
+  log_str(&l, "version", sp->st ? sp->st->version : "");
   log_str(&l, "platform", sp->platform);
   log_int(&l, "pid", sp->pid);
   log_end(&l);
@@ -1424,7 +1426,9 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
                            : 0;
   int was = sp->state;
   sp->state = SP_DEAD;
-  if (!sp->st) { /* a trial's sandbox: its stack was judged already */
+  if (!sp->st || S.stopping) {
+    /* A trial's sandbox (its stack was judged already), or the worker is
+     * leaving (its requests are over): nothing to answer or report. */
     unlink_proc(sp);
     S.count--;
     metrics_labelled_add("nno_sandbox_processes", 1, -1);
@@ -1474,7 +1478,13 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
    * else the first package. */
   uint32_t culprit = 0;
   sbx_slot *bs = busy ? slot_of(sp, busy) : NULL;
-  if (bs) culprit = bs->wpkg;
+  if (bs) {
+    culprit = bs->wpkg;
+  } else if (sp->page && atomic_load(&sp->page->busy_since_ns)) {
+    /* In a callback of no request (a timer): the page names its package. */
+    plugin *pl = flags_pkg(sp, (uint16_t)(atomic_load(&sp->page->busy_pkg) + 1));
+    if (pl) culprit = pl->sbx_index;
+  }
   if (crash || budget) {
     const char *pkg = pkg_name(sp, culprit);
     if (budget && budget_name && strcmp(budget_name, "wall") != 0)
@@ -1600,6 +1610,7 @@ int sandbox_init(worker *w) {
 
 void sandbox_shutdown(worker *w) {
   if (!S.ready) return;
+  S.stopping = 1;
   for (sbx_proc *sp = S.head; sp; sp = sp->next)
     if (sp->pid > 0) uv_process_kill(&sp->proc, SIGKILL);
   /* Their exits close their handles. */
