@@ -626,8 +626,7 @@ static void kv_reply(sbx_req *r, int error, const char *msg, sbx_in *in,
     memset(&res, 0, sizeof res);
     res.error = error;
     res.error_message = error && *msg ? msg : NULL;
-    res.keys = mk("[]", 2);
-    res.cursor = mk("", 0);
+    /* keys and cursor are kv_list's: NULL otherwise, as in-process. */
     if (op == SBX_CALL_KV_GET) {
       res.found = sbx_get_u8(in);
       res.value.ptr = sbx_get_str(in, &res.value.len);
@@ -635,6 +634,8 @@ static void kv_reply(sbx_req *r, int error, const char *msg, sbx_in *in,
     } else if (op == SBX_CALL_KV_DELETE) {
       res.found = sbx_get_u8(in);
     } else if (op == SBX_CALL_KV_LIST) {
+      res.keys = mk("[]", 2);
+      res.cursor = mk("", 0);
       res.keys.ptr = sbx_get_str(in, &res.keys.len);
       res.cursor.ptr = sbx_get_str(in, &res.cursor.len);
       if (error && !res.keys.len) res.keys = mk("[]", 2);
@@ -726,8 +727,7 @@ static void blob_reply(sbx_req *r, int error, const char *msg, sbx_in *in,
     memset(&res, 0, sizeof res);
     res.error = error;
     res.error_message = error && *msg ? msg : NULL;
-    res.objects = mk("[]", 2);
-    res.cursor = mk("", 0);
+    /* objects and cursor are blob_list's: NULL otherwise, as in-process. */
     res.etag = mk("", 0);
     res.content_type = mk("", 0);
     if (op == SBX_CALL_BLOB_PUT) {
@@ -743,6 +743,8 @@ static void blob_reply(sbx_req *r, int error, const char *msg, sbx_in *in,
     } else if (op == SBX_CALL_BLOB_DELETE) {
       res.found = sbx_get_u8(in);
     } else if (op == SBX_CALL_BLOB_LIST) {
+      res.objects = mk("[]", 2);
+      res.cursor = mk("", 0);
       res.objects.ptr = sbx_get_str(in, &res.objects.len);
       res.cursor.ptr = sbx_get_str(in, &res.cursor.len);
       if (error && !res.objects.len) res.objects = mk("[]", 2);
