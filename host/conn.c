@@ -363,6 +363,8 @@ void conn_accept(worker *w, uv_stream_t *server) {
     conn_close(c);
     return;
   }
+  c->accept_ns = watchdog_arrival_ns();
+  c->accept_iter = watchdog_iteration();
   char why[192];
   int over = watchdog_overloaded(w, why, sizeof why);
   if (over == WD_OVERLOAD_CONNECTIONS) {
@@ -414,7 +416,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     conn_close(c);
     return;
   }
-  c->read_ns = watchdog_arrival_ns();
+  c->read_ns = c->read_ns ? watchdog_arrival_ns()
+                          : watchdog_first_arrival_ns(c->accept_ns,
+                                                      c->accept_iter);
   c->in_process = 1;
   process(c, b->base, (size_t)n);
   c->in_process = 0;

@@ -52,6 +52,7 @@ uint64_t wd_lag_value(const wd_lag *l, uint64_t now_ns) {
 
 void wd_lag_note(wd_lag *l, uint64_t now_ns, uint64_t busy_ns) {
   uint64_t v = wd_lag_value(l, now_ns);
+  if (busy_ns > WD_LAG_CAP_NS) busy_ns = WD_LAG_CAP_NS;
   l->value_ns = busy_ns > v ? busy_ns : v;
   l->at_ns = now_ns;
 }
@@ -176,9 +177,12 @@ static struct {
   uint64_t idle_ns; /* the loop's idle time then */
   uint64_t busy_since; /* when the poll before the last prepare returned */
   uint64_t arrival_ns; /* this iteration's watchdog_arrival_ns, 0: unknown */
+  int waited;          /* with it: the poll waited for what it returned */
+  uint64_t iter;       /* prepares so far */
   wd_lag lag;
   uint64_t window[WD_LAG_WINDOW]; /* the busiest iteration of each second */
   unsigned window_i;
+  uint64_t lag_shown; /* what the slot shows */
   int statm_fd;
   uint64_t page;
   uint64_t rss;
@@ -213,9 +217,17 @@ static void on_prepare(uv_prepare_t *h) {
   st.prep_ns = now;
   st.idle_ns = idle;
   st.arrival_ns = 0;
+  st.iter++;
   beat();
   wd_lag_note(&st.lag, now, busy);
-  if (busy > st.window[st.window_i]) st.window[st.window_i] = busy;
+  if (busy > st.window[st.window_i]) {
+    st.window[st.window_i] = busy;
+    /* A new maximum shows at once; the tick lowers it as it ages out. */
+    if (busy > st.lag_shown) {
+      st.lag_shown = busy;
+      atomic_store_explicit(&st.slot->lag_max_ns, busy, memory_order_relaxed);
+    }
+  }
   int b = 0;
   while (b < WD_NBUCKETS - 1 && (double)busy / 1e9 > iter_le[b]) b++;
   atomic_fetch_add_explicit(&st.slot->iter_bucket[b], 1, memory_order_relaxed);
@@ -235,9 +247,21 @@ uint64_t watchdog_arrival_ns(void) {
   uint64_t waited = uv_metrics_idle_time(&st.w->loop) - st.idle_ns;
   /* The poll waited: the bytes came as it returned. It did not: they were
    * there already, since some time in the busy stretch before it. */
+  st.waited = waited != 0;
   st.arrival_ns = waited ? st.prep_ns + waited : st.busy_since;
   return st.arrival_ns;
 }
+
+uint64_t watchdog_first_arrival_ns(uint64_t accepted_ns,
+                                   uint64_t accepted_iter) {
+  uint64_t t = watchdog_arrival_ns();
+  if (st.started && !st.waited && st.iter == accepted_iter + 1 &&
+      accepted_ns < t)
+    t = accepted_ns;
+  return t;
+}
+
+uint64_t watchdog_iteration(void) { return st.iter; }
 
 /* /proc/self/statm's second field (resident pages), by pread of the
  * descriptor opened at start: no path lookup, no allocation. */
@@ -260,6 +284,7 @@ static void on_tick(uv_timer_t *t) {
   uint64_t mx = 0;
   for (unsigned i = 0; i < WD_LAG_WINDOW; i++)
     if (st.window[i] > mx) mx = st.window[i];
+  st.lag_shown = mx;
   atomic_store_explicit(&st.slot->lag_max_ns, mx, memory_order_relaxed);
   st.window_i = (st.window_i + 1) % WD_LAG_WINDOW;
   st.window[st.window_i] = 0;

@@ -74,6 +74,14 @@ void watchdog_stalled(const callctx *c, uint64_t dur_ns);
  * returned them if it waited for them, else the start of the busy stretch
  * that kept them waiting (watchdog.c). In uv_hrtime() nanoseconds. */
 uint64_t watchdog_arrival_ns(void);
+/* The same for the first bytes of a connection accepted at `accepted_ns`
+ * (its watchdog_arrival_ns then) in iteration `accepted_iter`: bytes
+ * already waiting at the first poll after the accept may have come with
+ * the connection, and waited as long. */
+uint64_t watchdog_first_arrival_ns(uint64_t accepted_ns,
+                                   uint64_t accepted_iter);
+/* The loop iteration running now (counted at each prepare). */
+uint64_t watchdog_iteration(void);
 
 /* Overload: WD_OVERLOAD_* for the worker now (connections, RSS, decaying
  * loop lag against overload.*). `detail` (cap bytes) gets the sentence a
@@ -91,10 +99,12 @@ char *watchdog_metrics_text(size_t *len);
 
 /* ---- the pure parts (unit-tested) ---- */
 
-/* The decaying loop lag: the busiest recent iteration, halving every
- * WD_LAG_HALF_NS after it, so that a host whose load dropped sheds no
- * more within a second. */
-#define WD_LAG_HALF_NS (50ull * 1000 * 1000)
+/* The decaying loop lag: the busiest recent iteration (counted as at most
+ * WD_LAG_CAP_NS), halving every WD_LAG_HALF_NS after it, so that a host
+ * whose load dropped sheds no more within a second: 40 halvings take any
+ * lag under 0.1 ms. */
+#define WD_LAG_HALF_NS (25ull * 1000 * 1000)
+#define WD_LAG_CAP_NS (60ull * 1000 * 1000 * 1000)
 typedef struct wd_lag {
   uint64_t value_ns; /* at at_ns */
   uint64_t at_ns;
