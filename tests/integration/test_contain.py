@@ -330,6 +330,21 @@ class TestSandbox:
         assert (metric(host, "nno_sandbox_processes") or 0) >= 2
         assert (metric(host, "nno_sandbox_spawns_total") or 0) >= 2
 
+    def test_requests_in_flight_together_are_all_answered(self, host):
+        pid = faulty_platform(host, "many")
+        # 6 connections over 2 workers: several requests at once in one
+        # sandbox, each answered from its own timer
+        conns = [host.conn(timeout=10) for _ in range(6)]
+        try:
+            for c in conns:
+                c.request("GET", "/p/%s/later?ms=200" % pid)
+            for c in conns:
+                r = c.getresponse()
+                assert r.status == 200 and r.read() == b'{"ok":true}'
+        finally:
+            for c in conns:
+                c.close()
+
     @pytest.mark.parametrize("fault", ["segv", "abort", "async-crash"])
     def test_crash_answers_502_and_replaces_the_sandbox(self, host, fault):
         pid = faulty_platform(host, "crash-" + fault)
@@ -410,7 +425,7 @@ class TestSandbox:
             doc = problem(get(host, pid, "/leak?mb=%d" % (2 * MEMORY_MB),
                               conn=c, request_id=rid("leak")), 503)
             assert "memory budget" in text(doc), doc
-            assert "of %d mib" % MEMORY_MB in text(doc), doc
+            assert "of %d" % MEMORY_MB in text(doc), doc
             after = served_by(host, pid, c)
         finally:
             c.close()
