@@ -363,9 +363,11 @@ class TestSandbox:
         try:
             for c in conns:
                 c.request("GET", "/p/%s/later?ms=200" % pid)
+            workers = set(host.worker_pids())
             for c in conns:
                 r = c.getresponse()
                 assert r.status == 200 and r.read() == b'{"ok":true}'
+                assert int(r.getheader("X-Faulty-Pid")) not in workers
         finally:
             for c in conns:
                 c.close()
