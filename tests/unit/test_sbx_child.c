@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,9 +57,10 @@ static void spawn_stack(sbx *s, const char *root, const char *dir,
     dup2(null, 0);
     dup2(sv[1], 3);
     dup2(mfd, 4);
-    char *argv[] = {"nno", "sandbox", (char *)root, (char *)dir,
-                    (char *)id, "1.0.0", "acme", "/nonexistent",
-                    (char *)cpu_ms, (char *)mem_mb, "warn", NULL};
+    char *argv[] = {"nno",          "sandbox",      (char *)root,
+                    (char *)dir,    (char *)id,     "1.0.0",
+                    "acme",         "/nonexistent", (char *)cpu_ms,
+                    (char *)mem_mb, "warn",         NULL};
     char *envp[] = {NULL};
     execve(NNO_BIN, argv, envp);
     _exit(127);
@@ -355,7 +357,8 @@ static void test_memory_budget(void **state) {
   assert_non_null(strstr(f.p + 4, "memory budget exceeded"));
   free(f.p);
   res r;
-  expect_res(&s, 2, 503, "memory budget exceeded", &r);
+  expect_res(&s, 2, 503, "memory budget exceeded (", &r);
+  assert_non_null(strstr(r.body, " MiB of 64 MiB)"));
   assert_non_null(strstr(r.headers, "application/problem+json"));
   assert_non_null(strstr(r.body, "\"request_id\":\"rid-1\""));
   stop(&s);
@@ -385,8 +388,8 @@ static void test_garbage_handles(void **state) {
 }
 
 /* A CALL frame: its id, op and payload reader. */
-static void expect_call(sbx *s, uint64_t req, uint16_t op, frame *f,
-                        sbx_in *in, uint64_t *call_id) {
+static void expect_call(sbx *s, uint64_t req, uint16_t op, frame *f, sbx_in *in,
+                        uint64_t *call_id) {
   assert_int_equal(recv_frame(s, f), 0);
   assert_int_equal(f->h.type, SBX_MSG_CALL);
   assert_int_equal(f->h.id, req);
@@ -522,13 +525,46 @@ static void test_service_refused(void **state) {
   sbx_get_str(&in, NULL);
   const char *msg = sbx_get_str(&in, NULL);
   assert_false(in.bad);
-  assert_string_equal(msg, "package \"sbxneeds\" requires service \"nno.iam\", "
-                           "which a sandboxed stack cannot reach; run stack "
-                           "sbxneeds inprocess (sandbox.inprocess)");
+  assert_string_equal(msg,
+                      "package \"sbxneeds\" requires service \"nno.iam\", "
+                      "which a sandboxed stack cannot reach; run stack "
+                      "sbxneeds inprocess (sandbox.inprocess)");
   free(f.p);
   int st = reap(&s);
   assert_true(WIFEXITED(st));
   assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* A stack in a folder only root may enter: a sandbox started by root runs
+ * as nobody and says plainly that it cannot read it. */
+static void test_unreadable_folder(void **state) {
+  (void)state;
+  char tmp[] = "/tmp/sbx-test-XXXXXX", cmd[256], root[128], dir[160];
+  assert_non_null(mkdtemp(tmp));
+  assert_int_equal(chmod(tmp, 0700), 0);
+  snprintf(cmd, sizeof cmd, "cp -a '%s' '%s/'", ROOT, tmp);
+  assert_int_equal(system(cmd), 0);
+  snprintf(root, sizeof root, "%s/sbxprobe", tmp);
+  snprintf(dir, sizeof dir, "%s/sbxprobe/1.0.0", root);
+  sbx s;
+  spawn_stack(&s, root, dir, "sbxprobe", "1000", "256");
+  if (geteuid() == 0) {
+    frame f;
+    assert_int_equal(recv_frame(&s, &f), 0);
+    assert_int_equal(f.h.type, SBX_MSG_FAIL);
+    sbx_in in = {f.p, f.h.len, 0};
+    sbx_get_str(&in, NULL);
+    const char *msg = sbx_get_str(&in, NULL);
+    assert_non_null(strstr(msg, "cannot be read by the sandbox's user nobody"));
+    free(f.p);
+    int st = reap(&s);
+    assert_true(WIFEXITED(st));
+  } else {
+    expect_ready(&s); /* not root: its own user reads it */
+    stop(&s);
+  }
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+  assert_int_equal(system(cmd), 0);
 }
 
 int main(void) {
@@ -544,6 +580,7 @@ int main(void) {
       cmocka_unit_test(test_protocol_violation),
       cmocka_unit_test(test_load_failure),
       cmocka_unit_test(test_service_refused),
+      cmocka_unit_test(test_unreadable_folder),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
