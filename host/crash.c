@@ -125,7 +125,8 @@ static int answer(nno_req *r, const char *signame) {
   static const char b1[] =
       "{\"type\":\"about:blank\",\"title\":\"Bad Gateway\",\"status\":502,"
       "\"detail\":\"the package crashed serving this request (";
-  static const char b2[] = "); its worker is being replaced\",\"request_id\":\"";
+  static const char b2[] =
+      "); its worker is being replaced\",\"request_id\":\"";
   b = put_s(b, b1, sizeof b1 - 1);
   b = put_s(b, signame, slen(signame, 15));
   b = put_s(b, b2, sizeof b2 - 1);

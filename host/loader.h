@@ -48,6 +48,10 @@ typedef struct plugin {
   /* The first route init tried to bind that its manifest does not
    * declare ("GET /x"), "" if none: a check refuses the package. */
   char undeclared[160];
+  /* A sandboxed package (its stack's isolation is NNO_ISOLATION_SANDBOX):
+   * never opened here; its stack and its index in it (sandbox.c). */
+  struct stack *sbx_stack;
+  uint32_t sbx_index;
 } plugin;
 
 /* A loaded stack version: its packages and its own route table. This is
@@ -72,6 +76,7 @@ typedef struct stack {
    * and `source` decides with the configuration (config_isolation). */
   int isolation;
   int builtin; /* found beside the binary (builtin_stack_dir) */
+  char root[PATH_MAX]; /* the stacks folder `dir` was found in */
 } stack;
 
 typedef struct plugin_set {
@@ -161,6 +166,11 @@ const char *loader_last_file(void);
 /* In a check's child: report each package on `fd` before it is opened
  * (pkgcheck_child_progress). */
 void loader_set_reporter(int fd);
+
+/* The host table given to every init from now on: a sandbox process
+ * passes its proxy (sbx_api.c); NULL restores the host's own. A sandbox
+ * that finds a package requiring a service says it cannot reach one. */
+void loader_set_api(const nno_host_api *api);
 
 /* fini and dlclose every plugin (reverse load order). */
 void loader_unload_all(struct worker *w);

@@ -17,6 +17,7 @@
 #include "loader.h"
 #include "log.h"
 #include "master.h"
+#include "sbx_child.h"
 #include "trust.h"
 
 static char exe_dir[PATH_MAX];
@@ -208,6 +209,8 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  /* Hidden: a worker's sandbox process for one stack and platform. */
+  if (!strcmp(argv[1], "sandbox")) return sbx_child_main(argc - 2, argv + 2);
   /* `stack check` is local (no host needed); other stack commands are the
    * operator's. */
   if (argc > 2 && !strcmp(argv[1], "stack") && !strcmp(argv[2], "check"))

@@ -251,7 +251,7 @@ static int live_count(int include_stopping) {
 /* A worker that was not asked to stop is gone: say how, with what its
  * crash handler recorded (crash.h) and when its lane is served again, and
  * count the crash against the package it was running. */
-static void exited(const proc *p, pid_t pid, int status, uint64_t delay) {
+static void exited(const proc *p, pid_t pid, int status, int64_t delay) {
   quarantine_crash *rec = quarantine_crash_slot(p->slot);
   int have = rec && atomic_load(&rec->state) == 1;
   char signame[16] = "";
@@ -264,7 +264,7 @@ static void exited(const proc *p, pid_t pid, int status, uint64_t delay) {
   } else {
     log_int(&l, "exit_status", WEXITSTATUS(status));
   }
-  log_int(&l, "respawn_in_ms", (long long)delay);
+  if (delay >= 0) log_int(&l, "respawn_in_ms", (long long)delay);
   if (have) {
     log_str(&l, "rid", rec->rid);
     log_str(&l, "method", rec->method);
@@ -279,7 +279,9 @@ static void exited(const proc *p, pid_t pid, int status, uint64_t delay) {
   char reason[16];
   crash_signal_name(rec->signal, reason);
   quarantine_count_worker_crash(rec->package);
-  if (rec->package[0])
+  /* Feature packages only (they have a stack): a core plugin is never
+   * refused, so counting it would only say so twice. */
+  if (rec->package[0] && rec->stack[0])
     quarantine_note_crash(cur, rec->platform, rec->package, rec->version,
                           rec->stack, reason, rec->rid);
   atomic_store(&rec->state, 0);
@@ -296,7 +298,13 @@ static void reap(void) {
     procs[i].pid = 0;
     metrics_worker_stopped(p.slot);
     watchdog_slot_reset(p.slot);
-    if (p.stopping) continue;
+    if (p.stopping) {
+      /* Draining (a reload, a stop): not replaced, but a crash still
+       * counts. */
+      quarantine_crash *rec = quarantine_crash_slot(p.slot);
+      if (rec && atomic_load(&rec->state) == 1) exited(&p, pid, status, -1);
+      continue;
+    }
     if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_FATAL) {
       log_error("a worker could not start (see the error above); stopping");
       fatal = 1;
@@ -314,7 +322,7 @@ static void reap(void) {
       lane_quick_deaths[p.lane] = 0;
     }
     lane_respawn_at[p.lane] = t + delay;
-    exited(&p, pid, status, delay);
+    exited(&p, pid, status, (int64_t)delay);
   }
 }
 

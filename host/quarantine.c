@@ -39,9 +39,9 @@
 enum { EV_QUARANTINE = 1, EV_RELEASE = 2 };
 
 typedef struct qent {
-  _Atomic uint32_t seq; /* odd while the entry is being written */
-  uint32_t level;       /* quarantines so far: the backoff doubles */
-  uint64_t hash;        /* of the key; 0: never used */
+  _Atomic uint32_t seq;      /* odd while the entry is being written */
+  uint32_t level;            /* quarantines so far: the backoff doubles */
+  uint64_t hash;             /* of the key; 0: never used */
   _Atomic uint64_t until_ms; /* quarantined until then; 0: not */
   uint64_t since_ms;         /* the quarantine began */
   uint64_t probation_ms;     /* a crash before then quarantines at once */
@@ -82,7 +82,8 @@ static qent *wild, *ents;
 static size_t map_len;
 static _Atomic uint64_t test_now;
 
-/* ---- small helpers -------------------------------------------------------- */
+/* ---- small helpers --------------------------------------------------------
+ */
 
 static uint64_t now_ms(void) {
   uint64_t t = atomic_load_explicit(&test_now, memory_order_relaxed);
@@ -117,7 +118,8 @@ static uint64_t key_hash(const char *platform, const char *package,
 
 static int same_key(const qent *e, uint64_t h, const char *platform,
                     const char *package, const char *version) {
-  return e->hash == h && strncmp(e->platform, platform, sizeof e->platform) == 0 &&
+  return e->hash == h &&
+         strncmp(e->platform, platform, sizeof e->platform) == 0 &&
          strncmp(e->package, package, sizeof e->package) == 0 &&
          strncmp(e->version, version, sizeof e->version) == 0;
 }
@@ -132,7 +134,8 @@ static void end_write(qent *e) {
   atomic_fetch_add_explicit(&e->seq, 1, memory_order_acq_rel);
 }
 
-/* ---- mapping -------------------------------------------------------------- */
+/* ---- mapping --------------------------------------------------------------
+ */
 
 int quarantine_init(size_t slots) {
   if (hdr) return 0;
@@ -165,7 +168,8 @@ void quarantine_fini(void) {
   map_len = 0;
 }
 
-/* ---- the lock ------------------------------------------------------------- */
+/* ---- the lock -------------------------------------------------------------
+ */
 
 /* The owner `pid` is gone for good: no such process, or a child of ours
  * that exited and is not reaped yet (the master waiting on a worker that
@@ -197,15 +201,13 @@ static void lock(void) {
   int32_t self = (int32_t)getpid();
   for (unsigned spins = 1;; spins++) {
     int32_t o = 0;
-    if (atomic_compare_exchange_weak_explicit(&hdr->lock, &o, self,
-                                              memory_order_acquire,
-                                              memory_order_relaxed))
+    if (atomic_compare_exchange_weak_explicit(
+            &hdr->lock, &o, self, memory_order_acquire, memory_order_relaxed))
       return;
     if (spins % 64 == 0) sched_yield();
     if (o && spins % 4096 == 0 && owner_dead(o, self) &&
-        atomic_compare_exchange_strong_explicit(&hdr->lock, &o, self,
-                                                memory_order_acquire,
-                                                memory_order_relaxed)) {
+        atomic_compare_exchange_strong_explicit(
+            &hdr->lock, &o, self, memory_order_acquire, memory_order_relaxed)) {
       repair();
       return;
     }
@@ -216,7 +218,8 @@ static void unlock(void) {
   atomic_store_explicit(&hdr->lock, 0, memory_order_release);
 }
 
-/* ---- reading -------------------------------------------------------------- */
+/* ---- reading --------------------------------------------------------------
+ */
 
 /* Entry `e` against the key: -1 another key, 0 this key and not
  * quarantined, 1 quarantined (out filled when not NULL). */
@@ -363,8 +366,7 @@ static qent *entry_for(const char *platform, const char *package,
 
 /* The wildcard entry of package@version (platform "*"), made when absent;
  * NULL when all are taken and none may be evicted. Inside begin_write. */
-static qent *wild_for(const char *package, const char *version,
-                      uint64_t now) {
+static qent *wild_for(const char *package, const char *version, uint64_t now) {
   uint64_t h = key_hash("*", package, version);
   qent *cand = NULL;
   for (size_t k = 0; k < QUARANTINE_WILD; k++) {
@@ -377,15 +379,15 @@ static qent *wild_for(const char *package, const char *version,
   }
   if (!cand) return NULL;
   begin_write(cand);
-  if (cand->hash == 0) atomic_fetch_add_explicit(&hdr->nwild, 1,
-                                                 memory_order_release);
+  if (cand->hash == 0)
+    atomic_fetch_add_explicit(&hdr->nwild, 1, memory_order_release);
   claim_entry(cand, h, "*", package, version);
   return cand;
 }
 
 static void add_event(qent *e, int kind) {
-  uint64_t seq = atomic_fetch_add_explicit(&hdr->evseq, 1,
-                                           memory_order_relaxed) + 1;
+  uint64_t seq =
+      atomic_fetch_add_explicit(&hdr->evseq, 1, memory_order_relaxed) + 1;
   if (!(e->events & kind))
     atomic_fetch_add_explicit(&hdr->pending, 1, memory_order_release);
   e->events |= (uint32_t)kind;
@@ -404,8 +406,7 @@ static uint64_t backoff_ms(uint64_t base, uint32_t level) {
 static int valid_key(const char *platform, const char *package,
                      const char *version) {
   return platform && package && version && package[0] && version[0] &&
-         strlen(platform) < 33 && strlen(package) < 65 &&
-         strlen(version) < 65;
+         strlen(platform) < 33 && strlen(package) < 65 && strlen(version) < 65;
 }
 
 int quarantine_note_crash(const nno_config *cfg, const char *platform,
@@ -414,8 +415,8 @@ int quarantine_note_crash(const nno_config *cfg, const char *platform,
                           const char *rid) {
   if (!hdr || !cfg || !valid_key(platform, package, version)) return -1;
   uint64_t now = now_ms();
-  uint64_t k = (uint64_t)cfg->sandbox_crash_limit, window =
-                   (uint64_t)cfg->sandbox_crash_window_ms;
+  uint64_t k = (uint64_t)cfg->sandbox_crash_limit,
+           window = (uint64_t)cfg->sandbox_crash_window_ms;
   if (k < 1) k = 1;
   if (k > QUARANTINE_RING) k = QUARANTINE_RING;
   lock();
@@ -429,8 +430,7 @@ int quarantine_note_crash(const nno_config *cfg, const char *platform,
     if (!e) {
       unlock();
       logline l;
-      log_begin(&l, NNO_LOG_ERROR,
-                "quarantine table full: crash not recorded");
+      log_begin(&l, NNO_LOG_ERROR, "quarantine table full: crash not recorded");
       log_str(&l, "platform", platform);
       log_str(&l, "package", package);
       log_str(&l, "version", version);
@@ -470,10 +470,9 @@ int quarantine_note_crash(const nno_config *cfg, const char *platform,
       atomic_store_explicit(&e->until_ms, until, memory_order_release);
       add_event(e, EV_QUARANTINE);
       atomic_fetch_add_explicit(&hdr->total, 1, memory_order_relaxed);
-      if (until > atomic_load_explicit(&hdr->latest_until,
-                                       memory_order_relaxed))
-        atomic_store_explicit(&hdr->latest_until, until,
-                              memory_order_release);
+      if (until >
+          atomic_load_explicit(&hdr->latest_until, memory_order_relaxed))
+        atomic_store_explicit(&hdr->latest_until, until, memory_order_release);
       quarantined = 1;
     }
   }
@@ -498,7 +497,7 @@ int quarantine_note_crash(const nno_config *cfg, const char *platform,
     log_str(&l, "version", version);
     log_str(&l, "stack", stk ? stk : "");
     log_int(&l, "crashes", count);
-    log_int(&l, "level", level);
+    log_int(&l, "backoff_level", level);
     log_int(&l, "quarantine_ms", (long long)(until - now));
     log_str(&l, "reason", reason ? reason : "");
     log_str(&l, "rid", rid ? rid : "");
@@ -557,8 +556,12 @@ int quarantine_release(const char *platform, const char *package,
 
 /* ---- listing ------------------------------------------------------------ */
 
+/* The j-th entry, wildcard ones first; NULL for a slot never used (its
+ * index word is 0: its pages need not be read, nor made to exist). */
 static qent *nth_entry(size_t j) {
-  return j < QUARANTINE_WILD ? &wild[j] : &ents[j - QUARANTINE_WILD];
+  if (j < QUARANTINE_WILD) return wild[j].hash ? &wild[j] : NULL;
+  j -= QUARANTINE_WILD;
+  return atomic_load_explicit(&idx[j], memory_order_relaxed) ? &ents[j] : NULL;
 }
 
 int quarantine_at(size_t i, nno_quarantine *out) {
@@ -575,8 +578,7 @@ int quarantine_at(size_t i, nno_quarantine *out) {
   lock();
   for (size_t j = 0; j < total && !found; j++) {
     qent *e = nth_entry(j);
-    if (!e->hash ||
-        atomic_load_explicit(&e->until_ms, memory_order_relaxed) <= now)
+    if (!e || atomic_load_explicit(&e->until_ms, memory_order_relaxed) <= now)
       continue;
     if (seen++ != i) continue;
     memcpy(platform, e->platform, sizeof platform);
@@ -616,7 +618,7 @@ int quarantine_claim(quarantine_event *out) {
   size_t total = QUARANTINE_WILD + hdr->nslots;
   for (size_t j = 0; j < total; j++) {
     qent *e = nth_entry(j);
-    if (!e->events) continue;
+    if (!e || !e->events) continue;
     if ((e->events & EV_QUARANTINE) && e->evseq_q < best_seq) {
       best = e;
       kind = EV_QUARANTINE;
@@ -651,7 +653,9 @@ int quarantine_claim(quarantine_event *out) {
   return 1;
 }
 
-static nno_str view(const char *s) { return (nno_str){s, strlen(s)}; }
+static nno_str view(const char *s) {
+  return (nno_str){s, strlen(s)};
+}
 
 void quarantine_poll(worker *w) {
   quarantine_event ev;
@@ -684,7 +688,9 @@ void quarantine_poll(worker *w) {
 static uv_timer_t poll_timer;
 static int poll_started;
 
-static void on_poll_timer(uv_timer_t *t) { quarantine_poll(t->data); }
+static void on_poll_timer(uv_timer_t *t) {
+  quarantine_poll(t->data);
+}
 
 void quarantine_start(worker *w) {
   uv_timer_init(&w->loop, &poll_timer);

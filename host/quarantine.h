@@ -128,8 +128,8 @@ void quarantine_count_worker_crash(const char *package);
 
 /* For /metrics. */
 typedef struct quarantine_stats {
-  uint64_t total;  /* quarantines started since boot */
-  uint64_t full;   /* crashes that found no slot (wildcard, or lost) */
+  uint64_t total; /* quarantines started since boot */
+  uint64_t full;  /* crashes that found no slot (wildcard, or lost) */
 } quarantine_stats;
 void quarantine_get_stats(quarantine_stats *out);
 /* The i-th package with a worker-crash count: 0 with name and count, or

@@ -53,13 +53,20 @@ typedef enum sbx_msg {
    * own res_header, which validates), str kept headers (res_header_keep),
    * str body, u8 written (a res_ call set something), i32 handler rc (the
    * handler's negative code, or 0). For an EVENT, status 0 is success and
-   * a negative NNO_E... code a failure whose message is the body. */
+   * a negative NNO_E... code a failure whose message is the body. Every
+   * REQ and EVENT gets exactly one RES (or its RES_BLOB call), a
+   * cancelled one too. */
   SBX_MSG_RES = 3,
   /* A host call made for request `id` (id 0: made outside any request, from
-   * a timer or init: only LOG and the synchronous calls allow that).
+   * a timer or init: only the synchronous calls and HTTP_FETCH allow
+   * that; a synchronous call may come before READY, from init or
+   * on_host_ready). `flags`: the calling package's index in READY + 1
+   * (0: unknown), since limits are kept per package.
    * Payload: u64 call id, u16 sbx_call op, then the op's arguments. */
   SBX_MSG_CALL = 4,
-  /* A log line: u8 level, str message (the worker bounds and tags it). */
+  /* A log line: u8 level, str message (the worker bounds and tags it).
+   * `id`: the request it was logged for (0 none); `flags`: the package's
+   * index + 1 (0: the sandbox itself). */
   SBX_MSG_LOG = 5,
   /* The sandbox asks to be replaced once its requests end: str reason
    * ("memory budget exceeded: 300 MiB of 256 MiB"). */

@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "quarantine.h"
 #include "router.h"
+#include "sandbox.h"
 #include "services.h"
 #include "stacks.h"
 #include "watchdog.h"
@@ -160,6 +161,8 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   uv_unref((uv_handle_t *)&w->sig_int);
   uv_unref((uv_handle_t *)&w->sig_hup);
 
+  /* Before the stacks: a sandboxed stack's trial load starts a sandbox. */
+  sandbox_init(w);
   int loaded = loader_load_all(w);
   if (loaded < 0) {
     log_error("cannot load the core plugins; this worker cannot serve");
@@ -204,6 +207,8 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   watchdog_stop();
   /* Drained: every request answered has its access line; write them. */
   log_flush();
+  /* Sandboxes go first: their requests are over. */
+  sandbox_shutdown(w);
   /* Outside every callback now: plugins can be finalised and unloaded. */
   loader_unload_all(w);
   fetch_free(w->fetcher);

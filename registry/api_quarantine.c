@@ -32,21 +32,22 @@ static uint64_t now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static json_t *str(nno_str s) { return json_stringn(s.ptr, s.len); }
+static json_t *str(nno_str s) {
+  return json_stringn(s.ptr, s.len);
+}
 
 static json_t *quarantine_json(const nno_quarantine *q, uint64_t now) {
   char since[32], until[32];
   iso_ms(q->since_ms, since);
   iso_ms(q->until_ms, until);
   uint64_t left = q->until_ms > now ? (q->until_ms - now + 999) / 1000 : 0;
-  return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:s, s:s, s:I}",
-                   "platform", str(q->platform), "package", str(q->package),
-                   "version", str(q->version), "stack", str(q->stack),
-                   "reason", str(q->reason), "request_id",
-                   q->request_id.len ? str(q->request_id) : json_null(),
-                   "crashes", (json_int_t)q->crashes, "level",
-                   (json_int_t)q->level, "since", since, "until", until,
-                   "retry_after_s", (json_int_t)left);
+  return json_pack(
+      "{s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:s, s:s, s:I}", "platform",
+      str(q->platform), "package", str(q->package), "version", str(q->version),
+      "stack", str(q->stack), "reason", str(q->reason), "request_id",
+      q->request_id.len ? str(q->request_id) : json_null(), "crashes",
+      (json_int_t)q->crashes, "level", (json_int_t)q->level, "since", since,
+      "until", until, "retry_after_s", (json_int_t)left);
 }
 
 static int on_list(nno_req *req, void *ud) {
@@ -101,7 +102,8 @@ static int on_release(nno_req *req, void *ud) {
   if (nno_param_copy(req, "platform", platform, sizeof platform) ||
       nno_param_copy(req, "package", package, sizeof package) ||
       nno_param_copy(req, "version", version, sizeof version) ||
-      !(strcmp(platform, "*") == 0 || hu_id_valid(platform, strlen(platform))) ||
+      !(strcmp(platform, "*") == 0 ||
+        hu_id_valid(platform, strlen(platform))) ||
       !name_ok(package) || !name_ok(version))
     return nno_problem(req, 404, NULL, "no such quarantine");
   int rc = api->quarantine_release(g_reg.p, platform, package, version);
@@ -113,8 +115,8 @@ static int on_release(nno_req *req, void *ud) {
     return nno_problem(req, 500, NULL, "cannot release: %s", api->err_name(rc));
   char target[64];
   snprintf(target, sizeof target, "platform:%s", platform);
-  json_t *detail = json_pack("{s:s, s:s}", "package", package, "version",
-                             version);
+  json_t *detail =
+      json_pack("{s:s, s:s}", "package", package, "version", version);
   rc = detail ? hu_audit(req, "package.release", target, detail) : STORE_ERROR;
   json_decref(detail);
   if (rc)
@@ -134,8 +136,8 @@ void reg_on_host_event(nno_plugin *p, const nno_host_event *ev) {
            ev->platform.ptr);
   iso_ms(ev->until_ms, until);
   json_t *detail = json_pack(
-      "{s:o, s:o, s:o, s:I, s:o, s:s}", "package", str(ev->package),
-      "version", str(ev->version), "stack", str(ev->stack), "crashes",
+      "{s:o, s:o, s:o, s:I, s:o, s:s}", "package", str(ev->package), "version",
+      str(ev->version), "stack", str(ev->stack), "crashes",
       (json_int_t)ev->crashes, "reason", str(ev->reason), "until", until);
   char *text = detail ? nno_json_text(detail) : NULL;
   json_decref(detail);

@@ -1,0 +1,885 @@
+/* The sandbox process: start-up in the order CONTAIN.md gives (confine,
+ * load, confine more, READY), then a libuv loop serving the worker's
+ * frames on fd 3: requests and events run the packages' handlers through
+ * the proxy table, each answered with one RES; host calls that need the
+ * worker go out as CALL and come back as RESULT. */
+#include "sbx_child.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "fetch.h"
+#include "loader.h"
+#include "log.h"
+#include "metrics.h"
+#include "router.h"
+#include "services.h"
+#include "worker.h"
+
+/* ---- a map of u64 keys (non-zero) to pointers ------------------------- */
+
+/* Open addressing with linear probing and backward-shift deletion: the
+ * live requests by id, the calls in flight by id, the live handles. */
+typedef struct u64map {
+  uint64_t *keys;
+  void **vals;
+  size_t cap, n; /* cap a power of two */
+} u64map;
+
+static size_t slot_of(const u64map *m, uint64_t k) {
+  return (size_t)((k * 0x9E3779B97F4A7C15ull) >> 17) & (m->cap - 1);
+}
+
+static int map_grow(u64map *m) {
+  size_t cap = m->cap ? m->cap * 2 : 64;
+  uint64_t *k = calloc(cap, sizeof *k);
+  void **v = calloc(cap, sizeof *v);
+  if (!k || !v) {
+    free(k);
+    free(v);
+    return -1;
+  }
+  u64map o = *m;
+  m->keys = k;
+  m->vals = v;
+  m->cap = cap;
+  m->n = 0;
+  for (size_t i = 0; i < o.cap; i++)
+    if (o.keys[i]) {
+      size_t s = slot_of(m, o.keys[i]);
+      while (m->keys[s]) s = (s + 1) & (m->cap - 1);
+      m->keys[s] = o.keys[i];
+      m->vals[s] = o.vals[i];
+      m->n++;
+    }
+  free(o.keys);
+  free(o.vals);
+  return 0;
+}
+
+static int map_put(u64map *m, uint64_t k, void *v) {
+  if ((m->n + 1) * 2 > m->cap && map_grow(m)) return -1;
+  size_t s = slot_of(m, k);
+  while (m->keys[s] && m->keys[s] != k) s = (s + 1) & (m->cap - 1);
+  if (!m->keys[s]) m->n++;
+  m->keys[s] = k;
+  m->vals[s] = v;
+  return 0;
+}
+
+static void *map_get(const u64map *m, uint64_t k) {
+  if (!m->cap || !k) return NULL;
+  size_t s = slot_of(m, k);
+  while (m->keys[s]) {
+    if (m->keys[s] == k) return m->vals[s];
+    s = (s + 1) & (m->cap - 1);
+  }
+  return NULL;
+}
+
+static void map_del(u64map *m, uint64_t k) {
+  if (!m->cap || !k) return;
+  size_t s = slot_of(m, k);
+  while (m->keys[s] && m->keys[s] != k) s = (s + 1) & (m->cap - 1);
+  if (!m->keys[s]) return;
+  m->keys[s] = 0;
+  m->vals[s] = NULL;
+  m->n--;
+  /* Shift back the entries after it that probed past the hole. */
+  size_t j = s;
+  for (;;) {
+    j = (j + 1) & (m->cap - 1);
+    if (!m->keys[j]) break;
+    size_t h = slot_of(m, m->keys[j]);
+    /* Entry j may move to the hole s iff s lies cyclically in [h, j). */
+    if ((j > s && (h <= s || h > j)) || (j < s && h <= s && h > j)) {
+      m->keys[s] = m->keys[j];
+      m->vals[s] = m->vals[j];
+      m->keys[j] = 0;
+      m->vals[j] = NULL;
+      s = j;
+    }
+  }
+}
+
+/* ---- state ------------------------------------------------------------- */
+
+static worker g_w;
+static nno_config g_cfg;
+static stack *g_stack; /* the stack this sandbox serves */
+static char g_platform[65];
+static uint64_t g_memory_max;     /* bytes; 0 none */
+static uint64_t g_cpu_default_ms; /* a REQ without a CPU budget gets this */
+static int g_statm_fd = -1;
+
+static char *g_in; /* bytes read from the worker */
+static size_t g_in_off, g_in_len, g_in_cap;
+static sbx_out g_out; /* frames to the worker, flushed once per turn */
+static uv_poll_t g_poll;
+static uv_prepare_t g_prepare;
+static uv_idle_t g_idle;
+static int g_stopping;
+static int g_recycle_sent;
+
+static u64map g_reqs;    /* id -> sbx_req */
+static u64map g_calls;   /* call id -> sbx_call_entry */
+static u64map g_handles; /* pointer -> type */
+static sbx_req *g_live;  /* every live request */
+static uint64_t g_next_call = 1;
+
+sbx_req *g_sbx_cur;
+
+typedef struct sbx_call_entry {
+  sbx_req *req;
+  sbx_result_fn cb;
+  void *ud;
+} sbx_call_entry;
+
+sbx_out *sbx_output(void) {
+  return &g_out;
+}
+
+/* ---- handles ----------------------------------------------------------- */
+
+int sbx_handle_add(const void *h, int type) {
+  return map_put(&g_handles, (uint64_t)(uintptr_t)h, (void *)(uintptr_t)type)
+             ? NNO_ENOMEM
+             : 0;
+}
+
+void sbx_handle_del(const void *h) {
+  map_del(&g_handles, (uint64_t)(uintptr_t)h);
+}
+
+int sbx_handle_is(const void *h, int type) {
+  return h &&
+         (int)(uintptr_t)map_get(&g_handles, (uint64_t)(uintptr_t)h) == type;
+}
+
+int sbx_garbage(const char *call) {
+  static uint64_t window, count;
+  uint64_t now = uv_hrtime() / 1000000000u;
+  if (now != window) {
+    window = now;
+    count = 0;
+  }
+  if (count++ < 10) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "garbage handle passed to %s", call);
+    sbx_log(NNO_LOG_ERROR,
+            g_sbx_cur && g_sbx_cur->plugin ? g_sbx_cur->plugin->man.name : "",
+            msg);
+  }
+  return NNO_EINVAL;
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+_Noreturn static void die(int reason) {
+  if (g_sbx_shared)
+    atomic_store_explicit(&g_sbx_shared->exit_reason, (uint32_t)reason,
+                          memory_order_relaxed);
+  _exit(reason);
+}
+
+/* Write everything buffered, waiting for room if need be: the worker
+ * always reads. */
+static void flush_out(void) {
+  size_t done = 0;
+  while (done < g_out.len) {
+    ssize_t n = write(SBX_FD_SOCK, g_out.p + done, g_out.len - done);
+    if (n > 0) {
+      done += (size_t)n;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && errno == EAGAIN) {
+      struct pollfd pf = {SBX_FD_SOCK, POLLOUT, 0};
+      if (poll(&pf, 1, -1) < 0 && errno != EINTR) _exit(0);
+    } else {
+      _exit(0); /* the worker is gone: nothing to answer to */
+    }
+  }
+  g_out.len = 0;
+}
+
+void sbx_log(int level, const char *pkg, const char *msg) {
+  /* flags: the package index + 1 (0: the sandbox itself). */
+  size_t at = sbx_begin(&g_out, SBX_MSG_LOG, g_sbx_cur ? g_sbx_cur->id : 0);
+  uint16_t flags = 0;
+  if (g_stack && pkg && *pkg)
+    for (size_t i = 0; i < g_stack->nplugins; i++)
+      if (strcmp(g_stack->plugins[i]->man.name, pkg) == 0)
+        flags = (uint16_t)(i + 1);
+  if (!g_out.oom)
+    memcpy(g_out.p + at + offsetof(sbx_frame_head, flags), &flags,
+           sizeof flags);
+  sbx_u8(&g_out, (uint8_t)level);
+  size_t n = strlen(msg);
+  sbx_str(&g_out, msg, n > 1024 ? 1024 : n);
+  sbx_end(&g_out, at);
+}
+
+/* ---- input ------------------------------------------------------------- */
+
+/* Read what is there (non-blocking). >0 bytes, 0 nothing now, -1 EOF. */
+static int read_some(void) {
+  if (g_in_off > 0 && g_in_off == g_in_len) g_in_off = g_in_len = 0;
+  if (g_in_cap - g_in_len < 65536) {
+    if (g_in_off > 0) {
+      memmove(g_in, g_in + g_in_off, g_in_len - g_in_off);
+      g_in_len -= g_in_off;
+      g_in_off = 0;
+    }
+    if (g_in_cap - g_in_len < 65536) {
+      size_t cap = g_in_cap ? g_in_cap * 2 : 262144;
+      if (cap > (size_t)SBX_FRAME_MAX * 2 + 65536) die(SBX_EXIT_MEMORY);
+      char *p = realloc(g_in, cap);
+      if (!p) die(SBX_EXIT_MEMORY);
+      g_in = p;
+      g_in_cap = cap;
+    }
+  }
+  for (;;) {
+    ssize_t n = read(SBX_FD_SOCK, g_in + g_in_len, g_in_cap - g_in_len);
+    if (n > 0) {
+      g_in_len += (size_t)n;
+      return 1;
+    }
+    if (n == 0) return -1;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return 0;
+    return -1;
+  }
+}
+
+/* The next complete frame at the front, copied out (the caller frees), or
+ * NULL when more bytes are needed. Malformed: exit. */
+static char *next_frame(size_t *len) {
+  long n = sbx_frame_ready(g_in + g_in_off, g_in_len - g_in_off, SBX_FRAME_MAX);
+  if (n < 0) die(SBX_EXIT_PROTOCOL);
+  if (n == 0) return NULL;
+  char *f = malloc((size_t)n + 1);
+  if (!f) die(SBX_EXIT_MEMORY);
+  memcpy(f, g_in + g_in_off, (size_t)n);
+  f[n] = '\0';
+  g_in_off += (size_t)n;
+  *len = (size_t)n;
+  return f;
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int g_entered; /* depth of plugin callbacks */
+
+void sbx_enter(sbx_req *r, sbx_enter_state *st) {
+  st->prev = g_sbx_cur;
+  st->armed = 0;
+  g_sbx_cur = r;
+  g_entered++;
+  if (g_sbx_shared && r) {
+    atomic_store_explicit(&g_sbx_shared->busy_pkg, r->pkg,
+                          memory_order_relaxed);
+    atomic_store_explicit(&g_sbx_shared->busy_since_ns, mono_ns(),
+                          memory_order_relaxed);
+    atomic_store_explicit(&g_sbx_shared->busy_req, r->id, memory_order_relaxed);
+  }
+  st->cpu0 = thread_cpu_ns();
+  if (r && r->cpu_budget_ns) {
+    uint64_t left = r->cpu_used_ns < r->cpu_budget_ns
+                        ? r->cpu_budget_ns - r->cpu_used_ns
+                        : 1;
+    sbx_cpu_timer_arm(left);
+    st->armed = 1;
+  }
+}
+
+static void req_maybe_free(sbx_req *r);
+
+void sbx_leave(const sbx_enter_state *st) {
+  sbx_req *r = g_sbx_cur;
+  if (st->armed) sbx_cpu_timer_arm(0);
+  g_entered--;
+  if (r && sbx_handle_is(r, SBX_H_REQ)) {
+    r->cpu_used_ns += thread_cpu_ns() - st->cpu0;
+  }
+  g_sbx_cur = st->prev;
+  if (g_sbx_shared) {
+    sbx_req *p = st->prev;
+    atomic_store_explicit(&g_sbx_shared->busy_req, p ? p->id : 0,
+                          memory_order_relaxed);
+    atomic_store_explicit(&g_sbx_shared->busy_pkg, p ? p->pkg : 0,
+                          memory_order_relaxed);
+    if (!p)
+      atomic_store_explicit(&g_sbx_shared->busy_since_ns, 0,
+                            memory_order_relaxed);
+  }
+  if (r && sbx_handle_is(r, SBX_H_REQ)) req_maybe_free(r);
+}
+
+static void req_free(sbx_req *r) {
+  sbx_api_release(r);
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    g_live = r->next;
+  if (r->next) r->next->prev = r->prev;
+  map_del(&g_reqs, r->id);
+  sbx_handle_del(r);
+  for (sbx_chunk *c = r->chunks, *n; c; c = n) {
+    n = c->next;
+    free(c);
+  }
+  buf_free(&r->headers_out);
+  buf_free(&r->keep_out);
+  buf_free(&r->body_out);
+  free(r->headers);
+  free(r->params);
+  free(r->frame);
+  free(r);
+}
+
+/* Freed once ended, with no call in flight and no callback on the stack
+ * running for it. */
+static void req_maybe_free(sbx_req *r) {
+  if (!r->ended || r->pending || g_sbx_cur == r) return;
+  req_free(r);
+}
+
+/* The process's resident set (bytes), from the statm opened at start. */
+static uint64_t rss_bytes(void) {
+  char b[128];
+  if (g_statm_fd < 0) return 0;
+  ssize_t n = pread(g_statm_fd, b, sizeof b - 1, 0);
+  if (n <= 0) return 0;
+  b[n] = '\0';
+  unsigned long long size = 0, res = 0;
+  if (sscanf(b, "%llu %llu", &size, &res) != 2) return 0;
+  return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void send_res(sbx_req *r, int rc) {
+  uint64_t rss = rss_bytes();
+  if (g_sbx_shared)
+    atomic_store_explicit(&g_sbx_shared->rss_bytes, rss, memory_order_relaxed);
+  if (g_memory_max && rss > g_memory_max && !r->event) {
+    char detail[128];
+    snprintf(detail, sizeof detail,
+             "memory budget exceeded (%llu MiB of %llu MiB)",
+             (unsigned long long)(rss >> 20),
+             (unsigned long long)(g_memory_max >> 20));
+    sbx_problem(r, 503, "Service Unavailable", detail);
+    rc = 0;
+    if (!g_recycle_sent) {
+      g_recycle_sent = 1;
+      size_t at = sbx_begin(&g_out, SBX_MSG_RECYCLE, 0);
+      char reason[128];
+      snprintf(reason, sizeof reason,
+               "memory budget exceeded: %llu MiB of "
+               "%llu MiB",
+               (unsigned long long)(rss >> 20),
+               (unsigned long long)(g_memory_max >> 20));
+      sbx_cstr(&g_out, reason);
+      sbx_end(&g_out, at);
+    }
+  }
+  size_t at = sbx_begin(&g_out, SBX_MSG_RES, r->id);
+  if (r->event) {
+    /* Events: 0 success, else the failure's code, its message the body. */
+    int st = rc < 0 ? rc : (r->written && r->status >= 400 ? NNO_EIO : 0);
+    sbx_u32(&g_out, (uint32_t)(int32_t)st);
+  } else {
+    sbx_u32(&g_out, (uint32_t)r->status);
+  }
+  sbx_str(&g_out, r->headers_out.p, r->headers_out.len);
+  sbx_str(&g_out, r->keep_out.p, r->keep_out.len);
+  sbx_str(&g_out, r->body_out.p, r->body_out.len);
+  sbx_u8(&g_out, (uint8_t)(r->written != 0));
+  sbx_i32(&g_out, rc < 0 ? rc : 0);
+  if (sbx_end(&g_out, at) != 0) {
+    /* Too big for a frame (or out of memory): a short problem instead. */
+    sbx_problem(r, 500, "Internal Server Error", "response too large");
+    at = sbx_begin(&g_out, SBX_MSG_RES, r->id);
+    sbx_u32(&g_out, r->event ? (uint32_t)(int32_t)NNO_ETOOBIG : 500u);
+    sbx_str(&g_out, r->headers_out.p, r->headers_out.len);
+    sbx_str(&g_out, "", 0);
+    sbx_str(&g_out, r->body_out.p, r->body_out.len);
+    sbx_u8(&g_out, 1);
+    sbx_i32(&g_out, NNO_ETOOBIG);
+    sbx_end(&g_out, at);
+  }
+}
+
+void sbx_req_finish(sbx_req *r, int rc) {
+  if (r->ended) return;
+  r->ended = 1;
+  /* Every REQ gets its RES, a cancelled one too (the worker drops it):
+   * the id is done on both sides. */
+  send_res(r, rc);
+  req_maybe_free(r);
+}
+
+int sbx_req_end(sbx_req *r) {
+  if (r->ended) return NNO_ESTATE;
+  if (r->pending) return NNO_EBUSY;
+  sbx_req_finish(r, 0);
+  return 0;
+}
+
+/* ---- calls ------------------------------------------------------------- */
+
+static uint16_t pkg_flag(const plugin *p) {
+  if (g_stack && p)
+    for (size_t i = 0; i < g_stack->nplugins; i++)
+      if (g_stack->plugins[i] == p) return (uint16_t)(i + 1);
+  return 0;
+}
+
+size_t sbx_call_begin(sbx_req *r, plugin *p, uint16_t op, uint64_t *call_id) {
+  *call_id = g_next_call++;
+  size_t at = sbx_begin(&g_out, SBX_MSG_CALL, r ? r->id : 0);
+  /* flags: the calling package's index + 1 (limits are per package). */
+  uint16_t flags = pkg_flag(p);
+  if (!g_out.oom)
+    memcpy(g_out.p + at + offsetof(sbx_frame_head, flags), &flags,
+           sizeof flags);
+  sbx_u64(&g_out, *call_id);
+  sbx_u16(&g_out, op);
+  return at;
+}
+
+int sbx_call_async(size_t at, uint64_t call_id, sbx_req *r, sbx_result_fn cb,
+                   void *ud) {
+  sbx_call_entry *e = malloc(sizeof *e);
+  if (!e || map_put(&g_calls, call_id, e)) {
+    free(e);
+    g_out.oom = 1;
+    sbx_end(&g_out, at);
+    return NNO_ENOMEM;
+  }
+  if (sbx_end(&g_out, at) != 0) {
+    map_del(&g_calls, call_id);
+    free(e);
+    return NNO_ETOOBIG;
+  }
+  e->req = r;
+  e->cb = cb;
+  e->ud = ud;
+  if (r) r->pending++;
+  return 0;
+}
+
+static void kick(void);
+
+int sbx_call_sync(size_t at, uint64_t call_id, char **frame, sbx_in *in,
+                  char *msg, size_t msglen) {
+  *frame = NULL;
+  if (msg && msglen) msg[0] = '\0';
+  if (sbx_end(&g_out, at) != 0) return NNO_ETOOBIG;
+  flush_out();
+  for (;;) {
+    /* Look for RESULT call_id among the complete frames; the others stay
+     * queued, in order, for the loop. */
+    size_t off = g_in_off;
+    for (;;) {
+      long n = sbx_frame_ready(g_in + off, g_in_len - off, SBX_FRAME_MAX);
+      if (n < 0) die(SBX_EXIT_PROTOCOL);
+      if (n == 0) break;
+      sbx_frame_head h;
+      memcpy(&h, g_in + off, sizeof h);
+      if (h.type == SBX_MSG_RESULT && h.id == call_id) {
+        char *f = malloc((size_t)h.len + 1);
+        if (!f) die(SBX_EXIT_MEMORY);
+        memcpy(f, g_in + off + sizeof h, h.len);
+        f[h.len] = '\0';
+        memmove(g_in + off, g_in + off + n, g_in_len - off - (size_t)n);
+        g_in_len -= (size_t)n;
+        *frame = f;
+        in->p = f;
+        in->left = h.len;
+        in->bad = 0;
+        int err = sbx_get_i32(in);
+        const char *m = sbx_get_text(in, NULL, 1024);
+        if (in->bad) die(SBX_EXIT_PROTOCOL);
+        if (msg && msglen) snprintf(msg, msglen, "%s", m);
+        kick();
+        return err;
+      }
+      off += (size_t)n;
+    }
+    struct pollfd pf = {SBX_FD_SOCK, POLLIN, 0};
+    if (poll(&pf, 1, -1) < 0 && errno != EINTR) return NNO_EIO;
+    if (read_some() < 0) _exit(0);
+  }
+}
+
+/* ---- serving ----------------------------------------------------------- */
+
+static void decode_common(sbx_req *r, sbx_in *in) {
+  r->method.ptr = sbx_get_text(in, &r->method.len, 64);
+  r->path.ptr = sbx_get_text(in, &r->path.len, SBX_FRAME_MAX);
+  r->query.ptr = sbx_get_text(in, &r->query.len, SBX_FRAME_MAX);
+  uint32_t nh = sbx_get_u32(in);
+  /* Each header takes at least 10 bytes: a bound from what is left. */
+  if (nh > in->left / 10) in->bad = 1;
+  if (!in->bad && nh) {
+    r->headers = calloc(nh, sizeof *r->headers);
+    if (!r->headers) die(SBX_EXIT_MEMORY);
+    r->nheaders = nh;
+    for (uint32_t i = 0; i < nh; i++) {
+      r->headers[i].name.ptr = sbx_get_text(in, &r->headers[i].name.len, 8192);
+      r->headers[i].value.ptr =
+          sbx_get_text(in, &r->headers[i].value.len, SBX_FRAME_MAX);
+    }
+  }
+  uint32_t np = sbx_get_u32(in);
+  if (np > in->left / 10) in->bad = 1;
+  if (!in->bad && np) {
+    r->params = calloc(np, sizeof *r->params);
+    if (!r->params) die(SBX_EXIT_MEMORY);
+    r->nparams = np;
+    for (uint32_t i = 0; i < np; i++) {
+      r->params[i].name.ptr = sbx_get_text(in, &r->params[i].name.len, 256);
+      r->params[i].value.ptr =
+          sbx_get_text(in, &r->params[i].value.len, SBX_FRAME_MAX);
+    }
+  }
+  r->body.ptr = sbx_get_str(in, &r->body.len);
+  r->rid.ptr = sbx_get_text(in, &r->rid.len, 128);
+  r->traceparent.ptr = sbx_get_text(in, &r->traceparent.len, 128);
+  r->platform.ptr = sbx_get_text(in, &r->platform.len, 128);
+  r->host.ptr = sbx_get_text(in, &r->host.len, 1024);
+  r->remote.ptr = sbx_get_text(in, &r->remote.len, 128);
+  r->pattern.ptr = sbx_get_text(in, &r->pattern.len, 4096);
+  r->scope.ptr = sbx_get_text(in, &r->scope.len, 4096);
+  r->caller_kind = (int)sbx_get_u32(in);
+  r->c_platform.ptr = sbx_get_text(in, &r->c_platform.len, 128);
+  r->c_tenant.ptr = sbx_get_text(in, &r->c_tenant.len, 128);
+  r->c_subject.ptr = sbx_get_text(in, &r->c_subject.len, 128);
+  r->c_scopes.ptr = sbx_get_text(in, &r->c_scopes.len, 4096);
+  r->c_session.ptr = sbx_get_text(in, &r->c_session.len, 128);
+  r->tenant_path.ptr = sbx_get_text(in, &r->tenant_path.len, 4096);
+  uint64_t cpu_ms = sbx_get_u64(in);
+  r->max_body = sbx_get_u64(in);
+  if (cpu_ms > UINT64_MAX / 1000000u) cpu_ms = UINT64_MAX / 1000000u;
+  r->cpu_budget_ns = (cpu_ms ? cpu_ms : g_cpu_default_ms) * 1000000u;
+  if (in->left != 0) in->bad = 1;
+}
+
+/* A REQ or EVENT: decode, run the handler, answer now unless async. */
+static void on_request(const sbx_frame_head *h, char *frame) {
+  sbx_in in = {frame + sizeof *h, h->len, 0};
+  sbx_req *r = calloc(1, sizeof *r);
+  if (!r) die(SBX_EXIT_MEMORY);
+  r->id = h->id;
+  r->event = h->type == SBX_MSG_EVENT;
+  r->frame = frame;
+  r->status = 200;
+  uint32_t pkg = sbx_get_u32(&in);
+  uint32_t route = 0;
+  int32_t event = 0;
+  if (r->event)
+    event = sbx_get_i32(&in);
+  else
+    route = sbx_get_u32(&in);
+  decode_common(r, &in);
+  if (in.bad || h->id == 0 || map_get(&g_reqs, h->id) ||
+      pkg >= g_stack->nplugins ||
+      (!r->event && route >= g_stack->plugins[pkg]->nroutes))
+    die(SBX_EXIT_PROTOCOL);
+  plugin *p = g_stack->plugins[pkg];
+  r->pkg = pkg;
+  r->plugin = p;
+  r->package.ptr = p->man.name;
+  r->package.len = strlen(p->man.name);
+  if (map_put(&g_reqs, r->id, r) || sbx_handle_add(r, SBX_H_REQ))
+    die(SBX_EXIT_MEMORY);
+  r->next = g_live;
+  if (g_live) g_live->prev = r;
+  g_live = r;
+
+  int rc;
+  sbx_enter_state st;
+  sbx_enter(r, &st);
+  if (r->event) {
+    const nno_plugin_desc *d = p->desc;
+    if (d->size >=
+            offsetof(nno_plugin_desc, on_platform_event) + sizeof(void *) &&
+        d->on_platform_event)
+      rc = d->on_platform_event((nno_plugin *)p, event, (nno_req *)r);
+    else
+      rc = NNO_OK;
+  } else {
+    const route_target *t = &p->routes[route].target;
+    rc = t->fn((nno_req *)r, t->ud);
+  }
+  /* The request stays referenced by the enter state until leave. */
+  if (rc != NNO_ASYNC) sbx_req_finish(r, rc);
+  sbx_leave(&st);
+}
+
+static void on_result(const sbx_frame_head *h, char *frame) {
+  sbx_call_entry *e = map_get(&g_calls, h->id);
+  if (!e) die(SBX_EXIT_PROTOCOL);
+  map_del(&g_calls, h->id);
+  sbx_in in = {frame + sizeof *h, h->len, 0};
+  int err = sbx_get_i32(&in);
+  const char *msg = sbx_get_text(&in, NULL, 1024);
+  if (in.bad) die(SBX_EXIT_PROTOCOL);
+  sbx_req *r = e->req;
+  if (r) r->pending--;
+  if (!r || !r->ended) {
+    sbx_enter_state st;
+    sbx_enter(r, &st);
+    e->cb(r, err, msg, &in, e->ud);
+    sbx_leave(&st);
+    if (in.bad) die(SBX_EXIT_PROTOCOL);
+  } else {
+    e->cb(r, err, msg, NULL, e->ud);
+    req_maybe_free(r);
+  }
+  free(e);
+}
+
+_Noreturn static void stop_now(void);
+
+/* Run one frame; owns `frame`. */
+static void on_frame(char *frame) {
+  sbx_frame_head h;
+  memcpy(&h, frame, sizeof h);
+  switch (h.type) {
+  case SBX_MSG_REQ:
+  case SBX_MSG_EVENT:
+    on_request(&h, frame); /* the request owns the frame now */
+    return;
+  case SBX_MSG_CANCEL: {
+    sbx_req *r = map_get(&g_reqs, h.id);
+    if (r) r->gone = 1;
+    break;
+  }
+  case SBX_MSG_RESULT:
+    on_result(&h, frame);
+    break;
+  case SBX_MSG_STOP:
+    g_stopping = 1;
+    break;
+  default:
+    die(SBX_EXIT_PROTOCOL);
+  }
+  free(frame);
+}
+
+static void run_frames(void) {
+  size_t len;
+  char *f;
+  while (!g_stopping && (f = next_frame(&len))) on_frame(f);
+  if (g_stopping) stop_now();
+}
+
+static void on_idle(uv_idle_t *h) {
+  uv_idle_stop(h);
+  run_frames();
+}
+
+/* Frames read during a synchronous call wait in the buffer: run them from
+ * the loop soon. */
+static void kick(void) {
+  if (sbx_frame_ready(g_in + g_in_off, g_in_len - g_in_off, SBX_FRAME_MAX))
+    uv_idle_start(&g_idle, on_idle);
+}
+
+static void on_readable(uv_poll_t *h, int status, int events) {
+  (void)h;
+  (void)events;
+  if (status < 0) _exit(0);
+  /* Read and run in turns, so a burst never holds more than a read's
+   * worth beyond the frames being run; the answers go out together
+   * before the loop next waits (on_prepare). */
+  int rc;
+  do {
+    rc = read_some();
+    run_frames();
+  } while (rc > 0);
+  if (rc < 0) {
+    /* The worker closed its end: it is gone or drained us. */
+    flush_out();
+    _exit(0);
+  }
+}
+
+static void on_prepare(uv_prepare_t *h) {
+  (void)h;
+  if (g_out.len) flush_out();
+}
+
+/* STOP: fini every package (after its timers), then exit 0. */
+_Noreturn static void stop_now(void) {
+  flush_out();
+  if (g_stack)
+    for (size_t i = 0; i < g_stack->nplugins; i++)
+      sbx_api_stop_timers(g_stack->plugins[i]);
+  loader_unload_all(&g_w);
+  while (g_live) req_free(g_live);
+  flush_out();
+  _exit(0);
+}
+
+/* ---- start-up ---------------------------------------------------------- */
+
+static void send_fail(const char *file, const char *message) {
+  size_t at = sbx_begin(&g_out, SBX_MSG_FAIL, 0);
+  sbx_cstr(&g_out, file);
+  sbx_cstr(&g_out, message);
+  sbx_end(&g_out, at);
+  flush_out();
+}
+
+static int send_ready(void) {
+  size_t at = sbx_begin(&g_out, SBX_MSG_READY, 0);
+  sbx_u32(&g_out, (uint32_t)g_stack->nplugins);
+  for (size_t i = 0; i < g_stack->nplugins; i++) {
+    plugin *p = g_stack->plugins[i];
+    sbx_cstr(&g_out, p->man.name);
+    sbx_cstr(&g_out, p->man.version);
+    sbx_u32(&g_out, (uint32_t)p->nroutes);
+    for (size_t j = 0; j < p->nroutes; j++) {
+      sbx_cstr(&g_out, p->routes[j].method);
+      sbx_cstr(&g_out, p->routes[j].pattern);
+    }
+  }
+  return sbx_end(&g_out, at);
+}
+
+static int parse_u64(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || *end || s[0] == '-') return -1;
+  *out = v;
+  return 0;
+}
+
+/* From the first confinement on, every end is _exit: no atexit handler
+ * runs in a confined process (a leak checker's clone would be refused). */
+int sbx_child_main(int argc, char **argv) {
+  /* argv: ROOT DIR ID VERSION PLATFORM DATA CPU_MS MEMORY_MB LOG_LEVEL */
+  if (argc != 9) {
+    fprintf(stderr, "nno sandbox: internal command, started by a worker\n");
+    return 2;
+  }
+  const char *root = argv[0], *dir = argv[1], *id = argv[2], *version = argv[3],
+             *platform = argv[4], *data = argv[5];
+  uint64_t cpu_ms, memory_mb;
+  int level = log_level_parse(argv[8]);
+  if (parse_u64(argv[6], &cpu_ms) || parse_u64(argv[7], &memory_mb) ||
+      level < 0 || strlen(platform) >= sizeof g_platform) {
+    fprintf(stderr, "nno sandbox: bad arguments\n");
+    return 2;
+  }
+  g_cpu_default_ms = cpu_ms > UINT64_MAX / 1000000u ? 0 : cpu_ms;
+  log_init("sandbox", level);
+  char err[LOADER_ERR_MAX];
+
+  /* 1-2: parent death, descriptors, no new privileges, rlimits. */
+  if (sbx_confine_early(memory_mb, err, sizeof err) != 0) {
+    send_fail("", err);
+    _exit(SBX_EXIT_LOAD);
+  }
+  void *page = mmap(NULL, sizeof(sbx_shared), PROT_READ | PROT_WRITE,
+                    MAP_SHARED, SBX_FD_SHARED, 0);
+  g_sbx_shared = page == MAP_FAILED ? NULL : page;
+  g_statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  g_memory_max = memory_mb << 20;
+  snprintf(g_platform, sizeof g_platform, "%s", platform);
+  sbx_api_set_platform(platform);
+
+  config_defaults(&g_cfg, "");
+  snprintf(g_cfg.data_dir, sizeof g_cfg.data_dir, "%s", data);
+  g_cfg.builtin_stacks = 0;
+  g_cfg.nstacks_dirs = 0;
+  g_w.cfg = &g_cfg;
+  g_worker = &g_w;
+  if (uv_loop_init(&g_w.loop) != 0 || metrics_init() != 0 ||
+      !(g_w.router = router_new()) || !(g_w.services = services_new()) ||
+      !(g_w.plugins = calloc(1, sizeof *g_w.plugins)) ||
+      !(g_w.fetcher = fetch_new(&g_w.loop, &g_cfg)) ||
+      sbx_cpu_timer_init() != 0) {
+    send_fail("", "cannot set up the sandbox");
+    _exit(SBX_EXIT_LOAD);
+  }
+  metrics_bind(0);
+  int fl = fcntl(SBX_FD_SOCK, F_GETFL);
+  if (fl < 0 || fcntl(SBX_FD_SOCK, F_SETFL, fl | O_NONBLOCK) < 0) {
+    send_fail("", "no socket on fd 3");
+    _exit(SBX_EXIT_LOAD);
+  }
+
+  /* 3-5: drop root, Landlock, seccomp phase 1. */
+  int landlocked = 0;
+  if (sbx_confine_fs(dir, &landlocked, err, sizeof err) != 0 ||
+      sbx_confine_phase1(err, sizeof err) != 0) {
+    send_fail("", err);
+    _exit(SBX_EXIT_LOAD);
+  }
+  if (!landlocked)
+    sbx_log(NNO_LOG_WARN, "",
+            "sandbox unconfined: Landlock is not "
+            "available, its file system is not restricted");
+
+  /* 6: load with the loader's own code, behind the proxy table. */
+  loader_set_api(sbx_api_table());
+  if (loader_load_stack_dir(&g_w, root, dir, id, version, err, sizeof err)) {
+    send_fail(loader_last_file(), err);
+    _exit(0);
+  }
+  g_stack = loader_stack_find(g_w.plugins, id, version);
+  if (!g_stack) {
+    send_fail(dir, "the stack did not load");
+    _exit(0);
+  }
+  g_w.listening = 1;
+  loader_host_ready(&g_w, id, version);
+
+  /* 7: no file system from here on. */
+  if (sbx_confine_phase2(err, sizeof err) != 0) {
+    send_fail("", err);
+    _exit(SBX_EXIT_LOAD);
+  }
+
+  /* 8: READY, then serve. */
+  if (send_ready() != 0) {
+    send_fail(dir, "the route list is too large");
+    _exit(SBX_EXIT_LOAD);
+  }
+  flush_out();
+  uv_poll_init(&g_w.loop, &g_poll, SBX_FD_SOCK);
+  uv_poll_start(&g_poll, UV_READABLE, on_readable);
+  uv_prepare_init(&g_w.loop, &g_prepare);
+  uv_prepare_start(&g_prepare, on_prepare);
+  uv_idle_init(&g_w.loop, &g_idle);
+  /* Frames that came with READY's wait. */
+  on_readable(&g_poll, 0, UV_READABLE);
+  uv_run(&g_w.loop, UV_RUN_DEFAULT);
+  stop_now();
+}
