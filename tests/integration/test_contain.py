@@ -288,8 +288,8 @@ class Control:
         """Answers kept coming since `since` (a count) and none failed."""
         wait_for(lambda: self.answered > since + 2, 10,
                  "the control platforms to answer")
-        with self.lock:
-            failures = list(self.failures)
+        with self.lock:  # each failure is reported once, after its test
+            failures, self.failures = self.failures, []
         assert not failures, failures
 
 
