@@ -112,12 +112,6 @@ static void map_del(u64map *m, uint64_t k) {
   }
 }
 
-static void map_free(u64map *m) {
-  free(m->keys);
-  free(m->vals);
-  memset(m, 0, sizeof *m);
-}
-
 /* ---- state ------------------------------------------------------------- */
 
 static worker g_w;
@@ -391,7 +385,8 @@ static void send_res(sbx_req *r, int rc) {
                           memory_order_relaxed);
   if (g_memory_max && rss > g_memory_max && !r->event) {
     char detail[128];
-    snprintf(detail, sizeof detail, "memory budget exceeded (%llu MiB of %llu)",
+    snprintf(detail, sizeof detail,
+             "memory budget exceeded (%llu MiB of %llu MiB)",
              (unsigned long long)(rss >> 20),
              (unsigned long long)(g_memory_max >> 20));
     sbx_problem(r, 503, "Service Unavailable", detail);
@@ -664,7 +659,7 @@ static void on_result(const sbx_frame_head *h, char *frame) {
   free(e);
 }
 
-static void stop_now(void);
+_Noreturn static void stop_now(void);
 
 /* Run one frame; owns `frame`. */
 static void on_frame(char *frame) {
@@ -732,7 +727,7 @@ static void on_prepare(uv_prepare_t *h) {
 }
 
 /* STOP: fini every package (after its timers), then exit 0. */
-static void stop_now(void) {
+_Noreturn static void stop_now(void) {
   flush_out();
   if (g_stack)
     for (size_t i = 0; i < g_stack->nplugins; i++)
@@ -778,6 +773,8 @@ static int parse_u64(const char *s, uint64_t *out) {
   return 0;
 }
 
+/* From the first confinement on, every end is _exit: no atexit handler
+ * runs in a confined process (a leak checker's clone would be refused). */
 int sbx_child_main(int argc, char **argv) {
   /* argv: ROOT DIR ID VERSION PLATFORM DATA CPU_MS MEMORY_MB LOG_LEVEL */
   if (argc != 9) {
@@ -800,7 +797,7 @@ int sbx_child_main(int argc, char **argv) {
   /* 1-2: parent death, descriptors, no new privileges, rlimits. */
   if (sbx_confine_early(memory_mb, err, sizeof err) != 0) {
     send_fail("", err);
-    return SBX_EXIT_LOAD;
+    _exit(SBX_EXIT_LOAD);
   }
   void *page = mmap(NULL, sizeof(sbx_shared), PROT_READ | PROT_WRITE,
                     MAP_SHARED, SBX_FD_SHARED, 0);
@@ -822,13 +819,13 @@ int sbx_child_main(int argc, char **argv) {
       !(g_w.fetcher = fetch_new(&g_w.loop, &g_cfg)) ||
       sbx_cpu_timer_init() != 0) {
     send_fail("", "cannot set up the sandbox");
-    return SBX_EXIT_LOAD;
+    _exit(SBX_EXIT_LOAD);
   }
   metrics_bind(0);
   int fl = fcntl(SBX_FD_SOCK, F_GETFL);
   if (fl < 0 || fcntl(SBX_FD_SOCK, F_SETFL, fl | O_NONBLOCK) < 0) {
     send_fail("", "no socket on fd 3");
-    return SBX_EXIT_LOAD;
+    _exit(SBX_EXIT_LOAD);
   }
 
   /* 3-5: drop root, Landlock, seccomp phase 1. */
@@ -836,7 +833,7 @@ int sbx_child_main(int argc, char **argv) {
   if (sbx_confine_fs(dir, &landlocked, err, sizeof err) != 0 ||
       sbx_confine_phase1(err, sizeof err) != 0) {
     send_fail("", err);
-    return SBX_EXIT_LOAD;
+    _exit(SBX_EXIT_LOAD);
   }
   if (!landlocked)
     sbx_log(NNO_LOG_WARN, "", "sandbox unconfined: Landlock is not "
@@ -846,12 +843,12 @@ int sbx_child_main(int argc, char **argv) {
   loader_set_api(sbx_api_table());
   if (loader_load_stack_dir(&g_w, root, dir, id, version, err, sizeof err)) {
     send_fail(loader_last_file(), err);
-    return 0;
+    _exit(0);
   }
   g_stack = loader_stack_find(g_w.plugins, id, version);
   if (!g_stack) {
     send_fail(dir, "the stack did not load");
-    return 0;
+    _exit(0);
   }
   g_w.listening = 1;
   loader_host_ready(&g_w, id, version);
@@ -859,13 +856,13 @@ int sbx_child_main(int argc, char **argv) {
   /* 7: no file system from here on. */
   if (sbx_confine_phase2(err, sizeof err) != 0) {
     send_fail("", err);
-    return SBX_EXIT_LOAD;
+    _exit(SBX_EXIT_LOAD);
   }
 
   /* 8: READY, then serve. */
   if (send_ready() != 0) {
     send_fail(dir, "the route list is too large");
-    return SBX_EXIT_LOAD;
+    _exit(SBX_EXIT_LOAD);
   }
   flush_out();
   uv_poll_init(&g_w.loop, &g_poll, SBX_FD_SOCK);
@@ -877,8 +874,4 @@ int sbx_child_main(int argc, char **argv) {
   on_readable(&g_poll, 0, UV_READABLE);
   uv_run(&g_w.loop, UV_RUN_DEFAULT);
   stop_now();
-  map_free(&g_reqs);
-  map_free(&g_calls);
-  map_free(&g_handles);
-  return 0;
 }

@@ -37,9 +37,11 @@ typedef struct frame {
   char *p; /* payload, NUL-terminated beyond len */
 } frame;
 
-/* Spawn with the given budgets; `dir` NULL: the fixture's. */
-static void spawn(sbx *s, const char *dir, const char *cpu_ms,
-                  const char *mem_mb) {
+/* Spawn stack `id` 1.0.0 of `root` (found in `dir`) with the given
+ * budgets. */
+static void spawn_stack(sbx *s, const char *root, const char *dir,
+                        const char *id, const char *cpu_ms,
+                        const char *mem_mb) {
   int sv[2];
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
   int mfd = memfd_create("sbx-test", MFD_CLOEXEC);
@@ -54,8 +56,8 @@ static void spawn(sbx *s, const char *dir, const char *cpu_ms,
     dup2(null, 0);
     dup2(sv[1], 3);
     dup2(mfd, 4);
-    char *argv[] = {"nno", "sandbox", ROOT, (char *)(dir ? dir : DIR),
-                    "sbxprobe", "1.0.0", "acme", "/nonexistent",
+    char *argv[] = {"nno", "sandbox", (char *)root, (char *)dir,
+                    (char *)id, "1.0.0", "acme", "/nonexistent",
                     (char *)cpu_ms, (char *)mem_mb, "warn", NULL};
     char *envp[] = {NULL};
     execve(NNO_BIN, argv, envp);
@@ -66,6 +68,12 @@ static void spawn(sbx *s, const char *dir, const char *cpu_ms,
   s->pid = pid;
   s->fd = sv[0];
   s->nroutes = 0;
+}
+
+/* The fixture sbxprobe; `dir` NULL: its folder. */
+static void spawn(sbx *s, const char *dir, const char *cpu_ms,
+                  const char *mem_mb) {
+  spawn_stack(s, ROOT, dir ? dir : DIR, "sbxprobe", cpu_ms, mem_mb);
 }
 
 static int read_full(int fd, void *p, size_t n, int timeout_ms) {
@@ -302,6 +310,12 @@ static void test_confinement(void **state) {
   expect_res(&s, 3, 200, "{\"errno\":1}", NULL);
   send_req(&s, 4, "GET /socket", "/socket", "", 0);
   expect_res(&s, 4, 200, "{\"errno\":1}", NULL);
+  /* Landlock: init could read nothing outside the stack's folder. */
+  send_req(&s, 6, "GET /initopen", "/initopen", "", 0);
+  expect_res(&s, 6, 200, "{\"errno\":13}", NULL);
+  /* The parent-death signal stays. */
+  send_req(&s, 7, "GET /pdeath", "/pdeath", "", 0);
+  expect_res(&s, 7, 200, "{\"errno\":1}", NULL);
   assert_int_equal(access("/tmp/sbxprobe-write", F_OK), -1);
   /* A call no filter allows ends it, and says which. */
   send_req(&s, 5, "GET /forbidden", "/forbidden", "", 0);
@@ -341,7 +355,8 @@ static void test_memory_budget(void **state) {
   assert_non_null(strstr(f.p + 4, "memory budget exceeded"));
   free(f.p);
   res r;
-  expect_res(&s, 2, 503, "memory budget exceeded", &r);
+  expect_res(&s, 2, 503, "memory budget exceeded (", &r);
+  assert_non_null(strstr(r.body, " MiB of 64 MiB)"));
   assert_non_null(strstr(r.headers, "application/problem+json"));
   assert_non_null(strstr(r.body, "\"request_id\":\"rid-1\""));
   stop(&s);
@@ -495,6 +510,28 @@ static void test_load_failure(void **state) {
   assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+static void test_service_refused(void **state) {
+  (void)state;
+  sbx s;
+  spawn_stack(&s, NNO_TEST_DIR "/stacks/sbxneeds",
+              NNO_TEST_DIR "/stacks/sbxneeds/sbxneeds/1.0.0", "sbxneeds",
+              "1000", "256");
+  frame f;
+  assert_int_equal(recv_frame(&s, &f), 0);
+  assert_int_equal(f.h.type, SBX_MSG_FAIL);
+  sbx_in in = {f.p, f.h.len, 0};
+  sbx_get_str(&in, NULL);
+  const char *msg = sbx_get_str(&in, NULL);
+  assert_false(in.bad);
+  assert_string_equal(msg, "package \"sbxneeds\" requires service \"nno.iam\", "
+                           "which a sandboxed stack cannot reach; run stack "
+                           "sbxneeds inprocess (sandbox.inprocess)");
+  free(f.p);
+  int st = reap(&s);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
@@ -507,6 +544,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_and_event),
       cmocka_unit_test(test_protocol_violation),
       cmocka_unit_test(test_load_failure),
+      cmocka_unit_test(test_service_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
