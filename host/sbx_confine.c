@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/landlock.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -143,13 +144,33 @@ void sbx_cpu_timer_arm(uint64_t ns) {
 
 #define NOBODY 65534
 
+/* Set the capability sets to `caps` alone (effective and permitted). */
+static int caps_only(uint32_t caps) {
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  memset(d, 0, sizeof d);
+  d[0].effective = d[0].permitted = caps;
+  return (int)syscall(SYS_capset, &h, d);
+}
+
+/* As root, the stack's folder is often readable by root only (the data
+ * folder is 0750): the sandbox becomes nobody keeping the one right to
+ * read and search whatever the file modes say, CAP_DAC_READ_SEARCH, which
+ * Landlock then bounds to the stack's folder and the libraries
+ * (sbx_confine_fs drops it when Landlock is not there). */
+static int g_kept_dac;
+
 static int drop_root(char *err, size_t errlen) {
   if (geteuid() != 0) return 0;
-  if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
-      setresuid(NOBODY, NOBODY, NOBODY)) {
+  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) || setgroups(0, NULL) ||
+      setresgid(NOBODY, NOBODY, NOBODY) ||
+      setresuid(NOBODY, NOBODY, NOBODY) ||
+      prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) ||
+      caps_only(1u << CAP_DAC_READ_SEARCH)) {
     snprintf(err, errlen, "cannot drop root: %s", strerror(errno));
     return -1;
   }
+  g_kept_dac = 1;
   if (setuid(0) == 0) {
     snprintf(err, errlen, "cannot drop root: still able to regain it");
     return -1;
@@ -190,10 +211,19 @@ int sbx_confine_fs(const char *stack_dir, int *landlocked, char *err,
   if (drop_root(err, errlen)) return -1;
   int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
                          LANDLOCK_CREATE_RULESET_VERSION);
-  if (abi < 1) return 0; /* unavailable: said once by the caller */
   struct landlock_ruleset_attr ra = {.handled_access_fs = ll_handled(abi)};
-  int rs = (int)syscall(SYS_landlock_create_ruleset, &ra, sizeof ra, 0);
-  if (rs < 0) return 0;
+  int rs = abi < 1 ? -1
+                   : (int)syscall(SYS_landlock_create_ruleset, &ra, sizeof ra,
+                                  0);
+  if (rs < 0) {
+    /* Unavailable (said once by the caller): nothing bounds the kept
+     * right to read, so it goes. */
+    if (g_kept_dac && caps_only(0)) {
+      snprintf(err, errlen, "cannot drop capabilities: %s", strerror(errno));
+      return -1;
+    }
+    return 0;
+  }
   static const char *const sys[] = {"/lib", "/lib64", "/usr/lib",
                                     "/usr/lib64", "/etc/ld.so.cache"};
   const uint64_t ro = LL_EXECUTE | LL_READ_FILE | LL_READ_DIR;

@@ -333,3 +333,22 @@ def test_required_service_is_refused_in_sandbox_mode(make_host, tmp_path):
                            "core_plugins": ["fakestore"],
                            "sandbox": {"inprocess": "probe"}}).start()
     assert not [e for e in h2.log_lines() if e.get("msg") == "stack refused"]
+
+
+def test_stack_in_a_private_folder_is_served(make_host, tmp_path):
+    """The data folder is 0750 and the host's own: a sandbox (never root)
+    still loads a stack from a folder only the host's user can read."""
+    import shutil
+    root = tmp_path / "private"
+    shutil.copytree(PROBE, str(root))
+    os.chmod(str(tmp_path), 0o700)
+    os.chmod(str(root), 0o700)
+    h = make_host(workers=1, stacks=[str(root)]).start()
+    assert not [e for e in h.log_lines() if e.get("msg") == "stack refused"]
+    got, _ = echo(h)
+    assert got["method"] == "POST" and got["id"] == "sbx-echo-1", got
+    [pid] = sandboxes(h)
+    with open("/proc/%d/status" % pid) as f:
+        st = dict(l.split(":", 1) for l in f if ":" in l)
+    if os.geteuid() == 0:
+        assert st["Uid"].split()[:3] == ["65534"] * 3, st["Uid"]
