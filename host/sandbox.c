@@ -163,8 +163,8 @@ static sbx_slot *slot_new(sbx_proc *sp) {
 void sbx__slot_free(sbx_proc *sp, sbx_slot *s) {
   s->r->sbx = NULL;
   s->r = NULL;
-  s->next_free = (uint32_t)(s - sp->slots);
-  sp->free_head = s->next_free;
+  s->next_free = sp->free_head;
+  sp->free_head = (uint32_t)(s - sp->slots);
   sp->inflight--;
   sp->last_used = uv_now(&S.w->loop);
 }
@@ -1316,8 +1316,9 @@ int sandbox_trial(worker *w, stack *st, char *err, size_t errlen) {
     }
     if (h.type == SBX_MSG_FAIL) {
       const char *file, *msg;
+      /* The loader's own message, as an in-process load gives it. */
       if (sbx_decode_fail(p, h.len, &file, &msg) == 0)
-        snprintf(err, errlen, "%s%s%s", file, file[0] ? ": " : "", msg);
+        snprintf(err, errlen, "%s", msg);
       else
         snprintf(err, errlen, "sandbox: a malformed FAIL");
       break;

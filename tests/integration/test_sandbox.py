@@ -352,3 +352,26 @@ def test_stack_in_a_private_folder_is_served(make_host, tmp_path):
         st = dict(l.split(":", 1) for l in f if ":" in l)
     if os.geteuid() == 0:
         assert st["Uid"].split()[:3] == ["65534"] * 3, st["Uid"]
+
+
+def test_concurrent_requests_each_get_their_answer(make_host):
+    """Many requests in flight in one sandbox at once (batched both ways):
+    each is answered, with its own answer."""
+    import concurrent.futures
+    h = make_host(workers=1, stacks=[PROBE]).start()
+
+    def one(i):
+        c = h.conn(10)
+        try:
+            rid = "sbx-many-%d" % i
+            c.request("GET", "/probe/echo/%d" % i,
+                      headers={"X-Request-Id": rid})
+            r = c.getresponse()
+            body = json.loads(r.read())
+            return r.status, body["id"] == rid and body["rest"] == str(i)
+        finally:
+            c.close()
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        got = list(ex.map(one, range(64)))
+    assert got == [(200, True)] * 64, got
+    assert len(sandboxes(h)) == 1
