@@ -20,9 +20,12 @@ CORE_PLUGINS = os.path.join(BUILD, "tests", "plugins")
 @pytest.fixture(scope="module")
 def probe_host(tmp_path_factory):
     from conftest import Host
+    # probe looks up the core probe's service and crashes its worker on
+    # request: it runs in-process (sandboxed stacks: test_sandbox.py).
     h = Host(tmp_path_factory.mktemp("probe"), workers=2, stacks=[PROBE],
              config={"plugin_dir": CORE_PLUGINS,
-                     "limits": {"max_response_bytes": 100000}})
+                     "limits": {"max_response_bytes": 100000},
+                     "sandbox": {"inprocess": "probe"}})
     h.start()
     yield h
     h.stop()

@@ -164,6 +164,17 @@ def test_resources_reach_the_provider_for_the_request_platform(res):
     assert len(sandboxes(res)) == 2
 
 
+def test_platform_events_reach_the_sandbox_and_fail_back(res):
+    """platform_event of a sandboxed stack runs in the platform's sandbox;
+    a failure comes back with its code and message, as in-process."""
+    st, _, body = res.json("POST", "/fakestore/event/failme/2")
+    assert st == 200
+    assert body == {"status": "NNO_EREFUSED",
+                    "message": "cannot activate on failme"}, body
+    st, _, body = res.json("POST", "/fakestore/event/acme/1")
+    assert st == 200 and body["status"] == "NNO_OK", body
+
+
 def test_undeclared_resources_are_refused_by_the_worker(res):
     store_log(res)
     st, _, body = res.json("GET", "/r/checks", headers=on("acme"))
