@@ -277,7 +277,9 @@ def test_outbound_fetch_bounded_in_time(probe_host):
 # -- process model ------------------------------------------------------------
 
 def test_worker_crash_is_contained(make_host):
-    h = make_host(workers=2, stacks=[PROBE]).start()
+    # In-process: the crash takes its worker (sandboxed: test_sandbox.py).
+    h = make_host(workers=2, stacks=[PROBE],
+                  config={"sandbox": {"inprocess": "probe"}}).start()
     with pytest.raises(Exception):
         h.request("GET", "/probe/crash", timeout=5)
     e = h.wait_log(lambda e: e.get("msg") == "worker died; respawning")
