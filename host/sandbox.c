@@ -431,7 +431,7 @@ static sbx_proc *spawn(stack *st, const char *platform, config_budget b,
                       : 1]);
   char *args[] = {S.exe, "sandbox", st->root, st->dir, st->id, st->version,
                   sp->platform, (char *)w->cfg->data_dir, cpu, mem, lvl,
-                  NULL};
+                  (char *)w->cfg->base_domain, NULL};
   char *env[] = {NULL};
   uv_stdio_container_t io[5];
   io[0].flags = UV_IGNORE;

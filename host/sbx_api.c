@@ -18,19 +18,21 @@
 #include "sbx_child.h"
 #include "worker.h"
 
-static const nno_host_api *host(void) { return api_table(); }
+static const nno_host_api *host(void) {
+  return api_table();
+}
 
 static nno_str mk(const char *p, size_t n) {
   nno_str s = {p ? p : "", p ? n : 0};
   return s;
 }
 
-#define REQ_OR(r, call, bad)                                                  \
-  do {                                                                        \
-    if (!sbx_handle_is((r), SBX_H_REQ)) {                                     \
-      sbx_garbage(call);                                                      \
-      return bad;                                                             \
-    }                                                                         \
+#define REQ_OR(r, call, bad)              \
+  do {                                    \
+    if (!sbx_handle_is((r), SBX_H_REQ)) { \
+      sbx_garbage(call);                  \
+      return bad;                         \
+    }                                     \
   } while (0)
 
 static const nno_str k_empty = {"", 0};
@@ -54,11 +56,11 @@ static const char *p_host_data_dir(nno_plugin *p) {
 
 /* ---- request getters ---------------------------------------------------- */
 
-#define GETTER(fn, field)                                                     \
-  static nno_str fn(nno_req *req) {                                           \
-    sbx_req *r = (sbx_req *)req;                                              \
-    REQ_OR(r, #fn, k_empty);                                                  \
-    return r->field;                                                          \
+#define GETTER(fn, field)           \
+  static nno_str fn(nno_req *req) { \
+    sbx_req *r = (sbx_req *)req;    \
+    REQ_OR(r, #fn, k_empty);        \
+    return r->field;                \
   }
 GETTER(q_method, method)
 GETTER(q_path, path)
@@ -181,8 +183,7 @@ static int q_header(nno_req *req, const char *name, nno_str *out) {
   return 0;
 }
 
-static int q_header_at(nno_req *req, size_t i, nno_str *name,
-                       nno_str *value) {
+static int q_header_at(nno_req *req, size_t i, nno_str *name, nno_str *value) {
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "req_header_at", NNO_EINVAL);
   if (i >= r->nheaders) return NNO_ENOENT;
@@ -227,11 +228,10 @@ static int token_char(unsigned char c) {
   return c > 32 && c < 127 && !strchr("\"(),/:;<=>?@[\\]{}", c);
 }
 
-static int header_to(buf *b, sbx_req *r, const char *name,
-                     const char *value) {
+static int header_to(buf *b, sbx_req *r, const char *name, const char *value) {
   static const char *const reserved[] = {
-      "content-length", "connection", "date", "transfer-encoding",
-      "x-request-id", "keep-alive", "upgrade", "trailer"};
+      "content-length", "connection", "date",    "transfer-encoding",
+      "x-request-id",   "keep-alive", "upgrade", "trailer"};
   if (r->ended || !name || !value || !*name) return NNO_EINVAL;
   for (const char *p = name; *p; p++)
     if (!token_char((unsigned char)*p)) return NNO_EINVAL;
@@ -397,8 +397,10 @@ static void t_stop(nno_timer *tm) {
     return;
   }
   host()->timer_stop(t->inner);
-  if (t->prev) t->prev->next = t->next;
-  else g_timers = t->next;
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    g_timers = t->next;
   if (t->next) t->next->prev = t->prev;
   sbx_handle_del(t);
   free(t);
@@ -476,12 +478,14 @@ static int start_async(sbx_req *r, plugin *p, uint16_t op,
 static void put_str(const char *s, size_t n) {
   sbx_str(sbx_output(), s ? s : "", s ? n : 0);
 }
-static void put_cstr(const char *s) { sbx_cstr(sbx_output(), s); }
+static void put_cstr(const char *s) {
+  sbx_cstr(sbx_output(), s);
+}
 
 /* -- resources -- */
 
-static int res_open(nno_req *req, const char *type, int htype,
-                    const char *name, void **out, const char *call) {
+static int res_open(nno_req *req, const char *type, int htype, const char *name,
+                    void **out, const char *call) {
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, call, NNO_EINVAL);
   if (!name || !out) return NNO_EINVAL;
@@ -513,8 +517,7 @@ void sbx_api_release(sbx_req *r) {
 }
 
 /* The live handle `h` of `type` whose request may still start calls. */
-static sbx_res *res_live(const void *h, int type, const char *call,
-                         int *rc) {
+static sbx_res *res_live(const void *h, int type, const char *call, int *rc) {
   if (!sbx_handle_is(h, type)) {
     *rc = sbx_garbage(call);
     return NULL;
@@ -563,8 +566,7 @@ static void sql_cb(sbx_req *r, int error, const char *msg, sbx_in *in,
     res.changes = sbx_get_u64(in);
     res.last_insert_id = sbx_get_i64(in);
     if (error && !res.rows.len) res.rows = mk("[]", 2);
-    if (!in->bad)
-      ((nno_sql_done_fn)pc->done)((nno_req *)r, &res, pc->ud);
+    if (!in->bad) ((nno_sql_done_fn)pc->done)((nno_req *)r, &res, pc->ud);
   }
   free(pc);
 }
@@ -587,8 +589,8 @@ static int o_sql_batch(nno_sql *db, const char *batch, nno_sql_done_fn done,
   if (!h) return rc;
   if (!batch || !done) return NNO_EINVAL;
   sql_args a = {h->name, batch, NULL, 1};
-  return start_async(h->req, h->req->plugin, SBX_CALL_SQL_BATCH, sql_fill,
-                     &a, sql_cb, (void (*)(void))done, ud);
+  return start_async(h->req, h->req->plugin, SBX_CALL_SQL_BATCH, sql_fill, &a,
+                     sql_cb, (void (*)(void))done, ud);
 }
 
 /* kv */
@@ -645,9 +647,9 @@ static void kv_reply(sbx_req *r, int error, const char *msg, sbx_in *in,
   free(pc);
 }
 
-#define KV_CB(name, op)                                                       \
+#define KV_CB(name, op)                                                      \
   static void name(sbx_req *r, int e, const char *m, sbx_in *in, void *ud) { \
-    kv_reply(r, e, m, in, ud, op);                                            \
+    kv_reply(r, e, m, in, ud, op);                                           \
   }
 KV_CB(kv_get_cb, SBX_CALL_KV_GET)
 KV_CB(kv_put_cb, SBX_CALL_KV_PUT)
@@ -675,8 +677,12 @@ static int o_kv_put(nno_kv *kv, const char *key, size_t key_len,
                     const void *value, size_t value_len, uint64_t ttl_s,
                     nno_kv_done_fn done, void *ud) {
   if (value_len && !value) return NNO_EINVAL;
-  kv_args a = {.op = SBX_CALL_KV_PUT, .key = key, .key_len = key_len,
-               .value = value, .value_len = value_len, .ttl = ttl_s};
+  kv_args a = {.op = SBX_CALL_KV_PUT,
+               .key = key,
+               .key_len = key_len,
+               .value = value,
+               .value_len = value_len,
+               .ttl = ttl_s};
   return kv_call(kv, &a, kv_put_cb, done, ud, "kv_put");
 }
 
@@ -689,8 +695,11 @@ static int o_kv_delete(nno_kv *kv, const char *key, size_t key_len,
 static int o_kv_list(nno_kv *kv, const char *prefix, size_t prefix_len,
                      const char *cursor, uint32_t limit, nno_kv_done_fn done,
                      void *ud) {
-  kv_args a = {.op = SBX_CALL_KV_LIST, .key = prefix, .key_len = prefix_len,
-               .cursor = cursor ? cursor : "", .limit = limit};
+  kv_args a = {.op = SBX_CALL_KV_LIST,
+               .key = prefix,
+               .key_len = prefix_len,
+               .cursor = cursor ? cursor : "",
+               .limit = limit};
   return kv_call(kv, &a, kv_list_cb, done, ud, "kv_list");
 }
 
@@ -754,9 +763,9 @@ static void blob_reply(sbx_req *r, int error, const char *msg, sbx_in *in,
   free(pc);
 }
 
-#define BLOB_CB(name, op)                                                     \
+#define BLOB_CB(name, op)                                                    \
   static void name(sbx_req *r, int e, const char *m, sbx_in *in, void *ud) { \
-    blob_reply(r, e, m, in, ud, op);                                          \
+    blob_reply(r, e, m, in, ud, op);                                         \
   }
 BLOB_CB(blob_put_cb, SBX_CALL_BLOB_PUT)
 BLOB_CB(blob_head_cb, SBX_CALL_BLOB_HEAD)
@@ -770,17 +779,20 @@ static int blob_call(nno_blob *b, blob_args *a, sbx_result_fn cb,
   if (!h) return rc;
   if (!done || (a->key_len && !a->key)) return NNO_EINVAL;
   a->res = h->name;
-  return start_async(h->req, h->req->plugin, (uint16_t)a->op, blob_fill, a,
-                     cb, (void (*)(void))done, ud);
+  return start_async(h->req, h->req->plugin, (uint16_t)a->op, blob_fill, a, cb,
+                     (void (*)(void))done, ud);
 }
 
 static int o_blob_put(nno_blob *b, const char *key, size_t key_len,
                       const char *content_type, const void *data, size_t len,
                       nno_blob_done_fn done, void *ud) {
   if (len && !data) return NNO_EINVAL;
-  blob_args a = {.op = SBX_CALL_BLOB_PUT, .key = key, .key_len = key_len,
+  blob_args a = {.op = SBX_CALL_BLOB_PUT,
+                 .key = key,
+                 .key_len = key_len,
                  .content_type = content_type ? content_type : "",
-                 .data = data, .len = len};
+                 .data = data,
+                 .len = len};
   return blob_call(b, &a, blob_put_cb, done, ud, "blob_put");
 }
 
@@ -799,8 +811,10 @@ static int o_blob_delete(nno_blob *b, const char *key, size_t key_len,
 static int o_blob_list(nno_blob *b, const char *prefix, size_t prefix_len,
                        const char *cursor, uint32_t limit,
                        nno_blob_done_fn done, void *ud) {
-  blob_args a = {.op = SBX_CALL_BLOB_LIST, .key = prefix,
-                 .key_len = prefix_len, .cursor = cursor ? cursor : "",
+  blob_args a = {.op = SBX_CALL_BLOB_LIST,
+                 .key = prefix,
+                 .key_len = prefix_len,
+                 .cursor = cursor ? cursor : "",
                  .limit = limit};
   return blob_call(b, &a, blob_list_cb, done, ud, "blob_list");
 }
@@ -892,9 +906,17 @@ static void fetch_cb(sbx_req *r, int error, const char *msg, sbx_in *in,
 
 static int o_http_fetch(nno_plugin *p, const nno_http_request *rq,
                         nno_http_done_fn done, void *ud) {
-  if (!rq || !rq->url || !done || rq->size < sizeof(nno_http_request) ||
-      (rq->body_len && !rq->body))
+  /* As the host: a request built before max_response_bytes existed has
+   * none (0, the host's default); only what it has is read. */
+  if (!rq || !done || rq->size < offsetof(nno_http_request, max_response_bytes))
     return NNO_EINVAL;
+  nno_http_request q;
+  memset(&q, 0, sizeof q);
+  memcpy(&q, rq, rq->size < sizeof q ? rq->size : sizeof q);
+  if (!q.url || (q.body_len && !q.body)) return NNO_EINVAL;
+  if (strncmp(q.url, "http://", 7) != 0 && strncmp(q.url, "https://", 8) != 0)
+    return NNO_EINVAL;
+  rq = &q;
   fetch_args a = {rq, 0};
   if (rq->headers)
     while (rq->headers[a.nheaders] && a.nheaders < 256) a.nheaders++;
@@ -939,8 +961,7 @@ static int o_limit_take(nno_plugin *p, const char *key, size_t key_len,
   limit_args a = {key, key_len, rate_per_s, burst, cost};
   char *f;
   sbx_in in;
-  int rc = sync_call((plugin *)p, SBX_CALL_LIMIT_TAKE, limit_fill, &a, &f,
-                     &in);
+  int rc = sync_call((plugin *)p, SBX_CALL_LIMIT_TAKE, limit_fill, &a, &f, &in);
   if (f && rc == 0) {
     out->allowed = sbx_get_u8(&in);
     out->limit = sbx_get_u32(&in);
@@ -965,8 +986,8 @@ static void name_fill(const void *v) {
   if (x->with_delta) sbx_u64(sbx_output(), x->delta);
 }
 
-static int one_u64(nno_plugin *p, uint16_t op, const char *name,
-                   uint64_t delta, int with_delta, uint64_t *out) {
+static int one_u64(nno_plugin *p, uint16_t op, const char *name, uint64_t delta,
+                   int with_delta, uint64_t *out) {
   if (!name || !out) return NNO_EINVAL;
   name_args a = {name, delta, with_delta};
   char *f;
@@ -1069,9 +1090,8 @@ static int x_set_tenant_path(nno_plugin *p, nno_req *r, const char *s) {
   (void)p, (void)r, (void)s;
   return NNO_ESTATE;
 }
-static int x_platform_event(nno_plugin *p, nno_stack *s, const char *pl,
-                            int e, void (*done)(int, const char *, void *),
-                            void *ud) {
+static int x_platform_event(nno_plugin *p, nno_stack *s, const char *pl, int e,
+                            void (*done)(int, const char *, void *), void *ud) {
   (void)p, (void)s, (void)pl, (void)e, (void)done, (void)ud;
   return NNO_ESTATE;
 }
@@ -1131,7 +1151,8 @@ static int x_quarantine_release(nno_plugin *p, const char *a, const char *b,
   return NNO_ESTATE;
 }
 
-/* ---- the table ------------------------------------------------------------ */
+/* ---- the table ------------------------------------------------------------
+ */
 
 static char g_plat[65];
 

@@ -116,15 +116,15 @@ static void map_del(u64map *m, uint64_t k) {
 
 static worker g_w;
 static nno_config g_cfg;
-static stack *g_stack;        /* the stack this sandbox serves */
+static stack *g_stack; /* the stack this sandbox serves */
 static char g_platform[65];
-static uint64_t g_memory_max; /* bytes; 0 none */
+static uint64_t g_memory_max;     /* bytes; 0 none */
 static uint64_t g_cpu_default_ms; /* a REQ without a CPU budget gets this */
 static int g_statm_fd = -1;
 
-static char *g_in;      /* bytes read from the worker */
+static char *g_in; /* bytes read from the worker */
 static size_t g_in_off, g_in_len, g_in_cap;
-static sbx_out g_out;   /* frames to the worker, flushed once per turn */
+static sbx_out g_out; /* frames to the worker, flushed once per turn */
 static uv_poll_t g_poll;
 static uv_prepare_t g_prepare;
 static uv_idle_t g_idle;
@@ -145,13 +145,14 @@ typedef struct sbx_call_entry {
   void *ud;
 } sbx_call_entry;
 
-sbx_out *sbx_output(void) { return &g_out; }
+sbx_out *sbx_output(void) {
+  return &g_out;
+}
 
 /* ---- handles ----------------------------------------------------------- */
 
 int sbx_handle_add(const void *h, int type) {
-  return map_put(&g_handles, (uint64_t)(uintptr_t)h,
-                 (void *)(uintptr_t)type)
+  return map_put(&g_handles, (uint64_t)(uintptr_t)h, (void *)(uintptr_t)type)
              ? NNO_ENOMEM
              : 0;
 }
@@ -161,8 +162,8 @@ void sbx_handle_del(const void *h) {
 }
 
 int sbx_handle_is(const void *h, int type) {
-  return h && (int)(uintptr_t)map_get(&g_handles, (uint64_t)(uintptr_t)h) ==
-                  type;
+  return h &&
+         (int)(uintptr_t)map_get(&g_handles, (uint64_t)(uintptr_t)h) == type;
 }
 
 int sbx_garbage(const char *call) {
@@ -264,8 +265,7 @@ static int read_some(void) {
 /* The next complete frame at the front, copied out (the caller frees), or
  * NULL when more bytes are needed. Malformed: exit. */
 static char *next_frame(size_t *len) {
-  long n = sbx_frame_ready(g_in + g_in_off, g_in_len - g_in_off,
-                           SBX_FRAME_MAX);
+  long n = sbx_frame_ready(g_in + g_in_off, g_in_len - g_in_off, SBX_FRAME_MAX);
   if (n < 0) die(SBX_EXIT_PROTOCOL);
   if (n == 0) return NULL;
   char *f = malloc((size_t)n + 1);
@@ -303,8 +303,7 @@ void sbx_enter(sbx_req *r, sbx_enter_state *st) {
                           memory_order_relaxed);
     atomic_store_explicit(&g_sbx_shared->busy_since_ns, mono_ns(),
                           memory_order_relaxed);
-    atomic_store_explicit(&g_sbx_shared->busy_req, r->id,
-                          memory_order_relaxed);
+    atomic_store_explicit(&g_sbx_shared->busy_req, r->id, memory_order_relaxed);
   }
   st->cpu0 = thread_cpu_ns();
   if (r && r->cpu_budget_ns) {
@@ -341,8 +340,10 @@ void sbx_leave(const sbx_enter_state *st) {
 
 static void req_free(sbx_req *r) {
   sbx_api_release(r);
-  if (r->prev) r->prev->next = r->next;
-  else g_live = r->next;
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    g_live = r->next;
   if (r->next) r->next->prev = r->prev;
   map_del(&g_reqs, r->id);
   sbx_handle_del(r);
@@ -381,8 +382,7 @@ static uint64_t rss_bytes(void) {
 static void send_res(sbx_req *r, int rc) {
   uint64_t rss = rss_bytes();
   if (g_sbx_shared)
-    atomic_store_explicit(&g_sbx_shared->rss_bytes, rss,
-                          memory_order_relaxed);
+    atomic_store_explicit(&g_sbx_shared->rss_bytes, rss, memory_order_relaxed);
   if (g_memory_max && rss > g_memory_max && !r->event) {
     char detail[128];
     snprintf(detail, sizeof detail,
@@ -395,8 +395,10 @@ static void send_res(sbx_req *r, int rc) {
       g_recycle_sent = 1;
       size_t at = sbx_begin(&g_out, SBX_MSG_RECYCLE, 0);
       char reason[128];
-      snprintf(reason, sizeof reason, "memory budget exceeded: %llu MiB of "
-               "%llu MiB", (unsigned long long)(rss >> 20),
+      snprintf(reason, sizeof reason,
+               "memory budget exceeded: %llu MiB of "
+               "%llu MiB",
+               (unsigned long long)(rss >> 20),
                (unsigned long long)(g_memory_max >> 20));
       sbx_cstr(&g_out, reason);
       sbx_end(&g_out, at);
@@ -546,8 +548,7 @@ static void decode_common(sbx_req *r, sbx_in *in) {
     if (!r->headers) die(SBX_EXIT_MEMORY);
     r->nheaders = nh;
     for (uint32_t i = 0; i < nh; i++) {
-      r->headers[i].name.ptr =
-          sbx_get_text(in, &r->headers[i].name.len, 8192);
+      r->headers[i].name.ptr = sbx_get_text(in, &r->headers[i].name.len, 8192);
       r->headers[i].value.ptr =
           sbx_get_text(in, &r->headers[i].value.len, SBX_FRAME_MAX);
     }
@@ -598,8 +599,10 @@ static void on_request(const sbx_frame_head *h, char *frame) {
   uint32_t pkg = sbx_get_u32(&in);
   uint32_t route = 0;
   int32_t event = 0;
-  if (r->event) event = sbx_get_i32(&in);
-  else route = sbx_get_u32(&in);
+  if (r->event)
+    event = sbx_get_i32(&in);
+  else
+    route = sbx_get_u32(&in);
   decode_common(r, &in);
   if (in.bad || h->id == 0 || map_get(&g_reqs, h->id) ||
       pkg >= g_stack->nplugins ||
@@ -621,8 +624,8 @@ static void on_request(const sbx_frame_head *h, char *frame) {
   sbx_enter(r, &st);
   if (r->event) {
     const nno_plugin_desc *d = p->desc;
-    if (d->size >= offsetof(nno_plugin_desc, on_platform_event) +
-                       sizeof(void *) &&
+    if (d->size >=
+            offsetof(nno_plugin_desc, on_platform_event) + sizeof(void *) &&
         d->on_platform_event)
       rc = d->on_platform_event((nno_plugin *)p, event, (nno_req *)r);
     else
@@ -710,10 +713,14 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   (void)h;
   (void)events;
   if (status < 0) _exit(0);
+  /* Read and run in turns, so a burst never holds more than a read's
+   * worth beyond the frames being run; the answers go out together
+   * before the loop next waits (on_prepare). */
   int rc;
-  while ((rc = read_some()) > 0) {
-  }
-  run_frames();
+  do {
+    rc = read_some();
+    run_frames();
+  } while (rc > 0);
   if (rc < 0) {
     /* The worker closed its end: it is gone or drained us. */
     flush_out();
@@ -776,13 +783,14 @@ static int parse_u64(const char *s, uint64_t *out) {
 /* From the first confinement on, every end is _exit: no atexit handler
  * runs in a confined process (a leak checker's clone would be refused). */
 int sbx_child_main(int argc, char **argv) {
-  /* argv: ROOT DIR ID VERSION PLATFORM DATA CPU_MS MEMORY_MB LOG_LEVEL */
-  if (argc != 9) {
+  /* argv: ROOT DIR ID VERSION PLATFORM DATA CPU_MS MEMORY_MB LOG_LEVEL
+   * [BASE_DOMAIN] (host_base_domain; the default when absent) */
+  if (argc != 9 && argc != 10) {
     fprintf(stderr, "nno sandbox: internal command, started by a worker\n");
     return 2;
   }
-  const char *root = argv[0], *dir = argv[1], *id = argv[2],
-             *version = argv[3], *platform = argv[4], *data = argv[5];
+  const char *root = argv[0], *dir = argv[1], *id = argv[2], *version = argv[3],
+             *platform = argv[4], *data = argv[5];
   uint64_t cpu_ms, memory_mb;
   int level = log_level_parse(argv[8]);
   if (parse_u64(argv[6], &cpu_ms) || parse_u64(argv[7], &memory_mb) ||
@@ -808,6 +816,8 @@ int sbx_child_main(int argc, char **argv) {
   sbx_api_set_platform(platform);
 
   config_defaults(&g_cfg, "");
+  if (argc == 10 && argv[9][0] && strlen(argv[9]) < sizeof g_cfg.base_domain)
+    snprintf(g_cfg.base_domain, sizeof g_cfg.base_domain, "%s", argv[9]);
   snprintf(g_cfg.data_dir, sizeof g_cfg.data_dir, "%s", data);
   g_cfg.builtin_stacks = 0;
   g_cfg.nstacks_dirs = 0;
@@ -836,7 +846,8 @@ int sbx_child_main(int argc, char **argv) {
     _exit(SBX_EXIT_LOAD);
   }
   if (!landlocked)
-    sbx_log(NNO_LOG_WARN, "", "sandbox unconfined: Landlock is not "
+    sbx_log(NNO_LOG_WARN, "",
+            "sandbox unconfined: Landlock is not "
             "available, its file system is not restricted");
 
   /* 6: load with the loader's own code, behind the proxy table. */

@@ -22,7 +22,9 @@ struct plugin;
 #define SBX_FD_SHARED 4
 
 /* Entry point of `nno sandbox ROOT DIR ID VERSION PLATFORM DATA CPU_MS
- * MEMORY_MB LOG_LEVEL` (main.c). Returns the process's exit status. */
+ * MEMORY_MB LOG_LEVEL [BASE_DOMAIN]` (main.c): the worker's base domain
+ * for host_base_domain, the default when absent. Returns only on bad
+ * arguments; every other end is _exit. */
 int sbx_child_main(int argc, char **argv);
 
 /* ---- requests (the child's own nno_req) -------------------------------- */
@@ -53,10 +55,10 @@ typedef struct sbx_req {
   uint64_t id;
   struct plugin *plugin;
   uint32_t pkg;
-  int event; /* a platform event: RES status is 0 or the failure */
+  int event;   /* a platform event: RES status is 0 or the failure */
   char *frame; /* owned: the payload the views below point into */
-  nno_str method, path, query, body, rid, traceparent, platform, host,
-      remote, pattern, scope, tenant_path, package;
+  nno_str method, path, query, body, rid, traceparent, platform, host, remote,
+      pattern, scope, tenant_path, package;
   sbx_pair *headers, *params;
   size_t nheaders, nparams;
   int caller_kind;
@@ -68,11 +70,11 @@ typedef struct sbx_req {
   int status;
   int written;
   buf headers_out, keep_out, body_out;
-  int gone;    /* CANCEL: the worker has dropped it */
-  int ended;   /* RES sent (or res_blob handed it over) */
-  int in_handler; /* the handler has not returned yet */
+  int gone;         /* CANCEL: the worker has dropped it */
+  int ended;        /* RES sent (or res_blob handed it over) */
+  int in_handler;   /* the handler has not returned yet */
   unsigned pending; /* proxied calls in flight */
-  sbx_res *res;  /* resource handles opened for it */
+  sbx_res *res;     /* resource handles opened for it */
   /* arena (req_alloc): chunks, bounded like the host's */
   sbx_chunk *chunks;
   size_t arena_total;
@@ -89,8 +91,7 @@ void sbx_handle_del(const void *h);
 int sbx_handle_is(const void *h, int type);
 
 /* The host's problem+json body (req_problem) on a sandbox request. */
-void sbx_problem(sbx_req *r, int status, const char *title,
-                 const char *detail);
+void sbx_problem(sbx_req *r, int status, const char *title, const char *detail);
 
 /* Log "garbage handle" once per call site kind (rate-bounded) and answer
  * NNO_EINVAL. */

@@ -13,6 +13,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/landlock.h>
+#include <malloc.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -102,6 +103,9 @@ int sbx_confine_early(uint64_t memory_mb, char *err, size_t errlen) {
    * each request. (Under AddressSanitizer, whose shadow maps terabytes of
    * address space, there is no cap.) */
   if (memory_mb) {
+    /* One malloc arena: each thread's own would reserve 64 MiB of address
+     * space, and the pool's threads would eat the cap without using it. */
+    mallopt(M_ARENA_MAX, 1);
     rlim_t as = (rlim_t)(memory_mb + 256) << 20;
     struct rlimit lim = {as, as};
     if (setrlimit(RLIMIT_AS, &lim)) {
@@ -208,6 +212,7 @@ static int ll_allow(int ruleset, const char *path, uint64_t rights) {
 int sbx_confine_fs(const char *stack_dir, int *landlocked, char *err,
                    size_t errlen) {
   *landlocked = 0;
+  int was_root = geteuid() == 0;
   if (drop_root(err, errlen)) return -1;
   int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
                          LANDLOCK_CREATE_RULESET_VERSION);
@@ -220,6 +225,16 @@ int sbx_confine_fs(const char *stack_dir, int *landlocked, char *err,
      * right to read, so it goes. */
     if (g_kept_dac && caps_only(0)) {
       snprintf(err, errlen, "cannot drop capabilities: %s", strerror(errno));
+      return -1;
+    }
+    g_kept_dac = 0;
+    if (was_root && access(stack_dir, R_OK | X_OK) != 0 && errno == EACCES) {
+      /* Say so plainly rather than fail on the first file of the load. */
+      snprintf(err, errlen,
+               "stack folder \"%s\" cannot be read by the "
+               "sandbox's user nobody (%d): %s; make it and the folders "
+               "above it searchable by others (o+rx, o+x)",
+               stack_dir, NOBODY, strerror(errno));
       return -1;
     }
     return 0;
@@ -240,92 +255,246 @@ int sbx_confine_fs(const char *stack_dir, int *landlocked, char *err,
   return 0;
 }
 
-/* ---- step 5: seccomp phase 1 ---------------------------------------------- */
+/* ---- step 5: seccomp phase 1 ----------------------------------------------
+ */
 
 /* What ld.so, glibc, libuv, the proxy (and AddressSanitizer) need. */
 static const int k_allow[] = {
-    SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
-    SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(preadv), SCMP_SYS(pwritev),
-    SCMP_SYS(close), SCMP_SYS(close_range), SCMP_SYS(fstat),
-    SCMP_SYS(newfstatat), SCMP_SYS(stat), SCMP_SYS(lstat), SCMP_SYS(statx),
-    SCMP_SYS(lseek), SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mprotect),
-    SCMP_SYS(mremap), SCMP_SYS(madvise), SCMP_SYS(mincore), SCMP_SYS(brk),
-    SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),
-    SCMP_SYS(sigaltstack), SCMP_SYS(rt_sigtimedwait), SCMP_SYS(ioctl),
-    SCMP_SYS(fcntl), SCMP_SYS(dup), SCMP_SYS(dup2), SCMP_SYS(dup3),
-    SCMP_SYS(pipe), SCMP_SYS(pipe2), SCMP_SYS(poll), SCMP_SYS(ppoll),
-    SCMP_SYS(select), SCMP_SYS(pselect6), SCMP_SYS(epoll_create),
-    SCMP_SYS(epoll_create1), SCMP_SYS(epoll_ctl), SCMP_SYS(epoll_wait),
-    SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_pwait2), SCMP_SYS(eventfd),
-    SCMP_SYS(eventfd2), SCMP_SYS(timerfd_create), SCMP_SYS(timerfd_settime),
-    SCMP_SYS(timerfd_gettime), SCMP_SYS(getpid), SCMP_SYS(gettid),
-    SCMP_SYS(getppid), SCMP_SYS(getuid), SCMP_SYS(geteuid), SCMP_SYS(getgid),
-    SCMP_SYS(getegid), SCMP_SYS(getresuid), SCMP_SYS(getresgid),
-    SCMP_SYS(getgroups), SCMP_SYS(getpgrp), SCMP_SYS(getpgid),
-    SCMP_SYS(getsid), SCMP_SYS(getrandom), SCMP_SYS(clock_gettime),
-    SCMP_SYS(clock_getres), SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep),
-    SCMP_SYS(gettimeofday), SCMP_SYS(time), SCMP_SYS(futex),
-    SCMP_SYS(futex_waitv), SCMP_SYS(set_robust_list),
-    SCMP_SYS(get_robust_list), SCMP_SYS(rseq), SCMP_SYS(set_tid_address),
-    SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(sched_yield),
-    SCMP_SYS(sched_getaffinity), SCMP_SYS(sched_getparam),
-    SCMP_SYS(sched_getscheduler), SCMP_SYS(getrlimit), SCMP_SYS(getrusage),
-    SCMP_SYS(uname), SCMP_SYS(sysinfo), SCMP_SYS(timer_create),
-    SCMP_SYS(timer_settime), SCMP_SYS(timer_gettime), SCMP_SYS(timer_delete),
-    SCMP_SYS(timer_getoverrun), SCMP_SYS(getitimer), SCMP_SYS(setitimer),
-    SCMP_SYS(alarm), SCMP_SYS(getcwd), SCMP_SYS(readlink),
-    SCMP_SYS(readlinkat), SCMP_SYS(access), SCMP_SYS(faccessat),
-    SCMP_SYS(faccessat2), SCMP_SYS(getdents64),
-    SCMP_SYS(membarrier), SCMP_SYS(memfd_create), SCMP_SYS(ftruncate),
-    SCMP_SYS(fsync), SCMP_SYS(fdatasync), SCMP_SYS(flock),
-    SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(recvfrom),
-    SCMP_SYS(sendto), SCMP_SYS(shutdown), SCMP_SYS(getsockopt),
-    SCMP_SYS(getsockname), SCMP_SYS(getpeername), SCMP_SYS(pause),
-    SCMP_SYS(restart_syscall), SCMP_SYS(sched_setaffinity),
-    SCMP_SYS(fstatfs), SCMP_SYS(statfs), SCMP_SYS(fadvise64),
-    SCMP_SYS(sync_file_range), SCMP_SYS(copy_file_range), SCMP_SYS(sendfile),
-    SCMP_SYS(splice), SCMP_SYS(tee), SCMP_SYS(mlock), SCMP_SYS(munlock),
-    SCMP_SYS(msync), SCMP_SYS(wait4), SCMP_SYS(waitid),
+    SCMP_SYS(read),
+    SCMP_SYS(write),
+    SCMP_SYS(readv),
+    SCMP_SYS(writev),
+    SCMP_SYS(pread64),
+    SCMP_SYS(pwrite64),
+    SCMP_SYS(preadv),
+    SCMP_SYS(pwritev),
+    SCMP_SYS(close),
+    SCMP_SYS(close_range),
+    SCMP_SYS(fstat),
+    SCMP_SYS(newfstatat),
+    SCMP_SYS(stat),
+    SCMP_SYS(lstat),
+    SCMP_SYS(statx),
+    SCMP_SYS(lseek),
+    SCMP_SYS(mmap),
+    SCMP_SYS(munmap),
+    SCMP_SYS(mprotect),
+    SCMP_SYS(mremap),
+    SCMP_SYS(madvise),
+    SCMP_SYS(mincore),
+    SCMP_SYS(brk),
+    SCMP_SYS(rt_sigaction),
+    SCMP_SYS(rt_sigprocmask),
+    SCMP_SYS(rt_sigreturn),
+    SCMP_SYS(sigaltstack),
+    SCMP_SYS(rt_sigtimedwait),
+    SCMP_SYS(ioctl),
+    SCMP_SYS(fcntl),
+    SCMP_SYS(dup),
+    SCMP_SYS(dup2),
+    SCMP_SYS(dup3),
+    SCMP_SYS(pipe),
+    SCMP_SYS(pipe2),
+    SCMP_SYS(poll),
+    SCMP_SYS(ppoll),
+    SCMP_SYS(select),
+    SCMP_SYS(pselect6),
+    SCMP_SYS(epoll_create),
+    SCMP_SYS(epoll_create1),
+    SCMP_SYS(epoll_ctl),
+    SCMP_SYS(epoll_wait),
+    SCMP_SYS(epoll_pwait),
+    SCMP_SYS(epoll_pwait2),
+    SCMP_SYS(eventfd),
+    SCMP_SYS(eventfd2),
+    SCMP_SYS(timerfd_create),
+    SCMP_SYS(timerfd_settime),
+    SCMP_SYS(timerfd_gettime),
+    SCMP_SYS(getpid),
+    SCMP_SYS(gettid),
+    SCMP_SYS(getppid),
+    SCMP_SYS(getuid),
+    SCMP_SYS(geteuid),
+    SCMP_SYS(getgid),
+    SCMP_SYS(getegid),
+    SCMP_SYS(getresuid),
+    SCMP_SYS(getresgid),
+    SCMP_SYS(getgroups),
+    SCMP_SYS(getpgrp),
+    SCMP_SYS(getpgid),
+    SCMP_SYS(getsid),
+    SCMP_SYS(getrandom),
+    SCMP_SYS(clock_gettime),
+    SCMP_SYS(clock_getres),
+    SCMP_SYS(clock_nanosleep),
+    SCMP_SYS(nanosleep),
+    SCMP_SYS(gettimeofday),
+    SCMP_SYS(time),
+    SCMP_SYS(futex),
+    SCMP_SYS(futex_waitv),
+    SCMP_SYS(set_robust_list),
+    SCMP_SYS(get_robust_list),
+    SCMP_SYS(rseq),
+    SCMP_SYS(set_tid_address),
+    SCMP_SYS(exit),
+    SCMP_SYS(exit_group),
+    SCMP_SYS(sched_yield),
+    SCMP_SYS(sched_getaffinity),
+    SCMP_SYS(sched_getparam),
+    SCMP_SYS(sched_getscheduler),
+    SCMP_SYS(getrlimit),
+    SCMP_SYS(getrusage),
+    SCMP_SYS(uname),
+    SCMP_SYS(sysinfo),
+    SCMP_SYS(timer_create),
+    SCMP_SYS(timer_settime),
+    SCMP_SYS(timer_gettime),
+    SCMP_SYS(timer_delete),
+    SCMP_SYS(timer_getoverrun),
+    SCMP_SYS(getitimer),
+    SCMP_SYS(setitimer),
+    SCMP_SYS(alarm),
+    SCMP_SYS(getcwd),
+    SCMP_SYS(readlink),
+    SCMP_SYS(readlinkat),
+    SCMP_SYS(access),
+    SCMP_SYS(faccessat),
+    SCMP_SYS(faccessat2),
+    SCMP_SYS(getdents64),
+    SCMP_SYS(membarrier),
+    SCMP_SYS(memfd_create),
+    SCMP_SYS(ftruncate),
+    SCMP_SYS(fsync),
+    SCMP_SYS(fdatasync),
+    SCMP_SYS(flock),
+    SCMP_SYS(recvmsg),
+    SCMP_SYS(sendmsg),
+    SCMP_SYS(recvfrom),
+    SCMP_SYS(sendto),
+    SCMP_SYS(shutdown),
+    SCMP_SYS(getsockopt),
+    SCMP_SYS(getsockname),
+    SCMP_SYS(getpeername),
+    SCMP_SYS(pause),
+    SCMP_SYS(restart_syscall),
+    SCMP_SYS(sched_setaffinity),
+    SCMP_SYS(fstatfs),
+    SCMP_SYS(statfs),
+    SCMP_SYS(fadvise64),
+    SCMP_SYS(sync_file_range),
+    SCMP_SYS(copy_file_range),
+    SCMP_SYS(sendfile),
+    SCMP_SYS(splice),
+    SCMP_SYS(tee),
+    SCMP_SYS(mlock),
+    SCMP_SYS(munlock),
+    SCMP_SYS(msync),
+    SCMP_SYS(wait4),
+    SCMP_SYS(waitid),
     /* more filters can only narrow what is allowed (phase 2) */
     SCMP_SYS(seccomp),
 };
 
 /* Refused with EPERM: a package calling them sees an error, not a kill. */
 static const int k_eperm[] = {
-    SCMP_SYS(fork), SCMP_SYS(vfork), SCMP_SYS(execve), SCMP_SYS(execveat),
-    SCMP_SYS(socket), SCMP_SYS(socketpair), SCMP_SYS(connect),
-    SCMP_SYS(bind), SCMP_SYS(listen), SCMP_SYS(accept), SCMP_SYS(accept4),
-    SCMP_SYS(setsockopt), SCMP_SYS(ptrace), SCMP_SYS(mount),
-    SCMP_SYS(umount2), SCMP_SYS(pivot_root), SCMP_SYS(chroot),
-    SCMP_SYS(unshare), SCMP_SYS(setns), SCMP_SYS(process_vm_readv),
-    SCMP_SYS(process_vm_writev), SCMP_SYS(setuid), SCMP_SYS(setgid),
-    SCMP_SYS(setreuid), SCMP_SYS(setregid), SCMP_SYS(setresuid),
-    SCMP_SYS(setresgid), SCMP_SYS(setgroups), SCMP_SYS(setsid),
+    SCMP_SYS(fork),
+    SCMP_SYS(vfork),
+    SCMP_SYS(execve),
+    SCMP_SYS(execveat),
+    SCMP_SYS(socket),
+    SCMP_SYS(socketpair),
+    SCMP_SYS(connect),
+    SCMP_SYS(bind),
+    SCMP_SYS(listen),
+    SCMP_SYS(accept),
+    SCMP_SYS(accept4),
+    SCMP_SYS(setsockopt),
+    SCMP_SYS(ptrace),
+    SCMP_SYS(mount),
+    SCMP_SYS(umount2),
+    SCMP_SYS(pivot_root),
+    SCMP_SYS(chroot),
+    SCMP_SYS(unshare),
+    SCMP_SYS(setns),
+    SCMP_SYS(process_vm_readv),
+    SCMP_SYS(process_vm_writev),
+    SCMP_SYS(setuid),
+    SCMP_SYS(setgid),
+    SCMP_SYS(setreuid),
+    SCMP_SYS(setregid),
+    SCMP_SYS(setresuid),
+    SCMP_SYS(setresgid),
+    SCMP_SYS(setgroups),
+    SCMP_SYS(setsid),
     SCMP_SYS(setpgid),
-    SCMP_SYS(chdir), SCMP_SYS(fchdir), SCMP_SYS(mkdir), SCMP_SYS(mkdirat),
-    SCMP_SYS(rmdir), SCMP_SYS(unlink), SCMP_SYS(unlinkat), SCMP_SYS(rename),
-    SCMP_SYS(renameat), SCMP_SYS(renameat2), SCMP_SYS(link),
-    SCMP_SYS(linkat), SCMP_SYS(symlink), SCMP_SYS(symlinkat),
-    SCMP_SYS(chmod), SCMP_SYS(fchmod), SCMP_SYS(fchmodat), SCMP_SYS(chown),
-    SCMP_SYS(fchown), SCMP_SYS(lchown), SCMP_SYS(fchownat),
-    SCMP_SYS(truncate), SCMP_SYS(mknod), SCMP_SYS(mknodat),
-    SCMP_SYS(utimensat), SCMP_SYS(kexec_load), SCMP_SYS(init_module),
-    SCMP_SYS(finit_module), SCMP_SYS(delete_module), SCMP_SYS(reboot),
-    SCMP_SYS(swapon), SCMP_SYS(swapoff), SCMP_SYS(bpf),
-    SCMP_SYS(perf_event_open), SCMP_SYS(userfaultfd), SCMP_SYS(keyctl),
-    SCMP_SYS(add_key), SCMP_SYS(request_key), SCMP_SYS(pidfd_open),
-    SCMP_SYS(pidfd_getfd), SCMP_SYS(pidfd_send_signal), SCMP_SYS(kcmp),
+    SCMP_SYS(chdir),
+    SCMP_SYS(fchdir),
+    SCMP_SYS(mkdir),
+    SCMP_SYS(mkdirat),
+    SCMP_SYS(rmdir),
+    SCMP_SYS(unlink),
+    SCMP_SYS(unlinkat),
+    SCMP_SYS(rename),
+    SCMP_SYS(renameat),
+    SCMP_SYS(renameat2),
+    SCMP_SYS(link),
+    SCMP_SYS(linkat),
+    SCMP_SYS(symlink),
+    SCMP_SYS(symlinkat),
+    SCMP_SYS(chmod),
+    SCMP_SYS(fchmod),
+    SCMP_SYS(fchmodat),
+    SCMP_SYS(chown),
+    SCMP_SYS(fchown),
+    SCMP_SYS(lchown),
+    SCMP_SYS(fchownat),
+    SCMP_SYS(truncate),
+    SCMP_SYS(mknod),
+    SCMP_SYS(mknodat),
+    SCMP_SYS(utimensat),
+    SCMP_SYS(kexec_load),
+    SCMP_SYS(init_module),
+    SCMP_SYS(finit_module),
+    SCMP_SYS(delete_module),
+    SCMP_SYS(reboot),
+    SCMP_SYS(swapon),
+    SCMP_SYS(swapoff),
+    SCMP_SYS(bpf),
+    SCMP_SYS(perf_event_open),
+    SCMP_SYS(userfaultfd),
+    SCMP_SYS(keyctl),
+    SCMP_SYS(add_key),
+    SCMP_SYS(request_key),
+    SCMP_SYS(pidfd_open),
+    SCMP_SYS(pidfd_getfd),
+    SCMP_SYS(pidfd_send_signal),
+    SCMP_SYS(kcmp),
     SCMP_SYS(landlock_create_ruleset),
-    SCMP_SYS(landlock_add_rule), SCMP_SYS(landlock_restrict_self),
-    SCMP_SYS(io_uring_enter), SCMP_SYS(io_uring_register),
-    SCMP_SYS(name_to_handle_at), SCMP_SYS(open_by_handle_at),
-    SCMP_SYS(fanotify_init), SCMP_SYS(inotify_init),
-    SCMP_SYS(inotify_init1), SCMP_SYS(quotactl), SCMP_SYS(acct),
-    SCMP_SYS(settimeofday), SCMP_SYS(clock_settime), SCMP_SYS(adjtimex),
-    SCMP_SYS(sethostname), SCMP_SYS(setdomainname), SCMP_SYS(iopl),
-    SCMP_SYS(ioperm), SCMP_SYS(syslog), SCMP_SYS(vhangup),
-    SCMP_SYS(personality), SCMP_SYS(mbind), SCMP_SYS(set_mempolicy),
-    SCMP_SYS(migrate_pages), SCMP_SYS(move_pages),
+    SCMP_SYS(landlock_add_rule),
+    SCMP_SYS(landlock_restrict_self),
+    SCMP_SYS(io_uring_enter),
+    SCMP_SYS(io_uring_register),
+    SCMP_SYS(name_to_handle_at),
+    SCMP_SYS(open_by_handle_at),
+    SCMP_SYS(fanotify_init),
+    SCMP_SYS(inotify_init),
+    SCMP_SYS(inotify_init1),
+    SCMP_SYS(quotactl),
+    SCMP_SYS(acct),
+    SCMP_SYS(settimeofday),
+    SCMP_SYS(clock_settime),
+    SCMP_SYS(adjtimex),
+    SCMP_SYS(sethostname),
+    SCMP_SYS(setdomainname),
+    SCMP_SYS(iopl),
+    SCMP_SYS(ioperm),
+    SCMP_SYS(syslog),
+    SCMP_SYS(vhangup),
+    SCMP_SYS(personality),
+    SCMP_SYS(mbind),
+    SCMP_SYS(set_mempolicy),
+    SCMP_SYS(migrate_pages),
+    SCMP_SYS(move_pages),
 };
 
 static int add(scmp_filter_ctx f, uint32_t act, int sys, unsigned n,
@@ -346,8 +515,8 @@ int sbx_confine_phase1(char *err, size_t errlen) {
    * clone3 hides its flags in memory: ENOSYS, and glibc falls back to
    * clone. */
   if (rc == 0) {
-    struct scmp_arg_cmp th = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD,
-                                     CLONE_THREAD);
+    struct scmp_arg_cmp th =
+        SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
     struct scmp_arg_cmp no = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0);
     rc = add(f, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, &th);
     if (rc == 0) rc = add(f, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1, &no);
@@ -391,16 +560,18 @@ int sbx_confine_phase1(char *err, size_t errlen) {
     const scmp_datum_t wr = O_ACCMODE | O_CREAT | O_TRUNC;
     struct scmp_arg_cmp ro2 = SCMP_A2(SCMP_CMP_MASKED_EQ, wr, 0);
     struct scmp_arg_cmp ro1 = SCMP_A1(SCMP_CMP_MASKED_EQ, wr, O_RDONLY);
-    struct scmp_arg_cmp w2[] = {SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE, O_WRONLY),
-                                SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE, O_RDWR),
-                                SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE, 3),
-                                SCMP_A2(SCMP_CMP_MASKED_EQ, O_CREAT, O_CREAT),
-                                SCMP_A2(SCMP_CMP_MASKED_EQ, O_TRUNC, O_TRUNC)};
-    struct scmp_arg_cmp w1[] = {SCMP_A1(SCMP_CMP_MASKED_EQ, O_ACCMODE, O_WRONLY),
-                                SCMP_A1(SCMP_CMP_MASKED_EQ, O_ACCMODE, O_RDWR),
-                                SCMP_A1(SCMP_CMP_MASKED_EQ, O_ACCMODE, 3),
-                                SCMP_A1(SCMP_CMP_MASKED_EQ, O_CREAT, O_CREAT),
-                                SCMP_A1(SCMP_CMP_MASKED_EQ, O_TRUNC, O_TRUNC)};
+    struct scmp_arg_cmp w2[] = {
+        SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE, O_WRONLY),
+        SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE, O_RDWR),
+        SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE, 3),
+        SCMP_A2(SCMP_CMP_MASKED_EQ, O_CREAT, O_CREAT),
+        SCMP_A2(SCMP_CMP_MASKED_EQ, O_TRUNC, O_TRUNC)};
+    struct scmp_arg_cmp w1[] = {
+        SCMP_A1(SCMP_CMP_MASKED_EQ, O_ACCMODE, O_WRONLY),
+        SCMP_A1(SCMP_CMP_MASKED_EQ, O_ACCMODE, O_RDWR),
+        SCMP_A1(SCMP_CMP_MASKED_EQ, O_ACCMODE, 3),
+        SCMP_A1(SCMP_CMP_MASKED_EQ, O_CREAT, O_CREAT),
+        SCMP_A1(SCMP_CMP_MASKED_EQ, O_TRUNC, O_TRUNC)};
     rc = add(f, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1, &ro2);
     if (rc == 0) rc = add(f, SCMP_ACT_ALLOW, SCMP_SYS(open), 1, &ro1);
     for (size_t i = 0; rc == 0 && i < 5; i++) {
@@ -421,7 +592,8 @@ int sbx_confine_phase1(char *err, size_t errlen) {
   return 0;
 }
 
-/* ---- step 7: seccomp phase 2 ---------------------------------------------- */
+/* ---- step 7: seccomp phase 2 ----------------------------------------------
+ */
 
 int sbx_confine_phase2(char *err, size_t errlen) {
   /* Nothing is written to a file from here on (the sealed copies are
