@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "callctx.h"
 #include "conn.h"
 #include "fetch.h"
 #include "gateway.h"
@@ -15,6 +16,7 @@
 #include "res.h"
 #include "loader.h"
 #include "metrics.h"
+#include "quarantine.h"
 #include "router.h"
 #include "log.h"
 #include "services.h"
@@ -318,7 +320,10 @@ typedef struct plugin_timer {
 
 static void timer_cb(uv_timer_t *h) {
   plugin_timer *t = h->data;
+  callctx cc;
+  callctx_enter(t->owner, NULL, &cc);
   t->fn((nno_timer *)t, t->ud);
+  callctx_leave(&cc);
 }
 
 static int api_timer_start(nno_plugin *p, uint64_t timeout_ms,
@@ -376,8 +381,12 @@ static void work_cb(uv_work_t *req) {
 static void after_work_cb(uv_work_t *req, int status) {
   work *wk = (work *)req;
   wk->owner->pending--;
-  if (wk->after)
+  if (wk->after) {
+    callctx cc;
+    callctx_enter(wk->owner, NULL, &cc);
     wk->after(status == UV_ECANCELED ? NNO_ECANCELED : 0, wk->ud);
+    callctx_leave(&cc);
+  }
   free(wk);
 }
 
@@ -826,15 +835,14 @@ static int api_stack_isolation(nno_plugin *p, nno_stack *s) {
 static int api_quarantine_at(nno_plugin *p, size_t i, nno_quarantine *out) {
   if (!is_core(p)) return NNO_ESTATE;
   if (!out || out->size == 0) return NNO_EINVAL;
-  (void)i;
-  return NNO_ENOTSUP;
+  return quarantine_at(i, out);
 }
 
 static int api_quarantine_release(nno_plugin *p, const char *platform,
                                   const char *package, const char *version) {
   if (!is_core(p)) return NNO_ESTATE;
   if (!platform || !package || !version) return NNO_EINVAL;
-  return NNO_ENOTSUP;
+  return quarantine_release(platform, package, version);
 }
 
 static const nno_host_api table = {

@@ -798,6 +798,26 @@ static int audit(cli *c, const cli_args *a) {
   return list(c, a, "audit", path, AUDIT_ROWS, PAGE_MAX, cols, 5);
 }
 
+/* -- quarantine ------------------------------------------------------------ */
+
+static int quarantine_list(cli *c, const cli_args *a) {
+  static const cli_col cols[] = {
+      {"PLATFORM", "platform"}, {"PACKAGE", "package"}, {"VERSION", "version"},
+      {"CRASHES", "crashes"},   {"REASON", "reason"},   {"UNTIL", "until"}};
+  return list(c, a, "quarantine list", "/quarantines", LIST_MAX_ROWS,
+              PAGE_MAX, cols, 6);
+}
+
+static int quarantine_release(cli *c, const cli_args *a) {
+  char path[CLI_PATH_MAX], done[256];
+  if (cli_path(path, sizeof path, "/quarantines/%s/%s/%s", a->pos[0],
+               a->pos[1], a->pos[2]))
+    return too_long();
+  snprintf(done, sizeof done, "released %.64s %.64s on platform %.64s",
+           a->pos[1], a->pos[2], a->pos[0]);
+  return no_content(c, "DELETE", path, done);
+}
+
 /* -- operator-key ---------------------------------------------------------- */
 
 /* Replaces `path` with `key` and a newline, mode 0600, atomically. */
@@ -1018,6 +1038,17 @@ const cli_command cli_commands[] = {
      "  --action A   only entries of action A (e.g. platform.create)\n"
      LIST_OPTS,
      audit},
+    {"quarantine", "list", 0, 0, {0}, "quarantine list",
+     "Lists the package versions quarantined after repeated crashes, one a\n"
+     "row per platform (\"*\": every platform), with the crashes counted,\n"
+     "the last one's reason and when the quarantine ends.\n",
+     quarantine_list},
+    {"quarantine", "release", 3, 3, {0},
+     "quarantine release PLATFORM PACKAGE VERSION",
+     "Ends a quarantine now: every worker serves the package again on its\n"
+     "next request. Its backoff is kept: a crash soon after quarantines it\n"
+     "again, for twice as long.\n",
+     quarantine_release},
     {"operator-key", "rotate", 0, 0, {"show"}, "operator-key rotate [--show]",
      "Replaces the operator key: the old one stops working at once. The new\n"
      "key is written to the key file the CLI read (or DATA/operator.key with\n"
@@ -1034,6 +1065,7 @@ const cli_group cli_groups[] = {
     {"resource", "list, show the resources of a platform"},
     {"stack", "install, remove, list stacks; activate or deactivate them"},
     {"audit", "show the audit log, newest first"},
+    {"quarantine", "list, release packages quarantined after crashes"},
     {"operator-key", "rotate: replace the operator key"},
 };
 const size_t cli_ngroups = sizeof cli_groups / sizeof cli_groups[0];

@@ -7,13 +7,16 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "callctx.h"
 #include "conn.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "quarantine.h"
 #include "res.h"
 #include "router.h"
 #include "stacks.h"
+#include "watchdog.h"
 
 static const char hexd[] = "0123456789abcdef";
 
@@ -54,6 +57,10 @@ static void put_hex64(char *out, uint64_t v) {
 
 void gateway_prepare(conn *c, const http_request *hr) {
   gateway_prepare_req(c->w, &c->req, hr);
+  /* A request is dated from when its bytes reached the worker, so that the
+   * time it waited for a busy loop counts (watchdog_arrival_ns). */
+  if (hr && c->read_ns && c->read_ns < c->req.start_ns)
+    c->req.start_ns = c->read_ns;
 }
 
 void gateway_prepare_req(worker *w, nno_req *r, const http_request *hr) {
@@ -234,7 +241,10 @@ static int run_hooks(nno_req *r, worker *w, int first, int last) {
     for (size_t i = 0; i < w->nhooks[stage]; i++) {
       const gw_hook *h = &w->hooks[stage][i];
       r->stage = stage;
+      callctx cc;
+      callctx_enter(h->plugin, r, &cc);
       int rc = h->fn(r, h->ud);
+      callctx_leave(&cc);
       r->stage = 0;
       if (rc == NNO_OK) continue;
       if (rc == NNO_DONE) {
@@ -298,8 +308,13 @@ static int route_request(conn *c, const http_request *hr) {
     return 1;
   }
   if (try_builtin(r, hr)) return 1;
+  /* Overloaded: answered before any plugin runs (the built-ins above stay
+   * reachable, for the operator watching it). */
+  if (watchdog_shed(r)) return 1;
   /* Stacks installed or removed by any worker are picked up first. */
   stacks_poll(w);
+  /* Quarantines and releases not yet told to the core plugins. */
+  quarantine_poll(w);
   /* RESOLVE picks the platform and stacks; the route is found next, so
    * that AUTHN, AUTHZ and LIMIT can see what it requires (req_route). */
   if (run_hooks(r, w, NNO_STAGE_RESOLVE, NNO_STAGE_RESOLVE) ||
@@ -360,9 +375,17 @@ static void dispatch(conn *c) {
   worker *w = c->w;
   const route_target *t = r->match.target;
   r->plugin = t->plugin;
+  /* A package quarantined on this platform is not called. */
+  if (quarantine_refuse(r)) {
+    conn_request_done(c);
+    return;
+  }
   w->nrequests_active++;
   r->in_handler = 1;
+  callctx cc;
+  callctx_enter(t->plugin, r, &cc);
   int rc = t->fn(r, t->ud);
+  callctx_leave(&cc);
   r->in_handler = 0;
   if (rc == NNO_ASYNC && !r->ended) {
     r->async = 1;

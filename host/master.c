@@ -24,11 +24,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "instance.h"
 #include "log.h"
 #include "metrics.h"
+#include "quarantine.h"
 #include "ratelimit.h"
 #include "stacks.h"
+#include "watchdog.h"
 #include "worker.h"
 
 #define MAX_LANES 64
@@ -40,6 +43,13 @@ typedef struct proc {
   int lane;
   int stopping;
   uint64_t started_ms;
+  /* Replaced at its own request (watchdog.h): WD_RECYCLE_*, 0 if not. */
+  int recycle;
+  uint64_t recycle_ms;   /* when the replacement was started */
+  pid_t replacement;     /* its pid (0: could not be started) */
+  int replacement_slot;
+  int term_sent;
+  uint64_t unstuck_ms;   /* when its loop turned again (stuck ones) */
 } proc;
 
 static proc procs[MAX_PROCS];
@@ -184,6 +194,8 @@ static int claim_and_listen(const nno_config *c) {
   return ensure_lanes(c, (int)c->workers);
 }
 
+static int last_spawned = -1; /* procs index of the last spawn() */
+
 static int spawn(int lane) {
   int i;
   for (i = 0; i < MAX_PROCS && procs[i].pid; i++) {}
@@ -193,6 +205,10 @@ static int spawn(int lane) {
     return -1;
   }
   metrics_worker_started(slot, 0);
+  watchdog_slot_reset(slot);
+  /* The slot's crash record is the new worker's. */
+  quarantine_crash *rec = quarantine_crash_slot(slot);
+  if (rec) atomic_store(&rec->state, 0);
   pid_t pid = fork();
   if (pid < 0) {
     log_error("fork failed: %s", strerror(errno));
@@ -215,6 +231,8 @@ static int spawn(int lane) {
   procs[i].lane = lane;
   procs[i].stopping = 0;
   procs[i].started_ms = now_ms();
+  procs[i].recycle = 0;
+  last_spawned = i;
   logline l;
   log_begin(&l, NNO_LOG_INFO, "worker started");
   log_int(&l, "worker_pid", pid);
@@ -230,6 +248,45 @@ static int live_count(int include_stopping) {
   return n;
 }
 
+/* A worker that was not asked to stop is gone: say how, with what its
+ * crash handler recorded (crash.h) and when its lane is served again, and
+ * count the crash against the package it was running. */
+static void exited(const proc *p, pid_t pid, int status, int64_t delay) {
+  quarantine_crash *rec = quarantine_crash_slot(p->slot);
+  int have = rec && atomic_load(&rec->state) == 1;
+  char signame[16] = "";
+  logline l;
+  log_begin(&l, NNO_LOG_ERROR, "worker exited");
+  log_int(&l, "worker_pid", pid);
+  if (WIFSIGNALED(status)) {
+    log_int(&l, "signal", WTERMSIG(status));
+    log_str(&l, "signal_name", crash_signal_name(WTERMSIG(status), signame));
+  } else {
+    log_int(&l, "exit_status", WEXITSTATUS(status));
+  }
+  if (delay >= 0) log_int(&l, "respawn_in_ms", (long long)delay);
+  if (have) {
+    log_str(&l, "rid", rec->rid);
+    log_str(&l, "method", rec->method);
+    log_str(&l, "path", rec->path);
+    log_str(&l, "platform", rec->platform);
+    log_str(&l, "package", rec->package);
+    log_str(&l, "version", rec->version);
+    log_str(&l, "stack", rec->stack);
+  }
+  log_end(&l);
+  if (!have) return;
+  char reason[16];
+  crash_signal_name(rec->signal, reason);
+  quarantine_count_worker_crash(rec->package);
+  /* Feature packages only (they have a stack): a core plugin is never
+   * refused, so counting it would only say so twice. */
+  if (rec->package[0] && rec->stack[0])
+    quarantine_note_crash(cur, rec->platform, rec->package, rec->version,
+                          rec->stack, reason, rec->rid);
+  atomic_store(&rec->state, 0);
+}
+
 static void reap(void) {
   int status;
   pid_t pid;
@@ -240,33 +297,100 @@ static void reap(void) {
     proc p = procs[i];
     procs[i].pid = 0;
     metrics_worker_stopped(p.slot);
-    if (p.stopping) continue;
+    watchdog_slot_reset(p.slot);
+    if (p.stopping) {
+      /* Draining (a reload, a stop): not replaced, but a crash still
+       * counts. */
+      quarantine_crash *rec = quarantine_crash_slot(p.slot);
+      if (rec && atomic_load(&rec->state) == 1) exited(&p, pid, status, -1);
+      continue;
+    }
     if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_FATAL) {
       log_error("a worker could not start (see the error above); stopping");
       fatal = 1;
       continue;
     }
-    logline l;
-    log_begin(&l, NNO_LOG_ERROR, "worker died; respawning");
-    log_int(&l, "worker_pid", pid);
-    if (WIFSIGNALED(status)) {
-      log_int(&l, "signal", WTERMSIG(status));
-      log_str(&l, "signal_name", strsignal(WTERMSIG(status)));
-    } else {
-      log_int(&l, "exit_status", WEXITSTATUS(status));
-    }
-    log_end(&l);
     metrics_worker_restart();
     /* A worker that dies right after starting would otherwise spin: back
      * off 100 ms, 200 ms, ... up to 5 s while that keeps happening. */
-    uint64_t t = now_ms();
+    uint64_t t = now_ms(), delay = 0;
     if (t - p.started_ms < 1000) {
       int k = ++lane_quick_deaths[p.lane];
-      uint64_t delay = 100ull << (k > 6 ? 6 : k - 1);
-      lane_respawn_at[p.lane] = t + (delay > 5000 ? 5000 : delay);
+      delay = 100ull << (k > 6 ? 6 : k - 1);
+      if (delay > 5000) delay = 5000;
     } else {
       lane_quick_deaths[p.lane] = 0;
-      lane_respawn_at[p.lane] = t;
+    }
+    lane_respawn_at[p.lane] = t + delay;
+    exited(&p, pid, status, (int64_t)delay);
+  }
+}
+
+/* Workers that asked to be replaced (watchdog.h): a replacement starts at
+ * once on the same lane; a worker over its memory ceiling is drained once
+ * the replacement is ready; a stuck one is told to drain at once (it does
+ * when its loop turns again) and killed if it is still stuck hard_ms later,
+ * or not gone drain_timeout_ms after its loop turned. */
+static void recycle_due(void) {
+  uint64_t t = now_ms();
+  for (int i = 0; i < MAX_PROCS; i++) {
+    proc *p = &procs[i];
+    if (!p->pid) continue;
+    if (!p->recycle) {
+      int why = p->stopping ? 0 : watchdog_slot_recycle(p->slot);
+      if (!why) continue;
+      p->recycle = why;
+      p->recycle_ms = t;
+      p->stopping = 1; /* not respawned when it exits */
+      p->replacement = 0;
+      p->replacement_slot = -1;
+      p->unstuck_ms = 0;
+      if (p->lane < cur->workers && spawn(p->lane) == 0) {
+        p->replacement = procs[last_spawned].pid;
+        p->replacement_slot = procs[last_spawned].slot;
+      }
+      logline l;
+      log_begin(&l, NNO_LOG_WARN, "worker recycled");
+      log_int(&l, "worker_pid", p->pid);
+      log_str(&l, "reason",
+              why == WD_RECYCLE_STUCK ? "loop stuck" : "memory ceiling");
+      if (p->replacement) log_int(&l, "replacement_pid", p->replacement);
+      log_end(&l);
+      if (why == WD_RECYCLE_STUCK) {
+        kill(p->pid, SIGTERM);
+        p->term_sent = 1;
+      } else {
+        p->term_sent = 0;
+      }
+      continue;
+    }
+    if (!p->term_sent) {
+      /* Replacement first: drain once it serves (or could not start). */
+      if (!p->replacement || metrics_slot_ready(p->replacement_slot) ||
+          t - p->recycle_ms > 15000) {
+        kill(p->pid, SIGTERM);
+        p->term_sent = 1;
+      }
+      continue;
+    }
+    if (p->recycle != WD_RECYCLE_STUCK) continue;
+    const char *why = NULL;
+    if (watchdog_slot_stuck(p->slot)) {
+      if (t - p->recycle_ms > (uint64_t)cur->watchdog_hard_ms)
+        why = "still stuck";
+    } else {
+      if (!p->unstuck_ms) p->unstuck_ms = t;
+      if (t - p->unstuck_ms > (uint64_t)cur->drain_timeout_ms + 1000)
+        why = "did not drain in time";
+    }
+    if (why) {
+      logline l;
+      log_begin(&l, NNO_LOG_ERROR, "stuck worker killed");
+      log_int(&l, "worker_pid", p->pid);
+      log_str(&l, "why", why);
+      log_end(&l);
+      kill(p->pid, SIGKILL);
+      p->recycle = -1; /* once */
     }
   }
 }
@@ -402,6 +526,14 @@ int master_run(nno_config *cfg, config_loader loader) {
     log_error("cannot map the shared metrics segment: %s", strerror(errno));
     return 1;
   }
+  if (watchdog_shm_init() != 0) {
+    log_error("cannot map the shared watchdog segment: %s", strerror(errno));
+    return 1;
+  }
+  if (quarantine_init(QUARANTINE_SLOTS_DEFAULT) != 0) {
+    log_error("cannot map the quarantine table: %s", strerror(errno));
+    return 1;
+  }
   if (limits_init((size_t)cfg->rate_buckets) != 0) {
     log_error("cannot map the rate-limit table (%lld slots): %s",
               (long long)cfg->rate_buckets, strerror(errno));
@@ -486,6 +618,7 @@ int master_run(nno_config *cfg, config_loader loader) {
       continue;
     }
     respawn_due();
+    recycle_due();
   }
   for (int l = 0; l < nlanes; l++) close(lanes_fd[l]);
   if (access_fd >= 0) close(access_fd);

@@ -1,6 +1,8 @@
 /* Metrics in a MAP_SHARED segment inherited by every worker. */
 #include "metrics.h"
+#include "quarantine.h"
 #include "ratelimit.h"
+#include "watchdog.h"
 
 #include <nno/plugin.h>
 
@@ -308,6 +310,46 @@ static void sb_label(sbuf *b, const char *s) {
   sb_printf(b, "%s", tmp);
 }
 
+/* The quarantine table's series (quarantine.h). */
+static void render_quarantine(sbuf *b) {
+  quarantine_stats qs;
+  quarantine_get_stats(&qs);
+  sb_printf(b, "# HELP nno_quarantined Package versions quarantined on a "
+               "platform now (\"*\": every platform).\n"
+               "# TYPE nno_quarantined gauge\n");
+  nno_quarantine q;
+  for (size_t i = 0;; i++) {
+    q.size = sizeof q;
+    if (quarantine_at(i, &q) != 0) break;
+    sb_printf(b, "nno_quarantined{platform=\"");
+    sb_label(b, q.platform.ptr);
+    sb_printf(b, "\",package=\"");
+    sb_label(b, q.package.ptr);
+    sb_printf(b, "\",version=\"");
+    sb_label(b, q.version.ptr);
+    sb_printf(b, "\"} 1\n");
+  }
+  sb_printf(b,
+            "# HELP nno_quarantines_total Quarantines started.\n"
+            "# TYPE nno_quarantines_total counter\n"
+            "nno_quarantines_total %llu\n"
+            "# HELP nno_quarantine_full_total Crashes that found no slot near "
+            "their key in the quarantine table.\n"
+            "# TYPE nno_quarantine_full_total counter\n"
+            "nno_quarantine_full_total %llu\n"
+            "# HELP nno_worker_crashes_total Workers ended by a fatal signal "
+            "in a package's code (\"(none)\": in the host's).\n"
+            "# TYPE nno_worker_crashes_total counter\n",
+            (unsigned long long)qs.total, (unsigned long long)qs.full);
+  char name[65];
+  uint64_t n;
+  for (size_t i = 0; quarantine_pkg_crashes_at(i, name, &n) == 0; i++) {
+    sb_printf(b, "nno_worker_crashes_total{package=\"");
+    sb_label(b, name);
+    sb_printf(b, "\"} %llu\n", (unsigned long long)n);
+  }
+}
+
 int metrics_render(char **out, size_t *len) {
   sbuf b = {malloc(8192), 0, 8192, 0};
   if (!b.p) return -1;
@@ -383,6 +425,11 @@ int metrics_render(char **out, size_t *len) {
             (unsigned long long)rl.total, (unsigned long long)rl.used,
             (unsigned long long)rl.evictions, (unsigned long long)rl.full,
             (unsigned long long)rl.steals);
+  size_t wl = 0;
+  char *wt = watchdog_metrics_text(&wl);
+  if (wt) sb_printf(&b, "%s", wt);
+  free(wt);
+  render_quarantine(&b);
   render_labelled(&b);
   if (b.oom) {
     free(b.p);

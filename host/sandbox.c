@@ -33,24 +33,6 @@
 
 struct sbx_state S;
 
-/* Until the quarantine table is linked in, crashes are only logged. The
- * real definitions (quarantine.c) take precedence over these. */
-__attribute__((weak)) int quarantine_note_crash(
-    const nno_config *cfg, const char *platform, const char *package,
-    const char *version, const char *stack_id, const char *reason,
-    const char *rid) {
-  (void)cfg, (void)platform, (void)package, (void)version, (void)stack_id,
-      (void)reason, (void)rid;
-  return 0;
-}
-__attribute__((weak)) int quarantine_check(const char *platform,
-                                           const char *package,
-                                           const char *version,
-                                           quarantine_info *out) {
-  (void)platform, (void)package, (void)version, (void)out;
-  return 0;
-}
-
 /* ---- metrics ------------------------------------------------------------- */
 
 static void label_text(char *out, size_t n, const char *s) {
@@ -594,18 +576,7 @@ static int submit(nno_req *r, plugin *pl, uint32_t wroute, int event) {
     req_problem(r, 500, "Internal Server Error", "package not in a stack");
     return 0;
   }
-  quarantine_info qi;
-  if (quarantine_check(r->scope, pl->man.name, pl->man.version, &qi) == 1) {
-    char d[256], ra[32];
-    snprintf(d, sizeof d,
-             "package %s %s is quarantined on this platform after %u "
-             "crashes (%s)", pl->man.name, pl->man.version, qi.crashes,
-             qi.reason);
-    req_problem(r, 503, "Service Unavailable", d);
-    snprintf(ra, sizeof ra, "%llu", (unsigned long long)qi.retry_after_s);
-    api_table()->res_header(r, "Retry-After", ra);
-    return 0;
-  }
+  /* A quarantined package was refused before its handler (dispatch). */
   sbx_proc *sp = proc_for(st, r->scope, r->plan, &status, detail,
                           sizeof detail);
   if (!sp) {

@@ -12,14 +12,17 @@
 #include <sodium.h>
 
 #include "conn.h"
+#include "crash.h"
 #include "fetch.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "quarantine.h"
 #include "router.h"
 #include "sandbox.h"
 #include "services.h"
 #include "stacks.h"
+#include "watchdog.h"
 
 worker *g_worker;
 
@@ -120,6 +123,8 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   if (getppid() == 1) _exit(0);
   signal(SIGPIPE, SIG_IGN);
   metrics_bind(slot);
+  /* A fatal signal in plugin code is reported (crash.h). */
+  crash_install(slot);
   if (uv_loop_init(&w->loop) != 0) _exit(2);
   w->limits.max_header_bytes = (size_t)cfg->max_header_bytes;
   w->limits.max_headers = (size_t)cfg->max_headers;
@@ -182,6 +187,9 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   }
   w->listening = 1;
   stacks_start(w);
+  /* Without it the worker still serves: the reason is logged. */
+  (void)watchdog_start(w, slot);
+  quarantine_start(w);
   metrics_set_ready(1, loaded);
   logline l;
   log_begin(&l, NNO_LOG_INFO, "worker ready");
@@ -195,6 +203,8 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   log_end(&l);
 
   uv_run(&w->loop, UV_RUN_DEFAULT);
+  /* The loop stops turning now: no watchdog while plugins finish. */
+  watchdog_stop();
   /* Drained: every request answered has its access line; write them. */
   log_flush();
   /* Sandboxes go first: their requests are over. */
@@ -210,6 +220,7 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   uv_close((uv_handle_t *)&w->drain_timer, NULL);
   uv_close((uv_handle_t *)&w->log_timer, NULL);
   stacks_stop(w);
+  quarantine_stop(w);
   uv_run(&w->loop, UV_RUN_DEFAULT);
   uv_loop_close(&w->loop);
   router_free(w->router);

@@ -103,6 +103,10 @@ int api_install_init(nno_plugin *p);
 json_t *reg_stack_details(const char *id, const char *const *versions,
                           size_t n);
 int api_audit_init(nno_plugin *p);
+/* api_quarantine.c: GET/DELETE /api/v1/quarantines, and the audit of a
+ * quarantine the host reports (the descriptor's on_host_event). */
+int api_quarantine_init(nno_plugin *p);
+void reg_on_host_event(nno_plugin *p, const nno_host_event *ev);
 
 /* ---- stack requirements (stack_requires.c) ----------------------------- */
 

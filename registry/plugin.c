@@ -425,6 +425,10 @@ static int on_resolve(nno_req *req, void *ud) {
   if (e->nstacks < e->nacts) missing_stacks(req, e);
   int rc =
       api->req_set_scope(req, e->id, e->idlen, strip, e->stacks, e->nstacks);
+  /* The plan picks the request's budgets in a sandbox (ABI 1.4); one the
+   * host does not take (not [a-z0-9-]) leaves the defaults. */
+  if (!rc && NNO_HAS(api, req_set_plan))
+    (void)api->req_set_plan(g_reg.p, req, e->plan[0] ? e->plan : "free");
   return rc ? rc : NNO_OK;
 }
 
@@ -623,6 +627,7 @@ static int registry_init(nno_plugin *p, const nno_host_api *host) {
   if ((rc = opkey_init()) != 0) goto fail;
   if ((rc = api_platforms_init(p)) || (rc = api_tenants_init(p)) ||
       (rc = api_stacks_init(p)) || (rc = api_install_init(p)) || (rc = api_audit_init(p)) ||
+      (rc = api_quarantine_init(p)) ||
       (rc = api->route_add(p, "POST", "/api/v1/operator-key/rotate",
                            opkey_on_rotate, NULL))) {
     api->plugin_fail(p, "cannot bind the operator API: %s", api->strerror(rc));
@@ -648,4 +653,5 @@ static void registry_fini(nno_plugin *p) { cleanup(); }
 NNO_PLUGIN(.name = "registry", .version = "1.0.0", .kind = NNO_KIND_CORE,
            .on_plugin_init = registry_init, .on_plugin_fini = registry_fini,
            .on_host_ready = registry_ready,
-           .on_stacks_changed = registry_stacks_changed)
+           .on_stacks_changed = registry_stacks_changed,
+           .on_host_event = reg_on_host_event)

@@ -22,9 +22,10 @@ report: the crashing client gets a 502 with its request id, the log names
 the request, the package and the platform, the master its respawn; a stall
 is logged and a stuck or bloated worker replaced.
 
-Budgets are small so the file runs quickly: wall 1000 ms, CPU 300 ms,
-memory 64 MiB, 3 crashes in 30 s quarantine for 1.5 s (doubling); the plan
-"roomy" has larger budgets (sandbox.plans)."""
+Budgets are small so the file runs quickly: CPU 300 ms, wall 2000 ms (room
+to spend the CPU budget on a busy machine), memory 64 MiB; 3 crashes in
+30 s quarantine for 1.5 s (doubling); the plan "roomy" has larger budgets
+(sandbox.plans)."""
 import json
 import math
 import os
@@ -35,12 +36,12 @@ import uuid
 
 import pytest
 
-from conftest import FIXTURE_STACKS, Host
+from conftest import BUILD, FIXTURE_STACKS, Host
 
 CONTAIN = os.path.join(FIXTURE_STACKS, "contain")
 K = 3                # sandbox.crash_limit
 QUARANTINE_MS = 1500  # sandbox.quarantine_ms (first backoff)
-WALL_MS, CPU_MS, MEMORY_MB = 1000, 300, 64
+WALL_MS, CPU_MS, MEMORY_MB = 2000, 300, 64
 CORE = ["iam", "registry", "provisioning"]
 
 
@@ -48,11 +49,35 @@ def config(**extra):
     sandbox = {"wall_ms": WALL_MS, "cpu_ms": CPU_MS, "memory_mb": MEMORY_MB,
                "crash_limit": K, "crash_window_ms": 30000,
                "quarantine_ms": QUARANTINE_MS,
-               "plans": "roomy:3000/1500/256"}
+               "plans": "roomy:5000/1500/256"}
     sandbox.update(extra.pop("sandbox", {}))
     cfg = {"core_plugins": CORE, "sandbox": sandbox}
     cfg.update(extra)
     return cfg
+
+
+def sanitized():
+    """A build with ASan and UBSan (make test-asan): there the sanitizer
+    catches a SIGSEGV, reports it and aborts, so the process dies of
+    SIGABRT."""
+    try:
+        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+            return any(line.startswith("NNO_SANITIZE:BOOL=ON") for line in f)
+    except OSError:
+        return False
+
+
+SIGNALS = {"SIGSEGV": 11, "SIGABRT": 6}
+
+
+def crash_signal(fault):
+    """The signal a crash fixture dies of in this build."""
+    return "SIGABRT" if fault == "abort" or sanitized() else "SIGSEGV"
+
+
+def names_signal(e, name):
+    """Does log line `e` name signal `name` (by name or number)?"""
+    return name in json.dumps(e) or str(e.get("signal")) == str(SIGNALS[name])
 
 
 def rid(tag):
@@ -263,8 +288,8 @@ class Control:
         """Answers kept coming since `since` (a count) and none failed."""
         wait_for(lambda: self.answered > since + 2, 10,
                  "the control platforms to answer")
-        with self.lock:
-            failures = list(self.failures)
+        with self.lock:  # each failure is reported once, after its test
+            failures, self.failures = self.failures, []
         assert not failures, failures
 
 
@@ -330,6 +355,23 @@ class TestSandbox:
         assert (metric(host, "nno_sandbox_processes") or 0) >= 2
         assert (metric(host, "nno_sandbox_spawns_total") or 0) >= 2
 
+    def test_requests_in_flight_together_are_all_answered(self, host):
+        pid = faulty_platform(host, "many")
+        # 6 connections over 2 workers: several requests at once in one
+        # sandbox, each answered from its own timer
+        conns = [host.conn(timeout=10) for _ in range(6)]
+        try:
+            for c in conns:
+                c.request("GET", "/p/%s/later?ms=200" % pid)
+            workers = set(host.worker_pids())
+            for c in conns:
+                r = c.getresponse()
+                assert r.status == 200 and r.read() == b'{"ok":true}'
+                assert int(r.getheader("X-Faulty-Pid")) not in workers
+        finally:
+            for c in conns:
+                c.close()
+
     @pytest.mark.parametrize("fault", ["segv", "abort", "async-crash"])
     def test_crash_answers_502_and_replaces_the_sandbox(self, host, fault):
         pid = faulty_platform(host, "crash-" + fault)
@@ -344,10 +386,9 @@ class TestSandbox:
         assert after != before and gone(before)
         e = log_naming(host, doc["request_id"], pid, "sandbox crashed")
         assert e["level"] == "error" and e.get("version") == "1.0.0", e
-        assert e.get("method") == "GET" and e.get("path") == "/" + fault, e
-        reason = json.dumps(e)
-        assert ("SIGABRT" if fault == "abort" else "SIGSEGV") in reason or \
-            str(6 if fault == "abort" else 11) == str(e.get("signal")), e
+        assert e.get("method") == "GET", e
+        assert e.get("path") in ("/" + fault, "/p/%s/%s" % (pid, fault)), e
+        assert names_signal(e, crash_signal(fault)), e
         assert access_status(host, doc["request_id"]) == 502
         n = metric(host, "nno_sandbox_crashes_total", platform=pid,
                    package="faulty")
@@ -409,7 +450,7 @@ class TestSandbox:
             doc = problem(get(host, pid, "/leak?mb=%d" % (2 * MEMORY_MB),
                               conn=c, request_id=rid("leak")), 503)
             assert "memory budget" in text(doc), doc
-            assert "of %d mib" % MEMORY_MB in text(doc), doc
+            assert "of %d" % MEMORY_MB in text(doc), doc
             after = served_by(host, pid, c)
         finally:
             c.close()
@@ -460,26 +501,37 @@ class TestSandbox:
 
     def test_garbage_handles_are_refused(self, host):
         pid = faulty_platform(host, "garbage")
-        c = host.conn()
+        # Requests alive together in one sandbox have distinct handles, so
+        # once they end the package holds a stale one that is not the
+        # next request's: 6 connections over 2 workers put 3 on one.
+        conns = [host.conn() for _ in range(6)]
         try:
-            before = served_by(host, pid, c)
-            stale = None
-            for _ in range(5):  # until an ended request's handle is tried
+            for c in conns:
+                c.request("GET", "/p/%s/later?ms=300" % pid)
+            pids = []
+            for c in conns:
+                r = c.getresponse()
+                r.read()
+                assert r.status == 200
+                pids.append(int(r.getheader("X-Faulty-Pid")))
+            used = []
+            for c, spid in zip(conns, pids):
                 st, hd, body, _ = get(host, pid, "/garbage", conn=c)
                 assert st == 200, body
                 doc = json.loads(body)
-                assert int(hd["x-faulty-pid"]) == before
+                assert int(hd["x-faulty-pid"]) == spid  # still serving
                 calls = doc["calls"]
                 assert all(v == "NNO_EINVAL" for v in calls.values()), doc
                 assert doc["req_alloc(0x1)"] is None, doc
                 assert doc["late_callbacks"] == 0, doc
                 if doc["stale"] == "used":
-                    stale = doc
-                    break
-            assert stale and "res_end(stale)" in stale["calls"], doc
-            assert served_by(host, pid, c) == before
+                    assert "res_end(stale)" in calls, doc
+                    used.append(doc)
+                assert served_by(host, pid, c) == spid
+            assert used, "no stale request handle was tried"
         finally:
-            c.close()
+            for c in conns:
+                c.close()
         e = host.wait_log(lambda e: "garbage handle" in e.get("msg", "") and
                           e.get("platform") == pid)
         assert e.get("package") == "faulty", e
@@ -581,14 +633,15 @@ class TestInProcess:
         doc = problem(get(h, pid, "/segv", request_id=rid("ipsegv")), 502)
         e = log_naming(h, doc["request_id"], pid, "worker crashed")
         assert e["level"] == "error" and e.get("version") == "1.0.0", e
-        assert e.get("method") == "GET" and e.get("path") == "/segv", e
-        assert "SIGSEGV" in json.dumps(e) or str(e.get("signal")) == "11", e
+        assert e.get("method") == "GET", e
+        assert e.get("path") in ("/segv", "/p/%s/segv" % pid), e
+        assert names_signal(e, crash_signal("segv")), e
         crashed = e["pid"]
         assert access_status(h, doc["request_id"]) == 502
         m = h.wait_log(lambda e: e.get("msg") == "worker exited" and
                        e.get("worker_pid") == crashed)
         assert m["role"] == "master" and "respawn_in_ms" in m, m
-        assert str(m.get("signal")) in ("11", "SIGSEGV"), m
+        assert names_signal(m, crash_signal("segv")), m
         # respawned, and the platform is served again
         wait_for(lambda: get(h, pid, "/ok")[0] == 200, 10, "the respawn")
         wait_for(lambda: len(h.worker_pids()) == 2 and
@@ -617,18 +670,20 @@ class TestInProcess:
                                           request_id=rid("stall"))
             assert st == 200, body
             e = log_naming(h, request_id, pid, "loop stalled")
-            assert e["level"] == "warn" and e["dur_ms"] >= 300, e
+            assert e["level"] == "warn" and e["dur_ms"] >= 250, e
         assert metric(h, "nno_loop_stalls_total", package="faulty") >= 2
 
     def test_inprocess_stuck_worker_is_replaced(self, inproc):
         h = inproc
         pid = faulty_platform(h, "ip-stuck")
         before = set(h.worker_pids())
-        st, hd, _, request_id = get(h, pid, "/block?ms=2500",
-                                    request_id=rid("stuck"))
-        stuck = int(hd["x-faulty-pid"]) if st == 200 else None
+        request_id = rid("stuck")
+        try:  # answered if the loop returns before the master kills it
+            get(h, pid, "/block?ms=2500", request_id=request_id)
+        except OSError:
+            pass
         e = log_naming(h, request_id, pid, "loop stuck")
-        stuck = stuck or e["pid"]
+        stuck = e["pid"]
         assert stuck in before
         wait_for(lambda: stuck not in h.worker_pids() and
                  len(h.worker_pids()) == 2, 15, "a replacement worker")
@@ -637,14 +692,14 @@ class TestInProcess:
     def test_inprocess_rss_ceiling_recycles(self, inproc):
         h = inproc
         pid = faulty_platform(h, "ip-leak")
-        st, hd, _, _ = get(h, pid, "/ok")
-        worker = int(hd["x-faulty-pid"])
-        with open("/proc/%d/statm" % worker) as f:
-            pages = int(f.read().split()[1])
-        rss_mb = pages * os.sysconf("SC_PAGE_SIZE") >> 20
-        mb = max(RSS_CEILING_MB - rss_mb + 32, 32)
         c = h.conn()
         try:
+            st, hd, _, _ = get(h, pid, "/ok", conn=c)
+            worker = int(hd["x-faulty-pid"])
+            with open("/proc/%d/statm" % worker) as f:
+                pages = int(f.read().split()[1])
+            rss_mb = pages * os.sysconf("SC_PAGE_SIZE") >> 20
+            mb = max(RSS_CEILING_MB - rss_mb + 32, 32)
             st, hd, body, _ = get(h, pid, "/leak?mb=%d" % mb, conn=c)
             assert st == 200 and int(hd["x-faulty-pid"]) == worker, body
         finally:

@@ -216,6 +216,7 @@ def set_key_expiry(h, key_id, at):
 ROUTES = [
     ("platforms", "GET", "/api/v1/platforms", None),
     ("audit", "GET", "/api/v1/audit", None),
+    ("quarantines", "GET", "/api/v1/quarantines", None),
     ("platform", "GET", "/api/v1/platforms/{p}", None),
     ("tenants", "GET", "/api/v1/platforms/{p}/tenants", None),
     ("tenant+", "POST", "/api/v1/platforms/{p}/tenants",
@@ -249,24 +250,24 @@ NEEDS = {"platform": "platform:read", "tenants": "tenants:read",
 #   user        401  the auth package wants a user session, not a key
 # 422 on sign-in is the auth package refusing the body: public routes let
 # everyone through, ignoring a bad credential.
-NOBODY = "anon " * 11 + "422"
-DEAD = "dead " * 11 + "422"
-OUTSIDER = "op-only op-only " + "elsewhere " * 7 + "foreign foreign 422"
+NOBODY = "anon " * 12 + "422"
+DEAD = "dead " * 12 + "422"
+OUTSIDER = "op-only op-only op-only " + "elsewhere " * 7 + "foreign foreign 422"
 EXPECT_A = {
-    "operator": "200 200 200 200 201 200 200 200 201 op-feature op-feature 422",
-    "star": "op-only op-only 200 200 201 200 200 200 201 200 user 422",
-    "tenant-t1": "op-only op-only scope 200 201 200 subtree scope scope 200 user 422",
-    "platform:read": "op-only op-only 200 scope scope scope scope scope scope scope user 422",
-    "tenants:read": "op-only op-only scope 200 scope 200 200 scope scope scope user 422",
-    "tenants:write": "op-only op-only scope 200 201 200 200 scope scope scope user 422",
-    "keys:read": "op-only op-only scope scope scope scope scope 200 scope scope user 422",
-    "keys:write": "op-only op-only scope scope scope scope scope 200 201 scope user 422",
-    "features:hello:read": "op-only op-only scope scope scope scope scope scope scope 200 user 422",
+    "operator": "200 200 200 200 200 201 200 200 200 201 op-feature op-feature 422",
+    "star": "op-only op-only op-only 200 200 201 200 200 200 201 200 user 422",
+    "tenant-t1": "op-only op-only op-only scope 200 201 200 subtree scope scope 200 user 422",
+    "platform:read": "op-only op-only op-only 200 scope scope scope scope scope scope scope user 422",
+    "tenants:read": "op-only op-only op-only scope 200 scope 200 200 scope scope scope user 422",
+    "tenants:write": "op-only op-only op-only scope 200 201 200 200 scope scope scope user 422",
+    "keys:read": "op-only op-only op-only scope scope scope scope scope 200 scope scope user 422",
+    "keys:write": "op-only op-only op-only scope scope scope scope scope 200 201 scope user 422",
+    "features:hello:read": "op-only op-only op-only scope scope scope scope scope scope scope 200 user 422",
     "expired": DEAD,
     "revoked": DEAD,
-    "forged-session": "ended " * 11 + "422",
-    "bogus": "bogus " * 11 + "422",
-    "session-a": "op-only op-only scope scope scope scope scope scope scope 200 200 422",
+    "forged-session": "ended " * 12 + "422",
+    "bogus": "bogus " * 12 + "422",
+    "session-a": "op-only op-only op-only scope scope scope scope scope scope scope 200 200 422",
     "session-b": OUTSIDER,
     "none": NOBODY,
 }

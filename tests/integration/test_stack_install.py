@@ -650,7 +650,7 @@ def test_install_killed_at_each_step(make_host, archives, step, expect):
     with pytest.raises(Exception):
         # The worker dies before answering.
         upload(h, archives["1.0.0"])
-    h.wait_log(lambda e: e.get("msg") == "worker died; respawning" and
+    h.wait_log(lambda e: e.get("msg") == "worker exited" and
                e.get("signal") == signal.SIGKILL)
     _restart_clean(h)
     _whole_or_absent(h, archives["1.0.0"], expect)
@@ -666,7 +666,7 @@ def test_remove_killed_after_the_rename(make_host, archives):
     h.start()
     with pytest.raises(Exception):
         h.api("DELETE", "/stacks/inst/1.0.0")
-    h.wait_log(lambda e: e.get("msg") == "worker died; respawning" and
+    h.wait_log(lambda e: e.get("msg") == "worker exited" and
                e.get("signal") == signal.SIGKILL)
     _restart_clean(h)
     assert not os.path.exists(installed_dir(h, "1.0.0"))
