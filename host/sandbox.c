@@ -26,116 +26,12 @@
 #include "quarantine.h"
 #include "req.h"
 #include "res.h"
+#include "sbx_host.h"
 #include "sbx_proto.h"
 #include "sbx_wire.h"
 #include "worker.h"
 
-/* Until the quarantine table is linked in, crashes are only logged. The
- * real definitions (quarantine.c) take precedence over these. */
-__attribute__((weak)) int quarantine_note_crash(
-    const nno_config *cfg, const char *platform, const char *package,
-    const char *version, const char *stack_id, const char *reason,
-    const char *rid) {
-  (void)cfg, (void)platform, (void)package, (void)version, (void)stack_id,
-      (void)reason, (void)rid;
-  return 0;
-}
-__attribute__((weak)) int quarantine_check(const char *platform,
-                                           const char *package,
-                                           const char *version,
-                                           quarantine_info *out) {
-  (void)platform, (void)package, (void)version, (void)out;
-  return 0;
-}
-
-enum { SP_SPAWNING, SP_READY, SP_DRAINING, SP_STOPPING, SP_DEAD };
-
-/* A request (or platform event) in flight in a sandbox. Slots are reused:
- * the id's low 32 bits are the slot, the high bits a sequence, so a late
- * answer for a slot reused since finds no match. */
-typedef struct sbx_slot {
-  nno_req *r;        /* NULL: free */
-  uint64_t id;
-  uint64_t deadline; /* uv_now() ms the wall budget ends */
-  uint32_t wpkg;     /* index of its package in the stack (worker side) */
-  uint32_t wroute;   /* index of its route in the package */
-  uint32_t wall_ms;
-  uint32_t next_free;
-  int event;         /* a platform event: 0, else the nno_platform_event */
-  int sent;          /* its REQ/EVENT is encoded */
-} sbx_slot;
-
-#define NO_SLOT UINT32_MAX
-
-/* A CALL served asynchronously. Freed by its completion; `sp` is cleared
- * when the sandbox goes first. */
-typedef struct sbx_callrec {
-  struct sbx_callrec *prev, *next;
-  struct sbx_proc *sp;
-  uint64_t call_id, req_id;
-  uint16_t op;
-} sbx_callrec;
-
-typedef struct sbx_proc {
-  struct sbx_proc *prev, *next; /* the worker's list, most recent first */
-  stack *st;
-  char platform[65];
-  int state;
-  int trial;
-  pid_t pid;
-  uv_process_t proc;
-  uv_pipe_t sock;
-  uv_pipe_t err;
-  uv_timer_t timer; /* spawn timeout, then the earliest wall budget */
-  int nhandles;     /* open handles: freed when they are all closed */
-  sbx_shared *page;
-  int statm_fd;
-  config_budget budget;
-  /* output: frames appended to `out`, written from `wb` */
-  sbx_out out, wb;
-  size_t wb_off;
-  int writing, dirty;
-  uv_write_t wreq;
-  /* input */
-  char *in;
-  size_t in_len, in_cap;
-  /* in-flight requests */
-  sbx_slot *slots;
-  uint32_t nslots, free_head;
-  size_t inflight;
-  uint32_t seq;
-  uint64_t last_used; /* uv_now() ms */
-  uint64_t stop_at;   /* when STOP was sent */
-  int exit_sig;       /* the signal that ended it, for the log */
-  /* READY: for each worker package, its index in READY's list; for each
-   * worker route, its index in that package's READY routes */
-  uint32_t *pkg_map;
-  uint32_t **route_map;
-  /* why it ended, when the worker decided (kill, protocol violation) */
-  char kill_reason[128];
-  int kill_budget; /* the kill was for a budget (wall, memory) */
-  sbx_callrec *calls;
-  uint64_t rss;
-  /* stderr relay */
-  char errline[513];
-  size_t errlen;
-  uint64_t err_sec, err_dropped;
-  unsigned err_count;
-  char rss_key[200];
-} sbx_proc;
-
-static struct {
-  worker *w;
-  char exe[PATH_MAX];
-  int ready;
-  sbx_proc *head;
-  size_t count;
-  uv_check_t check;
-  uv_timer_t tick;
-  int dirty; /* some sandbox has output to flush */
-  int stopping; /* the worker is leaving: exits are not failures */
-  long page_size;
-} S;
+struct sbx_state S;
 
 /* ---- metrics ------------------------------------------------------------- */
 
@@ -171,7 +67,7 @@ static void count_budget(const char *platform, const char *package,
 
 /* ---- output ---------------------------------------------------------------- */
 
-static void mark_dirty(sbx_proc *sp) {
+void sbx__mark_dirty(sbx_proc *sp) {
   sp->dirty = 1;
   S.dirty = 1;
 }
@@ -218,7 +114,7 @@ static void on_check(uv_check_t *h) {
 
 /* ---- slots ----------------------------------------------------------------- */
 
-static sbx_slot *slot_of(sbx_proc *sp, uint64_t id) {
+sbx_slot *sbx__slot_of(sbx_proc *sp, uint64_t id) {
   uint32_t i = (uint32_t)id;
   if (i >= sp->nslots || !sp->slots[i].r || sp->slots[i].id != id) return NULL;
   return &sp->slots[i];
@@ -246,11 +142,11 @@ static sbx_slot *slot_new(sbx_proc *sp) {
   return s;
 }
 
-static void slot_free(sbx_proc *sp, sbx_slot *s) {
+void sbx__slot_free(sbx_proc *sp, sbx_slot *s) {
   s->r->sbx = NULL;
   s->r = NULL;
-  s->next_free = (uint32_t)(s - sp->slots);
-  sp->free_head = s->next_free;
+  s->next_free = sp->free_head;
+  sp->free_head = (uint32_t)(s - sp->slots);
   sp->inflight--;
   sp->last_used = uv_now(&S.w->loop);
 }
@@ -333,7 +229,7 @@ static void stop_proc(sbx_proc *sp) {
   sp->state = SP_STOPPING;
   size_t at = sbx_begin(&sp->out, SBX_MSG_STOP, 0);
   sbx_end(&sp->out, at);
-  mark_dirty(sp);
+  sbx__mark_dirty(sp);
   /* A sandbox that does not leave in time is killed (on_tick). */
   sp->stop_at = uv_now(&S.w->loop);
 }
@@ -352,7 +248,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig);
 
 /* ---- the wall budget ---------------------------------------------------- */
 
-static void arm_wall(sbx_proc *sp);
+void sbx__arm_wall(sbx_proc *sp);
 
 static void on_wall(uv_timer_t *t) {
   sbx_proc *sp = t->data;
@@ -379,19 +275,19 @@ static void on_wall(uv_timer_t *t) {
     if (!inside && sp->state != SP_SPAWNING) {
       size_t at = sbx_begin(&sp->out, SBX_MSG_CANCEL, s->id);
       sbx_end(&sp->out, at);
-      mark_dirty(sp);
+      sbx__mark_dirty(sp);
     }
-    slot_free(sp, s);
+    sbx__slot_free(sp, s);
     req_problem(r, 504, "Gateway Timeout", detail);
     end_req(r);
     /* Still inside that request's callback: the loop of the sandbox is
      * held; replace it. */
     if (inside) kill_proc(sp, "wall budget", 1);
   }
-  arm_wall(sp);
+  sbx__arm_wall(sp);
 }
 
-static void arm_wall(sbx_proc *sp) {
+void sbx__arm_wall(sbx_proc *sp) {
   if (sp->state == SP_DEAD || sp->state == SP_SPAWNING) return;
   uint64_t min = UINT64_MAX;
   for (uint32_t i = 0; i < sp->nslots; i++)
@@ -465,7 +361,7 @@ static int send_slot(sbx_proc *sp, sbx_slot *s) {
   put_fields(&sp->out, s->r, sp);
   if (sbx_end(&sp->out, at) != 0) return -1;
   s->sent = 1;
-  mark_dirty(sp);
+  sbx__mark_dirty(sp);
   return 0;
 }
 
@@ -517,7 +413,7 @@ static sbx_proc *spawn(stack *st, const char *platform, config_budget b,
                       : 1]);
   char *args[] = {S.exe, "sandbox", st->root, st->dir, st->id, st->version,
                   sp->platform, (char *)w->cfg->data_dir, cpu, mem, lvl,
-                  NULL};
+                  (char *)w->cfg->base_domain, NULL};
   char *env[] = {NULL};
   uv_stdio_container_t io[5];
   io[0].flags = UV_IGNORE;
@@ -680,18 +576,7 @@ static int submit(nno_req *r, plugin *pl, uint32_t wroute, int event) {
     req_problem(r, 500, "Internal Server Error", "package not in a stack");
     return 0;
   }
-  quarantine_info qi;
-  if (quarantine_check(r->scope, pl->man.name, pl->man.version, &qi) == 1) {
-    char d[256], ra[32];
-    snprintf(d, sizeof d,
-             "package %s %s is quarantined on this platform after %u "
-             "crashes (%s)", pl->man.name, pl->man.version, qi.crashes,
-             qi.reason);
-    req_problem(r, 503, "Service Unavailable", d);
-    snprintf(ra, sizeof ra, "%llu", (unsigned long long)qi.retry_after_s);
-    api_table()->res_header(r, "Retry-After", ra);
-    return 0;
-  }
+  /* A quarantined package was refused before its handler (dispatch). */
   sbx_proc *sp = proc_for(st, r->scope, r->plan, &status, detail,
                           sizeof detail);
   if (!sp) {
@@ -717,7 +602,7 @@ static int submit(nno_req *r, plugin *pl, uint32_t wroute, int event) {
   r->sbx_id = s->id;
   sp->last_used = uv_now(&S.w->loop);
   if (sp->state == SP_READY && send_slot(sp, s) != 0) {
-    slot_free(sp, s);
+    sbx__slot_free(sp, s);
     req_problem(r, 413, "Content Too Large",
                 "the request is too large to hand to the package's sandbox");
     return 0;
@@ -825,343 +710,6 @@ oom:
   return -1;
 }
 
-/* ---- CALL ------------------------------------------------------------------ */
-
-/* Begin a RESULT for `call_id` with its error. */
-static size_t result_begin(sbx_proc *sp, uint64_t call_id, int error,
-                           const char *msg) {
-  size_t at = sbx_begin(&sp->out, SBX_MSG_RESULT, call_id);
-  sbx_i32(&sp->out, error);
-  sbx_cstr(&sp->out, msg ? msg : (error ? nno__strerror(error) : ""));
-  return at;
-}
-
-static void result_end(sbx_proc *sp, size_t at, uint64_t call_id) {
-  if (sbx_end(&sp->out, at) != 0) {
-    /* Too large to carry (or no memory): the call still gets its answer,
-     * the sandbox waits for it. */
-    sp->out.oom = 0;
-    size_t a2 = result_begin(sp, call_id, NNO_ETOOBIG, NULL);
-    sbx_end(&sp->out, a2);
-  }
-  mark_dirty(sp);
-}
-
-static void result_error(sbx_proc *sp, uint64_t call_id, int error) {
-  result_end(sp, result_begin(sp, call_id, error, NULL), call_id);
-}
-
-static sbx_callrec *rec_new(sbx_proc *sp, const sbx_callmsg *m,
-                            uint64_t req_id) {
-  sbx_callrec *c = calloc(1, sizeof *c);
-  if (!c) return NULL;
-  c->sp = sp;
-  c->call_id = m->call_id;
-  c->req_id = req_id;
-  c->op = m->op;
-  c->next = sp->calls;
-  if (sp->calls) sp->calls->prev = c;
-  sp->calls = c;
-  return c;
-}
-
-/* The completion of `c`: its sandbox if it is still there (a call of a
- * request answered since still gets its RESULT: the sandbox waits for
- * every call it made), unlinking and freeing nothing yet. */
-static sbx_proc *rec_target(sbx_callrec *c) {
-  sbx_proc *sp = c->sp;
-  if (!sp || sp->state == SP_DEAD) return NULL;
-  return sp;
-}
-
-static void rec_free(sbx_callrec *c) {
-  if (c->sp) {
-    if (c->prev) c->prev->next = c->next;
-    else c->sp->calls = c->next;
-    if (c->next) c->next->prev = c->prev;
-  }
-  free(c);
-}
-
-static void sql_done(nno_req *r, const nno_sql_result *res, void *ud) {
-  (void)r;
-  sbx_callrec *c = ud;
-  sbx_proc *sp = rec_target(c);
-  if (sp) {
-    size_t at = result_begin(sp, c->call_id, res->error, res->error_message);
-    sbx_str(&sp->out, res->rows.ptr ? res->rows.ptr : "", res->rows.len);
-    sbx_u64(&sp->out, res->changes);
-    sbx_i64(&sp->out, res->last_insert_id);
-    result_end(sp, at, c->call_id);
-  }
-  rec_free(c);
-}
-
-static void kv_done(nno_req *r, const nno_kv_result *res, void *ud) {
-  (void)r;
-  sbx_callrec *c = ud;
-  sbx_proc *sp = rec_target(c);
-  if (sp) {
-    size_t at = result_begin(sp, c->call_id, res->error, res->error_message);
-    switch (c->op) {
-    case SBX_CALL_KV_GET:
-      sbx_u8(&sp->out, (uint8_t)res->found);
-      sbx_str(&sp->out, res->value.ptr ? res->value.ptr : "", res->value.len);
-      sbx_u64(&sp->out, res->expires);
-      break;
-    case SBX_CALL_KV_DELETE:
-      sbx_u8(&sp->out, (uint8_t)res->found);
-      break;
-    case SBX_CALL_KV_LIST:
-      sbx_str(&sp->out, res->keys.ptr ? res->keys.ptr : "", res->keys.len);
-      sbx_str(&sp->out, res->cursor.ptr ? res->cursor.ptr : "",
-              res->cursor.len);
-      break;
-    default:
-      break;
-    }
-    result_end(sp, at, c->call_id);
-  }
-  rec_free(c);
-}
-
-static void blob_done(nno_req *r, const nno_blob_result *res, void *ud) {
-  (void)r;
-  sbx_callrec *c = ud;
-  sbx_proc *sp = rec_target(c);
-  if (sp) {
-    size_t at = result_begin(sp, c->call_id, res->error, res->error_message);
-    const char *et = res->etag.ptr ? res->etag.ptr : "";
-    switch (c->op) {
-    case SBX_CALL_BLOB_PUT:
-      sbx_u64(&sp->out, res->size);
-      sbx_str(&sp->out, et, res->etag.len);
-      sbx_u64(&sp->out, res->modified);
-      break;
-    case SBX_CALL_BLOB_HEAD:
-      sbx_u8(&sp->out, (uint8_t)res->found);
-      sbx_u64(&sp->out, res->size);
-      sbx_str(&sp->out, et, res->etag.len);
-      sbx_str(&sp->out, res->content_type.ptr ? res->content_type.ptr : "",
-              res->content_type.len);
-      sbx_u64(&sp->out, res->modified);
-      break;
-    case SBX_CALL_BLOB_DELETE:
-      sbx_u8(&sp->out, (uint8_t)res->found);
-      break;
-    case SBX_CALL_BLOB_LIST:
-      sbx_str(&sp->out, res->objects.ptr ? res->objects.ptr : "",
-              res->objects.len);
-      sbx_str(&sp->out, res->cursor.ptr ? res->cursor.ptr : "",
-              res->cursor.len);
-      break;
-    default:
-      break;
-    }
-    result_end(sp, at, c->call_id);
-  }
-  rec_free(c);
-}
-
-static void fetch_done(const nno_http_response *res, void *ud) {
-  sbx_callrec *c = ud;
-  sbx_proc *sp = rec_target(c);
-  if (sp) {
-    size_t at = result_begin(sp, c->call_id, res->error, res->error_message);
-    sbx_u32(&sp->out, (uint32_t)res->status);
-    sbx_str(&sp->out, res->headers.ptr ? res->headers.ptr : "",
-            res->headers.len);
-    sbx_str(&sp->out, res->body.ptr ? res->body.ptr : "", res->body.len);
-    result_end(sp, at, c->call_id);
-  }
-  rec_free(c);
-}
-
-/* The worker's package for a frame's `flags` (the package's index in
- * READY + 1; before READY, the sandbox's load order, which is the stack's),
- * NULL when it names none. */
-static plugin *flags_pkg(sbx_proc *sp, uint16_t flags) {
-  if (flags == 0) return NULL;
-  uint32_t k = flags - 1u;
-  if (!sp->pkg_map) return k < sp->st->nplugins ? sp->st->plugins[k] : NULL;
-  for (size_t i = 0; i < sp->st->nplugins; i++)
-    if (sp->pkg_map[i] == k) return sp->st->plugins[i];
-  return NULL;
-}
-
-/* Serve one CALL (made for request `req_id`, 0 for none). */
-static void serve_call(sbx_proc *sp, uint64_t req_id, uint16_t flags,
-                       const sbx_callmsg *m) {
-  const nno_host_api *api = api_table();
-  sbx_slot *s = req_id ? slot_of(sp, req_id) : NULL;
-  nno_req *r = s ? s->r : NULL;
-  plugin *pl = r ? r->plugin : flags_pkg(sp, flags);
-  if (!pl) {
-    result_error(sp, m->call_id, NNO_ESTATE);
-    return;
-  }
-  if (sbx_op_sync(m->op)) {
-    int rc = 0;
-    size_t at;
-    switch (m->op) {
-    case SBX_CALL_LIMIT_TAKE: {
-      nno_limit_result lr;
-      memset(&lr, 0, sizeof lr);
-      double rate;
-      memcpy(&rate, &m->u[0], sizeof rate);
-      rc = api->limit_take((nno_plugin *)pl, m->s[0], m->n[0], rate,
-                           (uint32_t)m->u[1], (uint32_t)m->u[2], &lr);
-      at = result_begin(sp, m->call_id, rc, NULL);
-      sbx_u8(&sp->out, (uint8_t)lr.allowed);
-      sbx_u32(&sp->out, lr.limit);
-      sbx_u32(&sp->out, lr.remaining);
-      sbx_u64(&sp->out, lr.retry_after_ms);
-      sbx_u64(&sp->out, lr.reset_ms);
-      break;
-    }
-    case SBX_CALL_COUNTER_GET: {
-      uint64_t v = 0;
-      rc = api->counter_get((nno_plugin *)pl, m->s[0], &v);
-      at = result_begin(sp, m->call_id, rc, NULL);
-      sbx_u64(&sp->out, v);
-      break;
-    }
-    case SBX_CALL_COUNTER_ADD: {
-      uint64_t v = 0;
-      rc = api->counter_add((nno_plugin *)pl, m->s[0], m->u[0], &v);
-      at = result_begin(sp, m->call_id, rc, NULL);
-      sbx_u64(&sp->out, v);
-      break;
-    }
-    default: { /* CONFIG_INT */
-      int64_t v = 0;
-      rc = api->host_config_int((nno_plugin *)pl, m->s[0], &v);
-      at = result_begin(sp, m->call_id, rc, NULL);
-      sbx_i64(&sp->out, v);
-      break;
-    }
-    }
-    result_end(sp, at, m->call_id);
-    return;
-  }
-  int rc;
-  if (m->op == SBX_CALL_HTTP_FETCH) {
-    if (sp->trial) { /* no loop to complete it on */
-      result_error(sp, m->call_id, NNO_ECANCELED);
-      return;
-    }
-    nno_http_request hq;
-    memset(&hq, 0, sizeof hq);
-    hq.size = sizeof hq;
-    hq.method = m->n[0] ? m->s[0] : NULL;
-    hq.url = m->s[1];
-    hq.headers = m->nhdr ? m->hdr : NULL;
-    hq.body = m->s[2];
-    hq.body_len = m->n[2];
-    hq.timeout_ms = (uint32_t)m->u[0];
-    hq.max_response_bytes = (size_t)m->u[1];
-    sbx_callrec *c = rec_new(sp, m, req_id);
-    if (!c) {
-      result_error(sp, m->call_id, NNO_ENOMEM);
-      return;
-    }
-    rc = api->http_fetch((nno_plugin *)pl, &hq, fetch_done, c);
-    if (rc) {
-      rec_free(c);
-      result_error(sp, m->call_id, rc);
-    }
-    return;
-  }
-  if (!r) {
-    /* Resource calls belong to a live request of this sandbox. */
-    result_error(sp, m->call_id, NNO_ESTATE);
-    return;
-  }
-  /* A resource: opened for the request (its platform, its package's
-   * manifest) by the host's own functions, on every call. */
-  void *h = NULL;
-  switch (m->op) {
-  case SBX_CALL_SQL_EXEC:
-  case SBX_CALL_SQL_BATCH:
-    rc = res_sql_open(r, m->s[0], (nno_sql **)&h);
-    break;
-  case SBX_CALL_KV_GET:
-  case SBX_CALL_KV_PUT:
-  case SBX_CALL_KV_DELETE:
-  case SBX_CALL_KV_LIST:
-    rc = res_kv_open(r, m->s[0], (nno_kv **)&h);
-    break;
-  default:
-    rc = res_blob_open(r, m->s[0], (nno_blob **)&h);
-    break;
-  }
-  if (rc) {
-    result_error(sp, m->call_id, rc);
-    return;
-  }
-  if (m->op == SBX_CALL_RES_BLOB) {
-    char why[128];
-    /* The response so far, then the body streamed from the blob: the
-     * request is res.c's from here; no RES follows. */
-    if (sbx_res_apply(r, &m->res, 0, why, sizeof why) != 0) {
-      result_error(sp, m->call_id, NNO_EINVAL);
-      return;
-    }
-    rc = res_blob(r, h, m->s[1], m->n[1]);
-    if (rc == 0) {
-      slot_free(sp, s);
-      arm_wall(sp);
-    }
-    result_error(sp, m->call_id, rc);
-    return;
-  }
-  sbx_callrec *c = rec_new(sp, m, req_id);
-  if (!c) {
-    result_error(sp, m->call_id, NNO_ENOMEM);
-    return;
-  }
-  switch (m->op) {
-  case SBX_CALL_SQL_EXEC:
-    rc = res_sql_exec(h, m->s[1], m->n[2] ? m->s[2] : NULL, sql_done, c);
-    break;
-  case SBX_CALL_SQL_BATCH:
-    rc = res_sql_batch(h, m->s[1], sql_done, c);
-    break;
-  case SBX_CALL_KV_GET:
-    rc = res_kv_get(h, m->s[1], m->n[1], kv_done, c);
-    break;
-  case SBX_CALL_KV_PUT:
-    rc = res_kv_put(h, m->s[1], m->n[1], m->s[2], m->n[2], m->u[0], kv_done,
-                    c);
-    break;
-  case SBX_CALL_KV_DELETE:
-    rc = res_kv_delete(h, m->s[1], m->n[1], kv_done, c);
-    break;
-  case SBX_CALL_KV_LIST:
-    rc = res_kv_list(h, m->s[1], m->n[1], m->n[2] ? m->s[2] : NULL,
-                     (uint32_t)m->u[0], kv_done, c);
-    break;
-  case SBX_CALL_BLOB_PUT:
-    rc = res_blob_put(h, m->s[1], m->n[1], m->n[2] ? m->s[2] : NULL, m->s[3],
-                      m->n[3], blob_done, c);
-    break;
-  case SBX_CALL_BLOB_HEAD:
-    rc = res_blob_head(h, m->s[1], m->n[1], blob_done, c);
-    break;
-  case SBX_CALL_BLOB_DELETE:
-    rc = res_blob_delete(h, m->s[1], m->n[1], blob_done, c);
-    break;
-  default: /* BLOB_LIST */
-    rc = res_blob_list(h, m->s[1], m->n[1], m->n[2] ? m->s[2] : NULL,
-                       (uint32_t)m->u[0], blob_done, c);
-    break;
-  }
-  if (rc) {
-    rec_free(c);
-    result_error(sp, m->call_id, rc);
-  }
-}
-
 /* ---- frames from the sandbox ------------------------------------------ */
 
 static void violation(sbx_proc *sp, const char *what) {
@@ -1233,13 +781,13 @@ static int frame(sbx_proc *sp, const sbx_frame_head *h, const char *p) {
       s->deadline = uv_now(&S.w->loop) + s->wall_ms;
       if (send_slot(sp, s) != 0) {
         nno_req *r = s->r;
-        slot_free(sp, s);
+        sbx__slot_free(sp, s);
         req_problem(r, 413, "Content Too Large",
                     "the request is too large to hand to the sandbox");
         end_req(r);
       }
     }
-    arm_wall(sp);
+    sbx__arm_wall(sp);
     return 0;
   }
   case SBX_MSG_FAIL: {
@@ -1260,11 +808,11 @@ static int frame(sbx_proc *sp, const sbx_frame_head *h, const char *p) {
       violation(sp, "a malformed RES");
       return -1;
     }
-    sbx_slot *s = slot_of(sp, h->id);
+    sbx_slot *s = sbx__slot_of(sp, h->id);
     if (!s) return 0; /* answered already (time budget, cancel) */
     nno_req *r = s->r;
     int ev = s->event;
-    slot_free(sp, s);
+    sbx__slot_free(sp, s);
     char why[128];
     if (sbx_res_apply(r, &m, ev, why, sizeof why) != 0)
       log_failed(sp, "sandbox response refused", r,
@@ -1274,14 +822,13 @@ static int frame(sbx_proc *sp, const sbx_frame_head *h, const char *p) {
     return 0;
   }
   case SBX_MSG_CALL: {
-    sbx_callmsg *m = malloc(sizeof *m);
-    if (!m || sbx_decode_call(p, h->len, m) != 0) {
-      free(m);
+    /* Decoded and served before the next frame: one for the worker. */
+    static sbx_callmsg m;
+    if (sbx_decode_call(p, h->len, &m) != 0) {
       violation(sp, "a malformed CALL");
       return -1;
     }
-    serve_call(sp, h->id, h->flags, m);
-    free(m);
+    sbx__serve_call(sp, h->id, h->flags, &m);
     return 0;
   }
   case SBX_MSG_LOG: {
@@ -1292,8 +839,8 @@ static int frame(sbx_proc *sp, const sbx_frame_head *h, const char *p) {
       violation(sp, "a malformed LOG");
       return -1;
     }
-    sbx_slot *s = h->id ? slot_of(sp, h->id) : NULL;
-    plugin *pl = flags_pkg(sp, h->flags);
+    sbx_slot *s = h->id ? sbx__slot_of(sp, h->id) : NULL;
+    plugin *pl = sbx__flags_pkg(sp, h->flags);
     relay_log(sp, lvl, msg, n, "package", pl ? pl->man.name : NULL,
               s ? s->r : NULL);
     return 0;
@@ -1477,12 +1024,12 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
   /* The package a crash belongs to: the request the status page names,
    * else the first package. */
   uint32_t culprit = 0;
-  sbx_slot *bs = busy ? slot_of(sp, busy) : NULL;
+  sbx_slot *bs = busy ? sbx__slot_of(sp, busy) : NULL;
   if (bs) {
     culprit = bs->wpkg;
   } else if (sp->page && atomic_load(&sp->page->busy_since_ns)) {
     /* In a callback of no request (a timer): the page names its package. */
-    plugin *pl = flags_pkg(sp, (uint16_t)(atomic_load(&sp->page->busy_pkg) + 1));
+    plugin *pl = sbx__flags_pkg(sp, (uint16_t)(atomic_load(&sp->page->busy_pkg) + 1));
     if (pl) culprit = pl->sbx_index;
   }
   if (crash || budget) {
@@ -1519,13 +1066,11 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
                "the package's sandbox %s (%s)",
                crash ? "crashed" : "was replaced", reason[0] ? reason : "exit");
     log_failed(sp, msg, r, pkg, reason[0] ? reason : "exit");
-    slot_free(sp, s);
+    sbx__slot_free(sp, s);
     req_problem(r, st_code, title, detail);
     end_req(r);
   }
-  /* Calls in flight complete into nothing. */
-  for (sbx_callrec *c = sp->calls; c; c = c->next) c->sp = NULL;
-  sp->calls = NULL;
+  sbx__calls_orphan(sp);
   unlink_proc(sp);
   S.count--;
   metrics_labelled_add("nno_sandbox_processes", 1, -1);
@@ -1704,7 +1249,7 @@ int sandbox_trial(worker *w, stack *st, char *err, size_t errlen) {
       const char *msg;
       size_t n;
       if (sbx_decode_log(p, h.len, &lvl, &msg, &n) == 0) {
-        plugin *pl = flags_pkg(sp, h.flags);
+        plugin *pl = sbx__flags_pkg(sp, h.flags);
         relay_log(sp, lvl, msg, n, "package", pl ? pl->man.name : NULL,
                   NULL);
       }
@@ -1716,7 +1261,7 @@ int sandbox_trial(worker *w, stack *st, char *err, size_t errlen) {
       /* init and on_host_ready may call the host synchronously. */
       sbx_callmsg *m = malloc(sizeof *m);
       int ok = m && sbx_decode_call(p, h.len, m) == 0;
-      if (ok) serve_call(sp, 0, h.flags, m);
+      if (ok) sbx__serve_call(sp, 0, h.flags, m);
       free(m);
       free(fb);
       fb = NULL;
@@ -1742,8 +1287,9 @@ int sandbox_trial(worker *w, stack *st, char *err, size_t errlen) {
     }
     if (h.type == SBX_MSG_FAIL) {
       const char *file, *msg;
+      /* The loader's own message, as an in-process load gives it. */
       if (sbx_decode_fail(p, h.len, &file, &msg) == 0)
-        snprintf(err, errlen, "%s%s%s", file, file[0] ? ": " : "", msg);
+        snprintf(err, errlen, "%s", msg);
       else
         snprintf(err, errlen, "sandbox: a malformed FAIL");
       break;

@@ -906,9 +906,17 @@ static void fetch_cb(sbx_req *r, int error, const char *msg, sbx_in *in,
 
 static int o_http_fetch(nno_plugin *p, const nno_http_request *rq,
                         nno_http_done_fn done, void *ud) {
-  if (!rq || !rq->url || !done || rq->size < sizeof(nno_http_request) ||
-      (rq->body_len && !rq->body))
+  /* As the host: a request built before max_response_bytes existed has
+   * none (0, the host's default); only what it has is read. */
+  if (!rq || !done || rq->size < offsetof(nno_http_request, max_response_bytes))
     return NNO_EINVAL;
+  nno_http_request q;
+  memset(&q, 0, sizeof q);
+  memcpy(&q, rq, rq->size < sizeof q ? rq->size : sizeof q);
+  if (!q.url || (q.body_len && !q.body)) return NNO_EINVAL;
+  if (strncmp(q.url, "http://", 7) != 0 && strncmp(q.url, "https://", 8) != 0)
+    return NNO_EINVAL;
+  rq = &q;
   fetch_args a = {rq, 0};
   if (rq->headers)
     while (rq->headers[a.nheaders] && a.nheaders < 256) a.nheaders++;

@@ -783,8 +783,9 @@ static int parse_u64(const char *s, uint64_t *out) {
 /* From the first confinement on, every end is _exit: no atexit handler
  * runs in a confined process (a leak checker's clone would be refused). */
 int sbx_child_main(int argc, char **argv) {
-  /* argv: ROOT DIR ID VERSION PLATFORM DATA CPU_MS MEMORY_MB LOG_LEVEL */
-  if (argc != 9) {
+  /* argv: ROOT DIR ID VERSION PLATFORM DATA CPU_MS MEMORY_MB LOG_LEVEL
+   * [BASE_DOMAIN] (host_base_domain; the default when absent) */
+  if (argc != 9 && argc != 10) {
     fprintf(stderr, "nno sandbox: internal command, started by a worker\n");
     return 2;
   }
@@ -815,6 +816,8 @@ int sbx_child_main(int argc, char **argv) {
   sbx_api_set_platform(platform);
 
   config_defaults(&g_cfg, "");
+  if (argc == 10 && argv[9][0] && strlen(argv[9]) < sizeof g_cfg.base_domain)
+    snprintf(g_cfg.base_domain, sizeof g_cfg.base_domain, "%s", argv[9]);
   snprintf(g_cfg.data_dir, sizeof g_cfg.data_dir, "%s", data);
   g_cfg.builtin_stacks = 0;
   g_cfg.nstacks_dirs = 0;

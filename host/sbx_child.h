@@ -22,7 +22,9 @@ struct plugin;
 #define SBX_FD_SHARED 4
 
 /* Entry point of `nno sandbox ROOT DIR ID VERSION PLATFORM DATA CPU_MS
- * MEMORY_MB LOG_LEVEL` (main.c). Returns the process's exit status. */
+ * MEMORY_MB LOG_LEVEL [BASE_DOMAIN]` (main.c): the worker's base domain
+ * for host_base_domain, the default when absent. Returns only on bad
+ * arguments; every other end is _exit. */
 int sbx_child_main(int argc, char **argv);
 
 /* ---- requests (the child's own nno_req) -------------------------------- */

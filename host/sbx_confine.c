@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/landlock.h>
+#include <malloc.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -101,6 +103,9 @@ int sbx_confine_early(uint64_t memory_mb, char *err, size_t errlen) {
    * each request. (Under AddressSanitizer, whose shadow maps terabytes of
    * address space, there is no cap.) */
   if (memory_mb) {
+    /* One malloc arena: each thread's own would reserve 64 MiB of address
+     * space, and the pool's threads would eat the cap without using it. */
+    mallopt(M_ARENA_MAX, 1);
     rlim_t as = (rlim_t)(memory_mb + 256) << 20;
     struct rlimit lim = {as, as};
     if (setrlimit(RLIMIT_AS, &lim)) {
@@ -143,13 +148,33 @@ void sbx_cpu_timer_arm(uint64_t ns) {
 
 #define NOBODY 65534
 
+/* Set the capability sets to `caps` alone (effective and permitted). */
+static int caps_only(uint32_t caps) {
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  memset(d, 0, sizeof d);
+  d[0].effective = d[0].permitted = caps;
+  return (int)syscall(SYS_capset, &h, d);
+}
+
+/* As root, the stack's folder is often readable by root only (the data
+ * folder is 0750): the sandbox becomes nobody keeping the one right to
+ * read and search whatever the file modes say, CAP_DAC_READ_SEARCH, which
+ * Landlock then bounds to the stack's folder and the libraries
+ * (sbx_confine_fs drops it when Landlock is not there). */
+static int g_kept_dac;
+
 static int drop_root(char *err, size_t errlen) {
   if (geteuid() != 0) return 0;
-  if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
-      setresuid(NOBODY, NOBODY, NOBODY)) {
+  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) || setgroups(0, NULL) ||
+      setresgid(NOBODY, NOBODY, NOBODY) ||
+      setresuid(NOBODY, NOBODY, NOBODY) ||
+      prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) ||
+      caps_only(1u << CAP_DAC_READ_SEARCH)) {
     snprintf(err, errlen, "cannot drop root: %s", strerror(errno));
     return -1;
   }
+  g_kept_dac = 1;
   if (setuid(0) == 0) {
     snprintf(err, errlen, "cannot drop root: still able to regain it");
     return -1;
@@ -189,23 +214,33 @@ int sbx_confine_fs(const char *stack_dir, int *landlocked, char *err,
   *landlocked = 0;
   int was_root = geteuid() == 0;
   if (drop_root(err, errlen)) return -1;
-  if (was_root && access(stack_dir, R_OK | X_OK) != 0 && errno == EACCES) {
-    /* Say so plainly rather than fail on the first file of the load. */
-    snprintf(err, errlen,
-             "stack folder \"%s\" cannot be read by the "
-             "sandbox's user nobody (%d): %s; make it and the folders above "
-             "it searchable by others (o+rx, o+x)",
-             stack_dir, NOBODY, strerror(errno));
-    return -1;
-  }
   int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
                          LANDLOCK_CREATE_RULESET_VERSION);
-  if (abi < 1) return 0; /* unavailable: said once by the caller */
   struct landlock_ruleset_attr ra = {.handled_access_fs = ll_handled(abi)};
-  int rs = (int)syscall(SYS_landlock_create_ruleset, &ra, sizeof ra, 0);
-  if (rs < 0) return 0;
-  static const char *const sys[] = {"/lib", "/lib64", "/usr/lib", "/usr/lib64",
-                                    "/etc/ld.so.cache"};
+  int rs = abi < 1 ? -1
+                   : (int)syscall(SYS_landlock_create_ruleset, &ra, sizeof ra,
+                                  0);
+  if (rs < 0) {
+    /* Unavailable (said once by the caller): nothing bounds the kept
+     * right to read, so it goes. */
+    if (g_kept_dac && caps_only(0)) {
+      snprintf(err, errlen, "cannot drop capabilities: %s", strerror(errno));
+      return -1;
+    }
+    g_kept_dac = 0;
+    if (was_root && access(stack_dir, R_OK | X_OK) != 0 && errno == EACCES) {
+      /* Say so plainly rather than fail on the first file of the load. */
+      snprintf(err, errlen,
+               "stack folder \"%s\" cannot be read by the "
+               "sandbox's user nobody (%d): %s; make it and the folders "
+               "above it searchable by others (o+rx, o+x)",
+               stack_dir, NOBODY, strerror(errno));
+      return -1;
+    }
+    return 0;
+  }
+  static const char *const sys[] = {"/lib", "/lib64", "/usr/lib",
+                                    "/usr/lib64", "/etc/ld.so.cache"};
   const uint64_t ro = LL_EXECUTE | LL_READ_FILE | LL_READ_DIR;
   int rc = ll_allow(rs, stack_dir, ro);
   for (size_t i = 0; rc == 0 && i < sizeof sys / sizeof *sys; i++)

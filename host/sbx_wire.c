@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "api.h"
 #include "req.h"
 
@@ -190,18 +192,58 @@ static int add_lines(nno_req *r, const char *blk, size_t n,
   return 0;
 }
 
+/* The status whose code res_status_code() gives back: a failed event's
+ * code survives the trip through its problem. */
+static int status_of(int code) {
+  switch (code) {
+  case NNO_EINVAL: return 422;
+  case NNO_ENOENT: return 404;
+  case NNO_EREFUSED: return 409;
+  case NNO_ETOOBIG: return 413;
+  case NNO_EBUSY: return 503;
+  case NNO_ETIMEDOUT: return 504;
+  case NNO_EQUOTA: return 507;
+  }
+  return 500;
+}
+
 int sbx_res_apply(nno_req *r, const sbx_res *m, int event, char *why,
                   size_t whylen) {
   const nno_host_api *api = api_table();
   why[0] = '\0';
-  if (event && m->rc < 0 && m->body_len && m->body_len < 512 &&
-      !memchr(m->body, '\0', m->body_len)) {
-    /* A failed platform event: the body is its message. */
-    char detail[512];
-    memcpy(detail, m->body, m->body_len);
-    detail[m->body_len] = '\0';
-    req_problem(r, 500, "Internal Server Error", detail);
-    return 0;
+  if (event) {
+    /* A platform event's answer: status 0 is success, a negative code a
+     * failure whose message is the body. The request then holds the
+     * problem an in-process hook's failure would: res.c reads the code
+     * back from its status and the message from its detail. */
+    int32_t code = (int32_t)m->status;
+    if (code < 0 || (m->rc < 0 && !m->written)) {
+      int c = code < 0 ? code : m->rc;
+      char detail[512];
+      if (m->body_len && m->body_len < sizeof detail &&
+          !memchr(m->body, '\0', m->body_len)) {
+        memcpy(detail, m->body, m->body_len);
+        detail[m->body_len] = '\0';
+      } else {
+        snprintf(detail, sizeof detail, "%s", nno__err_name(c));
+      }
+      int st = status_of(c);
+      /* The hook answered a problem before failing: its status and
+       * detail, as the in-process hook's response would give them. */
+      json_t *doc = json_loadb(m->body, m->body_len, 0, NULL);
+      json_t *js = json_object_get(doc, "status");
+      const char *d = json_string_value(json_object_get(doc, "detail"));
+      if (!d) d = json_string_value(json_object_get(doc, "title"));
+      if (json_is_integer(js) && json_integer_value(js) >= 400 &&
+          json_integer_value(js) <= 599 && d) {
+        st = (int)json_integer_value(js);
+        snprintf(detail, sizeof detail, "%s", d);
+      }
+      json_decref(doc);
+      req_problem(r, st, http_reason(st), detail);
+      return 0;
+    }
+    if (code == 0 && !m->body_len) return 0;
   }
   if (m->rc < 0 && !m->written) {
     /* As dispatch() answers a handler that failed without a word. */
@@ -211,7 +253,6 @@ int sbx_res_apply(nno_req *r, const sbx_res *m, int event, char *why,
     req_problem(r, 500, "Internal Server Error", detail);
     return 0;
   }
-  if (event && m->status == 0 && m->rc == 0 && !m->body_len) return 0;
   if (add_lines(r, m->keep, m->keep_len, api->res_header_keep) != 0) {
     snprintf(why, whylen, "a kept header the host refuses");
     goto bad;

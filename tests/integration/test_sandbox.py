@@ -164,6 +164,17 @@ def test_resources_reach_the_provider_for_the_request_platform(res):
     assert len(sandboxes(res)) == 2
 
 
+def test_platform_events_reach_the_sandbox_and_fail_back(res):
+    """platform_event of a sandboxed stack runs in the platform's sandbox;
+    a failure comes back with its code and message, as in-process."""
+    st, _, body = res.json("POST", "/fakestore/event/failme/2")
+    assert st == 200
+    assert body == {"status": "NNO_EREFUSED",
+                    "message": "cannot activate on failme"}, body
+    st, _, body = res.json("POST", "/fakestore/event/acme/1")
+    assert st == 200 and body["status"] == "NNO_OK", body
+
+
 def test_undeclared_resources_are_refused_by_the_worker(res):
     store_log(res)
     st, _, body = res.json("GET", "/r/checks", headers=on("acme"))
@@ -333,3 +344,45 @@ def test_required_service_is_refused_in_sandbox_mode(make_host, tmp_path):
                            "core_plugins": ["fakestore"],
                            "sandbox": {"inprocess": "probe"}}).start()
     assert not [e for e in h2.log_lines() if e.get("msg") == "stack refused"]
+
+
+def test_stack_in_a_private_folder_is_served(make_host, tmp_path):
+    """The data folder is 0750 and the host's own: a sandbox (never root)
+    still loads a stack from a folder only the host's user can read."""
+    import shutil
+    root = tmp_path / "private"
+    shutil.copytree(PROBE, str(root))
+    os.chmod(str(tmp_path), 0o700)
+    os.chmod(str(root), 0o700)
+    h = make_host(workers=1, stacks=[str(root)]).start()
+    assert not [e for e in h.log_lines() if e.get("msg") == "stack refused"]
+    got, _ = echo(h)
+    assert got["method"] == "POST" and got["id"] == "sbx-echo-1", got
+    [pid] = sandboxes(h)
+    with open("/proc/%d/status" % pid) as f:
+        st = dict(l.split(":", 1) for l in f if ":" in l)
+    if os.geteuid() == 0:
+        assert st["Uid"].split()[:3] == ["65534"] * 3, st["Uid"]
+
+
+def test_concurrent_requests_each_get_their_answer(make_host):
+    """Many requests in flight in one sandbox at once (batched both ways):
+    each is answered, with its own answer."""
+    import concurrent.futures
+    h = make_host(workers=1, stacks=[PROBE]).start()
+
+    def one(i):
+        c = h.conn(10)
+        try:
+            rid = "sbx-many-%d" % i
+            c.request("GET", "/probe/echo/%d" % i,
+                      headers={"X-Request-Id": rid})
+            r = c.getresponse()
+            body = json.loads(r.read())
+            return r.status, body["id"] == rid and body["rest"] == str(i)
+        finally:
+            c.close()
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        got = list(ex.map(one, range(64)))
+    assert got == [(200, True)] * 64, got
+    assert len(sandboxes(h)) == 1
