@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "callctx.h"
 #include "conn.h"
 #include "fetch.h"
 #include "gateway.h"
@@ -319,7 +320,10 @@ typedef struct plugin_timer {
 
 static void timer_cb(uv_timer_t *h) {
   plugin_timer *t = h->data;
+  callctx cc;
+  callctx_enter(t->owner, NULL, &cc);
   t->fn((nno_timer *)t, t->ud);
+  callctx_leave(&cc);
 }
 
 static int api_timer_start(nno_plugin *p, uint64_t timeout_ms,
@@ -377,8 +381,12 @@ static void work_cb(uv_work_t *req) {
 static void after_work_cb(uv_work_t *req, int status) {
   work *wk = (work *)req;
   wk->owner->pending--;
-  if (wk->after)
+  if (wk->after) {
+    callctx cc;
+    callctx_enter(wk->owner, NULL, &cc);
     wk->after(status == UV_ECANCELED ? NNO_ECANCELED : 0, wk->ud);
+    callctx_leave(&cc);
+  }
   free(wk);
 }
 

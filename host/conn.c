@@ -16,6 +16,7 @@
 #include "log.h"
 #include "res.h"
 #include "router.h"
+#include "watchdog.h"
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
 static void process(conn *c, const char *data, size_t n);
@@ -362,6 +363,17 @@ void conn_accept(worker *w, uv_stream_t *server) {
     conn_close(c);
     return;
   }
+  c->accept_ns = watchdog_arrival_ns();
+  c->accept_iter = watchdog_iteration();
+  char why[192];
+  int over = watchdog_overloaded(w, why, sizeof why);
+  if (over == WD_OVERLOAD_CONNECTIONS) {
+    /* Past overload.max_connections: answered at once and closed, before
+     * the connection costs a request. */
+    watchdog_count_rejected(over);
+    refuse(c, 503, why);
+    return;
+  }
   if ((int64_t)(w->nconns - w->nclosing) > w->cfg->max_connections) {
     /* Over the limit: make room by closing the connection idle longest,
      * which HTTP allows at any time; with none idle, a short 503 the
@@ -404,6 +416,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     conn_close(c);
     return;
   }
+  c->read_ns = c->read_ns ? watchdog_arrival_ns()
+                          : watchdog_first_arrival_ns(c->accept_ns,
+                                                      c->accept_iter);
   c->in_process = 1;
   process(c, b->base, (size_t)n);
   c->in_process = 0;

@@ -33,6 +33,11 @@ typedef struct conn {
   uint64_t nrequests; /* requests answered on this connection */
   uint64_t deadline;  /* loop time (ms) the current wait ends; 0: none */
   uint64_t idle_since; /* loop time (ms) it last began waiting for a request */
+  uint64_t read_ns;   /* when the last bytes read reached the worker
+                         (watchdog_arrival_ns): a request's start; 0
+                         before the first read */
+  uint64_t accept_ns, accept_iter; /* when and in which loop iteration it
+                                      was accepted (watchdog.h) */
   buf out;           /* responses not yet handed to the kernel */
   buf pending;       /* bytes read but not consumed (pipelining) */
   /* Streaming the response's body source (req.body_src, res_blob): read

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "callctx.h"
 #include "loader.h"
 #include "log.h"
 #include "req.h"
@@ -62,7 +63,10 @@ static void finish(transfer *t, int error, int status, const char *msg) {
   if (t->next) t->next->prev = t->prev;
   f->active--;
   t->owner->pending--;
+  callctx cc;
+  callctx_enter(t->owner, NULL, &cc);
   t->done(&res, t->ud);
+  callctx_leave(&cc);
   buf_free(&t->resp_head);
   buf_free(&t->resp_body);
   free(t->body);

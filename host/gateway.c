@@ -16,6 +16,7 @@
 #include "res.h"
 #include "router.h"
 #include "stacks.h"
+#include "watchdog.h"
 
 static const char hexd[] = "0123456789abcdef";
 
@@ -56,6 +57,10 @@ static void put_hex64(char *out, uint64_t v) {
 
 void gateway_prepare(conn *c, const http_request *hr) {
   gateway_prepare_req(c->w, &c->req, hr);
+  /* A request is dated from when its bytes reached the worker, so that the
+   * time it waited for a busy loop counts (watchdog_arrival_ns). */
+  if (hr && c->read_ns && c->read_ns < c->req.start_ns)
+    c->req.start_ns = c->read_ns;
 }
 
 void gateway_prepare_req(worker *w, nno_req *r, const http_request *hr) {
@@ -236,7 +241,10 @@ static int run_hooks(nno_req *r, worker *w, int first, int last) {
     for (size_t i = 0; i < w->nhooks[stage]; i++) {
       const gw_hook *h = &w->hooks[stage][i];
       r->stage = stage;
+      callctx cc;
+      callctx_enter(h->plugin, r, &cc);
       int rc = h->fn(r, h->ud);
+      callctx_leave(&cc);
       r->stage = 0;
       if (rc == NNO_OK) continue;
       if (rc == NNO_DONE) {
@@ -300,6 +308,9 @@ static int route_request(conn *c, const http_request *hr) {
     return 1;
   }
   if (try_builtin(r, hr)) return 1;
+  /* Overloaded: answered before any plugin runs (the built-ins above stay
+   * reachable, for the operator watching it). */
+  if (watchdog_shed(r)) return 1;
   /* Stacks installed or removed by any worker are picked up first. */
   stacks_poll(w);
   /* Quarantines and releases not yet told to the core plugins. */
@@ -371,10 +382,10 @@ static void dispatch(conn *c) {
   }
   w->nrequests_active++;
   r->in_handler = 1;
-  callctx saved;
-  callctx_enter(t->plugin, r, &saved);
+  callctx cc;
+  callctx_enter(t->plugin, r, &cc);
   int rc = t->fn(r, t->ud);
-  callctx_leave(&saved);
+  callctx_leave(&cc);
   r->in_handler = 0;
   if (rc == NNO_ASYNC && !r->ended) {
     r->async = 1;

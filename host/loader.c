@@ -18,6 +18,7 @@
 #include "req.h"
 #include "res.h"
 #include "router.h"
+#include "sandbox.h"
 #include "semver.h"
 #include "services.h"
 #include "stacks.h"
@@ -320,6 +321,73 @@ fail:
   return NULL;
 }
 
+/* A package of a sandboxed stack, from its manifest only: the static
+ * checks of load_one (manifest, object descriptor as pkgcheck reads it,
+ * the stack's wants), no dlopen, no init. Its routes lead to
+ * sandbox_handler; the sandbox binds them for real (sandbox_trial checks
+ * they are the same). NULL with err set. */
+static plugin *load_sandboxed(const char *root, const char *dir,
+                              const char *stack_label,
+                              const stack_manifest *sm, const char *sjson,
+                              size_t idx, char *err, size_t errlen) {
+  snprintf(g_file, sizeof g_file, "%s/package.json", dir);
+  plugin *p = calloc(1, sizeof *p);
+  if (!p) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  p->so_fd = -1;
+  snprintf(p->dir, sizeof p->dir, "%s", dir);
+  snprintf(p->stack, sizeof p->stack, "%s", stack_label);
+  snprintf(p->stack_id, sizeof p->stack_id, "%s", sm->id);
+  snprintf(p->stack_version, sizeof p->stack_version, "%s", sm->version);
+  if (!realpath(dir, p->absdir)) snprintf(p->absdir, sizeof p->absdir, "%s", dir);
+  if (pkgcheck_package_open(root, dir, &p->man, p->so_path, sizeof p->so_path,
+                            &p->so_fd, err, errlen))
+    goto fail;
+  close(p->so_fd);
+  p->so_fd = -1;
+  if (pkgcheck_manifest_fits(&p->man, p->so_path, NNO_KIND_FEATURE, err,
+                             errlen))
+    goto fail;
+  if (pkgcheck_stack_wants(sm, idx, &p->man, err, errlen)) {
+    snprintf(g_file, sizeof g_file, "%s", sjson);
+    goto fail;
+  }
+  if (p->man.nrequires > 0) {
+    /* A service is a table of pointers into another process. */
+    snprintf(err, errlen,
+             "package %s requires service %s, which a sandboxed stack "
+             "cannot reach; run stack %s inprocess (sandbox.inprocess)",
+             p->man.name, p->man.requires[0].service, sm->id);
+    goto fail;
+  }
+  p->routes = calloc(p->man.nroutes ? p->man.nroutes : 1, sizeof *p->routes);
+  if (!p->routes) goto oom;
+  for (size_t i = 0; i < p->man.nroutes; i++) {
+    const manifest_route *mr = &p->man.routes[i];
+    plugin_route *r = &p->routes[i];
+    r->method = strdup(mr->method);
+    r->pattern = strdup(mr->path);
+    p->nroutes = i + 1;
+    if (!r->method || !r->pattern) goto oom;
+    r->scope = mr->scope ? mr->scope : "";
+    r->target.plugin = p;
+    r->target.fn = sandbox_handler;
+    r->target.ud = r;
+    r->target.scope = r->scope;
+    r->target.upload_max = 0;
+  }
+  p->desc = sandbox_desc();
+  p->sbx_index = (uint32_t)idx;
+  return p;
+oom:
+  snprintf(err, errlen, "out of memory");
+fail:
+  plugin_free(p);
+  return NULL;
+}
+
 /* Is method+pattern already bound by one of `ps` (the plugins committed to
  * the same router) or by an earlier plugin of the batch? */
 static const plugin *route_taken(plugin *const *ps, size_t n, size_t upto,
@@ -450,7 +518,7 @@ static int cmp_choice(const void *a, const void *b) {
  * worker cannot go on (out of memory committing routes). */
 static int load_stack(worker *w, const char *root, const char *dir,
                       const char *expect_id, const char *expect_version,
-                      char *err, size_t errlen) {
+                      int isolation, char *err, size_t errlen) {
   stack_manifest sm;
   char sjson[PATH_MAX + 16];
   snprintf(sjson, sizeof sjson, "%s/stack.json", dir);
@@ -476,8 +544,11 @@ static int load_stack(worker *w, const char *root, const char *dir,
   for (size_t i = 0; i < sm.npackages; i++) {
     char pdir[PATH_MAX + 64];
     snprintf(pdir, sizeof pdir, "%s/packages/%s", dir, sm.packages[i].name);
-    plugin *p = load_one(w, root, pdir, label, NNO_KIND_FEATURE, &sm, sjson,
-                         i, err, errlen);
+    plugin *p = isolation == NNO_ISOLATION_SANDBOX
+                    ? load_sandboxed(root, pdir, label, &sm, sjson, i, err,
+                                     errlen)
+                    : load_one(w, root, pdir, label, NNO_KIND_FEATURE, &sm,
+                               sjson, i, err, errlen);
     if (!p) goto done;
     ps[n++] = p;
   }
@@ -491,21 +562,34 @@ static int load_stack(worker *w, const char *root, const char *dir,
     rc = -2;
     goto done;
   }
+  snprintf(st->id, sizeof st->id, "%s", sm.id);
+  snprintf(st->version, sizeof st->version, "%s", sm.version);
+  snprintf(st->dir, sizeof st->dir, "%s", dir);
+  snprintf(st->root, sizeof st->root, "%s", root);
+  st->ver = sm.ver;
+  st->plugins = ps;
+  st->nplugins = n;
+  st->isolation = isolation;
+  st->builtin = w->cfg->builtin_stacks &&
+                strcmp(root, w->cfg->builtin_stack_dir) == 0;
+  if (isolation == NNO_ISOLATION_SANDBOX) {
+    for (size_t i = 0; i < n; i++) ps[i]->sbx_stack = st;
+    /* The trial load: one real sandbox, as serving starts it. */
+    if (sandbox_trial(w, st, err, errlen) != 0) {
+      free(st);
+      router_free(rt);
+      goto done;
+    }
+  }
   rc = commit(w, rt, ps, n, 0, err, errlen);
   if (rc != 0) {
     free(st);
     router_free(rt);
     goto done;
   }
-  snprintf(st->id, sizeof st->id, "%s", sm.id);
-  snprintf(st->version, sizeof st->version, "%s", sm.version);
-  st->ver = sm.ver;
   st->router = rt;
-  st->plugins = ps;
-  st->nplugins = n;
   st->man = sm; /* owned by the stack now */
   memset(&sm, 0, sizeof sm);
-  snprintf(st->dir, sizeof st->dir, "%s", dir);
   if (w->listening) /* installed while serving: ready at once */
     for (size_t i = 0; i < n; i++) {
       const nno_plugin_desc *d = ps[i]->desc;
@@ -530,6 +614,8 @@ static int load_stack(worker *w, const char *root, const char *dir,
     log_begin(&l, NNO_LOG_INFO, "stack loaded");
     log_str(&l, "name", label);
     log_int(&l, "packages", (long long)n);
+    log_str(&l, "isolation",
+            isolation == NNO_ISOLATION_SANDBOX ? "sandbox" : "inprocess");
     log_end(&l);
     n = 0; /* owned by the plugin set now */
   }
@@ -626,7 +712,11 @@ int loader_load_core(worker *w, const char *skip, char *err, size_t errlen) {
 int loader_load_stack_dir(worker *w, const char *root, const char *dir,
                           const char *id, const char *version, char *err,
                           size_t errlen) {
-  return load_stack(w, root, dir, id, version, err, errlen) ? -1 : 0;
+  /* The check's child and the sandbox itself load in-process. */
+  return load_stack(w, root, dir, id, version, NNO_ISOLATION_INPROCESS, err,
+                    errlen)
+             ? -1
+             : 0;
 }
 
 int loader_load_package_dir(worker *w, const char *root, const char *dir,
@@ -668,7 +758,7 @@ static void trial_child(void *arg, int fd) {
     return;
   }
   if (load_stack(t->w, t->sc->root, t->sc->dir, t->sc->id, t->sc->version,
-                 err, sizeof err) != 0) {
+                 NNO_ISOLATION_INPROCESS, err, sizeof err) != 0) {
     pkgcheck_child_problem(fd, g_file, err);
     return;
   }
@@ -681,6 +771,13 @@ static void trial_child(void *arg, int fd) {
  * hangs is refused like one whose init fails, and this worker lives. */
 static int try_stack(worker *w, const stack_choice *sc, char *err,
                      size_t errlen) {
+  const nno_config *cfg = w->cfg;
+  int builtin = cfg->builtin_stacks &&
+                strcmp(sc->root, cfg->builtin_stack_dir) == 0;
+  if (config_isolation(cfg, sc->id, builtin) == NNO_ISOLATION_SANDBOX)
+    /* Its code never runs here: its trial is a sandbox's start. */
+    return load_stack(w, sc->root, sc->dir, sc->id, sc->version,
+                      NNO_ISOLATION_SANDBOX, err, errlen);
   pkgcheck_report rep;
   memset(&rep, 0, sizeof rep);
   trial t = {w, sc};
@@ -694,7 +791,8 @@ static int try_stack(worker *w, const stack_choice *sc, char *err,
   if (n < 0)
     log_warn("stack %s@%s: no trial load (cannot fork: %s); loading it "
              "directly", sc->id, sc->version, strerror(errno));
-  return load_stack(w, sc->root, sc->dir, sc->id, sc->version, err, errlen);
+  return load_stack(w, sc->root, sc->dir, sc->id, sc->version,
+                    NNO_ISOLATION_INPROCESS, err, errlen);
 }
 
 int loader_load_all(worker *w) {
@@ -816,6 +914,7 @@ void loader_stack_unload(worker *w, stack *st) {
   if (!*pp) return;
   *pp = st->next;
   w->plugins->nstacks--;
+  sandbox_stack_gone(st);
   /* Its plugins leave the plugin list, then are finalised, last first. */
   for (size_t i = st->nplugins; i-- > 0;) {
     plugin **q = &w->plugins->head;

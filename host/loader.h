@@ -48,6 +48,10 @@ typedef struct plugin {
   /* The first route init tried to bind that its manifest does not
    * declare ("GET /x"), "" if none: a check refuses the package. */
   char undeclared[160];
+  /* A sandboxed package (its stack's isolation is NNO_ISOLATION_SANDBOX):
+   * never opened here; its stack and its index in it (sandbox.c). */
+  struct stack *sbx_stack;
+  uint32_t sbx_index;
 } plugin;
 
 /* A loaded stack version: its packages and its own route table. This is
@@ -72,6 +76,7 @@ typedef struct stack {
    * and `source` decides with the configuration (config_isolation). */
   int isolation;
   int builtin; /* found beside the binary (builtin_stack_dir) */
+  char root[PATH_MAX]; /* the stacks folder `dir` was found in */
 } stack;
 
 typedef struct plugin_set {

@@ -146,10 +146,21 @@ static int put_key(logline *l, const char *key, size_t klen) {
   return 0;
 }
 
-void log_beginn(logline *l, int level, const char *msg, size_t msg_len) {
+/* Start a line. `cached`: through the once-a-second timestamp cache
+ * (the process's own thread); 0: formatted here alone (another thread). */
+static void begin(logline *l, int level, const char *msg, size_t msg_len,
+                  int cached) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  if (ts.tv_sec != ts_sec) {
+  if (!cached) {
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(l->buf, sizeof l->buf,
+                     "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec);
+    l->len = n > 0 && n < 48 ? (size_t)n : 0;
+  } else if (ts.tv_sec != ts_sec) {
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     int n =
@@ -162,8 +173,10 @@ void log_beginn(logline *l, int level, const char *msg, size_t msg_len) {
   if (!g_mid_ready) build_mid();
   if (level < 0 || level > 3) level = NNO_LOG_INFO;
   int ms = (int)(ts.tv_nsec / 1000000);
-  memcpy(l->buf, ts_head, ts_head_len);
-  l->len = ts_head_len;
+  if (cached) {
+    memcpy(l->buf, ts_head, ts_head_len);
+    l->len = ts_head_len;
+  }
   l->full = 0;
   l->buf[l->len++] = (char)('0' + ms / 100);
   l->buf[l->len++] = (char)('0' + ms / 10 % 10);
@@ -171,6 +184,14 @@ void log_beginn(logline *l, int level, const char *msg, size_t msg_len) {
   memcpy(l->buf + l->len, g_mid[level], g_mid_len[level]);
   l->len += g_mid_len[level];
   put_escaped(l, msg, msg_len);
+}
+
+void log_beginn(logline *l, int level, const char *msg, size_t msg_len) {
+  begin(l, level, msg, msg_len, 1);
+}
+
+void log_begin_thread(logline *l, int level, const char *msg) {
+  begin(l, level, msg, strlen(msg), 0);
 }
 
 /* Days since 1970-01-01 to a civil date (H. Hinnant's algorithm): pure
@@ -320,4 +341,9 @@ void log_msg(int level, const char *fmt, ...) {
   logline l;
   log_begin(&l, level, msg);
   log_end(&l);
+}
+
+void log_end_thread(logline *l) {
+  finish(l);
+  write_all(STDERR_FILENO, l->buf, l->len);
 }

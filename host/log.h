@@ -49,6 +49,13 @@ void log_kint(logline *l, const char *key, size_t klen, long long v);
  * to the same place, so one process's lines keep their order). */
 void log_end(logline *l);
 
+/* For a thread other than the process's loop thread (the watchdog): a
+ * line begun and written without the timestamp cache or the access
+ * buffer, so it races with nothing the loop thread touches. log_str and
+ * log_int are safe on the line in between (it is the caller's). */
+void log_begin_thread(logline *l, int level, const char *msg);
+void log_end_thread(logline *l);
+
 /* The usual forms; inline so that a literal's length is a constant. */
 static inline void log_begin(logline *l, int level, const char *msg) {
   log_beginn(l, level, msg, strlen(msg));

@@ -31,6 +31,7 @@
 #include "quarantine.h"
 #include "ratelimit.h"
 #include "stacks.h"
+#include "watchdog.h"
 #include "worker.h"
 
 #define MAX_LANES 64
@@ -42,6 +43,13 @@ typedef struct proc {
   int lane;
   int stopping;
   uint64_t started_ms;
+  /* Replaced at its own request (watchdog.h): WD_RECYCLE_*, 0 if not. */
+  int recycle;
+  uint64_t recycle_ms;   /* when the replacement was started */
+  pid_t replacement;     /* its pid (0: could not be started) */
+  int replacement_slot;
+  int term_sent;
+  uint64_t unstuck_ms;   /* when its loop turned again (stuck ones) */
 } proc;
 
 static proc procs[MAX_PROCS];
@@ -186,6 +194,8 @@ static int claim_and_listen(const nno_config *c) {
   return ensure_lanes(c, (int)c->workers);
 }
 
+static int last_spawned = -1; /* procs index of the last spawn() */
+
 static int spawn(int lane) {
   int i;
   for (i = 0; i < MAX_PROCS && procs[i].pid; i++) {}
@@ -195,6 +205,7 @@ static int spawn(int lane) {
     return -1;
   }
   metrics_worker_started(slot, 0);
+  watchdog_slot_reset(slot);
   /* The slot's crash record is the new worker's. */
   quarantine_crash *rec = quarantine_crash_slot(slot);
   if (rec) atomic_store(&rec->state, 0);
@@ -220,6 +231,8 @@ static int spawn(int lane) {
   procs[i].lane = lane;
   procs[i].stopping = 0;
   procs[i].started_ms = now_ms();
+  procs[i].recycle = 0;
+  last_spawned = i;
   logline l;
   log_begin(&l, NNO_LOG_INFO, "worker started");
   log_int(&l, "worker_pid", pid);
@@ -284,6 +297,7 @@ static void reap(void) {
     proc p = procs[i];
     procs[i].pid = 0;
     metrics_worker_stopped(p.slot);
+    watchdog_slot_reset(p.slot);
     if (p.stopping) {
       /* Draining (a reload, a stop): not replaced, but a crash still
        * counts. */
@@ -309,6 +323,75 @@ static void reap(void) {
     }
     lane_respawn_at[p.lane] = t + delay;
     exited(&p, pid, status, (int64_t)delay);
+  }
+}
+
+/* Workers that asked to be replaced (watchdog.h): a replacement starts at
+ * once on the same lane; a worker over its memory ceiling is drained once
+ * the replacement is ready; a stuck one is told to drain at once (it does
+ * when its loop turns again) and killed if it is still stuck hard_ms later,
+ * or not gone drain_timeout_ms after its loop turned. */
+static void recycle_due(void) {
+  uint64_t t = now_ms();
+  for (int i = 0; i < MAX_PROCS; i++) {
+    proc *p = &procs[i];
+    if (!p->pid) continue;
+    if (!p->recycle) {
+      int why = p->stopping ? 0 : watchdog_slot_recycle(p->slot);
+      if (!why) continue;
+      p->recycle = why;
+      p->recycle_ms = t;
+      p->stopping = 1; /* not respawned when it exits */
+      p->replacement = 0;
+      p->replacement_slot = -1;
+      p->unstuck_ms = 0;
+      if (p->lane < cur->workers && spawn(p->lane) == 0) {
+        p->replacement = procs[last_spawned].pid;
+        p->replacement_slot = procs[last_spawned].slot;
+      }
+      logline l;
+      log_begin(&l, NNO_LOG_WARN, "worker recycled");
+      log_int(&l, "worker_pid", p->pid);
+      log_str(&l, "reason",
+              why == WD_RECYCLE_STUCK ? "loop stuck" : "memory ceiling");
+      if (p->replacement) log_int(&l, "replacement_pid", p->replacement);
+      log_end(&l);
+      if (why == WD_RECYCLE_STUCK) {
+        kill(p->pid, SIGTERM);
+        p->term_sent = 1;
+      } else {
+        p->term_sent = 0;
+      }
+      continue;
+    }
+    if (!p->term_sent) {
+      /* Replacement first: drain once it serves (or could not start). */
+      if (!p->replacement || metrics_slot_ready(p->replacement_slot) ||
+          t - p->recycle_ms > 15000) {
+        kill(p->pid, SIGTERM);
+        p->term_sent = 1;
+      }
+      continue;
+    }
+    if (p->recycle != WD_RECYCLE_STUCK) continue;
+    const char *why = NULL;
+    if (watchdog_slot_stuck(p->slot)) {
+      if (t - p->recycle_ms > (uint64_t)cur->watchdog_hard_ms)
+        why = "still stuck";
+    } else {
+      if (!p->unstuck_ms) p->unstuck_ms = t;
+      if (t - p->unstuck_ms > (uint64_t)cur->drain_timeout_ms + 1000)
+        why = "did not drain in time";
+    }
+    if (why) {
+      logline l;
+      log_begin(&l, NNO_LOG_ERROR, "stuck worker killed");
+      log_int(&l, "worker_pid", p->pid);
+      log_str(&l, "why", why);
+      log_end(&l);
+      kill(p->pid, SIGKILL);
+      p->recycle = -1; /* once */
+    }
   }
 }
 
@@ -443,6 +526,10 @@ int master_run(nno_config *cfg, config_loader loader) {
     log_error("cannot map the shared metrics segment: %s", strerror(errno));
     return 1;
   }
+  if (watchdog_shm_init() != 0) {
+    log_error("cannot map the shared watchdog segment: %s", strerror(errno));
+    return 1;
+  }
   if (quarantine_init(QUARANTINE_SLOTS_DEFAULT) != 0) {
     log_error("cannot map the quarantine table: %s", strerror(errno));
     return 1;
@@ -531,6 +618,7 @@ int master_run(nno_config *cfg, config_loader loader) {
       continue;
     }
     respawn_due();
+    recycle_due();
   }
   for (int l = 0; l < nlanes; l++) close(lanes_fd[l]);
   if (access_fd >= 0) close(access_fd);

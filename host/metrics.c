@@ -2,6 +2,7 @@
 #include "metrics.h"
 #include "quarantine.h"
 #include "ratelimit.h"
+#include "watchdog.h"
 
 #include <nno/plugin.h>
 
@@ -40,8 +41,16 @@ typedef struct named_counter {
   _Atomic uint64_t value;
 } named_counter;
 
+typedef struct labelled {
+  _Atomic int state; /* 0 free, 1 being written, 2 ready */
+  int slot;          /* a gauge's worker slot; -1 for a counter */
+  char key[METRICS_LABELLED_KEY];
+  _Atomic int64_t value;
+} labelled;
+
 typedef struct shm {
   _Atomic uint64_t restarts;
+  labelled lab[METRICS_MAX_LABELLED];
   named_counter counters[METRICS_MAX_COUNTERS];
   series_key keys[METRICS_MAX_SERIES];
   worker_slot slots[METRICS_MAX_WORKERS];
@@ -66,6 +75,9 @@ void metrics_worker_started(int slot, pid_t pid) {
 }
 
 void metrics_worker_stopped(int slot) {
+  for (int i = 0; i < METRICS_MAX_LABELLED; i++)
+    if (atomic_load(&g->lab[i].state) == 2 && g->lab[i].slot == slot)
+      atomic_store(&g->lab[i].value, 0);
   atomic_store(&g->slots[slot].ready, 0);
   atomic_store(&g->slots[slot].pid, 0);
   atomic_store(&g->slots[slot].used, 0);
@@ -179,6 +191,40 @@ int metrics_counter(const char *name, int create, _Atomic uint64_t **out) {
   return create ? NNO_ETOOBIG : NNO_ENOENT;
 }
 
+void metrics_labelled_add(const char *key, int gauge, int64_t delta) {
+  if (!g) return;
+  int slot = gauge ? (me ? (int)(me - g->slots) : 0) : -1;
+  size_t n = strlen(key);
+  if (n == 0 || n >= METRICS_LABELLED_KEY) return;
+  uint32_t h = hash_key(key, slot);
+  for (uint32_t i = 0; i < METRICS_MAX_LABELLED; i++) {
+    labelled *e = &g->lab[(h + i) % METRICS_MAX_LABELLED];
+    int st = atomic_load_explicit(&e->state, memory_order_acquire);
+    if (st == 0) {
+      int expect = 0;
+      if (atomic_compare_exchange_strong(&e->state, &expect, 1)) {
+        e->slot = slot;
+        memcpy(e->key, key, n + 1);
+        atomic_store_explicit(&e->state, 2, memory_order_release);
+        atomic_fetch_add_explicit(&e->value, delta, memory_order_relaxed);
+        return;
+      }
+      st = expect;
+    }
+    while (st == 1) st = atomic_load_explicit(&e->state, memory_order_acquire);
+    if (e->slot == slot && strcmp(e->key, key) == 0) {
+      atomic_fetch_add_explicit(&e->value, delta, memory_order_relaxed);
+      return;
+    }
+  }
+}
+
+static int cmp_lab(const void *a, const void *b) {
+  return strcmp((*(const labelled *const *)a)->key,
+                (*(const labelled *const *)b)->key);
+}
+
+
 int metrics_slot_ready(int slot) {
   return atomic_load(&g->slots[slot].ready);
 }
@@ -224,6 +270,30 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
     if (!np) { b->oom = 1; return; }
     b->p = np;
     b->cap = cap;
+  }
+}
+
+/* The labelled series, summed by key, grouped by name with a TYPE line. */
+static void render_labelled(sbuf *b) {
+  static const labelled *v[METRICS_MAX_LABELLED];
+  size_t n = 0;
+  for (int i = 0; i < METRICS_MAX_LABELLED; i++)
+    if (atomic_load(&g->lab[i].state) == 2) v[n++] = &g->lab[i];
+  qsort(v, n, sizeof *v, cmp_lab);
+  char name[METRICS_LABELLED_KEY] = "";
+  for (size_t i = 0; i < n;) {
+    int64_t sum = 0;
+    size_t j = i;
+    for (; j < n && strcmp(v[j]->key, v[i]->key) == 0; j++)
+      sum += atomic_load(&((labelled *)v[j])->value);
+    size_t nl = strcspn(v[i]->key, "{");
+    if (strlen(name) != nl || strncmp(name, v[i]->key, nl) != 0) {
+      memcpy(name, v[i]->key, nl);
+      name[nl] = '\0';
+      sb_printf(b, "# TYPE %s %s\n", name, v[i]->slot < 0 ? "counter" : "gauge");
+    }
+    sb_printf(b, "%s %lld\n", v[i]->key, (long long)sum);
+    i = j;
   }
 }
 
@@ -355,7 +425,12 @@ int metrics_render(char **out, size_t *len) {
             (unsigned long long)rl.total, (unsigned long long)rl.used,
             (unsigned long long)rl.evictions, (unsigned long long)rl.full,
             (unsigned long long)rl.steals);
+  size_t wl = 0;
+  char *wt = watchdog_metrics_text(&wl);
+  if (wt) sb_printf(&b, "%s", wt);
+  free(wt);
   render_quarantine(&b);
+  render_labelled(&b);
   if (b.oom) {
     free(b.p);
     return -1;

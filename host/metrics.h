@@ -43,6 +43,17 @@ size_t metrics_worker_pids(pid_t *out, size_t max);
 /* 0, NNO_EINVAL (bad name) or NNO_ETOOBIG (table full, only when adding). */
 int metrics_counter(const char *name, int create, _Atomic uint64_t **out);
 
+/* Labelled series any subsystem adds to (sandboxes): `key` is the whole
+ * series name with its labels, already escaped
+ * ("nno_sandbox_crashes_total{platform=\"a\"}", < METRICS_LABELLED_KEY
+ * bytes). A counter (gauge 0) is one value for the host; a gauge is kept
+ * per worker slot and cleared when that worker stops, so a dead worker's
+ * processes are not counted. Rendered summed by key. Dropped silently
+ * when the table is full. */
+#define METRICS_MAX_LABELLED 512
+#define METRICS_LABELLED_KEY 200
+void metrics_labelled_add(const char *key, int gauge, int64_t delta);
+
 /* Render Prometheus text format. Caller frees *out. 0 or -1. */
 int metrics_render(char **out, size_t *len);
 

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "callctx.h"
 #include "conn.h"
 #include "gateway.h"
 #include "jsonv.h"
@@ -287,9 +288,13 @@ static void sql_cb(const nno_sql_result *res, void *ud) {
   nno_req *r = op->h->r;
   nno_sql_done_fn fn = op->fn.sql;
   void *u = op->ud;
+  plugin *pl = op->h->pl;
   free(op);
   cb_enter(r);
+  callctx cc;
+  callctx_enter(pl, r, &cc);
   fn(r, res, u);
+  callctx_leave(&cc);
   cb_leave(r);
 }
 
@@ -338,9 +343,13 @@ static void kv_cb(const nno_kv_result *res, void *ud) {
   nno_req *r = op->h->r;
   nno_kv_done_fn fn = op->fn.kv;
   void *u = op->ud;
+  plugin *pl = op->h->pl;
   free(op);
   cb_enter(r);
+  callctx cc;
+  callctx_enter(pl, r, &cc);
   fn(r, res, u);
+  callctx_leave(&cc);
   cb_leave(r);
 }
 
@@ -397,9 +406,13 @@ static void blob_cb(const nno_blob_result *res, void *ud) {
   nno_req *r = op->h->r;
   nno_blob_done_fn fn = op->fn.blob;
   void *u = op->ud;
+  plugin *pl = op->h->pl;
   free(op);
   cb_enter(r);
+  callctx cc;
+  callctx_enter(pl, r, &cc);
   fn(r, res, u);
+  callctx_leave(&cc);
   cb_leave(r);
 }
 
@@ -696,7 +709,10 @@ static void event_call(event_run *ev, plugin *pl,
   r->scopes_len = 1;
   w->nrequests_active++;
   r->in_handler = 1;
+  callctx cc;
+  callctx_enter(pl, r, &cc);
   int rc = hook((nno_plugin *)pl, ev->event, r);
+  callctx_leave(&cc);
   r->in_handler = 0;
   ev->rc = rc == NNO_ASYNC ? 0 : rc;
   if (rc == NNO_ASYNC && !r->ended) {

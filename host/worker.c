@@ -19,8 +19,10 @@
 #include "metrics.h"
 #include "quarantine.h"
 #include "router.h"
+#include "sandbox.h"
 #include "services.h"
 #include "stacks.h"
+#include "watchdog.h"
 
 worker *g_worker;
 
@@ -159,6 +161,8 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   uv_unref((uv_handle_t *)&w->sig_int);
   uv_unref((uv_handle_t *)&w->sig_hup);
 
+  /* Before the stacks: a sandboxed stack's trial load starts a sandbox. */
+  sandbox_init(w);
   int loaded = loader_load_all(w);
   if (loaded < 0) {
     log_error("cannot load the core plugins; this worker cannot serve");
@@ -183,6 +187,8 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   }
   w->listening = 1;
   stacks_start(w);
+  /* Without it the worker still serves: the reason is logged. */
+  (void)watchdog_start(w, slot);
   quarantine_start(w);
   metrics_set_ready(1, loaded);
   logline l;
@@ -197,8 +203,12 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   log_end(&l);
 
   uv_run(&w->loop, UV_RUN_DEFAULT);
+  /* The loop stops turning now: no watchdog while plugins finish. */
+  watchdog_stop();
   /* Drained: every request answered has its access line; write them. */
   log_flush();
+  /* Sandboxes go first: their requests are over. */
+  sandbox_shutdown(w);
   /* Outside every callback now: plugins can be finalised and unloaded. */
   loader_unload_all(w);
   fetch_free(w->fetcher);

@@ -76,6 +76,20 @@ json_t *reg_stack_details(const char *id, const char *const *versions,
         found ? str_or_null(e.signed_by) : json_null(), "sha256",
         found ? str_or_null(e.sha256) : json_null(), "installed_at",
         found ? str_or_null(e.installed_at) : json_null());
+    /* How the loaded version runs here (ABI 1.4), null when not loaded. */
+    nno_stack *st = NULL;
+    int iso = 0;
+    if (v && NNO_HAS(api, stack_isolation) &&
+        api->stack_find(g_reg.p, id, versions[i], &st) == NNO_OK)
+      iso = api->stack_isolation(g_reg.p, st);
+    if (v && json_object_set_new(
+                 v, "isolation",
+                 iso == NNO_ISOLATION_SANDBOX     ? json_string("sandbox")
+                 : iso == NNO_ISOLATION_INPROCESS ? json_string("inprocess")
+                                                  : json_null())) {
+      json_decref(v);
+      v = NULL;
+    }
     if (!v || json_array_append_new(out, v)) {
       json_decref(out);
       out = NULL;

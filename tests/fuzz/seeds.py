@@ -262,6 +262,76 @@ def archive_seeds():
     return out
 
 
+def sbx_seeds():
+    """Frames a sandbox sends (host/sbx_proto.h): a well-formed READY, FAIL,
+    RES (plain, JSON, a refused header, an event's), each CALL op, LOG and
+    RECYCLE; a stream of several; and a few broken ones. The first byte
+    is max_body in KiB."""
+    import struct
+
+    def s(b):
+        b = b.encode() if isinstance(b, str) else b
+        return struct.pack("<I", len(b)) + b + b"\0"
+
+    def frame(typ, payload, ident=0, flags=0):
+        return struct.pack("<IHHQ", len(payload), typ, flags, ident) + payload
+
+    u8 = lambda v: struct.pack("<B", v)
+    u16 = lambda v: struct.pack("<H", v)
+    u32 = lambda v: struct.pack("<I", v)
+    i32 = lambda v: struct.pack("<i", v)
+    u64 = lambda v: struct.pack("<Q", v)
+
+    def res(status, headers, body, keep="", written=1, rc=0):
+        return u32(status) + s(headers) + s(keep) + s(body) + u8(written) + i32(rc)
+
+    def call(op, args, cid=7):
+        return frame(4, u64(cid) + u16(op) + args, ident=(1 << 32) | 3)
+
+    ready = frame(1, u32(2) + s("hello") + s("1.0.0") + u32(2) + s("GET") + s("/hello")
+                  + s("POST") + s("/items/{id}") + s("other") + s("2.1.0") + u32(0))
+    frames = [
+        ready,
+        frame(2, s("stack/packages/x/package.json") + s("init failed")),
+        frame(3, res(200, "Content-Type: text/plain\r\n", "hello\n"), ident=(1 << 32)),
+        frame(3, res(201, "Content-Type: application/json\r\nX-A: b\r\n", '{"ok":true}',
+                     keep="Access-Control-Allow-Origin: *\r\n"), ident=5),
+        frame(3, res(200, "Content-Length: 5\r\n", "smuggle")),
+        frame(3, res(200, "X-Bad: a\r\nb\r\n", "")),
+        frame(3, res(999, "", "")),
+        frame(3, res(0, "", "", written=0, rc=-5)),
+        frame(3, res(0, "", "activation refused", written=0, rc=-5), flags=1),
+        frame(3, res(200, "", "x" * 3000)),
+        call(1, s("notes") + s("SELECT ?1") + s("[1]")),
+        call(2, s("notes") + s('["SELECT 1"]')),
+        call(3, s("cache") + s("k")),
+        call(4, s("cache") + s("k") + s(b"v\0alue") + u64(60)),
+        call(5, s("cache") + s("k")),
+        call(6, s("cache") + s("p/") + s("") + u32(10)),
+        call(7, s("files") + s("a.txt") + s("text/plain") + s(b"data\0")),
+        call(8, s("files") + s("a.txt")),
+        call(9, s("files") + s("a.txt")),
+        call(10, s("files") + s("") + s("") + u32(0)),
+        call(11, s("files") + s("a.txt") + u32(200) + s("X-A: 1\r\n") + s("")),
+        call(12, s("GET") + s("http://example.com/") + u32(1) + s("Accept: */*")
+             + s("") + u32(1000) + u64(65536)),
+        call(13, s("key") + u64(0x4024000000000000) + u32(5) + u32(1)),
+        call(14, s("hits")),
+        call(15, s("hits") + u64(1)),
+        call(16, s("sandbox.wall_ms")),
+        frame(5, u8(2) + s("a line\tfrom the package")),
+        frame(5, u8(2) + s("bad\nline")),
+        frame(6, s("memory budget exceeded: 300 MiB of 256 MiB")),
+    ]
+    out = [b"\x40" + f for f in frames]
+    out.append(b"\x01" + b"".join(frames))
+    out.append(b"\x40" + frame(1, u32(1) + s("x")))          # short READY
+    out.append(b"\x40" + struct.pack("<IHHQ", 0xffffffff, 3, 0, 1))  # oversize
+    out.append(b"\x40" + frame(3, u32(200) + struct.pack("<I", 4) + b"abcd"))  # no NUL
+    out.append(b"\x40" + frame(4, u64(1) + u16(99)))          # unknown op
+    return out
+
+
 def main():
     write("http", http_seeds())
     write("router", router_seeds())
@@ -271,6 +341,7 @@ def main():
     write("json", json_seeds())
     write("iam", iam_seeds())
     write("archive", archive_seeds())
+    write("sbx", sbx_seeds())
 
 
 if __name__ == "__main__":

@@ -26,6 +26,11 @@ LOCKED = "too many failed sign-ins; try again later"
 PASSWORD = "correct horse battery"
 STACK_SRC = os.path.join(BUILD, "share", "nno", "stacks", "default", "1.0.0")
 
+# The auth package reaches IAM through the nno.iam service (a table of
+# pointers into the worker): a copy of the default stack installed beside
+# it runs in-process, as the builtin one does.
+AUTH_INPROCESS = {"sandbox": {"inprocess": "default"}}
+
 
 @pytest.fixture(scope="module")
 def h(tmp_path_factory):
@@ -548,7 +553,8 @@ def stack_with_auth_config(tmp_path, version, **config):
 def test_full_hashing_queue_answers_503(make_host, tmp_path):
     stacks = stack_with_auth_config(tmp_path, "1.0.1", pwhash_concurrency=1,
                                     pwhash_queue=1, pwhash_ops=6)
-    host = make_host(workers=1, core=True, stacks=[stacks]).start()
+    host = make_host(workers=1, core=True, stacks=[stacks],
+                     config=AUTH_INPROCESS).start()
     pid = "auth-queue"
     platform(host, pid)
     signed_up(host, pid, "q@example.com")
@@ -580,7 +586,8 @@ def test_lock_out_ends_after_retry_after(make_host, tmp_path):
     stacks = stack_with_auth_config(tmp_path, "1.0.1",
                                     signin_account_burst=2,
                                     signin_account_window_s=2)
-    host = make_host(workers=2, core=True, stacks=[stacks]).start()
+    host = make_host(workers=2, core=True, stacks=[stacks],
+                     config=AUTH_INPROCESS).start()
     pid = "auth-refill"
     platform(host, pid)
     signed_up(host, pid, "r@example.com")
@@ -607,7 +614,8 @@ def test_a_hash_of_other_parameters_is_replaced_at_sign_in(make_host,
     # Signed up under 1.0.0 (2 passes), signed in under 1.0.1 (3 passes):
     # the sign-in stores a fresh hash in the same database, compare-and-set.
     stacks = stack_with_auth_config(tmp_path, "1.0.1", pwhash_ops=3)
-    host = make_host(workers=1, core=True, stacks=[stacks]).start()
+    host = make_host(workers=1, core=True, stacks=[stacks],
+                     config=AUTH_INPROCESS).start()
     pid = "auth-rehash"
     host.platform(pid, stacks=["default@1.0.0"], plan="unmetered")
     set_signup(host, pid, True)

@@ -20,9 +20,12 @@ CORE_PLUGINS = os.path.join(BUILD, "tests", "plugins")
 @pytest.fixture(scope="module")
 def probe_host(tmp_path_factory):
     from conftest import Host
+    # probe looks up the core probe's service and crashes its worker on
+    # request: it runs in-process (sandboxed stacks: test_sandbox.py).
     h = Host(tmp_path_factory.mktemp("probe"), workers=2, stacks=[PROBE],
              config={"plugin_dir": CORE_PLUGINS,
-                     "limits": {"max_response_bytes": 100000}})
+                     "limits": {"max_response_bytes": 100000},
+                     "sandbox": {"inprocess": "probe"}})
     h.start()
     yield h
     h.stop()
@@ -274,7 +277,9 @@ def test_outbound_fetch_bounded_in_time(probe_host):
 # -- process model ------------------------------------------------------------
 
 def test_worker_crash_is_contained(make_host):
-    h = make_host(workers=2, stacks=[PROBE]).start()
+    # In-process: the crash takes its worker (sandboxed: test_sandbox.py).
+    h = make_host(workers=2, stacks=[PROBE],
+                  config={"sandbox": {"inprocess": "probe"}}).start()
     # The crashing request is answered by the worker's crash handler.
     st, hd, body = h.request("GET", "/probe/crash", timeout=5)
     assert st == 502 and hd["content-type"] == "application/problem+json"

@@ -15,6 +15,12 @@ from conftest import BUILD, FIXTURE_STACKS, NNO, parse_responses
 
 RESPLUGINS = os.path.join(BUILD, "tests", "resplugins")
 RESFEAT = os.path.join(FIXTURE_STACKS, "resfeat")
+# These tests pin the host's own resource calls as a package in the worker
+# sees them (checks at the call, the end of a request with operations
+# pending): resfeat runs in-process here; test_sandbox.py serves it from a
+# sandbox.
+RES_CONFIG = {"plugin_dir": RESPLUGINS, "core_plugins": ["fakestore"],
+              "sandbox": {"inprocess": "resfeat"}}
 
 
 def res_host(make_host, env=None):
@@ -27,7 +33,7 @@ def res_host(make_host, env=None):
 def host(tmp_path_factory):
     from conftest import Host
     h = Host(tmp_path_factory.mktemp("res"), workers=1, stacks=[RESFEAT],
-             config={"plugin_dir": RESPLUGINS, "core_plugins": ["fakestore"]})
+             config=RES_CONFIG)
     h.start()
     yield h
     h.stop()

@@ -207,8 +207,12 @@ def test_every_path_refuses_with_the_same_message(make_host, tmp_path, case):
     label = "chk@" + fver
 
     # The live loader: the stack is refused, the worker serves the rest.
+    # In-process: the loader's own trial in a child of the worker, whose
+    # reports (which package's init crashed, hung, exited) every path must
+    # share. A sandboxed stack's trial is its sandbox (test_sandbox.py).
     h = make_host(workers=1, stacks=[root], env={
-        "NNO_STACK_CHECK_TIMEOUT_MS": str(TIMEOUT_MS)})
+        "NNO_STACK_CHECK_TIMEOUT_MS": str(TIMEOUT_MS)},
+        config={"sandbox": {"inprocess": "chk"}})
     h.start()
     e = h.wait_log(lambda e: e.get("msg") == "stack refused", timeout=20)
     assert e["name"] == label

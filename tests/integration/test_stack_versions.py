@@ -88,6 +88,9 @@ def test_every_version_is_loaded_side_by_side(make_host, tmp_path):
 
 def test_two_platforms_on_two_versions_in_one_worker(make_host, tmp_path):
     h = versions_host(make_host, workers=1)
+    # In-process, so the pid each answer names is the worker's (sandboxed,
+    # each platform's version has a process of its own).
+    h.config["sandbox"] = {"inprocess": "ver"}
     h.start()
     new_platform(h, "v-a", ver="1.0.0")
     new_platform(h, "v-b", ver="2.0.0")

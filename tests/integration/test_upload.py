@@ -409,8 +409,11 @@ def test_a_stack_route_of_the_same_path_is_ordinary(tmp_path):
     # The RESOLVE hook scopes "X-Scope: upstack" requests to a stack whose
     # POST /upload is an ordinary route: its body is in memory, under the
     # reader's own limit, and route_add_upload was refused to its package.
+    # upstack probes what the host's own req_body_file answers a package of
+    # an ordinary route: in-process.
     h = upload_host(tmp_path, config={
-        "stacks_dirs": [os.path.join(FIXTURE_STACKS, "upstack")]})
+        "stacks_dirs": [os.path.join(FIXTURE_STACKS, "upstack")],
+        "sandbox": {"inprocess": "upstack"}})
     h.start()
     try:
         st, _, body = h.request("POST", "/upload", body=b"0123456789",

@@ -1,0 +1,128 @@
+/* The loop watchdog, worker memory and overload shedding.
+ *
+ * In a worker: every host->plugin call is timed (callctx.c calls
+ * watchdog_stalled for one longer than watchdog.stall_ms); each loop
+ * iteration's busy time feeds the lag measures (a 10 s maximum for
+ * /metrics, a decaying value for shedding); a thread checks that the loop
+ * still turns and, stuck past watchdog.hard_ms, asks the master to replace
+ * the worker; the worker's RSS is read once a second and, past
+ * limits.worker_max_rss_mb, asks the same.
+ *
+ * The shared part (a MAP_SHARED segment the master maps before forking,
+ * one slot per worker slot of metrics.h) carries those requests to the
+ * master and the figures to /metrics. */
+#ifndef NNO_HOST_WATCHDOG_H
+#define NNO_HOST_WATCHDOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nno/plugin.h>
+
+#include "callctx.h"
+
+struct worker;
+
+/* Why a worker asks to be replaced (watchdog_slot_recycle). */
+enum {
+  WD_RECYCLE_NONE = 0,
+  WD_RECYCLE_STUCK = 1, /* its loop is stuck past watchdog.hard_ms */
+  WD_RECYCLE_RSS = 2,   /* its RSS is over limits.worker_max_rss_mb */
+};
+
+/* Why a request or connection is shed (overload.*). */
+enum {
+  WD_OVERLOAD_NONE = 0,
+  WD_OVERLOAD_CONNECTIONS = 1,
+  WD_OVERLOAD_MEMORY = 2,
+  WD_OVERLOAD_LAG = 3,
+};
+
+/* ---- master side ---- */
+
+/* Map the shared segment (master, once, before the first fork). 0 or -1. */
+int watchdog_shm_init(void);
+/* A worker is about to start in `slot`, or its process was reaped: clear
+ * the slot. */
+void watchdog_slot_reset(int slot);
+/* What the worker in `slot` asks: WD_RECYCLE_*. */
+int watchdog_slot_recycle(int slot);
+/* 1 while the worker in `slot` is stuck (its loop has not turned for
+ * watchdog.hard_ms); 0 once it turns again. */
+int watchdog_slot_stuck(int slot);
+
+/* ---- worker side (the loop thread) ---- */
+
+/* Calls longer than this (watchdog.stall_ms) are reported; UINT64_MAX
+ * until watchdog_start. Read by callctx_leave on every call. */
+extern uint64_t g_watchdog_stall_ns;
+
+/* Start the measures, the RSS timer and the watchdog thread for worker
+ * `w` (its loop not running yet; `slot` its metrics slot). 0, or -1 with
+ * the reason logged (the worker serves on without a watchdog). */
+int watchdog_start(struct worker *w, int slot);
+/* Stop the thread and close the handles (after uv_run returned; the
+ * caller runs the loop once more to finish the closes). */
+void watchdog_stop(void);
+
+/* A call into plugin code took `dur_ns` (over g_watchdog_stall_ns): log
+ * `loop stalled` naming package, platform and request, and count it.
+ * `c` is the call's record. */
+void watchdog_stalled(const callctx *c, uint64_t dur_ns);
+
+/* When bytes read now reached the worker: the end of the poll that
+ * returned them if it waited for them, else the start of the busy stretch
+ * that kept them waiting (watchdog.c). In uv_hrtime() nanoseconds. */
+uint64_t watchdog_arrival_ns(void);
+/* The same for the first bytes of a connection accepted at `accepted_ns`
+ * (its watchdog_arrival_ns then) in iteration `accepted_iter`: bytes
+ * already waiting at the first poll after the accept may have come with
+ * the connection, and waited as long. */
+uint64_t watchdog_first_arrival_ns(uint64_t accepted_ns,
+                                   uint64_t accepted_iter);
+/* The loop iteration running now (counted at each prepare). */
+uint64_t watchdog_iteration(void);
+
+/* Overload: WD_OVERLOAD_* for the worker now (connections, RSS, decaying
+ * loop lag against overload.*). `detail` (cap bytes) gets the sentence a
+ * 503 carries. */
+int watchdog_overloaded(const struct worker *w, char *detail, size_t cap);
+/* Count a request or connection shed for `reason` (WD_OVERLOAD_*). */
+void watchdog_count_rejected(int reason);
+/* Answer request `r` 503 "overloaded" with Retry-After: 1 if the worker is
+ * overloaded: 1 if it did (the response is ready), 0 otherwise. */
+int watchdog_shed(nno_req *r);
+
+/* /metrics: this segment's series as Prometheus text (malloc'ed, the
+ * caller frees), or NULL. */
+char *watchdog_metrics_text(size_t *len);
+
+/* ---- the pure parts (unit-tested) ---- */
+
+/* The decaying loop lag: the busiest recent iteration (counted as at most
+ * WD_LAG_CAP_NS), halving every WD_LAG_HALF_NS after it, so that a host
+ * whose load dropped sheds no more within a second: 40 halvings take any
+ * lag under 0.1 ms. */
+#define WD_LAG_HALF_NS (25ull * 1000 * 1000)
+#define WD_LAG_CAP_NS (60ull * 1000 * 1000 * 1000)
+typedef struct wd_lag {
+  uint64_t value_ns; /* at at_ns */
+  uint64_t at_ns;
+} wd_lag;
+/* An iteration that ended at `now_ns` was busy `busy_ns`. */
+void wd_lag_note(wd_lag *l, uint64_t now_ns, uint64_t busy_ns);
+/* The decayed lag at `now_ns`. */
+uint64_t wd_lag_value(const wd_lag *l, uint64_t now_ns);
+
+/* overload.* in the units measured; 0: that check is off. */
+typedef struct wd_limits {
+  uint64_t max_connections;
+  uint64_t max_rss_bytes;
+  uint64_t max_lag_ns;
+} wd_limits;
+/* WD_OVERLOAD_* for these figures: the first limit passed, in the order
+ * connections, memory, lag. */
+int wd_overload_reason(const wd_limits *lim, uint64_t connections,
+                       uint64_t rss_bytes, uint64_t lag_ns);
+
+#endif

@@ -1,0 +1,97 @@
+/* Unit tests for host/watchdog.c's pure parts: the decaying loop lag that
+ * overload shedding reads, and the overload decision. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "watchdog.h"
+
+#define MS (1000ull * 1000)
+
+/* A busy iteration is the lag at once; a quieter one does not lower it. */
+static void test_lag_takes_the_busiest(void **state) {
+  (void)state;
+  wd_lag l = {0, 0};
+  wd_lag_note(&l, 1000 * MS, 300 * MS);
+  assert_int_equal(wd_lag_value(&l, 1000 * MS), 300 * MS);
+  wd_lag_note(&l, 1000 * MS + 1000, 1 * MS);
+  assert_true(wd_lag_value(&l, 1000 * MS + 1000) > 299 * MS);
+  /* A busier one replaces it. */
+  wd_lag_note(&l, 1001 * MS, 500 * MS);
+  assert_int_equal(wd_lag_value(&l, 1001 * MS), 500 * MS);
+}
+
+/* It halves every WD_LAG_HALF_NS, steadily in between, and never rises
+ * by itself. */
+static void test_lag_decays(void **state) {
+  (void)state;
+  wd_lag l = {0, 0};
+  wd_lag_note(&l, 10 * MS, 400 * MS);
+  assert_int_equal(wd_lag_value(&l, 10 * MS + WD_LAG_HALF_NS), 200 * MS);
+  assert_int_equal(wd_lag_value(&l, 10 * MS + 2 * WD_LAG_HALF_NS), 100 * MS);
+  uint64_t mid = wd_lag_value(&l, 10 * MS + WD_LAG_HALF_NS / 2);
+  assert_true(mid < 400 * MS && mid > 200 * MS);
+  uint64_t prev = UINT64_MAX;
+  for (uint64_t t = 10 * MS; t < 10 * MS + 2000 * MS; t += 7 * MS) {
+    uint64_t v = wd_lag_value(&l, t);
+    assert_true(v <= prev);
+    prev = v;
+  }
+  /* Reading earlier than the last note answers the note. */
+  assert_int_equal(wd_lag_value(&l, 5 * MS), 400 * MS);
+}
+
+/* The promise behind overload.max_lag_ms: once the load is gone, any lag
+ * (an hour's counts as WD_LAG_CAP_NS) is under 1 ms within a second. */
+static void test_lag_recovers_within_a_second(void **state) {
+  (void)state;
+  wd_lag l = {0, 0};
+  wd_lag_note(&l, 0, 10000 * MS);
+  assert_true(wd_lag_value(&l, 1000 * MS) < 1 * MS);
+  wd_lag_note(&l, 0, 3600000 * MS);
+  assert_true(wd_lag_value(&l, 1000 * MS) < 1 * MS);
+  assert_int_equal(wd_lag_value(&l, 0), WD_LAG_CAP_NS);
+  assert_int_equal(wd_lag_value(&l, 64 * WD_LAG_HALF_NS), 0);
+  /* Quiet iterations on the way down do not hold it up. */
+  wd_lag_note(&l, 0, 500 * MS);
+  for (uint64_t t = 0; t <= 1000 * MS; t += MS) wd_lag_note(&l, t, 20000);
+  assert_true(wd_lag_value(&l, 1000 * MS) < 1 * MS);
+}
+
+static void test_overload_reasons(void **state) {
+  (void)state;
+  wd_limits off = {0, 0, 0};
+  assert_int_equal(wd_overload_reason(&off, 1000000, UINT64_MAX, UINT64_MAX),
+                   WD_OVERLOAD_NONE);
+  wd_limits lim = {10, 100ull << 20, 200 * MS};
+  assert_int_equal(wd_overload_reason(&lim, 10, 100ull << 20, 200 * MS),
+                   WD_OVERLOAD_NONE); /* at each limit: not past it */
+  assert_int_equal(wd_overload_reason(&lim, 11, 0, 0), WD_OVERLOAD_CONNECTIONS);
+  assert_int_equal(wd_overload_reason(&lim, 0, (100ull << 20) + 1, 0),
+                   WD_OVERLOAD_MEMORY);
+  assert_int_equal(wd_overload_reason(&lim, 0, 0, 200 * MS + 1),
+                   WD_OVERLOAD_LAG);
+  /* Several past: the first in the order connections, memory, lag. */
+  assert_int_equal(wd_overload_reason(&lim, 11, UINT64_MAX, UINT64_MAX),
+                   WD_OVERLOAD_CONNECTIONS);
+  assert_int_equal(wd_overload_reason(&lim, 1, UINT64_MAX, UINT64_MAX),
+                   WD_OVERLOAD_MEMORY);
+  /* One check off leaves the others. */
+  wd_limits lag_only = {0, 0, 5 * MS};
+  assert_int_equal(wd_overload_reason(&lag_only, 1u << 30, UINT64_MAX, 0),
+                   WD_OVERLOAD_NONE);
+  assert_int_equal(wd_overload_reason(&lag_only, 0, 0, 6 * MS),
+                   WD_OVERLOAD_LAG);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_lag_takes_the_busiest),
+      cmocka_unit_test(test_lag_decays),
+      cmocka_unit_test(test_lag_recovers_within_a_second),
+      cmocka_unit_test(test_overload_reasons),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
