@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "api.h"
@@ -851,9 +852,10 @@ static int frame(sbx_proc *sp, const sbx_frame_head *h, const char *p) {
       violation(sp, "a malformed RECYCLE");
       return -1;
     }
-    log_warn("sandbox of %s@%s on \"%s\" (pid %d) is replaced: %s",
-             sp->st->id, sp->st->version, sp->platform, (int)sp->pid, why);
-    count_budget(sp->platform, pkg_name(sp, 0), "memory");
+    sbx_slot *s = h->id ? sbx__slot_of(sp, h->id) : NULL;
+    const char *pkg = pkg_name(sp, s ? s->wpkg : 0);
+    log_failed(sp, "sandbox budget exceeded", s ? s->r : NULL, pkg, why);
+    count_budget(sp->platform, pkg, "memory");
     stop_proc(sp);
     return 0;
   }
@@ -926,6 +928,27 @@ static void on_err_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
   *b = uv_buf_init(chunk, sizeof chunk);
 }
 
+/* One line of the sandbox's stderr: a log line of its own (JSON, as every
+ * nno process writes them) is logged again at its level with its message,
+ * tagged; anything else as a warning, as written. */
+static void relay_stderr(sbx_proc *sp) {
+  static const char *const names[] = {"debug", "info", "warn", "error"};
+  json_t *o = sp->errline[0] == '{'
+                  ? json_loadb(sp->errline, sp->errlen, 0, NULL)
+                  : NULL;
+  const char *msg = json_string_value(json_object_get(o, "msg"));
+  const char *lv = json_string_value(json_object_get(o, "level"));
+  int level = NNO_LOG_WARN;
+  for (int i = 0; lv && i < 4; i++)
+    if (strcmp(lv, names[i]) == 0) level = i;
+  if (msg)
+    relay_log(sp, level, msg, strlen(msg), "sandbox", NULL, NULL);
+  else
+    relay_log(sp, NNO_LOG_WARN, sp->errline, sp->errlen, "stderr", NULL,
+              NULL);
+  json_decref(o);
+}
+
 /* The sandbox's stderr: lines (cut at 512 bytes) as warnings. */
 static void on_err_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   sbx_proc *sp = st->data;
@@ -936,9 +959,7 @@ static void on_err_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   for (ssize_t i = 0; i < n; i++) {
     char c = b->base[i];
     if (c == '\n' || sp->errlen == 512) {
-      if (sp->errlen)
-        relay_log(sp, NNO_LOG_WARN, sp->errline, sp->errlen, "stderr", NULL,
-                  NULL);
+      if (sp->errlen) relay_stderr(sp);
       sp->errlen = 0;
       if (c == '\n') continue;
     }
