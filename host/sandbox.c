@@ -51,7 +51,8 @@ static void count_crash(const char *platform, const char *package,
   label_text(rs, sizeof rs, reason);
   snprintf(k, sizeof k,
            "nno_sandbox_crashes_total{platform=\"%s\",package=\"%s\","
-           "reason=\"%s\"}", pl, pk, rs);
+           "reason=\"%s\"}",
+           pl, pk, rs);
   metrics_labelled_add(k, 0, 1);
 }
 
@@ -62,11 +63,13 @@ static void count_budget(const char *platform, const char *package,
   label_text(pk, sizeof pk, package);
   snprintf(k, sizeof k,
            "nno_sandbox_budget_total{platform=\"%s\",package=\"%s\","
-           "budget=\"%s\"}", pl, pk, budget);
+           "budget=\"%s\"}",
+           pl, pk, budget);
   metrics_labelled_add(k, 0, 1);
 }
 
-/* ---- output ---------------------------------------------------------------- */
+/* ---- output ----------------------------------------------------------------
+ */
 
 void sbx__mark_dirty(sbx_proc *sp) {
   sp->dirty = 1;
@@ -113,7 +116,8 @@ static void on_check(uv_check_t *h) {
     if (sp->dirty) flush_one(sp);
 }
 
-/* ---- slots ----------------------------------------------------------------- */
+/* ---- slots -----------------------------------------------------------------
+ */
 
 sbx_slot *sbx__slot_of(sbx_proc *sp, uint64_t id) {
   uint32_t i = (uint32_t)id;
@@ -192,7 +196,8 @@ static void log_failed(const sbx_proc *sp, const char *msg, nno_req *r,
   log_end(&l);
 }
 
-/* ---- lifecycle ------------------------------------------------------------- */
+/* ---- lifecycle -------------------------------------------------------------
+ */
 
 static void on_handle_closed(uv_handle_t *h) {
   sbx_proc *sp = h->data;
@@ -214,8 +219,10 @@ static void close_handle(sbx_proc *sp, uv_handle_t *h) {
 }
 
 static void unlink_proc(sbx_proc *sp) {
-  if (sp->prev) sp->prev->next = sp->next;
-  else if (S.head == sp) S.head = sp->next;
+  if (sp->prev)
+    sp->prev->next = sp->next;
+  else if (S.head == sp)
+    S.head = sp->next;
   if (sp->next) sp->next->prev = sp->prev;
   sp->prev = sp->next = NULL;
 }
@@ -259,9 +266,9 @@ static void on_wall(uv_timer_t *t) {
     kill_proc(sp, "no READY within sandbox.spawn_timeout_ms", 0);
     return;
   }
-  uint64_t busy = sp->page ? atomic_load_explicit(&sp->page->busy_req,
-                                                   memory_order_relaxed)
-                           : 0;
+  uint64_t busy =
+      sp->page ? atomic_load_explicit(&sp->page->busy_req, memory_order_relaxed)
+               : 0;
   for (uint32_t i = 0; i < sp->nslots; i++) {
     sbx_slot *s = &sp->slots[i];
     if (!s->r || s->deadline > now) continue;
@@ -366,7 +373,8 @@ static int send_slot(sbx_proc *sp, sbx_slot *s) {
   return 0;
 }
 
-/* ---- finding or starting the sandbox for a key ---------------------------- */
+/* ---- finding or starting the sandbox for a key ----------------------------
+ */
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b);
@@ -397,8 +405,8 @@ static sbx_proc *spawn(stack *st, const char *platform, config_budget b,
     snprintf(err, errlen, "cannot set up a sandbox: %s", strerror(errno));
     goto fail;
   }
-  void *pg = mmap(NULL, (size_t)S.page_size, PROT_READ | PROT_WRITE,
-                  MAP_SHARED, mfd, 0);
+  void *pg = mmap(NULL, (size_t)S.page_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                  mfd, 0);
   if (pg == MAP_FAILED) {
     snprintf(err, errlen, "cannot map a sandbox's page: %s", strerror(errno));
     goto fail;
@@ -408,13 +416,15 @@ static sbx_proc *spawn(stack *st, const char *platform, config_budget b,
   snprintf(cpu, sizeof cpu, "%lld", (long long)b.cpu_ms);
   snprintf(mem, sizeof mem, "%lld", (long long)b.memory_mb);
   static const char *const levels[] = {"debug", "info", "warn", "error"};
-  snprintf(lvl, sizeof lvl, "%s",
-           levels[w->cfg->log_level >= 0 && w->cfg->log_level < 4
-                      ? w->cfg->log_level
-                      : 1]);
-  char *args[] = {S.exe, "sandbox", st->root, st->dir, st->id, st->version,
-                  sp->platform, (char *)w->cfg->data_dir, cpu, mem, lvl,
-                  (char *)w->cfg->base_domain, NULL};
+  snprintf(
+      lvl, sizeof lvl, "%s",
+      levels[w->cfg->log_level >= 0 && w->cfg->log_level < 4 ? w->cfg->log_level
+                                                             : 1]);
+  char *args[] = {
+      S.exe,  "sandbox",   st->root,     st->dir,
+      st->id, st->version, sp->platform, (char *)w->cfg->data_dir,
+      cpu,    mem,         lvl,          (char *)w->cfg->base_domain,
+      NULL};
   char *env[] = {NULL};
   uv_stdio_container_t io[5];
   io[0].flags = UV_IGNORE;
@@ -578,11 +588,11 @@ static int submit(nno_req *r, plugin *pl, uint32_t wroute, int event) {
     return 0;
   }
   /* A quarantined package was refused before its handler (dispatch). */
-  sbx_proc *sp = proc_for(st, r->scope, r->plan, &status, detail,
-                          sizeof detail);
+  sbx_proc *sp =
+      proc_for(st, r->scope, r->plan, &status, detail, sizeof detail);
   if (!sp) {
-    req_problem(r, status, status == 503 ? "Service Unavailable"
-                                         : "Bad Gateway", detail);
+    req_problem(r, status,
+                status == 503 ? "Service Unavailable" : "Bad Gateway", detail);
     return 0;
   }
   sbx_slot *s = slot_new(sp);
@@ -609,9 +619,9 @@ static int submit(nno_req *r, plugin *pl, uint32_t wroute, int event) {
     return 0;
   }
   /* The earliest deadline is armed; a later one is found when it fires. */
-  if (sp->state == SP_READY && (!uv_is_active((uv_handle_t *)&sp->timer) ||
-                                uv_timer_get_due_in(&sp->timer) >
-                                    (uint64_t)b.wall_ms))
+  if (sp->state == SP_READY &&
+      (!uv_is_active((uv_handle_t *)&sp->timer) ||
+       uv_timer_get_due_in(&sp->timer) > (uint64_t)b.wall_ms))
     uv_timer_start(&sp->timer, on_wall, (uint64_t)b.wall_ms, 0);
   return NNO_ASYNC;
 }
@@ -647,9 +657,12 @@ static const nno_plugin_desc proxy_desc = {
     .on_platform_event = event_hook,
 };
 
-const nno_plugin_desc *sandbox_desc(void) { return &proxy_desc; }
+const nno_plugin_desc *sandbox_desc(void) {
+  return &proxy_desc;
+}
 
-/* ---- READY ---------------------------------------------------------------- */
+/* ---- READY ----------------------------------------------------------------
+ */
 
 /* Compare READY with the stack's manifests and build the index maps. 0, or
  * -1 with err naming the difference. */
@@ -662,8 +675,8 @@ static int take_ready(sbx_proc *sp, const sbx_ready *m, char *err,
     return -1;
   }
   sp->pkg_map = calloc(st->nplugins ? st->nplugins : 1, sizeof *sp->pkg_map);
-  sp->route_map = calloc(st->nplugins ? st->nplugins : 1,
-                         sizeof *sp->route_map);
+  sp->route_map =
+      calloc(st->nplugins ? st->nplugins : 1, sizeof *sp->route_map);
   if (!sp->pkg_map || !sp->route_map) goto oom;
   for (size_t i = 0; i < st->nplugins; i++) {
     const plugin *pl = st->plugins[i];
@@ -676,15 +689,17 @@ static int take_ready(sbx_proc *sp, const sbx_ready *m, char *err,
     }
     const sbx_ready_pkg *rp = &m->pkgs[k];
     if (strcmp(rp->version, pl->man.version) != 0) {
-      snprintf(err, errlen, "package \"%s\": the sandbox loaded version %s, "
-               "the manifest says %s", pl->man.name, rp->version,
-               pl->man.version);
+      snprintf(err, errlen,
+               "package \"%s\": the sandbox loaded version %s, "
+               "the manifest says %s",
+               pl->man.name, rp->version, pl->man.version);
       return -1;
     }
     if (rp->nroutes != pl->nroutes) {
-      snprintf(err, errlen, "package \"%s\" bound %u routes in the sandbox, "
-               "its manifest declares %zu", pl->man.name, rp->nroutes,
-               pl->nroutes);
+      snprintf(err, errlen,
+               "package \"%s\" bound %u routes in the sandbox, "
+               "its manifest declares %zu",
+               pl->man.name, rp->nroutes, pl->nroutes);
       return -1;
     }
     sp->pkg_map[i] = k;
@@ -697,9 +712,10 @@ static int take_ready(sbx_proc *sp, const sbx_ready *m, char *err,
                strcmp(rp->routes[q].pattern, pl->routes[j].pattern) == 0))
         q++;
       if (q == rp->nroutes) {
-        snprintf(err, errlen, "package \"%s\" did not bind route %s %s in "
-                 "the sandbox", pl->man.name, pl->routes[j].method,
-                 pl->routes[j].pattern);
+        snprintf(err, errlen,
+                 "package \"%s\" did not bind route %s %s in "
+                 "the sandbox",
+                 pl->man.name, pl->routes[j].method, pl->routes[j].pattern);
         return -1;
       }
       sp->route_map[i][j] = q;
@@ -731,9 +747,10 @@ static void relay_log(sbx_proc *sp, int level, const char *msg, size_t n,
   uint64_t sec = uv_now(&S.w->loop) / 1000;
   if (sec != sp->err_sec) {
     if (sp->err_dropped)
-      log_warn("sandbox pid %d on \"%s\": %llu log lines dropped (over 20 "
-               "a second)", (int)sp->pid, sp->platform,
-               (unsigned long long)sp->err_dropped);
+      log_warn(
+          "sandbox pid %d on \"%s\": %llu log lines dropped (over 20 "
+          "a second)",
+          (int)sp->pid, sp->platform, (unsigned long long)sp->err_dropped);
     sp->err_sec = sec;
     sp->err_count = 0;
     sp->err_dropped = 0;
@@ -797,9 +814,8 @@ static int frame(sbx_proc *sp, const sbx_frame_head *h, const char *p) {
       violation(sp, "a malformed FAIL");
       return -1;
     }
-    log_error("sandbox of %s@%s on \"%s\" could not load: %s%s%s",
-              sp->st->id, sp->st->version, sp->platform, file,
-              file[0] ? ": " : "", msg);
+    log_error("sandbox of %s@%s on \"%s\" could not load: %s%s%s", sp->st->id,
+              sp->st->version, sp->platform, file, file[0] ? ": " : "", msg);
     kill_proc(sp, "could not load", 0);
     return -1;
   }
@@ -944,8 +960,7 @@ static void relay_stderr(sbx_proc *sp) {
   if (msg)
     relay_log(sp, level, msg, strlen(msg), "sandbox", NULL, NULL);
   else
-    relay_log(sp, NNO_LOG_WARN, sp->errline, sp->errlen, "stderr", NULL,
-              NULL);
+    relay_log(sp, NNO_LOG_WARN, sp->errline, sp->errlen, "stderr", NULL, NULL);
   json_decref(o);
 }
 
@@ -967,20 +982,31 @@ static void on_err_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   }
 }
 
-/* ---- exit ------------------------------------------------------------------- */
+/* ---- exit -------------------------------------------------------------------
+ */
 
 static const char *sig_name(int sig) {
   switch (sig) {
-  case SIGSEGV: return "SIGSEGV";
-  case SIGBUS: return "SIGBUS";
-  case SIGILL: return "SIGILL";
-  case SIGFPE: return "SIGFPE";
-  case SIGABRT: return "SIGABRT";
-  case SIGKILL: return "SIGKILL";
-  case SIGSYS: return "SIGSYS";
-  case SIGXCPU: return "SIGXCPU";
-  case SIGTERM: return "SIGTERM";
-  default: return "signal";
+  case SIGSEGV:
+    return "SIGSEGV";
+  case SIGBUS:
+    return "SIGBUS";
+  case SIGILL:
+    return "SIGILL";
+  case SIGFPE:
+    return "SIGFPE";
+  case SIGABRT:
+    return "SIGABRT";
+  case SIGKILL:
+    return "SIGKILL";
+  case SIGSYS:
+    return "SIGSYS";
+  case SIGXCPU:
+    return "SIGXCPU";
+  case SIGTERM:
+    return "SIGTERM";
+  default:
+    return "signal";
   }
 }
 
@@ -989,9 +1015,9 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
   uint32_t why = sp->page ? atomic_load_explicit(&sp->page->exit_reason,
                                                  memory_order_relaxed)
                           : 0;
-  uint64_t busy = sp->page ? atomic_load_explicit(&sp->page->busy_req,
-                                                   memory_order_relaxed)
-                           : 0;
+  uint64_t busy =
+      sp->page ? atomic_load_explicit(&sp->page->busy_req, memory_order_relaxed)
+               : 0;
   int was = sp->state;
   sp->state = SP_DEAD;
   if (!sp->st || S.stopping) {
@@ -1050,7 +1076,8 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
     culprit = bs->wpkg;
   } else if (sp->page && atomic_load(&sp->page->busy_since_ns)) {
     /* In a callback of no request (a timer): the page names its package. */
-    plugin *pl = sbx__flags_pkg(sp, (uint16_t)(atomic_load(&sp->page->busy_pkg) + 1));
+    plugin *pl =
+        sbx__flags_pkg(sp, (uint16_t)(atomic_load(&sp->page->busy_pkg) + 1));
     if (pl) culprit = pl->sbx_index;
   }
   if (crash || budget) {
@@ -1063,8 +1090,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
                             culprit < sp->st->nplugins
                                 ? sp->st->plugins[culprit]->man.version
                                 : sp->st->version,
-                            sp->st->id, reason,
-                            bs ? bs->r->rid : "");
+                            sp->st->id, reason, bs ? bs->r->rid : "");
     }
     if (!sp->inflight)
       log_failed(sp, crash ? "sandbox crashed" : "sandbox budget exceeded",
@@ -1083,8 +1109,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
       snprintf(detail, sizeof detail, "the request exceeded its %s budget",
                budget_name);
     else
-      snprintf(detail, sizeof detail,
-               "the package's sandbox %s (%s)",
+      snprintf(detail, sizeof detail, "the package's sandbox %s (%s)",
                crash ? "crashed" : "was replaced", reason[0] ? reason : "exit");
     log_failed(sp, msg, r, pkg, reason[0] ? reason : "exit");
     sbx__slot_free(sp, s);
@@ -1123,16 +1148,16 @@ static void on_tick(uv_timer_t *t) {
         b[n] = '\0';
         if (sscanf(b, "%llu %llu", &size, &res) == 2) {
           uint64_t rss = res * (uint64_t)S.page_size;
-          metrics_labelled_add(sp->rss_key, 1,
-                               (int64_t)rss - (int64_t)sp->rss);
+          metrics_labelled_add(sp->rss_key, 1, (int64_t)rss - (int64_t)sp->rss);
           sp->rss = rss;
           uint64_t cap = (uint64_t)sp->budget.memory_mb << 20;
           if (cap && rss > cap && sp->state == SP_READY) {
-            log_warn("sandbox of %s@%s on \"%s\" (pid %d) is replaced: "
-                     "memory budget exceeded (%llu MiB of %lld)",
-                     sp->st->id, sp->st->version, sp->platform, (int)sp->pid,
-                     (unsigned long long)(rss >> 20),
-                     (long long)sp->budget.memory_mb);
+            log_warn(
+                "sandbox of %s@%s on \"%s\" (pid %d) is replaced: "
+                "memory budget exceeded (%llu MiB of %lld)",
+                sp->st->id, sp->st->version, sp->platform, (int)sp->pid,
+                (unsigned long long)(rss >> 20),
+                (long long)sp->budget.memory_mb);
             count_budget(sp->platform, pkg_name(sp, 0), "memory");
             stop_proc(sp);
           }
@@ -1156,8 +1181,10 @@ int sandbox_init(worker *w) {
   if (S.page_size <= 0) S.page_size = 4096;
   ssize_t n = readlink("/proc/self/exe", S.exe, sizeof S.exe - 1);
   if (n <= 0) {
-    log_error("cannot resolve /proc/self/exe: %s; sandboxed stacks are "
-              "refused", strerror(errno));
+    log_error(
+        "cannot resolve /proc/self/exe: %s; sandboxed stacks are "
+        "refused",
+        strerror(errno));
     return -1;
   }
   S.exe[n] = '\0';
@@ -1189,12 +1216,16 @@ void sandbox_shutdown(worker *w) {
 void sandbox_stack_gone(stack *st) {
   for (sbx_proc *sp = S.head; sp; sp = sp->next)
     if (sp->st == st) {
-      if (sp->state == SP_READY) stop_proc(sp);
-      else kill_proc(sp, "stack unloaded", 0);
+      if (sp->state == SP_READY)
+        stop_proc(sp);
+      else
+        kill_proc(sp, "stack unloaded", 0);
     }
 }
 
-size_t sandbox_count(void) { return S.count; }
+size_t sandbox_count(void) {
+  return S.count;
+}
 
 /* ---- the trial load ----------------------------------------------------- */
 
@@ -1238,8 +1269,8 @@ static long read_frame(int fd, uint64_t deadline, char **out) {
 int sandbox_trial(worker *w, stack *st, char *err, size_t errlen) {
   int fd = -1;
   char e[384];
-  sbx_proc *sp = spawn(st, "", config_plan_budget(w->cfg, NULL), &fd, e,
-                       sizeof e);
+  sbx_proc *sp =
+      spawn(st, "", config_plan_budget(w->cfg, NULL), &fd, e, sizeof e);
   if (!sp) {
     snprintf(err, errlen, "sandbox: %s", e);
     return -1;
@@ -1255,10 +1286,11 @@ int sandbox_trial(worker *w, stack *st, char *err, size_t errlen) {
   for (;;) {
     long fl = read_frame(fd, deadline, &fb);
     if (fl <= 0) {
-      snprintf(err, errlen, fl < 0 ? "sandbox: a malformed frame before READY"
-                                   : "sandbox: no READY within %lld ms "
-                                     "(sandbox.spawn_timeout_ms), or it "
-                                     "exited",
+      snprintf(err, errlen,
+               fl < 0 ? "sandbox: a malformed frame before READY"
+                      : "sandbox: no READY within %lld ms "
+                        "(sandbox.spawn_timeout_ms), or it "
+                        "exited",
                (long long)w->cfg->sandbox_spawn_timeout_ms);
       break;
     }
@@ -1271,8 +1303,7 @@ int sandbox_trial(worker *w, stack *st, char *err, size_t errlen) {
       size_t n;
       if (sbx_decode_log(p, h.len, &lvl, &msg, &n) == 0) {
         plugin *pl = sbx__flags_pkg(sp, h.flags);
-        relay_log(sp, lvl, msg, n, "package", pl ? pl->man.name : NULL,
-                  NULL);
+        relay_log(sp, lvl, msg, n, "package", pl ? pl->man.name : NULL, NULL);
       }
       free(fb);
       fb = NULL;
