@@ -199,6 +199,19 @@ static void log_failed(const sbx_proc *sp, const char *msg, nno_req *r,
 /* ---- lifecycle -------------------------------------------------------------
  */
 
+/* The sandbox outlives its stack (a trial's, an unloaded version's): drop
+ * what refers to it; its exit is then cleaned up without a word, and its
+ * frames are not read. */
+static void forget_stack(sbx_proc *sp) {
+  if (sp->route_map && sp->st)
+    for (size_t i = 0; i < sp->st->nplugins; i++) free(sp->route_map[i]);
+  free(sp->route_map);
+  free(sp->pkg_map);
+  sp->route_map = NULL;
+  sp->pkg_map = NULL;
+  sp->st = NULL;
+}
+
 static void on_handle_closed(uv_handle_t *h) {
   sbx_proc *sp = h->data;
   if (--sp->nhandles > 0) return;
@@ -206,10 +219,7 @@ static void on_handle_closed(uv_handle_t *h) {
   sbx_out_free(&sp->wb);
   free(sp->in);
   free(sp->slots);
-  if (sp->route_map)
-    for (size_t i = 0; i < sp->st->nplugins; i++) free(sp->route_map[i]);
-  free(sp->route_map);
-  free(sp->pkg_map);
+  forget_stack(sp);
   free(sp);
 }
 
@@ -732,8 +742,8 @@ oom:
 static void violation(sbx_proc *sp, const char *what) {
   logline l;
   log_begin(&l, NNO_LOG_ERROR, "sandbox protocol violation");
-  log_str(&l, "stack", sp->st->id);
-  log_str(&l, "version", sp->st->version);
+  log_str(&l, "stack", sp->st ? sp->st->id : "");
+  log_str(&l, "version", sp->st ? sp->st->version : "");
   log_str(&l, "platform", sp->platform);
   log_str(&l, "what", what);
   log_int(&l, "pid", sp->pid);
@@ -766,7 +776,7 @@ static void relay_log(sbx_proc *sp, int level, const char *msg, size_t n,
   if (r) log_strn(&l, "rid", r->rid, r->rid_len);
   if (package) log_str(&l, "package", package);
   /* A trial's sandbox outlives the judging of its stack: no names. */
-  log_str(&l, "stack", sp->st ? sp->st->id : "(trial)");
+  log_str(&l, "stack", sp->st ? sp->st->id : "");
   log_str(&l, "version", sp->st ? sp->st->version : "");
   log_str(&l, "platform", sp->platform);
   log_int(&l, "pid", sp->pid);
@@ -775,6 +785,7 @@ static void relay_log(sbx_proc *sp, int level, const char *msg, size_t n,
 
 /* Handle one frame. 0, or -1 when the sandbox was killed for it. */
 static int frame(sbx_proc *sp, const sbx_frame_head *h, const char *p) {
+  if (!sp->st) return 0; /* its stack is gone: nothing it says matters */
   switch (h->type) {
   case SBX_MSG_READY: {
     if (sp->state != SP_SPAWNING) break;
@@ -1220,6 +1231,7 @@ void sandbox_stack_gone(stack *st) {
         stop_proc(sp);
       else
         kill_proc(sp, "stack unloaded", 0);
+      forget_stack(sp); /* freed after this returns */
     }
 }
 
@@ -1376,12 +1388,6 @@ int sandbox_trial(worker *w, stack *st, char *err, size_t errlen) {
   }
   close(fd);
   /* The loop reaps it; its stack may be freed before: forget it. */
-  if (sp->route_map)
-    for (size_t i = 0; i < st->nplugins; i++) free(sp->route_map[i]);
-  free(sp->route_map);
-  free(sp->pkg_map);
-  sp->route_map = NULL;
-  sp->pkg_map = NULL;
-  sp->st = NULL;
+  forget_stack(sp);
   return rc;
 }
