@@ -391,8 +391,11 @@ static const int k_allow[] = {
     SCMP_SYS(msync),
     SCMP_SYS(wait4),
     SCMP_SYS(waitid),
-    /* more filters can only narrow what is allowed (phase 2) */
+    /* more filters can only narrow what is allowed (phase 2), and
+     * capabilities can only be lowered (the kept read right, after load) */
     SCMP_SYS(seccomp),
+    SCMP_SYS(capget),
+    SCMP_SYS(capset),
 };
 
 /* Refused with EPERM: a package calling them sees an error, not a kill. */
@@ -596,6 +599,14 @@ int sbx_confine_phase1(char *err, size_t errlen) {
  */
 
 int sbx_confine_phase2(char *err, size_t errlen) {
+  /* The stack is loaded: the right to read past file modes goes. */
+  if (g_kept_dac) {
+    if (caps_only(0)) {
+      snprintf(err, errlen, "cannot drop capabilities: %s", strerror(errno));
+      return -1;
+    }
+    g_kept_dac = 0;
+  }
   /* Nothing is written to a file from here on (the sealed copies are
    * made): any size is too big. */
   struct rlimit fsize = {0, 0};

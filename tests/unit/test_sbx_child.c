@@ -332,6 +332,10 @@ static void test_confinement(void **state) {
   /* The parent-death signal stays. */
   send_req(&s, 7, "GET /pdeath", "/pdeath", "", 0);
   expect_res(&s, 7, 200, "{\"errno\":1}", NULL);
+  /* No capability once loaded (as root, the read right kept for the load
+   * is gone). */
+  send_req(&s, 8, "GET /caps", "/caps", "", 0);
+  expect_res(&s, 8, 200, "{\"caps\":0}", NULL);
   assert_int_equal(access("/tmp/sbxprobe-write", F_OK), -1);
   /* A call no filter allows ends it, and says which. */
   send_req(&s, 5, "GET /forbidden", "/forbidden", "", 0);
