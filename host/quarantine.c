@@ -456,7 +456,9 @@ int quarantine_note_crash(const nno_config *cfg, const char *platform,
     for (uint32_t j = 0; j < e->nring; j++)
       if (now - e->ring[j] <= window) count++;
     int probation = e->level > 0 && now < e->probation_ms;
-    if (count >= k || probation) {
+    /* A crash that found no room for its own key is not counted towards
+     * K: the package version is quarantined everywhere at once. */
+    if (count >= k || probation || wildcard) {
       e->level++;
       uint64_t b = backoff_ms((uint64_t)cfg->sandbox_quarantine_ms, e->level);
       until = now + b;

@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "stack_archive.h"
+#include "callctx.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
@@ -517,8 +518,12 @@ static void stacks_changed(worker *w) {
     const nno_plugin_desc *d = p->desc;
     if (d->size >= offsetof(nno_plugin_desc, on_stacks_changed) +
                        sizeof d->on_stacks_changed &&
-        d->on_stacks_changed)
+        d->on_stacks_changed) {
+      callctx cc;
+      callctx_enter(p, NULL, &cc);
       d->on_stacks_changed((nno_plugin *)p);
+      callctx_leave(&cc);
+    }
   }
   reap_later();
 }

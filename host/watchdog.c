@@ -76,8 +76,7 @@ int wd_overload_reason(const wd_limits *lim, uint64_t connections,
 
 static const double iter_le[WD_NBUCKETS - 1] = {0.0001, 0.001, 0.005, 0.01,
                                                 0.05,   0.1,   1};
-static const char *const reason_names[] = {"", "connections", "memory",
-                                           "lag"};
+static const char *const reason_names[] = {"", "connections", "memory", "lag"};
 
 typedef struct wd_slot {
   _Atomic int pid;     /* 0: no worker */
@@ -171,10 +170,10 @@ static struct {
   int started;
   uv_prepare_t prepare;
   uv_check_t check;
-  uv_timer_t tick;  /* once a second: RSS, the lag window */
-  uv_async_t poke;  /* the thread wakes an idle loop */
-  uint64_t prep_ns; /* the last prepare */
-  uint64_t idle_ns; /* the loop's idle time then */
+  uv_timer_t tick;     /* once a second: RSS, the lag window */
+  uv_async_t poke;     /* the thread wakes an idle loop */
+  uint64_t prep_ns;    /* the last prepare */
+  uint64_t idle_ns;    /* the loop's idle time then */
   uint64_t busy_since; /* when the poll before the last prepare returned */
   uint64_t arrival_ns; /* this iteration's watchdog_arrival_ns, 0: unknown */
   int waited;          /* with it: the poll waited for what it returned */
@@ -239,7 +238,9 @@ static void on_check(uv_check_t *h) {
   beat();
 }
 
-static void on_poke(uv_async_t *h) { (void)h; }
+static void on_poke(uv_async_t *h) {
+  (void)h;
+}
 
 uint64_t watchdog_arrival_ns(void) {
   if (!st.started) return uv_hrtime();
@@ -261,7 +262,9 @@ uint64_t watchdog_first_arrival_ns(uint64_t accepted_ns,
   return t;
 }
 
-uint64_t watchdog_iteration(void) { return st.iter; }
+uint64_t watchdog_iteration(void) {
+  return st.iter;
+}
 
 /* /proc/self/statm's second field (resident pages), by pread of the
  * descriptor opened at start: no path lookup, no allocation. */
@@ -341,8 +344,7 @@ static void report_stuck(uint64_t dur_ns) {
     }
     since = c.since_ns;
     atomic_thread_fence(memory_order_acquire);
-    if (atomic_load_explicit(&g_callctx_seq, memory_order_relaxed) == s1)
-      break;
+    if (atomic_load_explicit(&g_callctx_seq, memory_order_relaxed) == s1) break;
     rid[0] = pkg[0] = ver[0] = platform[0] = '\0';
   }
   logline l;
@@ -370,8 +372,8 @@ static void *watch(void *arg) {
   while (!st.stop) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t due = (uint64_t)ts.tv_sec * 1000000000ull +
-                   (uint64_t)ts.tv_nsec + tick;
+    uint64_t due =
+        (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + tick;
     ts.tv_sec = (time_t)(due / 1000000000ull);
     ts.tv_nsec = (long)(due % 1000000000ull);
     int rc = pthread_cond_timedwait(&st.cv, &st.mu, &ts);
@@ -457,9 +459,10 @@ int watchdog_start(worker *w, int slot) {
   st.page = page > 0 ? (uint64_t)page : 4096;
   st.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
   if (st.statm_fd < 0)
-    log_warn("cannot open /proc/self/statm (%s): worker memory is not "
-             "measured",
-             strerror(errno));
+    log_warn(
+        "cannot open /proc/self/statm (%s): worker memory is not "
+        "measured",
+        strerror(errno));
   int rc = uv_loop_configure(&w->loop, UV_METRICS_IDLE_TIME);
   if (rc != 0) {
     log_warn("cannot measure the loop's idle time: %s", uv_strerror(rc));
@@ -486,9 +489,10 @@ int watchdog_start(worker *w, int slot) {
   }
   g_watchdog_stall_ns = (uint64_t)cfg->watchdog_stall_ms * 1000000ull;
   if (thread_start() != 0) {
-    log_warn("cannot start the watchdog thread (%s): a stuck loop is not "
-             "noticed",
-             strerror(errno));
+    log_warn(
+        "cannot start the watchdog thread (%s): a stuck loop is not "
+        "noticed",
+        strerror(errno));
     return -1;
   }
   return 0;
@@ -535,8 +539,7 @@ void watchdog_stalled(const callctx *c, uint64_t dur_ns) {
   log_end(&l);
   if (!g) return;
   _Atomic uint64_t *n = pkg_counter(pkg);
-  atomic_fetch_add_explicit(n ? n : &g->stalls_other, 1,
-                            memory_order_relaxed);
+  atomic_fetch_add_explicit(n ? n : &g->stalls_other, 1, memory_order_relaxed);
 }
 
 int watchdog_overloaded(const worker *w, char *detail, size_t cap) {
@@ -622,9 +625,10 @@ char *watchdog_metrics_text(size_t *len) {
   tbuf b = {malloc(4096), 0, 4096, 0};
   if (!b.p) return NULL;
   b.p[0] = '\0';
-  tb_printf(&b, "# HELP nno_loop_stalls_total Calls into a package that "
-                "held the event loop past watchdog.stall_ms.\n"
-                "# TYPE nno_loop_stalls_total counter\n");
+  tb_printf(&b,
+            "# HELP nno_loop_stalls_total Calls into a package that "
+            "held the event loop past watchdog.stall_ms.\n"
+            "# TYPE nno_loop_stalls_total counter\n");
   for (int i = 0; i < WD_MAX_PACKAGES; i++) {
     wd_pkg *k = &g->pkgs[i];
     if (atomic_load(&k->state) != 2) continue;
@@ -636,9 +640,10 @@ char *watchdog_metrics_text(size_t *len) {
   if (other)
     tb_printf(&b, "nno_loop_stalls_total{package=\"other\"} %llu\n",
               (unsigned long long)other);
-  tb_printf(&b, "# HELP nno_loop_lag_seconds The longest event loop "
-                "iteration of the last 10 s, per worker.\n"
-                "# TYPE nno_loop_lag_seconds gauge\n");
+  tb_printf(&b,
+            "# HELP nno_loop_lag_seconds The longest event loop "
+            "iteration of the last 10 s, per worker.\n"
+            "# TYPE nno_loop_lag_seconds gauge\n");
   uint64_t buckets[WD_NBUCKETS] = {0}, sum = 0;
   for (int i = 0; i < METRICS_MAX_WORKERS; i++) {
     wd_slot *s = &g->slots[i];
@@ -650,9 +655,10 @@ char *watchdog_metrics_text(size_t *len) {
       tb_printf(&b, "nno_loop_lag_seconds{worker=\"%d\"} %.6f\n", pid,
                 (double)atomic_load(&s->lag_max_ns) / 1e9);
   }
-  tb_printf(&b, "# HELP nno_loop_iteration_seconds Busy time of each event "
-                "loop iteration.\n"
-                "# TYPE nno_loop_iteration_seconds histogram\n");
+  tb_printf(&b,
+            "# HELP nno_loop_iteration_seconds Busy time of each event "
+            "loop iteration.\n"
+            "# TYPE nno_loop_iteration_seconds histogram\n");
   uint64_t cum = 0;
   for (int j = 0; j < WD_NBUCKETS; j++) {
     cum += buckets[j];
@@ -667,8 +673,9 @@ char *watchdog_metrics_text(size_t *len) {
             "nno_loop_iteration_seconds_sum %.6f\n"
             "nno_loop_iteration_seconds_count %llu\n",
             (double)sum / 1e9, (unsigned long long)cum);
-  tb_printf(&b, "# HELP nno_worker_rss_bytes Resident memory per worker.\n"
-                "# TYPE nno_worker_rss_bytes gauge\n");
+  tb_printf(&b,
+            "# HELP nno_worker_rss_bytes Resident memory per worker.\n"
+            "# TYPE nno_worker_rss_bytes gauge\n");
   for (int i = 0; i < METRICS_MAX_WORKERS; i++) {
     wd_slot *s = &g->slots[i];
     int pid = atomic_load(&s->pid);
@@ -676,12 +683,14 @@ char *watchdog_metrics_text(size_t *len) {
       tb_printf(&b, "nno_worker_rss_bytes{worker=\"%d\"} %llu\n", pid,
                 (unsigned long long)atomic_load(&s->rss_bytes));
   }
-  tb_printf(&b, "# HELP nno_overload_rejected_total Requests and "
-                "connections answered 503 overloaded.\n"
-                "# TYPE nno_overload_rejected_total counter\n");
+  tb_printf(&b,
+            "# HELP nno_overload_rejected_total Requests and "
+            "connections answered 503 overloaded.\n"
+            "# TYPE nno_overload_rejected_total counter\n");
   for (int r = 1; r < 4; r++)
     tb_printf(&b, "nno_overload_rejected_total{reason=\"%s\"} %llu\n",
-              reason_names[r], (unsigned long long)atomic_load(&g->rejected[r]));
+              reason_names[r],
+              (unsigned long long)atomic_load(&g->rejected[r]));
   if (b.oom) {
     free(b.p);
     return NULL;

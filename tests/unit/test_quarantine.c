@@ -198,17 +198,18 @@ static void test_bad_input(void **state) {
 
 static void test_full_neighbourhood_fails_closed(void **state) {
   (void)state;
-  limits(1, 1000, 60000);
+  limits(2, 1000, 60000);
   char p[16];
   for (int i = 0; i < QUARANTINE_SLOTS_MIN; i++) {
     snprintf(p, sizeof p, "p%d", i);
+    assert_int_equal(crash(p, "held"), 0);
     assert_int_equal(crash(p, "held"), 1);
   }
   quarantine_stats st;
   quarantine_get_stats(&st);
   assert_int_equal(st.full, 0);
   /* No slot for a new key: its package version is quarantined on every
-   * platform rather than not at all. */
+   * platform at its first crash, rather than not at all. */
   assert_int_equal(crash("fresh", "new"), 1);
   assert_int_equal(quarantined("fresh", "new", NULL), 1);
   assert_int_equal(quarantined("elsewhere", "new", NULL), 1);
@@ -236,6 +237,9 @@ static void test_flood_never_evicts_a_quarantine(void **state) {
   limits(2, 1000, 60000);
   crash("acme", "victim");
   assert_int_equal(crash("acme", "victim"), 1);
+  /* Its event delivered: only the quarantine itself keeps its slot. */
+  quarantine_event ev;
+  assert_int_equal(quarantine_claim(&ev), 1);
   /* Far more keys than slots, each crashing once (counted, not
    * quarantined): they take each other's slots, never the quarantined
    * one's. */

@@ -68,8 +68,7 @@ static void test_overload_reasons(void **state) {
   wd_limits lim = {10, 100ull << 20, 200 * MS};
   assert_int_equal(wd_overload_reason(&lim, 10, 100ull << 20, 200 * MS),
                    WD_OVERLOAD_NONE); /* at each limit: not past it */
-  assert_int_equal(wd_overload_reason(&lim, 11, 0, 0),
-                   WD_OVERLOAD_CONNECTIONS);
+  assert_int_equal(wd_overload_reason(&lim, 11, 0, 0), WD_OVERLOAD_CONNECTIONS);
   assert_int_equal(wd_overload_reason(&lim, 0, (100ull << 20) + 1, 0),
                    WD_OVERLOAD_MEMORY);
   assert_int_equal(wd_overload_reason(&lim, 0, 0, 200 * MS + 1),
