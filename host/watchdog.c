@@ -545,7 +545,13 @@ void watchdog_stalled(const callctx *c, uint64_t dur_ns) {
 int watchdog_overloaded(const worker *w, char *detail, size_t cap) {
   if (!st.started) return WD_OVERLOAD_NONE;
   uint64_t conns = w->nconns - w->nclosing;
-  uint64_t lag = st.limits.max_lag_ns ? wd_lag_value(&st.lag, st.prep_ns) : 0;
+  uint64_t lag = 0;
+  if (st.limits.max_lag_ns) {
+    /* Decayed to now: the loop may have waited in its poll since the last
+     * prepare (the loop's time is updated as the poll returns). */
+    uint64_t now = uv_now(&w->loop) * 1000000ull;
+    lag = wd_lag_value(&st.lag, now > st.prep_ns ? now : st.prep_ns);
+  }
   int why = wd_overload_reason(&st.limits, conns, st.rss, lag);
   switch (why) {
   case WD_OVERLOAD_CONNECTIONS:

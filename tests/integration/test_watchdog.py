@@ -265,6 +265,13 @@ def test_loop_lag_sheds_then_recovers(make_host):
     rej = metric_lines(h, "nno_overload_rejected_total")
     assert metric_value(rej, 'reason="lag"') >= 1
     lag = metric_lines(h, "nno_loop_lag_seconds")
+    # The loop idle since a long iteration: the lag decayed meanwhile, and
+    # the first request after the quiet is served.
+    blocker = send_get(h, "/p/bad/block?ms=400", "lag-block-2")
+    assert parse_responses(read_all(blocker))[0][0] == 200
+    time.sleep(0.7)
+    st, _, body = h.request("GET", "/p/good/ok")
+    assert st == 200, body
     assert metric_value(lag, 'worker="%d"' % h.worker_pids()[0]) >= 0.35
 
 
