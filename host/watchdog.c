@@ -76,6 +76,9 @@ int wd_overload_reason(const wd_limits *lim, uint64_t connections,
 
 static const double iter_le[WD_NBUCKETS - 1] = {0.0001, 0.001, 0.005, 0.01,
                                                 0.05,   0.1,   1};
+/* The same bounds in nanoseconds, for the loop's own comparisons. */
+static const uint64_t iter_le_ns[WD_NBUCKETS - 1] = {
+    100000, 1000000, 5000000, 10000000, 50000000, 100000000, 1000000000};
 static const char *const reason_names[] = {"", "connections", "memory", "lag"};
 
 typedef struct wd_slot {
@@ -199,6 +202,12 @@ static struct {
 
 uint64_t g_watchdog_stall_ns = UINT64_MAX;
 
+/* Add to a counter this process alone writes. */
+static void bump(_Atomic uint64_t *c, uint64_t n) {
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                        memory_order_relaxed);
+}
+
 static void beat(void) {
   atomic_store_explicit(&st.hb,
                         atomic_load_explicit(&st.hb, memory_order_relaxed) + 1,
@@ -228,9 +237,10 @@ static void on_prepare(uv_prepare_t *h) {
     }
   }
   int b = 0;
-  while (b < WD_NBUCKETS - 1 && (double)busy / 1e9 > iter_le[b]) b++;
-  atomic_fetch_add_explicit(&st.slot->iter_bucket[b], 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&st.slot->iter_sum_ns, busy, memory_order_relaxed);
+  while (b < WD_NBUCKETS - 1 && busy > iter_le_ns[b]) b++;
+  /* The slot's only writer: plain stores, no locked instruction. */
+  bump(&st.slot->iter_bucket[b], 1);
+  bump(&st.slot->iter_sum_ns, busy);
 }
 
 static void on_check(uv_check_t *h) {
