@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "api.h"
@@ -50,7 +51,8 @@ static void count_crash(const char *platform, const char *package,
   label_text(rs, sizeof rs, reason);
   snprintf(k, sizeof k,
            "nno_sandbox_crashes_total{platform=\"%s\",package=\"%s\","
-           "reason=\"%s\"}", pl, pk, rs);
+           "reason=\"%s\"}",
+           pl, pk, rs);
   metrics_labelled_add(k, 0, 1);
 }
 
@@ -61,11 +63,13 @@ static void count_budget(const char *platform, const char *package,
   label_text(pk, sizeof pk, package);
   snprintf(k, sizeof k,
            "nno_sandbox_budget_total{platform=\"%s\",package=\"%s\","
-           "budget=\"%s\"}", pl, pk, budget);
+           "budget=\"%s\"}",
+           pl, pk, budget);
   metrics_labelled_add(k, 0, 1);
 }
 
-/* ---- output ---------------------------------------------------------------- */
+/* ---- output ----------------------------------------------------------------
+ */
 
 void sbx__mark_dirty(sbx_proc *sp) {
   sp->dirty = 1;
@@ -112,7 +116,8 @@ static void on_check(uv_check_t *h) {
     if (sp->dirty) flush_one(sp);
 }
 
-/* ---- slots ----------------------------------------------------------------- */
+/* ---- slots -----------------------------------------------------------------
+ */
 
 sbx_slot *sbx__slot_of(sbx_proc *sp, uint64_t id) {
   uint32_t i = (uint32_t)id;
@@ -191,7 +196,21 @@ static void log_failed(const sbx_proc *sp, const char *msg, nno_req *r,
   log_end(&l);
 }
 
-/* ---- lifecycle ------------------------------------------------------------- */
+/* ---- lifecycle -------------------------------------------------------------
+ */
+
+/* The sandbox outlives its stack (a trial's, an unloaded version's): drop
+ * what refers to it; its exit is then cleaned up without a word, and its
+ * frames are not read. */
+static void forget_stack(sbx_proc *sp) {
+  if (sp->route_map && sp->st)
+    for (size_t i = 0; i < sp->st->nplugins; i++) free(sp->route_map[i]);
+  free(sp->route_map);
+  free(sp->pkg_map);
+  sp->route_map = NULL;
+  sp->pkg_map = NULL;
+  sp->st = NULL;
+}
 
 static void on_handle_closed(uv_handle_t *h) {
   sbx_proc *sp = h->data;
@@ -200,10 +219,7 @@ static void on_handle_closed(uv_handle_t *h) {
   sbx_out_free(&sp->wb);
   free(sp->in);
   free(sp->slots);
-  if (sp->route_map)
-    for (size_t i = 0; i < sp->st->nplugins; i++) free(sp->route_map[i]);
-  free(sp->route_map);
-  free(sp->pkg_map);
+  forget_stack(sp);
   free(sp);
 }
 
@@ -213,8 +229,10 @@ static void close_handle(sbx_proc *sp, uv_handle_t *h) {
 }
 
 static void unlink_proc(sbx_proc *sp) {
-  if (sp->prev) sp->prev->next = sp->next;
-  else if (S.head == sp) S.head = sp->next;
+  if (sp->prev)
+    sp->prev->next = sp->next;
+  else if (S.head == sp)
+    S.head = sp->next;
   if (sp->next) sp->next->prev = sp->prev;
   sp->prev = sp->next = NULL;
 }
@@ -258,9 +276,9 @@ static void on_wall(uv_timer_t *t) {
     kill_proc(sp, "no READY within sandbox.spawn_timeout_ms", 0);
     return;
   }
-  uint64_t busy = sp->page ? atomic_load_explicit(&sp->page->busy_req,
-                                                   memory_order_relaxed)
-                           : 0;
+  uint64_t busy =
+      sp->page ? atomic_load_explicit(&sp->page->busy_req, memory_order_relaxed)
+               : 0;
   for (uint32_t i = 0; i < sp->nslots; i++) {
     sbx_slot *s = &sp->slots[i];
     if (!s->r || s->deadline > now) continue;
@@ -365,7 +383,8 @@ static int send_slot(sbx_proc *sp, sbx_slot *s) {
   return 0;
 }
 
-/* ---- finding or starting the sandbox for a key ---------------------------- */
+/* ---- finding or starting the sandbox for a key ----------------------------
+ */
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b);
@@ -396,8 +415,8 @@ static sbx_proc *spawn(stack *st, const char *platform, config_budget b,
     snprintf(err, errlen, "cannot set up a sandbox: %s", strerror(errno));
     goto fail;
   }
-  void *pg = mmap(NULL, (size_t)S.page_size, PROT_READ | PROT_WRITE,
-                  MAP_SHARED, mfd, 0);
+  void *pg = mmap(NULL, (size_t)S.page_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                  mfd, 0);
   if (pg == MAP_FAILED) {
     snprintf(err, errlen, "cannot map a sandbox's page: %s", strerror(errno));
     goto fail;
@@ -407,13 +426,15 @@ static sbx_proc *spawn(stack *st, const char *platform, config_budget b,
   snprintf(cpu, sizeof cpu, "%lld", (long long)b.cpu_ms);
   snprintf(mem, sizeof mem, "%lld", (long long)b.memory_mb);
   static const char *const levels[] = {"debug", "info", "warn", "error"};
-  snprintf(lvl, sizeof lvl, "%s",
-           levels[w->cfg->log_level >= 0 && w->cfg->log_level < 4
-                      ? w->cfg->log_level
-                      : 1]);
-  char *args[] = {S.exe, "sandbox", st->root, st->dir, st->id, st->version,
-                  sp->platform, (char *)w->cfg->data_dir, cpu, mem, lvl,
-                  (char *)w->cfg->base_domain, NULL};
+  snprintf(
+      lvl, sizeof lvl, "%s",
+      levels[w->cfg->log_level >= 0 && w->cfg->log_level < 4 ? w->cfg->log_level
+                                                             : 1]);
+  char *args[] = {
+      S.exe,  "sandbox",   st->root,     st->dir,
+      st->id, st->version, sp->platform, (char *)w->cfg->data_dir,
+      cpu,    mem,         lvl,          (char *)w->cfg->base_domain,
+      NULL};
   char *env[] = {NULL};
   uv_stdio_container_t io[5];
   io[0].flags = UV_IGNORE;
@@ -577,11 +598,11 @@ static int submit(nno_req *r, plugin *pl, uint32_t wroute, int event) {
     return 0;
   }
   /* A quarantined package was refused before its handler (dispatch). */
-  sbx_proc *sp = proc_for(st, r->scope, r->plan, &status, detail,
-                          sizeof detail);
+  sbx_proc *sp =
+      proc_for(st, r->scope, r->plan, &status, detail, sizeof detail);
   if (!sp) {
-    req_problem(r, status, status == 503 ? "Service Unavailable"
-                                         : "Bad Gateway", detail);
+    req_problem(r, status,
+                status == 503 ? "Service Unavailable" : "Bad Gateway", detail);
     return 0;
   }
   sbx_slot *s = slot_new(sp);
@@ -608,9 +629,9 @@ static int submit(nno_req *r, plugin *pl, uint32_t wroute, int event) {
     return 0;
   }
   /* The earliest deadline is armed; a later one is found when it fires. */
-  if (sp->state == SP_READY && (!uv_is_active((uv_handle_t *)&sp->timer) ||
-                                uv_timer_get_due_in(&sp->timer) >
-                                    (uint64_t)b.wall_ms))
+  if (sp->state == SP_READY &&
+      (!uv_is_active((uv_handle_t *)&sp->timer) ||
+       uv_timer_get_due_in(&sp->timer) > (uint64_t)b.wall_ms))
     uv_timer_start(&sp->timer, on_wall, (uint64_t)b.wall_ms, 0);
   return NNO_ASYNC;
 }
@@ -646,9 +667,12 @@ static const nno_plugin_desc proxy_desc = {
     .on_platform_event = event_hook,
 };
 
-const nno_plugin_desc *sandbox_desc(void) { return &proxy_desc; }
+const nno_plugin_desc *sandbox_desc(void) {
+  return &proxy_desc;
+}
 
-/* ---- READY ---------------------------------------------------------------- */
+/* ---- READY ----------------------------------------------------------------
+ */
 
 /* Compare READY with the stack's manifests and build the index maps. 0, or
  * -1 with err naming the difference. */
@@ -661,8 +685,8 @@ static int take_ready(sbx_proc *sp, const sbx_ready *m, char *err,
     return -1;
   }
   sp->pkg_map = calloc(st->nplugins ? st->nplugins : 1, sizeof *sp->pkg_map);
-  sp->route_map = calloc(st->nplugins ? st->nplugins : 1,
-                         sizeof *sp->route_map);
+  sp->route_map =
+      calloc(st->nplugins ? st->nplugins : 1, sizeof *sp->route_map);
   if (!sp->pkg_map || !sp->route_map) goto oom;
   for (size_t i = 0; i < st->nplugins; i++) {
     const plugin *pl = st->plugins[i];
@@ -675,15 +699,17 @@ static int take_ready(sbx_proc *sp, const sbx_ready *m, char *err,
     }
     const sbx_ready_pkg *rp = &m->pkgs[k];
     if (strcmp(rp->version, pl->man.version) != 0) {
-      snprintf(err, errlen, "package \"%s\": the sandbox loaded version %s, "
-               "the manifest says %s", pl->man.name, rp->version,
-               pl->man.version);
+      snprintf(err, errlen,
+               "package \"%s\": the sandbox loaded version %s, "
+               "the manifest says %s",
+               pl->man.name, rp->version, pl->man.version);
       return -1;
     }
     if (rp->nroutes != pl->nroutes) {
-      snprintf(err, errlen, "package \"%s\" bound %u routes in the sandbox, "
-               "its manifest declares %zu", pl->man.name, rp->nroutes,
-               pl->nroutes);
+      snprintf(err, errlen,
+               "package \"%s\" bound %u routes in the sandbox, "
+               "its manifest declares %zu",
+               pl->man.name, rp->nroutes, pl->nroutes);
       return -1;
     }
     sp->pkg_map[i] = k;
@@ -696,9 +722,10 @@ static int take_ready(sbx_proc *sp, const sbx_ready *m, char *err,
                strcmp(rp->routes[q].pattern, pl->routes[j].pattern) == 0))
         q++;
       if (q == rp->nroutes) {
-        snprintf(err, errlen, "package \"%s\" did not bind route %s %s in "
-                 "the sandbox", pl->man.name, pl->routes[j].method,
-                 pl->routes[j].pattern);
+        snprintf(err, errlen,
+                 "package \"%s\" did not bind route %s %s in "
+                 "the sandbox",
+                 pl->man.name, pl->routes[j].method, pl->routes[j].pattern);
         return -1;
       }
       sp->route_map[i][j] = q;
@@ -715,8 +742,8 @@ oom:
 static void violation(sbx_proc *sp, const char *what) {
   logline l;
   log_begin(&l, NNO_LOG_ERROR, "sandbox protocol violation");
-  log_str(&l, "stack", sp->st->id);
-  log_str(&l, "version", sp->st->version);
+  log_str(&l, "stack", sp->st ? sp->st->id : "");
+  log_str(&l, "version", sp->st ? sp->st->version : "");
   log_str(&l, "platform", sp->platform);
   log_str(&l, "what", what);
   log_int(&l, "pid", sp->pid);
@@ -730,9 +757,10 @@ static void relay_log(sbx_proc *sp, int level, const char *msg, size_t n,
   uint64_t sec = uv_now(&S.w->loop) / 1000;
   if (sec != sp->err_sec) {
     if (sp->err_dropped)
-      log_warn("sandbox pid %d on \"%s\": %llu log lines dropped (over 20 "
-               "a second)", (int)sp->pid, sp->platform,
-               (unsigned long long)sp->err_dropped);
+      log_warn(
+          "sandbox pid %d on \"%s\": %llu log lines dropped (over 20 "
+          "a second)",
+          (int)sp->pid, sp->platform, (unsigned long long)sp->err_dropped);
     sp->err_sec = sec;
     sp->err_count = 0;
     sp->err_dropped = 0;
@@ -748,7 +776,7 @@ static void relay_log(sbx_proc *sp, int level, const char *msg, size_t n,
   if (r) log_strn(&l, "rid", r->rid, r->rid_len);
   if (package) log_str(&l, "package", package);
   /* A trial's sandbox outlives the judging of its stack: no names. */
-  log_str(&l, "stack", sp->st ? sp->st->id : "(trial)");
+  log_str(&l, "stack", sp->st ? sp->st->id : "");
   log_str(&l, "version", sp->st ? sp->st->version : "");
   log_str(&l, "platform", sp->platform);
   log_int(&l, "pid", sp->pid);
@@ -757,6 +785,7 @@ static void relay_log(sbx_proc *sp, int level, const char *msg, size_t n,
 
 /* Handle one frame. 0, or -1 when the sandbox was killed for it. */
 static int frame(sbx_proc *sp, const sbx_frame_head *h, const char *p) {
+  if (!sp->st) return 0; /* its stack is gone: nothing it says matters */
   switch (h->type) {
   case SBX_MSG_READY: {
     if (sp->state != SP_SPAWNING) break;
@@ -796,9 +825,8 @@ static int frame(sbx_proc *sp, const sbx_frame_head *h, const char *p) {
       violation(sp, "a malformed FAIL");
       return -1;
     }
-    log_error("sandbox of %s@%s on \"%s\" could not load: %s%s%s",
-              sp->st->id, sp->st->version, sp->platform, file,
-              file[0] ? ": " : "", msg);
+    log_error("sandbox of %s@%s on \"%s\" could not load: %s%s%s", sp->st->id,
+              sp->st->version, sp->platform, file, file[0] ? ": " : "", msg);
     kill_proc(sp, "could not load", 0);
     return -1;
   }
@@ -851,9 +879,10 @@ static int frame(sbx_proc *sp, const sbx_frame_head *h, const char *p) {
       violation(sp, "a malformed RECYCLE");
       return -1;
     }
-    log_warn("sandbox of %s@%s on \"%s\" (pid %d) is replaced: %s",
-             sp->st->id, sp->st->version, sp->platform, (int)sp->pid, why);
-    count_budget(sp->platform, pkg_name(sp, 0), "memory");
+    sbx_slot *s = h->id ? sbx__slot_of(sp, h->id) : NULL;
+    const char *pkg = pkg_name(sp, s ? s->wpkg : 0);
+    log_failed(sp, "sandbox budget exceeded", s ? s->r : NULL, pkg, why);
+    count_budget(sp->platform, pkg, "memory");
     stop_proc(sp);
     return 0;
   }
@@ -926,6 +955,26 @@ static void on_err_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
   *b = uv_buf_init(chunk, sizeof chunk);
 }
 
+/* One line of the sandbox's stderr: a log line of its own (JSON, as every
+ * nno process writes them) is logged again at its level with its message,
+ * tagged; anything else as a warning, as written. */
+static void relay_stderr(sbx_proc *sp) {
+  static const char *const names[] = {"debug", "info", "warn", "error"};
+  json_t *o = sp->errline[0] == '{'
+                  ? json_loadb(sp->errline, sp->errlen, 0, NULL)
+                  : NULL;
+  const char *msg = json_string_value(json_object_get(o, "msg"));
+  const char *lv = json_string_value(json_object_get(o, "level"));
+  int level = NNO_LOG_WARN;
+  for (int i = 0; lv && i < 4; i++)
+    if (strcmp(lv, names[i]) == 0) level = i;
+  if (msg)
+    relay_log(sp, level, msg, strlen(msg), "sandbox", NULL, NULL);
+  else
+    relay_log(sp, NNO_LOG_WARN, sp->errline, sp->errlen, "stderr", NULL, NULL);
+  json_decref(o);
+}
+
 /* The sandbox's stderr: lines (cut at 512 bytes) as warnings. */
 static void on_err_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   sbx_proc *sp = st->data;
@@ -936,9 +985,7 @@ static void on_err_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   for (ssize_t i = 0; i < n; i++) {
     char c = b->base[i];
     if (c == '\n' || sp->errlen == 512) {
-      if (sp->errlen)
-        relay_log(sp, NNO_LOG_WARN, sp->errline, sp->errlen, "stderr", NULL,
-                  NULL);
+      if (sp->errlen) relay_stderr(sp);
       sp->errlen = 0;
       if (c == '\n') continue;
     }
@@ -946,20 +993,31 @@ static void on_err_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   }
 }
 
-/* ---- exit ------------------------------------------------------------------- */
+/* ---- exit -------------------------------------------------------------------
+ */
 
 static const char *sig_name(int sig) {
   switch (sig) {
-  case SIGSEGV: return "SIGSEGV";
-  case SIGBUS: return "SIGBUS";
-  case SIGILL: return "SIGILL";
-  case SIGFPE: return "SIGFPE";
-  case SIGABRT: return "SIGABRT";
-  case SIGKILL: return "SIGKILL";
-  case SIGSYS: return "SIGSYS";
-  case SIGXCPU: return "SIGXCPU";
-  case SIGTERM: return "SIGTERM";
-  default: return "signal";
+  case SIGSEGV:
+    return "SIGSEGV";
+  case SIGBUS:
+    return "SIGBUS";
+  case SIGILL:
+    return "SIGILL";
+  case SIGFPE:
+    return "SIGFPE";
+  case SIGABRT:
+    return "SIGABRT";
+  case SIGKILL:
+    return "SIGKILL";
+  case SIGSYS:
+    return "SIGSYS";
+  case SIGXCPU:
+    return "SIGXCPU";
+  case SIGTERM:
+    return "SIGTERM";
+  default:
+    return "signal";
   }
 }
 
@@ -968,9 +1026,9 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
   uint32_t why = sp->page ? atomic_load_explicit(&sp->page->exit_reason,
                                                  memory_order_relaxed)
                           : 0;
-  uint64_t busy = sp->page ? atomic_load_explicit(&sp->page->busy_req,
-                                                   memory_order_relaxed)
-                           : 0;
+  uint64_t busy =
+      sp->page ? atomic_load_explicit(&sp->page->busy_req, memory_order_relaxed)
+               : 0;
   int was = sp->state;
   sp->state = SP_DEAD;
   if (!sp->st || S.stopping) {
@@ -1029,7 +1087,8 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
     culprit = bs->wpkg;
   } else if (sp->page && atomic_load(&sp->page->busy_since_ns)) {
     /* In a callback of no request (a timer): the page names its package. */
-    plugin *pl = sbx__flags_pkg(sp, (uint16_t)(atomic_load(&sp->page->busy_pkg) + 1));
+    plugin *pl =
+        sbx__flags_pkg(sp, (uint16_t)(atomic_load(&sp->page->busy_pkg) + 1));
     if (pl) culprit = pl->sbx_index;
   }
   if (crash || budget) {
@@ -1042,8 +1101,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
                             culprit < sp->st->nplugins
                                 ? sp->st->plugins[culprit]->man.version
                                 : sp->st->version,
-                            sp->st->id, reason,
-                            bs ? bs->r->rid : "");
+                            sp->st->id, reason, bs ? bs->r->rid : "");
     }
     if (!sp->inflight)
       log_failed(sp, crash ? "sandbox crashed" : "sandbox budget exceeded",
@@ -1062,8 +1120,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
       snprintf(detail, sizeof detail, "the request exceeded its %s budget",
                budget_name);
     else
-      snprintf(detail, sizeof detail,
-               "the package's sandbox %s (%s)",
+      snprintf(detail, sizeof detail, "the package's sandbox %s (%s)",
                crash ? "crashed" : "was replaced", reason[0] ? reason : "exit");
     log_failed(sp, msg, r, pkg, reason[0] ? reason : "exit");
     sbx__slot_free(sp, s);
@@ -1102,16 +1159,16 @@ static void on_tick(uv_timer_t *t) {
         b[n] = '\0';
         if (sscanf(b, "%llu %llu", &size, &res) == 2) {
           uint64_t rss = res * (uint64_t)S.page_size;
-          metrics_labelled_add(sp->rss_key, 1,
-                               (int64_t)rss - (int64_t)sp->rss);
+          metrics_labelled_add(sp->rss_key, 1, (int64_t)rss - (int64_t)sp->rss);
           sp->rss = rss;
           uint64_t cap = (uint64_t)sp->budget.memory_mb << 20;
           if (cap && rss > cap && sp->state == SP_READY) {
-            log_warn("sandbox of %s@%s on \"%s\" (pid %d) is replaced: "
-                     "memory budget exceeded (%llu MiB of %lld)",
-                     sp->st->id, sp->st->version, sp->platform, (int)sp->pid,
-                     (unsigned long long)(rss >> 20),
-                     (long long)sp->budget.memory_mb);
+            log_warn(
+                "sandbox of %s@%s on \"%s\" (pid %d) is replaced: "
+                "memory budget exceeded (%llu MiB of %lld)",
+                sp->st->id, sp->st->version, sp->platform, (int)sp->pid,
+                (unsigned long long)(rss >> 20),
+                (long long)sp->budget.memory_mb);
             count_budget(sp->platform, pkg_name(sp, 0), "memory");
             stop_proc(sp);
           }
@@ -1135,8 +1192,10 @@ int sandbox_init(worker *w) {
   if (S.page_size <= 0) S.page_size = 4096;
   ssize_t n = readlink("/proc/self/exe", S.exe, sizeof S.exe - 1);
   if (n <= 0) {
-    log_error("cannot resolve /proc/self/exe: %s; sandboxed stacks are "
-              "refused", strerror(errno));
+    log_error(
+        "cannot resolve /proc/self/exe: %s; sandboxed stacks are "
+        "refused",
+        strerror(errno));
     return -1;
   }
   S.exe[n] = '\0';
@@ -1168,12 +1227,17 @@ void sandbox_shutdown(worker *w) {
 void sandbox_stack_gone(stack *st) {
   for (sbx_proc *sp = S.head; sp; sp = sp->next)
     if (sp->st == st) {
-      if (sp->state == SP_READY) stop_proc(sp);
-      else kill_proc(sp, "stack unloaded", 0);
+      if (sp->state == SP_READY)
+        stop_proc(sp);
+      else
+        kill_proc(sp, "stack unloaded", 0);
+      forget_stack(sp); /* freed after this returns */
     }
 }
 
-size_t sandbox_count(void) { return S.count; }
+size_t sandbox_count(void) {
+  return S.count;
+}
 
 /* ---- the trial load ----------------------------------------------------- */
 
@@ -1217,8 +1281,8 @@ static long read_frame(int fd, uint64_t deadline, char **out) {
 int sandbox_trial(worker *w, stack *st, char *err, size_t errlen) {
   int fd = -1;
   char e[384];
-  sbx_proc *sp = spawn(st, "", config_plan_budget(w->cfg, NULL), &fd, e,
-                       sizeof e);
+  sbx_proc *sp =
+      spawn(st, "", config_plan_budget(w->cfg, NULL), &fd, e, sizeof e);
   if (!sp) {
     snprintf(err, errlen, "sandbox: %s", e);
     return -1;
@@ -1234,10 +1298,11 @@ int sandbox_trial(worker *w, stack *st, char *err, size_t errlen) {
   for (;;) {
     long fl = read_frame(fd, deadline, &fb);
     if (fl <= 0) {
-      snprintf(err, errlen, fl < 0 ? "sandbox: a malformed frame before READY"
-                                   : "sandbox: no READY within %lld ms "
-                                     "(sandbox.spawn_timeout_ms), or it "
-                                     "exited",
+      snprintf(err, errlen,
+               fl < 0 ? "sandbox: a malformed frame before READY"
+                      : "sandbox: no READY within %lld ms "
+                        "(sandbox.spawn_timeout_ms), or it "
+                        "exited",
                (long long)w->cfg->sandbox_spawn_timeout_ms);
       break;
     }
@@ -1250,8 +1315,7 @@ int sandbox_trial(worker *w, stack *st, char *err, size_t errlen) {
       size_t n;
       if (sbx_decode_log(p, h.len, &lvl, &msg, &n) == 0) {
         plugin *pl = sbx__flags_pkg(sp, h.flags);
-        relay_log(sp, lvl, msg, n, "package", pl ? pl->man.name : NULL,
-                  NULL);
+        relay_log(sp, lvl, msg, n, "package", pl ? pl->man.name : NULL, NULL);
       }
       free(fb);
       fb = NULL;
@@ -1324,12 +1388,6 @@ int sandbox_trial(worker *w, stack *st, char *err, size_t errlen) {
   }
   close(fd);
   /* The loop reaps it; its stack may be freed before: forget it. */
-  if (sp->route_map)
-    for (size_t i = 0; i < st->nplugins; i++) free(sp->route_map[i]);
-  free(sp->route_map);
-  free(sp->pkg_map);
-  sp->route_map = NULL;
-  sp->pkg_map = NULL;
-  sp->st = NULL;
+  forget_stack(sp);
   return rc;
 }

@@ -48,8 +48,7 @@ const nno_plugin_desc *sandbox_desc(void);
  * of a sandbox, waiting (without the loop) for READY within
  * sandbox.spawn_timeout_ms; the routes each package bound must be those
  * its manifest declares. 0, or -1 with err set ("sandbox: ..."). */
-int sandbox_trial(struct worker *w, struct stack *st, char *err,
-                  size_t errlen);
+int sandbox_trial(struct worker *w, struct stack *st, char *err, size_t errlen);
 
 /* Stack version `st` is being unloaded: stop its sandboxes (they have no
  * request left: a request holds its stack). */

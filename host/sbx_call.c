@@ -12,7 +12,8 @@
 #include "res.h"
 #include "sbx_host.h"
 
-/* ---- CALL ------------------------------------------------------------------ */
+/* ---- CALL ------------------------------------------------------------------
+ */
 
 /* Begin a RESULT for `call_id` with its error. */
 static size_t result_begin(sbx_proc *sp, uint64_t call_id, int error,
@@ -63,8 +64,10 @@ static sbx_proc *rec_target(sbx_callrec *c) {
 
 static void rec_free(sbx_callrec *c) {
   if (c->sp) {
-    if (c->prev) c->prev->next = c->next;
-    else c->sp->calls = c->next;
+    if (c->prev)
+      c->prev->next = c->next;
+    else
+      c->sp->calls = c->next;
     if (c->next) c->next->prev = c->prev;
   }
   free(c);
@@ -178,7 +181,7 @@ plugin *sbx__flags_pkg(sbx_proc *sp, uint16_t flags) {
 
 /* Serve one CALL (made for request `req_id`, 0 for none). */
 void sbx__serve_call(sbx_proc *sp, uint64_t req_id, uint16_t flags,
-                       const sbx_callmsg *m) {
+                     const sbx_callmsg *m) {
   const nno_host_api *api = api_table();
   sbx_slot *s = req_id ? sbx__slot_of(sp, req_id) : NULL;
   nno_req *r = s ? s->r : NULL;
@@ -318,8 +321,7 @@ void sbx__serve_call(sbx_proc *sp, uint64_t req_id, uint16_t flags,
     rc = res_kv_get(h, m->s[1], m->n[1], kv_done, c);
     break;
   case SBX_CALL_KV_PUT:
-    rc = res_kv_put(h, m->s[1], m->n[1], m->s[2], m->n[2], m->u[0], kv_done,
-                    c);
+    rc = res_kv_put(h, m->s[1], m->n[1], m->s[2], m->n[2], m->u[0], kv_done, c);
     break;
   case SBX_CALL_KV_DELETE:
     rc = res_kv_delete(h, m->s[1], m->n[1], kv_done, c);

@@ -393,7 +393,8 @@ static void send_res(sbx_req *r, int rc) {
     rc = 0;
     if (!g_recycle_sent) {
       g_recycle_sent = 1;
-      size_t at = sbx_begin(&g_out, SBX_MSG_RECYCLE, 0);
+      /* Named for the request whose end found it, before that RES. */
+      size_t at = sbx_begin(&g_out, SBX_MSG_RECYCLE, r->id);
       char reason[128];
       snprintf(reason, sizeof reason,
                "memory budget exceeded: %llu MiB of "

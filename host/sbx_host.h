@@ -23,15 +23,15 @@ enum { SP_SPAWNING, SP_READY, SP_DRAINING, SP_STOPPING, SP_DEAD };
  * the id's low 32 bits are the slot, the high bits a sequence, so a late
  * answer for a slot reused since finds no match. */
 typedef struct sbx_slot {
-  nno_req *r;        /* NULL: free */
+  nno_req *r; /* NULL: free */
   uint64_t id;
   uint64_t deadline; /* uv_now() ms the wall budget ends */
   uint32_t wpkg;     /* index of its package in the stack (worker side) */
   uint32_t wroute;   /* index of its route in the package */
   uint32_t wall_ms;
   uint32_t next_free;
-  int event;         /* a platform event: 0, else the nno_platform_event */
-  int sent;          /* its REQ/EVENT is encoded */
+  int event; /* a platform event: 0, else the nno_platform_event */
+  int sent;  /* its REQ/EVENT is encoded */
 } sbx_slot;
 
 #define NO_SLOT UINT32_MAX
@@ -93,7 +93,6 @@ typedef struct sbx_proc {
   char rss_key[200];
 } sbx_proc;
 
-
 struct sbx_state {
   worker *w;
   char exe[PATH_MAX];
@@ -102,11 +101,10 @@ struct sbx_state {
   size_t count;
   uv_check_t check;
   uv_timer_t tick;
-  int dirty; /* some sandbox has output to flush */
+  int dirty;    /* some sandbox has output to flush */
   int stopping; /* the worker is leaving: exits are not failures */
   long page_size;
 };
-
 
 /* The worker's sandboxes (one worker per process). */
 extern struct sbx_state S;

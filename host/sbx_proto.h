@@ -69,7 +69,8 @@ typedef enum sbx_msg {
    * index + 1 (0: the sandbox itself). */
   SBX_MSG_LOG = 5,
   /* The sandbox asks to be replaced once its requests end: str reason
-   * ("memory budget exceeded: 300 MiB of 256 MiB"). */
+   * ("memory budget exceeded: 300 MiB of 256 MiB"). `id`: the request
+   * whose end found it (sent before that request's RES), 0 if none. */
   SBX_MSG_RECYCLE = 6,
 
   /* ---- worker -> sandbox ---- */

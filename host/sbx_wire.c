@@ -16,7 +16,9 @@ static const char *text(sbx_in *in, size_t *len, size_t max) {
 }
 
 /* The reader consumed the whole payload without a fault. */
-static int done(const sbx_in *in) { return in->bad || in->left ? -1 : 0; }
+static int done(const sbx_in *in) {
+  return in->bad || in->left ? -1 : 0;
+}
 
 int sbx_decode_ready(const char *payload, size_t len, sbx_ready *out) {
   sbx_in in = {payload, len, 0};
@@ -121,8 +123,7 @@ int sbx_decode_call(const char *payload, size_t len, sbx_callmsg *m) {
     m->s[1] = text(&in, &m->n[1], 8192);
     m->nhdr = sbx_get_u32(&in);
     if (in.bad || m->nhdr > SBX_FETCH_HEADERS_MAX) return -1;
-    for (uint32_t i = 0; i < m->nhdr; i++)
-      m->hdr[i] = text(&in, NULL, 8192);
+    for (uint32_t i = 0; i < m->nhdr; i++) m->hdr[i] = text(&in, NULL, 8192);
     m->hdr[m->nhdr] = NULL;
     m->s[2] = sbx_get_str(&in, &m->n[2]);
     m->u[0] = sbx_get_u32(&in);
@@ -196,13 +197,20 @@ static int add_lines(nno_req *r, const char *blk, size_t n,
  * code survives the trip through its problem. */
 static int status_of(int code) {
   switch (code) {
-  case NNO_EINVAL: return 422;
-  case NNO_ENOENT: return 404;
-  case NNO_EREFUSED: return 409;
-  case NNO_ETOOBIG: return 413;
-  case NNO_EBUSY: return 503;
-  case NNO_ETIMEDOUT: return 504;
-  case NNO_EQUOTA: return 507;
+  case NNO_EINVAL:
+    return 422;
+  case NNO_ENOENT:
+    return 404;
+  case NNO_EREFUSED:
+    return 409;
+  case NNO_ETOOBIG:
+    return 413;
+  case NNO_EBUSY:
+    return 503;
+  case NNO_ETIMEDOUT:
+    return 504;
+  case NNO_EQUOTA:
+    return 507;
   }
   return 500;
 }

@@ -19,13 +19,13 @@
 
 /* Bounds the worker holds a sandbox to. */
 #define SBX_READY_PACKAGES_MAX 64
-#define SBX_READY_ROUTES_MAX 256   /* per package */
-#define SBX_NAME_MAX 128           /* package names and versions */
-#define SBX_ROUTE_TEXT_MAX 1024    /* a route's method or pattern */
+#define SBX_READY_ROUTES_MAX 256    /* per package */
+#define SBX_NAME_MAX 128            /* package names and versions */
+#define SBX_ROUTE_TEXT_MAX 1024     /* a route's method or pattern */
 #define SBX_HEADERS_MAX (64u << 10) /* a response's header block */
-#define SBX_LOG_MAX 1024           /* a log line's text */
+#define SBX_LOG_MAX 1024            /* a log line's text */
 #define SBX_FETCH_HEADERS_MAX 64
-#define SBX_STR_MAX (32u << 20)    /* any other string field */
+#define SBX_STR_MAX (32u << 20) /* any other string field */
 
 typedef struct sbx_ready_route {
   const char *method, *pattern;

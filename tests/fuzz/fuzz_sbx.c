@@ -45,9 +45,8 @@ static void text_in_frame(const char *s) {
 /* The header block a request holds: lines, no stray CR/LF, no reserved
  * names. */
 static void check_headers(const buf *b) {
-  static const char *const reserved[] = {"content-length", "connection",
-                                         "date", "transfer-encoding",
-                                         "x-request-id"};
+  static const char *const reserved[] = {"content-length", "connection", "date",
+                                         "transfer-encoding", "x-request-id"};
   size_t i = 0;
   while (i < b->len) {
     const char *l = b->p + i;
