@@ -322,7 +322,7 @@ void sbx__arm_wall(sbx_proc *sp) {
 /* ---- encoding requests --------------------------------------------------- */
 
 /* The fields from `str method` on, as REQ and EVENT carry them. */
-static void put_fields(sbx_out *o, nno_req *r, const sbx_proc *sp) {
+static void put_fields(sbx_out *o, nno_req *r, uint64_t cpu_ms) {
   const nno_host_api *api = api_table();
   const http_request *hr = r->hr;
   sbx_str(o, hr->method, hr->method_len);
@@ -358,7 +358,7 @@ static void put_fields(sbx_out *o, nno_req *r, const sbx_proc *sp) {
   sbx_str(o, c.session.ptr, c.session.len);
   nno_str tp = api->req_tenant_path(r);
   sbx_str(o, tp.ptr, tp.len);
-  sbx_u64(o, (uint64_t)sp->budget.cpu_ms);
+  sbx_u64(o, cpu_ms);
   sbx_u64(o, (uint64_t)r->max_body);
 }
 
@@ -376,7 +376,7 @@ static int send_slot(sbx_proc *sp, sbx_slot *s) {
     sbx_u32(&sp->out, pkg);
     sbx_u32(&sp->out, sp->route_map[s->wpkg][s->wroute]);
   }
-  put_fields(&sp->out, s->r, sp);
+  put_fields(&sp->out, s->r, s->cpu_ms);
   if (sbx_end(&sp->out, at) != 0) return -1;
   s->sent = 1;
   sbx__mark_dirty(sp);
@@ -551,10 +551,15 @@ static size_t live_count(void) {
 /* The sandbox serving (st, platform), started if there is none. NULL with
  * *status and detail set (503 capacity, 502 spawn failure). */
 static sbx_proc *proc_for(stack *st, const char *platform, const char *plan,
-                          int *status, char *detail, size_t dlen) {
+                          int event, int *status, char *detail, size_t dlen) {
   for (sbx_proc *sp = S.head; sp; sp = sp->next)
     if (sp->st == st && (sp->state == SP_READY || sp->state == SP_SPAWNING) &&
         !sp->trial && strcmp(sp->platform, platform) == 0) {
+      if (!event && sp->for_event) {
+        /* Its budgets are the defaults, not the request's plan's. */
+        stop_proc(sp);
+        continue;
+      }
       if (sp != S.head) { /* most recent first */
         unlink_proc(sp);
         sp->next = S.head;
@@ -578,6 +583,7 @@ static sbx_proc *proc_for(stack *st, const char *platform, const char *plan,
   char err[256];
   sbx_proc *sp = spawn(st, platform, config_plan_budget(S.w->cfg, plan), NULL,
                        err, sizeof err);
+  if (sp) sp->for_event = event != 0;
   if (!sp) {
     *status = 502;
     snprintf(detail, dlen, "%s", err);
@@ -599,7 +605,7 @@ static int submit(nno_req *r, plugin *pl, uint32_t wroute, int event) {
   }
   /* A quarantined package was refused before its handler (dispatch). */
   sbx_proc *sp =
-      proc_for(st, r->scope, r->plan, &status, detail, sizeof detail);
+      proc_for(st, r->scope, r->plan, event, &status, detail, sizeof detail);
   if (!sp) {
     req_problem(r, status,
                 status == 503 ? "Service Unavailable" : "Bad Gateway", detail);
@@ -618,6 +624,7 @@ static int submit(nno_req *r, plugin *pl, uint32_t wroute, int event) {
   s->event = event;
   s->sent = 0;
   s->wall_ms = (uint32_t)b.wall_ms;
+  s->cpu_ms = (uint64_t)b.cpu_ms;
   s->deadline = uv_now(&S.w->loop) + (uint64_t)b.wall_ms;
   r->sbx = (struct sbx_proc *)sp;
   r->sbx_id = s->id;
@@ -846,7 +853,8 @@ static int frame(sbx_proc *sp, const sbx_frame_head *h, const char *p) {
       log_failed(sp, "sandbox response refused", r,
                  pkg_name(sp, r->plugin ? r->plugin->sbx_index : 0), why);
     end_req(r);
-    if (sp->state == SP_DRAINING && !sp->inflight) stop_proc(sp);
+    if ((sp->state == SP_DRAINING || sp->for_event) && !sp->inflight)
+      stop_proc(sp);
     return 0;
   }
   case SBX_MSG_CALL: {

@@ -30,8 +30,9 @@ typedef struct sbx_slot {
   uint32_t wroute;   /* index of its route in the package */
   uint32_t wall_ms;
   uint32_t next_free;
-  int event; /* a platform event: 0, else the nno_platform_event */
-  int sent;  /* its REQ/EVENT is encoded */
+  int event;       /* a platform event: 0, else the nno_platform_event */
+  int sent;        /* its REQ/EVENT is encoded */
+  uint64_t cpu_ms; /* its CPU budget, by its plan */
 } sbx_slot;
 
 #define NO_SLOT UINT32_MAX
@@ -51,6 +52,9 @@ typedef struct sbx_proc {
   char platform[65];
   int state;
   int trial;
+  /* Started for a platform event (no plan known, default budgets): not
+   * given requests, stopped once its events are answered. */
+  int for_event;
   pid_t pid;
   uv_process_t proc;
   uv_pipe_t sock;

@@ -201,7 +201,8 @@ def faulty(tmp_path_factory):
              stacks=[CONTAIN],
              config={"core_plugins": CORE,
                      "sandbox": {"wall_ms": 1000, "idle_ms": 600,
-                                 "crash_limit": 1000}})
+                                 "cpu_ms": 300, "crash_limit": 1000,
+                                 "plans": "roomy:3000/1500/256"}})
     h.start()
     for p, s in (("good", "steady"), ("plat-a", "faulty"), ("plat-b", "faulty")):
         h.platform(p, stacks=[s], plan="unmetered")
@@ -298,6 +299,14 @@ def test_wall_budget_is_504_and_replaces_the_held_sandbox(faulty):
         c.close()
     wait_for(lambda: not os.path.exists("/proc/%d" % before), 5,
              "the held sandbox to be gone")
+
+
+def test_a_platform_plan_gives_the_budgets_after_its_activation(faulty):
+    """The activation's platform event starts a sandbox knowing no plan
+    (default budgets): the platform's requests still get their plan's."""
+    faulty.platform("plat-roomy", stacks=["faulty"], plan="roomy")
+    st, _, body = get(faulty, "plat-roomy", "/spin?ms=600")
+    assert st == 200, body  # 600 ms of CPU: over the default 300, within 1500
 
 
 def test_idle_sandbox_is_reaped(faulty):
