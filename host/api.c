@@ -134,51 +134,11 @@ static int api_req_param(nno_req *r, const char *name, nno_str *out) {
   return NNO_ENOENT;
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/* Percent-decode into the request arena ('+' is a space in queries). */
-static int decode(nno_req *r, const char *s, size_t n, nno_str *out) {
-  char *d = req_arena_alloc(r, n + 1);
-  if (!d) return NNO_ENOMEM;
-  size_t j = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-        hexval(s[i + 2]) >= 0) {
-      d[j++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-      i += 2;
-    } else if (s[i] == '+') {
-      d[j++] = ' ';
-    } else {
-      d[j++] = s[i];
-    }
-  }
-  d[j] = '\0';
-  *out = mk(d, j);
-  return 0;
-}
+static void *arena_of(void *r, size_t n) { return req_arena_alloc(r, n); }
 
 static int api_req_query_param(nno_req *r, const char *name, nno_str *out) {
-  const char *q = r->hr->query, *end = q + r->hr->query_len;
-  size_t nl = strlen(name);
-  while (q < end) {
-    const char *amp = memchr(q, '&', (size_t)(end - q));
-    if (!amp) amp = end;
-    const char *eq = memchr(q, '=', (size_t)(amp - q));
-    const char *kend = eq ? eq : amp;
-    nno_str key;
-    if (decode(r, q, (size_t)(kend - q), &key)) return NNO_ENOMEM;
-    if (key.len == nl && memcmp(key.ptr, name, nl) == 0) {
-      if (!eq) return decode(r, amp, 0, out);
-      return decode(r, eq + 1, (size_t)(amp - eq - 1), out);
-    }
-    q = amp + 1;
-  }
-  return NNO_ENOENT;
+  return query_param_find(r->hr->query, r->hr->query_len, name, arena_of, r,
+                          out);
 }
 
 static int api_req_header(nno_req *r, const char *name, nno_str *out) {

@@ -231,18 +231,14 @@ int json_append_string(buf *b, const char *s, size_t n) {
   return 0;
 }
 
-void req_problem(nno_req *r, int status, const char *title,
-                 const char *detail) {
+void problem_build(buf *headers, buf *b, int status, const char *title,
+                   const char *detail, const char *rid, size_t rid_len) {
   static const char ct[] = "Content-Type: application/problem+json\r\n";
   char num[32];
-  r->status = status;
-  r->written = 1;
-  r->headers.len = 0;
-  r->body.len = 0;
-  buf *b = &r->body;
+  headers->len = 0;
+  b->len = 0;
   int n = snprintf(num, sizeof num, "%d", status);
-  /* On allocation failure the body may be cut short; the status stands. */
-  (void)(buf_append(&r->headers, ct, sizeof ct - 1, SIZE_MAX) ||
+  (void)(buf_append(headers, ct, sizeof ct - 1, SIZE_MAX) ||
          buf_append(b, "{\"type\":\"about:blank\",\"title\":", 30, SIZE_MAX) ||
          json_append_string(b, title, strlen(title)) ||
          buf_append(b, ",\"status\":", 10, SIZE_MAX) ||
@@ -250,6 +246,65 @@ void req_problem(nno_req *r, int status, const char *title,
          (detail && (buf_append(b, ",\"detail\":", 10, SIZE_MAX) ||
                      json_append_string(b, detail, strlen(detail)))) ||
          buf_append(b, ",\"request_id\":", 14, SIZE_MAX) ||
-         json_append_string(b, r->rid, r->rid_len) ||
+         json_append_string(b, rid, rid_len) ||
          buf_append(b, "}", 1, SIZE_MAX));
+}
+
+void req_problem(nno_req *r, int status, const char *title,
+                 const char *detail) {
+  r->status = status;
+  r->written = 1;
+  problem_build(&r->headers, &r->body, status, title, detail, r->rid,
+                r->rid_len);
+}
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+static int pct_decode(const char *s, size_t n,
+                      void *(*alloc)(void *ctx, size_t n), void *ctx,
+                      nno_str *out) {
+  char *d = alloc(ctx, n + 1);
+  if (!d) return NNO_ENOMEM;
+  size_t j = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
+        hexval(s[i + 2]) >= 0) {
+      d[j++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+      i += 2;
+    } else if (s[i] == '+') {
+      d[j++] = ' ';
+    } else {
+      d[j++] = s[i];
+    }
+  }
+  d[j] = '\0';
+  out->ptr = d;
+  out->len = j;
+  return 0;
+}
+
+int query_param_find(const char *q, size_t qlen, const char *name,
+                     void *(*alloc)(void *ctx, size_t n), void *ctx,
+                     nno_str *out) {
+  const char *end = q + qlen;
+  size_t nl = strlen(name);
+  while (q < end) {
+    const char *amp = memchr(q, '&', (size_t)(end - q));
+    if (!amp) amp = end;
+    const char *eq = memchr(q, '=', (size_t)(amp - q));
+    const char *kend = eq ? eq : amp;
+    nno_str key;
+    if (pct_decode(q, (size_t)(kend - q), alloc, ctx, &key)) return NNO_ENOMEM;
+    if (key.len == nl && memcmp(key.ptr, name, nl) == 0) {
+      if (!eq) return pct_decode(amp, 0, alloc, ctx, out);
+      return pct_decode(eq + 1, (size_t)(amp - eq - 1), alloc, ctx, out);
+    }
+    q = amp + 1;
+  }
+  return NNO_ENOENT;
 }

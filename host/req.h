@@ -134,6 +134,20 @@ void *req_arena_alloc(nno_req *r, size_t n);
  * until r is reset. 0, or NNO_EIO (logged). */
 int req_upload_open(nno_req *r, const char *data_dir, unsigned *count);
 
+/* Write a problem+json response into `headers` (its Content-Type line)
+ * and `body`, both emptied first: the one shape every problem answer of
+ * the host has, in-process and in a sandbox. On allocation failure the
+ * body may be cut short. */
+void problem_build(buf *headers, buf *body, int status, const char *title,
+                   const char *detail, const char *rid, size_t rid_len);
+
+/* Find query parameter `name` in the raw query `q` (without '?') and
+ * percent-decode its value ('+' is a space) into memory from
+ * alloc(ctx, n): 0 with *out set, NNO_ENOENT, or NNO_ENOMEM. */
+int query_param_find(const char *q, size_t qlen, const char *name,
+                     void *(*alloc)(void *ctx, size_t n), void *ctx,
+                     nno_str *out);
+
 /* Replace the response with a problem+json body. */
 void req_problem(nno_req *r, int status, const char *title,
                  const char *detail);

@@ -87,54 +87,14 @@ static void *q_alloc(nno_req *req, size_t n) {
   return c->data;
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/* Percent-decode into the request arena ('+' is a space in queries). */
-static int decode(sbx_req *r, const char *s, size_t n, nno_str *out) {
-  char *d = q_alloc((nno_req *)r, n + 1);
-  if (!d) return NNO_ENOMEM;
-  size_t j = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-        hexval(s[i + 2]) >= 0) {
-      d[j++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-      i += 2;
-    } else if (s[i] == '+') {
-      d[j++] = ' ';
-    } else {
-      d[j++] = s[i];
-    }
-  }
-  d[j] = '\0';
-  *out = mk(d, j);
-  return 0;
-}
+static void *arena_of(void *r, size_t n) { return q_alloc(r, n); }
 
 static int q_query_param(nno_req *req, const char *name, nno_str *out) {
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "req_query_param", NNO_EINVAL);
   if (!name || !out) return NNO_EINVAL;
-  const char *q = r->query.ptr, *end = q + r->query.len;
-  size_t nl = strlen(name);
-  while (q < end) {
-    const char *amp = memchr(q, '&', (size_t)(end - q));
-    if (!amp) amp = end;
-    const char *eq = memchr(q, '=', (size_t)(amp - q));
-    const char *kend = eq ? eq : amp;
-    nno_str key;
-    if (decode(r, q, (size_t)(kend - q), &key)) return NNO_ENOMEM;
-    if (key.len == nl && memcmp(key.ptr, name, nl) == 0) {
-      if (!eq) return decode(r, amp, 0, out);
-      return decode(r, eq + 1, (size_t)(amp - eq - 1), out);
-    }
-    q = amp + 1;
-  }
-  return NNO_ENOENT;
+  return query_param_find(r->query.ptr, r->query.len, name, arena_of, r,
+                          out);
 }
 
 static int q_param(nno_req *req, const char *name, nno_str *out) {
@@ -295,24 +255,10 @@ static int s_json(nno_req *req, int status, const char *json, size_t len) {
 /* The host's problem body (req_problem), over the sandbox's request. */
 void sbx_problem(sbx_req *r, int status, const char *title,
                  const char *detail) {
-  static const char ct[] = "Content-Type: application/problem+json\r\n";
-  char num[32];
   r->status = status;
   r->written = 1;
-  r->headers_out.len = 0;
-  r->body_out.len = 0;
-  buf *b = &r->body_out;
-  int n = snprintf(num, sizeof num, "%d", status);
-  (void)(buf_append(&r->headers_out, ct, sizeof ct - 1, SIZE_MAX) ||
-         buf_append(b, "{\"type\":\"about:blank\",\"title\":", 30, SIZE_MAX) ||
-         json_append_string(b, title, strlen(title)) ||
-         buf_append(b, ",\"status\":", 10, SIZE_MAX) ||
-         buf_append(b, num, (size_t)n, SIZE_MAX) ||
-         (detail && (buf_append(b, ",\"detail\":", 10, SIZE_MAX) ||
-                     json_append_string(b, detail, strlen(detail)))) ||
-         buf_append(b, ",\"request_id\":", 14, SIZE_MAX) ||
-         json_append_string(b, r->rid.ptr, r->rid.len) ||
-         buf_append(b, "}", 1, SIZE_MAX));
+  problem_build(&r->headers_out, &r->body_out, status, title, detail,
+                r->rid.ptr, r->rid.len);
 }
 
 static int s_problem(nno_req *req, int status, const char *title,
