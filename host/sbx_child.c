@@ -231,7 +231,9 @@ void sbx_log(int level, const char *pkg, const char *msg) {
 
 /* ---- input ------------------------------------------------------------- */
 
-/* Read what is there (non-blocking). >0 bytes, 0 nothing now, -1 EOF. */
+/* Read what is there (non-blocking). 2: the buffer's room was filled (more
+ * may wait), 1: a short read (the socket is drained: the next readiness
+ * says when more comes, no read to see EAGAIN), 0 nothing now, -1 EOF. */
 static int read_some(void) {
   if (g_in_off > 0 && g_in_off == g_in_len) g_in_off = g_in_len = 0;
   if (g_in_cap - g_in_len < 65536) {
@@ -250,10 +252,11 @@ static int read_some(void) {
     }
   }
   for (;;) {
-    ssize_t n = read(SBX_FD_SOCK, g_in + g_in_len, g_in_cap - g_in_len);
+    size_t room = g_in_cap - g_in_len;
+    ssize_t n = read(SBX_FD_SOCK, g_in + g_in_len, room);
     if (n > 0) {
       g_in_len += (size_t)n;
-      return 1;
+      return (size_t)n == room ? 2 : 1;
     }
     if (n == 0) return -1;
     if (errno == EINTR) continue;
@@ -279,39 +282,50 @@ static char *next_frame(size_t *len) {
 
 /* ---- requests ---------------------------------------------------------- */
 
-static uint64_t thread_cpu_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t mono_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int g_entered; /* depth of plugin callbacks */
+static int g_entered;         /* depth of plugin callbacks */
+static uint64_t g_armed_ns;  /* the CPU timer's last arming, for g_sbx_cur */
+static uint64_t g_cb_ns;     /* time in callbacks since the memory check */
+static uint64_t g_cb_since;  /* CLOCK_MONOTONIC the outermost one entered */
+
+/* What r may still spend (at least 1 ns: an overdrawn request is stopped
+ * at once), or 0 for no budget. */
+static uint64_t cpu_left(const sbx_req *r) {
+  if (!r || !r->cpu_budget_ns || !sbx_handle_is(r, SBX_H_REQ)) return 0;
+  return r->cpu_used_ns < r->cpu_budget_ns ? r->cpu_budget_ns - r->cpu_used_ns
+                                           : 1;
+}
+
+/* Re-arm the CPU timer for `next` and charge the request it was armed for
+ * (`was`) with what that arming spent: the process's CPU time since. No
+ * system call when neither has a budget. */
+static void cpu_switch(sbx_req *was, sbx_req *next) {
+  uint64_t arm = cpu_left(next);
+  if (!g_armed_ns && !arm) return;
+  uint64_t rem = sbx_cpu_timer_arm(arm);
+  if (g_armed_ns && was && sbx_handle_is(was, SBX_H_REQ))
+    was->cpu_used_ns += g_armed_ns - (rem < g_armed_ns ? rem : g_armed_ns);
+  g_armed_ns = arm;
+}
 
 void sbx_enter(sbx_req *r, sbx_enter_state *st) {
   st->prev = g_sbx_cur;
-  st->armed = 0;
+  st->mono0 = mono_ns();
+  /* The same request nested keeps its arming running. */
+  if (r != st->prev) cpu_switch(st->prev, r);
   g_sbx_cur = r;
-  g_entered++;
+  if (g_entered++ == 0) g_cb_since = st->mono0;
   if (g_sbx_shared && r) {
     atomic_store_explicit(&g_sbx_shared->busy_pkg, r->pkg,
                           memory_order_relaxed);
-    atomic_store_explicit(&g_sbx_shared->busy_since_ns, mono_ns(),
+    atomic_store_explicit(&g_sbx_shared->busy_since_ns, st->mono0,
                           memory_order_relaxed);
     atomic_store_explicit(&g_sbx_shared->busy_req, r->id, memory_order_relaxed);
-  }
-  st->cpu0 = thread_cpu_ns();
-  if (r && r->cpu_budget_ns) {
-    uint64_t left = r->cpu_used_ns < r->cpu_budget_ns
-                        ? r->cpu_budget_ns - r->cpu_used_ns
-                        : 1;
-    sbx_cpu_timer_arm(left);
-    st->armed = 1;
   }
 }
 
@@ -319,11 +333,8 @@ static void req_maybe_free(sbx_req *r);
 
 void sbx_leave(const sbx_enter_state *st) {
   sbx_req *r = g_sbx_cur;
-  if (st->armed) sbx_cpu_timer_arm(0);
-  g_entered--;
-  if (r && sbx_handle_is(r, SBX_H_REQ)) {
-    r->cpu_used_ns += thread_cpu_ns() - st->cpu0;
-  }
+  if (r != st->prev) cpu_switch(r, st->prev);
+  if (--g_entered == 0) g_cb_ns += mono_ns() - g_cb_since;
   g_sbx_cur = st->prev;
   if (g_sbx_shared) {
     sbx_req *p = st->prev;
@@ -379,10 +390,35 @@ static uint64_t rss_bytes(void) {
   return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* Whether a request's end should read the resident set. Memory only grows
+ * by being touched, and touching it takes time: package code that ran for
+ * less than SBX_MEM_CHECK_CB_NS since the last reading can have added at
+ * most a few hundred KiB (page faults run at a few GiB/s a core), so the
+ * reading is skipped until that much callback time has passed, or
+ * SBX_MEM_CHECK_MAX_NS (growth off the request path: threads), or always
+ * once the budget was crossed. The request that crosses the budget by
+ * more than that slack is the one answered 503. */
+#define SBX_MEM_CHECK_CB_NS 50000u        /* 50 us of package code */
+#define SBX_MEM_CHECK_MAX_NS 100000000u   /* 100 ms */
+static uint64_t g_mem_checked_ns;         /* CLOCK_MONOTONIC of the last */
+
+static int memory_check_due(uint64_t now) {
+  /* The callback still running (a handler ending its request) counts. */
+  uint64_t cb = g_cb_ns + (g_entered ? now - g_cb_since : 0);
+  return g_recycle_sent || cb >= SBX_MEM_CHECK_CB_NS ||
+         now - g_mem_checked_ns >= SBX_MEM_CHECK_MAX_NS;
+}
+
 static void send_res(sbx_req *r, int rc) {
-  uint64_t rss = rss_bytes();
-  if (g_sbx_shared)
-    atomic_store_explicit(&g_sbx_shared->rss_bytes, rss, memory_order_relaxed);
+  uint64_t rss = 0, now = mono_ns();
+  if (memory_check_due(now)) {
+    rss = rss_bytes();
+    g_cb_ns = 0;
+    g_cb_since = g_mem_checked_ns = now;
+    if (g_sbx_shared)
+      atomic_store_explicit(&g_sbx_shared->rss_bytes, rss,
+                            memory_order_relaxed);
+  }
   if (g_memory_max && rss > g_memory_max && !r->event) {
     char detail[128];
     snprintf(detail, sizeof detail,
@@ -721,7 +757,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   do {
     rc = read_some();
     run_frames();
-  } while (rc > 0);
+  } while (rc == 2);
   if (rc < 0) {
     /* The worker closed its end: it is gone or drained us. */
     flush_out();

@@ -109,11 +109,11 @@ sbx_out *sbx_output(void);
 
 /* Enter / leave a callback of plugin code for request r (may be NULL):
  * status page, CPU timer armed with r's remaining budget, CPU time taken.
- * Calls nest (a handler calling a sync proxy is still inside). */
+ * Calls nest (a handler calling a sync proxy is still inside): leaving an
+ * inner call re-arms the timer for the outer one's request. */
 typedef struct sbx_enter_state {
   sbx_req *prev;
-  uint64_t cpu0;
-  int armed;
+  uint64_t mono0; /* CLOCK_MONOTONIC at enter (vDSO: no system call) */
 } sbx_enter_state;
 void sbx_enter(sbx_req *r, sbx_enter_state *st);
 void sbx_leave(const sbx_enter_state *st);
@@ -165,8 +165,10 @@ int sbx_confine_fs(const char *stack_dir, int *landlocked, char *err,
 int sbx_confine_phase1(char *err, size_t errlen);
 int sbx_confine_phase2(char *err, size_t errlen);
 /* The CPU timer: arm it to fire after `ns` of process CPU time from now
- * (0 disarms). */
+ * (0 disarms). Returns what was left of the previous arming (0 if none):
+ * the one system call both arms the next callback and measures the last,
+ * so a callback costs two (enter, leave) and no clock read. */
 int sbx_cpu_timer_init(void);
-void sbx_cpu_timer_arm(uint64_t ns);
+uint64_t sbx_cpu_timer_arm(uint64_t ns);
 
 #endif

@@ -135,13 +135,16 @@ int sbx_cpu_timer_init(void) {
   return 0;
 }
 
-void sbx_cpu_timer_arm(uint64_t ns) {
-  if (!g_cpu_timer_ok) return;
-  struct itimerspec its;
+uint64_t sbx_cpu_timer_arm(uint64_t ns) {
+  if (!g_cpu_timer_ok) return 0;
+  struct itimerspec its, old;
   memset(&its, 0, sizeof its);
+  memset(&old, 0, sizeof old);
   its.it_value.tv_sec = (time_t)(ns / 1000000000u);
   its.it_value.tv_nsec = (long)(ns % 1000000000u);
-  timer_settime(g_cpu_timer, 0, &its, NULL);
+  if (timer_settime(g_cpu_timer, 0, &its, &old) != 0) return 0;
+  return (uint64_t)old.it_value.tv_sec * 1000000000u +
+         (uint64_t)old.it_value.tv_nsec;
 }
 
 /* ---- steps 3 and 4: no root, Landlock ----------------------------------- */
