@@ -435,7 +435,22 @@ static sbx_proc *spawn(stack *st, const char *platform, config_budget b,
       st->id, st->version, sp->platform, (char *)w->cfg->data_dir,
       cpu,    mem,         lvl,          (char *)w->cfg->base_domain,
       NULL};
-  char *env[] = {NULL};
+  /* An empty environment but the sanitizers' options (a sanitizer build
+   * only reads them): with them a sandbox dies of its signal as the
+   * worker would, and reports its leaks as configured. */
+  static const char *const keep[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS",
+                                     "LSAN_OPTIONS"};
+  char envbuf[3][1024];
+  char *env[4];
+  size_t ne = 0;
+  for (size_t i = 0; i < 3; i++) {
+    const char *v = getenv(keep[i]);
+    if (!v || strlen(keep[i]) + strlen(v) + 2 > sizeof envbuf[0]) continue;
+    snprintf(envbuf[ne], sizeof envbuf[ne], "%s=%s", keep[i], v);
+    env[ne] = envbuf[ne];
+    ne++;
+  }
+  env[ne] = NULL;
   uv_stdio_container_t io[5];
   io[0].flags = UV_IGNORE;
   io[1].flags = UV_IGNORE;
@@ -686,6 +701,16 @@ const nno_plugin_desc *sandbox_desc(void) {
 static int take_ready(sbx_proc *sp, const sbx_ready *m, char *err,
                       size_t errlen) {
   stack *st = sp->st;
+  if (sp->page &&
+      atomic_load_explicit(&sp->page->unconfined, memory_order_relaxed)) {
+    /* Every sandbox of this worker is alike: one warning, each counted. */
+    static int warned;
+    metrics_labelled_add("nno_sandbox_unconfined_total", 0, 1);
+    if (!warned)
+      log_warn("sandbox unconfined: Landlock is not available, the file "
+               "system of this worker's sandboxes is not restricted");
+    warned = 1;
+  }
   if (m->npackages != st->nplugins) {
     snprintf(err, errlen, "the sandbox loaded %u packages, the stack has %zu",
              m->npackages, st->nplugins);
@@ -1111,7 +1136,9 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
                                 : sp->st->version,
                             sp->st->id, reason, bs ? bs->r->rid : "");
     }
-    if (!sp->inflight)
+    /* With no request left to name it; a wall budget was logged with its
+     * request when it ran out (on_wall), not again here. */
+    if (!sp->inflight && !(budget_name && !strcmp(budget_name, "wall")))
       log_failed(sp, crash ? "sandbox crashed" : "sandbox budget exceeded",
                  NULL, pkg, reason);
   }

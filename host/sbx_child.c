@@ -846,10 +846,10 @@ int sbx_child_main(int argc, char **argv) {
     send_fail("", err);
     _exit(SBX_EXIT_LOAD);
   }
+  /* Said on the status page, not logged: the worker warns once, not once
+   * per sandbox, and counts it. */
   if (!landlocked)
-    sbx_log(NNO_LOG_WARN, "",
-            "sandbox unconfined: Landlock is not "
-            "available, its file system is not restricted");
+    atomic_store_explicit(&g_sbx_shared->unconfined, 1, memory_order_relaxed);
 
   /* 6: load with the loader's own code, behind the proxy table. */
   loader_set_api(sbx_api_table());

@@ -180,6 +180,7 @@ typedef struct sbx_shared {
   _Atomic uint64_t busy_since_ns; /* CLOCK_MONOTONIC when it entered */
   _Atomic uint64_t syscall_nr; /* SBX_EXIT_SYSCALL: which one */
   _Atomic uint64_t rss_bytes;  /* as the sandbox last measured it */
+  _Atomic uint32_t unconfined; /* 1: no Landlock, file system unbounded */
 } sbx_shared;
 
 /* ---- encoding ---------------------------------------------------------- */
