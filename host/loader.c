@@ -36,6 +36,11 @@ static char g_file[PATH_MAX + 80];
 
 void loader_set_reporter(int fd) { g_report_fd = fd; }
 
+static void (*g_progress)(size_t idx, int on_host_ready);
+void loader_set_progress(void (*fn)(size_t idx, int on_host_ready)) {
+  g_progress = fn;
+}
+
 /* The table given to init: the host's, or a sandbox's proxy. */
 static const nno_host_api *g_api;
 void loader_set_api(const nno_host_api *api) { g_api = api; }
@@ -241,6 +246,7 @@ static plugin *load_one(worker *w, const char *root, const char *dir,
     const char *base = strrchr(dir, '/');
     pkgcheck_child_progress(g_report_fd, g_file, base ? base + 1 : dir);
   }
+  if (g_progress) g_progress(idx, 0);
   plugin *p = calloc(1, sizeof *p);
   if (!p) {
     snprintf(err, errlen, "out of memory");
@@ -575,7 +581,9 @@ static int load_stack(worker *w, const char *root, const char *dir,
   if (isolation == NNO_ISOLATION_SANDBOX) {
     for (size_t i = 0; i < n; i++) ps[i]->sbx_stack = st;
     /* The trial load: one real sandbox, as serving starts it. */
-    if (sandbox_trial(w, st, err, errlen) != 0) {
+    char tf[PATH_MAX + 16];
+    if (sandbox_trial(w, st, tf, sizeof tf, err, errlen) != 0) {
+      if (tf[0]) snprintf(g_file, sizeof g_file, "%s", tf);
       free(st);
       router_free(rt);
       goto done;
@@ -719,6 +727,13 @@ int loader_load_stack_dir(worker *w, const char *root, const char *dir,
              : 0;
 }
 
+int loader_load_stack_as(worker *w, const char *root, const char *dir,
+                         const char *id, const char *version, int isolation,
+                         char *err, size_t errlen) {
+  return load_stack(w, root, dir, id, version, isolation, err, errlen) ? -1
+                                                                       : 0;
+}
+
 int loader_load_package_dir(worker *w, const char *root, const char *dir,
                             int kind, char *err, size_t errlen) {
   plugin *p = load_one(w, root, dir, kind == NNO_KIND_CORE ? "" : "check@0.0.0",
@@ -828,7 +843,10 @@ void loader_host_ready(worker *w, const char *id, const char *version) {
     return;
   }
   stack *st = loader_stack_find(w->plugins, id, version);
-  for (size_t i = 0; st && i < st->nplugins; i++) host_ready_one(st->plugins[i]);
+  for (size_t i = 0; st && i < st->nplugins; i++) {
+    if (g_progress) g_progress(i, 1);
+    host_ready_one(st->plugins[i]);
+  }
 }
 
 stack *loader_stack_find(const plugin_set *ps, const char *id,

@@ -167,6 +167,19 @@ const char *loader_last_file(void);
  * (pkgcheck_child_progress). */
 void loader_set_reporter(int fd);
 
+/* Call `fn` with a stack's package index before that package is opened
+ * (its constructors and init run next; on_host_ready 0) and before its
+ * on_host_ready (1): a sandbox marks it on its status page. NULL: none. */
+void loader_set_progress(void (*fn)(size_t idx, int on_host_ready));
+
+/* Load the stack folder `dir` (under `root`) as a worker would with the
+ * isolation `isolation` (NNO_ISOLATION_*): in-process, or from its
+ * manifests with a sandbox's start as its trial (sandbox_init first).
+ * What a check's child runs. 0, or -1 with err set. */
+int loader_load_stack_as(struct worker *w, const char *root, const char *dir,
+                         const char *id, const char *version, int isolation,
+                         char *err, size_t errlen);
+
 /* The host table given to every init from now on: a sandbox process
  * passes its proxy (sbx_api.c); NULL restores the host's own. A sandbox
  * that finds a package requiring a service says it cannot reach one. */

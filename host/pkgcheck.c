@@ -26,6 +26,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
+#include "sandbox.h"
 #include "semver.h"
 #include "services.h"
 #include "trust.h"
@@ -413,7 +414,7 @@ int pkgcheck_child_left(void) {
  * inside a package (exit() in an init). */
 #define DONE_LINE "D\t-\t-\n"
 
-static const char *signal_word(int sig, char *buf, size_t cap) {
+const char *pkgcheck_signal_name(int sig, char *buf, size_t cap) {
   static const struct {
     int sig;
     const char *name;
@@ -563,7 +564,7 @@ int pkgcheck_fork(const nno_config *cfg, void (*fn)(void *arg, int fd),
                "ms (stacks.check_timeout_ms)",
                (long long)cfg->stack_check_timeout_ms);
   } else if (WIFSIGNALED(status)) {
-    const char *sig = signal_word(WTERMSIG(status), sb, sizeof sb);
+    const char *sig = pkgcheck_signal_name(WTERMSIG(status), sb, sizeof sb);
     if (who)
       snprintf(msg, sizeof msg, "%s of package \"%s\" crashed (%s)", phase,
                who, sig);
@@ -603,6 +604,7 @@ typedef struct child_ctx {
   const char *id, *version; /* a stack's; NULL for a package */
   int kind;                 /* a package's */
   const char *skip_core;    /* a core package checked: not loaded twice */
+  int isolation;            /* a stack's, as the loader would decide it */
 } child_ctx;
 
 /* The child: a worker without a listener, the core plugins loaded, then
@@ -627,8 +629,15 @@ static void check_child(void *arg, int fd) {
     pkgcheck_child_problem(fd, loader_last_file(), err);
     return;
   }
-  int rc = c->id ? loader_load_stack_dir(&w, c->root, c->dir, c->id,
-                                         c->version, err, sizeof err)
+  /* A sandboxed stack's trial is a sandbox's start, as in a worker. */
+  if (c->isolation == NNO_ISOLATION_SANDBOX && sandbox_init(&w) != 0) {
+    pkgcheck_child_problem(fd, c->dir, "cannot start a sandbox: "
+                           "/proc/self/exe cannot be resolved");
+    return;
+  }
+  int rc = c->id ? loader_load_stack_as(&w, c->root, c->dir, c->id,
+                                        c->version, c->isolation, err,
+                                        sizeof err)
                  : loader_load_package_dir(&w, c->root, c->dir, c->kind, err,
                                            sizeof err);
   if (rc != 0) {
@@ -638,6 +647,11 @@ static void check_child(void *arg, int fd) {
   /* Then on_host_ready, in load order, as a worker runs it (a feature
    * package checked alone had it run by the loader). */
   if (c->id || c->kind == NNO_KIND_CORE) loader_host_ready(&w, NULL, NULL);
+  /* The trial's sandbox was told to stop: it is gone before the check
+   * ends, or it would count as a process an init left running. */
+  while (c->isolation == NNO_ISOLATION_SANDBOX && sandbox_count() > 0 &&
+         uv_run(&w.loop, UV_RUN_ONCE)) {
+  }
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag,
@@ -666,7 +680,12 @@ static void dynamic(const nno_config *cfg, child_ctx *c, pkgcheck_report *rep) {
   c2->builtin_stacks = 0;
   c2->nstacks_dirs = 0;
   c->cfg = c2;
-  if (pkgcheck_fork(c2, check_child, c, rep) < 0) {
+  /* A sandbox's trial has its own deadline (sandbox.spawn_timeout_ms), as
+   * in a worker: it speaks first, naming the package. */
+  nno_config outer = *c2;
+  if (c->isolation == NNO_ISOLATION_SANDBOX)
+    outer.stack_check_timeout_ms += c2->sandbox_spawn_timeout_ms;
+  if (pkgcheck_fork(&outer, check_child, c, rep) < 0) {
     snprintf(msg, sizeof msg, "cannot run the check: %s", strerror(errno));
     add_raw(rep, c->dir, "", msg, 0);
   }
@@ -716,10 +735,28 @@ int pkgcheck_stack_in(const nno_config *cfg, const char *root,
   }
   stack_manifest_free(&sm);
   if (rep->n == before && run_init) {
-    child_ctx c = {cfg, root, dir, rep->id, rep->version, 0, NULL};
+    child_ctx c = {cfg,  root, dir,
+                   rep->id, rep->version, 0, NULL,
+                   pkgcheck_isolation(cfg, root, dir, rep->id)};
     dynamic(cfg, &c, rep);
   }
   return (int)(rep->n - before);
+}
+
+int pkgcheck_isolation(const nno_config *cfg, const char *root,
+                       const char *dir, const char *id) {
+  char a[PATH_MAX], b[PATH_MAX], up[PATH_MAX + 8];
+  int builtin = 0;
+  if (cfg->builtin_stacks && realpath(cfg->builtin_stack_dir, a)) {
+    if (strcmp(root, dir) != 0) {
+      builtin = realpath(root, b) && strcmp(a, b) == 0;
+    } else {
+      /* A folder checked alone: builtin when it is {builtin}/{id}/{ver}. */
+      snprintf(up, sizeof up, "%s/../..", dir);
+      builtin = realpath(up, b) && strcmp(a, b) == 0;
+    }
+  }
+  return config_isolation(cfg, id, builtin);
 }
 
 int pkgcheck_stack(const nno_config *cfg, const char *dir,
@@ -727,6 +764,130 @@ int pkgcheck_stack(const nno_config *cfg, const char *dir,
                    int run_init, pkgcheck_report *rep) {
   return pkgcheck_stack_in(cfg, dir, dir, expect_id, expect_version, run_init,
                            rep);
+}
+
+/* The isolation of the stack the package folder `dir` belongs to
+ * ({stacks}/{id}/{version}/packages/{name}, with its stack.json), or, for
+ * a folder in no stack, of a stack named nowhere (sandbox.mode). */
+static int package_isolation(const nno_config *cfg, const char *dir,
+                             char *id_out, size_t idcap) {
+  char up[PATH_MAX + 16], sdir[PATH_MAX], sjson[PATH_MAX + 16];
+  snprintf(up, sizeof up, "%s/../..", dir);
+  struct stat st;
+  if (realpath(up, sdir)) {
+    snprintf(sjson, sizeof sjson, "%s/stack.json", sdir);
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", sdir);
+    char *cut = strrchr(parent, '/');
+    if (cut && stat(sjson, &st) == 0 && S_ISREG(st.st_mode)) {
+      *cut = '\0';
+      const char *id = strrchr(parent, '/');
+      if (id && id[1] && strlen(id + 1) < idcap) {
+        snprintf(id_out, idcap, "%s", id + 1);
+        return pkgcheck_isolation(cfg, sdir, sdir, id + 1);
+      }
+    }
+  }
+  return pkgcheck_isolation(cfg, dir, dir, "");
+}
+
+/* Where copy_entry copies to, and from (nftw passes no argument). */
+static char g_copy_from[PATH_MAX], g_copy_to[PATH_MAX + 64];
+
+static int copy_entry(const char *path, const struct stat *st, int flag,
+                      struct FTW *ftw) {
+  (void)ftw;
+  char to[PATH_MAX * 2];
+  snprintf(to, sizeof to, "%s%s", g_copy_to, path + strlen(g_copy_from));
+  if (flag == FTW_D) return mkdir(to, 0700) == 0 || errno == EEXIST ? 0 : -1;
+  if (flag != FTW_F || !S_ISREG(st->st_mode)) return 0; /* as the loader */
+  int in = open(path, O_RDONLY | O_CLOEXEC);
+  int out = in < 0 ? -1
+                   : open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                          st->st_mode & 0700);
+  char buf[65536];
+  ssize_t n = 0;
+  while (out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
+    if (write(out, buf, (size_t)n) != n) n = -1;
+  if (in >= 0) close(in);
+  if (out >= 0) close(out);
+  return in < 0 || out < 0 || n < 0 ? -1 : 0;
+}
+
+/* Replace each `from` in `s` (cap bytes) by `to`. */
+static void swap_path(char *s, size_t cap, const char *from, const char *to) {
+  char out[PATH_MAX + LOADER_ERR_MAX];
+  size_t fl = strlen(from), o = 0;
+  for (const char *p = s; *p && o + 1 < sizeof out;) {
+    if (strncmp(p, from, fl) == 0) {
+      o += (size_t)snprintf(out + o, sizeof out - o, "%s", to);
+      if (o >= sizeof out) o = sizeof out - 1;
+      p += fl;
+    } else {
+      out[o++] = *p++;
+    }
+  }
+  out[o] = '\0';
+  snprintf(s, cap, "%s", out);
+}
+
+/* A feature package a worker would run sandboxed, checked as the one
+ * package of a temporary stack `id` 0.0.0 (a copy of its folder): the
+ * sandbox trial a stack's check runs; its paths said as the folder's. */
+static int sandboxed_package(const nno_config *cfg, const char *dir,
+                             const char *name, const char *id,
+                             pkgcheck_report *rep) {
+  char tmp[PATH_MAX], sdir[PATH_MAX + 32], msg[PATH_MAX + 64];
+  const char *t = getenv("TMPDIR");
+  snprintf(tmp, sizeof tmp, "%s/nno-package-XXXXXX", t && *t ? t : "/tmp");
+  if (!mkdtemp(tmp)) {
+    snprintf(msg, sizeof msg, "cannot run the check: %s: %s", tmp,
+             strerror(errno));
+    return add_raw(rep, dir, "", msg, 0);
+  }
+  snprintf(sdir, sizeof sdir, "%s/%s/0.0.0", tmp, id);
+  snprintf(g_copy_to, sizeof g_copy_to, "%s/%s", tmp, id);
+  int rc = mkdir(g_copy_to, 0700) || mkdir(sdir, 0700) ? -1 : 0;
+  snprintf(g_copy_to, sizeof g_copy_to, "%s/packages", sdir);
+  if (rc == 0) rc = mkdir(g_copy_to, 0700);
+  snprintf(g_copy_to, sizeof g_copy_to, "%s/packages/%s", sdir, name);
+  snprintf(g_copy_from, sizeof g_copy_from, "%s", dir);
+  if (rc == 0) rc = nftw(dir, copy_entry, 16, FTW_PHYS);
+  package_manifest m;
+  char so[PATH_MAX], err[LOADER_ERR_MAX];
+  int fd = -1;
+  if (rc == 0 && pkgcheck_package_open(g_copy_to, g_copy_to, &m, so,
+                                       sizeof so, &fd, err, sizeof err) == 0) {
+    json_t *j = json_pack("{s:s, s:s, s:[{s:s, s:s}]}", "id", id,
+                          "version", "0.0.0", "packages", "name", m.name,
+                          "version", m.version);
+    char sj[PATH_MAX + 48];
+    snprintf(sj, sizeof sj, "%s/stack.json", sdir);
+    rc = j && json_dump_file(j, sj, 0) == 0 ? 0 : -1;
+    json_decref(j);
+    close(fd);
+    package_manifest_free(&m);
+  } else {
+    rc = -1;
+  }
+  char copy[PATH_MAX + 64];
+  snprintf(copy, sizeof copy, "%s", g_copy_to);
+  if (rc != 0) {
+    snprintf(msg, sizeof msg, "cannot run the check: cannot copy %s", dir);
+    rc = add_raw(rep, dir, "", msg, 0);
+  } else {
+    size_t before = rep->n;
+    child_ctx c = {cfg, sdir, sdir, id, "0.0.0", NNO_KIND_FEATURE, NULL,
+                   NNO_ISOLATION_SANDBOX};
+    dynamic(cfg, &c, rep);
+    for (size_t i = before; i < rep->n; i++) {
+      swap_path(rep->v[i].file, sizeof rep->v[i].file, copy, dir);
+      swap_path(rep->v[i].message, sizeof rep->v[i].message, copy, dir);
+    }
+    rc = 0;
+  }
+  nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  return rc;
 }
 
 int pkgcheck_package(const nno_config *cfg, const char *dir, int run_init,
@@ -750,8 +911,15 @@ int pkgcheck_package(const nno_config *cfg, const char *dir, int run_init,
   package_manifest_free(&m);
   if (rc) return -1;
   if (rep->n == before && run_init) {
+    char id[CONFIG_NAME_MAX + 1] = "check";
+    if (kind == NNO_KIND_FEATURE &&
+        package_isolation(cfg, dir, id, sizeof id) == NNO_ISOLATION_SANDBOX)
+      return sandboxed_package(cfg, dir, name, id, rep) < 0
+                 ? -1
+                 : (int)(rep->n - before);
     child_ctx c = {cfg, dir, dir, NULL, NULL, kind,
-                   kind == NNO_KIND_CORE ? name : NULL};
+                   kind == NNO_KIND_CORE ? name : NULL,
+                   NNO_ISOLATION_INPROCESS};
     dynamic(cfg, &c, rep);
   }
   return (int)(rep->n - before);

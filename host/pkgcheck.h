@@ -135,5 +135,14 @@ void pkgcheck_child_host_ready(int fd, const char *file, const char *name);
 /* In the child: 1 when a process started by what ran so far (an init that
  * forks) is still running, else 0. */
 int pkgcheck_child_left(void);
+/* The isolation (NNO_ISOLATION_*) a worker gives stack `id` found at
+ * `dir` under the stacks folder `root` (root == dir: a folder checked
+ * alone, builtin when it lies in the builtin stacks folder): config_isolation
+ * as the loader asks it. */
+int pkgcheck_isolation(const nno_config *cfg, const char *root,
+                       const char *dir, const char *id);
+/* "SIGSEGV" for SIGSEGV and the other usual ones, else "signal N" written
+ * to buf. */
+const char *pkgcheck_signal_name(int sig, char *buf, size_t cap);
 
 #endif

@@ -17,6 +17,7 @@
 #include "jsonv.h"
 #include "loader.h"
 #include "log.h"
+#include "quarantine.h"
 #include "services.h"
 #include "stacks.h"
 #include "worker.h"
@@ -727,6 +728,33 @@ static void event_call(event_run *ev, plugin *pl,
   req_finish(r);
 }
 
+/* A package quarantined on the event's platform is not called (its
+ * crashes would start a sandbox, or end a worker, once per event): an
+ * activation is refused naming the quarantine; a deactivation or removal
+ * goes on without its hook, logged, so the operator can always take a
+ * crashing package away. 1 when the package is skipped or refused. */
+static int event_quarantined(event_run *ev, plugin *pl) {
+  quarantine_info qi;
+  if (quarantine_check(ev->platform, pl->man.name, pl->man.version, &qi) != 1)
+    return 0;
+  if (ev->event == NNO_PLATFORM_ACTIVATED) {
+    ev->code = NNO_EBUSY;
+    snprintf(ev->msg, sizeof ev->msg,
+             "package \"%s\" %s is quarantined on platform \"%s\" after %u "
+             "crashes (%s); retry in %llu s, or release it (nno quarantine "
+             "release %s %s %s)",
+             pl->man.name, pl->man.version, ev->platform, qi.crashes,
+             qi.reason, (unsigned long long)qi.retry_after_s, ev->platform,
+             pl->man.name, pl->man.version);
+    return 1;
+  }
+  log_warn("platform %s: package %s %s is quarantined: its "
+           "on_platform_event is not called for this %s",
+           ev->platform, pl->man.name, pl->man.version,
+           ev->event == NNO_PLATFORM_DEACTIVATED ? "deactivation" : "removal");
+  return 1;
+}
+
 static void event_step(uv_timer_t *t) {
   event_run *ev = t->data;
   if (ev->over) return;
@@ -734,6 +762,7 @@ static void event_step(uv_timer_t *t) {
     plugin *pl = ev->st->plugins[ev->next++];
     int (*hook)(nno_plugin *, int, nno_req *) = res_event_hook(pl->desc);
     if (!hook) continue;
+    if (event_quarantined(ev, pl)) continue;
     event_call(ev, pl, hook);
     return;
   }

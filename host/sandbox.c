@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "pkgcheck.h"
 #include "quarantine.h"
 #include "req.h"
 #include "res.h"
@@ -435,7 +437,22 @@ static sbx_proc *spawn(stack *st, const char *platform, config_budget b,
       st->id, st->version, sp->platform, (char *)w->cfg->data_dir,
       cpu,    mem,         lvl,          (char *)w->cfg->base_domain,
       NULL};
-  char *env[] = {NULL};
+  /* An empty environment but the sanitizers' options (a sanitizer build
+   * only reads them): with them a sandbox dies of its signal as the
+   * worker would, and reports its leaks as configured. */
+  static const char *const keep[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS",
+                                     "LSAN_OPTIONS"};
+  char envbuf[3][1024];
+  char *env[4];
+  size_t ne = 0;
+  for (size_t i = 0; i < 3; i++) {
+    const char *v = getenv(keep[i]);
+    if (!v || strlen(keep[i]) + strlen(v) + 2 > sizeof envbuf[0]) continue;
+    snprintf(envbuf[ne], sizeof envbuf[ne], "%s=%s", keep[i], v);
+    env[ne] = envbuf[ne];
+    ne++;
+  }
+  env[ne] = NULL;
   uv_stdio_container_t io[5];
   io[0].flags = UV_IGNORE;
   io[1].flags = UV_IGNORE;
@@ -686,6 +703,16 @@ const nno_plugin_desc *sandbox_desc(void) {
 static int take_ready(sbx_proc *sp, const sbx_ready *m, char *err,
                       size_t errlen) {
   stack *st = sp->st;
+  if (sp->page &&
+      atomic_load_explicit(&sp->page->unconfined, memory_order_relaxed)) {
+    /* Every sandbox of this worker is alike: one warning, each counted. */
+    static int warned;
+    metrics_labelled_add("nno_sandbox_unconfined_total", 0, 1);
+    if (!warned)
+      log_warn("sandbox unconfined: Landlock is not available, the file "
+               "system of this worker's sandboxes is not restricted");
+    warned = 1;
+  }
   if (m->npackages != st->nplugins) {
     snprintf(err, errlen, "the sandbox loaded %u packages, the stack has %zu",
              m->npackages, st->nplugins);
@@ -1111,7 +1138,9 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
                                 : sp->st->version,
                             sp->st->id, reason, bs ? bs->r->rid : "");
     }
-    if (!sp->inflight)
+    /* With no request left to name it; a wall budget was logged with its
+     * request when it ran out (on_wall), not again here. */
+    if (!sp->inflight && !(budget_name && !strcmp(budget_name, "wall")))
       log_failed(sp, crash ? "sandbox crashed" : "sandbox budget exceeded",
                  NULL, pkg, reason);
   }
@@ -1286,8 +1315,64 @@ static long read_frame(int fd, uint64_t deadline, char **out) {
   return 0;
 }
 
-int sandbox_trial(worker *w, stack *st, char *err, size_t errlen) {
+/* Why a trial's sandbox ended (or hung) before READY, in the words of the
+ * in-process trial (pkgcheck_fork) when its status page names the package
+ * it was loading: crashed (SIGSEGV), exited, did not finish. Its exit is
+ * looked at, not reaped (the loop reaps it). */
+static void trial_failure(sbx_proc *sp, int timed_out, long long timeout_ms,
+                          char *file, size_t filecap, char *err,
+                          size_t errlen) {
+  uint32_t k = atomic_load_explicit(&sp->page->load_pkg, memory_order_relaxed);
+  const char *phase =
+      atomic_load_explicit(&sp->page->load_phase, memory_order_relaxed)
+          ? "on_host_ready"
+          : "init";
+  const char *who = k && k - 1 < sp->st->nplugins
+                        ? sp->st->plugins[k - 1]->man.name
+                        : NULL;
+  if (who)
+    snprintf(file, filecap, "%s/package.json", sp->st->plugins[k - 1]->dir);
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  /* The socket's end comes just before the exit: wait a little for it. */
+  for (int i = 0; !timed_out && i < 500; i++) {
+    if (waitid(P_PID, (id_t)sp->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        si.si_pid == sp->pid)
+      break;
+    si.si_pid = 0;
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+  }
+  char sb[32];
+  if (!who && timed_out)
+    snprintf(err, errlen,
+             "sandbox: no READY within %lld ms (sandbox.spawn_timeout_ms)",
+             timeout_ms);
+  else if (timed_out)
+    snprintf(err, errlen,
+             "%s of package \"%s\" did not finish within %lld ms "
+             "(sandbox.spawn_timeout_ms)",
+             phase, who, timeout_ms);
+  else if (!who || !si.si_pid)
+    snprintf(err, errlen, "sandbox: it exited before READY");
+  else if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED)
+    snprintf(err, errlen, "%s of package \"%s\" crashed (%s)", phase, who,
+             pkgcheck_signal_name(si.si_status, sb, sizeof sb));
+  else if (si.si_status == SBX_EXIT_SYSCALL)
+    snprintf(err, errlen,
+             "%s of package \"%s\" made a system call the sandbox forbids "
+             "(%llu)",
+             phase, who,
+             (unsigned long long)atomic_load(&sp->page->syscall_nr));
+  else
+    snprintf(err, errlen, "%s of package \"%s\" exited (status %d) before "
+             "it returned", phase, who, si.si_status);
+}
+
+int sandbox_trial(worker *w, stack *st, char *file, size_t filecap,
+                  char *err, size_t errlen) {
   int fd = -1;
+  file[0] = '\0';
   char e[384];
   sbx_proc *sp =
       spawn(st, "", config_plan_budget(w->cfg, NULL), &fd, e, sizeof e);
@@ -1305,13 +1390,17 @@ int sandbox_trial(worker *w, stack *st, char *err, size_t errlen) {
   char *fb = NULL;
   for (;;) {
     long fl = read_frame(fd, deadline, &fb);
-    if (fl <= 0) {
-      snprintf(err, errlen,
-               fl < 0 ? "sandbox: a malformed frame before READY"
-                      : "sandbox: no READY within %lld ms "
-                        "(sandbox.spawn_timeout_ms), or it "
-                        "exited",
-               (long long)w->cfg->sandbox_spawn_timeout_ms);
+    if (fl < 0) {
+      snprintf(err, errlen, "sandbox: a malformed frame before READY");
+      break;
+    }
+    if (fl == 0) {
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      uint64_t now = (uint64_t)ts.tv_sec * 1000 +
+                     (uint64_t)ts.tv_nsec / 1000000;
+      trial_failure(sp, now >= deadline,
+                    (long long)w->cfg->sandbox_spawn_timeout_ms, file,
+                    filecap, err, errlen);
       break;
     }
     sbx_frame_head h;
@@ -1358,12 +1447,14 @@ int sandbox_trial(worker *w, stack *st, char *err, size_t errlen) {
       continue;
     }
     if (h.type == SBX_MSG_FAIL) {
-      const char *file, *msg;
+      const char *ffile, *msg;
       /* The loader's own message, as an in-process load gives it. */
-      if (sbx_decode_fail(p, h.len, &file, &msg) == 0)
+      if (sbx_decode_fail(p, h.len, &ffile, &msg) == 0) {
         snprintf(err, errlen, "%s", msg);
-      else
+        snprintf(file, filecap, "%s", ffile);
+      } else {
         snprintf(err, errlen, "sandbox: a malformed FAIL");
+      }
       break;
     }
     if (h.type != SBX_MSG_READY) {

@@ -47,8 +47,13 @@ const nno_plugin_desc *sandbox_desc(void);
  * yet committed; st->root the stacks folder it was found in): one real spawn
  * of a sandbox, waiting (without the loop) for READY within
  * sandbox.spawn_timeout_ms; the routes each package bound must be those
- * its manifest declares. 0, or -1 with err set ("sandbox: ..."). */
-int sandbox_trial(struct worker *w, struct stack *st, char *err, size_t errlen);
+ * its manifest declares. 0, or -1 with err set: the loader's own message
+ * from the sandbox, a crash, exit or hang named after the package whose
+ * init or on_host_ready it was in ("init of package \"x\" crashed
+ * (SIGSEGV)", as an in-process trial says it), else "sandbox: ...";
+ * `file` then names the file it is about ("" when none). */
+int sandbox_trial(struct worker *w, struct stack *st, char *file,
+                  size_t filecap, char *err, size_t errlen);
 
 /* Stack version `st` is being unloaded: stop its sandboxes (they have no
  * request left: a request holds its stack). */

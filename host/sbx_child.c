@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,16 @@ static void flush_out(void) {
     }
   }
   g_out.len = 0;
+}
+
+/* The loader's progress: the package it opens and initialises (or runs
+ * on_host_ready of) now, for the worker to name if the load ends here. */
+static void mark_loading(size_t idx, int on_host_ready) {
+  if (!g_sbx_shared) return;
+  atomic_store_explicit(&g_sbx_shared->load_phase, (uint32_t)on_host_ready,
+                        memory_order_relaxed);
+  atomic_store_explicit(&g_sbx_shared->load_pkg, (uint32_t)idx + 1,
+                        memory_order_relaxed);
 }
 
 void sbx_log(int level, const char *pkg, const char *msg) {
@@ -882,13 +893,23 @@ int sbx_child_main(int argc, char **argv) {
     send_fail("", err);
     _exit(SBX_EXIT_LOAD);
   }
+  /* Said on the status page, not logged: the worker warns once, not once
+   * per sandbox, and counts it. */
   if (!landlocked)
-    sbx_log(NNO_LOG_WARN, "",
-            "sandbox unconfined: Landlock is not "
-            "available, its file system is not restricted");
+    atomic_store_explicit(&g_sbx_shared->unconfined, 1, memory_order_relaxed);
 
-  /* 6: load with the loader's own code, behind the proxy table. */
+  /* 6: load with the loader's own code, behind the proxy table; the
+   * package in hand marked on the status page for the trial's report. */
   loader_set_api(sbx_api_table());
+  loader_set_progress(mark_loading);
+  /* A crash while loading ends it by its signal, which the trial names as
+   * an in-process check does, even in a build whose sanitizers would
+   * catch it; their handlers are back for serving. */
+  static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+  struct sigaction saved[4], dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (int i = 0; i < 4; i++) sigaction(fatal[i], &dfl, &saved[i]);
   if (loader_load_stack_dir(&g_w, root, dir, id, version, err, sizeof err)) {
     send_fail(loader_last_file(), err);
     _exit(0);
@@ -900,6 +921,11 @@ int sbx_child_main(int argc, char **argv) {
   }
   g_w.listening = 1;
   loader_host_ready(&g_w, id, version);
+
+  loader_set_progress(NULL);
+  for (int i = 0; i < 4; i++) sigaction(fatal[i], &saved[i], NULL);
+  if (g_sbx_shared)
+    atomic_store_explicit(&g_sbx_shared->load_pkg, 0, memory_order_relaxed);
 
   /* 7: no file system from here on. */
   if (sbx_confine_phase2(err, sizeof err) != 0) {

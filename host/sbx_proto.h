@@ -180,6 +180,12 @@ typedef struct sbx_shared {
   _Atomic uint64_t busy_since_ns; /* CLOCK_MONOTONIC when it entered */
   _Atomic uint64_t syscall_nr; /* SBX_EXIT_SYSCALL: which one */
   _Atomic uint64_t rss_bytes;  /* as the sandbox last measured it */
+  _Atomic uint32_t unconfined; /* 1: no Landlock, file system unbounded */
+  /* While the stack loads: 1 + the index of the package being opened and
+   * initialised (load_phase 0) or in on_host_ready (1); 0 once loaded. A
+   * trial that ends before READY names that package. */
+  _Atomic uint32_t load_pkg;
+  _Atomic uint32_t load_phase;
 } sbx_shared;
 
 /* ---- encoding ---------------------------------------------------------- */
