@@ -100,7 +100,7 @@ start() {  # name extra-config-json
   KEY[$name]=$("${cli[@]}" --json key create bench --name bench \
     --scopes features:hello:read | lib jsonget key)
   local st
-  st=$(lib get "${BASE[$name]}/p/bench/hello" "Authorization: Bearer ${KEY[$name]}" | head -n1)
+  st=$(lib get "${BASE[$name]}/p/bench/hello" "Authorization: Bearer ${KEY[$name]}" | sed -n 1p)
   [ "$st" = 200 ] || { echo "sandbox.sh: $name: /p/bench/hello answered $st" >&2; exit 1; }
   echo "$name: ${BASE[$name]} pid ${PID[$name]}"
 }

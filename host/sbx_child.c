@@ -299,10 +299,10 @@ static uint64_t mono_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int g_entered;         /* depth of plugin callbacks */
-static uint64_t g_armed_ns;  /* the CPU timer's last arming, for g_sbx_cur */
-static uint64_t g_cb_ns;     /* time in callbacks since the memory check */
-static uint64_t g_cb_since;  /* CLOCK_MONOTONIC the outermost one entered */
+static int g_entered;       /* depth of plugin callbacks */
+static uint64_t g_armed_ns; /* the CPU timer's last arming, for g_sbx_cur */
+static uint64_t g_cb_ns;    /* time in callbacks since the memory check */
+static uint64_t g_cb_since; /* CLOCK_MONOTONIC the outermost one entered */
 
 /* What r may still spend (at least 1 ns: an overdrawn request is stopped
  * at once), or 0 for no budget. */
@@ -409,9 +409,9 @@ static uint64_t rss_bytes(void) {
  * SBX_MEM_CHECK_MAX_NS (growth off the request path: threads), or always
  * once the budget was crossed. The request that crosses the budget by
  * more than that slack is the one answered 503. */
-#define SBX_MEM_CHECK_CB_NS 50000u        /* 50 us of package code */
-#define SBX_MEM_CHECK_MAX_NS 100000000u   /* 100 ms */
-static uint64_t g_mem_checked_ns;         /* CLOCK_MONOTONIC of the last */
+#define SBX_MEM_CHECK_CB_NS 50000u      /* 50 us of package code */
+#define SBX_MEM_CHECK_MAX_NS 100000000u /* 100 ms */
+static uint64_t g_mem_checked_ns;       /* CLOCK_MONOTONIC of the last */
 
 static int memory_check_due(uint64_t now) {
   /* The callback still running (a handler ending its request) counts. */
