@@ -33,8 +33,10 @@ void cli_check_usage_package(FILE *f) {
           "descriptor against the manifest and the host's ABI, then its init,\n"
           "run in a throw-away process with the core plugins loaded against\n"
           "a temporary data folder: the services it requires must exist and\n"
-          "it must bind exactly the routes it declares. Exit 0 if loadable,\n"
-          "1 with each problem on stderr (\"nno: ...\"), 2 for usage errors.\n");
+          "it must bind exactly the routes it declares; in the sandbox a\n"
+          "worker would give it (sandbox.*, by the stack folder it is in).\n"
+          "Exit 0 if loadable, 1 with each problem on stderr (\"nno: ...\"),\n"
+          "2 for usage errors.\n");
 }
 
 void cli_check_usage_stack(FILE *f) {
@@ -47,7 +49,9 @@ void cli_check_usage_stack(FILE *f) {
           "every package (see 'nno check-package --help'), each package's\n"
           "version against the stack's ranges, and, for a folder named\n"
           "{id}/{version}, that stack.json says the same. The packages' init\n"
-          "runs in a throw-away process (stacks.check_timeout_ms).\n"
+          "runs in a throw-away process (stacks.check_timeout_ms); a stack\n"
+          "the configuration sandboxes (sandbox.*) starts its sandbox there,\n"
+          "as a worker's trial load does (sandbox.spawn_timeout_ms).\n"
           "\n"
           "  --json   print {\"ok\", \"stack\", \"problems\": [{\"file\", \"field\",\n"
           "           \"message\"}]} on stdout instead of the lines below\n"

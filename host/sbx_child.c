@@ -895,7 +895,7 @@ int sbx_child_main(int argc, char **argv) {
   }
   /* Said on the status page, not logged: the worker warns once, not once
    * per sandbox, and counts it. */
-  if (!landlocked)
+  if (!landlocked && g_sbx_shared)
     atomic_store_explicit(&g_sbx_shared->unconfined, 1, memory_order_relaxed);
 
   /* 6: load with the loader's own code, behind the proxy table; the

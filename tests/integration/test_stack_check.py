@@ -4,7 +4,10 @@ One table of broken packages and stacks, each built here with cc against
 plugin-api/include, run through every way of checking -- `nno
 check-package`, `nno stack check` (lines and --json), `nno serve --check`
 -- and through the live loader of a running host ("stack refused"). Every
-path refuses, and with the loader's own words.
+path refuses, and with the loader's own words, in both isolation modes:
+in-process (sandbox.inprocess names the stack; the trial is init in a
+child of the worker) and sandboxed (the default; the trial is a sandbox's
+start). A few rows differ by nature between the modes (SANDBOXED).
 """
 import json
 import os
@@ -156,6 +159,29 @@ CASES = {
 }
 
 
+# Rows whose outcome differs in sandbox mode, by nature: a sandbox cannot
+# reach a service (refused whatever is loaded), its trial's deadline is
+# sandbox.spawn_timeout_ms, and a fork in an init is refused there (EPERM),
+# so nothing is left running and the stack loads (None: every path passes).
+SANDBOXED = {
+    "requires-missing":
+        'package chk requires service nno.nothing, which a sandboxed stack '
+        'cannot reach; run stack chk inprocess (sandbox.inprocess)',
+    "init-hangs":
+        'init of package "chk" did not finish within %d ms '
+        '(sandbox.spawn_timeout_ms)' % TIMEOUT_MS,
+    "init-leaves-a-process": None,
+}
+
+
+def mode_env(mode):
+    """The environment of every path in isolation mode `mode`."""
+    e = {"NNO_SANDBOX_SPAWN_TIMEOUT_MS": str(TIMEOUT_MS)}
+    if mode == "inprocess":
+        e["NNO_SANDBOX_INPROCESS"] = "chk"
+    return e
+
+
 def build(tmp_path, defines, manifest, stack_json, folder_version):
     """root/chk/VERSION/{stack.json, packages/chk/{package.json,libchk.so}}:
     (root, stack folder, package folder)."""
@@ -178,12 +204,13 @@ def build(tmp_path, defines, manifest, stack_json, folder_version):
     return root, sdir, pdir
 
 
-def env():
+def env(mode="inprocess"):
     e = dict(os.environ)
     for k in list(e):
         if k.startswith("NNO_"):
             del e[k]
     e["NNO_STACK_CHECK_TIMEOUT_MS"] = str(TIMEOUT_MS)
+    e.update(mode_env(mode))
     return e
 
 
@@ -199,29 +226,37 @@ def nno(*args, e=None):
                           timeout=60, env=e or env())
 
 
+@pytest.mark.parametrize("mode", ["inprocess", "sandbox"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_every_path_refuses_with_the_same_message(make_host, tmp_path, case):
+def test_every_path_refuses_with_the_same_message(make_host, tmp_path, case,
+                                                  mode):
     defines, manifest, sj, fver, want, pkg_level = CASES[case]
+    if mode == "sandbox" and case in SANDBOXED:
+        want = SANDBOXED[case]
     root, sdir, pdir = build(tmp_path, defines, manifest, sj, fver)
-    want = want.format(pkg=pdir, stack=sdir)
     label = "chk@" + fver
+    e = env(mode)
+    if want is None:
+        return every_path_passes(make_host, tmp_path, root, sdir, pdir,
+                                 label, mode, e)
+    want = want.format(pkg=pdir, stack=sdir)
 
     # The live loader: the stack is refused, the worker serves the rest.
     # In-process: the loader's own trial in a child of the worker, whose
     # reports (which package's init crashed, hung, exited) every path must
-    # share. A sandboxed stack's trial is its sandbox (test_sandbox.py).
-    h = make_host(workers=1, stacks=[root], env={
-        "NNO_STACK_CHECK_TIMEOUT_MS": str(TIMEOUT_MS)},
-        config={"sandbox": {"inprocess": "chk"}})
+    # share; sandboxed: its trial is one sandbox's start, the same in the
+    # checks below.
+    h = make_host(workers=1, stacks=[root], env=dict(mode_env(mode), **{
+        "NNO_STACK_CHECK_TIMEOUT_MS": str(TIMEOUT_MS)}))
     h.start()
-    e = h.wait_log(lambda e: e.get("msg") == "stack refused", timeout=20)
-    assert e["name"] == label
-    assert e["error"] == want
+    ev = h.wait_log(lambda x: x.get("msg") == "stack refused", timeout=20)
+    assert ev["name"] == label
+    assert ev["error"] == want
     assert h.request("GET", "/hello")[0] == 200
     assert h.request("GET", "/chk")[0] == 404
 
     # nno stack check DIR: one line per problem, exit 1.
-    r = nno("stack", "check", sdir, *no_core(tmp_path))
+    r = nno("stack", "check", sdir, *no_core(tmp_path), e=e)
     assert r.returncode == 1, r
     assert r.stdout == ""
     lines = r.stderr.splitlines()
@@ -229,7 +264,7 @@ def test_every_path_refuses_with_the_same_message(make_host, tmp_path, case):
     assert lines[0].endswith(want), r.stderr
 
     # --json: the same problem, on stdout.
-    r = nno("stack", "check", "--json", sdir, *no_core(tmp_path))
+    r = nno("stack", "check", "--json", sdir, *no_core(tmp_path), e=e)
     assert r.returncode == 1, r
     rep = json.loads(r.stdout)
     assert rep["ok"] is False
@@ -250,17 +285,39 @@ def test_every_path_refuses_with_the_same_message(make_host, tmp_path, case):
         json.dump({"stacks_dirs": [root], "plugin_dir": empty,
                    "core_plugins": []}, f)
     r = nno("serve", "--check", "--config", cfg, "--data",
-            os.path.join(str(tmp_path), "var"))
+            os.path.join(str(tmp_path), "var"), e=e)
     assert r.returncode == 1, r
     assert "error: stack %s: %s\n" % (label, want) in r.stderr, r.stderr
 
     # nno check-package, for what is wrong with the package itself.
-    r = nno("check-package", pdir, *no_core(tmp_path))
+    r = nno("check-package", pdir, *no_core(tmp_path), e=e)
     if pkg_level:
         assert r.returncode == 1, r
         assert r.stderr.splitlines()[0].endswith(want), r.stderr
     else:
         assert r.returncode == 0 and r.stdout == "package ok\n", r
+
+
+def every_path_passes(make_host, tmp_path, root, sdir, pdir, label, mode, e):
+    """A row that is no fault in `mode`: the live loader loads the stack and
+    serves it, and every check says so."""
+    h = make_host(workers=1, stacks=[root], env=mode_env(mode))
+    h.start()
+    ev = h.wait_log(lambda x: x.get("msg") == "stack loaded" and
+                    x.get("name") == label, timeout=20)
+    assert ev["isolation"] == mode, ev
+    assert h.request("GET", "/chk")[0] == 204  # served: no body
+    r = nno("stack", "check", sdir, *no_core(tmp_path), e=e)
+    assert (r.returncode, r.stdout) == (0, "stack chk 1.0.0 ok\n"), r
+    cfg = os.path.join(str(tmp_path), "check.json")
+    with open(cfg, "w") as f:
+        json.dump({"stacks_dirs": [root], "core_plugins": [], "plugin_dir":
+                   os.path.join(str(tmp_path), "no-core-plugins")}, f)
+    r = nno("serve", "--check", "--config", cfg, "--data",
+            os.path.join(str(tmp_path), "var"), e=e)
+    assert r.returncode == 0, r
+    r = nno("check-package", pdir, *no_core(tmp_path), e=e)
+    assert (r.returncode, r.stdout) == (0, "package ok\n"), r
 
 
 def test_a_process_an_init_starts_is_gone_after_the_check(tmp_path):
@@ -297,17 +354,19 @@ def test_a_process_an_init_starts_is_gone_after_the_check(tmp_path):
         assert gone, "process %d left running" % pid
 
 
-def test_a_sound_stack_passes_every_check(tmp_path):
+@pytest.mark.parametrize("mode", ["inprocess", "sandbox"])
+def test_a_sound_stack_passes_every_check(tmp_path, mode):
     root, sdir, pdir = build(tmp_path, [], package(), stack(), "1.0.0")
-    r = nno("stack", "check", "--json", sdir, *no_core(tmp_path))
+    e = env(mode)
+    r = nno("stack", "check", "--json", sdir, *no_core(tmp_path), e=e)
     assert r.returncode == 0, r
     assert json.loads(r.stdout) == {
         "ok": True, "stack": {"id": "chk", "version": "1.0.0"},
         "problems": []}
-    r = nno("stack", "check", sdir, *no_core(tmp_path))
+    r = nno("stack", "check", sdir, *no_core(tmp_path), e=e)
     assert (r.returncode, r.stdout, r.stderr) == (0, "stack chk 1.0.0 ok\n",
                                                   "")
-    r = nno("check-package", pdir, *no_core(tmp_path))
+    r = nno("check-package", pdir, *no_core(tmp_path), e=e)
     assert (r.returncode, r.stdout) == (0, "package ok\n")
 
 
