@@ -276,6 +276,11 @@ int limits_take(const char *key, size_t key_len, double rate_per_s,
     out->reset_ms = out->retry_after_ms;
     return 0;
   }
+  /* The time is read again under the slot's lock: a worker that read the
+   * clock before another but took the lock after it would otherwise see
+   * the other's take as lying ahead of its own "now", and count a token
+   * fewer (remaining 0 where 1 is left). */
+  t = now_ns();
   uint64_t tat = atomic_load_explicit(&s->tat, memory_order_relaxed);
   uint64_t base = tat > t ? tat : t, next = base + need;
   int allowed = next - t <= tau;
