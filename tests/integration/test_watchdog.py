@@ -197,14 +197,15 @@ def test_rss_ceiling_recycles_the_worker(make_host):
 def test_connections_past_the_limit_are_shed(make_host):
     limit = 5
     h = contain_host(make_host, overload={"max_connections": limit})
-    held = [socket.create_connection(("127.0.0.1", h.port))
-            for _ in range(limit - 1)]
+    # Requests in progress: none of these connections can give way.
+    held = [send_get(h, "/p/good/slow?ms=4000", "held-%d" % i)
+            for i in range(limit - 1)]
     try:
         time.sleep(0.1)
         # The limit-th connection is served...
         st, _, _ = h.request("GET", "/p/good/ok")
         assert st == 200
-        extra = socket.create_connection(("127.0.0.1", h.port))
+        extra = send_get(h, "/p/good/slow?ms=4000", "held-extra")
         held.append(extra)
         time.sleep(0.1)
         # ... the next ones get 503 overloaded at once, and are closed.
