@@ -361,12 +361,15 @@ static plugin *load_sandboxed(const char *root, const char *dir,
     snprintf(g_file, sizeof g_file, "%s", sjson);
     goto fail;
   }
-  if (p->man.nrequires > 0) {
+  if (p->man.nrequires > 0 || p->man.nuses > 0) {
     /* A service is a table of pointers into another process. */
+    int req = p->man.nrequires > 0;
     snprintf(err, errlen,
-             "package %s requires service %s, which a sandboxed stack "
+             "package %s %s service %s, which a sandboxed stack "
              "cannot reach; run stack %s inprocess (sandbox.inprocess)",
-             p->man.name, p->man.requires[0].service, sm->id);
+             p->man.name, req ? "requires" : "uses",
+             req ? p->man.requires[0].service : p->man.uses[0].service,
+             sm->id);
     goto fail;
   }
   p->routes = calloc(p->man.nroutes ? p->man.nroutes : 1, sizeof *p->routes);

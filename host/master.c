@@ -54,6 +54,7 @@ typedef struct proc {
   /* A memory-ceiling recycle asked within a second of the start waits the
    * lane's respawn backoff before its replacement starts (0: none yet). */
   uint64_t recycle_not_before;
+  uint64_t recycle_backoff; /* that wait, for the log line */
 } proc;
 
 static proc procs[MAX_PROCS];
@@ -61,6 +62,10 @@ static int lanes_fd[MAX_LANES];
 static int nlanes;
 static int lane_quick_deaths[MAX_LANES];
 static uint64_t lane_respawn_at[MAX_LANES]; /* 0: none pending */
+/* A worker over its memory ceiling this soon after its start (its first
+ * readings come a second after it serves) is recycled after the lane's
+ * respawn backoff. */
+#define QUICK_RECYCLE_MS 3000
 static nno_config *cur;
 static int fatal; /* a worker could not start: stop the host */
 static sigset_t old_mask;
@@ -237,6 +242,7 @@ static int spawn(int lane) {
   procs[i].started_ms = now_ms();
   procs[i].recycle = 0;
   procs[i].recycle_not_before = 0;
+  procs[i].recycle_backoff = 0;
   last_spawned = i;
   logline l;
   log_begin(&l, NNO_LOG_INFO, "worker started");
@@ -345,11 +351,12 @@ static void recycle_due(void) {
       int why = p->stopping ? 0 : watchdog_slot_recycle(p->slot);
       if (!why) continue;
       if (why != WD_RECYCLE_STUCK) {
-        /* Over its ceiling right after starting: a replacement would be
-         * too, so back off as for a worker that dies young. */
+        /* Over its ceiling at its first readings (a second apart, from
+         * when it serves): a replacement would be too, so back off as for
+         * a worker that dies young. */
         if (!p->recycle_not_before) {
           uint64_t delay = 0;
-          if (t - p->started_ms < 1000) {
+          if (t - p->started_ms < QUICK_RECYCLE_MS) {
             int k = ++lane_quick_deaths[p->lane];
             delay = 100ull << (k > 6 ? 6 : k - 1);
             if (delay > 5000) delay = 5000;
@@ -357,6 +364,7 @@ static void recycle_due(void) {
             lane_quick_deaths[p->lane] = 0;
           }
           p->recycle_not_before = t + delay;
+          p->recycle_backoff = delay;
         }
         if (t < p->recycle_not_before) continue;
       }
@@ -373,6 +381,8 @@ static void recycle_due(void) {
       logline l;
       log_begin(&l, NNO_LOG_WARN, "worker recycled");
       log_int(&l, "worker_pid", p->pid);
+      if (p->recycle_backoff)
+        log_int(&l, "backoff_ms", (long long)p->recycle_backoff);
       log_str(&l, "reason",
               why == WD_RECYCLE_STUCK ? "loop stuck" : "memory ceiling");
       if (p->replacement) log_int(&l, "replacement_pid", p->replacement);

@@ -8,8 +8,8 @@ Containment):
 - a sandboxed stack refused once (its init hangs past
   sandbox.spawn_timeout_ms) is not tried again by a worker started later,
   so that worker answers at once;
-- the auth package requires nno.iam, so sandboxing it is refused at load
-  and by `nno serve --check` with the loader's message;
+- the auth package declares that it uses nno.iam, so sandboxing it is
+  refused at load and by `nno serve --check` with the loader's message;
 - `nno serve --check` warns of sandbox.* ids no stack has, and refuses a
   memory ceiling under 32 MiB."""
 import json
@@ -154,7 +154,7 @@ def serve_check(tmp_path, *sets):
                           env=e)
 
 
-AUTH_REFUSED = ("package auth requires service nno.iam, which a sandboxed "
+AUTH_REFUSED = ("package auth uses service nno.iam, which a sandboxed "
                 "stack cannot reach; run stack default inprocess "
                 "(sandbox.inprocess)")
 
