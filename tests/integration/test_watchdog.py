@@ -197,15 +197,16 @@ def test_rss_ceiling_recycles_the_worker(make_host):
 def test_connections_past_the_limit_are_shed(make_host):
     limit = 5
     h = contain_host(make_host, overload={"max_connections": limit})
-    # Requests in progress: none of these connections can give way.
-    held = [send_get(h, "/p/good/slow?ms=4000", "held-%d" % i)
+    # Requests in progress (2.5 s each): none of these connections can
+    # give way.
+    held = [send_get(h, "/p/good/slow?ms=2500", "held-%d" % i)
             for i in range(limit - 1)]
     try:
         time.sleep(0.1)
         # The limit-th connection is served...
         st, _, _ = h.request("GET", "/p/good/ok")
         assert st == 200
-        extra = send_get(h, "/p/good/slow?ms=4000", "held-extra")
+        extra = send_get(h, "/p/good/slow?ms=2500", "held-extra")
         held.append(extra)
         time.sleep(0.1)
         # ... the next ones get 503 overloaded at once, and are closed.
@@ -227,8 +228,9 @@ def test_connections_past_the_limit_are_shed(make_host):
     finally:
         for s in held:
             s.close()
-    # Recovery: once they are gone, new connections are served again.
-    deadline = time.time() + 1.0
+    # Recovery: once they are answered and gone, new connections are
+    # served again.
+    deadline = time.time() + 4.0
     st = None
     while time.time() < deadline:
         st, _, _ = h.request("GET", "/p/good/ok")
