@@ -51,8 +51,9 @@ typedef struct proc {
   int replacement_slot;
   int term_sent;
   uint64_t unstuck_ms;   /* when its loop turned again (stuck ones) */
-  /* A memory-ceiling recycle asked within a second of the start waits the
-   * lane's respawn backoff before its replacement starts (0: none yet). */
+  /* A memory-ceiling recycle asked within QUICK_RECYCLE_MS of the start
+   * waits the lane's respawn backoff before its replacement starts (0: not
+   * decided yet). */
   uint64_t recycle_not_before;
   uint64_t recycle_backoff; /* that wait, for the log line */
 } proc;
