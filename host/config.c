@@ -173,13 +173,13 @@ static const cfg_key keys[] = {
      0, 10, 3600000, "a loop held longer gets its worker replaced"},
     {"limits.worker_max_rss_mb", "NNO_WORKER_MAX_RSS_MB", T_INT,
      OFF(worker_max_rss_mb), 0, 0, 1048576,
-     "worker resident memory that recycles it (0: no ceiling)"},
+     "worker resident memory that recycles it (0: none, else >= 32)"},
     {"overload.max_connections", "NNO_OVERLOAD_MAX_CONNECTIONS", T_INT,
      OFF(overload_max_connections), 0, 0, 10000000,
      "open connections per worker past which requests get 503 (0: off)"},
     {"overload.max_rss_mb", "NNO_OVERLOAD_MAX_RSS_MB", T_INT,
      OFF(overload_max_rss_mb), 0, 0, 1048576,
-     "worker resident memory past which requests get 503 (0: off)"},
+     "worker resident memory past which requests get 503 (0: off, else >= 32)"},
     {"overload.max_lag_ms", "NNO_OVERLOAD_MAX_LAG_MS", T_INT,
      OFF(overload_max_lag_ms), 0, 0, 600000,
      "event-loop lag past which requests get 503 (0: off)"},
@@ -615,9 +615,12 @@ static int check_ids(const char *key, const char *list, char *err) {
   while (*s) {
     size_t n = strcspn(s, ",");
     if (!name_ok(s, n)) {
+      /* The whole value: an empty item ("a,,b") has nothing to quote. */
+      size_t l = strlen(list);
       snprintf(err, CONFIG_ERR_MAX,
                "%s: expected stack ids separated by commas (\"a,b\"), got "
-               "\"%.*s\"", key, (int)(n > 64 ? 64 : n), s);
+               "\"%.*s%s\"", key, (int)(l > 200 ? 200 : l), list,
+               l > 200 ? "..." : "");
       return -1;
     }
     s += n;
@@ -648,6 +651,12 @@ static int check_plans(const char *list, char *err) {
                "sandbox.plans: expected \"plan:wall_ms/cpu_ms/memory_mb\" "
                "items separated by commas (wall and cpu 10..3600000, memory "
                "8..65536), got \"%s\"", item);
+      return -1;
+    }
+    if (cpu > w) {
+      snprintf(err, CONFIG_ERR_MAX,
+               "sandbox.plans: \"%s\": cpu_ms (%lld) must not exceed "
+               "wall_ms (%lld)", item, cpu, w);
       return -1;
     }
     for (const char *q = s; q < colon; q++)
@@ -700,6 +709,27 @@ int config_validate(const nno_config *c, char *err) {
       return -1;
     }
     s += n + (s[n] == ',');
+  }
+  /* CPU time cannot outrun the wall clock on one thread: a CPU budget past
+   * the wall budget is one that never triggers. */
+  if (c->sandbox_cpu_ms > c->sandbox_wall_ms) {
+    snprintf(err, CONFIG_ERR_MAX,
+             "sandbox.cpu_ms (%lld) must not exceed sandbox.wall_ms (%lld)",
+             (long long)c->sandbox_cpu_ms, (long long)c->sandbox_wall_ms);
+    return -1;
+  }
+  /* A ceiling below a worker's own footprint recycles it forever. */
+  if (c->worker_max_rss_mb > 0 && c->worker_max_rss_mb < CONFIG_MIN_RSS_MB) {
+    snprintf(err, CONFIG_ERR_MAX,
+             "limits.worker_max_rss_mb: expected 0 (off) or at least %d, "
+             "got %lld", CONFIG_MIN_RSS_MB, (long long)c->worker_max_rss_mb);
+    return -1;
+  }
+  if (c->overload_max_rss_mb > 0 && c->overload_max_rss_mb < CONFIG_MIN_RSS_MB) {
+    snprintf(err, CONFIG_ERR_MAX,
+             "overload.max_rss_mb: expected 0 (off) or at least %d, got %lld",
+             CONFIG_MIN_RSS_MB, (long long)c->overload_max_rss_mb);
+    return -1;
   }
   if (c->watchdog_hard_ms <= c->watchdog_stall_ms) {
     snprintf(err, CONFIG_ERR_MAX,

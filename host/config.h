@@ -14,6 +14,9 @@
 #define CONFIG_MAX_CORE_PLUGINS 16
 #define CONFIG_NAME_MAX 64 /* a package name: [a-z][a-z0-9-]{0,63} */
 #define CONFIG_ERR_MAX 512
+/* The least memory ceiling (limits.worker_max_rss_mb, overload.max_rss_mb)
+ * accepted: a worker alone needs about this much. */
+#define CONFIG_MIN_RSS_MB 32
 
 typedef struct nno_config {
   char listen_host[256];

@@ -340,6 +340,22 @@ static conn *longest_idle(worker *w, const conn *fresh) {
   return best;
 }
 
+/* The connection reading one request (head or body, nothing dispatched,
+ * nothing to send) for longest, if that is more than CONN_SLOW_READ_MS,
+ * other than `fresh`; or NULL. A scan, done only past the limit. */
+static conn *slowest_reader(worker *w, const conn *fresh) {
+  uint64_t now = uv_now(&w->loop);
+  conn *best = NULL;
+  for (conn *c = w->conns; c; c = c->next) {
+    if (c == fresh || c->state != CONN_READING || c->close_after ||
+        c->writing || c->out.len || c->req.active || c->streaming ||
+        now - c->reading_since <= CONN_SLOW_READ_MS)
+      continue;
+    if (!best || c->reading_since < best->reading_since) best = c;
+  }
+  return best;
+}
+
 void conn_accept(worker *w, uv_stream_t *server) {
   conn *c = calloc(1, sizeof *c);
   if (!c) goto refuse_oom;
@@ -368,11 +384,19 @@ void conn_accept(worker *w, uv_stream_t *server) {
   char why[192];
   int over = watchdog_overloaded(w, why, sizeof why);
   if (over == WD_OVERLOAD_CONNECTIONS) {
-    /* Past overload.max_connections: answered at once and closed, before
-     * the connection costs a request. */
-    watchdog_count_rejected(over);
-    refuse(c, 503, why);
-    return;
+    /* Past overload.max_connections: make room as nginx reuses keep-alive
+     * connections -- the one idle longest, else the one slowest to send
+     * its request -- so that a few stuck clients cannot shut everyone out;
+     * with neither, answered at once and closed, before the connection
+     * costs a request. */
+    conn *old = longest_idle(w, c);
+    if (!old) old = slowest_reader(w, c);
+    if (!old) {
+      watchdog_count_rejected(over);
+      refuse(c, 503, why);
+      return;
+    }
+    conn_close(old);
   }
   if ((int64_t)(w->nconns - w->nclosing) > w->cfg->max_connections) {
     /* Over the limit: make room by closing the connection idle longest,
@@ -461,11 +485,13 @@ static void process(conn *c, const char *data, size_t n) {
     case HTTP_NEED_MORE:
       if (c->state == CONN_IDLE && http_reader_started(c->reader)) {
         c->state = CONN_READING;
+        c->reading_since = uv_now(&w->loop);
         arm(c, w->cfg->header_timeout_ms);
       }
       break;
     case HTTP_HEAD_DONE: {
       const http_request *hr = http_reader_request(c->reader);
+      if (c->state == CONN_IDLE) c->reading_since = uv_now(&w->loop);
       c->state = CONN_READING;
       if (http_reader_spooling(c->reader) && upload_begin(c, hr)) {
         n = 0;

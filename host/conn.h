@@ -15,6 +15,10 @@ typedef enum conn_state {
   CONN_CLOSING,
 } conn_state;
 
+/* A request still arriving after this long gives way to a new connection
+ * when the worker is past overload.max_connections. */
+#define CONN_SLOW_READ_MS 1000
+
 typedef struct conn {
   uv_tcp_t tcp;
   uv_timer_t timer;
@@ -33,6 +37,8 @@ typedef struct conn {
   uint64_t nrequests; /* requests answered on this connection */
   uint64_t deadline;  /* loop time (ms) the current wait ends; 0: none */
   uint64_t idle_since; /* loop time (ms) it last began waiting for a request */
+  uint64_t reading_since; /* loop time (ms) the first byte of the request
+                             being read arrived (CONN_READING) */
   uint64_t read_ns;   /* when the last bytes read reached the worker
                          (watchdog_arrival_ns): a request's start; 0
                          before the first read */
@@ -55,7 +61,10 @@ typedef struct conn {
  * cfg->max_connections open, the connection idle longest (no request in
  * progress, nothing unsent) is closed to make room, as nginx reuses
  * keep-alive connections; only when none is idle is the new one answered
- * 503 and closed. */
+ * 503 and closed. Past overload.max_connections the same, and then the
+ * connection reading a head or body for more than CONN_SLOW_READ_MS
+ * longest is closed (a slow client must not hold the worker's last
+ * places); only when neither exists is the new one answered 503. */
 void conn_accept(worker *w, uv_stream_t *server);
 
 /* The response of c->req is complete: serialise it, flush, and go on with

@@ -19,6 +19,7 @@
 #include "res.h"
 #include "router.h"
 #include "sandbox.h"
+#include "sbx_refused.h"
 #include "semver.h"
 #include "services.h"
 #include "stacks.h"
@@ -360,12 +361,15 @@ static plugin *load_sandboxed(const char *root, const char *dir,
     snprintf(g_file, sizeof g_file, "%s", sjson);
     goto fail;
   }
-  if (p->man.nrequires > 0) {
+  if (p->man.nrequires > 0 || p->man.nuses > 0) {
     /* A service is a table of pointers into another process. */
+    int req = p->man.nrequires > 0;
     snprintf(err, errlen,
-             "package %s requires service %s, which a sandboxed stack "
+             "package %s %s service %s, which a sandboxed stack "
              "cannot reach; run stack %s inprocess (sandbox.inprocess)",
-             p->man.name, p->man.requires[0].service, sm->id);
+             p->man.name, req ? "requires" : "uses",
+             req ? p->man.requires[0].service : p->man.uses[0].service,
+             sm->id);
     goto fail;
   }
   p->routes = calloc(p->man.nroutes ? p->man.nroutes : 1, sizeof *p->routes);
@@ -580,9 +584,23 @@ static int load_stack(worker *w, const char *root, const char *dir,
                 strcmp(root, w->cfg->builtin_stack_dir) == 0;
   if (isolation == NNO_ISOLATION_SANDBOX) {
     for (size_t i = 0; i < n; i++) ps[i]->sbx_stack = st;
-    /* The trial load: one real sandbox, as serving starts it. */
+    /* The trial load: one real sandbox, as serving starts it -- unless
+     * this very folder was refused already (sbx_refused.h): a trial that
+     * hangs holds the loop up to sandbox.spawn_timeout_ms. */
     char tf[PATH_MAX + 16];
-    if (sandbox_trial(w, st, tf, sizeof tf, err, errlen) != 0) {
+    uint64_t fp = sbx_refused_fingerprint(dir);
+    int tr = 0;
+    char was[LOADER_ERR_MAX];
+    if (sbx_refused_find(dir, fp, tf, sizeof tf, was, sizeof was)) {
+      snprintf(err, errlen,
+               "%s (refused before; tried again once its folder changes)",
+               was);
+      tr = -1;
+    } else if ((tr = sandbox_trial(w, st, tf, sizeof tf, err, errlen)) ==
+               -1) {
+      sbx_refused_note(dir, fp, tf, err);
+    }
+    if (tr != 0) {
       if (tf[0]) snprintf(g_file, sizeof g_file, "%s", tf);
       free(st);
       router_free(rt);
@@ -1014,6 +1032,24 @@ int loader_check_core(const nno_config *cfg, FILE *out, char *err,
   return problems;
 }
 
+/* A warning for each id of sandbox.inprocess / sandbox.sandboxed (`key`,
+ * `list`) that no stack found has: a typo, or a stack not installed yet. */
+static void warn_unknown_ids(const char *key, const char *list,
+                             const stack_choice *sc, size_t ns) {
+  while (*list) {
+    size_t n = strcspn(list, ",");
+    size_t i;
+    for (i = 0; i < ns; i++)
+      if (strlen(sc[i].id) == n && memcmp(sc[i].id, list, n) == 0) break;
+    if (n && i == ns)
+      fprintf(stderr,
+              "warning: %s names stack \"%.*s\", which no stack folder "
+              "has (it applies once that stack is installed)\n",
+              key, (int)n, list);
+    list += n + (list[n] == ',');
+  }
+}
+
 int loader_check_all(const nno_config *cfg) {
   char err[LOADER_ERR_MAX];
   int problems = loader_check_core(cfg, stderr, err, sizeof err);
@@ -1024,6 +1060,8 @@ int loader_check_all(const nno_config *cfg) {
   size_t ns = 0;
   for (size_t i = 0; i < nroots; i++) scan_stacks(roots[i], sc, &ns);
   qsort(sc, ns, sizeof *sc, cmp_choice);
+  warn_unknown_ids("sandbox.inprocess", cfg->sandbox_inprocess, sc, ns);
+  warn_unknown_ids("sandbox.sandboxed", cfg->sandbox_sandboxed, sc, ns);
   /* The init of each stack is run only with the core plugins sound: a
    * check's child loads them first. */
   int core_sound = problems == 0;

@@ -489,32 +489,35 @@ static int parse_routes(pctx *c, json_t *root, package_manifest *m) {
   return 0;
 }
 
-static int parse_requires(pctx *c, json_t *root, package_manifest *m) {
-  json_t *obj = json_object_get(root, "requires"), *v;
+/* "requires" or "uses" (`key`): {"service.name": "range", ...} into
+ * *out / *n. */
+static int parse_services(pctx *c, json_t *root, const char *key,
+                          manifest_require **out, size_t *nout) {
+  json_t *obj = json_object_get(root, key), *v;
   const char *k;
   char field[FIELD_BUF], r[RENDER_BUF];
   if (!obj) return 0;
   if (!json_is_object(obj))
-    return fail_field(c, "requires",
+    return fail_field(c, key,
                       "an object of service names to version ranges", obj);
   size_t n = json_object_size(obj);
   if (n > MANIFEST_REQUIRES_MAX)
-    return fail(c, "field \"requires\": expected at most %d services, got %zu",
-                MANIFEST_REQUIRES_MAX, n);
+    return fail(c, "field \"%s\": expected at most %d services, got %zu",
+                key, MANIFEST_REQUIRES_MAX, n);
   if (n == 0) return 0;
-  if (!(m->requires = m_calloc(n, sizeof *m->requires))) return fail_oom(c);
+  if (!(*out = m_calloc(n, sizeof **out))) return fail_oom(c);
   json_object_foreach(obj, k, v) {
-    manifest_require *q = &m->requires[m->nrequires];
+    manifest_require *q = &(*out)[*nout];
     if (!service_ok(k)) {
       render_str(k, r);
       return fail(c,
-                  "field \"requires\": expected service names like "
+                  "field \"%s\": expected service names like "
                   "\"nno.iam\", got %s",
-                  r);
+                  key, r);
     }
-    snprintf(field, sizeof field, "requires.%s", k);
+    snprintf(field, sizeof field, "%s.%s", key, k);
     if (check_str(c, field, v, "a semver range", range_ok) < 0) return -1;
-    m->nrequires++;
+    (*nout)++;
     if (!(q->service = m_strdup(k)) ||
         !(q->range = m_strdup(json_string_value(v))))
       return fail_oom(c);
@@ -599,7 +602,8 @@ const manifest_resource *manifest_resource_find(const package_manifest *m,
 
 static const char *const package_keys_top[] = {
     "name",   "version", "abi",   "kind", "library",   "description",
-    "routes", "requires", "config", "scopes", "ui", "resources", NULL};
+    "routes", "requires", "uses", "config", "scopes", "ui", "resources",
+    NULL};
 
 int package_manifest_parse(const char *json, size_t len, const char *what,
                            package_manifest *out, char *err) {
@@ -620,7 +624,10 @@ int package_manifest_parse(const char *json, size_t len, const char *what,
   v = json_object_get(root, "kind");
   out->kind = strcmp(json_string_value(v), "core") == 0 ? NNO_KIND_CORE
                                                         : NNO_KIND_FEATURE;
-  if (parse_routes(&c, root, out) < 0 || parse_requires(&c, root, out) < 0 ||
+  if (parse_routes(&c, root, out) < 0 ||
+      parse_services(&c, root, "requires", &out->requires, &out->nrequires) <
+          0 ||
+      parse_services(&c, root, "uses", &out->uses, &out->nuses) < 0 ||
       get_blob(&c, root, "config", 1, &out->config_json) < 0 ||
       get_blob(&c, root, "scopes", 0, &out->scopes_json) < 0 ||
       get_blob(&c, root, "ui", 1, &out->ui_json) < 0 ||
@@ -647,8 +654,13 @@ void package_manifest_free(package_manifest *m) {
     m_free(m->requires[i].service);
     m_free(m->requires[i].range);
   }
+  for (size_t i = 0; i < m->nuses; i++) {
+    m_free(m->uses[i].service);
+    m_free(m->uses[i].range);
+  }
   m_free(m->routes);
   m_free(m->requires);
+  m_free(m->uses);
   m_free(m->name);
   m_free(m->version);
   m_free(m->library);

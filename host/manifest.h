@@ -77,6 +77,11 @@ typedef struct package_manifest {
   size_t nroutes;
   manifest_require *requires;
   size_t nrequires;
+  /* "uses": services looked up when present (the package answers without
+   * them): not resolved at load, but a table of pointers all the same, so
+   * such a package cannot run sandboxed. */
+  manifest_require *uses;
+  size_t nuses;
   char *config_json; /* "config" object re-serialised compactly; "{}" */
   char *scopes_json; /* "scopes" array as JSON, "[]" when absent */
   char *ui_json;     /* "ui" object as JSON, "{}" when absent */

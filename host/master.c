@@ -29,6 +29,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "quarantine.h"
+#include "sbx_refused.h"
 #include "ratelimit.h"
 #include "stacks.h"
 #include "watchdog.h"
@@ -50,6 +51,11 @@ typedef struct proc {
   int replacement_slot;
   int term_sent;
   uint64_t unstuck_ms;   /* when its loop turned again (stuck ones) */
+  /* A memory-ceiling recycle asked within QUICK_RECYCLE_MS of the start
+   * waits the lane's respawn backoff before its replacement starts (0: not
+   * decided yet). */
+  uint64_t recycle_not_before;
+  uint64_t recycle_backoff; /* that wait, for the log line */
 } proc;
 
 static proc procs[MAX_PROCS];
@@ -57,6 +63,10 @@ static int lanes_fd[MAX_LANES];
 static int nlanes;
 static int lane_quick_deaths[MAX_LANES];
 static uint64_t lane_respawn_at[MAX_LANES]; /* 0: none pending */
+/* A worker over its memory ceiling this soon after its start (its first
+ * readings come a second after it serves) is recycled after the lane's
+ * respawn backoff. */
+#define QUICK_RECYCLE_MS 3000
 static nno_config *cur;
 static int fatal; /* a worker could not start: stop the host */
 static sigset_t old_mask;
@@ -232,6 +242,8 @@ static int spawn(int lane) {
   procs[i].stopping = 0;
   procs[i].started_ms = now_ms();
   procs[i].recycle = 0;
+  procs[i].recycle_not_before = 0;
+  procs[i].recycle_backoff = 0;
   last_spawned = i;
   logline l;
   log_begin(&l, NNO_LOG_INFO, "worker started");
@@ -339,6 +351,24 @@ static void recycle_due(void) {
     if (!p->recycle) {
       int why = p->stopping ? 0 : watchdog_slot_recycle(p->slot);
       if (!why) continue;
+      if (why != WD_RECYCLE_STUCK) {
+        /* Over its ceiling at its first readings (a second apart, from
+         * when it serves): a replacement would be too, so back off as for
+         * a worker that dies young. */
+        if (!p->recycle_not_before) {
+          uint64_t delay = 0;
+          if (t - p->started_ms < QUICK_RECYCLE_MS) {
+            int k = ++lane_quick_deaths[p->lane];
+            delay = 100ull << (k > 6 ? 6 : k - 1);
+            if (delay > 5000) delay = 5000;
+          } else {
+            lane_quick_deaths[p->lane] = 0;
+          }
+          p->recycle_not_before = t + delay;
+          p->recycle_backoff = delay;
+        }
+        if (t < p->recycle_not_before) continue;
+      }
       p->recycle = why;
       p->recycle_ms = t;
       p->stopping = 1; /* not respawned when it exits */
@@ -352,6 +382,8 @@ static void recycle_due(void) {
       logline l;
       log_begin(&l, NNO_LOG_WARN, "worker recycled");
       log_int(&l, "worker_pid", p->pid);
+      if (p->recycle_backoff)
+        log_int(&l, "backoff_ms", (long long)p->recycle_backoff);
       log_str(&l, "reason",
               why == WD_RECYCLE_STUCK ? "loop stuck" : "memory ceiling");
       if (p->replacement) log_int(&l, "replacement_pid", p->replacement);
@@ -444,6 +476,8 @@ static void reload(config_loader loader) {
   }
   access_fd_old = access_fd;
   access_fd = nfd;
+  /* A reload tries every stack again, those refused before included. */
+  sbx_refused_clear();
   int old_pids[MAX_PROCS], nold = 0;
   for (int i = 0; i < MAX_PROCS; i++)
     if (procs[i].pid && !procs[i].stopping) old_pids[nold++] = procs[i].pid;
@@ -532,6 +566,10 @@ int master_run(nno_config *cfg, config_loader loader) {
   }
   if (quarantine_init(QUARANTINE_SLOTS_DEFAULT) != 0) {
     log_error("cannot map the quarantine table: %s", strerror(errno));
+    return 1;
+  }
+  if (sbx_refused_init() != 0) {
+    log_error("cannot map the refused-stacks table: %s", strerror(errno));
     return 1;
   }
   if (limits_init((size_t)cfg->rate_buckets) != 0) {

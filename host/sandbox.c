@@ -1378,7 +1378,7 @@ int sandbox_trial(worker *w, stack *st, char *file, size_t filecap,
       spawn(st, "", config_plan_budget(w->cfg, NULL), &fd, e, sizeof e);
   if (!sp) {
     snprintf(err, errlen, "sandbox: %s", e);
-    return -1;
+    return -2;
   }
   sp->trial = 1;
   struct timespec ts;

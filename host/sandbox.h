@@ -51,7 +51,8 @@ const nno_plugin_desc *sandbox_desc(void);
  * from the sandbox, a crash, exit or hang named after the package whose
  * init or on_host_ready it was in ("init of package \"x\" crashed
  * (SIGSEGV)", as an in-process trial says it), else "sandbox: ...";
- * `file` then names the file it is about ("" when none). */
+ * `file` then names the file it is about ("" when none). -2 (err set)
+ * when no sandbox could be started: the stack was not tried. */
 int sandbox_trial(struct worker *w, struct stack *st, char *file,
                   size_t filecap, char *err, size_t errlen);
 

@@ -602,7 +602,8 @@ def test_lock_out_ends_after_retry_after(make_host, tmp_path):
 
 def test_bad_configuration_refuses_the_stack(make_host, tmp_path):
     stacks = stack_with_auth_config(tmp_path, "1.0.1", pwhash_ops=0)
-    host = make_host(workers=1, stacks=[stacks]).start()
+    host = make_host(workers=1, stacks=[stacks],
+                     config=AUTH_INPROCESS).start()
     e = host.wait_log(lambda e: e.get("msg") == "stack refused")
     assert e["name"] == "default@1.0.1"
     assert 'config field "pwhash_ops": expected an integer from 1 to 16' \

@@ -949,7 +949,9 @@ def test_activating_another_version_replaces_it(make_host, tmp_path):
     manifest["version"] = "1.1.0"
     with open(str(dst / "stack.json"), "w") as f:
         json.dump(manifest, f)
-    h = make_host(core=True, workers=2, stacks=[str(tmp_path / "stacks")]).start()
+    # In-process, as the builtin one: its auth package uses nno.iam.
+    h = make_host(core=True, workers=2, stacks=[str(tmp_path / "stacks")],
+                  config={"sandbox": {"inprocess": "default"}}).start()
     st, _, s = h.api("GET", "/stacks/default")
     assert st == 200 and s["id"] == "default"
     assert sorted(s["versions"]) == ["1.0.0", "1.1.0"]

@@ -197,14 +197,16 @@ def test_rss_ceiling_recycles_the_worker(make_host):
 def test_connections_past_the_limit_are_shed(make_host):
     limit = 5
     h = contain_host(make_host, overload={"max_connections": limit})
-    held = [socket.create_connection(("127.0.0.1", h.port))
-            for _ in range(limit - 1)]
+    # Requests in progress (2.5 s each): none of these connections can
+    # give way.
+    held = [send_get(h, "/p/good/slow?ms=2500", "held-%d" % i)
+            for i in range(limit - 1)]
     try:
         time.sleep(0.1)
         # The limit-th connection is served...
         st, _, _ = h.request("GET", "/p/good/ok")
         assert st == 200
-        extra = socket.create_connection(("127.0.0.1", h.port))
+        extra = send_get(h, "/p/good/slow?ms=2500", "held-extra")
         held.append(extra)
         time.sleep(0.1)
         # ... the next ones get 503 overloaded at once, and are closed.
@@ -226,8 +228,9 @@ def test_connections_past_the_limit_are_shed(make_host):
     finally:
         for s in held:
             s.close()
-    # Recovery: once they are gone, new connections are served again.
-    deadline = time.time() + 1.0
+    # Recovery: once they are answered and gone, new connections are
+    # served again.
+    deadline = time.time() + 4.0
     st = None
     while time.time() < deadline:
         st, _, _ = h.request("GET", "/p/good/ok")
@@ -315,3 +318,65 @@ def test_metrics_present(make_host):
     rss = metric_lines(h, "nno_worker_rss_bytes")
     for pid in pids:
         assert metric_value(rss, 'worker="%d"' % pid) > 1 << 20
+
+
+HEAVY_C = r"""
+#include <stdlib.h>
+#include <string.h>
+#include <nno/plugin.h>
+
+static char *big;
+
+static int init(nno_plugin *p, const nno_host_api *api) {
+  (void)p;
+  (void)api;
+  big = malloc(64u << 20); /* resident: past a 32 MiB ceiling at once */
+  if (!big) return NNO_EINVAL;
+  memset(big, 1, 64u << 20);
+  return NNO_OK;
+}
+
+static void fini(nno_plugin *p) {
+  (void)p;
+  free(big);
+}
+
+NNO_PLUGIN(.name = "heavy", .version = "1.0.0", .kind = NNO_KIND_FEATURE,
+           .on_plugin_init = init, .on_plugin_fini = fini)"""
+
+
+def test_a_worker_over_its_ceiling_from_the_start_is_recycled_with_backoff(
+        make_host, tmp_path):
+    """A ceiling no worker fits under (a stack loaded in-process holds
+    64 MiB, the ceiling is 32): each replacement is over it too, so the
+    recycles back off (100 ms, 200 ms, ...) instead of one a second."""
+    from test_stack_check import SOURCE
+    import subprocess
+    root = os.path.join(str(tmp_path), "stacks")
+    sdir = os.path.join(root, "heavy", "1.0.0")
+    pdir = os.path.join(sdir, "packages", "heavy")
+    os.makedirs(pdir)
+    src = os.path.join(str(tmp_path), "heavy.c")
+    with open(src, "w") as f:
+        f.write(HEAVY_C)
+    subprocess.run(["cc", "-shared", "-fPIC", "-Wall", "-Werror",
+                    "-fvisibility=hidden", "-I",
+                    os.path.join(SOURCE, "plugin-api", "include"), src, "-o",
+                    os.path.join(pdir, "libheavy.so")], check=True)
+    with open(os.path.join(pdir, "package.json"), "w") as f:
+        json.dump({"name": "heavy", "version": "1.0.0", "abi": "1.4",
+                   "kind": "feature", "library": "libheavy.so",
+                   "routes": []}, f)
+    with open(os.path.join(sdir, "stack.json"), "w") as f:
+        json.dump({"id": "heavy", "version": "1.0.0",
+                   "packages": [{"name": "heavy", "version": "1.0.0"}]}, f)
+    h = make_host(workers=1, stacks=[root],
+                  config={"sandbox": {"inprocess": "heavy"},
+                          "limits": {"worker_max_rss_mb": 32}}).start()
+    deadline = time.time() + 20
+    recs = []
+    while len(recs) < 3 and time.time() < deadline:
+        recs = [e for e in h.log_lines() if e.get("msg") == "worker recycled"]
+        time.sleep(0.1)
+    assert len(recs) >= 3, h.log_text()
+    assert [r.get("backoff_ms") for r in recs[:3]] == [100, 200, 400], recs

@@ -227,6 +227,53 @@ static void test_env(void **st) {
   unsetenv("NNO_DATA");
 }
 
+/* Values no worker could live with are refused, each naming the key(s). */
+static void expect_invalid(const char *key, const char *value,
+                           const char *msg) {
+  nno_config c;
+  char err[CONFIG_ERR_MAX];
+  config_defaults(&c, ".");
+  assert_int_equal(config_set(&c, key, value, err), 0);
+  assert_int_equal(config_validate(&c, err), -1);
+  assert_string_equal(err, msg);
+}
+
+static void expect_valid(const char *key, const char *value) {
+  nno_config c;
+  char err[CONFIG_ERR_MAX];
+  config_defaults(&c, ".");
+  assert_int_equal(config_set(&c, key, value, err), 0);
+  assert_int_equal(config_validate(&c, err), 0);
+}
+
+static void test_containment_limits(void **st) {
+  expect_invalid("limits.worker_max_rss_mb", "1",
+                 "limits.worker_max_rss_mb: expected 0 (off) or at least "
+                 "32, got 1");
+  expect_valid("limits.worker_max_rss_mb", "0");
+  expect_valid("limits.worker_max_rss_mb", "32");
+  expect_invalid("overload.max_rss_mb", "31",
+                 "overload.max_rss_mb: expected 0 (off) or at least 32, "
+                 "got 31");
+  expect_valid("overload.max_rss_mb", "0");
+  expect_valid("overload.max_rss_mb", "32");
+  /* default wall 30000 ms */
+  expect_invalid("sandbox.cpu_ms", "30001",
+                 "sandbox.cpu_ms (30001) must not exceed sandbox.wall_ms "
+                 "(30000)");
+  expect_valid("sandbox.cpu_ms", "30000");
+  expect_invalid("sandbox.plans", "free:100/50/64,pro:100/200/64",
+                 "sandbox.plans: \"pro:100/200/64\": cpu_ms (200) must not "
+                 "exceed wall_ms (100)");
+  expect_valid("sandbox.plans", "free:100/50/64,pro:100/100/64");
+  expect_invalid("sandbox.sandboxed", "a,,b",
+                 "sandbox.sandboxed: expected stack ids separated by commas "
+                 "(\"a,b\"), got \"a,,b\"");
+  expect_invalid("sandbox.inprocess", ",a",
+                 "sandbox.inprocess: expected stack ids separated by commas "
+                 "(\"a,b\"), got \",a\"");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
@@ -236,6 +283,7 @@ int main(void) {
       cmocka_unit_test(test_env),
       cmocka_unit_test(test_env_empty_core_plugins),
       cmocka_unit_test(test_core_plugins),
+      cmocka_unit_test(test_containment_limits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

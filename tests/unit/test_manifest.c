@@ -27,6 +27,7 @@ static const char pkg_json[] =
     "{\"method\":\"*\",\"path\":\"/hello/{name}\"},"
     "{\"method\":\"GET\",\"path\":\"/hello/{name}\"}],"
     "\"requires\":{\"nno.iam\":\"^1\",\"nno.kv\":\">=1.2 <2\"},"
+    "\"uses\":{\"nno.blob\":\"^2\"},"
     "\"resources\":[{\"type\":\"kv\",\"name\":\"cache\"},"
     "{\"name\":\"notes\",\"type\":\"sql\"}],\"scopes\":[\"features:hello:read\"],"
     "\"ui\":{\"menu\":[]},\"config\":{\"greeting\":\"hello\",\"n\":[1,2]}}";
@@ -74,6 +75,9 @@ static void test_package_valid(void **state) {
   assert_string_equal(m.requires[0].range, "^1");
   assert_string_equal(m.requires[1].service, "nno.kv");
   assert_string_equal(m.requires[1].range, ">=1.2 <2");
+  assert_int_equal(m.nuses, 1);
+  assert_string_equal(m.uses[0].service, "nno.blob");
+  assert_string_equal(m.uses[0].range, "^2");
   assert_string_equal(m.config_json, "{\"greeting\":\"hello\",\"n\":[1,2]}");
   assert_string_equal(m.scopes_json, "[\"features:hello:read\"]");
   assert_string_equal(m.ui_json, "{\"menu\":[]}");
@@ -384,7 +388,8 @@ static const bad_case pkg_bad[] = {
     {"author", "\"me\"",
      P "\"author\": unknown field (expected \"name\", \"version\", "
        "\"abi\", \"kind\", \"library\", \"description\", \"routes\", "
-       "\"requires\", \"config\", \"scopes\", \"ui\" or \"resources\")"},
+       "\"requires\", \"uses\", \"config\", \"scopes\", \"ui\" or "
+       "\"resources\")"},
     {"routes", "[{\"method\":\"GET\",\"path\":\"/a\",\"scope\":42}]",
      P "\"routes[0].scope\": expected a string, got 42"},
     {"routes",
@@ -398,6 +403,12 @@ static const bad_case pkg_bad[] = {
      "{\"method\":\"GET\",\"path\":\"/u/{name}\"}]",
      P "\"routes[1]\": duplicate route \"GET /u/{name}\", already declared "
        "by routes[0]"},
+    /* uses: as requires */
+    {"uses", "[]",
+     P "\"uses\": expected an object of service names to version "
+       "ranges, got an empty array"},
+    {"uses", "{\"nno.iam\":\"^y\"}",
+     P "\"uses.nno.iam\": expected a semver range, got \"^y\""},
     /* requires */
     {"requires", "[]",
      P "\"requires\": expected an object of service names to version "
