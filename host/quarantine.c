@@ -295,10 +295,11 @@ int quarantine_refuse(nno_req *r) {
     return 0;
   char detail[384];
   snprintf(detail, sizeof detail,
-           "package %s %s is quarantined on platform %s after %u crashes "
+           "package %s %s is quarantined on platform %s after %u %s "
            "(last: %s); retry in %llu s",
            p->man.name, p->man.version, r->scope[0] ? r->scope : "(none)",
-           qi.crashes, qi.reason[0] ? qi.reason : "crash",
+           qi.crashes, qi.crashes == 1 ? "crash" : "crashes",
+           qi.reason[0] ? qi.reason : "crash",
            (unsigned long long)qi.retry_after_s);
   req_problem(r, 503, "Service Unavailable", detail);
   char line[48];

@@ -741,10 +741,10 @@ static int event_quarantined(event_run *ev, plugin *pl) {
     ev->code = NNO_EBUSY;
     snprintf(ev->msg, sizeof ev->msg,
              "package \"%s\" %s is quarantined on platform \"%s\" after %u "
-             "crashes (%s); retry in %llu s, or release it (nno quarantine "
+             "%s (%s); retry in %llu s, or release it (nno quarantine "
              "release %s %s %s)",
              pl->man.name, pl->man.version, ev->platform, qi.crashes,
-             qi.reason, (unsigned long long)qi.retry_after_s, ev->platform,
+             qi.crashes == 1 ? "crash" : "crashes", qi.reason, (unsigned long long)qi.retry_after_s, ev->platform,
              pl->man.name, pl->man.version);
     return 1;
   }
