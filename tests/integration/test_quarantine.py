@@ -204,3 +204,16 @@ def test_cli_list_and_release(host):
     st, hd, _ = h.request("GET", "/p/acme/ok")
     assert st == 503 and int(hd["retry-after"]) > 60
     control_served(h)
+
+
+def test_cli_release_of_every_platform_reaches_the_wildcard(host):
+    """The CLI encodes each path segment ("*" is "%2A"): the API decodes
+    them, so a release of platform "*" names the wildcard entry (none
+    here: the answer says so) rather than no route at all."""
+    h = host
+    r = run_cli(h, "quarantine", "release", "*", "faulty", "1.0.0")
+    assert r.returncode != 0
+    assert "not quarantined on platform *" in r.stderr, r.stderr
+    st, _, body = h.api("DELETE", "/quarantines/%2A/faulty/1.0.0")
+    assert st == 404, body
+    assert "on platform *" in body["detail"] and body["request_id"], body
