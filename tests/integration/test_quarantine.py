@@ -217,3 +217,15 @@ def test_cli_release_of_every_platform_reaches_the_wildcard(host):
     st, _, body = h.api("DELETE", "/quarantines/%2A/faulty/1.0.0")
     assert st == 404, body
     assert "on platform *" in body["detail"] and body["request_id"], body
+
+
+def test_one_crash_is_said_in_the_singular(make_host):
+    cfg = {"sandbox": dict(CONFIG["sandbox"], crash_limit=1)}
+    h = make_host(core=True, workers=1, stacks=[CONTAIN], config=cfg).start()
+    h.platform("acme", stacks=("faulty",))
+    crash(h, "one")
+    h.wait_log(lambda e: e.get("msg") == "package quarantined")
+    st, _, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(
+        h.request("GET", "/p/acme/ok")))
+    detail = json.loads(body)["detail"]
+    assert " after 1 crash (last: " in detail, detail
