@@ -4,6 +4,8 @@ or not (README "Containment"):
 - a sandboxed package's counter calls are refused (NNO_EREFUSED): the
   counters are the host's one shared namespace, where the "iam" and
   "registry" generations live;
+- a feature package's limit buckets are its stack's and its own: the
+  same package name in another stack takes from other buckets;
 - a feature package may not be named as a core plugin is ("iam"): its
   limit buckets would be the core plugin's; `nno stack check` and the
   loader refuse it with the same message."""
@@ -15,6 +17,7 @@ import subprocess
 from conftest import FIXTURE_STACKS, NNO
 
 SBXPROBE = os.path.join(FIXTURE_STACKS, "sbxprobe")
+LIMITPROBE = os.path.join(FIXTURE_STACKS, "limitprobe")
 CORE = ["iam", "registry", "provisioning"]
 EREFUSED = -14
 
@@ -30,6 +33,45 @@ def test_sandboxed_package_cannot_touch_the_host_counters(make_host):
     loaded = [e for e in h.log_lines() if e.get("msg") == "stack loaded"
               and e.get("name") == "sbxprobe@1.0.0"]
     assert loaded and loaded[0]["isolation"] == "sandbox", loaded
+
+
+def copy_stack(tmp_path, sid, pkg, fixture="limitprobe"):
+    """The fixture stack as stack `sid` with its package named `pkg`."""
+    root = os.path.join(str(tmp_path), "stacks-" + sid)
+    sdir = os.path.join(root, sid, "1.0.0")
+    src = os.path.join(FIXTURE_STACKS, fixture, fixture, "1.0.0")
+    shutil.copytree(os.path.join(src, "packages", fixture),
+                    os.path.join(sdir, "packages", pkg))
+    pj = os.path.join(sdir, "packages", pkg, "package.json")
+    with open(pj) as f:
+        m = json.load(f)
+    m["name"] = pkg
+    with open(pj, "w") as f:
+        json.dump(m, f)
+    with open(os.path.join(sdir, "stack.json"), "w") as f:
+        json.dump({"id": sid, "version": "1.0.0",
+                   "packages": [{"name": pkg, "version": "1.0.0"}]}, f)
+    return root, sdir
+
+
+def test_limit_buckets_are_the_stack_and_package(make_host, tmp_path):
+    other, _ = copy_stack(tmp_path, "other", "limitprobe")
+    h = make_host(workers=1, core=True, stacks=[LIMITPROBE, other],
+                  config={"core_plugins": CORE})
+    h.start()
+    h.platform("plat-a", stacks=("limitprobe",))
+    h.platform("plat-b", stacks=("other",))
+
+    def take(platform):
+        st, _, body = h.request("GET", "/p/%s/limit" % platform)
+        assert st == 200, body
+        return json.loads(body)
+
+    # Same package name, same key, burst 1: each stack its own bucket.
+    assert take("plat-a") == {"rc": 0, "allowed": 1}
+    assert take("plat-b") == {"rc": 0, "allowed": 1}
+    assert take("plat-a") == {"rc": 0, "allowed": 0}
+    assert take("plat-b") == {"rc": 0, "allowed": 0}
 
 
 def named_iam(tmp_path):
