@@ -735,7 +735,8 @@ static void event_call(event_run *ev, plugin *pl,
  * crashing package away. 1 when the package is skipped or refused. */
 static int event_quarantined(event_run *ev, plugin *pl) {
   quarantine_info qi;
-  if (quarantine_check(ev->platform, pl->man.name, pl->man.version, &qi) != 1)
+  if (quarantine_check(ev->platform, pl->stack_id, pl->man.name,
+                       pl->man.version, &qi) != 1)
     return 0;
   if (ev->event == NNO_PLATFORM_ACTIVATED) {
     ev->code = NNO_EBUSY;
