@@ -189,8 +189,10 @@ def test_cli_list_and_release(host):
     r = run_cli(h, "quarantine", "list")
     assert r.returncode == 0, r.stderr
     rows = r.stdout.splitlines()
-    assert rows[0].split()[:4] == ["PLATFORM", "PACKAGE", "VERSION", "CRASHES"]
-    assert rows[1].split()[:5] == ["acme", "faulty", "1.0.0", "2", "SIGABRT"]
+    assert rows[0].split()[:5] == ["PLATFORM", "STACK", "PACKAGE", "VERSION",
+                                   "CRASHES"]
+    assert rows[1].split()[:6] == ["acme", "faulty@1.0.0", "faulty", "1.0.0",
+                                   "2", "SIGABRT"]
     r = run_cli(h, "quarantine", "list", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)[0]["package"] == "faulty"
     r = run_cli(h, "quarantine", "release", "acme", "faulty", "1.0.0")
