@@ -534,14 +534,25 @@ static int api_limit_take(nno_plugin *p, const char *key, size_t key_len,
   plugin *pl = (plugin *)p;
   if (!key || key_len == 0 || !out || !(rate_per_s > 0) || burst == 0)
     return NNO_EINVAL;
-  /* Keys are namespaced by plugin: one plugin cannot drain another's. */
+  /* Keys are namespaced by plugin: one plugin cannot drain another's. A
+   * core plugin's namespace is its name; a feature package's is
+   * "{stack id}/{package}", so no stack's package reaches a core plugin's
+   * buckets or another stack's (a ':' ends the namespace, and neither ids
+   * nor names hold one). */
   char full[LIMIT_KEY_MAX];
-  size_t nl = strlen(pl->man.name);
-  if (nl + 1 + key_len >= sizeof full) return NNO_ETOOBIG;
-  memcpy(full, pl->man.name, nl); /* on every limited request: no printf */
-  full[nl] = ':';
-  memcpy(full + nl + 1, key, key_len);
-  return limits_take(full, nl + 1 + key_len, rate_per_s, burst, cost, out);
+  size_t sl = pl->man.kind == NNO_KIND_CORE ? 0 : strlen(pl->stack_id);
+  size_t nl = strlen(pl->man.name), at = 0;
+  if (sl + 1 + nl + 1 + key_len >= sizeof full) return NNO_ETOOBIG;
+  if (pl->man.kind != NNO_KIND_CORE) { /* on every limited request: no printf */
+    memcpy(full, pl->stack_id, sl);
+    full[sl] = '/';
+    at = sl + 1;
+  }
+  memcpy(full + at, pl->man.name, nl);
+  at += nl;
+  full[at++] = ':';
+  memcpy(full + at, key, key_len);
+  return limits_take(full, at + key_len, rate_per_s, burst, cost, out);
 }
 
 /* ---- the caller (ABI 1.1) ----------------------------------------------- */

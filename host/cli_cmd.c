@@ -802,10 +802,11 @@ static int audit(cli *c, const cli_args *a) {
 
 static int quarantine_list(cli *c, const cli_args *a) {
   static const cli_col cols[] = {
-      {"PLATFORM", "platform"}, {"PACKAGE", "package"}, {"VERSION", "version"},
-      {"CRASHES", "crashes"},   {"REASON", "reason"},   {"UNTIL", "until"}};
+      {"PLATFORM", "platform"}, {"STACK", "stack"},   {"PACKAGE", "package"},
+      {"VERSION", "version"},   {"CRASHES", "crashes"}, {"REASON", "reason"},
+      {"UNTIL", "until"}};
   return list(c, a, "quarantine list", "/quarantines", LIST_MAX_ROWS,
-              PAGE_MAX, cols, 6);
+              PAGE_MAX, cols, 7);
 }
 
 static int quarantine_release(cli *c, const cli_args *a) {

@@ -278,7 +278,8 @@ static plugin *load_one(worker *w, const char *root, const char *dir,
     close(p->so_fd);
     p->so_fd = sealed;
   }
-  if (pkgcheck_manifest_fits(&p->man, p->so_path, want_kind, err, errlen))
+  if (pkgcheck_manifest_fits(w->cfg, &p->man, p->so_path, want_kind, err,
+                             errlen))
     goto fail;
   if (sm && pkgcheck_stack_wants(sm, idx, &p->man, err, errlen)) {
     snprintf(g_file, sizeof g_file, "%s", sjson);
@@ -333,7 +334,8 @@ fail:
  * the stack's wants), no dlopen, no init. Its routes lead to
  * sandbox_handler; the sandbox binds them for real (sandbox_trial checks
  * they are the same). NULL with err set. */
-static plugin *load_sandboxed(const char *root, const char *dir,
+static plugin *load_sandboxed(const nno_config *cfg, const char *root,
+                              const char *dir,
                               const char *stack_label,
                               const stack_manifest *sm, const char *sjson,
                               size_t idx, char *err, size_t errlen) {
@@ -354,7 +356,7 @@ static plugin *load_sandboxed(const char *root, const char *dir,
     goto fail;
   close(p->so_fd);
   p->so_fd = -1;
-  if (pkgcheck_manifest_fits(&p->man, p->so_path, NNO_KIND_FEATURE, err,
+  if (pkgcheck_manifest_fits(cfg, &p->man, p->so_path, NNO_KIND_FEATURE, err,
                              errlen))
     goto fail;
   if (pkgcheck_stack_wants(sm, idx, &p->man, err, errlen)) {
@@ -555,8 +557,8 @@ static int load_stack(worker *w, const char *root, const char *dir,
     char pdir[PATH_MAX + 64];
     snprintf(pdir, sizeof pdir, "%s/packages/%s", dir, sm.packages[i].name);
     plugin *p = isolation == NNO_ISOLATION_SANDBOX
-                    ? load_sandboxed(root, pdir, label, &sm, sjson, i, err,
-                                     errlen)
+                    ? load_sandboxed(w->cfg, root, pdir, label, &sm, sjson, i,
+                                     err, errlen)
                     : load_one(w, root, pdir, label, NNO_KIND_FEATURE, &sm,
                                sjson, i, err, errlen);
     if (!p) goto done;

@@ -314,13 +314,23 @@ int pkgcheck_stack_wants(const stack_manifest *sm, size_t i,
   return -1;
 }
 
-int pkgcheck_manifest_fits(const package_manifest *m, const char *so,
-                           int want_kind, char *err, size_t errlen) {
+int pkgcheck_manifest_fits(const nno_config *cfg, const package_manifest *m,
+                           const char *so, int want_kind, char *err,
+                           size_t errlen) {
   if (m->kind != want_kind) {
     snprintf(err, errlen, "package \"%s\": kind \"%s\" cannot be loaded as %s",
              m->name, kind_name(m->kind), kind_name(want_kind));
     return -1;
   }
+  /* A core plugin's name is its namespace for limits and its identity in
+   * the logs: a feature package may not borrow it. */
+  if (want_kind == NNO_KIND_FEATURE && cfg)
+    for (size_t i = 0; i < cfg->ncore_plugins; i++)
+      if (strcmp(m->name, cfg->core_plugins[i]) == 0) {
+        snprintf(err, errlen, "package name \"%s\" is a core plugin's",
+                 m->name);
+        return -1;
+      }
   /* The manifest is read before the object is opened, so an object built
    * for another ABI is refused before its constructors run. */
   if (m->abi_major != NNO_ABI_MAJOR || m->abi_minor > NNO_ABI_MINOR) {
@@ -718,7 +728,8 @@ int pkgcheck_stack_in(const nno_config *cfg, const char *root,
                               sizeof err) != 0) {
       rc = pkgcheck_add(rep, pjson, err);
     } else {
-      if (pkgcheck_manifest_fits(&m, so, NNO_KIND_FEATURE, err, sizeof err))
+      if (pkgcheck_manifest_fits(cfg, &m, so, NNO_KIND_FEATURE, err,
+                                 sizeof err))
         rc = pkgcheck_add(rep, pjson, err);
       else if (pkgcheck_stack_wants(&sm, i, &m, err, sizeof err))
         rc = pkgcheck_add(rep, sjson, err);
@@ -903,7 +914,7 @@ int pkgcheck_package(const nno_config *cfg, const char *dir, int run_init,
     return pkgcheck_add(rep, pjson, err) ? -1 : (int)(rep->n - before);
   kind = m.kind;
   snprintf(name, sizeof name, "%s", m.name);
-  if (pkgcheck_manifest_fits(&m, so, m.kind, err, sizeof err) ||
+  if (pkgcheck_manifest_fits(cfg, &m, so, m.kind, err, sizeof err) ||
       (!run_init &&
        loader_check_object(so, fd, &m, NULL, NULL, err, sizeof err)))
     rc = pkgcheck_add(rep, pjson, err);

@@ -106,9 +106,11 @@ int pkgcheck_stack_wants(const stack_manifest *sm, size_t i,
                          const package_manifest *m, char *err, size_t errlen);
 
 /* The package's manifest before its object is opened: the kind it is
- * loaded as and the ABI it says it was built for. 0, or -1 with err. */
-int pkgcheck_manifest_fits(const package_manifest *m, const char *so,
-                           int want_kind, char *err, size_t errlen);
+ * loaded as, the ABI it says it was built for, and for a feature package
+ * a name that is none of cfg's core plugins'. 0, or -1 with err. */
+int pkgcheck_manifest_fits(const nno_config *cfg, const package_manifest *m,
+                           const char *so, int want_kind, char *err,
+                           size_t errlen);
 
 /* After a feature package's init: the routes it bound are exactly those
  * its manifest declares (a route bound but not declared, or declared but

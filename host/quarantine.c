@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,6 +55,7 @@ typedef struct qent {
   uint32_t ev_crashes;       /* the quarantine event as it happened */
   uint64_t ev_until;
   char platform[33], package[65], version[65], stack[130];
+  char sid[65]; /* the stack's id: part of the key */
   char reason[64], rid[73];
   uint64_t ring[QUARANTINE_RING]; /* crash times, a ring of crash_limit */
 } qent;
@@ -72,6 +74,7 @@ typedef struct qhdr {
   _Atomic uint64_t evseq;        /* the last event's number */
   _Atomic uint64_t total, full;
   size_t nslots;
+  uint64_t seed; /* keys the hash: drawn when mapped, never shown */
   quarantine_crash crash[METRICS_MAX_WORKERS];
   pkg_count pkgs[QUARANTINE_PKG_COUNTS];
 } qhdr;
@@ -104,11 +107,15 @@ static void put(char *dst, size_t cap, const char *s) {
   dst[n] = '\0';
 }
 
-static uint64_t key_hash(const char *platform, const char *package,
-                         const char *version) {
-  uint64_t h = 1469598103934665603ull;
-  const char *parts[3] = {platform, package, version};
-  for (int i = 0; i < 3; i++) {
+/* FNV-1a over the key, started from the table's random seed, so which
+ * keys share a slot cannot be worked out offline. */
+static uint64_t key_hash(const char *platform, const char *sid,
+                         const char *package, const char *version) {
+  uint64_t h = 1469598103934665603ull, seed = hdr ? hdr->seed : 0;
+  for (int i = 0; i < 8; i++)
+    h = (h ^ (unsigned char)(seed >> (8 * i))) * 1099511628211ull;
+  const char *parts[4] = {platform, sid, package, version};
+  for (int i = 0; i < 4; i++) {
     for (const char *q = parts[i]; *q; q++)
       h = (h ^ (unsigned char)*q) * 1099511628211ull;
     h = (h ^ 0xff) * 1099511628211ull; /* a separator no name holds */
@@ -117,9 +124,11 @@ static uint64_t key_hash(const char *platform, const char *package,
 }
 
 static int same_key(const qent *e, uint64_t h, const char *platform,
-                    const char *package, const char *version) {
+                    const char *sid, const char *package,
+                    const char *version) {
   return e->hash == h &&
          strncmp(e->platform, platform, sizeof e->platform) == 0 &&
+         strncmp(e->sid, sid, sizeof e->sid) == 0 &&
          strncmp(e->package, package, sizeof e->package) == 0 &&
          strncmp(e->version, version, sizeof e->version) == 0;
 }
@@ -152,6 +161,11 @@ int quarantine_init(size_t slots) {
   /* Zero-filled: unlocked, nothing quarantined, every slot unused. */
   hdr = p;
   hdr->nslots = slots;
+  if (getrandom(&hdr->seed, sizeof hdr->seed, 0) != sizeof hdr->seed) {
+    munmap(p, len);
+    hdr = NULL;
+    return -1;
+  }
   idx = (_Atomic uint64_t *)((char *)p + hl);
   wild = (qent *)((char *)p + hl + il);
   ents = wild + QUARANTINE_WILD;
@@ -224,7 +238,7 @@ static void unlock(void) {
 /* Entry `e` against the key: -1 another key, 0 this key and not
  * quarantined, 1 quarantined (out filled when not NULL). */
 static int read_entry(qent *e, uint64_t h, const char *platform,
-                      const char *package, const char *version, uint64_t now,
+                      const char *sid, const char *package, const char *version, uint64_t now,
                       quarantine_info *out) {
   for (unsigned spins = 1;; spins++) {
     uint32_t s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
@@ -237,7 +251,7 @@ static int read_entry(qent *e, uint64_t h, const char *platform,
       }
       continue;
     }
-    int match = same_key(e, h, platform, package, version);
+    int match = same_key(e, h, platform, sid, package, version);
     uint64_t until = atomic_load_explicit(&e->until_ms, memory_order_relaxed);
     uint32_t crashes = e->crashes;
     char reason[64];
@@ -257,31 +271,33 @@ static int read_entry(qent *e, uint64_t h, const char *platform,
   }
 }
 
-int quarantine_check(const char *platform, const char *package,
-                     const char *version, quarantine_info *out) {
+int quarantine_check(const char *platform, const char *sid,
+                     const char *package, const char *version,
+                     quarantine_info *out) {
   if (!hdr) return 0;
   uint64_t latest =
       atomic_load_explicit(&hdr->latest_until, memory_order_acquire);
   if (latest == 0) return 0; /* nothing was ever quarantined */
   uint64_t now = now_ms();
-  if (now >= latest || !platform || !package || !version) return 0;
-  size_t n = hdr->nslots, probe = n < QUARANTINE_PROBE ? n : QUARANTINE_PROBE;
-  uint64_t h = key_hash(platform, package, version);
+  if (now >= latest || !platform || !sid || !package || !version) return 0;
+  size_t n = hdr->nslots, probe = n;
+  uint64_t h = key_hash(platform, sid, package, version);
   size_t i = h % n;
   for (size_t k = 0; k < probe; k++, i = i + 1 == n ? 0 : i + 1) {
     uint64_t x = atomic_load_explicit(&idx[i], memory_order_acquire);
     if (x == 0) break;
     if (x != h) continue;
-    int rc = read_entry(&ents[i], h, platform, package, version, now, out);
+    int rc =
+        read_entry(&ents[i], h, platform, sid, package, version, now, out);
     if (rc >= 0) {
       if (rc) return 1;
       break;
     }
   }
   if (!atomic_load_explicit(&hdr->nwild, memory_order_acquire)) return 0;
-  uint64_t hw = key_hash("*", package, version);
+  uint64_t hw = key_hash("*", sid, package, version);
   for (size_t k = 0; k < QUARANTINE_WILD; k++)
-    if (read_entry(&wild[k], hw, "*", package, version, now, out) == 1)
+    if (read_entry(&wild[k], hw, "*", sid, package, version, now, out) == 1)
       return 1;
   return 0;
 }
@@ -291,14 +307,16 @@ int quarantine_refuse(nno_req *r) {
   quarantine_info qi;
   if (!p || !p->stack[0] || !hdr ||
       !atomic_load_explicit(&hdr->latest_until, memory_order_relaxed) ||
-      !quarantine_check(r->scope, p->man.name, p->man.version, &qi))
+      !quarantine_check(r->scope, p->stack_id, p->man.name, p->man.version,
+                        &qi))
     return 0;
   char detail[384];
   snprintf(detail, sizeof detail,
-           "package %s %s is quarantined on platform %s after %u crashes "
+           "package %s %s is quarantined on platform %s after %u %s "
            "(last: %s); retry in %llu s",
            p->man.name, p->man.version, r->scope[0] ? r->scope : "(none)",
-           qi.crashes, qi.reason[0] ? qi.reason : "crash",
+           qi.crashes, qi.crashes == 1 ? "crash" : "crashes",
+           qi.reason[0] ? qi.reason : "crash",
            (unsigned long long)qi.retry_after_s);
   req_problem(r, 503, "Service Unavailable", detail);
   char line[48];
@@ -320,7 +338,8 @@ static int evictable(const qent *e, uint64_t now) {
 
 /* (Re)make `e` the entry of the key. Inside begin_write/end_write. */
 static void claim_entry(qent *e, uint64_t h, const char *platform,
-                        const char *package, const char *version) {
+                        const char *sid, const char *package,
+                        const char *version) {
   e->hash = h;
   e->level = 0;
   atomic_store_explicit(&e->until_ms, 0, memory_order_relaxed);
@@ -328,6 +347,7 @@ static void claim_entry(qent *e, uint64_t h, const char *platform,
   e->crashes = e->nring = e->head = 0;
   e->events = 0;
   put(e->platform, sizeof e->platform, platform);
+  put(e->sid, sizeof e->sid, sid);
   put(e->package, sizeof e->package, package);
   put(e->version, sizeof e->version, version);
   e->stack[0] = e->reason[0] = e->rid[0] = '\0';
@@ -337,10 +357,10 @@ static void claim_entry(qent *e, uint64_t h, const char *platform,
  * slot of its window, else in place of the evictable entry whose last
  * crash is oldest); NULL when every slot of the window holds an entry
  * that may not be evicted. Returned inside begin_write. */
-static qent *entry_for(const char *platform, const char *package,
-                       const char *version, uint64_t now) {
-  size_t n = hdr->nslots, probe = n < QUARANTINE_PROBE ? n : QUARANTINE_PROBE;
-  uint64_t h = key_hash(platform, package, version);
+static qent *entry_for(const char *platform, const char *sid,
+                       const char *package, const char *version, uint64_t now) {
+  size_t n = hdr->nslots, probe = n;
+  uint64_t h = key_hash(platform, sid, package, version);
   size_t i = h % n, cand = SIZE_MAX;
   for (size_t k = 0; k < probe; k++, i = i + 1 == n ? 0 : i + 1) {
     uint64_t x = atomic_load_explicit(&idx[i], memory_order_relaxed);
@@ -348,7 +368,7 @@ static qent *entry_for(const char *platform, const char *package,
       cand = i;
       break;
     }
-    if (x == h && same_key(&ents[i], h, platform, package, version)) {
+    if (x == h && same_key(&ents[i], h, platform, sid, package, version)) {
       begin_write(&ents[i]);
       return &ents[i];
     }
@@ -359,19 +379,20 @@ static qent *entry_for(const char *platform, const char *package,
   if (cand == SIZE_MAX) return NULL;
   qent *e = &ents[cand];
   begin_write(e);
-  claim_entry(e, h, platform, package, version);
+  claim_entry(e, h, platform, sid, package, version);
   atomic_store_explicit(&idx[cand], h, memory_order_release);
   return e;
 }
 
 /* The wildcard entry of package@version (platform "*"), made when absent;
  * NULL when all are taken and none may be evicted. Inside begin_write. */
-static qent *wild_for(const char *package, const char *version, uint64_t now) {
-  uint64_t h = key_hash("*", package, version);
+static qent *wild_for(const char *sid, const char *package,
+                      const char *version, uint64_t now) {
+  uint64_t h = key_hash("*", sid, package, version);
   qent *cand = NULL;
   for (size_t k = 0; k < QUARANTINE_WILD; k++) {
     qent *e = &wild[k];
-    if (e->hash == h && same_key(e, h, "*", package, version)) {
+    if (e->hash == h && same_key(e, h, "*", sid, package, version)) {
       begin_write(e);
       return e;
     }
@@ -381,7 +402,7 @@ static qent *wild_for(const char *package, const char *version, uint64_t now) {
   begin_write(cand);
   if (cand->hash == 0)
     atomic_fetch_add_explicit(&hdr->nwild, 1, memory_order_release);
-  claim_entry(cand, h, "*", package, version);
+  claim_entry(cand, h, "*", sid, package, version);
   return cand;
 }
 
@@ -414,6 +435,16 @@ int quarantine_note_crash(const nno_config *cfg, const char *platform,
                           const char *stk, const char *reason,
                           const char *rid) {
   if (!hdr || !cfg || !valid_key(platform, package, version)) return -1;
+  /* The key's stack is the id of "id@version": another stack's package of
+   * the same name is another key. */
+  char sid[65];
+  {
+    const char *s = stk ? stk : "", *at = strchr(s, '@');
+    size_t n = at ? (size_t)(at - s) : strlen(s);
+    if (n >= sizeof sid) return -1;
+    memcpy(sid, s, n);
+    sid[n] = '\0';
+  }
   uint64_t now = now_ms();
   uint64_t k = (uint64_t)cfg->sandbox_crash_limit,
            window = (uint64_t)cfg->sandbox_crash_window_ms;
@@ -421,12 +452,13 @@ int quarantine_note_crash(const nno_config *cfg, const char *platform,
   if (k > QUARANTINE_RING) k = QUARANTINE_RING;
   lock();
   int wildcard = 0;
-  qent *e = entry_for(platform, package, version, now);
+  qent *e = entry_for(platform, sid, package, version, now);
   if (!e) {
-    /* Fail closed: the package version goes on every platform. */
+    /* Fail closed: this stack's package version goes on every platform
+     * (never another stack's package of the same name). */
     wildcard = 1;
     atomic_fetch_add_explicit(&hdr->full, 1, memory_order_relaxed);
-    e = wild_for(package, version, now);
+    e = wild_for(sid, package, version, now);
     if (!e) {
       unlock();
       logline l;
@@ -508,45 +540,34 @@ int quarantine_note_crash(const nno_config *cfg, const char *platform,
   return quarantined;
 }
 
-/* The entry of the key (wildcard when platform is "*"), or NULL. Under
- * the lock. */
-static qent *find(const char *platform, const char *package,
-                  const char *version) {
-  uint64_t h = key_hash(platform, package, version);
-  if (strcmp(platform, "*") == 0) {
-    for (size_t k = 0; k < QUARANTINE_WILD; k++)
-      if (same_key(&wild[k], h, platform, package, version)) return &wild[k];
-    return NULL;
-  }
-  size_t n = hdr->nslots, probe = n < QUARANTINE_PROBE ? n : QUARANTINE_PROBE;
-  size_t i = h % n;
-  for (size_t k = 0; k < probe; k++, i = i + 1 == n ? 0 : i + 1) {
-    uint64_t x = atomic_load_explicit(&idx[i], memory_order_relaxed);
-    if (x == 0) break;
-    if (x == h && same_key(&ents[i], h, platform, package, version))
-      return &ents[i];
-  }
-  return NULL;
-}
-
 int quarantine_release(const char *platform, const char *package,
                        const char *version) {
   if (!valid_key(platform, package, version)) return NNO_EINVAL;
   if (!hdr) return NNO_ENOENT;
   uint64_t now = now_ms();
+  /* Every stack's entry of (platform, package, version) that is
+   * quarantined: a release is rare, the whole table is read. */
+  int released = 0;
   lock();
-  qent *e = find(platform, package, version);
-  if (!e || atomic_load_explicit(&e->until_ms, memory_order_relaxed) <= now) {
-    unlock();
-    return NNO_ENOENT;
+  for (size_t j = 0; j < QUARANTINE_WILD + hdr->nslots; j++) {
+    qent *e = j < QUARANTINE_WILD ? &wild[j] : &ents[j - QUARANTINE_WILD];
+    if (j < QUARANTINE_WILD ? !e->hash
+        : !atomic_load_explicit(&idx[j - QUARANTINE_WILD], memory_order_relaxed))
+      continue;
+    if (strcmp(e->platform, platform) || strcmp(e->package, package) ||
+        strcmp(e->version, version) ||
+        atomic_load_explicit(&e->until_ms, memory_order_relaxed) <= now)
+      continue;
+    begin_write(e);
+    atomic_store_explicit(&e->until_ms, 0, memory_order_release);
+    e->probation_ms = now + e->window_ms;
+    e->nring = e->head = 0;
+    add_event(e, EV_RELEASE);
+    end_write(e);
+    released++;
   }
-  begin_write(e);
-  atomic_store_explicit(&e->until_ms, 0, memory_order_release);
-  e->probation_ms = now + e->window_ms;
-  e->nring = e->head = 0;
-  add_event(e, EV_RELEASE);
-  end_write(e);
   unlock();
+  if (!released) return NNO_ENOENT;
   logline l;
   log_begin(&l, NNO_LOG_INFO, "package released from quarantine");
   log_str(&l, "platform", platform);

@@ -1,6 +1,8 @@
 /* Quarantine of crashing packages: a table in memory shared by the master
  * and every worker (mapped by the master before forking, like the rate
- * limits), keyed by (platform, package, version).
+ * limits), keyed by (platform, stack id, package, version): a package of
+ * one stack never quarantines another stack's package of the same name.
+ * The key's hash is seeded at random when the table is mapped.
  *
  * `sandbox.crash_limit` crashes within `sandbox.crash_window_ms` put the
  * key in quarantine for `sandbox.quarantine_ms`, doubled for each level
@@ -12,10 +14,10 @@
  * at once, for twice as long.
  *
  * An entry in quarantine (or with an event not yet delivered) is never
- * evicted to make room. A key may sit in any of QUARANTINE_PROBE slots
- * from its home slot; when all of them hold such entries, the crash
- * quarantines the package version on every platform instead (a wildcard
- * entry, platform "*": fail closed), and says so in the log.
+ * evicted to make room. A key may sit in any slot, probing from its home
+ * slot; when every slot holds such an entry, the crash quarantines that
+ * stack's package version on every platform instead (a wildcard entry,
+ * platform "*": fail closed), and says so in the log.
  *
  * Also here, because they live in the same shared segment: one crash
  * record per worker slot (crash.c writes it from its signal handler, the
@@ -57,10 +59,12 @@ typedef struct quarantine_info {
   char reason[64];
 } quarantine_info;
 
-/* Is (platform, package, version) quarantined now? 0 no; 1 yes with *out
- * filled. O(1); a single atomic load when nothing is quarantined. */
-int quarantine_check(const char *platform, const char *package,
-                     const char *version, quarantine_info *out);
+/* Is (platform, stack id `sid`, package, version) quarantined now? 0 no;
+ * 1 yes with *out filled. A single atomic load when nothing is
+ * quarantined. */
+int quarantine_check(const char *platform, const char *sid,
+                     const char *package, const char *version,
+                     quarantine_info *out);
 
 /* In dispatch (and sandbox_handler): when the request's package (a feature
  * package: r->plugin has a stack) is quarantined on the request's
@@ -85,7 +89,7 @@ int quarantine_note_crash(const nno_config *cfg, const char *platform,
  * key is not quarantined, NNO_EINVAL for bad arguments). */
 int quarantine_at(size_t i, nno_quarantine *out);
 int quarantine_release(const char *platform, const char *package,
-                       const char *version);
+                       const char *version); /* every stack's entry */
 
 /* An event not yet delivered to core plugins, as claimed. */
 typedef struct quarantine_event {

@@ -735,16 +735,17 @@ static void event_call(event_run *ev, plugin *pl,
  * crashing package away. 1 when the package is skipped or refused. */
 static int event_quarantined(event_run *ev, plugin *pl) {
   quarantine_info qi;
-  if (quarantine_check(ev->platform, pl->man.name, pl->man.version, &qi) != 1)
+  if (quarantine_check(ev->platform, pl->stack_id, pl->man.name,
+                       pl->man.version, &qi) != 1)
     return 0;
   if (ev->event == NNO_PLATFORM_ACTIVATED) {
     ev->code = NNO_EBUSY;
     snprintf(ev->msg, sizeof ev->msg,
              "package \"%s\" %s is quarantined on platform \"%s\" after %u "
-             "crashes (%s); retry in %llu s, or release it (nno quarantine "
+             "%s (%s); retry in %llu s, or release it (nno quarantine "
              "release %s %s %s)",
              pl->man.name, pl->man.version, ev->platform, qi.crashes,
-             qi.reason, (unsigned long long)qi.retry_after_s, ev->platform,
+             qi.crashes == 1 ? "crash" : "crashes", qi.reason, (unsigned long long)qi.retry_after_s, ev->platform,
              pl->man.name, pl->man.version);
     return 1;
   }

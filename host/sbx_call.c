@@ -210,15 +210,18 @@ void sbx__serve_call(sbx_proc *sp, uint64_t req_id, uint16_t flags,
       break;
     }
     case SBX_CALL_COUNTER_GET: {
+      /* The counters are the host's one shared namespace (the "iam" and
+       * "registry" generations live there): a sandboxed package is not
+       * trusted with them, whatever its proxy sends. */
       uint64_t v = 0;
-      rc = api->counter_get((nno_plugin *)pl, m->s[0], &v);
+      rc = NNO_EREFUSED;
       at = result_begin(sp, m->call_id, rc, NULL);
       sbx_u64(&sp->out, v);
       break;
     }
     case SBX_CALL_COUNTER_ADD: {
       uint64_t v = 0;
-      rc = api->counter_add((nno_plugin *)pl, m->s[0], m->u[0], &v);
+      rc = NNO_EREFUSED;
       at = result_begin(sp, m->call_id, rc, NULL);
       sbx_u64(&sp->out, v);
       break;

@@ -93,6 +93,33 @@ static int name_ok(const char *s) {
   return 1;
 }
 
+/* Percent-decode path segment s in place (the CLI encodes every segment,
+ * so "*" arrives as "%2A"). 0, or -1 for a bad escape or a NUL byte. */
+static int seg_decode(char *s) {
+  char *o = s;
+  for (; *s; s++) {
+    if (*s != '%') {
+      *o++ = *s;
+      continue;
+    }
+    int v = 0;
+    for (int i = 1; i <= 2; i++) {
+      char c = s[i];
+      int d = c >= '0' && c <= '9'   ? c - '0'
+              : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                     : -1;
+      if (d < 0) return -1;
+      v = v * 16 + d;
+    }
+    if (v == 0) return -1;
+    *o++ = (char)v;
+    s += 2;
+  }
+  *o = '\0';
+  return 0;
+}
+
 static int on_release(nno_req *req, void *ud) {
   (void)ud;
   char platform[STORE_ID_MAX + 1], package[65], version[65];
@@ -102,6 +129,7 @@ static int on_release(nno_req *req, void *ud) {
   if (nno_param_copy(req, "platform", platform, sizeof platform) ||
       nno_param_copy(req, "package", package, sizeof package) ||
       nno_param_copy(req, "version", version, sizeof version) ||
+      seg_decode(platform) || seg_decode(package) || seg_decode(version) ||
       !(strcmp(platform, "*") == 0 ||
         hu_id_valid(platform, strlen(platform))) ||
       !name_ok(package) || !name_ok(version))

@@ -189,8 +189,10 @@ def test_cli_list_and_release(host):
     r = run_cli(h, "quarantine", "list")
     assert r.returncode == 0, r.stderr
     rows = r.stdout.splitlines()
-    assert rows[0].split()[:4] == ["PLATFORM", "PACKAGE", "VERSION", "CRASHES"]
-    assert rows[1].split()[:5] == ["acme", "faulty", "1.0.0", "2", "SIGABRT"]
+    assert rows[0].split()[:5] == ["PLATFORM", "STACK", "PACKAGE", "VERSION",
+                                   "CRASHES"]
+    assert rows[1].split()[:6] == ["acme", "faulty@1.0.0", "faulty", "1.0.0",
+                                   "2", "SIGABRT"]
     r = run_cli(h, "quarantine", "list", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)[0]["package"] == "faulty"
     r = run_cli(h, "quarantine", "release", "acme", "faulty", "1.0.0")
@@ -204,3 +206,28 @@ def test_cli_list_and_release(host):
     st, hd, _ = h.request("GET", "/p/acme/ok")
     assert st == 503 and int(hd["retry-after"]) > 60
     control_served(h)
+
+
+def test_cli_release_of_every_platform_reaches_the_wildcard(host):
+    """The CLI encodes each path segment ("*" is "%2A"): the API decodes
+    them, so a release of platform "*" names the wildcard entry (none
+    here: the answer says so) rather than no route at all."""
+    h = host
+    r = run_cli(h, "quarantine", "release", "*", "faulty", "1.0.0")
+    assert r.returncode != 0
+    assert "not quarantined on platform *" in r.stderr, r.stderr
+    st, _, body = h.api("DELETE", "/quarantines/%2A/faulty/1.0.0")
+    assert st == 404, body
+    assert "on platform *" in body["detail"] and body["request_id"], body
+
+
+def test_one_crash_is_said_in_the_singular(make_host):
+    cfg = {"sandbox": dict(CONFIG["sandbox"], crash_limit=1)}
+    h = make_host(core=True, workers=1, stacks=[CONTAIN], config=cfg).start()
+    h.platform("acme", stacks=("faulty",))
+    crash(h, "one")
+    h.wait_log(lambda e: e.get("msg") == "package quarantined")
+    st, _, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(
+        h.request("GET", "/p/acme/ok")))
+    detail = json.loads(body)["detail"]
+    assert " after 1 crash (last: " in detail, detail

@@ -54,7 +54,16 @@ static int crash(const char *platform, const char *package) {
 static int quarantined(const char *platform, const char *package,
                        quarantine_info *qi) {
   quarantine_info tmp;
-  return quarantine_check(platform, package, "1.0.0", qi ? qi : &tmp);
+  return quarantine_check(platform, "st", package, "1.0.0", qi ? qi : &tmp);
+}
+
+/* A crash of `package` of stack `stack` (id) on `platform`. */
+static int crash_in(const char *stack, const char *platform,
+                    const char *package) {
+  char label[80];
+  snprintf(label, sizeof label, "%s@1.0.0", stack);
+  return quarantine_note_crash(&cfg, platform, package, "1.0.0", label,
+                               "SIGSEGV", "rid-1");
 }
 
 static void test_k_crashes_within_t(void **state) {
@@ -74,7 +83,8 @@ static void test_k_crashes_within_t(void **state) {
   /* Only that key: another platform, package or version is served. */
   assert_int_equal(quarantined("other", "pkg", NULL), 0);
   assert_int_equal(quarantined("acme", "pkh", NULL), 0);
-  assert_int_equal(quarantine_check("acme", "pkg", "1.0.1", &qi), 0);
+  assert_int_equal(quarantine_check("acme", "st", "pkg", "1.0.1", &qi), 0);
+  assert_int_equal(quarantine_check("acme", "other", "pkg", "1.0.0", &qi), 0);
   /* It ends when its time has passed. */
   quarantine_set_now(T0 + 200 + 4001);
   assert_int_equal(quarantined("acme", "pkg", &qi), 1);
@@ -193,7 +203,8 @@ static void test_bad_input(void **state) {
   assert_int_equal(quarantine_release("acme", longname, "1.0.0"), NNO_EINVAL);
   nno_quarantine q = {.size = 0};
   assert_int_equal(quarantine_at(0, &q), NNO_EINVAL);
-  assert_int_equal(quarantine_check(NULL, "pkg", "1.0.0", NULL), 0);
+  assert_int_equal(quarantine_check(NULL, "st", "pkg", "1.0.0", NULL), 0);
+  assert_int_equal(quarantine_check("acme", NULL, "pkg", "1.0.0", NULL), 0);
 }
 
 static void test_full_neighbourhood_fails_closed(void **state) {
@@ -214,6 +225,9 @@ static void test_full_neighbourhood_fails_closed(void **state) {
   assert_int_equal(quarantined("fresh", "new", NULL), 1);
   assert_int_equal(quarantined("elsewhere", "new", NULL), 1);
   assert_int_equal(quarantined("elsewhere", "held", NULL), 0);
+  /* That stack's package only: another stack's "new" is served. */
+  assert_int_equal(
+      quarantine_check("elsewhere", "default", "new", "1.0.0", NULL), 0);
   quarantine_get_stats(&st);
   assert_int_equal(st.full, 1);
   assert_int_equal(st.total, QUARANTINE_SLOTS_MIN + 1);
@@ -230,6 +244,50 @@ static void test_full_neighbourhood_fails_closed(void **state) {
   }
   assert_int_equal(quarantine_release("*", "new", "1.0.0"), 0);
   assert_int_equal(quarantined("fresh", "new", NULL), 0);
+}
+
+/* The key holds the stack: stack "shadow"'s package "hello" crashing never
+ * quarantines stack "default"'s "hello" on that platform. */
+static void test_another_stacks_package_is_another_key(void **state) {
+  (void)state;
+  limits(2, 1000, 60000);
+  quarantine_info qi;
+  assert_int_equal(crash_in("shadow", "acme", "hello"), 0);
+  assert_int_equal(crash_in("shadow", "acme", "hello"), 1);
+  assert_int_equal(
+      quarantine_check("acme", "shadow", "hello", "1.0.0", &qi), 1);
+  assert_int_equal(
+      quarantine_check("acme", "default", "hello", "1.0.0", &qi), 0);
+  /* Counted apart: default's first crash does not quarantine it. */
+  assert_int_equal(crash_in("default", "acme", "hello"), 0);
+  assert_int_equal(
+      quarantine_check("acme", "default", "hello", "1.0.0", &qi), 0);
+}
+
+/* Keys whose hashes would collide with an unseeded hash are worked out
+ * offline; with the table full of them (every slot quarantined), a new
+ * key still probes the whole table before failing closed -- and then only
+ * for its own stack. */
+static void test_probing_covers_the_whole_table(void **state) {
+  (void)state;
+  limits(1, 1000, 60000);
+  char p[16];
+  for (int i = 0; i < QUARANTINE_SLOTS_DEFAULT - 1; i++) {
+    snprintf(p, sizeof p, "p%d", i);
+    assert_int_equal(crash_in("shadow", p, "hello"), 1);
+  }
+  quarantine_stats st;
+  quarantine_get_stats(&st);
+  assert_int_equal(st.full, 0); /* every key found a slot */
+  /* The last slot; then the table is full: fail closed for shadow only. */
+  assert_int_equal(crash_in("shadow", "last", "hello"), 1);
+  assert_int_equal(crash_in("shadow", "one-more", "hello"), 1);
+  quarantine_get_stats(&st);
+  assert_int_equal(st.full, 1);
+  assert_int_equal(
+      quarantine_check("anywhere", "shadow", "hello", "1.0.0", NULL), 1);
+  assert_int_equal(
+      quarantine_check("anywhere", "default", "hello", "1.0.0", NULL), 0);
 }
 
 static void test_flood_never_evicts_a_quarantine(void **state) {
@@ -337,6 +395,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
       cmocka_unit_test_setup_teardown(test_full_neighbourhood_fails_closed,
                                       setup_tiny, teardown),
+      cmocka_unit_test_setup_teardown(test_another_stacks_package_is_another_key,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_probing_covers_the_whole_table,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_flood_never_evicts_a_quarantine,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(

@@ -924,10 +924,11 @@ typedef struct nno_host_api {
   /* The quarantined (package version, platform) pairs of the whole host,
    * i = 0.. until NNO_ENOENT; out->size must be set by the caller. */
   int (*quarantine_at)(nno_plugin *p, size_t i, nno_quarantine *out);
-  /* End the quarantine of `package` at `version` on `platform` now (its
-   * crash count is cleared; the backoff level is kept, so a package that
-   * crashes again right away is quarantined for longer). NNO_ENOENT if
-   * it is not quarantined. Every worker sees it on its next request. */
+  /* End the quarantine of `package` at `version` on `platform` ("*": an
+   * every-platform entry) now, in every stack holding it (its crash count
+   * is cleared; the backoff level is kept, so a package that crashes
+   * again right away is quarantined for longer). NNO_ENOENT if it is not
+   * quarantined. Every worker sees it on its next request. */
   int (*quarantine_release)(nno_plugin *p, const char *platform,
                             const char *package, const char *version);
 } nno_host_api;
