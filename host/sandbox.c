@@ -623,15 +623,20 @@ static int submit(nno_req *r, plugin *pl, uint32_t wroute, int event) {
   /* A quarantined package was refused before its handler (dispatch). */
   sbx_proc *sp =
       proc_for(st, r->scope, r->plan, event, &status, detail, sizeof detail);
+  static const char ra[] = "Retry-After: 1\r\n";
   if (!sp) {
     req_problem(r, status,
                 status == 503 ? "Service Unavailable" : "Bad Gateway", detail);
+    /* Capacity frees as the busy sandboxes answer: soon. */
+    if (status == 503)
+      (void)buf_append(&r->headers, ra, sizeof ra - 1, SIZE_MAX);
     return 0;
   }
   sbx_slot *s = slot_new(sp);
   if (!s) {
     req_problem(r, 503, "Service Unavailable",
                 "the package's sandbox has too many requests in flight");
+    (void)buf_append(&r->headers, ra, sizeof ra - 1, SIZE_MAX);
     return 0;
   }
   config_budget b = config_plan_budget(S.w->cfg, r->plan);

@@ -452,6 +452,12 @@ static void send_res(sbx_req *r, int rc) {
       sbx_end(&g_out, at);
     }
   }
+  /* As the worker's req_finish: a body cut at max_response_bytes is a
+   * 500 problem, never sent as if whole. */
+  if (r->body_over && !r->event) {
+    sbx_problem(r, 500, "Internal Server Error",
+                "the response is larger than limits.max_response_bytes");
+  }
   size_t at = sbx_begin(&g_out, SBX_MSG_RES, r->id);
   if (r->event) {
     /* Events: 0 success, else the failure's code, its message the body. */
@@ -830,7 +836,15 @@ static int parse_u64(const char *s, uint64_t *out) {
 
 /* From the first confinement on, every end is _exit: no atexit handler
  * runs in a confined process (a leak checker's clone would be refused). */
+/* Set once, on the thread that runs sbx_child_main: the loop thread. */
+static __thread int g_on_loop;
+
+int sbx_on_loop(void) {
+  return g_on_loop;
+}
+
 int sbx_child_main(int argc, char **argv) {
+  g_on_loop = 1;
   /* argv: ROOT DIR ID VERSION PLATFORM DATA CPU_MS MEMORY_MB LOG_LEVEL
    * [BASE_DOMAIN] (host_base_domain; the default when absent) */
   if (argc != 9 && argc != 10) {

@@ -81,7 +81,8 @@ int sbx_decode_call(const char *payload, size_t len, sbx_callmsg *out);
 /* 1 if `op` is answered synchronously (the sandbox waits on its socket). */
 int sbx_op_sync(uint16_t op);
 
-/* LOG: level and text (without control characters but tab). */
+/* LOG: level and message: any bytes, at most SBX_LOG_MAX (escaped when
+ * logged). */
 int sbx_decode_log(const char *payload, size_t len, uint8_t *level,
                    const char **text, size_t *text_len);
 

@@ -1,0 +1,118 @@
+"""A hostile sandboxed package (tests/fixtures/plugins/hostile.c) meets the
+same answers an in-process one does, and cannot turn its sandbox's
+plumbing against its platform:
+
+- a log line holding newlines, CRs and control bytes (a client's input
+  logged as is) is logged escaped, tagged with its package; the sandbox
+  lives on (no protocol violation, no crash report);
+- a body written past limits.max_response_bytes, the refusal ignored, is
+  a 500 problem, as in-process, never a 200 cut short;
+- a response header count is bounded: res_header refuses the 101st with
+  NNO_ETOOBIG, in-process and in a sandbox;
+- a host call from a work_queue pool thread is refused (NNO_ESTATE) in a
+  sandbox;
+- "503 sandbox capacity" says when to retry."""
+import http.client
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from conftest import FIXTURE_STACKS
+
+CONTAIN = os.path.join(FIXTURE_STACKS, "contain")
+
+
+@pytest.fixture
+def pair(make_host):
+    sbx = make_host(workers=1, stacks=[CONTAIN],
+                    config={"limits": {"max_response_bytes": 1 << 20}}).start()
+    inp = make_host(workers=1, stacks=[CONTAIN],
+                    config={"limits": {"max_response_bytes": 1 << 20},
+                            "sandbox": {"inprocess": "hostile"}}).start()
+    return sbx, inp
+
+
+def sandbox_pids(h):
+    st, _, body = h.request("GET", "/headers?n=1")
+    assert st == 200, body
+    return body
+
+
+def test_log_with_newlines_is_logged_escaped_and_kills_nothing(pair):
+    sbx, _ = pair
+    st, hd, _ = sbx.request("GET", "/lognl")
+    assert st == 200
+    line = sbx.wait_log(lambda l: "forged" in l.get("msg", ""))
+    assert line["level"] == "warn"
+    assert line.get("package") == "hostile"
+    assert "\n" in line["msg"] and "\r" in line["msg"]
+    # No line of the package's passes for the runtime's own, and the
+    # sandbox was not killed for it.
+    text = sbx.log_text()
+    assert "protocol violation" not in text
+    assert not any(l.get("msg") == "forged" for l in sbx.log_lines())
+    st, _, _ = sbx.request("GET", "/lognl")
+    assert st == 200
+    assert "protocol violation" not in sbx.log_text()
+
+
+def test_oversize_body_is_a_500_problem_as_in_process(pair):
+    sbx, inp = pair
+    a = sbx.request("GET", "/big")
+    b = inp.request("GET", "/big")
+    assert b[0] == a[0] == 500, (a[0], b[0])
+    for st, hd, body in (a, b):
+        assert hd.get("content-type", "").startswith(
+            "application/problem+json"), hd
+        doc = json.loads(body)
+        assert doc["status"] == 500 and doc.get("request_id")
+
+
+def test_response_headers_are_bounded(pair):
+    # The answer carries 100 headers and the host's own: more than
+    # http.client reads by default.
+    http.client._MAXHEADERS = 1000
+    for h in pair:
+        st, hd, body = h.request("GET", "/headers?n=300")
+        assert st == 200, body
+        doc = json.loads(body)
+        assert doc["refused"] == "NNO_ETOOBIG", doc
+        assert doc["taken"] <= 100, doc
+        assert doc["taken"] >= 99, doc
+
+
+def test_host_calls_from_a_pool_thread_are_refused(pair):
+    sbx, _ = pair
+    st, hd, body = sbx.request("GET", "/pool")
+    assert st == 200, (st, body)
+    doc = json.loads(body)
+    assert doc["pool_rc"] == "NNO_ESTATE", doc
+
+
+def test_sandbox_capacity_says_when_to_retry(make_host):
+    h = make_host(workers=1, stacks=[CONTAIN],
+                  config={"sandbox": {"max_per_worker": 1}}).start()
+    held = {}
+    t = threading.Thread(target=lambda: held.setdefault(
+        "r", h.request("GET", "/block?ms=3000")))
+    t.start()
+    try:
+        time.sleep(0.5)  # /block holds the one sandbox a worker may have
+
+        def busy():
+            st, hd, body = h.request("GET", "/headers?n=1")
+            return (st, hd, body) if st == 503 else None
+        deadline = time.time() + 2.5
+        got = None
+        while not got and time.time() < deadline:
+            got = busy()
+        assert got, "no 503 while the only sandbox was busy"
+        st, hd, body = got
+        assert "sandbox capacity" in json.loads(body)["detail"]
+        assert hd.get("retry-after") == "1", hd
+    finally:
+        t.join(20)
+    assert held["r"][0] == 200
