@@ -836,6 +836,14 @@ static int parse_u64(const char *s, uint64_t *out) {
 
 /* From the first confinement on, every end is _exit: no atexit handler
  * runs in a confined process (a leak checker's clone would be refused). */
+/* The work that starts libuv's pool before phase 2 forbids threads. */
+static void pool_noop(uv_work_t *w) {
+  (void)w;
+}
+static void pool_started(uv_work_t *w, int status) {
+  (void)w, (void)status;
+}
+
 /* Set once, on the thread that runs sbx_child_main: the loop thread. */
 static __thread int g_on_loop;
 
@@ -941,7 +949,13 @@ int sbx_child_main(int argc, char **argv) {
   if (g_sbx_shared)
     atomic_store_explicit(&g_sbx_shared->load_pkg, 0, memory_order_relaxed);
 
-  /* 7: no file system from here on. */
+  /* 7: no file system, and no new thread, from here on: the libuv pool
+   * (work_queue) starts all its threads at its first work, queued now. */
+  static uv_work_t pool_start;
+  if (uv_queue_work(&g_w.loop, &pool_start, pool_noop, pool_started) != 0) {
+    send_fail("", "cannot start the thread pool");
+    _exit(SBX_EXIT_LOAD);
+  }
   if (sbx_confine_phase2(err, sizeof err) != 0) {
     send_fail("", err);
     _exit(SBX_EXIT_LOAD);

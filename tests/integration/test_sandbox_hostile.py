@@ -11,6 +11,8 @@ plumbing against its platform:
   NNO_ETOOBIG, in-process and in a sandbox;
 - a host call from a work_queue pool thread is refused (NNO_ESTATE) in a
   sandbox;
+- a package cannot start a thread of its own in a sandbox (EPERM), so no
+  CPU is burnt outside its requests' budgets; work_queue still works;
 - "503 sandbox capacity" says when to retry."""
 import http.client
 import json
@@ -90,6 +92,15 @@ def test_host_calls_from_a_pool_thread_are_refused(pair):
     assert st == 200, (st, body)
     doc = json.loads(body)
     assert doc["pool_rc"] == "NNO_ESTATE", doc
+
+
+def test_a_package_cannot_start_threads_in_a_sandbox(pair):
+    sbx, _ = pair
+    st, hd, body = sbx.request("GET", "/thread")
+    assert st == 200, body
+    assert json.loads(body) == {"started": False, "errno": "EPERM"}
+    st, hd, body = sbx.request("GET", "/pool")
+    assert st == 200 and json.loads(body)["status"] == 0, body
 
 
 def test_sandbox_capacity_says_when_to_retry(make_host):
