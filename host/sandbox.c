@@ -525,6 +525,8 @@ static sbx_proc *spawn(stack *st, const char *platform, config_budget b,
   if (S.head) S.head->prev = sp;
   S.head = sp;
   S.count++;
+  snprintf(sp->stack_id, sizeof sp->stack_id, "%s", st->id);
+  snprintf(sp->stack_version, sizeof sp->stack_version, "%s", st->version);
   metrics_labelled_add("nno_sandbox_spawns_total", 0, 1);
   metrics_labelled_add("nno_sandbox_processes", 1, 1);
   {
@@ -790,20 +792,25 @@ static void violation(sbx_proc *sp, const char *what) {
   kill_proc(sp, "protocol violation", 0);
 }
 
+/* A new second of the sandbox's log lines (20 a second, 512 bytes a
+ * line): the lines the last one dropped are said, from relay_log or, when
+ * no later line comes, from on_tick. */
+static void logs_new_second(sbx_proc *sp) {
+  uint64_t sec = uv_now(&S.w->loop) / 1000;
+  if (sec == sp->err_sec) return;
+  if (sp->err_dropped)
+    log_warn("sandbox pid %d on \"%s\": %llu log lines dropped (over 20 "
+             "a second)",
+             (int)sp->pid, sp->platform, (unsigned long long)sp->err_dropped);
+  sp->err_sec = sec;
+  sp->err_count = 0;
+  sp->err_dropped = 0;
+}
+
 static void relay_log(sbx_proc *sp, int level, const char *msg, size_t n,
                       const char *source, const char *package,
                       const nno_req *r) {
-  uint64_t sec = uv_now(&S.w->loop) / 1000;
-  if (sec != sp->err_sec) {
-    if (sp->err_dropped)
-      log_warn(
-          "sandbox pid %d on \"%s\": %llu log lines dropped (over 20 "
-          "a second)",
-          (int)sp->pid, sp->platform, (unsigned long long)sp->err_dropped);
-    sp->err_sec = sec;
-    sp->err_count = 0;
-    sp->err_dropped = 0;
-  }
+  logs_new_second(sp);
   if (++sp->err_count > 20) {
     sp->err_dropped++;
     return;
@@ -814,9 +821,9 @@ static void relay_log(sbx_proc *sp, int level, const char *msg, size_t n,
   log_str(&l, "source", source);
   if (r) log_strn(&l, "rid", r->rid, r->rid_len);
   if (package) log_str(&l, "package", package);
-  /* A trial's sandbox outlives the judging of its stack: no names. */
-  log_str(&l, "stack", sp->st ? sp->st->id : "");
-  log_str(&l, "version", sp->st ? sp->st->version : "");
+  /* A trial's sandbox outlives the judging of its stack: its copies. */
+  log_str(&l, "stack", sp->stack_id);
+  log_str(&l, "version", sp->stack_version);
   log_str(&l, "platform", sp->platform);
   log_int(&l, "pid", sp->pid);
   log_end(&l);
@@ -1192,6 +1199,7 @@ static void on_tick(uv_timer_t *t) {
   sbx_proc *next;
   for (sbx_proc *sp = S.head; sp; sp = next) {
     next = sp->next;
+    logs_new_second(sp);
     if (sp->state == SP_DEAD) continue;
     if (sp->statm_fd >= 0) {
       char b[128];

@@ -50,6 +50,9 @@ typedef struct sbx_proc {
   struct sbx_proc *prev, *next; /* the worker's list, most recent first */
   stack *st;
   char platform[65];
+  /* Its stack's id and version, kept for its log lines after the stack
+   * is forgotten (a trial's, an unloaded version's). */
+  char stack_id[128], stack_version[64];
   int state;
   int trial;
   /* Started for a platform event (no plan known, default budgets): not

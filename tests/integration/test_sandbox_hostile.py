@@ -127,3 +127,43 @@ def test_sandbox_capacity_says_when_to_retry(make_host):
     finally:
         t.join(20)
     assert held["r"][0] == 200
+
+
+def test_dropped_log_lines_are_said_without_a_later_line(pair):
+    sbx, _ = pair
+    st, _, _ = sbx.request("GET", "/lognl?n=50")
+    assert st == 200
+    # 20 lines a second pass; the other 30 are said from the timer, with
+    # no later line to carry the notice.
+    line = sbx.wait_log(lambda l: "log lines dropped" in l.get("msg", ""),
+                        timeout=5)
+    dropped = int(line["msg"].split(": ")[1].split()[0])
+    assert 30 <= dropped <= 32, line  # its own "stack loaded" shares the cap
+
+
+def test_sandbox_lines_name_their_stack_and_rss_series_go(make_host):
+    h = make_host(workers=1, stacks=[CONTAIN],
+                  config={"sandbox": {"idle_ms": 600}}).start()
+    st, _, _ = h.request("GET", "/headers?n=1")
+    assert st == 200
+    # Every sandbox's own lines (trials' too) name stack and version.
+    h.wait_log(lambda l: l.get("msg") == "stack loaded"
+               and l.get("source") == "sandbox")
+    loaded = [l for l in h.log_lines() if l.get("msg") == "stack loaded"
+              and l.get("source") == "sandbox"]
+    assert all(l["stack"] and l["version"] for l in loaded), loaded
+
+    def rss_series():
+        st, _, body = h.request("GET", "/metrics")
+        assert st == 200
+        return [l for l in body.decode().splitlines()
+                if l.startswith("nno_sandbox_rss_bytes{")]
+    deadline = time.time() + 5
+    while not rss_series() and time.time() < deadline:
+        time.sleep(0.1)
+    assert any('stack="hostile@1.0.0"' in l for l in rss_series())
+    # Reaped when idle: its series goes with it.
+    deadline = time.time() + 8
+    while rss_series() and time.time() < deadline:
+        time.sleep(0.1)
+    assert rss_series() == []
