@@ -829,6 +829,30 @@ static void relay_log(sbx_proc *sp, int level, const char *msg, size_t n,
   log_end(&l);
 }
 
+/* A LOG frame: a package's line, or (SBX_LOG_RUNTIME) a JSON line of the
+ * sandbox's runtime, logged again at its level with its message. */
+static void relay_frame_log(sbx_proc *sp, const sbx_frame_head *h,
+                            uint8_t lvl, const char *msg, size_t n,
+                            const nno_req *r) {
+  if (h->flags != SBX_LOG_RUNTIME) {
+    plugin *pl = sbx__flags_pkg(sp, h->flags);
+    relay_log(sp, lvl, msg, n, "package", pl ? pl->man.name : NULL, r);
+    return;
+  }
+  static const char *const names[] = {"debug", "info", "warn", "error"};
+  json_t *o = json_loadb(msg, n, 0, NULL);
+  const char *m = json_string_value(json_object_get(o, "msg"));
+  const char *lv = json_string_value(json_object_get(o, "level"));
+  int level = NNO_LOG_WARN;
+  for (int i = 0; lv && i < 4; i++)
+    if (strcmp(lv, names[i]) == 0) level = i;
+  if (m)
+    relay_log(sp, level, m, strlen(m), "sandbox", NULL, NULL);
+  else
+    relay_log(sp, NNO_LOG_WARN, msg, n, "sandbox", NULL, NULL);
+  json_decref(o);
+}
+
 /* Handle one frame. 0, or -1 when the sandbox was killed for it. */
 static int frame(sbx_proc *sp, const sbx_frame_head *h, const char *p) {
   if (!sp->st) return 0; /* its stack is gone: nothing it says matters */
@@ -915,9 +939,7 @@ static int frame(sbx_proc *sp, const sbx_frame_head *h, const char *p) {
       return -1;
     }
     sbx_slot *s = h->id ? sbx__slot_of(sp, h->id) : NULL;
-    plugin *pl = sbx__flags_pkg(sp, h->flags);
-    relay_log(sp, lvl, msg, n, "package", pl ? pl->man.name : NULL,
-              s ? s->r : NULL);
+    relay_frame_log(sp, h, lvl, msg, n, s ? s->r : NULL);
     return 0;
   }
   case SBX_MSG_RECYCLE: {
@@ -1002,24 +1024,11 @@ static void on_err_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
   *b = uv_buf_init(chunk, sizeof chunk);
 }
 
-/* One line of the sandbox's stderr: a log line of its own (JSON, as every
- * nno process writes them) is logged again at its level with its message,
- * tagged; anything else as a warning, as written. */
+/* One line of the sandbox's stderr: text, whatever it looks like (a
+ * package writes there too), as a warning. The runtime's own lines come
+ * as LOG frames (relay_runtime). */
 static void relay_stderr(sbx_proc *sp) {
-  static const char *const names[] = {"debug", "info", "warn", "error"};
-  json_t *o = sp->errline[0] == '{'
-                  ? json_loadb(sp->errline, sp->errlen, 0, NULL)
-                  : NULL;
-  const char *msg = json_string_value(json_object_get(o, "msg"));
-  const char *lv = json_string_value(json_object_get(o, "level"));
-  int level = NNO_LOG_WARN;
-  for (int i = 0; lv && i < 4; i++)
-    if (strcmp(lv, names[i]) == 0) level = i;
-  if (msg)
-    relay_log(sp, level, msg, strlen(msg), "sandbox", NULL, NULL);
-  else
-    relay_log(sp, NNO_LOG_WARN, sp->errline, sp->errlen, "stderr", NULL, NULL);
-  json_decref(o);
+  relay_log(sp, NNO_LOG_WARN, sp->errline, sp->errlen, "stderr", NULL, NULL);
 }
 
 /* The sandbox's stderr: lines (cut at 512 bytes) as warnings. */
@@ -1423,10 +1432,8 @@ int sandbox_trial(worker *w, stack *st, char *file, size_t filecap,
       uint8_t lvl;
       const char *msg;
       size_t n;
-      if (sbx_decode_log(p, h.len, &lvl, &msg, &n) == 0) {
-        plugin *pl = sbx__flags_pkg(sp, h.flags);
-        relay_log(sp, lvl, msg, n, "package", pl ? pl->man.name : NULL, NULL);
-      }
+      if (sbx_decode_log(p, h.len, &lvl, &msg, &n) == 0)
+        relay_frame_log(sp, &h, lvl, msg, n, NULL);
       free(fb);
       fb = NULL;
       continue;

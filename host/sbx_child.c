@@ -223,6 +223,24 @@ static void mark_loading(size_t idx, int on_host_ready) {
                         memory_order_relaxed);
 }
 
+/* log.c's sink: a runtime line as a LOG frame (SBX_LOG_RUNTIME), written
+ * at once (an _exit may follow). Not while a frame is being built: then
+ * stderr, relayed as text. */
+static int runtime_line(const char *line, size_t n) {
+  if (g_out.open || g_out.oom || !sbx_on_loop()) return -1;
+  while (n && line[n - 1] == '\n') n--;
+  size_t at = sbx_begin(&g_out, SBX_MSG_LOG, 0);
+  uint16_t flags = SBX_LOG_RUNTIME;
+  if (!g_out.oom)
+    memcpy(g_out.p + at + offsetof(sbx_frame_head, flags), &flags,
+           sizeof flags);
+  sbx_u8(&g_out, NNO_LOG_INFO);
+  sbx_str(&g_out, line, n);
+  if (sbx_end(&g_out, at) != 0) return -1;
+  flush_out();
+  return 0;
+}
+
 void sbx_log(int level, const char *pkg, const char *msg) {
   /* flags: the package index + 1 (0: the sandbox itself). */
   size_t at = sbx_begin(&g_out, SBX_MSG_LOG, g_sbx_cur ? g_sbx_cur->id : 0);
@@ -870,6 +888,7 @@ int sbx_child_main(int argc, char **argv) {
   }
   g_cpu_default_ms = cpu_ms > UINT64_MAX / 1000000u ? 0 : cpu_ms;
   log_init("sandbox", level);
+  log_set_sink(runtime_line);
   char err[LOADER_ERR_MAX];
 
   /* 1-2: parent death, descriptors, no new privileges, rlimits. */

@@ -23,7 +23,8 @@
 #define SBX_NAME_MAX 128            /* package names and versions */
 #define SBX_ROUTE_TEXT_MAX 1024     /* a route's method or pattern */
 #define SBX_HEADERS_MAX (64u << 10) /* a response's header block */
-#define SBX_LOG_MAX 1024            /* a log line's text */
+#define SBX_LOG_MAX 4096 /* a LOG's text: a runtime line whole (LOG_LINE_MAX);
+                          * a package's message is cut at 1024 */
 #define SBX_FETCH_HEADERS_MAX 64
 #define SBX_STR_MAX (32u << 20) /* any other string field */
 

@@ -13,6 +13,9 @@ plumbing against its platform:
   sandbox;
 - a package cannot start a thread of its own in a sandbox (EPERM), so no
   CPU is burnt outside its requests' budgets; work_queue still works;
+- what a package writes to stderr is relayed as text (source "stderr",
+  level warn), never at a level it claims; the runtime's own lines keep
+  theirs (source "sandbox");
 - "503 sandbox capacity" says when to retry."""
 import http.client
 import json
@@ -167,3 +170,16 @@ def test_sandbox_lines_name_their_stack_and_rss_series_go(make_host):
     while rss_series() and time.time() < deadline:
         time.sleep(0.1)
     assert rss_series() == []
+
+
+def test_stderr_is_relayed_as_text(pair):
+    sbx, _ = pair
+    st, _, _ = sbx.request("GET", "/stderr")
+    assert st == 200
+    line = sbx.wait_log(lambda l: "forged on stderr" in l.get("msg", ""))
+    assert line["level"] == "warn" and line["source"] == "stderr", line
+    assert line["msg"].startswith('{"level":"error"'), line
+    # The runtime's own lines keep their level and source.
+    loaded = [l for l in sbx.log_lines() if l.get("msg") == "stack loaded"
+              and l.get("source") == "sandbox"]
+    assert loaded and all(l["level"] == "info" for l in loaded), loaded
