@@ -409,6 +409,7 @@ static sbx_proc *spawn(stack *st, const char *platform, config_budget b,
   sp->st = st;
   sp->budget = b;
   sp->statm_fd = -1;
+  sp->stat_fd = -1;
   sp->free_head = NO_SLOT;
   snprintf(sp->platform, sizeof sp->platform, "%s", platform);
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0 ||
@@ -499,6 +500,8 @@ static sbx_proc *spawn(stack *st, const char *platform, config_budget b,
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/statm", (int)sp->pid);
     sp->statm_fd = open(path, O_RDONLY | O_CLOEXEC);
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)sp->pid);
+    sp->stat_fd = open(path, O_RDONLY | O_CLOEXEC);
   }
   uv_timer_init(&w->loop, &sp->timer);
   sp->timer.data = sp;
@@ -1094,6 +1097,9 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
     S.count--;
     metrics_labelled_add("nno_sandbox_processes", 1, -1);
     if (sp->statm_fd >= 0) close(sp->statm_fd);
+  if (sp->stat_fd >= 0) close(sp->stat_fd);
+    if (sp->stat_fd >= 0) close(sp->stat_fd);
+    if (sp->rss) metrics_labelled_add(sp->rss_key, 1, -(int64_t)sp->rss);
     if (sp->page) munmap(sp->page, (size_t)S.page_size);
     sp->page = NULL;
     close_handle(sp, (uv_handle_t *)&sp->proc);
@@ -1110,7 +1116,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
     snprintf(reason, sizeof reason, "%s", sp->kill_reason);
     budget = sp->kill_budget;
     crash = !budget && strcmp(sp->kill_reason, "protocol violation") == 0;
-    if (budget) budget_name = "wall";
+    if (budget) budget_name = budget == 2 ? "cpu" : "wall";
   } else if (why == SBX_EXIT_CPU || status == SBX_EXIT_CPU) {
     snprintf(reason, sizeof reason, "cpu budget");
     budget = 1, crash = 0, budget_name = "cpu";
@@ -1191,6 +1197,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
   metrics_labelled_add("nno_sandbox_processes", 1, -1);
   if (sp->rss) metrics_labelled_add(sp->rss_key, 1, -(int64_t)sp->rss);
   if (sp->statm_fd >= 0) close(sp->statm_fd);
+  if (sp->stat_fd >= 0) close(sp->stat_fd);
   if (sp->page) munmap(sp->page, (size_t)S.page_size);
   sp->page = NULL;
   close_handle(sp, (uv_handle_t *)&sp->proc);
@@ -1201,6 +1208,45 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
 
 /* ---- the tick: memory, idle reaping ------------------------------------- */
 
+/* CPU outside requests: a sandbox whose CPU over the last second or more
+ * exceeds its callbacks' time (the status page) by 90% of a core burns it
+ * in threads of its own or in pool work no request's budget sees. It is
+ * killed as a budget ("cpu outside requests"). Not judged while a
+ * callback runs (its time is not on the page yet). */
+static void cpu_sample(sbx_proc *sp, uint64_t now) {
+  if (sp->stat_fd < 0 || !sp->page || sp->state != SP_READY) return;
+  char b[512];
+  ssize_t n = pread(sp->stat_fd, b, sizeof b - 1, 0);
+  if (n <= 0) return;
+  b[n] = '\0';
+  const char *p = strrchr(b, ')');
+  unsigned long long ut, st;
+  if (!p || sscanf(p + 1,
+                   " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                   &ut, &st) != 2)
+    return;
+  uint64_t cpu = (ut + st) * (1000000000ull / (uint64_t)S.clk_tck);
+  uint64_t cb = atomic_load_explicit(&sp->page->cb_total_ns,
+                                     memory_order_relaxed);
+  int in_cb = atomic_load_explicit(&sp->page->busy_since_ns,
+                                   memory_order_relaxed) != 0;
+  if (sp->cpu_at && !in_cb && now - sp->cpu_at >= 1000) {
+    uint64_t wall = (now - sp->cpu_at) * 1000000ull;
+    uint64_t used = cpu - sp->cpu_ns, covered = cb - sp->cb_ns;
+    if (used > covered && (used - covered) * 10 > wall * 9) {
+      log_failed(sp, "sandbox budget exceeded", NULL, pkg_name(sp, 0),
+                 "cpu outside requests");
+      kill_proc(sp, "cpu outside requests", 2);
+      return;
+    }
+  }
+  if (!sp->cpu_at || in_cb || now - sp->cpu_at >= 1000) {
+    sp->cpu_ns = cpu;
+    sp->cb_ns = cb;
+    sp->cpu_at = now ? now : 1;
+  }
+}
+
 static void on_tick(uv_timer_t *t) {
   (void)t;
   uint64_t now = uv_now(&S.w->loop);
@@ -1210,6 +1256,7 @@ static void on_tick(uv_timer_t *t) {
     next = sp->next;
     logs_new_second(sp);
     if (sp->state == SP_DEAD) continue;
+    cpu_sample(sp, now);
     if (sp->statm_fd >= 0) {
       char b[128];
       ssize_t n = pread(sp->statm_fd, b, sizeof b - 1, 0);
@@ -1248,6 +1295,8 @@ int sandbox_init(worker *w) {
   memset(&S, 0, sizeof S);
   S.w = w;
   S.page_size = sysconf(_SC_PAGESIZE);
+  S.clk_tck = sysconf(_SC_CLK_TCK);
+  if (S.clk_tck <= 0) S.clk_tck = 100;
   if (S.page_size <= 0) S.page_size = 4096;
   ssize_t n = readlink("/proc/self/exe", S.exe, sizeof S.exe - 1);
   if (n <= 0) {

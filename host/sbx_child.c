@@ -363,7 +363,13 @@ static void req_maybe_free(sbx_req *r);
 void sbx_leave(const sbx_enter_state *st) {
   sbx_req *r = g_sbx_cur;
   if (r != st->prev) cpu_switch(r, st->prev);
-  if (--g_entered == 0) g_cb_ns += mono_ns() - g_cb_since;
+  if (--g_entered == 0) {
+    uint64_t spent = mono_ns() - g_cb_since;
+    g_cb_ns += spent;
+    if (g_sbx_shared)
+      atomic_fetch_add_explicit(&g_sbx_shared->cb_total_ns, spent,
+                                memory_order_relaxed);
+  }
   g_sbx_cur = st->prev;
   if (g_sbx_shared) {
     sbx_req *p = st->prev;

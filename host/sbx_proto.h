@@ -188,14 +188,17 @@ typedef struct sbx_shared {
    * trial that ends before READY names that package. */
   _Atomic uint32_t load_pkg;
   _Atomic uint32_t load_phase;
+  /* Wall time spent in callbacks (outermost), in total: the CPU its
+   * requests could account for (the worker's CPU sampling). */
+  _Atomic uint64_t cb_total_ns;
 } sbx_shared;
 
 /* ---- encoding ---------------------------------------------------------- */
 
-/* A growable output buffer of frames. */
 /* LOG's flags for a line of the sandbox's runtime. */
 #define SBX_LOG_RUNTIME 0xffffu
 
+/* A growable output buffer of frames. */
 typedef struct sbx_out {
   char *p;
   size_t len, cap;

@@ -13,6 +13,9 @@ plumbing against its platform:
   sandbox;
 - a package cannot start a thread of its own in a sandbox (EPERM), so no
   CPU is burnt outside its requests' budgets; work_queue still works;
+- a thread a package started in init and left spinning is caught by the
+  worker's CPU sampling: the sandbox is killed as a budget ("cpu outside
+  requests"), counted, and the next request gets a new one;
 - what a package writes to stderr is relayed as text (source "stderr",
   level warn), never at a level it claims; the runtime's own lines keep
   theirs (source "sandbox");
@@ -183,3 +186,19 @@ def test_stderr_is_relayed_as_text(pair):
     loaded = [l for l in sbx.log_lines() if l.get("msg") == "stack loaded"
               and l.get("source") == "sandbox"]
     assert loaded and all(l["level"] == "info" for l in loaded), loaded
+
+
+def test_cpu_outside_requests_is_a_budget(make_host):
+    h = make_host(workers=1, stacks=[CONTAIN]).start()
+    st, _, body = h.request("GET", "/bgspin")
+    assert st == 200, body
+    line = h.wait_log(lambda l: l.get("reason") == "cpu outside requests",
+                      timeout=10)
+    assert line["msg"] == "sandbox budget exceeded"
+    assert line["package"] == "hostile" and line["stack"] == "hostile"
+    st, _, body = h.request("GET", "/metrics")
+    assert ('nno_sandbox_budget_total{platform="",package="hostile",'
+            'budget="cpu"} 1') in body.decode()
+    assert "protocol violation" not in h.log_text()
+    st, _, body = h.request("GET", "/headers?n=1")
+    assert st == 200, body
