@@ -137,7 +137,7 @@ def test_sandbox_capacity_says_when_to_retry(make_host):
 
 def test_dropped_log_lines_are_said_without_a_later_line(pair):
     sbx, _ = pair
-    st, _, _ = sbx.request("GET", "/lognl?n=50")
+    st, _, _ = sbx.request("GET", "/lognl?n=50&plain=1")
     assert st == 200
     # 20 lines a second pass; the other 30 are said from the timer, with
     # no later line to carry the notice.
@@ -147,7 +147,7 @@ def test_dropped_log_lines_are_said_without_a_later_line(pair):
     assert 30 <= dropped <= 32, line  # its own "stack loaded" shares the cap
 
 
-def test_sandbox_lines_name_their_stack_and_rss_series_go(make_host):
+def test_sandbox_lines_name_their_stack(make_host):
     h = make_host(workers=1, stacks=[CONTAIN],
                   config={"sandbox": {"idle_ms": 600}}).start()
     st, _, _ = h.request("GET", "/headers?n=1")
@@ -158,6 +158,13 @@ def test_sandbox_lines_name_their_stack_and_rss_series_go(make_host):
     loaded = [l for l in h.log_lines() if l.get("msg") == "stack loaded"
               and l.get("source") == "sandbox"]
     assert all(l["stack"] and l["version"] for l in loaded), loaded
+
+
+def test_an_ended_sandbox_has_no_rss_series(make_host):
+    h = make_host(workers=1, stacks=[CONTAIN],
+                  config={"sandbox": {"idle_ms": 600}}).start()
+    st, _, _ = h.request("GET", "/headers?n=1")
+    assert st == 200
 
     def rss_series():
         st, _, body = h.request("GET", "/metrics")
