@@ -51,7 +51,6 @@ static void p_log(nno_plugin *p, int level, const char *fmt, ...) {
 }
 
 static const char *p_host_data_dir(nno_plugin *p) {
-  if (!sbx_on_loop()) return NULL;
   (void)p;
   return ""; /* no file system in a sandbox */
 }
@@ -1069,25 +1068,21 @@ static int o_stack_require_at(nno_plugin *p, nno_stack *st, size_t i,
 /* ---- refused: core plugins only ------------------------------------------ */
 
 static int x_hook_add(nno_plugin *p, int s, nno_hook_fn f, void *ud) {
-  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)p, (void)s, (void)f, (void)ud;
   return NNO_ESTATE;
 }
 static int x_set_scope(nno_req *r, const char *s, size_t n, size_t strip,
                        nno_stack *const *st, size_t ns) {
-  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)r, (void)s, (void)n, (void)strip, (void)st, (void)ns;
   return NNO_ESTATE;
 }
 static int x_set_caller(nno_plugin *p, nno_req *r, int k, const char *a,
                         const char *b, const char *c, const char *d,
                         const char *e) {
-  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)p, (void)r, (void)k, (void)a, (void)b, (void)c, (void)d, (void)e;
   return NNO_ESTATE;
 }
 static int x_set_tenant_path(nno_plugin *p, nno_req *r, const char *s) {
-  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)p, (void)r, (void)s;
   return NNO_ESTATE;
 }
@@ -1098,18 +1093,15 @@ static int x_platform_event(nno_plugin *p, nno_stack *s, const char *pl, int e,
 }
 static int x_package_at(nno_plugin *p, nno_stack *s, size_t i, nno_str *a,
                         nno_str *b, nno_str *c, nno_str *d) {
-  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)p, (void)s, (void)i, (void)a, (void)b, (void)c, (void)d;
   return NNO_ESTATE;
 }
 static int x_catalogue_at(nno_plugin *p, size_t i, nno_stack_entry *o) {
-  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)p, (void)i, (void)o;
   return NNO_ESTATE;
 }
 static int x_install(nno_plugin *p, const nno_stack_install *in,
                      nno_stack_install_fn done, void *ud) {
-  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)p, (void)in, (void)done, (void)ud;
   return NNO_ESTATE;
 }
@@ -1122,17 +1114,14 @@ static int x_remove(nno_plugin *p, const char *id, const char *v, char *err,
 }
 static int x_upload(nno_plugin *p, const char *m, const char *pat,
                     nno_handler_fn fn, void *ud, uint64_t max) {
-  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)p, (void)m, (void)pat, (void)fn, (void)ud, (void)max;
   return NNO_ESTATE;
 }
 static int x_body_file(nno_req *r, int *fd, uint64_t *len) {
-  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)r, (void)fd, (void)len;
   return NNO_ESTATE;
 }
 static int x_stack_missing(nno_req *r, const char *id, const char *v) {
-  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)r, (void)id, (void)v;
   return NNO_ESTATE;
 }
@@ -1143,23 +1132,19 @@ static int x_verify(nno_plugin *p, nno_stack *s, char *err, size_t n) {
   return NNO_ESTATE;
 }
 static int x_set_plan(nno_plugin *p, nno_req *r, const char *plan) {
-  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)p, (void)r, (void)plan;
   return NNO_ESTATE;
 }
 static int x_isolation(nno_plugin *p, nno_stack *s) {
-  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)p, (void)s;
   return NNO_ESTATE;
 }
 static int x_quarantine_at(nno_plugin *p, size_t i, nno_quarantine *o) {
-  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)p, (void)i, (void)o;
   return NNO_ESTATE;
 }
 static int x_quarantine_release(nno_plugin *p, const char *a, const char *b,
                                 const char *c) {
-  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)p, (void)a, (void)b, (void)c;
   return NNO_ESTATE;
 }
