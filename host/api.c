@@ -220,13 +220,13 @@ static int header_to(buf *b, nno_req *r, const char *name,
   for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
     if (strcasecmp(name, reserved[i]) == 0) return NNO_EINVAL;
   size_t nl = strlen(name), vl = strlen(value);
-  if (nl + vl + 4 > 8192) return NNO_ETOOBIG;
+  if (nl + vl + 4 > 8192 || r->nheaders >= RES_HEADERS_MAX)
+    return NNO_ETOOBIG;
   /* A header alone is not an answer: `written` stays as it was, so a
    * handler that fails after a policy added headers still gets its 500. */
-  if (buf_append(b, name, nl, 65536) || buf_append(b, ": ", 2, 65536) ||
-      buf_append(b, value, vl, 65536) || buf_append(b, "\r\n", 2, 65536))
-    return NNO_ETOOBIG;
-  return 0;
+  int rc = header_line_add(b, name, nl, value, vl);
+  if (!rc) r->nheaders++;
+  return rc;
 }
 
 static int api_res_header(nno_req *r, const char *name, const char *value) {
@@ -241,7 +241,9 @@ static int api_res_header_keep(nno_req *r, const char *name,
 static int api_res_write(nno_req *r, const void *data, size_t len) {
   if (r->ended) return NNO_ESTATE;
   r->written = 1;
-  return buf_append(&r->body, data, len, r->max_body);
+  int rc = buf_append(&r->body, data, len, r->max_body);
+  if (rc == NNO_ETOOBIG) r->body_over = 1;
+  return rc;
 }
 
 static int api_res_json(nno_req *r, int status, const char *json,
@@ -253,8 +255,10 @@ static int api_res_json(nno_req *r, int status, const char *json,
   r->status = status;
   r->written = 1;
   r->body.len = 0;
+  r->body_over = 0;
   int rc = buf_append(&r->headers, ct, sizeof ct - 1, 65536);
   if (!rc) rc = buf_append(&r->body, json, len, r->max_body);
+  if (rc == NNO_ETOOBIG) r->body_over = 1;
   return rc;
 }
 

@@ -684,6 +684,11 @@ static void stream_start(conn *c);
 
 void conn_request_done(conn *c) {
   nno_req *r = &c->req;
+  /* A body cut at max_response_bytes (a res_write refused, the refusal
+   * ignored) is never sent as if whole. */
+  if (r->body_over)
+    req_problem(r, 500, "Internal Server Error",
+                "the response is larger than limits.max_response_bytes");
   /* A body streamed from storage still reads the platform's file: the
    * request holds the platform until the stream is over (req_reset). */
   if (!r->body_src) res_request_end(r);

@@ -286,9 +286,16 @@ static void write_all(int fd, const char *p, size_t n) {
   }
 }
 
+static int (*g_sink)(const char *line, size_t n);
+
+void log_set_sink(int (*sink)(const char *line, size_t n)) {
+  g_sink = sink;
+}
+
 void log_end(logline *l) {
   finish(l);
   if (alen && afd == STDERR_FILENO) log_flush();
+  if (g_sink && g_sink(l->buf, l->len) == 0) return;
   write_all(STDERR_FILENO, l->buf, l->len);
 }
 

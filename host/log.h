@@ -48,6 +48,9 @@ void log_kint(logline *l, const char *key, size_t klen, long long v);
 /* Write the line now (flushing any buffered access lines first when they go
  * to the same place, so one process's lines keep their order). */
 void log_end(logline *l);
+/* Where log_end's lines go instead of stderr (the sandbox: LOG frames);
+ * NULL: stderr. The sink returns 0, or -1 to have the line on stderr. */
+void log_set_sink(int (*sink)(const char *line, size_t n));
 
 /* For a thread other than the process's loop thread (the watchdog): a
  * line begun and written without the timestamp cache or the access

@@ -286,6 +286,12 @@ static void render_labelled(sbuf *b) {
     size_t j = i;
     for (; j < n && strcmp(v[j]->key, v[i]->key) == 0; j++)
       sum += atomic_load(&((labelled *)v[j])->value);
+    /* A labelled gauge at 0 is of something gone (a sandbox that ended):
+     * no series, rather than a stale one. */
+    if (v[i]->slot >= 0 && sum == 0 && strchr(v[i]->key, '{')) {
+      i = j;
+      continue;
+    }
     size_t nl = strcspn(v[i]->key, "{");
     if (strlen(name) != nl || strncmp(name, v[i]->key, nl) != 0) {
       memcpy(name, v[i]->key, nl);

@@ -82,6 +82,8 @@ void req_reset(nno_req *r) {
   r->route_label = NULL;
   r->status = 200;
   r->async = r->written = r->gone = r->active = 0;
+  r->body_over = 0;
+  r->nheaders = 0;
   r->in_handler = r->ended = 0;
   r->match.nparams = 0;
   r->match.target = NULL;
@@ -250,10 +252,32 @@ void problem_build(buf *headers, buf *b, int status, const char *title,
          buf_append(b, "}", 1, SIZE_MAX));
 }
 
+size_t header_lines(const char *p, size_t n) {
+  size_t lines = 0;
+  const char *end = p + n;
+  while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+    lines++;
+    p++;
+  }
+  return lines;
+}
+
+int header_line_add(buf *b, const char *name, size_t nl, const char *value,
+                    size_t vl) {
+  size_t was = b->len;
+  if (buf_append(b, name, nl, 65536) || buf_append(b, ": ", 2, 65536) ||
+      buf_append(b, value, vl, 65536) || buf_append(b, "\r\n", 2, 65536)) {
+    b->len = was; /* never half a line */
+    return NNO_ETOOBIG;
+  }
+  return 0;
+}
+
 void req_problem(nno_req *r, int status, const char *title,
                  const char *detail) {
   r->status = status;
   r->written = 1;
+  r->body_over = 0;
   problem_build(&r->headers, &r->body, status, title, detail, r->rid,
                 r->rid_len);
 }

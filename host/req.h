@@ -59,6 +59,10 @@ struct nno_req {
   buf headers; /* "Name: value\r\n" lines from the handler */
   buf body;
   size_t max_body;
+  /* A res_write/res_json went past max_body: the response is a 500
+   * problem, not the body cut short (req_finish). */
+  int body_over;
+  unsigned nheaders; /* res_header/res_header_keep calls taken */
   char scope[65]; /* set by a RESOLVE hook; "" when none */
   size_t scope_len;
   int scoped;
@@ -140,6 +144,20 @@ int req_upload_open(nno_req *r, const char *data_dir, unsigned *count);
  * body may be cut short. */
 void problem_build(buf *headers, buf *body, int status, const char *title,
                    const char *detail, const char *rid, size_t rid_len);
+
+/* The most headers res_header and res_header_keep take for one response,
+ * together: past it, NNO_ETOOBIG (and a sandbox's RES with more lines,
+ * beyond the one Content-Type of res_json or a problem, is refused). */
+#define RES_HEADERS_MAX 100
+
+/* Append "name: value\r\n" to `b` unless that makes it more than 65536
+ * bytes: 0, or NNO_ETOOBIG with `b` as it was. (Name and value are
+ * checked by the caller.) */
+int header_line_add(buf *b, const char *name, size_t nl, const char *value,
+                    size_t vl);
+
+/* The "\r\n"-ended lines in `p`..`p + n`. */
+size_t header_lines(const char *p, size_t n);
 
 /* Find query parameter `name` in the raw query `q` (without '?') and
  * percent-decode its value ('+' is a space) into memory from

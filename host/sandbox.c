@@ -409,6 +409,7 @@ static sbx_proc *spawn(stack *st, const char *platform, config_budget b,
   sp->st = st;
   sp->budget = b;
   sp->statm_fd = -1;
+  sp->stat_fd = -1;
   sp->free_head = NO_SLOT;
   snprintf(sp->platform, sizeof sp->platform, "%s", platform);
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0 ||
@@ -499,6 +500,8 @@ static sbx_proc *spawn(stack *st, const char *platform, config_budget b,
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/statm", (int)sp->pid);
     sp->statm_fd = open(path, O_RDONLY | O_CLOEXEC);
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)sp->pid);
+    sp->stat_fd = open(path, O_RDONLY | O_CLOEXEC);
   }
   uv_timer_init(&w->loop, &sp->timer);
   sp->timer.data = sp;
@@ -525,6 +528,8 @@ static sbx_proc *spawn(stack *st, const char *platform, config_budget b,
   if (S.head) S.head->prev = sp;
   S.head = sp;
   S.count++;
+  snprintf(sp->stack_id, sizeof sp->stack_id, "%s", st->id);
+  snprintf(sp->stack_version, sizeof sp->stack_version, "%s", st->version);
   metrics_labelled_add("nno_sandbox_spawns_total", 0, 1);
   metrics_labelled_add("nno_sandbox_processes", 1, 1);
   {
@@ -623,15 +628,20 @@ static int submit(nno_req *r, plugin *pl, uint32_t wroute, int event) {
   /* A quarantined package was refused before its handler (dispatch). */
   sbx_proc *sp =
       proc_for(st, r->scope, r->plan, event, &status, detail, sizeof detail);
+  static const char ra[] = "Retry-After: 1\r\n";
   if (!sp) {
     req_problem(r, status,
                 status == 503 ? "Service Unavailable" : "Bad Gateway", detail);
+    /* Capacity frees as the busy sandboxes answer: soon. */
+    if (status == 503)
+      (void)buf_append(&r->headers, ra, sizeof ra - 1, SIZE_MAX);
     return 0;
   }
   sbx_slot *s = slot_new(sp);
   if (!s) {
     req_problem(r, 503, "Service Unavailable",
                 "the package's sandbox has too many requests in flight");
+    (void)buf_append(&r->headers, ra, sizeof ra - 1, SIZE_MAX);
     return 0;
   }
   config_budget b = config_plan_budget(S.w->cfg, r->plan);
@@ -785,20 +795,25 @@ static void violation(sbx_proc *sp, const char *what) {
   kill_proc(sp, "protocol violation", 0);
 }
 
+/* A new second of the sandbox's log lines (20 a second, 512 bytes a
+ * line): the lines the last one dropped are said, from relay_log or, when
+ * no later line comes, from on_tick. */
+static void logs_new_second(sbx_proc *sp) {
+  uint64_t sec = uv_now(&S.w->loop) / 1000;
+  if (sec == sp->err_sec) return;
+  if (sp->err_dropped)
+    log_warn("sandbox pid %d on \"%s\": %llu log lines dropped (over 20 "
+             "a second)",
+             (int)sp->pid, sp->platform, (unsigned long long)sp->err_dropped);
+  sp->err_sec = sec;
+  sp->err_count = 0;
+  sp->err_dropped = 0;
+}
+
 static void relay_log(sbx_proc *sp, int level, const char *msg, size_t n,
                       const char *source, const char *package,
                       const nno_req *r) {
-  uint64_t sec = uv_now(&S.w->loop) / 1000;
-  if (sec != sp->err_sec) {
-    if (sp->err_dropped)
-      log_warn(
-          "sandbox pid %d on \"%s\": %llu log lines dropped (over 20 "
-          "a second)",
-          (int)sp->pid, sp->platform, (unsigned long long)sp->err_dropped);
-    sp->err_sec = sec;
-    sp->err_count = 0;
-    sp->err_dropped = 0;
-  }
+  logs_new_second(sp);
   if (++sp->err_count > 20) {
     sp->err_dropped++;
     return;
@@ -809,12 +824,36 @@ static void relay_log(sbx_proc *sp, int level, const char *msg, size_t n,
   log_str(&l, "source", source);
   if (r) log_strn(&l, "rid", r->rid, r->rid_len);
   if (package) log_str(&l, "package", package);
-  /* A trial's sandbox outlives the judging of its stack: no names. */
-  log_str(&l, "stack", sp->st ? sp->st->id : "");
-  log_str(&l, "version", sp->st ? sp->st->version : "");
+  /* A trial's sandbox outlives the judging of its stack: its copies. */
+  log_str(&l, "stack", sp->stack_id);
+  log_str(&l, "version", sp->stack_version);
   log_str(&l, "platform", sp->platform);
   log_int(&l, "pid", sp->pid);
   log_end(&l);
+}
+
+/* A LOG frame: a package's line, or (SBX_LOG_RUNTIME) a JSON line of the
+ * sandbox's runtime, logged again at its level with its message. */
+static void relay_frame_log(sbx_proc *sp, const sbx_frame_head *h,
+                            uint8_t lvl, const char *msg, size_t n,
+                            const nno_req *r) {
+  if (h->flags != SBX_LOG_RUNTIME) {
+    plugin *pl = sbx__flags_pkg(sp, h->flags);
+    relay_log(sp, lvl, msg, n, "package", pl ? pl->man.name : NULL, r);
+    return;
+  }
+  static const char *const names[] = {"debug", "info", "warn", "error"};
+  json_t *o = json_loadb(msg, n, 0, NULL);
+  const char *m = json_string_value(json_object_get(o, "msg"));
+  const char *lv = json_string_value(json_object_get(o, "level"));
+  int level = NNO_LOG_WARN;
+  for (int i = 0; lv && i < 4; i++)
+    if (strcmp(lv, names[i]) == 0) level = i;
+  if (m)
+    relay_log(sp, level, m, strlen(m), "sandbox", NULL, NULL);
+  else
+    relay_log(sp, NNO_LOG_WARN, msg, n, "sandbox", NULL, NULL);
+  json_decref(o);
 }
 
 /* Handle one frame. 0, or -1 when the sandbox was killed for it. */
@@ -903,9 +942,7 @@ static int frame(sbx_proc *sp, const sbx_frame_head *h, const char *p) {
       return -1;
     }
     sbx_slot *s = h->id ? sbx__slot_of(sp, h->id) : NULL;
-    plugin *pl = sbx__flags_pkg(sp, h->flags);
-    relay_log(sp, lvl, msg, n, "package", pl ? pl->man.name : NULL,
-              s ? s->r : NULL);
+    relay_frame_log(sp, h, lvl, msg, n, s ? s->r : NULL);
     return 0;
   }
   case SBX_MSG_RECYCLE: {
@@ -990,24 +1027,11 @@ static void on_err_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
   *b = uv_buf_init(chunk, sizeof chunk);
 }
 
-/* One line of the sandbox's stderr: a log line of its own (JSON, as every
- * nno process writes them) is logged again at its level with its message,
- * tagged; anything else as a warning, as written. */
+/* One line of the sandbox's stderr: text, whatever it looks like (a
+ * package writes there too), as a warning. The runtime's own lines come
+ * as LOG frames (relay_runtime). */
 static void relay_stderr(sbx_proc *sp) {
-  static const char *const names[] = {"debug", "info", "warn", "error"};
-  json_t *o = sp->errline[0] == '{'
-                  ? json_loadb(sp->errline, sp->errlen, 0, NULL)
-                  : NULL;
-  const char *msg = json_string_value(json_object_get(o, "msg"));
-  const char *lv = json_string_value(json_object_get(o, "level"));
-  int level = NNO_LOG_WARN;
-  for (int i = 0; lv && i < 4; i++)
-    if (strcmp(lv, names[i]) == 0) level = i;
-  if (msg)
-    relay_log(sp, level, msg, strlen(msg), "sandbox", NULL, NULL);
-  else
-    relay_log(sp, NNO_LOG_WARN, sp->errline, sp->errlen, "stderr", NULL, NULL);
-  json_decref(o);
+  relay_log(sp, NNO_LOG_WARN, sp->errline, sp->errlen, "stderr", NULL, NULL);
 }
 
 /* The sandbox's stderr: lines (cut at 512 bytes) as warnings. */
@@ -1073,6 +1097,9 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
     S.count--;
     metrics_labelled_add("nno_sandbox_processes", 1, -1);
     if (sp->statm_fd >= 0) close(sp->statm_fd);
+  if (sp->stat_fd >= 0) close(sp->stat_fd);
+    if (sp->stat_fd >= 0) close(sp->stat_fd);
+    if (sp->rss) metrics_labelled_add(sp->rss_key, 1, -(int64_t)sp->rss);
     if (sp->page) munmap(sp->page, (size_t)S.page_size);
     sp->page = NULL;
     close_handle(sp, (uv_handle_t *)&sp->proc);
@@ -1089,7 +1116,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
     snprintf(reason, sizeof reason, "%s", sp->kill_reason);
     budget = sp->kill_budget;
     crash = !budget && strcmp(sp->kill_reason, "protocol violation") == 0;
-    if (budget) budget_name = "wall";
+    if (budget) budget_name = budget == 2 ? "cpu" : "wall";
   } else if (why == SBX_EXIT_CPU || status == SBX_EXIT_CPU) {
     snprintf(reason, sizeof reason, "cpu budget");
     budget = 1, crash = 0, budget_name = "cpu";
@@ -1170,6 +1197,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
   metrics_labelled_add("nno_sandbox_processes", 1, -1);
   if (sp->rss) metrics_labelled_add(sp->rss_key, 1, -(int64_t)sp->rss);
   if (sp->statm_fd >= 0) close(sp->statm_fd);
+  if (sp->stat_fd >= 0) close(sp->stat_fd);
   if (sp->page) munmap(sp->page, (size_t)S.page_size);
   sp->page = NULL;
   close_handle(sp, (uv_handle_t *)&sp->proc);
@@ -1180,6 +1208,45 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
 
 /* ---- the tick: memory, idle reaping ------------------------------------- */
 
+/* CPU outside requests: a sandbox whose CPU over the last second or more
+ * exceeds its callbacks' time (the status page) by 90% of a core burns it
+ * in threads of its own or in pool work no request's budget sees. It is
+ * killed as a budget ("cpu outside requests"). Not judged while a
+ * callback runs (its time is not on the page yet). */
+static void cpu_sample(sbx_proc *sp, uint64_t now) {
+  if (sp->stat_fd < 0 || !sp->page || sp->state != SP_READY) return;
+  char b[512];
+  ssize_t n = pread(sp->stat_fd, b, sizeof b - 1, 0);
+  if (n <= 0) return;
+  b[n] = '\0';
+  const char *p = strrchr(b, ')');
+  unsigned long long ut, st;
+  if (!p || sscanf(p + 1,
+                   " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                   &ut, &st) != 2)
+    return;
+  uint64_t cpu = (ut + st) * (1000000000ull / (uint64_t)S.clk_tck);
+  uint64_t cb = atomic_load_explicit(&sp->page->cb_total_ns,
+                                     memory_order_relaxed);
+  int in_cb = atomic_load_explicit(&sp->page->busy_since_ns,
+                                   memory_order_relaxed) != 0;
+  if (sp->cpu_at && !in_cb && now - sp->cpu_at >= 1000) {
+    uint64_t wall = (now - sp->cpu_at) * 1000000ull;
+    uint64_t used = cpu - sp->cpu_ns, covered = cb - sp->cb_ns;
+    if (used > covered && (used - covered) * 10 > wall * 9) {
+      log_failed(sp, "sandbox budget exceeded", NULL, pkg_name(sp, 0),
+                 "cpu outside requests");
+      kill_proc(sp, "cpu outside requests", 2);
+      return;
+    }
+  }
+  if (!sp->cpu_at || in_cb || now - sp->cpu_at >= 1000) {
+    sp->cpu_ns = cpu;
+    sp->cb_ns = cb;
+    sp->cpu_at = now ? now : 1;
+  }
+}
+
 static void on_tick(uv_timer_t *t) {
   (void)t;
   uint64_t now = uv_now(&S.w->loop);
@@ -1187,7 +1254,9 @@ static void on_tick(uv_timer_t *t) {
   sbx_proc *next;
   for (sbx_proc *sp = S.head; sp; sp = next) {
     next = sp->next;
+    logs_new_second(sp);
     if (sp->state == SP_DEAD) continue;
+    cpu_sample(sp, now);
     if (sp->statm_fd >= 0) {
       char b[128];
       ssize_t n = pread(sp->statm_fd, b, sizeof b - 1, 0);
@@ -1226,6 +1295,8 @@ int sandbox_init(worker *w) {
   memset(&S, 0, sizeof S);
   S.w = w;
   S.page_size = sysconf(_SC_PAGESIZE);
+  S.clk_tck = sysconf(_SC_CLK_TCK);
+  if (S.clk_tck <= 0) S.clk_tck = 100;
   if (S.page_size <= 0) S.page_size = 4096;
   ssize_t n = readlink("/proc/self/exe", S.exe, sizeof S.exe - 1);
   if (n <= 0) {
@@ -1410,10 +1481,8 @@ int sandbox_trial(worker *w, stack *st, char *file, size_t filecap,
       uint8_t lvl;
       const char *msg;
       size_t n;
-      if (sbx_decode_log(p, h.len, &lvl, &msg, &n) == 0) {
-        plugin *pl = sbx__flags_pkg(sp, h.flags);
-        relay_log(sp, lvl, msg, n, "package", pl ? pl->man.name : NULL, NULL);
-      }
+      if (sbx_decode_log(p, h.len, &lvl, &msg, &n) == 0)
+        relay_frame_log(sp, &h, lvl, msg, n, NULL);
       free(fb);
       fb = NULL;
       continue;

@@ -40,6 +40,7 @@ static const nno_str k_empty = {"", 0};
 /* ---- log, plugin -------------------------------------------------------- */
 
 static void p_log(nno_plugin *p, int level, const char *fmt, ...) {
+  if (!sbx_on_loop()) return;
   if (!log_level_enabled(level)) return;
   char msg[1024];
   va_list ap;
@@ -59,6 +60,7 @@ static const char *p_host_data_dir(nno_plugin *p) {
 #define GETTER(fn, field)           \
   static nno_str fn(nno_req *req) { \
     sbx_req *r = (sbx_req *)req;    \
+    if (!sbx_on_loop()) return k_empty; \
     REQ_OR(r, #fn, k_empty);        \
     return r->field;                \
   }
@@ -75,6 +77,7 @@ GETTER(q_platform, platform)
 GETTER(q_tenant_path, tenant_path)
 
 static void *q_alloc(nno_req *req, size_t n) {
+  if (!sbx_on_loop()) return NULL;
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "req_alloc", NULL);
   if (n == 0 || n > REQ_ARENA_MAX || r->arena_total + n > REQ_ARENA_MAX)
@@ -90,6 +93,7 @@ static void *q_alloc(nno_req *req, size_t n) {
 static void *arena_of(void *r, size_t n) { return q_alloc(r, n); }
 
 static int q_query_param(nno_req *req, const char *name, nno_str *out) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "req_query_param", NNO_EINVAL);
   if (!name || !out) return NNO_EINVAL;
@@ -98,6 +102,7 @@ static int q_query_param(nno_req *req, const char *name, nno_str *out) {
 }
 
 static int q_param(nno_req *req, const char *name, nno_str *out) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "req_param", NNO_EINVAL);
   if (!name || !out) return NNO_EINVAL;
@@ -110,6 +115,7 @@ static int q_param(nno_req *req, const char *name, nno_str *out) {
 }
 
 static int q_header(nno_req *req, const char *name, nno_str *out) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "req_header", NNO_EINVAL);
   if (!name || !out) return NNO_EINVAL;
@@ -144,6 +150,7 @@ static int q_header(nno_req *req, const char *name, nno_str *out) {
 }
 
 static int q_header_at(nno_req *req, size_t i, nno_str *name, nno_str *value) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "req_header_at", NNO_EINVAL);
   if (i >= r->nheaders) return NNO_ENOENT;
@@ -153,6 +160,7 @@ static int q_header_at(nno_req *req, size_t i, nno_str *name, nno_str *value) {
 }
 
 static int q_gone(nno_req *req) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "req_gone", 1);
   return r->gone;
@@ -160,6 +168,7 @@ static int q_gone(nno_req *req) {
 
 static int q_route(nno_req *req, nno_str *pattern, nno_str *scope,
                    nno_str *package) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "req_route", NNO_EINVAL);
   if (r->event) return NNO_ENOENT;
@@ -170,6 +179,7 @@ static int q_route(nno_req *req, nno_str *pattern, nno_str *scope,
 }
 
 static int q_caller(nno_req *req, nno_caller *out) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "req_caller", NNO_EINVAL);
   if (!out) return NNO_EINVAL;
@@ -200,14 +210,15 @@ static int header_to(buf *b, sbx_req *r, const char *name, const char *value) {
   for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
     if (strcasecmp(name, reserved[i]) == 0) return NNO_EINVAL;
   size_t nl = strlen(name), vl = strlen(value);
-  if (nl + vl + 4 > 8192) return NNO_ETOOBIG;
-  if (buf_append(b, name, nl, 65536) || buf_append(b, ": ", 2, 65536) ||
-      buf_append(b, value, vl, 65536) || buf_append(b, "\r\n", 2, 65536))
+  if (nl + vl + 4 > 8192 || r->nheaders_out >= RES_HEADERS_MAX)
     return NNO_ETOOBIG;
-  return 0;
+  int rc = header_line_add(b, name, nl, value, vl);
+  if (!rc) r->nheaders_out++;
+  return rc;
 }
 
 static int s_status(nno_req *req, int status) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "res_status", NNO_EINVAL);
   if (r->ended || status < 200 || status > 599) return NNO_EINVAL;
@@ -217,27 +228,33 @@ static int s_status(nno_req *req, int status) {
 }
 
 static int s_header(nno_req *req, const char *name, const char *value) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "res_header", NNO_EINVAL);
   return header_to(&r->headers_out, r, name, value);
 }
 
 static int s_header_keep(nno_req *req, const char *name, const char *value) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "res_header_keep", NNO_EINVAL);
   return header_to(&r->keep_out, r, name, value);
 }
 
 static int s_write(nno_req *req, const void *data, size_t len) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "res_write", NNO_EINVAL);
   if (r->ended) return NNO_ESTATE;
   if (len && !data) return NNO_EINVAL;
   r->written = 1;
-  return buf_append(&r->body_out, data, len, r->max_body);
+  int rc = buf_append(&r->body_out, data, len, r->max_body);
+  if (rc == NNO_ETOOBIG) r->body_over = 1;
+  return rc;
 }
 
 static int s_json(nno_req *req, int status, const char *json, size_t len) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   static const char ct[] = "Content-Type: application/json\r\n";
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "res_json", NNO_EINVAL);
@@ -247,8 +264,10 @@ static int s_json(nno_req *req, int status, const char *json, size_t len) {
   r->status = status;
   r->written = 1;
   r->body_out.len = 0;
+  r->body_over = 0;
   int rc = buf_append(&r->headers_out, ct, sizeof ct - 1, 65536);
   if (!rc) rc = buf_append(&r->body_out, json, len, r->max_body);
+  if (rc == NNO_ETOOBIG) r->body_over = 1;
   return rc;
 }
 
@@ -257,12 +276,14 @@ void sbx_problem(sbx_req *r, int status, const char *title,
                  const char *detail) {
   r->status = status;
   r->written = 1;
+  r->body_over = 0;
   problem_build(&r->headers_out, &r->body_out, status, title, detail,
                 r->rid.ptr, r->rid.len);
 }
 
 static int s_problem(nno_req *req, int status, const char *title,
                      const char *detail) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "res_problem", NNO_EINVAL);
   if (r->ended) return NNO_ESTATE;
@@ -272,6 +293,7 @@ static int s_problem(nno_req *req, int status, const char *title,
 }
 
 static int s_end(nno_req *req) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "res_end", NNO_EINVAL);
   return sbx_req_end(r);
@@ -310,6 +332,7 @@ static void t_fire(nno_timer *inner, void *ud) {
 
 static int t_start(nno_plugin *p, uint64_t timeout_ms, uint64_t repeat_ms,
                    nno_timer_fn fn, void *ud, nno_timer **out) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   if (!fn || !out) return NNO_EINVAL;
   sbx_timer *t = calloc(1, sizeof *t);
   if (!t) return NNO_ENOMEM;
@@ -336,6 +359,7 @@ static int t_start(nno_plugin *p, uint64_t timeout_ms, uint64_t repeat_ms,
 }
 
 static void t_stop(nno_timer *tm) {
+  if (!sbx_on_loop()) return;
   sbx_timer *t = (sbx_timer *)tm;
   if (!t) return;
   if (!sbx_handle_is(t, SBX_H_TIMER)) {
@@ -385,6 +409,7 @@ static void w_after(int status, void *ud) {
 
 static int w_queue(nno_plugin *p, nno_work_fn fn, nno_after_work_fn after,
                    void *ud) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   if (!fn) return NNO_EINVAL;
   sbx_work *w = malloc(sizeof *w);
   if (!w) return NNO_ENOMEM;
@@ -477,12 +502,15 @@ static sbx_res *res_live(const void *h, int type, const char *call, int *rc) {
 }
 
 static int o_sql_open(nno_req *r, const char *name, nno_sql **out) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   return res_open(r, "sql", SBX_H_SQL, name, (void **)out, "sql_open");
 }
 static int o_kv_open(nno_req *r, const char *name, nno_kv **out) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   return res_open(r, "kv", SBX_H_KV, name, (void **)out, "kv_open");
 }
 static int o_blob_open(nno_req *r, const char *name, nno_blob **out) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   return res_open(r, "blob", SBX_H_BLOB, name, (void **)out, "blob_open");
 }
 
@@ -519,6 +547,7 @@ static void sql_cb(sbx_req *r, int error, const char *msg, sbx_in *in,
 
 static int o_sql_exec(nno_sql *db, const char *sql, const char *params,
                       nno_sql_done_fn done, void *ud) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   int rc = 0;
   sbx_res *h = res_live(db, SBX_H_SQL, "sql_exec", &rc);
   if (!h) return rc;
@@ -530,6 +559,7 @@ static int o_sql_exec(nno_sql *db, const char *sql, const char *params,
 
 static int o_sql_batch(nno_sql *db, const char *batch, nno_sql_done_fn done,
                        void *ud) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   int rc = 0;
   sbx_res *h = res_live(db, SBX_H_SQL, "sql_batch", &rc);
   if (!h) return rc;
@@ -615,6 +645,7 @@ static int kv_call(nno_kv *kv, kv_args *a, sbx_result_fn cb,
 
 static int o_kv_get(nno_kv *kv, const char *key, size_t key_len,
                     nno_kv_done_fn done, void *ud) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   kv_args a = {.op = SBX_CALL_KV_GET, .key = key, .key_len = key_len};
   return kv_call(kv, &a, kv_get_cb, done, ud, "kv_get");
 }
@@ -622,6 +653,7 @@ static int o_kv_get(nno_kv *kv, const char *key, size_t key_len,
 static int o_kv_put(nno_kv *kv, const char *key, size_t key_len,
                     const void *value, size_t value_len, uint64_t ttl_s,
                     nno_kv_done_fn done, void *ud) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   if (value_len && !value) return NNO_EINVAL;
   kv_args a = {.op = SBX_CALL_KV_PUT,
                .key = key,
@@ -634,6 +666,7 @@ static int o_kv_put(nno_kv *kv, const char *key, size_t key_len,
 
 static int o_kv_delete(nno_kv *kv, const char *key, size_t key_len,
                        nno_kv_done_fn done, void *ud) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   kv_args a = {.op = SBX_CALL_KV_DELETE, .key = key, .key_len = key_len};
   return kv_call(kv, &a, kv_del_cb, done, ud, "kv_delete");
 }
@@ -641,6 +674,7 @@ static int o_kv_delete(nno_kv *kv, const char *key, size_t key_len,
 static int o_kv_list(nno_kv *kv, const char *prefix, size_t prefix_len,
                      const char *cursor, uint32_t limit, nno_kv_done_fn done,
                      void *ud) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   kv_args a = {.op = SBX_CALL_KV_LIST,
                .key = prefix,
                .key_len = prefix_len,
@@ -732,6 +766,7 @@ static int blob_call(nno_blob *b, blob_args *a, sbx_result_fn cb,
 static int o_blob_put(nno_blob *b, const char *key, size_t key_len,
                       const char *content_type, const void *data, size_t len,
                       nno_blob_done_fn done, void *ud) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   if (len && !data) return NNO_EINVAL;
   blob_args a = {.op = SBX_CALL_BLOB_PUT,
                  .key = key,
@@ -744,12 +779,14 @@ static int o_blob_put(nno_blob *b, const char *key, size_t key_len,
 
 static int o_blob_head(nno_blob *b, const char *key, size_t key_len,
                        nno_blob_done_fn done, void *ud) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   blob_args a = {.op = SBX_CALL_BLOB_HEAD, .key = key, .key_len = key_len};
   return blob_call(b, &a, blob_head_cb, done, ud, "blob_head");
 }
 
 static int o_blob_delete(nno_blob *b, const char *key, size_t key_len,
                          nno_blob_done_fn done, void *ud) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   blob_args a = {.op = SBX_CALL_BLOB_DELETE, .key = key, .key_len = key_len};
   return blob_call(b, &a, blob_del_cb, done, ud, "blob_delete");
 }
@@ -757,6 +794,7 @@ static int o_blob_delete(nno_blob *b, const char *key, size_t key_len,
 static int o_blob_list(nno_blob *b, const char *prefix, size_t prefix_len,
                        const char *cursor, uint32_t limit,
                        nno_blob_done_fn done, void *ud) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   blob_args a = {.op = SBX_CALL_BLOB_LIST,
                  .key = prefix,
                  .key_len = prefix_len,
@@ -796,6 +834,7 @@ static void rblob_cb(sbx_req *r, int error, const char *msg, sbx_in *in,
 
 static int o_res_blob(nno_req *req, nno_blob *b, const char *key,
                       size_t key_len) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   sbx_req *r = (sbx_req *)req;
   REQ_OR(r, "res_blob", NNO_EINVAL);
   int rc = 0;
@@ -852,6 +891,7 @@ static void fetch_cb(sbx_req *r, int error, const char *msg, sbx_in *in,
 
 static int o_http_fetch(nno_plugin *p, const nno_http_request *rq,
                         nno_http_done_fn done, void *ud) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   /* As the host: a request built before max_response_bytes existed has
    * none (0, the host's default); only what it has is read. */
   if (!rq || !done || rq->size < offsetof(nno_http_request, max_response_bytes))
@@ -902,6 +942,7 @@ static void limit_fill(const void *v) {
 static int o_limit_take(nno_plugin *p, const char *key, size_t key_len,
                         double rate_per_s, uint32_t burst, uint32_t cost,
                         nno_limit_result *out) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   if (!key || !out) return NNO_EINVAL;
   if (key_len > 120) return NNO_ETOOBIG;
   limit_args a = {key, key_len, rate_per_s, burst, cost};
@@ -963,6 +1004,7 @@ static int o_counter_add(nno_plugin *p, const char *name, uint64_t delta,
 }
 
 static int o_config_int(nno_plugin *p, const char *key, int64_t *out) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   uint64_t v = 0;
   int rc = one_u64(p, SBX_CALL_CONFIG_INT, key, 0, 0, &v);
   if (rc == 0) *out = (int64_t)v;
@@ -973,12 +1015,14 @@ static int o_config_int(nno_plugin *p, const char *key, int64_t *out) {
 
 static int o_service_publish(nno_plugin *p, const char *name, uint32_t v,
                              const void *vt) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)p, (void)name, (void)v, (void)vt;
   return NNO_ENOENT;
 }
 
 static int o_service_lookup(nno_plugin *p, const char *name, uint32_t min,
                             const void **vt, uint32_t *v) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)p, (void)name, (void)min, (void)vt, (void)v;
   return NNO_ENOENT;
 }
@@ -990,6 +1034,7 @@ static stack *own_stack(void) {
 
 static int o_stack_find(nno_plugin *p, const char *id, const char *version,
                         nno_stack **out) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)p;
   stack *s = own_stack();
   if (!id || !out) return NNO_EINVAL;
@@ -1000,6 +1045,7 @@ static int o_stack_find(nno_plugin *p, const char *id, const char *version,
 }
 
 static int o_stack_at(nno_plugin *p, size_t i, nno_stack **out) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)p;
   stack *s = own_stack();
   if (!out) return NNO_EINVAL;
@@ -1009,12 +1055,14 @@ static int o_stack_at(nno_plugin *p, size_t i, nno_stack **out) {
 }
 
 static int o_stack_info(nno_stack *st, nno_str *id, nno_str *version) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   if (!st || (stack *)st != own_stack()) return NNO_EINVAL;
   return host()->stack_info(st, id, version);
 }
 
 static int o_stack_require_at(nno_plugin *p, nno_stack *st, size_t i,
                               nno_str *id, nno_str *range) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   if (!st || (stack *)st != own_stack()) return NNO_EINVAL;
   return host()->stack_require_at(p, st, i, id, range);
 }
@@ -1061,6 +1109,7 @@ static int x_install(nno_plugin *p, const nno_stack_install *in,
 }
 static int x_remove(nno_plugin *p, const char *id, const char *v, char *err,
                     size_t n) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)p, (void)id, (void)v;
   if (err && n) snprintf(err, n, "not allowed in a sandbox");
   return NNO_ESTATE;
@@ -1079,6 +1128,7 @@ static int x_stack_missing(nno_req *r, const char *id, const char *v) {
   return NNO_ESTATE;
 }
 static int x_verify(nno_plugin *p, nno_stack *s, char *err, size_t n) {
+  if (!sbx_on_loop()) return NNO_ESTATE;
   (void)p, (void)s;
   if (err && n) snprintf(err, n, "not allowed in a sandbox");
   return NNO_ESTATE;

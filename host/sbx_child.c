@@ -223,6 +223,24 @@ static void mark_loading(size_t idx, int on_host_ready) {
                         memory_order_relaxed);
 }
 
+/* log.c's sink: a runtime line as a LOG frame (SBX_LOG_RUNTIME), written
+ * at once (an _exit may follow). Not while a frame is being built: then
+ * stderr, relayed as text. */
+static int runtime_line(const char *line, size_t n) {
+  if (g_out.open || g_out.oom || !sbx_on_loop()) return -1;
+  while (n && line[n - 1] == '\n') n--;
+  size_t at = sbx_begin(&g_out, SBX_MSG_LOG, 0);
+  uint16_t flags = SBX_LOG_RUNTIME;
+  if (!g_out.oom)
+    memcpy(g_out.p + at + offsetof(sbx_frame_head, flags), &flags,
+           sizeof flags);
+  sbx_u8(&g_out, NNO_LOG_INFO);
+  sbx_str(&g_out, line, n);
+  if (sbx_end(&g_out, at) != 0) return -1;
+  flush_out();
+  return 0;
+}
+
 void sbx_log(int level, const char *pkg, const char *msg) {
   /* flags: the package index + 1 (0: the sandbox itself). */
   size_t at = sbx_begin(&g_out, SBX_MSG_LOG, g_sbx_cur ? g_sbx_cur->id : 0);
@@ -345,7 +363,13 @@ static void req_maybe_free(sbx_req *r);
 void sbx_leave(const sbx_enter_state *st) {
   sbx_req *r = g_sbx_cur;
   if (r != st->prev) cpu_switch(r, st->prev);
-  if (--g_entered == 0) g_cb_ns += mono_ns() - g_cb_since;
+  if (--g_entered == 0) {
+    uint64_t spent = mono_ns() - g_cb_since;
+    g_cb_ns += spent;
+    if (g_sbx_shared)
+      atomic_fetch_add_explicit(&g_sbx_shared->cb_total_ns, spent,
+                                memory_order_relaxed);
+  }
   g_sbx_cur = st->prev;
   if (g_sbx_shared) {
     sbx_req *p = st->prev;
@@ -451,6 +475,12 @@ static void send_res(sbx_req *r, int rc) {
       sbx_cstr(&g_out, reason);
       sbx_end(&g_out, at);
     }
+  }
+  /* As the worker's req_finish: a body cut at max_response_bytes is a
+   * 500 problem, never sent as if whole. */
+  if (r->body_over && !r->event) {
+    sbx_problem(r, 500, "Internal Server Error",
+                "the response is larger than limits.max_response_bytes");
   }
   size_t at = sbx_begin(&g_out, SBX_MSG_RES, r->id);
   if (r->event) {
@@ -830,7 +860,23 @@ static int parse_u64(const char *s, uint64_t *out) {
 
 /* From the first confinement on, every end is _exit: no atexit handler
  * runs in a confined process (a leak checker's clone would be refused). */
+/* The work that starts libuv's pool before phase 2 forbids threads. */
+static void pool_noop(uv_work_t *w) {
+  (void)w;
+}
+static void pool_started(uv_work_t *w, int status) {
+  (void)w, (void)status;
+}
+
+/* Set once, on the thread that runs sbx_child_main: the loop thread. */
+static __thread int g_on_loop;
+
+int sbx_on_loop(void) {
+  return g_on_loop;
+}
+
 int sbx_child_main(int argc, char **argv) {
+  g_on_loop = 1;
   /* argv: ROOT DIR ID VERSION PLATFORM DATA CPU_MS MEMORY_MB LOG_LEVEL
    * [BASE_DOMAIN] (host_base_domain; the default when absent) */
   if (argc != 9 && argc != 10) {
@@ -848,6 +894,7 @@ int sbx_child_main(int argc, char **argv) {
   }
   g_cpu_default_ms = cpu_ms > UINT64_MAX / 1000000u ? 0 : cpu_ms;
   log_init("sandbox", level);
+  log_set_sink(runtime_line);
   char err[LOADER_ERR_MAX];
 
   /* 1-2: parent death, descriptors, no new privileges, rlimits. */
@@ -927,7 +974,13 @@ int sbx_child_main(int argc, char **argv) {
   if (g_sbx_shared)
     atomic_store_explicit(&g_sbx_shared->load_pkg, 0, memory_order_relaxed);
 
-  /* 7: no file system from here on. */
+  /* 7: no file system, and no new thread, from here on: the libuv pool
+   * (work_queue) starts all its threads at its first work, queued now. */
+  static uv_work_t pool_start;
+  if (uv_queue_work(&g_w.loop, &pool_start, pool_noop, pool_started) != 0) {
+    send_fail("", "cannot start the thread pool");
+    _exit(SBX_EXIT_LOAD);
+  }
   if (sbx_confine_phase2(err, sizeof err) != 0) {
     send_fail("", err);
     _exit(SBX_EXIT_LOAD);

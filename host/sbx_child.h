@@ -69,6 +69,8 @@ typedef struct sbx_req {
   /* the response so far */
   int status;
   int written;
+  int body_over;     /* a write went past max_body: answered as a 500 */
+  unsigned nheaders_out; /* res_header/res_header_keep calls taken */
   buf headers_out, keep_out, body_out;
   int gone;         /* CANCEL: the worker has dropped it */
   int ended;        /* RES sent (or res_blob handed it over) */
@@ -138,6 +140,11 @@ int sbx_call_sync(size_t at, uint64_t call_id, char **frame, sbx_in *in,
 
 /* A log line to the worker. */
 void sbx_log(int level, const char *pkg, const char *msg);
+
+/* 1 on the sandbox's loop thread, 0 on any other (a work_queue pool
+ * thread): every entry of the host table refuses the others (NNO_ESTATE,
+ * or an empty value), as the host's calls are the loop's alone. */
+int sbx_on_loop(void);
 
 /* ---- the proxy table (sbx_api.c) ---------------------------------------- */
 

@@ -624,6 +624,10 @@ int sbx_confine_phase2(char *err, size_t errlen) {
                                  SCMP_SYS(memfd_create)};
   for (size_t i = 0; rc == 0 && i < sizeof no_files / sizeof *no_files; i++)
     rc = add(f, SCMP_ACT_ERRNO(EACCES), no_files[i], 0, NULL);
+  /* No new thread either: the pool is running (sbx_child started it), and
+   * a package's own thread would burn CPU no request's budget sees.
+   * clone3 stays ENOSYS (phase 1): glibc falls back to clone, refused. */
+  if (rc == 0) rc = add(f, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 0, NULL);
   if (rc == 0) rc = seccomp_load(f);
   if (f) seccomp_release(f);
   if (rc != 0) {

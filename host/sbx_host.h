@@ -50,6 +50,13 @@ typedef struct sbx_proc {
   struct sbx_proc *prev, *next; /* the worker's list, most recent first */
   stack *st;
   char platform[65];
+  /* Its stack's id and version, kept for its log lines after the stack
+   * is forgotten (a trial's, an unloaded version's). */
+  char stack_id[128], stack_version[64];
+  /* CPU sampling (on_tick): /proc/PID/stat, and at the last sample its
+   * CPU time, the page's callback time and when (ms; 0: none yet). */
+  int stat_fd;
+  uint64_t cpu_ns, cb_ns, cpu_at;
   int state;
   int trial;
   /* Started for a platform event (no plan known, default budgets): not
@@ -108,6 +115,7 @@ struct sbx_state {
   int dirty;    /* some sandbox has output to flush */
   int stopping; /* the worker is leaving: exits are not failures */
   long page_size;
+  long clk_tck; /* /proc/PID/stat's unit */
 };
 
 /* The worker's sandboxes (one worker per process). */

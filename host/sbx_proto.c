@@ -35,11 +35,13 @@ size_t sbx_begin(sbx_out *o, uint16_t type, uint64_t id) {
   size_t at = o->len;
   sbx_frame_head h = {0, type, 0, id};
   put(o, &h, sizeof h);
+  o->open++;
   return at;
 }
 
 int sbx_end(sbx_out *o, size_t at) {
   size_t n = o->len - at - sizeof(sbx_frame_head);
+  if (o->open > 0) o->open--;
   if (o->oom || n > SBX_FRAME_MAX) {
     /* Drop the broken frame; the frames before it stand. */
     if (at <= o->len) o->len = at;

@@ -66,7 +66,9 @@ typedef enum sbx_msg {
   SBX_MSG_CALL = 4,
   /* A log line: u8 level, str message (the worker bounds and tags it).
    * `id`: the request it was logged for (0 none); `flags`: the package's
-   * index + 1 (0: the sandbox itself). */
+   * index + 1 (0: the sandbox itself), or SBX_LOG_RUNTIME: the message is
+   * a whole JSON line of the sandbox's runtime (log.c), relayed at its
+   * level (its stderr is relayed as text only). */
   SBX_MSG_LOG = 5,
   /* The sandbox asks to be replaced once its requests end: str reason
    * ("memory budget exceeded: 300 MiB of 256 MiB"). `id`: the request
@@ -186,15 +188,22 @@ typedef struct sbx_shared {
    * trial that ends before READY names that package. */
   _Atomic uint32_t load_pkg;
   _Atomic uint32_t load_phase;
+  /* Wall time spent in callbacks (outermost), in total: the CPU its
+   * requests could account for (the worker's CPU sampling). */
+  _Atomic uint64_t cb_total_ns;
 } sbx_shared;
 
 /* ---- encoding ---------------------------------------------------------- */
+
+/* LOG's flags for a line of the sandbox's runtime. */
+#define SBX_LOG_RUNTIME 0xffffu
 
 /* A growable output buffer of frames. */
 typedef struct sbx_out {
   char *p;
   size_t len, cap;
-  int oom; /* an append failed: the frame being built is broken */
+  int oom;  /* an append failed: the frame being built is broken */
+  int open; /* frames begun and not ended yet */
 } sbx_out;
 
 /* Start a frame; returns its offset for sbx_end. */

@@ -153,10 +153,11 @@ int sbx_decode_log(const char *payload, size_t len, uint8_t *level,
                    const char **msg, size_t *msg_len) {
   sbx_in in = {payload, len, 0};
   *level = sbx_get_u8(&in);
-  *msg = text(&in, msg_len, SBX_LOG_MAX);
-  if (done(&in) || *level > NNO_LOG_ERROR) return -1;
-  for (size_t i = 0; i < *msg_len; i++)
-    if ((unsigned char)(*msg)[i] < 32 && (*msg)[i] != '\t') return -1;
+  /* Any bytes: a package logs what its clients sent (newlines, control
+   * bytes, NULs); the log writer escapes them. Only the length is bound. */
+  *msg = sbx_get_str(&in, msg_len);
+  if (done(&in) || *msg_len > SBX_LOG_MAX || *level > NNO_LOG_ERROR)
+    return -1;
   return 0;
 }
 
@@ -186,6 +187,9 @@ static int add_lines(nno_req *r, const char *blk, size_t n,
     name[nl] = '\0';
     memcpy(value, v, vl);
     value[vl] = '\0';
+    /* Counted in the sandbox, and bounded by sbx_res_apply's check: the
+     * host's own lines (Content-Type) must pass too. */
+    r->nheaders = 0;
     if (add(r, name, value) != 0) return -1;
     n -= ll + 2;
     blk = eol + 2;
@@ -260,6 +264,17 @@ int sbx_res_apply(nno_req *r, const sbx_res *m, int event, char *why,
              nno__err_name(m->rc));
     req_problem(r, 500, "Internal Server Error", detail);
     return 0;
+  }
+  /* At most RES_HEADERS_MAX from res_header and res_header_keep, and the
+   * Content-Type of res_json or a problem. */
+  if (header_lines(m->headers, m->headers_len) +
+          header_lines(m->keep, m->keep_len) >
+      RES_HEADERS_MAX + 1) {
+    r->keep.len = 0;
+    req_problem(r, 502, "Bad Gateway",
+                "the package's response has too many headers");
+    snprintf(why, whylen, "more than %d header lines", RES_HEADERS_MAX);
+    return -1;
   }
   if (add_lines(r, m->keep, m->keep_len, api->res_header_keep) != 0) {
     snprintf(why, whylen, "a kept header the host refuses");

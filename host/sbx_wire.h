@@ -23,7 +23,8 @@
 #define SBX_NAME_MAX 128            /* package names and versions */
 #define SBX_ROUTE_TEXT_MAX 1024     /* a route's method or pattern */
 #define SBX_HEADERS_MAX (64u << 10) /* a response's header block */
-#define SBX_LOG_MAX 1024            /* a log line's text */
+#define SBX_LOG_MAX 4096 /* a LOG's text: a runtime line whole (LOG_LINE_MAX);
+                          * a package's message is cut at 1024 */
 #define SBX_FETCH_HEADERS_MAX 64
 #define SBX_STR_MAX (32u << 20) /* any other string field */
 
@@ -81,7 +82,8 @@ int sbx_decode_call(const char *payload, size_t len, sbx_callmsg *out);
 /* 1 if `op` is answered synchronously (the sandbox waits on its socket). */
 int sbx_op_sync(uint16_t op);
 
-/* LOG: level and text (without control characters but tab). */
+/* LOG: level and message: any bytes, at most SBX_LOG_MAX (escaped when
+ * logged). */
 int sbx_decode_log(const char *payload, size_t len, uint8_t *level,
                    const char **text, size_t *text_len);
 
