@@ -1352,15 +1352,32 @@ size_t sandbox_count(void) {
 /* Read one frame from `fd` (blocking, until `deadline` ms of
  * CLOCK_MONOTONIC). Returns the frame's bytes in *buf (malloc'ed), 0 at
  * the deadline or end, -1 for a malformed or oversize frame. */
-static long read_frame(int fd, uint64_t deadline, char **out) {
-  size_t len = 0, cap = 4096;
-  char *b = malloc(cap);
-  if (!b) return -1;
+/* Bytes read from a trial's socket: one read may bring several frames
+ * (a LOG and the FAIL after it), so what follows a frame stays for the
+ * next call. */
+typedef struct trial_in {
+  char *b;
+  size_t len, cap;
+  size_t used; /* the frame handed out last, dropped on the next call */
+} trial_in;
+
+/* The next whole frame of `fd` by `deadline` (CLOCK_MONOTONIC ms): its
+ * length, with *out pointing at it in `in` (valid until the next call);
+ * 0 at the deadline or the socket's end; -1 for a malformed head or out
+ * of memory. */
+static long read_frame(int fd, uint64_t deadline, trial_in *in, char **out) {
+  if (in->used) {
+    memmove(in->b, in->b + in->used, in->len - in->used);
+    in->len -= in->used;
+    in->used = 0;
+  }
   for (;;) {
-    long fl = sbx_frame_ready(b, len, 1u << 20);
+    long fl = sbx_frame_ready(in->b ? in->b : "", in->len, 1u << 20);
     if (fl != 0) {
-      *out = fl > 0 ? b : NULL;
-      if (fl < 0) free(b);
+      if (fl > 0) {
+        *out = in->b;
+        in->used = (size_t)fl;
+      }
       return fl;
     }
     struct timespec ts;
@@ -1371,18 +1388,18 @@ static long read_frame(int fd, uint64_t deadline, char **out) {
     int pr = poll(&pf, 1, (int)(deadline - now));
     if (pr < 0 && errno == EINTR) continue;
     if (pr <= 0) break;
-    if (len == cap) {
-      char *v = cap < (2u << 20) ? realloc(b, cap * 2) : NULL;
-      if (!v) break;
-      b = v;
-      cap *= 2;
+    if (in->len == in->cap) {
+      size_t cap = in->cap ? in->cap * 2 : 4096;
+      char *v = cap <= (4u << 20) ? realloc(in->b, cap) : NULL;
+      if (!v) return -1;
+      in->b = v;
+      in->cap = cap;
     }
-    ssize_t n = read(fd, b + len, cap - len);
+    ssize_t n = read(fd, in->b + in->len, in->cap - in->len);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
-    len += (size_t)n;
+    in->len += (size_t)n;
   }
-  free(b);
   return 0;
 }
 
@@ -1459,8 +1476,9 @@ int sandbox_trial(worker *w, stack *st, char *file, size_t filecap,
                       (uint64_t)w->cfg->sandbox_spawn_timeout_ms;
   int rc = -1;
   char *fb = NULL;
+  trial_in tin = {0};
   for (;;) {
-    long fl = read_frame(fd, deadline, &fb);
+    long fl = read_frame(fd, deadline, &tin, &fb);
     if (fl < 0) {
       snprintf(err, errlen, "sandbox: a malformed frame before READY");
       break;
@@ -1483,8 +1501,6 @@ int sandbox_trial(worker *w, stack *st, char *file, size_t filecap,
       size_t n;
       if (sbx_decode_log(p, h.len, &lvl, &msg, &n) == 0)
         relay_frame_log(sp, &h, lvl, msg, n, NULL);
-      free(fb);
-      fb = NULL;
       continue;
     }
     if (h.type == SBX_MSG_CALL) {
@@ -1493,8 +1509,6 @@ int sandbox_trial(worker *w, stack *st, char *file, size_t filecap,
       int ok = m && sbx_decode_call(p, h.len, m) == 0;
       if (ok) sbx__serve_call(sp, 0, h.flags, m);
       free(m);
-      free(fb);
-      fb = NULL;
       if (!ok) {
         snprintf(err, errlen, "sandbox: a malformed CALL before READY");
         break;
@@ -1541,7 +1555,7 @@ int sandbox_trial(worker *w, stack *st, char *file, size_t filecap,
     free(m);
     break;
   }
-  free(fb);
+  free(tin.b);
   if (rc == 0) {
     /* Loaded as it will serve: let it go. */
     sbx_out o = {0};

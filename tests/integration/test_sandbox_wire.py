@@ -72,8 +72,10 @@ def test_a_request_costs_the_sandbox_one_read_and_one_write(host):
     finally:
         c.close()
     reads, writes = r1 - r0, w1 - w0
-    # One RES write per request (each waited for before the next).
-    assert writes == N, (reads, writes)
+    # One RES write per request (each waited for before the next); a line
+    # of the sandbox's own log (a LOG frame) may go out on its own now and
+    # then, never one per request.
+    assert N <= writes <= N + 5, (reads, writes)
     # One read of the socket each; the resident set is read now and then
     # (every request at worst on a sanitizer build, where package code
     # runs long enough each time). Read after every request, as it was,
