@@ -182,6 +182,14 @@ static int drop_root(char *err, size_t errlen) {
     snprintf(err, errlen, "cannot drop root: still able to regain it");
     return -1;
   }
+  /* A change of credentials clears the parent-death signal: set it again,
+   * or a sandbox whose worker (or check) dies lives on as an orphan. */
+  pid_t parent = getppid();
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent ||
+      parent == 1) {
+    snprintf(err, errlen, "the worker is gone");
+    return -1;
+  }
   return 0;
 }
 

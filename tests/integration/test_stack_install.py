@@ -600,6 +600,25 @@ def test_package_whose_init_hangs_is_refused(make_host, tmp_path):
     assert os.listdir(os.path.join(h.data, "stacks", ".staging")) == []
     st, _, _ = h.api("GET", "/stacks")
     assert st == 200
+    # Nothing of the check outlives it: its hung sandbox (which dropped
+    # root, and with it, once, its parent-death signal) is gone too.
+    staging = os.path.join(h.data, "stacks", ".staging")
+    left = []
+    for _ in range(50):
+        left = [p for p in os.listdir("/proc") if p.isdigit()
+                and staging.encode() in _cmdline(p)]
+        if not left:
+            break
+        time.sleep(0.1)
+    assert left == [], left
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%s/cmdline" % pid, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 FAILPOINT_NNO = os.path.join(BUILD, "bin", "nno-failpoints")
