@@ -262,6 +262,27 @@ size_t header_lines(const char *p, size_t n) {
   return lines;
 }
 
+static int token_char(unsigned char c) {
+  return c > 32 && c < 127 && !strchr("\"(),/:;<=>?@[\\]{}", c);
+}
+
+int res_header_check(const char *name, const char *value, size_t *nl,
+                     size_t *vl) {
+  static const char *const reserved[] = {
+      "content-length", "connection", "date", "transfer-encoding",
+      "x-request-id", "keep-alive", "upgrade", "trailer"};
+  if (!name || !value || !*name) return NNO_EINVAL;
+  for (const char *p = name; *p; p++)
+    if (!token_char((unsigned char)*p)) return NNO_EINVAL;
+  for (const char *p = value; *p; p++)
+    if ((unsigned char)*p < 32 && *p != '\t') return NNO_EINVAL;
+  for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
+    if (strcasecmp(name, reserved[i]) == 0) return NNO_EINVAL;
+  *nl = strlen(name);
+  *vl = strlen(value);
+  return *nl + *vl + 4 > 8192 ? NNO_ETOOBIG : 0;
+}
+
 int header_line_add(buf *b, const char *name, size_t nl, const char *value,
                     size_t vl) {
   size_t was = b->len;

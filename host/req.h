@@ -153,6 +153,12 @@ void problem_build(buf *headers, buf *body, int status, const char *title,
 /* Append "name: value\r\n" to `b` unless that makes it more than 65536
  * bytes: 0, or NNO_ETOOBIG with `b` as it was. (Name and value are
  * checked by the caller.) */
+/* Is `name: value` a header a package may add to its response (a token
+ * name, no control characters but tab in the value, not one the host
+ * writes itself, at most 8 KiB)? 0 with the lengths in *nl and *vl,
+ * NNO_EINVAL, or NNO_ETOOBIG. In-process and in a sandbox alike. */
+int res_header_check(const char *name, const char *value, size_t *nl,
+                     size_t *vl);
 int header_line_add(buf *b, const char *name, size_t nl, const char *value,
                     size_t vl);
 

@@ -194,24 +194,12 @@ static int q_caller(nno_req *req, nno_caller *out) {
 
 /* ---- the response ------------------------------------------------------- */
 
-static int token_char(unsigned char c) {
-  return c > 32 && c < 127 && !strchr("\"(),/:;<=>?@[\\]{}", c);
-}
-
 static int header_to(buf *b, sbx_req *r, const char *name, const char *value) {
-  static const char *const reserved[] = {
-      "content-length", "connection", "date",    "transfer-encoding",
-      "x-request-id",   "keep-alive", "upgrade", "trailer"};
-  if (r->ended || !name || !value || !*name) return NNO_EINVAL;
-  for (const char *p = name; *p; p++)
-    if (!token_char((unsigned char)*p)) return NNO_EINVAL;
-  for (const char *p = value; *p; p++)
-    if ((unsigned char)*p < 32 && *p != '\t') return NNO_EINVAL;
-  for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
-    if (strcasecmp(name, reserved[i]) == 0) return NNO_EINVAL;
-  size_t nl = strlen(name), vl = strlen(value);
-  if (nl + vl + 4 > 8192 || r->nheaders_out >= RES_HEADERS_MAX)
-    return NNO_ETOOBIG;
+  if (r->ended) return NNO_EINVAL;
+  size_t nl, vl;
+  int bad = res_header_check(name, value, &nl, &vl);
+  if (bad) return bad;
+  if (r->nheaders_out >= RES_HEADERS_MAX) return NNO_ETOOBIG;
   int rc = header_line_add(b, name, nl, value, vl);
   if (!rc) r->nheaders_out++;
   return rc;
