@@ -1155,7 +1155,10 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
   }
   if (crash || budget) {
     const char *pkg = pkg_name(sp, culprit);
-    if (budget && budget_name && strcmp(budget_name, "wall") != 0)
+    /* A budget the worker decided on (wall, cpu outside requests) was
+     * counted with its log line; only the sandbox's own verdicts are
+     * counted here. */
+    if (budget && budget_name && !sp->kill_reason[0])
       count_budget(sp->platform, pkg, budget_name);
     if (crash) {
       count_crash(sp->platform, pkg, reason);
@@ -1236,6 +1239,7 @@ static void cpu_sample(sbx_proc *sp, uint64_t now) {
     if (used > covered && (used - covered) * 10 > wall * 9) {
       log_failed(sp, "sandbox budget exceeded", NULL, pkg_name(sp, 0),
                  "cpu outside requests");
+      count_budget(sp->platform, pkg_name(sp, 0), "cpu");
       kill_proc(sp, "cpu outside requests", 2);
       return;
     }
