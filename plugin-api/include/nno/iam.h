@@ -81,6 +81,14 @@ typedef struct nno_iam_v1 {
                              const char *keep_session_id, size_t *count);
   /* The platform's access policy (defaults when none was set). */
   int (*platform_access)(const char *platform, nno_iam_access *out);
+  /*
+   * Whether the space-separated scopes `granted` (`len` bytes, as
+   * nno_caller.scopes gives them) allow scope `needed` (NUL-terminated,
+   * e.g. "features:notes:read"), by the same rules IAM applies to routes
+   * ("*", "features:notes:*"...): 1 yes, 0 no. Memory only. Test `size`
+   * first.
+   */
+  int (*scope_allows)(const char *granted, size_t len, const char *needed);
 } nno_iam_v1;
 
 #endif

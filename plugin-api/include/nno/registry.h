@@ -22,6 +22,8 @@
 
 #include <stddef.h>
 
+#include "plugin.h"
+
 #define NNO_REGISTRY_SERVICE "nno.registry"
 #define NNO_REGISTRY_VERSION 1
 
@@ -95,6 +97,46 @@ typedef struct nno_registry_v1 {
    */
   int (*tenant_path)(const char *platform, const char *tenant, char *out,
                      size_t cap);
+  /*
+   * What a platform shows its users: a JSON object, NUL-terminated in
+   * `out` (`cap` bytes; NNO_REGISTRY_PROFILE_MAX is enough):
+   *   {"id": "acme", "name": "Acme", "class": "platform",
+   *    "status": "active", "branding": {...}}
+   * "branding" is what the operator set (PATCH /api/v1/platforms/{id}):
+   * any of "logo" (a data: URI of an image), "primary", "accent",
+   * "background", "foreground" (colours "#rrggbb"); {} when none. Reads
+   * the database: once per page, not per request. NNO_ENOENT for an
+   * unknown platform or one being deleted, NNO_EINVAL for bad arguments
+   * or a `cap` too small, NNO_EBUSY, NNO_EIO. Test `size` first.
+   */
+  int (*platform_profile)(const char *id, char *out, size_t cap);
+  /*
+   * The stack versions active on platform `id`, in the order its routes
+   * are looked up: i = 0.. until NNO_ENOENT (also for an unknown
+   * platform). O(1) from this worker's table, caught up like
+   * platform_status. The handle is borrowed as stack_find()'s are (valid
+   * until on_stacks_changed). Test `size` first.
+   */
+  int (*platform_stack_at)(const char *id, size_t i, nno_stack **out);
+  /*
+   * Call `each` for the tenants of `platform` in the subtree of `root`
+   * (root included; NULL or "" for every tenant of the platform), parents
+   * before children, siblings by id, at most NNO_REGISTRY_TENANTS_MAX of
+   * them. `path` is the tenant's path from the root of the platform
+   * ("eu/fr"), `status` "active" or "suspended" (its own). Every string is
+   * borrowed for the call. `each` returns 0 to go on, anything else to
+   * stop (returned as is). Reads the database: not for the hot path.
+   * NNO_ENOENT for an unknown platform or root, NNO_EINVAL, NNO_EBUSY,
+   * NNO_EIO. Test `size` first.
+   */
+  int (*tenant_list)(const char *platform, const char *root,
+                     int (*each)(void *ud, const char *id, const char *name,
+                                 const char *path, const char *status),
+                     void *ud);
 } nno_registry_v1;
+
+/* Bounds of the members above. */
+#define NNO_REGISTRY_PROFILE_MAX 131072
+#define NNO_REGISTRY_TENANTS_MAX 1000
 
 #endif
