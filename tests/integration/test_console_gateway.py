@@ -284,3 +284,38 @@ def test_cli_brand(g, tmp_path):
     assert "unknown image type" in err[0]
     assert_usage_error(brand(g, "cli-b"))
     assert len(audit(g, "cli-b", "platform.branding")) == n
+
+
+# -- auth.svc.{stackId}.{p}.{base}: that stack only --------------------------
+
+def test_auth_svc_host_reaches_its_stack_only(g):
+    new_platform(g, "svc-a")
+    key = g.platform_key("svc-a", scopes=["*"])["key"]
+    base = "svc-a.nno.localhost"
+
+    def get(host, path):
+        return g.json("GET", path, host=host, key=key)
+
+    # the platform's other names reach every active stack
+    for host in (base, "console." + base, "auth.svc." + base):
+        assert get(host, "/regprobe/stacks")[0] == 200
+        assert get(host, "/hello")[0] == 200
+    # auth.svc.regprobe: regprobe's routes, not default's
+    st, _, b = get("auth.svc.regprobe." + base, "/regprobe/stacks")
+    assert st == 200 and b["items"] == ["default@1.0.0", "regprobe@1.0.0"]
+    st, hd, b = get("auth.svc.regprobe." + base, "/hello")
+    problem((st, hd, b), 404)
+    # auth.svc.default: default's routes, not regprobe's
+    assert get("auth.svc.default." + base, "/hello")[0] == 200
+    problem(get("auth.svc.default." + base, "/regprobe/stacks"), 404)
+    # a stack the platform has not active: 404 naming it
+    problem(get("auth.svc.nope." + base, "/hello"), 404,
+            'stack "nope" is not active on platform svc-a')
+    st, _, b = op(g, "DELETE", "/platforms/svc-a/stacks/regprobe")
+    assert st == 204, b
+    for _ in range(4):  # every worker
+        problem(get("auth.svc.regprobe." + base, "/regprobe/stacks"), 404,
+                'stack "regprobe" is not active on platform svc-a')
+    # an unknown platform stays the platform's 404
+    problem(get("auth.svc.default.nope-p.nno.localhost", "/hello"), 404,
+            'no platform "nope-p"')
