@@ -27,6 +27,9 @@
 
 #include "internal.h"
 
+/* The session cookie on a platform's hosts (host-only, __Host- prefixed)
+ * and by path (/p/{platform}); both are read, the former first. */
+#define HOST_SESSION_COOKIE "__Host-nno_session"
 #define SESSION_COOKIE "nno_session"
 #define TOUCH_EVERY_S 60
 
@@ -258,16 +261,19 @@ int iam_session_check(const char *tok, size_t len, iam_sess *out) {
  * many. */
 #define COOKIES_MAX 4
 
-/* The values of the session cookie, in the order sent, at most `max`;
- * returns how many. */
+/* The values of the session cookies, HOST_SESSION_COOKIE's then
+ * SESSION_COOKIE's, each in the order sent, at most `max` in all; returns
+ * how many. */
 static size_t cookie_tokens(nno_req *req, nno_str *out, size_t max) {
+  static const char *const names[] = {HOST_SESSION_COOKIE, SESSION_COOKIE};
   nno_str n, v;
   size_t k = 0;
-  for (size_t i = 0; k < max && api->req_header_at(req, i, &n, &v) == NNO_OK;
-       i++) {
-    if (n.len != 6 || strncasecmp(n.ptr, "Cookie", 6) != 0) continue;
-    k += iam_cookie_values(v.ptr, v.len, SESSION_COOKIE, out + k, max - k);
-  }
+  for (size_t j = 0; j < 2; j++)
+    for (size_t i = 0;
+         k < max && api->req_header_at(req, i, &n, &v) == NNO_OK; i++) {
+      if (n.len != 6 || strncasecmp(n.ptr, "Cookie", 6) != 0) continue;
+      k += iam_cookie_values(v.ptr, v.len, names[j], out + k, max - k);
+    }
   return k;
 }
 
@@ -423,6 +429,7 @@ static int authn_cookie(nno_req *req) {
   size_t n = cookie_tokens(req, toks, COOKIES_MAX),
          sl = strlen(IAM_SESSION_PREFIX);
   int tried = 0, pub = route_is_public(req);
+  nno_str here = api->req_scope(req); /* empty for the core API */
   nno_limit_result l;
   iam_sess s;
   for (size_t i = 0; i < n; i++) {
@@ -433,6 +440,9 @@ static int authn_cookie(nno_req *req) {
     if (rc == 1)
       return pub ? NNO_OK : limit_refused(req, &l, "anonymous client");
     if (rc) continue;
+    /* A cookie a sibling platform's page planted for a shared domain is
+     * not this platform's: it stands for no one here. */
+    if (here.len && !streq(here, s.platform)) continue;
     int why = cookie_request_ok(req, (nno_str){s.platform, strlen(s.platform)});
     if (why == COOKIE_UNSAID && pub) return NNO_OK; /* public: as anonymous */
     if (why == COOKIE_UNSAID)

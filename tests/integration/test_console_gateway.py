@@ -4,7 +4,9 @@ platform_stack_at, tenant_list), IAM's scope_allows, platform branding,
 auth.svc narrowing, the host-only session cookie and the Nno-Tenant header
 (registry/README.md, plugins/iam/README.md, packages/auth/README.md)."""
 import base64
+import json
 import os
+import re
 from urllib.parse import urlencode
 
 import pytest
@@ -319,3 +321,105 @@ def test_auth_svc_host_reaches_its_stack_only(g):
     # an unknown platform stays the platform's 404
     problem(get("auth.svc.default.nope-p.nno.localhost", "/hello"), 404,
             'no platform "nope-p"')
+
+
+# -- the session cookie: host-only on a platform's hosts -------------------------
+
+PASSWORD = "correct horse battery"
+HOST_COOKIE_RE = (r"__Host-nno_session=(nnos_\S+); Path=/; Max-Age=(\d+); "
+                  r"HttpOnly; Secure; SameSite=Lax")
+
+
+def open_signup(g, pid, stacks=("default", "regprobe")):
+    new_platform(g, pid, stacks=stacks)
+    st, _, a = op(g, "PUT", "/platforms/%s/access" % pid, {"signup": True})
+    assert st == 200, a
+
+
+def auth(g, pid, what, body=None, host=None, cookie=None, headers=None):
+    """POST /auth/{what} (sign-up, sign-in, sign-out) or GET /auth/session,
+    on `host` or by path."""
+    path = "/auth/" + what if host else "/p/%s/auth/%s" % (pid, what)
+    hd = {"Content-Type": "application/json",
+          "Sec-Fetch-Site": "same-origin"}
+    if cookie:
+        hd["Cookie"] = cookie
+    hd.update(headers or {})
+    method = "GET" if what == "session" else "POST"
+    data = json.dumps(body).encode() if body is not None else None
+    st, rh, raw = g.request(method, path, headers=hd, body=data, host=host)
+    return st, rh, (json.loads(raw) if raw else None)
+
+
+def user(g, pid, email, host=None):
+    st, hd, up = auth(g, pid, "sign-up", {"email": email,
+                                          "password": PASSWORD}, host=host)
+    assert st == 201, up
+    return hd, up
+
+
+def test_cookie_host_only_on_platform_hosts_by_path_otherwise(g):
+    open_signup(g, "ck-a")
+    host = "console.ck-a.nno.localhost"
+    hd, up = user(g, "ck-a", "ada@example.com", host=host)
+    m = re.fullmatch(HOST_COOKIE_RE, hd["set-cookie"])
+    assert m and m.group(1) == up["token"], hd["set-cookie"]
+    st, _, a = auth(g, "ck-a", "sign-in", {"email": "ada@example.com",
+                                           "password": PASSWORD}, host=host)
+    # IAM reads the host cookie
+    tok = a["token"]
+    st, _, me = auth(g, "ck-a", "session", host=host,
+                     cookie="__Host-nno_session=" + tok)
+    assert st == 200 and me["platform"] == "ck-a", me
+    # by path: nno_session for the platform's paths only
+    st, hd, b = auth(g, "ck-a", "sign-in", {"email": "ada@example.com",
+                                            "password": PASSWORD})
+    assert st == 200
+    assert hd["set-cookie"] == (
+        "nno_session=%s; Path=/p/ck-a; Max-Age=%s; HttpOnly; Secure; "
+        "SameSite=Lax" % (b["token"], re.search(r"Max-Age=(\d+)",
+                                                hd["set-cookie"]).group(1)))
+    st, _, me = auth(g, "ck-a", "session", cookie="nno_session=" + b["token"])
+    assert st == 200 and me["platform"] == "ck-a", me
+    # sign-out clears the cookie of the form it was asked on
+    st, hd, _ = auth(g, "ck-a", "sign-out", host=host,
+                     cookie="__Host-nno_session=" + tok)
+    assert st == 204
+    assert hd["set-cookie"] == ("__Host-nno_session=; Path=/; Max-Age=0; "
+                                "HttpOnly; Secure; SameSite=Lax")
+    st, hd, _ = auth(g, "ck-a", "sign-out",
+                     cookie="nno_session=" + b["token"])
+    assert st == 204
+    assert hd["set-cookie"] == ("nno_session=; Path=/p/ck-a; Max-Age=0; "
+                                "HttpOnly; Secure; SameSite=Lax")
+    for t in (tok, b["token"]):
+        assert auth(g, "ck-a", "session", host=host,
+                    cookie="__Host-nno_session=" + t)[0] == 401
+
+
+def test_a_sibling_platforms_cookie_never_authenticates(g):
+    open_signup(g, "sib-a")
+    open_signup(g, "sib-b")
+    a_tok = user(g, "sib-a", "eve@example.com", host="sib-a.nno.localhost")[1][
+        "token"]
+    b_tok = user(g, "sib-b", "bob@example.com")[1]["token"]
+    b_host = "console.sib-b.nno.localhost"
+    # A's session, under either name (planted by a page of sib-a for the
+    # base domain, or sent by a client), is no one on B's hosts or paths
+    for cookie in ("nno_session=" + a_tok, "__Host-nno_session=" + a_tok):
+        for host in (b_host, "sib-b.nno.localhost", None):
+            problem(auth(g, "sib-b", "session", host=host, cookie=cookie),
+                    401)
+            st, _, b = g.json("GET", "/hello" if host else "/p/sib-b/hello",
+                              host=host, headers={"Cookie": cookie})
+            assert st == 401, b
+    # beside B's own cookie, before it: B's user, not refused for A's
+    for cookie in ("nno_session=%s; __Host-nno_session=%s" % (a_tok, b_tok),
+                   "nno_session=%s; nno_session=%s" % (a_tok, b_tok),
+                   "__Host-nno_session=%s; nno_session=%s" % (a_tok, b_tok)):
+        st, _, me = auth(g, "sib-b", "session", host=b_host, cookie=cookie)
+        assert st == 200 and me["platform"] == "sib-b", (cookie, me)
+    # and the operator API's hosts take neither as anyone
+    st, _, body = g.json("GET", "/api/v1/platforms/sib-a",
+                         headers={"Cookie": "nno_session=" + a_tok})
+    assert st in (401, 403), body
