@@ -384,6 +384,39 @@ static void registry_stacks_changed(nno_plugin *p) {
   reg_resolve_stacks();
 }
 
+/* The plan picks the request's budgets in a sandbox (ABI 1.4); one the
+ * host does not take (not [a-z0-9-]) leaves the defaults. */
+static void set_plan(nno_req *req, const rt_entry *e) {
+  if (NNO_HAS(api, req_set_plan))
+    (void)api->req_set_plan(g_reg.p, req, e->plan[0] ? e->plan : "free");
+}
+
+/* A request on auth.svc.{stackId}.{p}.{base}: scoped to that stack of the
+ * platform alone, so the name reaches no other stack's routes. 404 naming
+ * it when the platform has no such stack active; 503 (the host's) when it
+ * is active but not loaded here. */
+static int resolve_auth_svc(nno_req *req, const rt_entry *e, const char *sid,
+                            size_t slen) {
+  const char *a = e->acts;
+  for (size_t i = 0; i < e->nacts; i++) {
+    const char *ver = a + strlen(a) + 1;
+    if (strlen(a) == slen && memcmp(a, sid, slen) == 0) {
+      nno_stack *s = find_stack(NULL, a, ver);
+      if (!s && NNO_HAS(api, req_stack_missing))
+        api->req_stack_missing(req, a, ver);
+      int rc = api->req_set_scope(req, e->id, e->idlen, 0, &s, s ? 1 : 0);
+      if (!rc) set_plan(req, e);
+      return rc ? rc : NNO_OK;
+    }
+    a = ver + strlen(ver) + 1;
+  }
+  char detail[200];
+  snprintf(detail, sizeof detail, "stack \"%.*s\" is not active on platform %s",
+           (int)(slen > 64 ? 64 : slen), sid, e->id);
+  api->res_problem(req, 404, "Not Found", detail);
+  return NNO_DONE;
+}
+
 /* Per request: one atomic load (the counter), a host-name suffix test and
  * one hash lookup. The database is only read when the counter moved. */
 static int on_resolve(nno_req *req, void *ud) {
@@ -422,13 +455,16 @@ static int on_resolve(nno_req *req, void *ud) {
     api->res_problem(req, 403, "Forbidden", detail);
     return NNO_DONE;
   }
+  /* auth.svc.{stackId}.{p}.{base}: that one stack of the platform. */
+  const char *sid;
+  size_t slen;
+  if (claimed && rt_auth_svc_stack(h.ptr, h.len, (size_t)(id - h.ptr), &sid,
+                                   &slen))
+    return resolve_auth_svc(req, e, sid, slen);
   if (e->nstacks < e->nacts) missing_stacks(req, e);
   int rc =
       api->req_set_scope(req, e->id, e->idlen, strip, e->stacks, e->nstacks);
-  /* The plan picks the request's budgets in a sandbox (ABI 1.4); one the
-   * host does not take (not [a-z0-9-]) leaves the defaults. */
-  if (!rc && NNO_HAS(api, req_set_plan))
-    (void)api->req_set_plan(g_reg.p, req, e->plan[0] ? e->plan : "free");
+  if (!rc) set_plan(req, e);
   return rc ? rc : NNO_OK;
 }
 
@@ -527,6 +563,86 @@ static int svc_tenant_path(const char *platform, const char *tenant,
   }
 }
 
+static int store_to_nno(int rc) {
+  return rc == STORE_OK         ? NNO_OK
+         : rc == STORE_NOTFOUND ? NNO_ENOENT
+         : rc == STORE_BUSY     ? NNO_EBUSY
+                                : NNO_EIO;
+}
+
+static int svc_platform_profile(const char *id, char *out, size_t cap) {
+  store_platform p;
+  char *branding = NULL;
+  if (!id || !out || !cap || !hu_id_valid(id, strlen(id))) return NNO_EINVAL;
+  int rc = store_platform_get(g_reg.db, id, &p);
+  if (!rc) rc = store_platform_branding(g_reg.db, id, &branding);
+  if (!rc && strcmp(p.status, "deleting") == 0) rc = STORE_NOTFOUND;
+  if (rc) {
+    free(branding);
+    return store_to_nno(rc);
+  }
+  json_t *b = branding ? json_loads(branding, 0, NULL) : json_object();
+  free(branding);
+  if (!json_is_object(b)) { /* the schema's CHECK makes this impossible */
+    json_decref(b);
+    b = json_object();
+  }
+  json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", p.id, "name",
+                        p.name, "class", p.cls, "status", p.status,
+                        "branding", b);
+  if (!o) return NNO_ENOMEM;
+  size_t n = json_dumpb(o, out, cap, JSON_COMPACT);
+  json_decref(o);
+  if (n == 0 || n >= cap) return NNO_EINVAL;
+  out[n] = '\0';
+  return NNO_OK;
+}
+
+static int svc_platform_stack_at(const char *id, size_t i, nno_stack **out) {
+  if (!id || !out) return NNO_EINVAL;
+  reg_refresh();
+  const rt_entry *e = rt_get(g_reg.routes, id, strlen(id));
+  if (!e || e->status == RT_DELETING || i >= e->nstacks) return NNO_ENOENT;
+  *out = e->stacks[i];
+  return NNO_OK;
+}
+
+typedef struct tenant_each {
+  int (*each)(void *ud, const char *id, const char *name, const char *path,
+              const char *status);
+  void *ud;
+  int stopped, value; /* the caller stopped the walk with `value` */
+} tenant_each;
+
+static int tenant_each_cb(void *ud, const char *id, const char *name,
+                          const char *path, const char *status) {
+  tenant_each *te = ud;
+  int rc = te->each(te->ud, id, name, path, status);
+  if (!rc) return 0;
+  te->stopped = 1;
+  te->value = rc;
+  return -1; /* not a store_rc: the walk only stops */
+}
+
+static int svc_tenant_list(const char *platform, const char *root,
+                           int (*each)(void *ud, const char *id,
+                                       const char *name, const char *path,
+                                       const char *status),
+                           void *ud) {
+  char status[16];
+  if (!platform || !each || !hu_id_valid(platform, strlen(platform)) ||
+      (root && strlen(root) > STORE_ID_MAX))
+    return NNO_EINVAL;
+  if (root && !*root) root = NULL;
+  int rc = store_platform_status(g_reg.db, platform, status, sizeof status);
+  if (!rc && strcmp(status, "deleting") == 0) rc = STORE_NOTFOUND;
+  if (rc) return store_to_nno(rc);
+  tenant_each te = {each, ud, 0, 0};
+  rc = store_tenant_tree(g_reg.db, platform, root, NNO_REGISTRY_TENANTS_MAX,
+                         tenant_each_cb, &te);
+  return te.stopped ? te.value : store_to_nno(rc);
+}
+
 static const nno_registry_v1 service = {
     .size = sizeof(nno_registry_v1),
     .platform_status = svc_platform_status,
@@ -537,6 +653,9 @@ static const nno_registry_v1 service = {
     .tenant_active = svc_tenant_active,
     .platform_incarnation = svc_platform_incarnation,
     .tenant_path = svc_tenant_path,
+    .platform_profile = svc_platform_profile,
+    .platform_stack_at = svc_platform_stack_at,
+    .tenant_list = svc_tenant_list,
 };
 
 /* ---- init and fini ----------------------------------------------------- */
