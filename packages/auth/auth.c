@@ -28,7 +28,12 @@
 
 #include "auth.h"
 
-#define COOKIE "nno_session"
+/* The session cookie on a platform's hosts: host-only, and the __Host-
+ * prefix makes a browser refuse one set with a Domain or by another host
+ * (a sibling platform's name can neither read nor plant it). */
+#define HOST_COOKIE "__Host-nno_session"
+/* By path (/p/{platform}/...), on hosts shared with the core API. */
+#define PATH_COOKIE "nno_session"
 
 typedef struct auth_state {
   auth_config cfg;
@@ -342,11 +347,12 @@ static int send_json(nno_req *req, int status, json_t *o, json_t *secret) {
 
 /* Set-Cookie for the session (max_age >= 0), or clearing it (token NULL).
  * On the platform's hosts (every name under {platform}.{base} is routed to
- * the platform alone): Domain={platform}.{base}, Path=/, so all of them
- * share it. Otherwise the request came by path, /p/{platform}/..., on a
- * host that also serves the core API and other platforms: a host-only
- * cookie with Path=/p/{platform}, which a browser sends back to this
- * platform's paths only. */
+ * the platform alone): HOST_COOKIE, host-only (no Domain), Path=/, so a
+ * sibling platform's host never shares it. Otherwise the request came by
+ * path, /p/{platform}/..., on a host that also serves the core API and
+ * other platforms: PATH_COOKIE, host-only with Path=/p/{platform}, which a
+ * browser sends back to this platform's paths only. A sign-out clears the
+ * cookie of the form it was asked on. */
 static void set_cookie(nno_req *req, const char *platform, const char *token,
                        long long max_age) {
   char dom[AUTH_PLATFORM_MAX + 1 + sizeof g->base], v[512];
@@ -357,11 +363,10 @@ static void set_cookie(nno_req *req, const char *platform, const char *token,
                     memcmp(h.ptr + h.len - n, dom, n) == 0 &&
                     (h.len == n || h.ptr[h.len - n - 1] == '.');
   snprintf(v, sizeof v,
-           COOKIE "=%s; Path=%s%s; Max-Age=%lld; HttpOnly; Secure; "
-                  "SameSite=Lax%s%s",
-           token ? token : "", on_platform ? "/" : "/p/",
-           on_platform ? "" : platform, token ? max_age : 0,
-           on_platform ? "; Domain=" : "", on_platform ? dom : "");
+           "%s=%s; Path=%s%s; Max-Age=%lld; HttpOnly; Secure; SameSite=Lax",
+           on_platform ? HOST_COOKIE : PATH_COOKIE, token ? token : "",
+           on_platform ? "/" : "/p/", on_platform ? "" : platform,
+           token ? max_age : 0);
   if (api->res_header(req, "Set-Cookie", v) != NNO_OK)
     api->log(self, NNO_LOG_ERROR, "cannot set the session cookie");
   sodium_memzero(v, sizeof v);

@@ -27,6 +27,9 @@
 
 #include "internal.h"
 
+/* The session cookie on a platform's hosts (host-only, __Host- prefixed)
+ * and by path (/p/{platform}); both are read, the former first. */
+#define HOST_SESSION_COOKIE "__Host-nno_session"
 #define SESSION_COOKIE "nno_session"
 #define TOUCH_EVERY_S 60
 
@@ -258,16 +261,19 @@ int iam_session_check(const char *tok, size_t len, iam_sess *out) {
  * many. */
 #define COOKIES_MAX 4
 
-/* The values of the session cookie, in the order sent, at most `max`;
- * returns how many. */
+/* The values of the session cookies, HOST_SESSION_COOKIE's then
+ * SESSION_COOKIE's, each in the order sent, at most `max` in all; returns
+ * how many. */
 static size_t cookie_tokens(nno_req *req, nno_str *out, size_t max) {
+  static const char *const names[] = {HOST_SESSION_COOKIE, SESSION_COOKIE};
   nno_str n, v;
   size_t k = 0;
-  for (size_t i = 0; k < max && api->req_header_at(req, i, &n, &v) == NNO_OK;
-       i++) {
-    if (n.len != 6 || strncasecmp(n.ptr, "Cookie", 6) != 0) continue;
-    k += iam_cookie_values(v.ptr, v.len, SESSION_COOKIE, out + k, max - k);
-  }
+  for (size_t j = 0; j < 2; j++)
+    for (size_t i = 0;
+         k < max && api->req_header_at(req, i, &n, &v) == NNO_OK; i++) {
+      if (n.len != 6 || strncasecmp(n.ptr, "Cookie", 6) != 0) continue;
+      k += iam_cookie_values(v.ptr, v.len, names[j], out + k, max - k);
+    }
   return k;
 }
 
@@ -411,10 +417,74 @@ static int set_tenant_path(nno_req *req, const char *platform,
                  "cannot record the credential's tenant path");
 }
 
+/* The Nno-Tenant request header: a key or session acts in that tenant of
+ * its platform, if it lies in the credential's own subtree (`bound`; any
+ * tenant when "") and it and its ancestors are active. Only narrows.
+ * NNO_OK with the tenant to act in copied into `out` (IAM_ID_MAX bytes;
+ * `bound` when the header is absent or empty), or NNO_DONE after a 403: a
+ * tenant unknown or outside the subtree gets the same words (whether a
+ * tenant exists elsewhere is not told). */
+static int acting_tenant(nno_req *req, const char *platform,
+                         const char *bound, char *out) {
+  nno_str h = {0};
+  char want[IAM_ID_MAX], pw[1024], pb[1024], detail[160];
+  snprintf(out, IAM_ID_MAX, "%s", bound);
+  if (api->req_header(req, "Nno-Tenant", &h) != NNO_OK || h.len == 0)
+    return NNO_OK;
+  /* The value as shown: at most 32 bytes, outside [a-z0-9-] as '?'. */
+  size_t n = h.len < IAM_ID_MAX - 1 ? h.len : IAM_ID_MAX - 1;
+  int valid = h.len >= 2 && h.len <= 32;
+  for (size_t i = 0; i < n; i++) {
+    char c = h.ptr[i];
+    int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+    valid = valid && ok;
+    want[i] = ok ? c : '?';
+  }
+  want[n] = '\0';
+  snprintf(detail, sizeof detail,
+           "tenant %s is outside this credential's reach", want);
+  if (!valid) return problem(req, 403, "Forbidden", detail);
+  const nno_registry_v1 *reg = g_iam.reg;
+  if (!reg || reg->size < offsetof(nno_registry_v1, tenant_path) +
+                              sizeof reg->tenant_path)
+    return problem(req, 503, "Service Unavailable",
+                   "tenants cannot be checked now");
+  int rc = reg->tenant_path(platform, want, pw, sizeof pw);
+  if (rc == NNO_ENOENT) return problem(req, 403, "Forbidden", detail);
+  if (rc != NNO_OK) return rc;
+  if (bound[0]) {
+    rc = reg->tenant_path(platform, bound, pb, sizeof pb);
+    if (rc == NNO_ENOENT) return problem(req, 403, "Forbidden", detail);
+    if (rc != NNO_OK) return rc;
+    size_t bl = strlen(pb);
+    if (!(strncmp(pw, pb, bl) == 0 && (pw[bl] == '\0' || pw[bl] == '/')))
+      return problem(req, 403, "Forbidden", detail);
+  }
+  if (reg->tenant_active(platform, want) == 0) {
+    snprintf(detail, sizeof detail,
+             "tenant %s is suspended (or a tenant above it)", want);
+    return problem(req, 403, "Forbidden", detail);
+  }
+  memcpy(out, want, n + 1);
+  return NNO_OK;
+}
+
+/* Record a key's or user's credential as the caller, in the tenant it
+ * acts in (Nno-Tenant), with that tenant's path. */
+static int set_credential(nno_req *req, int kind, const char *platform,
+                          const char *tenant, const char *subject,
+                          const char *scopes, const char *session) {
+  char acting[IAM_ID_MAX];
+  int rc = acting_tenant(req, platform, tenant, acting);
+  if (rc != NNO_OK) return rc;
+  rc = api->req_set_caller(g_iam.p, req, kind, platform, acting, subject,
+                           scopes, session);
+  return rc ? rc : set_tenant_path(req, platform, acting);
+}
+
 static int set_user(nno_req *req, const iam_sess *s) {
-  int rc = api->req_set_caller(g_iam.p, req, NNO_CALLER_USER, s->platform,
-                               s->tenant, s->user, s->scopes, s->id);
-  return rc ? rc : set_tenant_path(req, s->platform, s->tenant);
+  return set_credential(req, NNO_CALLER_USER, s->platform, s->tenant,
+                        s->user, s->scopes, s->id);
 }
 
 /* The session cookie: the first of its values that is a valid session. */
@@ -423,6 +493,7 @@ static int authn_cookie(nno_req *req) {
   size_t n = cookie_tokens(req, toks, COOKIES_MAX),
          sl = strlen(IAM_SESSION_PREFIX);
   int tried = 0, pub = route_is_public(req);
+  nno_str here = api->req_scope(req); /* empty for the core API */
   nno_limit_result l;
   iam_sess s;
   for (size_t i = 0; i < n; i++) {
@@ -433,6 +504,9 @@ static int authn_cookie(nno_req *req) {
     if (rc == 1)
       return pub ? NNO_OK : limit_refused(req, &l, "anonymous client");
     if (rc) continue;
+    /* A cookie a sibling platform's page planted for a shared domain is
+     * not this platform's: it stands for no one here. */
+    if (here.len && !streq(here, s.platform)) continue;
     int why = cookie_request_ok(req, (nno_str){s.platform, strlen(s.platform)});
     if (why == COOKIE_UNSAID && pub) return NNO_OK; /* public: as anonymous */
     if (why == COOKIE_UNSAID)
@@ -475,9 +549,8 @@ int iam_on_authn(nno_req *req, void *ud) {
                  : auth_failed(req,
                                "this API key is unknown, revoked or "
                                "expired");
-    int rc = api->req_set_caller(g_iam.p, req, NNO_CALLER_KEY, k->platform,
-                                 k->tenant, k->id, k->scopes, NULL);
-    return rc ? rc : set_tenant_path(req, k->platform, k->tenant);
+    return set_credential(req, NNO_CALLER_KEY, k->platform, k->tenant, k->id,
+                          k->scopes, NULL);
   }
   if (tok.len > sl && memcmp(tok.ptr, IAM_SESSION_PREFIX, sl) == 0) {
     iam_sess s;

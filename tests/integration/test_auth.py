@@ -139,17 +139,20 @@ def epoch(iso):
     return time.mktime(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
 
 
-def check_cookie(headers, body, domain=None, path="/"):
-    """The Set-Cookie of a sign-in, attribute by attribute and in order."""
-    m = re.fullmatch(r"nno_session=(\S+); Path=(\S+); Max-Age=(\d+); "
-                     r"HttpOnly; Secure; SameSite=Lax(; Domain=(\S+))?",
+def check_cookie(headers, body, path="/"):
+    """The Set-Cookie of a sign-in, attribute by attribute and in order:
+    host-only (no Domain) either way, "__Host-nno_session" on the
+    platform's hosts (Path=/), "nno_session" by path."""
+    name = "__Host-nno_session" if path == "/" else "nno_session"
+    m = re.fullmatch(r"([\w-]+)=(\S+); Path=(\S+); Max-Age=(\d+); "
+                     r"HttpOnly; Secure; SameSite=Lax",
                      headers["set-cookie"])
     assert m, headers["set-cookie"]
-    assert m.group(1) == body["token"]
-    assert m.group(2) == path, headers["set-cookie"]
-    assert m.group(5) == domain, headers["set-cookie"]
+    assert m.group(1) == name, headers["set-cookie"]
+    assert m.group(2) == body["token"]
+    assert m.group(3) == path, headers["set-cookie"]
     left = epoch(body["session"]["expires"]) - time.time()
-    assert abs(int(m.group(3)) - left) <= 5, (m.group(3), left)
+    assert abs(int(m.group(4)) - left) <= 5, (m.group(4), left)
     assert headers["cache-control"] == "no-store"
 
 
@@ -210,24 +213,24 @@ def test_sign_up_sign_in_and_the_cookie(h):
                        "name": "Grace Hopper"}, via_host=True)
     assert st == 201, up
     assert_session_body(up, "Grace@Example.com", "Grace Hopper")
-    check_cookie(hd, up, domain="%s.nno.localhost" % pid)
+    check_cookie(hd, up)
 
     # the same address in another case is the same user: 409
     problem(sign_up(h, pid, "grace@example.COM", "another password"), 409,
             "a user with this email already exists")
 
-    # sign-in on the platform's host: the cookie covers every host of it
+    # sign-in on the platform's host: a host-only cookie for that name
     st, hd, a = sign_in(h, pid, "grace@example.com", via_host=True)
     assert st == 200, a
     assert_session_body(a, "Grace@Example.com", "Grace Hopper")
     assert a["user"]["id"] == up["user"]["id"]
     assert a["session"]["id"] != up["session"]["id"]
-    check_cookie(hd, a, domain="%s.nno.localhost" % pid)
+    check_cookie(hd, a)
 
     # by path on 127.0.0.1: a host-only cookie for the platform's paths
     st, hd, b = sign_in(h, pid, "GRACE@example.com")
     assert st == 200, b
-    check_cookie(hd, b, domain=None, path="/p/" + pid)
+    check_cookie(hd, b, path="/p/" + pid)
     assert len({up["token"], a["token"], b["token"]}) == 3
 
 
@@ -272,15 +275,14 @@ def test_sign_out_ends_the_session_everywhere(h):
 
     st, hd, body = call(h, pid, "POST", "sign-out", token=tok, via_host=True)
     assert st == 204 and body is None
-    assert hd["set-cookie"] == ("nno_session=; Path=/; Max-Age=0; HttpOnly; "
-                                "Secure; SameSite=Lax; Domain=%s.nno.localhost"
-                                % pid)
+    assert hd["set-cookie"] == ("__Host-nno_session=; Path=/; Max-Age=0; "
+                                "HttpOnly; Secure; SameSite=Lax")
     for _ in range(4):  # both workers
         assert hello(h, pid, token=tok) == 401
         assert hello(h, pid, cookie=tok) == 401
         problem(call(h, pid, "GET", "session", token=tok), 401)
     problem(call(h, pid, "POST", "sign-out", token=tok), 401)
-    # by path: the clearing cookie has no Domain, the platform's path
+    # by path: the clearing cookie is the path form's, the platform's path
     st, hd, _ = call(h, pid, "POST", "sign-out", cookie=other,
                      headers={"Sec-Fetch-Site": "same-origin"})
     assert st == 204
