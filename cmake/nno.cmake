@@ -1,5 +1,5 @@
-# nno_add_package(NAME SOURCES src... [CORE] [NOINSTALL] [OUTPUT_DIR dir]
-#                 [MANIFEST package.json] [LIBS libs...])
+# nno_add_package(NAME SOURCES src... [CORE] [OPTIONAL] [NOINSTALL]
+#                 [OUTPUT_DIR dir] [MANIFEST package.json] [LIBS libs...])
 #
 # Builds a plugin shared object against plugin-api only, with hidden
 # visibility and --no-undefined (its one export is the descriptor), and
@@ -7,9 +7,10 @@
 # its migrations/ folder (SQL migrations of its sql resources) and its ui/
 # folder (UI assets the console serves) when the package has them.
 # Feature packages default to ${NNO_OUT}/packages, core plugins to the
-# plugin directory.
+# plugin directory. A core plugin is required by core_plugins' default
+# unless OPTIONAL (it is built and installed all the same).
 function(nno_add_package name)
-  cmake_parse_arguments(P "CORE;NOINSTALL" "OUTPUT_DIR;MANIFEST" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(P "CORE;OPTIONAL;NOINSTALL" "OUTPUT_DIR;MANIFEST" "SOURCES;LIBS" ${ARGN})
   if(NOT P_MANIFEST)
     set(P_MANIFEST ${CMAKE_CURRENT_SOURCE_DIR}/package.json)
   endif()
@@ -55,6 +56,9 @@ function(nno_add_package name)
   set_property(TARGET pkg_${name} PROPERTY NNO_PACKAGE_DIR ${dir})
   set_property(TARGET pkg_${name} PROPERTY NNO_PACKAGE_UI "${ui}")
   set_property(TARGET pkg_${name} PROPERTY NNO_PACKAGE_MIGRATIONS "${migrations}")
+  if(P_OPTIONAL)
+    set_property(TARGET pkg_${name} PROPERTY NNO_PACKAGE_OPTIONAL ON)
+  endif()
   if(P_CORE AND NOT P_NOINSTALL)
     install(TARGETS pkg_${name} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/nno/plugins/${name})
     install(FILES ${P_MANIFEST} DESTINATION ${CMAKE_INSTALL_LIBDIR}/nno/plugins/${name})

@@ -108,10 +108,11 @@ function expired(err) {
   if (!S.signedIn || S.halted) return;
   const at = here();
   const next = safeNext(at.full === '/' ? '' : at.full);
+  const email = S.session && S.session.user && S.session.user.email;
   signedOut();
   replaceHash(`/sign-in${next ? `?next=${encodeURIComponent(next)}` : ''}`);
   showSignIn(next, stateBlock('expired', 'Your session has ended',
-    'Sign in again to continue where you were.', err));
+    'Sign in again to continue where you were.', err), email);
 }
 
 /* A failure the shell cannot work around at boot: offline, a 5xx... */
@@ -309,6 +310,10 @@ async function mountFeature(m, at) {
     let err = e;
     try { await api('GET', m.pkg.module, { headers: { Accept: '*/*' } }); } catch (e2) { err = e2; }
     if (seq !== S.seq) return;
+    if (err.status === 0) {
+      return showState('error', 'Cannot reach the server', err.message, null,
+        [{ label: 'Try again', run: () => route() }]);
+    }
     return featureError(label, `The ${label} feature could not be loaded.`, err);
   }
   if (seq !== S.seq) return;
@@ -355,13 +360,16 @@ function featureError(label, text, err) {
   markNav(here().path);
 }
 
-function showSignIn(next, notice) {
+/* The sign-in view; after an expiry the email is filled in and the
+ * password field has the focus. */
+function showSignIn(next, notice, email) {
   unmount();
   document.title = `Sign in — ${platformName()}`;
   const form = signIn(main, { profile: S.profile, api, next, notice,
     done: start });
+  if (email) form.querySelector('#email').value = email;
   ready();
-  form.querySelector('#email').focus();
+  form.querySelector(email ? '#password' : '#email').focus();
 }
 
 /* Route the current hash. */

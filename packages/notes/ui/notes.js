@@ -97,7 +97,7 @@ async function list(el, ctx) {
     more.hidden = !cursor;
     more.disabled = false;
     empty.hidden = ul.children.length > 0;
-    status.textContent = ul.children.length ? `${ul.children.length} notes shown.` : '';
+    status.textContent = '';
   }
   more.addEventListener('click', () => page().catch((err) => {
     status.textContent = '';
@@ -115,7 +115,7 @@ function editor(el, ctx, note) {
   const title = h('input', { id: 'note-title', name: 'title', type: 'text',
     required: true, maxlength: TITLE_MAX, autocomplete: 'off',
     value: note ? note.title : '' });
-  const body = h('textarea', { id: 'note-body', name: 'body', rows: 12,
+  const body = h('textarea', { id: 'note-body', name: 'body', rows: 8,
     value: note ? note.body || '' : '' });
   const error = h('p', { id: 'note-error', class: 'error', role: 'alert' });
   const status = h('p', { id: 'note-status', class: 'status', role: 'status' });
@@ -258,8 +258,8 @@ async function files(el, ctx, note, isGone) {
     h('h2', { id: 'files-title' }, 'Attachments'),
     ul, empty, more,
     write && h('div', { class: 'field' },
-      h('label', { for: 'note-file' }, 'Attach a file'), hint, input),
-    write && h('div', { class: 'toolbar' }, upload),
+      h('label', { for: 'note-file' }, 'Attach a file'), hint,
+      h('div', { class: 'toolbar' }, input, upload)),
     status, error));
 
   let cursor = null;
