@@ -322,6 +322,17 @@ def test_profile_is_public_and_shows_signup_and_base(c):
                        host="console.alpha.nno.localhost:%d" % c.port)
     assert st == 200 and body["signup"] is True, body
 
+    # the operator's branding, as set, on the next load
+    brand = {"primary": "#1a4d8f", "background": "#ffffff",
+             "foreground": "#111111",
+             "logo": "data:image/png;base64,iVBORw0KGgo="}
+    st, _, p = op(c, "PATCH", "/platforms/alpha", {"branding": brand})
+    assert st == 200, p
+    for _ in range(4):  # every worker
+        st, _, body = call(c, "GET", "/p/alpha/console/profile")
+        assert st == 200 and body["branding"] == brand, body
+        assert body["name"] == "Alpha" and body["base"] == BASE
+
 
 def test_tenants_of_the_caller(c):
     c.platform("eps", stacks=["default"], plan="unmetered")
