@@ -245,6 +245,14 @@ static const char m7_moves[] =
     " pid INTEGER NOT NULL"
     ") STRICT, WITHOUT ROWID;";
 
+/* What a platform shows its users (logo, colours): a JSON object as text,
+ * NULL when none was set. The API checks its fields (branding.c); the
+ * database bounds its size and shape. */
+static const char m8_branding[] =
+    "ALTER TABLE platforms ADD COLUMN branding TEXT"
+    " CHECK (branding IS NULL OR (length(branding) <= 100000"
+    "  AND json_valid(branding) AND json_type(branding) = 'object'));";
+
 const store_migration store_migrations[] = {
     {1,
      "platforms, tenants, catalogue, activations, resources, audit, "
@@ -256,6 +264,7 @@ const store_migration store_migrations[] = {
     {5, "creations in progress", m5_creations},
     {6, "retired tenant ids", m6_retired_tenants},
     {7, "stack moves in progress", m7_moves},
+    {8, "platform branding", m8_branding},
 };
 
 const size_t store_nmigrations =

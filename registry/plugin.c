@@ -527,6 +527,86 @@ static int svc_tenant_path(const char *platform, const char *tenant,
   }
 }
 
+static int store_to_nno(int rc) {
+  return rc == STORE_OK         ? NNO_OK
+         : rc == STORE_NOTFOUND ? NNO_ENOENT
+         : rc == STORE_BUSY     ? NNO_EBUSY
+                                : NNO_EIO;
+}
+
+static int svc_platform_profile(const char *id, char *out, size_t cap) {
+  store_platform p;
+  char *branding = NULL;
+  if (!id || !out || !cap || !hu_id_valid(id, strlen(id))) return NNO_EINVAL;
+  int rc = store_platform_get(g_reg.db, id, &p);
+  if (!rc) rc = store_platform_branding(g_reg.db, id, &branding);
+  if (!rc && strcmp(p.status, "deleting") == 0) rc = STORE_NOTFOUND;
+  if (rc) {
+    free(branding);
+    return store_to_nno(rc);
+  }
+  json_t *b = branding ? json_loads(branding, 0, NULL) : json_object();
+  free(branding);
+  if (!json_is_object(b)) { /* the schema's CHECK makes this impossible */
+    json_decref(b);
+    b = json_object();
+  }
+  json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", p.id, "name",
+                        p.name, "class", p.cls, "status", p.status,
+                        "branding", b);
+  if (!o) return NNO_ENOMEM;
+  size_t n = json_dumpb(o, out, cap, JSON_COMPACT);
+  json_decref(o);
+  if (n == 0 || n >= cap) return NNO_EINVAL;
+  out[n] = '\0';
+  return NNO_OK;
+}
+
+static int svc_platform_stack_at(const char *id, size_t i, nno_stack **out) {
+  if (!id || !out) return NNO_EINVAL;
+  reg_refresh();
+  const rt_entry *e = rt_get(g_reg.routes, id, strlen(id));
+  if (!e || e->status == RT_DELETING || i >= e->nstacks) return NNO_ENOENT;
+  *out = e->stacks[i];
+  return NNO_OK;
+}
+
+typedef struct tenant_each {
+  int (*each)(void *ud, const char *id, const char *name, const char *path,
+              const char *status);
+  void *ud;
+  int stopped, value; /* the caller stopped the walk with `value` */
+} tenant_each;
+
+static int tenant_each_cb(void *ud, const char *id, const char *name,
+                          const char *path, const char *status) {
+  tenant_each *te = ud;
+  int rc = te->each(te->ud, id, name, path, status);
+  if (!rc) return 0;
+  te->stopped = 1;
+  te->value = rc;
+  return -1; /* not a store_rc: the walk only stops */
+}
+
+static int svc_tenant_list(const char *platform, const char *root,
+                           int (*each)(void *ud, const char *id,
+                                       const char *name, const char *path,
+                                       const char *status),
+                           void *ud) {
+  char status[16];
+  if (!platform || !each || !hu_id_valid(platform, strlen(platform)) ||
+      (root && strlen(root) > STORE_ID_MAX))
+    return NNO_EINVAL;
+  if (root && !*root) root = NULL;
+  int rc = store_platform_status(g_reg.db, platform, status, sizeof status);
+  if (!rc && strcmp(status, "deleting") == 0) rc = STORE_NOTFOUND;
+  if (rc) return store_to_nno(rc);
+  tenant_each te = {each, ud, 0, 0};
+  rc = store_tenant_tree(g_reg.db, platform, root, NNO_REGISTRY_TENANTS_MAX,
+                         tenant_each_cb, &te);
+  return te.stopped ? te.value : store_to_nno(rc);
+}
+
 static const nno_registry_v1 service = {
     .size = sizeof(nno_registry_v1),
     .platform_status = svc_platform_status,
@@ -537,6 +617,9 @@ static const nno_registry_v1 service = {
     .tenant_active = svc_tenant_active,
     .platform_incarnation = svc_platform_incarnation,
     .tenant_path = svc_tenant_path,
+    .platform_profile = svc_platform_profile,
+    .platform_stack_at = svc_platform_stack_at,
+    .tenant_list = svc_tenant_list,
 };
 
 /* ---- init and fini ----------------------------------------------------- */

@@ -155,6 +155,25 @@ int store_platform_incarnation(sqlite3 *db, const char *id, char *out,
 /* The same whatever the platform's status ("deleting" included). */
 int store_platform_incarnation_any(sqlite3 *db, const char *id, char *out,
                                    size_t cap);
+/* The branding of platform `id` (any status): *out is the JSON object's
+ * text, malloc'd (the caller frees it), or NULL when none was set.
+ * STORE_NOTFOUND when the platform does not exist. */
+int store_platform_branding(sqlite3 *db, const char *id, char **out);
+/* Set (NULL: clear) the branding of platform `id`, without touching its
+ * version: the caller's store_platform_update() bumps it in the same
+ * transaction. STORE_NOTFOUND, STORE_INVALID (not a JSON object). */
+int store_platform_set_branding(sqlite3 *db, const char *id,
+                                const char *json);
+/* The tenants of `platform` under `root` (root included; NULL: every
+ * tenant), depth first: parents before children, siblings by id, at most
+ * `limit`. `path` runs from the platform's root ("eu/fr"). Strings are
+ * borrowed for the call. STORE_NOTFOUND when `root` is given and does not
+ * exist. */
+typedef int (*store_tenant_tree_cb)(void *ud, const char *id,
+                                    const char *name, const char *path,
+                                    const char *status);
+int store_tenant_tree(sqlite3 *db, const char *platform, const char *root,
+                      int limit, store_tenant_tree_cb cb, void *ud);
 typedef int (*store_removal_cb)(void *ud, const char *id, int exists,
                                 const char *incarnation);
 /* Every deleted platform whose folder may still exist, with whether a

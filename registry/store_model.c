@@ -173,6 +173,76 @@ int store_platform_incarnation_any(sqlite3 *db, const char *id, char *out,
                        id, out, cap);
 }
 
+int store_platform_branding(sqlite3 *db, const char *id, char **out) {
+  sqlite3_stmt *st;
+  *out = NULL;
+  int rc = store__query(db, &st, "SELECT branding FROM platforms WHERE id = ?",
+                        "s", id);
+  if (rc) return rc;
+  rc = store__next_row(db, st);
+  if (rc == STORE_OK) {
+    const char *b = store__col_str(st, 0);
+    if (b && !(*out = strdup(b))) rc = STORE_ERROR;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int store_platform_set_branding(sqlite3 *db, const char *id,
+                                const char *json) {
+  int n = 0;
+  int rc = store__run(db, &n, "UPDATE platforms SET branding = ? WHERE id = ?",
+                      "ss", json, id);
+  if (rc) return rc;
+  return n ? STORE_OK : STORE_NOTFOUND;
+}
+
+int store_tenant_tree(sqlite3 *db, const char *platform, const char *root,
+                      int limit, store_tenant_tree_cb cb, void *ud) {
+  sqlite3_stmt *st;
+  int rc;
+  char rpath[1024] = "";
+  if (root) {
+    /* The root's own path, walking up (at most a few levels). */
+    rc = store__query(
+        db, &st,
+        "WITH RECURSIVE up(id, parent_id, path, depth) AS ("
+        " SELECT id, parent_id, id, 0 FROM tenants"
+        "  WHERE platform_id = ?1 AND id = ?2"
+        " UNION ALL SELECT t.id, t.parent_id, t.id || '/' || up.path,"
+        "  up.depth + 1 FROM tenants t JOIN up ON t.id = up.parent_id"
+        "  WHERE t.platform_id = ?1 AND up.depth < 64)"
+        "SELECT path FROM up WHERE parent_id IS NULL",
+        "ss", platform, root);
+    if (rc) return rc;
+    rc = store__next_row(db, st);
+    if (rc == STORE_OK) store__col(st, 0, rpath, sizeof rpath);
+    sqlite3_finalize(st);
+    if (rc) return rc;
+  }
+  /* Sorting the paths with '/' below every id character gives depth-first
+   * order, siblings by id. */
+  rc = store__query(
+      db, &st,
+      "WITH RECURSIVE sub(id, name, status, path, depth) AS ("
+      " SELECT id, name, status, coalesce(?3, id), 0 FROM tenants"
+      "  WHERE platform_id = ?1 AND"
+      "  (CASE WHEN ?2 IS NULL THEN parent_id IS NULL ELSE id = ?2 END)"
+      " UNION ALL SELECT t.id, t.name, t.status, sub.path || '/' || t.id,"
+      "  sub.depth + 1 FROM tenants t JOIN sub ON t.parent_id = sub.id"
+      "  WHERE t.platform_id = ?1 AND sub.depth < 64)"
+      "SELECT id, name, path, status FROM sub"
+      " ORDER BY replace(path, '/', char(1)) LIMIT ?4",
+      "sssi", platform, root, root ? rpath : NULL, (int64_t)limit);
+  if (rc) return rc;
+  while ((rc = store__next_row(db, st)) == STORE_OK)
+    if ((rc = cb(ud, store__col_str(st, 0), store__col_str(st, 1),
+                 store__col_str(st, 2), store__col_str(st, 3))) != 0)
+      break;
+  sqlite3_finalize(st);
+  return rc == STORE_NOTFOUND ? STORE_OK : rc;
+}
+
 int store_removal_each(sqlite3 *db, store_removal_cb cb, void *ud) {
   sqlite3_stmt *st;
   int rc = store__query(db, &st,

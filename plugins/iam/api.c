@@ -655,12 +655,22 @@ static int svc_platform_access(const char *platform, nno_iam_access *out) {
   return NNO_OK;
 }
 
+/* The matcher authz applies to routes (scope.c), for the console's
+ * composition: no second copy of the rules. */
+static int svc_scope_allows(const char *granted, size_t len,
+                            const char *needed) {
+  if (!granted || !needed || !iam_scope_valid(needed, strlen(needed)))
+    return 0;
+  return iam_scope_covers(granted, len, needed);
+}
+
 const nno_iam_v1 iam_service = {
     .size = sizeof(nno_iam_v1),
     .session_create = svc_session_create,
     .session_revoke = svc_session_revoke,
     .session_revoke_user = svc_session_revoke_user,
     .platform_access = svc_platform_access,
+    .scope_allows = svc_scope_allows,
 };
 
 int iam_api_init(nno_plugin *p) {
