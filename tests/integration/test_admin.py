@@ -67,6 +67,14 @@ def test_page_on_every_core_api_host(h, host):
     assert_security_headers(hd)
     with open(os.path.join(ui_dir(), "index.html"), "rb") as f:
         assert body == f.read()
+    # each header once
+    c = h.conn()
+    try:
+        c.request("GET", "/admin/", headers={"Host": host})
+        names = [n.lower() for n, _ in c.getresponse().getheaders()]
+    finally:
+        c.close()
+    assert len(names) == len(set(names)), names
     # without the slash: sent to the page, whose URLs need it
     st, hd, body = get(h, "/admin", host=host)
     assert (st, hd["location"], body) == (308, "/admin/", b"")
