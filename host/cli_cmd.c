@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -315,6 +316,183 @@ static int platform_update(cli *c, const cli_args *a) {
     return rc;
   }
   return finish(c, &r);
+}
+
+/* -- platform brand ---------------------------------------------------------- */
+
+/* The registry's bound on a logo: its data: URI's text (registry/branding.h). */
+#define BRAND_LOGO_MAX 65536
+
+/* The image type of a logo file from its extension, or NULL. */
+static const char *logo_type(const char *file) {
+  static const char *const map[][2] = {
+      {".png", "png"},   {".jpg", "jpeg"},  {".jpeg", "jpeg"},
+      {".gif", "gif"},   {".webp", "webp"}, {".svg", "svg+xml"}};
+  size_t n = strlen(file);
+  for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+    size_t e = strlen(map[i][0]);
+    if (n > e && strcasecmp(file + n - e, map[i][0]) == 0) return map[i][1];
+  }
+  return NULL;
+}
+
+/* Read logo file `file` into a data: URI (owned by the caller), checking
+ * its size first; NULL after printing the error (*rc its exit code). */
+static char *logo_uri(const char *file, int *rc) {
+  char msg[PATH_MAX + 256];
+  const char *type = logo_type(file);
+  *rc = CLI_EUSAGE;
+  if (!type) {
+    snprintf(msg, sizeof msg, "platform brand: --logo %.256s: unknown image "
+             "type", file);
+    cli_usage_error(msg, "a .png, .jpg, .jpeg, .gif, .webp or .svg file");
+    return NULL;
+  }
+  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(msg, sizeof msg, "platform brand: --logo %.256s: %s", file,
+             fd < 0 ? strerror(errno) : "not a regular file");
+    if (fd >= 0) close(fd);
+    cli_usage_error(msg, NULL);
+    return NULL;
+  }
+  size_t head = strlen("data:image/;base64,") + strlen(type);
+  /* base64 makes 4 characters of every 3 bytes (or part of 3). */
+  unsigned long long need = head + ((unsigned long long)st.st_size + 2) / 3 * 4;
+  if (st.st_size == 0 || need > BRAND_LOGO_MAX) {
+    close(fd);
+    snprintf(msg, sizeof msg,
+             "platform brand: --logo %.256s is %lld bytes: as a data: URI it "
+             "would be %llu bytes of text, at most %d",
+             file, (long long)st.st_size, need, BRAND_LOGO_MAX);
+    cli_usage_error(msg, st.st_size ? "use an image of at most about 48 KiB "
+                                      "(an SVG or a small PNG)"
+                                    : "the file is empty");
+    return NULL;
+  }
+  size_t n = (size_t)st.st_size, got = 0;
+  unsigned char *bin = malloc(n);
+  char *uri = malloc((size_t)need + 1);
+  while (bin && uri && got < n) {
+    ssize_t r = read(fd, bin + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
+  if (!bin || !uri || got != n) {
+    snprintf(msg, sizeof msg, "platform brand: --logo %.256s: %s", file,
+             !bin || !uri ? "out of memory" : "the file changed while read");
+    free(bin);
+    free(uri);
+    cli_usage_error(msg, NULL);
+    return NULL;
+  }
+  snprintf(uri, (size_t)need + 1, "data:image/%s;base64,", type);
+  sodium_bin2base64(uri + head, (size_t)need + 1 - head, bin, n,
+                    sodium_base64_VARIANT_ORIGINAL);
+  free(bin);
+  *rc = CLI_OK;
+  return uri;
+}
+
+/* The branding of the answer as `key: value` lines, a logo as its type and
+ * size rather than its bytes. */
+static void show_branding(const json_t *p) {
+  json_t *b = json_object_get(p, "branding");
+  const char *k;
+  json_t *v;
+  if (!json_object_size(b)) {
+    printf("branding: -\n");
+    return;
+  }
+  json_object_foreach(b, k, v) {
+    const char *s = json_string_value(v);
+    if (!s) continue;
+    if (strcmp(k, "logo") == 0) {
+      const char *semi = strchr(s, ';');
+      printf("logo: %.*s, %zu bytes of text\n",
+             semi ? (int)(semi - s - 5) : 0, semi ? s + 5 : "",
+             strlen(s));
+    } else {
+      printf("%s: %s\n", k, s);
+    }
+  }
+}
+
+static int platform_brand(cli *c, const cli_args *a) {
+  static const char *const colours[] = {"primary", "accent", "background",
+                                        "foreground"};
+  char path[CLI_PATH_MAX], etag[sizeof((cli_resp *)0)->etag];
+  int any = cli_opt(a, "logo") || cli_opt(a, "clear");
+  for (size_t i = 0; i < 4; i++) any = any || cli_opt(a, colours[i]);
+  if (!any)
+    return cli_usage_error("platform brand: nothing to change",
+                           "pass --logo, --primary, --accent, --background, "
+                           "--foreground and/or --clear");
+  if (cli_path(path, sizeof path, "/platforms/%s", a->pos[0]))
+    return too_long();
+  int rc;
+  char *logo = NULL;
+  if (cli_opt(a, "logo") && *cli_opt(a, "logo") &&
+      !(logo = logo_uri(cli_opt(a, "logo"), &rc)))
+    return rc;
+  /* The PATCH replaces the whole object: start from what is set (nothing
+   * with --clear), sent with If-Match so a concurrent change is not lost. */
+  json_t *cur = NULL;
+  cli_resp r;
+  rc = cli_call(c, "GET", path, NULL, NULL, &cur, &r);
+  if (rc) {
+    free(logo);
+    return rc;
+  }
+  snprintf(etag, sizeof etag, "%s", r.etag);
+  cli_resp_free(&r);
+  json_t *b = cli_opt(a, "clear")
+                  ? json_object()
+                  : json_deep_copy(json_object_get(cur, "branding"));
+  json_decref(cur);
+  if (!json_is_object(b)) {
+    json_decref(b);
+    b = json_object();
+  }
+  if (logo) json_object_set_new(b, "logo", json_string(logo));
+  else if (cli_opt(a, "logo")) json_object_del(b, "logo"); /* --logo '' */
+  free(logo);
+  for (size_t i = 0; i < 4; i++) {
+    const char *v = cli_opt(a, colours[i]);
+    if (v && *v)
+      json_object_set_new(b, colours[i], json_string(v));
+    else if (v) /* --primary '' drops it */
+      json_object_del(b, colours[i]);
+  }
+  json_t *body = json_pack("{s:o}", "branding", b);
+  rc = cli_request(c, "PATCH", path, body, etag[0] ? etag : NULL, &r);
+  json_decref(body);
+  if (rc) return rc;
+  if (r.status == 412) {
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "platform %.64s was changed by someone else since it was read; "
+             "run the command again",
+             a->pos[0]);
+    rc = cli_api_error(&r, msg);
+    cli_resp_free(&r);
+    return rc;
+  }
+  if (r.status < 200 || r.status > 299 || c->json) return finish(c, &r);
+  json_t *p = json_loadb(r.body, r.len, 0, NULL);
+  cli_resp_free(&r);
+  if (!json_is_object(p)) {
+    json_decref(p);
+    fprintf(stderr, "nno: the answer is not a JSON object\n");
+    return CLI_EAPI;
+  }
+  printf("id: %s\n", json_string_value(json_object_get(p, "id")));
+  show_branding(p);
+  json_decref(p);
+  return CLI_OK;
 }
 
 /* POST to `fmt` (one %s: the platform id), e.g. /platforms/%s/suspend. */
@@ -940,6 +1118,22 @@ const cli_command cli_commands[] = {
      "  --plan P    new plan\n"
      "  --owner O   new owner ('' clears it)\n",
      platform_update},
+    {"platform", "brand", 1, 1,
+     {"logo=", "primary=", "accent=", "background=", "foreground=", "clear"},
+     "platform brand ID [--logo FILE] [--primary C] [--accent C] "
+     "[--background C] [--foreground C] [--clear]",
+     "Sets what the platform's console shows: a logo and colours. Options\n"
+     "not given keep their value; '' removes one. Colours are #rrggbb or\n"
+     "#rgb; the server refuses text colours that are hard to read (WCAG\n"
+     "contrast under 4.5:1: foreground on background, white on primary).\n\n"
+     "  --logo FILE      a .png, .jpg, .gif, .webp or .svg image, sent as a\n"
+     "                   data: URI of at most 64 KiB (about 48 KiB of image)\n"
+     "  --primary C      buttons and links (white text on it)\n"
+     "  --accent C       highlights\n"
+     "  --background C   page background\n"
+     "  --foreground C   text on the background\n"
+     "  --clear          start from no branding (alone: remove it all)\n",
+     platform_brand},
     {"platform", "suspend", 1, 1, {0}, "platform suspend ID",
      "Suspends a platform: its routes answer 403 until it is resumed.\n",
      platform_suspend},

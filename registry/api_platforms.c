@@ -3,7 +3,8 @@
  *   POST   /api/v1/platforms                  create, "stacks" (Idempotency-Key)
  *   GET    /api/v1/platforms                  list: class, status, pages
  *   GET    /api/v1/platforms/{platform}             one, with ETag
- *   PATCH  /api/v1/platforms/{platform}             name, plan, owner; If-Match
+ *   PATCH  /api/v1/platforms/{platform}             name, plan, owner, branding;
+ *                                                   If-Match
  *   DELETE /api/v1/platforms/{platform}             keep_data; with tenants...
  *   POST   /api/v1/platforms/{platform}/suspend     status -> suspended
  *   POST   /api/v1/platforms/{platform}/resume      status -> active
@@ -24,8 +25,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "branding.h"
 #include "http_util.h"
 #include "internal.h"
+
+/* A PATCH body: the other fields are short; a logo is at most
+ * BRANDING_LOGO_MAX bytes of text. */
+#define PATCH_BODY_MAX (BRANDING_LOGO_MAX + 16384)
 
 static json_t *platform_json(const store_platform *p) {
   return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:I}", "id", p->id,
@@ -36,10 +42,40 @@ static json_t *platform_json(const store_platform *p) {
                    "version", (json_int_t)p->version);
 }
 
-/* Answer `status` with the platform and its ETag. */
-static int send_platform(nno_req *req, int status, const store_platform *p) {
+/* The stored branding of platform `id` as a new object ({} when none):
+ * NULL on a store error (*rc says which). */
+static json_t *branding_load(const char *id, int *rc) {
+  char *text = NULL;
+  *rc = store_platform_branding(g_reg.db, id, &text);
+  if (*rc) return NULL;
+  json_t *b = text ? json_loads(text, 0, NULL) : NULL;
+  free(text);
+  if (!json_is_object(b)) { /* none, or (impossible) not an object */
+    json_decref(b);
+    b = json_object();
+  }
+  if (!b) *rc = STORE_ERROR;
+  return b;
+}
+
+/* Answer `status` with the platform, its branding and its ETag. */
+static int send_branded(nno_req *req, int status, const store_platform *p,
+                        json_t *branding) {
+  json_t *o = platform_json(p);
+  if (o) json_object_set(o, "branding", branding);
   hu_etag(req, p->version);
-  return nno_send_json(req, status, platform_json(p));
+  return nno_send_json(req, status, o);
+}
+
+/* Answer `status` with the platform, its branding (read now) and its
+ * ETag. A list shows platforms without it (a logo is up to 64 KiB). */
+static int send_platform(nno_req *req, int status, const store_platform *p) {
+  int rc;
+  json_t *b = branding_load(p->id, &rc);
+  if (!b) return hu_store_error(req, rc);
+  send_branded(req, status, p, b);
+  json_decref(b);
+  return NNO_OK;
 }
 
 static const char *str(json_t *o, const char *k) {
@@ -483,7 +519,10 @@ static int on_create(nno_req *req, void *ud) {
     nno_problem(req, 409, NULL, "platform \"%s\" already exists", p.id);
     goto done;
   }
-  if (!rc && (!(obj = platform_json(&p)) || !(text = nno_json_text(obj))))
+  /* A new platform has no branding yet. */
+  if (!rc && (!(obj = platform_json(&p)) ||
+              json_object_set_new(obj, "branding", json_object()) ||
+              !(text = nno_json_text(obj))))
     rc = STORE_ERROR;
   snprintf(loc, sizeof loc, "/api/v1/platforms/%s", p.id);
   snprintf(target, sizeof target, "platform:%s", p.id);
@@ -632,20 +671,47 @@ static int load_for_write(nno_req *req, const char *id, store_platform *p) {
   return 0;
 }
 
+/* Inside the PATCH's transaction: store the checked branding `next` (NULL:
+ * cleared) in place of `before`, and audit which members changed (never
+ * their values: a logo is large). */
+static int branding_write(nno_req *req, const char *id, const char *target,
+                          json_t *before, json_t *next) {
+  char *text = next ? json_dumps(next, JSON_COMPACT) : NULL;
+  if (next && !text) return STORE_ERROR;
+  json_t *changed = branding_changed(json_object_size(before) ? before : NULL,
+                                     next);
+  json_t *detail = changed ? json_pack("{s:o, s:b}", "changed", changed,
+                                       "cleared", next == NULL)
+                           : NULL;
+  int rc = detail ? store_platform_set_branding(g_reg.db, id, text)
+                  : STORE_ERROR;
+  if (!rc) rc = hu_audit(req, "platform.branding", target, detail);
+  json_decref(detail);
+  free(text);
+  return rc;
+}
+
 static int on_patch(nno_req *req, void *ud) {
   static const nno_field fields[] = {
       NNO_FIELD("name", NNO_FIELD_STRING, 0),
       NNO_FIELD("plan", NNO_FIELD_STRING, 0),
-      NNO_FIELD("owner", NNO_FIELD_STRING_OR_NULL, 0)};
-  char id[STORE_ID_MAX + 1], target[48];
-  json_t *b = NULL;
+      NNO_FIELD("owner", NNO_FIELD_STRING_OR_NULL, 0),
+      NNO_FIELD("branding", NNO_FIELD_ANY, 0)};
+  char id[STORE_ID_MAX + 1], target[48], field[BRANDING_FIELD_MAX],
+      msg[256];
+  json_t *b = NULL, *next = NULL, *before = NULL;
   store_platform p;
   int rc;
   if (!hu_authorized(req) || read_id(req, id) ||
-      nno_body_object(req, 0, NNO_BODY_EMPTY_OK, &b))
+      nno_body_object(req, PATCH_BODY_MAX, NNO_BODY_EMPTY_OK, &b))
     return NNO_OK;
   if (nno_fields_check(req, b, fields, sizeof fields / sizeof fields[0]))
     goto done;
+  json_t *branding = json_object_get(b, "branding");
+  if (branding && branding_check(branding, &next, field, msg, sizeof msg)) {
+    nno_problem(req, 422, field, "%s", msg);
+    goto done;
+  }
   if ((rc = store_begin(g_reg.db)) != 0) {
     hu_store_error(req, rc);
     goto done;
@@ -655,26 +721,45 @@ static int on_patch(nno_req *req, void *ud) {
     store_rollback(g_reg.db);
     goto done;
   }
-  if (json_object_size(b) == 0) { /* nothing to change */
+  if (!(before = branding_load(id, &rc))) {
     store_rollback(g_reg.db);
-    send_platform(req, 200, &p);
+    hu_store_error(req, rc);
+    goto done;
+  }
+  size_t ncommon = json_object_size(b) - (branding ? 1 : 0);
+  json_t *empty = json_object();
+  int rebrand = branding && !json_equal(before, next ? next : empty);
+  json_decref(empty);
+  if (ncommon == 0 && !rebrand) { /* nothing to change */
+    store_rollback(g_reg.db);
+    send_branded(req, 200, &p, before);
     goto done;
   }
   snprintf(target, sizeof target, "platform:%s", id);
-  json_t *detail = json_pack("{s:O}", "changes", b);
-  /* The plan is in every worker's table (rate limits): replay it. */
-  if ((rc = store_platform_update(g_reg.db, &p, p.version)) ||
-      (rc = hu_audit(req, "platform.update", target, detail)) ||
-      (rc = store_change_add(g_reg.db, id)) ||
-      (rc = store_commit(g_reg.db))) {
+  rc = STORE_OK;
+  if (rebrand) rc = branding_write(req, id, target, before, next);
+  if (!rc && ncommon) {
+    json_t *changes = json_deep_copy(b);
+    json_object_del(changes, "branding");
+    json_t *detail = json_pack("{s:o}", "changes", changes);
+    rc = hu_audit(req, "platform.update", target, detail);
     json_decref(detail);
+    /* The plan is in every worker's table (rate limits): replay it. */
+    if (!rc) rc = store_change_add(g_reg.db, id);
+  }
+  /* One version bump for the whole PATCH (the ETag). */
+  if (!rc) rc = store_platform_update(g_reg.db, &p, p.version);
+  if (!rc) rc = store_commit(g_reg.db);
+  if (rc) {
     hu_fail(req, rc);
     goto done;
   }
-  json_decref(detail);
-  reg_committed();
-  send_platform(req, 200, &p);
+  if (ncommon) reg_committed();
+  if (rebrand && !next) json_object_clear(before);
+  send_branded(req, 200, &p, rebrand && next ? next : before);
 done:
+  json_decref(next);
+  json_decref(before);
   json_decref(b);
   return NNO_OK;
 }

@@ -384,6 +384,39 @@ static void registry_stacks_changed(nno_plugin *p) {
   reg_resolve_stacks();
 }
 
+/* The plan picks the request's budgets in a sandbox (ABI 1.4); one the
+ * host does not take (not [a-z0-9-]) leaves the defaults. */
+static void set_plan(nno_req *req, const rt_entry *e) {
+  if (NNO_HAS(api, req_set_plan))
+    (void)api->req_set_plan(g_reg.p, req, e->plan[0] ? e->plan : "free");
+}
+
+/* A request on auth.svc.{stackId}.{p}.{base}: scoped to that stack of the
+ * platform alone, so the name reaches no other stack's routes. 404 naming
+ * it when the platform has no such stack active; 503 (the host's) when it
+ * is active but not loaded here. */
+static int resolve_auth_svc(nno_req *req, const rt_entry *e, const char *sid,
+                            size_t slen) {
+  const char *a = e->acts;
+  for (size_t i = 0; i < e->nacts; i++) {
+    const char *ver = a + strlen(a) + 1;
+    if (strlen(a) == slen && memcmp(a, sid, slen) == 0) {
+      nno_stack *s = find_stack(NULL, a, ver);
+      if (!s && NNO_HAS(api, req_stack_missing))
+        api->req_stack_missing(req, a, ver);
+      int rc = api->req_set_scope(req, e->id, e->idlen, 0, &s, s ? 1 : 0);
+      if (!rc) set_plan(req, e);
+      return rc ? rc : NNO_OK;
+    }
+    a = ver + strlen(ver) + 1;
+  }
+  char detail[200];
+  snprintf(detail, sizeof detail, "stack \"%.*s\" is not active on platform %s",
+           (int)(slen > 64 ? 64 : slen), sid, e->id);
+  api->res_problem(req, 404, "Not Found", detail);
+  return NNO_DONE;
+}
+
 /* Per request: one atomic load (the counter), a host-name suffix test and
  * one hash lookup. The database is only read when the counter moved. */
 static int on_resolve(nno_req *req, void *ud) {
@@ -422,13 +455,16 @@ static int on_resolve(nno_req *req, void *ud) {
     api->res_problem(req, 403, "Forbidden", detail);
     return NNO_DONE;
   }
+  /* auth.svc.{stackId}.{p}.{base}: that one stack of the platform. */
+  const char *sid;
+  size_t slen;
+  if (claimed && rt_auth_svc_stack(h.ptr, h.len, (size_t)(id - h.ptr), &sid,
+                                   &slen))
+    return resolve_auth_svc(req, e, sid, slen);
   if (e->nstacks < e->nacts) missing_stacks(req, e);
   int rc =
       api->req_set_scope(req, e->id, e->idlen, strip, e->stacks, e->nstacks);
-  /* The plan picks the request's budgets in a sandbox (ABI 1.4); one the
-   * host does not take (not [a-z0-9-]) leaves the defaults. */
-  if (!rc && NNO_HAS(api, req_set_plan))
-    (void)api->req_set_plan(g_reg.p, req, e->plan[0] ? e->plan : "free");
+  if (!rc) set_plan(req, e);
   return rc ? rc : NNO_OK;
 }
 

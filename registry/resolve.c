@@ -205,3 +205,19 @@ int rt_host_platform(const char *host, size_t hl, const char *base, size_t bl,
   *len = end - start;
   return 1;
 }
+
+int rt_auth_svc_stack(const char *host, size_t hl, size_t pstart,
+                      const char **sid, size_t *slen) {
+  static const char pre[] = "auth.svc.";
+  const size_t pl = sizeof pre - 1;
+  /* "auth.svc." + a label + "." before the platform's label. */
+  if (pstart > hl || pstart < pl + 2 || host[pstart - 1] != '.' ||
+      memcmp(host, pre, pl) != 0)
+    return 0;
+  const char *s = host + pl;
+  size_t n = pstart - 1 - pl;
+  if (memchr(s, '.', n)) return 0;
+  *sid = s;
+  *slen = n;
+  return 1;
+}

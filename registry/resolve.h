@@ -73,6 +73,14 @@ void rt_resolve_all(rtable *t, rt_find_fn find, void *ud);
 int rt_host_platform(const char *host, size_t hl, const char *base, size_t bl,
                      const char **id, size_t *len);
 
+/* The stack label of a platform's auth endpoint host
+ * "auth.svc.{stackId}.{p}.{base}": `host` (hl bytes, lower-case) whose
+ * platform label starts at byte `pstart` (as rt_host_platform found it).
+ * Returns 1 with the stack id in *sid and *slen (non-empty, one label),
+ * or 0 for any other name of the platform. */
+int rt_auth_svc_stack(const char *host, size_t hl, size_t pstart,
+                      const char **sid, size_t *slen);
+
 /* The label of the core API's host name, "api.{base}": never a platform
  * id (the registry refuses to create one so named). */
 #define RT_CORE_LABEL "api"

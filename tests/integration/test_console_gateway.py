@@ -3,6 +3,7 @@ service members a console package reads (platform_profile,
 platform_stack_at, tenant_list), IAM's scope_allows, platform branding,
 auth.svc narrowing, the host-only session cookie and the Nno-Tenant header
 (registry/README.md, plugins/iam/README.md, packages/auth/README.md)."""
+import base64
 import os
 from urllib.parse import urlencode
 
@@ -121,3 +122,200 @@ def test_scope_allows_is_the_authz_matcher(g, scope_platform, granted,
     got = probe(g, scope_platform, "scope?" + urlencode(
         {"granted": granted, "needed": needed}))
     assert got == {"allows": want}
+
+
+# -- branding -------------------------------------------------------------------
+
+PNG = "data:image/png;base64," + base64.b64encode(
+    b"\x89PNG\r\n\x1a\n" + bytes(range(200))).decode()
+
+
+def patch(g, pid, body, headers=None):
+    return op_call(g, "PATCH", "/platforms/" + pid, body, headers)
+
+
+def op_call(g, method, path, body=None, headers=None):
+    st, hd, b = g.api(method, path, body, headers=headers)
+    return st, hd, b
+
+
+def audit(g, pid, action):
+    st, _, a = g.api("GET", "/audit?target=platform:%s&action=%s"
+                     % (pid, action))
+    assert st == 200, a
+    return a["items"]
+
+
+def test_branding_set_shown_audited_and_cleared(g):
+    new_platform(g, "brd-a")
+    st, hd, p = patch(g, "brd-a", {"branding": {
+        "logo": PNG, "primary": "#1A73E8", "accent": "#fa0",
+        "background": "#fff", "foreground": "#111111"}})
+    assert st == 200, p
+    want = {"logo": PNG, "primary": "#1a73e8", "accent": "#ffaa00",
+            "background": "#ffffff", "foreground": "#111111"}
+    assert p["branding"] == want
+    st, hd2, got = g.api("GET", "/platforms/brd-a")
+    assert st == 200 and got["branding"] == want
+    assert hd2["etag"] == hd["etag"]
+    # the profile a console reads carries it
+    assert probe(g, "brd-a", "profile")["profile"]["branding"] == want
+    rows = audit(g, "brd-a", "platform.branding")
+    assert len(rows) == 1
+    assert rows[0]["detail"] == {
+        "changed": ["logo", "primary", "accent", "background", "foreground"],
+        "cleared": False}
+    # no logo bytes in the audit log
+    assert "iVBOR" not in repr(rows)
+    # the object is replaced whole: only what changed is named
+    st, _, p = patch(g, "brd-a", {"branding": {
+        "logo": PNG, "primary": "#1a73e8"}})
+    assert st == 200 and p["branding"] == {"logo": PNG, "primary": "#1a73e8"}
+    rows = audit(g, "brd-a", "platform.branding")
+    assert rows[0]["detail"] == {
+        "changed": ["accent", "background", "foreground"], "cleared": False}
+    # {} and null clear it
+    for clear in ({}, None):
+        patch(g, "brd-a", {"branding": {"primary": "#000"}})
+        st, _, p = patch(g, "brd-a", {"branding": clear})
+        assert st == 200 and p["branding"] == {}, p
+        assert probe(g, "brd-a", "profile")["profile"]["branding"] == {}
+        assert audit(g, "brd-a", "platform.branding")[0]["detail"][
+            "cleared"] is True
+    # the same branding again changes nothing and audits nothing
+    n = len(audit(g, "brd-a", "platform.branding"))
+    st, _, p = patch(g, "brd-a", {"branding": None})
+    assert st == 200 and len(audit(g, "brd-a", "platform.branding")) == n
+
+
+def test_branding_with_other_fields_one_version(g):
+    p0 = new_platform(g, "brd-b")
+    st, _, p = patch(g, "brd-b", {"name": "Bee", "branding": {
+        "primary": "#000000"}})
+    assert st == 200, p
+    assert p["name"] == "Bee" and p["version"] == p0["version"] + 1
+    upd = audit(g, "brd-b", "platform.update")
+    assert upd[0]["detail"] == {"changes": {"name": "Bee"}}
+
+
+@pytest.mark.parametrize("branding,field,detail", [
+    ([], "branding", 'field "branding": expected an object or null, got an '
+     'array'),
+    ({"colour": "#000"}, "branding.colour",
+     'field "branding.colour": unknown field (expected logo, primary, '
+     'accent, background, foreground)'),
+    ({"primary": "blue"}, "branding.primary",
+     'field "branding.primary": expected a colour "#rrggbb" or "#rgb", got '
+     '"blue"'),
+    ({"primary": "#ffcc00"}, "branding.primary",
+     'field "branding.primary": the contrast of white text on #ffcc00 is '
+     '1.51:1, at least 4.5:1 is needed'),
+    ({"background": "#ffffff", "foreground": "#777777"},
+     "branding.foreground",
+     'field "branding.foreground": the contrast of #777777 on #ffffff is '
+     '4.47:1, at least 4.5:1 is needed'),
+    ({"logo": "https://example.com/logo.png"}, "branding.logo",
+     'field "branding.logo": expected a data: URI '
+     '"data:image/{png|jpeg|gif|webp|svg+xml};base64,..."'),
+    ({"logo": "data:image/png;base64," + "A" * 65536}, "branding.logo",
+     'field "branding.logo": the logo is 65558 bytes of text, at most 65536 '
+     '(a data: URI of about 48 KiB of image)'),
+])
+def test_branding_refused_changes_nothing(g, branding, field, detail):
+    pid = "brd-bad"
+    st, _, _ = g.api("GET", "/platforms/" + pid)
+    if st == 404:
+        new_platform(g, pid)
+        assert patch(g, pid, {"branding": {"primary": "#000"}})[0] == 200
+    st, _, before = g.api("GET", "/platforms/" + pid)
+    resp = patch(g, pid, {"branding": branding, "name": "changed"})
+    body = problem(resp, 422, detail)
+    assert body["field"] == field
+    st, _, after = g.api("GET", "/platforms/" + pid)
+    assert after == before
+
+
+# -- nno platform brand ----------------------------------------------------------
+
+def brand(g, *args):
+    from test_cli import run
+    return run("platform", "brand", *args, url="http://127.0.0.1:%d" % g.port,
+               data=g.data)
+
+
+def test_cli_brand(g, tmp_path):
+    from test_cli import assert_usage_error, show
+    new_platform(g, "cli-b")
+    logo = tmp_path / "logo.svg"
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"/>'
+    logo.write_bytes(svg)
+    r = brand(g, "cli-b", "--logo", str(logo), "--primary", "#1A73E8")
+    assert r.returncode == 0, r.stderr
+    uri = "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
+    assert show(r.stdout) == {
+        "id": "cli-b", "primary": "#1a73e8",
+        "logo": "image/svg+xml, %d bytes of text" % len(uri)}
+    # options not given keep their value; '' drops one
+    r = brand(g, "cli-b", "--accent", "#fa0", "--primary", "")
+    assert r.returncode == 0, r.stderr
+    st, _, p = g.api("GET", "/platforms/cli-b")
+    assert p["branding"] == {"logo": uri, "accent": "#ffaa00"}
+    # the server's refusal, as an API error naming the ratio
+    r = brand(g, "cli-b", "--primary", "#ffcc00")
+    assert r.returncode == 1 and "1.51:1" in r.stderr, r.stderr
+    # --clear starts from nothing
+    r = brand(g, "cli-b", "--clear", "--foreground", "#222")
+    assert r.returncode == 0, r.stderr
+    st, _, p = g.api("GET", "/platforms/cli-b")
+    assert p["branding"] == {"foreground": "#222222"}
+    r = brand(g, "cli-b", "--clear")
+    assert r.returncode == 0 and show(r.stdout)["branding"] == "-"
+    # a logo too large is refused before anything is sent
+    n = len(audit(g, "cli-b", "platform.branding"))
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * 49200)
+    err = assert_usage_error(brand(g, "cli-b", "--logo", str(big)))
+    assert err[0] == ("nno: platform brand: --logo %s is 49200 bytes: as a "
+                      "data: URI it would be 65622 bytes of text, at most "
+                      "65536" % big)
+    bmp = tmp_path / "logo.bmp"
+    bmp.write_bytes(b"BM")
+    err = assert_usage_error(brand(g, "cli-b", "--logo", str(bmp)))
+    assert "unknown image type" in err[0]
+    assert_usage_error(brand(g, "cli-b"))
+    assert len(audit(g, "cli-b", "platform.branding")) == n
+
+
+# -- auth.svc.{stackId}.{p}.{base}: that stack only --------------------------
+
+def test_auth_svc_host_reaches_its_stack_only(g):
+    new_platform(g, "svc-a")
+    key = g.platform_key("svc-a", scopes=["*"])["key"]
+    base = "svc-a.nno.localhost"
+
+    def get(host, path):
+        return g.json("GET", path, host=host, key=key)
+
+    # the platform's other names reach every active stack
+    for host in (base, "console." + base, "auth.svc." + base):
+        assert get(host, "/regprobe/stacks")[0] == 200
+        assert get(host, "/hello")[0] == 200
+    # auth.svc.regprobe: regprobe's routes, not default's
+    st, _, b = get("auth.svc.regprobe." + base, "/regprobe/stacks")
+    assert st == 200 and b["items"] == ["default@1.0.0", "regprobe@1.0.0"]
+    st, hd, b = get("auth.svc.regprobe." + base, "/hello")
+    problem((st, hd, b), 404)
+    # auth.svc.default: default's routes, not regprobe's
+    assert get("auth.svc.default." + base, "/hello")[0] == 200
+    problem(get("auth.svc.default." + base, "/regprobe/stacks"), 404)
+    # a stack the platform has not active: 404 naming it
+    problem(get("auth.svc.nope." + base, "/hello"), 404,
+            'stack "nope" is not active on platform svc-a')
+    st, _, b = op(g, "DELETE", "/platforms/svc-a/stacks/regprobe")
+    assert st == 204, b
+    for _ in range(4):  # every worker
+        problem(get("auth.svc.regprobe." + base, "/regprobe/stacks"), 404,
+                'stack "regprobe" is not active on platform svc-a')
+    # an unknown platform stays the platform's 404
+    problem(get("auth.svc.default.nope-p.nno.localhost", "/hello"), 404,
+            'no platform "nope-p"')

@@ -152,12 +152,40 @@ static void host_names(void **state) {
   assert_int_equal(rt_host_platform("a.b", 3, "", 0, &id, &n), 0);
 }
 
+static void auth_svc_hosts(void **state) {
+  (void)state;
+  const char *sid, *id;
+  size_t n, idn;
+  const char *h = "auth.svc.default.acme.nno.localhost";
+  assert_int_equal(
+      rt_host_platform(h, strlen(h), "nno.localhost", 13, &id, &idn), 1);
+  assert_int_equal(rt_auth_svc_stack(h, strlen(h), (size_t)(id - h), &sid, &n),
+                   1);
+  assert_int_equal(n, 7);
+  assert_memory_equal(sid, "default", 7);
+  /* Other names of the platform are not narrowed. */
+  const char *other[] = {"acme.nno.localhost", "console.acme.nno.localhost",
+                         "auth.svc.acme.nno.localhost",
+                         "x.auth.svc.default.acme.nno.localhost",
+                         "auth.svc.a.b.acme.nno.localhost",
+                         "auth.svc..acme.nno.localhost",
+                         "auth.svx.default.acme.nno.localhost"};
+  for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+    const char *o = other[i];
+    assert_int_equal(
+        rt_host_platform(o, strlen(o), "nno.localhost", 13, &id, &idn), 1);
+    assert_int_equal(
+        rt_auth_svc_stack(o, strlen(o), (size_t)(id - o), &sid, &n), 0);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(put_get_replace_remove),
       cmocka_unit_test(grows_and_resolves_later),
       cmocka_unit_test(status_names),
       cmocka_unit_test(host_names),
+      cmocka_unit_test(auth_svc_hosts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
