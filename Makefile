@@ -4,7 +4,8 @@
 #   make                 build into build/ (RelWithDebInfo)
 #   make run             build, serve on $(LISTEN) with data in $(DATA)/, and
 #                        create the demo platform once (scripts/run.sh)
-#   make test            build, then run every test with ctest
+#   make test            build, then run every test with ctest (the browser
+#                        tests' chromium and selenium installed first)
 #   make test-asan       ASan+UBSan Debug build in build-asan/, then ctest
 #   make test-valgrind   unit tests and fuzz corpus replays of build/ under
 #                        valgrind (fails on leaks)
@@ -56,11 +57,13 @@ run: build
 	@BIN=$(BUILD)/bin/nno LISTEN=$(LISTEN) DATA=$(DATA) exec sh scripts/run.sh
 
 test: build
+	@sh scripts/setup-deps.sh browser
 	ctest --test-dir $(BUILD) --output-on-failure $(CTEST_ARGS)
 
 test-asan: deps
 	$(call configure,$(ASAN_BUILD),-DNNO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	@sh scripts/setup-deps.sh browser
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure $(CTEST_ARGS)

@@ -832,7 +832,8 @@ typedef struct nno_host_api {
   /* The packages of a loaded stack, i = 0.. until NNO_ENOENT: name,
    * version, the package's folder (absolute) and its manifest's
    * "resources" array as JSON text. Views borrowed while the stack is
-   * loaded. Core plugins only (NNO_ESTATE otherwise). */
+   * loaded. Core plugins, and feature packages of an in-process stack
+   * (since 1.4; a sandboxed package gets NNO_ESTATE). */
   int (*stack_package_at)(nno_plugin *p, nno_stack *s, size_t i,
                           nno_str *name, nno_str *version, nno_str *dir,
                           nno_str *resources_json);

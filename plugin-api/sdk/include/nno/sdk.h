@@ -15,6 +15,7 @@
  *   nno/sdk/json.h      JSON responses, request bodies, field tables
  *   nno/sdk/request.h   ids, names, route and query parameters, the actor
  *   nno/sdk/page.h      limit and cursor parameters, pages of items
+ *   nno/sdk/static.h    files of a folder: types, ETag, 304, a cache
  *
  * Functions that "answer" write a complete response and return NNO_OK (or
  * -1 where they also report a failure): the handler then returns NNO_OK
@@ -31,5 +32,6 @@
 #include <nno/sdk/page.h>
 #include <nno/sdk/problem.h>
 #include <nno/sdk/request.h>
+#include <nno/sdk/static.h>
 
 #endif /* NNO_SDK_H */
