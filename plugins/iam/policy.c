@@ -417,10 +417,74 @@ static int set_tenant_path(nno_req *req, const char *platform,
                  "cannot record the credential's tenant path");
 }
 
+/* The Nno-Tenant request header: a key or session acts in that tenant of
+ * its platform, if it lies in the credential's own subtree (`bound`; any
+ * tenant when "") and it and its ancestors are active. Only narrows.
+ * NNO_OK with the tenant to act in copied into `out` (IAM_ID_MAX bytes;
+ * `bound` when the header is absent or empty), or NNO_DONE after a 403: a
+ * tenant unknown or outside the subtree gets the same words (whether a
+ * tenant exists elsewhere is not told). */
+static int acting_tenant(nno_req *req, const char *platform,
+                         const char *bound, char *out) {
+  nno_str h = {0};
+  char want[IAM_ID_MAX], pw[1024], pb[1024], detail[160];
+  snprintf(out, IAM_ID_MAX, "%s", bound);
+  if (api->req_header(req, "Nno-Tenant", &h) != NNO_OK || h.len == 0)
+    return NNO_OK;
+  /* The value as shown: at most 32 bytes, outside [a-z0-9-] as '?'. */
+  size_t n = h.len < IAM_ID_MAX - 1 ? h.len : IAM_ID_MAX - 1;
+  int valid = h.len >= 2 && h.len <= 32;
+  for (size_t i = 0; i < n; i++) {
+    char c = h.ptr[i];
+    int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+    valid = valid && ok;
+    want[i] = ok ? c : '?';
+  }
+  want[n] = '\0';
+  snprintf(detail, sizeof detail,
+           "tenant %s is outside this credential's reach", want);
+  if (!valid) return problem(req, 403, "Forbidden", detail);
+  const nno_registry_v1 *reg = g_iam.reg;
+  if (!reg || reg->size < offsetof(nno_registry_v1, tenant_path) +
+                              sizeof reg->tenant_path)
+    return problem(req, 503, "Service Unavailable",
+                   "tenants cannot be checked now");
+  int rc = reg->tenant_path(platform, want, pw, sizeof pw);
+  if (rc == NNO_ENOENT) return problem(req, 403, "Forbidden", detail);
+  if (rc != NNO_OK) return rc;
+  if (bound[0]) {
+    rc = reg->tenant_path(platform, bound, pb, sizeof pb);
+    if (rc == NNO_ENOENT) return problem(req, 403, "Forbidden", detail);
+    if (rc != NNO_OK) return rc;
+    size_t bl = strlen(pb);
+    if (!(strncmp(pw, pb, bl) == 0 && (pw[bl] == '\0' || pw[bl] == '/')))
+      return problem(req, 403, "Forbidden", detail);
+  }
+  if (reg->tenant_active(platform, want) == 0) {
+    snprintf(detail, sizeof detail,
+             "tenant %s is suspended (or a tenant above it)", want);
+    return problem(req, 403, "Forbidden", detail);
+  }
+  memcpy(out, want, n + 1);
+  return NNO_OK;
+}
+
+/* Record a key's or user's credential as the caller, in the tenant it
+ * acts in (Nno-Tenant), with that tenant's path. */
+static int set_credential(nno_req *req, int kind, const char *platform,
+                          const char *tenant, const char *subject,
+                          const char *scopes, const char *session) {
+  char acting[IAM_ID_MAX];
+  int rc = acting_tenant(req, platform, tenant, acting);
+  if (rc != NNO_OK) return rc;
+  rc = api->req_set_caller(g_iam.p, req, kind, platform, acting, subject,
+                           scopes, session);
+  return rc ? rc : set_tenant_path(req, platform, acting);
+}
+
 static int set_user(nno_req *req, const iam_sess *s) {
-  int rc = api->req_set_caller(g_iam.p, req, NNO_CALLER_USER, s->platform,
-                               s->tenant, s->user, s->scopes, s->id);
-  return rc ? rc : set_tenant_path(req, s->platform, s->tenant);
+  return set_credential(req, NNO_CALLER_USER, s->platform, s->tenant,
+                        s->user, s->scopes, s->id);
 }
 
 /* The session cookie: the first of its values that is a valid session. */
@@ -485,9 +549,8 @@ int iam_on_authn(nno_req *req, void *ud) {
                  : auth_failed(req,
                                "this API key is unknown, revoked or "
                                "expired");
-    int rc = api->req_set_caller(g_iam.p, req, NNO_CALLER_KEY, k->platform,
-                                 k->tenant, k->id, k->scopes, NULL);
-    return rc ? rc : set_tenant_path(req, k->platform, k->tenant);
+    return set_credential(req, NNO_CALLER_KEY, k->platform, k->tenant, k->id,
+                          k->scopes, NULL);
   }
   if (tok.len > sl && memcmp(tok.ptr, IAM_SESSION_PREFIX, sl) == 0) {
     iam_sess s;

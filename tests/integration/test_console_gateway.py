@@ -423,3 +423,109 @@ def test_a_sibling_platforms_cookie_never_authenticates(g):
     st, _, body = g.json("GET", "/api/v1/platforms/sib-a",
                          headers={"Cookie": "nno_session=" + a_tok})
     assert st in (401, 403), body
+
+
+# -- Nno-Tenant: acting in a tenant ------------------------------------------------
+
+def tenant_call(g, method, path, tenant=None, key=None, cookie=None,
+                body=None, host="app.nt-a.nno.localhost"):
+    hd = {"Sec-Fetch-Site": "same-origin"}
+    if tenant is not None:
+        hd["Nno-Tenant"] = tenant
+    if cookie:
+        hd["Cookie"] = cookie
+    if body is not None:
+        hd["Content-Type"] = "application/json"
+        body = json.dumps(body).encode()
+    st, rh, raw = g.request(method, path, headers=hd, body=body, host=host,
+                            key=key)
+    return st, rh, (json.loads(raw) if raw else None)
+
+
+REACH = "tenant %s is outside this credential's reach"
+
+
+@pytest.fixture(scope="module")
+def nt(g):
+    """Platform nt-a: tenants eu (fr below it) and us; sibling platform
+    nt-b with a tenant "xb"."""
+    open_signup(g, "nt-a")
+    for tid, parent in (("eu", None), ("us", None), ("fr", "eu")):
+        tenant(g, "nt-a", tid, parent)
+    new_platform(g, "nt-b")
+    tenant(g, "nt-b", "xb")
+    return "nt-a"
+
+
+def test_unbound_session_acts_in_a_tenant(g, nt):
+    tok = user(g, nt, "ten@example.com", host="console.nt-a.nno.localhost")[
+        1]["token"]
+    cookie = "__Host-nno_session=" + tok
+    st, _, me = tenant_call(g, "GET", "/auth/session", "eu", cookie=cookie)
+    assert st == 200 and me["tenant"] == "eu", me
+    st, _, me = tenant_call(g, "GET", "/auth/session", "", cookie=cookie)
+    assert st == 200 and me["tenant"] is None, me
+    st, _, note = tenant_call(g, "POST", "/notes", "fr", cookie=cookie,
+                              body={"title": "in fr"})
+    assert st == 201 and note["tenant"] == "eu/fr", note
+    path = "/notes/%s" % note["id"]
+    # seen from the tenant and above it, not from a sibling
+    for t in ("fr", "eu", None):
+        st, _, got = tenant_call(g, "GET", path, t, cookie=cookie)
+        assert st == 200 and got["id"] == note["id"], (t, got)
+    problem(tenant_call(g, "GET", path, "us", cookie=cookie), 404)
+    st, _, page = tenant_call(g, "GET", "/notes", "us", cookie=cookie)
+    assert st == 200 and page["items"] == [], page
+    # a tenant of another platform is unknown here
+    problem(tenant_call(g, "GET", path, "xb", cookie=cookie), 403,
+            REACH % "xb")
+
+
+def test_bound_key_narrows_never_widens(g, nt):
+    key = g.platform_key(nt, scopes=["*"], tenant="eu")["key"]
+    st, _, note = tenant_call(g, "POST", "/notes", "fr", key=key,
+                              body={"title": "by key"})
+    assert st == 201 and note["tenant"] == "eu/fr", note
+    st, _, note = tenant_call(g, "POST", "/notes", "eu", key=key,
+                              body={"title": "by key"})
+    assert st == 201 and note["tenant"] == "eu", note
+    # sideways, unknown and malformed: the same 403, nothing written
+    for t, shown in (("us", "us"), ("nope", "nope"), ("xb", "xb"),
+                     ("EU", "??"), ("e u/../x", "e?u????x")):
+        problem(tenant_call(g, "POST", "/notes", t, key=key,
+                            body={"title": "no"}), 403, REACH % shown)
+    st, _, page = tenant_call(g, "GET", "/notes", None, key=key)
+    assert [n["title"] for n in page["items"]].count("no") == 0
+    # the core API follows the narrowed tenant too: from fr, eu is above
+    st, _, t = tenant_call(g, "GET", "/api/v1/platforms/nt-a/tenants/fr",
+                           "fr", key=key, host="127.0.0.1")
+    assert st == 200, t
+    problem(tenant_call(g, "PATCH", "/api/v1/platforms/nt-a/tenants/eu",
+                        "fr", key=key, host="127.0.0.1",
+                        body={"name": "renamed"}), 403)
+
+
+def test_suspended_tenant_refused(g, nt):
+    key = g.platform_key(nt, scopes=["*"])["key"]
+    tenant(g, nt, "sus")
+    tenant(g, nt, "sub", "sus")
+    assert tenant_call(g, "GET", "/notes", "sub", key=key)[0] == 200
+    suspend_tenant(g, nt, "sus")
+    for _ in range(4):  # every worker
+        for t in ("sus", "sub"):
+            problem(tenant_call(g, "GET", "/notes", t, key=key), 403,
+                    "tenant %s is suspended (or a tenant above it)" % t)
+    # the credential itself keeps working elsewhere
+    assert tenant_call(g, "GET", "/notes", "us", key=key)[0] == 200
+    assert tenant_call(g, "GET", "/notes", None, key=key)[0] == 200
+
+
+def test_nno_tenant_allowed_in_preflight(g, nt):
+    origin = "http://console.nt-a.nno.localhost:%d" % g.port
+    st, hd, _ = g.request("OPTIONS", "/notes", host="app.nt-a.nno.localhost",
+                          headers={"Origin": origin,
+                                   "Access-Control-Request-Method": "POST",
+                                   "Access-Control-Request-Headers":
+                                   "content-type, nno-tenant"})
+    assert st == 204, hd
+    assert "nno-tenant" in hd["access-control-allow-headers"].lower()
