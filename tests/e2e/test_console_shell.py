@@ -92,9 +92,9 @@ def test_sign_up_through_the_form_then_sign_out(page, platform, host):
     page.wait("form#sign-in")
     assert page.find("header#topbar") is None
     # The session is over on the server, not only forgotten by the page.
-    st, _, _ = host.request("GET", "/p/%s/auth/session" % PID,
-                            key=token)
-    assert st == 401
+    page.until(lambda d: host.request("GET", "/p/%s/auth/session" % PID,
+                                      key=token)[0] == 401,
+               "the session ended on every worker")
     # A reload stays signed out.
     page.driver.refresh()
     page.ready()
