@@ -340,7 +340,8 @@ drop:
 json_t *console_compose(const char *platform, const char *scopes,
                         size_t len) {
   const nno_registry_v1 *reg = console_registry();
-  json_t *out = json_pack("{s:s, s:[]}", "platform", platform, "packages");
+  json_t *out = json_pack("{s:s, s:o}", "platform", platform, "packages",
+                          json_array());
   json_t *list = json_object_get(out, "packages");
   nno_stack *s;
   if (!out) return NULL;
