@@ -56,7 +56,8 @@ static int on_admin_file(nno_req *req, void *ud) {
   const admin_asset *a = file.len ? asset_find(file.ptr, file.len)
                                   : asset_find("index.html", 10);
   /* The path is not echoed: it is the client's, and says nothing new. */
-  if (!a) return nno_problem(req, 404, NULL, "no such file in the operator view");
+  if (!a)
+    return nno_problem(req, 404, NULL, "no such file in the operator view");
   int rc = NNO_OK;
   for (size_t i = 0;
        !rc && i < sizeof security_headers / sizeof *security_headers; i++)
@@ -76,7 +77,8 @@ static int admin_init(nno_plugin *p, const nno_host_api *host) {
     return NNO_EINVAL;
   }
   int rc = api->route_add(p, "GET", "/admin", on_admin_root, NULL);
-  if (!rc) rc = api->route_add(p, "GET", "/admin/{file...}", on_admin_file, NULL);
+  if (!rc)
+    rc = api->route_add(p, "GET", "/admin/{file...}", on_admin_file, NULL);
   if (rc) {
     api->plugin_fail(p, "cannot bind its routes: %s", api->err_name(rc));
     return rc;
