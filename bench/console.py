@@ -46,13 +46,16 @@ def _load(name, path):
 # start (performance.now()'s origin), before any script of the page runs.
 READY_PROBE = """
 (function () {
-  var root = document.documentElement;
   function check() {
-    if (root.dataset.shell === 'ready' && window.__nnoReady === undefined)
+    var root = document.documentElement;
+    if (root && root.dataset.shell === 'ready' &&
+        window.__nnoReady === undefined)
       window.__nnoReady = performance.now();
   }
-  new MutationObserver(check).observe(root, {attributes: true,
-                                             attributeFilter: ['data-shell']});
+  // The document may have no <html> yet when this runs: watch it whole.
+  new MutationObserver(check).observe(document, {
+    subtree: true, childList: true, attributes: true,
+    attributeFilter: ['data-shell']});
   check();
 })();
 """

@@ -54,6 +54,7 @@ With curl:
        http://$LISTEN/p/demo/notes     # a note, kept in the demo's sql database
   curl http://$LISTEN/metrics
   curl -H "Authorization: Bearer \$(cat $DATA/operator.key)" http://$LISTEN/api/v1/platforms
+  http://nno.localhost:$PORT/admin/   # the operator view: sign in with $DATA/operator.key
   $BIN platform list          # the CLI reads the key from $DATA/operator.key
   $BIN resource list demo     # the demo's databases, key-value stores and buckets
 

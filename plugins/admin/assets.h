@@ -6,10 +6,10 @@
 #include <stddef.h>
 
 /* One file of ui/. Every field is static and NUL-terminated but `data`,
- * which holds `len` bytes (and a NUL after them). */
+ * which holds `len` bytes (and a NUL after them). Its Content-Type is
+ * nno_static_type() of its name. */
 typedef struct admin_asset {
   const char *name; /* "index.html": a file name, no folder */
-  const char *type; /* its Content-Type */
   const char *etag; /* strong, quoted: "\"<32 hex of its SHA-256>\"" */
   const unsigned char *data;
   size_t len;

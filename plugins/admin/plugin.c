@@ -8,14 +8,16 @@
 #include <nno/plugin.h>
 #include <nno/sdk/base.h>
 #include <nno/sdk/problem.h>
+#include <nno/sdk/static.h>
 
 #include "assets.h"
 
 static const nno_host_api *api;
 
-/* The headers of every answer with a file: the page's policy (CONSOLE.md,
- * "Security headers") on all of them, as a script or a stylesheet loaded
- * as a document must not run anything either. */
+/* The page's policy (CONSOLE.md, "Security headers") on every file, as a
+ * script or a stylesheet opened as a document must not run anything
+ * either. nno_static_answer adds X-Content-Type-Options, the ETag and the
+ * Cache-Control. */
 static const char *const security_headers[][2] = {
     {"Content-Security-Policy",
      "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -24,10 +26,6 @@ static const char *const security_headers[][2] = {
      "frame-ancestors 'none'"},
     {"X-Frame-Options", "DENY"},
     {"Referrer-Policy", "no-referrer"},
-    {"X-Content-Type-Options", "nosniff"},
-    /* Unversioned URLs: the browser revalidates, and gets 304 while the
-     * build is the same. */
-    {"Cache-Control", "no-cache"},
 };
 
 /* The asset named exactly `name` (`len` bytes), or NULL. Names are file
@@ -38,28 +36,6 @@ static const admin_asset *asset_find(const char *name, size_t len) {
     if (strlen(a->name) == len && memcmp(a->name, name, len) == 0) return a;
   }
   return NULL;
-}
-
-/* 1 if the If-None-Match value `v` holds `etag` or is "*" (RFC 9110
- * 13.1.2: weak comparison, so W/"x" matches "x"). */
-static int etag_matches(nno_str v, const char *etag) {
-  size_t elen = strlen(etag), i = 0;
-  while (i < v.len) {
-    while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t' ||
-                         v.ptr[i] == ','))
-      i++;
-    size_t start = i;
-    while (i < v.len && v.ptr[i] != ',') i++;
-    size_t end = i;
-    while (end > start && (v.ptr[end - 1] == ' ' || v.ptr[end - 1] == '\t'))
-      end--;
-    const char *t = v.ptr + start;
-    size_t n = end - start;
-    if (n == 1 && t[0] == '*') return 1;
-    if (n > 2 && t[0] == 'W' && t[1] == '/') t += 2, n -= 2;
-    if (n == elen && memcmp(t, etag, n) == 0) return 1;
-  }
-  return 0;
 }
 
 /* GET /admin: the page lives at /admin/ (its relative URLs need the
@@ -80,20 +56,17 @@ static int on_admin_file(nno_req *req, void *ud) {
   const admin_asset *a = file.len ? asset_find(file.ptr, file.len)
                                   : asset_find("index.html", 10);
   /* The path is not echoed: it is the client's, and says nothing new. */
-  if (!a) return nno_problem(req, 404, NULL, "no such file in the operator view");
+  if (!a)
+    return nno_problem(req, 404, NULL, "no such file in the operator view");
   int rc = NNO_OK;
-  for (size_t i = 0; !rc && i < sizeof security_headers / sizeof *security_headers;
-       i++)
+  for (size_t i = 0;
+       !rc && i < sizeof security_headers / sizeof *security_headers; i++)
     rc = api->res_header(req, security_headers[i][0], security_headers[i][1]);
-  if (!rc) rc = api->res_header(req, "ETag", a->etag);
-  nno_str inm;
-  if (!rc && api->req_header(req, "If-None-Match", &inm) == NNO_OK &&
-      etag_matches(inm, a->etag))
-    return api->res_status(req, 304) ? nno_problem(req, 500, NULL, "cannot answer")
-                                     : NNO_OK;
-  if (!rc) rc = api->res_header(req, "Content-Type", a->type);
-  if (!rc) rc = api->res_write(req, a->data, a->len);
-  return rc ? nno_problem(req, 500, NULL, "cannot answer") : NNO_OK;
+  if (rc) return nno_problem(req, 500, NULL, "cannot answer");
+  /* Unversioned URLs: the browser revalidates, and gets 304 while the
+   * build is the same. */
+  return nno_static_answer(req, nno_static_type(a->name, strlen(a->name)),
+                           a->data, a->len, a->etag, "no-cache");
 }
 
 static int admin_init(nno_plugin *p, const nno_host_api *host) {
@@ -104,7 +77,8 @@ static int admin_init(nno_plugin *p, const nno_host_api *host) {
     return NNO_EINVAL;
   }
   int rc = api->route_add(p, "GET", "/admin", on_admin_root, NULL);
-  if (!rc) rc = api->route_add(p, "GET", "/admin/{file...}", on_admin_file, NULL);
+  if (!rc)
+    rc = api->route_add(p, "GET", "/admin/{file...}", on_admin_file, NULL);
   if (rc) {
     api->plugin_fail(p, "cannot bind its routes: %s", api->err_name(rc));
     return rc;

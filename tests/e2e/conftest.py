@@ -112,7 +112,9 @@ def _options(profile):
             "--disable-dev-shm-usage",
             "--window-size=%d,%d" % WINDOW,
             "--user-data-dir=" + profile,
-            # Loopback only: nothing else resolves.
+            # Loopback only: no proxy from the environment, and nothing
+            # else resolves.
+            "--no-proxy-server",
             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, "
             "EXCLUDE *.localhost, EXCLUDE 127.0.0.1",
             "--no-first-run", "--no-default-browser-check",

@@ -61,8 +61,8 @@ def test_a_revoked_session_leads_to_sign_in_and_back(page, revoked, host):
     # The next call the page makes meets a 401: expired, then sign-in.
     page.fill("#note-form input#note-title", "Where I was, edited")
     page.click("button#note-save")
-    page.until(lambda d: page.state() == "expired" or
-               page.find("form#sign-in"), "the expired state")
+    state = page.wait_state("expired")
+    assert state.get_attribute("role") == "alert"
     if page.find("form#sign-in") is None:
         # The state may ask for a click before showing the form.
         page.click("#state a, #state button")

@@ -1,8 +1,8 @@
 """The console shell in a browser, signed-in happy path: sign-in with a bad and
-a good password, sign-up through the form, navigation composed from two
-packages (hello and notes), a note created, edited, given an attachment and
-deleted, sign-out; no console error on the way (the DOM contract is
-CONSOLE.md's)."""
+a good password, the platform's branding (logo, colour), sign-up through
+the form, navigation composed from two packages (hello and notes), a note
+created, edited, given an attachment and deleted, sign-out; no console error
+on the way."""
 import re
 
 import pytest
@@ -11,12 +11,19 @@ from conftest import PASSWORD, SIGNED_OUT_BOOT, make_platform, sign_up
 
 PID = "e2e-shell"
 EMAIL = "ada@example.com"
+# A 1x1 PNG, as the platform's logo (a data: URI, which the CSP allows).
+LOGO = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJ"
+        "AAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+PRIMARY = "#1a4f8b"
 SIGN_IN_401 = r"/auth/sign-in - Failed to load resource: .* 401"
 
 
 @pytest.fixture(scope="module")
 def platform(host):
     p = make_platform(host, PID, name="Shell Test")
+    st, _, body = host.api("PATCH", "/platforms/" + PID,
+                           {"branding": {"logo": LOGO, "primary": PRIMARY}})
+    assert st == 200, body
     sign_up(host, PID, EMAIL, name="Ada")
     return p
 
@@ -56,6 +63,12 @@ def test_sign_in_refuses_a_bad_password_then_takes_the_good_one(page,
     page.sign_in(EMAIL, PASSWORD)
     page.signed_in(EMAIL)
     assert page.find("#brand-name").text == "Shell Test"
+    logo = page.find("img#brand-logo")
+    assert logo.get_attribute("alt") == "Shell Test"
+    assert page.js("return arguments[0].complete &&"
+                   " arguments[0].naturalWidth", logo) == 1
+    assert page.js("return getComputedStyle(document.documentElement)"
+                   ".getPropertyValue('--primary').trim()") == PRIMARY
     assert page.find("form#sign-in") is None
     assert page.session_token(PID)
     assert page.errors(allow=(SIGNED_OUT_BOOT, SIGN_IN_401)) == []
@@ -79,9 +92,9 @@ def test_sign_up_through_the_form_then_sign_out(page, platform, host):
     page.wait("form#sign-in")
     assert page.find("header#topbar") is None
     # The session is over on the server, not only forgotten by the page.
-    st, _, _ = host.request("GET", "/p/%s/auth/session" % PID,
-                            key=token)
-    assert st == 401
+    page.until(lambda d: host.request("GET", "/p/%s/auth/session" % PID,
+                                      key=token)[0] == 401,
+               "the session ended on every worker")
     # A reload stays signed out.
     page.driver.refresh()
     page.ready()

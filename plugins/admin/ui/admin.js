@@ -101,7 +101,9 @@ function markNav(path) {
   }
 }
 
-async function route() {
+// `moved`: the hash changed (not the first load): focus goes to the new
+// view, so keyboard and screen-reader users land on what was opened.
+async function route(moved) {
   const gen = ++generation;
   if (!getKey()) return signIn();
   topbar.hidden = false;
@@ -131,6 +133,7 @@ async function route() {
     return showState('error', 'This page could not be shown: ' + e.message, e);
   }
   if (gen !== generation) return;
+  if (moved === true) main.focus();
   ready();
 }
 
@@ -145,5 +148,5 @@ onUnauthorized(() => {
 });
 
 document.getElementById('op-sign-out').addEventListener('click', signOut);
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => route(true));
 route();

@@ -2,7 +2,7 @@
 // follow the API's cursors), filtered by action or target.
 
 import { api } from './api.js';
-import { h, field, errorBox, showError, clearError, busy, when } from './dom.js';
+import { h, fill, field, errorBox, showError, clearError, busy, when } from './dom.js';
 
 const PAGE = 50;
 
@@ -34,7 +34,7 @@ export async function render(el) {
     if (action.value.trim()) q.action = action.value.trim();
     if (target.value.trim()) q.target = target.value.trim();
     const r = await api('GET', '/audit', { query: q });
-    tbody.replaceChildren(...r.data.items.map((a) => h('tr', { dataset: { seq: a.seq } },
+    fill(tbody, ...r.data.items.map((a) => h('tr', { dataset: { seq: a.seq } },
       h('td', {}, String(a.seq)), h('td', {}, when(a.at)), h('td', {}, a.actor),
       h('td', {}, a.action), h('td', {}, a.target || '—'),
       h('td', {}, a.request_id ? h('code', {}, a.request_id) : '—'),
@@ -65,6 +65,6 @@ export async function render(el) {
     go(apply, () => { cursors = [null]; page = 0; });
   });
   await load();
-  el.replaceChildren(h('h1', {}, 'Audit'), filter, err, table, empty,
+  fill(el, h('h1', {}, 'Audit'), filter, err, table, empty,
     h('div', { class: 'pager' }, prev, ' ', where, ' ', next));
 }

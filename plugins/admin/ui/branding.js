@@ -43,13 +43,16 @@ export function brandingSection(pid, current) {
                                  accept: LOGO_TYPES.join(',') });
   const logoRemove = h('button', { type: 'button', id: 'branding-logo-remove', hidden: !logo },
                        'Remove logo');
-  logoRemove.addEventListener('click', () => {
-    logo = null;
-    logoImg.hidden = true;
-    logoImg.removeAttribute('src');
-    logoRemove.hidden = true;
+  // The logo to send (a data URI) or none, and its preview.
+  function setLogo(uri) {
+    logo = uri || null;
+    logoImg.hidden = !logo;
+    logoRemove.hidden = !logo;
+    if (logo) logoImg.src = logo;
+    else logoImg.removeAttribute('src');
     logoInput.value = '';
-  });
+  }
+  logoRemove.addEventListener('click', () => setLogo(null));
   logoInput.addEventListener('change', async () => {
     clearError(err);
     const f = logoInput.files && logoInput.files[0];
@@ -113,6 +116,7 @@ export function brandingSection(pid, current) {
       const r = await api('PATCH', '/platforms/' + encodeURIComponent(pid), { json: { branding } });
       const b = (r.data && r.data.branding) || {};
       for (const [k] of COLOURS) inputs[k].value = b[k] || '';
+      setLogo(b.logo);
       feedback();
       done.textContent = branding ? 'Branding saved.' : 'Branding cleared.';
     } catch (e) { if (e.status !== 401) showError(err, e); }

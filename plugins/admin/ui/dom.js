@@ -68,3 +68,10 @@ export async function busy(button, fn) {
     button.removeAttribute('aria-busy');
   }
 }
+
+// el.replaceChildren(...kids) without the absent ones (null, undefined,
+// false): a view's optional parts are written `cond ? node : null`.
+export function fill(el, ...kids) {
+  el.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
+  return el;
+}

@@ -3,7 +3,7 @@
 // shown once, revoke) and branding.
 
 import { api, listAll } from './api.js';
-import { h, field, errorBox, showError, clearError, busy, when } from './dom.js';
+import { h, fill, field, errorBox, showError, clearError, busy, when } from './dom.js';
 import { brandingSection } from './branding.js';
 
 const enc = encodeURIComponent;
@@ -107,7 +107,7 @@ async function tenants(pid, ctx) {
         document.getElementById('tenant-name')?.focus();
       });
     });
-    s.body.replaceChildren(
+    fill(s.body,
       tree('', 0) || h('p', { class: 'empty', id: 'tenants-empty' }, 'No tenant yet.'),
       truncated ? h('p', { class: 'hint' }, 'Only the first ' + ids.length + ' tenants are shown.') : null,
       form);
@@ -152,7 +152,7 @@ async function activations(pid) {
     const stack = h('select', { id: 'activate-stack', name: 'stack' },
       cat.items.filter((c) => !active.has(c.id)).map((c) => h('option', { value: c.id }, c.id)));
     const version = h('select', { id: 'activate-version', name: 'version' });
-    const fillVersions = () => version.replaceChildren(
+    const fillVersions = () => fill(version,
       h('option', { value: '' }, 'Newest that fits'),
       (versions.get(stack.value) || []).map((v) => h('option', { value: v }, v)));
     stack.addEventListener('change', fillVersions);
@@ -169,7 +169,7 @@ async function activations(pid) {
         await load();
       });
     });
-    s.body.replaceChildren(
+    fill(s.body,
       acts.items.length ? table : h('p', { class: 'empty', id: 'activations-empty' }, 'No stack is active.'),
       stack.options.length ? form : h('p', { class: 'hint' }, 'Every installed stack is active here.'));
   }
@@ -192,8 +192,8 @@ async function keys(pid) {
                                role: 'status', tabindex: '-1' });
   function showSecret(k) {
     const done = h('button', { type: 'button', id: 'key-secret-done' }, 'I have copied it');
-    done.addEventListener('click', () => { secretBox.replaceChildren(); secretBox.hidden = true; });
-    secretBox.replaceChildren(
+    done.addEventListener('click', () => { fill(secretBox); secretBox.hidden = true; });
+    fill(secretBox,
       h('p', {}, 'Key ', h('strong', {}, k.name), ' created. Copy it now: it is shown this once ' +
         'and never stored in clear.'),
       h('p', {}, h('code', { id: 'key-secret-value' }, k.key)), done);
@@ -255,7 +255,7 @@ async function keys(pid) {
         showSecret(r.data);
       });
     });
-    s.body.replaceChildren(secretBox,
+    fill(s.body, secretBox,
       list.items.length ? table : h('p', { class: 'empty', id: 'keys-empty' }, 'No key yet.'),
       form);
   }
@@ -267,9 +267,9 @@ export async function render(el, ctx) {
   const pid = ctx.params.id;
   const r = await api('GET', '/platforms/' + enc(pid));
   const headBox = h('div');
-  const setHead = (p) => headBox.replaceChildren(head(p, pid, setHead));
+  const setHead = (p) => fill(headBox, head(p, pid, setHead));
   setHead(r.data);
   const parts = await Promise.all([
     tenants(pid, ctx), activations(pid), keys(pid)]);
-  el.replaceChildren(headBox, ...parts, brandingSection(pid, r.data.branding || {}));
+  fill(el, headBox, ...parts, brandingSection(pid, r.data.branding || {}));
 }

@@ -1,17 +1,17 @@
 // #/platforms: the platforms table (paged), create, suspend/resume.
 
 import { api } from './api.js';
-import { h, field, errorBox, showError, clearError, busy, when } from './dom.js';
+import { h, fill, field, errorBox, showError, clearError, busy, when } from './dom.js';
 
 function statusCell(p) {
   return h('td', { dataset: { status: p.status } },
            h('span', { class: 'badge badge-' + p.status }, p.status));
 }
 
-// One row; its button suspends or resumes and re-renders the row.
+// One row; its button suspends or resumes and paints the row again.
 function row(p, err) {
   const tr = h('tr', { dataset: { platformId: p.id } });
-  const fill = (pl) => {
+  const paint = (pl) => {
     const verb = pl.status === 'suspended' ? 'resume' : 'suspend';
     const btn = h('button', { type: 'button', dataset: { action: verb },
                               'aria-label': (verb === 'suspend' ? 'Suspend ' : 'Resume ') + pl.id },
@@ -20,10 +20,10 @@ function row(p, err) {
       clearError(err);
       try {
         const r = await api('POST', '/platforms/' + encodeURIComponent(pl.id) + '/' + verb);
-        fill(r.data);
+        paint(r.data);
       } catch (e) { if (e.status !== 401) showError(err, e); }
     }));
-    tr.replaceChildren(
+    fill(tr,
       h('td', {}, h('a', { href: '#/platforms/' + encodeURIComponent(pl.id) }, pl.id)),
       h('td', {}, pl.name),
       h('td', {}, pl.class),
@@ -32,7 +32,7 @@ function row(p, err) {
       h('td', {}, when(pl.created_at)),
       h('td', {}, pl.status === 'deleting' ? '—' : btn));
   };
-  fill(p);
+  paint(p);
   return tr;
 }
 
@@ -105,5 +105,5 @@ export async function render(el, ctx) {
   });
 
   await load();
-  el.replaceChildren(h('h1', {}, 'Platforms'), err, table, empty, more, form);
+  fill(el, h('h1', {}, 'Platforms'), err, table, empty, more, form);
 }

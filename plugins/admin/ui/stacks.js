@@ -2,7 +2,7 @@
 // source, isolation and how many platforms run it.
 
 import { listAll } from './api.js';
-import { h, when } from './dom.js';
+import { h, fill, when } from './dom.js';
 
 export async function render(el) {
   const { items, truncated } = await listAll('/stacks');
@@ -24,7 +24,7 @@ export async function render(el) {
     h('thead', {}, h('tr', {}, ['Stack', 'Version', 'State', 'Source', 'Isolation', 'Platforms', 'Installed']
       .map((t) => h('th', { scope: 'col' }, t)))),
     h('tbody', {}, rows));
-  el.replaceChildren(h('h1', {}, 'Stacks'),
+  fill(el, h('h1', {}, 'Stacks'),
     rows.length ? table : h('p', { class: 'empty', id: 'stacks-empty' }, 'No stack is installed.'),
     truncated ? h('p', { class: 'hint' }, 'Only the first ' + items.length + ' stacks are shown.') : null,
     h('p', { class: 'hint' }, 'Install a stack archive with "nno stack install FILE" or POST /api/v1/stacks.'));
