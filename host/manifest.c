@@ -600,6 +600,185 @@ const manifest_resource *manifest_resource_find(const package_manifest *m,
   return NULL;
 }
 
+/* ---- ui: what a package adds to the console shell -------------------- */
+
+#define UI_ROUTES_MAX 32
+#define UI_NAV_MAX 16
+#define UI_LABEL_MAX 40
+#define UI_PATH_MAX 255
+#define UI_SEGMENTS_MAX 8
+
+static const char *const ui_keys[] = {"module", "nav", "routes", NULL};
+static const char *const ui_route_keys[] = {"path", "scope", NULL};
+static const char *const ui_nav_keys[] = {"label", "path", "scope", "order",
+                                          NULL};
+
+/* A file of the package's ui/ folder, as the shell serves it: "ui/" then
+ * 1..8 segments of [A-Za-z0-9._-], none starting with '.', ending in .js
+ * or .mjs (a module). */
+static int ui_module_ok(const char *s) {
+  size_t n = strlen(s), segs = 0;
+  if (n > UI_PATH_MAX || strncmp(s, "ui/", 3) != 0) return 0;
+  if (!(n > 6 && strcmp(s + n - 3, ".js") == 0) &&
+      !(n > 7 && strcmp(s + n - 4, ".mjs") == 0))
+    return 0;
+  for (const char *p = s + 3; *p;) {
+    size_t len = strcspn(p, "/");
+    if (len == 0 || p[0] == '.' || ++segs > UI_SEGMENTS_MAX) return 0;
+    for (size_t i = 0; i < len; i++) {
+      char ch = p[i];
+      if (!is_lower(ch) && !is_digit(ch) && !(ch >= 'A' && ch <= 'Z') &&
+          ch != '.' && ch != '_' && ch != '-')
+        return 0;
+    }
+    p += len;
+    if (*p == '/' && !*++p) return 0;
+  }
+  return segs > 0;
+}
+
+/* "read", "write", "authenticated", or a scope of 2 or 3 parts of
+ * [a-z0-9_*.-] joined by ':' ("features:notes:read"). */
+static int ui_scope_ok(const char *s) {
+  if (strcmp(s, "read") == 0 || strcmp(s, "write") == 0 ||
+      strcmp(s, "authenticated") == 0)
+    return 1;
+  size_t parts = 1, len = 0;
+  for (; *s; s++) {
+    if (*s == ':') {
+      if (len == 0 || ++parts > 3) return 0;
+      len = 0;
+    } else if (is_lower(*s) || is_digit(*s) || *s == '_' || *s == '*' ||
+               *s == '.' || *s == '-') {
+      if (++len > 64) return 0;
+    } else {
+      return 0;
+    }
+  }
+  return parts >= 2 && len > 0;
+}
+
+static int ui_label_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > UI_LABEL_MAX) return 0;
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f) return 0;
+  return 1;
+}
+
+/* A client-side route of the shell: a route pattern without wildcard. */
+static int ui_route_path(pctx *c, json_t *v, const char *field) {
+  char why[128], expected[160];
+  if (check_str(c, field, v, "a route pattern", NULL) < 0) return -1;
+  const char *path = json_string_value(v);
+  if (route_pattern_valid(path, why, sizeof why) < 0) {
+    snprintf(expected, sizeof expected, "a route pattern (%s)", why);
+    return fail_field(c, field, expected, v);
+  }
+  if (strstr(path, "...}"))
+    return fail_field(c, field, "a route pattern without a {name...} wildcard",
+                      v);
+  return 0;
+}
+
+static int ui_scope(pctx *c, json_t *obj, const char *field) {
+  json_t *v = json_object_get(obj, "scope");
+  if (!v) return 0;
+  return check_str(c, field, v,
+                   "\"read\", \"write\", \"authenticated\" or a scope like "
+                   "\"features:notes:read\"",
+                   ui_scope_ok);
+}
+
+/* The array `key` of `ui`: objects with only `keys`, at most `max`. */
+static int ui_array(pctx *c, json_t *ui, const char *key, size_t max,
+                    const char *const *keys, json_t **out) {
+  char field[FIELD_BUF];
+  *out = json_object_get(ui, key);
+  if (!*out) return 0;
+  snprintf(field, sizeof field, "ui.%s", key);
+  if (!json_is_array(*out)) return fail_field(c, field, "an array", *out);
+  if (json_array_size(*out) > max)
+    return fail(c, "field \"%s\": expected at most %zu entries, got %zu", field,
+                max, json_array_size(*out));
+  for (size_t i = 0; i < json_array_size(*out); i++) {
+    json_t *e = json_array_get(*out, i);
+    snprintf(field, sizeof field, "ui.%s[%zu]", key, i);
+    if (!json_is_object(e)) return fail_field(c, field, "an object", e);
+    if (check_keys(c, e, field, keys) < 0) return -1;
+  }
+  return 0;
+}
+
+/* "ui": {"module", "routes": [{"path", "scope"}], "nav": [{"label",
+ * "path", "scope", "order"}]}. Checked here so that the loader, `nno
+ * check-package` and `nno stack check` refuse the same manifests; the
+ * console package reads the same object back from the manifest. */
+static int parse_ui(pctx *c, json_t *root) {
+  json_t *ui = json_object_get(root, "ui"), *routes, *nav, *v;
+  char field[FIELD_BUF];
+  if (!ui || !json_is_object(ui)) return 0; /* get_blob() says why */
+  if (check_keys(c, ui, "ui", ui_keys) < 0 ||
+      ui_array(c, ui, "routes", UI_ROUTES_MAX, ui_route_keys, &routes) < 0 ||
+      ui_array(c, ui, "nav", UI_NAV_MAX, ui_nav_keys, &nav) < 0)
+    return -1;
+  v = json_object_get(ui, "module");
+  if (v && check_str(c, "ui.module", v,
+                     "a file under \"ui/\" ending in \".js\" or \".mjs\" "
+                     "(segments of [A-Za-z0-9._-], none starting with \".\")",
+                     ui_module_ok) < 0)
+    return -1;
+  if (!v && (routes || nav))
+    return fail_field(c, "ui.module",
+                      "the module that renders ui.routes and ui.nav", NULL);
+  if (v && !json_array_size(routes))
+    return fail_field(c, "ui.routes", "at least one route for ui.module",
+                      routes);
+  for (size_t i = 0; i < json_array_size(routes); i++) {
+    json_t *e = json_array_get(routes, i);
+    snprintf(field, sizeof field, "ui.routes[%zu].path", i);
+    if (ui_route_path(c, json_object_get(e, "path"), field) < 0) return -1;
+    for (size_t j = 0; j < i; j++)
+      if (same_shape(json_string_value(json_object_get(e, "path")),
+                     json_string_value(json_object_get(
+                         json_array_get(routes, j), "path"))))
+        return fail(c,
+                    "field \"ui.routes[%zu]\": duplicate route \"%s\", "
+                    "already declared by ui.routes[%zu]",
+                    i, json_string_value(json_object_get(e, "path")), j);
+    snprintf(field, sizeof field, "ui.routes[%zu].scope", i);
+    if (ui_scope(c, e, field) < 0) return -1;
+  }
+  for (size_t i = 0; i < json_array_size(nav); i++) {
+    json_t *e = json_array_get(nav, i), *p;
+    snprintf(field, sizeof field, "ui.nav[%zu].label", i);
+    if (check_str(c, field, json_object_get(e, "label"),
+                  "a label of 1 to 40 bytes without control characters",
+                  ui_label_ok) < 0)
+      return -1;
+    snprintf(field, sizeof field, "ui.nav[%zu].path", i);
+    p = json_object_get(e, "path");
+    if (check_str(c, field, p, "the path of one of ui.routes", NULL) < 0)
+      return -1;
+    size_t j = 0;
+    while (j < json_array_size(routes) &&
+           strcmp(json_string_value(p),
+                  json_string_value(json_object_get(json_array_get(routes, j),
+                                                    "path"))) != 0)
+      j++;
+    if (j == json_array_size(routes))
+      return fail_field(c, field, "the path of one of ui.routes", p);
+    snprintf(field, sizeof field, "ui.nav[%zu].scope", i);
+    if (ui_scope(c, e, field) < 0) return -1;
+    snprintf(field, sizeof field, "ui.nav[%zu].order", i);
+    v = json_object_get(e, "order");
+    if (v && (!json_is_integer(v) || json_integer_value(v) < 0 ||
+              json_integer_value(v) > 1000))
+      return fail_field(c, field, "an integer from 0 to 1000", v);
+  }
+  return 0;
+}
+
 static const char *const package_keys_top[] = {
     "name",   "version", "abi",   "kind", "library",   "description",
     "routes", "requires", "uses", "config", "scopes", "ui", "resources",
@@ -630,7 +809,7 @@ int package_manifest_parse(const char *json, size_t len, const char *what,
       parse_services(&c, root, "uses", &out->uses, &out->nuses) < 0 ||
       get_blob(&c, root, "config", 1, &out->config_json) < 0 ||
       get_blob(&c, root, "scopes", 0, &out->scopes_json) < 0 ||
-      get_blob(&c, root, "ui", 1, &out->ui_json) < 0 ||
+      get_blob(&c, root, "ui", 1, &out->ui_json) < 0 || parse_ui(&c, root) < 0 ||
       parse_resources(&c, root, out) < 0 ||
       get_blob(&c, root, "resources", 0, &out->resources_json) < 0)
     goto fail;

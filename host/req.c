@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "problem_page.h"
+
 #include "jsonv.h"
 #include "log.h"
 #include "res.h"
@@ -299,8 +301,12 @@ void req_problem(nno_req *r, int status, const char *title,
   r->status = status;
   r->written = 1;
   r->body_over = 0;
-  problem_build(&r->headers, &r->body, status, title, detail, r->rid,
-                r->rid_len);
+  if (problem_page_wanted(r->hr))
+    problem_page_build(&r->headers, &r->body, status, title, detail, r->rid,
+                       r->rid_len);
+  else
+    problem_build(&r->headers, &r->body, status, title, detail, r->rid,
+                  r->rid_len);
 }
 
 static int hexval(char c) {

@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make run`: serve on $LISTEN with data in $DATA, create the demo platform
 # with the default stack, sign-up allowed and an API key once (the key goes
-# to $DATA/demo.key, mode 0600), and print where to point curl.
+# to $DATA/demo.key, mode 0600), and print where to point a browser and
+# curl.
 set -eu
 BIN=${BIN:-build/bin/nno}
 LISTEN=${LISTEN:-127.0.0.1:8080}
@@ -40,6 +41,11 @@ cat <<MSG
 
 nno is serving on http://$LISTEN/ with data in $DATA/ (Ctrl-C stops it)
 
+In a browser (names under nno.localhost reach this machine with no DNS set-up):
+  http://console.demo.nno.localhost:$PORT/     the demo platform's console: create an account, then sign in
+  http://nno.localhost:$PORT/admin/            the operator view: paste the key in $DATA/operator.key
+
+With curl:
   curl -H "Authorization: Bearer \$(cat $DATA/demo.key)" http://$LISTEN/p/demo/hello
   curl -H "Authorization: Bearer \$(cat $DATA/demo.key)" http://hello.demo.nno.localhost:$PORT/hello/ada
   curl -i -H 'Content-Type: application/json' -d '{"email":"ada@example.com","password":"correct horse battery"}' \

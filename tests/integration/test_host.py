@@ -99,8 +99,8 @@ def test_metrics_aggregated_across_workers(host):
     assert "nno_http_request_duration_seconds_bucket{le=\"+Inf\"}" in text
     assert re.search(r"^nno_worker_restarts_total 0$", text, re.M)
     assert re.search(r"^nno_workers 2$", text, re.M)
-    # the default stack: hello, auth and notes
-    assert re.search(r"^nno_plugins_loaded 3$", text, re.M)
+    # the default stack: hello, auth, notes and console
+    assert re.search(r"^nno_plugins_loaded 4$", text, re.M)
     # Both workers served some of those requests (SO_REUSEPORT spreads new
     # connections), and the counter is their sum.
     pids, want = host.access_pids("/hello", 200)

@@ -282,8 +282,11 @@ static void test_caller_and_open(void **st) {
   assert_string_equal(ver.ptr, "2.0.0");
   plugin *ps[1] = {&feat};
   stack s = {.plugins = ps, .nplugins = 1};
+  /* A feature package loaded in process may list them too (the console
+   * composes its platform's packages' UI from their folders). */
   assert_int_equal(api->stack_package_at(fp, (nno_stack *)&s, 0, &n, &v, &d,
-                                         &rj), NNO_ESTATE);
+                                         &rj), 0);
+  assert_string_equal(n.ptr, "feat");
   assert_int_equal(api->stack_package_at(cp, (nno_stack *)&s, 0, &n, &v, &d,
                                          &rj), 0);
   assert_string_equal(n.ptr, "feat");

@@ -30,7 +30,9 @@ static const char pkg_json[] =
     "\"uses\":{\"nno.blob\":\"^2\"},"
     "\"resources\":[{\"type\":\"kv\",\"name\":\"cache\"},"
     "{\"name\":\"notes\",\"type\":\"sql\"}],\"scopes\":[\"features:hello:read\"],"
-    "\"ui\":{\"menu\":[]},\"config\":{\"greeting\":\"hello\",\"n\":[1,2]}}";
+    "\"ui\":{\"module\":\"ui/hello.js\",\"routes\":[{\"path\":\"/hello\","
+    "\"scope\":\"read\"},{\"path\":\"/hello/{name}\"}],\"nav\":[{\"label\":"
+    "\"Hello\",\"path\":\"/hello\",\"order\":10}]},\"config\":{\"greeting\":\"hello\",\"n\":[1,2]}}";
 
 static const char stack_json[] =
     "{\"id\":\"default\",\"version\":\"1.0.0\",\"name\":\"Default\","
@@ -80,7 +82,11 @@ static void test_package_valid(void **state) {
   assert_string_equal(m.uses[0].range, "^2");
   assert_string_equal(m.config_json, "{\"greeting\":\"hello\",\"n\":[1,2]}");
   assert_string_equal(m.scopes_json, "[\"features:hello:read\"]");
-  assert_string_equal(m.ui_json, "{\"menu\":[]}");
+  assert_string_equal(m.ui_json,
+                      "{\"module\":\"ui/hello.js\",\"routes\":[{\"path\":"
+                      "\"/hello\",\"scope\":\"read\"},{\"path\":"
+                      "\"/hello/{name}\"}],\"nav\":[{\"label\":\"Hello\","
+                      "\"path\":\"/hello\",\"order\":10}]}");
   assert_string_equal(m.resources_json,
                       "[{\"type\":\"kv\",\"name\":\"cache\"},"
                       "{\"name\":\"notes\",\"type\":\"sql\"}]");
@@ -430,6 +436,64 @@ static const bad_case pkg_bad[] = {
     {"config", "[]", P "\"config\": expected an object, got an empty array"},
     {"config", "null", P "\"config\": expected an object, got null"},
     {"ui", "\"x\"", P "\"ui\": expected an object, got \"x\""},
+    /* ui: what the console shell composes */
+    {"ui", "{\"modul\":\"ui/a.js\"}",
+     P "\"ui.modul\": unknown field (did you mean \"module\"?)"},
+    {"ui", "{\"module\":\"a.js\",\"routes\":[{\"path\":\"/a\"}]}",
+     P "\"ui.module\": expected a file under \"ui/\" ending in \".js\" or "
+       "\".mjs\" (segments of [A-Za-z0-9._-], none starting with \".\"), "
+       "got \"a.js\""},
+    {"ui", "{\"module\":\"ui/../x.js\",\"routes\":[{\"path\":\"/a\"}]}",
+     P "\"ui.module\": expected a file under \"ui/\" ending in \".js\" or "
+       "\".mjs\" (segments of [A-Za-z0-9._-], none starting with \".\"), "
+       "got \"ui/../x.js\""},
+    {"ui", "{\"module\":\"ui/.a.js\",\"routes\":[{\"path\":\"/a\"}]}",
+     P "\"ui.module\": expected a file under \"ui/\" ending in \".js\" or "
+       "\".mjs\" (segments of [A-Za-z0-9._-], none starting with \".\"), "
+       "got \"ui/.a.js\""},
+    {"ui", "{\"module\":\"ui/a.css\",\"routes\":[{\"path\":\"/a\"}]}",
+     P "\"ui.module\": expected a file under \"ui/\" ending in \".js\" or "
+       "\".mjs\" (segments of [A-Za-z0-9._-], none starting with \".\"), "
+       "got \"ui/a.css\""},
+    {"ui", "{\"routes\":[{\"path\":\"/a\"}]}",
+     P "\"ui.module\": expected the module that renders ui.routes and "
+       "ui.nav, got nothing"},
+    {"ui", "{\"module\":\"ui/a.js\"}",
+     P "\"ui.routes\": expected at least one route for ui.module, got "
+       "nothing"},
+    {"ui", "{\"module\":\"ui/a.js\",\"routes\":[{\"path\":\"a\"}]}",
+     P "\"ui.routes[0].path\": expected a route pattern (must start with "
+       "\"/\"), got \"a\""},
+    {"ui", "{\"module\":\"ui/a.js\",\"routes\":[{\"path\":\"/a/{x...}\"}]}",
+     P "\"ui.routes[0].path\": expected a route pattern without a "
+       "{name...} wildcard, got \"/a/{x...}\""},
+    {"ui",
+     "{\"module\":\"ui/a.js\",\"routes\":[{\"path\":\"/a/{x}\"},"
+     "{\"path\":\"/a/{y}\"}]}",
+     P "\"ui.routes[1]\": duplicate route \"/a/{y}\", already declared by "
+       "ui.routes[0]"},
+    {"ui", "{\"module\":\"ui/a.js\",\"routes\":[{\"path\":\"/a\","
+           "\"scope\":\"Admin\"}]}",
+     P "\"ui.routes[0].scope\": expected \"read\", \"write\", "
+       "\"authenticated\" or a scope like \"features:notes:read\", got "
+       "\"Admin\""},
+    {"ui", "{\"module\":\"ui/a.js\",\"routes\":[{\"path\":\"/a\"}],"
+           "\"nav\":[{\"label\":\"A\",\"path\":\"/b\"}]}",
+     P "\"ui.nav[0].path\": expected the path of one of ui.routes, got "
+       "\"/b\""},
+    {"ui", "{\"module\":\"ui/a.js\",\"routes\":[{\"path\":\"/a\"}],"
+           "\"nav\":[{\"label\":\"\",\"path\":\"/a\"}]}",
+     P "\"ui.nav[0].label\": expected a label of 1 to 40 bytes without "
+       "control characters, got \"\""},
+    {"ui", "{\"module\":\"ui/a.js\",\"routes\":[{\"path\":\"/a\"}],"
+           "\"nav\":[{\"label\":\"A\",\"path\":\"/a\",\"order\":1001}]}",
+     P "\"ui.nav[0].order\": expected an integer from 0 to 1000, got 1001"},
+    {"ui", "{\"module\":\"ui/a.js\",\"routes\":[{\"path\":\"/a\"}],"
+           "\"nav\":[{\"label\":\"A\",\"path\":\"/a\",\"icon\":\"x\"}]}",
+     P "\"ui.nav[0].icon\": unknown field (expected \"label\", \"path\", "
+       "\"scope\" or \"order\")"},
+    {"ui", "{\"module\":\"ui/a.js\",\"routes\":{}}",
+     P "\"ui.routes\": expected an array, got an empty object"},
     {"scopes", "{}", P "\"scopes\": expected an array, got an empty object"},
     {"resources", "1", P "\"resources\": expected an array, got 1"},
     {"resources", "[\"sql\"]",
