@@ -49,7 +49,7 @@ export function createApi(hooks) {
     let res;
     try {
       res = await fetch(path, { method, headers, body,
-        credentials: 'same-origin', cache: 'no-store', redirect: 'error' });
+        credentials: 'same-origin', cache: 'no-store' });
     } catch {
       throw failure(0, { title: 'Network error', detail: navigator.onLine
         ? 'The server could not be reached. Check your connection and try again.'
