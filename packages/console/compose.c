@@ -146,8 +146,8 @@ static json_t *parse_ui(const char *stack_id, const char *stack_version,
       why = "routes: expected {\"path\": \"/x/{param}\", \"scope\": ...}";
       goto bad;
     }
-    if (json_array_append_new(routes, json_pack("{s:s, s:o}", "path", path,
-                                                "scope", scope)))
+    if (json_array_append_new(
+            routes, json_pack("{s:s, s:o}", "path", path, "scope", scope)))
       goto oom;
   }
   json_array_foreach(jn, i, e) {
@@ -160,8 +160,8 @@ static json_t *parse_ui(const char *stack_id, const char *stack_version,
     size_t k;
     const json_t *r;
     json_array_foreach(routes, k, r) {
-      if (path && strcmp(json_string_value(json_object_get(r, "path")),
-                         path) == 0)
+      if (path &&
+          strcmp(json_string_value(json_object_get(r, "path")), path) == 0)
         known = 1;
     }
     if (!label || !label_ok(label) || !known || !scope ||
@@ -170,13 +170,13 @@ static json_t *parse_ui(const char *stack_id, const char *stack_version,
       why = "nav: expected {\"label\", \"path\" of a route, \"order\" 0..1000}";
       goto bad;
     }
-    if (json_array_append_new(nav, json_pack("{s:s, s:s, s:o, s:I}", "label",
-                                             label, "path", path, "scope",
-                                             scope, "order", order)))
+    if (json_array_append_new(
+            nav, json_pack("{s:s, s:s, s:o, s:I}", "label", label, "path", path,
+                           "scope", scope, "order", order)))
       goto oom;
   }
-  out = json_pack("{s:s, s:s, s:o, s:o, s:o}", "package", package,
-                  "version", version, "module",
+  out = json_pack("{s:s, s:s, s:o, s:o, s:o}", "package", package, "version",
+                  version, "module",
                   json_sprintf("/console/ui/%s/%s/%s/%s/%s", stack_id,
                                stack_version, package, version, module + 3),
                   "routes", routes, "nav", nav);
@@ -185,8 +185,8 @@ static json_t *parse_ui(const char *stack_id, const char *stack_version,
   return out;
 bad:
   api->log(self, NNO_LOG_WARN,
-           "package %s %s: its \"ui\" is not shown in the console: %s",
-           package, version, why);
+           "package %s %s: its \"ui\" is not shown in the console: %s", package,
+           version, why);
   json_decref(routes);
   json_decref(nav);
   return NULL;
@@ -205,8 +205,7 @@ static json_t *read_manifest_ui(const char *dir, const char *package) {
   json_t *root = NULL, *ui = NULL;
   char *text = NULL;
   size_t got = 0;
-  if (snprintf(path, sizeof path, "%s/package.json", dir) >=
-      (int)sizeof path)
+  if (snprintf(path, sizeof path, "%s/package.json", dir) >= (int)sizeof path)
     return NULL;
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) goto fail;
@@ -229,8 +228,7 @@ static json_t *read_manifest_ui(const char *dir, const char *package) {
   close(fd);
   return ui;
 fail:
-  api->log(self, NNO_LOG_WARN, "package %s: cannot read its manifest",
-           package);
+  api->log(self, NNO_LOG_WARN, "package %s: cannot read its manifest", package);
   free(text);
   if (fd >= 0) close(fd);
   return NULL;
@@ -252,8 +250,7 @@ static stack_ui *stack_ui_get(nno_stack *s) {
     return NULL;
   }
   for (size_t i = 0;
-       api->stack_package_at(self, s, i, &name, &version, &dir, NULL) ==
-       NNO_OK;
+       api->stack_package_at(self, s, i, &name, &version, &dir, NULL) == NNO_OK;
        i++) {
     /* The shell is not a feature of itself. */
     if (strcmp(name.ptr, "console") == 0) continue;
@@ -275,12 +272,13 @@ static stack_ui *stack_ui_get(nno_stack *s) {
 int console_allows(const char *granted, size_t len, const char *scope) {
   const nno_iam_v1 *iam = console_iam();
   if (strcmp(scope, "authenticated") == 0) return 1;
-  if (!iam || iam->size < offsetof(nno_iam_v1, scope_allows) +
-                              sizeof iam->scope_allows ||
+  if (!iam ||
+      iam->size <
+          offsetof(nno_iam_v1, scope_allows) + sizeof iam->scope_allows ||
       !iam->scope_allows)
     return 0;
-  return iam->scope_allows(granted ? granted : "", granted ? len : 0,
-                           scope) == 1;
+  return iam->scope_allows(granted ? granted : "", granted ? len : 0, scope) ==
+         1;
 }
 
 /* Add `scope` to the array `set` unless it is there. */
@@ -320,16 +318,15 @@ static json_t *package_for(const json_t *pkg, const char *scopes, size_t len) {
         routed = 1;
     }
     if (!routed) continue;
-    if (json_array_append(nav, (json_t *)e) || scope_add(set, scope))
-      goto drop;
+    if (json_array_append(nav, (json_t *)e) || scope_add(set, scope)) goto drop;
   }
   return json_pack("{s:O, s:O, s:O, s:O, s:O, s:o, s:o, s:o}", "stack",
                    json_object_get(pkg, "stack"), "stack_version",
                    json_object_get(pkg, "stack_version"), "package",
                    json_object_get(pkg, "package"), "version",
                    json_object_get(pkg, "version"), "module",
-                   json_object_get(pkg, "module"), "nav", nav, "routes",
-                   routes, "scopes", set);
+                   json_object_get(pkg, "module"), "nav", nav, "routes", routes,
+                   "scopes", set);
 drop:
   json_decref(routes);
   json_decref(nav);
@@ -337,16 +334,16 @@ drop:
   return NULL;
 }
 
-json_t *console_compose(const char *platform, const char *scopes,
-                        size_t len) {
+json_t *console_compose(const char *platform, const char *scopes, size_t len) {
   const nno_registry_v1 *reg = console_registry();
-  json_t *out = json_pack("{s:s, s:o}", "platform", platform, "packages",
-                          json_array());
+  json_t *out =
+      json_pack("{s:s, s:o}", "platform", platform, "packages", json_array());
   json_t *list = json_object_get(out, "packages");
   nno_stack *s;
   if (!out) return NULL;
-  if (!reg || reg->size < offsetof(nno_registry_v1, platform_stack_at) +
-                              sizeof reg->platform_stack_at ||
+  if (!reg ||
+      reg->size < offsetof(nno_registry_v1, platform_stack_at) +
+                      sizeof reg->platform_stack_at ||
       !reg->platform_stack_at)
     return out; /* a registry that cannot say: nothing to show */
   for (size_t i = 0; reg->platform_stack_at(platform, i, &s) == NNO_OK; i++) {

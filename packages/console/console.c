@@ -53,8 +53,8 @@ const nno_registry_v1 *console_registry(void) {
 const nno_iam_v1 *console_iam(void) {
   const void *vt;
   uint32_t ver;
-  if (!iam && api->service_lookup(self, NNO_IAM_SERVICE, 1, &vt, &ver) ==
-                  NNO_OK)
+  if (!iam &&
+      api->service_lookup(self, NNO_IAM_SERVICE, 1, &vt, &ver) == NNO_OK)
     iam = vt;
   return iam;
 }
@@ -86,7 +86,8 @@ static void no_store(nno_req *req) {
   api->res_header(req, "Cache-Control", "no-store");
 }
 
-/* ---- the page -------------------------------------------------------------- */
+/* ---- the page --------------------------------------------------------------
+ */
 
 /* The folder of package `name` at `version` of stack `s`, or NULL. */
 static const char *package_dir(nno_stack *s, const char *name, size_t nl,
@@ -117,10 +118,10 @@ static int not_the_console(nno_req *req, const char *platform) {
       if (port_len > 6) port_len = 0;
     }
   }
-  return nno_problem(req, 404, NULL,
-                     "the console of platform %s is at http://console.%s.%s%.*s/",
-                     platform, platform, api->host_base_domain(self),
-                     port_len, port);
+  return nno_problem(
+      req, 404, NULL,
+      "the console of platform %s is at http://console.%s.%s%.*s/", platform,
+      platform, api->host_base_domain(self), port_len, port);
 }
 
 static int on_page(nno_req *req, void *ud) {
@@ -135,7 +136,8 @@ static int on_page(nno_req *req, void *ud) {
   if (api->plugin_stack(self, &id, &ver) != NNO_OK ||
       api->stack_find(self, id.ptr, ver.ptr, &s) != NNO_OK)
     return nno_problem(req, 500, NULL, "the console's stack is not loaded");
-  const char *name = api->plugin_name(self), *version = api->plugin_version(self);
+  const char *name = api->plugin_name(self),
+             *version = api->plugin_version(self);
   const char *dir =
       package_dir(s, name, strlen(name), version, strlen(version));
   char uidir[PATH_MAX];
@@ -174,7 +176,8 @@ static int on_page(nno_req *req, void *ud) {
                            "no-cache");
 }
 
-/* ---- profile, composition, tenants ------------------------------------------- */
+/* ---- profile, composition, tenants
+ * ------------------------------------------- */
 
 static int on_profile(nno_req *req, void *ud) {
   char platform[ID_MAX], base[256];
@@ -195,16 +198,17 @@ static int on_profile(nno_req *req, void *ud) {
       return nno_problem_retry(req, 503, 1, "the registry is busy");
     if (rc != NNO_OK || !json_is_object(profile)) {
       json_decref(profile);
-      return nno_problem(req, 500, NULL, "the platform's profile is unreadable");
+      return nno_problem(req, 500, NULL,
+                         "the platform's profile is unreadable");
     }
   } else {
     /* A registry without profiles: what the status says. */
     char status[16] = "active";
     if (HAS_MEMBER(reg, nno_registry_v1, platform_status))
       reg->platform_status(platform, status, sizeof status);
-    profile = json_pack("{s:s, s:s, s:s, s:s, s:{}}", "id", platform, "name",
-                        platform, "class", "platform", "status", status,
-                        "branding");
+    profile =
+        json_pack("{s:s, s:s, s:s, s:s, s:{}}", "id", platform, "name",
+                  platform, "class", "platform", "status", status, "branding");
     if (!profile) return NNO_ENOMEM;
   }
   nno_iam_access access = {0};
@@ -232,9 +236,9 @@ static int on_compose(nno_req *req, void *ud) {
 
 static int tenant_each(void *ud, const char *id, const char *name,
                        const char *path, const char *status) {
-  return json_array_append_new(ud, json_pack("{s:s, s:s, s:s, s:s}", "id", id,
-                                             "name", name, "path", path,
-                                             "status", status))
+  return json_array_append_new(
+             ud, json_pack("{s:s, s:s, s:s, s:s}", "id", id, "name", name,
+                           "path", path, "status", status))
              ? NNO_ENOMEM
              : 0;
 }
@@ -253,8 +257,8 @@ static int on_tenants(nno_req *req, void *ud) {
   tenant[c.tenant.len] = '\0';
   json_t *items = json_array();
   if (!items) return NNO_ENOMEM;
-  int rc = reg->tenant_list(platform, tenant[0] ? tenant : NULL, tenant_each,
-                            items);
+  int rc =
+      reg->tenant_list(platform, tenant[0] ? tenant : NULL, tenant_each, items);
   if (rc == NNO_ENOENT && tenant[0]) {
     /* The credential's tenant is gone: nothing to act in. */
     json_array_clear(items);
@@ -264,17 +268,19 @@ static int on_tenants(nno_req *req, void *ud) {
     json_decref(items);
     if (rc == NNO_EBUSY)
       return nno_problem_retry(req, 503, 1, "the registry is busy");
-    if (rc == NNO_ENOENT) return nno_problem(req, 404, NULL, "no such platform");
+    if (rc == NNO_ENOENT)
+      return nno_problem(req, 404, NULL, "no such platform");
     return nno_problem(req, 500, NULL, "the tenants cannot be listed");
   }
   no_store(req);
-  return nno_send_json(req, 200,
-                       json_pack("{s:o, s:o}", "tenant",
-                                 tenant[0] ? json_string(tenant) : json_null(),
-                                 "items", items));
+  return nno_send_json(
+      req, 200,
+      json_pack("{s:o, s:o}", "tenant",
+                tenant[0] ? json_string(tenant) : json_null(), "items", items));
 }
 
-/* ---- assets ---------------------------------------------------------------- */
+/* ---- assets ----------------------------------------------------------------
+ */
 
 /* 1 if folder `dir` lies under DATA/stacks/ (an installed archive, never
  * edited in place: its versioned URLs may be cached for good). */
@@ -312,13 +318,13 @@ static int on_asset(nno_req *req, void *ud) {
         dir = package_dir(s, pkg.ptr, pkg.len, pver.ptr, pver.len);
   if (!dir || snprintf(uidir, sizeof uidir, "%s/ui", dir) >= (int)sizeof uidir)
     return nno_problem(req, 404, NULL, "no such file");
-  return nno_static_serve(req, uidir, file.ptr, file.len,
-                          installed(dir)
-                              ? "public, max-age=31536000, immutable"
-                              : "no-cache");
+  return nno_static_serve(
+      req, uidir, file.ptr, file.len,
+      installed(dir) ? "public, max-age=31536000, immutable" : "no-cache");
 }
 
-/* ---- the plugin ------------------------------------------------------------ */
+/* ---- the plugin ------------------------------------------------------------
+ */
 
 static void on_stacks_changed(nno_plugin *p) {
   (void)p;

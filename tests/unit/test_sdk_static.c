@@ -97,8 +97,8 @@ static nno_host_api api;
 
 /* ---- a folder to serve --------------------------------------------------- */
 
-static char root[64];   /* the folder served: ROOT/ui */
-static char top[64];    /* ROOT */
+static char root[64]; /* the folder served: ROOT/ui */
+static char top[64];  /* ROOT */
 
 static void write_file(const char *rel, const char *text) {
   char path[256];
@@ -149,12 +149,10 @@ static void test_path_rules(void **state) {
   (void)state;
   static const char *good[] = {"shell.js", "a/b/c.css", "A-b_c.1.png",
                                "1/2/3/4/5/6/7/8"};
-  static const char *bad[] = {"",          "/shell.js", "shell.js/",
-                              "a//b",      "..",        "../x",
-                              "a/../b",    ".hidden",   "a/.b",
-                              "./a",       "a b",       "a\\b",
-                              "a%2e",      "1/2/3/4/5/6/7/8/9",
-                              "a?b",       "\xc3\xa9"};
+  static const char *bad[] = {
+      "",       "/shell.js",         "shell.js/", "a//b",    "..",  "../x",
+      "a/../b", ".hidden",           "a/.b",      "./a",     "a b", "a\\b",
+      "a%2e",   "1/2/3/4/5/6/7/8/9", "a?b",       "\xc3\xa9"};
   for (size_t i = 0; i < sizeof good / sizeof *good; i++)
     assert_true(nno_static_path_ok(good[i], strlen(good[i])));
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
@@ -181,8 +179,7 @@ static void test_types(void **state) {
   assert_string_equal(nno_static_type("f.woff2", 7), "font/woff2");
   assert_string_equal(nno_static_type("x.so", 4), "application/octet-stream");
   assert_string_equal(nno_static_type("js", 2), "application/octet-stream");
-  assert_string_equal(nno_static_type("a.js/x", 6),
-                      "application/octet-stream");
+  assert_string_equal(nno_static_type("a.js/x", 6), "application/octet-stream");
 }
 
 static void test_serve_and_304(void **state) {
@@ -193,8 +190,8 @@ static void test_serve_and_304(void **state) {
                    NNO_OK);
   assert_int_equal(r.status, 200);
   assert_string_equal(r.out, "export function mount() {}\n");
-  assert_non_null(strstr(r.headers,
-                         "Content-Type: text/javascript; charset=utf-8\n"));
+  assert_non_null(
+      strstr(r.headers, "Content-Type: text/javascript; charset=utf-8\n"));
   assert_non_null(strstr(r.headers, "Cache-Control: no-cache\n"));
   assert_non_null(strstr(r.headers, "X-Content-Type-Options: nosniff\n"));
   char *et = strstr(r.headers, "ETag: \"");
@@ -243,14 +240,15 @@ static void test_serve_and_304(void **state) {
 
 static void test_refused(void **state) {
   (void)state;
-  static const char *paths[] = {
-      "missing.js", /* absent */
-      ".hidden",    /* a dot-file */
-      "../package.json", "js/../../package.json",
-      "out.js", /* a link leading out of the folder */
-      "in.js",  /* a link, even one staying inside */
-      "dir.js", /* not a regular file */
-      "js",     "/etc/passwd"};
+  static const char *paths[] = {"missing.js", /* absent */
+                                ".hidden",    /* a dot-file */
+                                "../package.json",
+                                "js/../../package.json",
+                                "out.js", /* a link leading out of the folder */
+                                "in.js",  /* a link, even one staying inside */
+                                "dir.js", /* not a regular file */
+                                "js",
+                                "/etc/passwd"};
   for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
     nno_req r;
     memset(&r, 0, sizeof r);
@@ -300,12 +298,9 @@ static void test_etag(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_path_rules),
-      cmocka_unit_test(test_types),
-      cmocka_unit_test(test_serve_and_304),
-      cmocka_unit_test(test_refused),
-      cmocka_unit_test(test_too_big),
-      cmocka_unit_test(test_etag),
+      cmocka_unit_test(test_path_rules),    cmocka_unit_test(test_types),
+      cmocka_unit_test(test_serve_and_304), cmocka_unit_test(test_refused),
+      cmocka_unit_test(test_too_big),       cmocka_unit_test(test_etag),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

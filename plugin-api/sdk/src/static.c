@@ -267,8 +267,7 @@ int nno_static_not_modified(nno_req *req, const char *etag) {
 }
 
 int nno_static_answer(nno_req *req, const char *type, const void *body,
-                      size_t len, const char *etag,
-                      const char *cache_control) {
+                      size_t len, const char *etag, const char *cache_control) {
   const nno_host_api *api = nno__sdk_api;
   int not_modified = nno_static_not_modified(req, etag);
   api->res_status(req, not_modified ? 304 : 200);
@@ -276,7 +275,8 @@ int nno_static_answer(nno_req *req, const char *type, const void *body,
   if (cache_control) api->res_header(req, "Cache-Control", cache_control);
   api->res_header(req, "X-Content-Type-Options", "nosniff");
   if (not_modified) return NNO_OK;
-  api->res_header(req, "Content-Type", type ? type : "application/octet-stream");
+  api->res_header(req, "Content-Type",
+                  type ? type : "application/octet-stream");
   if (len && api->res_write(req, body, len) != NNO_OK)
     return nno_problem(req, 500, NULL, "the file could not be sent");
   return NNO_OK;
@@ -288,16 +288,14 @@ int nno_static_serve(nno_req *req, const char *root, const char *rel,
   int rc = nno_static_open(root, rel, rel_len, &f);
   switch (rc) {
   case 0:
-    return nno_static_answer(req, f.type, f.data, f.len, f.etag,
-                             cache_control);
+    return nno_static_answer(req, f.type, f.data, f.len, f.etag, cache_control);
   case NNO_EINVAL:
   case NNO_ENOENT:
   case NNO_ETOOBIG: /* never served: as if absent */
     return nno_problem(req, 404, NULL, "no such file");
   default:
-    nno__sdk_api->log(nno__sdk_plugin, NNO_LOG_ERROR,
-                      "static file %.*s: %s", (int)rel_len, rel,
-                      nno__sdk_api->strerror(rc));
+    nno__sdk_api->log(nno__sdk_plugin, NNO_LOG_ERROR, "static file %.*s: %s",
+                      (int)rel_len, rel, nno__sdk_api->strerror(rc));
     return nno_problem(req, 500, NULL, "the file could not be read");
   }
 }

@@ -36,8 +36,8 @@ NNO_SDK_API const char *nno_static_type(const char *name, size_t len);
 typedef struct nno_static_file {
   const char *data;
   size_t len;
-  const char *type;                /* static, from nno_static_type */
-  char etag[NNO_STATIC_ETAG_MAX];  /* strong, quoted: "\"...\"" */
+  const char *type;               /* static, from nno_static_type */
+  char etag[NNO_STATIC_ETAG_MAX]; /* strong, quoted: "\"...\"" */
 } nno_static_file;
 
 /*
@@ -63,8 +63,7 @@ NNO_SDK_API int nno_static_open(const char *root, const char *rel,
  */
 NNO_SDK_API int nno_static_answer(nno_req *req, const char *type,
                                   const void *body, size_t len,
-                                  const char *etag,
-                                  const char *cache_control);
+                                  const char *etag, const char *cache_control);
 
 /*
  * nno_static_open then nno_static_answer: the whole answer for a file
