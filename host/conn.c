@@ -14,7 +14,6 @@
 
 #include "gateway.h"
 #include "log.h"
-#include "problem_html.h"
 #include "res.h"
 #include "router.h"
 #include "watchdog.h"
@@ -700,10 +699,6 @@ void conn_request_done(conn *c) {
     if (c->handles_open == 0) conn_free(c);
     return;
   }
-  /* A person opening a URL reads a page, an API client gets the JSON. */
-  if (!r->body_src && r->status >= 400 && r->hr &&
-      problem_html_wanted(r->hr))
-    problem_html_render(&r->headers, &r->body, r->status);
   if (emit(c) != 0) {
     r->active = 0;
     conn_close(c);
