@@ -261,19 +261,24 @@ int iam_session_check(const char *tok, size_t len, iam_sess *out) {
  * many. */
 #define COOKIES_MAX 4
 
-/* The values of the session cookies, HOST_SESSION_COOKIE's then
- * SESSION_COOKIE's, each in the order sent, at most `max` in all; returns
- * how many. */
+/* The values of the session cookie, in the order sent, at most `max`;
+ * returns how many. On the platform's own hosts only HOST_SESSION_COOKIE
+ * counts: the browser refuses a __Host- cookie set by any other host, so
+ * no sibling platform or page of the base domain can plant one there (a
+ * plain nno_session with Domain={base} could sign a visitor in to an
+ * account of the attacker's choosing). Elsewhere (the /p/{platform} form)
+ * only SESSION_COOKIE, the one the auth package sets there. */
 static size_t cookie_tokens(nno_req *req, nno_str *out, size_t max) {
-  static const char *const names[] = {HOST_SESSION_COOKIE, SESSION_COOKIE};
+  const char *name = host_is_platform(api->req_host(req), api->req_scope(req))
+                         ? HOST_SESSION_COOKIE
+                         : SESSION_COOKIE;
   nno_str n, v;
   size_t k = 0;
-  for (size_t j = 0; j < 2; j++)
-    for (size_t i = 0;
-         k < max && api->req_header_at(req, i, &n, &v) == NNO_OK; i++) {
-      if (n.len != 6 || strncasecmp(n.ptr, "Cookie", 6) != 0) continue;
-      k += iam_cookie_values(v.ptr, v.len, names[j], out + k, max - k);
-    }
+  for (size_t i = 0; k < max && api->req_header_at(req, i, &n, &v) == NNO_OK;
+       i++) {
+    if (n.len != 6 || strncasecmp(n.ptr, "Cookie", 6) != 0) continue;
+    k += iam_cookie_values(v.ptr, v.len, name, out + k, max - k);
+  }
   return k;
 }
 

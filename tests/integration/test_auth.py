@@ -82,7 +82,10 @@ def call(host, pid, method, what, body=None, token=None, cookie=None,
     if token:
         hd["Authorization"] = "Bearer " + token
     if cookie:
-        hd["Cookie"] = "nno_session=" + cookie
+        # the cookie the auth package sets there: host-only on the
+        # platform's hosts, by path otherwise
+        hd["Cookie"] = ("__Host-nno_session=" if via_host
+                        else "nno_session=") + cookie
     hd.update(headers or {})
     data = raw if raw is not None else (
         json.dumps(body).encode() if body is not None else None)
@@ -244,9 +247,15 @@ def test_a_session_opens_the_platform(h):
     for _ in range(4):
         assert hello(h, pid, token=tok) == 200
         assert hello(h, pid, cookie=tok) == 200
-    st, hd, body = h.json("GET", "/hello", headers={"Cookie": "nno_session=" + tok},
+    st, hd, body = h.json("GET", "/hello",
+                          headers={"Cookie": "__Host-nno_session=" + tok},
                           host="app.%s.nno.localhost" % pid)
     assert (st, body) == (200, {"message": "hello, world"})
+    # on the platform's hosts the plain name is not read (no other host
+    # can set a __Host- cookie; any sibling can set nno_session)
+    st, hd, body = h.json("GET", "/hello", headers={"Cookie": "nno_session=" + tok},
+                          host="app.%s.nno.localhost" % pid)
+    assert st == 401, body
 
     st, hd, me = call(h, pid, "GET", "session", token=tok)
     assert st == 200, me

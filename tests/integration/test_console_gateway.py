@@ -415,14 +415,33 @@ def test_a_sibling_platforms_cookie_never_authenticates(g):
             assert st == 401, b
     # beside B's own cookie, before it: B's user, not refused for A's
     for cookie in ("nno_session=%s; __Host-nno_session=%s" % (a_tok, b_tok),
-                   "nno_session=%s; nno_session=%s" % (a_tok, b_tok),
-                   "__Host-nno_session=%s; nno_session=%s" % (a_tok, b_tok)):
+                   "__Host-nno_session=%s; __Host-nno_session=%s"
+                   % (a_tok, b_tok)):
         st, _, me = auth(g, "sib-b", "session", host=b_host, cookie=cookie)
         assert st == 200 and me["platform"] == "sib-b", (cookie, me)
+    # by path, nno_session is the cookie: A's is skipped, B's taken
+    st, _, me = auth(g, "sib-b", "session",
+                     cookie="nno_session=%s; nno_session=%s" % (a_tok, b_tok))
+    assert st == 200 and me["platform"] == "sib-b", me
     # and the operator API's hosts take neither as anyone
     st, _, body = g.json("GET", "/api/v1/platforms/sib-a",
                          headers={"Cookie": "nno_session=" + a_tok})
     assert st in (401, 403), body
+
+
+def test_a_planted_base_domain_cookie_signs_no_one_in(g):
+    """Fixation: a page of another platform sets nno_session (Domain=base)
+    holding the attacker's own valid session of this platform. On the
+    platform's hosts only the __Host- cookie counts, so the visitor is
+    not signed in to the attacker's account."""
+    open_signup(g, "fix-b")
+    mallory = user(g, "fix-b", "mallory@example.com")[1]["token"]
+    for host in ("console.fix-b.nno.localhost", "fix-b.nno.localhost"):
+        problem(auth(g, "fix-b", "session", host=host,
+                     cookie="nno_session=" + mallory), 401)
+        st, _, me = auth(g, "fix-b", "session", host=host,
+                         cookie="__Host-nno_session=" + mallory)
+        assert st == 200 and me["user"]["email"] == "mallory@example.com"
 
 
 # -- Nno-Tenant: acting in a tenant ------------------------------------------------

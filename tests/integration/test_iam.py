@@ -67,7 +67,12 @@ def call(h, method, path, key=None, body=None, headers=None, host=None,
     if key is not None:
         hd["Authorization"] = "Bearer " + key
     if cookie is not None:
-        hd["Cookie"] = "nno_session=" + cookie
+        # the name the auth package sets: __Host- on a platform's hosts
+        # (names under the base domain but the API's), by path otherwise
+        on_platform = (host is not None and host.endswith(".nno.localhost")
+                       and host != "api.nno.localhost")
+        hd["Cookie"] = ("__Host-nno_session=" if on_platform
+                        else "nno_session=") + cookie
     if host is not None:
         hd["Host"] = host
     data = None
