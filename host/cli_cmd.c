@@ -280,6 +280,19 @@ static int platform_show(cli *c, const cli_args *a) {
   return single(c, "GET", path, NULL);
 }
 
+
+/* A PATCH sent with If-Match lost the race (412): say so, with the hint. */
+static int changed_meanwhile(cli_resp *r, const char *platform) {
+  char msg[256];
+  snprintf(msg, sizeof msg,
+           "platform %.64s was changed by someone else since it was read; "
+           "run the command again",
+           platform);
+  int rc = cli_api_error(r, msg);
+  cli_resp_free(r);
+  return rc;
+}
+
 static int platform_update(cli *c, const cli_args *a) {
   char path[CLI_PATH_MAX], etag[sizeof((cli_resp *)0)->etag];
   if (!cli_opt(a, "name") && !cli_opt(a, "plan") && !cli_opt(a, "owner"))
@@ -305,16 +318,7 @@ static int platform_update(cli *c, const cli_args *a) {
   rc = cli_request(c, "PATCH", path, b, etag[0] ? etag : NULL, &r);
   json_decref(b);
   if (rc) return rc;
-  if (r.status == 412) {
-    char msg[256];
-    snprintf(msg, sizeof msg,
-             "platform %.64s was changed by someone else since it was read; "
-             "run the command again",
-             a->pos[0]);
-    rc = cli_api_error(&r, msg);
-    cli_resp_free(&r);
-    return rc;
-  }
+  if (r.status == 412) return changed_meanwhile(&r, a->pos[0]);
   return finish(c, &r);
 }
 
@@ -471,16 +475,7 @@ static int platform_brand(cli *c, const cli_args *a) {
   rc = cli_request(c, "PATCH", path, body, etag[0] ? etag : NULL, &r);
   json_decref(body);
   if (rc) return rc;
-  if (r.status == 412) {
-    char msg[256];
-    snprintf(msg, sizeof msg,
-             "platform %.64s was changed by someone else since it was read; "
-             "run the command again",
-             a->pos[0]);
-    rc = cli_api_error(&r, msg);
-    cli_resp_free(&r);
-    return rc;
-  }
+  if (r.status == 412) return changed_meanwhile(&r, a->pos[0]);
   if (r.status < 200 || r.status > 299 || c->json) return finish(c, &r);
   json_t *p = json_loadb(r.body, r.len, 0, NULL);
   cli_resp_free(&r);
