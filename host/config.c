@@ -625,8 +625,8 @@ static json_t *key_json(const nno_config *c, const cfg_key *k) {
     json_t *a = json_array();
     size_t n = k->type == T_DIRLIST ? c->nstacks_dirs : c->ncore_plugins;
     for (size_t i = 0; a && i < n; i++) {
-      const char *e = k->type == T_DIRLIST ? c->stacks_dirs[i]
-                                           : c->core_plugins[i];
+      const char *e =
+          k->type == T_DIRLIST ? c->stacks_dirs[i] : c->core_plugins[i];
       if (json_array_append_new(a, json_string(e)) != 0) {
         json_decref(a);
         return NULL;

@@ -1286,8 +1286,8 @@ static void check_start(install_op *op) {
   const char *path = getenv("PATH");
   snprintf(e_path, sizeof e_path, "PATH=%s", path ? path : "/usr/bin:/bin");
   char *env[] = {e_path, NULL};
-  char *args[] = {exe,         "stack",     "check",  "--json", "--config",
-                  "/proc/self/fd/0", op->stage, NULL};
+  char *args[] = {exe,        "stack",           "check",   "--json",
+                  "--config", "/proc/self/fd/0", op->stage, NULL};
   uv_pipe_init(&op->w->loop, &op->out, 0);
   op->out.data = op;
   op->out_open = 1;
