@@ -599,6 +599,58 @@ int config_apply_env(nno_config *c, char *err) {
   return 0;
 }
 
+/* One key's value as the file loader reads it back; NULL when out of
+ * memory. */
+static json_t *key_json(const nno_config *c, const cfg_key *k) {
+  const char *base = (const char *)c + k->off;
+  switch (k->type) {
+  case T_INT:
+    return json_integer(*(const int64_t *)(const void *)base);
+  case T_BOOL:
+    return json_boolean(*(const int *)(const void *)base);
+  case T_STR:
+    return json_string(base);
+  case T_LEVEL:
+    return json_string(log_level_name((int)c->log_level));
+  case T_LISTEN: {
+    /* set_listen splits at the last ':': an IPv6 host goes in brackets. */
+    char v[sizeof c->listen_host + 16];
+    int v6 = strchr(c->listen_host, ':') != NULL;
+    snprintf(v, sizeof v, "%s%s%s:%d", v6 ? "[" : "", c->listen_host,
+             v6 ? "]" : "", c->listen_port);
+    return json_string(v);
+  }
+  case T_DIRLIST:
+  case T_NAMELIST: {
+    json_t *a = json_array();
+    size_t n = k->type == T_DIRLIST ? c->nstacks_dirs : c->ncore_plugins;
+    for (size_t i = 0; a && i < n; i++) {
+      const char *e =
+          k->type == T_DIRLIST ? c->stacks_dirs[i] : c->core_plugins[i];
+      if (json_array_append_new(a, json_string(e)) != 0) {
+        json_decref(a);
+        return NULL;
+      }
+    }
+    return a;
+  }
+  }
+  return NULL;
+}
+
+char *config_to_json(const nno_config *c) {
+  json_t *o = json_object();
+  for (size_t i = 0; o && i < NKEYS; i++) {
+    if (json_object_set_new(o, keys[i].key, key_json(c, &keys[i])) != 0) {
+      json_decref(o);
+      o = NULL;
+    }
+  }
+  char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  json_decref(o);
+  return s;
+}
+
 /* Is `id` (n bytes) one of the comma-separated names of `list`? */
 static int id_listed(const char *list, const char *id, size_t n) {
   while (*list) {

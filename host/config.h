@@ -121,6 +121,12 @@ int config_apply_env(nno_config *c, char *err);
 /* Apply one setting by its config key ("limits.max_body_bytes") from text,
  * as flags and the environment give it. */
 int config_set(nno_config *c, const char *key, const char *value, char *err);
+/* Every key of `c` as one JSON object of dotted keys
+ * ({"limits.max_body_bytes":1048576,...}) that config_apply_json reads
+ * back to the same values: the whole configuration, however it was given,
+ * for a process that must decide as this one does (the check an install
+ * runs). OWNERSHIP: malloc'd, the caller frees it; NULL when out of memory. */
+char *config_to_json(const nno_config *c);
 /* Cross-field checks after everything is applied. */
 int config_validate(const nno_config *c, char *err);
 

@@ -67,6 +67,10 @@ int log_level_parse(const char *s) {
   return -1;
 }
 
+const char *log_level_name(int level) {
+  return level >= 0 && level < 4 ? level_names[level] : "info";
+}
+
 static void put(logline *l, const char *s, size_t n) {
   /* Keep two bytes for the closing "}\n". */
   if (l->len + n > LOG_LINE_MAX - 2) n = LOG_LINE_MAX - 2 - l->len;

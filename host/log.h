@@ -30,6 +30,9 @@ void log_init(const char *role, int level);
 int log_level_enabled(int level);
 /* Parse "debug" | "info" | "warn" | "error"; -1 if unknown. */
 int log_level_parse(const char *s);
+/* The name log_level_parse reads back ("info" for a level out of range);
+ * static storage. */
+const char *log_level_name(int level);
 
 /* Build a line field by field. Strings are JSON-escaped and truncated so the
  * line never exceeds LOG_LINE_MAX; a field that no longer fits is left out,

@@ -22,6 +22,7 @@
 
 #include "stack_archive.h"
 #include "callctx.h"
+#include "config.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
@@ -1240,6 +1241,28 @@ static void out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   }
 }
 
+/* The worker's configuration, whole (config_to_json), in a memfd the
+ * check reads as its --config: it decides isolation, limits and timeouts
+ * as a worker loading the stack would, however the host was configured
+ * (file, NNO_* variables, --set). -1 when it cannot be made. */
+static int config_fd(const nno_config *cfg) {
+  char *js = config_to_json(cfg);
+  int fd = js ? memfd_create("nno-config", MFD_CLOEXEC) : -1;
+  size_t len = js ? strlen(js) : 0, off = 0;
+  while (fd >= 0 && off < len) {
+    ssize_t k = write(fd, js + off, len - off);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) break;
+    off += (size_t)k;
+  }
+  free(js);
+  if (fd >= 0 && (off != len || lseek(fd, 0, SEEK_SET) != 0)) {
+    close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
 static void check_start(install_op *op) {
   char exe[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -1250,28 +1273,27 @@ static void check_start(install_op *op) {
   }
   exe[n] = '\0';
   const nno_config *cfg = op->w->cfg;
-  char core[CONFIG_MAX_CORE_PLUGINS * (CONFIG_NAME_MAX + 1) + 1] = "";
-  for (size_t i = 0; i < cfg->ncore_plugins; i++) {
-    if (i) strcat(core, ",");
-    strcat(core, cfg->core_plugins[i]);
+  int cfd = config_fd(cfg);
+  if (cfd < 0) {
+    op_fail(op, NNO_EIO, 500, "", "",
+            "cannot give the check the host's configuration");
+    finish(op);
+    return;
   }
-  char e_plugin[PATH_MAX + 32], e_core[sizeof core + 32], e_base[300],
-      e_keys[PATH_MAX + 32], e_timeout[64], e_path[PATH_MAX + 8];
-  snprintf(e_plugin, sizeof e_plugin, "NNO_PLUGIN_DIR=%s", cfg->plugin_dir);
-  snprintf(e_core, sizeof e_core, "NNO_CORE_PLUGINS=%s", core);
-  snprintf(e_base, sizeof e_base, "NNO_BASE_DOMAIN=%s", cfg->base_domain);
-  snprintf(e_keys, sizeof e_keys, "NNO_TRUSTED_KEYS=%s", cfg->trusted_keys);
-  snprintf(e_timeout, sizeof e_timeout, "NNO_STACK_CHECK_TIMEOUT_MS=%lld",
-           (long long)cfg->stack_check_timeout_ms);
+  /* Nothing but PATH from the environment: the configuration is all in
+   * the file (an NNO_* variable would override it). */
+  char e_path[PATH_MAX + 8];
   const char *path = getenv("PATH");
   snprintf(e_path, sizeof e_path, "PATH=%s", path ? path : "/usr/bin:/bin");
-  char *env[] = {e_plugin, e_core, e_base, e_keys, e_timeout, e_path, NULL};
-  char *args[] = {exe, "stack", "check", "--json", op->stage, NULL};
+  char *env[] = {e_path, NULL};
+  char *args[] = {exe,        "stack",           "check",   "--json",
+                  "--config", "/proc/self/fd/0", op->stage, NULL};
   uv_pipe_init(&op->w->loop, &op->out, 0);
   op->out.data = op;
   op->out_open = 1;
   uv_stdio_container_t io[3];
-  io[0].flags = UV_IGNORE;
+  io[0].flags = UV_INHERIT_FD;
+  io[0].data.fd = cfd;
   io[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
   io[1].data.stream = (uv_stream_t *)&op->out;
   io[2].flags = UV_INHERIT_FD; /* the check's own messages go to our log */
@@ -1287,6 +1309,7 @@ static void check_start(install_op *op) {
   o.flags = UV_PROCESS_WINDOWS_HIDE;
   op->proc.data = op;
   int rc = uv_spawn(&op->w->loop, &op->proc, &o);
+  close(cfd); /* the check holds its own copy */
   if (rc) {
     op_fail(op, NNO_EIO, 500, "", "", "cannot run the check: %s",
             uv_strerror(rc));

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include <nno/plugin.h>
 
 static char path[64];
 
@@ -274,6 +275,68 @@ static void test_containment_limits(void **st) {
                  "(\"a,b\"), got \",a\"");
 }
 
+/* The configuration given to another process (the check an install
+ * runs): every key, of every type, read back as it was, however it was
+ * set, and a host's defaults (plugin folder...) never taking its place. */
+static void test_to_json_round_trip(void **st) {
+  nno_config a, b;
+  char err[CONFIG_ERR_MAX];
+  config_defaults(&a, "/opt/one/bin");
+  static const char *const set[][2] = {
+      {"listen", "[::1]:0"},
+      {"workers", "3"},
+      {"log.level", "warn"},
+      {"log.access", "false"},
+      {"stacks_dirs", "/s/one:/s/two"},
+      {"core_plugins", ""},
+      {"sandbox.mode", "inprocess"},
+      {"sandbox.inprocess", "default,crm"},
+      {"sandbox.sandboxed", "shop"},
+      {"sandbox.spawn_timeout_ms", "1234"},
+      {"sandbox.plans", "free:100/50/64"},
+      {"stacks.check_timeout_ms", "4321"},
+      {"base_domain", "example.test"},
+  };
+  for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
+    assert_int_equal(config_set(&a, set[i][0], set[i][1], err), 0);
+  char *js = config_to_json(&a);
+  assert_non_null(js);
+  assert_non_null(strstr(js, "\"sandbox.inprocess\":\"default,crm\""));
+  assert_non_null(strstr(js, "\"listen\":\"[::1]:0\""));
+  assert_non_null(strstr(js, "\"core_plugins\":[]"));
+  assert_non_null(strstr(js, "\"log.level\":\"warn\""));
+  assert_non_null(
+      strstr(js, "\"plugin_dir\":\"/opt/one/bin/../lib/nno/plugins\""));
+
+  config_defaults(&b, "/opt/two/bin");
+  assert_int_equal(config_apply_json(&b, js, strlen(js), "given", err), 0);
+  assert_int_equal(config_validate(&b, err), 0);
+  assert_string_equal(b.listen_host, "::1");
+  assert_int_equal(b.listen_port, 0);
+  assert_int_equal(b.workers, 3);
+  assert_int_equal(b.log_level, a.log_level);
+  assert_int_equal(b.access_log, 0);
+  assert_int_equal(b.nstacks_dirs, 2);
+  assert_string_equal(b.stacks_dirs[1], "/s/two");
+  assert_int_equal(b.ncore_plugins, 0);
+  assert_string_equal(b.plugin_dir, a.plugin_dir);
+  assert_string_equal(b.sandbox_mode, "inprocess");
+  assert_string_equal(b.sandbox_inprocess, "default,crm");
+  assert_string_equal(b.sandbox_sandboxed, "shop");
+  assert_int_equal(b.sandbox_spawn_timeout_ms, 1234);
+  assert_string_equal(b.sandbox_plans, "free:100/50/64");
+  assert_int_equal(b.stack_check_timeout_ms, 4321);
+  assert_string_equal(b.base_domain, "example.test");
+  assert_int_equal(config_isolation(&b, "crm", 0), NNO_ISOLATION_INPROCESS);
+  assert_int_equal(config_isolation(&b, "shop", 1), NNO_ISOLATION_SANDBOX);
+  /* And the whole of it, key by key: the same text again. */
+  char *again = config_to_json(&b);
+  assert_non_null(again);
+  assert_string_equal(again, js);
+  free(again);
+  free(js);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
@@ -284,6 +347,7 @@ int main(void) {
       cmocka_unit_test(test_env_empty_core_plugins),
       cmocka_unit_test(test_core_plugins),
       cmocka_unit_test(test_containment_limits),
+      cmocka_unit_test(test_to_json_round_trip),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
