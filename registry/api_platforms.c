@@ -465,8 +465,10 @@ static int on_create(nno_req *req, void *ud) {
   const char *id = str(b, "id"), *cls = str(b, "class");
   if (id && nno_check_id(req, "id", id, STORE_PLATFORM_ID_MIN, STORE_ID_MAX))
     goto done;
-  if (id && strcmp(id, RT_CORE_LABEL) == 0) {
-    /* api.{baseDomain} is the core API's host, not a platform's. */
+  if (id &&
+      (strcmp(id, RT_CORE_LABEL) == 0 || strcmp(id, RT_ADMIN_LABEL) == 0)) {
+    /* api.{baseDomain} and admin.{baseDomain} are the core API's hosts
+     * (the operator view's for the latter), not a platform's. */
     nno_problem(req, 422, "id",
                 "field \"id\": \"%s\" is reserved for the core API's host "
                 "name",

@@ -433,8 +433,17 @@ static int on_resolve(nno_req *req, void *ud) {
   int claimed =
       rt_host_platform(h.ptr, h.len, g_reg.base_domain, g_reg.base_len, &id,
                        &idlen);
+  int by_path = !claimed && path.len >= 3 && memcmp(path.ptr, "/p/", 3) == 0;
+  /* admin.{base} is the operator view's origin: nothing a package answers
+   * is served there, so no package's page can read what the view keeps. */
+  if (by_path &&
+      rt_host_is_admin(h.ptr, h.len, g_reg.base_domain, g_reg.base_len)) {
+    api->res_problem(req, 404, "Not Found",
+                     "platforms are not served on the operator view's host");
+    return NNO_DONE;
+  }
   /* /p/{platformId}/...: only on hosts no platform claims. */
-  if (!claimed && path.len >= 3 && memcmp(path.ptr, "/p/", 3) == 0) {
+  if (by_path) {
     id = path.ptr + 3;
     const char *slash = memchr(id, '/', path.len - 3);
     idlen = slash ? (size_t)(slash - id) : path.len - 3;

@@ -198,12 +198,20 @@ int rt_host_platform(const char *host, size_t hl, const char *base, size_t bl,
     return 0;
   size_t end = hl - bl - 1, start = end;
   while (start > 0 && host[start - 1] != '.') start--;
-  if (start == 0 && end == sizeof RT_CORE_LABEL - 1 &&
-      memcmp(host, RT_CORE_LABEL, end) == 0)
+  if (start == 0 && ((end == sizeof RT_CORE_LABEL - 1 &&
+                      memcmp(host, RT_CORE_LABEL, end) == 0) ||
+                     (end == sizeof RT_ADMIN_LABEL - 1 &&
+                      memcmp(host, RT_ADMIN_LABEL, end) == 0)))
     return 0;
   *id = host + start;
   *len = end - start;
   return 1;
+}
+
+int rt_host_is_admin(const char *host, size_t hl, const char *base, size_t bl) {
+  const size_t al = sizeof RT_ADMIN_LABEL - 1;
+  return bl && hl == al + 1 + bl && memcmp(host, RT_ADMIN_LABEL, al) == 0 &&
+         host[al] == '.' && memcmp(host + al + 1, base, bl) == 0;
 }
 
 int rt_auth_svc_stack(const char *host, size_t hl, size_t pstart,

@@ -66,8 +66,9 @@ void rt_resolve_all(rtable *t, rt_find_fn find, void *ud);
  * under the base domain belongs to the platform named by its label just
  * before the base: "{p}.{base}" and "{anything}.{p}.{base}" are p's (so a
  * cookie with Domain={p}.{base} reaches p's hosts only). The base domain
- * itself and "api.{base}" (RT_CORE_LABEL) belong to no platform: they
- * serve the core API and the /p/{id}/ path form. Returns 1 with the label
+ * itself, "api.{base}" (RT_CORE_LABEL) and "admin.{base}" (RT_ADMIN_LABEL)
+ * belong to no platform: they serve the core API (and, but for the admin
+ * host, the /p/{id}/ path form). Returns 1 with the label
  * in *id and *len (possibly empty or not a valid id: the caller answers 404),
  * or 0 when no platform claims the host. */
 int rt_host_platform(const char *host, size_t hl, const char *base, size_t bl,
@@ -81,8 +82,15 @@ int rt_host_platform(const char *host, size_t hl, const char *base, size_t bl,
 int rt_auth_svc_stack(const char *host, size_t hl, size_t pstart,
                       const char **sid, size_t *slen);
 
-/* The label of the core API's host name, "api.{base}": never a platform
- * id (the registry refuses to create one so named). */
+/* 1 when `host` (hl bytes, lower-case, no port) is "admin.{base}": the
+ * operator view's own origin, serving the core API and nothing a package
+ * controls (no /p/{id}/ path form). 0 otherwise, and with no base. */
+int rt_host_is_admin(const char *host, size_t hl, const char *base, size_t bl);
+
+/* The labels of the core API's host names, "api.{base}" and
+ * "admin.{base}" (the operator view's origin): never a platform id (the
+ * registry refuses to create one so named). */
 #define RT_CORE_LABEL "api"
+#define RT_ADMIN_LABEL "admin"
 
 #endif

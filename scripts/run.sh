@@ -43,7 +43,7 @@ nno is serving on http://$LISTEN/ with data in $DATA/ (Ctrl-C stops it)
 
 In a browser (names under nno.localhost reach this machine with no DNS set-up):
   http://console.demo.nno.localhost:$PORT/     the demo platform's console: create an account, then sign in
-  http://nno.localhost:$PORT/admin/            the operator view: paste the key in $DATA/operator.key
+  http://admin.nno.localhost:$PORT/admin/      the operator view: paste the key in $DATA/operator.key
 
 With curl:
   curl -H "Authorization: Bearer \$(cat $DATA/demo.key)" http://$LISTEN/p/demo/hello
@@ -54,7 +54,7 @@ With curl:
        http://$LISTEN/p/demo/notes     # a note, kept in the demo's sql database
   curl http://$LISTEN/metrics
   curl -H "Authorization: Bearer \$(cat $DATA/operator.key)" http://$LISTEN/api/v1/platforms
-  http://nno.localhost:$PORT/admin/   # the operator view: sign in with $DATA/operator.key
+  http://admin.nno.localhost:$PORT/admin/   # the operator view: sign in with $DATA/operator.key
   $BIN platform list          # the CLI reads the key from $DATA/operator.key
   $BIN resource list demo     # the demo's databases, key-value stores and buckets
 

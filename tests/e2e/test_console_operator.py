@@ -1,11 +1,13 @@
-"""The operator view (plugins/admin) in a browser on the core API host: a
+"""The operator view (plugins/admin) in a browser on its own origin,
+admin.{base}, where nothing a package controls is served: a
 platform's API key is refused as not the operator's, the operator key signs
 in and is kept in sessionStorage only; the platforms table suspends and
 resumes a platform for real, a platform's page shows its tenants, the audit
-table shows the suspension, and sign-out forgets the key."""
+table shows the suspension, and sign-out forgets the key. Signed out, no
+navigation shows; an old link on {base} lands on admin.{base}."""
 import pytest
 
-from conftest import make_platform
+from conftest import BASE, make_platform
 
 PID = "e2e-operator"
 REFUSED = r"/api/v1/platforms\?limit=1 - Failed to load resource: .* 40[13]"
@@ -17,8 +19,12 @@ def platform(host):
     return PID
 
 
+def admin_origin(page):
+    return "http://admin.%s:%d" % (BASE, page.host.port)
+
+
 def admin_url(page, route=None):
-    return page.origin() + "/admin/" + ("#" + route if route else "")
+    return admin_origin(page) + "/admin/" + ("#" + route if route else "")
 
 
 def admin_ready(page):
@@ -100,3 +106,29 @@ def test_the_operator_view_works_with_the_operator_key_only(page, platform,
     admin_ready(page)
     page.wait("form#op-sign-in")
     assert page.errors(allow=(REFUSED,)) == []
+
+
+def test_signed_out_shows_no_navigation(page):
+    """The sign-in page hides the top bar: no navigation, no Sign out."""
+    page.get(admin_url(page))
+    admin_ready(page)
+    page.wait("form#op-sign-in")
+    for css in ("header#op-topbar", "nav#op-nav", "button#op-sign-out"):
+        assert len(page.all(css)) == 1, css  # in the page, not shown
+        assert page.find(css) is None, css
+    assert "Sign out" not in page.find("body").text
+    assert page.errors() == []
+
+
+def test_an_old_link_lands_on_the_admin_origin(page):
+    """/admin/ on the base domain sends the browser to admin.{base} (the
+    hash kept), where the page is served."""
+    old = page.origin() + "/admin/#/audit"
+    page.get(old)
+    page.origins.add(admin_origin(page))
+    admin_ready(page)
+    assert page.js("return location.origin") == admin_origin(page)
+    assert page.js("return location.pathname + location.hash") == \
+        "/admin/#/audit"
+    page.wait("form#op-sign-in")
+    assert page.errors() == []

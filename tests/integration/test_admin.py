@@ -1,5 +1,5 @@
-"""The operator view (core plugin "admin"): served on the core API hosts
-only, with its types, security headers, ETag and 304; never on a
+"""The operator view (core plugin "admin"): served on its own origin
+admin.{base} only (the other core API hosts send it there), with its types, security headers, ETag and 304; never on a
 platform's hosts; holding no secret; and the operator API behind it still
 refuses a platform's keys and sessions."""
 import json
@@ -45,7 +45,10 @@ def h(tmp_path_factory):
     host.stop()
 
 
-def get(h, path, host="nno.localhost", headers=None, method="GET"):
+ADMIN = "admin.nno.localhost"
+
+
+def get(h, path, host=ADMIN, headers=None, method="GET"):
     return h.request(method, path, host=host, headers=headers)
 
 
@@ -53,15 +56,15 @@ def assert_security_headers(hd):
     assert hd["content-security-policy"] == CSP
     assert hd["x-frame-options"] == "DENY"
     assert hd["referrer-policy"] == "no-referrer"
+    assert hd["cross-origin-opener-policy"] == "same-origin"
+    assert hd["cross-origin-resource-policy"] == "same-origin"
     assert hd["x-content-type-options"] == "nosniff"
     assert hd["cache-control"] == "no-cache"
     assert re.fullmatch(r'"[0-9a-f]{32}"', hd["etag"]), hd["etag"]
 
 
-@pytest.mark.parametrize("host", ["nno.localhost", "api.nno.localhost",
-                                  "127.0.0.1", "unclaimed.example"])
-def test_page_on_every_core_api_host(h, host):
-    st, hd, body = get(h, "/admin/", host=host)
+def test_page_on_the_admin_host(h):
+    st, hd, body = get(h, "/admin/")
     assert st == 200, body
     assert hd["content-type"] == TYPES["html"]
     assert_security_headers(hd)
@@ -70,14 +73,26 @@ def test_page_on_every_core_api_host(h, host):
     # each header once
     c = h.conn()
     try:
-        c.request("GET", "/admin/", headers={"Host": host})
+        c.request("GET", "/admin/", headers={"Host": ADMIN})
         names = [n.lower() for n, _ in c.getresponse().getheaders()]
     finally:
         c.close()
     assert len(names) == len(set(names)), names
     # without the slash: sent to the page, whose URLs need it
-    st, hd, body = get(h, "/admin", host=host)
-    assert (st, hd["location"], body) == (308, "/admin/", b"")
+    st, hd, body = get(h, "/admin")
+    assert (st, hd["location"], body) == (308, "//%s/admin/" % ADMIN, b"")
+
+
+@pytest.mark.parametrize("host", ["nno.localhost", "api.nno.localhost",
+                                  "127.0.0.1", "unclaimed.example"])
+def test_other_core_api_hosts_send_the_page_to_the_admin_host(h, host):
+    """{base} also serves packages by path (/p/{p}/...): the view is not
+    served on such an origin, only sent to its own."""
+    for path in ("/admin/", "/admin/admin.js", "/admin"):
+        st, hd, body = get(h, path, host=host)
+        want = "//%s%s" % (ADMIN, path if path != "/admin" else "/admin/")
+        assert (st, hd["location"], body) == (308, want, b""), (host, path)
+        assert "content-security-policy" not in hd
 
 
 def test_every_file_and_module_served_with_its_type(h):

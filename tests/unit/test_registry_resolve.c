@@ -141,6 +141,8 @@ static void host_names(void **state) {
   /* The core API's names, and names not under the base. */
   assert_true(host_is("nno.localhost", NULL));
   assert_true(host_is("api.nno.localhost", NULL));
+  assert_true(host_is("admin.nno.localhost", NULL));
+  assert_true(host_is("x.admin.nno.localhost", "admin"));
   assert_true(host_is("127.0.0.1", NULL));
   assert_true(host_is("localhost", NULL));
   assert_true(host_is("acme.xnno.localhost", NULL));
@@ -150,6 +152,25 @@ static void host_names(void **state) {
   const char *id;
   size_t n;
   assert_int_equal(rt_host_platform("a.b", 3, "", 0, &id, &n), 0);
+}
+
+/* admin.{base} alone is the operator view's host. */
+static void admin_host(void **state) {
+  (void)state;
+  static const char base[] = "nno.localhost";
+  const size_t bl = sizeof base - 1;
+#define IS_ADMIN(h) rt_host_is_admin(h, strlen(h), base, bl)
+  assert_int_equal(IS_ADMIN("admin.nno.localhost"), 1);
+  assert_int_equal(IS_ADMIN("nno.localhost"), 0);
+  assert_int_equal(IS_ADMIN("api.nno.localhost"), 0);
+  assert_int_equal(IS_ADMIN("x.admin.nno.localhost"), 0);
+  assert_int_equal(IS_ADMIN("admin.nno.localhostx"), 0);
+  assert_int_equal(IS_ADMIN("adminx.nno.localhost"), 0);
+  assert_int_equal(IS_ADMIN("admin-nno.localhost"), 0);
+  assert_int_equal(IS_ADMIN("admin.xnno.localhos"), 0);
+  assert_int_equal(IS_ADMIN("admin"), 0);
+#undef IS_ADMIN
+  assert_int_equal(rt_host_is_admin("admin.", 6, "", 0), 0);
 }
 
 static void auth_svc_hosts(void **state) {
@@ -185,6 +206,7 @@ int main(void) {
       cmocka_unit_test(grows_and_resolves_later),
       cmocka_unit_test(status_names),
       cmocka_unit_test(host_names),
+      cmocka_unit_test(admin_host),
       cmocka_unit_test(auth_svc_hosts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
