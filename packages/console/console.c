@@ -3,6 +3,8 @@
  *   GET /                    the shell's page (ui/index.html, {{base}}
  *                            replaced), only on the console.{p} host;
  *                            elsewhere a 404 naming the console's URL
+ *   GET /console/boot.js     the page's loader: imports the shell, shows an
+ *                            error with "Try again" when it cannot
  *   GET /console/profile     the platform's name, branding, sign-up and
  *                            the shell's asset prefix (public)
  *   GET /console/ui          the UI contributions of the packages active
@@ -147,24 +149,30 @@ static int not_the_console(nno_req *req, const char *platform) {
       platform, api->host_base_domain(self), port_len, port);
 }
 
+/* This package's own ui/ folder into `out`; 0 when unknown. */
+static int own_ui_dir(char out[PATH_MAX]) {
+  nno_str id, ver;
+  nno_stack *s;
+  if (api->plugin_stack(self, &id, &ver) != NNO_OK ||
+      api->stack_find(self, id.ptr, ver.ptr, &s) != NNO_OK)
+    return 0;
+  const char *name = api->plugin_name(self),
+             *version = api->plugin_version(self);
+  const char *dir =
+      package_dir(s, name, strlen(name), version, strlen(version));
+  return dir && snprintf(out, PATH_MAX, "%s/ui", dir) < PATH_MAX;
+}
+
 static int on_page(nno_req *req, void *ud) {
   char platform[ID_MAX], base[256], etag[NNO_STATIC_ETAG_MAX];
-  nno_str host = api->req_host(req), id, ver;
-  nno_stack *s;
+  nno_str host = api->req_host(req);
   nno_static_file f;
   (void)ud;
   if (!platform_of(req, platform)) return NNO_OK;
   if (host.len < 8 || memcmp(host.ptr, "console.", 8) != 0)
     return not_the_console(req, platform);
-  if (api->plugin_stack(self, &id, &ver) != NNO_OK ||
-      api->stack_find(self, id.ptr, ver.ptr, &s) != NNO_OK)
-    return nno_problem(req, 500, NULL, "the console's stack is not loaded");
-  const char *name = api->plugin_name(self),
-             *version = api->plugin_version(self);
-  const char *dir =
-      package_dir(s, name, strlen(name), version, strlen(version));
   char uidir[PATH_MAX];
-  if (!dir || snprintf(uidir, sizeof uidir, "%s/ui", dir) >= (int)sizeof uidir)
+  if (!own_ui_dir(uidir))
     return nno_problem(req, 500, NULL, "the console's folder is unknown");
   int rc = nno_static_open(uidir, "index.html", 10, &f);
   if (rc != 0) {
@@ -197,6 +205,21 @@ static int on_page(nno_req *req, void *ud) {
   api->res_header(req, "Referrer-Policy", "no-referrer");
   return nno_static_answer(req, "text/html; charset=utf-8", page, n, etag,
                            "no-cache");
+}
+
+/* The page's loader (ui/boot.js), outside the versioned asset path: it
+ * imports the shell and, when the shell's files cannot be fetched, shows
+ * an error with "Try again" instead of a page stuck on "Loading…". */
+static int on_boot(nno_req *req, void *ud) {
+  char platform[ID_MAX], uidir[PATH_MAX];
+  (void)ud;
+  if (!platform_of(req, platform)) return NNO_OK;
+  if (!own_ui_dir(uidir))
+    return nno_problem(req, 500, NULL, "the console's folder is unknown");
+  api->res_header(req, "Content-Security-Policy", asset_csp);
+  api->res_header(req, "X-Frame-Options", "DENY");
+  api->res_header(req, "Cross-Origin-Resource-Policy", "same-origin");
+  return nno_static_serve(req, uidir, "boot.js", 7, "no-cache");
 }
 
 /* ---- profile, composition, tenants
@@ -385,6 +408,7 @@ static int on_init(nno_plugin *p, const nno_host_api *a) {
     nno_handler_fn fn;
   } routes[] = {
       {"/", on_page},
+      {"/console/boot.js", on_boot},
       {"/console/profile", on_profile},
       {"/console/ui", on_compose},
       {"/console/tenants", on_tenants},
