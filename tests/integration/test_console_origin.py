@@ -36,7 +36,7 @@ def test_every_console_route_only_on_the_platforms_hosts(g):
     key = g.platform_key("demo", ["features:*", "tenants:read"])["key"]
     routes = (("/console/profile", None), ("/console/ui", key),
               ("/console/tenants", key), (BASE + "/shell.js", None),
-              (BASE + "/index.html", None),
+              (BASE + "/index.html", None), ("/console/boot.js", None),
               ("/console/ui/default/1.0.0/hello/1.0.0/hello.js", None))
     for path, k in routes:
         for name in ("console", "hello"):
@@ -59,7 +59,7 @@ def test_every_console_route_only_on_the_platforms_hosts(g):
 
 
 def test_assets_carry_a_sandboxing_policy(g):
-    for path in (BASE + "/shell.js", BASE + "/shell.css",
+    for path in ("/console/boot.js", BASE + "/shell.js", BASE + "/shell.css",
                  BASE + "/index.html", BASE + "/icon.svg",
                  "/console/ui/default/1.0.0/notes/1.0.0/notes.js"):
         st, hd, body = call(g, "GET", path, host=on(g))
@@ -133,3 +133,30 @@ def test_a_tenant_list_cut_at_the_bound_says_so(g):
     assert len(body["items"]) == TENANTS_MAX
     assert body["items"][0]["id"] == "t0000"
     assert "t9999" not in [t["id"] for t in body["items"]]
+
+
+def test_routes_hidden_for_lack_of_scope_are_named(g):
+    """The shell must not match a hidden literal route (/notes/new) with a
+    parameter route it shows (/notes/{id})."""
+    k = g.platform_key("demo", ["features:notes:read"])["key"]
+    st, _, body = call(g, "GET", "/console/ui", key=k, host=on(g))
+    assert st == 200, body
+    notes = [p for p in body["packages"] if p["package"] == "notes"][0]
+    assert [r["path"] for r in notes["routes"]] == ["/notes", "/notes/{id}"]
+    assert notes["hidden"] == ["/notes/new"]
+    k = g.platform_key("demo", ["features:notes:write"])["key"]
+    st, _, body = call(g, "GET", "/console/ui", key=k, host=on(g))
+    notes = [p for p in body["packages"] if p["package"] == "notes"][0]
+    assert "/notes/new" in [r["path"] for r in notes["routes"]]
+    assert "hidden" not in notes
+
+
+def test_the_page_loads_the_shell_through_its_loader(g):
+    st, _, body = call(g, "GET", "/", host=on(g))
+    assert st == 200, body
+    assert b'<script type="module" src="/console/boot.js">' in body
+    assert ('<meta name="nno-base" content="%s">' % BASE).encode() in body
+    st, hd, body = call(g, "GET", "/console/boot.js", host=on(g))
+    assert st == 200 and hd["content-type"] == "text/javascript; charset=utf-8"
+    assert hd["cache-control"] == "no-cache"
+    assert b"shell.js" in body
