@@ -621,11 +621,18 @@ typedef struct tenant_each {
               const char *status);
   void *ud;
   int stopped, value; /* the caller stopped the walk with `value` */
+  int seen, more;      /* rows given; a row past the bound exists */
 } tenant_each;
 
 static int tenant_each_cb(void *ud, const char *id, const char *name,
                           const char *path, const char *status) {
   tenant_each *te = ud;
+  /* The walk reads one row past the bound only to tell that it exists. */
+  if (te->seen == NNO_REGISTRY_TENANTS_MAX) {
+    te->more = 1;
+    return -1;
+  }
+  te->seen++;
   int rc = te->each(te->ud, id, name, path, status);
   if (!rc) return 0;
   te->stopped = 1;
@@ -646,10 +653,11 @@ static int svc_tenant_list(const char *platform, const char *root,
   int rc = store_platform_status(g_reg.db, platform, status, sizeof status);
   if (!rc && strcmp(status, "deleting") == 0) rc = STORE_NOTFOUND;
   if (rc) return store_to_nno(rc);
-  tenant_each te = {each, ud, 0, 0};
-  rc = store_tenant_tree(g_reg.db, platform, root, NNO_REGISTRY_TENANTS_MAX,
-                         tenant_each_cb, &te);
-  return te.stopped ? te.value : store_to_nno(rc);
+  tenant_each te = {each, ud, 0, 0, 0, 0};
+  rc = store_tenant_tree(g_reg.db, platform, root,
+                         NNO_REGISTRY_TENANTS_MAX + 1, tenant_each_cb, &te);
+  if (te.stopped) return te.value;
+  return te.more ? NNO_ETOOBIG : store_to_nno(rc);
 }
 
 static const nno_registry_v1 service = {

@@ -241,12 +241,18 @@ static int scope_add(json_t *set, const char *scope) {
  * none of its routes is allowed (or out of memory). */
 static json_t *package_for(const json_t *pkg, const char *scopes, size_t len) {
   json_t *routes = json_array(), *nav = json_array(), *set = json_array();
+  json_t *hidden = json_array();
   size_t i;
   const json_t *e;
-  if (!routes || !nav || !set) goto drop;
+  if (!routes || !nav || !set || !hidden) goto drop;
   json_array_foreach(json_object_get(pkg, "routes"), i, e) {
     const char *scope = json_string_value(json_object_get(e, "scope"));
-    if (!console_allows(scopes, len, scope)) continue;
+    if (!console_allows(scopes, len, scope)) {
+      /* Named, so the shell does not match it with a parameter route
+       * ("/notes/new" is not note "new"). */
+      if (json_array_append(hidden, json_object_get(e, "path"))) goto drop;
+      continue;
+    }
     if (json_array_append(routes, (json_t *)e) || scope_add(set, scope))
       goto drop;
   }
@@ -266,14 +272,24 @@ static json_t *package_for(const json_t *pkg, const char *scopes, size_t len) {
     if (!routed) continue;
     if (json_array_append(nav, (json_t *)e) || scope_add(set, scope)) goto drop;
   }
-  return json_pack("{s:O, s:O, s:O, s:O, s:O, s:o, s:o, s:o}", "stack",
-                   json_object_get(pkg, "stack"), "stack_version",
-                   json_object_get(pkg, "stack_version"), "package",
-                   json_object_get(pkg, "package"), "version",
-                   json_object_get(pkg, "version"), "module",
-                   json_object_get(pkg, "module"), "nav", nav, "routes", routes,
-                   "scopes", set);
+  json_t *out = json_pack(
+      "{s:O, s:O, s:O, s:O, s:O, s:o, s:o, s:o}", "stack",
+      json_object_get(pkg, "stack"), "stack_version",
+      json_object_get(pkg, "stack_version"), "package",
+      json_object_get(pkg, "package"), "version",
+      json_object_get(pkg, "version"), "module", json_object_get(pkg, "module"),
+      "nav", nav, "routes", routes, "scopes", set);
+  if (!out || json_array_size(hidden) == 0) {
+    json_decref(hidden);
+    return out;
+  }
+  if (json_object_set_new(out, "hidden", hidden)) { /* took `hidden` */
+    json_decref(out);
+    return NULL;
+  }
+  return out;
 drop:
+  json_decref(hidden);
   json_decref(routes);
   json_decref(nav);
   json_decref(set);

@@ -3,6 +3,8 @@
  *   GET /                    the shell's page (ui/index.html, {{base}}
  *                            replaced), only on the console.{p} host;
  *                            elsewhere a 404 naming the console's URL
+ *   GET /console/boot.js     the page's loader: imports the shell, shows an
+ *                            error with "Try again" when it cannot
  *   GET /console/profile     the platform's name, branding, sign-up and
  *                            the shell's asset prefix (public)
  *   GET /console/ui          the UI contributions of the packages active
@@ -38,6 +40,10 @@ static const char csp[] =
     "manifest-src 'self'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'";
 
+/* The headers of every asset: a document opened from an asset URL loads
+ * nothing and runs no script. */
+static const char asset_csp[] = "default-src 'none'; sandbox";
+
 static const nno_registry_v1 *registry;
 static const nno_iam_v1 *iam;
 
@@ -62,13 +68,32 @@ const nno_iam_v1 *console_iam(void) {
 #define HAS_MEMBER(vt, type, m) \
   ((vt) && (vt)->size >= offsetof(type, m) + sizeof(vt)->m && (vt)->m)
 
-/* The request's platform, NUL-terminated, or 0 after answering 404. */
+/* 1 if the request came by a host name of platform `p`, {name}.{p}.{base}
+ * (RESOLVE scoped it by its host), 0 if by the /p/{p}/ path: a host shared
+ * with the core API, the operator view and every other platform, where a
+ * console file would run in an origin that is not the platform's own. */
+static int on_own_host(nno_req *req, const char *p) {
+  nno_str h = api->req_host(req);
+  const char *base = api->host_base_domain(self);
+  size_t pl = strlen(p), bl = strlen(base), tail = pl + 1 + bl;
+  if (h.len < tail + 2) return 0; /* at least "x." before {p}.{base} */
+  const char *t = h.ptr + h.len - tail;
+  return t[-1] == '.' && t[-2] != '.' && memcmp(t, p, pl) == 0 &&
+         t[pl] == '.' && memcmp(t + pl + 1, base, bl) == 0;
+}
+
+static int not_the_console(nno_req *req, const char *platform);
+
+/* The request's platform, NUL-terminated, or 0 after answering 404: no
+ * platform, or one reached by path (every console route answers only on
+ * the platform's own hosts; the 404 names the console's URL). */
 static int platform_of(nno_req *req, char out[ID_MAX]) {
   nno_str p = api->req_platform(req);
   if (p.len == 0 || p.len >= ID_MAX)
     return nno_problem(req, 404, NULL, "no platform serves this request"), 0;
   memcpy(out, p.ptr, p.len);
   out[p.len] = '\0';
+  if (!on_own_host(req, out)) return not_the_console(req, out), 0;
   return 1;
 }
 
@@ -124,24 +149,30 @@ static int not_the_console(nno_req *req, const char *platform) {
       platform, api->host_base_domain(self), port_len, port);
 }
 
+/* This package's own ui/ folder into `out`; 0 when unknown. */
+static int own_ui_dir(char out[PATH_MAX]) {
+  nno_str id, ver;
+  nno_stack *s;
+  if (api->plugin_stack(self, &id, &ver) != NNO_OK ||
+      api->stack_find(self, id.ptr, ver.ptr, &s) != NNO_OK)
+    return 0;
+  const char *name = api->plugin_name(self),
+             *version = api->plugin_version(self);
+  const char *dir =
+      package_dir(s, name, strlen(name), version, strlen(version));
+  return dir && snprintf(out, PATH_MAX, "%s/ui", dir) < PATH_MAX;
+}
+
 static int on_page(nno_req *req, void *ud) {
   char platform[ID_MAX], base[256], etag[NNO_STATIC_ETAG_MAX];
-  nno_str host = api->req_host(req), id, ver;
-  nno_stack *s;
+  nno_str host = api->req_host(req);
   nno_static_file f;
   (void)ud;
   if (!platform_of(req, platform)) return NNO_OK;
   if (host.len < 8 || memcmp(host.ptr, "console.", 8) != 0)
     return not_the_console(req, platform);
-  if (api->plugin_stack(self, &id, &ver) != NNO_OK ||
-      api->stack_find(self, id.ptr, ver.ptr, &s) != NNO_OK)
-    return nno_problem(req, 500, NULL, "the console's stack is not loaded");
-  const char *name = api->plugin_name(self),
-             *version = api->plugin_version(self);
-  const char *dir =
-      package_dir(s, name, strlen(name), version, strlen(version));
   char uidir[PATH_MAX];
-  if (!dir || snprintf(uidir, sizeof uidir, "%s/ui", dir) >= (int)sizeof uidir)
+  if (!own_ui_dir(uidir))
     return nno_problem(req, 500, NULL, "the console's folder is unknown");
   int rc = nno_static_open(uidir, "index.html", 10, &f);
   if (rc != 0) {
@@ -174,6 +205,21 @@ static int on_page(nno_req *req, void *ud) {
   api->res_header(req, "Referrer-Policy", "no-referrer");
   return nno_static_answer(req, "text/html; charset=utf-8", page, n, etag,
                            "no-cache");
+}
+
+/* The page's loader (ui/boot.js), outside the versioned asset path: it
+ * imports the shell and, when the shell's files cannot be fetched, shows
+ * an error with "Try again" instead of a page stuck on "Loading…". */
+static int on_boot(nno_req *req, void *ud) {
+  char platform[ID_MAX], uidir[PATH_MAX];
+  (void)ud;
+  if (!platform_of(req, platform)) return NNO_OK;
+  if (!own_ui_dir(uidir))
+    return nno_problem(req, 500, NULL, "the console's folder is unknown");
+  api->res_header(req, "Content-Security-Policy", asset_csp);
+  api->res_header(req, "X-Frame-Options", "DENY");
+  api->res_header(req, "Cross-Origin-Resource-Policy", "same-origin");
+  return nno_static_serve(req, uidir, "boot.js", 7, "no-cache");
 }
 
 /* ---- profile, composition, tenants
@@ -243,40 +289,58 @@ static int tenant_each(void *ud, const char *id, const char *name,
              : 0;
 }
 
+/* The tenants the caller may act in, listed only for a caller whose
+ * scopes allow tenants:read (the core API's tenant list asks the same);
+ * anyone else learns only its own binding. */
 static int on_tenants(nno_req *req, void *ud) {
   char platform[ID_MAX], tenant[ID_MAX];
   const nno_registry_v1 *reg = console_registry();
   nno_caller c;
+  int truncated = 0;
   (void)ud;
   if (!platform_of(req, platform)) return NNO_OK;
-  if (!HAS_MEMBER(reg, nno_registry_v1, tenant_list))
-    return nno_problem_retry(req, 503, 1, "the registry cannot list tenants");
   if (api->req_caller(req, &c) != NNO_OK || c.tenant.len >= ID_MAX)
     return nno_problem(req, 500, NULL, "the caller is unknown");
   memcpy(tenant, c.tenant.ptr, c.tenant.len);
   tenant[c.tenant.len] = '\0';
   json_t *items = json_array();
   if (!items) return NNO_ENOMEM;
-  int rc =
-      reg->tenant_list(platform, tenant[0] ? tenant : NULL, tenant_each, items);
-  if (rc == NNO_ENOENT && tenant[0]) {
-    /* The credential's tenant is gone: nothing to act in. */
-    json_array_clear(items);
-    rc = 0;
+  if (console_allows(c.scopes.ptr, c.scopes.len, "tenants:read")) {
+    if (!HAS_MEMBER(reg, nno_registry_v1, tenant_list)) {
+      json_decref(items);
+      return nno_problem_retry(req, 503, 1,
+                               "the registry cannot list tenants");
+    }
+    int rc = reg->tenant_list(platform, tenant[0] ? tenant : NULL,
+                              tenant_each, items);
+    if (rc == NNO_ETOOBIG) {
+      truncated = 1; /* the first NNO_REGISTRY_TENANTS_MAX are listed */
+      rc = 0;
+    }
+    if (rc == NNO_ENOENT && tenant[0]) {
+      /* The credential's tenant is gone: nothing to act in. */
+      json_array_clear(items);
+      rc = 0;
+    }
+    if (rc != 0) {
+      json_decref(items);
+      if (rc == NNO_EBUSY)
+        return nno_problem_retry(req, 503, 1, "the registry is busy");
+      if (rc == NNO_ENOENT)
+        return nno_problem(req, 404, NULL, "no such platform");
+      return nno_problem(req, 500, NULL, "the tenants cannot be listed");
+    }
   }
-  if (rc != 0) {
-    json_decref(items);
-    if (rc == NNO_EBUSY)
-      return nno_problem_retry(req, 503, 1, "the registry is busy");
-    if (rc == NNO_ENOENT)
-      return nno_problem(req, 404, NULL, "no such platform");
-    return nno_problem(req, 500, NULL, "the tenants cannot be listed");
+  json_t *out =
+      json_pack("{s:o, s:o}", "tenant",
+                tenant[0] ? json_string(tenant) : json_null(), "items", items);
+  if (!out) return NNO_ENOMEM;
+  if (truncated && json_object_set_new(out, "truncated", json_true())) {
+    json_decref(out);
+    return NNO_ENOMEM;
   }
   no_store(req);
-  return nno_send_json(
-      req, 200,
-      json_pack("{s:o, s:o}", "tenant",
-                tenant[0] ? json_string(tenant) : json_null(), "items", items));
+  return nno_send_json(req, 200, out);
 }
 
 /* ---- assets ----------------------------------------------------------------
@@ -318,6 +382,12 @@ static int on_asset(nno_req *req, void *ud) {
         dir = package_dir(s, pkg.ptr, pkg.len, pver.ptr, pver.len);
   if (!dir || snprintf(uidir, sizeof uidir, "%s/ui", dir) >= (int)sizeof uidir)
     return nno_problem(req, 404, NULL, "no such file");
+  /* A package's file is served in the console's origin: an .html or .svg
+   * opened directly must not be a live page there. The policy is ignored
+   * by a page that loads a script or stylesheet, so modules still run. */
+  api->res_header(req, "Content-Security-Policy", asset_csp);
+  api->res_header(req, "X-Frame-Options", "DENY");
+  api->res_header(req, "Cross-Origin-Resource-Policy", "same-origin");
   return nno_static_serve(
       req, uidir, file.ptr, file.len,
       installed(dir) ? "public, max-age=31536000, immutable" : "no-cache");
@@ -338,6 +408,7 @@ static int on_init(nno_plugin *p, const nno_host_api *a) {
     nno_handler_fn fn;
   } routes[] = {
       {"/", on_page},
+      {"/console/boot.js", on_boot},
       {"/console/profile", on_profile},
       {"/console/ui", on_compose},
       {"/console/tenants", on_tenants},

@@ -23,7 +23,9 @@ UI = os.path.join(harness.SOURCE, "packages", "console", "ui")
 
 @pytest.fixture(scope="module")
 def platform(host):
-    make_platform(host, PID, name="Front Test")
+    # the switcher: users hold tenants:read, and there is a tenant to pick
+    make_platform(host, PID, name="Front Test", tenants=(("ft", None),),
+                  user_scopes=["features:*", "tenants:read"])
     sign_up(host, PID, EMAIL)
     return PID
 
@@ -200,7 +202,8 @@ def test_the_shell_is_small_and_holds_nothing_inline():
     with open(os.path.join(UI, "index.html")) as f:
         html = f.read()
     assert re.findall(r"<script\b[^>]*>", html) == \
-        ['<script type="module" src="{{base}}/shell.js">']
+        ['<script type="module" src="/console/boot.js">']
+    assert '<link rel="modulepreload" href="{{base}}/shell.js">' in html
     assert not re.search(r"<style|\sstyle=|\son[a-z]+=", html, re.I)
     assert "{{base}}/shell.css" in html
     for f in files:

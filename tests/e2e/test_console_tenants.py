@@ -1,7 +1,8 @@
-"""The console shell's tenant switcher: an unbound user sees every tenant of
-the platform (and "All tenants"), a suspended tenant is offered disabled,
-the choice survives a reload (sessionStorage, per platform), and a note made
-while acting in tenant A is listed in A and not in B."""
+"""The console shell's tenant switcher: an unbound user granted tenants:read
+sees every tenant of the platform (and "All tenants"), a suspended tenant is
+offered disabled, the choice survives a reload (sessionStorage, per
+platform), and a note made while acting in tenant A is listed in A and not
+in B (a user without tenants:read gets no switcher: test_console_boot.py)."""
 import pytest
 
 from conftest import make_platform, sign_up
@@ -12,8 +13,10 @@ EMAIL = "mo@example.com"
 
 @pytest.fixture(scope="module")
 def platform(host):
-    make_platform(host, PID, tenants=(("ta", None), ("tb", None),
-                                      ("ta-west", "ta"), ("tc", None)))
+    # the switcher lists tenants only for users holding tenants:read
+    make_platform(host, PID, user_scopes=["features:*", "tenants:read"],
+                  tenants=(("ta", None), ("tb", None), ("ta-west", "ta"),
+                           ("tc", None)))
     st, _, body = host.api("PATCH", "/platforms/%s/tenants/tc" % PID,
                            {"status": "suspended"})
     assert st == 200, body

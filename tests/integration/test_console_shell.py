@@ -98,8 +98,15 @@ def c(tmp_path_factory):
     stopped(host)
 
 
+def on(c, pid):
+    """The console host of platform pid: every console route answers only
+on the platform's own hosts (test_console_origin.py: not by /p/ path)."""
+    return "console.%s.nno.localhost:%d" % (pid, c.port)
+
+
 def ui(c, pid, key, **kw):
-    st, hd, body = call(c, "GET", "/p/%s/console/ui" % pid, key=key, **kw)
+    st, hd, body = call(c, "GET", "/console/ui", key=key, host=on(c, pid),
+                        **kw)
     assert st == 200, body
     assert hd["cache-control"] == "no-store"
     return body
@@ -140,10 +147,11 @@ def test_composition_per_platform_and_stack_version(c):
 
 
 def test_composition_needs_a_credential(c):
-    problem(call(c, "GET", "/p/alpha/console/ui"), 401)
-    problem(call(c, "GET", "/p/alpha/console/tenants"), 401)
+    problem(call(c, "GET", "/console/ui", host=on(c, "alpha")), 401)
+    problem(call(c, "GET", "/console/tenants", host=on(c, "alpha")), 401)
     # a key of another platform reaches nothing here
-    st, _, _ = call(c, "GET", "/p/alpha/console/ui", key=c.keys["beta"])
+    st, _, _ = call(c, "GET", "/console/ui", key=c.keys["beta"],
+                    host=on(c, "alpha"))
     assert st in (401, 403)
 
 
@@ -205,7 +213,7 @@ def test_activation_upgrade_and_deactivation_on_the_next_request(c):
 # -- assets ------------------------------------------------------------------------
 
 def asset(c, pid, rest, method="GET", headers=None):
-    return call(c, method, "/p/%s/console/ui/%s" % (pid, rest),
+    return call(c, method, "/console/ui/%s" % rest, host=on(c, pid),
                 headers=headers)
 
 
@@ -238,10 +246,10 @@ def test_assets_types_etag_and_caching(c):
     assert hd["cache-control"] == "public, max-age=31536000, immutable"
 
     # the shell's own files, builtin
-    st, hd, body = call(c, "GET", "/p/alpha" + BASE + "/shell.js")
+    st, hd, body = call(c, "GET", BASE + "/shell.js", host=on(c, "alpha"))
     assert st == 200 and hd["content-type"] == JS
     assert hd["cache-control"] == "no-cache"
-    st, hd, body = call(c, "GET", "/p/alpha" + BASE + "/shell.css")
+    st, hd, body = call(c, "GET", BASE + "/shell.css", host=on(c, "alpha"))
     assert st == 200 and hd["content-type"] == "text/css; charset=utf-8"
 
 
@@ -309,7 +317,7 @@ def test_page_only_on_the_console_host(c):
 # -- profile and tenants -----------------------------------------------------------
 
 def test_profile_is_public_and_shows_signup_and_base(c):
-    st, hd, body = call(c, "GET", "/p/alpha/console/profile")
+    st, hd, body = call(c, "GET", "/console/profile", host=on(c, "alpha"))
     assert st == 200, body
     assert hd["cache-control"] == "no-store"
     assert body == {"id": "alpha", "name": "Alpha", "class": "platform",
@@ -329,7 +337,7 @@ def test_profile_is_public_and_shows_signup_and_base(c):
     st, _, p = op(c, "PATCH", "/platforms/alpha", {"branding": brand})
     assert st == 200, p
     for _ in range(4):  # every worker
-        st, _, body = call(c, "GET", "/p/alpha/console/profile")
+        st, _, body = call(c, "GET", "/console/profile", host=on(c, "alpha"))
         assert st == 200 and body["branding"] == brand, body
         assert body["name"] == "Alpha" and body["base"] == BASE
 
@@ -342,8 +350,9 @@ def test_tenants_of_the_caller(c):
     st, _, b = op(c, "PATCH", "/platforms/eps/tenants/us",
                   {"status": "suspended"})
     assert st == 200, b
-    unbound = c.platform_key("eps", ["features:*"])["key"]
-    st, hd, body = call(c, "GET", "/p/eps/console/tenants", key=unbound)
+    unbound = c.platform_key("eps", ["features:*", "tenants:read"])["key"]
+    st, hd, body = call(c, "GET", "/console/tenants", key=unbound,
+                        host=on(c, "eps"))
     assert st == 200, body
     assert hd["cache-control"] == "no-store"
     assert body["tenant"] is None
@@ -352,8 +361,10 @@ def test_tenants_of_the_caller(c):
         ("us", "us", "suspended")]
     assert body["items"][0]["name"] == "Tenant eu"
 
-    bound = c.platform_key("eps", ["features:*"], tenant="eu")["key"]
-    st, _, body = call(c, "GET", "/p/eps/console/tenants", key=bound)
+    bound = c.platform_key("eps", ["features:*", "tenants:read"],
+                           tenant="eu")["key"]
+    st, _, body = call(c, "GET", "/console/tenants", key=bound,
+                       host=on(c, "eps"))
     assert st == 200, body
     assert body["tenant"] == "eu"
     assert [t["id"] for t in body["items"]] == ["eu", "fr"]

@@ -181,6 +181,20 @@ function alertMessage(text) {
   if (el) el.textContent = text;
 }
 
+/* The tenant switcher, or null when there is nothing to choose: the list
+ * is empty for a caller without tenants:read. A list cut at the server's
+ * bound says so beside it. */
+function switcher() {
+  const t = S.tenants;
+  if (t && !(t.items || []).length) return null;
+  return h('span', { class: 'tenant' },
+    h('label', { for: 'tenant-switch' }, 'Tenant'),
+    h('select', { id: 'tenant-switch', onchange: onTenant,
+      disabled: !t }, tenantOptions()),
+    t && t.truncated && h('small', { id: 'tenant-note' },
+      `first ${t.items.length} shown`));
+}
+
 /* Build (on) or remove (off) the top bar and the navigation. */
 function chrome(on) {
   for (const id of ['skip', 'topbar', 'nav', 'shell-alert'])
@@ -194,10 +208,7 @@ function chrome(on) {
       b.logo && h('img', { id: 'brand-logo', src: b.logo, alt: platformName() }),
       h('span', { id: 'brand-name' }, platformName())),
     h('div', { class: 'tools' },
-      h('span', { class: 'tenant' },
-        h('label', { for: 'tenant-switch' }, 'Tenant'),
-        h('select', { id: 'tenant-switch', onchange: onTenant,
-          disabled: !S.tenants }, tenantOptions())),
+      switcher(),
       h('span', { id: 'current-user', title: user.name || null }, user.email || ''),
       h('button', { id: 'sign-out', type: 'button', onclick: onSignOut },
         'Sign out')));
@@ -212,7 +223,7 @@ function chrome(on) {
   document.body.prepend(skip, top);
   main.before(nav);
   const sel = top.querySelector('#tenant-switch');
-  sel.value = S.tenant;
+  if (sel) sel.value = S.tenant;
 }
 
 /* aria-current on the nav entry of this path (exact, else the longest
@@ -240,6 +251,10 @@ function compose(packages) {
   for (const pkg of packages) {
     for (const r of pkg.routes || [])
       S.routes.push({ pattern: r.path, parts: r.path.split('/'), pkg });
+    /* Routes hidden for lack of scope still match, so that /notes/new
+     * never falls through to /notes/{id}; they show not-found. */
+    for (const path of pkg.hidden || [])
+      S.routes.push({ pattern: path, parts: path.split('/'), pkg, hidden: true });
     for (const n of pkg.nav || [])
       S.nav.push({ ...n, package: pkg.package, order: n.order ?? 100 });
   }
@@ -279,7 +294,7 @@ function match(path) {
 /* Where a signed-in user lands: the first nav entry, else '/'. */
 function home() {
   if (S.nav.length) return S.nav[0].path;
-  const r = S.routes.find((x) => !x.pattern.includes('{'));
+  const r = S.routes.find((x) => !x.hidden && !x.pattern.includes('{'));
   return r ? r.pattern : '/';
 }
 
@@ -404,6 +419,11 @@ function route() {
     return ready();
   }
   const m = match(at.path);
+  if (m && m.hidden) {
+    return showState('not-found', 'Page not found',
+      `You do not have access to ${at.path}.`, null,
+      [{ label: 'Go to the start page', run: () => { location.hash = `#${home()}`; } }]);
+  }
   if (!m) {
     return showState('not-found', 'Page not found',
       `Nothing here answers ${at.path}.`, null,

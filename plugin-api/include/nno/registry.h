@@ -126,8 +126,10 @@ typedef struct nno_registry_v1 {
    * ("eu/fr"), `status` "active" or "suspended" (its own). Every string is
    * borrowed for the call. `each` returns 0 to go on, anything else to
    * stop (returned as is). Reads the database: not for the hot path.
-   * NNO_ENOENT for an unknown platform or root, NNO_EINVAL, NNO_EBUSY,
-   * NNO_EIO. Test `size` first.
+   * NNO_ETOOBIG when the subtree holds more than the bound (`each` has
+   * seen the first NNO_REGISTRY_TENANTS_MAX: a list cut short, not an
+   * error), NNO_ENOENT for an unknown platform or root, NNO_EINVAL,
+   * NNO_EBUSY, NNO_EIO. Test `size` first.
    */
   int (*tenant_list)(const char *platform, const char *root,
                      int (*each)(void *ud, const char *id, const char *name,
