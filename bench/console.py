@@ -2,7 +2,8 @@
 """Page weight and time to interactive of the console shell, in Debian's
 chromium, headless (run by hand, never by `make test`; bench/README.md).
 
-  bench/console.py [--build DIR] [--runs N] [--workers N] [--keep]
+  bench/console.py [--build DIR] [--runs N] [--workers N] [--no-access-log]
+                   [--keep]
 
 Starts `nno serve` from DIR (default build/) in a temporary folder with the
 platform `bench` (default stack, sign-up on, one user), then, N times, each
@@ -118,6 +119,9 @@ def main(argv):
     ap.add_argument("--build", default=os.path.join(SOURCE, "build"))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-access-log", action="store_true",
+                    help="turn the access log off (on by default, as the "
+                         "host's own default)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the temporary folder (host log, data)")
     args = ap.parse_args(argv)
@@ -129,7 +133,7 @@ def main(argv):
 
     tmp = tempfile.mkdtemp(prefix="nno-bench-console-")
     host = e2e.Host(tmp, workers=args.workers, core=True,
-                    config={"log": {"access": False}})
+                    config={"log": {"access": not args.no_access_log}})
     host.start()
     try:
         pid, email = "bench", "bench@example.com"
