@@ -348,7 +348,7 @@ static int on_tenants(nno_req *req, void *ud) {
 
 /* 1 if folder `dir` lies under DATA/stacks/ (an installed archive, never
  * edited in place: its versioned URLs may be cached for good). */
-static int installed(const char *dir) {
+static int installed_uncached(const char *dir) {
   char want[PATH_MAX], rstacks[PATH_MAX], rdir[PATH_MAX];
   if (snprintf(want, sizeof want, "%s/stacks", api->host_data_dir(self)) >=
           (int)sizeof want ||
@@ -356,6 +356,27 @@ static int installed(const char *dir) {
     return 0;
   size_t n = strlen(rstacks);
   return strncmp(rdir, rstacks, n) == 0 && rdir[n] == '/';
+}
+
+/* installed() per package folder, remembered until the set of stacks
+ * changes (the folder views stay valid until then): two realpath() walks
+ * per asset request otherwise. */
+#define INSTALLED_MEMO 64
+static struct {
+  const char *dir;
+  int installed;
+} memo[INSTALLED_MEMO];
+static size_t nmemo;
+
+static int installed(const char *dir) {
+  for (size_t i = 0; i < nmemo; i++)
+    if (memo[i].dir == dir) return memo[i].installed;
+  int v = installed_uncached(dir);
+  if (nmemo < INSTALLED_MEMO) {
+    memo[nmemo].dir = dir;
+    memo[nmemo++].installed = v;
+  }
+  return v;
 }
 
 static int on_asset(nno_req *req, void *ud) {
@@ -400,6 +421,7 @@ static void on_stacks_changed(nno_plugin *p) {
   (void)p;
   console_compose_clear();
   nno_static_cache_clear();
+  nmemo = 0;
 }
 
 static int on_init(nno_plugin *p, const nno_host_api *a) {
@@ -436,6 +458,7 @@ static void on_fini(nno_plugin *p) {
   (void)p;
   console_compose_clear();
   nno_static_cache_clear();
+  nmemo = 0;
 }
 
 NNO_PLUGIN(.name = "console", .version = "1.0.0", .kind = NNO_KIND_FEATURE,

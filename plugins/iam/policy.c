@@ -28,7 +28,7 @@
 #include "internal.h"
 
 /* The session cookie on a platform's hosts (host-only, __Host- prefixed)
- * and by path (/p/{platform}); both are read, the former first. */
+ * and by path (/p/{platform}); each is read only where it is set. */
 #define HOST_SESSION_COOKIE "__Host-nno_session"
 #define SESSION_COOKIE "nno_session"
 #define TOUCH_EVERY_S 60
