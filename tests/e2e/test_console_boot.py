@@ -89,7 +89,7 @@ def pages_host(tmp_path_factory):
         {"id": "pages", "version": "1.0.0",
          "packages": [{"name": "steady", "version": "^1.0.0"}]}))
     (pkg / "package.json").write_text(json.dumps(
-        {"name": "steady", "version": "1.0.0", "abi": "1.4",
+        {"name": "steady", "version": "1.0.0", "abi": "1.5",
          "kind": "feature", "library": "libsteady.so",
          "routes": [{"method": "GET", "path": "/ok", "scope": "public"},
                     {"method": "GET", "path": "/slow", "scope": "public"}]}))

@@ -133,7 +133,7 @@ def manifest_seeds():
             b'"library":"libx.so","routes":[{"method":"GET","path":"/u/{id}"},'
             b'{"method":"GET","path":"/u/{name}"}]}',
             b'[]', b'{"name":1}', b'{']
-    res = (b'{"name":"x","version":"1.0.0","abi": "1.4","kind":"feature",'
+    res = (b'{"name":"x","version":"1.0.0","abi": "1.5","kind":"feature",'
            b'"library":"libx.so","resources":%s}')
     out += [res % r for r in (
         b'[{"type":"sql","name":"notes"},{"type":"kv","name":"notes"},'

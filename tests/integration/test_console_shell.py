@@ -38,7 +38,7 @@ def shop_stack(root, version, label, module, extra_routes=(), extra_nav=()):
         json.dump({"id": "shop", "version": version,
                    "packages": [{"name": "steady", "version": "^1.0.0"}]}, f)
     manifest = {
-        "name": "steady", "version": "1.0.0", "abi": "1.4",
+        "name": "steady", "version": "1.0.0", "abi": "1.5",
         "kind": "feature", "library": "libsteady.so",
         "routes": [{"method": "GET", "path": "/ok", "scope": "public"},
                    {"method": "GET", "path": "/slow", "scope": "public"}],

@@ -100,7 +100,7 @@ def test_idle_connections_give_way_first(make_host):
 def test_a_refused_stack_is_not_tried_again_by_a_new_worker(make_host,
                                                              tmp_path):
     root, sdir, _ = build(tmp_path, ["INIT_HANG"],
-                          {"name": "chk", "version": "1.0.0", "abi": "1.4",
+                          {"name": "chk", "version": "1.0.0", "abi": "1.5",
                            "kind": "feature", "library": "libchk.so",
                            "routes": ROUTES}, stack(), "1.0.0")
     h = make_host(workers=1, stacks=[root],

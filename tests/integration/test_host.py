@@ -446,8 +446,8 @@ def test_sighup_with_bad_config_keeps_running(make_host):
 # -- loader refusals ----------------------------------------------------------
 
 REFUSALS = {
-    "badmajor": 'incompatible plugin "{so}": built for ABI 2.0, host provides 1.4',
-    "newminor": 'incompatible plugin "{so}": built for ABI 1.5, host provides 1.4',
+    "badmajor": 'incompatible plugin "{so}": built for ABI 2.0, host provides 1.5',
+    "newminor": 'incompatible plugin "{so}": built for ABI 1.6, host provides 1.5',
     "nosym": 'plugin "{so}": missing symbol nno_plugin_descriptor (declare the '
              'plugin with NNO_PLUGIN(...))',
     "badmanifest": '{dir}/package.json: field "version": expected a semver '

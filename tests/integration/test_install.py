@@ -51,7 +51,7 @@ NNO_PLUGIN(.name = "ext", .version = "1.0.0", .kind = NNO_KIND_FEATURE,
            .on_plugin_init = init)
 """
 
-PACKAGE = {"name": "ext", "version": "1.0.0", "abi": "1.4",
+PACKAGE = {"name": "ext", "version": "1.0.0", "abi": "1.5",
            "kind": "feature", "library": "libext.so",
            "routes": [{"method": "GET", "path": "/ext"},
                       {"method": "POST", "path": "/ext/echo"}]}

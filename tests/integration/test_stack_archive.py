@@ -31,7 +31,7 @@ DEFAULT_DIR = os.path.join(BUILD, "share", "nno", "stacks", "default",
 
 STACK_JSON = (b'{"id": "s", "version": "1.0.0",\n'
               b' "packages": [{"name": "p", "version": "^1.0.0"}]}\n')
-PACKAGE_JSON = (b'{"name": "p", "version": "1.0.0", "abi": "1.4",'
+PACKAGE_JSON = (b'{"name": "p", "version": "1.0.0", "abi": "1.5",'
                 b' "kind": "feature", "library": "libp.so"}\n')
 
 

@@ -86,7 +86,7 @@ ROUTES = [{"method": "GET", "path": "/chk"}]
 
 
 def package(**over):
-    m = {"name": "chk", "version": "1.0.0", "abi": "1.4", "kind": "feature",
+    m = {"name": "chk", "version": "1.0.0", "abi": "1.5", "kind": "feature",
          "library": "libchk.so", "routes": ROUTES}
     m.update(over)
     return m
@@ -154,8 +154,8 @@ CASES = {
     "bad-abi": (
         [], package(abi="2.0"), stack(), "1.0.0",
         '{pkg}/package.json: field "abi": built for ABI 2.0, host provides '
-        '1.4 (rebuild the package against this host\'s plugin-api and set '
-        '"abi" to "1.4")', True),
+        '1.5 (rebuild the package against this host\'s plugin-api and set '
+        '"abi" to "1.5")', True),
 }
 
 

@@ -92,7 +92,7 @@ def make_stack(root, version, pad=0):
        '-DVERSION="%s"' % version, src, "-o", os.path.join(pkg, "libinst.so"))
     os.unlink(src)
     with open(os.path.join(pkg, "package.json"), "w") as f:
-        json.dump({"name": "inst", "version": version, "abi": "1.4",
+        json.dump({"name": "inst", "version": version, "abi": "1.5",
                    "kind": "feature", "library": "libinst.so",
                    "routes": [{"method": "GET", "path": "/inst/version"},
                               {"method": "GET", "path": "/inst/slow"}]}, f)

@@ -75,7 +75,7 @@ def duo(tmp_path_factory):
                  '-DVER_ROUTE="/%s"' % pkg, src,
                  "-o", os.path.join(pdir, "lib%s.so" % pkg)], check=True)
             with open(os.path.join(pdir, "package.json"), "w") as f:
-                json.dump({"name": pkg, "version": version, "abi": "1.4",
+                json.dump({"name": pkg, "version": version, "abi": "1.5",
                            "kind": "feature", "library": "lib%s.so" % pkg,
                            "routes": [{"method": "GET", "path": "/" + pkg,
                                        "scope": "public"}],

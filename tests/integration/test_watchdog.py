@@ -364,7 +364,7 @@ def test_a_worker_over_its_ceiling_from_the_start_is_recycled_with_backoff(
                     os.path.join(SOURCE, "plugin-api", "include"), src, "-o",
                     os.path.join(pdir, "libheavy.so")], check=True)
     with open(os.path.join(pdir, "package.json"), "w") as f:
-        json.dump({"name": "heavy", "version": "1.0.0", "abi": "1.4",
+        json.dump({"name": "heavy", "version": "1.0.0", "abi": "1.5",
                    "kind": "feature", "library": "libheavy.so",
                    "routes": []}, f)
     with open(os.path.join(sdir, "stack.json"), "w") as f:

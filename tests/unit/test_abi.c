@@ -38,9 +38,9 @@ static void check(const char *name, int want_rc, const char *want_fmt) {
 static void test_descriptor_checks(void **st) {
   check("probe", 0, NULL);
   check("badmajor", -1,
-        "incompatible plugin \"%s\": built for ABI 2.0, host provides 1.4");
+        "incompatible plugin \"%s\": built for ABI 2.0, host provides 1.5");
   check("newminor", -1,
-        "incompatible plugin \"%s\": built for ABI 1.5, host provides 1.4");
+        "incompatible plugin \"%s\": built for ABI 1.6, host provides 1.5");
   check("nosym", -1, "plugin \"%s\": missing symbol nno_plugin_descriptor "
                      "(declare the plugin with NNO_PLUGIN(...))");
 }
@@ -75,7 +75,7 @@ static void test_manifest_mismatch(void **st) {
   m.abi_major = 2;
   assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err),
                    -1);
-  assert_non_null(strstr(err, "built for ABI 2.4, host provides 1.4"));
+  assert_non_null(strstr(err, "built for ABI 2.5, host provides 1.5"));
   m.abi_major = 1;
   assert_int_equal(loader_check_object(so, -1, &m, NULL, NULL, err, sizeof err),
                    0);

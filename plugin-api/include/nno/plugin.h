@@ -47,7 +47,7 @@ extern "C" {
 #endif
 
 #define NNO_ABI_MAJOR 1
-#define NNO_ABI_MINOR 4
+#define NNO_ABI_MINOR 5
 
 /* "NNOP" — first field of every descriptor. */
 #define NNO_PLUGIN_MAGIC 0x4e4e4f50u
@@ -422,6 +422,22 @@ typedef struct nno_limit_result {
   uint64_t retry_after_ms;  /* when not allowed: until `cost` tokens exist */
   uint64_t reset_ms;        /* until the bucket is full again */
 } nno_limit_result;
+
+/* One key of the shared meter table (ABI 1.5, meter_next). `key` is
+ * borrowed while the host runs (keys are never removed). */
+typedef struct nno_meter_entry {
+  size_t size; /* set by the caller: sizeof(nno_meter_entry) */
+  nno_str key; /* without the plugin's namespace */
+  uint64_t value;
+} nno_meter_entry;
+
+/* The most bytes of a meter key (ABI 1.5). */
+#define NNO_METER_KEY_MAX 160
+
+/* Called when a request's response has ended (ABI 1.5, gateway_done_add):
+ * `status` is the status sent, or 499 when the client went away before
+ * the response was handed over in full. */
+typedef void (*nno_done_hook_fn)(nno_req *req, int status, void *ud);
 
 /* ---- resources (ABI 1.2) ---------------------------------------------- */
 
@@ -932,6 +948,51 @@ typedef struct nno_host_api {
    * quarantined. Every worker sees it on its next request. */
   int (*quarantine_release)(nno_plugin *p, const char *platform,
                             const char *package, const char *version);
+
+  /* ---- since ABI 1.5 (test with NNO_HAS) ---- */
+
+  /* -- meters (core plugins only: NNO_ESTATE otherwise) -- */
+
+  /* Keyed 64-bit counters in memory shared by every worker: a table of
+   * `limits.meter_slots` entries that the master maps before forking, so
+   * a worker that dies loses nothing it added; a host restart starts a new
+   * table (see meter_epoch). Keys are 1..NNO_METER_KEY_MAX bytes, any
+   * bytes, namespaced by the calling plugin; a key is never removed while
+   * the host runs.
+   *
+   * meter_add adds `delta` to `key` (created at 0) and writes the value
+   * after into *after (may be NULL). With `cap` non-zero, an add that
+   * would take the value past `cap` changes nothing, writes the current
+   * value into *after and returns NNO_EREFUSED: one compare-and-swap, so
+   * a cap holds exactly across workers. NNO_EINVAL for an empty key,
+   * NNO_ETOOBIG for a key over the bound or when the table has no free
+   * slot for a new key (nothing is added). */
+  int (*meter_add)(nno_plugin *p, const char *key, size_t key_len,
+                   uint64_t delta, uint64_t cap, uint64_t *after);
+  /* The value of `key`; NNO_ENOENT (and 0) if it was never added to. */
+  int (*meter_get)(nno_plugin *p, const char *key, size_t key_len,
+                   uint64_t *value);
+  /* Walk the calling plugin's keys: start with *cursor = 0; each call
+   * fills *out (out->size set by the caller) and advances *cursor;
+   * NNO_ENOENT at the end. Keys added during a walk may or may not be
+   * seen; values are read atomically, one by one. */
+  int (*meter_next)(nno_plugin *p, size_t *cursor, nno_meter_entry *out);
+  /* The life of the table: a random non-zero number drawn when the host
+   * started. Every value restarts at 0 with a new epoch. */
+  uint64_t (*meter_epoch)(nno_plugin *p);
+
+  /* -- the end of a request (core plugins only) -- */
+
+  /* Call `fn` once for every request that ran the gateway's hooks (not
+   * the built-in endpoints) when its response has ended: after the access
+   * log line, whether the response was answered by a hook, a handler or
+   * the host (404, 502, 503...). The request's platform, plan, caller,
+   * tenant path and route can still be read; nothing can be written.
+   * Keep it short: it runs on the loop for every request. Only during
+   * on_plugin_init (NNO_ESTATE otherwise or from a feature plugin). */
+  int (*gateway_done_add)(nno_plugin *p, nno_done_hook_fn fn, void *ud);
+  /* The plan a RESOLVE hook set with req_set_plan ("" if none). */
+  nno_str (*req_plan)(nno_req *r);
 } nno_host_api;
 
 /* True if the host's table has the member `fn`. */

@@ -135,6 +135,21 @@ typedef struct nno_registry_v1 {
                      int (*each)(void *ud, const char *id, const char *name,
                                  const char *path, const char *status),
                      void *ud);
+  /*
+   * Change platform `id`'s plan (1..32 bytes of [a-z0-9-]) or status
+   * ("active" or "suspended") on behalf of another core plugin (billing,
+   * when the payment provider says so), as the operator API would: stored,
+   * audited as `platform.plan` / `platform.suspend` / `platform.resume`
+   * with `actor` and `reason` (NULL for none, no secret), and seen by
+   * every worker within a second. A status change of a platform being
+   * deleted is NNO_ESTATE. NNO_ENOENT for an unknown platform, NNO_EINVAL,
+   * NNO_EBUSY, NNO_EIO. Writes the database: not for the hot path. Test
+   * `size` first.
+   */
+  int (*platform_set_plan)(const char *id, const char *plan,
+                           const char *actor, const char *reason);
+  int (*platform_set_status)(const char *id, const char *status,
+                             const char *actor, const char *reason);
 } nno_registry_v1;
 
 /* Bounds of the members above. */
