@@ -11,15 +11,17 @@ import time
 
 import pytest
 
-from conftest import BUILD, Host, parse_responses
+from conftest import BUILD, FIXTURE_STACKS, Host, parse_responses
 
 DONE_PLUGINS = os.path.join(BUILD, "tests", "doneplugins")
+PROBE = os.path.join(FIXTURE_STACKS, "probe")
 
 
 @pytest.fixture(scope="module")
 def done_host(tmp_path_factory):
     h = Host(tmp_path_factory.mktemp("done"), workers=2,
              config={"plugin_dir": DONE_PLUGINS,
+                     "plugin_config": {"doneprobe": {"plans": True}},
                      "limits": {"body_timeout_ms": 500}})
     h.start()
     yield h
@@ -183,3 +185,24 @@ def test_meters_survive_a_worker_and_share_an_epoch(done_host):
     assert lines["nno_meter_slots_total"] == "16384"
     assert int(lines["nno_meter_slots_used"]) == len(counts(h)) - 1
     assert lines["nno_meter_full_total"] == "0"
+
+
+def test_sandboxed_stack_answers_once(make_host):
+    # The probe stack in a sandbox (development mode: no RESOLVE hook, the
+    # stack served at the root): its answers, its failure, its crash (502)
+    # and its wall budget (504), each reported once.
+    h = make_host(workers=1, stacks=[PROBE],
+                  config={"plugin_dir": DONE_PLUGINS,
+                          "sandbox": {"wall_ms": 400, "cpu_ms": 300,
+                                      "crash_limit": 1000}})
+    h.start()
+    assert h.request("GET", "/probe/echo/x")[0] == 200
+    assert h.request("GET", "/probe/fail")[0] == 500
+    assert h.request("GET", "/probe/crash")[0] == 502
+    assert h.request("GET", "/probe/slow?ms=3000")[0] == 504
+    assert h.request("GET", "/probe/echo/y")[0] == 200
+    assert h.request("GET", "/nothing-here")[0] == 404
+    want = {"200": 2, "500": 1, "502": 1, "504": 1, "404": 1}
+    assert wait_counts(h, want) == want
+    time.sleep(0.3)
+    assert statuses(h) == want
