@@ -273,3 +273,17 @@ size_t meter_home(const char *ns, const char *key, size_t key_len) {
 void meter_set_secret(const unsigned char s[16]) {
   memcpy(secret, s, sizeof secret);
 }
+
+int meter_hold(const char *ns, const char *key, size_t key_len) {
+  char full[FULL_MAX];
+  size_t nl;
+  int len = make_key(ns, key, key_len, full, &nl);
+  if (len < 0) return -1;
+  size_t i = home_of(hash_of(full, (size_t)len));
+  for (size_t k = 0; k < nslots; k++, i = i + 1 == nslots ? 0 : i + 1) {
+    int32_t expect = 0;
+    if (atomic_compare_exchange_strong(&table[i].state, &expect, self_pid))
+      return 0;
+  }
+  return -1;
+}

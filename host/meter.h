@@ -79,5 +79,9 @@ void meter_get_stats(meter_stats *out);
  * bytes) so that keys can be made to collide. */
 size_t meter_home(const char *ns, const char *key, size_t key_len);
 void meter_set_secret(const unsigned char secret[16]);
+/* For tests: claim the slot a new key would take and return without
+ * publishing it, as a process that dies mid-claim leaves it. 0, or -1 when
+ * no empty slot could be claimed. */
+int meter_hold(const char *ns, const char *key, size_t key_len);
 
 #endif

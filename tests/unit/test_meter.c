@@ -274,6 +274,39 @@ static void test_collisions(void **st) {
   assert_int_equal(stats().used, 4);
 }
 
+/* A process killed between claiming a slot and publishing its key leaves
+ * its pid in the slot's state: the next process wanting a key there waits
+ * until that pid is gone, takes the slot over and publishes its own key;
+ * a lookup meanwhile answers "not there" at once. */
+static void test_dead_writer_taken_over(void **st) {
+  (void)st;
+  int fd[2];
+  assert_int_equal(pipe(fd), 0);
+  pid_t kid = fork();
+  assert_true(kid >= 0);
+  if (kid == 0) {
+    char ok = meter_hold("p", "k", 1) == 0 ? 'y' : 'n';
+    (void)!write(fd[1], &ok, 1);
+    _exit(0);
+  }
+  char ok = 0;
+  assert_int_equal(read(fd[0], &ok, 1), 1);
+  assert_int_equal(ok, 'y');
+  int status;
+  assert_int_equal(waitpid(kid, &status, 0), kid);
+  uint64_t v = 7;
+  assert_int_equal(meter_get("p", "k", 1, &v), NNO_ENOENT);
+  assert_int_equal(v, 0);
+  assert_int_equal(stats().used, 0);
+  uint64_t after = 0;
+  assert_int_equal(meter_add("p", "k", 1, 3, 0, &after), 0);
+  assert_int_equal(after, 3);
+  assert_int_equal(value_of("p", "k"), 3);
+  assert_int_equal(stats().used, 1);
+  close(fd[0]);
+  close(fd[1]);
+}
+
 static void test_epoch(void **st) {
   (void)st;
   uint64_t e = meter_epoch();
@@ -326,6 +359,7 @@ int main(void) {
       cmocka_unit_test_setup(test_key_bounds, setup_small),
       cmocka_unit_test_setup(test_namespaces, setup_small),
       cmocka_unit_test_setup(test_collisions, setup_default),
+      cmocka_unit_test_setup(test_dead_writer_taken_over, setup_small),
       cmocka_unit_test_setup(test_epoch, setup_small),
       cmocka_unit_test_setup(test_size_from_configuration, setup_small),
   };
