@@ -71,8 +71,8 @@ def test_a_missing_core_plugin_stops_serve_and_check(tmp_path):
                              NNO_CORE_PLUGINS="registry"))
     assert (r.returncode, r.stdout) == (0, "configuration ok\n"), r
     r = check(data, env_with(NNO_PLUGIN_DIR=plugins,
-                             NNO_CORE_PLUGINS="registry,billing"))
-    assert r.returncode == 1 and '"billing" is missing' in r.stderr, r
+                             NNO_CORE_PLUGINS="registry,nosuch"))
+    assert r.returncode == 1 and '"nosuch" is missing' in r.stderr, r
     r = check(data, env_with(NNO_CORE_PLUGINS="Registry"))
     assert r.returncode == 2 and "core_plugins: expected plugin names" in r.stderr
 
