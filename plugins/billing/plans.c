@@ -669,3 +669,13 @@ int billing_plan_by_price(const char *price, char *out, size_t cap) {
     }
   return NNO_ENOENT;
 }
+
+int billing_plan_at(size_t i, char *out, size_t cap) {
+  if (!out) return NNO_EINVAL;
+  plans_refresh();
+  if (i >= g_plans.n) return NNO_ENOENT;
+  size_t n = strlen(g_plans.v[i].l.name);
+  if (n >= cap) return NNO_EINVAL;
+  memcpy(out, g_plans.v[i].l.name, n + 1);
+  return NNO_OK;
+}
