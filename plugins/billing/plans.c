@@ -317,12 +317,17 @@ static void rfc3339(int64_t t, char out[32]) {
 }
 
 json_t *plan_json(const plan_row *r) {
-  json_t *o = plan_limits_json(r);
+  json_t *lim = plan_limits_json(r);
+  json_t *o = json_pack("{s:s}", "name", r->l.name);
+  if (!lim || !o || json_object_update(o, lim)) {
+    json_decref(o);
+    o = NULL;
+  }
+  json_decref(lim);
   char c[32], u[32];
   rfc3339(r->created_at, c);
   rfc3339(r->updated_at, u);
-  if (o && (json_object_set_new(o, "name", json_string(r->l.name)) ||
-            json_object_set_new(o, "provider_price", json_string(r->price)) ||
+  if (o && (json_object_set_new(o, "provider_price", json_string(r->price)) ||
             json_object_set_new(o, "source",
                                 json_string(r->from_config ? "config"
                                                            : "stored")) ||
