@@ -102,8 +102,9 @@ static int read_name(nno_req *req, char *name) {
 
 static int config_refusal(nno_req *req, const char *name) {
   return nno_problem(req, 409, NULL,
-                     "plan \"%s\" is set by the host configuration (billing's "
-                     "plugin config \"plans\"): change it there",
+                     "plan \"%s\" is set by the host configuration "
+                     "(plugin_config \"billing\": \"plans\"): change it "
+                     "there",
                      name);
 }
 

@@ -440,3 +440,20 @@ def test_cli_plan_commands(h):
     assert h.api("GET", "/plans/bad")[0] == 404
     r = nno(h, "plan", "create", "--help")
     assert r.returncode == 0 and "Example" in r.stdout, r
+
+
+def test_the_hosts_plugin_config_sets_plans(make_host):
+    """The host configuration's override of billing's config (the file's
+    plugin_config, or --set) is where an operator sets plans."""
+    h = make_host(workers=2, core=True, config={"plugin_config": {
+        "billing": {"plans": {"pro": {"users": 9}, "edge": {"api_keys": 1}}}}},
+        args=["--set", 'plugin_config={"billing":{"default_plan":"edge"}}'])
+    h.start()
+    pro = h.api("GET", "/plans/pro")[2]
+    assert pro["source"] == "config" and pro["users"] == 9, pro
+    st, _, page = h.api("GET", "/plans")
+    assert page["default_plan"] == "edge", page
+    problem(h.api("PATCH", "/plans/pro", {"users": 10}), 409,
+            has="host configuration")
+    st, _, p = h.api("POST", "/platforms", {"id": "hc-a", "name": "a"})
+    assert st == 201 and p["plan"] == "edge", p
