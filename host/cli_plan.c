@@ -29,8 +29,7 @@ static int parse_u64(const char *s, unsigned long long *out) {
 
 /* One "C=R/B" item into rates[C] = {"rate": R, "burst": B}. */
 static int parse_rate(const char *item, size_t n, json_t *rates) {
-  static const char *const classes[] = {"platform", "key", "user",
-                                        "anonymous"};
+  static const char *const classes[] = {"platform", "key", "user", "anonymous"};
   char buf[96], *eq, *slash, *end;
   if (n >= sizeof buf) return -1;
   memcpy(buf, item, n);
@@ -45,9 +44,9 @@ static int parse_rate(const char *item, size_t n, json_t *rates) {
   if (errno || *end || !(rate > 0)) return -1;
   unsigned long long burst;
   if (parse_u64(slash + 1, &burst) || burst < 1) return -1;
-  return json_object_set_new(rates, buf,
-                             json_pack("{s:f, s:I}", "rate", rate, "burst",
-                                       (json_int_t)burst))
+  return json_object_set_new(
+             rates, buf,
+             json_pack("{s:f, s:I}", "rate", rate, "burst", (json_int_t)burst))
              ? -1
              : 0;
 }
@@ -109,7 +108,8 @@ fail:
   return NULL;
 }
 
-/* -- output ----------------------------------------------------------------- */
+/* -- output -----------------------------------------------------------------
+ */
 
 /* "R/s, burst B" for a bucket of the plan's JSON. */
 static json_t *rate_text(const json_t *r) {
@@ -161,7 +161,8 @@ static int print_plan(cli *c, const cli_resp *r) {
   return CLI_OK;
 }
 
-/* -- the commands ------------------------------------------------------------ */
+/* -- the commands ------------------------------------------------------------
+ */
 
 int cli_plan_list(cli *c, const cli_args *a) {
   (void)a;
@@ -177,12 +178,15 @@ int cli_plan_list(cli *c, const cli_args *a) {
   if (c->json) {
     cli_print_json(stdout, items);
   } else {
-    static const cli_col cols[] = {
-        {"NAME", "name"},         {"REQUESTS/MONTH", "requests_per_month"},
-        {"STORAGE", "storage_bytes"}, {"USERS", "users"},
-        {"KEYS", "api_keys"},     {"PLATFORM RATE", "rate.platform"},
-        {"KEY RATE", "rate.key"}, {"SOURCE", "source"},
-        {"DEFAULT", "default"}};
+    static const cli_col cols[] = {{"NAME", "name"},
+                                   {"REQUESTS/MONTH", "requests_per_month"},
+                                   {"STORAGE", "storage_bytes"},
+                                   {"USERS", "users"},
+                                   {"KEYS", "api_keys"},
+                                   {"PLATFORM RATE", "rate.platform"},
+                                   {"KEY RATE", "rate.key"},
+                                   {"SOURCE", "source"},
+                                   {"DEFAULT", "default"}};
     json_t *rows = json_array();
     size_t i;
     json_t *it;

@@ -48,12 +48,11 @@ static int plan_known(const char *plan, char *msg, size_t cap) {
   char q[64];
   nno_quote(plan, q, sizeof q);
   size_t o = (size_t)snprintf(msg, cap, "field \"plan\": no plan %s", q);
-  if (g_reg.billing->size >= offsetof(nno_billing_v1, plan_at) +
-                                 sizeof(void *)) {
+  if (g_reg.billing->size >=
+      offsetof(nno_billing_v1, plan_at) + sizeof(void *)) {
     char name[40];
-    for (size_t i = 0; o < cap &&
-                       g_reg.billing->plan_at(i, name, sizeof name) == NNO_OK;
-         i++)
+    for (size_t i = 0;
+         o < cap && g_reg.billing->plan_at(i, name, sizeof name) == NNO_OK; i++)
       o += (size_t)snprintf(msg + o, cap - o, "%s\"%s\"",
                             i ? ", " : " (the plans: ", name);
     if (o < cap) snprintf(msg + o, cap - o, ")");
@@ -98,8 +97,8 @@ int reg_plan_audit(const char *actor, const char *request_id, const char *id,
   char *text = d ? nno_json_text(d) : NULL;
   json_decref(d);
   if (!text) return STORE_ERROR;
-  int rc = store_audit_add(g_reg.db, actor, "platform.plan", target,
-                           request_id, text);
+  int rc = store_audit_add(g_reg.db, actor, "platform.plan", target, request_id,
+                           text);
   free(text);
   return rc;
 }
@@ -125,7 +124,8 @@ int reg_status_write(const char *id, const char *want, const char *actor,
   return rc;
 }
 
-/* ---- the nno.registry members --------------------------------------------- */
+/* ---- the nno.registry members ---------------------------------------------
+ */
 
 static int to_nno(int rc) {
   return rc == STORE_OK         ? NNO_OK

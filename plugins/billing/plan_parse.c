@@ -14,39 +14,48 @@
 #define MIB (1024ull * 1024ull)
 
 /* What a plan given without a field holds: the free plan's values. */
-#define FREE_SEED                                                        \
-  {                                                                      \
-    .l = {.name = "free",                                                \
-          .requests_per_month = 100000,                                  \
-          .storage_bytes = 100 * MIB,                                    \
-          .users = 1000,                                                 \
-          .api_keys = 10,                                                \
-          .platform = {200, 400},                                        \
-          .key = {50, 100},                                              \
-          .user = {20, 40},                                              \
-          .anonymous = {20, 60},                                         \
-          .soft_pct = 80,                                                \
-          .grace_pct = 0,                                                \
-          .grace_days = 7},                                              \
+#define FREE_SEED                       \
+  {                                     \
+    .l = {.name = "free",               \
+          .requests_per_month = 100000, \
+          .storage_bytes = 100 * MIB,   \
+          .users = 1000,                \
+          .api_keys = 10,               \
+          .platform = {200, 400},       \
+          .key = {50, 100},             \
+          .user = {20, 40},             \
+          .anonymous = {20, 60},        \
+          .soft_pct = 80,               \
+          .grace_pct = 0,               \
+          .grace_days = 7},             \
   }
 static const plan_row free_seed = FREE_SEED;
 
-void plan_defaults(plan_row *r) { *r = free_seed; }
+void plan_defaults(plan_row *r) {
+  *r = free_seed;
+}
 
 /* ---- parsing ------------------------------------------------------------- */
 
 /* Bounds of each number of a plan. */
-#define MAX_REQUESTS 1000000000000ull   /* 10^12 a month */
-#define MAX_STORAGE (1ull << 50)         /* 1 PiB */
+#define MAX_REQUESTS 1000000000000ull /* 10^12 a month */
+#define MAX_STORAGE (1ull << 50)      /* 1 PiB */
 #define MAX_USERS 1000000000ull
 #define MAX_KEYS 1000000ull
 #define MAX_RATE 10000000.0
 #define MAX_BURST 100000000ll
 
-static const char *const plan_fields[] = {
-    "name",       "requests_per_month", "storage_bytes", "users",
-    "api_keys",   "rates",              "soft_pct",      "grace_pct",
-    "grace_days", "provider_price",     NULL};
+static const char *const plan_fields[] = {"name",
+                                          "requests_per_month",
+                                          "storage_bytes",
+                                          "users",
+                                          "api_keys",
+                                          "rates",
+                                          "soft_pct",
+                                          "grace_pct",
+                                          "grace_days",
+                                          "provider_price",
+                                          NULL};
 static const char *const rate_fields[] = {"platform", "key", "user",
                                           "anonymous", NULL};
 static const char *const pair_fields[] = {"rate", "burst", NULL};
@@ -56,8 +65,7 @@ static const char *const pair_fields[] = {"rate", "burst", NULL};
 static size_t edit_distance(const char *a, const char *b, size_t cap) {
   enum { W = 40 };
   size_t la = strlen(a), lb = strlen(b);
-  if (la >= W || lb >= W || (la > lb ? la - lb : lb - la) > cap)
-    return cap + 1;
+  if (la >= W || lb >= W || (la > lb ? la - lb : lb - la) > cap) return cap + 1;
   size_t d[W][W];
   for (size_t i = 0; i <= la; i++) d[i][0] = i;
   for (size_t j = 0; j <= lb; j++) d[0][j] = j;
@@ -103,8 +111,7 @@ static int only_keys(const json_t *obj, const char *path,
       for (i = 0; keys[i] && o < sizeof e->msg; i++)
         o += (size_t)snprintf(e->msg + o, sizeof e->msg - o, "%s %s",
                               i ? "," : "", keys[i]);
-      if (o < sizeof e->msg)
-        snprintf(e->msg + o, sizeof e->msg - o, ")");
+      if (o < sizeof e->msg) snprintf(e->msg + o, sizeof e->msg - o, ")");
     }
     return -1;
   }
@@ -156,7 +163,8 @@ static int take_pair(const json_t *rates, const char *k, nno_rate *r,
     return -1;
   }
   if (only_keys(v, path, pair_fields, e)) return -1;
-  json_t *rate = json_object_get(v, "rate"), *burst = json_object_get(v, "burst");
+  json_t *rate = json_object_get(v, "rate"),
+         *burst = json_object_get(v, "burst");
   if (rate) {
     double d = json_number_value(rate);
     if (!json_is_number(rate) || !(d > 0) || d > MAX_RATE) {

@@ -69,26 +69,26 @@ json_t *plan_json(const plan_row *r) {
   char c[32], u[32];
   rfc3339(r->created_at, c);
   rfc3339(r->updated_at, u);
-  if (o && (json_object_set_new(o, "provider_price", json_string(r->price)) ||
-            json_object_set_new(o, "source",
-                                json_string(r->from_config ? "config"
-                                                           : "stored")) ||
-            json_object_set_new(o, "default",
-                                json_boolean(strcmp(r->l.name,
-                                                    g_plans.default_plan) ==
-                                             0)) ||
-            json_object_set_new(o, "version", json_integer(r->version)) ||
-            (r->from_config
-                 ? 0
-                 : json_object_set_new(o, "created_at", json_string(c)) ||
-                       json_object_set_new(o, "updated_at", json_string(u))))) {
+  if (o &&
+      (json_object_set_new(o, "provider_price", json_string(r->price)) ||
+       json_object_set_new(o, "source",
+                           json_string(r->from_config ? "config" : "stored")) ||
+       json_object_set_new(
+           o, "default",
+           json_boolean(strcmp(r->l.name, g_plans.default_plan) == 0)) ||
+       json_object_set_new(o, "version", json_integer(r->version)) ||
+       (r->from_config
+            ? 0
+            : json_object_set_new(o, "created_at", json_string(c)) ||
+                  json_object_set_new(o, "updated_at", json_string(u))))) {
     json_decref(o);
     return NULL;
   }
   return o;
 }
 
-/* ---- the table ------------------------------------------------------------- */
+/* ---- the table -------------------------------------------------------------
+ */
 
 plans_state g_plans;
 
@@ -126,8 +126,8 @@ static int load_rows(plan_row *v, size_t *n, char *err, size_t cap) {
     if (bad) {
       /* Only this plugin writes the table: log it and keep the seed's
        * values rather than refusing every request. */
-      api->log(g_bill.p, NNO_LOG_ERROR, "billing.db: plan \"%s\": %s",
-               r.l.name, e.msg);
+      api->log(g_bill.p, NNO_LOG_ERROR, "billing.db: plan \"%s\": %s", r.l.name,
+               e.msg);
     }
     snprintf(r.price, sizeof r.price, "%s",
              (const char *)sqlite3_column_text(st, 2));
@@ -202,8 +202,8 @@ void plans_committed(void) {
 /* billing's config "plans" ({name: plan}) and "default_plan". */
 static int parse_config(char *err, size_t cap) {
   json_error_t je;
-  json_t *root = json_loads(g_bill.config_json ? g_bill.config_json : "{}", 0,
-                            &je);
+  json_t *root =
+      json_loads(g_bill.config_json ? g_bill.config_json : "{}", 0, &je);
   int rc = 0;
   snprintf(g_plans.default_plan, sizeof g_plans.default_plan, "free");
   if (!json_is_object(root)) {
@@ -311,9 +311,8 @@ static int seed(char *err, size_t cap) {
     have = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
   int64_t now = (int64_t)time(NULL);
-  for (size_t i = 0; rc == SQLITE_OK && have == 0 &&
-                     i <= sizeof seeds / sizeof *seeds;
-       i++) {
+  for (size_t i = 0;
+       rc == SQLITE_OK && have == 0 && i <= sizeof seeds / sizeof *seeds; i++) {
     plan_row r;
     if (i == 0)
       plan_defaults(&r);

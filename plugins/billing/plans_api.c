@@ -37,9 +37,8 @@ static int operator_only(nno_req *req) {
   }
   /* Without IAM: the operator key itself. */
   nno_str v;
-  if (g_bill.registry &&
-      api->req_header(req, "Authorization", &v) == NNO_OK && v.len > 7 &&
-      v.len < 512 && strncasecmp(v.ptr, "Bearer ", 7) == 0 &&
+  if (g_bill.registry && api->req_header(req, "Authorization", &v) == NNO_OK &&
+      v.len > 7 && v.len < 512 && strncasecmp(v.ptr, "Bearer ", 7) == 0 &&
       g_bill.registry->operator_key_check(v.ptr + 7, v.len - 7) == 1)
     return 1;
   nno_problem(req, 401, NULL,
@@ -120,8 +119,8 @@ static int audit(nno_req *req, const char *action, const char *name,
            id.ptr ? id.ptr : "");
   snprintf(target, sizeof target, "plan:%s", name);
   char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
-  int rc = g_bill.registry->audit_add(actor, action, target, rid[0] ? rid : NULL,
-                                      text);
+  int rc = g_bill.registry->audit_add(actor, action, target,
+                                      rid[0] ? rid : NULL, text);
   free(text);
   if (rc)
     api->log(g_bill.p, NNO_LOG_ERROR, "cannot write the audit row of %s %s: %s",
@@ -156,7 +155,8 @@ static int send_plan(nno_req *req, int status, const plan_row *r) {
   return nno_send_json(req, status, plan_json(r));
 }
 
-/* ---- GET ------------------------------------------------------------------- */
+/* ---- GET -------------------------------------------------------------------
+ */
 
 static int on_list(nno_req *req, void *ud) {
   (void)ud;
@@ -170,8 +170,7 @@ static int on_list(nno_req *req, void *ud) {
     }
   return nno_send_json(req, 200,
                        items ? json_pack("{s:o, s:s}", "items", items,
-                                         "default_plan",
-                                         billing_default_plan())
+                                         "default_plan", billing_default_plan())
                              : NULL);
 }
 
@@ -185,7 +184,8 @@ static int on_get(nno_req *req, void *ud) {
   return send_plan(req, 200, r);
 }
 
-/* ---- POST ------------------------------------------------------------------ */
+/* ---- POST ------------------------------------------------------------------
+ */
 
 static int on_create(nno_req *req, void *ud) {
   (void)ud;
@@ -241,8 +241,10 @@ static int on_create(nno_req *req, void *ud) {
   }
   if (count >= PLANS_MAX) {
     sqlite3_exec(g_plans.db, "ROLLBACK", NULL, NULL, NULL);
-    nno_problem(req, 409, NULL, "there are %d plans already, the most a host "
-                "holds", PLANS_MAX);
+    nno_problem(req, 409, NULL,
+                "there are %d plans already, the most a host "
+                "holds",
+                PLANS_MAX);
     goto done;
   }
   int rc = plans_store_row(g_plans.db, &r, 1);
@@ -267,7 +269,8 @@ done:
   return NNO_OK;
 }
 
-/* ---- PATCH ----------------------------------------------------------------- */
+/* ---- PATCH -----------------------------------------------------------------
+ */
 
 /* Inside the transaction: the stored row `name` into *r. 1 found, 0 not,
  * -1 on a store error. */
@@ -285,8 +288,7 @@ static int load_row(const char *name, plan_row *r) {
   if (rc == SQLITE_ROW) {
     plan_error e;
     plan_defaults(r);
-    json_t *lim =
-        json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+    json_t *lim = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
     plan_apply(lim, r, &e); /* as the table read it: seed values kept */
     json_decref(lim);
     snprintf(r->l.name, sizeof r->l.name, "%s", name);

@@ -61,8 +61,7 @@ static void fields_are_laid_over(void **state) {
   /* and back: the stored limits hold every field, no name nor price */
   json_t *j = plan_limits_json(&r);
   assert_non_null(j);
-  assert_int_equal(json_integer_value(json_object_get(j, "api_keys")),
-                   1000000);
+  assert_int_equal(json_integer_value(json_object_get(j, "api_keys")), 1000000);
   assert_null(json_object_get(j, "name"));
   assert_null(json_object_get(j, "provider_price"));
   plan_row back;
@@ -89,16 +88,14 @@ static void refusals_name_the_field_and_change_nothing(void **state) {
       {"{\"users\": 1000000001}", "users", "0..1000000000"},
       {"{\"users\": 2.5}", "users", "an integer"},
       {"{\"api_keys\": \"3\"}", "api_keys", "an integer"},
-      {"{\"requests_per_month\": 1000000000001}", "requests_per_month",
-       NULL},
+      {"{\"requests_per_month\": 1000000000001}", "requests_per_month", NULL},
       {"{\"storage_bytes\": 1125899906842625}", "storage_bytes", NULL},
       {"{\"soft_pct\": 0}", "soft_pct", "1..100"},
       {"{\"soft_pct\": 101}", "soft_pct", "1..100"},
       {"{\"grace_pct\": 101}", "grace_pct", "0..100"},
       {"{\"grace_days\": 91}", "grace_days", "0..90"},
       {"{\"rates\": {\"key\": {\"rate\": 0}}}", "rates.key.rate", NULL},
-      {"{\"rates\": {\"key\": {\"rate\": 10000001}}}", "rates.key.rate",
-       NULL},
+      {"{\"rates\": {\"key\": {\"rate\": 10000001}}}", "rates.key.rate", NULL},
       {"{\"rates\": {\"key\": {\"rate\": \"1\"}}}", "rates.key.rate", NULL},
       {"{\"rates\": {\"user\": {\"burst\": 0}}}", "rates.user.burst", NULL},
       {"{\"rates\": {\"user\": {\"burst\": 100000001}}}", "rates.user.burst",
