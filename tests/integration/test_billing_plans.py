@@ -457,3 +457,80 @@ def test_the_hosts_plugin_config_sets_plans(make_host):
             has="host configuration")
     st, _, p = h.api("POST", "/platforms", {"id": "hc-a", "name": "a"})
     assert st == 201 and p["plan"] == "edge", p
+
+
+# -- the registry's members, as billing calls them ----------------------------------
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory):
+    """Two workers, the core plugins and planprobe, which calls the
+    registry's platform_set_plan and platform_set_status as billing does."""
+    d = tmp_path_factory.mktemp("probe")
+    plugins = d / "plugins"
+    shutil.copytree(PLUGINS, str(plugins))
+    shutil.copytree(os.path.join(BUILD, "tests", "planplugins", "planprobe"),
+                    str(plugins / "planprobe"))
+    (d / "h").mkdir()
+    host = Host(d / "h", workers=2, core=True,
+                config={"plugin_dir": str(plugins)})
+    host.start()
+    yield host
+    host.stop()
+
+
+def set_by_billing(h, pid, **q):
+    (k, v), = q.items()
+    st, _, body = h.api("POST", "/planprobe/%s?%s=%s" % (pid, k, v))
+    assert st == 200, body
+    return body["rc"]
+
+
+def test_set_plan_and_status_as_billing_does(probe):
+    h = probe
+    wide = {"rate": 1000, "burst": 5000}  # the key's bucket is the tighter
+    h.api("POST", "/plans", {"name": "narrow", "rates": {
+        "platform": wide, "key": {"rate": 1000, "burst": 300}}})
+    h.api("POST", "/plans", {"name": "wide", "rates": {
+        "platform": wide, "key": {"rate": 1000, "burst": 600}}})
+    h.platform("pl-bill", plan="narrow")
+    key = h.platform_key("pl-bill")["key"]
+    assert set_by_billing(h, "pl-bill", plan="wide") == "NNO_OK"
+    assert h.api("GET", "/platforms/pl-bill")[2]["plan"] == "wide"
+    e = [e for e in h.api("GET", "/audit?limit=5")[2]["items"]
+         if e["target"] == "platform:pl-bill"][0]
+    assert (e["action"], e["actor"], e["detail"]) == (
+        "platform.plan", "billing",
+        {"from": "narrow", "to": "wide", "reason": "probe"}), e
+    # every worker routes by the new plan at once
+    seen, t0 = set(), time.time()
+    while len(seen) < workers(h):
+        assert time.time() - t0 < 5.0, seen
+        r = h.request("GET", "/p/pl-bill/hello", key=key)
+        assert r[0] == 200 and r[1]["ratelimit-limit"] == "600", r
+        seen.add(by_worker(r))
+    # the same plan again changes nothing; refusals change nothing
+    n = len(h.api("GET", "/audit?limit=500")[2]["items"])
+    assert set_by_billing(h, "pl-bill", plan="wide") == "NNO_OK"
+    assert set_by_billing(h, "pl-bill", plan="nosuch") == "NNO_EINVAL"
+    assert set_by_billing(h, "pl-bill", plan="Bad!") == "NNO_EINVAL"
+    assert set_by_billing(h, "pl-nobody", plan="wide") == "NNO_ENOENT"
+    assert set_by_billing(h, "pl-bill", status="deleted") == "NNO_EINVAL"
+    assert len(h.api("GET", "/audit?limit=500")[2]["items"]) == n
+    # suspended by billing: every worker refuses its routes, then serves
+    assert set_by_billing(h, "pl-bill", status="suspended") == "NNO_OK"
+    p = h.api("GET", "/platforms/pl-bill")[2]
+    assert p["status"] == "suspended"
+    e = h.api("GET", "/audit?limit=1")[2]["items"][0]
+    assert (e["action"], e["actor"], e["detail"]) == (
+        "platform.suspend", "billing",
+        {"from": "active", "to": "suspended", "reason": "probe"}), e
+    seen, t0 = set(), time.time()
+    while len(seen) < workers(h):
+        assert time.time() - t0 < 5.0, seen
+        r = h.request("GET", "/p/pl-bill/hello", key=key)
+        assert r[0] == 403, r
+        seen.add(by_worker(r))
+    assert set_by_billing(h, "pl-bill", status="active") == "NNO_OK"
+    assert h.api("GET", "/audit?limit=1")[2]["items"][0]["action"] == \
+        "platform.resume"
+    assert h.request("GET", "/p/pl-bill/hello", key=key)[0] == 200
