@@ -108,8 +108,7 @@ fail:
   return NULL;
 }
 
-/* -- output -----------------------------------------------------------------
- */
+/* -- output ---------------------------------------------------------------- */
 
 /* "R/s, burst B" for a bucket of the plan's JSON. */
 static json_t *rate_text(const json_t *r) {
@@ -161,8 +160,7 @@ static int print_plan(cli *c, const cli_resp *r) {
   return CLI_OK;
 }
 
-/* -- the commands ------------------------------------------------------------
- */
+/* -- the commands ---------------------------------------------------------- */
 
 int cli_plan_list(cli *c, const cli_args *a) {
   (void)a;

@@ -124,8 +124,7 @@ int reg_status_write(const char *id, const char *want, const char *actor,
   return rc;
 }
 
-/* ---- the nno.registry members ---------------------------------------------
- */
+/* ---- the nno.registry members -------------------------------------------- */
 
 static int to_nno(int rc) {
   return rc == STORE_OK         ? NNO_OK

@@ -155,8 +155,7 @@ static int send_plan(nno_req *req, int status, const plan_row *r) {
   return nno_send_json(req, status, plan_json(r));
 }
 
-/* ---- GET -------------------------------------------------------------------
- */
+/* ---- GET ----------------------------------------------------------------- */
 
 static int on_list(nno_req *req, void *ud) {
   (void)ud;
@@ -184,8 +183,7 @@ static int on_get(nno_req *req, void *ud) {
   return send_plan(req, 200, r);
 }
 
-/* ---- POST ------------------------------------------------------------------
- */
+/* ---- POST ---------------------------------------------------------------- */
 
 static int on_create(nno_req *req, void *ud) {
   (void)ud;
@@ -269,8 +267,7 @@ done:
   return NNO_OK;
 }
 
-/* ---- PATCH -----------------------------------------------------------------
- */
+/* ---- PATCH --------------------------------------------------------------- */
 
 /* Inside the transaction: the stored row `name` into *r. 1 found, 0 not,
  * -1 on a store error. */
