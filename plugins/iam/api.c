@@ -302,19 +302,20 @@ static int key_create(nno_req *req, void *ud) {
   nno_plan_limits pl = {.size = sizeof pl};
   if (!g_iam.billing || g_iam.billing->platform_limits(k.platform, &pl))
     pl.api_keys = 0;
+  uint64_t live = 0;
   int rc = iam_store_key_insert_max(g_iam.db, &k, name, creator, now,
-                                    pl.api_keys);
+                                    pl.api_keys, &live);
   if (rc) {
     sodium_memzero(tok, sizeof tok);
     if (rc == IAM_FULL)
       nno_problem_limit(req, 409, "api_keys", pl.name,
+                        (unsigned long long)live,
                         (unsigned long long)pl.api_keys,
-                        (unsigned long long)pl.api_keys,
-                        "platform %s has %llu live API keys, the most its "
-                        "plan \"%s\" allows (limit \"api_keys\"); revoke "
-                        "one or move the platform to a larger plan; no key "
-                        "was made",
-                        k.platform, (unsigned long long)pl.api_keys, pl.name);
+                        "platform %s has %llu live API keys; its plan \"%s\" "
+                        "allows %llu (limit \"api_keys\"): revoke one or "
+                        "move the platform to a larger plan; no key was made",
+                        k.platform, (unsigned long long)live, pl.name,
+                        (unsigned long long)pl.api_keys);
     else if (rc == IAM_NOTFOUND)
       nno_problem(req, 401, NULL,
                   "the credential creating this key has ended (signed out, "

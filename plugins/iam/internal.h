@@ -183,12 +183,12 @@ int iam_store_key_get(sqlite3 *db, const char *platform, const char *id,
  * revocation that commits first always wins. */
 int iam_store_key_insert(sqlite3 *db, const iam_key *k, const char *name,
                          const char *creator, int64_t now);
-/* iam_store_key_insert, refused with IAM_FULL (nothing inserted) when the
- * platform already has `max_live` live keys (unrevoked, unexpired at
- * `now`); 0: no bound. */
+/* iam_store_key_insert, refused with IAM_FULL (nothing inserted, their
+ * number in *live_out when not NULL) when the platform already has
+ * `max_live` live keys (unrevoked, unexpired at `now`); 0: no bound. */
 int iam_store_key_insert_max(sqlite3 *db, const iam_key *k, const char *name,
                              const char *creator, int64_t now,
-                             uint64_t max_live);
+                             uint64_t max_live, uint64_t *live_out);
 /* Mark revoked, with every live key it made (recorded at insert), and
  * theirs, in one transaction; *made (may be NULL): how many of those.
  * IAM_NOTFOUND if no live key of that id (nothing changes). */

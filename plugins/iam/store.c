@@ -339,12 +339,12 @@ int iam_store_key_get(sqlite3 *db, const char *platform, const char *id,
 
 int iam_store_key_insert(sqlite3 *db, const iam_key *k, const char *name,
                          const char *creator, int64_t now) {
-  return iam_store_key_insert_max(db, k, name, creator, now, 0);
+  return iam_store_key_insert_max(db, k, name, creator, now, 0, NULL);
 }
 
 int iam_store_key_insert_max(sqlite3 *db, const iam_key *k, const char *name,
                              const char *creator, int64_t now,
-                             uint64_t max_live) {
+                             uint64_t max_live, uint64_t *live_out) {
   sqlite3_stmt *st;
   size_t n = 0;
   const char *sid = k->session[0] ? k->session : NULL;
@@ -371,6 +371,7 @@ int iam_store_key_insert_max(sqlite3 *db, const iam_key *k, const char *name,
     sqlite3_finalize(cs);
     if (!rc && live < 0) rc = IAM_ERR;
     if (!rc && (uint64_t)live >= max_live) {
+      if (live_out) *live_out = (uint64_t)live;
       iam_store_rollback(db);
       return IAM_FULL;
     }

@@ -352,7 +352,8 @@ def test_api_keys_at_the_boundary(h):
     body = problem(h.api("POST", "/platforms/pl-keys/keys",
                          {"name": "third", "scopes": ["features:*"]}), 409)
     assert body["limit"] == "api_keys" and body["plan"] == "two-keys"
-    assert body["quota"] == 2 and "two-keys" in body["detail"]
+    assert body["quota"] == 2 and body["used"] == 2
+    assert "two-keys" in body["detail"]
     st, _, page = h.api("GET", "/platforms/pl-keys/keys")
     assert len([k for k in page["items"] if not k["revoked_at"]]) == 2
     # a revoked key no longer counts: the next one fits, then not again
@@ -360,9 +361,13 @@ def test_api_keys_at_the_boundary(h):
     h.platform_key("pl-keys")
     problem(h.api("POST", "/platforms/pl-keys/keys",
                   {"name": "again", "scopes": ["features:*"]}), 409)
-    # a larger plan lets it grow at once
+    # a larger plan lets it grow at once; a smaller one says how far over
     h.api("PATCH", "/plans/two-keys", {"api_keys": 3})
     h.platform_key("pl-keys")
+    h.api("PATCH", "/plans/two-keys", {"api_keys": 1})
+    body = problem(h.api("POST", "/platforms/pl-keys/keys",
+                         {"name": "over", "scopes": ["features:*"]}), 409)
+    assert (body["used"], body["quota"]) == (3, 1), body
 
 
 def sign_up(h, pid, email):
