@@ -144,4 +144,12 @@ const char *cli_opt(const cli_args *a, const char *name);
  * -1 after printing a usage error (`cmd` names the command). */
 long cli_rows_wanted(const cli_args *a, long dflt, const char *cmd);
 
+/* -- usage (cli_usage.c) ------------------------------------------------ */
+
+/* `nno usage --platform P [--from D] [--to D] [--by B] [--csv]`. */
+int cli_usage_cmd(cli *c, const cli_args *a);
+/* Rows as CSV (RFC 4180: CRLF, quoted where needed), the column keys as
+ * the header line; null and absent values are empty fields. */
+void cli_csv(FILE *f, const cli_col *cols, size_t ncols, const json_t *rows);
+
 #endif
