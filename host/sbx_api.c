@@ -1139,6 +1139,27 @@ static int x_quarantine_release(nno_plugin *p, const char *a, const char *b,
   return NNO_ESTATE;
 }
 
+/* Meters are the core plugins' (ABI 1.5): a sandboxed package has none. */
+static int x_meter_add(nno_plugin *p, const char *k, size_t n, uint64_t d,
+                       uint64_t cap, uint64_t *after) {
+  (void)p, (void)k, (void)n, (void)d, (void)cap;
+  if (after) *after = 0;
+  return NNO_ESTATE;
+}
+static int x_meter_get(nno_plugin *p, const char *k, size_t n, uint64_t *v) {
+  (void)p, (void)k, (void)n;
+  if (v) *v = 0;
+  return NNO_ESTATE;
+}
+static int x_meter_next(nno_plugin *p, size_t *cursor, nno_meter_entry *o) {
+  (void)p, (void)cursor, (void)o;
+  return NNO_ESTATE;
+}
+static uint64_t x_meter_epoch(nno_plugin *p) {
+  (void)p;
+  return 0;
+}
+
 /* ---- the table ------------------------------------------------------------
  */
 
@@ -1229,6 +1250,10 @@ const nno_host_api *sbx_api_table(void) {
   t.stack_isolation = x_isolation;
   t.quarantine_at = x_quarantine_at;
   t.quarantine_release = x_quarantine_release;
+  t.meter_add = x_meter_add;
+  t.meter_get = x_meter_get;
+  t.meter_next = x_meter_next;
+  t.meter_epoch = x_meter_epoch;
   made = 1;
   return &t;
 }
