@@ -432,6 +432,27 @@ static int api_gateway_hook_add(nno_plugin *p, int stage, nno_hook_fn fn,
   return 0;
 }
 
+static int api_gateway_done_add(nno_plugin *p, nno_done_hook_fn fn,
+                                void *ud) {
+  plugin *pl = (plugin *)p;
+  worker *w = g_worker;
+  if (!pl || !pl->initing || pl->man.kind != NNO_KIND_CORE || !w)
+    return NNO_ESTATE;
+  if (!fn) return NNO_EINVAL;
+  gw_done *v = realloc(w->done, (w->ndone + 1) * sizeof *v);
+  if (!v) return NNO_ENOMEM;
+  w->done = v;
+  v[w->ndone].plugin = pl;
+  v[w->ndone].fn = fn;
+  v[w->ndone].ud = ud;
+  w->ndone++;
+  return 0;
+}
+
+static nno_str api_req_plan(nno_req *r) {
+  return r ? mk(r->plan, strlen(r->plan)) : mk("", 0);
+}
+
 static int api_stack_find(nno_plugin *p, const char *id, const char *version,
                           nno_stack **out) {
   if (!id || !out) return NNO_EINVAL;
@@ -932,6 +953,8 @@ static const nno_host_api table = {
     .meter_get = api_meter_get,
     .meter_next = api_meter_next,
     .meter_epoch = api_meter_epoch,
+    .gateway_done_add = api_gateway_done_add,
+    .req_plan = api_req_plan,
 };
 
 const nno_host_api *api_table(void) { return &table; }

@@ -75,6 +75,13 @@ GETTER(q_host, host)
 GETTER(q_remote, remote)
 GETTER(q_platform, platform)
 GETTER(q_tenant_path, tenant_path)
+/* The plan is not sent to a sandbox: its packages read "" (ABI 1.5). */
+static nno_str q_plan(nno_req *req) {
+  sbx_req *r = (sbx_req *)req;
+  if (!sbx_on_loop()) return k_empty;
+  REQ_OR(r, "req_plan", k_empty);
+  return k_empty;
+}
 
 static void *q_alloc(nno_req *req, size_t n) {
   if (!sbx_on_loop()) return NULL;
@@ -1159,6 +1166,10 @@ static uint64_t x_meter_epoch(nno_plugin *p) {
   (void)p;
   return 0;
 }
+static int x_done_add(nno_plugin *p, nno_done_hook_fn f, void *ud) {
+  (void)p, (void)f, (void)ud;
+  return NNO_ESTATE;
+}
 
 /* ---- the table ------------------------------------------------------------
  */
@@ -1254,6 +1265,8 @@ const nno_host_api *sbx_api_table(void) {
   t.meter_get = x_meter_get;
   t.meter_next = x_meter_next;
   t.meter_epoch = x_meter_epoch;
+  t.gateway_done_add = x_done_add;
+  t.req_plan = q_plan;
   made = 1;
   return &t;
 }
