@@ -833,7 +833,8 @@ int billing_meter_init(char *err, size_t cap) {
              api->host_data_dir(g_bill.p));
   }
   if (!M.enabled) return 0;
-  if (!NNO_HAS(api, req_plan)) {
+  if (!NNO_HAS(api, req_plan) || !api->meter_add || !api->gateway_done_add ||
+      !api->req_plan) {
     snprintf(err, cap, "metering needs a host with ABI 1.5 (meters)");
     return -1;
   }

@@ -228,6 +228,10 @@ static int on_usage(nno_req *req, void *ud) {
     if (cls < 0 || cls > 5) continue;
     /* Class 0 (admitted) has no tenant: the whole platform's only. */
     if (cls == 0 ? !whole : !tenant_visible(tf, t ? t : "")) continue;
+    if (cls == 0 && strcmp(by, "hour") != 0) {
+      totals.by_class[0] += n; /* a tenant's or package's rows: ended */
+      continue;
+    }
     char key[PLAT_MAX] = "";
     int64_t hour = 0;
     if (strcmp(by, "hour") == 0) {
