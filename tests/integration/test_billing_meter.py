@@ -336,3 +336,115 @@ def test_host_killed_loses_at_most_one_interval(make_host):
     # The new host counts from zero, on top of what was stored.
     burst(h, "acme", [k] * 10)
     wait_total(h, "acme", total + 10, fields=("admitted",))
+
+
+# -- the monthly quota ----------------------------------------------------------
+
+def plan(h, name, **limits):
+    body = {"name": name}
+    body.update(limits)
+    st, _, p = h.api("POST", "/plans", body)
+    assert st == 201, p
+
+
+def next_month_start():
+    t = time.gmtime()
+    y, m = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
+    return "%04d-%02d-01T00:00:00Z" % (y, m), \
+        time.mktime((y, m, 1, 0, 0, 0, 0, 0, 0)) - time.timezone
+
+
+@pytest.fixture(scope="module")
+def quota_host(tmp_path_factory):
+    h = Host(tmp_path_factory.mktemp("quota"), workers=2, core=True,
+             config=metering_config())
+    h.start()
+    plan(h, "tiny", requests_per_month=10, soft_pct=50, grace_pct=0)
+    plan(h, "roomy", requests_per_month=10, soft_pct=100, grace_pct=20)
+    plan(h, "fifty", requests_per_month=50, soft_pct=100, grace_pct=0)
+    yield h
+    h.stop()
+
+
+def get(h, pid, k):
+    return h.request("GET", "/p/%s/hello" % pid, key=k)
+
+
+def test_quota_boundary(quota_host):
+    h = quota_host
+    h.platform("qone", plan="tiny")
+    k = key(h, "qone", ["features:*"])
+    resets, reset_at = next_month_start()
+    for i in range(1, 7):
+        st, hd, _ = get(h, "qone", k)
+        assert st == 200, (i, st)
+        # Past soft_pct (50 % of 10): a warning from the 6th on.
+        if i <= 5:
+            assert "nno-quota-warning" not in hd, (i, hd)
+        else:
+            assert hd["nno-quota-warning"] == (
+                "requests_per_month; used=%d; limit=10; resets=%s" %
+                (i, resets))
+    # The count survives the flush into the buckets, exactly.
+    wait_total(h, "qone", 6)
+    for i in range(7, 11):
+        st, hd, _ = get(h, "qone", k)
+        assert st == 200, (i, st)
+        assert "used=%d;" % i in hd["nno-quota-warning"]
+    # The 10th was the last admitted; the 11th and 12th are refused.
+    for used in (10, 10):
+        st, hd, body = get(h, "qone", k)
+        assert st == 402, body
+        assert hd["content-type"].startswith("application/problem+json")
+        p = json.loads(body)
+        assert p["type"].endswith("quota") and p["status"] == 402
+        assert p["title"] == "Monthly request quota exceeded"
+        assert p["limit"] == "requests_per_month" and p["plan"] == "tiny"
+        assert p["quota"] == 10 and p["used"] == used
+        assert p["resets_at"] == resets and p["request_id"]
+        retry = int(hd["retry-after"])
+        assert abs(retry - (reset_at - time.time())) < 5
+    # Refused requests are not counted: 10 admitted, 10 ended 2xx.
+    body = wait_total(h, "qone", 10)
+    assert body["totals"]["2xx"] == 10 and body["totals"]["4xx"] == 0
+    st, _, inv = h.api("GET", "/platforms/qone/invoice/preview")
+    assert st == 200, inv
+    assert inv["plan"] == "tiny"
+    assert inv["requests"] == {"used": 10, "included": 10, "overage": 0}
+
+
+def test_quota_grace(quota_host):
+    h = quota_host
+    h.platform("qtwo", plan="roomy")
+    k = key(h, "qtwo", ["features:*"])
+    for i in range(1, 11):
+        st, hd, _ = get(h, "qtwo", k)
+        assert st == 200 and "nno-quota-warning" not in hd, (i, hd)
+    # 20 % grace: two more admitted, with the warning saying so.
+    for i in (11, 12):
+        st, hd, _ = get(h, "qtwo", k)
+        assert st == 200, (i, st)
+        w = hd["nno-quota-warning"]
+        assert w.startswith("requests_per_month; used=%d; limit=10;" % i)
+        assert w.endswith("; grace")
+    st, hd, body = get(h, "qtwo", k)
+    assert st == 402, body
+    assert json.loads(body)["used"] == 12
+    wait_total(h, "qtwo", 12)
+    st, _, inv = h.api("GET", "/platforms/qtwo/invoice/preview")
+    assert inv["requests"] == {"used": 12, "included": 10, "overage": 2}
+
+
+def test_quota_concurrent_boundary(quota_host):
+    h = quota_host
+    h.platform("qthree", plan="fifty")
+    keys = [key(h, "qthree", ["features:*"]) for _ in range(3)]
+    got = burst(h, "qthree", keys * 40, threads=12)
+    statuses = Counter()
+    for (_, st), n in got.items():
+        statuses[st] += n
+    # Exactly the quota admitted, across both workers; the rest 402.
+    assert statuses == {200: 50, 402: 70}, statuses
+    pids, want = h.access_pids("/p/qthree/hello", 200)
+    assert pids == want
+    wait_total(h, "qthree", 50)
