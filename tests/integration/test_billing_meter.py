@@ -18,13 +18,13 @@ import pytest
 
 from conftest import NNO, Host
 
-FLUSH_MS = 5000
+FLUSH_MS = 200
 
 
 def metering_config(flush_ms=FLUSH_MS, **extra):
     billing = {"metering": {"flush_ms": flush_ms}}
     billing.update(extra)
-    return {}  # until the plugin_config override lands
+    return {"plugin_config": {"billing": billing}}
 
 
 def usage(h, pid, key=None, **query):
