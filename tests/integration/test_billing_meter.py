@@ -21,10 +21,9 @@ from conftest import NNO, Host
 FLUSH_MS = 200
 
 
-def metering_config(flush_ms=FLUSH_MS, **extra):
-    billing = {"metering": {"flush_ms": flush_ms}}
-    billing.update(extra)
-    return {"plugin_config": {"billing": billing}}
+def metering_config(flush_ms=FLUSH_MS, enabled=True):
+    return {"plugin_config": {"billing": {
+        "metering": {"flush_ms": flush_ms, "enabled": enabled}}}}
 
 
 def usage(h, pid, key=None, **query):
@@ -448,3 +447,50 @@ def test_quota_concurrent_boundary(quota_host):
     pids, want = h.access_pids("/p/qthree/hello", 200)
     assert pids == want
     wait_total(h, "qthree", 50)
+
+
+# -- configuration and shutdown -------------------------------------------------
+
+def test_metering_off_counts_nothing_and_enforces_nothing(make_host):
+    h = make_host(workers=2, core=True,
+                  config=metering_config(enabled=False))
+    h.start()
+    plan(h, "tiny", requests_per_month=2, soft_pct=50, grace_pct=0)
+    h.platform("acme", plan="tiny")
+    k = key(h, "acme", ["features:*"])
+    for _ in range(4):
+        st, hd, _ = get(h, "acme", k)
+        assert st == 200 and "nno-quota-warning" not in hd
+    time.sleep(3 * FLUSH_MS / 1000)
+    _, _, b = usage(h, "acme")
+    assert b["totals"]["requests"] == 0 and b["totals"]["admitted"] == 0
+
+
+@pytest.mark.parametrize("metering,words", [
+    ({"flush_ms": 10}, "config.metering.flush_ms"),
+    ({"flush_ms": "5000"}, "config.metering.flush_ms"),
+    ({"enabled": 1}, "config.metering.enabled"),
+    ({"flush": 5000}, 'config.metering: unknown key \\"flush\\"'),
+    ("on", "config.metering: expected an object"),
+])
+def test_metering_config_refused(make_host, metering, words):
+    h = make_host(workers=1, core=True,
+                  config={"plugin_config": {"billing":
+                                            {"metering": metering}}})
+    with pytest.raises(RuntimeError):
+        h.start()
+    assert words in h.log_text()
+
+
+def test_stop_is_clean(make_host):
+    """The flush timer belongs to the host at shutdown: a worker that
+    stopped it again aborted."""
+    h = make_host(workers=2, core=True, config=metering_config())
+    h.start()
+    h.platform("acme")
+    k = key(h, "acme", ["features:*"])
+    burst(h, "acme", [k] * 20)
+    wait_total(h, "acme", 20)
+    assert h.stop() == 0
+    assert "worker crashed" not in h.log_text()
+    assert "SIGABRT" not in h.log_text()
