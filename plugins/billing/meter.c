@@ -18,6 +18,7 @@
  * platform and the check is one capped add on the shared meter: exact
  * across workers, with no database read on the hot path. */
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <nno/provisioning.h>
 #include <nno/sdk.h>
 
 #include "internal.h"
@@ -34,6 +36,7 @@
 #define FLUSH_MS_DEFAULT 5000
 #define FLUSH_MS_MIN 50
 #define FLUSH_MS_MAX 3600000
+#define STORAGE_MS_DEFAULT 3600000
 
 /* ---- time ----------------------------------------------------------------- */
 
@@ -83,9 +86,19 @@ typedef struct flush_item {
   uint64_t value;
 } flush_item;
 
+/* One resource's bytes, measured by provisioning for the hourly sample. */
+typedef struct storage_sample {
+  char platform[PLAT_MAX];
+  char resource[2 * PLAT_MAX + 8]; /* "sql:default-notes" */
+  uint64_t bytes;
+} storage_sample;
+
 typedef struct flush_job {
   flush_item *items;
   size_t n;
+  storage_sample *samples; /* measured at the start of `sample_hour` */
+  size_t nsamples;
+  int64_t sample_hour;
   user_seen *users;
   size_t nusers;
   uint64_t epoch;
@@ -98,6 +111,7 @@ typedef struct flush_job {
 static struct {
   int enabled;
   uint64_t flush_ms;
+  uint64_t storage_ms; /* how often storage is measured */
   nno_timer *timer;
   int flushing;
   int failpoint;     /* NNO_BILLING_FAILPOINT=flush_kill */
@@ -117,6 +131,16 @@ static struct {
   user_seen *users;
   size_t users_n, users_cap;
   int warned_full; /* the meter table is full: said once */
+  /* Storage: measured every storage_ms and at each new hour by each
+   * worker (the samples of one hour replace each other), written by the
+   * next flush. */
+  const nno_provisioning_v1 *prov;
+  int64_t storage_hour; /* the hour this worker last measured */
+  uint64_t storage_at;  /* when (ms of the monotonic clock) */
+  int measuring;
+  storage_sample *samples;
+  size_t nsamples;
+  int64_t sample_hour;
 } M;
 
 static uint64_t hash_bytes(const void *p, size_t n) {
@@ -683,6 +707,22 @@ static void flush_work(void *ud) {
     rc = sqlite3_step(user);
     rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
   }
+  sqlite3_stmt *smp = NULL;
+  if (rc == SQLITE_OK && j->nsamples)
+    rc = sqlite3_prepare_v2(db,
+                            "INSERT OR REPLACE INTO storage_samples (platform, "
+                            "resource, hour, bytes) VALUES (?1, ?2, ?3, ?4)",
+                            -1, &smp, NULL);
+  for (size_t i = 0; rc == SQLITE_OK && i < j->nsamples; i++) {
+    sqlite3_reset(smp);
+    sqlite3_bind_text(smp, 1, j->samples[i].platform, -1, SQLITE_STATIC);
+    sqlite3_bind_text(smp, 2, j->samples[i].resource, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(smp, 3, j->sample_hour);
+    sqlite3_bind_int64(smp, 4, (int64_t)j->samples[i].bytes);
+    rc = sqlite3_step(smp);
+    rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+  }
+  sqlite3_finalize(smp);
   if (rc == SQLITE_OK && wrote) failpoint_flush(j);
   sqlite3_finalize(mark);
   sqlite3_finalize(add);
@@ -699,6 +739,7 @@ static void flush_work(void *ud) {
 
 static void flush_free(flush_job *j) {
   free(j->items);
+  free(j->samples);
   free(j->users);
   free(j);
 }
@@ -746,6 +787,11 @@ static void flush_start(void) {
   j->nusers = M.users_n;
   M.users = NULL;
   M.users_n = M.users_cap = 0;
+  j->samples = M.samples;
+  j->nsamples = M.nsamples;
+  j->sample_hour = M.sample_hour;
+  M.samples = NULL;
+  M.nsamples = 0;
   j->epoch = api->meter_epoch(g_bill.p);
   j->now = (int64_t)time(NULL);
   j->failpoint = M.failpoint;
@@ -760,18 +806,95 @@ fail:
   flush_free(j);
 }
 
+/* provisioning's answer: {platform: {resource: bytes}} as text. */
+static void on_storage_measured(int status, const char *step,
+                                const char *message, void *ud) {
+  (void)step;
+  int64_t hour = (int64_t)(intptr_t)ud;
+  M.measuring = 0;
+  if (status) {
+    api->log(g_bill.p, NNO_LOG_WARN,
+             "metering: storage not sampled this hour: %s",
+             message ? message : api->err_name(status));
+    M.storage_hour = 0; /* try again at the next flush */
+    return;
+  }
+  json_t *all = message ? json_loads(message, 0, NULL) : NULL;
+  size_t n = 0, k = 0;
+  const char *plat, *res;
+  json_t *per, *v;
+  json_object_foreach(all, plat, per) n += json_object_size(per);
+  storage_sample *s = n ? calloc(n, sizeof *s) : NULL;
+  json_object_foreach(all, plat, per) {
+    json_object_foreach(per, res, v) {
+      if (!s || k == n || strlen(plat) >= sizeof s->platform ||
+          strlen(res) >= sizeof s->resource || !json_is_integer(v))
+        continue;
+      snprintf(s[k].platform, sizeof s[k].platform, "%s", plat);
+      snprintf(s[k].resource, sizeof s[k].resource, "%s", res);
+      s[k].bytes = (uint64_t)json_integer_value(v);
+      k++;
+    }
+  }
+  json_decref(all);
+  free(M.samples);
+  M.samples = s;
+  M.nsamples = k;
+  M.sample_hour = hour;
+}
+
+/* Once an hour (and at start), ask provisioning for every resource's
+ * bytes; the next flush writes them. */
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void storage_tick(int64_t now) {
+  int64_t hour = now - now % 3600;
+  uint64_t ms = mono_ms();
+  if (!M.prov || M.measuring ||
+      (M.storage_hour == hour && ms - M.storage_at < M.storage_ms))
+    return;
+  if (M.prov->resource_usage(NULL, on_storage_measured,
+                             (void *)(intptr_t)hour) == NNO_OK) {
+    M.measuring = 1;
+    M.storage_hour = hour;
+    M.storage_at = ms;
+  }
+}
+
 static void on_flush_timer(nno_timer *t, void *ud) {
   (void)t;
   (void)ud;
+  storage_tick((int64_t)time(NULL));
   flush_start();
 }
 
 /* ---- configuration and lifecycle ------------------------------------------ */
 
-/* billing's config "metering": {"enabled": bool, "flush_ms": int}. */
+/* One integer of the "metering" section within its bounds. */
+static int config_int(json_t *v, const char *k, int64_t lo, int64_t hi,
+                      uint64_t *out, char *err, size_t cap) {
+  if (!json_is_integer(v) || json_integer_value(v) < lo ||
+      json_integer_value(v) > hi) {
+    snprintf(err, cap,
+             "config.metering.%s: expected an integer from %lld to %lld "
+             "(milliseconds)",
+             k, (long long)lo, (long long)hi);
+    return -1;
+  }
+  *out = (uint64_t)json_integer_value(v);
+  return 0;
+}
+
+/* billing's config "metering": {"enabled": bool, "flush_ms": int,
+ * "storage_ms": int}. */
 static int config_parse(char *err, size_t cap) {
   M.enabled = 1;
   M.flush_ms = FLUSH_MS_DEFAULT;
+  M.storage_ms = STORAGE_MS_DEFAULT;
   if (!g_bill.config_json || !g_bill.config_json[0]) return 0;
   json_error_t je;
   json_t *root = json_loads(g_bill.config_json, 0, &je);
@@ -794,20 +917,17 @@ static int config_parse(char *err, size_t cap) {
         }
         M.enabled = json_is_true(v);
       } else if (strcmp(k, "flush_ms") == 0) {
-        if (!json_is_integer(v) || json_integer_value(v) < FLUSH_MS_MIN ||
-            json_integer_value(v) > FLUSH_MS_MAX) {
-          snprintf(err, cap,
-                   "config.metering.flush_ms: expected an integer from %d to "
-                   "%d (milliseconds)",
-                   FLUSH_MS_MIN, FLUSH_MS_MAX);
-          rc = -1;
+        if ((rc = config_int(v, k, FLUSH_MS_MIN, FLUSH_MS_MAX, &M.flush_ms,
+                             err, cap)))
           break;
-        }
-        M.flush_ms = (uint64_t)json_integer_value(v);
+      } else if (strcmp(k, "storage_ms") == 0) {
+        if ((rc = config_int(v, k, 1000, STORAGE_MS_DEFAULT, &M.storage_ms,
+                             err, cap)))
+          break;
       } else {
         snprintf(err, cap,
                  "config.metering: unknown key \"%.40s\" (known: enabled, "
-                 "flush_ms)",
+                 "flush_ms, storage_ms)",
                  k);
         rc = -1;
         break;
@@ -848,6 +968,16 @@ int billing_meter_init(char *err, size_t cap) {
 
 void billing_meter_ready(void) {
   if (!M.enabled) return;
+  const void *v = NULL;
+  uint32_t ver = 0;
+  if (api->service_lookup(g_bill.p, NNO_PROVISIONING_SERVICE, 1, &v, &ver) ==
+      NNO_OK) {
+    const nno_provisioning_v1 *pv = v;
+    if (pv->size >= offsetof(nno_provisioning_v1, resource_usage) +
+                        sizeof pv->resource_usage &&
+        pv->resource_usage)
+      M.prov = pv;
+  }
   api->counter_get(g_bill.p, "billing.flush", &M.flush_seen);
   /* Staggered by pid, so the workers' flushes spread over the interval. */
   uint64_t first = M.flush_ms / 2 + (uint64_t)getpid() % (M.flush_ms / 2 + 1);
@@ -868,5 +998,6 @@ void billing_meter_fini(void) {
   free(M.adm);
   free(M.bases);
   free(M.users);
+  free(M.samples);
   memset(&M, 0, sizeof M);
 }

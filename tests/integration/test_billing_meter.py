@@ -23,7 +23,8 @@ FLUSH_MS = 200
 
 def metering_config(flush_ms=FLUSH_MS, enabled=True):
     return {"plugin_config": {"billing": {
-        "metering": {"flush_ms": flush_ms, "enabled": enabled}}}}
+        "metering": {"flush_ms": flush_ms, "enabled": enabled,
+                     "storage_ms": 1000}}}}
 
 
 def usage(h, pid, key=None, **query):
@@ -470,6 +471,7 @@ def test_metering_off_counts_nothing_and_enforces_nothing(make_host):
     ({"flush_ms": 10}, "config.metering.flush_ms"),
     ({"flush_ms": "5000"}, "config.metering.flush_ms"),
     ({"enabled": 1}, "config.metering.enabled"),
+    ({"storage_ms": 999}, "config.metering.storage_ms"),
     ({"flush": 5000}, 'config.metering: unknown key \\"flush\\"'),
     ("on", "config.metering: expected an object"),
 ])
@@ -494,3 +496,27 @@ def test_stop_is_clean(make_host):
     assert h.stop() == 0
     assert "worker crashed" not in h.log_text()
     assert "SIGABRT" not in h.log_text()
+
+
+def test_storage_sampled_per_resource(metered):
+    h = metered[0]
+    st, _, res = h.api("GET", "/platforms/acme/resources")
+    assert st == 200, res
+    sizes = {"%s:%s-%s" % (r["type"], r["stack"], r["name"]): r["size_bytes"]
+             for r in res["items"]}
+    assert sizes and sum(sizes.values()) > 0, res
+    deadline = time.time() + 10
+    while True:
+        _, _, b = usage(h, "acme")
+        if b["storage_bytes"] or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    # Nothing writes to acme's resources meanwhile: the hour's sample is
+    # what the resources route measures.
+    assert b["storage_bytes"] == sum(sizes.values()), (b, sizes)
+    st, _, inv = h.api("GET", "/platforms/acme/invoice/preview")
+    assert inv["storage_bytes"]["used"] == sum(sizes.values())
+    assert inv["storage_bytes"]["included"] > 0
+    # The other platform has its own.
+    _, _, o = usage(h, "other")
+    assert o["storage_bytes"] > 0
