@@ -129,7 +129,7 @@ int cli_main(int argc, char **argv) {
         if (!strcmp(name, global_values[g])) gi = g, takes = 1;
       int oi = -1, repeats = 0;
       if (gi < 0 && strcmp(name, "json") && cmd) {
-        for (int k = 0; k < 8 && cmd->opts[k]; k++) {
+        for (int k = 0; k < CLI_MAX_CMD_OPTS && cmd->opts[k]; k++) {
           size_t ln = strcspn(cmd->opts[k], "=");
           if (strlen(name) == ln && !strncmp(cmd->opts[k], name, ln))
             oi = k, takes = cmd->opts[k][ln] == '=',
@@ -234,7 +234,7 @@ int cli_main(int argc, char **argv) {
     rc = cli_usage_error(msg, hint);
     goto done;
   }
-  for (int k = 0; k < 8 && cmd->opts[k]; k++) {
+  for (int k = 0; k < CLI_MAX_CMD_OPTS && cmd->opts[k]; k++) {
     /* --name and --scopes are required where create commands take them. */
     const char *o = cmd->opts[k];
     if ((!strcmp(o, "name=") || !strcmp(o, "scopes=")) && cmd->sub &&

@@ -1152,6 +1152,35 @@ const cli_command cli_commands[] = {
      "Shows one resource of PLATFORM: TYPE is sql, kv or blob, STACK-NAME\n"
      "the stack and the resource's name (e.g. sql default-auth).\n",
      resource_show},
+    /* plans (cli_plan.c) */
+    {"plan", "list", 0, 0, {0}, "plan list",
+     "Lists the plans by name: their limits, where each is set (stored, or\n"
+     "config: the host configuration's, read-only) and the default plan.\n",
+     cli_plan_list},
+    {"plan", "show", 1, 1, {0}, "plan show NAME",
+     "Shows one plan as key: value lines.\n", cli_plan_show},
+    {"plan", "create", 1, 1, CLI_PLAN_OPTS,
+     "plan create NAME [--requests-per-month N] [--storage-bytes N] "
+     "[--users N] [--api-keys N] [--rate C=R/B,...] [--soft-pct N] "
+     "[--grace-pct N] [--grace-days N] [--price P]",
+     "Creates a plan. Limits not given are the free plan's as first seeded;\n"
+     "0 means no limit. Every worker applies it within a second.\n\n"
+     CLI_PLAN_OPTS_HELP
+     "\nExample:\n"
+     "  nno plan create team --requests-per-month 2000000 --users 5000 \\\n"
+     "      --api-keys 50 --rate platform=1000/2000,key=200/400\n",
+     cli_plan_create},
+    {"plan", "update", 1, 1, CLI_PLAN_OPTS,
+     "plan update NAME [--requests-per-month N] [--storage-bytes N] "
+     "[--users N] [--api-keys N] [--rate C=R/B,...] [--soft-pct N] "
+     "[--grace-pct N] [--grace-days N] [--price P]",
+     "Changes a plan, refusing if someone else changed it since it was read\n"
+     "(the update is sent with If-Match); options not given keep their\n"
+     "value. A plan set by the host configuration is changed there.\n\n"
+     CLI_PLAN_OPTS_HELP
+     "\nExample:\n"
+     "  nno plan update pro --rate key=800/1600 --api-keys 200\n",
+     cli_plan_update},
     {"tenant", "create", 1, 2, {"name=", "parent="},
      "tenant create PLATFORM [ID] --name NAME [--parent TID]",
      "Creates a tenant of PLATFORM; without ID the server picks one.\n\n"
@@ -1269,6 +1298,7 @@ const size_t cli_ncommands = sizeof cli_commands / sizeof cli_commands[0];
 
 const cli_group cli_groups[] = {
     {"platform", "create, list, show, update, suspend, resume, delete"},
+    {"plan", "list, show, create, update the plans platforms are on"},
     {"tenant", "create, list, show, delete the tenants of a platform"},
     {"key", "create, list, revoke the API keys of a platform"},
     {"resource", "list, show the resources of a platform"},

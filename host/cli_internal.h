@@ -107,6 +107,7 @@ char *cli_text(const json_t *v);
 
 #define CLI_MAX_POS 3
 #define CLI_MAX_OPTS 32
+#define CLI_MAX_CMD_OPTS 12 /* options one command takes */
 
 /* A parsed command line: positionals and command options. */
 typedef struct cli_args {
@@ -124,7 +125,7 @@ typedef struct cli_command {
   int min_pos, max_pos;
   /* "name=" takes a value, "name=+" one that may be given again, "yes" is
    * a flag. */
-  const char *opts[8];
+  const char *opts[CLI_MAX_CMD_OPTS];
   const char *synopsis, *help;
   int (*run)(cli *c, const cli_args *a);
 } cli_command;
@@ -143,6 +144,32 @@ const char *cli_opt(const cli_args *a, const char *name);
 /* The rows a list command wants from --limit/--all, `dflt` without them;
  * -1 after printing a usage error (`cmd` names the command). */
 long cli_rows_wanted(const cli_args *a, long dflt, const char *cmd);
+
+/* -- plans (cli_plan.c) --------------------------------------------------- */
+
+/* nno plan list | show NAME | create NAME ... | update NAME ... */
+int cli_plan_list(cli *c, const cli_args *a);
+int cli_plan_show(cli *c, const cli_args *a);
+int cli_plan_create(cli *c, const cli_args *a);
+int cli_plan_update(cli *c, const cli_args *a);
+/* The options create and update take, and their help. */
+#define CLI_PLAN_OPTS                                                      \
+  {"requests-per-month=", "storage-bytes=", "users=", "api-keys=",        \
+   "rate=+", "soft-pct=", "grace-pct=", "grace-days=", "price="}
+#define CLI_PLAN_OPTS_HELP                                                 \
+  "  --requests-per-month N   requests admitted a calendar month (0: no\n" \
+  "                           limit)\n"                                    \
+  "  --storage-bytes N        bytes of all the platform's resources\n"     \
+  "  --users N                user accounts of the platform\n"             \
+  "  --api-keys N             live API keys of the platform\n"             \
+  "  --rate C=R/B[,C=R/B]     rate limits: class C (platform, key, user,\n" \
+  "                           anonymous) gets R requests a second, bursts\n" \
+  "                           of B; repeatable\n"                          \
+  "  --soft-pct N             warn past N% of the monthly quota (1..100)\n" \
+  "  --grace-pct N            admit N% past the quota, warned (0..100)\n"  \
+  "  --grace-days N           days a failed payment is tolerated (0..90)\n" \
+  "  --price P                the payment provider's price (price_...),\n" \
+  "                           '' for none\n"
 
 /* -- usage (cli_usage.c) ------------------------------------------------ */
 

@@ -143,6 +143,8 @@ void plans_refresh(void);
 void plans_committed(void);
 /* INSERT (insert != 0) or UPDATE the row of r->l.name. A sqlite code. */
 int plans_store_row(sqlite3 *db, const plan_row *r, int insert);
+/* nno.billing's plan_at. */
+int billing_plan_at(size_t i, char *out, size_t cap);
 /* plans_api.c: bind /api/v1/plans. 0 or -1 with err. */
 int plans_api_init(char *err, size_t cap);
 

@@ -317,12 +317,17 @@ static void rfc3339(int64_t t, char out[32]) {
 }
 
 json_t *plan_json(const plan_row *r) {
-  json_t *o = plan_limits_json(r);
+  json_t *lim = plan_limits_json(r);
+  json_t *o = json_pack("{s:s}", "name", r->l.name);
+  if (!lim || !o || json_object_update(o, lim)) {
+    json_decref(o);
+    o = NULL;
+  }
+  json_decref(lim);
   char c[32], u[32];
   rfc3339(r->created_at, c);
   rfc3339(r->updated_at, u);
-  if (o && (json_object_set_new(o, "name", json_string(r->l.name)) ||
-            json_object_set_new(o, "provider_price", json_string(r->price)) ||
+  if (o && (json_object_set_new(o, "provider_price", json_string(r->price)) ||
             json_object_set_new(o, "source",
                                 json_string(r->from_config ? "config"
                                                            : "stored")) ||
@@ -668,4 +673,14 @@ int billing_plan_by_price(const char *price, char *out, size_t cap) {
       return NNO_OK;
     }
   return NNO_ENOENT;
+}
+
+int billing_plan_at(size_t i, char *out, size_t cap) {
+  if (!out) return NNO_EINVAL;
+  plans_refresh();
+  if (i >= g_plans.n) return NNO_ENOENT;
+  size_t n = strlen(g_plans.v[i].l.name);
+  if (n >= cap) return NNO_EINVAL;
+  memcpy(out, g_plans.v[i].l.name, n + 1);
+  return NNO_OK;
 }

@@ -94,6 +94,8 @@ def reg(tmp_path_factory):
     h = Host(tmp_path_factory.mktemp("cli"), workers=2, core=True)
     h.start()
     h.url = "http://127.0.0.1:%d" % h.port
+    # a platform's plan must be one of billing's
+    assert h.api("POST", "/plans", {"name": "team"})[0] == 201
     yield h
     h.stop()
 

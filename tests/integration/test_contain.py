@@ -443,6 +443,7 @@ class TestSandbox:
         # The platform is created over the connection its requests then
         # take: the worker that activated its stack, whose sandbox for it
         # may have started then, for a request with no plan.
+        host.api("POST", "/plans", {"name": "roomy"})  # billing's plan
         c = host.conn()
         try:
             c.request("POST", "/api/v1/platforms", body=json.dumps(

@@ -863,7 +863,8 @@ def test_a_foreign_credential_counts_as_anonymous(h):
 
 
 def tiny_plugins(tmp_path, **config):
-    """A copy of the built core plugins with IAM's config changed."""
+    """A copy of the built core plugins with IAM's config changed (and
+    billing's, for plans)."""
     dst = tmp_path / "plugins"
     shutil.copytree(PLUGINS, str(dst))
     pj = dst / "iam" / "package.json"
@@ -876,6 +877,19 @@ def tiny_plugins(tmp_path, **config):
             pkg["config"][k] = v
     with open(str(pj), "w") as f:
         json.dump(pkg, f)
+    # The plans are billing's now: the same rates there (a platform's plan
+    # must be one of billing's, and IAM takes its rates from billing).
+    plans = config.get("plans")
+    if plans:
+        bj = dst / "billing" / "package.json"
+        with open(str(bj)) as f:
+            bpkg = json.load(f)
+        bpkg["config"].setdefault("plans", {}).update({
+            name: {"rates": {k: {"rate": r, "burst": b}
+                             for k, (r, b) in rates.items()}}
+            for name, rates in plans.items()})
+        with open(str(bj), "w") as f:
+            json.dump(bpkg, f)
     return str(dst)
 
 

@@ -24,8 +24,8 @@ WEEK = 7 * 24 * 3600
 
 
 def plugins_with_plans(tmp_path):
-    """A copy of the built core plugins where the provisioning plugin gives
-    the plan "tiny" 1 MB of storage."""
+    """A copy of the built core plugins where billing (and the provisioning
+    plugin, without billing) gives the plan "tiny" 1 MB of storage."""
     dst = tmp_path / "plugins"
     shutil.copytree(PLUGINS, str(dst))
     pj = dst / "provisioning" / "package.json"
@@ -35,6 +35,16 @@ def plugins_with_plans(tmp_path):
     cfg.setdefault("plans", {})["tiny"] = {"storage_mb": 1}
     with open(str(pj), "w") as f:
         json.dump(pkg, f)
+    # The plans are billing's now: the quota is its plan's storage_bytes.
+    bj = dst / "billing" / "package.json"
+    with open(str(bj)) as f:
+        bpkg = json.load(f)
+    bpkg["config"].setdefault("plans", {})["tiny"] = {
+        "storage_bytes": 1 << 20, "requests_per_month": 0,
+        "rates": {k: {"rate": 10000000, "burst": 10000000}
+                  for k in ("platform", "key", "user", "anonymous")}}
+    with open(str(bj), "w") as f:
+        json.dump(bpkg, f)
     return str(dst)
 
 

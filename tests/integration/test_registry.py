@@ -38,12 +38,20 @@ TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
 HELLO = {"message": "hello, world"}
 
 
+def make_plans(h, *names):
+    """A platform's plan must be one of billing's: make them."""
+    for name in names:
+        st, _, body = h.api("POST", "/plans", {"name": name})
+        assert st in (201, 409), body
+
+
 @pytest.fixture(scope="module")
 def reg(tmp_path_factory):
     """A shared host with the core plugins (registry) and 2 workers. Tests
     that use it pick their own platform ids."""
     h = Host(tmp_path_factory.mktemp("reg"), workers=2, core=True)
     h.start()
+    make_plans(h, "team", "team-2", "p" * 32, *["p%d" % i for i in range(12)])
     yield h
     h.stop()
 
@@ -294,6 +302,11 @@ def test_platform_lifecycle_and_audit(reg):
 
     # the audit log: one entry per change, newest first, with our request ids
     entries = audit_for(reg, "platform:" + pid)
+    # a change of plan has a row of its own, with the same request id
+    moves = [e for e in entries if e["action"] == "platform.plan"]
+    assert [(e["request_id"], e["detail"]) for e in moves] == [
+        (rid("patch1"), {"from": "free", "to": "pro"})], moves
+    entries = [e for e in entries if e["action"] != "platform.plan"]
     assert [e["request_id"] for e in entries] == [
         rid("delete"), rid("resume"), rid("suspend"), rid("patch2"),
         rid("patch1"), rid("create")], entries
@@ -315,7 +328,7 @@ def test_platform_lifecycle_and_audit(reg):
     # pages of 1 give the same entries, newest first
     paged = list_all(reg, "/audit?target=" + urllib.parse.quote("platform:" + pid),
                      limit=1)
-    assert paged == entries
+    assert [e for e in paged if e["action"] != "platform.plan"] == entries
     every = list_all(reg, "/audit", limit=3)
     seqs = [e["seq"] for e in every]
     assert seqs == sorted(seqs, reverse=True) and len(set(seqs)) == len(seqs)
@@ -1110,6 +1123,7 @@ def test_data_survives_a_restart(make_host):
     with open(keyfile, "rb") as f:
         key_bytes = f.read()
     key_stat = os.stat(keyfile)
+    make_plans(h, "gold")
     create_platform(h, "keep", "Keep", plan="gold", owner="me")
     create_platform(h, "keep-susp")
     assert h.api("POST", "/platforms/keep-susp/suspend")[0] == 200

@@ -309,6 +309,7 @@ def test_wall_budget_is_504_and_replaces_the_held_sandbox(faulty):
 def test_a_platform_plan_gives_the_budgets_after_its_activation(faulty):
     """The activation's platform event starts a sandbox knowing no plan
     (default budgets): the platform's requests still get their plan's."""
+    faulty.api("POST", "/plans", {"name": "roomy"})  # billing's plan
     faulty.platform("plat-roomy", stacks=["faulty"], plan="roomy")
     st, _, body = get(faulty, "plat-roomy", "/spin?ms=600")
     assert st == 200, body  # 600 ms of CPU: over the default 300, within 1500
