@@ -520,3 +520,41 @@ def test_storage_sampled_per_resource(metered):
     # The other platform has its own.
     _, _, o = usage(h, "other")
     assert o["storage_bytes"] > 0
+
+
+def test_active_users(make_host):
+    h = make_host(workers=2, core=True, config=metering_config())
+    h.start()
+    h.platform("users")
+    st, _, b = h.api("PUT", "/platforms/users/access",
+                     {"signup": True, "cors_origins": []})
+    assert st in (200, 201, 204), b
+    tokens = []
+    for i in range(3):
+        st, _, b = h.request(
+            "POST", "/p/users/auth/sign-up",
+            headers={"Content-Type": "application/json"},
+            body=json.dumps({"email": "u%d@example.com" % i,
+                             "password": "correct horse battery"}).encode())
+        assert st == 201, b
+        tokens.append(json.loads(b)["token"])
+    # Each user calls several times, through both workers: one each.
+    for _ in range(4):
+        for t in tokens:
+            assert hello(h, "users", t) == 200
+    deadline = time.time() + 10
+    while True:
+        _, _, b = usage(h, "users")
+        if b["active_users"] == 3 or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert b["active_users"] == 3, b
+    time.sleep(3 * FLUSH_MS / 1000)
+    st, _, inv = h.api("GET", "/platforms/users/invoice/preview")
+    assert inv["users"]["active"] == 3, inv
+    # An API key is no user.
+    k = key(h, "users", ["features:*"])
+    assert hello(h, "users", k) == 200
+    time.sleep(3 * FLUSH_MS / 1000)
+    _, _, b = usage(h, "users")
+    assert b["active_users"] == 3
