@@ -38,7 +38,7 @@
 #define FLUSH_MS_MAX 3600000
 #define STORAGE_MS_DEFAULT 3600000
 
-/* ---- time ----------------------------------------------------------------- */
+/* ---- time ---------------------------------------------------------------- */
 
 int64_t billing_month_start(int64_t t) {
   time_t tt = (time_t)t;
@@ -64,7 +64,7 @@ void billing_rfc3339(int64_t t, char *out, size_t cap) {
   strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* ---- per-worker state ----------------------------------------------------- */
+/* ---- per-worker state ---------------------------------------------------- */
 
 /* The month base of one platform (see the file's comment). */
 typedef struct base_entry {
@@ -114,10 +114,10 @@ static struct {
   uint64_t storage_ms; /* how often storage is measured */
   nno_timer *timer;
   int flushing;
-  int failpoint;     /* NNO_BILLING_FAILPOINT=flush_kill */
+  int failpoint; /* NNO_BILLING_FAILPOINT=flush_kill */
   char failpath[4200];
-  sqlite3 *rdb;      /* the loop's reader (base loads) */
-  sqlite3 *fdb;      /* flush jobs' connection: one job at a time */
+  sqlite3 *rdb; /* the loop's reader (base loads) */
+  sqlite3 *fdb; /* flush jobs' connection: one job at a time */
   /* Requests admitted by this worker and not yet ended: an open-addressing
    * set of pointers (linear probing, deletion by backward shift). */
   nno_req **adm;
@@ -158,7 +158,7 @@ static uint64_t hash_ptr(const void *p) {
   return x;
 }
 
-/* ---- the admitted set ----------------------------------------------------- */
+/* ---- the admitted set ---------------------------------------------------- */
 
 static int adm_grow(void) {
   size_t cap = M.adm_cap ? M.adm_cap * 2 : 1024;
@@ -212,7 +212,7 @@ static int adm_remove(nno_req *r) {
   return 1;
 }
 
-/* ---- month bases ---------------------------------------------------------- */
+/* ---- month bases --------------------------------------------------------- */
 
 /* Read a platform's base for the month starting at `month` on `db`, in one
  * read transaction so the total and the mark belong together. */
@@ -267,9 +267,8 @@ static base_entry *base_slot(const char *platform, int create) {
     if (!v) return NULL;
     for (size_t i = 0; i < M.bases_cap; i++) {
       if (!M.bases[i].platform[0]) continue;
-      size_t j =
-          hash_bytes(M.bases[i].platform, strlen(M.bases[i].platform)) &
-          (cap - 1);
+      size_t j = hash_bytes(M.bases[i].platform, strlen(M.bases[i].platform)) &
+                 (cap - 1);
       while (v[j].platform[0]) j = (j + 1) & (cap - 1);
       v[j] = M.bases[i];
     }
@@ -335,8 +334,7 @@ static void refresh_work(void *ud) {
     return;
   }
   for (size_t i = 0; i < j->n; i++)
-    if (base_read(db, j->v[i].platform, j->v[i].month, j->epoch,
-                  &j->v[i].base))
+    if (base_read(db, j->v[i].platform, j->v[i].month, j->epoch, &j->v[i].base))
       j->v[i].month = 0; /* unknown: read again when needed */
   sqlite3_close_v2(db);
 }
@@ -369,7 +367,7 @@ fail:
   free(j);
 }
 
-/* ---- the month to date, for reports ---------------------------------------- */
+/* ---- the month to date, for reports -------------------------------------- */
 
 int billing_meter_month(const char *platform, int64_t now, uint64_t *used) {
   int64_t base;
@@ -384,7 +382,7 @@ int billing_meter_month(const char *platform, int64_t now, uint64_t *used) {
   return 0;
 }
 
-/* ---- the LIMIT hook ------------------------------------------------------- */
+/* ---- the LIMIT hook ------------------------------------------------------ */
 
 /* The limits of the request's plan; -1 when there are none to enforce
  * (no billing plans, or an unknown platform). */
@@ -407,16 +405,15 @@ static void warning_text(char *out, size_t cap, uint64_t used, uint64_t quota,
                          int64_t reset, int grace) {
   char when[32];
   billing_rfc3339(reset, when, sizeof when);
-  snprintf(out, cap,
-           "requests_per_month; used=%llu; limit=%llu; resets=%s%s",
+  snprintf(out, cap, "requests_per_month; used=%llu; limit=%llu; resets=%s%s",
            (unsigned long long)used, (unsigned long long)quota, when,
            grace ? "; grace" : "");
 }
 
 /* 402 with the problem's own members (limit, used, quota, resets_at,
  * plan) and Retry-After: the seconds until the month resets. */
-static int quota_refused(nno_req *r, const nno_plan_limits *lim,
-                         uint64_t used, int64_t now) {
+static int quota_refused(nno_req *r, const nno_plan_limits *lim, uint64_t used,
+                         int64_t now) {
   int64_t reset = billing_month_next(now);
   char when[32], detail[256], retry[24];
   billing_rfc3339(reset, when, sizeof when);
@@ -516,7 +513,7 @@ static int on_limit(nno_req *r, void *ud) {
   return NNO_OK;
 }
 
-/* ---- the done hook -------------------------------------------------------- */
+/* ---- the done hook ------------------------------------------------------- */
 
 /* `s` fit for a key part: [a-z0-9._-] only, else "". */
 static size_t key_part(nno_str s, char *out, size_t cap) {
@@ -567,8 +564,8 @@ static void on_done(nno_req *r, int status, void *ud) {
   int cls = status == 499 ? 4 : status / 100;
   if (cls < 1 || cls > 5) cls = 5;
   char key[NNO_METER_KEY_MAX + 1];
-  int n = snprintf(key, sizeof key, "d|%s|%s|%s|%d", platform, tenant,
-                   package, cls);
+  int n = snprintf(key, sizeof key, "d|%s|%s|%s|%d", platform, tenant, package,
+                   cls);
   int rc = api->meter_add(g_bill.p, key, (size_t)n, 1, 0, NULL);
   if (rc == NNO_ETOOBIG) {
     n = snprintf(key, sizeof key, "d|%s|||%d", platform, cls);
@@ -578,11 +575,11 @@ static void on_done(nno_req *r, int status, void *ud) {
     user_seen_add(platform, c.subject);
 }
 
-/* ---- the flush ------------------------------------------------------------ */
+/* ---- the flush ----------------------------------------------------------- */
 
 /* A key's usage row: platform, tenant, package, class. -1 if not ours. */
-static int key_parse(const char *key, size_t len, char *platform,
-                     char *tenant, char *package, int *cls) {
+static int key_parse(const char *key, size_t len, char *platform, char *tenant,
+                     char *package, int *cls) {
   char buf[NNO_METER_KEY_MAX + 1];
   if (len < 3 || len > NNO_METER_KEY_MAX) return -1;
   memcpy(buf, key, len);
@@ -755,9 +752,9 @@ static void flush_after(int status, void *ud) {
              j->err);
     /* The users seen go back to the set, the meters keep their counts. */
     for (size_t i = 0; i < j->nusers; i++)
-      user_seen_add(j->users[i].platform,
-                    (nno_str){j->users[i].subject,
-                              strlen(j->users[i].subject)});
+      user_seen_add(
+          j->users[i].platform,
+          (nno_str){j->users[i].subject, strlen(j->users[i].subject)});
   }
   flush_free(j);
 }
@@ -872,7 +869,7 @@ static void on_flush_timer(nno_timer *t, void *ud) {
   flush_start();
 }
 
-/* ---- configuration and lifecycle ------------------------------------------ */
+/* ---- configuration and lifecycle ----------------------------------------- */
 
 /* One integer of the "metering" section within its bounds. */
 static int config_int(json_t *v, const char *k, int64_t lo, int64_t hi,
@@ -907,8 +904,7 @@ static int config_parse(char *err, size_t cap) {
   }
   const char *k;
   json_t *v;
-  if (!rc && m)
-    json_object_foreach(m, k, v) {
+  if (!rc && m) json_object_foreach(m, k, v) {
       if (strcmp(k, "enabled") == 0) {
         if (!json_is_boolean(v)) {
           snprintf(err, cap, "config.metering.enabled: expected true or false");
@@ -917,12 +913,12 @@ static int config_parse(char *err, size_t cap) {
         }
         M.enabled = json_is_true(v);
       } else if (strcmp(k, "flush_ms") == 0) {
-        if ((rc = config_int(v, k, FLUSH_MS_MIN, FLUSH_MS_MAX, &M.flush_ms,
-                             err, cap)))
+        if ((rc = config_int(v, k, FLUSH_MS_MIN, FLUSH_MS_MAX, &M.flush_ms, err,
+                             cap)))
           break;
       } else if (strcmp(k, "storage_ms") == 0) {
-        if ((rc = config_int(v, k, 1000, STORAGE_MS_DEFAULT, &M.storage_ms,
-                             err, cap)))
+        if ((rc = config_int(v, k, 1000, STORAGE_MS_DEFAULT, &M.storage_ms, err,
+                             cap)))
           break;
       } else {
         snprintf(err, cap,

@@ -26,7 +26,7 @@
 
 static sqlite3 *udb; /* the loop's reader, opened on first use */
 
-/* ---- parameters ----------------------------------------------------------- */
+/* ---- parameters ---------------------------------------------------------- */
 
 /* "YYYY-MM-DD" or "YYYY-MM-DDTHH" (UTC): the start of that day or hour into
  * *start and its length into *span. -1 when malformed. */
@@ -44,14 +44,13 @@ static int parse_when(const char *s, int64_t *start, int64_t *span) {
     return -1;
   }
   for (size_t i = 0; i < len; i++)
-    if (!(s[i] >= '0' && s[i] <= '9') && i != 4 && i != 7 && i != 10)
-      return -1;
+    if (!(s[i] >= '0' && s[i] <= '9') && i != 4 && i != 7 && i != 10) return -1;
   if (s[4] != '-' || s[7] != '-' || (len == 13 && s[10] != 'T')) return -1;
   if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 ||
       h > 23)
     return -1;
-  struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-                  .tm_hour = h};
+  struct tm tm = {
+      .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h};
   time_t t = timegm(&tm);
   struct tm back;
   gmtime_r(&t, &back);
@@ -84,7 +83,7 @@ static int db_ready(nno_req *req) {
   return -1;
 }
 
-/* ---- the tenant filter ---------------------------------------------------- */
+/* ---- the tenant filter --------------------------------------------------- */
 
 /* Tenants already judged for one report: a credential bound to `anc`
  * sees a tenant's rows iff the tenant lies in its subtree. */
@@ -112,7 +111,7 @@ static int tenant_visible(tenant_filter *f, const char *t) {
   return in;
 }
 
-/* ---- GET /usage ----------------------------------------------------------- */
+/* ---- GET /usage ---------------------------------------------------------- */
 
 static const char *const class_names[] = {"admitted", "1xx", "2xx",
                                           "3xx",      "4xx", "5xx"};
@@ -333,14 +332,14 @@ static int on_usage(nno_req *req, void *ud) {
       json_object_set_new(tot, class_names[k],
                           json_integer((json_int_t)totals.by_class[k]));
   }
-  out = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o}", "platform",
-                  platform, "from", f, "to", t, "by", by, "rows", rows,
-                  "totals", tot, "storage_bytes", storage, "active_users",
-                  users);
+  out =
+      json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o}", "platform",
+                platform, "from", f, "to", t, "by", by, "rows", rows, "totals",
+                tot, "storage_bytes", storage, "active_users", users);
   return nno_send_json(req, 200, out);
 }
 
-/* ---- GET /invoice/preview ------------------------------------------------- */
+/* ---- GET /invoice/preview ------------------------------------------------ */
 
 static int on_preview(nno_req *req, void *ud) {
   (void)ud;
@@ -407,12 +406,12 @@ static int on_preview(nno_req *req, void *ud) {
       "{s:s, s:s, s:o, s:{s:s, s:s}, s:{s:I, s:o, s:I}, s:{s:I, s:o}, "
       "s:{s:I, s:o}}",
       "platform", platform, "plan", plan, "price",
-      price[0] ? json_string(price) : json_null(), "period", "start", f,
-      "end", t, "requests", "used", (json_int_t)used, "included",
-      LIMIT_JSON(included), "overage", (json_int_t)overage, "storage_bytes",
-      "used", (json_int_t)bytes, "included",
-      LIMIT_JSON(have ? lim.storage_bytes : 0), "users", "active",
-      (json_int_t)users, "included", LIMIT_JSON(have ? lim.users : 0));
+      price[0] ? json_string(price) : json_null(), "period", "start", f, "end",
+      t, "requests", "used", (json_int_t)used, "included", LIMIT_JSON(included),
+      "overage", (json_int_t)overage, "storage_bytes", "used",
+      (json_int_t)bytes, "included", LIMIT_JSON(have ? lim.storage_bytes : 0),
+      "users", "active", (json_int_t)users, "included",
+      LIMIT_JSON(have ? lim.users : 0));
 #undef LIMIT_JSON
   return nno_send_json(req, 200, out);
 }
@@ -421,8 +420,8 @@ int billing_usage_init(char *err, size_t cap) {
   if (api->route_add(g_bill.p, "GET", "/api/v1/platforms/{platform}/usage",
                      on_usage, NULL) ||
       api->route_add(g_bill.p, "GET",
-                     "/api/v1/platforms/{platform}/invoice/preview",
-                     on_preview, NULL)) {
+                     "/api/v1/platforms/{platform}/invoice/preview", on_preview,
+                     NULL)) {
     snprintf(err, cap, "usage: cannot add the routes");
     return -1;
   }

@@ -86,8 +86,7 @@ static void usage_after(int status, void *arg) {
   free(j);
 }
 
-int prov_resource_usage(const char *platform, nno_prov_done_fn done,
-                        void *ud) {
+int prov_resource_usage(const char *platform, nno_prov_done_fn done, void *ud) {
   if (!done || (platform && !prov_id_ok(platform, strlen(platform))))
     return NNO_EINVAL;
   usage_job *j = calloc(1, sizeof *j);

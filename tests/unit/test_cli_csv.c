@@ -36,9 +36,10 @@ static void plain(void **state) {
 
 static void quoted(void **state) {
   (void)state;
-  char *s = csv_of("[{\"a\": \"x,y\", \"b\": \"say \\\"hi\\\"\"},"
-                   " {\"a\": \"two\\nlines\", \"b\": \" pad \"},"
-                   " {\"a\": \"cr\\rhere\", \"b\": \"tail \"}]");
+  char *s = csv_of(
+      "[{\"a\": \"x,y\", \"b\": \"say \\\"hi\\\"\"},"
+      " {\"a\": \"two\\nlines\", \"b\": \" pad \"},"
+      " {\"a\": \"cr\\rhere\", \"b\": \"tail \"}]");
   assert_string_equal(s,
                       "a,b\r\n"
                       "\"x,y\",\"say \"\"hi\"\"\"\r\n"
