@@ -3,6 +3,7 @@ buckets (exact across workers, a worker killed inside the flush loses
 nothing, a host killed loses at most what was counted since the last
 flush), the monthly quota at its boundary, the usage report's scopes and
 errors, and `nno usage` as a table, JSON and CSV."""
+import calendar
 import csv
 import io
 import json
@@ -361,8 +362,8 @@ def plan(h, name, **limits):
 def next_month_start():
     t = time.gmtime()
     y, m = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
-    return "%04d-%02d-01T00:00:00Z" % (y, m), \
-        time.mktime((y, m, 1, 0, 0, 0, 0, 0, 0)) - time.timezone
+    return ("%04d-%02d-01T00:00:00Z" % (y, m),
+            calendar.timegm((y, m, 1, 0, 0, 0, 0, 0, 0)))
 
 
 @pytest.fixture(scope="module")
@@ -516,21 +517,22 @@ def test_storage_sampled_per_resource(metered):
     sizes = {"%s:%s-%s" % (r["type"], r["stack"], r["name"]): r["size_bytes"]
              for r in res["items"]}
     assert sizes and sum(sizes.values()) > 0, res
+    # Nothing writes to acme's resources meanwhile: the hour's sample (taken
+    # again every second here) comes to what the resources route measures.
     deadline = time.time() + 10
     while True:
         _, _, b = usage(h, "acme")
-        if b["storage_bytes"] or time.time() > deadline:
+        _, _, o = usage(h, "other")
+        if (b["storage_bytes"] == sum(sizes.values()) and o["storage_bytes"]
+                or time.time() > deadline):
             break
         time.sleep(0.05)
-    # Nothing writes to acme's resources meanwhile: the hour's sample is
-    # what the resources route measures.
     assert b["storage_bytes"] == sum(sizes.values()), (b, sizes)
     st, _, inv = h.api("GET", "/platforms/acme/invoice/preview")
     assert inv["storage_bytes"]["used"] == sum(sizes.values())
     assert inv["storage_bytes"]["included"] > 0
     # The other platform has its own.
-    _, _, o = usage(h, "other")
-    assert o["storage_bytes"] > 0
+    assert o["storage_bytes"] > 0, o
 
 
 def test_active_users(make_host):
