@@ -1262,6 +1262,25 @@ const cli_command cli_commands[] = {
      "row per platform (\"*\": every platform), with the crashes counted,\n"
      "the last one's reason and when the quarantine ends.\n",
      quarantine_list},
+    {"usage", NULL, 0, 0, {"platform=", "from=", "to=", "by=", "csv"},
+     "usage --platform P [--from D] [--to D] [--by tenant|package|class|hour] "
+     "[--csv]",
+     "Shows a platform's requests from the hourly buckets (flushed every\n"
+     "few seconds), by status class unless --by says otherwise, with its\n"
+     "storage and active users. A table; --json prints the server's JSON,\n"
+     "--csv comma-separated rows with a header line.\n\n"
+     "  --platform P   the platform (required)\n"
+     "  --from D       first day YYYY-MM-DD or hour YYYY-MM-DDTHH, UTC\n"
+     "                 (default: the start of this month)\n"
+     "  --to D         last day or hour, included (default: now); at most\n"
+     "                 366 days after --from\n"
+     "  --by B         tenant, package, class or hour\n"
+     "  --csv          CSV instead of a table\n\n"
+     "Examples:\n"
+     "  nno usage --platform acme\n"
+     "  nno usage --platform acme --from 2026-12-01 --to 2026-12-31 --by tenant\n"
+     "  nno usage --platform acme --from 2026-12-05T09 --by hour --csv\n",
+     cli_usage_cmd},
     {"quarantine", "release", 3, 3, {0},
      "quarantine release PLATFORM PACKAGE VERSION",
      "Ends a quarantine now: every worker serves the package again on its\n"
@@ -1286,6 +1305,7 @@ const cli_group cli_groups[] = {
     {"stack", "install, remove, list stacks; activate or deactivate them"},
     {"audit", "show the audit log, newest first"},
     {"quarantine", "list, release packages quarantined after crashes"},
+    {"usage", "a platform's requests, storage and users (table, JSON, CSV)"},
     {"operator-key", "rotate: replace the operator key"},
 };
 const size_t cli_ngroups = sizeof cli_groups / sizeof cli_groups[0];

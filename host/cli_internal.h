@@ -171,4 +171,12 @@ int cli_plan_update(cli *c, const cli_args *a);
   "  --price P                the payment provider's price (price_...),\n" \
   "                           '' for none\n"
 
+/* -- usage (cli_usage.c) ------------------------------------------------ */
+
+/* `nno usage --platform P [--from D] [--to D] [--by B] [--csv]`. */
+int cli_usage_cmd(cli *c, const cli_args *a);
+/* Rows as CSV (RFC 4180: CRLF, quoted where needed), the column keys as
+ * the header line; null and absent values are empty fields. */
+void cli_csv(FILE *f, const cli_col *cols, size_t ncols, const json_t *rows);
+
 #endif

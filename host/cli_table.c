@@ -142,3 +142,40 @@ void cli_print_json(FILE *f, const json_t *v) {
   json_dumpf(v, f, JSON_COMPACT);
   fputc('\n', f);
 }
+
+/* One CSV field: quoted when it holds a comma, a quote, CR or LF, or
+ * starts or ends with a space; quotes doubled inside (RFC 4180). */
+static void csv_field(FILE *f, const char *s) {
+  int quote = s[0] == ' ' || (s[0] && s[strlen(s) - 1] == ' ');
+  for (const char *p = s; *p && !quote; p++)
+    quote = *p == ',' || *p == '"' || *p == '\r' || *p == '\n';
+  if (!quote) {
+    fputs(s, f);
+    return;
+  }
+  fputc('"', f);
+  for (const char *p = s; *p; p++) {
+    if (*p == '"') fputc('"', f);
+    fputc(*p, f);
+  }
+  fputc('"', f);
+}
+
+void cli_csv(FILE *f, const cli_col *cols, size_t ncols, const json_t *rows) {
+  for (size_t i = 0; i < ncols; i++) {
+    if (i) fputc(',', f);
+    csv_field(f, cols[i].key);
+  }
+  fputs("\r\n", f);
+  size_t r;
+  json_t *row;
+  json_array_foreach(rows, r, row) {
+    for (size_t i = 0; i < ncols; i++) {
+      char *t = cli_text(json_object_get(row, cols[i].key));
+      if (i) fputc(',', f);
+      if (t && strcmp(t, "-") != 0) csv_field(f, t);
+      free(t);
+    }
+    fputs("\r\n", f);
+  }
+}

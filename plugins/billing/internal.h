@@ -77,7 +77,6 @@ int billing_plan_by_price(const char *price, char *out, size_t cap);
 int billing_platform_changed(const char *platform, const char *plan,
                              const char *actor, const char *request_id);
 
-
 /* ---- plans.c, plans_api.c: the plan table ----------------------------- */
 
 #include <jansson.h>
@@ -148,5 +147,21 @@ int plans_store_row(sqlite3 *db, const plan_row *r, int insert);
 int billing_plan_at(size_t i, char *out, size_t cap);
 /* plans_api.c: bind /api/v1/plans. 0 or -1 with err. */
 int plans_api_init(char *err, size_t cap);
+
+/* ---- meter.c (metering) ------------------------------------------------- */
+
+/* Calendar months, UTC: the start of the month holding `t` (unix
+ * seconds), and the start of the next one. */
+int64_t billing_month_start(int64_t t);
+int64_t billing_month_next(int64_t t);
+/* `t` as "2026-12-05T06:00:00Z" (`cap` >= 21). */
+void billing_rfc3339(int64_t t, char *out, size_t cap);
+/* Requests of `platform` admitted this month (UTC) up to now, the number
+ * its quota is checked against: flushed rows plus what the shared meter
+ * counted since. May read billing.db once per platform and month. 0, or
+ * NNO_EINVAL / NNO_EIO. */
+int billing_meter_month(const char *platform, int64_t now, uint64_t *used);
+/* usage.c's reader is closed at shutdown (from billing_meter_fini). */
+void billing_usage_fini(void);
 
 #endif

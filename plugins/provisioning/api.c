@@ -20,8 +20,8 @@
 #define PAGE_DEFAULT 50
 #define PAGE_MAX 200
 
-/* Bytes one resource holds on disk. */
-static uint64_t resource_size(const prov_resource *r) {
+/* Bytes one resource holds on disk (see internal.h). */
+uint64_t prov_resource_bytes(const prov_resource *r) {
   char path[4096], p2[4200];
   if (prov_resource_path(g_prov.data, r->platform, r->stack, r->type, r->name,
                          path, sizeof path))
@@ -95,7 +95,7 @@ static int collect(void *ud, const prov_resource *r) {
 static void measure_work(void *ud) {
   measure *m = ud;
   for (size_t i = 0; m->sizes && i < m->n; i++)
-    m->sizes[i] = resource_size(&m->rows[i]);
+    m->sizes[i] = prov_resource_bytes(&m->rows[i]);
   char pdir[4096];
   if (m->page && prov_platform_dir(g_prov.data, m->platform, pdir,
                                    sizeof pdir) == 0)

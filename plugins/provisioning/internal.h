@@ -42,5 +42,11 @@ void prov_provision_fini(void);
 
 /* Register the routes (api.c). */
 int prov_api_init(nno_plugin *p);
+/* Bytes one resource holds on disk: the file and its WAL, or a bucket's
+ * objects (api.c). Any thread: reads the file system only. */
+uint64_t prov_resource_bytes(const prov_resource *r);
+/* nno.provisioning's resource_usage (usage.c). */
+int prov_resource_usage(const char *platform, nno_prov_done_fn done,
+                        void *ud);
 
 #endif

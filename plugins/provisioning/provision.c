@@ -614,4 +614,5 @@ const nno_provisioning_v1 prov_provisioning = {
     .stack_deactivate = stack_deactivate,
     .platform_remove = platform_remove,
     .stack_align = stack_align,
+    .resource_usage = prov_resource_usage,
 };

@@ -66,6 +66,18 @@ typedef struct nno_provisioning_v1 {
    * no down migration (it is left as it is). */
   int (*stack_align)(const char *platform, const char *stack,
                      const char *version, nno_prov_done_fn done, void *ud);
+  /* Added after stack_align (test `size`, and NULL): measure the bytes
+   * each resource holds on disk (a database with its WAL, a bucket's
+   * objects), on the pool, for platform `platform` or, NULL, every
+   * platform (at most NNO_PROV_USAGE_MAX resources). On success `message`
+   * is a JSON object {platform: {"type:stack-name": bytes, ...}, ...}
+   * ("sql:default-notes"), borrowed for the callback. Changes nothing:
+   * for usage reports and billing's hourly samples. */
+  int (*resource_usage)(const char *platform, nno_prov_done_fn done,
+                        void *ud);
 } nno_provisioning_v1;
+
+/* The most resources resource_usage() measures in one call. */
+#define NNO_PROV_USAGE_MAX 100000
 
 #endif
