@@ -11,6 +11,7 @@
 
 #include "stack_archive.h"
 #include "cli.h"
+#include "cli/project.h"
 #include "cli_stack_local.h"
 #include "cli_check.h"
 #include "config.h"
@@ -220,6 +221,13 @@ int main(int argc, char **argv) {
   if (argc >= 3 && !strcmp(argv[1], "stack") &&
       cli_stack_local_claims(argv[2]))
     return cli_stack_local_main(argc - 2, argv + 2);
+  /* The developer's commands (local; deploy and logs use `nno login`'s
+   * credentials, not the operator key). */
+  if (!strcmp(argv[1], "project"))
+    return cli_project_main(argc - 2, argv + 2, exe_dir);
+  if (!strcmp(argv[1], "login")) return cli_login_main(argc - 2, argv + 2, exe_dir);
+  if (!strcmp(argv[1], "logout"))
+    return cli_logout_main(argc - 2, argv + 2, exe_dir);
   /* Operator commands, global options possibly first. */
   if (cli_claims(argc - 1, argv + 1)) return cli_main(argc - 1, argv + 1);
   const char *cmd = argv[1];

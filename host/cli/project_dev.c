@@ -1,0 +1,15 @@
+/* nno project dev and nno project test. (Not built yet.) */
+#include <stdio.h>
+
+#include "project.h"
+
+int cli_project_dev(int argc, char **argv, const char *exe_dir) {
+  (void)argc, (void)argv, (void)exe_dir;
+  fprintf(stderr, "nno: not built yet\n");
+  return 2;
+}
+int cli_project_test(int argc, char **argv, const char *exe_dir) {
+  (void)argc, (void)argv, (void)exe_dir;
+  fprintf(stderr, "nno: not built yet\n");
+  return 2;
+}
