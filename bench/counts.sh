@@ -23,7 +23,8 @@
 #   nno-base   the same served by $NNO_BASE (e.g. the build before a change)
 #   inprocess  this build, a stack `hello` in-process (sandbox.inprocess)
 #   sandbox    this build, the stack `hello` in a sandbox process
-#   sandbox-base  the same served by $NNO_BASE (a build with sandboxes)
+#   inprocess-base, sandbox-base  the same two served by $NNO_BASE (a
+#              build with sandboxes)
 #
 # Environment:
 #   HOSTS=nno,nno-base (nno alone without NNO_BASE)  REQS=20000  WARM=2000
@@ -93,7 +94,7 @@ start() {
   port=$(lib freeport)
   mkdir -p "$dir/var"
   case $name in
-    inprocess) cfg=',"sandbox":{"inprocess":"hello"}'; stack=hello ;;
+    inprocess*) cfg=',"sandbox":{"inprocess":"hello"}'; stack=hello ;;
     sandbox*) cfg=',"sandbox":{"sandboxed":"hello"}'; stack=hello ;;
     *) cfg= ;;
   esac
