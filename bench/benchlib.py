@@ -12,6 +12,10 @@
                                        response headers, lower-cased, "k: v"
   benchlib.py burst N URL [HEADER...]  N GETs on one keep-alive connection
                                        as fast as possible; print the statuses
+  benchlib.py count N URL [HEADER...]  N GETs on one keep-alive connection,
+                                       one at a time, over a raw socket (a
+                                       fixed request count for per-request
+                                       counts); exits 1 on any non-200
   benchlib.py keys N                   N random API keys shaped like nno's
                                        ("nnok_" + 16 hex + "_" + 43 base64url)
   benchlib.py jsonget FIELD            print FIELD of the JSON object on stdin
@@ -164,6 +168,36 @@ def burst(n, url, hdrs):
     print(" ".join(out))
 
 
+def count(n, url, hdrs):
+    u = urllib.parse.urlsplit(url)
+    path = (u.path or "/") + ("?" + u.query if u.query else "")
+    req = ("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (
+        path, u.netloc, "".join(h + "\r\n" for h in hdrs))).encode()
+    s = socket.create_connection((u.hostname, u.port or 80))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = b""
+    for _ in range(n):
+        s.sendall(req)
+        while b"\r\n\r\n" not in buf:
+            d = s.recv(65536)
+            if not d:
+                raise SystemExit("count: the server closed the connection")
+            buf += d
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        status = head[9:12]
+        m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+        size = int(m.group(1)) if m else 0
+        while len(buf) < size:
+            d = s.recv(65536)
+            if not d:
+                raise SystemExit("count: the server closed the connection")
+            buf += d
+        buf = buf[size:]
+        if status != b"200":
+            raise SystemExit("count: status %s" % status.decode())
+    s.close()
+
+
 def _fmt_k(x):
     return "%.1fk" % (x / 1000.0)
 
@@ -276,6 +310,8 @@ def main(argv):
         get(args[0], args[1:])
     elif cmd == "burst":
         burst(int(args[0]), args[1], args[2:])
+    elif cmd == "count":
+        count(int(args[0]), args[1], args[2:])
     elif cmd == "keys":
         for _ in range(int(args[0])):
             secret = base64.urlsafe_b64encode(secrets.token_bytes(32))

@@ -318,28 +318,52 @@ static uint64_t mono_ns(void) {
 }
 
 static int g_entered;       /* depth of plugin callbacks */
-static uint64_t g_armed_ns; /* the CPU timer's last arming, for g_sbx_cur */
 static uint64_t g_cb_ns;    /* time in callbacks since the memory check */
 static uint64_t g_cb_since; /* CLOCK_MONOTONIC the outermost one entered */
 
-/* What r may still spend (at least 1 ns: an overdrawn request is stopped
- * at once), or 0 for no budget. */
-static uint64_t cpu_left(const sbx_req *r) {
-  if (!r || !r->cpu_budget_ns || !sbx_handle_is(r, SBX_H_REQ)) return 0;
-  return r->cpu_used_ns < r->cpu_budget_ns ? r->cpu_budget_ns - r->cpu_used_ns
-                                           : 1;
+/* What the CPU clock's ticks are charged against: the budget left to the
+ * request whose callback runs (g_cpu_on), in ns. Written by the loop
+ * thread, charged by the signal handler on any thread: lock-free atomics
+ * only. */
+static _Atomic int64_t g_cpu_left;
+static _Atomic int g_cpu_on;
+static int64_t g_cpu_set; /* g_cpu_left as last set, for what was charged */
+
+int sbx_cpu_charge(uint64_t ns) {
+  if (!atomic_load_explicit(&g_cpu_on, memory_order_relaxed)) return 1;
+  int64_t n = ns > INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)ns;
+  return atomic_fetch_sub_explicit(&g_cpu_left, n, memory_order_relaxed) > n;
 }
 
-/* Re-arm the CPU timer for `next` and charge the request it was armed for
- * (`was`) with what that arming spent: the process's CPU time since. No
- * system call when neither has a budget. */
+/* What r may still be charged (at least 1 ns: an overdrawn request is
+ * stopped at its next tick), or 0 for no budget. A tick charges the CPU
+ * time of a whole tick, part of which may have gone before the callback
+ * began: a request is stopped once charged a tick past its budget, and so
+ * measured to within a tick or two. */
+static uint64_t cpu_left(const sbx_req *r) {
+  if (!r || !r->cpu_budget_ns || !sbx_handle_is(r, SBX_H_REQ)) return 0;
+  uint64_t tick = sbx_cpu_tick_ns();
+  uint64_t limit = r->cpu_budget_ns > (uint64_t)INT64_MAX - tick
+                       ? (uint64_t)INT64_MAX
+                       : r->cpu_budget_ns + tick;
+  return r->cpu_used_ns < limit ? limit - r->cpu_used_ns : 1;
+}
+
+/* Charge `was` (the request the ticks counted for) with the ticks taken
+ * since, and count them for `next` from now: no system call. */
 static void cpu_switch(sbx_req *was, sbx_req *next) {
-  uint64_t arm = cpu_left(next);
-  if (!g_armed_ns && !arm) return;
-  uint64_t rem = sbx_cpu_timer_arm(arm);
-  if (g_armed_ns && was && sbx_handle_is(was, SBX_H_REQ))
-    was->cpu_used_ns += g_armed_ns - (rem < g_armed_ns ? rem : g_armed_ns);
-  g_armed_ns = arm;
+  int on = atomic_load_explicit(&g_cpu_on, memory_order_relaxed);
+  atomic_store_explicit(&g_cpu_on, 0, memory_order_relaxed);
+  if (on && was && sbx_handle_is(was, SBX_H_REQ)) {
+    int64_t spent =
+        g_cpu_set - atomic_load_explicit(&g_cpu_left, memory_order_relaxed);
+    if (spent > 0) was->cpu_used_ns += (uint64_t)spent;
+  }
+  uint64_t left = cpu_left(next);
+  if (!left) return;
+  g_cpu_set = (int64_t)left;
+  atomic_store_explicit(&g_cpu_left, g_cpu_set, memory_order_relaxed);
+  atomic_store_explicit(&g_cpu_on, 1, memory_order_relaxed);
 }
 
 void sbx_enter(sbx_req *r, sbx_enter_state *st) {

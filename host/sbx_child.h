@@ -110,9 +110,10 @@ extern sbx_req *g_sbx_cur;
 sbx_out *sbx_output(void);
 
 /* Enter / leave a callback of plugin code for request r (may be NULL):
- * status page, CPU timer armed with r's remaining budget, CPU time taken.
- * Calls nest (a handler calling a sync proxy is still inside): leaving an
- * inner call re-arms the timer for the outer one's request. */
+ * status page, the CPU clock's ticks charged to r's remaining budget (no
+ * system call), CPU time taken. Calls nest (a handler calling a sync proxy
+ * is still inside): leaving an inner call charges the outer one's request
+ * again. */
 typedef struct sbx_enter_state {
   sbx_req *prev;
   uint64_t mono0; /* CLOCK_MONOTONIC at enter (vDSO: no system call) */
@@ -171,11 +172,18 @@ int sbx_confine_fs(const char *stack_dir, int *landlocked, char *err,
 /* Step 5 / 7: the seccomp filters. 0, or -1 with err. */
 int sbx_confine_phase1(char *err, size_t errlen);
 int sbx_confine_phase2(char *err, size_t errlen);
-/* The CPU timer: arm it to fire after `ns` of process CPU time from now
- * (0 disarms). Returns what was left of the previous arming (0 if none):
- * the one system call both arms the next callback and measures the last,
- * so a callback costs two (enter, leave) and no clock read. */
+/* The CPU clock: one periodic timer on the process's CPU time (its
+ * period the kernel's tick, at which CPU timers are checked), armed once
+ * at start, so that a callback costs no system call. Each expiry is
+ * charged, with its overruns, through sbx_cpu_charge; SIGXCPU of any other
+ * origin (RLIMIT_CPU) ends the process. 0, or -1. */
 int sbx_cpu_timer_init(void);
-uint64_t sbx_cpu_timer_arm(uint64_t ns);
+/* The timer's period in ns (0 before sbx_cpu_timer_init). */
+uint64_t sbx_cpu_tick_ns(void);
+/* From the signal handler (any thread; async-signal-safe): `ns` of
+ * process CPU time went by. Charged to the callback running now, if its
+ * request has a budget; 0 when that budget is spent (the handler then
+ * ends the process as SBX_EXIT_CPU), else 1. */
+int sbx_cpu_charge(uint64_t ns);
 
 #endif

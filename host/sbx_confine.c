@@ -51,8 +51,15 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc) {
   _exit(SBX_EXIT_SYSCALL);
 }
 
-static void on_sigxcpu(int sig) {
+static void on_sigxcpu(int sig, siginfo_t *si, void *uc) {
   (void)sig;
+  (void)uc;
+  /* The CPU clock's tick, standing for 1 + si_overrun periods: charged to
+   * the callback running, which may still be within its budget. */
+  if (si && si->si_code == SI_TIMER &&
+      sbx_cpu_charge(sbx_cpu_tick_ns() *
+                     (1 + (uint64_t)(si->si_overrun > 0 ? si->si_overrun : 0))))
+    return;
   if (g_sbx_shared)
     atomic_store_explicit(&g_sbx_shared->exit_reason, SBX_EXIT_CPU,
                           memory_order_relaxed);
@@ -82,7 +89,9 @@ int sbx_confine_early(uint64_t memory_mb, char *err, size_t errlen) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGSYS, &sa, NULL);
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigxcpu;
+  sa.sa_sigaction = on_sigxcpu;
+  /* A tick interrupting a system call restarts it. */
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGXCPU, &sa, NULL);
   /* A write over RLIMIT_FSIZE fails with EFBIG rather than killing. */
@@ -122,29 +131,37 @@ int sbx_confine_early(uint64_t memory_mb, char *err, size_t errlen) {
 /* ---- CPU timer ----------------------------------------------------------- */
 
 static timer_t g_cpu_timer;
-static int g_cpu_timer_ok;
+static uint64_t g_cpu_tick;
 
 int sbx_cpu_timer_init(void) {
+  /* The kernel looks at CPU timers once a tick: a shorter period would
+   * only come as overruns. The tick is the coarse clock's resolution. */
+  struct timespec res;
+  uint64_t tick = 4000000u;
+  if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0) {
+    uint64_t r = (uint64_t)res.tv_sec * 1000000000u + (uint64_t)res.tv_nsec;
+    if (r >= 1000000u && r <= 10000000u) tick = r;
+  }
   struct sigevent sev;
   memset(&sev, 0, sizeof sev);
   sev.sigev_notify = SIGEV_SIGNAL;
   sev.sigev_signo = SIGXCPU;
   if (timer_create(CLOCK_PROCESS_CPUTIME_ID, &sev, &g_cpu_timer) != 0)
     return -1;
-  g_cpu_timer_ok = 1;
+  struct itimerspec its;
+  memset(&its, 0, sizeof its);
+  its.it_value.tv_nsec = its.it_interval.tv_nsec = (long)tick;
+  g_cpu_tick = tick;
+  if (timer_settime(g_cpu_timer, 0, &its, NULL) != 0) {
+    timer_delete(g_cpu_timer);
+    g_cpu_tick = 0;
+    return -1;
+  }
   return 0;
 }
 
-uint64_t sbx_cpu_timer_arm(uint64_t ns) {
-  if (!g_cpu_timer_ok) return 0;
-  struct itimerspec its, old;
-  memset(&its, 0, sizeof its);
-  memset(&old, 0, sizeof old);
-  its.it_value.tv_sec = (time_t)(ns / 1000000000u);
-  its.it_value.tv_nsec = (long)(ns % 1000000000u);
-  if (timer_settime(g_cpu_timer, 0, &its, &old) != 0) return 0;
-  return (uint64_t)old.it_value.tv_sec * 1000000000u +
-         (uint64_t)old.it_value.tv_nsec;
+uint64_t sbx_cpu_tick_ns(void) {
+  return g_cpu_tick;
 }
 
 /* ---- steps 3 and 4: no root, Landlock ----------------------------------- */
@@ -636,6 +653,13 @@ int sbx_confine_phase2(char *err, size_t errlen) {
    * a package's own thread would burn CPU no request's budget sees.
    * clone3 stays ENOSYS (phase 1): glibc falls back to clone, refused. */
   if (rc == 0) rc = add(f, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 0, NULL);
+  /* The CPU clock is armed (sbx_cpu_timer_init) and runs for the life of
+   * the process: a package may neither disarm it, which would take its
+   * requests' CPU budgets off, nor arm timers of its own. */
+  static const int no_timers[] = {
+      SCMP_SYS(timer_settime), SCMP_SYS(timer_create), SCMP_SYS(timer_delete)};
+  for (size_t i = 0; rc == 0 && i < sizeof no_timers / sizeof *no_timers; i++)
+    rc = add(f, SCMP_ACT_ERRNO(EPERM), no_timers[i], 0, NULL);
   if (rc == 0) rc = seccomp_load(f);
   if (f) seccomp_release(f);
   if (rc != 0) {

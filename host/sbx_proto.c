@@ -65,9 +65,15 @@ void sbx_str(sbx_out *o, const char *s, size_t n) {
     o->oom = 1;
     return;
   }
-  sbx_u32(o, (uint32_t)n);
-  if (n) put(o, s, n);
-  sbx_u8(o, 0);
+  /* Length, bytes and NUL with one check for room: a request's frame
+   * holds a few dozen strings. */
+  if (grow(o, sizeof(uint32_t) + n + 1)) return;
+  uint32_t len = (uint32_t)n;
+  char *p = o->p + o->len;
+  memcpy(p, &len, sizeof len);
+  if (n) memcpy(p + sizeof len, s, n);
+  p[sizeof len + n] = '\0';
+  o->len += sizeof len + n + 1;
 }
 
 void sbx_cstr(sbx_out *o, const char *s) {

@@ -31,6 +31,7 @@
 
 #include <uv.h>
 
+#include "callctx.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
@@ -498,6 +499,7 @@ int watchdog_start(worker *w, int slot) {
     atomic_store(&st.slot->rss_bytes, st.rss);
   }
   g_watchdog_stall_ns = (uint64_t)cfg->watchdog_stall_ms * 1000000ull;
+  callctx_use_clock(g_watchdog_stall_ns);
   if (thread_start() != 0) {
     log_warn(
         "cannot start the watchdog thread (%s): a stuck loop is not "

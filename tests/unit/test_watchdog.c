@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "callctx.h"
 #include "watchdog.h"
 
 #define MS (1000ull * 1000)
@@ -86,12 +87,62 @@ static void test_overload_reasons(void **state) {
                    WD_OVERLOAD_LAG);
 }
 
+/* Calls are timed with the coarse clock (no time-stamp counter read)
+ * when the stall threshold spans enough of its ticks, else precisely. */
+static void test_call_clock(void **state) {
+  (void)state;
+  /* The default threshold on a 250 Hz or 1000 Hz kernel: coarse. */
+  assert_int_equal(callctx_clock_for(100 * MS, 4 * MS), CLOCK_MONOTONIC_COARSE);
+  assert_int_equal(callctx_clock_for(100 * MS, 1 * MS), CLOCK_MONOTONIC_COARSE);
+  assert_int_equal(callctx_clock_for(40 * MS, 4 * MS), CLOCK_MONOTONIC_COARSE);
+  /* A threshold within a few ticks would be measured too roughly. */
+  assert_int_equal(callctx_clock_for(39 * MS, 4 * MS), CLOCK_MONOTONIC);
+  assert_int_equal(callctx_clock_for(1 * MS, 1 * MS), CLOCK_MONOTONIC);
+  /* No coarse clock known: precise. */
+  assert_int_equal(callctx_clock_for(100 * MS, 0), CLOCK_MONOTONIC);
+  /* Chosen once, with this kernel's resolution. */
+  struct timespec res;
+  assert_int_equal(clock_getres(CLOCK_MONOTONIC_COARSE, &res), 0);
+  uint64_t r = (uint64_t)res.tv_sec * 1000000000u + (uint64_t)res.tv_nsec;
+  assert_int_equal(callctx_clock(), CLOCK_MONOTONIC);
+  callctx_use_clock(600000 * MS);
+  assert_int_equal(callctx_clock(), callctx_clock_for(600000 * MS, r));
+  assert_int_equal(callctx_clock(), CLOCK_MONOTONIC_COARSE);
+  callctx_use_clock(1 * MS);
+  assert_int_equal(callctx_clock(), CLOCK_MONOTONIC);
+}
+
+/* A call's record: who and since when, restored on leaving, and a nested
+ * call's time is not counted twice against the outer one. */
+static void test_call_record_nests(void **state) {
+  (void)state;
+  callctx_use_clock(100 * MS);
+  callctx outer, inner;
+  struct plugin *a = (struct plugin *)0x1000, *b = (struct plugin *)0x2000;
+  callctx_enter(a, NULL, &outer);
+  assert_ptr_equal(g_callctx.plugin, a);
+  uint64_t since = g_callctx.since_ns;
+  assert_true(since > 0);
+  callctx_enter(b, NULL, &inner);
+  assert_ptr_equal(g_callctx.plugin, b);
+  assert_true(g_callctx.since_ns >= since);
+  callctx_leave(&inner);
+  assert_ptr_equal(g_callctx.plugin, a);
+  assert_true(g_callctx.since_ns >= since);
+  callctx_leave(&outer);
+  assert_null(g_callctx.plugin);
+  assert_int_equal(g_callctx.since_ns, 0);
+  assert_int_equal(atomic_load(&g_callctx_seq) % 2, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_lag_takes_the_busiest),
       cmocka_unit_test(test_lag_decays),
       cmocka_unit_test(test_lag_recovers_within_a_second),
       cmocka_unit_test(test_overload_reasons),
+      cmocka_unit_test(test_call_clock),
+      cmocka_unit_test(test_call_record_nests),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
