@@ -19,6 +19,7 @@
 #include "quarantine.h"
 #include "router.h"
 #include "log.h"
+#include "meter.h"
 #include "services.h"
 #include "stacks.h"
 #include "worker.h"
@@ -431,6 +432,27 @@ static int api_gateway_hook_add(nno_plugin *p, int stage, nno_hook_fn fn,
   return 0;
 }
 
+static int api_gateway_done_add(nno_plugin *p, nno_done_hook_fn fn,
+                                void *ud) {
+  plugin *pl = (plugin *)p;
+  worker *w = g_worker;
+  if (!pl || !pl->initing || pl->man.kind != NNO_KIND_CORE || !w)
+    return NNO_ESTATE;
+  if (!fn) return NNO_EINVAL;
+  gw_done *v = realloc(w->done, (w->ndone + 1) * sizeof *v);
+  if (!v) return NNO_ENOMEM;
+  w->done = v;
+  v[w->ndone].plugin = pl;
+  v[w->ndone].fn = fn;
+  v[w->ndone].ud = ud;
+  w->ndone++;
+  return 0;
+}
+
+static nno_str api_req_plan(nno_req *r) {
+  return r ? mk(r->plan, strlen(r->plan)) : mk("", 0);
+}
+
 static int api_stack_find(nno_plugin *p, const char *id, const char *version,
                           nno_stack **out) {
   if (!id || !out) return NNO_EINVAL;
@@ -811,6 +833,33 @@ static int api_quarantine_release(nno_plugin *p, const char *platform,
   return quarantine_release(platform, package, version);
 }
 
+/* ---- meters (ABI 1.5) ----------------------------------------------------
+ * A core plugin's keys live under its name (meter.h): no plugin reads or
+ * changes another's. Feature packages have none. */
+
+static int api_meter_add(nno_plugin *p, const char *key, size_t key_len,
+                         uint64_t delta, uint64_t cap, uint64_t *after) {
+  if (after) *after = 0;
+  if (!is_core(p)) return NNO_ESTATE;
+  return meter_add(((plugin *)p)->man.name, key, key_len, delta, cap, after);
+}
+
+static int api_meter_get(nno_plugin *p, const char *key, size_t key_len,
+                         uint64_t *value) {
+  if (value) *value = 0;
+  if (!is_core(p)) return NNO_ESTATE;
+  return meter_get(((plugin *)p)->man.name, key, key_len, value);
+}
+
+static int api_meter_next(nno_plugin *p, size_t *cursor, nno_meter_entry *out) {
+  if (!is_core(p)) return NNO_ESTATE;
+  return meter_next(((plugin *)p)->man.name, cursor, out);
+}
+
+static uint64_t api_meter_epoch(nno_plugin *p) {
+  return is_core(p) ? meter_epoch() : 0;
+}
+
 static const nno_host_api table = {
     .size = sizeof(nno_host_api),
     .abi_major = NNO_ABI_MAJOR,
@@ -900,6 +949,12 @@ static const nno_host_api table = {
     .stack_isolation = api_stack_isolation,
     .quarantine_at = api_quarantine_at,
     .quarantine_release = api_quarantine_release,
+    .meter_add = api_meter_add,
+    .meter_get = api_meter_get,
+    .meter_next = api_meter_next,
+    .meter_epoch = api_meter_epoch,
+    .gateway_done_add = api_gateway_done_add,
+    .req_plan = api_req_plan,
 };
 
 const nno_host_api *api_table(void) { return &table; }

@@ -10,6 +10,7 @@
 
 #include "jsonv.h"
 #include "log.h"
+#include "meter.h"
 #include "ratelimit.h"
 
 enum cfg_type {
@@ -72,6 +73,9 @@ static const cfg_key keys[] = {
     {"limits.rate_buckets", "NNO_RATE_BUCKETS", T_INT, OFF(rate_buckets), 0,
      LIMIT_BUCKETS_MIN, LIMIT_BUCKETS_MAX,
      "slots of the shared rate-limit table (restart to change)"},
+    {"limits.meter_slots", "NNO_METER_SLOTS", T_INT, OFF(meter_slots), 0,
+     METER_SLOTS_MIN, METER_SLOTS_MAX,
+     "slots of the shared meter table (restart to change)"},
     {"limits.conn_output_bytes", "NNO_CONN_OUTPUT_BYTES", T_INT,
      OFF(conn_output_bytes), 0, 4096, (int64_t)1 << 30,
      "unsent output above which a connection is not read"},
@@ -206,6 +210,7 @@ void config_defaults(nno_config *c, const char *exe_dir) {
   c->max_connections = 10000;
   c->max_response_bytes = 16 << 20;
   c->rate_buckets = LIMIT_BUCKETS_DEFAULT;
+  c->meter_slots = METER_SLOTS_DEFAULT;
   c->conn_output_bytes = 256 << 10;
   c->worker_output_bytes = 32 << 20;
   c->worker_input_bytes = 64 << 20;

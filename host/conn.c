@@ -176,8 +176,13 @@ static void conn_close(conn *c) {
  * limits, timeouts) and close. */
 static void refuse(conn *c, int status, const char *detail) {
   nno_req *r = &c->req;
-  req_reset(r);
-  gateway_prepare(c, NULL);
+  /* A request that went through the gateway's hooks at its head (an
+   * upload whose body then failed) stays itself, answered with this
+   * instead: it ends once, with this status. Any other is a new one. */
+  if (!r->done_pending) {
+    req_reset(r);
+    gateway_prepare(c, NULL);
+  }
   req_problem(r, status, http_reason(status), detail);
   /* 503s here are about load (connections, bodies): the client may retry. */
   if (status == 503) {

@@ -315,6 +315,9 @@ static int route_request(conn *c, const http_request *hr) {
   stacks_poll(w);
   /* Quarantines and releases not yet told to the core plugins. */
   quarantine_poll(w);
+  /* From here on the request is one of the gateway's: it is owed the
+   * end-of-request hooks, whatever answers it. */
+  r->done_pending = w->ndone != 0;
   /* RESOLVE picks the platform and stacks; the route is found next, so
    * that AUTHN, AUTHZ and LIMIT can see what it requires (req_route). */
   if (run_hooks(r, w, NNO_STAGE_RESOLVE, NNO_STAGE_RESOLVE) ||
@@ -443,7 +446,9 @@ int gateway_head(conn *c, const http_request *hr) {
   const route_target *t = r->match.target;
   if (!t->upload_max) {
     /* RESOLVE sent it elsewhere: handled as any request once its body is
-     * in (RESOLVE and CORS run again then; they only set the request). */
+     * in (RESOLVE and CORS run again then; they only set the request).
+     * Its end is reported then, once. */
+    r->done_pending = 0;
     req_reset(r);
     return GW_ORDINARY;
   }
@@ -451,13 +456,37 @@ int gateway_head(conn *c, const http_request *hr) {
   return GW_UPLOAD;
 }
 
+static void access_line(worker *w, nno_req *r, int status, uint64_t dur_us);
+
 void gateway_complete(conn *c) {
   nno_req *r = &c->req;
   worker *w = c->w;
   uint64_t dur_us = (uv_hrtime() - r->start_ns) / 1000;
   int status = r->gone ? 499 : r->status;
   metrics_request(r->route_label ? r->route_label : "unmatched", status, dur_us);
-  if (!w->cfg->access_log) return;
+  if (w->cfg->access_log) access_line(w, r, status, dur_us);
+  if (r->done_pending) gateway_done(r, status);
+}
+
+void gateway_done(nno_req *r, int status) {
+  worker *w = g_worker;
+  if (!r->done_pending) return;
+  r->done_pending = 0; /* first: once, even if a hook ends in a reset */
+  if (!w) return;
+  /* Read-only from here: every res_ call refuses an ended request. */
+  int ended = r->ended;
+  r->ended = 1;
+  for (size_t i = 0; i < w->ndone; i++) {
+    const gw_done *d = &w->done[i];
+    callctx cc;
+    callctx_enter(d->plugin, r, &cc);
+    d->fn(r, status, d->ud);
+    callctx_leave(&cc);
+  }
+  r->ended = ended;
+}
+
+static void access_line(worker *w, nno_req *r, int status, uint64_t dur_us) {
   logline l;
   log_begin(&l, NNO_LOG_INFO, "access");
   log_strn(&l, "rid", r->rid, r->rid_len);

@@ -44,8 +44,13 @@ void gateway_handle(struct conn *c, const http_request *hr);
  *                other once its body is in memory */
 enum { GW_ORDINARY = 0, GW_ANSWERED = 1, GW_UPLOAD = 2 };
 int gateway_head(struct conn *c, const http_request *hr);
-/* Record the finished request (metrics, access log). */
+/* Record the finished request (metrics, access log), then call the
+ * end-of-request hooks. */
 void gateway_complete(struct conn *c);
+/* Call every end-of-request hook (gateway_done_add) with `status` if the
+ * request is owed them, and mark it paid: at most once per request. The
+ * request cannot be written meanwhile. */
+void gateway_done(nno_req *r, int status);
 
 /* A request id is accepted from the client if it is 1..64 characters of
  * [A-Za-z0-9._:-]; otherwise one is generated. */

@@ -27,6 +27,7 @@
 #include "crash.h"
 #include "instance.h"
 #include "log.h"
+#include "meter.h"
 #include "metrics.h"
 #include "quarantine.h"
 #include "sbx_refused.h"
@@ -467,6 +468,11 @@ static void reload(config_loader loader) {
              (long long)cur->rate_buckets);
     nc->rate_buckets = cur->rate_buckets;
   }
+  if (nc->meter_slots != cur->meter_slots) {
+    log_warn("limits.meter_slots changes only on restart; keeping %lld",
+             (long long)cur->meter_slots);
+    nc->meter_slots = cur->meter_slots;
+  }
   int nfd;
   if (ensure_lanes(nc, (int)nc->workers) != 0 ||
       open_access_file(nc, &nfd) != 0) {
@@ -575,6 +581,11 @@ int master_run(nno_config *cfg, config_loader loader) {
   if (limits_init((size_t)cfg->rate_buckets) != 0) {
     log_error("cannot map the rate-limit table (%lld slots): %s",
               (long long)cfg->rate_buckets, strerror(errno));
+    return 1;
+  }
+  if (meter_init((size_t)cfg->meter_slots) != 0) {
+    log_error("cannot map the meter table (%lld slots): %s",
+              (long long)cfg->meter_slots, strerror(errno));
     return 1;
   }
   starting = 1;

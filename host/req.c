@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gateway.h"
 #include "problem_page.h"
 
 #include "jsonv.h"
@@ -78,6 +79,10 @@ const char *http_reason(int s) {
 }
 
 void req_reset(nno_req *r) {
+  /* A request dropped before it was answered (a client gone while its
+   * upload was read): the end-of-request hooks hear of it now, while it
+   * can still be read. */
+  if (r->done_pending) gateway_done(r, 499);
   res_request_end(r); /* no-op unless a streamed body held the platform */
   r->hr = NULL;
   r->plugin = NULL;

@@ -111,6 +111,10 @@ struct nno_req {
    * (req_set_plan), "" when none: it picks the request's budgets. And the
    * sandbox serving the request, NULL in-process (sandbox.c). */
   char plan[33];
+  /* The request ran the gateway's hooks and the end-of-request hooks are
+   * owed to it (set only when some are registered): cleared when they
+   * run, once (gateway_done). */
+  int done_pending;
   struct sbx_proc *sbx;
   uint64_t sbx_id; /* the request's id in that sandbox's protocol */
   char peer[64]; /* the client's address as text, made on first use */

@@ -75,6 +75,13 @@ GETTER(q_host, host)
 GETTER(q_remote, remote)
 GETTER(q_platform, platform)
 GETTER(q_tenant_path, tenant_path)
+/* The plan is not sent to a sandbox: its packages read "" (ABI 1.5). */
+static nno_str q_plan(nno_req *req) {
+  sbx_req *r = (sbx_req *)req;
+  if (!sbx_on_loop()) return k_empty;
+  REQ_OR(r, "req_plan", k_empty);
+  return k_empty;
+}
 
 static void *q_alloc(nno_req *req, size_t n) {
   if (!sbx_on_loop()) return NULL;
@@ -1139,6 +1146,31 @@ static int x_quarantine_release(nno_plugin *p, const char *a, const char *b,
   return NNO_ESTATE;
 }
 
+/* Meters are the core plugins' (ABI 1.5): a sandboxed package has none. */
+static int x_meter_add(nno_plugin *p, const char *k, size_t n, uint64_t d,
+                       uint64_t cap, uint64_t *after) {
+  (void)p, (void)k, (void)n, (void)d, (void)cap;
+  if (after) *after = 0;
+  return NNO_ESTATE;
+}
+static int x_meter_get(nno_plugin *p, const char *k, size_t n, uint64_t *v) {
+  (void)p, (void)k, (void)n;
+  if (v) *v = 0;
+  return NNO_ESTATE;
+}
+static int x_meter_next(nno_plugin *p, size_t *cursor, nno_meter_entry *o) {
+  (void)p, (void)cursor, (void)o;
+  return NNO_ESTATE;
+}
+static uint64_t x_meter_epoch(nno_plugin *p) {
+  (void)p;
+  return 0;
+}
+static int x_done_add(nno_plugin *p, nno_done_hook_fn f, void *ud) {
+  (void)p, (void)f, (void)ud;
+  return NNO_ESTATE;
+}
+
 /* ---- the table ------------------------------------------------------------
  */
 
@@ -1229,6 +1261,12 @@ const nno_host_api *sbx_api_table(void) {
   t.stack_isolation = x_isolation;
   t.quarantine_at = x_quarantine_at;
   t.quarantine_release = x_quarantine_release;
+  t.meter_add = x_meter_add;
+  t.meter_get = x_meter_get;
+  t.meter_next = x_meter_next;
+  t.meter_epoch = x_meter_epoch;
+  t.gateway_done_add = x_done_add;
+  t.req_plan = q_plan;
   made = 1;
   return &t;
 }

@@ -225,7 +225,8 @@ void worker_run(const nno_config *cfg, int slot, int fd) {
   uv_loop_close(&w->loop);
   router_free(w->router);
   if (w->upload_router) router_free(w->upload_router);
-  for (int i = 0; i < 5; i++) free(w->hooks[i]);
+  for (int i = 0; i < 6; i++) free(w->hooks[i]);
+  free(w->done);
   services_free(w->services);
   free(w->plugins);
   log_info("worker stopped");

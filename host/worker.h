@@ -21,6 +21,13 @@ typedef struct gw_hook {
   void *ud;
 } gw_hook;
 
+/* An end-of-request hook (gateway_done_add, ABI 1.5). */
+typedef struct gw_done {
+  struct plugin *plugin;
+  nno_done_hook_fn fn;
+  void *ud;
+} gw_done;
+
 struct plugin_set;
 struct services;
 struct fetcher;
@@ -46,6 +53,8 @@ typedef struct worker {
   unsigned nuploads; /* upload bodies being spooled or handled now */
   struct gw_hook *hooks[6]; /* per nno_stage, in load order */
   size_t nhooks[6];
+  struct gw_done *done; /* end-of-request hooks, in load order */
+  size_t ndone;
   int dev_mode; /* no RESOLVE hook: stacks are served at the root */
   struct plugin_set *plugins;
   struct services *services;

@@ -19,6 +19,7 @@
 #include "gateway.h"
 #include "jsonv.h"
 #include "loader.h"
+#include "meter.h"
 #include "req.h"
 #include "res.h"
 
@@ -130,6 +131,71 @@ static void test_table_growth(void **st) {
     memcpy(&fn, p, sizeof fn);
     assert_non_null(fn);
   }
+}
+
+/* ABI 1.5: meters, the end-of-request hook and req_plan are in the table;
+ * meters and the hook are the core plugins' (a feature package is refused
+ * and reads nothing), each plugin's meters its own; req_plan reads what
+ * RESOLVE set. */
+static void test_table_15(void **st) {
+  const nno_host_api *api = api_table();
+  assert_true(NNO_HAS(api, meter_add));
+  assert_true(NNO_HAS(api, meter_get));
+  assert_true(NNO_HAS(api, meter_next));
+  assert_true(NNO_HAS(api, meter_epoch));
+  assert_true(NNO_HAS(api, gateway_done_add));
+  assert_true(NNO_HAS(api, req_plan));
+  nno_host_api older = *api;
+  older.size = offsetof(nno_host_api, meter_add);
+  assert_false(NNO_HAS(&older, meter_add));
+  assert_false(NNO_HAS(&older, req_plan));
+  assert_true(NNO_HAS(&older, quarantine_release));
+
+  static plugin a, b, feat;
+  memset(&a, 0, sizeof a);
+  memset(&b, 0, sizeof b);
+  memset(&feat, 0, sizeof feat);
+  a.man.kind = b.man.kind = NNO_KIND_CORE;
+  a.man.name = "billing";
+  b.man.name = "other";
+  feat.man.kind = NNO_KIND_FEATURE;
+  feat.man.name = "billing"; /* a package named like a core plugin */
+  nno_plugin *ap = (nno_plugin *)&a, *bp = (nno_plugin *)&b,
+             *fp = (nno_plugin *)&feat;
+  assert_int_equal(meter_init(METER_SLOTS_MIN), 0);
+  uint64_t v = 9;
+  assert_int_equal(api->meter_add(ap, "a|acme", 6, 2, 0, &v), 0);
+  assert_int_equal(v, 2);
+  assert_int_equal(api->meter_get(ap, "a|acme", 6, &v), 0);
+  assert_int_equal(v, 2);
+  assert_int_equal(api->meter_get(bp, "a|acme", 6, &v), NNO_ENOENT);
+  assert_int_equal(v, 0);
+  v = 9;
+  assert_int_equal(api->meter_add(fp, "a|acme", 6, 1, 0, &v), NNO_ESTATE);
+  assert_int_equal(v, 0);
+  assert_int_equal(api->meter_get(fp, "a|acme", 6, &v), NNO_ESTATE);
+  size_t cursor = 0;
+  nno_meter_entry e = {.size = sizeof e};
+  assert_int_equal(api->meter_next(fp, &cursor, &e), NNO_ESTATE);
+  assert_int_equal(api->meter_next(bp, &cursor, &e), NNO_ENOENT);
+  cursor = 0;
+  assert_int_equal(api->meter_next(ap, &cursor, &e), 0);
+  assert_int_equal(e.key.len, 6);
+  assert_true(api->meter_epoch(ap) != 0);
+  assert_int_equal(api->meter_epoch(fp), 0);
+  meter_fini();
+  /* Outside on_plugin_init, or from a feature package: refused. */
+  assert_int_equal(api->gateway_done_add(ap, NULL, NULL), NNO_ESTATE);
+  assert_int_equal(api->gateway_done_add(fp, NULL, NULL), NNO_ESTATE);
+  static nno_req r;
+  memset(&r, 0, sizeof r);
+  req_reset(&r);
+  assert_int_equal(api->req_plan(&r).len, 0);
+  r.stage = NNO_STAGE_RESOLVE;
+  assert_int_equal(api->req_set_plan(ap, &r, "gold"), 0);
+  r.stage = 0;
+  assert_int_equal(api->req_plan(&r).len, 4);
+  assert_memory_equal(api->req_plan(&r).ptr, "gold", 4);
 }
 
 /* Every member added in ABI 1.2 is in the table, and a 1.1 host's table
@@ -411,6 +477,7 @@ int main(void) {
       cmocka_unit_test(test_table_12),          cmocka_unit_test(test_event_hook_by_size),
       cmocka_unit_test(test_resource_keys),     cmocka_unit_test(test_status_codes),
       cmocka_unit_test(test_caller_and_open),
+      cmocka_unit_test(test_table_15),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

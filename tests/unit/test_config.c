@@ -120,10 +120,11 @@ static void test_core_plugins(void **st) {
   char err[CONFIG_ERR_MAX];
   config_defaults(&c, ".");
   /* The build's core plugins are required by default (sorted). */
-  assert_int_equal(c.ncore_plugins, 3);
-  assert_string_equal(c.core_plugins[0], "iam");
-  assert_string_equal(c.core_plugins[1], "provisioning");
-  assert_string_equal(c.core_plugins[2], "registry");
+  assert_int_equal(c.ncore_plugins, 4);
+  assert_string_equal(c.core_plugins[0], "billing");
+  assert_string_equal(c.core_plugins[1], "iam");
+  assert_string_equal(c.core_plugins[2], "provisioning");
+  assert_string_equal(c.core_plugins[3], "registry");
   assert_int_equal(config_set(&c, "core_plugins", "", err), 0);
   assert_int_equal(c.ncore_plugins, 0);
   assert_int_equal(config_set(&c, "core_plugins", "registry,iam,iam", err), 0);
@@ -203,7 +204,7 @@ static void test_env_empty_core_plugins(void **st) {
   assert_string_equal(err, "NNO_CORE_PLUGINS: empty; unset it for the "
                            "build's core plugins, or set core_plugins to [] "
                            "in the config file to run without core plugins");
-  assert_int_equal(c.ncore_plugins, 3);
+  assert_int_equal(c.ncore_plugins, 4);
   setenv("NNO_CORE_PLUGINS", "registry", 1);
   assert_int_equal(config_apply_env(&c, err), 0);
   assert_int_equal(c.ncore_plugins, 1);
