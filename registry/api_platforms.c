@@ -78,6 +78,16 @@ static int send_platform(nno_req *req, int status, const store_platform *p) {
   return NNO_OK;
 }
 
+/* Tell billing that platform `id` is on `plan` now (NULL: deleted), as
+ * the caller of `req`. */
+static void tell_billing(nno_req *req, const char *id, const char *plan) {
+  char actor[NNO_ACTOR_MAX], rid[65];
+  nno_str v = api->req_id(req);
+  nno_caller_actor(req, actor, sizeof actor);
+  snprintf(rid, sizeof rid, "%.*s", (int)(v.len < 64 ? v.len : 64), v.ptr);
+  reg_plan_tell(id, plan, actor, rid[0] ? rid : NULL);
+}
+
 static const char *str(json_t *o, const char *k) {
   return json_string_value(json_object_get(o, k));
 }
@@ -94,22 +104,6 @@ static int read_id(nno_req *req, char *id) {
   return -1;
 }
 
-static int check_plan(nno_req *req, const char *s) {
-  size_t n = strlen(s);
-  int ok = n >= 1 && n <= 32;
-  for (size_t i = 0; i < n && ok; i++)
-    ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-         s[i] == '-';
-  if (ok) return 0;
-  char q[128];
-  nno_quote(s, q, sizeof q);
-  nno_problem(req, 422, "plan",
-              "field \"plan\": expected 1 to 32 characters of [a-z0-9-], "
-              "got %s",
-              q);
-  return -1;
-}
-
 /* Copy the optional fields name, plan and owner of `b` into *p after
  * checking them; -1 after answering 422. */
 static int take_common(nno_req *req, json_t *b, store_platform *p) {
@@ -120,7 +114,7 @@ static int take_common(nno_req *req, json_t *b, store_platform *p) {
     snprintf(p->name, sizeof p->name, "%s", name);
   }
   if (plan) {
-    if (check_plan(req, plan)) return -1;
+    if (reg_plan_check(req, plan)) return -1;
     snprintf(p->plan, sizeof p->plan, "%s", plan);
   }
   if (owner) {
@@ -403,6 +397,7 @@ static void create_finish(create_op *op) {
                "start removes it): %s",
                op->p.id, sqlite3_errmsg(g_reg.db));
   }
+  tell_billing(op->req, op->p.id, op->p.plan);
   api->res_header(op->req, "Location", op->loc);
   hu_etag(op->req, op->p.version);
   nno_send_text(op->req, 201, op->text);
@@ -489,7 +484,7 @@ static int on_create(nno_req *req, void *ud) {
     goto done;
   }
   snprintf(p.cls, sizeof p.cls, "%s", cls ? cls : "platform");
-  snprintf(p.plan, sizeof p.plan, "free");
+  snprintf(p.plan, sizeof p.plan, "%s", reg_default_plan());
   snprintf(p.status, sizeof p.status, "active");
   if (take_common(req, b, &p)) goto done;
   if (!(ss = calloc(1, sizeof *ss))) {
@@ -587,6 +582,7 @@ static int on_create(nno_req *req, void *ud) {
     goto done;
   }
   reg_committed();
+  tell_billing(req, p.id, p.plan);
   api->res_header(req, "Location", loc);
   hu_etag(req, p.version);
   nno_send_text(req, 201, text);
@@ -719,6 +715,8 @@ static int on_patch(nno_req *req, void *ud) {
     goto done;
   }
   if (load_for_write(req, id, &p)) goto done;
+  char from[sizeof p.plan];
+  snprintf(from, sizeof from, "%s", p.plan);
   if (take_common(req, b, &p)) {
     store_rollback(g_reg.db);
     goto done;
@@ -746,6 +744,14 @@ static int on_patch(nno_req *req, void *ud) {
     json_t *detail = json_pack("{s:o}", "changes", changes);
     rc = hu_audit(req, "platform.update", target, detail);
     json_decref(detail);
+    if (!rc && strcmp(from, p.plan) != 0) {
+      char actor[NNO_ACTOR_MAX], rid[65];
+      nno_str v = api->req_id(req);
+      nno_caller_actor(req, actor, sizeof actor);
+      snprintf(rid, sizeof rid, "%.*s", (int)(v.len < 64 ? v.len : 64),
+               v.ptr);
+      rc = reg_plan_audit(actor, rid, id, from, p.plan, NULL);
+    }
     /* The plan is in every worker's table (rate limits): replay it. */
     if (!rc) rc = store_change_add(g_reg.db, id);
   }
@@ -757,6 +763,7 @@ static int on_patch(nno_req *req, void *ud) {
     goto done;
   }
   if (ncommon) reg_committed();
+  if (strcmp(from, p.plan) != 0) tell_billing(req, id, p.plan);
   if (rebrand && !next) json_object_clear(before);
   send_branded(req, 200, &p, rebrand && next ? next : before);
 done:
@@ -868,6 +875,7 @@ static void delete_removed(int status, const char *step, const char *message,
   if (op->keep_data && message)
     json_object_set_new(op->detail, "archive", json_string(message));
   int rc = reg_platform_forget(op->req, op->id, "platform.delete", op->detail);
+  if (!rc) tell_billing(op->req, op->id, NULL);
   if (rc) {
     hu_store_error(op->req, rc);
   } else if (op->keep_data) {
@@ -902,6 +910,7 @@ static int delete_here(nno_req *req, const char *id, store_platform *p) {
   }
   json_decref(detail);
   reg_committed();
+  tell_billing(req, id, NULL);
   remove_platform_dir(id);
   api->res_status(req, 204);
   return NNO_OK;
@@ -1004,7 +1013,7 @@ static int on_delete(nno_req *req, void *ud) {
 /* suspend and resume: ud is the target status. */
 static int on_status(nno_req *req, void *ud) {
   const char *want = ud;
-  char id[STORE_ID_MAX + 1], target[48], action[32];
+  char id[STORE_ID_MAX + 1], actor[NNO_ACTOR_MAX], rid[65];
   store_platform p;
   int rc;
   if (!hu_authorized(req) || read_id(req, id)) return NNO_OK;
@@ -1018,17 +1027,11 @@ static int on_status(nno_req *req, void *ud) {
     store_rollback(g_reg.db);
     return send_platform(req, 200, &p);
   }
-  snprintf(target, sizeof target, "platform:%s", id);
-  snprintf(action, sizeof action, "platform.%s",
-           strcmp(want, "active") == 0 ? "resume" : "suspend");
-  json_t *detail = json_pack("{s:s, s:s}", "from", p.status, "to", want);
-  if ((rc = store_platform_set_status(g_reg.db, id, want, &p)) ||
-      (rc = hu_audit(req, action, target, detail)) ||
-      (rc = store_change_add(g_reg.db, id)) || (rc = store_commit(g_reg.db))) {
-    json_decref(detail);
+  nno_str v = api->req_id(req);
+  nno_caller_actor(req, actor, sizeof actor);
+  snprintf(rid, sizeof rid, "%.*s", (int)(v.len < 64 ? v.len : 64), v.ptr);
+  if ((rc = reg_status_write(id, want, actor, rid, NULL, &p)))
     return hu_fail(req, rc);
-  }
-  json_decref(detail);
   reg_committed();
   return send_platform(req, 200, &p);
 }

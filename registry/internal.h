@@ -23,6 +23,7 @@
 #include "store.h"
 #include "ttab.h"
 #include <jansson.h>
+#include <nno/billing.h>
 #include <nno/provisioning.h>
 
 /* The name of the shared counter that moves after every committed change
@@ -55,6 +56,10 @@ typedef struct reg {
    * NULL without the provisioning plugin (then the registry removes a
    * deleted platform's folder itself and activations provision nothing). */
   const nno_provisioning_v1 *prov;
+  /* The "nno.billing" service, looked up once the host is ready; NULL
+   * without the billing plugin (then any well-formed plan name is taken
+   * and no one is told of changes). */
+  const nno_billing_v1 *billing;
 } reg;
 
 extern const nno_host_api *api;
@@ -184,5 +189,35 @@ int reg_prov_can_align(void);
  * the outcome only) as stack_align's. 0, or a code (done is not called). */
 int reg_prov_align(const char *platform, const char *stack,
                    const char *version, nno_prov_done_fn done, void *ud);
+
+/* ---- plans (plan.c) ------------------------------------------------------ */
+
+/* Look nno.billing up into g_reg.billing (from on_host_ready). */
+void reg_billing_lookup(void);
+/* The plan of a platform created without one: billing's default plan, or
+ * "free" without billing. */
+const char *reg_default_plan(void);
+/* 0 if `plan` is well-formed and names a plan billing knows; otherwise
+ * answers 422 naming the plans that exist and returns -1. */
+int reg_plan_check(nno_req *req, const char *plan);
+/* After COMMIT: tell billing that platform `id` is on `plan` now (NULL:
+ * deleted). A failure is logged. */
+void reg_plan_tell(const char *id, const char *plan, const char *actor,
+                   const char *request_id);
+/* Inside the open transaction: the `platform.plan` audit row. A store_rc. */
+int reg_plan_audit(const char *actor, const char *request_id, const char *id,
+                   const char *from, const char *to, const char *reason);
+/* Inside the open transaction, *p loaded and not `want` nor "deleting":
+ * set the status, audit platform.suspend or platform.resume {from, to,
+ * reason}, add the changes row and COMMIT (the caller rolls back on
+ * error and calls reg_committed() on success). A store_rc. */
+int reg_status_write(const char *id, const char *want, const char *actor,
+                     const char *request_id, const char *reason,
+                     store_platform *p);
+/* nno.registry's platform_set_plan and platform_set_status. */
+int reg_svc_set_plan(const char *id, const char *plan, const char *actor,
+                     const char *reason);
+int reg_svc_set_status(const char *id, const char *status, const char *actor,
+                       const char *reason);
 
 #endif

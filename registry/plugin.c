@@ -327,6 +327,7 @@ static void registry_ready(nno_plugin *p) {
   reg_resolve_stacks();
   reg_catalogue_sync();
   reg_prov_lookup();
+  reg_billing_lookup();
   if (g_reg.prov) {
     if (reg_defer(sweep_later, NULL)) reg_prov_sweep();
   } else
@@ -673,6 +674,8 @@ static const nno_registry_v1 service = {
     .platform_profile = svc_platform_profile,
     .platform_stack_at = svc_platform_stack_at,
     .tenant_list = svc_tenant_list,
+    .platform_set_plan = reg_svc_set_plan,
+    .platform_set_status = reg_svc_set_status,
 };
 
 /* ---- init and fini ----------------------------------------------------- */

@@ -22,6 +22,7 @@
 
 #include <jansson.h>
 
+#include <nno/billing.h>
 #include <nno/iam.h>
 #include <nno/plugin.h>
 #include <nno/sdk.h>
@@ -39,6 +40,7 @@ typedef struct auth_state {
   auth_config cfg;
   auth_shared sh;
   const nno_iam_v1 *iam;
+  const nno_billing_v1 *billing; /* NULL until found: no users bound */
   char base[256]; /* the host's base domain, lower-case */
   /* The hashing gate: jobs running, and jobs waiting for a slot. */
   unsigned inflight, queued;
@@ -84,6 +86,20 @@ static const nno_iam_v1 *iam_get(void) {
   if (v->size < offsetof(nno_iam_v1, platform_access) + sizeof(void *))
     return NULL;
   return g->iam = v;
+}
+
+/* nno.billing, looked up on first use: without it (or without the
+ * member) a platform's users are not bounded here. */
+static const nno_billing_v1 *billing_get(void) {
+  const void *vt;
+  uint32_t ver;
+  if (g->billing) return g->billing;
+  if (api->service_lookup(self, NNO_BILLING_SERVICE, 1, &vt, &ver) != NNO_OK)
+    return NULL;
+  const nno_billing_v1 *v = vt;
+  if (v->size < offsetof(nno_billing_v1, platform_limits) + sizeof(void *))
+    return NULL;
+  return g->billing = v;
 }
 
 typedef struct ctx {
@@ -460,6 +476,14 @@ static void signup_inserted(nno_req *req, const nno_sql_result *res, void *ud) {
   auth_job *j = ud;
   if (res->error == NNO_EREFUSED) /* UNIQUE: signed up meanwhile */
     signup_taken(j);
+  else if (!res->error && res->changes == 0) /* the plan's users bound */
+    nno_problem_limit(req, 409, "users", j->plan,
+                      (unsigned long long)j->max_users,
+                      (unsigned long long)j->max_users,
+                      "this platform has %llu users, the most its plan "
+                      "\"%s\" allows (limit \"users\"); no account was "
+                      "made",
+                      (unsigned long long)j->max_users, j->plan);
   else if (res->error)
     db_problem(req, res->error, res->error_message);
   else if (!api->req_gone(req))
@@ -650,6 +674,12 @@ static int on_signup(nno_req *req, void *ud) {
   str_field(o, "password", j->password);
   j->user.has_name = str_field(o, "name", j->user.name);
   body_free(o);
+  const nno_billing_v1 *b = billing_get();
+  nno_plan_limits pl = {.size = sizeof pl};
+  if (b && b->platform_limits(c.platform, &pl) == NNO_OK) {
+    j->max_users = pl.users;
+    snprintf(j->plan, sizeof j->plan, "%s", pl.name);
+  }
   if (!email_ok(req, j->user.email) ||
       (j->user.has_name &&
        nno_check_name(req, "name", j->user.name, AUTH_NAME_MAX)) ||

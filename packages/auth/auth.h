@@ -103,6 +103,10 @@ typedef struct auth_job {
   char password[AUTH_PASS_MAX + 1];     /* the password, or the current */
   char new_password[AUTH_PASS_MAX + 1]; /* password change: the new one */
   char fresh[AUTH_HASH_MAX];            /* pool out: a hash to store, or "" */
+  /* Sign-up: the platform plan's bound on users (0: none) and the plan's
+   * name, from nno.billing when loaded. */
+  uint64_t max_users;
+  char plan[33];
 } auth_job;
 
 /* The pool thread's side of every job (an nno_work_fn): argon2id only. */
@@ -129,7 +133,10 @@ void auth_count_failure(const auth_job *j);
 int auth_store_by_email(auth_job *j, nno_sql_done_fn done);
 int auth_store_by_id(auth_job *j, nno_sql_done_fn done);
 /* Insert j->user under a new random id (written to j->user.id), with the
- * hash j->fresh. A taken email fails with NNO_EREFUSED (UNIQUE). */
+ * hash j->fresh. A taken email fails with NNO_EREFUSED (UNIQUE). With
+ * j->max_users, nothing is inserted (changes 0) when the platform has
+ * that many users already: one statement, so two sign-ups on two workers
+ * cannot both pass the last place. */
 int auth_store_insert(auth_job *j, nno_sql_done_fn done);
 /* Replace the hash of j->user.id by j->fresh if it is still
  * j->user.hash; `changes` of the result is 0 when it was not. */

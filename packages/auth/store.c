@@ -53,10 +53,11 @@ int auth_store_insert(auth_job *j, nno_sql_done_fn done) {
   return run(
       j,
       "INSERT INTO users (id, email, name, password_hash, created_at,"
-      " updated_at) VALUES (?1, ?2, ?3, ?4, " NOW ", " NOW ")",
-      json_pack("[s, s, o, s]", j->user.id, j->user.email,
+      " updated_at) SELECT ?1, ?2, ?3, ?4, " NOW ", " NOW
+      " WHERE ?5 = 0 OR (SELECT count(*) FROM users) < ?5",
+      json_pack("[s, s, o, s, I]", j->user.id, j->user.email,
                 j->user.has_name ? json_string(j->user.name) : json_null(),
-                j->fresh),
+                j->fresh, (json_int_t)j->max_users),
       done);
 }
 

@@ -77,4 +77,76 @@ int billing_plan_by_price(const char *price, char *out, size_t cap);
 int billing_platform_changed(const char *platform, const char *plan,
                              const char *actor, const char *request_id);
 
+
+/* ---- plans.c, plans_api.c: the plan table ----------------------------- */
+
+#include <jansson.h>
+
+/* The shared counter moved after every committed change of a plan. */
+#define PLANS_COUNTER "billing.plans"
+/* Bounds: stored plans, plans of the configuration, a provider price. */
+#define PLANS_MAX 256
+#define PLANS_CONFIG_MAX 32
+#define PLAN_PRICE_MAX 65
+
+/* One plan as every worker holds it. */
+typedef struct plan_row {
+  nno_plan_limits l;
+  char price[PLAN_PRICE_MAX]; /* "price_..." or "" */
+  int from_config;            /* set by the host configuration: read-only */
+  int64_t version;            /* the stored row's (ETag); 0 from config */
+  int64_t created_at, updated_at; /* unix seconds */
+} plan_row;
+
+/* Why a plan's JSON was refused: the field ("rates.key.burst") and a
+ * message starting `field "...": `. */
+typedef struct plan_error {
+  char field[64];
+  char msg[512];
+} plan_error;
+
+typedef struct plans_state {
+  sqlite3 *db;      /* this worker's connection, loop thread only */
+  plan_row *v;      /* sorted by name */
+  size_t n;
+  uint64_t seen;    /* PLANS_COUNTER value the table is caught up to */
+  plan_row cfg[PLANS_CONFIG_MAX]; /* config.plans */
+  size_t ncfg;
+  char default_plan[33];
+} plans_state;
+
+extern plans_state g_plans;
+
+/* Lay the members of `obj` (a plan's JSON: requests_per_month,
+ * storage_bytes, users, api_keys, rates {platform, key, user, anonymous:
+ * {rate, burst}}, soft_pct, grace_pct, grace_days, provider_price; "name"
+ * is allowed and ignored) over *r after checking every one: unknown
+ * members are refused naming the nearest known one. 0, or -1 with *e set
+ * and *r unchanged. */
+int plan_apply(const json_t *obj, plan_row *r, plan_error *e);
+int plan_name_valid(const char *s);
+/* *r = what a plan holds for the fields not given: the free plan's seed
+ * values (named "free"). */
+void plan_defaults(plan_row *r);
+/* "" or price_[A-Za-z0-9]+ shorter than PLAN_PRICE_MAX. */
+int plan_price_valid(const char *s);
+/* New JSON objects: the limits as stored, and the whole plan as the API
+ * shows it. NULL when out of memory. */
+json_t *plan_limits_json(const plan_row *r);
+json_t *plan_json(const plan_row *r);
+/* The plan `name` of the table (caught up first by the caller), or NULL.
+ * Borrowed until the next refresh. */
+const plan_row *plans_find(const char *name);
+/* Catch up with changes committed by any worker (one atomic read when
+ * none). */
+void plans_refresh(void);
+/* After committing a change: move the counter and reload here. */
+void plans_committed(void);
+/* INSERT (insert != 0) or UPDATE the row of r->l.name. A sqlite code. */
+int plans_store_row(sqlite3 *db, const plan_row *r, int insert);
+/* nno.billing's plan_at. */
+int billing_plan_at(size_t i, char *out, size_t cap);
+/* plans_api.c: bind /api/v1/plans. 0 or -1 with err. */
+int plans_api_init(char *err, size_t cap);
+
 #endif

@@ -14,6 +14,7 @@ static const nno_billing_v1 service = {
     .default_plan = billing_default_plan,
     .platform_limits = billing_platform_limits,
     .platform_changed = billing_platform_changed,
+    .plan_at = billing_plan_at,
 };
 
 static int billing_init(nno_plugin *p, const nno_host_api *host) {

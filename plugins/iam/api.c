@@ -297,10 +297,25 @@ static int key_create(nno_req *req, void *ud) {
   if (c.kind == NNO_CALLER_KEY) zcopy_str(creator, sizeof creator, c.subject);
   /* Checked again in the insert's transaction: a sign-out or revocation
    * that committed since AUTHN (on any worker) wins. */
-  int rc = iam_store_key_insert(g_iam.db, &k, name, creator, now);
+  /* The plan's bound on live keys (billing's plans; none without
+   * billing), checked in the insert's transaction. */
+  nno_plan_limits pl = {.size = sizeof pl};
+  if (!g_iam.billing || g_iam.billing->platform_limits(k.platform, &pl))
+    pl.api_keys = 0;
+  int rc = iam_store_key_insert_max(g_iam.db, &k, name, creator, now,
+                                    pl.api_keys);
   if (rc) {
     sodium_memzero(tok, sizeof tok);
-    if (rc == IAM_NOTFOUND)
+    if (rc == IAM_FULL)
+      nno_problem_limit(req, 409, "api_keys", pl.name,
+                        (unsigned long long)pl.api_keys,
+                        (unsigned long long)pl.api_keys,
+                        "platform %s has %llu live API keys, the most its "
+                        "plan \"%s\" allows (limit \"api_keys\"); revoke "
+                        "one or move the platform to a larger plan; no key "
+                        "was made",
+                        k.platform, (unsigned long long)pl.api_keys, pl.name);
+    else if (rc == IAM_NOTFOUND)
       nno_problem(req, 401, NULL,
                   "the credential creating this key has ended (signed out, "
                   "revoked or expired); no key was made");

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <nno/billing.h>
 #include <nno/iam.h>
 #include <nno/plugin.h>
 #include <nno/registry.h>
@@ -151,8 +152,8 @@ size_t iam_cache_count(const iam_cache *c);
 
 /* ---- storage (store.c) ---------------------------------------------------- */
 
-enum { IAM_OK = 0, IAM_NOTFOUND = 1, IAM_ERR = -1, IAM_BUSY = -2,
-       IAM_FK = -3 };
+enum { IAM_OK = 0, IAM_NOTFOUND = 1, IAM_FULL = 2, IAM_ERR = -1,
+       IAM_BUSY = -2, IAM_FK = -3 };
 
 int iam_store_open(const char *path, sqlite3 **db, char *err, size_t cap);
 int iam_store_migrate(sqlite3 *db, char *err, size_t cap);
@@ -182,6 +183,12 @@ int iam_store_key_get(sqlite3 *db, const char *platform, const char *id,
  * revocation that commits first always wins. */
 int iam_store_key_insert(sqlite3 *db, const iam_key *k, const char *name,
                          const char *creator, int64_t now);
+/* iam_store_key_insert, refused with IAM_FULL (nothing inserted) when the
+ * platform already has `max_live` live keys (unrevoked, unexpired at
+ * `now`); 0: no bound. */
+int iam_store_key_insert_max(sqlite3 *db, const iam_key *k, const char *name,
+                             const char *creator, int64_t now,
+                             uint64_t max_live);
 /* Mark revoked, with every live key it made (recorded at insert), and
  * theirs, in one transaction; *made (may be NULL): how many of those.
  * IAM_NOTFOUND if no live key of that id (nothing changes). */
@@ -224,6 +231,10 @@ typedef struct iam {
   sqlite3 *db;
   iam_config cfg;
   const nno_registry_v1 *reg;
+  /* nno.billing, looked up once the host is ready: the plans' rate limits
+   * and API key bound. NULL without billing: then the plans of IAM's own
+   * config apply. */
+  const nno_billing_v1 *billing;
   iam_keytab *keys;
   iam_cache *sessions;
   iam_access *access; /* every platform with a policy row, sorted by id */
@@ -247,6 +258,11 @@ const iam_access *iam_access_get(const char *platform, size_t len);
 /* The scopes users of `platform` hold now (its user_scopes, or the
  * configured default). Borrowed until the next refresh. */
 const char *iam_user_scopes(const char *platform);
+
+/* The limits of `platform`'s plan ("" or unknown: the default plan's):
+ * billing's when loaded, else IAM's config. Written into *out (size set);
+ * the name of the plan in out->name. */
+void iam_plan_limits(const char *platform, nno_plan_limits *out);
 
 /* policy.c: the gateway hooks. */
 int iam_on_cors(nno_req *req, void *ud);

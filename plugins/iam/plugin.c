@@ -231,9 +231,38 @@ static void on_prune(nno_timer *t, void *ud) {
 
 /* ---- init and fini --------------------------------------------------------- */
 
+void iam_plan_limits(const char *platform, nno_plan_limits *out) {
+  memset(out, 0, sizeof *out);
+  out->size = sizeof *out;
+  const nno_billing_v1 *b = g_iam.billing;
+  if (b) {
+    int rc = platform && *platform ? b->platform_limits(platform, out)
+                                   : NNO_ENOENT;
+    if (rc) rc = b->plan_limits(b->default_plan(), out);
+    if (rc == NNO_OK) return;
+    memset(out, 0, sizeof *out);
+    out->size = sizeof *out;
+  }
+  char plan[40];
+  if (!platform || !*platform || !g_iam.reg ||
+      g_iam.reg->platform_plan(platform, plan, sizeof plan) != NNO_OK)
+    snprintf(plan, sizeof plan, "%s",
+             g_iam.cfg.plans[g_iam.cfg.default_plan].name);
+  const iam_plan *pl = iam_plan_find(&g_iam.cfg, plan);
+  snprintf(out->name, sizeof out->name, "%s", pl->name);
+  out->platform = (nno_rate){pl->platform_rps, pl->platform_burst};
+  out->key = (nno_rate){pl->key_rps, pl->key_burst};
+  out->user = (nno_rate){pl->user_rps, pl->user_burst};
+  out->anonymous = (nno_rate){pl->anon_rps, pl->anon_burst};
+}
+
 static void iam_ready(nno_plugin *p) {
   const void *vt;
   uint32_t ver;
+  if (api->service_lookup(p, NNO_BILLING_SERVICE, 1, &vt, &ver) == NNO_OK &&
+      ((const nno_billing_v1 *)vt)->size >=
+          offsetof(nno_billing_v1, platform_limits) + sizeof(void *))
+    g_iam.billing = vt;
   if (api->service_lookup(p, NNO_REGISTRY_SERVICE, 1, &vt, &ver) == NNO_OK &&
       ((const nno_registry_v1 *)vt)->size >=
           offsetof(nno_registry_v1, platform_plan) + sizeof(void *))

@@ -317,6 +317,7 @@ static int cookie_request_ok(nno_req *req, nno_str platform) {
 
 static int limit_refused(nno_req *req, const nno_limit_result *l,
                          const char *who);
+static const iam_plan *plan_of(const char *plat);
 static int anon_bucket(nno_req *req, nno_str platform, char *key, size_t cap,
                        double *rps, uint32_t *burst);
 
@@ -345,7 +346,7 @@ static int anon_take(nno_req *req, uint32_t cost, nno_limit_result *out) {
   int n = anon_bucket(req, plat, key, sizeof key, &rps, &burst);
   if (n <= 0) return NNO_EINVAL;
   if (plat.len == 0) {
-    const iam_plan *pl = &g_iam.cfg.plans[g_iam.cfg.default_plan];
+    const iam_plan *pl = plan_of("");
     rps = pl->platform_rps, burst = pl->platform_burst;
   }
   int rc = api->limit_take(g_iam.p, key, (size_t)n, rps, burst, cost, out);
@@ -800,15 +801,21 @@ static int limit_refused(nno_req *req, const nno_limit_result *l,
   return NNO_DONE;
 }
 
-/* The limits of `platform`'s plan (the default plan when it has none or
- * is "": the core API's host-wide buckets). */
+/* The rates of `platform`'s plan (the default plan's when it has none or
+ * is "": the core API's host-wide buckets): billing's plans when billing
+ * is loaded, IAM's config otherwise (iam_plan_limits). Borrowed until
+ * the next call. */
 static const iam_plan *plan_of(const char *plat) {
-  char plan[40];
-  if (!*plat || !g_iam.reg ||
-      g_iam.reg->platform_plan(plat, plan, sizeof plan) != NNO_OK)
-    snprintf(plan, sizeof plan, "%s",
-             g_iam.cfg.plans[g_iam.cfg.default_plan].name);
-  return iam_plan_find(&g_iam.cfg, plan);
+  static iam_plan cur;
+  nno_plan_limits l;
+  iam_plan_limits(plat, &l);
+  memset(&cur, 0, sizeof cur);
+  snprintf(cur.name, sizeof cur.name, "%s", l.name);
+  cur.platform_rps = l.platform.rate, cur.platform_burst = l.platform.burst;
+  cur.key_rps = l.key.rate, cur.key_burst = l.key.burst;
+  cur.user_rps = l.user.rate, cur.user_burst = l.user.burst;
+  cur.anon_rps = l.anonymous.rate, cur.anon_burst = l.anonymous.burst;
+  return &cur;
 }
 
 /* The anonymous bucket of the request's client on `platform`:

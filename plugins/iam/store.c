@@ -339,6 +339,12 @@ int iam_store_key_get(sqlite3 *db, const char *platform, const char *id,
 
 int iam_store_key_insert(sqlite3 *db, const iam_key *k, const char *name,
                          const char *creator, int64_t now) {
+  return iam_store_key_insert_max(db, k, name, creator, now, 0);
+}
+
+int iam_store_key_insert_max(sqlite3 *db, const iam_key *k, const char *name,
+                             const char *creator, int64_t now,
+                             uint64_t max_live) {
   sqlite3_stmt *st;
   size_t n = 0;
   const char *sid = k->session[0] ? k->session : NULL;
@@ -350,6 +356,29 @@ int iam_store_key_insert(sqlite3 *db, const iam_key *k, const char *name,
    * it). */
   int rc = iam_store_begin(db);
   if (rc) return rc;
+  /* The plan's bound on live keys, counted under the write lock: two
+   * workers creating the last key at once cannot both pass. */
+  if (max_live) {
+    sqlite3_stmt *cs = NULL;
+    int64_t live = -1;
+    rc = query(db, &cs,
+               "SELECT count(*) FROM iam_keys WHERE platform_id = ?"
+               " AND revoked_at IS NULL AND (expires_at IS NULL OR"
+               " expires_at > ?)",
+               "si", k->platform, now);
+    if (!rc && sqlite3_step(cs) == SQLITE_ROW)
+      live = sqlite3_column_int64(cs, 0);
+    sqlite3_finalize(cs);
+    if (!rc && live < 0) rc = IAM_ERR;
+    if (!rc && (uint64_t)live >= max_live) {
+      iam_store_rollback(db);
+      return IAM_FULL;
+    }
+    if (rc) {
+      iam_store_rollback(db);
+      return rc;
+    }
+  }
   rc = query(db, &st,
              "INSERT INTO iam_keys(id, platform_id, tenant_id, name,"
              " scopes, token_sha256, created_at, expires_at, session_id,"

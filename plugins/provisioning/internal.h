@@ -4,6 +4,7 @@
 #ifndef NNO_PROV_INTERNAL_H
 #define NNO_PROV_INTERNAL_H
 
+#include <nno/billing.h>
 #include <nno/plugin.h>
 #include <nno/provisioning.h>
 #include <nno/registry.h>
@@ -19,6 +20,9 @@ typedef struct prov_state {
   prov_plans plans;
   sqlite3 *db;               /* core.db, for the routes (loop thread) */
   const nno_registry_v1 *reg;
+  /* nno.billing from on_host_ready: the storage quota is the plan's
+   * storage_bytes. NULL without billing: config "plans" apply. */
+  const nno_billing_v1 *billing;
   prov_inuse_tab inuse;      /* platforms this worker's requests use */
   int recover_fd;            /* DATA/provisioning.lock when we hold it */
 } prov_state;

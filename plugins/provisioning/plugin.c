@@ -108,6 +108,9 @@ static int parse_config(const char *text, char *err, size_t cap) {
 
 uint64_t prov_limit_of(const char *platform) {
   char plan[64];
+  nno_plan_limits l = {.size = sizeof l};
+  if (g_prov.billing && g_prov.billing->platform_limits(platform, &l) == 0)
+    return l.storage_bytes;
   if (g_prov.reg && g_prov.reg->platform_plan(platform, plan, sizeof plan) == 0)
     return prov_plan_limit(&g_prov.plans, plan);
   return prov_plan_limit(&g_prov.plans, NULL);
@@ -380,6 +383,10 @@ static void sweep_buckets(void) {
 static void prov_ready(nno_plugin *p) {
   const void *vt;
   uint32_t ver;
+  if (api->service_lookup(p, NNO_BILLING_SERVICE, 1, &vt, &ver) == NNO_OK &&
+      ((const nno_billing_v1 *)vt)->size >=
+          offsetof(nno_billing_v1, platform_limits) + sizeof(void *))
+    g_prov.billing = vt;
   if (api->service_lookup(p, NNO_REGISTRY_SERVICE, 1, &vt, &ver) == NNO_OK &&
       ((const nno_registry_v1 *)vt)->size >=
           offsetof(nno_registry_v1, platform_plan) + sizeof(void *))

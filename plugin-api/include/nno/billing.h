@@ -69,6 +69,11 @@ typedef struct nno_billing_v1 {
    * Returns 0 once the intent is stored (durable), or a negative code. */
   int (*platform_changed)(const char *platform, const char *plan,
                           const char *actor, const char *request_id);
+  /* The name of the i-th plan by name (i = 0.. until NNO_ENOENT), for
+   * messages listing the plans that exist. From memory, as plan_limits.
+   * NNO_EINVAL when `cap` is too small (33 is enough). Test `size`
+   * first. */
+  int (*plan_at)(size_t i, char *out, size_t cap);
 } nno_billing_v1;
 
 #endif

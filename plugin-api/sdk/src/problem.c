@@ -133,3 +133,33 @@ int nno_problem_storage(nno_req *req, int err, const char *what,
   if (status == 503) return nno_problem_retry(req, 503, 1, "%s: %s", what, why);
   return nno_problem(req, status, NULL, "%s: %s", what, why);
 }
+
+int nno_problem_limit(nno_req *req, int status, const char *limit,
+                      const char *plan, unsigned long long used,
+                      unsigned long long quota, const char *fmt, ...) {
+  const nno_host_api *api = nno__sdk_api;
+  char detail[NNO_PROBLEM_DETAIL_MAX];
+  const char *title = nno_status_title(status);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof detail, fmt, ap);
+  va_end(ap);
+  nno_str rid = api->req_id(req);
+  json_t *o = json_pack(
+      "{s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:s%}", "type", "about:blank",
+      "title", title, "status", status, "detail", detail, "limit",
+      limit ? limit : "", "plan", plan ? plan : "", "used", (json_int_t)used,
+      "quota", (json_int_t)quota, "request_id", rid.ptr ? rid.ptr : "",
+      rid.len);
+  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (!text) {
+    api->res_problem(req, status, title, detail);
+    return NNO_OK;
+  }
+  api->res_status(req, status);
+  api->res_header(req, "Content-Type", "application/problem+json");
+  api->res_write(req, text, strlen(text));
+  free(text);
+  return NNO_OK;
+}

@@ -51,6 +51,19 @@ NNO_SDK_API int nno_storage_status(int err);
 NNO_SDK_API int nno_problem_storage(nno_req *req, int err, const char *what,
                                     const char *message);
 
+/*
+ * Answer `status` (a 409 or 402) for a plan's limit reached: a problem
+ * whose members also say which limit ("limit": "api_keys"), of which plan
+ * ("plan"), how much is used ("used") and the limit ("quota"), so a
+ * client can tell the operator what to raise. The detail is printf-
+ * formatted. Written with res_status/res_header/res_write: call it before
+ * writing anything else. Returns NNO_OK.
+ */
+NNO_SDK_API int nno_problem_limit(nno_req *req, int status, const char *limit,
+                                  const char *plan, unsigned long long used,
+                                  unsigned long long quota, const char *fmt,
+                                  ...) NNO_PRINTF(7, 8);
+
 #ifdef __cplusplus
 }
 #endif
