@@ -84,12 +84,29 @@ static void job_free(outbox_job *j) {
   free(j);
 }
 
+/* 1 if some job may be due at `now` (a read: WAL readers never wait). */
+static int due(int64_t now) {
+  sqlite3_stmt *st = NULL;
+  int found = 0;
+  if (sqlite3_prepare_v2(g_db,
+                         "SELECT 1 FROM outbox WHERE state = 'pending'"
+                         " AND next_try_ms <= ?1 AND lease_until_ms < ?1"
+                         " LIMIT 1",
+                         -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, now);
+    found = sqlite3_step(st) == SQLITE_ROW;
+  }
+  sqlite3_finalize(st);
+  return found;
+}
+
 /* Take due jobs under a lease. The lease outlasts the longest send (a
  * subscription change is two calls). */
 static size_t lease(outbox_job **out, size_t max) {
   int64_t now = billing_now_ms();
   int64_t lease_ms = 3 * g_pcfg.timeout_ms + 5000;
   size_t n = 0;
+  if (!due(now)) return 0; /* the common case: no write lock taken */
   sqlite3_busy_timeout(g_db, TICK_BUSY_MS);
   int rc = sqlite3_exec(g_db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   sqlite3_busy_timeout(g_db, BUSY_MS);

@@ -465,6 +465,19 @@ int provider_usage_scan(sqlite3 *db) {
     if (rc == SQLITE_DONE) rc = SQLITE_OK;
   }
   sqlite3_finalize(st);
+  /* Sent jobs are kept 40 days (a usage job is created after its hour, so
+   * one pruned is for an hour the scan no longer reads: never sent
+   * again); handled webhook events 30 days (Stripe retries for 3 days,
+   * and a signature is good for stripe.tolerance_s only). */
+  if (rc == SQLITE_OK)
+    rc = exec1(db,
+               "DELETE FROM outbox WHERE state = 'sent'"
+               " AND created_at < ?3 - 40 * 86400",
+               NULL, NULL, now);
+  if (rc == SQLITE_OK)
+    rc = exec1(db,
+               "DELETE FROM webhook_events WHERE received_at < ?3 - 30 * 86400",
+               NULL, NULL, now);
   return rc;
 }
 
@@ -477,11 +490,20 @@ void provider_grace_check(void) {
   sqlite3 *db = billing_outbox_db();
   if (!reg || !db) return;
   int64_t now = billing_now_ms() / 1000;
+  sqlite3_stmt *st = NULL;
+  int any = 0;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT 1 FROM accounts WHERE payment = 'failed'"
+                         " AND suspended_by_billing = 0 LIMIT 1",
+                         -1, &st, NULL) == SQLITE_OK)
+    any = sqlite3_step(st) == SQLITE_ROW;
+  sqlite3_finalize(st);
+  st = NULL;
+  if (!any) return; /* the common case: no write lock taken */
   sqlite3_busy_timeout(db, 100);
   int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   sqlite3_busy_timeout(db, 5000);
   if (rc != SQLITE_OK) return; /* another worker checks now */
-  sqlite3_stmt *st = NULL;
   struct {
     char platform[64], plan[33];
     int64_t failed_at;
