@@ -436,8 +436,10 @@ def test_payment_failed_suspends_after_grace_and_paid_resumes(env):
 
 def test_zz_no_secret_in_the_log_or_the_store(env):
     h = env
-    wait_for(lambda: "outbox job" in h.log_text(), what="retries logged")
+    platform(h, "ibis", "gold")
+    wait_for(lambda: settled(h, "ibis"), what="ibis's jobs sent")
     text = h.log_text()
+    assert "payment provider stripe" in text
     for s in (SK, WH, "sk_test", "whsec_"):
         assert s not in text
     with db(h) as c:
