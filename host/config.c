@@ -20,7 +20,8 @@ enum cfg_type {
   T_LISTEN,
   T_LEVEL,
   T_DIRLIST,
-  T_NAMELIST
+  T_NAMELIST,
+  T_PLUGINCFG /* plugin_config: merged, never printed */
 };
 
 /* The core plugins this build installs, "registry,iam": core_plugins'
@@ -98,6 +99,9 @@ static const cfg_key keys[] = {
      0, "core plugins folder"},
     {"core_plugins", "NNO_CORE_PLUGINS", T_NAMELIST, 0, 0, 0, 0,
      "core plugins that must load (env: ','-separated, not empty)"},
+    {"plugin_config", "NNO_PLUGIN_CONFIG", T_PLUGINCFG, 0, 0, 0, 0,
+     "JSON object: core plugin name -> keys replacing those of its "
+     "manifest's \"config\" (may hold secrets: never printed)"},
     {"builtin_stacks", "NNO_BUILTIN_STACKS", T_BOOL, OFF(builtin_stacks), 0, 0,
      0, "serve the stacks installed beside nno"},
     {"stacks_dirs", "NNO_STACKS_DIRS", T_DIRLIST, 0, 0, 0, 0,
@@ -354,6 +358,132 @@ static int set_names(nno_config *c, const char *v, char *err) {
   return 0;
 }
 
+static const char *json_kind(const json_t *v);
+
+/* Merge `obj` (plugin name -> object) into c->plugin_config, key by key.
+ * Messages name key paths, never values: they may be secrets. */
+static int merge_plugin_config(nno_config *c, json_t *obj, char *err) {
+  json_t *cur = c->plugin_config[0]
+                    ? json_loads(c->plugin_config, 0, NULL)
+                    : json_object();
+  int rc = -1;
+  const char *name;
+  json_t *v;
+  if (!cur) goto oom;
+  json_object_foreach(obj, name, v) {
+    if (!name_ok(name, strlen(name))) {
+      snprintf(err, CONFIG_ERR_MAX,
+               "plugin_config: expected plugin names matching "
+               "[a-z][a-z0-9-]{0,63} as keys, got \"%.64s\"",
+               name);
+      goto done;
+    }
+    if (!json_is_object(v)) {
+      snprintf(err, CONFIG_ERR_MAX,
+               "plugin_config.%s: expected an object, got %s", name,
+               json_kind(v));
+      goto done;
+    }
+    json_t *dst = json_object_get(cur, name);
+    if (!dst) {
+      dst = json_object();
+      if (!dst || json_object_set_new(cur, name, dst) != 0) goto oom;
+    }
+    if (json_object_update(dst, v) != 0) goto oom;
+  }
+  char *text = json_dumps(cur, JSON_COMPACT);
+  if (!text) goto oom;
+  size_t n = strlen(text);
+  if (n >= sizeof c->plugin_config) {
+    snprintf(err, CONFIG_ERR_MAX, "plugin_config: more than %d bytes of JSON",
+             CONFIG_PLUGIN_CONFIG_MAX - 1);
+  } else {
+    memcpy(c->plugin_config, text, n + 1);
+    rc = 0;
+  }
+  free(text);
+  goto done;
+oom:
+  snprintf(err, CONFIG_ERR_MAX, "plugin_config: out of memory");
+done:
+  json_decref(cur);
+  return rc;
+}
+
+/* plugin_config from text (the environment, --set). */
+static int set_plugin_config(nno_config *c, const char *v, char *err) {
+  json_error_t je;
+  json_t *obj = json_loads(v, JSON_REJECT_DUPLICATES, &je);
+  if (!obj) {
+    /* Position only: jansson's text quotes the input, a secret maybe. */
+    snprintf(err, CONFIG_ERR_MAX,
+             "plugin_config: invalid JSON at line %d column %d", je.line,
+             je.column);
+    return -1;
+  }
+  int rc = -1;
+  if (!json_is_object(obj))
+    snprintf(err, CONFIG_ERR_MAX, "plugin_config: expected a JSON object, "
+             "got %s", json_kind(obj));
+  else
+    rc = merge_plugin_config(c, obj, err);
+  json_decref(obj);
+  return rc;
+}
+
+int config_plugin_config(const nno_config *c, const char *name,
+                         const char *manifest_json, char **out, char *err) {
+  *out = NULL;
+  if (!c->plugin_config[0]) return 0;
+  json_t *all = json_loads(c->plugin_config, 0, NULL);
+  json_t *over = all ? json_object_get(all, name) : NULL;
+  int rc = 0;
+  if (!all) {
+    snprintf(err, CONFIG_ERR_MAX, "plugin_config: out of memory");
+    return -1;
+  }
+  if (over) {
+    json_t *m = json_loads(manifest_json ? manifest_json : "{}", 0, NULL);
+    if (!m || !json_is_object(m) || json_object_update(m, over) != 0 ||
+        !(*out = json_dumps(m, JSON_COMPACT))) {
+      snprintf(err, CONFIG_ERR_MAX,
+               "plugin_config.%s: cannot merge with the manifest's \"config\"",
+               name);
+      rc = -1;
+    }
+    json_decref(m);
+  }
+  json_decref(all);
+  return rc;
+}
+
+int config_plugin_names(const nno_config *c, const char *const *names,
+                        size_t n, char *err) {
+  if (!c->plugin_config[0]) return 0;
+  json_t *all = json_loads(c->plugin_config, 0, NULL);
+  if (!all) {
+    snprintf(err, CONFIG_ERR_MAX, "plugin_config: out of memory");
+    return -1;
+  }
+  const char *name;
+  json_t *v;
+  int rc = 0;
+  json_object_foreach(all, name, v) {
+    size_t i = 0;
+    while (i < n && strcmp(names[i], name) != 0) i++;
+    if (i == n) {
+      snprintf(err, CONFIG_ERR_MAX,
+               "plugin_config names \"%s\", which is not a core plugin of "
+               "\"%.256s\" (plugin_dir)",
+               name, c->plugin_dir);
+      rc = -1;
+      break;
+    }
+  }
+  json_decref(all);
+  return rc;
+}
+
 /* Apply a textual value (from env or flags). */
 static int set_text(nno_config *c, const cfg_key *k, const char *v,
                     char *err) {
@@ -406,6 +536,8 @@ static int set_text(nno_config *c, const cfg_key *k, const char *v,
   }
   case T_NAMELIST:
     return set_names(c, v, err);
+  case T_PLUGINCFG:
+    return set_plugin_config(c, v, err);
   case T_DIRLIST: {
     c->nstacks_dirs = 0;
     const char *s = v;
@@ -484,6 +616,10 @@ static int apply_value(nno_config *c, const cfg_key *k, json_t *v,
         goto prefixed;
     }
     return 0;
+  case T_PLUGINCFG:
+    if (!json_is_object(v)) break;
+    if (merge_plugin_config(c, v, err) == 0) return 0;
+    goto prefixed;
   default:
     if (!json_is_string(v)) break;
     if (set_text(c, k, json_string_value(v), err) == 0) return 0;
@@ -499,7 +635,8 @@ static int apply_value(nno_config *c, const cfg_key *k, json_t *v,
            : k->type == T_BOOL ? "a boolean"
            : k->type == T_DIRLIST || k->type == T_NAMELIST
                ? "an array of strings"
-               : "a string",
+           : k->type == T_PLUGINCFG ? "an object"
+                                    : "a string",
            json_kind(v));
   return -1;
 prefixed: {
@@ -639,6 +776,9 @@ static json_t *key_json(const nno_config *c, const cfg_key *k) {
     }
     return a;
   }
+  case T_PLUGINCFG:
+    return c->plugin_config[0] ? json_loads(c->plugin_config, 0, NULL)
+                               : json_object();
   }
   return NULL;
 }

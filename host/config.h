@@ -14,6 +14,8 @@
 #define CONFIG_MAX_CORE_PLUGINS 16
 #define CONFIG_NAME_MAX 64 /* a package name: [a-z][a-z0-9-]{0,63} */
 #define CONFIG_ERR_MAX 512
+/* The most bytes of plugin_config, as compact JSON. */
+#define CONFIG_PLUGIN_CONFIG_MAX 16384
 /* The least memory ceiling (limits.worker_max_rss_mb, overload.max_rss_mb)
  * accepted: a worker alone needs about this much. */
 #define CONFIG_MIN_RSS_MB 32
@@ -99,6 +101,12 @@ typedef struct nno_config {
   int64_t overload_max_connections;
   int64_t overload_max_rss_mb;
   int64_t overload_max_lag_ms;
+  /* plugin_config: {"plugin": {"key": value, ...}, ...} as compact JSON,
+   * "" when none: each object's keys replace those of that core plugin's
+   * manifest "config" (config_plugin_config). Sources merge plugin by
+   * plugin, key by key, later ones winning. May hold secrets: never
+   * printed or logged. */
+  char plugin_config[CONFIG_PLUGIN_CONFIG_MAX];
 } nno_config;
 
 /* The budgets of a plan (sandbox.plans), or the defaults. */
@@ -142,6 +150,22 @@ int config_isolation(const nno_config *c, const char *id, int builtin);
 /* The budgets for `plan` (NULL or "": the defaults; a plan that
  * sandbox.plans does not name: the defaults). */
 config_budget config_plan_budget(const nno_config *c, const char *plan);
+
+/* The "config" of core plugin `name` as the plugin reads it
+ * (plugin_config): `manifest_json` (its manifest's "config", an object)
+ * with the top-level keys plugin_config gives it replaced. 0 with *out
+ * NULL when plugin_config says nothing of it (use the manifest's), or
+ * *out the merged text (OWNERSHIP: jansson's allocator, as a manifest's
+ * config_json: the caller frees it with jansson's free); -1 with err set
+ * (out of memory, or a manifest config that is not an object). The one
+ * merge the loader, every check and the install check use. */
+int config_plugin_config(const nno_config *c, const char *name,
+                         const char *manifest_json, char **out, char *err);
+/* 0 when every plugin plugin_config names is among the `n` `names` (the
+ * core plugins found in plugin_dir), else -1 with err naming the first
+ * that is not. */
+int config_plugin_names(const nno_config *c, const char *const *names,
+                        size_t n, char *err);
 
 /* Print every key with its type, default, bounds and variable. */
 void config_print_help(void);

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,8 +164,11 @@ fail:
 /* package_open and loader_check_object on a folder found under `root`;
  * the package's name is copied to `name` (CONFIG_NAME_MAX + 1 bytes) when
  * not NULL and the manifest reads. */
-static int check_package_in(const char *root, const char *dir, char *name,
-                            char *err, size_t errlen) {
+/* With `cfg`, a core plugin's "config" is also made as a worker makes it
+ * (plugin_config: config_plugin_config). */
+static int check_package_in(const nno_config *cfg, const char *root,
+                            const char *dir, char *name, char *err,
+                            size_t errlen) {
   package_manifest m;
   char so[PATH_MAX];
   int fd;
@@ -172,13 +176,22 @@ static int check_package_in(const char *root, const char *dir, char *name,
     return -1;
   if (name) snprintf(name, CONFIG_NAME_MAX + 1, "%s", m.name);
   int rc = loader_check_object(so, fd, &m, NULL, NULL, err, errlen);
+  if (rc == 0 && cfg && m.kind == NNO_KIND_CORE) {
+    char *merged, cerr[CONFIG_ERR_MAX];
+    rc = config_plugin_config(cfg, m.name, m.config_json, &merged, cerr);
+    if (rc) snprintf(err, errlen, "%s", cerr);
+    json_malloc_t a;
+    json_free_t f;
+    json_get_alloc_funcs(&a, &f);
+    if (merged) f(merged);
+  }
   close(fd);
   package_manifest_free(&m);
   return rc;
 }
 
 int loader_check_package(const char *dir, char *err, size_t errlen) {
-  return check_package_in(dir, dir, NULL, err, errlen);
+  return check_package_in(NULL, dir, dir, NULL, err, errlen);
 }
 
 /* ---- loading ----------------------------------------------------------- */
@@ -238,6 +251,26 @@ static int requires_met(worker *w, plugin *p, char *err, size_t errlen) {
 /* Open, check and init one package folder found under `root`; as the
  * i-th package of stack `sm` (manifest `sjson`) when not NULL. NULL with err set on failure
  * (and g_file naming the file it is about). */
+/* Give core plugin p the "config" plugin_config makes of its manifest's
+ * (config_plugin_config): 0, or -1 with err set. */
+static int apply_plugin_config(const nno_config *cfg, plugin *p, char *err,
+                               size_t errlen) {
+  char *merged, cerr[CONFIG_ERR_MAX];
+  if (config_plugin_config(cfg, p->man.name, p->man.config_json, &merged,
+                           cerr) != 0) {
+    snprintf(err, errlen, "%s", cerr);
+    return -1;
+  }
+  if (merged) {
+    json_malloc_t a;
+    json_free_t f;
+    json_get_alloc_funcs(&a, &f);
+    f(p->man.config_json); /* the manifest's blocks are jansson's */
+    p->man.config_json = merged;
+  }
+  return 0;
+}
+
 static plugin *load_one(worker *w, const char *root, const char *dir,
                         const char *stack_label, int want_kind,
                         const stack_manifest *sm, const char *sjson,
@@ -280,6 +313,9 @@ static plugin *load_one(worker *w, const char *root, const char *dir,
   }
   if (pkgcheck_manifest_fits(w->cfg, &p->man, p->so_path, want_kind, err,
                              errlen))
+    goto fail;
+  if (p->man.kind == NNO_KIND_CORE &&
+      apply_plugin_config(w->cfg, p, err, errlen))
     goto fail;
   if (sm && pkgcheck_stack_wants(sm, idx, &p->man, err, errlen)) {
     snprintf(g_file, sizeof g_file, "%s", sjson);
@@ -659,6 +695,13 @@ done:
  * else -1 with err naming it. Loading and every check decide with this. */
 static int core_missing(const nno_config *cfg, const char *const *have,
                         size_t n, char *err, size_t errlen) {
+  /* plugin_config for a plugin that is not there: a typo that would
+   * leave the real one with its manifest's values. */
+  char cerr[CONFIG_ERR_MAX];
+  if (config_plugin_names(cfg, have, n, cerr) != 0) {
+    snprintf(err, errlen, "%s", cerr);
+    return -1;
+  }
   for (size_t i = 0; i < cfg->ncore_plugins; i++) {
     size_t j = 0;
     while (j < n && strcmp(have[j], cfg->core_plugins[i]) != 0) j++;
@@ -1013,7 +1056,7 @@ int loader_check_core(const nno_config *cfg, FILE *out, char *err,
       snprintf(dir, sizeof dir, "%s/%s", cfg->plugin_dir, e->d_name);
       if (!is_dir(dir)) continue;
       char name[CONFIG_NAME_MAX + 1] = "";
-      if (check_package_in(cfg->plugin_dir, dir, name, e1, sizeof e1) != 0) {
+      if (check_package_in(cfg, cfg->plugin_dir, dir, name, e1, sizeof e1) != 0) {
         if (out) fprintf(out, "error: core plugin %s: %s\n", e->d_name, e1);
         if (!problems++)
           snprintf(err, errlen, "core plugin %s: %s", e->d_name, e1);

@@ -1,5 +1,6 @@
 /* Metrics in a MAP_SHARED segment inherited by every worker. */
 #include "metrics.h"
+#include "meter.h"
 #include "quarantine.h"
 #include "ratelimit.h"
 #include "watchdog.h"
@@ -431,6 +432,22 @@ int metrics_render(char **out, size_t *len) {
             (unsigned long long)rl.total, (unsigned long long)rl.used,
             (unsigned long long)rl.evictions, (unsigned long long)rl.full,
             (unsigned long long)rl.steals);
+  meter_stats ms;
+  meter_get_stats(&ms);
+  sb_printf(&b,
+            "# HELP nno_meter_slots_total Slots of the shared meter table "
+            "(limits.meter_slots).\n"
+            "# TYPE nno_meter_slots_total gauge\n"
+            "nno_meter_slots_total %llu\n"
+            "# HELP nno_meter_slots_used Slots holding a meter key.\n"
+            "# TYPE nno_meter_slots_used gauge\n"
+            "nno_meter_slots_used %llu\n"
+            "# HELP nno_meter_full_total New meter keys refused for want of "
+            "a slot.\n"
+            "# TYPE nno_meter_full_total counter\n"
+            "nno_meter_full_total %llu\n",
+            (unsigned long long)ms.total, (unsigned long long)ms.used,
+            (unsigned long long)ms.full);
   size_t wl = 0;
   char *wt = watchdog_metrics_text(&wl);
   if (wt) sb_printf(&b, "%s", wt);

@@ -176,3 +176,10 @@ def test_meters_survive_a_worker_and_share_an_epoch(done_host):
     for _ in range(10):
         epochs.add(counts(h)["epoch"])
     assert len(epochs) == 1 and epochs != {"0"}
+    # /metrics shows the table: its size and the keys it holds.
+    st, _, text = h.request("GET", "/metrics")
+    lines = dict(l.rsplit(" ", 1) for l in text.decode().splitlines()
+                 if l.startswith("nno_meter_"))
+    assert lines["nno_meter_slots_total"] == "16384"
+    assert int(lines["nno_meter_slots_used"]) == len(counts(h)) - 1
+    assert lines["nno_meter_full_total"] == "0"

@@ -528,8 +528,9 @@ typedef struct nno_host_api {
   /* NUL-terminated strings of the plugin's manifest. Borrowed until fini. */
   const char *(*plugin_name)(nno_plugin *p);
   const char *(*plugin_version)(nno_plugin *p);
-  /* The manifest's "config" object as JSON text ("{}" when absent).
-   * Borrowed until fini. */
+  /* The manifest's "config" object as JSON text ("{}" when absent); for
+   * a core plugin, with the top-level keys the host's plugin_config
+   * gives it replaced. Borrowed until fini. */
   const char *(*plugin_config)(nno_plugin *p);
   /* Private pointer for the plugin's own state; NULL until set. */
   void (*plugin_set_data)(nno_plugin *p, void *data);
