@@ -404,10 +404,9 @@ void billing_outbox_ready(void) {
                    (uint64_t)g_pcfg.grace_check_ms, grace, NULL, &g_grace);
 }
 
+/* The host has stopped the timers and canceled the calls in flight (their
+ * outcomes recorded as retries) before fini. */
 void billing_outbox_fini(void) {
-  if (g_tick) api->timer_stop(g_tick);
-  if (g_scan) api->timer_stop(g_scan);
-  if (g_grace) api->timer_stop(g_grace);
   g_tick = g_scan = g_grace = NULL;
   sqlite3_close_v2(g_db);
   g_db = NULL;

@@ -442,3 +442,23 @@ def test_zz_no_secret_in_the_log_or_the_store(env):
     # the stub saw no breach of its contract but the injected ones
     injected = {"Injected refusal", "Too many requests", "An unknown error"}
     assert {r["error"] for r in h.stub.refused} <= injected, h.stub.refused
+
+
+def test_host_stops_cleanly_with_the_provider_on(make_host):
+    """Drained with jobs due and calls in flight: every worker exits
+    without a crash."""
+    stub = StripeStub(SK, VERSION, hold_s=5).start()
+    try:
+        h = make_host(workers=2, core=True, config={"plugin_config": {
+            "billing": {"provider": "stripe", "stripe": {
+                "api_base": stub.url, "secret_key": SK,
+                "api_version": VERSION, "poll_ms": 50}}}})
+        h.start()
+        stub.fault("POST", "/v1/customers", "timeout")
+        platform(h, "jolt", "pro")
+        wait_for(lambda: stub.entries("POST", "/v1/customers"))
+        assert h.stop() == 0
+        text = h.log_text()
+        assert "worker crashed" not in text and "SIGABRT" not in text, text
+    finally:
+        stub.stop()
