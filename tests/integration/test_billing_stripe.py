@@ -208,6 +208,8 @@ def test_usage_buckets_become_meter_events_exactly_once_under_faults(env):
     hours = [this_hour - k * 3600 for k in range(2, 8)]
     want = {}
     with db(h) as c:
+        # one transaction, as a flush writes: a scan sees whole buckets
+        c.execute("BEGIN IMMEDIATE")
         for i, hr in enumerate(hours):
             for tenant, pkg, cls, n in (("", "", 0, 10 + i), ("t1", "", 0, 5),
                                         ("", "notes", 0, 1), ("", "", 2, 99)):
@@ -220,6 +222,7 @@ def test_usage_buckets_become_meter_events_exactly_once_under_faults(env):
                   " VALUES ('cargo', ?, 0, 7)", (this_hour,))
         c.execute("INSERT INTO usage (platform, hour, class, requests)"
                   " VALUES ('ghost', ?, 0, 7)", (hours[0],))
+        c.execute("COMMIT")
     for kind in ("429", "500", "timeout", "429", "500", "timeout"):
         stub.fault("POST", "/v1/billing/meter_events", kind)
 
