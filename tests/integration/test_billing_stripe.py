@@ -465,3 +465,23 @@ def test_host_stops_cleanly_with_the_provider_on(make_host):
         assert "worker crashed" not in text and "SIGABRT" not in text, text
     finally:
         stub.stop()
+
+
+def test_provider_none_completes_jobs_at_once_and_takes_no_webhook(make_host):
+    """The embedded default: accounts kept, every job done with no call,
+    and the webhook endpoint not configured."""
+    h = make_host(workers=1, core=True)
+    h.start()
+    platform(h, "kilo", "pro")
+    wait_for(lambda: settled(h, "kilo"), what="kilo's jobs done")
+    a = account(h, "kilo")
+    assert a["plan"] == "pro" and a["customer"] == "" and \
+        a["subscription"] == ""
+    body = b'{"id":"evt_1","type":"invoice.paid","data":{"object":{}}}'
+    problem(post(h, body, sign(body)), 503)
+    set_plan(h, "kilo", "free")
+    wait_for(lambda: account(h, "kilo")["plan"] == "free" and
+             settled(h, "kilo"))
+    st, _, _ = h.api("DELETE", "/platforms/kilo")
+    assert st in (200, 202, 204)
+    wait_for(lambda: account(h, "kilo") is None, what="kilo's account gone")
