@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "internal.h"
 
 const nno_host_api *api;
@@ -17,6 +19,36 @@ static const nno_billing_v1 service = {
     .plan_at = billing_plan_at,
 };
 
+/* The sections of billing's configuration; each module checks its own. A
+ * key outside them is a typo that must not pass silently. */
+static int check_sections(const char *text, char *err, size_t cap) {
+  static const char *const known[] = {"plans", "default_plan", "metering",
+                                      "provider", "stripe"};
+  json_t *root = json_loads(text ? text : "{}", 0, NULL);
+  if (!json_is_object(root)) {
+    json_decref(root);
+    snprintf(err, cap, "config: expected an object");
+    return -1;
+  }
+  const char *k;
+  json_t *v;
+  int rc = 0;
+  json_object_foreach(root, k, v) {
+    size_t i = 0, n = sizeof known / sizeof *known;
+    while (i < n && strcmp(known[i], k) != 0) i++;
+    if (i == n) {
+      snprintf(err, cap,
+               "config: unknown section \"%.64s\" (billing reads plans, "
+               "default_plan, metering, provider, stripe)",
+               k);
+      rc = -1;
+      break;
+    }
+  }
+  json_decref(root);
+  return rc;
+}
+
 static int billing_init(nno_plugin *p, const nno_host_api *host) {
   api = host;
   memset(&g_bill, 0, sizeof g_bill);
@@ -26,7 +58,8 @@ static int billing_init(nno_plugin *p, const nno_host_api *host) {
            api->host_data_dir(p));
   char err[512] = "";
   sqlite3 *db = NULL;
-  int rc = billing_store_open(&db, err, sizeof err);
+  int rc = check_sections(g_bill.config_json, err, sizeof err);
+  if (!rc) rc = billing_store_open(&db, err, sizeof err);
   if (!rc) rc = billing_store_migrate(db, err, sizeof err);
   sqlite3_close_v2(db);
   if (!rc) rc = billing_plans_init(err, sizeof err);
