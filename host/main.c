@@ -10,10 +10,8 @@
 #include <nno/plugin.h>
 
 #include "stack_archive.h"
-#include "cli.h"
+#include "cli/cli.h"
 #include "cli/project.h"
-#include "cli_stack_local.h"
-#include "cli_check.h"
 #include "config.h"
 #include "loader.h"
 #include "log.h"

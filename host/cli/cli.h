@@ -1,7 +1,16 @@
-/* Shared between the operator CLI's files: the request layer (cli_http.c),
- * the output helpers (cli_table.c) and the commands (cli.c). */
-#ifndef NNO_HOST_CLI_INTERNAL_H
-#define NNO_HOST_CLI_INTERNAL_H
+/* The client: every `nno` command but serve and version, built as the
+ * library nno_cli (host/cli/). The kernel (the files of host/) never
+ * includes this folder: only host/main.c calls into it.
+ *
+ * Files: cli.c (dispatch, global options, help), http.c (the one HTTP
+ * client), out.c (tables, key: value lines, JSON, CSV, and the request +
+ * print helpers every command uses), complete.c (bash completion), and one
+ * file per command group, each defining its commands and a cli_group:
+ * platform.c, tenant.c, key.c, resource.c, stack.c, check.c, plan.c,
+ * usage.c, audit.c, quarantine.c, operator_key.c; project*.c and login.c
+ * (project.h) are the developer's commands. */
+#ifndef NNO_CLI_CLI_H
+#define NNO_CLI_CLI_H
 
 #include <limits.h>
 #include <stddef.h>
@@ -103,7 +112,7 @@ void cli_print_json(FILE *f, const json_t *v);
  * Owned by the caller (free); NULL when out of memory. */
 char *cli_text(const json_t *v);
 
-/* -- the commands (cli_cmd.c) ------------------------------------------ */
+/* -- the command table (cli.c) ------------------------------------------ */
 
 #define CLI_MAX_POS 3
 #define CLI_MAX_OPTS 32
@@ -130,14 +139,56 @@ typedef struct cli_command {
   int (*run)(cli *c, const cli_args *a);
 } cli_command;
 
+/* A command group: `nno NAME ...`, defined by its file. */
 typedef struct cli_group {
   const char *name, *summary;
+  const cli_command *commands;
+  size_t ncommands;
 } cli_group;
 
-extern const cli_command cli_commands[];
-extern const size_t cli_ncommands;
-extern const cli_group cli_groups[];
+/* The groups, in the order `nno --help` lists them (cli.c). */
+extern const cli_group *const cli_groups[];
 extern const size_t cli_ngroups;
+
+extern const cli_group cli_group_platform, cli_group_plan, cli_group_tenant,
+    cli_group_key, cli_group_resource, cli_group_stack, cli_group_audit,
+    cli_group_quarantine, cli_group_usage, cli_group_operator_key;
+
+/* -- requests printed (out.c) ---------------------------------------------- */
+
+#define LIST_MAX_ROWS 100000L /* rows a list follows pages for by default */
+#define AUDIT_ROWS 100L       /* audit: the newest entries by default */
+#define LIMIT_MAX 10000000L
+#define PAGE_MAX 500          /* the registry's largest page */
+#define RESOURCE_PAGE_MAX 200 /* the provisioning plugin's largest page */
+#define LIST_OPTS                                            \
+  "  --limit N    show at most N rows (1 to 10000000)\n"     \
+  "  --all        follow every page, however many rows\n"
+
+/* After a request: an error status is printed; a 2xx object is printed as
+ * the server sent it (--json) or as `key: value` lines. Frees `r`. */
+int cli_finish(cli *c, cli_resp *r);
+/* cli_request, then cli_finish. */
+int cli_single(cli *c, const char *method, const char *path,
+               const json_t *body);
+/* A 2xx answer without content: `done` on stdout unless --json. */
+int cli_no_content(cli *c, const char *method, const char *path,
+                   const char *done);
+/* The usage error for an argument too long for a request path. */
+int cli_too_long(void);
+/* GET `base` (a path, maybe with a query) page after page, following
+ * next_cursor, until `want` rows: *all gets them (owned), *first the first
+ * page's object (owned, NULL unless `first`), *more whether rows were
+ * left. `paged`: the largest page the endpoint's limit takes, 0 when it
+ * takes none. */
+int cli_collect(cli *c, const char *base, long want, long paged,
+                json_t **all_out, json_t **first, int *more_out);
+/* On stderr, that rows were left (unless --limit was given). */
+void cli_more_note(const cli_args *a, int more, long want);
+/* cli_collect() every row wanted, then print them as one JSON array
+ * (--json) or a table. */
+int cli_list(cli *c, const cli_args *a, const char *cmd, const char *base,
+             long dflt, long paged, const cli_col *cols, size_t ncols);
 
 /* The value of option `name` (without "--"), or NULL when not given. */
 const char *cli_opt(const cli_args *a, const char *name);
@@ -145,7 +196,7 @@ const char *cli_opt(const cli_args *a, const char *name);
  * -1 after printing a usage error (`cmd` names the command). */
 long cli_rows_wanted(const cli_args *a, long dflt, const char *cmd);
 
-/* -- plans (cli_plan.c) --------------------------------------------------- */
+/* -- plans (plan.c) ------------------------------------------------------- */
 
 /* nno plan list | show NAME | create NAME ... | update NAME ... */
 int cli_plan_list(cli *c, const cli_args *a);
@@ -171,12 +222,53 @@ int cli_plan_update(cli *c, const cli_args *a);
   "  --price P                the payment provider's price (price_...),\n" \
   "                           '' for none\n"
 
-/* -- usage (cli_usage.c) ------------------------------------------------ */
+/* -- usage (usage.c) ---------------------------------------------------- */
 
 /* `nno usage --platform P [--from D] [--to D] [--by B] [--csv]`. */
 int cli_usage_cmd(cli *c, const cli_args *a);
 /* Rows as CSV (RFC 4180: CRLF, quoted where needed), the column keys as
  * the header line; null and absent values are empty fields. */
 void cli_csv(FILE *f, const cli_col *cols, size_t ncols, const json_t *rows);
+
+/* -- local commands ------------------------------------------------------- */
+
+/* `nno check-package DIR` and `nno stack check DIR|FILE [--json]`
+ * (check.c). Each returns the process's exit status: 0 loadable, 1
+ * problems (on stderr, or the JSON report on stdout with --json), 2 usage.
+ * `exe_dir` is the folder of the nno binary (configuration defaults). */
+int cli_check_package(int argc, char **argv, const char *exe_dir);
+int cli_stack_check(int argc, char **argv, const char *exe_dir);
+void cli_check_usage_package(FILE *f);
+void cli_check_usage_stack(FILE *f);
+
+/* `nno stack pack|keygen|sign` (stack.c): 1 if `nno stack SUB` is one of
+ * them; cli_stack_local_main runs it (argv[0] is SUB). Exit code: 0, 1 on
+ * failure (one `nno:` line and a `hint:` line on stderr), 2 for usage. */
+int cli_stack_local_claims(const char *sub);
+int cli_stack_local_main(int argc, char **argv);
+/* One line per local stack command, for `nno --help`. */
+void cli_stack_local_summary(FILE *f);
+/* "  nno SYNOPSIS" per local stack command (`stack check` included), for
+ * `nno stack --help` beside the operator's stack commands. */
+void cli_stack_local_synopses(FILE *f);
+
+/* -- the entry points (cli.c), called by host/main.c ------------------------ */
+
+/* 1 if argv (the arguments after `nno`) is an operator command: its first
+ * word is one of the CLI's commands, possibly after global options such as
+ * `--url URL` or `--json`; 0 otherwise. */
+int cli_claims(int argc, char **argv);
+
+/* Runs the operator command in argv (the arguments after `nno`) and returns
+ * the process exit code: 0 success, 1 an API error (or one the server
+ * answered with), 2 a usage error, 3 the host cannot be reached. Errors are
+ * one line on stderr (usage errors add a `hint:` line). */
+int cli_main(int argc, char **argv);
+
+/* `nno help COMMAND [SUBCOMMAND]`: prints the help of that command. */
+int cli_help(int argc, char **argv);
+
+/* One line per operator command for the top-level usage text. */
+void cli_usage_summary(FILE *f);
 
 #endif

@@ -1,6 +1,6 @@
 /* `nno check-package DIR` and `nno stack check DIR|FILE`: the one
  * loadability check (pkgcheck.h) from the command line. */
-#include "cli_check.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <fcntl.h>

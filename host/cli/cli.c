@@ -1,5 +1,5 @@
-/* The operator CLI: parses `nno [GLOBAL...] GROUP [SUB] ARGS...` against
- * the command table (cli_cmd.c), prints help, resolves the host URL and
+/* The client's dispatch: parses `nno [GLOBAL...] GROUP [SUB] ARGS...`
+ * against the command groups (one file each), prints help, resolves the host URL and
  * where the key comes from, and runs the command. */
 #include "cli.h"
 
@@ -7,23 +7,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_internal.h"
-#include "cli_stack_local.h"
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
 
-static int is_group(const char *s) {
+const cli_group *const cli_groups[] = {
+    &cli_group_platform, &cli_group_plan,       &cli_group_tenant,
+    &cli_group_key,      &cli_group_resource,   &cli_group_stack,
+    &cli_group_audit,    &cli_group_quarantine, &cli_group_usage,
+    &cli_group_operator_key,
+};
+const size_t cli_ngroups = sizeof cli_groups / sizeof cli_groups[0];
+
+static const cli_group *find_group(const char *s) {
   for (size_t i = 0; i < cli_ngroups; i++)
-    if (!strcmp(cli_groups[i].name, s)) return 1;
-  return 0;
+    if (!strcmp(cli_groups[i]->name, s)) return cli_groups[i];
+  return NULL;
 }
 
+static int is_group(const char *s) { return find_group(s) != NULL; }
+
 static const cli_command *find(const char *group, const char *sub) {
-  for (size_t i = 0; i < cli_ncommands; i++)
-    if (!strcmp(cli_commands[i].group, group) &&
-        ((!sub && !cli_commands[i].sub) ||
-         (sub && cli_commands[i].sub && !strcmp(cli_commands[i].sub, sub))))
-      return &cli_commands[i];
+  const cli_group *g = find_group(group);
+  for (size_t i = 0; g && i < g->ncommands; i++) {
+    const cli_command *k = &g->commands[i];
+    if ((!sub && !k->sub) || (sub && k->sub && !strcmp(k->sub, sub)))
+      return k;
+  }
   return NULL;
 }
 
@@ -48,9 +57,9 @@ static void help_command(FILE *f, const cli_command *cmd) {
 
 static void help_group(FILE *f, const char *group) {
   fprintf(f, "usage: nno %s COMMAND [OPTIONS]\n\nCommands:\n", group);
-  for (size_t i = 0; i < cli_ncommands; i++)
-    if (!strcmp(cli_commands[i].group, group))
-      fprintf(f, "  nno %s\n", cli_commands[i].synopsis);
+  const cli_group *g = find_group(group);
+  for (size_t i = 0; g && i < g->ncommands; i++)
+    fprintf(f, "  nno %s\n", g->commands[i].synopsis);
   /* The stack commands that need no host (check, pack, keygen, sign)
    * belong to the same group. */
   if (!strcmp(group, "stack")) cli_stack_local_synopses(f);
@@ -60,7 +69,7 @@ static void help_group(FILE *f, const char *group) {
 
 void cli_usage_summary(FILE *f) {
   for (size_t i = 0; i < cli_ngroups; i++)
-    fprintf(f, "  %-15s  %s\n", cli_groups[i].name, cli_groups[i].summary);
+    fprintf(f, "  %-15s  %s\n", cli_groups[i]->name, cli_groups[i]->summary);
 }
 
 /* -- parsing --------------------------------------------------------------- */
@@ -303,4 +312,19 @@ int cli_help(int argc, char **argv) {
   v[n++] = "--help";
   v[n] = NULL;
   return cli_main(n, v);
+}
+
+#define LIST_MAX_ROWS 100000L /* rows a list follows pages for by default */
+#define AUDIT_ROWS 100L       /* audit: the newest entries by default */
+#define LIMIT_MAX 10000000L
+#define PAGE_MAX 500 /* the registry's largest page */
+#define RESOURCE_PAGE_MAX 200 /* the provisioning plugin's largest page */
+
+const char *cli_opt(const cli_args *a, const char *name) {
+  size_t n = strlen(name);
+  for (int i = 0; i < a->nopt; i++)
+    if (!strncmp(a->opt[i].name, name, n) &&
+        (a->opt[i].name[n] == '\0' || a->opt[i].name[n] == '='))
+      return a->opt[i].value;
+  return NULL;
 }

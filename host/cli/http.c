@@ -11,7 +11,7 @@
 
 #include <unistd.h>
 
-#include "cli_internal.h"
+#include "cli.h"
 
 #ifndef NNO_VERSION
 #define NNO_VERSION "0"
