@@ -36,7 +36,8 @@ static const cli_command commands[] = {
      "  --target T   only entries about T (e.g. platform:acme)\n"
      "  --action A   only entries of action A (e.g. platform.create)\n"
      LIST_OPTS,
-     audit},
+     audit,
+     "  nno audit --target platform:acme --limit 20\n", NULL, NULL},
 };
 /* clang-format on */
 

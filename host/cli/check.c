@@ -26,7 +26,8 @@ static int usage_error(const char *msg, const char *hint) {
 
 void cli_check_usage_package(FILE *f) {
   fprintf(f,
-          "usage: nno check-package DIR [--config FILE] [--set KEY=VALUE]...\n"
+          "usage: nno check-package DIR [--json] [--config FILE]\n"
+          "                         [--set KEY=VALUE]...\n"
           "\n"
           "Checks the package folder DIR as the loader would: package.json\n"
           "(unknown fields refused), migrations, the shared object's\n"
@@ -35,6 +36,10 @@ void cli_check_usage_package(FILE *f) {
           "a temporary data folder: the services it requires must exist and\n"
           "it must bind exactly the routes it declares; in the sandbox a\n"
           "worker would give it (sandbox.*, by the stack folder it is in).\n"
+          "\n"
+          "  --json   print {\"ok\", \"problems\": [{\"file\", \"field\",\n"
+          "           \"message\"}]} on stdout instead\n"
+          "\n"
           "Exit 0 if loadable, 1 with each problem on stderr (\"nno: ...\"),\n"
           "2 for usage errors.\n");
 }
@@ -116,7 +121,7 @@ static int parse(int argc, char **argv, int allow_json, const char *cmd,
       return usage_error(msg, hint);
     } else if (o->target) {
       snprintf(msg, sizeof msg, "%s: expected one %s, got '%.64s' too", cmd,
-               allow_json ? "folder or archive" : "folder", a);
+               strcmp(cmd, "check-package") ? "folder or archive" : "folder", a);
       return usage_error(msg, hint);
     } else {
       o->target = a;
@@ -124,7 +129,7 @@ static int parse(int argc, char **argv, int allow_json, const char *cmd,
   }
   if (!o->target) {
     snprintf(msg, sizeof msg, "%s: expected %s", cmd,
-             allow_json ? "a stack folder or archive" : "a package folder");
+             strcmp(cmd, "check-package") ? "a stack folder or archive" : "a package folder");
     return usage_error(msg, hint);
   }
   return 0;
@@ -183,13 +188,19 @@ static int finish(const pkgcheck_report *rep, int rc, int json,
 int cli_check_package(int argc, char **argv, const char *exe_dir) {
   opts o;
   memset(&o, 0, sizeof o);
-  int rc = parse(argc, argv, 0, "check-package", cli_check_usage_package, &o);
+  int rc = parse(argc, argv, 1, "check-package", cli_check_usage_package, &o);
   if (rc) return rc < 0 ? 0 : rc;
   nno_config *cfg = config_for(&o, exe_dir);
   if (!cfg) return 2;
   pkgcheck_report rep;
   memset(&rep, 0, sizeof rep);
   rc = pkgcheck_package(cfg, o.target, 1, &rep);
+  if (o.json) {
+    rc = finish(&rep, rc, 1, "package ok");
+    pkgcheck_report_free(&rep);
+    free(cfg);
+    return rc;
+  }
   /* Each problem in the loader's own words, as this command always did. */
   for (size_t i = 0; i < rep.n; i++) {
     char text[PATH_MAX + 1200];
@@ -317,3 +328,23 @@ int cli_stack_check(int argc, char **argv, const char *exe_dir) {
   free(cfg);
   return rc;
 }
+
+/* -- the command table ----------------------------------------------------- */
+
+static int run_check_package(int argc, char **argv, const char *exe_dir) {
+  return cli_check_package(argc, argv, exe_dir);
+}
+
+/* clang-format off */
+static const cli_command commands[] = {
+    {"check-package", NULL, .synopsis = "check-package DIR [--json] [--config FILE] [--set KEY=VALUE]...",
+     .opts = {"json", "config=", "set=+"}, .usage = cli_check_usage_package,
+     .local = run_check_package,
+     .example = "  nno check-package packages/hello\n"
+                "  nno check-package build/stack/shop/0.1.0/packages/shop --json\n"},
+};
+/* clang-format on */
+
+const cli_group cli_group_check_package = {
+    "check-package", "check a package folder as the loader would", commands,
+    sizeof commands / sizeof commands[0]};

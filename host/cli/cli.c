@@ -7,14 +7,97 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "project.h"
+
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
 
+/* -- the developer's commands (project.h) --------------------------------- */
+
+/* clang-format off */
+static const cli_command project_commands[] = {
+    {"project", "init", .synopsis = "project init NAME [--template minimal|crud]",
+     .opts = {"template="}, .local = cli_project_main,
+     .help = "Makes the project folder NAME from a template installed with nno:\n"
+             "package.json, stack.json, a Makefile, src/, migrations/, ui/,\n"
+             "tests/, a README and a .gitignore.\n\n"
+             "  --template T   minimal (a route, the default) or crud (a\n"
+             "                 resource on sql, filtered by tenant)\n",
+     .example = "  nno project init shop --template crud\n"},
+    {"project", "build", .synopsis = "project build",
+     .local = cli_project_main,
+     .help = "Builds the project with release flags and packs it into\n"
+             "dist/{id}-{version}.tar.gz (the same bytes every time). Prints\n"
+             "\"SHA256  PATH\".\n",
+     .example = "  cd shop && nno project build\n"},
+    {"project", "dev", .synopsis = "project dev",
+     .local = cli_project_main,
+     .help = "Builds, starts a local host (data in .nno/dev, a free port) with a\n"
+             "user_project platform and a key for it, prints the URLs and the\n"
+             "key, then rebuilds on every save: a good build is swapped in\n"
+             "without dropping requests, a broken one shows the compiler's\n"
+             "errors while the old version keeps serving. The package's logs\n"
+             "are streamed. Ctrl-C stops the host.\n",
+     .example = "  cd shop && nno project dev\n"},
+    {"project", "test", .synopsis = "project test",
+     .local = cli_project_main,
+     .help = "Builds, starts a host as dev does (a temporary data folder) and\n"
+             "runs each executable in tests/ with NNO_URL, NNO_KEY, NNO_PLATFORM\n"
+             "and NNO_BASE set. Exit 1 when any test fails.\n",
+     .example = "  cd shop && nno project test\n"},
+    {"project", "deploy", .synopsis = "project deploy [--url URL]",
+     .opts = {"url="}, .local = cli_project_main,
+     .help = "Builds, uploads the archive to the host 'nno login' signed in to\n"
+             "and activates it on the developer's platform. Prints the version\n"
+             "and the URL.\n\n"
+             "  --url URL   the host (default: the one logged in to)\n",
+     .example = "  nno project deploy --url https://nno.example.com\n"},
+    {"project", "logs", .synopsis = "project logs [--follow]",
+     .opts = {"follow"}, .local = cli_project_main,
+     .help = "Prints the recent log lines of the project's package on the host\n"
+             "it was deployed to.\n\n"
+             "  --follow   keep printing new lines\n",
+     .example = "  nno project logs --follow\n"},
+    {"project", "env", .synopsis = "project env",
+     .local = cli_project_main,
+     .help = "Prints the PKG_CONFIG_PATH that finds this nno's nno-plugin.pc,\n"
+             "for building the package by hand.\n",
+     .example = "  eval \"$(nno project env)\" && make\n"},
+};
+
+static const cli_command login_commands[] = {
+    {"login", NULL, 1, 1, .synopsis = "login URL [--platform P]",
+     .opts = {"platform="}, .local = cli_login_main,
+     .help = "Signs in to the host at URL with a device code: prints a code\n"
+             "and where to approve it (an operator or the platform's admin),\n"
+             "then waits. The session is kept in\n"
+             "$XDG_CONFIG_HOME/nno/credentials.json (mode 0600).\n\n"
+             "  --platform P   the platform to sign in to\n",
+     .example = "  nno login https://nno.example.com --platform shop\n"},
+};
+
+static const cli_command logout_commands[] = {
+    {"logout", NULL, 0, 1, .synopsis = "logout [URL]",
+     .local = cli_logout_main,
+     .help = "Forgets the session 'nno login' stored (for URL, or every one).\n",
+     .example = "  nno logout https://nno.example.com\n"},
+};
+/* clang-format on */
+
+static const cli_group group_project = {
+    "project", "init, build, dev, test, deploy, logs: a package of your own",
+    project_commands, sizeof project_commands / sizeof project_commands[0]};
+static const cli_group group_login = {
+    "login", "sign in to a host with a device code", login_commands, 1};
+static const cli_group group_logout = {
+    "logout", "forget the session of 'nno login'", logout_commands, 1};
+
 const cli_group *const cli_groups[] = {
-    &cli_group_platform, &cli_group_plan,       &cli_group_tenant,
-    &cli_group_key,      &cli_group_resource,   &cli_group_stack,
-    &cli_group_audit,    &cli_group_quarantine, &cli_group_usage,
-    &cli_group_operator_key,
+    &cli_group_platform,   &cli_group_plan,          &cli_group_tenant,
+    &cli_group_key,        &cli_group_resource,      &cli_group_stack,
+    &cli_group_audit,      &cli_group_quarantine,    &cli_group_usage,
+    &cli_group_operator_key, &cli_group_check_package, &group_project,
+    &group_login,          &group_logout,            &cli_group_completion,
 };
 const size_t cli_ngroups = sizeof cli_groups / sizeof cli_groups[0];
 
@@ -51,52 +134,66 @@ static void help_globals(FILE *f) {
 }
 
 static void help_command(FILE *f, const cli_command *cmd) {
-  fprintf(f, "usage: nno %s\n\n%s", cmd->synopsis, cmd->help);
-  help_globals(f);
+  if (cmd->usage)
+    cmd->usage(f);
+  else
+    fprintf(f, "usage: nno %s\n\n%s", cmd->synopsis, cmd->help);
+  fprintf(f, "\nExample:\n%s", cmd->example);
+  if (!cmd->local) help_globals(f);
 }
 
-static void help_group(FILE *f, const char *group) {
-  fprintf(f, "usage: nno %s COMMAND [OPTIONS]\n\nCommands:\n", group);
-  const cli_group *g = find_group(group);
-  for (size_t i = 0; g && i < g->ncommands; i++)
-    fprintf(f, "  nno %s\n", g->commands[i].synopsis);
-  /* The stack commands that need no host (check, pack, keygen, sign)
-   * belong to the same group. */
-  if (!strcmp(group, "stack")) cli_stack_local_synopses(f);
-  fprintf(f, "\nRun 'nno %s COMMAND --help' for one command.\n", group);
-  help_globals(f);
+/* 1 if some command of `g` is sent to a host. */
+static int remote_in(const cli_group *g) {
+  for (size_t i = 0; i < g->ncommands; i++)
+    if (!g->commands[i].local) return 1;
+  return 0;
 }
 
-void cli_usage_summary(FILE *f) {
-  for (size_t i = 0; i < cli_ngroups; i++)
-    fprintf(f, "  %-15s  %s\n", cli_groups[i]->name, cli_groups[i]->summary);
+static void help_group(FILE *f, const cli_group *g) {
+  int remote = 0;
+  fprintf(f, "usage: nno %s%s\n\n%s.\n\nCommands:\n", g->name,
+          g->commands[0].sub ? " COMMAND [OPTIONS]" : " [OPTIONS]",
+          g->summary);
+  for (size_t i = 0; i < g->ncommands; i++) {
+    fprintf(f, "  nno %s%s\n", g->commands[i].synopsis,
+            g->commands[i].local && remote_in(g) ? "  (local)" : "");
+    remote |= !g->commands[i].local;
+  }
+  fprintf(f, "\nExample:\n");
+  for (size_t i = 0; i < g->ncommands && i < 4; i++) {
+    const char *e = g->commands[i].example;
+    fprintf(f, "%.*s\n", (int)strcspn(e, "\n"), e);
+  }
+  if (g->commands[0].sub)
+    fprintf(f, "\nRun 'nno %s COMMAND --help' for one command.\n", g->name);
+  if (remote) help_globals(f);
+}
+
+void cli_usage(FILE *f) {
+  fprintf(f,
+          "usage: nno COMMAND [OPTIONS]\n"
+          "\n"
+          "Commands:\n"
+          "  %-15s  %s\n  %-15s  %s\n  %-15s  %s\n",
+          "serve", "run the host (master + workers)", "version",
+          "print the version and plugin ABI", "help [COMMAND]",
+          "show help for a command");
+  fprintf(f, "\nClient commands (HTTP clients of a running host, but those "
+             "marked local):\n");
+  for (size_t i = 0; i < cli_ngroups; i++) {
+    const cli_group *g = cli_groups[i];
+    fprintf(f, "  %-15s  %s\n", g->name, g->summary);
+    for (size_t k = 0; k < g->ncommands; k++)
+      if (g->commands[k].local && g->commands[k].sub && remote_in(g))
+        fprintf(f, "    %s %-10s local\n", g->name, g->commands[k].sub);
+  }
+  fprintf(f, "\nRun 'nno COMMAND --help' for a command's options and "
+             "examples.\n");
 }
 
 /* -- parsing --------------------------------------------------------------- */
 
 static const char *const global_values[] = {"url", "key", "data"};
-
-static int is_global_value(const char *name) {
-  for (size_t i = 0; i < 3; i++)
-    if (!strcmp(name, global_values[i])) return 1;
-  return 0;
-}
-
-int cli_claims(int argc, char **argv) {
-  for (int i = 0; i < argc; i++) {
-    const char *s = argv[i];
-    if (s[0] != '-') return is_group(s);
-    if (strncmp(s, "--", 2)) return 0;
-    char name[32];
-    snprintf(name, sizeof name, "%.*s", (int)strcspn(s + 2, "="), s + 2);
-    if (is_global_value(name)) {
-      if (!strchr(s, '=')) i++;
-    } else if (strcmp(name, "json") && strcmp(name, "help")) {
-      return 0;
-    }
-  }
-  return 0;
-}
 
 static int bad_option(const char *where, const char *what, const char *s) {
   char msg[256], hint[128];
@@ -105,7 +202,17 @@ static int bad_option(const char *where, const char *what, const char *s) {
   return cli_usage_error(msg, hint);
 }
 
-int cli_main(int argc, char **argv) {
+/* A local command after global options (which it does not take). */
+static int local_after_globals(const char *where) {
+  char msg[128], hint[128];
+  snprintf(msg, sizeof msg,
+           "%s runs locally: --url, --key and --data do not apply", where);
+  snprintf(hint, sizeof hint, "run 'nno %s --help' for its options", where);
+  return cli_usage_error(msg, hint);
+}
+
+/* An operator command: parsed against the table, then sent. */
+static int run_remote(int argc, char **argv) {
   const char *gv[3] = {0}; /* url, key, data */
   const char *group = NULL, *sub = NULL;
   const cli_command *cmd = NULL;
@@ -189,6 +296,7 @@ int cli_main(int argc, char **argv) {
       group = s;
       snprintf(where, sizeof where, "%s", group);
       cmd = find(group, NULL);
+      if (cmd && cmd->local) return local_after_globals(group);
     } else if (!cmd) {
       sub = s;
       if (!(cmd = find(group, sub))) {
@@ -200,6 +308,7 @@ int cli_main(int argc, char **argv) {
         return cli_usage_error(msg, hint);
       }
       snprintf(where, sizeof where, "%s %s", group, sub);
+      if (cmd->local) return local_after_globals(where);
     } else if (a.npos < cmd->max_pos) {
       if (!*s && !help) {
         char msg[128];
@@ -222,7 +331,7 @@ int cli_main(int argc, char **argv) {
     if (cmd)
       help_command(stdout, cmd);
     else if (group)
-      help_group(stdout, group);
+      help_group(stdout, find_group(group));
     else
       fprintf(stdout, "usage: nno COMMAND ... (run 'nno --help')\n");
     rc = CLI_OK;
@@ -305,13 +414,62 @@ done:
   return rc;
 }
 
-int cli_help(int argc, char **argv) {
-  char *v[8];
-  int n = 0;
-  for (int i = 0; i < argc && n < 6; i++) v[n++] = argv[i];
-  v[n++] = "--help";
-  v[n] = NULL;
-  return cli_main(n, v);
+/* The local command `nno GROUP [SUB] ...` names, or NULL. */
+static const cli_command *find_local(int argc, char **argv) {
+  const cli_group *g = argc > 0 ? find_group(argv[0]) : NULL;
+  for (size_t i = 0; g && i < g->ncommands; i++) {
+    const cli_command *k = &g->commands[i];
+    if (!k->local) continue;
+    if (!k->sub || (argc > 1 && !strcmp(argv[1], k->sub))) return k;
+  }
+  return NULL;
+}
+
+static int wants_help(int argc, char **argv) {
+  for (int i = 0; i < argc && strcmp(argv[i], "--"); i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+  return 0;
+}
+
+int cli_main(int argc, char **argv, const char *exe_dir) {
+  if (argc == 0) {
+    cli_usage(stderr);
+    return CLI_EUSAGE;
+  }
+  const char *w = argv[0];
+  if (!strcmp(w, "--help") || !strcmp(w, "-h") ||
+      (!strcmp(w, "help") && argc == 1)) {
+    cli_usage(stdout);
+    return CLI_OK;
+  }
+  if (!strcmp(w, "help")) {
+    /* `nno help GROUP [SUB]`: the same as `nno GROUP [SUB] --help`. */
+    char *v[4] = {argv[1], argc > 2 ? argv[2] : NULL, NULL, NULL};
+    int n = argc > 2 ? 2 : 1;
+    if (argc > 3) {
+      char msg[128];
+      snprintf(msg, sizeof msg, "help: unexpected argument '%.32s'", argv[3]);
+      return cli_usage_error(msg, "e.g. nno help stack install");
+    }
+    v[n++] = "--help";
+    return cli_main(n, v, exe_dir);
+  }
+  const cli_command *lc = find_local(argc, argv);
+  if (lc) {
+    if (wants_help(argc, argv)) {
+      help_command(stdout, lc);
+      return CLI_OK;
+    }
+    return lc->local(argc - 1, argv + 1, exe_dir);
+  }
+  /* `nno GROUP --help` for a group of local commands only. */
+  const cli_group *g = find_group(w);
+  if (g && argc > 1 && wants_help(argc, argv) &&
+      (argv[1][0] == '-' || !find(w, argv[1]))) {
+    help_group(stdout, g);
+    return CLI_OK;
+  }
+  return run_remote(argc, argv);
 }
 
 #define LIST_MAX_ROWS 100000L /* rows a list follows pages for by default */

@@ -137,6 +137,18 @@ typedef struct cli_command {
   const char *opts[CLI_MAX_CMD_OPTS];
   const char *synopsis, *help;
   int (*run)(cli *c, const cli_args *a);
+  /* Lines of examples ("  nno ...\n"), printed under "Example:" by
+   * --help; every command has at least one. */
+  const char *example;
+  /* A local command (no host, no operator key): run instead of `run`, with
+   * the words after the group (argv[0] is SUB when the group has
+   * subcommands) and the folder of the nno executable; it parses its own
+   * options (`opts` only lists them for help and completion). Global
+   * options do not apply. */
+  int (*local)(int argc, char **argv, const char *exe_dir);
+  /* When set, prints the usage and description instead of synopsis and
+   * help. */
+  void (*usage)(FILE *f);
 } cli_command;
 
 /* A command group: `nno NAME ...`, defined by its file. */
@@ -152,7 +164,8 @@ extern const size_t cli_ngroups;
 
 extern const cli_group cli_group_platform, cli_group_plan, cli_group_tenant,
     cli_group_key, cli_group_resource, cli_group_stack, cli_group_audit,
-    cli_group_quarantine, cli_group_usage, cli_group_operator_key;
+    cli_group_quarantine, cli_group_usage, cli_group_operator_key,
+    cli_group_check_package, cli_group_completion;
 
 /* -- requests printed (out.c) ---------------------------------------------- */
 
@@ -246,29 +259,24 @@ void cli_check_usage_stack(FILE *f);
  * failure (one `nno:` line and a `hint:` line on stderr), 2 for usage. */
 int cli_stack_local_claims(const char *sub);
 int cli_stack_local_main(int argc, char **argv);
-/* One line per local stack command, for `nno --help`. */
-void cli_stack_local_summary(FILE *f);
-/* "  nno SYNOPSIS" per local stack command (`stack check` included), for
- * `nno stack --help` beside the operator's stack commands. */
-void cli_stack_local_synopses(FILE *f);
 
 /* -- the entry points (cli.c), called by host/main.c ------------------------ */
 
-/* 1 if argv (the arguments after `nno`) is an operator command: its first
- * word is one of the CLI's commands, possibly after global options such as
- * `--url URL` or `--json`; 0 otherwise. */
-int cli_claims(int argc, char **argv);
+/* Runs `nno ARGS...` (argv: the arguments after `nno`) for every command
+ * but serve and version: the operator's commands (HTTP clients of a
+ * running host), the local ones (stack pack, check-package, project,
+ * login...), help and completion. Returns the process exit code: 0
+ * success, 1 an API error (or one the server answered with), 2 a usage
+ * error, 3 the host cannot be reached. Errors are one `nno: ...` line and
+ * one `hint: ...` line on stderr. `exe_dir`: the folder of the nno
+ * executable. */
+int cli_main(int argc, char **argv, const char *exe_dir);
 
-/* Runs the operator command in argv (the arguments after `nno`) and returns
- * the process exit code: 0 success, 1 an API error (or one the server
- * answered with), 2 a usage error, 3 the host cannot be reached. Errors are
- * one line on stderr (usage errors add a `hint:` line). */
-int cli_main(int argc, char **argv);
+/* The top-level usage text, listing every command group. */
+void cli_usage(FILE *f);
 
-/* `nno help COMMAND [SUBCOMMAND]`: prints the help of that command. */
-int cli_help(int argc, char **argv);
-
-/* One line per operator command for the top-level usage text. */
-void cli_usage_summary(FILE *f);
+/* `nno completion bash` (complete.c): a bash completion script made from
+ * the command groups. */
+int cli_completion(int argc, char **argv, const char *exe_dir);
 
 #endif

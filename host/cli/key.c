@@ -91,15 +91,19 @@ static const cli_command commands[] = {
      "                      e.g. 'tenants:read features:hello:*'\n"
      "  --tenant TID        bind the key to TID's subtree\n"
      "  --expires-in SECS   the key stops working after SECS seconds\n",
-     key_create},
+     key_create,
+     "  nno key create acme --name ci --scopes 'tenants:read features:*' \\\n"
+     "      --expires-in 86400\n", NULL, NULL},
     {"key", "list", 1, 1, {"limit=", "all"},
      "key list PLATFORM [--limit N | --all]",
      "Lists the API keys of PLATFORM by id, revoked ones included; never\n"
      "their secrets.\n\n" LIST_OPTS,
-     key_list},
+     key_list,
+     "  nno key list acme\n", NULL, NULL},
     {"key", "revoke", 2, 2, {0}, "key revoke PLATFORM KEY_ID",
      "Revokes an API key: every worker refuses it within a second.\n",
-     key_revoke},
+     key_revoke,
+     "  nno key revoke acme k_2f9c\n", NULL, NULL},
 };
 /* clang-format on */
 

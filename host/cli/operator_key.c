@@ -104,7 +104,8 @@ static const cli_command commands[] = {
      "key is written to the key file the CLI read (or DATA/operator.key with\n"
      "--data/NNO_DATA) with mode 0600; only its path is printed.\n\n"
      "  --show   print the new key on stdout (so does --json, in the JSON)\n",
-     operator_key_rotate},
+     operator_key_rotate,
+     "  nno operator-key rotate --data /var/lib/nno\n", NULL, NULL},
 };
 /* clang-format on */
 

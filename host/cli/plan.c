@@ -271,20 +271,21 @@ static const cli_command commands[] = {
     {"plan", "list", 0, 0, {0}, "plan list",
      "Lists the plans by name: their limits, where each is set (stored, or\n"
      "config: the host configuration's, read-only) and the default plan.\n",
-     cli_plan_list},
+     cli_plan_list,
+     "  nno plan list --json\n", NULL, NULL},
     {"plan", "show", 1, 1, {0}, "plan show NAME",
-     "Shows one plan as key: value lines.\n", cli_plan_show},
+     "Shows one plan as key: value lines.\n", cli_plan_show,
+     "  nno plan show free\n", NULL, NULL},
     {"plan", "create", 1, 1, CLI_PLAN_OPTS,
      "plan create NAME [--requests-per-month N] [--storage-bytes N] "
      "[--users N] [--api-keys N] [--rate C=R/B,...] [--soft-pct N] "
      "[--grace-pct N] [--grace-days N] [--price P]",
      "Creates a plan. Limits not given are the free plan's as first seeded;\n"
      "0 means no limit. Every worker applies it within a second.\n\n"
-     CLI_PLAN_OPTS_HELP
-     "\nExample:\n"
+     CLI_PLAN_OPTS_HELP,
+     cli_plan_create,
      "  nno plan create team --requests-per-month 2000000 --users 5000 \\\n"
-     "      --api-keys 50 --rate platform=1000/2000,key=200/400\n",
-     cli_plan_create},
+     "      --api-keys 50 --rate platform=1000/2000,key=200/400\n", NULL, NULL},
     {"plan", "update", 1, 1, CLI_PLAN_OPTS,
      "plan update NAME [--requests-per-month N] [--storage-bytes N] "
      "[--users N] [--api-keys N] [--rate C=R/B,...] [--soft-pct N] "
@@ -292,10 +293,9 @@ static const cli_command commands[] = {
      "Changes a plan, refusing if someone else changed it since it was read\n"
      "(the update is sent with If-Match); options not given keep their\n"
      "value. A plan set by the host configuration is changed there.\n\n"
-     CLI_PLAN_OPTS_HELP
-     "\nExample:\n"
-     "  nno plan update pro --rate key=800/1600 --api-keys 200\n",
-     cli_plan_update},
+     CLI_PLAN_OPTS_HELP,
+     cli_plan_update,
+     "  nno plan update pro --rate key=800/1600 --api-keys 200\n", NULL, NULL},
 };
 /* clang-format on */
 

@@ -378,7 +378,8 @@ static const cli_command commands[] = {
      "  --owner O     owner, free text\n"
      "  --stack S     activate stack S (newest installed version), or\n"
      "                S@V for version V; repeat for more stacks (up to 16)\n",
-     platform_create},
+     platform_create,
+     "  nno platform create acme --name \"Acme Corp\" --plan pro --stack default\n", NULL, NULL},
     {"platform", "list", 0, 0, {"class=", "status=", "limit=", "all"},
      "platform list [--class C] [--status S] [--limit N | --all]",
      "Lists platforms by id, following pages (up to 100000 rows unless\n"
@@ -386,9 +387,12 @@ static const cli_command commands[] = {
      "  --class C    only platforms of class C\n"
      "  --status S   only platforms with status S (active, suspended...)\n"
      LIST_OPTS,
-     platform_list},
+     platform_list,
+     "  nno platform list --status suspended\n"
+     "  nno platform list --json --all\n", NULL, NULL},
     {"platform", "show", 1, 1, {0}, "platform show ID",
-     "Shows one platform as key: value lines.\n", platform_show},
+     "Shows one platform as key: value lines.\n", platform_show,
+     "  nno platform show acme\n", NULL, NULL},
     {"platform", "update", 1, 1, {"name=", "plan=", "owner="},
      "platform update ID [--name N] [--plan P] [--owner O]",
      "Changes a platform, refusing if someone else changed it since it was\n"
@@ -396,7 +400,8 @@ static const cli_command commands[] = {
      "  --name N    new display name\n"
      "  --plan P    new plan\n"
      "  --owner O   new owner ('' clears it)\n",
-     platform_update},
+     platform_update,
+     "  nno platform update acme --plan pro\n", NULL, NULL},
     {"platform", "brand", 1, 1,
      {"logo=", "primary=", "accent=", "background=", "foreground=", "clear"},
      "platform brand ID [--logo FILE] [--primary C] [--accent C] "
@@ -412,12 +417,15 @@ static const cli_command commands[] = {
      "  --background C   page background\n"
      "  --foreground C   text on the background\n"
      "  --clear          start from no branding (alone: remove it all)\n",
-     platform_brand},
+     platform_brand,
+     "  nno platform brand acme --logo logo.svg --primary \"#0055aa\"\n", NULL, NULL},
     {"platform", "suspend", 1, 1, {0}, "platform suspend ID",
      "Suspends a platform: its routes answer 403 until it is resumed.\n",
-     platform_suspend},
+     platform_suspend,
+     "  nno platform suspend acme\n", NULL, NULL},
     {"platform", "resume", 1, 1, {0}, "platform resume ID",
-     "Resumes a suspended platform.\n", platform_resume},
+     "Resumes a suspended platform.\n", platform_resume,
+     "  nno platform resume acme\n", NULL, NULL},
     {"platform", "delete", 1, 1, {"yes", "keep-data"},
      "platform delete ID [--keep-data] [--yes]",
      "Deletes a platform with its tenants, activations and resources.\n"
@@ -425,7 +433,8 @@ static const cli_command commands[] = {
      "  --keep-data   archive the platform's data first (DATA/archive/);\n"
      "                the archive's path is printed\n"
      "  --yes         delete without asking\n",
-     platform_delete},
+     platform_delete,
+     "  nno platform delete acme --keep-data --yes\n", NULL, NULL},
 };
 /* clang-format on */
 

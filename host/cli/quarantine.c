@@ -40,13 +40,15 @@ static const cli_command commands[] = {
      "Lists the package versions quarantined after repeated crashes, one a\n"
      "row per platform (\"*\": every platform), with the crashes counted,\n"
      "the last one's reason and when the quarantine ends.\n",
-     quarantine_list},
+     quarantine_list,
+     "  nno quarantine list\n", NULL, NULL},
     {"quarantine", "release", 3, 3, {0},
      "quarantine release PLATFORM PACKAGE VERSION",
      "Ends a quarantine now: every worker serves the package again on its\n"
      "next request. Its backoff is kept: a crash soon after quarantines it\n"
      "again, for twice as long.\n",
-     quarantine_release},
+     quarantine_release,
+     "  nno quarantine release acme hello 1.0.0\n", NULL, NULL},
 };
 /* clang-format on */
 

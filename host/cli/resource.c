@@ -115,11 +115,13 @@ static const cli_command commands[] = {
      "Lists the resources of PLATFORM (sql, kv, blob: made when a stack is\n"
      "activated) with their state and size, and the platform's quota use.\n\n"
      LIST_OPTS,
-     resource_list},
+     resource_list,
+     "  nno resource list acme\n", NULL, NULL},
     {"resource", "show", 3, 3, {0}, "resource show PLATFORM TYPE STACK-NAME",
      "Shows one resource of PLATFORM: TYPE is sql, kv or blob, STACK-NAME\n"
      "the stack and the resource's name (e.g. sql default-auth).\n",
-     resource_show},
+     resource_show,
+     "  nno resource show acme sql default-auth\n", NULL, NULL},
 };
 /* clang-format on */
 

@@ -220,6 +220,8 @@ static const struct {
      "again with a SIGNATURE file, in place or to OUT. Prints \"OUT "
      "KEYID\".\n"},
 };
+static const char *const local_json_help =
+    "\n  --json   print the result as one JSON object\n";
 #define NCMDS (sizeof cmds / sizeof *cmds)
 
 int cli_stack_local_claims(const char *sub) {
@@ -228,17 +230,20 @@ int cli_stack_local_claims(const char *sub) {
   return 0;
 }
 
-void cli_stack_local_summary(FILE *f) {
-  fprintf(f,
-          "  stack pack D     pack a stack folder into a .tar.gz archive\n"
-          "  stack keygen N   new signing key pair N.key and N.pub\n"
-          "  stack sign F     sign a stack archive with --key N.key\n");
+static void local_usage(size_t c, FILE *f) {
+  fprintf(f, "usage: %s [--json]\n\n%s%s", cmds[c].usage, cmds[c].help,
+          local_json_help);
 }
 
-void cli_stack_local_synopses(FILE *f) {
-  fprintf(f, "  nno stack check DIR|FILE [--json] [--config FILE] "
-             "[--set KEY=VALUE]...\n");
-  for (size_t i = 0; i < NCMDS; i++) fprintf(f, "  %s\n", cmds[i].usage);
+/* --json: the result object on stdout (0), or 1 out of memory. */
+static int print_result(json_t *j) {
+  if (!j) {
+    fprintf(stderr, "nno: out of memory\n");
+    return 1;
+  }
+  cli_print_json(stdout, j);
+  json_decref(j);
+  return 0;
 }
 
 static int usage_error(size_t c, const char *msg) {
@@ -258,12 +263,16 @@ int cli_stack_local_main(int argc, char **argv) {
   while (c < NCMDS && strcmp(argv[0], cmds[c].sub)) c++;
   if (c == NCMDS) return 2;
   const char *pos[2] = {0}, *out = NULL, *key = NULL;
-  int npos = 0;
+  int npos = 0, json = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      printf("usage: %s\n\n%s", cmds[c].usage, cmds[c].help);
+      local_usage(c, stdout);
       return 0;
+    }
+    if (!strcmp(a, "--json")) {
+      json = 1;
+      continue;
     }
     const char **slot = NULL;
     if (c != 1 && (!strcmp(a, "-o") || !strcmp(a, "--output")))
@@ -312,6 +321,7 @@ int cli_stack_local_main(int argc, char **argv) {
       return failure(c, err, "the archive was written; read it back by hand");
     }
     close(fd);
+    if (json) return print_result(json_pack("{s:s, s:s}", "sha256", hex, "path", path));
     printf("%s  %s\n", hex, path);
     return 0;
   }
@@ -320,6 +330,7 @@ int cli_stack_local_main(int argc, char **argv) {
       return failure(c, err,
                      "choose another NAME (existing keys are never "
                      "overwritten)");
+    if (json) return print_result(json_pack("{s:s, s:s++, s:s++}", "key_id", id, "secret", pos[0], ".key", "public", pos[0], ".pub"));
     printf("%s\n", id);
     return 0;
   }
@@ -328,8 +339,22 @@ int cli_stack_local_main(int argc, char **argv) {
     return failure(c, err,
                    "FILE is an archive written by 'nno stack pack', the key "
                    "a NAME.key written by 'nno stack keygen NAME'");
+  if (json) return print_result(json_pack("{s:s, s:s}", "path", out ? out : pos[0], "key_id", id));
   printf("%s %s\n", out ? out : pos[0], id);
   return 0;
+}
+
+static void usage_pack(FILE *f) { local_usage(0, f); }
+static void usage_keygen(FILE *f) { local_usage(1, f); }
+static void usage_sign(FILE *f) { local_usage(2, f); }
+
+static int run_local(int argc, char **argv, const char *exe_dir) {
+  (void)exe_dir;
+  return cli_stack_local_main(argc, argv);
+}
+
+static int run_check(int argc, char **argv, const char *exe_dir) {
+  return cli_stack_check(argc - 1, argv + 1, exe_dir);
 }
 
 /* -- the command table ----------------------------------------------------- */
@@ -344,30 +369,51 @@ static const cli_command commands[] = {
      "and SIGNED BY (the key id, unsigned, or - when not from an archive);\n"
      "or with --platform the stacks active on platform P.\n\n"
      "  --platform P   the activations of platform P\n" LIST_OPTS,
-     stack_list},
+     stack_list,
+     "  nno stack list\n"
+     "  nno stack list --platform acme\n", NULL, NULL},
     {"stack", "show", 1, 1, {0}, "stack show ID",
-     "Shows an installed stack and its versions.\n", stack_show},
+     "Shows an installed stack and its versions.\n", stack_show,
+     "  nno stack show default\n", NULL, NULL},
     {"stack", "activate", 2, 2, {"version="},
      "stack activate PLATFORM STACK [--version V]",
      "Activates STACK on PLATFORM: the newest installed version unless\n"
      "pinned; replaces another active version of the same stack.\n\n"
      "  --version V   the version to activate\n",
-     stack_activate},
+     stack_activate,
+     "  nno stack activate acme default --version 1.2.0\n", NULL, NULL},
     {"stack", "deactivate", 2, 2, {0}, "stack deactivate PLATFORM STACK",
-     "Deactivates STACK on PLATFORM.\n", stack_deactivate},
+     "Deactivates STACK on PLATFORM.\n", stack_deactivate,
+     "  nno stack deactivate acme default\n", NULL, NULL},
     {"stack", "install", 1, 1, {"sha256="}, "stack install FILE|URL [--sha256 H]",
      "Installs a stack archive (.tar.gz): FILE is uploaded, a URL is fetched\n"
      "by the host. The archive is checked (checksums, signature when\n"
      "stacks.trusted_keys is set, every package loadable) before it is put\n"
      "in place; every worker serves the new version without a reload.\n\n"
      "  --sha256 H   the archive's expected SHA-256 (hex)\n",
-     stack_install},
+     stack_install,
+     "  nno stack install shop-1.0.0.tar.gz\n"
+     "  nno stack install https://example.com/shop-1.0.0.tar.gz --sha256 HEX\n", NULL, NULL},
     {"stack", "remove", 2, 2, {0}, "stack remove ID VERSION",
      "Removes an installed stack version; refused while a platform has it\n"
      "active. Workers unload it once no request uses it.\n",
-     stack_remove},
+     stack_remove,
+     "  nno stack remove shop 1.0.0\n", NULL, NULL},
+    {"stack", "check", .synopsis = "stack check DIR|FILE [--json] [--config FILE] [--set KEY=VALUE]...",
+     .opts = {"json", "config=", "set=+"}, .usage = cli_check_usage_stack, .local = run_check,
+     .example = "  nno stack check build/share/nno/stacks/default/1.0.0\n"
+                "  nno stack check shop-1.0.0.tar.gz --json\n"},
+    {"stack", "pack", .synopsis = "stack pack DIR [-o FILE|DIR] [--json]",
+     .opts = {"output=", "json"}, .usage = usage_pack, .local = run_local,
+     .example = "  nno stack pack build/stack/shop/1.0.0 -o dist/\n"},
+    {"stack", "keygen", .synopsis = "stack keygen NAME [--json]",
+     .opts = {"json"}, .usage = usage_keygen, .local = run_local,
+     .example = "  nno stack keygen ops   # writes ops.key and ops.pub\n"},
+    {"stack", "sign", .synopsis = "stack sign FILE --key NAME.key [-o OUT] [--json]",
+     .opts = {"key=", "output=", "json"}, .usage = usage_sign, .local = run_local,
+     .example = "  nno stack sign dist/shop-1.0.0.tar.gz --key ops.key\n"},
 };
 /* clang-format on */
 
-const cli_group cli_group_stack = {"stack", "install, remove, list stacks; activate or deactivate them", commands,
+const cli_group cli_group_stack = {"stack", "install, list, activate stacks; pack, sign, check archives", commands,
     sizeof commands / sizeof commands[0]};

@@ -77,20 +77,25 @@ static const cli_command commands[] = {
      "Creates a tenant of PLATFORM; without ID the server picks one.\n\n"
      "  --name NAME    display name (required)\n"
      "  --parent TID   parent tenant (default: a root tenant)\n",
-     tenant_create},
+     tenant_create,
+     "  nno tenant create acme eu --name Europe\n"
+     "  nno tenant create acme paris --name Paris --parent eu\n", NULL, NULL},
     {"tenant", "list", 1, 1, {"parent=", "under=", "limit=", "all"},
      "tenant list PLATFORM [--parent TID | --under TID] [--limit N | --all]",
      "Lists the tenants of PLATFORM by id.\n\n"
      "  --parent TID   only the direct children of TID\n"
      "  --under TID    the whole subtree below TID\n" LIST_OPTS,
-     tenant_list},
+     tenant_list,
+     "  nno tenant list acme --under eu\n", NULL, NULL},
     {"tenant", "show", 2, 2, {0}, "tenant show PLATFORM TID",
-     "Shows one tenant as key: value lines.\n", tenant_show},
+     "Shows one tenant as key: value lines.\n", tenant_show,
+     "  nno tenant show acme paris\n", NULL, NULL},
     {"tenant", "delete", 2, 2, {"cascade"},
      "tenant delete PLATFORM TID [--cascade]",
      "Deletes a tenant. One with children is refused unless --cascade.\n\n"
      "  --cascade   delete its whole subtree too\n",
-     tenant_delete},
+     tenant_delete,
+     "  nno tenant delete acme eu --cascade\n", NULL, NULL},
 };
 /* clang-format on */
 

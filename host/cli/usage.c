@@ -106,12 +106,11 @@ static const cli_command commands[] = {
      "  --to D         last day or hour, included (default: now); at most\n"
      "                 366 days after --from\n"
      "  --by B         tenant, package, class or hour\n"
-     "  --csv          CSV instead of a table\n\n"
-     "Examples:\n"
+     "  --csv          CSV instead of a table\n",
+     cli_usage_cmd,
      "  nno usage --platform acme\n"
      "  nno usage --platform acme --from 2026-12-01 --to 2026-12-31 --by tenant\n"
-     "  nno usage --platform acme --from 2026-12-05T09 --by hour --csv\n",
-     cli_usage_cmd},
+     "  nno usage --platform acme --from 2026-12-05T09 --by hour --csv\n", NULL, NULL},
 };
 /* clang-format on */
 
