@@ -330,7 +330,7 @@ int cli_stack_local_main(int argc, char **argv) {
       return failure(c, err,
                      "choose another NAME (existing keys are never "
                      "overwritten)");
-    if (json) return print_result(json_pack("{s:s, s:s++, s:s++}", "key_id", id, "secret", pos[0], ".key", "public", pos[0], ".pub"));
+    if (json) return print_result(json_pack("{s:s, s:s+, s:s+}", "key_id", id, "secret", pos[0], ".key", "public", pos[0], ".pub"));
     printf("%s\n", id);
     return 0;
   }
