@@ -41,5 +41,6 @@ static const cli_command commands[] = {
 };
 /* clang-format on */
 
-const cli_group cli_group_audit = {"audit", "show the audit log, newest first", commands,
-    sizeof commands / sizeof commands[0]};
+const cli_group cli_group_audit = {"audit", "show the audit log, newest first",
+                                   commands,
+                                   sizeof commands / sizeof commands[0]};

@@ -58,7 +58,8 @@ void cli_check_usage_stack(FILE *f) {
           "the configuration sandboxes (sandbox.*) starts its sandbox there,\n"
           "as a worker's trial load does (sandbox.spawn_timeout_ms).\n"
           "\n"
-          "  --json   print {\"ok\", \"stack\", \"problems\": [{\"file\", \"field\",\n"
+          "  --json   print {\"ok\", \"stack\", \"problems\": [{\"file\", "
+          "\"field\",\n"
           "           \"message\"}]} on stdout instead of the lines below\n"
           "\n"
           "Exit 0 if loadable; 1 with each problem on stderr as\n"
@@ -121,7 +122,8 @@ static int parse(int argc, char **argv, int allow_json, const char *cmd,
       return usage_error(msg, hint);
     } else if (o->target) {
       snprintf(msg, sizeof msg, "%s: expected one %s, got '%.64s' too", cmd,
-               strcmp(cmd, "check-package") ? "folder or archive" : "folder", a);
+               strcmp(cmd, "check-package") ? "folder or archive" : "folder",
+               a);
       return usage_error(msg, hint);
     } else {
       o->target = a;
@@ -129,7 +131,8 @@ static int parse(int argc, char **argv, int allow_json, const char *cmd,
   }
   if (!o->target) {
     snprintf(msg, sizeof msg, "%s: expected %s", cmd,
-             strcmp(cmd, "check-package") ? "a stack folder or archive" : "a package folder");
+             strcmp(cmd, "check-package") ? "a stack folder or archive"
+                                          : "a package folder");
     return usage_error(msg, hint);
   }
   return 0;
@@ -142,8 +145,8 @@ static nno_config *config_for(const opts *o, const char *exe_dir) {
     usage_error("out of memory", NULL);
     return NULL;
   }
-  if (load_config(cfg, exe_dir, o->config, (char(*)[512])o->kv, o->nkv,
-                  err) != 0) {
+  if (load_config(cfg, exe_dir, o->config, (char(*)[512])o->kv, o->nkv, err) !=
+      0) {
     snprintf(msg, sizeof msg, "invalid configuration: %s", err);
     usage_error(msg, "run 'nno serve --help' for every key and its bounds");
     free(cfg);
@@ -254,7 +257,8 @@ static int check_archive(const nno_config *cfg, const char *file,
                          pkgcheck_report *rep) {
   char staging[PATH_MAX], err[ARCHIVE_ERR_MAX + 64];
   const char *t = getenv("TMPDIR");
-  snprintf(staging, sizeof staging, "%s/nno-stack-XXXXXX", t && *t ? t : "/tmp");
+  snprintf(staging, sizeof staging, "%s/nno-stack-XXXXXX",
+           t && *t ? t : "/tmp");
   int fd = open(file, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     snprintf(err, sizeof err, "%s: cannot open: %s", file, strerror(errno));
@@ -305,8 +309,7 @@ int cli_stack_check(int argc, char **argv, const char *exe_dir) {
   struct stat st;
   if (stat(o.target, &st) != 0) {
     char msg[PATH_MAX + 64];
-    snprintf(msg, sizeof msg, "stack check: %s: %s", o.target,
-             strerror(errno));
+    snprintf(msg, sizeof msg, "stack check: %s: %s", o.target, strerror(errno));
     return usage_error(msg, "give a stack folder or a .tar.gz stack archive");
   }
   nno_config *cfg = config_for(&o, exe_dir);
@@ -337,11 +340,13 @@ static int run_check_package(int argc, char **argv, const char *exe_dir) {
 
 /* clang-format off */
 static const cli_command commands[] = {
-    {"check-package", NULL, .synopsis = "check-package DIR [--json] [--config FILE] [--set KEY=VALUE]...",
+    {"check-package", NULL,
+     .synopsis = "check-package DIR [--json] [--config FILE] "
+                 "[--set KEY=VALUE]...",
      .opts = {"json", "config=", "set=+"}, .usage = cli_check_usage_package,
      .local = run_check_package,
-     .example = "  nno check-package packages/hello\n"
-                "  nno check-package build/stack/shop/0.1.0/packages/shop --json\n"},
+     .example = "  nno check-package build/stack/shop/0.1.0/packages/shop\n"
+                "  nno check-package shop/packages/shop --json\n"},
 };
 /* clang-format on */
 

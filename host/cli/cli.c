@@ -1,6 +1,6 @@
 /* The client's dispatch: parses `nno [GLOBAL...] GROUP [SUB] ARGS...`
- * against the command groups (one file each), prints help, resolves the host URL and
- * where the key comes from, and runs the command. */
+ * against the command groups (one file each), prints help, resolves the host
+ * URL and where the key comes from, and runs the command. */
 #include "cli.h"
 
 #include <limits.h>
@@ -9,56 +9,62 @@
 
 #include "project.h"
 
-
 #define DEFAULT_URL "http://127.0.0.1:8080"
 
 /* -- the developer's commands (project.h) --------------------------------- */
 
 /* clang-format off */
 static const cli_command project_commands[] = {
-    {"project", "init", .synopsis = "project init NAME [--template minimal|crud]",
+    {"project", "init",
+     .synopsis = "project init NAME [--template minimal|crud]",
      .opts = {"template="}, .local = cli_project_main,
-     .help = "Makes the project folder NAME from a template installed with nno:\n"
-             "package.json, stack.json, a Makefile, src/, migrations/, ui/,\n"
-             "tests/, a README and a .gitignore.\n\n"
+     .help = "Makes the project folder NAME from a template installed with\n"
+             "nno: package.json, stack.json, a Makefile, src/, migrations/,\n"
+             "ui/, tests/, a README and a .gitignore.\n\n"
              "  --template T   minimal (a route, the default) or crud (a\n"
              "                 resource on sql, filtered by tenant)\n",
      .example = "  nno project init shop --template crud\n"},
-    {"project", "build", .synopsis = "project build",
+    {"project", "build",
+     .synopsis = "project build",
      .local = cli_project_main,
      .help = "Builds the project with release flags and packs it into\n"
              "dist/{id}-{version}.tar.gz (the same bytes every time). Prints\n"
              "\"SHA256  PATH\".\n",
      .example = "  cd shop && nno project build\n"},
-    {"project", "dev", .synopsis = "project dev",
+    {"project", "dev",
+     .synopsis = "project dev",
      .local = cli_project_main,
-     .help = "Builds, starts a local host (data in .nno/dev, a free port) with a\n"
-             "user_project platform and a key for it, prints the URLs and the\n"
-             "key, then rebuilds on every save: a good build is swapped in\n"
-             "without dropping requests, a broken one shows the compiler's\n"
-             "errors while the old version keeps serving. The package's logs\n"
-             "are streamed. Ctrl-C stops the host.\n",
+     .help = "Builds, starts a local host (data in .nno/dev, a free port)\n"
+             "with a user_project platform and a key for it, prints the URLs\n"
+             "and the key, then rebuilds on every save: a good build is\n"
+             "swapped in without dropping requests, a broken one shows the\n"
+             "compiler's errors while the old version keeps serving. The\n"
+             "package's logs are streamed. Ctrl-C stops the host.\n",
      .example = "  cd shop && nno project dev\n"},
-    {"project", "test", .synopsis = "project test",
+    {"project", "test",
+     .synopsis = "project test",
      .local = cli_project_main,
      .help = "Builds, starts a host as dev does (a temporary data folder) and\n"
-             "runs each executable in tests/ with NNO_URL, NNO_KEY, NNO_PLATFORM\n"
-             "and NNO_BASE set. Exit 1 when any test fails.\n",
+             "runs each executable in tests/ with NNO_URL, NNO_KEY,\n"
+             "NNO_PLATFORM and NNO_BASE set. Exit 1 when any test fails.\n",
      .example = "  cd shop && nno project test\n"},
-    {"project", "deploy", .synopsis = "project deploy [--url URL]",
+    {"project", "deploy",
+     .synopsis = "project deploy [--url URL]",
      .opts = {"url="}, .local = cli_project_main,
-     .help = "Builds, uploads the archive to the host 'nno login' signed in to\n"
-             "and activates it on the developer's platform. Prints the version\n"
-             "and the URL.\n\n"
+     .help = "Builds, uploads the archive to the host 'nno login' signed in\n"
+             "to and activates it on the developer's platform. Prints the\n"
+             "version and the URL.\n\n"
              "  --url URL   the host (default: the one logged in to)\n",
      .example = "  nno project deploy --url https://nno.example.com\n"},
-    {"project", "logs", .synopsis = "project logs [--follow]",
+    {"project", "logs",
+     .synopsis = "project logs [--follow]",
      .opts = {"follow"}, .local = cli_project_main,
-     .help = "Prints the recent log lines of the project's package on the host\n"
-             "it was deployed to.\n\n"
+     .help = "Prints the recent log lines of the project's package on the\n"
+             "host it was deployed to.\n\n"
              "  --follow   keep printing new lines\n",
      .example = "  nno project logs --follow\n"},
-    {"project", "env", .synopsis = "project env",
+    {"project", "env",
+     .synopsis = "project env",
      .local = cli_project_main,
      .help = "Prints the PKG_CONFIG_PATH that finds this nno's nno-plugin.pc,\n"
              "for building the package by hand.\n",
@@ -79,7 +85,8 @@ static const cli_command login_commands[] = {
 static const cli_command logout_commands[] = {
     {"logout", NULL, 0, 1, .synopsis = "logout [URL]",
      .local = cli_logout_main,
-     .help = "Forgets the session 'nno login' stored (for URL, or every one).\n",
+     .help = "Forgets the session 'nno login' stored (for URL, or every\n"
+             "one).\n",
      .example = "  nno logout https://nno.example.com\n"},
 };
 /* clang-format on */
@@ -93,11 +100,21 @@ static const cli_group group_logout = {
     "logout", "forget the session of 'nno login'", logout_commands, 1};
 
 const cli_group *const cli_groups[] = {
-    &cli_group_platform,   &cli_group_plan,          &cli_group_tenant,
-    &cli_group_key,        &cli_group_resource,      &cli_group_stack,
-    &cli_group_audit,      &cli_group_quarantine,    &cli_group_usage,
-    &cli_group_operator_key, &cli_group_check_package, &group_project,
-    &group_login,          &group_logout,            &cli_group_completion,
+    &cli_group_platform,
+    &cli_group_plan,
+    &cli_group_tenant,
+    &cli_group_key,
+    &cli_group_resource,
+    &cli_group_stack,
+    &cli_group_audit,
+    &cli_group_quarantine,
+    &cli_group_usage,
+    &cli_group_operator_key,
+    &cli_group_check_package,
+    &group_project,
+    &group_login,
+    &group_logout,
+    &cli_group_completion,
 };
 const size_t cli_ngroups = sizeof cli_groups / sizeof cli_groups[0];
 
@@ -107,14 +124,15 @@ static const cli_group *find_group(const char *s) {
   return NULL;
 }
 
-static int is_group(const char *s) { return find_group(s) != NULL; }
+static int is_group(const char *s) {
+  return find_group(s) != NULL;
+}
 
 static const cli_command *find(const char *group, const char *sub) {
   const cli_group *g = find_group(group);
   for (size_t i = 0; g && i < g->ncommands; i++) {
     const cli_command *k = &g->commands[i];
-    if ((!sub && !k->sub) || (sub && k->sub && !strcmp(k->sub, sub)))
-      return k;
+    if ((!sub && !k->sub) || (sub && k->sub && !strcmp(k->sub, sub))) return k;
   }
   return NULL;
 }
@@ -122,7 +140,8 @@ static const cli_command *find(const char *group, const char *sub) {
 static void help_globals(FILE *f) {
   fprintf(f,
           "\nGlobal options (before or after the command):\n"
-          "  --url URL    the host (NNO_URL; default " DEFAULT_URL ")\n"
+          "  --url URL    the host (NNO_URL; default " DEFAULT_URL
+          ")\n"
           "  --key KEY    the operator key (NNO_KEY; default: read\n"
           "               DATA/operator.key)\n"
           "  --data DIR   the host's data directory (NNO_DATA; default ./var)\n"
@@ -152,8 +171,7 @@ static int remote_in(const cli_group *g) {
 static void help_group(FILE *f, const cli_group *g) {
   int remote = 0;
   fprintf(f, "usage: nno %s%s\n\n%s.\n\nCommands:\n", g->name,
-          g->commands[0].sub ? " COMMAND [OPTIONS]" : " [OPTIONS]",
-          g->summary);
+          g->commands[0].sub ? " COMMAND [OPTIONS]" : " [OPTIONS]", g->summary);
   for (size_t i = 0; i < g->ncommands; i++) {
     fprintf(f, "  nno %s%s\n", g->commands[i].synopsis,
             g->commands[i].local && remote_in(g) ? "  (local)" : "");
@@ -178,8 +196,9 @@ void cli_usage(FILE *f) {
           "serve", "run the host (master + workers)", "version",
           "print the version and plugin ABI", "help [COMMAND]",
           "show help for a command");
-  fprintf(f, "\nClient commands (HTTP clients of a running host, but those "
-             "marked local):\n");
+  fprintf(f,
+          "\nClient commands (HTTP clients of a running host, but those "
+          "marked local):\n");
   for (size_t i = 0; i < cli_ngroups; i++) {
     const cli_group *g = cli_groups[i];
     fprintf(f, "  %-15s  %s\n", g->name, g->summary);
@@ -187,8 +206,9 @@ void cli_usage(FILE *f) {
       if (g->commands[k].local && g->commands[k].sub && remote_in(g))
         fprintf(f, "    %s %-10s local\n", g->name, g->commands[k].sub);
   }
-  fprintf(f, "\nRun 'nno COMMAND --help' for a command's options and "
-             "examples.\n");
+  fprintf(f,
+          "\nRun 'nno COMMAND --help' for a command's options and "
+          "examples.\n");
 }
 
 /* -- parsing --------------------------------------------------------------- */
@@ -356,7 +376,8 @@ static int run_remote(int argc, char **argv) {
     /* --name and --scopes are required where create commands take them. */
     const char *o = cmd->opts[k];
     if ((!strcmp(o, "name=") || !strcmp(o, "scopes=")) && cmd->sub &&
-        !strcmp(cmd->sub, "create") && !cli_opt(&a, o[0] == 'n' ? "name" : "scopes")) {
+        !strcmp(cmd->sub, "create") &&
+        !cli_opt(&a, o[0] == 'n' ? "name" : "scopes")) {
       char msg[128], hint[256];
       snprintf(msg, sizeof msg, "%s: --%.*s is required", where,
                (int)strlen(o) - 1, o);
@@ -393,9 +414,10 @@ static int run_remote(int argc, char **argv) {
   c.key_arg = gv[1] ? gv[1] : getenv("NNO_KEY");
   if (c.key_arg && !*c.key_arg) c.key_arg = NULL;
   if (c.key_arg && !cli_key_ok(c.key_arg)) {
-    rc = cli_usage_error("the operator key (--key or NNO_KEY) has spaces or "
-                         "control characters",
-                         "pass the key as 'nno serve' wrote it");
+    rc = cli_usage_error(
+        "the operator key (--key or NNO_KEY) has spaces or "
+        "control characters",
+        "pass the key as 'nno serve' wrote it");
     goto done;
   }
   if (cli_opt(&a, "limit") && cli_rows_wanted(&a, 1, where) < 0) goto done;
@@ -475,7 +497,7 @@ int cli_main(int argc, char **argv, const char *exe_dir) {
 #define LIST_MAX_ROWS 100000L /* rows a list follows pages for by default */
 #define AUDIT_ROWS 100L       /* audit: the newest entries by default */
 #define LIMIT_MAX 10000000L
-#define PAGE_MAX 500 /* the registry's largest page */
+#define PAGE_MAX 500          /* the registry's largest page */
 #define RESOURCE_PAGE_MAX 200 /* the provisioning plugin's largest page */
 
 const char *cli_opt(const cli_args *a, const char *name) {

@@ -174,8 +174,8 @@ extern const cli_group cli_group_platform, cli_group_plan, cli_group_tenant,
 #define LIMIT_MAX 10000000L
 #define PAGE_MAX 500          /* the registry's largest page */
 #define RESOURCE_PAGE_MAX 200 /* the provisioning plugin's largest page */
-#define LIST_OPTS                                            \
-  "  --limit N    show at most N rows (1 to 10000000)\n"     \
+#define LIST_OPTS                                        \
+  "  --limit N    show at most N rows (1 to 10000000)\n" \
   "  --all        follow every page, however many rows\n"
 
 /* After a request: an error status is printed; a 2xx object is printed as
@@ -217,22 +217,24 @@ int cli_plan_show(cli *c, const cli_args *a);
 int cli_plan_create(cli *c, const cli_args *a);
 int cli_plan_update(cli *c, const cli_args *a);
 /* The options create and update take, and their help. */
-#define CLI_PLAN_OPTS                                                      \
-  {"requests-per-month=", "storage-bytes=", "users=", "api-keys=",        \
-   "rate=+", "soft-pct=", "grace-pct=", "grace-days=", "price="}
-#define CLI_PLAN_OPTS_HELP                                                 \
-  "  --requests-per-month N   requests admitted a calendar month (0: no\n" \
-  "                           limit)\n"                                    \
-  "  --storage-bytes N        bytes of all the platform's resources\n"     \
-  "  --users N                user accounts of the platform\n"             \
-  "  --api-keys N             live API keys of the platform\n"             \
-  "  --rate C=R/B[,C=R/B]     rate limits: class C (platform, key, user,\n" \
+#define CLI_PLAN_OPTS                                                         \
+  {                                                                           \
+    "requests-per-month=", "storage-bytes=", "users=", "api-keys=", "rate=+", \
+        "soft-pct=", "grace-pct=", "grace-days=", "price="                    \
+  }
+#define CLI_PLAN_OPTS_HELP                                                   \
+  "  --requests-per-month N   requests admitted a calendar month (0: no\n"   \
+  "                           limit)\n"                                      \
+  "  --storage-bytes N        bytes of all the platform's resources\n"       \
+  "  --users N                user accounts of the platform\n"               \
+  "  --api-keys N             live API keys of the platform\n"               \
+  "  --rate C=R/B[,C=R/B]     rate limits: class C (platform, key, user,\n"  \
   "                           anonymous) gets R requests a second, bursts\n" \
-  "                           of B; repeatable\n"                          \
-  "  --soft-pct N             warn past N% of the monthly quota (1..100)\n" \
-  "  --grace-pct N            admit N% past the quota, warned (0..100)\n"  \
-  "  --grace-days N           days a failed payment is tolerated (0..90)\n" \
-  "  --price P                the payment provider's price (price_...),\n" \
+  "                           of B; repeatable\n"                            \
+  "  --soft-pct N             warn past N% of the monthly quota (1..100)\n"  \
+  "  --grace-pct N            admit N% past the quota, warned (0..100)\n"    \
+  "  --grace-days N           days a failed payment is tolerated (0..90)\n"  \
+  "  --price P                the payment provider's price (price_...),\n"   \
   "                           '' for none\n"
 
 /* -- usage (usage.c) ---------------------------------------------------- */
@@ -260,7 +262,8 @@ void cli_check_usage_stack(FILE *f);
 int cli_stack_local_claims(const char *sub);
 int cli_stack_local_main(int argc, char **argv);
 
-/* -- the entry points (cli.c), called by host/main.c ------------------------ */
+/* -- the entry points (cli.c), called by host/main.c ------------------------
+ */
 
 /* Runs `nno ARGS...` (argv: the arguments after `nno`) for every command
  * but serve and version: the operator's commands (HTTP clients of a

@@ -44,27 +44,29 @@ static void print_value_opts(FILE *f) {
 }
 
 static void print_script(FILE *f) {
-  fputs("# bash completion for nno, written by 'nno completion bash'.\n"
-        "# Load it with: source <(nno completion bash)\n"
-        "_nno() {\n"
-        "  local cur=${COMP_WORDS[COMP_CWORD]} group= sub= subs= opts= "
-        "w i skip=0\n"
-        "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
-        "    w=${COMP_WORDS[i]}\n"
-        "    if ((skip)); then skip=0; continue; fi\n"
-        "    case $w in\n"
-        "      --*=*) continue ;;\n"
-        "      ",
-        f);
+  fputs(
+      "# bash completion for nno, written by 'nno completion bash'.\n"
+      "# Load it with: source <(nno completion bash)\n"
+      "_nno() {\n"
+      "  local cur=${COMP_WORDS[COMP_CWORD]} group= sub= subs= opts= "
+      "w i skip=0\n"
+      "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
+      "    w=${COMP_WORDS[i]}\n"
+      "    if ((skip)); then skip=0; continue; fi\n"
+      "    case $w in\n"
+      "      --*=*) continue ;;\n"
+      "      ",
+      f);
   print_value_opts(f);
-  fputs(") skip=1; continue ;;\n"
-        "      -*) continue ;;\n"
-        "    esac\n"
-        "    if [[ -z $group ]]; then group=$w\n"
-        "    elif [[ -z $sub ]]; then sub=$w; fi\n"
-        "  done\n"
-        "  case $group in\n",
-        f);
+  fputs(
+      ") skip=1; continue ;;\n"
+      "      -*) continue ;;\n"
+      "    esac\n"
+      "    if [[ -z $group ]]; then group=$w\n"
+      "    elif [[ -z $sub ]]; then sub=$w; fi\n"
+      "  done\n"
+      "  case $group in\n",
+      f);
   fprintf(f, "    '') subs=\"%s", kernel_words);
   for (size_t i = 0; i < cli_ngroups; i++)
     fprintf(f, " %s", cli_groups[i]->name);
@@ -95,17 +97,18 @@ static void print_script(FILE *f) {
     }
     fputs("      esac ;;\n", f);
   }
-  fputs("  esac\n"
-        "  if [[ $cur == -* ]]; then\n"
-        "    COMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n"
-        "  elif [[ -n $subs ]]; then\n"
-        "    COMPREPLY=($(compgen -W \"$subs\" -- \"$cur\"))\n"
-        "  else\n"
-        "    COMPREPLY=($(compgen -f -- \"$cur\"))\n"
-        "  fi\n"
-        "}\n"
-        "complete -F _nno nno\n",
-        f);
+  fputs(
+      "  esac\n"
+      "  if [[ $cur == -* ]]; then\n"
+      "    COMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n"
+      "  elif [[ -n $subs ]]; then\n"
+      "    COMPREPLY=($(compgen -W \"$subs\" -- \"$cur\"))\n"
+      "  else\n"
+      "    COMPREPLY=($(compgen -f -- \"$cur\"))\n"
+      "  fi\n"
+      "}\n"
+      "complete -F _nno nno\n",
+      f);
 }
 
 int cli_completion(int argc, char **argv, const char *exe_dir) {

@@ -107,8 +107,9 @@ static int read_key(cli *c, const char *path) {
     char msg[PATH_MAX + 128];
     snprintf(msg, sizeof msg, "cannot read the operator key from %s: %s", path,
              strerror(errno));
-    return cli_usage_error(msg, "pass --key or set NNO_KEY, or point --data "
-                                "or NNO_DATA at the host's data directory");
+    return cli_usage_error(msg,
+                           "pass --key or set NNO_KEY, or point --data "
+                           "or NNO_DATA at the host's data directory");
   }
   ssize_t n = read(fd, buf, sizeof buf - 1);
   close(fd);
@@ -125,8 +126,9 @@ static int read_key(cli *c, const char *path) {
              n < 0      ? strerror(errno)
              : len == 0 ? "empty"
                         : "bad characters");
-    return cli_usage_error(msg, "it should be one line of printable "
-                                "characters, as 'nno serve' wrote it");
+    return cli_usage_error(msg,
+                           "it should be one line of printable "
+                           "characters, as 'nno serve' wrote it");
   }
   snprintf(c->key, sizeof c->key, "%s", buf + start);
   return CLI_OK;
@@ -319,8 +321,8 @@ int cli_api_error(const cli_resp *r, const char *detail) {
   else
     fprintf(stderr, "nno: %ld %s\n", r->status, title);
   char rid[80];
-  one_line(rid, sizeof rid,
-           json_string_value(json_object_get(j, "request_id")), 64);
+  one_line(rid, sizeof rid, json_string_value(json_object_get(j, "request_id")),
+           64);
   fprintf(stderr, "hint: %s", status_hint(r->status));
   if (rid[0]) fprintf(stderr, " (request_id %s in the host's log)", rid);
   fputc('\n', stderr);

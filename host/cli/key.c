@@ -12,10 +12,9 @@
 
 /* -- key ------------------------------------------------------------------- */
 
-static const cli_col key_cols[] = {{"ID", "id"},           {"NAME", "name"},
-                                   {"TENANT", "tenant"},   {"SCOPES", "scopes"},
-                                   {"EXPIRES", "expires_at"},
-                                   {"REVOKED", "revoked_at"}};
+static const cli_col key_cols[] = {
+    {"ID", "id"},         {"NAME", "name"},          {"TENANT", "tenant"},
+    {"SCOPES", "scopes"}, {"EXPIRES", "expires_at"}, {"REVOKED", "revoked_at"}};
 
 /* "a b,c" -> ["a", "b", "c"] */
 static json_t *scope_list(const char *s) {
@@ -42,9 +41,10 @@ static int key_create(cli *c, const cli_args *a) {
     errno = 0;
     secs = strtol(exp, &end, 10);
     if (errno || end == exp || *end || secs < 60)
-      return cli_usage_error("key create: --expires-in expects seconds (60 or "
-                             "more)",
-                             "e.g. --expires-in 2592000 for 30 days");
+      return cli_usage_error(
+          "key create: --expires-in expects seconds (60 or "
+          "more)",
+          "e.g. --expires-in 2592000 for 30 days");
   }
   json_t *b = json_object();
   json_object_set_new(b, "name", json_string(cli_opt(a, "name")));
@@ -64,7 +64,7 @@ static int key_list(cli *c, const cli_args *a) {
   if (cli_path(path, sizeof path, "/platforms/%s/keys", a->pos[0]))
     return cli_too_long();
   return cli_list(c, a, "key list", path, LIST_MAX_ROWS, PAGE_MAX, key_cols,
-              sizeof key_cols / sizeof key_cols[0]);
+                  sizeof key_cols / sizeof key_cols[0]);
 }
 
 static int key_revoke(cli *c, const cli_args *a) {
@@ -107,5 +107,6 @@ static const cli_command commands[] = {
 };
 /* clang-format on */
 
-const cli_group cli_group_key = {"key", "create, list, revoke the API keys of a platform", commands,
+const cli_group cli_group_key = {
+    "key", "create, list, revoke the API keys of a platform", commands,
     sizeof commands / sizeof commands[0]};

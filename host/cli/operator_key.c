@@ -86,8 +86,9 @@ static int operator_key_rotate(cli *c, const cli_args *a) {
   if (where[0])
     fprintf(msg, "new operator key written to %s\n", where);
   else if (!key)
-    fprintf(msg, "operator key rotated; the answer named neither the key nor "
-                 "where it was written\n");
+    fprintf(msg,
+            "operator key rotated; the answer named neither the key nor "
+            "where it was written\n");
   else if (!show && !c->json)
     fprintf(stderr, "nno: the new key was not saved\n");
   cli_resp_free(&r);
@@ -109,5 +110,6 @@ static const cli_command commands[] = {
 };
 /* clang-format on */
 
-const cli_group cli_group_operator_key = {"operator-key", "rotate: replace the operator key", commands,
+const cli_group cli_group_operator_key = {
+    "operator-key", "rotate: replace the operator key", commands,
     sizeof commands / sizeof commands[0]};

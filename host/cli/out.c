@@ -211,7 +211,7 @@ int cli_finish(cli *c, cli_resp *r) {
 }
 
 int cli_single(cli *c, const char *method, const char *path,
-                  const json_t *body) {
+               const json_t *body) {
   cli_resp r;
   int rc = cli_request(c, method, path, body, NULL, &r);
   return rc ? rc : cli_finish(c, &r);
@@ -219,7 +219,7 @@ int cli_single(cli *c, const char *method, const char *path,
 
 /* A 2xx answer without content: `done` on stdout unless --json. */
 int cli_no_content(cli *c, const char *method, const char *path,
-                      const char *done) {
+                   const char *done) {
   cli_resp r;
   int rc = cli_call(c, method, path, NULL, NULL, NULL, &r);
   if (rc == CLI_OK && c->json && r.len) {
@@ -269,7 +269,7 @@ long cli_rows_wanted(const cli_args *a, long dflt, const char *cmd) {
  * left. `paged`: the largest page the endpoint's limit takes, 0 when it
  * takes none. */
 int cli_collect(cli *c, const char *base, long want, long paged,
-                   json_t **all_out, json_t **first, int *more_out) {
+                json_t **all_out, json_t **first, int *more_out) {
   json_t *all = json_array(), *page = NULL;
   char *cursor = NULL;
   int rc = CLI_OK, more = 0;
@@ -342,7 +342,7 @@ void cli_more_note(const cli_args *a, int more, long want) {
 /* collect() every row wanted, then print them as one JSON array (--json)
  * or a table. */
 int cli_list(cli *c, const cli_args *a, const char *cmd, const char *base,
-                long dflt, long paged, const cli_col *cols, size_t ncols) {
+             long dflt, long paged, const cli_col *cols, size_t ncols) {
   long want = cli_rows_wanted(a, dflt, cmd);
   if (want < 0) return CLI_EUSAGE;
   json_t *all = NULL;

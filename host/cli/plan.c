@@ -299,5 +299,6 @@ static const cli_command commands[] = {
 };
 /* clang-format on */
 
-const cli_group cli_group_plan = {"plan", "list, show, create, update the plans platforms are on", commands,
+const cli_group cli_group_plan = {
+    "plan", "list, show, create, update the plans platforms are on", commands,
     sizeof commands / sizeof commands[0]};

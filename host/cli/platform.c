@@ -44,8 +44,9 @@ static int platform_create(cli *c, const cli_args *a) {
                a->opt[i].value);
       json_decref(b);
       json_decref(stacks);
-      return cli_usage_error(msg, "e.g. --stack default or --stack "
-                                  "default@1.0.0 ('nno stack list' shows them)");
+      return cli_usage_error(msg,
+                             "e.g. --stack default or --stack "
+                             "default@1.0.0 ('nno stack list' shows them)");
     }
     if (++n > STACKS_MAX) {
       json_decref(b);
@@ -78,7 +79,8 @@ static int platform_list(cli *c, const cli_args *a) {
       cli_query(path, sizeof path, "status", cli_opt(a, "status")))
     return cli_too_long();
   return cli_list(c, a, "platform list", path, LIST_MAX_ROWS, PAGE_MAX,
-              platform_cols, sizeof platform_cols / sizeof platform_cols[0]);
+                  platform_cols,
+                  sizeof platform_cols / sizeof platform_cols[0]);
 }
 
 static int platform_show(cli *c, const cli_args *a) {
@@ -87,7 +89,6 @@ static int platform_show(cli *c, const cli_args *a) {
     return cli_too_long();
   return cli_single(c, "GET", path, NULL);
 }
-
 
 /* A PATCH sent with If-Match lost the race (412): say so, with the hint. */
 static int changed_meanwhile(cli_resp *r, const char *platform) {
@@ -120,9 +121,9 @@ static int platform_update(cli *c, const cli_args *a) {
   if (cli_opt(a, "plan"))
     json_object_set_new(b, "plan", json_string(cli_opt(a, "plan")));
   if (cli_opt(a, "owner")) /* --owner '' clears it */
-    json_object_set_new(b, "owner",
-                        *cli_opt(a, "owner") ? json_string(cli_opt(a, "owner"))
-                                             : json_null());
+    json_object_set_new(
+        b, "owner",
+        *cli_opt(a, "owner") ? json_string(cli_opt(a, "owner")) : json_null());
   rc = cli_request(c, "PATCH", path, b, etag[0] ? etag : NULL, &r);
   json_decref(b);
   if (rc) return rc;
@@ -130,16 +131,18 @@ static int platform_update(cli *c, const cli_args *a) {
   return cli_finish(c, &r);
 }
 
-/* -- platform brand ---------------------------------------------------------- */
+/* -- platform brand ----------------------------------------------------------
+ */
 
-/* The registry's bound on a logo: its data: URI's text (registry/branding.h). */
+/* The registry's bound on a logo: its data: URI's text (registry/branding.h).
+ */
 #define BRAND_LOGO_MAX 65536
 
 /* The image type of a logo file from its extension, or NULL. */
 static const char *logo_type(const char *file) {
-  static const char *const map[][2] = {
-      {".png", "png"},   {".jpg", "jpeg"},  {".jpeg", "jpeg"},
-      {".gif", "gif"},   {".webp", "webp"}, {".svg", "svg+xml"}};
+  static const char *const map[][2] = {{".png", "png"},   {".jpg", "jpeg"},
+                                       {".jpeg", "jpeg"}, {".gif", "gif"},
+                                       {".webp", "webp"}, {".svg", "svg+xml"}};
   size_t n = strlen(file);
   for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
     size_t e = strlen(map[i][0]);
@@ -155,8 +158,10 @@ static char *logo_uri(const char *file, int *rc) {
   const char *type = logo_type(file);
   *rc = CLI_EUSAGE;
   if (!type) {
-    snprintf(msg, sizeof msg, "platform brand: --logo %.256s: unknown image "
-             "type", file);
+    snprintf(msg, sizeof msg,
+             "platform brand: --logo %.256s: unknown image "
+             "type",
+             file);
     cli_usage_error(msg, "a .png, .jpg, .jpeg, .gif, .webp or .svg file");
     return NULL;
   }
@@ -224,9 +229,8 @@ static void show_branding(const json_t *p) {
     if (!s) continue;
     if (strcmp(k, "logo") == 0) {
       const char *semi = strchr(s, ';');
-      printf("logo: %.*s, %zu bytes of text\n",
-             semi ? (int)(semi - s - 5) : 0, semi ? s + 5 : "",
-             strlen(s));
+      printf("logo: %.*s, %zu bytes of text\n", semi ? (int)(semi - s - 5) : 0,
+             semi ? s + 5 : "", strlen(s));
     } else {
       printf("%s: %s\n", k, s);
     }
@@ -269,8 +273,10 @@ static int platform_brand(cli *c, const cli_args *a) {
     json_decref(b);
     b = json_object();
   }
-  if (logo) json_object_set_new(b, "logo", json_string(logo));
-  else if (cli_opt(a, "logo")) json_object_del(b, "logo"); /* --logo '' */
+  if (logo)
+    json_object_set_new(b, "logo", json_string(logo));
+  else if (cli_opt(a, "logo"))
+    json_object_del(b, "logo"); /* --logo '' */
   free(logo);
   for (size_t i = 0; i < 4; i++) {
     const char *v = cli_opt(a, colours[i]);
@@ -327,8 +333,9 @@ static int platform_delete(cli *c, const cli_args *a) {
                "platform delete: refusing to delete platform %.64s without "
                "confirmation",
                id);
-      return cli_usage_error(msg, "pass --yes to delete it with its tenants, "
-                                  "activations and resources");
+      return cli_usage_error(msg,
+                             "pass --yes to delete it with its tenants, "
+                             "activations and resources");
     }
     fprintf(stderr,
             "Delete platform %.64s with all its tenants, activations and "
@@ -379,7 +386,9 @@ static const cli_command commands[] = {
      "  --stack S     activate stack S (newest installed version), or\n"
      "                S@V for version V; repeat for more stacks (up to 16)\n",
      platform_create,
-     "  nno platform create acme --name \"Acme Corp\" --plan pro --stack default\n", NULL, NULL},
+     "  nno platform create acme --name \"Acme Corp\" --plan pro \\\n"
+     "      --stack default\n",
+     NULL, NULL},
     {"platform", "list", 0, 0, {"class=", "status=", "limit=", "all"},
      "platform list [--class C] [--status S] [--limit N | --all]",
      "Lists platforms by id, following pages (up to 100000 rows unless\n"
@@ -418,7 +427,8 @@ static const cli_command commands[] = {
      "  --foreground C   text on the background\n"
      "  --clear          start from no branding (alone: remove it all)\n",
      platform_brand,
-     "  nno platform brand acme --logo logo.svg --primary \"#0055aa\"\n", NULL, NULL},
+     "  nno platform brand acme --logo logo.svg --primary \"#0055aa\"\n",
+     NULL, NULL},
     {"platform", "suspend", 1, 1, {0}, "platform suspend ID",
      "Suspends a platform: its routes answer 403 until it is resumed.\n",
      platform_suspend,
@@ -438,5 +448,6 @@ static const cli_command commands[] = {
 };
 /* clang-format on */
 
-const cli_group cli_group_platform = {"platform", "create, list, show, update, suspend, resume, delete", commands,
+const cli_group cli_group_platform = {
+    "platform", "create, list, show, update, suspend, resume, delete", commands,
     sizeof commands / sizeof commands[0]};

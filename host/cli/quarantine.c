@@ -15,17 +15,17 @@
 
 static int quarantine_list(cli *c, const cli_args *a) {
   static const cli_col cols[] = {
-      {"PLATFORM", "platform"}, {"STACK", "stack"},   {"PACKAGE", "package"},
+      {"PLATFORM", "platform"}, {"STACK", "stack"},     {"PACKAGE", "package"},
       {"VERSION", "version"},   {"CRASHES", "crashes"}, {"REASON", "reason"},
       {"UNTIL", "until"}};
   return cli_list(c, a, "quarantine list", "/quarantines", LIST_MAX_ROWS,
-              PAGE_MAX, cols, 7);
+                  PAGE_MAX, cols, 7);
 }
 
 static int quarantine_release(cli *c, const cli_args *a) {
   char path[CLI_PATH_MAX], done[256];
-  if (cli_path(path, sizeof path, "/quarantines/%s/%s/%s", a->pos[0],
-               a->pos[1], a->pos[2]))
+  if (cli_path(path, sizeof path, "/quarantines/%s/%s/%s", a->pos[0], a->pos[1],
+               a->pos[2]))
     return cli_too_long();
   snprintf(done, sizeof done, "released %.64s %.64s on platform %.64s",
            a->pos[1], a->pos[2], a->pos[0]);
@@ -52,5 +52,6 @@ static const cli_command commands[] = {
 };
 /* clang-format on */
 
-const cli_group cli_group_quarantine = {"quarantine", "list, release packages quarantined after crashes", commands,
+const cli_group cli_group_quarantine = {
+    "quarantine", "list, release packages quarantined after crashes", commands,
     sizeof commands / sizeof commands[0]};

@@ -90,16 +90,18 @@ static int resource_show(cli *c, const cli_args *a) {
     char msg[160];
     snprintf(msg, sizeof msg,
              "resource show: TYPE is sql, kv or blob, got '%.32s'", type);
-    return cli_usage_error(msg, "usage: nno resource show PLATFORM TYPE "
-                                "STACK-NAME (e.g. sql default-auth)");
+    return cli_usage_error(msg,
+                           "usage: nno resource show PLATFORM TYPE "
+                           "STACK-NAME (e.g. sql default-auth)");
   }
   const char *dash = strchr(name, '-');
   if (!dash || dash == name || !dash[1])
-    return cli_usage_error("resource show: the resource is named "
-                           "STACK-NAME",
-                           "e.g. default-auth: the sql resource \"auth\" of "
-                           "stack \"default\" ('nno resource list' shows "
-                           "them)");
+    return cli_usage_error(
+        "resource show: the resource is named "
+        "STACK-NAME",
+        "e.g. default-auth: the sql resource \"auth\" of "
+        "stack \"default\" ('nno resource list' shows "
+        "them)");
   if (cli_path(path, sizeof path, "/platforms/%s/resources/%s/%s", a->pos[0],
                type, name))
     return cli_too_long();
@@ -125,5 +127,6 @@ static const cli_command commands[] = {
 };
 /* clang-format on */
 
-const cli_group cli_group_resource = {"resource", "list, show the resources of a platform", commands,
+const cli_group cli_group_resource = {
+    "resource", "list, show the resources of a platform", commands,
     sizeof commands / sizeof commands[0]};

@@ -38,7 +38,8 @@ static int stack_list(cli *c, const cli_args *a) {
 
 static int stack_show(cli *c, const cli_args *a) {
   char path[CLI_PATH_MAX];
-  if (cli_path(path, sizeof path, "/stacks/%s", a->pos[0])) return cli_too_long();
+  if (cli_path(path, sizeof path, "/stacks/%s", a->pos[0]))
+    return cli_too_long();
   return cli_single(c, "GET", path, NULL);
 }
 
@@ -76,11 +77,11 @@ static json_t *version_rows(const json_t *stacks) {
       if (!row) continue;
       json_object_set(row, "id", json_object_get(s, "id"));
       if (json_is_null(json_object_get(row, "signed_by")))
-        json_object_set_new(row, "signed_by",
-                            json_string(json_is_null(json_object_get(
-                                            row, "sha256"))
-                                            ? "-"
-                                            : "unsigned"));
+        json_object_set_new(
+            row, "signed_by",
+            json_string(json_is_null(json_object_get(row, "sha256"))
+                            ? "-"
+                            : "unsigned"));
       json_array_append_new(rows, row);
     }
   }
@@ -88,9 +89,9 @@ static json_t *version_rows(const json_t *stacks) {
 }
 
 static int stack_versions(cli *c, const cli_args *a) {
-  static const cli_col cols[] = {{"ID", "id"},         {"VERSION", "version"},
-                                 {"STATE", "state"},   {"IN USE", "in_use"},
-                                 {"SOURCE", "source"}, {"SIGNED BY", "signed_by"}};
+  static const cli_col cols[] = {
+      {"ID", "id"},         {"VERSION", "version"}, {"STATE", "state"},
+      {"IN USE", "in_use"}, {"SOURCE", "source"},   {"SIGNED BY", "signed_by"}};
   long want = cli_rows_wanted(a, LIST_MAX_ROWS, "stack list");
   if (want < 0) return CLI_EUSAGE;
   json_t *all = NULL;
@@ -127,8 +128,10 @@ static int is_url(const char *s) {
 static int stack_install(cli *c, const cli_args *a) {
   const char *src = a->pos[0], *sha = cli_opt(a, "sha256");
   if (sha && (strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64))
-    return cli_usage_error("stack install: --sha256 expects 64 lower-case hex "
-                           "digits", "e.g. the output of sha256sum FILE");
+    return cli_usage_error(
+        "stack install: --sha256 expects 64 lower-case hex "
+        "digits",
+        "e.g. the output of sha256sum FILE");
   json_t *b = NULL, *out = NULL;
   cli_resp r;
   int rc;
@@ -144,8 +147,9 @@ static int stack_install(cli *c, const cli_args *a) {
       snprintf(msg, sizeof msg, "stack install: cannot read %s: %s", src,
                f ? "not a regular file" : strerror(errno));
       if (f) fclose(f);
-      return cli_usage_error(msg, "give a stack archive (.tar.gz) or an "
-                                  "http(s) URL");
+      return cli_usage_error(msg,
+                             "give a stack archive (.tar.gz) or an "
+                             "http(s) URL");
     }
     if (sha) {
       /* Checked here: the file sent is the one meant. */
@@ -160,8 +164,10 @@ static int stack_install(cli *c, const cli_args *a) {
       sodium_bin2hex(hex, sizeof hex, d, sizeof d);
       if (strcmp(hex, sha) != 0) {
         fclose(f);
-        fprintf(stderr, "nno: %s has SHA-256 %s, not %s\nhint: nothing was "
-                "sent\n", src, hex, sha);
+        fprintf(stderr,
+                "nno: %s has SHA-256 %s, not %s\nhint: nothing was "
+                "sent\n",
+                src, hex, sha);
         return CLI_EAPI;
       }
       rewind(f);
@@ -200,8 +206,8 @@ static int stack_remove(cli *c, const cli_args *a) {
   return cli_no_content(c, "DELETE", path, done);
 }
 
-/* -- local: pack, keygen, sign ---------------------------------------------- */
-
+/* -- local: pack, keygen, sign ----------------------------------------------
+ */
 
 static const struct {
   const char *sub, *usage, *help;
@@ -321,7 +327,8 @@ int cli_stack_local_main(int argc, char **argv) {
       return failure(c, err, "the archive was written; read it back by hand");
     }
     close(fd);
-    if (json) return print_result(json_pack("{s:s, s:s}", "sha256", hex, "path", path));
+    if (json)
+      return print_result(json_pack("{s:s, s:s}", "sha256", hex, "path", path));
     printf("%s  %s\n", hex, path);
     return 0;
   }
@@ -330,7 +337,9 @@ int cli_stack_local_main(int argc, char **argv) {
       return failure(c, err,
                      "choose another NAME (existing keys are never "
                      "overwritten)");
-    if (json) return print_result(json_pack("{s:s, s:s+, s:s+}", "key_id", id, "secret", pos[0], ".key", "public", pos[0], ".pub"));
+    if (json)
+      return print_result(json_pack("{s:s, s:s+, s:s+}", "key_id", id, "secret",
+                                    pos[0], ".key", "public", pos[0], ".pub"));
     printf("%s\n", id);
     return 0;
   }
@@ -339,14 +348,22 @@ int cli_stack_local_main(int argc, char **argv) {
     return failure(c, err,
                    "FILE is an archive written by 'nno stack pack', the key "
                    "a NAME.key written by 'nno stack keygen NAME'");
-  if (json) return print_result(json_pack("{s:s, s:s}", "path", out ? out : pos[0], "key_id", id));
+  if (json)
+    return print_result(
+        json_pack("{s:s, s:s}", "path", out ? out : pos[0], "key_id", id));
   printf("%s %s\n", out ? out : pos[0], id);
   return 0;
 }
 
-static void usage_pack(FILE *f) { local_usage(0, f); }
-static void usage_keygen(FILE *f) { local_usage(1, f); }
-static void usage_sign(FILE *f) { local_usage(2, f); }
+static void usage_pack(FILE *f) {
+  local_usage(0, f);
+}
+static void usage_keygen(FILE *f) {
+  local_usage(1, f);
+}
+static void usage_sign(FILE *f) {
+  local_usage(2, f);
+}
 
 static int run_local(int argc, char **argv, const char *exe_dir) {
   (void)exe_dir;
@@ -385,7 +402,8 @@ static const cli_command commands[] = {
     {"stack", "deactivate", 2, 2, {0}, "stack deactivate PLATFORM STACK",
      "Deactivates STACK on PLATFORM.\n", stack_deactivate,
      "  nno stack deactivate acme default\n", NULL, NULL},
-    {"stack", "install", 1, 1, {"sha256="}, "stack install FILE|URL [--sha256 H]",
+    {"stack", "install", 1, 1, {"sha256="},
+     "stack install FILE|URL [--sha256 H]",
      "Installs a stack archive (.tar.gz): FILE is uploaded, a URL is fetched\n"
      "by the host. The archive is checked (checksums, signature when\n"
      "stacks.trusted_keys is set, every package loadable) before it is put\n"
@@ -393,14 +411,19 @@ static const cli_command commands[] = {
      "  --sha256 H   the archive's expected SHA-256 (hex)\n",
      stack_install,
      "  nno stack install shop-1.0.0.tar.gz\n"
-     "  nno stack install https://example.com/shop-1.0.0.tar.gz --sha256 HEX\n", NULL, NULL},
+     "  nno stack install https://example.com/shop-1.0.0.tar.gz \\\n"
+     "      --sha256 HEX\n",
+     NULL, NULL},
     {"stack", "remove", 2, 2, {0}, "stack remove ID VERSION",
      "Removes an installed stack version; refused while a platform has it\n"
      "active. Workers unload it once no request uses it.\n",
      stack_remove,
      "  nno stack remove shop 1.0.0\n", NULL, NULL},
-    {"stack", "check", .synopsis = "stack check DIR|FILE [--json] [--config FILE] [--set KEY=VALUE]...",
-     .opts = {"json", "config=", "set=+"}, .usage = cli_check_usage_stack, .local = run_check,
+    {"stack", "check",
+     .synopsis = "stack check DIR|FILE [--json] [--config FILE] "
+                 "[--set KEY=VALUE]...",
+     .opts = {"json", "config=", "set=+"}, .usage = cli_check_usage_stack,
+     .local = run_check,
      .example = "  nno stack check build/share/nno/stacks/default/1.0.0\n"
                 "  nno stack check shop-1.0.0.tar.gz --json\n"},
     {"stack", "pack", .synopsis = "stack pack DIR [-o FILE|DIR] [--json]",
@@ -409,11 +432,14 @@ static const cli_command commands[] = {
     {"stack", "keygen", .synopsis = "stack keygen NAME [--json]",
      .opts = {"json"}, .usage = usage_keygen, .local = run_local,
      .example = "  nno stack keygen ops   # writes ops.key and ops.pub\n"},
-    {"stack", "sign", .synopsis = "stack sign FILE --key NAME.key [-o OUT] [--json]",
-     .opts = {"key=", "output=", "json"}, .usage = usage_sign, .local = run_local,
+    {"stack", "sign",
+     .synopsis = "stack sign FILE --key NAME.key [-o OUT] [--json]",
+     .opts = {"key=", "output=", "json"}, .usage = usage_sign,
+     .local = run_local,
      .example = "  nno stack sign dist/shop-1.0.0.tar.gz --key ops.key\n"},
 };
 /* clang-format on */
 
-const cli_group cli_group_stack = {"stack", "install, list, activate stacks; pack, sign, check archives", commands,
-    sizeof commands / sizeof commands[0]};
+const cli_group cli_group_stack = {
+    "stack", "install, list, activate stacks; pack, sign, check archives",
+    commands, sizeof commands / sizeof commands[0]};

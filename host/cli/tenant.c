@@ -35,16 +35,17 @@ static int tenant_create(cli *c, const cli_args *a) {
 static int tenant_list(cli *c, const cli_args *a) {
   char path[CLI_PATH_MAX];
   if (cli_opt(a, "parent") && cli_opt(a, "under"))
-    return cli_usage_error("tenant list: --parent and --under exclude each "
-                           "other",
-                           "--parent T lists T's children, --under T its "
-                           "whole subtree");
+    return cli_usage_error(
+        "tenant list: --parent and --under exclude each "
+        "other",
+        "--parent T lists T's children, --under T its "
+        "whole subtree");
   if (cli_path(path, sizeof path, "/platforms/%s/tenants", a->pos[0]) ||
       cli_query(path, sizeof path, "parent", cli_opt(a, "parent")) ||
       cli_query(path, sizeof path, "under", cli_opt(a, "under")))
     return cli_too_long();
-  return cli_list(c, a, "tenant list", path, LIST_MAX_ROWS, PAGE_MAX, tenant_cols,
-              sizeof tenant_cols / sizeof tenant_cols[0]);
+  return cli_list(c, a, "tenant list", path, LIST_MAX_ROWS, PAGE_MAX,
+                  tenant_cols, sizeof tenant_cols / sizeof tenant_cols[0]);
 }
 
 static int tenant_show(cli *c, const cli_args *a) {
@@ -99,5 +100,6 @@ static const cli_command commands[] = {
 };
 /* clang-format on */
 
-const cli_group cli_group_tenant = {"tenant", "create, list, show, delete the tenants of a platform", commands,
+const cli_group cli_group_tenant = {
+    "tenant", "create, list, show, delete the tenants of a platform", commands,
     sizeof commands / sizeof commands[0]};

@@ -109,10 +109,14 @@ static const cli_command commands[] = {
      "  --csv          CSV instead of a table\n",
      cli_usage_cmd,
      "  nno usage --platform acme\n"
-     "  nno usage --platform acme --from 2026-12-01 --to 2026-12-31 --by tenant\n"
-     "  nno usage --platform acme --from 2026-12-05T09 --by hour --csv\n", NULL, NULL},
+     "  nno usage --platform acme --from 2026-12-01 --to 2026-12-31 \\\n"
+     "      --by tenant\n"
+     "  nno usage --platform acme --from 2026-12-05T09 --by hour \\\n"
+     "      --csv\n",
+     NULL, NULL},
 };
 /* clang-format on */
 
-const cli_group cli_group_usage = {"usage", "a platform's requests, storage and users (table, JSON, CSV)", commands,
-    sizeof commands / sizeof commands[0]};
+const cli_group cli_group_usage = {
+    "usage", "a platform's requests, storage and users (table, JSON, CSV)",
+    commands, sizeof commands / sizeof commands[0]};
