@@ -197,8 +197,8 @@ void cli_usage(FILE *f) {
           "print the version and plugin ABI", "help [COMMAND]",
           "show help for a command");
   fprintf(f,
-          "\nClient commands (HTTP clients of a running host, but those "
-          "marked local):\n");
+          "\nClient commands (the operator's talk to a running host; those "
+          "marked local\nneed none):\n");
   for (size_t i = 0; i < cli_ngroups; i++) {
     const cli_group *g = cli_groups[i];
     fprintf(f, "  %-15s  %s\n", g->name, g->summary);

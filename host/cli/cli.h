@@ -112,7 +112,7 @@ void cli_print_json(FILE *f, const json_t *v);
  * Owned by the caller (free); NULL when out of memory. */
 char *cli_text(const json_t *v);
 
-/* -- the command table (cli.c) ------------------------------------------ */
+/* -- commands and groups (one file a group; cli.c lists the groups) ----- */
 
 #define CLI_MAX_POS 3
 #define CLI_MAX_OPTS 32
@@ -256,14 +256,7 @@ int cli_stack_check(int argc, char **argv, const char *exe_dir);
 void cli_check_usage_package(FILE *f);
 void cli_check_usage_stack(FILE *f);
 
-/* `nno stack pack|keygen|sign` (stack.c): 1 if `nno stack SUB` is one of
- * them; cli_stack_local_main runs it (argv[0] is SUB). Exit code: 0, 1 on
- * failure (one `nno:` line and a `hint:` line on stderr), 2 for usage. */
-int cli_stack_local_claims(const char *sub);
-int cli_stack_local_main(int argc, char **argv);
-
-/* -- the entry points (cli.c), called by host/main.c ------------------------
- */
+/* -- the entry points (cli.c), called by host/main.c ---------------------- */
 
 /* Runs `nno ARGS...` (argv: the arguments after `nno`) for every command
  * but serve and version: the operator's commands (HTTP clients of a

@@ -230,12 +230,6 @@ static const char *const local_json_help =
     "\n  --json   print the result as one JSON object\n";
 #define NCMDS (sizeof cmds / sizeof *cmds)
 
-int cli_stack_local_claims(const char *sub) {
-  for (size_t i = 0; i < NCMDS; i++)
-    if (!strcmp(sub, cmds[i].sub)) return 1;
-  return 0;
-}
-
 static void local_usage(size_t c, FILE *f) {
   fprintf(f, "usage: %s [--json]\n\n%s%s", cmds[c].usage, cmds[c].help,
           local_json_help);
@@ -264,7 +258,9 @@ static int failure(size_t c, const char *msg, const char *hint) {
   return 1;
 }
 
-int cli_stack_local_main(int argc, char **argv) {
+/* Runs `nno stack SUB ARGS...`: argv[0] is SUB. Exit code: 0, 1 on
+ * failure (one `nno:` line and a `hint:` line on stderr), 2 for usage. */
+static int local_main(int argc, char **argv) {
   size_t c = 0;
   while (c < NCMDS && strcmp(argv[0], cmds[c].sub)) c++;
   if (c == NCMDS) return 2;
@@ -367,7 +363,7 @@ static void usage_sign(FILE *f) {
 
 static int run_local(int argc, char **argv, const char *exe_dir) {
   (void)exe_dir;
-  return cli_stack_local_main(argc, argv);
+  return local_main(argc, argv);
 }
 
 static int run_check(int argc, char **argv, const char *exe_dir) {
