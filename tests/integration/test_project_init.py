@@ -253,3 +253,23 @@ def test_unloadable_package_refused_in_the_loaders_words(tmp_path):
     # Outside any project: refused with a hint.
     r = nno(tmp_path, "project", "build")
     assert r.returncode == 2 and "no project" in r.stderr, r.stderr
+
+
+def test_installed_nno_builds_a_project(tmp_path):
+    """Installed under any prefix: the templates are in share/nno/templates
+    and the prefix's own nno-plugin.pc is found, nothing configured."""
+    prefix = tmp_path / "prefix"
+    subprocess.run(["cmake", "--install", BUILD, "--prefix", str(prefix)],
+                   stdout=subprocess.DEVNULL, check=True, timeout=300)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = dict(clean_env(work))
+    env["PATH"] = str(prefix / "bin") + ":/usr/local/bin:/usr/bin:/bin"
+    r = nno(work, "project", "init", "--list", env=env)
+    assert r.returncode == 0 and "crud" in r.stdout, r.stderr
+    r = nno(work, "project", "init", "inst", "--template", "crud", env=env)
+    assert r.returncode == 0, r.stderr
+    r = nno(work / "inst", "project", "build", env=env)
+    assert r.returncode == 0, r.stderr
+    r = nno(work / "inst", "project", "env", env=env)
+    assert str(prefix) in r.stdout and BUILD not in r.stdout, r.stdout
