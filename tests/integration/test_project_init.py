@@ -273,3 +273,17 @@ def test_installed_nno_builds_a_project(tmp_path):
     assert r.returncode == 0, r.stderr
     r = nno(work / "inst", "project", "env", env=env)
     assert str(prefix) in r.stdout and BUILD not in r.stdout, r.stdout
+
+
+def test_help_and_unknown_commands(tmp_path):
+    for args in (["project", "--help"], ["project", "init", "--help"],
+                 ["project", "build", "--help"], ["project", "env", "--help"]):
+        r = nno(tmp_path, *args)
+        assert r.returncode == 0 and "usage: nno project" in r.stdout, args
+        assert "example" in r.stdout, args
+    r = nno(tmp_path, "project", "frobnicate")
+    assert r.returncode == 2 and "unknown command" in r.stderr, r.stderr
+    assert "hint:" in r.stderr
+    r = nno(tmp_path, "project", "init", "a-b", "--bogus")
+    assert r.returncode == 2 and "hint:" in r.stderr, r.stderr
+    assert os.listdir(str(tmp_path)) == []
