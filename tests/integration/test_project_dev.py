@@ -19,40 +19,19 @@ import pytest
 
 from conftest import NNO
 
-GREET_C = r"""#include <string.h>
-#include <nno/plugin.h>
-static const nno_host_api *api;
-static nno_plugin *self;
-static int on_greet(nno_req *req, void *ud) {
-  static const char answer[] = "{\"message\":\"%s\"}";
-  (void)ud;
-  api->log(self, NNO_LOG_INFO, "greeting");
-  return api->res_json(req, 200, answer, strlen(answer));
-}
-static int init(nno_plugin *p, const nno_host_api *host) {
-  api = host;
-  self = p;
-  return api->route_add(p, "GET", "/greet", on_greet, NULL);
-}
-NNO_PLUGIN(.name = "greet", .version = PKG_VERSION, .kind = NNO_KIND_FEATURE,
-           .on_plugin_init = init)
-"""
-
-
 def make_project(tmp_path, name="greet"):
-    """A project whose route GET /greet answers {"message": VALUE};
-    returns its folder, its source file and VALUE -> the source."""
+    """A project from the minimal template (GET /hello answers
+    {"message": "hello from NAME"}); returns its folder, its source file
+    and VALUE -> the source answering {"message": VALUE}."""
+    r = subprocess.run([NNO, "project", "init", name], cwd=str(tmp_path),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
     root = tmp_path / name
-    (root / "src").mkdir(parents=True)
-    (root / "tests").mkdir()
-    (root / "package.json").write_text(json.dumps({
-        "name": name, "version": "0.1.0", "abi": "1.5", "kind": "feature",
-        "library": "lib%s.so" % name,
-        "routes": [{"method": "GET", "path": "/greet"}]}))
-    (root / "stack.json").write_text(json.dumps({
-        "id": name, "version": "0.1.0", "packages": [name]}))
     src = root / "src" / (name + ".c")
-    return root, src, lambda value: GREET_C % value
+    code = src.read_text()
+    assert '"hello from %s"' % name in code
+    return root, src, lambda value: code.replace(
+        '"hello from %s"' % name, '"%s"' % value)
 
 
 class Dev:
@@ -147,7 +126,7 @@ def write(src, text):
 
 
 def route(dev):
-    st, body = dev.get("/greet")
+    st, body = dev.get("/hello")
     return body.get("message") if st == 200 and isinstance(body, dict) \
         else None
 
@@ -190,7 +169,7 @@ def test_dev_edit_break_fix_and_stop(project):
         def client():
             while not stop.is_set():
                 try:
-                    st, body = dev.get("/greet")
+                    st, body = dev.get("/hello")
                 except Exception as e:  # noqa: BLE001 - any failure counts
                     failures.append(repr(e))
                     continue
@@ -211,7 +190,7 @@ def test_dev_edit_break_fix_and_stop(project):
         assert seen[0] == "two" and seen[-1] == "four"
 
         # The project's access lines are streamed, readable.
-        dev.wait_for(lambda: "GET /p/greet/greet 200" in dev.output(),
+        dev.wait_for(lambda: "GET /p/greet/hello 200" in dev.output(),
                      "an access line")
         assert serving(root)
     finally:
@@ -255,18 +234,16 @@ def temp_folders():
     return {p for p in os.listdir("/tmp") if p.startswith("nno-test-")}
 
 
-def test_project_test_pass_and_fail(project):
-    root, src, render = project
+def test_project_test_pass_and_fail(tmp_path):
+    root, src, render = make_project(tmp_path)
     tests = root / "tests"
-    for f in tests.iterdir():
-        f.unlink()
     ok = tests / "a_route.sh"
     ok.write_text(
         "#!/bin/sh\nset -e\n"
         "test -n \"$NNO_URL\" && test \"$NNO_PLATFORM\" = greet\n"
         "test \"$NNO_BASE\" = \"$NNO_URL/p/greet\"\n"
-        "curl -sf -H \"Authorization: Bearer $NNO_KEY\" \"$NNO_BASE/greet\""
-        " | grep -q '\"one\"'\n")
+        "curl -sf -H \"Authorization: Bearer $NNO_KEY\" \"$NNO_BASE/hello\""
+        " | grep -q 'hello from greet'\n")
     ok.chmod(0o755)
     (tests / "notes.txt").write_text("not executable: not run\n")
     before = temp_folders()
@@ -274,6 +251,7 @@ def test_project_test_pass_and_fail(project):
                        capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "PASS  tests/a_route.sh" in r.stdout
+    assert "PASS  tests/smoke.sh" in r.stdout  # the template's own
     assert "notes.txt" not in r.stdout
     assert not (root / ".nno" / "dev").exists()  # a temporary folder only
 
@@ -286,5 +264,5 @@ def test_project_test_pass_and_fail(project):
     assert "PASS  tests/a_route.sh" in r.stdout
     assert "FAIL  tests/b_wrong.sh" in r.stdout
     assert "expected two, got one" in r.stdout
-    assert "1 passed, 1 failed" in r.stdout
+    assert "2 passed, 1 failed" in r.stdout
     assert temp_folders() <= before, "the temporary data folder is left"
