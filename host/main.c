@@ -10,10 +10,7 @@
 #include <nno/plugin.h>
 
 #include "stack_archive.h"
-#include "cli.h"
-#include "cli/project.h"
-#include "cli_stack_local.h"
-#include "cli_check.h"
+#include "cli/cli.h"
 #include "config.h"
 #include "loader.h"
 #include "log.h"
@@ -29,20 +26,10 @@ static struct {
 } flags[32];
 static int nflags;
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: nno COMMAND [OPTIONS]\n"
-          "\n"
-          "Commands:\n"
-          "  serve            run the host (master + workers)\n"
-          "  check-package D  check a package folder as the loader would\n"
-          "  stack check D|F  check a stack folder or archive (--json)\n"
-          "  version          print the version and plugin ABI\n"
-          "  help [COMMAND]   show help for a command\n");
-  cli_stack_local_summary(f);
-  fprintf(f, "\nOperator commands (HTTP clients of a running host):\n");
-  cli_usage_summary(f);
-  fprintf(f, "\nRun 'nno COMMAND --help' for a command's options.\n");
+static int fail(const char *msg, const char *hint) {
+  fprintf(stderr, "nno: %s\n", msg);
+  if (hint) fprintf(stderr, "hint: %s\n", hint);
+  return 2;
 }
 
 static void usage_serve(FILE *f) {
@@ -65,8 +52,47 @@ static void usage_serve(FILE *f) {
           "Precedence: defaults < config file < NNO_* environment < flags.\n"
           "Signals: SIGTERM/SIGINT drain and stop; SIGHUP reloads the\n"
           "configuration and plugins with new workers, without dropping\n"
-          "connections.\n\n");
+          "connections.\n"
+          "\n"
+          "Example:\n"
+          "  nno serve --listen 0.0.0.0:8080 --data /var/lib/nno --workers 4\n"
+          "  nno serve --check --config /etc/nno/nno.json\n\n");
   config_print_help();
+}
+
+static void usage_version(FILE *f) {
+  fprintf(f,
+          "usage: nno version [--json]\n"
+          "\n"
+          "Prints the version of nno and the plugin ABI it loads.\n"
+          "\n"
+          "  --json   as {\"version\", \"abi\"}\n"
+          "\n"
+          "Example:\n"
+          "  nno version --json\n");
+}
+
+static int cmd_version(int argc, char **argv) {
+  int json = 0;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      usage_version(stdout);
+      return 0;
+    }
+    if (strcmp(argv[i], "--json")) {
+      char msg[128];
+      snprintf(msg, sizeof msg, "version: unknown option '%.64s'", argv[i]);
+      return fail(msg, "run 'nno version --help' for the options");
+    }
+    json = 1;
+  }
+  if (json)
+    printf("{\"version\":\"%s\",\"abi\":\"%d.%d\"}\n", NNO_VERSION,
+           NNO_ABI_MAJOR, NNO_ABI_MINOR);
+  else
+    printf("nno %s (plugin ABI %d.%d)\n", NNO_VERSION, NNO_ABI_MAJOR,
+           NNO_ABI_MINOR);
+  return 0;
 }
 
 static int load_config(nno_config *c, char *err) {
@@ -76,12 +102,6 @@ static int load_config(nno_config *c, char *err) {
   for (int i = 0; i < nflags; i++)
     if (config_set(c, flags[i].key, flags[i].value, err)) return -1;
   return config_validate(c, err);
-}
-
-static int fail(const char *msg, const char *hint) {
-  fprintf(stderr, "nno: %s\n", msg);
-  if (hint) fprintf(stderr, "hint: %s\n", hint);
-  return 2;
 }
 
 static int add_flag(const char *key, const char *value) {
@@ -206,60 +226,21 @@ int main(int argc, char **argv) {
   } else {
     snprintf(exe_dir, sizeof exe_dir, ".");
   }
-  if (argc < 2) {
-    usage(stderr);
-    return 2;
-  }
   /* Hidden: a worker's sandbox process for one stack and platform. */
-  if (!strcmp(argv[1], "sandbox")) return sbx_child_main(argc - 2, argv + 2);
-  /* `stack check` is local (no host needed); other stack commands are the
-   * operator's. */
-  if (argc > 2 && !strcmp(argv[1], "stack") && !strcmp(argv[2], "check"))
-    return cli_stack_check(argc - 3, argv + 3, exe_dir);
-  /* Local stack commands (archives), before the operator commands of the
-   * same group. */
-  if (argc >= 3 && !strcmp(argv[1], "stack") &&
-      cli_stack_local_claims(argv[2]))
-    return cli_stack_local_main(argc - 2, argv + 2);
-  /* The developer's commands (local; deploy and logs use `nno login`'s
-   * credentials, not the operator key). */
-  if (!strcmp(argv[1], "project"))
-    return cli_project_main(argc - 2, argv + 2, exe_dir);
-  if (!strcmp(argv[1], "login")) return cli_login_main(argc - 2, argv + 2, exe_dir);
-  if (!strcmp(argv[1], "logout"))
-    return cli_logout_main(argc - 2, argv + 2, exe_dir);
-  /* Operator commands, global options possibly first. */
-  if (cli_claims(argc - 1, argv + 1)) return cli_main(argc - 1, argv + 1);
-  const char *cmd = argv[1];
-  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") ||
-      (!strcmp(cmd, "help") && argc == 2)) {
-    usage(stdout);
-    return 0;
-  }
-  if (!strcmp(cmd, "help")) {
-    if (!strcmp(argv[2], "serve")) usage_serve(stdout);
-    else if (!strcmp(argv[2], "check-package"))
-      cli_check_usage_package(stdout);
-    else if (argc > 3 && !strcmp(argv[2], "stack") &&
-             !strcmp(argv[3], "check"))
-      cli_check_usage_stack(stdout);
-    else if (argc >= 4 && !strcmp(argv[2], "stack") &&
-             cli_stack_local_claims(argv[3]))
-      return cli_stack_local_main(2, (char *[]){argv[3], "--help"});
-    else if (cli_claims(argc - 2, argv + 2))
-      return cli_help(argc - 2, argv + 2);
-    else usage(stdout);
-    return 0;
-  }
-  if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-    printf("nno %s (plugin ABI %d.%d)\n", NNO_VERSION, NNO_ABI_MAJOR,
-           NNO_ABI_MINOR);
-    return 0;
-  }
+  if (argc >= 2 && !strcmp(argv[1], "sandbox"))
+    return sbx_child_main(argc - 2, argv + 2);
+  /* The kernel's own commands; every other one is the client's. */
+  const char *cmd = argc >= 2 ? argv[1] : "";
   if (!strcmp(cmd, "serve")) return cmd_serve(argc - 2, argv + 2);
-  if (!strcmp(cmd, "check-package"))
-    return cli_check_package(argc - 2, argv + 2, exe_dir);
-  char msg[128];
-  snprintf(msg, sizeof msg, "unknown command '%.32s'", cmd);
-  return fail(msg, "run 'nno --help' for the commands");
+  if (!strcmp(cmd, "--version")) return cmd_version(0, NULL);
+  if (!strcmp(cmd, "version")) return cmd_version(argc - 2, argv + 2);
+  if (!strcmp(cmd, "help") && argc == 3 && !strcmp(argv[2], "serve")) {
+    usage_serve(stdout);
+    return 0;
+  }
+  if (!strcmp(cmd, "help") && argc == 3 && !strcmp(argv[2], "version")) {
+    usage_version(stdout);
+    return 0;
+  }
+  return cli_main(argc - 1, argv + 1, exe_dir);
 }

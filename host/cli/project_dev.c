@@ -39,7 +39,7 @@
 #include <jansson.h>
 #include <uv.h>
 
-#include "cli_internal.h"
+#include "cli.h"
 #include "project.h"
 
 #define DEV_START_MS 20000   /* the child's "listening" line and /readyz */

@@ -74,8 +74,9 @@ def show(out):
 def assert_api_error(r, status):
     assert r.returncode == 1, (r.returncode, r.stderr)
     err = lines(r.stderr)
-    assert len(err) == 1, r.stderr
+    assert len(err) == 2, r.stderr
     assert err[0].startswith("nno: %d " % status), r.stderr
+    assert err[1].startswith("hint: "), r.stderr
     return err[0]
 
 

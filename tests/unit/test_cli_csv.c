@@ -1,4 +1,4 @@
-/* Unit tests for the CLI's CSV output (host/cli_table.c, cli_csv): RFC
+/* Unit tests for the CLI's CSV output (host/cli/out.c, cli_csv): RFC
  * 4180 lines, fields quoted exactly when they must be. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_internal.h"
+#include "cli.h"
 
 /* cli_csv's output for `rows` (JSON text) under the columns a, b. */
 static char *csv_of(const char *rows) {

@@ -1,6 +1,6 @@
 /* `nno check-package DIR` and `nno stack check DIR|FILE`: the one
  * loadability check (pkgcheck.h) from the command line. */
-#include "cli_check.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +26,8 @@ static int usage_error(const char *msg, const char *hint) {
 
 void cli_check_usage_package(FILE *f) {
   fprintf(f,
-          "usage: nno check-package DIR [--config FILE] [--set KEY=VALUE]...\n"
+          "usage: nno check-package DIR [--json] [--config FILE]\n"
+          "                         [--set KEY=VALUE]...\n"
           "\n"
           "Checks the package folder DIR as the loader would: package.json\n"
           "(unknown fields refused), migrations, the shared object's\n"
@@ -35,6 +36,10 @@ void cli_check_usage_package(FILE *f) {
           "a temporary data folder: the services it requires must exist and\n"
           "it must bind exactly the routes it declares; in the sandbox a\n"
           "worker would give it (sandbox.*, by the stack folder it is in).\n"
+          "\n"
+          "  --json   print {\"ok\", \"problems\": [{\"file\", \"field\",\n"
+          "           \"message\"}]} on stdout instead\n"
+          "\n"
           "Exit 0 if loadable, 1 with each problem on stderr (\"nno: ...\"),\n"
           "2 for usage errors.\n");
 }
@@ -53,7 +58,8 @@ void cli_check_usage_stack(FILE *f) {
           "the configuration sandboxes (sandbox.*) starts its sandbox there,\n"
           "as a worker's trial load does (sandbox.spawn_timeout_ms).\n"
           "\n"
-          "  --json   print {\"ok\", \"stack\", \"problems\": [{\"file\", \"field\",\n"
+          "  --json   print {\"ok\", \"stack\", \"problems\": [{\"file\", "
+          "\"field\",\n"
           "           \"message\"}]} on stdout instead of the lines below\n"
           "\n"
           "Exit 0 if loadable; 1 with each problem on stderr as\n"
@@ -116,7 +122,8 @@ static int parse(int argc, char **argv, int allow_json, const char *cmd,
       return usage_error(msg, hint);
     } else if (o->target) {
       snprintf(msg, sizeof msg, "%s: expected one %s, got '%.64s' too", cmd,
-               allow_json ? "folder or archive" : "folder", a);
+               strcmp(cmd, "check-package") ? "folder or archive" : "folder",
+               a);
       return usage_error(msg, hint);
     } else {
       o->target = a;
@@ -124,7 +131,8 @@ static int parse(int argc, char **argv, int allow_json, const char *cmd,
   }
   if (!o->target) {
     snprintf(msg, sizeof msg, "%s: expected %s", cmd,
-             allow_json ? "a stack folder or archive" : "a package folder");
+             strcmp(cmd, "check-package") ? "a stack folder or archive"
+                                          : "a package folder");
     return usage_error(msg, hint);
   }
   return 0;
@@ -137,8 +145,8 @@ static nno_config *config_for(const opts *o, const char *exe_dir) {
     usage_error("out of memory", NULL);
     return NULL;
   }
-  if (load_config(cfg, exe_dir, o->config, (char(*)[512])o->kv, o->nkv,
-                  err) != 0) {
+  if (load_config(cfg, exe_dir, o->config, (char(*)[512])o->kv, o->nkv, err) !=
+      0) {
     snprintf(msg, sizeof msg, "invalid configuration: %s", err);
     usage_error(msg, "run 'nno serve --help' for every key and its bounds");
     free(cfg);
@@ -183,13 +191,19 @@ static int finish(const pkgcheck_report *rep, int rc, int json,
 int cli_check_package(int argc, char **argv, const char *exe_dir) {
   opts o;
   memset(&o, 0, sizeof o);
-  int rc = parse(argc, argv, 0, "check-package", cli_check_usage_package, &o);
+  int rc = parse(argc, argv, 1, "check-package", cli_check_usage_package, &o);
   if (rc) return rc < 0 ? 0 : rc;
   nno_config *cfg = config_for(&o, exe_dir);
   if (!cfg) return 2;
   pkgcheck_report rep;
   memset(&rep, 0, sizeof rep);
   rc = pkgcheck_package(cfg, o.target, 1, &rep);
+  if (o.json) {
+    rc = finish(&rep, rc, 1, "package ok");
+    pkgcheck_report_free(&rep);
+    free(cfg);
+    return rc;
+  }
   /* Each problem in the loader's own words, as this command always did. */
   for (size_t i = 0; i < rep.n; i++) {
     char text[PATH_MAX + 1200];
@@ -243,7 +257,8 @@ static int check_archive(const nno_config *cfg, const char *file,
                          pkgcheck_report *rep) {
   char staging[PATH_MAX], err[ARCHIVE_ERR_MAX + 64];
   const char *t = getenv("TMPDIR");
-  snprintf(staging, sizeof staging, "%s/nno-stack-XXXXXX", t && *t ? t : "/tmp");
+  snprintf(staging, sizeof staging, "%s/nno-stack-XXXXXX",
+           t && *t ? t : "/tmp");
   int fd = open(file, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     snprintf(err, sizeof err, "%s: cannot open: %s", file, strerror(errno));
@@ -294,8 +309,7 @@ int cli_stack_check(int argc, char **argv, const char *exe_dir) {
   struct stat st;
   if (stat(o.target, &st) != 0) {
     char msg[PATH_MAX + 64];
-    snprintf(msg, sizeof msg, "stack check: %s: %s", o.target,
-             strerror(errno));
+    snprintf(msg, sizeof msg, "stack check: %s: %s", o.target, strerror(errno));
     return usage_error(msg, "give a stack folder or a .tar.gz stack archive");
   }
   nno_config *cfg = config_for(&o, exe_dir);
@@ -317,3 +331,25 @@ int cli_stack_check(int argc, char **argv, const char *exe_dir) {
   free(cfg);
   return rc;
 }
+
+/* -- the command table ----------------------------------------------------- */
+
+static int run_check_package(int argc, char **argv, const char *exe_dir) {
+  return cli_check_package(argc, argv, exe_dir);
+}
+
+/* clang-format off */
+static const cli_command commands[] = {
+    {"check-package", NULL,
+     .synopsis = "check-package DIR [--json] [--config FILE] "
+                 "[--set KEY=VALUE]...",
+     .opts = {"json", "config=", "set=+"}, .usage = cli_check_usage_package,
+     .local = run_check_package,
+     .example = "  nno check-package build/stack/shop/0.1.0/packages/shop\n"
+                "  nno check-package shop/packages/shop --json\n"},
+};
+/* clang-format on */
+
+const cli_group cli_group_check_package = {
+    "check-package", "check a package folder as the loader would", commands,
+    sizeof commands / sizeof commands[0]};

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_internal.h"
+#include "cli.h"
 
 /* The rows with each "classes" member lifted to the row ("2xx": n). */
 static json_t *flat_rows(const json_t *rows) {
@@ -88,3 +88,35 @@ int cli_usage_cmd(cli *c, const cli_args *a) {
   json_decref(v);
   return CLI_OK;
 }
+
+/* -- the command table ----------------------------------------------------- */
+
+/* clang-format off */
+static const cli_command commands[] = {
+    {"usage", NULL, 0, 0, {"platform=", "from=", "to=", "by=", "csv"},
+     "usage --platform P [--from D] [--to D] [--by tenant|package|class|hour] "
+     "[--csv]",
+     "Shows a platform's requests from the hourly buckets (flushed every\n"
+     "few seconds), by status class unless --by says otherwise, with its\n"
+     "storage and active users. A table; --json prints the server's JSON,\n"
+     "--csv comma-separated rows with a header line.\n\n"
+     "  --platform P   the platform (required)\n"
+     "  --from D       first day YYYY-MM-DD or hour YYYY-MM-DDTHH, UTC\n"
+     "                 (default: the start of this month)\n"
+     "  --to D         last day or hour, included (default: now); at most\n"
+     "                 366 days after --from\n"
+     "  --by B         tenant, package, class or hour\n"
+     "  --csv          CSV instead of a table\n",
+     cli_usage_cmd,
+     "  nno usage --platform acme\n"
+     "  nno usage --platform acme --from 2026-12-01 --to 2026-12-31 \\\n"
+     "      --by tenant\n"
+     "  nno usage --platform acme --from 2026-12-05T09 --by hour \\\n"
+     "      --csv\n",
+     NULL, NULL},
+};
+/* clang-format on */
+
+const cli_group cli_group_usage = {
+    "usage", "a platform's requests, storage and users (table, JSON, CSV)",
+    commands, sizeof commands / sizeof commands[0]};

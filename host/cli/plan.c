@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_internal.h"
+#include "cli.h"
 
 /* -- options into a plan's JSON ------------------------------------------- */
 
@@ -263,3 +263,42 @@ int cli_plan_update(cli *c, const cli_args *a) {
   cli_resp_free(&r);
   return rc;
 }
+
+/* -- the command table ----------------------------------------------------- */
+
+/* clang-format off */
+static const cli_command commands[] = {
+    {"plan", "list", 0, 0, {0}, "plan list",
+     "Lists the plans by name: their limits, where each is set (stored, or\n"
+     "config: the host configuration's, read-only) and the default plan.\n",
+     cli_plan_list,
+     "  nno plan list --json\n", NULL, NULL},
+    {"plan", "show", 1, 1, {0}, "plan show NAME",
+     "Shows one plan as key: value lines.\n", cli_plan_show,
+     "  nno plan show free\n", NULL, NULL},
+    {"plan", "create", 1, 1, CLI_PLAN_OPTS,
+     "plan create NAME [--requests-per-month N] [--storage-bytes N] "
+     "[--users N] [--api-keys N] [--rate C=R/B,...] [--soft-pct N] "
+     "[--grace-pct N] [--grace-days N] [--price P]",
+     "Creates a plan. Limits not given are the free plan's as first seeded;\n"
+     "0 means no limit. Every worker applies it within a second.\n\n"
+     CLI_PLAN_OPTS_HELP,
+     cli_plan_create,
+     "  nno plan create team --requests-per-month 2000000 --users 5000 \\\n"
+     "      --api-keys 50 --rate platform=1000/2000,key=200/400\n", NULL, NULL},
+    {"plan", "update", 1, 1, CLI_PLAN_OPTS,
+     "plan update NAME [--requests-per-month N] [--storage-bytes N] "
+     "[--users N] [--api-keys N] [--rate C=R/B,...] [--soft-pct N] "
+     "[--grace-pct N] [--grace-days N] [--price P]",
+     "Changes a plan, refusing if someone else changed it since it was read\n"
+     "(the update is sent with If-Match); options not given keep their\n"
+     "value. A plan set by the host configuration is changed there.\n\n"
+     CLI_PLAN_OPTS_HELP,
+     cli_plan_update,
+     "  nno plan update pro --rate key=800/1600 --api-keys 200\n", NULL, NULL},
+};
+/* clang-format on */
+
+const cli_group cli_group_plan = {
+    "plan", "list, show, create, update the plans platforms are on", commands,
+    sizeof commands / sizeof commands[0]};

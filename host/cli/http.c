@@ -11,7 +11,7 @@
 
 #include <unistd.h>
 
-#include "cli_internal.h"
+#include "cli.h"
 
 #ifndef NNO_VERSION
 #define NNO_VERSION "0"
@@ -107,8 +107,9 @@ static int read_key(cli *c, const char *path) {
     char msg[PATH_MAX + 128];
     snprintf(msg, sizeof msg, "cannot read the operator key from %s: %s", path,
              strerror(errno));
-    return cli_usage_error(msg, "pass --key or set NNO_KEY, or point --data "
-                                "or NNO_DATA at the host's data directory");
+    return cli_usage_error(msg,
+                           "pass --key or set NNO_KEY, or point --data "
+                           "or NNO_DATA at the host's data directory");
   }
   ssize_t n = read(fd, buf, sizeof buf - 1);
   close(fd);
@@ -125,8 +126,9 @@ static int read_key(cli *c, const char *path) {
              n < 0      ? strerror(errno)
              : len == 0 ? "empty"
                         : "bad characters");
-    return cli_usage_error(msg, "it should be one line of printable "
-                                "characters, as 'nno serve' wrote it");
+    return cli_usage_error(msg,
+                           "it should be one line of printable "
+                           "characters, as 'nno serve' wrote it");
   }
   snprintf(c->key, sizeof c->key, "%s", buf + start);
   return CLI_OK;
@@ -270,6 +272,35 @@ static void one_line(char *out, size_t cap, const char *s, size_t max) {
   out[i] = '\0';
 }
 
+/* What to do about an error answer, by its status. */
+static const char *status_hint(long status) {
+  switch (status) {
+  case 400:
+  case 422:
+    return "the server refused a value: the detail names it; --help lists "
+           "the options";
+  case 401:
+    return "check the operator key: --key, NNO_KEY or DATA/operator.key "
+           "(--data)";
+  case 403:
+    return "this key may not do that: use the operator key, or a key with "
+           "the scope the detail names";
+  case 404:
+    return "check the ids given: the list commands show what exists";
+  case 409:
+    return "it conflicts with the current state: 'show' it, then try again";
+  case 412:
+    return "it changed meanwhile: run the command again";
+  case 413:
+    return "the request is larger than the host accepts";
+  case 429:
+    return "too many requests: wait a moment and try again";
+  default:
+    return status >= 500 ? "the host failed: its log has the details"
+                         : "the server's answer says why";
+  }
+}
+
 int cli_api_error(const cli_resp *r, const char *detail) {
   char title[160], text[1100];
   json_t *j = r->len ? json_loadb(r->body, r->len, 0, NULL) : NULL;
@@ -289,6 +320,12 @@ int cli_api_error(const cli_resp *r, const char *detail) {
     fprintf(stderr, "nno: %ld %s: %s\n", r->status, title, text);
   else
     fprintf(stderr, "nno: %ld %s\n", r->status, title);
+  char rid[80];
+  one_line(rid, sizeof rid, json_string_value(json_object_get(j, "request_id")),
+           64);
+  fprintf(stderr, "hint: %s", status_hint(r->status));
+  if (rid[0]) fprintf(stderr, " (request_id %s in the host's log)", rid);
+  fputc('\n', stderr);
   json_decref(j);
   return CLI_EAPI;
 }
