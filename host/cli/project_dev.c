@@ -60,6 +60,7 @@ typedef struct devhost {
   cli api;      /* operator key from DATA/operator.key */
   char key[CLI_KEY_MAX]; /* the platform key (features:*) */
   char serving[96];      /* the version active on the platform, "" none */
+  char archive[PATH_MAX]; /* its archive, under DIR/build/ */
   /* The child's stderr is drained by a thread from the start of serving:
    * a full pipe would block the workers' log writes and so the very API
    * calls a reload waits for. Lines of the project are printed when
@@ -317,6 +318,29 @@ static int pump_start(devhost *h) {
   return 0;
 }
 
+static int rm_entry(const char *p, const struct stat *st, int flag,
+                    struct FTW *f) {
+  (void)st, (void)flag, (void)f;
+  if (remove(p) != 0 && errno == EACCES) { /* installed files are 0444 */
+    chmod(p, 0700);
+    remove(p);
+  }
+  return 0;
+}
+
+/* Makes installed (read-only) folders writable, then removes the tree. */
+static int chmod_entry(const char *p, const struct stat *st, int flag,
+                       struct FTW *f) {
+  (void)f;
+  if (flag == FTW_D || flag == FTW_DP || S_ISDIR(st->st_mode)) chmod(p, 0700);
+  return 0;
+}
+
+static void rm_tree(const char *dir) {
+  nftw(dir, chmod_entry, 16, FTW_PHYS);
+  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* -- the platform, its key and the stack versions ------------------------ */
 
 /* Reads a key saved by an earlier dev; "" when none or unusable. */
@@ -497,12 +521,20 @@ static int build_and_swap(devhost *h, const project *pj, const char *exe_dir,
   snprintf(prev, sizeof prev, "%s", h->serving);
   snprintf(h->serving, sizeof h->serving, "%s", v);
   if (prev[0] && strcmp(prev, v)) {
+    /* The previous version leaves the host, and its build the folder
+     * (build/{name}-{version}.tar.gz and build/stack/{name}/{version}). */
     char path[CLI_PATH_MAX];
     cli_resp r;
     if (!cli_path(path, sizeof path, "/stacks/%s/%s", pj->name, prev) &&
         cli_request(&h->api, "DELETE", path, NULL, NULL, &r) == CLI_OK)
       cli_resp_free(&r);
+    if (h->archive[0] && strcmp(h->archive, archive)) unlink(h->archive);
+    char staged[PATH_MAX];
+    if (snprintf(staged, sizeof staged, "%s/build/stack/%s/%s", pj->dir,
+                 pj->name, prev) < (int)sizeof staged)
+      rm_tree(staged);
   }
+  snprintf(h->archive, sizeof h->archive, "%s", archive);
   return CLI_OK;
 }
 
@@ -604,29 +636,10 @@ static void watch(dev *d, const char *sub) {
   d->nwatch++;
 }
 
-static const char dev_help[] =
-    "usage: nno project dev [--port N] [--no-watch]\n\n"
-    "Builds the project, starts a local host (data in .nno/dev, a free\n"
-    "port) with a user_project platform named after the project and a key\n"
-    "for it, installs the build as {version}-dev.{n} and prints the URLs and\n"
-    "the key. Then, on every save under src/, ui/, migrations/ or of\n"
-    "package.json and stack.json, it rebuilds and swaps the new version in\n"
-    "(a failed build leaves the old one serving), and prints the project's\n"
-    "log lines. Ctrl-C stops the host; .nno/dev is kept for the next run.\n\n"
-    "  --port N     serve on 127.0.0.1:N (default: a free port)\n"
-    "  --no-watch   start and serve, without rebuilding on saves\n\n"
-    "examples:\n"
-    "  nno project dev\n"
-    "  curl -H \"Authorization: Bearer $(cat .nno/dev/key)\" "
-    "http://127.0.0.1:PORT/p/NAME/...\n";
-
+/* Options: --port N, --no-watch (help: the command table, cli.c). */
 int cli_project_dev(int argc, char **argv, const char *exe_dir) {
   int nowatch = 0, port = 0;
   for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      fputs(dev_help, stdout);
-      return CLI_OK;
-    }
     if (!strcmp(argv[i], "--no-watch")) {
       nowatch = 1;
       continue;
@@ -660,11 +673,6 @@ int cli_project_dev(int argc, char **argv, const char *exe_dir) {
     return fail("cannot create the project's .nno folder", NULL);
   snprintf(keyfile, sizeof keyfile, "%s/key", d.h.data);
   uint64_t t0 = now_ms();
-  /* A first build before the host: a compile error stops here. */
-  char archive[PATH_MAX];
-  if (project_build(&d.pj, 0, NULL, exe_dir, archive, sizeof archive, err,
-                    sizeof err) != 0)
-    return fail(err, "fix the errors above and run nno project dev again");
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
     return fail("curl failed to start", NULL);
   signal(SIGPIPE, SIG_IGN);
@@ -678,8 +686,11 @@ int cli_project_dev(int argc, char **argv, const char *exe_dir) {
   {
     char version[96];
     snprintf(version, sizeof version, "%s-dev.%ld", d.pj.version, d.n + 1);
-    if ((rc = build_and_swap(&d.h, &d.pj, exe_dir, version)) != CLI_OK)
+    if ((rc = build_and_swap(&d.h, &d.pj, exe_dir, version)) != CLI_OK) {
+      fprintf(stderr, "hint: fix the errors above and run nno project dev "
+              "again\n");
       goto out;
+    }
     d.n++;
     dev_versions(&d.h, &d.pj, version, 1); /* earlier runs' versions */
   }
@@ -731,29 +742,6 @@ out:
 }
 
 /* -- test ---------------------------------------------------------------- */
-
-static int rm_entry(const char *p, const struct stat *st, int flag,
-                    struct FTW *f) {
-  (void)st, (void)flag, (void)f;
-  if (remove(p) != 0 && errno == EACCES) { /* installed files are 0444 */
-    chmod(p, 0700);
-    remove(p);
-  }
-  return 0;
-}
-
-/* Makes installed (read-only) folders writable, then removes the tree. */
-static int chmod_entry(const char *p, const struct stat *st, int flag,
-                       struct FTW *f) {
-  (void)f;
-  if (flag == FTW_D || flag == FTW_DP || S_ISDIR(st->st_mode)) chmod(p, 0700);
-  return 0;
-}
-
-static void rm_tree(const char *dir) {
-  nftw(dir, chmod_entry, 16, FTW_PHYS);
-  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static int by_name(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
@@ -828,24 +816,9 @@ static int run_test(const char *path, const char *cwd, char **out,
   return !timed_out && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
-static const char test_help[] =
-    "usage: nno project test\n\n"
-    "Builds the project, starts a local host with a temporary data folder,\n"
-    "a user_project platform and a key, installs the build, and runs every\n"
-    "executable file in tests/ (in name order, from the project folder)\n"
-    "with NNO_URL (the host), NNO_KEY (the platform's key, features:*),\n"
-    "NNO_PLATFORM and NNO_BASE (http://127.0.0.1:PORT/p/PLATFORM) set.\n"
-    "A test passes when it exits 0; a failure's output is shown. Exits 1\n"
-    "when any test failed.\n\n"
-    "examples:\n"
-    "  nno project test\n";
-
+/* No options (help: the command table, cli.c). */
 int cli_project_test(int argc, char **argv, const char *exe_dir) {
   for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      fputs(test_help, stdout);
-      return CLI_OK;
-    }
     char msg[128];
     snprintf(msg, sizeof msg, "project test: unknown argument %.64s", argv[i]);
     return fail(msg, "nno project test --help");
