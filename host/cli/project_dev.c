@@ -42,24 +42,24 @@
 #include "cli.h"
 #include "project.h"
 
-#define DEV_START_MS 20000   /* the child's "listening" line and /readyz */
-#define DEV_STOP_MS 10000    /* SIGTERM to SIGKILL */
-#define DEV_DEBOUNCE_MS 50   /* quiet after the last file event */
-#define DEV_LINE_MAX 16384   /* a log line kept for parsing; longer: cut */
+#define DEV_START_MS 20000     /* the child's "listening" line and /readyz */
+#define DEV_STOP_MS 10000      /* SIGTERM to SIGKILL */
+#define DEV_DEBOUNCE_MS 50     /* quiet after the last file event */
+#define DEV_LINE_MAX 16384     /* a log line kept for parsing; longer: cut */
 #define TEST_TIMEOUT_MS 120000 /* one test script */
 #define TEST_OUTPUT_MAX (256u << 10) /* a test's output kept for a failure */
-#define TEST_MAX 256         /* test files run */
+#define TEST_MAX 256                 /* test files run */
 
 /* The local host: the child and the API client talking to it. */
 typedef struct devhost {
-  pid_t pid;     /* the child, leader of its own process group; 0: none */
-  int errfd;     /* read end of the child's stderr */
+  pid_t pid; /* the child, leader of its own process group; 0: none */
+  int errfd; /* read end of the child's stderr */
   int port;
   char data[PATH_MAX];
-  char url[64]; /* http://127.0.0.1:PORT */
-  cli api;      /* operator key from DATA/operator.key */
-  char key[CLI_KEY_MAX]; /* the platform key (features:*) */
-  char serving[96];      /* the version active on the platform, "" none */
+  char url[64];           /* http://127.0.0.1:PORT */
+  cli api;                /* operator key from DATA/operator.key */
+  char key[CLI_KEY_MAX];  /* the platform key (features:*) */
+  char serving[96];       /* the version active on the platform, "" none */
   char archive[PATH_MAX]; /* its archive, under DIR/build/ */
   /* The child's stderr is drained by a thread from the start of serving:
    * a full pipe would block the workers' log writes and so the very API
@@ -130,8 +130,8 @@ static int host_start(devhost *h, const char *exe_dir, const project *pj,
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGPIPE, SIG_DFL);
-    execl(nno, nno, "serve", "--listen", listen, "--data", h->data,
-          "--set", inproc, "--set", "log.access=true", (char *)NULL);
+    execl(nno, nno, "serve", "--listen", listen, "--data", h->data, "--set",
+          inproc, "--set", "log.access=true", (char *)NULL);
     _exit(127);
   }
   setpgid(pid, pid); /* both sides: no race with the exec */
@@ -170,8 +170,10 @@ static int host_start(devhost *h, const char *exe_dir, const project *pj,
     if (len == sizeof buf - 1) len = 0; /* a line too long: dropped */
   }
   if (h->port <= 0 || h->port > 65535) {
-    fprintf(stderr, "nno: the local host did not start\nhint: its "
-            "messages are above; data folder %s\n", h->data);
+    fprintf(stderr,
+            "nno: the local host did not start\nhint: its "
+            "messages are above; data folder %s\n",
+            h->data);
     return -1;
   }
   snprintf(h->url, sizeof h->url, "http://127.0.0.1:%d", h->port);
@@ -195,8 +197,7 @@ static int host_start(devhost *h, const char *exe_dir, const project *pj,
   if (c) curl_easy_cleanup(c);
   if (!ok) return fail("the local host did not become ready", NULL), -1;
   snprintf(h->api.url, sizeof h->api.url, "%s", h->url);
-  snprintf(h->api.key_path, sizeof h->api.key_path, "%s/operator.key",
-           h->data);
+  snprintf(h->api.key_path, sizeof h->api.key_path, "%s/operator.key", h->data);
   return 0;
 }
 
@@ -251,8 +252,8 @@ static void log_line(const char *name, const char *s) {
     const char *path = json_string_value(json_object_get(j, "path"));
     const char *method = json_string_value(json_object_get(j, "method"));
     if (!path || !method || strncmp(path, base, strlen(base))) goto done;
-    double ms = (double)json_integer_value(json_object_get(j, "dur_us")) /
-                1000.0;
+    double ms =
+        (double)json_integer_value(json_object_get(j, "dur_us")) / 1000.0;
     printf("%s %s %s %d %.1fms [%s]\n", hms, method, path,
            (int)json_integer_value(json_object_get(j, "status")), ms,
            rid ? rid : "-");
@@ -268,8 +269,8 @@ static void log_line(const char *name, const char *s) {
     char up[8];
     size_t i;
     for (i = 0; level[i] && i < sizeof up - 1; i++)
-      up[i] = (char)(level[i] >= 'a' && level[i] <= 'z' ? level[i] - 32
-                                                         : level[i]);
+      up[i] =
+          (char)(level[i] >= 'a' && level[i] <= 'z' ? level[i] - 32 : level[i]);
     up[i] = '\0';
     printf("%s %s [%s] %s\n", hms, up, rid ? rid : "-", msg);
     const char *err = json_string_value(json_object_get(j, "error"));
@@ -279,7 +280,6 @@ static void log_line(const char *name, const char *s) {
 done:
   json_decref(j);
 }
-
 
 /* The thread draining the child's stderr (devhost.pump). */
 static void *pump_main(void *arg) {
@@ -413,15 +413,13 @@ static int platform_setup(devhost *h, const project *pj, const char *keyfile) {
   cli_resp_free(&r);
   if (st == 404) {
     /* unmetered: a local host's own developer is not rate-limited. */
-    json_t *b = json_pack("{s:s,s:s,s:s,s:s}", "id", pj->name, "name",
-                          pj->name, "class", "user_project", "plan",
-                          "unmetered");
+    json_t *b = json_pack("{s:s,s:s,s:s,s:s}", "id", pj->name, "name", pj->name,
+                          "class", "user_project", "plan", "unmetered");
     rc = cli_call(&h->api, "POST", "/platforms", b, NULL, NULL, NULL);
     json_decref(b);
     if (rc) return rc;
   } else if (st != 200) {
-    return fail("the local host refused to show the project's platform",
-                NULL);
+    return fail("the local host refused to show the project's platform", NULL);
   }
   if (keyfile) key_load(keyfile, h->key, sizeof h->key);
   if (h->key[0] && key_valid(h, pj, h->key)) return CLI_OK;
@@ -481,8 +479,8 @@ static long dev_versions(devhost *h, const project *pj, const char *keep,
 }
 
 /* Installs the archive and activates `version` on the platform. */
-static int install_activate(devhost *h, const project *pj,
-                            const char *archive, const char *version) {
+static int install_activate(devhost *h, const project *pj, const char *archive,
+                            const char *version) {
   FILE *f = fopen(archive, "rb");
   struct stat st;
   if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -550,7 +548,7 @@ typedef struct dev {
   uv_timer_t debounce;
   uv_signal_t sigint, sigterm;
   uv_async_t gone; /* the pump saw the child's stderr close */
-  long n;       /* the last dev version's number */
+  long n;          /* the last dev version's number */
   int rc;
 } dev;
 
@@ -561,8 +559,10 @@ static void dev_stop(dev *d, int rc) {
 
 static void on_gone(uv_async_t *a) {
   dev *d = a->data;
-  fprintf(stderr, "nno: the local host stopped\nhint: its last lines are "
-          "above; data folder %s\n", d->h.data);
+  fprintf(stderr,
+          "nno: the local host stopped\nhint: its last lines are "
+          "above; data folder %s\n",
+          d->h.data);
   dev_stop(d, CLI_EUSAGE);
 }
 
@@ -586,8 +586,7 @@ static void reload(dev *d) {
     }
   } else if (err[0]) {
     clock_now(hms);
-    fprintf(stderr, "%s nno: %s; still serving %s\n", hms, err,
-            d->h.serving);
+    fprintf(stderr, "%s nno: %s; still serving %s\n", hms, err, d->h.serving);
     return;
   }
   int rc = build_and_swap(&d->h, &d->pj, d->exe_dir, version);
@@ -603,7 +602,9 @@ static void reload(dev *d) {
   fflush(stdout);
 }
 
-static void on_quiet(uv_timer_t *t) { reload(t->data); }
+static void on_quiet(uv_timer_t *t) {
+  reload(t->data);
+}
 
 static void on_fs(uv_fs_event_t *w, const char *name, int events, int st) {
   dev *d = w->data;
@@ -687,22 +688,25 @@ int cli_project_dev(int argc, char **argv, const char *exe_dir) {
     char version[96];
     snprintf(version, sizeof version, "%s-dev.%ld", d.pj.version, d.n + 1);
     if ((rc = build_and_swap(&d.h, &d.pj, exe_dir, version)) != CLI_OK) {
-      fprintf(stderr, "hint: fix the errors above and run nno project dev "
+      fprintf(stderr,
+              "hint: fix the errors above and run nno project dev "
               "again\n");
       goto out;
     }
     d.n++;
     dev_versions(&d.h, &d.pj, version, 1); /* earlier runs' versions */
   }
-  printf("%s %s live in %.2f s\n"
-         "  routes   %s/p/%s/\n"
-         "  console  http://console.%s.nno.localhost:%d/\n"
-         "  key      %s\n",
-         d.pj.name, d.h.serving, (double)(now_ms() - t0) / 1000.0, d.h.url,
-         d.pj.name, d.pj.name, d.h.port, d.h.key);
+  printf(
+      "%s %s live in %.2f s\n"
+      "  routes   %s/p/%s/\n"
+      "  console  http://console.%s.nno.localhost:%d/\n"
+      "  key      %s\n",
+      d.pj.name, d.h.serving, (double)(now_ms() - t0) / 1000.0, d.h.url,
+      d.pj.name, d.pj.name, d.h.port, d.h.key);
   if (!nowatch)
-    printf("watching src/ ui/ migrations/ package.json stack.json; "
-           "Ctrl-C stops\n");
+    printf(
+        "watching src/ ui/ migrations/ package.json stack.json; "
+        "Ctrl-C stops\n");
   fflush(stdout);
 
   d.loop = uv_default_loop();
@@ -795,8 +799,8 @@ static int run_test(const char *path, const char *cwd, char **out,
     ssize_t n = read(fds[0], tmp, sizeof tmp);
     if (n <= 0) break;
     if (buf && len < TEST_OUTPUT_MAX) {
-      size_t take = (size_t)n < TEST_OUTPUT_MAX - len ? (size_t)n
-                                                      : TEST_OUTPUT_MAX - len;
+      size_t take =
+          (size_t)n < TEST_OUTPUT_MAX - len ? (size_t)n : TEST_OUTPUT_MAX - len;
       memcpy(buf + len, tmp, take);
       len += take;
     }
