@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -111,7 +112,7 @@ static int host_start(devhost *h, const char *exe_dir, const project *pj,
   if (pipe(fds) != 0) return fail("pipe failed", NULL), -1;
   fflush(stdout);
   fflush(stderr);
-  pid_t pid = fork();
+  pid_t parent = getpid(), pid = fork();
   if (pid < 0) {
     close(fds[0]);
     close(fds[1]);
@@ -119,6 +120,9 @@ static int host_start(devhost *h, const char *exe_dir, const project *pj,
   }
   if (pid == 0) {
     setpgid(0, 0);
+    /* Stopped with us even if we are killed outright. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(1);
     int devnull = open("/dev/null", O_RDWR);
     if (devnull >= 0) {
       dup2(devnull, 0);
@@ -614,7 +618,8 @@ static void on_fs(uv_fs_event_t *w, const char *name, int events, int st) {
     /* The project folder: its manifests only (build/, .nno/ change). */
     if (!name || (strcmp(name, "package.json") && strcmp(name, "stack.json")))
       return;
-  } else if (name && (name[0] == '.' || name[strlen(name) - 1] == '~')) {
+  } else if (name &&
+             (!name[0] || name[0] == '.' || name[strlen(name) - 1] == '~')) {
     return; /* editors' swap and backup files */
   }
   uv_timer_start(&d->debounce, on_quiet, DEV_DEBOUNCE_MS, 0);

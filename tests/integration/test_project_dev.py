@@ -266,3 +266,18 @@ def test_project_test_pass_and_fail(tmp_path):
     assert "expected two, got one" in r.stdout
     assert "2 passed, 1 failed" in r.stdout
     assert temp_folders() <= before, "the temporary data folder is left"
+
+
+def test_dev_killed_outright_takes_its_host_along(project):
+    root, src, render = project
+    dev = Dev(root, ["--no-watch"])
+    try:
+        dev.wait_for(lambda: route(dev) == "one", "first answer")
+        assert serving(root)
+        dev.proc.kill()  # SIGKILL: no chance to stop the host itself
+        dev.proc.wait(10)
+        dev.wait_for(lambda: serving(root) == [], "the host gone")
+    finally:
+        dev.stop()
+        for pid in serving(root):
+            os.kill(pid, signal.SIGKILL)
