@@ -109,7 +109,7 @@ static int host_start(devhost *h, const char *exe_dir, const project *pj,
     fprintf(stderr, "nno: cannot create %s: %s\n", h->data, strerror(errno));
     return -1;
   }
-  if (pipe(fds) != 0) return fail("pipe failed", NULL), -1;
+  if (pipe2(fds, O_CLOEXEC) != 0) return fail("pipe failed", NULL), -1;
   fflush(stdout);
   fflush(stderr);
   pid_t parent = getpid(), pid = fork();
@@ -764,7 +764,7 @@ static int run_test(const char *path, const char *cwd, char **out,
   int fds[2];
   *out = NULL;
   *outlen = 0;
-  if (pipe(fds) != 0) return 0;
+  if (pipe2(fds, O_CLOEXEC) != 0) return 0;
   fflush(stdout);
   pid_t pid = fork();
   if (pid < 0) {
