@@ -32,14 +32,17 @@ static const cli_command project_commands[] = {
              "\"SHA256  PATH\".\n",
      .example = "  cd shop && nno project build\n"},
     {"project", "dev",
-     .synopsis = "project dev",
+     .synopsis = "project dev [--port N] [--no-watch]",
+     .opts = {"port=", "no-watch"},
      .local = cli_project_main,
      .help = "Builds, starts a local host (data in .nno/dev, a free port)\n"
              "with a user_project platform and a key for it, prints the URLs\n"
              "and the key, then rebuilds on every save: a good build is\n"
              "swapped in without dropping requests, a broken one shows the\n"
              "compiler's errors while the old version keeps serving. The\n"
-             "package's logs are streamed. Ctrl-C stops the host.\n",
+             "package's logs are streamed. Ctrl-C stops the host.\n\n"
+             "  --port N     serve on 127.0.0.1:N (default: a free port)\n"
+             "  --no-watch   serve the first build, without rebuilding\n",
      .example = "  cd shop && nno project dev\n"},
     {"project", "test",
      .synopsis = "project test",
