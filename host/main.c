@@ -11,6 +11,7 @@
 
 #include "stack_archive.h"
 #include "cli.h"
+#include "cli/login.h"
 #include "cli/project.h"
 #include "cli_stack_local.h"
 #include "cli_check.h"
@@ -226,6 +227,8 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "project"))
     return cli_project_main(argc - 2, argv + 2, exe_dir);
   if (!strcmp(argv[1], "login")) return cli_login_main(argc - 2, argv + 2, exe_dir);
+  if (!strcmp(argv[1], "device"))
+    return cli_device_main(argc - 2, argv + 2, exe_dir);
   if (!strcmp(argv[1], "logout"))
     return cli_logout_main(argc - 2, argv + 2, exe_dir);
   /* Operator commands, global options possibly first. */
