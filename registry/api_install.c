@@ -9,17 +9,20 @@
  * Operator only, audited (`stack.install`, `stack.remove`); one exception:
  * a key of a `user_project` platform holding `stacks:deploy` (not bound to
  * a tenant) installs archives whose stack id is the platform's id or starts
- * with "{platform}-" (the host checks it before placing anything). The host does
- * the work (stack_install, stack_remove); every worker loads or unloads
- * the version without a reload. reg_stack_details gives GET /stacks its
+ * with "{platform}-" (the host checks it before placing anything). The
+ * host does the work (stack_install, stack_remove); every worker loads or
+ * unloads the version without a reload. reg_stack_details gives GET /stacks its
  * per-version state. */
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include <nno/iam.h>
 
 #include "http_util.h"
 #include "internal.h"
@@ -233,24 +236,20 @@ static int json_body(nno_req *req, json_t **out) {
   return 0;
 }
 
-/* 1 if the space-separated `granted` (len bytes) holds `need` = "a:b":
- * exactly, as "a:*", or as "*". */
-static int scope_held(const char *granted, size_t len, const char *need) {
-  const char *colon = strchr(need, ':');
-  size_t stem = colon ? (size_t)(colon - need) + 1 : 0;
-  for (size_t i = 0; i < len;) {
-    while (i < len && granted[i] == ' ') i++;
-    size_t j = i;
-    while (j < len && granted[j] != ' ') j++;
-    size_t n = j - i;
-    if ((n == strlen(need) && memcmp(granted + i, need, n) == 0) ||
-        (n == 1 && granted[i] == '*') ||
-        (stem && n == stem + 1 && memcmp(granted + i, need, stem) == 0 &&
-         granted[i + stem] == '*'))
-      return 1;
-    i = j;
-  }
-  return 0;
+/* 1 if the caller's scopes cover `need`, by IAM's own matcher (nno.iam's
+ * scope_allows); 0 without IAM. */
+static int scope_held(const nno_caller *c, const char *need) {
+  const void *vt = NULL;
+  uint32_t ver = 0;
+  if (api->service_lookup(g_reg.p, NNO_IAM_SERVICE, 1, &vt, &ver) != NNO_OK ||
+      !vt)
+    return 0;
+  const nno_iam_v1 *iam = vt;
+  if (iam->size <
+          offsetof(nno_iam_v1, scope_allows) + sizeof iam->scope_allows ||
+      !iam->scope_allows)
+    return 0;
+  return iam->scope_allows(c->scopes.ptr, c->scopes.len, need) == 1;
 }
 
 /* Who may install: the operator (owner "" ), or a key of a `user_project`
@@ -266,7 +265,7 @@ static int install_owner(nno_req *req, char owner[STORE_ID_MAX + 1]) {
   store_platform p;
   if (c.kind != NNO_CALLER_KEY || c.tenant.len || !c.platform.len ||
       c.platform.len > STORE_ID_MAX ||
-      !scope_held(c.scopes.ptr, c.scopes.len, "stacks:deploy"))
+      !scope_held(&c, "stacks:deploy"))
     goto refuse;
   memcpy(owner, c.platform.ptr, c.platform.len);
   owner[c.platform.len] = '\0';

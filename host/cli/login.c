@@ -60,9 +60,8 @@ static int cred_load(json_t **out, char *err, size_t cap) {
     snprintf(err, cap, "cannot read %s: %s", file, strerror(errno));
     return -1;
   }
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-      (st.st_mode & 077) != 0 || st.st_uid != geteuid() ||
-      st.st_size > CRED_FILE_MAX) {
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0 ||
+      st.st_uid != geteuid() || st.st_size > CRED_FILE_MAX) {
     snprintf(err, cap,
              "%s is not a private file of yours (mode 0600, at most %d "
              "bytes): refusing to use the keys in it",
@@ -75,8 +74,10 @@ static int cred_load(json_t **out, char *err, size_t cap) {
   close(fd);
   if (!json_is_object(j)) {
     json_decref(j);
-    snprintf(err, cap, "%s is not a JSON object (line %d): remove it and log "
-             "in again", file, je.line);
+    snprintf(err, cap,
+             "%s is not a JSON object (line %d): remove it and log "
+             "in again",
+             file, je.line);
     return -1;
   }
   *out = j;
@@ -110,9 +111,8 @@ static int cred_save(const json_t *all, char *err, size_t cap) {
   }
   char *text = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS);
   size_t n = text ? strlen(text) : 0;
-  int ok = text && fchmod(fd, 0600) == 0 &&
-           write(fd, text, n) == (ssize_t)n && write(fd, "\n", 1) == 1 &&
-           fsync(fd) == 0;
+  int ok = text && fchmod(fd, 0600) == 0 && write(fd, text, n) == (ssize_t)n &&
+           write(fd, "\n", 1) == 1 && fsync(fd) == 0;
   if (text) {
     memset(text, 0, n);
     free(text);
@@ -163,12 +163,12 @@ int cli_cred_get(const char *url, cli_cred *out, char *err, char *hint,
     k = json_object_iter_key(it);
     e = json_object_iter_value(it);
   } else {
-    snprintf(err, cap, "%s", json_object_size(all)
-                                 ? "several hosts are logged in to"
-                                 : "not logged in to any host");
-    snprintf(hint, cap, "%s", json_object_size(all)
-                                  ? "say which with --url URL"
-                                  : "nno login URL --platform P");
+    snprintf(err, cap, "%s",
+             json_object_size(all) ? "several hosts are logged in to"
+                                   : "not logged in to any host");
+    snprintf(hint, cap, "%s",
+             json_object_size(all) ? "say which with --url URL"
+                                   : "nno login URL --platform P");
     json_decref(all);
     return -1;
   }
@@ -192,7 +192,7 @@ int cli_cred_get(const char *url, cli_cred *out, char *err, char *hint,
   return 0;
 }
 
-/* ---- login ------------------------------------------------------------------ */
+/* ---- login --------------------------------------------------------------- */
 
 static const char LOGIN_HELP[] =
     "usage: nno login URL --platform P\n"
@@ -240,9 +240,10 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
       return cli_usage_error("login: unexpected argument", "nno login --help");
   }
   if (!url_arg || !url_ok(url_arg))
-    return cli_usage_error("login: expected the host's URL (http:// or "
-                           "https://)",
-                           "nno login https://nno.example.com --platform P");
+    return cli_usage_error(
+        "login: expected the host's URL (http:// or "
+        "https://)",
+        "nno login https://nno.example.com --platform P");
   if (!plat || !*plat || strlen(plat) > 32)
     return cli_usage_error("login: which platform? (--platform P)",
                            "nno login URL --platform myapp");
@@ -264,8 +265,8 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
     goto out;
   }
   printf("Open %s/api/v1/device/approve and enter %s\n", c.url, uc);
-  printf("(an operator on the host: nno device approve %s --platform %s)\n",
-         uc, plat);
+  printf("(an operator on the host: nno device approve %s --platform %s)\n", uc,
+         plat);
   printf("waiting for approval (%lld s)...\n", (long long)life);
   fflush(stdout);
   time_t end = time(NULL) + (time_t)life + 1;
@@ -289,12 +290,12 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
         json_decref(tok);
         break;
       }
-      json_t *e = json_pack(
-          "{s:s, s:s, s:O, s:O}", "platform", plat, "key", key, "key_id",
-          json_object_get(tok, "key_id"), "expires_at",
-          json_object_get(tok, "expires_at"));
+      json_t *e = json_pack("{s:s, s:s, s:O, s:O}", "platform", plat, "key",
+                            key, "key_id", json_object_get(tok, "key_id"),
+                            "expires_at", json_object_get(tok, "expires_at"));
       if (!e || json_object_size(all) >= CRED_MAX_ENTRIES ||
-          json_object_set_new(all, c.url, e) || cred_save(all, err, sizeof err)) {
+          json_object_set_new(all, c.url, e) ||
+          cred_save(all, err, sizeof err)) {
         fprintf(stderr, "nno: cannot store the key: %s\n",
                 e ? err : "out of memory");
         json_decref(all);
@@ -302,8 +303,8 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
         break;
       }
       json_decref(all);
-      printf("logged in to %s as platform %s (key %s, until %s)\n", c.url,
-             plat, json_string_value(json_object_get(tok, "key_id")),
+      printf("logged in to %s as platform %s (key %s, until %s)\n", c.url, plat,
+             json_string_value(json_object_get(tok, "key_id")),
              json_string_value(json_object_get(tok, "expires_at")));
       json_decref(tok);
       rc = CLI_OK;
@@ -324,8 +325,9 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
       fprintf(stderr, "nno: the login was denied\n");
     else if (!strcmp(word, "expired_token") ||
              !strcmp(word, "authorization_pending"))
-      fprintf(stderr, "nno: the code expired before it was approved\n"
-                      "hint: run nno login again and approve sooner\n");
+      fprintf(stderr,
+              "nno: the code expired before it was approved\n"
+              "hint: run nno login again and approve sooner\n");
     else
       cli_api_error(&r, NULL);
     cli_resp_free(&r);
@@ -338,18 +340,19 @@ out:
   return rc;
 }
 
-/* ---- logout ----------------------------------------------------------------- */
+/* ---- logout -------------------------------------------------------------- */
 
 int cli_logout_main(int argc, char **argv, const char *exe_dir) {
   (void)exe_dir;
   const char *url = NULL;
   for (int i = 0; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      fputs("usage: nno logout [URL]\n\nRevoke the key nno login stored for "
-            "URL (the only one when not given)\non the host, and forget "
-            "it.\n\nexamples:\n  nno logout\n  nno logout "
-            "https://nno.example.com\n",
-            stdout);
+      fputs(
+          "usage: nno logout [URL]\n\nRevoke the key nno login stored for "
+          "URL (the only one when not given)\non the host, and forget "
+          "it.\n\nexamples:\n  nno logout\n  nno logout "
+          "https://nno.example.com\n",
+          stdout);
       return CLI_OK;
     }
     if (argv[i][0] == '-' || url)
@@ -376,13 +379,13 @@ int cli_logout_main(int argc, char **argv, const char *exe_dir) {
   }
   if (rc == CLI_OK) cli_resp_free(&r);
   if (rc) {
-    fprintf(stderr, "hint: the key stays stored until the host can revoke "
-                    "it\n");
+    fprintf(stderr,
+            "hint: the key stays stored until the host can revoke "
+            "it\n");
     return rc;
   }
   json_t *all;
-  if (cred_load(&all, err, sizeof err))
-    return cli_usage_error(err, NULL);
+  if (cred_load(&all, err, sizeof err)) return cli_usage_error(err, NULL);
   json_object_del(all, cr.url);
   int sv = cred_save(all, err, sizeof err);
   json_decref(all);
@@ -391,7 +394,7 @@ int cli_logout_main(int argc, char **argv, const char *exe_dir) {
   return CLI_OK;
 }
 
-/* ---- device approve | deny ------------------------------------------------- */
+/* ---- device approve | deny ----------------------------------------------- */
 
 static const char DEVICE_HELP[] =
     "usage: nno device approve|deny CODE [--platform P] [--url URL]\n"
@@ -416,12 +419,18 @@ int cli_device_main(int argc, char **argv, const char *exe_dir) {
       fputs(DEVICE_HELP, stdout);
       return CLI_OK;
     }
-    if (i + 1 < argc && !strcmp(a, "--platform")) plat = argv[++i];
-    else if (i + 1 < argc && !strcmp(a, "--url")) url = argv[++i];
-    else if (i + 1 < argc && !strcmp(a, "--key")) key = argv[++i];
-    else if (i + 1 < argc && !strcmp(a, "--data")) data = argv[++i];
-    else if (a[0] != '-' && !verb) verb = a;
-    else if (a[0] != '-' && !code) code = a;
+    if (i + 1 < argc && !strcmp(a, "--platform"))
+      plat = argv[++i];
+    else if (i + 1 < argc && !strcmp(a, "--url"))
+      url = argv[++i];
+    else if (i + 1 < argc && !strcmp(a, "--key"))
+      key = argv[++i];
+    else if (i + 1 < argc && !strcmp(a, "--data"))
+      data = argv[++i];
+    else if (a[0] != '-' && !verb)
+      verb = a;
+    else if (a[0] != '-' && !code)
+      code = a;
     else
       return cli_usage_error("device: unexpected argument",
                              "nno device --help");

@@ -55,8 +55,9 @@ int cli_project_deploy(int argc, char **argv, const char *exe_dir) {
     return cli_usage_error(err, hint);
   project pj;
   if (project_open(NULL, &pj, err, sizeof err))
-    return cli_usage_error(err, "run it in a project folder (nno project "
-                                "init NAME)");
+    return cli_usage_error(err,
+                           "run it in a project folder (nno project "
+                           "init NAME)");
   char archive[PATH_MAX];
   if (project_build(&pj, 1, NULL, exe_dir, archive, sizeof archive, err,
                     sizeof err)) {

@@ -38,15 +38,15 @@
 static const char UC_ALPHABET[] = "BCDFGHJKMNPQRSTVWXZ";
 #define DEVICE_CODE_LEN 43 /* 32 bytes, base64url without padding */
 
-/* ---- answers ---------------------------------------------------------------- */
+/* ---- answers ------------------------------------------------------------- */
 
 /* A 400 problem carrying RFC 8628's "error" word. Returns NNO_OK. */
 static int device_error(nno_req *req, const char *error, const char *detail) {
   nno_str rid = api->req_id(req);
-  json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s%}", "type",
-                        "about:blank", "title", "Bad Request", "status", 400,
-                        "detail", detail, "error", error, "request_id",
-                        rid.ptr ? rid.ptr : "", rid.len);
+  json_t *o =
+      json_pack("{s:s, s:s, s:i, s:s, s:s, s:s%}", "type", "about:blank",
+                "title", "Bad Request", "status", 400, "detail", detail,
+                "error", error, "request_id", rid.ptr ? rid.ptr : "", rid.len);
   char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   if (!text) return nno_problem(req, 500, NULL, "out of memory");
@@ -62,13 +62,13 @@ static int map_sql(int rc) {
   return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? IAM_BUSY : IAM_ERR;
 }
 
-/* ---- codes -------------------------------------------------------------------- */
+/* ---- codes --------------------------------------------------------------- */
 
 /* "XXXX-XXXX" from UC_ALPHABET. */
 static void user_code_new(char out[10]) {
   for (int i = 0; i < 9; i++)
-    out[i] = i == 4 ? '-'
-                    : UC_ALPHABET[randombytes_uniform(sizeof UC_ALPHABET - 1)];
+    out[i] =
+        i == 4 ? '-' : UC_ALPHABET[randombytes_uniform(sizeof UC_ALPHABET - 1)];
   out[9] = '\0';
 }
 
@@ -199,11 +199,12 @@ static int code_create(nno_req *req, void *ud) {
   /* A user code may collide with a pending one: draw again. */
   for (int tries = 0; !rc && !inserted && tries < 8; tries++) {
     user_code_new(uc);
-    rc = sqlite3_prepare_v2(db,
-                            "INSERT OR IGNORE INTO iam_device_codes(code_sha256,"
-                            " user_code, platform_id, created_at, expires_at)"
-                            " VALUES (?, ?, ?, ?, ?)",
-                            -1, &s, NULL);
+    rc =
+        sqlite3_prepare_v2(db,
+                           "INSERT OR IGNORE INTO iam_device_codes(code_sha256,"
+                           " user_code, platform_id, created_at, expires_at)"
+                           " VALUES (?, ?, ?, ?, ?)",
+                           -1, &s, NULL);
     if (rc != SQLITE_OK) {
       rc = map_sql(rc);
       break;
@@ -230,13 +231,12 @@ static int code_create(nno_req *req, void *ud) {
   nno_str host = {0};
   if (api->req_header(req, "Host", &host) != NNO_OK || host.len > 255)
     host = (nno_str){"", 0};
-  snprintf(uri, sizeof uri, "http://%.*s/api/v1/device/approve",
-           (int)host.len, host.ptr);
-  json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "device_code",
-                          code, "user_code", uc, "platform", plat,
-                          "verification_uri", uri, "expires_in",
-                          (json_int_t)g_iam.cfg.device_ttl_s, "interval",
-                          (json_int_t)g_iam.cfg.device_interval_s);
+  snprintf(uri, sizeof uri, "http://%.*s/api/v1/device/approve", (int)host.len,
+           host.ptr);
+  json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "device_code", code,
+                          "user_code", uc, "platform", plat, "verification_uri",
+                          uri, "expires_in", (json_int_t)g_iam.cfg.device_ttl_s,
+                          "interval", (json_int_t)g_iam.cfg.device_interval_s);
   sodium_memzero(code, sizeof code);
   nno_send_json(req, 200, out);
   api->res_header(req, "Cache-Control", "no-store");
@@ -245,7 +245,7 @@ done:
   return NNO_OK;
 }
 
-/* ---- approve and deny ------------------------------------------------------- */
+/* ---- approve and deny ---------------------------------------------------- */
 
 static int decide(nno_req *req, int approve) {
   static const nno_field fields[] = {NNO_FIELD("user_code", NNO_FIELD_ANY, 0),
@@ -285,8 +285,7 @@ static int decide(nno_req *req, int approve) {
   }
   sqlite3_bind_text(s, 1, uc, -1, SQLITE_STATIC);
   if (sqlite3_step(s) == SQLITE_ROW) {
-    snprintf(plat, sizeof plat, "%s",
-             (const char *)sqlite3_column_text(s, 0));
+    snprintf(plat, sizeof plat, "%s", (const char *)sqlite3_column_text(s, 0));
     snprintf(state, sizeof state, "%s",
              (const char *)sqlite3_column_text(s, 1));
     expires = sqlite3_column_int64(s, 2);
@@ -306,8 +305,9 @@ static int decide(nno_req *req, int approve) {
   }
   if (c.kind != NNO_CALLER_OPERATOR) {
     if (c.kind != NNO_CALLER_KEY && c.kind != NNO_CALLER_USER) {
-      nno_problem(req, 403, NULL, "only the operator or a platform admin "
-                                  "decides device codes");
+      nno_problem(req, 403, NULL,
+                  "only the operator or a platform admin "
+                  "decides device codes");
       goto done;
     }
     if (c.tenant.len) {
@@ -407,7 +407,7 @@ static int code_deny(nno_req *req, void *ud) {
   return decide(req, 0);
 }
 
-/* ---- token -------------------------------------------------------------------- */
+/* ---- token --------------------------------------------------------------- */
 
 typedef struct device_row {
   unsigned char hash[32];
@@ -495,8 +495,9 @@ static int code_token(nno_req *req, void *ud) {
   const char *code = json_string_value(json_object_get(b, "device_code"));
   if (unknown || !device_code_ok(code)) {
     nno_problem(req, 422, NULL,
-                unknown ? "unknown field" : "device_code: expected the code "
-                                            "POST /api/v1/device/code gave");
+                unknown ? "unknown field"
+                        : "device_code: expected the code "
+                          "POST /api/v1/device/code gave");
     goto done;
   }
   crypto_hash_sha256(hash, (const unsigned char *)code, DEVICE_CODE_LEN);
@@ -558,8 +559,8 @@ static int code_token(nno_req *req, void *ud) {
   if (!g_iam.billing || g_iam.billing->platform_limits(k.platform, &pl))
     pl.api_keys = 0;
   uint64_t live = 0;
-  rc = iam_store_key_insert_max(g_iam.db, &k, name, r.creator, now,
-                                pl.api_keys, &live);
+  rc = iam_store_key_insert_max(g_iam.db, &k, name, r.creator, now, pl.api_keys,
+                                &live);
   if (rc) {
     sodium_memzero(tok, sizeof tok);
     if (rc == IAM_NOTFOUND) {
@@ -570,8 +571,7 @@ static int code_token(nno_req *req, void *ud) {
     }
     row_move(hash, "used", "approved", 0);
     if (rc == IAM_FULL)
-      nno_problem_limit(req, 409, "api_keys", pl.name,
-                        (unsigned long long)live,
+      nno_problem_limit(req, 409, "api_keys", pl.name, (unsigned long long)live,
                         (unsigned long long)pl.api_keys,
                         "platform %s has %llu live API keys; its plan \"%s\" "
                         "allows %llu: revoke one, then poll again",
@@ -590,9 +590,8 @@ static int code_token(nno_req *req, void *ud) {
     host = (nno_str){"", 0};
   snprintf(url, sizeof url, "http://%.*s", (int)host.len, host.ptr);
   json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s}", "key", tok,
-                          "key_id", k.id, "platform", k.platform,
-                          "expires_at", exp, "scopes",
-                          iam_scopes_json(k.scopes), "url", url);
+                          "key_id", k.id, "platform", k.platform, "expires_at",
+                          exp, "scopes", iam_scopes_json(k.scopes), "url", url);
   sodium_memzero(tok, sizeof tok);
   nno_send_json(req, 200, out);
   api->res_header(req, "Cache-Control", "no-store");
@@ -601,7 +600,7 @@ done:
   return NNO_OK;
 }
 
-/* ---- a key revokes itself ------------------------------------------------- */
+/* ---- a key revokes itself ------------------------------------------------ */
 
 static int key_self_revoke(nno_req *req, void *ud) {
   (void)ud;
