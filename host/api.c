@@ -718,6 +718,14 @@ static int api_stack_install(nno_plugin *p, const nno_stack_install *in,
   return stacks_install(g_worker, in, done, ud);
 }
 
+static int api_stack_install_owned(nno_plugin *p, const nno_stack_install *in,
+                                   const char *owner,
+                                   nno_stack_install_fn done, void *ud) {
+  if (!is_core(p)) return NNO_ESTATE;
+  if (!owner) return NNO_EINVAL;
+  return stacks_install_owned(g_worker, in, owner, done, ud);
+}
+
 static int api_stack_remove(nno_plugin *p, const char *id, const char *version,
                             char *err, size_t errlen) {
   char tmp[LOADER_ERR_MAX];
@@ -955,6 +963,7 @@ static const nno_host_api table = {
     .meter_epoch = api_meter_epoch,
     .gateway_done_add = api_gateway_done_add,
     .req_plan = api_req_plan,
+    .stack_install_owned = api_stack_install_owned,
 };
 
 const nno_host_api *api_table(void) { return &table; }

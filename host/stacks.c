@@ -680,6 +680,7 @@ typedef struct install_op {
   int in_fd; /* our own descriptor of the caller's archive, or -1 */
   char url[URL_MAX];
   char want_sha[65];
+  char owner[64]; /* "" or the platform the stack id must belong to */
   archive_limits lim;
   archive_keyring kr;
   int allow_private;
@@ -956,6 +957,17 @@ static void extract_work(uv_work_t *wk) {
             "[a-z0-9-], semver version), got \"%s\" \"%s\"", op->info.id,
             op->info.version);
     goto done;
+  }
+  if (op->owner[0]) {
+    size_t n = strlen(op->owner);
+    if (strncmp(op->info.id, op->owner, n) != 0 ||
+        (op->info.id[n] != '\0' && op->info.id[n] != '-')) {
+      op_fail(op, NNO_EREFUSED, 403, "stack.json", "id",
+              "a key of platform %s installs only stacks whose id is \"%s\" "
+              "or starts with \"%s-\"; this archive's id is \"%s\"",
+              op->owner, op->owner, op->owner, op->info.id);
+      goto done;
+    }
   }
   failpoint("install:extracted");
 done:
@@ -1342,6 +1354,13 @@ static void after_extract(uv_work_t *wk, int status) {
 
 int stacks_install(worker *w, const nno_stack_install *in,
                    nno_stack_install_fn done, void *ud) {
+  return stacks_install_owned(w, in, NULL, done, ud);
+}
+
+int stacks_install_owned(worker *w, const nno_stack_install *in,
+                         const char *owner, nno_stack_install_fn done,
+                         void *ud) {
+  if (owner && (!*owner || strlen(owner) >= 64)) return NNO_EINVAL;
   if (!in || !done || (in->fd < 0) == (in->url == NULL)) return NNO_EINVAL;
   if (in->url && (strlen(in->url) >= URL_MAX ||
                   (strncmp(in->url, "http://", 7) != 0 &&
@@ -1374,6 +1393,7 @@ int stacks_install(worker *w, const nno_stack_install *in,
   snprintf(op->data, sizeof op->data, "%s", cfg->data_dir);
   snprintf(op->staging_root, sizeof op->staging_root, "%s/stacks/.staging",
            cfg->data_dir);
+  if (owner) snprintf(op->owner, sizeof op->owner, "%s", owner);
   if (in->url) snprintf(op->url, sizeof op->url, "%s", in->url);
   if (in->sha256) snprintf(op->want_sha, sizeof op->want_sha, "%s", in->sha256);
   if (in->fd >= 0) {

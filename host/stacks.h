@@ -90,6 +90,12 @@ const char *stacks_why_missing(const char *id, size_t idlen,
  * plugin). */
 int stacks_install(struct worker *w, const nno_stack_install *in,
                    nno_stack_install_fn done, void *ud);
+/* stacks_install for one platform: the stack id must be `owner` or start
+ * with "{owner}-", checked once stack.json is read from the staging folder
+ * and before anything is placed (403, the staging folder removed). */
+int stacks_install_owned(struct worker *w, const nno_stack_install *in,
+                         const char *owner, nno_stack_install_fn done,
+                         void *ud);
 int stacks_remove(struct worker *w, const char *id, const char *version,
                   char *err, size_t errlen);
 

@@ -6,17 +6,23 @@
  *          {"url", "sha256"?} for the host to fetch
  *   DELETE /api/v1/stacks/{id}/{version}     remove an installed version
  *
- * Operator only, audited (`stack.install`, `stack.remove`). The host does
- * the work (stack_install, stack_remove); every worker loads or unloads
- * the version without a reload. reg_stack_details gives GET /stacks its
+ * Operator only, audited (`stack.install`, `stack.remove`); one exception:
+ * a key of a `user_project` platform holding `stacks:deploy` (not bound to
+ * a tenant) installs archives whose stack id is the platform's id or starts
+ * with "{platform}-" (the host checks it before placing anything). The
+ * host does the work (stack_install, stack_remove); every worker loads or
+ * unloads the version without a reload. reg_stack_details gives GET /stacks its
  * per-version state. */
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include <nno/iam.h>
 
 #include "http_util.h"
 #include "internal.h"
@@ -230,11 +236,61 @@ static int json_body(nno_req *req, json_t **out) {
   return 0;
 }
 
+/* 1 if the caller's scopes cover `need`, by IAM's own matcher (nno.iam's
+ * scope_allows); 0 without IAM. */
+static int scope_held(const nno_caller *c, const char *need) {
+  const void *vt = NULL;
+  uint32_t ver = 0;
+  if (api->service_lookup(g_reg.p, NNO_IAM_SERVICE, 1, &vt, &ver) != NNO_OK ||
+      !vt)
+    return 0;
+  const nno_iam_v1 *iam = vt;
+  if (iam->size <
+          offsetof(nno_iam_v1, scope_allows) + sizeof iam->scope_allows ||
+      !iam->scope_allows)
+    return 0;
+  return iam->scope_allows(c->scopes.ptr, c->scopes.len, need) == 1;
+}
+
+/* Who may install: the operator (owner "" ), or a key of a `user_project`
+ * platform with `stacks:deploy`, not bound to a tenant (owner = its
+ * platform). 0, or -1 after answering 403. */
+static int install_owner(nno_req *req, char owner[STORE_ID_MAX + 1]) {
+  nno_caller c;
+  owner[0] = '\0';
+  if (!NNO_HAS(api, req_caller) || api->req_caller(req, &c) != NNO_OK ||
+      c.kind == NNO_CALLER_NONE)
+    return hu_authorized(req) ? 0 : -1;
+  if (c.kind == NNO_CALLER_OPERATOR) return 0;
+  store_platform p;
+  if (c.kind != NNO_CALLER_KEY || c.tenant.len || !c.platform.len ||
+      c.platform.len > STORE_ID_MAX ||
+      !scope_held(&c, "stacks:deploy"))
+    goto refuse;
+  memcpy(owner, c.platform.ptr, c.platform.len);
+  owner[c.platform.len] = '\0';
+  if (store_platform_get(g_reg.db, owner, &p) != STORE_OK ||
+      strcmp(p.cls, "user_project") != 0)
+    goto refuse;
+  return 0;
+refuse:
+  nno_problem(req, 403, NULL,
+              "only the operator installs stacks, or a key of a user_project "
+              "platform with the scope stacks:deploy (not bound to a tenant), "
+              "for stacks whose id is the platform's id or starts with "
+              "\"{platform}-\"");
+  return -1;
+}
+
 static int on_install(nno_req *req, void *ud) {
   (void)ud;
-  if (!hu_authorized(req)) return NNO_OK;
+  char owner[STORE_ID_MAX + 1];
+  if (install_owner(req, owner)) return NNO_OK;
   if (!NNO_HAS(api, stack_install))
     return nno_problem(req, 501, NULL, "this host cannot install stacks");
+  if (owner[0] && !NNO_HAS(api, stack_install_owned))
+    return nno_problem(req, 501, NULL,
+                       "this host cannot install stacks for a platform");
   nno_stack_install in = {.fd = -1};
   json_t *body = NULL;
   install_op *op = calloc(1, sizeof *op);
@@ -285,7 +341,9 @@ static int on_install(nno_req *req, void *ud) {
                 "application/json");
     goto answered;
   }
-  int rc = api->stack_install(g_reg.p, &in, install_done, op);
+  int rc = owner[0] ? api->stack_install_owned(g_reg.p, &in, owner,
+                                               install_done, op)
+                     : api->stack_install(g_reg.p, &in, install_done, op);
   json_decref(body);
   if (rc) {
     if (op->mem_fd >= 0) close(op->mem_fd);

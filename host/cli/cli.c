@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "login.h"
 #include "project.h"
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
@@ -94,6 +95,27 @@ static const cli_command logout_commands[] = {
 };
 /* clang-format on */
 
+static const cli_command device_commands[] = {
+    {"device", "approve", 1, 1,
+     .synopsis = "device approve CODE [--platform P] [--url URL] [--key K] [--data DIR]",
+     .opts = {"platform=", "url=", "key=", "data="}, .local = cli_device_main,
+     .help = "Approves the code 'nno login' showed a developer: the developer's\n"
+             "CLI then receives a key of the platform with your scopes, at most\n"
+             "features:*, stacks:deploy, stacks:read, stacks:write and logs:read.\n"
+             "The operator key (--key, NNO_KEY or DATA/operator.key) or a key of\n"
+             "that platform holding keys:write may approve.\n",
+     .example = "  nno device approve BCDF-GHJK --platform myapp --data /var/lib/nno\n"},
+    {"device", "deny", 1, 1,
+     .synopsis = "device deny CODE [--platform P] [--url URL] [--key K] [--data DIR]",
+     .opts = {"platform=", "url=", "key=", "data="}, .local = cli_device_main,
+     .help = "Refuses the code: the developer's 'nno login' stops with\n"
+             "access_denied.\n",
+     .example = "  nno device deny BCDF-GHJK --url https://nno.example.com\n"},
+};
+
+static const cli_group group_device = {
+    "device", "approve or deny a developer's 'nno login' code", device_commands,
+    sizeof device_commands / sizeof device_commands[0]};
 static const cli_group group_project = {
     "project", "init, build, dev, test, deploy, logs: a package of your own",
     project_commands, sizeof project_commands / sizeof project_commands[0]};
@@ -117,6 +139,7 @@ const cli_group *const cli_groups[] = {
     &group_project,
     &group_login,
     &group_logout,
+    &group_device,
     &cli_group_completion,
 };
 const size_t cli_ngroups = sizeof cli_groups / sizeof cli_groups[0];

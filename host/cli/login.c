@@ -1,15 +1,468 @@
-/* nno login and nno logout: the device-code flow and the stored credentials. (Not built yet.) */
+/* nno login, nno logout and nno device approve|deny: the device-code
+ * flow's client side and the stored credentials (login.h).
+ *
+ *   nno login URL --platform P   asks URL for a code, shows it, polls
+ *                                until approved, denied or expired; stores
+ *                                the key given under URL
+ *   nno logout [URL]             revokes the stored key on the server
+ *                                (DELETE /keys/self) and forgets it
+ *   nno device approve|deny CODE [--platform P] [--url URL] [--key K]
+ *                                [--data DIR]   for the operator (or a
+ *                                platform admin's key) */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <jansson.h>
+
+#include "cli.h"
+#include "login.h"
 #include "project.h"
 
-int cli_login_main(int argc, char **argv, const char *exe_dir) {
-  (void)argc, (void)argv, (void)exe_dir;
-  fprintf(stderr, "nno: not built yet\n");
-  return 2;
+#define CRED_FILE_MAX (1 << 20) /* a credentials file larger is refused */
+#define CRED_MAX_ENTRIES 64
+
+/* ---- the credentials file ------------------------------------------------ */
+
+/* The folder and the file, 0 or -1 (no HOME and no XDG_CONFIG_HOME). */
+static int cred_paths(char dir[PATH_MAX], char file[PATH_MAX]) {
+  const char *x = getenv("XDG_CONFIG_HOME"), *h = getenv("HOME");
+  int n;
+  if (x && x[0] == '/')
+    n = snprintf(dir, PATH_MAX, "%s/nno", x);
+  else if (h && *h)
+    n = snprintf(dir, PATH_MAX, "%s/.config/nno", h);
+  else
+    return -1;
+  if (n <= 0 || n >= PATH_MAX - 32) return -1;
+  snprintf(file, PATH_MAX, "%s/credentials.json", dir);
+  return 0;
 }
+
+/* The stored logins (an object; owned) into *out: an empty object when
+ * there is no file. 0, or -1 with err. */
+static int cred_load(json_t **out, char *err, size_t cap) {
+  char dir[PATH_MAX], file[PATH_MAX];
+  struct stat st;
+  *out = NULL;
+  if (cred_paths(dir, file)) {
+    snprintf(err, cap, "neither XDG_CONFIG_HOME nor HOME is set");
+    return -1;
+  }
+  int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno == ENOENT) return (*out = json_object()) ? 0 : -1;
+    snprintf(err, cap, "cannot read %s: %s", file, strerror(errno));
+    return -1;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0 ||
+      st.st_uid != geteuid() || st.st_size > CRED_FILE_MAX) {
+    snprintf(err, cap,
+             "%s is not a private file of yours (mode 0600, at most %d "
+             "bytes): refusing to use the keys in it",
+             file, CRED_FILE_MAX);
+    close(fd);
+    return -1;
+  }
+  json_error_t je;
+  json_t *j = json_loadfd(fd, JSON_REJECT_DUPLICATES, &je);
+  close(fd);
+  if (!json_is_object(j)) {
+    json_decref(j);
+    snprintf(err, cap,
+             "%s is not a JSON object (line %d): remove it and log "
+             "in again",
+             file, je.line);
+    return -1;
+  }
+  *out = j;
+  return 0;
+}
+
+/* Write `all` whole: the folder made 0700, a temporary file 0600 in it,
+ * flushed, renamed over the old one. 0, or -1 with err. */
+static int cred_save(const json_t *all, char *err, size_t cap) {
+  char dir[PATH_MAX], file[PATH_MAX], tmp[PATH_MAX + 16];
+  if (cred_paths(dir, file)) {
+    snprintf(err, cap, "neither XDG_CONFIG_HOME nor HOME is set");
+    return -1;
+  }
+  /* The parents as mkdir -p makes them; the last one private. */
+  for (char *p = dir + 1; *p; p++)
+    if (*p == '/') {
+      *p = '\0';
+      if (mkdir(dir, 0755) != 0 && errno != EEXIST) break;
+      *p = '/';
+    }
+  if ((mkdir(dir, 0700) != 0 && errno != EEXIST) || chmod(dir, 0700) != 0) {
+    snprintf(err, cap, "cannot create %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  snprintf(tmp, sizeof tmp, "%s.XXXXXX", file);
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    snprintf(err, cap, "cannot write in %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  char *text = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS);
+  size_t n = text ? strlen(text) : 0;
+  int ok = text && fchmod(fd, 0600) == 0 && write(fd, text, n) == (ssize_t)n &&
+           write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+  if (text) {
+    memset(text, 0, n);
+    free(text);
+  }
+  if (close(fd) != 0) ok = 0;
+  if (!ok || rename(tmp, file) != 0) {
+    snprintf(err, cap, "cannot write %s: %s", file, strerror(errno));
+    unlink(tmp);
+    return -1;
+  }
+  return 0;
+}
+
+/* A URL as a key: no trailing slashes. */
+static void url_norm(const char *in, char *out, size_t cap) {
+  snprintf(out, cap, "%s", in);
+  size_t n = strlen(out);
+  while (n > 0 && out[n - 1] == '/') out[--n] = '\0';
+}
+
+static int url_ok(const char *u) {
+  return (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0) &&
+         strlen(u) < 1000;
+}
+
+static void copy_member(json_t *o, const char *k, char *out, size_t cap) {
+  const char *v = json_string_value(json_object_get(o, k));
+  snprintf(out, cap, "%s", v ? v : "");
+}
+
+int cli_cred_get(const char *url, cli_cred *out, char *err, char *hint,
+                 size_t cap) {
+  json_t *all, *e = NULL;
+  const char *k;
+  char want[1024];
+  memset(out, 0, sizeof *out);
+  hint[0] = '\0';
+  if (cred_load(&all, err, cap)) {
+    snprintf(hint, cap, "chmod 600 the file, or remove it and nno login");
+    return -1;
+  }
+  if (url) {
+    url_norm(url, want, sizeof want);
+    e = json_object_get(all, want);
+    k = want;
+  } else if (json_object_size(all) == 1) {
+    void *it = json_object_iter(all);
+    k = json_object_iter_key(it);
+    e = json_object_iter_value(it);
+  } else {
+    snprintf(err, cap, "%s",
+             json_object_size(all) ? "several hosts are logged in to"
+                                   : "not logged in to any host");
+    snprintf(hint, cap, "%s",
+             json_object_size(all) ? "say which with --url URL"
+                                   : "nno login URL --platform P");
+    json_decref(all);
+    return -1;
+  }
+  if (!json_is_object(e)) {
+    snprintf(err, cap, "not logged in to %s", url ? want : "");
+    snprintf(hint, cap, "nno login %s --platform P", url ? want : "URL");
+    json_decref(all);
+    return -1;
+  }
+  snprintf(out->url, sizeof out->url, "%s", k);
+  copy_member(e, "platform", out->platform, sizeof out->platform);
+  copy_member(e, "key", out->key, sizeof out->key);
+  copy_member(e, "key_id", out->key_id, sizeof out->key_id);
+  copy_member(e, "expires_at", out->expires_at, sizeof out->expires_at);
+  json_decref(all);
+  if (!cli_key_ok(out->key) || !out->platform[0]) {
+    snprintf(err, cap, "the login stored for %s is incomplete", out->url);
+    snprintf(hint, cap, "nno login %s --platform P", out->url);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- login --------------------------------------------------------------- */
+
+static const char LOGIN_HELP[] =
+    "usage: nno login URL --platform P\n"
+    "\n"
+    "Log in to the host at URL as a developer of platform P (the device-code\n"
+    "flow): nno shows a code; an operator or an admin of P approves it; nno\n"
+    "stores a key of P (30 days) in $XDG_CONFIG_HOME/nno/credentials.json\n"
+    "(mode 0600), used by nno project deploy and nno project logs.\n"
+    "\n"
+    "examples:\n"
+    "  nno login https://nno.example.com --platform myapp\n"
+    "  nno device approve BCDF-GHJK --platform myapp   (on the host, as the "
+    "operator)\n";
+
+static int sleep_s(int64_t s) {
+  struct timespec ts = {(time_t)s, 0};
+  while (nanosleep(&ts, &ts) != 0)
+    if (errno != EINTR) return -1;
+  return 0;
+}
+
+/* The "error" member of a 400 problem, "" when none. */
+static void problem_error(const cli_resp *r, char *out, size_t cap) {
+  json_t *j = r->body ? json_loads(r->body, 0, NULL) : NULL;
+  const char *e = json_string_value(json_object_get(j, "error"));
+  snprintf(out, cap, "%s", e ? e : "");
+  json_decref(j);
+}
+
+int cli_login_main(int argc, char **argv, const char *exe_dir) {
+  (void)exe_dir;
+  const char *url_arg = NULL, *plat = NULL;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      fputs(LOGIN_HELP, stdout);
+      return CLI_OK;
+    }
+    if (!strcmp(argv[i], "--platform") && i + 1 < argc)
+      plat = argv[++i];
+    else if (!strncmp(argv[i], "--platform=", 11))
+      plat = argv[i] + 11;
+    else if (argv[i][0] != '-' && !url_arg)
+      url_arg = argv[i];
+    else
+      return cli_usage_error("login: unexpected argument", "nno login --help");
+  }
+  if (!url_arg || !url_ok(url_arg))
+    return cli_usage_error(
+        "login: expected the host's URL (http:// or "
+        "https://)",
+        "nno login https://nno.example.com --platform P");
+  if (!plat || !*plat || strlen(plat) > 32)
+    return cli_usage_error("login: which platform? (--platform P)",
+                           "nno login URL --platform myapp");
+  cli c;
+  memset(&c, 0, sizeof c);
+  url_norm(url_arg, c.url, sizeof c.url);
+  c.key_arg = ""; /* the device routes are public */
+  json_t *body = json_pack("{s:s}", "platform", plat), *code = NULL;
+  int rc = cli_call(&c, "POST", "/device/code", body, NULL, &code, NULL);
+  json_decref(body);
+  if (rc) goto out;
+  const char *dc = json_string_value(json_object_get(code, "device_code"));
+  const char *uc = json_string_value(json_object_get(code, "user_code"));
+  json_int_t interval = json_integer_value(json_object_get(code, "interval"));
+  json_int_t life = json_integer_value(json_object_get(code, "expires_in"));
+  if (!dc || !uc || interval < 1 || life < 1) {
+    fprintf(stderr, "nno: the host answered no device code\n");
+    rc = CLI_EAPI;
+    goto out;
+  }
+  printf("Open %s/api/v1/device/approve and enter %s\n", c.url, uc);
+  printf("(an operator on the host: nno device approve %s --platform %s)\n", uc,
+         plat);
+  printf("waiting for approval (%lld s)...\n", (long long)life);
+  fflush(stdout);
+  time_t end = time(NULL) + (time_t)life + 1;
+  json_t *req = json_pack("{s:s}", "device_code", dc);
+  cli_resp r;
+  rc = CLI_EAPI;
+  while (req) {
+    if (sleep_s(interval)) break;
+    int q = cli_request(&c, "POST", "/device/token", req, NULL, &r);
+    if (q) {
+      rc = q;
+      break;
+    }
+    if (r.status == 200) {
+      json_t *tok = json_loads(r.body, 0, NULL), *all = NULL;
+      cli_resp_free(&r);
+      const char *key = json_string_value(json_object_get(tok, "key"));
+      char err[PATH_MAX + 256];
+      if (!key || cred_load(&all, err, sizeof err)) {
+        fprintf(stderr, "nno: %s\n", key ? err : "the host answered no key");
+        json_decref(tok);
+        break;
+      }
+      json_t *e = json_pack("{s:s, s:s, s:O, s:O}", "platform", plat, "key",
+                            key, "key_id", json_object_get(tok, "key_id"),
+                            "expires_at", json_object_get(tok, "expires_at"));
+      if (!e || json_object_size(all) >= CRED_MAX_ENTRIES ||
+          json_object_set_new(all, c.url, e) ||
+          cred_save(all, err, sizeof err)) {
+        fprintf(stderr, "nno: cannot store the key: %s\n",
+                e ? err : "out of memory");
+        json_decref(all);
+        json_decref(tok);
+        break;
+      }
+      json_decref(all);
+      printf("logged in to %s as platform %s (key %s, until %s)\n", c.url, plat,
+             json_string_value(json_object_get(tok, "key_id")),
+             json_string_value(json_object_get(tok, "expires_at")));
+      json_decref(tok);
+      rc = CLI_OK;
+      break;
+    }
+    char word[32] = "";
+    if (r.status == 400) problem_error(&r, word, sizeof word);
+    if (!strcmp(word, "authorization_pending") && time(NULL) < end) {
+      cli_resp_free(&r);
+      continue;
+    }
+    if (!strcmp(word, "slow_down") && time(NULL) < end) {
+      interval += 5; /* RFC 8628 3.5 */
+      cli_resp_free(&r);
+      continue;
+    }
+    if (!strcmp(word, "access_denied"))
+      fprintf(stderr, "nno: the login was denied\n");
+    else if (!strcmp(word, "expired_token") ||
+             !strcmp(word, "authorization_pending"))
+      fprintf(stderr,
+              "nno: the code expired before it was approved\n"
+              "hint: run nno login again and approve sooner\n");
+    else
+      cli_api_error(&r, NULL);
+    cli_resp_free(&r);
+    break;
+  }
+  json_decref(req);
+out:
+  json_decref(code);
+  if (c.curl) curl_easy_cleanup(c.curl);
+  return rc;
+}
+
+/* ---- logout -------------------------------------------------------------- */
+
 int cli_logout_main(int argc, char **argv, const char *exe_dir) {
-  (void)argc, (void)argv, (void)exe_dir;
-  fprintf(stderr, "nno: not built yet\n");
-  return 2;
+  (void)exe_dir;
+  const char *url = NULL;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      fputs(
+          "usage: nno logout [URL]\n\nRevoke the key nno login stored for "
+          "URL (the only one when not given)\non the host, and forget "
+          "it.\n\nexamples:\n  nno logout\n  nno logout "
+          "https://nno.example.com\n",
+          stdout);
+      return CLI_OK;
+    }
+    if (argv[i][0] == '-' || url)
+      return cli_usage_error("logout: unexpected argument",
+                             "nno logout --help");
+    url = argv[i];
+  }
+  cli_cred cr;
+  char err[PATH_MAX + 256], hint[PATH_MAX + 256];
+  if (cli_cred_get(url, &cr, err, hint, sizeof err))
+    return cli_usage_error(err, hint);
+  cli c;
+  memset(&c, 0, sizeof c);
+  snprintf(c.url, sizeof c.url, "%s", cr.url);
+  c.key_arg = cr.key;
+  cli_resp r;
+  int rc = cli_request(&c, "DELETE", "/keys/self", NULL, NULL, &r);
+  if (c.curl) curl_easy_cleanup(c.curl);
+  /* Revoked, or already unknown to the host (401): forget it either way. */
+  if (rc == CLI_OK && r.status != 204 && r.status != 401) {
+    rc = cli_api_error(&r, NULL);
+    cli_resp_free(&r);
+    return rc;
+  }
+  if (rc == CLI_OK) cli_resp_free(&r);
+  if (rc) {
+    fprintf(stderr,
+            "hint: the key stays stored until the host can revoke "
+            "it\n");
+    return rc;
+  }
+  json_t *all;
+  if (cred_load(&all, err, sizeof err)) return cli_usage_error(err, NULL);
+  json_object_del(all, cr.url);
+  int sv = cred_save(all, err, sizeof err);
+  json_decref(all);
+  if (sv) return cli_usage_error(err, NULL);
+  printf("logged out of %s (key %s revoked)\n", cr.url, cr.key_id);
+  return CLI_OK;
+}
+
+/* ---- device approve | deny ----------------------------------------------- */
+
+static const char DEVICE_HELP[] =
+    "usage: nno device approve|deny CODE [--platform P] [--url URL]\n"
+    "                  [--key KEY] [--data DIR]\n"
+    "\n"
+    "Approve (or deny) a login that nno login shows as CODE. Needs the\n"
+    "operator key (--key, NNO_KEY, or DIR/operator.key with --data or\n"
+    "NNO_DATA) or a key of the platform holding keys:write. URL defaults\n"
+    "to NNO_URL, then http://127.0.0.1:8080.\n"
+    "\n"
+    "examples:\n"
+    "  nno device approve BCDF-GHJK --platform myapp --data /var/lib/nno\n"
+    "  nno device deny BCDF-GHJK --url https://nno.example.com\n";
+
+int cli_device_main(int argc, char **argv, const char *exe_dir) {
+  (void)exe_dir;
+  const char *verb = NULL, *code = NULL, *plat = NULL, *url = NULL,
+             *key = getenv("NNO_KEY"), *data = getenv("NNO_DATA");
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      fputs(DEVICE_HELP, stdout);
+      return CLI_OK;
+    }
+    if (i + 1 < argc && !strcmp(a, "--platform"))
+      plat = argv[++i];
+    else if (i + 1 < argc && !strcmp(a, "--url"))
+      url = argv[++i];
+    else if (i + 1 < argc && !strcmp(a, "--key"))
+      key = argv[++i];
+    else if (i + 1 < argc && !strcmp(a, "--data"))
+      data = argv[++i];
+    else if (a[0] != '-' && !verb)
+      verb = a;
+    else if (a[0] != '-' && !code)
+      code = a;
+    else
+      return cli_usage_error("device: unexpected argument",
+                             "nno device --help");
+  }
+  if (!verb || (strcmp(verb, "approve") && strcmp(verb, "deny")) || !code)
+    return cli_usage_error("device: expected approve or deny and the code",
+                           "nno device approve BCDF-GHJK --platform P");
+  if (!url) url = getenv("NNO_URL");
+  if (!url) url = "http://127.0.0.1:8080";
+  if (!url_ok(url))
+    return cli_usage_error("device: --url expects http:// or https://", NULL);
+  cli c;
+  memset(&c, 0, sizeof c);
+  url_norm(url, c.url, sizeof c.url);
+  if (key && *key) {
+    c.key_arg = key;
+  } else {
+    snprintf(c.key_path, sizeof c.key_path, "%s/operator.key",
+             data && *data ? data : "var");
+  }
+  json_t *body = json_pack("{s:s}", "user_code", code), *out = NULL;
+  if (plat) json_object_set_new(body, "platform", json_string(plat));
+  char path[32];
+  snprintf(path, sizeof path, "/device/%s", verb);
+  int rc = cli_call(&c, "POST", path, body, NULL, &out, NULL);
+  json_decref(body);
+  if (!rc)
+    printf("%s %s (platform %s)\n",
+           strcmp(verb, "approve") ? "denied" : "approved",
+           json_string_value(json_object_get(out, "user_code")),
+           json_string_value(json_object_get(out, "platform")));
+  json_decref(out);
+  if (c.curl) curl_easy_cleanup(c.curl);
+  return rc;
 }

@@ -1,10 +1,127 @@
-/* nno project deploy. (Not built yet.) */
+/* nno project deploy: a release build of the project, uploaded with the
+ * key `nno login` stored (POST /api/v1/stacks: the host admits a
+ * user_project platform's own stack ids only) and activated on that
+ * platform (POST /api/v1/platforms/{p}/stacks). */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
+#include <jansson.h>
+
+#include "cli.h"
+#include "login.h"
 #include "project.h"
 
+static const char DEPLOY_HELP[] =
+    "usage: nno project deploy [--url URL]\n"
+    "\n"
+    "Build the project for release, upload it to the host you logged in to\n"
+    "(nno login; --url when several) and activate it on your platform.\n"
+    "The stack id must be the platform's id or start with \"{platform}-\".\n"
+    "A version installed before with other bytes is refused: bump\n"
+    "\"version\" in package.json and stack.json.\n"
+    "\n"
+    "examples:\n"
+    "  nno project deploy\n"
+    "  nno project deploy --url https://nno.example.com\n";
+
+/* The body of a problem's "detail", "" when none. */
+static void detail_of(const cli_resp *r, char *out, size_t cap) {
+  json_t *j = r->body ? json_loads(r->body, 0, NULL) : NULL;
+  const char *d = json_string_value(json_object_get(j, "detail"));
+  snprintf(out, cap, "%s", d ? d : "");
+  json_decref(j);
+}
+
 int cli_project_deploy(int argc, char **argv, const char *exe_dir) {
-  (void)argc, (void)argv, (void)exe_dir;
-  fprintf(stderr, "nno: not built yet\n");
-  return 2;
+  const char *url = NULL;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      fputs(DEPLOY_HELP, stdout);
+      return CLI_OK;
+    }
+    if (!strcmp(argv[i], "--url") && i + 1 < argc)
+      url = argv[++i];
+    else if (!strncmp(argv[i], "--url=", 6))
+      url = argv[i] + 6;
+    else
+      return cli_usage_error("project deploy: unexpected argument",
+                             "nno project deploy --help");
+  }
+  cli_cred cr;
+  char err[PATH_MAX + 256], hint[PATH_MAX + 256];
+  if (cli_cred_get(url, &cr, err, hint, sizeof err))
+    return cli_usage_error(err, hint);
+  project pj;
+  if (project_open(NULL, &pj, err, sizeof err))
+    return cli_usage_error(err,
+                           "run it in a project folder (nno project "
+                           "init NAME)");
+  char archive[PATH_MAX];
+  if (project_build(&pj, 1, NULL, exe_dir, archive, sizeof archive, err,
+                    sizeof err)) {
+    fprintf(stderr, "nno: %s\n", err);
+    return CLI_EUSAGE;
+  }
+  FILE *f = fopen(archive, "rb");
+  struct stat st;
+  if (!f || fstat(fileno(f), &st) != 0) {
+    if (f) fclose(f);
+    fprintf(stderr, "nno: cannot read %s\n", archive);
+    return CLI_EUSAGE;
+  }
+  cli c;
+  memset(&c, 0, sizeof c);
+  snprintf(c.url, sizeof c.url, "%s", cr.url);
+  c.key_arg = cr.key;
+  c.upload = f;
+  c.upload_size = (long long)st.st_size;
+  cli_resp r;
+  int rc = cli_request(&c, "POST", "/stacks", NULL, NULL, &r);
+  c.upload = NULL;
+  fclose(f);
+  if (rc) goto out;
+  if (r.status == 409) {
+    detail_of(&r, err, sizeof err);
+    fprintf(stderr,
+            "nno: %s %s is already installed on %s from other bytes\n"
+            "hint: bump \"version\" in package.json and stack.json, then "
+            "deploy again\n",
+            pj.name, pj.version, cr.url);
+    cli_resp_free(&r);
+    rc = CLI_EAPI;
+    goto out;
+  }
+  if (r.status != 200 && r.status != 201) {
+    rc = cli_api_error(&r, NULL);
+    cli_resp_free(&r);
+    goto out;
+  }
+  json_t *inst = json_loads(r.body, 0, NULL);
+  cli_resp_free(&r);
+  char id[65], version[65];
+  snprintf(id, sizeof id, "%s",
+           json_string_value(json_object_get(inst, "id"))
+               ? json_string_value(json_object_get(inst, "id"))
+               : pj.name);
+  snprintf(version, sizeof version, "%s",
+           json_string_value(json_object_get(inst, "version"))
+               ? json_string_value(json_object_get(inst, "version"))
+               : pj.version);
+  json_decref(inst);
+  char path[CLI_PATH_MAX];
+  if (cli_path(path, sizeof path, "/platforms/%s/stacks", cr.platform)) {
+    rc = cli_usage_error("the platform id is too long", NULL);
+    goto out;
+  }
+  json_t *body = json_pack("{s:s, s:s}", "stack", id, "version", version);
+  rc = cli_call(&c, "POST", path, body, NULL, NULL, NULL);
+  json_decref(body);
+  if (rc) goto out;
+  printf("deployed %s %s \xe2\x86\x92 %s/p/%s/\n", id, version, cr.url,
+         cr.platform);
+out:
+  if (c.curl) curl_easy_cleanup(c.curl);
+  return rc;
 }

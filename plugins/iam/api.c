@@ -707,3 +707,14 @@ int iam_api_init(nno_plugin *p) {
   }
   return NNO_OK;
 }
+
+/* ---- for device.c ------------------------------------------------------------ */
+
+void iam_audit(nno_req *req, const char *action, const char *platform,
+               json_t *detail) {
+  audit(req, action, platform, detail);
+}
+int iam_store_fail(nno_req *req, int rc) { return store_fail(req, rc); }
+json_t *iam_scopes_json(const char *s) { return scopes_to_json(s); }
+int64_t iam_creator_expiry(const nno_caller *c) { return creator_expiry(c); }
+void iam_key_origin(const nno_caller *c, iam_key *k) { key_origin(c, k); }

@@ -5,6 +5,9 @@
  *   "default_plan": "free"         for platforms whose plan is not listed
  *   "session_idle_s", "session_absolute_s", "session_cache_s" (<= 300),
  *   "session_cache_max", "user_scopes"
+ *   "device_ttl_s" (600), "device_interval_s" (2), "device_pending_max"
+ *   (100): the device-code flow's code life, polling interval and pending
+ *   codes per platform
  */
 #include <stdio.h>
 #include <string.h>
@@ -64,6 +67,9 @@ int iam_config_parse(const char *json, iam_config *c, char *err, size_t cap) {
   c->session_absolute_s = 7 * 86400;
   c->session_cache_s = 300;
   c->session_cache_max = 65536;
+  c->device_ttl_s = 600;
+  c->device_interval_s = 2;
+  c->device_pending_max = 100;
   snprintf(c->user_scopes, sizeof c->user_scopes, "features:*");
   json_error_t je;
   json_t *root = json_loads(json ? json : "{}", 0, &je);
@@ -122,7 +128,12 @@ int iam_config_parse(const char *json, iam_config *c, char *err, size_t cap) {
                 &c->session_absolute_s, err, cap) ||
          int_in(root, "session_cache_s", 1, 300, &c->session_cache_s, err,
                 cap) ||
-         int_in(root, "session_cache_max", 1, 1 << 20, &cmax, err, cap)
+         int_in(root, "session_cache_max", 1, 1 << 20, &cmax, err, cap) ||
+         int_in(root, "device_ttl_s", 1, 3600, &c->device_ttl_s, err, cap) ||
+         int_in(root, "device_interval_s", 1, 60, &c->device_interval_s, err,
+                cap) ||
+         int_in(root, "device_pending_max", 1, 100000,
+                &c->device_pending_max, err, cap)
              ? -1
              : 0;
   c->session_cache_max = (size_t)cmax;

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <nno/billing.h>
 #include <nno/iam.h>
 #include <nno/plugin.h>
@@ -45,6 +46,9 @@ typedef struct iam_config {
   int64_t session_cache_s; /* at most 300 */
   size_t session_cache_max;
   char user_scopes[IAM_SCOPES_MAX]; /* default scopes of a user session */
+  /* The device flow (device.c): how long a code lives, the polling
+   * interval asked of clients, the pending codes a platform may have. */
+  int64_t device_ttl_s, device_interval_s, device_pending_max;
 } iam_config;
 
 /* Parse `json` (the manifest's config) over defaults; 0 or -1 with err. */
@@ -275,5 +279,18 @@ int iam_session_check(const char *tok, size_t len, iam_sess *out);
 /* api.c: the keys and access routes; the nno.iam vtable. */
 int iam_api_init(nno_plugin *p);
 extern const nno_iam_v1 iam_service;
+/* api.c's helpers, shared with device.c: the audit row (takes `detail`),
+ * a store failure's answer, scopes as a JSON array, when the credential
+ * creating a key ends (0: never), and the session/user a key made by `c`
+ * records. */
+void iam_audit(nno_req *req, const char *action, const char *platform,
+               json_t *detail);
+int iam_store_fail(nno_req *req, int rc);
+json_t *iam_scopes_json(const char *s);
+int64_t iam_creator_expiry(const nno_caller *c);
+void iam_key_origin(const nno_caller *c, iam_key *k);
+
+/* device.c: the device-code flow's routes (RFC 8628). */
+int iam_device_init(nno_plugin *p);
 
 #endif

@@ -333,7 +333,7 @@ static int iam_init(nno_plugin *p, const nno_host_api *host) {
     goto fail;
   }
   nno_timer *t;
-  if ((rc = iam_api_init(p)) ||
+  if ((rc = iam_api_init(p)) || (rc = iam_device_init(p)) ||
       (rc = api->gateway_hook_add(p, NNO_STAGE_CORS, iam_on_cors, NULL)) ||
       (rc = api->gateway_hook_add(p, NNO_STAGE_AUTHN, iam_on_authn, NULL)) ||
       (rc = api->gateway_hook_add(p, NNO_STAGE_AUTHZ, iam_on_authz, NULL)) ||

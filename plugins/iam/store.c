@@ -88,6 +88,26 @@ static const char *const migrations[] = {
     " CHECK (creator_key_id IS NULL OR length(creator_key_id) = 16);"
     "CREATE INDEX iam_keys_by_creator ON iam_keys(platform_id, creator_key_id)"
     " WHERE creator_key_id IS NOT NULL;",
+    /* 4: the device-code flow (device.c): a code's secret by its SHA-256,
+     * its user code, its state and, once approved, what the key it gives
+     * will hold and who approved it */
+    "CREATE TABLE iam_device_codes ("
+    " code_sha256 BLOB PRIMARY KEY CHECK (length(code_sha256) = 32),"
+    " user_code TEXT NOT NULL UNIQUE CHECK (length(user_code) = 9),"
+    " platform_id TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL,"
+    " polled_at INTEGER NOT NULL DEFAULT 0,"
+    " state TEXT NOT NULL DEFAULT 'pending'"
+    "  CHECK (state IN ('pending', 'approved', 'denied', 'used')),"
+    " scopes TEXT,"
+    " key_expires INTEGER,"
+    " session_id TEXT,"
+    " user_id TEXT,"
+    " creator_key_id TEXT"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE INDEX iam_device_by_platform ON iam_device_codes(platform_id,"
+    " expires_at);",
 };
 
 #define NMIG (sizeof migrations / sizeof migrations[0])

@@ -76,6 +76,11 @@ def test_a_tenant_bound_key_on_every_route(h):
     victim_in = new_key(h, pid, ["tenants:read"], tenant="t1a")["id"]
     victim_out = new_key(h, pid, ["tenants:read"])["id"]
     base = "/api/v1/platforms/" + pid
+    # A pending device code of the platform, and a second bound key that
+    # revokes itself (the first one must live through the table).
+    st, _, dev = call(h, "POST", "/api/v1/device/code", body={"platform": pid})
+    assert st == 200, dev
+    self_key = new_key(h, pid, ["*"], tenant="t1")["key"]
     # (method, route pattern, concrete path, body, expected): a number is
     # the route's own answer, "op-only", "whole", "subtree" and "field" the
     # refusals.
@@ -127,7 +132,16 @@ def test_a_tenant_bound_key_on_every_route(h):
         ("DELETE", "/api/v1/quarantines/{platform}/{package}/{version}",
          "/api/v1/quarantines/" + pid + "/hello/1.0.0", None, "op-only"),
         ("POST", "/api/v1/stacks", "/api/v1/stacks",
-         {"url": "https://example.com/x.tar.gz"}, "op-only"),
+         {"url": "https://example.com/x.tar.gz"}, "install"),
+        ("POST", "/api/v1/device/code", "/api/v1/device/code",
+         {"platform": pid}, 200),
+        ("POST", "/api/v1/device/approve", "/api/v1/device/approve",
+         {"user_code": dev["user_code"]}, "device"),
+        ("POST", "/api/v1/device/deny", "/api/v1/device/deny",
+         {"user_code": dev["user_code"]}, "device"),
+        ("POST", "/api/v1/device/token", "/api/v1/device/token",
+         {"device_code": dev["device_code"]}, 400),
+        ("DELETE", "/api/v1/keys/self", "/api/v1/keys/self", None, "self"),
         ("DELETE", "/api/v1/stacks/{id}/{version}",
          "/api/v1/stacks/default/1.0.0", None, "op-only"),
         ("POST", "/api/v1/operator-key/rotate", "/api/v1/operator-key/rotate",
@@ -151,7 +165,8 @@ def test_a_tenant_bound_key_on_every_route(h):
     ]
     assert {(m, p) for m, p, _, _, _ in cells} == manifest_routes()
     for method, _, path, body, cell in cells:
-        resp = call(h, method, path, key=key, body=body)
+        resp = call(h, method, path, key=self_key if cell == "self" else key,
+                    body=body)
         where = (method, path, resp)
         if isinstance(cell, int):
             assert resp[0] == cell, where
@@ -160,6 +175,16 @@ def test_a_tenant_bound_key_on_every_route(h):
                 assert resp[2]["tenant"] == "t1", where
         elif cell == "op-only":
             problem(resp, 403, OP_ONLY)
+        elif cell == "install":
+            assert problem(resp, 403)["detail"].startswith(
+                "only the operator installs stacks, or a key of a "
+                "user_project platform"), where
+        elif cell == "device":
+            problem(resp, 403, "a tenant-bound credential cannot decide "
+                    "device codes: they give keys of the whole platform")
+        elif cell == "self":
+            assert resp[0] == 204, where
+            assert call(h, "GET", base + "/tenants", key=self_key)[0] == 401
         elif cell == "whole":
             problem(resp, 403, WHOLE)
         elif cell == "subtree":

@@ -607,6 +607,31 @@ static int parse(const char *json, iam_config *c, char *err, size_t cap) {
   return iam_config_parse(json, c, err, cap);
 }
 
+/* The device flow's knobs: defaults, values read, bounds refused. */
+static void test_config_device(void **state) {
+  (void)state;
+  iam_config c;
+  char err[256];
+  assert_int_equal(parse("{}", &c, err, sizeof err), 0);
+  assert_int_equal(c.device_ttl_s, 600);
+  assert_int_equal(c.device_interval_s, 2);
+  assert_int_equal(c.device_pending_max, 100);
+  assert_int_equal(parse("{\"device_ttl_s\": 5, \"device_interval_s\": 1, "
+                         "\"device_pending_max\": 3}",
+                         &c, err, sizeof err),
+                   0);
+  assert_int_equal(c.device_ttl_s, 5);
+  assert_int_equal(c.device_interval_s, 1);
+  assert_int_equal(c.device_pending_max, 3);
+  assert_int_equal(parse("{\"device_ttl_s\": 0}", &c, err, sizeof err), -1);
+  assert_non_null(strstr(err, "config.device_ttl_s"));
+  assert_int_equal(parse("{\"device_interval_s\": 61}", &c, err, sizeof err),
+                   -1);
+  assert_int_equal(parse("{\"device_pending_max\": \"x\"}", &c, err,
+                         sizeof err),
+                   -1);
+}
+
 static void assert_default_plan_values(const iam_plan *p) {
   assert_true(p->platform_rps == 200);
   assert_int_equal(p->platform_burst, 400);
@@ -1159,6 +1184,7 @@ int main(void) {
       cmocka_unit_test(test_config_empty_plans),
       cmocka_unit_test(test_config_default_plan),
       cmocka_unit_test(test_config_sessions),
+      cmocka_unit_test(test_config_device),
       cmocka_unit_test(test_limit_table_full),
       cmocka_unit_test(test_store_key_insert_needs_live_session),
       cmocka_unit_test(test_store_key_insert_needs_live_creator),

@@ -994,6 +994,16 @@ typedef struct nno_host_api {
   int (*gateway_done_add)(nno_plugin *p, nno_done_hook_fn fn, void *ud);
   /* The plan a RESOLVE hook set with req_set_plan ("" if none). */
   nno_str (*req_plan)(nno_req *r);
+
+  /* -- installs on a platform's behalf (core plugins only) -- */
+
+  /* stack_install, for a platform: the archive's stack id must be `owner`
+   * or start with "{owner}-". Checked once stack.json is read from the
+   * staging folder, before anything is placed: a refusal (status
+   * NNO_EREFUSED, http 403, field "id") leaves nothing installed. */
+  int (*stack_install_owned)(nno_plugin *p, const nno_stack_install *in,
+                             const char *owner, nno_stack_install_fn done,
+                             void *ud);
 } nno_host_api;
 
 /* True if the host's table has the member `fn`. */

@@ -1,0 +1,646 @@
+/* The device-code flow (RFC 8628) that `nno login` uses, and the end of a
+ * login (`nno logout`):
+ *
+ *   POST   /api/v1/device/code     public   {platform} -> a device code
+ *          (the client's secret) and a user code (what a person types)
+ *   POST   /api/v1/device/approve  authenticated  {user_code}
+ *   POST   /api/v1/device/deny     authenticated  {user_code}
+ *   POST   /api/v1/device/token    public   {device_code} -> 400 with
+ *          "error": authorization_pending | slow_down | expired_token |
+ *          access_denied, or 200 once with a new API key of the platform
+ *   DELETE /api/v1/keys/self       authenticated  a key revokes itself
+ *
+ * Approving is for the operator, or a key or session of the code's
+ * platform that is not bound to a tenant and holds keys:write. The key
+ * given holds what the approver holds of DEVICE_SCOPES, for 30 days at
+ * most (no longer than the approver's credential), and is revoked with
+ * it like any key it made.
+ *
+ * Codes live in core.db (iam_device_codes): the device code by its
+ * SHA-256 only, compared again in constant time; a code is given out
+ * once (state 'used'); expired codes are swept when new ones are made. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <nno/sdk.h>
+#include <sodium.h>
+
+#include "internal.h"
+
+/* What a login key may hold at most: a developer's deploy and features. */
+#define DEVICE_SCOPES \
+  "features:* stacks:deploy stacks:read stacks:write logs:read"
+#define DEVICE_KEY_LIFE (30LL * 86400)
+/* RFC 8628's alphabet for user codes: consonants only, no 0/O, 1/I/L. */
+static const char UC_ALPHABET[] = "BCDFGHJKMNPQRSTVWXZ";
+#define DEVICE_CODE_LEN 43 /* 32 bytes, base64url without padding */
+
+/* ---- answers ------------------------------------------------------------- */
+
+/* A 400 problem carrying RFC 8628's "error" word. Returns NNO_OK. */
+static int device_error(nno_req *req, const char *error, const char *detail) {
+  nno_str rid = api->req_id(req);
+  json_t *o =
+      json_pack("{s:s, s:s, s:i, s:s, s:s, s:s%}", "type", "about:blank",
+                "title", "Bad Request", "status", 400, "detail", detail,
+                "error", error, "request_id", rid.ptr ? rid.ptr : "", rid.len);
+  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (!text) return nno_problem(req, 500, NULL, "out of memory");
+  api->res_status(req, 400);
+  api->res_header(req, "Content-Type", "application/problem+json");
+  api->res_header(req, "Cache-Control", "no-store");
+  api->res_write(req, text, strlen(text));
+  free(text);
+  return NNO_OK;
+}
+
+static int map_sql(int rc) {
+  return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? IAM_BUSY : IAM_ERR;
+}
+
+/* ---- codes --------------------------------------------------------------- */
+
+/* "XXXX-XXXX" from UC_ALPHABET. */
+static void user_code_new(char out[10]) {
+  for (int i = 0; i < 9; i++)
+    out[i] =
+        i == 4 ? '-' : UC_ALPHABET[randombytes_uniform(sizeof UC_ALPHABET - 1)];
+  out[9] = '\0';
+}
+
+/* A typed user code into "XXXX-XXXX": upper case, dashes and spaces
+ * dropped. 0, or -1 when it cannot be one. */
+static int user_code_norm(const char *in, char out[10]) {
+  size_t n = 0;
+  for (const char *p = in; *p; p++) {
+    char ch = *p;
+    if (ch == '-' || ch == ' ') continue;
+    if (ch >= 'a' && ch <= 'z') ch = (char)(ch - 'a' + 'A');
+    if (!strchr(UC_ALPHABET, ch) || ch == '\0' || n >= 8) return -1;
+    out[n < 4 ? n : n + 1] = ch;
+    n++;
+  }
+  if (n != 8) return -1;
+  out[4] = '-';
+  out[9] = '\0';
+  return 0;
+}
+
+static int device_code_ok(const char *s) {
+  if (!s || strlen(s) != DEVICE_CODE_LEN) return 0;
+  for (const char *p = s; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+          (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+      return 0;
+  return 1;
+}
+
+/* The public routes' own bucket per client address: the gateway sets no
+ * limit on a core route that names no platform. 0 allowed, or -1 after
+ * answering 429 (503 when the host's table is full). */
+static int device_limit(nno_req *req) {
+  char key[96], addr[64];
+  nno_plan_limits pl = {.size = sizeof pl};
+  nno_limit_result r;
+  iam_plan_limits("", &pl);
+  nno_str a = api->req_remote_addr(req);
+  nno_client_key(a.ptr, a.len, addr, sizeof addr);
+  int n = snprintf(key, sizeof key, "d:%s", addr);
+  if (n <= 0 || (size_t)n >= sizeof key) return 0;
+  int rc = api->limit_take(g_iam.p, key, (size_t)n, pl.anonymous.rate,
+                           pl.anonymous.burst, 1, &r);
+  if (rc) return 0; /* the limiter's own failure does not refuse */
+  if (r.allowed) return 0;
+  if (iam_limit_table_full(&r))
+    nno_problem_retry(req, 503, 1,
+                      "the host's rate-limit table is full; try again later");
+  else
+    nno_problem_retry(req, 429, (r.retry_after_ms + 999) / 1000,
+                      "too many device-code requests from this address; "
+                      "retry in %llu s",
+                      (unsigned long long)((r.retry_after_ms + 999) / 1000));
+  return -1;
+}
+
+static int code_create(nno_req *req, void *ud) {
+  (void)ud;
+  static const nno_field fields[] = {NNO_FIELD("platform", NNO_FIELD_ANY, 0)};
+  json_t *b = NULL;
+  char plat[IAM_ID_MAX], st[16];
+  if (device_limit(req) || nno_body_object(req, 4096, 0, &b)) return NNO_OK;
+  const char *unknown = nno_fields_unknown(b, fields, 1);
+  const char *p = json_string_value(json_object_get(b, "platform"));
+  if (unknown) {
+    nno_problem(req, 422, NULL, "unknown field \"%.64s\"", unknown);
+    goto done;
+  }
+  if (!p || !nno_id_valid(p, strlen(p), 1, IAM_ID_MAX - 1)) {
+    nno_problem(req, 422, NULL, "platform: required, a platform id");
+    goto done;
+  }
+  snprintf(plat, sizeof plat, "%s", p);
+  if (!g_iam.reg || g_iam.reg->platform_status(plat, st, sizeof st) != NNO_OK ||
+      strcmp(st, "active") != 0) {
+    nno_problem(req, 404, NULL, "no active platform \"%s\"", plat);
+    goto done;
+  }
+  unsigned char raw[32], hash[32];
+  char code[DEVICE_CODE_LEN + 1], uc[10];
+  randombytes_buf(raw, sizeof raw);
+  sodium_bin2base64(code, sizeof code, raw, sizeof raw,
+                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  sodium_memzero(raw, sizeof raw);
+  crypto_hash_sha256(hash, (const unsigned char *)code, DEVICE_CODE_LEN);
+  int64_t now = iam_now();
+  sqlite3 *db = g_iam.db;
+  sqlite3_stmt *s = NULL;
+  int rc = iam_store_begin(db), inserted = 0;
+  /* Sweep codes past their expiry (and given-out ones), then count what is
+   * pending for the platform, under the write lock. */
+  if (!rc) {
+    char sql[128];
+    snprintf(sql, sizeof sql,
+             "DELETE FROM iam_device_codes WHERE expires_at <= %lld OR "
+             "state = 'used'",
+             (long long)now);
+    rc = sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK
+             ? 0
+             : map_sql(sqlite3_errcode(db));
+  }
+  int64_t pending = 0;
+  if (!rc) {
+    rc = sqlite3_prepare_v2(db,
+                            "SELECT count(*) FROM iam_device_codes WHERE "
+                            "platform_id = ? AND expires_at > ?",
+                            -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_text(s, 1, plat, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(s, 2, now);
+      if (sqlite3_step(s) == SQLITE_ROW) pending = sqlite3_column_int64(s, 0);
+      rc = 0;
+    } else {
+      rc = map_sql(rc);
+    }
+    sqlite3_finalize(s);
+  }
+  if (!rc && pending >= g_iam.cfg.device_pending_max) {
+    iam_store_rollback(db);
+    nno_problem_retry(req, 429, (unsigned long long)g_iam.cfg.device_ttl_s,
+                      "platform %s has %lld pending device codes (at most "
+                      "%lld): approve, deny or let some expire",
+                      plat, (long long)pending,
+                      (long long)g_iam.cfg.device_pending_max);
+    goto done;
+  }
+  /* A user code may collide with a pending one: draw again. */
+  for (int tries = 0; !rc && !inserted && tries < 8; tries++) {
+    user_code_new(uc);
+    rc =
+        sqlite3_prepare_v2(db,
+                           "INSERT OR IGNORE INTO iam_device_codes(code_sha256,"
+                           " user_code, platform_id, created_at, expires_at)"
+                           " VALUES (?, ?, ?, ?, ?)",
+                           -1, &s, NULL);
+    if (rc != SQLITE_OK) {
+      rc = map_sql(rc);
+      break;
+    }
+    sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, uc, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, plat, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, now);
+    sqlite3_bind_int64(s, 5, now + g_iam.cfg.device_ttl_s);
+    rc = sqlite3_step(s);
+    rc = rc == SQLITE_DONE ? 0 : map_sql(rc);
+    inserted = !rc && sqlite3_changes(db) == 1;
+    sqlite3_finalize(s);
+  }
+  if (!rc && !inserted) rc = IAM_ERR;
+  if (!rc) rc = iam_store_commit(db);
+  if (rc) {
+    iam_store_rollback(db);
+    sodium_memzero(code, sizeof code);
+    iam_store_fail(req, rc);
+    goto done;
+  }
+  char uri[320];
+  nno_str host = {0};
+  if (api->req_header(req, "Host", &host) != NNO_OK || host.len > 255)
+    host = (nno_str){"", 0};
+  snprintf(uri, sizeof uri, "http://%.*s/api/v1/device/approve", (int)host.len,
+           host.ptr);
+  json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "device_code", code,
+                          "user_code", uc, "platform", plat, "verification_uri",
+                          uri, "expires_in", (json_int_t)g_iam.cfg.device_ttl_s,
+                          "interval", (json_int_t)g_iam.cfg.device_interval_s);
+  sodium_memzero(code, sizeof code);
+  nno_send_json(req, 200, out);
+  api->res_header(req, "Cache-Control", "no-store");
+done:
+  json_decref(b);
+  return NNO_OK;
+}
+
+/* ---- approve and deny ---------------------------------------------------- */
+
+static int decide(nno_req *req, int approve) {
+  static const nno_field fields[] = {NNO_FIELD("user_code", NNO_FIELD_ANY, 0),
+                                     NNO_FIELD("platform", NNO_FIELD_ANY, 0)};
+  json_t *b = NULL;
+  nno_caller c;
+  char uc[10], plat[IAM_ID_MAX] = "", state[16] = "";
+  int64_t expires = 0, now = iam_now();
+  api->req_caller(req, &c);
+  if (nno_body_object(req, 4096, 0, &b)) return NNO_OK;
+  const char *unknown = nno_fields_unknown(b, fields, 2);
+  const char *u = json_string_value(json_object_get(b, "user_code"));
+  const char *want = json_string_value(json_object_get(b, "platform"));
+  json_t *wv = json_object_get(b, "platform");
+  if (unknown) {
+    nno_problem(req, 422, NULL, "unknown field \"%.64s\"", unknown);
+    goto done;
+  }
+  if (!u || strlen(u) > 32 || user_code_norm(u, uc)) {
+    nno_problem(req, 422, NULL,
+                "user_code: expected the code the device shows, "
+                "\"XXXX-XXXX\"");
+    goto done;
+  }
+  if (wv && !json_is_null(wv) && !want) {
+    nno_problem(req, 422, NULL, "platform: expected a platform id");
+    goto done;
+  }
+  sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(g_iam.db,
+                              "SELECT platform_id, state, expires_at FROM "
+                              "iam_device_codes WHERE user_code = ?",
+                              -1, &s, NULL);
+  if (rc != SQLITE_OK) {
+    iam_store_fail(req, map_sql(rc));
+    goto done;
+  }
+  sqlite3_bind_text(s, 1, uc, -1, SQLITE_STATIC);
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    snprintf(plat, sizeof plat, "%s", (const char *)sqlite3_column_text(s, 0));
+    snprintf(state, sizeof state, "%s",
+             (const char *)sqlite3_column_text(s, 1));
+    expires = sqlite3_column_int64(s, 2);
+  }
+  sqlite3_finalize(s);
+  /* Another platform's code is as unknown as a wrong one. */
+  int mine = plat[0] && (c.kind == NNO_CALLER_OPERATOR ||
+                         (c.platform.len == strlen(plat) &&
+                          memcmp(c.platform.ptr, plat, c.platform.len) == 0));
+  if (!mine || (want && strcmp(want, plat) != 0) ||
+      strcmp(state, "pending") != 0 || expires <= now) {
+    nno_problem(req, 404, NULL,
+                "no pending device code \"%s\"%s%s: it is wrong, expired or "
+                "already decided",
+                uc, want ? " for platform " : "", want ? want : "");
+    goto done;
+  }
+  if (c.kind != NNO_CALLER_OPERATOR) {
+    if (c.kind != NNO_CALLER_KEY && c.kind != NNO_CALLER_USER) {
+      nno_problem(req, 403, NULL,
+                  "only the operator or a platform admin "
+                  "decides device codes");
+      goto done;
+    }
+    if (c.tenant.len) {
+      nno_problem(req, 403, NULL,
+                  "a tenant-bound credential cannot decide device codes: "
+                  "they give keys of the whole platform");
+      goto done;
+    }
+    if (!iam_scope_covers(c.scopes.ptr, c.scopes.len, "keys:write")) {
+      nno_problem(req, 403, NULL,
+                  "deciding a device code needs the scope \"keys:write\"");
+      goto done;
+    }
+  }
+  char scopes[IAM_SCOPES_MAX] = DEVICE_SCOPES;
+  iam_key origin;
+  memset(&origin, 0, sizeof origin);
+  char creator[17] = "";
+  int64_t kexp = now + DEVICE_KEY_LIFE;
+  if (approve && c.kind != NNO_CALLER_OPERATOR) {
+    char held[IAM_SCOPES_MAX];
+    snprintf(held, sizeof held, "%.*s", (int)c.scopes.len, c.scopes.ptr);
+    if (iam_scopes_intersect(held, DEVICE_SCOPES, scopes, sizeof scopes) ||
+        !scopes[0]) {
+      nno_problem(req, 403, NULL,
+                  "the approving credential holds none of the scopes a login "
+                  "key holds (%s)",
+                  DEVICE_SCOPES);
+      goto done;
+    }
+    iam_key_origin(&c, &origin);
+    int64_t lim = iam_creator_expiry(&c);
+    if (lim && lim < kexp) kexp = lim;
+    if (c.kind == NNO_CALLER_KEY)
+      snprintf(creator, sizeof creator, "%.*s", (int)c.subject.len,
+               c.subject.ptr);
+  }
+  rc = sqlite3_prepare_v2(
+      g_iam.db,
+      approve ? "UPDATE iam_device_codes SET state = 'approved', scopes = ?2,"
+                " key_expires = ?3, session_id = ?4, user_id = ?5,"
+                " creator_key_id = ?6 WHERE user_code = ?1 AND"
+                " state = 'pending' AND expires_at > ?7"
+              : "UPDATE iam_device_codes SET state = 'denied' WHERE"
+                " user_code = ?1 AND state = 'pending' AND expires_at > ?7",
+      -1, &s, NULL);
+  if (rc != SQLITE_OK) {
+    iam_store_fail(req, map_sql(rc));
+    goto done;
+  }
+  sqlite3_bind_text(s, 1, uc, -1, SQLITE_STATIC);
+  if (approve) {
+    sqlite3_bind_text(s, 2, scopes, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, kexp);
+    if (origin.session[0])
+      sqlite3_bind_text(s, 4, origin.session, -1, SQLITE_STATIC);
+    if (origin.user[0]) sqlite3_bind_text(s, 5, origin.user, -1, SQLITE_STATIC);
+    if (creator[0]) sqlite3_bind_text(s, 6, creator, -1, SQLITE_STATIC);
+  }
+  sqlite3_bind_int64(s, 7, now);
+  rc = sqlite3_step(s);
+  int changed = rc == SQLITE_DONE && sqlite3_changes(g_iam.db) == 1;
+  sqlite3_finalize(s);
+  if (rc != SQLITE_DONE) {
+    iam_store_fail(req, map_sql(rc));
+    goto done;
+  }
+  if (!changed) {
+    nno_problem(req, 404, NULL,
+                "no pending device code \"%s\": it was decided meanwhile", uc);
+    goto done;
+  }
+  /* The user code's first half only: enough to match it with what the
+   * person saw, not enough to replay anything. */
+  char half[5];
+  memcpy(half, uc, 4);
+  half[4] = '\0';
+  iam_audit(req, approve ? "device.approve" : "device.deny", plat,
+            approve ? json_pack("{s:s, s:o}", "user_code", half, "scopes",
+                                iam_scopes_json(scopes))
+                    : json_pack("{s:s}", "user_code", half));
+  nno_send_json(req, 200,
+                json_pack("{s:s, s:s, s:s}", "user_code", uc, "platform", plat,
+                          "state", approve ? "approved" : "denied"));
+done:
+  json_decref(b);
+  return NNO_OK;
+}
+
+static int code_approve(nno_req *req, void *ud) {
+  (void)ud;
+  return decide(req, 1);
+}
+
+static int code_deny(nno_req *req, void *ud) {
+  (void)ud;
+  return decide(req, 0);
+}
+
+/* ---- token --------------------------------------------------------------- */
+
+typedef struct device_row {
+  unsigned char hash[32];
+  char platform[IAM_ID_MAX], state[16], scopes[IAM_SCOPES_MAX];
+  char session[17], user[IAM_SUBJECT_MAX], creator[17];
+  int64_t expires, polled, key_expires;
+} device_row;
+
+static void text_col(sqlite3_stmt *s, int i, char *out, size_t cap) {
+  const unsigned char *t = sqlite3_column_text(s, i);
+  snprintf(out, cap, "%s", t ? (const char *)t : "");
+}
+
+/* The row of `hash`: 1 found, 0 none, or a negative IAM code. */
+static int row_get(const unsigned char hash[32], device_row *r) {
+  sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(
+      g_iam.db,
+      "SELECT code_sha256, platform_id, state, expires_at, polled_at, scopes,"
+      " key_expires, session_id, user_id, creator_key_id FROM"
+      " iam_device_codes WHERE code_sha256 = ?",
+      -1, &s, NULL);
+  if (rc != SQLITE_OK) return map_sql(rc);
+  sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
+  rc = sqlite3_step(s);
+  int found = 0;
+  if (rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32) {
+    memcpy(r->hash, sqlite3_column_blob(s, 0), 32);
+    text_col(s, 1, r->platform, sizeof r->platform);
+    text_col(s, 2, r->state, sizeof r->state);
+    r->expires = sqlite3_column_int64(s, 3);
+    r->polled = sqlite3_column_int64(s, 4);
+    text_col(s, 5, r->scopes, sizeof r->scopes);
+    r->key_expires = sqlite3_column_int64(s, 6);
+    text_col(s, 7, r->session, sizeof r->session);
+    text_col(s, 8, r->user, sizeof r->user);
+    text_col(s, 9, r->creator, sizeof r->creator);
+    found = 1;
+  } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    found = map_sql(rc);
+  }
+  sqlite3_finalize(s);
+  return found;
+}
+
+/* Set the state of `hash` from `from` to `to` (and polled_at when `polled`
+ * is not 0): 1 when it changed, 0 when it was not in `from`, or a
+ * negative IAM code. */
+static int row_move(const unsigned char hash[32], const char *from,
+                    const char *to, int64_t polled) {
+  sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(
+      g_iam.db,
+      "UPDATE iam_device_codes SET state = ?3,"
+      " polled_at = CASE WHEN ?4 = 0 THEN polled_at ELSE ?4 END"
+      " WHERE code_sha256 = ?1 AND state = ?2",
+      -1, &s, NULL);
+  if (rc != SQLITE_OK) return map_sql(rc);
+  sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, from, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 3, to, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 4, polled);
+  rc = sqlite3_step(s);
+  int n = sqlite3_changes(g_iam.db);
+  sqlite3_finalize(s);
+  return rc == SQLITE_DONE ? (n == 1) : map_sql(rc);
+}
+
+static void iso_date(int64_t t, char *out, size_t cap, const char *fmt) {
+  struct tm tm;
+  time_t tt = (time_t)t;
+  gmtime_r(&tt, &tm);
+  strftime(out, cap, fmt, &tm);
+}
+
+static int code_token(nno_req *req, void *ud) {
+  (void)ud;
+  static const nno_field fields[] = {
+      NNO_FIELD("device_code", NNO_FIELD_ANY, 0)};
+  json_t *b = NULL;
+  device_row r;
+  unsigned char hash[32];
+  if (device_limit(req) || nno_body_object(req, 4096, 0, &b)) return NNO_OK;
+  const char *unknown = nno_fields_unknown(b, fields, 1);
+  const char *code = json_string_value(json_object_get(b, "device_code"));
+  if (unknown || !device_code_ok(code)) {
+    nno_problem(req, 422, NULL,
+                unknown ? "unknown field"
+                        : "device_code: expected the code "
+                          "POST /api/v1/device/code gave");
+    goto done;
+  }
+  crypto_hash_sha256(hash, (const unsigned char *)code, DEVICE_CODE_LEN);
+  memset(&r, 0, sizeof r);
+  int64_t now = iam_now();
+  int rc = row_get(hash, &r);
+  if (rc < 0) {
+    iam_store_fail(req, rc);
+    goto done;
+  }
+  if (rc == 0 || sodium_memcmp(r.hash, hash, 32) != 0 ||
+      strcmp(r.state, "used") == 0 || r.expires <= now) {
+    device_error(req, "expired_token",
+                 "this device code has expired or was already used: start "
+                 "again (nno login)");
+    goto done;
+  }
+  if (strcmp(r.state, "denied") == 0) {
+    device_error(req, "access_denied", "the request was denied");
+    goto done;
+  }
+  if (strcmp(r.state, "pending") == 0) {
+    /* Polled again before the interval: slow down (the poll still counts). */
+    int fast = r.polled && now - r.polled < g_iam.cfg.device_interval_s;
+    rc = row_move(hash, "pending", "pending", now);
+    if (rc < 0) {
+      iam_store_fail(req, rc);
+      goto done;
+    }
+    device_error(req, fast ? "slow_down" : "authorization_pending",
+                 fast ? "polled faster than the interval: wait longer "
+                        "between polls"
+                      : "not approved yet: poll again after the interval");
+    goto done;
+  }
+  /* Approved: claim it (one caller wins across workers), then make the key;
+   * a failure gives the claim back so that a retry can succeed. */
+  rc = row_move(hash, "approved", "used", 0);
+  if (rc < 0) {
+    iam_store_fail(req, rc);
+    goto done;
+  }
+  if (rc == 0) {
+    device_error(req, "expired_token", "this device code was already used");
+    goto done;
+  }
+  iam_key k;
+  memset(&k, 0, sizeof k);
+  snprintf(k.platform, sizeof k.platform, "%s", r.platform);
+  snprintf(k.scopes, sizeof k.scopes, "%s", r.scopes);
+  snprintf(k.session, sizeof k.session, "%s", r.session);
+  snprintf(k.user, sizeof k.user, "%s", r.user);
+  k.expires = r.key_expires;
+  char tok[NNO_IAM_TOKEN_MAX], name[64], day[16];
+  iso_date(now, day, sizeof day, "%Y-%m-%d");
+  snprintf(name, sizeof name, "login %s", day);
+  iam_token_new(IAM_KEY_PREFIX, tok, sizeof tok, k.id, k.hash);
+  nno_plan_limits pl = {.size = sizeof pl};
+  if (!g_iam.billing || g_iam.billing->platform_limits(k.platform, &pl))
+    pl.api_keys = 0;
+  uint64_t live = 0;
+  rc = iam_store_key_insert_max(g_iam.db, &k, name, r.creator, now, pl.api_keys,
+                                &live);
+  if (rc) {
+    sodium_memzero(tok, sizeof tok);
+    if (rc == IAM_NOTFOUND) {
+      device_error(req, "access_denied",
+                   "the credential that approved this request has ended "
+                   "(signed out, revoked or expired)");
+      goto done;
+    }
+    row_move(hash, "used", "approved", 0);
+    if (rc == IAM_FULL)
+      nno_problem_limit(req, 409, "api_keys", pl.name, (unsigned long long)live,
+                        (unsigned long long)pl.api_keys,
+                        "platform %s has %llu live API keys; its plan \"%s\" "
+                        "allows %llu: revoke one, then poll again",
+                        k.platform, (unsigned long long)live, pl.name,
+                        (unsigned long long)pl.api_keys);
+    else
+      iam_store_fail(req, rc);
+    goto done;
+  }
+  iam_committed("key", k.platform, k.id);
+  char exp[32];
+  iso_date(k.expires, exp, sizeof exp, "%Y-%m-%dT%H:%M:%SZ");
+  char url[320];
+  nno_str host = {0};
+  if (api->req_header(req, "Host", &host) != NNO_OK || host.len > 255)
+    host = (nno_str){"", 0};
+  snprintf(url, sizeof url, "http://%.*s", (int)host.len, host.ptr);
+  json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s}", "key", tok,
+                          "key_id", k.id, "platform", k.platform, "expires_at",
+                          exp, "scopes", iam_scopes_json(k.scopes), "url", url);
+  sodium_memzero(tok, sizeof tok);
+  nno_send_json(req, 200, out);
+  api->res_header(req, "Cache-Control", "no-store");
+done:
+  json_decref(b);
+  return NNO_OK;
+}
+
+/* ---- a key revokes itself ------------------------------------------------ */
+
+static int key_self_revoke(nno_req *req, void *ud) {
+  (void)ud;
+  nno_caller c;
+  char plat[IAM_ID_MAX], id[17];
+  api->req_caller(req, &c);
+  if (c.kind != NNO_CALLER_KEY || c.subject.len != 16 || !c.platform.len ||
+      c.platform.len >= IAM_ID_MAX)
+    return nno_problem(req, 403, NULL,
+                       "only an API key revokes itself here (sessions sign "
+                       "out; the operator key is rotated)");
+  snprintf(plat, sizeof plat, "%.*s", (int)c.platform.len, c.platform.ptr);
+  snprintf(id, sizeof id, "%.*s", (int)c.subject.len, c.subject.ptr);
+  size_t made = 0;
+  int rc = iam_store_key_revoke(g_iam.db, plat, id, iam_now(), &made);
+  if (rc == IAM_NOTFOUND)
+    return nno_problem(req, 404, NULL, "no live key \"%s\"", id);
+  if (rc) return iam_store_fail(req, rc);
+  iam_committed("key", plat, id);
+  iam_audit(req, "key.revoke", plat,
+            json_pack("{s:s, s:I, s:b}", "key", id, "keys_it_made",
+                      (json_int_t)made, "self", 1));
+  api->res_status(req, 204);
+  return NNO_OK;
+}
+
+int iam_device_init(nno_plugin *p) {
+  static const struct {
+    const char *m, *path;
+    nno_handler_fn fn;
+  } routes[] = {
+      {"POST", "/api/v1/device/code", code_create},
+      {"POST", "/api/v1/device/approve", code_approve},
+      {"POST", "/api/v1/device/deny", code_deny},
+      {"POST", "/api/v1/device/token", code_token},
+      {"DELETE", "/api/v1/keys/self", key_self_revoke},
+  };
+  for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+    int rc = api->route_add(p, routes[i].m, routes[i].path, routes[i].fn, NULL);
+    if (rc) return rc;
+  }
+  return NNO_OK;
+}
