@@ -190,7 +190,8 @@ def test_cli_prints_lines(make_host):
     env = dict(os.environ, HOME=str(h.dir), XDG_CONFIG_HOME=str(h.dir))
     r = subprocess.run([NNO, "project", "logs", "--url", url, "--key", ka,
                         "--platform", "plat-a", "--package", "limitprobe"],
-                       capture_output=True, text=True, env=env, timeout=20)
+                       capture_output=True, text=True, env=env, timeout=20,
+                       cwd=str(h.dir))
     assert r.returncode == 0, r.stderr
     hello = [ln for ln in r.stdout.splitlines() if "limitprobe says hello" in ln]
     assert len(hello) == 1, r.stdout
@@ -201,19 +202,50 @@ def test_cli_prints_lines(make_host):
     # --json: the objects, one a line; env instead of options.
     env.update(NNO_KEY=ka, NNO_PLATFORM="plat-a")
     r = subprocess.run([NNO, "project", "logs", "--url", url, "--json"],
-                       capture_output=True, text=True, env=env, timeout=20)
+                       capture_output=True, text=True, env=env, timeout=20,
+                       cwd=str(h.dir))
     assert r.returncode == 0, r.stderr
     objs = [json.loads(ln) for ln in r.stdout.splitlines()]
     assert any(o.get("rid") == "req-cli" for o in objs)
     # Another platform's name with this key: refused, exit 1, a hint.
     r = subprocess.run([NNO, "project", "logs", "--url", url, "--key", ka,
                         "--platform", "plat-b"],
-                       capture_output=True, text=True, env=env, timeout=20)
+                       capture_output=True, text=True, env=env, timeout=20,
+                       cwd=str(h.dir))
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "403" in r.stderr and "hint:" in r.stderr
     assert r.stdout == ""
     # No key at all: a usage error naming what is missing.
     env.pop("NNO_KEY")
     r = subprocess.run([NNO, "project", "logs", "--url", url],
-                       capture_output=True, text=True, env=env, timeout=20)
+                       capture_output=True, text=True, env=env, timeout=20,
+                       cwd=str(h.dir))
     assert r.returncode == 2 and "hint:" in r.stderr, r.stderr
+
+
+def test_cli_follow(make_host):
+    """--follow prints a line logged after it started, then keeps going."""
+    import select
+    h = start(make_host)
+    ka = h.platform_key("plat-a", scopes=("features:*", "logs:read"))["key"]
+    url = "http://127.0.0.1:%d" % h.port
+    p = subprocess.Popen([NNO, "project", "logs", "--url", url, "--key", ka,
+                          "--platform", "plat-a", "--follow"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=str(h.dir))
+    try:
+        time.sleep(0.5)
+        assert p.poll() is None  # still following
+        say_hello(h, "plat-a", ka, "req-follow")
+        seen, end = [], time.time() + 10
+        while time.time() < end and not any(
+                "[req-follow] limitprobe says hello" in ln for ln in seen):
+            r, _, _ = select.select([p.stdout], [], [], end - time.time())
+            if r:
+                seen.append(p.stdout.readline())
+        assert any("WARN [req-follow] limitprobe says hello" in ln
+                   for ln in seen), seen
+        assert p.poll() is None
+    finally:
+        p.terminate()
+        p.wait(10)
