@@ -885,6 +885,7 @@ static int api_log_tail(nno_plugin *p, const char *platform, uint64_t since,
   if (!is_core(p)) return NNO_ESTATE;
   size_t n = platform ? strnlen(platform, 65) : 0;
   if (n == 0 || n > 64 || !each || !next) return NNO_EINVAL;
+  if (g_worker && g_worker->draining) return NNO_ECANCELED;
   int given = logring_tail(platform, since, max, each, ud, next);
   return given < 0 ? NNO_ENOENT : given;
 }

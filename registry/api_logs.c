@@ -53,12 +53,14 @@ skip:
   return 0;
 }
 
-/* Read what is new into q->lines; q->since moves on. 0, or -1 after
- * answering (no ring). */
+/* Read what is new into q->lines; q->since moves on. 0, 1 when the
+ * worker drains (answer now, wait no more), or -1 after answering (no
+ * ring). */
 static int collect(logs_q *q) {
   uint64_t next = q->since;
   int rc = api->log_tail(g_reg.p, q->platform, q->since, q->limit, line_cb, q,
                          &next);
+  if (rc == NNO_ECANCELED) return 1;
   if (rc < 0) {
     nno_problem(q->req, 503, NULL,
                 "this host keeps no log lines (log.ring_bytes is 0)");
@@ -82,8 +84,10 @@ static void q_free(logs_q *q) {
 static void on_tick(nno_timer *t, void *ud) {
   logs_q *q = ud;
   if (!api->req_gone(q->req)) {
-    if (collect(q) != 0) goto end;
-    if (json_array_size(q->lines) == 0 && q->ticks_left-- > 1) return;
+    int rc = collect(q);
+    if (rc < 0) goto end;
+    if (rc == 0 && json_array_size(q->lines) == 0 && q->ticks_left-- > 1)
+      return;
     answer(q);
   }
 end:
@@ -143,8 +147,9 @@ static int on_logs(nno_req *req, void *ud) {
       nno_query_copy(req, "package", q->package, sizeof q->package) < 0)
     goto done;
   q->limit = (size_t)limit;
-  if (collect(q) != 0) goto done;
-  if (json_array_size(q->lines) == 0 && wait > 0) {
+  int rc = collect(q);
+  if (rc < 0) goto done;
+  if (rc == 0 && json_array_size(q->lines) == 0 && wait > 0) {
     q->ticks_left = (unsigned)(wait * 1000 / LOGS_POLL_MS);
     if (api->timer_start(g_reg.p, LOGS_POLL_MS, LOGS_POLL_MS, on_tick, q,
                          &q->timer) == NNO_OK)

@@ -13,6 +13,7 @@ and tailed by `nno project logs`.
 - the CLI prints `HH:MM:SS LEVEL [request_id] message`."""
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -232,20 +233,47 @@ def test_cli_follow(make_host):
     p = subprocess.Popen([NNO, "project", "logs", "--url", url, "--key", ka,
                           "--platform", "plat-a", "--follow"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, cwd=str(h.dir))
+                         cwd=str(h.dir))
     try:
         time.sleep(0.5)
         assert p.poll() is None  # still following
         say_hello(h, "plat-a", ka, "req-follow")
-        seen, end = [], time.time() + 10
-        while time.time() < end and not any(
-                "[req-follow] limitprobe says hello" in ln for ln in seen):
+        out, end = b"", time.time() + 10
+        while time.time() < end and b"[req-follow] limitprobe" not in out:
             r, _, _ = select.select([p.stdout], [], [], end - time.time())
             if r:
-                seen.append(p.stdout.readline())
-        assert any("WARN [req-follow] limitprobe says hello" in ln
-                   for ln in seen), seen
+                out += os.read(p.stdout.fileno(), 65536)
+        assert b"WARN [req-follow] limitprobe says hello\n" in out, out
         assert p.poll() is None
     finally:
         p.terminate()
         p.wait(10)
+
+
+def test_wait_ends_when_the_host_stops(make_host):
+    """A waiting call does not hold a stopping host: it answers at once
+    with what there is, and the host exits well within its drain time."""
+    h = make_host(workers=1, core=True, stacks=[PROBE],
+                  config={"core_plugins": CORE, "drain_timeout_ms": 30000})
+    h.start()
+    h.platform("plat-a", stacks=("limitprobe",))
+    st, _, body = logs(h, "plat-a")
+    assert st == 200, body
+    result = {}
+
+    def poll():
+        result["answer"] = logs(h, "plat-a",
+                                query="?wait=25&since=%d" % body["next"])
+
+    t = threading.Thread(target=poll)
+    t.start()
+    time.sleep(0.5)
+    assert t.is_alive()
+    t0 = time.time()
+    h.signal(signal.SIGTERM)
+    t.join(20)
+    assert not t.is_alive()
+    st, _, got = result["answer"]
+    assert st == 200 and got["lines"] == [] and got["next"] == body["next"]
+    assert h.proc.wait(20) == 0
+    assert time.time() - t0 < 10  # not the 25 s wait, nor the 30 s drain

@@ -1008,7 +1008,10 @@ typedef struct nno_host_api {
    * ring's head, after a host restart, continues from the head). Lines
    * overwritten before they are read are skipped, never given torn.
    * Returns the number of lines given, NNO_EINVAL for a bad platform or a
-   * NULL `each`/`next`, NNO_ENOENT when the host keeps no ring.
+   * NULL `each`/`next`, NNO_ENOENT when the host keeps no ring, and
+   * NNO_ECANCELED (nothing given, *next = since) once the worker drains
+   * (the host stops or reloads): a caller waiting for new lines answers
+   * now instead of holding the drain up.
    * OWNERSHIP: `line` is borrowed until `each` returns; not terminated.
    * THREAD: the loop thread; it never blocks. */
   int (*log_tail)(nno_plugin *p, const char *platform, uint64_t since,
