@@ -13,7 +13,12 @@
  * next_byte past the end of what it copied plus the data size, and skips
  * the record. The index slot is reused by seq + nslots: its seq word is
  * zeroed before the slot is rewritten and set last, and the reader checks
- * it before and after the copy, and the seq in the record's head. */
+ * it before and after the copy, and the seq in the record's head.
+ *
+ * One writer the counters cannot catch: one that reserved its bytes, was
+ * held (descheduled) while the ring went round, and then writes into bytes
+ * that newer records own. The record's checksum catches that: a record
+ * whose bytes do not sum to its head's sum is skipped. */
 #include "logring.h"
 
 #include <errno.h>
@@ -37,6 +42,7 @@ typedef struct ring_slot {
 
 typedef struct rec_head {
   uint64_t seq;
+  uint64_t sum; /* of the whole record, padding included, with sum 0 */
   uint64_t time_ms;
   uint16_t line_len;
   uint8_t level, platform_len, package_len, rid_len;
@@ -107,6 +113,18 @@ static void get(uint64_t off, void *dst, size_t n) {
   if (n > first) memcpy((unsigned char *)dst + first, data, n - first);
 }
 
+/* A checksum of n bytes (n a multiple of 8), a word at a time. */
+static uint64_t checksum(const unsigned char *p, size_t n) {
+  uint64_t h = 0x6a09e667f3bcc908ull;
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 29;
+  }
+  return h;
+}
+
 static size_t field_len(const char *s, size_t n, size_t max) {
   return s ? (n > max ? max : n) : 0;
 }
@@ -130,22 +148,28 @@ uint64_t logring_append(const logring_meta *m, const char *line, size_t n) {
   size_t total = sizeof h + h.platform_len + h.package_len + h.rid_len + n;
   total = (total + 7) & ~(size_t)7;
 
+  /* The record is made here, then copied into the ring in one go. */
+  unsigned char rec[REC_MAX];
+  size_t at = sizeof h;
+  memcpy(rec + at, m->platform, h.platform_len);
+  at += h.platform_len;
+  if (h.package_len) memcpy(rec + at, m->package, h.package_len);
+  at += h.package_len;
+  if (h.rid_len) memcpy(rec + at, m->rid, h.rid_len);
+  at += h.rid_len;
+  memcpy(rec + at, line, n);
+  memset(rec + at + n, 0, total - at - n);
+
   h.seq = atomic_fetch_add(&hdr->next_seq, 1);
   uint64_t off = atomic_fetch_add(&hdr->next_byte, total);
+  memcpy(rec, &h, sizeof h);
+  h.sum = checksum(rec, total);
+  memcpy(rec, &h, sizeof h);
   ring_slot *s = &slots[h.seq % hdr->nslots];
   atomic_store_explicit(&s->seq, 0, memory_order_relaxed);
   /* Every store below comes after the reservations (see the top). */
   atomic_thread_fence(memory_order_release);
-  uint64_t at = off;
-  put(at, &h, sizeof h);
-  at += sizeof h;
-  put(at, m->platform, h.platform_len);
-  at += h.platform_len;
-  if (h.package_len) put(at, m->package, h.package_len);
-  at += h.package_len;
-  if (h.rid_len) put(at, m->rid, h.rid_len);
-  at += h.rid_len;
-  put(at, line, n);
+  put(off, rec, total);
   atomic_store_explicit(&s->off, off, memory_order_relaxed);
   atomic_store_explicit(&s->len, total, memory_order_relaxed);
   atomic_store_explicit(&s->seq, h.seq, memory_order_release);
@@ -183,12 +207,16 @@ static int read_rec(uint64_t seq, const char *platform, size_t plen,
   int mine = h.seq == seq && need <= total &&
              (!platform || (h.platform_len == plen &&
                             memcmp(buf + sizeof h, platform, plen) == 0));
-  if (mine && need > fields) get(off, buf, need);
+  if (mine && total > fields) get(off, buf, total);
   atomic_thread_fence(memory_order_acquire);
   if (atomic_load_explicit(&s->seq, memory_order_relaxed) != seq ||
       !intact(off) || h.seq != seq || need > total)
     return REC_GONE;
   if (!mine) return REC_OTHER;
+  uint64_t sum = h.sum;
+  h.sum = 0;
+  memcpy(buf, &h, sizeof h);
+  if (total % 8 || checksum(buf, total) != sum) return REC_GONE;
   *line = (const char *)buf + need - h.line_len;
   *len = h.line_len;
   return REC_OK;

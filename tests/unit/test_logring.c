@@ -193,9 +193,11 @@ static void test_concurrent_writers(void **st) {
  * length says which seq it is). */
 static int check_whole(void *ud, uint64_t seq, const char *line, size_t len) {
   size_t *bad = ud;
-  char want[LOGRING_LINE_MAX];
+  char want[LOGRING_LINE_MAX], text[LOGRING_LINE_MAX + 1];
   unsigned long long s = 0;
-  if (sscanf(line, "{\"s\":%llu", &s) != 1) {
+  memcpy(text, line, len);
+  text[len] = 0;
+  if (sscanf(text, "{\"s\":%llu", &s) != 1) {
     (*bad)++;
     return 0;
   }
@@ -222,7 +224,7 @@ static void test_reader_racing_writers(void **st) {
     assert_true(pids[p] >= 0);
     if (pids[p] == 0) {
       char line[LOGRING_LINE_MAX];
-      for (unsigned long long s = (unsigned long long)p; s < 1000000;
+      for (unsigned long long s = (unsigned long long)p; s < 300000;
            s += PROCS) {
         int n = snprintf(line, sizeof line, "{\"s\":%llu,\"b\":\"", s);
         size_t body = (size_t)(s % 300) + 1;
@@ -248,7 +250,7 @@ static void test_reader_racing_writers(void **st) {
   }
   assert_true(walks > 0 && given > 0);
   assert_int_equal(bad, 0);
-  assert_int_equal(logring_head(), 1000001);
+  assert_int_equal(logring_head(), 300001);
 }
 
 static void test_bounds(void **st) {
