@@ -197,6 +197,12 @@ static void log_failed(const sbx_proc *sp, const char *msg, nno_req *r,
   if (sp->exit_sig) log_str(&l, "signal", reason);
   log_int(&l, "pid", sp->pid);
   log_end(&l);
+  /* A crash or a budget kill: the platform's developer sees it too. */
+  logring_meta lm = {sp->platform, strlen(sp->platform),
+                     package,      package ? strlen(package) : 0,
+                     r ? r->rid : NULL, r ? r->rid_len : 0,
+                     NNO_LOG_ERROR};
+  logring_append(&lm, l.buf, l.len);
 }
 
 /* ---- lifecycle -------------------------------------------------------------

@@ -277,3 +277,26 @@ def test_wait_ends_when_the_host_stops(make_host):
     assert st == 200 and got["lines"] == [] and got["next"] == body["next"]
     assert h.proc.wait(20) == 0
     assert time.time() - t0 < 10  # not the 25 s wait, nor the 30 s drain
+
+
+def test_a_crash_report_is_in_the_platforms_logs(make_host):
+    """A package that crashes in a platform's request: the crash report
+    and the request's 502 access line are in that platform's logs, with
+    the request id."""
+    probe = os.path.join(FIXTURE_STACKS, "probe")
+    h = make_host(workers=2, core=True, stacks=[probe],
+                  config={"core_plugins": CORE})
+    h.start()
+    h.platform("plat-c", stacks=("probe",))
+    key = h.platform_key("plat-c", scopes=("features:*",))["key"]
+    st, _, _ = h.request("GET", "/p/plat-c/probe/crash", headers={
+        "Authorization": "Bearer " + key, "X-Request-Id": "req-crash"})
+    assert st == 502
+    lines = wait_lines(h, "plat-c", lambda x: x.get("msg") == "access" and
+                       x.get("rid") == "req-crash")["lines"]
+    # Sandboxed (a folder the host does not trust): the sandbox's report.
+    crash = [x for x in lines if x.get("msg") == "sandbox crashed"]
+    assert len(crash) == 1 and crash[0]["rid"] == "req-crash", lines
+    assert crash[0]["package"] == "probe" and crash[0]["signal"] == "SIGSEGV"
+    assert [x for x in lines if x.get("msg") == "access" and
+            x.get("rid") == "req-crash" and x.get("status") == 502], lines
