@@ -49,8 +49,8 @@ typedef struct rec_head {
   uint8_t pad[2];
 } rec_head;
 
-#define REC_MAX                                                          \
-  (sizeof(rec_head) + 2 * LOGRING_FIELD_MAX + LOGRING_RID_MAX +          \
+#define REC_MAX                                                 \
+  (sizeof(rec_head) + 2 * LOGRING_FIELD_MAX + LOGRING_RID_MAX + \
    LOGRING_LINE_MAX + 8)
 /* Unpublished records this close to the head are taken as being written:
  * the walk stops before them. Further back, their writer died: skipped. */
@@ -93,7 +93,9 @@ void logring_fini(void) {
   map_len = 0;
 }
 
-int logring_enabled(void) { return hdr != NULL; }
+int logring_enabled(void) {
+  return hdr != NULL;
+}
 
 uint64_t logring_head(void) {
   return hdr ? atomic_load_explicit(&hdr->next_seq, memory_order_acquire) : 0;
@@ -202,8 +204,8 @@ static int read_rec(uint64_t seq, const char *platform, size_t plen,
   get(off, buf, total < fields ? total : fields);
   rec_head h;
   memcpy(&h, buf, sizeof h);
-  size_t need = sizeof h + (size_t)h.platform_len + h.package_len +
-                h.rid_len + h.line_len;
+  size_t need = sizeof h + (size_t)h.platform_len + h.package_len + h.rid_len +
+                h.line_len;
   int mine = h.seq == seq && need <= total &&
              (!platform || (h.platform_len == plen &&
                             memcmp(buf + sizeof h, platform, plen) == 0));

@@ -71,9 +71,9 @@ static int collect(logs_q *q) {
 }
 
 static void answer(logs_q *q) {
-  nno_send_json(q->req, 200,
-                json_pack("{s:O, s:I}", "lines", q->lines, "next",
-                          (json_int_t)q->since));
+  nno_send_json(
+      q->req, 200,
+      json_pack("{s:O, s:I}", "lines", q->lines, "next", (json_int_t)q->since));
 }
 
 static void q_free(logs_q *q) {

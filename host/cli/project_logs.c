@@ -145,16 +145,16 @@ int cli_project_logs(int argc, char **argv, const char *exe_dir) {
         cli_query(path, sizeof path, "limit", LOGS_PAGE) ||
         cli_query(path, sizeof path, "package", package) ||
         cli_query(path, sizeof path, "wait", follow ? LOGS_WAIT : NULL)) {
-      rc = cli_usage_error("project logs: the platform name is too long",
-                           NULL);
+      rc = cli_usage_error("project logs: the platform name is too long", NULL);
       break;
     }
     json_t *body = NULL;
     rc = cli_call(&c, "GET", path, NULL, NULL, &body, NULL);
     if (rc != CLI_OK) {
       if (rc == CLI_EAPI)
-        fprintf(stderr, "hint: the key must be one of platform %s's, with "
-                        "scope logs:read, not bound to a tenant\n",
+        fprintf(stderr,
+                "hint: the key must be one of platform %s's, with "
+                "scope logs:read, not bound to a tenant\n",
                 platform);
       break;
     }

@@ -174,8 +174,7 @@ static void test_concurrent_writers(void **st) {
     assert_true(n >= 0);
     for (size_t i = 0; i < g.n; i++) {
       int p = -1, k = -1;
-      assert_int_equal(sscanf(g.line[i], "{\"proc\":%d,\"i\":%d}", &p, &k),
-                       2);
+      assert_int_equal(sscanf(g.line[i], "{\"proc\":%d,\"i\":%d}", &p, &k), 2);
       assert_true(p >= 0 && p < PROCS);
       assert_int_equal(k, last[p] + 1); /* each writer's in its order */
       last[p] = k;
