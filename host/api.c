@@ -19,6 +19,7 @@
 #include "quarantine.h"
 #include "router.h"
 #include "log.h"
+#include "logring.h"
 #include "meter.h"
 #include "services.h"
 #include "stacks.h"
@@ -57,9 +58,22 @@ static void api_log(nno_plugin *p, int level, const char *fmt, ...) {
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   logline l;
+  const char *name = p ? ((plugin *)p)->man.name : "?";
   log_begin(&l, level, msg);
-  log_str(&l, "plugin", p ? ((plugin *)p)->man.name : "?");
+  log_str(&l, "plugin", name);
+  /* In a platform's request: its platform and request id, and the line
+   * goes to the platform's logs (logring.h). */
+  const nno_req *r = g_callctx.req;
+  if (r && r->scope_len) {
+    log_strn(&l, "platform", r->scope, r->scope_len);
+    log_strn(&l, "rid", r->rid, r->rid_len);
+  }
   log_end(&l);
+  if (r && r->scope_len) {
+    logring_meta lm = {r->scope, r->scope_len, name, strlen(name),
+                       r->rid,   r->rid_len,   level};
+    logring_append(&lm, l.buf, l.len);
+  }
 }
 
 /* ---- routes ---------------------------------------------------------- */
@@ -868,6 +882,22 @@ static uint64_t api_meter_epoch(nno_plugin *p) {
   return is_core(p) ? meter_epoch() : 0;
 }
 
+/* ---- a platform's logs (ABI 1.5) ------------------------------------- */
+
+static int api_log_tail(nno_plugin *p, const char *platform, uint64_t since,
+                        size_t max,
+                        int (*each)(void *ud, uint64_t seq, const char *line,
+                                    size_t len),
+                        void *ud, uint64_t *next) {
+  if (next) *next = since;
+  if (!is_core(p)) return NNO_ESTATE;
+  size_t n = platform ? strnlen(platform, 65) : 0;
+  if (n == 0 || n > 64 || !each || !next) return NNO_EINVAL;
+  if (g_worker && g_worker->draining) return NNO_ECANCELED;
+  int given = logring_tail(platform, since, max, each, ud, next);
+  return given < 0 ? NNO_ENOENT : given;
+}
+
 static const nno_host_api table = {
     .size = sizeof(nno_host_api),
     .abi_major = NNO_ABI_MAJOR,
@@ -964,6 +994,7 @@ static const nno_host_api table = {
     .gateway_done_add = api_gateway_done_add,
     .req_plan = api_req_plan,
     .stack_install_owned = api_stack_install_owned,
+    .log_tail = api_log_tail,
 };
 
 const nno_host_api *api_table(void) { return &table; }

@@ -10,6 +10,7 @@
 
 #include "jsonv.h"
 #include "log.h"
+#include "logring.h"
 #include "meter.h"
 #include "ratelimit.h"
 
@@ -95,6 +96,10 @@ static const cfg_key keys[] = {
     {"log.access_file", "NNO_ACCESS_LOG_FILE", T_STR, OFF(access_file),
      SZ(access_file), 0, 0,
      "access lines to this file (appended; reopened on SIGHUP), not stderr"},
+    {"log.ring_bytes", "NNO_LOG_RING_BYTES", T_INT, OFF(log_ring_bytes), 0, 0,
+     LOGRING_BYTES_MAX,
+     "shared ring of recent platform log lines (the logs API; 0: off, "
+     "else at least 65536; restart to change)"},
     {"plugin_dir", "NNO_PLUGIN_DIR", T_STR, OFF(plugin_dir), SZ(plugin_dir), 1,
      0, "core plugins folder"},
     {"core_plugins", "NNO_CORE_PLUGINS", T_NAMELIST, 0, 0, 0, 0,
@@ -215,6 +220,7 @@ void config_defaults(nno_config *c, const char *exe_dir) {
   c->max_response_bytes = 16 << 20;
   c->rate_buckets = LIMIT_BUCKETS_DEFAULT;
   c->meter_slots = METER_SLOTS_DEFAULT;
+  c->log_ring_bytes = LOGRING_BYTES_DEFAULT;
   c->conn_output_bytes = 256 << 10;
   c->worker_output_bytes = 32 << 20;
   c->worker_input_bytes = 64 << 20;

@@ -38,6 +38,7 @@ typedef struct nno_config {
   int64_t max_response_bytes;
   int64_t rate_buckets; /* slots of the shared rate-limit table */
   int64_t meter_slots;  /* slots of the shared meter table (meter.h) */
+  int64_t log_ring_bytes; /* the shared log ring (logring.h), 0: none */
   /* Unsent output: a connection past conn_output_bytes, or holding any
    * while the worker is past worker_output_bytes, reads and parses no
    * further request until it drains. */

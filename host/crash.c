@@ -20,6 +20,7 @@
 #include "gateway.h"
 #include "loader.h"
 #include "log.h"
+#include "logring.h"
 #include "quarantine.h"
 
 #define ALTSTACK_BYTES (64 * 1024)
@@ -197,6 +198,11 @@ static void on_fatal(int sig, siginfo_t *si, void *uc) {
   log_str(&l, "version", version);
   log_str(&l, "stack", stk);
   log_end(&l);
+  /* The platform's logs tell its developer too (async-signal-safe). */
+  logring_meta lm = {platform, slen(platform, 64), package, slen(package, 64),
+                     r ? r->rid : "", r ? slen(r->rid, sizeof r->rid - 1) : 0,
+                     NNO_LOG_ERROR};
+  logring_append(&lm, l.buf, l.len);
   if (r && !r->event) {
     uint64_t dur_us = (uv_hrtime() - r->start_ns) / 1000;
     log_begin_signal(&l, NNO_LOG_INFO, "access");
@@ -210,6 +216,8 @@ static void on_fatal(int sig, siginfo_t *si, void *uc) {
     log_strn(&l, "trace", gateway_traceparent(r) + 3, 32);
     log_end_deferred(&l);
     log_flush();
+    lm.level = NNO_LOG_INFO;
+    logring_append(&lm, l.buf, l.len);
   }
   /* SA_RESETHAND put the default action back: raised again, the signal
    * is delivered when the handler returns, and ends the process. */

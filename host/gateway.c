@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "loader.h"
 #include "log.h"
+#include "logring.h"
 #include "metrics.h"
 #include "quarantine.h"
 #include "res.h"
@@ -504,4 +505,11 @@ static void access_line(worker *w, nno_req *r, int status, uint64_t dur_us) {
   log_strn(&l, "trace", gateway_traceparent(r) + 3, 32);
   /* Buffered: written in batches by the worker (log.h). */
   if (log_end_deferred(&l)) worker_arm_log_flush(w);
+  /* A platform's request is in its logs (logring.h) at once. */
+  if (r->scope_len) {
+    const char *pkg = r->plugin ? r->plugin->man.name : NULL;
+    logring_meta lm = {r->scope, r->scope_len, pkg, pkg ? strlen(pkg) : 0,
+                       r->rid,   r->rid_len,   NNO_LOG_INFO};
+    logring_append(&lm, l.buf, l.len);
+  }
 }

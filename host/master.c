@@ -27,6 +27,7 @@
 #include "crash.h"
 #include "instance.h"
 #include "log.h"
+#include "logring.h"
 #include "meter.h"
 #include "metrics.h"
 #include "quarantine.h"
@@ -586,6 +587,13 @@ int master_run(nno_config *cfg, config_loader loader) {
   if (meter_init((size_t)cfg->meter_slots) != 0) {
     log_error("cannot map the meter table (%lld slots): %s",
               (long long)cfg->meter_slots, strerror(errno));
+    return 1;
+  }
+  if (logring_init((size_t)cfg->log_ring_bytes) != 0) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "cannot map the log ring (%lld bytes): %s",
+             (long long)cfg->log_ring_bytes, strerror(errno));
+    refuse(msg, "set log.ring_bytes to 0 (off) or 65536..1073741824");
     return 1;
   }
   starting = 1;

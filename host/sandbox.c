@@ -24,6 +24,7 @@
 #include "gateway.h"
 #include "loader.h"
 #include "log.h"
+#include "logring.h"
 #include "metrics.h"
 #include "pkgcheck.h"
 #include "quarantine.h"
@@ -196,6 +197,12 @@ static void log_failed(const sbx_proc *sp, const char *msg, nno_req *r,
   if (sp->exit_sig) log_str(&l, "signal", reason);
   log_int(&l, "pid", sp->pid);
   log_end(&l);
+  /* A crash or a budget kill: the platform's developer sees it too. */
+  logring_meta lm = {sp->platform, strlen(sp->platform),
+                     package,      package ? strlen(package) : 0,
+                     r ? r->rid : NULL, r ? r->rid_len : 0,
+                     NNO_LOG_ERROR};
+  logring_append(&lm, l.buf, l.len);
 }
 
 /* ---- lifecycle -------------------------------------------------------------
@@ -830,6 +837,11 @@ static void relay_log(sbx_proc *sp, int level, const char *msg, size_t n,
   log_str(&l, "platform", sp->platform);
   log_int(&l, "pid", sp->pid);
   log_end(&l);
+  logring_meta lm = {sp->platform, strlen(sp->platform),
+                     package,      package ? strlen(package) : 0,
+                     r ? r->rid : NULL, r ? r->rid_len : 0,
+                     level};
+  logring_append(&lm, l.buf, l.len);
 }
 
 /* A LOG frame: a package's line, or (SBX_LOG_RUNTIME) a JSON line of the

@@ -1171,6 +1171,22 @@ static int x_done_add(nno_plugin *p, nno_done_hook_fn f, void *ud) {
   return NNO_ESTATE;
 }
 
+static int x_install_owned(nno_plugin *p, const nno_stack_install *in,
+                           const char *owner, nno_stack_install_fn done,
+                           void *ud) {
+  (void)p, (void)in, (void)owner, (void)done, (void)ud;
+  return NNO_ESTATE;
+}
+
+static int x_log_tail(nno_plugin *p, const char *platform, uint64_t since,
+                      size_t max,
+                      int (*each)(void *, uint64_t, const char *, size_t),
+                      void *ud, uint64_t *next) {
+  (void)p, (void)platform, (void)max, (void)each, (void)ud;
+  if (next) *next = since;
+  return NNO_ESTATE;
+}
+
 /* ---- the table ------------------------------------------------------------
  */
 
@@ -1267,6 +1283,8 @@ const nno_host_api *sbx_api_table(void) {
   t.meter_epoch = x_meter_epoch;
   t.gateway_done_add = x_done_add;
   t.req_plan = q_plan;
+  t.stack_install_owned = x_install_owned;
+  t.log_tail = x_log_tail;
   made = 1;
   return &t;
 }

@@ -111,6 +111,8 @@ int api_audit_init(nno_plugin *p);
 /* api_quarantine.c: GET/DELETE /api/v1/quarantines, and the audit of a
  * quarantine the host reports (the descriptor's on_host_event). */
 int api_quarantine_init(nno_plugin *p);
+/* api_logs.c: GET /api/v1/platforms/{platform}/logs. */
+int api_logs_init(nno_plugin *p);
 void reg_on_host_event(nno_plugin *p, const nno_host_event *ev);
 
 /* ---- stack requirements (stack_requires.c) ----------------------------- */

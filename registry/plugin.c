@@ -766,7 +766,7 @@ static int registry_init(nno_plugin *p, const nno_host_api *host) {
   if ((rc = opkey_init()) != 0) goto fail;
   if ((rc = api_platforms_init(p)) || (rc = api_tenants_init(p)) ||
       (rc = api_stacks_init(p)) || (rc = api_install_init(p)) || (rc = api_audit_init(p)) ||
-      (rc = api_quarantine_init(p)) ||
+      (rc = api_quarantine_init(p)) || (rc = api_logs_init(p)) ||
       (rc = api->route_add(p, "POST", "/api/v1/operator-key/rotate",
                            opkey_on_rotate, NULL))) {
     api->plugin_fail(p, "cannot bind the operator API: %s", api->strerror(rc));

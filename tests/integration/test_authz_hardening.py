@@ -21,6 +21,8 @@ WHOLE = ('this credential is bound to tenant "t1" and cannot change what '
          'belongs to the whole platform')
 OP_ONLY = "only the operator may call this route"
 SUBTREE = 'this credential is bound to tenant "t1" and cannot reach tenant "t2"'
+LOGS = ('this credential is bound to tenant "t1": a platform\'s logs are '
+        'platform-wide, read them with a key of the whole platform')
 
 
 def epoch(iso):
@@ -126,6 +128,8 @@ def test_a_tenant_bound_key_on_every_route(h):
          None, 200),
         ("DELETE", "/api/v1/platforms/{platform}/stacks/{stack}",
          base + "/stacks/default", None, "whole"),
+        ("GET", "/api/v1/platforms/{platform}/logs", base + "/logs", None,
+         "logs"),
         ("GET", "/api/v1/audit", "/api/v1/audit", None, "op-only"),
         ("GET", "/api/v1/quarantines", "/api/v1/quarantines", None,
          "op-only"),
@@ -189,6 +193,8 @@ def test_a_tenant_bound_key_on_every_route(h):
             problem(resp, 403, WHOLE)
         elif cell == "subtree":
             problem(resp, 403, SUBTREE)
+        elif cell == "logs":
+            problem(resp, 403, LOGS)
         elif cell == "field":
             assert "confined to tenant" in problem(resp, 403)["detail"], where
         elif cell == "keys":

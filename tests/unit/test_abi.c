@@ -19,6 +19,7 @@
 #include "gateway.h"
 #include "jsonv.h"
 #include "loader.h"
+#include "logring.h"
 #include "meter.h"
 #include "req.h"
 #include "res.h"
@@ -196,6 +197,59 @@ static void test_table_15(void **st) {
   r.stage = 0;
   assert_int_equal(api->req_plan(&r).len, 4);
   assert_memory_equal(api->req_plan(&r).ptr, "gold", 4);
+}
+
+static int count_line(void *ud, uint64_t seq, const char *line, size_t len) {
+  (void)seq, (void)line, (void)len;
+  (*(int *)ud)++;
+  return 0;
+}
+
+/* ABI 1.5: log_tail is in the table, the core plugins' only; it reads the
+ * one platform's lines of the ring. */
+static void test_table_15_log_tail(void **st) {
+  (void)st;
+  const nno_host_api *api = api_table();
+  assert_true(NNO_HAS(api, log_tail));
+  nno_host_api older = *api;
+  older.size = offsetof(nno_host_api, log_tail);
+  assert_false(NNO_HAS(&older, log_tail));
+  assert_true(NNO_HAS(&older, req_plan));
+  static plugin core, feat;
+  memset(&core, 0, sizeof core);
+  memset(&feat, 0, sizeof feat);
+  core.man.kind = NNO_KIND_CORE;
+  core.man.name = "registry";
+  feat.man.kind = NNO_KIND_FEATURE;
+  feat.man.name = "registry";
+  nno_plugin *cp = (nno_plugin *)&core, *fp = (nno_plugin *)&feat;
+  int n = 0;
+  uint64_t next = 7;
+  /* No ring mapped. */
+  assert_int_equal(api->log_tail(cp, "acme", 0, 10, count_line, &n, &next),
+                   NNO_ENOENT);
+  assert_int_equal(logring_init(LOGRING_BYTES_MIN), 0);
+  logring_meta m = {"acme", 4, "notes", 5, "rid-1", 5, NNO_LOG_INFO};
+  assert_int_equal(logring_append(&m, "{\"msg\":\"a\"}", 11), 1);
+  m.platform = "other";
+  m.platform_len = 5;
+  assert_int_equal(logring_append(&m, "{\"msg\":\"b\"}", 11), 2);
+  assert_int_equal(api->log_tail(fp, "acme", 0, 10, count_line, &n, &next),
+                   NNO_ESTATE);
+  assert_int_equal(n, 0);
+  assert_int_equal(api->log_tail(cp, "", 0, 10, count_line, &n, &next),
+                   NNO_EINVAL);
+  assert_int_equal(api->log_tail(cp, NULL, 0, 10, count_line, &n, &next),
+                   NNO_EINVAL);
+  assert_int_equal(api->log_tail(cp, "acme", 0, 10, NULL, &n, &next),
+                   NNO_EINVAL);
+  assert_int_equal(api->log_tail(cp, "acme", 0, 10, count_line, &n, &next), 1);
+  assert_int_equal(n, 1);
+  assert_int_equal(next, 2);
+  assert_int_equal(api->log_tail(cp, "acme", next, 10, count_line, &n, &next),
+                   0);
+  assert_int_equal(n, 1);
+  logring_fini();
 }
 
 /* Every member added in ABI 1.2 is in the table, and a 1.1 host's table
@@ -478,6 +532,7 @@ int main(void) {
       cmocka_unit_test(test_resource_keys),     cmocka_unit_test(test_status_codes),
       cmocka_unit_test(test_caller_and_open),
       cmocka_unit_test(test_table_15),
+      cmocka_unit_test(test_table_15_log_tail),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

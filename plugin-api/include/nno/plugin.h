@@ -1004,6 +1004,31 @@ typedef struct nno_host_api {
   int (*stack_install_owned)(nno_plugin *p, const nno_stack_install *in,
                              const char *owner, nno_stack_install_fn done,
                              void *ud);
+
+  /* -- a platform's logs (core plugins only: NNO_ESTATE otherwise) -- */
+
+  /* The recent log lines of `platform` (1..64 bytes) from the host's log
+   * ring (`log.ring_bytes`, shared by every process): package lines
+   * logged in its requests, sandbox lines, crash reports, and the access
+   * lines of its requests. Each line is one JSON object, as written to
+   * the log, without its newline. Lines whose seq is greater than
+   * `since` (0: the oldest still held) are given to `each`, oldest first,
+   * at most `max`; `each` returning non-zero stops the walk. *next
+   * receives the seq to pass as `since` to continue (a `since` past the
+   * ring's head, after a host restart, continues from the head). Lines
+   * overwritten before they are read are skipped, never given torn.
+   * Returns the number of lines given, NNO_EINVAL for a bad platform or a
+   * NULL `each`/`next`, NNO_ENOENT when the host keeps no ring, and
+   * NNO_ECANCELED (nothing given, *next = since) once the worker drains
+   * (the host stops or reloads): a caller waiting for new lines answers
+   * now instead of holding the drain up.
+   * OWNERSHIP: `line` is borrowed until `each` returns; not terminated.
+   * THREAD: the loop thread; it never blocks. */
+  int (*log_tail)(nno_plugin *p, const char *platform, uint64_t since,
+                  size_t max,
+                  int (*each)(void *ud, uint64_t seq, const char *line,
+                              size_t len),
+                  void *ud, uint64_t *next);
 } nno_host_api;
 
 /* True if the host's table has the member `fn`. */
