@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -260,10 +261,12 @@ void sbx_log(int level, const char *pkg, const char *msg) {
 
 /* ---- input ------------------------------------------------------------- */
 
-/* Read what is there (non-blocking). 2: the buffer's room was filled (more
- * may wait), 1: a short read (the socket is drained: the next readiness
- * says when more comes, no read to see EAGAIN), 0 nothing now, -1 EOF. */
-static int read_some(void) {
+/* Read what is there: without waiting (MSG_DONTWAIT: the socket itself
+ * blocks, see serve_waiting), or, `wait`, in a blocking read until some
+ * comes. 2: the buffer's room was filled (more may wait), 1: a short read
+ * (the socket is drained: the next readiness says when more comes, no read
+ * to see EAGAIN), 0 nothing now (or a signal), -1 EOF. */
+static int read_some(int wait) {
   if (g_in_off > 0 && g_in_off == g_in_len) g_in_off = g_in_len = 0;
   if (g_in_cap - g_in_len < 65536) {
     if (g_in_off > 0) {
@@ -282,13 +285,17 @@ static int read_some(void) {
   }
   for (;;) {
     size_t room = g_in_cap - g_in_len;
-    ssize_t n = read(SBX_FD_SOCK, g_in + g_in_len, room);
+    ssize_t n = wait ? read(SBX_FD_SOCK, g_in + g_in_len, room)
+                     : recv(SBX_FD_SOCK, g_in + g_in_len, room, MSG_DONTWAIT);
     if (n > 0) {
       g_in_len += (size_t)n;
       return (size_t)n == room ? 2 : 1;
     }
     if (n == 0) return -1;
-    if (errno == EINTR) continue;
+    if (errno == EINTR) {
+      if (wait) return 0; /* back to the loop: the signal may want it */
+      continue;
+    }
     if (errno == EAGAIN) return 0;
     return -1;
   }
@@ -632,7 +639,7 @@ int sbx_call_sync(size_t at, uint64_t call_id, char **frame, sbx_in *in,
     }
     struct pollfd pf = {SBX_FD_SOCK, POLLIN, 0};
     if (poll(&pf, 1, -1) < 0 && errno != EINTR) return NNO_EIO;
-    if (read_some() < 0) _exit(0);
+    if (read_some(0) < 0) _exit(0);
   }
 }
 
@@ -811,18 +818,16 @@ static void kick(void) {
     uv_idle_start(&g_idle, on_idle);
 }
 
-static void on_readable(uv_poll_t *h, int status, int events) {
-  (void)h;
-  (void)events;
-  if (status < 0) _exit(0);
-  /* Read and run in turns, so a burst never holds more than a read's
-   * worth beyond the frames being run; the answers go out together
-   * before the loop next waits (on_prepare). */
-  int rc;
-  do {
-    rc = read_some();
+/* Read (the first read waiting, `wait`) and run in turns, so a burst never
+ * holds more than a read's worth beyond the frames being run; the answers
+ * go out together before the loop next waits (on_prepare). */
+static void read_and_run(int wait) {
+  int rc = read_some(wait);
+  for (;;) {
     run_frames();
-  } while (rc == 2);
+    if (rc != 2) break;
+    rc = read_some(0);
+  }
   if (rc < 0) {
     /* The worker closed its end: it is gone or drained us. */
     flush_out();
@@ -830,9 +835,36 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   }
 }
 
+static void on_readable(uv_poll_t *h, int status, int events) {
+  (void)h;
+  (void)events;
+  if (status < 0) _exit(0);
+  read_and_run(0);
+}
+
+/* Whether the loop has nothing to do but wait for the channel: no timer,
+ * no pool work, no idle callback, pending callback or closing handle, no
+ * watcher to (re)register. The sandbox then waits in a blocking read of
+ * the channel, not in epoll_wait and a read: one system call a request
+ * fewer, and no loop iteration between a request and the next. */
+static int only_the_channel(void) {
+  return !g_stopping && g_w.loop.active_reqs.count == 0 &&
+         uv_backend_timeout(&g_w.loop) == -1;
+}
+
+/* Before the loop would wait: send what is buffered, then, while nothing
+ * but the channel can wake it, serve from a blocking read here. A handler
+ * that starts a timer, pool work or an idle callback ends this at once:
+ * the loop takes over again (its clock brought up to date after each
+ * wait, so that timers started after one count from now). */
 static void on_prepare(uv_prepare_t *h) {
   (void)h;
   if (g_out.len) flush_out();
+  while (only_the_channel()) {
+    read_and_run(1);
+    uv_update_time(&g_w.loop);
+    if (g_out.len) flush_out();
+  }
 }
 
 /* STOP: fini every package (after its timers), then exit 0. */
@@ -1018,6 +1050,10 @@ int sbx_child_main(int argc, char **argv) {
   flush_out();
   uv_poll_init(&g_w.loop, &g_poll, SBX_FD_SOCK);
   uv_poll_start(&g_poll, UV_READABLE, on_readable);
+  /* uv_poll_init made the channel non-blocking; it blocks again, for the
+   * blocking reads of on_prepare (every other read passes MSG_DONTWAIT;
+   * writes wait for room as flush_out did with poll). */
+  if (fcntl(SBX_FD_SOCK, F_SETFL, fl & ~O_NONBLOCK) < 0) _exit(SBX_EXIT_LOAD);
   uv_prepare_init(&g_w.loop, &g_prepare);
   uv_prepare_start(&g_prepare, on_prepare);
   uv_idle_init(&g_w.loop, &g_idle);
