@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -261,11 +260,15 @@ void sbx_log(int level, const char *pkg, const char *msg) {
 
 /* ---- input ------------------------------------------------------------- */
 
-/* Read what is there: without waiting (MSG_DONTWAIT: the socket itself
- * blocks, see serve_waiting), or, `wait`, in a blocking read until some
- * comes. 2: the buffer's room was filled (more may wait), 1: a short read
- * (the socket is drained: the next readiness says when more comes, no read
- * to see EAGAIN), 0 nothing now (or a signal), -1 EOF. */
+/* Read what is there (non-blocking), after waiting in poll() for some to
+ * come if `wait`. 2: the buffer's room was filled (more may wait), 1: a
+ * short read (the socket is drained: the next readiness says when more
+ * comes, no read to see EAGAIN), 0 nothing now (or a signal came), -1 EOF.
+ *
+ * poll(), not a blocking read: a reader asleep in read() of a unix socket
+ * is woken each time its peer reads what it wrote (the write space freed),
+ * finds nothing and sleeps again, a context switch a request more; poll()
+ * and epoll wake only for the events asked for. */
 static int read_some(int wait) {
   if (g_in_off > 0 && g_in_off == g_in_len) g_in_off = g_in_len = 0;
   if (g_in_cap - g_in_len < 65536) {
@@ -285,17 +288,20 @@ static int read_some(int wait) {
   }
   for (;;) {
     size_t room = g_in_cap - g_in_len;
-    ssize_t n = wait ? read(SBX_FD_SOCK, g_in + g_in_len, room)
-                     : recv(SBX_FD_SOCK, g_in + g_in_len, room, MSG_DONTWAIT);
+    if (wait) {
+      struct pollfd pf = {SBX_FD_SOCK, POLLIN, 0};
+      if (poll(&pf, 1, -1) < 0) return 0; /* EINTR: back to the loop */
+      /* The loop's clock, for the timers the frames' handlers start. */
+      uv_update_time(&g_w.loop);
+      wait = 0;
+    }
+    ssize_t n = read(SBX_FD_SOCK, g_in + g_in_len, room);
     if (n > 0) {
       g_in_len += (size_t)n;
       return (size_t)n == room ? 2 : 1;
     }
     if (n == 0) return -1;
-    if (errno == EINTR) {
-      if (wait) return 0; /* back to the loop: the signal may want it */
-      continue;
-    }
+    if (errno == EINTR) continue;
     if (errno == EAGAIN) return 0;
     return -1;
   }
@@ -818,9 +824,9 @@ static void kick(void) {
     uv_idle_start(&g_idle, on_idle);
 }
 
-/* Read (the first read waiting, `wait`) and run in turns, so a burst never
- * holds more than a read's worth beyond the frames being run; the answers
- * go out together before the loop next waits (on_prepare). */
+/* Read (the first read waiting for input, `wait`) and run in turns, so a
+ * burst never holds more than a read's worth beyond the frames being run;
+ * the answers go out together before the loop next waits (on_prepare). */
 static void read_and_run(int wait) {
   int rc = read_some(wait);
   for (;;) {
@@ -844,25 +850,23 @@ static void on_readable(uv_poll_t *h, int status, int events) {
 
 /* Whether the loop has nothing to do but wait for the channel: no timer,
  * no pool work, no idle callback, pending callback or closing handle, no
- * watcher to (re)register. The sandbox then waits in a blocking read of
- * the channel, not in epoll_wait and a read: one system call a request
- * fewer, and no loop iteration between a request and the next. */
+ * watcher to (re)register. The sandbox then waits for the channel itself
+ * (read_some): no loop iteration between a request and the next. */
 static int only_the_channel(void) {
   return !g_stopping && g_w.loop.active_reqs.count == 0 &&
          uv_backend_timeout(&g_w.loop) == -1;
 }
 
 /* Before the loop would wait: send what is buffered, then, while nothing
- * but the channel can wake it, serve from a blocking read here. A handler
- * that starts a timer, pool work or an idle callback ends this at once:
- * the loop takes over again (its clock brought up to date after each
- * wait, so that timers started after one count from now). */
+ * but the channel can wake it, wait for the channel and serve here. A
+ * handler that starts a timer, pool work or an idle callback ends this at
+ * once: the loop takes over again (its clock is brought up to date after
+ * each wait, so that a timer a handler starts counts from the request). */
 static void on_prepare(uv_prepare_t *h) {
   (void)h;
   if (g_out.len) flush_out();
   while (only_the_channel()) {
     read_and_run(1);
-    uv_update_time(&g_w.loop);
     if (g_out.len) flush_out();
   }
 }
@@ -1050,10 +1054,6 @@ int sbx_child_main(int argc, char **argv) {
   flush_out();
   uv_poll_init(&g_w.loop, &g_poll, SBX_FD_SOCK);
   uv_poll_start(&g_poll, UV_READABLE, on_readable);
-  /* uv_poll_init made the channel non-blocking; it blocks again, for the
-   * blocking reads of on_prepare (every other read passes MSG_DONTWAIT;
-   * writes wait for room as flush_out did with poll). */
-  if (fcntl(SBX_FD_SOCK, F_SETFL, fl & ~O_NONBLOCK) < 0) _exit(SBX_EXIT_LOAD);
   uv_prepare_init(&g_w.loop, &g_prepare);
   uv_prepare_start(&g_prepare, on_prepare);
   uv_idle_init(&g_w.loop, &g_idle);
