@@ -179,6 +179,9 @@ static const cfg_key keys[] = {
     {"sandbox.quarantine_ms", "NNO_SANDBOX_QUARANTINE_MS", T_INT,
      OFF(sandbox_quarantine_ms), 0, 100, 86400000,
      "first quarantine; doubles with each repeat, at most an hour"},
+    {"sandbox.cpu_outside_pct", "NNO_SANDBOX_CPU_OUTSIDE_PCT", T_INT,
+     OFF(sandbox_cpu_outside_pct), 0, 1, 100,
+     "percent of a core a sandbox may burn outside its callbacks"},
     {"watchdog.stall_ms", "NNO_WATCHDOG_STALL_MS", T_INT,
      OFF(watchdog_stall_ms), 0, 1, 600000,
      "a callback holding the loop longer is logged and counted"},
@@ -252,6 +255,7 @@ void config_defaults(nno_config *c, const char *exe_dir) {
   c->sandbox_crash_limit = 5;
   c->sandbox_crash_window_ms = 60000;
   c->sandbox_quarantine_ms = 30000;
+  c->sandbox_cpu_outside_pct = 90;
   c->watchdog_stall_ms = 100;
   c->watchdog_hard_ms = 10000;
   c->worker_max_rss_mb = 0;

@@ -95,6 +95,9 @@ typedef struct nno_config {
   int64_t sandbox_crash_limit;     /* K crashes ... */
   int64_t sandbox_crash_window_ms; /* ... within T quarantine */
   int64_t sandbox_quarantine_ms;   /* first backoff; doubles per level */
+  int64_t sandbox_cpu_outside_pct; /* share of a core a sandbox may burn
+                                      outside its callbacks, over a second
+                                      or more, before it is killed */
   /* the loop watchdog, memory ceiling, overload shedding (0: off) */
   int64_t watchdog_stall_ms;
   int64_t watchdog_hard_ms;

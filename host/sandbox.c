@@ -1224,7 +1224,8 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
 /* ---- the tick: memory, idle reaping ------------------------------------- */
 
 /* CPU outside requests: a sandbox whose CPU over the last second or more
- * exceeds its callbacks' time (the status page) by 90% of a core burns it
+ * exceeds its callbacks' time (the status page) by more than
+ * sandbox.cpu_outside_pct of a core (default 90) burns it
  * in threads of its own or in pool work no request's budget sees. It is
  * killed as a budget ("cpu outside requests"). Not judged while a
  * callback runs (its time is not on the page yet). */
@@ -1248,7 +1249,8 @@ static void cpu_sample(sbx_proc *sp, uint64_t now) {
   if (sp->cpu_at && !in_cb && now - sp->cpu_at >= 1000) {
     uint64_t wall = (now - sp->cpu_at) * 1000000ull;
     uint64_t used = cpu - sp->cpu_ns, covered = cb - sp->cb_ns;
-    if (used > covered && (used - covered) * 10 > wall * 9) {
+    uint64_t pct = (uint64_t)S.w->cfg->sandbox_cpu_outside_pct;
+    if (used > covered && (used - covered) * 100 > wall * pct) {
       log_failed(sp, "sandbox budget exceeded", NULL, pkg_name(sp, 0),
                  "cpu outside requests");
       count_budget(sp->platform, pkg_name(sp, 0), "cpu");

@@ -260,10 +260,16 @@ void sbx_log(int level, const char *pkg, const char *msg) {
 
 /* ---- input ------------------------------------------------------------- */
 
-/* Read what is there (non-blocking). 2: the buffer's room was filled (more
- * may wait), 1: a short read (the socket is drained: the next readiness
- * says when more comes, no read to see EAGAIN), 0 nothing now, -1 EOF. */
-static int read_some(void) {
+/* Read what is there (non-blocking), after waiting in poll() for some to
+ * come if `wait`. 2: the buffer's room was filled (more may wait), 1: a
+ * short read (the socket is drained: the next readiness says when more
+ * comes, no read to see EAGAIN), 0 nothing now (or a signal came), -1 EOF.
+ *
+ * poll(), not a blocking read: a reader asleep in read() of a unix socket
+ * is woken each time its peer reads what it wrote (the write space freed),
+ * finds nothing and sleeps again, a context switch a request more; poll()
+ * and epoll wake only for the events asked for. */
+static int read_some(int wait) {
   if (g_in_off > 0 && g_in_off == g_in_len) g_in_off = g_in_len = 0;
   if (g_in_cap - g_in_len < 65536) {
     if (g_in_off > 0) {
@@ -282,6 +288,13 @@ static int read_some(void) {
   }
   for (;;) {
     size_t room = g_in_cap - g_in_len;
+    if (wait) {
+      struct pollfd pf = {SBX_FD_SOCK, POLLIN, 0};
+      if (poll(&pf, 1, -1) < 0) return 0; /* EINTR: back to the loop */
+      /* The loop's clock, for the timers the frames' handlers start. */
+      uv_update_time(&g_w.loop);
+      wait = 0;
+    }
     ssize_t n = read(SBX_FD_SOCK, g_in + g_in_len, room);
     if (n > 0) {
       g_in_len += (size_t)n;
@@ -632,7 +645,7 @@ int sbx_call_sync(size_t at, uint64_t call_id, char **frame, sbx_in *in,
     }
     struct pollfd pf = {SBX_FD_SOCK, POLLIN, 0};
     if (poll(&pf, 1, -1) < 0 && errno != EINTR) return NNO_EIO;
-    if (read_some() < 0) _exit(0);
+    if (read_some(0) < 0) _exit(0);
   }
 }
 
@@ -811,18 +824,16 @@ static void kick(void) {
     uv_idle_start(&g_idle, on_idle);
 }
 
-static void on_readable(uv_poll_t *h, int status, int events) {
-  (void)h;
-  (void)events;
-  if (status < 0) _exit(0);
-  /* Read and run in turns, so a burst never holds more than a read's
-   * worth beyond the frames being run; the answers go out together
-   * before the loop next waits (on_prepare). */
-  int rc;
-  do {
-    rc = read_some();
+/* Read (the first read waiting for input, `wait`) and run in turns, so a
+ * burst never holds more than a read's worth beyond the frames being run;
+ * the answers go out together before the loop next waits (on_prepare). */
+static void read_and_run(int wait) {
+  int rc = read_some(wait);
+  for (;;) {
     run_frames();
-  } while (rc == 2);
+    if (rc != 2) break;
+    rc = read_some(0);
+  }
   if (rc < 0) {
     /* The worker closed its end: it is gone or drained us. */
     flush_out();
@@ -830,9 +841,34 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   }
 }
 
+static void on_readable(uv_poll_t *h, int status, int events) {
+  (void)h;
+  (void)events;
+  if (status < 0) _exit(0);
+  read_and_run(0);
+}
+
+/* Whether the loop has nothing to do but wait for the channel: no timer,
+ * no pool work, no idle callback, pending callback or closing handle, no
+ * watcher to (re)register. The sandbox then waits for the channel itself
+ * (read_some): no loop iteration between a request and the next. */
+static int only_the_channel(void) {
+  return !g_stopping && g_w.loop.active_reqs.count == 0 &&
+         uv_backend_timeout(&g_w.loop) == -1;
+}
+
+/* Before the loop would wait: send what is buffered, then, while nothing
+ * but the channel can wake it, wait for the channel and serve here. A
+ * handler that starts a timer, pool work or an idle callback ends this at
+ * once: the loop takes over again (its clock is brought up to date after
+ * each wait, so that a timer a handler starts counts from the request). */
 static void on_prepare(uv_prepare_t *h) {
   (void)h;
   if (g_out.len) flush_out();
+  while (only_the_channel()) {
+    read_and_run(1);
+    if (g_out.len) flush_out();
+  }
 }
 
 /* STOP: fini every package (after its timers), then exit 0. */

@@ -276,6 +276,27 @@ static void test_containment_limits(void **st) {
                  "(\"a,b\"), got \",a\"");
 }
 
+/* sandbox.cpu_outside_pct: 90 unless set, a share of one core (1..100),
+ * from the file's key or the environment. */
+static void test_cpu_outside_pct(void **st) {
+  nno_config c;
+  char err[CONFIG_ERR_MAX];
+  config_defaults(&c, ".");
+  assert_int_equal(c.sandbox_cpu_outside_pct, 90);
+  assert_int_equal(config_set(&c, "sandbox.cpu_outside_pct", "0", err), -1);
+  assert_string_equal(err, "sandbox.cpu_outside_pct: expected an integer "
+                           "from 1 to 100, got \"0\"");
+  assert_int_equal(config_set(&c, "sandbox.cpu_outside_pct", "101", err), -1);
+  assert_int_equal(c.sandbox_cpu_outside_pct, 90);
+  assert_int_equal(config_set(&c, "sandbox.cpu_outside_pct", "20", err), 0);
+  assert_int_equal(c.sandbox_cpu_outside_pct, 20);
+  setenv("NNO_SANDBOX_CPU_OUTSIDE_PCT", "35", 1);
+  assert_int_equal(config_apply_env(&c, err), 0);
+  unsetenv("NNO_SANDBOX_CPU_OUTSIDE_PCT");
+  assert_int_equal(c.sandbox_cpu_outside_pct, 35);
+  assert_int_equal(config_validate(&c, err), 0);
+}
+
 /* The configuration given to another process (the check an install
  * runs): every key, of every type, read back as it was, however it was
  * set, and a host's defaults (plugin folder...) never taking its place. */
@@ -341,6 +362,7 @@ static void test_to_json_round_trip(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_cpu_outside_pct),
       cmocka_unit_test(test_file_nested_keys),
       cmocka_unit_test(test_file_errors),
       cmocka_unit_test(test_set_and_listen),
