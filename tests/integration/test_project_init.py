@@ -280,7 +280,7 @@ def test_help_and_unknown_commands(tmp_path):
                  ["project", "build", "--help"], ["project", "env", "--help"]):
         r = nno(tmp_path, *args)
         assert r.returncode == 0 and "usage: nno project" in r.stdout, args
-        assert "example" in r.stdout, args
+        assert "example" in r.stdout.lower(), args
     r = nno(tmp_path, "project", "frobnicate")
     assert r.returncode == 2 and "unknown command" in r.stderr, r.stderr
     assert "hint:" in r.stderr
