@@ -8,16 +8,18 @@
  *   d|{platform}|{tenant}|{package}|{class}  how admitted requests ended
  *   r|{platform}                             admitted, then answered 429
  * The flush turns each key's growth since its mark into rows of `usage`
- * (class 0 for a|, negative class 0 for r|), in one transaction, and moves the mark: sqlite's
- * write lock serialises flushers of all workers, and a flusher killed in
- * the middle rolls back, so nothing is counted twice and nothing is lost.
+ * (class 0 for a|, negative class 0 for r|), in one transaction, and
+ * moves the mark: sqlite's write lock serialises flushers of all workers,
+ * and a flusher killed in the middle rolls back, so nothing is counted
+ * twice and nothing is lost.
  *
  * The quota: the month to date of a platform is
- *   month_db_total + (V_a - mark_a)
- * and `month_db_total - mark_a` (the "base") does not move with a flush
- * (both grow by the same delta), so each worker caches the base per
- * platform and the check is one capped add on the shared meter: exact
- * across workers, with no database read on the hot path. */
+ *   month_db_total + (V_a - mark_a) - (V_r - mark_r)
+ * and `month_db_total - mark_a + mark_r` (the "base") does not move with
+ * a flush (the total grows by what both marks move), so each worker
+ * caches the base per platform and the check is one capped add on the
+ * shared meter: exact across workers, with no database read on the hot
+ * path. */
 #include <errno.h>
 #include <stddef.h>
 #include <signal.h>
@@ -133,7 +135,6 @@ static struct {
   size_t users_n, users_cap;
   int warned_full; /* the meter table is full: said once */
   int64_t full_logged_at; /* last "cannot count" line (once a minute) */
-  uint64_t own_keys; /* d| keys this worker created (a guess of the share) */
   /* Storage: measured every storage_ms and at each new hour by each
    * worker (the samples of one hour replace each other), written by the
    * next flush. */
@@ -394,7 +395,8 @@ static uint64_t refunded(const char *platform) {
   char key[2 + PLAT_MAX];
   uint64_t v = 0;
   int n = snprintf(key, sizeof key, "r|%s", platform);
-  if (n > 0 && (size_t)n < sizeof key) api->meter_get(g_bill.p, key, (size_t)n, &v);
+  if (n > 0 && (size_t)n < sizeof key)
+    api->meter_get(g_bill.p, key, (size_t)n, &v);
   return v;
 }
 

@@ -81,6 +81,9 @@ def test_full_meter_table_keeps_other_quotas(tmp_path):
         assert int(hd["retry-after"]) > 0
         st, _, _ = hello(h, pid, kf)
         assert st == 503
+        m = metrics(h)
+        assert int(m['nno_plugin_counter{name="billing.meter_refused"}']) \
+            == 2, m
         # ptwo is still held at exactly its quota.
         assert hello(h, "ptwo", k2)[0] == 402
         assert h.wait_log(lambda e: "cannot count for platform %s" % pid
