@@ -406,6 +406,14 @@ static const char *api_host_base_domain(nno_plugin *p) {
 static int api_counter_get(nno_plugin *p, const char *name, uint64_t *value) {
   _Atomic uint64_t *c;
   if (!name || !value) return NNO_EINVAL;
+  /* The meter table's gauges, read-only: how full it is. */
+  if (strcmp(name, "nno.meter_slots") == 0 ||
+      strcmp(name, "nno.meter_slots_used") == 0) {
+    meter_stats ms;
+    meter_get_stats(&ms);
+    *value = name[15] == '\0' ? ms.total : ms.used;
+    return 0;
+  }
   int rc = metrics_counter(name, 0, &c);
   if (rc == NNO_ENOENT) {
     *value = 0;

@@ -274,6 +274,31 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
   }
 }
 
+/* The named counters plugins keep (counter_add): generation numbers and
+ * event counts, one series each, labelled by name. Names are the plugins'
+ * own ([a-z0-9._-] by convention); any other byte is left out. */
+static void render_counters(sbuf *b) {
+  int head = 0;
+  for (int i = 0; i < METRICS_MAX_COUNTERS; i++) {
+    named_counter *c = &g->counters[i];
+    if (atomic_load_explicit(&c->state, memory_order_acquire) != 2) continue;
+    char name[METRICS_COUNTER_NAME];
+    size_t n = 0;
+    for (const char *q = c->name; *q && n + 1 < sizeof name; q++)
+      if ((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') ||
+          *q == '.' || *q == '_' || *q == '-')
+        name[n++] = *q;
+    name[n] = '\0';
+    if (!head)
+      sb_printf(b, "# HELP nno_plugin_counter Named counters of the core "
+                   "plugins.\n# TYPE nno_plugin_counter counter\n");
+    head = 1;
+    sb_printf(b, "nno_plugin_counter{name=\"%s\"} %llu\n", name,
+              (unsigned long long)atomic_load_explicit(
+                  &c->value, memory_order_relaxed));
+  }
+}
+
 /* The labelled series, summed by key, grouped by name with a TYPE line. */
 static void render_labelled(sbuf *b) {
   static const labelled *v[METRICS_MAX_LABELLED];
@@ -454,6 +479,7 @@ int metrics_render(char **out, size_t *len) {
   free(wt);
   render_quarantine(&b);
   render_labelled(&b);
+  render_counters(&b);
   if (b.oom) {
     free(b.p);
     return -1;

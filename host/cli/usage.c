@@ -54,14 +54,16 @@ int cli_usage_cmd(cli *c, const cli_args *a) {
   b = b ? b : "class";
   static const cli_col class_cols[] = {{"CLASS", "class"},
                                        {"REQUESTS", "requests"}};
+  /* Hour rows (the whole platform's) also carry admitted, the quota's
+   * count; tenant and package rows have none. */
   cli_col cols[] = {{"TENANT", "tenant"}, {"REQUESTS", "requests"},
-                    {"2XX", "2xx"},       {"3XX", "3xx"},
-                    {"4XX", "4xx"},       {"5XX", "5xx"},
-                    {"1XX", "1xx"}};
+                    {"1XX", "1xx"},       {"2XX", "2xx"},
+                    {"3XX", "3xx"},       {"4XX", "4xx"},
+                    {"5XX", "5xx"},       {"ADMITTED", "admitted"}};
+  size_t n = sizeof cols / sizeof *cols - 1;
   if (strcmp(b, "package") == 0) cols[0] = (cli_col){"PACKAGE", "package"};
-  if (strcmp(b, "hour") == 0) cols[0] = (cli_col){"HOUR", "hour"};
+  if (strcmp(b, "hour") == 0) cols[0] = (cli_col){"HOUR", "hour"}, n++;
   const cli_col *use = cols;
-  size_t n = sizeof cols / sizeof *cols;
   if (strcmp(b, "class") == 0) use = class_cols, n = 2;
   json_t *rows = flat_rows(json_object_get(v, "rows"));
   if (!rows) {

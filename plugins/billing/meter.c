@@ -6,17 +6,20 @@
  * nothing it counted. Keys (billing's namespace):
  *   a|{platform}                             admitted by the LIMIT hook
  *   d|{platform}|{tenant}|{package}|{class}  how admitted requests ended
+ *   r|{platform}                             admitted, then answered 429
  * The flush turns each key's growth since its mark into rows of `usage`
- * (class 0 for a|), in one transaction, and moves the mark: sqlite's
- * write lock serialises flushers of all workers, and a flusher killed in
- * the middle rolls back, so nothing is counted twice and nothing is lost.
+ * (class 0 for a|, negative class 0 for r|), in one transaction, and
+ * moves the mark: sqlite's write lock serialises flushers of all workers,
+ * and a flusher killed in the middle rolls back, so nothing is counted
+ * twice and nothing is lost.
  *
  * The quota: the month to date of a platform is
- *   month_db_total + (V_a - mark_a)
- * and `month_db_total - mark_a` (the "base") does not move with a flush
- * (both grow by the same delta), so each worker caches the base per
- * platform and the check is one capped add on the shared meter: exact
- * across workers, with no database read on the hot path. */
+ *   month_db_total + (V_a - mark_a) - (V_r - mark_r)
+ * and `month_db_total - mark_a + mark_r` (the "base") does not move with
+ * a flush (the total grows by what both marks move), so each worker
+ * caches the base per platform and the check is one capped add on the
+ * shared meter: exact across workers, with no database read on the hot
+ * path. */
 #include <errno.h>
 #include <stddef.h>
 #include <signal.h>
@@ -131,6 +134,7 @@ static struct {
   user_seen *users;
   size_t users_n, users_cap;
   int warned_full; /* the meter table is full: said once */
+  int64_t full_logged_at; /* last "cannot count" line (once a minute) */
   /* Storage: measured every storage_ms and at each new hour by each
    * worker (the samples of one hour replace each other), written by the
    * next flush. */
@@ -220,8 +224,10 @@ static int base_read(sqlite3 *db, const char *platform, int64_t month,
                      uint64_t epoch, int64_t *out) {
   sqlite3_stmt *st = NULL;
   int64_t total = 0, mark = 0;
-  char key[2 + PLAT_MAX];
+  int64_t rmark = 0;
+  char key[2 + PLAT_MAX], rkey[2 + PLAT_MAX];
   int n = snprintf(key, sizeof key, "a|%s", platform);
+  int rn = snprintf(rkey, sizeof rkey, "r|%s", platform);
   int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
   if (rc == SQLITE_OK)
     rc = sqlite3_prepare_v2(db,
@@ -253,10 +259,24 @@ static int base_read(sqlite3 *db, const char *platform, int64_t month,
       rc = SQLITE_OK;
     }
   }
+  if (rc == SQLITE_OK) {
+    sqlite3_reset(st);
+    sqlite3_bind_blob(st, 1, rkey, rn, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+      if ((uint64_t)sqlite3_column_int64(st, 0) == epoch)
+        rmark = sqlite3_column_int64(st, 1);
+      rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+      rc = SQLITE_OK;
+    }
+  }
   sqlite3_finalize(st);
   sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
   if (rc != SQLITE_OK) return -1;
-  *out = total - mark;
+  /* stored + (a - mark) - (r - rmark): a flush moves both marks with the
+   * rows, so this difference does not move. */
+  *out = total - mark + rmark;
   return 0;
 }
 
@@ -369,6 +389,17 @@ fail:
 
 /* ---- the month to date, for reports -------------------------------------- */
 
+/* The platform's refunds since the host started: `r|{platform}` only
+ * grows, so a value read earlier is never more than the current one. */
+static uint64_t refunded(const char *platform) {
+  char key[2 + PLAT_MAX];
+  uint64_t v = 0;
+  int n = snprintf(key, sizeof key, "r|%s", platform);
+  if (n > 0 && (size_t)n < sizeof key)
+    api->meter_get(g_bill.p, key, (size_t)n, &v);
+  return v;
+}
+
 int billing_meter_month(const char *platform, int64_t now, uint64_t *used) {
   int64_t base;
   uint64_t v = 0;
@@ -377,7 +408,7 @@ int billing_meter_month(const char *platform, int64_t now, uint64_t *used) {
   if (n <= 0 || (size_t)n >= sizeof key) return NNO_EINVAL;
   if (base_get(platform, now, &base)) return NNO_EIO;
   api->meter_get(g_bill.p, key, (size_t)n, &v);
-  int64_t t = base + (int64_t)v;
+  int64_t t = base + (int64_t)v - (int64_t)refunded(platform);
   *used = t > 0 ? (uint64_t)t : 0;
   return 0;
 }
@@ -410,12 +441,15 @@ static void warning_text(char *out, size_t cap, uint64_t used, uint64_t quota,
            grace ? "; grace" : "");
 }
 
+static int quota_answer(nno_req *r, json_t *o, const char *detail,
+                        int64_t reset, int64_t now);
+
 /* 402 with the problem's own members (limit, used, quota, resets_at,
  * plan) and Retry-After: the seconds until the month resets. */
 static int quota_refused(nno_req *r, const nno_plan_limits *lim, uint64_t used,
                          int64_t now) {
   int64_t reset = billing_month_next(now);
-  char when[32], detail[256], retry[24];
+  char when[32], detail[256];
   billing_rfc3339(reset, when, sizeof when);
   snprintf(detail, sizeof detail,
            "the plan \"%s\" admits %llu requests a month (and %u%% grace); "
@@ -423,6 +457,21 @@ static int quota_refused(nno_req *r, const nno_plan_limits *lim, uint64_t used,
            lim->name, (unsigned long long)lim->requests_per_month,
            lim->grace_pct, when);
   nno_str rid = api->req_id(r);
+  nno_caller c;
+  if (api->req_caller(r, &c) != NNO_OK || c.kind == NNO_CALLER_NONE) {
+    /* An anonymous caller learns that the limit is reached and when it
+     * resets: not the plan, nor how much was used. */
+    snprintf(detail, sizeof detail,
+             "this platform's monthly request quota is exhausted; the count "
+             "resets at %s", when);
+    json_t *a = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s%}", "type",
+                          "urn:nno:problem:quota", "title",
+                          "Monthly request quota exceeded", "status", 402,
+                          "detail", detail, "limit", "requests_per_month",
+                          "resets_at", when, "request_id",
+                          rid.ptr ? rid.ptr : "", rid.len);
+    return quota_answer(r, a, detail, reset, now);
+  }
   json_t *o = json_pack(
       "{s:s, s:s, s:i, s:s, s:s, s:I, s:I, s:s, s:s, s:s%}", "type",
       "urn:nno:problem:quota", "title", "Monthly request quota exceeded",
@@ -430,6 +479,14 @@ static int quota_refused(nno_req *r, const nno_plan_limits *lim, uint64_t used,
       (json_int_t)used, "quota", (json_int_t)lim->requests_per_month,
       "resets_at", when, "plan", lim->name, "request_id",
       rid.ptr ? rid.ptr : "", rid.len);
+  return quota_answer(r, o, detail, reset, now);
+}
+
+/* Send the 402 problem `o` (taken; NULL: a plain problem with `detail`)
+ * and Retry-After: the seconds until the month resets. */
+static int quota_answer(nno_req *r, json_t *o, const char *detail,
+                        int64_t reset, int64_t now) {
+  char retry[24];
   char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   if (!text) {
@@ -455,6 +512,28 @@ static void check_flush_counter(void) {
   }
 }
 
+/* The platform's admissions cannot be counted (the meter table has no
+ * slot for its `a|` key): refused, never admitted uncounted. 503 with
+ * Retry-After, logged at most once a minute per worker, counted in the
+ * shared counter billing.meter_refused. */
+static int capacity_refused(nno_req *r, const char *platform, int rc) {
+  int64_t now = (int64_t)time(NULL);
+  if (now - M.full_logged_at >= 60) {
+    api->log(g_bill.p, NNO_LOG_ERROR,
+             "metering: cannot count for platform %s: %s; its requests are "
+             "refused (503) until the host restarts with more "
+             "limits.meter_slots",
+             platform, api->err_name(rc));
+    M.full_logged_at = now;
+  }
+  api->counter_add(g_bill.p, "billing.meter_refused", 1, NULL);
+  api->res_problem(r, 503, "Metering capacity exhausted",
+                   "the host's meter table is full: this platform's requests "
+                   "cannot be counted, so none is admitted");
+  api->res_header(r, "Retry-After", "60");
+  return NNO_DONE;
+}
+
 static int on_limit(nno_req *r, void *ud) {
   (void)ud;
   nno_str plat = api->req_platform(r);
@@ -470,7 +549,10 @@ static int on_limit(nno_req *r, void *ud) {
   int64_t now = (int64_t)time(NULL), base = 0;
   int rc;
   if (quota && base_get(platform, now, &base) == 0) {
+    /* The month to date is base + a - r. r read before the add: it only
+     * grows, so a late refund makes the cap stricter, never looser. */
     uint64_t allowed = quota + quota * lim.grace_pct / 100;
+    base -= (int64_t)refunded(platform);
     int64_t cap = (int64_t)allowed - base;
     if (cap <= 0) {
       api->meter_get(g_bill.p, key, (size_t)kn, &after);
@@ -484,15 +566,7 @@ static int on_limit(nno_req *r, void *ud) {
     quota = 0;
     rc = api->meter_add(g_bill.p, key, (size_t)kn, 1, 0, &after);
   }
-  if (rc != NNO_OK) {
-    if (!M.warned_full)
-      api->log(g_bill.p, NNO_LOG_WARN,
-               "metering: cannot count for platform %s: %s (limits."
-               "meter_slots too small?)",
-               platform, api->err_name(rc));
-    M.warned_full = 1;
-    return NNO_OK;
-  }
+  if (rc != NNO_OK) return capacity_refused(r, platform, rc);
   if (quota) {
     uint64_t used = (uint64_t)(base + (int64_t)after);
     uint32_t soft = lim.soft_pct ? lim.soft_pct : 100;
@@ -550,6 +624,19 @@ static void user_seen_add(const char *platform, nno_str subject) {
   u->subject[subject.len] = '\0';
 }
 
+/* True when the meter table is past DETAIL_SHARE_PCT percent full: the
+ * host's own gauge (nno_meter_slots_used / limits.meter_slots), read from
+ * the stats counters it publishes. */
+#define DETAIL_SHARE_PCT 50
+static int detail_crowded(void) {
+  uint64_t used = 0, total = 0;
+  if (api->counter_get(g_bill.p, "nno.meter_slots_used", &used) != NNO_OK ||
+      api->counter_get(g_bill.p, "nno.meter_slots", &total) != NNO_OK ||
+      total == 0)
+    return 0;
+  return used * 100 >= total * DETAIL_SHARE_PCT;
+}
+
 static void on_done(nno_req *r, int status, void *ud) {
   (void)ud;
   if (!adm_remove(r)) return;
@@ -561,13 +648,27 @@ static void on_done(nno_req *r, int status, void *ud) {
   if (have_caller) key_part(c.tenant, tenant, sizeof tenant);
   if (api->req_route(r, NULL, NULL, &pkg) == NNO_OK)
     key_part(pkg, package, sizeof package);
+  char key[NNO_METER_KEY_MAX + 1];
+  int n;
+  if (status == 429) {
+    /* Refused by a rate limit after billing admitted it (IAM's limiter
+     * runs after this plugin's LIMIT hook): not served, so it does not
+     * count against the quota, nor in the classes. */
+    n = snprintf(key, sizeof key, "r|%s", platform);
+    if (api->meter_add(g_bill.p, key, (size_t)n, 1, 0, NULL) == NNO_OK) return;
+  }
   int cls = status == 499 ? 4 : status / 100;
   if (cls < 1 || cls > 5) cls = 5;
-  char key[NNO_METER_KEY_MAX + 1];
-  int n = snprintf(key, sizeof key, "d|%s|%s|%s|%d", platform, tenant, package,
-                   cls);
-  int rc = api->meter_add(g_bill.p, key, (size_t)n, 1, 0, NULL);
-  if (rc == NNO_ETOOBIG) {
+  /* Past a share of the table, ends are counted per platform only
+   * (`d|{platform}|||{class}`): per-tenant keys must never crowd out the
+   * `a|` keys the quotas need. */
+  int rc = NNO_ETOOBIG;
+  if (!detail_crowded()) {
+    n = snprintf(key, sizeof key, "d|%s|%s|%s|%d", platform, tenant, package,
+                 cls);
+    rc = api->meter_add(g_bill.p, key, (size_t)n, 1, 0, NULL);
+  }
+  if (rc != NNO_OK) {
     n = snprintf(key, sizeof key, "d|%s|||%d", platform, cls);
     api->meter_add(g_bill.p, key, (size_t)n, 1, 0, NULL);
   }
@@ -585,7 +686,9 @@ static int key_parse(const char *key, size_t len, char *platform, char *tenant,
   memcpy(buf, key, len);
   buf[len] = '\0';
   tenant[0] = package[0] = '\0';
-  if (buf[0] == 'a' && buf[1] == '|') {
+  if ((buf[0] == 'a' || buf[0] == 'r') && buf[1] == '|') {
+    /* r| (refunds) is stored as negative class 0 counts: class 0 of the
+     * usage rows is what was admitted and served past the limits. */
     if (len - 2 >= PLAT_MAX) return -1;
     strcpy(platform, buf + 2);
     *cls = 0;
@@ -678,7 +781,8 @@ static void flush_work(void *ud) {
     sqlite3_bind_text(add, 3, tenant, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(add, 4, package, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(add, 5, cls);
-    sqlite3_bind_int64(add, 6, (int64_t)(it->value - m));
+    int64_t grew = (int64_t)(it->value - m);
+    sqlite3_bind_int64(add, 6, it->key[0] == 'r' ? -grew : grew);
     rc = sqlite3_step(add);
     if (rc == SQLITE_DONE) {
       sqlite3_reset(setm);

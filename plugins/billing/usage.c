@@ -147,13 +147,44 @@ static json_t *group_json(const group *g, const char *by, int whole) {
   return o;
 }
 
+/* Query parameter `name` into out (cap bytes): 0 when absent, 1 when
+ * given, -1 after answering 400 naming it: given twice, empty, too long
+ * or holding a NUL byte (one status for every bad value). */
+static int usage_query(nno_req *req, const char *name, char *out,
+                       size_t cap) {
+  nno_str q = api->req_query(req), v;
+  size_t nl = strlen(name), seen = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < q.len;) {
+    size_t j = i;
+    while (j < q.len && q.ptr[j] != '&') j++;
+    size_t k = i;
+    while (k < j && q.ptr[k] != '=') k++;
+    if (k - i == nl && memcmp(q.ptr + i, name, nl) == 0) seen++;
+    i = j + 1;
+  }
+  if (seen > 1)
+    return nno_problem(req, 400, name, "%s: given more than once", name), -1;
+  if (api->req_query_param(req, name, &v) != NNO_OK) return 0;
+  if (v.len == 0)
+    return nno_problem(req, 400, name, "%s: empty (leave it out for the "
+                       "default)", name), -1;
+  if (v.len >= cap || memchr(v.ptr, '\0', v.len))
+    return nno_problem(req, 400, name, "%s: %s", name,
+                       v.len >= cap ? "too long" : "contains a NUL byte"),
+           -1;
+  memcpy(out, v.ptr, v.len);
+  out[v.len] = '\0';
+  return 1;
+}
+
 static int on_usage(nno_req *req, void *ud) {
   (void)ud;
   char platform[PLAT_MAX], from[32], to[32], by[16];
   if (platform_param(req, platform)) return NNO_OK;
-  if (nno_query_copy(req, "from", from, sizeof from) < 0 ||
-      nno_query_copy(req, "to", to, sizeof to) < 0 ||
-      nno_query_copy(req, "by", by, sizeof by) < 0)
+  if (usage_query(req, "from", from, sizeof from) < 0 ||
+      usage_query(req, "to", to, sizeof to) < 0 ||
+      usage_query(req, "by", by, sizeof by) < 0)
     return NNO_OK;
   int64_t now = (int64_t)time(NULL), start, end, span;
   if (!from[0]) {

@@ -255,8 +255,8 @@ def test_cli_usage_table_json_csv(metered):
     assert rc == 0, err
     assert out.endswith("\r\n") and "\n" not in out.replace("\r\n", "")
     rows = list(csv.DictReader(io.StringIO(out, newline="")))
-    assert rows and list(rows[0]) == ["tenant", "requests", "2xx", "3xx",
-                                      "4xx", "5xx", "1xx"]
+    assert rows and list(rows[0]) == ["tenant", "requests", "1xx", "2xx",
+                                      "3xx", "4xx", "5xx"]
     assert {r["tenant"]: int(r["requests"]) for r in rows} == {
         "": sent["whole"], "eu": sent["eu"], "fr": sent["fr"],
         "us": sent["us"]}

@@ -657,7 +657,9 @@ typedef struct nno_host_api {
    * numbers: a plugin that changes shared state adds 1; the others compare
    * the value on their next request and rebuild what they cache. Names are
    * 1..31 bytes; at most 64 names per host (NNO_ETOOBIG beyond). A name
-   * never added to reads 0. Each call is one atomic operation. */
+   * never added to reads 0. Each call is one atomic operation.
+   * counter_get also reads two gauges of the meter table (ABI 1.5):
+   * "nno.meter_slots" (limits.meter_slots) and "nno.meter_slots_used". */
   int (*counter_get)(nno_plugin *p, const char *name, uint64_t *value);
   int (*counter_add)(nno_plugin *p, const char *name, uint64_t delta,
                      uint64_t *after);
