@@ -187,6 +187,11 @@ static int paid(sqlite3 *db, const billing_account *a, outcome *out) {
   int r = reg ? reg->platform_set_status(a->platform, "active", "billing",
                                          "payment received")
               : NNO_ENOTSUP;
+  if (r == NNO_EREFUSED) { /* the operator suspended it since: theirs */
+    snprintf(out->text, sizeof out->text,
+             "paid; suspended by the operator, left suspended");
+    return SQLITE_OK;
+  }
   if (r != 0 && r != NNO_ENOENT) {
     api->log(g_bill.p, NNO_LOG_WARN, "billing: platform %s: not resumed: %s",
              a->platform, api->strerror(r));
