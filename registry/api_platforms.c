@@ -1010,27 +1010,48 @@ static int on_delete(nno_req *req, void *ud) {
   return NNO_ASYNC;
 }
 
-/* suspend and resume: ud is the target status. */
+/* suspend and resume: ud is the target status. The body may give a
+ * "reason" (suspend only), kept with the platform and audited. An
+ * operator's suspend of a platform a service (billing) suspended makes
+ * the suspension the operator's: only the operator lifts it then. */
 static int on_status(nno_req *req, void *ud) {
+  static const nno_field fields[] = {NNO_FIELD_STR("reason", 0, 1, 256)};
   const char *want = ud;
-  char id[STORE_ID_MAX + 1], actor[NNO_ACTOR_MAX], rid[65];
+  int suspend = strcmp(want, "suspended") == 0;
+  char id[STORE_ID_MAX + 1], actor[NNO_ACTOR_MAX], rid[65], by[129] = "";
   store_platform p;
+  json_t *b = NULL;
   int rc;
   if (!hu_authorized(req) || read_id(req, id)) return NNO_OK;
+  if (nno_body_object(req, 1024, NNO_BODY_EMPTY_OK, &b)) return NNO_OK;
+  if (nno_fields_check(req, b, fields, suspend ? 1 : 0)) {
+    json_decref(b);
+    return NNO_OK;
+  }
+  char reason[257];
+  snprintf(reason, sizeof reason, "%s", str(b, "reason") ? str(b, "reason") : "");
+  json_decref(b);
   if ((rc = store_begin(g_reg.db)) != 0) return hu_store_error(req, rc);
   if (load_for_write(req, id, &p)) return NNO_OK;
+  if ((rc = store_platform_suspender(g_reg.db, id, by, sizeof by)) != 0) {
+    store_rollback(g_reg.db);
+    return hu_store_error(req, rc);
+  }
   if (strcmp(p.status, "deleting") == 0) {
     store_rollback(g_reg.db);
     return nno_problem(req, 409, NULL, "platform %s is being deleted", id);
   }
-  if (strcmp(p.status, want) == 0) { /* already there: nothing to do */
+  /* Already there: nothing to do, unless the suspension is a service's. */
+  if (strcmp(p.status, want) == 0 &&
+      (!suspend || strcmp(by, "operator") == 0)) {
     store_rollback(g_reg.db);
     return send_platform(req, 200, &p);
   }
   nno_str v = api->req_id(req);
   nno_caller_actor(req, actor, sizeof actor);
   snprintf(rid, sizeof rid, "%.*s", (int)(v.len < 64 ? v.len : 64), v.ptr);
-  if ((rc = reg_status_write(id, want, actor, rid, NULL, &p)))
+  if ((rc = reg_status_write(id, want, actor, "operator", rid,
+                             reason[0] ? reason : NULL, &p)))
     return hu_fail(req, rc);
   reg_committed();
   return send_platform(req, 200, &p);

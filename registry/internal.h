@@ -209,13 +209,15 @@ void reg_plan_tell(const char *id, const char *plan, const char *actor,
 /* Inside the open transaction: the `platform.plan` audit row. A store_rc. */
 int reg_plan_audit(const char *actor, const char *request_id, const char *id,
                    const char *from, const char *to, const char *reason);
-/* Inside the open transaction, *p loaded and not `want` nor "deleting":
- * set the status, audit platform.suspend or platform.resume {from, to,
- * reason}, add the changes row and COMMIT (the caller rolls back on
- * error and calls reg_committed() on success). A store_rc. */
+/* Inside the open transaction, *p loaded and not "deleting": set the
+ * status, record who suspended it (`suspender`: "operator" or the
+ * service's actor; cleared on resume) and `reason`, audit
+ * platform.suspend or platform.resume {from, to, reason, suspended_by},
+ * add the changes row and COMMIT (the caller rolls back on error and
+ * calls reg_committed() on success). A store_rc. */
 int reg_status_write(const char *id, const char *want, const char *actor,
-                     const char *request_id, const char *reason,
-                     store_platform *p);
+                     const char *suspender, const char *request_id,
+                     const char *reason, store_platform *p);
 /* nno.registry's platform_set_plan and platform_set_status. */
 int reg_svc_set_plan(const char *id, const char *plan, const char *actor,
                      const char *reason);

@@ -253,6 +253,18 @@ static const char m8_branding[] =
     " CHECK (branding IS NULL OR (length(branding) <= 100000"
     "  AND json_valid(branding) AND json_type(branding) = 'object'));";
 
+/* Who suspended a platform ("" while active) and why: an operator's
+ * suspension is never lifted by a service (billing's payment received
+ * resumes only what billing suspended). Platforms suspended before this
+ * was recorded count as the operator's: nothing lifts them blind. */
+static const char m9_suspender[] =
+    "ALTER TABLE platforms ADD COLUMN suspended_by TEXT NOT NULL DEFAULT ''"
+    " CHECK (length(suspended_by) <= 128);"
+    "ALTER TABLE platforms ADD COLUMN suspend_reason TEXT NOT NULL"
+    " DEFAULT '' CHECK (length(suspend_reason) <= 256);"
+    "UPDATE platforms SET suspended_by = 'operator'"
+    " WHERE status = 'suspended';";
+
 const store_migration store_migrations[] = {
     {1,
      "platforms, tenants, catalogue, activations, resources, audit, "
@@ -265,6 +277,7 @@ const store_migration store_migrations[] = {
     {6, "retired tenant ids", m6_retired_tenants},
     {7, "stack moves in progress", m7_moves},
     {8, "platform branding", m8_branding},
+    {9, "who suspended a platform", m9_suspender},
 };
 
 const size_t store_nmigrations =

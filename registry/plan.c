@@ -104,18 +104,24 @@ int reg_plan_audit(const char *actor, const char *request_id, const char *id,
 }
 
 int reg_status_write(const char *id, const char *want, const char *actor,
-                     const char *request_id, const char *reason,
-                     store_platform *p) {
+                     const char *suspender, const char *request_id,
+                     const char *reason, store_platform *p) {
   char target[48], action[32];
+  int suspend = strcmp(want, "active") != 0;
   snprintf(target, sizeof target, "platform:%s", id);
   snprintf(action, sizeof action, "platform.%s",
-           strcmp(want, "active") == 0 ? "resume" : "suspend");
+           suspend ? "suspend" : "resume");
   json_t *d = json_pack("{s:s, s:s}", "from", p->status, "to", want);
   if (d && reason) json_object_set_new(d, "reason", json_string(reason));
+  if (d && suspend)
+    json_object_set_new(d, "suspended_by", json_string(suspender));
   char *text = d ? nno_json_text(d) : NULL;
   json_decref(d);
   int rc = text ? STORE_OK : STORE_ERROR;
   if (!rc) rc = store_platform_set_status(g_reg.db, id, want, p);
+  if (!rc)
+    rc = store_platform_set_suspender(g_reg.db, id, suspend ? suspender : "",
+                                      suspend && reason ? reason : "");
   if (!rc)
     rc = store_audit_add(g_reg.db, actor, action, target, request_id, text);
   if (!rc) rc = store_change_add(g_reg.db, id);
@@ -178,11 +184,13 @@ int reg_svc_set_plan(const char *id, const char *plan, const char *actor,
 int reg_svc_set_status(const char *id, const char *status, const char *actor,
                        const char *reason) {
   store_platform p;
+  char by[129] = "";
   if (!args_ok(id, actor, reason) || !status ||
       (strcmp(status, "active") != 0 && strcmp(status, "suspended") != 0))
     return NNO_EINVAL;
   int rc = store_begin(g_reg.db);
   if (!rc) rc = store_platform_get(g_reg.db, id, &p);
+  if (!rc) rc = store_platform_suspender(g_reg.db, id, by, sizeof by);
   if (rc) {
     store_rollback(g_reg.db);
     return to_nno(rc);
@@ -195,7 +203,13 @@ int reg_svc_set_status(const char *id, const char *status, const char *actor,
     store_rollback(g_reg.db);
     return NNO_OK;
   }
-  rc = reg_status_write(id, status, actor, NULL, reason, &p);
+  /* A service lifts only its own suspension: the operator's (or another
+   * service's) stays until the operator resumes the platform. */
+  if (strcmp(status, "active") == 0 && strcmp(by, actor) != 0) {
+    store_rollback(g_reg.db);
+    return NNO_EREFUSED;
+  }
+  rc = reg_status_write(id, status, actor, actor, NULL, reason, &p);
   if (rc) {
     store_rollback(g_reg.db);
     return to_nno(rc);

@@ -131,6 +131,14 @@ int store_platform_update(sqlite3 *db, store_platform *p, int64_t if_version);
 /* Set the status (bumping version) and read the row back into *out. */
 int store_platform_set_status(sqlite3 *db, const char *id, const char *status,
                               store_platform *out);
+/* Who suspended platform `id` ("" while active; "operator" for the
+ * operator API, else the service's actor, e.g. "billing"), copied into
+ * by (cap bytes). STORE_NOTFOUND for an unknown platform. */
+int store_platform_suspender(sqlite3 *db, const char *id, char *by,
+                             size_t cap);
+/* Record who suspended `id` and why ("", "" when it is resumed). */
+int store_platform_set_suspender(sqlite3 *db, const char *id, const char *by,
+                                 const char *reason);
 /* Delete the platform; tenants and activations go with it. */
 int store_platform_delete(sqlite3 *db, const char *id);
 /* Ordered by id, after `after` (NULL: from the start); `cls`/`status`

@@ -89,6 +89,23 @@ int store_platform_set_status(sqlite3 *db, const char *id, const char *status,
   return store_platform_get(db, id, out);
 }
 
+int store_platform_suspender(sqlite3 *db, const char *id, char *by,
+                             size_t cap) {
+  return store__scalar(db, "SELECT suspended_by FROM platforms WHERE id = ?",
+                       id, by, cap);
+}
+
+int store_platform_set_suspender(sqlite3 *db, const char *id, const char *by,
+                                 const char *reason) {
+  int n = 0;
+  int rc = store__run(db, &n,
+                      "UPDATE platforms SET suspended_by = ?,"
+                      " suspend_reason = ? WHERE id = ?",
+                      "sss", by, reason, id);
+  if (rc) return rc;
+  return n ? STORE_OK : STORE_NOTFOUND;
+}
+
 int store_platform_delete(sqlite3 *db, const char *id) {
   int n = 0;
   int rc = store__run(db, &n, "DELETE FROM platforms WHERE id = ?", "s", id);

@@ -36,16 +36,22 @@ void form_add_u64(form *f, const char *key, uint64_t value);
 /* What verifying a Stripe-Signature header found. */
 enum {
   SIG_OK = 0,
-  SIG_MALFORMED = -1, /* no t=, no v1=, or a part that does not parse */
+  SIG_MALFORMED = -1, /* over SIG_HEADER_MAX, no t, a t not digits, no v1 */
   SIG_MISMATCH = -2,  /* no v1 matches */
   SIG_EXPIRED = -3,   /* t more than tolerance_s from now */
 };
 
-/* Verify `header` ("t=..,v1=..[,v1=..]", other schemes ignored, at most
- * 8 v1 values read) against HMAC-SHA256 keyed with `secret` over
- * "{t}.{body}", comparing every v1 in constant time. The timestamp is
- * checked after the signature, so an expired but authentic event is told
- * apart only once it verified. */
+/* Bounds of a Stripe-Signature header: its bytes, and the v1 values
+ * compared (the first ones that are 64 hex digits). */
+#define SIG_HEADER_MAX 8192
+#define SIG_V1_MAX 16
+
+/* Verify `header` ("t=..,v1=..[,v1=..]") against HMAC-SHA256 keyed with
+ * `secret` over "{t}.{body}": split on ',', the first t taken, every v1
+ * of 64 hex digits compared in constant time (the first SIG_V1_MAX of
+ * them); a v1 of another shape, other schemes and parts without '=' are
+ * skipped. The timestamp is checked after the signature, so an expired
+ * but authentic event is told apart only once it verified. */
 int stripe_sig_verify(const char *header, size_t header_len,
                       const char *secret, const void *body, size_t body_len,
                       int64_t now_s, int64_t tolerance_s);
@@ -164,6 +170,7 @@ typedef struct billing_account {
   char platform[64], plan[33], customer[128], subscription[128], payment[16];
   int64_t failed_at;
   int suspended_by_billing;
+  int64_t sub_event_at; /* created of the last subscription event applied */
 } billing_account;
 
 /* Read `platform`'s account (found 0 when it has none). An sqlite code. */

@@ -9,6 +9,7 @@
  * plan has no price); a platform deleted gets a cancel job. What a
  * subscription job does is decided when it is sent, from the account as
  * it is then. Jobs of a platform go out in order (outbox.c). */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,20 @@ static void cfg_defaults(billing_provider_cfg *c) {
   c->usage_scan_ms = 60000;
   c->grace_check_ms = 60000;
   c->flush_ms = 5000;
+}
+
+/* 1 if `s` is one of `prefixes` then one or more of [A-Za-z0-9_]: the
+ * shape of Stripe's secrets, so a publishable key (pk_...) or one pasted
+ * with spaces is refused at the start, not at the first call. */
+static int secret_shape_ok(const char *s, const char *const *prefixes) {
+  for (size_t i = 0; prefixes[i]; i++) {
+    size_t n = strlen(prefixes[i]);
+    if (strncmp(s, prefixes[i], n) != 0 || !s[n]) continue;
+    for (const char *p = s + n; *p; p++)
+      if (!isalnum((unsigned char)*p) && *p != '_') return 0;
+    return 1;
+  }
+  return 0;
 }
 
 /* Parse billing's "provider" and "stripe" settings, then the secrets from
@@ -132,13 +147,33 @@ static int cfg_parse(billing_provider_cfg *c, const char *text, char *err,
     c->flush_ms = json_integer_value(fl);
   json_decref(root);
   if (rc) return rc;
+  const char *sk_from = "stripe.secret_key", *wh_from = "stripe.webhook_secret";
   const char *env = getenv("NNO_BILLING_STRIPE_SECRET_KEY");
-  if (env && env[0]) snprintf(c->secret_key, sizeof c->secret_key, "%s", env);
+  if (env && env[0]) {
+    snprintf(c->secret_key, sizeof c->secret_key, "%s", env);
+    sk_from = "NNO_BILLING_STRIPE_SECRET_KEY";
+  }
   env = getenv("NNO_BILLING_STRIPE_WEBHOOK_SECRET");
-  if (env && env[0])
+  if (env && env[0]) {
     snprintf(c->webhook_secret, sizeof c->webhook_secret, "%s", env);
-  if (strpbrk(c->secret_key, "\r\n") || strpbrk(c->webhook_secret, "\r\n")) {
-    snprintf(err, cap, "billing: a Stripe secret holds a line break");
+    wh_from = "NNO_BILLING_STRIPE_WEBHOOK_SECRET";
+  }
+  static const char *const sk_prefixes[] = {"sk_test_", "sk_live_",
+                                            "rk_test_", "rk_live_", NULL};
+  static const char *const wh_prefixes[] = {"whsec_", NULL};
+  if (c->secret_key[0] && !secret_shape_ok(c->secret_key, sk_prefixes)) {
+    snprintf(err, cap,
+             "billing: %s: expected a secret key sk_test_..., sk_live_... "
+             "(or rk_test_..., rk_live_...) with no whitespace",
+             sk_from);
+    return -1;
+  }
+  if (c->webhook_secret[0] &&
+      !secret_shape_ok(c->webhook_secret, wh_prefixes)) {
+    snprintf(err, cap,
+             "billing: %s: expected a signing secret whsec_... with no "
+             "whitespace",
+             wh_from);
     return -1;
   }
   size_t n = strlen(c->api_base);
@@ -227,7 +262,8 @@ int billing_account_get(sqlite3 *db, const char *platform, billing_account *a) {
   int rc = sqlite3_prepare_v2(
       db,
       "SELECT platform, plan, customer, subscription, payment, failed_at,"
-      " suspended_by_billing FROM accounts WHERE platform = ?1",
+      " suspended_by_billing, sub_event_at FROM accounts"
+      " WHERE platform = ?1",
       -1, &st, NULL);
   if (rc != SQLITE_OK) return rc;
   sqlite3_bind_text(st, 1, platform, -1, SQLITE_STATIC);
@@ -243,6 +279,7 @@ int billing_account_get(sqlite3 *db, const char *platform, billing_account *a) {
     snprintf(a->payment, sizeof a->payment, "%s", sqlite3_column_text(st, 4));
     a->failed_at = sqlite3_column_int64(st, 5);
     a->suspended_by_billing = sqlite3_column_int(st, 6);
+    a->sub_event_at = sqlite3_column_int64(st, 7);
     a->found = 1;
     rc = SQLITE_OK;
   } else if (rc == SQLITE_DONE) {

@@ -86,6 +86,10 @@ static const char *const migrations[] = {
     " type TEXT NOT NULL,"
     " received_at INTEGER NOT NULL,"
     " outcome TEXT NOT NULL) STRICT;",
+    /* 2: the `created` time of the last subscription event applied to an
+     * account: an older one arriving late changes nothing. */
+    "ALTER TABLE accounts ADD COLUMN sub_event_at INTEGER NOT NULL"
+    " DEFAULT 0;",
 };
 
 int billing_store_open(sqlite3 **db, char *err, size_t cap) {

@@ -59,7 +59,6 @@ void form_add_u64(form *f, const char *key, uint64_t value) {
 
 /* ---- signatures ----------------------------------------------------------- */
 
-#define SIG_V1_MAX 8
 
 static int hex_nibble(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -84,7 +83,7 @@ static void mac(const char *secret, const char *t, size_t tlen,
 int stripe_sig_verify(const char *header, size_t header_len,
                       const char *secret, const void *body, size_t body_len,
                       int64_t now_s, int64_t tolerance_s) {
-  if (!header || !secret || !secret[0] || header_len > 4096)
+  if (!header || !secret || !secret[0] || header_len > SIG_HEADER_MAX)
     return SIG_MALFORMED;
   const char *t = NULL;
   size_t tlen = 0;
@@ -96,26 +95,28 @@ int stripe_sig_verify(const char *header, size_t header_len,
     const char *stop = comma ? comma : end;
     while (p < stop && *p == ' ') p++;
     const char *eq = memchr(p, '=', (size_t)(stop - p));
-    if (!eq) return SIG_MALFORMED;
-    size_t klen = (size_t)(eq - p);
-    const char *v = eq + 1;
+    size_t klen = eq ? (size_t)(eq - p) : 0;
+    const char *v = eq ? eq + 1 : stop;
     size_t vlen = (size_t)(stop - v);
-    if (klen == 1 && p[0] == 't') {
-      if (t || vlen == 0 || vlen > 12) return SIG_MALFORMED;
-      for (size_t i = 0; i < vlen; i++)
-        if (v[i] < '0' || v[i] > '9') return SIG_MALFORMED;
-      t = v;
-      tlen = vlen;
-    } else if (klen == 2 && p[0] == 'v' && p[1] == '1') {
-      if (vlen != 2 * crypto_auth_hmacsha256_BYTES) return SIG_MALFORMED;
-      if (nv1 < SIG_V1_MAX) {
-        for (size_t i = 0; i < crypto_auth_hmacsha256_BYTES; i++) {
-          int hi = hex_nibble(v[2 * i]), lo = hex_nibble(v[2 * i + 1]);
-          if (hi < 0 || lo < 0) return SIG_MALFORMED;
-          v1[nv1][i] = (unsigned char)(hi << 4 | lo);
-        }
-        nv1++;
+    if (!eq) {
+      /* not key=value: ignored like an unknown scheme */
+    } else if (klen == 1 && p[0] == 't') {
+      if (!t) { /* the first t is the one signed; later ones are ignored */
+        if (vlen == 0 || vlen > 12) return SIG_MALFORMED;
+        for (size_t i = 0; i < vlen; i++)
+          if (v[i] < '0' || v[i] > '9') return SIG_MALFORMED;
+        t = v;
+        tlen = vlen;
       }
+    } else if (klen == 2 && p[0] == 'v' && p[1] == '1' &&
+               vlen == 2 * crypto_auth_hmacsha256_BYTES && nv1 < SIG_V1_MAX) {
+      int bad = 0;
+      for (size_t i = 0; i < crypto_auth_hmacsha256_BYTES; i++) {
+        int hi = hex_nibble(v[2 * i]), lo = hex_nibble(v[2 * i + 1]);
+        bad |= hi < 0 || lo < 0;
+        v1[nv1][i] = (unsigned char)((hi & 15) << 4 | (lo & 15));
+      }
+      if (!bad) nv1++; /* a v1 that is not 64 hex digits is skipped */
     } /* other schemes (v0, ...) are ignored, as Stripe's libraries do */
     p = comma ? comma + 1 : end;
   }

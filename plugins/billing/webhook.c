@@ -11,6 +11,11 @@
  *   customer.subscription.created|updated  the price's plan becomes the
  *       platform's (registry platform_set_plan, actor "billing")
  *   customer.subscription.deleted          back to the default plan
+ *
+ * The account is the one holding the object's customer (metadata is only
+ * cross-checked); subscription events act on the tracked subscription
+ * only (created adopts one when none is tracked), and one older than the
+ * last applied (by the event's `created`) is ignored.
  *   invoice.payment_failed                 payment failed; suspended once
  *       the plan's grace_days have passed (provider_grace_check)
  *   invoice.paid                           payment ok; resumed if billing
@@ -58,33 +63,37 @@ static const char *id_of(json_t *v) {
   return json_string_value(v);
 }
 
-/* The account an object belongs to: by its customer, else by the
- * platform in its metadata. */
-static int account_of(sqlite3 *db, json_t *obj, billing_account *a) {
+/* The account an object belongs to: by its customer only (found 0 when
+ * no account has it). metadata[platform] is the sender's word, never
+ * enough to pick an account: it only has to agree when given (*mismatch
+ * otherwise). */
+static int account_of(sqlite3 *db, json_t *obj, billing_account *a,
+                      int *mismatch) {
   memset(a, 0, sizeof *a);
+  *mismatch = 0;
   const char *cus = id_of(json_object_get(obj, "customer"));
-  if (cus && cus[0]) {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(
-        db, "SELECT platform FROM accounts WHERE customer = ?1 LIMIT 1", -1,
-        &st, NULL);
-    char platform[64] = "";
-    if (rc == SQLITE_OK) {
-      sqlite3_bind_text(st, 1, cus, -1, SQLITE_STATIC);
-      rc = sqlite3_step(st);
-      if (rc == SQLITE_ROW)
-        snprintf(platform, sizeof platform, "%s", sqlite3_column_text(st, 0));
-      rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? SQLITE_OK : rc;
-    }
-    sqlite3_finalize(st);
-    if (rc) return rc;
-    if (platform[0]) return billing_account_get(db, platform, a);
+  if (!cus || !cus[0]) return SQLITE_OK;
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(
+      db, "SELECT platform FROM accounts WHERE customer = ?1 LIMIT 1", -1,
+      &st, NULL);
+  char platform[64] = "";
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, cus, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+      snprintf(platform, sizeof platform, "%s", sqlite3_column_text(st, 0));
+    rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? SQLITE_OK : rc;
   }
-  const char *p =
-      json_string_value(json_object_get(json_object_get(obj, "metadata"),
-                                        "platform"));
-  if (p && p[0] && strlen(p) < 64) return billing_account_get(db, p, a);
-  return SQLITE_OK;
+  sqlite3_finalize(st);
+  if (rc || !platform[0]) return rc;
+  const char *p = json_string_value(
+      json_object_get(json_object_get(obj, "metadata"), "platform"));
+  if (p && strcmp(p, platform) != 0) {
+    *mismatch = 1;
+    return SQLITE_OK;
+  }
+  return billing_account_get(db, platform, a);
 }
 
 /* The account's plan, then the registry's (which tells billing back
@@ -130,13 +139,17 @@ static int subscription_set(sqlite3 *db, const billing_account *a,
   return rc;
 }
 
-static int sub_deleted(sqlite3 *db, json_t *obj, const billing_account *a,
+/* The event's `created` is remembered for the account: a subscription
+ * event older than the last one applied changes nothing. */
+static int sub_mark(sqlite3 *db, const billing_account *a, int64_t created) {
+  if (created <= a->sub_event_at) return SQLITE_OK;
+  return exec_acct(db,
+                   "UPDATE accounts SET sub_event_at = ?3 WHERE platform = ?1",
+                   a->platform, NULL, created);
+}
+
+static int sub_deleted(sqlite3 *db, const billing_account *a,
                        outcome *out) {
-  const char *sub = id_of(obj);
-  if (a->subscription[0] && (!sub || strcmp(sub, a->subscription) != 0)) {
-    snprintf(out->text, sizeof out->text, "another subscription");
-    return SQLITE_OK;
-  }
   int rc = subscription_set(db, a, "");
   if (rc) return rc;
   return set_plan(db, a, billing_default_plan(), "subscription deleted", out);
@@ -147,7 +160,7 @@ static int sub_changed(sqlite3 *db, json_t *obj, const billing_account *a,
   const char *status = json_string_value(json_object_get(obj, "status"));
   if (status && (strcmp(status, "canceled") == 0 ||
                  strcmp(status, "incomplete_expired") == 0))
-    return sub_deleted(db, obj, a, out);
+    return sub_deleted(db, a, out);
   const char *sub = id_of(obj);
   json_t *item =
       json_array_get(json_object_get(json_object_get(obj, "items"), "data"), 0);
@@ -160,6 +173,43 @@ static int sub_changed(sqlite3 *db, json_t *obj, const billing_account *a,
   int rc = subscription_set(db, a, sub);
   if (rc) return rc;
   return set_plan(db, a, plan, "subscription updated", out);
+}
+
+/* A subscription event acts only on the account's tracked subscription:
+ * `created` tracks one when none is; another subscription (a second one
+ * created, or updates and deletions of one billing does not track) is
+ * logged and ignored, never silently replacing the tracked one (whether
+ * to cancel it is the operator's call). */
+static int sub_event(sqlite3 *db, const char *type, json_t *obj,
+                     int64_t created, const billing_account *a,
+                     outcome *out) {
+  const char *sub = id_of(obj);
+  if (!sub || !sub[0] || strlen(sub) >= sizeof a->subscription) {
+    snprintf(out->text, sizeof out->text, "ignored: no subscription id");
+    return SQLITE_OK;
+  }
+  int tracked = a->subscription[0] && strcmp(sub, a->subscription) == 0;
+  int adopt = !a->subscription[0] &&
+              strcmp(type, "customer.subscription.created") == 0;
+  if (!tracked && !adopt) {
+    api->log(g_bill.p, NNO_LOG_WARN,
+             "billing: platform %s: %s for subscription %.64s, not the one "
+             "tracked (%s): ignored",
+             a->platform, type, sub,
+             a->subscription[0] ? a->subscription : "none");
+    snprintf(out->text, sizeof out->text, "ignored: another subscription");
+    return SQLITE_OK;
+  }
+  if (created < a->sub_event_at) {
+    snprintf(out->text, sizeof out->text,
+             "ignored: older than the last applied");
+    return SQLITE_OK;
+  }
+  int rc = strcmp(type, "customer.subscription.deleted") == 0
+               ? sub_deleted(db, a, out)
+               : sub_changed(db, obj, a, out);
+  if (rc == SQLITE_OK) rc = sub_mark(db, a, created);
+  return rc;
 }
 
 static int payment_failed(sqlite3 *db, const billing_account *a,
@@ -187,6 +237,11 @@ static int paid(sqlite3 *db, const billing_account *a, outcome *out) {
   int r = reg ? reg->platform_set_status(a->platform, "active", "billing",
                                          "payment received")
               : NNO_ENOTSUP;
+  if (r == NNO_EREFUSED) { /* the operator suspended it since: theirs */
+    snprintf(out->text, sizeof out->text,
+             "paid; suspended by the operator, left suspended");
+    return SQLITE_OK;
+  }
   if (r != 0 && r != NNO_ENOENT) {
     api->log(g_bill.p, NNO_LOG_WARN, "billing: platform %s: not resumed: %s",
              a->platform, api->strerror(r));
@@ -197,7 +252,8 @@ static int paid(sqlite3 *db, const billing_account *a, outcome *out) {
   return SQLITE_OK;
 }
 
-static int apply(sqlite3 *db, const char *type, json_t *obj, outcome *out) {
+static int apply(sqlite3 *db, const char *type, json_t *obj, int64_t created,
+                 outcome *out) {
   int sub = strncmp(type, "customer.subscription.", 22) == 0;
   int inv = strcmp(type, "invoice.payment_failed") == 0 ||
             strcmp(type, "invoice.paid") == 0;
@@ -206,17 +262,22 @@ static int apply(sqlite3 *db, const char *type, json_t *obj, outcome *out) {
     return SQLITE_OK;
   }
   billing_account a;
-  int rc = account_of(db, obj, &a);
+  int mismatch = 0;
+  int rc = account_of(db, obj, &a, &mismatch);
   if (rc) return rc;
+  if (mismatch) {
+    snprintf(out->text, sizeof out->text,
+             "ignored: metadata names another platform");
+    return SQLITE_OK;
+  }
   if (!a.found) {
     snprintf(out->text, sizeof out->text, "unknown customer");
     return SQLITE_OK;
   }
   if (strcmp(type, "customer.subscription.created") == 0 ||
-      strcmp(type, "customer.subscription.updated") == 0)
-    return sub_changed(db, obj, &a, out);
-  if (strcmp(type, "customer.subscription.deleted") == 0)
-    return sub_deleted(db, obj, &a, out);
+      strcmp(type, "customer.subscription.updated") == 0 ||
+      strcmp(type, "customer.subscription.deleted") == 0)
+    return sub_event(db, type, obj, created, &a, out);
   if (strcmp(type, "invoice.payment_failed") == 0)
     return payment_failed(db, &a, out);
   if (strcmp(type, "invoice.paid") == 0) return paid(db, &a, out);
@@ -250,6 +311,8 @@ static int h_webhook(nno_req *req, void *ud) {
   const char *id = json_string_value(json_object_get(ev, "id"));
   const char *type = json_string_value(json_object_get(ev, "type"));
   json_t *obj = json_object_get(json_object_get(ev, "data"), "object");
+  json_t *cr = json_object_get(ev, "created");
+  int64_t created = json_is_integer(cr) ? (int64_t)json_integer_value(cr) : 0;
   if (!id || !type || !json_is_object(obj) || strlen(id) > 255 ||
       strlen(type) > 255) {
     json_decref(ev);
@@ -276,7 +339,7 @@ static int h_webhook(nno_req *req, void *ud) {
   }
   sqlite3_finalize(st);
   st = NULL;
-  if (rc == SQLITE_OK) rc = apply(db, type, obj, &out);
+  if (rc == SQLITE_OK) rc = apply(db, type, obj, created, &out);
   if (rc == SQLITE_OK &&
       sqlite3_prepare_v2(db,
                          "UPDATE webhook_events SET outcome = ?2 WHERE id = ?1",

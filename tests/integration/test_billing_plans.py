@@ -528,7 +528,8 @@ def test_set_plan_and_status_as_billing_does(probe):
     e = h.api("GET", "/audit?limit=1")[2]["items"][0]
     assert (e["action"], e["actor"], e["detail"]) == (
         "platform.suspend", "billing",
-        {"from": "active", "to": "suspended", "reason": "probe"}), e
+        {"from": "active", "to": "suspended", "reason": "probe",
+         "suspended_by": "billing"}), e
     seen, t0 = set(), time.time()
     while len(seen) < workers(h):
         assert time.time() - t0 < 5.0, seen
@@ -539,3 +540,10 @@ def test_set_plan_and_status_as_billing_does(probe):
     assert h.api("GET", "/audit?limit=1")[2]["items"][0]["action"] == \
         "platform.resume"
     assert h.request("GET", "/p/pl-bill/hello", key=key)[0] == 200
+    # the operator's suspension is never lifted by billing's resume
+    assert h.api("POST", "/platforms/pl-bill/suspend")[0] == 200
+    n = len(h.api("GET", "/audit?limit=500")[2]["items"])
+    assert set_by_billing(h, "pl-bill", status="active") == "NNO_EREFUSED"
+    assert h.api("GET", "/platforms/pl-bill")[2]["status"] == "suspended"
+    assert len(h.api("GET", "/audit?limit=500")[2]["items"]) == n
+    assert h.api("POST", "/platforms/pl-bill/resume")[0] == 200

@@ -142,8 +142,12 @@ typedef struct nno_registry_v1 {
    * audited as `platform.plan` / `platform.suspend` / `platform.resume`
    * with `actor` and `reason` (NULL for none, no secret), and seen by
    * every worker within a second. A status change of a platform being
-   * deleted is NNO_ESTATE. NNO_ENOENT for an unknown platform, NNO_EINVAL,
-   * NNO_EBUSY, NNO_EIO. Writes the database: not for the hot path. Test
+   * deleted is NNO_ESTATE. A suspension is recorded as `actor`'s, and
+   * resuming ("active") lifts only a suspension of the same `actor`: one
+   * the operator made (or took over by suspending again) is
+   * NNO_EREFUSED, changing nothing. NNO_ENOENT for an unknown platform,
+   * NNO_EINVAL, NNO_EBUSY, NNO_EIO. Writes the database: not for the hot
+   * path. Test
    * `size` first.
    */
   int (*platform_set_plan)(const char *id, const char *plan,
