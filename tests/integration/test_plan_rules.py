@@ -105,6 +105,14 @@ def test_a_rate_has_a_floor(make_host):
             "rates": {"anonymous": {"rate": rate}}}),
             422, "rates.anonymous.rate")
     assert plans(h) == before
+    # nno plan refuses it before asking, as a usage error
+    env = dict(os.environ, NNO_URL="http://127.0.0.1:%d" % h.port,
+               NNO_DATA=h.data)
+    r = subprocess.run([os.path.join(BUILD, "bin", "nno"), "plan", "create",
+                        "slow", "--rate", "key=1e-300/1"], env=env,
+                       text=True, capture_output=True, timeout=30)
+    assert r.returncode == 2 and "hint:" in r.stderr, r
+    assert plans(h) == before
     st, _, p = h.api("POST", "/plans", {
         "name": "slow", "rates": {"key": {"rate": 0.001, "burst": 1}}})
     assert st == 201 and p["rates"]["key"]["rate"] == 0.001, p
