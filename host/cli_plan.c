@@ -86,7 +86,8 @@ static json_t *plan_body(const cli_args *a, int *n) {
       if (parse_rate(p, len, rates)) {
         bad_value("rate", v,
                   "CLASS=RATE/BURST items separated by commas (CLASS: "
-                  "platform, key, user or anonymous; e.g. key=50/100)");
+                  "platform, key, user or anonymous; RATE at least 0.001 "
+                  "a second; e.g. key=50/100)");
         goto fail;
       }
       if (!p[len]) break;
