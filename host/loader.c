@@ -1095,6 +1095,28 @@ static void warn_unknown_ids(const char *key, const char *list,
   }
 }
 
+/* 1 when problem `p` of a stack's check is about a file of a core plugin
+ * (one under cfg->plugin_dir), with that plugin's folder name in `name`. */
+static int core_problem(const nno_config *cfg, const pkgcheck_problem *p,
+                        char *name, size_t cap) {
+  size_t n = strlen(cfg->plugin_dir);
+  if (!n || strncmp(p->file, cfg->plugin_dir, n) != 0 || p->file[n] != '/')
+    return 0;
+  const char *b = p->file + n + 1, *e = strchr(b, '/');
+  if (!e || e == b || (size_t)(e - b) >= cap) return 0;
+  memcpy(name, b, (size_t)(e - b));
+  name[e - b] = '\0';
+  return 1;
+}
+
+/* `text` past a leading `plugin "PATH": ` (the core plugin is named
+ * already). */
+static const char *strip_plugin_prefix(const char *text) {
+  if (strncmp(text, "plugin \"", 8) != 0) return text;
+  const char *q = strstr(text + 8, "\": ");
+  return q ? q + 3 : text;
+}
+
 int loader_check_all(const nno_config *cfg) {
   char err[LOADER_ERR_MAX];
   int problems = loader_check_core(cfg, stderr, err, sizeof err);
@@ -1109,7 +1131,7 @@ int loader_check_all(const nno_config *cfg) {
   warn_unknown_ids("sandbox.sandboxed", cfg->sandbox_sandboxed, sc, ns);
   /* The init of each stack is run only with the core plugins sound: a
    * check's child loads them first. */
-  int core_sound = problems == 0;
+  int core_sound = problems == 0, core_said = 0;
   for (size_t i = 0; i < ns; i++) {
     pkgcheck_report rep;
     memset(&rep, 0, sizeof rep);
@@ -1123,6 +1145,19 @@ int loader_check_all(const nno_config *cfg) {
     }
     for (size_t j = 0; j < rep.n; j++) {
       pkgcheck_problem_text(&rep.v[j], err, sizeof err);
+      char core[CONFIG_NAME_MAX + 1];
+      if (core_problem(cfg, &rep.v[j], core, sizeof core)) {
+        /* The stack's child loads the core plugins first: a core plugin
+         * failing there is no fault of the stack, and every stack's
+         * child would report it again. */
+        if (!core_said) {
+          fprintf(stderr, "error: core plugin %s: %s\n", core,
+                  strip_plugin_prefix(err));
+          problems++;
+        }
+        core_said = 1;
+        continue;
+      }
       fprintf(stderr, "error: stack %s@%s: %s\n", sc[i].id, sc[i].version,
               err);
       problems++;

@@ -41,7 +41,7 @@ static int parse_rate(const char *item, size_t n, json_t *rates) {
   if (k == 4 || !eq[1] || !slash[1]) return -1;
   errno = 0;
   double rate = strtod(eq + 1, &end);
-  if (errno || *end || !(rate > 0)) return -1;
+  if (errno || *end || !(rate >= 0.001)) return -1;
   unsigned long long burst;
   if (parse_u64(slash + 1, &burst) || burst < 1) return -1;
   return json_object_set_new(
@@ -86,7 +86,8 @@ static json_t *plan_body(const cli_args *a, int *n) {
       if (parse_rate(p, len, rates)) {
         bad_value("rate", v,
                   "CLASS=RATE/BURST items separated by commas (CLASS: "
-                  "platform, key, user or anonymous; e.g. key=50/100)");
+                  "platform, key, user or anonymous; RATE at least 0.001 "
+                  "a second; e.g. key=50/100)");
         goto fail;
       }
       if (!p[len]) break;

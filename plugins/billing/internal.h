@@ -109,8 +109,9 @@ typedef struct plans_state {
   plan_row *v;      /* sorted by name */
   size_t n;
   uint64_t seen;    /* PLANS_COUNTER value the table is caught up to */
-  plan_row cfg[PLANS_CONFIG_MAX]; /* config.plans */
+  plan_row cfg[PLANS_CONFIG_MAX]; /* config.plans, each over the free plan */
   size_t ncfg;
+  json_t *cfg_obj;  /* config.plans as given (owned): laid over the table */
   char default_plan[33];
 } plans_state;
 

@@ -280,8 +280,8 @@ static int h_list(nno_req *req, void *ud) {
   if (has < 0) return NNO_OK;
   if (has && strcmp(state, "pending") && strcmp(state, "sent") &&
       strcmp(state, "failed"))
-    return nno_problem(req, 422, "state",
-                       "field \"state\": expected pending, sent or failed");
+    return nno_problem(req, 400, "state",
+                       "parameter \"state\": expected pending, sent or failed");
   int limit = 100;
   int hl = nno_query_copy(req, "limit", lim, sizeof lim);
   if (hl < 0) return NNO_OK;

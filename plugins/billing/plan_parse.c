@@ -11,8 +11,6 @@
 
 #define MIB (1024ull * 1024ull)
 
-#define MIB (1024ull * 1024ull)
-
 /* What a plan given without a field holds: the free plan's values. */
 #define FREE_SEED                       \
   {                                     \
@@ -42,6 +40,9 @@ void plan_defaults(plan_row *r) {
 #define MAX_STORAGE (1ull << 50)      /* 1 PiB */
 #define MAX_USERS 1000000000ull
 #define MAX_KEYS 1000000ull
+/* A rate below one token in 1000 s would answer Retry-After beyond any
+ * client's patience (and past what a header's integer holds). */
+#define MIN_RATE 0.001
 #define MAX_RATE 10000000.0
 #define MAX_BURST 100000000ll
 
@@ -157,9 +158,9 @@ static int take_pair(const json_t *rates, const char *k, nno_rate *r,
   if (!json_is_object(v)) {
     snprintf(e->field, sizeof e->field, "%s", path);
     snprintf(e->msg, sizeof e->msg,
-             "field \"%s\": expected {\"rate\": tokens a second > 0, "
-             "\"burst\": 1..%lld}",
-             path, MAX_BURST);
+             "field \"%s\": expected {\"rate\": tokens a second in "
+             "%g..%.0f, \"burst\": 1..%lld}",
+             path, MIN_RATE, MAX_RATE, MAX_BURST);
     return -1;
   }
   if (only_keys(v, path, pair_fields, e)) return -1;
@@ -167,12 +168,12 @@ static int take_pair(const json_t *rates, const char *k, nno_rate *r,
          *burst = json_object_get(v, "burst");
   if (rate) {
     double d = json_number_value(rate);
-    if (!json_is_number(rate) || !(d > 0) || d > MAX_RATE) {
+    if (!json_is_number(rate) || !(d >= MIN_RATE) || d > MAX_RATE) {
       snprintf(e->field, sizeof e->field, "%s.rate", path);
       snprintf(e->msg, sizeof e->msg,
-               "field \"%s.rate\": expected a number of tokens a second, "
-               "above 0 and at most %.0f",
-               path, MAX_RATE);
+               "field \"%s.rate\": expected a number of tokens a second "
+               "from %g to %.0f",
+               path, MIN_RATE, MAX_RATE);
       return -1;
     }
     r->rate = d;

@@ -4,8 +4,9 @@
  *
  * The table is the rows of billing.db `plans` with the plans of the
  * configuration (billing's plugin config "plans") laid over them: a plan
- * named there wins over the stored row of that name and cannot be changed
- * through the API. Each worker holds the whole table (at most
+ * named there that is stored too keeps the stored values of the fields it
+ * does not give; one new to the table takes the free plan's for those.
+ * Either way it cannot be changed through the API. Each worker holds the whole table (at most
  * PLANS_MAX plans) sorted by name; a committed change moves the shared
  * counter PLANS_COUNTER, and every lookup compares it (one atomic read)
  * and reloads the table when it moved: rare, and small. */
@@ -159,10 +160,18 @@ static int reload(char *err, size_t cap) {
     return -1;
   }
   for (size_t i = 0; i < g_plans.ncfg; i++) {
+    const char *name = g_plans.cfg[i].l.name;
     size_t j = 0;
-    while (j < n && strcmp(v[j].l.name, g_plans.cfg[i].l.name) != 0) j++;
-    v[j] = g_plans.cfg[i];
-    if (j == n) n++;
+    while (j < n && strcmp(v[j].l.name, name) != 0) j++;
+    if (j == n) {
+      v[n++] = g_plans.cfg[i]; /* new: the free plan's values under it */
+      continue;
+    }
+    /* Named like a stored plan: only the fields it gives change. */
+    plan_error e;
+    if (plan_apply(json_object_get(g_plans.cfg_obj, name), &v[j], &e))
+      api->log(g_bill.p, NNO_LOG_ERROR, "config.plans.%s: %s", name, e.msg);
+    v[j].from_config = 1;
   }
   qsort(v, n, sizeof *v, cmp_row);
   free(g_plans.v);
@@ -250,8 +259,18 @@ static int parse_config(char *err, size_t cap) {
       }
       snprintf(r.l.name, sizeof r.l.name, "%s", name);
       r.from_config = 1;
+      for (size_t i = 0; i < g_plans.ncfg; i++)
+        if (r.price[0] && strcmp(g_plans.cfg[i].price, r.price) == 0) {
+          snprintf(err, cap,
+                   "config.plans.%s: field \"provider_price\": \"%s\" is "
+                   "plan \"%s\"'s already (a price belongs to one plan)",
+                   name, r.price, g_plans.cfg[i].l.name);
+          rc = -1;
+        }
+      if (rc) break;
       g_plans.cfg[g_plans.ncfg++] = r;
     }
+  if (!rc && plans) g_plans.cfg_obj = json_incref(plans);
   json_t *dp = json_object_get(root, "default_plan");
   if (!rc && dp) {
     if (!json_is_string(dp) || !plan_name_valid(json_string_value(dp))) {
@@ -341,6 +360,16 @@ int billing_plans_init(char *err, size_t cap) {
   /* The counter before the snapshot: a change after it moves it. */
   api->counter_get(g_bill.p, PLANS_COUNTER, &g_plans.seen);
   if (reload(err, cap)) goto fail;
+  /* A price names one plan: a webhook maps it back to that plan. */
+  for (size_t i = 0; i < g_plans.n; i++)
+    for (size_t j = i + 1; g_plans.v[i].price[0] && j < g_plans.n; j++)
+      if (strcmp(g_plans.v[i].price, g_plans.v[j].price) == 0) {
+        snprintf(err, cap,
+                 "plans \"%s\" and \"%s\" have one provider_price "
+                 "\"%s\" (a price belongs to one plan)",
+                 g_plans.v[i].l.name, g_plans.v[j].l.name, g_plans.v[i].price);
+        goto fail;
+      }
   if (!plans_find(g_plans.default_plan)) {
     snprintf(err, cap,
              "config.default_plan: no plan \"%s\" (neither stored nor in "
@@ -359,6 +388,7 @@ void billing_plans_ready(void) {}
 
 void billing_plans_fini(void) {
   free(g_plans.v);
+  json_decref(g_plans.cfg_obj);
   if (g_plans.db) sqlite3_close_v2(g_plans.db);
   memset(&g_plans, 0, sizeof g_plans);
 }

@@ -3,6 +3,8 @@
  *   GET   /api/v1/plans          every plan, by name
  *   GET   /api/v1/plans/{name}   one, with its ETag
  *   POST  /api/v1/plans          create (fields not given: the free plan's)
+ *
+ * A provider_price belongs to one plan: a webhook maps it back to it.
  *   PATCH /api/v1/plans/{name}   change some fields; If-Match
  *
  * Operator only (the manifest gives the routes no scope: IAM's AUTHZ
@@ -150,6 +152,62 @@ static int finish_write(nno_req *req, int rc, json_t *detail,
   return 0;
 }
 
+/* Inside the transaction: the plan other than `self` whose price is
+ * `price` ("" is nobody's) into owner. 1 found, 0 none, -1 store error.
+ * A configured plan's price is the table's (the stored row's is under
+ * it). */
+static int price_owner(const char *price, const char *self, char *owner,
+                       size_t cap) {
+  if (!price[0]) return 0;
+  plans_refresh();
+  for (size_t i = 0; i < g_plans.n; i++)
+    if (g_plans.v[i].from_config && strcmp(g_plans.v[i].l.name, self) &&
+        strcmp(g_plans.v[i].price, price) == 0) {
+      snprintf(owner, cap, "%s", g_plans.v[i].l.name);
+      return 1;
+    }
+  sqlite3_stmt *st = NULL;
+  int found = -1;
+  if (sqlite3_prepare_v2(g_plans.db,
+                         "SELECT name FROM plans WHERE provider_price = ?"
+                         " AND name <> ? ORDER BY name",
+                         -1, &st, NULL) != SQLITE_OK)
+    return -1;
+  sqlite3_bind_text(st, 1, price, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, self, -1, SQLITE_TRANSIENT);
+  int rc;
+  found = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *n = (const char *)sqlite3_column_text(st, 0);
+    const plan_row *t = plans_find(n);
+    if (t && t->from_config) continue; /* its price is the config's */
+    snprintf(owner, cap, "%s", n);
+    found = 1;
+    break;
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) found = -1;
+  sqlite3_finalize(st);
+  return found;
+}
+
+/* Inside the transaction: 0 when r's price is no other plan's; else -1
+ * after rolling back and answering 422 (or the store's error). */
+static int price_free(nno_req *req, const plan_row *r) {
+  char owner[40];
+  int rc = price_owner(r->price, r->l.name, owner, sizeof owner);
+  if (rc < 0) {
+    rollback_error(req);
+    return -1;
+  }
+  if (rc == 0) return 0;
+  sqlite3_exec(g_plans.db, "ROLLBACK", NULL, NULL, NULL);
+  nno_problem(req, 422, "provider_price",
+              "field \"provider_price\": \"%s\" is plan \"%s\"'s already "
+              "(a price belongs to one plan)",
+              r->price, owner);
+  return -1;
+}
+
 static int send_plan(nno_req *req, int status, const plan_row *r) {
   etag(req, r->version);
   return nno_send_json(req, status, plan_json(r));
@@ -190,7 +248,7 @@ static int on_create(nno_req *req, void *ud) {
   json_t *b = NULL;
   plan_error e;
   if (!operator_only(req) ||
-      nno_body_object(req, PLAN_BODY_MAX, NNO_BODY_JSON_TYPE, &b))
+      nno_body_object(req, PLAN_BODY_MAX, 0, &b))
     return NNO_OK;
   json_t *jn = json_object_get(b, "name");
   const char *name = json_string_value(jn);
@@ -245,6 +303,7 @@ static int on_create(nno_req *req, void *ud) {
                 PLANS_MAX);
     goto done;
   }
+  if (price_free(req, &r)) goto done;
   int rc = plans_store_row(g_plans.db, &r, 1);
   if ((rc & 0xff) == SQLITE_CONSTRAINT) {
     sqlite3_exec(g_plans.db, "ROLLBACK", NULL, NULL, NULL);
@@ -341,7 +400,7 @@ static int on_patch(nno_req *req, void *ud) {
   plan_row before, r;
   if (!operator_only(req) || read_name(req, name) ||
       nno_body_object(req, PLAN_BODY_MAX,
-                      NNO_BODY_JSON_TYPE | NNO_BODY_EMPTY_OK, &b))
+                      NNO_BODY_EMPTY_OK, &b))
     return NNO_OK;
   json_t *jn = json_object_get(b, "name");
   if (jn && (!json_is_string(jn) || strcmp(json_string_value(jn), name))) {
@@ -391,6 +450,7 @@ static int on_patch(nno_req *req, void *ud) {
     send_plan(req, 200, &before);
     goto done;
   }
+  if (strcmp(r.price, before.price) && price_free(req, &r)) goto done;
   r.version = before.version + 1;
   r.updated_at = (int64_t)time(NULL);
   json_t *detail = json_pack("{s:O}", "changes", changes);

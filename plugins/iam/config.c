@@ -32,11 +32,12 @@ static int pair(json_t *o, const char *k, double *rps, uint32_t *burst,
   if (!json_is_array(v) || json_array_size(v) != 2 ||
       !json_is_number(json_array_get(v, 0)) ||
       !json_is_integer(json_array_get(v, 1)) ||
-      json_number_value(json_array_get(v, 0)) <= 0 ||
+      !(json_number_value(json_array_get(v, 0)) >= 0.001) ||
       json_integer_value(json_array_get(v, 1)) < 1 ||
       json_integer_value(json_array_get(v, 1)) > 100000000) {
     snprintf(err, cap,
-             "config.plans.%s.%s: expected [rate per second > 0, burst >= 1]",
+             "config.plans.%s.%s: expected [rate per second >= 0.001, burst "
+             ">= 1]",
              plan, k);
     return -1;
   }

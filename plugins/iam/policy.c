@@ -641,8 +641,8 @@ static int held_back(nno_req *req, const nno_caller *c,
       (g_iam.reg->platform_status(plat, st, sizeof st) != NNO_OK ||
        strcmp(st, "active") != 0)) {
     snprintf(detail, sizeof detail,
-             "platform %s is %s: its keys and sessions are refused until the "
-             "operator resumes it",
+             "platform %s is %s: its keys and sessions are refused until it "
+             "is resumed",
              plat, strcmp(st, "suspended") == 0 ? "suspended" : "not active");
     return problem(req, 403, "Forbidden", detail);
   }
@@ -653,8 +653,8 @@ static int held_back(nno_req *req, const nno_caller *c,
   zcopy(t, sizeof t, c->tenant);
   if (g_iam.reg->tenant_active(plat, t) == 1) return NNO_OK;
   snprintf(detail, sizeof detail,
-           "tenant \"%s\" of platform %s is suspended (or lies under a "
-           "suspended tenant): credentials bound to it are refused",
+           "credentials bound to tenant \"%s\" of platform %s are "
+           "refused: it, or a tenant above it, is suspended",
            t, plat);
   return problem(req, 403, "Forbidden", detail);
 }

@@ -14,9 +14,9 @@ from test_iam import (PASSWORD, call, h, hello, new_key, op,  # noqa: F401
                       platform, problem, session, sign_in, tenant)
 
 SUSPENDED = ("platform %s is suspended: its keys and sessions are refused "
-             "until the operator resumes it")
-TENANT_SUSPENDED = ('tenant "%s" of platform %s is suspended (or lies under '
-                    'a suspended tenant): credentials bound to it are refused')
+             "until it is resumed")
+TENANT_SUSPENDED = ('credentials bound to tenant "%s" of platform %s are '
+                    'refused: it, or a tenant above it, is suspended')
 WHOLE = ('this credential is bound to tenant "t1" and cannot change what '
          'belongs to the whole platform')
 OP_ONLY = "only the operator may call this route"

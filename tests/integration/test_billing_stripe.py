@@ -269,7 +269,7 @@ def test_refused_job_is_listed_blocks_what_follows_and_is_retried(env):
     key = h.platform_key("haven", scopes=["*"])["key"]
     st, _, _ = h.api("GET", "/billing/outbox?state=failed", key=key)
     assert st in (401, 403)
-    problem(h.api("GET", "/billing/outbox?state=bogus"), 422)
+    problem(h.api("GET", "/billing/outbox?state=bogus"), 400)
     problem(h.api("POST", "/billing/outbox/nope/retry"), 404)
     st, _, body = h.api("POST", "/billing/outbox/%s/retry" % f[0]["id"])
     assert st == 200 and body["state"] == "pending", body

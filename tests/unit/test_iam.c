@@ -748,14 +748,15 @@ static void test_config_invalid_pairs(void **st) {
       "[0, 10]",  "[-1, 10]",   "[1, 0]",     "[1, -5]",   "[1, 1.5]",
       "[1]",      "[1, 2, 3]",  "[]",         "\"1/2\"",   "5",
       "{}",       "[\"1\", 2]", "[1, \"2\"]", "[null, 2]", "[1, 100000001]",
-      "[true, 1]"};
+      "[true, 1]", "[1e-300, 1]", "[0.0009, 1]"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     snprintf(json, sizeof json, "{\"plans\": {\"free\": {\"key\": %s}}}",
              bad[i]);
     assert_int_equal(parse(json, &c, err, sizeof err), -1);
     assert_string_equal(
         err,
-        "config.plans.free.key: expected [rate per second > 0, burst >= 1]");
+        "config.plans.free.key: expected [rate per second >= 0.001, burst "
+        ">= 1]");
   }
   /* Each pair is checked, and the message names it. */
   const char *pairs[] = {"platform", "key", "user", "anonymous"};
@@ -766,7 +767,8 @@ static void test_config_invalid_pairs(void **st) {
     assert_int_equal(parse(json, &c, err, sizeof err), -1);
     char want[128];
     snprintf(want, sizeof want,
-             "config.plans.pro.%s: expected [rate per second > 0, burst >= 1]",
+             "config.plans.pro.%s: expected [rate per second >= 0.001, "
+             "burst >= 1]",
              pairs[i]);
     assert_string_equal(err, want);
   }
