@@ -391,12 +391,21 @@ fail:
 
 /* The platform's refunds since the host started: `r|{platform}` only
  * grows, so a value read earlier is never more than the current one. */
+/* "{tag}|{platform}" into key (2 + PLAT_MAX bytes): keys built on every
+ * request, so without printf. `platform` is shorter than PLAT_MAX. */
+static size_t tag_key(char *key, char tag, const char *platform) {
+  size_t n = strlen(platform);
+  key[0] = tag;
+  key[1] = '|';
+  memcpy(key + 2, platform, n + 1);
+  return n + 2;
+}
+
 static uint64_t refunded(const char *platform) {
   char key[2 + PLAT_MAX];
   uint64_t v = 0;
-  int n = snprintf(key, sizeof key, "r|%s", platform);
-  if (n > 0 && (size_t)n < sizeof key)
-    api->meter_get(g_bill.p, key, (size_t)n, &v);
+  size_t n = tag_key(key, 'r', platform);
+  api->meter_get(g_bill.p, key, n, &v);
   return v;
 }
 
@@ -541,7 +550,7 @@ static int on_limit(nno_req *r, void *ud) {
   char platform[PLAT_MAX], key[2 + PLAT_MAX];
   memcpy(platform, plat.ptr, plat.len);
   platform[plat.len] = '\0';
-  int kn = snprintf(key, sizeof key, "a|%s", platform);
+  int kn = (int)tag_key(key, 'a', platform);
   check_flush_counter();
   nno_plan_limits lim;
   uint64_t quota = 0, after = 0;
@@ -654,7 +663,7 @@ static void on_done(nno_req *r, int status, void *ud) {
     /* Refused by a rate limit after billing admitted it (IAM's limiter
      * runs after this plugin's LIMIT hook): not served, so it does not
      * count against the quota, nor in the classes. */
-    n = snprintf(key, sizeof key, "r|%s", platform);
+    n = (int)tag_key(key, 'r', platform);
     if (api->meter_add(g_bill.p, key, (size_t)n, 1, 0, NULL) == NNO_OK) return;
   }
   int cls = status == 499 ? 4 : status / 100;
@@ -664,9 +673,16 @@ static void on_done(nno_req *r, int status, void *ud) {
    * `a|` keys the quotas need. */
   int rc = NNO_ETOOBIG;
   if (!detail_crowded()) {
-    n = snprintf(key, sizeof key, "d|%s|%s|%s|%d", platform, tenant, package,
-                 cls);
-    rc = api->meter_add(g_bill.p, key, (size_t)n, 1, 0, NULL);
+    size_t lp = strlen(platform), lt = strlen(tenant), lk = strlen(package);
+    if (lp + lt + lk + 7 <= NNO_METER_KEY_MAX) {
+      char *o = key;
+      *o++ = 'd', *o++ = '|';
+      memcpy(o, platform, lp), o += lp, *o++ = '|';
+      memcpy(o, tenant, lt), o += lt, *o++ = '|';
+      memcpy(o, package, lk), o += lk, *o++ = '|';
+      *o++ = (char)('0' + cls);
+      rc = api->meter_add(g_bill.p, key, (size_t)(o - key), 1, 0, NULL);
+    }
   }
   if (rc != NNO_OK) {
     n = snprintf(key, sizeof key, "d|%s|||%d", platform, cls);
