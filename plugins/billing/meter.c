@@ -513,6 +513,14 @@ static int quota_answer(nno_req *r, json_t *o, const char *detail,
 }
 
 static void check_flush_counter(void) {
+  /* At most once per tick of the coarse clock: a cached base is exact
+   * however stale (see base_get), so this only keeps the cache fresh. */
+  static int64_t last_tick = -1;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  int64_t tick = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  if (tick == last_tick) return;
+  last_tick = tick;
   uint64_t v = 0;
   if (api->counter_get(g_bill.p, "billing.flush", &v) == NNO_OK &&
       v != M.flush_seen) {
