@@ -55,7 +55,8 @@ def manifest_routes():
     """Every core route (method, path) the core plugins declare."""
     out = set()
     for rel in ("registry/package.json", "plugins/iam/package.json",
-                "plugins/provisioning/package.json"):
+                "plugins/provisioning/package.json",
+                "plugins/billing/package.json"):
         with open(os.path.join(SOURCE, rel)) as f:
             out |= {(r["method"], r["path"]) for r in json.load(f)["routes"]}
     return out
@@ -131,6 +132,24 @@ def test_a_tenant_bound_key_on_every_route(h):
         ("GET", "/api/v1/platforms/{platform}/logs", base + "/logs", None,
          "logs"),
         ("GET", "/api/v1/audit", "/api/v1/audit", None, "op-only"),
+        ("GET", "/api/v1/plans", "/api/v1/plans", None, "op-only"),
+        ("GET", "/api/v1/plans/{name}", "/api/v1/plans/free", None,
+         "op-only"),
+        ("POST", "/api/v1/plans", "/api/v1/plans", {"name": "mine"},
+         "op-only"),
+        ("PATCH", "/api/v1/plans/{name}", "/api/v1/plans/unmetered",
+         {"requests_per_month": 1}, "op-only"),
+        ("GET", "/api/v1/platforms/{platform}/usage", base + "/usage", None,
+         200),
+        ("GET", "/api/v1/platforms/{platform}/invoice/preview",
+         base + "/invoice/preview", None, 403),
+        ("GET", "/api/v1/billing/outbox", "/api/v1/billing/outbox", None,
+         "op-only"),
+        ("POST", "/api/v1/billing/outbox/{id}/retry",
+         "/api/v1/billing/outbox/x/retry", None, "op-only"),
+        # public, and unsigned: refused (no signing secret set: 503)
+        ("POST", "/api/v1/billing/webhooks/stripe",
+         "/api/v1/billing/webhooks/stripe", {"id": "evt_1"}, 503),
         ("GET", "/api/v1/quarantines", "/api/v1/quarantines", None,
          "op-only"),
         ("DELETE", "/api/v1/quarantines/{platform}/{package}/{version}",
