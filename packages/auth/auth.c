@@ -430,7 +430,6 @@ static void signin_rehashed(nno_req *req, const nno_sql_result *res, void *ud) {
 
 static void after_signin(auth_job *j) {
   if (j->result == JR_BADPASS) {
-    auth_count_failure(j); /* also when the client has gone: it tried */
     nno_problem(j->req, 401, NULL, "email or password is wrong");
   } else if (j->result != JR_OK) {
     nno_problem_retry(j->req, 503, 1, "not enough memory to hash the password");
@@ -579,7 +578,6 @@ static void password_stored(nno_req *req, const nno_sql_result *res, void *ud) {
 
 static void after_password(auth_job *j) {
   if (j->result == JR_BADPASS) {
-    auth_count_failure(j);
     nno_problem(j->req, 401, NULL, "the current password is wrong");
   } else if (j->result != JR_OK) {
     nno_problem_retry(j->req, 503, 1, "not enough memory to hash the password");
@@ -611,6 +609,12 @@ static void looked_up(nno_req *req, const nno_sql_result *res, void *ud) {
 
 static void on_job_done(int status, void *ud) {
   auth_job *j = ud;
+  /* A wrong password is counted before the slot is given on (also when
+   * the client has gone: it tried): the job that takes the slot is checked
+   * against the limits as it starts, and must see this failure, or each
+   * slot would try one guess more than the limits allow. */
+  if (status != NNO_ECANCELED && j->result == JR_BADPASS)
+    auth_count_failure(j);
   gate_release(j);
   if (status == NNO_ECANCELED) {
     nno_problem_retry(j->req, 503, 1, "the server is shutting down");

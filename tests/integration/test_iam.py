@@ -856,8 +856,20 @@ def test_a_foreign_credential_counts_as_anonymous(h):
     body = {"email": "x@example.com"}
     source = "127.0.0.3"
     for _ in range(60):
-        assert call(h, "POST", path, body=body, source=source)[0] == 422
-    resp = call(h, "POST", path, body=body, source=source, key=k["key"])
+        assert call(h, "POST", path, body=body, source=source)[0] in (422, 429)
+    # The bucket refills while a loaded machine sends the 60: drain it to
+    # the first 429, then ask with the key at once. A token that came back
+    # in between would let the keyed call through as anonymous too; an
+    # anonymous call right after it tells that apart (a few tries), while a
+    # key counted as a credential of this platform passes every time.
+    for _ in range(5):
+        while call(h, "POST", path, body=body, source=source)[0] != 429:
+            pass
+        resp = call(h, "POST", path, body=body, source=source, key=k["key"])
+        if resp[0] == 429:
+            break
+        assert call(h, "POST", path, body=body, source=source)[0] == 422, (
+            "the foreign key passed while the anonymous limit held")
     problem(resp, 429)
     assert resp[1]["ratelimit-limit"] == "60", resp
 
