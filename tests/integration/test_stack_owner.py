@@ -168,3 +168,16 @@ def test_a_platform_key_removes_no_stack(make_host, tmp_path):
     st, _, b = h.api("DELETE", "/stacks/rmx/0.1.0", key=key)
     assert st in (401, 403), b
     assert os.path.isdir(os.path.join(h.data, "stacks", "rmx", "0.1.0"))
+
+
+def test_a_builtin_stack_of_the_id_is_the_operators(make_host, tmp_path):
+    h = make_host(core=True, workers=1).start()
+    st, _, b = h.api("GET", "/stacks/default")
+    assert st == 200, b
+    key = developer(h, "default")
+    before = stacks(h)
+    st, rh, b = install(h, archive(tmp_path, "default", "9.0.0"), key=key)
+    refused(st, rh, b)
+    assert "operator" in b["detail"], b
+    assert stacks(h) == before
+    left_nothing(h, "default", "9.0.0")
