@@ -900,7 +900,8 @@ static int fetch_url(install_op *op) {
 static int install_owner_of(const char *dir, char *out, size_t cap) {
   json_t *j = read_install_json(dir);
   if (!j) return -1;
-  snprintf(out, cap, "%s", json_string_value(json_object_get(j, "owner")) ?: "");
+  const char *o = json_string_value(json_object_get(j, "owner"));
+  snprintf(out, cap, "%s", o ? o : "");
   json_decref(j);
   return 0;
 }
