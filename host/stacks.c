@@ -140,7 +140,8 @@ static int version_ok(const char *s) {
          semver_parse(s, &v) == 0;
 }
 
-/* Read a small JSON file: {"sha256","signed_by","installed_at","size"}. */
+/* Read a small JSON file: {"sha256","signed_by","installed_at","size",
+ * "owner"} ("owner": the installing platform, "" or absent: the operator). */
 static json_t *read_install_json(const char *dir) {
   char path[PATH_MAX];
   if (snprintf(path, sizeof path, "%s/%s", dir, STACKS_INSTALL_FILE) >=
@@ -890,6 +891,63 @@ static int fetch_url(install_op *op) {
   return -1;
 }
 
+/* -- ownership -- */
+
+/* The owner recorded in an installed version's install record: "" for
+ * the operator (also when the record names none, as before owners were
+ * recorded), else the platform whose key installed it. Copies into
+ * `out` (cap bytes); -1 when `dir` has no readable record. */
+static int install_owner_of(const char *dir, char *out, size_t cap) {
+  json_t *j = read_install_json(dir);
+  if (!j) return -1;
+  const char *o = json_string_value(json_object_get(j, "owner"));
+  snprintf(out, cap, "%s", o ? o : "");
+  json_decref(j);
+  return 0;
+}
+
+/* An owned install adds a version only to an id whose installed versions
+ * are all its owner's: 0 when so (or when the install is the operator's,
+ * who installs anything), else -1 after op_fail (403). A version folder
+ * without a readable record counts as the operator's. Runs on the pool,
+ * reading the disk as it is then: called after extraction and again just
+ * before the move into place. */
+static int owner_conflict(install_op *op) {
+  if (!op->owner[0]) return 0;
+  char idir[PATH_MAX];
+  if (snprintf(idir, sizeof idir, "%s/stacks/%s", op->data, op->info.id) >=
+      (int)sizeof idir)
+    return 0; /* no such folder can exist */
+  DIR *d = opendir(idir);
+  if (!d) {
+    if (errno == ENOENT) return 0;
+    op_fail(op, NNO_EIO, 500, "", "", "cannot read %s: %s", idir,
+            strerror(errno));
+    return -1;
+  }
+  int rc = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.') continue;
+    char vdir[PATH_MAX], who[64] = "";
+    if (snprintf(vdir, sizeof vdir, "%s/%s", idir, de->d_name) >=
+        (int)sizeof vdir)
+      continue;
+    if (install_owner_of(vdir, who, sizeof who) != 0) who[0] = '\0';
+    if (strcmp(who, op->owner) == 0) continue;
+    op_fail(op, NNO_EREFUSED, 403, "stack.json", "id",
+            "stack %s %s is installed by %s%s: a platform's key adds "
+            "versions only to a stack id whose installed versions are all "
+            "its own",
+            op->info.id, de->d_name, who[0] ? "platform " : "the operator",
+            who);
+    rc = -1;
+    break;
+  }
+  closedir(d);
+  return rc;
+}
+
 /* -- phase 1 (pool): fetch, digest, extract -- */
 
 static void extract_work(uv_work_t *wk) {
@@ -958,17 +1016,16 @@ static void extract_work(uv_work_t *wk) {
             op->info.version);
     goto done;
   }
-  if (op->owner[0]) {
-    size_t n = strlen(op->owner);
-    if (strncmp(op->info.id, op->owner, n) != 0 ||
-        (op->info.id[n] != '\0' && op->info.id[n] != '-')) {
-      op_fail(op, NNO_EREFUSED, 403, "stack.json", "id",
-              "a key of platform %s installs only stacks whose id is \"%s\" "
-              "or starts with \"%s-\"; this archive's id is \"%s\"",
-              op->owner, op->owner, op->owner, op->info.id);
-      goto done;
-    }
+  /* Exactly its own id: a prefix rule would let platform "abc" take
+   * "abc-xyz", the own id of another platform. */
+  if (op->owner[0] && strcmp(op->info.id, op->owner) != 0) {
+    op_fail(op, NNO_EREFUSED, 403, "stack.json", "id",
+            "a key of platform %s installs only the stack whose id is the "
+            "platform's id, \"%s\"; this archive's id is \"%s\"",
+            op->owner, op->owner, op->info.id);
+    goto done;
   }
+  if (owner_conflict(op)) goto done;
   failpoint("install:extracted");
 done:
   if (fd != op->in_fd) close(fd);
@@ -989,6 +1046,9 @@ static void place_work(uv_work_t *wk) {
   char idir[PATH_MAX], final[PATH_MAX];
   snprintf(idir, sizeof idir, "%s/stacks/%s", op->data, op->info.id);
   snprintf(final, sizeof final, "%s/%s", idir, op->info.version);
+  /* Again, as close to the move as can be: the operator may have placed
+   * a version of this id while the archive was checked. */
+  if (owner_conflict(op)) return;
   struct stat st;
   if (lstat(final, &st) == 0) goto exists;
   {
@@ -997,9 +1057,10 @@ static void place_work(uv_work_t *wk) {
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:I}", "sha256", op->info.sha256,
-                          "signed_by", op->info.signed_by, "installed_at", now,
-                          "size", (json_int_t)op->size);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:s}", "sha256",
+                          op->info.sha256, "signed_by", op->info.signed_by,
+                          "installed_at", now, "size", (json_int_t)op->size,
+                          "owner", op->owner);
     snprintf(path, sizeof path, "%s/%s", op->stage, STACKS_INSTALL_FILE);
     int rc = j ? json_dump_file(j, path, JSON_COMPACT | JSON_SORT_KEYS) : -1;
     json_decref(j);
@@ -1345,6 +1406,15 @@ static void after_extract(uv_work_t *wk, int status) {
   install_op *op = wk->data;
   if (status != 0 && op->http == 0)
     op_fail(op, NNO_EIO, 500, "", "", "the install was cancelled");
+  /* A stack of that id served from a folder the operator configured
+   * (builtin, stacks_dirs) is the operator's too. */
+  for (size_t i = 0; op->http == 0 && op->owner[0] && i < ncat; i++)
+    if (strcmp(cat[i].id, op->info.id) == 0 &&
+        strcmp(cat[i].source, "installed") != 0)
+      op_fail(op, NNO_EREFUSED, 403, "stack.json", "id",
+              "stack %s %s is the operator's (a %s stack): a platform's key "
+              "adds versions only to a stack id whose versions are all its "
+              "own", cat[i].id, cat[i].version, cat[i].source);
   if (op->http != 0) {
     finish(op);
     return;

@@ -8,8 +8,9 @@
  *
  * Operator only, audited (`stack.install`, `stack.remove`); one exception:
  * a key of a `user_project` platform holding `stacks:deploy` (not bound to
- * a tenant) installs archives whose stack id is the platform's id or starts
- * with "{platform}-" (the host checks it before placing anything). The
+ * a tenant) installs archives whose stack id is the platform's id, when no
+ * installed version of that id is someone else's (the host checks it, and
+ * records the owner, before placing anything). The
  * host does the work (stack_install, stack_remove); every worker loads or
  * unloads the version without a reload. reg_stack_details gives GET /stacks its
  * per-version state. */
@@ -277,8 +278,7 @@ refuse:
   nno_problem(req, 403, NULL,
               "only the operator installs stacks, or a key of a user_project "
               "platform with the scope stacks:deploy (not bound to a tenant), "
-              "for stacks whose id is the platform's id or starts with "
-              "\"{platform}-\"");
+              "for the stack whose id is the platform's id");
   return -1;
 }
 

@@ -9,8 +9,10 @@
  * which keeps a reload well under a second, and the templates' packages
  * may use core services (sql), which a sandboxed package may not.
  *
- * dev then watches the sources (libuv fs events on the folders, so editors
- * that save by rename are seen) and on each save, after 50 ms of quiet,
+ * dev then watches the sources (libuv fs events on every folder of the
+ * project but build/, dist/, .nno/ and hidden ones, at most DEV_WATCH_MAX,
+ * folders made meanwhile included; fs events, so editors that save by
+ * rename are seen) and on each save, after 50 ms of quiet,
  * builds `{version}-dev.{n}`, installs it, activates it on the platform
  * (the registry's switch: no request is dropped) and removes the previous
  * one. A failed build leaves the serving version alone. The child's JSON
@@ -46,6 +48,8 @@
 #define DEV_START_MS 20000     /* the child's "listening" line and /readyz */
 #define DEV_STOP_MS 10000      /* SIGTERM to SIGKILL */
 #define DEV_DEBOUNCE_MS 50     /* quiet after the last file event */
+#define DEV_WATCH_MAX 256      /* folders dev watches; past it, one warning */
+#define DEV_WATCH_DEPTH 32     /* how deep under the project it looks */
 #define DEV_LINE_MAX 16384     /* a log line kept for parsing; longer: cut */
 #define TEST_TIMEOUT_MS 120000 /* one test script */
 #define TEST_OUTPUT_MAX (256u << 10) /* a test's output kept for a failure */
@@ -547,8 +551,17 @@ typedef struct dev {
   devhost h;
   project pj;
   const char *exe_dir;
-  uv_fs_event_t watch[4]; /* the project folder, src/, ui/, migrations/ */
-  int nwatch;
+  /* The project folder (watch[0]) and every folder under it but build/,
+   * dist/, .nno/ and hidden ones, up to DEV_WATCH_MAX: inotify is not
+   * recursive, so each folder has its own watch. `ino`/`dev` tell a
+   * folder removed and made again under the same path (its watch gone
+   * with the old one) from the one watched. */
+  uv_fs_event_t watch[DEV_WATCH_MAX];
+  ino_t wino[DEV_WATCH_MAX];
+  dev_t wdev[DEV_WATCH_MAX];
+  int nwatch;     /* watching: watch[0..nwatch) */
+  int ninit;      /* handles initialised (closed at the end): >= nwatch */
+  int watch_full; /* the bound was met: warned once */
   uv_timer_t debounce;
   uv_signal_t sigint, sigterm;
   uv_async_t gone; /* the pump saw the child's stderr close */
@@ -610,11 +623,38 @@ static void on_quiet(uv_timer_t *t) {
   reload(t->data);
 }
 
+static void watch_tree(dev *d, const char *path, int depth);
+
+/* 1 if the folder `name` (in the project folder when `top`) is not
+ * watched: hidden ones, and the project's build/, dist/ and .nno/. */
+static int watch_skip(const char *name, int top) {
+  return name[0] == '.' ||
+         (top && (!strcmp(name, "build") || !strcmp(name, "dist")));
+}
+
 static void on_fs(uv_fs_event_t *w, const char *name, int events, int st) {
   dev *d = w->data;
   (void)events;
   if (st < 0) return;
-  if (w == &d->watch[0]) {
+  int top = w == &d->watch[0];
+  /* A folder made (or moved in) while dev runs: watched from now on, with
+   * whatever it already holds, and its files counted as a change. */
+  if (name && name[0] && !watch_skip(name, top)) {
+    char dir[PATH_MAX], path[PATH_MAX];
+    size_t len = sizeof dir;
+    struct stat sb;
+    if (uv_fs_event_getpath(w, dir, &len) == 0 &&
+        snprintf(path, sizeof path, "%s/%s", dir, name) < (int)sizeof path &&
+        lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+      int before = d->nwatch;
+      watch_tree(d, path, 1);
+      if (d->nwatch != before) {
+        uv_timer_start(&d->debounce, on_quiet, DEV_DEBOUNCE_MS, 0);
+        return;
+      }
+    }
+  }
+  if (top) {
     /* The project folder: its manifests only (build/, .nno/ change). */
     if (!name || (strcmp(name, "package.json") && strcmp(name, "stack.json")))
       return;
@@ -625,21 +665,65 @@ static void on_fs(uv_fs_event_t *w, const char *name, int events, int st) {
   uv_timer_start(&d->debounce, on_quiet, DEV_DEBOUNCE_MS, 0);
 }
 
-static void watch(dev *d, const char *sub) {
-  char path[PATH_MAX];
-  if (snprintf(path, sizeof path, "%s%s%s", d->pj.dir, sub[0] ? "/" : "",
-               sub) >= (int)sizeof path)
-    return;
-  struct stat st;
-  if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return;
-  uv_fs_event_t *w = &d->watch[d->nwatch];
-  if (uv_fs_event_init(d->loop, w) != 0) return;
-  w->data = d;
-  if (uv_fs_event_start(w, on_fs, path, 0) != 0) {
-    uv_close((uv_handle_t *)w, NULL);
-    return;
+/* Watch the folder `path` (already watched: nothing, unless it is a new
+ * folder under a watched one's old path, whose watch then moves to it).
+ * 0 when it is watched, -1 when not (the bound, or an error). */
+static int watch_one(dev *d, const char *path, const struct stat *sb) {
+  char have[PATH_MAX];
+  for (int i = 0; i < d->nwatch; i++) {
+    size_t len = sizeof have;
+    if (uv_fs_event_getpath(&d->watch[i], have, &len) != 0 ||
+        strcmp(have, path) != 0)
+      continue;
+    if (d->wino[i] == sb->st_ino && d->wdev[i] == sb->st_dev) return 0;
+    uv_fs_event_stop(&d->watch[i]);
+    if (uv_fs_event_start(&d->watch[i], on_fs, path, 0) != 0) return -1;
+    d->wino[i] = sb->st_ino;
+    d->wdev[i] = sb->st_dev;
+    return 0;
   }
+  if (d->nwatch == DEV_WATCH_MAX) {
+    if (!d->watch_full)
+      fprintf(stderr,
+              "nno: watching the first %d folders of the project only: "
+              "edits in the others are not seen\n",
+              DEV_WATCH_MAX);
+    d->watch_full = 1;
+    return -1;
+  }
+  uv_fs_event_t *w = &d->watch[d->nwatch];
+  if (d->nwatch == d->ninit) { /* a slot that failed to start is reused */
+    if (uv_fs_event_init(d->loop, w) != 0) return -1;
+    w->data = d;
+    d->ninit++;
+  }
+  if (uv_fs_event_start(w, on_fs, path, 0) != 0) return -1;
+  d->wino[d->nwatch] = sb->st_ino;
+  d->wdev[d->nwatch] = sb->st_dev;
   d->nwatch++;
+  return 0;
+}
+
+/* Watch `path` and the folders under it (depth: its depth under the
+ * project folder, 0 for the project itself), not following links. */
+static void watch_tree(dev *d, const char *path, int depth) {
+  struct stat sb;
+  if (lstat(path, &sb) != 0 || !S_ISDIR(sb.st_mode) ||
+      watch_one(d, path, &sb) != 0 || depth >= DEV_WATCH_DEPTH)
+    return;
+  DIR *dir = opendir(path);
+  if (!dir) return;
+  struct dirent *de;
+  char sub[PATH_MAX];
+  while ((de = readdir(dir)) != NULL && !d->watch_full) {
+    if (watch_skip(de->d_name, depth == 0) ||
+        snprintf(sub, sizeof sub, "%s/%s", path, de->d_name) >=
+            (int)sizeof sub)
+      continue;
+    if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) continue;
+    watch_tree(d, sub, depth + 1);
+  }
+  closedir(dir);
 }
 
 /* Options: --port N, --no-watch (help: the command table, cli.c). */
@@ -708,10 +792,6 @@ int cli_project_dev(int argc, char **argv, const char *exe_dir) {
       "  key      %s\n",
       d.pj.name, d.h.serving, (double)(now_ms() - t0) / 1000.0, d.h.url,
       d.pj.name, d.pj.name, d.h.port, d.h.key);
-  if (!nowatch)
-    printf(
-        "watching src/ ui/ migrations/ package.json stack.json; "
-        "Ctrl-C stops\n");
   fflush(stdout);
 
   d.loop = uv_default_loop();
@@ -726,17 +806,18 @@ int cli_project_dev(int argc, char **argv, const char *exe_dir) {
   d.gone.data = &d;
   d.h.gone = &d.gone;
   if (!nowatch) {
-    watch(&d, "");
-    watch(&d, "src");
-    watch(&d, "ui");
-    watch(&d, "migrations");
+    watch_tree(&d, d.pj.dir, 0);
+    printf("watching %d folder%s of the project (not build/ dist/ .nno/ or "
+           "hidden ones), package.json, stack.json; Ctrl-C stops\n",
+           d.nwatch, d.nwatch == 1 ? "" : "s");
+    fflush(stdout);
   }
   d.rc = CLI_OK;
   uv_run(d.loop, UV_RUN_DEFAULT);
   rc = d.rc;
   host_stop(&d.h); /* joins the pump: d.gone is not used after this */
   /* Close every handle, then let the loop run their close callbacks. */
-  for (int i = 0; i < d.nwatch; i++) uv_close((uv_handle_t *)&d.watch[i], NULL);
+  for (int i = 0; i < d.ninit; i++) uv_close((uv_handle_t *)&d.watch[i], NULL);
   uv_close((uv_handle_t *)&d.debounce, NULL);
   uv_close((uv_handle_t *)&d.sigint, NULL);
   uv_close((uv_handle_t *)&d.sigterm, NULL);

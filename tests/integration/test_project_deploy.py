@@ -92,15 +92,16 @@ def test_a_platform_key_installs_only_its_own_ids(make_host, tmp_path):
     store_login(tmp_path, h, "dpx", key)
     r = run(proj, env, "project", "deploy")
     assert r.returncode == 1, r.stdout
-    assert "403" in r.stderr and "dpx-" in r.stderr, r.stderr
+    assert "403" in r.stderr and '"dpx"' in r.stderr, r.stderr
     st, _, _ = h.api("GET", "/stacks/elsewhere")
     assert st == 404
     assert staging_empty(h)
     assert not os.path.exists(os.path.join(h.data, "stacks", "elsewhere"))
-    # "dp-..." is its own.
+    # "dpx-..." is not its own either: it could be another platform's id.
     proj2 = init(tmp_path, env, "dpx-api")
     r = run(proj2, env, "project", "deploy")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1 and "403" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(h.data, "stacks", "dpx-api"))
     # Without stacks:deploy, nothing is installed.
     weak = h.platform_key("dpx", scopes=["stacks:write", "features:*"])
     archive = str(proj2 / "dist" / "dpx-api-0.1.0.tar.gz")

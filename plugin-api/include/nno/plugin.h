@@ -999,10 +999,13 @@ typedef struct nno_host_api {
 
   /* -- installs on a platform's behalf (core plugins only) -- */
 
-  /* stack_install, for a platform: the archive's stack id must be `owner`
-   * or start with "{owner}-". Checked once stack.json is read from the
-   * staging folder, before anything is placed: a refusal (status
-   * NNO_EREFUSED, http 403, field "id") leaves nothing installed. */
+  /* stack_install, for a platform: the archive's stack id must be
+   * `owner` itself, and every version of that id already installed must
+   * have been installed for `owner` (a version the operator installed, or
+   * a builtin or folder stack of that id, is not). The owner is recorded
+   * with the installed version. Checked once stack.json is read from the
+   * staging folder and again before the move into place: a refusal
+   * (status NNO_EREFUSED, http 403, field "id") leaves nothing installed. */
   int (*stack_install_owned)(nno_plugin *p, const nno_stack_install *in,
                              const char *owner, nno_stack_install_fn done,
                              void *ud);
