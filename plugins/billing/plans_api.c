@@ -68,33 +68,6 @@ static int rollback_error(nno_req *req) {
   return NNO_OK;
 }
 
-static void etag(nno_req *req, int64_t version) {
-  char tag[32];
-  snprintf(tag, sizeof tag, "\"v%lld\"", (long long)version);
-  api->res_header(req, "ETag", tag);
-}
-
-/* 1 if there is no If-Match, or it is "*" or lists "v<current>". */
-static int if_match(nno_req *req, int64_t current) {
-  nno_str v;
-  if (api->req_header(req, "If-Match", &v) != NNO_OK) return 1;
-  char tag[32];
-  int tn = snprintf(tag, sizeof tag, "\"v%lld\"", (long long)current);
-  const char *p = v.ptr, *end = v.ptr + v.len;
-  while (p < end) {
-    const char *comma = memchr(p, ',', (size_t)(end - p));
-    const char *e = comma ? comma : end;
-    while (p < e && (*p == ' ' || *p == '\t')) p++;
-    const char *te = e;
-    while (te > p && (te[-1] == ' ' || te[-1] == '\t')) te--;
-    size_t n = (size_t)(te - p);
-    if ((n == 1 && *p == '*') || (n == (size_t)tn && memcmp(p, tag, n) == 0))
-      return 1;
-    p = e + 1;
-  }
-  return 0;
-}
-
 /* {name} as a plan's name; -1 after answering 404. */
 static int read_name(nno_req *req, char *name) {
   if (nno_param_copy(req, "name", name, 33) == 0 && plan_name_valid(name))
@@ -213,7 +186,7 @@ static int price_free(nno_req *req, const plan_row *r) {
 }
 
 static int send_plan(nno_req *req, int status, const plan_row *r) {
-  etag(req, r->version);
+  nno_etag(req, r->version);
   return nno_send_json(req, status, plan_json(r));
 }
 
@@ -432,7 +405,7 @@ static int on_patch(nno_req *req, void *ud) {
     }
     goto done;
   }
-  if (!if_match(req, before.version)) {
+  if (!nno_if_match(req, before.version)) {
     sqlite3_exec(g_plans.db, "ROLLBACK", NULL, NULL, NULL);
     nno_problem(req, 412, NULL,
                 "If-Match does not match the plan's current ETag \"v%lld\"",
@@ -553,7 +526,7 @@ static int on_delete(nno_req *req, void *ud) {
     sqlite3_exec(g_plans.db, "ROLLBACK", NULL, NULL, NULL);
     return nno_problem(req, 404, NULL, "no plan \"%s\"", name);
   }
-  if (!if_match(req, before.version)) {
+  if (!nno_if_match(req, before.version)) {
     sqlite3_exec(g_plans.db, "ROLLBACK", NULL, NULL, NULL);
     return nno_problem(req, 412, NULL,
                        "If-Match does not match the plan's current ETag "

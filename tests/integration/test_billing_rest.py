@@ -6,7 +6,6 @@ plans kept; If-Match; audited); `nno platform suspend --reason`."""
 import json
 import os
 import secrets
-import sqlite3
 import subprocess
 import time
 
@@ -14,52 +13,18 @@ import pytest
 
 from conftest import NNO, Host
 from stripe_stub import StripeStub
+from test_billing_stripe import (account, customers, db, subscriptions,
+                                 wait_for)
 
 SK = "sk_test_" + secrets.token_hex(12)
 VERSION = "2025-03-31.basil"
 QUEUED = "queued the customer of"
 
 
-def wait_for(pred, timeout=20, what="condition"):
-    deadline = time.time() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
-
-
-def db(h):
-    c = sqlite3.connect(os.path.join(h.data, "billing.db"), timeout=10,
-                        isolation_level=None)
-    c.row_factory = sqlite3.Row
-    return c
-
-
-def account(h, pid):
-    with db(h) as c:
-        r = c.execute("SELECT * FROM accounts WHERE platform = ?",
-                      (pid,)).fetchone()
-        return dict(r) if r else None
-
-
 def pending(h):
     with db(h) as c:
         return c.execute("SELECT count(*) FROM outbox"
                          " WHERE state != 'sent'").fetchone()[0]
-
-
-def customers(stub, pid):
-    return [e for e in stub.entries("POST", "/v1/customers")
-            if e["params"].get("metadata", {}).get("platform") == pid]
-
-
-def subscriptions(stub, pid):
-    return [e for e in stub.entries("POST", "/v1/subscriptions")
-            if e["path"] == "/v1/subscriptions"
-            and e["params"].get("metadata", {}).get("platform") == pid]
 
 
 def problem(resp, status, has=None):
