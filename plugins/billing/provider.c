@@ -410,14 +410,15 @@ static int page_add(void *ud, const char *id, const char *plan) {
   backfill_page *pg = ud;
   if (pg->n >= BACKFILL_PAGE || strlen(id) >= sizeof pg->id[0] ||
       strlen(plan) >= sizeof pg->plan[0])
-    return 0; /* ids and plans are bounded far below: never */
+    return NNO_ETOOBIG; /* the registry bounds both below: never */
   snprintf(pg->id[pg->n], sizeof pg->id[0], "%s", id);
   snprintf(pg->plan[pg->n], sizeof pg->plan[0], "%s", plan);
   pg->n++;
   return 0;
 }
 
-/* 1 when a customer job of `platform` is still to be sent. */
+/* *out = 1 when a customer job of `platform` is still to be sent. A
+ * sqlite code. */
 static int customer_pending(sqlite3 *db, const char *platform, int *out) {
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v2(db,
@@ -502,7 +503,11 @@ static int backfill_step(void) {
   int r = reg->platform_page(g_fill.after, BACKFILL_PAGE, page_add, pg);
   if (r) {
     free(pg);
-    return r != NNO_EBUSY; /* busy: again at the next tick */
+    if (r == NNO_EBUSY) return 0; /* again at the next tick */
+    api->log(g_bill.p, NNO_LOG_WARN,
+             "billing: provider backfill stopped after platform \"%s\": %s",
+             g_fill.after, api->strerror(r));
+    return 1;
   }
   sqlite3_busy_timeout(db, 100);
   int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
