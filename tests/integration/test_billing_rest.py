@@ -134,6 +134,30 @@ def test_platforms_from_before_the_provider_get_one_customer(make_host):
         stub.stop()
 
 
+def test_the_walk_reaches_every_page_and_none_only_records(make_host):
+    h = make_host(workers=2, core=True)
+    h.start()
+    ids = ["bulk-%03d" % i for i in range(205)]  # more than one page (200)
+    for pid in ids:
+        st, _, body = h.api("POST", "/platforms", {"id": pid, "name": pid})
+        assert st == 201, body
+    wait_for(lambda: pending(h) == 0, what="the jobs done under none")
+    assert h.stop() == 0
+    with db(h) as c:  # as if billing came after them
+        c.execute("DELETE FROM accounts")
+        jobs = c.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    h.start()
+
+    def recorded():
+        with db(h) as c:
+            return c.execute("SELECT count(*) FROM accounts"
+                             " WHERE provider = 'none'").fetchone()[0]
+    wait_for(lambda: recorded() == len(ids), what="every account recorded")
+    assert account(h, ids[-1])["plan"] == "free"
+    with db(h) as c:  # `none` charges nothing: no job is queued for it
+        assert c.execute("SELECT count(*) FROM outbox").fetchone()[0] == jobs
+
+
 # ---- deleting a plan -----------------------------------------------------------
 
 
