@@ -393,6 +393,9 @@ int billing_platform_changed(const char *platform, const char *plan,
 /* Platforms read from the registry per page, and pages per tick. */
 #define BACKFILL_PAGE 200
 #define BACKFILL_TICK_MS 20
+/* Ticks in a row a page may fail (busy, out of memory) before the walk
+ * gives up until the next start: 30 s at one tick each 20 ms. */
+#define BACKFILL_TRIES 1500
 
 typedef struct backfill_page {
   char id[BACKFILL_PAGE][64];
@@ -404,6 +407,7 @@ static struct {
   nno_timer *timer;
   char after[64];     /* the last platform id walked */
   uint64_t queued;    /* platforms queued by this walk */
+  unsigned fails;     /* ticks in a row that did not get a page through */
 } g_fill;
 
 static int page_add(void *ud, const char *id, const char *plan) {
@@ -489,7 +493,8 @@ static int backfill_one(sqlite3 *db, const char *platform, const char *plan,
   return rc;
 }
 
-/* One page of the walk, in one transaction. 1 when the walk is over. */
+/* One page of the walk, in one transaction: 0 done with more to come, 1
+ * when the walk is over, -1 when the page must be tried again (busy). */
 static int backfill_step(void) {
   const nno_registry_v1 *reg = g_bill.registry;
   sqlite3 *db = billing_outbox_db();
@@ -499,11 +504,11 @@ static int backfill_step(void) {
       !reg->platform_page)
     return 1; /* no registry to walk: nothing to backfill */
   backfill_page *pg = calloc(1, sizeof *pg);
-  if (!pg) return 0; /* the next tick tries again */
+  if (!pg) return -1;
   int r = reg->platform_page(g_fill.after, BACKFILL_PAGE, page_add, pg);
   if (r) {
     free(pg);
-    if (r == NNO_EBUSY) return 0; /* again at the next tick */
+    if (r == NNO_EBUSY) return -1;
     api->log(g_bill.p, NNO_LOG_WARN,
              "billing: provider backfill stopped after platform \"%s\": %s",
              g_fill.after, api->strerror(r));
@@ -522,7 +527,7 @@ static int backfill_step(void) {
   if (rc != SQLITE_OK) {
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     free(pg);
-    return 0; /* busy (another worker walks): this page again next tick */
+    return -1; /* busy (another worker walks): this page again */
   }
   g_fill.queued += queued;
   int over = pg->n < BACKFILL_PAGE;
@@ -533,7 +538,15 @@ static int backfill_step(void) {
 
 static void backfill_tick(nno_timer *t, void *ud) {
   (void)ud;
-  if (!backfill_step()) return;
+  int r = backfill_step();
+  if (r == 0) g_fill.fails = 0;
+  if (r == 0 || (r < 0 && ++g_fill.fails < BACKFILL_TRIES)) return;
+  if (r < 0)
+    api->log(g_bill.p, NNO_LOG_WARN,
+             "billing: provider backfill stopped after platform \"%s\": "
+             "billing.db or the registry stayed busy; the next start "
+             "goes on",
+             g_fill.after);
   api->timer_stop(t);
   g_fill.timer = NULL;
   if (g_fill.queued)
