@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 #include <nno/plugin.h>
+#include <nno/sdk/request.h>
 
 #include "jsonv.h"
 
@@ -313,31 +314,6 @@ static int get_fields(pctx *c, json_t *root, const str_field *f, size_t n,
   return 0;
 }
 
-/* Edit distance of `a` and `b` (insertions, deletions, substitutions and
- * swaps of neighbours each cost 1), or `cap` + 1 once it exceeds `cap`.
- * Keys are at most 1024 bytes but only short ones can be within 2 of a
- * known field: longer ones are cut off before the table is built. */
-static size_t edit_distance(const char *a, const char *b, size_t cap) {
-  enum { W = 40 };
-  size_t la = strlen(a), lb = strlen(b);
-  if (la >= W || lb >= W || (la > lb ? la - lb : lb - la) > cap)
-    return cap + 1;
-  size_t d[W][W];
-  for (size_t i = 0; i <= la; i++) d[i][0] = i;
-  for (size_t j = 0; j <= lb; j++) d[0][j] = j;
-  for (size_t i = 1; i <= la; i++)
-    for (size_t j = 1; j <= lb; j++) {
-      size_t v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-      if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
-      if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-          d[i - 2][j - 2] + 1 < v)
-        v = d[i - 2][j - 2] + 1;
-      d[i][j] = v;
-    }
-  return d[la][lb] > cap ? cap + 1 : d[la][lb];
-}
-
 /* Refuses members of `obj` other than `keys` (NULL-terminated), naming
  * the nearest known key when one is within 2 edits (a typo), else the
  * known keys: a misspelt field would otherwise be ignored in silence.
@@ -355,15 +331,7 @@ static int check_keys(pctx *c, json_t *obj, const char *field,
     render_str(k, r);
     r[strlen(r) - 1] = '\0';
     snprintf(path, sizeof path, "%s%s%s", field, field[0] ? "." : "", r + 1);
-    const char *best = NULL;
-    size_t bestd = 3;
-    for (i = 0; keys[i]; i++) {
-      size_t dist = edit_distance(k, keys[i], 2);
-      if (dist < bestd) {
-        bestd = dist;
-        best = keys[i];
-      }
-    }
+    const char *best = nno_nearest(k, keys, 2);
     if (best)
       return fail(c, "field \"%s\": unknown field (did you mean \"%s\"?)",
                   path, best);

@@ -63,7 +63,7 @@ static int send_branded(nno_req *req, int status, const store_platform *p,
                         json_t *branding) {
   json_t *o = platform_json(p);
   if (o) json_object_set(o, "branding", branding);
-  hu_etag(req, p->version);
+  nno_etag(req, p->version);
   return nno_send_json(req, status, o);
 }
 
@@ -399,7 +399,7 @@ static void create_finish(create_op *op) {
   }
   tell_billing(op->req, op->p.id, op->p.plan);
   api->res_header(op->req, "Location", op->loc);
-  hu_etag(op->req, op->p.version);
+  nno_etag(op->req, op->p.version);
   nno_send_text(op->req, 201, op->text);
   api->res_end(op->req);
   create_free(op);
@@ -584,7 +584,7 @@ static int on_create(nno_req *req, void *ud) {
   reg_committed();
   tell_billing(req, p.id, p.plan);
   api->res_header(req, "Location", loc);
-  hu_etag(req, p.version);
+  nno_etag(req, p.version);
   nno_send_text(req, 201, text);
 done:
   hu_idem_clear(&ik);
@@ -658,7 +658,7 @@ static int load_for_write(nno_req *req, const char *id, store_platform *p) {
       hu_store_error(req, rc);
     return -1;
   }
-  if (!hu_if_match(req, p->version)) {
+  if (!nno_if_match(req, p->version)) {
     store_rollback(g_reg.db);
     nno_problem(req, 412, NULL,
                 "If-Match does not match the platform's current ETag "

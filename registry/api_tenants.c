@@ -27,7 +27,7 @@ static json_t *tenant_json(const store_tenant *t) {
 }
 
 static int send_tenant(nno_req *req, int status, const store_tenant *t) {
-  hu_etag(req, t->version);
+  nno_etag(req, t->version);
   return nno_send_json(req, status, tenant_json(t));
 }
 
@@ -172,7 +172,7 @@ static int on_create(nno_req *req, void *ud) {
   }
   reg_committed(); /* a child of a suspended tenant starts suspended */
   api->res_header(req, "Location", loc);
-  hu_etag(req, t.version);
+  nno_etag(req, t.version);
   nno_send_text(req, 201, text);
 done:
   hu_idem_clear(&ik);
@@ -250,7 +250,7 @@ static int load_for_write(nno_req *req, const char *pid, const char *tid,
     hu_store_error(req, rc);
     goto fail;
   }
-  if (!hu_if_match(req, t->version)) {
+  if (!nno_if_match(req, t->version)) {
     nno_problem(req, 412, NULL,
                 "If-Match does not match the tenant's current ETag \"v%lld\"",
                 (long long)t->version);

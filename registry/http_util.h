@@ -1,6 +1,6 @@
 /* What every operator API handler shares beyond the SDK (nno/sdk.h:
  * problems, JSON bodies and field tables, ids, parameters, pages, the
- * actor): operator authentication, store errors, ETags, idempotency keys
+ * actor): operator authentication, store errors, idempotency keys
  * and audit rows.
  *
  * Functions that "answer" write a complete response; the handler then
@@ -60,12 +60,6 @@ static inline int hu_pager_add(nno_pager *pg, json_t *item, const char *key) {
   return nno_pager_add(pg, item, key) ? STORE_ERROR : STORE_OK;
 }
 
-/* ---- ETags ------------------------------------------------------------- */
-
-/* Add `ETag: "v<version>"`. */
-void hu_etag(nno_req *req, int64_t version);
-/* 1 if there is no If-Match, or it is "*" or lists "v<current>"; else 0. */
-int hu_if_match(nno_req *req, int64_t current);
 
 /* ---- idempotency ------------------------------------------------------- */
 

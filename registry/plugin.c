@@ -661,6 +661,37 @@ static int svc_tenant_list(const char *platform, const char *root,
   return te.more ? NNO_ETOOBIG : store_to_nno(rc);
 }
 
+typedef struct page_walk {
+  int (*each)(void *ud, const char *id, const char *plan);
+  void *ud;
+  int stopped, value;
+} page_walk;
+
+static int page_each_cb(void *ud, const char *id, const char *status,
+                        const char *plan) {
+  page_walk *w = ud;
+  (void)status;
+  int rc = w->each(w->ud, id, plan && *plan ? plan : "free");
+  if (!rc) return 0;
+  w->stopped = 1;
+  w->value = rc;
+  return -1; /* not a store_rc: the walk only stops */
+}
+
+static int svc_platform_page(const char *after, size_t max,
+                             int (*each)(void *ud, const char *id,
+                                         const char *plan),
+                             void *ud) {
+  if (!each || max < 1 || max > NNO_REGISTRY_PAGE_MAX ||
+      (after && strlen(after) > STORE_ID_MAX))
+    return NNO_EINVAL;
+  page_walk w = {each, ud, 0, 0};
+  int rc = store_platform_page(g_reg.db, after && *after ? after : NULL,
+                               (int)max, page_each_cb, &w);
+  if (w.stopped) return w.value;
+  return store_to_nno(rc);
+}
+
 static const nno_registry_v1 service = {
     .size = sizeof(nno_registry_v1),
     .platform_status = svc_platform_status,
@@ -676,6 +707,7 @@ static const nno_registry_v1 service = {
     .tenant_list = svc_tenant_list,
     .platform_set_plan = reg_svc_set_plan,
     .platform_set_status = reg_svc_set_status,
+    .platform_page = svc_platform_page,
 };
 
 /* ---- init and fini ----------------------------------------------------- */

@@ -148,6 +148,10 @@ int store_platform_list(sqlite3 *db, const char *cls, const char *status,
                         void *ud);
 /* Every platform's id and status, ordered by id. */
 int store_platform_each(sqlite3 *db, store_status_cb cb, void *ud);
+/* Up to `limit` platforms not being deleted whose id sorts after `after`
+ * (NULL: from the start), by id: id, status and plan. */
+int store_platform_page(sqlite3 *db, const char *after, int limit,
+                        store_status_cb cb, void *ud);
 /* One platform's status: STORE_NOTFOUND when absent. */
 int store_platform_status(sqlite3 *db, const char *id, char *out, size_t cap);
 /* 1 if tenant `tenant` of `platform` is `ancestor` or below it, 0 if not

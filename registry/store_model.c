@@ -133,17 +133,34 @@ int store_platform_list(sqlite3 *db, const char *cls, const char *status,
   return rc == STORE_NOTFOUND ? STORE_OK : rc;
 }
 
-int store_platform_each(sqlite3 *db, store_status_cb cb, void *ud) {
-  sqlite3_stmt *st;
-  int rc =
-      store__query(db, &st, "SELECT id, status, plan FROM platforms ORDER BY id", "");
-  if (rc) return rc;
+/* Each row (id, status, plan) of `st` to `cb`; finalizes `st`. */
+static int status_rows(sqlite3 *db, sqlite3_stmt *st, store_status_cb cb,
+                       void *ud) {
+  int rc;
   while ((rc = store__next_row(db, st)) == STORE_OK)
     if ((rc = cb(ud, store__col_str(st, 0), store__col_str(st, 1),
                   store__col_str(st, 2))) != 0)
       break;
   sqlite3_finalize(st);
   return rc == STORE_NOTFOUND ? STORE_OK : rc;
+}
+
+int store_platform_each(sqlite3 *db, store_status_cb cb, void *ud) {
+  sqlite3_stmt *st;
+  int rc =
+      store__query(db, &st, "SELECT id, status, plan FROM platforms ORDER BY id", "");
+  return rc ? rc : status_rows(db, st, cb, ud);
+}
+
+int store_platform_page(sqlite3 *db, const char *after, int limit,
+                        store_status_cb cb, void *ud) {
+  sqlite3_stmt *st;
+  int rc = store__query(db, &st,
+                        "SELECT id, status, plan FROM platforms"
+                        " WHERE status != 'deleting'"
+                        " AND (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2",
+                        "si", after, (int64_t)limit);
+  return rc ? rc : status_rows(db, st, cb, ud);
 }
 
 int store_platform_status(sqlite3 *db, const char *id, char *out, size_t cap) {

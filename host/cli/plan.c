@@ -1,4 +1,5 @@
-/* The operator CLI's plan commands: `nno plan list|show|create|update`,
+/* The operator CLI's plan commands: `nno plan list|show|create|update|
+ * delete`,
  * clients of /api/v1/plans (the billing core plugin). Options are checked
  * here only for their shape (numbers, C=R/B); the server checks bounds
  * and answers with the field it refuses. */
@@ -265,6 +266,15 @@ int cli_plan_update(cli *c, const cli_args *a) {
   return rc;
 }
 
+static int cli_plan_delete(cli *c, const cli_args *a) {
+  char path[CLI_PATH_MAX], done[96];
+  if (cli_path(path, sizeof path, "/plans/%s", a->pos[0]))
+    return cli_usage_error("plan: the name is too long",
+                           "a plan's name is 1 to 32 of [a-z0-9-]");
+  snprintf(done, sizeof done, "deleted plan %.32s", a->pos[0]);
+  return cli_no_content(c, "DELETE", path, done);
+}
+
 /* -- the command table ----------------------------------------------------- */
 
 /* clang-format off */
@@ -297,9 +307,16 @@ static const cli_command commands[] = {
      CLI_PLAN_OPTS_HELP,
      cli_plan_update,
      "  nno plan update pro --rate key=800/1600 --api-keys 200\n", NULL, NULL},
+    {"plan", "delete", 1, 1, {0}, "plan delete NAME",
+     "Deletes a plan no platform is on (the server refuses one in use,\n"
+     "naming how many platforms are on it, and the free, the default and\n"
+     "the host configuration's plans).\n",
+     cli_plan_delete,
+     "  nno plan delete trial-2025\n", NULL, NULL},
 };
 /* clang-format on */
 
 const cli_group cli_group_plan = {
-    "plan", "list, show, create, update the plans platforms are on", commands,
+    "plan", "list, show, create, update, delete the plans platforms are on",
+    commands,
     sizeof commands / sizeof commands[0]};

@@ -311,8 +311,26 @@ static int platform_action(cli *c, const cli_args *a, const char *fmt) {
   return cli_single(c, "POST", path, NULL);
 }
 
+/* The longest --reason the registry keeps (its "reason" field). */
+#define SUSPEND_REASON_MAX 256
+
 static int platform_suspend(cli *c, const cli_args *a) {
-  return platform_action(c, a, "/platforms/%s/suspend");
+  const char *reason = cli_opt(a, "reason");
+  if (!reason) return platform_action(c, a, "/platforms/%s/suspend");
+  if (!*reason || strlen(reason) > SUSPEND_REASON_MAX)
+    return cli_usage_error("platform suspend: --reason: expected 1 to 256 "
+                           "bytes",
+                           "say briefly why, e.g. --reason \"unpaid "
+                           "invoice\"");
+  char path[CLI_PATH_MAX];
+  if (cli_path(path, sizeof path, "/platforms/%s/suspend", a->pos[0]))
+    return cli_too_long();
+  json_t *body = json_pack("{s:s}", "reason", reason);
+  if (!body) return cli_usage_error("platform suspend: --reason: expected "
+                                    "UTF-8 text", NULL);
+  int rc = cli_single(c, "POST", path, body);
+  json_decref(body);
+  return rc;
 }
 
 static int platform_resume(cli *c, const cli_args *a) {
@@ -429,10 +447,15 @@ static const cli_command commands[] = {
      platform_brand,
      "  nno platform brand acme --logo logo.svg --primary \"#0055aa\"\n",
      NULL, NULL},
-    {"platform", "suspend", 1, 1, {0}, "platform suspend ID",
-     "Suspends a platform: its routes answer 403 until it is resumed.\n",
+    {"platform", "suspend", 1, 1, {"reason="},
+     "platform suspend ID [--reason TEXT]",
+     "Suspends a platform: its routes answer 403 until it is resumed.\n\n"
+     "  --reason TEXT   why (1 to 256 bytes), kept with the platform and\n"
+     "                  in the audit row\n",
      platform_suspend,
-     "  nno platform suspend acme\n", NULL, NULL},
+     "  nno platform suspend acme\n"
+     "  nno platform suspend acme --reason \"invoice 2026-11 unpaid\"\n",
+     NULL, NULL},
     {"platform", "resume", 1, 1, {0}, "platform resume ID",
      "Resumes a suspended platform.\n", platform_resume,
      "  nno platform resume acme\n", NULL, NULL},

@@ -61,28 +61,6 @@ static const char *const rate_fields[] = {"platform", "key", "user",
                                           "anonymous", NULL};
 static const char *const pair_fields[] = {"rate", "burst", NULL};
 
-/* Edit distance of `a` and `b` (insertions, deletions, substitutions and
- * swaps of neighbours cost 1), or `cap` + 1 once above `cap`. */
-static size_t edit_distance(const char *a, const char *b, size_t cap) {
-  enum { W = 40 };
-  size_t la = strlen(a), lb = strlen(b);
-  if (la >= W || lb >= W || (la > lb ? la - lb : lb - la) > cap) return cap + 1;
-  size_t d[W][W];
-  for (size_t i = 0; i <= la; i++) d[i][0] = i;
-  for (size_t j = 0; j <= lb; j++) d[0][j] = j;
-  for (size_t i = 1; i <= la; i++)
-    for (size_t j = 1; j <= lb; j++) {
-      size_t v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-      if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
-      if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-          d[i - 2][j - 2] + 1 < v)
-        v = d[i - 2][j - 2] + 1;
-      d[i][j] = v;
-    }
-  return d[la][lb] > cap ? cap + 1 : d[la][lb];
-}
-
 /* Refuse a member of `obj` not in `keys`, naming the nearest known one
  * (within 2 edits) or all of them. 0, or -1 with field and msg. */
 static int only_keys(const json_t *obj, const char *path,
@@ -90,14 +68,10 @@ static int only_keys(const json_t *obj, const char *path,
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)obj, k, v) {
-    size_t i = 0, bestd = 3;
-    const char *best = NULL;
+    size_t i = 0;
     while (keys[i] && strcmp(keys[i], k) != 0) i++;
     if (keys[i]) continue;
-    for (i = 0; keys[i]; i++) {
-      size_t dist = edit_distance(k, keys[i], 2);
-      if (dist < bestd) bestd = dist, best = keys[i];
-    }
+    const char *best = nno_nearest(k, keys, 2);
     char q[80];
     snprintf(e->field, sizeof e->field, "%s%s%.40s", path, path[0] ? "." : "",
              k);

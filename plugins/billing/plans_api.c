@@ -6,6 +6,10 @@
  *
  * A provider_price belongs to one plan: a webhook maps it back to it.
  *   PATCH /api/v1/plans/{name}   change some fields; If-Match
+ *   DELETE /api/v1/plans/{name}  a plan no platform uses; If-Match. The
+ *                                free plan (every plan's seed, the plan
+ *                                of platforms without one) and the
+ *                                default plan are kept: 409
  *
  * Operator only (the manifest gives the routes no scope: IAM's AUTHZ
  * refuses every other credential; the handlers check again). A plan set
@@ -62,33 +66,6 @@ static int rollback_error(nno_req *req) {
   store_error(req); /* first: it reads the connection's error */
   sqlite3_exec(g_plans.db, "ROLLBACK", NULL, NULL, NULL);
   return NNO_OK;
-}
-
-static void etag(nno_req *req, int64_t version) {
-  char tag[32];
-  snprintf(tag, sizeof tag, "\"v%lld\"", (long long)version);
-  api->res_header(req, "ETag", tag);
-}
-
-/* 1 if there is no If-Match, or it is "*" or lists "v<current>". */
-static int if_match(nno_req *req, int64_t current) {
-  nno_str v;
-  if (api->req_header(req, "If-Match", &v) != NNO_OK) return 1;
-  char tag[32];
-  int tn = snprintf(tag, sizeof tag, "\"v%lld\"", (long long)current);
-  const char *p = v.ptr, *end = v.ptr + v.len;
-  while (p < end) {
-    const char *comma = memchr(p, ',', (size_t)(end - p));
-    const char *e = comma ? comma : end;
-    while (p < e && (*p == ' ' || *p == '\t')) p++;
-    const char *te = e;
-    while (te > p && (te[-1] == ' ' || te[-1] == '\t')) te--;
-    size_t n = (size_t)(te - p);
-    if ((n == 1 && *p == '*') || (n == (size_t)tn && memcmp(p, tag, n) == 0))
-      return 1;
-    p = e + 1;
-  }
-  return 0;
 }
 
 /* {name} as a plan's name; -1 after answering 404. */
@@ -209,7 +186,7 @@ static int price_free(nno_req *req, const plan_row *r) {
 }
 
 static int send_plan(nno_req *req, int status, const plan_row *r) {
-  etag(req, r->version);
+  nno_etag(req, r->version);
   return nno_send_json(req, status, plan_json(r));
 }
 
@@ -428,7 +405,7 @@ static int on_patch(nno_req *req, void *ud) {
     }
     goto done;
   }
-  if (!if_match(req, before.version)) {
+  if (!nno_if_match(req, before.version)) {
     sqlite3_exec(g_plans.db, "ROLLBACK", NULL, NULL, NULL);
     nno_problem(req, 412, NULL,
                 "If-Match does not match the plan's current ETag \"v%lld\"",
@@ -466,6 +443,130 @@ done:
   return NNO_OK;
 }
 
+/* ---- DELETE -------------------------------------------------------------- */
+
+typedef struct plan_users {
+  const char *plan;
+  uint64_t n;
+  char last[64];
+  size_t seen;
+} plan_users;
+
+static int count_user(void *ud, const char *id, const char *plan) {
+  plan_users *u = ud;
+  if (strcmp(plan, u->plan) == 0) u->n++;
+  snprintf(u->last, sizeof u->last, "%s", id);
+  u->seen++;
+  return 0;
+}
+
+/* The platforms on plan `name`, read from the registry page by page (or,
+ * without the member, from billing's accounts). 0, or -1 with *why set
+ * ("registry busy", "store error"). */
+#define USERS_PAGE 500
+static int plan_user_count(const char *name, uint64_t *out, const char **why) {
+  const nno_registry_v1 *reg = g_bill.registry;
+  *out = 0;
+  if (reg && reg->size >= offsetof(nno_registry_v1, platform_page) +
+                              sizeof reg->platform_page &&
+      reg->platform_page) {
+    plan_users u = {name, 0, "", 0};
+    do {
+      u.seen = 0;
+      int rc = reg->platform_page(u.last, USERS_PAGE, count_user, &u);
+      if (rc) {
+        *why = rc == NNO_EBUSY ? "the registry is busy" : "registry error";
+        return -1;
+      }
+    } while (u.seen == USERS_PAGE);
+    *out = u.n;
+    return 0;
+  }
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(g_plans.db,
+                              "SELECT count(*) FROM accounts WHERE plan = ?1",
+                              -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *out = (uint64_t)sqlite3_column_int64(st, 0);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_ROW) {
+    *why = "store error";
+    return -1;
+  }
+  return 0;
+}
+
+static int on_delete(nno_req *req, void *ud) {
+  (void)ud;
+  char name[33];
+  plan_row before;
+  if (!operator_only(req) || read_name(req, name)) return NNO_OK;
+  for (size_t i = 0; i < g_plans.ncfg; i++)
+    if (strcmp(g_plans.cfg[i].l.name, name) == 0)
+      return config_refusal(req, name);
+  if (strcmp(name, "free") == 0)
+    return nno_problem(req, 409, NULL,
+                       "plan \"free\" is never deleted: it holds the values "
+                       "a plan takes for the fields it does not set, and is "
+                       "the plan of platforms without one");
+  if (strcmp(name, billing_default_plan()) == 0)
+    return nno_problem(req, 409, NULL,
+                       "plan \"%s\" is the default plan (plugin_config "
+                       "\"billing\": \"default_plan\"): new platforms get "
+                       "it",
+                       name);
+  if (sqlite3_exec(g_plans.db, "BEGIN IMMEDIATE", NULL, NULL, NULL))
+    return store_error(req);
+  int found = load_row(name, &before);
+  if (found <= 0) {
+    if (found < 0) return rollback_error(req);
+    sqlite3_exec(g_plans.db, "ROLLBACK", NULL, NULL, NULL);
+    return nno_problem(req, 404, NULL, "no plan \"%s\"", name);
+  }
+  if (!nno_if_match(req, before.version)) {
+    sqlite3_exec(g_plans.db, "ROLLBACK", NULL, NULL, NULL);
+    return nno_problem(req, 412, NULL,
+                       "If-Match does not match the plan's current ETag "
+                       "\"v%lld\"",
+                       (long long)before.version);
+  }
+  uint64_t users = 0;
+  const char *why = NULL;
+  if (plan_user_count(name, &users, &why)) {
+    sqlite3_exec(g_plans.db, "ROLLBACK", NULL, NULL, NULL);
+    return nno_problem_retry(req, 503, 1,
+                             "cannot count the platforms on plan \"%s\" "
+                             "(%s); nothing was deleted",
+                             name, why);
+  }
+  if (users) {
+    sqlite3_exec(g_plans.db, "ROLLBACK", NULL, NULL, NULL);
+    return nno_problem(req, 409, NULL,
+                       "plan \"%s\" is used by %llu platform(s): move them "
+                       "to another plan first (nno platform update ID --plan "
+                       "P)",
+                       name, (unsigned long long)users);
+  }
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(g_plans.db, "DELETE FROM plans WHERE name = ?1",
+                              -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+  }
+  sqlite3_finalize(st);
+  json_t *detail = json_pack("{s:o}", "plan", plan_json(&before));
+  rc = finish_write(req, rc, detail, "plan.delete", name);
+  json_decref(detail);
+  if (rc) return NNO_OK;
+  plans_committed();
+  api->res_status(req, 204);
+  return NNO_OK;
+}
+
 int plans_api_init(char *err, size_t cap) {
   static const struct {
     const char *method, *path;
@@ -475,6 +576,7 @@ int plans_api_init(char *err, size_t cap) {
       {"GET", "/api/v1/plans/{name}", on_get},
       {"POST", "/api/v1/plans", on_create},
       {"PATCH", "/api/v1/plans/{name}", on_patch},
+      {"DELETE", "/api/v1/plans/{name}", on_delete},
   };
   for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
     int rc = api->route_add(g_bill.p, routes[i].method, routes[i].path,

@@ -196,6 +196,8 @@ static int cfg_parse(billing_provider_cfg *c, const char *text, char *err,
   return 0;
 }
 
+static void backfill_start(void);
+
 static const billing_driver *driver(void) {
   return strcmp(g_pcfg.provider, "stripe") == 0 ? &billing_driver_stripe
                                                  : &billing_driver_none;
@@ -218,6 +220,9 @@ int billing_provider_init(char *err, size_t cap) {
 
 void billing_provider_ready(void) {
   billing_outbox_ready();
+  /* Platforms created before billing or under another provider: walked
+   * page by page off the start, once per provider (accounts.provider). */
+  backfill_start();
   api->log(g_bill.p, NNO_LOG_INFO, "billing: payment provider %s",
            driver()->name);
 }
@@ -294,6 +299,12 @@ static void plan_price(const char *plan, char *out, size_t cap) {
   if (billing_plan_price(plan, out, cap) != 0) out[0] = '\0';
 }
 
+/* Record that `platform`'s account was queued for the current provider. */
+static int set_provider(sqlite3 *db, const char *platform) {
+  return exec1(db, "UPDATE accounts SET provider = ?2 WHERE platform = ?1",
+               platform, g_pcfg.provider, 0);
+}
+
 /* The change itself, inside the caller's transaction. */
 static int changed(sqlite3 *db, const char *platform, const char *plan) {
   billing_account a;
@@ -308,6 +319,7 @@ static int changed(sqlite3 *db, const char *platform, const char *plan) {
                  "INSERT INTO accounts (platform, plan, updated_at)"
                  " VALUES (?1, ?2, ?3)",
                  platform, plan, now);
+      if (!rc) rc = set_provider(db, platform);
       if (!rc)
         rc = enqueue(db, "customer", platform,
                      json_pack("{s:s}", "platform", platform));
@@ -374,6 +386,182 @@ int billing_platform_changed(const char *platform, const char *plan,
            plan ? "on plan " : "deleted", plan ? plan : "",
            actor ? actor : "-", request_id ? request_id : "-");
   return 0;
+}
+
+/* ---- platforms without a provider account: the backfill ------------------ */
+
+/* Platforms read from the registry per page, and pages per tick. */
+#define BACKFILL_PAGE 200
+#define BACKFILL_TICK_MS 20
+/* Ticks in a row a page may fail (busy, out of memory) before the walk
+ * gives up until the next start: 30 s at one tick each 20 ms. */
+#define BACKFILL_TRIES 1500
+
+typedef struct backfill_page {
+  char id[BACKFILL_PAGE][64];
+  char plan[BACKFILL_PAGE][33];
+  size_t n;
+} backfill_page;
+
+static struct {
+  nno_timer *timer;
+  char after[64];     /* the last platform id walked */
+  uint64_t queued;    /* platforms queued by this walk */
+  unsigned fails;     /* ticks in a row that did not get a page through */
+} g_fill;
+
+static int page_add(void *ud, const char *id, const char *plan) {
+  backfill_page *pg = ud;
+  if (pg->n >= BACKFILL_PAGE || strlen(id) >= sizeof pg->id[0] ||
+      strlen(plan) >= sizeof pg->plan[0])
+    return NNO_ETOOBIG; /* the registry bounds both below: never */
+  snprintf(pg->id[pg->n], sizeof pg->id[0], "%s", id);
+  snprintf(pg->plan[pg->n], sizeof pg->plan[0], "%s", plan);
+  pg->n++;
+  return 0;
+}
+
+/* *out = 1 when a customer job of `platform` is still to be sent. A
+ * sqlite code. */
+static int customer_pending(sqlite3 *db, const char *platform, int *out) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db,
+                              "SELECT 1 FROM outbox WHERE platform = ?1"
+                              " AND kind = 'customer'"
+                              " AND state IN ('pending', 'failed') LIMIT 1",
+                              -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, platform, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    *out = rc == SQLITE_ROW;
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+/* One platform, inside the page's transaction: an account not yet
+ * recorded for the current provider gets its customer job (and a
+ * subscription job when its plan has a price) unless it has a customer or
+ * one is on its way; then it is recorded, so it is never queued again for
+ * this provider. Under `none` only the record is written. *queued = 1
+ * when jobs were added. */
+static int backfill_one(sqlite3 *db, const char *platform, const char *plan,
+                        int *queued) {
+  billing_account a;
+  *queued = 0;
+  int rc = billing_account_get(db, platform, &a);
+  if (rc) return rc;
+  int sending = strcmp(g_pcfg.provider, "none") != 0;
+  if (!a.found) {
+    rc = exec1(db,
+               "INSERT INTO accounts (platform, plan, updated_at)"
+               " VALUES (?1, ?2, ?3)",
+               platform, plan, billing_now_ms() / 1000);
+  } else {
+    char prov[16] = "";
+    sqlite3_stmt *st = NULL;
+    rc = sqlite3_prepare_v2(db,
+                            "SELECT provider FROM accounts WHERE platform = ?1",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_text(st, 1, platform, -1, SQLITE_STATIC);
+      if (sqlite3_step(st) == SQLITE_ROW)
+        snprintf(prov, sizeof prov, "%s", sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    if (rc) return rc;
+    if (strcmp(prov, g_pcfg.provider) == 0) return SQLITE_OK; /* done */
+    int pending = 0;
+    if (sending && !a.customer[0])
+      rc = customer_pending(db, platform, &pending);
+    if (rc) return rc;
+    if (a.customer[0] || pending) sending = 0;
+    plan = a.plan;
+  }
+  char price[128];
+  plan_price(plan, price, sizeof price);
+  if (!rc && sending) {
+    rc = enqueue(db, "customer", platform,
+                 json_pack("{s:s}", "platform", platform));
+    if (!rc && price[0] && !a.subscription[0])
+      rc = enqueue(db, "subscription", platform,
+                   json_pack("{s:s, s:s}", "plan", plan, "price", price));
+    *queued = !rc;
+  }
+  if (!rc) rc = set_provider(db, platform);
+  return rc;
+}
+
+/* One page of the walk, in one transaction: 0 done with more to come, 1
+ * when the walk is over, -1 when the page must be tried again (busy). */
+static int backfill_step(void) {
+  const nno_registry_v1 *reg = g_bill.registry;
+  sqlite3 *db = billing_outbox_db();
+  if (!db || !reg ||
+      reg->size < offsetof(nno_registry_v1, platform_page) +
+                      sizeof reg->platform_page ||
+      !reg->platform_page)
+    return 1; /* no registry to walk: nothing to backfill */
+  backfill_page *pg = calloc(1, sizeof *pg);
+  if (!pg) return -1;
+  int r = reg->platform_page(g_fill.after, BACKFILL_PAGE, page_add, pg);
+  if (r) {
+    free(pg);
+    if (r == NNO_EBUSY) return -1;
+    api->log(g_bill.p, NNO_LOG_WARN,
+             "billing: provider backfill stopped after platform \"%s\": %s",
+             g_fill.after, api->strerror(r));
+    return 1;
+  }
+  sqlite3_busy_timeout(db, 100);
+  int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  sqlite3_busy_timeout(db, 5000);
+  uint64_t queued = 0;
+  for (size_t i = 0; rc == SQLITE_OK && i < pg->n; i++) {
+    int q = 0;
+    rc = backfill_one(db, pg->id[i], pg->plan[i], &q);
+    queued += (uint64_t)q;
+  }
+  if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    free(pg);
+    return -1; /* busy (another worker walks): this page again */
+  }
+  g_fill.queued += queued;
+  int over = pg->n < BACKFILL_PAGE;
+  if (pg->n) snprintf(g_fill.after, sizeof g_fill.after, "%s", pg->id[pg->n - 1]);
+  free(pg);
+  return over;
+}
+
+static void backfill_tick(nno_timer *t, void *ud) {
+  (void)ud;
+  int r = backfill_step();
+  if (r == 0) g_fill.fails = 0;
+  if (r == 0 || (r < 0 && ++g_fill.fails < BACKFILL_TRIES)) return;
+  if (r < 0)
+    api->log(g_bill.p, NNO_LOG_WARN,
+             "billing: provider backfill stopped after platform \"%s\": "
+             "billing.db or the registry stayed busy; the next start "
+             "goes on",
+             g_fill.after);
+  api->timer_stop(t);
+  g_fill.timer = NULL;
+  if (g_fill.queued)
+    api->log(g_bill.p, NNO_LOG_INFO,
+             "billing: provider %s: queued the customer of %llu platform(s) "
+             "that had none",
+             g_pcfg.provider, (unsigned long long)g_fill.queued);
+}
+
+static void backfill_start(void) {
+  memset(&g_fill, 0, sizeof g_fill);
+  if (api->timer_start(g_bill.p, BACKFILL_TICK_MS, BACKFILL_TICK_MS,
+                       backfill_tick, NULL, &g_fill.timer) != 0)
+    api->log(g_bill.p, NNO_LOG_WARN,
+             "billing: cannot start the provider backfill");
 }
 
 /* ---- sending jobs -------------------------------------------------------- */

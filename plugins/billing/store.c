@@ -90,6 +90,10 @@ static const char *const migrations[] = {
      * account: an older one arriving late changes nothing. */
     "ALTER TABLE accounts ADD COLUMN sub_event_at INTEGER NOT NULL"
     " DEFAULT 0;",
+    /* 3: the provider the account's customer was queued for ("" before
+     * this column): a platform created under `none`, or before billing,
+     * is queued once for the provider configured later. */
+    "ALTER TABLE accounts ADD COLUMN provider TEXT NOT NULL DEFAULT '';",
 };
 
 int billing_store_open(sqlite3 **db, char *err, size_t cap) {

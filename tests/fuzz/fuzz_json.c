@@ -12,12 +12,12 @@
  *        and unpaired surrogates, jsonv checks only the four hex digits.
  * 2. the plugin SDK's body helpers as the registry's handlers call them
  *    (nno_body_object, nno_fields_check, nno_check_id, nno_check_name,
- *    nno_page_read) and the registry's hu_if_match, on a fake host: every
- *    answer they write must be a
- *    well-formed problem document, as a client would receive it (the
- *    problem body is built like host/req.c's req_problem, with its own
- *    json_append_string). A "limit", "cursor" or "if_match" string member
- *    of the body is passed as that query parameter or header. */
+ *    nno_page_read, nno_if_match), on a fake host: every answer they
+ *    write must be a well-formed problem document, as a client would
+ *    receive it (the problem body is built like host/req.c's req_problem,
+ *    with its own json_append_string). A "limit", "cursor" or "if_match"
+ *    string member of the body is passed as that query parameter or
+ *    header. */
 #include <stdint.h>
 #include <string.h>
 
@@ -291,7 +291,7 @@ static void body_helpers(const uint8_t *data, size_t size) {
     FUZZ_ASSERT(F.answered && F.status == 422);
   }
   F.if_match = str_member(b, "if_match");
-  int m = hu_if_match(req, 7);
+  int m = nno_if_match(req, 7);
   FUZZ_ASSERT(m == 0 || m == 1);
   if (!F.if_match) FUZZ_ASSERT(m == 1);
   json_decref(b);

@@ -139,6 +139,8 @@ def test_a_tenant_bound_key_on_every_route(h):
          "op-only"),
         ("PATCH", "/api/v1/plans/{name}", "/api/v1/plans/unmetered",
          {"requests_per_month": 1}, "op-only"),
+        ("DELETE", "/api/v1/plans/{name}", "/api/v1/plans/unmetered", None,
+         "op-only"),
         ("GET", "/api/v1/platforms/{platform}/usage", base + "/usage", None,
          200),
         ("GET", "/api/v1/platforms/{platform}/invoice/preview",

@@ -21,6 +21,7 @@ struct nno_req {
   const char *query[4][2];  /* query parameters, decoded */
   size_t query_len[4];      /* their lengths (0: strlen) */
   const char *content_type; /* NULL: no Content-Type */
+  const char *if_match;     /* NULL: no If-Match */
   const char *body;
   size_t body_len;
   nno_caller caller;
@@ -60,6 +61,10 @@ static int f_req_query_param(nno_req *r, const char *name, nno_str *out) {
 }
 
 static int f_req_header(nno_req *r, const char *name, nno_str *out) {
+  if (strcmp(name, "If-Match") == 0 && r->if_match) {
+    *out = (nno_str){r->if_match, strlen(r->if_match)};
+    return NNO_OK;
+  }
   if (strcmp(name, "Content-Type") != 0 || !r->content_type) return NNO_ENOENT;
   *out = view(r->content_type, 0);
   return NNO_OK;
@@ -792,6 +797,80 @@ static void test_client_key(void **st) {
                    0); /* a /64 that does not fit is no key at all */
 }
 
+/* ---- versions and "did you mean" ---------------------------------------- */
+
+static void test_etag(void **st) {
+  (void)st;
+  nno_req r = {0};
+  nno_etag(&r, 42);
+  assert_string_equal(r.headers, "ETag: \"v42\"\n");
+  memset(&r, 0, sizeof r);
+  nno_etag(&r, 9007199254740993LL);
+  assert_string_equal(r.headers, "ETag: \"v9007199254740993\"\n");
+}
+
+static void test_if_match(void **st) {
+  (void)st;
+  static const struct {
+    const char *header; /* NULL: none sent */
+    int64_t current;
+    int want;
+  } cases[] = {
+      {NULL, 7, 1},                 /* no precondition */
+      {"\"v7\"", 7, 1},
+      {"\"v7\"", 8, 0},             /* stale */
+      {"*", 123, 1},
+      {" * ", 1, 1},
+      {"\"v1\", \"v7\"", 7, 1},     /* a list */
+      {" \"v1\" ,\t\"v7\"\t", 7, 1}, /* blanks around the tags */
+      {"\"v1\", \"v2\"", 7, 0},
+      {"\"v70\"", 7, 0},            /* not a prefix match */
+      {"\"v7", 7, 0},               /* unterminated */
+      {"v7", 7, 0},                 /* unquoted */
+      {"W/\"v7\"", 7, 0},           /* weak tags never match */
+      {"\"V7\"", 7, 0},
+      {"", 7, 0},
+      {",", 7, 0},
+      {"**", 7, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    nno_req r = {0};
+    r.if_match = cases[i].header;
+    if (nno_if_match(&r, cases[i].current) != cases[i].want)
+      fail_msg("If-Match '%s' over v%lld: expected %d",
+               cases[i].header ? cases[i].header : "(none)",
+               (long long)cases[i].current, cases[i].want);
+    assert_int_equal(r.status, 0); /* answers nothing */
+    assert_string_equal(r.headers, "");
+  }
+}
+
+static void test_nearest(void **st) {
+  (void)st;
+  static const char *const keys[] = {"users", "api_keys", "storage_bytes",
+                                     "soft_pct", "grace_pct", NULL};
+  assert_string_equal(nno_nearest("usres", keys, 2), "users"); /* a swap */
+  assert_string_equal(nno_nearest("user", keys, 2), "users");  /* deletion */
+  assert_string_equal(nno_nearest("apikeys", keys, 2), "api_keys");
+  assert_string_equal(nno_nearest("storage-byte", keys, 2), "storage_bytes");
+  assert_string_equal(nno_nearest("users", keys, 0), "users");
+  assert_null(nno_nearest("user", keys, 0));
+  assert_null(nno_nearest("requests", keys, 2)); /* nothing that near */
+  assert_null(nno_nearest("", keys, 2));
+  /* equals: the first listed */
+  static const char *const pair[] = {"abd", "abc", NULL};
+  assert_string_equal(nno_nearest("ab", pair, 2), "abd");
+  assert_string_equal(nno_nearest("abc", pair, 2), "abc"); /* nearer */
+  /* long words are never near, whatever the bound */
+  char w[41];
+  memset(w, 'a', 40);
+  w[40] = '\0';
+  const char *const long_keys[] = {w, NULL};
+  assert_null(nno_nearest(w, long_keys, 2));
+  assert_null(nno_nearest(NULL, keys, 2));
+  assert_null(nno_nearest("users", NULL, 2));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_titles),
@@ -814,6 +893,9 @@ int main(void) {
       cmocka_unit_test(test_actor),
       cmocka_unit_test(test_problem_storage),
       cmocka_unit_test(test_client_key),
+      cmocka_unit_test(test_etag),
+      cmocka_unit_test(test_if_match),
+      cmocka_unit_test(test_nearest),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

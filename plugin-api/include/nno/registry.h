@@ -154,10 +154,25 @@ typedef struct nno_registry_v1 {
                            const char *actor, const char *reason);
   int (*platform_set_status)(const char *id, const char *status,
                              const char *actor, const char *reason);
+  /*
+   * Call `each` for up to `max` platforms (1..NNO_REGISTRY_PAGE_MAX) whose
+   * id sorts after `after` (NULL or "" for the first), in id order, with
+   * the platform's id and plan ("free" unless set), both borrowed for the
+   * call; platforms being deleted are skipped. A caller walks every
+   * platform page by page, passing the last id it saw, each page one
+   * short read of the database: not for the hot path. `each` returns 0
+   * to go on, anything else to stop (returned as is). 0 when the page was
+   * walked (fewer than `max` calls: the last page), NNO_EINVAL, NNO_EBUSY,
+   * NNO_EIO. Test `size` first.
+   */
+  int (*platform_page)(const char *after, size_t max,
+                       int (*each)(void *ud, const char *id, const char *plan),
+                       void *ud);
 } nno_registry_v1;
 
 /* Bounds of the members above. */
 #define NNO_REGISTRY_PROFILE_MAX 131072
 #define NNO_REGISTRY_TENANTS_MAX 1000
+#define NNO_REGISTRY_PAGE_MAX 1000
 
 #endif

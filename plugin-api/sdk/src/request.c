@@ -143,3 +143,31 @@ size_t nno_client_key(const char *addr, size_t len, char *out, size_t cap) {
   out[n] = '\0';
   return n;
 }
+
+/* ---- versions: ETag and If-Match ----------------------------------------- */
+
+void nno_etag(nno_req *req, int64_t version) {
+  char tag[32];
+  snprintf(tag, sizeof tag, "\"v%lld\"", (long long)version);
+  nno__sdk_api->res_header(req, "ETag", tag);
+}
+
+int nno_if_match(nno_req *req, int64_t current) {
+  nno_str v;
+  if (nno__sdk_api->req_header(req, "If-Match", &v) != NNO_OK) return 1;
+  char tag[32];
+  int tn = snprintf(tag, sizeof tag, "\"v%lld\"", (long long)current);
+  const char *p = v.ptr, *end = v.ptr + v.len;
+  while (p < end) {
+    const char *comma = memchr(p, ',', (size_t)(end - p));
+    const char *e = comma ? comma : end;
+    while (p < e && (*p == ' ' || *p == '\t')) p++;
+    const char *te = e;
+    while (te > p && (te[-1] == ' ' || te[-1] == '\t')) te--;
+    size_t n = (size_t)(te - p);
+    if ((n == 1 && *p == '*') || (n == (size_t)tn && memcmp(p, tag, n) == 0))
+      return 1;
+    p = e + 1;
+  }
+  return 0;
+}

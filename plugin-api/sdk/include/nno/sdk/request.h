@@ -4,6 +4,7 @@
 #define NNO_SDK_REQUEST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <nno/sdk/base.h>
 
@@ -31,6 +32,30 @@ NNO_SDK_API int nno_check_name(nno_req *req, const char *field, const char *s,
  * character boundary, "..." added) so a hostile value cannot fill it.
  * `cap` >= 16. */
 NNO_SDK_API void nno_quote(const char *s, char *out, size_t cap);
+
+/*
+ * "Did you mean": the member of `known` (NULL-terminated) nearest to
+ * `word` within `max_edits` edits (an insertion, a deletion, a
+ * substitution or a swap of neighbours each costs 1), the first of equals;
+ * NULL when none is that near. Words of 40 bytes or more are never near.
+ * For naming the field a misspelt key meant. Pure: needs no nno_sdk_init.
+ * OWNERSHIP: returns an element of `known`.
+ */
+NNO_SDK_API const char *nno_nearest(const char *word,
+                                    const char *const *known,
+                                    size_t max_edits);
+
+/* ---- versions: ETag and If-Match ----------------------------------------- */
+
+/* Add `ETag: "v<version>"` to the response: the version of the stored row
+ * it shows (bumped by every write). */
+NNO_SDK_API void nno_etag(nno_req *req, int64_t version);
+
+/* Whether a write may go on over a row at version `current`: 1 when the
+ * request has no If-Match, or one of its comma-separated tags is `*` or
+ * exactly "v<current>" (blanks around each allowed); else 0, and the
+ * caller answers 412 changing nothing. Answers nothing itself. */
+NNO_SDK_API int nno_if_match(nno_req *req, int64_t current);
 
 /* ---- parameters ---------------------------------------------------------- */
 
