@@ -104,6 +104,7 @@ save() { cat >"$1.tmp~" && mv "$1.tmp~" "$1"; }
 # dev_start DIR: `nno project dev` in DIR, its output in DIR/dev.out; sets
 # DEV (pid), DEV_URL (the routes' base) and DEV_KEY once it printed them.
 dev_start() {
+  : >"$1/dev.out"
   (cd "$1" && exec "$NNO" project dev >dev.out 2>&1) &
   DEV=$!
   PIDS+=("$DEV")
@@ -157,6 +158,8 @@ host_start() {
       { echo "toolchain.sh: nno serve died:" >&2; cat "$1/nno.log" >&2; exit 1; }
     sleep 0.01
   done
+  [ -s "$HOST_DATA/operator.key" ] ||
+    { echo "toolchain.sh: nno serve not ready in ${TIMEOUT}s:" >&2; cat "$1/nno.log" >&2; exit 1; }
   OP_KEY=$(cat "$HOST_DATA/operator.key")
 }
 
