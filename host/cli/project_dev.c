@@ -948,8 +948,15 @@ int cli_project_test(int argc, char **argv, const char *exe_dir) {
   devhost h;
   memset(&h, 0, sizeof h);
   h.errfd = -1;
-  char tmpl[] = "/tmp/nno-test-XXXXXX";
+  char tmpl[PATH_MAX];
   char archive[PATH_MAX];
+  const char *tmpdir = getenv("TMPDIR");
+  if (!tmpdir || !*tmpdir) tmpdir = "/tmp";
+  if ((size_t)snprintf(tmpl, sizeof tmpl, "%s/nno-test-XXXXXX", tmpdir) >=
+      sizeof tmpl - 64) {
+    rc = fail("TMPDIR is too long", "set TMPDIR to a shorter folder");
+    goto free_names;
+  }
   if (!mkdtemp(tmpl)) {
     rc = fail("cannot create a temporary folder", NULL);
     goto free_names;

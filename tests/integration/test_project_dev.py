@@ -230,8 +230,8 @@ def test_dev_save_to_live_measure(project, capsys):
                  ", ".join("%.3f" % t for t in times)))
 
 
-def temp_folders():
-    return {p for p in os.listdir("/tmp") if p.startswith("nno-test-")}
+def temp_folders(tmp):
+    return {p for p in os.listdir(str(tmp)) if p.startswith("nno-test-")}
 
 
 def test_project_test_pass_and_fail(tmp_path):
@@ -246,8 +246,12 @@ def test_project_test_pass_and_fail(tmp_path):
         " | grep -q 'hello from greet'\n")
     ok.chmod(0o755)
     (tests / "notes.txt").write_text("not executable: not run\n")
-    before = temp_folders()
-    r = subprocess.run([NNO, "project", "test"], cwd=str(root),
+    # Its own TMPDIR, which nno project test honours: another run on the
+    # machine at the same time leaves nothing there.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    r = subprocess.run([NNO, "project", "test"], cwd=str(root), env=env,
                        capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "PASS  tests/a_route.sh" in r.stdout
@@ -258,14 +262,14 @@ def test_project_test_pass_and_fail(tmp_path):
     bad = tests / "b_wrong.sh"
     bad.write_text("#!/bin/sh\necho expected two, got one\nexit 3\n")
     bad.chmod(0o755)
-    r = subprocess.run([NNO, "project", "test"], cwd=str(root),
+    r = subprocess.run([NNO, "project", "test"], cwd=str(root), env=env,
                        capture_output=True, text=True, timeout=180)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "PASS  tests/a_route.sh" in r.stdout
     assert "FAIL  tests/b_wrong.sh" in r.stdout
     assert "expected two, got one" in r.stdout
     assert "2 passed, 1 failed" in r.stdout
-    assert temp_folders() <= before, "the temporary data folder is left"
+    assert not temp_folders(tmp), "the temporary data folder is left"
 
 
 def test_dev_killed_outright_takes_its_host_along(project):
