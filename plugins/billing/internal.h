@@ -113,6 +113,7 @@ typedef struct plans_state {
   size_t ncfg;
   json_t *cfg_obj;  /* config.plans as given (owned): laid over the table */
   char default_plan[33];
+  uint64_t gen;     /* moved by every reload of v: caches of limits compare it */
 } plans_state;
 
 extern plans_state g_plans;

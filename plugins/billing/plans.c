@@ -177,6 +177,7 @@ static int reload(char *err, size_t cap) {
   free(g_plans.v);
   g_plans.v = v;
   g_plans.n = n;
+  g_plans.gen++;
   return 0;
 }
 
