@@ -97,7 +97,7 @@ typedef struct plat_entry {
   base_entry b;
   size_t len;             /* of b.platform */
   nno_meter_handle a, r;  /* epoch 0: not resolved yet */
-  int64_t r_tick;         /* coarse tick of the last failed `r|` lookup */
+  uint64_t r_seen;        /* `r|` as last read: never more than it is */
   uint64_t plans_gen;     /* g_plans.gen the limits are for; 0: none */
   char plan[sizeof(((nno_plan_limits *)0)->name)];
   size_t plan_len;
@@ -168,6 +168,12 @@ static struct {
   /* The month of the last request: [month, month_end), UTC. */
   int64_t month, month_end;
   int64_t tick; /* the coarse clock's milliseconds, per request */
+  int64_t now;  /* its seconds (UTC): the time of the request */
+  /* `g|plans`, moved after every committed plan change (with the shared
+   * counter PLANS_COUNTER), read by handle: the plans are caught up only
+   * when it moved, not on every request. */
+  nno_meter_handle plans_h;
+  uint64_t plans_moved;
   uint64_t flush_seen; /* billing.flush as last seen */
   int refreshing;
   /* Users seen since the last flush. */
@@ -492,8 +498,30 @@ int billing_meter_month(const char *platform, int64_t now, uint64_t *used) {
  * entry for as long as the request names the same plan and the plans
  * did not change (g_plans.gen, caught up first: one shared counter read);
  * a request naming no plan asks the registry each time, as before. */
-static const nno_plan_limits *request_limits(nno_req *r, plat_entry *e) {
+/* Catch the plans up when `g|plans` moved (or when it cannot be read:
+ * then on every request, as plans_refresh alone would). */
+static void plans_check(void) {
+  uint64_t v = 0;
+  if (M.plans_h.epoch &&
+      api->meter_add_h(g_bill.p, &M.plans_h, 0, 0, &v) == NNO_OK) {
+    if (v == M.plans_moved) return;
+    M.plans_moved = v;
+  } else if (api->meter_handle(g_bill.p, "g|plans", 7, &M.plans_h) == NNO_OK) {
+    M.plans_moved = (uint64_t)-1; /* read it on the next request */
+  }
   plans_refresh();
+}
+
+void billing_meter_plans_moved(void) {
+  if (!M.enabled) return;
+  /* After PLANS_COUNTER: a worker that sees this move and reloads finds
+   * the counter moved too. */
+  if (api->meter_add(g_bill.p, "g|plans", 7, 1, 0, NULL) != NNO_OK)
+    memset(&M.plans_h, 0, sizeof M.plans_h);
+}
+
+static const nno_plan_limits *request_limits(nno_req *r, plat_entry *e) {
+  plans_check();
   nno_str plan = api->req_plan(r);
   if (plan.len && plan.len < sizeof e->plan && e->plans_gen == g_plans.gen &&
       e->plan_len == plan.len && memcmp(e->plan, plan.ptr, plan.len) == 0)
@@ -588,11 +616,14 @@ static int quota_answer(nno_req *r, json_t *o, const char *detail,
 }
 
 static void check_flush_counter(void) {
-  /* At most once per tick of the coarse clock: a cached base is exact
-   * however stale (see base_get), so this only keeps the cache fresh. */
+  /* One clock reading per request (the coarse clock: no system call, a
+   * few ms of resolution) gives the request's time (M.now) and the tick.
+   * At most once per tick: a cached base is exact however stale (see
+   * base_get), so this only keeps the cache fresh. */
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
   int64_t tick = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  M.now = (int64_t)ts.tv_sec;
   if (tick == M.tick) return;
   M.tick = tick;
   uint64_t v = 0;
@@ -642,22 +673,24 @@ static int tag_add(plat_entry *e, char tag, nno_meter_handle *h,
   return rc;
 }
 
-/* The platform's refunds (`r|`) since the host started. Its handle is
- * resolved once the key exists: made by this worker's done hook, or
- * looked up again once per coarse tick for another worker's. A value
- * read late is never more than the current one: `r|` only grows, and a
- * smaller refund makes the quota's cap stricter, never looser. */
-static uint64_t entry_refunds(plat_entry *e) {
+/* Read the platform's refunds (`r|`) again into e->r_seen: 1 when they
+ * grew since last read. The quota's cap is computed from the refunds
+ * last read: `r|` only grows, so a value read earlier makes the cap
+ * stricter, never looser, and it is read again only when an add is
+ * refused or a warning is due, which then stand on the current value.
+ * Its handle is resolved once the key exists. */
+static int refunds_moved(plat_entry *e) {
   uint64_t v = 0;
-  if (!e->r.epoch && e->r_tick != M.tick) {
+  if (!e->r.epoch) {
     char key[2 + PLAT_MAX];
     size_t n = tag_key(key, 'r', e->b.platform);
-    if (api->meter_handle(g_bill.p, key, n, &e->r) != NNO_OK)
-      e->r_tick = M.tick;
+    api->meter_handle(g_bill.p, key, n, &e->r); /* zero-filled if absent */
   }
   if (e->r.epoch && api->meter_add_h(g_bill.p, &e->r, 0, 0, &v) == NNO_ENOENT)
     memset(&e->r, 0, sizeof e->r);
-  return v;
+  if (v <= e->r_seen) return 0;
+  e->r_seen = v;
+  return 1;
 }
 
 static int on_limit(nno_req *r, void *ud) {
@@ -674,23 +707,29 @@ static int on_limit(nno_req *r, void *ud) {
   }
   const nno_plan_limits *lim = request_limits(r, e);
   uint64_t quota = lim ? lim->requests_per_month : 0, after = 0;
-  int64_t now = (int64_t)time(NULL), base = 0;
+  int64_t now = M.now, base = 0;
   int rc;
   if (quota && base_get(e, now, &base) == 0) {
-    /* The month to date is base + a - r. r read before the add: it only
-     * grows, so a late refund makes the cap stricter, never looser. */
+    /* The month to date is base + a - r, r as last read (refunds_moved):
+     * a refusal is decided on the current r. */
     uint64_t allowed = quota + quota * lim->grace_pct / 100;
-    base -= (int64_t)entry_refunds(e);
-    int64_t cap = (int64_t)allowed - base;
-    if (cap <= 0) {
-      char key[2 + PLAT_MAX];
-      size_t kn = tag_key(key, 'a', e->b.platform);
-      api->meter_get(g_bill.p, key, kn, &after);
+    int64_t cap;
+    for (int fresh = 0;; fresh = 1) {
+      cap = (int64_t)allowed - (base - (int64_t)e->r_seen);
+      rc = cap > 0 ? tag_add(e, 'a', &e->a, 1, (uint64_t)cap, &after)
+                   : NNO_EREFUSED;
+      if (rc != NNO_EREFUSED || fresh || !refunds_moved(e)) break;
+    }
+    if (rc == NNO_EREFUSED) {
+      if (cap <= 0) {
+        char key[2 + PLAT_MAX];
+        size_t kn = tag_key(key, 'a', e->b.platform);
+        api->meter_get(g_bill.p, key, kn, &after);
+      }
+      base -= (int64_t)e->r_seen;
       return quota_refused(r, lim, (uint64_t)(base + (int64_t)after), now);
     }
-    rc = tag_add(e, 'a', &e->a, 1, (uint64_t)cap, &after);
-    if (rc == NNO_EREFUSED)
-      return quota_refused(r, lim, (uint64_t)(base + (int64_t)after), now);
+    base -= (int64_t)e->r_seen;
   } else {
     /* No quota (or its base cannot be read: counted, not refused). */
     quota = 0;
@@ -700,6 +739,10 @@ static int on_limit(nno_req *r, void *ud) {
   if (quota) {
     uint64_t used = (uint64_t)(base + (int64_t)after);
     uint32_t soft = lim->soft_pct ? lim->soft_pct : 100;
+    uint64_t r0 = e->r_seen;
+    /* A warning says the current month to date: r read again first. */
+    if ((used > quota || used * 100 > quota * soft) && refunds_moved(e))
+      used = used > e->r_seen - r0 ? used - (e->r_seen - r0) : 0;
     if (used > quota || used * 100 > quota * soft) {
       char w[160];
       warning_text(w, sizeof w, used, quota, M.month_end, used > quota);
@@ -1254,6 +1297,8 @@ void billing_meter_ready(void) {
       M.prov = pv;
   }
   api->counter_get(g_bill.p, "billing.flush", &M.flush_seen);
+  /* `g|plans` exists from the start, so that its handle resolves. */
+  api->meter_add(g_bill.p, "g|plans", 7, 0, 0, NULL);
   /* Staggered by pid, so the workers' flushes spread over the interval. */
   uint64_t first = M.flush_ms / 2 + (uint64_t)getpid() % (M.flush_ms / 2 + 1);
   if (api->timer_start(g_bill.p, first, M.flush_ms, on_flush_timer, NULL,

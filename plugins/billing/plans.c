@@ -204,6 +204,7 @@ void plans_committed(void) {
              PLANS_COUNTER, api->err_name(rc));
   g_plans.seen = (uint64_t)-1; /* our own worker reloads at once */
   plans_refresh();
+  billing_meter_plans_moved();
 }
 
 /* ---- configuration and seed ---------------------------------------------- */
