@@ -817,8 +817,8 @@ static end_key *end_find(plat_entry *e, nno_str tenant, nno_str package,
     end_key *k = &e->ends[i];
     if (k->cls == cls && k->tenant_len == tenant.len &&
         k->package_len == package.len &&
-        memcmp(k->package, package.ptr, package.len) == 0 &&
-        memcmp(k->tenant, tenant.ptr, tenant.len) == 0)
+        (!package.len || memcmp(k->package, package.ptr, package.len) == 0) &&
+        (!tenant.len || memcmp(k->tenant, tenant.ptr, tenant.len) == 0))
       return k;
   }
   return NULL;

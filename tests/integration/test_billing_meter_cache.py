@@ -5,6 +5,7 @@ another plan and back, and requests ending in more ways (tenant, package,
 status class) than a platform keeps resolved are all seen at once by both
 workers, and counted exactly."""
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -115,3 +116,26 @@ def test_more_ends_than_kept_are_counted_exactly(host):
     _, _, bp = usage(h, "pends", by="package")
     assert {r["package"]: r["requests"] for r in bp["rows"]} == {
         "hello": 42, "notes": n - 42}, bp
+
+
+def test_quota_boundary_counts_every_refund(host):
+    h = host
+    # A rate limit refuses after billing admitted (the request is
+    # refunded); each worker reads the refunds again before it refuses,
+    # so exactly the quota is served whichever worker refunded.
+    plan(h, "refunds", requests_per_month=3, soft_pct=100, grace_pct=0,
+         rates={"key": {"rate": 1, "burst": 1}})
+    h.platform("prefund", plan="refunds")
+    k = key(h, "prefund", ["features:*"])
+    got = burst(h, "prefund", [k] * 12, threads=4)
+    assert got[(k, 429)] >= 8 and got[(k, 402)] == 0, got
+    served = got[(k, 200)]
+    for _ in range(6):
+        time.sleep(1.1)
+        st = hello(h, "prefund", k)
+        assert st in (200, 402), st
+        served += st == 200
+        if st == 402:
+            break
+    assert served == 3, served
+    wait_total(h, "prefund", 3)
