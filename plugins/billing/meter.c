@@ -530,6 +530,7 @@ static const nno_plan_limits *request_limits(nno_req *r, plat_entry *e) {
   memset(lim, 0, sizeof *lim);
   lim->size = sizeof *lim;
   e->plans_gen = 0;
+  e->plan_len = 0;
   e->has_lim = 0;
   if (plan.len && plan.len < sizeof e->plan) {
     memcpy(e->plan, plan.ptr, plan.len);
