@@ -890,6 +890,20 @@ static uint64_t api_meter_epoch(nno_plugin *p) {
   return is_core(p) ? meter_epoch() : 0;
 }
 
+static int api_meter_handle(nno_plugin *p, const char *key, size_t key_len,
+                            nno_meter_handle *h) {
+  if (h) memset(h, 0, sizeof *h);
+  if (!is_core(p)) return NNO_ESTATE;
+  return meter_handle(((plugin *)p)->man.name, key, key_len, h);
+}
+
+static int api_meter_add_h(nno_plugin *p, const nno_meter_handle *h,
+                           uint64_t delta, uint64_t cap, uint64_t *after) {
+  if (after) *after = 0;
+  if (!is_core(p)) return NNO_ESTATE;
+  return meter_add_h(((plugin *)p)->man.name, h, delta, cap, after);
+}
+
 /* ---- a platform's logs (ABI 1.5) ------------------------------------- */
 
 static int api_log_tail(nno_plugin *p, const char *platform, uint64_t since,
@@ -1003,6 +1017,8 @@ static const nno_host_api table = {
     .req_plan = api_req_plan,
     .stack_install_owned = api_stack_install_owned,
     .log_tail = api_log_tail,
+    .meter_handle = api_meter_handle,
+    .meter_add_h = api_meter_add_h,
 };
 
 const nno_host_api *api_table(void) { return &table; }

@@ -197,6 +197,23 @@ static slot *find(const char *full, size_t len, size_t ns_len, int create,
 
 /* ---- the calls ----------------------------------------------------------- */
 
+/* Add to the value of a found slot: the compare-and-swap loop of meter_add
+ * and meter_add_h. A `delta` of 0 writes nothing. */
+static int slot_add(slot *s, uint64_t delta, uint64_t cap, uint64_t *after) {
+  uint64_t v = atomic_load_explicit(&s->value, memory_order_relaxed), nv;
+  do {
+    if (delta > UINT64_MAX - v || (cap && v + delta > cap)) {
+      if (after) *after = v;
+      return NNO_EREFUSED;
+    }
+    nv = v + delta;
+  } while (delta && !atomic_compare_exchange_weak_explicit(
+                        &s->value, &v, nv, memory_order_relaxed,
+                        memory_order_relaxed));
+  if (after) *after = nv;
+  return 0;
+}
+
 int meter_add(const char *ns, const char *key, size_t key_len, uint64_t delta,
               uint64_t cap, uint64_t *after) {
   char full[FULL_MAX];
@@ -205,17 +222,39 @@ int meter_add(const char *ns, const char *key, size_t key_len, uint64_t delta,
   if (len < 0) return len;
   slot *s = find(full, (size_t)len, nl, 1, &rc);
   if (!s) return rc;
-  uint64_t v = atomic_load_explicit(&s->value, memory_order_relaxed), nv;
-  do {
-    if (delta > UINT64_MAX - v || (cap && v + delta > cap)) {
-      if (after) *after = v;
-      return NNO_EREFUSED;
-    }
-    nv = v + delta;
-  } while (!atomic_compare_exchange_weak_explicit(
-      &s->value, &v, nv, memory_order_relaxed, memory_order_relaxed));
-  if (after) *after = nv;
+  return slot_add(s, delta, cap, after);
+}
+
+int meter_handle(const char *ns, const char *key, size_t key_len,
+                 nno_meter_handle *h) {
+  char full[FULL_MAX];
+  size_t nl;
+  if (!h) return NNO_EINVAL;
+  memset(h, 0, sizeof *h);
+  int len = make_key(ns, key, key_len, full, &nl), rc = 0;
+  if (len < 0) return len;
+  slot *s = find(full, (size_t)len, nl, 0, &rc);
+  if (!s) return rc;
+  h->epoch = hdr->epoch;
+  h->check = s->hash;
+  h->slot = (uint32_t)(s - table);
   return 0;
+}
+
+int meter_add_h(const char *ns, const nno_meter_handle *h, uint64_t delta,
+                uint64_t cap, uint64_t *after) {
+  if (after) *after = 0;
+  if (!table) return NNO_ESTATE;
+  if (!ns || !h) return NNO_EINVAL;
+  /* The slot's key, hash and namespace never change once it is ready
+   * (meter.c's top), so one look at them proves the handle. */
+  if (h->epoch != hdr->epoch || h->slot >= nslots) return NNO_ENOENT;
+  slot *s = &table[h->slot];
+  size_t nl = strlen(ns);
+  if (atomic_load_explicit(&s->state, memory_order_acquire) != METER_READY ||
+      s->hash != h->check || s->ns_len != nl || memcmp(s->key, ns, nl) != 0)
+    return NNO_ENOENT;
+  return slot_add(s, delta, cap, after);
 }
 
 int meter_get(const char *ns, const char *key, size_t key_len,

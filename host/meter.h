@@ -64,6 +64,20 @@ int meter_get(const char *ns, const char *key, size_t key_len,
  * NNO_EINVAL for an out->size too small for key and value. */
 int meter_next(const char *ns, size_t *cursor, nno_meter_entry *out);
 
+/* Resolve an existing key into *h (zero-filled on failure): 0, NNO_ENOENT
+ * when the key does not exist (never creates it), the codes of meter_get
+ * for bad arguments. */
+int meter_handle(const char *ns, const char *key, size_t key_len,
+                 nno_meter_handle *h);
+
+/* meter_add on a resolved key, with no hashing and no probe: the handle's
+ * epoch, slot, key hash and namespace are checked against the slot, so a
+ * handle of another table, another namespace or a made-up one is refused
+ * with NNO_ENOENT (nothing added). A `delta` of 0 only reads the value
+ * (NNO_EREFUSED if it is already past `cap`). */
+int meter_add_h(const char *ns, const nno_meter_handle *h, uint64_t delta,
+                uint64_t cap, uint64_t *after);
+
 /* The table's epoch: random, non-zero; 0 when it is not mapped. */
 uint64_t meter_epoch(void);
 

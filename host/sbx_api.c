@@ -1166,6 +1166,18 @@ static uint64_t x_meter_epoch(nno_plugin *p) {
   (void)p;
   return 0;
 }
+static int x_meter_handle(nno_plugin *p, const char *k, size_t n,
+                          nno_meter_handle *h) {
+  (void)p, (void)k, (void)n;
+  if (h) memset(h, 0, sizeof *h);
+  return NNO_ESTATE;
+}
+static int x_meter_add_h(nno_plugin *p, const nno_meter_handle *h,
+                         uint64_t d, uint64_t cap, uint64_t *after) {
+  (void)p, (void)h, (void)d, (void)cap;
+  if (after) *after = 0;
+  return NNO_ESTATE;
+}
 static int x_done_add(nno_plugin *p, nno_done_hook_fn f, void *ud) {
   (void)p, (void)f, (void)ud;
   return NNO_ESTATE;
@@ -1285,6 +1297,8 @@ const nno_host_api *sbx_api_table(void) {
   t.req_plan = q_plan;
   t.stack_install_owned = x_install_owned;
   t.log_tail = x_log_tail;
+  t.meter_handle = x_meter_handle;
+  t.meter_add_h = x_meter_add_h;
   made = 1;
   return &t;
 }

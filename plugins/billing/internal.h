@@ -113,6 +113,7 @@ typedef struct plans_state {
   size_t ncfg;
   json_t *cfg_obj;  /* config.plans as given (owned): laid over the table */
   char default_plan[33];
+  uint64_t gen;     /* moved by every reload of v: caches of limits compare it */
 } plans_state;
 
 extern plans_state g_plans;
@@ -162,6 +163,10 @@ void billing_rfc3339(int64_t t, char *out, size_t cap);
  * counted since. May read billing.db once per platform and month. 0, or
  * NNO_EINVAL / NNO_EIO. */
 int billing_meter_month(const char *platform, int64_t now, uint64_t *used);
+/* A plan change was committed (plans_committed, after PLANS_COUNTER
+ * moved): tell the LIMIT hook of every worker, through the shared meter
+ * `g|plans` it reads by handle. */
+void billing_meter_plans_moved(void);
 /* usage.c's reader is closed at shutdown (from billing_meter_fini). */
 void billing_usage_fini(void);
 

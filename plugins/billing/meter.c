@@ -69,12 +69,49 @@ void billing_rfc3339(int64_t t, char *out, size_t cap) {
 
 /* ---- per-worker state ---------------------------------------------------- */
 
-/* The month base of one platform (see the file's comment). */
+/* The month base of one platform (see the file's comment), as a refresh
+ * job reads it. */
 typedef struct base_entry {
   char platform[PLAT_MAX];
-  int64_t month; /* billing_month_start of the month it is for; 0: free */
-  int64_t base;  /* month_db_total - mark_a */
+  int64_t month; /* billing_month_start of the month it is for; 0: none */
+  int64_t base;  /* month_db_total - mark_a + mark_r */
 } base_entry;
+
+/* One way requests of a platform ended, resolved to its `d|` key: the
+ * caller's tenant and the route's package as the kernel gave them (the
+ * key holds them checked), and the status class. */
+#define ENDS_PER_PLATFORM 4
+typedef struct end_key {
+  char tenant[PLAT_MAX], package[PLAT_MAX];
+  uint8_t tenant_len, package_len, cls; /* cls 0: unused */
+  nno_meter_handle h;
+} end_key;
+
+/* What this worker keeps per platform it has seen, so that a request
+ * costs no hashing of meter keys, no plan lookup and no date arithmetic:
+ * the month base, the handles of `a|` and `r|`, the plan's limits under
+ * the plans' generation, the last ways its requests ended. Allocated once
+ * per platform, never moved (the admitted set points at it), freed at
+ * fini. */
+typedef struct plat_entry {
+  base_entry b;
+  size_t len;             /* of b.platform */
+  nno_meter_handle a, r;  /* epoch 0: not resolved yet */
+  uint64_t r_seen;        /* `r|` as last read: never more than it is */
+  uint64_t plans_gen;     /* g_plans.gen the limits are for; 0: none */
+  char plan[sizeof(((nno_plan_limits *)0)->name)];
+  size_t plan_len;
+  int has_lim;            /* lim holds the plan's limits */
+  nno_plan_limits lim;
+  end_key ends[ENDS_PER_PLATFORM];
+  unsigned ends_next;     /* the one replaced next */
+} plat_entry;
+
+/* A request admitted by this worker and the platform it counted for. */
+typedef struct admitted {
+  nno_req *r;
+  plat_entry *e;
+} admitted;
 
 /* A user seen signed in since the last flush: "platform\0subject". */
 typedef struct user_seen {
@@ -123,11 +160,20 @@ static struct {
   sqlite3 *fdb; /* flush jobs' connection: one job at a time */
   /* Requests admitted by this worker and not yet ended: an open-addressing
    * set of pointers (linear probing, deletion by backward shift). */
-  nno_req **adm;
+  admitted *adm;
   size_t adm_cap, adm_n, adm_max;
-  /* Month bases by platform (open addressing, never shrinks). */
-  base_entry *bases;
+  /* Platforms seen, by id (open addressing, never shrinks). */
+  plat_entry **bases;
   size_t bases_cap, bases_n;
+  /* The month of the last request: [month, month_end), UTC. */
+  int64_t month, month_end;
+  int64_t tick; /* the coarse clock's milliseconds, per request */
+  int64_t now;  /* its seconds (UTC): the time of the request */
+  /* `g|plans`, moved after every committed plan change (with the shared
+   * counter PLANS_COUNTER), read by handle: the plans are caught up only
+   * when it moved, not on every request. */
+  nno_meter_handle plans_h;
+  uint64_t plans_moved;
   uint64_t flush_seen; /* billing.flush as last seen */
   int refreshing;
   /* Users seen since the last flush. */
@@ -166,12 +212,12 @@ static uint64_t hash_ptr(const void *p) {
 
 static int adm_grow(void) {
   size_t cap = M.adm_cap ? M.adm_cap * 2 : 1024;
-  nno_req **v = calloc(cap, sizeof *v);
+  admitted *v = calloc(cap, sizeof *v);
   if (!v) return -1;
   for (size_t i = 0; i < M.adm_cap; i++) {
-    if (!M.adm[i]) continue;
-    size_t j = hash_ptr(M.adm[i]) & (cap - 1);
-    while (v[j]) j = (j + 1) & (cap - 1);
+    if (!M.adm[i].r) continue;
+    size_t j = hash_ptr(M.adm[i].r) & (cap - 1);
+    while (v[j].r) j = (j + 1) & (cap - 1);
     v[j] = M.adm[i];
   }
   free(M.adm);
@@ -181,39 +227,42 @@ static int adm_grow(void) {
 }
 
 /* 0 when `r` is in the set, -1 when the set is at its bound. */
-static int adm_add(nno_req *r) {
+static int adm_add(nno_req *r, plat_entry *e) {
   if (M.adm_n >= M.adm_max) return -1;
   if ((M.adm_n + 1) * 2 > M.adm_cap && adm_grow()) return -1;
   size_t j = hash_ptr(r) & (M.adm_cap - 1);
-  while (M.adm[j]) {
-    if (M.adm[j] == r) return 0;
+  while (M.adm[j].r) {
+    if (M.adm[j].r == r) return 0;
     j = (j + 1) & (M.adm_cap - 1);
   }
-  M.adm[j] = r;
+  M.adm[j].r = r;
+  M.adm[j].e = e;
   M.adm_n++;
   return 0;
 }
 
-/* 1 when `r` was in the set (and is no more), else 0. */
-static int adm_remove(nno_req *r) {
-  if (!M.adm_n) return 0;
+/* The platform `r` was admitted for, taking it out of the set; NULL when
+ * it was not in it. */
+static plat_entry *adm_remove(nno_req *r) {
+  if (!M.adm_n) return NULL;
   size_t mask = M.adm_cap - 1, j = hash_ptr(r) & mask;
-  while (M.adm[j] && M.adm[j] != r) j = (j + 1) & mask;
-  if (!M.adm[j]) return 0;
-  M.adm[j] = NULL;
+  while (M.adm[j].r && M.adm[j].r != r) j = (j + 1) & mask;
+  if (!M.adm[j].r) return NULL;
+  plat_entry *e = M.adm[j].e;
+  M.adm[j].r = NULL;
   M.adm_n--;
   /* Backward shift: pull up the entries of the run that follows. */
-  for (size_t k = (j + 1) & mask; M.adm[k]; k = (k + 1) & mask) {
-    size_t home = hash_ptr(M.adm[k]) & mask;
+  for (size_t k = (j + 1) & mask; M.adm[k].r; k = (k + 1) & mask) {
+    size_t home = hash_ptr(M.adm[k].r) & mask;
     /* Move k to j if its home is not in (j, k] cyclically. */
     int between = j <= k ? (home > j && home <= k) : (home > j || home <= k);
     if (!between) {
       M.adm[j] = M.adm[k];
-      M.adm[k] = NULL;
+      M.adm[k].r = NULL;
       j = k;
     }
   }
-  return 1;
+  return e;
 }
 
 /* ---- month bases --------------------------------------------------------- */
@@ -280,42 +329,58 @@ static int base_read(sqlite3 *db, const char *platform, int64_t month,
   return 0;
 }
 
-static base_entry *base_slot(const char *platform, int create) {
-  if (create && (M.bases_n + 1) * 2 > M.bases_cap) {
+/* The entry of platform `id` (1..PLAT_MAX-1 bytes, as the kernel gave
+ * it): found, or (create) made. NULL when absent or out of memory. */
+static plat_entry *plat_find(nno_str id, int create) {
+  if (id.len == 0 || id.len >= PLAT_MAX) return NULL;
+  uint64_t h = hash_bytes(id.ptr, id.len);
+  if (M.bases_cap) {
+    size_t mask = M.bases_cap - 1;
+    for (size_t j = h & mask; M.bases[j]; j = (j + 1) & mask)
+      if (M.bases[j]->len == id.len &&
+          memcmp(M.bases[j]->b.platform, id.ptr, id.len) == 0)
+        return M.bases[j];
+  }
+  if (!create) return NULL;
+  if ((M.bases_n + 1) * 2 > M.bases_cap) {
     size_t cap = M.bases_cap ? M.bases_cap * 2 : 64;
-    base_entry *v = calloc(cap, sizeof *v);
+    plat_entry **v = calloc(cap, sizeof *v);
     if (!v) return NULL;
     for (size_t i = 0; i < M.bases_cap; i++) {
-      if (!M.bases[i].platform[0]) continue;
-      size_t j = hash_bytes(M.bases[i].platform, strlen(M.bases[i].platform)) &
-                 (cap - 1);
-      while (v[j].platform[0]) j = (j + 1) & (cap - 1);
+      if (!M.bases[i]) continue;
+      size_t j = hash_bytes(M.bases[i]->b.platform, M.bases[i]->len) & (cap - 1);
+      while (v[j]) j = (j + 1) & (cap - 1);
       v[j] = M.bases[i];
     }
     free(M.bases);
     M.bases = v;
     M.bases_cap = cap;
   }
-  if (!M.bases_cap) return NULL;
-  size_t mask = M.bases_cap - 1;
-  size_t j = hash_bytes(platform, strlen(platform)) & mask;
-  while (M.bases[j].platform[0]) {
-    if (strcmp(M.bases[j].platform, platform) == 0) return &M.bases[j];
-    j = (j + 1) & mask;
-  }
-  if (!create) return NULL;
-  snprintf(M.bases[j].platform, sizeof M.bases[j].platform, "%s", platform);
-  M.bases[j].month = 0;
+  plat_entry *e = calloc(1, sizeof *e);
+  if (!e) return NULL;
+  memcpy(e->b.platform, id.ptr, id.len);
+  e->len = id.len;
+  size_t mask = M.bases_cap - 1, j = h & mask;
+  while (M.bases[j]) j = (j + 1) & mask;
+  M.bases[j] = e;
   M.bases_n++;
-  return &M.bases[j];
+  return e;
 }
 
-/* The base of `platform` for the month of `now`: from the cache, or read
+/* Keep M.month..month_end around `now` (date arithmetic once a month,
+ * not per request). */
+static void month_of(int64_t now) {
+  if (now >= M.month && now < M.month_end) return;
+  M.month = billing_month_start(now);
+  M.month_end = billing_month_next(now);
+}
+
+/* The base of a platform for the month of `now`: from the cache, or read
  * once (a point query on the loop, once per platform and month). */
-static int base_get(const char *platform, int64_t now, int64_t *out) {
-  int64_t month = billing_month_start(now);
-  base_entry *e = base_slot(platform, 1);
-  if (!e) return -1;
+static int base_get(plat_entry *pe, int64_t now, int64_t *out) {
+  month_of(now);
+  int64_t month = M.month;
+  base_entry *e = &pe->b;
   if (e->month == month) {
     *out = e->base;
     return 0;
@@ -328,7 +393,7 @@ static int base_get(const char *platform, int64_t now, int64_t *out) {
     }
   }
   int64_t b;
-  if (base_read(M.rdb, platform, month, api->meter_epoch(g_bill.p), &b))
+  if (base_read(M.rdb, e->platform, month, api->meter_epoch(g_bill.p), &b))
     return -1;
   e->month = month;
   e->base = b;
@@ -362,8 +427,10 @@ static void refresh_work(void *ud) {
 static void refresh_after(int status, void *ud) {
   refresh_job *j = ud;
   for (size_t i = 0; !status && i < j->n; i++) {
-    base_entry *e = base_slot(j->v[i].platform, 0);
-    if (e && e->month == j->v[i].month && j->v[i].month) e->base = j->v[i].base;
+    nno_str id = {j->v[i].platform, strlen(j->v[i].platform)};
+    plat_entry *e = plat_find(id, 0);
+    if (e && e->b.month == j->v[i].month && j->v[i].month)
+      e->b.base = j->v[i].base;
   }
   free(j->v);
   free(j);
@@ -376,7 +443,7 @@ static void bases_refresh(void) {
   if (j) j->v = calloc(M.bases_n, sizeof *j->v);
   if (!j || !j->v) goto fail;
   for (size_t i = 0; i < M.bases_cap; i++)
-    if (M.bases[i].platform[0] && M.bases[i].month) j->v[j->n++] = M.bases[i];
+    if (M.bases[i] && M.bases[i]->b.month) j->v[j->n++] = M.bases[i]->b;
   j->epoch = api->meter_epoch(g_bill.p);
   if (api->work_queue(g_bill.p, refresh_work, refresh_after, j) == NNO_OK) {
     M.refreshing = 1;
@@ -415,7 +482,9 @@ int billing_meter_month(const char *platform, int64_t now, uint64_t *used) {
   char key[2 + PLAT_MAX];
   int n = snprintf(key, sizeof key, "a|%s", platform);
   if (n <= 0 || (size_t)n >= sizeof key) return NNO_EINVAL;
-  if (base_get(platform, now, &base)) return NNO_EIO;
+  plat_entry *e = plat_find((nno_str){platform, strlen(platform)}, 1);
+  if (!e) return NNO_ENOMEM;
+  if (base_get(e, now, &base)) return NNO_EIO;
   api->meter_get(g_bill.p, key, (size_t)n, &v);
   int64_t t = base + (int64_t)v - (int64_t)refunded(platform);
   *used = t > 0 ? (uint64_t)t : 0;
@@ -424,20 +493,55 @@ int billing_meter_month(const char *platform, int64_t now, uint64_t *used) {
 
 /* ---- the LIMIT hook ------------------------------------------------------ */
 
-/* The limits of the request's plan; -1 when there are none to enforce
- * (no billing plans, or an unknown platform). */
-static int request_limits(nno_req *r, const char *platform,
-                          nno_plan_limits *lim) {
+/* The limits of the request's plan; NULL when there are none to enforce
+ * (no billing plans, or an unknown platform). Kept in the platform's
+ * entry for as long as the request names the same plan and the plans
+ * did not change (g_plans.gen, caught up first: one shared counter read);
+ * a request naming no plan asks the registry each time, as before. */
+/* Catch the plans up when `g|plans` moved (or when it cannot be read:
+ * then on every request, as plans_refresh alone would). */
+static void plans_check(void) {
+  uint64_t v = 0;
+  if (M.plans_h.epoch &&
+      api->meter_add_h(g_bill.p, &M.plans_h, 0, 0, &v) == NNO_OK) {
+    if (v == M.plans_moved) return;
+    M.plans_moved = v;
+  } else if (api->meter_handle(g_bill.p, "g|plans", 7, &M.plans_h) == NNO_OK) {
+    M.plans_moved = (uint64_t)-1; /* read it on the next request */
+  }
+  plans_refresh();
+}
+
+void billing_meter_plans_moved(void) {
+  if (!M.enabled) return;
+  /* After PLANS_COUNTER: a worker that sees this move and reloads finds
+   * the counter moved too. */
+  if (api->meter_add(g_bill.p, "g|plans", 7, 1, 0, NULL) != NNO_OK)
+    memset(&M.plans_h, 0, sizeof M.plans_h);
+}
+
+static const nno_plan_limits *request_limits(nno_req *r, plat_entry *e) {
+  plans_check();
+  nno_str plan = api->req_plan(r);
+  if (plan.len && plan.len < sizeof e->plan && e->plans_gen == g_plans.gen &&
+      e->plan_len == plan.len && memcmp(e->plan, plan.ptr, plan.len) == 0)
+    return e->has_lim ? &e->lim : NULL;
+  nno_plan_limits *lim = &e->lim;
   memset(lim, 0, sizeof *lim);
   lim->size = sizeof *lim;
-  nno_str plan = api->req_plan(r);
-  if (plan.len && plan.len < sizeof lim->name) {
-    char name[sizeof lim->name];
-    memcpy(name, plan.ptr, plan.len);
-    name[plan.len] = '\0';
-    if (billing_plan_limits(name, lim) == 0) return 0;
+  e->plans_gen = 0;
+  e->plan_len = 0;
+  e->has_lim = 0;
+  if (plan.len && plan.len < sizeof e->plan) {
+    memcpy(e->plan, plan.ptr, plan.len);
+    e->plan[plan.len] = '\0';
+    e->plan_len = plan.len;
+    e->has_lim = billing_plan_limits(e->plan, lim) == 0 ||
+                 billing_platform_limits(e->b.platform, lim) == 0;
+    e->plans_gen = g_plans.gen;
+    return e->has_lim ? lim : NULL;
   }
-  return billing_platform_limits(platform, lim) == 0 ? 0 : -1;
+  return billing_platform_limits(e->b.platform, lim) == 0 ? lim : NULL;
 }
 
 /* "requests_per_month; used=N; limit=L; resets=...[; grace]" */
@@ -513,14 +617,16 @@ static int quota_answer(nno_req *r, json_t *o, const char *detail,
 }
 
 static void check_flush_counter(void) {
-  /* At most once per tick of the coarse clock: a cached base is exact
-   * however stale (see base_get), so this only keeps the cache fresh. */
-  static int64_t last_tick = -1;
+  /* One clock reading per request (the coarse clock: no system call, a
+   * few ms of resolution) gives the request's time (M.now) and the tick.
+   * At most once per tick: a cached base is exact however stale (see
+   * base_get), so this only keeps the cache fresh. */
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
   int64_t tick = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-  if (tick == last_tick) return;
-  last_tick = tick;
+  M.now = (int64_t)ts.tv_sec;
+  if (tick == M.tick) return;
+  M.tick = tick;
   uint64_t v = 0;
   if (api->counter_get(g_bill.p, "billing.flush", &v) == NNO_OK &&
       v != M.flush_seen) {
@@ -551,50 +657,100 @@ static int capacity_refused(nno_req *r, const char *platform, int rc) {
   return NNO_DONE;
 }
 
+/* Add `delta` to the platform's `tag|{platform}` key through its handle
+ * *h, as meter_add with `cap`: the key is hashed and looked up by name
+ * only the first time (or when the handle went stale), then resolved. */
+static int tag_add(plat_entry *e, char tag, nno_meter_handle *h,
+                   uint64_t delta, uint64_t cap, uint64_t *after) {
+  if (h->epoch) {
+    int rc = api->meter_add_h(g_bill.p, h, delta, cap, after);
+    if (rc != NNO_ENOENT) return rc;
+  }
+  char key[2 + PLAT_MAX];
+  size_t n = tag_key(key, tag, e->b.platform);
+  int rc = api->meter_add(g_bill.p, key, n, delta, cap, after);
+  if (rc == NNO_OK || rc == NNO_EREFUSED)
+    api->meter_handle(g_bill.p, key, n, h); /* zero-filled if it fails */
+  return rc;
+}
+
+/* Read the platform's refunds (`r|`) again into e->r_seen: 1 when they
+ * grew since last read. The quota's cap is computed from the refunds
+ * last read: `r|` only grows, so a value read earlier makes the cap
+ * stricter, never looser, and it is read again only when an add is
+ * refused or a warning is due, which then stand on the current value.
+ * Its handle is resolved once the key exists. */
+static int refunds_moved(plat_entry *e) {
+  uint64_t v = 0;
+  if (!e->r.epoch) {
+    char key[2 + PLAT_MAX];
+    size_t n = tag_key(key, 'r', e->b.platform);
+    api->meter_handle(g_bill.p, key, n, &e->r); /* zero-filled if absent */
+  }
+  if (e->r.epoch && api->meter_add_h(g_bill.p, &e->r, 0, 0, &v) == NNO_ENOENT)
+    memset(&e->r, 0, sizeof e->r);
+  if (v <= e->r_seen) return 0;
+  e->r_seen = v;
+  return 1;
+}
+
 static int on_limit(nno_req *r, void *ud) {
   (void)ud;
   nno_str plat = api->req_platform(r);
   if (!M.enabled || plat.len == 0 || plat.len >= PLAT_MAX) return NNO_OK;
-  char platform[PLAT_MAX], key[2 + PLAT_MAX];
-  memcpy(platform, plat.ptr, plat.len);
-  platform[plat.len] = '\0';
-  int kn = (int)tag_key(key, 'a', platform);
   check_flush_counter();
-  nno_plan_limits lim;
-  uint64_t quota = 0, after = 0;
-  if (request_limits(r, platform, &lim) == 0) quota = lim.requests_per_month;
-  int64_t now = (int64_t)time(NULL), base = 0;
+  plat_entry *e = plat_find(plat, 1);
+  if (!e) {
+    char platform[PLAT_MAX];
+    memcpy(platform, plat.ptr, plat.len);
+    platform[plat.len] = '\0';
+    return capacity_refused(r, platform, NNO_ENOMEM);
+  }
+  const nno_plan_limits *lim = request_limits(r, e);
+  uint64_t quota = lim ? lim->requests_per_month : 0, after = 0;
+  int64_t now = M.now, base = 0;
   int rc;
-  if (quota && base_get(platform, now, &base) == 0) {
-    /* The month to date is base + a - r. r read before the add: it only
-     * grows, so a late refund makes the cap stricter, never looser. */
-    uint64_t allowed = quota + quota * lim.grace_pct / 100;
-    base -= (int64_t)refunded(platform);
-    int64_t cap = (int64_t)allowed - base;
-    if (cap <= 0) {
-      api->meter_get(g_bill.p, key, (size_t)kn, &after);
-      return quota_refused(r, &lim, (uint64_t)(base + (int64_t)after), now);
+  if (quota && base_get(e, now, &base) == 0) {
+    /* The month to date is base + a - r, r as last read (refunds_moved):
+     * a refusal is decided on the current r. */
+    uint64_t allowed = quota + quota * lim->grace_pct / 100;
+    int64_t cap;
+    for (int fresh = 0;; fresh = 1) {
+      cap = (int64_t)allowed - (base - (int64_t)e->r_seen);
+      rc = cap > 0 ? tag_add(e, 'a', &e->a, 1, (uint64_t)cap, &after)
+                   : NNO_EREFUSED;
+      if (rc != NNO_EREFUSED || fresh || !refunds_moved(e)) break;
     }
-    rc = api->meter_add(g_bill.p, key, (size_t)kn, 1, (uint64_t)cap, &after);
-    if (rc == NNO_EREFUSED)
-      return quota_refused(r, &lim, (uint64_t)(base + (int64_t)after), now);
+    if (rc == NNO_EREFUSED) {
+      if (cap <= 0) {
+        char key[2 + PLAT_MAX];
+        size_t kn = tag_key(key, 'a', e->b.platform);
+        api->meter_get(g_bill.p, key, kn, &after);
+      }
+      base -= (int64_t)e->r_seen;
+      return quota_refused(r, lim, (uint64_t)(base + (int64_t)after), now);
+    }
+    base -= (int64_t)e->r_seen;
   } else {
     /* No quota (or its base cannot be read: counted, not refused). */
     quota = 0;
-    rc = api->meter_add(g_bill.p, key, (size_t)kn, 1, 0, &after);
+    rc = tag_add(e, 'a', &e->a, 1, 0, &after);
   }
-  if (rc != NNO_OK) return capacity_refused(r, platform, rc);
+  if (rc != NNO_OK) return capacity_refused(r, e->b.platform, rc);
   if (quota) {
     uint64_t used = (uint64_t)(base + (int64_t)after);
-    uint32_t soft = lim.soft_pct ? lim.soft_pct : 100;
+    uint32_t soft = lim->soft_pct ? lim->soft_pct : 100;
+    uint64_t r0 = e->r_seen;
+    /* A warning says the current month to date: r read again first. */
+    if ((used > quota || used * 100 > quota * soft) && refunds_moved(e))
+      used = used > e->r_seen - r0 ? used - (e->r_seen - r0) : 0;
     if (used > quota || used * 100 > quota * soft) {
       char w[160];
-      warning_text(w, sizeof w, used, quota, billing_month_next(now),
-                   used > quota);
+      warning_text(w, sizeof w, used, quota, M.month_end, used > quota);
       api->res_header_keep(r, "Nno-Quota-Warning", w);
     }
   }
-  if (adm_add(r) && !M.warned_full) {
+  if (adm_add(r, e) && !M.warned_full) {
     api->log(g_bill.p, NNO_LOG_WARN,
              "metering: more requests in flight than the bound (%zu): their "
              "ends are not counted by status",
@@ -654,29 +810,66 @@ static int detail_crowded(void) {
   return used * 100 >= total * DETAIL_SHARE_PCT;
 }
 
+/* The cached `d|` key of (tenant, package, cls) in the platform's entry,
+ * or NULL. The views are compared as the kernel gave them. */
+static end_key *end_find(plat_entry *e, nno_str tenant, nno_str package,
+                         int cls) {
+  for (int i = 0; i < ENDS_PER_PLATFORM; i++) {
+    end_key *k = &e->ends[i];
+    if (k->cls == cls && k->tenant_len == tenant.len &&
+        k->package_len == package.len &&
+        (!package.len || memcmp(k->package, package.ptr, package.len) == 0) &&
+        (!tenant.len || memcmp(k->tenant, tenant.ptr, tenant.len) == 0))
+      return k;
+  }
+  return NULL;
+}
+
+/* Remember that (tenant, package, cls) counts in the key `key`, resolved
+ * now (it exists: it was just added to). */
+static void end_keep(plat_entry *e, nno_str tenant, nno_str package, int cls,
+                     const char *key, size_t n) {
+  if (tenant.len >= PLAT_MAX || package.len >= PLAT_MAX) return;
+  end_key *k = &e->ends[e->ends_next++ % ENDS_PER_PLATFORM];
+  if (api->meter_handle(g_bill.p, key, n, &k->h) != NNO_OK) {
+    k->cls = 0;
+    return;
+  }
+  memcpy(k->tenant, tenant.ptr, tenant.len);
+  memcpy(k->package, package.ptr, package.len);
+  k->tenant_len = (uint8_t)tenant.len;
+  k->package_len = (uint8_t)package.len;
+  k->cls = (uint8_t)cls;
+}
+
 static void on_done(nno_req *r, int status, void *ud) {
   (void)ud;
-  if (!adm_remove(r)) return;
-  nno_str plat = api->req_platform(r), pkg = {"", 0};
-  char platform[PLAT_MAX], tenant[PLAT_MAX] = "", package[PLAT_MAX] = "";
-  if (!key_part(plat, platform, sizeof platform)) return;
+  plat_entry *e = adm_remove(r);
+  if (!e) return;
+  const char *platform = e->b.platform;
+  nno_str pkg = {"", 0}, ten = {"", 0};
   nno_caller c;
   int have_caller = api->req_caller(r, &c) == NNO_OK;
-  if (have_caller) key_part(c.tenant, tenant, sizeof tenant);
-  if (api->req_route(r, NULL, NULL, &pkg) == NNO_OK)
-    key_part(pkg, package, sizeof package);
+  if (have_caller) ten = c.tenant;
+  if (api->req_route(r, NULL, NULL, &pkg) != NNO_OK) pkg = (nno_str){"", 0};
   char key[NNO_METER_KEY_MAX + 1];
   int n;
   if (status == 429) {
     /* Refused by a rate limit after billing admitted it (IAM's limiter
      * runs after this plugin's LIMIT hook): not served, so it does not
      * count against the quota, nor in the classes. */
-    n = (int)tag_key(key, 'r', platform);
-    if (api->meter_add(g_bill.p, key, (size_t)n, 1, 0, NULL) == NNO_OK) return;
+    if (tag_add(e, 'r', &e->r, 1, 0, NULL) == NNO_OK) return;
   }
   int cls = status == 499 ? 4 : status / 100;
   if (cls < 1 || cls > 5) cls = 5;
-  /* Past a share of the table, ends are counted per platform only
+  /* The usual way: a key this platform's requests ended in before. */
+  end_key *k = end_find(e, ten, pkg, cls);
+  if (k && api->meter_add_h(g_bill.p, &k->h, 1, 0, NULL) == NNO_OK) goto user;
+  if (k) k->cls = 0; /* stale: made again below */
+  char tenant[PLAT_MAX] = "", package[PLAT_MAX] = "";
+  key_part(ten, tenant, sizeof tenant);
+  key_part(pkg, package, sizeof package);
+  /* Past a share of the table, new ends are counted per platform only
    * (`d|{platform}|||{class}`): per-tenant keys must never crowd out the
    * `a|` keys the quotas need. */
   int rc = NNO_ETOOBIG;
@@ -690,12 +883,14 @@ static void on_done(nno_req *r, int status, void *ud) {
       memcpy(o, package, lk), o += lk, *o++ = '|';
       *o++ = (char)('0' + cls);
       rc = api->meter_add(g_bill.p, key, (size_t)(o - key), 1, 0, NULL);
+      if (rc == NNO_OK) end_keep(e, ten, pkg, cls, key, (size_t)(o - key));
     }
   }
   if (rc != NNO_OK) {
     n = snprintf(key, sizeof key, "d|%s|||%d", platform, cls);
     api->meter_add(g_bill.p, key, (size_t)n, 1, 0, NULL);
   }
+user:
   if (have_caller && c.kind == NNO_CALLER_USER)
     user_seen_add(platform, c.subject);
 }
@@ -1103,6 +1298,8 @@ void billing_meter_ready(void) {
       M.prov = pv;
   }
   api->counter_get(g_bill.p, "billing.flush", &M.flush_seen);
+  /* `g|plans` exists from the start, so that its handle resolves. */
+  api->meter_add(g_bill.p, "g|plans", 7, 0, 0, NULL);
   /* Staggered by pid, so the workers' flushes spread over the interval. */
   uint64_t first = M.flush_ms / 2 + (uint64_t)getpid() % (M.flush_ms / 2 + 1);
   if (api->timer_start(g_bill.p, first, M.flush_ms, on_flush_timer, NULL,
@@ -1120,6 +1317,7 @@ void billing_meter_fini(void) {
   sqlite3_close_v2(M.rdb);
   sqlite3_close_v2(M.fdb);
   free(M.adm);
+  for (size_t i = 0; i < M.bases_cap; i++) free(M.bases[i]);
   free(M.bases);
   free(M.users);
   free(M.samples);

@@ -177,6 +177,7 @@ static int reload(char *err, size_t cap) {
   free(g_plans.v);
   g_plans.v = v;
   g_plans.n = n;
+  g_plans.gen++;
   return 0;
 }
 
@@ -203,6 +204,7 @@ void plans_committed(void) {
              PLANS_COUNTER, api->err_name(rc));
   g_plans.seen = (uint64_t)-1; /* our own worker reloads at once */
   plans_refresh();
+  billing_meter_plans_moved();
 }
 
 /* ---- configuration and seed ---------------------------------------------- */

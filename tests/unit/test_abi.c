@@ -252,6 +252,45 @@ static void test_table_15_log_tail(void **st) {
   logring_fini();
 }
 
+/* ABI 1.5: meter handles are in the table, the core plugins' only, in
+ * the calling plugin's namespace. */
+static void test_table_15_meter_handle(void **st) {
+  (void)st;
+  const nno_host_api *api = api_table();
+  assert_true(NNO_HAS(api, meter_handle));
+  assert_true(NNO_HAS(api, meter_add_h));
+  nno_host_api older = *api;
+  older.size = offsetof(nno_host_api, meter_handle);
+  assert_false(NNO_HAS(&older, meter_handle));
+  assert_true(NNO_HAS(&older, log_tail));
+  static plugin core, other, feat;
+  memset(&core, 0, sizeof core);
+  memset(&other, 0, sizeof other);
+  memset(&feat, 0, sizeof feat);
+  core.man.kind = other.man.kind = NNO_KIND_CORE;
+  core.man.name = "billing";
+  other.man.name = "iam";
+  feat.man.kind = NNO_KIND_FEATURE;
+  feat.man.name = "billing";
+  nno_plugin *cp = (nno_plugin *)&core, *op = (nno_plugin *)&other,
+             *fp = (nno_plugin *)&feat;
+  assert_int_equal(meter_init(METER_SLOTS_MIN), 0);
+  nno_meter_handle h;
+  uint64_t v = 0;
+  assert_int_equal(api->meter_handle(cp, "a|acme", 6, &h), NNO_ENOENT);
+  assert_int_equal(api->meter_add(cp, "a|acme", 6, 1, 0, NULL), 0);
+  assert_int_equal(api->meter_handle(cp, "a|acme", 6, &h), 0);
+  assert_int_equal(api->meter_add_h(cp, &h, 2, 0, &v), 0);
+  assert_int_equal(v, 3);
+  assert_int_equal(api->meter_add_h(op, &h, 1, 0, &v), NNO_ENOENT);
+  assert_int_equal(api->meter_add_h(fp, &h, 1, 0, &v), NNO_ESTATE);
+  assert_int_equal(api->meter_handle(fp, "a|acme", 6, &h), NNO_ESTATE);
+  assert_int_equal(h.epoch, 0);
+  assert_int_equal(api->meter_get(cp, "a|acme", 6, &v), 0);
+  assert_int_equal(v, 3);
+  meter_fini();
+}
+
 /* Every member added in ABI 1.2 is in the table, and a 1.1 host's table
  * says it has none of them. */
 static void test_table_12(void **st) {
@@ -533,6 +572,7 @@ int main(void) {
       cmocka_unit_test(test_caller_and_open),
       cmocka_unit_test(test_table_15),
       cmocka_unit_test(test_table_15_log_tail),
+      cmocka_unit_test(test_table_15_meter_handle),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

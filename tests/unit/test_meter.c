@@ -329,6 +329,117 @@ static void test_epoch(void **st) {
   assert_int_equal(value_of("p", "k"), 0);
 }
 
+/* Handles: a key resolved once is added to by its slot, exactly as by
+ * name (caps included), from any process of the table; resolving never
+ * creates a key; a handle of another namespace, a zero-filled one or a
+ * made-up one adds nothing. */
+static void test_handle(void **st) {
+  (void)st;
+  nno_meter_handle h, z;
+  uint64_t after = 7;
+  memset(&z, 0, sizeof z);
+  assert_int_equal(meter_handle("billing", "a|acme", 6, &h), NNO_ENOENT);
+  assert_int_equal(h.epoch, 0);
+  assert_int_equal(stats().used, 0); /* not created */
+  assert_int_equal(meter_add("billing", "a|acme", 6, 2, 0, NULL), 0);
+  assert_int_equal(meter_handle("billing", "a|acme", 6, &h), 0);
+  assert_true(h.epoch == meter_epoch());
+  assert_int_equal(meter_add_h("billing", &h, 3, 0, &after), 0);
+  assert_int_equal(after, 5);
+  assert_int_equal(value_of("billing", "a|acme"), 5);
+  /* The cap as meter_add's: refused adds change nothing. */
+  assert_int_equal(meter_add_h("billing", &h, 1, 6, &after), 0);
+  assert_int_equal(after, 6);
+  assert_int_equal(meter_add_h("billing", &h, 1, 6, &after), NNO_EREFUSED);
+  assert_int_equal(after, 6);
+  /* A delta of 0 reads. */
+  assert_int_equal(meter_add_h("billing", &h, 0, 0, &after), 0);
+  assert_int_equal(after, 6);
+  /* Another process adds through the same handle. */
+  pid_t kid = fork();
+  assert_true(kid >= 0);
+  if (kid == 0) _exit(meter_add_h("billing", &h, 4, 0, NULL) == 0 ? 0 : 1);
+  int status;
+  assert_int_equal(waitpid(kid, &status, 0), kid);
+  assert_int_equal(status, 0);
+  assert_int_equal(value_of("billing", "a|acme"), 10);
+  /* Not another plugin's key, nor a made-up or zero-filled handle. */
+  assert_int_equal(meter_add_h("iam", &h, 1, 0, &after), NNO_ENOENT);
+  assert_int_equal(after, 0);
+  assert_int_equal(meter_add_h("billing", &z, 1, 0, NULL), NNO_ENOENT);
+  nno_meter_handle bad = h;
+  bad.check ^= 1;
+  assert_int_equal(meter_add_h("billing", &bad, 1, 0, NULL), NNO_ENOENT);
+  bad = h;
+  bad.slot = METER_SLOTS_MIN; /* past the table */
+  assert_int_equal(meter_add_h("billing", &bad, 1, 0, NULL), NNO_ENOENT);
+  bad = h;
+  bad.slot = (h.slot + 1) % METER_SLOTS_MIN; /* an empty slot */
+  assert_int_equal(meter_add_h("billing", &bad, 1, 0, NULL), NNO_ENOENT);
+  assert_int_equal(value_of("billing", "a|acme"), 10);
+  assert_int_equal(stats().used, 1);
+  /* Bad arguments as meter_get's. */
+  assert_int_equal(meter_handle("billing", "", 0, &h), NNO_EINVAL);
+  assert_int_equal(meter_handle("billing", "k", 1, NULL), NNO_EINVAL);
+  assert_int_equal(meter_add_h("billing", NULL, 1, 0, NULL), NNO_EINVAL);
+}
+
+/* A handle outlives its table: after a new table (a host restart: new
+ * epoch) it is refused, even where its slot now holds the same key or
+ * another key; a handle given the new epoch still fails on the other key
+ * its slot holds now. */
+static void test_handle_stale(void **st) {
+  (void)st;
+  static const unsigned char fixed[16] = {1, 2, 3, 4, 5, 6, 7, 8,
+                                          9, 10, 11, 12, 13, 14, 15, 16};
+  meter_set_secret(fixed);
+  /* Two keys with one home slot. */
+  char other[16];
+  size_t home = meter_home("p", "k", 1);
+  int found = 0;
+  for (int i = 0; i < 10000 && !found; i++) {
+    snprintf(other, sizeof other, "o%d", i);
+    found = meter_home("p", other, strlen(other)) == home;
+  }
+  assert_true(found);
+  nno_meter_handle h;
+  assert_int_equal(meter_add("p", "k", 1, 5, 0, NULL), 0);
+  assert_int_equal(meter_handle("p", "k", 1, &h), 0);
+  assert_int_equal(h.slot, home);
+
+  /* The same key in the same slot of a new table: another epoch. */
+  assert_int_equal(table_of(METER_SLOTS_MIN), 0);
+  meter_set_secret(fixed);
+  assert_int_equal(meter_add("p", "k", 1, 1, 0, NULL), 0);
+  uint64_t after = 9;
+  assert_int_equal(meter_add_h("p", &h, 1, 0, &after), NNO_ENOENT);
+  assert_int_equal(after, 0);
+  assert_int_equal(value_of("p", "k"), 1);
+
+  /* Another key in that slot now: refused under either epoch. */
+  assert_int_equal(table_of(METER_SLOTS_MIN), 0);
+  meter_set_secret(fixed);
+  assert_int_equal(meter_add("p", other, strlen(other), 1, 0, NULL), 0);
+  nno_meter_handle o;
+  assert_int_equal(meter_handle("p", other, strlen(other), &o), 0);
+  assert_int_equal(o.slot, h.slot);
+  assert_int_equal(meter_add_h("p", &h, 1, 0, NULL), NNO_ENOENT);
+  h.epoch = meter_epoch();
+  assert_int_equal(meter_add_h("p", &h, 1, 0, NULL), NNO_ENOENT);
+  assert_int_equal(value_of("p", other), 1);
+  /* Resolved again, it is good. */
+  assert_int_equal(meter_add("p", "k", 1, 1, 0, NULL), 0);
+  assert_int_equal(meter_handle("p", "k", 1, &h), 0);
+  assert_int_equal(meter_add_h("p", &h, 1, 0, &after), 0);
+  assert_int_equal(after, 2);
+
+  /* No table at all. */
+  meter_fini();
+  assert_int_equal(meter_add_h("p", &h, 1, 0, NULL), NNO_ESTATE);
+  assert_int_equal(meter_handle("p", "k", 1, &h), NNO_ESTATE);
+  assert_int_equal(table_of(METER_SLOTS_MIN), 0);
+}
+
 static void test_size_from_configuration(void **st) {
   (void)st;
   nno_config c;
@@ -361,6 +472,8 @@ int main(void) {
       cmocka_unit_test_setup(test_collisions, setup_default),
       cmocka_unit_test_setup(test_dead_writer_taken_over, setup_small),
       cmocka_unit_test_setup(test_epoch, setup_small),
+      cmocka_unit_test_setup(test_handle, setup_small),
+      cmocka_unit_test_setup(test_handle_stale, setup_small),
       cmocka_unit_test_setup(test_size_from_configuration, setup_small),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);

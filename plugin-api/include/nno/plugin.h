@@ -434,6 +434,18 @@ typedef struct nno_meter_entry {
 /* The most bytes of a meter key (ABI 1.5). */
 #define NNO_METER_KEY_MAX 160
 
+/* A meter key resolved to its place in the table (ABI 1.5, meter_handle),
+ * so that adding to it needs no hashing and no search: a value the caller
+ * keeps and copies as it likes. It stays good while the host runs; a
+ * handle of another table (a host restart) or of another key is refused
+ * by meter_add_h, never added to something else. Zero-filled: no key. */
+typedef struct nno_meter_handle {
+  uint64_t epoch; /* meter_epoch when resolved; 0 in a zero-filled handle */
+  uint64_t check; /* the host's own proof of which key it is */
+  uint32_t slot;
+  uint32_t reserved;
+} nno_meter_handle;
+
 /* Called when a request's response has ended (ABI 1.5, gateway_done_add):
  * `status` is the status sent, or 499 when the client went away before
  * the response was handed over in full. */
@@ -1034,6 +1046,24 @@ typedef struct nno_host_api {
                   int (*each)(void *ud, uint64_t seq, const char *line,
                               size_t len),
                   void *ud, uint64_t *next);
+
+  /* -- meters by handle (core plugins only: NNO_ESTATE otherwise) -- */
+
+  /* Resolve `key` (as in meter_get: an existing key of the calling
+   * plugin, never created here; add to it first with meter_add) into *h,
+   * for adds that skip the key's hashing and search. NNO_ENOENT (and a
+   * zero-filled *h) when the key does not exist, the codes of meter_get
+   * for a bad key.
+   * OWNERSHIP: *h is the caller's; nothing to free. THREAD: the loop. */
+  int (*meter_handle)(nno_plugin *p, const char *key, size_t key_len,
+                      nno_meter_handle *h);
+  /* meter_add on the key `h` was resolved from: the same `delta`, `cap`,
+   * *after and NNO_EREFUSED; a `delta` of 0 reads the value without
+   * writing it. NNO_ENOENT (nothing added, *after 0) for a handle that is
+   * not one of the calling plugin's keys in this table: zero-filled, from
+   * before a host restart (another epoch) or made up; resolve it again. */
+  int (*meter_add_h)(nno_plugin *p, const nno_meter_handle *h, uint64_t delta,
+                     uint64_t cap, uint64_t *after);
 } nno_host_api;
 
 /* True if the host's table has the member `fn`. */
