@@ -221,10 +221,10 @@ static int on_page(nno_req *req, void *ud) {
  */
 
 /* GET /device: where `nno login` sends a person (IAM's verification_uri),
- * ui/device.html; ?code= is read by its script. */
+ * ui/device/device.html; ?code= is read by its script. */
 static int on_device_page(nno_req *req, void *ud) {
   (void)ud;
-  return serve_page(req, "device.html");
+  return serve_page(req, "device/device.html");
 }
 
 /* GET /console/device and POST /console/device/approve|deny: answered by

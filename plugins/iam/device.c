@@ -88,6 +88,7 @@ static void page_url(nno_req *req, const char *plat, char *out, size_t cap) {
       plen = (int)(host.len - (size_t)(c - host.ptr));
       for (int i = 1; i < plen; i++)
         if (port[i] < '0' || port[i] > '9') plen = 0;
+      if (plen < 2) plen = 0; /* ":" alone names no port */
     }
   }
   snprintf(out, cap, "http://console.%s.%s%.*s/device", plat,

@@ -4,6 +4,9 @@ platform admin, shows the platform and the scopes the key would hold, and
 Approve gives the polling device its key; the operator pastes the operator
 key instead (kept in the page's memory only) and denies; an unknown code
 says so."""
+import glob
+import os
+import re
 import time
 
 import pytest
@@ -14,6 +17,8 @@ PID = "e2e-device"
 EMAIL = "ada@example.com"
 ADMIN_SCOPES = ["features:*", "keys:write", "stacks:read"]
 # The page's own expected errors: a 401 when nobody is signed in yet.
+UI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                  "packages", "console", "ui", "device")
 PENDING_401 = r"/console/device\?user_code=\S+ - Failed to load resource: .* 401"
 
 
@@ -63,7 +68,8 @@ def test_a_signed_in_admin_approves_and_the_device_gets_its_key(page, admin,
     assert PID in page.find("#platform").text
     assert page.find("#key-form") is None  # the session is enough
     page.click("button#approve")
-    page.until(lambda d: "Approved" in page.find("#outcome").text,
+    page.until(lambda d: page.find("#outcome") and
+               "Approved" in page.find("#outcome").text,
                "#outcome saying Approved")
     assert page.find("section#request") is None
     st, t = poll(host, c)
@@ -89,7 +95,8 @@ def test_the_operator_pastes_the_key_and_denies(page, admin, host):
                    "document.cookie, document.documentElement.outerHTML])")
     assert op not in kept
     page.click("button#deny")
-    page.until(lambda d: "Denied" in page.find("#outcome").text,
+    page.until(lambda d: page.find("#outcome") and
+               "Denied" in page.find("#outcome").text,
                "#outcome saying Denied")
     st, b = poll(host, c)
     assert st == 400 and b["error"] == "access_denied", b
@@ -105,3 +112,22 @@ def test_an_unknown_code_says_so(page, admin, host):
                "no device code" in page.find("#error").text,
                "#error naming the unknown code")
     assert page.find("section#request") is None
+
+
+def test_the_page_is_small_and_holds_nothing_inline():
+    files = sorted(glob.glob(os.path.join(UI, "*")))
+    assert [os.path.basename(f) for f in files] == \
+        ["device.css", "device.html", "device.js"]
+    assert sum(os.path.getsize(f) for f in files) < 12 * 1024
+    with open(os.path.join(UI, "device.html")) as f:
+        html = f.read()
+    assert re.findall(r"<script\b[^>]*>", html) == \
+        ['<script type="module" src="{{base}}/device/device.js">']
+    assert "<style" not in html and " style=" not in html
+    assert not re.search(r"\son[a-z]+=", html)
+    with open(os.path.join(UI, "device.js")) as f:
+        js = f.read()
+    # The pasted key never reaches storage, cookies or the URL.
+    for word in ("localStorage", "sessionStorage", "document.cookie",
+                 "history.", "location.hash", "innerHTML"):
+        assert word not in js, word

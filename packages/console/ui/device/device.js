@@ -1,4 +1,4 @@
-/* The device-login approval page (device.html): the code from ?code= (or
+/* The device-login approval page (device/device.html): the code from ?code= (or
  * typed), what approving it would give (GET /console/device), then
  * Approve or Deny (POST /console/device/approve|deny). IAM answers all
  * three. The caller is the console's session cookie or a key pasted here:
