@@ -1,6 +1,6 @@
-/* The device-login approval page (device/device.html): the code from ?code= (or
- * typed), what approving it would give (GET /console/device), then
- * Approve or Deny (POST /console/device/approve|deny). IAM answers all
+/* The device-login approval page (device/device.html): the code from
+ * ?code= (or typed), what approving it would give (GET /console/device),
+ * then Approve or Deny (POST /console/device/approve|deny). IAM answers all
  * three. The caller is the console's session cookie or a key pasted here:
  * the key is kept in this module's memory only (never in storage, the URL
  * or the DOM once read) and is gone when the page is left. */
