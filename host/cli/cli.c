@@ -79,8 +79,9 @@ static const cli_command login_commands[] = {
     {"login", NULL, 1, 1, .synopsis = "login URL [--platform P]",
      .opts = {"platform="}, .local = cli_login_main,
      .help = "Signs in to the host at URL with a device code: prints a code\n"
-             "and where to approve it (an operator or the platform's admin),\n"
-             "then waits. The session is kept in\n"
+             "and the page of the platform's console that approves it (for\n"
+             "an operator or the platform's admin), then waits. The session\n"
+             "is kept in\n"
              "$XDG_CONFIG_HOME/nno/credentials.json (mode 0600).\n\n"
              "  --platform P   the platform to sign in to\n",
      .example = "  nno login https://nno.example.com --platform shop\n"},

@@ -138,6 +138,15 @@ static int url_ok(const char *u) {
          strlen(u) < 1000;
 }
 
+/* A URL the host gave that may go to a terminal: http(s), at most 512
+ * bytes of printable ASCII without spaces (no escape sequences). */
+static int printable_url(const char *u) {
+  if (!u || !url_ok(u) || strlen(u) > 512) return 0;
+  for (const char *p = u; *p; p++)
+    if (*p <= ' ' || *p > '~') return 0;
+  return 1;
+}
+
 static void copy_member(json_t *o, const char *k, char *out, size_t cap) {
   const char *v = json_string_value(json_object_get(o, k));
   snprintf(out, cap, "%s", v ? v : "");
@@ -198,7 +207,8 @@ static const char LOGIN_HELP[] =
     "usage: nno login URL --platform P\n"
     "\n"
     "Log in to the host at URL as a developer of platform P (the device-code\n"
-    "flow): nno shows a code; an operator or an admin of P approves it; nno\n"
+    "flow): nno shows a code and a page of P's console to open; an operator\n"
+    "or an admin of P approves it there (or with nno device approve); nno\n"
     "stores a key of P (30 days) in $XDG_CONFIG_HOME/nno/credentials.json\n"
     "(mode 0600), used by nno project deploy and nno project logs.\n"
     "\n"
@@ -264,7 +274,17 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
     rc = CLI_EAPI;
     goto out;
   }
-  printf("Open %s/api/v1/device/approve and enter %s\n", c.url, uc);
+  /* RFC 8628 3.3.1: the page with the code filled in, else the page; both
+   * printed only when they are plain http(s) URLs (they come from the
+   * host, and go to a terminal). */
+  const char *page = json_string_value(
+      json_object_get(code, "verification_uri_complete"));
+  if (!printable_url(page))
+    page = json_string_value(json_object_get(code, "verification_uri"));
+  if (printable_url(page))
+    printf("Open %s in a browser to approve code %s\n", page, uc);
+  else
+    printf("Open %s/api/v1/device/approve and enter %s\n", c.url, uc);
   printf("(an operator on the host: nno device approve %s --platform %s)\n", uc,
          plat);
   printf("waiting for approval (%lld s)...\n", (long long)life);

@@ -10,6 +10,9 @@
  *   GET /console/ui          the UI contributions of the packages active
  *                            on the platform that the caller may use
  *   GET /console/tenants     the tenants the caller may act in
+ *   GET /device              the page approving a device login (public)
+ *   GET /console/device, POST /console/device/approve|deny
+ *                            what it shows and does, answered by IAM
  *   GET /console/ui/{stack}/{stack_version}/{package}/{version}/{file...}
  *                            a file of that package's ui/ folder, only
  *                            while that stack version is active on the
@@ -18,6 +21,7 @@
  * The registry (nno.registry) says which stacks a platform runs and what
  * it shows; IAM (nno.iam) says what a caller's scopes allow. */
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,20 +167,21 @@ static int own_ui_dir(char out[PATH_MAX]) {
   return dir && snprintf(out, PATH_MAX, "%s/ui", dir) < PATH_MAX;
 }
 
-static int on_page(nno_req *req, void *ud) {
+/* Serve page `file` of ui/ (a template: "{{base}}" filled) with the
+ * pages' headers, only on console.{p}.{base}. */
+static int serve_page(nno_req *req, const char *file) {
   char platform[ID_MAX], base[256], etag[NNO_STATIC_ETAG_MAX];
   nno_str host = api->req_host(req);
   nno_static_file f;
-  (void)ud;
   if (!platform_of(req, platform)) return NNO_OK;
   if (host.len < 8 || memcmp(host.ptr, "console.", 8) != 0)
     return not_the_console(req, platform);
   char uidir[PATH_MAX];
   if (!own_ui_dir(uidir))
     return nno_problem(req, 500, NULL, "the console's folder is unknown");
-  int rc = nno_static_open(uidir, "index.html", 10, &f);
+  int rc = nno_static_open(uidir, file, strlen(file), &f);
   if (rc != 0) {
-    api->log(self, NNO_LOG_ERROR, "ui/index.html: %s", api->strerror(rc));
+    api->log(self, NNO_LOG_ERROR, "ui/%s: %s", file, api->strerror(rc));
     return nno_problem(req, 500, NULL, "the console's page cannot be read");
   }
   /* Fill the template: every "{{base}}" becomes the asset prefix. */
@@ -205,6 +210,36 @@ static int on_page(nno_req *req, void *ud) {
   api->res_header(req, "Referrer-Policy", "no-referrer");
   return nno_static_answer(req, "text/html; charset=utf-8", page, n, etag,
                            "no-cache");
+}
+
+static int on_page(nno_req *req, void *ud) {
+  (void)ud;
+  return serve_page(req, "index.html");
+}
+
+/* ---- approving a device login ----------------------------------------------
+ */
+
+/* GET /device: where `nno login` sends a person (IAM's verification_uri),
+ * ui/device/device.html; ?code= is read by its script. */
+static int on_device_page(nno_req *req, void *ud) {
+  (void)ud;
+  return serve_page(req, "device/device.html");
+}
+
+/* GET /console/device and POST /console/device/approve|deny: answered by
+ * IAM (nno.iam device_answer), which checks the caller itself, so that the
+ * routes can be public for the operator key (refused on feature routes by
+ * the chain) while a session cookie still obeys the chain's origin rule
+ * for changes. Only on the platform's own hosts. */
+static int on_device(nno_req *req, void *ud) {
+  char platform[ID_MAX];
+  const nno_iam_v1 *im = console_iam();
+  if (!platform_of(req, platform)) return NNO_OK;
+  if (!HAS_MEMBER(im, nno_iam_v1, device_answer))
+    return nno_problem(req, 501, NULL,
+                       "this host's IAM cannot approve device logins here");
+  return im->device_answer(req, (int)(intptr_t)ud);
 }
 
 /* The page's loader (ui/boot.js), outside the versioned asset path: it
@@ -426,16 +461,21 @@ static void on_stacks_changed(nno_plugin *p) {
 
 static int on_init(nno_plugin *p, const nno_host_api *a) {
   static const struct {
-    const char *path;
+    const char *method, *path;
     nno_handler_fn fn;
+    intptr_t what;
   } routes[] = {
-      {"/", on_page},
-      {"/console/boot.js", on_boot},
-      {"/console/profile", on_profile},
-      {"/console/ui", on_compose},
-      {"/console/tenants", on_tenants},
-      {"/console/ui/{stack}/{stack_version}/{package}/{version}/{file...}",
-       on_asset},
+      {"GET", "/", on_page, 0},
+      {"GET", "/console/boot.js", on_boot, 0},
+      {"GET", "/console/profile", on_profile, 0},
+      {"GET", "/console/ui", on_compose, 0},
+      {"GET", "/console/tenants", on_tenants, 0},
+      {"GET", "/console/ui/{stack}/{stack_version}/{package}/{version}/{file...}",
+       on_asset, 0},
+      {"GET", "/device", on_device_page, 0},
+      {"GET", "/console/device", on_device, NNO_IAM_DEVICE_SHOW},
+      {"POST", "/console/device/approve", on_device, NNO_IAM_DEVICE_APPROVE},
+      {"POST", "/console/device/deny", on_device, NNO_IAM_DEVICE_DENY},
   };
   self = p;
   api = a;
@@ -445,9 +485,11 @@ static int on_init(nno_plugin *p, const nno_host_api *a) {
     return NNO_EVERSION;
   }
   for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
-    int rc = a->route_add(p, "GET", routes[i].path, routes[i].fn, NULL);
+    int rc = a->route_add(p, routes[i].method, routes[i].path, routes[i].fn,
+                          (void *)routes[i].what);
     if (rc != NNO_OK) {
-      a->plugin_fail(p, "route GET %s: %s", routes[i].path, a->strerror(rc));
+      a->plugin_fail(p, "route %s %s: %s", routes[i].method, routes[i].path,
+                     a->strerror(rc));
       return rc;
     }
   }

@@ -687,6 +687,7 @@ const nno_iam_v1 iam_service = {
     .session_revoke_user = svc_session_revoke_user,
     .platform_access = svc_platform_access,
     .scope_allows = svc_scope_allows,
+    .device_answer = iam_device_answer,
 };
 
 int iam_api_init(nno_plugin *p) {

@@ -3,6 +3,9 @@
  *
  *   POST   /api/v1/device/code     public   {platform} -> a device code
  *          (the client's secret) and a user code (what a person types)
+ *   GET    /api/v1/device/pending  authenticated  ?user_code= -> what
+ *          approving would give (platform, scopes, expiry, the client's
+ *          address), never the device code
  *   POST   /api/v1/device/approve  authenticated  {user_code}
  *   POST   /api/v1/device/deny     authenticated  {user_code}
  *   POST   /api/v1/device/token    public   {device_code} -> 400 with
@@ -15,6 +18,12 @@
  * given holds what the approver holds of DEVICE_SCOPES, for 30 days at
  * most (no longer than the approver's credential), and is revoked with
  * it like any key it made.
+ *
+ * A person approves in a browser: verification_uri is the page
+ * GET /device on the platform's console host, which the console package
+ * serves; its GET /console/device and POST /console/device/approve|deny
+ * call iam_device_answer() through the nno.iam service, so the same code
+ * decides for the core routes and for the console's.
  *
  * Codes live in core.db (iam_device_codes): the device code by its
  * SHA-256 only, compared again in constant time; a code is given out
@@ -60,6 +69,30 @@ static int device_error(nno_req *req, const char *error, const char *detail) {
 
 static int map_sql(int rc) {
   return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? IAM_BUSY : IAM_ERR;
+}
+
+/* The page where a person approves codes of platform `plat`:
+ * http://console.{plat}.{base}{:port}/device, with the port the request
+ * came to (from its Host header). */
+static void page_url(nno_req *req, const char *plat, char *out, size_t cap) {
+  nno_str host = {0};
+  const char *port = "";
+  int plen = 0;
+  if (api->req_header(req, "Host", &host) == NNO_OK && host.len <= 255) {
+    /* An IPv6 literal has colons of its own; its port follows "]". */
+    const char *b = memchr(host.ptr, ']', host.len);
+    const char *from = b ? b : host.ptr;
+    const char *c = memchr(from, ':', host.len - (size_t)(from - host.ptr));
+    if (c && host.len - (size_t)(c - host.ptr) <= 6) {
+      port = c;
+      plen = (int)(host.len - (size_t)(c - host.ptr));
+      for (int i = 1; i < plen; i++)
+        if (port[i] < '0' || port[i] > '9') plen = 0;
+      if (plen < 2) plen = 0; /* ":" alone names no port */
+    }
+  }
+  snprintf(out, cap, "http://console.%s.%s%.*s/device", plat,
+           api->host_base_domain(g_iam.p), plen, port);
 }
 
 /* ---- codes --------------------------------------------------------------- */
@@ -156,6 +189,7 @@ static int code_create(nno_req *req, void *ud) {
   sodium_memzero(raw, sizeof raw);
   crypto_hash_sha256(hash, (const unsigned char *)code, DEVICE_CODE_LEN);
   int64_t now = iam_now();
+  nno_str addr = api->req_remote_addr(req);
   sqlite3 *db = g_iam.db;
   sqlite3_stmt *s = NULL;
   int rc = iam_store_begin(db), inserted = 0;
@@ -202,8 +236,8 @@ static int code_create(nno_req *req, void *ud) {
     rc =
         sqlite3_prepare_v2(db,
                            "INSERT OR IGNORE INTO iam_device_codes(code_sha256,"
-                           " user_code, platform_id, created_at, expires_at)"
-                           " VALUES (?, ?, ?, ?, ?)",
+                           " user_code, platform_id, created_at, expires_at,"
+                           " client_addr) VALUES (?, ?, ?, ?, ?, ?)",
                            -1, &s, NULL);
     if (rc != SQLITE_OK) {
       rc = map_sql(rc);
@@ -214,6 +248,8 @@ static int code_create(nno_req *req, void *ud) {
     sqlite3_bind_text(s, 3, plat, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, now);
     sqlite3_bind_int64(s, 5, now + g_iam.cfg.device_ttl_s);
+    if (addr.len >= 1 && addr.len <= 64)
+      sqlite3_bind_text(s, 6, addr.ptr, (int)addr.len, SQLITE_STATIC);
     rc = sqlite3_step(s);
     rc = rc == SQLITE_DONE ? 0 : map_sql(rc);
     inserted = !rc && sqlite3_changes(db) == 1;
@@ -227,16 +263,17 @@ static int code_create(nno_req *req, void *ud) {
     iam_store_fail(req, rc);
     goto done;
   }
-  char uri[320];
-  nno_str host = {0};
-  if (api->req_header(req, "Host", &host) != NNO_OK || host.len > 255)
-    host = (nno_str){"", 0};
-  snprintf(uri, sizeof uri, "http://%.*s/api/v1/device/approve", (int)host.len,
-           host.ptr);
-  json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "device_code", code,
-                          "user_code", uc, "platform", plat, "verification_uri",
-                          uri, "expires_in", (json_int_t)g_iam.cfg.device_ttl_s,
-                          "interval", (json_int_t)g_iam.cfg.device_interval_s);
+  /* RFC 8628 3.2 and 3.3.1: the page, and the page with the code filled
+   * in (the user code's alphabet needs no escaping). */
+  char uri[384], full[400];
+  page_url(req, plat, uri, sizeof uri);
+  snprintf(full, sizeof full, "%s?code=%s", uri, uc);
+  json_t *out = json_pack(
+      "{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "device_code", code, "user_code",
+      uc, "platform", plat, "verification_uri", uri,
+      "verification_uri_complete", full, "expires_in",
+      (json_int_t)g_iam.cfg.device_ttl_s, "interval",
+      (json_int_t)g_iam.cfg.device_interval_s);
   sodium_memzero(code, sizeof code);
   nno_send_json(req, 200, out);
   api->res_header(req, "Cache-Control", "no-store");
@@ -245,16 +282,190 @@ done:
   return NNO_OK;
 }
 
-/* ---- approve and deny ---------------------------------------------------- */
+/* ---- show, approve and deny ---------------------------------------------- */
 
-static int decide(nno_req *req, int approve) {
+static void iso_date(int64_t t, char *out, size_t cap, const char *fmt) {
+  struct tm tm;
+  time_t tt = (time_t)t;
+  gmtime_r(&tt, &tm);
+  strftime(out, cap, fmt, &tm);
+}
+
+/* What a person deciding a code sees of it. */
+typedef struct code_view {
+  char platform[IAM_ID_MAX], state[16], addr[65];
+  int64_t created, expires;
+} code_view;
+
+/* The row of user code `uc` into *v: 1 found, 0 none, or a negative IAM
+ * code. */
+static int code_find(const char *uc, code_view *v) {
+  sqlite3_stmt *s = NULL;
+  memset(v, 0, sizeof *v);
+  int rc = sqlite3_prepare_v2(g_iam.db,
+                              "SELECT platform_id, state, expires_at,"
+                              " created_at, client_addr FROM"
+                              " iam_device_codes WHERE user_code = ?",
+                              -1, &s, NULL);
+  if (rc != SQLITE_OK) return map_sql(rc);
+  sqlite3_bind_text(s, 1, uc, -1, SQLITE_STATIC);
+  rc = sqlite3_step(s);
+  int found = 0;
+  if (rc == SQLITE_ROW) {
+    const unsigned char *t;
+    t = sqlite3_column_text(s, 0);
+    snprintf(v->platform, sizeof v->platform, "%s", t ? (const char *)t : "");
+    t = sqlite3_column_text(s, 1);
+    snprintf(v->state, sizeof v->state, "%s", t ? (const char *)t : "");
+    v->expires = sqlite3_column_int64(s, 2);
+    v->created = sqlite3_column_int64(s, 3);
+    t = sqlite3_column_text(s, 4);
+    snprintf(v->addr, sizeof v->addr, "%s", t ? (const char *)t : "");
+    found = 1;
+  } else if (rc != SQLITE_DONE) {
+    found = map_sql(rc);
+  }
+  sqlite3_finalize(s);
+  return found;
+}
+
+/* No credential: only the console's routes (public, so that the operator
+ * key may call them) get here. Returns NNO_OK after answering 401. */
+static int sign_in_first(nno_req *req) {
+  nno_problem(req, 401, NULL,
+              "sign in to the platform's console, or send an operator key "
+              "or a key of the platform holding keys:write");
+  api->res_header(req, "WWW-Authenticate", "Bearer realm=\"nno\"");
+  return NNO_OK;
+}
+
+/* Whether `c` may decide codes of platform `plat` (`here`: the console's
+ * platform, NULL on the core API): 1 when the code is within its reach,
+ * 0 when the code is another platform's (as unknown as a wrong one). */
+static int within_reach(const nno_caller *c, const char *plat,
+                        const char *here) {
+  if (!plat[0] || (here && strcmp(here, plat) != 0)) return 0;
+  return c->kind == NNO_CALLER_OPERATOR ||
+         (c->platform.len == strlen(plat) &&
+          memcmp(c->platform.ptr, plat, c->platform.len) == 0);
+}
+
+/* The credential's own right to decide codes: 0, or -1 after answering
+ * 403. */
+static int may_decide(nno_req *req, const nno_caller *c) {
+  if (c->kind == NNO_CALLER_OPERATOR) return 0;
+  if (c->kind != NNO_CALLER_KEY && c->kind != NNO_CALLER_USER) {
+    nno_problem(req, 403, NULL,
+                "only the operator or a platform admin decides device codes");
+    return -1;
+  }
+  if (c->tenant.len) {
+    nno_problem(req, 403, NULL,
+                "a tenant-bound credential cannot decide device codes: "
+                "they give keys of the whole platform");
+    return -1;
+  }
+  if (!iam_scope_covers(c->scopes.ptr, c->scopes.len, "keys:write")) {
+    nno_problem(req, 403, NULL,
+                "deciding a device code needs the scope \"keys:write\"");
+    return -1;
+  }
+  return 0;
+}
+
+/* The scopes a key approved by `c` would hold, into `out` (cap
+ * IAM_SCOPES_MAX): 0, or -1 when it would hold none. */
+static int login_scopes(const nno_caller *c, char *out, size_t cap) {
+  snprintf(out, cap, "%s", DEVICE_SCOPES);
+  if (c->kind == NNO_CALLER_OPERATOR) return 0;
+  char held[IAM_SCOPES_MAX];
+  snprintf(held, sizeof held, "%.*s", (int)c->scopes.len, c->scopes.ptr);
+  if (iam_scopes_intersect(held, DEVICE_SCOPES, out, cap) || !out[0]) {
+    out[0] = '\0';
+    return -1;
+  }
+  return 0;
+}
+
+/* GET: what approving user code ?user_code= would give, for the people who
+ * may approve it; never the device code. Limited per client address like
+ * the public routes, so that codes cannot be guessed through it. */
+static int show(nno_req *req, const char *here) {
+  nno_caller c;
+  nno_str q;
+  char uc[10], raw[33], scopes[IAM_SCOPES_MAX];
+  code_view v;
+  int64_t now = iam_now();
+  api->req_caller(req, &c);
+  if (c.kind == NNO_CALLER_NONE) return sign_in_first(req);
+  if (device_limit(req)) return NNO_OK;
+  if (api->req_query_param(req, "user_code", &q) != NNO_OK || q.len == 0 ||
+      q.len > 32)
+    return nno_problem(req, 422, NULL,
+                       "user_code: expected the code the device shows, "
+                       "\"XXXX-XXXX\"");
+  memcpy(raw, q.ptr, q.len);
+  raw[q.len] = '\0';
+  if (memchr(q.ptr, '\0', q.len) || user_code_norm(raw, uc))
+    return nno_problem(req, 422, NULL,
+                       "user_code: expected the code the device shows, "
+                       "\"XXXX-XXXX\"");
+  int rc = code_find(uc, &v);
+  if (rc < 0) return iam_store_fail(req, rc);
+  if (rc == 0 || !within_reach(&c, v.platform, here))
+    return nno_problem(req, 404, NULL,
+                       "no device code \"%s\": check the code the device "
+                       "shows, or start again there",
+                       uc);
+  if (may_decide(req, &c)) return NNO_OK;
+  if (strcmp(v.state, "pending") != 0)
+    return nno_problem(req, 404, NULL,
+                       "device code \"%s\" was already %s: start again on "
+                       "the device",
+                       uc,
+                       strcmp(v.state, "denied") == 0 ? "denied"
+                       : strcmp(v.state, "used") == 0 ? "used"
+                                                      : "approved");
+  if (v.expires <= now)
+    return nno_problem(req, 404, NULL,
+                       "device code \"%s\" has expired: start again on the "
+                       "device",
+                       uc);
+  int none = login_scopes(&c, scopes, sizeof scopes);
+  int64_t kexp = now + DEVICE_KEY_LIFE;
+  if (c.kind != NNO_CALLER_OPERATOR) {
+    int64_t lim = iam_creator_expiry(&c);
+    if (lim && lim < kexp) kexp = lim;
+  }
+  char exp[32], made[32], kx[32];
+  iso_date(v.expires, exp, sizeof exp, "%Y-%m-%dT%H:%M:%SZ");
+  iso_date(v.created, made, sizeof made, "%Y-%m-%dT%H:%M:%SZ");
+  iso_date(kexp, kx, sizeof kx, "%Y-%m-%dT%H:%M:%SZ");
+  json_t *out = json_pack(
+      "{s:s, s:s, s:s, s:o, s:b, s:s, s:s, s:I, s:s}", "user_code", uc,
+      "platform", v.platform, "state", "pending", "scopes",
+      iam_scopes_json(none ? "" : scopes), "approvable", !none, "created_at",
+      made, "expires_at", exp, "expires_in", (json_int_t)(v.expires - now),
+      "key_expires_at", kx);
+  if (out && v.addr[0])
+    json_object_set_new(out, "client_addr", json_string(v.addr));
+  nno_send_json(req, 200, out);
+  api->res_header(req, "Cache-Control", "no-store");
+  return NNO_OK;
+}
+
+/* POST approve (1) or deny (0) {user_code, platform?}; `here` as for
+ * within_reach. */
+static int decide(nno_req *req, int approve, const char *here) {
   static const nno_field fields[] = {NNO_FIELD("user_code", NNO_FIELD_ANY, 0),
                                      NNO_FIELD("platform", NNO_FIELD_ANY, 0)};
   json_t *b = NULL;
   nno_caller c;
-  char uc[10], plat[IAM_ID_MAX] = "", state[16] = "";
-  int64_t expires = 0, now = iam_now();
+  char uc[10];
+  code_view v;
+  int64_t now = iam_now();
   api->req_caller(req, &c);
+  if (c.kind == NNO_CALLER_NONE) return sign_in_first(req);
   if (nno_body_object(req, 4096, 0, &b)) return NNO_OK;
   const char *unknown = nno_fields_unknown(b, fields, 2);
   const char *u = json_string_value(json_object_get(b, "user_code"));
@@ -274,64 +485,28 @@ static int decide(nno_req *req, int approve) {
     nno_problem(req, 422, NULL, "platform: expected a platform id");
     goto done;
   }
-  sqlite3_stmt *s = NULL;
-  int rc = sqlite3_prepare_v2(g_iam.db,
-                              "SELECT platform_id, state, expires_at FROM "
-                              "iam_device_codes WHERE user_code = ?",
-                              -1, &s, NULL);
-  if (rc != SQLITE_OK) {
-    iam_store_fail(req, map_sql(rc));
+  int rc = code_find(uc, &v);
+  if (rc < 0) {
+    iam_store_fail(req, rc);
     goto done;
   }
-  sqlite3_bind_text(s, 1, uc, -1, SQLITE_STATIC);
-  if (sqlite3_step(s) == SQLITE_ROW) {
-    snprintf(plat, sizeof plat, "%s", (const char *)sqlite3_column_text(s, 0));
-    snprintf(state, sizeof state, "%s",
-             (const char *)sqlite3_column_text(s, 1));
-    expires = sqlite3_column_int64(s, 2);
-  }
-  sqlite3_finalize(s);
-  /* Another platform's code is as unknown as a wrong one. */
-  int mine = plat[0] && (c.kind == NNO_CALLER_OPERATOR ||
-                         (c.platform.len == strlen(plat) &&
-                          memcmp(c.platform.ptr, plat, c.platform.len) == 0));
-  if (!mine || (want && strcmp(want, plat) != 0) ||
-      strcmp(state, "pending") != 0 || expires <= now) {
+  const char *plat = v.platform;
+  if (!rc || !within_reach(&c, plat, here) || (want && strcmp(want, plat)) ||
+      strcmp(v.state, "pending") != 0 || v.expires <= now) {
     nno_problem(req, 404, NULL,
                 "no pending device code \"%s\"%s%s: it is wrong, expired or "
                 "already decided",
                 uc, want ? " for platform " : "", want ? want : "");
     goto done;
   }
-  if (c.kind != NNO_CALLER_OPERATOR) {
-    if (c.kind != NNO_CALLER_KEY && c.kind != NNO_CALLER_USER) {
-      nno_problem(req, 403, NULL,
-                  "only the operator or a platform admin "
-                  "decides device codes");
-      goto done;
-    }
-    if (c.tenant.len) {
-      nno_problem(req, 403, NULL,
-                  "a tenant-bound credential cannot decide device codes: "
-                  "they give keys of the whole platform");
-      goto done;
-    }
-    if (!iam_scope_covers(c.scopes.ptr, c.scopes.len, "keys:write")) {
-      nno_problem(req, 403, NULL,
-                  "deciding a device code needs the scope \"keys:write\"");
-      goto done;
-    }
-  }
+  if (may_decide(req, &c)) goto done;
   char scopes[IAM_SCOPES_MAX] = DEVICE_SCOPES;
   iam_key origin;
   memset(&origin, 0, sizeof origin);
   char creator[17] = "";
   int64_t kexp = now + DEVICE_KEY_LIFE;
   if (approve && c.kind != NNO_CALLER_OPERATOR) {
-    char held[IAM_SCOPES_MAX];
-    snprintf(held, sizeof held, "%.*s", (int)c.scopes.len, c.scopes.ptr);
-    if (iam_scopes_intersect(held, DEVICE_SCOPES, scopes, sizeof scopes) ||
-        !scopes[0]) {
+    if (login_scopes(&c, scopes, sizeof scopes)) {
       nno_problem(req, 403, NULL,
                   "the approving credential holds none of the scopes a login "
                   "key holds (%s)",
@@ -345,6 +520,7 @@ static int decide(nno_req *req, int approve) {
       snprintf(creator, sizeof creator, "%.*s", (int)c.subject.len,
                c.subject.ptr);
   }
+  sqlite3_stmt *s = NULL;
   rc = sqlite3_prepare_v2(
       g_iam.db,
       approve ? "UPDATE iam_device_codes SET state = 'approved', scopes = ?2,"
@@ -397,14 +573,34 @@ done:
   return NNO_OK;
 }
 
+static int code_show(nno_req *req, void *ud) {
+  (void)ud;
+  return show(req, NULL);
+}
+
 static int code_approve(nno_req *req, void *ud) {
   (void)ud;
-  return decide(req, 1);
+  return decide(req, 1, NULL);
 }
 
 static int code_deny(nno_req *req, void *ud) {
   (void)ud;
-  return decide(req, 0);
+  return decide(req, 0, NULL);
+}
+
+int iam_device_answer(nno_req *req, int what) {
+  char here[IAM_ID_MAX];
+  nno_str p = api->req_platform(req);
+  if (!p.len || p.len >= sizeof here)
+    return nno_problem(req, 404, NULL, "no platform serves this request");
+  memcpy(here, p.ptr, p.len);
+  here[p.len] = '\0';
+  switch (what) {
+  case NNO_IAM_DEVICE_SHOW: return show(req, here);
+  case NNO_IAM_DEVICE_APPROVE: return decide(req, 1, here);
+  case NNO_IAM_DEVICE_DENY: return decide(req, 0, here);
+  default: return NNO_EINVAL;
+  }
 }
 
 /* ---- token --------------------------------------------------------------- */
@@ -474,13 +670,6 @@ static int row_move(const unsigned char hash[32], const char *from,
   int n = sqlite3_changes(g_iam.db);
   sqlite3_finalize(s);
   return rc == SQLITE_DONE ? (n == 1) : map_sql(rc);
-}
-
-static void iso_date(int64_t t, char *out, size_t cap, const char *fmt) {
-  struct tm tm;
-  time_t tt = (time_t)t;
-  gmtime_r(&tt, &tm);
-  strftime(out, cap, fmt, &tm);
 }
 
 static int code_token(nno_req *req, void *ud) {
@@ -633,6 +822,7 @@ int iam_device_init(nno_plugin *p) {
     nno_handler_fn fn;
   } routes[] = {
       {"POST", "/api/v1/device/code", code_create},
+      {"GET", "/api/v1/device/pending", code_show},
       {"POST", "/api/v1/device/approve", code_approve},
       {"POST", "/api/v1/device/deny", code_deny},
       {"POST", "/api/v1/device/token", code_token},

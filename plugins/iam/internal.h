@@ -292,5 +292,7 @@ void iam_key_origin(const nno_caller *c, iam_key *k);
 
 /* device.c: the device-code flow's routes (RFC 8628). */
 int iam_device_init(nno_plugin *p);
+/* nno.iam's device_answer: the same answers on a platform's own route. */
+int iam_device_answer(nno_req *req, int what);
 
 #endif

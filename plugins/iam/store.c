@@ -108,6 +108,10 @@ static const char *const migrations[] = {
     ") STRICT, WITHOUT ROWID;"
     "CREATE INDEX iam_device_by_platform ON iam_device_codes(platform_id,"
     " expires_at);",
+    /* 5: the address the code was asked from, shown to the approver so
+     * that a code phished from someone else is recognisable */
+    "ALTER TABLE iam_device_codes ADD COLUMN client_addr TEXT"
+    " CHECK (client_addr IS NULL OR length(client_addr) BETWEEN 1 AND 64);",
 };
 
 #define NMIG (sizeof migrations / sizeof migrations[0])

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "plugin.h"
+
 #define NNO_IAM_SERVICE "nno.iam"
 #define NNO_IAM_VERSION 1
 
@@ -51,6 +53,11 @@ typedef struct nno_iam_access {
   int64_t idle_s;       /* session idle expiry, seconds */
   int64_t absolute_s;   /* session absolute expiry, seconds */
 } nno_iam_access;
+
+/* What device_answer does. */
+#define NNO_IAM_DEVICE_SHOW 0
+#define NNO_IAM_DEVICE_APPROVE 1
+#define NNO_IAM_DEVICE_DENY 2
 
 typedef struct nno_iam_v1 {
   /* sizeof(nno_iam_v1) as IAM was built. */
@@ -89,6 +96,21 @@ typedef struct nno_iam_v1 {
    * first.
    */
   int (*scope_allows)(const char *granted, size_t len, const char *needed);
+  /*
+   * Answer request `req` of a route of the platform it is scoped to as
+   * IAM's device-code routes answer (RFC 8628; `nno login`), so that a
+   * person approves in a browser on the platform's own host, with its
+   * session cookie: `what` is NNO_IAM_DEVICE_SHOW (GET, ?user_code=: what
+   * approving would give), NNO_IAM_DEVICE_APPROVE or NNO_IAM_DEVICE_DENY
+   * (POST {"user_code"}). IAM checks the caller itself (the operator, or a
+   * key or session of that platform bound to no tenant and holding
+   * keys:write; none: 401), so the route may be `public`. Returns NNO_OK
+   * once it has answered, NNO_EINVAL for an unknown `what`. Test `size`
+   * first.
+   * OWNERSHIP: `req` is borrowed for the call; call from its handler, in
+   * the host's process (a sandboxed package finds no service).
+   */
+  int (*device_answer)(nno_req *req, int what);
 } nno_iam_v1;
 
 #endif
