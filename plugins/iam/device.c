@@ -8,10 +8,15 @@
  *          address), never the device code
  *   POST   /api/v1/device/approve  authenticated  {user_code}
  *   POST   /api/v1/device/deny     authenticated  {user_code}
- *   POST   /api/v1/device/token    public   {device_code} -> 400 with
- *          "error": authorization_pending | slow_down | expired_token |
+ *   POST   /api/v1/device/token    public   {device_code, client?} -> 400
+ *          with "error": authorization_pending | slow_down | expired_token |
  *          access_denied, or 200 once with a new API key of the platform
+ *          (named "login {client} {date}") and the platform's class
  *   DELETE /api/v1/keys/self       authenticated  a key revokes itself
+ *          (also while its platform is suspended: policy.c lets it by)
+ *
+ * Codes are bounded per client address (code_addr_limit); a platform's
+ * pending codes only by a high backstop (device_pending_max).
  *
  * Approving is for the operator, or a key or session of the code's
  * platform that is not bound to a tenant and holds keys:write. The key
