@@ -106,14 +106,19 @@ def test_codes_are_bounded_per_address_not_per_platform(h):
     assert st == 200, b
 
 
-def test_the_platform_backstop_is_configurable(make_host):
+def test_both_bounds_are_configurable(make_host):
     h = make_host(core=True, workers=1, config={"plugin_config": {"iam": {
-        "device_pending_max": 3, "device_codes_per_addr": 100}}}).start()
+        "device_pending_max": 3, "device_codes_per_addr": 2}}}).start()
     h.platform("dev1", stacks=(), **{"class": "user_project"})
-    for i in range(3):
+    for i in range(2):
         assert post(h, "/device/code", {"platform": "dev1"},
-                    "127.0.0.%d" % (31 + i))[0] == 200
-    st, _, b = post(h, "/device/code", {"platform": "dev1"}, "127.0.0.40")
+                    "127.0.0.31")[0] == 200
+    st, _, b = post(h, "/device/code", {"platform": "dev1"}, "127.0.0.31")
+    assert st == 429 and "address" in b["detail"], b
+    # The platform's backstop: 3 pending codes, whatever the address.
+    assert post(h, "/device/code", {"platform": "dev1"}, "127.0.0.32")[0] \
+        == 200
+    st, _, b = post(h, "/device/code", {"platform": "dev1"}, "127.0.0.33")
     assert st == 429 and "pending device codes" in b["detail"], b
 
 
@@ -219,15 +224,16 @@ def test_login_revokes_a_key_it_cannot_store(h, tmp_path):
     p, uc = start_login(h, env)
     # Checked before the code, broken after it: the file becomes a link.
     d = tmp_path / "cfg" / "nno"
+    d.mkdir(parents=True, exist_ok=True)
     (tmp_path / "elsewhere.json").write_text("{}")
     os.chmod(tmp_path / "elsewhere.json", 0o600)
     os.symlink(tmp_path / "elsewhere.json", d / "credentials.json")
     approve(h, uc)
     out, err = p.communicate(timeout=30)
     assert p.returncode != 0
-    assert "cannot store the key" in err and "revoked" in err, err
     logins = [k for k in keys_of(h, "dev1") if k["name"].startswith("login")]
     assert len(logins) == 1 and logins[0]["revoked_at"], logins
+    assert "cannot store the key" in err and "revoked" in err, err
 
 
 def test_login_names_the_key_by_user_and_machine(h, tmp_path):
