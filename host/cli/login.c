@@ -112,10 +112,11 @@ static int cred_dir_make(char dir[PATH_MAX], char file[PATH_MAX], char *err,
     snprintf(err, cap, "cannot create %s: %s", dir, strerror(errno));
     return -1;
   }
-  if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
-      st.st_uid != geteuid()) {
-    snprintf(err, cap, "%s is not a folder of yours: refusing to keep keys "
-             "in it", dir);
+  if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+    snprintf(err, cap,
+             "%s is not a folder of yours: refusing to keep keys "
+             "in it",
+             dir);
     return -1;
   }
   if (chmod(dir, 0700) != 0) {
@@ -135,12 +136,12 @@ static int cred_check(const char *url, char *err, size_t cap) {
   json_t *all;
   if (cred_dir_make(dir, file, err, cap) || cred_load(&all, err, cap))
     return -1;
-  int full = json_object_size(all) >= CRED_MAX_ENTRIES &&
-             !json_object_get(all, url);
+  int full =
+      json_object_size(all) >= CRED_MAX_ENTRIES && !json_object_get(all, url);
   json_decref(all);
   if (full) {
-    snprintf(err, cap, "%s holds %d logins, the most: nno logout of one",
-             file, CRED_MAX_ENTRIES);
+    snprintf(err, cap, "%s holds %d logins, the most: nno logout of one", file,
+             CRED_MAX_ENTRIES);
     return -1;
   }
   snprintf(tmp, sizeof tmp, "%s.XXXXXX", file);
@@ -385,8 +386,8 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
   /* RFC 8628 3.3.1: the page with the code filled in, else the page; both
    * printed only when they are plain http(s) URLs (they come from the
    * host, and go to a terminal). */
-  const char *page = json_string_value(
-      json_object_get(code, "verification_uri_complete"));
+  const char *page =
+      json_string_value(json_object_get(code, "verification_uri_complete"));
   if (!printable_url(page))
     page = json_string_value(json_object_get(code, "verification_uri"));
   if (printable_url(page))
@@ -420,14 +421,14 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
       }
       snprintf(err, sizeof err, "too many logins stored");
       json_t *e = NULL;
-      int stored = cred_load(&all, err, sizeof err) == 0 &&
-                   json_object_size(all) < CRED_MAX_ENTRIES &&
-                   (e = json_pack("{s:s, s:s, s:O, s:O}", "platform", plat,
-                                  "key", key, "key_id",
-                                  json_object_get(tok, "key_id"), "expires_at",
-                                  json_object_get(tok, "expires_at"))) &&
-                   json_object_set_new(all, c.url, e) == 0 &&
-                   cred_save(all, err, sizeof err) == 0;
+      int stored =
+          cred_load(&all, err, sizeof err) == 0 &&
+          json_object_size(all) < CRED_MAX_ENTRIES &&
+          (e = json_pack("{s:s, s:s, s:O, s:O}", "platform", plat, "key", key,
+                         "key_id", json_object_get(tok, "key_id"), "expires_at",
+                         json_object_get(tok, "expires_at"))) &&
+          json_object_set_new(all, c.url, e) == 0 &&
+          cred_save(all, err, sizeof err) == 0;
       json_decref(all);
       if (!stored) {
         /* Checked before, failed now: give the key back rather than leave
@@ -557,10 +558,11 @@ int cli_logout_main(int argc, char **argv, const char *exe_dir) {
   if (revoked)
     printf("logged out of %s (key %s revoked)\n", cr.url, cr.key_id);
   else
-    printf("forgot the login to %s; key %s was NOT revoked: it stays live "
-           "until %s unless an admin of platform %s revokes it\n",
-           cr.url, cr.key_id, cr.expires_at[0] ? cr.expires_at : "it expires",
-           cr.platform);
+    printf(
+        "forgot the login to %s; key %s was NOT revoked: it stays live "
+        "until %s unless an admin of platform %s revokes it\n",
+        cr.url, cr.key_id, cr.expires_at[0] ? cr.expires_at : "it expires",
+        cr.platform);
   return CLI_OK;
 }
 

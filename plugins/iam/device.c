@@ -701,9 +701,8 @@ static int platform_class(const char *plat, char *out, size_t cap) {
       !g_iam.reg->platform_profile)
     return -1;
   char *prof = malloc(NNO_REGISTRY_PROFILE_MAX);
-  json_t *j = prof && g_iam.reg->platform_profile(plat, prof,
-                                                   NNO_REGISTRY_PROFILE_MAX) ==
-                          NNO_OK
+  json_t *j = prof && g_iam.reg->platform_profile(
+                          plat, prof, NNO_REGISTRY_PROFILE_MAX) == NNO_OK
                   ? json_loads(prof, 0, NULL)
                   : NULL;
   free(prof);
@@ -791,8 +790,8 @@ static void client_name(const char *in, char *out, size_t cap) {
   for (; in && in[n] && n < DEVICE_CLIENT_MAX && n + 1 < cap; n++) {
     char ch = in[n];
     int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-             (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
-             ch == '@' || ch == '+' || ch == '-';
+             (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '@' ||
+             ch == '+' || ch == '-';
     out[n] = ok ? ch : '_';
   }
   out[n] = '\0';
@@ -800,9 +799,8 @@ static void client_name(const char *in, char *out, size_t cap) {
 
 static int code_token(nno_req *req, void *ud) {
   (void)ud;
-  static const nno_field fields[] = {
-      NNO_FIELD("device_code", NNO_FIELD_ANY, 0),
-      NNO_FIELD("client", NNO_FIELD_ANY, 0)};
+  static const nno_field fields[] = {NNO_FIELD("device_code", NNO_FIELD_ANY, 0),
+                                     NNO_FIELD("client", NNO_FIELD_ANY, 0)};
   json_t *b = NULL;
   device_row r;
   unsigned char hash[32];
