@@ -4,13 +4,16 @@
  *   nno login URL --platform P   asks URL for a code, shows it, polls
  *                                until approved, denied or expired; stores
  *                                the key given under URL
- *   nno logout [URL]             revokes the stored key on the server
- *                                (DELETE /keys/self) and forgets it
+ *   nno logout [URL] [--forget]  revokes the stored key on the server
+ *                                (DELETE /keys/self) and forgets it;
+ *                                --forget forgets it also when the host
+ *                                cannot revoke it
  *   nno device approve|deny CODE [--platform P] [--url URL] [--key K]
  *                                [--data DIR]   for the operator (or a
  *                                platform admin's key) */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +60,13 @@ static int cred_load(json_t **out, char *err, size_t cap) {
   int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     if (errno == ENOENT) return (*out = json_object()) ? 0 : -1;
-    snprintf(err, cap, "cannot read %s: %s", file, strerror(errno));
+    if (errno == ELOOP)
+      snprintf(err, cap,
+               "%s is a symbolic link: nno does not follow it (remove it; "
+               "nno writes its own file there)",
+               file);
+    else
+      snprintf(err, cap, "cannot read %s: %s", file, strerror(errno));
     return -1;
   }
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0 ||
@@ -84,25 +93,73 @@ static int cred_load(json_t **out, char *err, size_t cap) {
   return 0;
 }
 
-/* Write `all` whole: the folder made 0700, a temporary file 0600 in it,
- * flushed, renamed over the old one. 0, or -1 with err. */
-static int cred_save(const json_t *all, char *err, size_t cap) {
-  char dir[PATH_MAX], file[PATH_MAX], tmp[PATH_MAX + 16];
+/* The folder of the credentials file, made as mkdir -p makes it, the last
+ * one private (0700) and a directory of ours. 0, or -1 with err. */
+static int cred_dir_make(char dir[PATH_MAX], char file[PATH_MAX], char *err,
+                         size_t cap) {
+  struct stat st;
   if (cred_paths(dir, file)) {
     snprintf(err, cap, "neither XDG_CONFIG_HOME nor HOME is set");
     return -1;
   }
-  /* The parents as mkdir -p makes them; the last one private. */
   for (char *p = dir + 1; *p; p++)
     if (*p == '/') {
       *p = '\0';
       if (mkdir(dir, 0755) != 0 && errno != EEXIST) break;
       *p = '/';
     }
-  if ((mkdir(dir, 0700) != 0 && errno != EEXIST) || chmod(dir, 0700) != 0) {
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
     snprintf(err, cap, "cannot create %s: %s", dir, strerror(errno));
     return -1;
   }
+  if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+    snprintf(err, cap,
+             "%s is not a folder of yours: refusing to keep keys "
+             "in it",
+             dir);
+    return -1;
+  }
+  if (chmod(dir, 0700) != 0) {
+    snprintf(err, cap, "cannot make %s private: %s", dir, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+/* Whether a login to `url` could be stored, checked before a key is asked
+ * for (so that none is minted to be lost): the folder made private, the
+ * file absent or a private regular file of ours holding a JSON object with
+ * room for `url`, and a new file writable in the folder. 0, or -1 with
+ * err. */
+static int cred_check(const char *url, char *err, size_t cap) {
+  char dir[PATH_MAX], file[PATH_MAX], tmp[PATH_MAX + 16];
+  json_t *all;
+  if (cred_dir_make(dir, file, err, cap) || cred_load(&all, err, cap))
+    return -1;
+  int full =
+      json_object_size(all) >= CRED_MAX_ENTRIES && !json_object_get(all, url);
+  json_decref(all);
+  if (full) {
+    snprintf(err, cap, "%s holds %d logins, the most: nno logout of one", file,
+             CRED_MAX_ENTRIES);
+    return -1;
+  }
+  snprintf(tmp, sizeof tmp, "%s.XXXXXX", file);
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    snprintf(err, cap, "cannot write in %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  close(fd);
+  unlink(tmp);
+  return 0;
+}
+
+/* Write `all` whole: the folder made 0700, a temporary file 0600 in it,
+ * flushed, renamed over the old one. 0, or -1 with err. */
+static int cred_save(const json_t *all, char *err, size_t cap) {
+  char dir[PATH_MAX], file[PATH_MAX], tmp[PATH_MAX + 16];
+  if (cred_dir_make(dir, file, err, cap)) return -1;
   snprintf(tmp, sizeof tmp, "%s.XXXXXX", file);
   int fd = mkstemp(tmp);
   if (fd < 0) {
@@ -136,6 +193,16 @@ static void url_norm(const char *in, char *out, size_t cap) {
 static int url_ok(const char *u) {
   return (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0) &&
          strlen(u) < 1000;
+}
+
+/* 1 when the URL's authority carries a user name or password ("user:pw@"):
+ * nno never uses them, and never prints them back. */
+static int url_has_userinfo(const char *u) {
+  const char *a = strstr(u, "://");
+  if (!a) return 0;
+  a += 3;
+  size_t n = strcspn(a, "/?#");
+  return memchr(a, '@', n) != NULL;
 }
 
 /* A URL the host gave that may go to a terminal: http(s), at most 512
@@ -224,6 +291,36 @@ static int sleep_s(int64_t s) {
   return 0;
 }
 
+/* Who logs in, for the key's name: "{user}@{hostname}", each at most 32
+ * bytes (IAM turns any other byte than [A-Za-z0-9._@+-] into '_'). */
+static void login_client(char *out, size_t cap) {
+  char host[256] = "";
+  const char *user = NULL;
+  struct passwd *pw = getpwuid(geteuid());
+  if (pw && pw->pw_name && *pw->pw_name) user = pw->pw_name;
+  if (!user) user = getenv("USER");
+  if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+    snprintf(host, sizeof host, "unknown");
+  host[sizeof host - 1] = '\0';
+  snprintf(out, cap, "%.32s@%.32s", user && *user ? user : "unknown", host);
+}
+
+/* Revoke `key` on the host at `url` with itself (DELETE /keys/self):
+ * 1 when it is gone (204, or already unknown: 401), 0 otherwise. */
+static int revoke_self(const char *url, const char *key) {
+  cli c;
+  cli_resp r;
+  memset(&c, 0, sizeof c);
+  snprintf(c.url, sizeof c.url, "%s", url);
+  c.key_arg = key;
+  int rc = cli_request(&c, "DELETE", "/keys/self", NULL, NULL, &r);
+  if (c.curl) curl_easy_cleanup(c.curl);
+  if (rc) return 0;
+  int gone = r.status == 204 || r.status == 401;
+  cli_resp_free(&r);
+  return gone;
+}
+
 /* The "error" member of a 400 problem, "" when none. */
 static void problem_error(const cli_resp *r, char *out, size_t cap) {
   json_t *j = r->body ? json_loads(r->body, 0, NULL) : NULL;
@@ -249,6 +346,11 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
     else
       return cli_usage_error("login: unexpected argument", "nno login --help");
   }
+  if (url_arg && url_has_userinfo(url_arg))
+    return cli_usage_error(
+        "login: the URL holds a user name or password",
+        "credentials in URLs are not used: nno login https://HOST "
+        "--platform P, then approve the code shown");
   if (!url_arg || !url_ok(url_arg))
     return cli_usage_error(
         "login: expected the host's URL (http:// or "
@@ -260,7 +362,14 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
   cli c;
   memset(&c, 0, sizeof c);
   url_norm(url_arg, c.url, sizeof c.url);
+  /* Before any code is asked for: a key that cannot be stored would be
+   * minted for nothing. */
+  char cerr[PATH_MAX + 256];
+  if (cred_check(c.url, cerr, sizeof cerr))
+    return cli_usage_error(cerr, "fix that, then nno login again");
   c.key_arg = ""; /* the device routes are public */
+  char who[96];
+  login_client(who, sizeof who);
   json_t *body = json_pack("{s:s}", "platform", plat), *code = NULL;
   int rc = cli_call(&c, "POST", "/device/code", body, NULL, &code, NULL);
   json_decref(body);
@@ -277,8 +386,8 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
   /* RFC 8628 3.3.1: the page with the code filled in, else the page; both
    * printed only when they are plain http(s) URLs (they come from the
    * host, and go to a terminal). */
-  const char *page = json_string_value(
-      json_object_get(code, "verification_uri_complete"));
+  const char *page =
+      json_string_value(json_object_get(code, "verification_uri_complete"));
   if (!printable_url(page))
     page = json_string_value(json_object_get(code, "verification_uri"));
   if (printable_url(page))
@@ -290,7 +399,7 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
   printf("waiting for approval (%lld s)...\n", (long long)life);
   fflush(stdout);
   time_t end = time(NULL) + (time_t)life + 1;
-  json_t *req = json_pack("{s:s}", "device_code", dc);
+  json_t *req = json_pack("{s:s, s:s}", "device_code", dc, "client", who);
   cli_resp r;
   rc = CLI_EAPI;
   while (req) {
@@ -305,27 +414,47 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
       cli_resp_free(&r);
       const char *key = json_string_value(json_object_get(tok, "key"));
       char err[PATH_MAX + 256];
-      if (!key || cred_load(&all, err, sizeof err)) {
-        fprintf(stderr, "nno: %s\n", key ? err : "the host answered no key");
+      if (!key || !cli_key_ok(key)) {
+        fprintf(stderr, "nno: the host answered no key\n");
         json_decref(tok);
         break;
       }
-      json_t *e = json_pack("{s:s, s:s, s:O, s:O}", "platform", plat, "key",
-                            key, "key_id", json_object_get(tok, "key_id"),
-                            "expires_at", json_object_get(tok, "expires_at"));
-      if (!e || json_object_size(all) >= CRED_MAX_ENTRIES ||
-          json_object_set_new(all, c.url, e) ||
-          cred_save(all, err, sizeof err)) {
-        fprintf(stderr, "nno: cannot store the key: %s\n",
-                e ? err : "out of memory");
-        json_decref(all);
-        json_decref(tok);
-        break;
-      }
+      snprintf(err, sizeof err, "too many logins stored");
+      json_t *e = NULL;
+      int stored =
+          cred_load(&all, err, sizeof err) == 0 &&
+          json_object_size(all) < CRED_MAX_ENTRIES &&
+          (e = json_pack("{s:s, s:s, s:O, s:O}", "platform", plat, "key", key,
+                         "key_id", json_object_get(tok, "key_id"), "expires_at",
+                         json_object_get(tok, "expires_at"))) &&
+          json_object_set_new(all, c.url, e) == 0 &&
+          cred_save(all, err, sizeof err) == 0;
       json_decref(all);
+      if (!stored) {
+        /* Checked before, failed now: give the key back rather than leave
+         * it live and stored nowhere. */
+        int gone = revoke_self(c.url, key);
+        fprintf(stderr, "nno: cannot store the key: %s\n", err);
+        fprintf(stderr,
+                gone ? "hint: the key was revoked on the host; fix that, then "
+                       "nno login again\n"
+                     : "hint: the key could not be revoked: an admin of the "
+                       "platform revokes key %s (nno key revoke)\n",
+                json_string_value(json_object_get(tok, "key_id")));
+        json_decref(tok);
+        break;
+      }
       printf("logged in to %s as platform %s (key %s, until %s)\n", c.url, plat,
              json_string_value(json_object_get(tok, "key_id")),
              json_string_value(json_object_get(tok, "expires_at")));
+      /* Only user_project platforms take deploys: say so now, not at the
+       * first nno project deploy. */
+      const char *cls = json_string_value(json_object_get(tok, "class"));
+      if (cls && strcmp(cls, "user_project") != 0)
+        fprintf(stderr,
+                "nno: warning: platform %s is not a user_project platform: "
+                "nno project deploy will be refused there\n",
+                plat);
       json_decref(tok);
       rc = CLI_OK;
       break;
@@ -365,21 +494,33 @@ out:
 int cli_logout_main(int argc, char **argv, const char *exe_dir) {
   (void)exe_dir;
   const char *url = NULL;
+  int forget = 0;
   for (int i = 0; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       fputs(
-          "usage: nno logout [URL]\n\nRevoke the key nno login stored for "
-          "URL (the only one when not given)\non the host, and forget "
-          "it.\n\nexamples:\n  nno logout\n  nno logout "
-          "https://nno.example.com\n",
+          "usage: nno logout [URL] [--forget]\n\nRevoke the key nno login "
+          "stored for URL (the only one when not given)\non the host, and "
+          "forget it. --forget: forget it here even when the\nhost cannot "
+          "revoke it (unreachable, or refusing); the key then stays\nlive "
+          "until it expires or an admin of the platform revokes it.\n\n"
+          "examples:\n  nno logout\n  nno logout https://nno.example.com\n"
+          "  nno logout https://gone.example.com --forget\n",
           stdout);
       return CLI_OK;
+    }
+    if (!strcmp(argv[i], "--forget")) {
+      forget = 1;
+      continue;
     }
     if (argv[i][0] == '-' || url)
       return cli_usage_error("logout: unexpected argument",
                              "nno logout --help");
     url = argv[i];
   }
+  if (url && url_has_userinfo(url))
+    return cli_usage_error("logout: the URL holds a user name or password",
+                           "credentials in URLs are not used: nno logout "
+                           "https://HOST");
   cli_cred cr;
   char err[PATH_MAX + 256], hint[PATH_MAX + 256];
   if (cli_cred_get(url, &cr, err, hint, sizeof err))
@@ -392,17 +533,21 @@ int cli_logout_main(int argc, char **argv, const char *exe_dir) {
   int rc = cli_request(&c, "DELETE", "/keys/self", NULL, NULL, &r);
   if (c.curl) curl_easy_cleanup(c.curl);
   /* Revoked, or already unknown to the host (401): forget it either way. */
-  if (rc == CLI_OK && r.status != 204 && r.status != 401) {
-    rc = cli_api_error(&r, NULL);
-    cli_resp_free(&r);
-    return rc;
+  int revoked = rc == CLI_OK && (r.status == 204 || r.status == 401);
+  if (rc == CLI_OK && !revoked) {
+    if (forget)
+      fprintf(stderr, "nno: the host answered %ld: the key is not revoked\n",
+              r.status);
+    else
+      rc = cli_api_error(&r, NULL);
   }
   if (rc == CLI_OK) cli_resp_free(&r);
-  if (rc) {
+  if (!revoked && !forget) {
     fprintf(stderr,
-            "hint: the key stays stored until the host can revoke "
-            "it\n");
-    return rc;
+            "hint: the key stays stored until the host can revoke it; "
+            "nno logout %s --forget forgets it here only\n",
+            cr.url);
+    return rc ? rc : CLI_EAPI;
   }
   json_t *all;
   if (cred_load(&all, err, sizeof err)) return cli_usage_error(err, NULL);
@@ -410,7 +555,14 @@ int cli_logout_main(int argc, char **argv, const char *exe_dir) {
   int sv = cred_save(all, err, sizeof err);
   json_decref(all);
   if (sv) return cli_usage_error(err, NULL);
-  printf("logged out of %s (key %s revoked)\n", cr.url, cr.key_id);
+  if (revoked)
+    printf("logged out of %s (key %s revoked)\n", cr.url, cr.key_id);
+  else
+    printf(
+        "forgot the login to %s; key %s was NOT revoked: it stays live "
+        "until %s unless an admin of platform %s revokes it\n",
+        cr.url, cr.key_id, cr.expires_at[0] ? cr.expires_at : "it expires",
+        cr.platform);
   return CLI_OK;
 }
 

@@ -6,8 +6,10 @@
  *   "session_idle_s", "session_absolute_s", "session_cache_s" (<= 300),
  *   "session_cache_max", "user_scopes"
  *   "device_ttl_s" (600), "device_interval_s" (2), "device_pending_max"
- *   (100): the device-code flow's code life, polling interval and pending
- *   codes per platform
+ *   (1000): the device-code flow's code life, polling interval and pending
+ *   codes per platform (a backstop: the real bound is per address)
+ *   "device_codes_per_addr" (10) per "device_codes_window_s" (600): the
+ *   codes one client address may ask for, across platforms
  */
 #include <stdio.h>
 #include <string.h>
@@ -70,7 +72,9 @@ int iam_config_parse(const char *json, iam_config *c, char *err, size_t cap) {
   c->session_cache_max = 65536;
   c->device_ttl_s = 600;
   c->device_interval_s = 2;
-  c->device_pending_max = 100;
+  c->device_pending_max = 1000;
+  c->device_codes_per_addr = 10;
+  c->device_codes_window_s = 600;
   snprintf(c->user_scopes, sizeof c->user_scopes, "features:*");
   json_error_t je;
   json_t *root = json_loads(json ? json : "{}", 0, &je);
@@ -134,7 +138,11 @@ int iam_config_parse(const char *json, iam_config *c, char *err, size_t cap) {
          int_in(root, "device_interval_s", 1, 60, &c->device_interval_s, err,
                 cap) ||
          int_in(root, "device_pending_max", 1, 100000,
-                &c->device_pending_max, err, cap)
+                &c->device_pending_max, err, cap) ||
+         int_in(root, "device_codes_per_addr", 1, 100000,
+                &c->device_codes_per_addr, err, cap) ||
+         int_in(root, "device_codes_window_s", 1, 86400,
+                &c->device_codes_window_s, err, cap)
              ? -1
              : 0;
   c->session_cache_max = (size_t)cmax;

@@ -8,10 +8,15 @@
  *          address), never the device code
  *   POST   /api/v1/device/approve  authenticated  {user_code}
  *   POST   /api/v1/device/deny     authenticated  {user_code}
- *   POST   /api/v1/device/token    public   {device_code} -> 400 with
- *          "error": authorization_pending | slow_down | expired_token |
+ *   POST   /api/v1/device/token    public   {device_code, client?} -> 400
+ *          with "error": authorization_pending | slow_down | expired_token |
  *          access_denied, or 200 once with a new API key of the platform
+ *          (named "login {client} {date}") and the platform's class
  *   DELETE /api/v1/keys/self       authenticated  a key revokes itself
+ *          (also while its platform is suspended: policy.c lets it by)
+ *
+ * Codes are bounded per client address (code_addr_limit); a platform's
+ * pending codes only by a high backstop (device_pending_max).
  *
  * Approving is for the operator, or a key or session of the code's
  * platform that is not bound to a tenant and holds keys:write. The key
@@ -159,6 +164,39 @@ static int device_limit(nno_req *req) {
   return -1;
 }
 
+/* The codes one client address may ask for: device_codes_per_addr per
+ * device_codes_window_s, across platforms ("dc:{address, an IPv6 one by
+ * its /64}"). This, not the per-platform backstop, is what keeps a client
+ * without credentials from filling a platform's pending codes and so
+ * blocking its logins. 0 allowed, or -1 after answering 429 (503 when the
+ * host's table is full). */
+static int code_addr_limit(nno_req *req) {
+  char key[96], addr[64];
+  nno_limit_result r;
+  nno_str a = api->req_remote_addr(req);
+  nno_client_key(a.ptr, a.len, addr, sizeof addr);
+  int n = snprintf(key, sizeof key, "dc:%s", addr);
+  if (n <= 0 || (size_t)n >= sizeof key) return 0;
+  double rate = (double)g_iam.cfg.device_codes_per_addr /
+                (double)g_iam.cfg.device_codes_window_s;
+  int rc = api->limit_take(g_iam.p, key, (size_t)n, rate,
+                           (uint32_t)g_iam.cfg.device_codes_per_addr, 1, &r);
+  if (rc) return 0; /* the limiter's own failure does not refuse */
+  if (r.allowed) return 0;
+  unsigned long long wait = (r.retry_after_ms + 999) / 1000;
+  if (iam_limit_table_full(&r))
+    nno_problem_retry(req, 503, 1,
+                      "the host's rate-limit table is full; try again later");
+  else
+    nno_problem_retry(req, 429, wait ? wait : 1,
+                      "this address asked for %lld device codes within %lld "
+                      "s, the most allowed; retry in %llu s",
+                      (long long)g_iam.cfg.device_codes_per_addr,
+                      (long long)g_iam.cfg.device_codes_window_s,
+                      wait ? wait : 1);
+  return -1;
+}
+
 static int code_create(nno_req *req, void *ud) {
   (void)ud;
   static const nno_field fields[] = {NNO_FIELD("platform", NNO_FIELD_ANY, 0)};
@@ -175,6 +213,9 @@ static int code_create(nno_req *req, void *ud) {
     nno_problem(req, 422, NULL, "platform: required, a platform id");
     goto done;
   }
+  /* Before the platform is looked up: asking about platforms that do not
+   * exist costs the same. */
+  if (code_addr_limit(req)) goto done;
   snprintf(plat, sizeof plat, "%s", p);
   if (!g_iam.reg || g_iam.reg->platform_status(plat, st, sizeof st) != NNO_OK ||
       strcmp(st, "active") != 0) {
@@ -373,18 +414,63 @@ static int may_decide(nno_req *req, const nno_caller *c) {
   return 0;
 }
 
-/* The scopes a key approved by `c` would hold, into `out` (cap
- * IAM_SCOPES_MAX): 0, or -1 when it would hold none. */
-static int login_scopes(const nno_caller *c, char *out, size_t cap) {
-  snprintf(out, cap, "%s", DEVICE_SCOPES);
-  if (c->kind == NNO_CALLER_OPERATOR) return 0;
-  char held[IAM_SCOPES_MAX];
-  snprintf(held, sizeof held, "%.*s", (int)c->scopes.len, c->scopes.ptr);
-  if (iam_scopes_intersect(held, DEVICE_SCOPES, out, cap) || !out[0]) {
-    out[0] = '\0';
-    return -1;
+/* Append scope `one` to the list `out` unless it is there already. 0, or
+ * -1 when it does not fit. */
+static int scope_add(char *out, size_t cap, const char *one, size_t n) {
+  size_t have = strlen(out);
+  for (const char *p = out; *p;) {
+    const char *q = strchr(p, ' ');
+    size_t m = q ? (size_t)(q - p) : strlen(p);
+    if (m == n && memcmp(p, one, n) == 0) return 0;
+    p += m + (q ? 1 : 0);
   }
+  if (have + (have ? 1 : 0) + n + 1 > cap) return -1;
+  if (have) out[have++] = ' ';
+  memcpy(out + have, one, n);
+  out[have + n] = '\0';
   return 0;
+}
+
+/* The scopes a key approved by `c` would hold, into `out` (cap
+ * IAM_SCOPES_MAX): 0, or -1 when it would hold none. One rule for every
+ * approver, the operator included (who holds them all): each scope of
+ * DEVICE_SCOPES that the approver's scopes cover, as DEVICE_SCOPES names
+ * it ("stacks:write" held gives both "stacks:read" and "stacks:write"),
+ * then each narrower scope the approver holds within one of them
+ * ("features:shop:read" under "features:*"). */
+static int login_scopes(const nno_caller *c, char *out, size_t cap) {
+  const char *held = "";
+  size_t hlen = 0;
+  if (c->kind == NNO_CALLER_OPERATOR)
+    held = "*", hlen = 1;
+  else if (c->scopes.ptr)
+    held = c->scopes.ptr, hlen = c->scopes.len;
+  out[0] = '\0';
+  for (int pass = 0; pass < 2; pass++) {
+    const char *p = pass ? held : DEVICE_SCOPES;
+    const char *end = pass ? held + hlen : p + strlen(p);
+    while (p < end) {
+      while (p < end && *p == ' ') p++;
+      const char *q = p;
+      while (q < end && *q != ' ') q++;
+      size_t n = (size_t)(q - p);
+      char one[65];
+      if (n && n < sizeof one) {
+        memcpy(one, p, n);
+        one[n] = '\0';
+        int in = pass ? iam_scope_covers(DEVICE_SCOPES, strlen(DEVICE_SCOPES),
+                                         one) &&
+                            !iam_scope_covers(out, strlen(out), one)
+                      : iam_scope_covers(held, hlen, one);
+        if (in && scope_add(out, cap, one, n)) {
+          out[0] = '\0';
+          return -1;
+        }
+      }
+      p = q;
+    }
+  }
+  return out[0] ? 0 : -1;
 }
 
 /* GET: what approving user code ?user_code= would give, for the people who
@@ -505,14 +591,14 @@ static int decide(nno_req *req, int approve, const char *here) {
   memset(&origin, 0, sizeof origin);
   char creator[17] = "";
   int64_t kexp = now + DEVICE_KEY_LIFE;
+  if (approve && login_scopes(&c, scopes, sizeof scopes)) {
+    nno_problem(req, 403, NULL,
+                "the approving credential holds none of the scopes a login "
+                "key holds (%s)",
+                DEVICE_SCOPES);
+    goto done;
+  }
   if (approve && c.kind != NNO_CALLER_OPERATOR) {
-    if (login_scopes(&c, scopes, sizeof scopes)) {
-      nno_problem(req, 403, NULL,
-                  "the approving credential holds none of the scopes a login "
-                  "key holds (%s)",
-                  DEVICE_SCOPES);
-      goto done;
-    }
     iam_key_origin(&c, &origin);
     int64_t lim = iam_creator_expiry(&c);
     if (lim && lim < kexp) kexp = lim;
@@ -605,6 +691,28 @@ int iam_device_answer(nno_req *req, int what) {
 
 /* ---- token --------------------------------------------------------------- */
 
+/* The class of platform `plat` ("platform" or "user_project") from the
+ * registry's profile: 0, or -1 when it cannot be told (no registry, an
+ * older one, a failure). Reads the database: once per login. */
+static int platform_class(const char *plat, char *out, size_t cap) {
+  if (!g_iam.reg ||
+      g_iam.reg->size < offsetof(nno_registry_v1, platform_profile) +
+                            sizeof g_iam.reg->platform_profile ||
+      !g_iam.reg->platform_profile)
+    return -1;
+  char *prof = malloc(NNO_REGISTRY_PROFILE_MAX);
+  json_t *j = prof && g_iam.reg->platform_profile(
+                          plat, prof, NNO_REGISTRY_PROFILE_MAX) == NNO_OK
+                  ? json_loads(prof, 0, NULL)
+                  : NULL;
+  free(prof);
+  const char *c = json_string_value(json_object_get(j, "class"));
+  int rc = c && strlen(c) < cap ? 0 : -1;
+  if (!rc) snprintf(out, cap, "%s", c);
+  json_decref(j);
+  return rc;
+}
+
 typedef struct device_row {
   unsigned char hash[32];
   char platform[IAM_ID_MAX], state[16], scopes[IAM_SCOPES_MAX];
@@ -672,21 +780,49 @@ static int row_move(const unsigned char hash[32], const char *from,
   return rc == SQLITE_DONE ? (n == 1) : map_sql(rc);
 }
 
+/* The "client" a login names itself by ("user@machine") as it goes into
+ * the key's name: at most DEVICE_CLIENT_MAX bytes, each byte outside
+ * [A-Za-z0-9._@+-] turned into '_' (a key's name is shown in lists and
+ * terminals). "" when none. */
+#define DEVICE_CLIENT_MAX 48
+static void client_name(const char *in, char *out, size_t cap) {
+  size_t n = 0;
+  for (; in && in[n] && n < DEVICE_CLIENT_MAX && n + 1 < cap; n++) {
+    char ch = in[n];
+    int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+             (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '@' ||
+             ch == '+' || ch == '-';
+    out[n] = ok ? ch : '_';
+  }
+  out[n] = '\0';
+}
+
 static int code_token(nno_req *req, void *ud) {
   (void)ud;
-  static const nno_field fields[] = {
-      NNO_FIELD("device_code", NNO_FIELD_ANY, 0)};
+  static const nno_field fields[] = {NNO_FIELD("device_code", NNO_FIELD_ANY, 0),
+                                     NNO_FIELD("client", NNO_FIELD_ANY, 0)};
   json_t *b = NULL;
   device_row r;
   unsigned char hash[32];
   if (device_limit(req) || nno_body_object(req, 4096, 0, &b)) return NNO_OK;
-  const char *unknown = nno_fields_unknown(b, fields, 1);
+  const char *unknown = nno_fields_unknown(b, fields, 2);
   const char *code = json_string_value(json_object_get(b, "device_code"));
-  if (unknown || !device_code_ok(code)) {
+  json_t *cv = json_object_get(b, "client");
+  if (unknown) {
+    nno_problem(req, 422, NULL, "unknown field \"%.64s\"", unknown);
+    goto done;
+  }
+  if (!device_code_ok(code)) {
     nno_problem(req, 422, NULL,
-                unknown ? "unknown field"
-                        : "device_code: expected the code "
-                          "POST /api/v1/device/code gave");
+                "device_code: expected the code POST /api/v1/device/code "
+                "gave");
+    goto done;
+  }
+  if (cv && (!json_is_string(cv) || json_string_length(cv) == 0 ||
+             json_string_length(cv) > 255)) {
+    nno_problem(req, 422, NULL,
+                "client: expected who logs in, \"user@machine\" (1 to 255 "
+                "bytes)");
     goto done;
   }
   crypto_hash_sha256(hash, (const unsigned char *)code, DEVICE_CODE_LEN);
@@ -740,9 +876,10 @@ static int code_token(nno_req *req, void *ud) {
   snprintf(k.session, sizeof k.session, "%s", r.session);
   snprintf(k.user, sizeof k.user, "%s", r.user);
   k.expires = r.key_expires;
-  char tok[NNO_IAM_TOKEN_MAX], name[64], day[16];
+  char tok[NNO_IAM_TOKEN_MAX], name[96], day[16], who[DEVICE_CLIENT_MAX + 1];
   iso_date(now, day, sizeof day, "%Y-%m-%d");
-  snprintf(name, sizeof name, "login %s", day);
+  client_name(json_string_value(cv), who, sizeof who);
+  snprintf(name, sizeof name, "login %s%s%s", who, who[0] ? " " : "", day);
   iam_token_new(IAM_KEY_PREFIX, tok, sizeof tok, k.id, k.hash);
   nno_plan_limits pl = {.size = sizeof pl};
   if (!g_iam.billing || g_iam.billing->platform_limits(k.platform, &pl))
@@ -781,6 +918,11 @@ static int code_token(nno_req *req, void *ud) {
   json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s}", "key", tok,
                           "key_id", k.id, "platform", k.platform, "expires_at",
                           exp, "scopes", iam_scopes_json(k.scopes), "url", url);
+  /* The platform's class, so that the client can say at once when the
+   * platform takes no deploys (only user_project platforms do). */
+  char cls[16];
+  if (out && platform_class(k.platform, cls, sizeof cls) == 0)
+    json_object_set_new(out, "class", json_string(cls));
   sodium_memzero(tok, sizeof tok);
   nno_send_json(req, 200, out);
   api->res_header(req, "Cache-Control", "no-store");

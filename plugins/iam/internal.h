@@ -47,8 +47,11 @@ typedef struct iam_config {
   size_t session_cache_max;
   char user_scopes[IAM_SCOPES_MAX]; /* default scopes of a user session */
   /* The device flow (device.c): how long a code lives, the polling
-   * interval asked of clients, the pending codes a platform may have. */
+   * interval asked of clients, the pending codes a platform may have (a
+   * backstop), and the codes one client address may ask for per window
+   * (the bound that keeps one client from blocking a platform's logins). */
   int64_t device_ttl_s, device_interval_s, device_pending_max;
+  int64_t device_codes_per_addr, device_codes_window_s;
 } iam_config;
 
 /* Parse `json` (the manifest's config) over defaults; 0 or -1 with err. */

@@ -681,6 +681,11 @@ int iam_on_authz(nno_req *req, void *ud) {
       return problem(req, 403, "Forbidden",
                      "only the operator may call this route");
     if (api->req_param(req, "platform", &target) != NNO_OK) {
+      /* A key revoking itself only gives up what it holds: allowed while
+       * its platform or tenant is suspended (audited like any revoke). */
+      if (c.kind == NNO_CALLER_KEY && streq(api->req_method(req), "DELETE") &&
+          streq(pattern, "/api/v1/keys/self"))
+        return NNO_OK;
       if (streq(scope, "authenticated")) return held_back(req, &c, 0);
       return problem(req, 403, "Forbidden",
                      "only the operator may call this route");

@@ -615,14 +615,24 @@ static void test_config_device(void **state) {
   assert_int_equal(parse("{}", &c, err, sizeof err), 0);
   assert_int_equal(c.device_ttl_s, 600);
   assert_int_equal(c.device_interval_s, 2);
-  assert_int_equal(c.device_pending_max, 100);
+  assert_int_equal(c.device_pending_max, 1000);
+  assert_int_equal(c.device_codes_per_addr, 10);
+  assert_int_equal(c.device_codes_window_s, 600);
   assert_int_equal(parse("{\"device_ttl_s\": 5, \"device_interval_s\": 1, "
-                         "\"device_pending_max\": 3}",
+                         "\"device_pending_max\": 3, "
+                         "\"device_codes_per_addr\": 4, "
+                         "\"device_codes_window_s\": 60}",
                          &c, err, sizeof err),
                    0);
   assert_int_equal(c.device_ttl_s, 5);
   assert_int_equal(c.device_interval_s, 1);
   assert_int_equal(c.device_pending_max, 3);
+  assert_int_equal(c.device_codes_per_addr, 4);
+  assert_int_equal(c.device_codes_window_s, 60);
+  assert_int_equal(parse("{\"device_codes_per_addr\": 0}", &c, err,
+                         sizeof err),
+                   -1);
+  assert_non_null(strstr(err, "config.device_codes_per_addr"));
   assert_int_equal(parse("{\"device_ttl_s\": 0}", &c, err, sizeof err), -1);
   assert_non_null(strstr(err, "config.device_ttl_s"));
   assert_int_equal(parse("{\"device_interval_s\": 61}", &c, err, sizeof err),
