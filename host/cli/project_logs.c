@@ -244,9 +244,9 @@ int cli_project_logs(int argc, char **argv, const char *exe_dir) {
     /* Nothing at all is an answer too, said once (stdout stays the
      * lines'). */
     if (!shown && !said_none && (follow || n == 0 || since == was)) {
-      fprintf(stderr, "nno: no log lines yet for %s %s of platform %s on "
-              "%s%s\n", package ? "package" : own ? "project" : "platform",
-              package ? package : own ? own : platform, platform, c.url,
+      fprintf(stderr, "nno: no log lines yet for %s %s of platform %s%s\n",
+              package ? "package" : own ? "project" : "platform",
+              package ? package : own ? own : platform, platform,
               follow ? " (waiting for them)" : "");
       said_none = 1;
     }
