@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <nno/plugin.h>
+#include <nno/registry.h>
 
 /* The most stacks one platform may activate (the host's scope limit). */
 #define RT_MAX_STACKS 16
@@ -89,8 +90,8 @@ int rt_host_is_admin(const char *host, size_t hl, const char *base, size_t bl);
 
 /* The labels of the core API's host names, "api.{base}" and
  * "admin.{base}" (the operator view's origin): never a platform id (the
- * registry refuses to create one so named). */
-#define RT_CORE_LABEL "api"
-#define RT_ADMIN_LABEL "admin"
+ * registry refuses to create one so named; nno/registry.h). */
+#define RT_CORE_LABEL NNO_HOST_LABEL_API
+#define RT_ADMIN_LABEL NNO_HOST_LABEL_ADMIN
 
 #endif

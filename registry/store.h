@@ -25,6 +25,8 @@
 
 #include <sqlite3.h>
 
+#include <nno/registry.h>
+
 typedef enum store_rc {
   STORE_OK = 0,
   STORE_NOTFOUND = 1, /* no such row */
@@ -41,9 +43,12 @@ typedef enum store_rc {
 /* Lengths in bytes, without the NUL. Names are up to 128 characters of
  * UTF-8, hence 512 bytes. */
 #define STORE_ID_MAX 32
-/* Shortest ids: platform ids become DNS labels and resource names, so 3;
- * tenant ids are often region or unit codes ("eu"), so 2. */
-#define STORE_PLATFORM_ID_MIN 3
+_Static_assert(STORE_ID_MAX == NNO_PLATFORM_ID_MAX,
+               "a platform id is an id of the store");
+/* Shortest ids: platform ids become DNS labels and resource names, so 3
+ * (nno/registry.h); tenant ids are often region or unit codes ("eu"),
+ * so 2. */
+#define STORE_PLATFORM_ID_MIN NNO_PLATFORM_ID_MIN
 #define STORE_TENANT_ID_MIN 2
 #define STORE_NAME_MAX 512
 #define STORE_STACK_MAX 64

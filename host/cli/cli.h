@@ -83,6 +83,9 @@ int cli_call(cli *c, const char *method, const char *path, const json_t *body,
 /* Prints `nno: <status> <title>: <detail>` for an error answer (problem+json
  * or not) on one line and returns CLI_EAPI. `detail` overrides the body's. */
 int cli_api_error(const cli_resp *r, const char *detail);
+/* The same with the body's detail and `hint` as the "hint:" line instead
+ * of the status's general one: for a command that knows the remedy. */
+int cli_api_error_hint(const cli_resp *r, const char *hint);
 
 /* Formats an API path into out[n]: each %s in `fmt` is replaced by its
  * argument percent-encoded as one path segment. Returns 0, or -1 when it

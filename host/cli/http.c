@@ -301,7 +301,19 @@ static const char *status_hint(long status) {
   }
 }
 
+static int api_error(const cli_resp *r, const char *detail,
+                     const char *hint);
+
 int cli_api_error(const cli_resp *r, const char *detail) {
+  return api_error(r, detail, NULL);
+}
+
+int cli_api_error_hint(const cli_resp *r, const char *hint) {
+  return api_error(r, NULL, hint);
+}
+
+static int api_error(const cli_resp *r, const char *detail,
+                     const char *hint) {
   char title[160], text[1100];
   json_t *j = r->len ? json_loadb(r->body, r->len, 0, NULL) : NULL;
   const char *t = NULL, *d = NULL;
@@ -323,7 +335,7 @@ int cli_api_error(const cli_resp *r, const char *detail) {
   char rid[80];
   one_line(rid, sizeof rid, json_string_value(json_object_get(j, "request_id")),
            64);
-  fprintf(stderr, "hint: %s", status_hint(r->status));
+  fprintf(stderr, "hint: %s", hint ? hint : status_hint(r->status));
   if (rid[0]) fprintf(stderr, " (request_id %s in the host's log)", rid);
   fputc('\n', stderr);
   json_decref(j);

@@ -11,6 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <nno/registry.h>
+#include <nno/sdk/request.h>
+
+#include "config.h"
 #include "project.h"
 #include "stack_archive.h"
 
@@ -18,7 +22,7 @@
 #define TEMPLATE_FILE_MAX (1024 * 1024)
 /* Folders a template may nest. */
 #define TEMPLATE_DEPTH_MAX 8
-/* NAME: [a-z][a-z0-9-]{0,31}. */
+/* NAME: [a-z][a-z0-9-]{0,31} (a template's name too). */
 #define PROJECT_NAME_MAX 32
 
 static int fail(const char *what, const char *hint, int code) {
@@ -59,10 +63,12 @@ static void usage_init(FILE *f) {
           "usage: nno project init NAME [--template T] [--dir D]\n"
           "       nno project init --list\n"
           "\n"
-          "Writes a new project named NAME ([a-z][a-z0-9-]{0,31}: the package\n"
-          "name and the stack id) into D (default ./NAME) from template T\n"
-          "(default minimal). D must not exist, or be an empty folder: nothing\n"
-          "is written otherwise.\n"
+          "Writes a new project named NAME into D (default ./NAME) from\n"
+          "template T (default minimal). NAME is the package name, the stack\n"
+          "id and the id of the platform it deploys to: 3 to 32 characters,\n"
+          "[a-z][a-z0-9-]*, not ending with '-', and not api, admin, a core\n"
+          "plugin's name or a stack the host ships. D must not exist, or be\n"
+          "an empty folder: nothing is written otherwise.\n"
           "\n"
           "examples:\n"
           "  nno project init hello-world\n"
@@ -97,6 +103,53 @@ static int name_ok(const char *s, size_t max) {
           s[i] == '-'))
       return 0;
   return 1;
+}
+
+/* Whether NAME can become what it names: the package, the stack id and
+ * the platform it deploys to. The registry's platform id rule and
+ * reserved host labels (nno/registry.h), the loader's core plugin names
+ * and the ids of the stacks this host ships (config_defaults: the same
+ * lists `nno serve` starts from), so that no name passes init to be
+ * refused at test, build or deploy. 0, or -1 with `what` and `hint`. */
+static int project_name_check(const char *name, const char *exe_dir,
+                              char *what, size_t cap, const char **hint) {
+  size_t n = strlen(name);
+  if (!name_ok(name, PROJECT_NAME_MAX) ||
+      !nno_id_valid(name, n, NNO_PLATFORM_ID_MIN, NNO_PLATFORM_ID_MAX)) {
+    snprintf(what, cap, "project init: invalid name '%.64s'", name);
+    *hint = "a name is 3 to 32 characters: a lowercase letter, then "
+            "lowercase letters, digits or '-', not ending with '-'";
+    return -1;
+  }
+  *hint = "pick another NAME: it becomes the package, the stack id and "
+          "the id of the platform the project deploys to";
+  if (!strcmp(name, NNO_HOST_LABEL_API) ||
+      !strcmp(name, NNO_HOST_LABEL_ADMIN)) {
+    snprintf(what, cap,
+             "project init: '%s' is reserved for the core API's host name",
+             name);
+    return -1;
+  }
+  static nno_config cfg; /* large: PATH_MAX folders */
+  config_defaults(&cfg, exe_dir);
+  for (size_t i = 0; i < cfg.ncore_plugins; i++)
+    if (!strcmp(name, cfg.core_plugins[i])) {
+      snprintf(what, cap, "project init: '%s' is a core plugin's name",
+               name);
+      return -1;
+    }
+  /* A builtin stack is the operator's: a platform's key may not add
+   * versions to it (and `default` is what new platforms start with). */
+  char p[PATH_MAX + 80];
+  struct stat st;
+  if (snprintf(p, sizeof p, "%s/%s", cfg.builtin_stack_dir, name) <
+          (int)sizeof p &&
+      stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+    snprintf(what, cap, "project init: '%s' is a stack this host ships",
+             name);
+    return -1;
+  }
+  return 0;
 }
 
 /* The placeholders of a template: {{name}} the project name (package
@@ -249,20 +302,39 @@ static int dir_empty(const char *dir) {
   return empty;
 }
 
-/* The first line of the template's README after its title: what it is. */
+/* The first paragraph of the template's README after its title, its
+ * lines joined by spaces: what it is. A paragraph longer than `cap`
+ * (at most 256 bytes are printed) ends at its last whole sentence that
+ * fits, or with "..." after a whole word. */
 static void template_summary(const char *dir, char *out, size_t cap) {
   char p[PATH_MAX + 16], line[256];
+  size_t n = 0;
+  int cut = 0;
   out[0] = '\0';
   snprintf(p, sizeof p, "%s/README.md", dir);
   FILE *f = fopen(p, "r");
   if (!f) return;
   while (fgets(line, sizeof line, f)) {
-    line[strcspn(line, "\n")] = '\0';
-    if (line[0] == '#' || !line[0]) continue;
-    snprintf(out, cap, "%s", line);
-    break;
+    line[strcspn(line, "\r\n")] = '\0';
+    if (line[0] == '#' || !line[0]) {
+      if (n) break; /* the paragraph ended */
+      continue;
+    }
+    size_t l = strlen(line);
+    if (n + (n > 0) + l >= cap) {
+      cut = 1;
+      break;
+    }
+    n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? " " : "", line);
   }
   fclose(f);
+  if (!cut || !n) return;
+  char *end = strrchr(out, '.');
+  if (end) {
+    end[1] = '\0';
+  } else if (n + 4 < cap) {
+    memcpy(out + n, " ...", 5);
+  }
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -327,11 +399,9 @@ static int cmd_init(int argc, char **argv, const char *exe_dir) {
   if (!name)
     return fail("project init: NAME missing",
                 "e.g. nno project init hello-world", 2);
-  if (!name_ok(name, PROJECT_NAME_MAX)) {
-    snprintf(msg, sizeof msg, "project init: invalid name '%.64s'", name);
-    return fail(msg, "a name is [a-z][a-z0-9-]{0,31}: a lowercase letter, "
-                     "then lowercase letters, digits or '-'", 2);
-  }
+  const char *hint = NULL;
+  if (project_name_check(name, exe_dir, msg, sizeof msg, &hint))
+    return fail(msg, hint, 2);
   char tdir[PATH_MAX], src[PATH_MAX + 64];
   templates_dir(exe_dir, tdir, sizeof tdir);
   snprintf(src, sizeof src, "%s/%s", tdir, tpl);
@@ -408,13 +478,7 @@ static int cmd_build(int argc, char **argv, const char *exe_dir) {
   if (project_build(&pj, 1, NULL, exe_dir, archive, sizeof archive, err,
                     sizeof err) != 0) {
     snprintf(msg, sizeof msg, "project build: %s", err);
-    if (!strncmp(err, "compile failed", 14))
-      return fail(msg, "the compiler's messages are above: fix them and "
-                       "run 'nno project build' again", 2);
-    if (!strncmp(err, "the package is not loadable", 27))
-      return fail(msg, "each line above is the loader's: fix package.json "
-                       "or the code it names", 2);
-    return fail(msg, "'nno project env' shows where pkg-config looks", 2);
+    return fail(msg, project_build_hint(err), 2);
   }
   int fd = open(archive, O_RDONLY | O_CLOEXEC);
   if (fd < 0 || archive_sha256_fd(fd, hex) != 0) {

@@ -39,6 +39,10 @@ int project_build(const project *pj, int release, const char *version,
                   const char *exe_dir, char *archive, size_t cap, char *err,
                   size_t errcap);
 
+/* The "hint:" line for project_build's `err`: what to do about it (the
+ * compiler's, the loader's or a file's refusal). Static text. */
+const char *project_build_hint(const char *err);
+
 /* `PKG_CONFIG_PATH` made to find this nno's nno-plugin.pc first, set in
  * the environment of this process (its children inherit it). */
 void project_pkgconfig_env(const char *exe_dir);

@@ -155,10 +155,13 @@ static int copy_file(const char *from, const char *to, int exec, char *err,
   struct stat st;
   if (in < 0 || fstat(in, &st) != 0 || !S_ISREG(st.st_mode) ||
       st.st_size > PROJECT_FILE_MAX) {
+    int link = in < 0 && errno == ELOOP;
     snprintf(err, cap, "%s: %s", from,
-             in < 0 ? strerror(errno)
-                    : st.st_size > PROJECT_FILE_MAX ? "too large"
-                                                    : "not a regular file");
+             link ? "a link, not a regular file"
+             : in < 0 ? strerror(errno)
+             : st.st_size > PROJECT_FILE_MAX
+                 ? "too large (at most 256 MiB a file)"
+                 : "not a regular file");
     if (in >= 0) close(in);
     return -1;
   }
@@ -227,7 +230,9 @@ static int copy_tree(const char *from, const char *to, int depth, char *err,
     } else if (S_ISREG(st.st_mode)) {
       rc = copy_file(a, b, 0, err, cap);
     } else {
-      snprintf(err, cap, "%s: not a regular file or a folder", a);
+      snprintf(err, cap, "%s: %s", a,
+               S_ISLNK(st.st_mode) ? "a link, not a regular file or a folder"
+                                   : "not a regular file or a folder");
       rc = -1;
     }
   }
@@ -389,6 +394,23 @@ static int check(const char *exe_dir, const char *dir, const project *pj,
   pkgcheck_report_free(&rep);
   free(cfg);
   return rc == 0 && rep.n == 0 ? 0 : -1;
+}
+
+const char *project_build_hint(const char *err) {
+  if (!strncmp(err, "compile failed: make", 20))
+    return "install make and a C compiler (cc), then build again";
+  if (!strncmp(err, "compile failed", 14))
+    return "the compiler's messages are above: fix them and build again "
+           "('nno project env' shows where pkg-config looks)";
+  if (!strncmp(err, "the package is not loadable", 27))
+    return "each line above is the loader's: fix package.json or the code "
+           "it names";
+  if (strstr(err, ": a link") || strstr(err, "not a regular file") ||
+      strstr(err, "too large") || !strncmp(err, "pack failed", 11))
+    return "a stack holds regular files and folders only, each within the "
+           "archive's bounds: replace or remove what the message names";
+  return "check the path the message names: the project's files must be "
+         "readable, and build/ and dist/ writable";
 }
 
 int project_build(const project *pj, int release, const char *version,

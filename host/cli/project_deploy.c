@@ -29,10 +29,54 @@ static const char DEPLOY_HELP[] =
 
 /* The body of a problem's "detail", "" when none. */
 static void detail_of(const cli_resp *r, char *out, size_t cap) {
-  json_t *j = r->body ? json_loads(r->body, 0, NULL) : NULL;
+  json_t *j = r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
   const char *d = json_string_value(json_object_get(j, "detail"));
   snprintf(out, cap, "%s", d ? d : "");
   json_decref(j);
+}
+
+/* The upload's refusal (403, 409) in the host's words, and what to do
+ * about it: the detail names no scope to ask for, so the general hints
+ * would not say. CLI_EAPI. */
+static int install_refused(const cli_resp *r, const project *pj,
+                           const cli_cred *cr) {
+  char d[1024], hint[768];
+  detail_of(r, d, sizeof d);
+  if (r->status == 409 && strstr(d, "already installed")) {
+    fprintf(stderr,
+            "nno: %s %s is already installed on %s from other bytes\n"
+            "hint: bump \"version\" in package.json and stack.json, then "
+            "deploy again\n",
+            pj->name, pj->version, cr->url);
+    return CLI_EAPI;
+  }
+  if (r->status == 403 && strstr(d, "only the operator installs")) {
+    /* Not a user_project platform, or a key without stacks:deploy, or
+     * one bound to a tenant. */
+    snprintf(hint, sizeof hint,
+             "deploy takes a key of a user_project platform named %s: the "
+             "operator creates it ('nno platform create %s --name NAME "
+             "--class user_project'), then 'nno login %s --platform %s'",
+             pj->name, pj->name, cr->url, pj->name);
+  } else if (r->status == 403 && strstr(d, "installs only the stack")) {
+    /* Logged in to another platform than the project's name. */
+    snprintf(hint, sizeof hint,
+             "project %s deploys to the user_project platform named %s: the "
+             "operator creates it ('nno platform create %s --name NAME "
+             "--class user_project'), then 'nno login %s --platform %s'",
+             pj->name, pj->name, pj->name, cr->url, pj->name);
+  } else if (r->status == 403) {
+    /* The stack id is the operator's or has versions another installed. */
+    snprintf(hint, sizeof hint,
+             "stack id %s is not only yours on this host: a project "
+             "deploys to a new user_project platform of its own name "
+             "(nno project init OTHER, and that platform made for it)",
+             pj->name);
+  } else {
+    snprintf(hint, sizeof hint, "the detail says what the host refused; "
+                                "fix it, bump \"version\" and deploy again");
+  }
+  return cli_api_error_hint(r, hint);
 }
 
 int cli_project_deploy(int argc, char **argv, const char *exe_dir) {
@@ -62,7 +106,7 @@ int cli_project_deploy(int argc, char **argv, const char *exe_dir) {
   char archive[PATH_MAX];
   if (project_build(&pj, 1, NULL, exe_dir, archive, sizeof archive, err,
                     sizeof err)) {
-    fprintf(stderr, "nno: %s\n", err);
+    fprintf(stderr, "nno: %s\nhint: %s\n", err, project_build_hint(err));
     return CLI_EUSAGE;
   }
   FILE *f = fopen(archive, "rb");
@@ -83,15 +127,9 @@ int cli_project_deploy(int argc, char **argv, const char *exe_dir) {
   c.upload = NULL;
   fclose(f);
   if (rc) goto out;
-  if (r.status == 409) {
-    detail_of(&r, err, sizeof err);
-    fprintf(stderr,
-            "nno: %s %s is already installed on %s from other bytes\n"
-            "hint: bump \"version\" in package.json and stack.json, then "
-            "deploy again\n",
-            pj.name, pj.version, cr.url);
+  if (r.status == 403 || r.status == 409) {
+    rc = install_refused(&r, &pj, &cr);
     cli_resp_free(&r);
-    rc = CLI_EAPI;
     goto out;
   }
   if (r.status != 200 && r.status != 201) {
@@ -117,9 +155,24 @@ int cli_project_deploy(int argc, char **argv, const char *exe_dir) {
     goto out;
   }
   json_t *body = json_pack("{s:s, s:s}", "stack", id, "version", version);
-  rc = cli_call(&c, "POST", path, body, NULL, NULL, NULL);
+  rc = cli_request(&c, "POST", path, body, NULL, &r);
   json_decref(body);
   if (rc) goto out;
+  if (r.status < 200 || r.status > 299) {
+    /* Installed, not activated: the platform refused this version (its
+     * migrations, its requirements) or is busy. */
+    snprintf(hint, sizeof hint,
+             r.status == 409
+                 ? "%s %s is installed but not active: fix what the detail "
+                   "names, bump \"version\" and deploy again (or retry when "
+                   "the platform is busy)"
+                 : "%s %s is installed but not active: the detail says why",
+             id, version);
+    rc = cli_api_error_hint(&r, hint);
+    cli_resp_free(&r);
+    goto out;
+  }
+  cli_resp_free(&r);
   printf("deployed %s %s \xe2\x86\x92 %s/p/%s/\n", id, version, cr.url,
          cr.platform);
 out:

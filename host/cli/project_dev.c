@@ -20,11 +20,13 @@
  *
  * test runs every executable of tests/ against such a host with a
  * temporary data folder, and removes the folder afterwards. */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -33,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -98,6 +101,24 @@ static void clock_now(char out[9]) {
 
 /* -- the child host ------------------------------------------------------ */
 
+/* Whether 127.0.0.1:`port` can be listened on now: 0, or the errno of a
+ * trial bind (EADDRINUSE: another process has it). Asked before the host
+ * starts so that a taken --port is said in dev's own words. */
+static int port_check(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  int one = 1, rc = 0;
+  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) rc = errno;
+  close(fd);
+  return rc;
+}
+
 /* Starts `nno serve` on a free loopback port with `data`; waits for its
  * "listening" line (the port) and for /readyz. 0, or -1 (printed; the
  * child, if any, stopped). Lines before "listening" are echoed. */
@@ -146,9 +167,11 @@ static int host_start(devhost *h, const char *exe_dir, const project *pj,
   close(fds[1]);
   h->pid = pid;
   h->errfd = fds[0];
-  /* The "listening" line. */
+  /* The "listening" line. The child's own refusals are echoed, not its
+   * "hint:" lines: they name serve's options (--listen), not dev's. */
   char buf[DEV_LINE_MAX];
   size_t len = 0;
+  int said = 0;
   uint64_t deadline = now_ms() + DEV_START_MS;
   while (!h->port) {
     uint64_t t = now_ms();
@@ -167,8 +190,12 @@ static int host_start(devhost *h, const char *exe_dir, const project *pj,
         h->port = (int)json_integer_value(json_object_get(j, "port"));
       else {
         const char *lv = json_string_value(json_object_get(j, "level"));
-        if (!j || !lv || strcmp(lv, "info")) /* refusals, warnings */
+        if (!j && !strncmp(buf, "hint: ", 6))
+          ; /* serve's hint */
+        else if (!j || !lv || strcmp(lv, "info")) { /* refusals, warnings */
           fprintf(stderr, "%s\n", buf);
+          said += !j && !strncmp(buf, "nno: ", 5);
+        }
       }
       json_decref(j);
       size_t used = (size_t)(nl + 1 - buf);
@@ -178,10 +205,12 @@ static int host_start(devhost *h, const char *exe_dir, const project *pj,
     if (len == sizeof buf - 1) len = 0; /* a line too long: dropped */
   }
   if (h->port <= 0 || h->port > 65535) {
+    /* One "nno:" line: the host's own refusal when it gave one. */
+    if (!said) fprintf(stderr, "nno: the local host did not start\n");
     fprintf(stderr,
-            "nno: the local host did not start\nhint: its "
-            "messages are above; data folder %s\n",
-            h->data);
+            "hint: the local host's messages are above; its data folder is "
+            "%s%s\n",
+            h->data, port ? "; leave --port out for a free port" : "");
     return -1;
   }
   snprintf(h->url, sizeof h->url, "http://127.0.0.1:%d", h->port);
@@ -517,7 +546,8 @@ static int build_and_swap(devhost *h, const project *pj, const char *exe_dir,
   char archive[PATH_MAX], err[512];
   if (project_build(pj, 0, version, exe_dir, archive, sizeof archive, err,
                     sizeof err) != 0) {
-    fprintf(stderr, "nno: build failed: %s\n", err);
+    fprintf(stderr, "nno: build failed: %s\nhint: %s\n", err,
+            project_build_hint(err));
     return CLI_EUSAGE;
   }
   const char *v = version ? version : pj->version;
@@ -767,6 +797,18 @@ int cli_project_dev(int argc, char **argv, const char *exe_dir) {
     return fail("curl failed to start", NULL);
   signal(SIGPIPE, SIG_IGN);
   int rc = CLI_EUSAGE;
+  int perr = port ? port_check(port) : 0;
+  if (perr) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "project dev: port %d on 127.0.0.1: %s", port,
+             perr == EADDRINUSE ? "another process listens on it"
+                                : strerror(perr));
+    fail(msg, perr == EADDRINUSE || perr == EACCES
+                  ? "give another --port N, or leave --port out for a "
+                    "free one"
+                  : "leave --port out for a free port");
+    goto out;
+  }
   if (host_start(&d.h, exe_dir, &d.pj, port) != 0) goto out;
   d.h.print = 1;
   d.h.name = d.pj.name;
@@ -964,7 +1006,7 @@ int cli_project_test(int argc, char **argv, const char *exe_dir) {
   snprintf(h.data, sizeof h.data, "%s/data", tmpl);
   if (project_build(&pj, 0, NULL, exe_dir, archive, sizeof archive, err,
                     sizeof err) != 0) {
-    rc = fail(err, "fix the errors above and run nno project test again");
+    rc = fail(err, project_build_hint(err));
     goto remove;
   }
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

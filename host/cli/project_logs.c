@@ -5,8 +5,10 @@
  *
  * Where and as whom: --url/NNO_URL, --key/NNO_KEY and
  * --platform/NNO_PLATFORM (a key of the platform granted logs:read).
- * --package shows one package's lines; without it, every line of the
- * platform. */
+ * --package shows one package's lines; without it, inside a project, the
+ * project's package's lines and the platform's lines naming no package
+ * (access, stack and crash lines: what `nno project dev` shows), else
+ * every line of the platform. Nothing to show is said on stderr. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +28,11 @@ static const char LOGS_HELP[] =
     "\n"
     "Print the recent log lines of a platform (its packages' lines and its\n"
     "requests' access lines) as `HH:MM:SS LEVEL [request_id] message`.\n"
-    "--package shows one package's lines only. --follow keeps printing new\n"
-    "lines as they come; --json prints each line's JSON object instead.\n"
+    "Inside a project: its package's lines and the platform's own (access,\n"
+    "stack and crash lines), as `nno project dev` shows them. --package\n"
+    "shows one package's lines only. --follow keeps printing new lines as\n"
+    "they come; --json prints each line's JSON object instead. With no\n"
+    "line to show it says so on stderr and exits 0.\n"
     "\n"
     "  --url URL       the host (env NNO_URL)\n"
     "  --key K         a key of the platform with scope logs:read (env "
@@ -41,6 +46,22 @@ static const char LOGS_HELP[] =
     "--key K\n"
     "  NNO_URL=http://127.0.0.1:8080 NNO_KEY=K NNO_PLATFORM=myapp \\\n"
     "    nno project logs --follow --package notes\n";
+
+/* `s` printed with the terminal's controls kept out: C0 controls, DEL
+ * and the C1 controls (U+0080..U+009F, 0xc2 0x80..0x9f in UTF-8) become
+ * '?'. Every field printed from the host's answer goes through it: a
+ * hostile host's "\x1b]0;...\x07" retitles no terminal. */
+static void put_safe(const char *s) {
+  for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c;
+       c++) {
+    if (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f) {
+      putchar('?');
+      c++;
+    } else {
+      putchar(*c < 0x20 || *c == 0x7f ? '?' : *c);
+    }
+  }
+}
 
 /* One line as a person reads it. */
 static void print_line(const json_t *o) {
@@ -56,20 +77,36 @@ static void print_line(const json_t *o) {
       level[i] = (char)(lv[i] >= 'a' && lv[i] <= 'z' ? lv[i] - 32 : lv[i]);
     level[i] = '\0';
   }
-  printf("%s %s [%s] ", hms, level, rid && rid[0] ? rid : "-");
+  put_safe(hms);
+  putchar(' ');
+  put_safe(level);
+  fputs(" [", stdout);
+  put_safe(rid && rid[0] ? rid : "-");
+  fputs("] ", stdout);
   if (msg && strcmp(msg, "access") == 0) {
     /* An access line: what was asked and how it ended. */
     const char *m = json_string_value(json_object_get(o, "method"));
     const char *p = json_string_value(json_object_get(o, "path"));
-    printf("%s %s -> %lld (%lld us)\n", m ? m : "-", p ? p : "-",
+    put_safe(m ? m : "-");
+    putchar(' ');
+    put_safe(p ? p : "-");
+    printf(" -> %lld (%lld us)\n",
            (long long)json_integer_value(json_object_get(o, "status")),
            (long long)json_integer_value(json_object_get(o, "dur_us")));
   } else {
     /* Control characters were escaped in the log; keep them out here. */
-    for (const char *s = msg ? msg : ""; *s; s++)
-      putchar((unsigned char)*s < 0x20 ? '?' : *s);
+    put_safe(msg);
     putchar('\n');
   }
+}
+
+/* Inside a project without --package: the project's own package's lines
+ * and the platform's lines that name no package (its requests' access
+ * lines, its stacks loading, its crashes), as `nno project dev` shows. */
+static int project_line(const json_t *o, const char *name) {
+  const char *pkg = json_string_value(json_object_get(o, "package"));
+  if (!pkg) pkg = json_string_value(json_object_get(o, "plugin"));
+  return !pkg || !strcmp(pkg, name);
 }
 
 static const char *opt_value(int argc, char **argv, int *i, const char *name) {
@@ -124,11 +161,13 @@ int cli_project_logs(int argc, char **argv, const char *exe_dir) {
       if (!platform || !platform[0]) platform = cred.platform;
     }
   }
-  /* Inside a project, its own package's lines unless --package says. */
+  /* Inside a project, its own package's lines and the platform's own
+   * (project_line) unless --package says. */
   static project pj;
   char perr[256];
+  const char *own = NULL;
   if (!package && project_open(NULL, &pj, perr, sizeof perr) == 0)
-    package = pj.name;
+    own = pj.name;
   if (!url || !url[0])
     return cli_usage_error("project logs: no host URL",
                            "run 'nno login URL --platform P', or give --url "
@@ -156,6 +195,8 @@ int cli_project_logs(int argc, char **argv, const char *exe_dir) {
   while (ul && c.url[ul - 1] == '/') c.url[--ul] = '\0';
   c.key_arg = key;
   int rc = CLI_OK;
+  unsigned long long shown = 0;
+  int said_none = 0;
   for (;;) {
     char path[CLI_PATH_MAX], num[24];
     snprintf(num, sizeof num, "%llu", since);
@@ -188,16 +229,27 @@ int cli_project_logs(int argc, char **argv, const char *exe_dir) {
     size_t i;
     json_t *o;
     json_array_foreach(lines, i, o) {
+      if (own && !project_line(o, own)) continue;
       if (json)
         cli_print_json(stdout, o);
       else
         print_line(o);
+      shown++;
     }
     fflush(stdout);
     unsigned long long was = since;
     since = (unsigned long long)json_integer_value(next);
     size_t n = json_array_size(lines);
     json_decref(body);
+    /* Nothing at all is an answer too, said once (stdout stays the
+     * lines'). */
+    if (!shown && !said_none && (follow || n == 0 || since == was)) {
+      fprintf(stderr, "nno: no log lines yet for %s %s of platform %s%s\n",
+              package ? "package" : own ? "project" : "platform",
+              package ? package : own ? own : platform, platform,
+              follow ? " (waiting for them)" : "");
+      said_none = 1;
+    }
     /* Without --follow: until a page brings nothing new. */
     if (!follow && (n == 0 || since == was)) break;
   }

@@ -210,7 +210,7 @@ def test_existing_folder_refused_nothing_written(tmp_path):
     assert "nothing was written" in r.stderr and "hint:" in r.stderr
     r = nno(tmp_path, "project", "init", "other", "--dir", "taken")
     assert r.returncode == 2, r.stderr
-    r = nno(tmp_path, "project", "init", "x", "--template", "nope")
+    r = nno(tmp_path, "project", "init", "xyz", "--template", "nope")
     assert r.returncode == 2 and "no template" in r.stderr, r.stderr
     assert tree(tmp_path) == before
     # An empty folder is used.

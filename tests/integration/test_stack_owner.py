@@ -27,9 +27,19 @@ def archive(tmp_path, name, version="0.1.0", answer=None):
     env = env_for(tmp_path)
     root = tmp_path / ("%s-%s-%s" % (name, version, answer or ""))
     root.mkdir()
-    r = subprocess.run([NNO, "project", "init", name], cwd=str(root),
+    # init refuses the id of a stack the host ships ("default"): made
+    # under a stand-in name, then renamed in every file and file name.
+    made = "zzstandinzz" if name == "default" else name
+    r = subprocess.run([NNO, "project", "init", made], cwd=str(root),
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+    if made != name:
+        for p in sorted((root / made).rglob("*"), reverse=True):
+            if p.is_file():
+                p.write_text(p.read_text().replace(made, name))
+            if made in p.name:
+                p.rename(p.with_name(p.name.replace(made, name)))
+        (root / made).rename(root / name)
     proj = root / name
     for f in ("stack.json", "package.json"):
         p = proj / f

@@ -27,6 +27,18 @@
 #define NNO_REGISTRY_SERVICE "nno.registry"
 #define NNO_REGISTRY_VERSION 1
 
+/* A platform id: NNO_PLATFORM_ID_MIN to NNO_PLATFORM_ID_MAX characters of
+ * [a-z0-9-], starting and ending with a letter or digit (the SDK's
+ * nno_id_valid; ids become DNS labels and resource names), and neither of
+ * the core API's host labels: "api.{baseDomain}" serves the core API and
+ * "admin.{baseDomain}" the operator view. The registry refuses the others
+ * when a platform is made, and `nno project init` (a project deploys to
+ * the platform of its name) before anything is written. */
+#define NNO_PLATFORM_ID_MIN 3
+#define NNO_PLATFORM_ID_MAX 32
+#define NNO_HOST_LABEL_API "api"
+#define NNO_HOST_LABEL_ADMIN "admin"
+
 typedef struct nno_registry_v1 {
   /* sizeof(nno_registry_v1) as the registry was built. */
   size_t size;
