@@ -9,7 +9,9 @@ of its own stack (409, nothing written) and removes its own unused versions
 (DELETE /stacks/{id}/{version}: 204; in use 409; another's 404)."""
 import json
 import os
+import subprocess
 
+from conftest import NNO
 from test_stack_owner import archive, developer, install, left_nothing
 
 
@@ -201,3 +203,81 @@ def test_a_platform_removes_its_own_unused_versions(make_host, tmp_path):
     weak = h.platform_key("beta", scopes=["stacks:write"])["key"]
     st, rh, r = h.api("DELETE", "/stacks/beta/0.2.0", key=weak)
     problem(st, rh, r, 403)
+
+
+# ---- nno project deploy: a refused activation undone, old versions pruned
+
+
+def deploy_env(h, tmp_path, pid, template="minimal"):
+    from test_project_deploy import env_for, init, store_login
+    h.platform(pid, stacks=(), **{"class": "user_project"})
+    key = h.platform_key(pid, scopes=["stacks:deploy", "stacks:write",
+                                      "stacks:read", "features:*"])
+    env = env_for(tmp_path)
+    store_login(tmp_path, h, pid, key)
+    r = subprocess.run([NNO, "project", "init", pid, "--template", template],
+                       cwd=str(tmp_path), env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return env, tmp_path / pid
+
+
+def bump(proj, version):
+    for f in ("stack.json", "package.json"):
+        p = proj / f
+        j = json.loads(p.read_text())
+        j["version"] = version
+        if f == "stack.json":
+            for pk in j.get("packages", []):
+                if isinstance(pk, dict) and "version" in pk:
+                    pk["version"] = version
+        p.write_text(json.dumps(j, indent=2) + "\n")
+
+
+def deploy(proj, env, *args):
+    return subprocess.run([NNO, "project", "deploy"] + list(args),
+                          cwd=str(proj), env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def versions(h, sid):
+    st, _, b = h.api("GET", "/stacks/" + sid)
+    assert st == 200, b
+    return b["versions"]
+
+
+def test_a_refused_activation_does_not_burn_the_version(make_host, tmp_path):
+    h = make_host(core=True, workers=1).start()
+    env, proj = deploy_env(h, tmp_path, "shop", "crud")
+    mig = proj / "migrations" / "items" / "0001_init.sql"
+    good = mig.read_text()
+    mig.write_text("ATTACH DATABASE 'x.db' AS x;\n" + good)
+    r = deploy(proj, env)
+    assert r.returncode != 0, r.stdout
+    assert "removed again" in r.stderr and "shop 0.1.0" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(h.data, "stacks", "shop",
+                                           "0.1.0"))
+    # Fixed, the same version deploys.
+    mig.write_text(good)
+    r = deploy(proj, env)
+    assert r.returncode == 0, r.stderr
+    assert "deployed shop 0.1.0" in r.stdout, r.stdout
+
+
+def test_a_good_deploy_removes_unused_versions_past_the_newest(make_host,
+                                                             tmp_path):
+    h = make_host(core=True, workers=1).start()
+    env, proj = deploy_env(h, tmp_path, "keep")
+    for v in ("0.1.0", "0.2.0", "0.3.0", "0.4.0"):
+        bump(proj, v)
+        r = deploy(proj, env)
+        assert r.returncode == 0, r.stderr
+    # 0.4.0 active; the newest 3 kept: 0.1.0 went, and the output says so.
+    assert "removed unused versions of keep: 0.1.0" in r.stdout, r.stdout
+    assert sorted(versions(h, "keep")) == ["0.2.0", "0.3.0", "0.4.0"]
+    bump(proj, "0.5.0")
+    r = deploy(proj, env, "--keep", "1")
+    assert r.returncode == 0, r.stderr
+    assert versions(h, "keep") == ["0.5.0"], r.stdout
+    r = deploy(proj, env, "--keep", "0")
+    assert r.returncode == 2 and "--keep" in r.stderr, r.stderr
