@@ -112,12 +112,11 @@ def test_the_operator_activates_a_developers_stack_anywhere(make_host,
 
 def test_a_version_less_choice_never_takes_another_platforms(make_host,
                                                             tmp_path):
-    """default 1.0.0 is the operator's (builtin); platform "default" (a
-    user_project) installed default 1.0.1 -- refused for an id the operator
-    has, so the operator's 1.0.0 here stands for the other case: an id of
-    versions owned by platform "alpha" only. A platform the operator makes
-    with "stacks": ["alpha"] is refused, not given alpha's code; named, it
-    is the operator's decision."""
+    """An id whose only versions are platform alpha's: a platform the
+    operator makes with "stacks": ["alpha"] (no version) is refused, not
+    given alpha's code, and so is a version-less activation on another
+    platform; once the operator has a version of the id, that one is taken
+    there, while alpha itself gets its own newest."""
     h = make_host(core=True, workers=1).start()
     a, _ = two_developers(h, tmp_path)
     st, rh, r = h.api("POST", "/platforms",
