@@ -280,3 +280,17 @@ def test_a_good_deploy_removes_unused_versions_past_the_newest(make_host,
     assert versions(h, "keep") == ["0.5.0"], r.stdout
     r = deploy(proj, env, "--keep", "0")
     assert r.returncode == 2 and "--keep" in r.stderr, r.stderr
+
+
+def test_deploy_at_the_bound_says_how_to_make_room(make_host, tmp_path):
+    h = make_host(core=True, workers=1,
+                  config={"stacks": {"max_owned_versions": 1}}).start()
+    env, proj = deploy_env(h, tmp_path, "full")
+    r = deploy(proj, env)
+    assert r.returncode == 0, r.stderr
+    bump(proj, "0.2.0")
+    r = deploy(proj, env)
+    assert r.returncode == 1, r.stderr
+    assert "at most 1 (stacks.max_owned_versions)" in r.stderr, r.stderr
+    assert "hint: remove a version no platform uses" in r.stderr, r.stderr
+    assert versions(h, "full") == ["0.1.0"]
