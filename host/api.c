@@ -748,6 +748,12 @@ static int api_stack_install_owned(nno_plugin *p, const nno_stack_install *in,
   return stacks_install_owned(g_worker, in, owner, done, ud);
 }
 
+static int api_stack_owner(nno_plugin *p, const char *id,
+                           const char *version, char *out, size_t cap) {
+  if (!is_core(p)) return NNO_ESTATE;
+  return stacks_owner(id, version, out, cap);
+}
+
 static int api_stack_remove(nno_plugin *p, const char *id, const char *version,
                             char *err, size_t errlen) {
   char tmp[LOADER_ERR_MAX];
@@ -1019,6 +1025,7 @@ static const nno_host_api table = {
     .log_tail = api_log_tail,
     .meter_handle = api_meter_handle,
     .meter_add_h = api_meter_add_h,
+    .stack_owner = api_stack_owner,
 };
 
 const nno_host_api *api_table(void) { return &table; }

@@ -134,6 +134,10 @@ static const cfg_key keys[] = {
     {"stacks.fetch_timeout_ms", "NNO_STACK_FETCH_TIMEOUT_MS", T_INT,
      OFF(stack_fetch_timeout_ms), 0, 100, 3600000,
      "install from a URL: maximum time"},
+    {"stacks.max_owned_versions", "NNO_STACK_MAX_OWNED_VERSIONS", T_INT,
+     OFF(stack_max_owned_versions), 0, 1, 1000,
+     "installed versions a platform's key may hold of its own stack (409 "
+     "over)"},
     {"stacks.check_timeout_ms", "NNO_STACK_CHECK_TIMEOUT_MS", T_INT,
      OFF(stack_check_timeout_ms), 0, 100, 600000,
      "time a package's init may take in a check"},
@@ -242,6 +246,7 @@ void config_defaults(nno_config *c, const char *exe_dir) {
   c->stack_max_ratio = 200;
   c->stack_fetch_timeout_ms = 120000;
   c->stack_check_timeout_ms = 10000;
+  c->stack_max_owned_versions = 10;
   c->fetch_timeout_ms = 30000;
   c->fetch_max_bytes = 8 << 20;
   c->fetch_max_concurrent = 256;

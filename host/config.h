@@ -76,6 +76,8 @@ typedef struct nno_config {
   int stack_fetch_allow_private;
   int64_t stack_fetch_timeout_ms;
   int64_t stack_check_timeout_ms;
+  /* versions of its own stack a platform's key may have installed */
+  int64_t stack_max_owned_versions;
   /* outbound HTTP from packages */
   int64_t fetch_timeout_ms;
   int64_t fetch_max_bytes;

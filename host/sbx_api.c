@@ -1190,6 +1190,12 @@ static int x_install_owned(nno_plugin *p, const nno_stack_install *in,
   return NNO_ESTATE;
 }
 
+static int x_stack_owner(nno_plugin *p, const char *id, const char *version,
+                         char *out, size_t cap) {
+  (void)p, (void)id, (void)version, (void)out, (void)cap;
+  return NNO_ESTATE;
+}
+
 static int x_log_tail(nno_plugin *p, const char *platform, uint64_t since,
                       size_t max,
                       int (*each)(void *, uint64_t, const char *, size_t),
@@ -1299,6 +1305,7 @@ const nno_host_api *sbx_api_table(void) {
   t.log_tail = x_log_tail;
   t.meter_handle = x_meter_handle;
   t.meter_add_h = x_meter_add_h;
+  t.stack_owner = x_stack_owner;
   made = 1;
   return &t;
 }

@@ -410,6 +410,7 @@ typedef struct cat_entry {
   char error[LOADER_ERR_MAX];
   const char *source;
   char signed_by[17], sha256[65], installed_at[32];
+  char owner[64]; /* the installing platform; "" for the operator's */
 } cat_entry;
 
 static cat_entry *cat;
@@ -439,6 +440,8 @@ void stacks_catalogue_note(const nno_config *cfg, const char *root,
              json_string_value(json_object_get(j, "signed_by")) ?: "");
     snprintf(e->installed_at, sizeof e->installed_at, "%s",
              json_string_value(json_object_get(j, "installed_at")) ?: "");
+    snprintf(e->owner, sizeof e->owner, "%s",
+             json_string_value(json_object_get(j, "owner")) ?: "");
     json_decref(j);
   } else {
     e->source = cfg->builtin_stacks && strcmp(root, cfg->builtin_stack_dir) == 0
@@ -465,6 +468,17 @@ int stacks_catalogue_at(size_t i, nno_stack_entry *out) {
   out->sha256 = mkstr(e->sha256);
   out->installed_at = mkstr(e->installed_at);
   return 0;
+}
+
+int stacks_owner(const char *id, const char *version, char *out, size_t cap) {
+  if (!id || !version || !out || !cap) return NNO_EINVAL;
+  for (size_t i = 0; i < ncat; i++)
+    if (strcmp(cat[i].id, id) == 0 && strcmp(cat[i].version, version) == 0) {
+      if (strlen(cat[i].owner) >= cap) return NNO_ETOOBIG;
+      memcpy(out, cat[i].owner, strlen(cat[i].owner) + 1);
+      return 0;
+    }
+  return NNO_ENOENT;
 }
 
 const char *stacks_why_missing(const char *id, size_t idlen,
@@ -682,6 +696,7 @@ typedef struct install_op {
   char url[URL_MAX];
   char want_sha[65];
   char owner[64]; /* "" or the platform the stack id must belong to */
+  long max_owned;  /* stacks.max_owned_versions, for an owned install */
   archive_limits lim;
   archive_keyring kr;
   int allow_private;
@@ -925,10 +940,13 @@ static int owner_conflict(install_op *op) {
             strerror(errno));
     return -1;
   }
-  int rc = 0;
+  int rc = 0, again = 0;
+  long held = 0;
   struct dirent *de;
   while ((de = readdir(d)) != NULL) {
     if (de->d_name[0] == '.') continue;
+    held++;
+    if (strcmp(de->d_name, op->info.version) == 0) again = 1;
     char vdir[PATH_MAX], who[64] = "";
     if (snprintf(vdir, sizeof vdir, "%s/%s", idir, de->d_name) >=
         (int)sizeof vdir)
@@ -945,6 +963,16 @@ static int owner_conflict(install_op *op) {
     break;
   }
   closedir(d);
+  /* Bounded: every version is the owner's (above); a version already
+   * there is answered as such (same bytes or not), never counted twice. */
+  if (!rc && !again && op->max_owned > 0 && held >= op->max_owned) {
+    op_fail(op, NNO_EREFUSED, 409, "stack.json", "version",
+            "platform %s holds %ld installed versions of stack %s, at most "
+            "%ld (stacks.max_owned_versions): remove one it no longer uses "
+            "(DELETE /api/v1/stacks/%s/{version}) first",
+            op->owner, held, op->info.id, op->max_owned, op->info.id);
+    rc = -1;
+  }
   return rc;
 }
 
@@ -1464,6 +1492,7 @@ int stacks_install_owned(worker *w, const nno_stack_install *in,
   snprintf(op->staging_root, sizeof op->staging_root, "%s/stacks/.staging",
            cfg->data_dir);
   if (owner) snprintf(op->owner, sizeof op->owner, "%s", owner);
+  op->max_owned = (long)cfg->stack_max_owned_versions;
   if (in->url) snprintf(op->url, sizeof op->url, "%s", in->url);
   if (in->sha256) snprintf(op->want_sha, sizeof op->want_sha, "%s", in->sha256);
   if (in->fd >= 0) {

@@ -81,6 +81,11 @@ void stacks_catalogue_note(const nno_config *cfg, const char *root,
 /* The ABI's stack_catalogue_at. */
 int stacks_catalogue_at(size_t i, nno_stack_entry *out);
 
+/* The ABI's stack_owner: the owner recorded for `id` at `version` in the
+ * catalogue ("" for the operator's) copied into out. NNO_ENOENT if the
+ * catalogue has no such version, NNO_ETOOBIG if out is too small. */
+int stacks_owner(const char *id, const char *version, char *out, size_t cap);
+
 /* Why stack `id` (idlen bytes) at `version` is not loaded, for a 503:
  * its refusal, or "it is not installed". Borrowed until the next scan. */
 const char *stacks_why_missing(const char *id, size_t idlen,
@@ -90,9 +95,11 @@ const char *stacks_why_missing(const char *id, size_t idlen,
  * plugin). */
 int stacks_install(struct worker *w, const nno_stack_install *in,
                    nno_stack_install_fn done, void *ud);
-/* stacks_install for one platform: the stack id must be `owner` or start
- * with "{owner}-", checked once stack.json is read from the staging folder
- * and before anything is placed (403, the staging folder removed). */
+/* stacks_install for one platform: the stack id must be `owner`, every
+ * installed version of it `owner`'s, and fewer than
+ * stacks.max_owned_versions of them (409), checked once stack.json is read
+ * from the staging folder and before anything is placed (the staging
+ * folder removed). */
 int stacks_install_owned(struct worker *w, const nno_stack_install *in,
                          const char *owner, nno_stack_install_fn done,
                          void *ud);

@@ -9,8 +9,10 @@
  * Operator only, audited (`stack.install`, `stack.remove`); one exception:
  * a key of a `user_project` platform holding `stacks:deploy` (not bound to
  * a tenant) installs archives whose stack id is the platform's id, when no
- * installed version of that id is someone else's (the host checks it, and
- * records the owner, before placing anything). The
+ * installed version of that id is someone else's and it holds fewer than
+ * stacks.max_owned_versions of them (the host checks it, and records the
+ * owner, before placing anything), and removes the versions it installed
+ * (another platform's answer 404, as never installed). The
  * host does the work (stack_install, stack_remove); every worker loads or
  * unloads the version without a reload. reg_stack_details gives GET /stacks its
  * per-version state. */
@@ -361,13 +363,47 @@ answered:
 
 /* ---- remove ------------------------------------------------------------ */
 
+/* Who may remove `id` at `version`: the operator, or a key of the
+ * platform that installed it (its owner) with `stacks:deploy`, not bound
+ * to a tenant. Another platform's version does not exist for a
+ * platform's key (404, as one never installed); the operator's is not its
+ * to remove (403). 0, or -1 after answering. */
+static int remove_allowed(nno_req *req, const char *id, const char *version) {
+  nno_caller c;
+  if (!NNO_HAS(api, req_caller) || api->req_caller(req, &c) != NNO_OK ||
+      c.kind == NNO_CALLER_NONE)
+    return hu_authorized(req) ? 0 : -1;
+  if (c.kind == NNO_CALLER_OPERATOR) return 0;
+  char viewer[STORE_ID_MAX + 1], owner[STORE_ID_MAX + 1];
+  reg_viewer(req, viewer);
+  if ((NNO_HAS(api, stack_owner) &&
+       api->stack_owner(g_reg.p, id, version, owner, sizeof owner) ==
+           NNO_ENOENT) ||
+      !reg_stack_visible(viewer, id, version)) {
+    nno_problem(req, 404, NULL, "no such stack version");
+    return -1;
+  }
+  reg_stack_owner(id, version, owner);
+  if (c.kind == NNO_CALLER_KEY && !c.tenant.len && owner[0] &&
+      strcmp(owner, viewer) == 0 && scope_held(&c, "stacks:deploy"))
+    return 0;
+  nno_problem(req, 403, NULL,
+              "only the operator removes stack versions, or a key of the "
+              "platform that installed the version with the scope "
+              "stacks:deploy (not bound to a tenant)");
+  return -1;
+}
+
 static int on_remove(nno_req *req, void *ud) {
   (void)ud;
   char id[STORE_STACK_MAX + 1], version[STORE_STACK_MAX + 1], err[512];
-  if (!hu_authorized(req)) return NNO_OK;
   if (nno_param_copy(req, "id", id, sizeof id) ||
       nno_param_copy(req, "version", version, sizeof version))
-    return nno_problem(req, 404, NULL, "no such stack version");
+    return hu_authorized(req)
+               ? nno_problem(req, 404, NULL, "no such stack version")
+               : NNO_OK;
+  reg_resolve_stacks();
+  if (remove_allowed(req, id, version)) return NNO_OK;
   if (!NNO_HAS(api, stack_remove))
     return nno_problem(req, 501, NULL, "this host cannot remove stacks");
   json_t *names = json_array();

@@ -140,9 +140,13 @@ typedef struct stack_set {
 
 /* "stacks": ["id", "id@version", ...] (at most RT_MAX_STACKS, each an
  * installed stack, pinned to an installed version or the newest, no stack
- * twice). -1 after answering 422. */
-static int take_stacks(nno_req *req, json_t *arr, stack_set *out) {
-  char q[160];
+ * twice) for platform `pid`. Only versions the caller sees count; one not
+ * pinned is the operator's or `pid`'s own, never another platform's
+ * (stack_owner.c). -1 after answering 422. */
+static int take_stacks(nno_req *req, const char *pid, json_t *arr,
+                       stack_set *out) {
+  char q[160], viewer[STORE_ID_MAX + 1];
+  const char *vw = reg_viewer(req, viewer) ? viewer : NULL;
   size_t i;
   json_t *v;
   int pinned[RT_MAX_STACKS];
@@ -175,14 +179,24 @@ static int take_stacks(nno_req *req, json_t *arr, stack_set *out) {
     }
     memcpy(id, s, idlen);
     id[idlen] = '\0';
-    if (api->stack_find(g_reg.p, id, NULL, &st) != NNO_OK) {
+    if (!reg_stack_newest_visible(vw, id)) {
       nno_quote(id, q, sizeof q);
       nno_problem(req, 422, "stacks",
                   "field \"stacks\": item %zu: no stack %s is installed", i,
                   q);
       return -1;
     }
-    if (at && api->stack_find(g_reg.p, id, at + 1, &st) != NNO_OK) {
+    if (!at && !(st = reg_stack_newest_usable(pid, vw, id))) {
+      nno_quote(id, q, sizeof q);
+      nno_problem(req, 422, "stacks",
+                  "field \"stacks\": item %zu: no version of stack %s is "
+                  "the operator's or platform \"%s\"'s own: name one as "
+                  "\"stack@version\"",
+                  i, q, pid);
+      return -1;
+    }
+    if (at && (api->stack_find(g_reg.p, id, at + 1, &st) != NNO_OK ||
+               !reg_stack_visible(vw, id, at + 1))) {
       nno_quote(at + 1, q, sizeof q);
       nno_problem(req, 422, "stacks",
                   "field \"stacks\": item %zu: stack \"%s\" has no version "
@@ -216,7 +230,7 @@ static int take_stacks(nno_req *req, json_t *arr, stack_set *out) {
   for (size_t k = 0; k < out->n; k++) ids[k] = out->id[k];
   /* Items without a version: the newest with which the list holds
    * together (else the newest each, refused below with the reason). */
-  reg_requires_choose(ids, out->version, pinned, out->n);
+  reg_requires_choose(pid, ids, out->version, pinned, out->n);
   for (size_t k = 0; k < out->n; k++) vers[k] = out->version[k];
   for (size_t k = 0; k < out->n; k++) {
     nno_stack *st = NULL;
@@ -491,7 +505,7 @@ static int on_create(nno_req *req, void *ud) {
     nno_problem(req, 500, NULL, "out of memory");
     goto done;
   }
-  if (take_stacks(req, json_object_get(b, "stacks"), ss)) goto done;
+  if (take_stacks(req, p.id, json_object_get(b, "stacks"), ss)) goto done;
   if (ss->n) {
     reg_resolve_stacks();
     if ((rc = reg_catalogue_sync())) {

@@ -60,22 +60,48 @@ static int need_catalogue(nno_req *req) {
   return rc ? -1 : 0;
 }
 
+/* The versions of `id` that `viewer` sees (NULL: all), into keep; their
+ * number. */
+static size_t seen(const char *viewer, const char *id,
+                   const char *const *versions, size_t n,
+                   const char **keep) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (reg_stack_visible(viewer, id, versions[i])) keep[k++] = versions[i];
+  return k;
+}
+
+/* A listing: the pager and who reads it. */
+typedef struct list_ctx {
+  nno_pager *pg;
+  const char *viewer; /* NULL: the operator */
+} list_ctx;
+
 static int stack_cb(void *ud, const char *id, const char *const *versions,
                     size_t n) {
-  nno_pager *pg = ud;
-  return nno_pager_full(pg) ? 0
-                            : hu_pager_add(pg, stack_json(id, versions, n), id);
+  list_ctx *l = ud;
+  const char **keep = n ? malloc(n * sizeof *keep) : NULL;
+  if (n && !keep) return STORE_ERROR;
+  size_t k = seen(l->viewer, id, versions, n, keep);
+  int rc = nno_pager_full(l->pg) || (n && !k)
+               ? 0
+               : hu_pager_add(l->pg, stack_json(id, keep, k), id);
+  free(keep);
+  return rc;
 }
 
 static int on_list(nno_req *req, void *ud) {
-  char after[600];
+  char after[600], viewer[STORE_ID_MAX + 1];
   nno_pager pg;
   if (!hu_authorized(req) || need_catalogue(req) ||
       nno_pager_start(req, &pg, REG_PAGE_DEFAULT, REG_PAGE_MAX, after,
                       sizeof after))
     return NNO_OK;
-  int rc = store_stack_list(g_reg.db, after[0] ? after : NULL, pg.limit + 1,
-                            stack_cb, &pg);
+  list_ctx l = {&pg, reg_viewer(req, viewer) ? viewer : NULL};
+  /* Stacks a platform's caller does not see are skipped: read on until
+   * the page is full instead of counting rows. */
+  int rc = store_stack_list(g_reg.db, after[0] ? after : NULL,
+                            l.viewer ? -1 : pg.limit + 1, stack_cb, &l);
   if (rc)
     hu_store_error(req, rc);
   else
@@ -84,20 +110,36 @@ static int on_list(nno_req *req, void *ud) {
   return NNO_OK;
 }
 
+/* One stack for a viewer (one_ctx): NULL out when it sees none of it. */
+typedef struct one_ctx {
+  const char *viewer;
+  json_t *out;
+} one_ctx;
+
 static int one_cb(void *ud, const char *id, const char *const *versions,
                   size_t n) {
-  json_t **out = ud;
-  *out = stack_json(id, versions, n);
-  return *out ? 0 : STORE_ERROR;
+  one_ctx *o = ud;
+  const char **keep = n ? malloc(n * sizeof *keep) : NULL;
+  if (n && !keep) return STORE_ERROR;
+  size_t k = seen(o->viewer, id, versions, n, keep);
+  int rc = 0;
+  if (!n || k) {
+    o->out = stack_json(id, keep, k);
+    rc = o->out ? 0 : STORE_ERROR;
+  }
+  free(keep);
+  return rc;
 }
 
 static int on_get(nno_req *req, void *ud) {
-  char id[STORE_STACK_MAX + 1];
-  json_t *out = NULL;
+  char id[STORE_STACK_MAX + 1], viewer[STORE_ID_MAX + 1];
   if (!hu_authorized(req) || need_catalogue(req)) return NNO_OK;
   if (nno_param_copy(req, "id", id, sizeof id))
     return nno_problem(req, 404, NULL, "no such stack");
-  int rc = store_stack_get(g_reg.db, id, one_cb, &out);
+  one_ctx o = {reg_viewer(req, viewer) ? viewer : NULL, NULL};
+  int rc = store_stack_get(g_reg.db, id, one_cb, &o);
+  json_t *out = o.out;
+  if (rc == STORE_OK && !out) rc = STORE_NOTFOUND;
   if (rc == STORE_NOTFOUND)
     return nno_problem(req, 404, NULL, "no stack \"%s\"", id);
   if (rc) return hu_store_error(req, rc);
@@ -373,24 +415,38 @@ static int on_activate(nno_req *req, void *ud) {
     goto done;
   const char *stack = json_string_value(json_object_get(b, "stack"));
   const char *version = json_string_value(json_object_get(b, "version"));
-  if (api->stack_find(g_reg.p, stack, NULL, &s) != NNO_OK) {
+  /* Another platform's versions do not exist for a platform's caller:
+   * the same answers as a stack or version never installed. */
+  char viewer[STORE_ID_MAX + 1];
+  const char *vw = reg_viewer(req, viewer) ? viewer : NULL;
+  if (!reg_stack_newest_visible(vw, stack)) {
     nno_quote(stack, q, sizeof q);
     nno_problem(req, 422, "stack", "field \"stack\": no stack %s is installed",
                 q);
     goto done;
   }
-  if (version && api->stack_find(g_reg.p, stack, version, &s) != NNO_OK) {
+  if (version && (api->stack_find(g_reg.p, stack, version, &s) != NNO_OK ||
+                  !reg_stack_visible(vw, stack, version))) {
     nno_quote(version, q, sizeof q);
     nno_problem(req, 422, "version",
                 "field \"version\": stack \"%s\" has no version %s installed",
                 stack, q);
     goto done;
   }
-  /* Not pinned: the newest whose requirements the platform meets (when
-   * none does, the newest, refused below with the reason). */
+  /* Not pinned: the newest the operator's or the platform's own, whose
+   * requirements the platform meets (when none does, the newest of them,
+   * refused below with the reason). */
   if (!version) {
-    nno_stack *pick = reg_requires_pick(pid, stack);
-    if (pick) s = pick;
+    nno_stack *pick = reg_requires_pick(pid, vw, stack);
+    s = pick ? pick : reg_stack_newest_usable(pid, vw, stack);
+    if (!s) {
+      nno_quote(stack, q, sizeof q);
+      nno_problem(req, 422, "version",
+                  "field \"version\": no version of stack %s is the "
+                  "operator's or platform \"%s\"'s own: name the version",
+                  q, pid);
+      goto done;
+    }
   }
   /* Pinned or chosen: the host's own names for both. */
   if (api->stack_info(s, &sid, &sver) != NNO_OK || sid.len > STORE_STACK_MAX ||

@@ -115,6 +115,30 @@ int api_quarantine_init(nno_plugin *p);
 int api_logs_init(nno_plugin *p);
 void reg_on_host_event(nno_plugin *p, const nno_host_event *ev);
 
+/* ---- whose stack versions a caller sees (stack_owner.c) ---------------- */
+
+/* The caller of req as a viewer of stack versions: 0 for the operator
+ * (out ""), 1 for anyone else (out: its platform's id; a value matching
+ * no platform when it has none). */
+int reg_viewer(nno_req *req, char out[STORE_ID_MAX + 1]);
+/* The owner of stack `id` at `version` ("" the operator's; also on a host
+ * that records no owners, or for a version it does not know). */
+void reg_stack_owner(const char *id, const char *version,
+                     char out[STORE_ID_MAX + 1]);
+/* 1 if `viewer` (NULL: the operator, who sees all) sees that version: the
+ * operator's, or its own platform's. */
+int reg_stack_visible(const char *viewer, const char *id, const char *version);
+/* 1 if that version may be chosen, without being named, for platform
+ * `pid` by `viewer` (NULL: the operator): the operator's, or `pid`'s own
+ * when the viewer is the operator or `pid` itself. */
+int reg_stack_usable(const char *pid, const char *viewer, const char *id,
+                     const char *version);
+/* The newest loaded version of `id` visible to `viewer`, or usable on
+ * `pid` by `viewer`; NULL when there is none. */
+nno_stack *reg_stack_newest_visible(const char *viewer, const char *id);
+nno_stack *reg_stack_newest_usable(const char *pid, const char *viewer,
+                                   const char *id);
+
 /* ---- stack requirements (stack_requires.c) ----------------------------- */
 
 /* 0 if every stack that `s` requires is active on platform `pid` at a
@@ -127,18 +151,20 @@ int reg_requires_met(const char *pid, nno_stack *s, char *msg, size_t cap);
 int reg_requires_among(nno_stack *s, const char *const *ids,
                        const char *const *versions, size_t n, char *msg,
                        size_t cap);
-/* The newest loaded version of stack `id` whose requirements platform
- * `pid` meets and which the stacks active there that require `id`
- * accept; NULL when none does. */
-nno_stack *reg_requires_pick(const char *pid, const char *id);
+/* The newest loaded version of stack `id` usable on platform `pid` by
+ * `viewer` (reg_stack_usable) whose requirements `pid` meets and which
+ * the stacks active there that require `id` accept; NULL when none does. */
+nno_stack *reg_requires_pick(const char *pid, const char *viewer,
+                             const char *id);
 /* For a creation's list (ids[i] at vers[i], n of them; pinned[i] zero
  * for an item given without a version): replace the versions of the
- * unpinned items by the newest loaded ones (earlier items first) with
+ * unpinned items by the newest loaded ones usable on platform `pid` by
+ * the operator (reg_stack_usable; earlier items first) with
  * which every item's requirements are met among the list. 0 when such a
  * choice exists (vers updated), -1 when none does (vers unchanged: the
  * caller explains with reg_requires_among). vers[i] holds
  * STORE_STACK_MAX + 1 bytes. */
-int reg_requires_choose(const char *const *ids,
+int reg_requires_choose(const char *pid, const char *const *ids,
                         char (*vers)[STORE_STACK_MAX + 1], const int *pinned,
                         size_t n);
 /* 0 if no other stack active on `pid` requires stack `id` in a way that

@@ -99,7 +99,8 @@ int reg_requires_among(nno_stack *s, const char *const *ids,
   return 0;
 }
 
-nno_stack *reg_requires_pick(const char *pid, const char *id) {
+nno_stack *reg_requires_pick(const char *pid, const char *viewer,
+                             const char *id) {
   nno_stack *s, *best = NULL;
   char bestv[STORE_STACK_MAX + 1] = "", why[512];
   if (!have_abi()) return NULL;
@@ -111,6 +112,7 @@ nno_stack *reg_requires_pick(const char *pid, const char *id) {
         sver.len > STORE_STACK_MAX)
       continue;
     snprintf(v, sizeof v, "%.*s", (int)sver.len, sver.ptr);
+    if (!reg_stack_usable(pid, viewer, id, v)) continue;
     snprintf(gt, sizeof gt, ">%s", bestv);
     if ((!best || api->version_satisfies(v, gt) == 1) &&
         reg_requires_met(pid, s, why, sizeof why) == 0 &&
@@ -122,11 +124,11 @@ nno_stack *reg_requires_pick(const char *pid, const char *id) {
   return best;
 }
 
-/* The loaded versions of stack `id`, newest first, into v (at most cap).
- * Their number. */
+/* The loaded versions of stack `id` usable on platform `pid` by the
+ * operator, newest first, into v (at most cap). Their number. */
 #define CHOOSE_MAX_VERSIONS 32
-static size_t versions_of(const char *id, char (*v)[STORE_STACK_MAX + 1],
-                          size_t cap) {
+static size_t versions_of(const char *pid, const char *id,
+                          char (*v)[STORE_STACK_MAX + 1], size_t cap) {
   nno_stack *s;
   size_t n = 0;
   for (size_t i = 0; n < cap && api->stack_at(g_reg.p, i, &s) == NNO_OK; i++) {
@@ -137,6 +139,7 @@ static size_t versions_of(const char *id, char (*v)[STORE_STACK_MAX + 1],
     /* Insertion in order: newest first. */
     char cur[STORE_STACK_MAX + 1], gt[STORE_STACK_MAX + 2];
     snprintf(cur, sizeof cur, "%.*s", (int)sver.len, sver.ptr);
+    if (!reg_stack_usable(pid, NULL, id, cur)) continue;
     size_t k = n;
     while (k > 0) {
       snprintf(gt, sizeof gt, ">%s", v[k - 1]);
@@ -191,7 +194,7 @@ static int choose_from(choice *c, size_t i) {
   return 0;
 }
 
-int reg_requires_choose(const char *const *ids,
+int reg_requires_choose(const char *pid, const char *const *ids,
                         char (*vers)[STORE_STACK_MAX + 1], const int *pinned,
                         size_t n) {
   static choice c; /* loop thread only; too large for the stack */
@@ -205,7 +208,8 @@ int reg_requires_choose(const char *const *ids,
   for (size_t i = 0; i < n; i++) {
     memcpy(saved[i], vers[i], sizeof saved[i]);
     c.ncand[i] =
-        pinned[i] ? 0 : versions_of(ids[i], c.cand[i], CHOOSE_MAX_VERSIONS);
+        pinned[i] ? 0
+                  : versions_of(pid, ids[i], c.cand[i], CHOOSE_MAX_VERSIONS);
   }
   if (choose_from(&c, 0)) return 0;
   for (size_t i = 0; i < n; i++) memcpy(vers[i], saved[i], sizeof saved[i]);

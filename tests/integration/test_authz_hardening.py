@@ -171,7 +171,7 @@ def test_a_tenant_bound_key_on_every_route(h):
          {"device_code": dev["device_code"]}, 400),
         ("DELETE", "/api/v1/keys/self", "/api/v1/keys/self", None, "self"),
         ("DELETE", "/api/v1/stacks/{id}/{version}",
-         "/api/v1/stacks/default/1.0.0", None, "op-only"),
+         "/api/v1/stacks/default/1.0.0", None, "remove"),
         ("POST", "/api/v1/operator-key/rotate", "/api/v1/operator-key/rotate",
          None, "op-only"),
         ("POST", "/api/v1/platforms/{platform}/keys", base + "/keys",
@@ -207,6 +207,10 @@ def test_a_tenant_bound_key_on_every_route(h):
             assert problem(resp, 403)["detail"].startswith(
                 "only the operator installs stacks, or a key of a "
                 "user_project platform"), where
+        elif cell == "remove":
+            assert problem(resp, 403)["detail"].startswith(
+                "only the operator removes stack versions, or a key of the "
+                "platform that installed"), where
         elif cell == "device":
             problem(resp, 403, "a tenant-bound credential cannot decide "
                     "device codes: they give keys of the whole platform")

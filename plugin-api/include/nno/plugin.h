@@ -1064,6 +1064,17 @@ typedef struct nno_host_api {
    * before a host restart (another epoch) or made up; resolve it again. */
   int (*meter_add_h)(nno_plugin *p, const nno_meter_handle *h, uint64_t delta,
                      uint64_t cap, uint64_t *after);
+  /* -- who owns an installed version (core plugins only) -- */
+
+  /* The platform whose key installed stack `id` at `version` (see
+   * stack_install_owned), or "" for the operator's: installed by the
+   * operator, a builtin or folder stack, or installed before owners were
+   * recorded. Copied NUL-terminated into `out` (`cap` bytes, 64 holds any
+   * platform id). NNO_ENOENT if the catalogue has no such version,
+   * NNO_ETOOBIG if `cap` is too small, NNO_ESTATE from a feature plugin.
+   * THREAD: the loop thread; it never blocks. */
+  int (*stack_owner)(nno_plugin *p, const char *id, const char *version,
+                     char *out, size_t cap);
 } nno_host_api;
 
 /* True if the host's table has the member `fn`. */
