@@ -263,11 +263,13 @@ done:
   return rc;
 }
 
-/* Copies `s` into out[cap] on one line, at most `max` bytes, made safe for
- * a terminal by cli_defang (C0, DEL and C1 controls become '?'). */
+/* Copies `s` into out[cap] on one line, at most `max` bytes: line breaks
+ * and tabs become spaces, then cli_defang makes the rest safe for a
+ * terminal (other C0, DEL and C1 controls become '?'). */
 static void one_line(char *out, size_t cap, const char *s, size_t max) {
   size_t i = 0;
-  for (; s && *s && i + 1 < cap && i < max; s++) out[i++] = *s;
+  for (; s && *s && i + 1 < cap && i < max; s++)
+    out[i++] = *s == '\n' || *s == '\r' || *s == '\t' ? ' ' : *s;
   out[i] = '\0';
   cli_defang(out);
 }

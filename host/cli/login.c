@@ -235,8 +235,7 @@ static int user_code_ok(const char *uc) {
 
 /* A string member of a host's answer as printed: safe for a terminal, at
  * most cap - 1 bytes, "-" when absent. */
-static void safe_member(const json_t *o, const char *k, char *out,
-                        size_t cap) {
+static void safe_member(const json_t *o, const char *k, char *out, size_t cap) {
   const char *v = json_string_value(json_object_get(o, k));
   snprintf(out, cap, "%s", v && *v ? v : "-");
   cli_defang(out);
@@ -444,9 +443,10 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
     printf("Open %s/api/v1/device/approve and enter %s\n", c.url, uc);
   /* The page is the console's: a platform without the console stack has
    * none. The command works always. */
-  printf("(or, as the operator or an admin of %s: nno device approve %s "
-         "--platform %s --url %s)\n",
-         plat, uc, plat, c.url);
+  printf(
+      "(or, as the operator or an admin of %s: nno device approve %s "
+      "--platform %s --url %s)\n",
+      plat, uc, plat, c.url);
   printf("waiting for approval (%lld s)...\n", (long long)life);
   fflush(stdout);
   time_t end = time(NULL) + (time_t)life + 1;
@@ -573,7 +573,8 @@ int cli_logout_main(int argc, char **argv, const char *exe_dir) {
   for (int i = 0; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       fputs(
-          "usage: nno logout [[--url] URL] [--forget]\n\nRevoke the key nno login "
+          "usage: nno logout [[--url] URL] [--forget]\n\nRevoke the key nno "
+          "login "
           "stored for URL (the only one when not given)\non the host, and "
           "forget it. --forget: forget it here even when the\nhost cannot "
           "revoke it (unreachable, or refusing); the key then stays\nlive "

@@ -26,8 +26,7 @@ void cli_defang(char *s) {
 }
 
 void cli_put_safe(FILE *f, const char *s) {
-  for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c;
-       c++) {
+  for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c; c++) {
     if (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f) {
       fputc('?', f);
       c++;

@@ -49,7 +49,9 @@ static const char LOGS_HELP[] =
 
 /* Every field printed from the host's answer goes through cli_put_safe
  * (out.c): a hostile host's "\x1b]0;...\x07" retitles no terminal. */
-static void put_safe(const char *s) { cli_put_safe(stdout, s); }
+static void put_safe(const char *s) {
+  cli_put_safe(stdout, s);
+}
 
 /* One line as a person reads it. */
 static void print_line(const json_t *o) {
