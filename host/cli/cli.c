@@ -88,10 +88,11 @@ static const cli_command login_commands[] = {
 };
 
 static const cli_command logout_commands[] = {
-    {"logout", NULL, 0, 1, .synopsis = "logout [URL] [--forget]",
-     .opts = {"forget"}, .local = cli_logout_main,
+    {"logout", NULL, 0, 1, .synopsis = "logout [[--url] URL] [--forget]",
+     .opts = {"url=", "forget"}, .local = cli_logout_main,
      .help = "Revokes the key 'nno login' stored for URL (the only one when\n"
              "not given) on the host, and forgets it.\n\n"
+             "  --url URL  the host to log out of (or URL alone)\n"
              "  --forget   forget it here even when the host cannot revoke "
              "it\n",
      .example = "  nno logout https://nno.example.com\n"},

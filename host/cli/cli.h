@@ -114,6 +114,13 @@ void cli_print_json(FILE *f, const json_t *v);
  * null, scalars in arrays joined by ", ", other arrays and objects as JSON.
  * Owned by the caller (free); NULL when out of memory. */
 char *cli_text(const json_t *v);
+/* The one sanitiser for strings a host sent that go to a terminal: C0
+ * controls, DEL and C1 controls (U+0080..U+009F, UTF-8 0xc2 0x80..0x9f)
+ * become '?', in place. A hostile host's "\x1b]0;...\x07" or U+009B
+ * (CSI) retitles or clears no terminal. */
+void cli_defang(char *s);
+/* `s` (NULL: nothing) written to `f` as cli_defang leaves it. */
+void cli_put_safe(FILE *f, const char *s);
 
 /* -- commands and groups (one file a group; cli.c lists the groups) ----- */
 

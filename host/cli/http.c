@@ -263,13 +263,15 @@ done:
   return rc;
 }
 
-/* Copies `s` into out[cap] on one line: control characters become spaces,
- * at most `max` bytes. */
+/* Copies `s` into out[cap] on one line, at most `max` bytes: line breaks
+ * and tabs become spaces, then cli_defang makes the rest safe for a
+ * terminal (other C0, DEL and C1 controls become '?'). */
 static void one_line(char *out, size_t cap, const char *s, size_t max) {
   size_t i = 0;
   for (; s && *s && i + 1 < cap && i < max; s++)
-    out[i++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? ' ' : *s;
+    out[i++] = *s == '\n' || *s == '\r' || *s == '\t' ? ' ' : *s;
   out[i] = '\0';
+  cli_defang(out);
 }
 
 /* What to do about an error answer, by its status. */

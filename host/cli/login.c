@@ -214,9 +214,31 @@ static int printable_url(const char *u) {
   return 1;
 }
 
+/* A member stored from a host's answer, made safe for a terminal. */
 static void copy_member(json_t *o, const char *k, char *out, size_t cap) {
   const char *v = json_string_value(json_object_get(o, k));
   snprintf(out, cap, "%s", v ? v : "");
+  cli_defang(out);
+}
+
+/* A user code as IAM makes them: "XXXX-XXXX" from RFC 8628's consonants
+ * (plugins/iam/README.md). Anything else from a host is refused: it goes
+ * to a terminal and into a command line. */
+static int user_code_ok(const char *uc) {
+  static const char alphabet[] = "BCDFGHJKMNPQRSTVWXZ";
+  if (!uc || strlen(uc) != 9) return 0;
+  for (int i = 0; i < 9; i++)
+    if (i == 4 ? uc[i] != '-' : !strchr(alphabet, uc[i]) || uc[i] == '\0')
+      return 0;
+  return 1;
+}
+
+/* A string member of a host's answer as printed: safe for a terminal, at
+ * most cap - 1 bytes, "-" when absent. */
+static void safe_member(const json_t *o, const char *k, char *out, size_t cap) {
+  const char *v = json_string_value(json_object_get(o, k));
+  snprintf(out, cap, "%s", v && *v ? v : "-");
+  cli_defang(out);
 }
 
 int cli_cred_get(const char *url, cli_cred *out, char *err, char *hint,
@@ -274,10 +296,12 @@ static const char LOGIN_HELP[] =
     "usage: nno login URL --platform P\n"
     "\n"
     "Log in to the host at URL as a developer of platform P (the device-code\n"
-    "flow): nno shows a code and a page of P's console to open; an operator\n"
-    "or an admin of P approves it there (or with nno device approve); nno\n"
+    "flow): nno shows a code and a page of P's console to open (when P has\n"
+    "the console stack); an operator or an admin of P approves it there or,\n"
+    "always, with nno device approve CODE --platform P --url URL; nno\n"
     "stores a key of P (30 days) in $XDG_CONFIG_HOME/nno/credentials.json\n"
-    "(mode 0600), used by nno project deploy and nno project logs.\n"
+    "(mode 0600), used by nno project deploy and nno project logs; the key\n"
+    "a login to the same URL replaces is revoked.\n"
     "\n"
     "examples:\n"
     "  nno login https://nno.example.com --platform myapp\n"
@@ -319,6 +343,20 @@ static int revoke_self(const char *url, const char *key) {
   int gone = r.status == 204 || r.status == 401;
   cli_resp_free(&r);
   return gone;
+}
+
+/* The login stored for `url` in `all` into *old (zeroed when none, or
+ * when its key is not one): always 0, for the && chain that stores. */
+static int old_login(json_t *all, const char *url, cli_cred *old) {
+  json_t *e = json_object_get(all, url);
+  memset(old, 0, sizeof *old);
+  if (!json_is_object(e)) return 0;
+  copy_member(e, "platform", old->platform, sizeof old->platform);
+  copy_member(e, "key", old->key, sizeof old->key);
+  copy_member(e, "key_id", old->key_id, sizeof old->key_id);
+  copy_member(e, "expires_at", old->expires_at, sizeof old->expires_at);
+  if (!cli_key_ok(old->key)) memset(old, 0, sizeof *old);
+  return 0;
 }
 
 /* The "error" member of a 400 problem, "" when none. */
@@ -383,6 +421,15 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
     rc = CLI_EAPI;
     goto out;
   }
+  if (!user_code_ok(uc)) {
+    fprintf(stderr,
+            "nno: the host answered a user code that is not XXXX-XXXX "
+            "from BCDFGHJKMNPQRSTVWXZ: refusing it\n"
+            "hint: %s is not an nno host, or not one this nno knows\n",
+            c.url);
+    rc = CLI_EAPI;
+    goto out;
+  }
   /* RFC 8628 3.3.1: the page with the code filled in, else the page; both
    * printed only when they are plain http(s) URLs (they come from the
    * host, and go to a terminal). */
@@ -394,8 +441,12 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
     printf("Open %s in a browser to approve code %s\n", page, uc);
   else
     printf("Open %s/api/v1/device/approve and enter %s\n", c.url, uc);
-  printf("(an operator on the host: nno device approve %s --platform %s)\n", uc,
-         plat);
+  /* The page is the console's: a platform without the console stack has
+   * none. The command works always. */
+  printf(
+      "(or, as the operator or an admin of %s: nno device approve %s "
+      "--platform %s --url %s)\n",
+      plat, uc, plat, c.url);
   printf("waiting for approval (%lld s)...\n", (long long)life);
   fflush(stdout);
   time_t end = time(NULL) + (time_t)life + 1;
@@ -421,8 +472,11 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
       }
       snprintf(err, sizeof err, "too many logins stored");
       json_t *e = NULL;
+      cli_cred old; /* the login this one replaces, if any */
+      memset(&old, 0, sizeof old);
       int stored =
           cred_load(&all, err, sizeof err) == 0 &&
+          old_login(all, c.url, &old) == 0 &&
           json_object_size(all) < CRED_MAX_ENTRIES &&
           (e = json_pack("{s:s, s:s, s:O, s:O}", "platform", plat, "key", key,
                          "key_id", json_object_get(tok, "key_id"), "expires_at",
@@ -434,19 +488,40 @@ int cli_login_main(int argc, char **argv, const char *exe_dir) {
         /* Checked before, failed now: give the key back rather than leave
          * it live and stored nowhere. */
         int gone = revoke_self(c.url, key);
+        char kid[80];
+        safe_member(tok, "key_id", kid, sizeof kid);
+        explicit_bzero(old.key, sizeof old.key);
         fprintf(stderr, "nno: cannot store the key: %s\n", err);
         fprintf(stderr,
                 gone ? "hint: the key was revoked on the host; fix that, then "
                        "nno login again\n"
                      : "hint: the key could not be revoked: an admin of the "
                        "platform revokes key %s (nno key revoke)\n",
-                json_string_value(json_object_get(tok, "key_id")));
+                kid);
         json_decref(tok);
         break;
       }
+      char kid[80], until[80];
+      safe_member(tok, "key_id", kid, sizeof kid);
+      safe_member(tok, "expires_at", until, sizeof until);
       printf("logged in to %s as platform %s (key %s, until %s)\n", c.url, plat,
-             json_string_value(json_object_get(tok, "key_id")),
-             json_string_value(json_object_get(tok, "expires_at")));
+             kid, until);
+      /* The key this login replaced is forgotten now: revoke it rather
+       * than leave it live for nobody. */
+      if (old.key[0] && strcmp(old.key, key) != 0) {
+        if (revoke_self(c.url, old.key))
+          printf("the key stored before (key %s, platform %s) is revoked\n",
+                 old.key_id[0] ? old.key_id : "-", old.platform);
+        else
+          fprintf(stderr,
+                  "nno: warning: the key stored before (key %s, platform %s) "
+                  "could not be revoked: it stays live until %s unless an "
+                  "admin of platform %s revokes it (nno key revoke)\n",
+                  old.key_id[0] ? old.key_id : "-", old.platform,
+                  old.expires_at[0] ? old.expires_at : "it expires",
+                  old.platform);
+      }
+      explicit_bzero(old.key, sizeof old.key);
       /* Only user_project platforms take deploys: say so now, not at the
        * first nno project deploy. */
       const char *cls = json_string_value(json_object_get(tok, "class"));
@@ -498,7 +573,8 @@ int cli_logout_main(int argc, char **argv, const char *exe_dir) {
   for (int i = 0; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       fputs(
-          "usage: nno logout [URL] [--forget]\n\nRevoke the key nno login "
+          "usage: nno logout [[--url] URL] [--forget]\n\nRevoke the key nno "
+          "login "
           "stored for URL (the only one when not given)\non the host, and "
           "forget it. --forget: forget it here even when the\nhost cannot "
           "revoke it (unreachable, or refusing); the key then stays\nlive "
@@ -510,6 +586,14 @@ int cli_logout_main(int argc, char **argv, const char *exe_dir) {
     }
     if (!strcmp(argv[i], "--forget")) {
       forget = 1;
+      continue;
+    }
+    if ((!strcmp(argv[i], "--url") && i + 1 < argc) ||
+        !strncmp(argv[i], "--url=", 6)) {
+      if (url)
+        return cli_usage_error("logout: the URL is given twice",
+                               "nno logout [--url] URL");
+      url = argv[i][5] == '=' ? argv[i] + 6 : argv[++i];
       continue;
     }
     if (argv[i][0] == '-' || url)
@@ -629,11 +713,13 @@ int cli_device_main(int argc, char **argv, const char *exe_dir) {
   snprintf(path, sizeof path, "/device/%s", verb);
   int rc = cli_call(&c, "POST", path, body, NULL, &out, NULL);
   json_decref(body);
-  if (!rc)
+  if (!rc) {
+    char uc[32], pl[64];
+    safe_member(out, "user_code", uc, sizeof uc);
+    safe_member(out, "platform", pl, sizeof pl);
     printf("%s %s (platform %s)\n",
-           strcmp(verb, "approve") ? "denied" : "approved",
-           json_string_value(json_object_get(out, "user_code")),
-           json_string_value(json_object_get(out, "platform")));
+           strcmp(verb, "approve") ? "denied" : "approved", uc, pl);
+  }
   json_decref(out);
   if (c.curl) curl_easy_cleanup(c.curl);
   return rc;

@@ -7,9 +7,8 @@
 
 #include "cli.h"
 
-/* Replaces, in place, what a terminal would interpret: C0 controls, DEL
- * and C1 controls (UTF-8 C2 80..C2 9F) become '?'. */
-static void defang(char *s) {
+/* The one sanitiser for what a host sends to a terminal (cli.h). */
+void cli_defang(char *s) {
   char *w = s;
   for (char *p = s; *p; p++) {
     unsigned char ch = (unsigned char)*p;
@@ -24,6 +23,17 @@ static void defang(char *s) {
     }
   }
   *w = '\0';
+}
+
+void cli_put_safe(FILE *f, const char *s) {
+  for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c; c++) {
+    if (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f) {
+      fputc('?', f);
+      c++;
+    } else {
+      fputc(*c < 0x20 || *c == 0x7f ? '?' : *c, f);
+    }
+  }
 }
 
 static int is_scalar(const json_t *v) {
@@ -75,7 +85,7 @@ char *cli_text(const json_t *v) {
   } else {
     s = json_dumps(v, JSON_COMPACT);
   }
-  if (s) defang(s);
+  if (s) cli_defang(s);
   return s;
 }
 
@@ -133,7 +143,7 @@ void cli_show(FILE *f, const json_t *obj) {
   json_t *v;
   json_object_foreach((json_t *)obj, k, v) {
     char *key = strdup(k), *t = cli_text(v);
-    if (key) defang(key);
+    if (key) cli_defang(key);
     fprintf(f, "%s: %s\n", key ? key : "?", t ? t : "?");
     free(key);
     free(t);

@@ -47,20 +47,10 @@ static const char LOGS_HELP[] =
     "  NNO_URL=http://127.0.0.1:8080 NNO_KEY=K NNO_PLATFORM=myapp \\\n"
     "    nno project logs --follow --package notes\n";
 
-/* `s` printed with the terminal's controls kept out: C0 controls, DEL
- * and the C1 controls (U+0080..U+009F, 0xc2 0x80..0x9f in UTF-8) become
- * '?'. Every field printed from the host's answer goes through it: a
- * hostile host's "\x1b]0;...\x07" retitles no terminal. */
+/* Every field printed from the host's answer goes through cli_put_safe
+ * (out.c): a hostile host's "\x1b]0;...\x07" retitles no terminal. */
 static void put_safe(const char *s) {
-  for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c;
-       c++) {
-    if (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f) {
-      putchar('?');
-      c++;
-    } else {
-      putchar(*c < 0x20 || *c == 0x7f ? '?' : *c);
-    }
-  }
+  cli_put_safe(stdout, s);
 }
 
 /* One line as a person reads it. */
