@@ -8,31 +8,56 @@
 #include "cli.h"
 
 /* The one sanitiser for what a host sends to a terminal (cli.h). */
-void cli_defang(char *s) {
-  char *w = s;
-  for (char *p = s; *p; p++) {
-    unsigned char ch = (unsigned char)*p;
-    if (ch < 0x20 || ch == 0x7f) {
-      *w++ = '?';
-    } else if (ch == 0xc2 && (unsigned char)p[1] >= 0x80 &&
-               (unsigned char)p[1] <= 0x9f) {
-      *w++ = '?';
-      p++;
-    } else {
-      *w++ = (char)ch;
+/* The length of the character at p (1..4) and whether it may reach a
+ * terminal as it is: C0 controls, DEL, C1 controls (U+0080..U+009F, which
+ * some terminals take as ESC sequences) and bytes that are not well-formed
+ * UTF-8 (a bare 0x9B is CSI to a terminal in 8-bit mode) may not. */
+static size_t safe_char(const unsigned char *p, int *ok) {
+  unsigned char c = p[0];
+  size_t n = c < 0x80                 ? 1
+             : c >= 0xc2 && c <= 0xdf ? 2
+             : c >= 0xe0 && c <= 0xef ? 3
+             : c >= 0xf0 && c <= 0xf4 ? 4
+                                      : 0;
+  if (n == 0) {
+    *ok = 0;
+    return 1;
+  }
+  for (size_t i = 1; i < n; i++)
+    if ((p[i] & 0xc0) != 0x80) {
+      *ok = 0;
+      return 1;
     }
+  *ok = n == 1 ? c >= 0x20 && c != 0x7f : !(c == 0xc2 && p[1] <= 0x9f);
+  return n;
+}
+
+void cli_defang(char *s) {
+  unsigned char *r = (unsigned char *)s, *w = r;
+  while (*r) {
+    int ok;
+    size_t n = safe_char(r, &ok);
+    if (ok) {
+      memmove(w, r, n);
+      w += n;
+    } else {
+      *w++ = '?';
+    }
+    r += n;
   }
   *w = '\0';
 }
 
 void cli_put_safe(FILE *f, const char *s) {
-  for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c; c++) {
-    if (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f) {
+  const unsigned char *p = (const unsigned char *)(s ? s : "");
+  while (*p) {
+    int ok;
+    size_t n = safe_char(p, &ok);
+    if (ok)
+      fwrite(p, 1, n, f);
+    else
       fputc('?', f);
-      c++;
-    } else {
-      fputc(*c < 0x20 || *c == 0x7f ? '?' : *c, f);
-    }
+    p += n;
   }
 }
 

@@ -1,5 +1,6 @@
-/* Unit tests for the CLI's CSV output (host/cli/out.c, cli_csv): RFC
- * 4180 lines, fields quoted exactly when they must be. */
+/* Unit tests for the CLI's output (host/cli/out.c): CSV (cli_csv) as RFC
+ * 4180 lines, fields quoted exactly when they must be; the sanitiser
+ * (cli_defang, cli_put_safe) for what a host sends to a terminal. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -55,11 +56,52 @@ static void nulls_and_absent(void **state) {
   free(s);
 }
 
+/* C0, DEL, C1 (as UTF-8) and bytes that are not well-formed UTF-8 become
+ * '?', one each; other characters pass whole. */
+static void defang(void **state) {
+  (void)state;
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+      {"plain text", "plain text"},
+      {"a\x1b]0;x\x07"
+       "b",
+       "a?]0;x?b"},
+      {"del\x7f", "del?"},
+      {"csi\xc2\x9b"
+       "1m",
+       "csi?1m"},
+      {"bare\x9b"
+       "1m",
+       "bare?1m"},
+      {"cut\xc3", "cut?"},
+      {"over\xc0\xafx", "over??x"},
+      {"caf\xc3\xa9 \xe2\x86\x92 \xf0\x9f\x99\x82",
+       "caf\xc3\xa9 \xe2\x86\x92 \xf0\x9f\x99\x82"},
+      {"nbsp\xc2\xa0", "nbsp\xc2\xa0"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", cases[i].in);
+    cli_defang(buf);
+    assert_string_equal(buf, cases[i].out);
+    char *mem = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&mem, &len);
+    assert_non_null(f);
+    cli_put_safe(f, cases[i].in);
+    fclose(f);
+    assert_string_equal(mem, cases[i].out);
+    free(mem);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(plain),
       cmocka_unit_test(quoted),
       cmocka_unit_test(nulls_and_absent),
+      cmocka_unit_test(defang),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
