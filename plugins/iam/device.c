@@ -129,9 +129,9 @@ static int cookie_origin_ok(nno_req *req, const nno_caller *c,
                    api->host_base_domain(g_iam.p), plen, port);
   if (n > 0 && (size_t)n < sizeof want &&
       api->req_header(req, "Origin", &v) == NNO_OK) {
-    size_t skip = v.len > 8 && strncasecmp(v.ptr, "https://", 8) == 0  ? 8
+    size_t skip = v.len > 8 && strncasecmp(v.ptr, "https://", 8) == 0 ? 8
                   : v.len > 7 && strncasecmp(v.ptr, "http://", 7) == 0 ? 7
-                                                                        : 0;
+                                                                       : 0;
     if (skip && v.len - skip == (size_t)n &&
         strncasecmp(v.ptr + skip, want, (size_t)n) == 0)
       return 0;
