@@ -530,6 +530,21 @@ static int on_create(nno_req *req, void *ud) {
     nno_problem(req, 409, NULL, "platform \"%s\" already exists", p.id);
     goto done;
   }
+  /* Versions a deleted platform of this id left (active elsewhere when
+   * it went) are not a newcomer's to inherit. */
+  char left[512];
+  size_t nleft = reg_owned_versions(p.id, left, sizeof left);
+  if (nleft) {
+    nno_problem(req, 409, NULL,
+                "platform \"%s\" cannot be created: a deleted platform of "
+                "that id still owns %zu stack version%s (%s%s), active on "
+                "other platforms; deactivate them there and remove them "
+                "(nno stack remove ID VERSION), then create it again",
+                p.id, nleft, nleft == 1 ? "" : "s", left,
+                strlen(left) + 1 >= sizeof left ? ", ..." : "");
+    store_rollback(g_reg.db);
+    goto done;
+  }
   /* A new platform has no branding yet. */
   if (!rc && (!(obj = platform_json(&p)) ||
               json_object_set_new(obj, "branding", json_object()) ||
@@ -924,6 +939,7 @@ static int delete_here(nno_req *req, const char *id, store_platform *p) {
   }
   json_decref(detail);
   reg_committed();
+  reg_platform_stacks_drop(id);
   tell_billing(req, id, NULL);
   remove_platform_dir(id);
   api->res_status(req, 204);

@@ -202,6 +202,13 @@ int reg_prov_problem(nno_req *req, int status, const char *what,
 /* Platform `id`'s activations as JSON text [{"stack","version"},...]
  * (malloc'd; free it), NULL on error. */
 char *reg_stacks_json(const char *id);
+/* Once platform `pid` is deleted: remove every installed version it
+ * owns that no platform has active (logged, each); versions active
+ * elsewhere stay. */
+void reg_platform_stacks_drop(const char *pid);
+/* How many installed versions `pid` owns, listed "id version, ..." into
+ * `out` (`cap` bytes, cut short when full). */
+size_t reg_owned_versions(const char *pid, char *out, size_t cap);
 /* Once provisioning removed platform `id`: delete its row (gone already is
  * fine), with an audit row `action` (`req`'s actor, or "system" when NULL)
  * and a changes row, in one transaction; moves the counter. A store_rc. */

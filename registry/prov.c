@@ -165,6 +165,7 @@ int reg_platform_forget(nno_req *req, const char *id, const char *action,
     return rc;
   }
   reg_committed();
+  reg_platform_stacks_drop(id);
   return STORE_OK;
 }
 

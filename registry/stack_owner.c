@@ -9,6 +9,7 @@
  * named (activation or creation without "version") is the newest that is
  * the operator's or the target platform's own, never another platform's. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -89,4 +90,135 @@ nno_stack *reg_stack_newest_visible(const char *viewer, const char *id) {
 nno_stack *reg_stack_newest_usable(const char *pid, const char *viewer,
                                    const char *id) {
   return newest_where(id, pid, viewer, 1);
+}
+
+/* ---- versions a deleted platform leaves --------------------------------- */
+
+/* At most this many of one platform's versions are handled at once (the
+ * host bounds how many a platform may own: stacks.max_owned_versions). */
+#define OWNED_MAX 256
+
+typedef struct owned_list {
+  size_t n;
+  char id[OWNED_MAX][STORE_STACK_MAX + 1];
+  char version[OWNED_MAX][STORE_STACK_MAX + 1];
+} owned_list;
+
+/* The installed versions `pid` owns, from the host's catalogue (loaded or
+ * refused alike). */
+static void owned_by(const char *pid, owned_list *l) {
+  nno_stack_entry e;
+  l->n = 0;
+  if (!NNO_HAS(api, stack_catalogue_at) || !NNO_HAS(api, stack_owner)) return;
+  for (size_t i = 0;
+       l->n < OWNED_MAX && api->stack_catalogue_at(g_reg.p, i, &e) == NNO_OK;
+       i++) {
+    char owner[STORE_ID_MAX + 1];
+    if (e.id.len > STORE_STACK_MAX || e.version.len > STORE_STACK_MAX)
+      continue;
+    snprintf(l->id[l->n], sizeof l->id[0], "%.*s", (int)e.id.len, e.id.ptr);
+    snprintf(l->version[l->n], sizeof l->version[0], "%.*s",
+             (int)e.version.len, e.version.ptr);
+    reg_stack_owner(l->id[l->n], l->version[l->n], owner);
+    if (owner[0] && strcmp(owner, pid) == 0) l->n++;
+  }
+}
+
+size_t reg_owned_versions(const char *pid, char *out, size_t cap) {
+  owned_list *l = calloc(1, sizeof *l);
+  size_t n = 0;
+  if (cap) out[0] = '\0';
+  if (!l) return 0;
+  owned_by(pid, l);
+  n = l->n;
+  for (size_t i = 0; i < l->n && cap; i++) {
+    size_t len = strlen(out);
+    snprintf(out + len, cap - len, "%s%s %s", i ? ", " : "", l->id[i],
+             l->version[i]);
+  }
+  free(l);
+  return n;
+}
+
+typedef struct use_of {
+  const char *stack, *version;
+  char first[STORE_ID_MAX + 1];
+} use_of;
+
+static int note_use(void *ud, const store_activation *a) {
+  use_of *u = ud;
+  if (strcmp(a->stack, u->stack) != 0 || strcmp(a->version, u->version) != 0)
+    return 0;
+  snprintf(u->first, sizeof u->first, "%s", a->platform);
+  return 1; /* one is enough */
+}
+
+/* Remove one version nobody uses; 1 removed, 0 kept (logged why). */
+static int drop_one(const char *pid, const char *id, const char *version) {
+  char err[512], moving[STORE_ID_MAX + 1];
+  use_of u = {id, version, ""};
+  int rc = store_begin(g_reg.db);
+  if (rc) goto store_failed;
+  /* Under the write lock: no activation of it can start meanwhile. */
+  rc = store_activation_list(g_reg.db, NULL, NULL, 0, note_use, &u);
+  if (rc && rc != 1) goto store_failed;
+  if (u.first[0]) {
+    store_rollback(g_reg.db);
+    api->log(g_reg.p, NNO_LOG_INFO,
+             "platform %s deleted: its stack %s %s stays (active on "
+             "platform %s)",
+             pid, id, version, u.first);
+    return 0;
+  }
+  rc = store_move_to(g_reg.db, id, version, moving);
+  if (rc != STORE_NOTFOUND) {
+    if (rc) goto store_failed;
+    store_rollback(g_reg.db);
+    api->log(g_reg.p, NNO_LOG_WARN,
+             "platform %s deleted: its stack %s %s stays (platform %s is "
+             "moving to it); remove it with nno stack remove",
+             pid, id, version, moving);
+    return 0;
+  }
+  if (api->stack_remove(g_reg.p, id, version, err, sizeof err) != NNO_OK) {
+    store_rollback(g_reg.db);
+    api->log(g_reg.p, NNO_LOG_WARN,
+             "platform %s deleted: cannot remove its stack %s %s: %s", pid,
+             id, version, err);
+    return 0;
+  }
+  /* The version leaves the catalogue (nobody has it). */
+  rc = store_stack_remove_unused(g_reg.db, id, version);
+  if (!rc) rc = store_commit(g_reg.db);
+  if (rc) {
+    store_rollback(g_reg.db);
+    api->log(g_reg.p, NNO_LOG_WARN,
+             "platform %s deleted: its stack %s %s removed from disk, the "
+             "catalogue row stays until the next sync: %s",
+             pid, id, version, sqlite3_errmsg(g_reg.db));
+  } else {
+    reg_committed();
+  }
+  api->log(g_reg.p, NNO_LOG_INFO,
+           "platform %s deleted: removed its stack %s %s", pid, id, version);
+  return 1;
+store_failed:
+  store_rollback(g_reg.db);
+  api->log(g_reg.p, NNO_LOG_WARN,
+           "platform %s deleted: cannot check its stack %s %s: %s", pid, id,
+           version, sqlite3_errmsg(g_reg.db));
+  return 0;
+}
+
+void reg_platform_stacks_drop(const char *pid) {
+  if (!NNO_HAS(api, stack_remove)) return;
+  owned_list *l = calloc(1, sizeof *l);
+  if (!l) {
+    api->log(g_reg.p, NNO_LOG_WARN,
+             "platform %s deleted: out of memory listing its stacks", pid);
+    return;
+  }
+  owned_by(pid, l);
+  for (size_t i = 0; i < l->n; i++) drop_one(pid, l->id[i], l->version[i]);
+  free(l);
 }

@@ -15,8 +15,10 @@
  *   DELETE /api/v1/keys/self       authenticated  a key revokes itself
  *          (also while its platform is suspended: policy.c lets it by)
  *
- * Codes are bounded per client address (code_addr_limit); a platform's
- * pending codes only by a high backstop (device_pending_max).
+ * Codes are bounded per client address (code_addr_limit, an IPv6 one by
+ * its /56); a platform's pending codes by a high backstop
+ * (device_pending_max), where the client group holding the most gives up
+ * its oldest code to a newcomer.
  *
  * Approving is for the operator, or a key or session of the code's
  * platform that is not bound to a tenant and holds keys:write. The key
@@ -33,9 +35,12 @@
  * Codes live in core.db (iam_device_codes): the device code by its
  * SHA-256 only, compared again in constant time; a code is given out
  * once (state 'used'); expired codes are swept when new ones are made. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -79,25 +84,64 @@ static int map_sql(int rc) {
 /* The page where a person approves codes of platform `plat`:
  * http://console.{plat}.{base}{:port}/device, with the port the request
  * came to (from its Host header). */
-static void page_url(nno_req *req, const char *plat, char *out, size_t cap) {
+static void host_port(nno_req *req, const char **port, int *plen) {
   nno_str host = {0};
-  const char *port = "";
-  int plen = 0;
+  *port = "";
+  *plen = 0;
   if (api->req_header(req, "Host", &host) == NNO_OK && host.len <= 255) {
     /* An IPv6 literal has colons of its own; its port follows "]". */
     const char *b = memchr(host.ptr, ']', host.len);
     const char *from = b ? b : host.ptr;
     const char *c = memchr(from, ':', host.len - (size_t)(from - host.ptr));
     if (c && host.len - (size_t)(c - host.ptr) <= 6) {
-      port = c;
-      plen = (int)(host.len - (size_t)(c - host.ptr));
-      for (int i = 1; i < plen; i++)
-        if (port[i] < '0' || port[i] > '9') plen = 0;
-      if (plen < 2) plen = 0; /* ":" alone names no port */
+      *port = c;
+      *plen = (int)(host.len - (size_t)(c - host.ptr));
+      for (int i = 1; i < *plen; i++)
+        if ((*port)[i] < '0' || (*port)[i] > '9') *plen = 0;
+      if (*plen < 2) *plen = 0; /* ":" alone names no port */
     }
   }
+}
+
+static void page_url(nno_req *req, const char *plat, char *out, size_t cap) {
+  const char *port;
+  int plen;
+  host_port(req, &port, &plen);
   snprintf(out, cap, "http://console.%s.%s%.*s/device", plat,
            api->host_base_domain(g_iam.p), plen, port);
+}
+
+/* A decision authenticated by the session cookie (not by a bearer token)
+ * must come from the console host's own origin, http(s)://console.{plat}.
+ * {base}{:port}: the cookie is sent by the browser from any host of the
+ * platform, and a decision makes a key. 0, or -1 after answering 403. */
+static int cookie_origin_ok(nno_req *req, const nno_caller *c,
+                            const char *plat) {
+  nno_str v;
+  if (c->kind != NNO_CALLER_USER ||
+      api->req_header(req, "Authorization", &v) == NNO_OK)
+    return 0;
+  const char *port;
+  int plen;
+  char want[320];
+  host_port(req, &port, &plen);
+  int n = snprintf(want, sizeof want, "console.%s.%s%.*s", plat,
+                   api->host_base_domain(g_iam.p), plen, port);
+  if (n > 0 && (size_t)n < sizeof want &&
+      api->req_header(req, "Origin", &v) == NNO_OK) {
+    size_t skip = v.len > 8 && strncasecmp(v.ptr, "https://", 8) == 0 ? 8
+                  : v.len > 7 && strncasecmp(v.ptr, "http://", 7) == 0 ? 7
+                                                                       : 0;
+    if (skip && v.len - skip == (size_t)n &&
+        strncasecmp(v.ptr + skip, want, (size_t)n) == 0)
+      return 0;
+  }
+  nno_problem(req, 403, NULL,
+              "a device login is approved or denied with the session cookie "
+              "only from the console's own page (Origin http://%s); send "
+              "the token as \"Authorization: Bearer\" otherwise",
+              want);
+  return -1;
 }
 
 /* ---- codes --------------------------------------------------------------- */
@@ -137,6 +181,27 @@ static int device_code_ok(const char *s) {
   return 1;
 }
 
+/* The client group an address stands for in the device buckets: an
+ * IPv6 address by its /56 ("2001:db8:1:200::/56", a usual home
+ * allocation: counting per /64 would give one home 256 clients), an IPv4
+ * or IPv4-mapped one whole (nno_client_key). */
+static void device_client(nno_str a, char *out, size_t cap) {
+  char text[INET6_ADDRSTRLEN];
+  struct in6_addr a6;
+  if (a.len && a.len < sizeof text && memchr(a.ptr, ':', a.len)) {
+    memcpy(text, a.ptr, a.len);
+    text[a.len] = '\0';
+    if (inet_pton(AF_INET6, text, &a6) == 1 && !IN6_IS_ADDR_V4MAPPED(&a6)) {
+      const unsigned char *b = a6.s6_addr;
+      int w = snprintf(out, cap, "%x:%x:%x:%x::/56", b[0] << 8 | b[1],
+                       b[2] << 8 | b[3], b[4] << 8 | b[5], b[6] << 8);
+      if (w <= 0 || (size_t)w >= cap) out[0] = '\0';
+      return;
+    }
+  }
+  nno_client_key(a.ptr, a.len, out, cap);
+}
+
 /* The public routes' own bucket per client address: the gateway sets no
  * limit on a core route that names no platform. 0 allowed, or -1 after
  * answering 429 (503 when the host's table is full). */
@@ -145,8 +210,7 @@ static int device_limit(nno_req *req) {
   nno_plan_limits pl = {.size = sizeof pl};
   nno_limit_result r;
   iam_plan_limits("", &pl);
-  nno_str a = api->req_remote_addr(req);
-  nno_client_key(a.ptr, a.len, addr, sizeof addr);
+  device_client(api->req_remote_addr(req), addr, sizeof addr);
   int n = snprintf(key, sizeof key, "d:%s", addr);
   if (n <= 0 || (size_t)n >= sizeof key) return 0;
   int rc = api->limit_take(g_iam.p, key, (size_t)n, pl.anonymous.rate,
@@ -166,15 +230,14 @@ static int device_limit(nno_req *req) {
 
 /* The codes one client address may ask for: device_codes_per_addr per
  * device_codes_window_s, across platforms ("dc:{address, an IPv6 one by
- * its /64}"). This, not the per-platform backstop, is what keeps a client
+ * its /56}"). This, not the per-platform backstop, is what keeps a client
  * without credentials from filling a platform's pending codes and so
  * blocking its logins. 0 allowed, or -1 after answering 429 (503 when the
  * host's table is full). */
 static int code_addr_limit(nno_req *req) {
   char key[96], addr[64];
   nno_limit_result r;
-  nno_str a = api->req_remote_addr(req);
-  nno_client_key(a.ptr, a.len, addr, sizeof addr);
+  device_client(api->req_remote_addr(req), addr, sizeof addr);
   int n = snprintf(key, sizeof key, "dc:%s", addr);
   if (n <= 0 || (size_t)n >= sizeof key) return 0;
   double rate = (double)g_iam.cfg.device_codes_per_addr /
@@ -262,7 +325,43 @@ static int code_create(nno_req *req, void *ud) {
     }
     sqlite3_finalize(s);
   }
+  /* At the bound: the group holding the most pending codes of the
+   * platform (the asker's own on a tie) gives up its oldest, so that a
+   * flood from one group evicts itself instead of locking others out. */
+  char group[64];
+  device_client(addr, group, sizeof group);
   if (!rc && pending >= g_iam.cfg.device_pending_max) {
+    rc = sqlite3_prepare_v2(
+        db,
+        "DELETE FROM iam_device_codes WHERE code_sha256 = ("
+        " SELECT code_sha256 FROM iam_device_codes WHERE platform_id = ?1"
+        " AND expires_at > ?2 AND state = 'pending' AND"
+        " coalesce(client_group, '') = (SELECT coalesce(client_group, '') g"
+        "  FROM iam_device_codes WHERE platform_id = ?1 AND expires_at > ?2"
+        "  AND state = 'pending' GROUP BY g"
+        "  ORDER BY count(*) DESC, g = ?3 DESC LIMIT 1)"
+        " ORDER BY created_at, code_sha256 LIMIT 1)",
+        -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_text(s, 1, plat, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(s, 2, now);
+      sqlite3_bind_text(s, 3, group, -1, SQLITE_STATIC);
+      rc = sqlite3_step(s);
+      rc = rc == SQLITE_DONE ? 0 : map_sql(rc);
+      if (!rc && sqlite3_changes(db) == 1) pending--;
+    } else {
+      rc = map_sql(rc);
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (!rc && pending < g_iam.cfg.device_pending_max)
+      api->log(g_iam.p, NNO_LOG_INFO,
+               "platform %s at %lld pending device codes: evicted the "
+               "oldest of the client group holding the most",
+               plat, (long long)g_iam.cfg.device_pending_max);
+  }
+  if (!rc && pending >= g_iam.cfg.device_pending_max) {
+    /* Nothing pending to evict (all decided, waiting to be fetched). */
     iam_store_rollback(db);
     nno_problem_retry(req, 429, (unsigned long long)g_iam.cfg.device_ttl_s,
                       "platform %s has %lld pending device codes (at most "
@@ -278,7 +377,8 @@ static int code_create(nno_req *req, void *ud) {
         sqlite3_prepare_v2(db,
                            "INSERT OR IGNORE INTO iam_device_codes(code_sha256,"
                            " user_code, platform_id, created_at, expires_at,"
-                           " client_addr) VALUES (?, ?, ?, ?, ?, ?)",
+                           " client_addr, client_group)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?)",
                            -1, &s, NULL);
     if (rc != SQLITE_OK) {
       rc = map_sql(rc);
@@ -291,6 +391,7 @@ static int code_create(nno_req *req, void *ud) {
     sqlite3_bind_int64(s, 5, now + g_iam.cfg.device_ttl_s);
     if (addr.len >= 1 && addr.len <= 64)
       sqlite3_bind_text(s, 6, addr.ptr, (int)addr.len, SQLITE_STATIC);
+    if (group[0]) sqlite3_bind_text(s, 7, group, -1, SQLITE_STATIC);
     rc = sqlite3_step(s);
     rc = rc == SQLITE_DONE ? 0 : map_sql(rc);
     inserted = !rc && sqlite3_changes(db) == 1;
@@ -552,7 +653,15 @@ static int decide(nno_req *req, int approve, const char *here) {
   int64_t now = iam_now();
   api->req_caller(req, &c);
   if (c.kind == NNO_CALLER_NONE) return sign_in_first(req);
-  if (nno_body_object(req, 4096, 0, &b)) return NNO_OK;
+  /* A decision makes (or refuses) a key: JSON only (a cross-site form
+   * cannot send it without a preflight), and by cookie only from the
+   * console's own page. */
+  char cp[IAM_ID_MAX];
+  snprintf(cp, sizeof cp, "%.*s",
+           c.platform.len < sizeof cp ? (int)c.platform.len : 0,
+           c.platform.ptr);
+  if (cookie_origin_ok(req, &c, cp)) return NNO_OK;
+  if (nno_body_object(req, 4096, NNO_BODY_JSON_TYPE, &b)) return NNO_OK;
   const char *unknown = nno_fields_unknown(b, fields, 2);
   const char *u = json_string_value(json_object_get(b, "user_code"));
   const char *want = json_string_value(json_object_get(b, "platform"));

@@ -112,6 +112,11 @@ static const char *const migrations[] = {
      * that a code phished from someone else is recognisable */
     "ALTER TABLE iam_device_codes ADD COLUMN client_addr TEXT"
     " CHECK (client_addr IS NULL OR length(client_addr) BETWEEN 1 AND 64);",
+    /* 6: the client group the code was asked from (an IPv6 address by its
+     * /56): when a platform's pending codes are at their bound, the group
+     * holding the most gives up its oldest */
+    "ALTER TABLE iam_device_codes ADD COLUMN client_group TEXT"
+    " CHECK (client_group IS NULL OR length(client_group) BETWEEN 1 AND 64);",
 };
 
 #define NMIG (sizeof migrations / sizeof migrations[0])

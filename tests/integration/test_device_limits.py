@@ -115,11 +115,12 @@ def test_both_bounds_are_configurable(make_host):
                     "127.0.0.31")[0] == 200
     st, _, b = post(h, "/device/code", {"platform": "dev1"}, "127.0.0.31")
     assert st == 429 and "address" in b["detail"], b
-    # The platform's backstop: 3 pending codes, whatever the address.
+    # The platform's backstop: 3 pending codes, whatever the address; at
+    # it, the group holding the most (.31) gives up its oldest.
     assert post(h, "/device/code", {"platform": "dev1"}, "127.0.0.32")[0] \
         == 200
     st, _, b = post(h, "/device/code", {"platform": "dev1"}, "127.0.0.33")
-    assert st == 429 and "pending device codes" in b["detail"], b
+    assert st == 200, b
 
 
 def test_token_names_the_unknown_field(h):

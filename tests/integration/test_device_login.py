@@ -133,10 +133,20 @@ def test_pending_codes_are_bounded(make_host):
     h = make_host(core=True, workers=1, config={
         "plugin_config": {"iam": {"device_pending_max": 2}}}).start()
     h.platform("dev1", stacks=(), **{"class": "user_project"})
-    code(h, "dev1")
-    code(h, "dev1")
+    first = [code(h, "dev1"), code(h, "dev1")]
+    # At the bound, the client group holding the most gives up its oldest:
+    # still two codes, one of the first two gone.
+    third = code(h, "dev1")
+    gone = [error_of(token(h, c)) for c in first]
+    assert sorted(gone) == ["authorization_pending", "expired_token"], gone
+    # Nothing pending to give up (all approved, not fetched yet): refused.
+    for c in [c for c, e in zip(first, gone) if e != "expired_token"] + \
+            [third]:
+        st, _, b = h.api("POST", "/device/approve",
+                         {"user_code": c["user_code"]})
+        assert st == 200, b
     st, _, b = h.api("POST", "/device/code", {"platform": "dev1"}, key=False)
-    assert st == 429, b
+    assert st == 429 and "pending device codes" in b["detail"], b
 
 
 def test_expired(make_host):

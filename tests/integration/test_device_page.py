@@ -302,7 +302,8 @@ def test_a_session_cookie_follows_the_origin_rule(h):
     c2 = new_code(h)
     st, _, b = con(h, "POST", "/console/device/deny",
                    body={"user_code": c2["user_code"]},
-                   headers=dict(cookie, **{"Sec-Fetch-Site": "same-origin"}))
+                   headers=dict(cookie, Origin=own,
+                               **{"Sec-Fetch-Site": "same-origin"}))
     assert st == 200 and b["state"] == "denied", b
     st, _, b = token(h, c2)
     assert st == 400 and b["error"] == "access_denied", b
