@@ -141,8 +141,7 @@ static void arm_body(conn *c) {
   int64_t ms = c->w->cfg->body_timeout_ms;
   if (c->req.upload == REQ_UPLOAD_FILE) {
     uint64_t now = uv_now(&c->w->loop);
-    int64_t left =
-        c->upload_until > now ? (int64_t)(c->upload_until - now) : 0;
+    int64_t left = c->upload_until > now ? (int64_t)(c->upload_until - now) : 0;
     if (left < ms) ms = left;
   }
   arm(c, ms);
@@ -281,13 +280,14 @@ static int answered(conn *c, const http_request *hr) {
 }
 
 /* Uploads of the platform whose credential sent c->req, open on this
- * worker now: 0 for the operator's (or an unknown caller's). A scan of
- * the connections, done only while several uploads are open. */
+ * worker now: 0 for the operator's (or an unknown caller's), and when
+ * fewer than the bound are open in all. A scan of the connections, done
+ * only while several uploads are open. */
 static unsigned uploads_of_platform(worker *w, const conn *c) {
   const nno_req *r = &c->req;
   if (r->caller_kind != NNO_CALLER_KEY && r->caller_kind != NNO_CALLER_USER)
     return 0;
-  if (w->nuploads < CONN_MAX_UPLOADS_EACH) return w->nuploads;
+  if (w->nuploads < CONN_MAX_UPLOADS_EACH) return 0; /* under it anyway */
   unsigned n = 0;
   for (const conn *o = w->conns; o; o = o->next)
     if (o != c && o->req.upload == REQ_UPLOAD_FILE &&
@@ -360,13 +360,12 @@ static void on_timer(uv_timer_t *t) {
     conn_close(c);
     break;
   case CONN_READING:
-    refuse(c, 408, !http_reader_head_done(c->reader)
-                       ? "request head not received in time"
-                       : c->req.upload == REQ_UPLOAD_FILE &&
-                                 now >= c->upload_until
-                             ? "upload not received within "
-                               "limits.upload_timeout_ms"
-                             : "request body not received in time");
+    if (!http_reader_head_done(c->reader))
+      refuse(c, 408, "request head not received in time");
+    else if (c->req.upload == REQ_UPLOAD_FILE && now >= c->upload_until)
+      refuse(c, 408, "upload not received within limits.upload_timeout_ms");
+    else
+      refuse(c, 408, "request body not received in time");
     break;
   default:
     /* A client that stopped reading a streamed body. */
