@@ -65,6 +65,9 @@ static const cfg_key keys[] = {
      OFF(header_timeout_ms), 0, 10, 3600000, "time to receive a head (408)"},
     {"limits.body_timeout_ms", "NNO_BODY_TIMEOUT_MS", T_INT,
      OFF(body_timeout_ms), 0, 10, 3600000, "time to receive a body (408)"},
+    {"limits.upload_timeout_ms", "NNO_UPLOAD_TIMEOUT_MS", T_INT,
+     OFF(upload_timeout_ms), 0, 10, 86400000,
+     "time to receive the whole body of an upload (408)"},
     {"limits.idle_timeout_ms", "NNO_IDLE_TIMEOUT_MS", T_INT,
      OFF(idle_timeout_ms), 0, 10, 3600000, "keep-alive idle time"},
     {"limits.max_connections", "NNO_MAX_CONNECTIONS", T_INT,
@@ -222,6 +225,7 @@ void config_defaults(nno_config *c, const char *exe_dir) {
   c->max_body_bytes = 1 << 20;
   c->header_timeout_ms = 10000;
   c->body_timeout_ms = 30000;
+  c->upload_timeout_ms = 300000;
   c->idle_timeout_ms = 60000;
   c->max_connections = 10000;
   c->max_response_bytes = 16 << 20;

@@ -33,6 +33,7 @@ typedef struct nno_config {
   int64_t max_body_bytes;
   int64_t header_timeout_ms;
   int64_t body_timeout_ms;
+  int64_t upload_timeout_ms; /* one upload route's whole body */
   int64_t idle_timeout_ms;
   int64_t max_connections; /* per worker */
   int64_t max_response_bytes;

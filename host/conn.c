@@ -134,6 +134,19 @@ static void arm(conn *c, int64_t ms) {
     uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
 }
 
+/* The wait for more of a body: body_timeout_ms of silence, and for an
+ * upload being spooled no later than its overall deadline, so a client
+ * trickling a byte now and then cannot hold an upload slot for ever. */
+static void arm_body(conn *c) {
+  int64_t ms = c->w->cfg->body_timeout_ms;
+  if (c->req.upload == REQ_UPLOAD_FILE) {
+    uint64_t now = uv_now(&c->w->loop);
+    int64_t left = c->upload_until > now ? (int64_t)(c->upload_until - now) : 0;
+    if (left < ms) ms = left;
+  }
+  arm(c, ms);
+}
+
 /* No deadline while a handler works; the timer may stay armed and will
  * find nothing to do. */
 static void disarm(conn *c) { c->deadline = 0; }
@@ -211,7 +224,8 @@ static void refuse(conn *c, int status, const char *detail) {
  * the connection stays open; otherwise the connection closes after the
  * answer.
  * The silence allowed between two reads of a spooled body is
- * body_timeout_ms (an upload may take longer than that in all). */
+ * body_timeout_ms, and the whole body must be in within
+ * upload_timeout_ms of its head (arm_body). */
 
 static uint64_t upload_bound(void *ud, const http_request *q) {
   conn *c = ud;
@@ -236,7 +250,7 @@ static int spool_write(void *ud, const char *data, size_t n) {
     n -= (size_t)k;
     r->upload_len += (uint64_t)k;
   }
-  arm(c, c->w->cfg->body_timeout_ms);
+  arm_body(c);
   return 0;
 }
 
@@ -263,6 +277,25 @@ static int answered(conn *c, const http_request *hr) {
   r->active = 1;
   conn_request_done(c);
   return 1;
+}
+
+/* Uploads of the platform whose credential sent c->req, open on this
+ * worker now: 0 for the operator's (or an unknown caller's), and when
+ * fewer than the bound are open in all. A scan of the connections, done
+ * only while several uploads are open. */
+static unsigned uploads_of_platform(worker *w, const conn *c) {
+  const nno_req *r = &c->req;
+  if (r->caller_kind != NNO_CALLER_KEY && r->caller_kind != NNO_CALLER_USER)
+    return 0;
+  if (w->nuploads < CONN_MAX_UPLOADS_EACH) return 0; /* under it anyway */
+  unsigned n = 0;
+  for (const conn *o = w->conns; o; o = o->next)
+    if (o != c && o->req.upload == REQ_UPLOAD_FILE &&
+        (o->req.caller_kind == NNO_CALLER_KEY ||
+         o->req.caller_kind == NNO_CALLER_USER) &&
+        strcmp(o->req.caller[0], r->caller[0]) == 0)
+      n++;
+  return n;
 }
 
 /* The head of a request to spool is complete. 1 if it was answered and the
@@ -293,6 +326,14 @@ static int upload_begin(conn *c, const http_request *hr) {
     (void)buf_append(&r->headers, ra, sizeof ra - 1, SIZE_MAX);
     return answered(c, hr);
   }
+  if (uploads_of_platform(w, c) >= CONN_MAX_UPLOADS_EACH) {
+    static const char ra[] = "Retry-After: 1\r\n";
+    req_problem(r, 429, http_reason(429),
+                "this platform has 2 uploads in progress on this worker "
+                "already; retry when one is done");
+    (void)buf_append(&r->headers, ra, sizeof ra - 1, SIZE_MAX);
+    return answered(c, hr);
+  }
   if (req_upload_open(r, w->cfg->data_dir, &w->nuploads) != 0) {
     req_problem(r, 500, http_reason(500), "cannot store the request body");
     return answered(c, hr);
@@ -300,6 +341,7 @@ static int upload_begin(conn *c, const http_request *hr) {
   /* Not dispatched yet: a client going away now frees the connection (and
    * the file) at once. gateway_handle dispatches it once the body is in. */
   r->active = 0;
+  c->upload_until = uv_now(&w->loop) + (uint64_t)w->cfg->upload_timeout_ms;
   http_reader_spool(c->reader, spool_write, c);
   return 0;
 }
@@ -318,9 +360,12 @@ static void on_timer(uv_timer_t *t) {
     conn_close(c);
     break;
   case CONN_READING:
-    refuse(c, 408, http_reader_head_done(c->reader)
-                       ? "request body not received in time"
-                       : "request head not received in time");
+    if (!http_reader_head_done(c->reader))
+      refuse(c, 408, "request head not received in time");
+    else if (c->req.upload == REQ_UPLOAD_FILE && now >= c->upload_until)
+      refuse(c, 408, "upload not received within limits.upload_timeout_ms");
+    else
+      refuse(c, 408, "request body not received in time");
     break;
   default:
     /* A client that stopped reading a streamed body. */
@@ -510,7 +555,7 @@ static void process(conn *c, const char *data, size_t n) {
         }
         flush(c);
       }
-      arm(c, w->cfg->body_timeout_ms);
+      arm_body(c);
       head_done = 1;
       break;
     }

@@ -39,6 +39,8 @@ typedef struct conn {
   uint64_t idle_since; /* loop time (ms) it last began waiting for a request */
   uint64_t reading_since; /* loop time (ms) the first byte of the request
                              being read arrived (CONN_READING) */
+  uint64_t upload_until; /* loop time (ms) an upload's body must be in by
+                            (limits.upload_timeout_ms), while spooling */
   uint64_t read_ns;   /* when the last bytes read reached the worker
                          (watchdog_arrival_ns): a request's start; 0
                          before the first read */
@@ -89,6 +91,10 @@ void conn_request_done(conn *c);
  * instead of w->in_bytes; at most CONN_MAX_UPLOADS of them per worker are
  * being received or handled at a time (503 with Retry-After over it). */
 #define CONN_MAX_UPLOADS 8
+/* ... and at most CONN_MAX_UPLOADS_EACH of them per platform whose key or
+ * user sent it (the operator's are not counted), so one platform cannot
+ * take every slot. */
+#define CONN_MAX_UPLOADS_EACH 2
 
 /* Drain: close idle connections; busy ones close after their response. */
 void conn_drain_all(worker *w);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -1069,14 +1070,35 @@ static int same_install(install_op *op, const char *dir) {
   return same;
 }
 
+/* The lock every worker takes, on the pool, around the last owner and
+ * count check and the move into place (flock on DATA/stacks/.lock): two
+ * uploads checked at once would both see room for one more version. Held
+ * for a directory scan and a rename only. The descriptor, or -1 after
+ * op_fail. */
+static int place_lock(install_op *op) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/stacks/.lock", op->data);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    op_fail(op, NNO_EIO, 500, "", "", "cannot open %s: %s", path,
+            strerror(errno));
+    return -1;
+  }
+  while (flock(fd, LOCK_EX) != 0) {
+    if (errno == EINTR) continue;
+    op_fail(op, NNO_EIO, 500, "", "", "cannot lock %s: %s", path,
+            strerror(errno));
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 static void place_work(uv_work_t *wk) {
   install_op *op = wk->data;
   char idir[PATH_MAX], final[PATH_MAX];
   snprintf(idir, sizeof idir, "%s/stacks/%s", op->data, op->info.id);
   snprintf(final, sizeof final, "%s/%s", idir, op->info.version);
-  /* Again, as close to the move as can be: the operator may have placed
-   * a version of this id while the archive was checked. */
-  if (owner_conflict(op)) return;
   struct stat st;
   if (lstat(final, &st) == 0) goto exists;
   {
@@ -1109,12 +1131,24 @@ static void place_work(uv_work_t *wk) {
             strerror(errno));
     return;
   }
-  if (rename(op->stage, final) != 0) {
-    if (errno == EEXIST || errno == ENOTEMPTY) goto exists;
-    op_fail(op, NNO_EIO, 500, "", "", "cannot move the stack into %s: %s",
-            final, strerror(errno));
+  /* Checked and moved in one step for every worker: the operator may have
+   * placed a version of this id while the archive was checked, and
+   * another upload of the same owner may be about to take the last room. */
+  int lk = place_lock(op);
+  if (lk < 0) return;
+  if (owner_conflict(op)) {
+    close(lk);
     return;
   }
+  if (rename(op->stage, final) != 0) {
+    int e = errno;
+    close(lk);
+    if (e == EEXIST || e == ENOTEMPTY) goto exists;
+    op_fail(op, NNO_EIO, 500, "", "", "cannot move the stack into %s: %s",
+            final, strerror(e));
+    return;
+  }
+  close(lk); /* releases the lock */
   op->stage[0] = '\0'; /* in place: nothing to remove */
   failpoint("install:renamed");
   chmod(final, 0555);

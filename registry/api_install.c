@@ -284,6 +284,28 @@ refuse:
   return -1;
 }
 
+/* AUTHZ hook: the same rule at the head of POST /api/v1/stacks, before
+ * its body is read and before it takes an upload slot (the host runs the
+ * stages at the head of an upload route): whoever cannot install is
+ * answered 403 at once, not after sending an archive. A request with no
+ * credential is left to IAM (401); the handler checks again. */
+static int on_install_authz(nno_req *req, void *ud) {
+  (void)ud;
+  nno_str pattern, pkg, m = api->req_method(req);
+  nno_caller c;
+  char owner[STORE_ID_MAX + 1];
+  if (api->req_route(req, &pattern, NULL, &pkg) != NNO_OK ||
+      api->req_scope(req).len || pkg.len != 8 ||
+      memcmp(pkg.ptr, "registry", 8) != 0 || m.len != 4 ||
+      memcmp(m.ptr, "POST", 4) != 0 || pattern.len != 14 ||
+      memcmp(pattern.ptr, "/api/v1/stacks", 14) != 0)
+    return NNO_OK;
+  if (!NNO_HAS(api, req_caller) || api->req_caller(req, &c) != NNO_OK ||
+      c.kind == NNO_CALLER_NONE)
+    return NNO_OK;
+  return install_owner(req, owner) ? NNO_DONE : NNO_OK;
+}
+
 static int on_install(nno_req *req, void *ud) {
   (void)ud;
   char owner[STORE_ID_MAX + 1];
@@ -495,5 +517,6 @@ int api_install_init(nno_plugin *p) {
   if (!rc)
     rc = api->route_add(p, "DELETE", "/api/v1/stacks/{id}/{version}",
                         on_remove, NULL);
+  if (!rc) rc = api->gateway_hook_add(p, NNO_STAGE_AUTHZ, on_install_authz, NULL);
   return rc;
 }

@@ -49,6 +49,7 @@ static void check_config(const nno_config *c) {
   IN(c->max_body_bytes, 0, (int64_t)1 << 30);
   IN(c->header_timeout_ms, 10, 3600000);
   IN(c->body_timeout_ms, 10, 3600000);
+  IN(c->upload_timeout_ms, 10, 86400000);
   IN(c->idle_timeout_ms, 10, 3600000);
   IN(c->max_connections, 1, 1000000);
   IN(c->max_response_bytes, 1024, (int64_t)1 << 30);
