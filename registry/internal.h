@@ -116,6 +116,10 @@ int api_logs_init(nno_plugin *p);
 void reg_on_host_event(nno_plugin *p, const nno_host_event *ev);
 
 /* ---- whose stack versions a caller sees (stack_owner.c) ---------------- */
+/* 1 and its version in v when the catalogue's stack `s` is a version of
+ * stack `id` (whose version fits STORE_STACK_MAX), else 0. */
+int reg_stack_version_of(nno_stack *s, const char *id,
+                         char v[STORE_STACK_MAX + 1]);
 
 /* The caller of req as a viewer of stack versions: 0 for the operator
  * (out ""), 1 for anyone else (out: its platform's id; a value matching

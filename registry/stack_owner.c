@@ -56,6 +56,17 @@ int reg_stack_usable(const char *pid, const char *viewer, const char *id,
   return strcmp(owner, pid) == 0 && (!viewer || strcmp(viewer, pid) == 0);
 }
 
+int reg_stack_version_of(nno_stack *s, const char *id,
+                         char v[STORE_STACK_MAX + 1]) {
+  nno_str sid, sver;
+  if (api->stack_info(s, &sid, &sver) != NNO_OK || sid.len != strlen(id) ||
+      memcmp(sid.ptr, id, sid.len) != 0 || sver.len > STORE_STACK_MAX)
+    return 0;
+  memcpy(v, sver.ptr, sver.len);
+  v[sver.len] = '\0';
+  return 1;
+}
+
 /* The newest loaded version of `id` usable on `pid` (usable), or visible
  * to `viewer` (not usable); NULL when none is. */
 static nno_stack *newest_where(const char *id, const char *pid,
@@ -63,13 +74,8 @@ static nno_stack *newest_where(const char *id, const char *pid,
   nno_stack *s, *best = NULL;
   char bestv[STORE_STACK_MAX + 1] = "";
   for (size_t i = 0; api->stack_at(g_reg.p, i, &s) == NNO_OK; i++) {
-    nno_str sid, sver;
     char v[STORE_STACK_MAX + 1], gt[STORE_STACK_MAX + 2];
-    if (api->stack_info(s, &sid, &sver) != NNO_OK ||
-        sid.len != strlen(id) || memcmp(sid.ptr, id, sid.len) != 0 ||
-        sver.len > STORE_STACK_MAX)
-      continue;
-    snprintf(v, sizeof v, "%.*s", (int)sver.len, sver.ptr);
+    if (!reg_stack_version_of(s, id, v)) continue;
     if (usable ? !reg_stack_usable(pid, viewer, id, v)
                : !reg_stack_visible(viewer, id, v))
       continue;

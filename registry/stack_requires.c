@@ -105,14 +105,10 @@ nno_stack *reg_requires_pick(const char *pid, const char *viewer,
   char bestv[STORE_STACK_MAX + 1] = "", why[512];
   if (!have_abi()) return NULL;
   for (size_t i = 0; api->stack_at(g_reg.p, i, &s) == NNO_OK; i++) {
-    nno_str sid, sver;
     char v[STORE_STACK_MAX + 1], gt[STORE_STACK_MAX + 2];
-    if (api->stack_info(s, &sid, &sver) != NNO_OK ||
-        sid.len != strlen(id) || memcmp(sid.ptr, id, sid.len) != 0 ||
-        sver.len > STORE_STACK_MAX)
+    if (!reg_stack_version_of(s, id, v) ||
+        !reg_stack_usable(pid, viewer, id, v))
       continue;
-    snprintf(v, sizeof v, "%.*s", (int)sver.len, sver.ptr);
-    if (!reg_stack_usable(pid, viewer, id, v)) continue;
     snprintf(gt, sizeof gt, ">%s", bestv);
     if ((!best || api->version_satisfies(v, gt) == 1) &&
         reg_requires_met(pid, s, why, sizeof why) == 0 &&
@@ -132,14 +128,11 @@ static size_t versions_of(const char *pid, const char *id,
   nno_stack *s;
   size_t n = 0;
   for (size_t i = 0; n < cap && api->stack_at(g_reg.p, i, &s) == NNO_OK; i++) {
-    nno_str sid, sver;
-    if (api->stack_info(s, &sid, &sver) != NNO_OK || sid.len != strlen(id) ||
-        memcmp(sid.ptr, id, sid.len) != 0 || sver.len > STORE_STACK_MAX)
-      continue;
     /* Insertion in order: newest first. */
     char cur[STORE_STACK_MAX + 1], gt[STORE_STACK_MAX + 2];
-    snprintf(cur, sizeof cur, "%.*s", (int)sver.len, sver.ptr);
-    if (!reg_stack_usable(pid, NULL, id, cur)) continue;
+    if (!reg_stack_version_of(s, id, cur) ||
+        !reg_stack_usable(pid, NULL, id, cur))
+      continue;
     size_t k = n;
     while (k > 0) {
       snprintf(gt, sizeof gt, ">%s", v[k - 1]);
