@@ -279,22 +279,25 @@ static int answered(conn *c, const http_request *hr) {
   return 1;
 }
 
-/* Uploads of the platform whose credential sent c->req, open on this
- * worker now: 0 for the operator's (or an unknown caller's), and when
- * fewer than the bound are open in all. A scan of the connections, done
- * only while several uploads are open. */
-static unsigned uploads_of_platform(worker *w, const conn *c) {
+/* Uploads open on this worker now sent with a platform's credential (a
+ * key or a user's): in all (*all) and of the platform whose credential
+ * sent c->req (the result). Both 0 for the operator's request (or an
+ * unknown caller's), which these bounds do not count. */
+static int is_platform_caller(const nno_req *r) {
+  return r->caller_kind == NNO_CALLER_KEY || r->caller_kind == NNO_CALLER_USER;
+}
+
+static unsigned platform_uploads(worker *w, const conn *c, unsigned *all) {
   const nno_req *r = &c->req;
-  if (r->caller_kind != NNO_CALLER_KEY && r->caller_kind != NNO_CALLER_USER)
-    return 0;
-  if (w->nuploads < CONN_MAX_UPLOADS_EACH) return 0; /* under it anyway */
   unsigned n = 0;
+  *all = 0;
+  if (!is_platform_caller(r)) return 0;
   for (const conn *o = w->conns; o; o = o->next)
     if (o != c && o->req.upload == REQ_UPLOAD_FILE &&
-        (o->req.caller_kind == NNO_CALLER_KEY ||
-         o->req.caller_kind == NNO_CALLER_USER) &&
-        strcmp(o->req.caller[0], r->caller[0]) == 0)
-      n++;
+        is_platform_caller(&o->req)) {
+      (*all)++;
+      if (strcmp(o->req.caller[0], r->caller[0]) == 0) n++;
+    }
   return n;
 }
 
@@ -326,7 +329,18 @@ static int upload_begin(conn *c, const http_request *hr) {
     (void)buf_append(&r->headers, ra, sizeof ra - 1, SIZE_MAX);
     return answered(c, hr);
   }
-  if (uploads_of_platform(w, c) >= CONN_MAX_UPLOADS_EACH) {
+  unsigned all = 0, mine = 0;
+  if (w->nuploads >= CONN_MAX_UPLOADS_EACH) /* a scan only when it may bind */
+    mine = platform_uploads(w, c, &all);
+  if (all >= CONN_MAX_UPLOADS - CONN_UPLOADS_OPERATOR) {
+    static const char ra[] = "Retry-After: 1\r\n";
+    req_problem(r, 503, http_reason(503),
+                "too many uploads by platforms' keys in progress; retry "
+                "later");
+    (void)buf_append(&r->headers, ra, sizeof ra - 1, SIZE_MAX);
+    return answered(c, hr);
+  }
+  if (mine >= CONN_MAX_UPLOADS_EACH) {
     static const char ra[] = "Retry-After: 1\r\n";
     req_problem(r, 429, http_reason(429),
                 "this platform has 2 uploads in progress on this worker "

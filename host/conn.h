@@ -93,8 +93,11 @@ void conn_request_done(conn *c);
 #define CONN_MAX_UPLOADS 8
 /* ... and at most CONN_MAX_UPLOADS_EACH of them per platform whose key or
  * user sent it (the operator's are not counted), so one platform cannot
- * take every slot. */
+ * take every slot; the platforms' together leave CONN_UPLOADS_OPERATOR
+ * slots that only the operator's uploads take, so that no number of
+ * platforms can shut the operator's installs out. */
 #define CONN_MAX_UPLOADS_EACH 2
+#define CONN_UPLOADS_OPERATOR 2
 
 /* Drain: close idle connections; busy ones close after their response. */
 void conn_drain_all(worker *w);

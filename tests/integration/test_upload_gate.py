@@ -133,6 +133,33 @@ def test_a_platform_holds_two_uploads_per_worker(make_host):
             s.close()
 
 
+def test_platforms_together_leave_the_operator_a_slot(make_host):
+    # 8 slots a worker: platforms' keys take at most 6 of them together,
+    # so no number of platforms shuts the operator's installs out.
+    h = make_host(core=True, workers=1).start()
+    devs = [developer(h, "dev%d" % i) for i in range(4)]
+    held = []
+    try:
+        for dev in devs[:3]:
+            for _ in range(2):
+                s = opened(h, dev)
+                held.append(s)
+                assert answer(s, 0.5) is None
+        s = opened(h, devs[3])
+        held.append(s)
+        got = answer(s, 5)
+        is_problem(got, 503)
+        assert "platforms' keys" in got[2]["detail"], got
+        assert got[1]["retry-after"], got
+        for _ in range(2):
+            s = opened(h, h.op_key())
+            held.append(s)
+            assert answer(s, 1) is None
+    finally:
+        for s in held:
+            s.close()
+
+
 def test_a_trickled_upload_ends_at_the_overall_limit(make_host):
     h = make_host(core=True, workers=1, config={
         "limits": {"upload_timeout_ms": 1500}}).start()
