@@ -537,9 +537,10 @@ static int on_create(nno_req *req, void *ud) {
   if (nleft) {
     nno_problem(req, 409, NULL,
                 "platform \"%s\" cannot be created: a deleted platform of "
-                "that id still owns %zu stack version%s (%s%s), active on "
-                "other platforms; deactivate them there and remove them "
-                "(nno stack remove ID VERSION), then create it again",
+                "that id still owns %zu installed stack version%s (%s%s), "
+                "left because they were active elsewhere when it went; "
+                "deactivate any still active and remove them (nno stack "
+                "remove ID VERSION), then create it again",
                 p.id, nleft, nleft == 1 ? "" : "s", left,
                 strlen(left) + 1 >= sizeof left ? ", ..." : "");
     store_rollback(g_reg.db);
