@@ -6,6 +6,10 @@
 #     inprocess  sandbox.inprocess=hello: the package in the worker
 #     sandbox    the package in a sandbox process per worker and platform,
 #                every request and its answer crossing the wire protocol
+#                (sandbox.poll_us as its default: the sandbox polls before
+#                it sleeps)
+#     sandbox-nopoll  the same with sandbox.poll_us 0 (it sleeps at once);
+#                not run with NOPOLL=0
 #   each with the full chain (registry RESOLVE, API-key authn, authz, rate
 #   limit) on GET /p/bench/hello with an API key, and the access log as
 #   LOG says (default: on, the host's default).
@@ -19,7 +23,7 @@
 # Environment:
 #   ROUNDS=3  DURATION=10s  THREADS=2  CONNS=64  WARMUP=2s (0: none)
 #   LOG=1 (access log on; 0: off)  NNO=build/bin/nno  NNO_BASE=  NNO_WORKERS=2
-#   WRK=wrk  KEEP=1 (keep the temp dir)
+#   WRK=wrk  KEEP=1 (keep the temp dir)  NOPOLL=1
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -39,6 +43,7 @@ NNO_BASE=${NNO_BASE:-}
 NNO_WORKERS=${NNO_WORKERS:-2}
 WRK=${WRK:-wrk}
 KEEP=${KEEP:-0}
+NOPOLL=${NOPOLL:-1}
 HELLO=$ROOT/build/share/nno/stacks/default/1.0.0/packages/hello
 
 for tool in "$WRK" python3; do
@@ -49,6 +54,7 @@ done
 [ -z "$NNO_BASE" ] || [ -x "$NNO_BASE" ] ||
   { echo "sandbox.sh: NNO_BASE=$NNO_BASE is not an executable" >&2; exit 1; }
 HOSTS=(inprocess sandbox)
+[ "$NOPOLL" = 1 ] && HOSTS+=(sandbox-nopoll)
 [ -n "$NNO_BASE" ] && HOSTS+=(inprocess-base sandbox-base)
 [ -f "$HELLO/package.json" ] ||
   { echo "sandbox.sh: no $HELLO (run make first)" >&2; exit 1; }
@@ -116,6 +122,7 @@ start() {  # name extra-config-json [binary]
 
 start inprocess ',"sandbox":{"inprocess":"hello"}'
 start sandbox ',"sandbox":{"sandboxed":"hello"}'
+[ "$NOPOLL" = 1 ] && start sandbox-nopoll ',"sandbox":{"sandboxed":"hello","poll_us":0}'
 if [ -n "$NNO_BASE" ]; then
   start inprocess-base ',"sandbox":{"inprocess":"hello"}' "$NNO_BASE"
   start sandbox-base ',"sandbox":{"sandboxed":"hello"}' "$NNO_BASE"
@@ -189,10 +196,12 @@ def rows(path):
         out.setdefault(int(r), {})[name] = (float(rps), float(p50))
     return out
 lat, thr = rows(sys.argv[1]), rows(sys.argv[2])
-for sfx, build in (("", "this build"), ("-base", "NNO_BASE")):
-    d = [v["sandbox" + sfx][1] - v["inprocess" + sfx][1]
+for sfx, build in (("", "this build"), ("-nopoll", "this build, poll_us 0"),
+                   ("-base", "NNO_BASE")):
+    inp = "inprocess" + ("" if sfx == "-nopoll" else sfx)
+    d = [v["sandbox" + sfx][1] - v[inp][1]
          for v in lat.values() if "sandbox" + sfx in v]
-    t = [v["sandbox" + sfx][0] / v["inprocess" + sfx][0]
+    t = [v["sandbox" + sfx][0] / v[inp][0]
          for v in thr.values() if "sandbox" + sfx in v]
     if not d:
         continue

@@ -189,6 +189,8 @@ static const cfg_key keys[] = {
     {"sandbox.cpu_outside_pct", "NNO_SANDBOX_CPU_OUTSIDE_PCT", T_INT,
      OFF(sandbox_cpu_outside_pct), 0, 1, 100,
      "percent of a core a sandbox may burn outside its callbacks"},
+    {"sandbox.poll_us", "NNO_SANDBOX_POLL_US", T_INT, OFF(sandbox_poll_us), 0,
+     0, 1000, "longest a sandbox polls for its next request before it sleeps"},
     {"watchdog.stall_ms", "NNO_WATCHDOG_STALL_MS", T_INT,
      OFF(watchdog_stall_ms), 0, 1, 600000,
      "a callback holding the loop longer is logged and counted"},
@@ -265,6 +267,7 @@ void config_defaults(nno_config *c, const char *exe_dir) {
   c->sandbox_crash_window_ms = 60000;
   c->sandbox_quarantine_ms = 30000;
   c->sandbox_cpu_outside_pct = 90;
+  c->sandbox_poll_us = 200;
   c->watchdog_stall_ms = 100;
   c->watchdog_hard_ms = 10000;
   c->worker_max_rss_mb = 0;

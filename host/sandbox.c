@@ -33,6 +33,7 @@
 #include "sbx_host.h"
 #include "sbx_proto.h"
 #include "sbx_wire.h"
+#include "watchdog.h"
 #include "worker.h"
 
 struct sbx_state S;
@@ -110,13 +111,56 @@ static void on_written(uv_write_t *wr, int status) {
   if (status == 0 && sp->out.len) flush_one(sp);
 }
 
+/* Grant `sp` (NULL: none) the poll before sleeping, and take it from the
+ * one that held it. One sandbox of a worker polls at a time: the one that
+ * was last sent work, the likeliest to get the next; two polling would
+ * take the CPUs the worker and its clients need. */
+static void grant_poll(sbx_proc *sp) {
+  uint64_t ns = (uint64_t)S.w->cfg->sandbox_poll_us * 1000u;
+  if (!ns) sp = NULL;
+  if (S.poller == sp) return;
+  if (S.poller && S.poller->page)
+    atomic_store_explicit(&S.poller->page->poll_grant_ns, 0,
+                          memory_order_relaxed);
+  S.poller = sp && sp->page ? sp : NULL;
+  if (S.poller)
+    atomic_store_explicit(&sp->page->poll_grant_ns, ns, memory_order_relaxed);
+}
+
+/* Work was just written to the polling sandbox: wait for anything to
+ * come to the loop (its answer, most likely) polling, not sleeping, within
+ * a window adapted to how soon answers come (measured in on_read). The
+ * loop then finds it without a wake-up; any event ends the poll, so a
+ * busy worker never polls. The time counts as the loop's idle time. */
+static void poll_answer(void) {
+  uint64_t grant = (uint64_t)S.w->cfg->sandbox_poll_us * 1000u;
+  uint64_t t0 = uv_hrtime(), t = t0;
+  S.fed_at = t0;
+  uint64_t win = S.wwin < grant ? S.wwin : grant;
+  if (!win) return;
+  struct pollfd pf = {uv_backend_fd(&S.w->loop), POLLIN, 0};
+  int ready;
+  do {
+    ready = poll(&pf, 1, 0) > 0;
+    t = uv_hrtime();
+  } while (!ready && t - t0 < win);
+  watchdog_polled(t0, t);
+}
+
 /* Once per loop iteration: every sandbox's frames in one write. */
 static void on_check(uv_check_t *h) {
   (void)h;
   if (!S.dirty) return;
   S.dirty = 0;
+  sbx_proc *fed = NULL;
   for (sbx_proc *sp = S.head; sp; sp = sp->next)
-    if (sp->dirty) flush_one(sp);
+    if (sp->dirty) {
+      if (sp->fed && sp->state == SP_READY) fed = sp;
+      sp->fed = 0;
+      flush_one(sp);
+    }
+  if (fed || !S.w->cfg->sandbox_poll_us) grant_poll(fed);
+  if (fed && S.poller == fed) poll_answer();
 }
 
 /* ---- slots -----------------------------------------------------------------
@@ -238,6 +282,7 @@ static void close_handle(sbx_proc *sp, uv_handle_t *h) {
 }
 
 static void unlink_proc(sbx_proc *sp) {
+  if (S.poller == sp) S.poller = NULL;
   if (sp->prev)
     sp->prev->next = sp->next;
   else if (S.head == sp)
@@ -388,6 +433,8 @@ static int send_slot(sbx_proc *sp, sbx_slot *s) {
   put_fields(&sp->out, s->r, s->cpu_ms);
   if (sbx_end(&sp->out, at) != 0) return -1;
   s->sent = 1;
+  sp->nsent++;
+  sp->fed = 1;
   sbx__mark_dirty(sp);
   return 0;
 }
@@ -1002,6 +1049,12 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
     return;
   }
   sp->in_len += (size_t)n;
+  if (sp == S.poller && S.fed_at) {
+    /* How soon its answer came after work was sent (poll_answer). */
+    uint64_t grant = (uint64_t)S.w->cfg->sandbox_poll_us * 1000u;
+    S.wwin = sbx_poll_window(S.wwin, grant, uv_hrtime() - S.fed_at);
+    S.fed_at = 0;
+  }
   size_t off = 0;
   while (sp->state != SP_DEAD) {
     long fl = sbx_frame_ready(sp->in + off, sp->in_len - off, SBX_FRAME_MAX);
@@ -1244,11 +1297,20 @@ static void cpu_sample(sbx_proc *sp, uint64_t now) {
   uint64_t cpu = (ut + st) * (1000000000ull / (uint64_t)S.clk_tck);
   uint64_t cb = atomic_load_explicit(&sp->page->cb_total_ns,
                                      memory_order_relaxed);
+  /* Polling for the next request is the host's own: credited, but never
+   * more than a whole grant per frame of work sent since the last sample
+   * (the page is the sandbox's to write). */
+  uint64_t polled = atomic_load_explicit(&sp->page->poll_total_ns,
+                                         memory_order_relaxed);
+  uint64_t poll_cap = ((sp->nsent - sp->nsent_at) + 1) *
+                      ((uint64_t)S.w->cfg->sandbox_poll_us * 1000u);
   int in_cb = atomic_load_explicit(&sp->page->busy_since_ns,
                                    memory_order_relaxed) != 0;
   if (sp->cpu_at && !in_cb && now - sp->cpu_at >= 1000) {
     uint64_t wall = (now - sp->cpu_at) * 1000000ull;
     uint64_t used = cpu - sp->cpu_ns, covered = cb - sp->cb_ns;
+    uint64_t pd = polled - sp->poll_at;
+    covered += pd < poll_cap ? pd : poll_cap;
     uint64_t pct = (uint64_t)S.w->cfg->sandbox_cpu_outside_pct;
     if (used > covered && (used - covered) * 100 > wall * pct) {
       log_failed(sp, "sandbox budget exceeded", NULL, pkg_name(sp, 0),
@@ -1261,6 +1323,8 @@ static void cpu_sample(sbx_proc *sp, uint64_t now) {
   if (!sp->cpu_at || in_cb || now - sp->cpu_at >= 1000) {
     sp->cpu_ns = cpu;
     sp->cb_ns = cb;
+    sp->poll_at = polled;
+    sp->nsent_at = sp->nsent;
     sp->cpu_at = now ? now : 1;
   }
 }

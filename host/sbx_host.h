@@ -87,6 +87,11 @@ typedef struct sbx_proc {
   uint64_t last_used; /* uv_now() ms */
   uint64_t stop_at;   /* when STOP was sent */
   int exit_sig;       /* the signal that ended it, for the log */
+  /* Frames of work (REQ, EVENT) sent, and at the last CPU sample the
+   * count and the page's poll_total_ns: the poll time credited is at
+   * most one grant per frame sent since (cpu_sample). */
+  uint64_t nsent, nsent_at, poll_at;
+  int fed; /* work was encoded since the last flush */
   /* READY: for each worker package, its index in READY's list; for each
    * worker route, its index in that package's READY routes */
   uint32_t *pkg_map;
@@ -113,6 +118,9 @@ struct sbx_state {
   uv_check_t check;
   uv_timer_t tick;
   int dirty;    /* some sandbox has output to flush */
+  sbx_proc *poller; /* the one granted a poll (sandbox.poll_us), or NULL */
+  uint64_t fed_at;  /* uv_hrtime() work was last sent to it, 0: answered */
+  uint64_t wwin;    /* the worker's poll window for its answers (ns) */
   int stopping; /* the worker is leaving: exits are not failures */
   long page_size;
   long clk_tck; /* /proc/PID/stat's unit */

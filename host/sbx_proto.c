@@ -171,3 +171,16 @@ long sbx_frame_ready(const char *buf, size_t len, uint32_t max) {
   size_t total = sizeof h + (size_t)h.len;
   return len >= total ? (long)total : 0;
 }
+
+uint64_t sbx_poll_window(uint64_t win_ns, uint64_t max_ns, uint64_t gap_ns) {
+  if (!max_ns) return 0;
+  if (win_ns > max_ns) win_ns = max_ns;
+  if (gap_ns <= win_ns) return win_ns;
+  if (gap_ns <= max_ns) {
+    uint64_t start = max_ns / 8 ? max_ns / 8 : 1;
+    if (win_ns < start) return start;
+    return win_ns > max_ns / 2 ? max_ns : win_ns * 2;
+  }
+  win_ns /= 2;
+  return win_ns < max_ns / 64 ? 0 : win_ns;
+}

@@ -191,7 +191,23 @@ typedef struct sbx_shared {
   /* Wall time spent in callbacks (outermost), in total: the CPU its
    * requests could account for (the worker's CPU sampling). */
   _Atomic uint64_t cb_total_ns;
+  /* Polling before sleeping (sandbox.poll_us). The worker grants the
+   * longest poll, in ns, to the sandbox it last sent work to, and 0 to the
+   * others (one sandbox of a worker polls at a time); the sandbox adds
+   * the time it spent polling. The worker credits that time, bounded by
+   * the grant and the work it sent, against CPU outside callbacks. */
+  _Atomic uint64_t poll_grant_ns;
+  _Atomic uint64_t poll_total_ns;
 } sbx_shared;
+
+/* The poll window of a sandbox waiting for its next frames, adapted as
+ * the kernel's haltpoll adapts its own: after a wait whose input came
+ * `gap_ns` after it began, with `max_ns` granted, the window `win_ns` is
+ * kept when the poll caught the input, doubled (from max/8) when a poll
+ * of at most max would have, and halved (to 0 under max/64) when the
+ * input came later than that: a sandbox whose requests come further apart
+ * than max stops polling within a few of them. At most max_ns. */
+uint64_t sbx_poll_window(uint64_t win_ns, uint64_t max_ns, uint64_t gap_ns);
 
 /* ---- encoding ---------------------------------------------------------- */
 

@@ -181,6 +181,8 @@ static struct {
   uint64_t busy_since; /* when the poll before the last prepare returned */
   uint64_t arrival_ns; /* this iteration's watchdog_arrival_ns, 0: unknown */
   int waited;          /* with it: the poll waited for what it returned */
+  uint64_t polled_ns;  /* watchdog_polled since the last prepare: its time */
+  uint64_t polled_end; /* and when the last ended, 0: none */
   uint64_t iter;       /* prepares so far */
   wd_lag lag;
   uint64_t window[WD_LAG_WINDOW]; /* the busiest iteration of each second */
@@ -219,10 +221,16 @@ static void on_prepare(uv_prepare_t *h) {
   (void)h;
   uint64_t now = uv_hrtime();
   uint64_t idle = uv_metrics_idle_time(&st.w->loop);
-  uint64_t waited = idle - st.idle_ns;
+  uint64_t waited = idle - st.idle_ns + st.polled_ns;
   uint64_t span = now - st.prep_ns;
   uint64_t busy = span > waited ? span - waited : 0;
   st.busy_since = st.prep_ns + (waited < span ? waited : span);
+  /* A poll after the callbacks (watchdog_polled) was the idle stretch
+   * last: busy since it ended. */
+  if (st.polled_end > st.busy_since && st.polled_end <= now)
+    st.busy_since = st.polled_end;
+  st.polled_ns = 0;
+  st.polled_end = 0;
   st.prep_ns = now;
   st.idle_ns = idle;
   st.arrival_ns = 0;
@@ -271,6 +279,12 @@ uint64_t watchdog_first_arrival_ns(uint64_t accepted_ns,
       accepted_ns < t)
     t = accepted_ns;
   return t;
+}
+
+void watchdog_polled(uint64_t from_ns, uint64_t to_ns) {
+  if (!st.started || to_ns <= from_ns) return;
+  st.polled_ns += to_ns - from_ns;
+  st.polled_end = to_ns;
 }
 
 uint64_t watchdog_iteration(void) {

@@ -80,6 +80,11 @@ uint64_t watchdog_arrival_ns(void);
  * the connection, and waited as long. */
 uint64_t watchdog_first_arrival_ns(uint64_t accepted_ns,
                                    uint64_t accepted_iter);
+/* The loop thread polled for events from `from_ns` to `to_ns`
+ * (uv_hrtime()) instead of sleeping in the loop's poll: idle time for the
+ * lag measures, and bytes the loop reads next came no earlier than
+ * `to_ns` if it polled at all. */
+void watchdog_polled(uint64_t from_ns, uint64_t to_ns);
 /* The loop iteration running now (counted at each prepare). */
 uint64_t watchdog_iteration(void);
 

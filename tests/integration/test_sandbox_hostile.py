@@ -199,6 +199,19 @@ def test_stderr_is_relayed_as_text(pair):
     assert loaded and all(l["level"] == "info" for l in loaded), loaded
 
 
+def test_forged_polling_time_does_not_hide_cpu_outside_requests(make_host):
+    # The spinning thread claims on the sandbox's status page that its CPU
+    # went into polling for requests: the worker credits polling at most a
+    # grant (sandbox.poll_us) per request it sent, so the kill still comes.
+    h = make_host(workers=1, stacks=[CONTAIN],
+                  config={"sandbox": {"cpu_outside_pct": 20}}).start()
+    st, _, body = h.request("GET", "/bgspin?forge=1")
+    assert st == 200, body
+    line = h.wait_log(lambda l: l.get("reason") == "cpu outside requests",
+                      timeout=10)
+    assert line["package"] == "hostile", line
+
+
 def test_cpu_outside_requests_is_a_budget(make_host):
     # The share is set low so that a loaded machine, which may give the
     # spinning thread well under a core, still shows the kill: what is

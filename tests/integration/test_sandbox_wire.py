@@ -8,7 +8,11 @@ second read to see EAGAIN), answers with one write, and reads its
 resident set only when package code ran long enough since the last
 reading to have grown it (README "Sandboxed stacks": the memory check is
 sampled; the memory budget test in test_contain.py shows the request
-that crosses it still answered 503)."""
+that crosses it still answered 503).
+
+This is the sandbox that sleeps as soon as it has answered
+(sandbox.poll_us 0); one that polls first reads the socket while it polls,
+on purpose (test_sandbox_poll.py)."""
 import json
 import os
 
@@ -45,7 +49,7 @@ def host(tmp_path_factory):
     h = Host(tmp_path_factory.mktemp("wire"), workers=1, core=True,
              stacks=[CONTAIN],
              config={"core_plugins": ["iam", "registry", "provisioning"],
-                     "sandbox": {"memory_mb": 64}})
+                     "sandbox": {"memory_mb": 64, "poll_us": 0}})
     h.start()
     h.platform("wire", stacks=["faulty"], plan="unmetered")
     yield h

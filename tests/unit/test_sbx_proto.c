@@ -152,12 +152,49 @@ static void test_oversize_refused(void **state) {
   sbx_out_free(&o);
 }
 
+/* The poll window adapts as documented: caught inputs keep it, inputs a
+ * longer poll would have caught grow it up to the grant, later ones shrink
+ * it to 0, and no grant means no poll. */
+static void test_poll_window(void **state) {
+  (void)state;
+  const uint64_t max = 200000;
+  /* no grant: never polls, whatever came */
+  assert_int_equal(sbx_poll_window(0, 0, 10), 0);
+  assert_int_equal(sbx_poll_window(150000, 0, 10), 0);
+  /* from nothing, an input within the grant starts it at max/8 */
+  assert_int_equal(sbx_poll_window(0, max, 60000), 25000);
+  /* and it doubles while inputs come later than it but within max */
+  assert_int_equal(sbx_poll_window(25000, max, 60000), 50000);
+  assert_int_equal(sbx_poll_window(50000, max, 60000), 100000);
+  /* a caught input keeps it */
+  assert_int_equal(sbx_poll_window(100000, max, 60000), 100000);
+  /* never past the grant, a smaller grant cuts it */
+  assert_int_equal(sbx_poll_window(150000, max, 190000), max);
+  assert_int_equal(sbx_poll_window(max, 50000, 40000), 50000);
+  /* inputs later than max halve it, and it ends at 0 */
+  uint64_t w = max;
+  int n = 0;
+  while (w && n < 64) {
+    uint64_t next = sbx_poll_window(w, max, 5000000);
+    assert_true(next < w);
+    w = next;
+    n++;
+  }
+  assert_int_equal(w, 0);
+  assert_true(n <= 7);
+  /* the walk from nothing to max under steady inputs just past it */
+  w = 0;
+  for (int i = 0; i < 5; i++) w = sbx_poll_window(w, max, max);
+  assert_int_equal(w, max);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip),
       cmocka_unit_test(test_every_truncation_refused),
       cmocka_unit_test(test_strings_refused),
       cmocka_unit_test(test_oversize_refused),
+      cmocka_unit_test(test_poll_window),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
