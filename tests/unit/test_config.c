@@ -297,6 +297,28 @@ static void test_cpu_outside_pct(void **st) {
   assert_int_equal(config_validate(&c, err), 0);
 }
 
+/* sandbox.poll_us: 200 unless set, 0 (off) to 1000, from the file's key or
+ * the environment. */
+static void test_poll_us(void **st) {
+  (void)st;
+  nno_config c;
+  char err[CONFIG_ERR_MAX];
+  config_defaults(&c, ".");
+  assert_int_equal(c.sandbox_poll_us, 200);
+  assert_int_equal(config_set(&c, "sandbox.poll_us", "1001", err), -1);
+  assert_string_equal(err, "sandbox.poll_us: expected an integer "
+                           "from 0 to 1000, got \"1001\"");
+  assert_int_equal(config_set(&c, "sandbox.poll_us", "-1", err), -1);
+  assert_int_equal(c.sandbox_poll_us, 200);
+  assert_int_equal(config_set(&c, "sandbox.poll_us", "0", err), 0);
+  assert_int_equal(c.sandbox_poll_us, 0);
+  setenv("NNO_SANDBOX_POLL_US", "50", 1);
+  assert_int_equal(config_apply_env(&c, err), 0);
+  unsetenv("NNO_SANDBOX_POLL_US");
+  assert_int_equal(c.sandbox_poll_us, 50);
+  assert_int_equal(config_validate(&c, err), 0);
+}
+
 /* The configuration given to another process (the check an install
  * runs): every key, of every type, read back as it was, however it was
  * set, and a host's defaults (plugin folder...) never taking its place. */
@@ -363,6 +385,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_cpu_outside_pct),
+      cmocka_unit_test(test_poll_us),
       cmocka_unit_test(test_file_nested_keys),
       cmocka_unit_test(test_file_errors),
       cmocka_unit_test(test_set_and_listen),
