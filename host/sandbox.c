@@ -115,16 +115,29 @@ static void on_written(uv_write_t *wr, int status) {
  * one that held it. One sandbox of a worker polls at a time: the one that
  * was last sent work, the likeliest to get the next; two polling would
  * take the CPUs the worker and its clients need. */
+/* The end of an idle stretch of `sp` (work sent, or the grant taken): the
+ * time it could have polled in it is credited, a grant at most. */
+static void idle_end(sbx_proc *sp, uint64_t now) {
+  if (!sp->idle_at) return;
+  uint64_t grant = (uint64_t)S.w->cfg->sandbox_poll_us * 1000u;
+  uint64_t gap = now > sp->idle_at ? now - sp->idle_at : 0;
+  sp->poll_cap += gap < grant ? gap : grant;
+  sp->idle_at = 0;
+}
+
 static void grant_poll(sbx_proc *sp) {
   uint64_t ns = (uint64_t)S.w->cfg->sandbox_poll_us * 1000u;
   if (!ns) sp = NULL;
   if (S.poller == sp) return;
+  if (S.poller) idle_end(S.poller, uv_hrtime());
   if (S.poller && S.poller->page)
     atomic_store_explicit(&S.poller->page->poll_grant_ns, 0,
                           memory_order_relaxed);
   S.poller = sp && sp->page ? sp : NULL;
-  if (S.poller)
+  if (S.poller) {
     atomic_store_explicit(&sp->page->poll_grant_ns, ns, memory_order_relaxed);
+    if (!sp->inflight) sp->idle_at = uv_hrtime();
+  }
 }
 
 /* Work was just written to the polling sandbox: wait for anything to
@@ -156,6 +169,8 @@ static void on_check(uv_check_t *h) {
   for (sbx_proc *sp = S.head; sp; sp = sp->next)
     if (sp->dirty) {
       if (sp->fed && sp->state == SP_READY) fed = sp;
+      /* Its idle stretch ends as the work is written. */
+      if (sp->fed && sp->idle_at) idle_end(sp, uv_hrtime());
       sp->fed = 0;
       flush_one(sp);
     }
@@ -190,7 +205,7 @@ static sbx_slot *slot_new(sbx_proc *sp) {
   sp->free_head = s->next_free;
   uint32_t seq = ++sp->seq ? sp->seq : ++sp->seq;
   s->id = (uint64_t)seq << 32 | i;
-  sp->inflight++;
+  if (!sp->inflight++) sp->busy_at = uv_hrtime();
   return s;
 }
 
@@ -201,6 +216,12 @@ void sbx__slot_free(sbx_proc *sp, sbx_slot *s) {
   sp->free_head = (uint32_t)(s - sp->slots);
   sp->inflight--;
   sp->last_used = uv_now(&S.w->loop);
+  if (!sp->inflight) {
+    uint64_t hr = uv_hrtime();
+    if (sp->busy_at && hr > sp->busy_at) sp->busy_wall += hr - sp->busy_at;
+    sp->busy_at = 0;
+    if (sp == S.poller) sp->idle_at = hr;
+  }
 }
 
 /* ---- ending requests ----------------------------------------------------- */
@@ -433,7 +454,6 @@ static int send_slot(sbx_proc *sp, sbx_slot *s) {
   put_fields(&sp->out, s->r, s->cpu_ms);
   if (sbx_end(&sp->out, at) != 0) return -1;
   s->sent = 1;
-  sp->nsent++;
   sp->fed = 1;
   sbx__mark_dirty(sp);
   return 0;
@@ -1235,7 +1255,8 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
     }
     /* With no request left to name it; a wall budget was logged with its
      * request when it ran out (on_wall), not again here. */
-    if (!sp->inflight && !(budget_name && !strcmp(budget_name, "wall")))
+    if (!sp->inflight && !sp->kill_logged &&
+        !(budget_name && !strcmp(budget_name, "wall")))
       log_failed(sp, crash ? "sandbox crashed" : "sandbox budget exceeded",
                  NULL, pkg, reason);
   }
@@ -1295,36 +1316,48 @@ static void cpu_sample(sbx_proc *sp, uint64_t now) {
                    &ut, &st) != 2)
     return;
   uint64_t cpu = (ut + st) * (1000000000ull / (uint64_t)S.clk_tck);
+  /* What the sandbox says it spent inside (callbacks for requests and
+   * platform events) and polling for the next request is the host's to
+   * credit, but its page is the sandbox's to write: never credited beyond
+   * what the worker's own clock allows, the time it had work in flight
+   * and a grant at most per stretch it was idle holding the grant. While
+   * a callback runs (its time not on the page yet), or when the page
+   * claims more, the worker's bound is what is credited. */
   uint64_t cb = atomic_load_explicit(&sp->page->cb_total_ns,
                                      memory_order_relaxed);
-  /* Polling for the next request is the host's own: credited, but never
-   * more than a whole grant per frame of work sent since the last sample
-   * (the page is the sandbox's to write). */
   uint64_t polled = atomic_load_explicit(&sp->page->poll_total_ns,
                                          memory_order_relaxed);
-  uint64_t poll_cap = ((sp->nsent - sp->nsent_at) + 1) *
-                      ((uint64_t)S.w->cfg->sandbox_poll_us * 1000u);
   int in_cb = atomic_load_explicit(&sp->page->busy_since_ns,
                                    memory_order_relaxed) != 0;
-  if (sp->cpu_at && !in_cb && now - sp->cpu_at >= 1000) {
+  uint64_t hr = uv_hrtime();
+  if (sp->idle_at) {
+    idle_end(sp, hr);
+    sp->idle_at = hr;
+  }
+  uint64_t bound = sp->busy_wall + sp->poll_cap;
+  if (sp->busy_at && hr > sp->busy_at) bound += hr - sp->busy_at;
+  if (sp->cpu_at && now - sp->cpu_at >= 1000) {
     uint64_t wall = (now - sp->cpu_at) * 1000000ull;
-    uint64_t used = cpu - sp->cpu_ns, covered = cb - sp->cb_ns;
-    uint64_t pd = polled - sp->poll_at;
-    covered += pd < poll_cap ? pd : poll_cap;
+    uint64_t used = cpu - sp->cpu_ns;
+    uint64_t said = (cb - sp->cb_ns) + (polled - sp->poll_at);
+    uint64_t covered = in_cb || said > bound ? bound : said;
     uint64_t pct = (uint64_t)S.w->cfg->sandbox_cpu_outside_pct;
     if (used > covered && (used - covered) * 100 > wall * pct) {
       log_failed(sp, "sandbox budget exceeded", NULL, pkg_name(sp, 0),
                  "cpu outside requests");
+      sp->kill_logged = 1;
       count_budget(sp->platform, pkg_name(sp, 0), "cpu");
       kill_proc(sp, "cpu outside requests", 2);
       return;
     }
   }
-  if (!sp->cpu_at || in_cb || now - sp->cpu_at >= 1000) {
+  if (!sp->cpu_at || now - sp->cpu_at >= 1000) {
     sp->cpu_ns = cpu;
     sp->cb_ns = cb;
     sp->poll_at = polled;
-    sp->nsent_at = sp->nsent;
+    sp->poll_cap = 0;
+    sp->busy_wall = 0;
+    if (sp->busy_at) sp->busy_at = hr;
     sp->cpu_at = now ? now : 1;
   }
 }

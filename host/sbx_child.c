@@ -378,6 +378,10 @@ static uint64_t mono_ns(void) {
 static int g_entered;       /* depth of plugin callbacks */
 static uint64_t g_cb_ns;    /* time in callbacks since the memory check */
 static uint64_t g_cb_since; /* CLOCK_MONOTONIC the outermost one entered */
+/* The outermost callback runs for a request or platform event: its time is
+ * what the worker's CPU sampling counts as inside (a timer no live request
+ * started, spinning, is outside). */
+static int g_cb_for;
 
 /* What the CPU clock's ticks are charged against: the budget left to the
  * request whose callback runs (g_cpu_on), in ns. Written by the loop
@@ -430,7 +434,10 @@ void sbx_enter(sbx_req *r, sbx_enter_state *st) {
   /* The same request nested keeps its arming running. */
   if (r != st->prev) cpu_switch(st->prev, r);
   g_sbx_cur = r;
-  if (g_entered++ == 0) g_cb_since = st->mono0;
+  if (g_entered++ == 0) {
+    g_cb_since = st->mono0;
+    g_cb_for = r != NULL;
+  }
   if (g_sbx_shared && r) {
     atomic_store_explicit(&g_sbx_shared->busy_pkg, r->pkg,
                           memory_order_relaxed);
@@ -448,7 +455,7 @@ void sbx_leave(const sbx_enter_state *st) {
   if (--g_entered == 0) {
     uint64_t spent = mono_ns() - g_cb_since;
     g_cb_ns += spent;
-    if (g_sbx_shared)
+    if (g_sbx_shared && g_cb_for)
       atomic_fetch_add_explicit(&g_sbx_shared->cb_total_ns, spent,
                                 memory_order_relaxed);
   }

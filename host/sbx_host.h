@@ -87,10 +87,16 @@ typedef struct sbx_proc {
   uint64_t last_used; /* uv_now() ms */
   uint64_t stop_at;   /* when STOP was sent */
   int exit_sig;       /* the signal that ended it, for the log */
-  /* Frames of work (REQ, EVENT) sent, and at the last CPU sample the
-   * count and the page's poll_total_ns: the poll time credited is at
-   * most one grant per frame sent since (cpu_sample). */
-  uint64_t nsent, nsent_at, poll_at;
+  /* Polling's credit (cpu_sample), by the worker's clock: since the last
+   * CPU sample, the time it could have polled (each stretch it was idle
+   * while it held the grant, at most a grant each), when its current
+   * idle stretch began (uv_hrtime(); 0: busy or not the poller), and the
+   * page's poll_total_ns at the last sample. */
+  uint64_t poll_cap, idle_at, poll_at;
+  /* The worker's clock of its work: the time it had a request or event in
+   * flight since the last CPU sample, and since when (uv_hrtime(); 0:
+   * none in flight). */
+  uint64_t busy_wall, busy_at;
   int fed; /* work was encoded since the last flush */
   /* READY: for each worker package, its index in READY's list; for each
    * worker route, its index in that package's READY routes */
@@ -99,6 +105,7 @@ typedef struct sbx_proc {
   /* why it ended, when the worker decided (kill, protocol violation) */
   char kill_reason[128];
   int kill_budget; /* the kill was for a budget (wall, memory) */
+  int kill_logged; /* its line was logged when decided: not again on exit */
   sbx_callrec *calls;
   uint64_t rss;
   /* stderr relay */

@@ -188,14 +188,16 @@ typedef struct sbx_shared {
    * trial that ends before READY names that package. */
   _Atomic uint32_t load_pkg;
   _Atomic uint32_t load_phase;
-  /* Wall time spent in callbacks (outermost), in total: the CPU its
-   * requests could account for (the worker's CPU sampling). */
+  /* Wall time spent in callbacks (outermost) run for a request or a
+   * platform event, in total: the CPU they could account for (the
+   * worker's CPU sampling). */
   _Atomic uint64_t cb_total_ns;
   /* Polling before sleeping (sandbox.poll_us). The worker grants the
    * longest poll, in ns, to the sandbox it last sent work to, and 0 to the
    * others (one sandbox of a worker polls at a time); the sandbox adds
-   * the time it spent polling. The worker credits that time, bounded by
-   * the grant and the work it sent, against CPU outside callbacks. */
+   * the time it spent polling. The worker credits that time against CPU
+   * outside callbacks, never more than its own clock allows: a grant at
+   * most per stretch the sandbox was idle and held it. */
   _Atomic uint64_t poll_grant_ns;
   _Atomic uint64_t poll_total_ns;
 } sbx_shared;

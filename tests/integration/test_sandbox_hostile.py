@@ -199,13 +199,52 @@ def test_stderr_is_relayed_as_text(pair):
     assert loaded and all(l["level"] == "info" for l in loaded), loaded
 
 
-def test_forged_polling_time_does_not_hide_cpu_outside_requests(make_host):
+def test_forged_times_do_not_hide_cpu_outside_requests(make_host):
     # The spinning thread claims on the sandbox's status page that its CPU
-    # went into polling for requests: the worker credits polling at most a
-    # grant (sandbox.poll_us) per request it sent, so the kill still comes.
+    # went into callbacks and into polling for requests: the worker credits
+    # neither beyond its own clock (work in flight, a grant per idle
+    # stretch), so the kill still comes, requests coming all along.
     h = make_host(workers=1, stacks=[CONTAIN],
                   config={"sandbox": {"cpu_outside_pct": 20}}).start()
     st, _, body = h.request("GET", "/bgspin?forge=1")
+    assert st == 200, body
+    stop = threading.Event()
+
+    def traffic():
+        while not stop.is_set():
+            try:
+                h.request("GET", "/headers?n=1")
+            except OSError:
+                pass
+            time.sleep(0.002)
+    t = threading.Thread(target=traffic)
+    t.start()
+    try:
+        line = h.wait_log(
+            lambda l: l.get("reason") == "cpu outside requests", timeout=10)
+    finally:
+        stop.set()
+        t.join()
+    assert line["package"] == "hostile", line
+
+
+def test_forged_polling_time_does_not_hide_cpu_outside_requests(make_host):
+    # The same, no request coming.
+    h = make_host(workers=1, stacks=[CONTAIN],
+                  config={"sandbox": {"cpu_outside_pct": 20}}).start()
+    st, _, body = h.request("GET", "/bgspin?forge=1")
+    assert st == 200, body
+    line = h.wait_log(lambda l: l.get("reason") == "cpu outside requests",
+                      timeout=10)
+    assert line["package"] == "hostile", line
+
+
+def test_a_timer_spinning_outside_requests_is_a_budget(make_host):
+    # A repeating timer no live request owns, spinning 30 ms of every
+    # 10 ms: callback time, but no request's, so it counts as outside.
+    h = make_host(workers=1, stacks=[CONTAIN],
+                  config={"sandbox": {"cpu_outside_pct": 20}}).start()
+    st, _, body = h.request("GET", "/tspin?ms=30")
     assert st == 200, body
     line = h.wait_log(lambda l: l.get("reason") == "cpu outside requests",
                       timeout=10)
@@ -228,5 +267,10 @@ def test_cpu_outside_requests_is_a_budget(make_host):
     assert ('nno_sandbox_budget_total{platform="",package="hostile",'
             'budget="cpu"} 1') in body.decode()
     assert "protocol violation" not in h.log_text()
+    # Logged once, when decided, not again as the sandbox exits.
+    time.sleep(0.5)
+    lines = [l for l in h.log_lines()
+             if l.get("reason") == "cpu outside requests"]
+    assert len(lines) == 1, lines
     st, _, body = h.request("GET", "/headers?n=1")
     assert st == 200, body

@@ -29,7 +29,7 @@ def host(tmp_path_factory):
     h = Host(tmp_path_factory.mktemp("poll"), workers=1, core=True,
              stacks=[CONTAIN],
              config={"core_plugins": ["iam", "registry", "provisioning"],
-                     "sandbox": {"poll_us": 1000, "cpu_outside_pct": 5}})
+                     "sandbox": {"poll_us": 1000, "cpu_outside_pct": 50}})
     h.start()
     h.platform("poll", stacks=["faulty"], plan="unmetered")
     yield h
