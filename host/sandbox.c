@@ -127,7 +127,7 @@ static void idle_end(sbx_proc *sp, uint64_t now) {
 
 static void grant_poll(sbx_proc *sp) {
   uint64_t ns = (uint64_t)S.w->cfg->sandbox_poll_us * 1000u;
-  if (!ns) sp = NULL;
+  if (!ns || S.crowded) sp = NULL;
   if (S.poller == sp) return;
   if (S.poller) idle_end(S.poller, uv_hrtime());
   if (S.poller && S.poller->page)
@@ -174,7 +174,7 @@ static void on_check(uv_check_t *h) {
       sp->fed = 0;
       flush_one(sp);
     }
-  if (fed || !S.w->cfg->sandbox_poll_us) grant_poll(fed);
+  if (fed || !S.w->cfg->sandbox_poll_us || S.crowded) grant_poll(fed);
   if (fed && S.poller == fed) poll_answer();
 }
 
@@ -1362,8 +1362,41 @@ static void cpu_sample(sbx_proc *sp, uint64_t now) {
   }
 }
 
+/* Whether the machine's CPUs are crowded: the share of the time some task
+ * waited for a CPU (the kernel's pressure stall information, system-wide),
+ * measured over at least half a second. Polling saves wake-ups by keeping
+ * a CPU busy; where tasks already wait for CPUs it takes their time, so no
+ * poll is granted while the share is over half, until it falls under a
+ * third. Without the file (a kernel without PSI), never crowded. */
+#define CROWDED_ON_PCT 50
+#define CROWDED_OFF_PCT 33
+static void pressure_check(void) {
+  if (S.psi_fd < 0 || !S.w->cfg->sandbox_poll_us) return;
+  uint64_t now = uv_hrtime();
+  if (S.psi_at && now - S.psi_at < 500000000ull) return;
+  char b[256];
+  ssize_t n = pread(S.psi_fd, b, sizeof b - 1, 0);
+  if (n <= 0) return;
+  b[n] = '\0';
+  const char *t = strstr(b, "total=");
+  if (strncmp(b, "some ", 5) != 0 || !t) return;
+  uint64_t total = strtoull(t + 6, NULL, 10); /* µs */
+  if (S.psi_at && total >= S.psi_total) {
+    uint64_t pct = (total - S.psi_total) * 1000u * 100u / (now - S.psi_at);
+    if (!S.crowded && pct > CROWDED_ON_PCT) {
+      S.crowded = 1;
+      grant_poll(NULL);
+    } else if (S.crowded && pct < CROWDED_OFF_PCT) {
+      S.crowded = 0;
+    }
+  }
+  S.psi_at = now;
+  S.psi_total = total;
+}
+
 static void on_tick(uv_timer_t *t) {
   (void)t;
+  pressure_check();
   uint64_t now = uv_now(&S.w->loop);
   const nno_config *cfg = S.w->cfg;
   sbx_proc *next;
@@ -1422,6 +1455,7 @@ int sandbox_init(worker *w) {
     return -1;
   }
   S.exe[n] = '\0';
+  S.psi_fd = open("/proc/pressure/cpu", O_RDONLY | O_CLOEXEC);
   uv_check_init(&w->loop, &S.check);
   uv_check_start(&S.check, on_check);
   uv_unref((uv_handle_t *)&S.check);
@@ -1444,6 +1478,8 @@ void sandbox_shutdown(worker *w) {
   while (S.head) uv_run(&w->loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&S.check, NULL);
   uv_close((uv_handle_t *)&S.tick, NULL);
+  if (S.psi_fd >= 0) close(S.psi_fd);
+  S.psi_fd = -1;
   S.ready = 0;
 }
 

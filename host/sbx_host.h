@@ -128,6 +128,11 @@ struct sbx_state {
   sbx_proc *poller; /* the one granted a poll (sandbox.poll_us), or NULL */
   uint64_t fed_at;  /* uv_hrtime() work was last sent to it, 0: answered */
   uint64_t wwin;    /* the worker's poll window for its answers (ns) */
+  /* /proc/pressure/cpu, its `some` total (µs) when last read and when
+   * (uv_hrtime()); crowded: the CPUs are, no poll is granted */
+  int psi_fd;
+  uint64_t psi_total, psi_at;
+  int crowded;
   int stopping; /* the worker is leaving: exits are not failures */
   long page_size;
   long clk_tck; /* /proc/PID/stat's unit */

@@ -7,11 +7,14 @@ too). The time it polls is the host's, not the package's: credited against
 the CPU a sandbox may burn outside its callbacks (a low
 sandbox.cpu_outside_pct here would kill it otherwise). Requests that come
 further apart than the grant shrink the window to nothing within a few of
-them, and an idle sandbox sleeps. The sleeping path itself is in
+them, and an idle sandbox sleeps; while tasks wait for the machine's CPUs
+nothing polls. The sleeping path itself is in
 test_sandbox_wire.py (poll_us 0); a forged polling time on the status page
 is in test_sandbox_hostile.py."""
 import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -119,3 +122,33 @@ def test_an_idle_sandbox_sleeps(host):
     used = cpu_seconds(pid) - cpu0
     # A poll of at most 1 ms after the last request, then sleep.
     assert used < 0.1, used
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/pressure/cpu"),
+                    reason="the kernel has no pressure stall information")
+def test_no_poll_while_the_cpus_are_crowded(host):
+    # Twice as many busy processes as CPUs: tasks wait for CPUs nearly all
+    # the time, and the worker grants no poll until that falls.
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(2 * (os.cpu_count() or 1))]
+    try:
+        time.sleep(2.5)  # the worker's readings, each over a second
+        c = host.conn()
+        try:
+            pid = ok(c)
+            r0 = syscr(pid)
+            n = 0
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                assert ok(c) == pid
+                n += 1
+            reads = syscr(pid) - r0
+        finally:
+            c.close()
+    finally:
+        for p in spinners:
+            p.kill()
+        for p in spinners:
+            p.wait()
+    # A read a request (and the memory check now and then), no polling.
+    assert reads <= 2 * n + 5, (reads, n)
