@@ -190,7 +190,8 @@ static const cfg_key keys[] = {
      OFF(sandbox_cpu_outside_pct), 0, 1, 100,
      "percent of a core a sandbox may burn outside its callbacks"},
     {"sandbox.poll_us", "NNO_SANDBOX_POLL_US", T_INT, OFF(sandbox_poll_us), 0,
-     0, 1000, "longest a sandbox polls for its next request before it sleeps"},
+     0, 1000, "longest a sandbox polls for its next request, and its worker for "
+     "the answer, before sleeping"},
     {"watchdog.stall_ms", "NNO_WATCHDOG_STALL_MS", T_INT,
      OFF(watchdog_stall_ms), 0, 1, 600000,
      "a callback holding the loop longer is logged and counted"},
@@ -994,6 +995,11 @@ config_budget config_plan_budget(const nno_config *c, const char *plan) {
 
 void config_print_help(void) {
   printf("Configuration keys (nno.json key, environment variable):\n");
-  for (size_t i = 0; i < NKEYS; i++)
-    printf("  %-26s %-26s %s\n", keys[i].key, keys[i].env, keys[i].help);
+  for (size_t i = 0; i < NKEYS; i++) {
+    if (keys[i].type == T_INT)
+      printf("  %-26s %-26s %s (%lld to %lld)\n", keys[i].key, keys[i].env,
+             keys[i].help, (long long)keys[i].min, (long long)keys[i].max);
+    else
+      printf("  %-26s %-26s %s\n", keys[i].key, keys[i].env, keys[i].help);
+  }
 }

@@ -595,3 +595,8 @@ def test_help():
         assert r.stdout.startswith("usage: nno "), args
         assert "--url" in r.stdout and r.stderr == ""
     assert "--cascade" in run("tenant", "delete", "--help").stdout
+    # serve's help lists every key with its bounds, as its errors' hint says
+    r = run("serve", "--help")
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stdout.splitlines() if "sandbox.poll_us" in l]
+    assert len(lines) == 1 and lines[0].endswith("(0 to 1000)"), lines
