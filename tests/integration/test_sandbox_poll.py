@@ -63,20 +63,26 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_steady_requests_are_polled_for_and_the_poll_is_credited(host):
+def steady(host, seconds):
+    """Requests one after the other on one connection for `seconds`: the
+    sandbox's pid, the reads it made meanwhile and the requests."""
     c = host.conn()
     try:
         pid = ok(c)
         r0 = syscr(pid)
         n = 0
-        # Longer than two of the worker's CPU samples (one a second).
-        end = time.monotonic() + 2.5
+        end = time.monotonic() + seconds
         while time.monotonic() < end:
             assert ok(c) == pid
             n += 1
-        reads = syscr(pid) - r0
+        return pid, syscr(pid) - r0, n
     finally:
         c.close()
+
+
+def test_steady_requests_are_polled_for_and_the_poll_is_credited(host):
+    # Longer than two of the worker's CPU samples (one a second).
+    pid, reads, n = steady(host, 2.5)
     # One read a request when it sleeps (test_sandbox_wire.py); polling
     # reads many more times per request it catches.
     assert reads >= 2 * n, (reads, n)
@@ -133,18 +139,7 @@ def test_no_poll_while_the_cpus_are_crowded(host):
                 for _ in range(2 * (os.cpu_count() or 1))]
     try:
         time.sleep(2.5)  # the worker's readings, each over a second
-        c = host.conn()
-        try:
-            pid = ok(c)
-            r0 = syscr(pid)
-            n = 0
-            end = time.monotonic() + 1.0
-            while time.monotonic() < end:
-                assert ok(c) == pid
-                n += 1
-            reads = syscr(pid) - r0
-        finally:
-            c.close()
+        _, reads, n = steady(host, 1.0)
     finally:
         for p in spinners:
             p.kill()
