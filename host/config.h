@@ -101,8 +101,9 @@ typedef struct nno_config {
   int64_t sandbox_cpu_outside_pct; /* share of a core a sandbox may burn
                                       outside its callbacks, over a second
                                       or more, before it is killed */
-  int64_t sandbox_poll_us; /* a sandbox's longest poll before it sleeps
-                            * (0: it sleeps at once) */
+  int64_t sandbox_poll_us; /* the longest poll of a sandbox for its next
+                            * request, and of its worker for the answer,
+                            * before sleeping (0: they sleep at once) */
   /* the loop watchdog, memory ceiling, overload shedding (0: off) */
   int64_t watchdog_stall_ms;
   int64_t watchdog_hard_ms;

@@ -111,22 +111,27 @@ static void on_written(uv_write_t *wr, int status) {
   if (status == 0 && sp->out.len) flush_one(sp);
 }
 
-/* Grant `sp` (NULL: none) the poll before sleeping, and take it from the
- * one that held it. One sandbox of a worker polls at a time: the one that
- * was last sent work, the likeliest to get the next; two polling would
- * take the CPUs the worker and its clients need. */
+/* The longest poll granted (sandbox.poll_us), in ns; 0: none. */
+static uint64_t poll_grant_ns(void) {
+  return (uint64_t)S.w->cfg->sandbox_poll_us * 1000u;
+}
+
 /* The end of an idle stretch of `sp` (work sent, or the grant taken): the
  * time it could have polled in it is credited, a grant at most. */
 static void idle_end(sbx_proc *sp, uint64_t now) {
   if (!sp->idle_at) return;
-  uint64_t grant = (uint64_t)S.w->cfg->sandbox_poll_us * 1000u;
+  uint64_t grant = poll_grant_ns();
   uint64_t gap = now > sp->idle_at ? now - sp->idle_at : 0;
   sp->poll_cap += gap < grant ? gap : grant;
   sp->idle_at = 0;
 }
 
+/* Grant `sp` (NULL: none) the poll before sleeping, and take it from the
+ * one that held it. One sandbox of a worker polls at a time: the one that
+ * was last sent work, the likeliest to get the next; two polling would
+ * take the CPUs the worker and its clients need. */
 static void grant_poll(sbx_proc *sp) {
-  uint64_t ns = (uint64_t)S.w->cfg->sandbox_poll_us * 1000u;
+  uint64_t ns = poll_grant_ns();
   if (!ns || S.crowded) sp = NULL;
   if (S.poller == sp) return;
   if (S.poller) idle_end(S.poller, uv_hrtime());
@@ -146,7 +151,7 @@ static void grant_poll(sbx_proc *sp) {
  * loop then finds it without a wake-up; any event ends the poll, so a
  * busy worker never polls. The time counts as the loop's idle time. */
 static void poll_answer(void) {
-  uint64_t grant = (uint64_t)S.w->cfg->sandbox_poll_us * 1000u;
+  uint64_t grant = poll_grant_ns();
   uint64_t t0 = uv_hrtime(), t = t0;
   S.fed_at = t0;
   uint64_t win = S.wwin < grant ? S.wwin : grant;
@@ -1071,8 +1076,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   sp->in_len += (size_t)n;
   if (sp == S.poller && S.fed_at) {
     /* How soon its answer came after work was sent (poll_answer). */
-    uint64_t grant = (uint64_t)S.w->cfg->sandbox_poll_us * 1000u;
-    S.wwin = sbx_poll_window(S.wwin, grant, uv_hrtime() - S.fed_at);
+    S.wwin = sbx_poll_window(S.wwin, poll_grant_ns(), uv_hrtime() - S.fed_at);
     S.fed_at = 0;
   }
   size_t off = 0;

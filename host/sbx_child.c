@@ -260,16 +260,11 @@ void sbx_log(int level, const char *pkg, const char *msg) {
 
 /* ---- input ------------------------------------------------------------- */
 
-/* Read what is there (non-blocking), after waiting in poll() for some to
- * come if `wait`. 2: the buffer's room was filled (more may wait), 1: a
- * short read (the socket is drained: the next readiness says when more
- * comes, no read to see EAGAIN), 0 nothing now (or a signal came), -1 EOF.
- *
- * poll(), not a blocking read: a reader asleep in read() of a unix socket
- * is woken each time its peer reads what it wrote (the write space freed),
- * finds nothing and sleeps again, a context switch a request more; poll()
- * and epoll wake only for the events asked for. */
-static uint64_t mono_ns(void);
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* Wait until the channel has input, reading it into `dst` (`room` bytes)
  * when it comes while polling. A wake-up from sleep costs a system call on
@@ -312,6 +307,15 @@ static ssize_t wait_input(char *dst, size_t room) {
   return n;
 }
 
+/* Read what is there (non-blocking), after waiting in poll() for some to
+ * come if `wait`. 2: the buffer's room was filled (more may wait), 1: a
+ * short read (the socket is drained: the next readiness says when more
+ * comes, no read to see EAGAIN), 0 nothing now (or a signal came), -1 EOF.
+ *
+ * poll(), not a blocking read: a reader asleep in read() of a unix socket
+ * is woken each time its peer reads what it wrote (the write space freed),
+ * finds nothing and sleeps again, a context switch a request more; poll()
+ * and epoll wake only for the events asked for. */
 static int read_some(int wait) {
   if (g_in_off > 0 && g_in_off == g_in_len) g_in_off = g_in_len = 0;
   if (g_in_cap - g_in_len < 65536) {
@@ -368,12 +372,6 @@ static char *next_frame(size_t *len) {
 }
 
 /* ---- requests ---------------------------------------------------------- */
-
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int g_entered;       /* depth of plugin callbacks */
 static uint64_t g_cb_ns;    /* time in callbacks since the memory check */
