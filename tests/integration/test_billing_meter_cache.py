@@ -138,4 +138,4 @@ def test_quota_boundary_counts_every_refund(host):
         if st == 402:
             break
     assert served == 3, served
-    wait_total(h, "prefund", 3)
+    wait_total(h, "prefund", 3, refunds=True)

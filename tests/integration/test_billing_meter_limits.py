@@ -124,7 +124,7 @@ def test_rate_limited_requests_do_not_consume_quota(anon_host):
     assert got[429] > 0, got
     served = sum(n for st, n in got.items() if st != 429)
     # Only what got past the rate limit is admitted; the quota is intact.
-    body = wait_total(h, "victim", served)
+    body = wait_total(h, "victim", served, refunds=True)
     assert body["totals"]["4xx"] == served, body
     assert hello(h, "victim", k)[0] == 200
     st, _, inv = h.api("GET", "/platforms/victim/invoice/preview")
