@@ -46,6 +46,7 @@ static void set(const callctx *v) {
 }
 
 void callctx_enter(struct plugin *p, nno_req *r, callctx *saved) {
+  watchdog_woke();
   *saved = g_callctx;
   callctx now = {p, r, now_ns()};
   set(&now);

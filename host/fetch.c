@@ -9,6 +9,7 @@
 #include "loader.h"
 #include "log.h"
 #include "req.h"
+#include "watchdog.h"
 
 typedef struct transfer {
   struct transfer *prev, *next;
@@ -96,6 +97,7 @@ static void check_done(fetcher *f) {
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
+  watchdog_woke();
   sock_ctx *s = h->data;
   fetcher *f = s->f;
   int flags = 0;

@@ -1067,6 +1067,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
 
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   (void)b;
+  watchdog_woke();
   sbx_proc *sp = st->data;
   if (n < 0) {
     uv_read_stop(st);

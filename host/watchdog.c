@@ -1,11 +1,19 @@
 /* The loop watchdog, worker memory and overload shedding (watchdog.h).
  *
  * The loop's iterations are measured from a uv_prepare hook (just before
- * the poll) with libuv's idle-time metric (UV_METRICS_IDLE_TIME): between
- * two prepares the loop first waited in the poll (the idle time added
- * meanwhile), then was busy (callbacks, timers) until the second prepare.
+ * the poll) and the first callback after the poll (watchdog_woke): between
+ * two prepares the loop first waited in the poll, then was busy
+ * (callbacks, timers) from that first callback until the second prepare.
  * That busy stretch is the iteration's lag: what a request arriving during
  * it waited before the loop could read it.
+ *
+ * Why not libuv's idle-time metric (UV_METRICS_IDLE_TIME), which measures
+ * the poll itself: to do so libuv 1.44 polls once at zero timeout before
+ * every poll that would sleep, one more system call on every idle turn of
+ * the loop, a cost seen in the in-process throughput where system calls
+ * are dear. A clock reading costs a fortieth of it. What the reading
+ * cannot tell, whether a quick poll waited at all, is asked of the kernel
+ * only after stretches long enough for it to matter (wd_arrival).
  *
  * The watchdog thread wakes every hard_ms/4 (at least 10 ms, at most 1 s)
  * and compares a heartbeat the loop bumps at each prepare and check. If it
@@ -18,6 +26,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -177,7 +186,8 @@ static struct {
   uv_timer_t tick;     /* once a second: RSS, the lag window */
   uv_async_t poke;     /* the thread wakes an idle loop */
   uint64_t prep_ns;    /* the last prepare */
-  uint64_t idle_ns;    /* the loop's idle time then */
+  uint64_t woke_ns;    /* the first callback after it, 0: none yet */
+  int ready;           /* wd_arrival's: was anything ready at the prepare */
   uint64_t busy_since; /* when the poll before the last prepare returned */
   uint64_t arrival_ns; /* this iteration's watchdog_arrival_ns, 0: unknown */
   int waited;          /* with it: the poll waited for what it returned */
@@ -220,19 +230,26 @@ static void beat(void) {
 static void on_prepare(uv_prepare_t *h) {
   (void)h;
   uint64_t now = uv_hrtime();
-  uint64_t idle = uv_metrics_idle_time(&st.w->loop);
-  uint64_t waited = idle - st.idle_ns + st.polled_ns;
-  uint64_t span = now - st.prep_ns;
-  uint64_t busy = span > waited ? span - waited : 0;
-  st.busy_since = st.prep_ns + (waited < span ? waited : span);
-  /* A poll after the callbacks (watchdog_polled) was the idle stretch
-   * last: busy since it ended. */
+  /* Busy from the first callback after the poll (the check hook's at the
+   * latest), less a poll in a callback (watchdog_polled): idle time. */
+  uint64_t woke = st.woke_ns && st.woke_ns <= now ? st.woke_ns : now;
+  uint64_t span = now - woke;
+  uint64_t busy = span > st.polled_ns ? span - st.polled_ns : 0;
+  st.busy_since = woke;
+  /* A poll after the callbacks was the idle stretch last: busy since it
+   * ended. */
   if (st.polled_end > st.busy_since && st.polled_end <= now)
     st.busy_since = st.polled_end;
+  st.ready = -1;
+  if (busy >= WD_PEEK_NS) {
+    /* Readable, an epoll descriptor has events ready; nothing is taken. */
+    struct pollfd pf = {uv_backend_fd(&st.w->loop), POLLIN, 0};
+    st.ready = poll(&pf, 1, 0) > 0;
+  }
+  st.woke_ns = 0;
   st.polled_ns = 0;
   st.polled_end = 0;
   st.prep_ns = now;
-  st.idle_ns = idle;
   st.arrival_ns = 0;
   st.iter++;
   beat();
@@ -254,35 +271,49 @@ static void on_prepare(uv_prepare_t *h) {
 
 static void on_check(uv_check_t *h) {
   (void)h;
+  watchdog_woke();
   beat();
+}
+
+void watchdog_woke(void) {
+  if (!st.woke_ns && st.started) st.woke_ns = uv_hrtime();
 }
 
 static void on_poke(uv_async_t *h) {
   (void)h;
 }
 
+uint64_t wd_arrival(uint64_t prep_ns, uint64_t woke_ns, uint64_t busy_since,
+                    int ready, int *waited) {
+  *waited = ready != 1 && woke_ns > prep_ns + WD_WAIT_NS;
+  if (*waited) return woke_ns;
+  return ready == 0 ? prep_ns : busy_since;
+}
+
 uint64_t watchdog_arrival_ns(void) {
   if (!st.started) return uv_hrtime();
   if (st.arrival_ns) return st.arrival_ns;
-  uint64_t waited = uv_metrics_idle_time(&st.w->loop) - st.idle_ns;
-  /* The poll waited: the bytes came as it returned. It did not: they were
-   * there already, since some time in the busy stretch before it. */
-  st.waited = waited != 0;
-  st.arrival_ns = waited ? st.prep_ns + waited : st.busy_since;
+  watchdog_woke();
+  st.arrival_ns =
+      wd_arrival(st.prep_ns, st.woke_ns, st.busy_since, st.ready, &st.waited);
   return st.arrival_ns;
 }
 
 uint64_t watchdog_first_arrival_ns(uint64_t accepted_ns,
                                    uint64_t accepted_iter) {
   uint64_t t = watchdog_arrival_ns();
-  if (st.started && !st.waited && st.iter == accepted_iter + 1 &&
-      accepted_ns < t)
+  /* Read at the first poll after the accept, and that poll waited no
+   * longer than WD_FIRST_NS: the bytes came with the connection, or close
+   * behind it, and waited as long. */
+  if (st.started && st.iter == accepted_iter + 1 && accepted_ns < t &&
+      st.woke_ns - st.prep_ns <= WD_FIRST_NS)
     t = accepted_ns;
   return t;
 }
 
 void watchdog_polled(uint64_t from_ns, uint64_t to_ns) {
   if (!st.started || to_ns <= from_ns) return;
+  if (!st.woke_ns) st.woke_ns = from_ns; /* awake before it polled */
   st.polled_ns += to_ns - from_ns;
   st.polled_end = to_ns;
 }
@@ -488,11 +519,6 @@ int watchdog_start(worker *w, int slot) {
         "cannot open /proc/self/statm (%s): worker memory is not "
         "measured",
         strerror(errno));
-  int rc = uv_loop_configure(&w->loop, UV_METRICS_IDLE_TIME);
-  if (rc != 0) {
-    log_warn("cannot measure the loop's idle time: %s", uv_strerror(rc));
-    return -1;
-  }
   uv_prepare_init(&w->loop, &st.prepare);
   uv_check_init(&w->loop, &st.check);
   uv_timer_init(&w->loop, &st.tick);
@@ -506,7 +532,8 @@ int watchdog_start(worker *w, int slot) {
   uv_unref((uv_handle_t *)&st.tick);
   uv_unref((uv_handle_t *)&st.poke);
   st.prep_ns = st.busy_since = uv_hrtime();
-  st.idle_ns = uv_metrics_idle_time(&w->loop);
+  st.woke_ns = 0;
+  st.ready = -1;
   st.started = 1;
   if (st.statm_fd >= 0) {
     st.rss = read_rss();

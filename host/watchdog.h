@@ -72,12 +72,19 @@ void watchdog_stalled(const callctx *c, uint64_t dur_ns);
 
 /* When bytes read now reached the worker: the end of the poll that
  * returned them if it waited for them, else the start of the busy stretch
- * that kept them waiting (watchdog.c). In uv_hrtime() nanoseconds. */
+ * that kept them waiting (wd_arrival). In uv_hrtime() nanoseconds. */
 uint64_t watchdog_arrival_ns(void);
+/* A callback of the loop begins: the first after a poll dates the poll's
+ * return (one clock reading an iteration). Called from every callback
+ * that may run long or read requests: calls into plugins (callctx.c),
+ * connections' reads and accepts, sandboxes' answers; the check hook
+ * catches the rest, late by what they took. */
+void watchdog_woke(void);
 /* The same for the first bytes of a connection accepted at `accepted_ns`
- * (its watchdog_arrival_ns then) in iteration `accepted_iter`: bytes
- * already waiting at the first poll after the accept may have come with
- * the connection, and waited as long. */
+ * (its watchdog_arrival_ns then) in iteration `accepted_iter`: bytes read
+ * at the first poll after the accept, within WD_FIRST_NS of it, came with
+ * the connection or close behind it, and are dated as it is. */
+#define WD_FIRST_NS (1000ull * 1000)
 uint64_t watchdog_first_arrival_ns(uint64_t accepted_ns,
                                    uint64_t accepted_iter);
 /* The loop thread polled for events from `from_ns` to `to_ns`
@@ -118,6 +125,28 @@ typedef struct wd_lag {
 void wd_lag_note(wd_lag *l, uint64_t now_ns, uint64_t busy_ns);
 /* The decayed lag at `now_ns`. */
 uint64_t wd_lag_value(const wd_lag *l, uint64_t now_ns);
+
+/* When the bytes a loop iteration reads reached the worker, from what the
+ * loop knows without asking the kernel each time:
+ *   prep_ns     the prepare before the poll;
+ *   woke_ns     the first callback after it: the poll's return, near
+ *               enough (its own work, a few system calls, comes before);
+ *   busy_since  when the busy stretch before prep_ns began;
+ *   ready       1: something was ready at prep_ns (the poll will not
+ *               wait), 0: nothing was, -1: not looked at (a short stretch).
+ * Bytes ready at the prepare waited since busy_since at the latest. A
+ * poll that returned after more than WD_WAIT_NS waited for its bytes:
+ * they came as it returned. A quicker return with nothing ready came
+ * during the poll (prep_ns); unlooked-at, it is taken as ready, which is
+ * early by at most the short stretch (under WD_PEEK_NS) and WD_WAIT_NS.
+ * `*waited` says whether the bytes came after prep_ns. */
+#define WD_WAIT_NS (20ull * 1000)
+/* A busy stretch this long is followed by a look at the loop's poll
+ * descriptor (one poll(2) at zero timeout): bytes waiting behind it are
+ * dated exactly. */
+#define WD_PEEK_NS (200ull * 1000)
+uint64_t wd_arrival(uint64_t prep_ns, uint64_t woke_ns, uint64_t busy_since,
+                    int ready, int *waited);
 
 /* overload.* in the units measured; 0: that check is off. */
 typedef struct wd_limits {

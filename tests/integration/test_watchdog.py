@@ -80,14 +80,25 @@ def read_all(s):
 
 def test_stall_is_logged_counted_and_delays_show(make_host):
     h = contain_host(make_host, watchdog={"stall_ms": 100})
+    # A connection already open, kept alive: its next request's bytes are
+    # ready when the loop comes back (seen at once), not read with a new
+    # connection's.
+    ka = h.conn(15)
+    ka.request("GET", "/p/good/ok")
+    r = ka.getresponse()
+    r.read()
+    assert r.status == 200
     blocker = send_get(h, "/p/bad/block?ms=300", "stall-block-1")
     time.sleep(0.05)
-    # Another platform's request, sent while the loop is held: it waits.
+    # Another platform's requests, sent while the loop is held: they wait.
     other = send_get(h, "/p/good/ok", "stall-other-1")
+    ka.request("GET", "/p/good/ok", headers={"X-Request-Id": "stall-ka-1"})
     got = parse_responses(read_all(blocker))
     assert got and got[0][0] == 200
     got = parse_responses(read_all(other))
     assert got and got[0][0] == 200
+    assert ka.getresponse().status == 200
+    ka.close()
     line = h.wait_log(lambda e: e.get("msg") == "loop stalled")
     assert line["level"] == "warn"
     assert line["package"] == "faulty"
@@ -98,6 +109,8 @@ def test_stall_is_logged_counted_and_delays_show(make_host):
     assert len(waited) == 1
     # Sent 50 ms into a 300 ms block: it was read only after it.
     assert waited[0]["dur_us"] >= 200000, waited[0]
+    waited = h.access_lines(lambda e: e.get("rid") == "stall-ka-1", 1)
+    assert len(waited) == 1 and waited[0]["dur_us"] >= 200000, waited
     stalls = metric_lines(h, "nno_loop_stalls_total")
     assert metric_value(stalls, 'package="faulty"') >= 1
     # A request that did not wait is not dated back.

@@ -1,5 +1,6 @@
 /* Unit tests for host/watchdog.c's pure parts: the decaying loop lag that
- * overload shedding reads, and the overload decision. */
+ * overload shedding reads, the overload decision, and the dating of
+ * arrivals. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -87,6 +88,40 @@ static void test_overload_reasons(void **state) {
                    WD_OVERLOAD_LAG);
 }
 
+/* Arrivals: a poll that returned late waited for its bytes; bytes ready
+ * at the prepare waited since the busy stretch before it began; a quick
+ * return with nothing ready came during the poll; a quick return not
+ * looked at is taken as ready. */
+static void test_arrival(void **state) {
+  (void)state;
+  const uint64_t since = 1000 * MS, prep = since + 5 * MS;
+  int waited = -1;
+  /* Waited 3 ms: dated as the poll returned, whatever the look said. */
+  assert_int_equal(wd_arrival(prep, prep + 3 * MS, since, -1, &waited),
+                   prep + 3 * MS);
+  assert_int_equal(waited, 1);
+  assert_int_equal(wd_arrival(prep, prep + 3 * MS, since, 0, &waited),
+                   prep + 3 * MS);
+  assert_int_equal(waited, 1);
+  /* Ready at the prepare: the poll did not wait, however long it took to
+   * come back (the process may not have been running). */
+  assert_int_equal(wd_arrival(prep, prep + 3 * MS, since, 1, &waited), since);
+  assert_int_equal(waited, 0);
+  assert_int_equal(wd_arrival(prep, prep + 1000, since, 1, &waited), since);
+  assert_int_equal(waited, 0);
+  /* Quick, nothing ready: came during the poll. */
+  assert_int_equal(wd_arrival(prep, prep + 1000, since, 0, &waited), prep);
+  assert_int_equal(waited, 0);
+  /* Quick, not looked at: since the stretch began. */
+  assert_int_equal(wd_arrival(prep, prep + WD_WAIT_NS, since, -1, &waited),
+                   since);
+  assert_int_equal(waited, 0);
+  assert_int_equal(
+      wd_arrival(prep, prep + WD_WAIT_NS + 1, since, -1, &waited),
+      prep + WD_WAIT_NS + 1);
+  assert_int_equal(waited, 1);
+}
+
 /* Calls are timed with the coarse clock (no time-stamp counter read)
  * when the stall threshold spans enough of its ticks, else precisely. */
 static void test_call_clock(void **state) {
@@ -141,6 +176,7 @@ int main(void) {
       cmocka_unit_test(test_lag_decays),
       cmocka_unit_test(test_lag_recovers_within_a_second),
       cmocka_unit_test(test_overload_reasons),
+      cmocka_unit_test(test_arrival),
       cmocka_unit_test(test_call_clock),
       cmocka_unit_test(test_call_record_nests),
   };
