@@ -6,8 +6,10 @@
 #
 # Taken out, in a clone of HEAD (two edits, checked to have applied):
 #   host/watchdog.c  watchdog_start returns at once: no prepare and check
-#                    hooks, no idle-time metric (libuv's UV_METRICS_IDLE_TIME),
-#                    no RSS timer, no thread; requests are dated when read
+#                    hooks, no clock reading after the poll, no look at the
+#                    loop's descriptor after long stretches (and, in trees
+#                    before that, no libuv idle-time metric), no RSS timer,
+#                    no thread; requests are dated when read
 #   host/callctx.c   the calls into plugins are not timed (no clock reads)
 # What stays is what the crash report needs (the call's record).
 #
