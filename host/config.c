@@ -299,6 +299,13 @@ int config_get_int(const nno_config *c, const char *key, int64_t *out) {
   return 0;
 }
 
+/* A decimal integer's text as an operator writes it: an optional '-' then
+ * digits, nothing before them (strtoll alone would take " 5" and "+5"). */
+static int decimal_start(const char *v) {
+  if (*v == '-') v++;
+  return *v >= '0' && *v <= '9';
+}
+
 static int set_listen(nno_config *c, const char *v, char *err) {
   const char *colon = strrchr(v, ':');
   if (!colon || colon == v) goto bad;
@@ -312,7 +319,9 @@ static int set_listen(nno_config *c, const char *v, char *err) {
   char *end;
   errno = 0;
   long port = strtol(colon + 1, &end, 10);
-  if (errno || *end || end == colon + 1 || port < 0 || port > 65535) goto bad;
+  if (!decimal_start(colon + 1) || errno || *end || end == colon + 1 ||
+      port < 0 || port > 65535)
+    goto bad;
   memcpy(c->listen_host, h, hl);
   c->listen_host[hl] = '\0';
   c->listen_port = (int)port;
@@ -527,7 +536,8 @@ static int set_text(nno_config *c, const cfg_key *k, const char *v,
     char *end;
     errno = 0;
     long long n = strtoll(v, &end, 10);
-    if (errno || *end || end == v || n < k->min || n > k->max) {
+    if (!decimal_start(v) || errno || *end || end == v || n < k->min ||
+        n > k->max) {
       snprintf(err, CONFIG_ERR_MAX,
                "%s: expected an integer from %lld to %lld, got \"%.64s\"",
                k->key, (long long)k->min, (long long)k->max, v);

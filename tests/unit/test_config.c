@@ -184,6 +184,14 @@ static void test_set_and_listen(void **st) {
   assert_int_equal(config_set(&c, "limits.max_body_bytes", "65536", err), 0);
   assert_int_equal(config_validate(&c, err), 0);
   assert_int_equal(config_set(&c, "workers", "2x", err), -1);
+  /* Only an optional '-' and digits: no blank, no '+', as strtoll takes. */
+  assert_int_equal(config_set(&c, "workers", " 2", err), -1);
+  assert_int_equal(config_set(&c, "workers", "+2", err), -1);
+  assert_int_equal(config_set(&c, "workers", "\t2", err), -1);
+  assert_int_equal(config_set(&c, "listen", "127.0.0.1: 80", err), -1);
+  assert_int_equal(config_set(&c, "listen", "127.0.0.1:+80", err), -1);
+  assert_int_equal(config_set(&c, "workers", "3", err), 0);
+  assert_int_equal(c.workers, 3);
   assert_int_equal(config_set(&c, "log.access", "maybe", err), -1);
   assert_int_equal(config_set(&c, "log.access", "off", err), 0);
   assert_int_equal(c.access_log, 0);
