@@ -443,7 +443,9 @@ void conn_accept(worker *w, uv_stream_t *server) {
     conn_close(c);
     return;
   }
-  c->accept_ns = watchdog_arrival_ns();
+  uv_os_fd_t fd = -1;
+  (void)uv_fileno((uv_handle_t *)&c->tcp, &fd);
+  c->accept_ns = watchdog_accepted_ns(fd, &c->accept_bytes);
   c->accept_iter = watchdog_iteration();
   char why[192];
   int over = watchdog_overloaded(w, why, sizeof why);
@@ -506,7 +508,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   }
   c->read_ns = c->read_ns ? watchdog_arrival_ns()
                           : watchdog_first_arrival_ns(c->accept_ns,
-                                                      c->accept_iter);
+                                                      c->accept_iter,
+                                                      c->accept_bytes);
   c->in_process = 1;
   process(c, b->base, (size_t)n);
   c->in_process = 0;
@@ -790,12 +793,12 @@ static void request_finish(conn *c) {
   c->nrequests++;
   /* Bound the time the client takes to read the answer, too. */
   arm(c, w->cfg->idle_timeout_ms);
-  if (c->close_after) {
-    flush(c);
-    return;
-  }
-  if (c->in_process) return; /* process() goes on with the rest itself */
+  /* Out at once, pipelined or not (one write an answer, as nginx): the
+   * next request may hold the loop (an in-process handler), and this
+   * answer must not wait for it. */
   flush(c);
+  if (c->close_after) return;
+  if (c->in_process) return; /* process() goes on with the rest itself */
   resume(c);
 }
 

@@ -46,6 +46,8 @@ typedef struct conn {
                          before the first read */
   uint64_t accept_ns, accept_iter; /* when and in which loop iteration it
                                       was accepted (watchdog.h) */
+  int accept_bytes; /* its first bytes were there at the accept, after a
+                       stretch it waited through (watchdog_accepted_ns) */
   buf out;           /* responses not yet handed to the kernel */
   buf pending;       /* bytes read but not consumed (pipelining) */
   /* Streaming the response's body source (req.body_src, res_blob): read

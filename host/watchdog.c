@@ -34,6 +34,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -299,15 +304,38 @@ uint64_t watchdog_arrival_ns(void) {
   return st.arrival_ns;
 }
 
-uint64_t watchdog_first_arrival_ns(uint64_t accepted_ns,
-                                   uint64_t accepted_iter) {
+uint64_t watchdog_accepted_ns(int fd, int *with_bytes) {
   uint64_t t = watchdog_arrival_ns();
-  /* Read at the first poll after the accept, and that poll waited no
-   * longer than WD_FIRST_NS: the bytes came with the connection, or close
-   * behind it, and waited as long. */
-  if (st.started && st.iter == accepted_iter + 1 && accepted_ns < t &&
-      st.woke_ns - st.prep_ns <= WD_FIRST_NS)
-    t = accepted_ns;
+  *with_bytes = 0;
+  if (!st.started || st.ready != 1 || fd < 0) return t;
+  /* Waiting at the prepare after a long stretch: the connection waited
+   * through it. Its bytes did too if they came before the stretch ended,
+   * which the kernel says to within its clock's tick (TCP_INFO's age of
+   * the last data, in ms of jiffies): a client that connected during the
+   * stretch and sent after it, even before this accept, is not dated
+   * back. Bytes that came in the stretch's last WD_TICK_NS * 2 are
+   * dated from its end. */
+  int n = 0;
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  if (ioctl(fd, FIONREAD, &n) != 0 || n <= 0 ||
+      getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+      len < offsetof(struct tcp_info, tcpi_last_data_recv) +
+                sizeof ti.tcpi_last_data_recv)
+    return t;
+  uint64_t age = (uint64_t)ti.tcpi_last_data_recv * 1000000ull;
+  uint64_t now = uv_hrtime();
+  if (age <= now && now - age + WD_TICK_NS <= st.prep_ns) *with_bytes = 1;
+  return t;
+}
+
+uint64_t watchdog_first_arrival_ns(uint64_t accepted_ns,
+                                   uint64_t accepted_iter, int with_bytes) {
+  uint64_t t = watchdog_arrival_ns();
+  if (!st.started) return t;
+  if (with_bytes) return accepted_ns < t ? accepted_ns : t;
+  if (st.iter == accepted_iter + 1 && !st.waited && st.busy_since < t)
+    t = st.busy_since;
   return t;
 }
 

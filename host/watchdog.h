@@ -80,13 +80,21 @@ uint64_t watchdog_arrival_ns(void);
  * connections' reads and accepts, sandboxes' answers; the check hook
  * catches the rest, late by what they took. */
 void watchdog_woke(void);
+/* When connection `fd`, accepted now, reached the worker (as
+ * watchdog_arrival_ns). `*with_bytes`: it waited through a busy stretch
+ * of WD_PEEK_NS or more and its first bytes came before that stretch
+ * ended, by more than the kernel's tick blurs (asked of the kernel, two
+ * system calls, only then): they waited as long. */
+#define WD_TICK_NS (10ull * 1000 * 1000)
+uint64_t watchdog_accepted_ns(int fd, int *with_bytes);
 /* The same for the first bytes of a connection accepted at `accepted_ns`
- * (its watchdog_arrival_ns then) in iteration `accepted_iter`: bytes read
- * at the first poll after the accept, within WD_FIRST_NS of it, came with
- * the connection or close behind it, and are dated as it is. */
-#define WD_FIRST_NS (1000ull * 1000)
+ * in iteration `accepted_iter` (watchdog_accepted_ns): with the accept's
+ * `with_bytes`, dated as it is; read at the first poll after the accept,
+ * which returned at once, since the busy stretch before that poll began
+ * (the look after a long stretch did not include a connection the poll
+ * had yet to watch); else as any bytes. */
 uint64_t watchdog_first_arrival_ns(uint64_t accepted_ns,
-                                   uint64_t accepted_iter);
+                                   uint64_t accepted_iter, int with_bytes);
 /* The loop thread polled for events from `from_ns` to `to_ns`
  * (uv_hrtime()) instead of sleeping in the loop's poll: idle time for the
  * lag measures, and bytes the loop reads next came no earlier than

@@ -124,6 +124,36 @@ def test_stall_is_logged_counted_and_delays_show(make_host):
             if e.get("msg") == "loop stalled"] == ["stall-block-1"]
 
 
+def test_waits_are_dated_as_they_happened(make_host):
+    h = contain_host(make_host)
+    # Pipelined in one write: the first answer goes out before the second
+    # request holds the loop, not with its answer 300 ms later.
+    s = socket.create_connection(("127.0.0.1", h.port))
+    s.settimeout(15)
+    s.sendall(b"GET /p/good/ok HTTP/1.1\r\nHost: x\r\n"
+              b"X-Request-Id: pipe-ok-1\r\n\r\n"
+              b"GET /p/bad/block?ms=300 HTTP/1.1\r\nHost: x\r\n"
+              b"X-Request-Id: pipe-block-1\r\nConnection: close\r\n\r\n")
+    first = parse_responses(s.recv(65536))
+    assert [st for st, _, _ in first] == [200], first
+    rest = parse_responses(read_all(s))
+    assert [st for st, _, _ in rest] == [200], rest
+    # A connection opened during a stall that sends nothing until the
+    # stall is over did not wait for the loop: not dated back.
+    blocker = send_get(h, "/p/bad/block?ms=300", "late-block-1")
+    time.sleep(0.05)
+    idle = socket.create_connection(("127.0.0.1", h.port))
+    idle.settimeout(15)
+    got = parse_responses(read_all(blocker))
+    assert got and got[0][0] == 200
+    idle.sendall(b"GET /p/good/ok HTTP/1.1\r\nHost: x\r\n"
+                 b"X-Request-Id: late-idle-1\r\nConnection: close\r\n\r\n")
+    got = parse_responses(read_all(idle))
+    assert got and got[0][0] == 200
+    line = h.access_lines(lambda e: e.get("rid") == "late-idle-1", 1)
+    assert line and line[0]["dur_us"] < 100000, line
+
+
 def test_stuck_worker_is_replaced(make_host):
     h = contain_host(make_host, watchdog={"stall_ms": 100, "hard_ms": 600},
                      drain_timeout_ms=1000)
