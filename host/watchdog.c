@@ -34,11 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <stddef.h>
-#include <netinet/tcp.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +46,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "req.h"
+#include "tcp_age.h"
 #include "worker.h"
 
 /* ---- the pure parts -------------------------------------------------- */
@@ -309,23 +306,23 @@ uint64_t watchdog_accepted_ns(int fd, int *with_bytes) {
   *with_bytes = 0;
   if (!st.started || st.ready != 1 || fd < 0) return t;
   /* Waiting at the prepare after a long stretch: the connection waited
-   * through it. Its bytes did too if they came before the stretch ended,
-   * which the kernel says to within its clock's tick (TCP_INFO's age of
-   * the last data, in ms of jiffies): a client that connected during the
-   * stretch and sent after it, even before this accept, is not dated
-   * back. Bytes that came in the stretch's last WD_TICK_NS * 2 are
-   * dated from its end. */
+   * through it. Its bytes did too if they came before the stretch ended.
+   * The kernel says when its last data came, to within its clock's tick
+   * (TCP_INFO, in ms of jiffies): before the end, all of it waited; after
+   * it, in one segment, the client connected during the stretch and sent
+   * after it, and is not dated back. Data in several segments, the last
+   * after the end, may have begun before: dated back, the bound on the
+   * safe side (a pipelining client's late second request must not hide
+   * the first one's wait). */
   int n = 0;
-  struct tcp_info ti;
-  socklen_t len = sizeof ti;
+  uint32_t age_ms, segs;
   if (ioctl(fd, FIONREAD, &n) != 0 || n <= 0 ||
-      getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
-      len < offsetof(struct tcp_info, tcpi_last_data_recv) +
-                sizeof ti.tcpi_last_data_recv)
+      tcp_data_age(fd, &age_ms, &segs) != 0)
     return t;
-  uint64_t age = (uint64_t)ti.tcpi_last_data_recv * 1000000ull;
+  uint64_t age = (uint64_t)age_ms * 1000000ull;
   uint64_t now = uv_hrtime();
-  if (age <= now && now - age + WD_TICK_NS <= st.prep_ns) *with_bytes = 1;
+  if ((age <= now && now - age + WD_TICK_NS <= st.prep_ns) || segs > 1)
+    *with_bytes = 1;
   return t;
 }
 

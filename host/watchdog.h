@@ -82,9 +82,10 @@ uint64_t watchdog_arrival_ns(void);
 void watchdog_woke(void);
 /* When connection `fd`, accepted now, reached the worker (as
  * watchdog_arrival_ns). `*with_bytes`: it waited through a busy stretch
- * of WD_PEEK_NS or more and its first bytes came before that stretch
- * ended, by more than the kernel's tick blurs (asked of the kernel, two
- * system calls, only then): they waited as long. */
+ * of WD_PEEK_NS or more and its first bytes may have come before that
+ * stretch ended — its last data did, by more than WD_TICK_NS (the
+ * kernel's tick blurs its age), or came in more than one segment (asked
+ * of the kernel, two system calls, only then): they are dated with it. */
 #define WD_TICK_NS (10ull * 1000 * 1000)
 uint64_t watchdog_accepted_ns(int fd, int *with_bytes);
 /* The same for the first bytes of a connection accepted at `accepted_ns`

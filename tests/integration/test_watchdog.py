@@ -152,6 +152,24 @@ def test_waits_are_dated_as_they_happened(make_host):
     assert got and got[0][0] == 200
     line = h.access_lines(lambda e: e.get("rid") == "late-idle-1", 1)
     assert line and line[0]["dur_us"] < 100000, line
+    # A connection opened during a stall that sends a request at once and
+    # a second one at the stall's very end: the first waited through it,
+    # and the late bytes behind it do not hide that.
+    blocker = send_get(h, "/p/bad/block?ms=300", "late-block-2")
+    time.sleep(0.03)
+    pipe = socket.create_connection(("127.0.0.1", h.port))
+    pipe.settimeout(15)
+    pipe.sendall(b"GET /p/good/ok HTTP/1.1\r\nHost: x\r\n"
+                 b"X-Request-Id: late-first-1\r\n\r\n")
+    time.sleep(0.265)
+    pipe.sendall(b"GET /p/good/ok HTTP/1.1\r\nHost: x\r\n"
+                 b"X-Request-Id: late-second-1\r\nConnection: close\r\n\r\n")
+    got = parse_responses(read_all(blocker))
+    assert got and got[0][0] == 200
+    got = parse_responses(read_all(pipe))
+    assert [st for st, _, _ in got] == [200, 200], got
+    line = h.access_lines(lambda e: e.get("rid") == "late-first-1", 1)
+    assert line and line[0]["dur_us"] >= 200000, line
 
 
 def test_stuck_worker_is_replaced(make_host):
