@@ -297,9 +297,12 @@ def test_worker_killed_inside_flush_loses_nothing(make_host):
     wait_total(h, "acme", 60)
     before = set(h.worker_pids())
     trigger = os.path.join(h.data, "billing-flush-kill")
-    open(trigger, "w").close()
     second = burst(h, "acme", [k] * 40)
     assert second[(k, 200)] == 40
+    # At once, while the last of those counts wait for a flush, and with no
+    # request in flight (the worker killed would reset it: not a count
+    # lost, a request cut short).
+    open(trigger, "w").close()
     # A flusher removed the trigger and killed its worker inside the
     # transaction; the master respawned it.
     deadline = time.time() + 10
